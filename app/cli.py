@@ -1,0 +1,66 @@
+"""The ``trainspect`` console script.
+
+Each subcommand lives in ``app/commands/<name>.py`` with ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported lazily so ``trainspect diagnose`` works on a
+machine without Qt.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "open": "open one or more runs in the desktop app",
+    "diagnose": "print the advisor's findings for a run (exit 0 = healthy, 1 = warnings, 2 = unreadable)",
+    "report": "write an HTML or PDF report of one or more runs",
+    "export": "export a run's scalars to CSV files",
+    "info": "print a summary of a run file",
+    "tail": "follow a live run in the terminal",
+    "demo": "train a small model with a planted problem and watch trainspect find it",
+}
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"app.commands.{name}")
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trainspect", description="Find out why a neural network does not converge.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        # Only the chosen command's module is imported (others may need Qt or torch).
+        if only is None or only == name:
+            try:
+                _command_module(name).add_arguments(p)
+            except ModuleNotFoundError as exc:
+                if exc.name and exc.name.startswith("app.commands"):
+                    continue
+                raise
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=chosen if chosen in COMMANDS else "")
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    try:
+        module = _command_module(args.command)
+    except ModuleNotFoundError as exc:
+        if exc.name == f"app.commands.{args.command}":
+            print(f"trainspect: '{args.command}' is not available in this build", file=sys.stderr)
+            return 2
+        if exc.name and exc.name.split(".")[0] in {"PySide6", "pyqtgraph"}:
+            print(f"trainspect {args.command}: needs the app extra: pip install 'trainspect[app]'", file=sys.stderr)
+            return 2
+        raise
+    return int(module.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""The trainspect run-file format: names, dtypes, schema version and open rules.
+
+This module is the only part of ``recorder`` that ``analysis`` may import. It must stay
+free of torch (the viewer machine may have none) and of Qt. The layout is documented for
+humans in ``FORMAT.md`` beside this file; keep the two in step.
+
+Every group, dataset and attribute is created before SWMR mode starts; afterwards the
+writer only resizes, writes, flushes and rewrites fixed-size attributes in place
+(HDF5 accepts new objects in SWMR mode but live readers never see them).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+FORMAT_MAGIC = "trainspect-run"
+
+# ---------------------------------------------------------------- root attributes
+ATTR_MAGIC = "trainspect_format"          # fixed-length bytes, == FORMAT_MAGIC
+ATTR_SCHEMA = "schema_version"            # int64
+ATTR_STATUS = "status"                    # S16, rewritten in place: running / finished / crashed
+ATTR_HEARTBEAT = "heartbeat"              # float64 unix time of the last completed flush
+ATTR_LAST_STEP = "last_step"              # int64, largest step written so far (-1 = none)
+ATTR_END_TIME = "end_time"                # float64 unix time of close, NaN while running
+ATTR_FLUSH_EVERY = "flush_every"          # float64 seconds between flushes (readers judge staleness)
+ATTR_DROPPED = "dropped_records"          # int64, records the writer had to drop (queue full)
+ATTR_ERROR = "error"                      # S256, last writer/recorder error message ("" = none)
+
+STATUS_RUNNING = "running"
+STATUS_FINISHED = "finished"
+STATUS_CRASHED = "crashed"
+STATUS_LEN = 16
+ERROR_LEN = 256
+
+# Run metadata is JSON in a uint8 dataset written once before SWMR starts (no vlen strings).
+META = "meta/json"
+
+# ---------------------------------------------------------------- scalar table
+# One long table of rows (step, tag id, value, wall time) plus a growing tag-name table:
+# a metric first seen mid-run needs no new HDF5 object, so live readers see it.
+SCALARS = "scalars"
+SCALAR_STEP = "scalars/step"      # int64  (N,)
+SCALAR_TAG = "scalars/tag"        # int32  (N,)  index into TAG_NAMES
+SCALAR_VALUE = "scalars/value"    # float64 (N,) stored as logged, NaN/Inf included
+SCALAR_WALL = "scalars/wall"      # float64 (N,) unix time the value was logged
+TAG_NAMES = "tags/name"           # S64    (T,)  UTF-8 metric names, T grows
+TAG_LEN = 64
+SCALAR_CHUNK = 16384
+TAG_CHUNK = 256
+
+# Reserved scalar names the recorder writes itself (from watch()).
+SYS_PREFIX = "sys/"
+SYS_LR = "sys/lr"                          # param group 0; further groups "sys/lr/1", "sys/lr/2", ...
+SYS_GRAD_NORM = "sys/grad_norm"            # global L2 norm of all gradients, every optimizer step
+SYS_NONFINITE_GRADS = "sys/nonfinite_grads"  # count of NaN/Inf gradient elements
+SYS_STEP_TIME = "sys/step_time"            # seconds between consecutive optimizer steps (host clock)
+SYS_CUDA_ALLOC = "sys/cuda_mem_allocated"  # bytes
+SYS_CUDA_PEAK = "sys/cuda_mem_peak"        # bytes
+SYS_INPUT_MEAN = "sys/input_mean"          # statistics of the model's first input tensor (scheduled)
+SYS_INPUT_STD = "sys/input_std"
+SYS_INPUT_MIN = "sys/input_min"
+SYS_INPUT_MAX = "sys/input_max"
+
+
+def lr_tag(group: int) -> str:
+    return SYS_LR if group == 0 else f"{SYS_LR}/{group}"
+
+
+# ---------------------------------------------------------------- layer tables
+# Fixed once watch() has seen the model. Layers are parameter tensors ("params") for
+# gradient/weight statistics and leaf modules ("modules") for activation statistics.
+NAME_LEN = 128
+PARAM_NAME = "params/name"        # S128 (P,) e.g. b"encoder.0.weight"
+PARAM_MODULE = "params/module"    # S128 (P,) owning module, e.g. b"encoder.0"
+PARAM_SHAPE = "params/shape"      # S64  (P,) e.g. b"256x784"
+PARAM_NUMEL = "params/numel"      # int64 (P,)
+MODULE_NAME = "modules/name"      # S128 (M,) leaf modules, in model order
+MODULE_TYPE = "modules/type"      # S64  (M,) class name, e.g. b"ReLU"
+
+# Each record group has a "step" dataset (int64, (R,)) and per-layer datasets (R, L[, ...]).
+# A reader takes R = the smallest length over the group's datasets: rows of a flush that
+# was cut short are ignored, never half-read.
+GRADS = "grads"                   # every optimizer step, L = P
+GRAD_FIELDS = {"norm": "float32", "nonfinite": "int32"}
+
+WEIGHTS = "weights"               # every `stats_every` steps, L = P
+WEIGHT_FIELDS = {"norm": "float32", "update_norm": "float32", "update_ratio": "float32"}
+
+ACTS = "acts"                     # every `stats_every` steps (training-mode forwards), L = M
+ACT_FIELDS = {
+    "mean": "float32",
+    "std": "float32",
+    "absmax": "float32",
+    "frac_nonpos": "float32",     # fraction of output elements <= 0
+    "dead_frac": "float32",       # fraction of units (features/channels) <= 0 for the whole batch
+    "frac_saturated": "float32",  # sigmoid/tanh-family outputs: fraction within 1 % of the bounds;
+                                  # other modules: fraction of |x| > 5 (DeepDiagnosis pre-activation rule)
+}
+
+HISTS = "hists"                   # every `hist_every` steps, L = P
+HIST_BINS = 64
+HIST_FIELDS = {
+    "weight_counts": "int32",     # (R, P, HIST_BINS)
+    "weight_range": "float32",    # (R, P, 2)  lower and upper edge of the bins
+    "grad_counts": "int32",
+    "grad_range": "float32",
+}
+
+SNAPS = "snaps"                   # every `snapshot_every` steps, L = S (matrices only)
+SNAP_SIZE = 32                    # snapshots are block-averaged down to at most 32 x 32
+SNAP_PARAM = "snaps/param"        # int32 (S,) index into params/ of each snapshot slot
+SNAP_SHAPE = "snaps/shape"        # int32 (S, 2) rows, cols actually used (rest is NaN)
+SNAP_FIELDS = {"weight": "float16"}  # (R, S, SNAP_SIZE, SNAP_SIZE)
+
+RECORD_GROUPS = {
+    GRADS: GRAD_FIELDS,
+    WEIGHTS: WEIGHT_FIELDS,
+    ACTS: ACT_FIELDS,
+    HISTS: HIST_FIELDS,
+    SNAPS: SNAP_FIELDS,
+}
+STEP_FIELD = "step"
+
+# Layer statistics a reader exposes as [records x layers]: public name -> (group, field).
+LAYER_STATS = {
+    "grad_norm": (GRADS, "norm"),
+    "grad_nonfinite": (GRADS, "nonfinite"),
+    "weight_norm": (WEIGHTS, "norm"),
+    "update_norm": (WEIGHTS, "update_norm"),
+    "update_ratio": (WEIGHTS, "update_ratio"),
+    "act_mean": (ACTS, "mean"),
+    "act_std": (ACTS, "std"),
+    "act_absmax": (ACTS, "absmax"),
+    "act_frac_nonpos": (ACTS, "frac_nonpos"),
+    "act_dead_frac": (ACTS, "dead_frac"),
+    "act_frac_saturated": (ACTS, "frac_saturated"),
+}
+# Which layer table a record group is indexed by.
+GROUP_LAYERS = {GRADS: "params", WEIGHTS: "params", ACTS: "modules", HISTS: "params", SNAPS: "snaps"}
+
+
+def row_shape(group: str, field: str, n_layers: int) -> tuple[int, ...]:
+    """Shape of one record (one row) of ``group/field`` for ``n_layers`` layers."""
+    if group == HISTS:
+        return (n_layers, HIST_BINS) if field.endswith("_counts") else (n_layers, 2)
+    if group == SNAPS:
+        return (n_layers, SNAP_SIZE, SNAP_SIZE)
+    return (n_layers,)
+
+
+def chunk_rows(row_bytes: int, target_bytes: int = 256 * 1024, max_rows: int = 4096) -> int:
+    """Rows per chunk so a chunk is about ``target_bytes`` (fast appends, fast whole reads)."""
+    return int(max(1, min(max_rows, target_bytes // max(1, row_bytes))))
+
+
+# ---------------------------------------------------------------- strings
+def encode_name(name: str, length: int) -> bytes:
+    """UTF-8 bytes of ``name``; raises ValueError if it does not fit ``length`` bytes."""
+    raw = name.encode("utf-8")
+    if not raw:
+        raise ValueError("empty name")
+    if len(raw) > length:
+        raise ValueError(f"name longer than {length} bytes in UTF-8: {name[:40]!r}...")
+    return raw
+
+
+def decode_names(raw: np.ndarray) -> list[str]:
+    return [bytes(b).decode("utf-8", errors="replace") for b in raw]
+
+
+def encode_meta(meta: dict) -> np.ndarray:
+    return np.frombuffer(json.dumps(meta, default=str).encode("utf-8"), dtype=np.uint8)
+
+
+def decode_meta(raw: np.ndarray) -> dict:
+    return json.loads(bytes(np.asarray(raw, dtype=np.uint8)).decode("utf-8"))
+
+
+def attr_str(value) -> str:
+    if isinstance(value, np.ndarray):
+        value = value.tobytes()
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).rstrip(b"\0").decode("utf-8", errors="replace")
+    return str(value)
+
+
+# ---------------------------------------------------------------- open rules
+class RunFileError(Exception):
+    """A file that cannot be read as a trainspect run. The message names file and problem."""
+
+
+def open_for_read(path, retries: int = 5, delay: float = 0.05):
+    """Open a run file for reading: always SWMR (works on live, crashed and closed files).
+
+    Retries briefly: a reader racing the writer's first flush can see a file that is not
+    yet in SWMR mode. Raises RunFileError with the path and reason on failure.
+    """
+    import h5py
+
+    p = Path(path)
+    if not p.exists():
+        raise RunFileError(f"{p}: no such file")
+    if p.is_dir():
+        raise RunFileError(f"{p}: is a directory, not a run file")
+    last = None
+    for attempt in range(retries):
+        try:
+            f = h5py.File(p, "r", swmr=True, locking=False)
+            break
+        except OSError as exc:
+            last = exc
+            msg = str(exc)
+            if "signature" in msg or "not an HDF5" in msg.lower():
+                raise RunFileError(f"{p}: not an HDF5 file (is it a trainspect run?)") from exc
+            time.sleep(delay * (attempt + 1))
+    else:
+        raise RunFileError(f"{p}: cannot open as HDF5 ({last})") from last
+    try:
+        check_header(f, p)
+    except Exception:
+        f.close()
+        raise
+    return f
+
+
+def check_header(f, path) -> int:
+    """Raise RunFileError unless ``f`` is a trainspect run this code can read."""
+    magic = f.attrs.get(ATTR_MAGIC)
+    if magic is None or attr_str(magic) != FORMAT_MAGIC:
+        raise RunFileError(f"{path}: HDF5 file but not a trainspect run (no {ATTR_MAGIC} attribute)")
+    version = int(f.attrs.get(ATTR_SCHEMA, -1))
+    if version > SCHEMA_VERSION:
+        raise RunFileError(
+            f"{path}: written with schema version {version}, this trainspect reads up to "
+            f"{SCHEMA_VERSION}; upgrade trainspect"
+        )
+    if version < 1:
+        raise RunFileError(f"{path}: invalid schema version {version}")
+    return version
