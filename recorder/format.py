@@ -19,16 +19,24 @@ import numpy as np
 SCHEMA_VERSION = 1
 FORMAT_MAGIC = "trainspect-run"
 
-# ---------------------------------------------------------------- root attributes
+# ---------------------------------------------------------------- header and live state
+# Root attributes, written once before SWMR starts (readers cache root attributes, so
+# anything that changes while the run is live lives in the small datasets below).
 ATTR_MAGIC = "trainspect_format"          # fixed-length bytes, == FORMAT_MAGIC
 ATTR_SCHEMA = "schema_version"            # int64
-ATTR_STATUS = "status"                    # S16, rewritten in place: running / finished / crashed
-ATTR_HEARTBEAT = "heartbeat"              # float64 unix time of the last completed flush
-ATTR_LAST_STEP = "last_step"              # int64, largest step written so far (-1 = none)
-ATTR_END_TIME = "end_time"                # float64 unix time of close, NaN while running
-ATTR_FLUSH_EVERY = "flush_every"          # float64 seconds between flushes (readers judge staleness)
-ATTR_DROPPED = "dropped_records"          # int64, records the writer had to drop (queue full)
-ATTR_ERROR = "error"                      # S256, last writer/recorder error message ("" = none)
+
+# Live state: fixed-shape chunked datasets rewritten in place on every flush; readers call
+# refresh() on them (measured: a rewritten root attribute is never seen by an open reader).
+STATE = "state/values"                    # float64 (STATE_LEN,), indices below
+STATE_HEARTBEAT = 0                       # unix time of the last completed flush
+STATE_LAST_STEP = 1                       # largest step written so far (-1 = none)
+STATE_END_TIME = 2                        # unix time of close, NaN while running
+STATE_FLUSH_EVERY = 3                     # seconds between flushes (readers judge staleness)
+STATE_DROPPED = 4                         # records the writer had to drop (queue full)
+STATE_START_TIME = 5                      # unix time the file was created
+STATE_LEN = 8
+STATUS = "state/status"                   # S16 (1,): running / finished / crashed
+ERROR = "state/error"                     # S256 (1,): last writer/recorder error ("" = none)
 
 STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"

@@ -1,0 +1,386 @@
+"""Read a trainspect run file: lazily, incrementally, on live, finished and crashed runs.
+
+All HDF5 access of the viewer side goes through this module (the app never touches h5py).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recorder import format as fmt
+from recorder.format import RunFileError
+
+STALE_MIN_SECONDS = 10.0     # a heartbeat older than this (and 5 flush intervals) = writer gone
+SCALAR_READ_BLOCK = 4_000_000  # rows per read when loading the scalar table (bounds peak memory)
+MASK_SPLIT_MAX_TAGS = 32     # up to this many tags in a block, split by masks; above, by sorting
+
+
+@dataclass(frozen=True)
+class Series:
+    steps: np.ndarray   # int64
+    values: np.ndarray  # float64
+    wall: np.ndarray    # float64 unix time
+
+    def __len__(self):
+        return len(self.steps)
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    name: str
+    module: str
+    shape: tuple
+    numel: int
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    name: str
+    type: str
+
+
+@dataclass(frozen=True)
+class LayerStat:
+    steps: np.ndarray   # int64 [R]
+    values: np.ndarray  # float32 [R, L]
+    layers: list
+
+
+@dataclass(frozen=True)
+class Histograms:
+    steps: np.ndarray   # [R]
+    counts: np.ndarray  # int32 [R, P, bins]
+    ranges: np.ndarray  # float32 [R, P, 2]
+    layers: list
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    steps: np.ndarray   # [R]
+    data: np.ndarray    # float32 [R, S, 32, 32], NaN outside each matrix's shape
+    layers: list
+    shapes: np.ndarray  # int [S, 2]
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    state: str          # live / finished / crashed / stale
+    last_step: int
+    heartbeat: float    # unix time of the writer's last flush
+    age_s: float        # seconds since that flush
+    error: str = ""
+
+    def describe(self) -> str:
+        if self.state == "finished":
+            return f"finished at step {self.last_step}"
+        if self.state == "crashed":
+            return f"crashed at step {self.last_step}" + (f": {self.error}" if self.error else "")
+        if self.state == "stale":
+            return f"writer stopped responding at step {self.last_step} ({_ago(self.age_s)} ago)"
+        return f"live, step {self.last_step}"
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class _Growing:
+    """Append-only numpy columns with amortised growth (for one metric's points)."""
+
+    __slots__ = ("n", "cols")
+
+    def __init__(self):
+        self.n = 0
+        self.cols = [np.empty(0, np.int64), np.empty(0, np.float64), np.empty(0, np.float64)]
+
+    def extend(self, *parts) -> None:
+        k = len(parts[0])
+        if self.n + k > len(self.cols[0]):
+            cap = max(self.n + k, 2 * len(self.cols[0]), 256)
+            for i, c in enumerate(self.cols):
+                grown = np.empty(cap, c.dtype)
+                grown[: self.n] = c[: self.n]
+                self.cols[i] = grown
+        for c, p in zip(self.cols, parts):
+            c[self.n : self.n + k] = p
+        self.n += k
+
+    def series(self) -> Series:
+        s, v, w = (c[: self.n] for c in self.cols)
+        return Series(s, v, w)
+
+
+class Run:
+    """One run file, opened for reading. Use :func:`open_run`."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._f = fmt.open_for_read(self.path)
+        try:
+            self._read_header()
+        except RunFileError:
+            self._f.close()
+            raise
+        except Exception as exc:  # a truncated or damaged file fails in many ways
+            self._f.close()
+            raise RunFileError(f"{self.path}: damaged or truncated run file ({exc})") from exc
+        self._scalars_loaded = False
+        self._scalar_rows = 0
+        self._tags: list[str] = []
+        self._points: dict[int, _Growing] = {}
+        self._group_rows: dict[str, int] = {}
+
+    # ------------------------------------------------------------ header
+    def _read_header(self) -> None:
+        f = self._f
+        if fmt.META not in f:
+            # The writer has created the file but not frozen its layout yet.
+            raise RunFileError(f"{self.path}: run is starting (no data written yet); try again in a moment")
+        self.meta = fmt.decode_meta(f[fmt.META][()])
+        self.name = str(self.meta.get("name") or self.path.stem)
+        self.config = self.meta.get("config") or {}
+        shapes = fmt.decode_names(f[fmt.PARAM_SHAPE][()]) if fmt.PARAM_SHAPE in f else []
+        self.params = [
+            ParamInfo(n, m, tuple(int(x) for x in s.split("x") if x), int(k))
+            for n, m, s, k in zip(
+                fmt.decode_names(f[fmt.PARAM_NAME][()]),
+                fmt.decode_names(f[fmt.PARAM_MODULE][()]),
+                shapes,
+                f[fmt.PARAM_NUMEL][()],
+            )
+        ] if fmt.PARAM_NAME in f else []
+        self.modules = [
+            ModuleInfo(n, t)
+            for n, t in zip(fmt.decode_names(f[fmt.MODULE_NAME][()]), fmt.decode_names(f[fmt.MODULE_TYPE][()]))
+        ] if fmt.MODULE_NAME in f else []
+        self._snap_param = f[fmt.SNAP_PARAM][()] if fmt.SNAP_PARAM in f else np.empty(0, np.int32)
+        self._snap_shape = f[fmt.SNAP_SHAPE][()] if fmt.SNAP_SHAPE in f else np.empty((0, 2), np.int32)
+        for path in (fmt.SCALAR_STEP, fmt.TAG_NAMES, fmt.STATE):
+            if path not in f:
+                raise RunFileError(f"{self.path}: damaged run file (missing {path})")
+
+    # ------------------------------------------------------------ life cycle
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"Run({str(self.path)!r}, name={self.name!r})"
+
+    def _file(self):
+        if self._f is None:
+            raise RunFileError(f"{self.path}: run is closed")
+        return self._f
+
+    def _ds(self, path):
+        ds = self._file()[path]
+        ds.refresh()
+        return ds
+
+    # ------------------------------------------------------------ status
+    def status(self) -> RunStatus:
+        state = self._ds(fmt.STATE)[()]
+        status = fmt.attr_str(self._ds(fmt.STATUS)[0])
+        error = fmt.attr_str(self._ds(fmt.ERROR)[0])
+        heartbeat = float(state[fmt.STATE_HEARTBEAT])
+        last_step = int(state[fmt.STATE_LAST_STEP]) if math.isfinite(state[fmt.STATE_LAST_STEP]) else -1
+        age = max(0.0, time.time() - heartbeat)
+        flush_every = float(state[fmt.STATE_FLUSH_EVERY]) if math.isfinite(state[fmt.STATE_FLUSH_EVERY]) else 1.0
+        if status == fmt.STATUS_FINISHED:
+            kind = "finished"
+        elif status == fmt.STATUS_CRASHED:
+            kind = "crashed"
+        elif age > max(STALE_MIN_SECONDS, 5 * flush_every):
+            kind = "stale"
+        else:
+            kind = "live"
+        return RunStatus(kind, last_step, heartbeat, age, error)
+
+    @property
+    def start_time(self) -> float:
+        return float(self._ds(fmt.STATE)[fmt.STATE_START_TIME])
+
+    @property
+    def dropped_records(self) -> int:
+        return int(self._ds(fmt.STATE)[fmt.STATE_DROPPED])
+
+    @property
+    def file_size(self) -> int:
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+    # ------------------------------------------------------------ refresh
+    def refresh(self) -> int:
+        """Read what the writer added since the last call; returns the number of new rows."""
+        new = 0
+        if self._scalars_loaded:
+            new += self._load_scalars()
+        for group in fmt.RECORD_GROUPS:
+            if group in self._group_rows:
+                before = self._group_rows[group]
+                new += self._rows(group) - before
+        return new
+
+    # ------------------------------------------------------------ scalars
+    def _committed_rows(self, paths) -> int:
+        # Columns are appended one after another; only rows present in all of them count.
+        return min(self._ds(p).shape[0] for p in paths)
+
+    def _load_scalars(self) -> int:
+        cols = (fmt.SCALAR_STEP, fmt.SCALAR_TAG, fmt.SCALAR_VALUE, fmt.SCALAR_WALL)
+        n = self._committed_rows(cols)
+        tags_ds = self._ds(fmt.TAG_NAMES)
+        if tags_ds.shape[0] > len(self._tags):
+            self._tags += fmt.decode_names(tags_ds[len(self._tags) :])
+        start = self._scalar_rows
+        f = self._file()
+        for a in range(start, n, SCALAR_READ_BLOCK):
+            b = min(n, a + SCALAR_READ_BLOCK)
+            step, tag, value, wall = (f[c][a:b] for c in cols)
+            self._split_rows(step, tag, value, wall)
+        self._scalar_rows = n
+        self._scalars_loaded = True
+        return n - start
+
+    def _split_rows(self, step, tag, value, wall) -> None:
+        present = np.unique(tag) if len(tag) < 1_000_000 else np.flatnonzero(np.bincount(tag))
+        if len(present) == 1:
+            self._points.setdefault(int(present[0]), _Growing()).extend(step, value, wall)
+        elif len(present) <= MASK_SPLIT_MAX_TAGS:
+            for t in present:
+                idx = np.flatnonzero(tag == t)
+                self._points.setdefault(int(t), _Growing()).extend(step[idx], value[idx], wall[idx])
+        else:
+            order = np.argsort(tag, kind="stable")
+            sorted_tags = tag[order]
+            bounds = np.searchsorted(sorted_tags, present, side="left")
+            ends = np.searchsorted(sorted_tags, present, side="right")
+            for t, a, b in zip(present, bounds, ends):
+                idx = order[a:b]
+                self._points.setdefault(int(t), _Growing()).extend(step[idx], value[idx], wall[idx])
+
+    def _ensure_scalars(self) -> None:
+        if not self._scalars_loaded:
+            self._load_scalars()
+
+    def scalar_names(self) -> list[str]:
+        """Every metric name, in the order first logged (``sys/...`` are the recorder's own)."""
+        self._ensure_scalars()
+        return list(self._tags)
+
+    def has_scalar(self, name: str) -> bool:
+        self._ensure_scalars()
+        return name in self._tags
+
+    def scalar(self, name: str) -> Series:
+        self._ensure_scalars()
+        try:
+            tag = self._tags.index(name)
+        except ValueError:
+            raise KeyError(f"{self.path.name}: no metric named {name!r}") from None
+        points = self._points.get(tag)
+        if points is None:
+            empty = np.empty(0)
+            return Series(empty.astype(np.int64), empty, empty)
+        return points.series()
+
+    # ------------------------------------------------------------ layer records
+    def _rows(self, group: str) -> int:
+        if group not in self._file():
+            self._group_rows[group] = 0
+            return 0
+        paths = [f"{group}/{fmt.STEP_FIELD}"] + [f"{group}/{k}" for k in fmt.RECORD_GROUPS[group]]
+        n = self._committed_rows(paths)
+        self._group_rows[group] = n
+        return n
+
+    def _layer_names(self, group: str) -> list[str]:
+        kind = fmt.GROUP_LAYERS[group]
+        if kind == "params":
+            return [p.name for p in self.params]
+        if kind == "modules":
+            return [m.name for m in self.modules]
+        return [self.params[i].name for i in self._snap_param]
+
+    def _read(self, group: str, field: str, start, stop):
+        n = self._rows(group)
+        sl = slice(*slice(start, stop).indices(n))
+        f = self._file()
+        if group not in f:
+            return np.empty(0, np.int64), None
+        steps = f[f"{group}/{fmt.STEP_FIELD}"][sl]
+        data = f[f"{group}/{field}"][sl] if field else None
+        return steps, data
+
+    def record_count(self, group: str) -> int:
+        return self._rows(group)
+
+    def layer_stat_names(self) -> list[str]:
+        return [name for name, (group, _) in fmt.LAYER_STATS.items() if self._rows(group) > 0]
+
+    def layer_stat(self, name: str, start=None, stop=None) -> LayerStat:
+        """A per-layer statistic as ``values[records, layers]`` with the step of each record."""
+        try:
+            group, field = fmt.LAYER_STATS[name]
+        except KeyError:
+            raise KeyError(f"unknown layer statistic {name!r}; known: {', '.join(fmt.LAYER_STATS)}") from None
+        layers = self._layer_names(group)
+        steps, data = self._read(group, field, start, stop)
+        if data is None:
+            data = np.empty((0, len(layers)), np.float32)
+        return LayerStat(steps, data.astype(np.float32, copy=False), layers)
+
+    def histograms(self, kind: str = "weight", start=None, stop=None) -> Histograms:
+        if kind not in ("weight", "grad"):
+            raise ValueError(f"histogram kind must be 'weight' or 'grad', not {kind!r}")
+        layers = self._layer_names(fmt.HISTS)
+        steps, counts = self._read(fmt.HISTS, f"{kind}_counts", start, stop)
+        _, ranges = self._read(fmt.HISTS, f"{kind}_range", start, stop)
+        if counts is None:
+            counts = np.zeros((0, len(layers), fmt.HIST_BINS), np.int32)
+            ranges = np.zeros((0, len(layers), 2), np.float32)
+        return Histograms(steps, counts, ranges, layers)
+
+    def snapshots(self, start=None, stop=None) -> Snapshots:
+        layers = self._layer_names(fmt.SNAPS)
+        steps, data = self._read(fmt.SNAPS, "weight", start, stop)
+        if data is None:
+            data = np.zeros((0, len(layers), fmt.SNAP_SIZE, fmt.SNAP_SIZE), np.float32)
+        return Snapshots(steps, data.astype(np.float32), layers, np.asarray(self._snap_shape))
+
+    # ------------------------------------------------------------ summary
+    @property
+    def max_step(self) -> int:
+        best = self.status().last_step
+        self._ensure_scalars()
+        for pts in self._points.values():
+            if pts.n:
+                best = max(best, int(pts.cols[0][: pts.n].max()))
+        return int(best)
+
+    def instruments(self) -> dict[str, int]:
+        """Record count of every layer record group that has data (grads, weights, ...)."""
+        return {g: n for g in fmt.RECORD_GROUPS if (n := self._rows(g)) > 0}
+
+
+def open_run(path) -> Run:
+    """Open a run file for reading (live, finished or crashed). Raises RunFileError."""
+    return Run(path)
