@@ -214,6 +214,7 @@ def open_for_read(path, retries: int = 5, delay: float = 0.05):
         raise RunFileError(f"{p}: no such file")
     if p.is_dir():
         raise RunFileError(f"{p}: is a directory, not a run file")
+    check_not_truncated(p)
     last = None
     for attempt in range(retries):
         try:
@@ -233,6 +234,31 @@ def open_for_read(path, retries: int = 5, delay: float = 0.05):
         f.close()
         raise
     return f
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def check_not_truncated(path: Path) -> None:
+    """Fail fast on a cut-off file: SWMR readers retry reads past the end for minutes.
+
+    Superblock v2/v3 (libver="latest") holds the end-of-file address at a fixed offset;
+    a live writer keeps the file at least that long (measured: never shorter while writing).
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head[:8] != HDF5_SIGNATURE:
+        raise RunFileError(f"{path}: not an HDF5 file (is it a trainspect run?)")
+    if head[8] not in (2, 3) or len(head) < 12:
+        return  # older superblock: not ours; check_header will say so
+    size_of_offsets = head[9]
+    if size_of_offsets not in (4, 8):
+        return
+    at = 12 + 2 * size_of_offsets
+    eoa = int.from_bytes(head[at:at + size_of_offsets], "little")
+    actual = path.stat().st_size
+    if actual < eoa:
+        raise RunFileError(f"{path}: truncated run file ({actual} of {eoa} bytes; was it copied while being written?)")
 
 
 def check_header(f, path) -> int:

@@ -1,0 +1,220 @@
+"""Rules over per-layer gradient and update norms: vanishing/exploding gradients, frozen layers.
+
+Inputs are [records x layers] matrices in the recorder's parameter order (model order,
+input side first). Conventions of the recorder: a parameter without a gradient has
+grad_norm NaN (and 0 non-finite entries); update_norm is the change one optimizer step
+made, recorded every ``stats_every`` steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..findings import Evidence, Finding
+from .series import column_bins, fmt, rounded
+
+
+def _weight_columns(shapes) -> list[int]:
+    """Indices of weight matrices/kernels (>= 2-D): the layers depth rules compare."""
+    return [i for i, s in enumerate(shapes) if len(s) >= 2]
+
+
+def _rms(norms, numel):
+    """Per-element (RMS) gradient: norms of tensors of different sizes become comparable."""
+    return np.asarray(norms, dtype=np.float64) / np.sqrt(np.maximum(np.asarray(numel, dtype=np.float64), 1))
+
+
+def detect_vanishing(steps, grad_norm, layers, shapes, numel, *, ratio=1e-3, first_abs=1e-4, sustain=0.5,
+                     min_records=20) -> Finding | None:
+    """The first (input-side) layer's gradient is tiny against the last layer's.
+
+    AutoTrainer (Zhang et al., ICSE'21): vanishing when the ratio of first- to last-layer
+    gradient norms is < 1e-3 and the first layer's norm is < 1e-4. Here the ratio uses
+    per-element (RMS) norms so layers of different sizes compare fairly, and it must hold
+    in at least ``sustain`` of the run (binned medians over time). Exactly zero gradients
+    are not "vanishing" (nothing flows at all): ``frozen_layers`` reports those.
+    """
+    cols = _weight_columns(shapes)
+    if len(cols) < 2 or len(steps) < min_records:
+        return None
+    first, last = cols[0], cols[-1]
+    rows, binned = column_bins(np.asarray(grad_norm, dtype=np.float64)[:, [first, last]])
+    numel_fl = np.asarray(numel, dtype=np.float64)[[first, last]]
+    rms = _rms(binned, numel_fl)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = rms[:, 0] / rms[:, 1]
+    ok = np.isfinite(r) & (binned[:, 0] > 0)
+    hit = ok & (r < ratio) & (binned[:, 0] < first_abs)
+    if ok.sum() < 3 or hit.sum() < sustain * ok.sum():
+        return None
+    idx = np.flatnonzero(hit)
+    return Finding(
+        symptom="vanishing_gradients", severity="warning",
+        title=f"vanishing gradients: {layers[first]} gets {fmt(float(np.median(r[hit])))}x the gradient of {layers[last]}",
+        first_step=int(steps[rows[idx[0]]]), last_step=int(steps[rows[idx[-1]]]),
+        layers=[layers[first], layers[last]],
+        evidence=[Evidence(
+            series="grad_norm", layer=layers[first], threshold=ratio,
+            text=(f"per-element gradient of {layers[first]} / {layers[last]} = {fmt(float(np.median(r[hit])))} "
+                  f"(median) with {layers[first]} norm {fmt(float(np.median(binned[hit, 0])))}; thresholds: ratio < "
+                  f"{ratio:g} and norm < {first_abs:g} (AutoTrainer), in {hit.sum()}/{ok.sum()} time bins"),
+            steps=[int(steps[rows[i]]) for i in idx[:: max(1, len(idx) // 20)]],
+            values=rounded(r[idx[:: max(1, len(idx) // 20)]]))],
+    )
+
+
+def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, shapes, *, total_steps=None,
+                     total_norm=None, ratio=10.0, growth=100.0, sustain=0.5, min_records=5) -> Finding | None:
+    """Gradients far larger than the weights they update, or growing without bound.
+
+    Size: the median over weight matrices of grad_norm / weight_norm is above ``ratio`` in
+    at least ``sustain`` of the weight records: one SGD step of LR 0.1 would more than
+    double the weights (healthy runs of the suite: <= 0.3; AutoTrainer's absolute
+    threshold depends on the loss scale, this ratio does not). Time: the global gradient
+    norm's smoothed level ends ``growth`` x above its early level, sustained to the end.
+    """
+    evidence, first_step, last_step, names = [], None, None, []
+    cols = [i for i, s in enumerate(shapes) if len(s) >= 2]
+    if cols and weight_norm is not None and len(weight_steps) >= min_records and len(grad_steps):
+        gs = np.asarray(grad_steps)
+        pos = np.clip(np.searchsorted(gs, np.asarray(weight_steps)), 0, len(gs) - 1)
+        g = np.asarray(grad_norm, dtype=np.float64)[pos][:, cols]
+        w = np.asarray(weight_norm, dtype=np.float64)[:, cols]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.nanmedian(np.where(w > 0, g / w, np.nan), axis=1)
+        ok = np.isfinite(r)
+        hit = ok & (r > ratio)
+        if ok.sum() >= min_records and hit.sum() >= sustain * ok.sum():
+            idx = np.flatnonzero(hit)
+            first_step, last_step = int(weight_steps[idx[0]]), int(weight_steps[idx[-1]])
+            with np.errstate(divide="ignore", invalid="ignore"):
+                per = np.nanmedian(g / w, axis=0)
+            order = np.argsort(-np.nan_to_num(per, nan=-1))
+            names = [layers[cols[i]] for i in order[: min(5, len(order))] if per[i] > ratio]
+            evidence.append(Evidence(
+                series="grad_norm", layer=names[0] if names else None, threshold=ratio,
+                text=(f"gradient norm / weight norm (median over weight matrices) = {fmt(float(np.median(r[hit])))} in "
+                      f"{hit.sum()}/{ok.sum()} records (threshold {ratio:g}); largest in "
+                      + ", ".join(f"{layers[cols[i]]} ({fmt(float(per[i]))})" for i in order[:3])),
+                steps=[int(weight_steps[i]) for i in idx[:: max(1, len(idx) // 20)]],
+                values=rounded(r[idx[:: max(1, len(idx) // 20)]])))
+    if total_norm is not None and len(total_norm) >= 20:
+        ts = np.asarray(total_steps)
+        tv = np.asarray(total_norm, dtype=np.float64)
+        finite = np.isfinite(tv)
+        ts, tv = ts[finite], tv[finite]
+        if len(tv) >= 20:
+            b_rows, b = column_bins(tv[:, None])
+            b = b[:, 0]
+            k = max(3, len(b) // 10)
+            early = float(np.median(b[:k]))
+            late = b[-k:]
+            if early > 0 and np.all(late > growth * early):
+                first_step = first_step if first_step is not None else int(ts[b_rows[np.argmax(b > growth * early)]])
+                last_step = int(ts[-1])
+                evidence.append(Evidence(
+                    series="sys/grad_norm", threshold=growth,
+                    text=(f"global gradient norm grew from {fmt(early)} to {fmt(float(np.median(late)))} "
+                          f"({float(np.median(late)) / early:.0f}x; threshold {growth:g}x, sustained to the end)"),
+                    steps=[int(ts[b_rows[0]]), int(ts[-1])], values=rounded([early, float(np.median(late))])))
+    if not evidence:
+        return None
+    return Finding(
+        symptom="exploding_gradients", severity="warning",
+        title="exploding gradients: " + ("gradients are far larger than the weights" if names or first_step is not None
+                                         and evidence[0].series == "grad_norm" else "the gradient norm keeps growing"),
+        first_step=first_step, last_step=last_step, layers=names, evidence=evidence,
+    )
+
+
+def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, min_records=3) -> Finding | None:
+    """Parameters that never change: gradients but no updates, or no gradient at all.
+
+    - gradient > 0 but update_norm == 0 in every record: the optimizer never touches it
+      (left out of the optimizer's parameter list, or LR 0) -> warning;
+    - gradient exactly 0 in every record: nothing flows back to it (dead path, zero
+      init) -> warning;
+    - no gradient at all (grad_norm NaN: requires_grad=False or unused) -> info, as a
+      frozen backbone can be intended.
+    """
+    g = np.asarray(grad_norm, dtype=np.float64) if grad_norm is not None else None
+    u = np.asarray(update_norm, dtype=np.float64) if update_norm is not None else None
+    groups = {"no_update": [], "zero_grad": [], "no_grad": []}
+    for j, name in enumerate(layers):
+        gj = g[:, j] if g is not None and g.shape[0] >= min_records else None
+        uj = u[:, j] if u is not None and u.shape[0] >= min_records else None
+        if gj is not None and np.all(np.isnan(gj)):
+            groups["no_grad"].append(j)
+            continue
+        if gj is not None and np.all(gj[np.isfinite(gj)] == 0):
+            groups["zero_grad"].append(j)
+            continue
+        if uj is not None:
+            uf = uj[np.isfinite(uj)]
+            if uf.size >= min_records and np.all(uf == 0) and (gj is None or np.nanmax(gj) > 0):
+                groups["no_update"].append(j)
+    if not any(groups.values()):
+        return None
+    evidence = []
+    if groups["no_update"]:
+        names = [layers[j] for j in groups["no_update"]]
+        evidence.append(Evidence(
+            series="update_norm", layer=names[0], threshold=0.0,
+            text=f"{len(names)} parameter(s) have gradients but update_norm == 0 in every record: {', '.join(names[:8])}",
+            steps=[int(weight_steps[0]), int(weight_steps[-1])],
+            values=rounded([float(np.nanmax(g[:, j])) if g is not None else 0.0 for j in groups["no_update"][:8]])))
+    if groups["zero_grad"]:
+        names = [layers[j] for j in groups["zero_grad"]]
+        evidence.append(Evidence(
+            series="grad_norm", layer=names[0], threshold=0.0,
+            text=f"{len(names)} parameter(s) receive exactly zero gradient in every step: {', '.join(names[:8])}",
+            steps=[int(grad_steps[0]), int(grad_steps[-1])], values=[0.0] * min(8, len(names))))
+    if groups["no_grad"]:
+        names = [layers[j] for j in groups["no_grad"]]
+        evidence.append(Evidence(
+            series="grad_norm", layer=names[0],
+            text=(f"{len(names)} parameter(s) never had a gradient (requires_grad=False or unused): "
+                  f"{', '.join(names[:8])}")))
+    severe = groups["no_update"] or groups["zero_grad"]
+    involved = groups["no_update"] + groups["zero_grad"] + (groups["no_grad"] if not severe else [])
+    steps_all = weight_steps if weight_steps is not None and len(weight_steps) else grad_steps
+    what = ("never updated" if groups["no_update"] else "get no gradient") if severe else "have no gradient (frozen)"
+    return Finding(
+        symptom="frozen_layers", severity="warning" if severe else "info",
+        title=f"{len(involved)} parameter(s) {what}: {', '.join(layers[j] for j in involved[:4])}"
+              + ("..." if len(involved) > 4 else ""),
+        first_step=int(steps_all[0]), last_step=int(steps_all[-1]),
+        layers=[layers[j] for j in involved], evidence=evidence,
+    )
+
+
+def detect_grad_spikes(steps, total_norm, *, z=2.5, alpha=0.05, warmup=20, min_points=20):
+    """Steps where the global gradient norm jumps above its EMA by ``z`` EMA-standard-deviations.
+
+    ZClip (Kumar et al., 2025): z-score > 2.5 against an EMA of the gradient norm's mean
+    and variance. Returns (steps, values, zscores) of the spikes (evidence, not a symptom).
+    """
+    v = np.asarray(total_norm, dtype=np.float64)
+    s = np.asarray(steps)
+    finite = np.isfinite(v)
+    v, s = v[finite], s[finite]
+    if len(v) < min_points:
+        return s[:0], v[:0], v[:0]
+    if len(v) > 50_000:         # the EMA loop is sequential: thin by block maxima, spikes survive
+        k = -(-len(v) // 50_000)
+        n = (len(v) // k) * k
+        blocks = v[:n].reshape(-1, k)
+        arg = blocks.argmax(axis=1) + np.arange(blocks.shape[0]) * k
+        v, s = v[arg], s[arg]
+    mean, var = float(np.mean(v[:warmup])), float(np.var(v[:warmup]))
+    out = []
+    for i in range(warmup, len(v)):
+        sd = var ** 0.5
+        zi = (v[i] - mean) / sd if sd > 0 else 0.0
+        if zi > z:
+            out.append((i, zi))
+        else:       # ZClip updates its statistics with non-spike values only
+            mean = (1 - alpha) * mean + alpha * v[i]
+            var = (1 - alpha) * var + alpha * (v[i] - mean) ** 2
+    idx = np.array([i for i, _ in out], dtype=np.int64)
+    return s[idx], v[idx], np.array([zz for _, zz in out])
+

@@ -1,0 +1,271 @@
+"""Rules over loss curves: divergence, oscillation, spikes, no progress, early plateau, overfitting.
+
+All rules take ``steps`` and ``values`` arrays (any sampling rate: every step, or a
+validation loss every N steps) and return a ``Finding`` without causes (``causes.py``
+ranks those from all the evidence together) or None.
+
+Robustness, common to all of them:
+- only the part before the first NaN/Inf is used (``nan_rules`` reports the rest);
+- the curve's *level* is a bin-median followed by a running median, so minibatch noise
+  and single spikes do not move it;
+- thresholds are relative to the run's own scale: the initial level and the progress
+  made so far (initial level - best level), never absolute loss values;
+- fewer than ``min_points`` points: the rule says nothing.
+Thresholds were tuned on the scenario suite (tests/scenarios.py): healthy runs of six
+architectures/optimisers stay far below them (see analysis/ADVISOR.md).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..findings import Evidence, Finding
+from .series import (as_series, finite_prefix, first_nonfinite, fmt, head_level, rolling_median, rounded,
+                     smooth_curve, tail_level, true_runs)
+
+
+def _scale(init: float) -> float:
+    return max(abs(init), 1e-12)
+
+
+def excess_over_best(steps, values, min_progress_frac: float = 0.2):
+    """Smoothed curve and how far it sits above its best-so-far level.
+
+    The excess is measured in units of the progress made (initial level - best level), but
+    at least ``min_progress_frac`` x initial level, so a flat noisy curve never looks like
+    it is "rising" by a large fraction of a tiny progress.
+    Returns (smoothed_steps, smoothed, excess, init, unit).
+    """
+    s_steps, s = smooth_curve(steps, values)
+    init = head_level(values)
+    unit = max(init - float(np.min(s)), min_progress_frac * _scale(init))
+    excess = (s - np.minimum.accumulate(s)) / unit
+    return s_steps, s, excess, init, unit
+
+
+def detect_divergence(steps, values, *, series="train/loss", rise_frac=0.5, tail_frac=0.1,
+                      min_points=20) -> Finding | None:
+    """The loss level rose back by more than ``rise_frac`` of the progress made, to the end.
+
+    Sustained: every smoothed point of the last ``tail_frac`` of the run is above the
+    threshold (a transient bump is ``loss_oscillation``, a single point ``loss_spikes``).
+    """
+    steps, values = as_series(steps, values)
+    bad = first_nonfinite(values)
+    steps, values = finite_prefix(steps, values)
+    if len(values) < min_points:
+        return None
+    s_steps, s, excess, init, unit = excess_over_best(steps, values)
+    k = max(3, int(round(len(s) * tail_frac)))
+    i_best = int(np.argmin(s))
+    if i_best >= len(s) - k or not np.all(excess[-k:] > rise_frac):
+        return None
+    over = np.flatnonzero(excess[i_best:] > rise_frac)
+    i_rise = i_best + int(over[0])
+    end = float(s[-1])
+    severity = "error" if (bad is not None or end > 2 * _scale(init)) else "warning"
+    tail_note = " and then became non-finite" if bad is not None else ""
+    return Finding(
+        symptom="divergence", severity=severity,
+        title=f"{series} diverged: rose from {fmt(s[i_best])} (step {int(s_steps[i_best])}) to {fmt(end)}{tail_note}",
+        first_step=int(s_steps[i_best]), last_step=int(s_steps[-1]),
+        evidence=[Evidence(
+            series=series,
+            text=(f"smoothed {series} rose from its best {fmt(s[i_best])} at step {int(s_steps[i_best])} to "
+                  f"{fmt(end)} and stayed up: {excess[-1]:.2f}x the progress made (initial level {fmt(init)}); "
+                  f"threshold {rise_frac}x, sustained over the last {k} smoothed points"),
+            steps=[int(s_steps[i_best]), int(s_steps[i_rise]), int(s_steps[-1])],
+            values=rounded([s[i_best], s[i_rise], end]), threshold=rise_frac)],
+    )
+
+
+def detect_oscillation(steps, values, *, series="train/loss", swing=0.15, min_swings=2, min_points=20) -> Finding | None:
+    """The loss level repeatedly climbs far above its best-so-far and comes back down.
+
+    Healthy runs (noisy minibatch losses included) have a smoothed level that hugs its
+    running minimum (excess < 0.1 of the progress on the suite); an LR that is too high
+    throws the model out of the basin again and again (excess 0.6-0.7 on the suite).
+    ``swing``: excess, in units of progress, that counts as a swing; ``min_swings``: how
+    many separate swings are needed.
+    """
+    steps, values = as_series(steps, values)
+    steps, values = finite_prefix(steps, values)
+    if len(values) < min_points:
+        return None
+    s_steps, s, excess, init, unit = excess_over_best(steps, values)
+    runs = true_runs(excess > swing)
+    if len(runs) < min_swings:
+        return None
+    peaks = [a + int(np.argmax(excess[a:b])) for a, b in runs]
+    return Finding(
+        symptom="loss_oscillation", severity="warning",
+        title=f"{series} oscillates: {len(runs)} times it climbed back up by {swing:.0%}+ of the progress made",
+        first_step=int(s_steps[runs[0][0]]), last_step=int(s_steps[runs[-1][1] - 1]),
+        evidence=[Evidence(
+            series=series,
+            text=(f"smoothed {series} climbed {len(runs)} times above its best-so-far by more than {swing} x "
+                  f"the progress made ({fmt(unit)}); largest climb {excess.max():.2f}x"),
+            steps=[int(s_steps[p]) for p in peaks], values=rounded(s[peaks]), threshold=swing)],
+    )
+
+
+def detect_spikes(steps, values, *, series="train/loss", factor=3.0, min_height=0.5, window=20,
+                  max_width=3, min_points=20) -> Finding | None:
+    """Isolated points far above the recent level that the curve comes back from.
+
+    A spike: value > ``factor`` x the 90th percentile of the previous ``window`` points (the relative
+    test, which ignores a loss of 2.5 among 2.0s) AND exceeding it by more than
+    ``min_height`` x the initial level (the absolute test, which ignores a batch of 0.03
+    among 0.003s at the end of a converged run). ``max_width``: longer excursions are
+    oscillation or divergence. Blockwise medians keep this O(n) on a million points.
+    Spike rule in the spirit of Megatron-LM's loss-spike check (loss far above its recent
+    level) with the factor tuned on the suite.
+    """
+    steps, values = as_series(steps, values)
+    steps, values = finite_prefix(steps, values)
+    n = len(values)
+    if n < min_points:
+        return None
+    window = max(3, min(window, n // 4))
+    nblocks = n // window
+    blocks = values[: nblocks * window].reshape(nblocks, window)
+    block_med = np.percentile(blocks, 90, axis=1)     # the recent *upper* level: noise tails are not spikes
+    ref = np.full(n, np.nan)
+    ref[window: nblocks * window] = np.repeat(block_med[:-1], window)
+    ref[nblocks * window:] = block_med[-1]
+    init = head_level(values)
+    with np.errstate(invalid="ignore"):
+        is_spike = (values > factor * ref) & (values - ref > min_height * _scale(init))
+    runs = [(a, b) for a, b in true_runs(is_spike) if b - a <= max_width]
+    if not runs:
+        return None
+    idx = np.array([a + int(np.argmax(values[a:b])) for a, b in runs])
+    count = len(idx)
+    return Finding(
+        symptom="loss_spikes", severity="warning" if count >= 2 else "info",
+        title=f"{series} spiked {count} time{'s' if count > 1 else ''} (up to {fmt(values[idx].max())} "
+              f"against a recent level of {fmt(float(np.nanmedian(ref[idx])))})",
+        first_step=int(steps[idx[0]]), last_step=int(steps[idx[-1]]),
+        evidence=[Evidence(
+            series=series,
+            text=(f"{count} point(s) above {factor}x the 90th percentile of the previous {window} points and more than "
+                  f"{min_height} x the initial level ({fmt(init)}) above it, back down within {max_width} points"),
+            steps=steps[idx[:50]].tolist(), values=rounded(values[idx[:50]]), threshold=factor)],
+    )
+
+
+def detect_no_progress(steps, values, *, series="train/loss", min_improvement=0.05, min_points=20) -> Finding | None:
+    """The loss never improved by ``min_improvement`` (relative) of its initial level."""
+    steps, values = as_series(steps, values)
+    steps, values = finite_prefix(steps, values)
+    if len(values) < min_points:
+        return None
+    s_steps, s = smooth_curve(steps, values)
+    init = head_level(values)
+    end = tail_level(values)
+    best = float(np.min(s))
+    scale = _scale(init)
+    if (init - best) >= 2 * min_improvement * scale or (init - end) >= min_improvement * scale:
+        return None
+    if end - init > 2 * min_improvement * scale:       # it is going up: divergence's business
+        return None
+    return Finding(
+        symptom="no_progress", severity="warning",
+        title=f"{series} barely moved: {fmt(init)} -> {fmt(end)} over {int(steps[-1] - steps[0])} steps",
+        first_step=int(steps[0]), last_step=int(steps[-1]),
+        evidence=[Evidence(
+            series=series,
+            text=(f"{series} went from {fmt(init)} (median of the first points) to {fmt(end)} (median of the last "
+                  f"10 %): {100 * (init - end) / scale:.1f} % better; threshold {100 * min_improvement:.0f} %"),
+            steps=[int(steps[0]), int(steps[-1])], values=rounded([init, end]), threshold=min_improvement)],
+    )
+
+
+def detect_early_plateau(steps, values, *, series="train/loss", plateau_by=0.3, stall_frac=0.1, high_level=0.3,
+                         min_improvement=0.05, min_points=20) -> Finding | None:
+    """Progress stopped early (by ``plateau_by`` of the run) at a level still high.
+
+    Fires when the loss made some progress (> ``min_improvement``), everything after the
+    first ``plateau_by`` of the run improved it by less than ``stall_frac`` of the total
+    progress, and the final level is still above ``high_level`` x the initial level (a run
+    that converged fast to a low loss is not a plateau). Losses that can be negative or
+    whose floor is far from zero (a regression with large irreducible noise) can trip it:
+    it is a warning, not an error.
+    """
+    steps, values = as_series(steps, values)
+    steps, values = finite_prefix(steps, values)
+    if len(values) < min_points:
+        return None
+    s_steps, s = smooth_curve(steps, values)
+    init = head_level(values)
+    end = tail_level(values)
+    if init <= 0:
+        return None
+    progress = init - end
+    if progress < min_improvement * init or end < high_level * init:
+        return None
+    j = int(plateau_by * (len(s) - 1))
+    late = float(s[j]) - end
+    if late >= stall_frac * progress:
+        return None
+    onset = int(np.flatnonzero(s <= end + stall_frac * progress)[0]) if np.any(s <= end + stall_frac * progress) else j
+    onset = min(onset, j)
+    return Finding(
+        symptom="early_plateau", severity="warning",
+        title=f"{series} stalled at {fmt(end)} ({end / init:.0%} of its initial {fmt(init)}) from step {int(s_steps[onset])}",
+        first_step=int(s_steps[onset]), last_step=int(s_steps[-1]),
+        evidence=[Evidence(
+            series=series,
+            text=(f"after {plateau_by:.0%} of the run (step {int(s_steps[j])}) {series} improved only {fmt(late)}, "
+                  f"{late / progress:.0%} of its total progress (threshold {stall_frac:.0%}), and it ended at "
+                  f"{end / init:.0%} of its initial level (threshold {high_level:.0%})"),
+            steps=[int(s_steps[0]), int(s_steps[onset]), int(s_steps[-1])], values=rounded([init, s[onset], end]),
+            threshold=stall_frac)],
+    )
+
+
+def detect_overfitting(train_steps, train_values, val_steps, val_values, *, train_series="train/loss",
+                       val_series="val/loss", min_rise=0.1, sustain=3, min_points=10) -> Finding | None:
+    """Validation loss rose ``min_rise`` (relative) above its best and stayed there while
+    the training loss kept falling (or stayed flat).
+
+    Sustained: the last ``sustain`` validation points (at least 10 % of them) are all above
+    the threshold and above the best by more than 3 robust sigmas of the point-to-point noise.
+    A validation loss has few points (evaluated every N steps): ``min_points`` is 10.
+    """
+    vs, vv = finite_prefix(*as_series(val_steps, val_values))
+    if len(vv) < min_points:
+        return None
+    sv = rolling_median(vv, 3)
+    i_best = int(np.argmin(sv))
+    best = float(sv[i_best])
+    k = max(sustain, len(sv) // 10)
+    if i_best >= len(sv) - k:
+        return None
+    noise = 1.4826 * float(np.median(np.abs(np.diff(vv[: i_best + 1])))) if i_best > 2 else 0.0
+    threshold = max(best + min_rise * abs(best), best + 3 * noise)
+    if not np.all(sv[-k:] > threshold):
+        return None
+    evidence = [Evidence(
+        series=val_series,
+        text=(f"{val_series} rose from its best {fmt(best)} at step {int(vs[i_best])} to {fmt(sv[-1])} "
+              f"(+{(sv[-1] - best) / abs(best):.0%}; threshold +{min_rise:.0%}, sustained over the last {k} evaluations)"),
+        steps=[int(vs[i_best]), int(vs[-1])], values=rounded([best, sv[-1]]), threshold=min_rise)]
+    if train_values is not None and len(train_values) >= min_points:
+        ts, tv = finite_prefix(*as_series(train_steps, train_values))
+        if len(tv) < min_points:
+            return None
+        at_best = tv[(ts >= vs[max(0, i_best - 1)]) & (ts <= vs[min(len(vs) - 1, i_best + 1)])]
+        if at_best.size == 0:
+            return None
+        t_best, t_end = float(np.median(at_best)), tail_level(tv)
+        if t_end > t_best * 1.05 + 1e-12:
+            return None     # training loss rose too: divergence, not overfitting
+        evidence.append(Evidence(
+            series=train_series,
+            text=f"meanwhile {train_series} went from {fmt(t_best)} to {fmt(t_end)}",
+            steps=[int(vs[i_best]), int(ts[-1])], values=rounded([t_best, t_end])))
+    return Finding(
+        symptom="overfitting", severity="warning",
+        title=f"overfitting: {val_series} up {(sv[-1] - best) / abs(best):.0%} since step {int(vs[i_best])} while {train_series} fell",
+        first_step=int(vs[i_best]), last_step=int(vs[-1]), evidence=evidence,
+    )

@@ -1,0 +1,76 @@
+"""Rule for non-finite values: the first step and the first layer where NaN/Inf appeared."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..findings import Evidence, Finding
+from .series import first_nonfinite, fmt, rounded
+
+
+def _first_bad_row(matrix, bad_fn):
+    m = np.asarray(matrix)
+    bad = bad_fn(m)
+    rows = np.flatnonzero(bad.any(axis=1))
+    if rows.size == 0:
+        return None, []
+    r = int(rows[0])
+    return r, np.flatnonzero(bad[r]).tolist()
+
+
+def detect_nan_inf(scalars: dict, layer_tables: dict) -> Finding | None:
+    """First non-finite value anywhere: loss curves, gradients, weights, activations.
+
+    ``scalars``: {name: (steps, values)} of scalar series to check (losses, sys/grad_norm,
+    sys/nonfinite_grads, sys/input_*). ``layer_tables``: {stat name: (steps, [R x L], layers)}
+    for grad_nonfinite (count > 0 is non-finite), weight_norm and act_* (a non-finite
+    value is). A gradient the recorder could not see (NaN norm with 0 non-finite entries)
+    is not counted: that is a parameter without a gradient.
+    """
+    hits = []   # (step, order, evidence, layers)
+    for name, (steps, values) in scalars.items():
+        steps, values = np.asarray(steps), np.asarray(values, dtype=np.float64)
+        if name == "sys/nonfinite_grads":
+            bad = np.flatnonzero(values > 0)
+            i = int(bad[0]) if bad.size else None
+        else:
+            i = first_nonfinite(values)
+        if i is None:
+            continue
+        before = values[max(0, i - 5): i]
+        hits.append((int(steps[i]), 0, Evidence(
+            series=name, text=(f"{name} is {values[i]} at step {int(steps[i])}" if name != "sys/nonfinite_grads" else
+                               f"{int(values[i])} non-finite gradient entries at step {int(steps[i])}")
+            + (f" (the {len(before)} values before: {', '.join(fmt(v) for v in before)})" if before.size else ""),
+            steps=[int(s) for s in steps[max(0, i - 5): i + 1]], values=rounded(values[max(0, i - 5): i + 1])), []))
+    for stat, (steps, matrix, layers) in layer_tables.items():
+        if matrix is None or len(steps) == 0:
+            continue
+        if stat == "grad_nonfinite":
+            r, cols = _first_bad_row(matrix, lambda m: np.nan_to_num(m.astype(np.float64), nan=0.0) > 0)
+        else:
+            r, cols = _first_bad_row(matrix, lambda m: np.isinf(m) | (np.isnan(m) & ~np.isnan(m).all(axis=0)))
+        if r is None:
+            continue
+        names = [layers[c] for c in cols]
+        hits.append((int(steps[r]), 1, Evidence(
+            series=stat, layer=names[0],
+            text=f"{stat} non-finite at step {int(steps[r])} in {len(names)} layer(s), first in model order: {names[0]}",
+            steps=[int(steps[r])], values=rounded(np.asarray(matrix[r], dtype=np.float64)[cols[:8]])), names))
+    if not hits:
+        return None
+    hits.sort(key=lambda h: (h[0], h[1]))
+    first_step = hits[0][0]
+    layer_hits = [h for h in hits if h[3]]
+    layers = []
+    if layer_hits:
+        earliest = min(h[0] for h in layer_hits)
+        for h in layer_hits:
+            if h[0] == earliest:
+                layers += [n for n in h[3] if n not in layers]
+    where = f" (first layer: {layers[0]})" if layers else ""
+    return Finding(
+        symptom="nan_inf", severity="error",
+        title=f"non-finite values from step {first_step} in {hits[0][2].series}{where}",
+        first_step=first_step, last_step=max(h[0] for h in hits), layers=layers,
+        evidence=[h[2] for h in hits],
+    )

@@ -1,0 +1,93 @@
+"""Rules over weights: symmetric (identical) units, and the update/weight ratio.
+
+The recorder keeps 32x32 block-averaged snapshots of every weight matrix (rows = output
+units, averaged in blocks). If all units of a layer are identical (zero or constant
+init), every row of the snapshot is identical too; random init makes them differ by
+orders of magnitude more than float16 rounding.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..findings import Evidence, Finding
+from .series import fmt, rounded
+
+
+def identical_rows(block, tol: float = 1e-3) -> bool:
+    """True when every row of ``block`` equals the first within ``tol`` x the block's scale."""
+    b = np.asarray(block, dtype=np.float64)
+    if b.ndim != 2 or b.shape[0] < 2 or not np.all(np.isfinite(b)):
+        return False
+    scale = float(np.max(np.abs(b)))
+    spread = float(np.max(np.ptp(b, axis=0)))
+    return spread <= tol * scale or scale == 0.0
+
+
+def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, weight_norm=None, param_layers=None,
+                     tol=1e-3) -> Finding | None:
+    """Layers whose units are all identical: the symmetry is never broken by training.
+
+    From snapshots: every row of the last snapshot of a matrix is identical (within ``tol``,
+    float16 precision is ~5e-4). Without snapshots: a weight norm of exactly 0 in every
+    record (all-zero matrix). ``tol`` 1e-3: random init gives row spreads of ~1e-1 x scale.
+    """
+    hits, evidence, first_steps = [], [], []
+    if data is not None and len(snap_steps):
+        data = np.asarray(data)
+        for s, name in enumerate(layers):
+            rows, cols = (int(x) for x in shapes[s])
+            if rows < 2:
+                continue
+            last = data[-1, s, :rows, :cols]
+            if not identical_rows(last, tol):
+                continue
+            first = data[0, s, :rows, :cols]
+            hits.append(name)
+            first_steps.append(int(snap_steps[0]) if identical_rows(first, tol) else int(snap_steps[-1]))
+            evidence.append(Evidence(
+                series="snapshots", layer=name, threshold=tol,
+                text=(f"{name}: all {rows} rows of the block-averaged weight snapshot are identical at step "
+                      f"{int(snap_steps[-1])} (spread <= {tol:g} x scale {fmt(float(np.max(np.abs(last))))})"
+                      + (f", already at step {int(snap_steps[0])}" if identical_rows(first, tol) else "")),
+                steps=[int(snap_steps[0]), int(snap_steps[-1])],
+                values=rounded(last[: min(rows, 3), 0])))
+    elif weight_norm is not None and param_layers is not None and len(weight_steps):
+        w = np.asarray(weight_norm, dtype=np.float64)
+        for j, name in enumerate(param_layers):
+            if name.endswith("weight") and np.all(w[:, j] == 0):
+                hits.append(name)
+                first_steps.append(int(weight_steps[0]))
+                evidence.append(Evidence(series="weight_norm", layer=name, threshold=0.0,
+                                         text=f"{name}: weight norm is exactly 0 in every record (all-zero matrix)",
+                                         steps=[int(weight_steps[0]), int(weight_steps[-1])], values=[0.0, 0.0]))
+    if not hits:
+        return None
+    return Finding(
+        symptom="symmetric_weights", severity="warning",
+        title=f"symmetric weights: all units of {hits[0]} are identical"
+              + (f" (and {len(hits) - 1} more layer(s))" if len(hits) > 1 else ""),
+        first_step=min(first_steps), last_step=int(snap_steps[-1]) if data is not None and len(snap_steps) else None,
+        layers=hits, evidence=evidence,
+    )
+
+
+def update_ratio_level(steps, update_ratio, layers, shapes, *, skip_first=1):
+    """Typical update/weight ratio of the weight matrices: median over records and layers.
+
+    cs231n (Karpathy): the ratio of an update's norm to the weight's norm should be
+    around 1e-3; much larger means the LR is too high, much smaller too low.
+    Returns (median ratio, {layer: median}) or (None, {}) without usable records.
+    """
+    if update_ratio is None or len(steps) <= skip_first:
+        return None, {}
+    u = np.asarray(update_ratio, dtype=np.float64)[skip_first:]
+    cols = [i for i, s in enumerate(shapes) if len(s) >= 2] or list(range(u.shape[1]))
+    per = {}
+    for j in cols:
+        v = u[:, j]
+        v = v[np.isfinite(v) & (v > 0)]
+        if v.size:
+            per[layers[j]] = float(np.median(v))
+    if not per:
+        return None, {}
+    return float(np.median(list(per.values()))), per

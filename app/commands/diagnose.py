@@ -1,0 +1,68 @@
+"""`trainspect diagnose RUN [--json]`: the advisor's findings in a terminal (no Qt needed).
+
+Exit code: 0 = nothing of warning level, 1 = warnings or errors, 2 = the file could not be read.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from analysis import RunFileError, open_run
+from analysis.advisor import diagnose
+
+MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run file (.h5), finished, crashed or live")
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+
+
+def _json_safe(value):
+    """NaN/Inf are not JSON: write them as strings so any JSON parser reads the output."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def to_json(run, findings) -> dict:
+    st = run.status()
+    return {"run": run.name, "path": str(run.path), "status": st.state, "last_step": st.last_step,
+            "findings": [_json_safe(f.to_dict()) for f in findings]}
+
+
+def to_text(run, findings) -> str:
+    st = run.status()
+    lines = [f"{run.name}: {st.describe()}"]
+    if not findings:
+        lines.append("no problems found")
+    for f in findings:
+        span = f"steps {f.first_step}-{f.last_step}" if f.first_step is not None else ""
+        lines.append(f"\n{MARK[f.severity]} [{f.symptom}] {f.title}" + (f"  ({span})" if span else ""))
+        if f.layers:
+            lines.append(f"      layers: {', '.join(f.layers[:6])}" + (" ..." if len(f.layers) > 6 else ""))
+        for e in f.evidence:
+            lines.append(f"      evidence: {e.text}")
+        for i, c in enumerate(f.causes[:3]):
+            lines.append(f"      {'likely cause' if i == 0 else 'or'}: {c.id} ({c.confidence:.2f}) - {c.why}")
+        for i, fix in enumerate(f.fixes[:6], 1):
+            lines.append(f"      fix {i}: {fix}")
+        if f.confirm:
+            lines.append(f"      confirm: {f.confirm}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    try:
+        with open_run(args.run) as r:
+            findings = diagnose(r)
+            out = json.dumps(to_json(r, findings), indent=1) if args.json else to_text(r, findings)
+    except RunFileError as exc:
+        print(f"trainspect diagnose: {exc}", file=sys.stderr)
+        return 2
+    print(out)
+    return 1 if any(f.severity in ("warning", "error") for f in findings) else 0

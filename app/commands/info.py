@@ -1,0 +1,88 @@
+"""`trainspect info RUN`: a plain-text summary of a run file (no Qt needed)."""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5)")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds or seconds < 0:
+        return "unknown"
+    h, rem = divmod(int(seconds), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{seconds:.1f} s")
+
+
+def summarize(run) -> str:
+    from recorder import format as fmt
+
+    st = run.status()
+    names = run.scalar_names()
+    user = [n for n in names if not n.startswith(fmt.SYS_PREFIX)]
+    sysm = [n for n in names if n.startswith(fmt.SYS_PREFIX)]
+    end = st.heartbeat if st.state != "live" else time.time()
+    lines = [
+        f"run:        {run.name}  ({run.path})",
+        f"status:     {st.describe()}",
+        f"steps:      {run.max_step + 1 if run.max_step >= 0 else 0}",
+        f"duration:   {_duration(end - run.start_time)}",
+        f"file size:  {_size(run.file_size)}",
+    ]
+    meta = run.meta
+    versions = meta.get("versions") or {}
+    if versions:
+        lines.append("versions:   " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
+    model = meta.get("model") or {}
+    if model:
+        lines.append(f"model:      {len(run.modules)} leaf modules, {len(run.params)} parameter tensors, "
+                     f"{model.get('n_params', sum(p.numel for p in run.params)):,} parameters")
+    opt = meta.get("optimizer") or {}
+    if opt:
+        hp = opt.get("hyperparameters") or {}
+        hp_text = ", ".join(f"{k}={v}" for k, v in list(hp.items())[:6])
+        lines.append(f"optimizer:  {opt.get('type', '?')}" + (f" ({hp_text})" if hp_text else ""))
+    if run.config:
+        lines.append("config:     " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
+    lines.append(f"metrics:    {len(user)} logged" + (f" + {len(sysm)} recorded by watch()" if sysm else ""))
+    for n in user:
+        s = run.scalar(n)
+        last = f"{s.values[-1]:.6g}" if len(s) else "-"
+        lines.append(f"  {n:<32} {len(s):>9} points  last {last}")
+    inst = run.instruments()
+    if inst:
+        lines.append("instruments: " + ", ".join(f"{g} ({n} records)" for g, n in inst.items()))
+    else:
+        lines.append("instruments: none (watch() was not called)")
+    if run.dropped_records:
+        lines.append(f"warning:    the writer dropped {run.dropped_records} records (queue full)")
+    if st.error:
+        lines.append(f"error:      {st.error}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from analysis import RunFileError, open_run
+
+    code = 0
+    for i, path in enumerate(args.runs):
+        if i:
+            print()
+        try:
+            with open_run(path) as r:
+                print(summarize(r))
+        except RunFileError as exc:
+            print(f"trainspect info: {exc}", file=sys.stderr)
+            code = 2
+    return code

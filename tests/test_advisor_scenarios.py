@@ -1,0 +1,119 @@
+"""The advisor on real recorded training runs (tests/scenarios.py): every planted pathology
+found with the right symptom and top-ranked cause, and no warning on any healthy run."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from analysis import diagnose, open_run  # noqa: E402
+from tests.scenarios import SCENARIOS, digits, mlp, recorded, train  # noqa: E402
+
+PATHOLOGIES = [n for n, s in SCENARIOS.items() if s.symptom is not None]
+HEALTHY = [n for n, s in SCENARIOS.items() if s.symptom is None]
+
+
+@pytest.fixture(scope="session")
+def scenario_dir(tmp_path_factory):
+    import torch
+    torch.set_num_threads(1)
+    return tmp_path_factory.mktemp("advisor_scenarios")
+
+
+def findings_of(name, scenario_dir):
+    with open_run(recorded(name, scenario_dir)) as run:
+        return diagnose(run)
+
+
+def test_suite_covers_every_symptom():
+    from analysis.findings import SYMPTOMS
+    assert {s.symptom for s in SCENARIOS.values() if s.symptom} == set(SYMPTOMS)
+
+
+@pytest.mark.parametrize("name", PATHOLOGIES)
+def test_planted_pathology_is_found_with_its_cause(name, scenario_dir):
+    scenario = SCENARIOS[name]
+    findings = findings_of(name, scenario_dir)
+    hits = [f for f in findings if f.symptom == scenario.symptom]
+    assert hits, f"{name}: expected {scenario.symptom}, got {[f.symptom for f in findings]}"
+    finding = hits[0]
+    assert finding.severity in ("warning", "error")
+    assert finding.causes[0].id in scenario.causes, [(c.id, c.confidence) for c in finding.causes]
+    assert finding.evidence and finding.evidence[0].text
+    assert finding.fixes and finding.confirm
+    assert finding.first_step is not None and finding.first_step <= finding.last_step
+
+
+@pytest.mark.parametrize("name", HEALTHY)
+def test_healthy_run_has_no_warning(name, scenario_dir):
+    findings = findings_of(name, scenario_dir)
+    loud = [(f.symptom, f.title) for f in findings if f.severity != "info"]
+    assert not loud, f"{name}: false alarm {loud}"
+
+
+def test_nan_finding_names_first_step_and_layer(scenario_dir):
+    f = next(f for f in findings_of("nan_from_huge_lr", scenario_dir) if f.symptom == "nan_inf")
+    assert f.severity == "error"
+    assert 30 < f.first_step < 150          # the run is healthy for its first 30 steps
+    assert f.layers and f.layers[0] == "0.weight"
+
+
+def test_frozen_layer_names_the_missing_parameters(scenario_dir):
+    f = next(f for f in findings_of("layer_missing_from_optimizer", scenario_dir) if f.symptom == "frozen_layers")
+    assert f.layers == ["0.weight", "0.bias"]
+
+
+def test_overfitting_points_at_best_validation_step(scenario_dir):
+    f = next(f for f in findings_of("overfit_small_noisy_train_set", scenario_dir) if f.symptom == "overfitting")
+    assert f.fixes[0] == f"keep the checkpoint from step {f.first_step} (best validation loss)"
+
+
+def _train_partial(path, steps, crash=False):
+    import torch
+    from recorder import Recorder
+    torch.set_num_threads(1)
+    torch.manual_seed(30)
+    model = mlp([64, 128, 64, 10])
+    opt = torch.optim.SGD(model.parameters(), lr=1e-5)     # LR too low: a flat loss
+    rec = Recorder(str(path), name="partial", flush_every=0.2, stats_every=5, snapshot_every=25)
+    if crash:
+        with pytest.raises(RuntimeError):
+            with rec:
+                train(rec, model, opt, steps=steps)
+                raise RuntimeError("training crashed")
+        return None
+    train(rec, model, opt, steps=steps)
+    rec.flush()
+    return rec
+
+
+def test_live_run_is_diagnosed_while_recording(tmp_path):
+    rec = _train_partial(tmp_path / "live.h5", steps=120)
+    try:
+        with open_run(tmp_path / "live.h5") as run:
+            assert run.status().state == "live"
+            findings = diagnose(run)
+        assert "no_progress" in {f.symptom for f in findings}
+    finally:
+        rec.close()
+
+
+def test_crashed_run_is_diagnosed(tmp_path):
+    _train_partial(tmp_path / "crash.h5", steps=120, crash=True)
+    with open_run(tmp_path / "crash.h5") as run:
+        assert run.status().state == "crashed"
+        findings = diagnose(run)
+    f = next(f for f in findings if f.symptom == "no_progress")
+    assert f.causes[0].id == "lr_too_low"
+
+
+def test_short_run_says_nothing_loud(tmp_path):
+    import torch
+    from recorder import Recorder
+    torch.set_num_threads(1)
+    model = mlp([64, 32, 10])
+    with Recorder(str(tmp_path / "short.h5"), name="short") as rec:
+        train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-5), steps=10, data=digits())
+    with open_run(tmp_path / "short.h5") as run:
+        assert [f for f in diagnose(run) if f.severity != "info"] == []

@@ -1,0 +1,67 @@
+"""`trainspect diagnose RUN [--json]`: output and exit codes (0 healthy, 1 warnings, 2 unreadable)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("sklearn")
+
+from app.cli import main  # noqa: E402
+from tests.scenarios import recorded  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def runs_dir(tmp_path_factory):
+    import torch
+    torch.set_num_threads(1)
+    return tmp_path_factory.mktemp("advisor_scenarios")
+
+
+def test_healthy_run_exits_0(runs_dir, capsys):
+    path = recorded("healthy_mlp_sgd_momentum", runs_dir)
+    assert main(["diagnose", path]) == 0
+    out = capsys.readouterr().out
+    assert "healthy_mlp_sgd_momentum" in out and "no problems found" in out
+
+
+def test_warning_run_exits_1_and_explains(runs_dir, capsys):
+    path = recorded("lr_too_low", runs_dir)
+    assert main(["diagnose", path]) == 1
+    out = capsys.readouterr().out
+    assert "[no_progress]" in out and "likely cause: lr_too_low" in out and "fix 1: raise the learning rate" in out
+
+
+def test_json_output_has_the_documented_keys(runs_dir, capsys):
+    path = recorded("layer_missing_from_optimizer", runs_dir)
+    assert main(["diagnose", path, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["run"] == "layer_missing_from_optimizer"
+    f = next(f for f in doc["findings"] if f["symptom"] == "frozen_layers")
+    for key in ("symptom", "severity", "first_step", "last_step", "layers", "evidence", "causes", "fixes"):
+        assert key in f
+    assert f["causes"][0]["id"] == "optimizer_setup"
+    assert set(f["causes"][0]) >= {"id", "confidence", "why"}
+    assert f["layers"] == ["0.weight", "0.bias"]
+
+
+def test_unreadable_file_exits_2(tmp_path, capsys):
+    bad = tmp_path / "notes.h5"
+    bad.write_text("not hdf5")
+    assert main(["diagnose", str(bad)]) == 2
+    assert "notes.h5" in capsys.readouterr().err
+    assert main(["diagnose", str(tmp_path / "missing.h5")]) == 2
+
+
+def test_console_entry_point_in_a_fresh_process(runs_dir):
+    path = recorded("lr_too_low", runs_dir)
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "diagnose", path, "--json"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["findings"][0]["symptom"] == "no_progress"
