@@ -138,8 +138,9 @@ class RunFileWriter:
             raise ValueError(f"{group}: fields {sorted(fields)} != {sorted(expected)}")
         # Data fields first, the step column last: a reader takes the shortest column,
         # so a flush cut short never exposes a step without its values.
-        for name, dtype in fmt.RECORD_GROUPS[group].items():
-            self._append(g[name], np.asarray(fields[name], dtype=dtype))
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32/16 range -> inf, as it was
+            for name, dtype in fmt.RECORD_GROUPS[group].items():
+                self._append(g[name], np.asarray(fields[name], dtype=dtype))
         self._append(g[fmt.STEP_FIELD], np.asarray(step, dtype="int64"))
 
     # ------------------------------------------------------------ status
