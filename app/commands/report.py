@@ -1,0 +1,50 @@
+"""`trainspect report RUN [RUN ...] -o report.html|report.pdf`: a shareable report.
+
+HTML is one self-contained file (inline CSS + SVG, no scripts, no URLs) and needs no Qt; PDF is
+drawn by Qt offscreen (no browser). Progress lines go to stderr. Exit 2 = a file could not be
+read or written, or the output name has an unknown extension.
+"""
+from __future__ import annotations
+
+import sys
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5); several runs get a side-by-side comparison")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="report file: .html (self-contained) or .pdf")
+    parser.add_argument("--title", help="report title (default: the run names)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def print_progress(done: int, total: int, text: str) -> None:
+    print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    from analysis import RunFileError
+    from app.report import export_report, report_format
+
+    try:
+        kind = report_format(args.output)
+    except ValueError as exc:
+        print(f"trainspect report: {exc}", file=sys.stderr)
+        return 2
+    if kind == "pdf":
+        try:
+            import PySide6.QtSvg  # noqa: F401  (fail early with the install hint, before any work)
+        except ImportError:
+            print("trainspect report: PDF output needs the app extra: pip install 'trainspect[app]' "
+                  "(or write .html)", file=sys.stderr)
+            return 2
+    try:
+        path = export_report(args.runs, args.output, progress=None if args.quiet else print_progress, title=args.title)
+    except RunFileError as exc:
+        print(f"trainspect report: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"trainspect report: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(f"trainspect report: wrote {path}", file=sys.stderr)
+    return 0

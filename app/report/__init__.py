@@ -1,0 +1,65 @@
+"""Reports (self-contained HTML or PDF) and CSV export of runs.
+
+``export_report(runs, path, progress=None)`` is what the CLI (`trainspect report`) and the app
+(File > Export report...) call. The HTML path needs no Qt; the PDF path draws with Qt.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+REPORT_FORMATS = {".html": "html", ".htm": "html", ".pdf": "pdf"}
+
+
+def report_format(path) -> str:
+    """'html' or 'pdf' from the file extension; ValueError for anything else."""
+    ext = Path(path).suffix.lower()
+    try:
+        return REPORT_FORMATS[ext]
+    except KeyError:
+        raise ValueError(f"cannot tell the report format from {str(path)!r}: use a .html or .pdf file name") from None
+
+
+def export_report(runs, path, progress=None, title: str | None = None) -> Path:
+    """Write a report of ``runs`` (open ``analysis.Run`` objects or run-file paths) to ``path``.
+
+    ``progress(done, total, text)`` is called after each step (plots of a run, advisor, writing).
+    Paths are opened and closed here; Run objects are left open for the caller.
+    """
+    from .content import Progress, build_report, open_runs, progress_total
+
+    path = Path(path)
+    kind = report_format(path)
+    runs = list(runs)
+    opened = open_runs([r for r in runs if isinstance(r, (str, Path))])
+    it = iter(opened)
+    runs = [next(it) if isinstance(r, (str, Path)) else r for r in runs]
+    if not runs:
+        raise ValueError("a report needs at least one run")
+    try:
+        prog = Progress(progress, progress_total(len(runs)))
+        report = build_report(runs, prog, title=title)
+        if kind == "html":
+            from .html import write_html
+            write_html(report, path)
+        else:
+            from .pdf import write_pdf
+            write_pdf(report, path)
+        prog.step(f"wrote {path.name}")
+    finally:
+        for r in opened:
+            r.close()
+    return path
+
+
+def export_run_csv(run, directory, progress=None):
+    """Every scalar and layer statistic of ``run`` as CSV files in ``directory``; see csv_export."""
+    from .csv_export import export_run_csv as _export
+
+    return _export(run, directory, progress=progress)
+
+
+def export_plot_csv(path, columns) -> Path:
+    """Write the data shown in one plot as CSV; see csv_export.write_columns."""
+    from .csv_export import write_columns
+
+    return write_columns(path, columns)

@@ -1,0 +1,376 @@
+"""What a report contains, gathered once from the runs and rendered by html.py and pdf.py.
+
+Everything is read through ``analysis`` (no h5py here). Plots are SVG text from svgplot.py;
+all other fields are plain strings and numbers that the renderers escape.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from analysis import RunFileError, open_run
+from analysis.advisor.signals import TRAIN_LOSS_NAMES, VAL_LOSS_NAMES
+
+from . import svgplot
+from .svgplot import PALETTE, Line, PlotSpec
+
+SYS_PREFIX = "sys/"
+MAX_OTHER_METRICS = 6        # user metrics beyond the losses that get their own plot
+MAX_FINDING_LAYERS = 6       # layers drawn in a finding's layer-statistic plot
+HEATMAP_STATS = (            # (stat, title); only those the run has are drawn
+    ("grad_norm", "Gradient norm per parameter"),
+    ("update_ratio", "Update / weight ratio per parameter"),
+    ("act_dead_frac", "Dead units per module (fraction)"),
+    ("act_frac_saturated", "Saturated activations per module (fraction)"),
+)
+FRACTION_STATS = ("act_dead_frac", "act_frac_saturated", "act_frac_nonpos")
+SUMMARY_LOSS_WINDOW = 10     # "final loss" = median of the last points (one noisy batch is not the result)
+
+
+@dataclass
+class Figure:
+    title: str
+    svg: str
+    caption: str = ""
+
+
+@dataclass
+class RunSection:
+    name: str
+    path: str
+    summary: list                       # [(label, value text)]
+    config: list                        # [(key, value text)]
+    findings: list                      # [Finding]
+    figures: list                       # [Figure] key plots
+    finding_figures: dict = field(default_factory=dict)   # finding index -> [Figure]
+    metrics: dict = field(default_factory=dict)           # numbers for the comparison
+
+
+@dataclass
+class Comparison:
+    header: list                        # ["", run1, run2, ...]
+    rows: list                          # [(label, [cell texts], differs: bool)]
+    figures: list
+
+
+@dataclass
+class Report:
+    title: str
+    created: str
+    runs: list                          # [RunSection]
+    comparison: Comparison | None = None
+
+
+class Progress:
+    """Counts steps and forwards them to ``progress(done, total, text)`` if given."""
+
+    def __init__(self, callback, total: int):
+        self.callback = callback
+        self.total = total
+        self.done = 0
+
+    def step(self, text: str) -> None:
+        self.done = min(self.done + 1, self.total)
+        if self.callback is not None:
+            self.callback(self.done, self.total, text)
+
+
+# ------------------------------------------------------------------ helpers
+def value_text(v) -> str:
+    """A config/meta value as one line of text (escaping is the renderer's job)."""
+    if isinstance(v, float):
+        return svgplot.fmt_value(v)
+    if isinstance(v, (list, tuple)) and len(v) > 12:
+        return "[" + ", ".join(value_text(x) for x in v[:12]) + f", … ({len(v)} items)]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {value_text(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def flatten(d: dict, prefix: str = "") -> list:
+    """Nested config dicts as dotted keys, in insertion order."""
+    out = []
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.extend(flatten(v, key + "."))
+        else:
+            out.append((key, value_text(v)))
+    return out
+
+
+def duration_text(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "unknown"
+    h, rem = divmod(int(seconds), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{seconds:.1f} s")
+
+
+def loss_names(names: list) -> tuple:
+    """(training loss name or None, validation loss name or None) by the documented roles."""
+    train = next((n for n in TRAIN_LOSS_NAMES if n in names), None)
+    val = next((n for n in VAL_LOSS_NAMES if n in names), None)
+    return train, val
+
+
+def _final(values: np.ndarray) -> float:
+    if len(values) and not np.isfinite(values[-1]):
+        return float(values[-1])          # a run that ended in NaN/Inf ended there, say so
+    fin = values[np.isfinite(values)]
+    return float(np.median(fin[-SUMMARY_LOSS_WINDOW:])) if fin.size else math.nan
+
+
+def _best(values: np.ndarray) -> float:
+    fin = values[np.isfinite(values)]
+    return float(fin.min()) if fin.size else math.nan
+
+
+def _series_line(run, name, color, label=None, **kw) -> Line | None:
+    try:
+        s = run.scalar(name)
+    except KeyError:
+        return None
+    if not len(s):
+        return None
+    return Line(s.steps, s.values, label if label is not None else name, color, **kw)
+
+
+# ------------------------------------------------------------------ per run
+def run_summary(run) -> tuple[list, dict]:
+    st = run.status()
+    names = run.scalar_names()
+    meta = run.meta or {}
+    rows = [("file", str(run.path)), ("status", st.describe()),
+            ("steps", str(run.max_step + 1 if run.max_step >= 0 else 0))]
+    start = meta.get("start_time")
+    if isinstance(start, (int, float)) and math.isfinite(start):
+        rows.append(("started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))))
+        end = st.heartbeat if st.state != "live" else time.time()
+        if isinstance(end, (int, float)) and math.isfinite(end):
+            rows.append(("duration", duration_text(end - start)))
+    if meta.get("host"):
+        rows.append(("host", value_text(meta["host"])))
+    model = meta.get("model") or {}
+    if model or run.params:
+        n_params = model.get("n_params", sum(p.numel for p in run.params))
+        n_text = f"{n_params:,}" if isinstance(n_params, int) else value_text(n_params)
+        rows.append(("model", f"{len(run.modules)} leaf modules, {len(run.params)} parameter tensors, {n_text} parameters"))
+    opt = meta.get("optimizer") or {}
+    if opt:
+        hp = opt.get("hyperparameters") or {}
+        rows.append(("optimizer", value_text(opt.get("type", "?")) +
+                     (" (" + ", ".join(f"{k}={value_text(v)}" for k, v in hp.items()) + ")" if hp else "")))
+    versions = meta.get("versions") or {}
+    if versions:
+        rows.append(("versions", ", ".join(f"{k} {value_text(v)}" for k, v in versions.items() if v)))
+    train, val = loss_names(names)
+    metrics = {"state": st.state, "steps": run.max_step + 1}
+    for role, name in (("train", train), ("val", val)):
+        if name:
+            v = run.scalar(name).values
+            metrics[f"{role}_final"], metrics[f"{role}_best"] = _final(v), _best(v)
+            rows.append((f"{role} loss ({name})", f"final {svgplot.fmt_value(metrics[f'{role}_final'])}, "
+                                                   f"best {svgplot.fmt_value(metrics[f'{role}_best'])}"))
+    user = [n for n in names if not n.startswith(SYS_PREFIX)]
+    rows.append(("metrics", f"{len(user)} logged, {len(names) - len(user)} recorded by watch()"))
+    if st.error:
+        rows.append(("error", st.error))
+    return rows, metrics
+
+
+def key_figures(run) -> list:
+    """Losses, other metrics, learning rate, gradient norm and layer heatmaps."""
+    names = run.scalar_names()
+    figs = []
+    train, val = loss_names(names)
+    losses = [n for n in (train, val) if n] + [n for n in names if "loss" in n.lower()
+                                                and not n.startswith(SYS_PREFIX) and n not in (train, val)]
+    lines = [ln for i, n in enumerate(losses[:len(PALETTE)]) if (ln := _series_line(run, n, PALETTE[i])) is not None]
+    if lines:
+        figs.append(Figure("Losses", svgplot.line_plot(lines, PlotSpec(title="Losses", ylabel="loss")),
+                           "raw values; every spike is kept (min/max per pixel column)"))
+    others = [n for n in names if not n.startswith(SYS_PREFIX) and n not in losses][:MAX_OTHER_METRICS]
+    for n in others:
+        ln = _series_line(run, n, PALETTE[2])
+        if ln is not None:
+            figs.append(Figure(n, svgplot.line_plot([ln], PlotSpec(title=n, height=200))))
+    lrs = [n for n in names if n == "sys/lr" or n.startswith("sys/lr/")]
+    lines = [ln for i, n in enumerate(lrs[:len(PALETTE)])
+             if (ln := _series_line(run, n, PALETTE[i], "group 0" if n == "sys/lr" else "group " + n.rsplit("/", 1)[-1]))]
+    if lines:
+        if len(lines) == 1:
+            lines[0].label = ""
+        figs.append(Figure("Learning rate", svgplot.line_plot(lines, PlotSpec(title="Learning rate", height=200))))
+    gn = _series_line(run, "sys/grad_norm", PALETTE[4], "")
+    if gn is not None:
+        figs.append(Figure("Global gradient norm", svgplot.line_plot([gn], PlotSpec(title="Global gradient norm", height=200))))
+    have = set(run.layer_stat_names())
+    for stat, title in HEATMAP_STATS:
+        if stat in have:
+            figs.append(layer_heatmap(run, stat, title))
+    return [f for f in figs if f is not None]
+
+
+def layer_labels(run, layers: list) -> list:
+    """Module names get their type ("3 (ReLU)"): bare indices say little in a heatmap."""
+    types = {m.name: m.type for m in run.modules}
+    return [f"{n} ({types[n]})" if n in types and not n.endswith(types[n]) else n for n in layers]
+
+
+def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
+    ls = run.layer_stat(stat)
+    if not len(ls.steps) or not ls.values.shape[1]:
+        return None
+    title = title or stat
+    vrange = (0.0, 1.0) if stat in FRACTION_STATS else None
+    svg = svgplot.heatmap(ls.values, ls.steps, layer_labels(run, ls.layers), title=title, vrange=vrange,
+                          log=False if vrange else "auto")
+    return Figure(title, svg, f"layer statistic {stat}; columns keep the maximum of the records they cover")
+
+
+def _on_curve(markers, x, y) -> list:
+    """Evidence points that lie on the plotted curve (evidence may mix values of several stats)."""
+    keep = []
+    for mx, my in markers:
+        i = int(np.searchsorted(x, mx))
+        if i < len(x) and x[i] == mx and (y[i] == my or abs(y[i] - my) <= 1e-3 * max(abs(my), 1e-12)):
+            keep.append((mx, my))
+    return keep
+
+
+def finding_figures(run, finding) -> list:
+    """The plots a finding's evidence refers to, with its span shaded and its points circled."""
+    figs, seen = [], set()
+    names = set(run.scalar_names())
+    stats = set(run.layer_stat_names())
+    span = [(finding.first_step, finding.last_step)] if finding.first_step is not None else []
+    for ev in finding.evidence:
+        key = (ev.series, ev.layer)
+        if key in seen:
+            continue
+        seen.add(key)
+        markers = [(float(s), float(v)) for s, v in zip(ev.steps, ev.values)
+                   if isinstance(v, (int, float)) and isinstance(s, (int, float))]
+        if ev.series in names:
+            ln = _series_line(run, ev.series, PALETTE[0], "")
+            if ln is None:
+                continue
+            spec = PlotSpec(title=ev.series, height=200, spans=span, markers=_on_curve(markers, ln.x, ln.y)[:200])
+            figs.append(Figure(ev.series, svgplot.line_plot([ln], spec), ev.text))
+        elif ev.series in stats:
+            ls = run.layer_stat(ev.series)
+            wanted = [ev.layer] if ev.layer else list(finding.layers)
+            idx = [ls.layers.index(n) for n in wanted if n in ls.layers][:MAX_FINDING_LAYERS]
+            if not idx:       # no layer named: show all layers as a heatmap
+                fig = layer_heatmap(run, ev.series)
+                if fig is not None:
+                    figs.append(Figure(fig.title, fig.svg, ev.text))
+                continue
+            lines = [Line(ls.steps, ls.values[:, j], ls.layers[j], PALETTE[i % len(PALETTE)]) for i, j in enumerate(idx)]
+            on_curve = _on_curve(markers, ls.steps, ls.values[:, idx[0]].astype(float)) if len(idx) == 1 else []
+            spec = PlotSpec(title=f"{ev.series}", height=210, spans=span, markers=on_curve[:200])
+            figs.append(Figure(ev.series, svgplot.line_plot(lines, spec), ev.text))
+        elif ev.series == "snapshots":
+            fig = _snapshot_figure(run, ev.layer or (finding.layers[0] if finding.layers else None), ev.text)
+            if fig is not None:
+                figs.append(fig)
+    return figs
+
+
+def _snapshot_figure(run, layer, caption) -> Figure | None:
+    snaps = run.snapshots()
+    if not len(snaps.steps) or not snaps.layers:
+        return None
+    slot = snaps.layers.index(layer) if layer in snaps.layers else 0
+    rows, cols = (int(v) for v in snaps.shapes[slot])
+    mat = snaps.data[-1, slot, :rows, :cols]          # rows = output units
+    title = f"weights of {snaps.layers[slot]} at step {int(snaps.steps[-1])} (downsampled, rows = units)"
+    svg = svgplot.heatmap(mat.T, np.arange(rows), [f"col {c}" for c in range(cols)], title=title, log=False,
+                          xlabel="unit (row)")
+    return Figure("weight snapshot", svg, caption)
+
+
+def build_run_section(run, diagnose_fn, progress: Progress | None = None) -> RunSection:
+    step = progress.step if progress else (lambda text: None)
+    summary, metrics = run_summary(run)
+    findings = diagnose_fn(run)
+    metrics["warnings"] = sum(f.severity in ("warning", "error") for f in findings)
+    metrics["symptoms"] = ", ".join(dict.fromkeys(f.symptom for f in findings)) or "none"
+    step(f"{run.name}: summary and advisor")
+    figures = key_figures(run)
+    step(f"{run.name}: plotting losses, learning rate, gradient norms, layer heatmaps")
+    ff = {i: finding_figures(run, f) for i, f in enumerate(findings)}
+    step(f"{run.name}: plotting the evidence of {len(findings)} finding(s)")
+    return RunSection(run.name, str(run.path), summary, flatten(run.config), findings, figures, ff, metrics)
+
+
+# ------------------------------------------------------------------ several runs
+def build_comparison(runs, sections) -> Comparison:
+    header = ["", *[s.name for s in sections]]
+    rows = []
+
+    def add(label, cells):
+        rows.append((label, cells, len(set(cells)) > 1))
+
+    add("status", [s.metrics.get("state", "") for s in sections])
+    add("steps", [str(s.metrics.get("steps", "")) for s in sections])
+    for key, label in (("train_final", "final train loss"), ("train_best", "best train loss"),
+                       ("val_final", "final val loss"), ("val_best", "best val loss")):
+        if any(key in s.metrics for s in sections):
+            add(label, [svgplot.fmt_value(s.metrics[key]) if key in s.metrics else "–" for s in sections])
+    add("warnings", [str(s.metrics.get("warnings", 0)) for s in sections])
+    add("findings", [s.metrics.get("symptoms", "") for s in sections])
+    configs = [dict(s.config) for s in sections]
+    for key in dict.fromkeys(k for c in configs for k in c):
+        add(f"config: {key}", [c.get(key, "–") for c in configs])
+    figs = []
+    colors = {id(r): PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
+    for title, pick in (("Training loss", lambda names: loss_names(names)[0]),
+                        ("Validation loss", lambda names: loss_names(names)[1]),
+                        ("Learning rate", lambda names: "sys/lr" if "sys/lr" in names else None),
+                        ("Global gradient norm", lambda names: "sys/grad_norm" if "sys/grad_norm" in names else None)):
+        lines = []
+        for r in runs:
+            name = pick(r.scalar_names())
+            if name and (ln := _series_line(r, name, colors[id(r)], r.name)) is not None:
+                lines.append(ln)
+        if lines:
+            figs.append(Figure(title, svgplot.line_plot(lines, PlotSpec(title=title, height=230))))
+    return Comparison(header, rows, figs)
+
+
+def progress_total(n_runs: int) -> int:
+    """Steps reported by build_report for ``n_runs`` runs, plus one for writing the file."""
+    return 3 * n_runs + (1 if n_runs > 1 else 0) + 1
+
+
+def build_report(runs, progress=None, title: str | None = None, diagnose_fn=None) -> Report:
+    """Gather everything a report shows from open runs (``analysis.Run``)."""
+    if diagnose_fn is None:
+        from analysis import diagnose as diagnose_fn
+    prog = progress if isinstance(progress, Progress) else Progress(progress, progress_total(len(runs)))
+    sections = [build_run_section(r, diagnose_fn, prog) for r in runs]
+    comparison = None
+    if len(runs) > 1:
+        comparison = build_comparison(runs, sections)
+        prog.step("comparing runs side by side")
+    title = title or ("trainspect report: " + ", ".join(s.name for s in sections))
+    return Report(title, time.strftime("%Y-%m-%d %H:%M:%S"), sections, comparison)
+
+
+def open_runs(paths) -> list:
+    """Open every path; RunFileError names the first file that cannot be read (others closed)."""
+    runs = []
+    try:
+        for p in paths:
+            runs.append(open_run(Path(p)))
+    except RunFileError:
+        for r in runs:
+            r.close()
+        raise
+    return runs

@@ -1,0 +1,115 @@
+"""CSV export that pandas reads directly (``pd.read_csv(path)``, no options needed).
+
+``export_run_csv``: one file per scalar metric (step,value,wall_time), one wide file per layer
+statistic (step + one column per layer) and ``index.csv`` mapping metric names to files.
+``write_columns``: the data shown in one plot. NaN/Inf are written as ``nan``/``inf``/``-inf``,
+which pandas parses as floats.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+INDEX_NAME = "index.csv"
+MAX_STEM = 100
+ROWS_PER_WRITE = 100_000
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_stem(name: str, taken: set) -> str:
+    """A file-name stem for ``name`` that is safe on every OS and unique within ``taken``."""
+    stem = _UNSAFE.sub("_", str(name)).strip("._") or "metric"
+    stem = stem[:MAX_STEM]
+    if stem.lower() in {"con", "prn", "aux", "nul"} or re.fullmatch(r"(?i)(com|lpt)\d", stem):
+        stem = "_" + stem
+    candidate, n = stem, 2
+    while candidate.lower() in taken:
+        candidate = f"{stem}-{n}"
+        n += 1
+    taken.add(candidate.lower())
+    return candidate
+
+
+def _cell(v) -> str:
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))          # shortest exact text; nan, inf, -inf as pandas expects
+    if isinstance(v, (np.integer,)):
+        return str(int(v))
+    return str(v)
+
+
+def write_columns(path, columns: dict) -> Path:
+    """Write equal-length columns ``{header: values}`` to ``path`` as CSV."""
+    path = Path(path)
+    names = list(columns)
+    cols = [np.asarray(columns[n]) if not isinstance(columns[n], list) else columns[n] for n in names]
+    lengths = {len(c) for c in cols}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of different lengths: {dict(zip(names, map(len, cols)))}")
+    n = lengths.pop() if lengths else 0
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(names)
+        for lo in range(0, n, ROWS_PER_WRITE):
+            hi = min(n, lo + ROWS_PER_WRITE)
+            parts = [_column_text(c[lo:hi]) for c in cols]
+            w.writerows(zip(*parts))
+    return path
+
+
+def _column_text(values) -> list:
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        return values.astype(str).tolist()   # shortest text that reads back exactly, per dtype
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
+        return [str(v) for v in values.tolist()]
+    return [_cell(v) for v in values]
+
+
+def export_run_csv(run, directory, progress=None) -> list:
+    """Write every scalar and layer statistic of ``run`` into ``directory``; returns the paths.
+
+    ``progress(done, total, text)`` is called after each file.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    names = run.scalar_names()
+    stats = run.layer_stat_names()
+    total = len(names) + len(stats) + 1
+    taken = {INDEX_NAME[:-4]}
+    index_rows, written = [], []
+    done = 0
+
+    def tick(text):
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, text)
+
+    for name in names:
+        s = run.scalar(name)
+        fname = safe_stem(name, taken) + ".csv"
+        write_columns(directory / fname, {"step": s.steps, "value": s.values, "wall_time": s.wall})
+        index_rows.append(("scalar", name, fname, len(s)))
+        written.append(directory / fname)
+        tick(f"wrote {fname}")
+    for stat in stats:
+        ls = run.layer_stat(stat)
+        fname = safe_stem(f"layers_{stat}", taken) + ".csv"
+        cols = {"step": ls.steps}
+        for j, layer in enumerate(ls.layers):
+            header = layer if layer not in cols else f"{layer}#{j}"
+            cols[header] = ls.values[:, j]
+        write_columns(directory / fname, cols)
+        index_rows.append(("layer_stat", stat, fname, len(ls.steps)))
+        written.append(directory / fname)
+        tick(f"wrote {fname}")
+    with open(directory / INDEX_NAME, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["kind", "name", "file", "rows"])
+        w.writerows(index_rows)
+    written.append(directory / INDEX_NAME)
+    tick(f"wrote {INDEX_NAME}")
+    return written

@@ -1,0 +1,263 @@
+"""The report as a PDF, drawn by Qt (QPdfWriter + QPainter): no browser needed.
+
+Same content as the HTML: text blocks are Qt rich text (QTextDocument, every value escaped),
+plots are the same SVG drawn as vectors by QSvgRenderer. A tiny flow layout puts blocks on
+A4 pages, starts every run on a new page and numbers the pages.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from html import escape
+
+from .content import Report
+
+PAGE_DPI = 96            # layout units = CSS pixels; the PDF itself is vector
+MARGIN = 42
+FOOTER = 22
+BLOCK_GAP = 8
+SEVERITY_COLORS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
+
+_app = None
+
+
+def ensure_gui_app():
+    """A Qt application for fonts and painting; offscreen when there is no display."""
+    global _app
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and sys.platform.startswith("linux"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        # A QApplication, not a QGuiApplication: the process may open windows later (the app,
+        # pytest-qt), and widgets abort under a plain QGuiApplication.
+        _app = app = QApplication([])
+    return app
+
+
+def e(text) -> str:
+    return escape(str(text), quote=True)
+
+
+# ------------------------------------------------------------------ blocks
+class Text:
+    def __init__(self, html: str, keep_next: bool = False):
+        self.html = html
+        self.keep_next = keep_next     # a heading is never left alone at the foot of a page
+
+
+class Svg:
+    def __init__(self, svg: str, caption: str = ""):
+        self.svg = svg
+        self.caption = caption
+
+
+class PageBreak:
+    pass
+
+
+def _kv(rows) -> str:
+    cells = "".join(f'<tr><td bgcolor="#f3f3f3"><font color="#555">{e(k)}</font></td><td>{e(v)}</td></tr>'
+                    for k, v in rows)
+    return f'<table border="1" cellspacing="0" cellpadding="3" style="border-color:#ccc">{cells}</table>'
+
+
+def _finding_html(f) -> str:
+    color = SEVERITY_COLORS.get(f.severity, "#999")
+    span = f"steps {f.first_step}–{f.last_step}" if f.first_step is not None else ""
+    out = [f'<p><span style="background-color:{color};color:#fff"><b>&nbsp;{e(f.severity.upper())}&nbsp;</b></span> '
+           f'<tt>{e(f.symptom)}</tt> <font color="#666">{e(span)}</font></p>',
+           f"<h3>{e(f.title)}</h3>"]
+    if f.layers:
+        more = f" … (+{len(f.layers) - 12})" if len(f.layers) > 12 else ""
+        out.append(f'<p><font color="#666">layers: {e(", ".join(f.layers[:12]))}{e(more)}</font></p>')
+    if f.evidence:
+        out.append("<p><b>Evidence</b></p><ul>" + "".join(
+            f"<li><tt>{e(ev.series)}</tt>{' (' + e(ev.layer) + ')' if ev.layer else ''}: {e(ev.text)}</li>"
+            for ev in f.evidence) + "</ul>")
+    if f.causes:
+        out.append("<p><b>Likely causes</b></p><ol>" + "".join(
+            f"<li><b>{e(c.id)}</b> ({c.confidence:.2f}): {e(c.why)}</li>" for c in f.causes) + "</ol>")
+    if f.fixes:
+        out.append("<p><b>Fixes, in the order to try them</b></p><ol>" + "".join(f"<li>{e(x)}</li>" for x in f.fixes) + "</ol>")
+    if f.confirm:
+        out.append(f"<p><b>Confirm:</b> {e(f.confirm)}</p>")
+    return "".join(out)
+
+
+def report_blocks(report: Report) -> list:
+    blocks = [Text(f"<h1>{e(report.title)}</h1><p><font color='#666'>written by trainspect on {e(report.created)}</font></p>")]
+    c = report.comparison
+    if c is not None:
+        head = "".join(f"<th>{e(h)}</th>" for h in c.header)
+        rows = "".join(
+            f"<tr><td>{e(label)}</td>" + "".join(
+                f'<td{" bgcolor=#fff3cd" if differs else ""}>{e(x)}</td>' for x in cells) + "</tr>"
+            for label, cells, differs in c.rows)
+        blocks.append(Text(f"<h2>Comparison</h2><p><font color='#666'>highlighted: rows where the runs differ</font></p>"
+                           f'<table border="1" cellspacing="0" cellpadding="3">{"<tr>" + head + "</tr>"}{rows}</table>'))
+        blocks.extend(Svg(fig.svg, fig.caption) for fig in c.figures)
+    for i, s in enumerate(report.runs):
+        if i or c is not None:
+            blocks.append(PageBreak())
+        blocks.append(Text(f"<h2>{e(s.name)}</h2>" + _kv(s.summary)))
+        if s.config:
+            blocks.append(Text("<h3>Config</h3>" + _kv(s.config)))
+        blocks.append(Text(f"<h2>Advisor findings ({len(s.findings)})</h2>"
+                           + ("" if s.findings else "<p><font color='#2e7d32'><b>No problems found.</b></font></p>")))
+        for j, f in enumerate(s.findings):
+            blocks.append(Text(_finding_html(f), keep_next=True))
+            blocks.extend(Svg(fig.svg, fig.caption) for fig in s.finding_figures.get(j, []))
+        if s.figures:
+            blocks.append(Text("<h2>Key plots</h2>", keep_next=True))
+            blocks.extend(Svg(fig.svg, fig.caption) for fig in s.figures)
+    return blocks
+
+
+# ------------------------------------------------------------------ layout
+class _Pager:
+    def __init__(self, writer, painter, footer_text: str):
+        self.writer, self.painter = writer, painter
+        self.footer_text = footer_text
+        self.width = writer.width() - 2 * MARGIN
+        self.bottom = writer.height() - MARGIN - FOOTER
+        self.y = MARGIN
+        self.page = 1
+
+    def new_page(self) -> None:
+        self._footer()
+        self.writer.newPage()
+        self.page += 1
+        self.y = MARGIN
+
+    def room(self) -> float:
+        return self.bottom - self.y
+
+    def _footer(self) -> None:
+        from PySide6.QtCore import QRectF, Qt
+        from PySide6.QtGui import QColor, QFont
+
+        p = self.painter
+        p.save()
+        f = QFont("DejaVu Sans")
+        f.setPixelSize(10)
+        p.setFont(f)
+        p.setPen(QColor("#777"))
+        rect = QRectF(MARGIN, self.bottom + 6, self.width, FOOTER)
+        p.drawText(rect, Qt.AlignLeft | Qt.AlignVCenter, self.footer_text)
+        p.drawText(rect, Qt.AlignRight | Qt.AlignVCenter, f"page {self.page}")
+        p.restore()
+
+    def finish(self) -> None:
+        self._footer()
+
+
+def _text_doc(html: str, width: float):
+    from PySide6.QtGui import QFont, QTextDocument
+
+    doc = QTextDocument()
+    font = QFont("DejaVu Sans")
+    font.setPixelSize(12)
+    doc.setDefaultFont(font)
+    doc.setDefaultStyleSheet("h1{font-size:22px} h2{font-size:17px} h3{font-size:14px} td{font-size:11px}")
+    doc.setHtml(html)
+    doc.setTextWidth(width)
+    return doc
+
+
+def _svg_size(svg: str, width: float):
+    from PySide6.QtCore import QByteArray
+    from PySide6.QtSvg import QSvgRenderer
+
+    renderer = QSvgRenderer(QByteArray(svg.encode("utf-8")))
+    if not renderer.isValid():
+        raise ValueError("internal error: a report plot is not valid SVG")
+    size = renderer.defaultSize()
+    scale = min(1.0, width / max(size.width(), 1))
+    return renderer, size.width() * scale, size.height() * scale
+
+
+def _block_height(block, width: float) -> float:
+    if isinstance(block, Svg):
+        return _svg_size(block.svg, width)[2]
+    if isinstance(block, Text):
+        return _text_doc(block.html, width).size().height()
+    return 0.0
+
+
+def _draw_text(pager: _Pager, block: Text, next_block=None) -> None:
+    from PySide6.QtCore import QRectF
+
+    doc = _text_doc(block.html, pager.width)
+    h = doc.size().height()
+    need = h + (_block_height(next_block, pager.width) if block.keep_next and next_block is not None else 0)
+    if need > pager.room() and pager.y > MARGIN and need < pager.bottom - MARGIN:
+        pager.new_page()
+    elif h > pager.room() and pager.y > MARGIN and h < pager.bottom - MARGIN:
+        pager.new_page()
+    offset = 0.0
+    while True:    # a block taller than the room left is cut across pages
+        take = min(h - offset, pager.room())
+        p = pager.painter
+        p.save()
+        p.translate(MARGIN, pager.y - offset)
+        doc.drawContents(p, QRectF(0, offset, pager.width, take))
+        p.restore()
+        offset += take
+        pager.y += take + BLOCK_GAP
+        if offset >= h - 0.5:
+            return
+        pager.new_page()
+
+
+def _draw_svg(pager: _Pager, block: Svg) -> None:
+    from PySide6.QtCore import QRectF
+
+    renderer, w, h = _svg_size(block.svg, pager.width)
+    cap = _text_doc(f"<font color='#555'>{e(block.caption)}</font>", pager.width) if block.caption else None
+    cap_h = cap.size().height() if cap is not None else 0
+    if h + cap_h > pager.room() and pager.y > MARGIN:
+        pager.new_page()
+    renderer.render(pager.painter, QRectF(MARGIN, pager.y, w, h))
+    pager.y += h
+    if cap is not None:
+        p = pager.painter
+        p.save()
+        p.translate(MARGIN, pager.y)
+        cap.drawContents(p)
+        p.restore()
+        pager.y += cap_h
+    pager.y += BLOCK_GAP
+
+
+def write_pdf(report: Report, path) -> int:
+    """Write the report to ``path`` as an A4 PDF; returns the number of pages."""
+    ensure_gui_app()
+    from PySide6.QtCore import QMarginsF
+    from PySide6.QtGui import QPageLayout, QPageSize, QPainter, QPdfWriter
+
+    writer = QPdfWriter(str(path))
+    writer.setResolution(PAGE_DPI)
+    writer.setPageLayout(QPageLayout(QPageSize(QPageSize.A4), QPageLayout.Portrait, QMarginsF(0, 0, 0, 0)))
+    writer.setTitle(report.title)
+    writer.setCreator("trainspect")
+    painter = QPainter()
+    if not painter.begin(writer):
+        raise OSError(f"cannot write PDF to {path}")
+    try:
+        painter.setRenderHint(QPainter.Antialiasing)
+        pager = _Pager(writer, painter, "trainspect report – " + report.created)
+        blocks = report_blocks(report)
+        for i, block in enumerate(blocks):
+            if isinstance(block, PageBreak):
+                if pager.y > MARGIN:
+                    pager.new_page()
+            elif isinstance(block, Text):
+                _draw_text(pager, block, blocks[i + 1] if i + 1 < len(blocks) else None)
+            else:
+                _draw_svg(pager, block)
+        pager.finish()
+    finally:
+        painter.end()
+    return pager.page
