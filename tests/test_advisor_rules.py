@@ -231,3 +231,14 @@ def test_cause_ranking_uses_all_the_evidence():
     assert sym.causes[0].id == "bad_init"
     confidences = [c.confidence for c in sym.causes]
     assert confidences == sorted(confidences, reverse=True)
+
+
+@pytest.mark.parametrize("symptom", ["nan_inf", "loss_oscillation", "exploding_gradients", "loss_spikes"])
+def test_fixes_never_repeat_the_same_advice(symptom):
+    from analysis.advisor.causes import _fix_key
+    from analysis.findings import Finding
+
+    ctx = Context(symptoms={symptom}, update_ratio=0.05, grad_growth_before_nan=1e6, loss_rise_before_nan=True)
+    f = attach(Finding(symptom=symptom, severity="warning", title="t", first_step=0, last_step=1), ctx)
+    keys = [_fix_key(x) for x in f.fixes]
+    assert f.fixes and len(keys) == len(set(keys)), f.fixes

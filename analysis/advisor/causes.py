@@ -248,15 +248,22 @@ def rank_causes(finding: Finding, ctx: Context) -> list[Cause]:
     return [Cause(id=c, confidence=round(min(1.0, v), 2), why=why.get(c, DEFAULT_WHY[c])) for c, v in ranked]
 
 
+def _fix_key(fix: str) -> str:
+    # "clip gradients (e.g. ...)" and "clip gradients so ..." are the same advice.
+    return fix.split(" (")[0].split(" so ")[0].strip().lower()
+
+
 def fixes_for(finding: Finding, causes: list[Cause], ctx: Context) -> list[str]:
     out = []
+    seen = set()
     if finding.symptom == "overfitting" and finding.first_step is not None:
         out.append(f"keep the checkpoint from step {finding.first_step} (best validation loss)")
     for c in causes:
         if c.confidence < 0.15:
             continue
         for fix in FIXES[c.id]:
-            if fix not in out:
+            if _fix_key(fix) not in seen:
+                seen.add(_fix_key(fix))
                 out.append(fix)
     return out
 

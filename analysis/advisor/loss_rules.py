@@ -71,7 +71,7 @@ def detect_divergence(steps, values, *, series="train/loss", rise_frac=0.5, tail
         evidence=[Evidence(
             series=series,
             text=(f"smoothed {series} rose from its best {fmt(s[i_best])} at step {int(s_steps[i_best])} to "
-                  f"{fmt(end)} and stayed up: {excess[-1]:.2f}x the progress made (initial level {fmt(init)}); "
+                  f"{fmt(end)} and stayed up: {excess[-1]:.3g}x the progress made (initial level {fmt(init)}); "
                   f"threshold {rise_frac}x, sustained over the last {k} smoothed points"),
             steps=[int(s_steps[i_best]), int(s_steps[i_rise]), int(s_steps[-1])],
             values=rounded([s[i_best], s[i_rise], end]), threshold=rise_frac)],
@@ -103,7 +103,7 @@ def detect_oscillation(steps, values, *, series="train/loss", swing=0.15, min_sw
         evidence=[Evidence(
             series=series,
             text=(f"smoothed {series} climbed {len(runs)} times above its best-so-far by more than {swing} x "
-                  f"the progress made ({fmt(unit)}); largest climb {excess.max():.2f}x"),
+                  f"the progress made ({fmt(unit)}); largest climb {excess.max():.3g}x"),
             steps=[int(s_steps[p]) for p in peaks], values=rounded(s[peaks]), threshold=swing)],
     )
 
