@@ -1,0 +1,92 @@
+"""Run the advisor (``analysis.diagnose``) if this build has it; never let it take the app down.
+
+Diagnosis reads whole tables and can take seconds on big runs, so the panel runs it on a
+worker thread with its own reader object (no state shared with the UI's ``Run``) and
+gets the result through a queued Qt signal.
+"""
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, Signal
+
+NOT_AVAILABLE = "advisor not available"
+
+
+def load_diagnose():
+    """``analysis.diagnose`` or None when the advisor is not part of this build."""
+    try:
+        from analysis import diagnose
+    except ImportError:
+        return None
+    return diagnose
+
+
+def diagnose_run(run) -> tuple[list | None, str]:
+    """``(findings sorted by severity, message)``; findings is None when it could not run."""
+    diagnose = load_diagnose()
+    if diagnose is None:
+        return None, NOT_AVAILABLE
+    try:
+        findings = list(diagnose(run))
+    except Exception as exc:  # the advisor failing must not hide the plots
+        return None, f"advisor failed on {run.path.name}: {type(exc).__name__}: {exc}"
+    from analysis.findings import sort_findings
+
+    findings = sort_findings(findings)
+    n_warn = sum(f.severity != "info" for f in findings)
+    if not findings:
+        return findings, "no problems found"
+    return findings, f"{len(findings)} finding(s), {n_warn} warning(s) or worse"
+
+
+def diagnose_path(path) -> tuple[list | None, str]:
+    """Diagnose a run file with a reader of its own (safe on a worker thread)."""
+    from analysis import open_run
+
+    if load_diagnose() is None:
+        return None, NOT_AVAILABLE
+    try:
+        with open_run(path) as run:
+            return diagnose_run(run)
+    except Exception as exc:
+        return None, f"advisor could not read {path}: {exc}"
+
+
+class AdvisorJobs(QObject):
+    """Background diagnoses; ``finished(key, findings, message)`` arrives on the UI thread."""
+
+    finished = Signal(str, object, str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._threads: dict[str, threading.Thread] = {}
+
+    def busy(self, key: str | None = None) -> bool:
+        alive = {k: t for k, t in self._threads.items() if t.is_alive()}
+        self._threads = alive
+        return bool(alive) if key is None else key in alive
+
+    def start(self, key: str, path) -> None:
+        if self.busy(key):
+            return
+        if load_diagnose() is None:   # nothing to wait for
+            self.finished.emit(key, None, NOT_AVAILABLE)
+            return
+
+        def work():
+            findings, message = diagnose_path(path)
+            try:
+                self.finished.emit(key, findings, message)
+            except RuntimeError:
+                pass  # the window closed while diagnosing: nobody left to tell
+
+        t = threading.Thread(target=work, name=f"diagnose {path}", daemon=True)
+        self._threads[key] = t
+        t.start()
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """Block until every running diagnosis ended (tests, screenshots). True if idle."""
+        for t in list(self._threads.values()):
+            t.join(timeout)
+        return not self.busy()

@@ -1,0 +1,64 @@
+"""``trainspect open RUN [RUN ...]``: the desktop app (``--screenshot`` renders offscreen and exits)."""
+from __future__ import annotations
+
+import os
+import sys
+
+
+DEFAULT_SIZE = (1600, 1000)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("runs", nargs="*", help="run files (.h5) to open")
+    parser.add_argument("--screenshot", metavar="PATH", help="render the window to a PNG offscreen and exit")
+    parser.add_argument("--size", default=None, metavar="WxH",
+                        help="window size (default: the remembered one; 1600x1000 for --screenshot)")
+    parser.add_argument("--finding", type=int, default=None, metavar="N",
+                        help="with --screenshot: focus the N-th advisor finding (0 = most severe)")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"trainspect open: --size must look like 1600x1000, not {text!r}") from None
+    if w < 200 or h < 150:
+        raise SystemExit(f"trainspect open: --size {text} is too small (at least 200x150)")
+    return w, h
+
+
+def run(args) -> int:
+    size = parse_size(args.size) if args.size else None
+    if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"   # no display needed to render a PNG
+    import tempfile
+
+    from app.main_window import MainWindow, ensure_app, render_screenshot
+    from app.settings import make_settings
+
+    app = ensure_app()
+    if args.screenshot:
+        # Reproducible pictures: default layout, and the user's settings stay untouched.
+        scratch = tempfile.TemporaryDirectory(prefix="trainspect-shot-")
+        window = MainWindow(settings=make_settings(f"{scratch.name}/settings.ini"))
+    else:
+        window = MainWindow()
+    if size is not None or args.screenshot or window.settings.value("window/geometry") is None:
+        window.resize(*(size or DEFAULT_SIZE))
+    window.open_paths(args.runs)
+    failed = len(window.errors)
+    for message in window.errors:
+        print(f"trainspect open: {message}", file=sys.stderr)
+    if args.screenshot:
+        window.show()
+        app.processEvents()
+        window.advisor.wait()
+        if window.advisor.findings:
+            idx = 0 if args.finding is None else args.finding
+            window.advisor.tree.setCurrentItem(window.advisor.tree.topLevelItem(min(idx, len(window.advisor.findings) - 1)))
+        path = render_screenshot(window, args.screenshot)
+        print(f"wrote {path}")
+        window.close()
+        return 2 if failed and failed == len(args.runs) else 0
+    window.show()
+    return int(app.exec())

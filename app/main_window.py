@@ -1,0 +1,275 @@
+"""The main window: assembles the panels around the two models and owns menus, shortcuts,
+drag-and-drop, recent files and the error banner."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QSplitter,
+    QTabWidget, QToolButton, QVBoxLayout, QWidget,
+)
+
+from .model import RunsModel, ViewState, default_metrics
+from .report.app_actions import install_export_actions
+from .settings import add_recent, clear_recent, make_settings, recent_files
+from .widgets.advisor_panel import AdvisorPanel
+from .widgets.details import DetailsPanel
+from .widgets.distributions import DistributionsPanel
+from .widgets.heatmap import HeatmapPanel
+from .widgets.metric_browser import MetricBrowser
+from .widgets.run_list import RunListWidget
+from .widgets.scalar_plots import ScalarPlotPanel
+
+RUN_FILTER = "trainspect runs (*.h5 *.hdf5);;All files (*)"
+POLL_MS = 1000
+
+
+class ErrorBanner(QFrame):
+    """A dismissible red strip naming the file that failed; the app carries on."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setStyleSheet("ErrorBanner{background:#FDECEA;border:1px solid #E57373;border-radius:3px}")
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.clicked.connect(self.hide)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(8, 4, 4, 4)
+        lay.addWidget(self.label, 1)
+        lay.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.label.setText(text)
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings=None, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("trainspect")
+        self.settings = settings if settings is not None else make_settings()
+        self.errors: list[str] = []
+        self.runs = RunsModel(self)
+        self.view = ViewState(self)
+
+        self.scalars = ScalarPlotPanel(self.runs, self.view)
+        self.heatmap = HeatmapPanel(self.runs, self.view)
+        self.distributions = DistributionsPanel(self.runs, self.view)
+        self.details = DetailsPanel(self.runs)
+        self.advisor = AdvisorPanel(self.runs, self.view)
+        self.run_list = RunListWidget(self.runs)
+        self.metrics = MetricBrowser(self.runs, self.view)
+        self.banner = ErrorBanner()
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.heatmap, "Layers")
+        self.tabs.addTab(self.distributions, "Distributions")
+        self.tabs.addTab(self.details, "Run details")
+        self.splitter = QSplitter(Qt.Vertical)
+        self.splitter.addWidget(self.scalars)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setSizes([520, 420])
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.banner)
+        lay.addWidget(self.splitter, 1)
+        self.setCentralWidget(central)
+
+        left = QSplitter(Qt.Vertical)
+        left.addWidget(self.run_list)
+        left.addWidget(self.metrics)
+        left.setSizes([160, 500])
+        self.runs_dock = self._dock("Runs", left, Qt.LeftDockWidgetArea)
+        self.advisor_dock = self._dock("Advisor", self.advisor, Qt.RightDockWidgetArea)
+        self.resizeDocks([self.runs_dock, self.advisor_dock], [230, 420], Qt.Horizontal)
+
+        self._build_actions()
+        self.export_actions = install_export_actions(self)   # File > Export report / plot / CSV
+        self.setAcceptDrops(True)
+        self.runs.errorOccurred.connect(self.show_error)
+        self.runs.runAdded.connect(self._on_run_added)
+        self.runs.currentChanged.connect(
+            lambda e: self.setWindowTitle(f"{e.name} — trainspect" if e is not None else "trainspect"))
+        self.run_list.openRequested.connect(self.open_dialog)
+        self.heatmap.view.findingFocused.connect(lambda _: self.tabs.setCurrentWidget(self.heatmap))
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setInterval(POLL_MS)
+        self.poll_timer.timeout.connect(self.poll_live)
+        self.poll_timer.start()
+        self.restore_state()
+
+    def _dock(self, title, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable | QDockWidget.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    # ------------------------------------------------------------ actions
+    def _action(self, menu, text, slot, shortcut=None, checkable=False) -> QAction:
+        act = QAction(text, self)
+        if shortcut:
+            act.setShortcut(QKeySequence(shortcut))
+        act.setCheckable(checkable)
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        self.addAction(act)  # shortcuts work even with the menu bar hidden
+        return act
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self._action(f, "&Open run…", self.open_dialog, QKeySequence.Open)
+        self.recent_menu = f.addMenu("Open &recent")
+        self._action(f, "&Close run", self.close_current, "Ctrl+W")
+        self._action(f, "Re&fresh", self.runs.poll, "F5")
+        f.addSeparator()
+        self._action(f, "&Quit", self.close, "Ctrl+Q")
+        v = mb.addMenu("&View")
+        self.log_action = self._action(v, "&Log y axis", lambda on: self.view.set_log_y(on), "L", checkable=True)
+        self.view.logYChanged.connect(self.log_action.setChecked)
+        self._action(v, "&Reset view", self.view.reset_view, "R")
+        self._action(v, "Cycle &x axis (step / wall / relative)", self.view.cycle_x_mode, "X")
+        self._action(v, "More smoothing", lambda: self.view.set_smoothing(min(0.99, round(self.view.smoothing + 0.1, 2))), "]")
+        self._action(v, "Less smoothing", lambda: self.view.set_smoothing(max(0.0, round(self.view.smoothing - 0.1, 2))), "[")
+        self._action(v, "&Filter metrics", self._focus_filter, QKeySequence.Find)
+        v.addSeparator()
+        for i, name in enumerate(("Layers", "Distributions", "Run details")):
+            self._action(v, f"Show {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+        v.addSeparator()
+        v.addAction(self.runs_dock.toggleViewAction())
+        v.addAction(self.advisor_dock.toggleViewAction())
+        self._rebuild_recent_menu()
+
+    def _focus_filter(self) -> None:
+        self.runs_dock.show()
+        self.metrics.filter.setFocus()
+        self.metrics.filter.selectAll()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = recent_files(self.settings)
+        for path in items:
+            act = self.recent_menu.addAction(path)
+            act.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+        if items:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", self._clear_recent)
+        self.recent_menu.setEnabled(bool(items))
+
+    def _clear_recent(self) -> None:
+        clear_recent(self.settings)
+        self._rebuild_recent_menu()
+
+    # ------------------------------------------------------------ opening
+    def open_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open trainspect runs", "", RUN_FILTER)
+        self.open_paths(paths)
+
+    def open_paths(self, paths) -> list:
+        """Open files; failures show in the banner. Returns the entries opened."""
+        opened = []
+        for p in paths:
+            entry = self.runs.open(p)
+            if entry is not None:
+                opened.append(entry)
+                add_recent(self.settings, p)
+        if opened:
+            self._rebuild_recent_menu()
+        return opened
+
+    def close_current(self) -> None:
+        if self.runs.current is not None:
+            self.runs.remove(self.runs.current)
+
+    def _on_run_added(self, entry) -> None:
+        if not self.view.metrics:
+            self.view.set_metrics(default_metrics(self.runs.metric_names()))
+
+    def show_error(self, path: str, message: str) -> None:
+        self.errors.append(message)
+        self.banner.show_message(message)
+        self.statusBar().showMessage(message, 10000)
+
+    def poll_live(self) -> None:
+        if len(self.runs):
+            self.runs.poll()
+
+    # ------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        self.open_paths(paths)
+        event.acceptProposedAction()
+
+    # ------------------------------------------------------------ state
+    def restore_state(self) -> None:
+        s = self.settings
+        geometry = s.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = s.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        split = s.value("window/splitter")
+        if split is not None:
+            self.splitter.restoreState(split)
+        try:
+            self.view.set_smoothing(float(s.value("view/smoothing", self.view.smoothing)))
+        except (TypeError, ValueError):
+            pass
+
+    def save_state(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/splitter", self.splitter.saveState())
+        s.setValue("view/smoothing", self.view.smoothing)
+        s.sync()
+
+    def closeEvent(self, event) -> None:
+        self.poll_timer.stop()
+        self.save_state()
+        self.runs.close_all()
+        super().closeEvent(event)
+
+
+def ensure_app() -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication([])
+        app.setApplicationName("trainspect")
+        app.setOrganizationName("trainspect")
+    return app
+
+
+def render_screenshot(window: MainWindow, path, settle_ms: int = 150) -> Path:
+    """Lay out, paint and save the window to a PNG (works offscreen)."""
+    app = QApplication.instance()
+    window.show()
+    for _ in range(3):
+        app.processEvents()
+    deadline = QTimer()   # let queued layout/range updates run before painting
+    deadline.setSingleShot(True)
+    deadline.start(settle_ms)
+    while deadline.isActive():
+        app.processEvents()
+    window.heatmap.refresh_image()
+    app.processEvents()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(path)):
+        raise OSError(f"cannot write screenshot to {path}")
+    return path

@@ -1,0 +1,174 @@
+"""Advisor panel: the findings of ``analysis.diagnose(run)``, most severe first.
+
+Clicking a finding jumps the plots to its step span, highlights it and selects its layers.
+"""
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from .. import vocab
+from ..advisor import AdvisorJobs
+from .throttle import Throttle
+
+START_DELAY_MS = 300
+REDIAGNOSE_MS = 10_000
+SEVERITY_COLORS = {"error": "#C62828", "warning": "#E07B00", "info": "#1565C0"}
+
+
+def steps_text(f) -> str:
+    if f.first_step is None and f.last_step is None:
+        return ""
+    if f.first_step == f.last_step or f.last_step is None:
+        return f"step {f.first_step}"
+    return f"steps {f.first_step}–{f.last_step}"
+
+
+def finding_html(f) -> str:
+    e = html.escape
+    color = SEVERITY_COLORS.get(f.severity, "#333")
+    out = [f"<h3 style='margin:2px 0'><span style='color:{color}'>{e(f.severity.upper())}</span> {e(f.title)}</h3>"]
+    meta = [x for x in (steps_text(f), ("layers: " + ", ".join(map(str, f.layers[:8])) + (" …" if len(f.layers) > 8 else "")) if f.layers else "") if x]
+    if meta:
+        out.append(f"<p style='color:#555'>{e(' · '.join(meta))}</p>")
+    if f.evidence:
+        out.append("<b>Evidence</b><ul>" + "".join(f"<li>{e(ev.text)}</li>" for ev in f.evidence) + "</ul>")
+    if f.causes:
+        out.append("<b>Likely causes</b><ol>" + "".join(
+            f"<li><b>{e(c.id.replace('_', ' '))}</b> ({c.confidence:.0%}): {e(c.why)}</li>" for c in f.causes) + "</ol>")
+    if f.fixes:
+        out.append("<b>Try, in this order</b><ol>" + "".join(f"<li>{e(x)}</li>" for x in f.fixes) + "</ol>")
+    if getattr(f, "confirm", ""):
+        out.append(f"<p><b>To confirm:</b> {e(f.confirm)}</p>")
+    return "".join(out)
+
+
+class AdvisorPanel(QWidget):
+    def __init__(self, runs, view, parent=None):
+        super().__init__(parent)
+        self.runs = runs
+        self.view = view
+        self.findings: list = []
+        self._cache: dict[str, tuple] = {}
+        self.jobs = AdvisorJobs(self)
+        self.jobs.finished.connect(self._on_result)
+        # Diagnoses start a moment after a run opens: the first paint does not share the CPU.
+        self._pending: dict = {}
+        self._start_timer = QTimer(self)
+        self._start_timer.setSingleShot(True)
+        self._start_timer.setInterval(START_DELAY_MS)
+        self._start_timer.timeout.connect(self._start_pending)
+        self._grown: set = set()
+        self._rediagnose = Throttle(self._rediagnose_grown, REDIAGNOSE_MS, self)
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["severity", "finding", "where"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        self.details = QTextBrowser()
+        self.details.setOpenExternalLinks(False)
+        split = QSplitter(Qt.Vertical)
+        split.addWidget(self.tree)
+        split.addWidget(self.details)
+        split.setSizes([200, 300])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.status)
+        lay.addWidget(split, 1)
+        self.tree.currentItemChanged.connect(lambda cur, _: cur is not None and self.activate(self.tree.indexOfTopLevelItem(cur)))
+        self.tree.itemClicked.connect(lambda item, _: self.activate(self.tree.indexOfTopLevelItem(item)))
+        runs.currentChanged.connect(self.load)
+        runs.runRemoved.connect(lambda e: self._cache.pop(e.key, None))
+        runs.runUpdated.connect(self._on_update)
+        self.load(runs.current)
+
+    def _on_update(self, entry, n) -> None:
+        # Live run: keep showing the last result; re-diagnose at most every REDIAGNOSE_MS.
+        self._grown.add(entry.key)
+        self._rediagnose.trigger()
+
+    def _rediagnose_grown(self) -> None:
+        open_runs = {e.key: e for e in self.runs.runs()}
+        grown, self._grown = self._grown, set()
+        for key in grown:
+            if key in open_runs:
+                self.jobs.start(key, open_runs[key].path)
+
+    def load(self, entry) -> None:
+        self.tree.clear()
+        self.details.clear()
+        self.findings = []
+        if entry is None:
+            self.status.setText("no run selected")
+            return
+        if entry.key not in self._cache:
+            self.set_findings([], f"<b>{entry.name}</b>: diagnosing…")
+            self._pending[entry.key] = entry.path
+            self._start_timer.start()
+            return
+        findings, message = self._cache[entry.key]
+        self.set_findings(findings, f"<b>{entry.name}</b>: {message}")
+
+    def _start_pending(self) -> None:
+        open_keys = {e.key for e in self.runs.runs()}
+        pending, self._pending = self._pending, {}
+        for key, path in pending.items():
+            if key in open_keys:
+                self.jobs.start(key, path)
+
+    def _on_result(self, key: str, findings, message: str) -> None:
+        entry = next((e for e in self.runs.runs() if e.key == key), None)
+        if entry is None:
+            return                       # closed while it was being diagnosed
+        self._cache[key] = (findings, message)
+        if entry is self.runs.current:
+            self.load(entry)
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Wait for running diagnoses and show their results (tests, screenshots)."""
+        from PySide6.QtWidgets import QApplication
+
+        self._start_timer.stop()
+        self._start_pending()
+        self.jobs.wait(timeout)
+        QApplication.processEvents()
+
+    def set_findings(self, findings, message: str) -> None:
+        """Show ``findings`` (already sorted, most severe first) under a status line."""
+        self.tree.clear()
+        self.details.clear()
+        self.status.setText(message)
+        self.findings = list(findings or [])
+        for f in self.findings:
+            item = QTreeWidgetItem([f.severity, f.title, steps_text(f)])
+            item.setForeground(0, QBrush(QColor(SEVERITY_COLORS.get(f.severity, "#333"))))
+            item.setToolTip(1, f.title)
+            self.tree.addTopLevelItem(item)
+        if not self.findings:
+            self.details.setHtml(f"<p style='color:#555'>{message}</p>")
+        else:
+            self.details.setHtml("<p style='color:#555'>Click a finding to see its evidence, causes and fixes "
+                                 "and to jump the plots to it.</p>")
+
+    def activate(self, index: int) -> None:
+        """Show a finding's details and move the plots to it."""
+        if not 0 <= index < len(self.findings):
+            return
+        f = self.findings[index]
+        item = self.tree.topLevelItem(index)
+        if self.tree.currentItem() is not item:
+            self.tree.blockSignals(True)
+            self.tree.setCurrentItem(item)
+            self.tree.blockSignals(False)
+        self.details.setHtml(finding_html(f))
+        self.view.focus_finding(f, layer_stats=vocab.LAYER_STATS)

@@ -1,0 +1,89 @@
+"""Run details: status, config, metadata and the model's structure."""
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime
+
+from PySide6.QtWidgets import QTextBrowser, QVBoxLayout
+
+from .lazy import LazyPanel
+from .throttle import Throttle
+
+MAX_ROWS = 400
+
+
+def _table(rows) -> str:
+    e = html.escape
+    return "<table cellspacing='0' cellpadding='2'>" + "".join(
+        f"<tr><td style='color:#555;padding-right:12px'>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in rows
+    ) + "</table>"
+
+
+def _fmt(value) -> str:
+    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
+
+
+def _when(t) -> str:
+    try:
+        return datetime.fromtimestamp(float(t)).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(t or "")
+
+
+def run_details_html(run) -> str:
+    e = html.escape
+    st = run.status()
+    color = {"finished": "#2E7D32", "crashed": "#C62828", "stale": "#E07B00"}.get(st.state, "#1565C0")
+    meta = run.meta
+    out = [f"<h2 style='margin:2px 0'>{e(run.name)}</h2>",
+           f"<p>{e(str(run.path))}</p>",
+           f"<p><b style='color:{color}'>{e(st.describe())}</b></p>"]
+    out.append("<h3>Config</h3>" + (_table((k, _fmt(v)) for k, v in sorted(run.config.items())) or "<p>(none)</p>"))
+    info = [("host", meta.get("host", "")), ("started", _when(meta.get("start_time")))]
+    info += [(f"{k} version", v) for k, v in (meta.get("versions") or {}).items()]
+    opt = meta.get("optimizer") or {}
+    if opt:
+        info.append(("optimizer", f"{opt.get('type', '')} {_fmt(opt.get('hyperparameters', {}))}"))
+    sched = meta.get("schedule") or {}
+    if sched:
+        info.append(("schedule", ", ".join(f"{k}={v}" for k, v in sched.items())))
+    info.append(("metrics", len(run.scalar_names())))
+    info.append(("max step", run.max_step))
+    out.append("<h3>Metadata</h3>" + _table(info))
+    model = meta.get("model") or {}
+    if run.params or run.modules:
+        n_params = model.get("n_params") or sum(p.numel for p in run.params)
+        out.append(f"<h3>Model ({len(run.modules)} leaf modules, {n_params:,} parameters)</h3>")
+        out.append("<b>Modules</b>" + _table((m.name, m.type) for m in run.modules[:MAX_ROWS]))
+        out.append("<b>Parameters</b>" + _table(
+            (p.name, f"{'×'.join(map(str, p.shape))}  ({p.numel:,})") for p in run.params[:MAX_ROWS]))
+        if len(run.params) > MAX_ROWS:
+            out.append(f"<p>… {len(run.params) - MAX_ROWS} more</p>")
+    return "".join(out)
+
+LIVE_RELOAD_MS = 2000
+
+
+class DetailsPanel(LazyPanel):
+    def __init__(self, runs, parent=None):
+        super().__init__(parent)
+        self.runs = runs
+        self.text = QTextBrowser()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.text)
+        runs.currentChanged.connect(self.load)
+        # Live runs: re-read at most every LIVE_RELOAD_MS, not on every poll.
+        self.live_reload = Throttle(lambda: self.load(runs.current), LIVE_RELOAD_MS, self)
+        runs.runUpdated.connect(lambda e, n: e is runs.current and self.live_reload.trigger())
+        self.load(runs.current)
+
+    def _load(self, entry) -> None:
+        if entry is None:
+            self.text.setHtml("<p style='color:#555'>no run selected</p>")
+            return
+        try:
+            self.text.setHtml(run_details_html(entry.run))
+        except Exception as exc:
+            self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read run details ({exc})")

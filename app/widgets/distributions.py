@@ -1,0 +1,177 @@
+"""Distributions: a layer's weight/gradient histograms over time (value bins x steps) and the
+recorded weight-matrix snapshots with a step slider."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout
+
+from .. import vocab
+from ..layer_data import histogram_series, snapshot_series
+from ..lod import finite_levels, rebin_histograms
+from .lazy import LazyPanel
+from .throttle import Throttle
+
+HIST_DISPLAY_BINS = 96
+
+LIVE_RELOAD_MS = 2000
+
+
+class DistributionsPanel(LazyPanel):
+    def __init__(self, runs, view, parent=None):
+        super().__init__(parent)
+        self.runs = runs
+        self.view = view
+        self.entry = None
+        self.hist_image_data = np.empty((0, 0))   # [bins, records] as shown (log1p counts)
+        self.snap_steps = np.empty(0, np.int64)
+        self.snap_data = np.empty((0, 0, 0))
+
+        self.hist_layer = QComboBox()
+        self.hist_kind = QComboBox()
+        self.hist_kind.addItems(["weight", "grad"])
+        self.snap_layer = QComboBox()
+        self.snap_slider = QSlider(Qt.Horizontal)
+        self.snap_label = QLabel("")
+        self.snap_label.setMinimumWidth(90)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("histograms of"))
+        top.addWidget(self.hist_kind)
+        top.addWidget(self.hist_layer, 1)
+        top.addSpacing(20)
+        top.addWidget(QLabel("weight snapshot of"))
+        top.addWidget(self.snap_layer, 1)
+        top.addWidget(self.snap_slider, 1)
+        top.addWidget(self.snap_label)
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground("w")
+        self.hist_plot = self.canvas.addPlot(row=0, col=0)
+        self.hist_plot.setLabel("bottom", "step")
+        self.hist_plot.setLabel("left", "value")
+        self.hist_plot.setMenuEnabled(False)
+        self.hist_image = pg.ImageItem(axisOrder="row-major")
+        self.hist_plot.addItem(self.hist_image)
+        self.hist_bar = pg.ColorBarItem(colorMap=pg.colormap.get("inferno"), interactive=False, width=12,
+                                        label="log(1 + count)")
+        self.hist_bar.setImageItem(self.hist_image)
+        self.canvas.addItem(self.hist_bar, row=0, col=1)
+        self.snap_plot = self.canvas.addPlot(row=0, col=2)
+        self.snap_plot.invertY(True)
+        self.snap_plot.setAspectLocked(True)
+        self.snap_plot.setMenuEnabled(False)
+        self.snap_plot.setLabel("bottom", "column (block-averaged)")
+        self.snap_plot.setLabel("left", "row")
+        self.snap_image = pg.ImageItem(axisOrder="row-major")
+        self.snap_plot.addItem(self.snap_image)
+        self.snap_bar = pg.ColorBarItem(colorMap=pg.colormap.get("CET-D1"), interactive=False, width=12, label="weight")
+        self.snap_bar.setImageItem(self.snap_image)
+        self.canvas.addItem(self.snap_bar, row=0, col=3)
+        self.message = QLabel("")
+        self.message.setAlignment(Qt.AlignCenter)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(top)
+        lay.addWidget(self.message)
+        lay.addWidget(self.canvas, 1)
+
+        self.hist_layer.currentIndexChanged.connect(lambda _: self.show_histograms())
+        self.hist_kind.currentIndexChanged.connect(lambda _: self.show_histograms())
+        self.snap_layer.currentIndexChanged.connect(lambda _: self.load_snapshots())
+        self.snap_slider.valueChanged.connect(self.show_snapshot)
+        runs.currentChanged.connect(self.load)
+        # Live runs: re-read at most every LIVE_RELOAD_MS, not on every poll.
+        self.live_reload = Throttle(lambda: self.load(runs.current), LIVE_RELOAD_MS, self)
+        runs.runUpdated.connect(lambda e, n: e is runs.current and self.live_reload.trigger())
+        view.selectedLayersChanged.connect(self._follow_selection)
+        self.load(runs.current)
+
+    def _load(self, entry) -> None:
+        self.entry = entry
+        hist_layers, snap_layers = [], []
+        if entry is not None:
+            try:
+                hist_layers = entry.run.histograms("weight", 0, 0).layers if entry.run.record_count(vocab.HISTS) else []
+                snap_layers = entry.run.snapshots(0, 0).layers if entry.run.record_count(vocab.SNAPS) else []
+            except Exception as exc:
+                self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read distributions ({exc})")
+        for combo, names in ((self.hist_layer, hist_layers), (self.snap_layer, snap_layers)):
+            keep = combo.currentText()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItems(list(names))
+            if keep in names:
+                combo.setCurrentIndex(list(names).index(keep))
+            combo.blockSignals(False)
+        missing = [w for w, n in (("histograms", hist_layers), ("weight snapshots", snap_layers)) if not n]
+        self.message.setText(f"this run has no {' or '.join(missing)}" if missing and entry else "")
+        self.message.setVisible(bool(self.message.text()))
+        self.show_histograms()
+        self.load_snapshots()
+
+    def _release(self) -> None:
+        self.entry = None
+        self.hist_image.clear()
+        self.snap_image.clear()
+        self.hist_image_data = np.empty((0, 0))
+        self.snap_steps, self.snap_data = np.empty(0, np.int64), np.empty((0, 0, 0))
+
+    def _follow_selection(self, layers) -> None:
+        for combo, reload in ((self.hist_layer, self.show_histograms), (self.snap_layer, self.load_snapshots)):
+            names = [combo.itemText(i) for i in range(combo.count())]
+            for sel in layers:
+                hit = next((i for i, n in enumerate(names) if n == sel or n.startswith(sel + ".")), None)
+                if hit is not None:
+                    combo.setCurrentIndex(hit)
+                    break
+
+    def show_histograms(self) -> None:
+        i = self.hist_layer.currentIndex()
+        if self.entry is None or i < 0:
+            self.hist_image.clear()
+            self.hist_image_data = np.empty((0, 0))
+            return
+        steps, counts, ranges = histogram_series(self.entry.run, self.hist_kind.currentText(), i)
+        if len(steps) == 0:
+            self.hist_image.clear()
+            return
+        img, lo, hi = rebin_histograms(counts, ranges, HIST_DISPLAY_BINS)
+        self.hist_image_data = np.log1p(img).T        # rows = value bins (y), columns = records (x)
+        self.hist_image.setImage(np.ascontiguousarray(self.hist_image_data, dtype=np.float32), autoLevels=False)
+        self.hist_bar.setLevels(finite_levels(self.hist_image_data))
+        dx = float(steps[-1] - steps[0]) / max(1, len(steps) - 1) if len(steps) > 1 else 1.0
+        self.hist_image.setRect(QRectF(float(steps[0]), lo, float(steps[-1] - steps[0]) + dx, hi - lo))
+        self.hist_plot.setTitle(f"{self.hist_kind.currentText()} values of {self.hist_layer.currentText()}",
+                                size="9pt", color="#333")
+        self.hist_plot.autoRange()
+
+    def load_snapshots(self) -> None:
+        i = self.snap_layer.currentIndex()
+        if self.entry is None or i < 0:
+            self.snap_steps, self.snap_data = np.empty(0, np.int64), np.empty((0, 0, 0))
+            self.snap_image.clear()
+            self.snap_slider.setRange(0, 0)
+            self.snap_label.setText("")
+            return
+        self.snap_steps, self.snap_data = snapshot_series(self.entry.run, i)
+        # One symmetric colour scale for all steps of this matrix: growth stays visible.
+        self.snap_bar.setLevels(finite_levels(self.snap_data, symmetric=True))
+        self.snap_slider.blockSignals(True)
+        self.snap_slider.setRange(0, max(0, len(self.snap_steps) - 1))
+        self.snap_slider.setValue(max(0, len(self.snap_steps) - 1))
+        self.snap_slider.blockSignals(False)
+        self.show_snapshot(self.snap_slider.value())
+
+    def show_snapshot(self, index: int) -> None:
+        if len(self.snap_steps) == 0:
+            self.snap_image.clear()
+            return
+        index = int(np.clip(index, 0, len(self.snap_steps) - 1))
+        m = self.snap_data[index]
+        rows = int(np.isfinite(m).any(axis=1).sum()) or m.shape[0]
+        cols = int(np.isfinite(m).any(axis=0).sum()) or m.shape[1]
+        self.snap_image.setImage(np.ascontiguousarray(m[:rows, :cols], dtype=np.float32), autoLevels=False)
+        self.snap_image.setRect(QRectF(0, 0, cols, rows))
+        self.snap_label.setText(f"step {int(self.snap_steps[index])}")
+        self.snap_plot.setTitle(f"{self.snap_layer.currentText()} at step {int(self.snap_steps[index])}",
+                                size="9pt", color="#333")

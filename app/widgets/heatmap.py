@@ -1,0 +1,336 @@
+"""Layer heatmap: layers x steps image of a per-layer statistic, with the selected layers'
+full-resolution series below it.
+
+The step axis is max-pooled to the pixels shown before ``setImage`` (``LayerStatSource``),
+so a 500 x 100 k table stays interactive and memory follows the screen, not the file.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
+
+from .. import vocab
+from ..layer_data import LayerStatSource
+from ..lod import finite_levels, log_levels
+from ..model import PALETTE
+from .lazy import LazyPanel
+from .throttle import Throttle
+
+STAT_LABELS = {
+    "grad_norm": "gradient norm",
+    "grad_nonfinite": "non-finite gradients",
+    "weight_norm": "weight norm",
+    "update_norm": "update norm",
+    "update_ratio": "update / weight ratio",
+    "act_mean": "activation mean",
+    "act_std": "activation std",
+    "act_absmax": "activation |max|",
+    "act_frac_nonpos": "fraction of outputs <= 0",
+    "act_dead_frac": "dead fraction",
+    "act_frac_saturated": "saturation",
+}
+LOG_CANDIDATES = {"grad_norm", "weight_norm", "update_norm", "update_ratio", "act_std", "act_absmax"}
+MAX_LAYER_TICKS = 40
+
+
+def matching_layers(selected, layers) -> list[int]:
+    """Rows of ``layers`` named by ``selected`` (a param's module and a module's params match)."""
+    out = []
+    for i, name in enumerate(layers):
+        for s in selected:
+            if name == s or name.startswith(s + ".") or s.startswith(name + "."):
+                out.append(i)
+                break
+    return out
+
+LIVE_RELOAD_MS = 2000
+
+
+class HeatmapPanel(LazyPanel):
+    def __init__(self, runs, view, parent=None):
+        super().__init__(parent)
+        self.runs = runs
+        self.view = view
+        self.source: LayerStatSource | None = None
+        self.is_log = False
+        self.buckets = (np.empty(0), np.empty(0))   # first / last step of each shown column
+        self.shown = np.empty((0, 0))                # the raw (not log) values shown, [layers, buckets]
+        self.layer_curves: list = []
+        self._syncing = False
+
+        self.stat_combo = QComboBox()
+        self.stat_combo.setMinimumWidth(180)
+        self.hover_label = QLabel(" ")
+        self.hover_label.setTextFormat(Qt.RichText)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("statistic:"))
+        bar.addWidget(self.stat_combo)
+        bar.addSpacing(12)
+        bar.addWidget(self.hover_label, 1)
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground("w")
+        self.plot = self.canvas.addPlot(row=0, col=0)
+        self.plot.invertY(True)
+        self.plot.setMenuEnabled(False)
+        self.plot.getViewBox().setMouseEnabled(x=True, y=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get("viridis"), interactive=False, width=12)
+        self.colorbar.setImageItem(self.image)
+        self.canvas.addItem(self.colorbar, row=0, col=1)
+        self.series_plot = self.canvas.addPlot(row=1, col=0)
+        self.series_plot.setXLink(self.plot)
+        self.series_plot.setMenuEnabled(False)
+        self.series_plot.setMaximumHeight(28)
+        self.series_plot.setDownsampling(auto=True, mode="peak")
+        self.series_plot.setClipToView(True)
+        self.series_plot.setLabel("bottom", "step")
+        self.series_plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        self.span = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 255, 255, 50), pen=pg.mkPen("#ffcc00", width=2))
+        self.span.setVisible(False)
+        self.plot.addItem(self.span, ignoreBounds=True)
+        self.row_marks: list = []
+        self.message = QLabel("")
+        self.message.setAlignment(Qt.AlignCenter)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(bar)
+        lay.addWidget(self.message)
+        lay.addWidget(self.canvas, 1)
+
+        self._lod_timer = QTimer(self)
+        self._lod_timer.setSingleShot(True)
+        self._lod_timer.setInterval(40)   # re-pool after the pan/zoom settles
+        self._lod_timer.timeout.connect(lambda: self.refresh_image(exact=False))
+        self._refine_timer = QTimer(self)
+        self._refine_timer.setSingleShot(True)
+        self._refine_timer.setInterval(250)   # exact pooling from the file once the view rests
+        self._refine_timer.timeout.connect(lambda: self.refresh_image(exact=True))
+        self.plot.getViewBox().sigXRangeChanged.connect(self._on_range)
+        self._mouse_proxy = pg.SignalProxy(self.canvas.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse)
+        self.canvas.scene().sigMouseClicked.connect(self._on_click)
+        self.stat_combo.currentIndexChanged.connect(self._on_combo)
+        runs.currentChanged.connect(self.load)
+        # Live runs: re-read at most every LIVE_RELOAD_MS, not on every poll.
+        self.live_reload = Throttle(lambda: self.load(runs.current), LIVE_RELOAD_MS, self)
+        runs.runUpdated.connect(lambda e, n: e is runs.current and self.live_reload.trigger())
+        view.heatmapStatChanged.connect(lambda _: self.load(runs.current))
+        view.selectedLayersChanged.connect(self._show_selected_layers)
+        view.stepRangeChanged.connect(self._apply_step_range)
+        view.highlightChanged.connect(self._apply_highlight)
+        self.load(runs.current)
+
+    # ------------------------------------------------------------ data
+    def _load(self, entry) -> None:
+        self.source = None
+        self.image.clear()
+        stats = []
+        if entry is not None:
+            try:
+                stats = entry.run.layer_stat_names()
+            except Exception as exc:
+                self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read layer statistics ({exc})")
+        self.stat_combo.blockSignals(True)
+        self.stat_combo.clear()
+        for s in stats:
+            self.stat_combo.addItem(STAT_LABELS.get(s, s), s)
+        stat = self.view.heatmap_stat if self.view.heatmap_stat in stats else (stats[0] if stats else None)
+        if stat is not None:
+            self.stat_combo.setCurrentIndex(stats.index(stat))
+        self.stat_combo.blockSignals(False)
+        if stat is None:
+            self.message.setText("no per-layer statistics in this run" if entry else "no run selected")
+            self.message.setVisible(True)
+            self._show_selected_layers(self.view.selected_layers)
+            return
+        self.message.setVisible(False)
+        try:
+            self.source = LayerStatSource(entry.run, stat)
+        except Exception as exc:
+            self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read {stat} ({exc})")
+            return
+        src = self.source
+        self.is_log = stat in LOG_CANDIDATES and log_levels(src.overview)[1]
+        label = STAT_LABELS.get(stat, stat)
+        self.colorbar.setLabel("right", f"log10 {label}" if self.is_log else label)
+        types = {m.name: m.type for m in entry.run.modules} if src.group == vocab.ACTS else {}
+        self._layer_ticks([f"{n} ({types[n]})" if n in types else n for n in src.layers])
+        self.plot.setLabel("left", "layer")
+        self.plot.getViewBox().setLimits(yMin=0, yMax=max(1, len(src.layers)))
+        self.plot.setYRange(0, max(1, len(src.layers)), padding=0)
+        self.refresh_image()
+        self._apply_step_range(self.view.step_range)
+        self._show_selected_layers(self.view.selected_layers)
+
+    def _release(self) -> None:
+        self.source = None
+        self.image.clear()
+        self.shown = np.empty((0, 0))
+        self._show_selected_layers([])
+
+    def _layer_ticks(self, layers) -> None:
+        every = max(1, int(np.ceil(len(layers) / MAX_LAYER_TICKS)))
+        ticks = [(i + 0.5, name) for i, name in enumerate(layers) if i % every == 0]
+        self.plot.getAxis("left").setTicks([ticks, []])
+        # Same left-axis width above and below: the linked step axes line up on screen.
+        width = int(min(260, max(60, 7 * max((len(t[1]) for t in ticks), default=4) + 30)))
+        self.plot.getAxis("left").setWidth(width)
+        self.series_plot.getAxis("left").setWidth(width)
+
+    def pixel_width(self) -> int:
+        return max(16, int(self.plot.getViewBox().width()))
+
+    def refresh_image(self, exact: bool = True) -> None:
+        """Pool the visible step range to the pixel width and show it.
+
+        ``exact=False`` (during pan/zoom) may answer from the coarser in-memory overview and
+        schedules the exact version for when the view rests.
+        """
+        src = self.source
+        if src is None or src.n_rows == 0:
+            self.image.clear()
+            return
+        vb = self.plot.getViewBox()
+        if vb.autoRangeEnabled()[0] or self.view.step_range is None and self.shown.size == 0:
+            lo = hi = None
+        else:
+            lo, hi = vb.viewRange()[0]
+        px = self.pixel_width()
+        img, first, last = src.image(lo, hi, px, exact=exact)
+        if not exact and not src.is_exact(lo, hi, px):
+            self._refine_timer.start()
+        self.shown = img
+        self.buckets = (first, last)
+        disp = np.log10(np.where(img > 0, img, np.nan)) if self.is_log else np.asarray(img, dtype=np.float64)
+        # Levels from the whole-run overview: colours keep their meaning while zooming.
+        levels = src.levels_cache.get(self.is_log)
+        if levels is None:
+            if self.is_log:
+                levels = finite_levels(log_levels(src.overview)[0])
+            else:
+                levels = finite_levels(src.overview, symmetric=src.stat == "act_mean")
+            src.levels_cache[self.is_log] = levels
+        self.image.setImage(np.ascontiguousarray(disp, dtype=np.float32), autoLevels=False)
+        self.colorbar.setLevels(levels)
+        x0 = float(first[0])
+        step = float(last[-1] - first[0] + 1) / max(1, len(first))
+        x1 = float(last[-1]) + max(1.0, step) if len(first) > 1 else x0 + 1.0
+        self._syncing = True
+        try:
+            self.image.setRect(QRectF(x0, 0.0, x1 - x0, float(len(src.layers))))
+        finally:
+            self._syncing = False
+
+    def _on_combo(self, i: int) -> None:
+        stat = self.stat_combo.itemData(i)
+        if stat:
+            self.view.set_heatmap_stat(stat)
+
+    def _on_range(self, vb, rng) -> None:
+        if self._syncing:
+            return
+        self._lod_timer.start()
+        if not vb.autoRangeEnabled()[0] and self.source is not None:
+            self._syncing = True
+            try:
+                self.view.set_step_range(tuple(rng))
+            finally:
+                self._syncing = False
+
+    # ------------------------------------------------------------ hover / click
+    def cell_at(self, step: float, row: float):
+        """(layer name, first step, last step, value) under a point; None outside the image."""
+        src = self.source
+        first, last = self.buckets
+        if src is None or len(first) == 0 or not 0 <= row < len(src.layers):
+            return None
+        i = int(np.searchsorted(first, step, side="right") - 1)
+        if i < 0 or step > last[-1] + 1:
+            return None
+        r = int(row)
+        return src.layers[r], int(first[i]), int(last[i]), float(self.shown[r, i])
+
+    def _on_mouse(self, event) -> None:
+        pos = event[0]
+        vb = self.plot.getViewBox()
+        if not vb.sceneBoundingRect().contains(pos):
+            return
+        p = vb.mapSceneToView(pos)
+        hit = self.cell_at(p.x(), p.y())
+        if hit is None:
+            self.hover_label.setText(" ")
+            return
+        name, s0, s1, value = hit
+        steps = f"step {s0}" if s0 == s1 else f"steps {s0}–{s1} (max)"
+        self.hover_label.setText(f"<b>{name}</b> &nbsp; {steps} &nbsp; = <b>{value:.4g}</b>")
+
+    def _on_click(self, event) -> None:
+        vb = self.plot.getViewBox()
+        if event.button() != Qt.LeftButton or not vb.sceneBoundingRect().contains(event.scenePos()):
+            return
+        p = vb.mapSceneToView(event.scenePos())
+        self.click_cell(p.x(), p.y(), add=bool(event.modifiers() & Qt.ControlModifier))
+
+    def click_cell(self, step: float, row: float, add: bool = False) -> None:
+        hit = self.cell_at(step, row)
+        if hit is None:
+            return
+        layer = hit[0]
+        current = list(self.view.selected_layers) if add else []
+        if add and layer in current:
+            current.remove(layer)
+        else:
+            current.append(layer)
+        self.view.set_selected_layers(current)
+
+    # ------------------------------------------------------------ selection / span
+    def _show_selected_layers(self, selected) -> None:
+        for item in self.row_marks:
+            self.plot.removeItem(item)
+        self.row_marks.clear()
+        self.series_plot.clear()
+        self.layer_curves = []
+        src = self.source
+        if src is None:
+            return
+        rows = matching_layers(selected, src.layers)
+        for k, r in enumerate(rows[:12]):
+            color = PALETTE[k % len(PALETTE)]
+            mark = pg.LinearRegionItem(values=(r, r + 1), orientation="horizontal", movable=False,
+                                       brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(color, width=2))
+            self.plot.addItem(mark, ignoreBounds=True)
+            self.row_marks.append(mark)
+            steps, values = src.column(r)
+            item = self.series_plot.plot(steps.astype(np.float64), values, pen=pg.mkPen(color, width=1.2), name=src.layers[r])
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+            self.layer_curves.append(item)
+        self.series_plot.setLogMode(False, self.is_log and bool(rows))
+        self.series_plot.setMaximumHeight(170 if rows else 28)
+        self.series_plot.showAxis("left", bool(rows))
+        self.series_plot.showAxis("bottom", bool(rows))
+        self.series_plot.setTitle(f"{STAT_LABELS.get(src.stat, src.stat)} of selected layers" if rows
+                                  else "click a cell to plot that layer", size="8pt", color="#555")
+
+    def _apply_step_range(self, rng) -> None:
+        if self._syncing or self.source is None:
+            return
+        self._syncing = True
+        try:
+            if rng is None:
+                self.plot.enableAutoRange(axis="x")
+            else:
+                self.plot.setXRange(float(rng[0]), float(rng[1]), padding=0)
+        finally:
+            self._syncing = False
+        self._lod_timer.start()
+
+    def _apply_highlight(self, span) -> None:
+        if span is None:
+            self.span.setVisible(False)
+            return
+        lo, hi = span
+        self.span.setRegion((lo, hi if hi > lo else lo + 1))
+        self.span.setVisible(True)

@@ -1,0 +1,426 @@
+"""Scalar plots: one plot per selected metric, x axes linked, every open run overlaid.
+
+Level of detail is pyqtgraph's peak (min/max per pixel) downsampling with clip-to-view, so a
+one-step spike stays visible at every zoom; the EMA is computed on the full data and drawn
+over the faint raw curve.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget,
+)
+
+from ..lod import PeakPyramid, ema
+from ..model import X_MODES
+
+X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
+RAW_ALPHA = 60          # the raw curve stays visible but faint behind the EMA
+HIGHLIGHT_BRUSH = (255, 200, 0, 60)
+LEFT_AXIS_WIDTH = 58
+
+
+def time_origin(run) -> float:
+    """Run start for relative time: the recorded start time, else the first wall time seen."""
+    try:
+        return float(run.start_time)
+    except Exception:
+        return float(run.meta.get("start_time") or 0.0)
+
+
+class Curve:
+    """One (metric, run) pair: raw and smoothed plot items plus the data they show."""
+
+    def __init__(self, plot: pg.PlotItem, entry, metric: str):
+        self.entry = entry
+        self.metric = metric
+        color = QColor(entry.color)
+        faint = QColor(color)
+        faint.setAlpha(RAW_ALPHA)
+        self.raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1), name=entry.name)
+        # 1-px pens: Qt's raster engine draws wider lines 2-3x slower (measured: pan of a
+        # 10 M-point curve 7 ms at width 1, 26 ms at width 2).
+        self.smooth = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+        for item in (self.raw, self.smooth):
+            plot.addItem(item)
+            # After addItem (which applies the plot's own settings). Peak LOD: min and max
+            # per pixel column -- never sampling, so spikes survive.
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+        self.steps = np.empty(0, np.int64)
+        self.x = np.empty(0)
+        self.values = np.empty(0)
+        self.smoothed = np.empty(0)
+        self._ema_state = None
+        self._ema_weight = None
+        self._pyramids = None   # (raw, smooth) PeakPyramids for very long series
+        self._view = (None, None, 1000)
+
+    def update(self, series, x: np.ndarray, weight: float) -> None:
+        n_old = len(self.values)
+        appended = (
+            self._ema_weight == weight and 0 < n_old <= len(series.steps)
+            and series.steps[n_old - 1] == self.steps[-1]
+        )
+        self.steps, self.values, self.x = series.steps, series.values, x
+        if appended and len(series.steps) > n_old:
+            # Live tail: continue the EMA from where it stopped instead of recomputing it.
+            tail, self._ema_state = ema(series.values[n_old:], weight, self._ema_state)
+            self.smoothed = np.concatenate([self.smoothed, tail])
+        elif not appended:
+            self.smoothed, self._ema_state = ema(series.values, weight)
+            self._ema_weight = weight
+        self._pyramids = None
+        if len(x) >= PeakPyramid.MIN_POINTS:
+            raw = PeakPyramid(x, series.values)
+            if raw.usable:
+                self._pyramids = (raw, PeakPyramid(x, self.smoothed) if weight > 0 else None)
+        if weight > 0:
+            self.smooth.setVisible(True)
+            self.raw.setPen(pg.mkPen(self._faint(), width=1))
+        else:
+            self.smooth.setData([], [])
+            self.smooth.setVisible(False)
+            self.raw.setPen(pg.mkPen(QColor(self.entry.color), width=1))
+        self.show_view(*self._view, force=True)
+
+    def show_view(self, x0, x1, n_px: int, force: bool = False) -> None:
+        """Give the plot items what the x range [x0, x1] needs (None = all data).
+
+        Series below PeakPyramid.MIN_POINTS are handed over whole once; pyqtgraph's peak
+        downsampling and clip-to-view reduce them per frame. Longer ones get the pyramid
+        level with a few min/max pairs per pixel, so a redraw never touches 10 M points.
+        """
+        self._view = (x0, x1, n_px)
+        if self._pyramids is None:
+            if force:
+                self.raw.setData(self.x, self.values)
+                if self.smooth.isVisible():
+                    self.smooth.setData(self.x, self.smoothed)
+            return
+        raw, smooth = self._pyramids
+        self.raw.setData(*raw.view(x0, x1, n_px))
+        if smooth is not None and self.smooth.isVisible():
+            self.smooth.setData(*smooth.view(x0, x1, n_px))
+
+    def _faint(self) -> QColor:
+        c = QColor(self.entry.color)
+        c.setAlpha(RAW_ALPHA)
+        return c
+
+    def value_at(self, x: float):
+        """(step, raw value, smoothed value) of the point nearest to ``x``; None if empty."""
+        if len(self.x) == 0:
+            return None
+        i = int(np.clip(np.searchsorted(self.x, x), 1, len(self.x) - 1)) if len(self.x) > 1 else 0
+        if len(self.x) > 1 and abs(self.x[i - 1] - x) <= abs(self.x[i] - x):
+            i -= 1
+        return int(self.steps[i]), float(self.values[i]), float(self.smoothed[i]) if len(self.smoothed) else None
+
+
+class ScalarPlotPanel(QWidget):
+    def __init__(self, runs, view, parent=None):
+        super().__init__(parent)
+        self.runs = runs
+        self.view = view
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[tuple[str, str], Curve] = {}
+        self.regions: list[pg.LinearRegionItem] = []
+        self.vlines: list[pg.InfiniteLine] = []
+        self._xmap = None          # (steps, x) of the reference run, for step <-> x conversion
+        self._syncing = False
+
+        self.x_combo = QComboBox()
+        self.x_combo.addItems([X_LABELS[m] for m in X_MODES])
+        self.x_combo.setToolTip("x axis (X cycles)")
+        self.smooth_slider = QSlider(Qt.Horizontal)
+        self.smooth_slider.setRange(0, 99)
+        self.smooth_slider.setFixedWidth(140)
+        self.smooth_label = QLabel()
+        self.log_check = QCheckBox("log y")
+        self.log_check.setToolTip("logarithmic y axis (L)")
+        self.reset_button = QPushButton("Reset view")
+        self.reset_button.setToolTip("show all data (R)")
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("x:"))
+        bar.addWidget(self.x_combo)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("smoothing:"))
+        bar.addWidget(self.smooth_slider)
+        bar.addWidget(self.smooth_label)
+        bar.addSpacing(12)
+        bar.addWidget(self.log_check)
+        bar.addWidget(self.reset_button)
+        bar.addStretch(1)
+        self.readout = QLabel(" ")
+        self.readout.setTextFormat(Qt.RichText)
+        self.readout.setMinimumHeight(18)
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground("w")
+        self.empty_label = QLabel("Open a run (File > Open or drop a file here) and pick metrics on the left.")
+        self.empty_label.setAlignment(Qt.AlignCenter)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(bar)
+        lay.addWidget(self.readout)
+        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.empty_label)
+        self._sync_controls()
+
+        self.x_combo.currentIndexChanged.connect(lambda i: view.set_x_mode(X_MODES[i]))
+        self.smooth_slider.valueChanged.connect(lambda v: view.set_smoothing(v / 100.0))
+        self.log_check.toggled.connect(view.set_log_y)
+        self.reset_button.clicked.connect(view.reset_view)
+        view.metricsChanged.connect(self.rebuild)
+        view.xModeChanged.connect(self.rebuild)
+        view.smoothingChanged.connect(self._on_smoothing)
+        view.logYChanged.connect(self._on_log_y)
+        view.stepRangeChanged.connect(self._apply_step_range)
+        view.highlightChanged.connect(self._apply_highlight)
+        runs.runAdded.connect(self._add_run)
+        runs.runRemoved.connect(self._remove_run)
+        runs.runUpdated.connect(self._on_run_updated)
+        self._mouse_proxy = pg.SignalProxy(self.canvas.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse)
+        self.rebuild()
+
+    # ------------------------------------------------------------ building
+    def _sync_controls(self) -> None:
+        v = self.view
+        for w, setter in ((self.x_combo, lambda: self.x_combo.setCurrentIndex(X_MODES.index(v.x_mode))),
+                          (self.smooth_slider, lambda: self.smooth_slider.setValue(round(v.smoothing * 100))),
+                          (self.log_check, lambda: self.log_check.setChecked(v.log_y))):
+            w.blockSignals(True)
+            setter()
+            w.blockSignals(False)
+        self.smooth_label.setText(f"{v.smoothing:.2f}")
+
+    def rebuild(self, *_):
+        """Recreate plots for the selected metrics (and curves for every open run)."""
+        self._sync_controls()
+        self.canvas.clear()
+        self.plots.clear()
+        self.curves.clear()
+        self.regions.clear()
+        self.vlines.clear()
+        self._xmap = None
+        metrics = self.view.metrics
+        entries = self.runs.runs()
+        self.empty_label.setVisible(not metrics or not entries)
+        first = None
+        # Plots and links first, data second, auto range last: adding data to linked plots
+        # one by one would re-range (and re-downsample) every earlier plot each time.
+        for row, metric in enumerate(metrics):
+            axis = {"bottom": pg.DateAxisItem()} if self.view.x_mode == "wall" else None
+            plot = self.canvas.addPlot(row=row, col=0, axisItems=axis)
+            plot.disableAutoRange()
+            plot.setTitle(metric, size="9pt", color="#333")
+            # No grid: alpha-blended grid lines across the plot cost ~30 ms per redraw offscreen.
+            plot.setLogMode(False, self.view.log_y)
+            plot.setMenuEnabled(False)
+            plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)   # stacked plots line up pixel for pixel
+            plot.setDownsampling(auto=True, mode="peak")
+            plot.setClipToView(True)
+            if first is None:
+                first = plot
+            else:
+                plot.setXLink(first)
+            if row < len(metrics) - 1:
+                plot.getAxis("bottom").setStyle(showValues=False)
+            else:
+                plot.setLabel("bottom", X_LABELS[self.view.x_mode])
+            self.plots[metric] = plot
+            vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", width=1, style=Qt.DashLine))
+            vline.setVisible(False)
+            plot.addItem(vline, ignoreBounds=True)
+            self.vlines.append(vline)
+            region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(HIGHLIGHT_BRUSH), pen=pg.mkPen(None))
+            region.setZValue(-10)
+            region.setVisible(False)
+            plot.addItem(region, ignoreBounds=True)
+            self.regions.append(region)
+        for entry in entries:
+            self._add_curves(entry, list(self.plots))
+        for plot in self.plots.values():
+            plot.enableAutoRange()
+        for plot in self.plots.values():
+            plot.getViewBox().sigXRangeChanged.connect(lambda vb, rng, plot=plot: self._feed_view(plot))
+            self._feed_view(plot)
+        if first is not None:
+            first.getViewBox().sigXRangeChanged.connect(self._on_user_range)
+        self._apply_highlight(self.view.highlight)
+        self._apply_step_range(self.view.step_range)
+
+    def _add_curves(self, entry, metrics) -> None:
+        for metric in metrics:
+            plot = self.plots.get(metric)
+            series = entry.series(metric)
+            if plot is None or series is None or (metric, entry.key) in self.curves:
+                continue
+            curve = Curve(plot, entry, metric)
+            curve.update(series, self._x_of(entry, series), self.view.smoothing)
+            self.curves[(metric, entry.key)] = curve
+            if self._xmap is None or len(series.steps) > len(self._xmap[0]):
+                self._set_xmap(series, curve.x)
+
+    def _add_run(self, entry) -> None:
+        """A run was opened: overlay its curves on the existing plots (no rebuild)."""
+        self.empty_label.setVisible(not self.view.metrics)
+        self._add_curves(entry, list(self.plots))
+        for plot in self.plots.values():
+            self._feed_view(plot)
+
+    def _remove_run(self, entry) -> None:
+        """A run was closed: drop its curves and release their data."""
+        for key in [k for k in self.curves if k[1] == entry.key]:
+            curve = self.curves.pop(key)
+            plot = self.plots.get(key[0])
+            if plot is not None:
+                plot.removeItem(curve.raw)
+                plot.removeItem(curve.smooth)
+        self._xmap = None
+        for curve in self.curves.values():
+            if self._xmap is None or len(curve.steps) > len(self._xmap[0]):
+                self._set_xmap(curve.entry.series(curve.metric), curve.x)
+        self.empty_label.setVisible(not self.view.metrics or not self.runs.runs())
+
+    def _feed_view(self, plot) -> None:
+        vb = plot.getViewBox()
+        x0 = x1 = None
+        if not vb.autoRangeEnabled()[0]:
+            x0, x1 = vb.viewRange()[0]
+        px = max(100, int(vb.width()))
+        for curve in self.curves.values():
+            if self.plots.get(curve.metric) is plot:
+                curve.show_view(x0, x1, px)
+
+    def _x_of(self, entry, series) -> np.ndarray:
+        mode = self.view.x_mode
+        if mode == "step":
+            return series.steps.astype(np.float64)
+        if mode == "wall":
+            return np.asarray(series.wall, dtype=np.float64)
+        return np.asarray(series.wall, dtype=np.float64) - time_origin(entry.run)
+
+    def _set_xmap(self, series, x) -> None:
+        steps = series.steps.astype(np.float64)
+        if len(steps) > 1 and not np.all(steps[1:] >= steps[:-1]):   # e.g. a resumed run
+            order = np.argsort(steps, kind="stable")
+            steps, x = steps[order], x[order]
+        self._xmap = (steps, np.maximum.accumulate(x) if len(x) else x)
+
+    def step_to_x(self, steps):
+        if self.view.x_mode == "step" or self._xmap is None or len(self._xmap[0]) < 2:
+            return np.asarray(steps, dtype=np.float64)
+        s, x = self._xmap
+        return np.interp(steps, s, x)
+
+    def x_to_step(self, xs):
+        if self.view.x_mode == "step" or self._xmap is None or len(self._xmap[0]) < 2:
+            return np.asarray(xs, dtype=np.float64)
+        s, x = self._xmap
+        return np.interp(xs, x, s)
+
+    # ------------------------------------------------------------ model -> widgets
+    def _on_smoothing(self, weight: float) -> None:
+        self._sync_controls()
+        for (metric, key), curve in self.curves.items():
+            series = curve.entry.series(metric)
+            curve._ema_weight = None  # force a full recompute with the new weight
+            curve.update(series, curve.x, weight)
+
+    def _on_log_y(self, on: bool) -> None:
+        self._sync_controls()
+        for plot in self.plots.values():
+            plot.setLogMode(False, on)
+
+    def _on_run_updated(self, entry, n_new: int) -> None:
+        """Live data: append to the existing curves (new metrics need a rebuild)."""
+        missing = [m for m in self.view.metrics if (m, entry.key) not in self.curves and entry.series(m) is not None]
+        if missing:   # metrics this run logged for the first time just now
+            self._add_curves(entry, missing)
+        for (metric, key), curve in self.curves.items():
+            if key == entry.key:
+                series = entry.series(metric)
+                if series is not None and len(series.steps) != len(curve.steps):
+                    curve.update(series, self._x_of(entry, series), self.view.smoothing)
+
+    def _apply_step_range(self, rng) -> None:
+        if not self.plots:
+            return
+        first = next(iter(self.plots.values()))
+        self._syncing = True
+        try:
+            if rng is None:
+                for p in self.plots.values():
+                    p.enableAutoRange()
+            else:
+                x0, x1 = self.step_to_x(np.array(rng, dtype=np.float64))
+                first.setXRange(float(x0), float(x1), padding=0)
+                for p in self.plots.values():
+                    p.enableAutoRange(axis="y")
+                    p.setAutoVisible(y=True)
+        finally:
+            self._syncing = False
+
+    def _apply_highlight(self, span) -> None:
+        for region in self.regions:
+            if span is None:
+                region.setVisible(False)
+            else:
+                x0, x1 = self.step_to_x(np.array(span, dtype=np.float64))
+                if x1 <= x0:
+                    x1 = x0 + max(1e-9, abs(x0) * 1e-6)
+                region.setRegion((float(x0), float(x1)))
+                region.setVisible(True)
+
+    # ------------------------------------------------------------ widgets -> model
+    def _on_user_range(self, vb, rng) -> None:
+        # Only user pan/zoom (auto range off) becomes the model's range; auto-ranging on
+        # new data must not pin the view.
+        if self._syncing or vb.autoRangeEnabled()[0]:
+            return
+        lo, hi = self.x_to_step(np.array(rng, dtype=np.float64))
+        self._syncing = True
+        try:
+            self.view.set_step_range((lo, hi))
+        finally:
+            self._syncing = False
+
+    def _on_mouse(self, event) -> None:
+        pos = event[0]
+        for metric, plot in self.plots.items():
+            vb = plot.getViewBox()
+            if vb.sceneBoundingRect().contains(pos):
+                x = vb.mapSceneToView(pos).x()
+                self.show_crosshair(x)
+                return
+
+    def show_crosshair(self, x: float) -> str:
+        """Move the crosshair to ``x`` (plot units) and show exact values; returns the text."""
+        for line in self.vlines:
+            line.setPos(x)
+            line.setVisible(True)
+        parts = []
+        step_txt = None
+        for metric in self.plots:
+            vals = []
+            for (m, key), curve in self.curves.items():
+                if m != metric:
+                    continue
+                hit = curve.value_at(x)
+                if hit is None:
+                    continue
+                step, raw, smooth = hit
+                step_txt = step_txt or f"step {step}"
+                txt = f"{raw:.6g}"
+                if self.view.smoothing > 0 and smooth is not None:
+                    txt += f" <span style='color:#777'>(ema {smooth:.4g})</span>"
+                vals.append(f"<span style='color:{curve.entry.color}'>&#9632;</span> {txt}")
+            if vals:
+                parts.append(f"<b>{metric}</b> " + " ".join(vals))
+        text = (f"<b>{step_txt}</b> &nbsp; " if step_txt else "") + " &nbsp;|&nbsp; ".join(parts)
+        self.readout.setText(text or " ")
+        return self.readout.text()

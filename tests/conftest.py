@@ -1,0 +1,12 @@
+"""Shared test setup: Qt renders offscreen and app settings go to a temporary file."""
+import os
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def _temporary_app_settings(tmp_path_factory, monkeypatch):
+    # The app reads TRAINSPECT_SETTINGS (an INI path); never touch the user's real settings.
+    monkeypatch.setenv("TRAINSPECT_SETTINGS", str(tmp_path_factory.mktemp("settings") / "trainspect.ini"))

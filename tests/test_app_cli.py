@@ -1,0 +1,55 @@
+"""`trainspect open RUN --screenshot out.png`: renders offscreen and exits."""
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtGui import QImage  # noqa: E402
+
+from app.cli import main  # noqa: E402
+from tests.fixtures_runs import make_corrupt_file, make_run  # noqa: E402
+
+
+def test_open_screenshot_writes_png_of_requested_size(qtbot, tmp_path):
+    run = make_run(tmp_path / "exp.h5", n_steps=500, spike_at=200)
+    out = tmp_path / "shots" / "app.png"
+    assert main(["open", str(run), "--screenshot", str(out), "--size", "1000x700"]) == 0
+    img = QImage(str(out))
+    assert (img.width(), img.height()) == (1000, 700)
+    # not a blank window: plots and heatmap put many distinct colours on screen
+    colours = {img.pixel(x, y) for x in range(0, 1000, 7) for y in range(0, 700, 7)}
+    assert len(colours) > 50
+
+
+def test_open_screenshot_of_unreadable_file_fails_with_message(qtbot, tmp_path, capsys):
+    bad = make_corrupt_file(tmp_path / "bad.h5")
+    out = tmp_path / "bad.png"
+    assert main(["open", str(bad), "--screenshot", str(out)]) == 2
+    assert "bad.h5" in capsys.readouterr().err
+    assert out.exists()  # the window (with its error banner) is still rendered
+
+
+def test_open_rejects_bad_size(tmp_path):
+    with pytest.raises(SystemExit, match="WxH|1600x1000"):
+        main(["open", "--screenshot", str(tmp_path / "x.png"), "--size", "big"])
+
+
+def test_open_without_screenshot_runs_the_event_loop_with_the_runs(qtbot, tmp_path):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+
+    run = make_run(tmp_path / "interactive.h5", n_steps=200)
+    seen = {}
+
+    def inspect_and_quit():
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        seen["runs"] = [e.name for w in windows for e in w.runs.runs()]
+        seen["title"] = windows[0].windowTitle() if windows else ""
+        for w in windows:
+            w.close()
+        QApplication.instance().quit()
+
+    QTimer.singleShot(300, inspect_and_quit)
+    assert main(["open", str(run)]) == 0
+    assert seen == {"runs": ["interactive"], "title": "interactive — trainspect"}

@@ -1,0 +1,70 @@
+"""Level-of-detail reads of per-layer statistics: exact max-pooling, bounded memory."""
+import numpy as np
+import pytest
+
+from analysis import open_run
+from app import layer_data
+from app.layer_data import LayerStatSource, histogram_series, snapshot_series
+from tests.fixtures_runs import make_run
+
+N = 30_000
+SPIKE = (12_345, 3, 1e4)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    path = make_run(tmp_path_factory.mktemp("ld") / "layers.h5", n_steps=N, n_layers=4, grad_spike=SPIKE,
+                    stats_every=100, hist_every=1000, snapshot_every=1000)
+    with open_run(path) as r:
+        yield r
+
+
+def brute_force(values, steps, lo, hi, first, last):
+    """Max of every displayed bucket computed from the full table."""
+    out = np.empty((values.shape[1], len(first)))
+    for i, (a, b) in enumerate(zip(first, last)):
+        sel = (steps >= a) & (steps <= b)
+        out[:, i] = values[sel].max(axis=0)
+    return out
+
+
+@pytest.mark.parametrize("lo,hi,px", [(None, None, 500), (0, N, 300), (10_000, 15_000, 400), (12_300, 12_400, 800)])
+def test_image_is_the_exact_max_of_each_bucket(run, monkeypatch, lo, hi, px):
+    monkeypatch.setattr(layer_data, "CHUNK_BYTES", 64 * 1024)   # many chunks: exercise chunk borders
+    src = LayerStatSource(run, "grad_norm")
+    full = run.layer_stat("grad_norm")
+    img, first, last = src.image(lo, hi, px)
+    assert img.shape == (8, len(first)) and len(first) <= px
+    np.testing.assert_allclose(img, brute_force(full.values, full.steps, lo, hi, first, last), rtol=1e-6)
+    if lo is None or lo <= SPIKE[0] <= hi:
+        assert img[SPIKE[1]].max() == pytest.approx(SPIKE[2])   # the one-step spike is on screen
+
+
+def test_fast_answer_comes_from_memory_and_keeps_the_spike(run, monkeypatch):
+    src = LayerStatSource(run, "grad_norm")
+    reads = []
+    real = run.layer_stat
+    monkeypatch.setattr(run, "layer_stat", lambda *a, **k: reads.append(a) or real(*a, **k))
+    img, first, last = src.image(5_000, 25_000, 400, exact=False)
+    assert reads == []                       # no file access while panning
+    assert img[SPIKE[1]].max() == pytest.approx(SPIKE[2])
+    assert not src.is_exact(5_000, 25_000, 4000) and src.is_exact(None, None, 400)
+
+
+def test_memory_follows_the_screen_not_the_table(run, monkeypatch):
+    monkeypatch.setattr(layer_data, "CHUNK_BYTES", 256 * 1024)
+    src = LayerStatSource(run, "grad_norm")
+    table_bytes = N * 8 * 4
+    held = src.steps.nbytes + src.overview.nbytes
+    assert src.overview.shape == (8, layer_data.OVERVIEW_COLUMNS)
+    assert src.chunk_rows * 8 * 4 <= 256 * 1024
+    assert held < table_bytes  # steps + pooled overview; never the [rows x layers] table
+    steps, column = src.column(SPIKE[1])
+    assert len(column) == N and column[SPIKE[0]] == pytest.approx(SPIKE[2])
+
+
+def test_histogram_and_snapshot_series_of_one_layer(run):
+    steps, counts, ranges = histogram_series(run, "weight", 2)
+    assert steps.tolist() == list(range(0, N, 1000)) and counts.shape == (30, 64) and ranges.shape == (30, 2)
+    steps, data = snapshot_series(run, 1)
+    assert data.shape == (30, 32, 32) and np.isfinite(data).all()

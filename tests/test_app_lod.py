@@ -1,0 +1,139 @@
+"""Level-of-detail and smoothing helpers of the app (pure numpy)."""
+import numpy as np
+import pytest
+
+from app.lod import RowPooler, ema, finite_levels, log_levels, minmax_envelope, pool_rows, rebin_histograms
+
+
+def ema_reference(x, a):
+    out, biased, n = [], 0.0, 0
+    for v in x:
+        if not np.isfinite(v):
+            out.append(np.nan)
+            continue
+        biased = a * biased + (1 - a) * v
+        n += 1
+        out.append(biased / (1 - a ** n))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3, 0.6, 0.9, 0.999])
+def test_ema_matches_the_sequential_definition(weight):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=30_000).cumsum()
+    x[[7, 900]] = [np.nan, np.inf]
+    got, _ = ema(x, weight)
+    ref = ema_reference(x, weight)
+    assert np.array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_allclose(got[~np.isnan(ref)], ref[~np.isnan(ref)], rtol=1e-9, atol=1e-9)
+
+
+def test_ema_first_value_is_unbiased_and_nan_does_not_poison_the_rest():
+    got, _ = ema([5.0, np.nan, 5.0, 5.0], 0.9)
+    assert got[0] == pytest.approx(5.0)
+    assert np.isnan(got[1])
+    np.testing.assert_allclose(got[2:], 5.0)
+
+
+@pytest.mark.parametrize("split", [3, 1234])
+def test_ema_continues_across_appended_chunks(split):
+    x = np.random.default_rng(2).normal(size=5000)
+    whole, _ = ema(x, 0.95)
+    a, state = ema(x[:split], 0.95)
+    b, _ = ema(x[split:], 0.95, state)
+    np.testing.assert_allclose(np.concatenate([a, b]), whole, rtol=1e-12)
+
+
+def test_ema_rejects_bad_weight():
+    with pytest.raises(ValueError, match="smoothing weight"):
+        ema([1.0, 2.0], 1.0)
+
+
+def test_pool_rows_keeps_single_row_spike_and_ignores_nan():
+    v = np.random.default_rng(3).random((100_003, 5))
+    v[54_321, 2] = 1e6
+    v[:, 4] = np.nan
+    pooled, edges = pool_rows(v, 700)
+    assert pooled.shape == (700, 5)
+    assert edges[0] == 0 and edges[-1] == len(v)
+    assert pooled[:, 2].max() == 1e6
+    bucket = np.searchsorted(edges, 54_321, side="right") - 1
+    assert pooled[bucket, 2] == 1e6
+    assert np.isnan(pooled[:, 4]).all()
+
+
+def test_pool_columns_is_pool_rows_transposed():
+    from app.lod import pool_columns
+
+    v = np.random.default_rng(6).normal(size=(5000, 9))
+    a, ea = pool_rows(v, 123)
+    b, eb = pool_columns(np.ascontiguousarray(v.T), 123)
+    np.testing.assert_array_equal(a.T, b)
+    np.testing.assert_array_equal(ea, eb)
+
+
+def test_pool_rows_leaves_short_tables_alone():
+    v = np.arange(12.0).reshape(4, 3)
+    pooled, edges = pool_rows(v, 10)
+    np.testing.assert_array_equal(pooled, v)
+    np.testing.assert_array_equal(edges, np.arange(5))
+
+
+def test_row_pooler_in_chunks_equals_pooling_in_one_go():
+    v = np.random.default_rng(4).normal(size=(50_000, 7))
+    v[123, 1] = 99.0
+    v[:100, 6] = np.nan
+    ref, _ = pool_rows(v, 333)
+    pooler = RowPooler(len(v), 7, 333)
+    for a in range(0, len(v), 4096):       # chunk size unrelated to bucket size
+        pooler.add(a, v[a:a + 4096])
+    np.testing.assert_array_equal(pooler.result(), ref)
+
+
+def test_minmax_envelope_preserves_extremes():
+    x = np.arange(10_000_000, dtype=np.float64)
+    y = np.zeros_like(x)
+    y[7_654_321] = 42.0
+    y[1_000] = -3.0
+    xs, ys = minmax_envelope(x, y, 1000)
+    assert len(xs) == 2000
+    assert ys.max() == 42.0 and ys.min() == -3.0
+
+
+def test_rebin_histograms_conserves_counts_on_a_common_grid():
+    counts = np.array([[0, 10, 0, 0], [5, 5, 5, 5]])
+    ranges = np.array([[0.0, 1.0], [-2.0, 2.0]])
+    img, lo, hi = rebin_histograms(counts, ranges, n_bins=8)
+    assert (lo, hi) == (-2.0, 2.0)
+    np.testing.assert_allclose(img.sum(axis=1), [10, 20])
+    # the first row's mass lies in [0.25, 0.5]: grid bin [0, 0.5) holds it
+    assert img[0, 4] == pytest.approx(10)
+
+
+def test_log_levels_only_when_positive_and_wide():
+    wide = np.array([[1e-6, 1e-2], [1.0, 10.0]])
+    disp, is_log = log_levels(wide)
+    assert is_log and disp[0, 0] == pytest.approx(-6)
+    assert log_levels(np.array([[0.2, 0.5]]))[1] is False
+    assert log_levels(np.array([[-1.0, 100.0, 1e-3]]))[1] is False
+    assert finite_levels(np.array([np.nan, -2.0, 1.0, np.inf]), symmetric=True) == (-2.0, 2.0)
+
+
+def test_peak_pyramid_keeps_spike_and_bounds_points_at_every_zoom():
+    from app.lod import PeakPyramid
+
+    n = 3_000_000
+    x = np.arange(n, dtype=np.float64)
+    y = np.random.default_rng(5).normal(size=n)
+    y[1_234_567] = 1e3
+    y[2_000_000] = -1e3
+    pyr = PeakPyramid(x, y, min_points=1000)
+    assert pyr.usable
+    for x0, x1 in [(None, None), (0, n), (1e6, 2e6), (1_234_000, 1_235_000), (1_234_560, 1_234_570)]:
+        xs, ys = pyr.view(x0, x1, 1000)
+        assert len(xs) <= 8 * 1000 + 2, (x0, x1, len(xs))  # at most 4 min/max pairs per pixel
+        assert ys.max() == 1e3
+        assert np.all(np.diff(xs) >= 0)
+    xs, ys = pyr.view(None, None, 1000)
+    assert (xs[0], xs[-1]) == (0, n - 1) and ys.min() == -1e3   # exact extent for auto range
+    assert not PeakPyramid(x[::-1].copy(), y, min_points=10).usable   # unsorted x: not usable
