@@ -1,0 +1,173 @@
+"""GPU check of the recorder: no host-device sync, and its overhead. Needs a CUDA machine.
+
+    python benchmarks/gpu_check.py [--steps 100] [--reps 3]
+
+Trains an MLP (8 x 1024, launch-bound) and a small transformer (bf16 autocast) bare, with the
+recorder's default schedules, and with every instrument on every step. All timed loops (bare
+included, to prove the baseline is sync-free) run under ``torch.cuda.set_sync_debug_mode("error")``:
+any hidden ``.item()``/blocking copy raises. Recorder warnings (e.g. an instrument that switched
+itself off) count as failures. Prints a markdown table of ms/step and ratios to bare
+(median over interleaved repetitions) and checks the recorded file. Exit code 0 = all good.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from recorder import Recorder  # noqa: E402
+from recorder.recorder import RecorderWarning  # noqa: E402
+
+
+def mlp(device):
+    layers = []
+    for _ in range(8):
+        layers += [torch.nn.Linear(1024, 1024), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(1024, 10)).to(device)
+    x = torch.randn(256, 1024, device=device)
+    y = torch.randint(0, 10, (256,), device=device)
+    return model, (lambda: (x, y)), torch.nn.functional.cross_entropy, False
+
+
+class Transformer(torch.nn.Module):
+    # Float inputs through a Linear instead of nn.Embedding: the CUDA backward of Embedding
+    # reads a segment count on the host (a sync in the bare loop, not in the recorder).
+    def __init__(self, vocab=8192, d=512, layers=6, seq=256, d_in=64):
+        super().__init__()
+        self.emb = torch.nn.Linear(d_in, d)
+        self.pos = torch.nn.Parameter(torch.zeros(seq, d))
+        layer = torch.nn.TransformerEncoderLayer(d, 8, 4 * d, dropout=0.0, batch_first=True, norm_first=True)
+        self.enc = torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(d, vocab)
+
+    def forward(self, x):
+        return self.head(self.enc(self.emb(x) + self.pos))
+
+
+def transformer(device):
+    model = Transformer().to(device)
+    x = torch.randn(32, 256, 64, device=device)
+    y = torch.randint(0, 8192, (32, 256), device=device)
+
+    def loss_fn(out, target):
+        return torch.nn.functional.cross_entropy(out.float().reshape(-1, out.shape[-1]), target.reshape(-1))
+    return model, (lambda: (x, y)), loss_fn, True
+
+
+MODES = {
+    "bare": None,
+    "recorder, default schedules": {},
+    "recorder, all instruments every step": {"stats_every": 1, "hist_every": 1, "snapshot_every": 1},
+}
+
+
+def run(make, mode_kwargs, steps, path):
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model, batch, loss_fn, bf16 = make(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    rec = None
+    caught = []
+    if mode_kwargs is not None:
+        rec = Recorder(path, **mode_kwargs)
+        rec.watch(model, opt)
+
+    def step():
+        x, y = batch()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if rec is not None:
+            rec.log({"train/loss": loss})
+
+    for _ in range(10):   # warm-up outside the sync check (allocator, cuBLAS handles, pinned pool)
+        step()
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("error")   # bare too: proves the baseline loop is sync-free
+        try:
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        torch.cuda.synchronize()
+        dt = (time.perf_counter() - t0) / steps
+        if rec is not None:
+            rec.close()
+    problems = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    return dt, problems
+
+
+def check_file(path, steps_total):
+    from analysis import open_run
+
+    with open_run(path) as run:
+        gn = run.layer_stat("grad_norm")
+        loss = run.scalar("train/loss")
+        assert len(gn.steps) == steps_total, (len(gn.steps), steps_total)
+        assert len(loss.values) == steps_total
+        assert np.isfinite(gn.values).all() and np.isfinite(loss.values).all()
+        assert run.status().state == "finished"
+        return sorted(run.layer_stat_names())
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--reps", type=int, default=3)
+    args = ap.parse_args()
+    if not torch.cuda.is_available():
+        print("gpu_check: no CUDA device")
+        return 2
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}\n")
+    ok = True
+    rows = ["| model | mode | ms/step (median) | ratio to bare (median) |", "|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as d:
+        for name, make in (("MLP 8x1024, batch 256", mlp), ("Transformer 6x512, seq 256, batch 32, bf16", transformer)):
+            times = {m: [] for m in MODES}
+            for r in range(args.reps):
+                for mode, kw in MODES.items():
+                    path = Path(d) / f"{make.__name__}-{r}-{len(times[mode])}-{mode[:12].replace(' ', '_')}.h5"
+                    try:
+                        dt, problems = run(make, kw, args.steps, path)
+                    except Exception:  # noqa: BLE001 - report and go on with the other modes
+                        ok = False
+                        print(f"FAIL {name} / {mode}:\n{traceback.format_exc()}")
+                        continue
+                    if problems:
+                        ok = False
+                        print(f"FAIL {name} / {mode}: recorder warnings: {problems}")
+                    if kw is not None and r == 0:
+                        try:
+                            stats = check_file(path, args.steps + 10)
+                            print(f"ok   {name} / {mode}: file holds {stats}")
+                        except Exception:  # noqa: BLE001
+                            ok = False
+                            print(f"FAIL {name} / {mode}: file check:\n{traceback.format_exc()}")
+                    times[mode].append(dt)
+            for mode in MODES:
+                if not times[mode] or not times["bare"]:
+                    continue
+                ratios = [t / b for t, b in zip(times[mode], times["bare"])]
+                rows.append(f"| {name} | {mode} | {1e3 * statistics.median(times[mode]):.2f} | "
+                            f"{statistics.median(ratios):.3f} |")
+    print("\n" + "\n".join(rows))
+    print("\nno host-device sync in the recorder: " + ("yes" if ok else "NO (see FAIL lines)"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

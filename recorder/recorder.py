@@ -1,0 +1,454 @@
+"""The public ``Recorder``: log metrics and watch a model without slowing training.
+
+Threads: the training thread only appends to in-memory queues (and, for device tensors,
+launches a concatenation and an asynchronous copy every ``transfer_every`` steps); one
+background thread (``writer_thread.WriterThread``) owns the HDF5 file.
+
+Defaults of the schedules come from benchmarks/bench_recorder.py (see recorder/FORMAT.md).
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import numbers
+import os
+import sys
+import time
+import warnings
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from . import format as fmt
+from . import metadata
+from . import writer_thread as wt
+
+DEFAULT_STATS_EVERY = 50       # weights/update norms, activation + input statistics
+DEFAULT_HIST_EVERY = 200      # weight and gradient histograms
+DEFAULT_SNAPSHOT_EVERY = 200  # 32x32 weight snapshots
+DEFAULT_TRANSFER_EVERY = 50    # steps of device statistics per device->host copy
+
+
+_MAX_STEP = 1 << 53   # steps travel as float64 to the writer thread: exact below 2**53
+
+
+class RecorderWarning(UserWarning):
+    """Something was not recorded (bad input, full queue, failed writer); training goes on."""
+
+
+def _nonzero_rank() -> bool:
+    rank = os.environ.get("RANK", "").strip()
+    if rank:
+        try:
+            return int(rank) != 0
+        except ValueError:
+            pass
+    dist = sys.modules.get("torch.distributed")
+    try:
+        return bool(dist and dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
+    except Exception:  # noqa: BLE001 - a half-initialised process group: record on this rank
+        return False
+
+
+def _close_at_exit(ref) -> None:
+    rec = ref()
+    if rec is not None:
+        # The interpreter sets sys.last_value when the script died of an uncaught exception.
+        died = getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None) is not None
+        rec.close(status=fmt.STATUS_CRASHED if died else fmt.STATUS_FINISHED)
+
+
+def _check_every(name: str, value) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int (0 or None = never), got {value!r}")
+    return int(value)
+
+
+class Recorder:
+    """Record a training run into one crash-safe HDF5 file (see recorder/FORMAT.md).
+
+    ``Recorder(path, name=None, config=None, *, flush_every=1.0, stats_every=50,
+    hist_every=200, snapshot_every=200, transfer_every=50, strict=False, max_pending=262144)``
+
+    The file is created here: a path that cannot be created raises ``OSError`` at once
+    (before training starts). Later failures (disk full, I/O errors) produce one
+    ``RecorderWarning`` and recording stops; training is never interrupted.
+
+    ``log()``, ``watch()``, ``flush()`` and ``close()`` are meant to be called from one thread
+    (the training loop); the file itself is written by a background thread.
+
+    On a process whose ``RANK`` environment variable (or initialised ``torch.distributed``
+    rank) is non-zero, the constructor returns a do-nothing :class:`NullRecorder`.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Recorder and _nonzero_rank():
+            return object.__new__(NullRecorder)
+        return object.__new__(cls)
+
+    def __init__(self, path, name: str | None = None, config: dict | None = None, *,
+                 flush_every: float = 1.0, stats_every: int | None = DEFAULT_STATS_EVERY,
+                 hist_every: int | None = DEFAULT_HIST_EVERY, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
+                 transfer_every: int = DEFAULT_TRANSFER_EVERY, strict: bool = False, max_pending: int = 1 << 18):
+        if not isinstance(flush_every, numbers.Real) or not flush_every > 0:
+            raise ValueError(f"flush_every must be a positive number of seconds, got {flush_every!r}")
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a dict (or None), got {type(config).__name__}")
+        self.path = Path(path)
+        self.name = str(name) if name is not None else self.path.stem
+        self.stats_every = _check_every("stats_every", stats_every)
+        self.hist_every = _check_every("hist_every", hist_every)
+        self.snapshot_every = _check_every("snapshot_every", snapshot_every)
+        self.transfer_every = max(1, _check_every("transfer_every", transfer_every))
+        self.strict = bool(strict)
+        self._max_rows = int(max_pending)
+        self._warned: set = set()
+        self._tags: dict[str, int] = {}
+        self._step = 0                  # see metadata.STEP_CONVENTION
+        self._optimizer = None
+        self._instruments = None
+        self._closed = False
+        self._active = True             # False once the writer failed or the recorder closed
+        self._since_transfer = 0
+        self._last_transfer = time.perf_counter()
+        self._transfer_interval = float(flush_every)
+        meta = metadata.base_meta(self.name, dict(config or {}), time.time(), self._schedule())
+        try:
+            self._writer = wt.WriterThread(self.path, flush_every, max_rows=self._max_rows, base_meta=meta)
+        except OSError as exc:
+            raise OSError(f"trainspect: cannot create run file {self.path}: {exc}") from exc
+        self._rows = self._writer.rows
+        self.staging = wt.DeviceStaging()
+        self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
+        atexit.register(self._atexit)
+        # If the recorder is dropped without close(), still finish the file.
+        self._finalizer = weakref.finalize(self, self._writer.close, fmt.STATUS_FINISHED)
+        self._finalizer.atexit = False   # at exit the atexit hook above closes (and knows "crashed")
+
+    def _schedule(self) -> dict:
+        return {"stats_every": self.stats_every, "hist_every": self.hist_every,
+                "snapshot_every": self.snapshot_every, "transfer_every": self.transfer_every}
+
+    @property
+    def step(self) -> int:
+        """The step ``log(step=None)`` would use now."""
+        return self._step
+
+    @property
+    def enabled(self) -> bool:
+        return self._active
+
+    # ------------------------------------------------------------ context manager
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close(status=fmt.STATUS_CRASHED if exc_type is not None else fmt.STATUS_FINISHED)
+        return False
+
+    # ------------------------------------------------------------ watch
+    def watch(self, model, optimizer=None, *, stats_every=None, hist_every=None, snapshot_every=None) -> None:
+        """Install hooks on ``model`` (and ``optimizer``); freezes the per-layer layout.
+
+        Call it once, before training. A second call, or a call after data was already
+        flushed without a watched model, warns and is ignored.
+        """
+        import torch
+
+        from .instruments import Instruments, ModelLayout
+
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"watch() needs a torch.nn.Module, got {type(model).__name__}")
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"watch() optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if not self._active:
+            self._report_writer_failure()
+            return
+        if self._instruments is not None or self._writer.started:
+            self._warn_once("<watch>", "watch() called after the per-layer layout froze (a model is already "
+                                       "watched or data was already written); this call is ignored")
+            return
+        if stats_every is not None:
+            self.stats_every = _check_every("stats_every", stats_every)
+        if hist_every is not None:
+            self.hist_every = _check_every("hist_every", hist_every)
+        if snapshot_every is not None:
+            self.snapshot_every = _check_every("snapshot_every", snapshot_every)
+        layout = ModelLayout(model, optimizer)
+        if layout.n_snap_candidates > len(layout.snap_params):
+            self._warn_once("<layout>", f"only the first {len(layout.snap_params)} of "
+                                        f"{layout.n_snap_candidates} weight matrices get snapshots")
+        meta = dict(self._writer.base_meta)
+        meta.update(model=layout.structure(model), optimizer=metadata.optimizer_meta(optimizer),
+                    schedule=self._schedule(), versions=metadata.versions())
+        try:
+            started = self._writer.start(meta, layout.layout)
+        except Exception as exc:  # noqa: BLE001 - e.g. disk full while creating datasets
+            self._writer.error = f"{type(exc).__name__}: {exc}"
+            self._report_writer_failure()
+            return
+        if not started:
+            self._warn_once("<watch>", "watch() called after the per-layer layout froze (data was already "
+                                       "written); this call is ignored")
+            return
+        if optimizer is not None:
+            self._optimizer = optimizer
+            self._step = 0
+        self._instruments = Instruments(self, model, optimizer, layout, self.stats_every,
+                                        self.hist_every, self.snapshot_every)
+
+    # ------------------------------------------------------------ log
+    def log(self, metrics, step=None) -> None:
+        """Record ``{name: value}`` at ``step`` (default: see :attr:`step`). Never blocks on the GPU."""
+        if not self._active:
+            if self._closed:
+                self._warn_once("<log>", "log() after close() is ignored")
+            self._report_writer_failure()
+            return
+        if self._writer.error is not None:
+            self._report_writer_failure()
+            return
+        if type(metrics) is not dict and not isinstance(metrics, Mapping):
+            self._bad("<metrics>", f"log() takes a dict of name -> number, got {type(metrics).__name__}", TypeError)
+            return
+        if step is None:
+            s = self._step
+        elif type(step) is int and 0 <= step < _MAX_STEP:
+            s = step
+        else:
+            s = self._check_step(step)
+            if s is None:
+                return
+        rows = self._rows
+        pending = len(rows)
+        if pending >= self._max_rows:
+            self._drop(len(metrics))
+        else:
+            if pending >= self._max_rows >> 2:
+                self._writer.wake()
+            wall = time.time()
+            tags = self._tags
+            for name, value in metrics.items():
+                tag = tags.get(name)
+                if type(value) is float:
+                    if tag is None:
+                        tag = self._new_metric(name)   # validates the name (warns if bad)
+                        if tag is None:
+                            continue
+                    rows.append((s, tag, value, wall))
+                else:
+                    self._log_value(name, tag, value, s, wall)
+        if self._optimizer is None:
+            if self._instruments is not None:
+                self._instruments.on_log(s, time.time())
+            self._step = s + 1
+            self._maybe_transfer(time.perf_counter())
+        elif self.staging.count > 64 * self.transfer_every:
+            self._transfer()
+
+    def _check_step(self, step):
+        if isinstance(step, numbers.Integral) and not isinstance(step, bool) and 0 <= step < _MAX_STEP:
+            return int(step)
+        self._bad("<step>", f"step must be an int in [0, 2**53), got {type(step).__name__} {step!r:.40}", TypeError)
+        return None
+
+    def _new_metric(self, name):
+        if not isinstance(name, str):
+            self._bad(repr(name), f"metric name must be a str, got {type(name).__name__}", TypeError)
+            return None
+        if not name:
+            self._bad(name, "empty metric name", ValueError)
+            return None
+        if len(name.encode("utf-8")) > fmt.TAG_LEN:
+            self._bad(name, f"metric name longer than {fmt.TAG_LEN} bytes in UTF-8", ValueError)
+            return None
+        if name.startswith(fmt.SYS_PREFIX):
+            self._bad(name, f"names starting with {fmt.SYS_PREFIX!r} are reserved for the recorder", ValueError)
+            return None
+        return self._tag(name)
+
+    def _tag(self, name: str) -> int:
+        tag = self._tags.get(name)
+        if tag is None:
+            names = self._writer.tag_names
+            tag = len(names)
+            names.append(name)  # before any row that uses it is queued
+            self._tags[name] = tag
+        return tag
+
+    def _log_value(self, name, tag, value, step, wall) -> None:
+        """Any value but a plain float/int. The metric's tag is created only for a good value."""
+        device_tensor, wide, number = None, False, None
+        torch = sys.modules.get("torch")
+        if isinstance(value, numbers.Real):          # bool, numpy numbers, Fraction, ...
+            try:
+                number = float(value)
+            except (OverflowError, ValueError) as exc:
+                return self._bad(name, f"value cannot be stored as float64 ({exc})", ValueError)
+        elif torch is not None and isinstance(value, torch.Tensor):
+            if value.numel() != 1:
+                return self._bad(name, f"tensor of shape {tuple(value.shape)} is not a scalar (0-d or 1 element)",
+                                 ValueError)
+            if value.is_complex():
+                return self._bad(name, "complex tensor", TypeError)
+            if value.device.type == "meta":
+                return self._bad(name, "tensor on the meta device has no value", ValueError)
+            if value.device.type == "cpu":
+                number = float(value.detach().reshape(()).item())
+            else:   # stays on the device until the next batched asynchronous copy
+                device_tensor = value.detach()
+                wide = value.dtype == torch.float64 or not (value.is_floating_point() or value.dtype == torch.bool)
+        elif isinstance(value, np.ndarray):
+            if value.size != 1 or value.dtype.kind not in "biuf":
+                return self._bad(name, f"numpy array of shape {value.shape}, dtype {value.dtype} is not a real scalar",
+                                 ValueError)
+            number = float(value.reshape(-1)[0])
+        elif value is None:
+            return self._bad(name, "value is None", TypeError)
+        elif isinstance(value, (str, bytes)):
+            return self._bad(name, f"value is a {type(value).__name__}, not a number", TypeError)
+        else:
+            return self._bad(name, f"unsupported value type {type(value).__name__}", TypeError)
+        if tag is None:
+            tag = self._new_metric(name)
+            if tag is None:
+                return
+        if device_tensor is not None:
+            self.staging.add(device_tensor, wt.SCALAR, step, wall, tag, wide=wide)
+        else:
+            self._host_value(step, tag, number, wall)
+
+    def _host_value(self, step, tag, value, wall) -> None:
+        if len(self._rows) >= self._max_rows:
+            self._drop(1)
+        else:
+            self._rows.append((step, tag, value, wall))
+
+    # ------------------------------------------------------------ device transfer
+    def _maybe_transfer(self, now: float) -> None:
+        """Called once per step: ship staged device statistics every N steps or flush interval."""
+        self._since_transfer += 1
+        if self.staging.count and (self._since_transfer >= self.transfer_every
+                                   or now - self._last_transfer >= self._transfer_interval):
+            self._transfer(now)
+
+    def _transfer(self, now: float | None = None) -> None:
+        self._since_transfer = 0
+        self._last_transfer = time.perf_counter() if now is None else now
+        n = self.staging.count
+        if not n:
+            return
+        if self._writer.error is not None or self._writer.closed:
+            self.staging = wt.DeviceStaging()   # nobody will write these: free them
+            return
+        try:
+            batch = self.staging.take()
+        except Exception as exc:  # noqa: BLE001
+            self._instrument_failed(exc)
+            self.staging = wt.DeviceStaging()
+            return
+        if batch is not None and not self._writer.put_batch(batch):
+            self._drop(n)
+
+    # ------------------------------------------------------------ flush / close
+    def flush(self, timeout: float | None = 60.0) -> bool:
+        """Barrier: returns once everything logged before is written and flushed to disk.
+
+        Returns False (with a warning) if the writer failed or did not finish in ``timeout``.
+        """
+        if not self._active:
+            self._report_writer_failure()
+            return False
+        self._transfer()
+        ok = self._writer.barrier(timeout)
+        if self._writer.error is not None:
+            self._report_writer_failure()
+            return False
+        if not ok:
+            self._warn_once("<flush>", f"flush() did not complete within {timeout} s")
+        return ok
+
+    def close(self, status: str | None = None) -> None:
+        """Write what is pending, mark the run finished (or ``status``) and close the file. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self._atexit)
+        self._finalizer.detach()
+        if self._instruments is not None:
+            self._instruments.remove()
+            self._instruments = None
+        if self._active and self._writer.error is None:
+            self._transfer()
+        self._writer.close(status or fmt.STATUS_FINISHED)
+        if self._writer.error is not None:
+            self._report_writer_failure()
+        self._active = False
+        self._optimizer = None
+
+    # ------------------------------------------------------------ problems
+    def _warn_once(self, name: str, problem: str) -> None:
+        key = (name, problem)
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(f"trainspect: {name}: {problem}", RecorderWarning, stacklevel=4)
+
+    def _bad(self, name, problem: str, exc_type) -> None:
+        if self.strict:
+            raise exc_type(f"trainspect: metric {name!r}: {problem}")
+        self._warn_once(f"metric {name!r}", f"{problem}; value skipped")
+
+    def _drop(self, n: int) -> None:
+        self._writer.dropped += n
+        self._warn_once("<queue>", "the writer cannot keep up: values are being dropped "
+                                   "(counted in the file's dropped_records attribute)")
+
+    def _report_writer_failure(self) -> None:
+        err = self._writer.error
+        if err is None:
+            return
+        self._active = False
+        if self._instruments is not None:
+            self._instruments.enabled = False   # hooks removed at close(): maybe inside a hook now
+        self._warn_once("<writer>", f"recording to {self.path} stopped: {err}; training continues")
+
+    def _instrument_failed(self, exc: Exception) -> None:
+        if self._instruments is not None:
+            self._instruments.enabled = False   # removed at close(): we may be inside a hook now
+        self._warn_once("<instruments>", f"a per-layer instrument failed ({type(exc).__name__}: {exc}); "
+                                         "per-layer instruments are switched off, log() keeps working")
+
+
+class NullRecorder(Recorder):
+    """What ``Recorder(...)`` returns on a non-zero rank: accepts every call, records nothing."""
+
+    def __init__(self, path=None, name=None, config=None, **kwargs):
+        self.path = Path(path) if path is not None else None
+        self.name = name
+
+    @property
+    def step(self) -> int:
+        return 0
+
+    @property
+    def enabled(self) -> bool:
+        return False
+
+    def watch(self, model, optimizer=None, **kwargs) -> None:
+        pass
+
+    def log(self, metrics, step=None) -> None:
+        pass
+
+    def flush(self, timeout=None) -> bool:
+        return True
+
+    def close(self, status=None) -> None:
+        pass
+
+    def __exit__(self, exc_type, exc, tb):
+        return False

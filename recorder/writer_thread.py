@@ -1,0 +1,376 @@
+"""The background thread that owns the run file, and the device-to-host transfer it waits on.
+
+The training thread never touches HDF5 after start-up and never waits on the GPU:
+
+* host numbers go into ``rows`` (a deque of ``(step, tag, value, wall)`` tuples; deque
+  append/popleft are atomic, so no lock on the hot path);
+* device tensors are gathered by :class:`DeviceStaging`, concatenated on the device every
+  few steps and copied ``non_blocking`` into pinned host memory after which a CUDA event is
+  recorded; the batch goes into ``batches`` and this thread polls the event
+  (``event.query()``, never a blocking sync) before reading the values;
+* ``flush()`` puts a barrier into ``batches``: everything logged before it is written and
+  flushed to disk when the barrier is released.
+
+Memory is bounded: at most ``max_rows`` pending host values and ``max_batches`` pending
+batches; beyond that values are dropped and counted (root attribute ``dropped_records``).
+A failure of the file (disk full, I/O error) is stored in ``error``; the recorder then
+warns once and stops recording while training goes on.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
+
+from . import format as fmt
+from .h5file import LayerLayout, RunFileWriter
+
+# Where a segment of a transferred batch goes. Each kind knows its length from ``arg``.
+SCALAR = "scalar"        # arg = tag id; 1 value
+GRADS = "grads"          # arg = (P, tag grad_norm, tag nonfinite); 2P + 2 values
+WEIGHTS = "weights"      # arg = P; 3P values (norm, update_norm, update_ratio)
+ACTS = "acts"            # arg = M; 6M values, row-major (M, 6) in format.ACT_FIELDS order
+HISTS = "hists"          # arg = P; P*64 weight counts, P*2 ranges, P*64 grad counts, P*2 ranges
+SNAPS = "snaps"          # arg = S; S*32*32 values
+SCALARS4 = "scalars4"    # arg = 4 tag ids (input mean/std/min/max); 4 values
+
+
+class Barrier:
+    __slots__ = ("done",)
+
+    def __init__(self):
+        self.done = threading.Event()
+
+
+class Close:
+    __slots__ = ("status", "done")
+
+    def __init__(self, status: str):
+        self.status = status
+        self.done = threading.Event()
+
+
+class DeviceBatch:
+    """Values of many steps, on the host (or on their way there), with where each goes."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts):
+        self.parts = parts  # [(host tensor, cuda event or None, [(kind, step, wall, arg, offset, n)])]
+
+    def ready(self) -> bool:
+        return all(ev is None or ev.query() for _, ev, _ in self.parts)
+
+
+class DeviceStaging:
+    """Collects device tensors on the training thread; ``take()`` turns them into one batch.
+
+    Tensors are grouped by (device, host dtype): float64 for values that need it (float64 or
+    integer tensors, histogram counts), float32 otherwise. One ``torch.cat`` per group, one
+    asynchronous copy, one event: no host-device synchronisation.
+    """
+
+    def __init__(self):
+        self.groups: dict = {}   # (device, dtype) -> ([tensors], [(kind, step, wall, arg, n)])
+        self.count = 0
+
+    def add(self, tensor, kind, step, wall, arg, wide: bool = False) -> None:
+        import torch
+
+        flat = tensor.reshape(-1)
+        dtype = torch.float64 if wide else torch.float32
+        key = (flat.device, dtype)
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = ([], [])
+        group[0].append(flat)
+        group[1].append((kind, step, wall, arg, flat.numel()))
+        self.count += 1
+
+    def take(self):
+        """Start the transfer of everything staged; returns a DeviceBatch or None if empty."""
+        if not self.groups:
+            return None
+        import torch
+
+        parts = []
+        for (device, dtype), (tensors, sinks) in self.groups.items():
+            flat = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
+            if flat.dtype != dtype:
+                flat = flat.to(dtype)
+            event = None
+            if device.type == "cuda":
+                host = torch.empty(flat.shape, dtype=dtype, pin_memory=True)
+                host.copy_(flat, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record(torch.cuda.current_stream(device))
+            elif device.type == "cpu":
+                # cat made a fresh tensor, but a single staged tensor may be a view of a live one.
+                host = flat.clone() if len(tensors) == 1 else flat
+            else:  # other accelerators: a plain copy (may synchronise; CUDA is the fast path)
+                host = flat.to("cpu")
+            offset, placed = 0, []
+            for kind, step, wall, arg, n in sinks:
+                placed.append((kind, step, wall, arg, offset, n))
+                offset += n
+            parts.append((host, event, placed))
+        self.groups = {}
+        self.count = 0
+        return DeviceBatch(parts)
+
+
+class WriterThread:
+    """One daemon thread that owns a :class:`RunFileWriter`. Created on the training thread."""
+
+    def __init__(self, path, flush_every: float = 1.0, max_rows: int = 1 << 18, max_batches: int = 256,
+                 base_meta: dict | None = None, min_free_bytes: int = 64 << 20):
+        self.file = RunFileWriter(path)     # raises on a bad path, before any training starts
+        self.min_free_bytes = int(min_free_bytes)
+        self.flush_every = float(flush_every)
+        self.max_rows = int(max_rows)
+        self.max_batches = int(max_batches)
+        self.base_meta = dict(base_meta or {})
+        self.lock = threading.Lock()        # file calls: this thread vs start() from watch()
+        self.rows: deque = deque()
+        self.batches: deque = deque()
+        self.tag_names: list[str] = []      # append-only from the training thread; id = position
+        self.dropped = 0                    # incremented by the training thread
+        self._dropped_written = 0
+        self.error: str | None = None
+        self.closed = False
+        self._wake = threading.Event()
+        self._waiting: list = []            # barriers/close taken from the queue, not yet released
+        self._last_step = -1
+        self._last_flush = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name="trainspect-writer", daemon=True)
+        self.thread.start()
+
+    # ------------------------------------------------------------ training-thread side
+    @property
+    def started(self) -> bool:
+        return self.file.started
+
+    def start(self, meta: dict, layout: LayerLayout) -> bool:
+        """Freeze the layout now (from watch()). False if the file had already started."""
+        with self.lock:
+            if self.file.started or self.error:
+                return False
+            self.file.start(meta, layout, self.flush_every)
+            return True
+
+    def put_batch(self, item) -> bool:
+        n = len(self.batches)
+        if n >= self.max_batches:
+            return False
+        self.batches.append(item)
+        if n >= self.max_batches // 4:
+            self._wake.set()
+        return True
+
+    def wake(self) -> None:
+        """Ask for an early write (the queue is filling up); otherwise the thread writes
+        once per ``flush_every``: each write costs the training process CPU time."""
+        self._wake.set()
+
+    def barrier(self, timeout: float | None) -> bool:
+        """Return once everything queued before is written and flushed (False on timeout/failure)."""
+        if self.error or self.closed:
+            return False
+        b = Barrier()
+        self.batches.append(b)  # barriers are never dropped
+        self._wake.set()
+        return self._wait(b.done, timeout) and not self.error
+
+    def _wait(self, done: threading.Event, timeout: float | None) -> bool:
+        """Wait for ``done``; give up early if the thread died (then nobody would set it)."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not done.wait(0.05):
+            if not self.thread.is_alive():
+                return done.is_set()
+            if end is not None and time.monotonic() >= end:
+                return False
+        return True
+
+    def close(self, status: str, timeout: float | None = 60.0) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        c = Close(status)
+        self.batches.append(c)
+        self._wake.set()
+        self._wait(c.done, timeout)
+        self.thread.join(timeout=1.0 if timeout is None else min(timeout, 1.0))
+
+    # ------------------------------------------------------------ writer-thread side
+    def _run(self) -> None:
+        try:
+            while True:
+                self._wake.wait(max(0.0, self._last_flush + self.flush_every - time.monotonic()))
+                self._wake.clear()
+                waiting = self._waiting = self._drain()
+                due = time.monotonic() - self._last_flush >= self.flush_every
+                if waiting or due:
+                    self._flush()
+                close = next((w for w in waiting if isinstance(w, Close)), None)
+                if close is not None:
+                    with self.lock:
+                        if not self.file.started:
+                            self.file.start(dict(self.base_meta), LayerLayout(), self.flush_every)
+                        self.file.close(close.status, self._last_step if self._last_step >= 0 else None)
+                    for w in waiting:
+                        w.done.set()
+                    return
+                for w in waiting:
+                    w.done.set()
+        except BaseException as exc:  # noqa: BLE001 - any failure must stop recording, not training
+            self.error = f"{type(exc).__name__}: {exc}"
+            with self.lock:
+                self._abandon_file()
+            # Release everybody waiting so no flush()/close() hangs.
+            for w in self._waiting:
+                w.done.set()
+            while self.batches:
+                item = self.batches.popleft()
+                if isinstance(item, (Barrier, Close)):
+                    item.done.set()
+            self.rows.clear()
+
+    def _abandon_file(self) -> None:
+        """Close the file after a failure. If even recording the error fails (disk full),
+        point HDF5's file descriptor at an anonymous in-memory file first, so the writes HDF5
+        retries at close land somewhere. (Measured: after a write failed with EFBIG, HDF5 2.0
+        can still segfault at interpreter exit; see the recorder's FORMAT.md, "Failures".)"""
+        last = self._last_step if self._last_step >= 0 else None
+        try:
+            self.file.set_error(self.error[: fmt.ERROR_LEN])
+            self.file.flush(last)
+        except BaseException:  # noqa: BLE001 - the file cannot take more writes
+            try:
+                fd = self.file.f.id.get_vfd_handle()
+                sink = os.memfd_create("trainspect-discard") if hasattr(os, "memfd_create") \
+                    else os.open(os.devnull, os.O_RDWR)
+                os.dup2(sink, fd)
+                os.close(sink)
+            except BaseException:  # noqa: BLE001 - not a POSIX descriptor
+                pass
+        try:
+            self.file.close(fmt.STATUS_CRASHED, last)
+        except BaseException:  # noqa: BLE001
+            pass
+
+    def _drain(self) -> list:
+        """Write everything queued (batches first, then host rows). Returns barriers met."""
+        waiting, scalar_parts, records = [], [], {}
+        self._waiting = waiting   # released by _run, also if writing fails
+        n = len(self.batches)
+        for _ in range(n):
+            item = self.batches.popleft()
+            if isinstance(item, (Barrier, Close)):
+                waiting.append(item)
+                continue
+            while not item.ready():   # poll the CUDA event: never a blocking sync
+                time.sleep(0.0005)
+            self._decode(item, scalar_parts, records)
+        n = len(self.rows)
+        if n:
+            rows = [self.rows.popleft() for _ in range(n)]
+            scalar_parts.append(np.array(rows, dtype=np.float64).reshape(-1, 4))
+        if not scalar_parts and not records:
+            return waiting
+        self._check_space(sum(p.nbytes for p in scalar_parts) * 7 // 8
+                          + sum(v.nbytes for recs in records.values() for _, r in recs for v in r.values()))
+        with self.lock:
+            if not self.file.started:
+                self.file.start(dict(self.base_meta), LayerLayout(), self.flush_every)
+            if scalar_parts:
+                table = np.concatenate(scalar_parts) if len(scalar_parts) > 1 else scalar_parts[0]
+                n_tags = len(self.tag_names)
+                if n_tags > self.file.n_tags:
+                    self.file.add_tags(self.tag_names[self.file.n_tags:n_tags])
+                self.file.append_scalars(table[:, 0], table[:, 1], table[:, 2], table[:, 3])
+                self._last_step = max(self._last_step, int(table[:, 0].max()))
+            for group, recs in records.items():
+                steps = np.array([s for s, _ in recs], dtype=np.int64)
+                fields = {k: np.stack([r[k] for _, r in recs]) for k in recs[0][1]}
+                self.file.append_records(group, steps, fields)
+                self._last_step = max(self._last_step, int(steps.max()))
+        return waiting
+
+    def _check_space(self, incoming: int) -> None:
+        """Stop before the disk (or the process's file size limit) is full.
+
+        Measured with HDF5 2.0: when a write or flush fails because the file cannot grow,
+        HDF5 can segfault the process (in that flush or at exit). So the writer refuses to
+        write when less than a reserve is left, which turns a full disk into a warning.
+        """
+        directory = self.file.path.parent
+        st = os.statvfs(directory)
+        free = st.f_bavail * st.f_frsize
+        reserve = max(self.min_free_bytes, 8 * incoming)
+        if free < reserve:
+            raise OSError(f"disk almost full: {free / 2**20:.1f} MiB free in {directory}, "
+                          f"the recorder keeps {reserve / 2**20:.0f} MiB in reserve")
+        if resource is not None:
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+            if limit != resource.RLIM_INFINITY:
+                size = os.path.getsize(self.file.path)
+                if size + max(1 << 20, 8 * incoming) > limit:
+                    raise OSError(f"file size limit (RLIMIT_FSIZE) of {limit} bytes almost reached "
+                                  f"({size} bytes written)")
+
+    def _decode(self, batch: DeviceBatch, scalar_parts: list, records: dict) -> None:
+        rows = []
+        for host, _, placed in batch.parts:
+            values = host.numpy()
+            for kind, step, wall, arg, off, n in placed:
+                v = values[off:off + n]
+                if kind == SCALAR:
+                    rows.append((step, arg, v[0], wall))
+                elif kind == GRADS:
+                    p, tag_norm, tag_nonfinite = arg
+                    records.setdefault(fmt.GRADS, []).append((step, {"norm": v[:p], "nonfinite": v[p:2 * p]}))
+                    rows.append((step, tag_norm, v[2 * p], wall))
+                    rows.append((step, tag_nonfinite, v[2 * p + 1], wall))
+                elif kind == WEIGHTS:
+                    p = arg
+                    records.setdefault(fmt.WEIGHTS, []).append(
+                        (step, {"norm": v[:p], "update_norm": v[p:2 * p], "update_ratio": v[2 * p:]}))
+                elif kind == ACTS:
+                    m = v.reshape(arg, len(fmt.ACT_FIELDS))
+                    records.setdefault(fmt.ACTS, []).append(
+                        (step, {name: m[:, i] for i, name in enumerate(fmt.ACT_FIELDS)}))
+                elif kind == HISTS:
+                    p, b = arg, fmt.HIST_BINS
+                    wc, wr = v[:p * b], v[p * b:p * b + 2 * p]
+                    g = v[p * b + 2 * p:]
+                    gc, gr = g[:p * b], g[p * b:]
+                    records.setdefault(fmt.HISTS, []).append((step, {
+                        "weight_counts": wc.reshape(p, b), "weight_range": wr.reshape(p, 2),
+                        "grad_counts": gc.reshape(p, b), "grad_range": gr.reshape(p, 2)}))
+                elif kind == SNAPS:
+                    s = fmt.SNAP_SIZE
+                    records.setdefault(fmt.SNAPS, []).append((step, {"weight": v.reshape(arg, s, s)}))
+                elif kind == SCALARS4:
+                    for tag, x in zip(arg, v):
+                        rows.append((step, tag, x, wall))
+        if rows:
+            scalar_parts.append(np.array(rows, dtype=np.float64).reshape(-1, 4))
+
+    def _flush(self) -> None:
+        with self.lock:
+            if not self.file.started:
+                return
+            dropped = self.dropped
+            if dropped > self._dropped_written:
+                self.file.add_dropped(dropped - self._dropped_written)
+                self._dropped_written = dropped
+            self.file.flush(self._last_step if self._last_step >= 0 else None)
+        self._last_flush = time.monotonic()
