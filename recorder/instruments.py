@@ -240,6 +240,7 @@ class Instruments:
             self.tag_cuda = (t(fmt.SYS_CUDA_ALLOC), t(fmt.SYS_CUDA_PEAK))
         self.handles.append(model.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self.handles.append(model.register_forward_hook(self._root_post, always_call=True))
+        self.optimizer_watched = optimizer is not None
         if optimizer is not None:
             self.handles.append(optimizer.register_step_pre_hook(self._opt_pre))
             self.handles.append(optimizer.register_step_post_hook(self._opt_post))
@@ -417,6 +418,8 @@ class Instruments:
 
     # ------------------------------------------------------------ forward hooks
     def _root_pre(self, module, args, kwargs):
+        if module.training and self.optimizer_watched:
+            self.rec._forward_step = self.rec._step
         if not self.enabled or not module.training or self._capture is not None:
             return
         step = self.rec._step

@@ -15,7 +15,9 @@ from . import format as fmt
 
 STEP_CONVENTION = (
     "Records of an optimizer step carry the 0-based index of that step. log(step=None) uses the "
-    "number of optimizer steps completed so far (0 before the first); without a watched optimizer, "
+    "index of the optimizer step of the latest training-mode forward pass of the watched model "
+    "(so a loss logged before or after optimizer.step() lines up with that step's gradient records); "
+    "before any forward, the number of optimizer steps completed so far; without a watched optimizer, "
     "the step after the previous log() call's step (first call: 0)."
 )
 

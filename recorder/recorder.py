@@ -109,6 +109,7 @@ class Recorder:
         self._warned: set = set()
         self._tags: dict[str, int] = {}
         self._step = 0                  # see metadata.STEP_CONVENTION
+        self._forward_step = None       # optimizer step of the latest training-mode forward
         self._optimizer = None
         self._instruments = None
         self._closed = False
@@ -136,7 +137,7 @@ class Recorder:
     @property
     def step(self) -> int:
         """The step ``log(step=None)`` would use now."""
-        return self._step
+        return self._step if self._forward_step is None else self._forward_step
 
     @property
     def enabled(self) -> bool:
@@ -216,7 +217,9 @@ class Recorder:
             self._bad("<metrics>", f"log() takes a dict of name -> number, got {type(metrics).__name__}", TypeError)
             return
         if step is None:
-            s = self._step
+            # The step of this iteration's forward pass: a loss logged after optimizer.step()
+            # lines up with that step's gradient records, as does one logged before it.
+            s = self._step if self._forward_step is None else self._forward_step
         elif type(step) is int and 0 <= step < _MAX_STEP:
             s = step
         else:

@@ -217,7 +217,8 @@ def test_step_none_counts_optimizer_steps_or_log_calls(tmp_path):
             rec.log({"b": 1.0})
     with open_run(path) as run:
         assert run.scalar("a").steps.tolist() == [0, 1]
-        assert run.scalar("b").steps.tolist() == [0, 1, 2, 3]
+        # after a forward, the step that forward feeds (the same as its gradient records)
+        assert run.scalar("b").steps.tolist() == [0, 0, 1, 2]
         assert run.layer_stat("grad_norm").steps.tolist() == [0, 1, 2]
 
 
@@ -452,4 +453,32 @@ def test_writer_failure_warns_once_and_training_continues(tmp_path):
         assert st.state == "crashed" and "file size limit" in st.error
         loss = run.scalar("loss")
         assert len(loss.values) > 100
-        assert loss.steps.tolist() == list(range(1, len(loss.steps) + 1))   # logged after each step
+        assert loss.steps.tolist() == list(range(len(loss.steps)))   # logged after each step
+
+
+def test_default_step_lines_up_with_the_optimizer_step_of_the_iteration(tmp_path):
+    """log() without step=, called after optimizer.step(), lands on that step's gradient records."""
+    import torch
+
+    from analysis import open_run
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    path = tmp_path / "steps.h5"
+    with Recorder(path, flush_every=0.1) as rec:
+        rec.watch(model, opt)
+        x, y = torch.randn(16, 4), torch.randn(16, 1)
+        for i in range(6):
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            rec.log({"before/loss": loss.detach()})          # logged before backward/step
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.detach()})           # logged after the step
+            model.eval(); model(x); model.train()             # an eval forward changes nothing
+    run = open_run(path)
+    grad_steps = run.layer_stat("grad_norm").steps.tolist()
+    assert grad_steps == list(range(6))
+    assert run.scalar("train/loss").steps.tolist() == grad_steps
+    assert run.scalar("before/loss").steps.tolist() == grad_steps
