@@ -1,6 +1,8 @@
 """GPU check of the recorder: no host-device sync, and its overhead. Needs a CUDA machine.
 
-    python benchmarks/gpu_check.py [--steps 100] [--reps 3]
+    python benchmarks/gpu_check.py [--steps 100] [--reps 3] [--warmup 10]
+    python benchmarks/gpu_check.py --device cpu --steps 5 --reps 1   # smoke test of this script
+
 
 Trains an MLP (8 x 1024, launch-bound) and a small transformer (bf16 autocast) bare, with the
 recorder's default schedules, and with every instrument on every step. All timed loops (bare
@@ -8,10 +10,15 @@ included, to prove the baseline is sync-free) run under ``torch.cuda.set_sync_de
 any hidden ``.item()``/blocking copy raises. Recorder warnings (e.g. an instrument that switched
 itself off) count as failures. Prints a markdown table of ms/step and ratios to bare
 (median over interleaved repetitions) and checks the recorded file. Exit code 0 = all good.
+
+``--device cpu`` only smoke-tests this script's logic (tiny models, the recorder forced onto its
+GPU code path with ``_device_path=True``); it checks no syncs and its timings mean nothing. The
+CPU proof that the GPU code path reads no tensor values is tests/test_sync_free.py.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -28,13 +35,13 @@ from recorder import Recorder  # noqa: E402
 from recorder.recorder import RecorderWarning  # noqa: E402
 
 
-def mlp(device):
+def mlp(device, depth=8, width=1024, batch=256):
     layers = []
-    for _ in range(8):
-        layers += [torch.nn.Linear(1024, 1024), torch.nn.ReLU()]
-    model = torch.nn.Sequential(*layers, torch.nn.Linear(1024, 10)).to(device)
-    x = torch.randn(256, 1024, device=device)
-    y = torch.randint(0, 10, (256,), device=device)
+    for _ in range(depth):
+        layers += [torch.nn.Linear(width, width), torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 10)).to(device)
+    x = torch.randn(batch, width, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
     return model, (lambda: (x, y)), torch.nn.functional.cross_entropy, False
 
 
@@ -53,10 +60,10 @@ class Transformer(torch.nn.Module):
         return self.head(self.enc(self.emb(x) + self.pos))
 
 
-def transformer(device):
-    model = Transformer().to(device)
-    x = torch.randn(32, 256, 64, device=device)
-    y = torch.randint(0, 8192, (32, 256), device=device)
+def transformer(device, layers=6, d=512, seq=256, batch=32, vocab=8192):
+    model = Transformer(vocab=vocab, d=d, layers=layers, seq=seq).to(device)
+    x = torch.randn(batch, seq, 64, device=device)
+    y = torch.randint(0, vocab, (batch, seq), device=device)
 
     def loss_fn(out, target):
         return torch.nn.functional.cross_entropy(out.float().reshape(-1, out.shape[-1]), target.reshape(-1))
@@ -70,20 +77,61 @@ MODES = {
 }
 
 
-def run(make, mode_kwargs, steps, path):
-    device = torch.device("cuda")
+# (name, builder, sizes) per device; the CPU sizes only make the smoke test quick.
+MODELS = {
+    "cuda": [("MLP 8x1024, batch 256", mlp, {}),
+             ("Transformer 6x512, seq 256, batch 32, bf16", transformer, {})],
+    "cpu": [("MLP 2x64, batch 16", mlp, {"depth": 2, "width": 64, "batch": 16}),
+            ("Transformer 2x32, seq 16, batch 4", transformer,
+             {"layers": 2, "d": 32, "seq": 16, "batch": 4, "vocab": 50})],
+}
+
+
+def sync_debug(device):
+    """Any host-device sync raises (CUDA only; nothing to check on the CPU)."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def on():
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            yield
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return on()
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run(make, sizes, mode_kwargs, steps, warmup, path, device):
     torch.manual_seed(0)
-    model, batch, loss_fn, bf16 = make(device)
+    model, batch, loss_fn, bf16 = make(device, **sizes)
+    bf16 = bf16 and device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     rec = None
-    caught = []
-    if mode_kwargs is not None:
-        rec = Recorder(path, **mode_kwargs)
-        rec.watch(model, opt)
+    with warnings.catch_warnings(record=True) as caught:   # from watch() on
+        warnings.simplefilter("always")
+        if mode_kwargs is not None:
+            # On the CPU: force the recorder's GPU code path (see the module docstring).
+            rec = Recorder(path, _device_path=device.type == "cpu", **mode_kwargs)
+            rec.watch(model, opt)
+        try:
+            dt = _timed(model, batch, loss_fn, bf16, opt, rec, steps, warmup, device)
+        finally:
+            if rec is not None:
+                rec.close()
+    problems = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    return dt, problems
 
+
+def _timed(model, batch, loss_fn, bf16, opt, rec, steps, warmup, device):
     def step():
         x, y = batch()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -91,24 +139,15 @@ def run(make, mode_kwargs, steps, path):
         if rec is not None:
             rec.log({"train/loss": loss})
 
-    for _ in range(10):   # warm-up outside the sync check (allocator, cuBLAS handles, pinned pool)
+    for _ in range(warmup):   # warm-up outside the sync check (allocator, cuBLAS handles, pinned pool)
         step()
-    torch.cuda.synchronize()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("error")   # bare too: proves the baseline loop is sync-free
-        try:
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                step()
-        finally:
-            torch.cuda.set_sync_debug_mode(0)
-        torch.cuda.synchronize()
-        dt = (time.perf_counter() - t0) / steps
-        if rec is not None:
-            rec.close()
-    problems = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
-    return dt, problems
+    synchronize(device)
+    with sync_debug(device):   # bare too: proves the baseline loop is sync-free
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+    synchronize(device)
+    return (time.perf_counter() - t0) / steps
 
 
 def check_file(path, steps_total):
@@ -128,21 +167,32 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=10, help="untimed steps before the sync check")
+    ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                    help="cpu: quick smoke test of this script with tiny models (no sync check)")
     args = ap.parse_args()
-    if not torch.cuda.is_available():
-        print("gpu_check: no CUDA device")
-        return 2
-    print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}\n")
+    if args.steps < 1 or args.reps < 1 or args.warmup < 0:
+        ap.error("--steps and --reps must be >= 1, --warmup >= 0")
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            print("gpu_check: no CUDA device (use --device cpu for a smoke test of the script)")
+            return 2
+        print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}\n")
+    else:
+        torch.set_num_threads(1)
+        print(f"torch {torch.__version__}, CPU smoke test: recorder forced onto its GPU code path; "
+              "no sync check, timings meaningless\n")
     ok = True
     rows = ["| model | mode | ms/step (median) | ratio to bare (median) |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as d:
-        for name, make in (("MLP 8x1024, batch 256", mlp), ("Transformer 6x512, seq 256, batch 32, bf16", transformer)):
+        for name, make, sizes in MODELS[device.type]:
             times = {m: [] for m in MODES}
             for r in range(args.reps):
                 for mode, kw in MODES.items():
                     path = Path(d) / f"{make.__name__}-{r}-{len(times[mode])}-{mode[:12].replace(' ', '_')}.h5"
                     try:
-                        dt, problems = run(make, kw, args.steps, path)
+                        dt, problems = run(make, sizes, kw, args.steps, args.warmup, path, device)
                     except Exception:  # noqa: BLE001 - report and go on with the other modes
                         ok = False
                         print(f"FAIL {name} / {mode}:\n{traceback.format_exc()}")
@@ -152,7 +202,7 @@ def main() -> int:
                         print(f"FAIL {name} / {mode}: recorder warnings: {problems}")
                     if kw is not None and r == 0:
                         try:
-                            stats = check_file(path, args.steps + 10)
+                            stats = check_file(path, args.steps + args.warmup)
                             print(f"ok   {name} / {mode}: file holds {stats}")
                         except Exception:  # noqa: BLE001
                             ok = False
@@ -165,7 +215,10 @@ def main() -> int:
                 rows.append(f"| {name} | {mode} | {1e3 * statistics.median(times[mode]):.2f} | "
                             f"{statistics.median(ratios):.3f} |")
     print("\n" + "\n".join(rows))
-    print("\nno host-device sync in the recorder: " + ("yes" if ok else "NO (see FAIL lines)"))
+    if device.type == "cuda":
+        print("\nno host-device sync in the recorder: " + ("yes" if ok else "NO (see FAIL lines)"))
+    else:
+        print("\nCPU smoke test: " + ("ok" if ok else "FAILED (see FAIL lines)"))
     return 0 if ok else 1
 
 

@@ -221,7 +221,7 @@ class Instruments:
         self.root_is_leaf = any(m is model for m in layout.leaves)
         self.handles = []
         self.enabled = True
-        self.cpu_fast_path = True      # tests switch it off to run the device code path on the CPU
+        self.cpu_fast_path = not rec._device_path   # off: the GPU code path, also for CPU tensors (tests)
         self._prev = None              # weights cloned before a scheduled optimizer step
         self._acts_step = -1           # step whose activations were captured
         self._capture = None           # per-leaf stats of the forward being captured
@@ -332,10 +332,11 @@ class Instruments:
                 continue
             tag = rec._tag(fmt.lr_tag(i))
             if isinstance(lr, torch.Tensor):
-                if lr.device.type == "cpu":
+                if lr.device.type == "cpu" and self.cpu_fast_path:
                     rec._host_value(step, tag, float(lr), wall)
                 else:
-                    rec.staging.add(lr.detach(), wt.SCALAR, step, wall, tag)
+                    # a copy: schedulers update a tensor lr in place before the batch is sent
+                    rec.staging.add(lr.detach().clone(), wt.SCALAR, step, wall, tag)
             else:
                 rec._host_value(step, tag, float(lr), wall)
 

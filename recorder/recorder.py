@@ -93,7 +93,8 @@ class Recorder:
     def __init__(self, path, name: str | None = None, config: dict | None = None, *,
                  flush_every: float = 1.0, stats_every: int | None = DEFAULT_STATS_EVERY,
                  hist_every: int | None = DEFAULT_HIST_EVERY, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
-                 transfer_every: int = DEFAULT_TRANSFER_EVERY, strict: bool = False, max_pending: int = 1 << 18):
+                 transfer_every: int = DEFAULT_TRANSFER_EVERY, strict: bool = False, max_pending: int = 1 << 18,
+                 _device_path: bool = False):
         if not isinstance(flush_every, numbers.Real) or not flush_every > 0:
             raise ValueError(f"flush_every must be a positive number of seconds, got {flush_every!r}")
         if config is not None and not isinstance(config, Mapping):
@@ -105,6 +106,9 @@ class Recorder:
         self.snapshot_every = _check_every("snapshot_every", snapshot_every)
         self.transfer_every = max(1, _check_every("transfer_every", transfer_every))
         self.strict = bool(strict)
+        # For tests: run the GPU code path on CPU tensors (no CPU shortcuts, no host reads of
+        # tensor values on the training thread); tests/test_sync_free.py checks it is sync-free.
+        self._device_path = bool(_device_path)
         self._max_rows = int(max_pending)
         self._warned: set = set()
         self._tags: dict[str, int] = {}
@@ -123,7 +127,7 @@ class Recorder:
         except OSError as exc:
             raise OSError(f"trainspect: cannot create run file {self.path}: {exc}") from exc
         self._rows = self._writer.rows
-        self.staging = wt.DeviceStaging()
+        self.staging = wt.DeviceStaging(self._device_path)
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._atexit)
         # If the recorder is dropped without close(), still finish the file.
@@ -300,10 +304,10 @@ class Recorder:
                 return self._bad(name, "complex tensor", TypeError)
             if value.device.type == "meta":
                 return self._bad(name, "tensor on the meta device has no value", ValueError)
-            if value.device.type == "cpu":
+            if value.device.type == "cpu" and not self._device_path:
                 number = float(value.detach().reshape(()).item())
-            else:   # stays on the device until the next batched asynchronous copy
-                device_tensor = value.detach()
+            else:   # stays on the device until the next batched asynchronous copy; a copy, since
+                device_tensor = value.detach().clone()   # the caller may update it in place
                 wide = value.dtype == torch.float64 or not (value.is_floating_point() or value.dtype == torch.bool)
         elif isinstance(value, np.ndarray):
             if value.size != 1 or value.dtype.kind not in "biuf":
@@ -346,13 +350,13 @@ class Recorder:
         if not n:
             return
         if self._writer.error is not None or self._writer.closed:
-            self.staging = wt.DeviceStaging()   # nobody will write these: free them
+            self.staging = wt.DeviceStaging(self._device_path)   # nobody will write these: free them
             return
         try:
             batch = self.staging.take()
         except Exception as exc:  # noqa: BLE001
             self._instrument_failed(exc)
-            self.staging = wt.DeviceStaging()
+            self.staging = wt.DeviceStaging(self._device_path)
             return
         if batch is not None and not self._writer.put_batch(batch):
             self._drop(n)

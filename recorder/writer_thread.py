@@ -78,7 +78,8 @@ class DeviceStaging:
     asynchronous copy, one event: no host-device synchronisation.
     """
 
-    def __init__(self):
+    def __init__(self, device_path: bool = False):
+        self.device_path = device_path   # for tests: CPU tensors take the GPU path (see take())
         self.groups: dict = {}   # (device, dtype) -> ([tensors], [(kind, step, wall, arg, n)])
         self.count = 0
 
@@ -107,11 +108,15 @@ class DeviceStaging:
             if flat.dtype != dtype:
                 flat = flat.to(dtype)
             event = None
-            if device.type == "cuda":
-                host = torch.empty(flat.shape, dtype=dtype, pin_memory=True)
+            if device.type == "cuda" or (self.device_path and device.type == "cpu"):
+                # The GPU path; forced for CPU tensors in tests, where pinning and the event
+                # need CUDA and are left out.
+                cuda = device.type == "cuda"
+                host = torch.empty(flat.shape, dtype=dtype, pin_memory=cuda)
                 host.copy_(flat, non_blocking=True)
-                event = torch.cuda.Event()
-                event.record(torch.cuda.current_stream(device))
+                if cuda:
+                    event = torch.cuda.Event()
+                    event.record(torch.cuda.current_stream(device))
             elif device.type == "cpu":
                 # cat made a fresh tensor, but a single staged tensor may be a view of a live one.
                 host = flat.clone() if len(tensors) == 1 else flat
