@@ -242,3 +242,130 @@ def test_fixes_never_repeat_the_same_advice(symptom):
     f = attach(Finding(symptom=symptom, severity="warning", title="t", first_step=0, last_step=1), ctx)
     keys = [_fix_key(x) for x in f.fixes]
     assert f.fixes and len(keys) == len(set(keys)), f.fixes
+
+
+# ------------------------------------------------------------ chunked tables (bounded memory)
+from analysis.advisor.causes import FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY, _fix_key  # noqa: E402
+from analysis.advisor.labels import LayerLabels  # noqa: E402
+from analysis.advisor.tables import as_table  # noqa: E402
+
+
+def test_table_summary_matches_whole_table_numpy():
+    rng = np.random.default_rng(5)
+    m = rng.normal(0, 1, (1000, 6)).astype(np.float32)
+    m[:, 1] = 0.0                              # all zero
+    m[:, 2] = np.nan                           # never a value
+    m[700, 3] = np.inf
+    m[650, 4] = np.nan
+    m[:400, 5] = -1.0                          # first positive value late
+    t = as_table(m, chunk_rows=64)             # 16 chunks
+    s = t.summary
+    assert s.all_zero.tolist() == [False, True, False, False, False, False]
+    assert s.all_nan.tolist() == [False, False, True, False, False, False]
+    assert s.first_inf[3] == 700 and s.first_nan[4] == 650 and s.first_nan[3] == -1
+    assert s.first_positive[5] == 400 + int(np.argmax(m[400:, 5] > 0))
+    assert np.array_equal(s.n_finite, np.isfinite(m).sum(axis=0))
+    assert s.max_non_nan[3] == np.inf and s.max_non_nan[0] == m[:, 0].max()
+    assert np.array_equal(t.columns([4, 0]), m[:, [4, 0]], equal_nan=True)
+    assert np.array_equal(t.rows([999, 3, 3, 640]), m[[999, 3, 3, 640]], equal_nan=True)
+
+
+def test_nan_in_last_chunk_found_with_exact_step_and_layer():
+    rows, layers = 1000, ["0.weight", "0.bias", "2.weight", "2.bias"]
+    steps = 10 + 3 * np.arange(rows)                      # steps are not row indices
+    counts = np.zeros((rows, 4), np.float32)
+    counts[997, 2] = 12                                   # last chunk of 8 (chunk_rows 128)
+    weight_norm = np.ones((rows, 4), np.float32)
+    weight_norm[998:, 3] = np.nan
+    table = as_table(counts, steps, layers, chunk_rows=128)
+    assert -(-rows // table.chunk_rows) > 1
+    f = nan.detect_nan_inf({}, {"grad_nonfinite": table,
+                                "weight_norm": as_table(weight_norm, steps, layers, chunk_rows=128)})
+    assert f.first_step == int(steps[997]) and f.layers == ["2.weight"]
+    assert f.evidence[0].series == "grad_nonfinite" and f.evidence[0].steps == [int(steps[997])]
+    assert f.evidence[1].layer == "2.bias" and f.evidence[1].steps == [int(steps[998])]
+
+
+def test_diagnose_reads_a_multi_chunk_run_and_finds_the_late_nan(tmp_path):
+    """Through a real run file: the grads table spans several chunks and the NaN is in the last."""
+    from analysis import diagnose, open_run
+    from analysis.advisor.signals import extract
+    from recorder import format as fmt
+    from recorder.h5file import LayerLayout, RunFileWriter
+
+    n_par, rows = 400, 3000                     # 1.2 M values: more than one 1 M-value chunk
+    params = [(f"{i}.weight", str(i), (8, 8), 64) for i in range(n_par)]
+    w = RunFileWriter(tmp_path / "wide.h5")
+    w.start({"name": "wide", "schema_version": fmt.SCHEMA_VERSION},
+            LayerLayout(params=params, modules=[(str(i), "Linear") for i in range(n_par)]))
+    w.add_tags(["train/loss"])
+    steps = np.arange(rows) * 2
+    norms = np.full((rows, n_par), 0.1, np.float32)
+    bad = np.zeros((rows, n_par), np.int32)
+    bad[2990, 321] = 3                          # NaN gradient entries at one step, one layer
+    norms[2990:, 321] = np.nan
+    w.append_scalars(steps, np.zeros(rows), np.linspace(2.3, 0.1, rows), np.zeros(rows))
+    w.append_records(fmt.GRADS, steps, {"norm": norms, "nonfinite": bad})
+    w.flush(int(steps[-1]))
+    w.close(last_step=int(steps[-1]))
+    with open_run(tmp_path / "wide.h5") as run:
+        table = extract(run).layer["grad_nonfinite"]
+        assert table.chunk_rows < rows
+        assert np.array_equal(table.steps, steps)
+        findings = diagnose(run)
+    f = next(f for f in findings if f.symptom == "nan_inf")
+    assert f.first_step == 5980 and f.layers == ["321.weight"]
+    assert "321.weight (Linear)" in f.title
+
+
+# ------------------------------------------------------------ wording: layer names with their type
+def test_layer_labels_name_index_modules_and_parameters_with_their_type():
+    from analysis.run import ModuleInfo, ParamInfo
+    label = LayerLabels([ModuleInfo("0", "Linear"), ModuleInfo("1", "ReLU"), ModuleInfo("enc.fc", "Linear")],
+                        [ParamInfo("0.weight", "0", (4, 4), 16), ParamInfo("enc.fc.bias", "enc.fc", (4,), 4)])
+    assert label("1") == "layer 1 (ReLU)"
+    assert label("enc.fc") == "enc.fc (Linear)"
+    assert label("0.weight") == "0.weight (Linear)"
+    assert label("enc.fc.bias") == "enc.fc.bias (Linear)"
+    assert label("unknown") == "unknown"
+
+
+def test_dead_units_title_uses_the_label():
+    steps = np.arange(20)
+    dead = np.full((20, 2), 0.05)
+    dead[:, 1] = 1.0
+    f = act.detect_dead_units(steps, dead, None, ["0", "1"], ["Linear", "ReLU"],
+                              label=lambda n: f"layer {n} (ReLU)")
+    assert f.title == "dead ReLUs: 100% of the units of layer 1 (ReLU) never fire"
+    assert f.layers == ["1"] and f.evidence[0].layer == "1"        # raw names for the app to jump to
+    assert f.evidence[0].text.startswith("layer 1 (ReLU): 100% of units")
+
+
+# ------------------------------------------------------------ fixes that apply to this model
+def test_dead_relu_fixes_do_not_suggest_replacing_sigmoid():
+    f = attach(_finding("dead_units"), Context(symptoms={"dead_units"}, has_relu=True))
+    assert FIX_RELU_TO_LEAKY in f.fixes
+    assert not any("sigmoid/tanh in hidden layers" in x for x in f.fixes), f.fixes
+    assert not any("Xavier" in x for x in f.fixes), f.fixes       # no tanh/sigmoid in the model
+
+
+def test_vanishing_with_sigmoid_suggests_relu_not_leaky_against_dying():
+    f = attach(_finding("vanishing_gradients"), Context(symptoms={"vanishing_gradients"}, has_bounded_acts=True,
+                                                        n_weight_layers=10))
+    assert f.fixes[0] == FIX_BOUNDED_TO_RELU and FIX_RELU_TO_LEAKY not in f.fixes
+    keys = [_fix_key(x) for x in f.fixes]
+    assert len(keys) == len(set(keys)) and f.fixes.count("add BatchNorm/LayerNorm between layers") == 1
+
+
+def test_activation_advice_left_out_when_it_cannot_apply():
+    # a ReLU net whose units are alive: neither "replace sigmoid" nor "so units cannot die"
+    f = attach(_finding("no_progress"), Context(symptoms={"no_progress"}, has_relu=True, lr_drop=1.0))
+    assert FIX_BOUNDED_TO_RELU not in f.fixes and FIX_RELU_TO_LEAKY not in f.fixes
+    assert not any(x.startswith("check the LR schedule") for x in f.fixes)     # constant LR
+
+
+def test_overfitting_fixes_do_not_talk_about_spikes_or_repeat_the_checkpoint():
+    ctx = Context(symptoms={"overfitting"}, train_loss_near_zero=True)
+    f = attach(_finding("overfitting"), ctx)
+    assert f.fixes[0].startswith("keep the checkpoint from step 0")
+    assert not any("spike" in x or x.startswith("stop early") or x.startswith("clip") for x in f.fixes), f.fixes

@@ -117,3 +117,31 @@ def test_short_run_says_nothing_loud(tmp_path):
         train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-5), steps=10, data=digits())
     with open_run(tmp_path / "short.h5") as run:
         assert [f for f in diagnose(run) if f.severity != "info"] == []
+
+
+def test_findings_name_layers_with_their_type(scenario_dir):
+    dead = next(f for f in findings_of("negative_bias_dead_relu", scenario_dir) if f.symptom == "dead_units")
+    assert dead.title.startswith("dead ReLUs: 100% of the units of layer 1 (ReLU) never fire"), dead.title
+    assert dead.layers[0] == "1"                       # raw module name for the app
+    frozen = next(f for f in findings_of("layer_missing_from_optimizer", scenario_dir) if f.symptom == "frozen_layers")
+    assert "0.weight (Linear), 0.bias (Linear)" in frozen.title
+
+
+@pytest.mark.parametrize("name", PATHOLOGIES)
+def test_fixes_fit_the_model_and_never_repeat(name, scenario_dir):
+    """Read as a user would: no advice about activations the model does not have, none twice."""
+    from analysis.advisor.causes import FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY, _fix_key
+    with open_run(recorded(name, scenario_dir)) as run:
+        types = {m.type for m in run.modules}
+        findings = diagnose(run)
+    for f in findings:
+        keys = [_fix_key(x) for x in f.fixes]
+        assert len(keys) == len(set(keys)), (f.symptom, f.fixes)
+        if not types & {"Sigmoid", "Tanh"}:
+            assert FIX_BOUNDED_TO_RELU not in f.fixes and not any("Xavier" in x for x in f.fixes), (f.symptom, f.fixes)
+        if "dead_units" not in {g.symptom for g in findings}:
+            assert FIX_RELU_TO_LEAKY not in f.fixes, (f.symptom, f.fixes)
+        if f.symptom != "nan_inf":
+            assert "check the data for NaN/Inf" not in f.fixes, (f.symptom, f.fixes)
+        if f.symptom != "loss_spikes":
+            assert not any("spike" in x for x in f.fixes), (f.symptom, f.fixes)

@@ -7,10 +7,13 @@ logit, and |x| > 5 is normal for a late-training logit.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..findings import Evidence, Finding
 from .series import rounded
+from .tables import as_table
 
 RELU_TYPES = {"ReLU", "ReLU6", "RReLU"}           # units can die (LeakyReLU/GELU/ELU cannot)
 BOUNDED_TYPES = {"Sigmoid", "Tanh", "Hardtanh", "Hardsigmoid", "Softsign", "LogSigmoid"}
@@ -18,13 +21,13 @@ BOUNDED_TYPES = {"Sigmoid", "Tanh", "Hardtanh", "Hardsigmoid", "Softsign", "LogS
 
 def _late(values, tail: float):
     """Rows of the last ``tail`` fraction of the records (at least 3)."""
-    v = np.asarray(values, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)      # a few ReLU/sigmoid columns, not the whole table
     k = max(3, int(round(v.shape[0] * tail)))
     return v[-k:]
 
 
 def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5, nonpos=0.7, tail=0.5,
-                      min_records=4) -> Finding | None:
+                      min_records=4, label=str) -> Finding | None:
     """ReLU layers where most units output 0 for every sample of a batch.
 
     Fires when, over the last ``tail`` of the records, the median fraction of dead units
@@ -38,15 +41,19 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
     cols = [j for j, t in enumerate(types) if t in RELU_TYPES]
     if not cols:
         return None
-    d = _late(np.asarray(dead_frac)[:, cols], tail)
-    z = _late(np.asarray(frac_nonpos)[:, cols], tail) if frac_nonpos is not None else np.full_like(d, np.nan)
-    with np.errstate(all="ignore"):
+    # Only the ReLU columns are read (chunk by chunk), as float32.
+    all_d = as_table(dead_frac, steps, modules).columns(cols)
+    d = _late(all_d, tail)
+    z = (_late(as_table(frac_nonpos, steps, modules).columns(cols), tail) if frac_nonpos is not None
+         else np.full_like(d, np.nan))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN columns (no frac_nonpos) are expected
         dm, zm = np.nanmedian(d, axis=0), np.nanmedian(z, axis=0)
     hit = [i for i in range(len(cols)) if dm[i] >= dead or (zm[i] >= nonpos and dm[i] >= dead / 2)]
     if not hit:
         return None
     names = [modules[cols[i]] for i in hit]
-    full = np.asarray(dead_frac, dtype=np.float64)[:, [cols[i] for i in hit]]
+    full = all_d[:, hit].astype(np.float64)
     with np.errstate(all="ignore"):
         crossed = np.flatnonzero(np.nanmax(full, axis=1) >= dead)
     first = int(steps[crossed[0]]) if crossed.size else int(steps[0])
@@ -54,12 +61,12 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
     worst = max(dm[i] for i in hit)
     return Finding(
         symptom="dead_units", severity="error" if worst >= 0.9 else "warning",
-        title=f"dead ReLUs: {worst:.0%} of the units of {names[0]} never fire"
+        title=f"dead ReLUs: {worst:.0%} of the units of {label(names[0])} never fire"
               + (f" (and {len(names) - 1} more layer(s))" if len(names) > 1 else ""),
         first_step=first, last_step=int(steps[-1]), layers=names,
         evidence=[Evidence(
             series="act_dead_frac", layer=modules[cols[i]], threshold=dead,
-            text=(f"{modules[cols[i]]}: {dm[i]:.0%} of units are <= 0 for the whole batch, {zm[i]:.0%} of outputs "
+            text=(f"{label(modules[cols[i]])}: {dm[i]:.0%} of units are <= 0 for the whole batch, {zm[i]:.0%} of outputs "
                   f"<= 0 (median of the last {tail:.0%} of records; thresholds {dead:.0%} dead units, or "
                   f"{nonpos:.0%} outputs <= 0 per DeepDiagnosis)" + (" - already at the first record" if from_start else "")),
             steps=[int(steps[0]), first, int(steps[-1])],
@@ -71,7 +78,8 @@ def dead_from_start(finding: Finding) -> bool:
     return any("already at the first record" in e.text for e in finding.evidence)
 
 
-def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, tail=0.5, min_records=4) -> Finding | None:
+def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, tail=0.5, min_records=4,
+                      label=None) -> Finding | None:
     """Sigmoid/tanh-family layers whose outputs sit at their bounds (no gradient flows).
 
     The recorder counts outputs within 1 % of the output range from a bound, which for a
@@ -84,26 +92,30 @@ def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, t
     cols = [j for j, t in enumerate(types) if t in BOUNDED_TYPES]
     if not cols:
         return None
-    late = _late(np.asarray(frac_saturated)[:, cols], tail)
+    if label is None:       # without a labeller the evidence still names the activation type
+        def label(name, _types=dict(zip(modules, types))):
+            return f"{name} ({_types[name]})"
+    all_s = as_table(frac_saturated, steps, modules).columns(cols)
+    late = _late(all_s, tail)
     with np.errstate(all="ignore"):
         med = np.nanmedian(late, axis=0)
     hit = [i for i in range(len(cols)) if med[i] > saturated]
     if not hit:
         return None
     names = [modules[cols[i]] for i in hit]
-    full = np.asarray(frac_saturated, dtype=np.float64)[:, [cols[i] for i in hit]]
+    full = all_s[:, hit].astype(np.float64)
     with np.errstate(all="ignore"):
         crossed = np.flatnonzero(np.nanmax(full, axis=1) > saturated)
     first = int(steps[crossed[0]]) if crossed.size else int(steps[0])
     worst = max(med[i] for i in hit)
     return Finding(
         symptom="saturated_activations", severity="warning",
-        title=f"saturated activations: {worst:.0%} of the outputs of {names[0]} sit at their bounds"
+        title=f"saturated activations: {worst:.0%} of the outputs of {label(names[0])} sit at their bounds"
               + (f" (and {len(names) - 1} more layer(s))" if len(names) > 1 else ""),
         first_step=first, last_step=int(steps[-1]), layers=names,
         evidence=[Evidence(
             series="act_frac_saturated", layer=modules[cols[i]], threshold=saturated,
-            text=(f"{modules[cols[i]]} ({types[cols[i]]}): {med[i]:.0%} of outputs within 1 % of a bound "
+            text=(f"{label(modules[cols[i]])}: {med[i]:.0%} of outputs within 1 % of a bound "
                   f"(median of the last {tail:.0%} of records; threshold {saturated:.0%}, DeepDiagnosis)"),
             steps=[int(steps[0]), int(steps[-1])], values=rounded([full[0, k], med[i]])) for k, i in enumerate(hit)],
     )

@@ -119,6 +119,7 @@ def _adjust(symptom: str, ctx: Context, score: dict, why: dict) -> None:
     if symptom == "dead_units":
         if ctx.dead_from_start:
             boost("bad_init", 0.85, "the units were dead from the first record: initialisation (e.g. negative biases)")
+            damp("lr_too_high", 0.3)     # dead before any large update was made
         else:
             boost("lr_too_high", max(score.get("lr_too_high", 0), 0.6), "units died during training: large updates "
                                                                         "pushed them into the negative region")
@@ -156,7 +157,13 @@ def _adjust(symptom: str, ctx: Context, score: dict, why: dict) -> None:
         boost("label_noise", 0.35, "the training loss reached ~0: the model memorises its training set, "
                                    "noisy labels included")
     if symptom == "frozen_layers":
+        if ctx.frozen_zero_grad and not ctx.frozen_no_update:
+            damp("optimizer_setup", 0.2)     # the optimizer cannot make a gradient exactly zero
+        if ctx.frozen_no_update and not ctx.frozen_zero_grad and "vanishing_gradients" not in ctx.symptoms:
+            damp("bad_init", 0.3)            # gradients arrive, the optimizer does not use them
+            damp("activation_choice", 0.3)
         if "vanishing_gradients" in ctx.symptoms:
+            damp("optimizer_setup", 0.2)     # the updates exist but are too small to change float32 weights
             boost("activation_choice" if ctx.has_bounded_acts else "depth_without_skip_connections", 0.95,
                   "gradients vanish: updates too small to change the float32 weights")
         elif ctx.frozen_no_update:
@@ -188,6 +195,12 @@ DEFAULT_WHY = {
     "depth_without_skip_connections": "a deep plain chain multiplies gradients layer after layer",
 }
 
+FIX_BOUNDED_TO_RELU = "replace sigmoid/tanh in hidden layers with ReLU-family activations (ReLU/LeakyReLU/GELU)"
+FIX_RELU_TO_LEAKY = "replace ReLU with LeakyReLU/GELU so units cannot die"
+FIX_SPIKE_BATCHES = "inspect the batches at the spike/high-loss steps for wrong labels or corrupt samples"
+FIX_NOISY_SAMPLES = "look for mislabelled samples: sort the training set by per-sample loss and inspect the worst"
+
+
 FIXES = {
     "lr_too_high": ["reduce the learning rate 10x", "add a learning-rate warm-up",
                     "clip gradients (e.g. clip_grad_norm_ at 1.0)"],
@@ -198,20 +211,19 @@ FIXES = {
     "input_scaling": ["standardise the inputs (subtract the training-set mean, divide by its std)",
                       "check the preprocessing pipeline for un-scaled or corrupt batches"],
     "missing_normalization": ["add BatchNorm/LayerNorm between layers"],
-    "activation_choice": ["use ReLU-family activations (LeakyReLU/GELU) instead of sigmoid/tanh in hidden layers",
-                          "use LeakyReLU/GELU so units cannot die"],
+    "activation_choice": [FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY],      # cause_fixes picks the one that applies
     "insufficient_regularization": ["stop early at the best validation step", "add weight decay",
                                     "add dropout or data augmentation", "use a smaller model or more data"],
     "insufficient_capacity": ["make the model wider/deeper (look for a too-narrow bottleneck layer)",
                               "train longer"],
     "optimizer_setup": ["check the optimizer's parameter list (model.parameters() after every layer is built)",
                         "check requires_grad flags, per-group LRs and that zero_grad/step are called"],
-    "label_noise": ["inspect the batches at the spike/high-loss steps for wrong labels or corrupt samples",
+    "label_noise": [FIX_SPIKE_BATCHES,
                     "use label smoothing or a robust loss", "clip gradients so single batches cannot derail training"],
     "numerical_instability": ["use numerically stable ops (log_softmax/cross_entropy instead of log(softmax), "
                               "add eps to divisions and logs)", "clip gradients",
                               "in mixed precision use a loss scaler / bf16", "check the data for NaN/Inf"],
-    "depth_without_skip_connections": ["add residual (skip) connections", "add BatchNorm/LayerNorm",
+    "depth_without_skip_connections": ["add residual (skip) connections", "add BatchNorm/LayerNorm between layers",
                                        "use fewer layers"],
 }
 
@@ -253,15 +265,58 @@ def _fix_key(fix: str) -> str:
     return fix.split(" (")[0].split(" so ")[0].strip().lower()
 
 
+def _init_fix(ctx: Context) -> str:
+    """The init advice for the activations the model has (both when unknown)."""
+    parts = []
+    if ctx.has_relu or not ctx.has_bounded_acts:
+        parts.append("He (Kaiming) init for ReLU layers")
+    if ctx.has_bounded_acts or not ctx.has_relu:
+        parts.append("Xavier (Glorot) init for tanh/sigmoid layers")
+    return f"use {', '.join(parts)}; never zero/constant weights"
+
+
+def cause_fixes(cause: str, symptom: str, ctx: Context) -> list[str]:
+    """The fixes of ``cause`` that apply to this symptom and this model (``FIXES`` is the full list).
+
+    Advice that cannot apply is left out: replacing sigmoid/tanh in a model without them,
+    LeakyReLU against dying units when no unit died, an LR-schedule check for a constant LR,
+    "check the data for NaN/Inf" when nothing was non-finite, spike batches without spikes.
+    """
+    fixes = list(FIXES[cause])
+    if cause == "activation_choice":
+        fixes = []
+        if ctx.has_bounded_acts and symptom in {"vanishing_gradients", "saturated_activations", "no_progress",
+                                                "early_plateau", "frozen_layers"}:
+            fixes.append(FIX_BOUNDED_TO_RELU)
+        if ctx.has_relu and (symptom == "dead_units" or "dead_units" in ctx.symptoms):
+            fixes.append(FIX_RELU_TO_LEAKY)
+    elif cause == "bad_init":
+        fixes[0] = _init_fix(ctx)
+    elif cause == "lr_too_low":
+        if ctx.lr_drop is not None and ctx.lr_drop < 2:       # a constant LR: no schedule to check
+            fixes = [f for f in fixes if not f.startswith("check the LR schedule")]
+    elif cause == "numerical_instability":
+        if symptom != "nan_inf":
+            fixes = [f for f in fixes if f != "check the data for NaN/Inf"]
+    elif cause == "label_noise":
+        if symptom != "loss_spikes":
+            fixes = [FIX_NOISY_SAMPLES if f == FIX_SPIKE_BATCHES else f for f in fixes
+                     if not f.startswith("clip gradients")]
+    return fixes
+
+
 def fixes_for(finding: Finding, causes: list[Cause], ctx: Context) -> list[str]:
     out = []
     seen = set()
-    if finding.symptom == "overfitting" and finding.first_step is not None:
+    checkpoint = finding.symptom == "overfitting" and finding.first_step is not None
+    if checkpoint:
         out.append(f"keep the checkpoint from step {finding.first_step} (best validation loss)")
     for c in causes:
         if c.confidence < 0.15:
             continue
-        for fix in FIXES[c.id]:
+        for fix in cause_fixes(c.id, finding.symptom, ctx):
+            if checkpoint and fix.startswith("stop early at the best validation step"):
+                continue            # the checkpoint of the best validation step says it already
             if _fix_key(fix) not in seen:
                 seen.add(_fix_key(fix))
                 out.append(fix)

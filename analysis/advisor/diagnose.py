@@ -11,6 +11,7 @@ from . import loss_rules as loss
 from . import nan_rules as nan
 from . import weight_rules as weight
 from .causes import Context, attach
+from .labels import LayerLabels
 from .signals import NORM_TYPES, Signals, extract
 from .series import finite_prefix, first_nonfinite, head_level, tail_level
 
@@ -66,6 +67,7 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
     ctx.has_relu = any(t in act.RELU_TYPES for t in types)
     ctx.has_norm_layers = any(t in NORM_TYPES for t in types)
     ctx.n_weight_layers = sum(len(p.shape) >= 2 for p in sig.params)
+    label = LayerLabels(sig.modules, sig.params)
 
     # --- non-finite values
     nan_scalars = {}
@@ -76,7 +78,7 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
         if name in sig.scalars:
             nan_scalars[name] = sig.scalars[name]
     nan_layers = {k: sig.layer[k] for k in ("grad_nonfinite", "weight_norm", "act_mean", "act_absmax") if k in sig.layer}
-    f_nan = nan.detect_nan_inf(nan_scalars, nan_layers)
+    f_nan = nan.detect_nan_inf(nan_scalars, nan_layers, label=label)
     if f_nan is not None:
         findings.append(f_nan)
         _nan_context(sig, ctx, f_nan.first_step)
@@ -86,7 +88,8 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
 
     # --- gradients
     if "grad_norm" in sig.layer:
-        gs, gv, glayers = sig.layer["grad_norm"]
+        gt = sig.layer["grad_norm"]
+        gs, glayers = gt.steps, gt.layers
         shapes, numel = _shapes(sig, glayers)
         cut = _rows_before(gs, f_nan)
         total = sig.scalars.get("sys/grad_norm")
@@ -94,34 +97,33 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
         if total is not None and f_nan is not None:
             keep = tsteps < f_nan.first_step
             tsteps, tvals = tsteps[keep], tvals[keep]
-        for f in (grad.detect_vanishing(gs[:cut], gv[:cut], glayers, shapes, numel),
-                  _exploding(sig, gs[:cut], gv[:cut], glayers, shapes, f_nan, tsteps, tvals)):
+        for f in (grad.detect_vanishing(gs[:cut], gt.head(cut), glayers, shapes, numel, label=label),
+                  _exploding(sig, gs[:cut], gt.head(cut), glayers, shapes, f_nan, tsteps, tvals, label)):
             if f is not None:
                 findings.append(f)
     g = sig.layer.get("grad_norm")
     u = sig.layer.get("update_norm")
     if g is not None or u is not None:
-        layers = (g or u)[2]
-        f = grad.detect_frozen(g[0] if g else None, g[1] if g else None, u[0] if u else None, u[1] if u else None,
-                               layers)
+        layers = (g if g is not None else u).layers
+        f = grad.detect_frozen(g.steps if g is not None else None, g, u.steps if u is not None else None, u, layers,
+                               label=label)
         if f is not None:
             findings.append(f)
             ctx.frozen_no_update = any("update_norm == 0" in e.text for e in f.evidence)
             ctx.frozen_zero_grad = any("exactly zero gradient" in e.text for e in f.evidence)
 
     # --- activations
-    modules = [m.name for m in sig.modules]
     if "act_dead_frac" in sig.layer:
-        s, d, mods = sig.layer["act_dead_frac"]
-        z = sig.layer.get("act_frac_nonpos")
-        mtypes = _types_for(sig, mods)
-        f = act.detect_dead_units(s, d, z[1] if z is not None else None, mods, mtypes)
+        d = sig.layer["act_dead_frac"]
+        mods = d.layers
+        f = act.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, _types_for(sig, mods),
+                                  label=label)
         if f is not None:
             findings.append(f)
             ctx.dead_from_start = act.dead_from_start(f)
     if "act_frac_saturated" in sig.layer:
-        s, v, mods = sig.layer["act_frac_saturated"]
-        f = act.detect_saturation(s, v, mods, _types_for(sig, mods))
+        v = sig.layer["act_frac_saturated"]
+        f = act.detect_saturation(v.steps, v, v.layers, _types_for(sig, v.layers), label=label)
         if f is not None:
             findings.append(f)
 
@@ -131,14 +133,15 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
     f = weight.detect_symmetric(
         snaps.steps if snaps is not None else [], snaps.data if snaps is not None else None,
         snaps.shapes if snaps is not None else None, snaps.layers if snaps is not None else [],
-        weight_steps=wn[0] if wn else [], weight_norm=wn[1] if wn else None, param_layers=wn[2] if wn else None)
+        weight_steps=wn.steps if wn is not None else [], weight_norm=wn,
+        param_layers=wn.layers if wn is not None else None, label=label)
     if f is not None:
         findings.append(f)
     ur = sig.layer.get("update_ratio")
     if ur is not None:
-        shapes, _ = _shapes(sig, ur[2])
-        cut = _rows_before(ur[0], f_nan)
-        ctx.update_ratio, per_layer = weight.update_ratio_level(ur[0][:cut], ur[1][:cut], ur[2], shapes)
+        shapes, _ = _shapes(sig, ur.layers)
+        cut = _rows_before(ur.steps, f_nan)
+        ctx.update_ratio, per_layer = weight.update_ratio_level(ur.steps[:cut], ur.head(cut), ur.layers, shapes)
         ctx.update_ratio_max = max(per_layer.values()) if per_layer else None
 
     # --- inputs
@@ -161,13 +164,13 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
     return sort_findings([attach(f, ctx) for f in findings])
 
 
-def _exploding(sig, gs, gv, glayers, shapes, f_nan, tsteps, tvals):
+def _exploding(sig, gs, gv, glayers, shapes, f_nan, tsteps, tvals, label):
     wn = sig.layer.get("weight_norm")
-    ws, wv = (wn[0], wn[1]) if wn is not None else ([], None)
+    ws, wv = (wn.steps, wn) if wn is not None else ([], None)
     if wn is not None:
         cut = _rows_before(ws, f_nan)
-        ws, wv = ws[:cut], wv[:cut]
-    return grad.detect_exploding(gs, gv, ws, wv, glayers, shapes, total_steps=tsteps, total_norm=tvals)
+        ws, wv = ws[:cut], wn.head(cut)
+    return grad.detect_exploding(gs, gv, ws, wv, glayers, shapes, total_steps=tsteps, total_norm=tvals, label=label)
 
 
 def _types_for(sig: Signals, names):

@@ -1,6 +1,6 @@
 """Rules over per-layer gradient and update norms: vanishing/exploding gradients, frozen layers.
 
-Inputs are [records x layers] matrices in the recorder's parameter order (model order,
+Inputs are [records x layers] tables (``tables.Table``, read in row chunks, or arrays) in the recorder's parameter order (model order,
 input side first). Conventions of the recorder: a parameter without a gradient has
 grad_norm NaN (and 0 non-finite entries); update_norm is the change one optimizer step
 made, recorded every ``stats_every`` steps.
@@ -11,6 +11,7 @@ import numpy as np
 
 from ..findings import Evidence, Finding
 from .series import column_bins, fmt, rounded
+from .tables import as_table
 
 
 def _weight_columns(shapes) -> list[int]:
@@ -24,7 +25,7 @@ def _rms(norms, numel):
 
 
 def detect_vanishing(steps, grad_norm, layers, shapes, numel, *, ratio=1e-3, first_abs=1e-4, sustain=0.5,
-                     min_records=20) -> Finding | None:
+                     min_records=20, label=str) -> Finding | None:
     """The first (input-side) layer's gradient is tiny against the last layer's.
 
     AutoTrainer (Zhang et al., ICSE'21): vanishing when the ratio of first- to last-layer
@@ -37,7 +38,7 @@ def detect_vanishing(steps, grad_norm, layers, shapes, numel, *, ratio=1e-3, fir
     if len(cols) < 2 or len(steps) < min_records:
         return None
     first, last = cols[0], cols[-1]
-    rows, binned = column_bins(np.asarray(grad_norm, dtype=np.float64)[:, [first, last]])
+    rows, binned = column_bins(as_table(grad_norm, steps, layers).columns([first, last]))
     numel_fl = np.asarray(numel, dtype=np.float64)[[first, last]]
     rms = _rms(binned, numel_fl)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -49,13 +50,14 @@ def detect_vanishing(steps, grad_norm, layers, shapes, numel, *, ratio=1e-3, fir
     idx = np.flatnonzero(hit)
     return Finding(
         symptom="vanishing_gradients", severity="warning",
-        title=f"vanishing gradients: {layers[first]} gets {fmt(float(np.median(r[hit])))}x the gradient of {layers[last]}",
+        title=(f"vanishing gradients: {label(layers[first])} gets {fmt(float(np.median(r[hit])))}x the gradient of "
+               f"{label(layers[last])}"),
         first_step=int(steps[rows[idx[0]]]), last_step=int(steps[rows[idx[-1]]]),
         layers=[layers[first], layers[last]],
         evidence=[Evidence(
             series="grad_norm", layer=layers[first], threshold=ratio,
-            text=(f"per-element gradient of {layers[first]} / {layers[last]} = {fmt(float(np.median(r[hit])))} "
-                  f"(median) with {layers[first]} norm {fmt(float(np.median(binned[hit, 0])))}; thresholds: ratio < "
+            text=(f"per-element gradient of {label(layers[first])} / {label(layers[last])} = "
+                  f"{fmt(float(np.median(r[hit])))} (median) with {layers[first]} norm {fmt(float(np.median(binned[hit, 0])))}; thresholds: ratio < "
                   f"{ratio:g} and norm < {first_abs:g} (AutoTrainer), in {hit.sum()}/{ok.sum()} time bins"),
             steps=[int(steps[rows[i]]) for i in idx[:: max(1, len(idx) // 20)]],
             values=rounded(r[idx[:: max(1, len(idx) // 20)]]))],
@@ -63,7 +65,7 @@ def detect_vanishing(steps, grad_norm, layers, shapes, numel, *, ratio=1e-3, fir
 
 
 def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, shapes, *, total_steps=None,
-                     total_norm=None, ratio=10.0, growth=100.0, sustain=0.5, min_records=5) -> Finding | None:
+                     total_norm=None, ratio=10.0, growth=100.0, sustain=0.5, min_records=5, label=str) -> Finding | None:
     """Gradients far larger than the weights they update, or growing without bound.
 
     Size: the median over weight matrices of grad_norm / weight_norm is above ``ratio`` in
@@ -77,8 +79,9 @@ def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, s
     if cols and weight_norm is not None and len(weight_steps) >= min_records and len(grad_steps):
         gs = np.asarray(grad_steps)
         pos = np.clip(np.searchsorted(gs, np.asarray(weight_steps)), 0, len(gs) - 1)
-        g = np.asarray(grad_norm, dtype=np.float64)[pos][:, cols]
-        w = np.asarray(weight_norm, dtype=np.float64)[:, cols]
+        # Only the gradient rows at weight records and the weight-matrix columns: [W x C], small.
+        g = as_table(grad_norm, gs, layers).rows(pos)[:, cols].astype(np.float64)
+        w = as_table(weight_norm, weight_steps, layers).columns(cols).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.nanmedian(np.where(w > 0, g / w, np.nan), axis=1)
         ok = np.isfinite(r)
@@ -94,7 +97,7 @@ def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, s
                 series="grad_norm", layer=names[0] if names else None, threshold=ratio,
                 text=(f"gradient norm / weight norm (median over weight matrices) = {fmt(float(np.median(r[hit])))} in "
                       f"{hit.sum()}/{ok.sum()} records (threshold {ratio:g}); largest in "
-                      + ", ".join(f"{layers[cols[i]]} ({fmt(float(per[i]))})" for i in order[:3])),
+                      + ", ".join(f"{label(layers[cols[i]])}: {fmt(float(per[i]))}" for i in order[:3])),
                 steps=[int(weight_steps[i]) for i in idx[:: max(1, len(idx) // 20)]],
                 values=rounded(r[idx[:: max(1, len(idx) // 20)]])))
     if total_norm is not None and len(total_norm) >= 20:
@@ -126,7 +129,8 @@ def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, s
     )
 
 
-def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, min_records=3) -> Finding | None:
+def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, min_records=3,
+                  label=str) -> Finding | None:
     """Parameters that never change: gradients but no updates, or no gradient at all.
 
     - gradient > 0 but update_norm == 0 in every record: the optimizer never touches it
@@ -136,21 +140,21 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
     - no gradient at all (grad_norm NaN: requires_grad=False or unused) -> info, as a
       frozen backbone can be intended.
     """
-    g = np.asarray(grad_norm, dtype=np.float64) if grad_norm is not None else None
-    u = np.asarray(update_norm, dtype=np.float64) if update_norm is not None else None
+    # Per-column facts from one chunked pass each: no [records x layers] float64 copies.
+    g = as_table(grad_norm, grad_steps, layers).summary if grad_norm is not None else None
+    u = as_table(update_norm, weight_steps, layers).summary if update_norm is not None else None
+    g = g if g is not None and g.rows >= min_records else None
+    u = u if u is not None and u.rows >= min_records else None
     groups = {"no_update": [], "zero_grad": [], "no_grad": []}
     for j, name in enumerate(layers):
-        gj = g[:, j] if g is not None and g.shape[0] >= min_records else None
-        uj = u[:, j] if u is not None and u.shape[0] >= min_records else None
-        if gj is not None and np.all(np.isnan(gj)):
+        if g is not None and g.all_nan[j]:
             groups["no_grad"].append(j)
             continue
-        if gj is not None and np.all(gj[np.isfinite(gj)] == 0):
+        if g is not None and not g.any_nonzero[j]:
             groups["zero_grad"].append(j)
             continue
-        if uj is not None:
-            uf = uj[np.isfinite(uj)]
-            if uf.size >= min_records and np.all(uf == 0) and (gj is None or np.nanmax(gj) > 0):
+        if u is not None:
+            if u.n_finite[j] >= min_records and not u.any_nonzero[j] and (g is None or g.max_non_nan[j] > 0):
                 groups["no_update"].append(j)
     if not any(groups.values()):
         return None
@@ -159,28 +163,30 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
         names = [layers[j] for j in groups["no_update"]]
         evidence.append(Evidence(
             series="update_norm", layer=names[0], threshold=0.0,
-            text=f"{len(names)} parameter(s) have gradients but update_norm == 0 in every record: {', '.join(names[:8])}",
+            text=(f"{len(names)} parameter(s) have gradients but update_norm == 0 in every record: "
+                  f"{', '.join(label(n) for n in names[:8])}"),
             steps=[int(weight_steps[0]), int(weight_steps[-1])],
-            values=rounded([float(np.nanmax(g[:, j])) if g is not None else 0.0 for j in groups["no_update"][:8]])))
+            values=rounded([float(g.max_non_nan[j]) if g is not None else 0.0 for j in groups["no_update"][:8]])))
     if groups["zero_grad"]:
         names = [layers[j] for j in groups["zero_grad"]]
         evidence.append(Evidence(
             series="grad_norm", layer=names[0], threshold=0.0,
-            text=f"{len(names)} parameter(s) receive exactly zero gradient in every step: {', '.join(names[:8])}",
+            text=(f"{len(names)} parameter(s) receive exactly zero gradient in every step: "
+                  f"{', '.join(label(n) for n in names[:8])}"),
             steps=[int(grad_steps[0]), int(grad_steps[-1])], values=[0.0] * min(8, len(names))))
     if groups["no_grad"]:
         names = [layers[j] for j in groups["no_grad"]]
         evidence.append(Evidence(
             series="grad_norm", layer=names[0],
             text=(f"{len(names)} parameter(s) never had a gradient (requires_grad=False or unused): "
-                  f"{', '.join(names[:8])}")))
+                  f"{', '.join(label(n) for n in names[:8])}")))
     severe = groups["no_update"] or groups["zero_grad"]
     involved = groups["no_update"] + groups["zero_grad"] + (groups["no_grad"] if not severe else [])
     steps_all = weight_steps if weight_steps is not None and len(weight_steps) else grad_steps
     what = ("never updated" if groups["no_update"] else "get no gradient") if severe else "have no gradient (frozen)"
     return Finding(
         symptom="frozen_layers", severity="warning" if severe else "info",
-        title=f"{len(involved)} parameter(s) {what}: {', '.join(layers[j] for j in involved[:4])}"
+        title=f"{len(involved)} parameter(s) {what}: {', '.join(label(layers[j]) for j in involved[:4])}"
               + ("..." if len(involved) > 4 else ""),
         first_step=int(steps_all[0]), last_step=int(steps_all[-1]),
         layers=[layers[j] for j in involved], evidence=evidence,

@@ -5,26 +5,33 @@ import numpy as np
 
 from ..findings import Evidence, Finding
 from .series import first_nonfinite, fmt, rounded
+from .tables import Table, as_table
 
 
-def _first_bad_row(matrix, bad_fn):
-    m = np.asarray(matrix)
-    bad = bad_fn(m)
-    rows = np.flatnonzero(bad.any(axis=1))
-    if rows.size == 0:
+def _first_bad_row(table: Table, stat: str):
+    """(first bad row, its bad columns) from the table's chunked summary, or (None, [])."""
+    s = table.summary
+    if stat == "grad_nonfinite":
+        first = s.first_positive                     # a count > 0 (NaN counts: no record)
+    else:                                            # Inf, or NaN in a column that is not NaN throughout
+        nan = np.where(s.all_nan, -1, s.first_nan)  # (an all-NaN column is "never had a gradient")
+        first = np.where((s.first_inf >= 0) & ((nan < 0) | (s.first_inf < nan)), s.first_inf, nan)
+    seen = first[first >= 0]
+    if seen.size == 0:
         return None, []
-    r = int(rows[0])
-    return r, np.flatnonzero(bad[r]).tolist()
+    r = int(seen.min())
+    return r, np.flatnonzero(first == r).tolist()
 
 
-def detect_nan_inf(scalars: dict, layer_tables: dict) -> Finding | None:
+def detect_nan_inf(scalars: dict, layer_tables: dict, *, label=str) -> Finding | None:
     """First non-finite value anywhere: loss curves, gradients, weights, activations.
 
     ``scalars``: {name: (steps, values)} of scalar series to check (losses, sys/grad_norm,
-    sys/nonfinite_grads, sys/input_*). ``layer_tables``: {stat name: (steps, [R x L], layers)}
-    for grad_nonfinite (count > 0 is non-finite), weight_norm and act_* (a non-finite
+    sys/nonfinite_grads, sys/input_*). ``layer_tables``: {stat name: Table or (steps, [R x L],
+    layers)}, read in row chunks, for grad_nonfinite (count > 0 is non-finite), weight_norm and act_* (a non-finite
     value is). A gradient the recorder could not see (NaN norm with 0 non-finite entries)
-    is not counted: that is a parameter without a gradient.
+    is not counted: that is a parameter without a gradient. ``label`` turns a layer name
+    into the words used in titles and evidence ("0.weight (Linear)").
     """
     hits = []   # (step, order, evidence, layers)
     for name, (steps, values) in scalars.items():
@@ -42,20 +49,23 @@ def detect_nan_inf(scalars: dict, layer_tables: dict) -> Finding | None:
                                f"{int(values[i])} non-finite gradient entries at step {int(steps[i])}")
             + (f" (the {len(before)} values before: {', '.join(fmt(v) for v in before)})" if before.size else ""),
             steps=[int(s) for s in steps[max(0, i - 5): i + 1]], values=rounded(values[max(0, i - 5): i + 1])), []))
-    for stat, (steps, matrix, layers) in layer_tables.items():
-        if matrix is None or len(steps) == 0:
+    for stat, table in layer_tables.items():
+        if isinstance(table, tuple):
+            steps, matrix, layers = table
+            if matrix is None:
+                continue
+            table = as_table(matrix, steps, layers)
+        if len(table) == 0:
             continue
-        if stat == "grad_nonfinite":
-            r, cols = _first_bad_row(matrix, lambda m: np.nan_to_num(m.astype(np.float64), nan=0.0) > 0)
-        else:
-            r, cols = _first_bad_row(matrix, lambda m: np.isinf(m) | (np.isnan(m) & ~np.isnan(m).all(axis=0)))
+        r, cols = _first_bad_row(table, stat)
         if r is None:
             continue
-        names = [layers[c] for c in cols]
-        hits.append((int(steps[r]), 1, Evidence(
+        step = int(table.steps[r])
+        names = [table.layers[c] for c in cols]
+        hits.append((step, 1, Evidence(
             series=stat, layer=names[0],
-            text=f"{stat} non-finite at step {int(steps[r])} in {len(names)} layer(s), first in model order: {names[0]}",
-            steps=[int(steps[r])], values=rounded(np.asarray(matrix[r], dtype=np.float64)[cols[:8]])), names))
+            text=f"{stat} non-finite at step {step} in {len(names)} layer(s), first in model order: {label(names[0])}",
+            steps=[step], values=rounded(table.read(r, r + 1)[0, cols[:8]])), names))
     if not hits:
         return None
     hits.sort(key=lambda h: (h[0], h[1]))
@@ -67,7 +77,7 @@ def detect_nan_inf(scalars: dict, layer_tables: dict) -> Finding | None:
         for h in layer_hits:
             if h[0] == earliest:
                 layers += [n for n in h[3] if n not in layers]
-    where = f" (first layer: {layers[0]})" if layers else ""
+    where = f", first in {label(layers[0])}" if layers else ""
     return Finding(
         symptom="nan_inf", severity="error",
         title=f"non-finite values from step {first_step} in {hits[0][2].series}{where}",

@@ -12,6 +12,8 @@ import numpy as np
 
 from recorder import format as fmt
 
+from .tables import Table
+
 TRAIN_LOSS_NAMES = ("train/loss", "loss", "train_loss", "loss/train")
 VAL_LOSS_NAMES = ("val/loss", "val_loss", "valid/loss", "validation/loss", "eval/loss", "eval_loss", "loss/val",
                   "test/loss")
@@ -24,7 +26,7 @@ class Signals:
     train_loss: tuple | None = None         # (name, steps, values)
     val_loss: tuple | None = None
     scalars: dict = field(default_factory=dict)    # name -> (steps, values) for sys/ series present
-    layer: dict = field(default_factory=dict)      # stat name -> (steps, [R x L], layers)
+    layer: dict = field(default_factory=dict)      # stat name -> Table (read in row chunks when used)
     params: list = field(default_factory=list)     # ParamInfo
     modules: list = field(default_factory=list)    # ModuleInfo
     snapshots: object = None                        # Snapshots or None
@@ -61,18 +63,32 @@ def extract(run) -> Signals:
             if len(s):
                 sig.scalars[name] = (np.asarray(s.steps), np.asarray(s.values, dtype=np.float64))
     stat_names = set(run.layer_stat_names())
+    counts = {}     # one record count per group, so all tables of a group line up on a live run
     for stat in ("grad_norm", "grad_nonfinite", "weight_norm", "update_norm", "update_ratio", "act_mean",
                  "act_absmax", "act_frac_nonpos", "act_dead_frac", "act_frac_saturated"):
         if stat in stat_names:
-            ls = run.layer_stat(stat)
-            if len(ls.steps):
-                sig.layer[stat] = (np.asarray(ls.steps), np.asarray(ls.values), list(ls.layers))
+            group = fmt.LAYER_STATS[stat][0]
+            n = counts.setdefault(group, run.record_count(group))
+            if n:
+                sig.layer[stat] = Table.from_run(run, stat, n)
     sig.params = list(run.params or [])
     sig.modules = list(run.modules or [])
-    try:
-        snaps = run.snapshots()
-        if snaps is not None and len(snaps.steps):
-            sig.snapshots = snaps
-    except (KeyError, ValueError):
-        sig.snapshots = None
+    sig.snapshots = _first_and_last_snapshots(run)
     return sig
+
+
+def _first_and_last_snapshots(run):
+    """Only the first and last snapshot are judged: reading them all can be gigabytes."""
+    try:
+        n = run.record_count(fmt.SNAPS)
+        if not n:
+            return None
+        first, last = run.snapshots(0, 1), run.snapshots(n - 1, n)
+    except (KeyError, ValueError):
+        return None
+    if not len(first.steps) or not len(last.steps):
+        return None
+    if n == 1:
+        return first
+    return type(first)(np.concatenate([first.steps, last.steps]), np.concatenate([first.data, last.data]),
+                       first.layers, first.shapes)

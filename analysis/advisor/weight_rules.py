@@ -11,6 +11,7 @@ import numpy as np
 
 from ..findings import Evidence, Finding
 from .series import fmt, rounded
+from .tables import as_table
 
 
 def identical_rows(block, tol: float = 1e-3) -> bool:
@@ -24,7 +25,7 @@ def identical_rows(block, tol: float = 1e-3) -> bool:
 
 
 def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, weight_norm=None, param_layers=None,
-                     tol=1e-3) -> Finding | None:
+                     tol=1e-3, label=str) -> Finding | None:
     """Layers whose units are all identical: the symmetry is never broken by training.
 
     From snapshots: every row of the last snapshot of a matrix is identical (within ``tol``,
@@ -46,25 +47,25 @@ def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, wei
             first_steps.append(int(snap_steps[0]) if identical_rows(first, tol) else int(snap_steps[-1]))
             evidence.append(Evidence(
                 series="snapshots", layer=name, threshold=tol,
-                text=(f"{name}: all {rows} rows of the block-averaged weight snapshot are identical at step "
+                text=(f"{label(name)}: all {rows} rows of the block-averaged weight snapshot are identical at step "
                       f"{int(snap_steps[-1])} (spread <= {tol:g} x scale {fmt(float(np.max(np.abs(last))))})"
                       + (f", already at step {int(snap_steps[0])}" if identical_rows(first, tol) else "")),
                 steps=[int(snap_steps[0]), int(snap_steps[-1])],
                 values=rounded(last[: min(rows, 3), 0])))
     elif weight_norm is not None and param_layers is not None and len(weight_steps):
-        w = np.asarray(weight_norm, dtype=np.float64)
+        all_zero = as_table(weight_norm, weight_steps, param_layers).summary.all_zero
         for j, name in enumerate(param_layers):
-            if name.endswith("weight") and np.all(w[:, j] == 0):
+            if name.endswith("weight") and all_zero[j]:
                 hits.append(name)
                 first_steps.append(int(weight_steps[0]))
                 evidence.append(Evidence(series="weight_norm", layer=name, threshold=0.0,
-                                         text=f"{name}: weight norm is exactly 0 in every record (all-zero matrix)",
+                                         text=f"{label(name)}: weight norm is exactly 0 in every record (all-zero matrix)",
                                          steps=[int(weight_steps[0]), int(weight_steps[-1])], values=[0.0, 0.0]))
     if not hits:
         return None
     return Finding(
         symptom="symmetric_weights", severity="warning",
-        title=f"symmetric weights: all units of {hits[0]} are identical"
+        title=f"symmetric weights: all units of {label(hits[0])} are identical"
               + (f" (and {len(hits) - 1} more layer(s))" if len(hits) > 1 else ""),
         first_step=min(first_steps), last_step=int(snap_steps[-1]) if data is not None and len(snap_steps) else None,
         layers=hits, evidence=evidence,
@@ -80,11 +81,12 @@ def update_ratio_level(steps, update_ratio, layers, shapes, *, skip_first=1):
     """
     if update_ratio is None or len(steps) <= skip_first:
         return None, {}
-    u = np.asarray(update_ratio, dtype=np.float64)[skip_first:]
-    cols = [i for i, s in enumerate(shapes) if len(s) >= 2] or list(range(u.shape[1]))
+    table = as_table(update_ratio, steps, layers)
+    cols = [i for i, s in enumerate(shapes) if len(s) >= 2] or list(range(table.shape[1]))
+    u = table.columns(cols, start=skip_first).astype(np.float64)     # weight matrices only
     per = {}
-    for j in cols:
-        v = u[:, j]
+    for k, j in enumerate(cols):
+        v = u[:, k]
         v = v[np.isfinite(v) & (v > 0)]
         if v.size:
             per[layers[j]] = float(np.median(v))
