@@ -33,23 +33,40 @@ def test_open_rejects_bad_size(tmp_path):
         main(["open", "--screenshot", str(tmp_path / "x.png"), "--size", "big"])
 
 
-def test_open_without_screenshot_runs_the_event_loop_with_the_runs(qtbot, tmp_path):
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
+INTERACTIVE = """
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from app.cli import main
+from app.main_window import MainWindow, ensure_app
 
-    from app.main_window import MainWindow
+seen = {}
+def inspect_and_quit():
+    windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    seen["runs"] = [e.name for w in windows for e in w.runs.runs()]
+    seen["title"] = windows[0].windowTitle() if windows else ""
+    for w in windows:
+        w.close()
+    QApplication.instance().quit()
+
+ensure_app()
+QTimer.singleShot(300, inspect_and_quit)
+code = main(["open", sys.argv[1]])
+print(code, seen)
+"""
+
+
+def test_open_without_screenshot_runs_the_event_loop_with_the_runs(tmp_path):
+    # In its own process: quitting the event loop runs pyqtgraph's exit clean-up, which
+    # would break the linked views of every later test in this process.
+    import os
+    import subprocess
+    import sys
 
     run = make_run(tmp_path / "interactive.h5", n_steps=200)
-    seen = {}
-
-    def inspect_and_quit():
-        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
-        seen["runs"] = [e.name for w in windows for e in w.runs.runs()]
-        seen["title"] = windows[0].windowTitle() if windows else ""
-        for w in windows:
-            w.close()
-        QApplication.instance().quit()
-
-    QTimer.singleShot(300, inspect_and_quit)
-    assert main(["open", str(run)]) == 0
-    assert seen == {"runs": ["interactive"], "title": "interactive — trainspect"}
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", INTERACTIVE, str(run)], capture_output=True, text=True,
+                          timeout=120, cwd=root, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "0 {'runs': ['interactive'], 'title': 'interactive — trainspect'}" in proc.stdout, proc.stdout
