@@ -25,23 +25,24 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from .model import default_metrics
 
 FAST_MS = 100          # while rows arrive
-LIVE_MAX_MS = 200      # quiet but live writer: keeps flush -> visible under 0.25 s
+LIVE_MAX_MS = 150      # quiet but live writer: keeps flush -> visible under 0.25 s (p99, with margin)
 IDLE_MS = 1000         # nothing live (finished / crashed / stale runs only)
 BACKOFF = 1.5
-STATUS_EVERY_S = 1.0   # stale / unknown runs: how often to look at their heartbeat
+STATUS_EVERY_S = 1.0   # stale runs: how often to look whether their writer came back
 FINAL_STATES = ("finished", "crashed")
 
 
 class _Watch:
     """What the tail remembers about one run between polls."""
 
-    __slots__ = ("status", "heartbeat", "settle", "checked")
+    __slots__ = ("status", "heartbeat", "settle", "checked", "error")
 
     def __init__(self):
         self.status = None      # last RunStatus
         self.heartbeat = None   # heartbeat at the last refresh
         self.settle = 0         # extra refreshes after a heartbeat change (rows may land late)
         self.checked = 0.0      # monotonic time of the last status read
+        self.error = ""         # last status error reported (reported once, not every poll)
 
 
 class LiveTail(QObject):
@@ -90,13 +91,16 @@ class LiveTail(QObject):
         return self._interval
 
     def _tick(self) -> None:
-        new = self.poll()
-        if new:
-            self._interval = self.fast_ms
-        else:
-            ceiling = self.live_max_ms if self.any_live() else self.idle_ms
-            self._interval = min(ceiling, max(self.fast_ms, int(self._interval * BACKOFF)))
-        self.timer.start(self._interval)
+        new = 0
+        try:
+            new = self.poll()
+        finally:                            # an error in one poll must not end the tailing
+            if new:
+                self._interval = self.fast_ms
+            else:
+                ceiling = self.live_max_ms if self.any_live() else self.idle_ms
+                self._interval = min(ceiling, max(self.fast_ms, int(self._interval * BACKOFF)))
+            self.timer.start(self._interval)
 
     # ------------------------------------------------------------ polling
     def poll(self) -> int:
@@ -115,36 +119,25 @@ class LiveTail(QObject):
                 continue
             if st.heartbeat != w.heartbeat:
                 w.heartbeat = st.heartbeat
-                w.settle = 2        # the writer flushed: refresh now and on the next two polls
+                w.settle = 2        # the writer flushed: refresh now and once more (rows may land late)
             if w.settle > 0:
                 w.settle -= 1
                 due.append(e)
-        new = self._refresh(due) if due else 0
+        new = self.runs.poll(due) if due else 0
         self.last_poll_ms = (time.perf_counter() - t0) * 1e3
         self.polled.emit(new, self.last_poll_ms)
         return new
-
-    def _refresh(self, entries) -> int:
-        """RunsModel.poll() for some runs only: refresh, drop cached series, emit runUpdated."""
-        total = 0
-        for e in entries:
-            try:
-                n = e.run.refresh()
-            except Exception as exc:
-                self.runs.errorOccurred.emit(str(e.path), f"{e.path}: refresh failed ({exc})")
-                continue
-            if n:
-                e.invalidate()
-                total += n
-                self.runs.runUpdated.emit(e, n)
-        return total
 
     def _read_status(self, entry, w: _Watch, now: float):
         try:
             st = entry.run.status()
         except Exception as exc:  # a damaged status must not stop the other runs
-            self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read run status ({exc})")
+            message = f"{entry.path}: cannot read run status ({exc})"
+            if message != w.error:
+                w.error = message
+                self.runs.errorOccurred.emit(str(entry.path), message)
             return None
+        w.error = ""
         w.checked = now
         old = w.status
         w.status = st
@@ -166,8 +159,9 @@ class LiveTail(QObject):
 
     def _on_added(self, entry) -> None:
         self._watch.setdefault(entry.key, _Watch())
-        if not self.timer.isActive() and self._interval:
+        if self.timer.isActive():           # look at the new run soon, whatever the pace was
             self._interval = self.fast_ms
+            self.timer.start(self._interval)
         self._adopt_new_metrics()
 
     def _on_updated(self, entry, n) -> None:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QTabWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
+from .live import LiveTail
 from .model import RunsModel, ViewState, default_metrics
 from .report.app_actions import install_export_actions
 from .settings import add_recent, clear_recent, make_settings, recent_files
@@ -23,7 +24,7 @@ from .widgets.run_list import RunListWidget
 from .widgets.scalar_plots import ScalarPlotPanel
 
 RUN_FILTER = "trainspect runs (*.h5 *.hdf5);;All files (*)"
-POLL_MS = 1000
+STATE_COLORS = {"live": "#2E7D32", "finished": "#333", "crashed": "#C62828", "stale": "#C62828"}
 
 
 class ErrorBanner(QFrame):
@@ -91,6 +92,8 @@ class MainWindow(QMainWindow):
         self.advisor_dock = self._dock("Advisor", self.advisor, Qt.RightDockWidgetArea)
         self.resizeDocks([self.runs_dock, self.advisor_dock], [230, 420], Qt.Horizontal)
 
+        # Live runs: adaptive polling, run states, follow mode (app/live.py).
+        self.live = LiveTail(self.runs, self.view, self)
         self._build_actions()
         self.export_actions = install_export_actions(self)   # File > Export report / plot / CSV
         self.setAcceptDrops(True)
@@ -100,10 +103,12 @@ class MainWindow(QMainWindow):
             lambda e: self.setWindowTitle(f"{e.name} — trainspect" if e is not None else "trainspect"))
         self.run_list.openRequested.connect(self.open_dialog)
         self.heatmap.view.findingFocused.connect(lambda _: self.tabs.setCurrentWidget(self.heatmap))
-        self.poll_timer = QTimer(self)
-        self.poll_timer.setInterval(POLL_MS)
-        self.poll_timer.timeout.connect(self.poll_live)
-        self.poll_timer.start()
+        self.run_state = QLabel("")
+        self.statusBar().addPermanentWidget(self.run_state)
+        self.live.statusChanged.connect(lambda e, st: self.run_list.rebuild())
+        self.live.statusChanged.connect(lambda e, st: self._show_run_state())
+        self.runs.runUpdated.connect(lambda e, n: e is self.runs.current and self._show_run_state())
+        self.runs.currentChanged.connect(lambda e: self._show_run_state())
         self.restore_state()
 
     def _dock(self, title, widget, area) -> QDockWidget:
@@ -145,6 +150,13 @@ class MainWindow(QMainWindow):
         v.addSeparator()
         for i, name in enumerate(("Layers", "Distributions", "Run details")):
             self._action(v, f"Show {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+        self.follow_action = self._action(v, "&Follow live data", self.live.set_follow, "F", checkable=True)
+        self.follow_action.setChecked(self.live.follow)
+        self.follow_action.setToolTip("keep the newest step in view (F); panning or zooming stops following")
+        self.live.followChanged.connect(self.follow_action.setChecked)
+        self.live_toolbar = self.addToolBar("Live")
+        self.live_toolbar.setObjectName("toolbar_live")
+        self.live_toolbar.addAction(self.follow_action)
         v.addSeparator()
         v.addAction(self.runs_dock.toggleViewAction())
         v.addAction(self.advisor_dock.toggleViewAction())
@@ -202,7 +214,18 @@ class MainWindow(QMainWindow):
 
     def poll_live(self) -> None:
         if len(self.runs):
-            self.runs.poll()
+            self.live.poll()
+
+    def _show_run_state(self) -> None:
+        """The current run's state in the status bar: live / finished at step N / writer stopped."""
+        e = self.runs.current
+        st = self.live.status(e) if e is not None else None
+        if e is None:
+            self.run_state.setText("")
+            return
+        text = st.describe() if st is not None else e.status_text()
+        color = STATE_COLORS.get(st.state if st is not None else "", "#333")
+        self.run_state.setText(f"<span style='color:{color}'>{text}</span>")
 
     # ------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:
@@ -240,7 +263,7 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def closeEvent(self, event) -> None:
-        self.poll_timer.stop()
+        self.live.stop()
         self.save_state()
         self.runs.close_all()
         super().closeEvent(event)

@@ -152,10 +152,12 @@ class RunsModel(QObject):
         self._current = entry
         self.currentChanged.emit(entry)
 
-    def poll(self) -> int:
-        """Pick up rows the writers added since last time; returns the total of new rows."""
+    def poll(self, entries=None) -> int:
+        """Pick up rows the writers added since last time; returns the total of new rows.
+
+        ``entries``: only these runs (the live tail skips runs that did not flush)."""
         total = 0
-        for e in list(self._entries):
+        for e in list(self._entries if entries is None else entries):
             try:
                 n = e.run.refresh()
             except Exception as exc:

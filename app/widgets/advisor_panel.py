@@ -5,6 +5,7 @@ Clicking a finding jumps the plots to its step span, highlights it and selects i
 from __future__ import annotations
 
 import html
+import time
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QBrush, QColor
@@ -15,7 +16,8 @@ from ..advisor import AdvisorJobs
 from .throttle import Throttle
 
 START_DELAY_MS = 300
-REDIAGNOSE_MS = 10_000
+REDIAGNOSE_MS = 3_000          # live runs: re-diagnose at most this often ...
+REDIAGNOSE_DUTY = 10           # ... and at most 1/10 of the time (a 2 s diagnosis: every 20 s)
 SEVERITY_COLORS = {"error": "#C62828", "warning": "#E07B00", "info": "#1565C0"}
 
 
@@ -63,6 +65,7 @@ class AdvisorPanel(QWidget):
         self._start_timer.timeout.connect(self._start_pending)
         self._grown: set = set()
         self._rediagnose = Throttle(self._rediagnose_grown, REDIAGNOSE_MS, self)
+        self._rediagnose_started = None
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -93,11 +96,12 @@ class AdvisorPanel(QWidget):
         self.load(runs.current)
 
     def _on_update(self, entry, n) -> None:
-        # Live run: keep showing the last result; re-diagnose at most every REDIAGNOSE_MS.
+        # Live run: keep showing the last result; re-diagnose on a throttle (see REDIAGNOSE_*).
         self._grown.add(entry.key)
         self._rediagnose.trigger()
 
     def _rediagnose_grown(self) -> None:
+        self._rediagnose_started = time.monotonic()
         open_runs = {e.key: e for e in self.runs.runs()}
         grown, self._grown = self._grown, set()
         for key in grown:
@@ -105,7 +109,9 @@ class AdvisorPanel(QWidget):
                 self.jobs.start(key, open_runs[key].path)
 
     def load(self, entry) -> None:
+        self.tree.blockSignals(True)    # clearing moves the current item: that is no user click
         self.tree.clear()
+        self.tree.blockSignals(False)
         self.details.clear()
         self.findings = []
         if entry is None:
@@ -131,8 +137,28 @@ class AdvisorPanel(QWidget):
         if entry is None:
             return                       # closed while it was being diagnosed
         self._cache[key] = (findings, message)
+        if self._rediagnose_started is not None:   # slow diagnoses on big runs: re-run less often
+            took_ms = (time.monotonic() - self._rediagnose_started) * 1e3
+            self._rediagnose.set_interval(max(REDIAGNOSE_MS, int(REDIAGNOSE_DUTY * took_ms)))
+            self._rediagnose_started = None
         if entry is self.runs.current:
+            keep = self._selected_key()
             self.load(entry)
+            self._reselect(keep)   # a live re-diagnosis must not drop what the user is reading
+
+    def _selected_key(self):
+        item = self.tree.currentItem()
+        i = self.tree.indexOfTopLevelItem(item) if item is not None else -1
+        return (self.findings[i].symptom, tuple(self.findings[i].layers)) if 0 <= i < len(self.findings) else None
+
+    def _reselect(self, key) -> None:
+        for i, f in enumerate(self.findings):
+            if key is not None and (f.symptom, tuple(f.layers)) == key:
+                self.tree.blockSignals(True)   # no jump of the plots: that would stop following
+                self.tree.setCurrentItem(self.tree.topLevelItem(i))
+                self.tree.blockSignals(False)
+                self.details.setHtml(finding_html(f))
+                return
 
     def wait(self, timeout: float = 60.0) -> None:
         """Wait for running diagnoses and show their results (tests, screenshots)."""
@@ -145,7 +171,9 @@ class AdvisorPanel(QWidget):
 
     def set_findings(self, findings, message: str) -> None:
         """Show ``findings`` (already sorted, most severe first) under a status line."""
+        self.tree.blockSignals(True)    # clearing moves the current item: that is no user click
         self.tree.clear()
+        self.tree.blockSignals(False)
         self.details.clear()
         self.status.setText(message)
         self.findings = list(findings or [])

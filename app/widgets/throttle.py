@@ -18,6 +18,9 @@ class Throttle(QObject):
         if not self._timer.isActive():
             self._timer.start()
 
+    def set_interval(self, interval_ms: int) -> None:
+        self._timer.setInterval(int(interval_ms))
+
     def flush(self) -> None:
         """Run a pending call now (tests)."""
         if self._timer.isActive():

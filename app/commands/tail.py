@@ -1,0 +1,168 @@
+"""``trainspect tail RUN``: follow a live run in a terminal (no Qt, no display needed).
+
+Prints one compact line per update (step, latest user metrics, learning rate, gradient norm)
+and each advisor finding once, when it first appears. Exits when the run finishes, crashes
+or its writer stops responding, or on Ctrl-C. ``--once`` prints one snapshot and exits.
+
+Exit code: 0 = the run finished (or Ctrl-C / --once), 1 = it crashed or its writer stopped
+responding, 2 = the file could not be read.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from analysis import RunFileError, open_run
+
+MAX_USER_METRICS = 6
+MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
+WAITABLE = ("no such file", "run is starting", "cannot open as HDF5", "truncated")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run file (.h5) being written (or finished)")
+    parser.add_argument("--interval", type=float, default=0.5, metavar="S", help="seconds between looks (default 0.5)")
+    parser.add_argument("--advisor-every", type=float, default=5.0, metavar="S",
+                        help="re-run the advisor at most every S seconds (default 5; 0 = never)")
+    parser.add_argument("--wait", type=float, default=30.0, metavar="S",
+                        help="wait up to S seconds for the run file to appear (default 30)")
+    parser.add_argument("--once", action="store_true", help="print one snapshot (values, state, findings) and exit")
+
+
+def wait_for_run(path, timeout: float, poll: float = 0.1):
+    """Open ``path`` once the writer has created it and written its header; RunFileError after ``timeout``."""
+    deadline = time.monotonic() + max(0.0, timeout)
+    while True:
+        try:
+            return open_run(path)
+        except RunFileError as exc:
+            if time.monotonic() >= deadline or not any(w in str(exc) for w in WAITABLE):
+                raise
+        time.sleep(poll)
+
+
+def fmt_value(v: float) -> str:
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+
+
+def latest(run, name: str):
+    """Last value of metric ``name`` or None."""
+    try:
+        s = run.scalar(name)
+    except KeyError:
+        return None
+    return float(s.values[-1]) if len(s) else None
+
+
+def snapshot_line(run, status) -> str:
+    """``step N | user metrics | lr | grad norm | state``: one terminal line."""
+    names = run.scalar_names()
+    user = [n for n in names if not n.startswith("sys/")][:MAX_USER_METRICS]
+    parts = [f"step {run.max_step:>6}"]
+    values = [f"{n} {fmt_value(v)}" for n in user if (v := latest(run, n)) is not None]
+    if values:
+        parts.append("  ".join(values))
+    lr, grad = latest(run, "sys/lr"), latest(run, "sys/grad_norm")
+    sys_parts = ([f"lr {fmt_value(lr)}"] if lr is not None else []) + \
+                ([f"grad norm {fmt_value(grad)}"] if grad is not None else [])
+    if sys_parts:
+        parts.append("  ".join(sys_parts))
+    parts.append(status.state)
+    return " | ".join(parts)
+
+
+def finding_lines(f) -> list[str]:
+    span = ""
+    if f.first_step is not None:
+        span = f"  (from step {f.first_step})"
+    out = [f"{MARK.get(f.severity, f.severity)} [{f.symptom}] {f.title}{span}"]
+    if f.causes:
+        c = f.causes[0]
+        out.append(f"      likely cause: {c.id.replace('_', ' ')} ({c.confidence:.0%}) - {c.why}")
+    if f.fixes:
+        out.append(f"      first fix: {f.fixes[0]}")
+    return out
+
+
+class FindingTracker:
+    """Runs the advisor and reports each symptom once (a finding that grows is not repeated)."""
+
+    def __init__(self):
+        self.seen: set = set()
+        self.findings: list = []
+        self.error = ""
+
+    def update(self, run) -> list:
+        from analysis import diagnose
+
+        try:
+            self.findings = list(diagnose(run))
+        except Exception as exc:  # the advisor failing must not stop the tail
+            msg = f"advisor failed: {type(exc).__name__}: {exc}"
+            new_error, self.error = msg != self.error, msg
+            return [msg] if new_error else []
+        fresh = [f for f in self.findings if (f.symptom, tuple(f.layers)) not in self.seen]
+        self.seen.update((f.symptom, tuple(f.layers)) for f in fresh)
+        return fresh
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = False) -> int:
+    tracker = FindingTracker()
+    status = run.status()
+    _say(f"{run.name} ({run.path}): {status.describe()}")
+    last_step = None
+    last_advice = -math.inf
+    dirty = True          # data changed since the advisor last looked
+    while True:
+        status = run.status()
+        new_rows = run.refresh()
+        dirty = dirty or bool(new_rows)
+        step = run.max_step
+        if step < 0 and last_step is None and not once:
+            _say("waiting for the first flush...")
+            last_step = step
+        elif step != last_step or once:
+            _say(snapshot_line(run, status))
+            last_step = step
+        now = time.monotonic()
+        done = once or status.state != "live"
+        if advisor_every > 0 and dirty and (done or now - last_advice >= advisor_every):
+            for f in tracker.update(run):
+                for line in ([f] if isinstance(f, str) else finding_lines(f)):
+                    _say(line)
+            last_advice, dirty = now, False
+        if done:
+            break
+        time.sleep(interval)
+    if once:
+        return 0
+    _say(f"{run.name}: {status.describe()}"
+         + (f"; {len(tracker.findings)} finding(s), details: trainspect diagnose {run.path}" if advisor_every > 0 else ""))
+    return 0 if status.state == "finished" else 1
+
+
+def run(args) -> int:
+    if args.interval <= 0:
+        print(f"trainspect tail: --interval must be positive, got {args.interval}", file=sys.stderr)
+        return 2
+    try:
+        r = wait_for_run(args.run, 0 if args.once else args.wait)
+    except RunFileError as exc:
+        print(f"trainspect tail: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with r:
+            return tail(r, args.interval, args.advisor_every, args.once)
+    except KeyboardInterrupt:
+        print("", flush=True)
+        return 0
+    except RunFileError as exc:
+        print(f"trainspect tail: {exc}", file=sys.stderr)
+        return 2
