@@ -138,6 +138,7 @@ class Run:
         self._tags: list[str] = []
         self._points: dict[int, _Growing] = {}
         self._group_rows: dict[str, int] = {}
+        self._handles: dict = {}
 
     # ------------------------------------------------------------ header
     def _read_header(self) -> None:
@@ -171,6 +172,7 @@ class Run:
     # ------------------------------------------------------------ life cycle
     def close(self) -> None:
         if self._f is not None:
+            self._handles.clear()
             self._f.close()
             self._f = None
 
@@ -189,7 +191,11 @@ class Run:
         return self._f
 
     def _ds(self, path):
-        ds = self._file()[path]
+        # Handles are kept: looking a dataset up by path costs more than refreshing it,
+        # and live polling calls status() several times a second per run.
+        ds = self._handles.get(path)
+        if ds is None:
+            ds = self._handles[path] = self._file()[path]
         ds.refresh()
         return ds
 
