@@ -104,6 +104,11 @@ class _Growing:
 
     def extend(self, *parts) -> None:
         k = len(parts[0])
+        if self.n == 0 and k > len(self.cols[0]):
+            # First block (usually the whole file): adopt the arrays, no copy.
+            self.cols = [np.ascontiguousarray(p, dtype=c.dtype) for p, c in zip(parts, self.cols)]
+            self.n = k
+            return
         if self.n + k > len(self.cols[0]):
             cap = max(self.n + k, 2 * len(self.cols[0]), 256)
             for i, c in enumerate(self.cols):
