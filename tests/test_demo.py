@@ -66,3 +66,16 @@ def test_display_detection(monkeypatch):
         assert has_display()
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert not has_display()
+
+
+def test_display_that_qt_cannot_open_is_detected_without_aborting(monkeypatch):
+    """Qt aborts the process on an unusable display; the demo probes first and goes headless."""
+    from app.commands.demo import display_problem
+
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":87")          # no X server there
+    problem = display_problem()
+    assert problem and ":87" in problem
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert display_problem() is None

@@ -81,6 +81,25 @@ def has_display() -> bool:
     return True   # macOS and Windows always have a window system
 
 
+QT_PROBE = "from PySide6.QtWidgets import QApplication; QApplication([])"
+
+
+def display_problem() -> str | None:
+    """Why Qt cannot open a window here, or None if it can.
+
+    Qt aborts the whole process when its platform plugin fails to load (a missing system
+    library such as libxcb-cursor0), so the check runs in a throw-away process.
+    """
+    try:
+        proc = subprocess.run([sys.executable, "-c", QT_PROBE], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode == 0:
+        return None
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    return "; ".join(lines[:2]) or f"exit code {proc.returncode}"
+
+
 def start_training(scenario: str, steps, path: Path, pace: float, quiet: bool) -> subprocess.Popen:
     cmd = [sys.executable, "-m", TRAINER, "--scenario", scenario, "--out", str(path), "--flush-every", "0.25",
            "--pace", str(pace)]
@@ -349,5 +368,9 @@ def run(args) -> int:
     shot = out / f"demo-{args.scenario}.png"
     print(f"trainspect demo: scenario {args.scenario}: {expected['about']}")
     if args.headless or not has_display():
+        return run_headless(args, expected, path, shot)
+    problem = display_problem()
+    if problem:
+        print(f"trainspect demo: cannot open a window ({problem}); running headless instead", file=sys.stderr)
         return run_headless(args, expected, path, shot)
     return run_live(args, expected, path)
