@@ -105,7 +105,8 @@ def report_blocks(report: Report) -> list:
         if s.config:
             blocks.append(Text("<h3>Config</h3>" + _kv(s.config)))
         blocks.append(Text(f"<h2>Advisor findings ({len(s.findings)})</h2>"
-                           + ("" if s.findings else "<p><font color='#2e7d32'><b>No problems found.</b></font></p>")))
+                           + ("" if s.findings else "<p><font color='#2e7d32'><b>No problems found.</b></font></p>"),
+                           keep_next=bool(s.findings)))
         for j, f in enumerate(s.findings):
             blocks.append(Text(_finding_html(f), keep_next=True))
             blocks.extend(Svg(fig.svg, fig.caption) for fig in s.finding_figures.get(j, []))
@@ -186,12 +187,22 @@ def _block_height(block, width: float) -> float:
     return 0.0
 
 
-def _draw_text(pager: _Pager, block: Text, next_block=None) -> None:
+def _kept_height(following: list, width: float) -> float:
+    """Height of the blocks that must start on the same page as a keep-with-next block."""
+    total = 0.0
+    for block in following[:3]:    # heading -> finding text -> its first plot
+        total += _block_height(block, width)
+        if not (isinstance(block, Text) and block.keep_next):
+            break
+    return total
+
+
+def _draw_text(pager: _Pager, block: Text, following: list = ()) -> None:
     from PySide6.QtCore import QRectF
 
     doc = _text_doc(block.html, pager.width)
     h = doc.size().height()
-    need = h + (_block_height(next_block, pager.width) if block.keep_next and next_block is not None else 0)
+    need = h + (_kept_height(list(following), pager.width) if block.keep_next else 0)
     if need > pager.room() and pager.y > MARGIN and need < pager.bottom - MARGIN:
         pager.new_page()
     elif h > pager.room() and pager.y > MARGIN and h < pager.bottom - MARGIN:
@@ -254,7 +265,7 @@ def write_pdf(report: Report, path) -> int:
                 if pager.y > MARGIN:
                     pager.new_page()
             elif isinstance(block, Text):
-                _draw_text(pager, block, blocks[i + 1] if i + 1 < len(blocks) else None)
+                _draw_text(pager, block, blocks[i + 1:i + 4])
             else:
                 _draw_svg(pager, block)
         pager.finish()
