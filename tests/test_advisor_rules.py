@@ -369,3 +369,14 @@ def test_overfitting_fixes_do_not_talk_about_spikes_or_repeat_the_checkpoint():
     f = attach(_finding("overfitting"), ctx)
     assert f.fixes[0].startswith("keep the checkpoint from step 0")
     assert not any("spike" in x or x.startswith("stop early") or x.startswith("clip") for x in f.fixes), f.fixes
+
+
+def test_lr_cannot_be_both_too_high_and_too_low():
+    from analysis.findings import Finding
+
+    # A plateau after ReLUs died during training: the LR is too high, so "too low" must rank far below.
+    ctx = Context(symptoms={"early_plateau", "dead_units"}, has_relu=True, dead_from_start=False)
+    f = attach(Finding(symptom="early_plateau", severity="warning", title="t", first_step=0, last_step=9), ctx)
+    conf = {c.id: c.confidence for c in f.causes}
+    assert f.causes[0].id == "lr_too_high"
+    assert conf.get("lr_too_low", 0) < 0.15

@@ -178,6 +178,11 @@ def _adjust(symptom: str, ctx: Context, score: dict, why: dict) -> None:
     if symptom == "early_plateau" and not ({"dead_units", "saturated_activations", "vanishing_gradients"} & ctx.symptoms):
         why.setdefault("insufficient_capacity", "no sign of dead/saturated units or vanishing gradients: the model "
                                                 "may be too small for the task")
+    # The LR cannot be both too high and too low: strong evidence for one discounts the other.
+    if score.get("lr_too_high", 0) >= 0.8 and "lr_too_low" in score and not ctx.ratio_low:
+        damp("lr_too_low", 0.3)
+    elif score.get("lr_too_low", 0) >= 0.8 and "lr_too_high" in score and not ctx.ratio_high:
+        damp("lr_too_high", 0.3)
 
 
 DEFAULT_WHY = {
