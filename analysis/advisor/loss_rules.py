@@ -215,8 +215,10 @@ def detect_early_plateau(steps, values, *, series="train/loss", plateau_by=0.3, 
         first_step=int(s_steps[onset]), last_step=int(s_steps[-1]),
         evidence=[Evidence(
             series=series,
-            text=(f"after {plateau_by:.0%} of the run (step {int(s_steps[j])}) {series} improved only {fmt(late)}, "
-                  f"{late / progress:.0%} of its total progress (threshold {stall_frac:.0%}), and it ended at "
+            text=(f"after {plateau_by:.0%} of the run (step {int(s_steps[j])}) {series} "
+                  + (f"improved only {fmt(late)}, {late / progress:.0%} of its total progress" if late > 0 else
+                     f"did not improve at all (it rose by {fmt(-late)})")
+                  + f" (threshold {stall_frac:.0%} of the progress), and it ended at "
                   f"{end / init:.0%} of its initial level (threshold {high_level:.0%})"),
             steps=[int(s_steps[0]), int(s_steps[onset]), int(s_steps[-1])], values=rounded([init, s[onset], end]),
             threshold=stall_frac)],
