@@ -27,6 +27,13 @@ SAT_BAND = 0.01          # bounded modules: within 1 % of the output range from 
 NONFINITE_CHUNK = 1 << 26  # elements per temporary buffer when counting NaN/Inf gradient entries
 
 
+def _compiling() -> bool:
+    try:
+        return torch.compiler.is_compiling()
+    except AttributeError:  # torch < 2.3
+        return False
+
+
 def due(step: int, every) -> bool:
     return bool(every) and step % every == 0
 
@@ -79,11 +86,14 @@ class ModelLayout:
             if next(mod.children(), None) is None:
                 self.leaves.append(mod)
                 modules.append((name or "(root)", type(mod).__name__))
-        self.snap_params = [i for i, p in enumerate(self.param_tensors) if p.dim() >= 2][:MAX_SNAPSHOTS]
+        # Empty matrices (a 0-row weight) have nothing to pool: adaptive_avg_pool2d raised and
+        # switched every instrument off, so they get no snapshot slot.
+        self.snap_params = [i for i, p in enumerate(self.param_tensors)
+                            if p.dim() >= 2 and p.numel() > 0][:MAX_SNAPSHOTS]
         self.layout = LayerLayout(
             params=params, modules=modules, snap_params=self.snap_params,
             snap_shapes=[snapshot_shape(self.param_tensors[i].shape) for i in self.snap_params])
-        self.n_snap_candidates = sum(p.dim() >= 2 for p in self.param_tensors)
+        self.n_snap_candidates = sum(p.dim() >= 2 and p.numel() > 0 for p in self.param_tensors)
 
     def structure(self, model) -> dict:
         mods = [{"name": n or "(root)", "type": type(m).__name__,
@@ -132,7 +142,9 @@ def mean_std(flat):
 def activation_stats(output, bounds):
     """(6,) float32: mean, std, max|x|, frac <= 0, dead-unit fraction, saturated fraction."""
     x = output
-    if isinstance(x, (tuple, list)):
+    if isinstance(x, dict):     # e.g. a custom block returning {"logits": ..., "aux": ...}
+        x = tuple(x.values())
+    if isinstance(x, (tuple, list)):   # also PackedSequence (a namedtuple: its data first)
         x = next((t for t in x if isinstance(t, torch.Tensor)), None)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
         return None
@@ -219,6 +231,10 @@ class Instruments:
         self.stats_every, self.hist_every, self.snapshot_every = stats_every, hist_every, snapshot_every
         self.bounds = [output_bounds(m) for m in layout.leaves]
         self.root_is_leaf = any(m is model for m in layout.leaves)
+        # watch(torch.compile(model)): leaf hooks added at scheduled steps make dynamo recompile
+        # (a stall of seconds, each time) and run traced on fake tensors; measured: no usable
+        # activation records either way. Such models get no `acts` (FORMAT.md, torch.compile).
+        self.compiled = type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod")
         self.handles = []
         self.enabled = True
         self.cpu_fast_path = not rec._device_path   # off: the GPU code path, also for CPU tensors (tests)
@@ -271,26 +287,35 @@ class Instruments:
             self.rec._instrument_failed(exc)
 
     # ------------------------------------------------------------ optimizer hooks
+    @staticmethod
+    def _has_closure(args, kwargs) -> bool:
+        return (args[0] if args else kwargs.get("closure")) is not None
+
     def _opt_pre(self, optimizer, args, kwargs):
-        self._guard(self._pre_step, optimizer)
+        self._guard(self._pre_step, optimizer, self._has_closure(args, kwargs))
 
     def _opt_post(self, optimizer, args, kwargs):
-        self._guard(self._post_step)
+        self._guard(self._post_step, self._has_closure(args, kwargs))
         rec = self.rec
         rec._step += 1                     # counts steps even if the instruments are off
         rec._maybe_transfer(time.perf_counter())
 
-    def _pre_step(self, optimizer):
+    def _pre_step(self, optimizer, closure: bool = False):
         step, wall = self.rec._step, time.time()
         self._check_new_params(optimizer)
         self.record_lr(optimizer, step, wall)
-        self.record_grads(step, wall)
+        if not closure:   # step(closure) (LBFGS): the gradients only exist after it ran
+            self.record_grads(step, wall)
         if due(step, self.stats_every):
             self._prev = torch._foreach_mul([p.detach() for p in self.params], 1.0) if self.params else None
 
-    def _post_step(self):
+    def _post_step(self, closure: bool = False):
         rec = self.rec
         step, wall, now = rec._step, time.time(), time.perf_counter()
+        if closure:
+            # Before step(closure) the grads are None (first step) or the previous step's:
+            # record those of the closure's last evaluation inside this step instead.
+            self.record_grads(step, wall)
         if self._last_post is not None:
             rec._host_value(step, self.tag_step_time, now - self._last_post, wall)
         self._last_post = now
@@ -343,9 +368,12 @@ class Instruments:
     def record_grads(self, step, wall):
         present, grads = [], []
         for i, p in enumerate(self.params):
-            if p.grad is not None:
+            g = p.grad
+            if g is not None:
                 present.append(i)
-                grads.append(_values(p.grad))
+                # detach() costs ~3 us a tensor (measured: 2000-tensor model); only needed for
+                # sparse grads or grads that carry a graph (backward(create_graph=True))
+                grads.append(_values(g) if g.is_sparse or g.requires_grad else g)
         if not grads:
             return
         norms = _norms(grads)
@@ -419,6 +447,10 @@ class Instruments:
 
     # ------------------------------------------------------------ forward hooks
     def _root_pre(self, module, args, kwargs):
+        if _compiling():
+            # torch.compile'd after watch(): dynamo traces this hook with fake tensors, so its
+            # statistics would be lost and its side effects break the graph; skip (FORMAT.md).
+            return
         if module.training and self.optimizer_watched:
             self.rec._forward_step = self.rec._step
         if not self.enabled or not module.training or self._capture is not None:
@@ -434,6 +466,8 @@ class Instruments:
         if x is not None and x.is_floating_point() and x.numel() > 0:
             self.rec.staging.add(input_stats(x), wt.SCALARS4, step, time.time(), self.tag_input)
         self._capture = [None] * len(self.lay.leaves)
+        if self.compiled:
+            return   # see __init__: no leaf hooks on a torch.compile'd model
         for i, m in enumerate(self.lay.leaves):
             if m is not self.model:
                 self._leaf_handles.append(m.register_forward_hook(self._leaf_hook(i)))
@@ -451,7 +485,7 @@ class Instruments:
 
     def _root_post(self, module, args, output):
         cap = self._capture
-        if cap is None:
+        if cap is None or _compiling():
             return
         for h in self._leaf_handles:
             h.remove()

@@ -13,6 +13,7 @@ import functools
 import numbers
 import os
 import sys
+import threading
 import time
 import warnings
 import weakref
@@ -31,6 +32,7 @@ DEFAULT_SNAPSHOT_EVERY = 200  # 32x32 weight snapshots
 DEFAULT_TRANSFER_EVERY = 50    # steps of device statistics per device->host copy
 
 
+_TAG_LOCK = threading.Lock()
 _MAX_STEP = 1 << 53   # steps travel as float64 to the writer thread: exact below 2**53
 
 
@@ -52,12 +54,23 @@ def _nonzero_rank() -> bool:
         return False
 
 
+def _exit_reason(exc) -> str:
+    """What state/error says about an exception that ended the run."""
+    if isinstance(exc, KeyboardInterrupt):
+        # Ctrl-C: the user stopped the run; the data up to here is complete.
+        return "KeyboardInterrupt: stopped by the user"
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def _close_at_exit(ref) -> None:
     rec = ref()
     if rec is not None:
         # The interpreter sets sys.last_value when the script died of an uncaught exception.
-        died = getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None) is not None
-        rec.close(status=fmt.STATUS_CRASHED if died else fmt.STATUS_FINISHED)
+        exc = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)
+        if exc is not None:
+            rec._end_error = _exit_reason(exc)
+        rec.close(status=fmt.STATUS_CRASHED if exc is not None else fmt.STATUS_FINISHED)
 
 
 def _check_every(name: str, value) -> int:
@@ -117,6 +130,7 @@ class Recorder:
         self._optimizer = None
         self._instruments = None
         self._closed = False
+        self._end_error = None          # why the with-block ended (an exception), for state/error
         self._active = True             # False once the writer failed or the recorder closed
         self._since_transfer = 0
         self._last_transfer = time.perf_counter()
@@ -152,6 +166,10 @@ class Recorder:
         return self
 
     def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            # The reason goes to state/error: "crashed at step 57: RuntimeError: CUDA out of memory",
+            # "...: KeyboardInterrupt: stopped by the user" (a bare "crashed" told nothing).
+            self._end_error = _exit_reason(exc if exc is not None else exc_type())
         self.close(status=fmt.STATUS_CRASHED if exc_type is not None else fmt.STATUS_FINISHED)
         return False
 
@@ -205,6 +223,9 @@ class Recorder:
             self._step = 0
         self._instruments = Instruments(self, model, optimizer, layout, self.stats_every,
                                         self.hist_every, self.snapshot_every)
+        if self._instruments.compiled and self.stats_every:
+            self._warn_once("<watch>", "activation statistics (acts) are not recorded for a torch.compile'd "
+                                       "model; everything else is")
 
     # ------------------------------------------------------------ log
     def log(self, metrics, step=None) -> None:
@@ -281,10 +302,15 @@ class Recorder:
     def _tag(self, name: str) -> int:
         tag = self._tags.get(name)
         if tag is None:
-            names = self._writer.tag_names
-            tag = len(names)
-            names.append(name)  # before any row that uses it is queued
-            self._tags[name] = tag
+            # Only on a metric's first use: two threads logging new names at once could
+            # otherwise both read the same len() and label one metric's rows with the other's id.
+            with _TAG_LOCK:
+                tag = self._tags.get(name)
+                if tag is None:
+                    names = self._writer.tag_names
+                    tag = len(names)
+                    names.append(name)  # before any row that uses it is queued
+                    self._tags[name] = tag
         return tag
 
     def _log_value(self, name, tag, value, step, wall) -> None:
@@ -391,7 +417,7 @@ class Recorder:
             self._instruments = None
         if self._active and self._writer.error is None:
             self._transfer()
-        self._writer.close(status or fmt.STATUS_FINISHED)
+        self._writer.close(status or fmt.STATUS_FINISHED, error=self._end_error)
         if self._writer.error is not None:
             self._report_writer_failure()
         self._active = False

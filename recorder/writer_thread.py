@@ -51,10 +51,11 @@ class Barrier:
 
 
 class Close:
-    __slots__ = ("status", "done")
+    __slots__ = ("status", "error", "done")
 
-    def __init__(self, status: str):
+    def __init__(self, status: str, error: str | None = None):
         self.status = status
+        self.error = error      # why the run ended early (the exception), written to state/error
         self.done = threading.Event()
 
 
@@ -204,11 +205,11 @@ class WriterThread:
                 return False
         return True
 
-    def close(self, status: str, timeout: float | None = 60.0) -> None:
+    def close(self, status: str, timeout: float | None = 60.0, error: str | None = None) -> None:
         if self.closed:
             return
         self.closed = True
-        c = Close(status)
+        c = Close(status, error)
         self.batches.append(c)
         self._wake.set()
         self._wait(c.done, timeout)
@@ -229,6 +230,10 @@ class WriterThread:
                     with self.lock:
                         if not self.file.started:
                             self.file.start(dict(self.base_meta), LayerLayout(), self.flush_every)
+                        if close.error:
+                            # whole UTF-8 characters only, so readers can decode the field
+                            msg = close.error.encode("utf-8")[:fmt.ERROR_LEN].decode("utf-8", "ignore")
+                            self.file.set_error(msg)
                         self.file.close(close.status, self._last_step if self._last_step >= 0 else None)
                     for w in waiting:
                         w.done.set()
