@@ -315,7 +315,9 @@ class Run:
 
     # ------------------------------------------------------------ layer records
     def _rows(self, group: str) -> int:
-        if group not in self._file():
+        # Test the step column, not the group: "snaps/" also holds the layout tables
+        # (snaps/param, snaps/shape) in runs that have no snapshot records at all.
+        if f"{group}/{fmt.STEP_FIELD}" not in self._file():
             self._group_rows[group] = 0
             return 0
         paths = [f"{group}/{fmt.STEP_FIELD}"] + [f"{group}/{k}" for k in fmt.RECORD_GROUPS[group]]
@@ -335,7 +337,7 @@ class Run:
         n = self._rows(group)
         sl = slice(*slice(start, stop).indices(n))
         f = self._file()
-        if group not in f:
+        if f"{group}/{fmt.STEP_FIELD}" not in f:   # no records of this group (see _rows)
             return np.empty(0, np.int64), None
         steps = f[f"{group}/{fmt.STEP_FIELD}"][sl]
         data = f[f"{group}/{field}"][sl] if field else None

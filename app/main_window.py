@@ -2,6 +2,7 @@
 drag-and-drop, recent files and the error banner."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -20,7 +21,7 @@ from .widgets.details import DetailsPanel
 from .widgets.distributions import DistributionsPanel
 from .widgets.heatmap import HeatmapPanel
 from .widgets.metric_browser import MetricBrowser
-from .widgets.run_list import RunListWidget
+from .widgets.run_list import RunListWidget, elide
 from .widgets.scalar_plots import ScalarPlotPanel
 
 RUN_FILTER = "trainspect runs (*.h5 *.hdf5);;All files (*)"
@@ -98,6 +99,8 @@ class MainWindow(QMainWindow):
         self.export_actions = install_export_actions(self)   # File > Export report / plot / CSV
         self.setAcceptDrops(True)
         self.runs.errorOccurred.connect(self.show_error)
+        # A file opened in a live run's first second: say we wait (the model retries it).
+        self.runs.runStarting.connect(lambda path, message: self.statusBar().showMessage(message))
         self.runs.runAdded.connect(self._on_run_added)
         self.runs.currentChanged.connect(
             lambda e: self.setWindowTitle(f"{e.name} — trainspect" if e is not None else "trainspect"))
@@ -204,6 +207,8 @@ class MainWindow(QMainWindow):
             self.runs.remove(self.runs.current)
 
     def _on_run_added(self, entry) -> None:
+        if self.statusBar().currentMessage().endswith("waiting for the writer…"):
+            self.statusBar().clearMessage()
         if not self.view.metrics:
             self.view.set_metrics(default_metrics(self.runs.metric_names()))
 
@@ -225,7 +230,9 @@ class MainWindow(QMainWindow):
             return
         text = st.describe() if st is not None else e.status_text()
         color = STATE_COLORS.get(st.state if st is not None else "", "#333")
-        self.run_state.setText(f"<span style='color:{color}'>{text}</span>")
+        # The text can hold a crash message ("expected <class ...>"): escape it.
+        self.run_state.setText(f"<span style='color:{color}'>{html.escape(elide(text, 100))}</span>")
+        self.run_state.setToolTip(text)   # a long crash message must not widen the window
 
     # ------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:

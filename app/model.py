@@ -11,9 +11,11 @@ goes through ``analysis`` (never h5py).
 """
 from __future__ import annotations
 
+import colorsys
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from analysis import RunFileError, open_run
 
@@ -26,6 +28,11 @@ X_MODES = ("step", "wall", "relative")
 TRAIN_LOSS_NAMES = ("loss", "train/loss", "train_loss", "loss/train")
 VAL_LOSS_NAMES = ("val/loss", "val_loss", "valid/loss", "validation/loss", "eval/loss", "eval_loss", "loss/val", "test/loss")
 DEFAULT_MAX_METRICS = 4
+# A file opened in a live run's first moments (created, layout not written or not flushed
+# yet) fails with one of these; the model retries it instead of failing for good.
+STARTING_ERRORS = ("run is starting", "truncated run file", "cannot open as HDF5")
+START_WAIT_S = 30.0        # give up (and show the error) after this long
+START_RETRY_MS = 250
 
 
 class RunEntry:
@@ -75,11 +82,16 @@ class RunsModel(QObject):
     runUpdated = Signal(object, int)   # RunEntry, number of new rows from refresh()
     currentChanged = Signal(object)    # RunEntry or None
     errorOccurred = Signal(str, str)   # path, message (names the file)
+    runStarting = Signal(str, str)     # path, message: waiting for a just-created run file
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._entries: list[RunEntry] = []
         self._current: RunEntry | None = None
+        self._starting: dict[str, tuple[Path, float]] = {}   # key -> (path, give-up time)
+        self._start_timer = QTimer(self)
+        self._start_timer.setInterval(START_RETRY_MS)
+        self._start_timer.timeout.connect(self._retry_starting)
 
     # ------------------------------------------------------------ queries
     def runs(self) -> list[RunEntry]:
@@ -115,15 +127,26 @@ class RunsModel(QObject):
         if existing is not None:
             self.set_current(existing)
             return existing
+        key = str(path.resolve())
         try:
             run = open_run(path)
             run.scalar_names()  # read the scalar table now: a damaged one fails here, not in a paint
         except RunFileError as exc:
+            if _is_starting(exc) and (key in self._starting or _recently_written(path)):
+                # A live run in its first second: wait for the writer, do not fail for good.
+                if key not in self._starting:
+                    self._starting[key] = (path, time.monotonic() + START_WAIT_S)
+                    self.runStarting.emit(str(path), f"{path}: run is starting, waiting for the writer…")
+                self._start_timer.start()
+                return None
+            self._starting.pop(key, None)
             self.errorOccurred.emit(str(path), str(exc))
             return None
         except Exception as exc:  # anything else a bad file can throw
+            self._starting.pop(key, None)
             self.errorOccurred.emit(str(path), f"{path}: cannot read run file ({type(exc).__name__}: {exc})")
             return None
+        self._starting.pop(key, None)
         entry = RunEntry(run, self._free_color())
         self._entries.append(entry)
         self.runAdded.emit(entry)
@@ -143,8 +166,27 @@ class RunsModel(QObject):
             self.runRemoved.emit(entry)
 
     def close_all(self) -> None:
+        self.cancel_starting()
         for e in list(self._entries):
             self.remove(e)
+
+    def starting(self) -> list[Path]:
+        """Files waiting for their writer to start (see ``runStarting``)."""
+        return [p for p, _ in self._starting.values()]
+
+    def cancel_starting(self) -> None:
+        self._starting.clear()
+        self._start_timer.stop()
+
+    def _retry_starting(self) -> None:
+        for key, (path, give_up) in list(self._starting.items()):
+            if time.monotonic() > give_up:
+                del self._starting[key]
+                self.errorOccurred.emit(str(path), f"{path}: the run did not start within {START_WAIT_S:.0f} s")
+                continue
+            self.open(path)   # success or a real error removes it from _starting
+        if not self._starting:
+            self._start_timer.stop()
 
     def set_current(self, entry: RunEntry | None) -> None:
         if entry is self._current:
@@ -174,7 +216,32 @@ class RunsModel(QObject):
         for c in PALETTE:
             if c not in used:
                 return c
+        # More runs than palette colours: the 11th run used to repeat the 1st one's colour.
+        # Golden-ratio hues at two lightness levels stay apart from each other.
+        for k in range(1, 1000):
+            c = extra_color(k)
+            if c not in used:
+                return c
         return PALETTE[len(self._entries) % len(PALETTE)]
+
+
+def extra_color(k: int) -> str:
+    """The k-th colour after PALETTE (k >= 1): distinct hues, dark enough on white."""
+    hue = (0.11 + k * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.62 if k % 2 else 0.85)
+    return f"#{round(r * 255):02X}{round(g * 255):02X}{round(b * 255):02X}"
+
+
+def _is_starting(exc) -> bool:
+    return any(marker in str(exc) for marker in STARTING_ERRORS)
+
+
+def _recently_written(path: Path, within_s: float = START_WAIT_S) -> bool:
+    """A writer is creating it now (an old half-copied file is not worth waiting for)."""
+    try:
+        return time.time() - path.stat().st_mtime < within_s
+    except OSError:
+        return False
 
 
 def default_metrics(names: list[str], limit: int = DEFAULT_MAX_METRICS) -> list[str]:

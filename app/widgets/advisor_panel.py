@@ -118,12 +118,13 @@ class AdvisorPanel(QWidget):
             self.status.setText("no run selected")
             return
         if entry.key not in self._cache:
-            self.set_findings([], f"<b>{entry.name}</b>: diagnosing…")
+            # Run names and advisor messages are text (a name like "<b>x</b>" must show as typed).
+            self.set_findings([], f"<b>{html.escape(entry.name)}</b>: diagnosing…")
             self._pending[entry.key] = entry.path
             self._start_timer.start()
             return
         findings, message = self._cache[entry.key]
-        self.set_findings(findings, f"<b>{entry.name}</b>: {message}")
+        self.set_findings(findings, f"<b>{html.escape(entry.name)}</b>: {html.escape(message)}")
 
     def _start_pending(self) -> None:
         open_keys = {e.key for e in self.runs.runs()}

@@ -69,6 +69,7 @@ class DistributionsPanel(LazyPanel):
         self.canvas.addItem(self.snap_bar, row=0, col=3)
         self.message = QLabel("")
         self.message.setAlignment(Qt.AlignCenter)
+        self.message.setWordWrap(True)   # the "nothing recorded" explanations are a sentence long
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
@@ -104,8 +105,15 @@ class DistributionsPanel(LazyPanel):
                 combo.setCurrentIndex(list(names).index(keep))
             combo.blockSignals(False)
         missing = [w for w, n in (("histograms", hist_layers), ("weight snapshots", snap_layers)) if not n]
-        self.message.setText(f"this run has no {' or '.join(missing)}" if missing and entry else "")
-        self.message.setVisible(bool(self.message.text()))
+        text = f"this run has no {' or '.join(missing)}" if missing and entry else ""
+        if entry is None:
+            text = "no run selected"
+        elif len(missing) == 2:   # nothing to draw: explain instead of showing two empty plots
+            text += (" (none recorded yet, or only scalars were logged: rec.watch(model, optimizer) "
+                     "records them every hist_every / snapshot_every steps)")
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+        self.canvas.setVisible(entry is not None and len(missing) < 2)
         self.show_histograms()
         self.load_snapshots()
 

@@ -6,6 +6,8 @@ so a 500 x 100 k table stays interactive and memory follows the screen, not the 
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
@@ -33,6 +35,8 @@ STAT_LABELS = {
 }
 LOG_CANDIDATES = {"grad_norm", "weight_norm", "update_norm", "update_ratio", "act_std", "act_absmax"}
 MAX_LAYER_TICKS = 40
+NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
+                  "logged: call rec.watch(model, optimizer) to record gradients, weights and activations).")
 
 
 def matching_layers(selected, layers) -> list[int]:
@@ -94,6 +98,7 @@ class HeatmapPanel(LazyPanel):
         self.row_marks: list = []
         self.message = QLabel("")
         self.message.setAlignment(Qt.AlignCenter)
+        self.message.setWordWrap(True)   # the "nothing recorded" explanations are a sentence long
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(bar)
@@ -141,11 +146,13 @@ class HeatmapPanel(LazyPanel):
             self.stat_combo.setCurrentIndex(stats.index(stat))
         self.stat_combo.blockSignals(False)
         if stat is None:
-            self.message.setText("no per-layer statistics in this run" if entry else "no run selected")
+            self.message.setText(NO_LAYER_STATS if entry else "no run selected")
             self.message.setVisible(True)
+            self._show_plots(False)   # say what is missing, not an empty pair of axes
             self._show_selected_layers(self.view.selected_layers)
             return
         self.message.setVisible(False)
+        self._show_plots(True)
         try:
             self.source = LayerStatSource(entry.run, stat)
         except Exception as exc:
@@ -163,6 +170,12 @@ class HeatmapPanel(LazyPanel):
         self.refresh_image()
         self._apply_step_range(self.view.step_range)
         self._show_selected_layers(self.view.selected_layers)
+
+    def _show_plots(self, on: bool) -> None:
+        # Hide the plot items, not the canvas: showing the canvas again resizes the view box,
+        # and that range change would reach the ViewState as a user zoom (see _on_range).
+        for item in (self.plot, self.colorbar, self.series_plot):
+            item.setVisible(on)
 
     def _release(self) -> None:
         self.source = None
@@ -264,7 +277,7 @@ class HeatmapPanel(LazyPanel):
             return
         name, s0, s1, value = hit
         steps = f"step {s0}" if s0 == s1 else f"steps {s0}–{s1} (max)"
-        self.hover_label.setText(f"<b>{name}</b> &nbsp; {steps} &nbsp; = <b>{value:.4g}</b>")
+        self.hover_label.setText(f"<b>{html.escape(name)}</b> &nbsp; {steps} &nbsp; = <b>{value:.4g}</b>")
 
     def _on_click(self, event) -> None:
         vb = self.plot.getViewBox()

@@ -51,6 +51,7 @@ class MetricBrowser(QWidget):
                 groups[g].setExpanded(g != "sys/")
             leaf = QTreeWidgetItem(groups[g], [name])
             leaf.setData(0, Qt.UserRole, name)
+            leaf.setToolTip(0, name)   # long names are cut off by the dock's width
             leaf.setFlags(Qt.ItemIsEnabled | Qt.ItemIsUserCheckable | Qt.ItemIsSelectable)
             leaf.setCheckState(0, Qt.Checked if name in self.view.metrics else Qt.Unchecked)
         self.tree.blockSignals(False)

@@ -12,6 +12,10 @@ def color_icon(color: str, size: int = 12) -> QIcon:
     return QIcon(pm)
 
 
+def elide(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class RunListWidget(QWidget):
     openRequested = Signal()
 
@@ -42,8 +46,11 @@ class RunListWidget(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for e in self.runs.runs():
-            item = QListWidgetItem(color_icon(e.color), f"{e.name}\n{e.status_text()}")
-            item.setToolTip(str(e.path))
+            status = e.status_text()
+            # A crash message can be hundreds of characters: the list shows its start, the
+            # tooltip (and Run details) the whole of it.
+            item = QListWidgetItem(color_icon(e.color), f"{e.name}\n{elide(status)}")
+            item.setToolTip(f"{e.path}\n{status}")
             item.setData(Qt.UserRole, e.key)
             self.list.addItem(item)
         self.list.blockSignals(False)

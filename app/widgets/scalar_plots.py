@@ -6,9 +6,11 @@ over the faint raw curve.
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget,
@@ -29,6 +31,53 @@ def time_origin(run) -> float:
         return float(run.start_time)
     except Exception:
         return float(run.meta.get("start_time") or 0.0)
+
+
+NOTE_COLOR = "#C62828"
+
+
+class XExtent(pg.GraphicsObject):
+    """Invisible item spanning the x range of every curve in the panel.
+
+    The x axes are linked, but each plot auto-ranges to its own data and the last one wins:
+    a metric with a single point, or one logged only for the first steps, squeezed every
+    plot to its few steps. With this item in each plot they all auto-range to the union.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.span = None
+
+    def set_span(self, span) -> None:
+        if span != self.span:
+            self.span = span
+            self.informViewBoundsChanged()
+
+    def dataBounds(self, ax, frac=1.0, orthoRange=None):
+        return self.span if ax == 0 and self.span is not None else (None, None)
+
+    def boundingRect(self):
+        return QRectF()
+
+    def paint(self, *args):
+        pass
+
+
+def plot_note(value_arrays, log_y: bool) -> str:
+    """Why a plot shows (part of) nothing: all values NaN/Inf, or <= 0 on a log axis."""
+    arrays = [np.asarray(v, dtype=np.float64) for v in value_arrays]
+    if not arrays or not any(len(v) for v in arrays):
+        return "no data"
+    finite = np.concatenate([v[np.isfinite(v)] for v in arrays])
+    if finite.size == 0:
+        return "no finite values (all NaN / Inf)"
+    if log_y:
+        n_bad = int((finite <= 0).sum())
+        if n_bad == finite.size:
+            return "no positive values: nothing to draw on a log axis"
+        if n_bad:
+            return f"{n_bad} values ≤ 0 not drawn (log axis)"
+    return ""
 
 
 class Curve:
@@ -74,6 +123,13 @@ class Curve:
             self.smoothed, self._ema_state = ema(series.values, weight)
             self._ema_weight = weight
         self._pyramids = None
+        # A single point draws no line: mark it (a metric logged once, or only at the end).
+        lone = int(np.isfinite(series.values).sum()) == 1
+        self.raw.setSymbol("o" if lone else None)
+        if lone:
+            self.raw.setSymbolSize(6)
+            self.raw.setSymbolBrush(pg.mkBrush(self.entry.color))
+            self.raw.setSymbolPen(None)
         if len(x) >= PeakPyramid.MIN_POINTS:
             raw = PeakPyramid(x, series.values)
             if raw.usable:
@@ -127,6 +183,7 @@ class ScalarPlotPanel(QWidget):
         self.runs = runs
         self.view = view
         self.plots: dict[str, pg.PlotItem] = {}
+        self.extents: dict[str, XExtent] = {}     # per plot: the union x range (see XExtent)
         self.curves: dict[tuple[str, str], Curve] = {}
         self.regions: list[pg.LinearRegionItem] = []
         self.vlines: list[pg.InfiniteLine] = []
@@ -202,6 +259,7 @@ class ScalarPlotPanel(QWidget):
         self._sync_controls()
         self.canvas.clear()
         self.plots.clear()
+        self.extents.clear()
         self.curves.clear()
         self.regions.clear()
         self.vlines.clear()
@@ -216,7 +274,7 @@ class ScalarPlotPanel(QWidget):
             axis = {"bottom": pg.DateAxisItem()} if self.view.x_mode == "wall" else None
             plot = self.canvas.addPlot(row=row, col=0, axisItems=axis)
             plot.disableAutoRange()
-            plot.setTitle(metric, size="9pt", color="#333")
+            plot.setTitle(html.escape(metric), size="9pt", color="#333")   # a name is text, not HTML
             # No grid: alpha-blended grid lines across the plot cost ~30 ms per redraw offscreen.
             plot.setLogMode(False, self.view.log_y)
             plot.setMenuEnabled(False)
@@ -232,6 +290,9 @@ class ScalarPlotPanel(QWidget):
             else:
                 plot.setLabel("bottom", X_LABELS[self.view.x_mode])
             self.plots[metric] = plot
+            extent = XExtent()
+            plot.addItem(extent)
+            self.extents[metric] = extent
             vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", width=1, style=Qt.DashLine))
             vline.setVisible(False)
             plot.addItem(vline, ignoreBounds=True)
@@ -243,6 +304,7 @@ class ScalarPlotPanel(QWidget):
             self.regions.append(region)
         for entry in entries:
             self._add_curves(entry, list(self.plots))
+        self._update_extents()
         for plot in self.plots.values():
             plot.enableAutoRange()
         for plot in self.plots.values():
@@ -269,6 +331,7 @@ class ScalarPlotPanel(QWidget):
         """A run was opened: overlay its curves on the existing plots (no rebuild)."""
         self.empty_label.setVisible(not self.view.metrics)
         self._add_curves(entry, list(self.plots))
+        self._update_extents()
         for plot in self.plots.values():
             self._feed_view(plot)
 
@@ -285,6 +348,28 @@ class ScalarPlotPanel(QWidget):
             if self._xmap is None or len(curve.steps) > len(self._xmap[0]):
                 self._set_xmap(curve.entry.series(curve.metric), curve.x)
         self.empty_label.setVisible(not self.view.metrics or not self.runs.runs())
+        self._update_extents()
+
+    def _update_extents(self) -> None:
+        """Every plot spans the x range of all curves; titles say why a plot is (partly) empty."""
+        lo, hi = np.inf, -np.inf
+        for curve in self.curves.values():
+            x = curve.x[np.isfinite(curve.x)] if len(curve.x) else curve.x
+            if len(x):
+                lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+        span = (lo, hi) if lo <= hi else None
+        for extent in self.extents.values():
+            extent.set_span(span)
+        self._update_titles()
+
+    def _update_titles(self) -> None:
+        for metric, plot in self.plots.items():
+            values = [c.values for (m, _), c in self.curves.items() if m == metric]
+            note = plot_note(values, self.view.log_y) if self.runs.runs() else ""
+            title = html.escape(metric)
+            if note:
+                title += f" <span style='color:{NOTE_COLOR}'>— {html.escape(note)}</span>"
+            plot.setTitle(title, size="9pt", color="#333")
 
     def _feed_view(self, plot) -> None:
         vb = plot.getViewBox()
@@ -335,6 +420,7 @@ class ScalarPlotPanel(QWidget):
         self._sync_controls()
         for plot in self.plots.values():
             plot.setLogMode(False, on)
+        self._update_titles()
 
     def _on_run_updated(self, entry, n_new: int) -> None:
         """Live data: append to the existing curves (new metrics need a rebuild)."""
@@ -346,6 +432,7 @@ class ScalarPlotPanel(QWidget):
                 series = entry.series(metric)
                 if series is not None and len(series.steps) != len(curve.steps):
                     curve.update(series, self._x_of(entry, series), self.view.smoothing)
+        self._update_extents()
 
     def _apply_step_range(self, rng) -> None:
         if not self.plots:
@@ -416,11 +503,13 @@ class ScalarPlotPanel(QWidget):
                 step, raw, smooth = hit
                 step_txt = step_txt or f"step {step}"
                 txt = f"{raw:.6g}"
+                if f"step {step}" != step_txt:   # a sparser metric's nearest point is elsewhere: say where
+                    txt += f" <span style='color:#777'>@ step {step}</span>"
                 if self.view.smoothing > 0 and smooth is not None:
                     txt += f" <span style='color:#777'>(ema {smooth:.4g})</span>"
                 vals.append(f"<span style='color:{curve.entry.color}'>&#9632;</span> {txt}")
             if vals:
-                parts.append(f"<b>{metric}</b> " + " ".join(vals))
+                parts.append(f"<b>{html.escape(metric)}</b> " + " ".join(vals))
         text = (f"<b>{step_txt}</b> &nbsp; " if step_txt else "") + " &nbsp;|&nbsp; ".join(parts)
         self.readout.setText(text or " ")
         return self.readout.text()
