@@ -176,3 +176,17 @@ def test_closing_the_window_while_tailing_a_live_run(qtbot, tmp_path):
         qtbot.wait(200)                            # no poll after close, nothing raised
     finally:
         w.close()
+
+
+def test_short_run_overlaid_on_a_long_one_stays_visible(window, tmp_path, qtbot):
+    # pyqtgraph's auto downsampling sizes its buckets from the view range: a curve narrower
+    # than a pixel used to get a bucket larger than itself and drew nothing at all.
+    long = scalar_file(tmp_path / "long.h5", {"train/loss": (np.arange(400_000), np.linspace(2, 1, 400_000))})
+    short = scalar_file(tmp_path / "short.h5", {"train/loss": (np.arange(150), np.linspace(2, 9, 150))})
+    a, b = window.open_paths([long, short])
+    window.view.set_metrics(["train/loss"])
+    window.view.set_smoothing(0.0)
+    qtbot.wait(100)
+    curve = window.scalars.curves[("train/loss", b.key)].raw
+    x, y = curve.getData()
+    assert x is not None and len(x) >= 2 and np.nanmax(y) == pytest.approx(9.0)   # its peak is drawn

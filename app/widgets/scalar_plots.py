@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..lod import PeakPyramid, ema
+
+WHOLE_DRAW_POINTS = 20_000   # series up to this long are drawn without downsampling
 from ..model import X_MODES
 
 X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
@@ -130,6 +132,12 @@ class Curve:
             self.raw.setSymbolSize(6)
             self.raw.setSymbolBrush(pg.mkBrush(self.entry.color))
             self.raw.setSymbolPen(None)
+        # pyqtgraph sizes its peak buckets from the view range, so a curve narrower than a
+        # pixel (a short run overlaid on a long one) got one bucket larger than itself and
+        # drew nothing. Short series are cheap to draw whole (20 k points ~3 ms).
+        auto = len(x) > WHOLE_DRAW_POINTS
+        for item in (self.raw, self.smooth):
+            item.setDownsampling(ds=1, auto=auto, method="peak")
         if len(x) >= PeakPyramid.MIN_POINTS:
             raw = PeakPyramid(x, series.values)
             if raw.usable:
