@@ -17,6 +17,7 @@ from recorder.format import RunFileError
 
 STALE_MIN_SECONDS = 10.0     # a heartbeat older than this (and 5 flush intervals) = writer gone
 SCALAR_READ_BLOCK = 4_000_000  # rows per read when loading the scalar table (bounds peak memory)
+EAGER_SCALAR_ROWS = 8_000_000  # up to this many rows all metrics load at once (~200 MB of points)
 MASK_SPLIT_MAX_TAGS = 32     # up to this many tags in a block, split by masks; above, by sorting
 
 
@@ -140,6 +141,8 @@ class Run:
             raise RunFileError(f"{self.path}: damaged or truncated run file ({exc})") from exc
         self._scalars_loaded = False
         self._scalar_rows = 0
+        self._lazy = False           # see _load_scalars
+        self._wanted: set[int] = set()
         self._tags: list[str] = []
         self._points: dict[int, _Growing] = {}
         self._group_rows: dict[str, int] = {}
@@ -256,20 +259,52 @@ class Run:
         return min(self._ds(p).shape[0] for p in paths)
 
     def _load_scalars(self) -> int:
-        cols = (fmt.SCALAR_STEP, fmt.SCALAR_TAG, fmt.SCALAR_VALUE, fmt.SCALAR_WALL)
-        n = self._committed_rows(cols)
+        """Read the scalar rows added since the last call; returns how many there were.
+
+        A table of up to EAGER_SCALAR_ROWS rows is split into all its metrics in one pass
+        (fast first paint). A longer one switches to lazy mode for good: only the metrics
+        asked for are kept, so memory follows what is shown, not the file size.
+        """
+        n = self._committed_rows((fmt.SCALAR_STEP, fmt.SCALAR_TAG, fmt.SCALAR_VALUE, fmt.SCALAR_WALL))
         tags_ds = self._ds(fmt.TAG_NAMES)
         if tags_ds.shape[0] > len(self._tags):
             self._tags += fmt.decode_names(tags_ds[len(self._tags) :])
         start = self._scalar_rows
-        f = self._file()
-        for a in range(start, n, SCALAR_READ_BLOCK):
-            b = min(n, a + SCALAR_READ_BLOCK)
-            step, tag, value, wall = (f[c][a:b] for c in cols)
-            self._split_rows(step, tag, value, wall)
+        if not self._scalars_loaded:
+            self._lazy = n > EAGER_SCALAR_ROWS
+        if not self._lazy:
+            self._scan(start, n, None)
+        elif self._wanted:
+            self._scan(start, n, self._wanted)
         self._scalar_rows = n
         self._scalars_loaded = True
         return n - start
+
+    def _scan(self, start: int, stop: int, wanted) -> None:
+        """Split rows [start, stop) into per-metric points; ``wanted``: tag ids to keep (None = all)."""
+        f = self._file()
+        step_ds, tag_ds, value_ds, wall_ds = (f[c] for c in (fmt.SCALAR_STEP, fmt.SCALAR_TAG,
+                                                              fmt.SCALAR_VALUE, fmt.SCALAR_WALL))
+        for a in range(start, stop, SCALAR_READ_BLOCK):
+            b = min(stop, a + SCALAR_READ_BLOCK)
+            tag = tag_ds[a:b]
+            if wanted is None:
+                self._split_rows(step_ds[a:b], tag, value_ds[a:b], wall_ds[a:b])
+                continue
+            keep = np.isin(tag, np.fromiter(wanted, np.int32)) if len(wanted) > 1 else tag == next(iter(wanted))
+            idx = np.flatnonzero(keep)
+            if len(idx) == 0:
+                continue
+            lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1   # one slab covering the matches
+            rel = idx - int(idx[0])
+            self._split_rows(step_ds[lo:hi][rel], tag[idx], value_ds[lo:hi][rel], wall_ds[lo:hi][rel])
+
+    def _want(self, tag: int) -> None:
+        # Lazy mode: a metric asked for the first time is read from the rows seen so far;
+        # later refreshes keep it up to date with the others.
+        if self._lazy and tag not in self._wanted:
+            self._wanted.add(tag)
+            self._scan(0, self._scalar_rows, {tag})
 
     def _split_rows(self, step, tag, value, wall) -> None:
         present = np.unique(tag) if len(tag) < 1_000_000 else np.flatnonzero(np.bincount(tag))
@@ -307,6 +342,7 @@ class Run:
             tag = self._tags.index(name)
         except ValueError:
             raise KeyError(f"{self.path.name}: no metric named {name!r}") from None
+        self._want(tag)
         points = self._points.get(tag)
         if points is None:
             empty = np.empty(0)

@@ -206,3 +206,36 @@ def test_info_cli(tmp_path, capsys):
     (tmp_path / "bad.h5").write_bytes(b"junk" * 100)
     assert main(["info", str(tmp_path / "bad.h5")]) == 2
     assert "bad.h5" in capsys.readouterr().err
+
+
+def test_long_scalar_tables_load_only_the_metrics_asked_for(tmp_path, monkeypatch):
+    """Above EAGER_SCALAR_ROWS the reader keeps only requested metrics, with identical results."""
+    path = tmp_path / "lazy.h5"
+    w = RunFileWriter(path)
+    w.start({"name": "lazy"})
+    w.add_tags(["a", "b", "c"])
+    steps = np.arange(3000)
+    w.append_scalars(np.repeat(steps, 3), np.tile([0, 1, 2], 3000), np.ravel(np.c_[steps, -steps, steps * 0.5]),
+                     np.repeat(steps * 0.1, 3))
+    w.flush(2999)
+    eager = open_run(path)
+    monkeypatch.setattr(run_module, "EAGER_SCALAR_ROWS", 100)
+    monkeypatch.setattr(run_module, "SCALAR_READ_BLOCK", 1000)     # several blocks
+    lazy = open_run(path)
+    assert lazy.scalar_names() == ["a", "b", "c"]
+    assert lazy._points == {}                                        # names only: nothing loaded yet
+    for name in ("b", "a"):
+        got, want = lazy.scalar(name), eager.scalar(name)
+        np.testing.assert_array_equal(got.steps, want.steps)
+        np.testing.assert_array_equal(got.values, want.values)
+        np.testing.assert_array_equal(got.wall, want.wall)
+    assert set(lazy._points) == {0, 1}                               # "c" never asked for, never held
+    w.add_tags(["d"])
+    w.append_scalars([3000, 3000, 3000], [0, 2, 3], [7.0, 8.0, 9.0], [1.0, 1.0, 1.0])
+    w.close()
+    assert lazy.refresh() == 3
+    assert lazy.scalar("a").values[-1] == 7.0 and len(lazy.scalar("a")) == 3001
+    assert lazy.scalar("d").values.tolist() == [9.0]
+    assert lazy.scalar("c").values[-1] == 8.0 and len(lazy.scalar("c")) == 3001
+    eager.close()
+    lazy.close()
