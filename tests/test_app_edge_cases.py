@@ -16,17 +16,6 @@ from recorder.h5file import RunFileWriter  # noqa: E402
 from tests.fixtures_runs import make_run  # noqa: E402
 
 
-@pytest.fixture
-def window(qtbot):
-    w = MainWindow(settings=make_settings())
-    qtbot.addWidget(w)
-    w.resize(1300, 950)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
 def scalar_file(path, columns: dict, name=None, status="finished", error=""):
     """A run file with the given metrics {name: (steps, values)} and no layer tables."""
     w = RunFileWriter(path)

@@ -43,17 +43,6 @@ def small_run(tmp_path_factory):
                     stats_every=10, hist_every=100, snapshot_every=100)
 
 
-@pytest.fixture
-def window(qtbot):
-    w = MainWindow(settings=make_settings())
-    qtbot.addWidget(w)
-    w.resize(1300, 950)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
-
-
 def settle(qtbot, ms=60):
     qtbot.wait(ms)
 
