@@ -6,7 +6,6 @@ Life cycle: ``RunFileWriter(path)`` creates the file (so a bad path fails at onc
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field

@@ -11,7 +11,6 @@ synchronise on a GPU too. A call counts against the recorder when it happens on 
 """
 from __future__ import annotations
 
-import math
 import sys
 import threading
 import traceback

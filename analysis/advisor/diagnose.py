@@ -13,7 +13,7 @@ from . import weight_rules as weight
 from .causes import Context, attach
 from .labels import LayerLabels
 from .signals import NORM_TYPES, Signals, extract
-from .series import finite_prefix, first_nonfinite, head_level, tail_level
+from .series import finite_prefix, head_level, tail_level
 
 MIN_LOSS_POINTS = 20     # fewer training-loss points: the loss rules say nothing
 

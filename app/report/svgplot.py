@@ -317,7 +317,6 @@ def heatmap(values: np.ndarray, steps: np.ndarray, layers: list, *, title: str =
     steps = np.asarray(steps, float)
     R, L = values.shape if values.ndim == 2 else (0, 0)
     left, right, top = 210, 96, 26 if title else 8
-    label_rows = L
     cols, col_edges = pool_max(values, MAX_HEATMAP_COLUMNS, axis=0) if R else (values, np.arange(1))
     rows_v, row_edges = pool_max(cols, MAX_HEATMAP_ROWS, axis=1) if L else (cols, np.arange(1))
     nr = rows_v.shape[1] if rows_v.ndim == 2 else 0

@@ -9,7 +9,6 @@ imported inside functions so ``import recorder.examples.digits`` stays light.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import dataclass
