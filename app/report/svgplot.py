@@ -147,7 +147,7 @@ def _should_log(lines: list[Line]) -> bool:
         return False
     lo = min(float(y.min()) for y in ys)
     hi = max(float(y.max()) for y in ys)
-    return lo > 0 and hi / lo > 100
+    return lo > 0 and hi / lo >= 100     # two decades or more: a linear axis flattens the small end
 
 
 def _segments(mask: np.ndarray) -> list[tuple[int, int]]:
