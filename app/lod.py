@@ -90,28 +90,22 @@ def pool_rows(values: np.ndarray, n_buckets: int, how: str = "max") -> tuple[np.
     NaNs are ignored unless a whole bucket is NaN. Returns ``(pooled, edges)`` where bucket
     ``i`` covers rows ``edges[i]:edges[i+1]``. Fewer rows than buckets: returned unchanged.
     """
-    values = np.asarray(values)
-    n = values.shape[0]
-    edges = bucket_edges(n, n_buckets)
-    if n == 0 or len(edges) - 1 == n:
-        return values, np.arange(n + 1, dtype=np.int64)
-    ufunc = {"max": np.fmax, "min": np.fmin}[how]
-    if values.dtype.kind == "f":
-        pooled = ufunc.reduceat(values, edges[:-1], axis=0)
-    else:
-        pooled = (np.maximum if how == "max" else np.minimum).reduceat(values, edges[:-1], axis=0)
-    return pooled, edges
+    return _pool(values, n_buckets, how, axis=0)
 
 
 def pool_columns(values: np.ndarray, n_buckets: int, how: str = "max") -> tuple[np.ndarray, np.ndarray]:
     """``pool_rows`` along axis 1 (for [layers, steps] images stored with steps contiguous)."""
+    return _pool(values, n_buckets, how, axis=1)
+
+
+def _pool(values, n_buckets: int, how: str, axis: int) -> tuple[np.ndarray, np.ndarray]:
     values = np.asarray(values)
-    n = values.shape[1]
+    n = values.shape[axis]
     edges = bucket_edges(n, n_buckets)
     if n == 0 or len(edges) - 1 == n:
         return values, np.arange(n + 1, dtype=np.int64)
-    ufunc = {"max": np.fmax, "min": np.fmin}[how]
-    return ufunc.reduceat(values, edges[:-1], axis=1), edges
+    ufunc = {"max": np.fmax, "min": np.fmin}[how]     # fmax/fmin skip NaN; on integers they equal max/min
+    return ufunc.reduceat(values, edges[:-1], axis=axis), edges
 
 
 class RowPooler:

@@ -217,10 +217,6 @@ class MainWindow(QMainWindow):
         self.banner.show_message(message)
         self.statusBar().showMessage(message, 10000)
 
-    def poll_live(self) -> None:
-        if len(self.runs):
-            self.live.poll()
-
     def _show_run_state(self) -> None:
         """The current run's state in the status bar: live / finished at step N / writer stopped."""
         e = self.runs.current

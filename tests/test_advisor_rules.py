@@ -380,3 +380,16 @@ def test_lr_cannot_be_both_too_high_and_too_low():
     conf = {c.id: c.confidence for c in f.causes}
     assert f.causes[0].id == "lr_too_high"
     assert conf.get("lr_too_low", 0) < 0.15
+
+
+def test_grad_spike_evidence_backs_loss_spikes_only_when_the_gradient_spiked_too():
+    rng = np.random.default_rng(3)
+    steps = np.arange(400)
+    calm = 1.0 + 0.05 * rng.standard_normal(400)
+    assert grad.grad_spike_evidence([150, 300], steps, calm) is None      # noise never reaches z > 2.5
+    spiky = calm.copy()
+    spiky[[150, 301]] = 6.0                                                   # same step, and one step later
+    ev = grad.grad_spike_evidence([150, 300], steps, spiky)
+    assert ev is not None and ev.series == "sys/grad_norm"
+    assert ev.steps == [150, 301] and "2 of the 2 loss-spike steps" in ev.text
+    assert grad.grad_spike_evidence([50], steps, spiky) is None              # spikes elsewhere are not evidence

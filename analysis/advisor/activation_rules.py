@@ -119,12 +119,3 @@ def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, t
                   f"(median of the last {tail:.0%} of records; threshold {saturated:.0%}, DeepDiagnosis)"),
             steps=[int(steps[0]), int(steps[-1])], values=rounded([full[0, k], med[i]])) for k, i in enumerate(hit)],
     )
-
-
-def mean_saturation(frac_saturated, types) -> float | None:
-    cols = [j for j, t in enumerate(types) if t in BOUNDED_TYPES]
-    if not cols:
-        return None
-    with np.errstate(all="ignore"):
-        return float(np.nanmedian(np.asarray(frac_saturated, dtype=np.float64)[:, cols]))
-

@@ -219,6 +219,11 @@ def _loss_context(sig: Signals, ctx: Context, findings) -> None:
         idx = np.searchsorted(s, spikes.evidence[0].steps)
         nxt = np.clip(idx + 1, 0, len(v) - 1)
         ctx.spikes_isolated = bool(np.all(v[nxt] < 0.5 * v[idx]))
+        total = sig.scalars.get("sys/grad_norm")
+        if total is not None:
+            ev = grad.grad_spike_evidence(spikes.evidence[0].steps, *total)
+            if ev is not None:
+                spikes.evidence.append(ev)
     lr = sig.scalars.get("sys/lr")
     if lr is not None and len(lr[1]) >= 2:
         s, v = lr

@@ -224,3 +224,24 @@ def detect_grad_spikes(steps, total_norm, *, z=2.5, alpha=0.05, warmup=20, min_p
     idx = np.array([i for i, _ in out], dtype=np.int64)
     return s[idx], v[idx], np.array([zz for _, zz in out])
 
+
+
+def grad_spike_evidence(spike_steps, grad_steps, grad_norm, *, within=1, z=2.5):
+    """Evidence for a loss-spike finding: the global gradient norm spiked at the same steps.
+
+    Uses the ZClip test above (z-score > ``z`` against an EMA); ``within`` steps of slack
+    because a bad batch shows in the loss of its step and the gradient of the same step.
+    Returns None when the gradient norm stayed calm at every loss spike.
+    """
+    g_steps, g_values, g_z = detect_grad_spikes(grad_steps, grad_norm, z=z)
+    if len(g_steps) == 0 or len(spike_steps) == 0:
+        return None
+    hit = [i for i, st in enumerate(g_steps) if np.any(np.abs(np.asarray(spike_steps) - st) <= within)]
+    if not hit:
+        return None
+    matched = len({int(s) for s in spike_steps if np.any(np.abs(g_steps - s) <= within)})
+    return Evidence(
+        series="sys/grad_norm",
+        text=(f"the global gradient norm spiked too at {matched} of the {len(spike_steps)} loss-spike steps "
+              f"(z-score up to {float(np.max(g_z[hit])):.1f} > {z} against its EMA, ZClip rule)"),
+        steps=[int(g_steps[i]) for i in hit], values=[float(g_values[i]) for i in hit], threshold=z)

@@ -159,7 +159,7 @@ def detect_no_progress(steps, values, *, series="train/loss", min_improvement=0.
     steps, values = finite_prefix(steps, values)
     if len(values) < min_points:
         return None
-    s_steps, s = smooth_curve(steps, values)
+    _, s = smooth_curve(steps, values)
     init = head_level(values)
     end = tail_level(values)
     best = float(np.min(s))

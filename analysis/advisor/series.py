@@ -80,15 +80,6 @@ def tail_level(values, frac: float = 0.1, min_points: int = 3) -> float:
     return float(np.median(values[-k:]))
 
 
-def mad_sigma(x) -> float:
-    """Robust standard deviation: 1.4826 x median absolute deviation."""
-    x = np.asarray(x, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return float("nan")
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
-
-
 def true_runs(mask) -> list[tuple[int, int]]:
     """(start, stop) index pairs of consecutive True values (stop exclusive)."""
     m = np.asarray(mask, dtype=bool).astype(np.int8)

@@ -199,7 +199,7 @@ def run_headless(args, expected: dict, path: Path, shot: Path) -> int:
         print("no findings")
     named, sentence = headline(findings, expected)
     print(f"\n==> {sentence}\n")
-    shot_note = write_screenshot(path, shot, findings, expected, args.size)
+    shot_note = write_screenshot(path, shot, expected, args.size)
     print("files:")
     print(f"  run file:   {path}")
     print(f"  screenshot: {shot_note}")
@@ -207,7 +207,7 @@ def run_headless(args, expected: dict, path: Path, shot: Path) -> int:
     return 0 if named else 1
 
 
-def write_screenshot(path: Path, shot: Path, findings, expected: dict, size: str) -> str:
+def write_screenshot(path: Path, shot: Path, expected: dict, size: str) -> str:
     """Render the app offscreen with the finding that names the problem selected."""
     if "PySide6" not in sys.modules:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"

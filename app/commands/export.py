@@ -18,6 +18,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from analysis import RunFileError, open_run
+    from app.commands.report import print_progress
     from app.report.csv_export import export_run_csv
 
     out = Path(args.csv)
@@ -25,13 +26,9 @@ def run(args) -> int:
         print(f"trainspect export: {out} exists and is not a directory", file=sys.stderr)
         return 2
 
-    def progress(done, total, text):
-        if not args.quiet:
-            print(f"[{done}/{total}] {text}", file=sys.stderr, flush=True)
-
     try:
         with open_run(args.run) as r:
-            files = export_run_csv(r, out, progress=progress)
+            files = export_run_csv(r, out, progress=None if args.quiet else print_progress)
     except RunFileError as exc:
         print(f"trainspect export: {exc}", file=sys.stderr)
         return 2

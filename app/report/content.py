@@ -254,32 +254,43 @@ def finding_figures(run, finding) -> list:
         if key in seen:
             continue
         seen.add(key)
-        markers = [(float(s), float(v)) for s, v in zip(ev.steps, ev.values)
-                   if isinstance(v, (int, float)) and isinstance(s, (int, float))]
         if ev.series in names:
-            ln = _series_line(run, ev.series, PALETTE[0], "")
-            if ln is None:
-                continue
-            spec = PlotSpec(title=ev.series, height=200, spans=span, markers=_on_curve(markers, ln.x, ln.y)[:200])
-            figs.append(Figure(ev.series, svgplot.line_plot([ln], spec), ev.text))
+            fig = _scalar_evidence_figure(run, ev, span)
         elif ev.series in stats:
-            ls = run.layer_stat(ev.series)
-            wanted = [ev.layer] if ev.layer else list(finding.layers)
-            idx = [ls.layers.index(n) for n in wanted if n in ls.layers][:MAX_FINDING_LAYERS]
-            if not idx:       # no layer named: show all layers as a heatmap
-                fig = layer_heatmap(run, ev.series)
-                if fig is not None:
-                    figs.append(Figure(fig.title, fig.svg, ev.text))
-                continue
-            lines = [Line(ls.steps, ls.values[:, j], ls.layers[j], PALETTE[i % len(PALETTE)]) for i, j in enumerate(idx)]
-            on_curve = _on_curve(markers, ls.steps, ls.values[:, idx[0]].astype(float)) if len(idx) == 1 else []
-            spec = PlotSpec(title=f"{ev.series}", height=210, spans=span, markers=on_curve[:200])
-            figs.append(Figure(ev.series, svgplot.line_plot(lines, spec), ev.text))
+            fig = _layer_evidence_figure(run, finding, ev, span)
         elif ev.series == "snapshots":
             fig = _snapshot_figure(run, ev.layer or (finding.layers[0] if finding.layers else None), ev.text)
-            if fig is not None:
-                figs.append(fig)
+        else:
+            fig = None
+        if fig is not None:
+            figs.append(fig)
     return figs
+
+
+def _markers(ev) -> list:
+    return [(float(s), float(v)) for s, v in zip(ev.steps, ev.values)
+            if isinstance(v, (int, float)) and isinstance(s, (int, float))]
+
+
+def _scalar_evidence_figure(run, ev, span) -> Figure | None:
+    ln = _series_line(run, ev.series, PALETTE[0], "")
+    if ln is None:
+        return None
+    spec = PlotSpec(title=ev.series, height=200, spans=span, markers=_on_curve(_markers(ev), ln.x, ln.y)[:200])
+    return Figure(ev.series, svgplot.line_plot([ln], spec), ev.text)
+
+
+def _layer_evidence_figure(run, finding, ev, span) -> Figure | None:
+    ls = run.layer_stat(ev.series)
+    wanted = [ev.layer] if ev.layer else list(finding.layers)
+    idx = [ls.layers.index(n) for n in wanted if n in ls.layers][:MAX_FINDING_LAYERS]
+    if not idx:       # no layer named: show all layers as a heatmap
+        fig = layer_heatmap(run, ev.series)
+        return Figure(fig.title, fig.svg, ev.text) if fig is not None else None
+    lines = [Line(ls.steps, ls.values[:, j], ls.layers[j], PALETTE[i % len(PALETTE)]) for i, j in enumerate(idx)]
+    on_curve = _on_curve(_markers(ev), ls.steps, ls.values[:, idx[0]].astype(float)) if len(idx) == 1 else []
+    spec = PlotSpec(title=f"{ev.series}", height=210, spans=span, markers=on_curve[:200])
+    return Figure(ev.series, svgplot.line_plot(lines, spec), ev.text)
 
 
 def _snapshot_figure(run, layer, caption) -> Figure | None:

@@ -46,25 +46,42 @@ def _figure(fig) -> str:
     return f"<figure>{fig.svg}{cap}</figure>"
 
 
+def step_span(f) -> str:
+    return f"steps {f.first_step}–{f.last_step}" if f.first_step is not None else ""
+
+
+def layers_text(f, limit: int = 12) -> str:
+    more = f" … (+{len(f.layers) - limit})" if len(f.layers) > limit else ""
+    return f"layers: {', '.join(f.layers[:limit])}{more}"
+
+
+def finding_lists(f, code_tag: str = "code") -> list[tuple[str, str, list[str]]]:
+    """(heading, "ul"/"ol", escaped item markup) for a finding's evidence, causes and fixes.
+
+    Shared by the HTML page and the PDF's Qt rich text, which differ only in the markup around them.
+    """
+    lists = []
+    if f.evidence:
+        lists.append(("Evidence", "ul", [
+            f"<{code_tag}>{e(ev.series)}</{code_tag}>{' (' + e(ev.layer) + ')' if ev.layer else ''}: {e(ev.text)}"
+            for ev in f.evidence]))
+    if f.causes:
+        lists.append(("Likely causes", "ol", [f"<b>{e(c.id)}</b> ({c.confidence:.2f}): {e(c.why)}" for c in f.causes]))
+    if f.fixes:
+        lists.append(("Fixes, in the order to try them", "ol", [e(x) for x in f.fixes]))
+    return lists
+
+
 def _finding(f, figures, anchor: str) -> str:
     color = SEVERITY_COLORS.get(f.severity, "#999")
-    span = f"steps {f.first_step}–{f.last_step}" if f.first_step is not None else ""
     parts = [f'<div class="finding" id="{anchor}" style="border-left-color:{color}">',
              f'<div><span class="sev" style="background:{color}">{e(f.severity.upper())}</span> '
-             f'<span class="symptom">{e(f.symptom)}</span> <span class="muted">{e(span)}</span></div>',
+             f'<span class="symptom">{e(f.symptom)}</span> <span class="muted">{e(step_span(f))}</span></div>',
              f"<h3>{e(f.title)}</h3>"]
     if f.layers:
-        more = f" … (+{len(f.layers) - 12})" if len(f.layers) > 12 else ""
-        parts.append(f'<div class="muted">layers: {e(", ".join(f.layers[:12]))}{e(more)}</div>')
-    if f.evidence:
-        parts.append("<b>Evidence</b><ul>" + "".join(
-            f"<li><code>{e(ev.series)}</code>{' (' + e(ev.layer) + ')' if ev.layer else ''}: {e(ev.text)}</li>"
-            for ev in f.evidence) + "</ul>")
-    if f.causes:
-        parts.append("<b>Likely causes</b><ol>" + "".join(
-            f"<li><b>{e(c.id)}</b> ({c.confidence:.2f}): {e(c.why)}</li>" for c in f.causes) + "</ol>")
-    if f.fixes:
-        parts.append("<b>Fixes, in the order to try them</b><ol>" + "".join(f"<li>{e(x)}</li>" for x in f.fixes) + "</ol>")
+        parts.append(f'<div class="muted">{e(layers_text(f))}</div>')
+    for heading, tag, items in finding_lists(f):
+        parts.append(f"<b>{heading}</b><{tag}>" + "".join(f"<li>{x}</li>" for x in items) + f"</{tag}>")
     if f.confirm:
         parts.append(f"<div><b>Confirm:</b> {e(f.confirm)}</div>")
     parts.extend(_figure(fig) for fig in figures)

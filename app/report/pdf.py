@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
-from html import escape
-
 from .content import Report
+from .html import SEVERITY_COLORS, e, finding_lists, layers_text, step_span
 
 PAGE_DPI = 96            # layout units = CSS pixels; the PDF itself is vector
 MARGIN = 42
 FOOTER = 22
 BLOCK_GAP = 8
-SEVERITY_COLORS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 
 _app = None
 
@@ -34,10 +32,6 @@ def ensure_gui_app():
         # pytest-qt), and widgets abort under a plain QGuiApplication.
         _app = app = QApplication([])
     return app
-
-
-def e(text) -> str:
-    return escape(str(text), quote=True)
 
 
 # ------------------------------------------------------------------ blocks
@@ -65,22 +59,13 @@ def _kv(rows) -> str:
 
 def _finding_html(f) -> str:
     color = SEVERITY_COLORS.get(f.severity, "#999")
-    span = f"steps {f.first_step}–{f.last_step}" if f.first_step is not None else ""
     out = [f'<p><span style="background-color:{color};color:#fff"><b>&nbsp;{e(f.severity.upper())}&nbsp;</b></span> '
-           f'<tt>{e(f.symptom)}</tt> <font color="#666">{e(span)}</font></p>',
+           f'<tt>{e(f.symptom)}</tt> <font color="#666">{e(step_span(f))}</font></p>',
            f"<h3>{e(f.title)}</h3>"]
     if f.layers:
-        more = f" … (+{len(f.layers) - 12})" if len(f.layers) > 12 else ""
-        out.append(f'<p><font color="#666">layers: {e(", ".join(f.layers[:12]))}{e(more)}</font></p>')
-    if f.evidence:
-        out.append("<p><b>Evidence</b></p><ul>" + "".join(
-            f"<li><tt>{e(ev.series)}</tt>{' (' + e(ev.layer) + ')' if ev.layer else ''}: {e(ev.text)}</li>"
-            for ev in f.evidence) + "</ul>")
-    if f.causes:
-        out.append("<p><b>Likely causes</b></p><ol>" + "".join(
-            f"<li><b>{e(c.id)}</b> ({c.confidence:.2f}): {e(c.why)}</li>" for c in f.causes) + "</ol>")
-    if f.fixes:
-        out.append("<p><b>Fixes, in the order to try them</b></p><ol>" + "".join(f"<li>{e(x)}</li>" for x in f.fixes) + "</ol>")
+        out.append(f'<p><font color="#666">{e(layers_text(f))}</font></p>')
+    for heading, tag, items in finding_lists(f, code_tag="tt"):
+        out.append(f"<p><b>{heading}</b></p><{tag}>" + "".join(f"<li>{x}</li>" for x in items) + f"</{tag}>")
     if f.confirm:
         out.append(f"<p><b>Confirm:</b> {e(f.confirm)}</p>")
     return "".join(out)

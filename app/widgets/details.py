@@ -8,7 +8,6 @@ from datetime import datetime
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout
 
 from .lazy import LazyPanel
-from .throttle import Throttle
 
 MAX_ROWS = 400
 
@@ -62,8 +61,6 @@ def run_details_html(run) -> str:
             out.append(f"<p>… {len(run.params) - MAX_ROWS} more</p>")
     return "".join(out)
 
-LIVE_RELOAD_MS = 2000
-
 
 class DetailsPanel(LazyPanel):
     def __init__(self, runs, parent=None):
@@ -73,10 +70,7 @@ class DetailsPanel(LazyPanel):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.text)
-        runs.currentChanged.connect(self.load)
-        # Live runs: re-read at most every LIVE_RELOAD_MS, not on every poll.
-        self.live_reload = Throttle(lambda: self.load(runs.current), LIVE_RELOAD_MS, self)
-        runs.runUpdated.connect(lambda e, n: e is runs.current and self.live_reload.trigger())
+        self.follow_current_run(runs)
         self.load(runs.current)
 
     def _load(self, entry) -> None:

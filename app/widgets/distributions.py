@@ -11,11 +11,9 @@ from .. import vocab
 from ..layer_data import histogram_series, snapshot_series
 from ..lod import finite_levels, rebin_histograms
 from .lazy import LazyPanel
-from .throttle import Throttle
+from .parts import image_with_colorbar, message_label
 
 HIST_DISPLAY_BINS = 96
-
-LIVE_RELOAD_MS = 2000
 
 
 class DistributionsPanel(LazyPanel):
@@ -50,26 +48,15 @@ class DistributionsPanel(LazyPanel):
         self.hist_plot.setLabel("bottom", "step")
         self.hist_plot.setLabel("left", "value")
         self.hist_plot.setMenuEnabled(False)
-        self.hist_image = pg.ImageItem(axisOrder="row-major")
-        self.hist_plot.addItem(self.hist_image)
-        self.hist_bar = pg.ColorBarItem(colorMap=pg.colormap.get("inferno"), interactive=False, width=12,
-                                        label="log(1 + count)")
-        self.hist_bar.setImageItem(self.hist_image)
-        self.canvas.addItem(self.hist_bar, row=0, col=1)
+        self.hist_image, self.hist_bar = image_with_colorbar(self.canvas, self.hist_plot, 1, "inferno", "log(1 + count)")
         self.snap_plot = self.canvas.addPlot(row=0, col=2)
         self.snap_plot.invertY(True)
         self.snap_plot.setAspectLocked(True)
         self.snap_plot.setMenuEnabled(False)
         self.snap_plot.setLabel("bottom", "column (block-averaged)")
         self.snap_plot.setLabel("left", "row")
-        self.snap_image = pg.ImageItem(axisOrder="row-major")
-        self.snap_plot.addItem(self.snap_image)
-        self.snap_bar = pg.ColorBarItem(colorMap=pg.colormap.get("CET-D1"), interactive=False, width=12, label="weight")
-        self.snap_bar.setImageItem(self.snap_image)
-        self.canvas.addItem(self.snap_bar, row=0, col=3)
-        self.message = QLabel("")
-        self.message.setAlignment(Qt.AlignCenter)
-        self.message.setWordWrap(True)   # the "nothing recorded" explanations are a sentence long
+        self.snap_image, self.snap_bar = image_with_colorbar(self.canvas, self.snap_plot, 3, "CET-D1", "weight")
+        self.message = message_label()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
@@ -80,10 +67,7 @@ class DistributionsPanel(LazyPanel):
         self.hist_kind.currentIndexChanged.connect(lambda _: self.show_histograms())
         self.snap_layer.currentIndexChanged.connect(lambda _: self.load_snapshots())
         self.snap_slider.valueChanged.connect(self.show_snapshot)
-        runs.currentChanged.connect(self.load)
-        # Live runs: re-read at most every LIVE_RELOAD_MS, not on every poll.
-        self.live_reload = Throttle(lambda: self.load(runs.current), LIVE_RELOAD_MS, self)
-        runs.runUpdated.connect(lambda e, n: e is runs.current and self.live_reload.trigger())
+        self.follow_current_run(runs)
         view.selectedLayersChanged.connect(self._follow_selection)
         self.load(runs.current)
 

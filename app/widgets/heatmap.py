@@ -18,7 +18,7 @@ from ..layer_data import LayerStatSource
 from ..lod import finite_levels, log_levels
 from ..model import PALETTE
 from .lazy import LazyPanel
-from .throttle import Throttle
+from .parts import image_with_colorbar, message_label
 
 STAT_LABELS = {
     "grad_norm": "gradient norm",
@@ -49,8 +49,6 @@ def matching_layers(selected, layers) -> list[int]:
                 break
     return out
 
-LIVE_RELOAD_MS = 2000
-
 
 class HeatmapPanel(LazyPanel):
     def __init__(self, runs, view, parent=None):
@@ -79,11 +77,7 @@ class HeatmapPanel(LazyPanel):
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.plot.addItem(self.image)
-        self.colorbar = pg.ColorBarItem(colorMap=pg.colormap.get("viridis"), interactive=False, width=12)
-        self.colorbar.setImageItem(self.image)
-        self.canvas.addItem(self.colorbar, row=0, col=1)
+        self.image, self.colorbar = image_with_colorbar(self.canvas, self.plot, 1, "viridis")
         self.series_plot = self.canvas.addPlot(row=1, col=0)
         self.series_plot.setXLink(self.plot)
         self.series_plot.setMenuEnabled(False)
@@ -96,9 +90,7 @@ class HeatmapPanel(LazyPanel):
         self.span.setVisible(False)
         self.plot.addItem(self.span, ignoreBounds=True)
         self.row_marks: list = []
-        self.message = QLabel("")
-        self.message.setAlignment(Qt.AlignCenter)
-        self.message.setWordWrap(True)   # the "nothing recorded" explanations are a sentence long
+        self.message = message_label()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(bar)
@@ -117,10 +109,7 @@ class HeatmapPanel(LazyPanel):
         self._mouse_proxy = pg.SignalProxy(self.canvas.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse)
         self.canvas.scene().sigMouseClicked.connect(self._on_click)
         self.stat_combo.currentIndexChanged.connect(self._on_combo)
-        runs.currentChanged.connect(self.load)
-        # Live runs: re-read at most every LIVE_RELOAD_MS, not on every poll.
-        self.live_reload = Throttle(lambda: self.load(runs.current), LIVE_RELOAD_MS, self)
-        runs.runUpdated.connect(lambda e, n: e is runs.current and self.live_reload.trigger())
+        self.follow_current_run(runs)
         view.heatmapStatChanged.connect(lambda _: self.load(runs.current))
         view.selectedLayersChanged.connect(self._show_selected_layers)
         view.stepRangeChanged.connect(self._apply_step_range)

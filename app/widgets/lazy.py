@@ -7,12 +7,22 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QWidget
 
+from .throttle import Throttle
+
+LIVE_RELOAD_MS = 2000
+
 
 class LazyPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._wanted = None
         self._stale = False
+
+    def follow_current_run(self, runs) -> None:
+        """Show ``runs.current``; a live run is re-read at most every LIVE_RELOAD_MS, not on every poll."""
+        runs.currentChanged.connect(self.load)
+        self.live_reload = Throttle(lambda: self.load(runs.current), LIVE_RELOAD_MS, self)
+        runs.runUpdated.connect(lambda e, n: e is runs.current and self.live_reload.trigger())
 
     def load(self, entry) -> None:
         self._wanted = entry
