@@ -1,5 +1,5 @@
 """trainspect analysis: read run files and diagnose them. Pure numpy; no torch, no Qt."""
-from recorder.format import RunFileError
+from trainspect.recorder.format import RunFileError
 
 from .findings import Cause, Evidence, Finding, sort_findings
 from .run import Histograms, LayerStat, ModuleInfo, ParamInfo, Run, RunStatus, Series, Snapshots, open_run

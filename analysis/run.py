@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder import format as fmt
-from recorder.format import RunFileError
+from trainspect.recorder import format as fmt
+from trainspect.recorder.format import RunFileError
 
 STALE_MIN_SECONDS = 10.0     # a heartbeat older than this (and 5 flush intervals) = writer gone
 SCALAR_READ_BLOCK = 4_000_000  # rows per read when loading the scalar table (bounds peak memory)

@@ -16,7 +16,7 @@ NOT_AVAILABLE = "advisor not available"
 def load_diagnose():
     """``analysis.diagnose`` or None when the advisor is not part of this build."""
     try:
-        from analysis import diagnose
+        from trainspect.analysis import diagnose
     except ImportError:
         return None
     return diagnose
@@ -31,7 +31,7 @@ def diagnose_run(run) -> tuple[list | None, str]:
         findings = list(diagnose(run))
     except Exception as exc:  # the advisor failing must not hide the plots
         return None, f"advisor failed on {run.path.name}: {type(exc).__name__}: {exc}"
-    from analysis.findings import sort_findings
+    from trainspect.analysis.findings import sort_findings
 
     findings = sort_findings(findings)
     n_warn = sum(f.severity != "info" for f in findings)
@@ -42,7 +42,7 @@ def diagnose_run(run) -> tuple[list | None, str]:
 
 def diagnose_path(path) -> tuple[list | None, str]:
     """Diagnose a run file with a reader of its own (safe on a worker thread)."""
-    from analysis import open_run
+    from trainspect.analysis import open_run
 
     if load_diagnose() is None:
         return None, NOT_AVAILABLE

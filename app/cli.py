@@ -22,7 +22,7 @@ COMMANDS = {
 
 
 def _command_module(name: str):
-    return importlib.import_module(f"app.commands.{name}")
+    return importlib.import_module(f"trainspect.app.commands.{name}")
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             try:
                 _command_module(name).add_arguments(p)
             except ModuleNotFoundError as exc:
-                if exc.name and exc.name.startswith("app.commands"):
+                if exc.name and exc.name.startswith("trainspect.app.commands"):
                     continue
                 raise
     return parser

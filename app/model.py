@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from analysis import RunFileError, open_run
+from trainspect.analysis import RunFileError, open_run
 
 # Colour-blind-friendly, distinct on white (Okabe-Ito first, then tab10 leftovers).
 PALETTE = (

@@ -3,7 +3,7 @@
 Taken from the reader's format module via ``analysis``: the app reaches files and their
 layout only through ``analysis`` (import direction app -> analysis -> recorder.format).
 """
-from analysis.run import fmt as _fmt
+from trainspect.analysis.run import fmt as _fmt
 
 LAYER_STATS = dict(_fmt.LAYER_STATS)      # public stat name -> (record group, field)
 HISTS = _fmt.HISTS

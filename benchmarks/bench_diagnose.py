@@ -30,8 +30,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recorder import format as fmt  # noqa: E402
-from recorder.h5file import LayerLayout, RunFileWriter  # noqa: E402
+from trainspect.recorder import format as fmt  # noqa: E402
+from trainspect.recorder.h5file import LayerLayout, RunFileWriter  # noqa: E402
 
 LONG_PARAMS = [("0.weight", "0", (256, 64), 16384), ("0.bias", "0", (256,), 256), ("2.weight", "2", (256, 256), 65536),
                ("2.bias", "2", (256,), 256), ("4.weight", "4", (128, 256), 32768), ("4.bias", "4", (128,), 128),
@@ -106,7 +106,7 @@ def _status_kb(key: str) -> int:
 
 def measure(path: Path) -> dict:
     """In the child: time open_run + diagnose (3 cold readers) and the extra peak RSS of the first."""
-    from analysis import diagnose, open_run
+    from trainspect.analysis import diagnose, open_run
     with open_run(path) as run:          # warm imports and the file cache once
         run.scalar_names()
     rss_before = _status_kb("VmRSS")

@@ -32,7 +32,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 WRITER = r"""
 import sys, time, random
-from recorder.h5file import LayerLayout, RunFileWriter
+from trainspect.recorder.h5file import LayerLayout, RunFileWriter
 path, flushes, lo, hi, idle = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "idle"
 w = RunFileWriter(path)
 # The digits demo's layout (64-128-64-10 MLP): every per-layer table exists, as in a real run.
@@ -71,10 +71,10 @@ def pct(a, q):
 
 
 def measure_latency(app, flushes: int, with_window: bool) -> dict:
-    from app.live import LiveTail
-    from app.main_window import MainWindow
-    from app.model import RunsModel
-    from app.settings import make_settings
+    from trainspect.app.live import LiveTail
+    from trainspect.app.main_window import MainWindow
+    from trainspect.app.model import RunsModel
+    from trainspect.app.settings import make_settings
 
     tmp = tempfile.TemporaryDirectory()
     path = Path(tmp.name) / "live.h5"
@@ -130,8 +130,8 @@ def measure_latency(app, flushes: int, with_window: bool) -> dict:
 
 
 def measure_idle(app, n_runs: int, seconds: float = 8.0) -> dict:
-    from app.live import LiveTail
-    from app.model import RunsModel
+    from trainspect.app.live import LiveTail
+    from trainspect.app.model import RunsModel
 
     tmp = tempfile.TemporaryDirectory()
     procs = [start_writer(Path(tmp.name) / f"r{i}.h5", idle=True, hi=1.0) for i in range(n_runs)]
@@ -171,7 +171,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
-    from app.main_window import ensure_app
+    from trainspect.app.main_window import ensure_app
 
     app = ensure_app()
     res = {"latency_model": measure_latency(app, args.flushes, with_window=False),

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recorder import Recorder  # noqa: E402
-from recorder.h5file import LayerLayout, RunFileWriter  # noqa: E402
+from trainspect.recorder import Recorder  # noqa: E402
+from trainspect.recorder.h5file import LayerLayout, RunFileWriter  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recorder import Recorder  # noqa: E402
-from recorder.recorder import RecorderWarning  # noqa: E402
+from trainspect.recorder import Recorder  # noqa: E402
+from trainspect.recorder.recorder import RecorderWarning  # noqa: E402
 
 
 def mlp(device, depth=8, width=1024, batch=256):
@@ -151,7 +151,7 @@ def _timed(model, batch, loss_fn, bf16, opt, rec, steps, warmup, device):
 
 
 def check_file(path, steps_total):
-    from analysis import open_run
+    from trainspect.analysis import open_run
 
     with open_run(path) as run:
         gn = run.layer_stat("grad_norm")

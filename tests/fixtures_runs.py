@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recorder import format as fmt
-from recorder.h5file import LayerLayout, RunFileWriter
+from trainspect.recorder import format as fmt
+from trainspect.recorder.h5file import LayerLayout, RunFileWriter
 
 DEFAULT_METRICS = ("train/loss", "val/loss", "train/acc")
 

@@ -360,7 +360,7 @@ SCENARIOS = {s.name: s for s in [
 def record_scenario(name: str, path, **recorder_options):
     """Train scenario ``name`` and record it into ``path`` with the trainspect Recorder."""
     import torch
-    from recorder import Recorder
+    from trainspect.recorder import Recorder
     torch.set_num_threads(1)
     scenario = SCENARIOS[name]
     options = {**RECORDER_OPTIONS, **recorder_options}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.advisor import activation_rules as act
-from analysis.advisor import gradient_rules as grad
-from analysis.advisor import input_rules as inp
-from analysis.advisor import loss_rules as loss
-from analysis.advisor import nan_rules as nan
-from analysis.advisor import weight_rules as weight
-from analysis.advisor.causes import Context, attach
-from analysis.findings import Finding
+from trainspect.analysis.advisor import activation_rules as act
+from trainspect.analysis.advisor import gradient_rules as grad
+from trainspect.analysis.advisor import input_rules as inp
+from trainspect.analysis.advisor import loss_rules as loss
+from trainspect.analysis.advisor import nan_rules as nan
+from trainspect.analysis.advisor import weight_rules as weight
+from trainspect.analysis.advisor.causes import Context, attach
+from trainspect.analysis.findings import Finding
 
 LOSS_RULES = [loss.detect_divergence, loss.detect_oscillation, loss.detect_spikes, loss.detect_no_progress,
               loss.detect_early_plateau]
@@ -235,8 +235,8 @@ def test_cause_ranking_uses_all_the_evidence():
 
 @pytest.mark.parametrize("symptom", ["nan_inf", "loss_oscillation", "exploding_gradients", "loss_spikes"])
 def test_fixes_never_repeat_the_same_advice(symptom):
-    from analysis.advisor.causes import _fix_key
-    from analysis.findings import Finding
+    from trainspect.analysis.advisor.causes import _fix_key
+    from trainspect.analysis.findings import Finding
 
     ctx = Context(symptoms={symptom}, update_ratio=0.05, grad_growth_before_nan=1e6, loss_rise_before_nan=True)
     f = attach(Finding(symptom=symptom, severity="warning", title="t", first_step=0, last_step=1), ctx)
@@ -245,9 +245,9 @@ def test_fixes_never_repeat_the_same_advice(symptom):
 
 
 # ------------------------------------------------------------ chunked tables (bounded memory)
-from analysis.advisor.causes import FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY, _fix_key  # noqa: E402
-from analysis.advisor.labels import LayerLabels  # noqa: E402
-from analysis.advisor.tables import as_table  # noqa: E402
+from trainspect.analysis.advisor.causes import FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY, _fix_key  # noqa: E402
+from trainspect.analysis.advisor.labels import LayerLabels  # noqa: E402
+from trainspect.analysis.advisor.tables import as_table  # noqa: E402
 
 
 def test_table_summary_matches_whole_table_numpy():
@@ -288,10 +288,10 @@ def test_nan_in_last_chunk_found_with_exact_step_and_layer():
 
 def test_diagnose_reads_a_multi_chunk_run_and_finds_the_late_nan(tmp_path):
     """Through a real run file: the grads table spans several chunks and the NaN is in the last."""
-    from analysis import diagnose, open_run
-    from analysis.advisor.signals import extract
-    from recorder import format as fmt
-    from recorder.h5file import LayerLayout, RunFileWriter
+    from trainspect.analysis import diagnose, open_run
+    from trainspect.analysis.advisor.signals import extract
+    from trainspect.recorder import format as fmt
+    from trainspect.recorder.h5file import LayerLayout, RunFileWriter
 
     n_par, rows = 400, 3000                     # 1.2 M values: more than one 1 M-value chunk
     params = [(f"{i}.weight", str(i), (8, 8), 64) for i in range(n_par)]
@@ -320,7 +320,7 @@ def test_diagnose_reads_a_multi_chunk_run_and_finds_the_late_nan(tmp_path):
 
 # ------------------------------------------------------------ wording: layer names with their type
 def test_layer_labels_name_index_modules_and_parameters_with_their_type():
-    from analysis.run import ModuleInfo, ParamInfo
+    from trainspect.analysis.run import ModuleInfo, ParamInfo
     label = LayerLabels([ModuleInfo("0", "Linear"), ModuleInfo("1", "ReLU"), ModuleInfo("enc.fc", "Linear")],
                         [ParamInfo("0.weight", "0", (4, 4), 16), ParamInfo("enc.fc.bias", "enc.fc", (4,), 4)])
     assert label("1") == "layer 1 (ReLU)"
@@ -372,7 +372,7 @@ def test_overfitting_fixes_do_not_talk_about_spikes_or_repeat_the_checkpoint():
 
 
 def test_lr_cannot_be_both_too_high_and_too_low():
-    from analysis.findings import Finding
+    from trainspect.analysis.findings import Finding
 
     # A plateau after ReLUs died during training: the LR is too high, so "too low" must rank far below.
     ctx = Context(symptoms={"early_plateau", "dead_units"}, has_relu=True, dead_from_start=False)

@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from analysis import diagnose, open_run  # noqa: E402
+from trainspect.analysis import diagnose, open_run  # noqa: E402
 from tests.scenarios import SCENARIOS, digits, mlp, recorded, train  # noqa: E402
 
 PATHOLOGIES = [n for n, s in SCENARIOS.items() if s.symptom is not None]
@@ -27,7 +27,7 @@ def findings_of(name, scenario_dir):
 
 
 def test_suite_covers_every_symptom():
-    from analysis.findings import SYMPTOMS
+    from trainspect.analysis.findings import SYMPTOMS
     assert {s.symptom for s in SCENARIOS.values() if s.symptom} == set(SYMPTOMS)
 
 
@@ -71,7 +71,7 @@ def test_overfitting_points_at_best_validation_step(scenario_dir):
 
 def _train_partial(path, steps, crash=False):
     import torch
-    from recorder import Recorder
+    from trainspect.recorder import Recorder
     torch.set_num_threads(1)
     torch.manual_seed(30)
     model = mlp([64, 128, 64, 10])
@@ -110,7 +110,7 @@ def test_crashed_run_is_diagnosed(tmp_path):
 
 def test_short_run_says_nothing_loud(tmp_path):
     import torch
-    from recorder import Recorder
+    from trainspect.recorder import Recorder
     torch.set_num_threads(1)
     model = mlp([64, 32, 10])
     with Recorder(str(tmp_path / "short.h5"), name="short") as rec:
@@ -130,7 +130,7 @@ def test_findings_name_layers_with_their_type(scenario_dir):
 @pytest.mark.parametrize("name", PATHOLOGIES)
 def test_fixes_fit_the_model_and_never_repeat(name, scenario_dir):
     """Read as a user would: no advice about activations the model does not have, none twice."""
-    from analysis.advisor.causes import FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY, _fix_key
+    from trainspect.analysis.advisor.causes import FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY, _fix_key
     with open_run(recorded(name, scenario_dir)) as run:
         types = {m.type for m in run.modules}
         findings = diagnose(run)

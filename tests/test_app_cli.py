@@ -5,7 +5,7 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtGui import QImage  # noqa: E402
 
-from app.cli import main  # noqa: E402
+from trainspect.app.cli import main  # noqa: E402
 from tests.fixtures_runs import make_corrupt_file, make_run  # noqa: E402
 
 
@@ -37,8 +37,8 @@ INTERACTIVE = """
 import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
-from app.cli import main
-from app.main_window import MainWindow, ensure_app
+from trainspect.app.cli import main
+from trainspect.app.main_window import MainWindow, ensure_app
 
 seen = {}
 def inspect_and_quit():

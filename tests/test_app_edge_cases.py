@@ -9,10 +9,10 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from analysis import open_run  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import make_settings  # noqa: E402
-from recorder.h5file import RunFileWriter  # noqa: E402
+from trainspect.analysis import open_run  # noqa: E402
+from trainspect.app.main_window import MainWindow  # noqa: E402
+from trainspect.app.settings import make_settings  # noqa: E402
+from trainspect.recorder.h5file import RunFileWriter  # noqa: E402
 from tests.fixtures_runs import make_run  # noqa: E402
 
 

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from analysis import open_run
-from app import layer_data
-from app.layer_data import LayerStatSource, histogram_series, snapshot_series
+from trainspect.analysis import open_run
+from trainspect.app import layer_data
+from trainspect.app.layer_data import LayerStatSource, histogram_series, snapshot_series
 from tests.fixtures_runs import make_run
 
 N = 30_000

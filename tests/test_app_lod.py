@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from app.lod import RowPooler, ema, finite_levels, log_levels, minmax_envelope, pool_rows, rebin_histograms
+from trainspect.app.lod import RowPooler, ema, finite_levels, log_levels, minmax_envelope, pool_rows, rebin_histograms
 
 
 def ema_reference(x, a):
@@ -63,7 +63,7 @@ def test_pool_rows_keeps_single_row_spike_and_ignores_nan():
 
 
 def test_pool_columns_is_pool_rows_transposed():
-    from app.lod import pool_columns
+    from trainspect.app.lod import pool_columns
 
     v = np.random.default_rng(6).normal(size=(5000, 9))
     a, ea = pool_rows(v, 123)
@@ -120,7 +120,7 @@ def test_log_levels_only_when_positive_and_wide():
 
 
 def test_peak_pyramid_keeps_spike_and_bounds_points_at_every_zoom():
-    from app.lod import PeakPyramid
+    from trainspect.app.lod import PeakPyramid
 
     n = 3_000_000
     x = np.arange(n, dtype=np.float64)

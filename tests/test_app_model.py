@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from analysis import Evidence, Finding  # noqa: E402
-from app.model import PALETTE, RunsModel, ViewState, default_metrics  # noqa: E402
+from trainspect.analysis import Evidence, Finding  # noqa: E402
+from trainspect.app.model import PALETTE, RunsModel, ViewState, default_metrics  # noqa: E402
 from tests.fixtures_runs import make_corrupt_file, make_run  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def test_runs_model_emits_errors_instead_of_raising(qtbot, tmp_path):
 
 
 def test_poll_reports_new_rows_and_refreshes_cached_series(qtbot, tmp_path):
-    from recorder.h5file import RunFileWriter
+    from trainspect.recorder.h5file import RunFileWriter
 
     w = RunFileWriter(tmp_path / "live.h5")
     w.start({"name": "live"})

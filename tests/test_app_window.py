@@ -12,10 +12,10 @@ pytest.importorskip("pyqtgraph")
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
-from analysis import Cause, Evidence, Finding  # noqa: E402
-from app.lod import ema  # noqa: E402
-from app.main_window import MainWindow  # noqa: E402
-from app.settings import make_settings, recent_files  # noqa: E402
+from trainspect.analysis import Cause, Evidence, Finding  # noqa: E402
+from trainspect.app.lod import ema  # noqa: E402
+from trainspect.app.main_window import MainWindow  # noqa: E402
+from trainspect.app.settings import make_settings, recent_files  # noqa: E402
 from tests.fixtures_runs import make_corrupt_file, make_foreign_hdf5, make_run  # noqa: E402
 
 SPIKE_STEP = 123_457
@@ -249,7 +249,7 @@ def test_clicking_a_finding_moves_plots_highlights_and_selects_layers(window, sm
 
 
 def test_advisor_panel_reports_what_the_build_has(window, small_run):
-    from app.advisor import NOT_AVAILABLE, load_diagnose
+    from trainspect.app.advisor import NOT_AVAILABLE, load_diagnose
 
     window.open_paths([small_run])
     window.advisor.wait()
@@ -322,7 +322,7 @@ def test_open_close_many_runs_releases_everything(window, tmp_path, qtbot):
 
 
 def test_live_run_appends_on_poll(window, tmp_path, qtbot):
-    from recorder.h5file import RunFileWriter
+    from trainspect.recorder.h5file import RunFileWriter
     from tests.fixtures_runs import layer_layout
 
     w = RunFileWriter(tmp_path / "live.h5")

@@ -15,8 +15,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from analysis import open_run
-from recorder import format as fmt
+from trainspect.analysis import open_run
+from trainspect.recorder import format as fmt
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = textwrap.dedent("""
     import sys, time, torch
     torch.set_num_threads(1)
-    from recorder import Recorder
+    from trainspect.recorder import Recorder
     path, steps, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
@@ -86,7 +86,7 @@ def check_file(path, min_v_rows: int) -> None:
 ZYGOTE = textwrap.dedent("""
     import os, signal, sys
     import h5py, torch, torch.optim, torch._dynamo   # what the first optimizer step imports
-    import recorder.recorder, recorder.instruments
+    import trainspect.recorder.recorder, trainspect.recorder.instruments
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # children are reaped automatically
     CHILD_BODY = sys.argv[1]
     for line in sys.stdin:

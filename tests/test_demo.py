@@ -22,7 +22,7 @@ def headless_env() -> dict:
 
 def test_headless_demo_trains_names_the_problem_and_writes_run_and_screenshot(tmp_path):
     out = tmp_path / "demo out"
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "demo", "--headless", "--steps", "150", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "trainspect.app.cli", "demo", "--headless", "--steps", "150", "--out", str(out)],
                           cwd=tmp_path, env=headless_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = proc.stdout
@@ -31,7 +31,7 @@ def test_headless_demo_trains_names_the_problem_and_writes_run_and_screenshot(tm
     run_file, shot = out / "demo-lr-too-high.h5", out / "demo-lr-too-high.png"
     assert f"run file:   {run_file}" in text and f"screenshot: {shot}" in text
 
-    from analysis import diagnose, open_run
+    from trainspect.analysis import diagnose, open_run
 
     with open_run(run_file) as run:
         assert run.status().describe() == "finished at step 149"
@@ -48,7 +48,7 @@ def test_headless_demo_trains_names_the_problem_and_writes_run_and_screenshot(tm
 
 
 def test_unknown_scenario_lists_the_choices(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "demo", "--headless", "--scenario", "nope",
+    proc = subprocess.run([sys.executable, "-m", "trainspect.app.cli", "demo", "--headless", "--scenario", "nope",
                            "--out", str(tmp_path)], cwd=tmp_path, env=headless_env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2
@@ -56,7 +56,7 @@ def test_unknown_scenario_lists_the_choices(tmp_path):
 
 
 def test_display_detection(monkeypatch):
-    from app.commands.demo import has_display
+    from trainspect.app.commands.demo import has_display
 
     for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
         monkeypatch.delenv(var, raising=False)
@@ -70,7 +70,7 @@ def test_display_detection(monkeypatch):
 
 def test_display_that_qt_cannot_open_is_detected_without_aborting(monkeypatch):
     """Qt aborts the process on an unusable display; the demo probes first and goes headless."""
-    from app.commands.demo import display_problem
+    from trainspect.app.commands.demo import display_problem
 
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)

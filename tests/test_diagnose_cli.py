@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
-from app.cli import main  # noqa: E402
+from trainspect.app.cli import main  # noqa: E402
 from tests.scenarios import recorded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ def test_unreadable_file_exits_2(tmp_path, capsys):
 
 def test_console_entry_point_in_a_fresh_process(runs_dir):
     path = recorded("lr_too_low", runs_dir)
-    proc = subprocess.run([sys.executable, "-m", "app.cli", "diagnose", path, "--json"], cwd=ROOT,
+    proc = subprocess.run([sys.executable, "-m", "trainspect.app.cli", "diagnose", path, "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["findings"][0]["symptom"] == "no_progress"

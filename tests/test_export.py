@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from analysis import open_run
-from app.cli import main as cli_main
-from app.report.csv_export import export_run_csv, safe_stem, write_columns
-from recorder import format as fmt
-from recorder.h5file import RunFileWriter
+from trainspect.analysis import open_run
+from trainspect.app.cli import main as cli_main
+from trainspect.app.report.csv_export import export_run_csv, safe_stem, write_columns
+from trainspect.recorder import format as fmt
+from trainspect.recorder.h5file import RunFileWriter
 from tests.fixtures_runs import make_run
 
 # Names that collide once sanitised, or that are unsafe as file names.
@@ -145,9 +145,9 @@ def test_cli_export(odd_run, tmp_path, capsys):
 @pytest.fixture
 def window(qtbot, layered_run):
     pytest.importorskip("pyqtgraph")
-    from app.main_window import MainWindow
-    from app.report.app_actions import install_export_actions
-    from app.settings import make_settings
+    from trainspect.app.main_window import MainWindow
+    from trainspect.app.report.app_actions import install_export_actions
+    from trainspect.app.settings import make_settings
 
     w = MainWindow(settings=make_settings())
     qtbot.addWidget(w)
@@ -181,8 +181,8 @@ def test_app_plot_exports_png_svg_csv(window, tmp_path):
     from PySide6.QtGui import QImage
     from PySide6.QtSvg import QSvgRenderer
 
-    from app.report.app_actions import export_plot_image, heatmap_columns, scalar_plot_columns
-    from app.report import export_plot_csv
+    from trainspect.app.report.app_actions import export_plot_image, heatmap_columns, scalar_plot_columns
+    from trainspect.app.report import export_plot_csv
 
     plot = window.scalars.plots["train/loss"]
     png = export_plot_image(plot, tmp_path / "p.png")

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 WRITER = r"""
 import sys, time
 import numpy as np
-from recorder.h5file import RunFileWriter
+from trainspect.recorder.h5file import RunFileWriter
 path, steps, val_from, dt, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 w = RunFileWriter(path)
 w.start({"name": "live-test"}, flush_every=dt)
@@ -61,7 +61,7 @@ def wait_until(condition, timeout_ms: int) -> None:
 
 
 def wait_readable(path, timeout=20.0) -> None:
-    from analysis import RunFileError, open_run
+    from trainspect.analysis import RunFileError, open_run
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,7 +77,7 @@ def wait_readable(path, timeout=20.0) -> None:
 
 @pytest.fixture
 def window(qtbot):
-    from app.main_window import MainWindow
+    from trainspect.app.main_window import MainWindow
 
     w = MainWindow()
     w.resize(1200, 800)
@@ -152,9 +152,9 @@ def test_follow_stops_on_pan_and_the_toggle_brings_the_newest_step_back(window, 
 
 
 def test_killed_writer_is_reported_as_stopped_at_its_last_step(window, writers, qtbot, tmp_path, monkeypatch):
-    import analysis.run
+    import trainspect.analysis.run as run_module
 
-    monkeypatch.setattr(analysis.run, "STALE_MIN_SECONDS", 0.5)
+    monkeypatch.setattr(run_module, "STALE_MIN_SECONDS", 0.5)
     path = tmp_path / "killed.h5"
     proc = start_writer(path, steps=30, dt=0.02, mode="idle")
     writers.append(proc)
@@ -171,8 +171,8 @@ def test_killed_writer_is_reported_as_stopped_at_its_last_step(window, writers, 
 
 
 def test_finished_run_shows_its_last_step_and_is_no_longer_polled(writers, qtbot, tmp_path):
-    from app.live import LiveTail
-    from app.model import RunsModel
+    from trainspect.app.live import LiveTail
+    from trainspect.app.model import RunsModel
 
     path = tmp_path / "done.h5"
     proc = start_writer(path, steps=20, dt=0.01, mode="close")

@@ -10,10 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-import analysis.run as run_module
-from analysis import RunFileError, open_run
-from recorder import format as fmt
-from recorder.h5file import LayerLayout, RunFileWriter
+import trainspect.analysis.run as run_module
+from trainspect.analysis import RunFileError, open_run
+from trainspect.recorder import format as fmt
+from trainspect.recorder.h5file import LayerLayout, RunFileWriter
 
 LAYOUT = LayerLayout(
     params=[("fc1.weight", "fc1", (8, 4), 32), ("fc1.bias", "fc1", (8,), 8), ("fc2.weight", "fc2", (2, 8), 16)],
@@ -152,7 +152,7 @@ def test_truncated_file(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys, time, numpy as np
-    from recorder.h5file import RunFileWriter
+    from trainspect.recorder.h5file import RunFileWriter
     w = RunFileWriter(sys.argv[1]); w.start({"name": "live"}, flush_every=0.05); w.add_tags(["loss"])
     print("started", flush=True)
     for i in range(100000):
@@ -197,7 +197,7 @@ def test_live_reader_in_other_process_and_stale_writer(tmp_path, monkeypatch):
 
 
 def test_info_cli(tmp_path, capsys):
-    from app.cli import main
+    from trainspect.app.cli import main
 
     write_run(tmp_path / "r.h5")
     assert main(["info", str(tmp_path / "r.h5")]) == 0

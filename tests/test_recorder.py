@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from analysis import open_run
-from recorder import Recorder
-from recorder import format as fmt
-from recorder.recorder import NullRecorder, RecorderWarning
+from trainspect.analysis import open_run
+from trainspect.recorder import Recorder
+from trainspect.recorder import format as fmt
+from trainspect.recorder.recorder import NullRecorder, RecorderWarning
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -273,7 +273,7 @@ def test_gradient_statistics_with_nonfinite_and_missing_grads(tmp_path, cpu_fast
 
 
 def test_sync_free_nonfinite_count_matches_direct_count():
-    from recorder.instruments import _norms, nonfinite_counts
+    from trainspect.recorder.instruments import _norms, nonfinite_counts
     g = [torch.randn(5, 7), torch.randn(3), torch.randn(4, 4, dtype=torch.float64)]
     g[0][1, 2:5] = float("nan")
     g[2][0, 0] = -float("inf")
@@ -283,7 +283,7 @@ def test_sync_free_nonfinite_count_matches_direct_count():
 
 
 def test_deterministic_histogram_matches_histc():
-    from recorder.instruments import sorted_histogram
+    from trainspect.recorder.instruments import sorted_histogram
     y = torch.rand(10_000, generator=torch.Generator().manual_seed(0))
     y[:10] = 1.0
     y[10:20] = 0.0
@@ -413,7 +413,7 @@ WRITER_FAILS = textwrap.dedent("""
     import torch
     torch.set_num_threads(1)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit would fail with EFBIG
-    from recorder import Recorder
+    from trainspect.recorder import Recorder
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (3 << 20, hard))   # a "disk" that fills up
     model = torch.nn.Linear(16, 1)
@@ -460,7 +460,7 @@ def test_default_step_lines_up_with_the_optimizer_step_of_the_iteration(tmp_path
     """log() without step=, called after optimizer.step(), lands on that step's gradient records."""
     import torch
 
-    from analysis import open_run
+    from trainspect.analysis import open_run
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))

@@ -10,9 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from analysis import open_run
-from recorder import Recorder
-from recorder.recorder import RecorderWarning
+from trainspect.analysis import open_run
+from trainspect.recorder import Recorder
+from trainspect.recorder.recorder import RecorderWarning
 
 torch.set_num_threads(1)
 EVERY = {"stats_every": 1, "hist_every": 1, "snapshot_every": 1}

@@ -14,12 +14,12 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from analysis import diagnose, open_run
-from app.cli import main as cli_main
-from app.report import export_report, report_format
-from app.report.content import build_report, open_runs
-from app.report.html import render_html
-from app.report.svgplot import Line, PlotSpec, heatmap, line_plot, peak_decimate
+from trainspect.analysis import diagnose, open_run
+from trainspect.app.cli import main as cli_main
+from trainspect.app.report import export_report, report_format
+from trainspect.app.report.content import build_report, open_runs
+from trainspect.app.report.html import render_html
+from trainspect.app.report.svgplot import Line, PlotSpec, heatmap, line_plot, peak_decimate
 from tests.fixtures_runs import make_run
 from tests.scenarios import recorded
 
@@ -130,7 +130,7 @@ def test_html_images_are_valid_svg_and_draw_something(html_report):
         root = ET.fromstring(svg)                      # well-formed XML
         assert root.tag == "{http://www.w3.org/2000/svg}svg"
     pytest.importorskip("PySide6.QtSvg")
-    from app.report.pdf import ensure_gui_app
+    from trainspect.app.report.pdf import ensure_gui_app
     from PySide6.QtCore import QByteArray
     from PySide6.QtGui import QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer

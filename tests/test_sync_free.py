@@ -21,11 +21,11 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import recorder
-from analysis import open_run
-from recorder import Recorder
-from recorder import format as fmt
-from recorder import instruments
+import trainspect.recorder as recorder
+from trainspect.analysis import open_run
+from trainspect.recorder import Recorder
+from trainspect.recorder import format as fmt
+from trainspect.recorder import instruments
 
 torch.set_num_threads(1)
 RECORDER_DIR = str(Path(recorder.__file__).resolve().parent)

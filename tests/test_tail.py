@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cli import main
+from trainspect.app.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 # advisor names); sys/lr and sys/grad_norm every step. Then "close" or "idle" until killed.
 WRITER = r"""
 import sys, time
-from recorder.h5file import RunFileWriter
+from trainspect.recorder.h5file import RunFileWriter
 path, steps, dt, mode = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 w = RunFileWriter(path)
 w.start({"name": "tail-test"}, flush_every=dt)
@@ -73,9 +73,9 @@ def test_follows_a_live_run_until_it_finishes_printing_each_finding_once(tmp_pat
 
 
 def test_stops_when_the_writer_stops_responding(tmp_path, capsys, monkeypatch):
-    import analysis.run
+    import trainspect.analysis.run as run_module
 
-    monkeypatch.setattr(analysis.run, "STALE_MIN_SECONDS", 0.3)
+    monkeypatch.setattr(run_module, "STALE_MIN_SECONDS", 0.3)
     path = tmp_path / "killed.h5"
     proc = start_writer(path, steps=25, dt=0.01, mode="idle")
     try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recorder import format as fmt
+from trainspect.recorder import format as fmt
 
 from .tables import Table
 

@@ -2,7 +2,7 @@
 advisor name it.
 
 The training (torch on CPU, sklearn's bundled digits) runs in a subprocess,
-``python -m recorder.examples.digits``, so the app never imports torch. With a display the
+``python -m trainspect.recorder.examples.digits``, so the app never imports torch. With a display the
 app opens and tails the run live; with none (``QT_QPA_PLATFORM`` unset and no ``DISPLAY``
 or ``WAYLAND_DISPLAY`` on Linux) or with ``--headless`` the run is recorded at full speed,
 the findings are printed and an offscreen screenshot of the app is written.
@@ -21,13 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from analysis import RunFileError, open_run
+from trainspect.analysis import RunFileError, open_run
 
 from .tail import finding_lines
 
 DEFAULT_SCENARIO = "lr-too-high"
 DEFAULT_OUT = "trainspect-demo"
-TRAINER = "recorder.examples.digits"
+TRAINER = "trainspect.recorder.examples.digits"
 OPEN_TIMEOUT_S = 120       # torch's first import on a cold machine can take a while
 
 
@@ -182,7 +182,7 @@ def run_headless(args, expected: dict, path: Path, shot: Path) -> int:
         print(f"trainspect demo: the training subprocess failed (exit {rc})", file=sys.stderr)
         return 2
     print(f"trained in {time.monotonic() - t0:.1f} s; the advisor's findings:")
-    from analysis import diagnose
+    from trainspect.analysis import diagnose
 
     try:
         with open_run(path) as run:
@@ -214,8 +214,8 @@ def write_screenshot(path: Path, shot: Path, expected: dict, size: str) -> str:
     try:
         import tempfile
 
-        from app.main_window import MainWindow, ensure_app, render_screenshot
-        from app.settings import make_settings
+        from trainspect.app.main_window import MainWindow, ensure_app, render_screenshot
+        from trainspect.app.settings import make_settings
 
         from .open import parse_size
     except ImportError as exc:
@@ -242,7 +242,7 @@ def write_screenshot(path: Path, shot: Path, expected: dict, size: str) -> str:
 def show_details(panel, finding) -> None:
     """Select ``finding`` in the advisor panel and show its details, without moving the plots
     (jumping to it would stop following the live run)."""
-    from app.widgets.advisor_panel import finding_html
+    from trainspect.app.widgets.advisor_panel import finding_html
 
     for i, f in enumerate(panel.findings):
         if (f.symptom, f.layers) == (finding.symptom, finding.layers):
@@ -257,9 +257,9 @@ def run_live(args, expected: dict, path: Path) -> int:
     try:
         from PySide6.QtCore import QTimer
 
-        from app.live import LiveTail
-        from app.main_window import MainWindow, ensure_app
-        from app.settings import make_settings
+        from trainspect.app.live import LiveTail
+        from trainspect.app.main_window import MainWindow, ensure_app
+        from trainspect.app.settings import make_settings
 
         from .open import parse_size
     except ImportError as exc:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import sys
 
-from analysis import RunFileError, open_run
-from analysis.advisor import diagnose
+from trainspect.analysis import RunFileError, open_run
+from trainspect.analysis.advisor import diagnose
 
 MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
 

@@ -17,9 +17,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from analysis import RunFileError, open_run
-    from app.commands.report import print_progress
-    from app.report.csv_export import export_run_csv
+    from trainspect.analysis import RunFileError, open_run
+    from trainspect.app.commands.report import print_progress
+    from trainspect.app.report.csv_export import export_run_csv
 
     out = Path(args.csv)
     if out.exists() and not out.is_dir():

@@ -26,7 +26,7 @@ def _duration(seconds: float) -> str:
 
 
 def summarize(run) -> str:
-    from recorder import format as fmt
+    from trainspect.recorder import format as fmt
 
     st = run.status()
     names = run.scalar_names()
@@ -73,7 +73,7 @@ def summarize(run) -> str:
 
 
 def run(args) -> int:
-    from analysis import RunFileError, open_run
+    from trainspect.analysis import RunFileError, open_run
 
     code = 0
     for i, path in enumerate(args.runs):

@@ -22,8 +22,8 @@ def print_progress(done: int, total: int, text: str) -> None:
 
 
 def run(args) -> int:
-    from analysis import RunFileError
-    from app.report import export_report, report_format
+    from trainspect.analysis import RunFileError
+    from trainspect.app.report import export_report, report_format
 
     try:
         kind = report_format(args.output)

@@ -13,7 +13,7 @@ import math
 import sys
 import time
 
-from analysis import RunFileError, open_run
+from trainspect.analysis import RunFileError, open_run
 
 MAX_USER_METRICS = 6
 MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
@@ -96,7 +96,7 @@ class FindingTracker:
         self.error = ""
 
     def update(self, run) -> list:
-        from analysis import diagnose
+        from trainspect.analysis import diagnose
 
         try:
             self.findings = list(diagnose(run))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import RunFileError, open_run
-from analysis.advisor.signals import TRAIN_LOSS_NAMES, VAL_LOSS_NAMES
+from trainspect.analysis import RunFileError, open_run
+from trainspect.analysis.advisor.signals import TRAIN_LOSS_NAMES, VAL_LOSS_NAMES
 
 from . import svgplot
 from .svgplot import PALETTE, Line, PlotSpec
@@ -363,7 +363,7 @@ def progress_total(n_runs: int) -> int:
 def build_report(runs, progress=None, title: str | None = None, diagnose_fn=None) -> Report:
     """Gather everything a report shows from open runs (``analysis.Run``)."""
     if diagnose_fn is None:
-        from analysis import diagnose as diagnose_fn
+        from trainspect.analysis import diagnose as diagnose_fn
     prog = progress if isinstance(progress, Progress) else Progress(progress, progress_total(len(runs)))
     sections = [build_run_section(r, diagnose_fn, prog) for r in runs]
     comparison = None

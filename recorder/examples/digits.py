@@ -1,7 +1,7 @@
 """Train a small MLP on sklearn's bundled ``load_digits`` with a planted convergence problem,
 recorded with the trainspect Recorder. ``trainspect demo`` runs this as a subprocess.
 
-    python -m recorder.examples.digits --scenario lr-too-high --steps 400 --out runs/demo.h5
+    python -m trainspect.recorder.examples.digits --scenario lr-too-high --steps 400 --out runs/demo.h5
 
 Each scenario is a model builder, an optimizer and a data tweak. Torch and scikit-learn are
 imported inside functions so ``import recorder.examples.digits`` stays light.
@@ -112,7 +112,7 @@ def train(scenario: str, out, steps: int | None = None, pace: float = 0.0, flush
     import torch
     import torch.nn.functional as F
 
-    from recorder import Recorder
+    from trainspect.recorder import Recorder
 
     sc = SCENARIOS[scenario]
     steps = sc.steps if steps is None else steps
@@ -157,7 +157,7 @@ def train(scenario: str, out, steps: int | None = None, pace: float = 0.0, flush
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m recorder.examples.digits", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m trainspect.recorder.examples.digits", description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", default=DEFAULT_SCENARIO, choices=sorted(SCENARIOS),
                    help=f"planted problem (default {DEFAULT_SCENARIO})")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the scenario's, 400 for most)")
