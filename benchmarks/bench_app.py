@@ -68,7 +68,7 @@ def paint(app, window) -> None:
 
 
 def bench_open(app, path) -> dict:
-    from trainspect.app.main_window import MainWindow
+    from trainspect.app.gui.main_window import MainWindow
 
     times = []
     for _ in range(3):
@@ -91,7 +91,7 @@ def bench_open(app, path) -> dict:
 COLD_OPEN = """
 import os, sys, time
 sys.path.insert(0, {repo!r})
-from trainspect.app.main_window import MainWindow, ensure_app
+from trainspect.app.gui.main_window import MainWindow, ensure_app
 app = ensure_app()
 window = MainWindow()
 window.resize(1600, 1000)
@@ -118,7 +118,7 @@ def bench_cold_open(path, repeats: int = 3) -> list[float]:
 
 
 def bench_pan(app, path) -> dict:
-    from trainspect.app.main_window import MainWindow
+    from trainspect.app.gui.main_window import MainWindow
 
     window = MainWindow()
     window.resize(1600, 1000)
@@ -155,7 +155,7 @@ def bench_pan(app, path) -> dict:
 
 
 def bench_heatmap(app, path) -> dict:
-    from trainspect.app.main_window import MainWindow
+    from trainspect.app.gui.main_window import MainWindow
 
     window = MainWindow()
     window.resize(1600, 1000)
@@ -218,7 +218,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10x smaller files (smoke test)")
     args = parser.parse_args()
     files = make_files(Path(args.out), args.quick)
-    from trainspect.app.main_window import ensure_app
+    from trainspect.app.gui.main_window import ensure_app
 
     app = ensure_app()
     r = bench_heatmap(app, files["layers"])

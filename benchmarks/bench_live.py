@@ -71,10 +71,10 @@ def pct(a, q):
 
 
 def measure_latency(app, flushes: int, with_window: bool) -> dict:
-    from trainspect.app.live import LiveTail
-    from trainspect.app.main_window import MainWindow
-    from trainspect.app.model import RunsModel
-    from trainspect.app.settings import make_settings
+    from trainspect.app.gui.live import LiveTail
+    from trainspect.app.gui.main_window import MainWindow
+    from trainspect.app.gui.model import RunsModel
+    from trainspect.app.gui.settings import make_settings
 
     tmp = tempfile.TemporaryDirectory()
     path = Path(tmp.name) / "live.h5"
@@ -130,8 +130,8 @@ def measure_latency(app, flushes: int, with_window: bool) -> dict:
 
 
 def measure_idle(app, n_runs: int, seconds: float = 8.0) -> dict:
-    from trainspect.app.live import LiveTail
-    from trainspect.app.model import RunsModel
+    from trainspect.app.gui.live import LiveTail
+    from trainspect.app.gui.model import RunsModel
 
     tmp = tempfile.TemporaryDirectory()
     procs = [start_writer(Path(tmp.name) / f"r{i}.h5", idle=True, hi=1.0) for i in range(n_runs)]
@@ -171,7 +171,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
-    from trainspect.app.main_window import ensure_app
+    from trainspect.app.gui.main_window import ensure_app
 
     app = ensure_app()
     res = {"latency_model": measure_latency(app, args.flushes, with_window=False),

@@ -15,8 +15,8 @@ def _temporary_app_settings(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def window(qtbot):
     """The real main window, shown offscreen at a fixed size, with temporary settings."""
-    from trainspect.app.main_window import MainWindow
-    from trainspect.app.settings import make_settings
+    from trainspect.app.gui.main_window import MainWindow
+    from trainspect.app.gui.settings import make_settings
 
     w = MainWindow(settings=make_settings())
     qtbot.addWidget(w)

@@ -38,7 +38,7 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from trainspect.app.cli import main
-from trainspect.app.main_window import MainWindow, ensure_app
+from trainspect.app.gui.main_window import MainWindow, ensure_app
 
 seen = {}
 def inspect_and_quit():

@@ -10,8 +10,8 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 from trainspect.analysis import open_run  # noqa: E402
-from trainspect.app.main_window import MainWindow  # noqa: E402
-from trainspect.app.settings import make_settings  # noqa: E402
+from trainspect.app.gui.main_window import MainWindow  # noqa: E402
+from trainspect.app.gui.settings import make_settings  # noqa: E402
 from trainspect.recorder.h5file import RunFileWriter  # noqa: E402
 from tests.fixtures_runs import make_run  # noqa: E402
 

@@ -14,8 +14,8 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from trainspect.analysis import Cause, Evidence, Finding  # noqa: E402
 from trainspect.app.lod import ema  # noqa: E402
-from trainspect.app.main_window import MainWindow  # noqa: E402
-from trainspect.app.settings import make_settings, recent_files  # noqa: E402
+from trainspect.app.gui.main_window import MainWindow  # noqa: E402
+from trainspect.app.gui.settings import make_settings, recent_files  # noqa: E402
 from tests.fixtures_runs import make_corrupt_file, make_foreign_hdf5, make_run  # noqa: E402
 
 SPIKE_STEP = 123_457
@@ -249,7 +249,7 @@ def test_clicking_a_finding_moves_plots_highlights_and_selects_layers(window, sm
 
 
 def test_advisor_panel_reports_what_the_build_has(window, small_run):
-    from trainspect.app.advisor import NOT_AVAILABLE, load_diagnose
+    from trainspect.app.gui.advisor import NOT_AVAILABLE, load_diagnose
 
     window.open_paths([small_run])
     window.advisor.wait()

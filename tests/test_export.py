@@ -145,9 +145,9 @@ def test_cli_export(odd_run, tmp_path, capsys):
 @pytest.fixture
 def window(qtbot, layered_run):
     pytest.importorskip("pyqtgraph")
-    from trainspect.app.main_window import MainWindow
-    from trainspect.app.report.app_actions import install_export_actions
-    from trainspect.app.settings import make_settings
+    from trainspect.app.gui.main_window import MainWindow
+    from trainspect.app.gui.export_actions import install_export_actions
+    from trainspect.app.gui.settings import make_settings
 
     w = MainWindow(settings=make_settings())
     qtbot.addWidget(w)
@@ -181,7 +181,7 @@ def test_app_plot_exports_png_svg_csv(window, tmp_path):
     from PySide6.QtGui import QImage
     from PySide6.QtSvg import QSvgRenderer
 
-    from trainspect.app.report.app_actions import export_plot_image, heatmap_columns, scalar_plot_columns
+    from trainspect.app.gui.export_actions import export_plot_image, heatmap_columns, scalar_plot_columns
     from trainspect.app.report import export_plot_csv
 
     plot = window.scalars.plots["train/loss"]

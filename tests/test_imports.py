@@ -82,6 +82,18 @@ def test_app_imports_no_h5py_or_torch_in_a_fresh_process():
         "assert not bad, bad")
 
 
+def test_app_outside_gui_works_without_qt():
+    # The CLI, reports, lod and layer_data must load where Qt cannot: block it outright.
+    plain = [m for m in _modules("app") if not m.startswith("trainspect.app.gui")]
+    assert "trainspect.app.cli" in plain and "trainspect.app.report.html" in plain
+    run_python(
+        "import importlib, sys\n"
+        f"for q in {QT!r}: sys.modules[q] = None\n"
+        f"for m in {plain!r}: importlib.import_module(m)\n"
+        "from trainspect.app.cli import build_parser\n"
+        "build_parser()\n")
+
+
 def test_users_own_recorder_app_and_analysis_modules_break_nothing(tmp_path):
     # Generic names collide with a user's own files; trainspect imports only its namespace.
     for name in ("recorder", "app", "analysis", "format", "findings"):

@@ -77,7 +77,7 @@ def wait_readable(path, timeout=20.0) -> None:
 
 @pytest.fixture
 def window(qtbot):
-    from trainspect.app.main_window import MainWindow
+    from trainspect.app.gui.main_window import MainWindow
 
     w = MainWindow()
     w.resize(1200, 800)
@@ -171,8 +171,8 @@ def test_killed_writer_is_reported_as_stopped_at_its_last_step(window, writers, 
 
 
 def test_finished_run_shows_its_last_step_and_is_no_longer_polled(writers, qtbot, tmp_path):
-    from trainspect.app.live import LiveTail
-    from trainspect.app.model import RunsModel
+    from trainspect.app.gui.live import LiveTail
+    from trainspect.app.gui.model import RunsModel
 
     path = tmp_path / "done.h5"
     proc = start_writer(path, steps=20, dt=0.01, mode="close")

@@ -130,7 +130,7 @@ def test_html_images_are_valid_svg_and_draw_something(html_report):
         root = ET.fromstring(svg)                      # well-formed XML
         assert root.tag == "{http://www.w3.org/2000/svg}svg"
     pytest.importorskip("PySide6.QtSvg")
-    from trainspect.app.report.pdf import ensure_gui_app
+    from trainspect.app.gui.pdf import ensure_gui_app
     from PySide6.QtCore import QByteArray
     from PySide6.QtGui import QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer

@@ -212,122 +212,20 @@ def write_screenshot(path: Path, shot: Path, expected: dict, size: str) -> str:
     if "PySide6" not in sys.modules:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     try:
-        import tempfile
-
-        from trainspect.app.main_window import MainWindow, ensure_app, render_screenshot
-        from trainspect.app.settings import make_settings
-
-        from .open import parse_size
+        from trainspect.app.gui.demo_window import write_screenshot as render
     except ImportError as exc:
         return f"not written ({exc.name} is not installed: pip install 'trainspect[app]')"
-    app = ensure_app()
-    with tempfile.TemporaryDirectory(prefix="trainspect-demo-") as scratch:
-        window = MainWindow(settings=make_settings(f"{scratch}/settings.ini"))
-        window.resize(*parse_size(size))
-        window.open_paths([path])
-        window.show()
-        app.processEvents()
-        window.advisor.wait()
-        shown = window.advisor.findings
-        if shown:
-            best = best_match(shown, expected)
-            idx = shown.index(best) if best is not None else 0
-            window.advisor.tree.setCurrentItem(window.advisor.tree.topLevelItem(idx))
-        out = render_screenshot(window, shot)
-        window.close()
-    return str(out)
-
-
-# ------------------------------------------------------------------ live, with the app
-def show_details(panel, finding) -> None:
-    """Select ``finding`` in the advisor panel and show its details, without moving the plots
-    (jumping to it would stop following the live run)."""
-    from trainspect.app.widgets.advisor_panel import finding_html
-
-    for i, f in enumerate(panel.findings):
-        if (f.symptom, f.layers) == (finding.symptom, finding.layers):
-            panel.tree.blockSignals(True)
-            panel.tree.setCurrentItem(panel.tree.topLevelItem(i))
-            panel.tree.blockSignals(False)
-            panel.details.setHtml(finding_html(f))
-            return
+    return render(path, shot, expected, size)
 
 
 def run_live(args, expected: dict, path: Path) -> int:
     try:
-        from PySide6.QtCore import QTimer
-
-        from trainspect.app.live import LiveTail
-        from trainspect.app.main_window import MainWindow, ensure_app
-        from trainspect.app.settings import make_settings
-
-        from .open import parse_size
+        from trainspect.app.gui.demo_window import run_live as live
     except ImportError as exc:
         print(f"trainspect demo: the app needs {exc.name} (pip install 'trainspect[app]'); "
               "or run `trainspect demo --headless`", file=sys.stderr)
         return 2
-    import tempfile
-
-    size = parse_size(args.size)
-    app = ensure_app()       # before training starts: a platform plugin that fails aborts here
-    proc = start_training(args.scenario, args.steps, path, pace=max(0.0, args.pace), quiet=True)
-    print("starting the training subprocess (importing torch can take a few seconds)...", flush=True)
-    first = wait_until_readable(path, proc, OPEN_TIMEOUT_S)
-    if first is None:
-        proc.kill()
-        print(f"trainspect demo: the training subprocess did not start writing {path} "
-              f"(exit {proc.poll()})", file=sys.stderr)
-        return 2
-    first.close()
-    scratch = tempfile.TemporaryDirectory(prefix="trainspect-demo-")
-    window = MainWindow(settings=make_settings(f"{scratch.name}/settings.ini"))
-    window.resize(*size)
-    live = getattr(window, "live", None)
-    if live is None:                    # a window without built-in tailing: bring our own
-        window.poll_timer.stop()
-        live = LiveTail(window.runs, window.view, window)
-        window.live = live
-    window.open_paths([path])
-    window.setWindowTitle(f"trainspect demo: {args.scenario}")
-    window.show()
-    print(f"the app is tailing {path}; findings appear in the Advisor panel (and here) as the problem emerges")
-
-    reported: set = set()
-    outcome = {"named": False}
-
-    def on_findings(key, findings, message):
-        for f in findings or []:
-            k = (f.symptom, tuple(f.layers))
-            if k not in reported:
-                reported.add(k)
-                for line in finding_lines(f):
-                    print(line, flush=True)
-        named, sentence = headline(findings or [], expected)
-        if named and not outcome["named"] and expected["symptoms"]:
-            print(f"==> {sentence}", flush=True)
-            window.statusBar().showMessage(sentence, 30000)
-            show_details(window.advisor, best_match(findings, expected))
-        outcome["named"] = outcome["named"] or named
-
-    window.advisor.jobs.finished.connect(on_findings)
-
-    def watch_trainer():
-        if proc.poll() is not None and trainer_timer.interval() == 250:
-            trainer_timer.setInterval(1000)   # keep ticking for Ctrl-C, less often
-            window.statusBar().showMessage(f"training finished (exit {proc.returncode}); the run stays open", 30000)
-
-    trainer_timer = QTimer(window)   # also gives Python a moment to run signal handlers
-    trainer_timer.timeout.connect(watch_trainer)
-    trainer_timer.start(250)
-    previous = signal.signal(signal.SIGINT, lambda *_: window.close())   # Ctrl-C in the terminal
-    try:
-        app.exec()
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        stop_training(proc)
-        scratch.cleanup()
-    print(f"run file: {path}  (open it again: trainspect open {path})")
-    return 0
+    return live(args, expected, path)
 
 
 def run(args) -> int:

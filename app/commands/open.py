@@ -33,8 +33,8 @@ def run(args) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"   # no display needed to render a PNG
     import tempfile
 
-    from trainspect.app.main_window import MainWindow, ensure_app, render_screenshot
-    from trainspect.app.settings import make_settings
+    from trainspect.app.gui.main_window import MainWindow, ensure_app, render_screenshot
+    from trainspect.app.gui.settings import make_settings
 
     app = ensure_app()
     if args.screenshot:

@@ -31,9 +31,9 @@ def run(args) -> int:
         print(f"trainspect report: {exc}", file=sys.stderr)
         return 2
     if kind == "pdf":
-        try:
-            import PySide6.QtSvg  # noqa: F401  (fail early with the install hint, before any work)
-        except ImportError:
+        from trainspect.app.gui.pdf import qt_available
+
+        if not qt_available():   # fail early with the install hint, before any work
             print("trainspect report: PDF output needs the app extra: pip install 'trainspect[app]' "
                   "(or write .html)", file=sys.stderr)
             return 2

@@ -42,7 +42,7 @@ def export_report(runs, path, progress=None, title: str | None = None) -> Path:
             from .html import write_html
             write_html(report, path)
         else:
-            from .pdf import write_pdf
+            from trainspect.app.gui.pdf import write_pdf
             write_pdf(report, path)
         prog.step(f"wrote {path.name}")
     finally:

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 
 from .live import LiveTail
 from .model import RunsModel, ViewState, default_metrics
-from .report.app_actions import install_export_actions
+from .export_actions import install_export_actions
 from .settings import add_recent, clear_recent, make_settings, recent_files
 from .widgets.advisor_panel import AdvisorPanel
 from .widgets.details import DetailsPanel
@@ -93,7 +93,7 @@ class MainWindow(QMainWindow):
         self.advisor_dock = self._dock("Advisor", self.advisor, Qt.RightDockWidgetArea)
         self.resizeDocks([self.runs_dock, self.advisor_dock], [230, 420], Qt.Horizontal)
 
-        # Live runs: adaptive polling, run states, follow mode (app/live.py).
+        # Live runs: adaptive polling, run states, follow mode (app/gui/live.py).
         self.live = LiveTail(self.runs, self.view, self)
         self._build_actions()
         self.export_actions = install_export_actions(self)   # File > Export report / plot / CSV

@@ -13,9 +13,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
-from .. import vocab
-from ..layer_data import LayerStatSource
-from ..lod import finite_levels, log_levels
+from ... import vocab
+from ...layer_data import LayerStatSource
+from ...lod import finite_levels, log_levels
 from ..model import PALETTE
 from .lazy import LazyPanel
 from .parts import image_with_colorbar, message_label

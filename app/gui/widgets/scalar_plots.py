@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget,
 )
 
-from ..lod import PeakPyramid, ema
+from ...lod import PeakPyramid, ema
 
 WHOLE_DRAW_POINTS = 20_000   # series up to this long are drawn without downsampling
 from ..model import X_MODES

@@ -16,8 +16,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QProgressDialog
 
-from . import export_plot_csv, export_report, report_format
-from .csv_export import export_run_csv
+from ..report import export_plot_csv, export_report, report_format
+from ..report.csv_export import export_run_csv
 
 IMAGE_WIDTH = 1600          # px of an exported PNG (about 2x a plot on screen)
 

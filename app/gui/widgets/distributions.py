@@ -7,9 +7,9 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout
 
-from .. import vocab
-from ..layer_data import histogram_series, snapshot_series
-from ..lod import finite_levels, rebin_histograms
+from ... import vocab
+from ...layer_data import histogram_series, snapshot_series
+from ...lod import finite_levels, rebin_histograms
 from .lazy import LazyPanel
 from .parts import image_with_colorbar, message_label
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from .content import Report
-from .html import SEVERITY_COLORS, e, finding_lists, layers_text, step_span
+from ..report.content import Report
+from ..report.html import SEVERITY_COLORS, e, finding_lists, layers_text, step_span
 
 PAGE_DPI = 96            # layout units = CSS pixels; the PDF itself is vector
 MARGIN = 42
@@ -17,6 +17,15 @@ FOOTER = 22
 BLOCK_GAP = 8
 
 _app = None
+
+
+def qt_available() -> bool:
+    """Whether PDF output can work here (checked before any report work starts)."""
+    try:
+        import PySide6.QtSvg  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def ensure_gui_app():
