@@ -19,6 +19,7 @@ _LAZY = {
     "open_run": ("trainspect.analysis.run", "open_run"),
     "Run": ("trainspect.analysis.run", "Run"),
     "diagnose": ("trainspect.analysis.advisor", "diagnose"),
+    "lr_range_test": ("trainspect.recorder.lr_range", "lr_range_test"),
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -74,6 +74,14 @@ SYS_INPUT_MIN = "sys/input_min"
 SYS_INPUT_MAX = "sys/input_max"
 
 
+# An LR range test run (recorder/lr_range.py): config key that marks it, and its own metrics.
+LR_RANGE_CONFIG = "lr_range_test"
+LR_RANGE_SMOOTHED = "lr_range/smoothed_loss"     # bias-corrected EMA of train/loss, every step
+LR_RANGE_SUGGESTED = "lr_range/suggested_lr"     # logged once, at the last step
+LR_RANGE_STEEPEST = "lr_range/steepest_lr"
+LR_RANGE_MIN_LOSS = "lr_range/min_loss_lr"
+
+
 def lr_tag(group: int) -> str:
     return SYS_LR if group == 0 else f"{SYS_LR}/{group}"
 
