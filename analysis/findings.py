@@ -1,13 +1,14 @@
 """What the advisor reports: findings with evidence, ranked causes and ordered fixes.
 
-Ids are the contract in DESIGN.md (symptoms and causes): add new ones, never rename.
+Symptom and cause ids are a contract (ADVISOR.md, JSON output): add new ones, never rename.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-SEVERITIES = ("info", "warning", "error")
-SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+from .vocab import Severity
+
+SEVERITIES = tuple(Severity)
 
 SYMPTOMS = (
     "nan_inf", "divergence", "loss_oscillation", "loss_spikes", "no_progress", "early_plateau",
@@ -41,7 +42,7 @@ class Evidence:
 @dataclass
 class Finding:
     symptom: str            # one of SYMPTOMS
-    severity: str           # one of SEVERITIES
+    severity: Severity      # a plain "warning" is accepted and converted
     title: str              # one line for humans
     first_step: int | None
     last_step: int | None
@@ -54,8 +55,10 @@ class Finding:
     def __post_init__(self):
         if self.symptom not in SYMPTOMS:
             raise ValueError(f"unknown symptom id {self.symptom!r}")
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"unknown severity {self.severity!r}")
+        try:
+            self.severity = Severity(self.severity)
+        except ValueError:
+            raise ValueError(f"unknown severity {self.severity!r}") from None
         for c in self.causes:
             if c.id not in CAUSES:
                 raise ValueError(f"unknown cause id {c.id!r}")
@@ -68,5 +71,5 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
     """Most severe first, then earliest."""
     return sorted(
         findings,
-        key=lambda f: (-SEVERITY_RANK[f.severity], f.first_step if f.first_step is not None else 1 << 62),
+        key=lambda f: (-Severity(f.severity).rank, f.first_step if f.first_step is not None else 1 << 62),
     )

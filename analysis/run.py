@@ -15,6 +15,8 @@ import numpy as np
 from trainspect.recorder import format as fmt
 from trainspect.recorder.format import RunFileError
 
+from .vocab import RunState, loss_roles
+
 STALE_MIN_SECONDS = 10.0     # a heartbeat older than this (and 5 flush intervals) = writer gone
 SCALAR_READ_BLOCK = 4_000_000  # rows per read when loading the scalar table (bounds peak memory)
 EAGER_SCALAR_ROWS = 8_000_000  # up to this many rows all metrics load at once (~200 MB of points)
@@ -70,18 +72,18 @@ class Snapshots:
 
 @dataclass(frozen=True)
 class RunStatus:
-    state: str          # live / finished / crashed / stale
+    state: RunState     # live / finished / crashed / stale
     last_step: int
     heartbeat: float    # unix time of the writer's last flush
     age_s: float        # seconds since that flush
     error: str = ""
 
     def describe(self) -> str:
-        if self.state == "finished":
+        if self.state == RunState.FINISHED:
             return f"finished at step {self.last_step}"
-        if self.state == "crashed":
+        if self.state == RunState.CRASHED:
             return f"crashed at step {self.last_step}" + (f": {self.error}" if self.error else "")
-        if self.state == "stale":
+        if self.state == RunState.STALE:
             return f"writer stopped responding at step {self.last_step} ({_ago(self.age_s)} ago)"
         return f"live, step {self.last_step}"
 
@@ -217,13 +219,13 @@ class Run:
         age = max(0.0, time.time() - heartbeat)
         flush_every = float(state[fmt.STATE_FLUSH_EVERY]) if math.isfinite(state[fmt.STATE_FLUSH_EVERY]) else 1.0
         if status == fmt.STATUS_FINISHED:
-            kind = "finished"
+            kind = RunState.FINISHED
         elif status == fmt.STATUS_CRASHED:
-            kind = "crashed"
+            kind = RunState.CRASHED
         elif age > max(STALE_MIN_SECONDS, 5 * flush_every):
-            kind = "stale"
+            kind = RunState.STALE
         else:
-            kind = "live"
+            kind = RunState.LIVE
         return RunStatus(kind, last_step, heartbeat, age, error)
 
     @property
@@ -332,9 +334,9 @@ class Run:
         self._ensure_scalars()
         return list(self._tags)
 
-    def has_scalar(self, name: str) -> bool:
-        self._ensure_scalars()
-        return name in self._tags
+    def loss_roles(self) -> dict[str, str]:
+        """{"train": name, "val": name} for the losses present (declared roles first)."""
+        return loss_roles(self.scalar_names(), self.meta.get(fmt.META_ROLES))
 
     def scalar(self, name: str) -> Series:
         self._ensure_scalars()

@@ -1,13 +1,38 @@
-"""The run-file vocabulary the app needs (layer statistics, record groups, sizes).
+"""The vocabulary the app shares with the layers below, re-exported in one place.
 
-Taken from the reader's format module via ``analysis``: the app reaches files and their
-layout only through ``analysis`` (import direction app -> analysis -> recorder.format).
+Series names, stat specs and record groups come from the reader's format module via
+``analysis`` (import direction app -> analysis -> recorder.format); severities, run states
+and loss roles from ``analysis.vocab``. Colours and severity marks are the app's own and
+are defined here once, for the terminal, the viewer and the reports alike.
 """
 from trainspect.analysis.run import fmt as _fmt
+from trainspect.analysis.vocab import RunState, Severity, loss_roles  # noqa: F401  (re-exported)
 
 LAYER_STATS = dict(_fmt.LAYER_STATS)      # public stat name -> (record group, field)
+LAYER_STAT_SPECS = _fmt.LAYER_STAT_SPECS  # public stat name -> StatSpec (label, unit, log, fraction)
 HISTS = _fmt.HISTS
 SNAPS = _fmt.SNAPS
 HIST_BINS = _fmt.HIST_BINS
 SNAP_SIZE = _fmt.SNAP_SIZE
 ACTS = _fmt.ACTS                          # record group indexed by leaf modules
+
+META_ROLES = _fmt.META_ROLES              # run metadata key: the loss roles the user declared
+SYS_PREFIX = _fmt.SYS_PREFIX              # series the recorder writes itself
+SYS_LR = _fmt.SYS_LR
+SYS_GRAD_NORM = _fmt.SYS_GRAD_NORM
+is_sys = _fmt.is_sys
+lr_groups = _fmt.lr_groups
+scalar_spec = _fmt.scalar_spec
+
+
+def stat_label(name: str) -> str:
+    """Words for a layer statistic or a recorder series; a user metric keeps its own name."""
+    spec = LAYER_STAT_SPECS.get(name) or scalar_spec(name)
+    return spec.label if spec is not None else name
+
+
+SEVERITY_COLORS = {Severity.ERROR: "#C62828", Severity.WARNING: "#E07B00", Severity.INFO: "#1565C0"}
+SEVERITY_MARKS = {Severity.ERROR: "ERROR", Severity.WARNING: "WARN ", Severity.INFO: "info "}
+STATE_COLORS = {RunState.LIVE: "#2E7D32", RunState.FINISHED: "#333", RunState.CRASHED: "#C62828",
+                RunState.STALE: "#E07B00"}
+NEUTRAL_COLOR = "#555"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +47,29 @@ ERROR_LEN = 256
 
 # Run metadata is JSON in a uint8 dataset written once before SWMR starts (no vlen strings).
 META = "meta/json"
+# meta["roles"]: metric names the user declared for each loss role (Recorder(roles=...)).
+META_ROLES = "roles"
+LOSS_ROLES = ("train", "val")
+
+
+def check_roles(roles) -> dict:
+    """``roles`` as a plain dict; ValueError naming the problem for anything else."""
+    if roles is None:
+        return {}
+    if not isinstance(roles, dict):
+        raise TypeError(f"roles must be a dict like {{'val': 'my_metric'}}, got {type(roles).__name__}")
+    out = {}
+    for role, name in roles.items():
+        if role not in LOSS_ROLES:
+            raise ValueError(f"unknown loss role {role!r}; the roles are {', '.join(LOSS_ROLES)}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"roles[{role!r}] must be a metric name, got {name!r}")
+        out[role] = name
+    return out
 
 # ---------------------------------------------------------------- scalar table
 # One long table of rows (step, tag id, value, wall time) plus a growing tag-name table:
 # a metric first seen mid-run needs no new HDF5 object, so live readers see it.
-SCALARS = "scalars"
 SCALAR_STEP = "scalars/step"      # int64  (N,)
 SCALAR_TAG = "scalars/tag"        # int32  (N,)  index into TAG_NAMES
 SCALAR_VALUE = "scalars/value"    # float64 (N,) stored as logged, NaN/Inf included
@@ -84,6 +103,51 @@ LR_RANGE_MIN_LOSS = "lr_range/min_loss_lr"
 
 def lr_tag(group: int) -> str:
     return SYS_LR if group == 0 else f"{SYS_LR}/{group}"
+
+
+@dataclass(frozen=True)
+class StatSpec:
+    """How a statistic reads to a person: one place for every view (app, reports, CSV)."""
+    name: str
+    label: str                 # words for axis titles and menus
+    unit: str = ""             # "" = dimensionless
+    log: bool = False          # spans decades: draw on a log scale when the values allow it
+    fraction: bool = False     # lies in [0, 1]: colour and axis ranges are fixed to it
+    group: str = ""            # layer statistics: record group and field it is stored in
+    field: str = ""
+
+
+SCALAR_SPECS = {s.name: s for s in (
+    StatSpec(SYS_LR, "learning rate", log=True),
+    StatSpec(SYS_GRAD_NORM, "global gradient norm", log=True),
+    StatSpec(SYS_NONFINITE_GRADS, "non-finite gradient elements", unit="count"),
+    StatSpec(SYS_STEP_TIME, "step time", unit="s"),
+    StatSpec(SYS_CUDA_ALLOC, "CUDA memory allocated", unit="B"),
+    StatSpec(SYS_CUDA_PEAK, "CUDA memory peak", unit="B"),
+    StatSpec(SYS_INPUT_MEAN, "input mean"),
+    StatSpec(SYS_INPUT_STD, "input std", log=True),
+    StatSpec(SYS_INPUT_MIN, "input min"),
+    StatSpec(SYS_INPUT_MAX, "input max"),
+)}
+
+
+def is_sys(name: str) -> bool:
+    """A series the recorder writes itself (not one the user logged)."""
+    return name.startswith(SYS_PREFIX)
+
+
+def lr_groups(names) -> list[str]:
+    """The learning-rate series present, param group 0 first."""
+    return [n for n in names if n == SYS_LR or n.startswith(SYS_LR + "/")]
+
+
+def scalar_spec(name: str) -> StatSpec | None:
+    """The spec of a recorder series ("sys/lr/2" reads as the learning rate); None for user metrics."""
+    if name in SCALAR_SPECS:
+        return SCALAR_SPECS[name]
+    if name.startswith(SYS_LR + "/"):
+        return SCALAR_SPECS[SYS_LR]
+    return None
 
 
 # ---------------------------------------------------------------- layer tables
@@ -141,19 +205,31 @@ RECORD_GROUPS = {
 }
 STEP_FIELD = "step"
 
-# Layer statistics a reader exposes as [records x layers]: public name -> (group, field).
-LAYER_STATS = {
-    "grad_norm": (GRADS, "norm"),
-    "grad_nonfinite": (GRADS, "nonfinite"),
-    "weight_norm": (WEIGHTS, "norm"),
-    "update_norm": (WEIGHTS, "update_norm"),
-    "update_ratio": (WEIGHTS, "update_ratio"),
-    "act_mean": (ACTS, "mean"),
-    "act_std": (ACTS, "std"),
-    "act_absmax": (ACTS, "absmax"),
-    "act_frac_nonpos": (ACTS, "frac_nonpos"),
-    "act_dead_frac": (ACTS, "dead_frac"),
-    "act_frac_saturated": (ACTS, "frac_saturated"),
+# Layer statistics a reader exposes as [records x layers], with how they read.
+LAYER_STAT_SPECS = {s.name: s for s in (
+    StatSpec("grad_norm", "gradient norm", log=True, group=GRADS, field="norm"),
+    StatSpec("grad_nonfinite", "non-finite gradients", unit="count", group=GRADS, field="nonfinite"),
+    StatSpec("weight_norm", "weight norm", log=True, group=WEIGHTS, field="norm"),
+    StatSpec("update_norm", "update norm", log=True, group=WEIGHTS, field="update_norm"),
+    StatSpec("update_ratio", "update / weight ratio", log=True, group=WEIGHTS, field="update_ratio"),
+    StatSpec("act_mean", "activation mean", group=ACTS, field="mean"),
+    StatSpec("act_std", "activation std", log=True, group=ACTS, field="std"),
+    StatSpec("act_absmax", "activation |max|", log=True, group=ACTS, field="absmax"),
+    StatSpec("act_frac_nonpos", "fraction of outputs <= 0", fraction=True, group=ACTS, field="frac_nonpos"),
+    StatSpec("act_dead_frac", "dead fraction", fraction=True, group=ACTS, field="dead_frac"),
+    StatSpec("act_frac_saturated", "saturated fraction", fraction=True, group=ACTS, field="frac_saturated"),
+)}
+# public name -> (group, field): where each layer statistic is stored.
+LAYER_STATS = {name: (s.group, s.field) for name, s in LAYER_STAT_SPECS.items()}
+
+# Activations with a bounded output range, by class name: (low, high), or None where the
+# module's own min_val/max_val say (Hardtanh, ReLU6). The recorder counts outputs within 1 %
+# of the range from a bound as saturated; the advisor judges only these types by it.
+# LogSigmoid is absent on purpose: its range is unbounded below, so "1 % of the range" has
+# no meaning and its saturation column holds the |x| > 5 rule of unbounded activations.
+BOUNDED_ACTIVATIONS = {
+    "Sigmoid": (0.0, 1.0), "Hardsigmoid": (0.0, 1.0), "Tanh": (-1.0, 1.0), "Softsign": (-1.0, 1.0),
+    "Hardtanh": None, "ReLU6": None,
 }
 # Which layer table a record group is indexed by.
 GROUP_LAYERS = {GRADS: "params", WEIGHTS: "params", ACTS: "modules", HISTS: "params", SNAPS: "snaps"}

@@ -6,7 +6,6 @@ Life cycle: ``RunFileWriter(path)`` creates the file (so a bad path fails at onc
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,9 +123,6 @@ class RunFileWriter:
         self._append(f[fmt.SCALAR_VALUE], np.asarray(value, dtype="float64"))
         self._append(f[fmt.SCALAR_WALL], np.asarray(wall, dtype="float64"))
 
-    def has_group(self, group: str) -> bool:
-        return group in self.f
-
     def append_records(self, group: str, step, fields: dict) -> None:
         """Append rows to a layer record group; ``fields`` maps field name -> (rows, *row_shape)."""
         if group not in self.f:
@@ -172,9 +168,3 @@ class RunFileWriter:
         finally:
             self.f.close()
 
-
-def file_size(path) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

@@ -40,14 +40,11 @@ def due(step: int, every) -> bool:
 
 # ---------------------------------------------------------------- layout
 def output_bounds(module):
-    """(low, high) output range of bounded activations, None for others."""
-    nn = torch.nn
-    if isinstance(module, nn.Hardtanh):   # includes ReLU6
-        return float(module.min_val), float(module.max_val)
-    if isinstance(module, (nn.Sigmoid, nn.Hardsigmoid)):
-        return 0.0, 1.0
-    if isinstance(module, (nn.Tanh, nn.Softsign)):
-        return -1.0, 1.0
+    """(low, high) output range of bounded activations (format.BOUNDED_ACTIVATIONS), None for others."""
+    for cls in type(module).__mro__:       # a subclass of nn.Tanh is bounded like a Tanh
+        if cls.__name__ in fmt.BOUNDED_ACTIVATIONS:
+            bounds = fmt.BOUNDED_ACTIVATIONS[cls.__name__]
+            return bounds if bounds is not None else (float(module.min_val), float(module.max_val))
     return None
 
 

@@ -85,7 +85,11 @@ class Recorder:
     """Record a training run into one crash-safe HDF5 file (see recorder/FORMAT.md).
 
     ``Recorder(path, name=None, config=None, *, flush_every=1.0, stats_every=50,
-    hist_every=200, snapshot_every=200, transfer_every=50, strict=False, max_pending=262144)``
+    hist_every=200, snapshot_every=200, transfer_every=50, strict=False, max_pending=262144,
+    roles=None)``
+
+    ``roles`` names the losses when their names follow no convention the advisor knows:
+    ``roles={"train": "ce", "val": "my_metric"}``.
 
     The file is created here: a path that cannot be created raises ``OSError`` at once
     (before training starts). Later failures (disk full, I/O errors) produce one
@@ -107,7 +111,7 @@ class Recorder:
                  flush_every: float = 1.0, stats_every: int | None = DEFAULT_STATS_EVERY,
                  hist_every: int | None = DEFAULT_HIST_EVERY, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
                  transfer_every: int = DEFAULT_TRANSFER_EVERY, strict: bool = False, max_pending: int = 1 << 18,
-                 _device_path: bool = False):
+                 roles: dict | None = None, _device_path: bool = False):
         if not isinstance(flush_every, numbers.Real) or not flush_every > 0:
             raise ValueError(f"flush_every must be a positive number of seconds, got {flush_every!r}")
         if config is not None and not isinstance(config, Mapping):
@@ -136,6 +140,9 @@ class Recorder:
         self._last_transfer = time.perf_counter()
         self._transfer_interval = float(flush_every)
         meta = metadata.base_meta(self.name, dict(config or {}), time.time(), self._schedule())
+        declared = fmt.check_roles(roles)
+        if declared:
+            meta[fmt.META_ROLES] = declared
         try:
             self._writer = wt.WriterThread(self.path, flush_every, max_rows=self._max_rows, base_meta=meta)
         except OSError as exc:
@@ -438,7 +445,7 @@ class Recorder:
     def _drop(self, n: int) -> None:
         self._writer.dropped += n
         self._warn_once("<queue>", "the writer cannot keep up: values are being dropped "
-                                   "(counted in the file's dropped_records attribute)")
+                                   "(the count is in the run file; trainspect info shows it)")
 
     def _report_writer_failure(self) -> None:
         err = self._writer.error

@@ -12,7 +12,8 @@ The training thread never touches HDF5 after start-up and never waits on the GPU
   flushed to disk when the barrier is released.
 
 Memory is bounded: at most ``max_rows`` pending host values and ``max_batches`` pending
-batches; beyond that values are dropped and counted (root attribute ``dropped_records``).
+batches; beyond that values are dropped and counted (``state/values[STATE_DROPPED]``, which
+``trainspect info`` shows).
 A failure of the file (disk full, I/O error) is stored in ``error``; the recorder then
 warns once and stops recording while training goes on.
 """

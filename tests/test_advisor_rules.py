@@ -246,7 +246,7 @@ def test_fixes_never_repeat_the_same_advice(symptom):
 
 # ------------------------------------------------------------ chunked tables (bounded memory)
 from trainspect.analysis.advisor.causes import FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY, _fix_key  # noqa: E402
-from trainspect.analysis.advisor.labels import LayerLabels  # noqa: E402
+from trainspect.analysis.labels import LayerLabels  # noqa: E402
 from trainspect.analysis.advisor.tables import as_table  # noqa: E402
 
 

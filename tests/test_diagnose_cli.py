@@ -35,7 +35,7 @@ def test_warning_run_exits_1_and_explains(runs_dir, capsys):
     path = recorded("lr_too_low", runs_dir)
     assert main(["diagnose", path]) == 1
     out = capsys.readouterr().out
-    assert "[no_progress]" in out and "likely cause: lr_too_low" in out and "fix 1: raise the learning rate" in out
+    assert "[no_progress]" in out and "likely cause: lr too low" in out and "fix 1: raise the learning rate" in out
 
 
 def test_json_output_has_the_documented_keys(runs_dir, capsys):

@@ -11,6 +11,7 @@ synchronise on a GPU too. A call counts against the recorder when it happens on 
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import traceback
@@ -28,7 +29,9 @@ from trainspect.recorder import format as fmt
 from trainspect.recorder import instruments
 
 torch.set_num_threads(1)
-RECORDER_DIR = str(Path(recorder.__file__).resolve().parent)
+# Both spellings: imported through a symlinked path, code objects carry the unresolved one.
+RECORDER_DIR = tuple({str(Path(recorder.__file__).parent) + os.sep,
+                      str(Path(recorder.__file__).resolve().parent) + os.sep})
 TENSOR_READS = ("item", "__bool__", "__float__", "__int__", "__index__", "__complex__", "tolist",
                 "numpy", "__array__", "cpu", "equal", "allclose")
 TORCH_READS = ("equal", "allclose", "is_nonzero")

@@ -11,12 +11,15 @@ import warnings
 
 import numpy as np
 
+from trainspect.recorder import format as fmt
+
 from ..findings import Evidence, Finding
+from ..labels import LayerLabels
 from .series import rounded
 from .tables import as_table
 
 RELU_TYPES = {"ReLU", "ReLU6", "RReLU"}           # units can die (LeakyReLU/GELU/ELU cannot)
-BOUNDED_TYPES = {"Sigmoid", "Tanh", "Hardtanh", "Hardsigmoid", "Softsign", "LogSigmoid"}
+BOUNDED_TYPES = set(fmt.BOUNDED_ACTIVATIONS)
 
 
 def _late(values, tail: float):
@@ -93,8 +96,7 @@ def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, t
     if not cols:
         return None
     if label is None:       # without a labeller the evidence still names the activation type
-        def label(name, _types=dict(zip(modules, types))):
-            return f"{name} ({_types[name]})"
+        label = LayerLabels.from_types(modules, types)
     all_s = as_table(frac_saturated, steps, modules).columns(cols)
     late = _late(all_s, tail)
     with np.errstate(all="ignore"):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MAX, SYS_INPUT_MEAN, SYS_INPUT_MIN, SYS_INPUT_STD, SYS_LR, SYS_NONFINITE_GRADS
+
 from ..findings import Finding, sort_findings
 from . import activation_rules as act
 from . import gradient_rules as grad
@@ -11,7 +13,7 @@ from . import loss_rules as loss
 from . import nan_rules as nan
 from . import weight_rules as weight
 from .causes import Context, attach
-from .labels import LayerLabels
+from ..labels import LayerLabels
 from .signals import NORM_TYPES, Signals, extract
 from .series import finite_prefix, head_level, tail_level
 
@@ -74,7 +76,7 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
     for role in (sig.train_loss, sig.val_loss):
         if role is not None:
             nan_scalars[role[0]] = (role[1], role[2])
-    for name in ("sys/grad_norm", "sys/nonfinite_grads", "sys/input_mean", "sys/input_std"):
+    for name in (SYS_GRAD_NORM, SYS_NONFINITE_GRADS, SYS_INPUT_MEAN, SYS_INPUT_STD):
         if name in sig.scalars:
             nan_scalars[name] = sig.scalars[name]
     nan_layers = {k: sig.layer[k] for k in ("grad_nonfinite", "weight_norm", "act_mean", "act_absmax") if k in sig.layer}
@@ -92,7 +94,7 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
         gs, glayers = gt.steps, gt.layers
         shapes, numel = _shapes(sig, glayers)
         cut = _rows_before(gs, f_nan)
-        total = sig.scalars.get("sys/grad_norm")
+        total = sig.scalars.get(SYS_GRAD_NORM)
         tsteps, tvals = (total[0], total[1]) if total is not None else (None, None)
         if total is not None and f_nan is not None:
             keep = tsteps < f_nan.first_step
@@ -145,12 +147,12 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
         ctx.update_ratio_max = max(per_layer.values()) if per_layer else None
 
     # --- inputs
-    if "sys/input_mean" in sig.scalars and "sys/input_std" in sig.scalars and not _token_model(types):
-        ms, mv = sig.scalars["sys/input_mean"]
-        ss, sv = sig.scalars["sys/input_std"]
+    if SYS_INPUT_MEAN in sig.scalars and SYS_INPUT_STD in sig.scalars and not _token_model(types):
+        ms, mv = sig.scalars[SYS_INPUT_MEAN]
+        ss, sv = sig.scalars[SYS_INPUT_STD]
         n = min(len(mv), len(sv))
-        lo = sig.scalars.get("sys/input_min")
-        hi = sig.scalars.get("sys/input_max")
+        lo = sig.scalars.get(SYS_INPUT_MIN)
+        hi = sig.scalars.get(SYS_INPUT_MAX)
         f = inp.detect_unnormalized(ms[:n], mv[:n], sv[:n], lo[1] if lo else None, hi[1] if hi else None)
         if f is not None:
             findings.append(f)
@@ -190,7 +192,7 @@ def _rows_before(steps, f_nan):
 
 
 def _nan_context(sig: Signals, ctx: Context, first_bad: int) -> None:
-    total = sig.scalars.get("sys/grad_norm")
+    total = sig.scalars.get(SYS_GRAD_NORM)
     if total is not None:
         s, v = total
         v = v[(s < first_bad) & np.isfinite(v)]
@@ -219,12 +221,12 @@ def _loss_context(sig: Signals, ctx: Context, findings) -> None:
         idx = np.searchsorted(s, spikes.evidence[0].steps)
         nxt = np.clip(idx + 1, 0, len(v) - 1)
         ctx.spikes_isolated = bool(np.all(v[nxt] < 0.5 * v[idx]))
-        total = sig.scalars.get("sys/grad_norm")
+        total = sig.scalars.get(SYS_GRAD_NORM)
         if total is not None:
             ev = grad.grad_spike_evidence(spikes.evidence[0].steps, *total)
             if ev is not None:
                 spikes.evidence.append(ev)
-    lr = sig.scalars.get("sys/lr")
+    lr = sig.scalars.get(SYS_LR)
     if lr is not None and len(lr[1]) >= 2:
         s, v = lr
         ok = np.isfinite(v) & (v > 0)

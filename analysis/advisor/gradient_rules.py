@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainspect.recorder.format import SYS_GRAD_NORM
+
 from ..findings import Evidence, Finding
 from .series import column_bins, fmt, rounded
 from .tables import as_table
@@ -115,7 +117,7 @@ def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, s
                 first_step = first_step if first_step is not None else int(ts[b_rows[np.argmax(b > growth * early)]])
                 last_step = int(ts[-1])
                 evidence.append(Evidence(
-                    series="sys/grad_norm", threshold=growth,
+                    series=SYS_GRAD_NORM, threshold=growth,
                     text=(f"global gradient norm grew from {fmt(early)} to {fmt(float(np.median(late)))} "
                           f"({float(np.median(late)) / early:.0f}x; threshold {growth:g}x, sustained to the end)"),
                     steps=[int(ts[b_rows[0]]), int(ts[-1])], values=rounded([early, float(np.median(late))])))
@@ -241,7 +243,7 @@ def grad_spike_evidence(spike_steps, grad_steps, grad_norm, *, within=1, z=2.5):
         return None
     matched = len({int(s) for s in spike_steps if np.any(np.abs(g_steps - s) <= within)})
     return Evidence(
-        series="sys/grad_norm",
+        series=SYS_GRAD_NORM,
         text=(f"the global gradient norm spiked too at {matched} of the {len(spike_steps)} loss-spike steps "
               f"(z-score up to {float(np.max(g_z[hit])):.1f} > {z} against its EMA, ZClip rule)"),
         steps=[int(g_steps[i]) for i in hit], values=[float(g_values[i]) for i in hit], threshold=z)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainspect.recorder.format import SYS_INPUT_STD
+
 from ..findings import Evidence, Finding
 from .series import fmt, rounded
 
@@ -43,7 +45,7 @@ def detect_unnormalized(steps, mean, std, vmin=None, vmax=None, *, max_scale=5.0
         title=f"inputs are not standardised: mean {fmt(mm)}, std {fmt(ss)}{rng}",
         first_step=int(steps[ok][0]), last_step=int(steps[ok][-1]),
         evidence=[Evidence(
-            series="sys/input_std", threshold=max_scale,
+            series=SYS_INPUT_STD, threshold=max_scale,
             text=f"model input: median mean {fmt(mm)}, median std {fmt(ss)}{rng}: " + "; ".join(problems)
                  + " (standardised inputs have mean 0, std 1)",
             steps=[int(steps[ok][0]), int(steps[ok][-1])], values=rounded([mm, ss]))],

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainspect.recorder.format import SYS_NONFINITE_GRADS
+
 from ..findings import Evidence, Finding
 from .series import first_nonfinite, fmt, rounded
 from .tables import Table, as_table
@@ -36,7 +38,7 @@ def detect_nan_inf(scalars: dict, layer_tables: dict, *, label=str) -> Finding |
     hits = []   # (step, order, evidence, layers)
     for name, (steps, values) in scalars.items():
         steps, values = np.asarray(steps), np.asarray(values, dtype=np.float64)
-        if name == "sys/nonfinite_grads":
+        if name == SYS_NONFINITE_GRADS:
             bad = np.flatnonzero(values > 0)
             i = int(bad[0]) if bad.size else None
         else:
@@ -45,7 +47,7 @@ def detect_nan_inf(scalars: dict, layer_tables: dict, *, label=str) -> Finding |
             continue
         before = values[max(0, i - 5): i]
         hits.append((int(steps[i]), 0, Evidence(
-            series=name, text=(f"{name} is {values[i]} at step {int(steps[i])}" if name != "sys/nonfinite_grads" else
+            series=name, text=(f"{name} is {values[i]} at step {int(steps[i])}" if name != SYS_NONFINITE_GRADS else
                                f"{int(values[i])} non-finite gradient entries at step {int(steps[i])}")
             + (f" (the {len(before)} values before: {', '.join(fmt(v) for v in before)})" if before.size else ""),
             steps=[int(s) for s in steps[max(0, i - 5): i + 1]], values=rounded(values[max(0, i - 5): i + 1])), []))

@@ -12,11 +12,9 @@ import numpy as np
 
 from trainspect.recorder import format as fmt
 
+from ..vocab import loss_roles
 from .tables import Table
 
-TRAIN_LOSS_NAMES = ("train/loss", "loss", "train_loss", "loss/train")
-VAL_LOSS_NAMES = ("val/loss", "val_loss", "valid/loss", "validation/loss", "eval/loss", "eval_loss", "loss/val",
-                  "test/loss")
 NORM_TYPES = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
               "InstanceNorm2d", "RMSNorm", "SyncBatchNorm"}
 
@@ -32,9 +30,6 @@ class Signals:
     snapshots: object = None                        # Snapshots or None
     meta: dict = field(default_factory=dict)
 
-    def scalar(self, name):
-        return self.scalars.get(name)
-
 
 def _loss(run, names_present, candidates):
     for name in candidates:
@@ -49,13 +44,9 @@ def extract(run) -> Signals:
     names = run.scalar_names()
     present = set(names)
     sig = Signals(meta=dict(run.meta or {}))
-    sig.train_loss = _loss(run, present, TRAIN_LOSS_NAMES)
-    sig.val_loss = _loss(run, present, VAL_LOSS_NAMES)
-    if sig.train_loss is None:     # an unconventional name: take the first scalar with "loss" in it
-        other = [n for n in names if "loss" in n.lower() and not n.startswith(fmt.SYS_PREFIX)
-                 and (sig.val_loss is None or n != sig.val_loss[0]) and n not in VAL_LOSS_NAMES]
-        if other:
-            sig.train_loss = _loss(run, present, other[:1])
+    roles = loss_roles(names, sig.meta.get(fmt.META_ROLES))
+    sig.train_loss = _loss(run, present, [roles["train"]] if "train" in roles else [])
+    sig.val_loss = _loss(run, present, [roles["val"]] if "val" in roles else [])
     for name in (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS, fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD,
                  fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX):
         if name in present:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from trainspect.analysis import RunFileError, open_run
 
-from .tail import finding_lines
+from ..present import text_lines
 
 DEFAULT_SCENARIO = "lr-too-high"
 DEFAULT_OUT = "trainspect-demo"
@@ -193,7 +193,7 @@ def run_headless(args, expected: dict, path: Path, shot: Path) -> int:
         return 2
     print(f"{path.name}: {status}")
     for f in findings:
-        for line in finding_lines(f):
+        for line in text_lines(f, brief=True):
             print(line)
     if not findings:
         print("no findings")

@@ -10,7 +10,7 @@ import sys
 from trainspect.analysis import RunFileError, open_run
 from trainspect.analysis.advisor import diagnose
 
-MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
+from ..present import text_lines
 
 
 def add_arguments(parser) -> None:
@@ -41,18 +41,7 @@ def to_text(run, findings) -> str:
     if not findings:
         lines.append("no problems found")
     for f in findings:
-        span = f"steps {f.first_step}-{f.last_step}" if f.first_step is not None else ""
-        lines.append(f"\n{MARK[f.severity]} [{f.symptom}] {f.title}" + (f"  ({span})" if span else ""))
-        if f.layers:
-            lines.append(f"      layers: {', '.join(f.layers[:6])}" + (" ..." if len(f.layers) > 6 else ""))
-        for e in f.evidence:
-            lines.append(f"      evidence: {e.text}")
-        for i, c in enumerate(f.causes[:3]):
-            lines.append(f"      {'likely cause' if i == 0 else 'or'}: {c.id} ({c.confidence:.2f}) - {c.why}")
-        for i, fix in enumerate(f.fixes[:6], 1):
-            lines.append(f"      fix {i}: {fix}")
-        if f.confirm:
-            lines.append(f"      confirm: {f.confirm}")
+        lines += [""] + text_lines(f)
     return "\n".join(lines)
 
 

@@ -26,13 +26,13 @@ def _duration(seconds: float) -> str:
 
 
 def summarize(run) -> str:
-    from trainspect.recorder import format as fmt
+    from ..vocab import RunState, is_sys
 
     st = run.status()
     names = run.scalar_names()
-    user = [n for n in names if not n.startswith(fmt.SYS_PREFIX)]
-    sysm = [n for n in names if n.startswith(fmt.SYS_PREFIX)]
-    end = st.heartbeat if st.state != "live" else time.time()
+    user = [n for n in names if not is_sys(n)]
+    sysm = [n for n in names if is_sys(n)]
+    end = st.heartbeat if st.state != RunState.LIVE else time.time()
     lines = [
         f"run:        {run.name}  ({run.path})",
         f"status:     {st.describe()}",

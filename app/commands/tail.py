@@ -15,8 +15,10 @@ import time
 
 from trainspect.analysis import RunFileError, open_run
 
+from ..present import text_lines
+from ..vocab import SYS_GRAD_NORM, SYS_LR, RunState, is_sys
+
 MAX_USER_METRICS = 6
-MARK = {"error": "ERROR", "warning": "WARN ", "info": "info "}
 WAITABLE = ("no such file", "run is starting", "cannot open as HDF5", "truncated")
 
 
@@ -60,31 +62,18 @@ def latest(run, name: str):
 def snapshot_line(run, status) -> str:
     """``step N | user metrics | lr | grad norm | state``: one terminal line."""
     names = run.scalar_names()
-    user = [n for n in names if not n.startswith("sys/")][:MAX_USER_METRICS]
+    user = [n for n in names if not is_sys(n)][:MAX_USER_METRICS]
     parts = [f"step {run.max_step:>6}"]
     values = [f"{n} {fmt_value(v)}" for n in user if (v := latest(run, n)) is not None]
     if values:
         parts.append("  ".join(values))
-    lr, grad = latest(run, "sys/lr"), latest(run, "sys/grad_norm")
+    lr, grad = latest(run, SYS_LR), latest(run, SYS_GRAD_NORM)
     sys_parts = ([f"lr {fmt_value(lr)}"] if lr is not None else []) + \
                 ([f"grad norm {fmt_value(grad)}"] if grad is not None else [])
     if sys_parts:
         parts.append("  ".join(sys_parts))
     parts.append(status.state)
     return " | ".join(parts)
-
-
-def finding_lines(f) -> list[str]:
-    span = ""
-    if f.first_step is not None:
-        span = f"  (from step {f.first_step})"
-    out = [f"{MARK.get(f.severity, f.severity)} [{f.symptom}] {f.title}{span}"]
-    if f.causes:
-        c = f.causes[0]
-        out.append(f"      likely cause: {c.id.replace('_', ' ')} ({c.confidence:.0%}) - {c.why}")
-    if f.fixes:
-        out.append(f"      first fix: {f.fixes[0]}")
-    return out
 
 
 class FindingTracker:
@@ -132,10 +121,10 @@ def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = Fa
             _say(snapshot_line(run, status))
             last_step = step
         now = time.monotonic()
-        done = once or status.state != "live"
+        done = once or status.state != RunState.LIVE
         if advisor_every > 0 and dirty and (done or now - last_advice >= advisor_every):
             for f in tracker.update(run):
-                for line in ([f] if isinstance(f, str) else finding_lines(f)):
+                for line in ([f] if isinstance(f, str) else text_lines(f, brief=True)):
                     _say(line)
             last_advice, dirty = now, False
         if done:
@@ -145,7 +134,7 @@ def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = Fa
         return 0
     _say(f"{run.name}: {status.describe()}"
          + (f"; {len(tracker.findings)} finding(s), details: trainspect diagnose {run.path}" if advisor_every > 0 else ""))
-    return 0 if status.state == "finished" else 1
+    return 0 if status.state == RunState.FINISHED else 1
 
 
 def run(args) -> int:

@@ -15,11 +15,10 @@ from PySide6.QtCore import QTimer
 from ..commands.demo import (OPEN_TIMEOUT_S, best_match, headline, start_training, stop_training,
                              wait_until_readable)
 from ..commands.open import parse_size
-from ..commands.tail import finding_lines
+from ..present import rich_html, text_lines
 from .live import LiveTail
 from .main_window import MainWindow, ensure_app, render_screenshot
 from .settings import make_settings
-from .widgets.advisor_panel import finding_html
 
 
 def write_screenshot(path: Path, shot: Path, expected: dict, size: str) -> str:
@@ -50,7 +49,7 @@ def show_details(panel, finding) -> None:
             panel.tree.blockSignals(True)
             panel.tree.setCurrentItem(panel.tree.topLevelItem(i))
             panel.tree.blockSignals(False)
-            panel.details.setHtml(finding_html(f))
+            panel.details.setHtml(rich_html(f))
             return
 
 
@@ -87,7 +86,7 @@ def run_live(args, expected: dict, path: Path) -> int:
             k = (f.symptom, tuple(f.layers))
             if k not in reported:
                 reported.add(k)
-                for line in finding_lines(f):
+                for line in text_lines(f, brief=True):
                     print(line, flush=True)
         named, sentence = headline(findings or [], expected)
         if named and not outcome["named"] and expected["symptoms"]:

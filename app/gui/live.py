@@ -22,6 +22,7 @@ import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..vocab import RunState
 from .model import default_metrics
 
 FAST_MS = 100          # while rows arrive
@@ -29,7 +30,7 @@ LIVE_MAX_MS = 150      # quiet but live writer: keeps flush -> visible under 0.2
 IDLE_MS = 1000         # nothing live (finished / crashed / stale runs only)
 BACKOFF = 1.5
 STATUS_EVERY_S = 1.0   # stale runs: how often to look whether their writer came back
-FINAL_STATES = ("finished", "crashed")
+FINAL_STATES = (RunState.FINISHED, RunState.CRASHED)
 
 
 class _Watch:
@@ -112,7 +113,7 @@ class LiveTail(QObject):
             w = self._watch.setdefault(e.key, _Watch())
             if w.status is not None and w.status.state in FINAL_STATES and w.settle == 0:
                 continue            # final: nothing more will come
-            if w.status is not None and w.status.state == "stale" and now - w.checked < STATUS_EVERY_S:
+            if w.status is not None and w.status.state == RunState.STALE and now - w.checked < STATUS_EVERY_S:
                 continue
             st = self._read_status(e, w, now)
             if st is None:
@@ -155,7 +156,7 @@ class LiveTail(QObject):
         return st.describe() if st is not None else entry.status_text()
 
     def any_live(self) -> bool:
-        return any(w.status is not None and w.status.state == "live" for w in self._watch.values())
+        return any(w.status is not None and w.status.state == RunState.LIVE for w in self._watch.values())
 
     def _on_added(self, entry) -> None:
         self._watch.setdefault(entry.key, _Watch())
@@ -172,7 +173,7 @@ class LiveTail(QObject):
         """Plot metrics that appeared after opening, unless the user picked metrics by hand."""
         if self.view is None or self._user_picked_metrics:
             return
-        wanted = default_metrics(self.runs.metric_names())
+        wanted = default_metrics(self.runs.metric_names(), declared=self.runs.declared_roles())
         if wanted != self.view.metrics:
             self._setting_metrics = True
             try:
@@ -182,7 +183,7 @@ class LiveTail(QObject):
 
     def _on_metrics_changed(self, names) -> None:
         # A change that is not the default choice (ours or the window's at open) is the user's.
-        if not self._setting_metrics and list(names) != default_metrics(self.runs.metric_names()):
+        if not self._setting_metrics and list(names) != default_metrics(self.runs.metric_names(), declared=self.runs.declared_roles()):
             self._user_picked_metrics = True
 
     # ------------------------------------------------------------ follow

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QTabWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
+from ..vocab import NEUTRAL_COLOR, STATE_COLORS
 from .live import LiveTail
 from .model import RunsModel, ViewState, default_metrics
 from .export_actions import install_export_actions
@@ -25,7 +26,6 @@ from .widgets.run_list import RunListWidget, elide
 from .widgets.scalar_plots import ScalarPlotPanel
 
 RUN_FILTER = "trainspect runs (*.h5 *.hdf5);;All files (*)"
-STATE_COLORS = {"live": "#2E7D32", "finished": "#333", "crashed": "#C62828", "stale": "#C62828"}
 
 
 class ErrorBanner(QFrame):
@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
         if self.statusBar().currentMessage().endswith("waiting for the writer…"):
             self.statusBar().clearMessage()
         if not self.view.metrics:
-            self.view.set_metrics(default_metrics(self.runs.metric_names()))
+            self.view.set_metrics(default_metrics(self.runs.metric_names(), declared=self.runs.declared_roles()))
 
     def show_error(self, path: str, message: str) -> None:
         self.errors.append(message)
@@ -225,7 +225,7 @@ class MainWindow(QMainWindow):
             self.run_state.setText("")
             return
         text = st.describe() if st is not None else e.status_text()
-        color = STATE_COLORS.get(st.state if st is not None else "", "#333")
+        color = STATE_COLORS.get(st.state, NEUTRAL_COLOR) if st is not None else NEUTRAL_COLOR
         # The text can hold a crash message ("expected <class ...>"): escape it.
         self.run_state.setText(f"<span style='color:{color}'>{html.escape(elide(text, 100))}</span>")
         self.run_state.setToolTip(text)   # a long crash message must not widen the window

@@ -19,14 +19,14 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from trainspect.analysis import RunFileError, open_run
 
+from ..vocab import META_ROLES, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
+
 # Colour-blind-friendly, distinct on white (Okabe-Ito first, then tab10 leftovers).
 PALETTE = (
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
     "#56B4E9", "#8C564B", "#7F7F7F", "#BCBD22", "#17BECF",
 )
 X_MODES = ("step", "wall", "relative")
-TRAIN_LOSS_NAMES = ("loss", "train/loss", "train_loss", "loss/train")
-VAL_LOSS_NAMES = ("val/loss", "val_loss", "valid/loss", "validation/loss", "eval/loss", "eval_loss", "loss/val", "test/loss")
 DEFAULT_MAX_METRICS = 4
 # A file opened in a live run's first moments (created, layout not written or not flushed
 # yet) fails with one of these; the model retries it instead of failing for good.
@@ -107,6 +107,13 @@ class RunsModel(QObject):
     @property
     def current(self) -> RunEntry | None:
         return self._current
+
+    def declared_roles(self) -> dict:
+        """Loss roles the runs declared (Recorder(..., roles=...)); the current run's win."""
+        roles: dict = {}
+        for e in sorted(self._entries, key=lambda e: e is self.current):
+            roles.update((e.run.meta or {}).get(META_ROLES) or {})
+        return roles
 
     def metric_names(self) -> list[str]:
         """Union of the metrics of all open runs, in first-seen order."""
@@ -244,14 +251,17 @@ def _recently_written(path: Path, within_s: float = START_WAIT_S) -> bool:
         return False
 
 
-def default_metrics(names: list[str], limit: int = DEFAULT_MAX_METRICS) -> list[str]:
-    """What to plot when a run opens: the losses first, then other user metrics, no sys/."""
-    user = [n for n in names if not n.startswith("sys/")]
-    losses = [n for n in user if n in TRAIN_LOSS_NAMES] + [n for n in user if n in VAL_LOSS_NAMES]
+def default_metrics(names: list[str], limit: int = DEFAULT_MAX_METRICS, declared: dict | None = None) -> list[str]:
+    """What to plot when a run opens: the training and validation loss first (their roles,
+    ``declared`` ones first), then other user metrics; the recorder's own series only if
+    there is nothing else."""
+    user = [n for n in names if not is_sys(n)]
+    roles = loss_roles(user, declared)
+    losses = [roles[r] for r in ("train", "val") if r in roles]
     rest = [n for n in user if n not in losses]
     chosen = (losses + rest)[:limit]
     if not chosen:
-        chosen = [n for n in ("sys/grad_norm", "sys/lr") if n in names][:limit]
+        chosen = [n for n in (SYS_GRAD_NORM, SYS_LR) if n in names][:limit]
     return chosen
 
 

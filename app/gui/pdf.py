@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from ..report.content import Report
-from ..report.html import SEVERITY_COLORS, e, finding_lists, layers_text, step_span
+from ..present import e, rich_html
 
 PAGE_DPI = 96            # layout units = CSS pixels; the PDF itself is vector
 MARGIN = 42
@@ -66,20 +66,6 @@ def _kv(rows) -> str:
     return f'<table border="1" cellspacing="0" cellpadding="3" style="border-color:#ccc">{cells}</table>'
 
 
-def _finding_html(f) -> str:
-    color = SEVERITY_COLORS.get(f.severity, "#999")
-    out = [f'<p><span style="background-color:{color};color:#fff"><b>&nbsp;{e(f.severity.upper())}&nbsp;</b></span> '
-           f'<tt>{e(f.symptom)}</tt> <font color="#666">{e(step_span(f))}</font></p>',
-           f"<h3>{e(f.title)}</h3>"]
-    if f.layers:
-        out.append(f'<p><font color="#666">{e(layers_text(f))}</font></p>')
-    for heading, tag, items in finding_lists(f, code_tag="tt"):
-        out.append(f"<p><b>{heading}</b></p><{tag}>" + "".join(f"<li>{x}</li>" for x in items) + f"</{tag}>")
-    if f.confirm:
-        out.append(f"<p><b>Confirm:</b> {e(f.confirm)}</p>")
-    return "".join(out)
-
-
 def report_blocks(report: Report) -> list:
     blocks = [Text(f"<h1>{e(report.title)}</h1><p><font color='#666'>written by trainspect on {e(report.created)}</font></p>")]
     c = report.comparison
@@ -102,7 +88,7 @@ def report_blocks(report: Report) -> list:
                            + ("" if s.findings else "<p><font color='#2e7d32'><b>No problems found.</b></font></p>"),
                            keep_next=bool(s.findings)))
         for j, f in enumerate(s.findings):
-            blocks.append(Text(_finding_html(f), keep_next=True))
+            blocks.append(Text(rich_html(f), keep_next=True))
             blocks.extend(Svg(fig.svg, fig.caption) for fig in s.finding_figures.get(j, []))
         if s.figures:
             blocks.append(Text("<h2>Key plots</h2>", keep_next=True))

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from trainspect.analysis import RunFileError, open_run
-from trainspect.analysis.advisor.signals import TRAIN_LOSS_NAMES, VAL_LOSS_NAMES
+from trainspect.analysis.labels import LayerLabels
+
+from ..vocab import LAYER_STAT_SPECS, RunState, SYS_GRAD_NORM, SYS_LR, is_sys, lr_groups, stat_label
 
 from . import svgplot
 from .svgplot import PALETTE, Line, PlotSpec
 
-SYS_PREFIX = "sys/"
 MAX_OTHER_METRICS = 6        # user metrics beyond the losses that get their own plot
 MAX_FINDING_LAYERS = 6       # layers drawn in a finding's layer-statistic plot
 HEATMAP_STATS = (            # (stat, title); only those the run has are drawn
@@ -27,7 +28,6 @@ HEATMAP_STATS = (            # (stat, title); only those the run has are drawn
     ("act_dead_frac", "Dead units per module (fraction)"),
     ("act_frac_saturated", "Saturated activations per module (fraction)"),
 )
-FRACTION_STATS = ("act_dead_frac", "act_frac_saturated", "act_frac_nonpos")
 SUMMARY_LOSS_WINDOW = 10     # "final loss" = median of the last points (one noisy batch is not the result)
 
 
@@ -111,11 +111,10 @@ def duration_text(seconds: float) -> str:
     return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{seconds:.1f} s")
 
 
-def loss_names(names: list) -> tuple:
-    """(training loss name or None, validation loss name or None) by the documented roles."""
-    train = next((n for n in TRAIN_LOSS_NAMES if n in names), None)
-    val = next((n for n in VAL_LOSS_NAMES if n in names), None)
-    return train, val
+def loss_names(run) -> tuple:
+    """(training loss name or None, validation loss name or None): the run's loss roles."""
+    roles = run.loss_roles()
+    return roles.get("train"), roles.get("val")
 
 
 def _final(values: np.ndarray) -> float:
@@ -150,7 +149,7 @@ def run_summary(run) -> tuple[list, dict]:
     start = meta.get("start_time")
     if isinstance(start, (int, float)) and math.isfinite(start):
         rows.append(("started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))))
-        end = st.heartbeat if st.state != "live" else time.time()
+        end = st.heartbeat if st.state != RunState.LIVE else time.time()
         if isinstance(end, (int, float)) and math.isfinite(end):
             rows.append(("duration", duration_text(end - start)))
     if meta.get("host"):
@@ -168,7 +167,7 @@ def run_summary(run) -> tuple[list, dict]:
     versions = meta.get("versions") or {}
     if versions:
         rows.append(("versions", ", ".join(f"{k} {value_text(v)}" for k, v in versions.items() if v)))
-    train, val = loss_names(names)
+    train, val = loss_names(run)
     metrics = {"state": st.state, "steps": run.max_step + 1}
     for role, name in (("train", train), ("val", val)):
         if name:
@@ -176,7 +175,7 @@ def run_summary(run) -> tuple[list, dict]:
             metrics[f"{role}_final"], metrics[f"{role}_best"] = _final(v), _best(v)
             rows.append((f"{role} loss ({name})", f"final {svgplot.fmt_value(metrics[f'{role}_final'])}, "
                                                    f"best {svgplot.fmt_value(metrics[f'{role}_best'])}"))
-    user = [n for n in names if not n.startswith(SYS_PREFIX)]
+    user = [n for n in names if not is_sys(n)]
     rows.append(("metrics", f"{len(user)} logged, {len(names) - len(user)} recorded by watch()"))
     if st.error:
         rows.append(("error", st.error))
@@ -187,28 +186,30 @@ def key_figures(run) -> list:
     """Losses, other metrics, learning rate, gradient norm and layer heatmaps."""
     names = run.scalar_names()
     figs = []
-    train, val = loss_names(names)
+    train, val = loss_names(run)
     losses = [n for n in (train, val) if n] + [n for n in names if "loss" in n.lower()
-                                                and not n.startswith(SYS_PREFIX) and n not in (train, val)]
+                                                and not is_sys(n) and n not in (train, val)]
     lines = [ln for i, n in enumerate(losses[:len(PALETTE)]) if (ln := _series_line(run, n, PALETTE[i])) is not None]
     if lines:
         figs.append(Figure("Losses", svgplot.line_plot(lines, PlotSpec(title="Losses", ylabel="loss")),
                            "raw values; every spike is kept (min/max per pixel column)"))
-    others = [n for n in names if not n.startswith(SYS_PREFIX) and n not in losses][:MAX_OTHER_METRICS]
+    others = [n for n in names if not is_sys(n) and n not in losses][:MAX_OTHER_METRICS]
     for n in others:
         ln = _series_line(run, n, PALETTE[2])
         if ln is not None:
             figs.append(Figure(n, svgplot.line_plot([ln], PlotSpec(title=n, height=200))))
-    lrs = [n for n in names if n == "sys/lr" or n.startswith("sys/lr/")]
+    lrs = lr_groups(names)
     lines = [ln for i, n in enumerate(lrs[:len(PALETTE)])
-             if (ln := _series_line(run, n, PALETTE[i], "group 0" if n == "sys/lr" else "group " + n.rsplit("/", 1)[-1]))]
+             if (ln := _series_line(run, n, PALETTE[i], "group 0" if n == SYS_LR else "group " + n.rsplit("/", 1)[-1]))]
     if lines:
         if len(lines) == 1:
             lines[0].label = ""
-        figs.append(Figure("Learning rate", svgplot.line_plot(lines, PlotSpec(title="Learning rate", height=200))))
-    gn = _series_line(run, "sys/grad_norm", PALETTE[4], "")
+        title = stat_label(SYS_LR).capitalize()
+        figs.append(Figure(title, svgplot.line_plot(lines, PlotSpec(title=title, height=200))))
+    gn = _series_line(run, SYS_GRAD_NORM, PALETTE[4], "")
     if gn is not None:
-        figs.append(Figure("Global gradient norm", svgplot.line_plot([gn], PlotSpec(title="Global gradient norm", height=200))))
+        title = stat_label(SYS_GRAD_NORM).capitalize()
+        figs.append(Figure(title, svgplot.line_plot([gn], PlotSpec(title=title, height=200))))
     have = set(run.layer_stat_names())
     for stat, title in HEATMAP_STATS:
         if stat in have:
@@ -217,17 +218,17 @@ def key_figures(run) -> list:
 
 
 def layer_labels(run, layers: list) -> list:
-    """Module names get their type ("3 (ReLU)"): bare indices say little in a heatmap."""
-    types = {m.name: m.type for m in run.modules}
-    return [f"{n} ({types[n]})" if n in types and not n.endswith(types[n]) else n for n in layers]
+    """Layers get their type ("layer 3 (ReLU)"): bare indices say little in a heatmap."""
+    label = LayerLabels.for_run(run)
+    return [label(n) for n in layers]
 
 
 def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
     ls = run.layer_stat(stat)
     if not len(ls.steps) or not ls.values.shape[1]:
         return None
-    title = title or stat
-    vrange = (0.0, 1.0) if stat in FRACTION_STATS else None
+    title = title or stat_label(stat)
+    vrange = (0.0, 1.0) if LAYER_STAT_SPECS[stat].fraction else None
     svg = svgplot.heatmap(ls.values, ls.steps, layer_labels(run, ls.layers), title=title, vrange=vrange,
                           log=False if vrange else "auto")
     return Figure(title, svg, f"layer statistic {stat}; columns keep the maximum of the records they cover")
@@ -341,13 +342,13 @@ def build_comparison(runs, sections) -> Comparison:
         add(f"config: {key}", [c.get(key, "–") for c in configs])
     figs = []
     colors = {id(r): PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
-    for title, pick in (("Training loss", lambda names: loss_names(names)[0]),
-                        ("Validation loss", lambda names: loss_names(names)[1]),
-                        ("Learning rate", lambda names: "sys/lr" if "sys/lr" in names else None),
-                        ("Global gradient norm", lambda names: "sys/grad_norm" if "sys/grad_norm" in names else None)):
+    for title, pick in (("Training loss", lambda r: loss_names(r)[0]),
+                        ("Validation loss", lambda r: loss_names(r)[1]),
+                        (stat_label(SYS_LR).capitalize(), lambda r: SYS_LR if SYS_LR in r.scalar_names() else None),
+                        (stat_label(SYS_GRAD_NORM).capitalize(), lambda r: SYS_GRAD_NORM if SYS_GRAD_NORM in r.scalar_names() else None)):
         lines = []
         for r in runs:
-            name = pick(r.scalar_names())
+            name = pick(r)
             if name and (ln := _series_line(r, name, colors[id(r)], r.name)) is not None:
                 lines.append(ln)
         if lines:

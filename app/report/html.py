@@ -6,12 +6,10 @@ a rendering bug could not make the page execute or load anything.
 """
 from __future__ import annotations
 
-from html import escape
-
+from ..present import e, web_html
 from .content import Report, RunSection
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-SEVERITY_COLORS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
 
 CSS = """
 body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:24px auto;max-width:980px;color:#222;
@@ -32,10 +30,6 @@ figure svg{max-width:100%;height:auto;border:1px solid #eee}
 """
 
 
-def e(text) -> str:
-    return escape(str(text), quote=True)
-
-
 def _kv_table(rows) -> str:
     body = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in rows)
     return f'<table class="kv">{body}</table>'
@@ -46,49 +40,6 @@ def _figure(fig) -> str:
     return f"<figure>{fig.svg}{cap}</figure>"
 
 
-def step_span(f) -> str:
-    return f"steps {f.first_step}–{f.last_step}" if f.first_step is not None else ""
-
-
-def layers_text(f, limit: int = 12) -> str:
-    more = f" … (+{len(f.layers) - limit})" if len(f.layers) > limit else ""
-    return f"layers: {', '.join(f.layers[:limit])}{more}"
-
-
-def finding_lists(f, code_tag: str = "code") -> list[tuple[str, str, list[str]]]:
-    """(heading, "ul"/"ol", escaped item markup) for a finding's evidence, causes and fixes.
-
-    Shared by the HTML page and the PDF's Qt rich text, which differ only in the markup around them.
-    """
-    lists = []
-    if f.evidence:
-        lists.append(("Evidence", "ul", [
-            f"<{code_tag}>{e(ev.series)}</{code_tag}>{' (' + e(ev.layer) + ')' if ev.layer else ''}: {e(ev.text)}"
-            for ev in f.evidence]))
-    if f.causes:
-        lists.append(("Likely causes", "ol", [f"<b>{e(c.id)}</b> ({c.confidence:.2f}): {e(c.why)}" for c in f.causes]))
-    if f.fixes:
-        lists.append(("Fixes, in the order to try them", "ol", [e(x) for x in f.fixes]))
-    return lists
-
-
-def _finding(f, figures, anchor: str) -> str:
-    color = SEVERITY_COLORS.get(f.severity, "#999")
-    parts = [f'<div class="finding" id="{anchor}" style="border-left-color:{color}">',
-             f'<div><span class="sev" style="background:{color}">{e(f.severity.upper())}</span> '
-             f'<span class="symptom">{e(f.symptom)}</span> <span class="muted">{e(step_span(f))}</span></div>',
-             f"<h3>{e(f.title)}</h3>"]
-    if f.layers:
-        parts.append(f'<div class="muted">{e(layers_text(f))}</div>')
-    for heading, tag, items in finding_lists(f):
-        parts.append(f"<b>{heading}</b><{tag}>" + "".join(f"<li>{x}</li>" for x in items) + f"</{tag}>")
-    if f.confirm:
-        parts.append(f"<div><b>Confirm:</b> {e(f.confirm)}</div>")
-    parts.extend(_figure(fig) for fig in figures)
-    parts.append("</div>")
-    return "\n".join(parts)
-
-
 def _run_section(s: RunSection, i: int) -> str:
     out = [f'<h2 id="run-{i}">{e(s.name)}</h2>', _kv_table(s.summary)]
     if s.config:
@@ -97,7 +48,8 @@ def _run_section(s: RunSection, i: int) -> str:
     if not s.findings:
         out.append('<p class="healthy">No problems found.</p>')
     for j, f in enumerate(s.findings):
-        out.append(_finding(f, s.finding_figures.get(j, []), f"run-{i}-finding-{j}"))
+        figures = "\n".join(_figure(fig) for fig in s.finding_figures.get(j, []))
+        out.append(web_html(f, anchor=f"run-{i}-finding-{j}", extra=figures))
     if s.figures:
         out.append("<h3>Key plots</h3>")
         out.extend(_figure(fig) for fig in s.figures)

@@ -12,40 +12,13 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ... import vocab
+from ...present import rich_html, step_span
 from ..advisor import AdvisorJobs
 from .throttle import Throttle
 
 START_DELAY_MS = 300
 REDIAGNOSE_MS = 3_000          # live runs: re-diagnose at most this often ...
 REDIAGNOSE_DUTY = 10           # ... and at most 1/10 of the time (a 2 s diagnosis: every 20 s)
-SEVERITY_COLORS = {"error": "#C62828", "warning": "#E07B00", "info": "#1565C0"}
-
-
-def steps_text(f) -> str:
-    if f.first_step is None and f.last_step is None:
-        return ""
-    if f.first_step == f.last_step or f.last_step is None:
-        return f"step {f.first_step}"
-    return f"steps {f.first_step}–{f.last_step}"
-
-
-def finding_html(f) -> str:
-    e = html.escape
-    color = SEVERITY_COLORS.get(f.severity, "#333")
-    out = [f"<h3 style='margin:2px 0'><span style='color:{color}'>{e(f.severity.upper())}</span> {e(f.title)}</h3>"]
-    meta = [x for x in (steps_text(f), ("layers: " + ", ".join(map(str, f.layers[:8])) + (" …" if len(f.layers) > 8 else "")) if f.layers else "") if x]
-    if meta:
-        out.append(f"<p style='color:#555'>{e(' · '.join(meta))}</p>")
-    if f.evidence:
-        out.append("<b>Evidence</b><ul>" + "".join(f"<li>{e(ev.text)}</li>" for ev in f.evidence) + "</ul>")
-    if f.causes:
-        out.append("<b>Likely causes</b><ol>" + "".join(
-            f"<li><b>{e(c.id.replace('_', ' '))}</b> ({c.confidence:.0%}): {e(c.why)}</li>" for c in f.causes) + "</ol>")
-    if f.fixes:
-        out.append("<b>Try, in this order</b><ol>" + "".join(f"<li>{e(x)}</li>" for x in f.fixes) + "</ol>")
-    if getattr(f, "confirm", ""):
-        out.append(f"<p><b>To confirm:</b> {e(f.confirm)}</p>")
-    return "".join(out)
 
 
 class AdvisorPanel(QWidget):
@@ -158,7 +131,7 @@ class AdvisorPanel(QWidget):
                 self.tree.blockSignals(True)   # no jump of the plots: that would stop following
                 self.tree.setCurrentItem(self.tree.topLevelItem(i))
                 self.tree.blockSignals(False)
-                self.details.setHtml(finding_html(f))
+                self.details.setHtml(rich_html(f))
                 return
 
     def wait(self, timeout: float = 60.0) -> None:
@@ -179,8 +152,8 @@ class AdvisorPanel(QWidget):
         self.status.setText(message)
         self.findings = list(findings or [])
         for f in self.findings:
-            item = QTreeWidgetItem([f.severity, f.title, steps_text(f)])
-            item.setForeground(0, QBrush(QColor(SEVERITY_COLORS.get(f.severity, "#333"))))
+            item = QTreeWidgetItem([f.severity, f.title, step_span(f)])
+            item.setForeground(0, QBrush(QColor(vocab.SEVERITY_COLORS.get(f.severity, vocab.NEUTRAL_COLOR))))
             item.setToolTip(1, f.title)
             self.tree.addTopLevelItem(item)
         if not self.findings:
@@ -199,5 +172,5 @@ class AdvisorPanel(QWidget):
             self.tree.blockSignals(True)
             self.tree.setCurrentItem(item)
             self.tree.blockSignals(False)
-        self.details.setHtml(finding_html(f))
+        self.details.setHtml(rich_html(f))
         self.view.focus_finding(f, layer_stats=vocab.LAYER_STATS)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout
 
+from ...vocab import NEUTRAL_COLOR, STATE_COLORS
 from .lazy import LazyPanel
 
 MAX_ROWS = 400
@@ -33,7 +34,7 @@ def _when(t) -> str:
 def run_details_html(run) -> str:
     e = html.escape
     st = run.status()
-    color = {"finished": "#2E7D32", "crashed": "#C62828", "stale": "#E07B00"}.get(st.state, "#1565C0")
+    color = STATE_COLORS.get(st.state, NEUTRAL_COLOR)
     meta = run.meta
     out = [f"<h2 style='margin:2px 0'>{e(run.name)}</h2>",
            f"<p>{e(str(run.path))}</p>",

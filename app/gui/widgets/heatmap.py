@@ -13,6 +13,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
+from trainspect.analysis.labels import LayerLabels
+
 from ... import vocab
 from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels
@@ -20,20 +22,6 @@ from ..model import PALETTE
 from .lazy import LazyPanel
 from .parts import image_with_colorbar, message_label
 
-STAT_LABELS = {
-    "grad_norm": "gradient norm",
-    "grad_nonfinite": "non-finite gradients",
-    "weight_norm": "weight norm",
-    "update_norm": "update norm",
-    "update_ratio": "update / weight ratio",
-    "act_mean": "activation mean",
-    "act_std": "activation std",
-    "act_absmax": "activation |max|",
-    "act_frac_nonpos": "fraction of outputs <= 0",
-    "act_dead_frac": "dead fraction",
-    "act_frac_saturated": "saturation",
-}
-LOG_CANDIDATES = {"grad_norm", "weight_norm", "update_norm", "update_ratio", "act_std", "act_absmax"}
 MAX_LAYER_TICKS = 40
 NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
                   "logged: call rec.watch(model, optimizer) to record gradients, weights and activations).")
@@ -129,7 +117,7 @@ class HeatmapPanel(LazyPanel):
         self.stat_combo.blockSignals(True)
         self.stat_combo.clear()
         for s in stats:
-            self.stat_combo.addItem(STAT_LABELS.get(s, s), s)
+            self.stat_combo.addItem(vocab.stat_label(s), s)
         stat = self.view.heatmap_stat if self.view.heatmap_stat in stats else (stats[0] if stats else None)
         if stat is not None:
             self.stat_combo.setCurrentIndex(stats.index(stat))
@@ -148,11 +136,11 @@ class HeatmapPanel(LazyPanel):
             self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read {stat} ({exc})")
             return
         src = self.source
-        self.is_log = stat in LOG_CANDIDATES and log_levels(src.overview)[1]
-        label = STAT_LABELS.get(stat, stat)
+        self.is_log = vocab.LAYER_STAT_SPECS[stat].log and log_levels(src.overview)[1]
+        label = vocab.stat_label(stat)
         self.colorbar.setLabel("right", f"log10 {label}" if self.is_log else label)
-        types = {m.name: m.type for m in entry.run.modules} if src.group == vocab.ACTS else {}
-        self._layer_ticks([f"{n} ({types[n]})" if n in types else n for n in src.layers])
+        label = LayerLabels.for_run(entry.run)
+        self._layer_ticks([label(n) for n in src.layers])
         self.plot.setLabel("left", "layer")
         self.plot.getViewBox().setLimits(yMin=0, yMax=max(1, len(src.layers)))
         self.plot.setYRange(0, max(1, len(src.layers)), padding=0)
@@ -313,7 +301,7 @@ class HeatmapPanel(LazyPanel):
         self.series_plot.setMaximumHeight(170 if rows else 28)
         self.series_plot.showAxis("left", bool(rows))
         self.series_plot.showAxis("bottom", bool(rows))
-        self.series_plot.setTitle(f"{STAT_LABELS.get(src.stat, src.stat)} of selected layers" if rows
+        self.series_plot.setTitle(f"{vocab.stat_label(src.stat)} of selected layers" if rows
                                   else "click a cell to plot that layer", size="8pt", color="#555")
 
     def _apply_step_range(self, rng) -> None:

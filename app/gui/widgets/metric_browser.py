@@ -4,6 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
+from ...vocab import SYS_PREFIX
+
 NO_PREFIX = "(no prefix)"
 
 
@@ -48,7 +50,7 @@ class MetricBrowser(QWidget):
             if g not in groups:
                 groups[g] = QTreeWidgetItem(self.tree, [g])
                 groups[g].setFlags(Qt.ItemIsEnabled)
-                groups[g].setExpanded(g != "sys/")
+                groups[g].setExpanded(g != SYS_PREFIX)
             leaf = QTreeWidgetItem(groups[g], [name])
             leaf.setData(0, Qt.UserRole, name)
             leaf.setToolTip(0, name)   # long names are cut off by the dock's width

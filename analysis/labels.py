@@ -1,4 +1,6 @@
-"""How findings name layers: module name plus type, so "3" reads as "layer 3 (ReLU)".
+"""How layers are named to people: module name plus type, so "3" reads as "layer 3 (ReLU)".
+
+The one labeller for findings, heatmap rows and report axes.
 
 nn.Sequential names its children by index ("0", "3"); a bare index in a sentence
 ("100 % of the units of 3 never fire") reads like a count. Modules are named
@@ -19,6 +21,17 @@ class LayerLabels:
     def __init__(self, modules=(), params=()):
         self._module_type = {m.name: m.type for m in modules}
         self._param_module = {p.name: p.module for p in params}
+
+    @classmethod
+    def for_run(cls, run) -> "LayerLabels":
+        return cls(run.modules or (), run.params or ())
+
+    @classmethod
+    def from_types(cls, names, types) -> "LayerLabels":
+        """For callers that hold module names and type names as two lists."""
+        labels = cls()
+        labels._module_type = dict(zip(map(str, names), map(str, types)))
+        return labels
 
     def __call__(self, name: str) -> str:
         name = str(name)

@@ -1,0 +1,95 @@
+"""The words every layer above the reader shares: severities, run states and loss roles.
+
+Defined once here (below the app) so the CLI, the viewer, the reports and the advisor cannot
+drift apart. The enums are ``str`` subclasses: ``finding.severity == "error"`` keeps working,
+JSON writes the plain word, and dictionaries keyed by either form find each other.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+from trainspect.recorder import format as fmt
+
+
+class _Word(str, Enum):
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+    def __hash__(self):          # hash like the plain word, so "error" finds Severity.ERROR
+        return str.__hash__(self)
+
+
+class Severity(_Word):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        """0 = info, 1 = warning, 2 = error: sort by it, most severe last."""
+        return _SEVERITY_ORDER.index(self)
+
+
+_SEVERITY_ORDER = (Severity.INFO, Severity.WARNING, Severity.ERROR)
+
+
+class RunState(_Word):
+    LIVE = "live"            # the writer flushed recently
+    FINISHED = "finished"    # closed normally
+    CRASHED = "crashed"      # the recorder saw an exception (or the process was killed and said so)
+    STALE = "stale"          # still marked running, but the heartbeat stopped: the writer is gone
+
+    @property
+    def dead(self) -> bool:
+        """A run that will not go on: a CI gate should fail on it."""
+        return self in (RunState.CRASHED, RunState.STALE)
+
+
+# ---------------------------------------------------------------- loss roles
+# Names tried in this order; the first one present wins. Conventions of plain PyTorch loops,
+# Keras-style logs, TensorBoard tutorials ("Loss/train") and Lightning ("val_loss").
+TRAIN_LOSS_NAMES = ("train/loss", "loss", "train_loss", "loss/train", "Loss/train", "training_loss")
+VAL_LOSS_NAMES = ("val/loss", "val_loss", "valid/loss", "validation/loss", "validation_loss", "eval/loss",
+                  "eval_loss", "loss/val", "Loss/val", "test/loss")
+# Lightning logs "train_loss_step" and "train_loss_epoch" for self.log(..., on_step=True,
+# on_epoch=True): the per-step series is the finer one, so it is preferred.
+LIGHTNING_SUFFIXES = ("_step", "_epoch")
+ROLES = fmt.LOSS_ROLES
+_VAL_WORDS = ("val", "valid", "eval", "test")
+
+
+def _first_present(candidates, present: set) -> str | None:
+    for base in candidates:
+        for name in (base, *(base + s for s in LIGHTNING_SUFFIXES)):
+            if name in present:
+                return name
+    return None
+
+
+def loss_roles(names, declared: dict | None = None) -> dict[str, str]:
+    """Which metric is the training loss and which the validation loss: {"train": ..., "val": ...}.
+
+    ``declared`` (``Recorder(..., roles={"val": "my_metric"})``, stored in the run's metadata)
+    wins over the conventions. A role with no metric is left out. Without a conventional
+    training-loss name, the first user metric with "loss" in its name that does not look like
+    a validation metric is taken.
+    """
+    names = list(names)
+    present = set(names)
+    roles: dict[str, str] = {}
+    for role, name in (declared or {}).items():
+        if role in ROLES and isinstance(name, str) and name in present:
+            roles[role] = name
+    if "val" not in roles:
+        found = _first_present(VAL_LOSS_NAMES, present - set(roles.values()))
+        if found:
+            roles["val"] = found
+    if "train" not in roles:
+        found = _first_present(TRAIN_LOSS_NAMES, present - set(roles.values()))
+        if found is None:
+            found = next((n for n in names if "loss" in n.lower() and not n.startswith(fmt.SYS_PREFIX)
+                          and n not in roles.values()
+                          and not any(w in n.lower().replace("/", "_").split("_") for w in _VAL_WORDS)), None)
+        if found:
+            roles["train"] = found
+    return roles

@@ -1,0 +1,142 @@
+"""The one way a Finding is presented: the CLI, the tail, the advisor panel, the HTML and the PDF.
+
+``present(f)`` decides every word once (mark, colour, step span, layer list, how a cause and
+its confidence read); the three renderers only wrap those words in terminal lines, web HTML
+(CSS classes) or Qt rich text (the panel and the PDF both draw Qt's HTML subset). Every
+string from a run file is escaped in the HTML renderers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+
+from .vocab import NEUTRAL_COLOR, SEVERITY_COLORS, SEVERITY_MARKS
+
+MAX_LAYERS = 8
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str
+    ordered: bool
+    items: list                     # (code, text): code is a series name set in monospace, or ""
+
+
+@dataclass(frozen=True)
+class FindingView:
+    severity: str
+    mark: str                       # fixed-width word for terminals: "ERROR", "WARN ", "info "
+    color: str
+    symptom: str
+    title: str
+    span: str                       # "step 40" / "steps 40–90" / ""
+    layers: str                     # "layers: a, b … (+3)" / ""
+    sections: list = field(default_factory=list)   # evidence, causes, fixes (those present)
+    confirm: str = ""
+    first_cause: str = ""           # "lr too high (90%): why"
+    first_fix: str = ""
+
+
+def step_span(f) -> str:
+    if f.first_step is None:
+        return ""
+    if f.last_step is None or f.first_step == f.last_step:
+        return f"step {f.first_step}"
+    return f"steps {f.first_step}–{f.last_step}"
+
+
+def cause_name(cause_id: str) -> str:
+    return cause_id.replace("_", " ")
+
+
+def _cause(c) -> str:
+    return f"{cause_name(c.id)} ({c.confidence:.0%}): {c.why}"
+
+
+def present(f) -> FindingView:
+    layers = [str(x) for x in f.layers]
+    more = f" … (+{len(layers) - MAX_LAYERS})" if len(layers) > MAX_LAYERS else ""
+    sections = []
+    if f.evidence:
+        sections.append(Section("Evidence", False, [
+            (ev.series, (f"({ev.layer}) " if ev.layer else "") + ev.text) for ev in f.evidence]))
+    if f.causes:
+        sections.append(Section("Likely causes", True, [("", _cause(c)) for c in f.causes]))
+    if f.fixes:
+        sections.append(Section("Fixes, in the order to try them", True, [("", x) for x in f.fixes]))
+    return FindingView(
+        severity=str(f.severity), mark=SEVERITY_MARKS.get(f.severity, str(f.severity)),
+        color=SEVERITY_COLORS.get(f.severity, NEUTRAL_COLOR), symptom=f.symptom, title=f.title,
+        span=step_span(f), layers=f"layers: {', '.join(layers[:MAX_LAYERS])}{more}" if layers else "",
+        sections=sections, confirm=getattr(f, "confirm", "") or "",
+        first_cause=_cause(f.causes[0]) if f.causes else "", first_fix=f.fixes[0] if f.fixes else "")
+
+
+# ---------------------------------------------------------------- terminal
+INDENT = "      "
+
+
+def text_lines(f, brief: bool = False) -> list[str]:
+    """Terminal lines. ``brief`` (tail, demo): headline, likely cause and first fix only."""
+    v = present(f)
+    head = f"{v.mark} [{v.symptom}] {v.title}" + (f"  ({v.span})" if v.span else "")
+    if brief:
+        return [head] + ([f"{INDENT}likely cause: {v.first_cause}"] if v.first_cause else []) + \
+               ([f"{INDENT}first fix: {v.first_fix}"] if v.first_fix else [])
+    out = [head] + ([INDENT + v.layers] if v.layers else [])
+    for s in v.sections:
+        for i, (_, text) in enumerate(s.items):
+            if s.heading == "Evidence":
+                out.append(f"{INDENT}evidence: {text}")
+            elif s.heading == "Likely causes":
+                out.append(f"{INDENT}{'likely cause' if i == 0 else 'or'}: {text}")
+            else:
+                out.append(f"{INDENT}fix {i + 1}: {text}")
+    if v.confirm:
+        out.append(f"{INDENT}confirm: {v.confirm}")
+    return out
+
+
+# ---------------------------------------------------------------- HTML
+def e(text) -> str:
+    return escape(str(text), quote=True)
+
+
+def _items(section: Section, code_tag: str) -> str:
+    tag = "ol" if section.ordered else "ul"
+    items = "".join(f"<li>{f'<{code_tag}>{e(code)}</{code_tag}>: ' if code else ''}{e(text)}</li>"
+                    for code, text in section.items)
+    return f"<{tag}>{items}</{tag}>"
+
+
+def web_html(f, anchor: str = "", extra: str = "") -> str:
+    """A finding as a block of the HTML report (styled by the page's CSS); ``extra``: figures."""
+    v = present(f)
+    parts = [f'<div class="finding"{f" id={chr(34)}{e(anchor)}{chr(34)}" if anchor else ""} '
+             f'style="border-left-color:{v.color}">',
+             f'<div><span class="sev" style="background:{v.color}">{e(v.severity.upper())}</span> '
+             f'<span class="symptom">{e(v.symptom)}</span> <span class="muted">{e(v.span)}</span></div>',
+             f"<h3>{e(v.title)}</h3>"]
+    if v.layers:
+        parts.append(f'<div class="muted">{e(v.layers)}</div>')
+    parts += [f"<b>{e(s.heading)}</b>{_items(s, 'code')}" for s in v.sections]
+    if v.confirm:
+        parts.append(f"<div><b>Confirm:</b> {e(v.confirm)}</div>")
+    if extra:
+        parts.append(extra)
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def rich_html(f) -> str:
+    """A finding in Qt's rich-text subset: the advisor panel's details and the PDF."""
+    v = present(f)
+    out = [f'<p><span style="background-color:{v.color};color:#fff"><b>&nbsp;{e(v.severity.upper())}&nbsp;</b>'
+           f'</span> <tt>{e(v.symptom)}</tt> <font color="#666">{e(v.span)}</font></p>',
+           f"<h3>{e(v.title)}</h3>"]
+    if v.layers:
+        out.append(f'<p><font color="#666">{e(v.layers)}</font></p>')
+    out += [f"<p><b>{e(s.heading)}</b></p>{_items(s, 'tt')}" for s in v.sections]
+    if v.confirm:
+        out.append(f"<p><b>Confirm:</b> {e(v.confirm)}</p>")
+    return "".join(out)
