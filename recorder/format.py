@@ -82,7 +82,11 @@ TAG_CHUNK = 256
 # Reserved scalar names the recorder writes itself (from watch()).
 SYS_PREFIX = "sys/"
 SYS_LR = "sys/lr"                          # param group 0; further groups "sys/lr/1", "sys/lr/2", ...
-SYS_GRAD_NORM = "sys/grad_norm"            # global L2 norm of all gradients, every optimizer step
+SYS_GRAD_NORM = "sys/grad_norm"            # global L2 norm of all gradients as backward() left them
+                                           # (before clipping; unscaled), every optimizer step
+SYS_GRAD_NORM_POST_CLIP = "sys/grad_norm_post_clip"  # global norm the optimizer step applied (after clipping)
+SYS_LOSS_SCALE = "sys/loss_scale"          # GradScaler's loss scale at each step (watch(..., scaler=))
+SYS_AMP_SKIPPED = "sys/amp_skipped_step"   # 1 at steps the GradScaler skipped (inf/NaN gradients)
 SYS_NONFINITE_GRADS = "sys/nonfinite_grads"  # count of NaN/Inf gradient elements
 SYS_STEP_TIME = "sys/step_time"            # seconds between consecutive optimizer steps (host clock)
 SYS_CUDA_ALLOC = "sys/cuda_mem_allocated"  # bytes

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from . import format as fmt
 from . import writer_thread as wt
+from .amp import ScalerWatch, scaler_enabled
+from .grad_capture import BackwardCapture
 from .h5file import LayerLayout
 
 MAX_SNAPSHOTS = 256
@@ -105,12 +107,12 @@ def _values(t):
     return t.coalesce().values() if t.is_sparse else t
 
 
-def _norms(tensors, ord=2):
-    """Per-tensor norms as float32 0-d tensors; one fused kernel where torch allows."""
+def _norms(tensors, ord=2, dtype=torch.float32):
+    """Per-tensor norms as 0-d tensors (float32 unless told); one fused kernel where torch allows."""
     try:
-        return list(torch._foreach_norm(tensors, ord, dtype=torch.float32))
+        return list(torch._foreach_norm(tensors, ord, dtype=dtype))
     except (AttributeError, RuntimeError, TypeError):
-        return [torch.linalg.vector_norm(t.float(), ord) for t in tensors]
+        return [torch.linalg.vector_norm(t.to(dtype), ord) for t in tensors]
 
 
 def nonfinite_counts(tensors):
@@ -218,7 +220,8 @@ def snapshot(p):
 class Instruments:
     """Installs the hooks of one watched model (and optimizer) and feeds the recorder."""
 
-    def __init__(self, rec, model, optimizer, layout: ModelLayout, stats_every, hist_every, snapshot_every):
+    def __init__(self, rec, model, optimizer, layout: ModelLayout, stats_every, hist_every, snapshot_every,
+                 scaler=None):
         self.rec = rec
         self.model = model
         self.optimizer = optimizer
@@ -254,13 +257,25 @@ class Instruments:
         self.handles.append(model.register_forward_pre_hook(self._root_pre, with_kwargs=True))
         self.handles.append(model.register_forward_hook(self._root_post, always_call=True))
         self.optimizer_watched = optimizer is not None
+        self.steps_done = 0            # optimizer steps the hooks saw (a GradScaler skip is not one)
+        self.scaler = self.capture = None
         if optimizer is not None:
             self.handles.append(optimizer.register_step_pre_hook(self._opt_pre))
             self.handles.append(optimizer.register_step_post_hook(self._opt_post))
+            if scaler is not None and scaler_enabled(scaler):
+                self.scaler = ScalerWatch(scaler, optimizer, lambda: self.steps_done,
+                                          lambda: self._guard_step(self._skipped_step))
+                self.tag_amp = (t(fmt.SYS_AMP_SKIPPED), t(fmt.SYS_LOSS_SCALE))
+            self.capture = BackwardCapture(self.params, self.pack_grads, rec._instrument_failed,
+                                           self.scaler.scale if self.scaler is not None else None)
+            self.tag_post_clip = t(fmt.SYS_GRAD_NORM_POST_CLIP)
 
     def remove(self) -> None:
         for h in self.handles + self._leaf_handles:
             h.remove()
+        for extra in (self.capture, self.scaler):
+            if extra is not None:
+                extra.remove()
         self.handles, self._leaf_handles = [], []
         self._prev = self._capture = None
 
@@ -285,23 +300,59 @@ class Instruments:
 
     # ------------------------------------------------------------ optimizer hooks
     @staticmethod
-    def _has_closure(args, kwargs) -> bool:
+    def _has_closure(optimizer, args, kwargs) -> bool:
+        if args and args[0] is optimizer:   # torch 2.13 passes step()'s `self` in args
+            args = args[1:]
         return (args[0] if args else kwargs.get("closure")) is not None
 
     def _opt_pre(self, optimizer, args, kwargs):
-        self._guard(self._pre_step, optimizer, self._has_closure(args, kwargs))
+        self._guard(self._pre_step, optimizer, self._has_closure(optimizer, args, kwargs))
 
     def _opt_post(self, optimizer, args, kwargs):
-        self._guard(self._post_step, self._has_closure(args, kwargs))
+        self._guard(self._post_step, self._has_closure(optimizer, args, kwargs))
+        self.steps_done += 1
+        self._advance()
+
+    def _advance(self):
         rec = self.rec
         rec._step += 1                     # counts steps even if the instruments are off
         rec._maybe_transfer(time.perf_counter())
+
+    def _guard_step(self, fn):
+        """A GradScaler skip: record it (if the instruments are on) and count the step anyway."""
+        self._guard(fn)
+        self._advance()
+
+    def _skipped_step(self):
+        """The scaler found inf/NaN gradients and did not call optimizer.step()."""
+        step, wall = self.rec._step, time.time()
+        self.capture.take()   # overflowed fp16 gradients: normal during the scaler's warm-up
+        self.rec._host_value(step, self.tag_amp[0], 1.0, wall)
+        self._record_scale(step, wall)
+
+    def _record_scale(self, step, wall):
+        scale = self.scaler.scale()
+        if scale is None:
+            return
+        if scale.device.type == "cpu" and self.cpu_fast_path:
+            self.rec._host_value(step, self.tag_amp[1], float(scale), wall)
+        else:
+            self.rec.staging.add(scale.detach().clone().reshape(()), wt.SCALAR, step, wall, self.tag_amp[1])
 
     def _pre_step(self, optimizer, closure: bool = False):
         step, wall = self.rec._step, time.time()
         self._check_new_params(optimizer)
         self.record_lr(optimizer, step, wall)
-        if not closure:   # step(closure) (LBFGS): the gradients only exist after it ran
+        pre_clip = self.capture.take() if self.capture is not None else None
+        if self.scaler is not None:
+            self._record_scale(step, wall)
+        if closure:
+            pass   # step(closure) (LBFGS): the gradients only exist after it ran
+        elif pre_clip is not None:
+            # Norms as backward() left them; the norm the step applies (after clipping) beside them.
+            self.rec.staging.add(pre_clip, wt.GRADS, step, wall, (self.P,) + self.tag_grad)
+            self.record_applied_norm(step, wall)
+        else:
             self.record_grads(step, wall)
         if due(step, self.stats_every):
             self._prev = torch._foreach_mul([p.detach() for p in self.params], 1.0) if self.params else None
@@ -363,6 +414,24 @@ class Instruments:
                 rec._host_value(step, tag, float(lr), wall)
 
     def record_grads(self, step, wall):
+        packed = self.pack_grads()
+        if packed is not None:
+            self.rec.staging.add(packed, wt.GRADS, step, wall, (self.P,) + self.tag_grad)
+
+    def record_applied_norm(self, step, wall):
+        """Global norm of the gradients the optimizer step uses (``sys/grad_norm_post_clip``)."""
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads:
+            return
+        grads = [_values(g) if g.is_sparse or g.requires_grad else g for g in grads]
+        total = torch.linalg.vector_norm(torch.stack(self._to_one(_norms(grads))))
+        if self.cpu_fast_path and total.device.type == "cpu":
+            self.rec._host_value(step, self.tag_post_clip, float(total), wall)
+        else:
+            self.rec.staging.add(total, wt.SCALAR, step, wall, self.tag_post_clip)
+
+    def pack_grads(self):
+        """One record of the current gradients: P norms, P non-finite counts, total norm, total count."""
         present, grads = [], []
         for i, p in enumerate(self.params):
             g = p.grad
@@ -372,10 +441,11 @@ class Instruments:
                 # sparse grads or grads that carry a graph (backward(create_graph=True))
                 grads.append(_values(g) if g.is_sparse or g.requires_grad else g)
         if not grads:
-            return
-        norms = _norms(grads)
+            return None
+        # Gradients still multiplied by a GradScaler's loss scale: their squares can overflow float32.
+        norms = _norms(grads, dtype=torch.float64 if self.scaler is not None else torch.float32)
         if self.cpu_fast_path and all(g.device.type == "cpu" for g in grads):
-            return self._record_grads_cpu(step, wall, present, grads, norms)
+            return self._pack_grads_cpu(present, grads, norms)
         bad = self._to_one(nonfinite_counts(grads))
         norms = self._to_one(norms)
         if len(present) == self.P:
@@ -387,10 +457,9 @@ class Instruments:
                 full_norms[i], full_bad[i] = norms[j], bad[j]
         total_norm = torch.linalg.vector_norm(torch.stack(norms))
         total_bad = torch.stack(bad).sum()
-        packed = torch.cat([torch.stack(full_norms), torch.stack(full_bad), total_norm[None], total_bad[None]])
-        self.rec.staging.add(packed, wt.GRADS, step, wall, (self.P,) + self.tag_grad)
+        return torch.cat([torch.stack(full_norms), torch.stack(full_bad), total_norm[None], total_bad[None]])
 
-    def _record_grads_cpu(self, step, wall, present, grads, norms):
+    def _pack_grads_cpu(self, present, grads, norms):
         """CPU tensors: reading values costs no device sync, and a few Python float operations
         are cheaper than the dozen small torch ops of the device path (measured: ~2x less
         overhead per step on a small MLP). A finite norm means finite elements, so elements are
@@ -403,8 +472,8 @@ class Instruments:
             if not math.isfinite(v):
                 full_bad[i] = float(torch.count_nonzero(~torch.isfinite(grads[j])))
         total = math.sqrt(math.fsum(v * v for v in values))
-        packed = torch.tensor(full_norms + full_bad + [total, math.fsum(full_bad)], dtype=torch.float32)
-        self.rec.staging.add(packed, wt.GRADS, step, wall, (self.P,) + self.tag_grad)
+        return torch.tensor(full_norms + full_bad + [total, math.fsum(full_bad)],
+                            dtype=torch.float64 if self.scaler is not None else torch.float32)
 
     def record_weights(self, step, wall, prev):
         if not self.params:

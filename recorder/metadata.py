@@ -91,7 +91,8 @@ def optimizer_meta(optimizer) -> dict | None:
         groups.append(hp)
     return {
         "type": type(optimizer).__name__,
-        "hyperparameters": {k: json_safe(v) for k, v in optimizer.defaults.items() if k != "params"},
+        "hyperparameters": {k: json_safe(v) for k, v in (getattr(optimizer, "defaults", None) or {}).items()
+                            if k != "params"},
         "param_groups": groups,
     }
 

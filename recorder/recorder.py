@@ -168,6 +168,17 @@ class Recorder:
     def enabled(self) -> bool:
         return self._active
 
+    def set_step(self, step: int) -> None:
+        """Number the next optimizer step (and ``log(step=None)`` from now on) ``step``.
+
+        For frameworks whose step counter is not the recorder's 0-based count of optimizer
+        steps: HF's ``global_step`` is 1-based, a resumed run continues at its checkpoint's step.
+        """
+        s = self._check_step(step)
+        if s is not None:
+            self._step = s
+            self._forward_step = None
+
     # ------------------------------------------------------------ context manager
     def __enter__(self):
         return self
@@ -181,8 +192,14 @@ class Recorder:
         return False
 
     # ------------------------------------------------------------ watch
-    def watch(self, model, optimizer=None, *, stats_every=None, hist_every=None, snapshot_every=None) -> None:
+    def watch(self, model, optimizer=None, *, scaler=None, stats_every=None, hist_every=None,
+              snapshot_every=None) -> None:
         """Install hooks on ``model`` (and ``optimizer``); freezes the per-layer layout.
+
+        ``optimizer`` may be a framework's wrapper (accelerate, Lightning): the hooks go on the
+        torch optimizer inside. ``scaler``: the ``torch.amp.GradScaler`` of mixed-precision
+        training, so that the steps it skips are counted and recorded (``sys/amp_skipped_step``),
+        its loss scale is recorded and gradient norms are unscaled.
 
         Call it once, before training. A second call, or a call after data was already
         flushed without a watched model, warns and is ignored.
@@ -191,10 +208,22 @@ class Recorder:
 
         from .instruments import Instruments, ModelLayout
 
+        from .optimizer_wrappers import looks_like_optimizer, unwrap
+
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"watch() needs a torch.nn.Module, got {type(model).__name__}")
-        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        if optimizer is not None and not (isinstance(optimizer, torch.optim.Optimizer)
+                                          or looks_like_optimizer(optimizer)):
             raise TypeError(f"watch() optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+        if optimizer is not None:
+            inner = unwrap(optimizer)   # accelerate's AcceleratedOptimizer, Lightning's LightningOptimizer, ...
+            if inner is None:
+                self._warn_once("<watch>", f"{type(optimizer).__name__} has no step hooks: gradients are "
+                                           "recorded at log() calls instead of at optimizer steps")
+                if not hasattr(optimizer, "param_groups"):
+                    optimizer = None
+            else:
+                optimizer = inner
         if not self._active:
             self._report_writer_failure()
             return
@@ -225,11 +254,17 @@ class Recorder:
             self._warn_once("<watch>", "watch() called after the per-layer layout froze (data was already "
                                        "written); this call is ignored")
             return
-        if optimizer is not None:
-            self._optimizer = optimizer
+        hooked = optimizer if optimizer is not None and unwrap(optimizer) is optimizer else None
+        if hooked is not None:
+            self._optimizer = hooked
             self._step = 0
-        self._instruments = Instruments(self, model, optimizer, layout, self.stats_every,
-                                        self.hist_every, self.snapshot_every)
+        try:
+            self._instruments = Instruments(self, model, hooked, layout, self.stats_every,
+                                            self.hist_every, self.snapshot_every, scaler=scaler)
+        except Exception as exc:  # noqa: BLE001 - watch() must never kill the user's training
+            self._warn_once("<watch>", f"per-layer instruments could not be installed ({type(exc).__name__}: "
+                                       f"{exc}); log() keeps working")
+            return
         if self._instruments.compiled and self.stats_every:
             self._warn_once("<watch>", "activation statistics (acts) are not recorded for a torch.compile'd "
                                        "model; everything else is")
@@ -473,6 +508,9 @@ class NullRecorder(Recorder):
     @property
     def step(self) -> int:
         return 0
+
+    def set_step(self, step) -> None:
+        pass
 
     @property
     def enabled(self) -> bool:

@@ -7,6 +7,7 @@ from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MAX, SYS_INPUT_M
 
 from ..findings import Finding, sort_findings
 from . import activation_rules as act
+from . import functional_acts
 from . import gradient_rules as grad
 from . import input_rules as inp
 from . import loss_rules as loss
@@ -120,6 +121,9 @@ def diagnose_signals(sig: Signals) -> list[Finding]:
         mods = d.layers
         f = act.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, _types_for(sig, mods),
                                   label=label)
+        if f is None:   # activations applied as functions: judge the Linear/Conv pre-activations
+            f = functional_acts.detect_dead_behind_functions(d.steps, d, mods, _types_for(sig, mods), label=label)
+            ctx.has_relu = ctx.has_relu or f is not None
         if f is not None:
             findings.append(f)
             ctx.dead_from_start = act.dead_from_start(f)

@@ -1,0 +1,44 @@
+"""Activations applied as functions (``F.relu(x)`` in ``forward()``, the style of pytorch/examples
+and most research code) leave no ReLU module for ``activation_rules`` to judge.
+
+The recorder keeps the statistics of every leaf module's output, so a Linear/Conv output is the
+pre-activation of whatever function follows. ReLU(x) <= 0 exactly where x <= 0, so the dead-unit
+fraction of the pre-activation is the dead-unit fraction behind a functional ReLU. It is only
+read for models with no activation module at all (those apply their activations as functions),
+never for the last Linear/Conv (logits may be negative), and only the strict criterion is used
+(most units <= 0 for the whole batch): a Linear unit that stays negative for a whole batch is
+rare unless something clamps it to zero afterwards.
+"""
+from __future__ import annotations
+
+from ..findings import Finding
+from .activation_rules import BOUNDED_TYPES, RELU_TYPES, detect_dead_units
+
+PREACT_TYPES = {"Linear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d"}
+ACTIVATION_TYPES = RELU_TYPES | BOUNDED_TYPES | {
+    "GELU", "SiLU", "LeakyReLU", "ELU", "SELU", "CELU", "PReLU", "Softplus", "Mish", "Hardswish", "GLU",
+    "Threshold", "Tanhshrink", "Softshrink", "Hardshrink"}
+
+
+def functional_candidates(types) -> list[int]:
+    """Columns that are pre-activations of a functional activation (empty if the model has activation modules)."""
+    if any(t in ACTIVATION_TYPES for t in types):
+        return []
+    cols = [j for j, t in enumerate(types) if t in PREACT_TYPES]
+    return cols[:-1]     # the last one produces the outputs (logits)
+
+
+def detect_dead_behind_functions(steps, dead_frac, modules, types, *, dead=0.5, label=str) -> Finding | None:
+    cols = functional_candidates(types)
+    if not cols:
+        return None
+    as_relu = ["ReLU" if j in set(cols) else "" for j in range(len(types))]
+    # nonpos above 1 switches off the looser outputs-<=-0 criterion (see the module docstring).
+    f = detect_dead_units(steps, dead_frac, None, modules, as_relu, dead=dead, nonpos=1.01, label=label)
+    if f is None:
+        return None
+    f.title = f.title.replace("dead ReLUs:", "dead units behind a functional activation (F.relu?):", 1)
+    for e in f.evidence:
+        e.text = ("pre-activation (output of the layer, before the F.relu/activation applied in forward()): "
+                  + e.text)
+    return f
