@@ -1,5 +1,7 @@
-"""Shared test setup: Qt renders offscreen and app settings go to a temporary file."""
+"""Shared test setup: Qt renders offscreen, app settings go to a temporary file, and the advisor's
+scenario runs are recorded once per session and shared (tests/scenario_runs.py)."""
 import os
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +27,14 @@ def window(qtbot):
     qtbot.waitExposed(w)
     yield w
     w.close()
+
+
+@pytest.fixture(scope="session")
+def scenario_runs(tmp_path_factory):
+    """Scenario run files by (name, seed, threads), recorded on first use in parallel processes."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    from tests.scenario_runs import ScenarioRuns, source_digest
+    cache = os.environ.get("TRAINSPECT_SCENARIO_CACHE")
+    directory = Path(cache) / source_digest() if cache else tmp_path_factory.mktemp("scenario_runs")
+    return ScenarioRuns(directory)

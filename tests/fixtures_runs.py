@@ -7,7 +7,6 @@ real to chew on. Everything is seeded: same arguments, same file.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +79,14 @@ def make_run(
     rng = np.random.default_rng(seed)
     name = name or path.stem
     layout = layer_layout(n_layers) if n_layers else LayerLayout()
+    w = RunFileWriter(path)
+    # One start time for the metadata and the file's state row (which the app's relative-time
+    # axis uses): two time.time() calls drifted apart by more than a step under load.
+    start_time = float(w.state[fmt.STATE_START_TIME])
     meta = {
         "name": name,
         "config": config if config is not None else {"lr": 1e-3, "batch_size": 32, "model": "mlp"},
-        "start_time": time.time(),
+        "start_time": start_time,
         "host": "testhost",
         "versions": {"python": "3.11", "trainspect": "0.1.0"},
         "model": {
@@ -94,7 +97,6 @@ def make_run(
         "schedule": {"stats_every": stats_every, "hist_every": hist_every, "snapshot_every": snapshot_every},
         "schema_version": fmt.SCHEMA_VERSION,
     }
-    w = RunFileWriter(path)
     w.start(meta, layout, flush_every=1.0)
     metrics = list(metrics)
     w.add_tags(metrics)

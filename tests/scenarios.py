@@ -3,10 +3,11 @@ pathology (or none), recorded with the trainspect Recorder.
 
 Every scenario trains a small model on sklearn's ``load_digits`` (8x8 digits, 10 classes)
 or on synthetic data for a few hundred steps; one scenario takes about a second on one
-CPU thread. ``record_scenario(name, path)`` writes the run file; ``SCENARIOS`` says what the
-advisor is expected to find in each.
+CPU thread. ``record_scenario(name, path, seed, threads)`` writes the run file; ``SCENARIOS``
+says what the advisor is expected to find in each, in every seed. Seed 0 is the run the
+scenario was designed on; seeds 1, 2, ... change the initialisation and the batch order.
 
-Run one by hand:  python -m tests.scenarios lr_too_low /tmp/run.h5
+Run one by hand:  python -m tests.scenarios lr_too_low /tmp/run.h5 [SEED [THREADS]]
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ RECORDER_OPTIONS = dict(flush_every=0.5, stats_every=5, hist_every=50, snapshot_
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    train: callable                      # train(rec) -> None
+    train: callable                      # train(rec, seed) -> None
     symptom: str | None                  # planted symptom (None = healthy run)
     causes: tuple = ()                   # acceptable top-ranked causes for that symptom
     about: str = ""
@@ -107,21 +108,21 @@ def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_a
 
 
 # ------------------------------------------------------------------ healthy runs
-def healthy_mlp_adam(rec):
+def healthy_mlp_adam(rec, seed):
     import torch
-    torch.manual_seed(1)
+    torch.manual_seed(1 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
-    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3))
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), seed=seed)
 
 
-def healthy_mlp_sgd_momentum(rec):
+def healthy_mlp_sgd_momentum(rec, seed):
     import torch
-    torch.manual_seed(2)
+    torch.manual_seed(2 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
-    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), seed=seed)
 
 
-def healthy_cnn(rec):
+def healthy_cnn(rec, seed):
     import torch
     import torch.nn as nn
 
@@ -140,12 +141,12 @@ def healthy_cnn(rec):
             x = self.pool(self.relu2(self.conv2(self.relu1(self.conv1(x)))))
             return self.fc(x.flatten(1))
 
-    torch.manual_seed(3)
+    torch.manual_seed(3 + 1000 * seed)
     model = SmallCNN()
-    train(rec, model, torch.optim.Adam(model.parameters(), lr=2e-3), steps=250)
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=2e-3), steps=250, seed=seed)
 
 
-def healthy_residual_layernorm(rec):
+def healthy_residual_layernorm(rec, seed):
     import torch
     import torch.nn as nn
 
@@ -159,160 +160,162 @@ def healthy_residual_layernorm(rec):
         def forward(self, x):
             return x + self.act(self.fc(self.norm(x)))
 
-    torch.manual_seed(4)
+    torch.manual_seed(4 + 1000 * seed)
     model = nn.Sequential(nn.Linear(64, 64), Block(64), Block(64), Block(64), nn.LayerNorm(64), nn.Linear(64, 10))
-    train(rec, model, torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2))
+    train(rec, model, torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2), seed=seed)
 
 
-def healthy_tanh_sgd(rec):
+def healthy_tanh_sgd(rec, seed):
     import torch
-    torch.manual_seed(5)
+    torch.manual_seed(5 + 1000 * seed)
     model = mlp([64, 64, 64, 10], act="tanh")
-    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.1), steps=300)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.1), steps=300, seed=seed)
 
 
-def healthy_batchnorm_cosine(rec):
+def healthy_batchnorm_cosine(rec, seed):
     import torch
-    torch.manual_seed(6)
+    torch.manual_seed(6 + 1000 * seed)
     model = mlp([64, 128, 128, 10], norm="batch")
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
-    train(rec, model, opt, lr_at=lambda s: 0.1 * 0.5 * (1 + math.cos(math.pi * s / 300)))
+    train(rec, model, opt, lr_at=lambda s: 0.1 * 0.5 * (1 + math.cos(math.pi * s / 300)), seed=seed)
 
 
 # ---------------------------------------------------------------- pathologies
-def lr_too_low(rec):
+def lr_too_low(rec, seed):
     import torch
-    torch.manual_seed(10)
+    torch.manual_seed(10 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
-    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-5))
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-5), seed=seed)
 
 
-def lr_too_high_oscillation(rec):
+def lr_too_high_oscillation(rec, seed):
     import torch
-    torch.manual_seed(11)
+    torch.manual_seed(11 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
-    train(rec, model, torch.optim.Adam(model.parameters(), lr=0.05))
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=0.05), seed=seed)
 
 
-def lr_ramp_divergence(rec):
+def lr_ramp_divergence(rec, seed):
     import torch
-    torch.manual_seed(12)
+    torch.manual_seed(12 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
     # a warm-up that never stops: the LR grows 2 % a step, 1e-3 -> 0.4
-    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), lr_at=lambda s: 1e-3 * 1.02 ** s)
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), lr_at=lambda s: 1e-3 * 1.02 ** s, seed=seed)
 
 
-def nan_from_huge_lr(rec):
+def nan_from_huge_lr(rec, seed):
     import torch
-    torch.manual_seed(13)
+    torch.manual_seed(13 + 1000 * seed)
     model = mlp([64, 64, 1], act="tanh")
     # regression head, SGD LR 0.3 + momentum: fine for 30 steps, then grows 100x a step until Inf/NaN
-    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9), steps=150, regression=True)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9), steps=150, regression=True,
+          seed=seed)
 
 
-def bad_batches_spikes(rec):
+def bad_batches_spikes(rec, seed):
     import torch
-    torch.manual_seed(14)
+    torch.manual_seed(14 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
     train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
-          corrupt_at=range(100, 300, 50))
+          corrupt_at=range(100, 300, 50), seed=seed)
 
 
-def lr_decayed_too_early(rec):
+def lr_decayed_too_early(rec, seed):
     import torch
-    torch.manual_seed(15)
+    torch.manual_seed(15 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
     # a step schedule that cuts the LR 1000x after 40 of 300 steps
-    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), lr_at=lambda s: 1e-3 if s < 40 else 1e-6)
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), lr_at=lambda s: 1e-3 if s < 40 else 1e-6,
+          seed=seed)
 
 
-def overfit_small_noisy_train_set(rec):
+def overfit_small_noisy_train_set(rec, seed):
     import torch
-    torch.manual_seed(16)
+    torch.manual_seed(16 + 1000 * seed)
     Xtr, ytr, Xva, yva = digits(n_train=300)
     ytr = ytr.clone()       # 30 % of the training labels are wrong: the model memorises them
-    ytr[:90] = torch.randint(0, 10, (90,), generator=torch.Generator().manual_seed(0))
+    ytr[:90] = torch.randint(0, 10, (90,), generator=torch.Generator().manual_seed(seed))
     model = mlp([64, 256, 256, 10])
     train(rec, model, torch.optim.Adam(model.parameters(), lr=2e-3), data=(Xtr, ytr, Xva, yva),
-          batch=32, steps=400)
+          batch=32, steps=400, seed=seed)
 
 
-def deep_sigmoid_vanishing(rec):
+def deep_sigmoid_vanishing(rec, seed):
     import torch
-    torch.manual_seed(17)
+    torch.manual_seed(17 + 1000 * seed)
     model = mlp([64] + [64] * 10 + [10], act="sigmoid")
-    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.1), steps=200)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.1), steps=200, seed=seed)
 
 
-def big_init_exploding(rec):
+def big_init_exploding(rec, seed):
     import torch
     import torch.nn as nn
-    torch.manual_seed(18)
+    torch.manual_seed(18 + 1000 * seed)
     model = mlp([64] + [64] * 8 + [10])
     with torch.no_grad():
         for m in model:
             if isinstance(m, nn.Linear):
                 m.weight.normal_(0, 3.0 * math.sqrt(2.0 / m.in_features))
-    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-6), steps=200)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-6), steps=200, seed=seed)
 
 
-def negative_bias_dead_relu(rec):
+def negative_bias_dead_relu(rec, seed):
     import torch
     import torch.nn as nn
-    torch.manual_seed(19)
+    torch.manual_seed(19 + 1000 * seed)
     model = mlp([64, 128, 128, 10])
     with torch.no_grad():
         for m in list(model)[:-1]:
             if isinstance(m, nn.Linear):
                 m.bias.fill_(-4.0)
-    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3))
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), seed=seed)
 
 
-def big_init_tanh_saturation(rec):
+def big_init_tanh_saturation(rec, seed):
     import torch
     import torch.nn as nn
-    torch.manual_seed(20)
+    torch.manual_seed(20 + 1000 * seed)
     model = mlp([64, 128, 128, 10], act="tanh")
     with torch.no_grad():
         for m in model:
             if isinstance(m, nn.Linear):
                 m.weight.normal_(0, 4.0 / math.sqrt(m.in_features))
-    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.01))
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.01), seed=seed)
 
 
-def constant_init_symmetry(rec):
+def constant_init_symmetry(rec, seed):
     import torch
     import torch.nn as nn
-    torch.manual_seed(21)
+    torch.manual_seed(21 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
     with torch.no_grad():
         for m in model:
             if isinstance(m, nn.Linear):
                 m.weight.fill_(0.02)
                 m.bias.zero_()
-    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), seed=seed)
 
 
-def raw_pixel_inputs(rec):
+def raw_pixel_inputs(rec, seed):
     import torch
-    torch.manual_seed(22)
+    torch.manual_seed(22 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
-    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), data=digits(raw=True))
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), data=digits(raw=True), seed=seed)
 
 
-def layer_missing_from_optimizer(rec):
+def layer_missing_from_optimizer(rec, seed):
     import torch
-    torch.manual_seed(23)
+    torch.manual_seed(23 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
     opt = torch.optim.Adam(list(model[2].parameters()) + list(model[4].parameters()), lr=1e-3)
-    train(rec, model, opt)
+    train(rec, model, opt, seed=seed)
 
 
-def losses_only_healthy(rec):
+def losses_only_healthy(rec, seed):
     import torch
-    torch.manual_seed(24)
+    torch.manual_seed(24 + 1000 * seed)
     model = mlp([64, 128, 64, 10])
-    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), watch=False)
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), watch=False, seed=seed)
 
 
 SCENARIOS = {s.name: s for s in [
@@ -357,31 +360,21 @@ SCENARIOS = {s.name: s for s in [
 ]}
 
 
-def record_scenario(name: str, path, **recorder_options):
-    """Train scenario ``name`` and record it into ``path`` with the trainspect Recorder."""
+def record_scenario(name: str, path, seed: int = 0, threads: int = 1, **recorder_options):
+    """Train scenario ``name`` with ``seed`` on ``threads`` CPU threads and record it into ``path``.
+
+    The thread count changes which float kernels torch uses (and so the numbers): the suite
+    records every scenario with several seeds and thread counts (tests/scenario_runs.py)."""
     import torch
     from trainspect.recorder import Recorder
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     scenario = SCENARIOS[name]
     options = {**RECORDER_OPTIONS, **recorder_options}
-    with Recorder(str(path), name=name, config={"scenario": name, "about": scenario.about}, **options) as rec:
-        scenario.train(rec)
+    config = {"scenario": name, "about": scenario.about, "seed": seed, "threads": threads}
+    with Recorder(str(path), name=name, config=config, **options) as rec:
+        scenario.train(rec, seed)
     return path
 
 
-_RECORDED: dict = {}
-
-
-def recorded(name: str, directory) -> str:
-    """Path of scenario ``name`` recorded into ``directory``; recorded once per process."""
-    from pathlib import Path
-    key = (str(directory), name)
-    if key not in _RECORDED:
-        path = Path(directory) / f"{name}.h5"
-        record_scenario(name, path)
-        _RECORDED[key] = str(path)
-    return _RECORDED[key]
-
-
 if __name__ == "__main__":
-    record_scenario(sys.argv[1], sys.argv[2])
+    record_scenario(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:5]))

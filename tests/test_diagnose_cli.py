@@ -12,34 +12,26 @@ pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from trainspect.app.cli import main  # noqa: E402
-from tests.scenarios import recorded  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def runs_dir(tmp_path_factory):
-    import torch
-    torch.set_num_threads(1)
-    return tmp_path_factory.mktemp("advisor_scenarios")
-
-
-def test_healthy_run_exits_0(runs_dir, capsys):
-    path = recorded("healthy_mlp_sgd_momentum", runs_dir)
+def test_healthy_run_exits_0(scenario_runs, capsys):
+    path = scenario_runs.path("healthy_mlp_sgd_momentum")
     assert main(["diagnose", path]) == 0
     out = capsys.readouterr().out
     assert "healthy_mlp_sgd_momentum" in out and "no problems found" in out
 
 
-def test_warning_run_exits_1_and_explains(runs_dir, capsys):
-    path = recorded("lr_too_low", runs_dir)
+def test_warning_run_exits_1_and_explains(scenario_runs, capsys):
+    path = scenario_runs.path("lr_too_low")
     assert main(["diagnose", path]) == 1
     out = capsys.readouterr().out
     assert "[no_progress]" in out and "likely cause: lr too low" in out and "fix 1: raise the learning rate" in out
 
 
-def test_json_output_has_the_documented_keys(runs_dir, capsys):
-    path = recorded("layer_missing_from_optimizer", runs_dir)
+def test_json_output_has_the_documented_keys(scenario_runs, capsys):
+    path = scenario_runs.path("layer_missing_from_optimizer")
     assert main(["diagnose", path, "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["run"] == "layer_missing_from_optimizer"
@@ -59,8 +51,8 @@ def test_unreadable_file_exits_2(tmp_path, capsys):
     assert main(["diagnose", str(tmp_path / "missing.h5")]) == 2
 
 
-def test_console_entry_point_in_a_fresh_process(runs_dir):
-    path = recorded("lr_too_low", runs_dir)
+def test_console_entry_point_in_a_fresh_process(scenario_runs):
+    path = scenario_runs.path("lr_too_low")
     proc = subprocess.run([sys.executable, "-m", "trainspect.app.cli", "diagnose", path, "--json"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr

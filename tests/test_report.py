@@ -21,7 +21,6 @@ from trainspect.app.report.content import build_report, open_runs
 from trainspect.app.report.html import render_html
 from trainspect.app.report.svgplot import Line, PlotSpec, heatmap, line_plot, peak_decimate
 from tests.fixtures_runs import make_run
-from tests.scenarios import recorded
 
 HOSTILE_NAME = "<script>alert(1)</script>"
 HOSTILE_METRIC = "<img src=x onerror=alert(2)>"
@@ -30,11 +29,11 @@ VOID = {"meta", "br", "img", "hr", "input", "link", "wbr", "col", "area", "base"
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory):
+def runs_dir(tmp_path_factory, scenario_runs):
     d = tmp_path_factory.mktemp("report_runs")
     paths = {
-        "spikes": recorded("bad_batches_spikes", d),
-        "nan": recorded("nan_from_huge_lr", d),
+        "spikes": scenario_runs.path("bad_batches_spikes"),
+        "nan": scenario_runs.path("nan_from_huge_lr"),
         "hostile": str(make_run(d / "hostile.h5", n_steps=600, n_layers=3, spike_at=300, name=HOSTILE_NAME,
                                 metrics=("train/loss", "val/loss", HOSTILE_METRIC),
                                 config={"lr": 1e-3, "note": HOSTILE_CONFIG, HOSTILE_METRIC: 1})),

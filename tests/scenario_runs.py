@@ -1,0 +1,169 @@
+"""Record scenario runs once per test session, in parallel worker processes, and share them.
+
+A run is named by a ``RunKey`` (scenario name, seed, CPU thread count). ``ScenarioRuns`` turns
+keys into run files with a recording function ``record(name, path, seed, threads)`` (by default
+``tests.scenarios.record_scenario``; any module-level function with that signature works, so a
+scenario can be anything that writes a run file). Missing runs are recorded in a pool of
+spawned processes: each worker sets its own torch thread count without touching the test
+process, and a failure is kept per run and raised by the test that asks for that run.
+
+The session fixture ``scenario_runs`` (tests/conftest.py) records into a temporary folder, or
+into ``$TRAINSPECT_SCENARIO_CACHE`` keyed by a hash of the scenario and recorder sources and the
+torch version (reuse across sessions while tuning advisor rules; any source change re-records).
+
+The seed-by-seed table of what the advisor finds:  python -m tests.scenario_runs [DIR]
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+SEEDS = (0, 1, 2)
+THREADS = (1, 2)        # torch.set_num_threads: the kernels, and so the numbers, differ
+
+
+@dataclass(frozen=True, order=True)
+class RunKey:
+    name: str
+    seed: int = 0
+    threads: int = 1
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}-seed{self.seed}-threads{self.threads}"
+
+
+def grid(names, seeds=SEEDS, threads=THREADS) -> list[RunKey]:
+    """Every scenario in every seed and thread count."""
+    return [RunKey(n, s, t) for n in names for s in seeds for t in threads]
+
+
+def default_workers() -> int:
+    if os.environ.get("TRAINSPECT_SCENARIO_WORKERS"):
+        return max(1, int(os.environ["TRAINSPECT_SCENARIO_WORKERS"]))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                      # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _quiet_threads() -> None:
+    """Pool initializer, before torch loads: idle OpenMP threads sleep instead of spinning.
+
+    Spinning threads on 2 shared cores made a 2-thread run 40x slower under load (100 s instead
+    of 2.2 s for bad_batches_spikes); the wait policy changes no result, only the waiting."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _record_one(record, key: RunKey, path: str) -> str | None:
+    """Worker: record one run; write to a temporary name so a half-written file is never used.
+
+    Returns None, or the traceback text of a failure (exceptions do not always pickle)."""
+    tmp = f"{path}.partial-{os.getpid()}"
+    try:
+        record(key.name, tmp, seed=key.seed, threads=key.threads)
+        os.replace(tmp, path)
+        return None
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        return traceback.format_exc()
+
+
+class ScenarioRuns:
+    """Run files by key, recorded on demand in parallel, each at most once."""
+
+    def __init__(self, directory, record=None, workers: int | None = None):
+        if record is None:
+            from tests.scenarios import record_scenario as record
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.record = record
+        self.workers = workers or default_workers()
+        self.errors: dict[RunKey, str] = {}
+
+    def file(self, key: RunKey) -> Path:
+        return self.directory / f"{key.id}.h5"
+
+    def ensure(self, keys) -> None:
+        """Record every key that has no file yet (and has not failed), in parallel."""
+        missing = sorted({k for k in keys if not self.file(k).exists() and k not in self.errors})
+        if not missing:
+            return
+        workers = min(self.workers, len(missing))
+        # spawn, not fork: the test process may hold torch/OpenMP and Qt threads
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_quiet_threads) as pool:
+            futures = {k: pool.submit(_record_one, self.record, k, str(self.file(k))) for k in missing}
+            for key, future in futures.items():
+                try:
+                    error = future.result()
+                except BaseException:                   # the worker process died
+                    error = traceback.format_exc()
+                if error:
+                    self.errors[key] = error
+
+    def path(self, name: str, seed: int = 0, threads: int = 1) -> str:
+        key = RunKey(name, seed, threads)
+        self.ensure([key])
+        if key in self.errors:
+            raise RuntimeError(f"recording {key.id} failed in its worker:\n{self.errors[key]}")
+        return str(self.file(key))
+
+
+def source_digest() -> str:
+    """Hash of what decides a scenario run's content: scenario code, recorder code, torch version."""
+    import torch
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(torch.__version__.encode())
+    for f in [Path(__file__).with_name("scenarios.py"), *sorted((root / "recorder").rglob("*.py"))]:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def findings_table(runs: ScenarioRuns, keys) -> list[dict]:
+    """One row per run: expected symptom, whether it was found with an accepted top cause."""
+    from trainspect.analysis import diagnose, open_run
+    from tests.scenarios import SCENARIOS
+    rows = []
+    for key in keys:
+        scenario = SCENARIOS[key.name]
+        with open_run(runs.path(key.name, key.seed, key.threads)) as run:
+            findings = diagnose(run)
+        loud = [f for f in findings if f.severity != "info"]
+        if scenario.symptom is None:
+            ok, got = not loud, ", ".join(f.symptom for f in loud) or "silent"
+        else:
+            hit = next((f for f in findings if f.symptom == scenario.symptom), None)
+            top = hit.causes[0].id if hit and hit.causes else None
+            ok = bool(hit) and hit.severity != "info" and top in scenario.causes
+            got = f"{scenario.symptom} <- {top}" if hit else "missed: " + (
+                ", ".join(f.symptom for f in findings) or "nothing")
+        rows.append(dict(key=key, expected=scenario.symptom or "healthy", ok=ok, got=got))
+    return rows
+
+
+def main(argv) -> int:
+    import tempfile
+    from tests.scenarios import SCENARIOS
+    directory = argv[0] if argv else tempfile.mkdtemp(prefix="trainspect-scenarios-")
+    runs = ScenarioRuns(directory)
+    keys = grid(SCENARIOS)
+    runs.ensure(keys)
+    rows = findings_table(runs, keys)
+    print("| scenario | expected | seed | threads | result | found |\n|---|---|---|---|---|---|")
+    for r in rows:
+        k = r["key"]
+        print(f"| {k.name} | {r['expected']} | {k.seed} | {k.threads} | {'hit' if r['ok'] else 'MISS'} | {r['got']} |")
+    misses = sum(not r["ok"] for r in rows)
+    print(f"\n{len(rows) - misses}/{len(rows)} as expected; runs in {directory}")
+    return 1 if misses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
