@@ -47,11 +47,29 @@ def test_divergence_found_and_located():
 
 def test_oscillation_found_but_single_bump_is_not():
     t, v = healthy_curve()
-    bumps = 0.8 * (np.sin(t / 60.0) > 0.6) * (t > 500)     # the level jumps up again and again
-    f = loss.detect_oscillation(t, v + bumps)
+    bouncing = v + 0.4 * (1 + np.sin(t / 50.0)) * (t > 300)   # after progress the level keeps bouncing up
+    f = loss.detect_oscillation(t, bouncing)
     assert f is not None and len(f.evidence[0].steps) >= 2
+    assert 300 <= f.first_step <= f.last_step
     one = v + 0.8 * ((t > 900) & (t < 960))
     assert loss.detect_oscillation(t, one) is None
+
+
+def test_oscillation_silent_on_flat_noisy_loss():
+    """A loss that never made progress does not oscillate (0.495 -> 0.502 with minibatch noise)."""
+    rng = np.random.default_rng(4)
+    t = np.arange(3000)
+    flat = 0.5 * rng.lognormal(0, 0.08, t.size) + 0.01 * np.sin(t / 30.0)
+    assert loss.detect_oscillation(t, flat) is None
+
+
+def test_oscillation_is_not_divergence():
+    """A level that climbs and never comes back is divergence's finding, not oscillation's."""
+    t, v = healthy_curve()
+    v = v.copy()
+    v[1000:] += 0.004 * (t[1000:] - 1000)
+    assert loss.detect_oscillation(t, v) is None
+    assert loss.detect_divergence(t, v) is not None
 
 
 def test_spikes_found_with_their_steps():

@@ -16,15 +16,6 @@ PATHOLOGIES = [n for n, s in SCENARIOS.items() if s.symptom is not None]
 HEALTHY = [n for n, s in SCENARIOS.items() if s.symptom is None]
 ids = lambda key: key.id  # noqa: E731
 
-# Scenarios that still flip between seeds / thread counts: their rules are being made robust
-# (issue 9). Temporary, and not strict, because which seeds flip depends on the CPU.
-FRAGILE = {"lr_too_high_oscillation", "overfit_small_noisy_train_set"}
-
-
-def cases(names):
-    return [pytest.param(k, marks=pytest.mark.xfail(reason="rule flips between seeds (issue 9)"))
-            if k.name in FRAGILE else k for k in grid(names)]
-
 # The first test here records the whole grid (every scenario x seed x thread count) in parallel
 # worker processes; that is minutes on 2 busy cores, so the per-test hang guard is wider here.
 pytestmark = pytest.mark.timeout(1800)
@@ -58,7 +49,7 @@ def test_suite_covers_every_symptom():
     assert {s.symptom for s in SCENARIOS.values() if s.symptom} == set(SYMPTOMS)
 
 
-@pytest.mark.parametrize("key", cases(PATHOLOGIES), ids=ids)
+@pytest.mark.parametrize("key", grid(PATHOLOGIES), ids=ids)
 def test_planted_pathology_is_found_with_its_cause(key, runs):
     scenario = SCENARIOS[key.name]
     finding = first_finding(runs, key, scenario.symptom)
@@ -90,7 +81,7 @@ def test_frozen_layer_names_the_missing_parameters(key, runs):
     assert "0.weight (Linear), 0.bias (Linear)" in f.title
 
 
-@pytest.mark.parametrize("key", cases(["overfit_small_noisy_train_set"]), ids=ids)
+@pytest.mark.parametrize("key", grid(["overfit_small_noisy_train_set"]), ids=ids)
 def test_overfitting_points_at_best_validation_step(key, runs):
     f = first_finding(runs, key, "overfitting")
     assert f.fixes[0] == f"keep the checkpoint from step {f.first_step} (best validation loss)"
