@@ -1,7 +1,14 @@
-"""Live tailing figures: flush -> visible latency, and the cost of polling idle live runs.
+"""Live tailing figures: log -> visible and flush -> painted latency, the cost of polling idle runs.
 
-    python benchmarks/bench_live.py [--flushes 120] [--runs 10] [--json out.json]
+    python benchmarks/bench_live.py [--logs 300] [--flushes 120] [--runs 10] [--json out.json]
 
+0. log -> visible, at the Recorder's DEFAULT settings (no flush_every tuning): a training
+   process logs with ``Recorder.log()``; a reader in this process sees each value (latency =
+   the time it saw the row minus the row's wall time, taken inside log()). Two writers:
+   ``sparse`` logs one value at random 20-200 ms intervals; ``train`` trains a small MLP under
+   ``watch()`` and logs its loss every step (~1-2 ms a step). Readers: ``stat 1 ms`` (the file
+   is stat-polled every millisecond, then ``Run.refresh()``: what a reader can get) and
+   ``tail`` (the wait of ``trainspect tail``: a 10 ms stat poll). Reported: p50 / p90 / p99.
 1. Latency: a writer process appends one train/loss row and flushes at random intervals
    (50-300 ms, so flushes do not lock to the poll timer) and prints the time each flush
    returned. This process tails the file with the app's RunsModel + LiveTail (and, in a
@@ -57,6 +64,80 @@ for step in range(1, flushes + 1):
     print(step, repr(time.time()), flush=True)
 w.close()
 """
+
+
+RECORDER = r"""
+import sys, time, random
+from trainspect.recorder import Recorder
+path, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rec = Recorder(path)                      # default settings
+rng = random.Random(0)
+if mode == "train":
+    import torch
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rec.watch(model, opt)
+    x, y = torch.randn(32, 64), torch.randint(0, 10, (32,))
+rec.log({"v": -1.0}, step=0)
+rec.flush()
+print("READY", flush=True)
+time.sleep(1.0)                           # let the reader open the file
+for i in range(1, n + 1):
+    if mode == "train":
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(); loss.backward(); opt.step()
+        rec.log({"v": loss.item()})
+    else:
+        time.sleep(rng.uniform(0.02, 0.2))
+        rec.log({"v": float(i)}, step=i)
+time.sleep(0.3)
+rec.close()
+"""
+
+
+def _stamp(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def measure_log_to_reader(mode: str, n: int, poll_s: float) -> dict:
+    """Latency from Recorder.log() in another process to a reader here (see the docstring)."""
+    from trainspect.analysis import open_run
+
+    tmp = tempfile.TemporaryDirectory()
+    path = Path(tmp.name) / "rec.h5"
+    proc = subprocess.Popen([sys.executable, "-c", RECORDER, str(path), mode, str(n)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "READY"
+    run = open_run(path)
+    lat: list[float] = []
+    seen, stamp = len(run.scalar("v")), None
+    while True:
+        alive = proc.poll() is None
+        now_stamp = _stamp(path)
+        if now_stamp != stamp:
+            stamp = now_stamp
+            run.refresh()
+            s = run.scalar("v")
+            if len(s) > seen:
+                now = time.time()
+                lat.extend(now - s.wall[seen:])
+                seen = len(s)
+        if not alive:
+            break
+        time.sleep(poll_s)
+    run.close()
+    proc.stdout.close()
+    tmp.cleanup()
+    lat_ms = np.asarray(lat) * 1e3
+    return {"values": len(lat), "expected": n, "p50_ms": float(np.percentile(lat_ms, 50)),
+            "p90_ms": float(np.percentile(lat_ms, 90)), "p99_ms": float(np.percentile(lat_ms, 99)),
+            "max_ms": float(lat_ms.max())}
 
 
 def start_writer(path, flushes=0, lo=0.05, hi=0.3, idle=False) -> subprocess.Popen:
@@ -125,8 +206,8 @@ def measure_latency(app, flushes: int, with_window: bool) -> dict:
         runs.close_all()
     proc.stdout.close()
     tmp.cleanup()
-    return {"flushes": len(flushed), "missing": len(missing), "p50_ms": pct(lat, 50), "p99_ms": pct(lat, 99),
-            "max_ms": float(np.max(lat) * 1e3)}
+    return {"flushes": len(flushed), "missing": len(missing), "p50_ms": pct(lat, 50), "p90_ms": pct(lat, 90),
+            "p99_ms": pct(lat, 99), "max_ms": float(np.max(lat) * 1e3)}
 
 
 def measure_idle(app, n_runs: int, seconds: float = 8.0) -> dict:
@@ -167,20 +248,34 @@ def measure_idle(app, n_runs: int, seconds: float = 8.0) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--logs", type=int, default=300, help="values logged per log -> visible measurement")
+    ap.add_argument("--only-log", action="store_true", help="only the log -> visible figures (no Qt)")
     ap.add_argument("--flushes", type=int, default=120)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args()
+    from trainspect.app.commands.tail import STAT_POLL_S
+
+    res = {"log_to_visible_sparse_stat1ms": measure_log_to_reader("sparse", args.logs, 0.001),
+           "log_to_visible_sparse_tail": measure_log_to_reader("sparse", args.logs, STAT_POLL_S),
+           "log_to_visible_train_stat1ms": measure_log_to_reader("train", 10 * args.logs, 0.001),
+           "log_to_visible_train_tail": measure_log_to_reader("train", 10 * args.logs, STAT_POLL_S)}
+    if args.only_log:
+        return report(res, args.json)
     from trainspect.app.gui.main_window import ensure_app
 
     app = ensure_app()
-    res = {"latency_model": measure_latency(app, args.flushes, with_window=False),
+    res |= {"latency_model": measure_latency(app, args.flushes, with_window=False),
            "latency_window": measure_latency(app, args.flushes, with_window=True),
            "idle_polling": measure_idle(app, args.runs)}
+    return report(res, args.json)
+
+
+def report(res: dict, json_path) -> int:
     for k, v in res.items():
         print(f"{k}: " + ", ".join(f"{a}={b:.2f}" if isinstance(b, float) else f"{a}={b}" for a, b in v.items()))
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=1))
+    if json_path:
+        Path(json_path).write_text(json.dumps(res, indent=1))
     return 0
 
 

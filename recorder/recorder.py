@@ -30,6 +30,7 @@ DEFAULT_STATS_EVERY = 50       # weights/update norms, activation + input statis
 DEFAULT_HIST_EVERY = 200      # weight and gradient histograms
 DEFAULT_SNAPSHOT_EVERY = 200  # 32x32 weight snapshots
 DEFAULT_TRANSFER_EVERY = 50    # steps of device statistics per device->host copy
+TRANSFER_INTERVAL = 0.05       # ... or this many seconds, whichever comes first
 
 
 _TAG_LOCK = threading.Lock()
@@ -138,7 +139,8 @@ class Recorder:
         self._active = True             # False once the writer failed or the recorder closed
         self._since_transfer = 0
         self._last_transfer = time.perf_counter()
-        self._transfer_interval = float(flush_every)
+        # Device statistics travel at least this often, so live readers see them soon.
+        self._transfer_interval = min(float(flush_every), TRANSFER_INTERVAL)
         meta = metadata.base_meta(self.name, dict(config or {}), time.time(), self._schedule())
         declared = fmt.check_roles(roles)
         if declared:
@@ -312,6 +314,8 @@ class Recorder:
                     rows.append((s, tag, value, wall))
                 else:
                     self._log_value(name, tag, value, s, wall)
+            if self._writer.idle:
+                self._writer.notify()
         if self._optimizer is None:
             if self._instruments is not None:
                 self._instruments.on_log(s, time.time())
@@ -402,6 +406,8 @@ class Recorder:
             self._drop(1)
         else:
             self._rows.append((step, tag, value, wall))
+            if self._writer.idle:
+                self._writer.notify()
 
     # ------------------------------------------------------------ device transfer
     def _maybe_transfer(self, now: float) -> None:

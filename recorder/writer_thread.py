@@ -43,6 +43,16 @@ HISTS = "hists"          # arg = P; P*64 weight counts, P*2 ranges, P*64 grad co
 SNAPS = "snaps"          # arg = S; S*32*32 values
 SCALARS4 = "scalars4"    # arg = 4 tag ids (input mean/std/min/max); 4 values
 
+# Flush policy (see WriterThread._run): values are written and flushed as soon as they are
+# queued, but at most once per MIN_FLUSH_GAP seconds, or per FLUSH_COST_FACTOR times what a
+# write typically costs (median CPU time of the last few) when that is longer, up to
+# MAX_FLUSH_GAP: a steady stream of small writes takes at most ~1/10 of a core. A reader in
+# another process sees a value ~MIN_FLUSH_GAP / 2 after log() on average. With nothing
+# queued there is no write at all, only the heartbeat every flush_every.
+MIN_FLUSH_GAP = 0.02
+MAX_FLUSH_GAP = 0.25
+FLUSH_COST_FACTOR = 10.0
+
 
 class Barrier:
     __slots__ = ("done",)
@@ -154,9 +164,18 @@ class WriterThread:
         self.error: str | None = None
         self.closed = False
         self._wake = threading.Event()
+        # Set by the writer just before it sleeps with nothing queued: the next value logged
+        # wakes it (one Event.set per idle period, not per log() call). See _run.
+        self.idle = True
+        self._busy = False                  # rows taken from the queue but not yet flushed
+        self._urgent = False                # a barrier, close or full queue: write now
+        self._gap = MIN_FLUSH_GAP           # minimum time between two data flushes
         self._waiting: list = []            # barriers/close taken from the queue, not yet released
         self._last_step = -1
         self._last_flush = time.monotonic()
+        self._write_start = 0.0
+        self._costs: deque = deque(maxlen=9)   # CPU seconds of the last writes
+        self._wrote = False
         self.thread = threading.Thread(target=self._run, name="trainspect-writer", daemon=True)
         self.thread.start()
 
@@ -179,21 +198,34 @@ class WriterThread:
             return False
         self.batches.append(item)
         if n >= self.max_batches // 4:
-            self._wake.set()
+            self.wake()
+        elif self.idle:
+            self.notify()
         return True
 
+    def notify(self) -> None:
+        """Something was queued while the writer slept idle: let it write (after the gap)."""
+        self.idle = False
+        self._wake.set()
+
     def wake(self) -> None:
-        """Ask for an early write (the queue is filling up); otherwise the thread writes
-        once per ``flush_every``: each write costs the training process CPU time."""
+        """Ask for a write now, without waiting for the flush gap (the queue is filling up)."""
+        self._urgent = True
+        self.idle = False
         self._wake.set()
 
     def barrier(self, timeout: float | None) -> bool:
         """Return once everything queued before is written and flushed (False on timeout/failure)."""
         if self.error or self.closed:
             return False
+        # Nothing queued and nothing being written: everything logged is already on disk,
+        # a flush of unchanged data costs nothing. (Queue first, then _busy: the writer sets
+        # _busy before it takes rows and clears it after their flush.)
+        if not self.rows and not self.batches and not self._busy and self.file.started:
+            return True
         b = Barrier()
         self.batches.append(b)  # barriers are never dropped
-        self._wake.set()
+        self.wake()
         return self._wait(b.done, timeout) and not self.error
 
     def _wait(self, done: threading.Event, timeout: float | None) -> bool:
@@ -212,20 +244,30 @@ class WriterThread:
         self.closed = True
         c = Close(status, error)
         self.batches.append(c)
-        self._wake.set()
+        self.wake()
         self._wait(c.done, timeout)
         self.thread.join(timeout=1.0 if timeout is None else min(timeout, 1.0))
 
     # ------------------------------------------------------------ writer-thread side
     def _run(self) -> None:
         try:
+            timeout = self.flush_every
             while True:
-                self._wake.wait(max(0.0, self._last_flush + self.flush_every - time.monotonic()))
+                self._wake.wait(max(0.0, timeout))
                 self._wake.clear()
+                now = time.monotonic()
+                queued = bool(self.rows or self.batches)
+                if queued and not self._urgent and now < self._last_flush + self._gap:
+                    timeout = self._last_flush + self._gap - now   # collect until the gap is over
+                    continue
+                self._urgent = False
+                self._busy = True
                 waiting = self._waiting = self._drain()
-                due = time.monotonic() - self._last_flush >= self.flush_every
-                if waiting or due:
-                    self._flush()
+                wrote = self._wrote
+                if wrote or waiting or now - self._last_flush >= self.flush_every:
+                    self._flush(wrote)
+                self._busy = False
+                timeout = self._next_timeout()
                 close = next((w for w in waiting if isinstance(w, Close)), None)
                 if close is not None:
                     with self.lock:
@@ -281,6 +323,8 @@ class WriterThread:
         """Write everything queued (batches first, then host rows). Returns barriers met."""
         waiting, scalar_parts, records = [], [], {}
         self._waiting = waiting   # released by _run, also if writing fails
+        self._write_start = time.thread_time()
+        self._wrote = False
         n = len(self.batches)
         for _ in range(n):
             item = self.batches.popleft()
@@ -313,6 +357,7 @@ class WriterThread:
                 fields = {k: np.stack([r[k] for _, r in recs]) for k in recs[0][1]}
                 self.file.append_records(group, steps, fields)
                 self._last_step = max(self._last_step, int(steps.max()))
+        self._wrote = True
         return waiting
 
     def _check_space(self, incoming: int) -> None:
@@ -375,9 +420,23 @@ class WriterThread:
         if rows:
             scalar_parts.append(np.array(rows, dtype=np.float64).reshape(-1, 4))
 
-    def _flush(self) -> None:
+    def _next_timeout(self) -> float:
+        """How long to sleep: until the gap is over if more is queued, else until the heartbeat."""
+        until_heartbeat = self._last_flush + self.flush_every - time.monotonic()
+        if self.rows or self.batches:
+            return min(until_heartbeat, self._last_flush + self._gap - time.monotonic())
+        # Say "idle" first, then look at the queue again: a log() that queued a value just
+        # before saw idle == False and did not wake us, so we must see its value here.
+        self.idle = True
+        if self.rows or self.batches:
+            self.idle = False
+            return min(until_heartbeat, self._last_flush + self._gap - time.monotonic())
+        return until_heartbeat
+
+    def _flush(self, wrote: bool) -> None:
         with self.lock:
-            if not self.file.started:
+            if not self.file.started:   # no layout yet (watch() to come): nothing to flush
+                self._last_flush = time.monotonic()
                 return
             dropped = self.dropped
             if dropped > self._dropped_written:
@@ -385,3 +444,8 @@ class WriterThread:
                 self._dropped_written = dropped
             self.file.flush(self._last_step if self._last_step >= 0 else None)
         self._last_flush = time.monotonic()
+        if wrote:   # costly writes: fewer, larger flushes, so the writer's share of a core stays small
+            costs = self._costs   # CPU time (a busy machine is no reason); the median ignores one-offs
+            costs.append(time.thread_time() - self._write_start)
+            typical = sorted(costs)[len(costs) // 2]
+            self._gap = min(self.flush_every, MAX_FLUSH_GAP, max(MIN_FLUSH_GAP, FLUSH_COST_FACTOR * typical))

@@ -315,7 +315,7 @@ def test_layout_freezes_at_watch(tmp_path):
 
 def test_flush_is_a_barrier(tmp_path):
     path = tmp_path / "run.h5"
-    rec = Recorder(path, flush_every=3600)      # only the barrier writes
+    rec = Recorder(path, flush_every=3600)      # no heartbeat in between
     model = torch.nn.Linear(3, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     rec.watch(model, opt)

@@ -1,12 +1,16 @@
 """Tail live runs: poll the open runs on an adaptive timer, report each run's state, follow
 the newest step.
 
+- Waking: a ``QFileSystemWatcher`` (inotify on Linux) watches every open run file; a write by
+  the recorder schedules a poll ``CHANGE_DELAY_MS`` later (the writes of one flush arrive
+  together), so a flush is on screen within milliseconds instead of a poll interval.
 - Polling: a run whose writer flushed since the last look (its heartbeat moved) is refreshed;
   otherwise only its status is read (0.3 ms against 1.3 ms for a refresh, measured on a
   digits run). Finished and crashed runs are final: they are not polled at all. The timer
   runs every ``FAST_MS`` while data arrives, backs off to ``LIVE_MAX_MS`` while some writer
-  is alive but quiet (this bounds the flush -> visible latency), and to ``IDLE_MS`` when no
-  run is live.
+  is alive but quiet, and to ``IDLE_MS`` when no run is live. With the file watcher working
+  the timer is only a safety net (stale detection, file systems without change events) and
+  backs off to ``WATCHED_MAX_MS`` instead.
 - State: ``statusChanged(entry, RunStatus)`` when a run turns live / finished / crashed /
   stale ("writer stopped responding at step N"), so no run stays "running" forever.
 - Follow: while following, the plots auto-range (the newest step stays in view). A user
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from ..vocab import RunState
 from .model import default_metrics
@@ -28,6 +32,8 @@ from .model import default_metrics
 FAST_MS = 100          # while rows arrive
 LIVE_MAX_MS = 150      # quiet but live writer: keeps flush -> visible under 0.25 s (p99, with margin)
 IDLE_MS = 1000         # nothing live (finished / crashed / stale runs only)
+WATCHED_MAX_MS = 1000  # every run file is watched for changes: the timer is only a safety net
+CHANGE_DELAY_MS = 3    # a file change: poll this soon (one flush writes several times)
 BACKOFF = 1.5
 STATUS_EVERY_S = 1.0   # stale runs: how often to look whether their writer came back
 FINAL_STATES = (RunState.FINISHED, RunState.CRASHED)
@@ -68,8 +74,11 @@ class LiveTail(QObject):
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self._tick)
         self._interval = self.fast_ms
+        self.watcher = QFileSystemWatcher(self)
+        self.watcher.fileChanged.connect(self._on_file_changed)
+        self._unwatched: set = set()        # keys of runs whose file the watcher could not take
         runs.runAdded.connect(self._on_added)
-        runs.runRemoved.connect(lambda e: self._watch.pop(e.key, None))
+        runs.runRemoved.connect(self._on_removed)
         runs.runUpdated.connect(self._on_updated)
         if view is not None:
             view.stepRangeChanged.connect(self._on_step_range)
@@ -99,9 +108,20 @@ class LiveTail(QObject):
             if new:
                 self._interval = self.fast_ms
             else:
-                ceiling = self.live_max_ms if self.any_live() else self.idle_ms
+                if not self.any_live():
+                    ceiling = self.idle_ms
+                elif self._unwatched:
+                    ceiling = self.live_max_ms
+                else:
+                    ceiling = max(self.live_max_ms, WATCHED_MAX_MS)
                 self._interval = min(ceiling, max(self.fast_ms, int(self._interval * BACKOFF)))
             self.timer.start(self._interval)
+
+    def _on_file_changed(self, path: str) -> None:
+        if path not in self.watcher.files():    # replaced or deleted: watch the new file
+            self.watcher.addPath(path)
+        if self.timer.isActive() and self.timer.remainingTime() > CHANGE_DELAY_MS:
+            self.timer.start(CHANGE_DELAY_MS)
 
     # ------------------------------------------------------------ polling
     def poll(self) -> int:
@@ -160,10 +180,18 @@ class LiveTail(QObject):
 
     def _on_added(self, entry) -> None:
         self._watch.setdefault(entry.key, _Watch())
+        if not self.watcher.addPath(str(entry.path)):
+            self._unwatched.add(entry.key)
         if self.timer.isActive():           # look at the new run soon, whatever the pace was
             self._interval = self.fast_ms
             self.timer.start(self._interval)
         self._adopt_new_metrics()
+
+    def _on_removed(self, entry) -> None:
+        self._watch.pop(entry.key, None)
+        self._unwatched.discard(entry.key)
+        if not any(e.path == entry.path for e in self.runs.runs() if e is not entry):
+            self.watcher.removePath(str(entry.path))
 
     def _on_updated(self, entry, n) -> None:
         self._adopt_new_metrics()

@@ -1,0 +1,81 @@
+"""When logged values reach the file: soon after log() without tuning, and no write for nothing."""
+from __future__ import annotations
+
+import os
+import time
+
+import h5py
+import torch
+
+from trainspect.recorder import Recorder
+from trainspect.recorder import format as fmt
+
+
+def _stamp(path):
+    st = os.stat(path)
+    return st.st_mtime_ns, st.st_size
+
+
+def _rows(path, dataset: str) -> int:
+    """Rows a fresh reader (its own file handle, as another process would) sees."""
+    with h5py.File(path, "r", swmr=True, locking=False) as f:
+        return f[dataset].shape[0] if dataset in f else 0
+
+
+def _wait_for_rows(path, n: int, dataset: str = fmt.SCALAR_VALUE, timeout: float = 60.0, poke=None) -> None:
+    end = time.monotonic() + timeout
+    while _rows(path, dataset) < n:
+        assert time.monotonic() < end, f"{_rows(path, dataset)} of {n} rows of {dataset} visible after {timeout} s"
+        time.sleep(0.005)
+        if poke is not None:
+            poke()
+
+
+def test_values_reach_readers_without_a_flush_call_or_a_heartbeat(tmp_path):
+    # The heartbeat interval is an hour: only the writer's own data flushes can show the rows.
+    path = tmp_path / "run.h5"
+    rec = Recorder(path, flush_every=3600)
+    for k in range(1, 4):
+        rec.log({"train/loss": 1.0 / k}, step=k)
+        _wait_for_rows(path, k)
+        time.sleep(0.03)    # the writer goes idle in between: each value must wake it again
+    rec.close()
+
+
+def test_watched_training_rows_arrive_without_a_flush_call(tmp_path):
+    path = tmp_path / "run.h5"
+    rec = Recorder(path, flush_every=3600)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec.watch(model, opt)
+
+    def step():
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+        rec.log({"train/loss": 1.0})
+
+    for _ in range(20):
+        step()
+    _wait_for_rows(path, 20)
+    # The per-layer gradient records travel too: device statistics are shipped every 50 steps
+    # or 50 ms, looked at on each optimizer step.
+    _wait_for_rows(path, 20, f"{fmt.GRADS}/step", poke=step)
+    rec.close()
+
+
+def test_a_flush_of_unchanged_data_writes_nothing(tmp_path):
+    path = tmp_path / "run.h5"
+    rec = Recorder(path, flush_every=3600)
+    for step in range(50):
+        rec.log({"a": float(step), "b": 2.0}, step=step)
+    assert rec.flush()
+    before = _stamp(path)
+    time.sleep(0.05)           # a write now would move the modification time
+    for _ in range(5):
+        assert rec.flush()
+    assert _stamp(path) == before
+    rec.log({"a": 99.0}, step=99)
+    assert rec.flush()
+    assert _stamp(path) != before
+    rec.close()
