@@ -35,6 +35,7 @@ TRANSFER_INTERVAL = 0.05       # ... or this many seconds, whichever comes first
 
 _TAG_LOCK = threading.Lock()
 _MAX_STEP = 1 << 53   # steps travel as float64 to the writer thread: exact below 2**53
+_MAX_CALL_SHAPES = 4096       # distinct name sets of log() calls remembered for the fast path
 
 
 class RecorderWarning(UserWarning):
@@ -130,6 +131,7 @@ class Recorder:
         self._max_rows = int(max_pending)
         self._warned: set = set()
         self._tags: dict[str, int] = {}
+        self._call_tags: dict[tuple, tuple] = {}   # names of a log() call -> their tag ids
         self._step = 0                  # see metadata.STEP_CONVENTION
         self._forward_step = None       # optimizer step of the latest training-mode forward
         self._optimizer = None
@@ -303,17 +305,20 @@ class Recorder:
             if pending >= self._max_rows >> 2:
                 self._writer.wake()
             wall = time.time()
-            tags = self._tags
-            for name, value in metrics.items():
-                tag = tags.get(name)
-                if type(value) is float:
-                    if tag is None:
-                        tag = self._new_metric(name)   # validates the name (warns if bad)
-                        if tag is None:
-                            continue
-                    rows.append((s, tag, value, wall))
-                else:
-                    self._log_value(name, tag, value, s, wall)
+            # Fast path: names seen together before, every value a Python float. One queue
+            # entry per call, (step, tag ids, values, wall); the writer thread unpacks them.
+            keys = tuple(metrics)
+            tags = self._call_tags.get(keys)
+            if tags is not None:
+                values = tuple(metrics.values())
+                for v in values:
+                    if type(v) is not float:
+                        tags = None
+                        break
+            if tags is not None:
+                rows.append((s, tags, values, wall))
+            else:
+                self._log_each(keys, metrics, s, wall)
             if self._writer.idle:
                 self._writer.notify()
         if self._optimizer is None:
@@ -323,6 +328,92 @@ class Recorder:
             self._maybe_transfer(time.perf_counter())
         elif self.staging.count > 64 * self.transfer_every:
             self._transfer()
+
+    def log_many(self, metrics, steps=None) -> None:
+        """Record whole arrays at once: ``{name: values}`` with ``values[i]`` at ``steps[i]``.
+
+        ``values`` are 1-D host arrays (numpy, lists, CPU tensors) of equal length; ``steps``
+        an integer array of that length, or None for consecutive steps from :attr:`step` (the
+        step counter then advances past them when no optimizer is watched). All rows get the
+        wall time of this call. Far cheaper per value than ``log()`` in a loop: the arrays go
+        to the writer as one block.
+        """
+        if not self._active or self._writer.error is not None:
+            self._report_writer_failure()
+            return
+        if not isinstance(metrics, Mapping):
+            self._bad("<metrics>", f"log_many() takes a dict of name -> array, got {type(metrics).__name__}",
+                      TypeError)
+            return
+        columns = []
+        for name, values in metrics.items():
+            try:
+                v = np.array(values, dtype=np.float64, copy=True).reshape(-1)   # a copy: the caller may reuse it
+            except (TypeError, ValueError, RuntimeError) as exc:
+                self._bad(name, f"log_many() values must be a 1-D array of real numbers ({exc})", TypeError)
+                continue
+            columns.append((name, v))
+        if not columns:
+            return
+        n = len(columns[0][1])
+        if any(len(v) != n for _, v in columns):
+            self._bad("<metrics>", "log_many() arrays differ in length: "
+                      + ", ".join(f"{k}={len(v)}" for k, v in columns), ValueError)
+            return
+        if steps is None:
+            first = self.step
+            step_col = np.arange(first, first + n, dtype=np.float64)
+        else:
+            try:
+                step_col = np.asarray(steps).reshape(-1)
+                ok = step_col.dtype.kind in "iu" and len(step_col) == n and \
+                    (n == 0 or (int(step_col.min()) >= 0 and int(step_col.max()) < _MAX_STEP))
+            except (TypeError, ValueError) as exc:
+                ok, step_col = False, exc
+            if not ok:
+                self._bad("<step>", f"log_many() steps must be {n} integers in [0, 2**53)", TypeError)
+                return
+            step_col = step_col.astype(np.float64)
+        tag_ids = []
+        for name, v in columns:
+            tag = self._tags.get(name)
+            if tag is None:
+                tag = self._new_metric(name)
+            tag_ids.append(tag)
+        columns = [(t, v) for t, (_, v) in zip(tag_ids, columns) if t is not None]
+        if columns and n:
+            table = np.empty((n * len(columns), 4))
+            table[:, 0] = np.tile(step_col, len(columns))
+            table[:, 1] = np.repeat(np.array([t for t, _ in columns], dtype=np.float64), n)
+            table[:, 2] = np.concatenate([v for _, v in columns])
+            table[:, 3] = time.time()
+            if not self._writer.put_table(table):
+                self._drop(len(table))
+        if steps is None and self._optimizer is None and n:
+            self._step = int(step_col[-1]) + 1
+
+    def _log_each(self, keys, metrics, step, wall) -> None:
+        """The general path of log(): validates each name and value, warns about bad ones."""
+        tags, host_tags, host_values, all_named = self._tags, [], [], True
+        for name, value in metrics.items():
+            tag = tags.get(name)
+            if type(value) is float:
+                if tag is None:
+                    tag = self._new_metric(name)   # validates the name (warns if bad)
+                    if tag is None:
+                        all_named = False
+                        continue
+                host_tags.append(tag)
+                host_values.append(value)
+            else:
+                self._log_value(name, tag, value, step, wall)
+                all_named = all_named and name in tags
+        if host_tags:
+            self._rows.append((step, tuple(host_tags), tuple(host_values), wall))
+        if all_named:   # next time these names take the fast path (while their values are floats)
+            if len(self._call_tags) >= _MAX_CALL_SHAPES:
+                self._call_tags.clear()
+            self._call_tags[keys] = tuple(tags[name] for name in keys)
 
     def _check_step(self, step):
         if isinstance(step, numbers.Integral) and not isinstance(step, bool) and 0 <= step < _MAX_STEP:
@@ -405,7 +496,7 @@ class Recorder:
         if len(self._rows) >= self._max_rows:
             self._drop(1)
         else:
-            self._rows.append((step, tag, value, wall))
+            self._rows.append((step, (tag,), (value,), wall))
             if self._writer.idle:
                 self._writer.notify()
 

@@ -23,6 +23,8 @@ import os
 import threading
 import time
 from collections import deque
+from itertools import chain
+from operator import itemgetter
 
 import numpy as np
 
@@ -52,6 +54,40 @@ SCALARS4 = "scalars4"    # arg = 4 tag ids (input mean/std/min/max); 4 values
 MIN_FLUSH_GAP = 0.02
 MAX_FLUSH_GAP = 0.25
 FLUSH_COST_FACTOR = 10.0
+
+
+def host_tables(entries: list) -> list:
+    """The queue's entries in order: runs of log() entries become one table each, log_many()
+    tables stay as they are (the order of a metric's points is the order they were logged)."""
+    cuts = [i for i, e in enumerate(entries) if type(e) is np.ndarray]
+    if not cuts:
+        return [host_table(entries)]
+    out, start = [], 0
+    for i in cuts:
+        if i > start:
+            out.append(host_table(entries[start:i]))
+        out.append(entries[i])
+        start = i + 1
+    if start < len(entries):
+        out.append(host_table(entries[start:]))
+    return out
+
+
+def host_table(rows: list) -> np.ndarray:
+    """Queue entries ``(step, tag ids, values, wall)`` -> float64 table (step, tag, value, wall).
+
+    One pass per column through C iterators: ~10x faster than ``np.array`` on per-value tuples.
+    """
+    n = len(rows)
+    tags = list(map(itemgetter(1), rows))
+    counts = np.fromiter(map(len, tags), np.int64, n)
+    total = int(counts.sum())
+    table = np.empty((total, 4))
+    table[:, 0] = np.repeat(np.fromiter(map(itemgetter(0), rows), np.float64, n), counts)
+    table[:, 1] = np.fromiter(chain.from_iterable(tags), np.float64, total)
+    table[:, 2] = np.fromiter(chain.from_iterable(map(itemgetter(2), rows)), np.float64, total)
+    table[:, 3] = np.repeat(np.fromiter(map(itemgetter(3), rows), np.float64, n), counts)
+    return table
 
 
 class Barrier:
@@ -156,6 +192,7 @@ class WriterThread:
         self.max_batches = int(max_batches)
         self.base_meta = dict(base_meta or {})
         self.lock = threading.Lock()        # file calls: this thread vs start() from watch()
+        # (step, tag ids, values, wall) per log() call, or an (n, 4) float64 table from log_many()
         self.rows: deque = deque()
         self.batches: deque = deque()
         self.tag_names: list[str] = []      # append-only from the training thread; id = position
@@ -203,6 +240,16 @@ class WriterThread:
             self.notify()
         return True
 
+    def put_table(self, table) -> bool:
+        """Queue an (n, 4) table from log_many() (in order with log()'s entries);
+        False (dropped) if the queue is full."""
+        if len(self.rows) >= self.max_rows:
+            return False
+        self.rows.append(table)
+        if self.idle:
+            self.notify()
+        return True
+
     def notify(self) -> None:
         """Something was queued while the writer slept idle: let it write (after the gap)."""
         self.idle = False
@@ -221,7 +268,7 @@ class WriterThread:
         # Nothing queued and nothing being written: everything logged is already on disk,
         # a flush of unchanged data costs nothing. (Queue first, then _busy: the writer sets
         # _busy before it takes rows and clears it after their flush.)
-        if not self.rows and not self.batches and not self._busy and self.file.started:
+        if not (self.rows or self.batches or self._busy) and self.file.started:
             return True
         b = Barrier()
         self.batches.append(b)  # barriers are never dropped
@@ -336,8 +383,7 @@ class WriterThread:
             self._decode(item, scalar_parts, records)
         n = len(self.rows)
         if n:
-            rows = [self.rows.popleft() for _ in range(n)]
-            scalar_parts.append(np.array(rows, dtype=np.float64).reshape(-1, 4))
+            scalar_parts += host_tables([self.rows.popleft() for _ in range(n)])
         if not scalar_parts and not records:
             return waiting
         self._check_space(sum(p.nbytes for p in scalar_parts) * 7 // 8
