@@ -1,0 +1,52 @@
+"""`trainspect import SRC -o RUN.h5`: convert a run logged elsewhere (CSV) into a run file.
+
+The file name ``import.py`` matches the command; the CLI loads commands with importlib, so
+the keyword is no obstacle.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("source", metavar="SRC", help="CSV file: long (step,metric,value) or wide (step + one column per metric)")
+    parser.add_argument("-o", "--output", metavar="RUN", help="run file to write (default: SRC with .h5)")
+    parser.add_argument("--format", choices=None, help="source format (default: from the file name)")
+    parser.add_argument("--force", action="store_true", help="overwrite RUN if it exists")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _progress_bar(stream):
+    def show(done: int, total: int) -> None:
+        width = 30
+        filled = width * done // max(total, 1)
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} metrics")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+    return show
+
+
+def run(args) -> int:
+    from trainspect.recorder.importers import convert
+
+    src = Path(args.source)
+    dst = Path(args.output) if args.output else src.with_suffix(".h5")
+    if not src.exists():
+        print(f"trainspect import: {src} does not exist", file=sys.stderr)
+        return 2
+    if dst.exists() and not args.force:
+        print(f"trainspect import: {dst} exists; pass --force to overwrite it", file=sys.stderr)
+        return 2
+    if dst.exists():
+        dst.unlink()
+    try:
+        summary = convert(src, dst, fmt=args.format, progress=None if args.quiet else _progress_bar(sys.stderr))
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        print(f"trainspect import: {exc}", file=sys.stderr)
+        if dst.exists():
+            dst.unlink()
+        return 2
+    print(f"wrote {dst}: {summary.describe()}")
+    return 0

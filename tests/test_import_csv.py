@@ -1,0 +1,80 @@
+"""`trainspect import` of CSV logs (long and wide layouts) into run files the advisor reads."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainspect.analysis import open_run
+from trainspect.analysis.advisor import diagnose
+from trainspect.app.cli import main
+from trainspect.recorder.importers import convert
+
+
+def _diverging_loss(seed: int, n: int = 300) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = np.concatenate([np.linspace(2.0, 1.0, n // 2), np.geomspace(1.0, 1e4, n - n // 2)])
+    return base * (1 + 0.02 * rng.standard_normal(n))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_long_csv_roundtrip_and_advisor_sees_divergence(tmp_path, seed):
+    loss = _diverging_loss(seed)
+    src = tmp_path / "log.csv"
+    lines = ["metric,step,value"]
+    lines += [f"train/loss,{s},{float(v)!r}" for s, v in enumerate(loss)]
+    lines += [f"lr,{s},0.1" for s in range(0, len(loss), 10)]
+    src.write_text("\n".join(lines) + "\n")
+    summary = convert(src, tmp_path / "run.h5")
+    assert summary.layout == "long" and summary.points == {"train/loss": len(loss), "lr": len(loss[::10])}
+    with open_run(tmp_path / "run.h5") as r:
+        s = r.scalar("train/loss")
+        np.testing.assert_array_equal(s.steps, np.arange(len(loss)))
+        np.testing.assert_allclose(s.values, loss)
+        assert "divergence" in {f.symptom for f in diagnose(r)}
+
+
+def test_wide_csv_with_gaps_keeps_each_metric_at_its_own_steps(tmp_path):
+    # Lightning's CSVLogger layout: train rows and val rows interleaved with empty cells.
+    src = tmp_path / "metrics.csv"
+    src.write_text("epoch,step,train_loss,val_loss\n0,0,2.5,\n0,1,2.0,\n0,1,,2.2\n1,2,1.5,\n1,3,1.25,\n1,3,,1.9\n")
+    summary = convert(src, tmp_path / "run.h5")
+    assert summary.layout == "wide"
+    with open_run(tmp_path / "run.h5") as r:
+        assert list(r.scalar("train_loss").steps) == [0, 1, 2, 3]
+        assert list(r.scalar("val_loss").steps) == [1, 3]
+        np.testing.assert_allclose(r.scalar("val_loss").values, [2.2, 1.9])
+
+
+def test_unreadable_rows_are_counted_not_fatal(tmp_path):
+    src = tmp_path / "log.csv"
+    src.write_text("step,metric,value\n0,loss,1.0\nx,loss,2\n1,loss,oops\n2,loss,0.5\n")
+    summary = convert(src, tmp_path / "run.h5")
+    assert summary.points == {"loss": 2} and summary.skipped_rows == 2
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty CSV"),
+    ("a,b\n1,2\n", "no step column"),
+    ("step\n1\n2\n", "no metric columns"),
+    ("step,loss\n0,\n1,\n", "no numeric values"),
+])
+def test_bad_csv_is_a_clear_error_exit_2(tmp_path, capsys, text, message):
+    src = tmp_path / "bad.csv"
+    src.write_text(text)
+    assert main(["import", str(src), "-o", str(tmp_path / "out.h5")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_cli_import_refuses_to_overwrite_without_force(tmp_path, capsys):
+    src = tmp_path / "log.csv"
+    src.write_text("step,loss\n0,1.0\n1,0.5\n")
+    out = tmp_path / "log.h5"
+    assert main(["import", str(src), "-q"]) == 0
+    assert "2 values of 1 metrics" in capsys.readouterr().out
+    assert main(["import", str(src), "-q"]) == 2
+    assert "--force" in capsys.readouterr().err
+    src.write_text("step,loss\n0,3.0\n")
+    assert main(["import", str(src), "-q", "--force"]) == 0
+    with open_run(out) as r:
+        assert list(r.scalar("loss").values) == [3.0]
