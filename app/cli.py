@@ -16,7 +16,7 @@ COMMANDS = {
     "report": "write an HTML or PDF report of one or more runs",
     "export": "export a run's scalars to CSV files",
     "info": "print a summary of a run file",
-    "import": "convert a CSV log (long or wide) into a run file",
+    "import": "convert a TensorBoard log directory or a CSV log into a run file",
     "tail": "follow a live run in the terminal",
     "demo": "train a small model with a planted problem and watch trainspect find it",
 }

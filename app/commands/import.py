@@ -1,4 +1,4 @@
-"""`trainspect import SRC -o RUN.h5`: convert a run logged elsewhere (CSV) into a run file.
+"""`trainspect import SRC -o RUN.h5`: convert a run logged elsewhere (TensorBoard, CSV) into a run file.
 
 The file name ``import.py`` matches the command; the CLI loads commands with importlib, so
 the keyword is no obstacle.
@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("source", metavar="SRC", help="CSV file: long (step,metric,value) or wide (step + one column per metric)")
+    parser.add_argument("source", metavar="SRC", help="TensorBoard log directory or event file, or CSV file: long (step,metric,value) or wide (step + one column per metric)")
     parser.add_argument("-o", "--output", metavar="RUN", help="run file to write (default: SRC with .h5)")
     parser.add_argument("--format", choices=None, help="source format (default: from the file name)")
     parser.add_argument("--force", action="store_true", help="overwrite RUN if it exists")
@@ -21,7 +21,7 @@ def _progress_bar(stream):
     def show(done: int, total: int) -> None:
         width = 30
         filled = width * done // max(total, 1)
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} metrics")
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
         if done >= total:
             stream.write("\n")
         stream.flush()

@@ -1,4 +1,4 @@
-"""Convert runs logged elsewhere (CSV today) into trainspect run files.
+"""Convert runs logged elsewhere (CSV, TensorBoard event files) into trainspect run files.
 
 Each format is one module with ``convert(src, dst, progress=None) -> ImportSummary``;
 ``FORMATS`` maps a format name to its module (adding a format = one file + one line).
@@ -10,12 +10,17 @@ from pathlib import Path
 
 FORMATS = {
     "csv": "csv_import",
+    "tensorboard": "tb_import",
 }
 
 
 def detect_format(src) -> str:
     """The format of ``src`` from its name; ValueError naming what is accepted otherwise."""
+    from .tfevents import is_tensorboard_source
+
     p = Path(src)
+    if is_tensorboard_source(p):
+        return "tensorboard"
     if p.suffix.lower() in (".csv", ".tsv"):
         return "csv"
     raise ValueError(f"cannot tell the format of {src}: trainspect imports {', '.join(sorted(FORMATS))} files")

@@ -26,7 +26,8 @@ class ImportSummary:
 
     def describe(self) -> str:
         total = sum(self.points.values())
-        text = f"{total:,} values of {len(self.points)} metrics from {self.source} ({self.layout} CSV)"
+        kind = f"{self.layout} CSV" if self.layout in ("long", "wide") else self.layout
+        text = f"{total:,} values of {len(self.points)} metrics from {self.source} ({kind})"
         return text + (f"; {self.skipped_rows} unreadable rows skipped" if self.skipped_rows else "")
 
 

@@ -1,0 +1,74 @@
+"""TensorBoard log directory or event file -> run file.
+
+Scalars keep their tags as metric names: the advisor already knows the usual loss tags
+(``Loss/train``, ``train/loss``, ``train_loss``, ``val_loss``, ``eval/loss`` ...). A histogram
+tag becomes four series ``<tag>/hist_mean``, ``/hist_std``, ``/hist_min``, ``/hist_max``
+computed from its buckets (TensorBoard's bucket edges do not fit the run file's per-parameter
+64-bin layout, which needs the model's parameter table).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .csv_import import ImportSummary
+from .tfevents import event_files, read_event_file
+
+
+def _histogram_series(hists) -> dict:
+    steps = np.asarray([h.step for h in hists], np.int64)
+    mean = np.asarray([h.sum / h.num if h.num else np.nan for h in hists])
+    var = np.asarray([h.sum_squares / h.num - (h.sum / h.num) ** 2 if h.num else np.nan for h in hists])
+    return {"hist_mean": (steps, mean), "hist_std": (steps, np.sqrt(np.maximum(var, 0.0))),
+            "hist_min": (steps, np.asarray([h.min for h in hists])), "hist_max": (steps, np.asarray([h.max for h in hists]))}
+
+
+def read_tensorboard(src, progress=None) -> tuple[dict, int]:
+    """``({metric: (steps, values)}, records)`` of every event file under ``src``.
+
+    Several files (a resumed run, one file per process) are merged per tag in step order;
+    a repeated step keeps the value written last, as TensorBoard shows it.
+    """
+    files = event_files(src)
+    pieces: dict[str, list] = {}
+    records = 0
+    for i, f in enumerate(files):
+        data = read_event_file(f)
+        records += data.records
+        for tag, (steps, values, wall) in data.scalars.items():
+            pieces.setdefault(tag, []).append((steps, values, wall))
+        for tag, hists in data.histograms.items():
+            for suffix, (s, v) in _histogram_series(hists).items():
+                pieces.setdefault(f"{tag}/{suffix}", []).append((s, v, np.zeros(len(s))))
+        if progress is not None:
+            progress(i + 1, len(files))
+    series = {}
+    for tag, parts in pieces.items():
+        steps = np.concatenate([p[0] for p in parts])
+        values = np.concatenate([p[1] for p in parts])
+        keep = steps >= 0
+        steps, values = steps[keep], values[keep]
+        # Last write wins for a repeated step: stable sort, then take each step's last entry.
+        order = np.argsort(steps, kind="stable")
+        steps, values = steps[order], values[order]
+        last = np.r_[steps[1:] != steps[:-1], True] if len(steps) else np.zeros(0, bool)
+        series[tag] = (steps[last], values[last])
+    return series, records
+
+
+def convert(src, dst, progress=None) -> ImportSummary:
+    from ..recorder import Recorder
+
+    series, records = read_tensorboard(src, progress=progress)
+    if not any(len(s) for s, _ in series.values()):
+        raise ValueError(f"{src}: no scalars or histograms in its event files")
+    summary = ImportSummary(source=str(src), layout="TensorBoard")
+    config = {"imported_from": str(Path(src).resolve()), "import_format": "tensorboard"}
+    name = Path(src).name if Path(src).is_dir() else Path(src).parent.name
+    with Recorder(dst, name=name, config=config) as rec:
+        for tag, (steps, values) in series.items():
+            if len(steps):
+                rec.log_many({tag: values}, steps=steps)
+                summary.points[tag] = len(steps)
+    return summary

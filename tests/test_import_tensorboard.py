@@ -1,0 +1,86 @@
+"""TensorBoard event files -> run files with trainspect's own reader (CRC-checked), written by
+the real torch.utils.tensorboard SummaryWriter (needs the `tensorboard` package)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorboard")
+SummaryWriter = pytest.importorskip("torch.utils.tensorboard").SummaryWriter
+
+from trainspect.analysis import open_run  # noqa: E402
+from trainspect.analysis.advisor import diagnose  # noqa: E402
+from trainspect.app.cli import main  # noqa: E402
+from trainspect.recorder.importers.tfevents import EventFileError, event_files, read_event_file  # noqa: E402
+
+
+def _write_run(logdir, seed, n=200, diverge=False):
+    rng = np.random.default_rng(seed)
+    train = np.linspace(2.0, 0.5, n) * (1 + 0.02 * rng.standard_normal(n))
+    if diverge:
+        train[n // 2:] = np.geomspace(0.5, 1e4, n - n // 2)
+    w = SummaryWriter(str(logdir))
+    for s in range(n):
+        w.add_scalar("Loss/train", float(train[s]), s)
+        w.add_scalar("lr-Adam", 1e-3, s)
+        if s % 20 == 0:
+            w.add_scalar("val_loss", float(train[s] * 1.1), s)
+            w.add_histogram("fc.weight", rng.standard_normal(500) * (1 + s / n), s)
+    w.close()
+    return train
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_reader_returns_every_scalar_and_histogram(tmp_path, seed):
+    train = _write_run(tmp_path / "tb", seed)
+    (f,) = event_files(tmp_path / "tb")
+    data = read_event_file(f)
+    steps, values, wall = data.scalars["Loss/train"]
+    np.testing.assert_array_equal(steps, np.arange(200))
+    np.testing.assert_allclose(values, train.astype(np.float32))
+    assert np.all(wall > 1e9)
+    assert list(data.scalars["val_loss"][0]) == list(range(0, 200, 20))
+    hists = data.histograms["fc.weight"]
+    assert [h.step for h in hists] == list(range(0, 200, 20))
+    assert all(h.num == 500 and h.bucket.sum() == 500 for h in hists)
+
+
+def test_import_command_and_advisor_on_imported_run(tmp_path, capsys):
+    _write_run(tmp_path / "tb", 3, diverge=True)
+    out = tmp_path / "run.h5"
+    assert main(["import", str(tmp_path / "tb"), "-o", str(out), "-q"]) == 0
+    assert "TensorBoard" in capsys.readouterr().out
+    with open_run(out) as r:
+        names = set(r.scalar_names())
+        assert {"Loss/train", "val_loss", "lr-Adam", "fc.weight/hist_std"} <= names
+        std = r.scalar("fc.weight/hist_std").values
+        assert std[-1] > std[0]            # the planted growth of the weights survives the import
+        assert "divergence" in {f.symptom for f in diagnose(r)}
+
+
+def test_corrupt_record_is_named_not_silently_read(tmp_path):
+    _write_run(tmp_path / "tb", 0)
+    (f,) = event_files(tmp_path / "tb")
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    f.write_bytes(bytes(raw))
+    with pytest.raises(EventFileError, match="CRC"):
+        read_event_file(f)
+
+
+def test_truncated_tail_reads_every_complete_record(tmp_path):
+    _write_run(tmp_path / "tb", 0)
+    (f,) = event_files(tmp_path / "tb")
+    whole = read_event_file(f)
+    f.write_bytes(f.read_bytes()[:-7])
+    cut = read_event_file(f)
+    assert cut.corrupt_tail and cut.records == whole.records - 1
+
+
+def test_not_an_event_file_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "events.out.tfevents.123.host"
+    bad.write_bytes(b"hello, this is not a tfrecord file at all" * 3)
+    assert main(["import", str(bad), "-o", str(tmp_path / "x.h5")]) == 2
+    assert "not a TensorBoard event file" in capsys.readouterr().err
+    with pytest.raises(EventFileError):
+        read_event_file(bad)
