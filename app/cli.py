@@ -18,6 +18,7 @@ COMMANDS = {
     "info": "print a summary of a run file",
     "import": "convert a TensorBoard log directory or a CSV log into a run file",
     "tail": "follow a live run in the terminal",
+    "stream": "send a run's new rows on stdout (the remote half of ssh:// runs)",
     "demo": "train a small model with a planted problem and watch trainspect find it",
 }
 

@@ -1,0 +1,121 @@
+"""``ssh://[user@]host[:port]/path.h5`` runs: a local mirror fed by ``trainspect stream`` over ssh.
+
+ssh runs with the user's own config, keys and agent; trainspect never asks for or stores a
+password (BatchMode=yes: a key that is refused is an error naming the fix). The remote
+command is ``trainspect`` unless TRAINSPECT_REMOTE_CMD says otherwise (e.g. a venv's path).
+Extra ssh options (tests, jump hosts) come from TRAINSPECT_SSH_OPTS.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from trainspect.analysis.stream import Mirror, StreamError
+
+
+@dataclass(frozen=True)
+class RemoteRun:
+    host: str
+    path: str
+    user: str = ""
+    port: int | None = None
+
+    @property
+    def url(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port else ""
+        return f"ssh://{user}{self.host}{port}{self.path}"
+
+
+def is_remote(text) -> bool:
+    return str(text).startswith("ssh://")
+
+
+def parse(url: str) -> RemoteRun:
+    parts = urlsplit(url)
+    if parts.scheme != "ssh" or not parts.hostname or not parts.path or parts.path == "/":
+        raise ValueError(f"not a remote run: {url!r} (expected ssh://[user@]host[:port]/path/run.h5)")
+    return RemoteRun(host=parts.hostname, path=parts.path, user=parts.username or "", port=parts.port)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "trainspect" / "remote"
+
+
+def mirror_path(run: RemoteRun) -> Path:
+    key = hashlib.sha1(run.url.encode()).hexdigest()[:12]
+    return cache_dir() / f"{run.host}-{key}-{Path(run.path).name}"
+
+
+def ssh_command(run: RemoteRun, have: dict, *, batch: bool = True, follow: bool = True) -> list:
+    remote = shlex.split(os.environ.get("TRAINSPECT_REMOTE_CMD", "trainspect"))
+    args = [*remote, "stream", run.path, "--from", json.dumps(have, separators=(",", ":"))]
+    if not follow:
+        args.append("--once")
+    cmd = ["ssh", *shlex.split(os.environ.get("TRAINSPECT_SSH_OPTS", ""))]
+    if batch:
+        cmd += ["-o", "BatchMode=yes"]
+    if run.port:
+        cmd += ["-p", str(run.port)]
+    cmd += [f"{run.user}@{run.host}" if run.user else run.host, "--",
+            " ".join(shlex.quote(a) for a in args)]
+    return cmd
+
+
+def explain(run: RemoteRun, rc: int, stderr: str) -> str:
+    """One line saying what went wrong with ssh, in terms of what to do about it."""
+    low = stderr.lower()
+    if "permission denied" in low:
+        return (f"{run.host}: ssh refused the login (no usable key); add your key with ssh-copy-id "
+                "or ssh-add, trainspect never asks for passwords")
+    if any(w in low for w in ("could not resolve", "connection refused", "no route", "timed out",
+                              "network is unreachable")):
+        return f"{run.host}: host unreachable ({stderr.strip().splitlines()[-1]})"
+    if rc == 127 or "not found" in low or "no module named" in low:
+        return (f"{run.host}: trainspect is not installed on the remote PATH; install it there "
+                "or set TRAINSPECT_REMOTE_CMD to its full path")
+    last = stderr.strip().splitlines()[-1] if stderr.strip() else f"ssh exited with status {rc}"
+    return f"{run.host}: {last}"
+
+
+def fetch(run: RemoteRun, *, follow: bool = True, batch: bool = True, on_batch=None,
+          mirror: Path | None = None) -> Mirror:
+    """Bring the mirror of ``run`` up to date (and keep following it while ``follow``).
+    Resumes from the rows the mirror holds; raises StreamError with a clear message."""
+    m = Mirror(mirror or mirror_path(run))
+    try:
+        proc = subprocess.Popen(ssh_command(run, m.rows(), batch=batch, follow=follow),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except FileNotFoundError:
+        m.close()
+        raise StreamError("ssh is not installed on this machine") from None
+    try:
+        try:
+            m.consume(proc.stdout, on_batch=on_batch)
+        except EOFError:
+            pass
+        except StreamError as exc:
+            proc.kill()
+            err = proc.stderr.read().decode(errors="replace")
+            msg = str(exc)
+            if "did not answer" in msg and err.strip():
+                msg = explain(run, proc.wait(), err)
+            raise StreamError(f"{run.url}: {msg}") from None
+        rc = proc.wait()
+        err = proc.stderr.read().decode(errors="replace")
+        if rc != 0 or m.f is None:
+            raise StreamError(explain(run, rc, err) if err.strip() or rc else
+                              f"{run.url}: the connection ended before any data")
+        return m
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        m.close()

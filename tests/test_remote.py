@@ -1,0 +1,133 @@
+"""ssh:// runs against a real sshd on 127.0.0.1: the mirror equals the remote file, resumes
+without fetching a row twice, and every failure is named without damaging the mirror."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from trainspect.analysis import open_run
+from trainspect.analysis.stream import StreamError
+from trainspect.app import remote
+from trainspect.recorder import format as fmt
+from trainspect.recorder.h5file import RunFileWriter
+
+from fixtures_runs import make_run
+from sshd_fixture import sshd, ssh_env  # noqa: F401  (fixtures)
+
+
+def _same_file(a, b) -> None:
+    with h5py.File(a, "r", locking=False) as fa, h5py.File(b, "r", locking=False) as fb:
+        names = []
+        fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        assert names
+        for n in names:
+            np.testing.assert_array_equal(fa[n][()], fb[n][()], err_msg=n)
+        assert dict(fa.attrs) == dict(fb.attrs)
+
+
+def _writer(path, rows: int):
+    w = RunFileWriter(path)
+    w.start({"name": "remote-test"}, flush_every=0.01)
+    w.add_tags(["train/loss"])
+    _append(w, 0, rows)
+    return w
+
+
+def _append(w, start: int, rows: int) -> None:
+    steps = list(range(start, start + rows))
+    w.append_scalars(steps, [0] * rows, [1.0 / (1 + s) for s in steps], [0.0] * rows)
+    w.flush(start + rows - 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_finished_run_arrives_whole_and_readable(ssh_env, tmp_path, seed):
+    src = make_run(tmp_path / "run.h5", n_steps=300, seed=seed)
+    run = remote.parse(ssh_env.url(src))
+    remote.fetch(run, follow=False)
+    mirror = remote.mirror_path(run)
+    _same_file(src, mirror)
+    r = open_run(mirror)
+    assert r.status().state == "finished"
+    assert len(r.scalar("train/loss")) == len(open_run(src).scalar("train/loss"))
+
+
+def test_resume_fetches_only_new_rows(ssh_env, tmp_path):
+    src = tmp_path / "live.h5"
+    w = _writer(src, 200)
+    run = remote.parse(ssh_env.url(src))
+    first = remote.fetch(run, follow=False)
+    assert open_run(remote.mirror_path(run)).scalar("train/loss").steps[-1] == 199
+    again = remote.fetch(run, follow=False)
+    _append(w, 200, 50)
+    third = remote.fetch(run, follow=False)
+    w.close()
+    last = remote.fetch(run, follow=False)
+    row_bytes = 8 + 4 + 8 + 8   # step, tag, value, wall
+    # Nothing new: only the layout and live state travel again, no row.
+    assert again.bytes_in < first.bytes_in - 150 * row_bytes
+    # 50 new rows: their bytes plus the same fixed overhead as the empty refetch.
+    assert third.bytes_in - again.bytes_in <= 50 * row_bytes + 200
+    assert third.bytes_in - again.bytes_in >= 50 * row_bytes
+    _same_file(src, remote.mirror_path(run))
+    assert last.bytes_in < first.bytes_in
+    steps = open_run(remote.mirror_path(run)).scalar("train/loss").steps
+    np.testing.assert_array_equal(steps, np.arange(250))
+
+
+def _expect_error(run, *words) -> str:
+    with pytest.raises(StreamError) as info:
+        remote.fetch(run, follow=False)
+    msg = str(info.value)
+    assert all(w in msg for w in words), msg
+    return msg
+
+
+def test_missing_path_is_named_and_leaves_no_mirror(ssh_env, tmp_path):
+    run = remote.parse(ssh_env.url(tmp_path / "nope.h5"))
+    _expect_error(run, "no such file", "nope.h5")
+    assert not remote.mirror_path(run).exists()
+
+
+def test_trainspect_missing_on_remote(ssh_env, tmp_path, monkeypatch):
+    src = make_run(tmp_path / "run.h5", n_steps=50)
+    monkeypatch.setenv("TRAINSPECT_REMOTE_CMD", "/nonexistent/trainspect")
+    _expect_error(remote.parse(ssh_env.url(src)), "not installed", "TRAINSPECT_REMOTE_CMD")
+
+
+def test_auth_refused_names_the_fix_and_never_prompts(ssh_env, tmp_path, monkeypatch):
+    src = make_run(tmp_path / "run.h5", n_steps=50)
+    monkeypatch.setenv("TRAINSPECT_SSH_OPTS", ssh_env.ssh_opts("other_key"))
+    _expect_error(remote.parse(ssh_env.url(src)), "refused the login", "never asks for passwords")
+
+
+def test_unreachable_host(ssh_env, tmp_path):
+    src = make_run(tmp_path / "run.h5", n_steps=50)
+    url = ssh_env.url(src).replace(f":{ssh_env.port}", f":{remote_free_port()}")
+    _expect_error(remote.parse(url), "unreachable")
+
+
+def remote_free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_newer_schema_on_remote_is_refused_and_mirror_kept(ssh_env, tmp_path):
+    src = make_run(tmp_path / "run.h5", n_steps=50)
+    run = remote.parse(ssh_env.url(src))
+    remote.fetch(run, follow=False)
+    before = remote.mirror_path(run).read_bytes()
+    with h5py.File(src, "r+", locking=False) as f:
+        f.attrs[fmt.ATTR_SCHEMA] = np.int64(fmt.SCHEMA_VERSION + 1)
+    _expect_error(run, "schema version", "upgrade trainspect")
+    assert remote.mirror_path(run).read_bytes() == before
+
+
+def test_parse_urls():
+    r = remote.parse("ssh://me@gpu1:2222/runs/a.h5")
+    assert (r.user, r.host, r.port, r.path) == ("me", "gpu1", 2222, "/runs/a.h5")
+    assert remote.parse("ssh://gpu1/x.h5").url == "ssh://gpu1/x.h5"
+    with pytest.raises(ValueError, match="expected ssh://"):
+        remote.parse("ssh://gpu1")
