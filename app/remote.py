@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from trainspect.analysis.stream import Mirror, StreamError
-
 
 @dataclass(frozen=True)
 class RemoteRun:
@@ -86,9 +84,11 @@ def explain(run: RemoteRun, rc: int, stderr: str) -> str:
 
 
 def fetch(run: RemoteRun, *, follow: bool = True, batch: bool = True, on_batch=None,
-          mirror: Path | None = None) -> Mirror:
+          mirror: Path | None = None):
     """Bring the mirror of ``run`` up to date (and keep following it while ``follow``).
     Resumes from the rows the mirror holds; raises StreamError with a clear message."""
+    from trainspect.analysis.stream import Mirror, StreamError   # h5py: only when used
+
     m = Mirror(mirror or mirror_path(run))
     try:
         proc = subprocess.Popen(ssh_command(run, m.rows(), batch=batch, follow=follow),
