@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+# Exit status of a program killed by SIGPIPE, as a shell reports it (`yes | head`): 128 + 13.
+EXIT_BROKEN_PIPE = 141
+
 COMMANDS = {
-    "open": "open one or more runs in the desktop app",
-    "diagnose": "print the advisor's findings for a run (exit 0 = healthy, 1 = warnings, 2 = unreadable)",
+    "open": "open one or more runs (or the runs in a directory) in the desktop app",
+    "diagnose": "print the advisor's findings for a run (exit 0 = healthy, 1 = warnings, 2 = unreadable, "
+                "3 = the run crashed or went stale)",
     "report": "write an HTML or PDF report of one or more runs",
     "export": "export a run's scalars to CSV files",
-    "info": "print a summary of a run file",
+    "info": "print a summary of a run file (or of each run in a directory)",
     "import": "convert a TensorBoard log directory or a CSV log into a run file",
     "tail": "follow a live run in the terminal",
     "stream": "send a run's new rows on stdout (the remote half of ssh:// runs)",
@@ -27,8 +32,15 @@ def _command_module(name: str):
     return importlib.import_module(f"trainspect.app.commands.{name}")
 
 
+def _version() -> str:
+    from trainspect import __version__
+
+    return __version__
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="trainspect", description="Find out why a neural network does not converge.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -44,6 +56,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a reader that stops early (``| head``) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()   # a broken pipe shows up here when the output was buffered
+        return code
+    except BrokenPipeError:
+        # Python would report the pipe again when it flushes stdout at exit: point it at devnull.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only=chosen if chosen in COMMANDS else "")

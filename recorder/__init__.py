@@ -1,6 +1,6 @@
 """trainspect recorder: write a training run's metrics and tensor statistics to one HDF5 file.
 
-``from recorder import Recorder`` does not import torch; torch is imported when ``watch()``
+``from trainspect import Recorder`` does not import torch; torch is imported when ``watch()``
 or a tensor value first needs it.
 """
 from .format import SCHEMA_VERSION
@@ -15,3 +15,7 @@ def __getattr__(name):
 
         return Recorder
     raise AttributeError(name)
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

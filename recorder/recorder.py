@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import inspect
 import numbers
 import os
 import sys
@@ -593,6 +594,18 @@ class Recorder:
             self._instruments.enabled = False   # removed at close(): we may be inside a hook now
         self._warn_once("<instruments>", f"a per-layer instrument failed ({type(exc).__name__}: {exc}); "
                                          "per-layer instruments are switched off, log() keeps working")
+
+
+
+def _public_signature(init) -> inspect.Signature:
+    """``__new__(*args, **kwargs)`` would hide the real arguments from ``help()`` and
+    ``inspect.signature``; show ``__init__``'s without ``self`` and the tests-only ``_device_path``."""
+    sig = inspect.signature(init)
+    params = [p for name, p in sig.parameters.items() if name != "self" and not name.startswith("_")]
+    return sig.replace(parameters=params, return_annotation=inspect.Signature.empty)
+
+
+Recorder.__signature__ = _public_signature(Recorder.__init__)
 
 
 class NullRecorder(Recorder):

@@ -1,6 +1,8 @@
 """`trainspect diagnose RUN [--json]`: the advisor's findings in a terminal (no Qt needed).
 
-Exit code: 0 = nothing of warning level, 1 = warnings or errors, 2 = the file could not be read.
+Exit code: 0 = nothing of warning level, 1 = warnings or errors, 2 = the file could not be read,
+3 = the run crashed or went stale (checked first, so a CI gate catches a dead run whatever the
+findings say).
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import sys
 
 from trainspect.analysis import RunFileError, open_run
 from trainspect.analysis.advisor import diagnose
+from trainspect.analysis.vocab import RunState
 
 from ..present import text_lines
 
@@ -45,13 +48,19 @@ def to_text(run, findings) -> str:
     return "\n".join(lines)
 
 
+EXIT_HEALTHY, EXIT_WARNINGS, EXIT_UNREADABLE, EXIT_DEAD = 0, 1, 2, 3
+
+
 def run(args) -> int:
     try:
         with open_run(args.run) as r:
+            dead = RunState(r.status().state).dead
             findings = diagnose(r)
             out = json.dumps(to_json(r, findings), indent=1) if args.json else to_text(r, findings)
     except RunFileError as exc:
         print(f"trainspect diagnose: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_UNREADABLE
     print(out)
-    return 1 if any(f.severity in ("warning", "error") for f in findings) else 0
+    if dead:
+        return EXIT_DEAD
+    return EXIT_WARNINGS if any(f.severity in ("warning", "error") for f in findings) else EXIT_HEALTHY

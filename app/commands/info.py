@@ -6,7 +6,7 @@ import time
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5)")
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5), or directories holding them")
 
 
 def _size(n: int) -> str:
@@ -75,8 +75,14 @@ def summarize(run) -> str:
 def run(args) -> int:
     from trainspect.analysis import RunFileError, open_run
 
+    from ..run_paths import expand_runs
+
+    paths = expand_runs(args.runs)
+    if not paths:
+        print("trainspect info: no run files (*.h5) in " + ", ".join(args.runs), file=sys.stderr)
+        return 2
     code = 0
-    for i, path in enumerate(args.runs):
+    for i, path in enumerate(paths):
         if i:
             print()
         try:

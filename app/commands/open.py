@@ -9,7 +9,7 @@ DEFAULT_SIZE = (1600, 1000)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("runs", nargs="*", help="run files (.h5) to open")
+    parser.add_argument("runs", nargs="*", help="run files (.h5) to open, or directories holding them")
     parser.add_argument("--screenshot", metavar="PATH", help="render the window to a PNG offscreen and exit")
     parser.add_argument("--size", default=None, metavar="WxH",
                         help="window size (default: the remembered one; 1600x1000 for --screenshot)")
@@ -28,6 +28,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
+    from ..run_paths import expand_runs
+
+    given = args.runs
+    args.runs = expand_runs(given)
+    if given and not args.runs:
+        print("trainspect open: no run files (*.h5) in " + ", ".join(given), file=sys.stderr)
+        return 2
     size = parse_size(args.size) if args.size else None
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"   # no display needed to render a PNG
