@@ -351,6 +351,29 @@ class Run:
             return Series(empty.astype(np.int64), empty, empty)
         return points.series()
 
+    def to_pandas(self, names=None, *, include_sys: bool = False):
+        """The metrics as a pandas DataFrame: one row per step (the index, named "step"), one
+        column per metric, NaN where a metric was not logged (e.g. validation every N steps).
+        A metric logged twice at one step keeps its last value. ``names`` picks the columns;
+        by default every user metric, plus the recorder's ``sys/...`` ones with ``include_sys``.
+        Needs pandas (not a dependency of trainspect)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Run.to_pandas() needs pandas: pip install pandas") from None
+        if names is None:
+            names = [n for n in self.scalar_names() if include_sys or not fmt.is_sys(n)]
+        columns = {}
+        for name in names:
+            s = self.scalar(name)
+            col = pd.Series(s.values, index=pd.Index(s.steps, name="step"), name=name)
+            columns[name] = col[~col.index.duplicated(keep="last")]
+        if not columns:
+            return pd.DataFrame(index=pd.Index(np.empty(0, np.int64), name="step"))
+        frame = pd.concat(columns, axis=1).sort_index()
+        frame.index.name = "step"
+        return frame
+
     # ------------------------------------------------------------ layer records
     def _rows(self, group: str) -> int:
         # Test the step column, not the group: "snaps/" also holds the layout tables

@@ -128,3 +128,25 @@ def test_wheel_ships_the_docs_and_py_typed(tmp_path):
     assert {"trainspect/analysis/ADVISOR.md", "trainspect/recorder/FORMAT.md", "trainspect/py.typed",
             "trainspect/recorder/recorder.py", "trainspect/app/cli.py"} <= names
     assert not [n for n in names if n.split("/")[0] in ("recorder", "analysis", "app")]   # one namespace
+
+
+def test_run_to_pandas_has_one_column_per_metric_indexed_by_step(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from trainspect.analysis import open_run
+
+    for seed in (0, 1):
+        path = make_run(tmp_path / f"r{seed}.h5", n_steps=120, val_every=10, seed=seed)
+        with open_run(path) as run:
+            frame = run.to_pandas()
+            assert isinstance(frame, pd.DataFrame) and frame.index.name == "step"
+            user = [n for n in run.scalar_names() if not fmt.is_sys(n)]
+            assert list(frame.columns) == user
+            for name in user:
+                s = run.scalar(name)
+                col = frame[name].dropna()
+                assert list(col.index) == list(s.steps)
+                assert col.to_numpy().tolist() == s.values.tolist()
+            assert len(frame) == 120   # the every-step metric fills every row; val has NaN between
+            val = [n for n in user if n.startswith("val")]
+            assert val and frame[val[0]].isna().sum() == 120 - len(run.scalar(val[0]))
+            assert list(run.to_pandas(names=user[:1]).columns) == user[:1]
