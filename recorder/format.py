@@ -50,6 +50,8 @@ META = "meta/json"
 # meta["roles"]: metric names the user declared for each loss role (Recorder(roles=...)).
 META_ROLES = "roles"
 LOSS_ROLES = ("train", "val")
+# meta["distributed"]: {rank, world_size, run_id, local_rank, rank0_file} of one rank's file.
+META_DISTRIBUTED = "distributed"
 
 
 def check_roles(roles) -> dict:

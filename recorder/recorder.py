@@ -25,6 +25,7 @@ import numpy as np
 
 from . import format as fmt
 from . import metadata
+from . import ranks
 from . import writer_thread as wt
 
 DEFAULT_STATS_EVERY = 50       # weights/update norms, activation + input statistics
@@ -44,17 +45,8 @@ class RecorderWarning(UserWarning):
 
 
 def _nonzero_rank() -> bool:
-    rank = os.environ.get("RANK", "").strip()
-    if rank:
-        try:
-            return int(rank) != 0
-        except ValueError:
-            pass
-    dist = sys.modules.get("torch.distributed")
-    try:
-        return bool(dist and dist.is_available() and dist.is_initialized() and dist.get_rank() != 0)
-    except Exception:  # noqa: BLE001 - a half-initialised process group: record on this rank
-        return False
+    info = ranks.rank_and_world()
+    return info is not None and info[0] != 0
 
 
 def _exit_reason(exc) -> str:
@@ -101,12 +93,15 @@ class Recorder:
     ``log()``, ``watch()``, ``flush()`` and ``close()`` are meant to be called from one thread
     (the training loop); the file itself is written by a background thread.
 
-    On a process whose ``RANK`` environment variable (or initialised ``torch.distributed``
-    rank) is non-zero, the constructor returns a do-nothing :class:`NullRecorder`.
+    Distributed jobs (``RANK``/``WORLD_SIZE`` set, or ``torch.distributed`` initialised):
+    every rank records. Rank 0 writes ``path``, rank k writes ``<stem>.rank<k>.h5`` next to it,
+    and meta["distributed"] ties the files together (FORMAT.md, *Distributed runs*). The
+    recorder adds no collectives. ``all_ranks=False`` restores the old behaviour: non-zero
+    ranks get a do-nothing :class:`NullRecorder`.
     """
 
     def __new__(cls, *args, **kwargs):
-        if cls is Recorder and _nonzero_rank():
+        if cls is Recorder and kwargs.get("all_ranks", True) is False and _nonzero_rank():
             return object.__new__(NullRecorder)
         return object.__new__(cls)
 
@@ -114,13 +109,16 @@ class Recorder:
                  flush_every: float = 1.0, stats_every: int | None = DEFAULT_STATS_EVERY,
                  hist_every: int | None = DEFAULT_HIST_EVERY, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
                  transfer_every: int = DEFAULT_TRANSFER_EVERY, strict: bool = False, max_pending: int = 1 << 18,
-                 roles: dict | None = None, _device_path: bool = False):
+                 roles: dict | None = None, all_ranks: bool = True, _device_path: bool = False):
         if not isinstance(flush_every, numbers.Real) or not flush_every > 0:
             raise ValueError(f"flush_every must be a positive number of seconds, got {flush_every!r}")
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a dict (or None), got {type(config).__name__}")
         self.path = Path(path)
         self.name = str(name) if name is not None else self.path.stem
+        dist_info = ranks.rank_and_world()
+        if dist_info is not None:
+            self.path = ranks.rank_path(self.path, dist_info[0])
         self.stats_every = _check_every("stats_every", stats_every)
         self.hist_every = _check_every("hist_every", hist_every)
         self.snapshot_every = _check_every("snapshot_every", snapshot_every)
@@ -148,6 +146,8 @@ class Recorder:
         declared = fmt.check_roles(roles)
         if declared:
             meta[fmt.META_ROLES] = declared
+        if dist_info is not None:
+            meta[fmt.META_DISTRIBUTED] = ranks.dist_meta(self.path, *dist_info)
         try:
             self._writer = wt.WriterThread(self.path, flush_every, max_rows=self._max_rows, base_meta=meta)
         except OSError as exc:

@@ -374,21 +374,21 @@ def test_bad_path_raises_at_construction(tmp_path):
         Recorder(blocker / "run.h5")
 
 
-def test_nonzero_rank_is_a_do_nothing_recorder(tmp_path, monkeypatch):
+def test_nonzero_rank_with_all_ranks_false_is_a_do_nothing_recorder(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     path = tmp_path / "run.h5"
     model = torch.nn.Linear(2, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with Recorder(path, name="r1") as rec:
+    with Recorder(path, name="r1", all_ranks=False) as rec:
         assert isinstance(rec, NullRecorder) and not rec.enabled
         rec.watch(model, opt)
         model(torch.ones(1, 2)).sum().backward()
         opt.step()
         rec.log({"loss": 1.0})
         assert rec.flush()
-    assert not path.exists()
+    assert not path.exists() and not (tmp_path / "run.rank1.h5").exists()
     monkeypatch.setenv("RANK", "0")
-    with Recorder(path) as rec:
+    with Recorder(path, all_ranks=False) as rec:
         assert not isinstance(rec, NullRecorder)
     assert path.exists()
 
