@@ -12,7 +12,6 @@ import atexit
 import functools
 import inspect
 import numbers
-import os
 import sys
 import threading
 import time
