@@ -23,6 +23,7 @@ COMMANDS = {
     "info": "print a summary of a run file (or of each run in a directory)",
     "import": "convert a TensorBoard log directory or a CSV log into a run file",
     "tail": "follow a live run in the terminal",
+    "fetch": "copy a remote run (ssh://host/path.h5) into a local mirror, resuming where it stopped",
     "stream": "send a run's new rows on stdout (the remote half of ssh:// runs)",
     "demo": "train a small model with a planted problem and watch trainspect find it",
 }

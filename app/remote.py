@@ -12,6 +12,8 @@ import json
 import os
 import shlex
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -52,11 +54,14 @@ def mirror_path(run: RemoteRun) -> Path:
     return cache_dir() / f"{run.host}-{key}-{Path(run.path).name}"
 
 
-def ssh_command(run: RemoteRun, have: dict, *, batch: bool = True, follow: bool = True) -> list:
+def ssh_command(run: RemoteRun, have: dict, *, batch: bool = True, follow: bool = True,
+                wait_s: float = 0.0) -> list:
     remote = shlex.split(os.environ.get("TRAINSPECT_REMOTE_CMD", "trainspect"))
     args = [*remote, "stream", run.path, "--from", json.dumps(have, separators=(",", ":"))]
     if not follow:
         args.append("--once")
+    if wait_s > 0:
+        args += ["--wait", f"{wait_s:g}"]
     cmd = ["ssh", *shlex.split(os.environ.get("TRAINSPECT_SSH_OPTS", ""))]
     if batch:
         cmd += ["-o", "BatchMode=yes"]
@@ -84,14 +89,14 @@ def explain(run: RemoteRun, rc: int, stderr: str) -> str:
 
 
 def fetch(run: RemoteRun, *, follow: bool = True, batch: bool = True, on_batch=None,
-          mirror: Path | None = None):
+          mirror: Path | None = None, wait_s: float = 0.0):
     """Bring the mirror of ``run`` up to date (and keep following it while ``follow``).
     Resumes from the rows the mirror holds; raises StreamError with a clear message."""
     from trainspect.analysis.stream import Mirror, StreamError   # h5py: only when used
 
     m = Mirror(mirror or mirror_path(run))
     try:
-        proc = subprocess.Popen(ssh_command(run, m.rows(), batch=batch, follow=follow),
+        proc = subprocess.Popen(ssh_command(run, m.rows(), batch=batch, follow=follow, wait_s=wait_s),
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except FileNotFoundError:
         m.close()
@@ -119,3 +124,62 @@ def fetch(run: RemoteRun, *, follow: bool = True, batch: bool = True, on_batch=N
             proc.kill()
             proc.wait()
         m.close()
+
+
+FATAL_WORDS = ("refused the login", "not installed", "schema version", "protocol", "no such file",
+               "cannot open", "not a remote run", "ssh is not installed")
+
+
+def follow(run: RemoteRun, *, retries: int = 20, say=print, batch: bool = True, wait_s: float = 0.0) -> int:
+    """Keep the mirror of ``run`` up to date until the remote run ends; reconnect after a
+    dropped connection (resuming from the mirror's rows). 0 = run ended, 2 = gave up."""
+    from trainspect.analysis.stream import StreamError
+
+    fails, connected = 0, False
+
+    def seen():
+        nonlocal connected, fails
+        connected, fails = True, 0
+
+    while True:
+        try:
+            fetch(run, follow=True, batch=batch, on_batch=seen, wait_s=0.0 if connected else wait_s)
+            return 0
+        except StreamError as exc:
+            msg = str(exc)
+            if not connected or any(w in msg for w in FATAL_WORDS) or fails >= retries:
+                say(f"trainspect: {msg}")
+                return 2
+            fails += 1
+            say(f"trainspect: connection to {run.host} lost ({msg}); reconnecting ({fails}/{retries})")
+            time.sleep(min(10.0, 0.5 * 2 ** (fails - 1)))
+
+
+def start_follower(url: str, wait_s: float = 0.0) -> subprocess.Popen:
+    """``trainspect fetch --follow URL`` in a child process: the mirror is written there
+    (a reader in this process never shares an HDF5 handle with the writer)."""
+    return subprocess.Popen([sys.executable, "-m", "trainspect.app.cli", "fetch", "--follow", "--wait", f"{wait_s:g}", url],
+                            stdin=subprocess.DEVNULL)
+
+
+def mirror_stamp(run: RemoteRun):
+    try:
+        st = mirror_path(run).stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def wait_for_mirror(run: RemoteRun, proc: subprocess.Popen, since, timeout: float = 60.0) -> Path | None:
+    """The mirror's path once the follower has written to it after ``since`` (its stamp
+    before the follower started: an old mirror must not look like a stopped run), or
+    None if the follower gave up first."""
+    path = mirror_path(run)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and mirror_stamp(run) != since:
+            return path
+        if proc.poll() is not None:
+            return path if proc.returncode == 0 and path.exists() else None
+        time.sleep(0.02)
+    return None

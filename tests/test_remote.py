@@ -131,3 +131,30 @@ def test_parse_urls():
     assert remote.parse("ssh://gpu1/x.h5").url == "ssh://gpu1/x.h5"
     with pytest.raises(ValueError, match="expected ssh://"):
         remote.parse("ssh://gpu1")
+
+
+def test_tail_follows_a_live_remote_run_until_it_finishes(ssh_env, tmp_path, capsys):
+    from test_tail import start_writer
+
+    from trainspect.app.cli import main
+
+    src = tmp_path / "live.h5"
+    writer = start_writer(src, 120, dt=0.01)
+    try:
+        rc = main(["tail", ssh_env.url(src), "--advisor-every", "0", "--wait", "30"])
+    finally:
+        writer.wait(timeout=60)
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "finished" in out
+    assert "step    119" in out
+    steps = open_run(remote.mirror_path(remote.parse(ssh_env.url(src)))).scalar("train/loss").steps
+    np.testing.assert_array_equal(steps, np.arange(120))
+
+
+def test_tail_of_a_missing_remote_run_says_so(ssh_env, tmp_path, capfd):
+    from trainspect.app.cli import main
+
+    rc = main(["tail", ssh_env.url(tmp_path / "gone.h5"), "--wait", "0"])
+    assert rc == 2
+    assert "no such file" in capfd.readouterr().err

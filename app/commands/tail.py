@@ -168,10 +168,28 @@ def run(args) -> int:
     if args.interval <= 0:
         print(f"trainspect tail: --interval must be positive, got {args.interval}", file=sys.stderr)
         return 2
+    from .. import remote
+
+    follower = None
+    path = args.run
+    if remote.is_remote(args.run):
+        # ssh:// run: a child process keeps the local mirror up to date; tail reads the mirror.
+        try:
+            target = remote.parse(args.run)
+        except ValueError as exc:
+            print(f"trainspect tail: {exc}", file=sys.stderr)
+            return 2
+        since = remote.mirror_stamp(target)
+        follower = remote.start_follower(args.run, 0 if args.once else args.wait)
+        path = remote.wait_for_mirror(target, follower, since, timeout=args.wait + 30.0)
+        if path is None:
+            _stop(follower)
+            return 2   # the follower has printed why
     try:
-        r = wait_for_run(args.run, 0 if args.once else args.wait)
+        r = wait_for_run(path, 0 if args.once else args.wait)
     except RunFileError as exc:
         print(f"trainspect tail: {exc}", file=sys.stderr)
+        _stop(follower)
         return 2
     try:
         with r:
@@ -182,3 +200,11 @@ def run(args) -> int:
     except RunFileError as exc:
         print(f"trainspect tail: {exc}", file=sys.stderr)
         return 2
+    finally:
+        _stop(follower)
+
+
+def _stop(proc) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        proc.wait()
