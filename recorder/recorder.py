@@ -348,7 +348,9 @@ class Recorder:
         columns = []
         for name, values in metrics.items():
             try:
-                v = np.array(values, dtype=np.float64, copy=True).reshape(-1)   # a copy: the caller may reuse it
+                # No copy yet: the values are copied once, into the queued table below, which
+                # is what protects them from a caller that reuses its arrays.
+                v = np.asarray(values, dtype=np.float64).reshape(-1)
             except (TypeError, ValueError, RuntimeError) as exc:
                 self._bad(name, f"log_many() values must be a 1-D array of real numbers ({exc})", TypeError)
                 continue
@@ -382,10 +384,15 @@ class Recorder:
             tag_ids.append(tag)
         columns = [(t, v) for t, (_, v) in zip(tag_ids, columns) if t is not None]
         if columns and n:
-            table = np.empty((n * len(columns), 4))
-            table[:, 0] = np.tile(step_col, len(columns))
-            table[:, 1] = np.repeat(np.array([t for t, _ in columns], dtype=np.float64), n)
-            table[:, 2] = np.concatenate([v for _, v in columns])
+            # Column-major: each column is contiguous, so filling it and handing it to h5py
+            # (append_scalars takes table[:, k]) copies nothing strided. One pass per column,
+            # straight from the caller's arrays: no tile/repeat/concatenate temporaries.
+            table = np.empty((n * len(columns), 4), order="F")
+            for i, (tag, v) in enumerate(columns):
+                rows = slice(i * n, (i + 1) * n)
+                table[rows, 0] = step_col
+                table[rows, 1] = tag
+                table[rows, 2] = v
             table[:, 3] = time.time()
             if not self._writer.put_table(table):
                 self._drop(len(table))
