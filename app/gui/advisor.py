@@ -1,8 +1,10 @@
 """Run the advisor (``analysis.diagnose``) if this build has it; never let it take the app down.
 
 Diagnosis reads whole tables and can take seconds on big runs, so the panel runs it on a
-worker thread with its own reader object (no state shared with the UI's ``Run``) and
-gets the result through a queued Qt signal.
+worker thread and gets the result through a queued Qt signal. It reads through the run's
+one :class:`~.run_io.GuardedRun` -- never a second HDF5 handle of the same file: two handles
+read from two threads while the writer appends broke HDF5's cache ("can't insert duplicate
+key") and left the panels empty.
 """
 from __future__ import annotations
 
@@ -40,19 +42,6 @@ def diagnose_run(run) -> tuple[list | None, str]:
     return findings, f"{len(findings)} finding(s), {n_warn} warning(s) or worse"
 
 
-def diagnose_path(path) -> tuple[list | None, str]:
-    """Diagnose a run file with a reader of its own (safe on a worker thread)."""
-    from trainspect.analysis import open_run
-
-    if load_diagnose() is None:
-        return None, NOT_AVAILABLE
-    try:
-        with open_run(path) as run:
-            return diagnose_run(run)
-    except Exception as exc:
-        return None, f"advisor could not read {path}: {exc}"
-
-
 class AdvisorJobs(QObject):
     """Background diagnoses; ``finished(key, findings, message)`` arrives on the UI thread."""
 
@@ -67,7 +56,8 @@ class AdvisorJobs(QObject):
         self._threads = alive
         return bool(alive) if key is None else key in alive
 
-    def start(self, key: str, path) -> None:
+    def start(self, key: str, run) -> None:
+        """Diagnose ``run`` (the entry's GuardedRun, shared with the panels) in the background."""
         if self.busy(key):
             return
         if load_diagnose() is None:   # nothing to wait for
@@ -75,13 +65,13 @@ class AdvisorJobs(QObject):
             return
 
         def work():
-            findings, message = diagnose_path(path)
+            findings, message = diagnose_run(run)
             try:
                 self.finished.emit(key, findings, message)
             except RuntimeError:
                 pass  # the window closed while diagnosing: nobody left to tell
 
-        t = threading.Thread(target=work, name=f"diagnose {path}", daemon=True)
+        t = threading.Thread(target=work, name=f"diagnose {run.path}", daemon=True)
         self._threads[key] = t
         t.start()
 

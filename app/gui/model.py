@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from trainspect.analysis import RunFileError, open_run
 
 from ..vocab import META_ROLES, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
+from .run_io import GuardedRun
 
 # Colour-blind-friendly, distinct on white (Okabe-Ito first, then tab10 leftovers).
 PALETTE = (
@@ -136,7 +137,7 @@ class RunsModel(QObject):
             return existing
         key = str(path.resolve())
         try:
-            run = open_run(path)
+            run = GuardedRun(open_run(path))   # the one reader of this file (see run_io)
             run.scalar_names()  # read the scalar table now: a damaged one fails here, not in a paint
         except RunFileError as exc:
             if _is_starting(exc) and (key in self._starting or _recently_written(path)):

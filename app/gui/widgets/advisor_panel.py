@@ -79,7 +79,7 @@ class AdvisorPanel(QWidget):
         grown, self._grown = self._grown, set()
         for key in grown:
             if key in open_runs:
-                self.jobs.start(key, open_runs[key].path)
+                self.jobs.start(key, open_runs[key].run)
 
     def load(self, entry) -> None:
         self.tree.blockSignals(True)    # clearing moves the current item: that is no user click
@@ -93,18 +93,18 @@ class AdvisorPanel(QWidget):
         if entry.key not in self._cache:
             # Run names and advisor messages are text (a name like "<b>x</b>" must show as typed).
             self.set_findings([], f"<b>{html.escape(entry.name)}</b>: diagnosing…")
-            self._pending[entry.key] = entry.path
+            self._pending[entry.key] = entry
             self._start_timer.start()
             return
         findings, message = self._cache[entry.key]
         self.set_findings(findings, f"<b>{html.escape(entry.name)}</b>: {html.escape(message)}")
 
     def _start_pending(self) -> None:
-        open_keys = {e.key for e in self.runs.runs()}
+        open_runs = {e.key: e for e in self.runs.runs()}
         pending, self._pending = self._pending, {}
-        for key, path in pending.items():
-            if key in open_keys:
-                self.jobs.start(key, path)
+        for key, entry in pending.items():
+            if open_runs.get(key) is entry:
+                self.jobs.start(key, entry.run)
 
     def _on_result(self, key: str, findings, message: str) -> None:
         entry = next((e for e in self.runs.runs() if e.key == key), None)

@@ -1,0 +1,174 @@
+"""File access of the app, off the GUI thread and one reader per file.
+
+Two rules keep the window responsive and the reads correct:
+
+- **One HDF5 handle per file, used by one thread at a time.** HDF5 is not safe for two
+  handles of one file in one process while a writer appends (SWMR refresh on one handle
+  corrupts the other's cache: "can't insert duplicate key", then empty panels). Every open run
+  is a :class:`GuardedRun`: the one :class:`~trainspect.analysis.Run` of that file behind a
+  lock that every read takes. The advisor, the live tail and the panels all share it.
+- **Slow work runs on background threads.** :class:`BackgroundReads` runs opens, refreshes,
+  status polls and diagnoses on a few daemon threads and hands the results to the GUI thread
+  through a queued signal. The GUI thread waits at most ``GUI_WAIT_S`` for a file another
+  thread is reading and then gets :class:`ReaderBusy` instead of freezing.
+
+Nothing here imports QtWidgets or h5py (the model layer stays widget-free).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+from PySide6.QtCore import QObject, Signal
+
+from trainspect.analysis import RunFileError
+
+GUI_WAIT_S = 0.25     # the GUI thread gives up on a busy file after this long (no frozen window)
+IO_THREADS = 4        # files read at once; one hung file leaves the others working
+# Set once when the Run is opened and never changed: readable without the file's lock.
+PLAIN_ATTRIBUTES = frozenset({"path", "name", "meta", "config", "params", "modules"})
+
+
+class ReaderBusy(RunFileError):
+    """The GUI thread did not get a file that a background read holds (try again later)."""
+
+
+def on_gui_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class GuardedRun:
+    """A :class:`~trainspect.analysis.Run` whose every use holds the file's lock.
+
+    Attribute reads and method calls are forwarded; the lock is re-entrant, so a guarded
+    method may call others. Background threads wait for the lock as long as it takes; the
+    GUI thread waits ``GUI_WAIT_S`` and then raises :class:`ReaderBusy`.
+    """
+
+    __slots__ = ("_run", "_lock")
+
+    def __init__(self, run):
+        object.__setattr__(self, "_run", run)
+        object.__setattr__(self, "_lock", threading.RLock())
+
+    @property
+    def unguarded(self):
+        """The Run itself (only while holding :meth:`locked`)."""
+        return self._run
+
+    def locked(self, gui_wait_s: float = GUI_WAIT_S):
+        """``with guarded.locked(): ...`` -- several reads as one step (no refresh in between)."""
+        return _Held(self, gui_wait_s)
+
+    def _acquire(self, gui_wait_s: float = GUI_WAIT_S) -> None:
+        timeout = gui_wait_s if on_gui_thread() else -1
+        if not self._lock.acquire(timeout=timeout):
+            raise ReaderBusy(f"{self._run.path}: busy (another read of this file is in progress)")
+
+    def __getattr__(self, name):
+        run = self._run
+        if name in PLAIN_ATTRIBUTES:
+            return getattr(run, name)
+        self._acquire()
+        try:
+            value = getattr(run, name)   # properties (status, start_time, ...) read the file
+        finally:
+            self._lock.release()
+        if not callable(value):
+            return value
+
+        def guarded_call(*args, **kwargs):
+            self._acquire()
+            try:
+                return value(*args, **kwargs)
+            finally:
+                self._lock.release()
+
+        return guarded_call
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a GuardedRun is read-only")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        # Closing waits for a running read whatever the thread: a closed handle mid-read
+        # would crash HDF5. A hung read keeps its file open; the caller carries on.
+        if self._lock.acquire(timeout=GUI_WAIT_S if on_gui_thread() else -1):
+            try:
+                self._run.close()
+            finally:
+                self._lock.release()
+
+    def __repr__(self):
+        return f"Guarded{self._run!r}"
+
+
+class _Held:
+    def __init__(self, guarded: GuardedRun, gui_wait_s: float):
+        self.guarded, self.gui_wait_s = guarded, gui_wait_s
+
+    def __enter__(self):
+        self.guarded._acquire(self.gui_wait_s)
+        return self.guarded.unguarded
+
+    def __exit__(self, *exc):
+        self.guarded._lock.release()
+
+
+class BackgroundReads(QObject):
+    """A few daemon threads running file work; results come back on the GUI thread.
+
+    ``submit(work, done, failed)``: ``work()`` runs on a worker; then ``done(result)`` or
+    ``failed(exc)`` runs on the thread that owns this object (the GUI thread). Daemon threads:
+    a read that never returns cannot keep the app from quitting.
+    """
+
+    _delivered = Signal(object)   # a zero-argument callable to run on the GUI thread
+
+    def __init__(self, parent=None, threads: int = IO_THREADS):
+        super().__init__(parent)
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._n_threads = max(1, int(threads))
+        self._threads: list[threading.Thread] = []
+        self._outstanding = 0            # submitted, result not yet handed over (GUI thread only)
+        self._delivered.connect(self._deliver)
+
+    def submit(self, work, done=None, failed=None) -> None:
+        self._outstanding += 1
+        self._jobs.put((work, done, failed))
+        while len(self._threads) < self._n_threads:   # started on first use, idle ones just wait
+            t = threading.Thread(target=self._serve, name=f"trainspect-reader-{len(self._threads)}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def outstanding(self) -> int:
+        """Jobs submitted whose result has not reached the GUI thread yet."""
+        return self._outstanding
+
+    def _serve(self) -> None:
+        while True:
+            work, done, failed = self._jobs.get()
+            try:
+                result, error = work(), None
+            except Exception as exc:   # reported on the GUI thread, never lost
+                result, error = None, exc
+            try:
+                self._delivered.emit(lambda: self._finish(done, failed, result, error))
+            except RuntimeError:
+                return                     # the app is gone: nobody left to tell
+
+    def _deliver(self, callback) -> None:
+        callback()
+
+    def _finish(self, done, failed, result, error) -> None:
+        self._outstanding -= 1
+        if error is None:
+            if done is not None:
+                done(result)
+        elif failed is not None:
+            failed(error)
