@@ -26,6 +26,7 @@ from . import format as fmt
 from . import metadata
 from . import ranks
 from . import writer_thread as wt
+from .records.scalar import SCALAR_VALUES
 
 DEFAULT_STATS_EVERY = 50       # weights/update norms, activation + input statistics
 DEFAULT_HIST_EVERY = 200      # weight and gradient histograms
@@ -210,7 +211,9 @@ class Recorder:
         """
         import torch
 
-        from .instruments import Instruments, ModelLayout
+        from .instruments import Instruments
+        from .layout import ModelLayout
+        from .link import RecorderLink
 
         from .optimizer_wrappers import looks_like_optimizer, unwrap
 
@@ -263,8 +266,8 @@ class Recorder:
             self._optimizer = hooked
             self._step = 0
         try:
-            self._instruments = Instruments(self, model, hooked, layout, self.stats_every,
-                                            self.hist_every, self.snapshot_every, scaler=scaler)
+            self._instruments = Instruments(RecorderLink(self), model, hooked, layout, self._schedule(),
+                                            scaler=scaler)
         except Exception as exc:  # noqa: BLE001 - watch() must never kill the user's training
             self._warn_once("<watch>", f"per-layer instruments could not be installed ({type(exc).__name__}: "
                                        f"{exc}); log() keeps working")
@@ -495,7 +498,7 @@ class Recorder:
             if tag is None:
                 return
         if device_tensor is not None:
-            self.staging.add(device_tensor, wt.SCALAR, step, wall, tag, wide=wide)
+            self.staging.add(device_tensor, SCALAR_VALUES, step, wall, tag, wide=wide)
         else:
             self._host_value(step, tag, number, wall)
 

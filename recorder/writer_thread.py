@@ -36,15 +36,6 @@ except ImportError:  # not on Windows
 from . import format as fmt
 from .h5file import LayerLayout, RunFileWriter
 
-# Where a segment of a transferred batch goes. Each kind knows its length from ``arg``.
-SCALAR = "scalar"        # arg = tag id; 1 value
-GRADS = "grads"          # arg = (P, tag grad_norm, tag nonfinite); 2P + 2 values
-WEIGHTS = "weights"      # arg = P; 3P values (norm, update_norm, update_ratio)
-ACTS = "acts"            # arg = M; 6M values, row-major (M, 6) in format.ACT_FIELDS order
-HISTS = "hists"          # arg = P; P*64 weight counts, P*2 ranges, P*64 grad counts, P*2 ranges
-SNAPS = "snaps"          # arg = S; S*32*32 values
-SCALARS4 = "scalars4"    # arg = 4 tag ids (input mean/std/min/max); 4 values
-
 # Flush policy (see WriterThread._run): values are written and flushed as soon as they are
 # queued, but at most once per MIN_FLUSH_GAP seconds, or per FLUSH_COST_FACTOR times what a
 # write typically costs (median CPU time of the last few) when that is longer, up to
@@ -112,7 +103,7 @@ class DeviceBatch:
     __slots__ = ("parts",)
 
     def __init__(self, parts):
-        self.parts = parts  # [(host tensor, cuda event or None, [(kind, step, wall, arg, offset, n)])]
+        self.parts = parts  # [(host tensor, cuda event or None, [(spec, step, wall, arg, offset, n)])]
 
     def ready(self) -> bool:
         return all(ev is None or ev.query() for _, ev, _ in self.parts)
@@ -128,10 +119,12 @@ class DeviceStaging:
 
     def __init__(self, device_path: bool = False):
         self.device_path = device_path   # for tests: CPU tensors take the GPU path (see take())
-        self.groups: dict = {}   # (device, dtype) -> ([tensors], [(kind, step, wall, arg, n)])
+        self.groups: dict = {}   # (device, dtype) -> ([tensors], [(spec, step, wall, arg, n)])
         self.count = 0
 
-    def add(self, tensor, kind, step, wall, arg, wide: bool = False) -> None:
+    def add(self, tensor, spec, step, wall, arg, wide: bool = False) -> None:
+        """Stage ``tensor`` for ``spec`` (a records.base.Record), whose ``unpack(values, arg,
+        step, wall, rows)`` reads it on the writer thread."""
         import torch
 
         flat = tensor.reshape(-1)
@@ -141,7 +134,7 @@ class DeviceStaging:
         if group is None:
             group = self.groups[key] = ([], [])
         group[0].append(flat)
-        group[1].append((kind, step, wall, arg, flat.numel()))
+        group[1].append((spec, step, wall, arg, flat.numel()))
         self.count += 1
 
     def take(self):
@@ -171,8 +164,8 @@ class DeviceStaging:
             else:  # other accelerators: a plain copy (may synchronise; CUDA is the fast path)
                 host = flat.to("cpu")
             offset, placed = 0, []
-            for kind, step, wall, arg, n in sinks:
-                placed.append((kind, step, wall, arg, offset, n))
+            for spec, step, wall, arg, n in sinks:
+                placed.append((spec, step, wall, arg, offset, n))
                 offset += n
             parts.append((host, event, placed))
         self.groups = {}
@@ -429,40 +422,14 @@ class WriterThread:
                                   f"({size} bytes written)")
 
     def _decode(self, batch: DeviceBatch, scalar_parts: list, records: dict) -> None:
+        """Each staged tensor's values go to the record spec that staged it (records/)."""
         rows = []
         for host, _, placed in batch.parts:
             values = host.numpy()
-            for kind, step, wall, arg, off, n in placed:
-                v = values[off:off + n]
-                if kind == SCALAR:
-                    rows.append((step, arg, v[0], wall))
-                elif kind == GRADS:
-                    p, tag_norm, tag_nonfinite = arg
-                    records.setdefault(fmt.GRADS, []).append((step, {"norm": v[:p], "nonfinite": v[p:2 * p]}))
-                    rows.append((step, tag_norm, v[2 * p], wall))
-                    rows.append((step, tag_nonfinite, v[2 * p + 1], wall))
-                elif kind == WEIGHTS:
-                    p = arg
-                    records.setdefault(fmt.WEIGHTS, []).append(
-                        (step, {"norm": v[:p], "update_norm": v[p:2 * p], "update_ratio": v[2 * p:]}))
-                elif kind == ACTS:
-                    m = v.reshape(arg, len(fmt.ACT_FIELDS))
-                    records.setdefault(fmt.ACTS, []).append(
-                        (step, {name: m[:, i] for i, name in enumerate(fmt.ACT_FIELDS)}))
-                elif kind == HISTS:
-                    p, b = arg, fmt.HIST_BINS
-                    wc, wr = v[:p * b], v[p * b:p * b + 2 * p]
-                    g = v[p * b + 2 * p:]
-                    gc, gr = g[:p * b], g[p * b:]
-                    records.setdefault(fmt.HISTS, []).append((step, {
-                        "weight_counts": wc.reshape(p, b), "weight_range": wr.reshape(p, 2),
-                        "grad_counts": gc.reshape(p, b), "grad_range": gr.reshape(p, 2)}))
-                elif kind == SNAPS:
-                    s = fmt.SNAP_SIZE
-                    records.setdefault(fmt.SNAPS, []).append((step, {"weight": v.reshape(arg, s, s)}))
-                elif kind == SCALARS4:
-                    for tag, x in zip(arg, v):
-                        rows.append((step, tag, x, wall))
+            for spec, step, wall, arg, off, n in placed:
+                fields = spec.unpack(values[off:off + n], arg, step, wall, rows)
+                if fields is not None:
+                    records.setdefault(spec.group, []).append((step, fields))
         if rows:
             scalar_parts.append(np.array(rows, dtype=np.float64).reshape(-1, 4))
 

@@ -273,17 +273,17 @@ def test_gradient_statistics_with_nonfinite_and_missing_grads(tmp_path, cpu_fast
 
 
 def test_sync_free_nonfinite_count_matches_direct_count():
-    from trainspect.recorder.instruments import _norms, nonfinite_counts
+    from trainspect.recorder.device_stats import nonfinite_counts, norms
     g = [torch.randn(5, 7), torch.randn(3), torch.randn(4, 4, dtype=torch.float64)]
     g[0][1, 2:5] = float("nan")
     g[2][0, 0] = -float("inf")
-    norms = _norms(g)
+    found = norms(g)
     assert [float(c) for c in nonfinite_counts(g)] == [3.0, 0.0, 1.0]   # the GPU code path, run on CPU
-    assert [math.isfinite(float(n)) for n in norms] == [False, True, False]
+    assert [math.isfinite(float(n)) for n in found] == [False, True, False]
 
 
 def test_deterministic_histogram_matches_histc():
-    from trainspect.recorder.instruments import sorted_histogram
+    from trainspect.recorder.device_stats import sorted_histogram
     y = torch.rand(10_000, generator=torch.Generator().manual_seed(0))
     y[:10] = 1.0
     y[10:20] = 0.0

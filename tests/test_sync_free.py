@@ -26,7 +26,7 @@ import trainspect.recorder as recorder
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 from trainspect.recorder import format as fmt
-from trainspect.recorder import instruments
+from trainspect.recorder import device_stats
 
 torch.set_num_threads(1)
 # Both spellings: imported through a symlinked path, code objects carry the unresolved one.
@@ -226,7 +226,7 @@ def test_device_path_makes_no_host_reads_on_the_training_thread(tmp_path, make, 
     assert (hists.counts.sum(axis=2) > 0).all()
 
 
-# A copy of instruments.mean_std with a host read added, compiled under instruments.py's file
+# A copy of device_stats.mean_std with a host read added, compiled under device_stats.py's file
 # name so the tripwire sees it as recorder code: proves the tripwire can fail.
 _SYNCING = {
     "item": "def mean_std(flat):\n    m = flat.mean()\n    m.item()\n    c = flat - m\n"
@@ -240,11 +240,11 @@ _SYNCING = {
 
 @pytest.mark.parametrize("kind", list(_SYNCING))
 def test_tripwire_catches_a_host_read_in_recorder_code(tmp_path, monkeypatch, kind):
-    namespace = dict(vars(instruments))
-    exec(compile(_SYNCING[kind], instruments.__file__, "exec"), namespace)
-    monkeypatch.setattr(instruments, "mean_std", namespace["mean_std"])
+    namespace = dict(vars(device_stats))
+    exec(compile(_SYNCING[kind], device_stats.__file__, "exec"), namespace)
+    monkeypatch.setattr(device_stats, "mean_std", namespace["mean_std"])
     trip, _ = train(tmp_path / "run.h5", mlp, "default", steps=3)
-    assert trip.hits and all(instruments.__file__ in stack for _, stack in trip.hits), trip.report()
+    assert trip.hits and all(device_stats.__file__ in stack for _, stack in trip.hits), trip.report()
 
 
 def test_tripwire_ignores_the_users_own_reads_and_non_blocking_copies():

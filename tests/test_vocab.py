@@ -92,7 +92,7 @@ def test_no_recorder_series_name_is_spelled_outside_the_format_module():
 def test_bounded_activations_are_one_list():
     torch = pytest.importorskip("torch")
     from trainspect.recorder import format as fmt
-    from trainspect.recorder.instruments import output_bounds
+    from trainspect.recorder.layout import output_bounds
 
     assert output_bounds(torch.nn.ReLU6()) == (0.0, 6.0) and output_bounds(torch.nn.Tanh()) == (-1.0, 1.0)
     assert output_bounds(torch.nn.LogSigmoid()) is None and output_bounds(torch.nn.ReLU()) is None

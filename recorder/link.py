@@ -1,0 +1,42 @@
+"""The recorder as the instruments see it: a narrow interface instead of its private members.
+
+The hooks and record specs need the step counter, metric tags, the host-value queue, the
+device staging area and the recorder's warnings; nothing else of the ``Recorder``.
+"""
+from __future__ import annotations
+
+import time
+
+
+class RecorderLink:
+    __slots__ = ("_rec", "host_value", "tag", "failed", "warn_once", "device_path")
+
+    def __init__(self, rec):
+        self._rec = rec
+        # Bound methods, not wrappers: host_value runs several times a step.
+        self.host_value = rec._host_value    # (step, tag, value, wall): a host number
+        self.tag = rec._tag                  # metric name -> tag id (created on first use)
+        self.failed = rec._instrument_failed  # (exc): switch the instruments off, warn once
+        self.warn_once = rec._warn_once      # (key, message)
+        self.device_path = rec._device_path  # tests: take the GPU code path for CPU tensors
+
+    @property
+    def step(self) -> int:
+        """The step an optimizer step now would record (0-based count of steps done)."""
+        return self._rec._step
+
+    def mark_forward(self) -> None:
+        """A training-mode forward began: log(step=None) until the next step labels with it."""
+        rec = self._rec
+        rec._forward_step = rec._step
+
+    def advance(self) -> None:
+        """An optimizer step finished (or a GradScaler skipped one): count it, maybe ship data."""
+        rec = self._rec
+        rec._step += 1                     # counts steps even if the instruments are off
+        rec._maybe_transfer(time.perf_counter())
+
+    def stage(self, tensor, record, step, wall, arg, wide: bool = False) -> None:
+        """Queue a device tensor for the next batched device->host copy; ``record.unpack``
+        turns its values into rows on the writer thread."""
+        self._rec.staging.add(tensor, record, step, wall, arg, wide)

@@ -1,0 +1,80 @@
+"""Output statistics of every leaf module (group ``acts``, format.ACT_FIELDS), from the first
+training-mode forward of every ``stats_every``-th step: forward hooks on the leaves are added
+for that one forward only, so other forwards cost nothing."""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from .. import format as fmt
+from ..device_stats import activation_stats
+from ..layout import output_bounds
+from .base import Record
+
+
+class Activations(Record):
+    group = fmt.ACTS
+    schedule = "stats_every"
+
+    def __init__(self, watched, every=1):
+        super().__init__(watched, every)
+        self.leaves = watched.layout.leaves
+        self.bounds = [output_bounds(m) for m in self.leaves]
+        self.root = next((i for i, m in enumerate(self.leaves) if m is watched.model), None)
+        self._capture = None       # per-leaf stats of the forward being captured
+        self._finished = None      # ... of the forward that just ended
+        self._handles = []
+
+    def forward_start(self, step, args, kwargs):
+        self._capture = [None] * len(self.leaves)
+        if self.w.compiled:
+            return   # see Watched.compiled: no leaf hooks on a torch.compile'd model
+        for i, m in enumerate(self.leaves):
+            if i != self.root:
+                self._handles.append(m.register_forward_hook(self._leaf_hook(i)))
+
+    def _leaf_hook(self, i):
+        def hook(module, args, output):
+            cap = self._capture
+            if cap is not None and cap[i] is None and module.training:
+                self.w.guard(self._store, cap, i, output)
+        return hook
+
+    def _store(self, cap, i, output):
+        stats = activation_stats(output, self.bounds[i])
+        cap[i] = stats if stats is not None else False
+
+    def forward_detach(self):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        self._finished, self._capture = self._capture, None
+
+    def forward_end(self, step, output):
+        cap, self._finished = self._finished, None
+        if cap is None:
+            return
+        if self.root is not None:
+            self._store(cap, self.root, output)
+        rows = self.compute(cap)
+        if rows is not None:
+            self.emit(rows, step, time.time(), len(cap))
+
+    def remove(self):
+        self.forward_detach()
+        self._finished = None
+
+    def compute(self, cap):
+        found = [c for c in cap if c is not None and c is not False]
+        if not found:
+            return None
+        device = found[0].device
+        nan_row = torch.full((len(fmt.ACT_FIELDS),), math.nan, device=device)
+        return torch.stack([c.to(device, non_blocking=True) if (c is not None and c is not False) else nan_row
+                            for c in cap])
+
+    def unpack(self, values, arg, step, wall, rows):
+        m = values.reshape(arg, len(fmt.ACT_FIELDS))
+        return {name: m[:, i] for i, name in enumerate(fmt.ACT_FIELDS)}

@@ -1,0 +1,138 @@
+"""What every record spec is, and the watched model as the specs see it.
+
+A record spec owns one kind of recorded data end to end: the file group and fields it fills
+(declared in ``format.RECORD_GROUPS``; ``None`` for scalar rows only), its schedule (the
+``Recorder`` setting that gives its period), the device-side ``compute()`` and the writer-side
+``unpack()`` of the flat float values that reached the host. ``Instruments`` (the hooks) calls
+a spec at the moments it implements; adding an instrument is one spec file plus one line in
+``registry.py``.
+
+No torch import here: the writer thread and ``Recorder.log()`` use ``ScalarValue`` before
+``watch()``, and ``from trainspect import Recorder`` must not import torch.
+"""
+from __future__ import annotations
+
+import math
+
+from .. import format as fmt
+
+
+def due(step: int, every) -> bool:
+    """Is a spec with period ``every`` (0 = never) recorded at ``step``?"""
+    return bool(every) and step % every == 0
+
+
+class Watched:
+    """The watched model, its optimizer and the recorder link, shared by every spec."""
+
+    def __init__(self, link, model, optimizer, layout, scaler=None):
+        self.link = link                   # the recorder's narrow interface (recorder/link.py)
+        self.model = model
+        self.optimizer = optimizer         # None: statistics are taken at log() calls
+        self.layout = layout               # layout.ModelLayout
+        self.params = layout.param_tensors
+        self.P = len(self.params)
+        self.scaler = scaler               # amp.ScalerWatch or None
+        # watch(torch.compile(model)): leaf hooks added at scheduled steps make dynamo recompile
+        # (a stall of seconds, each time) and run traced on fake tensors; measured: no usable
+        # activation records either way. Such models get no `acts` (FORMAT.md, torch.compile).
+        self.compiled = type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod")
+        self.enabled = True                # False once an instrument failed (or the writer did)
+        self.cpu_fast_path = not link.device_path   # off: the GPU code path, also for CPU tensors (tests)
+        self._consts = {}                  # device -> (nan scalar, zero histogram, nan range)
+
+    def guard(self, fn, *args):
+        """Run a spec's device work; an exception switches the instruments off, never training."""
+        if not self.enabled:
+            return
+        import torch
+
+        try:
+            with torch.no_grad():
+                fn(*args)
+        except Exception as exc:  # noqa: BLE001 - an instrument must never stop training
+            self.link.failed(exc)
+
+    def const(self, device):
+        c = self._consts.get(device)
+        if c is None:
+            import torch
+
+            c = self._consts[device] = (
+                torch.full((), math.nan, device=device),
+                torch.zeros(fmt.HIST_BINS, device=device),
+                torch.full((2,), math.nan, device=device),
+            )
+        return c
+
+    @staticmethod
+    def to_one(tensors):
+        """Move results of a model spread over devices to the first one (async copies)."""
+        device = tensors[0].device
+        return [t if t.device == device else t.to(device, non_blocking=True) for t in tensors]
+
+
+class Record:
+    """One kind of recorded data. Subclasses set the class attributes and implement the
+    moments they need; the default moments do nothing (and are never called)."""
+
+    group: str | None = None   # record group in the file (format.RECORD_GROUPS); None: scalar rows
+    schedule: str | None = None   # "stats_every", "hist_every", "snapshot_every"; None: every step
+    wide = False               # travel to the host as float64 (counts beyond 2**24, float64 values)
+
+    def __init__(self, watched: Watched, every: int = 1):
+        self.w = watched
+        self.every = every
+
+    @classmethod
+    def wanted(cls, watched: Watched) -> bool:
+        """Does this watch() need the spec at all (e.g. only with an optimizer, a scaler, CUDA)?"""
+        return True
+
+    @property
+    def fields(self) -> dict:
+        """Field name -> stored dtype of this spec's record group."""
+        return fmt.RECORD_GROUPS[self.group] if self.group else {}
+
+    def due(self, step: int) -> bool:
+        return due(step, self.every)
+
+    # ------------------------------------------------------------ moments (training thread)
+    def before_step(self, step: int, wall: float, closure: bool) -> None:
+        """Optimizer pre-step hook (``closure``: step(closure), gradients come later)."""
+
+    def after_step(self, step: int, wall: float, closure: bool) -> None:
+        """Optimizer post-step hook."""
+
+    def at_log(self, step: int, wall: float) -> None:
+        """A log() call when no optimizer is watched (its statistics are taken there)."""
+
+    def skipped_step(self, step: int, wall: float) -> None:
+        """A GradScaler skipped the optimizer step (inf/NaN gradients)."""
+
+    def forward_start(self, step: int, args, kwargs) -> None:
+        """The first training-mode forward of a step where this spec is due begins."""
+
+    def forward_end(self, step: int, output) -> None:
+        """That forward ended (only called if forward_start was)."""
+
+    def forward_detach(self) -> None:
+        """That forward ended: drop per-forward hooks (called even with the instruments off)."""
+
+    def remove(self) -> None:
+        """Unwatch: remove hooks the spec installed itself."""
+
+    # ------------------------------------------------------------ device -> writer
+    def compute(self, *args):
+        """The device tensor of one record (no host reads), or None."""
+        raise NotImplementedError
+
+    def emit(self, tensor, step: int, wall: float, arg) -> None:
+        """Stage a computed tensor for the next batched device->host copy."""
+        self.w.link.stage(tensor, self, step, wall, arg, self.wide)
+
+    def unpack(self, values, arg, step: int, wall: float, rows: list):
+        """Writer thread: the flat host ``values`` of one emitted tensor (``arg`` as emitted) ->
+        ``{field: array}`` of one record of ``group`` (or None); scalar rows
+        ``(step, tag, value, wall)`` are appended to ``rows``."""
+        raise NotImplementedError

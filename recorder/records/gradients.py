@@ -1,0 +1,134 @@
+"""Per-parameter gradient norms and non-finite counts, every optimizer step (group ``grads``),
+with the global norm and count as ``sys/grad_norm`` / ``sys/nonfinite_grads`` and the norm the
+step applied after clipping as ``sys/grad_norm_post_clip``."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import format as fmt
+from ..device_stats import dense_values, nonfinite_counts, norms
+from ..grad_capture import BackwardCapture
+from .base import Record
+from .scalar import SCALAR_VALUES
+
+
+class Gradients(Record):
+    group = fmt.GRADS
+
+    def __init__(self, watched, every=1):
+        super().__init__(watched, every)
+        tag = watched.link.tag
+        self.arg = (watched.P, tag(fmt.SYS_GRAD_NORM), tag(fmt.SYS_NONFINITE_GRADS))
+        self.post_clip = None
+        self.capture = None
+        if watched.optimizer is not None:
+            self.post_clip = tag(fmt.SYS_GRAD_NORM_POST_CLIP)
+            # Norms taken when backward() ends, before clipping edits the gradients.
+            scaler = watched.scaler
+            self.capture = BackwardCapture(watched.params, self.compute, watched.link.failed,
+                                           scaler.scale if scaler is not None else None)
+
+    # ------------------------------------------------------------ moments
+    def before_step(self, step, wall, closure):
+        pre_clip = self.capture.take() if self.capture is not None else None
+        if closure:
+            return   # step(closure) (LBFGS): the gradients only exist after it ran
+        if pre_clip is not None:
+            # Norms as backward() left them; the norm the step applies (after clipping) beside them.
+            self.emit(pre_clip, step, wall, self.arg)
+            self.record_applied_norm(step, wall)
+        else:
+            self.record(step, wall)
+
+    def after_step(self, step, wall, closure):
+        if closure:
+            # Before step(closure) the grads are None (first step) or the previous step's:
+            # record those of the closure's last evaluation inside this step instead.
+            self.record(step, wall)
+
+    def at_log(self, step, wall):
+        self.record(step, wall)
+
+    def skipped_step(self, step, wall):
+        if self.capture is not None:
+            self.capture.take()   # overflowed fp16 gradients: normal during the scaler's warm-up
+
+    def remove(self):
+        if self.capture is not None:
+            self.capture.remove()
+
+    # ------------------------------------------------------------ device side
+    def record(self, step, wall):
+        packed = self.compute()
+        if packed is not None:
+            self.emit(packed, step, wall, self.arg)
+
+    def record_applied_norm(self, step, wall):
+        """Global norm of the gradients the optimizer step uses (``sys/grad_norm_post_clip``)."""
+        w = self.w
+        grads = [p.grad for p in w.params if p.grad is not None]
+        if not grads:
+            return
+        grads = [dense_values(g) if g.is_sparse or g.requires_grad else g for g in grads]
+        total = torch.linalg.vector_norm(torch.stack(w.to_one(norms(grads))))
+        if w.cpu_fast_path and total.device.type == "cpu":
+            w.link.host_value(step, self.post_clip, float(total), wall)
+        else:
+            w.link.stage(total, SCALAR_VALUES, step, wall, self.post_clip, False)
+
+    def compute(self):
+        """One record of the current gradients: P norms, P non-finite counts, total norm, total count."""
+        w = self.w
+        present, grads = [], []
+        for i, p in enumerate(w.params):
+            g = p.grad
+            if g is not None:
+                present.append(i)
+                # detach() costs ~3 us a tensor (measured: 2000-tensor model); only needed for
+                # sparse grads or grads that carry a graph (backward(create_graph=True))
+                grads.append(dense_values(g) if g.is_sparse or g.requires_grad else g)
+        if not grads:
+            return None
+        # Gradients still multiplied by a GradScaler's loss scale: their squares can overflow float32.
+        found = norms(grads, dtype=torch.float64 if w.scaler is not None else torch.float32)
+        if w.cpu_fast_path and all(g.device.type == "cpu" for g in grads):
+            return self._compute_cpu(present, grads, found)
+        bad = w.to_one(nonfinite_counts(grads))
+        found = w.to_one(found)
+        if len(present) == w.P:
+            full_norms, full_bad = found, bad
+        else:  # parameters without a gradient: norm NaN, non-finite count 0
+            nan, zeros, _ = w.const(found[0].device)
+            full_norms, full_bad = [nan] * w.P, [zeros[0]] * w.P
+            for j, i in enumerate(present):
+                full_norms[i], full_bad[i] = found[j], bad[j]
+        total_norm = torch.linalg.vector_norm(torch.stack(found))
+        total_bad = torch.stack(bad).sum()
+        return torch.cat([torch.stack(full_norms), torch.stack(full_bad), total_norm[None], total_bad[None]])
+
+    def _compute_cpu(self, present, grads, found):
+        """CPU tensors: reading values costs no device sync, and a few Python float operations
+        are cheaper than the dozen small torch ops of the device path (measured: ~2x less
+        overhead per step on a small MLP). A finite norm means finite elements, so elements are
+        only counted for tensors whose norm is not finite."""
+        P = self.w.P
+        values = torch.stack(found).tolist()
+        full_norms, full_bad = [math.nan] * P, [0.0] * P
+        for j, i in enumerate(present):
+            v = values[j]
+            full_norms[i] = v
+            if not math.isfinite(v):
+                full_bad[i] = float(torch.count_nonzero(~torch.isfinite(grads[j])))
+        total = math.sqrt(math.fsum(v * v for v in values))
+        return torch.tensor(full_norms + full_bad + [total, math.fsum(full_bad)],
+                            dtype=torch.float64 if self.w.scaler is not None else torch.float32)
+
+    # ------------------------------------------------------------ writer side
+    def unpack(self, values, arg, step, wall, rows):
+        p, tag_norm, tag_nonfinite = arg
+        rows.append((step, tag_norm, values[2 * p], wall))
+        rows.append((step, tag_nonfinite, values[2 * p + 1], wall))
+        return {"norm": values[:p], "nonfinite": values[p:2 * p]}
+

@@ -1,0 +1,29 @@
+"""Mean, std, min and max of the model's first floating-point input tensor, as the scalars
+``sys/input_*``, from the first training-mode forward of every ``stats_every``-th step."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .. import format as fmt
+from ..device_stats import input_stats
+from .scalar import ScalarValues
+
+
+class InputStats(ScalarValues):
+    schedule = "stats_every"
+
+    def __init__(self, watched, every=1):
+        super().__init__(watched, every)
+        tag = watched.link.tag
+        self.tags = tuple(tag(n) for n in (fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD,
+                                           fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX))
+
+    def forward_start(self, step, args, kwargs):
+        x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        if x is not None and x.is_floating_point() and x.numel() > 0:
+            self.emit(self.compute(x), step, time.time(), self.tags)
+
+    def compute(self, x):
+        return input_stats(x)

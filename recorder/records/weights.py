@@ -1,0 +1,52 @@
+"""Per-parameter weight norms, update norms and update/weight ratios (group ``weights``), every
+``stats_every`` steps: the weights are copied before the scheduled optimizer step, and the
+update is the difference after it."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import format as fmt
+from ..device_stats import norms
+from .base import Record
+
+
+class Weights(Record):
+    group = fmt.WEIGHTS
+    schedule = "stats_every"
+
+    def __init__(self, watched, every=1):
+        super().__init__(watched, every)
+        self.prev = None              # weights copied before a scheduled optimizer step
+
+    def before_step(self, step, wall, closure):
+        if self.due(step) and self.w.params:
+            self.prev = torch._foreach_mul([p.detach() for p in self.w.params], 1.0)
+
+    def after_step(self, step, wall, closure):
+        if self.prev is not None:
+            prev, self.prev = self.prev, None
+            self.emit(self.compute(prev), step, wall, self.w.P)
+
+    def at_log(self, step, wall):
+        if self.due(step) and self.w.params:
+            self.emit(self.compute(None), step, wall, self.w.P)   # no optimizer: no update
+
+    def remove(self):
+        self.prev = None
+
+    def compute(self, prev):
+        w = self.w
+        current = [p.detach() for p in w.params]
+        weight = torch.stack(w.to_one(norms(current)))
+        if prev is None:
+            update = torch.full_like(weight, math.nan)
+        else:
+            torch._foreach_sub_(prev, current)           # in place: no second copy of the weights
+            update = torch.stack(w.to_one(norms(prev)))
+        return torch.cat([weight, update, update / weight])
+
+    def unpack(self, values, arg, step, wall, rows):
+        p = arg
+        return {"norm": values[:p], "update_norm": values[p:2 * p], "update_ratio": values[2 * p:]}
