@@ -6,6 +6,7 @@ Life cycle: ``RunFileWriter(path)`` creates the file (so a bad path fails at onc
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,21 @@ class RunFileWriter:
         self.path = Path(path)
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.f = h5py.File(self.path, "w", libver="latest", locking=False)
+        # Built under a temporary name and renamed into place: a reader never finds a half-made
+        # file at the path, and one still reading a run this file replaces (overwrite=True)
+        # keeps reading that run's inode instead of meeting a file truncated under it.
+        building = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        self.f = h5py.File(building, "w", libver="latest", locking=False)
+        try:
+            self._create_header()
+            self.f.flush()
+            os.replace(building, self.path)
+        except BaseException:
+            self.f.close()
+            building.unlink(missing_ok=True)
+            raise
+
+    def _create_header(self) -> None:
         a = self.f.attrs
         a[fmt.ATTR_MAGIC] = np.bytes_(fmt.FORMAT_MAGIC.encode())
         a[fmt.ATTR_SCHEMA] = np.int64(fmt.SCHEMA_VERSION)

@@ -189,4 +189,4 @@ def lr_range_test(model, optimizer, batches, train_step, path, *, start_lr: floa
             optimizer.load_state_dict(opt_state)
         model.train(was_training)
     return LRRangeResult(lr=lr_s, reason=reason, steepest_lr=steep, min_loss_lr=min_lr, stopped=stopped,
-                         path=str(path), lrs=lrs, losses=losses, smoothed=smoothed)
+                         path=str(rec.path), lrs=lrs, losses=losses, smoothed=smoothed)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import claim
 from . import format as fmt
 from . import metadata
 from . import ranks
@@ -68,6 +69,12 @@ def _close_at_exit(ref) -> None:
         rec.close(status=fmt.STATUS_CRASHED if exc is not None else fmt.STATUS_FINISHED)
 
 
+def _finish(writer, lock, status: str) -> None:
+    """Close the file, then free its name for the next writer (a dropped Recorder's finalizer)."""
+    writer.close(status)
+    lock.release()
+
+
 def _check_every(name: str, value) -> int:
     if value is None:
         return 0
@@ -79,9 +86,22 @@ def _check_every(name: str, value) -> int:
 class Recorder:
     """Record a training run into one crash-safe HDF5 file (see recorder/FORMAT.md).
 
-    ``Recorder(path, name=None, config=None, *, flush_every=1.0, stats_every=50,
-    hist_every=200, snapshot_every=200, transfer_every=50, strict=False, max_pending=262144,
-    roles=None)``
+    ``Recorder(path, name=None, config=None, *, overwrite=False, flush_every=1.0,
+    stats_every=50, hist_every=200, snapshot_every=200, transfer_every=50, strict=False,
+    max_pending=262144, roles=None, all_ranks=True)``
+
+    **An existing run is never replaced by default.** If ``path`` already holds a run, this
+    run goes to the first free ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... (one
+    ``RecorderWarning`` names it; :attr:`path` is the file written). ``overwrite=True``
+    replaces the old run (a reader still holding it keeps reading the old data).
+
+    **One writer per file.** The recorder holds an exclusive lock on its file for the life of
+    the run (``.<file name>.lock`` beside it, released at close or when the process dies). A
+    second ``Recorder`` on a file another live process is writing raises
+    :class:`~trainspect.recorder.claim.RunFileInUse` (an ``OSError``) here, whatever
+    ``strict`` says: nothing has been trained yet, and two writers would corrupt the run, so
+    failing at once is what lets the user fix the path before spending GPU time; a warning
+    would leave a second run silently unrecorded.
 
     ``roles`` names the losses when their names follow no convention the advisor knows:
     ``roles={"train": "ce", "val": "my_metric"}``.
@@ -106,7 +126,7 @@ class Recorder:
         return object.__new__(cls)
 
     def __init__(self, path, name: str | None = None, config: dict | None = None, *,
-                 flush_every: float = 1.0, stats_every: int | None = DEFAULT_STATS_EVERY,
+                 overwrite: bool = False, flush_every: float = 1.0, stats_every: int | None = DEFAULT_STATS_EVERY,
                  hist_every: int | None = DEFAULT_HIST_EVERY, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
                  transfer_every: int = DEFAULT_TRANSFER_EVERY, strict: bool = False, max_pending: int = 1 << 18,
                  roles: dict | None = None, all_ranks: bool = True, _device_path: bool = False):
@@ -114,11 +134,23 @@ class Recorder:
             raise ValueError(f"flush_every must be a positive number of seconds, got {flush_every!r}")
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a dict (or None), got {type(config).__name__}")
-        self.path = Path(path)
-        self.name = str(name) if name is not None else self.path.stem
         dist_info = ranks.rank_and_world()
-        if dist_info is not None:
-            self.path = ranks.rank_path(self.path, dist_info[0])
+        self._lock = None
+        try:
+            self.path, self._lock, existed = claim.claim(
+                path, dist_info[0] if dist_info else 0, dist_info is not None,
+                "overwrite" if overwrite else "new")
+        except claim.RunFileInUse:
+            raise
+        except OSError as exc:
+            raise OSError(f"trainspect: cannot create run file {path}: {exc}") from exc
+        rank0_path = ranks.split_rank_path(self.path)[0] if dist_info else self.path
+        if rank0_path != Path(path) and not (dist_info and dist_info[0]):
+            # The one line that says where this run goes (rank 0 speaks for every rank).
+            warnings.warn(f"trainspect: {path} already holds a run; this run is recorded to {rank0_path} "
+                          "(Recorder(..., overwrite=True) replaces it)",
+                          RecorderWarning, stacklevel=2)
+        self.name = str(name) if name is not None else rank0_path.stem
         self.stats_every = _check_every("stats_every", stats_every)
         self.hist_every = _check_every("hist_every", hist_every)
         self.snapshot_every = _check_every("snapshot_every", snapshot_every)
@@ -151,13 +183,17 @@ class Recorder:
         try:
             self._writer = wt.WriterThread(self.path, flush_every, max_rows=self._max_rows, base_meta=meta)
         except OSError as exc:
+            self._lock.release()
             raise OSError(f"trainspect: cannot create run file {self.path}: {exc}") from exc
+        except BaseException:
+            self._lock.release()
+            raise
         self._rows = self._writer.rows
         self.staging = wt.DeviceStaging(self._device_path)
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._atexit)
         # If the recorder is dropped without close(), still finish the file.
-        self._finalizer = weakref.finalize(self, self._writer.close, fmt.STATUS_FINISHED)
+        self._finalizer = weakref.finalize(self, _finish, self._writer, self._lock, fmt.STATUS_FINISHED)
         self._finalizer.atexit = False   # at exit the atexit hook above closes (and knows "crashed")
 
     def _schedule(self) -> dict:
@@ -567,6 +603,7 @@ class Recorder:
         if self._active and self._writer.error is None:
             self._transfer()
         self._writer.close(status or fmt.STATUS_FINISHED, error=self._end_error)
+        self._lock.release()
         if self._writer.error is not None:
             self._report_writer_failure()
         self._active = False

@@ -43,7 +43,7 @@ def test_env_ranks_write_side_by_side_files_tied_by_meta(tmp_path, monkeypatch):
     assert m2["distributed"]["rank0_file"] == "exp1.h5"
     monkeypatch.setenv("MASTER_PORT", "29501")   # another launch: another id
     monkeypatch.setenv("RANK", "0")
-    with Recorder(tmp_path / "exp1.h5"):
+    with Recorder(tmp_path / "exp1.h5", overwrite=True):
         pass
     assert _meta(tmp_path / "exp1.h5")["distributed"]["run_id"] != m2["distributed"]["run_id"]
 

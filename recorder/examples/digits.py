@@ -153,7 +153,7 @@ def train(scenario: str, out, steps: int | None = None, pace: float = 0.0, flush
         except KeyboardInterrupt:
             if not quiet:
                 print(f"stopped at step {step}", flush=True)
-    return str(out)
+    return str(rec.path)
 
 
 def main(argv=None) -> int:

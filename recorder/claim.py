@@ -1,0 +1,187 @@
+"""Which file a new Recorder writes, and the lock that keeps every other writer out of it.
+
+One writer per run file, held for the life of the run: an exclusive ``flock`` on a sidecar
+``.<file name>.lock`` in the same folder. A sidecar and not the run file itself, because
+h5py's default file locking (``h5py.File(path, "r", swmr=True)`` without ``locking=False``)
+takes a shared ``flock`` on the run file and would fail against ours. The kernel drops the
+lock when the process dies (``kill -9`` included); a clean close deletes the sidecar. Works on
+local disks (flock on NFS is emulated and not trusted here; SWMR needs a local disk anyway).
+
+Taken once at ``Recorder()``: nothing here runs per step.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; the existence rules below still apply
+    fcntl = None
+
+from . import ranks
+
+MAX_CANDIDATES = 10_000
+
+
+class RunFileInUse(OSError):
+    """Another live process is writing this run file."""
+
+
+def lock_path(path) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+class WriterLock:
+    """An exclusive lock on the name ``path`` (not on one inode: survives the file being replaced)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.file = lock_path(self.path)
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; False when another process holds it."""
+        if fcntl is None:
+            return True
+        for _ in range(100):   # the holder may delete the sidecar between our open and flock
+            fd = os.open(self.file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    return False
+                raise
+            try:   # still the sidecar on disk (not one a closing writer just deleted)?
+                same = os.path.samestat(os.fstat(fd), os.stat(self.file))
+            except FileNotFoundError:
+                same = False
+            if same:
+                self.fd = fd
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())   # who holds it, for a person looking
+                return True
+            os.close(fd)
+        return False
+
+    def release(self) -> None:
+        """Delete the sidecar while still holding it, then let go (the next writer re-creates it)."""
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            os.unlink(self.file)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def is_locked(path) -> bool:
+    """Whether a live writer holds ``path`` (a shared probe, released at once)."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def numbered(path, n: int) -> Path:
+    """``exp1.h5`` -> ``exp1-2.h5`` (n = 2); n = 1 is ``path`` itself."""
+    path = Path(path)
+    return path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
+def _family(base: Path) -> list[Path]:
+    """Every rank file of the run whose rank-0 file is ``base`` (``base`` included if present)."""
+    pattern = re.compile(re.escape(base.stem) + r"\.rank[0-9]+" + re.escape(base.suffix) + "$")
+    folder = base.parent if str(base.parent) else Path(".")
+    try:
+        names = [e.name for e in os.scandir(folder)]
+    except OSError:
+        names = []
+    return [folder / n for n in names if n == base.name or pattern.match(n)]
+
+
+def _taken(base: Path, rank: int, distributed: bool) -> bool:
+    """Is the name ``base`` (a rank-0 path) already used by another run?
+
+    Without ranks: when the file exists. With ranks, every rank must pick the same name without
+    talking to the others, and a sibling rank may have created its file a moment ago: a name is
+    taken when this rank's file exists, or when any file of the family exists that no live
+    writer holds and that another launch wrote (meta["distributed"]["run_id"] differs).
+    """
+    mine = ranks.rank_path(base, rank)
+    if mine.exists():
+        return True
+    if not distributed:
+        return False
+    launch = ranks.shared_run_id(base)
+    return any(not is_locked(p) and _launch_of(p) != launch for p in _family(base))
+
+
+def _launch_of(path: Path) -> str | None:
+    """meta["distributed"]["run_id"] of a run file (a sibling rank of this launch that already
+    finished has ours); None when unreadable."""
+    import h5py
+
+    from . import format as fmt
+
+    try:
+        with h5py.File(path, "r", swmr=True, locking=False) as f:
+            meta = fmt.decode_meta(f[fmt.META][()])
+        return str(meta[fmt.META_DISTRIBUTED]["run_id"])
+    except Exception:  # noqa: BLE001 - any unreadable file counts as another run's
+        return None
+
+
+def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> tuple[Path, WriterLock, bool]:
+    """Choose this process's run file and lock it: returns (path, lock, exists).
+
+    ``mode``: ``"new"`` never touches an existing run (the first free ``stem-N`` name is used),
+    ``"overwrite"`` replaces it, ``"resume"`` continues it (``exists`` says whether there is one).
+    Raises :class:`RunFileInUse` when a live writer holds the file the mode asks for.
+    """
+    base = Path(path)
+    if str(base.parent):
+        base.parent.mkdir(parents=True, exist_ok=True)   # the lock file lives beside the run
+    if is_locked(ranks.rank_path(base, rank)):
+        raise _in_use(ranks.rank_path(base, rank))
+    for n in range(1, MAX_CANDIDATES + 1):
+        candidate = numbered(base, n)
+        if mode == "new" and _taken(candidate, rank, distributed):
+            continue
+        target = ranks.rank_path(candidate, rank)
+        lock = WriterLock(target)
+        if not lock.acquire():
+            if mode == "new" and n > 1:
+                continue
+            raise _in_use(target)
+        exists = target.exists()
+        if mode == "new" and exists:   # created between the check and the lock: try the next name
+            lock.release()
+            continue
+        return target, lock, exists
+    raise RunFileInUse(f"trainspect: no free name like {numbered(base, 2)} next to {base}")
+
+
+def _in_use(target: Path) -> RunFileInUse:
+    try:
+        holder = int(lock_path(target).read_text().split()[0])
+        who = "this process" if holder == os.getpid() else f"process {holder}"
+    except (OSError, ValueError, IndexError):
+        who = "another process"
+    return RunFileInUse(
+        f"trainspect: {target} is being written by {who} (it holds {lock_path(target)}); two writers "
+        "would corrupt the run. Give this run another path, or stop the other writer first")
