@@ -4,9 +4,11 @@ All HDF5 access of the viewer side goes through this module (the app never touch
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import numpy as np
 from trainspect.recorder import format as fmt
 from trainspect.recorder.format import RunFileError
 
+from .layout_check import check_layout, stored_rows
 from .vocab import RunState, loss_roles
 
 STALE_MIN_SECONDS = 10.0     # a heartbeat older than this (and 5 flush intervals) = writer gone
@@ -96,6 +99,48 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+# What h5py raises on a damaged file: a checksum, a B-tree, a chunk index... (MemoryError: a
+# header that claims more than the machine holds).
+READ_ERRORS = (OSError, RuntimeError, ValueError, TypeError, IndexError, OverflowError, MemoryError)
+
+
+def _reads_file(method):
+    """Turn a read failure inside ``method`` into a RunFileError naming the file."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except RunFileError:
+            raise
+        except READ_ERRORS as exc:
+            raise RunFileError(fmt.h5_error_text(self.path, exc)) from None
+    return wrapper
+
+
+def _shape_of(text: str) -> tuple:
+    """"256x784" -> (256, 784); anything else -> () (the shape is only shown)."""
+    parts = text.split("x")
+    return tuple(int(x) for x in parts) if all(x.isdigit() and len(x) < 19 for x in parts) else ()
+
+
+def _finite(value, default: float) -> float:
+    value = float(value)
+    return value if math.isfinite(value) else default
+
+
+SCALAR_COLUMNS = (fmt.SCALAR_STEP, fmt.SCALAR_TAG, fmt.SCALAR_VALUE, fmt.SCALAR_WALL)
+SUMMARY_READ_BLOCK = 1_000_000   # rows per read of scalar_summary (~20 MB, whatever the run length)
+
+
+@dataclass(frozen=True)
+class ScalarSummary:
+    """Every metric at a glance, without holding its points (see Run.scalar_summary)."""
+    names: list         # in the order first logged
+    counts: np.ndarray  # int64 points per metric
+    last: np.ndarray    # float64 last value logged (NaN where none)
+    max_step: int       # largest step in the table (-1 = none)
+
+
 class _Growing:
     """Append-only numpy columns with amortised growth (for one metric's points)."""
 
@@ -138,46 +183,55 @@ class Run:
         except RunFileError:
             self._f.close()
             raise
-        except Exception as exc:  # a truncated or damaged file fails in many ways
+        except READ_ERRORS as exc:  # a truncated or damaged file fails in many ways
             self._f.close()
-            raise RunFileError(f"{self.path}: damaged or truncated run file ({exc})") from exc
+            raise RunFileError(fmt.h5_error_text(self.path, exc)) from None
         self._scalars_loaded = False
         self._scalar_rows = 0
         self._lazy = False           # see _load_scalars
         self._wanted: set[int] = set()
         self._tags: list[str] = []
+        self._tag_ids: dict[str, int] = {}
         self._points: dict[int, _Growing] = {}
         self._group_rows: dict[str, int] = {}
-        self._handles: dict = {}
 
     # ------------------------------------------------------------ header
     def _read_header(self) -> None:
-        f = self._f
-        if fmt.META not in f:
-            # The writer has created the file but not frozen its layout yet.
-            raise RunFileError(f"{self.path}: run is starting (no data written yet); try again in a moment")
-        self.meta = fmt.decode_meta(f[fmt.META][()])
+        layout = check_layout(self._f, self.path)
+        self._present = layout.present
+        # Handles of every checked dataset: nothing is looked up by path after the check.
+        self._handles: dict = layout.datasets
+        self._groups = layout.groups
+        self.warnings: list[str] = list(layout.warnings)
+        self.meta = self._read_meta(self._h(fmt.META)[()])
         self.name = str(self.meta.get("name") or self.path.stem)
-        self.config = self.meta.get("config") or {}
-        shapes = fmt.decode_names(f[fmt.PARAM_SHAPE][()]) if fmt.PARAM_SHAPE in f else []
+        config = self.meta.get("config")
+        self.config = config if isinstance(config, dict) else {}
+
+        def names(path):
+            return fmt.decode_names(self._h(path)[()]) if path in self._present else []
+
+        numel = self._h(fmt.PARAM_NUMEL)[()] if fmt.PARAM_NUMEL in self._present else []
         self.params = [
-            ParamInfo(n, m, tuple(int(x) for x in s.split("x") if x), int(k))
-            for n, m, s, k in zip(
-                fmt.decode_names(f[fmt.PARAM_NAME][()]),
-                fmt.decode_names(f[fmt.PARAM_MODULE][()]),
-                shapes,
-                f[fmt.PARAM_NUMEL][()],
-            )
-        ] if fmt.PARAM_NAME in f else []
-        self.modules = [
-            ModuleInfo(n, t)
-            for n, t in zip(fmt.decode_names(f[fmt.MODULE_NAME][()]), fmt.decode_names(f[fmt.MODULE_TYPE][()]))
-        ] if fmt.MODULE_NAME in f else []
-        self._snap_param = f[fmt.SNAP_PARAM][()] if fmt.SNAP_PARAM in f else np.empty(0, np.int32)
-        self._snap_shape = f[fmt.SNAP_SHAPE][()] if fmt.SNAP_SHAPE in f else np.empty((0, 2), np.int32)
-        for path in (fmt.SCALAR_STEP, fmt.TAG_NAMES, fmt.STATE):
-            if path not in f:
-                raise RunFileError(f"{self.path}: damaged run file (missing {path})")
+            ParamInfo(n, m, _shape_of(s), int(k))
+            for n, m, s, k in zip(names(fmt.PARAM_NAME), names(fmt.PARAM_MODULE), names(fmt.PARAM_SHAPE), numel)
+        ]
+        self.modules = [ModuleInfo(n, t) for n, t in zip(names(fmt.MODULE_NAME), names(fmt.MODULE_TYPE))]
+        has_snaps = fmt.SNAP_PARAM in self._present
+        self._snap_param = self._h(fmt.SNAP_PARAM)[()] if has_snaps else np.empty(0, np.int32)
+        self._snap_shape = self._h(fmt.SNAP_SHAPE)[()] if has_snaps else np.empty((0, 2), np.int32)
+        self._file_size = max(self.file_size, 1)
+
+    def _read_meta(self, raw) -> dict:
+        try:
+            meta = fmt.decode_meta(raw)
+        except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            self.warnings.append(f"{fmt.META} is not valid JSON ({exc}): run metadata left out")
+            return {}
+        if not isinstance(meta, dict):
+            self.warnings.append(f"{fmt.META} holds a {type(meta).__name__}, not an object: run metadata left out")
+            return {}
+        return meta
 
     # ------------------------------------------------------------ life cycle
     def close(self) -> None:
@@ -200,24 +254,39 @@ class Run:
             raise RunFileError(f"{self.path}: run is closed")
         return self._f
 
+    def _h(self, path):
+        """The dataset at ``path`` (checked at open; kept: a lookup by path costs more than a
+        refresh, and live polling calls status() several times a second per run)."""
+        self._file()
+        return self._handles[path]
+
     def _ds(self, path):
-        # Handles are kept: looking a dataset up by path costs more than refreshing it,
-        # and live polling calls status() several times a second per run.
-        ds = self._handles.get(path)
-        if ds is None:
-            ds = self._handles[path] = self._file()[path]
+        ds = self._h(path)
         ds.refresh()
         return ds
 
     # ------------------------------------------------------------ status
+    def _state(self) -> np.ndarray:
+        """state/values as float64, NaN-padded to STATE_LEN (a short or odd one reads as unknown)."""
+        raw = np.asarray(self._ds(fmt.STATE)[()], dtype=np.float64).ravel()[: fmt.STATE_LEN]
+        return np.concatenate([raw, np.full(fmt.STATE_LEN - len(raw), np.nan)])
+
+    def _text(self, path: str) -> str:
+        if path not in self._present:
+            return ""
+        ds = self._ds(path)
+        return fmt.attr_str(ds[0]) if ds.shape and ds.shape[0] else ""
+
+    @_reads_file
     def status(self) -> RunStatus:
-        state = self._ds(fmt.STATE)[()]
-        status = fmt.attr_str(self._ds(fmt.STATUS)[0])
-        error = fmt.attr_str(self._ds(fmt.ERROR)[0])
-        heartbeat = float(state[fmt.STATE_HEARTBEAT])
-        last_step = int(state[fmt.STATE_LAST_STEP]) if math.isfinite(state[fmt.STATE_LAST_STEP]) else -1
+        state = self._state()
+        status = self._text(fmt.STATUS)
+        error = self._text(fmt.ERROR)
+        heartbeat = _finite(state[fmt.STATE_HEARTBEAT], 0.0)    # unknown: judged long gone
+        last_step = _finite(state[fmt.STATE_LAST_STEP], -1.0)
+        last_step = int(last_step) if abs(last_step) < 2**62 else -1
         age = max(0.0, time.time() - heartbeat)
-        flush_every = float(state[fmt.STATE_FLUSH_EVERY]) if math.isfinite(state[fmt.STATE_FLUSH_EVERY]) else 1.0
+        flush_every = _finite(state[fmt.STATE_FLUSH_EVERY], 1.0)
         if status == fmt.STATUS_FINISHED:
             kind = RunState.FINISHED
         elif status == fmt.STATUS_CRASHED:
@@ -229,12 +298,15 @@ class Run:
         return RunStatus(kind, last_step, heartbeat, age, error)
 
     @property
+    @_reads_file
     def start_time(self) -> float:
-        return float(self._ds(fmt.STATE)[fmt.STATE_START_TIME])
+        return _finite(self._state()[fmt.STATE_START_TIME], math.nan)
 
     @property
+    @_reads_file
     def dropped_records(self) -> int:
-        return int(self._ds(fmt.STATE)[fmt.STATE_DROPPED])
+        dropped = _finite(self._state()[fmt.STATE_DROPPED], 0.0)
+        return int(dropped) if 0 <= dropped < 2**62 else 0
 
     @property
     def file_size(self) -> int:
@@ -244,6 +316,7 @@ class Run:
             return 0
 
     # ------------------------------------------------------------ refresh
+    @_reads_file
     def refresh(self) -> int:
         """Read what the writer added since the last call; returns the number of new rows."""
         new = 0
@@ -258,7 +331,16 @@ class Run:
     # ------------------------------------------------------------ scalars
     def _committed_rows(self, paths) -> int:
         # Columns are appended one after another; only rows present in all of them count.
-        return min(self._ds(p).shape[0] for p in paths)
+        # Rows no chunk stores do not count either (a column resized to 2^33 rows of nothing).
+        return min(stored_rows(self._ds(p), self._file_size) for p in paths)
+
+    def _refresh_tags(self) -> None:
+        tags_ds = self._ds(fmt.TAG_NAMES)
+        known = len(self._tags)
+        if tags_ds.shape[0] > known:
+            self._tags += fmt.decode_names(tags_ds[known:])
+            for i, name in enumerate(self._tags[known:], known):
+                self._tag_ids.setdefault(name, i)   # a repeated name keeps its first id
 
     def _load_scalars(self) -> int:
         """Read the scalar rows added since the last call; returns how many there were.
@@ -267,10 +349,9 @@ class Run:
         (fast first paint). A longer one switches to lazy mode for good: only the metrics
         asked for are kept, so memory follows what is shown, not the file size.
         """
-        n = self._committed_rows((fmt.SCALAR_STEP, fmt.SCALAR_TAG, fmt.SCALAR_VALUE, fmt.SCALAR_WALL))
-        tags_ds = self._ds(fmt.TAG_NAMES)
-        if tags_ds.shape[0] > len(self._tags):
-            self._tags += fmt.decode_names(tags_ds[len(self._tags) :])
+        self._file_size = max(self.file_size, self._file_size)
+        n = self._committed_rows(SCALAR_COLUMNS)
+        self._refresh_tags()
         start = self._scalar_rows
         if not self._scalars_loaded:
             self._lazy = n > EAGER_SCALAR_ROWS
@@ -284,9 +365,7 @@ class Run:
 
     def _scan(self, start: int, stop: int, wanted) -> None:
         """Split rows [start, stop) into per-metric points; ``wanted``: tag ids to keep (None = all)."""
-        f = self._file()
-        step_ds, tag_ds, value_ds, wall_ds = (f[c] for c in (fmt.SCALAR_STEP, fmt.SCALAR_TAG,
-                                                              fmt.SCALAR_VALUE, fmt.SCALAR_WALL))
+        step_ds, tag_ds, value_ds, wall_ds = (self._h(c) for c in SCALAR_COLUMNS)
         for a in range(start, stop, SCALAR_READ_BLOCK):
             b = min(stop, a + SCALAR_READ_BLOCK)
             tag = tag_ds[a:b]
@@ -309,6 +388,11 @@ class Run:
             self._scan(0, self._scalar_rows, {tag})
 
     def _split_rows(self, step, tag, value, wall) -> None:
+        if len(tag) and tag.min() < 0:   # a damaged tag column: rows without a metric are skipped
+            ok = tag >= 0
+            step, tag, value, wall = step[ok], tag[ok], value[ok], wall[ok]
+            if not len(tag):
+                return
         present = np.unique(tag) if len(tag) < 1_000_000 else np.flatnonzero(np.bincount(tag))
         if len(present) == 1:
             self._points.setdefault(int(present[0]), _Growing()).extend(step, value, wall)
@@ -329,20 +413,46 @@ class Run:
         if not self._scalars_loaded:
             self._load_scalars()
 
+    @_reads_file
     def scalar_names(self) -> list[str]:
         """Every metric name, in the order first logged (``sys/...`` are the recorder's own)."""
         self._ensure_scalars()
         return list(self._tags)
 
+    @_reads_file
+    def scalar_summary(self) -> ScalarSummary:
+        """Point count and last value of every metric in one pass over the rows, holding one
+        block at a time: memory does not grow with the run (``info`` on a 25 M-row file)."""
+        self._file_size = max(self.file_size, self._file_size)
+        self._refresh_tags()
+        n_tags = len(self._tags)
+        n = self._committed_rows(SCALAR_COLUMNS)
+        counts = np.zeros(n_tags, np.int64)
+        last = np.full(n_tags, np.nan)
+        max_step = -1
+        step_ds, tag_ds, value_ds = (self._h(c) for c in SCALAR_COLUMNS[:3])
+        for a in range(0, n, SUMMARY_READ_BLOCK):
+            b = min(n, a + SUMMARY_READ_BLOCK)
+            tag = tag_ds[a:b].astype(np.int64, copy=False)
+            ok = (tag >= 0) & (tag < n_tags)
+            tag = tag[ok]
+            if not len(tag):
+                continue
+            counts += np.bincount(tag, minlength=n_tags)
+            present, back = np.unique(tag[::-1], return_index=True)   # last row of each metric
+            last[present] = value_ds[a:b][ok][len(tag) - 1 - back]
+            max_step = max(max_step, int(step_ds[a:b][ok].max()))
+        return ScalarSummary(list(self._tags), counts, last, max_step)
+
     def loss_roles(self) -> dict[str, str]:
         """{"train": name, "val": name} for the losses present (declared roles first)."""
         return loss_roles(self.scalar_names(), self.meta.get(fmt.META_ROLES))
 
+    @_reads_file
     def scalar(self, name: str) -> Series:
         self._ensure_scalars()
-        try:
-            tag = self._tags.index(name)
-        except ValueError:
+        tag = self._tag_ids.get(name)
+        if tag is None:
             raise KeyError(f"{self.path.name}: no metric named {name!r}") from None
         self._want(tag)
         points = self._points.get(tag)
@@ -376,9 +486,9 @@ class Run:
 
     # ------------------------------------------------------------ layer records
     def _rows(self, group: str) -> int:
-        # Test the step column, not the group: "snaps/" also holds the layout tables
+        # Only groups the layout check passed: "snaps/" also holds the layout tables
         # (snaps/param, snaps/shape) in runs that have no snapshot records at all.
-        if f"{group}/{fmt.STEP_FIELD}" not in self._file():
+        if group not in self._groups:
             self._group_rows[group] = 0
             return 0
         paths = [f"{group}/{fmt.STEP_FIELD}"] + [f"{group}/{k}" for k in fmt.RECORD_GROUPS[group]]
@@ -397,19 +507,21 @@ class Run:
     def _read(self, group: str, field: str, start, stop):
         n = self._rows(group)
         sl = slice(*slice(start, stop).indices(n))
-        f = self._file()
-        if f"{group}/{fmt.STEP_FIELD}" not in f:   # no records of this group (see _rows)
+        if group not in self._groups:   # no records of this group (see _rows)
             return np.empty(0, np.int64), None
-        steps = f[f"{group}/{fmt.STEP_FIELD}"][sl]
-        data = f[f"{group}/{field}"][sl] if field else None
+        steps = self._h(f"{group}/{fmt.STEP_FIELD}")[sl]
+        data = self._h(f"{group}/{field}")[sl] if field else None
         return steps, data
 
+    @_reads_file
     def record_count(self, group: str) -> int:
         return self._rows(group)
 
+    @_reads_file
     def layer_stat_names(self) -> list[str]:
         return [name for name, (group, _) in fmt.LAYER_STATS.items() if self._rows(group) > 0]
 
+    @_reads_file
     def layer_stat(self, name: str, start=None, stop=None) -> LayerStat:
         """A per-layer statistic as ``values[records, layers]`` with the step of each record."""
         try:
@@ -422,6 +534,7 @@ class Run:
             data = np.empty((0, len(layers)), np.float32)
         return LayerStat(steps, data.astype(np.float32, copy=False), layers)
 
+    @_reads_file
     def histograms(self, kind: str = "weight", start=None, stop=None) -> Histograms:
         if kind not in ("weight", "grad"):
             raise ValueError(f"histogram kind must be 'weight' or 'grad', not {kind!r}")
@@ -433,6 +546,7 @@ class Run:
             ranges = np.zeros((0, len(layers), 2), np.float32)
         return Histograms(steps, counts, ranges, layers)
 
+    @_reads_file
     def snapshots(self, start=None, stop=None) -> Snapshots:
         layers = self._layer_names(fmt.SNAPS)
         steps, data = self._read(fmt.SNAPS, "weight", start, stop)
@@ -442,6 +556,7 @@ class Run:
 
     # ------------------------------------------------------------ summary
     @property
+    @_reads_file
     def max_step(self) -> int:
         best = self.status().last_step
         self._ensure_scalars()
@@ -450,6 +565,7 @@ class Run:
                 best = max(best, int(pts.cols[0][: pts.n].max()))
         return int(best)
 
+    @_reads_file
     def instruments(self) -> dict[str, int]:
         """Record count of every layer record group that has data (grads, weights, ...)."""
         return {g: n for g in fmt.RECORD_GROUPS if (n := self._rows(g)) > 0}

@@ -29,14 +29,15 @@ def summarize(run) -> str:
     from ..vocab import RunState, is_sys
 
     st = run.status()
-    names = run.scalar_names()
-    user = [n for n in names if not is_sys(n)]
-    sysm = [n for n in names if is_sys(n)]
+    summary = run.scalar_summary()   # one pass, one block at a time: memory independent of run length
+    user = [i for i, n in enumerate(summary.names) if not is_sys(n)]
+    n_sys = len(summary.names) - len(user)
+    max_step = max(st.last_step, summary.max_step)
     end = st.heartbeat if st.state != RunState.LIVE else time.time()
     lines = [
         f"run:        {run.name}  ({run.path})",
         f"status:     {st.describe()}",
-        f"steps:      {run.max_step + 1 if run.max_step >= 0 else 0}",
+        f"steps:      {max_step + 1 if max_step >= 0 else 0}",
         f"duration:   {_duration(end - run.start_time)}",
         f"file size:  {_size(run.file_size)}",
     ]
@@ -55,11 +56,11 @@ def summarize(run) -> str:
         lines.append(f"optimizer:  {opt.get('type', '?')}" + (f" ({hp_text})" if hp_text else ""))
     if run.config:
         lines.append("config:     " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
-    lines.append(f"metrics:    {len(user)} logged" + (f" + {len(sysm)} recorded by watch()" if sysm else ""))
-    for n in user:
-        s = run.scalar(n)
-        last = f"{s.values[-1]:.6g}" if len(s) else "-"
-        lines.append(f"  {n:<32} {len(s):>9} points  last {last}")
+    lines.append(f"metrics:    {len(user)} logged" + (f" + {n_sys} recorded by watch()" if n_sys else ""))
+    for i in user:
+        count = int(summary.counts[i])
+        last = f"{summary.last[i]:.6g}" if count else "-"
+        lines.append(f"  {summary.names[i]:<32} {count:>9} points  last {last}")
     inst = run.instruments()
     if inst:
         lines.append("instruments: " + ", ".join(f"{g} ({n} records)" for g, n in inst.items()))
@@ -69,6 +70,7 @@ def summarize(run) -> str:
         lines.append(f"warning:    the writer dropped {run.dropped_records} records (queue full)")
     if st.error:
         lines.append(f"error:      {st.error}")
+    lines += [f"warning:    {w}" for w in run.warnings]
     return "\n".join(lines)
 
 
