@@ -37,7 +37,7 @@ def test_every_source_folder_is_an_installed_package():
     declared = set(config["packages"])
     on_disk = {"trainspect"} | {
         "trainspect." + ".".join(p.parent.relative_to(REPO).parts)
-        for top in ("recorder", "analysis", "app") for p in (REPO / top).rglob("__init__.py")}
+        for top in ("recorder", "analysis", "app", "integrations") for p in (REPO / top).rglob("__init__.py")}
     assert declared == on_disk
 
 

@@ -33,19 +33,22 @@ class Gradients(Record):
     # ------------------------------------------------------------ moments
     def before_step(self, step, wall, closure):
         pre_clip = self.capture.take() if self.capture is not None else None
+        if not closure:   # step(closure) (LBFGS, Lightning): the gradients only exist after it ran
+            self._record_step(step, wall, pre_clip)
+
+    def after_step(self, step, wall, closure):
         if closure:
-            return   # step(closure) (LBFGS): the gradients only exist after it ran
+            # Before step(closure) the grads are None (first step) or the previous step's:
+            # record those of the closure's last backward inside this step instead. Lightning
+            # clips inside its closure: the norms captured at that backward are the pre-clip ones.
+            self._record_step(step, wall, self.capture.take() if self.capture is not None else None)
+
+    def _record_step(self, step, wall, pre_clip):
         if pre_clip is not None:
             # Norms as backward() left them; the norm the step applies (after clipping) beside them.
             self.emit(pre_clip, step, wall, self.arg)
             self.record_applied_norm(step, wall)
         else:
-            self.record(step, wall)
-
-    def after_step(self, step, wall, closure):
-        if closure:
-            # Before step(closure) the grads are None (first step) or the previous step's:
-            # record those of the closure's last evaluation inside this step instead.
             self.record(step, wall)
 
     def at_log(self, step, wall):
