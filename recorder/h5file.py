@@ -171,6 +171,9 @@ class RunFileWriter:
     def _fixed_ds(self, path: str, value: str, length: int):
         return self.f.create_dataset(path, data=np.array([_fixed(value, length)]), chunks=(1,))
 
+    def set_status(self, status: str) -> None:
+        self._status_ds[0] = _fixed(status, fmt.STATUS_LEN)
+
     def set_error(self, message: str) -> None:
         self._error_ds[0] = _fixed(message, fmt.ERROR_LEN)
 
@@ -191,7 +194,7 @@ class RunFileWriter:
         try:
             if not self.started:
                 self.start({"name": self.path.stem})
-            self._status_ds[0] = _fixed(status, fmt.STATUS_LEN)
+            self.set_status(status)
             self.state[fmt.STATE_END_TIME] = time.time()
             self.flush(last_step)
         finally:

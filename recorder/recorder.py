@@ -26,6 +26,7 @@ from . import claim
 from . import format as fmt
 from . import metadata
 from . import ranks
+from . import signals
 from . import writer_thread as wt
 from .records.scalar import SCALAR_VALUES
 
@@ -67,6 +68,18 @@ def _close_at_exit(ref) -> None:
         if exc is not None:
             rec._end_error = _exit_reason(exc)
         rec.close(status=fmt.STATUS_CRASHED if exc is not None else fmt.STATUS_FINISHED)
+
+
+_RECORDER_DIR = str(Path(__file__).parent)   # as co_filename spells it (not resolved)
+
+
+def _inside_recorder(frame) -> bool:
+    """Whether ``frame`` (where a signal interrupted the main thread) is recorder code."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_RECORDER_DIR):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _finish(writer, lock, status: str) -> None:
@@ -195,6 +208,8 @@ class Recorder:
         # If the recorder is dropped without close(), still finish the file.
         self._finalizer = weakref.finalize(self, _finish, self._writer, self._lock, fmt.STATUS_FINISHED)
         self._finalizer.atexit = False   # at exit the atexit hook above closes (and knows "crashed")
+        self._terminated = None          # "SIGTERM"/"SIGHUP" once such a signal arrived (signals.py)
+        signals.register(self)
 
     def _schedule(self) -> dict:
         return {"stats_every": self.stats_every, "hist_every": self.hist_every,
@@ -591,23 +606,47 @@ class Recorder:
         return ok
 
     def close(self, status: str | None = None) -> None:
-        """Write what is pending, mark the run finished (or ``status``) and close the file. Idempotent."""
+        """Write what is pending, mark the run finished (or ``status``) and close the file. Idempotent.
+
+        After a SIGTERM/SIGHUP the run stays marked ``terminated (SIG...) at step N`` (status
+        ``crashed``): it did not run to its end, even if a handler let the script wind down.
+        """
         if self._closed:
             return
         self._closed = True
         atexit.unregister(self._atexit)
         self._finalizer.detach()
+        signals.unregister(self)
+        error = self._end_error
+        if self._terminated is not None:
+            status, error = fmt.STATUS_CRASHED, None   # keep the signal's mark in state/error
         if self._instruments is not None:
             self._instruments.remove()
             self._instruments = None
         if self._active and self._writer.error is None:
             self._transfer()
-        self._writer.close(status or fmt.STATUS_FINISHED, error=self._end_error)
+        self._writer.close(status or fmt.STATUS_FINISHED, error=error)
         self._lock.release()
         if self._writer.error is not None:
             self._report_writer_failure()
         self._active = False
         self._optimizer = None
+
+    def _on_signal(self, name: str, frame) -> None:
+        """SIGTERM/SIGHUP (signals.py): flush, mark the run terminated; the caller then chains."""
+        if self._closed:
+            return
+        self._terminated = name
+        if not self._active or self._writer.error is not None:
+            return
+        # Device values go along unless the signal interrupted the recorder itself (its staging
+        # may be half-updated then); host values are always complete.
+        if not _inside_recorder(frame):
+            try:
+                self._transfer()
+            except Exception:  # noqa: BLE001
+                pass
+        self._writer.mark(fmt.STATUS_CRASHED, f"terminated ({name}) at step {{step}}", signals.FLUSH_TIMEOUT)
 
     # ------------------------------------------------------------ problems
     def _warn_once(self, name: str, problem: str) -> None:

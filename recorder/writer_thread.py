@@ -81,11 +81,18 @@ def host_table(rows: list) -> np.ndarray:
     return table
 
 
-class Barrier:
-    __slots__ = ("done",)
+def _fit_error(message: str) -> str:
+    """``message`` cut to the error field, at whole UTF-8 characters so readers can decode it."""
+    return message.encode("utf-8")[:fmt.ERROR_LEN].decode("utf-8", "ignore")
 
-    def __init__(self):
+
+class Barrier:
+    __slots__ = ("done", "status", "error")
+
+    def __init__(self, status: str | None = None, error: str | None = None):
         self.done = threading.Event()
+        self.status = status    # a mark (see WriterThread.mark): written with this barrier's flush
+        self.error = error
 
 
 class Close:
@@ -268,6 +275,16 @@ class WriterThread:
         self.wake()
         return self._wait(b.done, timeout) and not self.error
 
+    def mark(self, status: str, error: str, timeout: float | None) -> bool:
+        """Flush everything queued and set the run's status and error with it (a barrier that
+        also writes; ``{step}`` in ``error`` becomes the last step written)."""
+        if self.error or self.closed:
+            return False
+        b = Barrier(status, error)
+        self.batches.append(b)
+        self.wake()
+        return self._wait(b.done, timeout) and not self.error
+
     def _wait(self, done: threading.Event, timeout: float | None) -> bool:
         """Wait for ``done``; give up early if the thread died (then nobody would set it)."""
         end = None if timeout is None else time.monotonic() + timeout
@@ -303,6 +320,9 @@ class WriterThread:
                 self._urgent = False
                 self._busy = True
                 waiting = self._waiting = self._drain()
+                for w in waiting:
+                    if type(w) is Barrier and w.status is not None:
+                        self._mark(w.status, w.error)
                 wrote = self._wrote
                 if wrote or waiting or now - self._last_flush >= self.flush_every:
                     self._flush(wrote)
@@ -314,9 +334,7 @@ class WriterThread:
                         if not self.file.started:
                             self.file.start(dict(self.base_meta), LayerLayout(), self.flush_every)
                         if close.error:
-                            # whole UTF-8 characters only, so readers can decode the field
-                            msg = close.error.encode("utf-8")[:fmt.ERROR_LEN].decode("utf-8", "ignore")
-                            self.file.set_error(msg)
+                            self.file.set_error(_fit_error(close.error))
                         self.file.close(close.status, self._last_step if self._last_step >= 0 else None)
                     for w in waiting:
                         w.done.set()
@@ -335,6 +353,13 @@ class WriterThread:
                 if isinstance(item, (Barrier, Close)):
                     item.done.set()
             self.rows.clear()
+
+    def _mark(self, status: str, error: str) -> None:
+        with self.lock:
+            if not self.file.started:
+                self.file.start(dict(self.base_meta), LayerLayout(), self.flush_every)
+            self.file.set_status(status)
+            self.file.set_error(_fit_error(error.replace("{step}", str(self._last_step))))
 
     def _abandon_file(self) -> None:
         """Close the file after a failure. If even recording the error fails (disk full),

@@ -1,0 +1,84 @@
+"""SIGTERM and SIGHUP: save the run, then let the process's own handling go on.
+
+SLURM and Kubernetes send SIGTERM on preemption and time-out, a closing terminal sends SIGHUP.
+Left alone, the default action kills the process with up to a flush interval of rows unwritten
+and the run reads as live, then stale. While a recorder is open, one handler per signal
+(installed from the main thread only, as Python requires) flushes every open recorder, marks
+each run ``terminated (SIGTERM) at step N``, and then chains:
+
+* to the handler that was installed before (the user's, Lightning's, submitit's ...), which
+  decides what happens next (it may exit, requeue, or let training go on);
+* or, when that was the default action, restores it and sends the signal again, so the
+  process ends exactly as it would have (killed by the signal: exit status 128 + signum);
+* an ignored signal (``SIG_IGN``) stays ignored: the run goes on and nothing is marked.
+
+The previous handler is put back when the last recorder closes (if ours is still installed).
+Nothing here runs per step.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import weakref
+
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+FLUSH_TIMEOUT = 10.0   # preemption grace periods are ~30 s (SLURM KillWait, Kubernetes default)
+
+_recorders: "weakref.WeakSet" = weakref.WeakSet()
+_previous: dict = {}   # signum -> the handler ours replaced
+_lock = threading.Lock()
+
+
+def register(recorder) -> None:
+    """Watch the signals for ``recorder`` (installs the handlers on first use, main thread only)."""
+    with _lock:
+        _recorders.add(recorder)
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in SIGNALS:
+            if signum in _previous:
+                continue
+            try:
+                previous = signal.getsignal(signum)
+                if previous is None or previous == signal.SIG_IGN:
+                    continue   # installed outside Python (cannot be chained), or ignored on purpose
+                signal.signal(signum, _handle)
+            except (ValueError, OSError):   # not the main interpreter, or not supported here
+                continue
+            _previous[signum] = previous
+
+
+def unregister(recorder) -> None:
+    """Forget ``recorder``; the last one out puts the previous handlers back (main thread only)."""
+    with _lock:
+        _recorders.discard(recorder)
+        if len(_recorders) or threading.current_thread() is not threading.main_thread():
+            return
+        for signum, previous in list(_previous.items()):
+            try:
+                if signal.getsignal(signum) is _handle:   # someone installed theirs after us: keep it
+                    signal.signal(signum, previous)
+            except (ValueError, OSError):
+                continue
+            del _previous[signum]
+
+
+def _handle(signum, frame) -> None:
+    name = signal.Signals(signum).name
+    for recorder in list(_recorders):
+        try:
+            recorder._on_signal(name, frame)
+        except Exception:  # noqa: BLE001 - saving the run must never stop the signal's effect
+            pass
+    previous = _previous.get(signum, signal.SIG_DFL)
+    if callable(previous):
+        previous(signum, frame)
+        return
+    if previous == signal.SIG_IGN:
+        return
+    # The default action: put it back and let the signal do what it would have done.
+    with _lock:
+        _previous.pop(signum, None)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)

@@ -1,0 +1,158 @@
+"""SIGTERM/SIGHUP: the run is saved and marked, then the process's own handling goes on
+(issue 11 part 5; recorder/signals.py). Real processes, real signals."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from trainspect.analysis import open_run
+from trainspect.recorder import Recorder
+from trainspect.recorder import format as fmt
+
+ROOT = Path(__file__).resolve().parents[1]
+DEADLINE = 60.0
+TRIALS = int(os.environ.get("TRAINSPECT_SIGTERM_TRIALS", "6"))
+
+CHILD = """
+import os, signal, sys, time
+from trainspect.recorder import Recorder
+{before}
+rec = Recorder({path!r}, flush_every=30.0)   # no heartbeat flush: only the signal's flush saves the tail
+step = 0
+while not STOP:
+    rec.log({{"loss": float(step), "acc": step / 1e3}}, step=step)
+    print(step, flush=True)          # log() of this step has returned
+    step += 1
+    time.sleep(0.001)
+rec.close()
+print("closed", flush=True)
+"""
+
+
+def _child(path, before="STOP = False"):
+    code = textwrap.dedent(CHILD).format(path=str(path), before=textwrap.dedent(before))
+    env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT.parent)))
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+
+
+def _signal_after(proc, signum, n_steps):
+    """Send ``signum`` once the child has logged ``n_steps`` steps; returns the steps it reported."""
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.strip())
+        if len(seen) >= n_steps:
+            break
+    assert len(seen) >= n_steps, proc.stderr.read()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=DEADLINE)
+    return seen + out.split(), err
+
+
+def _check_saved(path, reported, signame):
+    """Every step whose log() returned is in the file; status says terminated at the last one."""
+    logged = [int(x) for x in reported if x.isdigit()]
+    with open_run(path) as r:
+        steps = r.scalar("loss").steps.tolist()
+        status = r.status()
+    assert steps == list(range(len(steps))), "rows out of order or missing"
+    assert len(steps) >= len(logged), f"{len(logged) - len(steps)} logged rows lost"
+    assert status.state == "crashed"
+    assert status.error.startswith(f"terminated ({signame}) at step ")
+    marked = int(status.error.split()[-1])
+    assert marked >= logged[-1] and marked <= steps[-1]
+    return len(steps)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_default_action_still_kills_with_the_signal_after_saving_the_run(tmp_path, signum):
+    path = tmp_path / "run.h5"
+    proc = _child(path)
+    reported, err = _signal_after(proc, signum, 200)
+    assert proc.returncode == -signum, err        # killed by the signal, as without trainspect
+    _check_saved(path, reported, signal.Signals(signum).name)
+
+
+def test_a_users_handler_installed_before_still_runs(tmp_path):
+    path = tmp_path / "run.h5"
+    before = """
+        STOP = False
+        def mine(signum, frame):
+            print("user handler ran", flush=True)
+            sys.exit(7)
+        signal.signal(signal.SIGTERM, mine)
+    """
+    proc = _child(path, before)
+    reported, err = _signal_after(proc, signal.SIGTERM, 150)
+    assert "user handler ran" in " ".join(reported)
+    assert proc.returncode == 7, err
+    _check_saved(path, reported, "SIGTERM")
+
+
+def test_a_handler_that_lets_training_wind_down_keeps_every_row(tmp_path):
+    path = tmp_path / "run.h5"
+    before = """
+        STOP = False
+        def graceful(signum, frame):
+            global STOP
+            STOP = True      # finish the step, then leave the loop
+        signal.signal(signal.SIGTERM, graceful)
+    """
+    proc = _child(path, before)
+    reported, err = _signal_after(proc, signal.SIGTERM, 100)
+    assert proc.returncode == 0 and "closed" in reported, err
+    logged = [int(x) for x in reported if x.isdigit()]
+    with open_run(path) as r:
+        assert r.scalar("loss").steps.tolist() == list(range(logged[-1] + 1))
+        status = r.status()
+    # It did not run to its end: still marked terminated, not finished.
+    assert status.state == "crashed" and status.error.startswith("terminated (SIGTERM)")
+
+
+def test_sigterm_trials_lose_no_logged_row(tmp_path):
+    """SIGTERM at random moments (seeded): 0 rows lost."""
+    rng = random.Random(11)
+    total = 0
+    for trial in range(TRIALS):
+        path = tmp_path / f"t{trial}.h5"
+        proc = _child(path)
+        reported, err = _signal_after(proc, signal.SIGTERM, rng.randint(1, 400))
+        assert proc.returncode == -signal.SIGTERM, err
+        total += _check_saved(path, reported, "SIGTERM")
+    print(f"SIGTERM trials: {TRIALS}, rows checked: {total}, lost: 0")
+
+
+def test_handlers_are_restored_at_close(tmp_path):
+    def mine(signum, frame):
+        pass
+
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        with Recorder(tmp_path / "a.h5"):
+            assert signal.getsignal(signal.SIGTERM) is not mine
+            with Recorder(tmp_path / "b.h5"):
+                pass
+            assert signal.getsignal(signal.SIGTERM) is not mine   # a is still open
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_an_ignored_signal_stays_ignored(tmp_path):
+    old = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with Recorder(tmp_path / "a.h5") as rec:
+            os.kill(os.getpid(), signal.SIGHUP)
+            rec.log({"loss": 1.0}, step=0)
+        with open_run(tmp_path / "a.h5") as r:
+            assert r.status().state == "finished"
+    finally:
+        signal.signal(signal.SIGHUP, old)
