@@ -1,6 +1,9 @@
-"""What the advisor reports: findings with evidence, ranked causes and ordered fixes.
+"""What the advisor reports: findings with evidence, structured facts, ranked causes and fixes.
 
 Symptom and cause ids are a contract (ADVISOR.md, JSON output): add new ones, never rename.
+The symptom ids are those of the advisor's registry (``advisor/registry.py``: one module per
+symptom), the cause ids those of its cause catalogue (``advisor/causes.py``); ``SYMPTOMS`` and
+``CAUSES`` here are read from them on first use, so adding a symptom touches no list here.
 """
 from __future__ import annotations
 
@@ -10,16 +13,16 @@ from .vocab import Severity
 
 SEVERITIES = tuple(Severity)
 
-SYMPTOMS = (
-    "nan_inf", "divergence", "loss_oscillation", "loss_spikes", "no_progress", "early_plateau",
-    "overfitting", "vanishing_gradients", "exploding_gradients", "dead_units",
-    "saturated_activations", "symmetric_weights", "unnormalized_inputs", "frozen_layers",
-)
-CAUSES = (
-    "lr_too_high", "lr_too_low", "bad_init", "input_scaling", "missing_normalization",
-    "activation_choice", "insufficient_regularization", "insufficient_capacity", "optimizer_setup",
-    "label_noise", "numerical_instability", "depth_without_skip_connections",
-)
+
+def __getattr__(name):
+    # Read from the registry on first use: the advisor imports this module, not the other way round.
+    if name == "SYMPTOMS":
+        from .advisor.registry import SYMPTOM_IDS
+        return SYMPTOM_IDS
+    if name == "CAUSES":
+        from .advisor.causes import CAUSE_IDS
+        return CAUSE_IDS
+    raise AttributeError(name)
 
 
 @dataclass
@@ -27,6 +30,15 @@ class Cause:
     id: str                 # one of CAUSES
     confidence: float       # 0..1, causes of a finding are sorted by it, highest first
     why: str                # one sentence: which evidence points here
+
+
+@dataclass(frozen=True)
+class Fix:
+    id: str                 # stable id ("lower_lr"): one id is listed at most once per finding
+    text: str               # what to do, in words
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass
@@ -40,6 +52,15 @@ class Evidence:
 
 
 @dataclass
+class Precursor:
+    """The finding that started a chain: e.g. exploding gradients before a NaN."""
+    symptom: str            # the precursor finding's symptom id (it is reported as its own finding too)
+    first_step: int | None
+    last_step: int | None
+    summary: str            # "the gradient norm grew 1e+15x over 20 steps from step 25"
+
+
+@dataclass
 class Finding:
     symptom: str            # one of SYMPTOMS
     severity: Severity      # a plain "warning" is accepted and converted
@@ -49,19 +70,27 @@ class Finding:
     layers: list = field(default_factory=list)
     evidence: list = field(default_factory=list)   # list[Evidence]
     causes: list = field(default_factory=list)     # list[Cause], most likely first
-    fixes: list = field(default_factory=list)      # list[str], in the order to try them
+    fixes: list = field(default_factory=list)      # list[Fix], in the order to try them
     confirm: str = ""       # what experiment would confirm or refute it
+    facts: dict = field(default_factory=dict)      # structured facts the cause ranking reads (never the prose)
+    precursor: Precursor | None = None             # the finding that led to this one, if any
 
     def __post_init__(self):
-        if self.symptom not in SYMPTOMS:
+        from .advisor.causes import CAUSE_IDS
+        from .advisor.registry import SYMPTOM_IDS
+        if self.symptom not in SYMPTOM_IDS:
             raise ValueError(f"unknown symptom id {self.symptom!r}")
         try:
             self.severity = Severity(self.severity)
         except ValueError:
             raise ValueError(f"unknown severity {self.severity!r}") from None
         for c in self.causes:
-            if c.id not in CAUSES:
+            if c.id not in CAUSE_IDS:
                 raise ValueError(f"unknown cause id {c.id!r}")
+
+    @property
+    def fix_texts(self) -> list[str]:
+        return [f.text for f in self.fixes]
 
     def to_dict(self) -> dict:
         return asdict(self)

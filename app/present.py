@@ -35,6 +35,7 @@ class FindingView:
     confirm: str = ""
     first_cause: str = ""           # "lr too high (90%): why"
     first_fix: str = ""
+    chain: str = ""                 # "exploding_gradients -> nan_inf: the gradient norm grew ..." / ""
 
 
 def step_span(f) -> str:
@@ -49,6 +50,10 @@ def cause_name(cause_id: str) -> str:
     return cause_id.replace("_", " ")
 
 
+def _fix(fix) -> str:
+    return getattr(fix, "text", str(fix))
+
+
 def _cause(c) -> str:
     return f"{cause_name(c.id)} ({c.confidence:.0%}): {c.why}"
 
@@ -57,19 +62,25 @@ def present(f) -> FindingView:
     layers = [str(x) for x in f.layers]
     more = f" … (+{len(layers) - MAX_LAYERS})" if len(layers) > MAX_LAYERS else ""
     sections = []
+    pre = getattr(f, "precursor", None)
+    if pre is not None:
+        sections.append(Section("Root cause chain", True, [
+            (pre.symptom, f"{pre.summary}" + (f" ({step_span(pre)})" if step_span(pre) else "")),
+            (f.symptom, "then this finding" + (f", from {step_span(f)}" if step_span(f) else ""))]))
     if f.evidence:
         sections.append(Section("Evidence", False, [
             (ev.series, (f"({ev.layer}) " if ev.layer else "") + ev.text) for ev in f.evidence]))
     if f.causes:
         sections.append(Section("Likely causes", True, [("", _cause(c)) for c in f.causes]))
     if f.fixes:
-        sections.append(Section("Fixes, in the order to try them", True, [("", x) for x in f.fixes]))
+        sections.append(Section("Fixes, in the order to try them", True, [("", _fix(x)) for x in f.fixes]))
     return FindingView(
         severity=str(f.severity), mark=SEVERITY_MARKS.get(f.severity, str(f.severity)),
         color=SEVERITY_COLORS.get(f.severity, NEUTRAL_COLOR), symptom=f.symptom, title=f.title,
         span=step_span(f), layers=f"layers: {', '.join(layers[:MAX_LAYERS])}{more}" if layers else "",
         sections=sections, confirm=getattr(f, "confirm", "") or "",
-        first_cause=_cause(f.causes[0]) if f.causes else "", first_fix=f.fixes[0] if f.fixes else "")
+        first_cause=_cause(f.causes[0]) if f.causes else "", first_fix=_fix(f.fixes[0]) if f.fixes else "",
+        chain=f"{pre.symptom} -> {f.symptom}: {pre.summary}" if pre is not None else "")
 
 
 # ---------------------------------------------------------------- terminal
@@ -81,12 +92,15 @@ def text_lines(f, brief: bool = False) -> list[str]:
     v = present(f)
     head = f"{v.mark} [{v.symptom}] {v.title}" + (f"  ({v.span})" if v.span else "")
     if brief:
-        return [head] + ([f"{INDENT}likely cause: {v.first_cause}"] if v.first_cause else []) + \
+        return [head] + ([f"{INDENT}started by: {v.chain}"] if v.chain else []) + \
+               ([f"{INDENT}likely cause: {v.first_cause}"] if v.first_cause else []) + \
                ([f"{INDENT}first fix: {v.first_fix}"] if v.first_fix else [])
     out = [head] + ([INDENT + v.layers] if v.layers else [])
     for s in v.sections:
-        for i, (_, text) in enumerate(s.items):
-            if s.heading == "Evidence":
+        for i, (code, text) in enumerate(s.items):
+            if s.heading == "Root cause chain":
+                out.append(f"{INDENT}{'started by' if i == 0 else 'led to'}: [{code}] {text}")
+            elif s.heading == "Evidence":
                 out.append(f"{INDENT}evidence: {text}")
             elif s.heading == "Likely causes":
                 out.append(f"{INDENT}{'likely cause' if i == 0 else 'or'}: {text}")

@@ -113,7 +113,7 @@ def test_html_contains_every_finding_with_evidence_and_fixes(html_report, runs_d
         for f in findings:
             assert f.title in text
             assert f.symptom in text
-            assert f.fixes[0] in text
+            assert f.fixes[0].text in text
             assert f.evidence[0].text in text
             assert f.causes[0].id.replace("_", " ") in text   # causes read as words
     assert "loss_spikes" in text and "nan_inf" in text

@@ -74,11 +74,12 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
                   f"{nonpos:.0%} outputs <= 0 per DeepDiagnosis)" + (" - already at the first record" if from_start else "")),
             steps=[int(steps[0]), first, int(steps[-1])],
             values=rounded([full[0, k], dm[i]])) for k, i in enumerate(hit)],
+        facts={"dead_from_start": from_start},
     )
 
 
 def dead_from_start(finding: Finding) -> bool:
-    return any("already at the first record" in e.text for e in finding.evidence)
+    return bool(finding.facts.get("dead_from_start"))
 
 
 def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, tail=0.5, min_records=4,

@@ -1,336 +1,284 @@
 """Cause ranking and fixes: all the evidence of a run together decides which cause is likely.
 
-Each symptom has prior confidences over causes (what usually produces it); facts about
-the run (``Context``: update/weight ratio, LR schedule, model layout, the other symptoms
-found) raise or lower them. The ranked causes pick the fixes, in the order a careful
-engineer would try them, and what experiment would confirm the diagnosis.
+Each symptom's spec has prior confidences over causes (what usually produces it) and a small
+adjust function that moves them with the run's facts (``Context``) and the findings' structured
+``facts``; ``lr_consistency`` then keeps the LR from being called both too high and too low
+without evidence for both. The ranked causes pick the fixes (``Fix(id, text)``, one id at most
+once per finding) in the order a careful engineer would try them, and what experiment would
+confirm the diagnosis.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
-from ..findings import Cause, Finding
+from ..findings import Cause, Finding, Fix
+from .context import Context
+from .spec import Scores
 
-# cs231n: update/weight ratio ~1e-3. Healthy runs of the suite: 2e-3..9e-3 (median over
-# weight matrices); LR too high: 1.6e-2..1.9e-2; LR too low: the most-updated layer <= 1.1e-5.
-RATIO_HIGH = 1e-2     # median over weight matrices above this: evidence for lr_too_high
-RATIO_LOW = 3e-5      # even the most-updated weight matrix below this: evidence for lr_too_low
-
-
-@dataclass
-class Context:
-    symptoms: set = field(default_factory=set)
-    update_ratio: float | None = None        # median update/weight ratio of weight matrices
-    update_ratio_max: float | None = None    # the most-updated weight matrix (vanishing gradients leave it normal)
-    lr_drop: float | None = None             # first LR / last LR of group 0 (schedule), None if no LR
-    lr_drop_step: int | None = None
-    has_bounded_acts: bool = False           # sigmoid/tanh family in the model
-    has_relu: bool = False
-    has_norm_layers: bool = False            # BatchNorm/LayerNorm/GroupNorm...
-    n_weight_layers: int = 0
-    dead_from_start: bool = False
-    grad_growth_before_nan: float | None = None   # grad norm just before NaN / early grad norm
-    loss_rise_before_nan: bool = False
-    frozen_no_update: bool = False           # a parameter has gradients but never changes
-    frozen_zero_grad: bool = False
-    train_loss_near_zero: bool = False       # training loss ends < 1 % of its initial level
-    spikes_isolated: bool = False            # loss spikes last a single point
-    input_outliers: bool = False             # recorded input max far above its usual level
-    optimizer: str = ""
-
-    @property
-    def ratio_high(self) -> bool:
-        return self.update_ratio is not None and self.update_ratio > RATIO_HIGH
-
-    @property
-    def ratio_low(self) -> bool:
-        return self.update_ratio_max is not None and self.update_ratio_max < RATIO_LOW
-
-    @property
-    def deep(self) -> bool:
-        return self.n_weight_layers >= 6
+FIX_BOUNDED_TO_RELU = Fix("bounded_to_relu", "replace sigmoid/tanh in hidden layers with ReLU-family activations "
+                                             "(ReLU/LeakyReLU/GELU)")
+FIX_RELU_TO_LEAKY = Fix("relu_to_leaky", "replace ReLU with LeakyReLU/GELU so units cannot die")
+FIX_SPIKE_BATCHES = Fix("inspect_batches", "inspect the batches at the spike/high-loss steps for wrong labels or "
+                                           "corrupt samples")
+FIX_NOISY_SAMPLES = Fix("inspect_batches", "look for mislabelled samples: sort the training set by per-sample loss "
+                                           "and inspect the worst")
+FIX_CLIP = Fix("clip_grads", "clip gradients (e.g. clip_grad_norm_ at 1.0)")
+FIX_LR_RANGE = Fix("lr_range_test", "find a working LR with a range test: `from trainspect import lr_range_test`; "
+                                    "lr_range_test(model, optimizer, batches, train_step, 'lr_sweep.h5').lr")
+FIX_NORM_LAYERS = Fix("add_norm_layers", "add BatchNorm/LayerNorm between layers")
 
 
-PRIORS = {
-    "nan_inf": {"lr_too_high": 0.5, "numerical_instability": 0.4, "input_scaling": 0.2, "bad_init": 0.1},
-    "divergence": {"lr_too_high": 0.6, "numerical_instability": 0.2, "input_scaling": 0.15, "optimizer_setup": 0.1},
-    "loss_oscillation": {"lr_too_high": 0.6, "input_scaling": 0.2, "missing_normalization": 0.2, "label_noise": 0.1},
-    "loss_spikes": {"lr_too_high": 0.4, "label_noise": 0.35, "input_scaling": 0.25, "numerical_instability": 0.2},
-    "no_progress": {"lr_too_low": 0.45, "bad_init": 0.3, "optimizer_setup": 0.25, "activation_choice": 0.15,
-                    "input_scaling": 0.1},
-    "early_plateau": {"insufficient_capacity": 0.35, "lr_too_low": 0.3, "activation_choice": 0.2, "bad_init": 0.15,
-                      "lr_too_high": 0.1},
-    "overfitting": {"insufficient_regularization": 0.7, "label_noise": 0.25},
-    "vanishing_gradients": {"depth_without_skip_connections": 0.4, "activation_choice": 0.35, "bad_init": 0.25,
-                            "missing_normalization": 0.2},
-    "exploding_gradients": {"lr_too_high": 0.4, "bad_init": 0.35, "missing_normalization": 0.2,
-                            "depth_without_skip_connections": 0.15, "numerical_instability": 0.1},
-    "dead_units": {"lr_too_high": 0.4, "bad_init": 0.3, "activation_choice": 0.3},
-    "saturated_activations": {"bad_init": 0.4, "input_scaling": 0.3, "activation_choice": 0.3,
-                              "missing_normalization": 0.2, "lr_too_high": 0.1},
-    "symmetric_weights": {"bad_init": 0.95},
-    "unnormalized_inputs": {"input_scaling": 0.95},
-    "frozen_layers": {"optimizer_setup": 0.6, "bad_init": 0.3, "activation_choice": 0.1},
-}
+def _all(fixes, finding, ctx):
+    return list(fixes)
 
 
-def _adjust(symptom: str, ctx: Context, score: dict, why: dict) -> None:
-    """Move confidences with the run's facts; ``why`` collects the reason for each change."""
-    def boost(cause, value, reason):
-        score[cause] = max(score.get(cause, 0.0), value)
-        why[cause] = reason
-
-    def damp(cause, factor):
-        if cause in score:
-            score[cause] *= factor
-
-    if ctx.ratio_high and symptom in {"nan_inf", "divergence", "loss_oscillation", "loss_spikes", "dead_units",
-                                      "exploding_gradients", "early_plateau"}:
-        boost("lr_too_high", 0.9, f"update/weight ratio {ctx.update_ratio:.2g} is far above ~1e-3 (cs231n)")
-    if ctx.ratio_low and symptom in {"no_progress", "early_plateau"}:
-        boost("lr_too_low", 0.9, f"update/weight ratio {ctx.update_ratio_max:.2g} (largest layer) is far below "
-                                 "~1e-3 (cs231n)")
-    if ctx.ratio_low:
-        damp("lr_too_high", 0.3)
-    if ctx.ratio_high:
-        damp("lr_too_low", 0.3)
-    if symptom == "early_plateau" and ctx.lr_drop is not None and ctx.lr_drop >= 100:
-        boost("lr_too_low", 0.85, f"the LR schedule cut the LR {ctx.lr_drop:.0f}x (step {ctx.lr_drop_step}) "
-                                  "around where the loss stopped improving")
-    if "unnormalized_inputs" in ctx.symptoms and symptom != "unnormalized_inputs":
-        boost("input_scaling", 0.75 if symptom in {"saturated_activations", "nan_inf", "loss_oscillation"} else 0.6,
-              "the inputs are not standardised (see unnormalized_inputs)")
-    if "symmetric_weights" in ctx.symptoms and symptom in {"no_progress", "early_plateau", "frozen_layers",
-                                                            "vanishing_gradients", "dead_units"}:
-        boost("bad_init", 0.9, "units of a layer are identical: a constant/zero initialisation never breaks symmetry")
-    if symptom in {"no_progress", "early_plateau"} and ctx.frozen_zero_grad and "symmetric_weights" in ctx.symptoms:
-        boost("bad_init", 0.95, "zero gradients reach the first layer and its units are identical")
-    if symptom in {"no_progress", "early_plateau"} and ctx.frozen_no_update and "vanishing_gradients" not in ctx.symptoms:
-        boost("optimizer_setup", 0.8, "some parameters have gradients but are never updated")
-    if symptom in {"no_progress", "early_plateau"} and "dead_units" in ctx.symptoms:
-        boost("bad_init" if ctx.dead_from_start else "lr_too_high", 0.8,
-              "most ReLU units are dead " + ("from the first record (initialisation)" if ctx.dead_from_start
-                                             else "after training started"))
-    if symptom in {"no_progress", "early_plateau"} and "vanishing_gradients" in ctx.symptoms:
-        boost("activation_choice" if ctx.has_bounded_acts else "depth_without_skip_connections", 0.8,
-              "gradients vanish before they reach the first layers")
-    if symptom in {"no_progress", "early_plateau"} and "saturated_activations" in ctx.symptoms:
-        boost("bad_init", 0.75, "sigmoid/tanh units are saturated, so almost no gradient flows")
-    if symptom == "dead_units":
-        if ctx.dead_from_start:
-            boost("bad_init", 0.85, "the units were dead from the first record: initialisation (e.g. negative biases)")
-            damp("lr_too_high", 0.3)     # dead before any large update was made
-        else:
-            boost("lr_too_high", max(score.get("lr_too_high", 0), 0.6), "units died during training: large updates "
-                                                                        "pushed them into the negative region")
-    if symptom == "vanishing_gradients":
-        if ctx.has_bounded_acts:
-            boost("activation_choice", 0.8, "sigmoid/tanh derivatives (<= 0.25 / 1) shrink the gradient at every layer")
-        if ctx.deep:
-            boost("depth_without_skip_connections", max(score.get("depth_without_skip_connections", 0), 0.7),
-                  f"{ctx.n_weight_layers} weight layers in a chain")
-        if ctx.has_norm_layers:
-            damp("missing_normalization", 0.3)
-    if symptom == "exploding_gradients":
-        if "nan_inf" not in ctx.symptoms and "divergence" not in ctx.symptoms and not ctx.ratio_high:
-            boost("bad_init", 0.8, "gradients grow toward the input from the start while the loss does not diverge: "
-                                   "weights initialised too large")
-        if ctx.has_norm_layers:
-            damp("missing_normalization", 0.3)
-    if symptom == "saturated_activations" and "unnormalized_inputs" not in ctx.symptoms:
-        boost("bad_init", 0.8, "inputs are standardised, so the weights are too large for sigmoid/tanh")
-    if symptom == "nan_inf":
-        if ctx.grad_growth_before_nan is not None and ctx.grad_growth_before_nan > 10 or ctx.loss_rise_before_nan:
-            boost("lr_too_high", 0.85, "the loss/gradient norm grew in the steps before it became non-finite")
-        elif ctx.grad_growth_before_nan is not None:
-            boost("numerical_instability", 0.7, "the values were unremarkable right before: a sudden overflow "
-                                                "(log(0), division, fp16) rather than a slow divergence")
-    if symptom == "loss_spikes":
-        if "loss_oscillation" in ctx.symptoms or "divergence" in ctx.symptoms:
-            boost("lr_too_high", 0.8, "the spikes come with oscillation/divergence of the loss level")
-        elif ctx.input_outliers:
-            boost("input_scaling", 0.8, "the recorded inputs had outlier batches")
-        elif ctx.spikes_isolated and not ctx.ratio_high:
-            boost("label_noise", 0.7, "each spike is a single batch the model recovers from at once: bad or "
-                                      "mislabelled samples rather than an unstable optimiser")
-    if symptom == "overfitting" and ctx.train_loss_near_zero:
-        boost("label_noise", 0.35, "the training loss reached ~0: the model memorises its training set, "
-                                   "noisy labels included")
-    if symptom == "frozen_layers":
-        if ctx.frozen_zero_grad and not ctx.frozen_no_update:
-            damp("optimizer_setup", 0.2)     # the optimizer cannot make a gradient exactly zero
-        if ctx.frozen_no_update and not ctx.frozen_zero_grad and "vanishing_gradients" not in ctx.symptoms:
-            damp("bad_init", 0.3)            # gradients arrive, the optimizer does not use them
-            damp("activation_choice", 0.3)
-        if "vanishing_gradients" in ctx.symptoms:
-            damp("optimizer_setup", 0.2)     # the updates exist but are too small to change float32 weights
-            boost("activation_choice" if ctx.has_bounded_acts else "depth_without_skip_connections", 0.95,
-                  "gradients vanish: updates too small to change the float32 weights")
-        elif ctx.frozen_no_update:
-            boost("optimizer_setup", 0.9, "the parameters have gradients but the optimizer never changes them")
-        elif ctx.frozen_zero_grad and "symmetric_weights" in ctx.symptoms:
-            boost("bad_init", 0.9, "no gradient flows through identical (constant/zero) weights")
-        elif ctx.frozen_zero_grad and "dead_units" in ctx.symptoms:
-            boost("bad_init" if ctx.dead_from_start else "activation_choice", 0.7,
-                  "dead ReLUs pass no gradient" + (" (dead from the first record)" if ctx.dead_from_start else ""))
-    if symptom == "loss_oscillation" and ctx.has_norm_layers:
-        damp("missing_normalization", 0.3)
-    if symptom == "early_plateau" and not ({"dead_units", "saturated_activations", "vanishing_gradients"} & ctx.symptoms):
-        why.setdefault("insufficient_capacity", "no sign of dead/saturated units or vanishing gradients: the model "
-                                                "may be too small for the task")
-    # The LR cannot be both too high and too low: strong evidence for one discounts the other.
-    if score.get("lr_too_high", 0) >= 0.8 and "lr_too_low" in score and not ctx.ratio_low:
-        damp("lr_too_low", 0.3)
-    elif score.get("lr_too_low", 0) >= 0.8 and "lr_too_high" in score and not ctx.ratio_high:
-        damp("lr_too_high", 0.3)
+@dataclass(frozen=True)
+class CauseSpec:
+    why: str                      # default reason, when no fact of the run gave a better one
+    fixes: tuple                  # (Fix, ...) in the order to try them
+    confirm: str                  # experiment; "{what}" is the symptom's word
+    select: Callable = _all       # select(fixes, finding, ctx) -> the fixes that apply to this finding and model
 
 
-DEFAULT_WHY = {
-    "lr_too_high": "a step size too large for the loss surface throws the parameters around",
-    "lr_too_low": "updates are too small to move the loss in the steps given",
-    "bad_init": "the initial weights put units in a regime where gradients cannot flow or differ",
-    "input_scaling": "inputs far from zero mean/unit scale make the first layer's pre-activations huge",
-    "missing_normalization": "without BatchNorm/LayerNorm activations drift in scale across layers",
-    "activation_choice": "the activation function kills or squashes the gradient",
-    "insufficient_regularization": "the model fits its training set better and better while generalising worse",
-    "insufficient_capacity": "the model may be too small to fit the data",
-    "optimizer_setup": "the optimizer may not see all parameters, or its settings stop updates",
-    "label_noise": "mislabelled or corrupt samples give large, unfittable losses",
-    "numerical_instability": "an operation overflowed or produced NaN (log(0), division by zero, fp16 range)",
-    "depth_without_skip_connections": "a deep plain chain multiplies gradients layer after layer",
-}
-
-FIX_BOUNDED_TO_RELU = "replace sigmoid/tanh in hidden layers with ReLU-family activations (ReLU/LeakyReLU/GELU)"
-FIX_RELU_TO_LEAKY = "replace ReLU with LeakyReLU/GELU so units cannot die"
-FIX_SPIKE_BATCHES = "inspect the batches at the spike/high-loss steps for wrong labels or corrupt samples"
-FIX_NOISY_SAMPLES = "look for mislabelled samples: sort the training set by per-sample loss and inspect the worst"
-
-
-FIXES = {
-    "lr_too_high": ["reduce the learning rate 10x", "add a learning-rate warm-up",
-                    "clip gradients (e.g. clip_grad_norm_ at 1.0)"],
-    "lr_too_low": ["raise the learning rate 10x (or run an LR range test)",
-                   "check the LR schedule: does it decay too early or too far?"],
-    "bad_init": ["use He (Kaiming) init for ReLU layers, Xavier (Glorot) for tanh/sigmoid; never zero/constant "
-                 "weights", "initialise biases to 0"],
-    "input_scaling": ["standardise the inputs (subtract the training-set mean, divide by its std)",
-                      "check the preprocessing pipeline for un-scaled or corrupt batches"],
-    "missing_normalization": ["add BatchNorm/LayerNorm between layers"],
-    "activation_choice": [FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY],      # cause_fixes picks the one that applies
-    "insufficient_regularization": ["stop early at the best validation step", "add weight decay",
-                                    "add dropout or data augmentation", "use a smaller model or more data"],
-    "insufficient_capacity": ["make the model wider/deeper (look for a too-narrow bottleneck layer)",
-                              "train longer"],
-    "optimizer_setup": ["check the optimizer's parameter list (model.parameters() after every layer is built)",
-                        "check requires_grad flags, per-group LRs and that zero_grad/step are called"],
-    "label_noise": [FIX_SPIKE_BATCHES,
-                    "use label smoothing or a robust loss", "clip gradients so single batches cannot derail training"],
-    "numerical_instability": ["use numerically stable ops (log_softmax/cross_entropy instead of log(softmax), "
-                              "add eps to divisions and logs)", "clip gradients",
-                              "in mixed precision use a loss scaler / bf16", "check the data for NaN/Inf"],
-    "depth_without_skip_connections": ["add residual (skip) connections", "add BatchNorm/LayerNorm between layers",
-                                       "use fewer layers"],
-}
-
-CONFIRM = {
-    "lr_too_high": "re-run with LR/10: the {what} should shrink or vanish",
-    "lr_too_low": "re-run with LR x10: the loss should fall clearly faster",
-    "bad_init": "re-run with default He/Xavier init: the {what} should not appear",
-    "input_scaling": "re-run with standardised inputs: the {what} should go away",
-    "missing_normalization": "add normalization layers and compare: the {what} should shrink",
-    "activation_choice": "swap the activation (e.g. to LeakyReLU/GELU): the {what} should go away",
-    "insufficient_regularization": "re-run with weight decay/dropout: validation loss should stop rising",
-    "insufficient_capacity": "re-run with a 2x wider model: the loss should drop below the plateau",
-    "optimizer_setup": "print the optimizer's parameter names next to model.named_parameters(): the missing ones "
-                       "are the frozen layers",
-    "label_noise": "look at the samples of the worst batches: wrong labels confirm it",
-    "numerical_instability": "re-run with torch.autograd.set_detect_anomaly(True) to find the op producing NaN",
-    "depth_without_skip_connections": "add skip connections: first-layer gradients should grow by orders of magnitude",
-}
-
-SYMPTOM_WORDS = {
-    "nan_inf": "NaN", "divergence": "divergence", "loss_oscillation": "oscillation", "loss_spikes": "spikes",
-    "no_progress": "flat loss", "early_plateau": "plateau", "overfitting": "overfitting",
-    "vanishing_gradients": "vanishing gradient", "exploding_gradients": "gradient growth", "dead_units": "dead units",
-    "saturated_activations": "saturation", "symmetric_weights": "symmetry", "unnormalized_inputs": "input scale",
-    "frozen_layers": "frozen layers",
-}
-
-
-def rank_causes(finding: Finding, ctx: Context) -> list[Cause]:
-    score = dict(PRIORS.get(finding.symptom, {}))
-    why: dict = {}
-    _adjust(finding.symptom, ctx, score, why)
-    ranked = sorted(score.items(), key=lambda kv: -kv[1])
-    return [Cause(id=c, confidence=round(min(1.0, v), 2), why=why.get(c, DEFAULT_WHY[c])) for c, v in ranked]
-
-
-def _fix_key(fix: str) -> str:
-    # "clip gradients (e.g. ...)" and "clip gradients so ..." are the same advice.
-    return fix.split(" (")[0].split(" so ")[0].strip().lower()
-
-
-def _init_fix(ctx: Context) -> str:
-    """The init advice for the activations the model has (both when unknown)."""
+def _init_fixes(fixes, finding, ctx):
     parts = []
     if ctx.has_relu or not ctx.has_bounded_acts:
         parts.append("He (Kaiming) init for ReLU layers")
     if ctx.has_bounded_acts or not ctx.has_relu:
         parts.append("Xavier (Glorot) init for tanh/sigmoid layers")
-    return f"use {', '.join(parts)}; never zero/constant weights"
+    return [Fix("proper_init", f"use {', '.join(parts)}; never zero/constant weights"), *fixes[1:]]
 
 
-def cause_fixes(cause: str, symptom: str, ctx: Context) -> list[str]:
-    """The fixes of ``cause`` that apply to this symptom and this model (``FIXES`` is the full list).
-
-    Advice that cannot apply is left out: replacing sigmoid/tanh in a model without them,
-    LeakyReLU against dying units when no unit died, an LR-schedule check for a constant LR,
-    "check the data for NaN/Inf" when nothing was non-finite, spike batches without spikes.
-    """
-    fixes = list(FIXES[cause])
-    if cause == "activation_choice":
-        fixes = []
-        if ctx.has_bounded_acts and symptom in {"vanishing_gradients", "saturated_activations", "no_progress",
-                                                "early_plateau", "frozen_layers"}:
-            fixes.append(FIX_BOUNDED_TO_RELU)
-        if ctx.has_relu and (symptom == "dead_units" or "dead_units" in ctx.symptoms):
-            fixes.append(FIX_RELU_TO_LEAKY)
-    elif cause == "bad_init":
-        fixes[0] = _init_fix(ctx)
-    elif cause == "lr_too_low":
-        if ctx.lr_drop is not None and ctx.lr_drop < 2:       # a constant LR: no schedule to check
-            fixes = [f for f in fixes if not f.startswith("check the LR schedule")]
-    elif cause == "numerical_instability":
-        if symptom != "nan_inf":
-            fixes = [f for f in fixes if f != "check the data for NaN/Inf"]
-    elif cause == "label_noise":
-        if symptom != "loss_spikes":
-            fixes = [FIX_NOISY_SAMPLES if f == FIX_SPIKE_BATCHES else f for f in fixes
-                     if not f.startswith("clip gradients")]
-    return fixes
+def _lr_low_fixes(fixes, finding, ctx):
+    # a constant LR: no schedule to check
+    return [f for f in fixes if not (f.id == "check_lr_schedule" and ctx.lr_drop is not None and ctx.lr_drop < 2)]
 
 
-def fixes_for(finding: Finding, causes: list[Cause], ctx: Context) -> list[str]:
+def _activation_fixes(fixes, finding, ctx):
     out = []
-    seen = set()
-    checkpoint = finding.symptom == "overfitting" and finding.first_step is not None
-    if checkpoint:
-        out.append(f"keep the checkpoint from step {finding.first_step} (best validation loss)")
-    for c in causes:
-        if c.confidence < 0.15:
-            continue
-        for fix in cause_fixes(c.id, finding.symptom, ctx):
-            if checkpoint and fix.startswith("stop early at the best validation step"):
-                continue            # the checkpoint of the best validation step says it already
-            if _fix_key(fix) not in seen:
-                seen.add(_fix_key(fix))
-                out.append(fix)
+    if ctx.has_bounded_acts and finding.symptom in {"vanishing_gradients", "saturated_activations", "no_progress",
+                                                    "early_plateau", "frozen_layers", "slow_convergence"}:
+        out.append(FIX_BOUNDED_TO_RELU)
+    if ctx.has_relu and (finding.symptom == "dead_units" or "dead_units" in ctx.found):
+        out.append(FIX_RELU_TO_LEAKY)
+    if finding.facts.get("output_activation"):
+        out.insert(0, Fix("output_activation", f"remove the {finding.facts['output_activation']} on the output: "
+                                               "the loss expects raw scores (logits)"))
     return out
 
 
-def attach(finding: Finding, ctx: Context) -> Finding:
-    finding.causes = rank_causes(finding, ctx)
-    finding.fixes = fixes_for(finding, finding.causes, ctx)
+def _numerical_fixes(fixes, finding, ctx):
+    return [f for f in fixes if f.id != "check_data_nan" or finding.symptom == "nan_inf"]
+
+
+def _label_noise_fixes(fixes, finding, ctx):
+    if finding.symptom == "loss_spikes":
+        return list(fixes)
+    return [FIX_NOISY_SAMPLES if f.id == "inspect_batches" else f for f in fixes if f.id != "clip_grads"]
+
+
+CAUSE_CATALOGUE = {
+    "lr_too_high": CauseSpec(
+        "a step size too large for the loss surface throws the parameters around",
+        (Fix("lower_lr", "reduce the learning rate 10x"), FIX_LR_RANGE, Fix("lr_warmup", "add a learning-rate warm-up"),
+         FIX_CLIP),
+        "re-run with LR/10: the {what} should shrink or vanish"),
+    "lr_too_low": CauseSpec(
+        "updates are too small to move the loss in the steps given",
+        (Fix("raise_lr", "raise the learning rate 10x"), FIX_LR_RANGE,
+         Fix("check_lr_schedule", "check the LR schedule: does it decay too early or too far?")),
+        "re-run with LR x10: the loss should fall clearly faster", _lr_low_fixes),
+    "bad_init": CauseSpec(
+        "the initial weights put units in a regime where gradients cannot flow or differ",
+        (Fix("proper_init", "use He (Kaiming) init"), Fix("zero_bias", "initialise biases to 0")),
+        "re-run with default He/Xavier init: the {what} should not appear", _init_fixes),
+    "input_scaling": CauseSpec(
+        "inputs far from zero mean/unit scale make the first layer's pre-activations huge",
+        (Fix("standardise_inputs", "standardise the inputs (subtract the training-set mean, divide by its std)"),
+         Fix("check_preprocessing", "check the preprocessing pipeline for un-scaled or corrupt batches")),
+        "re-run with standardised inputs: the {what} should go away"),
+    "missing_normalization": CauseSpec(
+        "without BatchNorm/LayerNorm activations drift in scale across layers", (FIX_NORM_LAYERS,),
+        "add normalization layers and compare: the {what} should shrink"),
+    "activation_choice": CauseSpec(
+        "the activation function kills or squashes the gradient", (FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY),
+        "swap the activation (e.g. to LeakyReLU/GELU): the {what} should go away", _activation_fixes),
+    "insufficient_regularization": CauseSpec(
+        "the model fits its training set better and better while generalising worse",
+        (Fix("early_stop", "stop early at the best validation step"), Fix("weight_decay", "add weight decay"),
+         Fix("dropout_augment", "add dropout or data augmentation"),
+         Fix("smaller_model_more_data", "use a smaller model or more data")),
+        "re-run with weight decay/dropout: validation loss should stop rising"),
+    "insufficient_capacity": CauseSpec(
+        "the model may be too small to fit the data",
+        (Fix("bigger_model", "make the model wider/deeper (look for a too-narrow bottleneck layer)"),
+         Fix("train_longer", "train longer")),
+        "re-run with a 2x wider model: the loss should drop below the plateau"),
+    "optimizer_setup": CauseSpec(
+        "the optimizer may not see all parameters, or its settings stop updates",
+        (Fix("check_param_list", "check the optimizer's parameter list (model.parameters() after every layer is "
+                                 "built)"),
+         Fix("check_step_calls", "check requires_grad flags, per-group LRs and that zero_grad/step are called")),
+        "print the optimizer's parameter names next to model.named_parameters(): the missing ones are the frozen "
+        "layers"),
+    "label_noise": CauseSpec(
+        "mislabelled or corrupt samples give large, unfittable losses",
+        (FIX_SPIKE_BATCHES, Fix("robust_loss", "use label smoothing or a robust loss"),
+         Fix("clip_grads", "clip gradients so single batches cannot derail training")),
+        "look at the samples of the worst batches: wrong labels confirm it", _label_noise_fixes),
+    "numerical_instability": CauseSpec(
+        "an operation overflowed or produced NaN (log(0), division by zero, exp of a large value, fp16 range)",
+        (Fix("stable_ops", "use numerically stable ops (log_softmax/cross_entropy instead of log(softmax), add eps "
+                           "to divisions and logs, no exp of unbounded values)"), Fix("clip_grads", "clip gradients"),
+         Fix("loss_scaler", "in mixed precision use a loss scaler / bf16"),
+         Fix("check_data_nan", "check the data for NaN/Inf")),
+        "re-run with torch.autograd.set_detect_anomaly(True) to find the op producing NaN", _numerical_fixes),
+    "depth_without_skip_connections": CauseSpec(
+        "a deep plain chain multiplies gradients layer after layer",
+        (Fix("skip_connections", "add residual (skip) connections"), FIX_NORM_LAYERS,
+         Fix("fewer_layers", "use fewer layers")),
+        "add skip connections: first-layer gradients should grow by orders of magnitude"),
+    "loss_setup": CauseSpec(
+        "the loss or the model's output is wired wrong: a degenerate target, or an output the loss cannot use",
+        (Fix("check_loss_output", "check the loss against the model's output: cross_entropy needs one logit per "
+                                  "class (over a single output it is 0 whatever the input), and no softmax/sigmoid "
+                                  "before a loss that applies it itself"),
+         Fix("check_targets", "check the targets: a constant or wrongly shaped target gives a constant loss")),
+        "print the model's output shape and a few targets next to the loss value at step 0"),
+}
+CAUSE_IDS = tuple(CAUSE_CATALOGUE)
+
+
+# ---------------------------------------------------------------- evidence shared by symptoms
+def lr_from_update_ratio(s: Scores, ctx: Context, *, boost_high: bool = False, boost_low: bool = False) -> None:
+    """cs231n's update/weight ratio: far above ~1e-3 -> LR too high, far below -> too low."""
+    if ctx.ratio_high and boost_high:
+        s.boost("lr_too_high", 0.9, f"update/weight ratio {ctx.update_ratio:.2g} is far above ~1e-3 (cs231n)")
+    if ctx.ratio_low and boost_low:
+        s.boost("lr_too_low", 0.9, f"update/weight ratio {ctx.update_ratio_max:.2g} (largest layer) is far below "
+                                   "~1e-3 (cs231n)")
+    if ctx.ratio_low:
+        s.damp("lr_too_high", 0.3)
+    if ctx.ratio_high:
+        s.damp("lr_too_low", 0.3)
+
+
+def inputs_unscaled(s: Scores, ctx: Context, value: float = 0.6) -> None:
+    if "unnormalized_inputs" in ctx.found:
+        s.boost("input_scaling", value, "the inputs are not standardised (see unnormalized_inputs)")
+
+
+def weights_symmetric(s: Scores, ctx: Context) -> None:
+    if "symmetric_weights" in ctx.found:
+        s.boost("bad_init", 0.9, "units of a layer are identical: a constant/zero initialisation never breaks symmetry")
+
+
+def loss_setup_evidence(s: Scores, ctx: Context) -> bool:
+    """A loss exactly constant from the first step with zero gradients: the loss or output is wired wrong."""
+    f = ctx.found.get("no_progress")
+    if f is None or not f.facts.get("constant_loss") or not ctx.facts("frozen_layers").get("all_zero_grad"):
+        return False
+    out = ctx.facts("no_progress").get("output_activation")
+    s.boost("loss_setup", 0.95, "the loss is exactly constant from the first step and every gradient is exactly 0: "
+                                "nothing the optimizer does can change it, so the loss/output pairing is degenerate"
+                                + (f" ({out} over a single output unit)" if out else ""))
+    if out:
+        s.boost("activation_choice", 0.8, f"a {out} over a single output unit is constant (1.0): its gradient is 0")
+    for c in ("lr_too_low", "bad_init", "input_scaling", "optimizer_setup"):
+        s.damp(c, 0.2)
+    return True
+
+
+def evidence_for_every_symptom(s: Scores, finding: Finding, ctx: Context) -> None:
+    """Facts that bear on every symptom's causes: the update/weight ratio and the input scale."""
+    lr_from_update_ratio(s, ctx)
+    if finding.symptom != "unnormalized_inputs":
+        inputs_unscaled(s, ctx)
+
+
+def lr_consistency(s: Scores, ctx: Context) -> None:
+    """The LR cannot be both too high and too low: strong evidence for one discounts the other,
+    unless the update/weight ratio itself backs the weaker one."""
+    if s.get("lr_too_high") >= 0.6 and "lr_too_low" in s.score and not ctx.ratio_low:
+        s.damp("lr_too_low", 0.3 if s.get("lr_too_high") >= 0.8 else 0.5)
+    elif s.get("lr_too_low") >= 0.6 and "lr_too_high" in s.score and not ctx.ratio_high:
+        s.damp("lr_too_high", 0.3 if s.get("lr_too_low") >= 0.8 else 0.5)
+    # Both listed only when each has evidence of its own (a reason beyond its prior).
+    if "lr_too_high" in s.score and "lr_too_low" in s.score:
+        high, low = "lr_too_high" in s.why, "lr_too_low" in s.why
+        if not (high and low):
+            if high != low:
+                drop = "lr_too_low" if high else "lr_too_high"
+            else:
+                drop = "lr_too_low" if s.get("lr_too_high") >= s.get("lr_too_low") else "lr_too_high"
+            del s.score[drop]
+
+
+# ---------------------------------------------------------------- ranking, fixes, confirm
+def rank_causes(finding: Finding, spec, ctx: Context) -> list[Cause]:
+    s = Scores(dict(spec.priors))
+    evidence_for_every_symptom(s, finding, ctx)
+    spec.adjust(s, finding, ctx)
+    lr_consistency(s, ctx)
+    ranked = sorted(s.score.items(), key=lambda kv: -kv[1])
+    return [Cause(id=c, confidence=round(min(1.0, v), 2), why=s.why.get(c, CAUSE_CATALOGUE[c].why))
+            for c, v in ranked]
+
+
+def cause_fixes(cause: str, finding: Finding, ctx: Context) -> list[Fix]:
+    """The fixes of ``cause`` that apply to this finding and this model.
+
+    Advice that cannot apply is left out: replacing sigmoid/tanh in a model without them,
+    LeakyReLU against dying units when no unit died, an LR-schedule check for a constant LR,
+    "check the data for NaN/Inf" when nothing was non-finite, spike batches without spikes."""
+    spec = CAUSE_CATALOGUE[cause]
+    return spec.select(spec.fixes, finding, ctx)
+
+
+def fixes_for(finding: Finding, spec, ctx: Context) -> list[Fix]:
+    out, seen = [], set()
+    candidates = list(spec.fixes(finding, ctx))
+    for c in finding.causes:
+        if c.confidence >= 0.15:
+            candidates += cause_fixes(c.id, finding, ctx)
+    for fix in candidates:
+        if fix.id not in seen:
+            seen.add(fix.id)
+            out.append(fix)
+    return out
+
+
+def attach(finding: Finding, ctx: Context, spec=None) -> Finding:
+    """Rank ``finding``'s causes and pick its fixes and confirming experiment (``spec``: its symptom's spec)."""
+    if spec is None:
+        from .registry import SPECS
+        spec = SPECS[finding.symptom]
+    finding.causes = rank_causes(finding, spec, ctx)
+    finding.fixes = fixes_for(finding, spec, ctx)
     if finding.causes:
-        finding.confirm = CONFIRM[finding.causes[0].id].format(what=SYMPTOM_WORDS[finding.symptom])
+        finding.confirm = CAUSE_CATALOGUE[finding.causes[0].id].confirm.format(what=spec.word)
     return finding
+
+
+def training_stalled(s: Scores, ctx: Context) -> None:
+    """A loss that stopped moving: what the other findings say about why."""
+    weights_symmetric(s, ctx)
+    frozen = ctx.facts("frozen_layers")
+    if frozen.get("zero_grad") and "symmetric_weights" in ctx.found:
+        s.boost("bad_init", 0.95, "zero gradients reach the first layer and its units are identical")
+    if frozen.get("no_update") and "vanishing_gradients" not in ctx.found:
+        s.boost("optimizer_setup", 0.8, "some parameters have gradients but are never updated")
+    if "dead_units" in ctx.found:
+        start = ctx.facts("dead_units").get("dead_from_start")
+        s.boost("bad_init" if start else "lr_too_high", 0.8,
+                "most ReLU units are dead " + ("from the first record (initialisation)" if start
+                                               else "after training started"))
+    if "vanishing_gradients" in ctx.found:
+        s.boost("activation_choice" if ctx.has_bounded_acts else "depth_without_skip_connections", 0.8,
+                "gradients vanish before they reach the first layers")
+    if "saturated_activations" in ctx.found:
+        s.boost("bad_init", 0.75, "sigmoid/tanh units are saturated, so almost no gradient flows")
+    if ctx.output_activation in ("Softmax", "Softmin", "ReLU", "ReLU6"):
+        s.boost("activation_choice", 0.85, f"the model's output goes through a {ctx.output_activation}: the loss "
+                                           "gets squashed or clipped scores instead of logits")

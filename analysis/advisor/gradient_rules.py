@@ -192,6 +192,10 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
               + ("..." if len(involved) > 4 else ""),
         first_step=int(steps_all[0]), last_step=int(steps_all[-1]),
         layers=[layers[j] for j in involved], evidence=evidence,
+        facts={"no_update": bool(groups["no_update"]), "zero_grad": bool(groups["zero_grad"]),
+               "no_grad": bool(groups["no_grad"]),
+               # every parameter that has a gradient gets exactly zero: nothing in the model can learn
+               "all_zero_grad": bool(groups["zero_grad"]) and len(groups["zero_grad"]) + len(groups["no_grad"]) == len(layers)},
     )
 
 

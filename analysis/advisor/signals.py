@@ -83,3 +83,8 @@ def _first_and_last_snapshots(run):
         return first
     return type(first)(np.concatenate([first.steps, last.steps]), np.concatenate([first.data, last.data]),
                        first.layers, first.shapes)
+
+
+def main_loss(sig: Signals):
+    """(name, steps, values) of the loss the curve rules judge: the training loss, else the validation loss."""
+    return sig.train_loss or sig.val_loss

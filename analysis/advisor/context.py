@@ -1,0 +1,162 @@
+"""What the cause ranking knows about a run besides the findings themselves.
+
+``Context`` holds the run's facts (model layout, LR history, update/weight ratio, input
+statistics) and the findings found so far (``found``: symptom id -> Finding). Detectors read
+it (e.g. the first non-finite step, to cut tables there) and the per-symptom cause adjusters
+read it together with the findings' structured ``facts``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from trainspect.recorder.format import SYS_INPUT_MAX, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_LR
+
+from ..labels import LayerLabels
+from .activation_rules import BOUNDED_TYPES, RELU_TYPES
+from .functional_acts import PREACT_TYPES
+from .series import finite_prefix, head_level, tail_level
+from .signals import NORM_TYPES, Signals
+
+# cs231n: update/weight ratio ~1e-3. Healthy runs of the suite: 2e-3..9e-3 (median over
+# weight matrices); LR too high: 1.6e-2..1.9e-2; LR too low: the most-updated layer <= 1.1e-5.
+RATIO_HIGH = 1e-2     # median over weight matrices above this: evidence for lr_too_high
+RATIO_LOW = 3e-5      # even the most-updated weight matrix below this: evidence for lr_too_low
+MIN_LOSS_POINTS = 20  # fewer training-loss points: the loss rules say nothing
+
+
+
+@dataclass
+class Context:
+    sig: Signals = field(default_factory=Signals)
+    label: object = str                     # layer name -> words ("0.weight (Linear)")
+    found: dict = field(default_factory=dict)   # symptom id -> Finding, in detection order
+    optimizer: str = ""
+    has_bounded_acts: bool = False          # sigmoid/tanh family in the model
+    has_relu: bool = False
+    has_norm_layers: bool = False           # BatchNorm/LayerNorm/GroupNorm...
+    n_weight_layers: int = 0
+    token_model: bool = False               # Embedding first: input statistics are token ids
+    nan_step: int | None = None             # first step with a non-finite value (set by nan_inf)
+    update_ratio: float | None = None       # median update/weight ratio of weight matrices (before any NaN)
+    update_ratio_max: float | None = None   # the most-updated weight matrix (vanishing gradients leave it normal)
+    lr_steps: np.ndarray | None = None      # LR of param group 0 (finite, > 0)
+    lr_values: np.ndarray | None = None
+    train_loss_near_zero: bool = False      # training loss ends < 1 % of its initial level
+    input_outliers: bool = False            # recorded input max far above its usual level
+    degenerate_inputs: bool = False         # most input batches are constant (std 0): batch 1, all-ones rows
+    output_activation: str = ""             # activation module after the last weight layer ("ReLU", "Softmax")
+    n_outputs: int | None = None            # output units of the last weight matrix
+
+    @property
+    def symptoms(self) -> set:
+        return set(self.found)
+
+    @property
+    def ratio_high(self) -> bool:
+        return self.update_ratio is not None and self.update_ratio > RATIO_HIGH
+
+    @property
+    def ratio_low(self) -> bool:
+        return self.update_ratio_max is not None and self.update_ratio_max < RATIO_LOW
+
+    @property
+    def deep(self) -> bool:
+        return self.n_weight_layers >= 6
+
+    def facts(self, symptom: str) -> dict:
+        """The structured facts of the finding of ``symptom`` ({} when it was not found)."""
+        f = self.found.get(symptom)
+        return f.facts if f is not None else {}
+
+    # ---------------------------------------------------------------- LR history
+    @property
+    def lr_drop(self) -> float | None:
+        """First LR / last LR (None without an LR series)."""
+        if self.lr_values is None or len(self.lr_values) < 2:
+            return None
+        return float(self.lr_values[0] / self.lr_values[-1])
+
+    @property
+    def lr_drop_step(self) -> int | None:
+        """First step where the LR is below a tenth of its first value."""
+        if self.lr_values is None or len(self.lr_values) < 2:
+            return None
+        drop = np.flatnonzero(self.lr_values < self.lr_values[0] / 10)
+        return int(self.lr_steps[drop[0]]) if drop.size else None
+
+    @property
+    def lr_constant(self) -> bool:
+        v = self.lr_values
+        return v is None or len(v) < 2 or float(v.max()) <= 1.01 * float(v.min())
+
+    def lr_rise_before(self, step: int, factor: float = 2.0):
+        """(first LR, LR at ``step``, step it first exceeded ``factor`` x the first) if the LR rose, else None.
+
+        A warm-up or a schedule that raised the LR before ``step``."""
+        if self.lr_values is None or len(self.lr_values) < 2:
+            return None
+        keep = self.lr_steps <= step
+        if keep.sum() < 2:
+            return None
+        v, s = self.lr_values[keep], self.lr_steps[keep]
+        first = float(v[0])
+        up = np.flatnonzero(v > factor * first)
+        if not up.size:
+            return None
+        return first, float(v[-1]), int(s[up[0]])
+
+
+def build_context(sig: Signals) -> Context:
+    """Facts of the run that need no finding: model layout, LR history, losses, input statistics."""
+    types = [m.type for m in sig.modules]
+    ctx = Context(sig=sig, label=LayerLabels(sig.modules, sig.params),
+                  optimizer=str((sig.meta.get("optimizer") or {}).get("type", "")))
+    ctx.has_bounded_acts = any(t in BOUNDED_TYPES for t in types)
+    ctx.has_relu = any(t in RELU_TYPES for t in types)
+    ctx.has_norm_layers = any(t in NORM_TYPES for t in types)
+    ctx.n_weight_layers = sum(len(p.shape) >= 2 for p in sig.params)
+    ctx.token_model = bool(types) and types[0] in {"Embedding", "EmbeddingBag"}
+    ctx.output_activation = _output_activation([m.name for m in sig.modules], types)
+    weights = [p for p in sig.params if len(p.shape) >= 2]
+    ctx.n_outputs = int(weights[-1].shape[0]) if weights else None
+    lr = sig.scalars.get(SYS_LR)
+    if lr is not None:
+        s, v = lr
+        ok = np.isfinite(v) & (v > 0)
+        ctx.lr_steps, ctx.lr_values = np.asarray(s)[ok], np.asarray(v, dtype=np.float64)[ok]
+    if sig.train_loss is not None:
+        _, s, v = sig.train_loss
+        s, v = finite_prefix(s, v)
+        if len(v) >= MIN_LOSS_POINTS:
+            init, end = head_level(v), tail_level(v)
+            ctx.train_loss_near_zero = init > 0 and end < 0.01 * init
+    hi = sig.scalars.get(SYS_INPUT_MAX)
+    if hi is not None and len(hi[1]) >= 5:
+        h = np.abs(hi[1][np.isfinite(hi[1])])
+        ctx.input_outliers = bool(h.size and h.max() > 10 * max(np.median(h), 1e-12))
+    if SYS_INPUT_STD in sig.scalars and SYS_INPUT_MEAN in sig.scalars:
+        sd = sig.scalars[SYS_INPUT_STD][1]
+        sd = sd[np.isfinite(sd)]
+        ctx.degenerate_inputs = bool(sd.size and np.mean(sd == 0) >= 0.5)
+    return ctx
+
+
+# A probability-style output module is an output wherever it is registered; a ReLU/Tanh module
+# is often registered once at the end and used between layers, so it counts as the output only
+# in an nn.Sequential (index names: registration order is the forward order).
+OUTPUT_ACTIVATIONS = {"Softmax", "Sigmoid", "LogSoftmax", "Softmin"}
+SEQUENTIAL_OUTPUT_ACTIVATIONS = OUTPUT_ACTIVATIONS | {"ReLU", "ReLU6", "Tanh", "Hardtanh"}
+
+
+def _output_activation(names, types) -> str:
+    """The activation module applied to the model's output (after its last weight layer), or ""."""
+    sequential = bool(names) and all(n.split(".")[-1].isdigit() for n in names)
+    allowed = SEQUENTIAL_OUTPUT_ACTIVATIONS if sequential else OUTPUT_ACTIVATIONS
+    for t in reversed(types):
+        if t in allowed:
+            return t
+        if t in PREACT_TYPES or not sequential:
+            return ""
+    return ""

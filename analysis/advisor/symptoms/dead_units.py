@@ -1,0 +1,50 @@
+"""``dead_units``: ReLU layers where most units output 0 for every sample of a batch."""
+from __future__ import annotations
+
+from .. import activation_rules, functional_acts
+from ..causes import lr_from_update_ratio, weights_symmetric
+from ..spec import SymptomSpec
+from ._cut import types_of
+
+
+def detect(sig, ctx):
+    d = sig.layer.get("act_dead_frac")
+    if d is None or ctx.degenerate_inputs:       # a constant input batch kills units by itself: no evidence
+        return None
+    mods = d.layers
+    types = types_of(sig, mods)
+    f = activation_rules.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, types, label=ctx.label)
+    if f is None:   # activations applied as functions: judge the Linear/Conv pre-activations
+        f = functional_acts.detect_dead_behind_functions(d.steps, d, mods, types, label=ctx.label)
+        ctx.has_relu = ctx.has_relu or f is not None
+    return f
+
+
+def adjust(s, f, ctx):
+    lr_from_update_ratio(s, ctx, boost_high=True)
+    weights_symmetric(s, ctx)
+    if ctx.output_activation in ("ReLU", "ReLU6"):
+        s.boost("activation_choice", 0.9, "the model's output goes through a ReLU: negative scores are clipped to 0 "
+                                          "and pass no gradient")
+    if f.facts.get("dead_from_start"):
+        s.boost("bad_init", 0.85, "the units were dead from the first record: initialisation (e.g. negative biases)")
+        s.damp("lr_too_high", 0.3)     # dead before any large update was made
+    elif ctx.update_ratio is not None and not ctx.ratio_high:
+        s.boost("activation_choice", 0.7, f"units died during training with a normal update/weight ratio "
+                                          f"({ctx.update_ratio:.2g}): ReLUs die where LeakyReLU/GELU would not")
+    else:
+        s.boost("lr_too_high", max(s.get("lr_too_high"), 0.6), "units died during training: large updates pushed "
+                                                               "them into the negative region")
+
+
+SPEC = SymptomSpec(
+    id="dead_units",
+    looks_at="`act_dead_frac`, `act_frac_nonpos` of ReLU modules (or of Linear/Conv outputs before a functional "
+             "F.relu); skipped when the input batches are constant",
+    fires_when=">= 50 % units dead for a whole batch, or >= 70 % outputs <= 0 (DeepDiagnosis, ICSE'22) with "
+               ">= 25 % dead",
+    detect=detect,
+    priors={"lr_too_high": 0.4, "bad_init": 0.3, "activation_choice": 0.3},
+    word="dead units",
+    adjust=adjust,
+)

@@ -1,0 +1,52 @@
+"""``frozen_layers``: parameters that never change (no update, or exactly zero gradient, or none)."""
+from __future__ import annotations
+
+from .. import gradient_rules
+from ..causes import weights_symmetric
+from ..spec import SymptomSpec
+
+
+def detect(sig, ctx):
+    g, u = sig.layer.get("grad_norm"), sig.layer.get("update_norm")
+    if g is None and u is None:
+        return None
+    layers = (g if g is not None else u).layers
+    return gradient_rules.detect_frozen(g.steps if g is not None else None, g, u.steps if u is not None else None, u,
+                                        layers, label=ctx.label)
+
+
+def adjust(s, f, ctx):
+    weights_symmetric(s, ctx)
+    zero, no_update = f.facts.get("zero_grad"), f.facts.get("no_update")
+    if zero and not no_update:
+        s.damp("optimizer_setup", 0.2)     # the optimizer cannot make a gradient exactly zero
+    if no_update and not zero and "vanishing_gradients" not in ctx.found:
+        s.damp("bad_init", 0.3)            # gradients arrive, the optimizer does not use them
+        s.damp("activation_choice", 0.3)
+    if "vanishing_gradients" in ctx.found:
+        s.damp("optimizer_setup", 0.2)     # the updates exist but are too small to change float32 weights
+        s.boost("activation_choice" if ctx.has_bounded_acts else "depth_without_skip_connections", 0.95,
+                "gradients vanish: updates too small to change the float32 weights")
+    elif no_update:
+        s.boost("optimizer_setup", 0.9, "the parameters have gradients but the optimizer never changes them")
+    elif zero and "symmetric_weights" in ctx.found:
+        s.boost("bad_init", 0.9, "no gradient flows through identical (constant/zero) weights")
+    elif zero and "dead_units" in ctx.found:
+        start = ctx.facts("dead_units").get("dead_from_start")
+        s.boost("bad_init" if start else "activation_choice", 0.7,
+                "dead ReLUs pass no gradient" + (" (dead from the first record)" if start else ""))
+    elif f.facts.get("all_zero_grad") and ctx.facts("no_progress").get("constant_loss"):
+        s.boost("loss_setup", 0.9, "every gradient is exactly 0 and the loss never changes: the loss does not "
+                                   "depend on the parameters (degenerate loss/output pairing)")
+
+
+SPEC = SymptomSpec(
+    id="frozen_layers",
+    looks_at="`grad_norm`, `update_norm` per parameter",
+    fires_when="gradient but `update_norm == 0` always, or gradient exactly 0 always (warning); no gradient at all "
+               "(info: may be an intended frozen backbone)",
+    detect=detect,
+    priors={"optimizer_setup": 0.6, "bad_init": 0.3, "activation_choice": 0.1},
+    word="frozen layers",
+    adjust=adjust,
+)

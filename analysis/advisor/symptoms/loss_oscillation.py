@@ -1,0 +1,35 @@
+"""``loss_oscillation``: after real progress the loss level keeps sitting well above its best."""
+from __future__ import annotations
+
+from .. import loss_rules
+from ..causes import inputs_unscaled, lr_from_update_ratio
+from ..context import MIN_LOSS_POINTS
+from ..signals import main_loss
+from ..spec import SymptomSpec
+
+
+def detect(sig, ctx):
+    main = main_loss(sig)
+    if main is None:
+        return None
+    name, s, v = main
+    return loss_rules.detect_oscillation(s, v, series=name, min_points=MIN_LOSS_POINTS)
+
+
+def adjust(s, f, ctx):
+    lr_from_update_ratio(s, ctx, boost_high=True)
+    inputs_unscaled(s, ctx, 0.75)
+    if ctx.has_norm_layers:
+        s.damp("missing_normalization", 0.3)
+
+
+SPEC = SymptomSpec(
+    id="loss_oscillation",
+    looks_at="training loss, smoothed",
+    fires_when="after >= 20 % progress, at least half the points sit above the best-so-far by > 15 % of that best "
+               "(`swing`) and > 1.5 % of the initial level (`min_height`), coming back down >= 2 times",
+    detect=detect,
+    priors={"lr_too_high": 0.6, "input_scaling": 0.2, "missing_normalization": 0.2, "label_noise": 0.1},
+    word="oscillation",
+    adjust=adjust,
+)

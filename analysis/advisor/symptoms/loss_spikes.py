@@ -1,0 +1,54 @@
+"""``loss_spikes``: isolated points far above the recent level that the curve comes back from."""
+from __future__ import annotations
+
+import numpy as np
+
+from trainspect.recorder.format import SYS_GRAD_NORM
+
+from .. import gradient_rules, loss_rules
+from ..causes import lr_from_update_ratio
+from ..context import MIN_LOSS_POINTS
+from ..signals import main_loss
+from ..spec import SymptomSpec
+
+
+def detect(sig, ctx):
+    main = main_loss(sig)
+    if main is None:
+        return None
+    name, s, v = main
+    f = loss_rules.detect_spikes(s, v, series=name, min_points=MIN_LOSS_POINTS)
+    if f is None:
+        return None
+    idx = np.searchsorted(s, f.evidence[0].steps)
+    nxt = np.clip(idx + 1, 0, len(v) - 1)
+    f.facts["isolated"] = bool(np.all(v[nxt] < 0.5 * v[idx]))     # each spike lasts a single point
+    total = sig.scalars.get(SYS_GRAD_NORM)
+    if total is not None:
+        ev = gradient_rules.grad_spike_evidence(f.evidence[0].steps, *total)
+        if ev is not None:
+            f.evidence.append(ev)
+    return f
+
+
+def adjust(s, f, ctx):
+    lr_from_update_ratio(s, ctx, boost_high=True)
+    if "loss_oscillation" in ctx.found or "divergence" in ctx.found:
+        s.boost("lr_too_high", 0.8, "the spikes come with oscillation/divergence of the loss level")
+    elif ctx.input_outliers:
+        s.boost("input_scaling", 0.8, "the recorded inputs had outlier batches")
+    elif f.facts.get("isolated") and not ctx.ratio_high:
+        s.boost("label_noise", 0.7, "each spike is a single batch the model recovers from at once: bad or "
+                                    "mislabelled samples rather than an unstable optimiser")
+
+
+SPEC = SymptomSpec(
+    id="loss_spikes",
+    looks_at="training loss, raw; `sys/grad_norm` at the same steps (ZClip z-score, evidence only)",
+    fires_when="point > 3x the 90th percentile of the previous 20 points and > 0.5x initial level above it, back "
+               "within 3 points (Megatron-style \"loss far above recent level\"); 1 spike = info",
+    detect=detect,
+    priors={"lr_too_high": 0.4, "label_noise": 0.35, "input_scaling": 0.25, "numerical_instability": 0.2},
+    word="spikes",
+    adjust=adjust,
+)

@@ -1,0 +1,97 @@
+"""``nan_inf``: the first NaN/Inf anywhere, and whether growth (its precursor) or a first forward led to it."""
+from __future__ import annotations
+
+import numpy as np
+
+from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_NONFINITE_GRADS
+
+from .. import nan_rules
+from ..causes import inputs_unscaled, lr_from_update_ratio
+from ...findings import Fix
+from ..spec import SymptomSpec
+
+LAYER_STATS = ("grad_nonfinite", "weight_norm", "act_mean", "act_absmax")
+
+
+def detect(sig, ctx):
+    scalars = {}
+    for role in (sig.train_loss, sig.val_loss):
+        if role is not None:
+            scalars[role[0]] = (role[1], role[2])
+    for name in (SYS_GRAD_NORM, SYS_NONFINITE_GRADS, SYS_INPUT_MEAN, SYS_INPUT_STD):
+        if name in sig.scalars:
+            scalars[name] = sig.scalars[name]
+    f = nan_rules.detect_nan_inf(scalars, {k: sig.layer[k] for k in LAYER_STATS if k in sig.layer}, label=ctx.label)
+    if f is None:
+        return None
+    ctx.nan_step = f.first_step
+    f.facts["first_record"] = _at_first_record(sig, f.first_step)
+    f.facts["input_nonfinite"] = any(e.series in (SYS_INPUT_MEAN, SYS_INPUT_STD) for e in f.evidence)
+    f.facts["calm_before"] = calm_before(sig, f.first_step)
+    return f
+
+
+def _at_first_record(sig, step) -> bool:
+    """The very first forward/backward was already non-finite: no optimizer update had happened."""
+    starts = [int(v[1][0]) for v in (sig.train_loss, sig.val_loss) if v is not None and len(v[1])]
+    starts += [int(s[0]) for s, _ in sig.scalars.values() if len(s)]
+    return bool(starts) and step <= min(starts)
+
+
+def adjust(s, f, ctx):
+    lr_from_update_ratio(s, ctx, boost_high=True)
+    inputs_unscaled(s, ctx, 0.75)
+    if f.facts.get("input_nonfinite"):
+        s.boost("numerical_instability", 0.9, "the model's input itself was non-finite: the data holds NaN/Inf")
+        s.damp("lr_too_high", 0.2)
+    elif f.facts.get("first_record"):
+        s.boost("numerical_instability", 0.9, "already non-finite at the first record, before any update: an "
+                                              "overflow in the forward pass (e.g. stacked exp), not the LR")
+        s.damp("lr_too_high", 0.2)
+        s.damp("bad_init", 0.5)
+    elif f.precursor is not None:
+        growth = f.facts
+        if growth.get("lr_rose"):
+            first, at, step = growth["lr_rose"]
+            s.boost("lr_too_high", 0.9, f"the growth began after the LR rose from {first:.3g} to {at:.3g} "
+                                        f"(from step {step}: a warm-up or schedule)")
+        elif growth.get("growth_from_start") and ctx.lr_constant and not ctx.ratio_high:
+            s.boost("bad_init", 0.85, "the growth started at the first steps with a constant LR: the initial "
+                                      "weights amplify the signal")
+            s.damp("lr_too_high", 0.5)
+        else:
+            s.boost("lr_too_high", 0.85, f"{f.precursor.summary} before it became non-finite, after a calm start "
+                                         "with the same LR")
+    elif f.facts.get("calm_before"):
+        s.boost("numerical_instability", 0.7, "the values were unremarkable right before: a sudden overflow "
+                                              "(log(0), division, fp16) rather than a slow divergence")
+
+
+def calm_before(sig, step) -> bool:
+    """The global gradient norm was unremarkable right before the first non-finite step."""
+    total = sig.scalars.get(SYS_GRAD_NORM)
+    if total is None:
+        return False
+    s, v = total
+    v = v[(s < step) & np.isfinite(v)]
+    return bool(v.size >= 3 and np.max(v[-3:]) <= 10 * np.median(v[: max(3, v.size // 10)]))
+
+
+def fixes(f, ctx):
+    if f.facts.get("input_nonfinite"):
+        return [Fix("check_data_nan", "check the data for NaN/Inf: the model's input was non-finite")]
+    return []
+
+
+SPEC = SymptomSpec(
+    id="nan_inf",
+    looks_at="losses, `sys/grad_norm`, `sys/nonfinite_grads`, `sys/input_*`, per-layer `grad_nonfinite`, "
+             "`weight_norm`, `act_*`",
+    fires_when="first NaN/Inf anywhere; reports the first step and the first layer in model order, and the growth "
+               "that led to it (its precursor finding: exploding gradients or divergence)",
+    detect=detect,
+    priors={"lr_too_high": 0.5, "numerical_instability": 0.4, "input_scaling": 0.2, "bad_init": 0.1},
+    word="NaN",
+    adjust=adjust,
+    fixes=fixes,
+)

@@ -1,0 +1,33 @@
+"""``saturated_activations``: sigmoid/tanh-family outputs sitting at their bounds."""
+from __future__ import annotations
+
+from .. import activation_rules
+from ..causes import inputs_unscaled, lr_from_update_ratio
+from ..spec import SymptomSpec
+from ._cut import types_of
+
+
+def detect(sig, ctx):
+    v = sig.layer.get("act_frac_saturated")
+    if v is None or ctx.degenerate_inputs:
+        return None
+    return activation_rules.detect_saturation(v.steps, v, v.layers, types_of(sig, v.layers), label=ctx.label)
+
+
+def adjust(s, f, ctx):
+    lr_from_update_ratio(s, ctx)
+    inputs_unscaled(s, ctx, 0.75)
+    if "unnormalized_inputs" not in ctx.found:
+        s.boost("bad_init", 0.8, "inputs are standardised, so the weights are too large for sigmoid/tanh")
+
+
+SPEC = SymptomSpec(
+    id="saturated_activations",
+    looks_at="`act_frac_saturated` of sigmoid/tanh-family modules",
+    fires_when="> 50 % of outputs within 1 % of a bound, i.e. pre-activation beyond about +-5 (DeepDiagnosis)",
+    detect=detect,
+    priors={"bad_init": 0.4, "input_scaling": 0.3, "activation_choice": 0.3, "missing_normalization": 0.2,
+            "lr_too_high": 0.1},
+    word="saturation",
+    adjust=adjust,
+)

@@ -1,0 +1,39 @@
+"""``vanishing_gradients``: the first layer's gradient is tiny against the last layer's."""
+from __future__ import annotations
+
+from .. import gradient_rules
+from ..causes import weights_symmetric
+from ..spec import SymptomSpec
+from ._cut import rows_before, shapes_of
+
+
+def detect(sig, ctx):
+    gt = sig.layer.get("grad_norm")
+    if gt is None:
+        return None
+    cut = rows_before(gt.steps, ctx.nan_step)
+    shapes, numel = shapes_of(sig, gt.layers)
+    return gradient_rules.detect_vanishing(gt.steps[:cut], gt.head(cut), gt.layers, shapes, numel, label=ctx.label)
+
+
+def adjust(s, f, ctx):
+    weights_symmetric(s, ctx)
+    if ctx.has_bounded_acts:
+        s.boost("activation_choice", 0.8, "sigmoid/tanh derivatives (<= 0.25 / 1) shrink the gradient at every layer")
+    if ctx.deep:
+        s.boost("depth_without_skip_connections", max(s.get("depth_without_skip_connections"), 0.7),
+                f"{ctx.n_weight_layers} weight layers in a chain")
+    if ctx.has_norm_layers:
+        s.damp("missing_normalization", 0.3)
+
+
+SPEC = SymptomSpec(
+    id="vanishing_gradients",
+    looks_at="per-layer `grad_norm`, first vs last weight matrix",
+    fires_when="per-element ratio < 1e-3 and first-layer norm < 1e-4 in >= half the run (AutoTrainer, ICSE'21)",
+    detect=detect,
+    priors={"depth_without_skip_connections": 0.4, "activation_choice": 0.35, "bad_init": 0.25,
+            "missing_normalization": 0.2},
+    word="vanishing gradient",
+    adjust=adjust,
+)
