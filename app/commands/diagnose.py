@@ -17,7 +17,7 @@ from ..present import text_lines
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("run", metavar="RUN", help="run file (.h5), finished, crashed or live")
+    parser.add_argument("run", metavar="RUN", help="run file (.h5), finished, crashed or live; or a TensorBoard log directory or event file")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
 
 
@@ -52,8 +52,10 @@ EXIT_HEALTHY, EXIT_WARNINGS, EXIT_UNREADABLE, EXIT_DEAD = 0, 1, 2, 3
 
 
 def run(args) -> int:
+    from ..run_paths import run_file
+
     try:
-        with open_run(args.run) as r:
+        with open_run(run_file(args.run)) as r:
             dead = RunState(r.status().state).dead
             findings = diagnose(r)
             out = json.dumps(to_json(r, findings), indent=1) if args.json else to_text(r, findings)

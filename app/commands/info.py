@@ -6,7 +6,7 @@ import time
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5), or directories holding them")
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5), directories holding them, or TensorBoard logs")
 
 
 def _size(n: int) -> str:
@@ -77,18 +77,19 @@ def summarize(run) -> str:
 def run(args) -> int:
     from trainspect.analysis import RunFileError, open_run
 
-    from ..run_paths import expand_runs
+    from ..run_paths import expand_runs, run_file
 
     paths = expand_runs(args.runs)
     if not paths:
-        print("trainspect info: no run files (*.h5) in " + ", ".join(args.runs), file=sys.stderr)
+        print("trainspect info: no run files (*.h5) or TensorBoard logs in " + ", ".join(args.runs),
+              file=sys.stderr)
         return 2
     code = 0
     for i, path in enumerate(paths):
         if i:
             print()
         try:
-            with open_run(path) as r:
+            with open_run(run_file(path)) as r:
                 print(summarize(r))
         except RunFileError as exc:
             print(f"trainspect info: {exc}", file=sys.stderr)

@@ -9,7 +9,7 @@ DEFAULT_SIZE = (1600, 1000)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("runs", nargs="*", help="run files (.h5) to open, or directories holding them")
+    parser.add_argument("runs", nargs="*", help="run files (.h5) to open, directories holding them, or TensorBoard logs")
     parser.add_argument("--screenshot", metavar="PATH", help="render the window to a PNG offscreen and exit")
     parser.add_argument("--size", default=None, metavar="WxH",
                         help="window size (default: the remembered one; 1600x1000 for --screenshot)")
@@ -28,12 +28,22 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
-    from ..run_paths import expand_runs
+    from trainspect.analysis import RunFileError
+
+    from ..run_paths import expand_runs, run_file
 
     given = args.runs
-    args.runs = expand_runs(given)
-    if given and not args.runs:
-        print("trainspect open: no run files (*.h5) in " + ", ".join(given), file=sys.stderr)
+    expanded = expand_runs(given)
+    if given and not expanded:
+        print("trainspect open: no run files (*.h5) or TensorBoard logs in " + ", ".join(given), file=sys.stderr)
+        return 2
+    args.runs = []
+    for path in expanded:
+        try:
+            args.runs.append(run_file(path))
+        except RunFileError as exc:
+            print(f"trainspect open: {exc}", file=sys.stderr)
+    if expanded and not args.runs:
         return 2
     size = parse_size(args.size) if args.size else None
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):

@@ -10,7 +10,7 @@ import sys
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5); several runs get a side-by-side comparison")
+    parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5) or TensorBoard logs; several runs get a side-by-side comparison")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="report file: .html (self-contained) or .pdf")
     parser.add_argument("--title", help="report title (default: the run names)")
@@ -37,8 +37,13 @@ def run(args) -> int:
             print("trainspect report: PDF output needs the app extra: pip install 'trainspect[app]' "
                   "(or write .html)", file=sys.stderr)
             return 2
+    from ..run_paths import expand_runs, run_file
+
     try:
-        path = export_report(args.runs, args.output, progress=None if args.quiet else print_progress, title=args.title)
+        runs = [run_file(p) for p in expand_runs(args.runs)]
+        if not runs:
+            raise RunFileError("no run files (*.h5) or TensorBoard logs in " + ", ".join(args.runs))
+        path = export_report(runs, args.output, progress=None if args.quiet else print_progress, title=args.title)
     except RunFileError as exc:
         print(f"trainspect report: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,95 @@
+"""TensorBoard logs wherever a run file is expected (``open``, ``diagnose``, ``report``, ``info``).
+
+An event file, or a directory holding event files, is converted once by the importer
+(``trainspect import``) into a run file in a cache directory (``$TRAINSPECT_CACHE_DIR``, else
+``$XDG_CACHE_HOME/trainspect/tensorboard``, else ``~/.cache/...``), never next to the logs:
+a log directory may be read-only or shared, and TensorBoard's own view of it stays untouched.
+The cache key is the source's absolute path plus each event file's size and mtime, so logs
+that grew (a live run) are converted again and an unchanged one opens at once.
+
+As in TensorBoard, each directory that holds event files is one run: ``lightning_logs/`` gives
+``version_0``, ``version_1``, ...
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from trainspect.recorder.format import RunFileError
+from trainspect.recorder.importers.tfevents import EventFileError, event_files
+
+CACHE_ENV = "TRAINSPECT_CACHE_DIR"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "trainspect" / "tensorboard"
+
+
+def _is_event_file(path: Path) -> bool:
+    return "tfevents" in path.name and path.is_file()
+
+
+def is_tensorboard(path) -> bool:
+    """An event file, or a directory with event files in it or below it."""
+    p = Path(path)
+    if p.is_file():
+        return _is_event_file(p)
+    return p.is_dir() and any(_is_event_file(f) for f in p.rglob("*tfevents*"))
+
+
+def run_dirs(directory) -> list[Path]:
+    """The TensorBoard runs under ``directory``: each folder that directly holds event files."""
+    return sorted({f.parent for f in Path(directory).rglob("*tfevents*") if f.is_file()})
+
+
+def _cache_path(src: Path, files: list[Path]) -> tuple[Path, str]:
+    source = src.resolve()
+    name = _UNSAFE.sub("_", (source.name if source.is_dir() else source.parent.name) or "tensorboard")
+    src_id = hashlib.sha1(str(source).encode()).hexdigest()[:10]
+    stats = "\n".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    version = hashlib.sha1(stats.encode()).hexdigest()[:10]
+    prefix = f"{name}-{src_id}-"
+    return cache_dir() / f"{prefix}{version}.h5", prefix
+
+
+def as_run_file(path, say=None) -> str:
+    """``path`` itself, or for TensorBoard logs the cached run file converted from them.
+
+    ``say(text)`` hears about a conversion (it can take seconds for millions of points).
+    Logs that cannot be read raise ``RunFileError`` naming the source and the problem.
+    """
+    src = Path(path)
+    if not is_tensorboard(src):
+        return str(path)
+    from trainspect.recorder.importers import convert
+
+    if src.is_dir() and len(run_dirs(src)) > 1:
+        names = ", ".join(str(d.relative_to(src)) for d in run_dirs(src)[:5])
+        raise RunFileError(f"{src} holds {len(run_dirs(src))} TensorBoard runs ({names}, ...): name one of them")
+    try:
+        files = event_files(src)
+        dst, prefix = _cache_path(src, files)
+        if dst.is_file():
+            return str(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if say is not None:
+            say(f"reading TensorBoard logs {src} into {dst}")
+        partial = dst.with_name(f".{dst.stem}.{os.getpid()}.partial.h5")
+        try:
+            convert(src, partial, fmt="tensorboard")
+            os.replace(partial, dst)     # readers never see a half-written cache entry
+        finally:
+            if partial.exists():
+                partial.unlink()
+    except (EventFileError, ValueError, OSError) as exc:
+        raise RunFileError(f"{src}: cannot read these TensorBoard logs: {exc}") from exc
+    for old in dst.parent.glob(f"{prefix}*.h5"):   # earlier versions of the same logs
+        if old != dst:
+            old.unlink(missing_ok=True)
+    return str(dst)
