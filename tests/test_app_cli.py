@@ -34,15 +34,19 @@ def test_open_rejects_bad_size(tmp_path):
 
 
 INTERACTIVE = """
-import sys
+import sys, time
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from trainspect.app.cli import main
 from trainspect.app.gui.main_window import MainWindow, ensure_app
 
 seen = {}
+deadline = time.monotonic() + 60
 def inspect_and_quit():
     windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    if (not windows or not windows[0].runs.runs()) and time.monotonic() < deadline:
+        QTimer.singleShot(20, inspect_and_quit)   # the run opens on a background thread
+        return
     seen["runs"] = [e.name for w in windows for e in w.runs.runs()]
     seen["title"] = windows[0].windowTitle() if windows else ""
     for w in windows:

@@ -13,6 +13,7 @@ from trainspect.analysis import open_run  # noqa: E402
 from trainspect.app.gui.main_window import MainWindow  # noqa: E402
 from trainspect.app.gui.settings import make_settings  # noqa: E402
 from trainspect.recorder.h5file import RunFileWriter  # noqa: E402
+from tests.gui_helpers import open_runs  # noqa: E402
 from tests.fixtures_runs import make_run  # noqa: E402
 
 
@@ -41,7 +42,7 @@ def test_scalars_only_run_reads_as_no_layer_records(tmp_path):
 
 def test_scalars_only_run_says_what_is_missing_in_layer_tabs(window, tmp_path, qtbot):
     path = make_run(tmp_path / "scalars.h5", n_steps=200, n_layers=0)
-    window.open_paths([path])
+    open_runs(window, [path])
     for panel in (window.heatmap, window.distributions):
         window.tabs.setCurrentWidget(panel)
         qtbot.wait(30)
@@ -49,7 +50,7 @@ def test_scalars_only_run_says_what_is_missing_in_layer_tabs(window, tmp_path, q
     assert not window.heatmap.plot.isVisible() and not window.heatmap.colorbar.isVisible()   # no empty axes
     assert not window.distributions.canvas.isVisible()
     assert window.errors == []                     # it used to say "cannot read distributions"
-    window.open_paths([make_run(tmp_path / "layers.h5", n_steps=200, n_layers=2)])
+    open_runs(window, [make_run(tmp_path / "layers.h5", n_steps=200, n_layers=2)])
     assert window.distributions.canvas.isVisible() and not window.distributions.message.isVisible()
     window.tabs.setCurrentWidget(window.heatmap)
     assert window.heatmap.plot.isVisible() and not window.heatmap.message.isVisible()
@@ -60,7 +61,7 @@ def test_run_with_no_steps_grows_while_open(window, tmp_path, qtbot):
     w.start({"name": "empty"})
     w.flush()
     try:
-        entry = window.open_paths([tmp_path / "empty.h5"])[0]
+        entry = open_runs(window, [tmp_path / "empty.h5"])[0]
         assert window.errors == [] and window.view.metrics == []
         w.add_tags(["train/loss"])
         w.append_scalars(np.arange(20), np.zeros(20), np.linspace(2, 1, 20), time.time() + np.arange(20.0))
@@ -75,13 +76,14 @@ def test_file_opened_before_its_writer_started_opens_once_it_starts(window, tmp_
     w = RunFileWriter(tmp_path / "starting.h5")   # created, layout not written yet
     w.f.flush()
     try:
-        assert window.open_paths([tmp_path / "starting.h5"]) == []
-        assert window.errors == [] and "waiting for the writer" in window.statusBar().currentMessage()
+        row, = window.open_paths([tmp_path / "starting.h5"])
+        qtbot.waitUntil(lambda: "waiting for the writer" in window.statusBar().currentMessage(), timeout=30_000)
+        assert window.errors == [] and not row.ready and "waiting for the writer" in row.status_text()
         w.start({"name": "starting"})
         w.add_tags(["loss"])
         w.append_scalars([0, 1], [0, 0], [1.0, 0.9], [time.time()] * 2)
         w.flush(1)
-        qtbot.waitUntil(lambda: len(window.runs) == 1, timeout=3000)
+        qtbot.waitUntil(lambda: len(window.runs) == 1, timeout=30_000)
         assert window.runs.current.name == "starting" and window.view.metrics == ["loss"]
         assert window.errors == [] and window.runs.starting() == []
     finally:
@@ -96,7 +98,7 @@ def test_sparse_short_and_single_point_metrics_share_the_full_x_range(window, tm
         "every": (np.arange(n), np.linspace(1, 2, n)),
         "sparse": (np.arange(0, n, 1000), np.linspace(5, 1, 5)),
     })
-    entry = window.open_paths([path])[0]
+    entry = open_runs(window, [path])[0]
     window.view.set_metrics(["early", "single", "every", "sparse"])
     qtbot.wait(100)
     for plot in window.scalars.plots.values():
@@ -112,7 +114,7 @@ def test_sparse_short_and_single_point_metrics_share_the_full_x_range(window, tm
 def test_log_y_says_when_values_cannot_be_drawn(window, tmp_path, qtbot):
     path = scalar_file(tmp_path / "neg.h5", {"loss": (np.arange(50), -np.linspace(0.1, 3, 50)),
                                              "acc": (np.arange(50), np.linspace(0.1, 1, 50))})
-    window.open_paths([path])
+    open_runs(window, [path])
     window.view.set_metrics(["loss", "acc"])
     window.view.set_log_y(True)
     assert "no positive values" in window.scalars.plots["loss"].titleLabel.text
@@ -125,7 +127,7 @@ def test_html_in_names_and_crash_messages_shows_as_text(window, tmp_path, qtbot)
     error = "RuntimeError: expected <class 'torch.Tensor'> & more " + "x" * 200
     path = scalar_file(tmp_path / "crash.h5", {"<i>m</i>": (np.arange(10), np.linspace(1, 0.5, 10))},
                        name="<b>x</b>", status="crashed", error=error)
-    window.open_paths([path])
+    open_runs(window, [path])
     window.view.set_metrics(["<i>m</i>"])
     window.advisor.wait()
     assert "&lt;b&gt;x&lt;/b&gt;" in window.advisor.status.text()      # was rendered bold
@@ -141,7 +143,7 @@ def test_html_in_names_and_crash_messages_shows_as_text(window, tmp_path, qtbot)
 
 def test_twelve_runs_get_twelve_distinct_colours(window, tmp_path):
     paths = [make_run(tmp_path / f"r{i}.h5", n_steps=30, n_layers=0, seed=i) for i in range(12)]
-    window.open_paths(paths + [paths[0]])          # the same file twice opens once
+    open_runs(window, paths + [paths[0]])          # the same file twice opens once
     colors = [e.color for e in window.runs.runs()]
     assert len(colors) == 12 and len(set(colors)) == 12
 
@@ -156,7 +158,7 @@ def test_closing_the_window_while_tailing_a_live_run(qtbot, tmp_path):
         win = MainWindow(settings=make_settings())
         qtbot.addWidget(win)
         win.show()
-        win.open_paths([tmp_path / "live.h5"])
+        open_runs(win, [tmp_path / "live.h5"])
         w.append_scalars(np.arange(10, 20), np.zeros(10), np.ones(10), time.time() + np.arange(10.0))
         w.flush(19)
         qtbot.wait(300)
@@ -172,7 +174,7 @@ def test_short_run_overlaid_on_a_long_one_stays_visible(window, tmp_path, qtbot)
     # than a pixel used to get a bucket larger than itself and drew nothing at all.
     long = scalar_file(tmp_path / "long.h5", {"train/loss": (np.arange(400_000), np.linspace(2, 1, 400_000))})
     short = scalar_file(tmp_path / "short.h5", {"train/loss": (np.arange(150), np.linspace(2, 9, 150))})
-    a, b = window.open_paths([long, short])
+    a, b = open_runs(window, [long, short])
     window.view.set_metrics(["train/loss"])
     window.view.set_smoothing(0.0)
     qtbot.wait(100)

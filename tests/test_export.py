@@ -13,6 +13,7 @@ from trainspect.app.report.csv_export import export_run_csv, safe_stem, write_co
 from trainspect.recorder import format as fmt
 from trainspect.recorder.h5file import RunFileWriter
 from tests.fixtures_runs import make_run
+from tests.gui_helpers import open_runs
 
 # Names that collide once sanitised, or that are unsafe as file names.
 ODD_NAMES = ["train/loss", "train_loss", "../../etc/passwd", "a,b \"quoted\"", "index", "ünï/cødé", "sys/lr"]
@@ -156,7 +157,7 @@ def window(qtbot, layered_run):
     qtbot.waitExposed(w)
     if not hasattr(w, "export_actions"):           # main_window may already install them
         w.export_actions = install_export_actions(w)
-    w.open_paths([str(layered_run)])
+    open_runs(w, [str(layered_run)])
     qtbot.wait(50)
     yield w
     w.close()

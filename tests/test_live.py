@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gui_helpers import open_runs
+
 pytest.importorskip("PySide6")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,7 +117,7 @@ def test_points_arrive_and_a_metric_first_logged_mid_run_appears(window, writers
     path = tmp_path / "live.h5"
     writers.append(start_writer(path, steps=120, val_from=60, dt=0.02, mode="idle"))
     wait_readable(path)
-    entry = window.open_paths([path])[0]
+    entry = open_runs(window, [path])[0]
     n0 = curve_len(window, "train/loss", entry)
     assert "val/loss" not in window.view.metrics
     # New points arrive without any user action ...
@@ -133,7 +135,7 @@ def test_follow_stops_on_pan_and_the_toggle_brings_the_newest_step_back(window, 
     path = tmp_path / "follow.h5"
     writers.append(start_writer(path, steps=250, dt=0.02, mode="idle"))
     wait_readable(path)
-    entry = window.open_paths([path])[0]
+    entry = open_runs(window, [path])[0]
     assert window.live.follow and window.follow_action.isChecked()
     vb = first_plot(window).getViewBox()
     # Following: the x range keeps up with the newest step.
@@ -163,7 +165,7 @@ def test_killed_writer_is_reported_as_stopped_at_its_last_step(window, writers, 
     proc = start_writer(path, steps=30, dt=0.02, mode="idle")
     writers.append(proc)
     assert proc.stdout.readline().strip() == "READY"    # step 29 is flushed
-    entry = window.open_paths([path])[0]
+    entry = open_runs(window, [path])[0]
     wait_until(lambda: window.live.status(entry) is not None and window.live.status(entry).state == "live")
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
@@ -192,7 +194,7 @@ def test_finished_run_shows_its_last_step_and_is_no_longer_polled(writers, qtbot
     # Finished runs are final: nothing is read any more and the timer slows to the idle pace.
     wait_until(lambda: live.interval_ms == 300, timeout_ms=WAIT_MS)
     refreshes = []
-    entry.run.refresh = lambda: refreshes.append(1) or 0
+    entry.run.unguarded.refresh = lambda: refreshes.append(1) or 0
     live.poll()
     assert refreshes == []
     live.stop()

@@ -62,13 +62,14 @@ def run(args) -> int:
         window = MainWindow()
     if size is not None or args.screenshot or window.settings.value("window/geometry") is None:
         window.resize(*(size or DEFAULT_SIZE))
-    window.open_paths(args.runs)
-    failed = len(window.errors)
-    for message in window.errors:
-        print(f"trainspect open: {message}", file=sys.stderr)
+    # Files open on background threads; each failure is printed as it comes back.
+    window.runs.errorOccurred.connect(lambda path, message: print(f"trainspect open: {message}", file=sys.stderr))
+    rows = window.open_paths(args.runs)
     if args.screenshot:
         window.show()
+        window.wait_loaded()
         app.processEvents()
+        failed = sum(e.state == "failed" for e in rows)
         window.advisor.wait()
         if window.advisor.findings:
             idx = 0 if args.finding is None else args.finding

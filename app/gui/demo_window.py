@@ -29,6 +29,7 @@ def write_screenshot(path: Path, shot: Path, expected: dict, size: str) -> str:
         window.resize(*parse_size(size))
         window.open_paths([path])
         window.show()
+        window.wait_loaded()
         app.processEvents()
         window.advisor.wait()
         shown = window.advisor.findings

@@ -4,7 +4,9 @@ the newest step.
 - Waking: a ``QFileSystemWatcher`` (inotify on Linux) watches every open run file; a write by
   the recorder schedules a poll ``CHANGE_DELAY_MS`` later (the writes of one flush arrive
   together), so a flush is on screen within milliseconds instead of a poll interval.
-- Polling: a run whose writer flushed since the last look (its heartbeat moved) is refreshed;
+- Polling: each look runs on the model's background readers (``look_at``), never on the GUI
+  thread; a run whose look has not come back is skipped, so a hung file stalls only itself.
+  A run whose writer flushed since the last look (its heartbeat moved) is refreshed;
   otherwise only its status is read (0.3 ms against 1.3 ms for a refresh, measured on a
   digits run). Finished and crashed runs are final: they are not polled at all. The timer
   runs every ``FAST_MS`` while data arrives, backs off to ``LIVE_MAX_MS`` while some writer
@@ -28,6 +30,7 @@ from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
 from ..vocab import RunState
 from .model import default_metrics
+from .run_io import ReaderBusy
 
 FAST_MS = 100          # while rows arrive
 LIVE_MAX_MS = 150      # quiet but live writer: keeps flush -> visible under 0.25 s (p99, with margin)
@@ -52,6 +55,20 @@ class _Watch:
         self.error = ""         # last status error reported (reported once, not every poll)
 
 
+def look_at(run, heartbeat, settle: int):
+    """One look at a run (a background reader's job): its status, and its new rows when the
+    writer flushed since ``heartbeat`` (and ``settle`` more times after: rows may land late).
+    Returns ``(status, settle left, (new rows, metric names or None) or None)``."""
+    with run.locked() as r:
+        st = r.status()
+        if st.heartbeat != heartbeat:
+            settle = 2
+        if settle <= 0:
+            return st, 0, None
+        n = r.refresh()
+        return st, settle - 1, (n, r.scalar_names() if n else None)
+
+
 class LiveTail(QObject):
     """Adaptive polling of a :class:`RunsModel`, run states, follow mode."""
 
@@ -69,6 +86,8 @@ class LiveTail(QObject):
         self.last_poll_ms = 0.0
         self._watch: dict[str, _Watch] = {}
         self._user_picked_metrics = False
+        self._looking: set = set()          # keys of runs with a look in flight
+        self._got_rows = False              # a look since the last tick brought rows
         self._setting_metrics = False
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
@@ -101,9 +120,10 @@ class LiveTail(QObject):
         return self._interval
 
     def _tick(self) -> None:
-        new = 0
+        new = self._got_rows
+        self._got_rows = False
         try:
-            new = self.poll()
+            self.poll_async()
         finally:                            # an error in one poll must not end the tailing
             if new:
                 self._interval = self.fast_ms
@@ -124,47 +144,80 @@ class LiveTail(QObject):
             self.timer.start(CHANGE_DELAY_MS)
 
     # ------------------------------------------------------------ polling
-    def poll(self) -> int:
-        """One look at every open run; returns the number of new rows (0 = nothing changed)."""
-        t0 = time.perf_counter()
+    def _due(self, e, w: _Watch, now: float) -> bool:
+        if w.status is not None and w.status.state in FINAL_STATES and w.settle == 0:
+            return False            # final: nothing more will come
+        if w.status is not None and w.status.state == RunState.STALE and now - w.checked < STATUS_EVERY_S:
+            return False
+        return True
+
+    def poll_async(self) -> None:
+        """Look at every open run on the background readers (what the timer does). A run whose
+        last look has not come back is skipped: a hung file ties up one reader, not the app."""
         now = time.monotonic()
-        due = []
         for e in self.runs.runs():
             w = self._watch.setdefault(e.key, _Watch())
-            if w.status is not None and w.status.state in FINAL_STATES and w.settle == 0:
-                continue            # final: nothing more will come
-            if w.status is not None and w.status.state == RunState.STALE and now - w.checked < STATUS_EVERY_S:
+            if e.key in self._looking or not self._due(e, w, now):
                 continue
-            st = self._read_status(e, w, now)
-            if st is None:
+            self._looking.add(e.key)
+            heartbeat, settle, t0 = w.heartbeat, w.settle, time.perf_counter()
+            self.runs.io.submit(lambda e=e, h=heartbeat, s=settle: look_at(e.run, h, s),
+                                lambda result, e=e, t0=t0: self._looked(e, result, t0),
+                                lambda exc, e=e: self._look_failed(e, exc))
+
+    def poll(self) -> int:
+        """One look at every open run, blocking (tests, benchmarks); returns the new rows."""
+        t0 = time.perf_counter()
+        now = time.monotonic()
+        new = 0
+        for e in self.runs.runs():
+            w = self._watch.setdefault(e.key, _Watch())
+            if not self._due(e, w, now):
                 continue
-            if st.heartbeat != w.heartbeat:
-                w.heartbeat = st.heartbeat
-                w.settle = 2        # the writer flushed: refresh now and once more (rows may land late)
-            if w.settle > 0:
-                w.settle -= 1
-                due.append(e)
-        new = self.runs.poll(due) if due else 0
+            try:
+                result = look_at(e.run, w.heartbeat, w.settle)
+            except Exception as exc:
+                self._look_failed(e, exc)
+                continue
+            new += self._looked(e, result, None)
         self.last_poll_ms = (time.perf_counter() - t0) * 1e3
         self.polled.emit(new, self.last_poll_ms)
         return new
 
-    def _read_status(self, entry, w: _Watch, now: float):
-        try:
-            st = entry.run.status()
-        except Exception as exc:  # a damaged status must not stop the other runs
-            message = f"{entry.path}: cannot read run status ({exc})"
-            if message != w.error:
-                w.error = message
-                self.runs.errorOccurred.emit(str(entry.path), message)
-            return None
+    def _looked(self, entry, result, t0) -> int:
+        """A look came back (GUI thread): new state, new rows."""
+        self._looking.discard(entry.key)
+        w = self._watch.get(entry.key)
+        if w is None or entry not in self.runs.runs():
+            return 0                # closed meanwhile
+        st, settle, refreshed = result
         w.error = ""
-        w.checked = now
-        old = w.status
-        w.status = st
+        w.checked = time.monotonic()
+        w.heartbeat, w.settle = st.heartbeat, settle
+        old, w.status = w.status, st
+        entry.status = st
         if old is None or old.state != st.state:
             self.statusChanged.emit(entry, st)
-        return st
+        new = self.runs.apply_refresh(entry, refreshed) if refreshed is not None else 0
+        if t0 is not None:
+            self.last_poll_ms = (time.perf_counter() - t0) * 1e3
+            self.polled.emit(new, self.last_poll_ms)
+        if new:
+            self._got_rows = True
+            if self.timer.isActive() and self.timer.remainingTime() > self.fast_ms:
+                self._interval = self.fast_ms      # rows are arriving: look again soon
+                self.timer.start(self._interval)
+        return new
+
+    def _look_failed(self, entry, exc) -> None:
+        self._looking.discard(entry.key)
+        w = self._watch.get(entry.key)
+        if w is None or isinstance(exc, ReaderBusy):
+            return
+        message = f"{entry.path}: cannot read run status ({exc})"
+        if message != w.error:      # reported once, not on every poll
+            w.error = message
+            self.runs.report_read_error(entry, message)
 
     def status(self, entry):
         """The last status read for ``entry`` (None before the first poll)."""
@@ -189,6 +242,7 @@ class LiveTail(QObject):
 
     def _on_removed(self, entry) -> None:
         self._watch.pop(entry.key, None)
+        self._looking.discard(entry.key)
         self._unwatched.discard(entry.key)
         if not any(e.path == entry.path for e in self.runs.runs() if e is not entry):
             self.watcher.removePath(str(entry.path))

@@ -102,6 +102,11 @@ class MainWindow(QMainWindow):
         # A file opened in a live run's first second: say we wait (the model retries it).
         self.runs.runStarting.connect(lambda path, message: self.statusBar().showMessage(message))
         self.runs.runAdded.connect(self._on_run_added)
+        self._recent_dirty = QTimer(self)    # one menu rebuild per burst of opened runs
+        self._recent_dirty.setSingleShot(True)
+        self._recent_dirty.setInterval(0)
+        self._recent_dirty.timeout.connect(self._rebuild_recent_menu)
+        self.runs.runAdded.connect(self._remember_recent)
         self.runs.currentChanged.connect(
             lambda e: self.setWindowTitle(f"{e.name} — trainspect" if e is not None else "trainspect"))
         self.run_list.openRequested.connect(self.open_dialog)
@@ -139,7 +144,7 @@ class MainWindow(QMainWindow):
         self._action(f, "&Open run…", self.open_dialog, QKeySequence.Open)
         self.recent_menu = f.addMenu("Open &recent")
         self._action(f, "&Close run", self.close_current, "Ctrl+W")
-        self._action(f, "Re&fresh", self.runs.poll, "F5")
+        self._action(f, "Re&fresh", lambda: self.runs.refresh_async(), "F5")
         f.addSeparator()
         self._action(f, "&Quit", self.close, "Ctrl+Q")
         v = mb.addMenu("&View")
@@ -191,16 +196,19 @@ class MainWindow(QMainWindow):
         self.open_paths(paths)
 
     def open_paths(self, paths) -> list:
-        """Open files; failures show in the banner. Returns the entries opened."""
-        opened = []
-        for p in paths:
-            entry = self.runs.open(p)
-            if entry is not None:
-                opened.append(entry)
-                add_recent(self.settings, p)
-        if opened:
-            self._rebuild_recent_menu()
-        return opened
+        """Open files on background threads; returns their rows at once (see ``wait_loaded``).
+
+        Each file gets a row right away; it turns into an open run, or into an error row
+        (the banner names the file), when its read comes back. The window never waits."""
+        return self.runs.open_async(paths)
+
+    def wait_loaded(self, timeout_s: float = 60.0) -> bool:
+        """Process events until every file asked for is open or failed (tests, screenshots)."""
+        return self.runs.wait_loaded(timeout_s)
+
+    def _remember_recent(self, entry) -> None:
+        add_recent(self.settings, str(entry.path))
+        self._recent_dirty.start()
 
     def close_current(self) -> None:
         if self.runs.current is not None:

@@ -4,8 +4,9 @@ Widgets are built from these models and listen to them; tests drive the models a
 widgets. Nothing here imports QtWidgets or pyqtgraph (checked by a test), and all file access
 goes through ``analysis`` (never h5py).
 
-- :class:`RunsModel`: the open runs, their colours, the current run; ``poll()`` calls
-  ``run.refresh()`` and emits ``runUpdated`` so live runs grow in place.
+- :class:`RunsModel`: the rows of the run list (opening / open / failed), their colours, the
+  current run. Opening and refreshing run on background threads (``open_async``,
+  ``refresh_async``) and emit ``runAdded`` / ``runUpdated`` on the GUI thread.
 - :class:`ViewState`: what the plots show: metrics, x axis, smoothing, log-y, step range,
   highlighted span, heatmap statistic, selected layers.
 """
@@ -15,12 +16,12 @@ import colorsys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
 from trainspect.analysis import RunFileError, open_run
 
 from ..vocab import META_ROLES, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
-from .run_io import GuardedRun
+from .run_io import BackgroundReads, GuardedRun, ReaderBusy
 
 # Colour-blind-friendly, distinct on white (Okabe-Ito first, then tab10 leftovers).
 PALETTE = (
@@ -34,76 +35,132 @@ DEFAULT_MAX_METRICS = 4
 STARTING_ERRORS = ("run is starting", "truncated run file", "cannot open as HDF5")
 START_WAIT_S = 30.0        # give up (and show the error) after this long
 START_RETRY_MS = 250
+MISSED_RETRY_MS = 200      # a panel read that found its file busy is asked for again after this
+LOADING, READY, FAILED = "loading", "ready", "failed"    # RunEntry.state
 
 
 class RunEntry:
-    """One open run: the reader object, its colour and a cache of the series plotted."""
+    """One row of the run list: a file being opened, an open run, or one that failed.
 
-    def __init__(self, run, color: str):
-        self.run = run
+    ``state``: ``LOADING`` (a background thread is opening it), ``READY`` (``run`` is its
+    :class:`~.run_io.GuardedRun`) or ``FAILED`` (``error`` says why). A ready run whose later
+    reads fail keeps its data and shows ``error`` too. ``status`` and ``names`` are the last
+    ones a background read saw: painting a row or listing metrics never touches the file.
+    """
+
+    def __init__(self, path, color: str, run=None):
+        self.path = Path(path)
+        self.key = _key(self.path)
         self.color = color
-        self.path = Path(run.path)
+        self.run = run
+        self.state = READY if run is not None else LOADING
+        self.error = ""
+        self.status = None           # last RunStatus read
+        self.names: list[str] = []   # metric names, first-logged order
         self._series: dict = {}
+        self.read_missed = False     # a GUI read found the file busy: ask again soon
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
 
     @property
     def name(self) -> str:
-        return self.run.name
-
-    @property
-    def key(self) -> str:
-        return str(self.path.resolve())
+        return self.run.name if self.run is not None else self.path.name
 
     def series(self, name: str):
         """The run's series for ``name`` or None if the run has no such metric (cached)."""
+        if self.run is None:
+            return None
         if name not in self._series:
             try:
                 self._series[name] = self.run.scalar(name)
             except KeyError:
                 self._series[name] = None
+            except ReaderBusy:
+                self.read_missed = True   # not cached: the next update asks again
+                return None
         return self._series[name]
 
     def invalidate(self) -> None:
         self._series.clear()
 
     def status_text(self) -> str:
-        try:
-            return self.run.status().describe()
-        except Exception as exc:  # a damaged status must not break the run list
-            return f"status unreadable ({exc})"
+        if self.state == FAILED:
+            return self.error
+        if self.state == LOADING:
+            return self.error or "opening…"
+        text = self.status.describe() if self.status is not None else ""
+        return f"{text} — {self.error}" if self.error else text
 
     def __repr__(self):
-        return f"RunEntry({self.name!r}, {self.color})"
+        return f"RunEntry({self.name!r}, {self.color}, {self.state})"
+
+
+def read_new_run(path):
+    """Open ``path`` and read what its first paint needs (a background thread's job)."""
+    run = GuardedRun(open_run(path))   # the one reader of this file (see run_io)
+    try:
+        names = run.scalar_names()     # read the scalar table now: a damaged one fails here, not in a paint
+        status = run.status()
+    except BaseException:
+        run.close()
+        raise
+    return run, names, status
+
+
+def refresh_run(run):
+    """Rows added since the last look, and the metric names if new ones appeared."""
+    with run.locked() as r:
+        n = r.refresh()
+        return n, (r.scalar_names() if n else None)
 
 
 class RunsModel(QObject):
-    """The runs open in the app. Errors never raise into the UI: they are emitted."""
+    """The runs open in the app. Errors never raise into the UI: they are emitted.
 
-    runAdded = Signal(object)          # RunEntry
+    ``open_async`` / ``refresh_async`` (what the window uses) read on background threads;
+    ``open`` / ``poll`` do the same work blocking (scripts, tests)."""
+
+    runAdded = Signal(object)          # RunEntry, now READY
     runRemoved = Signal(object)        # RunEntry (already closed)
     runUpdated = Signal(object, int)   # RunEntry, number of new rows from refresh()
     currentChanged = Signal(object)    # RunEntry or None
     errorOccurred = Signal(str, str)   # path, message (names the file)
     runStarting = Signal(str, str)     # path, message: waiting for a just-created run file
+    rowsChanged = Signal()             # a row appeared, went away or changed state
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self._entries: list[RunEntry] = []
+        self._rows: list[RunEntry] = []
         self._current: RunEntry | None = None
-        self._starting: dict[str, tuple[Path, float]] = {}   # key -> (path, give-up time)
-        self._start_timer = QTimer(self)
-        self._start_timer.setInterval(START_RETRY_MS)
-        self._start_timer.timeout.connect(self._retry_starting)
+        self._starting: dict[str, float] = {}     # key -> give-up time (monotonic)
+        self._make_current: set[str] = set()      # keys of the latest batch: the first to load becomes current
+        self._refreshing: set[str] = set()        # keys with a refresh in flight
+        self.io = BackgroundReads(self)
+        self._missed_timer = QTimer(self)         # GUI reads that found a file busy: retry
+        self._missed_timer.setInterval(MISSED_RETRY_MS)
+        self._missed_timer.timeout.connect(self._retry_missed)
+        self._missed_timer.start()
 
     # ------------------------------------------------------------ queries
     def runs(self) -> list[RunEntry]:
-        return list(self._entries)
+        """The open (READY) runs, in the order they were opened."""
+        return [e for e in self._rows if e.state == READY]
+
+    def rows(self) -> list[RunEntry]:
+        """Every row of the run list: loading, open and failed."""
+        return list(self._rows)
+
+    def loading(self) -> list[RunEntry]:
+        return [e for e in self._rows if e.state == LOADING]
 
     def __len__(self):
-        return len(self._entries)
+        return len(self.runs())
 
     def find(self, path) -> RunEntry | None:
-        key = str(Path(path).resolve())
-        return next((e for e in self._entries if e.key == key), None)
+        key = _key(Path(path))
+        return next((e for e in self._rows if e.key == key), None)
 
     @property
     def current(self) -> RunEntry | None:
@@ -112,89 +169,143 @@ class RunsModel(QObject):
     def declared_roles(self) -> dict:
         """Loss roles the runs declared (Recorder(..., roles=...)); the current run's win."""
         roles: dict = {}
-        for e in sorted(self._entries, key=lambda e: e is self.current):
+        for e in sorted(self.runs(), key=lambda e: e is self.current):
             roles.update((e.run.meta or {}).get(META_ROLES) or {})
         return roles
 
     def metric_names(self) -> list[str]:
         """Union of the metrics of all open runs, in first-seen order."""
         seen: dict[str, None] = {}
-        for e in self._entries:
-            try:
-                for n in e.run.scalar_names():
-                    seen.setdefault(n, None)
-            except Exception as exc:
-                self.errorOccurred.emit(str(e.path), f"{e.path}: cannot list metrics ({exc})")
+        for e in self.runs():
+            seen.update(dict.fromkeys(e.names))
         return list(seen)
 
-    # ------------------------------------------------------------ changes
+    # ------------------------------------------------------------ opening
     def open(self, path) -> RunEntry | None:
-        """Open a run file; returns the entry, or None after emitting ``errorOccurred``."""
+        """Open a run file now (blocking); returns the entry, or None after ``errorOccurred``."""
         path = Path(path)
         existing = self.find(path)
+        if existing is not None and existing.state != FAILED:
+            if existing.ready:
+                self.set_current(existing)
+            return existing if existing.ready else None
         if existing is not None:
-            self.set_current(existing)
-            return existing
-        key = str(path.resolve())
+            self._rows.remove(existing)
+        entry = RunEntry(path, self._free_color())
+        self._rows.append(entry)
         try:
-            run = GuardedRun(open_run(path))   # the one reader of this file (see run_io)
-            run.scalar_names()  # read the scalar table now: a damaged one fails here, not in a paint
-        except RunFileError as exc:
-            if _is_starting(exc) and (key in self._starting or _recently_written(path)):
-                # A live run in its first second: wait for the writer, do not fail for good.
-                if key not in self._starting:
-                    self._starting[key] = (path, time.monotonic() + START_WAIT_S)
-                    self.runStarting.emit(str(path), f"{path}: run is starting, waiting for the writer…")
-                self._start_timer.start()
-                return None
-            self._starting.pop(key, None)
-            self.errorOccurred.emit(str(path), str(exc))
-            return None
-        except Exception as exc:  # anything else a bad file can throw
-            self._starting.pop(key, None)
-            self.errorOccurred.emit(str(path), f"{path}: cannot read run file ({type(exc).__name__}: {exc})")
-            return None
-        self._starting.pop(key, None)
-        entry = RunEntry(run, self._free_color())
-        self._entries.append(entry)
-        self.runAdded.emit(entry)
-        self.set_current(entry)
+            result = read_new_run(path)
+        except Exception as exc:
+            self._open_failed(entry, exc, blocking=True)
+            return entry if entry.ready else None
+        self._opened(entry, result, make_current=True)
         return entry
 
-    def remove(self, entry: RunEntry) -> None:
-        if entry not in self._entries:
+    def open_async(self, paths) -> list[RunEntry]:
+        """Add a row per file at once and open them on background threads.
+
+        The first one of the batch that opens becomes the current run (once: a batch of 50
+        runs does not switch the panels 50 times); the rest stream in. Returns the rows."""
+        rows, batch = [], set()
+        for p in paths:
+            path = Path(p)
+            entry = self.find(path)
+            if entry is not None and entry.state != FAILED:
+                if entry.ready and not batch:
+                    self.set_current(entry)
+                rows.append(entry)
+                continue
+            if entry is None:
+                entry = RunEntry(path, self._free_color())
+                self._rows.append(entry)
+            entry.state, entry.error = LOADING, ""
+            batch.add(entry.key)
+            rows.append(entry)
+            self._submit_open(entry)
+        if batch:
+            self._make_current = batch
+            self.rowsChanged.emit()
+        return rows
+
+    def _submit_open(self, entry: RunEntry) -> None:
+        self.io.submit(lambda: read_new_run(entry.path),
+                       lambda result: self._opened(entry, result),
+                       lambda exc: self._open_failed(entry, exc))
+
+    def _opened(self, entry: RunEntry, result, make_current: bool = False) -> None:
+        run, names, status = result
+        if entry not in self._rows:          # closed while it was opening
+            run.close()
             return
-        self._entries.remove(entry)
+        self._starting.pop(entry.key, None)
+        entry.run, entry.names, entry.status = run, list(names), status
+        entry.state, entry.error = READY, ""
+        self.rowsChanged.emit()
+        self.runAdded.emit(entry)
+        if make_current or entry.key in self._make_current:
+            self._make_current = set()
+            self.set_current(entry)
+
+    def _open_failed(self, entry: RunEntry, exc: Exception, blocking: bool = False) -> None:
+        if entry not in self._rows:
+            return
+        message = str(exc) if isinstance(exc, RunFileError) else \
+            f"{entry.path}: cannot read run file ({type(exc).__name__}: {exc})"
+        now = time.monotonic()
+        if _is_starting(exc) and (entry.key in self._starting or _recently_written(entry.path)):
+            # A live run in its first second: wait for the writer, do not fail for good.
+            give_up = self._starting.setdefault(entry.key, now + START_WAIT_S)
+            if now < give_up:
+                if blocking:
+                    self._make_current.add(entry.key)
+                if entry.error == "":
+                    entry.error = f"{entry.path.name}: run is starting, waiting for the writer…"
+                    self.runStarting.emit(str(entry.path), f"{entry.path}: run is starting, waiting for the writer…")
+                    self.rowsChanged.emit()
+                QTimer.singleShot(START_RETRY_MS, self, lambda: entry in self._rows and self._submit_open(entry))
+                return
+            message = f"{entry.path}: the run did not start within {START_WAIT_S:.0f} s"
+        self._starting.pop(entry.key, None)
+        self._make_current.discard(entry.key)
+        if blocking:                         # the blocking API leaves no row behind
+            self._rows.remove(entry)
+        else:
+            entry.state, entry.error = FAILED, message
+            self.rowsChanged.emit()
+        self.errorOccurred.emit(str(entry.path), message)
+
+    # ------------------------------------------------------------ closing
+    def remove(self, entry: RunEntry) -> None:
+        if entry not in self._rows:
+            return
+        self._rows.remove(entry)
+        self._starting.pop(entry.key, None)
         entry.invalidate()
+        was_ready = entry.state == READY
         try:
-            entry.run.close()
+            if entry.run is not None:
+                entry.run.close()
         finally:
             if self._current is entry:
-                self.set_current(self._entries[-1] if self._entries else None)
-            self.runRemoved.emit(entry)
+                runs = self.runs()
+                self.set_current(runs[-1] if runs else None)
+            self.rowsChanged.emit()
+            if was_ready:
+                self.runRemoved.emit(entry)
 
     def close_all(self) -> None:
         self.cancel_starting()
-        for e in list(self._entries):
+        for e in list(self._rows):
             self.remove(e)
 
     def starting(self) -> list[Path]:
         """Files waiting for their writer to start (see ``runStarting``)."""
-        return [p for p, _ in self._starting.values()]
+        return [e.path for e in self._rows if e.key in self._starting]
 
     def cancel_starting(self) -> None:
+        for e in [e for e in self._rows if e.key in self._starting]:
+            self.remove(e)
         self._starting.clear()
-        self._start_timer.stop()
-
-    def _retry_starting(self) -> None:
-        for key, (path, give_up) in list(self._starting.items()):
-            if time.monotonic() > give_up:
-                del self._starting[key]
-                self.errorOccurred.emit(str(path), f"{path}: the run did not start within {START_WAIT_S:.0f} s")
-                continue
-            self.open(path)   # success or a real error removes it from _starting
-        if not self._starting:
-            self._start_timer.stop()
 
     def set_current(self, entry: RunEntry | None) -> None:
         if entry is self._current:
@@ -202,25 +313,86 @@ class RunsModel(QObject):
         self._current = entry
         self.currentChanged.emit(entry)
 
-    def poll(self, entries=None) -> int:
-        """Pick up rows the writers added since last time; returns the total of new rows.
+    def wait_loaded(self, timeout_s: float = 60.0) -> bool:
+        """Process events until no file is opening and no read is in flight (tests, screenshots,
+        ``open --screenshot``). True when everything finished in time."""
+        deadline = time.monotonic() + timeout_s
+        while self.loading() or self.io.outstanding():
+            if time.monotonic() > deadline:
+                return False
+            QCoreApplication.processEvents(QEventLoop.AllEvents, 50)
+            time.sleep(0.002)
+        QCoreApplication.processEvents()   # what the last results scheduled (row list, recent menu)
+        return True
 
-        ``entries``: only these runs (the live tail skips runs that did not flush)."""
+    # ------------------------------------------------------------ live data
+    def poll(self, entries=None) -> int:
+        """Pick up rows the writers added since last time (blocking); returns the new rows."""
         total = 0
-        for e in list(self._entries if entries is None else entries):
+        for e in list(self.runs() if entries is None else entries):
             try:
-                n = e.run.refresh()
+                result = refresh_run(e.run)
             except Exception as exc:
-                self.errorOccurred.emit(str(e.path), f"{e.path}: refresh failed ({exc})")
+                self._refresh_failed(e, exc)
                 continue
-            if n:
-                e.invalidate()
-                total += n
-                self.runUpdated.emit(e, n)
+            total += self.apply_refresh(e, result)
         return total
 
+    def refresh_async(self, entries=None) -> None:
+        """``poll`` on background threads; a run whose last refresh has not returned is skipped
+        (a hung file does not pile up reads)."""
+        for e in list(self.runs() if entries is None else entries):
+            if e.key in self._refreshing or not e.ready:
+                continue
+            self._refreshing.add(e.key)
+            self.io.submit(lambda e=e: refresh_run(e.run),
+                           lambda result, e=e: self._refresh_done(e, result),
+                           lambda exc, e=e: self._refresh_failed(e, exc))
+
+    def refreshing(self, entry) -> bool:
+        return entry.key in self._refreshing
+
+    def _refresh_done(self, e: RunEntry, result) -> None:
+        self._refreshing.discard(e.key)
+        self.apply_refresh(e, result)
+
+    def apply_refresh(self, e: RunEntry, result) -> int:
+        """Take in a refresh result ``(new rows, names or None)`` read off the GUI thread."""
+        n, names = result
+        if e.state != READY or e not in self._rows:
+            return 0
+        if e.error:
+            e.error = ""
+            self.rowsChanged.emit()
+        if names is not None:
+            e.names = list(names)
+        if n:
+            e.invalidate()
+            self.runUpdated.emit(e, n)
+        return n
+
+    def _refresh_failed(self, e: RunEntry, exc: Exception) -> None:
+        self._refreshing.discard(e.key)
+        if isinstance(exc, ReaderBusy) or e not in self._rows:
+            return
+        message = f"{e.path}: refresh failed ({exc})"
+        self.report_read_error(e, message)
+
+    def report_read_error(self, e: RunEntry, message: str) -> None:
+        """A read of an open run failed: its row says so (once), the data shown stays."""
+        if message != e.error:
+            e.error = message
+            self.rowsChanged.emit()
+            self.errorOccurred.emit(str(e.path), message)
+
+    def _retry_missed(self) -> None:
+        for e in self.runs():
+            if e.read_missed:
+                e.read_missed = False
+                self.runUpdated.emit(e, 0)   # the panels ask for what they missed again
+
     def _free_color(self) -> str:
-        used = {e.color for e in self._entries}
+        used = {e.color for e in self._rows}
         for c in PALETTE:
             if c not in used:
                 return c
@@ -230,7 +402,11 @@ class RunsModel(QObject):
             c = extra_color(k)
             if c not in used:
                 return c
-        return PALETTE[len(self._entries) % len(PALETTE)]
+        return PALETTE[len(self._rows) % len(PALETTE)]
+
+
+def _key(path: Path) -> str:
+    return str(path.resolve())
 
 
 def extra_color(k: int) -> str:

@@ -16,6 +16,7 @@ Nothing here imports QtWidgets or h5py (the model layer stays widget-free).
 """
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 
@@ -158,9 +159,11 @@ class BackgroundReads(QObject):
             except Exception as exc:   # reported on the GUI thread, never lost
                 result, error = None, exc
             try:
-                self._delivered.emit(lambda: self._finish(done, failed, result, error))
+                # Bound now: the loop reuses these names for the next job before the GUI runs this.
+                self._delivered.emit(functools.partial(self._finish, done, failed, result, error))
             except RuntimeError:
                 return                     # the app is gone: nobody left to tell
+            del work, done, failed, result, error   # an idle thread must not keep a closed run alive
 
     def _deliver(self, callback) -> None:
         callback()

@@ -81,4 +81,4 @@ class DetailsPanel(LazyPanel):
         try:
             self.text.setHtml(run_details_html(entry.run))
         except Exception as exc:
-            self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read run details ({exc})")
+            self.read_failed(self.runs, entry, "run details", exc)

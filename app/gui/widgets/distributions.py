@@ -79,7 +79,7 @@ class DistributionsPanel(LazyPanel):
                 hist_layers = entry.run.histograms("weight", 0, 0).layers if entry.run.record_count(vocab.HISTS) else []
                 snap_layers = entry.run.snapshots(0, 0).layers if entry.run.record_count(vocab.SNAPS) else []
             except Exception as exc:
-                self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read distributions ({exc})")
+                self.read_failed(self.runs, entry, "distributions", exc)
         for combo, names in ((self.hist_layer, hist_layers), (self.snap_layer, snap_layers)):
             keep = combo.currentText()
             combo.blockSignals(True)

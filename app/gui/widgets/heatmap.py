@@ -113,7 +113,7 @@ class HeatmapPanel(LazyPanel):
             try:
                 stats = entry.run.layer_stat_names()
             except Exception as exc:
-                self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read layer statistics ({exc})")
+                self.read_failed(self.runs, entry, "layer statistics", exc)
         self.stat_combo.blockSignals(True)
         self.stat_combo.clear()
         for s in stats:
@@ -133,7 +133,7 @@ class HeatmapPanel(LazyPanel):
         try:
             self.source = LayerStatSource(entry.run, stat)
         except Exception as exc:
-            self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read {stat} ({exc})")
+            self.read_failed(self.runs, entry, stat, exc)
             return
         src = self.source
         self.is_log = vocab.LAYER_STAT_SPECS[stat].log and log_levels(src.overview)[1]

@@ -5,11 +5,14 @@ and reads it when it becomes visible: opening a big run costs only what is on sc
 """
 from __future__ import annotations
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
+from ..run_io import ReaderBusy
 from .throttle import Throttle
 
 LIVE_RELOAD_MS = 2000
+BUSY_RETRY_MS = 300     # the file was busy (a background read): look again after this
 
 
 class LazyPanel(QWidget):
@@ -35,6 +38,14 @@ class LazyPanel(QWidget):
 
     def _load(self, entry) -> None:  # implemented by the panel
         raise NotImplementedError
+
+    def read_failed(self, runs, entry, what: str, exc: Exception) -> None:
+        """A read for this panel failed: a busy file is read again in a moment; anything else
+        marks the run's row (and the banner) and the panel shows what it has."""
+        if isinstance(exc, ReaderBusy):
+            QTimer.singleShot(BUSY_RETRY_MS, self, lambda: self._wanted is entry and self.load(entry))
+            return
+        runs.report_read_error(entry, f"{entry.path}: cannot read {what} ({exc})")
 
     def _release(self) -> None:
         """Forget data read from the previous run (panels holding large arrays override)."""

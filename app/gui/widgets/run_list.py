@@ -1,9 +1,11 @@
 """The open runs, each with its colour and status; select one to inspect it."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+
+from ..model import FAILED, LOADING, READY
 
 
 def color_icon(color: str, size: int = 12) -> QIcon:
@@ -16,7 +18,14 @@ def elide(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+ERROR_COLOR = "#C62828"
+LOADING_COLOR = "#777777"
+
+
 class RunListWidget(QWidget):
+    """One row per file: opening (grey), open (its colour and status) or failed (red, with
+    the message in the tooltip). A failed row stays until closed; the other runs carry on."""
+
     openRequested = Signal()
 
     def __init__(self, runs, parent=None):
@@ -24,6 +33,13 @@ class RunListWidget(QWidget):
         self.runs = runs
         self.list = QListWidget()
         self.list.setToolTip("open runs (Delete closes the selected one)")
+        # A 1,000-character run name must not widen the dock (and so the window): rows are
+        # cut to the list's width with "…" and never wrap; the tooltip holds the whole name.
+        self.list.setTextElideMode(Qt.ElideMiddle)
+        self.list.setWordWrap(False)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.list.setSizeAdjustPolicy(QListWidget.AdjustIgnored)
+        self.list.setMinimumWidth(80)
         self.add_button = QPushButton("Open…")
         self.remove_button = QPushButton("Close")
         buttons = QHBoxLayout()
@@ -36,37 +52,53 @@ class RunListWidget(QWidget):
         self.add_button.clicked.connect(self.openRequested)
         self.remove_button.clicked.connect(self.remove_selected)
         self.list.currentRowChanged.connect(self._on_row)
-        runs.runAdded.connect(lambda _: self.rebuild())
-        runs.runRemoved.connect(lambda _: self.rebuild())
-        runs.runUpdated.connect(lambda e, n: self.rebuild())
+        # Rows change in bursts (50 runs opening): rebuild once per burst, after it.
+        self._rebuild_soon = QTimer(self)
+        self._rebuild_soon.setSingleShot(True)
+        self._rebuild_soon.setInterval(0)
+        self._rebuild_soon.timeout.connect(self.rebuild)
+        runs.rowsChanged.connect(self._rebuild_soon.start)
+        runs.runRemoved.connect(lambda _: self._rebuild_soon.start())
+        runs.runUpdated.connect(lambda e, n: self._rebuild_soon.start())
         runs.currentChanged.connect(self._select)
         self.rebuild()
 
     def rebuild(self) -> None:
+        self._rebuild_soon.stop()
         self.list.blockSignals(True)
         self.list.clear()
-        for e in self.runs.runs():
+        for e in self.runs.rows():
             status = e.status_text()
             # A crash message can be hundreds of characters: the list shows its start, the
             # tooltip (and Run details) the whole of it.
-            item = QListWidgetItem(color_icon(e.color), f"{e.name}\n{elide(status)}")
+            item = QListWidgetItem(color_icon(e.color), f"{elide(e.name, 80)}\n{elide(status)}")
             item.setToolTip(f"{e.path}\n{status}")
             item.setData(Qt.UserRole, e.key)
+            if e.state == FAILED or e.error and e.state == READY:
+                item.setForeground(QBrush(QColor(ERROR_COLOR)))
+            elif e.state == LOADING:
+                item.setForeground(QBrush(QColor(LOADING_COLOR)))
             self.list.addItem(item)
         self.list.blockSignals(False)
         self._select(self.runs.current)
 
     def _select(self, entry) -> None:
         self.list.blockSignals(True)
-        row = self.runs.runs().index(entry) if entry in self.runs.runs() else -1
-        self.list.setCurrentRow(row)
+        rows = self.runs.rows()
+        self.list.setCurrentRow(rows.index(entry) if entry in rows else -1)
         self.list.blockSignals(False)
 
+    def selected_entry(self):
+        rows = self.runs.rows()
+        row = self.list.currentRow()
+        return rows[row] if 0 <= row < len(rows) else self.runs.current
+
     def _on_row(self, row: int) -> None:
-        runs = self.runs.runs()
-        if 0 <= row < len(runs):
-            self.runs.set_current(runs[row])
+        rows = self.runs.rows()
+        if 0 <= row < len(rows) and rows[row].ready:
+            self.runs.set_current(rows[row])
 
     def remove_selected(self) -> None:
-        if self.runs.current is not None:
-            self.runs.remove(self.runs.current)
+        entry = self.selected_entry()
+        if entry is not None:
+            self.runs.remove(entry)

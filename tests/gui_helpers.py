@@ -1,0 +1,12 @@
+"""Helpers for tests of the desktop app: open runs and wait for the background reads."""
+from __future__ import annotations
+
+WAIT_S = 60.0   # generous: a loaded machine only makes the background reads slower
+
+
+def open_runs(window, paths) -> list:
+    """Open ``paths`` like File > Open and wait until each is open or failed; returns the
+    entries that opened, in the order given."""
+    rows = window.open_paths(paths)
+    assert window.wait_loaded(WAIT_S), f"still opening after {WAIT_S:.0f} s: {window.runs.loading()}"
+    return [e for e in dict.fromkeys(rows) if e.ready]
