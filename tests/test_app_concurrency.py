@@ -110,3 +110,59 @@ def test_diagnoses_and_panel_reads_of_one_live_file_do_not_break_hdf5(qtbot, liv
     assert len(results) >= 20 and reads > 0
     assert failed == [] and errors == []
     runs.close_all()
+
+
+def test_hostile_files_beside_a_good_one_leave_the_window_responsive(window, tmp_path, qtbot, monkeypatch):
+    """A read that hangs, a FIFO, garbage and a truncated copy, opened with a good run: the
+    good run opens, each bad one gets an error row with the message, and the GUI thread keeps
+    processing events while a background read is stuck."""
+    import os
+
+    from PySide6.QtCore import QTimer
+
+    import trainspect.app.gui.model as model
+    from tests.fixtures_runs import make_corrupt_file, make_run
+
+    good = make_run(tmp_path / "good.h5", n_steps=300, n_layers=2)
+    garbage = make_corrupt_file(tmp_path / "garbage.h5")
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(good.read_bytes()[:4096])
+    os.utime(truncated, (1e9, 1e9))    # an old half-copied file, not one a writer is creating now
+    fifo = tmp_path / "fifo.h5"
+    os.mkfifo(fifo)
+    hangs = make_run(tmp_path / "hangs.h5", n_steps=50, n_layers=0)
+    release = threading.Event()
+    real_open = model.open_run
+
+    def open_run(path):
+        if Path(path).name == "hangs.h5":
+            release.wait(120)              # a read stuck in the kernel (NFS, a dying disk)
+        return real_open(path)
+
+    monkeypatch.setattr(model, "open_run", open_run)
+    try:
+        rows = window.open_paths([hangs, garbage, good, fifo, truncated])
+        ticks = []
+        ticker = QTimer(window)
+        ticker.timeout.connect(lambda: ticks.append(1))
+        ticker.start(10)
+        by_name = {e.path.name: e for e in rows}
+        qtbot.waitUntil(lambda: by_name["good.h5"].ready and all(
+            by_name[n].state == "failed" for n in ("garbage.h5", "fifo.h5", "truncated.h5")), timeout=60_000)
+        qtbot.waitUntil(lambda: len(ticks) >= 5, timeout=60_000)   # the event loop ran meanwhile
+        ticker.stop()
+        assert by_name["hangs.h5"].state == "loading"                # still stuck, still a row
+        assert window.runs.current is by_name["good.h5"] and window.scalars.curves
+        window.run_list.rebuild()
+        items = {window.run_list.list.item(i).toolTip().split("\n")[1]: window.run_list.list.item(i)
+                 for i in range(window.run_list.list.count())}
+        for name in ("garbage.h5", "fifo.h5", "truncated.h5"):
+            item = items[str(tmp_path / name)]
+            assert name in item.toolTip() and by_name[name].error in item.toolTip()
+            assert item.foreground().color().name().upper() == "#C62828"   # the error colour
+        assert "FIFO" in by_name["fifo.h5"].error or "not a regular file" in by_name["fifo.h5"].error
+        assert len(window.errors) == 3
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: by_name["hangs.h5"].ready, timeout=60_000)   # and it opens once the read returns
+    assert len(window.runs) == 2

@@ -181,3 +181,20 @@ def test_short_run_overlaid_on_a_long_one_stays_visible(window, tmp_path, qtbot)
     curve = window.scalars.curves[("train/loss", b.key)].raw
     x, y = curve.getData()
     assert x is not None and len(x) >= 2 and np.nanmax(y) == pytest.approx(9.0)   # its peak is drawn
+
+
+def test_a_1000_character_run_name_does_not_widen_the_window(window, tmp_path, qtbot):
+    name = "experiment_" + "x" * 989          # no spaces: nothing to wrap at
+    path = make_run(tmp_path / "long.h5", n_steps=200, n_layers=2, name=name)
+    width = window.width()
+    entry, = open_runs(window, [path])
+    window.advisor.wait()
+    for panel in (window.heatmap, window.distributions, window.details):
+        window.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: window.advisor.status.text().endswith(("found", "or worse")), timeout=60_000)
+    # Layouts settle on the event loop: let it run, then check nothing grew.
+    qtbot.waitUntil(lambda: not window.runs.io.outstanding(), timeout=60_000)
+    assert window.width() == width and window.grab().width() == width
+    assert window.minimumSizeHint().width() < 1300 and window.sizeHint().width() < 1300
+    assert len(window.windowTitle()) < 120 and name in window.run_list.list.item(0).toolTip()
+    assert "…" in window.run_list.list.item(0).text()

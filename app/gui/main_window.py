@@ -22,7 +22,8 @@ from .widgets.details import DetailsPanel
 from .widgets.distributions import DistributionsPanel
 from .widgets.heatmap import HeatmapPanel
 from .widgets.metric_browser import MetricBrowser
-from .widgets.run_list import RunListWidget, elide
+from .widgets.parts import NAME_CHARS, elide, shrinkable
+from .widgets.run_list import RunListWidget
 from .widgets.scalar_plots import ScalarPlotPanel
 
 RUN_FILTER = "trainspect runs (*.h5 *.hdf5);;All files (*)"
@@ -34,7 +35,7 @@ class ErrorBanner(QFrame):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setStyleSheet("ErrorBanner{background:#FDECEA;border:1px solid #E57373;border-radius:3px}")
-        self.label = QLabel()
+        self.label = shrinkable(QLabel())   # a message naming a long path wraps, never widens
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         close = QToolButton()
@@ -108,10 +109,10 @@ class MainWindow(QMainWindow):
         self._recent_dirty.timeout.connect(self._rebuild_recent_menu)
         self.runs.runAdded.connect(self._remember_recent)
         self.runs.currentChanged.connect(
-            lambda e: self.setWindowTitle(f"{e.name} — trainspect" if e is not None else "trainspect"))
+            lambda e: self.setWindowTitle(f"{elide(e.name, NAME_CHARS)} — trainspect" if e is not None else "trainspect"))
         self.run_list.openRequested.connect(self.open_dialog)
         self.heatmap.view.findingFocused.connect(lambda _: self.tabs.setCurrentWidget(self.heatmap))
-        self.run_state = QLabel("")
+        self.run_state = shrinkable(QLabel(""))
         self.statusBar().addPermanentWidget(self.run_state)
         self.live.statusChanged.connect(lambda e, st: self.run_list.rebuild())
         self.live.statusChanged.connect(lambda e, st: self._show_run_state())

@@ -392,7 +392,7 @@ class RunsModel(QObject):
                 self.runUpdated.emit(e, 0)   # the panels ask for what they missed again
 
     def _free_color(self) -> str:
-        used = {e.color for e in self._rows}
+        used = {e.color for e in self._rows if e.state != FAILED}
         for c in PALETTE:
             if c not in used:
                 return c

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTextBrowser, QTre
 from ... import vocab
 from ...present import rich_html, step_span
 from ..advisor import AdvisorJobs
+from .parts import NAME_CHARS, elide, shrinkable
 from .throttle import Throttle
 
 START_DELAY_MS = 300
@@ -40,7 +41,7 @@ class AdvisorPanel(QWidget):
         self._rediagnose = Throttle(self._rediagnose_grown, REDIAGNOSE_MS, self)
         self._rediagnose_started = None
 
-        self.status = QLabel("")
+        self.status = shrinkable(QLabel(""))
         self.status.setWordWrap(True)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["severity", "finding", "where"])
@@ -90,14 +91,15 @@ class AdvisorPanel(QWidget):
         if entry is None:
             self.status.setText("no run selected")
             return
+        self.status.setToolTip(entry.name)   # the label shows the name cut to NAME_CHARS
         if entry.key not in self._cache:
             # Run names and advisor messages are text (a name like "<b>x</b>" must show as typed).
-            self.set_findings([], f"<b>{html.escape(entry.name)}</b>: diagnosing…")
+            self.set_findings([], f"<b>{html.escape(elide(entry.name, NAME_CHARS))}</b>: diagnosing…")
             self._pending[entry.key] = entry
             self._start_timer.start()
             return
         findings, message = self._cache[entry.key]
-        self.set_findings(findings, f"<b>{html.escape(entry.name)}</b>: {html.escape(message)}")
+        self.set_findings(findings, f"<b>{html.escape(elide(entry.name, NAME_CHARS))}</b>: {html.escape(message)}")
 
     def _start_pending(self) -> None:
         open_runs = {e.key: e for e in self.runs.runs()}

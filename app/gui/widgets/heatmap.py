@@ -20,7 +20,7 @@ from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels
 from ..model import PALETTE
 from .lazy import LazyPanel
-from .parts import image_with_colorbar, message_label
+from .parts import image_with_colorbar, message_label, shrinkable
 
 MAX_LAYER_TICKS = 40
 NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
@@ -52,7 +52,7 @@ class HeatmapPanel(LazyPanel):
 
         self.stat_combo = QComboBox()
         self.stat_combo.setMinimumWidth(180)
-        self.hover_label = QLabel(" ")
+        self.hover_label = shrinkable(QLabel(" "))
         self.hover_label.setTextFormat(Qt.RichText)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("statistic:"))

@@ -3,7 +3,23 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QSizePolicy
+
+NAME_CHARS = 80   # names (runs, metrics, layers) longer than this are cut with "…" in labels
+
+
+def elide(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters with "…" (the full text goes in a tooltip)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shrinkable(label: QLabel) -> QLabel:
+    """A label whose text never sets the width of its dock or window: a 1,000-character run
+    name in it once made the window 10,828 px wide. The layout gives it a width; text that
+    does not fit is cut (or wrapped, for word-wrapped labels)."""
+    label.setSizePolicy(QSizePolicy.Ignored, label.sizePolicy().verticalPolicy())
+    label.setMinimumWidth(0)
+    return label
 
 
 def image_with_colorbar(canvas, plot, col: int, colormap: str, label: str | None = None):

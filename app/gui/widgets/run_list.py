@@ -6,6 +6,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from ..model import FAILED, LOADING, READY
+from .parts import NAME_CHARS, elide
 
 
 def color_icon(color: str, size: int = 12) -> QIcon:
@@ -14,12 +15,9 @@ def color_icon(color: str, size: int = 12) -> QIcon:
     return QIcon(pm)
 
 
-def elide(text: str, limit: int = 60) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 ERROR_COLOR = "#C62828"
 LOADING_COLOR = "#777777"
+NO_RUN_COLOR = "#BBBBBB"     # icon of a row that is not (yet) an open run
 
 
 class RunListWidget(QWidget):
@@ -69,10 +67,13 @@ class RunListWidget(QWidget):
         self.list.clear()
         for e in self.runs.rows():
             status = e.status_text()
+            # The row names the file already: show the message without its path prefix.
+            short = status[len(str(e.path)) + 2:] if status.startswith(f"{e.path}: ") else status
             # A crash message can be hundreds of characters: the list shows its start, the
             # tooltip (and Run details) the whole of it.
-            item = QListWidgetItem(color_icon(e.color), f"{elide(e.name, 80)}\n{elide(status)}")
-            item.setToolTip(f"{e.path}\n{status}")
+            icon = color_icon(e.color if e.state == READY else NO_RUN_COLOR)
+            item = QListWidgetItem(icon, f"{elide(e.name, NAME_CHARS)}\n{elide(short)}")
+            item.setToolTip(f"{e.name}\n{e.path}\n{status}")
             item.setData(Qt.UserRole, e.key)
             if e.state == FAILED or e.error and e.state == READY:
                 item.setForeground(QBrush(QColor(ERROR_COLOR)))

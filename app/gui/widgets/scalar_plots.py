@@ -20,6 +20,7 @@ from ...lod import PeakPyramid, ema
 
 WHOLE_DRAW_POINTS = 20_000   # series up to this long are drawn without downsampling
 from ..model import X_MODES
+from .parts import shrinkable
 
 X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
 RAW_ALPHA = 60          # the raw curve stays visible but faint behind the EMA
@@ -220,7 +221,7 @@ class ScalarPlotPanel(QWidget):
         bar.addWidget(self.log_check)
         bar.addWidget(self.reset_button)
         bar.addStretch(1)
-        self.readout = QLabel(" ")
+        self.readout = shrinkable(QLabel(" "))
         self.readout.setTextFormat(Qt.RichText)
         self.readout.setMinimumHeight(18)
         self.canvas = pg.GraphicsLayoutWidget()
