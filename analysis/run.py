@@ -117,6 +117,14 @@ def _reads_file(method):
     return wrapper
 
 
+# Run metadata keys a reader relies on, with their documented JSON types (recorder/FORMAT.md).
+META_KINDS = {"name": str, "host": str, "start_time": (int, float), "step_convention": str,
+              "config": dict, "versions": dict, "model": dict, "optimizer": dict, "schedule": dict,
+              fmt.META_ROLES: dict, fmt.META_DISTRIBUTED: dict}
+META_INNER_KINDS = (("model", "modules", list), ("model", "n_params", int), ("optimizer", "type", str),
+                    ("optimizer", "hyperparameters", dict), ("optimizer", "param_groups", (int, list)))
+
+
 def _shape_of(text: str) -> tuple:
     """"256x784" -> (256, 784); anything else -> () (the shape is only shown)."""
     parts = text.split("x")
@@ -231,6 +239,16 @@ class Run:
         if not isinstance(meta, dict):
             self.warnings.append(f"{fmt.META} holds a {type(meta).__name__}, not an object: run metadata left out")
             return {}
+        for key, kind in META_KINDS.items():
+            value = meta.get(key)
+            if value is not None and not isinstance(value, kind):
+                self.warnings.append(f"{fmt.META}: {key!r} is a {type(value).__name__}, not what FORMAT.md "
+                                     "documents: left out")
+                del meta[key]
+        for key, inner, kind in META_INNER_KINDS:
+            value = (meta.get(key) or {}).get(inner)
+            if value is not None and not isinstance(value, kind):
+                del meta[key][inner]
         return meta
 
     # ------------------------------------------------------------ life cycle

@@ -58,6 +58,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; a reader that stops early (``| head``) ends it quietly."""
+    _printable_output()
     try:
         code = _main(argv)
         sys.stdout.flush()   # a broken pipe shows up here when the output was buffered
@@ -67,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+
+
+def _printable_output() -> None:
+    """A file name that is not valid UTF-8 (``bad_\\xff.h5``) reaches Python as a lone surrogate;
+    print it as ``\\udcff`` instead of dying on it, whatever PYTHONIOENCODING says."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):   # not a text stream we may reconfigure
+            pass
 
 
 def _main(argv: list[str] | None) -> int:

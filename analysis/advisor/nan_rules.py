@@ -48,7 +48,7 @@ def detect_nan_inf(scalars: dict, layer_tables: dict, *, label=str) -> Finding |
         before = values[max(0, i - 5): i]
         hits.append((int(steps[i]), 0, Evidence(
             series=name, text=(f"{name} is {values[i]} at step {int(steps[i])}" if name != SYS_NONFINITE_GRADS else
-                               f"{int(values[i])} non-finite gradient entries at step {int(steps[i])}")
+                               f"{values[i]:.0f} non-finite gradient entries at step {int(steps[i])}")  # inf-safe
             + (f" (the {len(before)} values before: {', '.join(fmt(v) for v in before)})" if before.size else ""),
             steps=[int(s) for s in steps[max(0, i - 5): i + 1]], values=rounded(values[max(0, i - 5): i + 1])), []))
     for stat, table in layer_tables.items():

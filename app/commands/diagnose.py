@@ -35,7 +35,7 @@ def _json_safe(value):
 def to_json(run, findings) -> dict:
     st = run.status()
     return {"run": run.name, "path": str(run.path), "status": st.state, "last_step": st.last_step,
-            "findings": [_json_safe(f.to_dict()) for f in findings]}
+            "findings": [_json_safe(f.to_dict()) for f in findings], "warnings": list(run.warnings)}
 
 
 def to_text(run, findings) -> str:
@@ -58,6 +58,8 @@ def run(args) -> int:
         with open_run(run_file(args.run)) as r:
             dead = RunState(r.status().state).dead
             findings = diagnose(r)
+            for warning in r.warnings:   # parts of the file left out: the findings may miss them
+                print(f"trainspect diagnose: warning: {r.path}: {warning}", file=sys.stderr)
             out = json.dumps(to_json(r, findings), indent=1) if args.json else to_text(r, findings)
     except RunFileError as exc:
         print(f"trainspect diagnose: {exc}", file=sys.stderr)

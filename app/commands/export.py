@@ -28,6 +28,8 @@ def run(args) -> int:
 
     try:
         with open_run(args.run) as r:
+            for warning in r.warnings:
+                print(f"trainspect export: warning: {r.path}: {warning}", file=sys.stderr)
             files = export_run_csv(r, out, progress=None if args.quiet else print_progress)
     except RunFileError as exc:
         print(f"trainspect export: {exc}", file=sys.stderr)

@@ -4,6 +4,11 @@
 statistic (step + one column per layer) and ``index.csv`` mapping metric names to files.
 ``write_columns``: the data shown in one plot. NaN/Inf are written as ``nan``/``inf``/``-inf``,
 which pandas parses as floats.
+
+Text cells (metric and layer names, headers, index.csv) that a spreadsheet would run as a
+formula -- starting with ``= + - @``, a tab or a carriage return -- get a leading ``'`` (OWASP's
+CSV-injection advice), so a run named ``=HYPERLINK(...)`` opens as text. Numbers are never
+touched: ``-1.5`` stays a number.
 """
 from __future__ import annotations
 
@@ -17,11 +22,18 @@ INDEX_NAME = "index.csv"
 MAX_STEM = 100
 ROWS_PER_WRITE = 100_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def text_cell(text) -> str:
+    """``text`` as a CSV cell a spreadsheet shows as text, never evaluates (see module doc)."""
+    text = str(text)
+    return "'" + text if text.startswith(FORMULA_START) else text
 
 
 def safe_stem(name: str, taken: set) -> str:
     """A file-name stem for ``name`` that is safe on every OS and unique within ``taken``."""
-    stem = _UNSAFE.sub("_", str(name)).strip("._") or "metric"
+    stem = _UNSAFE.sub("_", str(name)).strip("._-") or "metric"   # "-x.csv" reads as an option, or a formula
     stem = stem[:MAX_STEM]
     if stem.lower() in {"con", "prn", "aux", "nul"} or re.fullmatch(r"(?i)(com|lpt)\d", stem):
         stem = "_" + stem
@@ -38,7 +50,9 @@ def _cell(v) -> str:
         return repr(float(v))          # shortest exact text; nan, inf, -inf as pandas expects
     if isinstance(v, (np.integer,)):
         return str(int(v))
-    return str(v)
+    if isinstance(v, (int, bool)):
+        return str(v)
+    return text_cell(v)
 
 
 def write_columns(path, columns: dict) -> Path:
@@ -50,9 +64,9 @@ def write_columns(path, columns: dict) -> Path:
     if len(lengths) > 1:
         raise ValueError(f"columns of different lengths: {dict(zip(names, map(len, cols)))}")
     n = lengths.pop() if lengths else 0
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
         w = csv.writer(fh)
-        w.writerow(names)
+        w.writerow([text_cell(n) for n in names])
         for lo in range(0, n, ROWS_PER_WRITE):
             hi = min(n, lo + ROWS_PER_WRITE)
             parts = [_column_text(c[lo:hi]) for c in cols]
@@ -106,10 +120,10 @@ def export_run_csv(run, directory, progress=None) -> list:
         index_rows.append(("layer_stat", stat, fname, len(ls.steps)))
         written.append(directory / fname)
         tick(f"wrote {fname}")
-    with open(directory / INDEX_NAME, "w", newline="", encoding="utf-8") as fh:
+    with open(directory / INDEX_NAME, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
         w = csv.writer(fh)
         w.writerow(["kind", "name", "file", "rows"])
-        w.writerows(index_rows)
+        w.writerows([text_cell(kind), text_cell(name), text_cell(fname), rows] for kind, name, fname, rows in index_rows)
     written.append(directory / INDEX_NAME)
     tick(f"wrote {INDEX_NAME}")
     return written

@@ -89,5 +89,6 @@ def render_html(report: Report) -> str:
 
 
 def write_html(report: Report, path) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
+    # errors=: a run path that is not valid UTF-8 is written as \udcff, not a crash.
+    with open(path, "w", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write(render_html(report))
