@@ -93,3 +93,29 @@ def loss_roles(names, declared: dict | None = None) -> dict[str, str]:
         if found:
             roles["train"] = found
     return roles
+
+
+# ---------------------------------------------------------------- logged stand-ins
+# A run that was not watched (imported TensorBoard/CSV logs, a loss-only run) may still have
+# logged the learning rate and the global gradient norm under the framework's names: the
+# advisor reads those where the recorder's own sys/lr and sys/grad_norm are absent.
+LR_NAMES = ("lr", "learning_rate", "train/learning_rate", "train/lr", "lr/train", "learning-rate")
+LR_MONITOR_PREFIX = "lr-"     # Lightning's LearningRateMonitor: lr-Adam, lr-SGD, lr-AdamW/pg1
+GRAD_NORM_NAMES = ("grad_norm", "train/grad_norm", "gradient_norm", "grad_2.0_norm_total", "grad_norm/total")
+
+
+def logged_stand_ins(names) -> dict[str, str]:
+    """{recorder series: logged metric} for ``sys/lr`` and ``sys/grad_norm`` when the run has
+    no series of its own under that name but a conventional logged one."""
+    present = set(names)
+    out = {}
+    if fmt.SYS_LR not in present:
+        lr = next((n for n in LR_NAMES if n in present), None) or next(
+            (n for n in sorted(present) if n.startswith(LR_MONITOR_PREFIX)), None)
+        if lr is not None:
+            out[fmt.SYS_LR] = lr
+    if fmt.SYS_GRAD_NORM not in present:
+        g = next((n for n in GRAD_NORM_NAMES if n in present), None)
+        if g is not None:
+            out[fmt.SYS_GRAD_NORM] = g
+    return out

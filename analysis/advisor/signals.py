@@ -12,7 +12,7 @@ import numpy as np
 
 from trainspect.recorder import format as fmt
 
-from ..vocab import loss_roles
+from ..vocab import logged_stand_ins, loss_roles
 from .tables import Table
 
 NORM_TYPES = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
@@ -29,6 +29,7 @@ class Signals:
     modules: list = field(default_factory=list)    # ModuleInfo
     snapshots: object = None                        # Snapshots or None
     meta: dict = field(default_factory=dict)
+    stand_ins: dict = field(default_factory=dict)  # sys series -> the logged metric read in its place
 
 
 def _loss(run, names_present, candidates):
@@ -53,6 +54,11 @@ def extract(run) -> Signals:
             s = run.scalar(name)
             if len(s):
                 sig.scalars[name] = (np.asarray(s.steps), np.asarray(s.values, dtype=np.float64))
+    for sys_name, logged in logged_stand_ins(names).items():   # an unwatched run's own logs
+        s = run.scalar(logged)
+        if len(s):
+            sig.scalars[sys_name] = (np.asarray(s.steps), np.asarray(s.values, dtype=np.float64))
+            sig.stand_ins[sys_name] = logged
     stat_names = set(run.layer_stat_names())
     counts = {}     # one record count per group, so all tables of a group line up on a live run
     for stat in ("grad_norm", "grad_nonfinite", "weight_norm", "update_norm", "update_ratio", "act_mean",

@@ -10,7 +10,7 @@ import json
 import sys
 
 from trainspect.analysis import RunFileError, open_run
-from trainspect.analysis.advisor import diagnose
+from trainspect.analysis.advisor import coverage, diagnose
 from trainspect.analysis.vocab import RunState
 
 from ..present import text_lines
@@ -32,19 +32,22 @@ def _json_safe(value):
     return value
 
 
-def to_json(run, findings) -> dict:
+def to_json(run, findings, covered) -> dict:
     st = run.status()
     return {"run": run.name, "path": str(run.path), "status": st.state, "last_step": st.last_step,
-            "findings": [_json_safe(f.to_dict()) for f in findings], "warnings": list(run.warnings)}
+            "findings": [_json_safe(f.to_dict()) for f in findings], "warnings": list(run.warnings),
+            **covered.to_dict()}
 
 
-def to_text(run, findings) -> str:
+def to_text(run, findings, covered) -> str:
     st = run.status()
     lines = [f"{run.name}: {st.describe()}"]
     if not findings:
-        lines.append("no problems found")
+        lines.append("no problems found" + (" among what it could check" if covered.gaps else ""))
     for f in findings:
         lines += [""] + text_lines(f)
+    if covered.lines():
+        lines += [""] + covered.lines()
     return "\n".join(lines)
 
 
@@ -57,10 +60,10 @@ def run(args) -> int:
     try:
         with open_run(run_file(args.run)) as r:
             dead = RunState(r.status().state).dead
-            findings = diagnose(r)
+            findings, covered = diagnose(r), coverage(r)
             for warning in r.warnings:   # parts of the file left out: the findings may miss them
                 print(f"trainspect diagnose: warning: {r.path}: {warning}", file=sys.stderr)
-            out = json.dumps(to_json(r, findings), indent=1) if args.json else to_text(r, findings)
+            out = json.dumps(to_json(r, findings, covered), indent=1) if args.json else to_text(r, findings, covered)
     except RunFileError as exc:
         print(f"trainspect diagnose: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE

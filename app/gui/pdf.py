@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from ..report.content import Report
+from ..report.html import not_checked_html
 from ..present import e, rich_html
 
 PAGE_DPI = 96            # layout units = CSS pixels; the PDF itself is vector
@@ -90,6 +91,8 @@ def report_blocks(report: Report) -> list:
         for j, f in enumerate(s.findings):
             blocks.append(Text(rich_html(f), keep_next=True))
             blocks.extend(Svg(fig.svg, fig.caption) for fig in s.finding_figures.get(j, []))
+        if s.not_checked or s.read_from_logs:
+            blocks.append(Text(not_checked_html(s)))
         if s.figures:
             blocks.append(Text("<h2>Key plots</h2>", keep_next=True))
             blocks.extend(Svg(fig.svg, fig.caption) for fig in s.figures)

@@ -48,6 +48,8 @@ class RunSection:
     figures: list                       # [Figure] key plots
     finding_figures: dict = field(default_factory=dict)   # finding index -> [Figure]
     metrics: dict = field(default_factory=dict)           # numbers for the comparison
+    not_checked: list = field(default_factory=list)       # what the advisor could not check (coverage)
+    read_from_logs: str = ""                              # logged metrics it read in place of sys/ series
 
 
 @dataclass
@@ -318,7 +320,11 @@ def build_run_section(run, diagnose_fn, progress: Progress | None = None) -> Run
     step(f"{run.name}: plotting losses, learning rate, gradient norms, layer heatmaps")
     ff = {i: finding_figures(run, f) for i, f in enumerate(findings)}
     step(f"{run.name}: plotting the evidence of {len(findings)} finding(s)")
-    return RunSection(run.name, str(run.path), summary, flatten(run.config), findings, figures, ff, metrics)
+    from trainspect.analysis.advisor import coverage
+
+    covered = coverage(run)
+    return RunSection(run.name, str(run.path), summary, flatten(run.config), findings, figures, ff, metrics,
+                      [g.text for g in covered.gaps], covered.stand_in_text())
 
 
 # ------------------------------------------------------------------ several runs

@@ -50,10 +50,18 @@ def _run_section(s: RunSection, i: int) -> str:
     for j, f in enumerate(s.findings):
         figures = "\n".join(_figure(fig) for fig in s.finding_figures.get(j, []))
         out.append(web_html(f, anchor=f"run-{i}-finding-{j}", extra=figures))
+    if s.not_checked or s.read_from_logs:
+        out.append(not_checked_html(s))
     if s.figures:
         out.append("<h3>Key plots</h3>")
         out.extend(_figure(fig) for fig in s.figures)
     return "\n".join(out)
+
+
+def not_checked_html(s: RunSection) -> str:
+    items = "".join(f"<li>{e(text)}</li>" for text in s.not_checked)
+    note = f"<p>{e(s.read_from_logs)}</p>" if s.read_from_logs else ""
+    return f"<h3>Not checked (missing from this run)</h3><ul>{items}</ul>{note}" if items else note
 
 
 def _comparison(c) -> str:

@@ -20,7 +20,7 @@ def detect(sig, ctx):
             scalars[role[0]] = (role[1], role[2])
     for name in (SYS_GRAD_NORM, SYS_NONFINITE_GRADS, SYS_INPUT_MEAN, SYS_INPUT_STD):
         if name in sig.scalars:
-            scalars[name] = sig.scalars[name]
+            scalars[sig.stand_ins.get(name, name)] = sig.scalars[name]   # evidence names what the run logged
     f = nan_rules.detect_nan_inf(scalars, {k: sig.layer[k] for k in LAYER_STATS if k in sig.layer}, label=ctx.label)
     if f is None:
         return None

@@ -1,0 +1,121 @@
+"""What the advisor could not check: the instruments a run lacks, and the symptoms they feed.
+
+An imported TensorBoard/CSV log or a run recorded without ``watch()`` has losses but no
+per-layer records; the advisor's silence about gradients there means "not looked at", not
+"healthy". ``coverage(run)`` says so, one ``Gap`` per missing instrument, plus the logged
+metrics read in place of the recorder's own series (``vocab.logged_stand_ins``).
+Cheap: it reads names and record counts only, never the data.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from trainspect.recorder import format as fmt
+
+from ..vocab import logged_stand_ins, loss_roles
+
+WATCH = "record with trainspect (rec.watch(model, optimizer))"
+
+
+@dataclass(frozen=True)
+class Instrument:
+    id: str
+    missing: str            # "no per-layer gradients"
+    checks: str             # what it lets the advisor check, in words
+    symptoms: tuple         # symptom ids of the registry that need it
+    how: str                # how to get it
+    present: Callable       # present(view) -> bool
+
+
+@dataclass
+class _View:
+    names: set
+    roles: dict
+    stats: set
+    snapshots: int
+
+
+INSTRUMENTS = (
+    Instrument("loss", "no training or validation loss",
+               "the loss curve (divergence, oscillation, spikes, no progress, plateaus)",
+               ("divergence", "loss_oscillation", "loss_spikes", "no_progress", "early_plateau"),
+               "log the loss as train/loss or loss (or name it: Recorder(roles={'train': ...}))",
+               lambda v: bool(v.roles)),
+    Instrument("validation_loss", "no validation loss", "overfitting", ("overfitting",),
+               "log one as val_loss or eval/loss (or name it: Recorder(roles={'val': ...}))",
+               lambda v: "val" in v.roles),
+    Instrument("gradients", "no per-layer gradients", "vanishing/exploding gradients and frozen layers",
+               ("vanishing_gradients", "exploding_gradients", "frozen_layers"), WATCH,
+               lambda v: "grad_norm" in v.stats),
+    Instrument("activations", "no activation statistics", "dead or saturated units",
+               ("dead_units", "saturated_activations"), WATCH,
+               lambda v: bool({"act_dead_frac", "act_frac_saturated"} & v.stats)),
+    Instrument("weight_snapshots", "no weight snapshots", "symmetric weights (a broken initialisation)",
+               ("symmetric_weights",), WATCH, lambda v: v.snapshots > 0),
+    Instrument("inputs", "no input statistics", "unnormalised inputs", ("unnormalized_inputs",), WATCH,
+               lambda v: fmt.SYS_INPUT_MEAN in v.names),
+)
+
+
+@dataclass
+class Gap:
+    instrument: str
+    missing: str
+    cannot_check: list      # symptom ids
+    text: str               # "no per-layer gradients: record with trainspect (...) to check vanishing/..."
+    checks: str = ""        # what it could not check, in words
+    how: str = ""           # how to get the instrument
+
+
+@dataclass
+class Coverage:
+    gaps: list = field(default_factory=list)        # [Gap]
+    stand_ins: dict = field(default_factory=dict)   # {"sys/lr": "lr-Adam"}: logged metrics read instead
+
+    def to_dict(self) -> dict:
+        return {"not_checked": [asdict(g) for g in self.gaps], "read_from_logs": dict(self.stand_ins)}
+
+    def stand_in_text(self) -> str:
+        """"read from logged metrics: learning rate <- lr-Adam", or "" when none was needed."""
+        if not self.stand_ins:
+            return ""
+        return "read from logged metrics: " + ", ".join(
+            f"{fmt.scalar_spec(s).label if fmt.scalar_spec(s) else s} <- {name}" for s, name in self.stand_ins.items())
+
+    def lines(self) -> list[str]:
+        """Plain-text lines (empty when nothing is missing)."""
+        out = []
+        if self.gaps:
+            out.append("not checked (missing from this run):")
+        by_how: dict = {}
+        for g in self.gaps:
+            by_how.setdefault(g.how, []).append(g)
+        for how, gaps in by_how.items():
+            if len(gaps) == 1:
+                out.append(f"  {gaps[0].text}")
+            else:   # one remedy for several instruments (watch()): said once
+                out += [f"  {g.missing}: could not check {g.checks}" for g in gaps]
+                out.append(f"  -> {how} to check these")
+        if self.stand_ins:
+            out.append(self.stand_in_text())
+        return out
+
+
+def coverage(run) -> Coverage:
+    """The instruments ``run`` (an ``analysis.Run`` or a path) lacks and what that leaves unchecked."""
+    if not hasattr(run, "scalar_names"):
+        from ..run import open_run
+        with open_run(run) as opened:
+            return coverage(opened)
+    names = list(run.scalar_names())
+    meta = run.meta or {}
+    view = _View(set(names), loss_roles(names, meta.get(fmt.META_ROLES)), set(run.layer_stat_names()),
+                 run.record_count(fmt.SNAPS) if fmt.SNAPS in run.instruments() else 0)
+    gaps = []
+    for inst in INSTRUMENTS:
+        if inst.present(view) or (inst.id == "validation_loss" and not view.roles):
+            continue    # (no loss at all is one gap, not two)
+        gaps.append(Gap(inst.id, inst.missing, list(inst.symptoms),
+                        f"{inst.missing}: {inst.how} to check {inst.checks}", inst.checks, inst.how))
+    return Coverage(gaps, logged_stand_ins(names))
