@@ -71,6 +71,7 @@ def check_layout(f, path) -> Layout:
                                                           if name == fmt.STATUS else "no writer error shown"))
         else:
             out.present.add(name)
+    _check_segments(found, out)
     tables_ok = _check_tables(found, out)
     for group in fmt.RECORD_GROUPS:
         _check_group(found, group, tables_ok, out)
@@ -142,6 +143,22 @@ def _problem(ds, kinds: str, ndim: int) -> str:
     if dtype.kind == "S" and dtype.itemsize > 4096:
         return f"has strings of {dtype.itemsize} bytes"
     return ""
+
+
+def _check_segments(found: dict, out: Layout) -> None:
+    """segments/ (a resumed run's writer sessions): optional; unsound = read as one session."""
+    if fmt.SEGMENTS not in found and fmt.SEGMENT_NOTES not in found:
+        return
+    table, notes = found.get(fmt.SEGMENTS), found.get(fmt.SEGMENT_NOTES)
+    problem = _problem(table, "f", 2) or _problem(notes, "S", 1)
+    if not problem and (table.shape[1] != len(fmt.SEGMENT_COLUMNS) or table.shape[0] != notes.shape[0]
+                        or table.shape[0] > MAX_TABLE_ROWS):
+        problem = f"has shape {table.shape} with {notes.shape[0]} notes"
+    if problem:
+        out.warnings.append(f"{fmt.SEGMENTS} {problem}: the run's writer sessions are not told apart "
+                            "(rows a resumed session superseded are shown too)")
+        return
+    out.present.update((fmt.SEGMENTS, fmt.SEGMENT_NOTES))
 
 
 def _kind_words(kinds: str) -> str:

@@ -202,6 +202,7 @@ class Run:
         self._tag_ids: dict[str, int] = {}
         self._points: dict[int, _Growing] = {}
         self._group_rows: dict[str, int] = {}
+        self._segments = None        # segments/table as last read (resumed runs), see _sessions_changed
 
     # ------------------------------------------------------------ header
     def _read_header(self) -> None:
@@ -360,6 +361,45 @@ class Run:
             for i, name in enumerate(self._tags[known:], known):
                 self._tag_ids.setdefault(name, i)   # a repeated name keeps its first id
 
+    # ------------------------------------------------------------ writer sessions (resume)
+    def _read_segments(self):
+        if fmt.SEGMENTS not in self._present:
+            return None
+        table = np.asarray(self._ds(fmt.SEGMENTS)[()], dtype=np.float64)
+        return table if len(table) > 1 else None
+
+    def _sessions_changed(self) -> bool:
+        """Re-read segments/table; True when it changed (a session began or wrote its first step):
+        rows already split may now be superseded, so the scalars are read again from the start."""
+        table = self._read_segments()
+        same = (table is None and self._segments is None) or (
+            table is not None and self._segments is not None and table.shape == self._segments.shape
+            and np.array_equal(table, self._segments, equal_nan=True))
+        self._segments = table
+        return not same
+
+    def _superseded(self, table: str):
+        return fmt.superseded_after(self._segments, table)
+
+    @_reads_file
+    def segments(self) -> list[dict]:
+        """The writer sessions of a resumed run (one entry for a run written in one go):
+        ``{start_time, first_step, note}``; ``note`` says how the session before ended."""
+        table = self._read_segments()
+        if table is None:
+            return [{"start_time": self.start_time, "first_step": None, "note": ""}]
+        notes = fmt.decode_names(self._ds(fmt.SEGMENT_NOTES)[()])
+        return [{"start_time": float(row[fmt.SEG_START_TIME]),
+                 "first_step": int(row[fmt.SEG_FIRST_STEP]) if np.isfinite(row[fmt.SEG_FIRST_STEP]) else None,
+                 "note": note.rstrip("\0")} for row, note in zip(table, notes)]
+
+    @property
+    @_reads_file
+    def sessions(self) -> int:
+        """How many writer sessions the file has had (state/values; seen by a reader opened earlier)."""
+        n = _finite(self._state()[fmt.STATE_SESSIONS], 1.0)
+        return int(n) if 1 <= n < 2**31 else 1
+
     def _load_scalars(self) -> int:
         """Read the scalar rows added since the last call; returns how many there were.
 
@@ -368,6 +408,10 @@ class Run:
         asked for are kept, so memory follows what is shown, not the file size.
         """
         self._file_size = max(self.file_size, self._file_size)
+        if self._sessions_changed() and self._scalar_rows:
+            self._points, self._scalar_rows = {}, 0
+            if self._lazy:
+                self._wanted = set()
         n = self._committed_rows(SCALAR_COLUMNS)
         self._refresh_tags()
         start = self._scalar_rows
@@ -384,11 +428,17 @@ class Run:
     def _scan(self, start: int, stop: int, wanted) -> None:
         """Split rows [start, stop) into per-metric points; ``wanted``: tag ids to keep (None = all)."""
         step_ds, tag_ds, value_ds, wall_ds = (self._h(c) for c in SCALAR_COLUMNS)
+        superseded = self._superseded("scalars")
         for a in range(start, stop, SCALAR_READ_BLOCK):
             b = min(stop, a + SCALAR_READ_BLOCK)
             tag = tag_ds[a:b]
             if wanted is None:
-                self._split_rows(step_ds[a:b], tag, value_ds[a:b], wall_ds[a:b])
+                step = step_ds[a:b]
+                live = fmt.keep_rows(superseded, np.arange(a, b), step)
+                if live is None:
+                    self._split_rows(step, tag, value_ds[a:b], wall_ds[a:b])
+                else:   # rows a resumed session wrote again are left out (the latest win)
+                    self._split_rows(step[live], tag[live], value_ds[a:b][live], wall_ds[a:b][live])
                 continue
             keep = np.isin(tag, np.fromiter(wanted, np.int32)) if len(wanted) > 1 else tag == next(iter(wanted))
             idx = np.flatnonzero(keep)
@@ -396,7 +446,11 @@ class Run:
                 continue
             lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1   # one slab covering the matches
             rel = idx - int(idx[0])
-            self._split_rows(step_ds[lo:hi][rel], tag[idx], value_ds[lo:hi][rel], wall_ds[lo:hi][rel])
+            step = step_ds[lo:hi][rel]
+            live = fmt.keep_rows(superseded, lo + rel, step)
+            if live is not None:
+                idx, rel, step = idx[live], rel[live], step[live]
+            self._split_rows(step, tag[idx], value_ds[lo:hi][rel], wall_ds[lo:hi][rel])
 
     def _want(self, tag: int) -> None:
         # Lazy mode: a metric asked for the first time is read from the rows seen so far;
@@ -449,10 +503,15 @@ class Run:
         last = np.full(n_tags, np.nan)
         max_step = -1
         step_ds, tag_ds, value_ds = (self._h(c) for c in SCALAR_COLUMNS[:3])
+        self._sessions_changed()
+        superseded = self._superseded("scalars")
         for a in range(0, n, SUMMARY_READ_BLOCK):
             b = min(n, a + SUMMARY_READ_BLOCK)
             tag = tag_ds[a:b].astype(np.int64, copy=False)
             ok = (tag >= 0) & (tag < n_tags)
+            live = fmt.keep_rows(superseded, np.arange(a, b), step_ds[a:b]) if superseded is not None else None
+            if live is not None:
+                ok &= live
             tag = tag[ok]
             if not len(tag):
                 continue
@@ -529,6 +588,11 @@ class Run:
             return np.empty(0, np.int64), None
         steps = self._h(f"{group}/{fmt.STEP_FIELD}")[sl]
         data = self._h(f"{group}/{field}")[sl] if field else None
+        if fmt.SEGMENTS in self._present:   # a resumed run: records written again later win
+            superseded = fmt.superseded_after(self._read_segments(), group)
+            live = fmt.keep_rows(superseded, np.arange(sl.start, sl.start + len(steps)), steps)
+            if live is not None and not live.all():
+                steps, data = steps[live], (data[live] if data is not None else None)
         return steps, data
 
     @_reads_file

@@ -36,6 +36,7 @@ STATE_END_TIME = 2                        # unix time of close, NaN while runnin
 STATE_FLUSH_EVERY = 3                     # seconds between flushes (readers judge staleness)
 STATE_DROPPED = 4                         # records the writer had to drop (queue full)
 STATE_START_TIME = 5                      # unix time the file was created
+STATE_SESSIONS = 6                        # writer sessions (resume=True adds one); NaN = 1
 STATE_LEN = 8
 STATUS = "state/status"                   # S16 (1,): running / finished / crashed
 ERROR = "state/error"                     # S256 (1,): last writer/recorder error ("" = none)
@@ -254,6 +255,51 @@ def row_shape(group: str, field: str, n_layers: int) -> tuple[int, ...]:
 def chunk_rows(row_bytes: int, target_bytes: int = 256 * 1024, max_rows: int = 4096) -> int:
     """Rows per chunk so a chunk is about ``target_bytes`` (fast appends, fast whole reads)."""
     return int(max(1, min(max_rows, target_bytes // max(1, row_bytes))))
+
+
+# ---------------------------------------------------------------- segments (resume=True)
+# One row per writer session of the file, appended when Recorder(..., resume=True) reopens it
+# (before SWMR starts again); absent in a file written by one session. Rows of a session that
+# has a later session starting at an equal or smaller step are superseded: a script resumed from
+# a checkpoint at step S logs S, S+1, ... again, and readers show the latest.
+SEGMENTS = "segments/table"       # float64 (K, len(SEGMENT_COLUMNS))
+SEGMENT_NOTES = "segments/note"   # S256 (K,): how the session before this one ended ("" for the first)
+SEGMENT_COLUMNS = ("start_time",  # unix time the session opened the file
+                   "first_step",  # smallest step of the session's first write; NaN until it wrote
+                   "scalars", *RECORD_GROUPS)   # rows of each table written before the session
+SEG_START_TIME = 0
+SEG_FIRST_STEP = 1
+
+
+def segment_column(table: str) -> int:
+    """Column of SEGMENTS holding the first row of ``table`` ("scalars" or a record group)."""
+    return SEGMENT_COLUMNS.index(table)
+
+
+def superseded_after(segments: np.ndarray | None, table: str):
+    """(first rows, cutoffs): a row ``r`` of ``table`` in session ``i`` (the last session whose
+    first row is <= r) is superseded when its step >= cutoffs[i], the smallest first step of any
+    later session. None when nothing is superseded."""
+    if segments is None or len(segments) < 2:
+        return None
+    segments = np.asarray(segments, dtype=np.float64)
+    first = segments[:, SEG_FIRST_STEP]
+    cut = np.full(len(segments), np.inf)
+    for i in range(len(segments) - 2, -1, -1):
+        later = first[i + 1]
+        cut[i] = min(cut[i + 1], later) if np.isfinite(later) else cut[i + 1]
+    if not np.isfinite(cut).any():
+        return None
+    return segments[:, segment_column(table)], cut
+
+
+def keep_rows(superseded, rows: np.ndarray, steps: np.ndarray) -> np.ndarray | None:
+    """Mask of the rows (indices ``rows``, steps ``steps``) that are not superseded (None = keep all)."""
+    if superseded is None:
+        return None
+    rows0, cut = superseded
+    session = np.searchsorted(rows0, rows, side="right") - 1
+    return steps < cut[np.maximum(session, 0)]
 
 
 # ---------------------------------------------------------------- strings

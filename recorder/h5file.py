@@ -33,10 +33,15 @@ def _fixed(value: str, length: int) -> np.bytes_:
 
 
 class RunFileWriter:
-    def __init__(self, path):
+    def __init__(self, path, resume: bool = False):
         self.path = Path(path)
+        self.resumed = False        # continuing a run file written before (see _resume())
+        self.needs_first_step = False
+        self.session_note = ""      # how the previous session ended (resume)
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume and self.path.exists() and self._resume():
+            return
         # Built under a temporary name and renamed into place: a reader never finds a half-made
         # file at the path, and one still reading a run this file replaces (overwrite=True)
         # keeps reading that run's inode instead of meeting a file truncated under it.
@@ -66,6 +71,103 @@ class RunFileWriter:
         self.n_tags = 0
         self.layout = LayerLayout()
         self._columns: dict = {}
+
+    # ------------------------------------------------------------ resume
+    def _resume(self) -> bool:
+        """Reopen the run for a new writer session (segment); False if it never got past its
+        header (nothing to continue: it is recreated). Raises OSError naming the problem."""
+        from .superblock import SuperblockError, clear_write_flags
+
+        try:
+            clear_write_flags(self.path)
+            f = h5py.File(self.path, "r+", libver="latest", locking=False)
+        except OSError as exc:
+            raise OSError(str(exc) if isinstance(exc, SuperblockError) else f"HDF5 cannot open it ({exc})") from exc
+        try:
+            if f.attrs.get(fmt.ATTR_MAGIC) is None or fmt.attr_str(f.attrs[fmt.ATTR_MAGIC]) != fmt.FORMAT_MAGIC:
+                raise OSError("not a trainspect run file")
+            if fmt.META not in f:
+                f.close()
+                return False
+            self.f = f
+            self._reopen()
+        except BaseException:
+            f.close()
+            raise
+        return True
+
+    def _reopen(self) -> None:
+        f = self.f
+        self._state_ds, self._status_ds, self._error_ds = f[fmt.STATE], f[fmt.STATUS], f[fmt.ERROR]
+        self.state = self._state_ds[()].astype(np.float64)
+        status, error = fmt.attr_str(self._status_ds[0]), fmt.attr_str(self._error_ds[0])
+        last = self.state[fmt.STATE_LAST_STEP]
+        at = f" at step {int(last)}" if np.isfinite(last) and last >= 0 else ""
+        self.session_note = (f"{status}{at}" + (f": {error}" if error else "")
+                             if status != fmt.STATUS_RUNNING else f"writer stopped{at} (killed or hung)")
+        self.n_tags = f[fmt.TAG_NAMES].shape[0]
+        self.layout = LayerLayout(
+            params=[(n, m, s, int(k)) for n, m, s, k in zip(
+                fmt.decode_names(f[fmt.PARAM_NAME][()]), fmt.decode_names(f[fmt.PARAM_MODULE][()]),
+                fmt.decode_names(f[fmt.PARAM_SHAPE][()]), f[fmt.PARAM_NUMEL][()])],
+            modules=list(zip(fmt.decode_names(f[fmt.MODULE_NAME][()]), fmt.decode_names(f[fmt.MODULE_TYPE][()]))),
+            snap_params=[int(i) for i in f[fmt.SNAP_PARAM][()]],
+            snap_shapes=[tuple(int(x) for x in r) for r in f[fmt.SNAP_SHAPE][()]])
+        # Rows of a flush the dead writer did not finish: cut every table to its complete rows,
+        # or the new session's rows would pair with the old one's leftovers.
+        rows = {"scalars": self._cut([fmt.SCALAR_STEP, fmt.SCALAR_TAG, fmt.SCALAR_VALUE, fmt.SCALAR_WALL])}
+        for group, fields in fmt.RECORD_GROUPS.items():
+            step = f"{group}/{fmt.STEP_FIELD}"
+            rows[group] = self._cut([step] + [f"{group}/{k}" for k in fields]) if step in f else 0
+        now = time.time()
+        if fmt.SEGMENTS not in f:   # the first session becomes segment 0
+            first = np.full(len(fmt.SEGMENT_COLUMNS), 0.0)
+            first[[fmt.SEG_START_TIME, fmt.SEG_FIRST_STEP]] = (self.state[fmt.STATE_START_TIME], np.nan)
+            f.create_dataset(fmt.SEGMENTS, data=first[None], maxshape=(None, len(fmt.SEGMENT_COLUMNS)),
+                             chunks=(64, len(fmt.SEGMENT_COLUMNS)))
+            f.create_dataset(fmt.SEGMENT_NOTES, data=np.array([_fixed("", fmt.ERROR_LEN)]), maxshape=(None,),
+                             chunks=(64,))
+        seg, notes = f[fmt.SEGMENTS], f[fmt.SEGMENT_NOTES]
+        row = np.array([now, np.nan] + [rows[t] for t in fmt.SEGMENT_COLUMNS[2:]], dtype=np.float64)
+        self.segment = seg.shape[0]
+        seg.resize((self.segment + 1, seg.shape[1]))
+        seg[self.segment] = row
+        notes.resize((self.segment + 1,))
+        notes[self.segment] = _fixed(self.session_note, fmt.ERROR_LEN)
+        self._segments_ds = seg
+        self.state[fmt.STATE_SESSIONS] = self.segment + 1
+        self.state[[fmt.STATE_HEARTBEAT, fmt.STATE_END_TIME]] = (now, np.nan)
+        self._state_ds[...] = self.state
+        self.set_status(fmt.STATUS_RUNNING)
+        self.set_error("")
+        self.started = True
+        self.closed = False
+        self.resumed = True
+        self.needs_first_step = True
+        self._columns = {}
+        f.flush()
+        f.swmr_mode = True
+
+    def _cut(self, paths) -> int:
+        n = min(self.f[p].shape[0] for p in paths)
+        for p in paths:
+            ds = self.f[p]
+            if ds.shape[0] > n:
+                ds.resize((n,) + ds.shape[1:])
+        return n
+
+    def set_first_step(self, step: int) -> None:
+        """The resumed session's first write: readers supersede older rows from this step on."""
+        if self.needs_first_step:
+            self.needs_first_step = False
+            self._segments_ds[self.segment, fmt.SEG_FIRST_STEP] = float(step)
+
+    def same_layout(self, layout: LayerLayout) -> bool:
+        """Whether ``layout`` (a resumed script's model) matches the file's layer tables."""
+        mine = self.layout
+        params = [(n, m, "x".join(map(str, s)), int(k)) for n, m, s, k in layout.params]
+        return (params == [tuple(p) for p in mine.params] and [tuple(m) for m in layout.modules] == mine.modules
+                and list(layout.snap_params) == mine.snap_params)
 
     # ------------------------------------------------------------ layout
     def start(self, meta: dict, layout: LayerLayout | None = None, flush_every: float = 1.0) -> None:

@@ -99,7 +99,7 @@ def _check_every(name: str, value) -> int:
 class Recorder:
     """Record a training run into one crash-safe HDF5 file (see recorder/FORMAT.md).
 
-    ``Recorder(path, name=None, config=None, *, overwrite=False, flush_every=1.0,
+    ``Recorder(path, name=None, config=None, *, resume=False, overwrite=False, flush_every=1.0,
     stats_every=50, hist_every=200, snapshot_every=200, transfer_every=50, strict=False,
     max_pending=262144, roles=None, all_ranks=True)``
 
@@ -107,6 +107,14 @@ class Recorder:
     run goes to the first free ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... (one
     ``RecorderWarning`` names it; :attr:`path` is the file written). ``overwrite=True``
     replaces the old run (a reader still holding it keeps reading the old data).
+    ``resume=True`` continues it in the same file, for scripts that restart from a checkpoint
+    (a crashed, terminated or finished run; with no run there yet it starts one): a new
+    segment begins, the status is live again, metric ids carry on and ``log(step=None)``
+    continues after the last step written. A script resuming from a checkpoint at step S logs
+    S, S+1, ... again (``set_step(S)`` or ``step=``): rows the earlier session wrote from step S
+    on are superseded and readers show the new ones (FORMAT.md, *Segments*). ``watch()`` of
+    the same model continues the per-layer records; a different model gets a warning and
+    no per-layer records in this segment.
 
     **One writer per file.** The recorder holds an exclusive lock on its file for the life of
     the run (``.<file name>.lock`` beside it, released at close or when the process dies). A
@@ -139,7 +147,7 @@ class Recorder:
         return object.__new__(cls)
 
     def __init__(self, path, name: str | None = None, config: dict | None = None, *,
-                 overwrite: bool = False, flush_every: float = 1.0, stats_every: int | None = DEFAULT_STATS_EVERY,
+                 resume: bool = False, overwrite: bool = False, flush_every: float = 1.0, stats_every: int | None = DEFAULT_STATS_EVERY,
                  hist_every: int | None = DEFAULT_HIST_EVERY, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
                  transfer_every: int = DEFAULT_TRANSFER_EVERY, strict: bool = False, max_pending: int = 1 << 18,
                  roles: dict | None = None, all_ranks: bool = True, _device_path: bool = False):
@@ -147,12 +155,14 @@ class Recorder:
             raise ValueError(f"flush_every must be a positive number of seconds, got {flush_every!r}")
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a dict (or None), got {type(config).__name__}")
+        if resume and overwrite:
+            raise ValueError("resume=True continues the run at path, overwrite=True replaces it: pick one")
         dist_info = ranks.rank_and_world()
         self._lock = None
         try:
             self.path, self._lock, existed = claim.claim(
                 path, dist_info[0] if dist_info else 0, dist_info is not None,
-                "overwrite" if overwrite else "new")
+                "resume" if resume else "overwrite" if overwrite else "new")
         except claim.RunFileInUse:
             raise
         except OSError as exc:
@@ -161,7 +171,7 @@ class Recorder:
         if rank0_path != Path(path) and not (dist_info and dist_info[0]):
             # The one line that says where this run goes (rank 0 speaks for every rank).
             warnings.warn(f"trainspect: {path} already holds a run; this run is recorded to {rank0_path} "
-                          "(Recorder(..., overwrite=True) replaces it)",
+                          "(Recorder(..., overwrite=True) replaces it, resume=True continues it)",
                           RecorderWarning, stacklevel=2)
         self.name = str(name) if name is not None else rank0_path.stem
         self.stats_every = _check_every("stats_every", stats_every)
@@ -194,14 +204,21 @@ class Recorder:
         if dist_info is not None:
             meta[fmt.META_DISTRIBUTED] = ranks.dist_meta(self.path, *dist_info)
         try:
-            self._writer = wt.WriterThread(self.path, flush_every, max_rows=self._max_rows, base_meta=meta)
+            self._writer = wt.WriterThread(self.path, flush_every, max_rows=self._max_rows, base_meta=meta,
+                                           resume=resume)
         except OSError as exc:
             self._lock.release()
-            raise OSError(f"trainspect: cannot create run file {self.path}: {exc}") from exc
+            verb = "resume" if resume and self.path.exists() else "create"
+            raise OSError(f"trainspect: cannot {verb} run file {self.path}: {exc}") from exc
         except BaseException:
             self._lock.release()
             raise
         self._rows = self._writer.rows
+        self._resume_step = 0            # where step counting starts (after a resumed run's last step)
+        if self._writer.file.resumed:
+            for i, tag_name in enumerate(self._writer.tag_names):
+                self._tags.setdefault(tag_name, i)
+            self._step = self._resume_step = self._writer._last_step + 1
         self.staging = wt.DeviceStaging(self._device_path)
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._atexit)
@@ -285,7 +302,7 @@ class Recorder:
         if not self._active:
             self._report_writer_failure()
             return
-        if self._instruments is not None or self._writer.started:
+        if self._instruments is not None or (self._writer.started and not self._writer.file.resumed):
             self._warn_once("<watch>", "watch() called after the per-layer layout froze (a model is already "
                                        "watched or data was already written); this call is ignored")
             return
@@ -308,6 +325,11 @@ class Recorder:
             self._writer.error = f"{type(exc).__name__}: {exc}"
             self._report_writer_failure()
             return
+        if not started and self._writer.layout_differs:
+            self._warn_once("<watch>", f"the model's layers differ from those of the run being resumed ({self.path}): "
+                                       "per-layer statistics and the watch() series are not recorded in this "
+                                       "segment; log() keeps working")
+            return
         if not started:
             self._warn_once("<watch>", "watch() called after the per-layer layout froze (data was already "
                                        "written); this call is ignored")
@@ -315,7 +337,7 @@ class Recorder:
         hooked = optimizer if optimizer is not None and unwrap(optimizer) is optimizer else None
         if hooked is not None:
             self._optimizer = hooked
-            self._step = 0
+            self._step = self._resume_step
         try:
             self._instruments = Instruments(RecorderLink(self), model, hooked, layout, self._schedule(),
                                             scaler=scaler)

@@ -184,8 +184,8 @@ class WriterThread:
     """One daemon thread that owns a :class:`RunFileWriter`. Created on the training thread."""
 
     def __init__(self, path, flush_every: float = 1.0, max_rows: int = 1 << 18, max_batches: int = 256,
-                 base_meta: dict | None = None, min_free_bytes: int = 64 << 20):
-        self.file = RunFileWriter(path)     # raises on a bad path, before any training starts
+                 base_meta: dict | None = None, min_free_bytes: int = 64 << 20, resume: bool = False):
+        self.file = RunFileWriter(path, resume)   # raises on a bad path, before any training starts
         self.min_free_bytes = int(min_free_bytes)
         self.flush_every = float(flush_every)
         self.max_rows = int(max_rows)
@@ -209,6 +209,12 @@ class WriterThread:
         self._gap = MIN_FLUSH_GAP           # minimum time between two data flushes
         self._waiting: list = []            # barriers/close taken from the queue, not yet released
         self._last_step = -1
+        self.layout_differs = False         # a resumed run's model does not match watch()'s
+        self._resumed_watch = False
+        if self.file.resumed:   # continue the run's tag ids and step count
+            self.tag_names = fmt.decode_names(self.file.f[fmt.TAG_NAMES][()])
+            last = self.file.state[fmt.STATE_LAST_STEP]
+            self._last_step = int(last) if np.isfinite(last) else -1
         self._last_flush = time.monotonic()
         self._write_start = 0.0
         self._costs: deque = deque(maxlen=9)   # CPU seconds of the last writes
@@ -222,8 +228,15 @@ class WriterThread:
         return self.file.started
 
     def start(self, meta: dict, layout: LayerLayout) -> bool:
-        """Freeze the layout now (from watch()). False if the file had already started."""
+        """Freeze the layout now (from watch()). False if the file had already started.
+
+        A resumed run's layout is already in the file: True once if ``layout`` matches it
+        (the per-layer records continue), else False with ``layout_differs`` set."""
         with self.lock:
+            if self.file.resumed and not self.error and not self._resumed_watch:
+                self._resumed_watch = True
+                self.layout_differs = not self.file.same_layout(layout)
+                return not self.layout_differs
             if self.file.started or self.error:
                 return False
             self.file.start(meta, layout, self.flush_every)
@@ -409,6 +422,11 @@ class WriterThread:
         with self.lock:
             if not self.file.started:
                 self.file.start(dict(self.base_meta), LayerLayout(), self.flush_every)
+            if self.file.needs_first_step:   # a resumed session's first write: readers supersede from here
+                first = min([int(p[:, 0].min()) for p in scalar_parts if len(p)]
+                            + [min(s for s, _ in recs) for recs in records.values() if recs], default=None)
+                if first is not None:
+                    self.file.set_first_step(first)
             if scalar_parts:
                 table = np.concatenate(scalar_parts) if len(scalar_parts) > 1 else scalar_parts[0]
                 n_tags = len(self.tag_names)

@@ -3,6 +3,9 @@
 Prints one compact line per update (step, latest user metrics, learning rate, gradient norm)
 and each advisor finding once, when it first appears. Exits when the run finishes, crashes
 or its writer stops responding, or on Ctrl-C. ``--once`` prints one snapshot and exits.
+A run restarted at the same path while it is followed is followed on: resumed
+(``Recorder(..., resume=True)``: a new segment) or replaced (``overwrite=True``), with a line
+saying which.
 
 Exit code: 0 = the run finished (or Ctrl-C / --once), 1 = it crashed or its writer stopped
 responding, 2 = the file could not be read.
@@ -10,6 +13,7 @@ responding, 2 = the file could not be read.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 
@@ -20,6 +24,7 @@ from ..vocab import SYS_GRAD_NORM, SYS_LR, RunState, is_sys
 
 MAX_USER_METRICS = 6
 WAITABLE = ("no such file", "run is starting", "cannot open as HDF5", "truncated")
+RESTART_WAIT_S = 5.0   # how long a read error may last before it counts as a real failure
 STAT_POLL_S = 0.01   # os.stat of the run file: ~2 us, so a 10 ms look costs nothing
 
 
@@ -46,6 +51,16 @@ def wait_for_change(path, timeout: float, stamp) -> tuple:
         time.sleep(min(STAT_POLL_S, left))
 
 
+def _wait_for_restart(run, identity, sessions: int, timeout: float):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        restart = restart_of(run, identity, sessions)
+        if restart is not None:
+            return restart
+        time.sleep(0.05)
+    return None
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("run", metavar="RUN", help="run file (.h5) being written (or finished)")
     parser.add_argument("--interval", type=float, default=0.5, metavar="S",
@@ -58,14 +73,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--once", action="store_true", help="print one snapshot (values, state, findings) and exit")
 
 
-def wait_for_run(path, timeout: float, poll: float = 0.1):
-    """Open ``path`` once the writer has created it and written its header; RunFileError after ``timeout``."""
+def wait_for_run(path, timeout: float, poll: float = 0.1, any_error: bool = False):
+    """Open ``path`` once the writer has created it and written its header; RunFileError after
+    ``timeout``. ``any_error``: retry every error until then (a restarting writer's file)."""
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
         try:
             return open_run(path)
         except RunFileError as exc:
-            if time.monotonic() >= deadline or not any(w in str(exc) for w in WAITABLE):
+            if time.monotonic() >= deadline or not (any_error or any(w in str(exc) for w in WAITABLE)):
                 raise
         time.sleep(poll)
 
@@ -128,8 +144,59 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = False) -> int:
+def _identity(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class Restart:
+    """What the followed file became: another run at the same path, or the same run resumed."""
+
+    def __init__(self, message: str, replaced: bool):
+        self.message, self.replaced = message, replaced
+
+
+def restart_of(run, identity, sessions: int):
+    """A Restart if ``run``'s path now holds another file (overwrite, delete + create) or its
+    writer resumed it (a new session: the old view of the file is stale); else None."""
+    now = _identity(run.path)
+    if identity is not None and now is not None and now != identity:
+        return Restart(f"{run.path} was replaced by a new run: following the new one", True)
+    try:
+        current = run.sessions
+    except (RunFileError, OSError):
+        return None
+    if current > sessions:
+        return Restart(f"{run.name} was resumed (writer session {current}): following the new segment", False)
+    return None
+
+
+def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = False, wait: float = 30.0) -> int:
+    """Follow ``run`` until it ends; across restarts of the run at the same path (resume or
+    replacement), which reopen the file (runs opened here are closed here)."""
+    opened = None
     tracker = FindingTracker()
+    try:
+        while True:
+            outcome = _follow(run, tracker, interval, advisor_every, once)
+            if not isinstance(outcome, Restart):
+                return outcome
+            _say(outcome.message)
+            if outcome.replaced:
+                tracker = FindingTracker()   # another run: its findings are news
+            run.close()
+            run = opened = wait_for_run(run.path, wait, any_error=True)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
+    """Print updates of ``run`` until it ends (an exit code) or is restarted (a Restart)."""
+    identity, sessions = _identity(run.path), run.sessions
     status = run.status()
     _say(f"{run.name} ({run.path}): {status.describe()}")
     last_step = None
@@ -137,15 +204,26 @@ def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = Fa
     dirty = True          # data changed since the advisor last looked
     stamp = _stamp(run.path)
     while True:
-        status = run.status()
-        new_rows = run.refresh()
+        restart = restart_of(run, identity, sessions)
+        if restart is not None:
+            return restart
+        try:
+            status = run.status()
+            new_rows = run.refresh()
+            step = run.max_step
+            line = snapshot_line(run, status) if step != last_step or once else None
+        except RunFileError:
+            # A writer reopening the file (resume) changes it under this reader for a moment.
+            restart = _wait_for_restart(run, identity, sessions, max(interval, RESTART_WAIT_S))
+            if restart is None:
+                raise
+            return restart
         dirty = dirty or bool(new_rows)
-        step = run.max_step
         if step < 0 and last_step is None and not once:
             _say("waiting for the first flush...")
             last_step = step
-        elif step != last_step or once:
-            _say(snapshot_line(run, status))
+        elif line is not None:
+            _say(line)
             last_step = step
         now = time.monotonic()
         done = once or status.state != RunState.LIVE
@@ -193,7 +271,7 @@ def run(args) -> int:
         return 2
     try:
         with r:
-            return tail(r, args.interval, args.advisor_every, args.once)
+            return tail(r, args.interval, args.advisor_every, args.once, 0 if args.once else args.wait)
     except KeyboardInterrupt:
         print("", flush=True)
         return 0

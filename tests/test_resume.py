@@ -1,0 +1,237 @@
+"""Recorder(..., resume=True): a crashed, terminated or finished run goes on in the same file
+(issue 11 part 2; FORMAT.md, *Segments*), and `trainspect tail` follows a run restarted at its
+path (resumed or replaced)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from trainspect.analysis import open_run
+from trainspect.recorder import Recorder
+from trainspect.recorder import format as fmt
+from trainspect.recorder.recorder import RecorderWarning
+
+ROOT = Path(__file__).resolve().parents[1]
+DEADLINE = 60.0
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT.parent)))
+
+
+def _killed_run(path, n_steps, metrics=("loss",)):
+    """A run whose writer was killed (-9) after flushing steps 0..n_steps-1."""
+    code = textwrap.dedent(f"""
+        import time
+        from trainspect.recorder import Recorder
+        rec = Recorder({str(path)!r})
+        for i in range({n_steps}):
+            rec.log({{name: float(i) for name in {list(metrics)!r}}}, step=i)
+        rec.flush()
+        print("flushed", flush=True)
+        time.sleep(120)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=_env())
+    assert proc.stdout.readline().startswith("flushed")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=DEADLINE)
+
+
+def _series(path, name="loss"):
+    with open_run(path) as r:
+        s = r.scalar(name)
+        return s.steps.tolist(), s.values.tolist()
+
+
+def test_resume_a_killed_run_from_its_checkpoint_step(tmp_path):
+    path = tmp_path / "exp1.h5"
+    _killed_run(path, 150, metrics=("loss", "acc"))
+    with Recorder(path, resume=True) as rec:   # the script restarts from its checkpoint at step 100
+        assert rec.path == path
+        with open_run(path) as live:
+            assert live.status().state == "live" and live.sessions == 2
+        for step in range(100, 200):
+            rec.log({"loss": -float(step)}, step=step)
+    steps, values = _series(path)
+    # Steps unbroken, each once: 0..99 of the first session, 100..199 of the resumed one.
+    assert steps == list(range(200))
+    assert values == [float(i) for i in range(100)] + [-float(i) for i in range(100, 200)]
+    with open_run(path) as r:
+        assert r.status().state == "finished"
+        segments = r.segments()
+        assert [s["first_step"] for s in segments] == [None, 100]
+        assert segments[1]["note"] == "writer stopped at step 149 (killed or hung)"
+        summary = r.scalar_summary()
+        counts = dict(zip(summary.names, summary.counts))
+        assert counts == {"loss": 200, "acc": 100}     # acc 100..149 were superseded too
+        assert summary.max_step == 199
+
+
+def test_resume_a_finished_run_continues_its_step_count(tmp_path):
+    path = tmp_path / "exp1.h5"
+    with Recorder(path) as rec:
+        for _ in range(10):
+            rec.log({"loss": 1.0})
+    with Recorder(path, resume=True) as rec:
+        assert rec.step == 10
+        for _ in range(5):
+            rec.log({"loss": 2.0, "new_metric": 3.0})
+    assert _series(path) == (list(range(15)), [1.0] * 10 + [2.0] * 5)
+    assert _series(path, "new_metric")[0] == list(range(10, 15))
+    with open_run(path) as r:
+        assert r.scalar_names() == ["loss", "new_metric"]   # the old metric kept its id
+        assert r.segments()[1]["note"] == "finished at step 9"
+
+
+def test_resume_without_a_run_starts_one_quietly(tmp_path, recwarn):
+    path = tmp_path / "fresh.h5"
+    with Recorder(path, resume=True) as rec:
+        rec.log({"loss": 1.0}, step=0)
+    assert _series(path) == ([0], [1.0])
+    assert not [w for w in recwarn if issubclass(w.category, RecorderWarning)]
+    with pytest.raises(ValueError, match="pick one"):
+        Recorder(path, resume=True, overwrite=True)
+
+
+def test_resume_cuts_the_rows_of_an_unfinished_flush(tmp_path):
+    path = tmp_path / "cut.h5"
+    with Recorder(path) as rec:
+        for i in range(20):
+            rec.log({"loss": float(i)}, step=i)
+    with h5py.File(path, "r+") as f:   # a dead writer got step and tag of 3 more rows out, not values
+        for col in (fmt.SCALAR_STEP, fmt.SCALAR_TAG):
+            f[col].resize((23,))
+            f[col][20:] = 99
+    with Recorder(path, resume=True) as rec:
+        rec.log({"loss": 20.0}, step=20)
+    assert _series(path) == (list(range(21)), [float(i) for i in range(21)])
+
+
+def test_resume_refuses_a_file_that_is_not_a_run(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = 1
+    with pytest.raises(OSError, match="not a trainspect run"):
+        Recorder(path, resume=True)
+
+
+def _model():
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def _train(rec, model, opt, steps):
+    import torch
+
+    for _ in range(steps):
+        loss = model(torch.randn(16, 4)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rec.log({"train/loss": loss.detach()})
+
+
+def test_resume_with_the_same_model_continues_the_layer_records(tmp_path):
+    import torch
+
+    path = tmp_path / "model.h5"
+    model, opt = _model()
+    with Recorder(path, stats_every=5, hist_every=0, snapshot_every=0) as rec:
+        rec.watch(model, opt)
+        _train(rec, model, opt, 30)
+    with Recorder(path, resume=True, stats_every=5, hist_every=0, snapshot_every=0) as rec:
+        rec.watch(model, opt)
+        rec.set_step(20)                      # the checkpoint was taken at step 20
+        _train(rec, model, opt, 15)
+    with open_run(path) as r:
+        grads = r.layer_stat("grad_norm")
+        assert grads.steps.tolist() == list(range(35))
+        assert r.scalar("train/loss").steps.tolist() == list(range(35))
+        assert r.scalar(fmt.SYS_LR).steps.tolist() == list(range(35))
+    other = torch.nn.Linear(4, 1)
+    with Recorder(path, resume=True) as rec:
+        with pytest.warns(RecorderWarning, match="layers differ from those of the run being resumed"):
+            rec.watch(other, torch.optim.SGD(other.parameters(), lr=0.1))
+        rec.log({"train/loss": 0.5}, step=35)
+    assert _series(path, "train/loss")[0] == list(range(36))
+
+
+def test_resume_a_sigterm_terminated_run(tmp_path):
+    path = tmp_path / "term.h5"
+    code = textwrap.dedent(f"""
+        import os, signal
+        from trainspect.recorder import Recorder
+        rec = Recorder({str(path)!r})
+        for i in range(50):
+            rec.log({{"loss": float(i)}}, step=i)
+        os.kill(os.getpid(), signal.SIGTERM)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), timeout=DEADLINE, capture_output=True, text=True)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    with Recorder(path, resume=True) as rec:
+        rec.log({"loss": 50.0}, step=50)
+    assert _series(path)[0] == list(range(51))
+    with open_run(path) as r:
+        assert r.segments()[1]["note"] == "crashed at step 49: terminated (SIGTERM) at step 49"
+        assert r.status().state == "finished" and r.status().error == ""
+
+
+# ------------------------------------------------------------------ tail across a restart
+WRITER = """
+import sys, time
+from trainspect.recorder import Recorder
+path, start, stop, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+rec = Recorder(path, resume=mode == "resume", overwrite=mode == "overwrite", flush_every=0.2)
+for step in range(start, stop):
+    rec.log({"loss": float(step)}, step=step)
+    if step == start:
+        rec.flush()
+        print("started", flush=True)
+    time.sleep(0.005)
+if mode != "die":
+    rec.close()
+print("done", flush=True)
+time.sleep(120 if mode == "die" else 0)
+"""
+
+
+def _writer(path, start, stop, mode):
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(start), str(stop), mode],
+                            stdout=subprocess.PIPE, text=True, env=_env())
+
+
+@pytest.mark.parametrize("mode", ["resume", "overwrite"])
+def test_tail_follows_a_run_restarted_at_its_path(tmp_path, mode):
+    """Restart-while-tailing trial: the writer dies (kill -9), a new one resumes or replaces the
+    run at the same path; tail says so, follows it to the end, and never shows a traceback."""
+    path = tmp_path / "run.h5"
+    first = _writer(path, 0, 400, "die")
+    assert first.stdout.readline().startswith("started")
+    tail = subprocess.Popen([sys.executable, "-m", "trainspect.app.cli", "tail", str(path), "--interval", "0.05",
+                             "--advisor-every", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    assert tail.stdout.readline().startswith("run (")     # following the live run
+    assert first.stdout.readline().startswith("done")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=DEADLINE)
+    second = _writer(path, 300, 600, mode)    # well within the 10 s before the run reads as stale
+    out, err = tail.communicate(timeout=DEADLINE)
+    second.wait(timeout=DEADLINE)
+    assert "Traceback" not in err and "deserialize" not in err, err
+    said = "was resumed (writer session 2)" if mode == "resume" else "was replaced by a new run"
+    assert said in out, out
+    assert tail.returncode == 0 and out.rstrip().endswith("finished at step 599"), (out, err)
+    steps = _series(path)[0]
+    assert steps == (list(range(600)) if mode == "resume" else list(range(300, 600)))
