@@ -16,6 +16,7 @@ from . import format as fmt
 SAT_THRESHOLD = 5.0      # |x| beyond this counts as saturated for unbounded modules (DeepDiagnosis)
 SAT_BAND = 0.01          # bounded modules: within 1 % of the output range from a bound
 NONFINITE_CHUNK = 1 << 26  # elements per temporary buffer when counting NaN/Inf gradient entries
+HIST_CHUNK = 1 << 26      # elements per temporary buffer of the fused histograms
 
 
 def snapshot_shape(shape) -> tuple[int, int]:
@@ -61,8 +62,12 @@ def mean_std(flat):
     return mean, torch.sqrt(torch.dot(centred, centred) / flat.numel())
 
 
-def activation_stats(output, bounds):
-    """(6,) float32: mean, std, max|x|, frac <= 0, dead-unit fraction, saturated fraction."""
+def activation_raw(output, bounds):
+    """Sums and counts of one module output, on its device: a (7,) float32 row (mean, sum of
+    squared deviations, min, max, dead units, elements <= 0, saturated elements) and the host
+    ints (elements, units). ``activation_rows`` turns the rows of all leaves into ACT_FIELDS
+    at once, so the divisions, square roots and maxima are a few ops per forward, not per leaf.
+    None when the output holds no floating-point tensor."""
     x = output
     if isinstance(x, dict):     # e.g. a custom block returning {"logits": ..., "aux": ...}
         x = tuple(x.values())
@@ -74,26 +79,44 @@ def activation_stats(output, bounds):
     if x.dtype != torch.float32:
         x = x.float()
     flat = x.reshape(-1)
-    n = flat.numel()
     # Few full passes over the activation: this runs on every leaf module of a scheduled step.
-    mean, std = mean_std(flat)
+    mean = flat.mean()
+    centred = flat - mean                # two passes: torch.std_mean is ~10x slower on the CPU
+    squares = torch.dot(centred, centred)
     lo, hi = torch.aminmax(flat)
-    absmax = torch.maximum(-lo, hi)
-    frac_nonpos = torch.count_nonzero(flat <= 0) / n
+    nonpos = torch.count_nonzero(flat <= 0)
     if x.dim() == 0:
-        dead = torch.full((), math.nan, device=x.device)
+        dead, units = torch.full((), math.nan, device=x.device), 1
     else:
         unit = x.dim() - 1 if x.dim() == 3 else (0 if x.dim() == 1 else 1)
         others = tuple(d for d in range(x.dim()) if d != unit)
         per_unit = x.amax(dim=others) if others else x
-        dead = torch.count_nonzero(per_unit <= 0) / per_unit.numel()
+        dead, units = torch.count_nonzero(per_unit <= 0), per_unit.numel()
     if bounds is not None:
         low, high = bounds
         band = SAT_BAND * (high - low)
-        sat = torch.count_nonzero((flat <= low + band) | (flat >= high - band)) / n
+        sat = torch.count_nonzero((flat <= low + band) | (flat >= high - band))
     else:
-        sat = torch.count_nonzero(flat.abs() > SAT_THRESHOLD) / n
-    return torch.stack([mean, std, absmax, frac_nonpos, dead, sat])
+        sat = torch.count_nonzero(flat.abs() > SAT_THRESHOLD)
+    row = torch.stack([mean, squares, lo, hi, dead.float(), nonpos.float(), sat.float()])
+    return row, flat.numel(), units
+
+
+RAW_NAN = (None, 1, 1)   # a leaf without statistics: NaN in every field
+
+
+def activation_rows(raws):
+    """(M, 6) float32 in format.ACT_FIELDS order from M ``activation_raw`` results (or RAW_NAN)."""
+    rows = [r for r, _, _ in raws if r is not None]
+    device = rows[0].device
+    nan_row = torch.full((7,), math.nan, device=device)
+    r = torch.stack([nan_row if row is None else row.to(device, non_blocking=True) for row, _, _ in raws])
+    inv = torch.tensor([[1.0 / n, 1.0 / u] for _, n, u in raws], dtype=torch.float32,
+                       pin_memory=device.type == "cuda")
+    inv = inv.to(device, non_blocking=True)        # pinned + non_blocking: no host wait
+    per_elem, per_unit = inv[:, 0], inv[:, 1]
+    return torch.stack([r[:, 0], torch.sqrt(r[:, 1] * per_elem), torch.maximum(-r[:, 2], r[:, 3]),
+                        r[:, 5] * per_elem, r[:, 4] * per_unit, r[:, 6] * per_elem], dim=1)
 
 
 def input_stats(x):
@@ -103,31 +126,72 @@ def input_stats(x):
     return torch.stack([mean, std, lo, hi])
 
 
-def histogram(t, zeros, nan2):
-    """64 counts over [min, max] of ``t`` and the range, without a host sync: the values are
-    rescaled to [0, 1] on the device so ``torch.histc`` gets constant bounds."""
-    if t is None or t.numel() == 0:
-        return zeros, nan2
-    x = dense_values(t).reshape(-1).float()
-    lo, hi = torch.aminmax(x)
-    span = (hi - lo).clamp_min(torch.finfo(torch.float32).tiny)
-    y = (x - lo) / span
-    if y.is_cuda and torch.are_deterministic_algorithms_enabled():
-        counts = sorted_histogram(y)     # histc on CUDA refuses to run in deterministic mode
-    else:
-        counts = torch.histc(y, bins=fmt.HIST_BINS, min=0.0, max=1.0)
-    return counts, torch.stack([lo, hi])
+def _maxima(parts):
+    """Per-tensor maxima as 0-d tensors; one fused kernel where torch has it."""
+    try:
+        return list(torch._foreach_max(parts))
+    except (AttributeError, RuntimeError, TypeError):
+        return [t.max() for t in parts]
 
 
-def sorted_histogram(y):
-    """The same 64 counts over [0, 1] as torch.histc (NaN ignored), deterministic and sync-free:
-    sort, then count the values below each inner bin edge."""
-    edges = torch.arange(1, fmt.HIST_BINS, device=y.device, dtype=y.dtype) / fmt.HIST_BINS
-    ordered = torch.sort(y.reshape(-1)).values           # NaN sort last
-    below = torch.searchsorted(ordered, edges)           # values < each inner edge
-    total = torch.count_nonzero(~torch.isnan(ordered)).reshape(1)
-    cum = torch.cat([torch.zeros(1, dtype=below.dtype, device=y.device), below, total])
-    return (cum[1:] - cum[:-1]).float()
+def fused_histograms(tensors, exact_counts: bool = False):
+    """64-bin histograms of every tensor over its own [min, max], all at once and sync-free.
+
+    Returns int64 counts ``(len(tensors), 64)`` and float32 ranges ``(len(tensors), 2)``; a None
+    or empty tensor gets zero counts and a NaN range, a NaN anywhere in a tensor zero counts
+    (NaN/Inf values are never counted: the bins of torch.histc over the range). Every tensor
+    must be on one device.
+
+    Instead of a dozen small ops per tensor (and torch.histc, 36x slower than bincount on the
+    CPU) the values are copied into one float32 buffer and binned with a handful of
+    multi-tensor ops: the bin of a value is ``floor((x - min) / (max - min) * 64)`` (the last
+    bin includes max) plus 64 x its tensor's index, and one bincount counts every bin of
+    every tensor. ``exact_counts``: count with scatter_add (the GPU path: CUDA's bincount reads
+    the largest index on the host).
+    """
+    bins = fmt.HIST_BINS
+    n = len(tensors)
+    present = [i for i, t in enumerate(tensors) if t is not None and t.numel() > 0]
+    device = tensors[present[0]].device if present else torch.device("cpu")
+    nan = torch.full((), math.nan, device=device)
+    lows, highs = [nan] * n, [nan] * n
+    counts = None
+    dump = n * bins                      # NaN and values of a NaN-ranged tensor land here
+    start = 0
+    while start < len(present):          # chunks bound the temporary buffer
+        stop, size = start, 0
+        while stop < len(present) and (stop == start or size + tensors[present[stop]].numel() <= HIST_CHUNK):
+            size += tensors[present[stop]].numel()
+            stop += 1
+        chunk = present[start:stop]
+        flats = [dense_values(tensors[i]).reshape(-1) for i in chunk]
+        buf = torch.cat([f if f.dtype == torch.float32 else f.float() for f in flats]) if len(flats) > 1 \
+            else flats[0].to(torch.float32, copy=True)
+        parts = list(buf.split([f.numel() for f in flats]))
+        hi = _maxima(parts)
+        torch._foreach_neg_(parts)       # parts = -x, so that min x = -max(-x) is one more max
+        neg_lo = _maxima(parts)
+        lo_vec, hi_vec = -torch.stack(neg_lo), torch.stack(hi)
+        neg_span = -(hi_vec - lo_vec).clamp_min(torch.finfo(torch.float32).tiny)
+        torch._foreach_sub_(parts, neg_lo)          # -(x - min)
+        torch._foreach_div_(parts, list(neg_span.unbind()))   # (x - min) / (max - min), in [0, 1]
+        buf.mul_(bins).clamp_max_(bins - 1)
+        torch._foreach_add_(parts, [float(i * bins) for i in chunk])
+        buf.nan_to_num_(nan=dump, posinf=dump, neginf=dump)
+        if exact_counts:
+            idx = buf.to(torch.int64)
+            part = torch.zeros(dump + 1, dtype=torch.int64, device=device)
+            part.scatter_add_(0, idx, torch.ones(1, dtype=torch.int64, device=device).expand(len(idx)))
+        else:   # int32 bins: half the memory traffic of int64, bincount ~2x faster (measured)
+            part = torch.bincount(buf.to(torch.int32), minlength=dump + 1)
+        counts = part if counts is None else counts + part
+        for k, i in enumerate(chunk):
+            lows[i], highs[i] = lo_vec[k], hi_vec[k]
+        start = stop
+    if counts is None:
+        counts = torch.zeros(dump + 1, dtype=torch.int64, device=device)
+    ranges = torch.stack([torch.stack(lows), torch.stack(highs)], dim=1)
+    return counts[:dump].reshape(n, bins), ranges
 
 
 def snapshot(p):

@@ -282,15 +282,36 @@ def test_sync_free_nonfinite_count_matches_direct_count():
     assert [math.isfinite(float(n)) for n in found] == [False, True, False]
 
 
-def test_deterministic_histogram_matches_histc():
-    from trainspect.recorder.device_stats import sorted_histogram
-    y = torch.rand(10_000, generator=torch.Generator().manual_seed(0))
-    y[:10] = 1.0
-    y[10:20] = 0.0
-    y[20:30] = torch.arange(10) / 64.0          # values exactly on bin edges
-    y[30] = float("nan")
-    expect = torch.histc(y, bins=64, min=0.0, max=1.0)
-    assert torch.equal(sorted_histogram(y), expect)
+def _histc_reference(t):
+    """The per-tensor histogram the fused one replaces: torch.histc of (x - min) / (max - min)."""
+    if t is None or t.numel() == 0:
+        return torch.zeros(64), torch.full((2,), float("nan"))
+    x = t.reshape(-1).float()
+    lo, hi = torch.aminmax(x)
+    y = (x - lo) / (hi - lo).clamp_min(torch.finfo(torch.float32).tiny)
+    return torch.histc(y, bins=64, min=0.0, max=1.0), torch.stack([lo, hi])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("exact_counts", [False, True])   # True: the scatter_add counting of the GPU path
+def test_fused_histograms_match_per_tensor_histc(seed, exact_counts):
+    from trainspect.recorder.device_stats import fused_histograms
+    g = torch.Generator().manual_seed(seed)
+    with_nan = torch.randn(50, generator=g)
+    with_nan[3] = float("nan")
+    with_inf = torch.randn(40, generator=g)
+    with_inf[0] = float("inf")
+    edges = torch.arange(65, dtype=torch.float32) / 64          # values exactly on the bin edges
+    tensors = [torch.randn(300, 7, generator=g), None, torch.full((9,), 2.5), torch.empty(0), edges,
+               with_nan, with_inf, torch.randn(33, generator=g, dtype=torch.float64) * 1e3,
+               torch.rand(5, 5, generator=g).half()]
+    counts, ranges = fused_histograms(tensors, exact_counts)
+    assert counts.shape == (len(tensors), 64) and ranges.shape == (len(tensors), 2)
+    for i, t in enumerate(tensors):
+        expect_counts, expect_range = _histc_reference(t)
+        assert counts[i].tolist() == expect_counts.long().tolist(), i
+        torch.testing.assert_close(ranges[i], expect_range.float(), equal_nan=True)
+    assert counts[0].sum() == 2100 and counts[2].tolist() == [9] + [0] * 63   # a constant: all in bin 0
 
 
 def test_layout_freezes_at_watch(tmp_path):

@@ -3,13 +3,10 @@ training-mode forward of every ``stats_every``-th step: forward hooks on the lea
 for that one forward only, so other forwards cost nothing."""
 from __future__ import annotations
 
-import math
 import time
 
-import torch
-
 from .. import format as fmt
-from ..device_stats import activation_stats
+from ..device_stats import RAW_NAN, activation_raw, activation_rows
 from ..layout import output_bounds
 from .base import Record
 
@@ -43,8 +40,8 @@ class Activations(Record):
         return hook
 
     def _store(self, cap, i, output):
-        stats = activation_stats(output, self.bounds[i])
-        cap[i] = stats if stats is not None else False
+        raw = activation_raw(output, self.bounds[i])
+        cap[i] = raw if raw is not None else False
 
     def forward_detach(self):
         for h in self._handles:
@@ -67,13 +64,9 @@ class Activations(Record):
         self._finished = None
 
     def compute(self, cap):
-        found = [c for c in cap if c is not None and c is not False]
-        if not found:
+        if not any(cap):
             return None
-        device = found[0].device
-        nan_row = torch.full((len(fmt.ACT_FIELDS),), math.nan, device=device)
-        return torch.stack([c.to(device, non_blocking=True) if (c is not None and c is not False) else nan_row
-                            for c in cap])
+        return activation_rows([c if c else RAW_NAN for c in cap])
 
     def unpack(self, values, arg, step, wall, rows):
         m = values.reshape(arg, len(fmt.ACT_FIELDS))

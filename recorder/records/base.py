@@ -39,7 +39,7 @@ class Watched:
         self.compiled = type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod")
         self.enabled = True                # False once an instrument failed (or the writer did)
         self.cpu_fast_path = not link.device_path   # off: the GPU code path, also for CPU tensors (tests)
-        self._consts = {}                  # device -> (nan scalar, zero histogram, nan range)
+        self._consts = {}                  # device -> (NaN, 0.0) 0-d tensors
 
     def guard(self, fn, *args):
         """Run a spec's device work; an exception switches the instruments off, never training."""
@@ -54,15 +54,12 @@ class Watched:
             self.link.failed(exc)
 
     def const(self, device):
+        """(NaN, 0.0) as 0-d tensors on ``device``, made once: fillers for missing values."""
         c = self._consts.get(device)
         if c is None:
             import torch
 
-            c = self._consts[device] = (
-                torch.full((), math.nan, device=device),
-                torch.zeros(fmt.HIST_BINS, device=device),
-                torch.full((2,), math.nan, device=device),
-            )
+            c = self._consts[device] = (torch.full((), math.nan, device=device), torch.zeros((), device=device))
         return c
 
     @staticmethod

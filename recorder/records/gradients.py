@@ -103,8 +103,8 @@ class Gradients(Record):
         if len(present) == w.P:
             full_norms, full_bad = found, bad
         else:  # parameters without a gradient: norm NaN, non-finite count 0
-            nan, zeros, _ = w.const(found[0].device)
-            full_norms, full_bad = [nan] * w.P, [zeros[0]] * w.P
+            nan, zero = w.const(found[0].device)
+            full_norms, full_bad = [nan] * w.P, [zero] * w.P
             for j, i in enumerate(present):
                 full_norms[i], full_bad[i] = found[j], bad[j]
         total_norm = torch.linalg.vector_norm(torch.stack(found))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import format as fmt
-from ..device_stats import histogram
+from ..device_stats import fused_histograms
 from .base import Record
 
 
@@ -22,24 +22,27 @@ class Histograms(Record):
         self.after_step(step, wall, False)
 
     def compute(self):
+        """Counts of the P weights then the P gradients, then their (min, max) ranges."""
         w = self.w
-        device = w.params[0].device
-        _, zeros, nan2 = w.const(device)
-        wc, wr, gc, gr = [], [], [], []
-        for p in w.params:
-            c, r = histogram(p, zeros, nan2)
-            wc.append(c.to(device, non_blocking=True))
-            wr.append(r.to(device, non_blocking=True))
-            c, r = histogram(p.grad, zeros, nan2)
-            gc.append(c.to(device, non_blocking=True))
-            gr.append(r.to(device, non_blocking=True))
-        return torch.cat([torch.stack(wc).reshape(-1), torch.stack(wr).reshape(-1),
-                          torch.stack(gc).reshape(-1), torch.stack(gr).reshape(-1)])
+        tensors = list(w.params) + [p.grad for p in w.params]
+        exact = not w.cpu_fast_path or w.params[0].device.type != "cpu"
+        devices = {t.device for t in tensors if t is not None}
+        if len(devices) <= 1:
+            counts, ranges = fused_histograms(tensors, exact)
+        else:   # a model spread over devices: one fused pass per device, results on the first
+            counts, ranges = [None] * len(tensors), [None] * len(tensors)
+            for device in devices:
+                idx = [i for i, t in enumerate(tensors) if t is None or t.device == device]
+                c, r = fused_histograms([tensors[i] for i in idx], exact)
+                for k, i in enumerate(idx):
+                    if tensors[i] is not None or counts[i] is None:
+                        counts[i], ranges[i] = c[k], r[k]
+            counts, ranges = torch.stack(w.to_one(counts)), torch.stack(w.to_one(ranges))
+        return torch.cat([counts.reshape(-1).double(), ranges.reshape(-1).double()])
 
     def unpack(self, values, arg, step, wall, rows):
         p, b = arg, fmt.HIST_BINS
-        wc, wr = values[:p * b], values[p * b:p * b + 2 * p]
-        g = values[p * b + 2 * p:]
-        gc, gr = g[:p * b], g[p * b:]
-        return {"weight_counts": wc.reshape(p, b), "weight_range": wr.reshape(p, 2),
-                "grad_counts": gc.reshape(p, b), "grad_range": gr.reshape(p, 2)}
+        counts = values[:2 * p * b].reshape(2 * p, b)
+        ranges = values[2 * p * b:].reshape(2 * p, 2)
+        return {"weight_counts": counts[:p], "weight_range": ranges[:p],
+                "grad_counts": counts[p:], "grad_range": ranges[p:]}
