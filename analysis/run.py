@@ -8,8 +8,7 @@ import functools
 import math
 import os
 import time
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +146,22 @@ class ScalarSummary:
     counts: np.ndarray  # int64 points per metric
     last: np.ndarray    # float64 last value logged (NaN where none)
     max_step: int       # largest step in the table (-1 = none)
+    rows: int           # rows of the scalar table read
+
+
+@dataclass
+class _SummaryCursor:
+    rows: int = 0
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    last: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    max_step: int = -1
+    segments: np.ndarray | None = None   # the writer sessions the counts were made under
+
+
+def _same_table(a, b) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
 
 
 class _Growing:
@@ -201,6 +216,7 @@ class Run:
         self._tags: list[str] = []
         self._tag_ids: dict[str, int] = {}
         self._points: dict[int, _Growing] = {}
+        self._summary = _SummaryCursor()
         self._group_rows: dict[str, int] = {}
         self._segments = None        # segments/table as last read (resumed runs), see _sessions_changed
 
@@ -357,9 +373,13 @@ class Run:
         tags_ds = self._ds(fmt.TAG_NAMES)
         known = len(self._tags)
         if tags_ds.shape[0] > known:
-            self._tags += fmt.decode_names(tags_ds[known:])
-            for i, name in enumerate(self._tags[known:], known):
-                self._tag_ids.setdefault(name, i)   # a repeated name keeps its first id
+            new = fmt.decode_names(tags_ds[known:])
+            self._tags += new
+            # A repeated name keeps its first id: insert in reverse, so the first one is written last.
+            ids = dict(zip(reversed(new), range(known + len(new) - 1, known - 1, -1)))
+            for name in ids.keys() & self._tag_ids.keys():
+                del ids[name]
+            self._tag_ids.update(ids)
 
     # ------------------------------------------------------------ writer sessions (resume)
     def _read_segments(self):
@@ -372,9 +392,7 @@ class Run:
         """Re-read segments/table; True when it changed (a session began or wrote its first step):
         rows already split may now be superseded, so the scalars are read again from the start."""
         table = self._read_segments()
-        same = (table is None and self._segments is None) or (
-            table is not None and self._segments is not None and table.shape == self._segments.shape
-            and np.array_equal(table, self._segments, equal_nan=True))
+        same = _same_table(table, self._segments)
         self._segments = table
         return not same
 
@@ -493,33 +511,37 @@ class Run:
 
     @_reads_file
     def scalar_summary(self) -> ScalarSummary:
-        """Point count and last value of every metric in one pass over the rows, holding one
-        block at a time: memory does not grow with the run (``info`` on a 25 M-row file)."""
+        """Point count and last value of every metric, holding one block of rows at a time:
+        memory does not grow with the run (``info`` on a 25 M-row file). Incremental: a later
+        call reads only the rows added since (``tail`` polls it)."""
         self._file_size = max(self.file_size, self._file_size)
         self._refresh_tags()
         n_tags = len(self._tags)
+        acc = self._summary
+        if len(acc.counts) < n_tags:
+            acc.counts = np.concatenate([acc.counts, np.zeros(n_tags - len(acc.counts), np.int64)])
+            acc.last = np.concatenate([acc.last, np.full(n_tags - len(acc.last), np.nan)])
         n = self._committed_rows(SCALAR_COLUMNS)
-        counts = np.zeros(n_tags, np.int64)
-        last = np.full(n_tags, np.nan)
-        max_step = -1
         step_ds, tag_ds, value_ds = (self._h(c) for c in SCALAR_COLUMNS[:3])
-        self._sessions_changed()
-        superseded = self._superseded("scalars")
-        for a in range(0, n, SUMMARY_READ_BLOCK):
+        segments = self._read_segments()
+        if not _same_table(segments, acc.segments) or n < acc.rows:   # a resumed session may supersede rows counted
+            acc = self._summary = _SummaryCursor(segments=segments)
+            acc.counts, acc.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
+        superseded = fmt.superseded_after(segments, "scalars")
+        for a in range(acc.rows, n, SUMMARY_READ_BLOCK):
             b = min(n, a + SUMMARY_READ_BLOCK)
             tag = tag_ds[a:b].astype(np.int64, copy=False)
-            ok = (tag >= 0) & (tag < n_tags)
-            live = fmt.keep_rows(superseded, np.arange(a, b), step_ds[a:b]) if superseded is not None else None
-            if live is not None:
-                ok &= live
+            ok = (tag >= 0) & (tag < n_tags)   # rows of a damaged tag column name no metric
+            if superseded is not None:
+                ok &= fmt.keep_rows(superseded, np.arange(a, b), step_ds[a:b])
             tag = tag[ok]
-            if not len(tag):
-                continue
-            counts += np.bincount(tag, minlength=n_tags)
-            present, back = np.unique(tag[::-1], return_index=True)   # last row of each metric
-            last[present] = value_ds[a:b][ok][len(tag) - 1 - back]
-            max_step = max(max_step, int(step_ds[a:b][ok].max()))
-        return ScalarSummary(list(self._tags), counts, last, max_step)
+            if len(tag):
+                acc.counts += np.bincount(tag, minlength=n_tags)
+                present, back = np.unique(tag[::-1], return_index=True)   # last row of each metric
+                acc.last[present] = value_ds[a:b][ok][len(tag) - 1 - back]
+                acc.max_step = max(acc.max_step, int(step_ds[a:b][ok].max()))
+            acc.rows = b
+        return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows)
 
     def loss_roles(self) -> dict[str, str]:
         """{"train": name, "val": name} for the losses present (declared roles first)."""

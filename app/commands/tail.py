@@ -92,24 +92,24 @@ def fmt_value(v: float) -> str:
     return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
 
 
-def latest(run, name: str):
-    """Last value of metric ``name`` or None."""
+def latest(summary, name: str):
+    """Last value of metric ``name`` in a Run.scalar_summary(), or None."""
     try:
-        s = run.scalar(name)
-    except KeyError:
+        i = summary.names.index(name)
+    except ValueError:
         return None
-    return float(s.values[-1]) if len(s) else None
+    return float(summary.last[i]) if summary.counts[i] else None
 
 
-def snapshot_line(run, status) -> str:
-    """``step N | user metrics | lr | grad norm | state``: one terminal line."""
-    names = run.scalar_names()
-    user = [n for n in names if not is_sys(n)][:MAX_USER_METRICS]
-    parts = [f"step {run.max_step:>6}"]
-    values = [f"{n} {fmt_value(v)}" for n in user if (v := latest(run, n)) is not None]
+def snapshot_line(run, status, summary) -> str:
+    """``step N | user metrics | lr | grad norm | state``: one terminal line. Read from the
+    run's summary (counts and last values, no points held): memory independent of run length."""
+    user = [n for n in summary.names if not is_sys(n)][:MAX_USER_METRICS]
+    parts = [f"step {max(status.last_step, summary.max_step):>6}"]
+    values = [f"{n} {fmt_value(v)}" for n in user if (v := latest(summary, n)) is not None]
     if values:
         parts.append("  ".join(values))
-    lr, grad = latest(run, SYS_LR), latest(run, SYS_GRAD_NORM)
+    lr, grad = latest(summary, SYS_LR), latest(summary, SYS_GRAD_NORM)
     sys_parts = ([f"lr {fmt_value(lr)}"] if lr is not None else []) + \
                 ([f"grad norm {fmt_value(grad)}"] if grad is not None else [])
     if sys_parts:
@@ -202,6 +202,7 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
     last_step = None
     last_advice = -math.inf
     dirty = True          # data changed since the advisor last looked
+    seen_rows = 0
     stamp = _stamp(run.path)
     while True:
         restart = restart_of(run, identity, sessions)
@@ -210,15 +211,17 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
         try:
             status = run.status()
             new_rows = run.refresh()
-            step = run.max_step
-            line = snapshot_line(run, status) if step != last_step or once else None
+            summary = run.scalar_summary()   # reads only the rows added since the last look
+            step = max(status.last_step, summary.max_step)
+            line = snapshot_line(run, status, summary) if step != last_step or once else None
         except RunFileError:
             # A writer reopening the file (resume) changes it under this reader for a moment.
             restart = _wait_for_restart(run, identity, sessions, max(interval, RESTART_WAIT_S))
             if restart is None:
                 raise
             return restart
-        dirty = dirty or bool(new_rows)
+        dirty = dirty or bool(new_rows) or summary.rows != seen_rows
+        seen_rows = summary.rows
         if step < 0 and last_step is None and not once:
             _say("waiting for the first flush...")
             last_step = step
