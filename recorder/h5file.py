@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,10 @@ import numpy as np
 from h5py import h5s
 
 from . import format as fmt
+from . import unlinked
+from .warning import RecorderWarning
+
+LINK_CHECK_S = 1.0   # how often the writer checks that its file still has its name
 
 
 @dataclass
@@ -35,6 +40,9 @@ def _fixed(value: str, length: int) -> np.bytes_:
 class RunFileWriter:
     def __init__(self, path, resume: bool = False):
         self.path = Path(path)
+        self.link_problems: set = set()   # unlinked.DELETED / MOVED, once seen (warned once each)
+        self._next_link_check = 0.0
+        self.recovered_to = None    # where a deleted run file was saved at close
         self.resumed = False        # continuing a run file written before (see _resume())
         self.needs_first_step = False
         self.session_note = ""      # how the previous session ended (resume)
@@ -285,9 +293,31 @@ class RunFileWriter:
     def flush(self, last_step: int | None = None) -> None:
         if last_step is not None:
             self.state[fmt.STATE_LAST_STEP] = max(last_step, self.state[fmt.STATE_LAST_STEP])
-        self.state[fmt.STATE_HEARTBEAT] = time.time()
+        now = time.time()
+        self.state[fmt.STATE_HEARTBEAT] = now
         self._state_ds.id.write(h5s.ALL, h5s.ALL, self.state)
         self.f.flush()
+        if now >= self._next_link_check:   # at the heartbeat's pace, not at every data flush
+            self._next_link_check = now + LINK_CHECK_S
+            self._check_link()
+
+    def _check_link(self) -> None:
+        """Warn once if the file was deleted or moved while being written (unlinked.py)."""
+        try:
+            state = unlinked.link_state(self.f.id.get_vfd_handle(), self.path)
+        except (OSError, ValueError):   # not a POSIX descriptor: nothing to check
+            return
+        if state is None or state in self.link_problems:
+            return
+        self.link_problems.add(state)
+        if state == unlinked.DELETED:
+            warnings.warn(f"trainspect: the run file {self.path} was deleted while the run is being written; "
+                          "the recorder keeps writing to the open file and saves it back to that path (or the "
+                          "next free name) when the run closes (a kill -9 before that loses it)",
+                          RecorderWarning, stacklevel=2)
+        else:
+            warnings.warn(f"trainspect: the run file {self.path} was moved or replaced while the run is being "
+                          "written; the run goes on in the moved file", RecorderWarning, stacklevel=2)
 
     def close(self, status: str = fmt.STATUS_FINISHED, last_step: int | None = None) -> None:
         if self.closed:
@@ -298,7 +328,20 @@ class RunFileWriter:
                 self.start({"name": self.path.stem})
             self.set_status(status)
             self.state[fmt.STATE_END_TIME] = time.time()
+            self._next_link_check = 0.0
             self.flush(last_step)
+            if unlinked.DELETED in self.link_problems:
+                self._save_deleted()
         finally:
             self.f.close()
+
+    def _save_deleted(self) -> None:
+        try:
+            self.recovered_to = unlinked.save_copy(self.f.id.get_vfd_handle(), self.path)
+        except OSError as exc:
+            warnings.warn(f"trainspect: the deleted run file {self.path} could not be saved back ({exc}); "
+                          "its data is lost", RecorderWarning, stacklevel=2)
+            return
+        warnings.warn(f"trainspect: the run file {self.path} had been deleted while being written; "
+                      f"the complete run was saved to {self.recovered_to}", RecorderWarning, stacklevel=2)
 

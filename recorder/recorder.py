@@ -28,6 +28,7 @@ from . import metadata
 from . import ranks
 from . import signals
 from . import writer_thread as wt
+from .warning import RecorderWarning
 from .records.scalar import SCALAR_VALUES
 
 DEFAULT_STATS_EVERY = 50       # weights/update norms, activation + input statistics
@@ -42,8 +43,6 @@ _MAX_STEP = 1 << 53   # steps travel as float64 to the writer thread: exact belo
 _MAX_CALL_SHAPES = 4096       # distinct name sets of log() calls remembered for the fast path
 
 
-class RecorderWarning(UserWarning):
-    """Something was not recorded (bad input, full queue, failed writer); training goes on."""
 
 
 def _nonzero_rank() -> bool:
@@ -649,6 +648,8 @@ class Recorder:
             self._transfer()
         self._writer.close(status or fmt.STATUS_FINISHED, error=error)
         self._lock.release()
+        if self._writer.file.recovered_to is not None:   # the file was deleted while written (unlinked.py)
+            self.path = self._writer.file.recovered_to
         if self._writer.error is not None:
             self._report_writer_failure()
         self._active = False
