@@ -98,21 +98,32 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+LIVE_RETRY_PAUSE_S = 0.05
 # What h5py raises on a damaged file: a checksum, a B-tree, a chunk index... (MemoryError: a
 # header that claims more than the machine holds).
 READ_ERRORS = (OSError, RuntimeError, ValueError, TypeError, IndexError, OverflowError, MemoryError)
 
 
 def _reads_file(method):
-    """Turn a read failure inside ``method`` into a RunFileError naming the file."""
+    """Turn a read failure inside ``method`` into a RunFileError naming the file. On a live run
+    (opened SWMR) a failure while the writer is changing the file may be a torn read: the call
+    is tried again, for at most LIVE_RETRY_S (methods resume where a failed read stopped)."""
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except RunFileError:
-            raise
-        except READ_ERRORS as exc:
-            raise RunFileError(fmt.h5_error_text(self.path, exc)) from None
+        deadline = None
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except RunFileError:
+                raise
+            except READ_ERRORS as exc:
+                if not (self._swmr and fmt.writer_active(self.path)):
+                    raise RunFileError(fmt.h5_error_text(self.path, exc)) from None
+                deadline = deadline or time.monotonic() + fmt.LIVE_RETRY_S
+                if time.monotonic() > deadline:
+                    raise RunFileError(f"{self.path}: could not read the live run within "
+                                       f"{fmt.LIVE_RETRY_S:.0f} s ({exc})") from None
+                time.sleep(LIVE_RETRY_PAUSE_S)
     return wrapper
 
 
@@ -201,6 +212,7 @@ class Run:
     def __init__(self, path):
         self.path = Path(path)
         self._f = fmt.open_for_read(self.path)
+        self._swmr = bool(self._f.swmr_mode)   # opened while a writer held the file
         try:
             self._read_header()
         except RunFileError:
@@ -433,18 +445,22 @@ class Run:
         n = self._committed_rows(SCALAR_COLUMNS)
         self._refresh_tags()
         start = self._scalar_rows
-        if not self._scalars_loaded:
+        if not self._scalars_loaded and start == 0:   # (start > 0: a first load that failed half-way)
             self._lazy = n > EAGER_SCALAR_ROWS
+
+        def done(row):   # per block: a read that fails half-way resumes here, nothing split twice
+            self._scalar_rows = row
         if not self._lazy:
-            self._scan(start, n, None)
+            self._scan(start, n, None, done)
         elif self._wanted:
-            self._scan(start, n, self._wanted)
+            self._scan(start, n, self._wanted, done)
         self._scalar_rows = n
         self._scalars_loaded = True
         return n - start
 
-    def _scan(self, start: int, stop: int, wanted) -> None:
-        """Split rows [start, stop) into per-metric points; ``wanted``: tag ids to keep (None = all)."""
+    def _scan(self, start: int, stop: int, wanted, done=None) -> None:
+        """Split rows [start, stop) into per-metric points; ``wanted``: tag ids to keep (None = all);
+        ``done(row)`` after each block."""
         step_ds, tag_ds, value_ds, wall_ds = (self._h(c) for c in SCALAR_COLUMNS)
         superseded = self._superseded("scalars")
         for a in range(start, stop, SCALAR_READ_BLOCK):
@@ -453,14 +469,19 @@ class Run:
             if wanted is None:
                 step = step_ds[a:b]
                 live = fmt.keep_rows(superseded, np.arange(a, b), step)
+                value, wall = value_ds[a:b], wall_ds[a:b]
                 if live is None:
-                    self._split_rows(step, tag, value_ds[a:b], wall_ds[a:b])
+                    self._split_rows(step, tag, value, wall)
                 else:   # rows a resumed session wrote again are left out (the latest win)
-                    self._split_rows(step[live], tag[live], value_ds[a:b][live], wall_ds[a:b][live])
+                    self._split_rows(step[live], tag[live], value[live], wall[live])
+                if done is not None:
+                    done(b)
                 continue
             keep = np.isin(tag, np.fromiter(wanted, np.int32)) if len(wanted) > 1 else tag == next(iter(wanted))
             idx = np.flatnonzero(keep)
             if len(idx) == 0:
+                if done is not None:
+                    done(b)
                 continue
             lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1   # one slab covering the matches
             rel = idx - int(idx[0])
@@ -468,14 +489,21 @@ class Run:
             live = fmt.keep_rows(superseded, lo + rel, step)
             if live is not None:
                 idx, rel, step = idx[live], rel[live], step[live]
-            self._split_rows(step, tag[idx], value_ds[lo:hi][rel], wall_ds[lo:hi][rel])
+            value, wall = value_ds[lo:hi][rel], wall_ds[lo:hi][rel]
+            self._split_rows(step, tag[idx], value, wall)
+            if done is not None:
+                done(b)
 
     def _want(self, tag: int) -> None:
         # Lazy mode: a metric asked for the first time is read from the rows seen so far;
         # later refreshes keep it up to date with the others.
         if self._lazy and tag not in self._wanted:
+            try:
+                self._scan(0, self._scalar_rows, {tag})
+            except BaseException:
+                self._points.pop(tag, None)   # all or nothing: a retry reads it again whole
+                raise
             self._wanted.add(tag)
-            self._scan(0, self._scalar_rows, {tag})
 
     def _split_rows(self, step, tag, value, wall) -> None:
         if len(tag) and tag.min() < 0:   # a damaged tag column: rows without a metric are skipped
@@ -535,11 +563,12 @@ class Run:
             if superseded is not None:
                 ok &= fmt.keep_rows(superseded, np.arange(a, b), step_ds[a:b])
             tag = tag[ok]
-            if len(tag):
-                acc.counts += np.bincount(tag, minlength=n_tags)
+            if len(tag):   # every read first, then the counts: a failed read leaves them as they were
                 present, back = np.unique(tag[::-1], return_index=True)   # last row of each metric
-                acc.last[present] = value_ds[a:b][ok][len(tag) - 1 - back]
-                acc.max_step = max(acc.max_step, int(step_ds[a:b][ok].max()))
+                last, top = value_ds[a:b][ok][len(tag) - 1 - back], int(step_ds[a:b][ok].max())
+                acc.counts += np.bincount(tag, minlength=n_tags)
+                acc.last[present] = last
+                acc.max_step = max(acc.max_step, top)
             acc.rows = b
         return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows)
 

@@ -417,6 +417,15 @@ def read_head(path) -> FileHead:
     return FileHead(st.st_size, st.st_mtime_ns, writer_open)
 
 
+def writer_active(path) -> bool:
+    """A writer holds ``path`` and changed it within QUIET_S: a failed read may be torn, not damage."""
+    try:
+        head = read_head(path)
+    except RunFileError:
+        return False
+    return head.writer_open and time.time() - head.mtime_ns / 1e9 < QUIET_S
+
+
 def os_error_text(exc: OSError) -> str:
     """An OSError in the user's words (EMFILE says what to do about it)."""
     import errno
