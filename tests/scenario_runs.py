@@ -129,6 +129,7 @@ def source_digest() -> str:
 def findings_table(runs: ScenarioRuns, keys) -> list[dict]:
     """One row per run: expected symptom, whether it was found with an accepted top cause."""
     from trainspect.analysis import diagnose, open_run
+    from trainspect.analysis.vocab import Severity
     from tests.scenarios import SCENARIOS
     rows = []
     for key in keys:
@@ -141,7 +142,8 @@ def findings_table(runs: ScenarioRuns, keys) -> list[dict]:
         else:
             hit = next((f for f in findings if f.symptom == scenario.symptom), None)
             top = hit.causes[0].id if hit and hit.causes else None
-            ok = bool(hit) and hit.severity != "info" and top in scenario.causes
+            ok = bool(hit) and Severity(hit.severity).rank >= Severity(scenario.severity).rank \
+                and top in scenario.causes
             got = f"{scenario.symptom} <- {top}" if hit else "missed: " + (
                 ", ".join(f.symptom for f in findings) or "nothing")
         rows.append(dict(key=key, expected=scenario.symptom or "healthy", ok=ok, got=got))

@@ -29,6 +29,7 @@ class Scenario:
     causes: tuple = ()                   # acceptable top-ranked causes for that symptom
     about: str = ""
     watch: bool = True
+    severity: str = "warning"            # the least severity the planted finding must have ("info": advice only)
 
 
 # ------------------------------------------------------------------------ data
@@ -311,6 +312,14 @@ def layer_missing_from_optimizer(rec, seed):
     train(rec, model, opt, seed=seed)
 
 
+def sgd_small_lr_still_falling(rec, seed):
+    import torch
+    torch.manual_seed(25 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # plain SGD at 0.01: learning, but 300 steps end halfway down (2.3 -> 1.85, still falling steadily)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.01), seed=seed)
+
+
 def losses_only_healthy(rec, seed):
     import torch
     torch.manual_seed(24 + 1000 * seed)
@@ -357,6 +366,8 @@ SCENARIOS = {s.name: s for s in [
              "0..255 pixel values fed as they are"),
     Scenario("layer_missing_from_optimizer", layer_missing_from_optimizer, "frozen_layers", ("optimizer_setup",),
              "first Linear layer left out of the optimizer's parameter list"),
+    Scenario("sgd_small_lr_still_falling", sgd_small_lr_still_falling, "slow_convergence", ("lr_too_low",),
+             "plain SGD 0.01 stopped after 300 steps while the loss still falls", severity="info"),
 ]}
 
 

@@ -12,10 +12,11 @@ from trainspect.analysis.advisor import loss_rules as loss
 from trainspect.analysis.advisor import nan_rules as nan
 from trainspect.analysis.advisor import weight_rules as weight
 from trainspect.analysis.advisor.causes import Context, attach
+from trainspect.analysis.advisor.symptoms.slow_convergence import detect_slow_convergence
 from trainspect.analysis.findings import Finding
 
 LOSS_RULES = [loss.detect_divergence, loss.detect_oscillation, loss.detect_spikes, loss.detect_no_progress,
-              loss.detect_early_plateau]
+              loss.detect_early_plateau, detect_slow_convergence]
 
 
 def healthy_curve(n=2000, seed=0, noise=0.35, floor=0.02):
@@ -96,6 +97,18 @@ def test_early_plateau_vs_fast_convergence():
     assert loss.detect_early_plateau(t, stalled).symptom == "early_plateau"
     converged = (0.01 + 2.3 * np.exp(-t / 40)) * rng.lognormal(0, 0.05, 1000)
     assert loss.detect_early_plateau(t, converged) is None
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_slow_convergence_on_a_steady_descent_not_on_a_levelled_off_one(seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(600)
+    steady = (2.3 - 0.0008 * t) * rng.lognormal(0, 0.05, t.size)        # 2.3 -> 1.82, still falling
+    f = detect_slow_convergence(t, steady)
+    assert f is not None and f.severity == "info" and 400 <= f.first_step < f.last_step
+    levelled = (1.8 + 0.5 * np.exp(-t / 60)) * rng.lognormal(0, 0.05, t.size)
+    assert detect_slow_convergence(t, levelled) is None
+    assert detect_slow_convergence(t, 2.3 * rng.lognormal(0, 0.05, t.size)) is None     # no progress at all
 
 
 def test_overfitting_needs_sustained_val_rise_while_train_falls():

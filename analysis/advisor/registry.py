@@ -24,6 +24,7 @@ SYMPTOM_MODULES = (
     "symmetric_weights",
     "unnormalized_inputs",
     "frozen_layers",
+    "slow_convergence",
 )
 
 REGISTRY = tuple(import_module(f"{__package__}.symptoms.{name}").SPEC for name in SYMPTOM_MODULES)

@@ -1,0 +1,78 @@
+"""``slow_convergence``: the loss was still falling steadily when the run ended (info).
+
+Not a failure: the run stopped before the loss levelled off. Either train longer, or the LR is
+too low for the number of steps given (an LR range test finds a larger one that still trains).
+"""
+from __future__ import annotations
+
+from ...findings import Evidence, Finding, Fix
+from ..causes import lr_from_update_ratio
+from ..context import MIN_LOSS_POINTS
+from ..series import as_series, finite_prefix, fmt, head_level, rounded, smooth_curve
+from ..signals import main_loss
+from ..spec import SymptomSpec
+
+
+def detect_slow_convergence(steps, values, *, series="train/loss", min_progress=0.1, last_share=0.15, min_drop=0.02,
+                            steady=0.6, still=0.25, min_points=MIN_LOSS_POINTS) -> Finding | None:
+    """Over the last quarter of the run the smoothed loss made more than ``last_share`` of the
+    run's whole progress (and fell more than ``min_drop`` of its final level), at least ``steady``
+    x as much as over the quarter before (no levelling off), and its last eighth still made
+    ``still`` of that fall; the run made ``min_progress`` (relative) in all. A converged run makes a few
+    % of its progress in its last quarter; a steady descent 25 %."""
+    steps, values = finite_prefix(*as_series(steps, values))
+    if len(values) < min_points:
+        return None
+    s_steps, s = smooth_curve(steps, values)
+    if len(s) < 8:
+        return None
+    init, end = head_level(values), float(s[-1])
+    if init <= 0 or end <= 0 or init - end < min_progress * init:
+        return None
+    q2, q3, q7 = (int(q * (len(s) - 1)) for q in (0.5, 0.75, 0.875))
+    drop_last, drop_prev, drop_end = float(s[q3] - s[-1]), float(s[q2] - s[q3]), float(s[q7] - s[-1])
+    share = drop_last / (init - end)
+    if share < last_share or drop_last < min_drop * end or drop_last < steady * max(drop_prev, 0.0) \
+            or drop_end < still * drop_last:
+        return None
+    return Finding(
+        symptom="slow_convergence", severity="info",
+        title=f"{series} was still falling at the end: {fmt(float(s[q3]))} -> {fmt(end)} over the last quarter",
+        first_step=int(s_steps[q3]), last_step=int(s_steps[-1]),
+        evidence=[Evidence(
+            series=series, threshold=last_share,
+            text=(f"smoothed {series} fell {fmt(drop_last)} over the last quarter of the run, {share:.0%} of the "
+                  f"run's whole progress (threshold {last_share:.0%}), {drop_last / max(drop_prev, 1e-12):.2g}x its "
+                  f"fall over the quarter before (threshold {steady:g}x: not levelling off); the last eighth alone "
+                  f"{drop_end / drop_last:.0%} of it (threshold {still:.0%})"),
+            steps=[int(s_steps[q2]), int(s_steps[q3]), int(s_steps[-1])], values=rounded([s[q2], s[q3], end]))],
+    )
+
+
+def detect(sig, ctx):
+    main = main_loss(sig)
+    if main is None or ctx.nan_step is not None:
+        return None
+    name, s, v = main
+    return detect_slow_convergence(s, v, series=name)
+
+
+def adjust(s, f, ctx):
+    lr_from_update_ratio(s, ctx, boost_low=True)
+
+
+def fixes(f, ctx):
+    return [Fix("train_longer", "train longer: the loss was still falling steadily when the run ended")]
+
+
+SPEC = SymptomSpec(
+    id="slow_convergence",
+    looks_at="training loss, smoothed",
+    fires_when="the last quarter of the run made > 15 % of its whole progress, >= 0.6x the quarter before and its "
+               "last eighth >= 25 % of that (not levelling off), after >= 10 % progress (info)",
+    detect=detect,
+    priors={"lr_too_low": 0.5},
+    word="slow descent",
+    adjust=adjust,
+    fixes=fixes,
+)
