@@ -50,6 +50,14 @@ def cause_name(cause_id: str) -> str:
     return cause_id.replace("_", " ")
 
 
+def chain_text(f) -> str:
+    """"the gradient norm grew 10^16x over 18 steps from step 27 (steps 27–45), then nan_inf from step 46"."""
+    pre = f.precursor
+    span = step_span(pre)
+    return (f"{pre.summary}" + (f" ({span})" if span else "") + f", then {f.symptom}"
+            + (f" from step {f.first_step}" if f.first_step is not None else ""))
+
+
 def _fix(fix) -> str:
     return getattr(fix, "text", str(fix))
 
@@ -64,9 +72,7 @@ def present(f) -> FindingView:
     sections = []
     pre = getattr(f, "precursor", None)
     if pre is not None:
-        sections.append(Section("Root cause chain", True, [
-            (pre.symptom, f"{pre.summary}" + (f" ({step_span(pre)})" if step_span(pre) else "")),
-            (f.symptom, "then this finding" + (f", from {step_span(f)}" if step_span(f) else ""))]))
+        sections.append(Section("Root cause chain", False, [(pre.symptom, chain_text(f))]))
     if f.evidence:
         sections.append(Section("Evidence", False, [
             (ev.series, (f"({ev.layer}) " if ev.layer else "") + ev.text) for ev in f.evidence]))
@@ -80,7 +86,7 @@ def present(f) -> FindingView:
         span=step_span(f), layers=f"layers: {', '.join(layers[:MAX_LAYERS])}{more}" if layers else "",
         sections=sections, confirm=getattr(f, "confirm", "") or "",
         first_cause=_cause(f.causes[0]) if f.causes else "", first_fix=_fix(f.fixes[0]) if f.fixes else "",
-        chain=f"{pre.symptom} -> {f.symptom}: {pre.summary}" if pre is not None else "")
+        chain=f"[{pre.symptom}] {chain_text(f)}" if pre is not None else "")
 
 
 # ---------------------------------------------------------------- terminal
@@ -99,7 +105,7 @@ def text_lines(f, brief: bool = False) -> list[str]:
     for s in v.sections:
         for i, (code, text) in enumerate(s.items):
             if s.heading == "Root cause chain":
-                out.append(f"{INDENT}{'started by' if i == 0 else 'led to'}: [{code}] {text}")
+                out.append(f"{INDENT}started by: [{code}] {text}")
             elif s.heading == "Evidence":
                 out.append(f"{INDENT}evidence: {text}")
             elif s.heading == "Likely causes":

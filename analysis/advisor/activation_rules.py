@@ -111,6 +111,7 @@ def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, t
         crossed = np.flatnonzero(np.nanmax(full, axis=1) > saturated)
     first = int(steps[crossed[0]]) if crossed.size else int(steps[0])
     worst = max(med[i] for i in hit)
+    from_start = bool(np.isfinite(full[0]).any() and np.nanmax(full[0]) > saturated)
     return Finding(
         symptom="saturated_activations", severity="warning",
         title=f"saturated activations: {worst:.0%} of the outputs of {label(names[0])} sit at their bounds"
@@ -119,6 +120,8 @@ def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, t
         evidence=[Evidence(
             series="act_frac_saturated", layer=modules[cols[i]], threshold=saturated,
             text=(f"{label(modules[cols[i]])}: {med[i]:.0%} of outputs within 1 % of a bound "
-                  f"(median of the last {tail:.0%} of records; threshold {saturated:.0%}, DeepDiagnosis)"),
+                  f"(median of the last {tail:.0%} of records; threshold {saturated:.0%}, DeepDiagnosis)"
+                  + (" - already at the first record" if from_start else "")),
             steps=[int(steps[0]), int(steps[-1])], values=rounded([full[0, k], med[i]])) for k, i in enumerate(hit)],
+        facts={"saturated_from_start": from_start},
     )

@@ -50,9 +50,20 @@ def _init_fixes(fixes, finding, ctx):
     return [Fix("proper_init", f"use {', '.join(parts)}; never zero/constant weights"), *fixes[1:]]
 
 
+def _lr_fixes(fixes, finding, ctx):
+    """With an LR range test of this model at hand, quote its suggestion instead of saying how to run one."""
+    sweep = ctx.lr_sweep
+    if sweep is None or sweep.suggested is None:
+        return list(fixes)
+    quoted = Fix("lr_range_test", f"set the LR to {sweep.suggested:.3g}, the suggestion of the LR range test "
+                                  f"{sweep.name or ''}: {sweep.reason}".replace("test :", "test:"))
+    return [quoted if f.id == "lr_range_test" else f for f in fixes]
+
+
 def _lr_low_fixes(fixes, finding, ctx):
     # a constant LR: no schedule to check
-    return [f for f in fixes if not (f.id == "check_lr_schedule" and ctx.lr_drop is not None and ctx.lr_drop < 2)]
+    return _lr_fixes([f for f in fixes if not (f.id == "check_lr_schedule" and ctx.lr_drop is not None
+                                               and ctx.lr_drop < 2)], finding, ctx)
 
 
 def _activation_fixes(fixes, finding, ctx):
@@ -66,6 +77,13 @@ def _activation_fixes(fixes, finding, ctx):
         out.insert(0, Fix("output_activation", f"remove the {finding.facts['output_activation']} on the output: "
                                                "the loss expects raw scores (logits)"))
     return out
+
+
+def _optimizer_fixes(fixes, finding, ctx):
+    if ctx.grads_accumulate:
+        return [Fix("zero_grad", "call optimizer.zero_grad() once per step, before backward(): the gradients "
+                                 "accumulate across steps"), *fixes]
+    return list(fixes)
 
 
 def _numerical_fixes(fixes, finding, ctx):
@@ -83,7 +101,7 @@ CAUSE_CATALOGUE = {
         "a step size too large for the loss surface throws the parameters around",
         (Fix("lower_lr", "reduce the learning rate 10x"), FIX_LR_RANGE, Fix("lr_warmup", "add a learning-rate warm-up"),
          FIX_CLIP),
-        "re-run with LR/10: the {what} should shrink or vanish"),
+        "re-run with LR/10: the {what} should shrink or vanish", _lr_fixes),
     "lr_too_low": CauseSpec(
         "updates are too small to move the loss in the steps given",
         (Fix("raise_lr", "raise the learning rate 10x"), FIX_LR_RANGE,
@@ -121,7 +139,7 @@ CAUSE_CATALOGUE = {
                                  "built)"),
          Fix("check_step_calls", "check requires_grad flags, per-group LRs and that zero_grad/step are called")),
         "print the optimizer's parameter names next to model.named_parameters(): the missing ones are the frozen "
-        "layers"),
+        "layers", _optimizer_fixes),
     "label_noise": CauseSpec(
         "mislabelled or corrupt samples give large, unfittable losses",
         (FIX_SPIKE_BATCHES, Fix("robust_loss", "use label smoothing or a robust loss"),
@@ -179,12 +197,14 @@ def loss_setup_evidence(s: Scores, ctx: Context) -> bool:
     f = ctx.found.get("no_progress")
     if f is None or not f.facts.get("constant_loss") or not ctx.facts("frozen_layers").get("all_zero_grad"):
         return False
-    out = ctx.facts("no_progress").get("output_activation")
+    single = ctx.n_outputs == 1 and ctx.output_activation in ("Softmax", "LogSoftmax", "Softmin")
+    out = ctx.output_activation if single else ""
     s.boost("loss_setup", 0.95, "the loss is exactly constant from the first step and every gradient is exactly 0: "
                                 "nothing the optimizer does can change it, so the loss/output pairing is degenerate"
                                 + (f" ({out} over a single output unit)" if out else ""))
     if out:
-        s.boost("activation_choice", 0.8, f"a {out} over a single output unit is constant (1.0): its gradient is 0")
+        s.boost("activation_choice", 0.9, f"a {out} over a single output unit is constant whatever the input: no "
+                                          "gradient flows back through it")
     for c in ("lr_too_low", "bad_init", "input_scaling", "optimizer_setup"):
         s.damp(c, 0.2)
     return True
@@ -195,6 +215,21 @@ def evidence_for_every_symptom(s: Scores, finding: Finding, ctx: Context) -> Non
     lr_from_update_ratio(s, ctx)
     if finding.symptom != "unnormalized_inputs":
         inputs_unscaled(s, ctx)
+
+
+def gradients_accumulate(s: Scores, finding: Finding, ctx: Context) -> None:
+    """After the symptom's own adjustment: gradients that accumulate explain the large updates too."""
+    acc = ctx.grads_accumulate
+    if acc and finding.symptom in GRADIENT_DRIVEN:
+        s.boost("optimizer_setup", 0.95, f"the gradient norm grows linearly with the step ({acc['early']:.3g} -> "
+                                         f"{acc['late']:.3g}, R^2 {acc['r2']:.2f}): gradients accumulate across steps; "
+                                         "is optimizer.zero_grad() called every step?")
+        s.damp("lr_too_high", 0.5)
+
+
+# Symptoms that accumulating gradients (a missing zero_grad) produce.
+GRADIENT_DRIVEN = {"nan_inf", "divergence", "loss_oscillation", "loss_spikes", "no_progress", "early_plateau",
+                   "exploding_gradients", "dead_units", "slow_convergence"}
 
 
 def lr_consistency(s: Scores, ctx: Context) -> None:
@@ -220,6 +255,7 @@ def rank_causes(finding: Finding, spec, ctx: Context) -> list[Cause]:
     s = Scores(dict(spec.priors))
     evidence_for_every_symptom(s, finding, ctx)
     spec.adjust(s, finding, ctx)
+    gradients_accumulate(s, finding, ctx)
     lr_consistency(s, ctx)
     ranked = sorted(s.score.items(), key=lambda kv: -kv[1])
     return [Cause(id=c, confidence=round(min(1.0, v), 2), why=s.why.get(c, CAUSE_CATALOGUE[c].why))
@@ -239,8 +275,9 @@ def cause_fixes(cause: str, finding: Finding, ctx: Context) -> list[Fix]:
 def fixes_for(finding: Finding, spec, ctx: Context) -> list[Fix]:
     out, seen = [], set()
     candidates = list(spec.fixes(finding, ctx))
-    for c in finding.causes:
-        if c.confidence >= 0.15:
+    top = finding.causes[0].confidence if finding.causes else 0.0
+    for c in finding.causes:       # the likely causes' fixes: not those of a cause 4x less likely than the first
+        if c.confidence >= max(0.15, top / 4):
             candidates += cause_fixes(c.id, finding, ctx)
     for fix in candidates:
         if fix.id not in seen:
@@ -271,14 +308,32 @@ def training_stalled(s: Scores, ctx: Context) -> None:
         s.boost("optimizer_setup", 0.8, "some parameters have gradients but are never updated")
     if "dead_units" in ctx.found:
         start = ctx.facts("dead_units").get("dead_from_start")
-        s.boost("bad_init" if start else "lr_too_high", 0.8,
-                "most ReLU units are dead " + ("from the first record (initialisation)" if start
-                                               else "after training started"))
+        cause = "bad_init" if start else "lr_too_high" if ctx.ratio_high or ctx.update_ratio is None else \
+            "activation_choice"
+        s.boost(cause, 0.8, "most ReLU units are dead " + (
+            "from the first record (initialisation)" if start else "after training started" + (
+                " with normal-sized updates: ReLUs die where LeakyReLU/GELU would not" if cause == "activation_choice"
+                else "")))
     if "vanishing_gradients" in ctx.found:
         s.boost("activation_choice" if ctx.has_bounded_acts else "depth_without_skip_connections", 0.8,
                 "gradients vanish before they reach the first layers")
     if "saturated_activations" in ctx.found:
-        s.boost("bad_init", 0.75, "sigmoid/tanh units are saturated, so almost no gradient flows")
+        start = ctx.facts("saturated_activations").get("saturated_from_start")
+        s.boost("bad_init" if start else "activation_choice", 0.75,
+                "sigmoid/tanh units are saturated" + (" from the first record" if start else "")
+                + ", so almost no gradient flows")
     if ctx.output_activation in ("Softmax", "Softmin", "ReLU", "ReLU6"):
         s.boost("activation_choice", 0.85, f"the model's output goes through a {ctx.output_activation}: the loss "
                                            "gets squashed or clipped scores instead of logits")
+
+
+def lr_exploded(s: Scores, finding: Finding) -> bool:
+    """The loss shot up early and came back to where it started: the LR is too high, not too low."""
+    boom = finding.facts.get("exploded_then_settled")
+    if not boom:
+        return False
+    step, peak, _ = boom
+    s.boost("lr_too_high", 0.9, f"the loss exploded to {peak:.3g} at step {step} and settled back at the level of "
+                                "a model that predicts nothing: the first updates were far too large")
+    s.damp("lr_too_low", 0.1)
+    return True

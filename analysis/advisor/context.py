@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainspect.recorder.format import SYS_INPUT_MAX, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_LR
+from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MAX, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_LR
 
 from ..labels import LayerLabels
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
 from .functional_acts import PREACT_TYPES
+from .gradient_rules import linear_growth
 from .series import finite_prefix, head_level, tail_level
 from .signals import NORM_TYPES, Signals
 
@@ -48,6 +49,8 @@ class Context:
     degenerate_inputs: bool = False         # most input batches are constant (std 0): batch 1, all-ones rows
     output_activation: str = ""             # activation module after the last weight layer ("ReLU", "Softmax")
     n_outputs: int | None = None            # output units of the last weight matrix
+    grads_accumulate: dict | None = None    # the global gradient norm grows linearly: zero_grad() missing?
+    lr_sweep: object = None                 # analysis.lr_range.LRSweep of this model, when one is at hand
 
     @property
     def symptoms(self) -> set:
@@ -132,6 +135,9 @@ def build_context(sig: Signals) -> Context:
         if len(v) >= MIN_LOSS_POINTS:
             init, end = head_level(v), tail_level(v)
             ctx.train_loss_near_zero = init > 0 and end < 0.01 * init
+    total = sig.scalars.get(SYS_GRAD_NORM)
+    if total is not None:
+        ctx.grads_accumulate = linear_growth(*finite_prefix(*total))
     hi = sig.scalars.get(SYS_INPUT_MAX)
     if hi is not None and len(hi[1]) >= 5:
         h = np.abs(hi[1][np.isfinite(hi[1])])

@@ -11,22 +11,32 @@ from .symptoms._cut import rows_before, shapes_of
 from .weight_rules import update_ratio_level
 
 
-def diagnose(run) -> list[Finding]:
+def diagnose(run, lr_sweep=None) -> list[Finding]:
     """Findings for ``run`` (an ``analysis.Run`` or a path), most severe first.
 
     Pure numpy over what the recorder wrote; works on live, crashed and loss-only runs.
     Each finding carries evidence, structured facts, ranked causes, fixes in the order to
     try them, what experiment would confirm it, and the finding that led to it (``precursor``).
+    ``lr_sweep``: an LR range test of the same model (``analysis.lr_range.LRSweep``, a sweep run
+    or its path): the LR fixes then quote its suggested LR instead of saying how to run one.
     """
     if not hasattr(run, "scalar_names"):
         from ..run import open_run
         with open_run(run) as opened:
-            return diagnose(opened)
-    return diagnose_signals(extract(run))
+            return diagnose(opened, lr_sweep)
+    return diagnose_signals(extract(run), lr_sweep=_sweep(lr_sweep))
 
 
-def diagnose_signals(sig: Signals) -> list[Finding]:
+def _sweep(lr_sweep):
+    if lr_sweep is None or hasattr(lr_sweep, "suggested"):
+        return lr_sweep
+    from ..lr_range import open_sweep, read_sweep
+    return read_sweep(lr_sweep) if hasattr(lr_sweep, "scalar_names") else open_sweep(lr_sweep)
+
+
+def diagnose_signals(sig: Signals, lr_sweep=None) -> list[Finding]:
     ctx = build_context(sig)
+    ctx.lr_sweep = lr_sweep
     for spec in REGISTRY:
         found = spec.detect(sig, ctx)
         for f in found if isinstance(found, list) else [found] if found is not None else []:

@@ -251,3 +251,37 @@ def grad_spike_evidence(spike_steps, grad_steps, grad_norm, *, within=1, z=2.5):
         text=(f"the global gradient norm spiked too at {matched} of the {len(spike_steps)} loss-spike steps "
               f"(z-score up to {float(np.max(g_z[hit])):.1f} > {z} against its EMA, ZClip rule)"),
         steps=[int(g_steps[i]) for i in hit], values=[float(g_values[i]) for i in hit], threshold=z)
+
+
+def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_points=20):
+    """The global gradient norm grows like a straight line in the step: gradients that accumulate.
+
+    Without ``optimizer.zero_grad()`` each backward() adds to the gradients of every step before
+    it, so the norm grows roughly linearly with the step (and the update size with it), where an
+    exploding gradient grows geometrically and a healthy one stays level or falls. Fires when the
+    late level (median of the last 10 %) is ``min_factor`` x the early one, and a straight line
+    fits the binned norm with R^2 >= ``min_r2`` and at least as well as a line in log space.
+    Returns {"factor", "r2", "early", "late", "first_step", "last_step"} or None.
+    """
+    s = np.asarray(steps, dtype=np.float64)
+    v = np.asarray(total_norm, dtype=np.float64)
+    ok = np.isfinite(v) & (v > 0)
+    s, v = s[ok], v[ok]
+    if v.size < min_points:
+        return None
+    rows, b = column_bins(v[:, None])
+    t, b = s[rows], b[:, 0]
+    k = max(3, b.size // 10)
+    early, late = float(np.median(b[:k])), float(np.median(b[-k:]))
+    if early <= 0 or late < min_factor * early:
+        return None
+
+    def r2(x, y):
+        fit = np.polyval(np.polyfit(x, y, 1), x)
+        total = float(np.sum((y - y.mean()) ** 2))
+        return 1.0 - float(np.sum((y - fit) ** 2)) / total if total > 0 else 0.0
+    lin, log = r2(t, b), r2(t, np.log(b))
+    if lin < min_r2 or lin < log:
+        return None
+    return {"factor": late / early, "r2": lin, "early": early, "late": late, "first_step": int(t[0]),
+            "last_step": int(t[-1])}

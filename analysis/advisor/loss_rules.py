@@ -184,7 +184,9 @@ def detect_no_progress(steps, values, *, series="train/loss", min_improvement=0.
     if len(values) < min_points:
         return None
     _, s = smooth_curve(steps, values)
-    init = head_level(values)
+    # The first value is the loss before any update: a loss that shot up in the first steps must
+    # not lift the initial level (2.3 -> 1702 -> 2.3 made no progress at all).
+    init = min(head_level(values), float(values[0]))
     end = tail_level(values)
     best = float(np.min(s))
     scale = _scale(init)
@@ -302,3 +304,31 @@ def detect_overfitting(train_steps, train_values, val_steps, val_values, *, trai
         title=f"overfitting: {val_series} up {(sv[-1] - best) / abs(best):.0%} since step {int(vs[i_best])} while {train_series} fell",
         first_step=int(vs[i_best]), last_step=int(vs[-1]), evidence=evidence,
     )
+
+
+def exploded_then_settled(steps, values, *, factor=10.0, settle=0.5):
+    """(step, peak, settled level) when the loss shot up ``factor`` x above its first value and its
+    final level early in the run (in the first ``settle`` of it) and then came back down: the
+    first updates were far too large (pytorch/examples mnist at --lr 40: 2.3 -> 1702 -> 2.30)."""
+    steps, values = finite_prefix(*as_series(steps, values))
+    if len(values) < 5:
+        return None
+    peak = int(np.argmax(values))
+    settled = tail_level(values)
+    if peak >= settle * len(values) or values[peak] <= factor * max(abs(float(values[0])), abs(settled), 1e-12):
+        return None
+    return int(steps[peak]), float(values[peak]), settled
+
+
+def add_explosion_evidence(f, name, s, v) -> None:
+    """Fact and evidence when the loss shot up early and came back (an LR far too high, not too low)."""
+    boom = exploded_then_settled(s, v)
+    if boom is None:
+        return
+    step, peak, settled = boom
+    f.facts["exploded_then_settled"] = [step, peak, settled]
+    f.evidence.append(Evidence(
+        series=name, text=f"{name} first exploded to {fmt(peak)} at step {step} "
+                          f"({peak / max(abs(float(v[0])), 1e-12):.0f}x its first value), then settled back at "
+                          f"{fmt(settled)}: the level of a model that predicts nothing",
+        steps=[int(s[0]), step, int(s[-1])], values=[float(v[0]), peak, settled]))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import loss_rules
-from ..causes import lr_from_update_ratio, training_stalled
+from ..causes import lr_exploded, lr_from_update_ratio, training_stalled
 from ..context import MIN_LOSS_POINTS
 from ..signals import main_loss
 from ..spec import SymptomSpec
@@ -13,11 +13,15 @@ def detect(sig, ctx):
     if main is None:
         return None
     name, s, v = main
-    return loss_rules.detect_early_plateau(s, v, series=name, min_points=MIN_LOSS_POINTS)
+    f = loss_rules.detect_early_plateau(s, v, series=name, min_points=MIN_LOSS_POINTS)
+    if f is not None:
+        loss_rules.add_explosion_evidence(f, name, s, v)
+    return f
 
 
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_high=True, boost_low=True)
+    lr_exploded(s, f)
     if ctx.lr_drop is not None and ctx.lr_drop >= 100:
         s.boost("lr_too_low", 0.85, f"the LR schedule cut the LR {ctx.lr_drop:.0f}x (step {ctx.lr_drop_step}) "
                                     "around where the loss stopped improving")

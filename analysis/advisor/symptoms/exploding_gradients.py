@@ -14,7 +14,7 @@ from ._cut import rows_before, shapes_of
 
 
 def detect(sig, ctx):
-    f = _size_or_trend(sig, ctx)
+    f = _size_or_trend(sig, ctx) or _accumulating(ctx)
     total = sig.scalars.get(SYS_GRAD_NORM)
     growth = None
     if ctx.nan_step is not None and total is not None:
@@ -34,6 +34,22 @@ def detect(sig, ctx):
         f.last_step = max(f.last_step or growth.peak_step, growth.peak_step)
     f.facts.update(growth_facts(growth, ctx), growth_summary=growth.summary)
     return f
+
+
+def _accumulating(ctx):
+    acc = ctx.grads_accumulate
+    if acc is None:
+        return None
+    return Finding(
+        symptom="exploding_gradients", severity="warning",
+        title=f"the gradient norm grows linearly with the step: {acc['early']:.3g} -> {acc['late']:.3g}",
+        first_step=acc["first_step"], last_step=acc["last_step"], facts={"accumulating": True},
+        evidence=[Evidence(
+            series=SYS_GRAD_NORM, threshold=5.0,
+            text=(f"global gradient norm grew {acc['factor']:.3g}x (threshold 5x) along a straight line in the step "
+                  f"(R^2 {acc['r2']:.2f}, threshold 0.9, better than a geometric growth): the signature of gradients "
+                  "that are never zeroed"),
+            steps=[acc["first_step"], acc["last_step"]], values=rounded([acc["early"], acc["late"]]))])
 
 
 def _size_or_trend(sig, ctx):

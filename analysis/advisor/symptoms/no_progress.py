@@ -5,7 +5,7 @@ import numpy as np
 
 from ...findings import Evidence
 from .. import loss_rules
-from ..causes import loss_setup_evidence, lr_from_update_ratio, training_stalled
+from ..causes import loss_setup_evidence, lr_exploded, lr_from_update_ratio, training_stalled
 from ..context import MIN_LOSS_POINTS
 from ..series import finite_prefix, fmt
 from ..signals import main_loss
@@ -23,15 +23,7 @@ def detect(sig, ctx):
     s, v = finite_prefix(*loss_rules.as_series(s, v))
     level = float(np.median(v))
     f.facts["constant_loss"] = bool(np.ptp(v) <= 1e-7 * max(1.0, abs(level)))
-    peak = int(np.argmax(v))
-    settled = float(np.median(v[-max(3, len(v) // 10):]))
-    if v[peak] > 10 * max(abs(float(v[0])), abs(settled), 1e-12) and peak < len(v) // 2:
-        f.facts["exploded_then_settled"] = [int(s[peak]), float(v[peak])]
-        f.evidence.append(Evidence(
-            series=name, text=f"{name} first exploded to {fmt(float(v[peak]))} at step {int(s[peak])} "
-                              f"({float(v[peak]) / max(abs(float(v[0])), 1e-12):.0f}x its first value), then settled "
-                              f"back at {fmt(settled)}: the level of a model that predicts nothing",
-            steps=[int(s[0]), int(s[peak]), int(s[-1])], values=[float(v[0]), float(v[peak]), settled]))
+    loss_rules.add_explosion_evidence(f, name, s, v)
     if f.facts["constant_loss"]:
         f.evidence.append(Evidence(series=name, text=f"{name} is exactly {fmt(level)} at every step",
                                    steps=[int(s[0]), int(s[-1])], values=[level, level]))
@@ -42,12 +34,7 @@ def adjust(s, f, ctx):
     if loss_setup_evidence(s, ctx):
         return
     lr_from_update_ratio(s, ctx, boost_low=True)
-    if f.facts.get("exploded_then_settled"):
-        step, peak = f.facts["exploded_then_settled"]
-        s.boost("lr_too_high", 0.9, f"the loss exploded to {fmt(peak)} at step {step} and settled at the level of "
-                                    "a model that predicts nothing: the first updates were far too large")
-        s.damp("lr_too_low", 0.1)
-    elif ctx.ratio_high:
+    if not lr_exploded(s, f) and ctx.ratio_high:
         s.boost("lr_too_high", 0.85, f"update/weight ratio {ctx.update_ratio:.2g} is far above ~1e-3 (cs231n): the "
                                      "updates are too large to learn, not too small")
     training_stalled(s, ctx)

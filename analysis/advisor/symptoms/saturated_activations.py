@@ -17,8 +17,14 @@ def detect(sig, ctx):
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx)
     inputs_unscaled(s, ctx, 0.75)
-    if "unnormalized_inputs" not in ctx.found:
-        s.boost("bad_init", 0.8, "inputs are standardised, so the weights are too large for sigmoid/tanh")
+    if "unnormalized_inputs" in ctx.found:
+        return
+    if f.facts.get("saturated_from_start"):
+        s.boost("bad_init", 0.8, "saturated from the first record with standardised inputs: the initial weights are "
+                                 "too large for sigmoid/tanh")
+    else:
+        s.boost("activation_choice", 0.75, "the units saturated during training with standardised inputs: sigmoid/tanh "
+                                           "hidden units drift to their flat ends, ReLU-family units do not")
 
 
 SPEC = SymptomSpec(

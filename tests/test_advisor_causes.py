@@ -1,0 +1,217 @@
+"""Cause ranking from the structured facts of a run (synthetic signals, no recording): root-cause
+chains before a NaN, and the causes of issue 12's wrong-advice and blind-spot lists."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from trainspect.analysis.advisor.diagnose import diagnose_signals
+from trainspect.analysis.advisor.signals import Signals
+from trainspect.analysis.advisor.tables import as_table
+from trainspect.analysis.run import ModuleInfo, ParamInfo
+from trainspect.recorder import format as fmt
+
+PARAMS = [ParamInfo("0.weight", "0", (32, 16), 512), ParamInfo("0.bias", "0", (32,), 32),
+          ParamInfo("2.weight", "2", (10, 32), 320), ParamInfo("2.bias", "2", (10,), 10)]
+MODULES = [ModuleInfo("0", "Linear"), ModuleInfo("1", "ReLU"), ModuleInfo("2", "Linear")]
+
+
+def make(loss, *, grad=None, lr=None, ratio=None, layer_grads=None, modules=MODULES, params=PARAMS, inputs=None):
+    """Signals of a run logging every step: loss, optionally sys/grad_norm, sys/lr, update ratios."""
+    n = len(loss)
+    steps = np.arange(n)
+    sig = Signals(train_loss=("train/loss", steps, np.asarray(loss, dtype=np.float64)), params=list(params),
+                  modules=list(modules))
+    if grad is not None:
+        sig.scalars[fmt.SYS_GRAD_NORM] = (steps, np.asarray(grad, dtype=np.float64))
+    if lr is not None:
+        sig.scalars[fmt.SYS_LR] = (steps, np.asarray(lr, dtype=np.float64))
+    names = [p.name for p in params]
+    if ratio is not None:
+        rs = steps[::5]
+        sig.layer["update_ratio"] = as_table(np.full((len(rs), len(names)), ratio, np.float32), rs, names)
+    if layer_grads is not None:
+        sig.layer["grad_norm"] = as_table(np.asarray(layer_grads, np.float32), steps, names)
+    if inputs is not None:
+        mean, std = inputs
+        sig.scalars[fmt.SYS_INPUT_MEAN] = (steps, np.full(n, mean, np.float64))
+        sig.scalars[fmt.SYS_INPUT_STD] = (steps, np.full(n, std, np.float64))
+    return sig
+
+
+def by_symptom(findings):
+    return {f.symptom: f for f in findings}
+
+
+def healthy_loss(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return (0.1 + 2.2 * np.exp(-np.arange(n) / (n / 6))) * rng.lognormal(0, 0.05, n)
+
+
+def blow_up(n, start, nan_at, seed=0):
+    """Calm gradient norm ~1, growing 10x a step from ``start``, Inf at ``nan_at``; loss NaN there."""
+    rng = np.random.default_rng(seed)
+    grad = rng.lognormal(0, 0.1, n)
+    grad[start:nan_at] *= 10.0 ** np.arange(1, nan_at - start + 1)
+    grad[nan_at:] = np.inf
+    loss = healthy_loss(n, seed)
+    loss[start:nan_at] *= np.linspace(1, 50, nan_at - start)
+    loss[nan_at:] = np.nan
+    return loss, grad
+
+
+# ------------------------------------------------------------ root-cause chains
+@pytest.mark.parametrize("seed", range(3))
+def test_nan_after_growth_names_the_growth_as_precursor_and_blames_the_lr(seed):
+    loss, grad = blow_up(100, start=25, nan_at=46, seed=seed)
+    found = by_symptom(diagnose_signals(make(loss, grad=grad, lr=np.full(100, 0.3))))
+    nan, growth = found["nan_inf"], found["exploding_gradients"]
+    assert nan.first_step == 46
+    assert nan.precursor is not None and nan.precursor.symptom == "exploding_gradients"
+    assert 20 <= nan.precursor.first_step <= 25 and nan.precursor.last_step == 45
+    assert "gradient norm grew 10^" in nan.precursor.summary and "from step" in nan.precursor.summary
+    assert growth.facts["leads_to"] == "nan_inf" and nan.facts["precursor"] == "exploding_gradients"
+    assert nan.causes[0].id == "lr_too_high" and growth.causes[0].id == "lr_too_high"
+    doc = json.loads(json.dumps(nan.to_dict(), default=str))
+    assert doc["precursor"]["symptom"] == "exploding_gradients"
+
+
+def test_growth_from_the_first_steps_with_a_constant_lr_is_init():
+    loss, grad = blow_up(60, start=1, nan_at=20)
+    found = by_symptom(diagnose_signals(make(loss, grad=grad, lr=np.full(60, 1e-3), ratio=1e-3)))
+    nan = found["nan_inf"]
+    assert nan.precursor is not None and "from the first steps" in nan.precursor.summary
+    assert nan.causes[0].id == "bad_init", [(c.id, c.confidence) for c in nan.causes]
+
+
+def test_growth_after_a_warmup_raised_the_lr_is_the_lr():
+    loss, grad = blow_up(100, start=40, nan_at=55)
+    lr = np.minimum(1e-4 * 1.15 ** np.arange(100), 0.5)            # warm-up: the LR rises 100x by step 33
+    found = by_symptom(diagnose_signals(make(loss, grad=grad, lr=lr)))
+    nan = found["nan_inf"]
+    assert nan.causes[0].id == "lr_too_high"
+    assert "LR rose" in nan.causes[0].why
+
+
+def test_nan_in_the_first_forward_is_numerical_not_the_lr():
+    loss = np.full(50, np.nan)
+    grad = np.full(50, np.nan)
+    nan = by_symptom(diagnose_signals(make(loss, grad=grad, lr=np.full(50, 0.1))))["nan_inf"]
+    assert nan.first_step == 0 and nan.precursor is None
+    assert nan.causes[0].id == "numerical_instability"
+    assert "before any update" in nan.causes[0].why
+    assert nan.causes[0].confidence > 2 * max(c.confidence for c in nan.causes if c.id == "lr_too_high")
+
+
+def test_sudden_nan_after_calm_values_is_numerical():
+    rng = np.random.default_rng(0)
+    loss, grad = healthy_loss(100), rng.lognormal(0, 0.1, 100)
+    loss[70:], grad[70:] = np.nan, np.nan
+    nan = by_symptom(diagnose_signals(make(loss, grad=grad)))["nan_inf"]
+    assert nan.precursor is None and nan.causes[0].id == "numerical_instability"
+
+
+# ------------------------------------------------------------ wrong advice and blind spots (issue 12)
+def test_loss_exactly_constant_with_zero_gradients_is_the_loss_setup():
+    """torchrun DDP tutorial: cross_entropy over a 1-output model, loss == 0, every gradient 0."""
+    n = 200
+    zeros = np.zeros((n, len(PARAMS)))
+    found = by_symptom(diagnose_signals(make(np.zeros(n), grad=np.zeros(n), layer_grads=zeros)))
+    flat = found["no_progress"]
+    assert flat.facts["constant_loss"] and found["frozen_layers"].facts["all_zero_grad"]
+    assert flat.causes[0].id == "loss_setup", [(c.id, c.confidence) for c in flat.causes]
+    assert "lr_too_low" not in [c.id for c in flat.causes[:2]]
+    assert flat.fixes[0].id == "check_loss_output"
+
+
+def test_softmax_over_a_single_unit_blames_the_output_not_the_lr():
+    n = 200
+    params = [ParamInfo("0.weight", "0", (16, 8), 128), ParamInfo("0.bias", "0", (16,), 16),
+              ParamInfo("2.weight", "2", (1, 16), 16), ParamInfo("2.bias", "2", (1,), 1)]
+    modules = [ModuleInfo("0", "Linear"), ModuleInfo("1", "ReLU"), ModuleInfo("2", "Linear"),
+               ModuleInfo("3", "Softmax")]
+    sig = make(np.full(n, 0.6931), grad=np.zeros(n), layer_grads=np.zeros((n, 4)), params=params, modules=modules)
+    flat = by_symptom(diagnose_signals(sig))["no_progress"]
+    top2 = [c.id for c in flat.causes[:2]]
+    assert set(top2) == {"loss_setup", "activation_choice"}, flat.causes
+    assert "Softmax" in " ".join(c.why for c in flat.causes[:2])
+
+
+def test_loss_that_exploded_then_settled_at_chance_is_lr_too_high():
+    """pytorch/examples mnist at --lr 40: 2.3 -> 1702 -> 2.30, update ratios 0.34-1.2."""
+    rng = np.random.default_rng(0)
+    loss = 2.30 * rng.lognormal(0, 0.01, 300)
+    loss[0], loss[1], loss[2], loss[3] = 2.3, 1702.0, 80.0, 9.0
+    grad = rng.lognormal(0, 0.2, 300)
+    grad[1] = 3279.0
+    found = diagnose_signals(make(loss, grad=grad, ratio=0.5))
+    f = next(f for f in found if f.symptom in ("no_progress", "early_plateau"))
+    assert f.causes[0].id == "lr_too_high", [(c.id, c.confidence) for c in f.causes]
+    assert "lr_too_low" not in [c.id for c in f.causes]          # contradictory cause without its own evidence
+    assert f.fixes[0].id == "lower_lr"
+
+
+def test_missing_zero_grad_is_read_from_linearly_growing_gradients():
+    rng = np.random.default_rng(1)
+    n = 300
+    grad = (0.5 + 0.08 * np.arange(n)) * rng.lognormal(0, 0.05, n)      # accumulates: 0.5 -> 24
+    loss = 2.3 + 0.3 * np.sin(np.arange(n) / 7.0) * np.linspace(0, 1, n) + rng.normal(0, 0.02, n)
+    found = by_symptom(diagnose_signals(make(loss, grad=grad, ratio=0.05)))
+    f = found["exploding_gradients"]
+    assert f.facts.get("accumulating")
+    assert f.causes[0].id == "optimizer_setup", [(c.id, c.confidence) for c in f.causes]
+    assert f.fixes[0].id == "zero_grad"
+    for other in found.values():          # every finding it causes points at the optimizer first
+        if other.symptom in ("no_progress", "divergence", "loss_oscillation"):
+            assert other.causes[0].id == "optimizer_setup", (other.symptom, other.causes)
+
+
+def test_geometric_growth_is_not_accumulation():
+    from trainspect.analysis.advisor.gradient_rules import linear_growth
+    t = np.arange(300)
+    assert linear_growth(t, 0.1 * 1.02 ** t) is None
+    assert linear_growth(t, np.full(300, 1.0)) is None
+    assert linear_growth(t, 1.0 + 0.1 * t)["factor"] > 5
+
+
+def test_mildly_unscaled_inputs_are_flagged_and_constant_batches_are_not_evidence():
+    from trainspect.analysis.advisor import input_rules as inp
+    steps = np.arange(20)
+    assert inp.detect_unnormalized(steps, np.full(20, 3.46), np.full(20, 1.98)) is not None   # iris 0.1-7.9
+    assert inp.detect_unnormalized(steps, np.full(20, 0.45), np.full(20, 0.3)) is None        # [0, 1] images
+    assert inp.detect_unnormalized(steps, np.full(20, 1.0), np.zeros(20)) is None             # all-ones rows
+    assert inp.detect_unnormalized(steps, np.zeros(20), np.zeros(20)) is None                 # all-zero rows
+
+
+def test_dead_units_of_constant_input_batches_are_not_reported():
+    n = 100
+    sig = make(healthy_loss(n), inputs=(0.0, 0.0))
+    sig.layer["act_dead_frac"] = as_table(np.full((n, 3), 0.9, np.float32), np.arange(n), ["0", "1", "2"])
+    assert "dead_units" not in by_symptom(diagnose_signals(sig))
+    sig.scalars[fmt.SYS_INPUT_STD] = (np.arange(n), np.full(n, 1.0))
+    assert "dead_units" in by_symptom(diagnose_signals(sig))
+
+
+def test_fix_ids_are_unique_in_every_finding():
+    loss, grad = blow_up(100, start=25, nan_at=46)
+    for f in diagnose_signals(make(loss, grad=grad, lr=np.full(100, 0.3), ratio=0.05)):
+        ids = [x.id for x in f.fixes]
+        assert len(ids) == len(set(ids)), (f.symptom, ids)
+
+
+def test_lr_fixes_say_how_to_run_a_range_test_or_quote_one_at_hand():
+    from trainspect.analysis.lr_range import LRSweep
+    rng = np.random.default_rng(0)
+    loss = 2.30 * rng.lognormal(0, 0.01, 300)                  # flat: LR too low (tiny updates)
+    sig = make(loss, grad=rng.lognormal(0, 0.1, 300), ratio=1e-6)
+    flat = by_symptom(diagnose_signals(sig))["no_progress"]
+    assert flat.causes[0].id == "lr_too_low"
+    how = next(x for x in flat.fixes if x.id == "lr_range_test")
+    assert "from trainspect import lr_range_test" in how.text
+    sweep = LRSweep(name="sweep.h5", lr=np.geomspace(1e-6, 1, 50), loss=np.ones(50), smoothed=np.ones(50),
+                    suggested=0.0031, steepest=0.0031, min_loss_lr=0.05)
+    flat = by_symptom(diagnose_signals(sig, lr_sweep=sweep))["no_progress"]
+    quoted = next(x for x in flat.fixes if x.id == "lr_range_test")
+    assert "0.0031" in quoted.text and "sweep.h5" in quoted.text and "steepest descent" in quoted.text
