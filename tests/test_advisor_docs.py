@@ -31,8 +31,10 @@ def test_a_drifted_table_is_caught(tmp_path):
 
 def test_registry_is_consistent():
     from trainspect.analysis.advisor.causes import CAUSE_CATALOGUE
+    from trainspect.analysis.advisor.coverage import INSTRUMENTS
     ids = [s.id for s in REGISTRY]
     assert len(ids) == len(set(ids))
     for spec in REGISTRY:
         assert spec.priors and set(spec.priors) <= set(CAUSE_CATALOGUE), spec.id
         assert spec.word and spec.looks_at and spec.fires_when, spec.id
+        assert set(spec.needs) <= {i.id for i in INSTRUMENTS}, spec.id

@@ -57,3 +57,47 @@ def test_console_entry_point_in_a_fresh_process(scenario_runs):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["findings"][0]["symptom"] == "no_progress"
+
+
+def test_chain_shows_in_text_and_json(scenario_runs, capsys):
+    """nan_inf after the gradient norm grew: the growth is its own finding and nan_inf's precursor."""
+    path = scenario_runs.path("nan_from_huge_lr")
+    assert main(["diagnose", path]) == 1
+    text = capsys.readouterr().out
+    assert "started by: [exploding_gradients] the gradient norm grew 10^" in text
+    assert main(["diagnose", path, "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    nan = next(f for f in doc["findings"] if f["symptom"] == "nan_inf")
+    assert nan["precursor"]["symptom"] == "exploding_gradients"
+    assert nan["precursor"]["first_step"] < nan["first_step"]
+    growth = next(f for f in doc["findings"] if f["symptom"] == "exploding_gradients")
+    assert growth["facts"]["leads_to"] == "nan_inf"
+    assert all(set(x) == {"id", "text"} for x in nan["fixes"])
+
+
+def test_lr_sweep_beside_the_run_is_quoted_in_the_lr_fix(scenario_runs, tmp_path, capsys):
+    import torch
+    import torch.nn.functional as F
+    from tests.scenarios import digits, mlp
+    from trainspect import lr_range_test
+
+    torch.manual_seed(0)
+    model = mlp([64, 32, 10])
+    opt = torch.optim.SGD(model.parameters(), lr=1e-5)
+    Xtr, ytr, _, _ = digits()
+
+    def step(batch):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(batch[0]), batch[1])
+        loss.backward()
+        opt.step()
+        return loss
+    g = torch.Generator().manual_seed(0)
+    batches = [(Xtr[i], ytr[i]) for i in torch.randint(0, len(Xtr), (60, 64), generator=g)]
+    result = lr_range_test(model, opt, batches, step, tmp_path / "sweep.h5", steps=60)
+    assert result.lr is not None
+    assert main(["diagnose", scenario_runs.path("lr_too_low"), "--lr-sweep", str(tmp_path / "sweep.h5")]) == 1
+    out = capsys.readouterr().out
+    assert f"set the LR to {result.lr:.3g}" in out
+    assert main(["diagnose", scenario_runs.path("lr_too_low"), "--lr-sweep", scenario_runs.path("lr_too_low")]) == 2
+    assert "not an LR range test" in capsys.readouterr().err

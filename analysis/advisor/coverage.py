@@ -23,9 +23,14 @@ class Instrument:
     id: str
     missing: str            # "no per-layer gradients"
     checks: str             # what it lets the advisor check, in words
-    symptoms: tuple         # symptom ids of the registry that need it
     how: str                # how to get it
     present: Callable       # present(view) -> bool
+
+    @property
+    def symptoms(self) -> tuple:
+        """Ids of the registry's symptoms that need this instrument (``SymptomSpec.needs``)."""
+        from .registry import REGISTRY
+        return tuple(spec.id for spec in REGISTRY if self.id in spec.needs)
 
 
 @dataclass
@@ -39,21 +44,20 @@ class _View:
 INSTRUMENTS = (
     Instrument("loss", "no training or validation loss",
                "the loss curve (divergence, oscillation, spikes, no progress, plateaus)",
-               ("divergence", "loss_oscillation", "loss_spikes", "no_progress", "early_plateau"),
                "log the loss as train/loss or loss (or name it: Recorder(roles={'train': ...}))",
                lambda v: bool(v.roles)),
-    Instrument("validation_loss", "no validation loss", "overfitting", ("overfitting",),
+    Instrument("validation_loss", "no validation loss", "overfitting",
                "log one as val_loss or eval/loss (or name it: Recorder(roles={'val': ...}))",
                lambda v: "val" in v.roles),
     Instrument("gradients", "no per-layer gradients", "vanishing/exploding gradients and frozen layers",
-               ("vanishing_gradients", "exploding_gradients", "frozen_layers"), WATCH,
+               WATCH,
                lambda v: "grad_norm" in v.stats),
     Instrument("activations", "no activation statistics", "dead or saturated units",
-               ("dead_units", "saturated_activations"), WATCH,
+               WATCH,
                lambda v: bool({"act_dead_frac", "act_frac_saturated"} & v.stats)),
     Instrument("weight_snapshots", "no weight snapshots", "symmetric weights (a broken initialisation)",
-               ("symmetric_weights",), WATCH, lambda v: v.snapshots > 0),
-    Instrument("inputs", "no input statistics", "unnormalised inputs", ("unnormalized_inputs",), WATCH,
+               WATCH, lambda v: v.snapshots > 0),
+    Instrument("inputs", "no input statistics", "unnormalised inputs", WATCH,
                lambda v: fmt.SYS_INPUT_MEAN in v.names),
 )
 

@@ -51,3 +51,4 @@ class SymptomSpec:
     word: str                     # short name in sentences: "re-run with LR/10: the {word} should shrink"
     adjust: Callable = no_adjustment    # adjust(scores, finding, ctx): move the priors with the run's facts
     fixes: Callable = no_fixes          # fixes(finding, ctx) -> [Fix]: the symptom's own, listed first
+    needs: tuple = ()             # instruments it cannot work without (ids of coverage.INSTRUMENTS)

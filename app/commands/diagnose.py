@@ -1,4 +1,4 @@
-"""`trainspect diagnose RUN [--json]`: the advisor's findings in a terminal (no Qt needed).
+"""`trainspect diagnose RUN [--json] [--lr-sweep SWEEP]`: the advisor's findings in a terminal (no Qt needed).
 
 Exit code: 0 = nothing of warning level, 1 = warnings or errors, 2 = the file could not be read,
 3 = the run crashed or went stale (checked first, so a CI gate catches a dead run whatever the
@@ -19,6 +19,8 @@ from ..present import text_lines
 def add_arguments(parser) -> None:
     parser.add_argument("run", metavar="RUN", help="run file (.h5), finished, crashed or live; or a TensorBoard log directory or event file")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    parser.add_argument("--lr-sweep", metavar="SWEEP", help="an LR range test of the same model "
+                        "(trainspect.lr_range_test's run file): LR fixes quote its suggested LR")
 
 
 def _json_safe(value):
@@ -32,6 +34,17 @@ def _json_safe(value):
     return value
 
 
+def _sweep(args):
+    """The LR range test given with --lr-sweep, read before the run (its errors exit 2 like the run's)."""
+    if not getattr(args, "lr_sweep", None):
+        return None
+    from trainspect.analysis.lr_range import open_sweep
+    sweep = open_sweep(args.lr_sweep)
+    if sweep is None:
+        raise RunFileError(f"{args.lr_sweep}: not an LR range test run (trainspect.lr_range_test writes those)")
+    return sweep
+
+
 def to_json(run, findings, covered) -> dict:
     st = run.status()
     return {"run": run.name, "path": str(run.path), "status": st.state, "last_step": st.last_step,
@@ -42,7 +55,7 @@ def to_json(run, findings, covered) -> dict:
 def to_text(run, findings, covered) -> str:
     st = run.status()
     lines = [f"{run.name}: {st.describe()}"]
-    if not findings:
+    if all(f.severity == "info" for f in findings):     # notes (info) are not problems
         lines.append("no problems found" + (" among what it could check" if covered.gaps else ""))
     for f in findings:
         lines += [""] + text_lines(f)
@@ -60,7 +73,7 @@ def run(args) -> int:
     try:
         with open_run(run_file(args.run)) as r:
             dead = RunState(r.status().state).dead
-            findings, covered = diagnose(r), coverage(r)
+            findings, covered = diagnose(r, lr_sweep=_sweep(args)), coverage(r)
             for warning in r.warnings:   # parts of the file left out: the findings may miss them
                 print(f"trainspect diagnose: warning: {r.path}: {warning}", file=sys.stderr)
             out = json.dumps(to_json(r, findings, covered), indent=1) if args.json else to_text(r, findings, covered)

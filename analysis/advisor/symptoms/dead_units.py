@@ -47,4 +47,5 @@ SPEC = SymptomSpec(
     priors={"lr_too_high": 0.4, "bad_init": 0.3, "activation_choice": 0.3},
     word="dead units",
     adjust=adjust,
+    needs=("activations",),
 )

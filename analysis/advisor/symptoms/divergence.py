@@ -40,4 +40,5 @@ SPEC = SymptomSpec(
     priors={"lr_too_high": 0.6, "numerical_instability": 0.2, "input_scaling": 0.15, "optimizer_setup": 0.1},
     word="divergence",
     adjust=adjust,
+    needs=("loss",),
 )

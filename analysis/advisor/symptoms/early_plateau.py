@@ -40,4 +40,5 @@ SPEC = SymptomSpec(
             "lr_too_high": 0.1},
     word="plateau",
     adjust=adjust,
+    needs=("loss",),
 )

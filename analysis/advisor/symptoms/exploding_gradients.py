@@ -101,4 +101,5 @@ SPEC = SymptomSpec(
             "depth_without_skip_connections": 0.15, "numerical_instability": 0.1},
     word="gradient growth",
     adjust=adjust,
+    needs=("gradients",),
 )

@@ -49,4 +49,5 @@ SPEC = SymptomSpec(
     priors={"optimizer_setup": 0.6, "bad_init": 0.3, "activation_choice": 0.1},
     word="frozen layers",
     adjust=adjust,
+    needs=("gradients",),
 )

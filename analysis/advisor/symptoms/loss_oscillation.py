@@ -32,4 +32,5 @@ SPEC = SymptomSpec(
     priors={"lr_too_high": 0.6, "input_scaling": 0.2, "missing_normalization": 0.2, "label_noise": 0.1},
     word="oscillation",
     adjust=adjust,
+    needs=("loss",),
 )

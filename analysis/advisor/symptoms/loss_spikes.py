@@ -51,4 +51,5 @@ SPEC = SymptomSpec(
     priors={"lr_too_high": 0.4, "label_noise": 0.35, "input_scaling": 0.25, "numerical_instability": 0.2},
     word="spikes",
     adjust=adjust,
+    needs=("loss",),
 )

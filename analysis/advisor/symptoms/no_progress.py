@@ -50,4 +50,5 @@ SPEC = SymptomSpec(
             "input_scaling": 0.1},
     word="flat loss",
     adjust=adjust,
+    needs=("loss",),
 )

@@ -38,4 +38,5 @@ SPEC = SymptomSpec(
     word="overfitting",
     adjust=adjust,
     fixes=fixes,
+    needs=("validation_loss",),
 )

@@ -36,4 +36,5 @@ SPEC = SymptomSpec(
             "lr_too_high": 0.1},
     word="saturation",
     adjust=adjust,
+    needs=("activations",),
 )

@@ -75,4 +75,5 @@ SPEC = SymptomSpec(
     word="slow descent",
     adjust=adjust,
     fixes=fixes,
+    needs=("loss",),
 )

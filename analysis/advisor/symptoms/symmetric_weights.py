@@ -21,4 +21,5 @@ SPEC = SymptomSpec(
     detect=detect,
     priors={"bad_init": 0.95},
     word="symmetry",
+    needs=("weight_snapshots",),
 )

@@ -25,4 +25,5 @@ SPEC = SymptomSpec(
     detect=detect,
     priors={"input_scaling": 0.95},
     word="input scale",
+    needs=("inputs",),
 )

@@ -36,4 +36,5 @@ SPEC = SymptomSpec(
             "missing_normalization": 0.2},
     word="vanishing gradient",
     adjust=adjust,
+    needs=("gradients",),
 )
