@@ -30,6 +30,7 @@ def detect(sig, ctx):
                     first_step=growth.onset_step, last_step=growth.peak_step, evidence=[ev])
     else:
         f.evidence.insert(0, ev)
+        f.title = f"exploding gradients: {growth.summary}, until they became non-finite"
         f.first_step = min(f.first_step if f.first_step is not None else growth.onset_step, growth.onset_step)
         f.last_step = max(f.last_step or growth.peak_step, growth.peak_step)
     f.facts.update(growth_facts(growth, ctx), growth_summary=growth.summary)
