@@ -24,6 +24,8 @@ MAX_LINKS_PER_GROUP = 10_000    # the layout has at most a dozen per group
 MAX_META_BYTES = 64 << 20       # run metadata is a few KB of JSON
 MAX_TABLE_ROWS = 10_000_000     # params/modules/snapshot slots: far above any model
 MAX_TAGS = 50_000_000
+WHOLE_READ_MIN_BYTES = 64 << 20
+WHOLE_READ_FACTOR = 8           # gzip of NUL-padded names reaches a few x, not more
 
 CORE = {  # read for every run: refused when wrong
     fmt.STATE: ("fiu", 1), fmt.META: ("iu", 1),
@@ -35,6 +37,10 @@ TABLES = {
     fmt.PARAM_NAME: ("S", 1), fmt.PARAM_MODULE: ("S", 1), fmt.PARAM_SHAPE: ("S", 1), fmt.PARAM_NUMEL: ("iu", 1),
     fmt.MODULE_NAME: ("S", 1), fmt.MODULE_TYPE: ("S", 1), fmt.SNAP_PARAM: ("iu", 1), fmt.SNAP_SHAPE: ("iu", 2),
 }
+
+
+# Datasets read whole (not in blocks): their size is checked against the file's before any read.
+READ_WHOLE = {fmt.META, fmt.TAG_NAMES, fmt.STATE, fmt.STATUS, fmt.ERROR, fmt.SEGMENTS, fmt.SEGMENT_NOTES, *TABLES}
 
 
 @dataclass
@@ -51,6 +57,7 @@ def check_layout(f, path) -> Layout:
     found = {}
     _walk(f, "", 0, found, path)
     out = Layout()
+    _drop_oversized(found, path, out)
     if fmt.META not in found:
         # The writer has created the file but not frozen its layout yet.
         raise RunFileError(f"{path}: run is starting (no data written yet); try again in a moment")
@@ -77,6 +84,27 @@ def check_layout(f, path) -> Layout:
         _check_group(found, group, tables_ok, out)
     out.datasets = {name: found[name] for name in out.present}
     return out
+
+
+def _drop_oversized(found: dict, path, out: Layout) -> None:
+    """Tables a reader loads whole must be stored in the file: a table resized to 2^33 rows in a
+    2 MB file is refused or left out, never read. (Large but compressed tables are stored.)"""
+    import os
+
+    limit = max(WHOLE_READ_MIN_BYTES, WHOLE_READ_FACTOR * os.path.getsize(path))
+    for name in sorted(READ_WHOLE & found.keys()):
+        ds = found[name]
+        try:
+            nbytes = math.prod(ds.shape) * ds.dtype.itemsize
+        except Exception:   # an unknown datatype: _problem says so
+            continue
+        if nbytes <= limit or _fully_stored(ds, nbytes):
+            continue
+        problem = f"{name} claims {nbytes:,} bytes in a file of {os.path.getsize(path):,}"
+        if name in CORE:
+            raise RunFileError(f"{path}: damaged run file ({problem})")
+        out.warnings.append(problem + ": left out")
+        del found[name]
 
 
 def _walk(group, prefix: str, depth: int, found: dict, path) -> None:
@@ -225,6 +253,12 @@ def _check_group(found: dict, group: str, tables_ok: dict, out: Layout) -> None:
         return
     out.present.update(columns)
     out.groups.add(group)
+
+
+def _fully_stored(ds, nbytes: int) -> bool:
+    if ds.chunks:
+        return bool(ds.shape) and stored_rows(ds, 0) >= ds.shape[0]
+    return ds.id.get_storage_size() >= nbytes
 
 
 def stored_rows(ds, file_size: int) -> int:

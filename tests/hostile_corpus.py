@@ -202,6 +202,11 @@ def build_corpus(directory) -> dict:
     refuse("state_missing", edited("state_missing", lambda f: f.__delitem__(fmt.STATE)), fmt.STATE)
     refuse("meta_missing", edited("meta_missing", lambda f: f.__delitem__(fmt.META)), "starting")
     refuse("tags_resized_huge", edited("tags_resized_huge", _resize_huge(fmt.TAG_NAMES)), fmt.TAG_NAMES)
+    partial("param_names_resized_2_33", edited("param_names_resized_2_33", lambda f: [
+        _replace(f, fmt.PARAM_NAME, f[fmt.PARAM_NAME][()], chunks=True, maxshape=(None,)),
+        _resize_huge(fmt.PARAM_NAME)(f)]), fmt.PARAM_NAME, "claims")
+    refuse("meta_resized_2_33", edited("meta_resized_2_33", lambda f: [
+        _replace(f, fmt.META, f[fmt.META][()], chunks=True, maxshape=(None,)), _resize_huge(fmt.META)(f)]), fmt.META)
     partial("state_nan", edited("state_nan", _state(np.full(fmt.STATE_LEN, np.nan))))
     partial("state_inf", edited("state_inf", _state(np.array([np.inf, -np.inf, np.inf, -np.inf, np.inf, np.nan, 0, 0]))))
     partial("state_huge", edited("state_huge", _state(np.full(fmt.STATE_LEN, 1e300))))
