@@ -84,3 +84,49 @@ def test_not_an_event_file_is_a_clear_error(tmp_path, capsys):
     assert "not a TensorBoard event file" in capsys.readouterr().err
     with pytest.raises(EventFileError):
         read_event_file(bad)
+
+
+def _write_regular(logdir, seed, n=400):
+    """Three tags every step (long equally spaced runs: read through strided views) and a fourth
+    every 50 steps that breaks the runs (those records are gathered)."""
+    rng = np.random.default_rng(seed)
+    w = SummaryWriter(str(logdir))
+    for s in range(n):
+        w.add_scalar("train/loss", float(rng.standard_normal()), s)
+        w.add_scalar("lr", 1e-3 * 0.99 ** s, s)
+        w.add_scalar("grad_norm", float(rng.random()), s)
+        if s % 50 == 7:
+            w.add_scalar("eval/loss", float(rng.random()), s)
+    w.close()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_own_reader_agrees_with_tensorboards_event_accumulator(tmp_path, seed):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    _write_regular(tmp_path / "tb", seed)
+    (f,) = event_files(tmp_path / "tb")
+    data = read_event_file(f)
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
+    acc.Reload()
+    assert set(data.scalars) == set(acc.Tags()["scalars"])
+    for tag in acc.Tags()["scalars"]:
+        ref = acc.Scalars(tag)
+        steps, values, wall = data.scalars[tag]
+        assert steps.tolist() == [e.step for e in ref]
+        np.testing.assert_array_equal(values, np.asarray([e.value for e in ref], np.float32))
+        np.testing.assert_array_equal(wall, [e.wall_time for e in ref])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_flipped_bit_anywhere_in_a_regular_log_is_caught(tmp_path, seed):
+    _write_regular(tmp_path / "tb", 3)
+    (f,) = event_files(tmp_path / "tb")
+    good = f.read_bytes()
+    rng = np.random.default_rng(seed)
+    for where in rng.integers(0, len(good) - 4, 40):     # length fields, CRCs and data alike
+        raw = bytearray(good)
+        raw[where] ^= 1 << int(rng.integers(0, 8))
+        f.write_bytes(bytes(raw))
+        with pytest.raises(EventFileError, match="CRC|not a TensorBoard"):
+            read_event_file(f)

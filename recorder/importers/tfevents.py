@@ -2,15 +2,19 @@
 protobuf fields trainspect needs (Event.wall_time/step/summary, Summary.Value tag, simple_value,
 scalar tensors and histograms). No tensorboard or protobuf at runtime.
 
-Speed comes from numpy: records are grouped by length, their CRCs computed column by column for
-the whole group at once, and scalar events whose bytes match a decoded template (same tag, same
-layout) are decoded as arrays. Everything else goes through a small per-record protobuf parser.
+Speed comes from numpy: records are grouped by length; records of a length that repeat at a
+constant stride (a log writing the same tags in the same order) are read through strided views
+of the file, the rest gathered. Their CRCs are computed for the whole group at once, one table
+lookup per two byte positions (CRC-32C is linear: ``_position_tables``), and scalar events whose
+bytes match a decoded template (same tag, same layout) are decoded as arrays, eight bytes
+compared at a time. Everything else goes through a small per-record protobuf parser.
 
 Record format (tensorflow/core/lib/io/record_writer.cc):
     uint64 length | uint32 masked_crc32c(length) | bytes data[length] | uint32 masked_crc32c(data)
 """
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,10 +196,6 @@ def parse_event(buf, start=0, end=None):
 
 # --- framing ---------------------------------------------------------------------------------------
 
-def _lengths_at(arr: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    return arr[positions[..., None] + np.arange(8)].copy().view("<u8")[..., 0]
-
-
 def _frame(data: bytes, path) -> tuple[np.ndarray, np.ndarray, bool]:
     """Offsets and lengths of every record's data; whether the last record is cut short.
 
@@ -219,6 +219,10 @@ def _frame(data: bytes, path) -> tuple[np.ndarray, np.ndarray, bool]:
                 break
             length = unpack(data, pos)[0]
             if pos + 16 + length > n:
+                if masked_crc(data[pos:pos + 8]) != struct.unpack_from("<I", data, pos + 8)[0]:
+                    # a damaged length field, not a record cut short by a writer that stopped
+                    raise EventFileError(f"{path}: record at byte {pos}: length CRC mismatch; the file is damaged "
+                                         "or not a TensorBoard event file")
                 truncated = True
                 break
             o.append(pos)
@@ -240,7 +244,10 @@ def _frame(data: bytes, path) -> tuple[np.ndarray, np.ndarray, bool]:
             if count <= 0:
                 break
             cand = pos + np.arange(count, dtype=np.int64)[:, None] * block + rel[None, :]
-            ok = np.all(_lengths_at(arr, cand) == pattern[None, :], axis=1)
+            ok = np.ones(count, bool)
+            for k in range(period):   # each position of the pattern: a strided view of its length fields
+                flat = np.frombuffer(data, "<u8", count=(n - pos - int(rel[k])) // 8, offset=pos + int(rel[k]))
+                ok &= np.lib.stride_tricks.as_strided(flat, (count,), (block,), writeable=False) == pattern[k]
             good = count if ok.all() else int(np.argmin(ok))
             if good:
                 offsets.append(cand[:good].ravel())
@@ -254,28 +261,110 @@ def _frame(data: bytes, path) -> tuple[np.ndarray, np.ndarray, bool]:
     return np.concatenate(offsets), np.concatenate(lengths), truncated
 
 
-def _check_crcs(arr: np.ndarray, offsets, lengths, path) -> None:
-    # Length CRCs: one 8-byte column block for all records.
-    idx = offsets[:, None] + np.arange(8)
-    got = _masked_crc_rows(arr[idx])
-    want = arr[offsets[:, None] + 8 + np.arange(4)].view("<u4").ravel()
-    bad = np.flatnonzero(got != want)
+class _Records:
+    """``n`` records of ``length`` data bytes: record i starts at ``base[first + i * stride]``.
+
+    A view over the file when the records sit at a constant stride (a log repeating the same
+    tags in the same order: no bytes are copied), else a gathered copy (``stride = length``).
+    ``starts`` are the records' positions in the file (for file order and error messages).
+    """
+
+    def __init__(self, base: np.ndarray, first: int, stride: int, n: int, length: int, starts: np.ndarray):
+        self.base, self.first, self.stride, self.n, self.length, self.starts = base, first, stride, n, length, starts
+
+    def column(self, offset: int, dtype: str) -> np.ndarray:
+        """The ``dtype`` value at byte ``offset`` of every record (a strided view, unaligned ok)."""
+        item = np.dtype(dtype).itemsize
+        count = (len(self.base) - self.first - offset) // item
+        flat = np.frombuffer(self.base, dtype, count=count, offset=self.first + offset)
+        return np.lib.stride_tricks.as_strided(flat, shape=(self.n,), strides=(self.stride,), writeable=False)
+
+    def take(self, rows: np.ndarray) -> "_Records":
+        return _gather(self.base, self.first + rows * self.stride, self.length, self.starts[rows])
+
+
+_GATHER_BYTES = 64 << 20     # copies of irregular records are made in pieces of this size
+
+
+def _gather(arr, positions, length, starts) -> _Records:
+    """Copies of whole records (length field and CRCs included) at data ``positions``."""
+    rows = np.lib.stride_tricks.sliding_window_view(arr, length + 16)[positions - 12]
+    return _Records(np.ascontiguousarray(rows).reshape(-1), 12, length + 16, len(positions), length, starts)
+
+
+_CHUNK = 1 << 15             # records per piece of the column loops (temporaries stay in the cache)
+MIN_STRIDED_RUN = 64         # shorter runs of equally spaced records are gathered with the rest
+
+
+def _record_sets(arr, positions: np.ndarray, length: int, starts: np.ndarray) -> list:
+    """``_Records`` covering every position: views for long runs of a constant stride, gathered
+    copies (in pieces of bounded size) for the rest."""
+    n = len(positions)
+    sets, taken = [], np.zeros(n, bool)
+    if n >= MIN_STRIDED_RUN:
+        d = np.diff(positions)
+        edges = np.flatnonzero(d[1:] != d[:-1]) + 1
+        for a, b in zip(np.r_[0, edges], np.r_[edges, len(d)]):   # d[a:b] equal: positions a..b
+            a = int(a) + int(taken[a])
+            if b - a + 1 >= MIN_STRIDED_RUN and d[a] > 0:
+                sets.append(_Records(arr, int(positions[a]), int(d[a]), int(b) - a + 1, length, starts[a:b + 1]))
+                taken[a:b + 1] = True
+    rest = np.flatnonzero(~taken)
+    per = max(1, _GATHER_BYTES // max(length, 1))
+    for i in range(0, len(rest), per):
+        sel = rest[i:i + per]
+        sets.append(_gather(arr, positions[sel], length, starts[sel]))
+    return sets
+
+
+@functools.lru_cache(maxsize=64)
+def _position_tables(length: int):
+    """CRC-32C is linear: the register after ``length`` bytes is ``const`` xor one table entry
+    per byte position (``T[j][b]`` = byte b at position j pushed through the bytes after it).
+    Pairs of positions share a 65536-entry table when that stays small (two bytes per lookup)."""
+    t = np.empty((length, 256), np.uint32)
+    if length:
+        t[length - 1] = _TABLE
+        for j in range(length - 2, -1, -1):
+            t[j] = _TABLE[t[j + 1] & 0xFF] ^ (t[j + 1] >> np.uint32(8))
+    reg = np.uint32(0xFFFFFFFF)
+    for _ in range(length):
+        reg = _TABLE[reg & 0xFF] ^ (reg >> np.uint32(8))
+    pairs = None
+    if 2 <= length <= 128:
+        lo = np.arange(65536) & 0xFF
+        hi = np.arange(65536) >> 8
+        pairs = [t[j][lo] ^ t[j + 1][hi] for j in range(0, length - 1, 2)]
+    return t, pairs, reg
+
+
+def _masked_crcs(rec: _Records, at: int, length: int, pairs_from: int = 4096) -> np.ndarray:
+    """Masked CRC-32C of the ``length`` bytes at offset ``at`` of every record."""
+    t, pairs, reg = _position_tables(length)
+    use_pairs = pairs is not None and rec.n >= pairs_from    # big groups: two bytes per table lookup
+    cols = [(table, rec.column(at + 2 * k, "<u2")) for k, table in enumerate(pairs)] if use_pairs else []
+    cols += [(t[j], rec.column(at + j, "u1")) for j in range(2 * len(cols), length)]
+    crc = np.full(rec.n, reg, np.uint32)
+    for a in range(0, rec.n, _CHUNK):        # in pieces that stay in the cache
+        part = crc[a:a + _CHUNK]
+        for table, col in cols:
+            part ^= table[col[a:a + _CHUNK]]
+    crc ^= np.uint32(0xFFFFFFFF)
+    return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(0xA282EAD8)
+
+
+def _check_crcs(rec: _Records, path) -> None:
+    """Both CRCs of every record of one length (``rec`` points at the data; the length field
+    and its CRC precede it, the data CRC follows)."""
+    want_len = masked_crc(struct.pack("<Q", rec.length))
+    bad = np.flatnonzero((rec.column(-4, "<u4") != want_len) | (rec.column(-12, "<u8") != rec.length))
     if len(bad):
-        raise EventFileError(f"{path}: record {int(bad[0])} (byte {int(offsets[bad[0]])}): length CRC mismatch; "
+        raise EventFileError(f"{path}: record at byte {int(rec.starts[bad[0]]) - 12}: length CRC mismatch; "
                              "the file is damaged or not a TensorBoard event file")
-    for length in np.unique(lengths):
-        sel = np.flatnonzero(lengths == length)
-        starts = offsets[sel] + 12
-        for chunk in range(0, len(sel), 1 << 18):          # bound the temporary 2-D arrays
-            s = starts[chunk:chunk + (1 << 18)]
-            rows = arr[s[:, None] + np.arange(int(length))]
-            got = _masked_crc_rows(rows)
-            want = arr[(s + int(length))[:, None] + np.arange(4)].view("<u4").ravel()
-            bad = np.flatnonzero(got != want)
-            if len(bad):
-                r = int(sel[chunk + bad[0]])
-                raise EventFileError(f"{path}: record {r} (byte {int(offsets[r])}): data CRC mismatch; "
-                                     "the file is damaged")
+    bad = np.flatnonzero(_masked_crcs(rec, 0, rec.length) != rec.column(rec.length, "<u4"))
+    if len(bad):
+        raise EventFileError(f"{path}: record at byte {int(rec.starts[bad[0]]) - 12}: data CRC mismatch; "
+                             "the file is damaged")
 
 
 # --- fast path for scalar events --------------------------------------------------------------------
@@ -318,39 +407,57 @@ def _scalar_template(buf: bytes):
     return tag, wall_pos, step_pos, step_len or 0, value_pos
 
 
-def _decode_group(arr, starts, length, data, out: EventData, slow: list):
+def _template_match(rec: _Records, ref: bytes, variable: np.ndarray) -> np.ndarray:
+    """Which records equal ``ref`` on every byte not marked ``variable``: eight bytes at a time."""
+    L = rec.length
+    refa = np.frombuffer(ref, np.uint8)
+    checks = []    # (column, mask or None, wanted value)
+    for at in range(0, L - L % 8, 8):
+        mask = np.frombuffer(np.where(variable[at:at + 8], 0, 0xFF).astype(np.uint8).tobytes(), "<u8")[0]
+        if mask:
+            checks.append((rec.column(at, "<u8"), mask, np.frombuffer(refa[at:at + 8].tobytes(), "<u8")[0] & mask))
+    checks += [(rec.column(at, "u1"), None, refa[at]) for at in range(L - L % 8, L) if not variable[at]]
+    ok = np.ones(rec.n, bool)
+    for a in range(0, rec.n, _CHUNK):        # in pieces that stay in the cache
+        part = ok[a:a + _CHUNK]
+        for col, mask, want in checks:
+            c = col[a:a + _CHUNK]
+            part &= ((c & mask) if mask is not None else c) == want
+    return ok
+
+
+def _decode_group(rec: _Records, data, out: EventData, slow: list):
     """Decode records of one length: template matches as arrays, the rest onto ``slow``."""
-    pending = starts
-    while len(pending):
-        first = int(pending[0])
+    length = rec.length
+    while rec.n:
+        first = int(rec.starts[0])
         tpl = _scalar_template(data[first:first + length])
         if tpl is None:
             slow.append(first)
-            pending = pending[1:]
+            rec = rec.take(np.arange(1, rec.n))
             continue
         tag, wall_pos, step_pos, step_len, value_pos = tpl
-        mask = np.ones(length, bool)
-        mask[wall_pos:wall_pos + 8] = False
-        mask[value_pos:value_pos + 4] = False
+        variable = np.zeros(length, bool)
+        variable[wall_pos:wall_pos + 8] = True
+        variable[value_pos:value_pos + 4] = True
         if step_pos is not None:
-            mask[step_pos:step_pos + step_len] = False
-        cols = np.flatnonzero(mask)
-        ref = arr[first + cols]
-        match = np.all(arr[pending[:, None] + cols] == ref, axis=1)
+            variable[step_pos:step_pos + step_len] = True
+        match = _template_match(rec, data[first:first + length], variable)
+        steps = np.zeros(rec.n, np.int64)
         if step_pos is not None and step_len:
-            sb = arr[pending[:, None] + step_pos + np.arange(step_len)]
-            cont = (sb & 0x80) != 0
-            match &= np.all(cont[:, :-1], axis=1) & ~cont[:, -1]
-        hit = pending[match]
-        wall = arr[hit[:, None] + wall_pos + np.arange(8)].copy().view("<f8").ravel()
-        value = arr[hit[:, None] + value_pos + np.arange(4)].copy().view("<f4").ravel().astype(np.float64)
-        steps = np.zeros(len(hit), np.int64)
-        if step_pos is not None:
-            sb = arr[hit[:, None] + step_pos + np.arange(step_len)].astype(np.int64)
-            for i in range(step_len):
-                steps |= (sb[:, i] & 0x7F) << (7 * i)
-        out.scalars.setdefault(tag, []).append((hit, steps, value, wall))
-        pending = pending[~match]
+            for i in range(step_len):   # a varint of exactly step_len bytes: continuation bits 1..1 0
+                b = rec.column(step_pos + i, "u1")
+                match &= ((b & 0x80) != 0) if i < step_len - 1 else ((b & 0x80) == 0)
+                steps |= (b.astype(np.int64) & 0x7F) << (7 * i)
+        hit = np.flatnonzero(match)
+        everything = len(hit) == rec.n
+        pick = (lambda a: a) if everything else (lambda a: a[hit])
+        wall = pick(rec.column(wall_pos, "<f8")).astype(np.float64)
+        value = pick(rec.column(value_pos, "<f4")).astype(np.float64)
+        out.scalars.setdefault(tag, []).append((pick(rec.starts), pick(steps), value, wall))
+        if everything:
+            break
+        rec = rec.take(np.flatnonzero(~match))
 
 
 def read_event_file(path, progress=None) -> EventData:
@@ -364,12 +471,13 @@ def read_event_file(path, progress=None) -> EventData:
         if truncated or data:
             raise EventFileError(f"{path}: not a TensorBoard event file (no complete record)")
         return out
-    _check_crcs(arr, offsets, lengths, path)
     slow: list[int] = []
     groups = np.unique(lengths)
     for i, length in enumerate(groups):
         starts = offsets[lengths == length] + 12
-        _decode_group(arr, starts, int(length), data, out, slow)
+        for rec in _record_sets(arr, starts, int(length), starts):
+            _check_crcs(rec, path)
+            _decode_group(rec, data, out, slow)
         if progress is not None:
             progress(i + 1, len(groups))
     extra: dict[str, list] = {}
@@ -387,7 +495,14 @@ def read_event_file(path, progress=None) -> EventData:
                                                 val.astype(np.float64), wall.astype(np.float64)))
     # Merge each tag's pieces back into file order.
     for tag, pieces in list(out.scalars.items()):
+        pieces = sorted((p for p in pieces if len(p[0])), key=lambda p: int(p[0][0]))
+        if not pieces:
+            del out.scalars[tag]
+            continue
         pos = np.concatenate([p[0] for p in pieces])
+        if np.all(pos[1:] > pos[:-1]):       # pieces one after another (steps grew a varint byte)
+            out.scalars[tag] = tuple(np.concatenate([p[k] for p in pieces]) for k in (1, 2, 3))
+            continue
         order = np.argsort(pos, kind="stable")
         out.scalars[tag] = tuple(np.concatenate([p[k] for p in pieces])[order] for k in (1, 2, 3))
     return out
