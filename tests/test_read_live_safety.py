@@ -61,45 +61,37 @@ class FlakyState:
         monkeypatch.setattr(run_module.Run, "_state", state)
 
 
-def test_a_torn_read_of_a_live_run_is_tried_again(tmp_path, monkeypatch):
+@pytest.fixture
+def live_run(tmp_path):
+    """A run opened while its writer (this process) holds the file: SWMR mode."""
     w = live_writer(tmp_path / "live.h5")
-    try:
-        run = open_run(tmp_path / "live.h5")
-        monkeypatch.setattr(fmt, "writer_active", lambda path: True)
-        flaky = FlakyState(monkeypatch, failures=2)
-        assert run.status().last_step == 4 and flaky.calls == 3
-        run.close()
-    finally:
-        w.close()
+    run = open_run(tmp_path / "live.h5")
+    yield run
+    run.close()
+    w.close()
 
 
-def test_a_live_run_that_keeps_failing_ends_in_a_clear_error(tmp_path, monkeypatch):
-    w = live_writer(tmp_path / "live.h5")
-    try:
-        run = open_run(tmp_path / "live.h5")
-        monkeypatch.setattr(fmt, "writer_active", lambda path: True)
-        monkeypatch.setattr(fmt, "LIVE_RETRY_S", 0.3)
-        FlakyState(monkeypatch, failures=10**9)
-        with pytest.raises(RunFileError, match="could not read the live run within") as e:
-            run.status()
-        assert "live.h5" in str(e.value)
-        run.close()
-    finally:
-        w.close()
+def test_a_torn_read_of_a_live_run_is_tried_again(live_run, monkeypatch):
+    monkeypatch.setattr(fmt, "writer_active", lambda path: True)
+    flaky = FlakyState(monkeypatch, failures=2)
+    assert live_run.status().last_step == 4 and flaky.calls == 3
 
 
-def test_damage_is_not_retried_when_no_writer_is_changing_the_file(tmp_path, monkeypatch):
-    w = live_writer(tmp_path / "live.h5")
-    try:
-        run = open_run(tmp_path / "live.h5")
-        monkeypatch.setattr(fmt, "writer_active", lambda path: False)   # killed writer, old file
-        flaky = FlakyState(monkeypatch, failures=10**9)
-        with pytest.raises(RunFileError, match="damaged run file"):
-            run.status()
-        assert flaky.calls == 1
-        run.close()
-    finally:
-        w.close()
+def test_a_live_run_that_keeps_failing_ends_in_a_clear_error(live_run, monkeypatch):
+    monkeypatch.setattr(fmt, "writer_active", lambda path: True)
+    monkeypatch.setattr(fmt, "LIVE_RETRY_S", 0.3)
+    FlakyState(monkeypatch, failures=10**9)
+    with pytest.raises(RunFileError, match="could not read the live run within") as e:
+        live_run.status()
+    assert "live.h5" in str(e.value)
+
+
+def test_damage_is_not_retried_when_no_writer_is_changing_the_file(live_run, monkeypatch):
+    monkeypatch.setattr(fmt, "writer_active", lambda path: False)   # killed writer, old file
+    flaky = FlakyState(monkeypatch, failures=10**9)
+    with pytest.raises(RunFileError, match="damaged run file"):
+        live_run.status()
+    assert flaky.calls == 1
 
 
 def test_a_resumed_read_splits_no_row_twice(tmp_path, monkeypatch):
