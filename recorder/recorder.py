@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import functools
 import inspect
+import math
 import numbers
 import sys
 import threading
@@ -79,6 +80,22 @@ def _inside_recorder(frame) -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _finite(value) -> bool:
+    try:
+        return bool(np.isfinite(value))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _storable_name(name: str) -> str:
+    """A valid UTF-8 spelling of a name that is not: undecodable bytes as ``\\xff``, lone
+    surrogates as ``\\udcff`` (the same name always gives the same spelling)."""
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _finish(writer, lock, status: str) -> None:
@@ -372,37 +389,40 @@ class Recorder:
             s = self._check_step(step)
             if s is None:
                 return
-        rows = self._rows
-        pending = len(rows)
-        if pending >= self._max_rows:
-            self._drop(len(metrics))
-        else:
-            if pending >= self._max_rows >> 2:
-                self._writer.wake()
-            wall = time.time()
-            # Fast path: names seen together before, every value a Python float. One queue
-            # entry per call, (step, tag ids, values, wall); the writer thread unpacks them.
-            keys = tuple(metrics)
-            tags = self._call_tags.get(keys)
-            if tags is not None:
-                values = tuple(metrics.values())
-                for v in values:
-                    if type(v) is not float:
-                        tags = None
-                        break
-            if tags is not None:
-                rows.append((s, tags, values, wall))
+        try:   # free in CPython 3.11+ when nothing is raised
+            rows = self._rows
+            pending = len(rows)
+            if pending >= self._max_rows:
+                self._drop(len(metrics))
             else:
-                self._log_each(keys, metrics, s, wall)
-            if self._writer.idle:
-                self._writer.notify()
-        if self._optimizer is None:
-            if self._instruments is not None:
-                self._instruments.on_log(s, time.time())
-            self._step = s + 1
-            self._maybe_transfer(time.perf_counter())
-        elif self.staging.count > 64 * self.transfer_every:
-            self._transfer()
+                if pending >= self._max_rows >> 2:
+                    self._writer.wake()
+                wall = time.time()
+                # Fast path: names seen together before, every value a Python float. One queue
+                # entry per call, (step, tag ids, values, wall); the writer thread unpacks them.
+                keys = tuple(metrics)
+                tags = self._call_tags.get(keys)
+                if tags is not None:
+                    values = tuple(metrics.values())
+                    for v in values:
+                        if type(v) is not float:
+                            tags = None
+                            break
+                if tags is not None:
+                    rows.append((s, tags, values, wall))
+                else:
+                    self._log_each(keys, metrics, s, wall)
+                if self._writer.idle:
+                    self._writer.notify()
+            if self._optimizer is None:
+                if self._instruments is not None:
+                    self._instruments.on_log(s, time.time())
+                self._step = s + 1
+                self._maybe_transfer(time.perf_counter())
+            elif self.staging.count > 64 * self.transfer_every:
+                self._transfer()
+        except Exception as exc:  # noqa: BLE001 - hostile input must not end the training (issue 11)
+            self._log_failed("log", exc)
 
     def log_many(self, metrics, steps=None) -> None:
         """Record whole arrays at once: ``{name: values}`` with ``values[i]`` at ``steps[i]``.
@@ -420,59 +440,70 @@ class Recorder:
             self._bad("<metrics>", f"log_many() takes a dict of name -> array, got {type(metrics).__name__}",
                       TypeError)
             return
-        columns = []
-        for name, values in metrics.items():
-            try:
-                # No copy yet: the values are copied once, into the queued table below, which
-                # is what protects them from a caller that reuses its arrays.
-                v = np.asarray(values, dtype=np.float64).reshape(-1)
-            except (TypeError, ValueError, RuntimeError) as exc:
-                self._bad(name, f"log_many() values must be a 1-D array of real numbers ({exc})", TypeError)
-                continue
-            columns.append((name, v))
-        if not columns:
-            return
-        n = len(columns[0][1])
-        if any(len(v) != n for _, v in columns):
-            self._bad("<metrics>", "log_many() arrays differ in length: "
-                      + ", ".join(f"{k}={len(v)}" for k, v in columns), ValueError)
-            return
-        if steps is None:
-            first = self.step
-            step_col = np.arange(first, first + n, dtype=np.float64)
-        else:
-            try:
-                step_col = np.asarray(steps).reshape(-1)
-                ok = step_col.dtype.kind in "iu" and len(step_col) == n and \
-                    (n == 0 or (int(step_col.min()) >= 0 and int(step_col.max()) < _MAX_STEP))
-            except (TypeError, ValueError) as exc:
-                ok, step_col = False, exc
-            if not ok:
-                self._bad("<step>", f"log_many() steps must be {n} integers in [0, 2**53)", TypeError)
+        try:
+            columns = []
+            for name, values in metrics.items():
+                try:
+                    # No copy yet: the values are copied once, into the queued table below, which
+                    # is what protects them from a caller that reuses its arrays.
+                    v = np.asarray(values, dtype=np.float64).reshape(-1)
+                except (TypeError, ValueError, RuntimeError) as exc:
+                    self._bad(name, f"log_many() values must be a 1-D array of real numbers ({exc})", TypeError)
+                    continue
+                columns.append((name, v))
+            if not columns:
                 return
-            step_col = step_col.astype(np.float64)
-        tag_ids = []
-        for name, v in columns:
-            tag = self._tags.get(name)
-            if tag is None:
-                tag = self._new_metric(name)
-            tag_ids.append(tag)
-        columns = [(t, v) for t, (_, v) in zip(tag_ids, columns) if t is not None]
-        if columns and n:
-            # Column-major: each column is contiguous, so filling it and handing it to h5py
-            # (append_scalars takes table[:, k]) copies nothing strided. One pass per column,
-            # straight from the caller's arrays: no tile/repeat/concatenate temporaries.
-            table = np.empty((n * len(columns), 4), order="F")
-            for i, (tag, v) in enumerate(columns):
-                rows = slice(i * n, (i + 1) * n)
-                table[rows, 0] = step_col
-                table[rows, 1] = tag
-                table[rows, 2] = v
-            table[:, 3] = time.time()
-            if not self._writer.put_table(table):
-                self._drop(len(table))
-        if steps is None and self._optimizer is None and n:
-            self._step = int(step_col[-1]) + 1
+            n = len(columns[0][1])
+            if any(len(v) != n for _, v in columns):
+                self._bad("<metrics>", "log_many() arrays differ in length: "
+                          + ", ".join(f"{k}={len(v)}" for k, v in columns), ValueError)
+                return
+            if steps is None:
+                first = self.step
+                step_col = np.arange(first, first + n, dtype=np.float64)
+            else:
+                try:
+                    step_col = np.asarray(steps).reshape(-1)
+                    ok = step_col.dtype.kind in "iu" and len(step_col) == n and \
+                        (n == 0 or (int(step_col.min()) >= 0 and int(step_col.max()) < _MAX_STEP))
+                except (TypeError, ValueError) as exc:
+                    ok, step_col = False, exc
+                if not ok:
+                    self._bad("<step>", f"log_many() steps must be {n} integers in [0, 2**53)", TypeError)
+                    return
+                step_col = step_col.astype(np.float64)
+            tag_ids = []
+            for name, v in columns:
+                tag = self._tags.get(name)
+                if tag is None:
+                    tag = self._new_metric(name)
+                tag_ids.append(tag)
+            columns = [(t, v) for t, (_, v) in zip(tag_ids, columns) if t is not None]
+            if columns and n:
+                # Column-major: each column is contiguous, so filling it and handing it to h5py
+                # (append_scalars takes table[:, k]) copies nothing strided. One pass per column,
+                # straight from the caller's arrays: no tile/repeat/concatenate temporaries.
+                table = np.empty((n * len(columns), 4), order="F")
+                for i, (tag, v) in enumerate(columns):
+                    rows = slice(i * n, (i + 1) * n)
+                    table[rows, 0] = step_col
+                    table[rows, 1] = tag
+                    table[rows, 2] = v
+                table[:, 3] = time.time()
+                if not self._writer.put_table(table):
+                    self._drop(len(table))
+            if steps is None and self._optimizer is None and n:
+                self._step = int(step_col[-1]) + 1
+        except Exception as exc:  # noqa: BLE001
+            self._log_failed("log_many", exc)
+
+    def _log_failed(self, call: str, exc: Exception) -> None:
+        """An input log() did not foresee: with strict=True it is raised, else one warning per
+        kind of failure and the call's values are skipped."""
+        if self.strict:
+            raise exc
+        self._warn_once(f"<{call}>", f"{call}() could not record a call ({type(exc).__name__}: {str(exc)[:200]}); "
+                                     "its values were skipped, training goes on", key=type(exc).__name__)
 
     def _log_each(self, keys, metrics, step, wall) -> None:
         """The general path of log(): validates each name and value, warns about bad ones."""
@@ -498,9 +529,13 @@ class Recorder:
             self._call_tags[keys] = tuple(tags[name] for name in keys)
 
     def _check_step(self, step):
-        if isinstance(step, numbers.Integral) and not isinstance(step, bool) and 0 <= step < _MAX_STEP:
-            return int(step)
-        self._bad("<step>", f"step must be an int in [0, 2**53), got {type(step).__name__} {step!r:.40}", TypeError)
+        try:
+            if isinstance(step, numbers.Integral) and not isinstance(step, bool) and 0 <= step < _MAX_STEP:
+                return int(step)
+            shown = f"{step!r:.40}"
+        except Exception:  # noqa: BLE001 - a hostile int subclass: not a usable step either
+            shown = "(unprintable)"
+        self._bad("<step>", f"step must be an int in [0, 2**53), got {type(step).__name__} {shown}", TypeError)
         return None
 
     def _new_metric(self, name):
@@ -510,15 +545,28 @@ class Recorder:
         if not name:
             self._bad(name, "empty metric name", ValueError)
             return None
-        if len(name.encode("utf-8")) > fmt.TAG_LEN:
+        stored = name
+        try:
+            encoded = name.encode("utf-8")
+        except UnicodeEncodeError:   # os.fsdecode() of undecodable bytes, lone surrogates
+            stored = _storable_name(name)
+            if self.strict:
+                self._bad(name, f"metric name is not valid Unicode (undecodable bytes?); {stored!r} would be", ValueError)
+            self._warn_once(f"metric {stored!r}", "the name is not valid Unicode (undecodable bytes?): "
+                                                  f"recorded as {stored!r}")
+            encoded = stored.encode("utf-8")
+        except Exception as exc:  # noqa: BLE001 - a str subclass whose encode() raises
+            self._bad(repr(name), f"metric name cannot be encoded ({type(exc).__name__}: {exc})", TypeError)
+            return None
+        if len(encoded) > fmt.TAG_LEN:
             self._bad(name, f"metric name longer than {fmt.TAG_LEN} bytes in UTF-8", ValueError)
             return None
         if name.startswith(fmt.SYS_PREFIX):
             self._bad(name, f"names starting with {fmt.SYS_PREFIX!r} are reserved for the recorder", ValueError)
             return None
-        return self._tag(name)
+        return self._tag(name, stored)
 
-    def _tag(self, name: str) -> int:
+    def _tag(self, name: str, stored: str | None = None) -> int:
         tag = self._tags.get(name)
         if tag is None:
             # Only on a metric's first use: two threads logging new names at once could
@@ -528,7 +576,7 @@ class Recorder:
                 if tag is None:
                     names = self._writer.tag_names
                     tag = len(names)
-                    names.append(name)  # before any row that uses it is queued
+                    names.append(name if stored is None else stored)  # before any row that uses it is queued
                     self._tags[name] = tag
         return tag
 
@@ -541,7 +589,15 @@ class Recorder:
                 number = float(value)
             except (OverflowError, ValueError) as exc:
                 return self._bad(name, f"value cannot be stored as float64 ({exc})", ValueError)
+            except Exception as exc:  # noqa: BLE001 - np.timedelta64 is "Real", a __float__ that raises
+                return self._bad(name, f"{type(value).__name__} value has no float value ({type(exc).__name__}: "
+                                       f"{str(exc)[:100]})", TypeError)
+            if math.isinf(number) and _finite(value):   # np.longdouble("1e4000"): not what was logged
+                return self._bad(name, f"value {value!r:.40} overflows float64", ValueError)
         elif torch is not None and isinstance(value, torch.Tensor):
+            if value.is_nested or value.layout != torch.strided:
+                kind = "nested" if value.is_nested else f"{value.layout} (sparse)".replace("torch.", "")
+                return self._bad(name, f"{kind} tensor is not a scalar (densify it first)", TypeError)
             if value.numel() != 1:
                 return self._bad(name, f"tensor of shape {tuple(value.shape)} is not a scalar (0-d or 1 element)",
                                  ValueError)
@@ -672,8 +728,8 @@ class Recorder:
         self._writer.mark(fmt.STATUS_CRASHED, f"terminated ({name}) at step {{step}}", signals.FLUSH_TIMEOUT)
 
     # ------------------------------------------------------------ problems
-    def _warn_once(self, name: str, problem: str) -> None:
-        key = (name, problem)
+    def _warn_once(self, name: str, problem: str, key=None) -> None:
+        key = (name, problem if key is None else key)
         if key not in self._warned:
             self._warned.add(key)
             warnings.warn(f"trainspect: {name}: {problem}", RecorderWarning, stacklevel=4)
