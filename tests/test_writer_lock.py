@@ -190,3 +190,40 @@ def test_ranks_agree_on_the_new_name(tmp_path, monkeypatch):
         assert paths == {0: "exp1-2.h5", 1: "exp1-2.rank1.h5"}
     with Recorder(tmp_path / "exp1.h5") as rec:   # rank 1 of the next launch: exp1-2 is a finished run
         assert rec.path.name == "exp1-3.rank1.h5"
+
+
+OLD_RUN = """
+import os, signal, sys, time
+from trainspect.recorder import Recorder
+path, n, end = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rec = Recorder(path)
+for i in range(n):
+    rec.log({"loss": float(i)}, step=i)
+if end == "finished":
+    rec.close()
+elif end == "terminated":
+    os.kill(os.getpid(), signal.SIGTERM)
+else:
+    rec.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("end", ["finished", "terminated", "killed"])
+def test_overwrite_trial(tmp_path, end):
+    """Overwrite trial: a new run started on the path of a finished, SIGTERM'd or kill -9'd run
+    leaves every byte of it in place; only overwrite=True replaces it."""
+    path, n = tmp_path / "exp1.h5", 3000
+    env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT.parent)))
+    subprocess.run([sys.executable, "-c", OLD_RUN, str(path), str(n), end], env=env, timeout=DEADLINE)
+    before = path.read_bytes()
+    assert _rows(path)[0] == list(range(n))
+    for i in range(2, 4):
+        with pytest.warns(RecorderWarning, match=f"exp1-{i}.h5"):
+            with Recorder(path) as rec:
+                rec.log({"loss": -1.0}, step=0)
+    assert path.read_bytes() == before
+    with Recorder(path, overwrite=True) as rec:
+        rec.log({"loss": -2.0}, step=0)
+    assert _rows(path) == ([0], [-2.0])
+    assert _rows(tmp_path / "exp1-2.h5") == ([0], [-1.0])
