@@ -121,7 +121,8 @@ def source_digest() -> str:
     import torch
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(torch.__version__.encode())
-    for f in [Path(__file__).with_name("scenarios.py"), *sorted((root / "recorder").rglob("*.py"))]:
+    here = Path(__file__).parent
+    for f in [here / "scenarios.py", here / "scenario_kit.py", *sorted((root / "recorder").rglob("*.py"))]:
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
@@ -130,6 +131,7 @@ def findings_table(runs: ScenarioRuns, keys) -> list[dict]:
     """One row per run: expected symptom, whether it was found with an accepted top cause."""
     from trainspect.analysis import diagnose, open_run
     from trainspect.analysis.vocab import Severity
+    from tests.scenario_pending import PENDING
     from tests.scenarios import SCENARIOS
     rows = []
     for key in keys:
@@ -145,25 +147,45 @@ def findings_table(runs: ScenarioRuns, keys) -> list[dict]:
             ok = bool(hit) and Severity(hit.severity).rank >= Severity(scenario.severity).rank \
                 and top in scenario.causes
             got = f"{scenario.symptom} <- {top}" if hit else "missed: " + (
-                ", ".join(f.symptom for f in findings) or "nothing")
-        rows.append(dict(key=key, expected=scenario.symptom or "healthy", ok=ok, got=got))
+                ", ".join(f"{f.symptom} <- {f.causes[0].id if f.causes else None}" for f in findings) or "nothing")
+        rows.append(dict(key=key, expected=scenario.symptom or "healthy", ok=ok, got=got,
+                         pending=key.name in PENDING, findings=findings))
     return rows
 
 
 def main(argv) -> int:
+    """python -m tests.scenario_runs [DIR [NAME ...]]: record (what DIR lacks), diagnose, print
+    the scenario x seed x thread table; -v prints every finding's title too."""
     import tempfile
+    import time
     from tests.scenarios import SCENARIOS
+    verbose = "-v" in argv
+    argv = [a for a in argv if a != "-v"]
     directory = argv[0] if argv else tempfile.mkdtemp(prefix="trainspect-scenarios-")
+    names = argv[1:] or list(SCENARIOS)
     runs = ScenarioRuns(directory)
-    keys = grid(SCENARIOS)
+    keys = grid(names)
+    t0 = time.perf_counter()
     runs.ensure(keys)
+    recorded = time.perf_counter() - t0
     rows = findings_table(runs, keys)
+    diagnosed = time.perf_counter() - t0 - recorded
     print("| scenario | expected | seed | threads | result | found |\n|---|---|---|---|---|---|")
     for r in rows:
         k = r["key"]
-        print(f"| {k.name} | {r['expected']} | {k.seed} | {k.threads} | {'hit' if r['ok'] else 'MISS'} | {r['got']} |")
-    misses = sum(not r["ok"] for r in rows)
-    print(f"\n{len(rows) - misses}/{len(rows)} as expected; runs in {directory}")
+        result = ("hit" if r["ok"] else "MISS") + (" (pending)" if r["pending"] else "")
+        print(f"| {k.name} | {r['expected']} | {k.seed} | {k.threads} | {result} | {r['got']} |")
+        if verbose:
+            for f in r["findings"]:
+                print(f"|   | {f.severity} | {f.symptom} | {f.first_step}..{f.last_step} | {f.title} | "
+                      + ", ".join(f"{c.id} {c.confidence:.2f}" for c in f.causes) + " |")
+    asserted = [r for r in rows if not r["pending"]]
+    misses = sum(not r["ok"] for r in asserted)
+    pending = [r for r in rows if r["pending"]]
+    print(f"\n{len(asserted) - misses}/{len(asserted)} asserted runs as expected; pending (rule not landed): "
+          f"{sum(r['ok'] for r in pending)}/{len(pending)} already as expected")
+    print(f"recorded {len(keys)} runs in {recorded:.0f} s wall ({runs.workers} workers), diagnosed in "
+          f"{diagnosed:.0f} s; runs in {directory}")
     return 1 if misses else 0
 
 

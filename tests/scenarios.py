@@ -15,7 +15,9 @@ import math
 import sys
 from dataclasses import dataclass
 
-import numpy as np
+from tests.scenario_kit import (  # noqa: F401  (digits, mlp, train: used by other tests)
+    binary_rows, cross_entropy, diabetes, digits, iris, mlp, mse, recurrent, residual_mlp, scale_init, small_cnn,
+    tiny_transformer, train, warmup_cosine)
 
 # Recorder schedules used by every scenario (expensive instruments every few steps).
 RECORDER_OPTIONS = dict(flush_every=0.5, stats_every=5, hist_every=50, snapshot_every=25)
@@ -30,82 +32,6 @@ class Scenario:
     about: str = ""
     watch: bool = True
     severity: str = "warning"            # the least severity the planted finding must have ("info": advice only)
-
-
-# ------------------------------------------------------------------------ data
-_DATA = {}
-
-
-def digits(raw: bool = False, n_train: int = 1400):
-    """(X_train, y_train, X_val, y_val) as torch tensors; standardised unless ``raw``."""
-    import torch
-    key = (raw, n_train)
-    if key not in _DATA:
-        from sklearn.datasets import load_digits
-        X, y = load_digits(return_X_y=True)
-        rng = np.random.default_rng(0)
-        order = rng.permutation(len(X))
-        X, y = X[order].astype(np.float32), y[order].astype(np.int64)
-        if raw:
-            X = X * 16.0            # 0..255 like raw 8-bit pixels, never rescaled
-        else:
-            mean, std = X[:1400].mean(0), X[:1400].std(0)
-            X = (X - mean) / np.where(std > 0, std, 1.0)
-        _DATA[key] = (torch.from_numpy(X[:n_train]), torch.from_numpy(y[:n_train]),
-                      torch.from_numpy(X[1400:]), torch.from_numpy(y[1400:]))
-    return _DATA[key]
-
-
-def mlp(sizes, act="relu", norm=None):
-    import torch.nn as nn
-    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            if norm == "batch":
-                layers.append(nn.BatchNorm1d(b))
-            layers.append(acts[act]())
-    return nn.Sequential(*layers)
-
-
-def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_at=None,
-          corrupt_at=(), watch=True, seed=0, regression=False):
-    """Plain minibatch training loop; logs train/loss every step, val/loss every ``val_every``.
-
-    ``regression``: mean squared error against the digit's value / 9 (one output unit)."""
-    import torch
-    import torch.nn.functional as F
-    torch.manual_seed(seed)
-    Xtr, ytr, Xva, yva = data if data is not None else digits()
-    if watch:
-        rec.watch(model, opt)
-    g = torch.Generator().manual_seed(seed)
-    corrupt_at = set(corrupt_at)
-
-    def loss_fn(out, y):
-        if regression:
-            return F.mse_loss(out.squeeze(-1), y.float() / 9.0)
-        return F.cross_entropy(out, y)
-    for step in range(steps):
-        if lr_at is not None:
-            for group in opt.param_groups:
-                group["lr"] = lr_at(step)
-        idx = torch.randint(0, len(Xtr), (batch,), generator=g)
-        xb, yb = Xtr[idx], ytr[idx]
-        if step in corrupt_at:          # a corrupted batch: every label wrong
-            yb = (yb + 1) % 10
-        model.train()
-        loss = loss_fn(model(xb), yb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        rec.log({"train/loss": loss.detach()}, step=step)
-        if val_every and (step % val_every == 0 or step == steps - 1):
-            model.eval()
-            with torch.no_grad():
-                val = loss_fn(model(Xva), yva)
-            rec.log({"val/loss": val}, step=step)
 
 
 # ------------------------------------------------------------------ healthy runs
@@ -327,6 +253,311 @@ def losses_only_healthy(rec, seed):
     train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), watch=False, seed=seed)
 
 
+# ------------------------------------------------- healthy runs that look scary
+def healthy_noisy_small_batch_sgd(rec, seed):
+    import torch
+    torch.manual_seed(30 + 1000 * seed)
+    model = mlp([64, 64, 10])
+    # batch 4: every step's loss is the loss of 4 digits, so the curve is ragged all along
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.02), batch=4, steps=400, seed=seed)
+
+
+def healthy_warmup_bump(rec, seed):
+    import torch
+    torch.manual_seed(31 + 1000 * seed)
+    model = tiny_transformer()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-2)
+    train(rec, model, opt, lr_at=warmup_cosine(3e-3, 40, 250), steps=250, seed=seed)
+
+
+def healthy_step_schedule(rec, seed):
+    import torch
+    torch.manual_seed(32 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # noisy SGD (batch 8) at LR 0.2, then a 10x drop at step 150: the loss steps down
+    opt = torch.optim.SGD(model.parameters(), lr=0.2)
+    train(rec, model, opt, lr_at=lambda s: 0.2 if s < 150 else 0.02, steps=300, batch=8, seed=seed)
+
+
+def healthy_label_noise_step_schedule(rec, seed):
+    import torch
+    torch.manual_seed(32 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # 20 % random labels: the loss reaches its floor (~0.9) by step ~40 and stays; the LR drop
+    # at step 150 changes little. A floor reached early is not a stall.
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    train(rec, model, opt, lr_at=lambda s: 0.1 if s < 150 else 0.01, steps=300, seed=seed, label_noise=0.2)
+
+
+def pretrained_backbone():
+    """A 64-128-64 ReLU backbone trained on digits (unrecorded), then frozen on purpose."""
+    import torch
+    import torch.nn.functional as F
+    backbone = mlp([64, 128, 64])
+    head = torch.nn.Linear(64, 10)
+    opt = torch.optim.Adam([*backbone.parameters(), *head.parameters()], lr=2e-3)
+    Xtr, ytr, _, _ = digits()
+    for i in range(60):
+        idx = slice(64 * (i % 20), 64 * (i % 20 + 1))
+        loss = F.cross_entropy(head(torch.relu(backbone(Xtr[idx]))), ytr[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    opt.zero_grad()             # as loaded from a checkpoint: no gradients left over
+    backbone.requires_grad_(False)
+    return backbone
+
+
+def healthy_frozen_backbone(rec, seed):
+    import torch
+    torch.manual_seed(33 + 1000 * seed)
+    backbone = pretrained_backbone()
+    model = torch.nn.Sequential(backbone, torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    # only the new head is trained: the backbone is frozen by design (requires_grad=False)
+    train(rec, model, torch.optim.Adam(model[2].parameters(), lr=3e-3), steps=200, seed=seed)
+
+
+def healthy_high_loss_floor(rec, seed):
+    import torch
+    torch.manual_seed(34 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # 60 % of the labels of every batch are random: the loss cannot go below ~1.7
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), label_noise=0.6, steps=300, seed=seed)
+
+
+def healthy_sparse_validation(rec, seed):
+    import torch
+    torch.manual_seed(35 + 1000 * seed)
+    model = mlp([64, 32, 10])
+    # validation only every 500 steps: 4 points over 1500 steps
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), steps=1500, batch=32,
+          val_every=500, seed=seed)
+
+
+def healthy_gru(rec, seed):
+    import torch
+    torch.manual_seed(36 + 1000 * seed)
+    model = recurrent("gru")
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=3e-3), clip=1.0, steps=250, seed=seed)
+
+
+def healthy_regression(rec, seed):
+    import torch
+    torch.manual_seed(37 + 1000 * seed)
+    model = mlp([10, 32, 1])
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=3e-3), data=diabetes(), loss_fn=mse, batch=32,
+          steps=250, seed=seed)
+
+
+def healthy_xor_batch1(rec, seed):
+    import torch
+    torch.manual_seed(38 + 1000 * seed)
+    model = mlp([2, 16, 2])
+    # batch 1 on the 4 XOR rows: half of the batches are all zeros or all ones (std 0), and an
+    # all-zero row leaves every ReLU without input but its bias
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05), data=binary_rows(2), batch=1,
+          steps=400, val_every=20, seed=seed)
+
+
+# ------------------------------------------------ pathologies on other model kinds
+def cnn_lr_too_high(rec, seed):
+    import torch
+    torch.manual_seed(40 + 1000 * seed)
+    model = small_cnn()
+    # SGD LR 0.5 + momentum 0.9: the loss falls for ~10 steps, then climbs back to chance
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9), steps=250, seed=seed)
+
+
+def cnn_dead_relu(rec, seed):
+    import torch
+    torch.manual_seed(41 + 1000 * seed)
+    model = small_cnn(hidden=64)
+    hidden = [m for m in model if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))][:-1]   # not the head
+    with torch.no_grad():
+        for m in hidden:
+            m.bias.fill_(-6.0)
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=250, seed=seed)
+
+
+def cnn_raw_pixels(rec, seed):
+    import torch
+    torch.manual_seed(42 + 1000 * seed)
+    model = small_cnn()
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), data=digits(raw=True), steps=250, seed=seed)
+
+
+def cnn_constant_init(rec, seed):
+    import torch
+    torch.manual_seed(43 + 1000 * seed)
+    model = small_cnn(hidden=32)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                m.weight.fill_(0.05)
+                m.bias.zero_()
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), steps=250, seed=seed)
+
+
+def residual_big_init_exploding(rec, seed):
+    import torch
+    torch.manual_seed(44 + 1000 * seed)
+    model = residual_mlp(blocks=6, norm=False)
+    scale_init(model, 4.0)          # no normalisation, each block adds a 4x-too-large branch
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-7), steps=200, seed=seed)
+
+
+def residual_lr_too_low(rec, seed):
+    import torch
+    torch.manual_seed(45 + 1000 * seed)
+    model = residual_mlp()
+    train(rec, model, torch.optim.AdamW(model.parameters(), lr=1e-7), steps=250, seed=seed)
+
+
+def transformer_warmup_too_high(rec, seed):
+    import torch
+    torch.manual_seed(46 + 1000 * seed)
+    model = tiny_transformer()
+    # warm-up to a peak LR of 0.3 (100x too high for Adam): fine at first, diverges as the LR rises
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    train(rec, model, opt, lr_at=lambda s: 1e-4 * (3000 ** min(1.0, s / 150)), steps=250, seed=seed)
+
+
+def transformer_lr_too_low(rec, seed):
+    import torch
+    torch.manual_seed(47 + 1000 * seed)
+    model = tiny_transformer()
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-5), steps=250, seed=seed)
+
+
+def rnn_exploding_through_time(rec, seed):
+    import torch
+    torch.manual_seed(48 + 1000 * seed)
+    model = recurrent("rnn", nonlinearity="relu")
+    with torch.no_grad():      # recurrent weights orthogonal x 3.5: the gradient grows ~x2.5 per step back in time
+        torch.nn.init.orthogonal_(model.rnn.weight_hh_l0, gain=3.5)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-6), steps=150, seed=seed)
+
+
+def lstm_lr_too_high(rec, seed):
+    import torch
+    torch.manual_seed(49 + 1000 * seed)
+    model = recurrent("lstm")
+    # no clipping: the loss jumps from 2.3 to 100+ within the first steps and stays far above 2.3
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=100.0), steps=200, seed=seed)
+
+
+def gru_head_missing_from_optimizer(rec, seed):
+    import torch
+    torch.manual_seed(50 + 1000 * seed)
+    model = recurrent("gru")
+    train(rec, model, torch.optim.Adam(model.rnn.parameters(), lr=3e-3), steps=250, seed=seed)
+
+
+def regression_raw_features(rec, seed):
+    import torch
+    torch.manual_seed(51 + 1000 * seed)
+    model = mlp([10, 32, 1])
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), data=diabetes(raw=True), loss_fn=mse,
+          batch=32, steps=250, seed=seed)
+
+
+def regression_lr_too_low(rec, seed):
+    import torch
+    torch.manual_seed(52 + 1000 * seed)
+    model = mlp([10, 32, 1])
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-6), data=diabetes(), loss_fn=mse, batch=32,
+          steps=250, seed=seed)
+
+
+def batchnorm_layer_missing_from_optimizer(rec, seed):
+    import torch
+    torch.manual_seed(53 + 1000 * seed)
+    model = mlp([64, 128, 128, 10], norm="batch")
+    frozen = {id(p) for p in model[0].parameters()}
+    opt = torch.optim.SGD([p for p in model.parameters() if id(p) not in frozen], lr=0.05, momentum=0.9)
+    train(rec, model, opt, steps=250, seed=seed)
+
+
+def batchnorm_lr_too_low(rec, seed):
+    import torch
+    torch.manual_seed(54 + 1000 * seed)
+    model = small_cnn(norm=True)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-6), steps=250, seed=seed)
+
+
+def sigmoid_big_init_saturation(rec, seed):
+    import torch
+    torch.manual_seed(55 + 1000 * seed)
+    model = mlp([64, 128, 128, 10], act="sigmoid")
+    scale_init(model, 20.0)        # pre-activations with std ~10: most sigmoid outputs sit at 0 or 1
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.01), steps=250, seed=seed)
+
+
+# ------------------------------------------------ wrong advice seen on real programs
+def mnist_adadelta_lr40(rec, seed):
+    """pytorch/examples mnist at --lr 40: Adadelta at LR 40 on a conv net. The loss explodes
+    over the first steps, the ReLUs die, and it settles at chance (ln 10 = 2.30)."""
+    import torch
+    torch.manual_seed(60 + 1000 * seed)
+    model = small_cnn(widths=(16, 32), hidden=64)
+    train(rec, model, torch.optim.Adadelta(model.parameters(), lr=40.0), steps=200, seed=seed)
+
+
+def ddp_tutorial_one_output(rec, seed):
+    """The torchrun DDP tutorial: cross_entropy over a Linear(20, 1) model. The softmax of one
+    logit is 1, so the loss is exactly 0 and so is every gradient, from step 0."""
+    import torch
+    import torch.nn.functional as F
+    torch.manual_seed(61 + 1000 * seed)
+    g = torch.Generator().manual_seed(seed)
+    X, y = torch.rand(512, 20, generator=g), torch.rand(512, 1, generator=g)
+    model = torch.nn.Linear(20, 1)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=1e-3), data=(X[:448], y[:448], X[448:], y[448:]),
+          loss_fn=F.cross_entropy, batch=32, steps=200, seed=seed)
+
+
+def softmax_over_one_unit(rec, seed):
+    """A binary classifier (digit < 5) ending in Linear(.., 1) + Softmax(dim=1): the output is
+    1.0 for every input, so every gradient is exactly zero and nothing ever learns."""
+    import torch
+    import torch.nn.functional as F
+    torch.manual_seed(62 + 1000 * seed)
+    Xtr, ytr, Xva, yva = digits()
+    data = (Xtr, (ytr < 5).float(), Xva, (yva < 5).float())
+    model = mlp([64, 64, 1], out_act=torch.nn.Softmax(dim=1))
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.1),
+          data=data, loss_fn=lambda out, y: F.mse_loss(out.squeeze(-1), y), steps=200, seed=seed)
+
+
+def first_forward_nan_stacked_exp(rec, seed):
+    import torch
+
+    class ExpAct(torch.nn.Module):
+        def forward(self, x):
+            return torch.exp(x)
+    torch.manual_seed(63 + 1000 * seed)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), ExpAct(), torch.nn.Linear(64, 64), ExpAct(),
+                                torch.nn.Linear(64, 64), ExpAct(), torch.nn.Linear(64, 10))
+    # Inf in the very first forward pass: nothing about the LR (no update has happened yet)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.01), steps=60, seed=seed)
+
+
+def missing_zero_grad(rec, seed):
+    import torch
+    torch.manual_seed(64 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # optimizer.zero_grad() forgotten: each step's gradient is the sum of all so far
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.002), zero_grad=False, steps=200, seed=seed)
+
+
+def iris_raw_features(rec, seed):
+    import torch
+    torch.manual_seed(65 + 1000 * seed)
+    model = mlp([4, 16, 3])
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-2), data=iris(raw=True), batch=16, steps=250,
+          val_every=10, seed=seed)
+
+
 SCENARIOS = {s.name: s for s in [
     Scenario("healthy_mlp_adam", healthy_mlp_adam, None, about="MLP 64-128-64-10, ReLU, Adam 1e-3"),
     Scenario("healthy_mlp_sgd_momentum", healthy_mlp_sgd_momentum, None, about="same MLP, SGD 0.05 momentum 0.9"),
@@ -368,7 +599,71 @@ SCENARIOS = {s.name: s for s in [
              "first Linear layer left out of the optimizer's parameter list"),
     Scenario("sgd_small_lr_still_falling", sgd_small_lr_still_falling, "slow_convergence", ("lr_too_low",),
              "plain SGD 0.01 stopped after 300 steps while the loss still falls", severity="info"),
+    # healthy runs that look scary: all must stay silent
+    Scenario("healthy_noisy_small_batch_sgd", healthy_noisy_small_batch_sgd, None,
+             about="MLP, plain SGD with batch 4: a ragged loss curve"),
+    Scenario("healthy_warmup_bump", healthy_warmup_bump, None,
+             about="tiny transformer, AdamW with a 40-step warm-up to 3e-3, cosine decay"),
+    Scenario("healthy_step_schedule", healthy_step_schedule, None,
+             about="SGD 0.1 then 0.01 from step 150 (20 % label noise): a plateau, then a drop"),
+    Scenario("healthy_label_noise_step_schedule", healthy_label_noise_step_schedule, None,
+             about="20 % random labels, SGD 0.1 then 0.01 from step 150: a floor reached early"),
+    Scenario("healthy_frozen_backbone", healthy_frozen_backbone, None,
+             about="pretrained backbone frozen on purpose (requires_grad=False), only the head trains"),
+    Scenario("healthy_high_loss_floor", healthy_high_loss_floor, None,
+             about="60 % random labels: the loss settles at a high irreducible floor"),
+    Scenario("healthy_sparse_validation", healthy_sparse_validation, None,
+             about="validation logged only every 500 of 1500 steps"),
+    Scenario("healthy_gru", healthy_gru, None, about="GRU reading digits row by row, Adam 3e-3, clip 1.0"),
+    Scenario("healthy_regression", healthy_regression, None, about="diabetes regression, standardised, Adam"),
+    Scenario("healthy_xor_batch1", healthy_xor_batch1, None,
+             about="XOR with batch 1: all-zero and all-ones rows (std 0) are half of the batches"),
+    # planted pathologies on other model kinds
+    Scenario("cnn_lr_too_high", cnn_lr_too_high, "divergence", ("lr_too_high",), "CNN, SGD LR 0.5 momentum 0.9"),
+    Scenario("cnn_dead_relu", cnn_dead_relu, "dead_units", ("bad_init",), "CNN with conv biases initialised to -6"),
+    Scenario("cnn_raw_pixels", cnn_raw_pixels, "unnormalized_inputs", ("input_scaling",),
+             "CNN fed 0..255 pixel values"),
+    Scenario("cnn_constant_init", cnn_constant_init, "symmetric_weights", ("bad_init",),
+             "CNN whose every weight starts at 0.05"),
+    Scenario("residual_big_init_exploding", residual_big_init_exploding, "exploding_gradients", ("bad_init",),
+             "6 residual blocks without normalisation, weights 4x the default init"),
+    Scenario("residual_lr_too_low", residual_lr_too_low, "no_progress", ("lr_too_low",),
+             "residual LayerNorm MLP, AdamW LR 1e-7"),
+    Scenario("transformer_warmup_too_high", transformer_warmup_too_high, "divergence", ("lr_too_high",),
+             "tiny transformer, Adam warmed up from 1e-4 to 0.3 over 150 steps"),
+    Scenario("transformer_lr_too_low", transformer_lr_too_low, "no_progress", ("lr_too_low",),
+             "tiny transformer, SGD LR 1e-5"),
+    Scenario("rnn_exploding_through_time", rnn_exploding_through_time, "exploding_gradients", ("bad_init",),
+             "ReLU RNN over the 8 rows of a digit, recurrent weights orthogonal x 3.5"),
+    Scenario("lstm_lr_too_high", lstm_lr_too_high, "divergence", ("lr_too_high",),
+             "LSTM reading digit rows, SGD LR 100 without clipping"),
+    Scenario("gru_head_missing_from_optimizer", gru_head_missing_from_optimizer, "frozen_layers",
+             ("optimizer_setup",), "GRU whose Linear head is left out of the optimizer"),
+    Scenario("regression_raw_features", regression_raw_features, "unnormalized_inputs", ("input_scaling",),
+             "diabetes regression on raw clinical features (ages, serum values up to ~300)"),
+    Scenario("regression_lr_too_low", regression_lr_too_low, "no_progress", ("lr_too_low",),
+             "diabetes regression, SGD LR 1e-6"),
+    Scenario("batchnorm_layer_missing_from_optimizer", batchnorm_layer_missing_from_optimizer, "frozen_layers",
+             ("optimizer_setup",), "BatchNorm MLP, first Linear left out of the optimizer"),
+    Scenario("batchnorm_lr_too_low", batchnorm_lr_too_low, "no_progress", ("lr_too_low",),
+             "BatchNorm CNN, SGD LR 1e-6"),
+    Scenario("sigmoid_big_init_saturation", sigmoid_big_init_saturation, "saturated_activations", ("bad_init",),
+             "sigmoid MLP, weights 20x the default init"),
+    # wrong advice seen on real programs (issue 12)
+    Scenario("mnist_adadelta_lr40", mnist_adadelta_lr40, "no_progress", ("lr_too_high",),
+             "pytorch/examples mnist at --lr 40: Adadelta LR 40, the loss explodes then sits at chance"),
+    Scenario("ddp_tutorial_one_output", ddp_tutorial_one_output, "no_progress", ("loss_setup",),
+             "torchrun DDP tutorial: cross_entropy over a 1-output model, loss and gradients exactly 0"),
+    Scenario("softmax_over_one_unit", softmax_over_one_unit, "no_progress", ("loss_setup", "activation_choice"),
+             "binary classifier with Softmax(dim=1) over its single output unit: every gradient is 0"),
+    Scenario("first_forward_nan_stacked_exp", first_forward_nan_stacked_exp, "nan_inf", ("numerical_instability",),
+             "three stacked exp() activations: Inf in the first forward pass, before any update"),
+    Scenario("missing_zero_grad", missing_zero_grad, "exploding_gradients", ("optimizer_setup",),
+             "optimizer.zero_grad() forgotten: gradients accumulate, their norm grows with the step"),
+    Scenario("iris_raw_features", iris_raw_features, "unnormalized_inputs", ("input_scaling",),
+             "iris features in cm as they come (0.1..7.9, mean 3.5)"),
 ]}
+
 
 
 def record_scenario(name: str, path, seed: int = 0, threads: int = 1, **recorder_options):
