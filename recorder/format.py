@@ -356,6 +356,7 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # Superblock v2/v3 "file consistency flags" (byte 11): set while a writer has the file open
 # (and left set by a writer that was killed); cleared by a normal close.
 SUPERBLOCK_WRITE_FLAGS = 0x01 | 0x04
+SUPERBLOCK_SWMR_FLAG = 0x04
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,7 @@ class FileHead:
     size: int
     mtime_ns: int
     writer_open: bool      # a writer holds it (live) or held it when killed (stale)
+    swmr_writer: bool = False   # ... and had switched to SWMR (its layout is complete)
 
 
 def read_head(path) -> FileHead:
@@ -403,9 +405,10 @@ def read_head(path) -> FileHead:
         raise RunFileError(f"{p}: not an HDF5 file (is it a trainspect run?)")
     if len(head) < 48:
         raise RunFileError(f"{p}: truncated run file ({st.st_size} bytes: only the start of an HDF5 header)")
-    writer_open = False
+    writer_open = swmr_writer = False
     if head[8] in (2, 3):     # libver="latest" superblock: what the recorder writes
         writer_open = bool(head[11] & SUPERBLOCK_WRITE_FLAGS)
+        swmr_writer = bool(head[11] & SUPERBLOCK_SWMR_FLAG)
         size_of_offsets = head[9]
         if size_of_offsets in (4, 8):
             at = 12 + 2 * size_of_offsets
@@ -414,7 +417,7 @@ def read_head(path) -> FileHead:
             if st.st_size < eoa:
                 raise RunFileError(f"{p}: truncated run file ({st.st_size} of {eoa} bytes; "
                                    "was it copied while being written?)")
-    return FileHead(st.st_size, st.st_mtime_ns, writer_open)
+    return FileHead(st.st_size, st.st_mtime_ns, writer_open, swmr_writer)
 
 
 def writer_active(path) -> bool:
@@ -500,6 +503,8 @@ def open_for_read(path, live_retry_s: float | None = None):
     head = read_head(p)
     if not head.writer_open:
         f = _h5_open_or_raise(p)
+    elif not head.swmr_writer:
+        raise _starting(p)
     else:
         f = _open_live(p, head, LIVE_RETRY_S if live_retry_s is None else live_retry_s)
     try:
@@ -513,6 +518,13 @@ def open_for_read(path, live_retry_s: float | None = None):
     return f
 
 
+def _starting(p: Path) -> RunFileError:
+    # Held for writing but not in SWMR mode: the writer has not created the layout yet (or was
+    # stopped before it did). No reader can open such a file; tail waits for this message.
+    return RunFileError(f"{p}: run is starting (the writer has not begun recording yet, "
+                        "or it stopped before it did); try again in a moment")
+
+
 def _open_live(p: Path, head: FileHead, retry_s: float):
     deadline = time.monotonic() + retry_s
     delay = 0.02
@@ -523,25 +535,19 @@ def _open_live(p: Path, head: FileHead, retry_s: float):
             text = str(exc)
             if "Too many open files" in text or "errno = 24" in text:
                 raise RunFileError(h5_error_text(p, exc)) from None
-            starting = "already open for write" in text   # the writer has not switched to SWMR yet
             time.sleep(delay)
             delay = min(0.25, delay * 2)
-            try:
-                now = read_head(p)
-            except RunFileError:
-                raise
-            changing = now != head or time.time() - now.mtime_ns / 1e9 < QUIET_S
-            head = now
+            now = read_head(p)
             if not now.writer_open:        # the writer closed it meanwhile: a plain open decides
                 return _h5_open_or_raise(p)
-            if time.monotonic() >= deadline or not (changing or starting):
-                if starting:
-                    raise RunFileError(f"{p}: run is starting (the writer has not begun recording yet); "
-                                       "try again in a moment") from None
-                if changing:
-                    raise RunFileError(f"{p}: could not read the live run within {retry_s:.0f} s "
-                                       f"({text})") from None
+            if not now.swmr_writer:        # a writer reopened it (resume) and has not begun yet
+                raise _starting(p) from None
+            changing = now != head or time.time() - now.mtime_ns / 1e9 < QUIET_S
+            head = now
+            if not changing:               # a file nobody writes: its error is damage, not a torn read
                 raise RunFileError(h5_error_text(p, exc)) from None
+            if time.monotonic() >= deadline:
+                raise RunFileError(f"{p}: could not read the live run within {retry_s:.0f} s ({text})") from None
 
 
 def _h5_open_or_raise(p: Path):

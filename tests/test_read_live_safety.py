@@ -136,3 +136,15 @@ def test_readers_follow_a_live_writer_under_any_hdf5_file_locking(tmp_path, lock
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_a_file_whose_writer_has_not_begun_says_the_run_is_starting(tmp_path):
+    w = RunFileWriter(tmp_path / "new.h5")   # created, layout not yet frozen (no SWMR)
+    try:
+        head = fmt.read_head(tmp_path / "new.h5")
+        assert head.writer_open and not head.swmr_writer
+        with pytest.raises(RunFileError, match="run is starting") as e:
+            open_run(tmp_path / "new.h5")
+        assert "new.h5" in str(e.value)
+    finally:
+        w.close()
