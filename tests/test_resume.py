@@ -74,6 +74,10 @@ def test_resume_a_killed_run_from_its_checkpoint_step(tmp_path):
         counts = dict(zip(summary.names, summary.counts))
         assert counts == {"loss": 200, "acc": 100}     # acc 100..149 were superseded too
         assert summary.max_step == 199
+    out = subprocess.run([sys.executable, "-m", "trainspect.app.cli", "info", str(path)], capture_output=True,
+                         text=True, env=_env(), timeout=DEADLINE).stdout
+    assert "steps:      200" in out
+    assert "resumed:    session 2 (from step 100) after writer stopped at step 149 (killed or hung)" in out, out
 
 
 def test_resume_a_finished_run_continues_its_step_count(tmp_path):

@@ -41,6 +41,10 @@ def summarize(run) -> str:
         f"duration:   {_duration(end - run.start_time)}",
         f"file size:  {_size(run.file_size)}",
     ]
+    segments = run.segments()
+    for i, seg in enumerate(segments[1:], 2):   # a resumed run: how each writer session began
+        at = f"from step {seg['first_step']}" if seg["first_step"] is not None else "nothing written yet"
+        lines.append(f"resumed:    session {i} ({at}) after {seg['note'] or 'the previous session'}")
     meta = run.meta
     versions = meta.get("versions") or {}
     if versions:
