@@ -1,7 +1,8 @@
 """Which rank of a distributed job this process is, and where its run file goes.
 
 Every rank records: rank 0 writes the path the user gave, rank k writes ``<stem>.rank<k><suffix>``
-next to it (see FORMAT.md, *Distributed runs*). Everything here is read from the environment
+next to it (see FORMAT.md, *Distributed runs*); when that path holds an earlier run, claim.py
+moves every rank to the same ``<stem>-N`` name. Everything here is read from the environment
 or from local process-group state (``get_rank``/``get_world_size`` are not collectives): the
 recorder adds zero collectives to a job, so the id shared by the ranks is derived, not broadcast.
 """
