@@ -78,6 +78,7 @@ def bench_open(app, path) -> dict:
         app.processEvents()
         t = time.perf_counter()
         window.open_paths([path])
+        window.wait_loaded()   # files open on background threads
         paint(app, window)
         times.append(time.perf_counter() - t)
         n = sum(len(c.steps) for c in window.scalars.curves.values())
@@ -99,6 +100,7 @@ window.show()
 app.processEvents()
 t = time.perf_counter()
 window.open_paths([{path!r}])
+window.wait_loaded()   # files open on background threads
 app.processEvents()
 window.grab()
 print(time.perf_counter() - t)
@@ -124,6 +126,7 @@ def bench_pan(app, path) -> dict:
     window.resize(1600, 1000)
     window.show()
     window.open_paths([path])
+    window.wait_loaded()   # files open on background threads
     window.view.set_smoothing(0.0)       # one curve: the raw 10 M points
     window.advisor.wait(300)
     paint(app, window)
@@ -164,6 +167,7 @@ def bench_heatmap(app, path) -> dict:
     rss0 = rss_mb()
     t = time.perf_counter()
     window.open_paths([path])
+    window.wait_loaded()   # files open on background threads
     paint(app, window)
     t_open = time.perf_counter() - t
     hm = window.heatmap

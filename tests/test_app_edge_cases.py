@@ -14,6 +14,8 @@ from trainspect.app.gui.main_window import MainWindow  # noqa: E402
 from trainspect.app.gui.settings import make_settings  # noqa: E402
 from trainspect.recorder.h5file import RunFileWriter  # noqa: E402
 from tests.gui_helpers import open_runs  # noqa: E402
+
+WAIT_MS = 30_000   # generous deadlines: a loaded machine only makes the waits longer
 from tests.fixtures_runs import make_run  # noqa: E402
 
 
@@ -45,7 +47,7 @@ def test_scalars_only_run_says_what_is_missing_in_layer_tabs(window, tmp_path, q
     open_runs(window, [path])
     for panel in (window.heatmap, window.distributions):
         window.tabs.setCurrentWidget(panel)
-        qtbot.wait(30)
+        qtbot.waitUntil(panel.message.isVisible, timeout=WAIT_MS)
         assert panel.message.isVisible() and "watch(model" in panel.message.text()
     assert not window.heatmap.plot.isVisible() and not window.heatmap.colorbar.isVisible()   # no empty axes
     assert not window.distributions.canvas.isVisible()
@@ -100,7 +102,8 @@ def test_sparse_short_and_single_point_metrics_share_the_full_x_range(window, tm
     })
     entry = open_runs(window, [path])[0]
     window.view.set_metrics(["early", "single", "every", "sparse"])
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: all(p.getViewBox().viewRange()[0][1] >= n - 1 for p in window.scalars.plots.values()),
+                    timeout=WAIT_MS)
     for plot in window.scalars.plots.values():
         x0, x1 = plot.getViewBox().viewRange()[0]
         assert x0 <= 0 and x1 >= n - 1            # used to be squeezed to steps 0..100
@@ -161,10 +164,12 @@ def test_closing_the_window_while_tailing_a_live_run(qtbot, tmp_path):
         open_runs(win, [tmp_path / "live.h5"])
         w.append_scalars(np.arange(10, 20), np.zeros(10), np.ones(10), time.time() + np.arange(10.0))
         w.flush(19)
-        qtbot.wait(300)
+        entry = win.runs.runs()[0]
+        qtbot.waitUntil(lambda: len(entry.series("loss")) == 20, timeout=WAIT_MS)   # it is tailing
         win.close()
         assert len(win.runs) == 0 and not win.live.timer.isActive()
-        qtbot.wait(200)                            # no poll after close, nothing raised
+        qtbot.waitUntil(lambda: not win.runs.io.outstanding(), timeout=WAIT_MS)   # reads in flight land
+        assert not win.live.timer.isActive() and len(win.runs) == 0           # no poll after close, nothing raised
     finally:
         w.close()
 
@@ -177,7 +182,7 @@ def test_short_run_overlaid_on_a_long_one_stays_visible(window, tmp_path, qtbot)
     a, b = open_runs(window, [long, short])
     window.view.set_metrics(["train/loss"])
     window.view.set_smoothing(0.0)
-    qtbot.wait(100)
+    qtbot.waitUntil(lambda: window.scalars.curves[("train/loss", b.key)].raw.getData()[0] is not None, timeout=WAIT_MS)
     curve = window.scalars.curves[("train/loss", b.key)].raw
     x, y = curve.getData()
     assert x is not None and len(x) >= 2 and np.nanmax(y) == pytest.approx(9.0)   # its peak is drawn

@@ -44,10 +44,6 @@ def small_run(tmp_path_factory):
                     stats_every=10, hist_every=100, snapshot_every=100)
 
 
-def settle(qtbot, ms=60):
-    qtbot.wait(ms)
-
-
 WAIT_MS = 30_000   # generous: a loaded machine may take seconds to lay widgets out
 
 
@@ -60,14 +56,24 @@ def first_plot(w):
     return next(iter(w.scalars.plots.values()))
 
 
+def shows_range(curve, lo, hi) -> bool:
+    """The curve's plot item holds data for the x range [lo, hi] (None: everything)."""
+    x, _ = curve.raw.getData()
+    if x is None or len(x) == 0:
+        return False
+    if lo is None:
+        return x.min() <= curve.x[0] and x.max() >= curve.x[-1]
+    covered = x.min() <= max(lo, curve.x[0]) and x.max() >= min(hi, curve.x[-1])
+    return covered and x.min() >= lo - (hi - lo) and x.max() <= hi + (hi - lo)
+
+
 def test_open_run_shows_default_metrics_runs_and_groups(window, small_run, qtbot):
     entry = open_runs(window, [small_run])[0]
     assert window.view.metrics == ["train/loss", "val/loss", "train/acc"]
     assert list(window.scalars.plots) == window.view.metrics
     assert window.run_list.list.count() == 1
     assert "finished at step 1999" in window.run_list.list.item(0).text()
-    groups = [window.metrics.tree.topLevelItem(i).text(0) for i in range(window.metrics.tree.topLevelItemCount())]
-    assert groups == ["train/", "val/"]
+    assert window.metrics.groups() == ["train/", "val/"]
     curve = window.scalars.curves[("train/loss", entry.key)]
     x, y = curve.raw.getOriginalDataset()
     assert len(x) == 2000 and y.max() > 10  # the spike is in the raw data
@@ -82,8 +88,7 @@ def test_metric_filter_and_checkbox_drive_the_selection(window, small_run):
     window.metrics.filter.setText("acc")
     assert window.metrics.visible_metrics() == ["train/acc"]
     window.metrics.filter.setText("")
-    leaf = next(leaf for leaf in window.metrics.leaves() if leaf.text(0) == "val/loss")
-    leaf.setCheckState(0, Qt.Unchecked)
+    window.metrics.set_checked("val/loss", False)
     assert "val/loss" not in window.view.metrics
     assert "val/loss" not in window.scalars.plots
 
@@ -91,15 +96,15 @@ def test_metric_filter_and_checkbox_drive_the_selection(window, small_run):
 def test_spike_survives_every_zoom_level(window, big_run, qtbot):
     entry = open_runs(window, [big_run])[0]
     window.view.set_metrics(["train/loss"])
-    settle(qtbot)
+    wait_for(qtbot, lambda: ("train/loss", entry.key) in window.scalars.curves)
     curve = window.scalars.curves[("train/loss", entry.key)]
-    _, raw = curve.raw.getOriginalDataset()
-    spike_value = raw.max()
-    assert np.argmax(raw) == SPIKE_STEP
+    spike_value = curve.values.max()
+    assert np.argmax(curve.values) == SPIKE_STEP
+    wait_for(qtbot, lambda: first_plot(window).getViewBox().width() > 100)   # laid out
     width = int(first_plot(window).getViewBox().width())
     for lo, hi in [(0, 300_000), (100_000, 150_000), (SPIKE_STEP - 2_000, SPIKE_STEP + 3_000)]:
         window.view.set_step_range((lo, hi))
-        settle(qtbot)
+        wait_for(qtbot, lambda: shows_range(curve, lo, hi))
         x, y = curve.raw.getData()
         # peak LOD: min/max of a few buckets per pixel column (pyqtgraph's factor 5),
         # not the 300 k points in the file...
@@ -109,19 +114,19 @@ def test_spike_survives_every_zoom_level(window, big_run, qtbot):
         assert x.min() >= lo - (hi - lo) and x.max() <= hi + (hi - lo)
     # a range without the spike does not show it
     window.view.set_step_range((200_000, 250_000))
-    settle(qtbot)
+    wait_for(qtbot, lambda: shows_range(curve, 200_000, 250_000))
     assert curve.raw.getData()[1].max() < spike_value / 5
     # reset view: back to everything
     window.view.reset_view()
-    settle(qtbot)
+    wait_for(qtbot, lambda: first_plot(window).getViewBox().viewRange()[0][1] >= 299_999)
     x0, x1 = first_plot(window).getViewBox().viewRange()[0]
     assert x0 <= 0 and x1 >= 299_999
 
 
 def test_spike_survives_zoom_on_the_pyramid_path(window, million_run, qtbot):
     entry = open_runs(window, [million_run])[0]
-    settle(qtbot)
     curve = window.scalars.curves[("train/loss", entry.key)]
+    wait_for(qtbot, lambda: first_plot(window).getViewBox().width() > 100)   # laid out
     assert curve._pyramids is not None          # 1 M points: pyramid levels feed the plot
     spike = curve.values.max()
     assert curve.values[654_321] == spike
@@ -131,7 +136,7 @@ def test_spike_survives_zoom_on_the_pyramid_path(window, million_run, qtbot):
             window.view.reset_view()
         else:
             window.view.set_step_range((lo, hi))
-        settle(qtbot, 30)
+        wait_for(qtbot, lambda: shows_range(curve, lo, hi))
         x, y = curve.raw.getData()
         assert len(x) <= 12 * width and y.max() == spike, (lo, hi, len(x))
         xs, ys = curve.smooth.getData()
@@ -144,7 +149,7 @@ def test_user_zoom_is_written_back_to_the_model(window, small_run, qtbot):
     open_runs(window, [small_run])
     vb = first_plot(window).getViewBox()
     vb.setXRange(100, 300, padding=0)  # what a mouse zoom does: auto range off, new range
-    settle(qtbot)
+    wait_for(qtbot, lambda: window.view.step_range is not None)
     lo, hi = window.view.step_range
     assert lo == pytest.approx(100) and hi == pytest.approx(300)
     # linked x axes follow
@@ -154,8 +159,8 @@ def test_user_zoom_is_written_back_to_the_model(window, small_run, qtbot):
 
 def test_crosshair_reports_exact_values(window, small_run, qtbot):
     entry = open_runs(window, [small_run])[0]
-    settle(qtbot)   # let the new plots get their geometry
     plot = window.scalars.plots["val/loss"]
+    wait_for(qtbot, lambda: plot.getViewBox().width() > 100 and plot.getViewBox().viewRange()[0][1] >= 1999)
     window.scalars._on_mouse([plot.getViewBox().mapViewToScene(QPointF(700.2, 1.0))])  # mouse over any plot
     assert all(line.isVisible() and abs(line.value() - 700.2) < 5 for line in window.scalars.vlines)
     text = window.scalars.show_crosshair(700.2)
@@ -248,7 +253,7 @@ def test_clicking_a_finding_moves_plots_highlights_and_selects_layers(window, sm
     window.advisor.set_findings([finding, info], "2 findings")
     assert window.advisor.tree.topLevelItemCount() == 2
     window.advisor.activate(0)
-    settle(qtbot)
+    wait_for(qtbot, lambda: 670 <= first_plot(window).getViewBox().viewRange()[0][0] <= 690)
     x0, x1 = first_plot(window).getViewBox().viewRange()[0]
     assert 670 <= x0 <= 690 and 710 <= x1 <= 730
     assert window.scalars.regions[0].isVisible()
@@ -302,11 +307,11 @@ def test_bad_files_show_an_error_naming_the_file_and_the_app_survives(window, tm
     bad = make_corrupt_file(tmp_path / "broken.h5")
     foreign = make_foreign_hdf5(tmp_path / "other.h5")
     assert open_runs(window, [bad, foreign, tmp_path / "missing.h5"]) == []
-    assert len(window.errors) == 3
-    assert "broken.h5" in window.errors[0] and "not an HDF5" in window.errors[0]
-    assert "other.h5" in window.errors[1] and "not a trainspect run" in window.errors[1]
-    assert "missing.h5" in window.errors[2]
-    assert window.banner.isVisible() and "missing.h5" in window.banner.label.text()
+    assert len(window.errors) == 3       # in the order the background reads finish
+    by_file = {name: next(m for m in window.errors if name in m) for name in ("broken.h5", "other.h5", "missing.h5")}
+    assert "not an HDF5" in by_file["broken.h5"] and "not a trainspect run" in by_file["other.h5"]
+    assert window.banner.isVisible() and window.banner.label.text() == window.errors[-1]
+    assert [e.state for e in window.runs.rows()] == ["failed"] * 3     # each keeps its error row
     assert len(window.runs) == 0
     assert open_runs(window, [small_run])  # still works
     assert window.scalars.plots
@@ -326,8 +331,8 @@ def test_open_close_many_runs_releases_everything(window, tmp_path, qtbot):
             window.close_current()
         assert all(r._f is None for r in runs)   # files closed
         del entries, runs
-    window.advisor.wait()   # background diagnoses hold their own reader until done
-    settle(qtbot)
+    window.advisor.wait()   # background diagnoses hold the run until done
+    wait_for(qtbot, lambda: not window.runs.io.outstanding() and window.run_list.list.count() == 0)
     gc.collect()
     assert window.scalars.curves == {} and window.run_list.list.count() == 0
     assert window.heatmap.source is None and window.advisor.findings == []
@@ -359,7 +364,7 @@ def test_live_run_appends_on_poll(window, tmp_path, qtbot):
         x, y = curve.raw.getOriginalDataset()
         assert len(x) == 150 and y[-1] == 0.5
         np.testing.assert_allclose(curve.smooth.getOriginalDataset()[1], ema(y, window.view.smoothing)[0])
-        assert "val/loss" in [leaf.text(0) for leaf in window.metrics.leaves()]
+        assert "val/loss" in window.metrics.visible_metrics()
     finally:
         w.close()
 

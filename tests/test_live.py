@@ -125,7 +125,7 @@ def test_points_arrive_and_a_metric_first_logged_mid_run_appears(window, writers
     # ... and val/loss, first logged at step 60, joins the plots and the metric browser.
     wait_until(lambda: curve_len(window, "val/loss", entry) > 0, timeout_ms=WAIT_MS)
     assert "val/loss" in window.view.metrics
-    assert "val/loss" in [leaf.text(0) for leaf in window.metrics.leaves()]
+    assert "val/loss" in window.metrics.visible_metrics()
     wait_until(lambda: curve_len(window, "train/loss", entry) == 120, timeout_ms=WAIT_MS)
     assert window.live.status(entry).state == "live"
     assert "live" in window.run_list.list.item(0).text()

@@ -21,7 +21,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 from trainspect.analysis import RunFileError, open_run
 
 from ..vocab import META_ROLES, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
-from .run_io import BackgroundReads, GuardedRun, ReaderBusy
+from .run_io import BackgroundReads, GuardedRun, ReaderBusy, release_freed_memory
 
 # Colour-blind-friendly, distinct on white (Okabe-Ito first, then tab10 leftovers).
 PALETTE = (
@@ -35,7 +35,11 @@ DEFAULT_MAX_METRICS = 4
 STARTING_ERRORS = ("run is starting", "truncated run file", "cannot open as HDF5")
 START_WAIT_S = 30.0        # give up (and show the error) after this long
 START_RETRY_MS = 250
-MISSED_RETRY_MS = 200      # a panel read that found its file busy is asked for again after this
+ARRIVAL_BATCH_MS = 250     # runs opened in a burst are announced together, at most this often,
+ARRIVAL_BUDGET_S = 0.1     # with at most this much panel work per batch
+FIRST_OPEN_GRACE_MS = 400  # a batch opens its first file alone for this long (first paint sooner)
+MISSED_RETRY_MS = 200
+TRIM_DELAY_MS = 100        # after runs close, give the panels this long to drop their data      # a panel read that found its file busy is asked for again after this
 LOADING, READY, FAILED = "loading", "ready", "failed"    # RunEntry.state
 
 
@@ -138,6 +142,14 @@ class RunsModel(QObject):
         self._make_current: set[str] = set()      # keys of the latest batch: the first to load becomes current
         self._refreshing: set[str] = set()        # keys with a refresh in flight
         self.io = BackgroundReads(self)
+        self._arrived: list = []                  # (entry, make current) opened, not announced yet
+        self._arrival_timer = QTimer(self)
+        self._arrival_timer.setInterval(ARRIVAL_BATCH_MS)
+        self._arrival_timer.timeout.connect(self._add_arrived)
+        self._trim_timer = QTimer(self)           # closing runs returns their memory (once per burst)
+        self._trim_timer.setSingleShot(True)
+        self._trim_timer.setInterval(TRIM_DELAY_MS)
+        self._trim_timer.timeout.connect(release_freed_memory)
         self._missed_timer = QTimer(self)         # GUI reads that found a file busy: retry
         self._missed_timer.setInterval(MISSED_RETRY_MS)
         self._missed_timer.timeout.connect(self._retry_missed)
@@ -153,6 +165,7 @@ class RunsModel(QObject):
         return list(self._rows)
 
     def loading(self) -> list[RunEntry]:
+        """Rows not open yet (being read, or read and waiting for their batch)."""
         return [e for e in self._rows if e.state == LOADING]
 
     def __len__(self):
@@ -206,7 +219,7 @@ class RunsModel(QObject):
 
         The first one of the batch that opens becomes the current run (once: a batch of 50
         runs does not switch the panels 50 times); the rest stream in. Returns the rows."""
-        rows, batch = [], set()
+        rows, batch, new = [], set(), []
         for p in paths:
             path = Path(p)
             entry = self.find(path)
@@ -221,16 +234,35 @@ class RunsModel(QObject):
             entry.state, entry.error = LOADING, ""
             batch.add(entry.key)
             rows.append(entry)
-            self._submit_open(entry)
-        if batch:
+            new.append(entry)
+        if new:
             self._make_current = batch
             self.rowsChanged.emit()
+            # The first file alone first: reads of one file are not shared with 49 others
+            # (HDF5 serialises them), so it opens, and paints, as fast as a single run would.
+            first, rest = new[0], new[1:]
+            if rest:
+                pending = {"rest": rest}
+                def open_rest():
+                    for e in pending.pop("rest", ()):
+                        if e in self._rows and e.state == LOADING:
+                            self._submit_open(e)
+                self._submit_open(first, then=open_rest)
+                QTimer.singleShot(FIRST_OPEN_GRACE_MS, self, open_rest)   # a slow first file holds no one up
+            else:
+                self._submit_open(first)
         return rows
 
-    def _submit_open(self, entry: RunEntry) -> None:
-        self.io.submit(lambda: read_new_run(entry.path),
-                       lambda result: self._opened(entry, result),
-                       lambda exc: self._open_failed(entry, exc))
+    def _submit_open(self, entry: RunEntry, then=None) -> None:
+        def done(result):
+            self._opened(entry, result)
+            then and then()
+
+        def failed(exc):
+            self._open_failed(entry, exc)
+            then and then()
+
+        self.io.submit(lambda: read_new_run(entry.path), done, failed)
 
     def _opened(self, entry: RunEntry, result, make_current: bool = False) -> None:
         run, names, status = result
@@ -239,12 +271,33 @@ class RunsModel(QObject):
             return
         self._starting.pop(entry.key, None)
         entry.run, entry.names, entry.status = run, list(names), status
-        entry.state, entry.error = READY, ""
-        self.rowsChanged.emit()
-        self.runAdded.emit(entry)
-        if make_current or entry.key in self._make_current:
-            self._make_current = set()
-            self.set_current(entry)
+        self._arrived.append((entry, make_current))
+        if make_current or not self._arrival_timer.isActive():
+            self._add_arrived()              # the first of a burst at once: first paint does not wait
+            self._arrival_timer.start()      # the rest together: one repaint per batch, not per run
+
+    def _add_arrived(self) -> None:
+        """Runs opened since the last batch become READY and are announced (``runAdded``).
+
+        At most ``ARRIVAL_BUDGET_S`` of panel work per batch: 50 runs stream in over a few
+        seconds, the window repainting and answering in between, instead of one long freeze."""
+        if not self._arrived:
+            self._arrival_timer.stop()
+            return
+        t0 = time.perf_counter()
+        added = False
+        while self._arrived and (not added or time.perf_counter() - t0 < ARRIVAL_BUDGET_S):
+            entry, make_current = self._arrived.pop(0)
+            if entry not in self._rows:
+                continue
+            entry.state, entry.error = READY, ""
+            added = True
+            self.runAdded.emit(entry)
+            if make_current or entry.key in self._make_current:
+                self._make_current = set()
+                self.set_current(entry)
+        if added:
+            self.rowsChanged.emit()
 
     def _open_failed(self, entry: RunEntry, exc: Exception, blocking: bool = False) -> None:
         if entry not in self._rows:
@@ -292,6 +345,7 @@ class RunsModel(QObject):
             self.rowsChanged.emit()
             if was_ready:
                 self.runRemoved.emit(entry)
+                self._trim_timer.start()     # after the panels dropped their copies too
 
     def close_all(self) -> None:
         self.cancel_starting()

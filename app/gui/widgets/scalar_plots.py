@@ -18,7 +18,9 @@ from PySide6.QtWidgets import (
 
 from ...lod import PeakPyramid, ema
 
-WHOLE_DRAW_POINTS = 20_000   # series up to this long are drawn without downsampling
+WHOLE_DRAW_POINTS = 20_000   # series up to this long are drawn without downsampling ...
+LOD_MIN_POINTS = 8_192       # ... and from this long through a PeakPyramid: 50 runs x 20 k steps
+                             # drawn whole were 6 M points per repaint (1.5 s a frame)
 from ..model import X_MODES
 from .parts import shrinkable
 
@@ -66,17 +68,27 @@ class XExtent(pg.GraphicsObject):
         pass
 
 
-def plot_note(value_arrays, log_y: bool) -> str:
-    """Why a plot shows (part of) nothing: all values NaN/Inf, or <= 0 on a log axis."""
-    arrays = [np.asarray(v, dtype=np.float64) for v in value_arrays]
-    if not arrays or not any(len(v) for v in arrays):
+def value_counts(values) -> tuple[int, int, int]:
+    """``(points, finite values, finite values <= 0)`` of one curve (see ``plot_note``)."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = v[np.isfinite(v)]
+    return len(v), int(finite.size), int((finite <= 0).sum())
+
+
+def plot_note(counts, log_y: bool) -> str:
+    """Why a plot shows (part of) nothing: all values NaN/Inf, or <= 0 on a log axis.
+
+    ``counts``: the ``value_counts`` of each curve in the plot (kept per curve, so 50 runs
+    do not rescan every curve whenever one more arrives)."""
+    counts = list(counts)
+    if not any(n for n, _, _ in counts):
         return "no data"
-    finite = np.concatenate([v[np.isfinite(v)] for v in arrays])
-    if finite.size == 0:
+    n_finite = sum(f for _, f, _ in counts)
+    if n_finite == 0:
         return "no finite values (all NaN / Inf)"
     if log_y:
-        n_bad = int((finite <= 0).sum())
-        if n_bad == finite.size:
+        n_bad = sum(b for _, _, b in counts)
+        if n_bad == n_finite:
             return "no positive values: nothing to draw on a log axis"
         if n_bad:
             return f"{n_bad} values ≤ 0 not drawn (log axis)"
@@ -108,7 +120,9 @@ class Curve:
         self.smoothed = np.empty(0)
         self._ema_state = None
         self._ema_weight = None
-        self._pyramids = None   # (raw, smooth) PeakPyramids for very long series
+        self._pyramids = None   # (raw, smooth) PeakPyramids for long series
+        self.counts = (0, 0, 0)  # value_counts(values)
+        self.x_span = None       # (min, max) of the finite x, None if there are none
         self._view = (None, None, 1000)
 
     def update(self, series, x: np.ndarray, weight: float) -> None:
@@ -126,8 +140,11 @@ class Curve:
             self.smoothed, self._ema_state = ema(series.values, weight)
             self._ema_weight = weight
         self._pyramids = None
+        self.counts = value_counts(series.values)
+        fx = x[np.isfinite(x)] if len(x) else x
+        self.x_span = (float(fx.min()), float(fx.max())) if len(fx) else None
         # A single point draws no line: mark it (a metric logged once, or only at the end).
-        lone = int(np.isfinite(series.values).sum()) == 1
+        lone = self.counts[1] == 1
         self.raw.setSymbol("o" if lone else None)
         if lone:
             self.raw.setSymbolSize(6)
@@ -139,10 +156,11 @@ class Curve:
         auto = len(x) > WHOLE_DRAW_POINTS
         for item in (self.raw, self.smooth):
             item.setDownsampling(ds=1, auto=auto, method="peak")
-        if len(x) >= PeakPyramid.MIN_POINTS:
-            raw = PeakPyramid(x, series.values)
+        if len(x) >= LOD_MIN_POINTS:
+            raw = PeakPyramid(x, series.values, min_points=LOD_MIN_POINTS)
             if raw.usable:
-                self._pyramids = (raw, PeakPyramid(x, self.smoothed) if weight > 0 else None)
+                smooth = PeakPyramid(x, self.smoothed, min_points=LOD_MIN_POINTS) if weight > 0 else None
+                self._pyramids = (raw, smooth)
         if weight > 0:
             self.smooth.setVisible(True)
             self.raw.setPen(pg.mkPen(self._faint(), width=1))
@@ -155,7 +173,7 @@ class Curve:
     def show_view(self, x0, x1, n_px: int, force: bool = False) -> None:
         """Give the plot items what the x range [x0, x1] needs (None = all data).
 
-        Series below PeakPyramid.MIN_POINTS are handed over whole once; pyqtgraph's peak
+        Series below LOD_MIN_POINTS are handed over whole once; pyqtgraph's peak
         downsampling and clip-to-view reduce them per frame. Longer ones get the pyramid
         level with a few min/max pairs per pixel, so a redraw never touches 10 M points.
         """
@@ -341,8 +359,9 @@ class ScalarPlotPanel(QWidget):
         self.empty_label.setVisible(not self.view.metrics)
         self._add_curves(entry, list(self.plots))
         self._update_extents()
-        for plot in self.plots.values():
-            self._feed_view(plot)
+        for curve in self._curves_of(entry):   # the others already show this view
+            plot = self.plots[curve.metric]
+            curve.show_view(*self._view_of(plot))
 
     def _remove_run(self, entry) -> None:
         """A run was closed: drop its curves and release their data."""
@@ -363,9 +382,8 @@ class ScalarPlotPanel(QWidget):
         """Every plot spans the x range of all curves; titles say why a plot is (partly) empty."""
         lo, hi = np.inf, -np.inf
         for curve in self.curves.values():
-            x = curve.x[np.isfinite(curve.x)] if len(curve.x) else curve.x
-            if len(x):
-                lo, hi = min(lo, float(x.min())), max(hi, float(x.max()))
+            if curve.x_span is not None:
+                lo, hi = min(lo, curve.x_span[0]), max(hi, curve.x_span[1])
         span = (lo, hi) if lo <= hi else None
         for extent in self.extents.values():
             extent.set_span(span)
@@ -373,22 +391,29 @@ class ScalarPlotPanel(QWidget):
 
     def _update_titles(self) -> None:
         for metric, plot in self.plots.items():
-            values = [c.values for (m, _), c in self.curves.items() if m == metric]
-            note = plot_note(values, self.view.log_y) if self.runs.runs() else ""
+            counts = [c.counts for (m, _), c in self.curves.items() if m == metric]
+            note = plot_note(counts, self.view.log_y) if self.runs.runs() else ""
             title = html.escape(metric)
             if note:
                 title += f" <span style='color:{NOTE_COLOR}'>— {html.escape(note)}</span>"
             plot.setTitle(title, size="9pt", color="#333")
 
-    def _feed_view(self, plot) -> None:
+    def _view_of(self, plot) -> tuple:
+        """``(x0, x1, pixels)`` the curves of ``plot`` should show (None, None = everything)."""
         vb = plot.getViewBox()
         x0 = x1 = None
         if not vb.autoRangeEnabled()[0]:
             x0, x1 = vb.viewRange()[0]
-        px = max(100, int(vb.width()))
+        return x0, x1, max(100, int(vb.width()))
+
+    def _curves_of(self, entry) -> list:
+        return [c for (_, key), c in self.curves.items() if key == entry.key]
+
+    def _feed_view(self, plot) -> None:
+        view = self._view_of(plot)
         for curve in self.curves.values():
             if self.plots.get(curve.metric) is plot:
-                curve.show_view(x0, x1, px)
+                curve.show_view(*view)
 
     def _x_of(self, entry, series) -> np.ndarray:
         mode = self.view.x_mode
