@@ -58,9 +58,9 @@ class PreClipNorms(L.Callback):
         self.norms.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
 
 
-def trainer(tmp_path, loggers, max_steps, callbacks=(), **kwargs):
-    return L.Trainer(max_steps=max_steps, logger=loggers, callbacks=list(callbacks), accelerator="cpu", devices=1,
-                     log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
+def trainer(tmp_path, loggers, max_steps, callbacks=(), devices=1, **kwargs):
+    return L.Trainer(max_steps=max_steps, logger=loggers, callbacks=list(callbacks), accelerator="cpu",
+                     devices=devices, log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
                      enable_checkpointing=False, default_root_dir=tmp_path, **kwargs)
 
 
@@ -122,3 +122,19 @@ def test_resumed_fit_continues_the_run_with_steps_unbroken(tmp_path):
         with open_run(f) as run:
             grad_steps += run.layer_stat("grad_norm").steps.tolist()
     assert grad_steps == list(range(8))
+
+
+@pytest.mark.slow
+def test_ranks_of_a_ddp_fit(tmp_path):
+    """Two CPU processes (ddp_spawn, gloo) with two loggers: by default every rank writes its own
+    file; with all_ranks=False rank 0 alone."""
+    every, only0 = tmp_path / "x.h5", tmp_path / "y.h5"
+    t = trainer(tmp_path, [TrainspectLogger(every), TrainspectLogger(only0, all_ranks=False)], max_steps=3,
+                strategy="ddp_spawn", devices=2)
+    t.fit(Regressor(), data(5))
+    for path, rank in ((every, 0), (tmp_path / "x.rank1.h5", 1), (only0, 0)):
+        with open_run(path) as run:
+            assert run.meta["distributed"]["rank"] == rank and run.meta["distributed"]["world_size"] == 2
+            assert run.layer_stat("grad_norm").steps.tolist() == [0, 1, 2]
+            assert run.scalar("train_loss_step").steps.tolist() == [0, 1, 2]
+    assert not (tmp_path / "y.rank1.h5").exists()
