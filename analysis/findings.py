@@ -74,6 +74,7 @@ class Finding:
     confirm: str = ""       # what experiment would confirm or refute it
     facts: dict = field(default_factory=dict)      # structured facts the cause ranking reads (never the prose)
     precursor: Precursor | None = None             # the finding that led to this one, if any
+    ranks: list = field(default_factory=list)      # a distributed run's rank(s) the finding names
 
     def __post_init__(self):
         from .advisor.causes import CAUSE_IDS

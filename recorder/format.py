@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,22 @@ META_ROLES = "roles"
 LOSS_ROLES = ("train", "val")
 # meta["distributed"]: {rank, world_size, run_id, local_rank, rank0_file} of one rank's file.
 META_DISTRIBUTED = "distributed"
+_RANK_FILE = re.compile(r"^(?P<stem>.+)\.rank(?P<rank>[0-9]+)$")
+
+
+def rank_path(path, rank: int) -> Path:
+    """Rank 0 keeps ``path``; rank k writes ``<stem>.rank<k><suffix>`` in the same folder."""
+    path = Path(path)
+    return path if rank == 0 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+
+def split_rank_path(path) -> tuple[Path, int]:
+    """The rank-0 path of a rank file and its rank: ``exp1.rank3.h5`` -> (``exp1.h5``, 3)."""
+    path = Path(path)
+    m = _RANK_FILE.match(path.stem)
+    if m is None:
+        return path, 0
+    return path.with_name(m["stem"] + path.suffix), int(m["rank"])
 
 
 def check_roles(roles) -> dict:
@@ -93,6 +110,7 @@ SYS_LOSS_SCALE = "sys/loss_scale"          # GradScaler's loss scale at each ste
 SYS_AMP_SKIPPED = "sys/amp_skipped_step"   # 1 at steps the GradScaler skipped (inf/NaN gradients)
 SYS_NONFINITE_GRADS = "sys/nonfinite_grads"  # count of NaN/Inf gradient elements
 SYS_STEP_TIME = "sys/step_time"            # seconds between consecutive optimizer steps (host clock)
+SYS_DATA_WAIT = "sys/data_wait"            # seconds from an optimizer step to the next training forward (host clock)
 SYS_CUDA_ALLOC = "sys/cuda_mem_allocated"  # bytes
 SYS_CUDA_PEAK = "sys/cuda_mem_peak"        # bytes
 SYS_INPUT_MEAN = "sys/input_mean"          # statistics of the model's first input tensor (scheduled)
@@ -130,6 +148,7 @@ SCALAR_SPECS = {s.name: s for s in (
     StatSpec(SYS_GRAD_NORM, "global gradient norm", log=True),
     StatSpec(SYS_NONFINITE_GRADS, "non-finite gradient elements", unit="count"),
     StatSpec(SYS_STEP_TIME, "step time", unit="s"),
+    StatSpec(SYS_DATA_WAIT, "data-loader wait", unit="s"),
     StatSpec(SYS_CUDA_ALLOC, "CUDA memory allocated", unit="B"),
     StatSpec(SYS_CUDA_PEAK, "CUDA memory peak", unit="B"),
     StatSpec(SYS_INPUT_MEAN, "input mean"),

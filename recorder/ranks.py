@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
-from pathlib import Path
 
-_RANK_FILE = re.compile(r"^(?P<stem>.+)\.rank(?P<rank>[0-9]+)$")
+from .format import rank_path, split_rank_path  # noqa: F401 - the file layout is the format's
 
 
 def _env_int(name: str) -> int | None:
@@ -39,21 +37,6 @@ def rank_and_world() -> tuple[int, int] | None:
     if world is None or world <= rank:
         world = rank + 1
     return rank, world
-
-
-def rank_path(path, rank: int) -> Path:
-    """Rank 0 keeps ``path``; rank k writes ``<stem>.rank<k><suffix>`` in the same folder."""
-    path = Path(path)
-    return path if rank == 0 else path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
-
-
-def split_rank_path(path) -> tuple[Path, int]:
-    """The rank-0 path of a rank file and its rank: ``exp1.rank3.h5`` -> (``exp1.h5``, 3)."""
-    path = Path(path)
-    m = _RANK_FILE.match(path.stem)
-    if m is None:
-        return path, 0
-    return path.with_name(m["stem"] + path.suffix), int(m["rank"])
 
 
 def shared_run_id(path) -> str:

@@ -48,8 +48,9 @@ def first_finding(runs, key, symptom):
 
 
 def test_suite_covers_every_symptom():
-    from trainspect.analysis.findings import SYMPTOMS
-    assert {SCENARIOS[n].symptom for n in PATHOLOGIES} == set(SYMPTOMS)
+    from trainspect.analysis.advisor.registry import REGISTRY
+    # symptoms across the ranks of a distributed run: tests/test_rank_advisor.py (torchrun jobs)
+    assert {SCENARIOS[n].symptom for n in PATHOLOGIES} == {s.id for s in REGISTRY if s.scope == "run"}
 
 
 def test_suite_is_wide_enough():

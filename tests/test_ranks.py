@@ -1,7 +1,4 @@
 """Every rank of a distributed job records its own file (recorder/ranks.py, FORMAT.md)."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -11,7 +8,7 @@ from trainspect.recorder import format as fmt
 from trainspect.recorder import Recorder
 from trainspect.recorder.ranks import rank_path, split_rank_path
 
-WORKERS = Path(__file__).parent / "dist_workers"
+from torchrun_jobs import torchrun
 
 
 def _meta(path):
@@ -54,17 +51,6 @@ def test_single_process_meta_has_no_distributed_entry(tmp_path, monkeypatch):
     with Recorder(tmp_path / "solo.h5"):
         pass
     assert "distributed" not in _meta(tmp_path / "solo.h5")
-
-
-def torchrun(tmp_path, script, nproc, *args, timeout=240):
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__import__("trainspect").__file__).parents[1]),
-                                                     env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           str(WORKERS / script), *map(str, args)]
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 @pytest.mark.parametrize("nproc", [2, pytest.param(4, marks=pytest.mark.multiproc)])

@@ -164,6 +164,36 @@ CAUSE_CATALOGUE = {
                                   "before a loss that applies it itself"),
          Fix("check_targets", "check the targets: a constant or wrongly shaped target gives a constant loss")),
         "print the model's output shape and a few targets next to the loss value at step 0"),
+    # ---- across the ranks of a distributed run (symptoms/straggler_rank.py, rank_*.py)
+    "slow_data_loading": CauseSpec(
+        "the rank waits for its next batch: too few loader workers, slow storage, a heavier shard",
+        (Fix("loader_workers", "raise DataLoader num_workers / pin_memory / prefetch_factor for that rank's node"),
+         Fix("even_shards", "check that every rank's shard has the same size and cost per sample")),
+        "time the data loader alone on that rank's node: it should be slower than on the others"),
+    "slow_node": CauseSpec(
+        "the rank's device or node is slower: a throttled or shared GPU, a busy host, a slower link",
+        (Fix("check_node", "check that rank's node (nvidia-smi clocks and temperature, other jobs on it)"),
+         Fix("exclude_node", "exclude the node and re-run")),
+        "move that rank to another node: the {what} should move with the node"),
+    "rank_local_data": CauseSpec(
+        "a batch of this rank's data shard holds NaN/Inf or extreme values",
+        (Fix("inspect_rank_batch", "inspect the batch that rank read at that step (DistributedSampler: sample "
+                                   "indices rank, rank + world_size, ...)"),
+         Fix("check_data_nan", "check the data for NaN/Inf")),
+        "re-run skipping the batch that rank read at that step: the {what} should not appear"),
+    "inconsistent_data_sharding": CauseSpec(
+        "the ranks read differently distributed data: a shard of another dataset, a sampler without "
+        "set_epoch, duplicated or unshuffled shards",
+        (Fix("distributed_sampler", "use DistributedSampler(shuffle=True) and call sampler.set_epoch(epoch) every "
+                                    "epoch"),
+         Fix("same_dataset", "check that every rank reads a shard of the same dataset")),
+        "log each rank's first batch indices and labels: the shards should differ in content"),
+    "unsynchronized_ranks": CauseSpec(
+        "the ranks train different models: different seeds or initialisation, parameters not broadcast, "
+        "gradients not averaged",
+        (Fix("seed_ranks", "seed every rank alike before building the model (torch.manual_seed)"),
+         Fix("wrap_ddp", "wrap the model in DDP/FSDP so parameters are broadcast and gradients averaged")),
+        "compare a parameter's norm on every rank after step 0: they should be equal"),
 }
 CAUSE_IDS = tuple(CAUSE_CATALOGUE)
 
@@ -253,7 +283,8 @@ def lr_consistency(s: Scores, ctx: Context) -> None:
 # ---------------------------------------------------------------- ranking, fixes, confirm
 def rank_causes(finding: Finding, spec, ctx: Context) -> list[Cause]:
     s = Scores(dict(spec.priors))
-    evidence_for_every_symptom(s, finding, ctx)
+    if spec.scope == "run":       # the LR and input scale say nothing about one rank against the others
+        evidence_for_every_symptom(s, finding, ctx)
     spec.adjust(s, finding, ctx)
     gradients_accumulate(s, finding, ctx)
     lr_consistency(s, ctx)

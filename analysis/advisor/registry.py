@@ -25,6 +25,9 @@ SYMPTOM_MODULES = (
     "unnormalized_inputs",
     "frozen_layers",
     "slow_convergence",
+    "straggler_rank",
+    "rank_nonfinite_first",
+    "rank_loss_divergence",
 )
 
 REGISTRY = tuple(import_module(f"{__package__}.symptoms.{name}").SPEC for name in SYMPTOM_MODULES)

@@ -13,6 +13,7 @@ import numpy as np
 from trainspect.recorder import format as fmt
 
 from ..vocab import logged_stand_ins, loss_roles
+from .rank_rules import rank_signals
 from .tables import Table
 
 NORM_TYPES = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
@@ -30,6 +31,7 @@ class Signals:
     snapshots: object = None                        # Snapshots or None
     meta: dict = field(default_factory=dict)
     stand_ins: dict = field(default_factory=dict)  # sys series -> the logged metric read in its place
+    ranks: object = None                            # rank_rules.RankSignals of a distributed run, else None
 
 
 def _loss(run, names_present, candidates):
@@ -71,6 +73,7 @@ def extract(run) -> Signals:
     sig.params = list(run.params or [])
     sig.modules = list(run.modules or [])
     sig.snapshots = _first_and_last_snapshots(run)
+    sig.ranks = rank_signals(run)     # the sibling rank files of a distributed run
     return sig
 
 

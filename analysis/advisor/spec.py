@@ -52,3 +52,4 @@ class SymptomSpec:
     adjust: Callable = no_adjustment    # adjust(scores, finding, ctx): move the priors with the run's facts
     fixes: Callable = no_fixes          # fixes(finding, ctx) -> [Fix]: the symptom's own, listed first
     needs: tuple = ()             # instruments it cannot work without (ids of coverage.INSTRUMENTS)
+    scope: str = "run"            # "run": one run file's signals; "ranks": across a distributed run's ranks

@@ -74,7 +74,25 @@ def summarize(run) -> str:
     if st.error:
         lines.append(f"error:      {st.error}")
     lines += [f"warning:    {w}" for w in run.warnings]
+    lines += rank_lines(run)
     return "\n".join(lines)
+
+
+def rank_lines(run) -> list:
+    """A distributed run: every rank's file, state, loss and step time (one line each)."""
+    from trainspect.analysis.ranks import open_ranks, summaries
+
+    ranked = open_ranks(run)
+    if ranked is None:
+        return []
+    with ranked:
+        lines = [f"ranks:      {ranked.describe()} (rank {run.meta['distributed']['rank']} is this file)"]
+        for s in summaries(ranked):
+            loss = f"{s.loss} {s.last_loss:.6g}" if s.loss else "no loss logged"
+            step_time = f"step {s.median_step_time * 1000:.1f} ms" if s.median_step_time == s.median_step_time else ""
+            bad = f", non-finite from step {s.first_nonfinite}" if s.first_nonfinite is not None else ""
+            lines.append(f"  rank {s.rank:<3} {s.path.name:<28} {s.status}; {loss}; {step_time}{bad}")
+    return lines
 
 
 def run(args) -> int:

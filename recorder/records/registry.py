@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .activations import Activations
 from .cuda_memory import CudaMemory
+from .data_wait import DataWait
 from .gradients import Gradients
 from .histograms import Histograms
 from .inputs import InputStats
@@ -18,6 +19,7 @@ RECORDS = (
     Gradients,
     Weights,
     StepTime,
+    DataWait,
     CudaMemory,
     Histograms,
     Snapshots,

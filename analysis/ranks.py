@@ -1,0 +1,235 @@
+"""A distributed run read as one run, with rank as a dimension.
+
+Every rank of a job writes its own run file (FORMAT.md, *Distributed runs*): rank 0 the path
+the user gave, rank k ``<stem>.rank<k>.h5`` beside it, all tied by ``meta["distributed"]``
+(``world_size`` and a ``run_id`` shared by one launch). :func:`open_ranks` finds the siblings
+of any one of those files and opens them together; a rank file left over from an earlier
+launch into the same path (another ``run_id``) is not mixed in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from trainspect.recorder import format as fmt
+from trainspect.recorder.format import RunFileError
+
+from .run import Run, Series, open_run
+
+
+@dataclass(frozen=True)
+class RankMatrix:
+    """One metric of every rank on a common step axis."""
+    steps: np.ndarray    # int64 [S], the union of the steps of all ranks, sorted
+    ranks: list          # [R] rank numbers, the row order of ``values``
+    values: np.ndarray   # float64 [R, S], NaN where a rank has no value at a step
+
+    def __len__(self):
+        return len(self.steps)
+
+    def row(self, rank: int) -> np.ndarray:
+        return self.values[self.ranks.index(rank)]
+
+
+def dist_info(run) -> dict | None:
+    """``meta["distributed"]`` of an open run, or None for a single-process run."""
+    info = (run.meta or {}).get(fmt.META_DISTRIBUTED)
+    return info if isinstance(info, dict) and "rank" in info else None
+
+
+def last_per_step(series: Series) -> tuple[np.ndarray, np.ndarray]:
+    """Steps sorted, one value each (the last one logged at a repeated step)."""
+    steps, values = np.asarray(series.steps), np.asarray(series.values, dtype=np.float64)
+    if len(steps) == 0:
+        return steps, values
+    order = np.argsort(steps, kind="stable")
+    steps, values = steps[order], values[order]
+    keep = np.append(steps[1:] != steps[:-1], True)
+    return steps[keep], values[keep]
+
+
+def align(per_rank: dict) -> RankMatrix:
+    """{rank: Series} -> a RankMatrix on the union of their steps."""
+    ranks = sorted(per_rank)
+    cols = [last_per_step(per_rank[r]) for r in ranks]
+    steps = np.unique(np.concatenate([s for s, _ in cols])) if cols else np.empty(0, np.int64)
+    values = np.full((len(ranks), len(steps)), np.nan)
+    for i, (s, v) in enumerate(cols):
+        values[i, np.searchsorted(steps, s)] = v
+    return RankMatrix(steps.astype(np.int64), ranks, values)
+
+
+class RankedRun:
+    """The rank files of one distributed run, opened together. Use :func:`open_ranks`.
+
+    ``runs`` maps rank -> :class:`Run`; ``missing`` lists ranks whose file is absent or
+    unreadable (a job still starting, a node that died before writing) and ``foreign`` the
+    ranks whose file belongs to another launch (other ``run_id``).
+    """
+
+    def __init__(self, runs: dict, world_size: int, run_id: str, *, missing=(), foreign=(), owned=()):
+        self.runs = dict(sorted(runs.items()))
+        self.world_size = int(world_size)
+        self.run_id = run_id
+        self.missing = sorted(missing)
+        self.foreign = sorted(foreign)
+        self._owned = set(owned)     # ranks whose Run this object opened (and closes)
+
+    @property
+    def ranks(self) -> list:
+        return list(self.runs)
+
+    @property
+    def primary(self) -> Run:
+        """Rank 0's run (or the lowest rank present): names, layout, config."""
+        return next(iter(self.runs.values()))
+
+    @property
+    def name(self) -> str:
+        return self.primary.name
+
+    def scalar_names(self) -> list:
+        """Every metric any rank logged, in rank 0's order first."""
+        out, seen = [], set()
+        for run in self.runs.values():
+            for n in run.scalar_names():
+                if n not in seen:
+                    seen.add(n)
+                    out.append(n)
+        return out
+
+    def scalar(self, name: str) -> dict:
+        """{rank: Series} of a metric, for the ranks that logged it."""
+        out = {}
+        for rank, run in self.runs.items():
+            if name in run.scalar_names():
+                out[rank] = run.scalar(name)
+        return out
+
+    def matrix(self, name: str) -> RankMatrix:
+        """``name`` of every rank that logged it, aligned on steps (NaN where missing)."""
+        return align(self.scalar(name))
+
+    def step_times(self) -> RankMatrix:
+        return self.matrix(fmt.SYS_STEP_TIME)
+
+    def refresh(self) -> int:
+        return sum(run.refresh() for run in self.runs.values())
+
+    def describe(self) -> str:
+        """One line: how many ranks, which are missing or from another launch."""
+        text = f"{len(self.runs)} of {self.world_size} ranks"
+        if self.missing:
+            text += f"; no file for rank(s) {', '.join(map(str, self.missing))}"
+        if self.foreign:
+            text += f"; rank(s) {', '.join(map(str, self.foreign))} from another launch ignored"
+        return text
+
+    def files(self) -> dict:
+        return {rank: run.path for rank, run in self.runs.items()}
+
+    def close(self) -> None:
+        for rank in self._owned:
+            self.runs[rank].close()
+        self._owned.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"RankedRun({self.name!r}, ranks={self.ranks}, world_size={self.world_size})"
+
+
+def _try_open(path: Path):
+    try:
+        return open_run(path)
+    except (RunFileError, OSError):
+        return None
+
+
+def open_ranks(run_or_path) -> RankedRun | None:
+    """Every rank of the distributed run that ``run_or_path`` (any rank's file, or an open
+    :class:`Run`) belongs to, or None if it is a single-process run. An open Run passed in
+    stays open (the caller owns it); the siblings are opened here and closed by ``close()``."""
+    given = run_or_path if hasattr(run_or_path, "scalar_names") else open_run(run_or_path)   # a Run (or a wrapper)
+    info = dist_info(given)
+    if info is None:
+        if given is not run_or_path:
+            given.close()
+        return None
+    own_given = given is not run_or_path
+    rank0 = fmt.split_rank_path(given.path)[0]
+    world, run_id = int(info.get("world_size") or 1), str(info.get("run_id", ""))
+    runs, owned, missing, foreign = {int(info["rank"]): given}, set(), [], []
+    if own_given:
+        owned.add(int(info["rank"]))
+    for rank in range(world):
+        if rank in runs:
+            continue
+        path = fmt.rank_path(rank0, rank)
+        other = _try_open(path) if path.exists() else None
+        if other is None:
+            missing.append(rank)
+            continue
+        oinfo = dist_info(other)
+        if oinfo is None or str(oinfo.get("run_id", "")) != run_id or int(oinfo["rank"]) != rank:
+            other.close()
+            foreign.append(rank)
+            continue
+        runs[rank] = other
+        owned.add(rank)
+    return RankedRun(runs, world, run_id, missing=missing, foreign=foreign, owned=owned)
+
+
+
+@dataclass(frozen=True)
+class RankSummary:
+    """One rank at a glance (``trainspect info``, the app's rank list)."""
+    rank: int
+    path: Path
+    status: str              # RunStatus.describe()
+    last_step: int
+    loss: str | None         # the training loss's name, if logged
+    last_loss: float         # NaN if none
+    median_step_time: float  # seconds, NaN if not recorded
+    first_nonfinite: int | None   # first step with a non-finite loss or gradient
+
+
+def first_nonfinite_step(run) -> int | None:
+    """First step where the training loss, the global gradient norm or the non-finite
+    gradient count says NaN/Inf, or None."""
+    names = set(run.scalar_names())
+    first = None
+    candidates = [run.loss_roles().get("train"), fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS]
+    for name in candidates:
+        if name is None or name not in names:
+            continue
+        s = run.scalar(name)
+        bad = (s.values > 0) if name == fmt.SYS_NONFINITE_GRADS else ~np.isfinite(s.values)
+        idx = np.flatnonzero(bad)
+        if idx.size:
+            step = int(s.steps[idx[0]])
+            first = step if first is None else min(first, step)
+    return first
+
+
+def summaries(ranked: RankedRun) -> list:
+    out = []
+    for rank, run in ranked.runs.items():
+        names = set(run.scalar_names())
+        loss = run.loss_roles().get("train")
+        last_loss = float("nan")
+        if loss is not None and len(s := run.scalar(loss)):
+            last_loss = float(s.values[-1])
+        st = run.scalar(fmt.SYS_STEP_TIME) if fmt.SYS_STEP_TIME in names else None
+        times = st.values[np.isfinite(st.values)] if st is not None else np.empty(0)
+        med = float(np.median(times)) if times.size else float("nan")
+        status = run.status()
+        out.append(RankSummary(rank, run.path, status.describe(), status.last_step, loss, last_loss, med,
+                               first_nonfinite_step(run)))
+    return out

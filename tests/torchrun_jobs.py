@@ -1,0 +1,18 @@
+"""Launch a script of tests/dist_workers/ under torchrun (CPU, gloo) and wait for it."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+WORKERS = Path(__file__).parent / "dist_workers"
+
+
+def torchrun(tmp_path, script, nproc, *args, timeout=240):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__import__("trainspect").__file__).parents[1]),
+                                                     env.get("PYTHONPATH", "")) if p)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           str(WORKERS / script), *map(str, args)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
