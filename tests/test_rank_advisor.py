@@ -13,13 +13,13 @@ from trainspect.recorder import format as fmt
 from torchrun_jobs import torchrun
 
 
-def _record_ranks(tmp_path, monkeypatch, world, losses, port="29500", ranks=None):
+def _record_ranks(tmp_path, monkeypatch, world, losses, port="29500", ranks=None, overwrite=False):
     monkeypatch.setenv("WORLD_SIZE", str(world))
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", port)
     for rank in ranks if ranks is not None else range(world):
         monkeypatch.setenv("RANK", str(rank))
-        with Recorder(tmp_path / "exp1.h5") as rec:
+        with Recorder(tmp_path / "exp1.h5", overwrite=overwrite) as rec:
             for step, value in enumerate(losses(rank)):
                 if value is not None:
                     rec.log({"train/loss": value}, step=step)
@@ -46,7 +46,8 @@ def test_any_rank_file_opens_the_whole_run_with_rank_as_a_dimension(tmp_path, mo
 
 def test_leftover_rank_file_of_another_launch_is_not_mixed_in(tmp_path, monkeypatch):
     _record_ranks(tmp_path, monkeypatch, 4, lambda r: [1.0, 2.0], port="29500")
-    _record_ranks(tmp_path, monkeypatch, 4, lambda r: [1.0, 2.0], port="29501", ranks=[0, 1])
+    # a relaunch replacing the run whose ranks 2 and 3 never got to write
+    _record_ranks(tmp_path, monkeypatch, 4, lambda r: [1.0, 2.0], port="29501", ranks=[0, 1], overwrite=True)
     (tmp_path / "exp1.rank2.h5").unlink()
     with open_ranks(tmp_path / "exp1.h5") as ranked:
         assert ranked.ranks == [0, 1]
