@@ -233,3 +233,16 @@ def summaries(ranked: RankedRun) -> list:
         out.append(RankSummary(rank, run.path, status.describe(), status.last_step, loss, last_loss, med,
                                first_nonfinite_step(run)))
     return out
+
+
+def rank_of(path) -> tuple[str, int]:
+    """(rank-0 path, rank) a file name says: ``runs/exp1.rank2.h5`` -> (``runs/exp1.h5``, 2)."""
+    base, rank = fmt.split_rank_path(path)
+    return str(base), rank
+
+
+def fold_rank_paths(paths) -> list:
+    """``paths`` without the rank-k files (k > 0) whose rank-0 file is also in it: a distributed
+    run opens as one run (its rank 0), the other ranks are read beside it."""
+    given = {str(p) for p in paths}
+    return [p for p in paths if (lambda base, rank: rank == 0 or base not in given)(*rank_of(p))]

@@ -178,6 +178,7 @@ class Mirror:
     def __init__(self, path):
         self.path = Path(path)
         self.f = None
+        self._unnamed = None   # the .part file of a new mirror until its first batch
         self.bytes_in = 0   # payload bytes received (for the no-refetch check)
         if self.path.exists():
             try:
@@ -206,9 +207,11 @@ class Mirror:
             f.create_dataset(d["path"], shape=shape, maxshape=maxshape, dtype=np.dtype(d["dtype"]),
                              chunks=tuple(d["chunks"]) if d["chunks"] else None)
         f.close()
-        os.replace(tmp, self.path)   # a mirror never exists half-created
-        self.f = h5py.File(self.path, "r+", libver="latest", locking=False)
+        self.f = h5py.File(tmp, "r+", libver="latest", locking=False)
         self.f.swmr_mode = True
+        # The mirror appears under its name only with its first batch, flushed in SWMR mode
+        # (see consume): a reader that opens it at once never sees a half-made file.
+        self._unnamed = tmp
 
     def consume(self, src, on_batch=None) -> None:
         """Apply frames from ``src`` (a binary stream) until it ends. StreamError on a
@@ -260,6 +263,9 @@ class Mirror:
                     ds[...] = np.frombuffer(raw, ds.dtype).reshape(ds.shape)
                 fixed_pending.clear()
                 self.f.flush()
+                if self._unnamed is not None:
+                    os.replace(self._unnamed, self.path)   # the writer keeps its handle
+                    self._unnamed = None
                 if on_batch is not None:
                     on_batch()
 

@@ -50,26 +50,64 @@ def cache_dir() -> Path:
 
 
 def mirror_path(run: RemoteRun) -> Path:
-    key = hashlib.sha1(run.url.encode()).hexdigest()[:12]
-    return cache_dir() / f"{run.host}-{key}-{Path(run.path).name}"
+    """One local folder per remote folder, the remote file name kept: the rank files of a
+    distributed run (exp1.h5, exp1.rank1.h5, ...) mirror side by side and open as one run."""
+    folder = RemoteRun(run.host, str(Path(run.path).parent), run.user, run.port).url
+    key = hashlib.sha1(folder.encode()).hexdigest()[:12]
+    return cache_dir() / f"{run.host}-{key}" / Path(run.path).name
 
 
-def ssh_command(run: RemoteRun, have: dict, *, batch: bool = True, follow: bool = True,
-                wait_s: float = 0.0) -> list:
+GLOB_CHARS = "*?["
+
+
+def has_glob(url: str) -> bool:
+    return any(c in parse(url).path for c in GLOB_CHARS)
+
+
+def _ssh(run: RemoteRun, args: list, *, batch: bool = True) -> list:
     remote = shlex.split(os.environ.get("TRAINSPECT_REMOTE_CMD", "trainspect"))
-    args = [*remote, "stream", run.path, "--from", json.dumps(have, separators=(",", ":"))]
-    if not follow:
-        args.append("--once")
-    if wait_s > 0:
-        args += ["--wait", f"{wait_s:g}"]
     cmd = ["ssh", *shlex.split(os.environ.get("TRAINSPECT_SSH_OPTS", ""))]
     if batch:
         cmd += ["-o", "BatchMode=yes"]
     if run.port:
         cmd += ["-p", str(run.port)]
-    cmd += [f"{run.user}@{run.host}" if run.user else run.host, "--",
-            " ".join(shlex.quote(a) for a in args)]
-    return cmd
+    return cmd + [f"{run.user}@{run.host}" if run.user else run.host, "--",
+                  " ".join(shlex.quote(a) for a in [*remote, *args])]
+
+
+def expand(url: str, *, timeout: float = 60.0) -> list:
+    """``ssh://host/runs/*.h5`` -> the URLs of the matching files, globbed on the remote host
+    (``trainspect stream --list``). A URL without glob characters stays as it is. Raises
+    ``ValueError`` with the reason (no match, host unreachable, login refused, ...)."""
+    if not has_glob(url):
+        return [url]
+    run = parse(url)
+    try:
+        proc = subprocess.run(_ssh(run, ["stream", "--list", run.path]), stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise ValueError("ssh is not installed on this machine") from None
+    except subprocess.TimeoutExpired:
+        raise ValueError(f"{run.host}: no answer within {timeout:g} s while listing {run.path}") from None
+    if proc.returncode != 0:
+        low = proc.stderr.lower()
+        if "no run files match" in low:
+            raise ValueError(f"{url}: no run files match on {run.host}")
+        if "unrecognized arguments" in low or "invalid choice" in low:
+            raise ValueError(f"{run.host}: its trainspect is too old to list runs (needs `trainspect stream --list`)")
+        raise ValueError(explain(run, proc.returncode, proc.stderr))
+    return [RemoteRun(run.host, line.strip(), run.user, run.port).url
+            for line in proc.stdout.splitlines() if line.strip()]
+
+
+def ssh_command(run: RemoteRun, have: dict, *, batch: bool = True, follow: bool = True,
+                wait_s: float = 0.0) -> list:
+    args = ["stream", run.path, "--from", json.dumps(have, separators=(",", ":"))]
+    if not follow:
+        args.append("--once")
+    if wait_s > 0:
+        args += ["--wait", f"{wait_s:g}"]
+    return _ssh(run, args, batch=batch)
 
 
 def explain(run: RemoteRun, rc: int, stderr: str) -> str:
@@ -155,11 +193,14 @@ def follow(run: RemoteRun, *, retries: int = 20, say=print, batch: bool = True, 
             time.sleep(min(10.0, 0.5 * 2 ** (fails - 1)))
 
 
-def start_follower(url: str, wait_s: float = 0.0) -> subprocess.Popen:
-    """``trainspect fetch --follow URL`` in a child process: the mirror is written there
+def follower_command(url: str, wait_s: float = 0.0) -> list:
+    """``trainspect fetch --follow URL`` of this interpreter: the child that writes the mirror
     (a reader in this process never shares an HDF5 handle with the writer)."""
-    return subprocess.Popen([sys.executable, "-m", "trainspect.app.cli", "fetch", "--follow", "--wait", f"{wait_s:g}", url],
-                            stdin=subprocess.DEVNULL)
+    return [sys.executable, "-m", "trainspect.app.cli", "fetch", "--follow", "--wait", f"{wait_s:g}", url]
+
+
+def start_follower(url: str, wait_s: float = 0.0) -> subprocess.Popen:
+    return subprocess.Popen(follower_command(url, wait_s), stdin=subprocess.DEVNULL)
 
 
 def mirror_stamp(run: RemoteRun):

@@ -27,6 +27,17 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def wait_for_remote(app, window, timeout_s: float = 120.0) -> None:
+    """ssh:// runs open when their mirror has data: wait for them (a screenshot shows them)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while window.remote.busy() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.02)
+    app.processEvents()
+
+
 def run(args) -> int:
     from trainspect.analysis import RunFileError
 
@@ -64,9 +75,11 @@ def run(args) -> int:
         window.resize(*(size or DEFAULT_SIZE))
     # Files open on background threads; each failure is printed as it comes back.
     window.runs.errorOccurred.connect(lambda path, message: print(f"trainspect open: {message}", file=sys.stderr))
+    window.remote.failed.connect(lambda url, message: print(f"trainspect open: {message}", file=sys.stderr))
     rows = window.open_paths(args.runs)
     if args.screenshot:
         window.show()
+        wait_for_remote(app, window)
         window.wait_loaded()
         app.processEvents()
         failed = sum(e.state == "failed" for e in rows)

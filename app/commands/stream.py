@@ -18,10 +18,29 @@ def add_arguments(parser) -> None:
     parser.add_argument("--wait", type=float, default=0.0, metavar="S",
                         help="wait up to S seconds for the run file to appear")
     parser.add_argument("--once", action="store_true", help="send what is there and exit")
+    parser.add_argument("--list", action="store_true",
+                        help="RUN is a glob (runs/*.h5): print the matching run files, one per line, and exit")
+
+
+def list_runs(pattern: str) -> int:
+    """The files a remote glob stands for (``ssh://host/runs/*.h5`` is expanded here, remotely)."""
+    import glob
+    import os
+
+    matches = sorted(p for p in glob.glob(os.path.expanduser(pattern)) if os.path.isfile(p))
+    if not matches:
+        print(f"trainspect stream: no run files match {pattern}", file=sys.stderr)
+        return 2
+    for p in matches:
+        print(os.path.abspath(p))
+    return 0
 
 
 def run(args) -> int:
     from trainspect.analysis.stream import serve
+
+    if args.list:
+        return list_runs(args.run)
 
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)   # reader gone: end without a traceback

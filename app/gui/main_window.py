@@ -23,6 +23,11 @@ from .widgets.distributions import DistributionsPanel
 from .widgets.heatmap import HeatmapPanel
 from .widgets.metric_browser import MetricBrowser
 from .widgets.parts import NAME_CHARS, elide, shrinkable
+from .widgets.ranks_panel import RanksPanel
+from .widgets.remote_dialog import OpenRemoteDialog
+from .remote_runs import RemoteRuns
+from .. import remote
+from trainspect.analysis.ranks import fold_rank_paths
 from .widgets.run_list import RunListWidget
 from .widgets.scalar_plots import ScalarPlotPanel
 
@@ -75,6 +80,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.heatmap, "Layers")
         self.tabs.addTab(self.distributions, "Distributions")
         self.tabs.addTab(self.details, "Run details")
+        self.ranks = RanksPanel(self.runs, self.view)   # a distributed run's ranks side by side
+        self.tabs.addTab(self.ranks, "Ranks")
         self.splitter = QSplitter(Qt.Vertical)
         self.splitter.addWidget(self.scalars)
         self.splitter.addWidget(self.tabs)
@@ -100,6 +107,9 @@ class MainWindow(QMainWindow):
         self.export_actions = install_export_actions(self)   # File > Export report / plot / CSV
         self.setAcceptDrops(True)
         self.runs.errorOccurred.connect(self.show_error)
+        self.remote = RemoteRuns(self.runs, self)     # ssh:// runs: local mirrors kept by follower processes
+        self.remote.failed.connect(lambda url, message: self.show_error(url, message))
+        self.remote.notice.connect(lambda text: self.statusBar().showMessage(text, 10000))
         # A file opened in a live run's first second: say we wait (the model retries it).
         self.runs.runStarting.connect(lambda path, message: self.statusBar().showMessage(message))
         self.runs.runAdded.connect(self._on_run_added)
@@ -143,6 +153,7 @@ class MainWindow(QMainWindow):
         mb = self.menuBar()
         f = mb.addMenu("&File")
         self._action(f, "&Open run…", self.open_dialog, QKeySequence.Open)
+        self._action(f, "Open re&mote…", self.open_remote_dialog, "Ctrl+Shift+O")
         self.recent_menu = f.addMenu("Open &recent")
         self._action(f, "&Close run", self.close_current, "Ctrl+W")
         self._action(f, "Re&fresh", lambda: self.runs.refresh_async(), "F5")
@@ -196,17 +207,26 @@ class MainWindow(QMainWindow):
         paths, _ = QFileDialog.getOpenFileNames(self, "Open trainspect runs", "", RUN_FILTER)
         self.open_paths(paths)
 
+    def open_remote_dialog(self) -> None:
+        dialog = OpenRemoteDialog(self.settings, self)
+        if dialog.exec():
+            self.open_paths([dialog.url()])
+
     def open_paths(self, paths) -> list:
         """Open files on background threads; returns their rows at once (see ``wait_loaded``).
 
         Each file gets a row right away; it turns into an open run, or into an error row
-        (the banner names the file), when its read comes back. The window never waits."""
-        return self.runs.open_async(paths)
+        (the banner names the file), when its read comes back. The window never waits.
+        ssh:// URLs go to RemoteRuns (their mirror opens here once it has data); a rank-k file
+        whose rank 0 is opened too is read through rank 0's run (the Ranks tab)."""
+        paths = fold_rank_paths([str(p) for p in paths])
+        for url in (p for p in paths if remote.is_remote(p)):
+            self.remote.open(url)
+        return self.runs.open_async([p for p in paths if not remote.is_remote(p)])
 
     def wait_loaded(self, timeout_s: float = 60.0) -> bool:
         """Process events until every file asked for is open or failed (tests, screenshots)."""
         return self.runs.wait_loaded(timeout_s)
-
     def _remember_recent(self, entry) -> None:
         add_recent(self.settings, str(entry.path))
         self._recent_dirty.start()
@@ -276,6 +296,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.live.stop()
+        self.remote.stop()
         self.save_state()
         self.runs.close_all()
         super().closeEvent(event)

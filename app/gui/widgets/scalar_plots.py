@@ -23,6 +23,7 @@ LOD_MIN_POINTS = 8_192       # ... and from this long through a PeakPyramid: 50 
                              # drawn whole were 6 M points per repaint (1.5 s a frame)
 from ..model import X_MODES
 from .parts import shrinkable
+from .rank_band import RankBands
 
 X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
 RAW_ALPHA = 60          # the raw curve stays visible but faint behind the EMA
@@ -268,6 +269,7 @@ class ScalarPlotPanel(QWidget):
         runs.runRemoved.connect(self._remove_run)
         runs.runUpdated.connect(self._on_run_updated)
         self._mouse_proxy = pg.SignalProxy(self.canvas.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse)
+        self.bands = RankBands(self)     # distributed runs: min-max across ranks behind each curve
         self.rebuild()
 
     # ------------------------------------------------------------ building
@@ -351,6 +353,7 @@ class ScalarPlotPanel(QWidget):
             curve = Curve(plot, entry, metric)
             curve.update(series, self._x_of(entry, series), self.view.smoothing)
             self.curves[(metric, entry.key)] = curve
+            self.bands.add(plot, entry, metric)
             if self._xmap is None or len(series.steps) > len(self._xmap[0]):
                 self._set_xmap(series, curve.x)
 

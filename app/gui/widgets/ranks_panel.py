@@ -1,0 +1,204 @@
+"""The "Ranks" tab: a distributed run's ranks side by side.
+
+Two rank x step heatmaps of the current run (rows = ranks, columns = steps pooled to the
+screen's width): a timing series (step time or data-loader wait: a straggler is a bright row)
+and a loss (a rank whose loss stays apart is a row of another colour), and one line per rank
+(file, state, last loss, median step time, first non-finite step).
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
+
+from ... import rank_view
+from ...vocab import SYS_DATA_WAIT, SYS_STEP_TIME, is_sys, stat_label
+from .lazy import LazyPanel
+from .parts import message_label
+
+TIMING = (SYS_STEP_TIME, SYS_DATA_WAIT)
+NOT_DISTRIBUTED = ("A single-process run. For a distributed run (torchrun: one file per rank, exp1.h5, "
+                   "exp1.rank1.h5, ...) this tab shows every rank side by side: a rank x step heatmap of the step "
+                   "time (stragglers) and of the loss.")
+LOG_SPAN = 100.0     # a positive metric spanning more than this factor is coloured by log10
+
+
+class RankHeatmap:
+    """One rank x step heatmap with its colour bar, on its own canvas."""
+
+    def __init__(self, colormap: str):
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground("w")
+        self.plot = self.canvas.addPlot(row=0, col=0)
+        self.plot.invertY(True)
+        self.plot.setMenuEnabled(False)
+        self.plot.getViewBox().setMouseEnabled(x=True, y=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.bar = pg.ColorBarItem(colorMap=pg.colormap.get(colormap), interactive=False, width=12)
+        self.bar.setImageItem(self.image)
+        self.canvas.addItem(self.bar, row=0, col=1)
+        self.first = self.last = np.empty(0)
+        self.values = np.empty((0, 0))        # the shown (pooled, not log) values [ranks, columns]
+        self.ranks: list = []
+        self.name = ""
+
+    def show(self, matrix, name: str, px: int) -> None:
+        self.name, self.ranks = name, list(matrix.ranks)
+        self.first, self.last, self.values = rank_view.pool_columns(matrix, max(50, px))
+        if not len(self.first):
+            self.image.clear()
+            return
+        shown = self.values
+        finite = shown[np.isfinite(shown)]
+        log = bool(finite.size) and finite.min() > 0 and finite.max() > LOG_SPAN * finite.min()
+        if log:
+            shown = np.log10(np.where(shown > 0, shown, np.nan))
+        ok = shown[np.isfinite(shown)]
+        # robust colour levels: one slow step (a GC pause, a checkpoint) must not wash out the rest
+        lo, hi = (float(np.percentile(ok, 1)), float(np.percentile(ok, 99))) if ok.size else (0.0, 1.0)
+        self.image.setImage(np.nan_to_num(shown, nan=lo, posinf=hi, neginf=lo), autoLevels=False)
+        self.bar.setLevels((lo, hi if hi > lo else lo + 1e-12))
+        self.bar.setLabel("right", f"log10 {stat_label(name)}" if log else stat_label(name))
+        x0, x1 = float(self.first[0]), float(self.last[-1]) + 1
+        self.image.setRect(QRectF(x0, 0, max(x1 - x0, 1.0), len(self.ranks)))
+        self.plot.getAxis("left").setTicks([[(i + 0.5, f"rank {r}") for i, r in enumerate(self.ranks)]])
+        self.plot.getViewBox().setLimits(yMin=0, yMax=max(1, len(self.ranks)))
+        self.plot.setYRange(0, len(self.ranks), padding=0)
+        self.plot.setXRange(x0, x1, padding=0)
+
+    def cell_at(self, step: float, row: float):
+        """(rank, first step, last step, value) under a point, or None."""
+        if not len(self.first) or not 0 <= row < len(self.ranks):
+            return None
+        col = int(np.clip(np.searchsorted(self.first, step, side="right") - 1, 0, len(self.first) - 1))
+        return self.ranks[int(row)], int(self.first[col]), int(self.last[col]), float(self.values[int(row), col])
+
+
+class RanksPanel(LazyPanel):
+    def __init__(self, runs, view, parent=None):
+        super().__init__(parent)
+        self.runs = runs
+        self.view = view
+        self.entry = None
+        self.timing_combo = QComboBox()
+        self.loss_combo = QComboBox()
+        self.loss_combo.setMinimumWidth(160)
+        self.hover = QLabel(" ")
+        self.hover.setTextFormat(Qt.RichText)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("timing:"))
+        bar.addWidget(self.timing_combo)
+        bar.addSpacing(12)
+        bar.addWidget(QLabel("metric:"))
+        bar.addWidget(self.loss_combo)
+        bar.addSpacing(12)
+        bar.addWidget(self.hover, 1)
+        self.timing = RankHeatmap("inferno")
+        self.metric = RankHeatmap("viridis")
+        self.metric.plot.setXLink(self.timing.plot)
+        self.metric.plot.setLabel("bottom", "step")
+        self.summary = QLabel("")
+        self.summary.setTextFormat(Qt.RichText)
+        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message = message_label()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addLayout(bar)
+        lay.addWidget(self.message)
+        lay.addWidget(self.timing.canvas, 1)
+        lay.addWidget(self.metric.canvas, 1)
+        lay.addWidget(self.summary)
+        self._proxies = [pg.SignalProxy(m.canvas.scene().sigMouseMoved, rateLimit=60,
+                                        slot=lambda ev, m=m: self._on_mouse(m, ev)) for m in (self.timing, self.metric)]
+        self.timing_combo.currentIndexChanged.connect(lambda _: self._show())
+        self.loss_combo.currentIndexChanged.connect(lambda _: self._show())
+        self.follow_current_run(runs)
+        self.load(runs.current)
+
+    # ------------------------------------------------------------ data
+    def _load(self, entry) -> None:
+        self.entry = entry
+        ranked = None
+        if entry is not None:
+            rank_view.refresh(entry)
+            try:
+                ranked = rank_view.ranked(entry)
+            except Exception as exc:  # noqa: BLE001 - a damaged sibling names itself, the app goes on
+                self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read the other ranks ({exc})")
+        self._set_visible(ranked is not None)
+        if ranked is None:
+            self.message.setText(NOT_DISTRIBUTED if entry is not None else "no run selected")
+            return
+        names = ranked.scalar_names()
+        timing = [n for n in TIMING if n in names]
+        if self.timing_combo.currentData() not in timing:   # first look: the series where ranks differ most
+            timing.sort(key=lambda n: -rank_view.rank_contrast(ranked.matrix(n)))
+        self._fill(self.timing_combo, timing)
+        loss = ranked.primary.loss_roles().get("train")
+        user = [n for n in names if not is_sys(n)]
+        self._fill(self.loss_combo, ([loss] if loss in user else []) + [n for n in user if n != loss])
+        self._show()
+
+    @staticmethod
+    def _fill(combo, names) -> None:
+        keep = combo.currentData()
+        combo.blockSignals(True)
+        combo.clear()
+        for n in names:
+            combo.addItem(stat_label(n), n)
+        if keep in names:
+            combo.setCurrentIndex(names.index(keep))
+        combo.blockSignals(False)
+
+    def _set_visible(self, on: bool) -> None:
+        self.message.setVisible(not on)
+        for w in (self.timing.canvas, self.metric.canvas, self.summary):
+            w.setVisible(on)
+
+    def _show(self) -> None:
+        ranked = rank_view.ranked(self.entry) if self.entry is not None else None
+        if ranked is None:
+            return
+        px = max(100, self.width() - 120)
+        try:
+            for heat, combo in ((self.timing, self.timing_combo), (self.metric, self.loss_combo)):
+                name = combo.currentData()
+                if name is None:
+                    heat.image.clear()
+                    continue
+                heat.show(ranked.matrix(name), name, px)
+            self.summary.setText(self._summary_html(ranked))
+        except Exception:  # noqa: BLE001 - rank 0's file busy with a background read: the next reload draws
+            self.live_reload.trigger()
+
+    @staticmethod
+    def _summary_html(ranked) -> str:
+        from trainspect.analysis.ranks import summaries
+
+        rows = [f"<b>{html.escape(ranked.describe())}</b>"]
+        for s in summaries(ranked):
+            loss = f"{html.escape(s.loss)} {s.last_loss:.4g}" if s.loss else "no loss"
+            step = f", step {s.median_step_time * 1000:.1f} ms" if s.median_step_time == s.median_step_time else ""
+            bad = (f", <span style='color:#C62828'>non-finite from step {s.first_nonfinite}</span>"
+                   if s.first_nonfinite is not None else "")
+            rows.append(f"rank {s.rank}: {html.escape(s.path.name)} — {html.escape(s.status)}; {loss}{step}{bad}")
+        return "<br>".join(rows)
+
+    # ------------------------------------------------------------ hover
+    def _on_mouse(self, heat, event) -> None:
+        pos = event[0]
+        vb = heat.plot.getViewBox()
+        if not vb.sceneBoundingRect().contains(pos):
+            return
+        p = vb.mapSceneToView(pos)
+        cell = heat.cell_at(p.x(), p.y())
+        if cell is None:
+            self.hover.setText(" ")
+            return
+        rank, a, b, v = cell
+        steps = f"step {a}" if a == b else f"steps {a}–{b}"
+        self.hover.setText(f"rank {rank}, {steps}: {html.escape(stat_label(heat.name))} <b>{v:.4g}</b>")

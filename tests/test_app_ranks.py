@@ -1,0 +1,84 @@
+"""The app on a distributed run: the Ranks tab (rank x step heatmaps, one line per rank) and the
+min-max band across ranks behind the scalar curves (app/gui/widgets/ranks_panel.py, rank_band.py)."""
+import time
+
+import numpy as np
+import pytest
+
+from trainspect.recorder import Recorder
+
+WAIT_MS = 30_000
+SLOW = 2            # the rank that sleeps before each forward (a slow data loader)
+
+
+def _loss(rank, step):
+    return 1.0 + rank + 0.1 * step
+
+
+@pytest.fixture
+def four_ranks(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    for rank in range(4):
+        monkeypatch.setenv("RANK", str(rank))
+        model = torch.nn.Linear(3, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+        with Recorder(tmp_path / "exp1.h5", stats_every=0, hist_every=0, snapshot_every=0) as rec:
+            rec.watch(model, opt)
+            for step in range(12):
+                if rank == SLOW:
+                    time.sleep(0.02)
+                model(torch.ones(2, 3)).sum().backward()
+                opt.step()
+                opt.zero_grad()
+                rec.log({"train/loss": _loss(rank, step)}, step=step)
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var)
+    return tmp_path / "exp1.h5"
+
+
+def test_ranks_tab_shows_every_rank_as_a_heatmap_row(window, four_ranks, qtbot):
+    window.open_paths([str(four_ranks)])
+    window.tabs.setCurrentWidget(window.ranks)
+    panel = window.ranks
+    qtbot.waitUntil(lambda: panel.metric.ranks == [0, 1, 2, 3], timeout=WAIT_MS)
+    assert not panel.message.isVisible()
+    timing = [panel.timing_combo.itemData(i) for i in range(panel.timing_combo.count())]
+    assert set(timing) == {"sys/step_time", "sys/data_wait"}
+    assert panel.loss_combo.currentData() == "train/loss"
+    expected = np.array([[_loss(r, s) for s in range(12)] for r in range(4)])
+    np.testing.assert_allclose(panel.metric.values, expected)
+    panel.timing_combo.setCurrentIndex(timing.index("sys/data_wait"))
+    assert (panel.timing.values[SLOW] >= 0.02).all()        # every wait of the slow rank holds its sleep
+    text = panel.summary.text()
+    for rank, name in enumerate(["exp1.h5", "exp1.rank1.h5", "exp1.rank2.h5", "exp1.rank3.h5"]):
+        assert f"rank {rank}: {name}" in text
+
+
+def test_scalar_plot_has_a_min_max_band_across_ranks(window, four_ranks, qtbot):
+    window.view.set_metrics(["train/loss"])
+    window.open_paths([str(four_ranks)])
+    bands = window.scalars.bands.bands
+    qtbot.waitUntil(lambda: bool(bands), timeout=WAIT_MS)
+    (band,) = bands.values()
+    x, lo = band.low.getData()
+    _, hi = band.high.getData()
+    np.testing.assert_array_equal(x, np.arange(12))
+    np.testing.assert_allclose(lo, [_loss(0, s) for s in range(12)])
+    np.testing.assert_allclose(hi, [_loss(3, s) for s in range(12)])
+    window.close_current()
+    assert not bands
+
+
+def test_single_process_run_says_what_the_ranks_tab_is_for(window, tmp_path, qtbot):
+    with Recorder(tmp_path / "solo.h5") as rec:
+        for step in range(5):
+            rec.log({"train/loss": 1.0 / (step + 1)}, step=step)
+    window.open_paths([str(tmp_path / "solo.h5")])
+    window.tabs.setCurrentWidget(window.ranks)
+    qtbot.waitUntil(lambda: window.ranks.message.isVisible(), timeout=WAIT_MS)
+    assert "single-process run" in window.ranks.message.text()
+    assert not window.scalars.bands.bands
