@@ -79,6 +79,6 @@ def test_single_process_run_says_what_the_ranks_tab_is_for(window, tmp_path, qtb
             rec.log({"train/loss": 1.0 / (step + 1)}, step=step)
     window.open_paths([str(tmp_path / "solo.h5")])
     window.tabs.setCurrentWidget(window.ranks)
-    qtbot.waitUntil(lambda: window.ranks.message.isVisible(), timeout=WAIT_MS)
-    assert "single-process run" in window.ranks.message.text()
+    qtbot.waitUntil(lambda: "single-process run" in window.ranks.message.text(), timeout=WAIT_MS)
+    assert window.ranks.message.isVisible() and not window.ranks.timing.canvas.isVisible()
     assert not window.scalars.bands.bands
