@@ -23,6 +23,7 @@ STALE_MIN_SECONDS = 10.0     # a heartbeat older than this (and 5 flush interval
 SCALAR_READ_BLOCK = 4_000_000  # rows per read when loading the scalar table (bounds peak memory)
 EAGER_SCALAR_ROWS = 8_000_000  # up to this many rows all metrics load at once (~200 MB of points)
 MASK_SPLIT_MAX_TAGS = 32     # up to this many tags in a block, split by masks; above, by sorting
+CHUNK_BYTES = 4 * 1024 * 1024  # values per block of the bounded-read iterators (*_chunks)
 
 
 @dataclass(frozen=True)
@@ -721,6 +722,57 @@ class Run:
     def instruments(self) -> dict[str, int]:
         """Record count of every layer record group that has data (grads, weights, ...)."""
         return {g: n for g in fmt.RECORD_GROUPS if (n := self._rows(g)) > 0}
+
+    # ------------------------------------------------------------ bounded reads
+    # Whole-table reads (layer_stat(), histograms(), snapshots() without bounds) hold a run's
+    # records at once: 500 parameters x 40 k steps is 80 MB per field, histograms far more.
+    # These iterators hold one block of about CHUNK_BYTES; every reader of whole tables (the
+    # advisor, the app, the report, the CSV export) goes through them.
+    def _blocks(self, group: str, row_bytes: int, start, stop, rows):
+        """(first row, last row) of each block over the records [start, stop) present now."""
+        n = self.record_count(group)
+        a, b, _ = slice(start, stop).indices(n)
+        if rows is None:
+            rows = max(1, CHUNK_BYTES // max(1, row_bytes))
+        for lo in range(a, b, max(1, int(rows))):
+            yield lo, min(b, lo + int(rows))
+
+    def layer_stat_chunks(self, name: str, start=None, stop=None, rows: int | None = None):
+        """``layer_stat(name, start, stop)`` as LayerStat blocks of at most ``rows`` records
+        (default: about CHUNK_BYTES of values)."""
+        group = fmt.LAYER_STATS[name][0] if name in fmt.LAYER_STATS else None
+        if group is None:
+            self.layer_stat(name, 0, 0)     # raises the KeyError naming the known statistics
+        row_bytes = 4 * max(1, len(self._layer_names(group)))
+        for a, b in self._blocks(group, row_bytes, start, stop, rows):
+            yield self.layer_stat(name, a, b)
+
+    def histogram_chunks(self, kind: str = "weight", start=None, stop=None, rows: int | None = None):
+        """``histograms(kind, start, stop)`` as Histograms blocks of at most ``rows`` records."""
+        row_bytes = max(1, len(self._layer_names(fmt.HISTS))) * (4 * fmt.HIST_BINS + 8)
+        for a, b in self._blocks(fmt.HISTS, row_bytes, start, stop, rows):
+            yield self.histograms(kind, a, b)
+
+    def snapshot_chunks(self, start=None, stop=None, rows: int | None = None):
+        """``snapshots(start, stop)`` as Snapshots blocks of at most ``rows`` records."""
+        row_bytes = max(1, len(self._layer_names(fmt.SNAPS))) * 4 * fmt.SNAP_SIZE * fmt.SNAP_SIZE
+        for a, b in self._blocks(fmt.SNAPS, row_bytes, start, stop, rows):
+            yield self.snapshots(a, b)
+
+    def layer_columns(self, name: str, columns, start=None, stop=None) -> LayerStat:
+        """Only the chosen layer columns of a statistic (``values[records, len(columns)]``),
+        gathered block by block: plotting a few layers of a long run reads it in bounded memory."""
+        columns = list(columns)
+        steps, parts, layers = [], [], None
+        for block in self.layer_stat_chunks(name, start, stop):
+            layers = layers or block.layers
+            steps.append(block.steps)
+            parts.append(block.values[:, columns])
+        if layers is None:
+            layers = self.layer_stat(name, 0, 0).layers
+        return LayerStat(np.concatenate(steps) if steps else np.empty(0, np.int64),
+                         np.concatenate(parts) if parts else np.empty((0, len(columns)), np.float32),
+                         [layers[c] for c in columns])
 
 
 def open_run(path) -> Run:

@@ -36,9 +36,10 @@ class LayerStatSource:
         self.levels_cache: dict = {}
 
     def _chunks(self, r0: int, r1: int):
-        for a in range(r0, r1, self.chunk_rows):
-            b = min(r1, a + self.chunk_rows)
-            yield a, self.run.layer_stat(self.stat, a, b)
+        a = r0
+        for part in self.run.layer_stat_chunks(self.stat, r0, r1, rows=self.chunk_rows):
+            yield a, part
+            a += len(part.steps)
 
     def _build_overview(self) -> None:
         pooler = RowPooler(self.n_rows, len(self.layers), OVERVIEW_COLUMNS)
@@ -108,15 +109,10 @@ class LayerStatSource:
 def histogram_series(run, kind: str, layer_index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One layer's histograms over time: ``(steps[R], counts[R, bins], ranges[R, 2])``.
 
-    Read in row chunks keeping only that layer, so memory is R x bins, not R x layers x bins.
+    Read in row blocks keeping only that layer, so memory is R x bins, not R x layers x bins.
     """
-    n = int(run.record_count(fmt.HISTS))
-    head = run.histograms(kind, 0, 0)
-    per_row = max(1, len(head.layers)) * (fmt.HIST_BINS * 4 + 8)
-    chunk = max(16, CHUNK_BYTES // per_row)
     steps, counts, ranges = [], [], []
-    for a in range(0, n, chunk):
-        h = run.histograms(kind, a, min(n, a + chunk))
+    for h in run.histogram_chunks(kind):
         steps.append(h.steps)
         counts.append(h.counts[:, layer_index])
         ranges.append(h.ranges[:, layer_index])
@@ -127,13 +123,8 @@ def histogram_series(run, kind: str, layer_index: int) -> tuple[np.ndarray, np.n
 
 def snapshot_series(run, slot: int) -> tuple[np.ndarray, np.ndarray]:
     """One weight matrix's snapshots: ``(steps[R], data[R, 32, 32])`` (NaN outside its shape)."""
-    n = int(run.record_count(fmt.SNAPS))
-    head = run.snapshots(0, 0)
-    per_row = max(1, len(head.layers)) * fmt.SNAP_SIZE * fmt.SNAP_SIZE * 4
-    chunk = max(8, CHUNK_BYTES // per_row)
     steps, data = [], []
-    for a in range(0, n, chunk):
-        s = run.snapshots(a, min(n, a + chunk))
+    for s in run.snapshot_chunks():
         steps.append(s.steps)
         data.append(s.data[:, slot])
     if not steps:

@@ -49,8 +49,11 @@ def _first(mask, offset, known):
 class Table:
     """A per-layer statistic: ``steps`` [R], ``layers`` [L], values read in row chunks."""
 
-    def __init__(self, read, n_rows: int, layers, steps=None, *, start: int = 0, chunk_rows: int | None = None):
+    def __init__(self, read, n_rows: int, layers, steps=None, *, start: int = 0, chunk_rows: int | None = None,
+                 blocks=None):
         self._read = read         # read(a, b) -> (steps [b - a] or None, values [b - a, L]) of absolute rows
+        # blocks(a, b, rows) -> iterator of (steps, values) blocks over absolute rows [a, b), for passes
+        self._iter_blocks = blocks
         self._start = int(start)
         self.n_rows = int(n_rows)
         self.layers = list(layers)
@@ -66,14 +69,18 @@ class Table:
             ls = run.layer_stat(stat, a, b)
             return ls.steps, ls.values
 
+        def blocks(a, b, rows):   # passes over the table: the run's bounded-read iterator
+            for ls in run.layer_stat_chunks(stat, a, b, rows=rows):
+                yield ls.steps, ls.values
+
         # Steps are taken from the first pass over the values (Run has no steps-only read).
-        return cls(read, n_rows, run.layer_stat(stat, 0, 0).layers, chunk_rows=chunk_rows)
+        return cls(read, n_rows, run.layer_stat(stat, 0, 0).layers, chunk_rows=chunk_rows, blocks=blocks)
 
     def head(self, stop: int) -> Table:
         """The first ``stop`` rows (a view: nothing is read)."""
         stop = max(0, min(int(stop), self.n_rows))
         return Table(self._read, stop, self.layers, None if self._steps is None else self._steps[:stop],
-                     start=self._start, chunk_rows=self.chunk_rows)
+                     start=self._start, chunk_rows=self.chunk_rows, blocks=self._iter_blocks)
 
     # ------------------------------------------------------------ shape
     @property
@@ -92,7 +99,13 @@ class Table:
     # ------------------------------------------------------------ passes
     def _blocks(self, start: int = 0, stop: int | None = None):
         stop = self.n_rows if stop is None else min(int(stop), self.n_rows)
-        for a in range(max(0, int(start)), stop, self.chunk_rows):
+        a = max(0, int(start))
+        if self._iter_blocks is not None:
+            for steps, values in self._iter_blocks(self._start + a, self._start + stop, self.chunk_rows):
+                yield a, steps, np.asarray(values, dtype=np.float32)
+                a += len(values)
+            return
+        for a in range(a, stop, self.chunk_rows):
             b = min(stop, a + self.chunk_rows)
             steps, values = self._read(self._start + a, self._start + b)
             yield a, steps, np.asarray(values, dtype=np.float32)

