@@ -10,8 +10,8 @@ TrainspectLogger(...)]``). Without any call from the user it
   gradient records of optimizer step k and the losses logged for it share step k, with
   ``accumulate_grad_batches`` too; ``val_loss`` (``_step``/``_epoch`` variants included) is
   the validation loss;
-- continues a run resumed with ``fit(ckpt_path=...)`` at the checkpoint's step (see
-  ``recorder_session``);
+- continues a run resumed with ``fit(ckpt_path=...)`` in the same file at the checkpoint's
+  step (see ``recorder_session``); ``trainer.test()`` after ``fit`` goes to the same file;
 - follows the recorder's ranks: every rank records (``<stem>.rank<k>.h5``), or only rank 0
   with ``all_ranks=False``.
 
@@ -108,7 +108,7 @@ class TrainspectLogger(Logger):
 
     @property
     def files(self) -> list:
-        """The run files written so far (a resumed or re-opened run may span linked files)."""
+        """The run files this logger wrote (``rec.path``: ``x-2.h5`` when ``x.h5`` held another run)."""
         return list(self._session.files)
 
     @property
@@ -153,6 +153,13 @@ class TrainspectLogger(Logger):
         pass   # the recorder's writer thread flushes on its own schedule; nothing to force per step
 
     def finalize(self, status: str) -> None:
-        # "success" ends a fit/validate/test, "failed" an exception; a later call (test after
-        # fit) continues the run (recorder_session).
-        self._session.close(STATUS_CRASHED if status == "failed" else None)
+        # Lightning says "success" after every fit/validate/test: the file stays open for the
+        # next one (recorder_session); "failed": an exception ended the run.
+        if status == "failed":
+            self._session.close(STATUS_CRASHED)
+        else:
+            self._session.flush()
+
+    def close(self) -> None:
+        """Close the run file now (marked finished); without this it closes when the script exits."""
+        self._session.close()

@@ -1,35 +1,21 @@
-"""One framework run, possibly spread over several ``Recorder``s.
+"""The run file of one framework run, opened when the framework first needs it.
 
-Frameworks end a run (Lightning's ``finalize``, HF's ``on_train_end``) and may log again later
-(``trainer.test()`` after ``fit()``, a restart from a checkpoint). A later recorder continues
-the same run: in the same file when the recorder can resume one (``Recorder(resume=True)``),
-otherwise in a linked file ``<stem>.resume<n><suffix>`` next to it whose config names the file
-it continues (``resumed_from``). Steps stay the framework's own, so they run on unbroken.
+Frameworks call "end" more often than a run ends: Lightning's ``finalize`` closes every
+``fit``, ``validate`` and ``test``, HF's ``on_train_end`` comes before ``trainer.evaluate()``.
+So an end only flushes (everything logged is on disk, readers see it) and the file stays open
+for what the script logs next; it closes when the script exits (the recorder's exit hook marks
+it finished), on an exception (crashed), or on ``close()``.
+
+A framework restarting from a checkpoint (``continuing``) resumes the run in the same file
+(``Recorder(resume=True)``): its steps carry on from the checkpoint's, and rows the earlier
+process wrote after that checkpoint are superseded (FORMAT.md, *Segments*).
 """
 from __future__ import annotations
 
-import inspect
 import warnings
 from pathlib import Path
 
-from trainspect.recorder import ranks
 from trainspect.recorder.recorder import Recorder, RecorderWarning
-
-RESUMED_FROM = "resumed_from"   # config key of a linked file: the file name it continues
-
-
-def recorder_can_resume() -> bool:
-    return "resume" in inspect.signature(Recorder).parameters
-
-
-def linked_path(path: Path, rank: int) -> Path:
-    """The first ``<stem>.resume<n><suffix>`` whose file for this rank does not exist yet."""
-    n = 1
-    while True:
-        candidate = path.with_name(f"{path.stem}.resume{n}{path.suffix}")
-        if not ranks.rank_path(candidate, rank).exists():
-            return candidate
-        n += 1
 
 
 class RecorderSession:
@@ -46,31 +32,29 @@ class RecorderSession:
         return self.recorder is not None
 
     def open(self, config: dict | None = None, *, continuing: bool = False) -> Recorder | None:
-        """The open recorder, creating one if needed; ``continuing``: the run goes on from an
-        earlier process (a checkpoint). None (after one warning) if the file cannot be created:
-        the framework's training goes on without recording."""
+        """The open recorder, creating one if needed; ``continuing``: the run goes on from a
+        checkpoint. None (after one warning) if the file cannot be created: the framework's
+        training goes on without recording."""
         if self.recorder is not None:
             return self.recorder
         if self._failed:
             return None
-        info = ranks.rank_and_world()
-        rank = info[0] if info is not None else 0
-        path, kwargs, config = self.path, dict(self.recorder_kwargs), dict(config or {})
-        if (continuing or self.files) and ranks.rank_path(self.path, rank).exists():
-            if recorder_can_resume():
-                kwargs["resume"] = True
-            else:
-                config[RESUMED_FROM] = self.path.name
-                path = linked_path(self.path, rank)
+        kwargs = dict(self.recorder_kwargs)
+        if continuing:
+            kwargs["resume"] = True
         try:
-            self.recorder = Recorder(path, name=self.name, config=config, **kwargs)
-        except OSError as exc:
+            self.recorder = Recorder(self.path, name=self.name, config=dict(config or {}), **kwargs)
+        except OSError as exc:   # RunFileInUse too: another writer holds the file
             self._failed = True
             warnings.warn(f"trainspect: {exc}; this run is not recorded, training goes on", RecorderWarning,
                           stacklevel=3)
             return None
-        self.files.append(Path(self.recorder.path) if self.recorder.path is not None else path)
+        self.files.append(Path(self.recorder.path) if self.recorder.path is not None else self.path)
         return self.recorder
+
+    def flush(self) -> None:
+        if self.recorder is not None:
+            self.recorder.flush()
 
     def close(self, status: str | None = None) -> None:
         if self.recorder is not None:

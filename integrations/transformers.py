@@ -9,7 +9,8 @@ A ``transformers.TrainerCallback`` that
   ``train/grad_norm``, ``eval_loss`` -> ``eval/loss`` (the validation role);
 - numbers records with the Trainer's ``global_step``, which is 1-based: the gradient records of
   the step that ``global_step`` N completes carry N, as does the loss the Trainer logs for it;
-- continues a run resumed with ``train(resume_from_checkpoint=...)`` (see ``recorder_session``);
+- continues a run resumed with ``train(resume_from_checkpoint=...)`` in the same file (see
+  ``recorder_session``);
 - follows the recorder's ranks: every rank records, or only rank 0 with ``all_ranks=False``.
 
 Gradient norms are taken when backward ends, so ``sys/grad_norm`` is the norm before
@@ -24,8 +25,6 @@ try:
 except ImportError as exc:
     raise ImportError("trainspect.integrations.transformers needs transformers: "
                       "pip install 'trainspect[transformers]'") from exc
-
-from trainspect.recorder.format import STATUS_FINISHED
 
 from .recorder_session import RecorderSession
 
@@ -69,7 +68,7 @@ class TrainspectCallback(TrainerCallback):
 
     @property
     def files(self) -> list:
-        """The run files written so far (a resumed or re-opened run may span linked files)."""
+        """The run files this callback wrote (``rec.path``: ``x-2.h5`` when ``x.h5`` held another run)."""
         return list(self._session.files)
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
@@ -98,5 +97,10 @@ class TrainspectCallback(TrainerCallback):
             rec.log(values, step=int(state.global_step))
 
     def on_train_end(self, args, state, control, **kwargs):
-        # A later trainer.evaluate() continues the run (recorder_session).
-        self._session.close(STATUS_FINISHED)
+        # Flushed, not closed: a trainer.evaluate() after train() goes to the same file
+        # (recorder_session); it closes when the script exits, or on close().
+        self._session.flush()
+
+    def close(self) -> None:
+        """Close the run file now (marked finished); without this it closes when the script exits."""
+        self._session.close()

@@ -36,6 +36,10 @@ class Regressor(L.LightningModule):
         x, y = batch
         self.log("val_loss", nn.functional.mse_loss(self.net(x).float(), y))
 
+    def test_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("test_loss", nn.functional.mse_loss(self.net(x).float(), y))
+
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
@@ -70,10 +74,14 @@ def test_logger_records_a_clipped_accumulated_bf16_fit(tmp_path, seed):
     path = tmp_path / "runs" / "x.h5"
     pre = PreClipNorms()
     tb = L.loggers.TensorBoardLogger(tmp_path / "tb")      # beside another logger
-    loggers = [TrainspectLogger(path), tb]
-    t = trainer(tmp_path, loggers, max_steps=6, callbacks=[pre], accumulate_grad_batches=2,
+    logger = TrainspectLogger(path)
+    t = trainer(tmp_path, [logger, tb], max_steps=6, callbacks=[pre], accumulate_grad_batches=2,
                 precision="bf16-mixed", gradient_clip_val=0.05, val_check_interval=4)
-    t.fit(Regressor(hidden=12, lr=0.05), data(seed), data(seed + 100, 16))
+    module = Regressor(hidden=12, lr=0.05)
+    t.fit(module, data(seed), data(seed + 100, 16))
+    t.test(module, data(seed + 200, 16))          # after fit: the same run file goes on
+    logger.close()                                 # (else it closes when the script exits)
+    assert logger.files == [path]
     with open_run(path) as run:
         assert run.meta["config"]["hidden"] == 12 and run.meta["config"]["lr"] == 0.05
         assert run.meta["optimizer"]["type"] == "SGD"
@@ -89,39 +97,32 @@ def test_logger_records_a_clipped_accumulated_bf16_fit(tmp_path, seed):
         assert min(pre.norms) > 0.05
         assert np.all(run.scalar(fmt.SYS_GRAD_NORM_POST_CLIP).values <= 0.05 * (1 + 1e-4))
         assert run.status().state == "finished"
+        assert run.scalar("test_loss").steps.tolist() == [6]
         recorded = run.scalar("train_loss_step").values
     tb_steps, tb_values = read_tensorboard(tmp_path / "tb")[0]["train_loss_step"]
     assert tb_steps.tolist() == steps                                      # both loggers saw the same
     np.testing.assert_allclose(tb_values, recorded, rtol=1e-6)
 
 
-def _steps_across(files, name):
-    steps = []
-    for f in files:
-        with open_run(f) as run:
-            if name in run.scalar_names():
-                steps += run.scalar(name).steps.tolist()
-    return steps
-
-
 def test_resumed_fit_continues_the_run_with_steps_unbroken(tmp_path):
     torch.manual_seed(3)
     path = tmp_path / "x.h5"
-    first = trainer(tmp_path, [TrainspectLogger(path)], max_steps=4)
+    first_logger = TrainspectLogger(path)
+    first = trainer(tmp_path, [first_logger], max_steps=4)
     first.fit(Regressor(), data(3))
     ckpt = tmp_path / "after4.ckpt"
     first.save_checkpoint(ckpt)
-    # a new process would build everything anew: a new module, trainer and logger on the same path
+    first_logger.close()                     # the first process ends
+    # a new process builds everything anew: a new module, trainer and logger on the same path
     logger = TrainspectLogger(path)
     second = trainer(tmp_path, [logger], max_steps=8)
     second.fit(Regressor(), data(3), ckpt_path=ckpt)
-    files = [path] + [f for f in logger.files if f != path]
-    assert _steps_across(files, "train_loss_step") == list(range(8))
-    grad_steps = []
-    for f in files:
-        with open_run(f) as run:
-            grad_steps += run.layer_stat("grad_norm").steps.tolist()
-    assert grad_steps == list(range(8))
+    logger.close()
+    assert logger.files == [path]            # the same file, a second writer session
+    with open_run(path) as run:
+        assert run.scalar("train_loss_step").steps.tolist() == list(range(8))
+        assert run.layer_stat("grad_norm").steps.tolist() == list(range(8))
+        assert run.status().state == "finished"
 
 
 @pytest.mark.slow
