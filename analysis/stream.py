@@ -79,24 +79,27 @@ def _stamp(path):
     return st.st_mtime_ns, st.st_size
 
 
+WAITABLE = ("no such file", "run is starting")
+
+
 def _open_started(path, wait_s: float):
-    """Open the run once its writer has created every dataset (SWMR started)."""
+    """Open the run once its writer has created every dataset (SWMR started), the way every
+    reader opens one (analysis.run): plain when closed, bounded SWMR retries when live, and
+    nothing outside the documented layout (a shared run must not stream /etc/passwd)."""
+    from .layout_check import check_layout
+
     deadline = time.monotonic() + wait_s
     while True:
+        f = None
         try:
-            if not Path(path).exists():
-                raise StreamError(f"no such file: {path}")
-            f = h5py.File(path, "r", libver="latest", swmr=True, locking=False)
-        except (OSError, StreamError) as exc:
-            if time.monotonic() >= deadline:
-                raise StreamError(f"cannot open {path}: {exc}") from None
-            time.sleep(0.1)
-            continue
-        if fmt.META in f:
+            f = fmt.open_for_read(path)
+            check_layout(f, path)
             return f
-        f.close()
-        if time.monotonic() >= deadline:
-            raise StreamError(f"{path}: the run has not started writing (no metadata yet)")
+        except fmt.RunFileError as exc:
+            if f is not None:
+                f.close()
+            if time.monotonic() >= deadline or not any(w in str(exc) for w in WAITABLE):
+                raise StreamError(str(exc)) from None
         time.sleep(0.1)
 
 
