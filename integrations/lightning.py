@@ -132,12 +132,11 @@ class TrainspectLogger(Logger):
         trainer = getattr(model, "_trainer", None)
         fitting = trainer is not None and _fitting(trainer)
         continuing = fitting and getattr(trainer, "ckpt_path", None) is not None
-        watch = self._watch and fitting and not self._session.is_open
         rec = self._session.open(self._hparams, continuing=continuing)
-        if rec is None or not watch:
+        if rec is None or not (self._watch and fitting):
             return
         optimizers = list(getattr(trainer, "optimizers", None) or [])
-        rec.watch(model, optimizers[0] if optimizers else None)
+        self._session.watch(model, optimizers[0] if optimizers else None)
         if not any(isinstance(cb, _StepSync) and cb.logger is self for cb in trainer.callbacks):
             trainer.callbacks.append(_StepSync(self))
 

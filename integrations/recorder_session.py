@@ -26,10 +26,7 @@ class RecorderSession:
         self.recorder: Recorder | None = None
         self.files: list[Path] = []     # every file this session wrote, in order
         self._failed = False
-
-    @property
-    def is_open(self) -> bool:
-        return self.recorder is not None
+        self._watched = None            # the recorder watch() was called on
 
     def open(self, config: dict | None = None, *, continuing: bool = False) -> Recorder | None:
         """The open recorder, creating one if needed; ``continuing``: the run goes on from a
@@ -51,6 +48,14 @@ class RecorderSession:
             return None
         self.files.append(Path(self.recorder.path) if self.recorder.path is not None else self.path)
         return self.recorder
+
+    def watch(self, model, optimizer=None) -> None:
+        """Watch ``model`` once per recorder: a second fit()/train() in the same script reuses
+        the hooks the first installed (a second watch() would only warn)."""
+        rec = self.recorder
+        if rec is not None and self._watched is not rec:
+            self._watched = rec
+            rec.watch(model, optimizer)
 
     def flush(self) -> None:
         if self.recorder is not None:

@@ -75,7 +75,7 @@ class TrainspectCallback(TrainerCallback):
         # global_step > 0 here: the Trainer restored a checkpoint (resume_from_checkpoint)
         rec = self._session.open(_config(args, model), continuing=state.global_step > 0)
         if rec is not None and self._watch and model is not None:
-            rec.watch(model, optimizer)
+            self._session.watch(model, optimizer)
 
     def on_step_begin(self, args, state, control, **kwargs):
         # Every optimizer step, so a step the Trainer counts but the optimizer skipped (fp16
