@@ -2,7 +2,10 @@
 
 Before: the advisor diagnosed a live run with a second handle of the same file on its own
 thread while the GUI thread read the first one; HDF5 failed with "can't insert duplicate key"
-(868 of 963 reads in 15 s on a 2-core machine) and the panels went empty.
+and the panels went empty. It needs two threads interleaving HDF5 calls on two handles while
+the writer appends, so it is intermittent: 868 failed reads of 963 in one 15 s trial on a
+2-core machine, none in three others. The first test is that trial, shortened, as a stress
+guard; the shared handle is what rules the failure out (one Run per file, one thread at a time).
 """
 from __future__ import annotations
 
@@ -166,3 +169,32 @@ def test_hostile_files_beside_a_good_one_leave_the_window_responsive(window, tmp
         release.set()
     qtbot.waitUntil(lambda: by_name["hangs.h5"].ready, timeout=60_000)   # and it opens once the read returns
     assert len(window.runs) == 2
+
+
+def test_a_panel_read_of_a_file_held_by_a_background_read_returns_and_retries(window, tmp_path, qtbot):
+    """The heatmap's read of a file a background read holds (a long diagnosis, a hung disk)
+    returns at once without data and is done again later: the window is not frozen."""
+    import numpy as np
+
+    from tests.fixtures_runs import make_run
+    from tests.gui_helpers import open_runs
+
+    entry, = open_runs(window, [make_run(tmp_path / "r.h5", n_steps=100, n_layers=2)])
+    window.tabs.setCurrentWidget(window.heatmap)
+    qtbot.waitUntil(lambda: window.heatmap.shown.size > 0, timeout=WAIT_MS)
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_file():
+        with entry.run.locked():
+            held.set()
+            release.wait(60)
+
+    threading.Thread(target=hold_the_file, daemon=True).start()
+    assert held.wait(30)
+    try:
+        window.heatmap.shown = np.empty((0, 0))
+        window.heatmap.refresh_image()             # 100 records, fewer than pixels: read from the file
+        assert window.heatmap.shown.size == 0      # returned while the file is held: no data yet
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: window.heatmap.shown.size > 0, timeout=WAIT_MS)   # the retry drew it

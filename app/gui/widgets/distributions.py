@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayo
 from ... import vocab
 from ...layer_data import histogram_series, snapshot_series
 from ...lod import finite_levels, rebin_histograms
-from .lazy import LazyPanel
+from .lazy import LazyPanel, retry_if_busy
 from .parts import image_with_colorbar, message_label
 
 HIST_DISPLAY_BINS = 96
@@ -117,6 +117,7 @@ class DistributionsPanel(LazyPanel):
                     combo.setCurrentIndex(hit)
                     break
 
+    @retry_if_busy
     def show_histograms(self) -> None:
         i = self.hist_layer.currentIndex()
         if self.entry is None or i < 0:
@@ -137,6 +138,7 @@ class DistributionsPanel(LazyPanel):
                                 size="9pt", color="#333")
         self.hist_plot.autoRange()
 
+    @retry_if_busy
     def load_snapshots(self) -> None:
         i = self.snap_layer.currentIndex()
         if self.entry is None or i < 0:

@@ -19,7 +19,7 @@ from ... import vocab
 from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels
 from ..model import PALETTE
-from .lazy import LazyPanel
+from .lazy import LazyPanel, retry_if_busy
 from .parts import image_with_colorbar, message_label, shrinkable
 
 MAX_LAYER_TICKS = 40
@@ -172,6 +172,7 @@ class HeatmapPanel(LazyPanel):
     def pixel_width(self) -> int:
         return max(16, int(self.plot.getViewBox().width()))
 
+    @retry_if_busy
     def refresh_image(self, exact: bool = True) -> None:
         """Pool the visible step range to the pixel width and show it.
 
@@ -276,6 +277,7 @@ class HeatmapPanel(LazyPanel):
         self.view.set_selected_layers(current)
 
     # ------------------------------------------------------------ selection / span
+    @retry_if_busy
     def _show_selected_layers(self, selected) -> None:
         for item in self.row_marks:
             self.plot.removeItem(item)

@@ -5,6 +5,8 @@ and reads it when it becomes visible: opening a big run costs only what is on sc
 """
 from __future__ import annotations
 
+import functools
+
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
@@ -13,6 +15,18 @@ from .throttle import Throttle
 
 LIVE_RELOAD_MS = 2000
 BUSY_RETRY_MS = 300     # the file was busy (a background read): look again after this
+
+
+def retry_if_busy(method):
+    """A panel method that reads the file: when a background read holds the file, it runs
+    again ``BUSY_RETRY_MS`` later instead of blocking the window (or raising into Qt)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except ReaderBusy:
+            QTimer.singleShot(BUSY_RETRY_MS, self, lambda: wrapper(self, *args, **kwargs))
+    return wrapper
 
 
 class LazyPanel(QWidget):
