@@ -244,6 +244,7 @@ class Run:
         self._summary = _SummaryCursor()
         self._group_rows: dict[str, int] = {}
         self._segments = None        # segments/table as last read (resumed runs), see _sessions_changed
+        self._marks: dict = {}       # session -> {tag: points before the session} (see _latest)
 
     # ------------------------------------------------------------ header
     def _read_header(self) -> None:
@@ -414,15 +415,33 @@ class Run:
         return table if len(table) > 1 else None
 
     def _sessions_changed(self) -> bool:
-        """Re-read segments/table; True when it changed (a session began or wrote its first step):
-        rows already split may now be superseded, so the scalars are read again from the start."""
+        """Re-read segments/table; True when the sessions' first rows changed (a session began):
+        the scalars are then read again from the start."""
         table = self._read_segments()
-        same = _same_table(table, self._segments)
+        same = _same_table(None if table is None else table[:, 2:],
+                           None if self._segments is None else self._segments[:, 2:])
         self._segments = table
         return not same
 
-    def _superseded(self, table: str):
-        return fmt.superseded_after(self._segments, table)
+    def _mark_session(self, session: int, wanted) -> None:
+        """Rows of ``session`` start here: remember how many points each metric had before it."""
+        marks = self._marks.setdefault(session, {})
+        for t in (self._points if wanted is None else wanted):
+            g = self._points.get(t)
+            marks[t] = g.n if g is not None else 0
+
+    def _latest(self, tag: int, series: Series) -> Series:
+        """``series`` without the points a later writer session superseded (fmt.latest_only)."""
+        starts = fmt.session_starts(self._segments, "scalars")
+        if starts is None:
+            return series
+        n = len(series)
+        before = [min(self._marks[j].get(tag, 0), n) if j in self._marks else n for j in range(1, len(starts))]
+        counts = np.diff(np.maximum.accumulate([0, *before, n]))
+        keep = fmt.latest_only(np.repeat(np.arange(len(starts)), counts), series.steps)
+        if keep is None:
+            return series
+        return Series(series.steps[keep], series.values[keep], series.wall[keep])
 
     @_reads_file
     def segments(self) -> list[dict]:
@@ -452,7 +471,7 @@ class Run:
         """
         self._file_size = max(self.file_size, self._file_size)
         if self._sessions_changed() and self._scalar_rows:
-            self._points, self._scalar_rows = {}, 0
+            self._points, self._scalar_rows, self._marks = {}, 0, {}
             if self._lazy:
                 self._wanted = set()
         n = self._committed_rows(SCALAR_COLUMNS)
@@ -473,20 +492,23 @@ class Run:
 
     def _scan(self, start: int, stop: int, wanted, done=None) -> None:
         """Split rows [start, stop) into per-metric points; ``wanted``: tag ids to keep (None = all);
-        ``done(row)`` after each block."""
+        ``done(row)`` after each block. In a resumed run the rows are split at each session's first
+        row, where each metric's point count is remembered (see _latest)."""
+        starts = fmt.session_starts(self._segments, "scalars")
+        bounds = [] if starts is None else [int(r) for r in starts[1:]]
+        pieces = sorted({start, stop, *(r for r in bounds if start < r < stop)})
+        for p0, p1 in zip(pieces, pieces[1:]):
+            if p0 in bounds:
+                self._mark_session(bounds.index(p0) + 1, wanted)
+            self._scan_piece(p0, p1, wanted, done)
+
+    def _scan_piece(self, start: int, stop: int, wanted, done) -> None:
         step_ds, tag_ds, value_ds, wall_ds = (self._h(c) for c in SCALAR_COLUMNS)
-        superseded = self._superseded("scalars")
         for a in range(start, stop, SCALAR_READ_BLOCK):
             b = min(stop, a + SCALAR_READ_BLOCK)
             tag = tag_ds[a:b]
             if wanted is None:
-                step = step_ds[a:b]
-                live = fmt.keep_rows(superseded, np.arange(a, b), step)
-                value, wall = value_ds[a:b], wall_ds[a:b]
-                if live is None:
-                    self._split_rows(step, tag, value, wall)
-                else:   # rows a resumed session wrote again are left out (the latest win)
-                    self._split_rows(step[live], tag[live], value[live], wall[live])
+                self._split_rows(step_ds[a:b], tag, value_ds[a:b], wall_ds[a:b])
                 if done is not None:
                     done(b)
                 continue
@@ -498,12 +520,7 @@ class Run:
                 continue
             lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1   # one slab covering the matches
             rel = idx - int(idx[0])
-            step = step_ds[lo:hi][rel]
-            live = fmt.keep_rows(superseded, lo + rel, step)
-            if live is not None:
-                idx, rel, step = idx[live], rel[live], step[live]
-            value, wall = value_ds[lo:hi][rel], wall_ds[lo:hi][rel]
-            self._split_rows(step, tag[idx], value, wall)
+            self._split_rows(step_ds[lo:hi][rel], tag[idx], value_ds[lo:hi][rel], wall_ds[lo:hi][rel])
             if done is not None:
                 done(b)
 
@@ -572,16 +589,23 @@ class Run:
         n = self._committed_rows(SCALAR_COLUMNS)
         step_ds, tag_ds, value_ds = (self._h(c) for c in SCALAR_COLUMNS[:3])
         segments = self._read_segments()
-        if not _same_table(segments, acc.segments) or n < acc.rows:   # a resumed session may supersede rows counted
+        starts = fmt.session_starts(segments, "scalars")
+        cut = None
+        if starts is not None:
+            # A resumed run: which rows later sessions superseded depends on rows read later,
+            # so each call counts from the start, after a first pass for each (session, metric)'s
+            # smallest step. Memory: one value per session and metric.
+            cut = fmt.later_cut(self._first_steps(starts, n, n_tags))
+        if cut is not None or not _same_table(segments, acc.segments) or n < acc.rows:
             acc = self._summary = _SummaryCursor(segments=segments)
             acc.counts, acc.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
-        superseded = fmt.superseded_after(segments, "scalars")
         for a in range(acc.rows, n, SUMMARY_READ_BLOCK):
             b = min(n, a + SUMMARY_READ_BLOCK)
             tag = tag_ds[a:b].astype(np.int64, copy=False)
             ok = (tag >= 0) & (tag < n_tags)   # rows of a damaged tag column name no metric
-            if superseded is not None:
-                ok &= fmt.keep_rows(superseded, np.arange(a, b), step_ds[a:b])
+            if cut is not None:
+                sessions = fmt.row_sessions(starts, np.arange(a, b))
+                ok &= step_ds[a:b] < cut[sessions, np.where(ok, tag, 0)]
             tag = tag[ok]
             if len(tag):   # every read first, then the counts: a failed read leaves them as they were
                 present, back = np.unique(tag[::-1], return_index=True)   # last row of each metric
@@ -591,6 +615,17 @@ class Run:
                 acc.max_step = max(acc.max_step, top)
             acc.rows = b
         return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows)
+
+    def _first_steps(self, starts, n: int, n_tags: int) -> np.ndarray:
+        """[session, metric] -> the smallest step that session wrote for that metric (inf: none)."""
+        step_ds, tag_ds = self._h(fmt.SCALAR_STEP), self._h(fmt.SCALAR_TAG)
+        first = np.full((len(starts), n_tags), np.inf)
+        for a in range(0, n, SUMMARY_READ_BLOCK):
+            b = min(n, a + SUMMARY_READ_BLOCK)
+            tag = tag_ds[a:b].astype(np.int64, copy=False)
+            ok = (tag >= 0) & (tag < n_tags)
+            np.minimum.at(first, (fmt.row_sessions(starts, np.arange(a, b))[ok], tag[ok]), step_ds[a:b][ok])
+        return first
 
     def loss_roles(self) -> dict[str, str]:
         """{"train": name, "val": name} for the losses present (declared roles first)."""
@@ -607,7 +642,7 @@ class Run:
         if points is None:
             empty = np.empty(0)
             return Series(empty.astype(np.int64), empty, empty)
-        return points.series()
+        return self._latest(tag, points.series())
 
     def to_pandas(self, names=None, *, include_sys: bool = False):
         """The metrics as a pandas DataFrame: one row per step (the index, named "step"), one
@@ -659,10 +694,12 @@ class Run:
             return np.empty(0, np.int64), None
         steps = self._h(f"{group}/{fmt.STEP_FIELD}")[sl]
         data = self._h(f"{group}/{field}")[sl] if field else None
-        if fmt.SEGMENTS in self._present:   # a resumed run: records written again later win
-            superseded = fmt.superseded_after(self._read_segments(), group)
-            live = fmt.keep_rows(superseded, np.arange(sl.start, sl.start + len(steps)), steps)
-            if live is not None and not live.all():
+        starts = fmt.session_starts(self._read_segments(), group) if fmt.SEGMENTS in self._present else None
+        if starts is not None:   # a resumed run: records written again by a later session win
+            every = self._h(f"{group}/{fmt.STEP_FIELD}")[:n]
+            keep = fmt.latest_only(fmt.row_sessions(starts, np.arange(n)), every)
+            if keep is not None:
+                live = keep[sl]
                 steps, data = steps[live], (data[live] if data is not None else None)
         return steps, data
 

@@ -278,13 +278,14 @@ def chunk_rows(row_bytes: int, target_bytes: int = 256 * 1024, max_rows: int = 4
 
 # ---------------------------------------------------------------- segments (resume=True)
 # One row per writer session of the file, appended when Recorder(..., resume=True) reopens it
-# (before SWMR starts again); absent in a file written by one session. Rows of a session that
-# has a later session starting at an equal or smaller step are superseded: a script resumed from
-# a checkpoint at step S logs S, S+1, ... again, and readers show the latest.
+# (before SWMR starts again); absent in a file written by one session. A point of a series
+# written in one session is superseded when a later session wrote the same series at an equal or
+# smaller step (latest_only): a script resumed from a checkpoint at step S logs S, S+1, ... again,
+# and readers show the latest.
 SEGMENTS = "segments/table"       # float64 (K, len(SEGMENT_COLUMNS))
 SEGMENT_NOTES = "segments/note"   # S256 (K,): how the session before this one ended ("" for the first)
 SEGMENT_COLUMNS = ("start_time",  # unix time the session opened the file
-                   "first_step",  # smallest step of the session's first write; NaN until it wrote
+                   "first_step",  # smallest step of the session's first write; NaN until it wrote (informational)
                    "scalars", *RECORD_GROUPS)   # rows of each table written before the session
 SEG_START_TIME = 0
 SEG_FIRST_STEP = 1
@@ -295,30 +296,40 @@ def segment_column(table: str) -> int:
     return SEGMENT_COLUMNS.index(table)
 
 
-def superseded_after(segments: np.ndarray | None, table: str):
-    """(first rows, cutoffs): a row ``r`` of ``table`` in session ``i`` (the last session whose
-    first row is <= r) is superseded when its step >= cutoffs[i], the smallest first step of any
-    later session. None when nothing is superseded."""
+def session_starts(segments: np.ndarray | None, table: str) -> np.ndarray | None:
+    """First row of each writer session in ``table``; None for a run written in one session."""
     if segments is None or len(segments) < 2:
         return None
-    segments = np.asarray(segments, dtype=np.float64)
-    first = segments[:, SEG_FIRST_STEP]
-    cut = np.full(len(segments), np.inf)
-    for i in range(len(segments) - 2, -1, -1):
-        later = first[i + 1]
-        cut[i] = min(cut[i + 1], later) if np.isfinite(later) else cut[i + 1]
-    if not np.isfinite(cut).any():
-        return None
-    return segments[:, segment_column(table)], cut
+    return np.asarray(segments, dtype=np.float64)[:, segment_column(table)]
 
 
-def keep_rows(superseded, rows: np.ndarray, steps: np.ndarray) -> np.ndarray | None:
-    """Mask of the rows (indices ``rows``, steps ``steps``) that are not superseded (None = keep all)."""
-    if superseded is None:
+def row_sessions(starts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Session index of each row index in ``rows``."""
+    return np.maximum(np.searchsorted(starts, rows, side="right") - 1, 0)
+
+
+def later_cut(first: np.ndarray) -> np.ndarray:
+    """``first[i, ...]``: smallest step session i wrote (inf if none) -> for each session the
+    smallest step any *later* session wrote: its points at or after that step are superseded."""
+    cut = np.full_like(first, np.inf, dtype=np.float64)
+    for i in range(len(first) - 2, -1, -1):
+        cut[i] = np.minimum(cut[i + 1], first[i + 1])
+    return cut
+
+
+def latest_only(sessions: np.ndarray, steps: np.ndarray) -> np.ndarray | None:
+    """Mask of one series' points that no later session superseded (None = all kept).
+
+    The rule (FORMAT.md, *Segments*): a point of a series (a metric, or a layer record group)
+    written in session i is superseded when a later session wrote the same series at a step
+    <= the point's step. A script resumed from a checkpoint at step S logs S, S+1, ... again.
+    """
+    if len(steps) == 0 or sessions[0] == sessions[-1]:
         return None
-    rows0, cut = superseded
-    session = np.searchsorted(rows0, rows, side="right") - 1
-    return steps < cut[np.maximum(session, 0)]
+    first = np.full(int(sessions.max()) + 1, np.inf)
+    np.minimum.at(first, sessions, steps)
+    keep = steps < later_cut(first)[sessions]
+    return None if keep.all() else keep
 
 
 # ---------------------------------------------------------------- strings

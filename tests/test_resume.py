@@ -72,12 +72,42 @@ def test_resume_a_killed_run_from_its_checkpoint_step(tmp_path):
         assert segments[1]["note"] == "writer stopped at step 149 (killed or hung)"
         summary = r.scalar_summary()
         counts = dict(zip(summary.names, summary.counts))
-        assert counts == {"loss": 200, "acc": 100}     # acc 100..149 were superseded too
+        # Per series: loss 100..149 were written again (superseded), acc never was (all kept).
+        assert counts == {"loss": 200, "acc": 150}
+        assert r.scalar("acc").steps.tolist() == list(range(150))
         assert summary.max_step == 199
     out = subprocess.run([sys.executable, "-m", "trainspect.app.cli", "info", str(path)], capture_output=True,
                          text=True, env=_env(), timeout=DEADLINE).stdout
     assert "steps:      200" in out
     assert "resumed:    session 2 (from step 100) after writer stopped at step 149 (killed or hung)" in out, out
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_superseding_is_per_series(tmp_path, monkeypatch, lazy):
+    """Session 2 resumes from step 3; session 3 only evaluates at the last step (the HF flow:
+    trainer.evaluate() after train()): it supersedes no training loss."""
+    from trainspect.analysis import run as run_module
+
+    if lazy:   # the reader's per-metric mode of long runs, on a short one
+        monkeypatch.setattr(run_module, "EAGER_SCALAR_ROWS", 0)
+    path = tmp_path / "three.h5"
+    with Recorder(path) as rec:
+        for step in range(6):
+            rec.log({"train/loss": 1.0, "lr": 0.1}, step=step)
+    with Recorder(path, resume=True) as rec:
+        for step in range(3, 8):
+            rec.log({"train/loss": 2.0}, step=step)
+    with Recorder(path, resume=True) as rec:
+        rec.log({"eval/loss": 3.0}, step=7)
+    with open_run(path) as r:
+        loss = r.scalar("train/loss")
+        assert loss.steps.tolist() == list(range(8))
+        assert loss.values.tolist() == [1.0] * 3 + [2.0] * 5
+        assert r.scalar("lr").steps.tolist() == list(range(6))
+        assert r.scalar("eval/loss").steps.tolist() == [7]
+        summary = r.scalar_summary()
+        assert dict(zip(summary.names, summary.counts.tolist())) == {"train/loss": 8, "lr": 6, "eval/loss": 1}
+        assert dict(zip(summary.names, summary.last.tolist()))["train/loss"] == 2.0
 
 
 def test_resume_a_finished_run_continues_its_step_count(tmp_path):
