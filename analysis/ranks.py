@@ -16,7 +16,7 @@ import numpy as np
 from trainspect.recorder import format as fmt
 from trainspect.recorder.format import RunFileError
 
-from .run import Run, Series, open_run
+from .run import LayerStat, Run, Series, open_run
 
 
 @dataclass(frozen=True)
@@ -246,3 +246,35 @@ def fold_rank_paths(paths) -> list:
     run opens as one run (its rank 0), the other ranks are read beside it."""
     given = {str(p) for p in paths}
     return [p for p in paths if (lambda base, rank: rank == 0 or base not in given)(*rank_of(p))]
+
+
+SHARDED_NORM_STATS = ("grad_norm", "weight_norm", "update_norm")
+
+
+def global_norms(ranked: RankedRun, stat: str) -> LayerStat:
+    """Per-parameter norms of the whole model from a sharded run (FSDP2 ``fully_shard``, DTensor).
+
+    Each rank's file holds the norm of its own shard of the parameters listed in
+    ``meta["model"]["sharded_params"]``; the global norm is sqrt(sum over ranks of shard
+    norm^2), at the steps every rank recorded. Unsharded parameters (replicas) keep rank 0's
+    norm. Raises ValueError when a rank's file is missing (its shards cannot be made up)."""
+    if stat not in SHARDED_NORM_STATS:
+        raise ValueError(f"only norms combine across shards ({', '.join(SHARDED_NORM_STATS)}), not {stat!r}")
+    if ranked.missing or ranked.foreign:
+        raise ValueError(f"{ranked.name}: {ranked.describe()}: global norms need every rank's shards")
+    tables = {rank: run.layer_stat(stat) for rank, run in ranked.runs.items()}
+    common = None
+    for t in tables.values():
+        common = set(t.steps.tolist()) if common is None else common & set(t.steps.tolist())
+    steps = np.array(sorted(common or ()), dtype=np.int64)
+    rows = []
+    for t in tables.values():
+        last = {int(s): i for i, s in enumerate(t.steps)}          # the last record of a repeated step
+        rows.append(t.values[[last[int(s)] for s in steps]].astype(np.float64))
+    stack = np.stack(rows) if rows else np.empty((0, 0, 0))
+    primary = tables[ranked.ranks[0]]
+    out = stack[0].copy() if len(stack) else np.empty((0, len(primary.layers)))
+    sharded = [i for i in (ranked.primary.meta.get("model") or {}).get("sharded_params", []) if i < out.shape[1]]
+    if sharded:
+        out[:, sharded] = np.sqrt(np.sum(stack[:, :, sharded] ** 2, axis=0))
+    return LayerStat(steps, out.astype(np.float32), primary.layers)

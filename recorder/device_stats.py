@@ -26,13 +26,21 @@ def snapshot_shape(shape) -> tuple[int, int]:
     return min(rows, fmt.SNAP_SIZE), min(cols, fmt.SNAP_SIZE)
 
 
+def local_shard(t):
+    """This rank's part of a DTensor (FSDP2 ``fully_shard``, tensor parallel); other tensors as
+    they are. Statistics of the local shard need no collective (the recorder adds none); the
+    reader combines the ranks' shard norms into global ones (FORMAT.md, *Sharded parameters*)."""
+    return t.to_local() if hasattr(t, "placements") and hasattr(t, "to_local") else t
+
+
 def dense_values(t):
-    t = t.detach()
+    t = local_shard(t.detach())
     return t.coalesce().values() if t.is_sparse else t
 
 
 def norms(tensors, ord=2, dtype=torch.float32):
     """Per-tensor norms as 0-d tensors (float32 unless told); one fused kernel where torch allows."""
+    tensors = [local_shard(t) for t in tensors]
     try:
         return list(torch._foreach_norm(tensors, ord, dtype=dtype))
     except (AttributeError, RuntimeError, TypeError):
@@ -44,7 +52,7 @@ def nonfinite_counts(tensors):
     x*0 is 0 for finite x and NaN otherwise, so the L0 norm of x*0 counts the non-finite
     entries (done in chunks to bound the temporary memory)."""
     out, chunk, size = [], [], 0
-    for t in tensors:
+    for t in map(local_shard, tensors):
         chunk.append(t)
         size += t.numel()
         if size >= NONFINITE_CHUNK:
@@ -150,6 +158,7 @@ def fused_histograms(tensors, exact_counts: bool = False):
     the largest index on the host).
     """
     bins = fmt.HIST_BINS
+    tensors = [None if t is None else local_shard(t) for t in tensors]   # a rank's shard may be empty
     n = len(tensors)
     present = [i for i, t in enumerate(tensors) if t is not None and t.numel() > 0]
     device = tensors[present[0]].device if present else torch.device("cpu")
@@ -197,7 +206,10 @@ def fused_histograms(tensors, exact_counts: bool = False):
 def snapshot(p):
     """Block-averaged (adaptive average pooling) float32 32x32, NaN-padded."""
     s = fmt.SNAP_SIZE
-    w = p.detach().reshape(p.shape[0], -1).float()
+    w = local_shard(p.detach())
     rows, cols = snapshot_shape(p.shape)
+    if w.numel() == 0:     # this rank's shard of a sharded matrix is empty
+        return torch.full((s, s), math.nan, device=w.device)
+    w = w.reshape(w.shape[0], -1).float()
     pooled = F.adaptive_avg_pool2d(w[None, None], (rows, cols))[0, 0]
     return F.pad(pooled, (0, s - cols, 0, s - rows), value=math.nan)

@@ -63,4 +63,9 @@ class ModelLayout:
         mods = [{"name": n or "(root)", "type": type(m).__name__,
                  "params": sum(p.numel() for p in m.parameters(recurse=False))}
                 for n, m in model.named_modules()]
-        return {"modules": mods, "n_params": sum(p.numel() for p in self.param_tensors)}
+        out = {"modules": mods, "n_params": sum(p.numel() for p in self.param_tensors)}
+        sharded = [i for i, p in enumerate(self.param_tensors)
+                   if any(pl.is_shard() for pl in getattr(p, "placements", ()))]
+        if sharded:   # FSDP2 / DTensor: each rank's file holds its shard's norms (FORMAT.md)
+            out["sharded_params"] = sharded
+        return out

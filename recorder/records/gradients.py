@@ -8,7 +8,7 @@ import math
 import torch
 
 from .. import format as fmt
-from ..device_stats import dense_values, nonfinite_counts, norms
+from ..device_stats import dense_values, local_shard, nonfinite_counts, norms
 from ..grad_capture import BackwardCapture
 from .base import Record
 from .scalar import SCALAR_VALUES
@@ -88,6 +88,7 @@ class Gradients(Record):
         for i, p in enumerate(w.params):
             g = p.grad
             if g is not None:
+                g = local_shard(g)
                 present.append(i)
                 # detach() costs ~3 us a tensor (measured: 2000-tensor model); only needed for
                 # sparse grads or grads that carry a graph (backward(create_graph=True))

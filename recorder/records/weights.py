@@ -8,7 +8,7 @@ import math
 import torch
 
 from .. import format as fmt
-from ..device_stats import norms
+from ..device_stats import local_shard, norms
 from .base import Record
 
 
@@ -22,7 +22,7 @@ class Weights(Record):
 
     def before_step(self, step, wall, closure):
         if self.due(step) and self.w.params:
-            self.prev = torch._foreach_mul([p.detach() for p in self.w.params], 1.0)
+            self.prev = torch._foreach_mul([local_shard(p.detach()) for p in self.w.params], 1.0)
 
     def after_step(self, step, wall, closure):
         if self.prev is not None:
@@ -38,7 +38,7 @@ class Weights(Record):
 
     def compute(self, prev):
         w = self.w
-        current = [p.detach() for p in w.params]
+        current = [local_shard(p.detach()) for p in w.params]
         weight = torch.stack(w.to_one(norms(current)))
         if prev is None:
             update = torch.full_like(weight, math.nan)

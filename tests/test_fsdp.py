@@ -1,0 +1,40 @@
+"""FSDP2 (``fully_shard``, DTensor parameters) on CPU/gloo: every rank records the norms of its
+own shards with no collective, and the reader combines them into the global per-parameter
+norms, checked against norms of the unsharded tensors (``full_tensor()`` in the worker)."""
+import json
+
+import numpy as np
+import pytest
+
+from trainspect.analysis import open_run
+from trainspect.analysis.ranks import global_norms, open_ranks
+from trainspect.recorder.ranks import rank_path
+
+from torchrun_jobs import torchrun
+
+pytest.importorskip("torch.distributed.fsdp")
+
+
+@pytest.mark.parametrize("nproc", [2, pytest.param(4, marks=pytest.mark.multiproc)])
+def test_fsdp2_shard_norms_combine_into_the_global_norms(tmp_path, nproc):
+    out = tmp_path / "exp1.h5"
+    torchrun(tmp_path, "fsdp_record.py", nproc, out, 6)
+    truth = [json.loads((tmp_path / f"exp1.h5.truth{r}.json").read_text()) for r in range(nproc)]
+    for r in range(nproc):
+        with open_run(rank_path(out, r)) as run:
+            assert run.meta["model"]["sharded_params"] == list(range(6))
+            local = run.layer_stat("weight_norm")
+            # the rank's file holds its shard's norms: nothing was reduced across ranks
+            np.testing.assert_allclose(local.values[-1], [truth[r]["local_weight"][n] for n in local.layers],
+                                       rtol=1e-5, atol=1e-7)
+            grads = run.layer_stat("grad_norm")
+            np.testing.assert_allclose(grads.values[-1], [truth[r]["local_grad"][n] for n in grads.layers],
+                                       rtol=1e-5, atol=1e-7)
+        assert (tmp_path / f"exp1.h5.collectives{r}").read_text() == ""
+    with open_ranks(out) as ranked:
+        for stat, key in (("weight_norm", "global_weight"), ("grad_norm", "global_grad")):
+            g = global_norms(ranked, stat)
+            assert g.steps.tolist() == list(range(6))
+            np.testing.assert_allclose(g.values[-1], [truth[0][key][n] for n in g.layers], rtol=1e-5)
+        with pytest.raises(ValueError, match="only norms"):
+            global_norms(ranked, "act_mean")
