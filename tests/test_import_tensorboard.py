@@ -130,3 +130,11 @@ def test_a_flipped_bit_anywhere_in_a_regular_log_is_caught(tmp_path, seed):
         f.write_bytes(bytes(raw))
         with pytest.raises(EventFileError, match="CRC|not a TensorBoard"):
             read_event_file(f)
+
+
+def test_import_shows_progress_through_a_big_file(tmp_path, capsys):
+    _write_regular(tmp_path / "tb", 4, n=300)
+    assert main(["import", str(tmp_path / "tb"), "-o", str(tmp_path / "x.h5")]) == 0
+    frames = capsys.readouterr().err.replace("\n", "\r").split("\r")
+    percents = [int(f.split("]")[1].strip().rstrip("%")) for f in frames if f.startswith("[")]
+    assert percents == sorted(set(percents)) and percents[-1] == 100 and len(percents) >= 2

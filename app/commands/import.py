@@ -18,10 +18,15 @@ def add_arguments(parser) -> None:
 
 
 def _progress_bar(stream):
+    shown = []     # the last percentage drawn: the bar is redrawn only when it changes
+
     def show(done: int, total: int) -> None:
-        width = 30
+        width, percent = 30, 100 * done // max(total, 1)
+        if shown and shown[-1] == percent:
+            return
+        shown.append(percent)
         filled = width * done // max(total, 1)
-        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {percent:3d}%")
         if done >= total:
             stream.write("\n")
         stream.flush()

@@ -33,8 +33,13 @@ def read_tensorboard(src, progress=None) -> tuple[dict, int]:
     files = event_files(src)
     pieces: dict[str, list] = {}
     records = 0
-    for i, f in enumerate(files):
-        data = read_event_file(f)
+    sizes = [f.stat().st_size for f in files]
+    total, done = max(sum(sizes), 1), 0
+    for f, size in zip(files, sizes):
+        # progress(done, total) in bytes of event files, also inside a big file (per record length)
+        inner = None if progress is None else (lambda i, n, base=done, size=size: progress(base + size * i // n, total))
+        data = read_event_file(f, progress=inner)
+        done += size
         records += data.records
         for tag, (steps, values, wall) in data.scalars.items():
             pieces.setdefault(tag, []).append((steps, values, wall))
@@ -42,7 +47,7 @@ def read_tensorboard(src, progress=None) -> tuple[dict, int]:
             for suffix, (s, v) in _histogram_series(hists).items():
                 pieces.setdefault(f"{tag}/{suffix}", []).append((s, v, np.zeros(len(s))))
         if progress is not None:
-            progress(i + 1, len(files))
+            progress(done, total)
     series = {}
     for tag, parts in pieces.items():
         steps = np.concatenate([p[0] for p in parts])
