@@ -215,3 +215,40 @@ def test_lr_fixes_say_how_to_run_a_range_test_or_quote_one_at_hand():
     flat = by_symptom(diagnose_signals(sig, lr_sweep=sweep))["no_progress"]
     quoted = next(x for x in flat.fixes if x.id == "lr_range_test")
     assert "0.0031" in quoted.text and "sweep.h5" in quoted.text and "steepest descent" in quoted.text
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_high_irreducible_floor_is_a_note_but_a_plateau_after_an_lr_cut_is_a_warning(seed):
+    rng = np.random.default_rng(seed)
+    t = np.arange(400)
+    loss = (1.0 + 1.0 * np.exp(-t / 20)) * rng.lognormal(0, 0.1, t.size)    # regression with a noisy target
+    floor = by_symptom(diagnose_signals(make(loss, lr=np.full(400, 0.01), ratio=2e-3)))["early_plateau"]
+    assert floor.severity == "info" and floor.facts["uncorroborated"]
+    cut = np.where(t < 40, 1e-3, 1e-6)
+    plateau = by_symptom(diagnose_signals(make(loss, lr=cut, ratio=2e-3)))["early_plateau"]
+    assert plateau.severity == "warning" and plateau.causes[0].id == "lr_too_low"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_noisy_loss_of_weights_that_hardly_move_is_no_progress_not_divergence(seed):
+    """SGD at 1e-6 on a heavy-tailed regression: the loss wanders 30 % with the batches, the weights
+    move 0.03 % in all. Its ups and downs are not divergence, oscillation or a plateau."""
+    rng = np.random.default_rng(seed)
+    n = 250
+    loss = np.exp(0.3 * np.sin(np.arange(n) / 25.0 + seed)) * rng.lognormal(0, 0.25, n)
+    found = by_symptom(diagnose_signals(make(loss, ratio=1e-6)))
+    assert set(found) == {"no_progress"}, list(found)
+    assert found["no_progress"].causes[0].id == "lr_too_low"
+    moving = by_symptom(diagnose_signals(make(healthy_loss(n, seed), ratio=2e-3)))
+    assert "no_progress" not in moving
+
+
+def test_one_sample_batches_are_not_dead_units():
+    n = 100
+    sig = make(healthy_loss(n))
+    half = np.full((n, 3), 0.5, np.float32)               # batch of one: dead fraction == fraction <= 0
+    sig.layer["act_dead_frac"] = as_table(half, np.arange(n), ["0", "1", "2"])
+    sig.layer["act_frac_nonpos"] = as_table(half.copy(), np.arange(n), ["0", "1", "2"])
+    assert "dead_units" not in by_symptom(diagnose_signals(sig))
+    sig.layer["act_frac_nonpos"] = as_table(np.full((n, 3), 0.8, np.float32), np.arange(n), ["0", "1", "2"])
+    assert "dead_units" in by_symptom(diagnose_signals(sig))

@@ -200,13 +200,17 @@ CAUSE_IDS = tuple(CAUSE_CATALOGUE)
 
 # ---------------------------------------------------------------- evidence shared by symptoms
 def lr_from_update_ratio(s: Scores, ctx: Context, *, boost_high: bool = False, boost_low: bool = False) -> None:
-    """cs231n's update/weight ratio: far above ~1e-3 -> LR too high, far below -> too low."""
+    """cs231n's update/weight ratio: far above ~1e-3 -> LR too high, far below -> too low.
+
+    Tiny updates after ReLUs died in training are the dead units' doing, not a small LR."""
+    died = "dead_units" in ctx.found and not ctx.facts("dead_units").get("dead_from_start")
+    low = ctx.ratio_low and not died
     if ctx.ratio_high and boost_high:
         s.boost("lr_too_high", 0.9, f"update/weight ratio {ctx.update_ratio:.2g} is far above ~1e-3 (cs231n)")
-    if ctx.ratio_low and boost_low:
+    if low and boost_low:
         s.boost("lr_too_low", 0.9, f"update/weight ratio {ctx.update_ratio_max:.2g} (largest layer) is far below "
                                    "~1e-3 (cs231n)")
-    if ctx.ratio_low:
+    if low:
         s.damp("lr_too_high", 0.3)
     if ctx.ratio_high:
         s.damp("lr_too_low", 0.3)
@@ -225,12 +229,14 @@ def weights_symmetric(s: Scores, ctx: Context) -> None:
 def loss_setup_evidence(s: Scores, ctx: Context) -> bool:
     """A loss exactly constant from the first step with zero gradients: the loss or output is wired wrong."""
     f = ctx.found.get("no_progress")
-    if f is None or not f.facts.get("constant_loss") or not ctx.facts("frozen_layers").get("all_zero_grad"):
+    if f is None or not (ctx.zero_gradients or f.facts.get("constant_loss")
+                         and ctx.facts("frozen_layers").get("all_zero_grad")):
         return False
     single = ctx.n_outputs == 1 and ctx.output_activation in ("Softmax", "LogSoftmax", "Softmin")
     out = ctx.output_activation if single else ""
-    s.boost("loss_setup", 0.95, "the loss is exactly constant from the first step and every gradient is exactly 0: "
-                                "nothing the optimizer does can change it, so the loss/output pairing is degenerate"
+    s.boost("loss_setup", 0.95, "every gradient is exactly 0 from the first step"
+                                + (" and the loss is exactly constant" if f.facts.get("constant_loss") else "")
+                                + ": the loss does not depend on the weights, so the loss/output pairing is degenerate"
                                 + (f" ({out} over a single output unit)" if out else ""))
     if out:
         s.boost("activation_choice", 0.9, f"a {out} over a single output unit is constant whatever the input: no "

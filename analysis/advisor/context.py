@@ -17,14 +17,16 @@ from ..labels import LayerLabels
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
 from .functional_acts import PREACT_TYPES
 from .gradient_rules import linear_growth
+from .weight_rules import cumulative_change
 from .series import finite_prefix, head_level, tail_level
-from .signals import NORM_TYPES, Signals
+from .signals import NORM_TYPES, Signals, main_loss
 
 # cs231n: update/weight ratio ~1e-3. Healthy runs of the suite: 2e-3..9e-3 (median over
 # weight matrices); LR too high: 1.6e-2..1.9e-2; LR too low: the most-updated layer <= 1.1e-5.
 RATIO_HIGH = 1e-2     # median over weight matrices above this: evidence for lr_too_high
 RATIO_LOW = 3e-5      # even the most-updated weight matrix below this: evidence for lr_too_low
 MIN_LOSS_POINTS = 20  # fewer training-loss points: the loss rules say nothing
+STATIC_WEIGHTS = 0.01  # weights that moved less than 1 % in all did not learn (suite: LR 1e-5/1e-6 runs <= 0.3 %)
 
 
 
@@ -46,11 +48,13 @@ class Context:
     lr_values: np.ndarray | None = None
     train_loss_near_zero: bool = False      # training loss ends < 1 % of its initial level
     input_outliers: bool = False            # recorded input max far above its usual level
-    degenerate_inputs: bool = False         # most input batches are constant (std 0): batch 1, all-ones rows
+    degenerate_inputs: bool = False         # >= 1/4 of input batches constant (std 0): batch 1, all-ones rows
     output_activation: str = ""             # activation module after the last weight layer ("ReLU", "Softmax")
     n_outputs: int | None = None            # output units of the last weight matrix
     grads_accumulate: dict | None = None    # the global gradient norm grows linearly: zero_grad() missing?
     lr_sweep: object = None                 # analysis.lr_range.LRSweep of this model, when one is at hand
+    zero_gradients: bool = False            # every gradient exactly 0 at every record: the loss ignores the weights
+    weight_change: float | None = None      # total relative change of the most-updated weight matrix over the run
 
     @property
     def symptoms(self) -> set:
@@ -67,6 +71,16 @@ class Context:
     @property
     def deep(self) -> bool:
         return self.n_weight_layers >= 6
+
+    @property
+    def weights_static(self) -> bool:
+        """The weights moved less than 1 % over the whole run: the loss cannot have changed by learning."""
+        return self.weight_change is not None and self.weight_change < STATIC_WEIGHTS
+
+    def loss_curve(self):
+        """(name, steps, values) of the loss whose shape the curve rules judge, or None: also None when
+        the weights never (or hardly) change, as the curve is then only batch-to-batch noise."""
+        return None if self.zero_gradients or self.weights_static else main_loss(self.sig)
 
     def facts(self, symptom: str) -> dict:
         """The structured facts of the finding of ``symptom`` ({} when it was not found)."""
@@ -138,6 +152,11 @@ def build_context(sig: Signals) -> Context:
     total = sig.scalars.get(SYS_GRAD_NORM)
     if total is not None:
         ctx.grads_accumulate = linear_growth(*finite_prefix(*total))
+    ctx.zero_gradients = _all_gradients_zero(sig)
+    ur = sig.layer.get("update_ratio")
+    if ur is not None:
+        by_name = {p.name: tuple(p.shape) for p in sig.params}
+        ctx.weight_change = cumulative_change(ur.steps, ur, ur.layers, [by_name.get(n, ()) for n in ur.layers])
     hi = sig.scalars.get(SYS_INPUT_MAX)
     if hi is not None and len(hi[1]) >= 5:
         h = np.abs(hi[1][np.isfinite(hi[1])])
@@ -145,7 +164,7 @@ def build_context(sig: Signals) -> Context:
     if SYS_INPUT_STD in sig.scalars and SYS_INPUT_MEAN in sig.scalars:
         sd = sig.scalars[SYS_INPUT_STD][1]
         sd = sd[np.isfinite(sd)]
-        ctx.degenerate_inputs = bool(sd.size and np.mean(sd == 0) >= 0.5)
+        ctx.degenerate_inputs = bool(sd.size and np.mean(sd == 0) >= 0.25)
     return ctx
 
 
@@ -166,3 +185,18 @@ def _output_activation(names, types) -> str:
         if t in PREACT_TYPES or not sequential:
             return ""
     return ""
+
+
+def _all_gradients_zero(sig: Signals) -> bool:
+    """Every recorded gradient is exactly 0 (global norm, or every parameter that has one)."""
+    total = sig.scalars.get(SYS_GRAD_NORM)
+    if total is not None:
+        v = total[1][np.isfinite(total[1])]
+        if v.size >= 3:
+            return bool(np.all(v == 0))
+    g = sig.layer.get("grad_norm")
+    if g is None or len(g) < 3:
+        return False
+    s = g.summary
+    has = ~s.all_nan
+    return bool(has.any() and np.all(s.all_zero[has]))

@@ -45,6 +45,9 @@ def diagnose_signals(sig: Signals, lr_sweep=None) -> list[Finding]:
             ctx.found[spec.id] = f
     _update_ratio(sig, ctx)
     chains.link(ctx)
+    for symptom, f in list(ctx.found.items()):
+        if not SPECS[symptom].settle(f, ctx):
+            del ctx.found[symptom]
     return sort_findings([attach(f, ctx, SPECS[f.symptom]) for f in ctx.found.values()])
 
 

@@ -253,14 +253,16 @@ def grad_spike_evidence(spike_steps, grad_steps, grad_norm, *, within=1, z=2.5):
         steps=[int(g_steps[i]) for i in hit], values=[float(g_values[i]) for i in hit], threshold=z)
 
 
-def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_points=20):
+def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_span=0.25, min_points=20):
     """The global gradient norm grows like a straight line in the step: gradients that accumulate.
 
     Without ``optimizer.zero_grad()`` each backward() adds to the gradients of every step before
-    it, so the norm grows roughly linearly with the step (and the update size with it), where an
-    exploding gradient grows geometrically and a healthy one stays level or falls. Fires when the
-    late level (median of the last 10 %) is ``min_factor`` x the early one, and a straight line
-    fits the binned norm with R^2 >= ``min_r2`` and at least as well as a line in log space.
+    it, so the norm grows roughly linearly with the step (and the update size with it) until the
+    model settles where the summed gradients balance; an exploding gradient grows geometrically
+    and a healthy one stays level or falls. The rise is the stretch from the start to where the
+    binned norm first reaches 80 % of its maximum; fires when it spans ``min_span`` of the run, the
+    norm grew ``min_factor`` x over it, and a straight line fits it with R^2 >= ``min_r2`` and at
+    least as well as a line in log space.
     Returns {"factor", "r2", "early", "late", "first_step", "last_step"} or None.
     """
     s = np.asarray(steps, dtype=np.float64)
@@ -271,8 +273,11 @@ def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_points=2
         return None
     rows, b = column_bins(v[:, None])
     t, b = s[rows], b[:, 0]
-    k = max(3, b.size // 10)
-    early, late = float(np.median(b[:k])), float(np.median(b[-k:]))
+    top = int(np.argmax(b >= 0.8 * b.max()))
+    if top < max(10, min_span * b.size):
+        return None
+    t, b = t[: top + 1], b[: top + 1]
+    early, late = float(np.median(b[: max(3, b.size // 10)])), float(b[-1])
     if early <= 0 or late < min_factor * early:
         return None
 

@@ -41,6 +41,11 @@ def no_fixes(finding: Finding, ctx) -> list[Fix]:
     return []
 
 
+def as_found(finding: Finding, ctx) -> bool:
+    """The finding as its detector made it."""
+    return True
+
+
 @dataclass(frozen=True)
 class SymptomSpec:
     id: str
@@ -53,3 +58,4 @@ class SymptomSpec:
     fixes: Callable = no_fixes          # fixes(finding, ctx) -> [Fix]: the symptom's own, listed first
     needs: tuple = ()             # instruments it cannot work without (ids of coverage.INSTRUMENTS)
     scope: str = "run"            # "run": one run file's signals; "ranks": across a distributed run's ranks
+    settle: Callable = as_found         # settle(finding, ctx) -> keep?: a last look once every finding is known

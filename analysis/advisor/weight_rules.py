@@ -93,3 +93,23 @@ def update_ratio_level(steps, update_ratio, layers, shapes, *, skip_first=1):
     if not per:
         return None, {}
     return float(np.median(list(per.values()))), per
+
+
+def cumulative_change(steps, update_ratio, layers, shapes):
+    """How far the most-updated weight matrix moved over the run, relative to its size: the sum of
+    its update/weight ratios, each counted for the steps until the next record (the recorder
+    samples every ``stats_every`` steps). 0.003 = the weights changed by 0.3 % in all; None
+    without records. Rows after the first non-finite ratio are left out (the run is over there)."""
+    table = as_table(update_ratio, steps, layers)
+    cols = [i for i, s in enumerate(shapes) if len(s) >= 2] or list(range(table.shape[1]))
+    steps = np.asarray(table.steps, dtype=np.float64)
+    if len(steps) < 3:
+        return None
+    u = table.columns(cols).astype(np.float64)
+    bad = ~np.isfinite(u).all(axis=1)
+    stop = int(np.argmax(bad)) if bad.any() else len(steps)
+    if stop < 3:
+        return None
+    u, steps = u[:stop], steps[:stop]
+    gaps = np.diff(steps, append=steps[-1] + (steps[-1] - steps[-2]))
+    return float(np.max(np.sum(np.clip(u, 0, None) * gaps[:, None], axis=0)))

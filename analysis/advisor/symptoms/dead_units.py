@@ -1,6 +1,8 @@
 """``dead_units``: ReLU layers where most units output 0 for every sample of a batch."""
 from __future__ import annotations
 
+import numpy as np
+
 from .. import activation_rules, functional_acts
 from ..causes import lr_from_update_ratio, weights_symmetric
 from ..spec import SymptomSpec
@@ -13,11 +15,24 @@ def detect(sig, ctx):
         return None
     mods = d.layers
     types = types_of(sig, mods)
+    if _one_sample_batches(d, sig.layer.get("act_frac_nonpos")):
+        return None
     f = activation_rules.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, types, label=ctx.label)
     if f is None:   # activations applied as functions: judge the Linear/Conv pre-activations
         f = functional_acts.detect_dead_behind_functions(d.steps, d, mods, types, label=ctx.label)
         ctx.has_relu = ctx.has_relu or f is not None
     return f
+
+
+def _one_sample_batches(dead, nonpos) -> bool:
+    """Batches of one sample: "dead for the whole batch" is then "<= 0 for that sample", half of any
+    healthy ReLU layer (the two statistics are equal in every record)."""
+    if nonpos is None or len(dead) < 3 or len(nonpos) != len(dead):
+        return False
+    n = min(len(dead), 64)
+    a, b = dead.read(0, n).astype(np.float64), nonpos.read(0, n).astype(np.float64)
+    ok = np.isfinite(a) & np.isfinite(b) & (b > 0)
+    return bool(ok.any() and np.all(np.abs(a[ok] - b[ok]) < 1e-6))
 
 
 def adjust(s, f, ctx):
@@ -29,6 +44,9 @@ def adjust(s, f, ctx):
     if f.facts.get("dead_from_start"):
         s.boost("bad_init", 0.85, "the units were dead from the first record: initialisation (e.g. negative biases)")
         s.damp("lr_too_high", 0.3)     # dead before any large update was made
+    elif {"divergence", "loss_oscillation", "nan_inf", "exploding_gradients"} & ctx.symptoms:
+        s.boost("lr_too_high", 0.8, "units died while the loss/gradients blew up: large updates pushed them into the "
+                                    "negative region")
     elif ctx.update_ratio is not None and not ctx.ratio_high:
         s.boost("activation_choice", 0.7, f"units died during training with a normal update/weight ratio "
                                           f"({ctx.update_ratio:.2g}): ReLUs die where LeakyReLU/GELU would not")

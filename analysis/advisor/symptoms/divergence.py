@@ -4,12 +4,11 @@ from __future__ import annotations
 from .. import loss_rules
 from ..causes import lr_from_update_ratio
 from ..context import MIN_LOSS_POINTS
-from ..signals import main_loss
 from ..spec import SymptomSpec
 
 
 def detect(sig, ctx):
-    main = main_loss(sig)
+    main = ctx.loss_curve()
     if main is None:
         return None
     name, s, v = main

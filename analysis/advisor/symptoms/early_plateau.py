@@ -4,12 +4,11 @@ from __future__ import annotations
 from .. import loss_rules
 from ..causes import lr_exploded, lr_from_update_ratio, training_stalled
 from ..context import MIN_LOSS_POINTS
-from ..signals import main_loss
 from ..spec import SymptomSpec
 
 
 def detect(sig, ctx):
-    main = main_loss(sig)
+    main = ctx.loss_curve()
     if main is None:
         return None
     name, s, v = main
@@ -31,14 +30,39 @@ def adjust(s, f, ctx):
                                                   "model may be too small for the task")
 
 
+# Findings that show a training problem behind a plateau; without one (and without an LR cut or an
+# update/weight ratio far from ~1e-3) a plateau is most often the floor the data allow (a noisy
+# regression target, ambiguous labels): a note, not a warning.
+CORROBORATING = {"dead_units", "saturated_activations", "vanishing_gradients", "exploding_gradients", "frozen_layers",
+                 "symmetric_weights", "unnormalized_inputs", "loss_oscillation", "divergence", "nan_inf"}
+
+
+def settle(f, ctx):
+    """A plateau nothing explains is a note (info), not a warning."""
+    loud = {s for s, g in ctx.found.items() if g.severity != "info"} & CORROBORATING
+    # an LR cut explains a plateau only if it came before the loss stopped improving (with a little slack)
+    cut = ctx.lr_drop is not None and ctx.lr_drop >= 10 and ctx.lr_drop_step is not None \
+        and f.first_step is not None and ctx.lr_drop_step <= f.first_step + max(10, 0.1 * f.first_step)
+    if loud or cut or ctx.ratio_low or ctx.ratio_high or f.facts.get("exploded_then_settled") \
+            or ctx.grads_accumulate or ctx.output_activation:
+        return True
+    f.severity = "info"
+    f.facts["uncorroborated"] = True
+    f.title += " (no sign of a training problem: the floor the data allow, or a model too small?)"
+    return True
+
+
 SPEC = SymptomSpec(
     id="early_plateau",
     looks_at="training loss",
-    fires_when="after the first 30 % of the run < 10 % of the total progress, ending above 30 % of the initial level",
+    fires_when="after the first 30 % of the run < 10 % of the total progress, ending above 30 % of the initial level; "
+               "info only, unless an LR cut (>= 10x), an update/weight ratio far from 1e-3 or another finding "
+               "shows a training problem (a high irreducible floor is not one)",
     detect=detect,
     priors={"insufficient_capacity": 0.35, "lr_too_low": 0.3, "activation_choice": 0.2, "bad_init": 0.15,
             "lr_too_high": 0.1},
     word="plateau",
     adjust=adjust,
+    settle=settle,
     needs=("loss",),
 )

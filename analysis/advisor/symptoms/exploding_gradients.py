@@ -85,11 +85,23 @@ def adjust(s, f, ctx):
         else:
             s.boost("lr_too_high", 0.85, "the gradient norm grew after a calm start with the same LR, until it "
                                          "overflowed")
+    elif "unnormalized_inputs" in ctx.found:
+        s.boost("input_scaling", 0.85, "the inputs are not standardised: large inputs give large gradients")
     elif not ({"divergence", "nan_inf"} & ctx.symptoms) and not ctx.ratio_high:
         s.boost("bad_init", 0.8, "gradients grow toward the input from the start while the loss does not diverge: "
                                  "weights initialised too large")
     if ctx.has_norm_layers:
         s.damp("missing_normalization", 0.3)
+
+
+def settle(f, ctx):
+    """Gradients that accumulate only because their parameters are not in the optimizer (whose
+    zero_grad() never clears them) are the frozen_layers finding's evidence, not a finding of their own."""
+    frozen = ctx.found.get("frozen_layers")
+    if f.facts.get("accumulating") and frozen is not None and frozen.facts.get("no_update"):
+        frozen.evidence += f.evidence
+        return False
+    return True
 
 
 SPEC = SymptomSpec(
@@ -102,5 +114,6 @@ SPEC = SymptomSpec(
             "depth_without_skip_connections": 0.15, "numerical_instability": 0.1},
     word="gradient growth",
     adjust=adjust,
+    settle=settle,
     needs=("gradients",),
 )

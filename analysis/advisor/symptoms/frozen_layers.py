@@ -4,6 +4,7 @@ from __future__ import annotations
 from .. import gradient_rules
 from ..causes import weights_symmetric
 from ..spec import SymptomSpec
+from ._cut import rows_before
 
 
 def detect(sig, ctx):
@@ -11,6 +12,9 @@ def detect(sig, ctx):
     if g is None and u is None:
         return None
     layers = (g if g is not None else u).layers
+    if ctx.nan_step is not None:      # after the first NaN/Inf a zero or missing gradient says nothing
+        g = g.head(rows_before(g.steps, ctx.nan_step)) if g is not None else None
+        u = u.head(rows_before(u.steps, ctx.nan_step)) if u is not None else None
     return gradient_rules.detect_frozen(g.steps if g is not None else None, g, u.steps if u is not None else None, u,
                                         layers, label=ctx.label)
 
@@ -35,7 +39,7 @@ def adjust(s, f, ctx):
         start = ctx.facts("dead_units").get("dead_from_start")
         s.boost("bad_init" if start else "activation_choice", 0.7,
                 "dead ReLUs pass no gradient" + (" (dead from the first record)" if start else ""))
-    elif f.facts.get("all_zero_grad") and ctx.facts("no_progress").get("constant_loss"):
+    elif f.facts.get("all_zero_grad") and (ctx.zero_gradients or ctx.facts("no_progress").get("constant_loss")):
         s.boost("loss_setup", 0.9, "every gradient is exactly 0 and the loss never changes: the loss does not "
                                    "depend on the parameters (degenerate loss/output pairing)")
 

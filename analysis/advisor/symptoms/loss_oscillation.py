@@ -4,12 +4,11 @@ from __future__ import annotations
 from .. import loss_rules
 from ..causes import inputs_unscaled, lr_from_update_ratio
 from ..context import MIN_LOSS_POINTS
-from ..signals import main_loss
 from ..spec import SymptomSpec
 
 
 def detect(sig, ctx):
-    main = main_loss(sig)
+    main = ctx.loss_curve()
     if main is None:
         return None
     name, s, v = main
@@ -26,7 +25,7 @@ def adjust(s, f, ctx):
 SPEC = SymptomSpec(
     id="loss_oscillation",
     looks_at="training loss, smoothed",
-    fires_when="after >= 20 % progress, at least half the points sit above the best-so-far by > 15 % of that best "
+    fires_when="after >= 20 % progress, at least half the points sit above the best-so-far by > 35 % of that best "
                "(`swing`) and > 1.5 % of the initial level (`min_height`), coming back down >= 2 times",
     detect=detect,
     priors={"lr_too_high": 0.6, "input_scaling": 0.2, "missing_normalization": 0.2, "label_noise": 0.1},

@@ -8,12 +8,11 @@ from trainspect.recorder.format import SYS_GRAD_NORM
 from .. import gradient_rules, loss_rules
 from ..causes import lr_from_update_ratio
 from ..context import MIN_LOSS_POINTS
-from ..signals import main_loss
 from ..spec import SymptomSpec
 
 
 def detect(sig, ctx):
-    main = main_loss(sig)
+    main = ctx.loss_curve()
     if main is None:
         return None
     name, s, v = main

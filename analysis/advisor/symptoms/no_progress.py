@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...findings import Evidence
+from ...findings import Evidence, Finding
 from .. import loss_rules
 from ..causes import loss_setup_evidence, lr_exploded, lr_from_update_ratio, training_stalled
 from ..context import MIN_LOSS_POINTS
@@ -18,8 +18,25 @@ def detect(sig, ctx):
         return None
     name, s, v = main
     f = loss_rules.detect_no_progress(s, v, series=name, min_points=MIN_LOSS_POINTS)
+    if f is None and (ctx.zero_gradients or ctx.weights_static) and len(v) >= MIN_LOSS_POINTS:
+        # The weights (hardly) change, so whatever the loss does is batch-to-batch noise: no progress.
+        why = ("every gradient is exactly 0, the weights never change" if ctx.zero_gradients else
+               f"the weights moved {ctx.weight_change:.2%} in all")
+        f = Finding(symptom="no_progress", severity="warning", title=f"{name} cannot improve: {why}",
+                    first_step=int(s[0]), last_step=int(s[-1]))
     if f is None:
         return None
+    if ctx.weights_static and not ctx.zero_gradients:
+        f.evidence.append(Evidence(
+            series="update_ratio", threshold=0.01,
+            text=(f"the most-updated weight matrix moved {ctx.weight_change:.2%} of its size over the whole run "
+                  "(sum of its update/weight ratios; threshold 1 %): the loss's ups and downs are the batches'"),
+            values=[round(ctx.weight_change, 6)]))
+    f.facts["zero_gradients"] = ctx.zero_gradients
+    if ctx.zero_gradients:
+        f.evidence.append(Evidence(series="sys/grad_norm", threshold=0.0,
+                                   text="every recorded gradient is exactly 0: the loss does not depend on the "
+                                        "weights, its changes are the batches'"))
     s, v = finite_prefix(*loss_rules.as_series(s, v))
     level = float(np.median(v))
     f.facts["constant_loss"] = bool(np.ptp(v) <= 1e-7 * max(1.0, abs(level)))

@@ -9,7 +9,6 @@ from ...findings import Evidence, Finding, Fix
 from ..causes import lr_from_update_ratio
 from ..context import MIN_LOSS_POINTS
 from ..series import as_series, finite_prefix, fmt, head_level, rounded, smooth_curve
-from ..signals import main_loss
 from ..spec import SymptomSpec
 
 
@@ -50,7 +49,7 @@ def detect_slow_convergence(steps, values, *, series="train/loss", min_progress=
 
 
 def detect(sig, ctx):
-    main = main_loss(sig)
+    main = ctx.loss_curve()
     if main is None or ctx.nan_step is not None:
         return None
     name, s, v = main
