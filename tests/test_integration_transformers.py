@@ -2,6 +2,8 @@
 config (no download), a few steps with clipping, accumulation, evaluation and a resume."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ pytest.importorskip("accelerate")
 
 from trainspect.analysis import open_run  # noqa: E402
 from trainspect.analysis.vocab import loss_roles  # noqa: E402
+from trainspect.app.cli import main  # noqa: E402
 from trainspect.integrations.transformers import TrainspectCallback  # noqa: E402
 from trainspect.recorder import format as fmt  # noqa: E402
 
@@ -34,20 +37,24 @@ def tiny_gpt2(seed):
 
 
 def hf_trainer(tmp_path, seed, callback, max_steps, **kwargs):
+    kwargs.setdefault("report_to", [])
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "out"), max_steps=max_steps, per_device_train_batch_size=4,
-        per_device_eval_batch_size=8, learning_rate=1e-3, warmup_steps=2, logging_steps=1, report_to=[],
+        per_device_eval_batch_size=8, learning_rate=1e-3, warmup_steps=2, logging_steps=1,
         use_cpu=True, disable_tqdm=True, seed=seed, **kwargs)
     return transformers.Trainer(model=tiny_gpt2(seed), args=args, train_dataset=Tokens(seed),
                                 eval_dataset=Tokens(seed + 100, n=8), callbacks=[callback])
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_callback_records_the_trainers_logs_at_its_steps_and_watches_the_model(tmp_path, seed):
+def test_callback_records_the_trainers_logs_at_its_steps_and_watches_the_model(tmp_path, seed, capsys, monkeypatch):
+    monkeypatch.setenv("TRAINSPECT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "hf_tb"))
     path = tmp_path / "x.h5"
     callback = TrainspectCallback(path)
     trainer = hf_trainer(tmp_path, seed, callback, max_steps=6, gradient_accumulation_steps=2,
-                         max_grad_norm=0.5, eval_strategy="steps", eval_steps=3, save_strategy="no")
+                         max_grad_norm=0.5, eval_strategy="steps", eval_steps=3, save_strategy="no",
+                         report_to=["tensorboard"])      # HF's own TensorBoard logs beside ours
     trainer.train()
     trainer.evaluate()                 # after train(): the same run file goes on
     callback.close()                   # (else it closes when the script exits)
@@ -69,6 +76,14 @@ def test_callback_records_the_trainers_logs_at_its_steps_and_watches_the_model(t
         assert np.all(run.scalar(fmt.SYS_GRAD_NORM_POST_CLIP).values <= 0.5 * (1 + 1e-4))
         np.testing.assert_allclose(run.scalar(fmt.SYS_LR).values, run.scalar("train/learning_rate").values)
         assert run.status().state == "finished"
+    # The Trainer's own TensorBoard logs, read directly: the same roles and stand-ins
+    (logdir,) = {f.parent for f in (tmp_path / "hf_tb").rglob("*tfevents*")}
+    capsys.readouterr()                # (the Trainer printed its logs)
+    assert main(["diagnose", str(logdir), "--json"]) in (0, 1)
+    out = json.loads(capsys.readouterr().out)
+    assert out["read_from_logs"] == {fmt.SYS_LR: "train/learning_rate", fmt.SYS_GRAD_NORM: "train/grad_norm"}
+    assert {g["instrument"] for g in out["not_checked"]} == {"gradients", "activations", "weight_snapshots",
+                                                             "inputs"}
 
 
 def test_resumed_training_continues_the_run_with_steps_unbroken(tmp_path):
