@@ -2,6 +2,7 @@
 (issue 11 part 5; recorder/signals.py). Real processes, real signals."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -78,6 +79,17 @@ def test_default_action_still_kills_with_the_signal_after_saving_the_run(tmp_pat
     reported, err = _signal_after(proc, signum, 200)
     assert proc.returncode == -signum, err        # killed by the signal, as without trainspect
     _check_saved(path, reported, signal.Signals(signum).name)
+    # What info and diagnose --json say about it.
+    cli = [sys.executable, "-m", "trainspect.app.cli"]
+    env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT.parent)))
+    info = subprocess.run(cli + ["info", str(path)], capture_output=True, text=True, env=env, timeout=DEADLINE)
+    name = signal.Signals(signum).name
+    assert f"crashed at step " in info.stdout and f": terminated ({name}) at step " in info.stdout, info.stdout
+    diag = subprocess.run(cli + ["diagnose", "--json", str(path)], capture_output=True, text=True, env=env,
+                          timeout=DEADLINE)
+    report = json.loads(diag.stdout)
+    report = report[0] if isinstance(report, list) else report
+    assert report["status"] == "crashed" and report["error"].startswith(f"terminated ({name}) at step ")
 
 
 def test_a_users_handler_installed_before_still_runs(tmp_path):

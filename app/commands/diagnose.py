@@ -48,6 +48,7 @@ def _sweep(args):
 def to_json(run, findings, covered) -> dict:
     st = run.status()
     return {"run": run.name, "path": str(run.path), "status": st.state, "last_step": st.last_step,
+            "error": st.error,   # why it ended early: "terminated (SIGTERM) at step N", an exception, ...
             "findings": [_json_safe(f.to_dict()) for f in findings], "warnings": list(run.warnings),
             **covered.to_dict()}
 
