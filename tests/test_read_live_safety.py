@@ -120,14 +120,17 @@ def test_a_resumed_read_splits_no_row_twice(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("locking", [None, "TRUE", "FALSE", "BEST_EFFORT"])
-def test_readers_follow_a_live_writer_under_any_hdf5_file_locking(tmp_path, locking):
+def test_readers_follow_a_live_writer_under_any_hdf5_file_locking(tmp_path, monkeypatch, locking):
+    """The variable overrides every program's own choice (HDF5 >= 1.12.1): writer and readers."""
+    if locking:
+        monkeypatch.setenv("HDF5_USE_FILE_LOCKING", locking)
+    else:
+        monkeypatch.delenv("HDF5_USE_FILE_LOCKING", raising=False)
     path = tmp_path / "live.h5"
     writer = start_writer(path, steps=20, dt=0.05, mode="idle")
     try:
         assert writer.stdout.readline().strip() == "READY"
-        env = {k: v for k, v in os.environ.items() if k != "HDF5_USE_FILE_LOCKING"}
-        if locking:
-            env["HDF5_USE_FILE_LOCKING"] = locking
+        env = dict(os.environ)
         for args in (["info", str(path)], ["diagnose", "--json", str(path)], ["tail", "--once", str(path)]):
             proc = subprocess.run([sys.executable, "-m", "trainspect.app.cli", *args], cwd=REPO, env=env,
                                   capture_output=True, text=True, timeout=120)
