@@ -136,6 +136,15 @@ META_INNER_KINDS = (("model", "modules", list), ("model", "n_params", int), ("op
                     ("optimizer", "hyperparameters", dict), ("optimizer", "param_groups", (int, list)))
 
 
+MAX_WORLD_SIZE = 100_000
+
+
+def _sound_distributed(dist: dict) -> bool:
+    rank, world = dist.get("rank"), dist.get("world_size", 1)
+    ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (rank, world))
+    return ints and 0 <= rank < world <= MAX_WORLD_SIZE
+
+
 def _shape_of(text: str) -> tuple:
     """"256x784" -> (256, 784); anything else -> () (the shape is only shown)."""
     parts = text.split("x")
@@ -292,6 +301,12 @@ class Run:
             value = (meta.get(key) or {}).get(inner)
             if value is not None and not isinstance(value, kind):
                 del meta[key][inner]
+        dist = meta.get(fmt.META_DISTRIBUTED)
+        if dist is not None and not _sound_distributed(dist):
+            # Readers open every rank's sibling file: a world size of 10^12 must not become a loop.
+            self.warnings.append(f"{fmt.META}: 'distributed' is not a rank below a world size of at most "
+                                 f"{MAX_WORLD_SIZE:,}: read as a single-process run")
+            del meta[fmt.META_DISTRIBUTED]
         return meta
 
     # ------------------------------------------------------------ life cycle

@@ -250,6 +250,10 @@ def build_corpus(directory) -> dict:
     partial("meta_wrong_types", edited("meta_wrong_types", _meta(
         b'{"name": 5, "config": [1], "model": "x", "optimizer": 3, "versions": [], "roles": 7}')))
     partial("meta_roles_odd", edited("meta_roles_odd", _meta(b'{"name": "r", "roles": {"train": 5, "val": null}}')))
+    for label, dist in (("rank_text", b'{"rank": "x", "world_size": 2}'), ("world_huge", b'{"rank": 0, "world_size": 1000000000000}'),
+                        ("rank_beyond_world", b'{"rank": 7, "world_size": 2, "run_id": 5}')):
+        partial(f"meta_distributed_{label}", edited(f"meta_distributed_{label}", _meta(
+            b'{"name": "d", "distributed": ' + dist + b'}')), "distributed")
     partial("long_run_name", edited("long_run_name", _meta(('{"name": "%s"}' % ("n" * 1000)).encode())))
     partial("tag_names_odd", edited("tag_names_odd", lambda f: f[fmt.TAG_NAMES].__setitem__(
         slice(0, 3), [b"", b"\xff\xfe\x80", b"=HYPERLINK(\"http://x\")"])))
