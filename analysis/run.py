@@ -177,6 +177,9 @@ class _SummaryCursor:
     last: np.ndarray = field(default_factory=lambda: np.zeros(0))
     max_step: int = -1
     segments: np.ndarray | None = None   # the writer sessions the counts were made under
+    first: np.ndarray | None = None      # resumed runs: [session, metric] smallest step (see _first_steps)
+    first_rows: int = 0                  # rows ``first`` covers
+    cut: np.ndarray | None = None        # the supersede cut the counts were made with
 
 
 def _same_table(a, b) -> bool:
@@ -605,15 +608,20 @@ class Run:
         step_ds, tag_ds, value_ds = (self._h(c) for c in SCALAR_COLUMNS[:3])
         segments = self._read_segments()
         starts = fmt.session_starts(segments, "scalars")
-        cut = None
-        if starts is not None:
-            # A resumed run: which rows later sessions superseded depends on rows read later,
-            # so each call counts from the start, after a first pass for each (session, metric)'s
-            # smallest step. Memory: one value per session and metric.
-            cut = fmt.later_cut(self._first_steps(starts, n, n_tags))
-        if cut is not None or not _same_table(segments, acc.segments) or n < acc.rows:
+        if not _same_table(segments, acc.segments) or n < acc.rows:
             acc = self._summary = _SummaryCursor(segments=segments)
             acc.counts, acc.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
+        cut = None
+        if starts is not None:
+            # A resumed run: rows read later can supersede rows already counted. A first pass
+            # (incremental too) keeps each (session, metric)'s smallest step; the counts start
+            # over only when that moves the cut of an earlier session. Memory: one value per
+            # session and metric.
+            cut = fmt.later_cut(self._first_steps(acc, starts, n, n_tags))
+            if acc.cut is not None and not np.array_equal(acc.cut, cut):
+                acc.rows, acc.max_step = 0, -1
+                acc.counts, acc.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
+            acc.cut = cut
         for a in range(acc.rows, n, SUMMARY_READ_BLOCK):
             b = min(n, a + SUMMARY_READ_BLOCK)
             tag = tag_ds[a:b].astype(np.int64, copy=False)
@@ -631,15 +639,22 @@ class Run:
             acc.rows = b
         return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows)
 
-    def _first_steps(self, starts, n: int, n_tags: int) -> np.ndarray:
-        """[session, metric] -> the smallest step that session wrote for that metric (inf: none)."""
+    def _first_steps(self, acc, starts, n: int, n_tags: int) -> np.ndarray:
+        """[session, metric] -> the smallest step that session wrote for that metric (inf: none),
+        kept in ``acc`` and extended by the rows added since the last call."""
         step_ds, tag_ds = self._h(fmt.SCALAR_STEP), self._h(fmt.SCALAR_TAG)
-        first = np.full((len(starts), n_tags), np.inf)
-        for a in range(0, n, SUMMARY_READ_BLOCK):
+        first = acc.first
+        if first is None or first.shape[0] != len(starts):
+            first, acc.first_rows = np.full((len(starts), n_tags), np.inf), 0
+        if first.shape[1] < n_tags:
+            first = np.concatenate([first, np.full((len(starts), n_tags - first.shape[1]), np.inf)], axis=1)
+        acc.first = first
+        for a in range(acc.first_rows, n, SUMMARY_READ_BLOCK):
             b = min(n, a + SUMMARY_READ_BLOCK)
             tag = tag_ds[a:b].astype(np.int64, copy=False)
             ok = (tag >= 0) & (tag < n_tags)
             np.minimum.at(first, (fmt.row_sessions(starts, np.arange(a, b))[ok], tag[ok]), step_ds[a:b][ok])
+            acc.first_rows = b
         return first
 
     def loss_roles(self) -> dict[str, str]:

@@ -147,6 +147,11 @@ class Recorder:
     (before training starts). Later failures (disk full, I/O errors) produce one
     ``RecorderWarning`` and recording stops; training is never interrupted.
 
+    SIGTERM and SIGHUP (preemption, time-out) while the recorder is open: everything logged is
+    flushed and the run is marked ``terminated (SIGTERM) at step N``, then the handler installed
+    before (or the default action) runs; see recorder/signals.py. A run file deleted while being
+    written is saved back at close (recorder/unlinked.py).
+
     ``log()``, ``watch()``, ``flush()`` and ``close()`` are meant to be called from one thread
     (the training loop); the file itself is written by a background thread.
 

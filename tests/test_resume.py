@@ -269,3 +269,30 @@ def test_tail_follows_a_run_restarted_at_its_path(tmp_path, mode):
     assert tail.returncode == 0 and out.rstrip().endswith("finished at step 599"), (out, err)
     steps = _series(path)[0]
     assert steps == (list(range(600)) if mode == "resume" else list(range(300, 600)))
+
+
+def test_summary_of_a_live_resumed_run_follows_superseding(tmp_path):
+    """scalar_summary() is incremental (tail polls it); a metric the resumed session logs again
+    later supersedes rows already counted, and the counts follow."""
+    path = tmp_path / "live.h5"
+    with Recorder(path) as rec:
+        for step in range(10):
+            rec.log({"loss": 1.0, "acc": 0.5}, step=step)
+
+    def counts(r):
+        summary = r.scalar_summary()
+        return dict(zip(summary.names, summary.counts.tolist()))
+
+    with Recorder(path, resume=True) as rec:
+        rec.log({"acc": 0.7}, step=10)
+        rec.flush()
+        with open_run(path) as r:
+            assert counts(r) == {"loss": 10, "acc": 11}
+            rec.log({"loss": 2.0}, step=5)     # the checkpoint was at step 5 after all
+            rec.flush()
+            r.refresh()
+            assert counts(r) == {"loss": 6, "acc": 11}
+            rec.log({"loss": 2.0}, step=6)
+            rec.flush()
+            assert counts(r) == {"loss": 7, "acc": 11}
+            assert r.scalar("loss").steps.tolist() == list(range(7))
