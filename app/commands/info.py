@@ -26,6 +26,11 @@ def _duration(seconds: float) -> str:
 
 
 def summarize(run) -> str:
+    return "\n".join(summary_lines(run))
+
+
+def summary_lines(run):
+    """The summary, line by line: a run with 1 M metrics prints without holding 1 M lines."""
     from ..vocab import SYS_PREFIX, RunState
 
     st = run.status()
@@ -61,9 +66,11 @@ def summarize(run) -> str:
     if run.config:
         lines.append("config:     " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
     lines.append(f"metrics:    {len(user)} logged" + (f" + {n_sys} recorded by watch()" if n_sys else ""))
+    yield from lines
+    lines = []
     names, counts, last = summary.names, summary.counts.tolist(), summary.last.tolist()   # lists: 1 M lines fast
-    lines += [f"  {names[i]:<32} {counts[i]:>9} points  last {last[i]:.6g}" if counts[i] else
-              f"  {names[i]:<32} {0:>9} points  last -" for i in user]
+    yield from (f"  {names[i]:<32} {counts[i]:>9} points  last {last[i]:.6g}" if counts[i] else
+                f"  {names[i]:<32} {0:>9} points  last -" for i in user)
     inst = run.instruments()
     if inst:
         lines.append("instruments: " + ", ".join(f"{g} ({n} records)" for g, n in inst.items()))
@@ -75,7 +82,19 @@ def summarize(run) -> str:
         lines.append(f"error:      {st.error}")
     lines += [f"warning:    {w}" for w in run.warnings]
     lines += rank_lines(run)
-    return "\n".join(lines)
+    yield from lines
+
+
+def write_lines(lines, batch: int = 10_000) -> None:
+    """Print ``lines`` a batch at a time (one write per line costs more than the line)."""
+    chunk = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) >= batch:
+            sys.stdout.write("\n".join(chunk) + "\n")
+            chunk = []
+    if chunk:
+        sys.stdout.write("\n".join(chunk) + "\n")
 
 
 def rank_lines(run) -> list:
@@ -111,7 +130,7 @@ def run(args) -> int:
             print()
         try:
             with open_run(run_file(path)) as r:
-                print(summarize(r))
+                write_lines(summary_lines(r))
         except RunFileError as exc:
             print(f"trainspect info: {exc}", file=sys.stderr)
             code = 2
