@@ -261,3 +261,25 @@ def test_html_report_needs_no_qt(runs_dir, tmp_path):
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))), env=env, timeout=60)
     assert res.returncode == 0, res.stderr
     assert out.exists()
+
+
+def test_summary_says_last_only_for_the_last_value(tmp_path):
+    """Issue 12: a 4-point validation loss was reported as "final" = a median of its last 10
+    points. "last" is the last value; a long series also gets the median of its last 10."""
+    from trainspect.app.report.content import SUMMARY_LOSS_WINDOW, run_summary
+
+    path = make_run(tmp_path / "sparse_val.h5", n_steps=2000, metrics=("train/loss", "val/loss"), n_layers=0,
+                    val_every=500)
+    with open_run(path) as run:
+        rows, metrics = run_summary(run)
+        train, val = run.scalar("train/loss").values, run.scalar("val/loss").values
+    assert len(val) == 4
+    text = dict(rows)
+    assert metrics["val_last"] == pytest.approx(val[-1]) and "val_end" not in metrics
+    from trainspect.app.report.svgplot import fmt_value
+    assert text["val loss (val/loss)"].startswith(f"last {fmt_value(val[-1])}, best ")
+    assert "median" not in text["val loss (val/loss)"]
+    assert metrics["train_last"] == pytest.approx(train[-1])
+    assert metrics["train_end"] == pytest.approx(np.median(train[-SUMMARY_LOSS_WINDOW:]))
+    assert f"median of the last {SUMMARY_LOSS_WINDOW}" in text["train loss (train/loss)"]
+    assert not any("final" in label or "final" in value for label, value in rows)

@@ -24,13 +24,25 @@ def load_diagnose():
     return diagnose
 
 
-def diagnose_run(run) -> tuple[list | None, str]:
-    """``(findings sorted by severity, message)``; findings is None when it could not run."""
+def diagnose_run(run, sweep_run=None) -> tuple[list | None, str]:
+    """``(findings sorted by severity, message)``; findings is None when it could not run.
+
+    ``sweep_run``: an open LR range test (``trainspect.lr_range_test``'s run file); LR fixes then
+    quote its suggested LR. A sweep itself is not diagnosed (it diverges on purpose): the
+    message gives its suggestion."""
     diagnose = load_diagnose()
     if diagnose is None:
         return None, NOT_AVAILABLE
     try:
-        findings = list(diagnose(run))
+        from trainspect.analysis.lr_range import is_sweep, read_sweep
+
+        if is_sweep(run):
+            sweep = read_sweep(run)
+            said = (f"suggested LR {sweep.suggested:.3g}: {sweep.reason}" if sweep is not None and sweep.suggested
+                    else (sweep.reason if sweep is not None else "no sweep recorded"))
+            return [], f"LR range test (not a training run, see the LR range test tab): {said}"
+        sweep = read_sweep(sweep_run) if sweep_run is not None else None
+        findings = list(diagnose(run, lr_sweep=sweep) if sweep is not None else diagnose(run))
     except Exception as exc:  # the advisor failing must not hide the plots
         return None, f"advisor failed on {run.path.name}: {type(exc).__name__}: {exc}"
     from trainspect.analysis.findings import sort_findings
@@ -56,8 +68,9 @@ class AdvisorJobs(QObject):
         self._threads = alive
         return bool(alive) if key is None else key in alive
 
-    def start(self, key: str, run) -> None:
-        """Diagnose ``run`` (the entry's GuardedRun, shared with the panels) in the background."""
+    def start(self, key: str, run, sweep_run=None) -> None:
+        """Diagnose ``run`` (the entry's GuardedRun, shared with the panels) in the background;
+        ``sweep_run``: an open LR range test whose suggestion the LR fixes quote."""
         if self.busy(key):
             return
         if load_diagnose() is None:   # nothing to wait for
@@ -65,7 +78,7 @@ class AdvisorJobs(QObject):
             return
 
         def work():
-            findings, message = diagnose_run(run)
+            findings, message = diagnose_run(run, sweep_run)
             try:
                 self.finished.emit(key, findings, message)
             except RuntimeError:

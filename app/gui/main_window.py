@@ -21,6 +21,7 @@ from .widgets.advisor_panel import AdvisorPanel
 from .widgets.details import DetailsPanel
 from .widgets.distributions import DistributionsPanel
 from .widgets.heatmap import HeatmapPanel
+from .widgets.lr_sweep import LRSweepPanel
 from .widgets.metric_browser import MetricBrowser
 from .widgets.parts import NAME_CHARS, elide, shrinkable
 from .widgets.ranks_panel import RanksPanel
@@ -71,6 +72,7 @@ class MainWindow(QMainWindow):
         self.heatmap = HeatmapPanel(self.runs, self.view)
         self.distributions = DistributionsPanel(self.runs, self.view)
         self.details = DetailsPanel(self.runs)
+        self.lr_sweep = LRSweepPanel(self.runs)
         self.advisor = AdvisorPanel(self.runs, self.view)
         self.run_list = RunListWidget(self.runs)
         self.metrics = MetricBrowser(self.runs, self.view)
@@ -82,6 +84,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.details, "Run details")
         self.ranks = RanksPanel(self.runs, self.view)   # a distributed run's ranks side by side
         self.tabs.addTab(self.ranks, "Ranks")
+        self.tabs.addTab(self.lr_sweep, "LR range test")
         self.splitter = QSplitter(Qt.Vertical)
         self.splitter.addWidget(self.scalars)
         self.splitter.addWidget(self.tabs)
@@ -128,6 +131,8 @@ class MainWindow(QMainWindow):
         self.live.statusChanged.connect(lambda e, st: self._show_run_state())
         self.runs.runUpdated.connect(lambda e, n: e is self.runs.current and self._show_run_state())
         self.runs.currentChanged.connect(lambda e: self._show_run_state())
+        # An LR range test is read against the LR, not the step: show its tab when it is selected.
+        self.runs.currentChanged.connect(lambda e: self.lr_sweep.sweep_is_current(e) and self.tabs.setCurrentWidget(self.lr_sweep))
         self.restore_state()
 
     def _dock(self, title, widget, area) -> QDockWidget:

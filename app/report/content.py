@@ -30,7 +30,8 @@ HEATMAP_STATS = (            # (stat, title); only those the run has are drawn
     ("act_dead_frac", "Dead units per module (fraction)"),
     ("act_frac_saturated", "Saturated activations per module (fraction)"),
 )
-SUMMARY_LOSS_WINDOW = 10     # "final loss" = median of the last points (one noisy batch is not the result)
+SUMMARY_LOSS_WINDOW = 10     # the end level of a long loss series = median of its last 10 points (one noisy
+                             # batch is not the result); "last" is only ever the last value
 
 
 @dataclass
@@ -121,11 +122,16 @@ def loss_names(run) -> tuple:
     return roles.get("train"), roles.get("val")
 
 
-def _final(values: np.ndarray) -> float:
-    if len(values) and not np.isfinite(values[-1]):
-        return float(values[-1])          # a run that ended in NaN/Inf ended there, say so
+def _last(values: np.ndarray) -> float:
+    """The last value logged (NaN/Inf included: a run that ended there, ended there)."""
+    return float(values[-1]) if len(values) else math.nan
+
+
+def _end_level(values: np.ndarray) -> float | None:
+    """Median of the last SUMMARY_LOSS_WINDOW finite points; None for a series no longer than that
+    (a handful of validation points: the last value says it, a median would blur it)."""
     fin = values[np.isfinite(values)]
-    return float(np.median(fin[-SUMMARY_LOSS_WINDOW:])) if fin.size else math.nan
+    return float(np.median(fin[-SUMMARY_LOSS_WINDOW:])) if fin.size > SUMMARY_LOSS_WINDOW else None
 
 
 def _best(values: np.ndarray) -> float:
@@ -176,9 +182,13 @@ def run_summary(run) -> tuple[list, dict]:
     for role, name in (("train", train), ("val", val)):
         if name:
             v = run.scalar(name).values
-            metrics[f"{role}_final"], metrics[f"{role}_best"] = _final(v), _best(v)
-            rows.append((f"{role} loss ({name})", f"final {svgplot.fmt_value(metrics[f'{role}_final'])}, "
-                                                   f"best {svgplot.fmt_value(metrics[f'{role}_best'])}"))
+            metrics[f"{role}_last"], metrics[f"{role}_best"] = _last(v), _best(v)
+            end = _end_level(v)
+            if end is not None:
+                metrics[f"{role}_end"] = end
+            rows.append((f"{role} loss ({name})", f"last {svgplot.fmt_value(metrics[f'{role}_last'])}"
+                         + (f" (median of the last {SUMMARY_LOSS_WINDOW}: {svgplot.fmt_value(end)})" if end is not None else "")
+                         + f", best {svgplot.fmt_value(metrics[f'{role}_best'])}"))
     user = [n for n in names if not is_sys(n)]
     rows.append(("metrics", f"{len(user)} logged, {len(names) - len(user)} recorded by watch()"))
     if st.error:
@@ -378,8 +388,9 @@ def build_comparison(runs, sections) -> Comparison:
 
     add("status", [s.metrics.get("state", "") for s in sections])
     add("steps", [str(s.metrics.get("steps", "")) for s in sections])
-    for key, label in (("train_final", "final train loss"), ("train_best", "best train loss"),
-                       ("val_final", "final val loss"), ("val_best", "best val loss")):
+    for key, label in (("train_last", "last train loss"), ("train_end", f"train loss, median of last {SUMMARY_LOSS_WINDOW}"),
+                       ("train_best", "best train loss"), ("val_last", "last val loss"),
+                       ("val_end", f"val loss, median of last {SUMMARY_LOSS_WINDOW}"), ("val_best", "best val loss")):
         if any(key in s.metrics for s in sections):
             add(label, [svgplot.fmt_value(s.metrics[key]) if key in s.metrics else "–" for s in sections])
     add("warnings", [str(s.metrics.get("warnings", 0)) for s in sections])

@@ -13,6 +13,8 @@ from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTextBrowser, QTre
 
 from ... import vocab
 from ...present import rich_html, step_span
+from trainspect.analysis.lr_range import is_sweep
+
 from ..advisor import AdvisorJobs
 from .parts import NAME_CHARS, elide, shrinkable
 from .throttle import Throttle
@@ -66,6 +68,9 @@ class AdvisorPanel(QWidget):
         self.tree.itemClicked.connect(lambda item, _: self.activate(self.tree.indexOfTopLevelItem(item)))
         runs.currentChanged.connect(self.load)
         runs.runRemoved.connect(lambda e: self._cache.pop(e.key, None))
+        # A sweep opened or closed beside a run changes its LR fixes (they quote the suggestion).
+        runs.runAdded.connect(self._sweeps_changed)
+        runs.runRemoved.connect(self._sweeps_changed)
         runs.runUpdated.connect(self._on_update)
         self.load(runs.current)
 
@@ -74,13 +79,23 @@ class AdvisorPanel(QWidget):
         self._grown.add(entry.key)
         self._rediagnose.trigger()
 
+    def sweep_run(self, entry):
+        """The run of the first open LR range test other than ``entry`` (None if there is none)."""
+        return next((e.run for e in self.runs.runs() if e is not entry and e.ready and is_sweep(e.run)), None)
+
+    def _sweeps_changed(self, entry) -> None:
+        if entry is None or not entry.ready or not is_sweep(entry.run):
+            return
+        self._cache = {k: v for k, v in self._cache.items() if k == entry.key}
+        self.load(self.runs.current)
+
     def _rediagnose_grown(self) -> None:
         self._rediagnose_started = time.monotonic()
         open_runs = {e.key: e for e in self.runs.runs()}
         grown, self._grown = self._grown, set()
         for key in grown:
             if key in open_runs:
-                self.jobs.start(key, open_runs[key].run)
+                self.jobs.start(key, open_runs[key].run, self.sweep_run(open_runs[key]))
 
     def load(self, entry) -> None:
         self.tree.blockSignals(True)    # clearing moves the current item: that is no user click
@@ -106,7 +121,7 @@ class AdvisorPanel(QWidget):
         pending, self._pending = self._pending, {}
         for key, entry in pending.items():
             if open_runs.get(key) is entry:
-                self.jobs.start(key, entry.run)
+                self.jobs.start(key, entry.run, self.sweep_run(entry))
 
     def _on_result(self, key: str, findings, message: str) -> None:
         entry = next((e for e in self.runs.runs() if e.key == key), None)

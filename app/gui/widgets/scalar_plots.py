@@ -27,6 +27,8 @@ from .rank_band import RankBands
 
 X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
 RAW_ALPHA = 60          # the raw curve stays visible but faint behind the EMA
+SHORT_SERIES = 10       # series of at most this many points are drawn raw (an EMA of 3-5 validation
+                        # points lagged: it ended at 2.85 where the last value was 2.53), with markers
 HIGHLIGHT_BRUSH = (255, 200, 0, 60)
 LEFT_AXIS_WIDTH = 58
 
@@ -127,6 +129,10 @@ class Curve:
         self._view = (None, None, 1000)
 
     def update(self, series, x: np.ndarray, weight: float) -> None:
+        n_finite = int(np.isfinite(series.values).sum())
+        short = n_finite <= SHORT_SERIES
+        if short:
+            weight = 0.0        # shown raw: smoothing a handful of points only hides the last one
         n_old = len(self.values)
         appended = (
             self._ema_weight == weight and 0 < n_old <= len(series.steps)
@@ -144,10 +150,11 @@ class Curve:
         self.counts = value_counts(series.values)
         fx = x[np.isfinite(x)] if len(x) else x
         self.x_span = (float(fx.min()), float(fx.max())) if len(fx) else None
-        # A single point draws no line: mark it (a metric logged once, or only at the end).
-        lone = self.counts[1] == 1
-        self.raw.setSymbol("o" if lone else None)
-        if lone:
+        # A single point draws no line, a handful barely one: mark them (a metric logged once,
+        # a validation loss logged every few hundred steps).
+        marked = 0 < n_finite <= SHORT_SERIES
+        self.raw.setSymbol("o" if marked else None)
+        if marked:
             self.raw.setSymbolSize(6)
             self.raw.setSymbolBrush(pg.mkBrush(self.entry.color))
             self.raw.setSymbolPen(None)
