@@ -3,7 +3,7 @@
     timeout 480 python benchmarks/gpu_check.py            # every figure of issue 15, ~4-5 min on an H200
     python benchmarks/gpu_check.py --device cpu --steps 5 --reps 1   # smoke test of this script
 
-Trains a launch-bound MLP (8 x 1024, batch 256) and the transformer of DESIGN.md's table
+Trains a launch-bound MLP (8 x 1024, batch 256) and a GPT-style transformer
 (8 layers x 768, seq 256, batch 32, bf16 autocast): bare, with the recorder's default
 schedules, with every instrument on every step, and with each scheduled instrument alone on
 every step (to price them one by one). Modes are interleaved within each repetition; ratios

@@ -503,3 +503,42 @@ def test_default_step_lines_up_with_the_optimizer_step_of_the_iteration(tmp_path
     assert grad_steps == list(range(6))
     assert run.scalar("train/loss").steps.tolist() == grad_steps
     assert run.scalar("before/loss").steps.tolist() == grad_steps
+
+
+def test_a_new_instrument_is_one_spec_class_and_one_registry_line(tmp_path, monkeypatch):
+    """The extension point of recorder/records/: a spec class (its schedule, device compute and
+    writer unpack) plus its entry in the registry; nothing else of the recorder changes."""
+    from trainspect.recorder import instruments
+    from trainspect.recorder.records import registry
+    from trainspect.recorder.records.scalar import ScalarValues
+
+    class LargestGradient(ScalarValues):          # the one new file's class
+        schedule = "stats_every"
+
+        def __init__(self, watched, every=1):
+            super().__init__(watched, every)
+            self.tag = watched.link.tag("grad/largest_abs")
+
+        def before_step(self, step, wall, closure):
+            if self.due(step):
+                self.emit(self.compute(), step, wall, self.tag)
+
+        def compute(self):
+            return torch.stack([p.grad.abs().max() for p in self.w.params if p.grad is not None]).max()
+
+    monkeypatch.setattr(instruments, "RECORDS", registry.RECORDS + (LargestGradient,))   # the registry line
+    model = torch.nn.Linear(5, 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    largest = {}
+    with Recorder(tmp_path / "run.h5", stats_every=2, _device_path=True) as rec:
+        rec.watch(model, opt)
+        for step in range(5):
+            opt.zero_grad()
+            model(torch.randn(4, 5)).pow(2).sum().backward()
+            largest[step] = max(p.grad.abs().max().item() for p in model.parameters())
+            opt.step()
+    with open_run(tmp_path / "run.h5") as run:
+        s = run.scalar("grad/largest_abs")
+        assert s.steps.tolist() == [0, 2, 4]
+        np.testing.assert_allclose(s.values, [largest[0], largest[2], largest[4]], rtol=1e-6)
+        assert run.layer_stat("grad_norm").steps.tolist() == list(range(5))   # the others unchanged
