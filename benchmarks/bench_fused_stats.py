@@ -19,16 +19,14 @@ import math
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_recorder import mlp, transformer  # noqa: E402
+from bench_recorder import mlp, timed_training, transformer  # noqa: E402
 
 import trainspect.recorder.instruments as instruments  # noqa: E402
-from trainspect.recorder import Recorder  # noqa: E402
 from trainspect.recorder import format as fmt  # noqa: E402
 from trainspect.recorder.device_stats import dense_values  # noqa: E402
 from trainspect.recorder.records import registry  # noqa: E402
@@ -99,33 +97,12 @@ PER_TENSOR = tuple({Histograms: PerTensorHistograms, Activations: PerLeafActivat
 
 
 def run_steps(make, variant, steps, path):
-    """(wall, training-thread CPU) seconds per step. The CPU time leaves out what other
-    processes take from this one on a shared machine; the wall time includes the writer thread."""
-    model, batch, loss_fn = make()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    data = [batch() for _ in range(8)]
-    rec = None
-    if variant != "bare":
-        instruments.RECORDS = registry.RECORDS if variant == "fused" else PER_TENSOR
-        try:
-            rec = Recorder(path, **EVERY_STEP)
-            rec.watch(model, opt)
-        finally:
-            instruments.RECORDS = registry.RECORDS
-    for i in range(steps + 5):   # 5 warm-up steps (allocator, first hooks)
-        if i == 5:
-            wall, cpu = time.perf_counter(), time.thread_time()
-        x, y = data[i % 8]
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if rec is not None:
-            rec.log({"train/loss": loss})
-    out = ((time.perf_counter() - wall) / steps, (time.thread_time() - cpu) / steps)
-    if rec is not None:
-        rec.close()
-    return out
+    """(wall, training-thread CPU) seconds per step of one variant."""
+    instruments.RECORDS = PER_TENSOR if variant == "per-tensor" else registry.RECORDS
+    try:
+        return timed_training(make, None if variant == "bare" else EVERY_STEP, steps, path)
+    finally:
+        instruments.RECORDS = registry.RECORDS
 
 
 def ratio_cell(times, variant, k):

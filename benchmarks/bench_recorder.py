@@ -80,12 +80,19 @@ MODES = {
 
 
 def run_steps(make, mode_kwargs, steps, tmp: Path, tag: str) -> float:
+    """Wall seconds per training step (``mode_kwargs`` None: no recorder)."""
+    return timed_training(make, mode_kwargs, steps, tmp / f"{tag}.h5")[0]
+
+
+def timed_training(make, mode_kwargs, steps, path: Path) -> tuple[float, float]:
+    """(wall, training-thread CPU) seconds per step. The CPU time leaves out what other
+    processes take from this one on a shared machine; the wall time includes the writer thread."""
     model, batch, loss_fn = make()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     data = [batch() for _ in range(8)]
     rec = None
     if mode_kwargs is not None:
-        rec = Recorder(tmp / f"{tag}.h5", **mode_kwargs)
+        rec = Recorder(path, **mode_kwargs)
         rec.watch(model, opt)
     for i in range(5):   # warm-up (allocator, first hooks)
         x, y = data[i % 8]
@@ -93,7 +100,7 @@ def run_steps(make, mode_kwargs, steps, tmp: Path, tag: str) -> float:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     for i in range(steps):
         x, y = data[i % 8]
         loss = loss_fn(model(x), y)
@@ -102,10 +109,10 @@ def run_steps(make, mode_kwargs, steps, tmp: Path, tag: str) -> float:
         opt.step()
         if rec is not None:
             rec.log({"train/loss": loss})
-    dt = (time.perf_counter() - t0) / steps
+    out = ((time.perf_counter() - t0) / steps, (time.thread_time() - c0) / steps)
     if rec is not None:
         rec.close()
-    return dt
+    return out
 
 
 def overhead_table(steps: int, reps: int, tmp: Path) -> list[str]:
