@@ -91,6 +91,7 @@ class TrainspectLogger(Logger):
         self._session = RecorderSession(path, name=name, all_ranks=all_ranks, **recorder_kwargs)
         self._watch = bool(watch)
         self._hparams: dict = {}
+        self._fitted = False            # a fit already ran with this logger
 
     # ------------------------------------------------------------ Logger's identity
     @property
@@ -132,6 +133,11 @@ class TrainspectLogger(Logger):
         trainer = getattr(model, "_trainer", None)
         fitting = trainer is not None and _fitting(trainer)
         continuing = fitting and getattr(trainer, "ckpt_path", None) is not None
+        if fitting and self._fitted:
+            # Another fit with this logger: from a checkpoint it resumes the file, else it is a
+            # new run (x-2.h5) rather than steps 0, 1, ... again in the first one.
+            self._session.close()
+        self._fitted = self._fitted or fitting
         rec = self._session.open(self._hparams, continuing=continuing)
         if rec is None or not (self._watch and fitting):
             return

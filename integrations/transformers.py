@@ -65,6 +65,7 @@ class TrainspectCallback(TrainerCallback):
         recorder_kwargs.setdefault("roles", {"train": metric_name("loss"), "val": metric_name("eval_loss")})
         self._session = RecorderSession(path, name=name, all_ranks=all_ranks, **recorder_kwargs)
         self._watch = bool(watch)
+        self._trained = False           # train() already ran with this callback
 
     @property
     def files(self) -> list:
@@ -72,6 +73,10 @@ class TrainspectCallback(TrainerCallback):
         return list(self._session.files)
 
     def on_train_begin(self, args, state, control, model=None, optimizer=None, **kwargs):
+        if self._trained:
+            # train() again: from a checkpoint it resumes the file, else it is a new run (x-2.h5)
+            self._session.close()
+        self._trained = True
         # global_step > 0 here: the Trainer restored a checkpoint (resume_from_checkpoint)
         rec = self._session.open(_config(args, model), continuing=state.global_step > 0)
         if rec is not None and self._watch and model is not None:

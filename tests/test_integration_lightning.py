@@ -139,3 +139,16 @@ def test_ranks_of_a_ddp_fit(tmp_path):
             assert run.layer_stat("grad_norm").steps.tolist() == [0, 1, 2]
             assert run.scalar("train_loss_step").steps.tolist() == [0, 1, 2]
     assert not (tmp_path / "y.rank1.h5").exists()
+
+
+def test_a_second_fit_from_scratch_is_a_new_run(tmp_path, recwarn):
+    path = tmp_path / "x.h5"
+    logger = TrainspectLogger(path)
+    for seed in (6, 7):                        # the same logger, two fits without a checkpoint
+        trainer(tmp_path, [logger], max_steps=2).fit(Regressor(), data(seed))
+    logger.close()
+    assert logger.files == [path, tmp_path / "x-2.h5"]
+    for f in logger.files:
+        with open_run(f) as run:
+            assert run.scalar("train_loss_step").steps.tolist() == [0, 1]
+            assert run.layer_stat("grad_norm").steps.tolist() == [0, 1]
