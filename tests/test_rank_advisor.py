@@ -1,5 +1,7 @@
 """A distributed run read as one run (analysis/ranks.py) and the advisor's rank rules
 (analysis/advisor/rank_rules.py): torchrun jobs on CPU/gloo with planted rank-level problems."""
+import json
+
 import numpy as np
 import pytest
 
@@ -71,6 +73,13 @@ def test_info_on_rank_zero_lists_every_rank(tmp_path, monkeypatch, capsys):
     for rank, name in enumerate(["exp1.h5", "exp1.rank1.h5", "exp1.rank2.h5"]):
         assert f"rank {rank}" in out and name in out
     assert "train/loss 3" in out          # rank 2's last loss, read from its own file
+    assert cli.main(["info", str(tmp_path)]) == 0       # a directory: the run once, not once per rank
+    assert capsys.readouterr().out.count("run:") == 1
+    cli.main(["diagnose", str(tmp_path / "exp1.rank1.h5")])
+    assert "ranks: 3 of 3 ranks read (exp1.h5, exp1.rank1.h5, exp1.rank2.h5)" in capsys.readouterr().out
+    cli.main(["diagnose", "--json", str(tmp_path / "exp1.h5")])
+    assert json.loads(capsys.readouterr().out)["ranks"]["read"] == {"0": "exp1.h5", "1": "exp1.rank1.h5",
+                                                                  "2": "exp1.rank2.h5"}
 
 
 # ------------------------------------------------------------------ rules on synthetic ranks

@@ -45,17 +45,36 @@ def _sweep(args):
     return sweep
 
 
+def ranks_of(run) -> dict | None:
+    """A distributed run: which rank files the advisor read ({"read": {rank: file}, "world_size": n, ...})."""
+    from trainspect.analysis.ranks import open_ranks
+
+    ranked = open_ranks(run)
+    if ranked is None:
+        return None
+    with ranked:
+        return {"read": {str(r): p.name for r, p in ranked.files().items()}, "world_size": ranked.world_size,
+                "missing": ranked.missing, "other_launch": ranked.foreign, "text": ranked.describe()}
+
+
 def to_json(run, findings, covered) -> dict:
     st = run.status()
-    return {"run": run.name, "path": str(run.path), "status": st.state, "last_step": st.last_step,
-            "error": st.error,   # why it ended early: "terminated (SIGTERM) at step N", an exception, ...
-            "findings": [_json_safe(f.to_dict()) for f in findings], "warnings": list(run.warnings),
-            **covered.to_dict()}
+    out = {"run": run.name, "path": str(run.path), "status": st.state, "last_step": st.last_step,
+           "error": st.error,   # why it ended early: "terminated (SIGTERM) at step N", an exception, ...
+           "findings": [_json_safe(f.to_dict()) for f in findings], "warnings": list(run.warnings),
+           **covered.to_dict()}
+    ranks = ranks_of(run)
+    if ranks is not None:
+        out["ranks"] = {k: v for k, v in ranks.items() if k != "text"}
+    return out
 
 
 def to_text(run, findings, covered) -> str:
     st = run.status()
     lines = [f"{run.name}: {st.describe()}"]
+    ranks = ranks_of(run)
+    if ranks is not None:
+        lines.append(f"ranks: {ranks['text']} read ({', '.join(ranks['read'].values())})")
     if all(f.severity == "info" for f in findings):     # notes (info) are not problems
         lines.append("no problems found" + (" among what it could check" if covered.gaps else ""))
     for f in findings:

@@ -116,10 +116,11 @@ def rank_lines(run) -> list:
 
 def run(args) -> int:
     from trainspect.analysis import RunFileError, open_run
+    from trainspect.analysis.ranks import fold_rank_paths
 
     from ..run_paths import expand_runs, run_file
 
-    paths = expand_runs(args.runs)
+    paths = fold_rank_paths(expand_runs(args.runs))   # a distributed run: rank 0's summary lists every rank
     if not paths:
         print("trainspect info: no run files (*.h5) or TensorBoard logs in " + ", ".join(args.runs),
               file=sys.stderr)
