@@ -20,7 +20,7 @@ from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels
 from ..model import PALETTE
 from .lazy import LazyPanel, retry_if_busy
-from .parts import image_with_colorbar, message_label, shrinkable
+from .parts import image_with_colorbar, message_label, point_under_mouse, shrinkable
 
 MAX_LAYER_TICKS = 40
 NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
@@ -244,11 +244,9 @@ class HeatmapPanel(LazyPanel):
         return src.layers[r], int(first[i]), int(last[i]), float(self.shown[r, i])
 
     def _on_mouse(self, event) -> None:
-        pos = event[0]
-        vb = self.plot.getViewBox()
-        if not vb.sceneBoundingRect().contains(pos):
+        p = point_under_mouse(self.plot, event)
+        if p is None:
             return
-        p = vb.mapSceneToView(pos)
         hit = self.cell_at(p.x(), p.y())
         if hit is None:
             self.hover_label.setText(" ")

@@ -38,3 +38,10 @@ def message_label() -> QLabel:
     label.setAlignment(Qt.AlignCenter)
     label.setWordWrap(True)   # the "nothing recorded" explanations are a sentence long
     return label
+
+
+def point_under_mouse(plot, event):
+    """The view coordinates of a SignalProxy mouse-move ``event`` over ``plot``, or None outside it."""
+    pos = event[0]
+    vb = plot.getViewBox()
+    return vb.mapSceneToView(pos) if vb.sceneBoundingRect().contains(pos) else None

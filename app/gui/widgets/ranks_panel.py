@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 from ... import rank_view
 from ...vocab import SYS_DATA_WAIT, SYS_STEP_TIME, is_sys, stat_label
 from .lazy import LazyPanel
-from .parts import message_label
+from .parts import message_label, point_under_mouse
 
 TIMING = (SYS_STEP_TIME, SYS_DATA_WAIT)
 NOT_DISTRIBUTED = ("A single-process run. For a distributed run (torchrun: one file per rank, exp1.h5, "
@@ -190,11 +190,9 @@ class RanksPanel(LazyPanel):
 
     # ------------------------------------------------------------ hover
     def _on_mouse(self, heat, event) -> None:
-        pos = event[0]
-        vb = heat.plot.getViewBox()
-        if not vb.sceneBoundingRect().contains(pos):
+        p = point_under_mouse(heat.plot, event)
+        if p is None:
             return
-        p = vb.mapSceneToView(pos)
         cell = heat.cell_at(p.x(), p.y())
         if cell is None:
             self.hover.setText(" ")
