@@ -3,8 +3,9 @@
 A real ``lightning.pytorch.loggers.Logger``, usable alone or beside others (``logger=[tb,
 TrainspectLogger(...)]``). Without any call from the user it
 
-- watches the LightningModule and its (first) optimizer when ``fit`` starts: Lightning hands
-  every logger the module in ``log_graph`` once the strategy has set up the optimizers;
+- watches the LightningModule and its optimizer when ``fit`` starts: Lightning hands every
+  logger the module in ``log_graph`` once the strategy has set up the optimizers (with several
+  optimizers, a GAN, the per-step records follow the first; one warning says so);
 - stores the hyperparameters (``save_hyperparameters()``) as the run's config;
 - records ``self.log`` metrics at Lightning's own step (the optimizer steps taken), so the
   gradient records of optimizer step k and the losses logged for it share step k, with
@@ -21,6 +22,7 @@ is the norm before clipping and ``sys/grad_norm_post_clip`` the one the step app
 from __future__ import annotations
 
 import numbers
+import warnings
 
 try:
     from lightning.pytorch.callbacks import Callback
@@ -34,6 +36,7 @@ except ImportError:  # the older package name of the same library
             from exc
 
 from trainspect.recorder.format import STATUS_CRASHED
+from trainspect.recorder.recorder import RecorderWarning
 
 from .recorder_session import RecorderSession
 
@@ -92,6 +95,7 @@ class TrainspectLogger(Logger):
         self._watch = bool(watch)
         self._hparams: dict = {}
         self._fitted = False            # a fit already ran with this logger
+        self._warned_optimizers = False
 
     # ------------------------------------------------------------ Logger's identity
     @property
@@ -142,6 +146,10 @@ class TrainspectLogger(Logger):
         if rec is None or not (self._watch and fitting):
             return
         optimizers = list(getattr(trainer, "optimizers", None) or [])
+        if len(optimizers) > 1 and not self._warned_optimizers:
+            self._warned_optimizers = True
+            warnings.warn(f"trainspect: the module has {len(optimizers)} optimizers; gradient and update records "
+                          "follow the first one's steps", RecorderWarning, stacklevel=2)
         self._session.watch(model, optimizers[0] if optimizers else None)
         if not any(isinstance(cb, _StepSync) and cb.logger is self for cb in trainer.callbacks):
             trainer.callbacks.append(_StepSync(self))
