@@ -23,6 +23,8 @@ SYS_GRAD_NORM = _fmt.SYS_GRAD_NORM
 SYS_STEP_TIME = _fmt.SYS_STEP_TIME
 SYS_DATA_WAIT = _fmt.SYS_DATA_WAIT
 is_sys = _fmt.is_sys
+numbered_path = _fmt.numbered             # exp1.h5 -> exp1-2.h5: where a new run on a used path goes
+writer_holds = _fmt.is_locked             # a live writer holds this run file (its lock)
 lr_groups = _fmt.lr_groups
 scalar_spec = _fmt.scalar_spec
 

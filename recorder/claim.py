@@ -22,17 +22,13 @@ except ImportError:  # Windows: no advisory locks; the existence rules below sti
     fcntl = None
 
 from . import ranks
+from .format import is_locked, lock_path, numbered   # the conventions readers share (format.py)
 
 MAX_CANDIDATES = 10_000
 
 
 class RunFileInUse(OSError):
     """Another live process is writing this run file."""
-
-
-def lock_path(path) -> Path:
-    path = Path(path)
-    return path.with_name(f".{path.name}.lock")
 
 
 class WriterLock:
@@ -78,29 +74,6 @@ class WriterLock:
         except OSError:
             pass
         os.close(fd)
-
-
-def is_locked(path) -> bool:
-    """Whether a live writer holds ``path`` (a shared probe, released at once)."""
-    if fcntl is None:
-        return False
-    try:
-        fd = os.open(lock_path(path), os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def numbered(path, n: int) -> Path:
-    """``exp1.h5`` -> ``exp1-2.h5`` (n = 2); n = 1 is ``path`` itself."""
-    path = Path(path)
-    return path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
 
 
 def _family(base: Path) -> list[Path]:

@@ -332,6 +332,40 @@ def latest_only(sessions: np.ndarray, steps: np.ndarray) -> np.ndarray | None:
     return None if keep.all() else keep
 
 
+# ---------------------------------------------------------------- writer lock and file names
+# Shared with readers: recorder/claim.py takes the lock, `trainspect tail` looks for a newer run.
+def lock_path(path) -> Path:
+    """The sidecar a live writer holds an exclusive flock on: ``runs/.exp1.h5.lock``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.lock")
+
+
+def is_locked(path) -> bool:
+    """Whether a live writer holds the run file ``path`` (a shared probe, released at once)."""
+    try:
+        import fcntl
+    except ImportError:   # Windows: no advisory locks
+        return False
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def numbered(path, n: int) -> Path:
+    """``exp1.h5`` -> ``exp1-2.h5`` (n = 2), the name a new run takes when the path holds one;
+    n = 1 is ``path`` itself."""
+    path = Path(path)
+    return path if n == 1 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
 # ---------------------------------------------------------------- strings
 def encode_name(name: str, length: int) -> bytes:
     """UTF-8 bytes of ``name``; raises ValueError if it does not fit ``length`` bytes."""

@@ -246,6 +246,30 @@ def _writer(path, start, stop, mode):
                             stdout=subprocess.PIPE, text=True, env=_env())
 
 
+def test_tail_points_at_the_new_run_of_a_plain_restart(tmp_path):
+    """Restarted without resume/overwrite, the new run takes run-2.h5: tail, following the old
+    one until it reads as stale, says where the new one is."""
+    path = tmp_path / "run.h5"
+    first = _writer(path, 0, 50, "die")
+    assert first.stdout.readline().startswith("started")
+    assert first.stdout.readline().startswith("done")
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=DEADLINE)
+    from trainspect.recorder.superblock import clear_write_flags
+
+    clear_write_flags(path)
+    with h5py.File(path, "r+", locking=False) as f:   # its last heartbeat, long ago: stale at once
+        f[fmt.STATE][fmt.STATE_HEARTBEAT] -= 3600
+    with pytest.warns(RecorderWarning, match="run-2.h5"):
+        rec = Recorder(path)
+    with rec:
+        rec.log({"loss": 1.0}, step=0)
+        out = subprocess.run([sys.executable, "-m", "trainspect.app.cli", "tail", str(path), "--advisor-every", "0"],
+                             capture_output=True, text=True, env=_env(), timeout=DEADLINE)
+    assert out.returncode == 1 and "writer stopped responding" in out.stdout, out
+    assert f"a new run is being written at {tmp_path / 'run-2.h5'}" in out.stdout, out.stdout
+
+
 @pytest.mark.parametrize("mode", ["resume", "overwrite"])
 def test_tail_follows_a_run_restarted_at_its_path(tmp_path, mode):
     """Restart-while-tailing trial: the writer dies (kill -9), a new one resumes or replaces the

@@ -20,7 +20,7 @@ import time
 from trainspect.analysis import RunFileError, open_run
 
 from ..present import text_lines
-from ..vocab import SYS_GRAD_NORM, SYS_LR, RunState, is_sys
+from ..vocab import SYS_GRAD_NORM, SYS_LR, RunState, is_sys, numbered_path, writer_holds
 
 MAX_USER_METRICS = 6
 WAITABLE = ("no such file", "run is starting", "cannot open as HDF5", "truncated")
@@ -49,6 +49,16 @@ def wait_for_change(path, timeout: float, stamp) -> tuple:
         if left <= 0:
             return now
         time.sleep(min(STAT_POLL_S, left))
+
+
+def newer_live_run(path):
+    """The newest ``<stem>-N`` run next to ``path`` that a live writer holds, or None."""
+    newest, n = None, 2
+    while n < 10_000 and (candidate := numbered_path(path, n)).exists():
+        if writer_holds(candidate):
+            newest = candidate
+        n += 1
+    return newest
 
 
 def _wait_for_restart(run, identity, sessions: int, timeout: float):
@@ -242,6 +252,9 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
         return 0
     _say(f"{run.name}: {status.describe()}"
          + (f"; {len(tracker.findings)} finding(s), details: trainspect diagnose {run.path}" if advisor_every > 0 else ""))
+    newer = newer_live_run(run.path) if status.state in (RunState.STALE, RunState.CRASHED) else None
+    if newer is not None:   # restarted without resume=True: the new run took the next free name
+        _say(f"a new run is being written at {newer}: trainspect tail {newer}")
     return 0 if status.state == RunState.FINISHED else 1
 
 
