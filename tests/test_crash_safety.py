@@ -124,7 +124,11 @@ class Zygote:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         self.proc.stdin.close()
-        self.proc.wait(10)
+        try:
+            self.proc.wait(120)     # it exits at EOF; a loaded machine may take a while to unload torch
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def alive(pid: int) -> bool:
