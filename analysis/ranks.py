@@ -235,6 +235,11 @@ def summaries(ranked: RankedRun) -> list:
     return out
 
 
+def rank_path(path, rank: int) -> str:
+    """The file name rank ``rank`` of the run whose rank-0 file is ``path`` writes (FORMAT.md)."""
+    return str(fmt.rank_path(path, rank))
+
+
 def rank_of(path) -> tuple[str, int]:
     """(rank-0 path, rank) a file name says: ``runs/exp1.rank2.h5`` -> (``runs/exp1.h5``, 2)."""
     base, rank = fmt.split_rank_path(path)

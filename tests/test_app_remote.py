@@ -46,8 +46,9 @@ def test_remote_runs_and_globs_open_beside_local_ones(window, ssh_env, tmp_path,
         qtbot.waitUntil(lambda e=e: e.run.status().state == "finished", timeout=WAIT_MS)
 
 
+@pytest.mark.parametrize("given", ["glob", "rank0"])
 def test_rank_files_of_a_remote_run_mirror_side_by_side_and_open_as_one(window, ssh_env, tmp_path, qtbot,
-                                                                         monkeypatch):
+                                                                         monkeypatch, given):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", "29500")
@@ -58,11 +59,15 @@ def test_rank_files_of_a_remote_run_mirror_side_by_side_and_open_as_one(window, 
                 rec.log({"train/loss": 1.0 + rank + step}, step=step)
     for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(var)
-    window.open_paths([ssh_env.url(tmp_path / "job") + "/exp1*.h5"])
+    # a glob names every rank; rank 0's URL alone: its meta says 2 ranks, the app fetches rank 1 too
+    window.open_paths([ssh_env.url(tmp_path / "job") + "/exp1*.h5" if given == "glob"
+                       else ssh_env.url(tmp_path / "job" / "exp1.h5")])
     rank1 = remote.mirror_path(remote.parse(ssh_env.url(tmp_path / "job" / "exp1.rank1.h5")))
     qtbot.waitUntil(lambda: len(window.runs) == 1 and rank1.exists(), timeout=WAIT_MS)
     (entry,) = window.runs.runs()          # rank 1's mirror is not a run of its own
     qtbot.waitUntil(lambda: not window.remote.busy(), timeout=WAIT_MS)
+    window.tabs.setCurrentWidget(window.ranks)
+    qtbot.waitUntil(lambda: window.ranks.metric.ranks == [0, 1], timeout=WAIT_MS)
     with open_ranks(entry.path) as ranked:
         assert ranked.ranks == [0, 1]
         assert ranked.matrix("train/loss").row(1).tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]

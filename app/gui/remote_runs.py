@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
-from trainspect.analysis.ranks import rank_of
+from trainspect.analysis.ranks import rank_of, rank_path
 
-from .. import remote
+from .. import rank_view, remote
 
 POLL_MS = 100
+MAX_RANK_FOLLOWERS = 16         # a remote distributed run: the other ranks mirrored (one ssh each) up to this
 FIRST_DATA_TIMEOUT_S = 120.0    # a follower that wrote nothing by then is stopped and reported
 
 
@@ -49,6 +50,7 @@ class RemoteRuns(QObject):
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
         self._expanded.connect(self._on_expanded)
+        runs.runAdded.connect(self._follow_other_ranks)
 
     # ------------------------------------------------------------ opening
     def open(self, url: str) -> None:
@@ -109,6 +111,8 @@ class RemoteRuns(QObject):
                 f.opened = True
                 if not self._beside_rank0(f):
                     self.runs.open_async([remote.mirror_path(f.target)])
+                else:
+                    self._rank_arrived(f)
             if f.proc.state() == QProcess.NotRunning and not f.reported:
                 f.reported = True
                 self._on_stderr(f)
@@ -126,6 +130,28 @@ class RemoteRuns(QObject):
         mirror), the app reads it through rank 0's run (analysis.ranks)."""
         base, rank = rank_of(f.target.path)
         return rank > 0 and remote.RemoteRun(f.target.host, base, f.target.user, f.target.port).url in self.followers
+
+    def _follow_other_ranks(self, entry) -> None:
+        """A remote run's rank 0 opened: mirror its other ranks beside it (the Ranks tab, bands)."""
+        f = next((f for f in self.followers.values() if remote.mirror_path(f.target) == entry.path), None)
+        info = (entry.run.meta or {}).get("distributed") if f is not None else None
+        if not isinstance(info, dict) or info.get("rank") != 0 or int(info.get("world_size") or 1) < 2:
+            return
+        world = int(info["world_size"])
+        if world > MAX_RANK_FOLLOWERS:
+            self.notice.emit(f"{f.url}: {world} ranks; mirroring ranks 1-{MAX_RANK_FOLLOWERS - 1} (open others by glob)")
+        for rank in range(1, min(world, MAX_RANK_FOLLOWERS)):
+            self._follow(remote.RemoteRun(f.target.host, str(rank_path(f.target.path, rank)), f.target.user,
+                                          f.target.port).url)
+
+    def _rank_arrived(self, f: Follower) -> None:
+        """Another rank's mirror has data: rank 0's run re-reads its ranks."""
+        base, _ = rank_of(f.target.path)
+        mirror0 = remote.mirror_path(remote.RemoteRun(f.target.host, base, f.target.user, f.target.port))
+        entry = self.runs.find(mirror0)
+        if entry is not None and entry.ready:
+            rank_view.release(entry)
+            self.runs.runUpdated.emit(entry, 0)
 
     def busy(self) -> bool:
         """Something still to arrive: a listing, or a follower that has not written its mirror yet."""
