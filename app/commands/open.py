@@ -32,7 +32,8 @@ def wait_for_remote(app, window, timeout_s: float = 120.0) -> None:
     import time
 
     deadline = time.monotonic() + timeout_s
-    while window.remote.busy() and time.monotonic() < deadline:
+    # rank 0's mirror opens first; its other ranks are fetched once it is open
+    while (window.remote.busy() or window.runs.loading()) and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.02)
     app.processEvents()

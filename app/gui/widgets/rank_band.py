@@ -87,6 +87,10 @@ class RankBands:
         for (metric, key), band in live.items():
             if key == entry.key:
                 band.update()
+        # ranks that arrived after the curves were drawn (a remote run's other ranks): add their bands
+        for (metric, key), curve in list(self.panel.curves.items()):
+            if key == entry.key and (metric, key) not in self.bands and metric in self.panel.plots:
+                self.add(self.panel.plots[metric], entry, metric)
 
     def _on_removed(self, entry) -> None:
         for key in [k for k in self.bands if k[1] == entry.key]:
