@@ -55,9 +55,21 @@ def _fitting(trainer) -> bool:
     return str(getattr(fn, "value", fn)) == "fit"
 
 
+def _batch_parts(batch) -> tuple:
+    """A batch as the arguments a model would get: ``(x, y)`` -> x, y; ``{"x": ..}`` -> its values
+    (the recorder's input statistics take the first floating-point tensor)."""
+    if isinstance(batch, (list, tuple)):
+        return tuple(batch)
+    if isinstance(batch, dict):
+        return tuple(batch.values())
+    return (batch,)
+
+
 class _StepSync(Callback):
     """Numbers the recorder's next optimizer step as Lightning does, once the checkpoint of a
-    resumed fit is restored (after ``log_graph``, before the first batch)."""
+    resumed fit is restored (after ``log_graph``, before the first batch); marks each training
+    batch as the module's forward: Lightning calls ``training_step``, not the module, so the
+    recorder's activation and input statistics would never start."""
 
     def __init__(self, logger: "TrainspectLogger"):
         self.logger = logger
@@ -66,6 +78,16 @@ class _StepSync(Callback):
         rec = self.logger._session.recorder
         if rec is not None:
             rec.set_step(_logging_step(trainer))
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        rec = self.logger._session.recorder
+        if rec is not None:
+            rec.begin_forward(*_batch_parts(batch))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        rec = self.logger._session.recorder
+        if rec is not None:
+            rec.end_forward()
 
 
 class _DeferredRecorder:

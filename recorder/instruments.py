@@ -139,6 +139,14 @@ class Instruments:
                                             "(the per-layer layout is frozen at watch())")
 
     # ------------------------------------------------------------ forward hooks
+    def training_forward(self, args, kwargs, end: bool) -> None:
+        """The watched model's training forward when it is not a call of the model itself
+        (Lightning runs ``training_step``): the same as the root module's hooks."""
+        if end:
+            self._root_post(self.w.model, args, None)
+        else:
+            self._root_pre(self.w.model, args, kwargs)
+
     def _root_pre(self, module, args, kwargs):
         if _compiling():
             # torch.compile'd after watch(): dynamo traces this hook with fake tensors, so its

@@ -273,6 +273,22 @@ class Recorder:
             self._step = s
             self._forward_step = None
 
+    def begin_forward(self, *args, **kwargs) -> None:
+        """A training step whose forward pass is not a call of the watched model begins.
+
+        The activation and input statistics start at the watched model's own forward call;
+        frameworks that never call it (Lightning calls ``training_step``, which calls
+        ``self.net(x)``) mark the step with ``begin_forward(batch)`` ... ``end_forward()``.
+        Calls of the model inside are fine: the first forward of the step is the one measured.
+        """
+        if self._instruments is not None:
+            self._instruments.training_forward(args, kwargs, end=False)
+
+    def end_forward(self) -> None:
+        """Ends what :meth:`begin_forward` began."""
+        if self._instruments is not None:
+            self._instruments.training_forward((), {}, end=True)
+
     # ------------------------------------------------------------ context manager
     def __enter__(self):
         return self
@@ -789,6 +805,12 @@ class NullRecorder(Recorder):
         return 0
 
     def set_step(self, step) -> None:
+        pass
+
+    def begin_forward(self, *args, **kwargs) -> None:
+        pass
+
+    def end_forward(self) -> None:
         pass
 
     @property

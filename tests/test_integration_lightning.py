@@ -74,7 +74,7 @@ def test_logger_records_a_clipped_accumulated_bf16_fit(tmp_path, seed):
     path = tmp_path / "runs" / "x.h5"
     pre = PreClipNorms()
     tb = L.loggers.TensorBoardLogger(tmp_path / "tb")      # beside another logger
-    logger = TrainspectLogger(path)
+    logger = TrainspectLogger(path, stats_every=5)
     t = trainer(tmp_path, [logger, tb], max_steps=6, callbacks=[pre], accumulate_grad_batches=2,
                 precision="bf16-mixed", gradient_clip_val=0.05, val_check_interval=4)
     module = Regressor(hidden=12, lr=0.05)
@@ -88,6 +88,9 @@ def test_logger_records_a_clipped_accumulated_bf16_fit(tmp_path, seed):
         assert [p.name for p in run.params] == ["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"]
         steps = list(range(6))
         assert run.layer_stat("grad_norm").steps.tolist() == steps      # one record per optimizer step
+        # training_step calls self.net, never the module: activations and inputs are measured anyway
+        assert run.layer_stat("act_frac_nonpos").steps.tolist() == [0, 5]    # stats_every=5
+        assert run.scalar(fmt.SYS_INPUT_STD).steps.tolist() == [0, 5]
         assert run.scalar("train_loss_step").steps.tolist() == steps    # ... sharing the logged step
         roles = loss_roles(run.scalar_names(), run.meta.get(fmt.META_ROLES))
         assert roles["val"].startswith("val_loss") and roles["train"].startswith("train_loss")
