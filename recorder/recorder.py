@@ -179,13 +179,12 @@ class Recorder:
         if resume and overwrite:
             raise ValueError("resume=True continues the run at path, overwrite=True replaces it: pick one")
         dist_info = ranks.rank_and_world()
-        self._lock = None
         try:
-            self.path, self._lock, existed = claim.claim(
+            self.path, self._lock, _ = claim.claim(
                 path, dist_info[0] if dist_info else 0, dist_info is not None,
                 "resume" if resume else "overwrite" if overwrite else "new")
         except claim.RunFileInUse:
-            raise
+            raise   # its message already names the file, the lock and the holder
         except OSError as exc:
             raise OSError(f"trainspect: cannot create run file {path}: {exc}") from exc
         rank0_path = ranks.split_rank_path(self.path)[0] if dist_info else self.path
