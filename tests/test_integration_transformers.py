@@ -51,7 +51,7 @@ def test_callback_records_the_trainers_logs_at_its_steps_and_watches_the_model(t
     monkeypatch.setenv("TRAINSPECT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "hf_tb"))
     path = tmp_path / "x.h5"
-    callback = TrainspectCallback(path)
+    callback = TrainspectCallback(path, stats_every=2)
     trainer = hf_trainer(tmp_path, seed, callback, max_steps=6, gradient_accumulation_steps=2,
                          max_grad_norm=0.5, eval_strategy="steps", eval_steps=3, save_strategy="no",
                          report_to=["tensorboard"])      # HF's own TensorBoard logs beside ours
@@ -66,6 +66,7 @@ def test_callback_records_the_trainers_logs_at_its_steps_and_watches_the_model(t
         steps = [1, 2, 3, 4, 5, 6]                                  # HF's global_step is 1-based
         assert run.scalar("train/loss").steps.tolist() == steps
         assert run.layer_stat("grad_norm").steps.tolist() == steps  # gradients share the Trainer's step
+        assert run.layer_stat("act_mean").steps.tolist() == [2, 4, 6]      # the Trainer calls model(**inputs)
         assert run.scalar("eval/loss").steps.tolist() == [3, 6, 6]
         assert loss_roles(run.scalar_names(), run.meta.get(fmt.META_ROLES)) == {"train": "train/loss",
                                                                                 "val": "eval/loss"}
