@@ -3,7 +3,8 @@
 What issue 11 found: one flipped byte in HDF5 metadata made every reader wait forever (SWMR
 retries without end). Each mutant goes through ``info``, ``diagnose --json``, ``report``,
 ``export`` and ``open_run`` + ``diagnose`` in watchdog driver processes (tests/entry_driver.py).
-Pass: 0 hangs, 0 crashes (segfaults), 0 tracebacks; whatever a mutant does to the data, each
+Bases: a finished run, a kill -9-like run (write flags set) and a resumed run (two writer
+sessions). Pass: 0 hangs, 0 crashes (segfaults), 0 tracebacks; whatever a mutant does to the data, each
 entry point either reads it or exits 2 with an error naming the file.
 
 ``TRAINSPECT_FUZZ_COUNT`` (default 200) sets the number of mutants; ``TRAINSPECT_FUZZ_SEED``
@@ -42,6 +43,20 @@ KILLED_WRITER = textwrap.dedent("""
     w.flush(199)
     os._exit(0)   # as kill -9 leaves it: the superblock still says a writer holds the file
 """)
+
+
+def resumed_run(path):
+    """A finished run continued by a second writer session from step 20 (segments table)."""
+    from trainspect.recorder.h5file import RunFileWriter
+
+    base_run(path, n_steps=40)
+    w = RunFileWriter(path, resume=True)
+    w.set_first_step(20)
+    steps = np.arange(20, 50)
+    w.append_scalars(steps, np.zeros(30, np.int32), np.ones(30), np.zeros(30))
+    w.append_records("grads", steps, {"norm": np.ones((30, 4)), "nonfinite": np.zeros((30, 4))})
+    w.close(last_step=49)
+    return path
 
 
 def metadata_offsets(data: bytes) -> np.ndarray:
@@ -89,8 +104,9 @@ def fuzz_results(tmp_path_factory):
     subprocess.run([sys.executable, "-c", KILLED_WRITER, str(killed)], check=True, timeout=120,
                    cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert killed.read_bytes()[11] & 0x05, "the killed writer left no write flags"
+    resumed = resumed_run(root / "resumed.h5")
     (root / "mutants").mkdir()
-    mutants = make_mutants([finished, killed], root / "mutants", FUZZ_COUNT, FUZZ_SEED)
+    mutants = make_mutants([finished, killed, resumed], root / "mutants", FUZZ_COUNT, FUZZ_SEED)
     return mutants, run_batches(mutants, root / "out", entry_timeout=20.0)
 
 
