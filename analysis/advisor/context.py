@@ -82,6 +82,11 @@ class Context:
         the weights never (or hardly) change, as the curve is then only batch-to-batch noise."""
         return None if self.zero_gradients or self.weights_static else main_loss(self.sig)
 
+    def on_loss_curve(self, rule):
+        """``rule(steps, values, series=name, min_points=...)`` on the judged loss curve; None without one."""
+        main = self.loss_curve()
+        return None if main is None else rule(main[1], main[2], series=main[0], min_points=MIN_LOSS_POINTS)
+
     def facts(self, symptom: str) -> dict:
         """The structured facts of the finding of ``symptom`` ({} when it was not found)."""
         f = self.found.get(symptom)

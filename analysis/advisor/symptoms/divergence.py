@@ -3,16 +3,11 @@ from __future__ import annotations
 
 from .. import loss_rules
 from ..causes import lr_from_update_ratio
-from ..context import MIN_LOSS_POINTS
 from ..spec import SymptomSpec
 
 
 def detect(sig, ctx):
-    main = ctx.loss_curve()
-    if main is None:
-        return None
-    name, s, v = main
-    f = loss_rules.detect_divergence(s, v, series=name, min_points=MIN_LOSS_POINTS)
+    f = ctx.on_loss_curve(loss_rules.detect_divergence)
     if f is not None:
         f.facts["before_nan"] = ctx.nan_step is not None
         rose = ctx.lr_rise_before(f.first_step if f.first_step is not None else 0)

@@ -3,18 +3,13 @@ from __future__ import annotations
 
 from .. import loss_rules
 from ..causes import lr_exploded, lr_from_update_ratio, training_stalled
-from ..context import MIN_LOSS_POINTS
 from ..spec import SymptomSpec
 
 
 def detect(sig, ctx):
-    main = ctx.loss_curve()
-    if main is None:
-        return None
-    name, s, v = main
-    f = loss_rules.detect_early_plateau(s, v, series=name, min_points=MIN_LOSS_POINTS)
+    f = ctx.on_loss_curve(loss_rules.detect_early_plateau)
     if f is not None:
-        loss_rules.add_explosion_evidence(f, name, s, v)
+        loss_rules.add_explosion_evidence(f, *ctx.loss_curve())
     return f
 
 

@@ -3,16 +3,11 @@ from __future__ import annotations
 
 from .. import loss_rules
 from ..causes import inputs_unscaled, lr_from_update_ratio
-from ..context import MIN_LOSS_POINTS
 from ..spec import SymptomSpec
 
 
 def detect(sig, ctx):
-    main = ctx.loss_curve()
-    if main is None:
-        return None
-    name, s, v = main
-    return loss_rules.detect_oscillation(s, v, series=name, min_points=MIN_LOSS_POINTS)
+    return ctx.on_loss_curve(loss_rules.detect_oscillation)
 
 
 def adjust(s, f, ctx):

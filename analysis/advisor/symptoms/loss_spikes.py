@@ -7,18 +7,14 @@ from trainspect.recorder.format import SYS_GRAD_NORM
 
 from .. import gradient_rules, loss_rules
 from ..causes import lr_from_update_ratio
-from ..context import MIN_LOSS_POINTS
 from ..spec import SymptomSpec
 
 
 def detect(sig, ctx):
-    main = ctx.loss_curve()
-    if main is None:
-        return None
-    name, s, v = main
-    f = loss_rules.detect_spikes(s, v, series=name, min_points=MIN_LOSS_POINTS)
+    f = ctx.on_loss_curve(loss_rules.detect_spikes)
     if f is None:
         return None
+    _, s, v = ctx.loss_curve()
     idx = np.searchsorted(s, f.evidence[0].steps)
     nxt = np.clip(idx + 1, 0, len(v) - 1)
     f.facts["isolated"] = bool(np.all(v[nxt] < 0.5 * v[idx]))     # each spike lasts a single point

@@ -49,11 +49,7 @@ def detect_slow_convergence(steps, values, *, series="train/loss", min_progress=
 
 
 def detect(sig, ctx):
-    main = ctx.loss_curve()
-    if main is None or ctx.nan_step is not None:
-        return None
-    name, s, v = main
-    return detect_slow_convergence(s, v, series=name)
+    return None if ctx.nan_step is not None else ctx.on_loss_curve(detect_slow_convergence)
 
 
 def adjust(s, f, ctx):
