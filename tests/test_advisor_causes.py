@@ -213,7 +213,8 @@ def test_lr_fixes_say_how_to_run_a_range_test_or_quote_one_at_hand():
     sweep = LRSweep(name="sweep.h5", lr=np.geomspace(1e-6, 1, 50), loss=np.ones(50), smoothed=np.ones(50),
                     suggested=0.0031, steepest=0.0031, min_loss_lr=0.05)
     flat = by_symptom(diagnose_signals(sig, lr_sweep=sweep))["no_progress"]
-    quoted = next(x for x in flat.fixes if x.id == "lr_range_test")
+    quoted = flat.fixes[0]
+    assert quoted.id == "lr_range_test"
     assert "0.0031" in quoted.text and "sweep.h5" in quoted.text and "steepest descent" in quoted.text
 
 

@@ -51,13 +51,13 @@ def _init_fixes(fixes, finding, ctx):
 
 
 def _lr_fixes(fixes, finding, ctx):
-    """With an LR range test of this model at hand, quote its suggestion instead of saying how to run one."""
+    """With an LR range test of this model at hand, quote its suggestion (first) instead of saying how to run one."""
     sweep = ctx.lr_sweep
     if sweep is None or sweep.suggested is None:
         return list(fixes)
     quoted = Fix("lr_range_test", f"set the LR to {sweep.suggested:.3g}, the suggestion of the LR range test "
                                   f"{sweep.name or ''}: {sweep.reason}".replace("test :", "test:"))
-    return [quoted if f.id == "lr_range_test" else f for f in fixes]
+    return [quoted] + [f for f in fixes if f.id != "lr_range_test"]      # a measured LR first
 
 
 def _lr_low_fixes(fixes, finding, ctx):
