@@ -28,11 +28,16 @@ FLUSH_TIMEOUT = 10.0   # preemption grace periods are ~30 s (SLURM KillWait, Kub
 _recorders: "weakref.WeakSet" = weakref.WeakSet()
 _previous: dict = {}   # signum -> the handler ours replaced
 _lock = threading.Lock()
+_owner_pid = os.getpid()   # the process whose recorders the handler saves (see _handle)
 
 
 def register(recorder) -> None:
     """Watch the signals for ``recorder`` (installs the handlers on first use, main thread only)."""
+    global _owner_pid
     with _lock:
+        if os.getpid() != _owner_pid:   # first recorder of a forked child: its own recorders only
+            _owner_pid = os.getpid()
+            _recorders.clear()
         _recorders.add(recorder)
         if threading.current_thread() is not threading.main_thread():
             return
@@ -66,7 +71,10 @@ def unregister(recorder) -> None:
 
 def _handle(signum, frame) -> None:
     name = signal.Signals(signum).name
-    for recorder in list(_recorders):
+    # A forked child (a DataLoader worker) inherits this handler and copies of the recorders:
+    # their files belong to the parent, so the child only passes the signal on.
+    recorders = list(_recorders) if os.getpid() == _owner_pid else []
+    for recorder in recorders:
         try:
             recorder._on_signal(name, frame)
         except Exception:  # noqa: BLE001 - saving the run must never stop the signal's effect

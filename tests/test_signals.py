@@ -168,3 +168,25 @@ def test_an_ignored_signal_stays_ignored(tmp_path):
             assert r.status().state == "finished"
     finally:
         signal.signal(signal.SIGHUP, old)
+
+
+def test_a_forked_child_does_not_write_its_parents_run(tmp_path):
+    """A DataLoader-style forked worker inherits the handler; SIGTERM to it must not touch the
+    parent's run (the parent goes on and finishes it)."""
+    path = tmp_path / "parent.h5"
+    with Recorder(path) as rec:
+        rec.log({"loss": 1.0}, step=0)
+        rec.flush()
+        pid = os.fork()
+        if pid == 0:   # the worker: wait for the signal (its default action ends it)
+            try:
+                signal.pause()
+            finally:
+                os._exit(3)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        rec.log({"loss": 2.0}, step=1)
+    with open_run(path) as r:
+        assert r.status().state == "finished" and r.status().error == ""
+        assert r.scalar("loss").steps.tolist() == [0, 1]
