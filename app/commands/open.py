@@ -90,7 +90,19 @@ def run(args) -> int:
             window.advisor.tree.setCurrentItem(window.advisor.tree.topLevelItem(min(idx, len(window.advisor.findings) - 1)))
         path = render_screenshot(window, args.screenshot)
         print(f"wrote {path}")
-        window.close()
+        dispose(window)
         return 2 if failed and failed == len(args.runs) else 0
     window.show()
-    return int(app.exec())
+    code = int(app.exec())
+    dispose(window)
+    return code
+
+
+def dispose(window) -> None:
+    """Tear the widgets down now, while Python still runs: left to interpreter exit, a late
+    layout event reached pyqtgraph's Python overrides after Python was gone (a crash at exit)."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    window.close()
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)

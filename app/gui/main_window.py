@@ -32,6 +32,7 @@ from trainspect.analysis.ranks import fold_rank_paths
 from .widgets.run_list import RunListWidget
 from .widgets.scalar_plots import ScalarPlotPanel
 
+CLOSE_WAIT_S = 5.0    # closing the window waits this long for background reads to end
 RUN_FILTER = "trainspect runs (*.h5 *.hdf5);;All files (*)"
 
 
@@ -303,6 +304,10 @@ class MainWindow(QMainWindow):
         self.live.stop()
         self.remote.stop()
         self.save_state()
+        # Reads still running when Python exits can crash it inside HDF5: let them end (a
+        # hung one is left behind after CLOSE_WAIT_S; its thread is a daemon).
+        self.advisor.jobs.wait(CLOSE_WAIT_S)
+        self.runs.io.stop(CLOSE_WAIT_S)
         self.runs.close_all()
         super().closeEvent(event)
 

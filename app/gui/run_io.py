@@ -137,9 +137,12 @@ class BackgroundReads(QObject):
         self._n_threads = max(1, int(threads))
         self._threads: list[threading.Thread] = []
         self._outstanding = 0            # submitted, result not yet handed over (GUI thread only)
+        self._stopped = False
         self._delivered.connect(self._deliver)
 
     def submit(self, work, done=None, failed=None) -> None:
+        if self._stopped:
+            return
         self._outstanding += 1
         self._jobs.put((work, done, failed))
         while len(self._threads) < self._n_threads:   # started on first use, idle ones just wait
@@ -148,22 +151,46 @@ class BackgroundReads(QObject):
             t.start()
 
     def outstanding(self) -> int:
-        """Jobs submitted whose result has not reached the GUI thread yet."""
-        return self._outstanding
+        """Jobs submitted whose result has not reached the GUI thread yet (0 once stopped:
+        nothing more will arrive)."""
+        return 0 if self._stopped else self._outstanding
+
+    def stop(self, wait_s: float = 0.0) -> bool:
+        """No new jobs, no more results; wait up to ``wait_s`` for running ones (the window is
+        closing: a read still inside HDF5 while Python shuts down can crash the process).
+        True when none is running any more."""
+        import time
+
+        self._stopped = True
+        for _ in self._threads:
+            self._jobs.put(None)         # each idle thread takes one and ends
+        # Threads must be gone before Python exits: Qt adopted them when they emitted, and an
+        # adopted thread still alive at exit made the process crash (1 exit in 3).
+        deadline = time.monotonic() + wait_s
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
 
     def _serve(self) -> None:
         while True:
-            work, done, failed = self._jobs.get()
+            job = self._jobs.get()
+            if job is None:
+                return
+            work, done, failed = job
+            if self._stopped:
+                continue
             try:
                 result, error = work(), None
             except Exception as exc:   # reported on the GUI thread, never lost
                 result, error = None, exc
+            if self._stopped:
+                continue
             try:
                 # Bound now: the loop reuses these names for the next job before the GUI runs this.
                 self._delivered.emit(functools.partial(self._finish, done, failed, result, error))
             except RuntimeError:
                 return                     # the app is gone: nobody left to tell
-            del work, done, failed, result, error   # an idle thread must not keep a closed run alive
+            del job, work, done, failed, result, error   # an idle thread must not keep a closed run alive
 
     def _deliver(self, callback) -> None:
         callback()
@@ -181,8 +208,8 @@ def release_freed_memory() -> None:
     """Hand memory freed by closed runs back to the system.
 
     glibc keeps freed heap pages for reuse: closing 50 runs freed their arrays (no object
-    left) but the app's RSS stayed at 542 MB; ``malloc_trim`` brought it to 198 MB. A no-op
-    where there is no glibc."""
+    left) but the app's RSS stayed at 542 MB; ``malloc_trim`` brought it to ~195 MB. (A fixed
+    mmap threshold instead did not: 517 MB.) A no-op where there is no glibc."""
     global _malloc_trim
     if _malloc_trim is None:
         try:
