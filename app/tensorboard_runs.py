@@ -7,8 +7,8 @@ a log directory may be read-only or shared, and TensorBoard's own view of it sta
 The cache key is the source's absolute path plus each event file's size and mtime, so logs
 that grew (a live run) are converted again and an unchanged one opens at once.
 
-As in TensorBoard, each directory that holds event files is one run: ``lightning_logs/`` gives
-``version_0``, ``version_1``, ...
+As in TensorBoard, each directory that holds event files is one run (its sub-folders are runs
+of their own, e.g. those ``add_scalars`` makes): ``lightning_logs/`` gives ``version_0``, ...
 """
 from __future__ import annotations
 
@@ -69,11 +69,14 @@ def as_run_file(path, say=None) -> str:
         return str(path)
     from trainspect.recorder.importers import convert
 
-    if src.is_dir() and len(run_dirs(src)) > 1:
-        names = ", ".join(str(d.relative_to(src)) for d in run_dirs(src)[:5])
-        raise RunFileError(f"{src} holds {len(run_dirs(src))} TensorBoard runs ({names}, ...): name one of them")
+    if src.is_dir() and not any(_is_event_file(f) for f in src.iterdir()):
+        dirs = run_dirs(src)      # no events of its own: the one run below it, if only one
+        if len(dirs) > 1:
+            names = ", ".join(str(d.relative_to(src)) for d in dirs[:5])
+            raise RunFileError(f"{src} holds {len(dirs)} TensorBoard runs ({names}, ...): name one of them")
+        src = dirs[0]
     try:
-        files = event_files(src)
+        files = event_files(src, recursive=False)   # sub-folders are runs of their own
         dst, prefix = _cache_path(src, files)
         if dst.is_file():
             return str(dst)
@@ -82,7 +85,7 @@ def as_run_file(path, say=None) -> str:
             say(f"reading TensorBoard logs {src} into {dst}")
         partial = dst.with_name(f".{dst.stem}.{os.getpid()}.partial.h5")
         try:
-            convert(src, partial, fmt="tensorboard")
+            convert(src, partial, fmt="tensorboard", recursive=False)
             os.replace(partial, dst)     # readers never see a half-written cache entry
         finally:
             if partial.exists():

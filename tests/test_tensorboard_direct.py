@@ -93,3 +93,13 @@ def test_open_shows_tensorboard_logs(tmp_path, capsys):
     shot = tmp_path / "shot.png"
     assert main(["open", str(tmp_path / "tb"), "--screenshot", str(shot), "--size", "900x600"]) == 0
     assert shot.stat().st_size > 10_000
+
+
+def test_a_sub_folder_with_its_own_events_is_a_run_of_its_own(tmp_path, capsys):
+    write_logs(tmp_path / "exp", 5, n=30)
+    write_logs(tmp_path / "exp" / "Loss_val", 6, n=12)       # as SummaryWriter.add_scalars makes
+    assert main(["info", str(tmp_path / "exp")]) == 0
+    out = capsys.readouterr().out
+    assert "run:        exp" in out and "run:        Loss_val" in out
+    assert "30 points" in out and "12 points" in out and "42 points" not in out
+    assert main(["diagnose", str(tmp_path / "exp")]) in (0, 1)     # the folder's own run

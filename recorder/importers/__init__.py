@@ -26,9 +26,10 @@ def detect_format(src) -> str:
     raise ValueError(f"cannot tell the format of {src}: trainspect imports {', '.join(sorted(FORMATS))} files")
 
 
-def convert(src, dst, fmt: str | None = None, progress=None):
+def convert(src, dst, fmt: str | None = None, progress=None, **options):
+    """``options`` go to the format's converter (TensorBoard: ``recursive``)."""
     fmt = fmt or detect_format(src)
     if fmt not in FORMATS:
         raise ValueError(f"unknown import format {fmt!r}; known: {', '.join(sorted(FORMATS))}")
     module = importlib.import_module(f"{__name__}.{FORMATS[fmt]}")
-    return module.convert(src, dst, progress=progress)
+    return module.convert(src, dst, progress=progress, **options)

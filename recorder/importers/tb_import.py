@@ -24,13 +24,14 @@ def _histogram_series(hists) -> dict:
             "hist_min": (steps, np.asarray([h.min for h in hists])), "hist_max": (steps, np.asarray([h.max for h in hists]))}
 
 
-def read_tensorboard(src, progress=None) -> tuple[dict, int]:
-    """``({metric: (steps, values)}, records)`` of every event file under ``src``.
+def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, int]:
+    """``({metric: (steps, values)}, records)`` of every event file under ``src`` (in ``src``
+    itself only, with ``recursive=False``: TensorBoard shows sub-folders as runs of their own).
 
     Several files (a resumed run, one file per process) are merged per tag in step order;
     a repeated step keeps the value written last, as TensorBoard shows it.
     """
-    files = event_files(src)
+    files = event_files(src, recursive)
     pieces: dict[str, list] = {}
     records = 0
     sizes = [f.stat().st_size for f in files]
@@ -62,10 +63,10 @@ def read_tensorboard(src, progress=None) -> tuple[dict, int]:
     return series, records
 
 
-def convert(src, dst, progress=None) -> ImportSummary:
+def convert(src, dst, progress=None, recursive: bool = True) -> ImportSummary:
     from ..recorder import Recorder
 
-    series, records = read_tensorboard(src, progress=progress)
+    series, records = read_tensorboard(src, progress=progress, recursive=recursive)
     if not any(len(s) for s, _ in series.values()):
         raise ValueError(f"{src}: no scalars or histograms in its event files")
     summary = ImportSummary(source=str(src), layout="TensorBoard")

@@ -508,14 +508,15 @@ def read_event_file(path, progress=None) -> EventData:
     return out
 
 
-def event_files(src) -> list[Path]:
-    """The event files of a log directory (recursively, in name order), or [src] for a file."""
+def event_files(src, recursive: bool = True) -> list[Path]:
+    """The event files of a log directory (recursively, or only its own, in name order), or
+    [src] for a file."""
     p = Path(src)
     if p.is_file():
         return [p]
     if not p.is_dir():
         raise FileNotFoundError(f"{src} does not exist")
-    files = sorted(f for f in p.rglob("*") if f.is_file() and "tfevents" in f.name)
+    files = sorted(f for f in (p.rglob("*") if recursive else p.iterdir()) if f.is_file() and "tfevents" in f.name)
     if not files:
         raise EventFileError(f"{src}: no TensorBoard event files (*tfevents*) in this directory")
     return files
