@@ -12,11 +12,13 @@ import subprocess
 import sys
 import textwrap
 
+import h5py
+import numpy as np
 import pytest
 
 from tests.entry_driver import ENTRIES, run_batches
 from tests.fixtures_runs import make_run
-from tests.hostile_corpus import build_corpus
+from tests.hostile_corpus import base_run, build_corpus
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,19 @@ def test_partly_sound_files_are_read_with_a_warning(corpus_results):
         assert all(r["rc"] in (0, 1, 3) for r in results.values()), (name, results)
         for word in case.words:   # info shows what was left out
             assert "warning:" in results["info"]["stdout"] and word in results["info"]["stdout"], (name, results["info"])
+
+
+def test_the_report_says_what_was_left_out(tmp_path):
+    path = base_run(tmp_path / "one_d.h5", n_steps=30)
+    with h5py.File(path, "r+") as f:   # 1-D gradient norms: the grads records are left out
+        norm = f["grads/norm"]
+        n = norm.shape[0]
+        del f["grads/norm"]
+        f.create_dataset("grads/norm", data=np.ones(n, np.float32), maxshape=(None,))
+    proc = _cli(["report", "-q", str(path), "-o", str(tmp_path / "r.html")])
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "warning" in html and "grads/norm" in html
 
 
 def _cli(args, env=None, **kw):

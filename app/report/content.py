@@ -193,6 +193,7 @@ def run_summary(run) -> tuple[list, dict]:
     rows.append(("metrics", f"{len(user)} logged, {len(names) - len(user)} recorded by watch()"))
     if st.error:
         rows.append(("error", st.error))
+    rows += [("warning", w) for w in getattr(run, "warnings", ())]   # parts of the file left out
     return rows, metrics
 
 
