@@ -66,7 +66,50 @@ def _cause(c) -> str:
     return f"{cause_name(c.id)} ({c.confidence:.0%}): {c.why}"
 
 
-def present(f) -> FindingView:
+def earlier_fixes(findings) -> list[dict]:
+    """For each finding of a report, the fixes listed by the findings before it ({fix id: (symptom,
+    number)}): a report lists each fix once, later findings point back to it."""
+    out, seen = [], {}
+    for f in findings:
+        out.append(dict(seen))
+        for n, fix in enumerate(f.fixes, 1):
+            seen.setdefault(_fix_id(fix), (f.symptom, n))
+    return out
+
+
+def _fix_id(fix) -> str:
+    return getattr(fix, "id", str(fix))
+
+
+def _fix_items(f, earlier: dict | None) -> list:
+    """The fixes in their order; a run of fixes already listed for one earlier finding becomes one
+    pointer to them ("same as fixes 1-4 for divergence above")."""
+    items, run = [], None           # run: [symptom, numbers] of consecutive pointers
+    for x in f.fixes:
+        ref = (earlier or {}).get(_fix_id(x))
+        if ref is not None and run is not None and run[0] == ref[0]:
+            run[1].append(ref[1])
+            continue
+        if ref is not None:
+            run = [ref[0], [ref[1]]]
+            items.append(run)
+        else:
+            run = None
+            items.append(("", _fix(x)))
+    out = []
+    for item in items:
+        if isinstance(item, list):
+            sym, nums = item
+            which = (f"fix {nums[0]}" if len(nums) == 1 else f"fixes {nums[0]}–{nums[-1]}"
+                     if nums == list(range(nums[0], nums[-1] + 1)) else "fixes " + ", ".join(map(str, nums)))
+            out.append(("", f"same as {which} for {sym} above"))
+        else:
+            out.append(item)
+    return out
+
+
+def present(f, earlier: dict | None = None) -> FindingView:
+    """``earlier``: fix ids already listed in this report ({id: symptom}, ``earlier_fixes``)."""
     layers = [str(x) for x in f.layers]
     more = f" … (+{len(layers) - MAX_LAYERS})" if len(layers) > MAX_LAYERS else ""
     sections = []
@@ -79,7 +122,7 @@ def present(f) -> FindingView:
     if f.causes:
         sections.append(Section("Likely causes", True, [("", _cause(c)) for c in f.causes]))
     if f.fixes:
-        sections.append(Section("Fixes, in the order to try them", True, [("", _fix(x)) for x in f.fixes]))
+        sections.append(Section("Fixes, in the order to try them", True, _fix_items(f, earlier)))
     return FindingView(
         severity=str(f.severity), mark=SEVERITY_MARKS.get(f.severity, str(f.severity)),
         color=SEVERITY_COLORS.get(f.severity, NEUTRAL_COLOR), symptom=f.symptom, title=f.title,
@@ -93,9 +136,9 @@ def present(f) -> FindingView:
 INDENT = "      "
 
 
-def text_lines(f, brief: bool = False) -> list[str]:
+def text_lines(f, brief: bool = False, earlier: dict | None = None) -> list[str]:
     """Terminal lines. ``brief`` (tail, demo): headline, likely cause and first fix only."""
-    v = present(f)
+    v = present(f, earlier)
     head = f"{v.mark} [{v.symptom}] {v.title}" + (f"  ({v.span})" if v.span else "")
     if brief:
         return [head] + ([f"{INDENT}started by: {v.chain}"] if v.chain else []) + \
@@ -129,9 +172,9 @@ def _items(section: Section, code_tag: str) -> str:
     return f"<{tag}>{items}</{tag}>"
 
 
-def web_html(f, anchor: str = "", extra: str = "") -> str:
+def web_html(f, anchor: str = "", extra: str = "", earlier: dict | None = None) -> str:
     """A finding as a block of the HTML report (styled by the page's CSS); ``extra``: figures."""
-    v = present(f)
+    v = present(f, earlier)
     parts = [f'<div class="finding"{f" id={chr(34)}{e(anchor)}{chr(34)}" if anchor else ""} '
              f'style="border-left-color:{v.color}">',
              f'<div><span class="sev" style="background:{v.color}">{e(v.severity.upper())}</span> '
@@ -148,9 +191,9 @@ def web_html(f, anchor: str = "", extra: str = "") -> str:
     return "\n".join(parts)
 
 
-def rich_html(f) -> str:
+def rich_html(f, earlier: dict | None = None) -> str:
     """A finding in Qt's rich-text subset: the advisor panel's details and the PDF."""
-    v = present(f)
+    v = present(f, earlier)
     out = [f'<p><span style="background-color:{v.color};color:#fff"><b>&nbsp;{e(v.severity.upper())}&nbsp;</b>'
            f'</span> <tt>{e(v.symptom)}</tt> <font color="#666">{e(v.span)}</font></p>',
            f"<h3>{e(v.title)}</h3>"]

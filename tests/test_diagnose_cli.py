@@ -65,6 +65,8 @@ def test_chain_shows_in_text_and_json(scenario_runs, capsys):
     assert main(["diagnose", path]) == 1
     text = capsys.readouterr().out
     assert "started by: [exploding_gradients] the gradient norm grew 10^" in text
+    assert text.count("reduce the learning rate 10x") == 1          # a report lists each fix once
+    assert "same as fix" in text
     assert main(["diagnose", path, "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     nan = next(f for f in doc["findings"] if f["symptom"] == "nan_inf")

@@ -13,7 +13,7 @@ from trainspect.analysis import RunFileError, open_run
 from trainspect.analysis.advisor import coverage, diagnose
 from trainspect.analysis.vocab import RunState
 
-from ..present import text_lines
+from ..present import earlier_fixes, text_lines
 
 
 def add_arguments(parser) -> None:
@@ -77,8 +77,8 @@ def to_text(run, findings, covered) -> str:
         lines.append(f"ranks: {ranks['text']} read ({', '.join(ranks['read'].values())})")
     if all(f.severity == "info" for f in findings):     # notes (info) are not problems
         lines.append("no problems found" + (" among what it could check" if covered.gaps else ""))
-    for f in findings:
-        lines += [""] + text_lines(f)
+    for f, earlier in zip(findings, earlier_fixes(findings)):     # each fix listed once
+        lines += [""] + text_lines(f, earlier=earlier)
     if covered.lines():
         lines += [""] + covered.lines()
     return "\n".join(lines)

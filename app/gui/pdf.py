@@ -10,7 +10,7 @@ import os
 import sys
 from ..report.content import Report
 from ..report.html import not_checked_html
-from ..present import e, rich_html
+from ..present import e, earlier_fixes, rich_html
 
 PAGE_DPI = 96            # layout units = CSS pixels; the PDF itself is vector
 MARGIN = 42
@@ -88,8 +88,8 @@ def report_blocks(report: Report) -> list:
         blocks.append(Text(f"<h2>Advisor findings ({len(s.findings)})</h2>"
                            + ("" if s.findings else "<p><font color='#2e7d32'><b>No problems found.</b></font></p>"),
                            keep_next=bool(s.findings)))
-        for j, f in enumerate(s.findings):
-            blocks.append(Text(rich_html(f), keep_next=True))
+        for j, (f, earlier) in enumerate(zip(s.findings, earlier_fixes(s.findings))):   # each fix listed once
+            blocks.append(Text(rich_html(f, earlier), keep_next=True))
             blocks.extend(Svg(fig.svg, fig.caption) for fig in s.finding_figures.get(j, []))
         if s.not_checked or s.read_from_logs:
             blocks.append(Text(not_checked_html(s)))

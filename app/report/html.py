@@ -6,7 +6,7 @@ a rendering bug could not make the page execute or load anything.
 """
 from __future__ import annotations
 
-from ..present import e, web_html
+from ..present import e, earlier_fixes, web_html
 from .content import Report, RunSection
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -47,9 +47,9 @@ def _run_section(s: RunSection, i: int) -> str:
     out.append(f"<h3>Advisor findings ({len(s.findings)})</h3>")
     if not s.findings:
         out.append('<p class="healthy">No problems found.</p>')
-    for j, f in enumerate(s.findings):
+    for j, (f, earlier) in enumerate(zip(s.findings, earlier_fixes(s.findings))):   # each fix listed once
         figures = "\n".join(_figure(fig) for fig in s.finding_figures.get(j, []))
-        out.append(web_html(f, anchor=f"run-{i}-finding-{j}", extra=figures))
+        out.append(web_html(f, anchor=f"run-{i}-finding-{j}", extra=figures, earlier=earlier))
     if s.not_checked or s.read_from_logs:
         out.append(not_checked_html(s))
     if s.figures:
