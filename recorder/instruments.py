@@ -47,7 +47,10 @@ class Instruments:
         for cls in RECORDS:
             every = schedule.get(cls.schedule, 0) if cls.schedule else 1
             if every and cls.wanted(w):
-                self.records.append(cls(w, every))
+                record = cls(w, every)
+                if cls.schedule == "stats_every":
+                    record.dense_start = schedule.get("dense_start", 0)
+                self.records.append(record)
         by = {m: [r for r in self.records if _implements(r, m)]
               for m in ("before_step", "after_step", "at_log", "skipped_step", "forward_start")}
         self._before, self._after, self._at_log = by["before_step"], by["after_step"], by["at_log"]

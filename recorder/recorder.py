@@ -33,6 +33,7 @@ from .warning import RecorderWarning
 from .records.scalar import SCALAR_VALUES
 
 DEFAULT_STATS_EVERY = 50       # weights/update norms, activation + input statistics
+DEFAULT_DENSE_START = 100      # ... also on each of the first 100 steps (short runs, early failures)
 DEFAULT_HIST_EVERY = 200      # weight and gradient histograms
 DEFAULT_SNAPSHOT_EVERY = 200  # 32x32 weight snapshots
 DEFAULT_TRANSFER_EVERY = 50    # steps of device statistics per device->host copy
@@ -117,7 +118,11 @@ class Recorder:
 
     ``Recorder(path, name=None, config=None, *, resume=False, overwrite=False, flush_every=1.0,
     stats_every=50, hist_every=200, snapshot_every=200, transfer_every=50, strict=False,
-    max_pending=262144, roles=None, all_ranks=True)``
+    max_pending=262144, roles=None, all_ranks=True, dense_start=100)``
+
+    ``dense_start``: the ``stats_every`` statistics (weights and updates, activations, inputs)
+    are also taken on each of the first ``dense_start`` optimizer steps, so a short run or an
+    early failure is always covered (0: only every ``stats_every`` steps).
 
     **An existing run is never replaced by default.** If ``path`` already holds a run, this
     run goes to the first free ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... (one
@@ -171,7 +176,8 @@ class Recorder:
                  resume: bool = False, overwrite: bool = False, flush_every: float = 1.0, stats_every: int | None = DEFAULT_STATS_EVERY,
                  hist_every: int | None = DEFAULT_HIST_EVERY, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
                  transfer_every: int = DEFAULT_TRANSFER_EVERY, strict: bool = False, max_pending: int = 1 << 18,
-                 roles: dict | None = None, all_ranks: bool = True, _device_path: bool = False):
+                 roles: dict | None = None, all_ranks: bool = True, dense_start: int = DEFAULT_DENSE_START,
+                 _device_path: bool = False):
         if not isinstance(flush_every, numbers.Real) or not flush_every > 0:
             raise ValueError(f"flush_every must be a positive number of seconds, got {flush_every!r}")
         if config is not None and not isinstance(config, Mapping):
@@ -198,6 +204,7 @@ class Recorder:
         self.hist_every = _check_every("hist_every", hist_every)
         self.snapshot_every = _check_every("snapshot_every", snapshot_every)
         self.transfer_every = max(1, _check_every("transfer_every", transfer_every))
+        self.dense_start = _check_every("dense_start", dense_start)
         self.strict = bool(strict)
         # For tests: run the GPU code path on CPU tensors (no CPU shortcuts, no host reads of
         # tensor values on the training thread); tests/test_sync_free.py checks it is sync-free.
@@ -250,7 +257,8 @@ class Recorder:
 
     def _schedule(self) -> dict:
         return {"stats_every": self.stats_every, "hist_every": self.hist_every,
-                "snapshot_every": self.snapshot_every, "transfer_every": self.transfer_every}
+                "snapshot_every": self.snapshot_every, "transfer_every": self.transfer_every,
+                "dense_start": self.dense_start}
 
     @property
     def step(self) -> int:

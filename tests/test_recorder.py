@@ -63,9 +63,41 @@ def train_and_capture(path, steps=6, **rec_kwargs):
     return model, ref
 
 
+@pytest.mark.parametrize("steps", [7, 130])
+def test_dense_start_records_every_early_step_then_the_schedule(tmp_path, steps):
+    """Weights, activations and inputs on each of the first dense_start steps, then every
+    stats_every: a short run is covered whatever the period (issue 12: a 60-step run had two
+    records with stats_every=50). Histograms and snapshots keep their own periods."""
+    path = tmp_path / "dense.h5"
+    train_and_capture(path, steps=steps, stats_every=50, hist_every=200, snapshot_every=200, dense_start=5)
+    expect = sorted(set(range(min(5, steps))) | set(range(0, steps, 50)))
+    with open_run(path) as run:
+        assert run.meta["schedule"]["dense_start"] == 5
+        for stat in ("weight_norm", "update_ratio", "act_mean", "act_dead_frac"):
+            assert run.layer_stat(stat).steps.tolist() == expect, stat
+        assert run.scalar(fmt.SYS_INPUT_STD).steps.tolist() == expect
+        assert run.layer_stat("grad_norm").steps.tolist() == list(range(steps))
+    off = tmp_path / "off.h5"
+    train_and_capture(off, steps=steps, stats_every=50, dense_start=0)
+    with open_run(off) as run:
+        assert run.layer_stat("weight_norm").steps.tolist() == list(range(0, steps, 50))
+
+
+def test_default_dense_start_covers_a_short_run(tmp_path):
+    path = tmp_path / "short.h5"
+    train_and_capture(path, steps=12)           # the default stats_every=50, dense_start=100
+    with open_run(path) as run:
+        assert run.meta["schedule"]["stats_every"] == 50 and run.meta["schedule"]["dense_start"] == 100
+        assert run.layer_stat("weight_norm").steps.tolist() == list(range(12))
+        assert run.layer_stat("act_mean").steps.tolist() == list(range(12))
+    with pytest.raises(ValueError, match="dense_start"):
+        Recorder(tmp_path / "bad.h5", dense_start=-1)
+
+
 def test_round_trip_every_instrument(tmp_path):
     path = tmp_path / "run.h5"
-    model, ref = train_and_capture(path, steps=6, stats_every=2, hist_every=3, snapshot_every=5)
+    # dense_start=0: the periods alone (the dense start has its own test below)
+    model, ref = train_and_capture(path, steps=6, stats_every=2, hist_every=3, snapshot_every=5, dense_start=0)
     with open_run(path) as run:
         assert run.status().state == "finished"
         assert [p.name for p in run.params] == [n for n, _ in model.named_parameters()]

@@ -17,9 +17,10 @@ import math
 from .. import format as fmt
 
 
-def due(step: int, every) -> bool:
-    """Is a spec with period ``every`` (0 = never) recorded at ``step``?"""
-    return bool(every) and step % every == 0
+def due(step: int, every, dense_start: int = 0) -> bool:
+    """Is a spec with period ``every`` (0 = never) recorded at ``step``? Also on every step
+    below ``dense_start`` (see ``Record.dense_start``)."""
+    return bool(every) and (step < dense_start or step % every == 0)
 
 
 class Watched:
@@ -76,6 +77,9 @@ class Record:
     group: str | None = None   # record group in the file (format.RECORD_GROUPS); None: scalar rows
     schedule: str | None = None   # "stats_every", "hist_every", "snapshot_every"; None: every step
     wide = False               # travel to the host as float64 (counts beyond 2**24, float64 values)
+    # Also due on each of the first ``dense_start`` steps (Recorder(dense_start=100) for the
+    # stats_every specs): a 60-step run or a NaN at step 3 is covered, whatever the period.
+    dense_start = 0
 
     def __init__(self, watched: Watched, every: int = 1):
         self.w = watched
@@ -92,7 +96,7 @@ class Record:
         return fmt.RECORD_GROUPS[self.group] if self.group else {}
 
     def due(self, step: int) -> bool:
-        return due(step, self.every)
+        return due(step, self.every, self.dense_start)
 
     # ------------------------------------------------------------ moments (training thread)
     def before_step(self, step: int, wall: float, closure: bool) -> None:
