@@ -62,7 +62,7 @@ def run(args) -> int:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"   # no display needed to render a PNG
     import tempfile
 
-    from trainspect.app.gui.main_window import MainWindow, ensure_app, render_screenshot
+    from trainspect.app.gui.main_window import MainWindow, dispose_window, ensure_app, render_screenshot
     from trainspect.app.gui.settings import make_settings
 
     app = ensure_app()
@@ -90,19 +90,10 @@ def run(args) -> int:
             window.advisor.tree.setCurrentItem(window.advisor.tree.topLevelItem(min(idx, len(window.advisor.findings) - 1)))
         path = render_screenshot(window, args.screenshot)
         print(f"wrote {path}")
-        dispose(window)
+        dispose_window(window)
         return 2 if failed and failed == len(args.runs) else 0
     window.show()
     code = int(app.exec())
-    dispose(window)
+    dispose_window(window)
     return code
 
-
-def dispose(window) -> None:
-    """Tear the widgets down now, while Python still runs: left to interpreter exit, a late
-    layout event reached pyqtgraph's Python overrides after Python was gone (a crash at exit)."""
-    from PySide6.QtCore import QCoreApplication, QEvent
-
-    window.close()
-    window.deleteLater()
-    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QSplitter,
@@ -310,6 +310,15 @@ class MainWindow(QMainWindow):
         self.runs.io.stop(CLOSE_WAIT_S)
         self.runs.close_all()
         super().closeEvent(event)
+
+
+def dispose_window(window) -> None:
+    """Close and delete ``window`` now, while Python still runs: left to interpreter exit, a
+    late layout event reached pyqtgraph's Python overrides after Python was gone (a crash at
+    exit of `trainspect open`)."""
+    window.close()
+    window.deleteLater()
+    QApplication.sendPostedEvents(None, QEvent.DeferredDelete)
 
 
 def ensure_app() -> QApplication:
