@@ -44,6 +44,11 @@ from .h5file import LayerLayout, RunFileWriter
 # queued there is no write at all, only the heartbeat every flush_every.
 MIN_FLUSH_GAP = 0.02
 MAX_FLUSH_GAP = 0.25
+# Values logged before watch() wait this long for it before the file starts without per-layer
+# tables (the layout is fixed once SWMR starts): a script that logs its config or a first
+# evaluation and then calls watch() must still get its per-layer records. flush()/close() and
+# a full queue start the file at once.
+LAYOUT_GRACE = 3.0
 FLUSH_COST_FACTOR = 10.0
 
 
@@ -217,6 +222,7 @@ class WriterThread:
             last = self.file.state[fmt.STATE_LAST_STEP]
             self._last_step = int(last) if np.isfinite(last) else -1
         self._last_flush = time.monotonic()
+        self._layout_wait_until = 0.0 if self.file.resumed else self._last_flush + LAYOUT_GRACE
         self._write_start = 0.0
         self._costs: deque = deque(maxlen=9)   # CPU seconds of the last writes
         self._wrote = False
@@ -241,7 +247,8 @@ class WriterThread:
             if self.file.started or self.error:
                 return False
             self.file.start(meta, layout, self.flush_every)
-            return True
+        self.wake()   # values logged before watch() were held for the layout: write them now
+        return True
 
     def put_batch(self, item) -> bool:
         n = len(self.batches)
@@ -328,6 +335,10 @@ class WriterThread:
                 self._wake.clear()
                 now = time.monotonic()
                 queued = bool(self.rows or self.batches)
+                if (queued and not self.batches and not self._urgent and not self.file.started
+                        and now < self._layout_wait_until):
+                    timeout = self._layout_wait_until - now   # hold the values: watch() may come
+                    continue
                 if queued and not self._urgent and now < self._last_flush + self._gap:
                     timeout = self._last_flush + self._gap - now   # collect until the gap is over
                     continue
