@@ -192,3 +192,27 @@ def make_foreign_hdf5(path) -> Path:
     with h5py.File(path, "w") as f:
         f.create_dataset("data", data=np.arange(10))
     return path
+
+
+def digits_lr_sweep(path, steps: int = 60, seed: int = 0):
+    """A real LR range test (``trainspect.lr_range_test``) of a 64-32-10 MLP on digits, recorded
+    to ``path``: a sweep run file for the tests that open one beside a run. Returns its result."""
+    import torch
+    import torch.nn.functional as F
+    from tests.scenario_kit import digits, mlp
+    from trainspect import lr_range_test
+
+    torch.manual_seed(seed)
+    model = mlp([64, 32, 10])
+    opt = torch.optim.SGD(model.parameters(), lr=1e-5)
+    Xtr, ytr, _, _ = digits()
+
+    def step(batch):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(batch[0]), batch[1])
+        loss.backward()
+        opt.step()
+        return loss
+    g = torch.Generator().manual_seed(seed)
+    batches = [(Xtr[i], ytr[i]) for i in torch.randint(0, len(Xtr), (steps, 64), generator=g)]
+    return lr_range_test(model, opt, batches, step, path, steps=steps)

@@ -153,14 +153,32 @@ def findings_table(runs: ScenarioRuns, keys) -> list[dict]:
     return rows
 
 
+def print_matrix(rows) -> None:
+    """One line per scenario: expected (symptom <- causes), then hit/MISS per (seed, threads)."""
+    from tests.scenarios import SCENARIOS
+    cells = sorted({(r["key"].seed, r["key"].threads) for r in rows})
+    print("| scenario | expected | " + " | ".join(f"s{s} t{t}" for s, t in cells) + " |")
+    print("|---|---|" + "---|" * len(cells))
+    by = {}
+    for r in rows:
+        by.setdefault(r["key"].name, {})[(r["key"].seed, r["key"].threads)] = r
+    for name, got in by.items():
+        sc = SCENARIOS[name]
+        expected = f"{sc.symptom} <- {'/'.join(sc.causes)}" if sc.symptom else "silent"
+        pending = " (pending)" if any(r["pending"] for r in got.values()) else ""
+        marks = [("hit" if got[c]["ok"] else "MISS: " + got[c]["got"]) if c in got else "" for c in cells]
+        print(f"| {name}{pending} | {expected} | " + " | ".join(marks) + " |")
+
+
 def main(argv) -> int:
     """python -m tests.scenario_runs [DIR [NAME ...]]: record (what DIR lacks), diagnose, print
-    the scenario x seed x thread table; -v prints every finding's title too."""
+    the scenario x seed x thread table; -v prints every finding's title too; --matrix prints one
+    row per scenario with a hit/MISS column per (seed, threads) cell."""
     import tempfile
     import time
     from tests.scenarios import SCENARIOS
-    verbose = "-v" in argv
-    argv = [a for a in argv if a != "-v"]
+    verbose, matrix = "-v" in argv, "--matrix" in argv
+    argv = [a for a in argv if a not in ("-v", "--matrix")]
     directory = argv[0] if argv else tempfile.mkdtemp(prefix="trainspect-scenarios-")
     names = argv[1:] or list(SCENARIOS)
     runs = ScenarioRuns(directory)
@@ -170,8 +188,11 @@ def main(argv) -> int:
     recorded = time.perf_counter() - t0
     rows = findings_table(runs, keys)
     diagnosed = time.perf_counter() - t0 - recorded
-    print("| scenario | expected | seed | threads | result | found |\n|---|---|---|---|---|---|")
-    for r in rows:
+    if matrix:
+        print_matrix(rows)
+    else:
+        print("| scenario | expected | seed | threads | result | found |\n|---|---|---|---|---|---|")
+    for r in rows if not matrix else []:
         k = r["key"]
         result = ("hit" if r["ok"] else "MISS") + (" (pending)" if r["pending"] else "")
         print(f"| {k.name} | {r['expected']} | {k.seed} | {k.threads} | {result} | {r['got']} |")

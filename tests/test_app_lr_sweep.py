@@ -18,26 +18,11 @@ from tests.gui_helpers import open_runs  # noqa: E402
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """A real LR range test of a small digits MLP: (path, LRRangeResult)."""
-    import torch.nn.functional as F
-    from tests.scenarios import digits, mlp
-    from trainspect import lr_range_test
+    from tests.fixtures_runs import digits_lr_sweep
 
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = mlp([64, 32, 10])
-    opt = torch.optim.SGD(model.parameters(), lr=1e-5)
-    Xtr, ytr, _, _ = digits()
-
-    def step(batch):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(batch[0]), batch[1])
-        loss.backward()
-        opt.step()
-        return loss
-    g = torch.Generator().manual_seed(0)
-    batches = [(Xtr[i], ytr[i]) for i in torch.randint(0, len(Xtr), (80, 64), generator=g)]
     path = tmp_path_factory.mktemp("sweep") / "lr_sweep.h5"
-    result = lr_range_test(model, opt, batches, step, path, steps=80)
+    result = digits_lr_sweep(path, steps=80)
     assert result.lr is not None, result.reason
     return path, result
 

@@ -78,25 +78,9 @@ def test_chain_shows_in_text_and_json(scenario_runs, capsys):
 
 
 def test_lr_sweep_beside_the_run_is_quoted_in_the_lr_fix(scenario_runs, tmp_path, capsys):
-    import torch
-    import torch.nn.functional as F
-    from tests.scenarios import digits, mlp
-    from trainspect import lr_range_test
+    from tests.fixtures_runs import digits_lr_sweep
 
-    torch.manual_seed(0)
-    model = mlp([64, 32, 10])
-    opt = torch.optim.SGD(model.parameters(), lr=1e-5)
-    Xtr, ytr, _, _ = digits()
-
-    def step(batch):
-        opt.zero_grad()
-        loss = F.cross_entropy(model(batch[0]), batch[1])
-        loss.backward()
-        opt.step()
-        return loss
-    g = torch.Generator().manual_seed(0)
-    batches = [(Xtr[i], ytr[i]) for i in torch.randint(0, len(Xtr), (60, 64), generator=g)]
-    result = lr_range_test(model, opt, batches, step, tmp_path / "sweep.h5", steps=60)
+    result = digits_lr_sweep(tmp_path / "sweep.h5", steps=60)
     assert result.lr is not None
     assert main(["diagnose", scenario_runs.path("lr_too_low"), "--lr-sweep", str(tmp_path / "sweep.h5")]) == 1
     out = capsys.readouterr().out
