@@ -345,8 +345,7 @@ def training_stalled(s: Scores, ctx: Context) -> None:
         s.boost("optimizer_setup", 0.8, "some parameters have gradients but are never updated")
     if "dead_units" in ctx.found:
         start = ctx.facts("dead_units").get("dead_from_start")
-        cause = "bad_init" if start else "lr_too_high" if ctx.ratio_high or ctx.update_ratio is None else \
-            "activation_choice"
+        cause = "bad_init" if start else "activation_choice" if ctx.updates_stayed_normal else "lr_too_high"
         s.boost(cause, 0.8, "most ReLU units are dead " + (
             "from the first record (initialisation)" if start else "after training started" + (
                 " with normal-sized updates: ReLUs die where LeakyReLU/GELU would not" if cause == "activation_choice"

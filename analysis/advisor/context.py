@@ -44,6 +44,7 @@ class Context:
     nan_step: int | None = None             # first step with a non-finite value (set by nan_inf)
     update_ratio: float | None = None       # median update/weight ratio of weight matrices (before any NaN)
     update_ratio_max: float | None = None   # the most-updated weight matrix (vanishing gradients leave it normal)
+    update_ratio_peak: float | None = None  # the largest per-record median ratio (the updates at their largest)
     lr_steps: np.ndarray | None = None      # LR of param group 0 (finite, > 0)
     lr_values: np.ndarray | None = None
     train_loss_near_zero: bool = False      # training loss ends < 1 % of its initial level
@@ -67,6 +68,12 @@ class Context:
     @property
     def ratio_low(self) -> bool:
         return self.update_ratio_max is not None and self.update_ratio_max < RATIO_LOW
+
+    @property
+    def updates_stayed_normal(self) -> bool:
+        """The update/weight ratio is known and never went far above ~1e-3, not even for a while."""
+        return (self.update_ratio is not None and not self.ratio_high
+                and (self.update_ratio_peak is None or self.update_ratio_peak <= RATIO_HIGH))
 
     @property
     def deep(self) -> bool:

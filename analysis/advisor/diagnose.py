@@ -8,7 +8,7 @@ from .context import Context, build_context
 from .registry import REGISTRY, SPECS
 from .signals import Signals, extract
 from .symptoms._cut import rows_before, shapes_of
-from .weight_rules import update_ratio_level
+from .weight_rules import update_ratio_level, update_ratio_peak
 
 
 def diagnose(run, lr_sweep=None) -> list[Finding]:
@@ -58,4 +58,5 @@ def _update_ratio(sig: Signals, ctx: Context) -> None:
     shapes, _ = shapes_of(sig, ur.layers)
     cut = rows_before(ur.steps, ctx.nan_step)
     ctx.update_ratio, per_layer = update_ratio_level(ur.steps[:cut], ur.head(cut), ur.layers, shapes)
+    ctx.update_ratio_peak = update_ratio_peak(ur.steps[:cut], ur.head(cut), ur.layers, shapes)
     ctx.update_ratio_max = max(per_layer.values()) if per_layer else None

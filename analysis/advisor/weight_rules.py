@@ -84,15 +84,44 @@ def update_ratio_level(steps, update_ratio, layers, shapes, *, skip_first=1):
     table = as_table(update_ratio, steps, layers)
     cols = [i for i, s in enumerate(shapes) if len(s) >= 2] or list(range(table.shape[1]))
     u = table.columns(cols, start=skip_first).astype(np.float64)     # weight matrices only
+    # Each record stands for the steps until the next one: dense early records (every step for the
+    # first 100) must not outweigh the rest of the run.
+    st = np.asarray(table.steps, dtype=np.float64)[skip_first:]
+    gaps = np.diff(st, append=st[-1] + (st[-1] - st[-2] if len(st) > 1 else 1.0)) if len(st) else st
     per = {}
     for k, j in enumerate(cols):
         v = u[:, k]
-        v = v[np.isfinite(v) & (v > 0)]
-        if v.size:
-            per[layers[j]] = float(np.median(v))
+        ok = np.isfinite(v) & (v > 0)
+        if ok.any():
+            per[layers[j]] = _weighted_median(v[ok], gaps[ok])
     if not per:
         return None, {}
     return float(np.median(list(per.values()))), per
+
+
+def update_ratio_peak(steps, update_ratio, layers, shapes, *, skip_first=1):
+    """The largest per-record median (over weight matrices) update/weight ratio: how large the
+    updates were at their largest, e.g. before a too-high LR killed the units (after that the
+    updates are ~0 and the run's median looks normal). None without usable records."""
+    if update_ratio is None or len(steps) <= skip_first:
+        return None
+    table = as_table(update_ratio, steps, layers)
+    cols = [i for i, s in enumerate(shapes) if len(s) >= 2] or list(range(table.shape[1]))
+    u = table.columns(cols, start=skip_first).astype(np.float64)
+    u[~np.isfinite(u) | (u <= 0)] = np.nan
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(u, axis=1)
+    med = med[np.isfinite(med)]
+    return float(med.max()) if med.size else None
+
+
+def _weighted_median(values, weights) -> float:
+    order = np.argsort(values)
+    w = np.cumsum(np.asarray(weights, dtype=np.float64)[order])
+    return float(np.asarray(values)[order][int(np.searchsorted(w, 0.5 * w[-1]))])
 
 
 def cumulative_change(steps, update_ratio, layers, shapes):

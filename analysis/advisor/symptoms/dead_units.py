@@ -47,7 +47,7 @@ def adjust(s, f, ctx):
     elif {"divergence", "loss_oscillation", "nan_inf", "exploding_gradients"} & ctx.symptoms:
         s.boost("lr_too_high", 0.8, "units died while the loss/gradients blew up: large updates pushed them into the "
                                     "negative region")
-    elif ctx.update_ratio is not None and not ctx.ratio_high:
+    elif ctx.updates_stayed_normal:
         s.boost("activation_choice", 0.7, f"units died during training with a normal update/weight ratio "
                                           f"({ctx.update_ratio:.2g}): ReLUs die where LeakyReLU/GELU would not")
     else:
