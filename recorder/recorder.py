@@ -318,8 +318,10 @@ class Recorder:
         training, so that the steps it skips are counted and recorded (``sys/amp_skipped_step``),
         its loss scale is recorded and gradient norms are unscaled.
 
-        Call it once, before training. A second call, or a call after data was already
-        flushed without a watched model, warns and is ignored.
+        Call it once, before training. Values logged before it wait up to 3 s for it (the
+        per-layer layout is fixed once the file starts). A second call, or a call after data
+        was already written without a watched model (after those 3 s, a ``flush()`` or a full
+        queue), warns and is ignored.
         """
         import torch
 
