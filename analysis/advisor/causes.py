@@ -45,7 +45,7 @@ def _init_fixes(fixes, finding, ctx):
     parts = []
     if ctx.has_relu or not ctx.has_bounded_acts:
         parts.append("He (Kaiming) init for ReLU layers")
-    if ctx.has_bounded_acts or not ctx.has_relu:
+    if ctx.has_bounded_acts:   # no tanh/sigmoid module: the activations are ReLU-like or functional (F.relu)
         parts.append("Xavier (Glorot) init for tanh/sigmoid layers")
     return [Fix("proper_init", f"use {', '.join(parts)}; never zero/constant weights"), *fixes[1:]]
 
