@@ -30,7 +30,8 @@ CHILD = textwrap.dedent("""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    rec = Recorder(path, flush_every=0.05, stats_every=2, hist_every=5, snapshot_every=5, transfer_every=3)
+    rec = Recorder(path, flush_every=0.05, stats_every=2, dense_start=0, hist_every=5, snapshot_every=5,
+               transfer_every=3)
     rec.watch(model, opt)
     print("started", flush=True)
     for step in range(steps):

@@ -74,7 +74,7 @@ def test_logger_records_a_clipped_accumulated_bf16_fit(tmp_path, seed):
     path = tmp_path / "runs" / "x.h5"
     pre = PreClipNorms()
     tb = L.loggers.TensorBoardLogger(tmp_path / "tb")      # beside another logger
-    logger = TrainspectLogger(path, stats_every=5)
+    logger = TrainspectLogger(path, stats_every=5, dense_start=0)   # the schedule itself is checked
     t = trainer(tmp_path, [logger, tb], max_steps=6, callbacks=[pre], accumulate_grad_batches=2,
                 precision="bf16-mixed", gradient_clip_val=0.05, val_check_interval=4)
     module = Regressor(hidden=12, lr=0.05)

@@ -51,7 +51,7 @@ def test_callback_records_the_trainers_logs_at_its_steps_and_watches_the_model(t
     monkeypatch.setenv("TRAINSPECT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", str(tmp_path / "hf_tb"))
     path = tmp_path / "x.h5"
-    callback = TrainspectCallback(path, stats_every=2)
+    callback = TrainspectCallback(path, stats_every=2, dense_start=0)   # the schedule itself is checked
     trainer = hf_trainer(tmp_path, seed, callback, max_steps=6, gradient_accumulation_steps=2,
                          max_grad_norm=0.5, eval_strategy="steps", eval_steps=3, save_strategy="no",
                          report_to=["tensorboard"])      # HF's own TensorBoard logs beside ours

@@ -562,7 +562,7 @@ def test_a_new_instrument_is_one_spec_class_and_one_registry_line(tmp_path, monk
     model = torch.nn.Linear(5, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     largest = {}
-    with Recorder(tmp_path / "run.h5", stats_every=2, _device_path=True) as rec:
+    with Recorder(tmp_path / "run.h5", stats_every=2, dense_start=0, _device_path=True) as rec:
         rec.watch(model, opt)
         for step in range(5):
             opt.zero_grad()

@@ -34,7 +34,7 @@ def detect(sig, ctx):
             values=[round(ctx.weight_change, 6)]))
     f.facts["zero_gradients"] = ctx.zero_gradients
     if ctx.zero_gradients:
-        f.evidence.append(Evidence(series="sys/grad_norm", threshold=0.0,
+        f.evidence.append(Evidence(series=fmt.SYS_GRAD_NORM, threshold=0.0,
                                    text="every recorded gradient is exactly 0: the loss does not depend on the "
                                         "weights, its changes are the batches'"))
     s, v = finite_prefix(*loss_rules.as_series(s, v))
