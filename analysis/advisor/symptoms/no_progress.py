@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainspect.recorder.format import SYS_GRAD_NORM
+
 from ...findings import Evidence, Finding
 from .. import loss_rules
 from ..causes import loss_setup_evidence, lr_exploded, lr_from_update_ratio, training_stalled
@@ -34,7 +36,7 @@ def detect(sig, ctx):
             values=[round(ctx.weight_change, 6)]))
     f.facts["zero_gradients"] = ctx.zero_gradients
     if ctx.zero_gradients:
-        f.evidence.append(Evidence(series=fmt.SYS_GRAD_NORM, threshold=0.0,
+        f.evidence.append(Evidence(series=SYS_GRAD_NORM, threshold=0.0,
                                    text="every recorded gradient is exactly 0: the loss does not depend on the "
                                         "weights, its changes are the batches'"))
     s, v = finite_prefix(*loss_rules.as_series(s, v))
