@@ -177,12 +177,19 @@ def test_a_forked_child_does_not_write_its_parents_run(tmp_path):
     with Recorder(path) as rec:
         rec.log({"loss": 1.0}, step=0)
         rec.flush()
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:   # the worker: wait for the signal (its default action ends it)
             try:
+                os.write(ready_w, b"x")
                 signal.pause()
             finally:
                 os._exit(3)
+        # Signal only once the child runs Python: a SIGTERM that lands between fork() and
+        # CPython's after-fork reset of its signal flags is lost, and the child would pause forever.
+        assert os.read(ready_r, 1) == b"x"
+        os.close(ready_r)
+        os.close(ready_w)
         os.kill(pid, signal.SIGTERM)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
