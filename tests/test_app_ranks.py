@@ -56,6 +56,18 @@ def test_ranks_tab_shows_every_rank_as_a_heatmap_row(window, four_ranks, qtbot):
     text = panel.summary.text()
     for rank, name in enumerate(["exp1.h5", "exp1.rank1.h5", "exp1.rank2.h5", "exp1.rank3.h5"]):
         assert f"rank {rank}: {name}" in text
+    # hovering a cell names rank, step and value; outside the image the label is blank
+    assert panel.metric.cell_at(5.5, 3.5) == (3, 5, 5, _loss(3, 5))
+    assert panel.metric.cell_at(40.0, 1.5) is None and panel.metric.cell_at(5.0, 4.5) is None
+    from PySide6.QtCore import QPointF
+
+    panel.resize(900, 600)
+    vb = panel.metric.plot.getViewBox()
+    qtbot.waitUntil(lambda: vb.width() > 100, timeout=WAIT_MS)
+    panel._hovers[1].move([vb.mapViewToScene(QPointF(5.5, 3.5))])
+    assert panel.hover.text() == f"rank 3, step 5: train/loss <b>{_loss(3, 5):.4g}</b>"
+    panel._hovers[1].move([vb.mapViewToScene(QPointF(float(vb.viewRange()[0][1]) - 0.01, 3.5))])
+    assert "rank 3" in panel.hover.text()
 
 
 def test_scalar_plot_has_a_min_max_band_across_ranks(window, four_ranks, qtbot):

@@ -217,7 +217,7 @@ def test_heatmap_is_pooled_to_pixels_and_click_plots_a_layer(window, big_run, qt
     scene_pos = vb.mapViewToScene(QPointF(150_000, 2.5))
     p = vb.mapSceneToView(scene_pos)
     name, _, _, value = hm.cell_at(p.x(), p.y())
-    hm._on_mouse([scene_pos])
+    hm.hover.move([scene_pos])
     assert name == "layers.1.weight"
     assert name in hm.hover_label.text() and f"{value:.4g}" in hm.hover_label.text()
     hm.click_cell(150_000, 2.5)

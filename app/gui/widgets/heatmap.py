@@ -20,7 +20,7 @@ from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels
 from ..model import PALETTE
 from .lazy import LazyPanel, retry_if_busy
-from .parts import image_with_colorbar, message_label, point_under_mouse, shrinkable
+from .parts import CellHover, bucket_under, image_with_colorbar, message_label, shrinkable, steps_text
 
 MAX_LAYER_TICKS = 40
 NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
@@ -36,6 +36,10 @@ def matching_layers(selected, layers) -> list[int]:
                 out.append(i)
                 break
     return out
+
+
+def hover_text(name: str, first: int, last: int, value: float) -> str:
+    return f"<b>{html.escape(name)}</b> &nbsp; {steps_text(first, last, ' (max)')} &nbsp; = <b>{value:.4g}</b>"
 
 
 class HeatmapPanel(LazyPanel):
@@ -94,7 +98,7 @@ class HeatmapPanel(LazyPanel):
         self._refine_timer.setInterval(250)   # exact pooling from the file once the view rests
         self._refine_timer.timeout.connect(lambda: self.refresh_image(exact=True))
         self.plot.getViewBox().sigXRangeChanged.connect(self._on_range)
-        self._mouse_proxy = pg.SignalProxy(self.canvas.scene().sigMouseMoved, rateLimit=60, slot=self._on_mouse)
+        self.hover = CellHover(self.canvas, self.plot, self.cell_at, self.hover_label, hover_text)
         self.canvas.scene().sigMouseClicked.connect(self._on_click)
         self.stat_combo.currentIndexChanged.connect(self._on_combo)
         self.follow_current_run(runs)
@@ -234,26 +238,11 @@ class HeatmapPanel(LazyPanel):
     def cell_at(self, step: float, row: float):
         """(layer name, first step, last step, value) under a point; None outside the image."""
         src = self.source
-        first, last = self.buckets
-        if src is None or len(first) == 0 or not 0 <= row < len(src.layers):
-            return None
-        i = int(np.searchsorted(first, step, side="right") - 1)
-        if i < 0 or step > last[-1] + 1:
-            return None
-        r = int(row)
-        return src.layers[r], int(first[i]), int(last[i]), float(self.shown[r, i])
-
-    def _on_mouse(self, event) -> None:
-        p = point_under_mouse(self.plot, event)
-        if p is None:
-            return
-        hit = self.cell_at(p.x(), p.y())
+        hit = None if src is None else bucket_under(*self.buckets, len(src.layers), step, row)
         if hit is None:
-            self.hover_label.setText(" ")
-            return
-        name, s0, s1, value = hit
-        steps = f"step {s0}" if s0 == s1 else f"steps {s0}–{s1} (max)"
-        self.hover_label.setText(f"<b>{html.escape(name)}</b> &nbsp; {steps} &nbsp; = <b>{value:.4g}</b>")
+            return None
+        r, i = hit
+        return src.layers[r], int(self.buckets[0][i]), int(self.buckets[1][i]), float(self.shown[r, i])
 
     def _on_click(self, event) -> None:
         vb = self.plot.getViewBox()

@@ -1,6 +1,7 @@
 """Pieces the layer panels (heatmap, distributions) build their canvases from."""
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy
@@ -45,3 +46,36 @@ def point_under_mouse(plot, event):
     pos = event[0]
     vb = plot.getViewBox()
     return vb.mapSceneToView(pos) if vb.sceneBoundingRect().contains(pos) else None
+
+
+def bucket_under(first, last, n_rows: int, step: float, row: float):
+    """``(row, column)`` of a rows x step-buckets image under a point (column ``i`` spans steps
+    ``first[i]..last[i]``), or None outside the image."""
+    if len(first) == 0 or not 0 <= row < n_rows:
+        return None
+    i = int(np.searchsorted(first, step, side="right") - 1)
+    if i < 0 or step > last[-1] + 1:
+        return None
+    return int(row), i
+
+
+def steps_text(first: int, last: int, pooled: str = "") -> str:
+    """"step 5" or "steps 5–9" (``pooled`` says how a bucket of several steps was combined)."""
+    return f"step {first}" if first == last else f"steps {first}–{last}{pooled}"
+
+
+class CellHover:
+    """While the mouse moves over ``plot``, ``label`` shows ``describe(*cell_at(x, y))`` (a blank
+    outside any cell); mouse moves are rate-limited."""
+
+    def __init__(self, canvas, plot, cell_at, label, describe):
+        self.plot, self.cell_at, self.label, self.describe = plot, cell_at, label, describe
+        self.proxy = pg.SignalProxy(canvas.scene().sigMouseMoved, rateLimit=60, slot=self.move)
+
+    def move(self, event) -> None:
+        """A SignalProxy mouse-move ``event`` (a tuple holding the scene position)."""
+        p = point_under_mouse(self.plot, event)
+        if p is None:
+            return
+        cell = self.cell_at(p.x(), p.y())
+        self.label.setText(" " if cell is None else self.describe(*cell))

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 from ... import rank_view
 from ...vocab import SYS_DATA_WAIT, SYS_STEP_TIME, is_sys, stat_label
 from .lazy import LazyPanel
-from .parts import message_label, point_under_mouse
+from .parts import CellHover, bucket_under, message_label, steps_text
 
 TIMING = (SYS_STEP_TIME, SYS_DATA_WAIT)
 NOT_DISTRIBUTED = ("A single-process run. For a distributed run (torchrun: one file per rank, exp1.h5, "
@@ -72,10 +72,14 @@ class RankHeatmap:
 
     def cell_at(self, step: float, row: float):
         """(rank, first step, last step, value) under a point, or None."""
-        if not len(self.first) or not 0 <= row < len(self.ranks):
+        hit = bucket_under(self.first, self.last, len(self.ranks), step, row)
+        if hit is None:
             return None
-        col = int(np.clip(np.searchsorted(self.first, step, side="right") - 1, 0, len(self.first) - 1))
-        return self.ranks[int(row)], int(self.first[col]), int(self.last[col]), float(self.values[int(row), col])
+        r, col = hit
+        return self.ranks[r], int(self.first[col]), int(self.last[col]), float(self.values[r, col])
+
+    def hover_text(self, rank, first: int, last: int, value: float) -> str:
+        return f"rank {rank}, {steps_text(first, last)}: {html.escape(stat_label(self.name))} <b>{value:.4g}</b>"
 
 
 class RanksPanel(LazyPanel):
@@ -112,8 +116,7 @@ class RanksPanel(LazyPanel):
         lay.addWidget(self.timing.canvas, 1)
         lay.addWidget(self.metric.canvas, 1)
         lay.addWidget(self.summary)
-        self._proxies = [pg.SignalProxy(m.canvas.scene().sigMouseMoved, rateLimit=60,
-                                        slot=lambda ev, m=m: self._on_mouse(m, ev)) for m in (self.timing, self.metric)]
+        self._hovers = [CellHover(m.canvas, m.plot, m.cell_at, self.hover, m.hover_text) for m in (self.timing, self.metric)]
         self.timing_combo.currentIndexChanged.connect(lambda _: self._show())
         self.loss_combo.currentIndexChanged.connect(lambda _: self._show())
         self.follow_current_run(runs)
@@ -187,16 +190,3 @@ class RanksPanel(LazyPanel):
                    if s.first_nonfinite is not None else "")
             rows.append(f"rank {s.rank}: {html.escape(s.path.name)} — {html.escape(s.status)}; {loss}{step}{bad}")
         return "<br>".join(rows)
-
-    # ------------------------------------------------------------ hover
-    def _on_mouse(self, heat, event) -> None:
-        p = point_under_mouse(heat.plot, event)
-        if p is None:
-            return
-        cell = heat.cell_at(p.x(), p.y())
-        if cell is None:
-            self.hover.setText(" ")
-            return
-        rank, a, b, v = cell
-        steps = f"step {a}" if a == b else f"steps {a}–{b}"
-        self.hover.setText(f"rank {rank}, {steps}: {html.escape(stat_label(heat.name))} <b>{v:.4g}</b>")
