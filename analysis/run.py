@@ -16,6 +16,7 @@ import numpy as np
 from trainspect.recorder import format as fmt
 from trainspect.recorder.format import RunFileError
 
+from .latest_step import LatestStep
 from .layout_check import check_layout, stored_rows
 from .vocab import RunState, loss_roles
 
@@ -76,7 +77,7 @@ class Snapshots:
 @dataclass(frozen=True)
 class RunStatus:
     state: RunState     # live / finished / crashed / stale
-    last_step: int
+    last_step: int      # largest step written; in a resumed run, steps a later session superseded left out
     heartbeat: float    # unix time of the writer's last flush
     age_s: float        # seconds since that flush
     error: str = ""
@@ -257,6 +258,7 @@ class Run:
         self._group_rows: dict[str, int] = {}
         self._segments = None        # segments/table as last read (resumed runs), see _sessions_changed
         self._marks: dict = {}       # session -> {tag: points before the session} (see _latest)
+        self._latest_steps: dict[str, LatestStep] = {}   # layer record group -> its counted last step
 
     # ------------------------------------------------------------ header
     def _read_header(self) -> None:
@@ -364,6 +366,8 @@ class Run:
         heartbeat = _finite(state[fmt.STATE_HEARTBEAT], 0.0)    # unknown: judged long gone
         last_step = _finite(state[fmt.STATE_LAST_STEP], -1.0)
         last_step = int(last_step) if abs(last_step) < 2**62 else -1
+        if _finite(state[fmt.STATE_SESSIONS], 1.0) > 1 and self._read_segments() is not None:
+            last_step = self._counted_last_step()
         age = max(0.0, time.time() - heartbeat)
         flush_every = _finite(state[fmt.STATE_FLUSH_EVERY], 1.0)
         if status == fmt.STATUS_FINISHED:
@@ -375,6 +379,22 @@ class Run:
         else:
             kind = RunState.LIVE
         return RunStatus(kind, last_step, heartbeat, age, error)
+
+    def _counted_last_step(self) -> int:
+        """A resumed run's last step. state/values holds the largest step *written*, which counts
+        the steps a crashed session wrote after the checkpoint the run resumed from (superseded:
+        FORMAT.md, *Segments*); here only the points readers show count. Incremental, one block
+        of rows at a time."""
+        best = self.scalar_summary().max_step
+        segments = self._read_segments()
+        for group in fmt.RECORD_GROUPS:
+            n = self._rows(group)
+            if not n:
+                continue
+            steps_ds = self._h(f"{group}/{fmt.STEP_FIELD}")
+            starts = fmt.session_starts(segments, group)
+            best = max(best, self._latest_steps.setdefault(group, LatestStep()).update(steps_ds, n, starts))
+        return best
 
     @property
     @_reads_file
@@ -778,12 +798,10 @@ class Run:
     @property
     @_reads_file
     def max_step(self) -> int:
-        best = self.status().last_step
-        self._ensure_scalars()
-        for pts in self._points.values():
-            if pts.n:
-                best = max(best, int(pts.cols[0][: pts.n].max()))
-        return int(best)
+        """The largest step of any point this reader shows (-1: none). In a resumed run the steps
+        a later session wrote again do not count (status().last_step leaves them out too).
+        Memory does not grow with the run (see scalar_summary)."""
+        return max(self.status().last_step, self.scalar_summary().max_step)
 
     @_reads_file
     def instruments(self) -> dict[str, int]:

@@ -320,3 +320,57 @@ def test_summary_of_a_live_resumed_run_follows_superseding(tmp_path):
             rec.flush()
             assert counts(r) == {"loss": 7, "acc": 11}
             assert r.scalar("loss").steps.tolist() == list(range(7))
+
+
+def test_last_step_leaves_out_the_superseded_steps_of_a_crashed_session(tmp_path):
+    """Crashed at step 800, resumed from the checkpoint at step 500: the dead session's steps
+    500..800 are superseded, so the run's last step is the resumed session's, in every place
+    that shows it (status, max_step, info, tail, report, the app's details panel)."""
+    from trainspect.app.report.content import run_summary
+
+    path = tmp_path / "crashed.h5"
+    model, opt = _model()
+    with pytest.raises(RuntimeError):
+        with Recorder(path, stats_every=10, hist_every=0, snapshot_every=0) as rec:
+            rec.watch(model, opt)
+            _train(rec, model, opt, 801)       # steps 0..800, layer records every 10 steps
+            raise RuntimeError("out of memory")
+    with open_run(path) as r:
+        assert r.status().describe().startswith("crashed at step 800")
+    with Recorder(path, resume=True, stats_every=10, hist_every=0, snapshot_every=0) as rec:
+        rec.watch(model, opt)
+        rec.set_step(500)                      # the checkpoint was taken at step 500
+        _train(rec, model, opt, 100)           # steps 500..599
+        rec.flush()
+        with open_run(path) as live:
+            assert live.status().last_step == 599 and live.max_step == 599
+            assert live.status().describe() == "live, step 599"
+    with open_run(path) as r:
+        assert r.status().describe() == "finished at step 599"
+        assert r.max_step == 599 and r.scalar_summary().max_step == 599
+        assert r.layer_stat("grad_norm").steps.max() <= 599
+        rows, metrics = run_summary(r)
+        assert ("steps", "600") in rows and metrics["steps"] == 600
+    cli = [sys.executable, "-m", "trainspect.app.cli"]
+    info = subprocess.run(cli + ["info", str(path)], capture_output=True, text=True, env=_env(), timeout=DEADLINE)
+    assert "steps:      600\n" in info.stdout and "finished at step 599" in info.stdout, info.stdout
+    tail = subprocess.run(cli + ["tail", "--once", "--advisor-every", "0", str(path)], capture_output=True,
+                          text=True, env=_env(), timeout=DEADLINE)
+    assert tail.returncode == 0 and "step    599 |" in tail.stdout and "800" not in tail.stdout, tail.stdout
+
+
+def test_last_step_of_a_resumed_run_counts_what_was_not_written_again(tmp_path):
+    """Per series: before the resumed session logs anything, nothing is superseded yet; a
+    series it never logs again (here every layer record group) keeps its steps."""
+    path = tmp_path / "eval.h5"
+    model, opt = _model()
+    with Recorder(path, stats_every=10, hist_every=0, snapshot_every=0) as rec:
+        rec.watch(model, opt)
+        _train(rec, model, opt, 300)           # steps 0..299
+    with Recorder(path, resume=True) as rec:
+        rec.flush()
+        with open_run(path) as live:
+            assert live.status().last_step == 299 and live.max_step == 299
+        rec.log({"eval/loss": 0.5}, step=100)  # a new series at an earlier step supersedes nothing
+    with open_run(path) as r:
+        assert r.status().describe() == "finished at step 299" and r.max_step == 299
