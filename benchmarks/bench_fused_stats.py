@@ -3,8 +3,9 @@
     python benchmarks/bench_fused_stats.py [--steps 60] [--reps 7]
 
 The recorder computes histograms of all weights and gradients with a few multi-tensor ops and
-one bincount (device_stats.fused_histograms), and activation statistics as per-leaf sums and
-counts turned into fractions once per forward (activation_raw / activation_rows). The
+one bincount (device_stats.fused_histograms), and activation statistics of CPU tensors through
+numpy views as Python floats (host_stats.activation_row; on a GPU per-leaf sums and counts
+turned into fractions once per forward, activation_raw / activation_rows). The
 "per-tensor" variant swaps in record specs that compute them the way the recorder did before
 (a dozen ops per tensor, torch.histc per histogram; kept here as the reference), through the
 spec registry. Rounds interleave bare / fused / per-tensor training of the models of

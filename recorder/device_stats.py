@@ -70,12 +70,9 @@ def mean_std(flat):
     return mean, torch.sqrt(torch.dot(centred, centred) / flat.numel())
 
 
-def activation_raw(output, bounds):
-    """Sums and counts of one module output, on its device: a (7,) float32 row (mean, sum of
-    squared deviations, min, max, dead units, elements <= 0, saturated elements) and the host
-    ints (elements, units). ``activation_rows`` turns the rows of all leaves into ACT_FIELDS
-    at once, so the divisions, square roots and maxima are a few ops per forward, not per leaf.
-    None when the output holds no floating-point tensor."""
+def output_tensor(output):
+    """The floating-point tensor whose statistics stand for a module output, detached and as
+    float32, or None (no floating-point tensor, or an empty one)."""
     x = output
     if isinstance(x, dict):     # e.g. a custom block returning {"logits": ..., "aux": ...}
         x = tuple(x.values())
@@ -84,8 +81,28 @@ def activation_raw(output, bounds):
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
         return None
     x = x.detach()
-    if x.dtype != torch.float32:
-        x = x.float()
+    return x if x.dtype == torch.float32 else x.float()
+
+
+def unit_dim(ndim: int) -> int:
+    """The dimension of a module output that indexes units (features/channels): the last of a
+    (batch, time, features) output, the first of a vector, the second otherwise (N, C, ...)."""
+    return ndim - 1 if ndim == 3 else (0 if ndim == 1 else 1)
+
+
+def saturation_band(bounds):
+    """(low, high): outputs <= low or >= high of a module bounded by ``bounds`` are saturated."""
+    low, high = bounds
+    band = SAT_BAND * (high - low)
+    return low + band, high - band
+
+
+def activation_raw(x, bounds):
+    """Sums and counts of one module output ``x`` (an ``output_tensor``), on its device: a (7,)
+    float32 row (mean, sum of squared deviations, min, max, dead units, elements <= 0,
+    saturated elements) and the host ints (elements, units). ``activation_rows`` turns the rows
+    of all leaves into ACT_FIELDS at once, so the divisions, square roots and maxima are a few
+    ops per forward, not per leaf."""
     flat = x.reshape(-1)
     # Few full passes over the activation: this runs on every leaf module of a scheduled step.
     mean = flat.mean()
@@ -96,14 +113,13 @@ def activation_raw(output, bounds):
     if x.dim() == 0:
         dead, units = torch.full((), math.nan, device=x.device), 1
     else:
-        unit = x.dim() - 1 if x.dim() == 3 else (0 if x.dim() == 1 else 1)
+        unit = unit_dim(x.dim())
         others = tuple(d for d in range(x.dim()) if d != unit)
         per_unit = x.amax(dim=others) if others else x
         dead, units = torch.count_nonzero(per_unit <= 0), per_unit.numel()
     if bounds is not None:
-        low, high = bounds
-        band = SAT_BAND * (high - low)
-        sat = torch.count_nonzero((flat <= low + band) | (flat >= high - band))
+        low, high = saturation_band(bounds)
+        sat = torch.count_nonzero((flat <= low) | (flat >= high))
     else:
         sat = torch.count_nonzero(flat.abs() > SAT_THRESHOLD)
     row = torch.stack([mean, squares, lo, hi, dead.float(), nonpos.float(), sat.float()])

@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import time
 
+import math
+
+import torch
+
 from .. import format as fmt
-from ..device_stats import RAW_NAN, activation_raw, activation_rows
+from ..device_stats import RAW_NAN, activation_raw, activation_rows, output_tensor
+from ..host_stats import activation_row
 from ..layout import output_bounds
 from .base import Record
 
@@ -40,8 +45,16 @@ class Activations(Record):
         return hook
 
     def _store(self, cap, i, output):
-        raw = activation_raw(output, self.bounds[i])
-        cap[i] = raw if raw is not None else False
+        """cap[i]: the statistics of leaf i's output, taken now (an in-place module may change
+        it later): a host row (list) on the CPU fast path, a device raw (tuple) otherwise,
+        False without a floating-point output."""
+        x = output_tensor(output)
+        if x is None:
+            cap[i] = False
+        elif self.w.cpu_fast_path and x.device.type == "cpu":
+            cap[i] = activation_row(x, self.bounds[i])
+        else:
+            cap[i] = activation_raw(x, self.bounds[i])
 
     def forward_detach(self):
         for h in self._handles:
@@ -66,7 +79,14 @@ class Activations(Record):
     def compute(self, cap):
         if not any(cap):
             return None
-        return activation_rows([c if c else RAW_NAN for c in cap])
+        nan_row = [math.nan] * len(fmt.ACT_FIELDS)
+        if not any(isinstance(c, tuple) for c in cap):   # all on the host: one tensor of floats
+            return torch.tensor([c if c else nan_row for c in cap], dtype=torch.float32)
+        rows = activation_rows([c if isinstance(c, tuple) else RAW_NAN for c in cap])
+        host = [i for i, c in enumerate(cap) if isinstance(c, list)]
+        if host:   # a model partly on the CPU: its host rows join the device ones
+            rows[host] = torch.tensor([cap[i] for i in host], dtype=torch.float32).to(rows.device, non_blocking=True)
+        return rows
 
     def unpack(self, values, arg, step, wall, rows):
         m = values.reshape(arg, len(fmt.ACT_FIELDS))

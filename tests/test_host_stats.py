@@ -1,0 +1,105 @@
+"""The CPU fast path of the statistics (recorder/host_stats.py) gives the device path's values."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trainspect.analysis import open_run
+from trainspect.recorder import Recorder
+from trainspect.recorder.device_stats import activation_raw, activation_rows, output_tensor
+from trainspect.recorder.host_stats import activation_row
+
+ACT_STATS = ("act_mean", "act_std", "act_absmax", "act_frac_nonpos", "act_dead_frac", "act_frac_saturated")
+
+
+def activation_cases(seed):
+    """(name, output, bounds): every branch of the statistics, values on the thresholds included."""
+    g = torch.Generator().manual_seed(seed)
+    relu = torch.relu(torch.randn(64, 256, generator=g))
+    relu[:, :7] = 0.0                                       # dead units
+    wide = torch.randn(16, 32, 64, generator=g) * 4         # |x| > 5 present
+    wide[0, 0, :3] = torch.tensor([5.0, -5.0, 5.0001])      # on the threshold: not saturated
+    sig = torch.sigmoid(torch.randn(50, 20, generator=g) * 6)
+    sig[0, :2] = torch.tensor([0.01, 0.99])                 # on the band edges (float32)
+    tanh = torch.tanh(torch.randn(8, 4, 9, generator=g))    # inside the band: no saturated element
+    with_nan = torch.randn(30, 10, generator=g)
+    with_nan[2, 3] = float("nan")
+    with_inf = torch.randn(30, 10, generator=g)
+    with_inf[1, 1], with_inf[4, 2] = float("inf"), float("-inf")
+    negative = -torch.rand(12, 5, generator=g)              # max <= 0: every element counts
+    positive = torch.rand(12, 5, generator=g) + 0.5         # min > 0: no element counts
+    return [
+        ("relu", relu, None), ("3d", wide, None), ("sigmoid", sig, (0.0, 1.0)), ("tanh", tanh, (-1.0, 1.0)),
+        ("hardtanh", torch.randn(40, 6, generator=g) * 3, (-2.0, 2.0)),
+        ("nan", with_nan, None), ("inf", with_inf, None), ("negative", negative, None),
+        ("positive", positive, None), ("vector", torch.randn(17, generator=g), None),
+        ("scalar", torch.tensor(-0.5), None), ("conv", torch.randn(4, 3, 5, 5, generator=g), None),
+        ("half", torch.randn(20, 8, generator=g).half(), (-1.0, 1.0)),
+        ("strided", torch.randn(32, 16, generator=g).t(), None),
+        ("tuple", (torch.randn(6, 4, generator=g), torch.zeros(2)), None),
+    ]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_host_activation_rows_equal_the_device_rows(seed):
+    for name, output, bounds in activation_cases(seed):
+        x = output_tensor(output)
+        device = activation_rows([activation_raw(x, bounds)])[0]
+        host = torch.tensor(activation_row(x, bounds), dtype=torch.float32)
+        torch.testing.assert_close(host, device, rtol=1e-5, atol=1e-7, equal_nan=True, msg=name)
+
+
+def test_host_activation_counts_match_a_direct_count():
+    x = torch.tensor([[-6.0, 0.0, 1.0], [-5.5, float("nan"), 7.0]])
+    mean, std, absmax, nonpos, dead, sat = activation_row(x, None)
+    assert math.isnan(mean) and math.isnan(std) and math.isnan(absmax)
+    assert nonpos == 3 / 6 and sat == 3 / 6          # NaN is neither <= 0 nor beyond 5
+    assert dead == 1 / 3                             # unit 0 (max -6); unit 1's max is NaN
+
+
+class InplaceNet(torch.nn.Module):
+    """Linear -> ReLU(inplace=True): the ReLU rewrites the Linear's output after its hook ran."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 16)
+        self.act = torch.nn.ReLU(inplace=True)
+        self.out = torch.nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.out(self.act(self.fc(x)))
+
+
+def record_inplace_net(path, seed, device_path):
+    torch.manual_seed(seed)
+    model = InplaceNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    captured = []
+    model.fc.register_forward_hook(lambda m, a, out: captured.append(out.detach().clone()))
+    with Recorder(path, stats_every=1, dense_start=0, _device_path=device_path) as rec:
+        rec.watch(model, opt)
+        for _ in range(3):
+            x = torch.randn(32, 8)
+            loss = model(x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with open_run(path) as run:
+        return captured, {name: run.layer_stat(name).values for name in ACT_STATS}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_inplace_activation_recorded_before_it_is_overwritten(tmp_path, seed):
+    captured, host = record_inplace_net(tmp_path / "host.h5", seed, device_path=False)
+    _, device = record_inplace_net(tmp_path / "device.h5", seed, device_path=True)
+    for name in ACT_STATS:
+        np.testing.assert_allclose(host[name], device[name], rtol=1e-5, atol=1e-7, err_msg=name)
+    for step, y in enumerate(captured):   # module 0 (fc): its own output, negatives included
+        y = y.numpy().astype(np.float64)
+        expect = [y.mean(), y.std(), np.abs(y).max(), (y <= 0).mean(), (y.max(axis=0) <= 0).mean(),
+                  (np.abs(y) > 5).mean()]
+        np.testing.assert_allclose([host[name][step, 0] for name in ACT_STATS], expect, rtol=1e-4, atol=1e-6)
+        assert host["act_frac_nonpos"][step, 0] > 0.2
