@@ -61,31 +61,45 @@ class LayerStatSource:
         ``exact=False`` answers from the in-memory overview whenever it has at least an
         eighth of the pixel columns (instant, coarser); the panel refines a moment later.
         """
-        if self.n_rows == 0:
-            return np.empty((len(self.layers), 0)), np.empty(0), np.empty(0)
-        r0 = 0 if step_lo is None else int(np.searchsorted(self.steps, step_lo, side="left"))
-        r1 = self.n_rows if step_hi is None else int(np.searchsorted(self.steps, step_hi, side="right"))
-        r0, r1 = max(0, r0 - 1), min(self.n_rows, r1 + 1)   # one row of margin: no gap at edges
+        got = self.cached_image(step_lo, step_hi, n_px, exact)
+        if got is not None:
+            return got
+        r0, r1 = self._row_span(step_lo, step_hi)
         n_px = max(1, int(n_px))
-        e = self.overview_edges
-        b0 = int(np.searchsorted(e, r0, side="right") - 1)
-        b1 = int(np.searchsorted(e, r1, side="left"))
-        if (b1 - b0) >= n_px or (not exact and r1 - r0 > n_px and b1 - b0 >= n_px // 8):
-            # The overview is as fine as the screen here: no file access at all.
-            key = (b0, b1, n_px)
-            if self._last_overview_view is not None and self._last_overview_view[0] == key:
-                return self._last_overview_view[1]   # panning a zoomed-out view: same buckets
-            img, first, last = self.overview[:, b0:b1], self.steps[e[b0:b1]], self.steps[e[b0 + 1:b1 + 1] - 1]
-            if img.shape[1] > n_px:  # max of maxes is exact: pool the overview down to the pixels
-                img, pe = pool_columns(img, n_px)
-                first, last = first[pe[:-1]], last[pe[1:] - 1]
-            self._last_overview_view = (key, (img, first, last))
-            return img, first, last
         pooler = RowPooler(r1 - r0, len(self.layers), n_px)
         for a, part in self._chunks(r0, r1):
             pooler.add(a - r0, part.values)
         pe = pooler.edges + r0
         return np.ascontiguousarray(pooler.result().T), self.steps[pe[:-1]], self.steps[pe[1:] - 1]
+
+    def _row_span(self, step_lo, step_hi) -> tuple[int, int]:
+        r0 = 0 if step_lo is None else int(np.searchsorted(self.steps, step_lo, side="left"))
+        r1 = self.n_rows if step_hi is None else int(np.searchsorted(self.steps, step_hi, side="right"))
+        return max(0, r0 - 1), min(self.n_rows, r1 + 1)   # one row of margin: no gap at edges
+
+    def cached_image(self, step_lo: float | None, step_hi: float | None, n_px: int, exact: bool = True):
+        """What :meth:`image` answers from memory (no file access), or None when it needs the
+        file: the GUI thread draws this at once and leaves the rest to a background read."""
+        if self.n_rows == 0:
+            return np.empty((len(self.layers), 0)), np.empty(0), np.empty(0)
+        r0, r1 = self._row_span(step_lo, step_hi)
+        n_px = max(1, int(n_px))
+        e = self.overview_edges
+        b0 = int(np.searchsorted(e, r0, side="right") - 1)
+        b1 = int(np.searchsorted(e, r1, side="left"))
+        if not ((b1 - b0) >= n_px or (not exact and r1 - r0 > n_px and b1 - b0 >= n_px // 8)):
+            return None
+        # The overview is as fine as the screen here: no file access at all.
+        key = (b0, b1, n_px)
+        last_view = self._last_overview_view
+        if last_view is not None and last_view[0] == key:
+            return last_view[1]   # panning a zoomed-out view: same buckets
+        img, first, last = self.overview[:, b0:b1], self.steps[e[b0:b1]], self.steps[e[b0 + 1:b1 + 1] - 1]
+        if img.shape[1] > n_px:  # max of maxes is exact: pool the overview down to the pixels
+            img, pe = pool_columns(img, n_px)
+            first, last = first[pe[:-1]], last[pe[1:] - 1]
+        self._last_overview_view = (key, (img, first, last))
+        return img, first, last
 
     def is_exact(self, step_lo, step_hi, n_px: int) -> bool:
         """Whether the fast (overview) answer for this range is already the exact one."""

@@ -2,7 +2,10 @@
 a rank x step matrix pooled to screen columns, and the min-max band across ranks.
 
 The rank files are opened beside the entry's own run (rank 0's, usually) the first time a
-panel asks, refreshed when that run is, and closed with it.
+panel asks, refreshed when that run is, and closed with it. Every read of them (``ranked``,
+``refresh`` and the matrices) runs on a background reader holding the entry's file lock
+(``run_io.locked_read``): that lock also serialises the sibling files, which have no lock of
+their own. The GUI thread only asks :func:`known` (no file access).
 """
 from __future__ import annotations
 
@@ -10,42 +13,85 @@ import warnings
 
 import numpy as np
 
-from trainspect.analysis.ranks import RankMatrix, open_ranks
+from trainspect.analysis.ranks import RankedRun, RankMatrix, open_ranks
 
-_CACHE_ATTR = "_ranked_run"
-_NONE = object()
+_CACHE_ATTR = "_rank_files"
+_UNKNOWN = object()
+
+
+class _RankFiles:
+    """The sibling files of one opened run (an entry reopened after a restart gets new ones)."""
+
+    __slots__ = ("run", "ranked", "closed")
+
+    def __init__(self, run):
+        self.run = run              # the entry's run these siblings go with
+        self.ranked = _UNKNOWN      # RankedRun, None (a single-process run) or not looked at yet
+        self.closed = False
+
+
+def _files(entry) -> _RankFiles:
+    got = getattr(entry, _CACHE_ATTR, None)
+    if got is None or got.run is not entry.run:
+        got = _RankFiles(entry.run)
+        setattr(entry, _CACHE_ATTR, got)
+    return got
 
 
 def ranked(entry):
-    """The RankedRun of a run entry (None for a single-process run), opened on first use."""
-    got = getattr(entry, _CACHE_ATTR, None)
-    if got is None:
-        if entry.run is None:      # still opening
-            return None
+    """The RankedRun of a run entry (None for a single-process run), opened on first use.
+    Background readers only, holding the entry's file lock."""
+    if entry.run is None or getattr(entry.run, "closed", False):
+        return None
+    files = _files(entry)
+    if files.closed:
+        return None
+    if files.ranked is _UNKNOWN:
         try:
             got = open_ranks(entry.run)
         except Exception:  # noqa: BLE001 - a sibling that cannot be read leaves the run single
             got = None
-        got = _NONE if got is None or len(got.runs) < 2 else got
-        setattr(entry, _CACHE_ATTR, got)
-    return None if got is _NONE else got
+        if got is not None and len(got.runs) < 2:
+            got.close()
+            got = None
+        files.ranked = got
+    return files.ranked
+
+
+def known(entry):
+    """GUI thread, no file access: True for a distributed run, False for a single-process
+    one, None when its rank files have not been looked at yet."""
+    files = getattr(entry, _CACHE_ATTR, None)
+    if files is None or files.run is not entry.run or files.ranked is _UNKNOWN or files.closed:
+        return None
+    return files.ranked is not None
 
 
 def refresh(entry) -> None:
-    """Read what the sibling ranks added (the entry's own run is refreshed by the model)."""
-    got = getattr(entry, _CACHE_ATTR, None)
-    if got not in (None, _NONE):
-        for run in got.runs.values():
+    """Read what the sibling ranks added (the entry's own run is refreshed by the model).
+    Background readers only, holding the entry's file lock."""
+    files = getattr(entry, _CACHE_ATTR, None)
+    if files is not None and files.run is entry.run and isinstance(files.ranked, RankedRun):
+        for run in files.ranked.runs.values():
             if run is not entry.run:
                 run.refresh()
 
 
-def release(entry) -> None:
-    got = getattr(entry, _CACHE_ATTR, None)
-    if got not in (None, _NONE):
-        got.close()
-    if hasattr(entry, _CACHE_ATTR):
-        delattr(entry, _CACHE_ATTR)
+def release(entry, io) -> None:
+    """Forget the entry's rank files; they are closed on ``io`` (a ``BackgroundReads``) once no
+    read holds them. Looked at again on the next ``ranked`` (unless the run is closed)."""
+    files = getattr(entry, _CACHE_ATTR, None)
+    if files is None:
+        return
+    delattr(entry, _CACHE_ATTR)
+
+    def close():
+        with files.run.locked():
+            got, files.ranked, files.closed = files.ranked, None, True
+            if isinstance(got, RankedRun):
+                got.close()
+
+    io.submit(close)
 
 
 def pool_columns(m: RankMatrix, max_cols: int = 2000):

@@ -10,3 +10,9 @@ def open_runs(window, paths) -> list:
     rows = window.open_paths(paths)
     assert window.wait_loaded(WAIT_S), f"still opening after {WAIT_S:.0f} s: {window.runs.loading()}"
     return [e for e in dict.fromkeys(rows) if e.ready]
+
+
+def show_panel(window, qtbot, panel) -> None:
+    """Bring ``panel`` (a tab) to the front and wait until its background reads are shown."""
+    window.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.isVisible() and not panel.reading(), timeout=int(WAIT_S * 1000))

@@ -173,7 +173,8 @@ def test_hostile_files_beside_a_good_one_leave_the_window_responsive(window, tmp
 
 def test_a_panel_read_of_a_file_held_by_a_background_read_returns_and_retries(window, tmp_path, qtbot):
     """The heatmap's read of a file a background read holds (a long diagnosis, a hung disk)
-    returns at once without data and is done again later: the window is not frozen."""
+    waits on a background reader, not the GUI thread: the call returns at once without data,
+    and the image is drawn once the file is free."""
     import numpy as np
 
     from tests.fixtures_runs import make_run

@@ -13,7 +13,7 @@ from trainspect.analysis import open_run  # noqa: E402
 from trainspect.app.gui.main_window import MainWindow  # noqa: E402
 from trainspect.app.gui.settings import make_settings  # noqa: E402
 from trainspect.recorder.h5file import RunFileWriter  # noqa: E402
-from tests.gui_helpers import open_runs  # noqa: E402
+from tests.gui_helpers import open_runs, show_panel  # noqa: E402
 
 WAIT_MS = 30_000   # generous deadlines: a loaded machine only makes the waits longer
 from tests.fixtures_runs import make_run  # noqa: E402
@@ -46,15 +46,14 @@ def test_scalars_only_run_says_what_is_missing_in_layer_tabs(window, tmp_path, q
     path = make_run(tmp_path / "scalars.h5", n_steps=200, n_layers=0)
     open_runs(window, [path])
     for panel in (window.heatmap, window.distributions):
-        window.tabs.setCurrentWidget(panel)
-        qtbot.waitUntil(panel.message.isVisible, timeout=WAIT_MS)
+        show_panel(window, qtbot, panel)
         assert panel.message.isVisible() and "watch(model" in panel.message.text()
     assert not window.heatmap.plot.isVisible() and not window.heatmap.colorbar.isVisible()   # no empty axes
     assert not window.distributions.canvas.isVisible()
     assert window.errors == []                     # it used to say "cannot read distributions"
     open_runs(window, [make_run(tmp_path / "layers.h5", n_steps=200, n_layers=2)])
     assert window.distributions.canvas.isVisible() and not window.distributions.message.isVisible()
-    window.tabs.setCurrentWidget(window.heatmap)
+    show_panel(window, qtbot, window.heatmap)
     assert window.heatmap.plot.isVisible() and not window.heatmap.message.isVisible()
 
 
@@ -140,7 +139,7 @@ def test_html_in_names_and_crash_messages_shows_as_text(window, tmp_path, qtbot)
     assert len(item.text()) < 100 and error in item.toolTip()          # list stays narrow
     assert "&lt;class" in window.run_state.text() and len(window.run_state.text()) < 250
     assert error in window.run_state.toolTip()
-    window.tabs.setCurrentWidget(window.details)
+    show_panel(window, qtbot, window.details)
     assert error in window.details.text.toPlainText()
 
 

@@ -17,7 +17,7 @@ from trainspect.app.lod import ema  # noqa: E402
 from trainspect.app.gui.main_window import MainWindow  # noqa: E402
 from trainspect.app.gui.settings import make_settings, recent_files  # noqa: E402
 from tests.fixtures_runs import make_corrupt_file, make_foreign_hdf5, make_run  # noqa: E402
-from tests.gui_helpers import open_runs  # noqa: E402
+from tests.gui_helpers import open_runs, show_panel  # noqa: E402
 
 SPIKE_STEP = 123_457
 SPIKE_FACTOR = 50.0
@@ -199,10 +199,11 @@ def test_heatmap_is_pooled_to_pixels_and_click_plots_a_layer(window, big_run, qt
     # from the GUI meanwhile can fail in HDF5 ("can't insert duplicate key"), a known app bug
     # this test is not about. Wait for the diagnosis so the outcome does not depend on timing.
     window.advisor.wait()
-    window.tabs.setCurrentWidget(window.heatmap)
+    show_panel(window, qtbot, window.heatmap)
     hm = window.heatmap
     wait_for(qtbot, lambda: hm.isVisible() and hm.pixel_width() > 203)   # laid out at full width
     hm.refresh_image()
+    wait_for(qtbot, lambda: not hm.reading())
     src = hm.source
     assert src.stat == "grad_norm" and src.n_rows == 300_000 and len(src.layers) == 6
     img = hm.image.image
@@ -222,7 +223,7 @@ def test_heatmap_is_pooled_to_pixels_and_click_plots_a_layer(window, big_run, qt
     assert name in hm.hover_label.text() and f"{value:.4g}" in hm.hover_label.text()
     hm.click_cell(150_000, 2.5)
     assert window.view.selected_layers == ["layers.1.weight"]
-    assert len(hm.layer_curves) == 1
+    wait_for(qtbot, lambda: len(hm.layer_curves) == 1)      # the full-resolution column is read in the background
     assert len(hm.layer_curves[0].getOriginalDataset()[0]) == 300_000
     # zooming in re-pools only the rows in view, at full resolution when they fit
     window.view.set_step_range((1000, 1200))
@@ -230,10 +231,12 @@ def test_heatmap_is_pooled_to_pixels_and_click_plots_a_layer(window, big_run, qt
     wait_for(qtbot, lambda: not vb.autoRangeEnabled()[0]
              and np.allclose(vb.viewRange()[0], (1000, 1200), atol=1.0))
     hm.refresh_image()
+    wait_for(qtbot, lambda: not hm.reading())
     first, last = hm.buckets
     assert hm.pixel_width() > 203 and first[0] >= 999 - 1 and last[-1] <= 1201 + 1
     assert np.array_equal(first, last)  # one step per column: nothing pooled
     hm.view.set_heatmap_stat("act_dead_frac")
+    wait_for(qtbot, lambda: not hm.reading())
     assert hm.source.stat == "act_dead_frac" and not hm.is_log
     assert hm.image.image.shape[0] == 6  # 3 Linear + 3 ReLU modules
 
@@ -284,7 +287,7 @@ def test_distributions_show_histograms_over_time_and_snapshots(window, small_run
     open_runs(window, [small_run])
     d = window.distributions
     assert d.entry is None                  # a hidden tab reads nothing...
-    window.tabs.setCurrentWidget(d)         # ...until it is shown
+    show_panel(window, qtbot, d)            # ...until it is shown
     assert d.hist_layer.count() == 8 and d.snap_layer.count() == 4
     assert d.hist_image_data.shape == (96, 20)   # value bins x recorded steps
     assert d.snap_slider.maximum() == 19
@@ -293,10 +296,10 @@ def test_distributions_show_histograms_over_time_and_snapshots(window, small_run
     assert d.snap_image.image.shape == (32, 32)
 
 
-def test_details_show_status_config_and_model(window, tmp_path):
+def test_details_show_status_config_and_model(window, tmp_path, qtbot):
     path = make_run(tmp_path / "crashy.h5", n_steps=500, status="crashed", config={"lr": 0.5, "depth": 4})
     open_runs(window, [path])
-    window.tabs.setCurrentWidget(window.details)
+    show_panel(window, qtbot, window.details)
     text = window.details.text.toPlainText()
     assert "crashed at step 499" in text
     assert "lr" in text and "0.5" in text and "depth" in text

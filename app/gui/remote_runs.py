@@ -150,7 +150,7 @@ class RemoteRuns(QObject):
         mirror0 = remote.mirror_path(remote.RemoteRun(f.target.host, base, f.target.user, f.target.port))
         entry = self.runs.find(mirror0)
         if entry is not None and entry.ready:
-            rank_view.release(entry)
+            rank_view.release(entry, self.runs.io)
             self.runs.runUpdated.emit(entry, 0)
 
     def busy(self) -> bool:

@@ -46,11 +46,17 @@ class GuardedRun:
     GUI thread waits ``GUI_WAIT_S`` and then raises :class:`ReaderBusy`.
     """
 
-    __slots__ = ("_run", "_lock")
+    __slots__ = ("_run", "_lock", "_closing")
 
     def __init__(self, run):
         object.__setattr__(self, "_run", run)
         object.__setattr__(self, "_lock", threading.RLock())
+        object.__setattr__(self, "_closing", False)
+
+    @property
+    def closed(self) -> bool:
+        """Closing was asked for (the file itself stays open while a hung read holds it)."""
+        return self._closing
 
     @property
     def unguarded(self):
@@ -99,6 +105,7 @@ class GuardedRun:
     def close(self) -> None:
         # Closing waits for a running read whatever the thread: a closed handle mid-read
         # would crash HDF5. A hung read keeps its file open; the caller carries on.
+        object.__setattr__(self, "_closing", True)
         if self._lock.acquire(timeout=GUI_WAIT_S if on_gui_thread() else -1):
             try:
                 self._run.close()
@@ -202,6 +209,73 @@ class BackgroundReads(QObject):
                 done(result)
         elif failed is not None:
             failed(error)
+
+
+class RunClosed(RunFileError):
+    """The run was closed while a read for it waited: nobody wants the answer any more."""
+
+
+def locked_read(run: GuardedRun, work):
+    """``work()`` holding ``run``'s lock (a background reader's job): the reads inside it are
+    one step, and a generator a guarded call returns is also consumed under the lock."""
+    with run.locked():
+        if run.closed:
+            raise RunClosed(f"{run.path}: closed")
+        return work()
+
+
+class LatestReads:
+    """Background reads where only the newest request of each kind counts (GUI thread only).
+
+    ``request(kind, key, work, done, failed)`` runs ``work()`` on the readers of ``io`` (a
+    :class:`BackgroundReads`); ``done(result)`` / ``failed(exc)`` then run on the GUI thread,
+    unless a newer request of the same ``kind`` came meanwhile: the user moved on to another
+    run or layer, and the stale answer is dropped. ``key`` names the file: at most one read per
+    (kind, file) is in flight, a newer one waits for it (and replaces an older waiting one), so
+    a read hung inside HDF5 ties up one reader per kind instead of piling up on every reader.
+    """
+
+    def __init__(self, io: BackgroundReads):
+        self.io = io
+        self._latest: dict = {}      # kind -> token of the newest request not answered yet
+        self._running: set = set()   # (kind, key) with a read in flight
+        self._waiting: dict = {}     # (kind, key) -> (token, work, done, failed)
+
+    def request(self, kind, key, work, done, failed=None) -> None:
+        token = object()
+        self._latest[kind] = token
+        slot = (kind, key)
+        if slot in self._running:
+            self._waiting[slot] = (token, work, done, failed)
+        else:
+            self._start(slot, token, work, done, failed)
+
+    def pending(self, kind=None) -> bool:
+        """A request (of ``kind``, or any) whose answer has not been shown yet."""
+        return bool(self._latest) if kind is None else kind in self._latest
+
+    def forget(self, kind=None) -> None:
+        """Drop the answers still to come (of ``kind``, or all): the panel let go of its run."""
+        if kind is None:
+            self._latest.clear()
+        else:
+            self._latest.pop(kind, None)
+
+    def _start(self, slot, token, work, done, failed) -> None:
+        self._running.add(slot)
+        self.io.submit(work, lambda result: self._finish(slot, token, done, result),
+                       lambda exc: self._finish(slot, token, failed, exc))
+
+    def _finish(self, slot, token, callback, value) -> None:
+        self._running.discard(slot)
+        waiting = self._waiting.pop(slot, None)
+        if waiting is not None and self._latest.get(slot[0]) is waiting[0]:
+            self._start(slot, *waiting)          # (a stale waiting request is not even read)
+        if self._latest.get(slot[0]) is not token:
+            return                               # stale: a newer request of this kind exists
+        del self._latest[slot[0]]
+        if callback is not None and not isinstance(value, RunClosed):
+            callback(value)
 
 
 def release_freed_memory() -> None:

@@ -68,6 +68,7 @@ class DetailsPanel(LazyPanel):
         super().__init__(parent)
         self.runs = runs
         self.text = QTextBrowser()
+        self._shown = None            # the run whose details are on screen
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.text)
@@ -78,7 +79,20 @@ class DetailsPanel(LazyPanel):
         if entry is None:
             self.text.setHtml("<p style='color:#555'>no run selected</p>")
             return
-        try:
-            self.text.setHtml(run_details_html(entry.run))
-        except Exception as exc:
-            self.read_failed(self.runs, entry, "run details", exc)
+        if self._shown is not entry.run:
+            self._shown = None
+            self.say_reading("the details", entry)
+        self.read("details", entry, lambda: run_details_html(entry.run), lambda text: self._show(entry, text),
+                  "run details")
+
+    def _show(self, entry, text: str) -> None:
+        self._shown = entry.run
+        self.text.setHtml(text)
+
+    def say(self, text: str, error: bool = False) -> None:
+        self._shown = None
+        style = "color:#C62828" if error else "color:#555"
+        self.text.setHtml(f"<p style='{style}'>{html.escape(text)}</p>")
+
+    def _release(self) -> None:
+        self._shown = None

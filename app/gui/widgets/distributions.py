@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayo
 from ... import vocab
 from ...layer_data import histogram_series, snapshot_series
 from ...lod import finite_levels, rebin_histograms
-from .lazy import LazyPanel, retry_if_busy
+from .lazy import LazyPanel
 from .parts import image_with_colorbar, message_label
 
 HIST_DISPLAY_BINS = 96
@@ -25,6 +25,7 @@ class DistributionsPanel(LazyPanel):
         self.hist_image_data = np.empty((0, 0))   # [bins, records] as shown (log1p counts)
         self.snap_steps = np.empty(0, np.int64)
         self.snap_data = np.empty((0, 0, 0))
+        self._hist_shown = None                   # (run, kind, layer) of the histograms on screen
 
         self.hist_layer = QComboBox()
         self.hist_kind = QComboBox()
@@ -72,14 +73,23 @@ class DistributionsPanel(LazyPanel):
         self.load(runs.current)
 
     def _load(self, entry) -> None:
+        if entry is None:
+            self._release()
+            self._show_layers(None, [], [])
+            return
+        if self.entry is None or self.entry.run is not entry.run:
+            self._release()
+            self.say_reading("the distributions", entry)
+
+        def read_layers():
+            run = entry.run
+            return (run.histograms("weight", 0, 0).layers if run.record_count(vocab.HISTS) else [],
+                    run.snapshots(0, 0).layers if run.record_count(vocab.SNAPS) else [])
+
+        self.read("layers", entry, read_layers, lambda got: self._show_layers(entry, *got), "distributions")
+
+    def _show_layers(self, entry, hist_layers, snap_layers) -> None:
         self.entry = entry
-        hist_layers, snap_layers = [], []
-        if entry is not None:
-            try:
-                hist_layers = entry.run.histograms("weight", 0, 0).layers if entry.run.record_count(vocab.HISTS) else []
-                snap_layers = entry.run.snapshots(0, 0).layers if entry.run.record_count(vocab.SNAPS) else []
-            except Exception as exc:
-                self.read_failed(self.runs, entry, "distributions", exc)
         for combo, names in ((self.hist_layer, hist_layers), (self.snap_layer, snap_layers)):
             keep = combo.currentText()
             combo.blockSignals(True)
@@ -95,14 +105,19 @@ class DistributionsPanel(LazyPanel):
         elif len(missing) == 2:   # nothing to draw: explain instead of showing two empty plots
             text += (" (none recorded yet, or only scalars were logged: rec.watch(model, optimizer) "
                      "records them every hist_every / snapshot_every steps)")
-        self.message.setText(text)
-        self.message.setVisible(bool(text))
+        self.say(text)
         self.canvas.setVisible(entry is not None and len(missing) < 2)
         self.show_histograms()
         self.load_snapshots()
 
+    def say(self, text: str, error: bool = False) -> None:
+        super().say(text, error)
+        if error or text.startswith("reading"):
+            self.canvas.setVisible(False)
+
     def _release(self) -> None:
         self.entry = None
+        self._hist_shown = None
         self.hist_image.clear()
         self.snap_image.clear()
         self.hist_image_data = np.empty((0, 0))
@@ -117,37 +132,57 @@ class DistributionsPanel(LazyPanel):
                     combo.setCurrentIndex(hit)
                     break
 
-    @retry_if_busy
     def show_histograms(self) -> None:
         i = self.hist_layer.currentIndex()
-        if self.entry is None or i < 0:
+        entry = self.entry
+        if entry is None or i < 0:
             self.hist_image.clear()
             self.hist_image_data = np.empty((0, 0))
             return
-        steps, counts, ranges = histogram_series(self.entry.run, self.hist_kind.currentText(), i)
-        if len(steps) == 0:
+        kind = self.hist_kind.currentText()
+        shown = (entry.run, kind, i)
+        if self._hist_shown != shown:     # another layer: no stale image while it is read
+            self.hist_image.clear()
+            self.hist_image_data = np.empty((0, 0))
+            self.hist_plot.setTitle(f"reading the {kind} histograms of {self.hist_layer.currentText()}…",
+                                    size="9pt", color="#555")
+
+        def read_histograms():
+            steps, counts, ranges = histogram_series(entry.run, kind, i)
+            return steps, (rebin_histograms(counts, ranges, HIST_DISPLAY_BINS) if len(steps) else None)
+
+        self.read("histograms", entry, read_histograms,
+                  lambda got: self.entry is entry and self._draw_histograms(shown, *got), "histograms")
+
+    def _draw_histograms(self, shown, steps, rebinned) -> None:
+        self._hist_shown = shown
+        kind = shown[1]
+        if rebinned is None:
             self.hist_image.clear()
             return
-        img, lo, hi = rebin_histograms(counts, ranges, HIST_DISPLAY_BINS)
+        img, lo, hi = rebinned
         self.hist_image_data = np.log1p(img).T        # rows = value bins (y), columns = records (x)
         self.hist_image.setImage(np.ascontiguousarray(self.hist_image_data, dtype=np.float32), autoLevels=False)
         self.hist_bar.setLevels(finite_levels(self.hist_image_data))
         dx = float(steps[-1] - steps[0]) / max(1, len(steps) - 1) if len(steps) > 1 else 1.0
         self.hist_image.setRect(QRectF(float(steps[0]), lo, float(steps[-1] - steps[0]) + dx, hi - lo))
-        self.hist_plot.setTitle(f"{self.hist_kind.currentText()} values of {self.hist_layer.currentText()}",
-                                size="9pt", color="#333")
+        self.hist_plot.setTitle(f"{kind} values of {self.hist_layer.currentText()}", size="9pt", color="#333")
         self.hist_plot.autoRange()
 
-    @retry_if_busy
     def load_snapshots(self) -> None:
         i = self.snap_layer.currentIndex()
-        if self.entry is None or i < 0:
+        entry = self.entry
+        if entry is None or i < 0:
             self.snap_steps, self.snap_data = np.empty(0, np.int64), np.empty((0, 0, 0))
             self.snap_image.clear()
             self.snap_slider.setRange(0, 0)
             self.snap_label.setText("")
             return
-        self.snap_steps, self.snap_data = snapshot_series(self.entry.run, i)
+        self.read("snapshots", entry, lambda: snapshot_series(entry.run, i),
+                  lambda got: self.entry is entry and self._show_snapshots(*got), "weight snapshots")
+
+    def _show_snapshots(self, steps, data) -> None:
+        self.snap_steps, self.snap_data = steps, data
         # One symmetric colour scale for all steps of this matrix: growth stays visible.
         self.snap_bar.setLevels(finite_levels(self.snap_data, symmetric=True))
         self.snap_slider.blockSignals(True)

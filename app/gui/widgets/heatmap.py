@@ -19,7 +19,7 @@ from ... import vocab
 from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels
 from ..model import PALETTE
-from .lazy import LazyPanel, retry_if_busy
+from .lazy import LazyPanel
 from .parts import CellHover, bucket_under, image_with_colorbar, message_label, shrinkable, steps_text
 
 MAX_LAYER_TICKS = 40
@@ -110,36 +110,43 @@ class HeatmapPanel(LazyPanel):
 
     # ------------------------------------------------------------ data
     def _load(self, entry) -> None:
-        self.source = None
-        self.image.clear()
-        stats = []
-        if entry is not None:
-            try:
-                stats = entry.run.layer_stat_names()
-            except Exception as exc:
-                self.read_failed(self.runs, entry, "layer statistics", exc)
+        if entry is None:
+            self._release()
+            self._fill_stats([], None)
+            self.say("no run selected")
+            return
+        if self.source is None or self.source.run is not entry.run:
+            self._release()                   # another run: no stale image while this one is read
+            self.say_reading("the layer statistics", entry)
+        wanted = self.view.heatmap_stat
+
+        def read_source():
+            stats = entry.run.layer_stat_names()
+            stat = wanted if wanted in stats else (stats[0] if stats else None)
+            return stats, (LayerStatSource(entry.run, stat) if stat is not None else None)
+
+        self.read("source", entry, read_source, lambda got: self._show_source(entry, *got), "layer statistics")
+
+    def _fill_stats(self, stats, stat) -> None:
         self.stat_combo.blockSignals(True)
         self.stat_combo.clear()
         for s in stats:
             self.stat_combo.addItem(vocab.stat_label(s), s)
-        stat = self.view.heatmap_stat if self.view.heatmap_stat in stats else (stats[0] if stats else None)
         if stat is not None:
             self.stat_combo.setCurrentIndex(stats.index(stat))
         self.stat_combo.blockSignals(False)
-        if stat is None:
-            self.message.setText(NO_LAYER_STATS if entry else "no run selected")
-            self.message.setVisible(True)
-            self._show_plots(False)   # say what is missing, not an empty pair of axes
-            self._show_selected_layers(self.view.selected_layers)
+
+    def _show_source(self, entry, stats, src) -> None:
+        """The statistic read in the background arrived: show its overview (GUI thread)."""
+        self._fill_stats(stats, src.stat if src is not None else None)
+        if src is None:
+            self._release()
+            self.say(NO_LAYER_STATS)   # say what is missing, not an empty pair of axes
             return
-        self.message.setVisible(False)
+        self.say("")
         self._show_plots(True)
-        try:
-            self.source = LayerStatSource(entry.run, stat)
-        except Exception as exc:
-            self.read_failed(self.runs, entry, stat, exc)
-            return
-        src = self.source
+        self.source = src
+        stat = src.stat
         self.is_log = vocab.LAYER_STAT_SPECS[stat].log and log_levels(src.overview)[1]
         label = vocab.stat_label(stat)
         self.colorbar.setLabel("right", f"log10 {label}" if self.is_log else label)
@@ -152,6 +159,11 @@ class HeatmapPanel(LazyPanel):
         self._apply_step_range(self.view.step_range)
         self._show_selected_layers(self.view.selected_layers)
 
+    def say(self, text: str, error: bool = False) -> None:
+        super().say(text, error)
+        if text:
+            self._show_plots(False)
+
     def _show_plots(self, on: bool) -> None:
         # Hide the plot items, not the canvas: showing the canvas again resizes the view box,
         # and that range change would reach the ViewState as a user zoom (see _on_range).
@@ -162,6 +174,7 @@ class HeatmapPanel(LazyPanel):
         self.source = None
         self.image.clear()
         self.shown = np.empty((0, 0))
+        self.buckets = (np.empty(0), np.empty(0))
         self._show_selected_layers([])
 
     def _layer_ticks(self, layers) -> None:
@@ -176,15 +189,15 @@ class HeatmapPanel(LazyPanel):
     def pixel_width(self) -> int:
         return max(16, int(self.plot.getViewBox().width()))
 
-    @retry_if_busy
     def refresh_image(self, exact: bool = True) -> None:
         """Pool the visible step range to the pixel width and show it.
 
-        ``exact=False`` (during pan/zoom) may answer from the coarser in-memory overview and
-        schedules the exact version for when the view rests.
+        What the in-memory overview answers is drawn at once; rows it cannot answer are pooled
+        from the file on a background reader. ``exact=False`` (during pan/zoom) may answer from
+        the coarser overview and schedules the exact version for when the view rests.
         """
         src = self.source
-        if src is None or src.n_rows == 0:
+        if src is None or src.n_rows == 0 or self._wanted is None:
             self.image.clear()
             return
         vb = self.plot.getViewBox()
@@ -193,11 +206,22 @@ class HeatmapPanel(LazyPanel):
         else:
             lo, hi = vb.viewRange()[0]
         px = self.pixel_width()
-        img, first, last = src.image(lo, hi, px, exact=exact)
+        got = src.cached_image(lo, hi, px, exact=exact)
+        if got is None:
+            self.read("image", self._wanted, lambda: src.image(lo, hi, px),
+                      lambda got: self.source is src and self._draw(src, *got), "layer statistics", run=src.run)
+            return
+        self.reads and self.reads.forget("image")   # an older, slower read must not draw over this
         if not exact and not src.is_exact(lo, hi, px):
             self._refine_timer.start()
+        self._draw(src, *got)
+
+    def _draw(self, src, img, first, last) -> None:
         self.shown = img
         self.buckets = (first, last)
+        if not len(first):
+            self.image.clear()
+            return
         disp = np.log10(np.where(img > 0, img, np.nan)) if self.is_log else np.asarray(img, dtype=np.float64)
         # Levels from the whole-run overview: colours keep their meaning while zooming.
         levels = src.levels_cache.get(self.is_log)
@@ -264,7 +288,6 @@ class HeatmapPanel(LazyPanel):
         self.view.set_selected_layers(current)
 
     # ------------------------------------------------------------ selection / span
-    @retry_if_busy
     def _show_selected_layers(self, selected) -> None:
         for item in self.row_marks:
             self.plot.removeItem(item)
@@ -272,26 +295,32 @@ class HeatmapPanel(LazyPanel):
         self.series_plot.clear()
         self.layer_curves = []
         src = self.source
-        if src is None:
-            return
-        rows = matching_layers(selected, src.layers)
-        for k, r in enumerate(rows[:12]):
-            color = PALETTE[k % len(PALETTE)]
+        rows = matching_layers(selected, src.layers)[:12] if src is not None else []
+        for k, r in enumerate(rows):
             mark = pg.LinearRegionItem(values=(r, r + 1), orientation="horizontal", movable=False,
-                                       brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(color, width=2))
+                                       brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=2))
             self.plot.addItem(mark, ignoreBounds=True)
             self.row_marks.append(mark)
-            steps, values = src.column(r)
-            item = self.series_plot.plot(steps.astype(np.float64), values, pen=pg.mkPen(color, width=1.2), name=src.layers[r])
-            item.setDownsampling(auto=True, method="peak")
-            item.setClipToView(True)
-            self.layer_curves.append(item)
         self.series_plot.setLogMode(False, self.is_log and bool(rows))
         self.series_plot.setMaximumHeight(170 if rows else 28)
         self.series_plot.showAxis("left", bool(rows))
         self.series_plot.showAxis("bottom", bool(rows))
+        if src is None:
+            return
         self.series_plot.setTitle(f"{vocab.stat_label(src.stat)} of selected layers" if rows
                                   else "click a cell to plot that layer", size="8pt", color="#555")
+        if rows:   # full-resolution columns: read from the file in the background
+            self.read("columns", self._wanted, lambda: [src.column(r) for r in rows],
+                      lambda columns: self.source is src and self._plot_columns(src, rows, columns),
+                      "layer series", run=src.run)
+
+    def _plot_columns(self, src, rows, columns) -> None:
+        for k, (r, (steps, values)) in enumerate(zip(rows, columns)):
+            item = self.series_plot.plot(steps.astype(np.float64), values, name=src.layers[r],
+                                         pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=1.2))
+            item.setDownsampling(auto=True, method="peak")
+            item.setClipToView(True)
+            self.layer_curves.append(item)
 
     def _apply_step_range(self, rng) -> None:
         if self._syncing or self.source is None:

@@ -7,42 +7,47 @@ from __future__ import annotations
 
 import functools
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWidget
 
-from ..run_io import ReaderBusy
+from ..run_io import LatestReads, locked_read
+from .parts import NAME_CHARS, elide
 from .throttle import Throttle
 
 LIVE_RELOAD_MS = 2000
-BUSY_RETRY_MS = 300     # the file was busy (a background read): look again after this
-
-
-def retry_if_busy(method):
-    """A panel method that reads the file: when a background read holds the file, it runs
-    again ``BUSY_RETRY_MS`` later instead of blocking the window (or raising into Qt)."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        try:
-            return method(self, *args, **kwargs)
-        except ReaderBusy:
-            QTimer.singleShot(BUSY_RETRY_MS, self, lambda: wrapper(self, *args, **kwargs))
-    return wrapper
+ERROR_STYLE = "color:#C62828"
 
 
 class LazyPanel(QWidget):
+    """A panel of the current run. Its file reads run on the model's background readers
+    (:meth:`read`): a read that hangs inside HDF5 leaves the window responsive, the panel says
+    it is reading, then shows the answer, or the error in place of the data."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self._wanted = None
         self._stale = False
+        self.reads: LatestReads | None = None
 
     def follow_current_run(self, runs) -> None:
         """Show ``runs.current``; a live run is re-read at most every LIVE_RELOAD_MS, not on every poll."""
         runs.currentChanged.connect(self.load)
-        self.live_reload = Throttle(lambda: self.load(runs.current), LIVE_RELOAD_MS, self)
+        self.live_reload = Throttle(self._reload, LIVE_RELOAD_MS, self)
         runs.runUpdated.connect(lambda e, n: e is runs.current and self.live_reload.trigger())
 
+    def _reload(self) -> None:
+        """Live data arrived. A read still on its way is let finish (on a big run a read can
+        outlast the reload interval: replacing it each time would never show anything); the
+        next reload picks up what it missed."""
+        if self.reading():
+            self.live_reload.trigger()
+        else:
+            self.load(self.runs.current)
+
     def load(self, entry) -> None:
+        """Show ``entry`` (or that of a newer setting): answers still to come are stale."""
         self._wanted = entry
+        if self.reads is not None:
+            self.reads.forget()
         if not self.isVisible():
             self._stale = True
             self._release()   # drop the previous run's data now, not when shown again
@@ -53,13 +58,42 @@ class LazyPanel(QWidget):
     def _load(self, entry) -> None:  # implemented by the panel
         raise NotImplementedError
 
+    def read(self, kind: str, entry, work, show, what: str, run=None) -> None:
+        """``work()`` on a background reader holding ``entry``'s file, then ``show(result)`` here
+        (dropped if the panel asked for a newer ``kind`` read meanwhile). A failed read is
+        shown in the panel and on the run's row (see :meth:`read_failed`). ``run``: the file
+        ``work`` reads when it is not ``entry``'s current one (data read before a reopen)."""
+        if self.reads is None:
+            self.reads = LatestReads(self.runs.io)
+        self.reads.request(kind, entry.key, lambda: locked_read(run or entry.run, work), show,
+                           lambda exc: self.read_failed(self.runs, entry, what, exc))
+
+    def reading(self) -> bool:
+        """A read of this panel has not come back yet (tests, screenshots)."""
+        return self.reads is not None and self.reads.pending()
+
     def read_failed(self, runs, entry, what: str, exc: Exception) -> None:
-        """A read for this panel failed: a busy file is read again in a moment; anything else
-        marks the run's row (and the banner) and the panel shows what it has."""
-        if isinstance(exc, ReaderBusy):
-            QTimer.singleShot(BUSY_RETRY_MS, self, lambda: self._wanted is entry and self.load(entry))
-            return
-        runs.report_read_error(entry, f"{entry.path}: cannot read {what} ({exc})")
+        """A read for this panel failed: the panel says so, the run's row (and the banner) too."""
+        message = f"{entry.path}: cannot read {what} ({exc})"
+        self.show_error(f"cannot read {what}: {exc}")
+        runs.report_read_error(entry, message)
+
+    def say_reading(self, what: str, entry) -> None:
+        """The loading state: shown until the first answer for ``entry`` arrives."""
+        self.say(f"reading {what} of {elide(entry.name, NAME_CHARS)}…")
+
+    def show_error(self, text: str) -> None:
+        """Show ``text`` in place of the data (in red)."""
+        self.say(text, error=True)
+
+    def say(self, text: str, error: bool = False) -> None:
+        """``text`` in the panel's message line, in place of the data (panels override to hide
+        their plots too); an empty text hides the line."""
+        label = getattr(self, "message", None)
+        if label is not None:
+            label.setStyleSheet(ERROR_STYLE if error else "")
+            label.setText(text)
+            label.setVisible(bool(text))
 
     def _release(self) -> None:
         """Forget data read from the previous run (panels holding large arrays override)."""

@@ -91,12 +91,9 @@ class LRSweepPanel(LazyPanel):
         if entry is None:
             self.show_sweep(None)
             return
-        try:
-            sweep = read_sweep(entry.run)
-        except Exception as exc:
-            self.read_failed(self.runs, entry, "the LR range test", exc)
-            return
-        self.show_sweep(sweep)
+        if self.sweep is None:
+            self.say_reading("the LR range test", entry)
+        self.read("sweep", entry, lambda: read_sweep(entry.run), self.show_sweep, "the LR range test")
 
     def show_sweep(self, sweep) -> None:
         """Plot ``sweep`` (an ``analysis.lr_range.LRSweep``), or say that none is open."""

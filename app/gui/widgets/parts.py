@@ -34,8 +34,9 @@ def image_with_colorbar(canvas, plot, col: int, colormap: str, label: str | None
 
 
 def message_label() -> QLabel:
-    """A centred label shown instead of empty axes."""
-    label = QLabel("")
+    """A centred label shown instead of empty axes (never wider than its panel: an error
+    naming a long path is cut, not the window widened)."""
+    label = shrinkable(QLabel(""))
     label.setAlignment(Qt.AlignCenter)
     label.setWordWrap(True)   # the "nothing recorded" explanations are a sentence long
     return label

@@ -7,6 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
 from ... import rank_view
+from ..run_io import LatestReads, locked_read
 
 BAND_ALPHA = 55
 
@@ -31,20 +32,13 @@ class RankBand:
             # plot's first auto range) would leave the fill cut there.
             item.setClipToView(False)
             item.setDownsampling(ds=1, auto=False)
-        self.update()
 
-    def update(self) -> None:
-        ranked = rank_view.ranked(self.entry)
-        if ranked is None:
-            return
-        try:
-            steps, lo, hi = rank_view.spread(ranked.matrix(self.metric))
-        except Exception:  # noqa: BLE001 - rank 0's file busy (a background read): the next update redraws
-            return
+    def show(self, steps, lo, hi, n_ranks: int) -> None:
+        """The spread read in the background (see ``RankBands``)."""
         x = self.x_of_steps(steps)
         self.low.setData(x, lo)
         self.high.setData(x, hi)
-        self.fill.setToolTip(f"{self.entry.name}: {self.metric}, min-max over {len(ranked.runs)} ranks")
+        self.fill.setToolTip(f"{self.entry.name}: {self.metric}, min-max over {n_ranks} ranks")
 
     def remove(self) -> None:
         for item in (self.fill, self.low, self.high):
@@ -54,21 +48,66 @@ class RankBand:
 
 class RankBands:
     """Every band of a ScalarPlotPanel. ``add`` is called for each curve the panel creates;
-    bands follow live data and go away with their run."""
+    bands follow live data and go away with their run. The rank files are read on the model's
+    background readers (one read per run in flight, the newest wins): the GUI thread only draws."""
 
     def __init__(self, panel):
         self.panel = panel
         self.bands: dict = {}
+        self.reads = LatestReads(panel.runs.io)
         panel.runs.runUpdated.connect(self._on_updated)
         panel.runs.runRemoved.connect(self._on_removed)
 
     def add(self, plot, entry, metric: str) -> None:
-        if rank_view.ranked(entry) is None:
+        distributed = rank_view.known(entry)
+        if distributed is None:            # not looked at yet: look, then add the bands
+            self._read(entry)
             return
+        if distributed:
+            self._new_band(plot, entry, metric)
+            self._read(entry)
+
+    def _new_band(self, plot, entry, metric: str) -> RankBand:
         old = self.bands.pop((metric, entry.key), None)
         if old is not None and old.plot is plot:
             old.remove()
-        self.bands[(metric, entry.key)] = RankBand(plot, entry, metric, lambda s, e=entry: self._x(e, s))
+        band = self.bands[(metric, entry.key)] = RankBand(plot, entry, metric, lambda s, e=entry: self._x(e, s))
+        return band
+
+    def _read(self, entry, refresh: bool = False) -> None:
+        """Read the spread of every metric plotted for ``entry`` in the background, then draw."""
+        metrics = [m for (m, k) in self.panel.curves if k == entry.key]
+
+        def spreads():
+            if refresh:
+                rank_view.refresh(entry)
+            ranked = rank_view.ranked(entry)
+            if ranked is None:
+                return None
+            names = set(ranked.scalar_names())
+            return len(ranked.runs), {m: rank_view.spread(ranked.matrix(m)) for m in metrics if m in names}
+
+        # A failed read leaves the bands as they are: the curves and the run's row say the rest.
+        self.reads.request(entry.key, entry.key, lambda: locked_read(entry.run, spreads),
+                           lambda got: self._show(entry, got))
+
+    def _show(self, entry, got) -> None:
+        if got is None or entry not in self.panel.runs.runs():
+            return
+        n_ranks, spreads = got
+        self._drop_bands_of_gone_plots()
+        for metric, spread in spreads.items():
+            band = self.bands.get((metric, entry.key))
+            if band is None and metric in self.panel.plots and (metric, entry.key) in self.panel.curves:
+                band = self._new_band(self.panel.plots[metric], entry, metric)   # known to be distributed now
+            if band is not None:
+                band.show(*spread, n_ranks)
+
+    def _drop_bands_of_gone_plots(self) -> None:
+        # a rebuild dropped the plots of the others
+        plots = list(self.panel.plots.values())
+        for key in [k for k, b in self.bands.items() if b.plot not in plots]:
+            del self.bands[key]
 
     def _x(self, entry, steps) -> np.ndarray:
         """x of steps for this run: the step itself, or the wall time rank 0 logged it at."""
@@ -81,18 +120,13 @@ class RankBands:
         return np.interp(steps, curve.steps[order], curve.x[order])
 
     def _on_updated(self, entry, n_new: int) -> None:
-        rank_view.refresh(entry)
-        live = {k: b for k, b in self.bands.items() if b.plot in self.panel.plots.values()}
-        self.bands = live                   # a rebuild dropped the plots of the others
-        for (metric, key), band in live.items():
-            if key == entry.key:
-                band.update()
-        # ranks that arrived after the curves were drawn (a remote run's other ranks): add their bands
-        for (metric, key), curve in list(self.panel.curves.items()):
-            if key == entry.key and (metric, key) not in self.bands and metric in self.panel.plots:
-                self.add(self.panel.plots[metric], entry, metric)
+        # ranks that arrived after the curves were drawn (a remote run's other ranks) get their
+        # bands too: the read looks at the ranks again and adds what is missing
+        if rank_view.known(entry) is not False:
+            self._read(entry, refresh=True)
 
     def _on_removed(self, entry) -> None:
         for key in [k for k in self.bands if k[1] == entry.key]:
             self.bands.pop(key).remove()
-        rank_view.release(entry)
+        self.reads.forget(entry.key)
+        rank_view.release(entry, self.panel.runs.io)

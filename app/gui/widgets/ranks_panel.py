@@ -14,6 +14,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
+from trainspect.analysis.ranks import summaries
+
 from ... import rank_view
 from ...vocab import SYS_DATA_WAIT, SYS_STEP_TIME, is_sys, stat_label
 from .lazy import LazyPanel
@@ -24,6 +26,54 @@ NOT_DISTRIBUTED = ("A single-process run. For a distributed run (torchrun: one f
                    "exp1.rank1.h5, ...) this tab shows every rank side by side: a rank x step heatmap of the step "
                    "time (stragglers) and of the loss.")
 LOG_SPAN = 100.0     # a positive metric spanning more than this factor is coloured by log10
+
+
+class RanksRead:
+    """What one background read of a distributed run's ranks gives the Ranks tab."""
+
+    def __init__(self, timings, metrics, timing, metric, matrices, summary):
+        self.timings, self.metrics = timings, metrics   # the choices of the two combo boxes
+        self.timing, self.metric = timing, metric       # the chosen ones
+        self.matrices = matrices                        # name -> RankMatrix of the chosen ones
+        self.summary = summary                          # one line per rank (HTML)
+
+
+def read_ranks(entry, timing, metric):
+    """The ranks of ``entry``'s run (a background reader's job, holding its file lock): the
+    series to choose from, ``timing`` and ``metric`` as rank x step matrices (or the first
+    look's choices: the timing where ranks differ most, the training loss), the summary.
+    None for a single-process run."""
+    rank_view.refresh(entry)
+    ranked = rank_view.ranked(entry)
+    if ranked is None:
+        return None
+    names = ranked.scalar_names()
+    timings = [n for n in TIMING if n in names]
+    matrices = {}
+    if timing not in timings:   # first look: the series where ranks differ most
+        matrices = {n: ranked.matrix(n) for n in timings}
+        timings.sort(key=lambda n: -rank_view.rank_contrast(matrices[n]))
+        timing = timings[0] if timings else None
+    loss = ranked.primary.loss_roles().get("train")
+    user = [n for n in names if not is_sys(n)]
+    metrics = ([loss] if loss in user else []) + [n for n in user if n != loss]
+    if metric not in metrics:
+        metric = metrics[0] if metrics else None
+    for name in (timing, metric):
+        if name is not None and name not in matrices:
+            matrices[name] = ranked.matrix(name)
+    return RanksRead(timings, metrics, timing, metric, matrices, summary_html(ranked))
+
+
+def summary_html(ranked) -> str:
+    rows = [f"<b>{html.escape(ranked.describe())}</b>"]
+    for s in summaries(ranked):
+        loss = f"{html.escape(s.loss)} {s.last_loss:.4g}" if s.loss else "no loss"
+        step = f", step {s.median_step_time * 1000:.1f} ms" if s.median_step_time == s.median_step_time else ""
+        bad = (f", <span style='color:#C62828'>non-finite from step {s.first_nonfinite}</span>"
+               if s.first_nonfinite is not None else "")
+        rows.append(f"rank {s.rank}: {html.escape(s.path.name)} — {html.escape(s.status)}; {loss}{step}{bad}")
+    return "<br>".join(rows)
 
 
 class RankHeatmap:
@@ -69,6 +119,11 @@ class RankHeatmap:
         self.plot.getViewBox().setLimits(yMin=0, yMax=max(1, len(self.ranks)))
         self.plot.setYRange(0, len(self.ranks), padding=0)
         self.plot.setXRange(x0, x1, padding=0)
+
+    def clear(self) -> None:
+        self.image.clear()
+        self.first = self.last = np.empty(0)
+        self.values = np.empty((0, 0))
 
     def cell_at(self, step: float, row: float):
         """(rank, first step, last step, value) under a point, or None."""
@@ -117,76 +172,62 @@ class RanksPanel(LazyPanel):
         lay.addWidget(self.metric.canvas, 1)
         lay.addWidget(self.summary)
         self._hovers = [CellHover(m.canvas, m.plot, m.cell_at, self.hover, m.hover_text) for m in (self.timing, self.metric)]
-        self.timing_combo.currentIndexChanged.connect(lambda _: self._show())
-        self.loss_combo.currentIndexChanged.connect(lambda _: self._show())
+        self.timing_combo.currentIndexChanged.connect(lambda _: self._load(self._wanted))
+        self.loss_combo.currentIndexChanged.connect(lambda _: self._load(self._wanted))
         self.follow_current_run(runs)
         self.load(runs.current)
 
     # ------------------------------------------------------------ data
     def _load(self, entry) -> None:
-        self.entry = entry
-        ranked = None
-        if entry is not None:
-            rank_view.refresh(entry)
-            try:
-                ranked = rank_view.ranked(entry)
-            except Exception as exc:  # noqa: BLE001 - a damaged sibling names itself, the app goes on
-                self.runs.errorOccurred.emit(str(entry.path), f"{entry.path}: cannot read the other ranks ({exc})")
-        self._set_visible(ranked is not None)
-        if ranked is None:
-            self.message.setText(NOT_DISTRIBUTED if entry is not None else "no run selected")
+        if entry is None:
+            self._release()
+            self.say("no run selected")
             return
-        names = ranked.scalar_names()
-        timing = [n for n in TIMING if n in names]
-        if self.timing_combo.currentData() not in timing:   # first look: the series where ranks differ most
-            timing.sort(key=lambda n: -rank_view.rank_contrast(ranked.matrix(n)))
-        self._fill(self.timing_combo, timing)
-        loss = ranked.primary.loss_roles().get("train")
-        user = [n for n in names if not is_sys(n)]
-        self._fill(self.loss_combo, ([loss] if loss in user else []) + [n for n in user if n != loss])
-        self._show()
+        if self.entry is None or self.entry.run is not entry.run:
+            self._release()
+            self.say_reading("the ranks", entry)
+        timing, metric = self.timing_combo.currentData(), self.loss_combo.currentData()
+        self.read("ranks", entry, lambda: read_ranks(entry, timing, metric),
+                  lambda got: self._show(entry, got), "the other ranks")
+
+    def _release(self) -> None:
+        self.entry = None
+        for heat in (self.timing, self.metric):
+            heat.clear()
+
+    def say(self, text: str, error: bool = False) -> None:
+        super().say(text, error)
+        self._set_visible(not text)
+
+    def _show(self, entry, got) -> None:
+        """The ranks read in the background arrived (GUI thread)."""
+        self.entry = entry
+        if got is None:
+            self._release()
+            self.say(NOT_DISTRIBUTED)
+            return
+        self.say("")
+        self._fill(self.timing_combo, got.timings, got.timing)
+        self._fill(self.loss_combo, got.metrics, got.metric)
+        px = max(100, self.width() - 120)
+        for heat, name in ((self.timing, got.timing), (self.metric, got.metric)):
+            if name is None:
+                heat.clear()
+            else:
+                heat.show(got.matrices[name], name, px)
+        self.summary.setText(got.summary)
 
     @staticmethod
-    def _fill(combo, names) -> None:
-        keep = combo.currentData()
+    def _fill(combo, names, current) -> None:
         combo.blockSignals(True)
         combo.clear()
         for n in names:
             combo.addItem(stat_label(n), n)
-        if keep in names:
-            combo.setCurrentIndex(names.index(keep))
+        if current in names:
+            combo.setCurrentIndex(names.index(current))
         combo.blockSignals(False)
 
     def _set_visible(self, on: bool) -> None:
         self.message.setVisible(not on)
         for w in (self.timing.canvas, self.metric.canvas, self.summary):
             w.setVisible(on)
-
-    def _show(self) -> None:
-        ranked = rank_view.ranked(self.entry) if self.entry is not None else None
-        if ranked is None:
-            return
-        px = max(100, self.width() - 120)
-        try:
-            for heat, combo in ((self.timing, self.timing_combo), (self.metric, self.loss_combo)):
-                name = combo.currentData()
-                if name is None:
-                    heat.image.clear()
-                    continue
-                heat.show(ranked.matrix(name), name, px)
-            self.summary.setText(self._summary_html(ranked))
-        except Exception:  # noqa: BLE001 - rank 0's file busy with a background read: the next reload draws
-            self.live_reload.trigger()
-
-    @staticmethod
-    def _summary_html(ranked) -> str:
-        from trainspect.analysis.ranks import summaries
-
-        rows = [f"<b>{html.escape(ranked.describe())}</b>"]
-        for s in summaries(ranked):
-            loss = f"{html.escape(s.loss)} {s.last_loss:.4g}" if s.loss else "no loss"
-            step = f", step {s.median_step_time * 1000:.1f} ms" if s.median_step_time == s.median_step_time else ""
-            bad = (f", <span style='color:#C62828'>non-finite from step {s.first_nonfinite}</span>"
-                   if s.first_nonfinite is not None else "")
-            rows.append(f"rank {s.rank}: {html.escape(s.path.name)} — {html.escape(s.status)}; {loss}{step}{bad}")
-        return "<br>".join(rows)
