@@ -602,6 +602,14 @@ def run_figure(spec: dict, timeout: float, out: Path, meta: dict) -> None:
     err: list = []
     threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout] + [lines.put(None)], daemon=True).start()
     threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True).start()
+    try:
+        _collect(proc, lines, err, timeout, out, base, spec)
+    finally:   # also when this driver is stopped: no child (or logger service) left running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _collect(proc, lines, err, timeout, out, base, spec) -> None:
     deadline = time.monotonic() + timeout
     got = []
     while True:
@@ -621,8 +629,6 @@ def run_figure(spec: dict, timeout: float, out: Path, meta: dict) -> None:
             got.append(fig["figure"])
             record(out, fig)
     rc = proc.wait()
-    with contextlib.suppress(ProcessLookupError):   # a logger's service left behind
-        os.killpg(proc.pid, signal.SIGKILL)
     if rc != 0:
         tail = "".join(err).strip().splitlines()[-1:] or [f"exit {rc}"]
         record(out, {**base, "figure": _pending(spec["kind"], got), "error": tail[0][:300],
@@ -673,12 +679,14 @@ def drive(args) -> int:
         else:
             loggers.append(lg)
     out = Path(args.out)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # run the clean-up of run_figure
     start = time.monotonic()
     budget = args.budget_min * 60
     versions = _versions()
     header = {"logger": "-", "figure": "machine", "cpus": os.cpu_count(), "load": list(os.getloadavg()),
               "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
-              "date": datetime.date.today().isoformat(), "argv": sys.argv[1:]}
+              "date": datetime.date.today().isoformat(), "argv": sys.argv[1:],
+              "trainspect_at": str(Path(__import__("trainspect").__file__).parent)}
     record(out, header)
     plan = []
     for r in range(args.rounds):
