@@ -731,7 +731,7 @@ def _spread(xs, fmt) -> str:
     if not xs:
         return "–"
     med = statistics.median(xs)
-    if len(xs) == 1:
+    if fmt(min(xs)) == fmt(max(xs)):
         return fmt(med)
     return f"{fmt(med)} [{fmt(min(xs))}–{fmt(max(xs))}]"
 
