@@ -58,6 +58,25 @@ def mirror_path(run: RemoteRun) -> Path:
 
 
 GLOB_CHARS = "*?["
+MAX_RANK_FOLLOWERS = 16   # a remote distributed run: its ranks mirrored (one ssh each) up to this
+
+
+def other_ranks(run: RemoteRun, info) -> list:
+    """The other rank files of the distributed run whose rank-0 file is ``run`` (``info``: its
+    ``meta["distributed"]``), up to MAX_RANK_FOLLOWERS ranks in all; [] for any other file."""
+    from trainspect.analysis.ranks import rank_path
+
+    if not isinstance(info, dict) or info.get("rank") != 0:
+        return []
+    world = int(info.get("world_size") or 1)
+    return [RemoteRun(run.host, rank_path(run.path, k), run.user, run.port)
+            for k in range(1, min(world, MAX_RANK_FOLLOWERS))]
+
+
+def ranks_notice(run: RemoteRun, info) -> str:
+    world = int(info["world_size"])
+    more = f" of {world} (open the others by glob)" if world > MAX_RANK_FOLLOWERS else ""
+    return f"{run.url}: {world} ranks; mirroring ranks 1-{min(world, MAX_RANK_FOLLOWERS) - 1}{more} beside rank 0"
 
 
 def has_glob(url: str) -> bool:
@@ -201,6 +220,20 @@ def follower_command(url: str, wait_s: float = 0.0) -> list:
 
 def start_follower(url: str, wait_s: float = 0.0) -> subprocess.Popen:
     return subprocess.Popen(follower_command(url, wait_s), stdin=subprocess.DEVNULL)
+
+
+def start_rank_followers(run: RemoteRun, info, *, wait_s: float = 0.0, say=print) -> list:
+    """Rank 0 of a distributed remote run is followed: mirror its other ranks beside it (one
+    follower each) and wait for each mirror's first batch, so that whatever reads rank 0's
+    mirror (the advisor's rank rules) finds every rank. Returns the follower processes."""
+    others = other_ranks(run, info)
+    if not others:
+        return []
+    say(ranks_notice(run, info))
+    started = [(other, mirror_stamp(other), start_follower(other.url, wait_s)) for other in others]
+    for other, since, proc in started:
+        wait_for_mirror(other, proc, since, timeout=wait_s + 30.0)   # a failed one has said why
+    return [proc for *_, proc in started]
 
 
 def mirror_stamp(run: RemoteRun):

@@ -216,3 +216,16 @@ def digits_lr_sweep(path, steps: int = 60, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     batches = [(Xtr[i], ytr[i]) for i in torch.randint(0, len(Xtr), (steps, 64), generator=g)]
     return lr_range_test(model, opt, batches, step, path, steps=steps)
+
+
+def assert_same_file(a, b) -> None:
+    """Every dataset and root attribute of run file ``b`` equals ``a``'s (a mirror of it)."""
+    import h5py
+
+    with h5py.File(a, "r", locking=False) as fa, h5py.File(b, "r", locking=False) as fb:
+        names = []
+        fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+        assert names
+        for n in names:
+            np.testing.assert_array_equal(fa[n][()], fb[n][()], err_msg=n)
+        assert dict(fa.attrs) == dict(fb.attrs)

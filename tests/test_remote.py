@@ -12,18 +12,8 @@ from trainspect.app import remote
 from trainspect.recorder import format as fmt
 from trainspect.recorder.h5file import RunFileWriter
 
-from fixtures_runs import make_run
+from fixtures_runs import assert_same_file, make_run
 from sshd_fixture import sshd, ssh_env  # noqa: F401  (fixtures)
-
-
-def _same_file(a, b) -> None:
-    with h5py.File(a, "r", locking=False) as fa, h5py.File(b, "r", locking=False) as fb:
-        names = []
-        fa.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-        assert names
-        for n in names:
-            np.testing.assert_array_equal(fa[n][()], fb[n][()], err_msg=n)
-        assert dict(fa.attrs) == dict(fb.attrs)
 
 
 def _writer(path, rows: int):
@@ -46,7 +36,7 @@ def test_finished_run_arrives_whole_and_readable(ssh_env, tmp_path, seed):
     run = remote.parse(ssh_env.url(src))
     remote.fetch(run, follow=False)
     mirror = remote.mirror_path(run)
-    _same_file(src, mirror)
+    assert_same_file(src, mirror)
     r = open_run(mirror)
     assert r.status().state == "finished"
     assert len(r.scalar("train/loss")) == len(open_run(src).scalar("train/loss"))
@@ -69,7 +59,7 @@ def test_resume_fetches_only_new_rows(ssh_env, tmp_path):
     # 50 new rows: their bytes plus the same fixed overhead as the empty refetch.
     assert third.bytes_in - again.bytes_in <= 50 * row_bytes + 200
     assert third.bytes_in - again.bytes_in >= 50 * row_bytes
-    _same_file(src, remote.mirror_path(run))
+    assert_same_file(src, remote.mirror_path(run))
     assert last.bytes_in < first.bytes_in
     steps = open_run(remote.mirror_path(run)).scalar("train/loss").steps
     np.testing.assert_array_equal(steps, np.arange(250))
@@ -158,3 +148,27 @@ def test_tail_of_a_missing_remote_run_says_so(ssh_env, tmp_path, capfd):
     rc = main(["tail", ssh_env.url(tmp_path / "gone.h5"), "--wait", "0"])
     assert rc == 2
     assert "no such file" in capfd.readouterr().err
+
+
+def test_tail_of_rank_zero_follows_every_rank(ssh_env, tmp_path, capsys, monkeypatch):
+    """Only rank 1 went NaN: the tail of rank 0's URL mirrors rank 1 too, so its advisor
+    names rank 1 (following rank 0 alone, it would see a healthy run)."""
+    from trainspect.app.cli import main
+    from trainspect.recorder import Recorder
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in range(2):
+        monkeypatch.setenv("RANK", str(rank))
+        with Recorder(tmp_path / "job" / "exp1.h5") as rec:
+            for step in range(40):
+                bad = rank == 1 and step >= 25
+                rec.log({"train/loss": float("nan") if bad else 2.0 / (1 + step)}, step=step)
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var)
+    rc = main(["tail", ssh_env.url(tmp_path / "job" / "exp1.h5"), "--wait", "30"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "2 ranks; mirroring ranks 1-1 beside rank 0" in out
+    assert "rank 1" in out and "step 25" in out, out
+    rank1 = remote.mirror_path(remote.parse(ssh_env.url(tmp_path / "job" / "exp1.rank1.h5")))
+    assert_same_file(tmp_path / "job" / "exp1.rank1.h5", rank1)

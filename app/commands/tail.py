@@ -264,7 +264,7 @@ def run(args) -> int:
         return 2
     from .. import remote
 
-    follower = None
+    follower, rank_followers = None, []
     path = args.run
     if remote.is_remote(args.run):
         # ssh:// run: a child process keeps the local mirror up to date; tail reads the mirror.
@@ -285,6 +285,10 @@ def run(args) -> int:
         print(f"trainspect tail: {exc}", file=sys.stderr)
         _stop(follower)
         return 2
+    if follower is not None:   # a distributed remote run: the advisor reads every rank's mirror
+        from trainspect.analysis.ranks import dist_info
+
+        rank_followers = remote.start_rank_followers(target, dist_info(r), wait_s=0 if args.once else args.wait, say=_say)
     try:
         with r:
             return tail(r, args.interval, args.advisor_every, args.once, 0 if args.once else args.wait)
@@ -295,7 +299,8 @@ def run(args) -> int:
         print(f"trainspect tail: {exc}", file=sys.stderr)
         return 2
     finally:
-        _stop(follower)
+        for proc in (follower, *rank_followers):
+            _stop(proc)
 
 
 def _stop(proc) -> None:

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
-from trainspect.analysis.ranks import rank_of, rank_path
+from trainspect.analysis.ranks import rank_of
 
 from .. import rank_view, remote
 
 POLL_MS = 100
-MAX_RANK_FOLLOWERS = 16         # a remote distributed run: the other ranks mirrored (one ssh each) up to this
 FIRST_DATA_TIMEOUT_S = 120.0    # a follower that wrote nothing by then is stopped and reported
 
 
@@ -135,14 +134,11 @@ class RemoteRuns(QObject):
         """A remote run's rank 0 opened: mirror its other ranks beside it (the Ranks tab, bands)."""
         f = next((f for f in self.followers.values() if remote.mirror_path(f.target) == entry.path), None)
         info = (entry.run.meta or {}).get("distributed") if f is not None else None
-        if not isinstance(info, dict) or info.get("rank") != 0 or int(info.get("world_size") or 1) < 2:
-            return
-        world = int(info["world_size"])
-        if world > MAX_RANK_FOLLOWERS:
-            self.notice.emit(f"{f.url}: {world} ranks; mirroring ranks 1-{MAX_RANK_FOLLOWERS - 1} (open others by glob)")
-        for rank in range(1, min(world, MAX_RANK_FOLLOWERS)):
-            self._follow(remote.RemoteRun(f.target.host, str(rank_path(f.target.path, rank)), f.target.user,
-                                          f.target.port).url)
+        others = remote.other_ranks(f.target, info) if f is not None else []
+        if others:
+            self.notice.emit(remote.ranks_notice(f.target, info))
+        for other in others:
+            self._follow(other.url)
 
     def _rank_arrived(self, f: Follower) -> None:
         """Another rank's mirror has data: rank 0's run re-reads its ranks."""
