@@ -324,10 +324,19 @@ def _histc_reference(t):
     return torch.histc(y, bins=64, min=0.0, max=1.0), torch.stack([lo, hi])
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("exact_counts", [False, True])   # True: the scatter_add counting of the GPU path
-def test_fused_histograms_match_per_tensor_histc(seed, exact_counts):
+def _histograms(path, tensors):
     from trainspect.recorder.device_stats import fused_histograms
+    from trainspect.recorder.host_stats import histograms
+    if path == "host":
+        counts, ranges = histograms(tensors)
+        return torch.from_numpy(counts).long(), torch.from_numpy(ranges).float()
+    return fused_histograms(tensors, exact_counts=path == "scatter_add")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+# scatter_add: the counting of the GPU path; host: the CPU fast path (host_stats.histograms)
+@pytest.mark.parametrize("path", ["bincount", "scatter_add", "host"])
+def test_fused_histograms_match_per_tensor_histc(seed, path):
     g = torch.Generator().manual_seed(seed)
     with_nan = torch.randn(50, generator=g)
     with_nan[3] = float("nan")
@@ -336,8 +345,12 @@ def test_fused_histograms_match_per_tensor_histc(seed, exact_counts):
     edges = torch.arange(65, dtype=torch.float32) / 64          # values exactly on the bin edges
     tensors = [torch.randn(300, 7, generator=g), None, torch.full((9,), 2.5), torch.empty(0), edges,
                with_nan, with_inf, torch.randn(33, generator=g, dtype=torch.float64) * 1e3,
-               torch.rand(5, 5, generator=g).half()]
-    counts, ranges = fused_histograms(tensors, exact_counts)
+               torch.rand(5, 5, generator=g).half(), -with_inf, with_inf * 0 + float("inf"),
+               torch.randn(20, generator=g) * 1e-37]      # a range below 64 x the smallest normal float
+    # many tensors: the bins of the last ones are offset by 65 x their index (as integers: an
+    # offset added to the float bin rounded values near a bin edge into the next bin)
+    tensors += [torch.randn(3000, generator=g) for _ in range(60)]
+    counts, ranges = _histograms(path, tensors)
     assert counts.shape == (len(tensors), 64) and ranges.shape == (len(tensors), 2)
     for i, t in enumerate(tensors):
         expect_counts, expect_range = _histc_reference(t)

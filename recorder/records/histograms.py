@@ -2,10 +2,12 @@
 (group ``hists``), every ``hist_every`` steps."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .. import format as fmt
 from ..device_stats import fused_histograms
+from ..host_stats import Scratch, histograms
 from .base import Record
 
 
@@ -13,6 +15,10 @@ class Histograms(Record):
     group = fmt.HISTS
     schedule = "hist_every"
     wide = True     # counts beyond 2**24 elements stay exact
+
+    def __init__(self, watched, every=1):
+        super().__init__(watched, every)
+        self._scratch = Scratch()     # the CPU fast path's buffers, kept between steps
 
     def after_step(self, step, wall, closure):
         if self.due(step) and self.w.params:
@@ -25,8 +31,11 @@ class Histograms(Record):
         """Counts of the P weights then the P gradients, then their (min, max) ranges."""
         w = self.w
         tensors = list(w.params) + [p.grad for p in w.params]
-        exact = not w.cpu_fast_path or w.params[0].device.type != "cpu"
         devices = {t.device for t in tensors if t is not None}
+        if w.cpu_fast_path and devices == {torch.device("cpu")}:
+            counts, ranges = histograms(tensors, self._scratch)
+            return torch.from_numpy(np.concatenate([counts.reshape(-1), ranges.reshape(-1)]))
+        exact = not w.cpu_fast_path or w.params[0].device.type != "cpu"
         if len(devices) <= 1:
             counts, ranges = fused_histograms(tensors, exact)
         else:   # a model spread over devices: one fused pass per device, results on the first
