@@ -235,8 +235,13 @@ class _Growing:
 class Run:
     """One run file, opened for reading. Use :func:`open_run`."""
 
-    def __init__(self, path):
+    def __init__(self, path, keep_points: bool = True):
         self.path = Path(path)
+        # keep_points=False (the app): no metric's points stay in memory; scalar() reads one
+        # metric when asked and scalar_rows() hands out new rows (memory follows what is shown).
+        self._keep_points = bool(keep_points)
+        # Without kept points each read is transient: smaller blocks, a smaller peak.
+        self._read_block = SCALAR_READ_BLOCK if self._keep_points else SUMMARY_READ_BLOCK
         self._f = fmt.open_for_read(self.path)
         self._swmr = bool(self._f.swmr_mode)   # opened while a writer held the file
         try:
@@ -516,7 +521,7 @@ class Run:
         self._refresh_tags()
         start = self._scalar_rows
         if not self._scalars_loaded and start == 0:   # (start > 0: a first load that failed half-way)
-            self._lazy = n > EAGER_SCALAR_ROWS
+            self._lazy = n > EAGER_SCALAR_ROWS or not self._keep_points
 
         def done(row):   # per block: a read that fails half-way resumes here, nothing split twice
             self._scalar_rows = row
@@ -542,8 +547,8 @@ class Run:
 
     def _scan_piece(self, start: int, stop: int, wanted, done) -> None:
         step_ds, tag_ds, value_ds, wall_ds = (self._h(c) for c in SCALAR_COLUMNS)
-        for a in range(start, stop, SCALAR_READ_BLOCK):
-            b = min(stop, a + SCALAR_READ_BLOCK)
+        for a in range(start, stop, self._read_block):
+            b = min(stop, a + self._read_block)
             tag = tag_ds[a:b]
             if wanted is None:
                 self._split_rows(step_ds[a:b], tag, value_ds[a:b], wall_ds[a:b])
@@ -687,12 +692,70 @@ class Run:
         tag = self._tag_ids.get(name)
         if tag is None:
             raise KeyError(f"{self.path.name}: no metric named {name!r}") from None
+        if not self._keep_points:
+            return self._read_once(tag)
         self._want(tag)
         points = self._points.get(tag)
         if points is None:
             empty = np.empty(0)
             return Series(empty.astype(np.int64), empty, empty)
         return self._latest(tag, points.series())
+
+    def _read_once(self, tag: int) -> Series:
+        """One metric read from the rows seen so far and not kept (``keep_points=False``)."""
+        saved = self._points, self._marks
+        self._points, self._marks = {}, {}
+        try:
+            self._scan(0, self._scalar_rows, {tag})
+            points = self._points.get(tag)
+            if points is None:
+                empty = np.empty(0)
+                return Series(empty.astype(np.int64), empty, empty)
+            return self._latest(tag, points.series())
+        finally:
+            self._points, self._marks = saved
+
+    @property
+    def scalar_rows_seen(self) -> int:
+        """Rows of the scalar table as of the last refresh (what ``scalar_rows`` can read)."""
+        return self._scalar_rows
+
+    @_reads_file
+    def scalar_rows(self, names, start: int, stop: int | None = None, latest: bool = False) -> dict:
+        """The points of ``names`` in rows [start, stop) of the scalar table (``stop`` at most
+        the rows seen by the last refresh), as ``{name: (row numbers, Series)}``, read one block
+        at a time and not kept. ``latest``: in a resumed run, drop the rows that a later session
+        superseded among the rows read (all of them when [start, stop) holds the later rows)."""
+        self._ensure_scalars()
+        stop = self._scalar_rows if stop is None else min(int(stop), self._scalar_rows)
+        ids = {self._tag_ids[n]: n for n in names if n in self._tag_ids}
+        parts: dict = {t: [] for t in ids}
+        step_ds, tag_ds, value_ds, wall_ds = (self._h(c) for c in SCALAR_COLUMNS)
+        wanted = np.fromiter(ids, np.int64, len(ids))
+        for a in range(max(0, int(start)), stop, SUMMARY_READ_BLOCK):
+            b = min(stop, a + SUMMARY_READ_BLOCK)
+            tag = tag_ds[a:b]
+            idx = np.flatnonzero(np.isin(tag, wanted))
+            if len(idx) == 0:
+                continue
+            lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1   # one slab covering the matches
+            rel = idx - int(idx[0])
+            cols = (step_ds[lo:hi][rel], value_ds[lo:hi][rel], wall_ds[lo:hi][rel])
+            tag = tag[idx]
+            for t in np.unique(tag).tolist():
+                pick = tag == t
+                parts[t].append((a + idx[pick], *(c[pick] for c in cols)))
+        out = {}
+        for t, blocks in parts.items():
+            cols = [np.concatenate([b[i] for b in blocks]) if blocks else np.empty(0) for i in range(4)]
+            rows, step, value, wall = (c.astype(d, copy=False) for c, d in zip(cols, (np.int64, *_POINT_DTYPES)))
+            out[ids[t]] = (rows, Series(step, value, wall))
+        starts = fmt.session_starts(self._read_segments(), "scalars") if latest else None
+        for name, (rows, s) in (out.items() if starts is not None else ()):
+            keep = fmt.latest_only(fmt.row_sessions(starts, rows), s.steps)
+            if keep is not None:
+                out[name] = (rows[keep], Series(s.steps[keep], s.values[keep], s.wall[keep]))
+        return out
 
     def to_pandas(self, names=None, *, include_sys: bool = False):
         """The metrics as a pandas DataFrame: one row per step (the index, named "step"), one
@@ -860,6 +923,8 @@ class Run:
                          [layers[c] for c in columns])
 
 
-def open_run(path) -> Run:
-    """Open a run file for reading (live, finished or crashed). Raises RunFileError."""
-    return Run(path)
+def open_run(path, keep_points: bool = True) -> Run:
+    """Open a run file for reading (live, finished or crashed). Raises RunFileError.
+
+    ``keep_points=False``: hold no metric's points (see ``Run.scalar_rows``)."""
+    return Run(path, keep_points=keep_points)

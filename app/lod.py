@@ -237,62 +237,246 @@ def finite_levels(image: np.ndarray, symmetric: bool = False) -> tuple[float, fl
     return lo, hi
 
 
-class PeakPyramid:
-    """Min/max pyramid of a line: views with far more points than pixels draw a few points
-    per pixel column, picked by min and max, in time independent of the data size.
+# ---------------------------------------------------------------- bounded envelope (M4)
 
-    Level k keeps, for each block of ``BASE * FACTOR**k`` consecutive points, the block's
-    minimum and maximum (NaN-aware) at the block's first x. Built once (~N/BASE memory);
-    ``view`` returns raw points when few enough are in view. Needs non-decreasing x.
+
+def ema_states(values, weight: float, state: tuple[float, int] | None = None):
+    """``ema`` plus the EMA state *before* each point: ``(smoothed, biased, counts, new_state)``.
+
+    ``(biased[i], counts[i])`` continues the average at point ``i`` (``ema(values[i:], weight,
+    (biased[i], counts[i]))`` equals ``smoothed[i:]``): a zoomed-in re-read of a range starts
+    its smoothed curve where the whole series had it."""
+    x = np.asarray(values, dtype=np.float64)
+    biased0, count0 = state if state is not None else (0.0, 0)
+    smoothed, new_state = ema(x, weight, (biased0, count0))
+    finite = np.isfinite(x)
+    counts = count0 + np.concatenate([[0], np.cumsum(finite)[:-1]]) if x.size else np.zeros(0, np.int64)
+    after = np.full(x.shape, np.nan)       # biased average after each finite point
+    if weight == 0.0:
+        after[finite] = x[finite]
+    else:
+        c = counts[finite] + 1
+        debias = np.where(c * -math.log(weight) < 40.0, 1.0 - weight ** np.minimum(c, 10**6), 1.0)
+        after[finite] = smoothed[finite] * debias
+    # carry the last finite state forward, then shift by one: the state before each point
+    idx = np.where(finite, np.arange(x.size), -1)
+    np.maximum.accumulate(idx, out=idx)
+    carried = np.where(idx >= 0, after[np.maximum(idx, 0)], biased0)
+    biased = np.concatenate([[biased0], carried[:-1]]) if x.size else np.zeros(0)
+    return smoothed, biased, counts.astype(np.int64), new_state
+
+
+# Bucket columns: a point at the bucket's first and last row, its minimum and maximum raw value
+# and smoothed value (each with step, wall time and row, to draw them where and in the order they
+# happened), the rows it covers and the EMA state at its start.
+_ENV_INT = ("n", "r0", "r1")
+_EXTREMES = ("lo", "hi", "mlo", "mhi")      # raw min/max, smoothed min/max
+_ENV_COLS = _ENV_INT + ("sf", "wf", "yf", "mf", "sl", "wl", "yl", "ml", "eb", "ec") + tuple(
+    f"{k}{e}" for e in _EXTREMES for k in ("y", "s", "w", "r"))
+
+
+def _pick(a: dict, b: dict, take_b: np.ndarray, ext: str, out: dict) -> None:
+    for k in ("y", "s", "w", "r"):
+        out[k + ext] = np.where(take_b, b[k + ext], a[k + ext])
+
+
+def _better(a: np.ndarray, b: np.ndarray, lower: bool) -> np.ndarray:
+    """Where ``b`` holds the new extreme (NaN never wins over a number)."""
+    beats = (b < a) if lower else (b > a)
+    return beats | (np.isnan(a) & ~np.isnan(b))
+
+
+def _merge(a: dict, b: dict) -> dict:
+    """Buckets ``a`` followed by buckets ``b`` (same lengths), merged pairwise."""
+    out = {"n": a["n"] + b["n"], "r0": a["r0"], "r1": b["r1"], "eb": a["eb"], "ec": a["ec"]}
+    for k in ("sf", "wf", "yf", "mf"):
+        out[k] = a[k]
+    for k in ("sl", "wl", "yl", "ml"):
+        out[k] = b[k]
+    for ext, lower in (("lo", True), ("hi", False), ("mlo", True), ("mhi", False)):
+        _pick(a, b, _better(a["y" + ext], b["y" + ext], lower), ext, out)
+    return out
+
+
+def _segment_extreme(v: np.ndarray, size: int, lower: bool) -> np.ndarray:
+    """Index of the min (max) of each run of ``size`` values, NaN skipped (0 if all NaN)."""
+    nb = -(-v.size // size)
+    fill = np.inf if lower else -np.inf
+    padded = np.full(nb * size, fill)
+    padded[: v.size] = np.where(np.isnan(v), fill, v)
+    pos = (np.argmin if lower else np.argmax)(padded.reshape(nb, size), axis=1)
+    return pos + np.arange(nb) * size
+
+
+class Envelope:
+    """Bounded level of detail of one series, built incrementally as points arrive.
+
+    At most ``capacity`` buckets of ``size`` consecutive points each (the last one filling up);
+    when they are full, neighbours merge and ``size`` doubles. Every bucket keeps its first and
+    last point and its minimum and maximum (raw and smoothed, M4): drawn in order, a line through
+    them is the line through all the points at one bucket per pixel, and a one-step spike is
+    a bucket's extreme at every size. Below ``capacity`` points the buckets are the points
+    themselves. Memory: ``capacity`` x 29 numbers, whatever the series' length.
     """
 
-    BASE = 8
-    FACTOR = 4
-    MIN_POINTS = 500_000  # below this pyqtgraph's own peak downsampling is as fast
+    CAPACITY = 4096
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, min_points: int | None = None):
-        self.x = np.asarray(x, dtype=np.float64)
-        self.y = np.asarray(y, dtype=np.float64)
-        self.levels: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # (block, x, lo, hi)
-        n = self.x.size
-        floor = self.MIN_POINTS if min_points is None else min_points
-        self.usable = n >= max(floor, 2) and bool(np.all(self.x[1:] >= self.x[:-1]))
-        if not self.usable:
+    def __init__(self, weight: float = 0.0, capacity: int | None = None, ema_state=None):
+        self.capacity = max(4, int(capacity or self.CAPACITY)) // 2 * 2
+        self.weight = float(weight)
+        self.size = 1
+        self.m = 0
+        self.cols = {k: np.zeros(self.capacity, np.int64 if k in _ENV_INT else np.float64) for k in _ENV_COLS}
+        self.ema_state = ema_state
+        self.points = 0
+        self.finite = 0
+        self.nonpositive = 0
+        self.span = {"s": (np.inf, -np.inf), "w": (np.inf, -np.inf)}   # finite x extent per axis
+        self.ordered = True       # steps never went back (x can be searched)
+
+    # ------------------------------------------------------------ building
+    @property
+    def exact(self) -> bool:
+        """Every point is held (one point per bucket)."""
+        return self.size == 1
+
+    def extend(self, rows, steps, wall, values) -> None:
+        """Append points (in row order)."""
+        rows = np.asarray(rows, np.int64)
+        steps = np.asarray(steps, np.float64)
+        wall = np.asarray(wall, np.float64)
+        values = np.asarray(values, np.float64)
+        k = values.size
+        if k == 0:
             return
-        starts = np.arange(0, n, self.BASE)
-        lo = np.fmin.reduceat(self.y, starts)
-        hi = np.fmax.reduceat(self.y, starts)
-        block, xs = self.BASE, self.x[starts]
-        while True:
-            self.levels.append((block, xs, lo, hi))
-            if lo.size <= 2048:
-                break
-            idx = np.arange(0, lo.size, self.FACTOR)
-            lo, hi, xs = np.fmin.reduceat(lo, idx), np.fmax.reduceat(hi, idx), xs[idx]
-            block *= self.FACTOR
+        if self.m and steps[0] < self.cols["sl"][self.m - 1] or (k > 1 and np.any(np.diff(steps) < 0)):
+            self.ordered = False
+        smoothed, biased, counts, self.ema_state = ema_states(values, self.weight, self.ema_state)
+        pts = {"r": rows, "s": steps, "w": wall, "y": values, "m": smoothed, "eb": biased, "ec": counts}
+        self.points += k
+        fin = np.isfinite(values)
+        self.finite += int(fin.sum())
+        self.nonpositive += int((values[fin] <= 0).sum())
+        for key, xs in (("s", steps), ("w", wall)):
+            f = xs[np.isfinite(xs)]
+            if f.size:
+                lo, hi = self.span[key]
+                self.span[key] = (min(lo, float(f.min())), max(hi, float(f.max())))
+        i = 0
+        while i < k:
+            last = self.m - 1
+            if self.m and self.cols["n"][last] < self.size:
+                take = int(min(k - i, self.size - self.cols["n"][last]))
+                part = self._buckets(pts, i, i + take, take)
+                merged = _merge(self._slice(last, last + 1), part)
+                for c in _ENV_COLS:
+                    self.cols[c][last] = merged[c][0]
+                i += take
+                continue
+            need = -(-(k - i) // self.size)
+            if self.m + need > self.capacity:
+                self._halve()
+                continue
+            part = self._buckets(pts, i, k, self.size)
+            for c in _ENV_COLS:
+                self.cols[c][self.m: self.m + need] = part[c]
+            self.m += need
+            i = k
 
-    def view(self, x0: float | None, x1: float | None, n_px: int, per_px: int = 1):
-        """Points to draw for the x range [x0, x1] on ``n_px`` pixels (None = everything)."""
-        n = self.x.size
-        i0 = 0 if x0 is None else max(0, int(np.searchsorted(self.x, x0, side="left")) - 1)
-        i1 = n if x1 is None else min(n, int(np.searchsorted(self.x, x1, side="right")) + 1)
-        count = i1 - i0
-        budget = max(1, n_px) * per_px
-        if not self.usable or count <= 2 * budget:
-            return self.x[i0:i1], self.y[i0:i1]
-        chosen = None
-        for level in self.levels:      # coarsest level still giving >= budget buckets in view
-            if count / level[0] >= budget:
-                chosen = level
-        block, xs, lo, hi = chosen or self.levels[0]
-        b0, b1 = i0 // block, -(-i1 // block)
-        m = b1 - b0
-        # first and last raw point of the range keep the exact data extent (auto range)
-        out_x = np.empty(2 * m + 2)
-        out_y = np.empty(2 * m + 2)
-        out_x[1:-1] = np.repeat(xs[b0:b1], 2)
-        out_y[1:-1:2] = lo[b0:b1]
-        out_y[2:-1:2] = hi[b0:b1]
-        out_x[0], out_y[0] = xs[b0], self.y[b0 * block]
-        out_x[-1], out_y[-1] = self.x[i1 - 1], self.y[i1 - 1]
-        return out_x, out_y
+    def _slice(self, a: int, b: int, step: int = 1) -> dict:
+        return {c: v[a:b:step] for c, v in self.cols.items()}
+
+    def _halve(self) -> None:
+        """Merge neighbouring buckets: half as many, twice the size."""
+        m = self.m
+        pairs = m // 2
+        merged = _merge(self._slice(0, 2 * pairs, 2), self._slice(1, 2 * pairs, 2))
+        odd = self._slice(m - 1, m) if m % 2 else None
+        for c in _ENV_COLS:
+            self.cols[c][:pairs] = merged[c]
+            if odd is not None:
+                self.cols[c][pairs] = odd[c][0]
+        self.m = pairs + (1 if odd is not None else 0)
+        self.size *= 2
+
+    @staticmethod
+    def _buckets(pts: dict, a: int, b: int, size: int) -> dict:
+        """Columns of the buckets of ``size`` points made of points [a, b)."""
+        starts = np.arange(a, b, size)
+        ends = np.minimum(starts + size, b) - 1
+        out = {"n": (ends - starts + 1).astype(np.int64), "r0": pts["r"][starts], "r1": pts["r"][ends],
+               "eb": pts["eb"][starts], "ec": pts["ec"][starts].astype(np.float64)}
+        for k in ("s", "w", "y", "m"):
+            out[k + "f"] = pts[k][starts]
+            out[k + "l"] = pts[k][ends]
+        for ext, src, lower in (("lo", "y", True), ("hi", "y", False), ("mlo", "m", True), ("mhi", "m", False)):
+            idx = a + _segment_extreme(pts[src][a:b], size, lower)
+            out["y" + ext] = pts[src][idx]
+            for k in ("s", "w", "r"):
+                out[k + ext] = pts[k][idx]
+        return out
+
+    # ------------------------------------------------------------ reading
+    def x_span(self, axis: str = "s"):
+        lo, hi = self.span[axis]
+        return (lo, hi) if lo <= hi else None
+
+    def bucket_range(self, x0, x1, axis: str = "s") -> tuple[int, int]:
+        """Buckets [b0, b1) covering the x range [x0, x1] (None: open end), one more each side."""
+        if not self.ordered:
+            return 0, self.m
+        xf = self.cols[axis + "f"][: self.m]
+        b0 = 0 if x0 is None else max(0, int(np.searchsorted(xf, x0, side="right")) - 2)
+        b1 = self.m if x1 is None else min(self.m, int(np.searchsorted(xf, x1, side="right")) + 1)
+        return b0, max(b0, b1)
+
+    def draw(self, b0: int = 0, b1: int | None = None, axis: str = "s", smoothed: bool = False,
+             max_buckets: int | None = None):
+        """``(x, y)`` to draw for buckets [b0, b1): each bucket's first, min, max and last point
+        in the order they were logged (one point for a bucket of one). Neighbours are merged
+        until at most ``max_buckets`` remain (a few per pixel column are all a plot can show)."""
+        b1 = self.m if b1 is None else b1
+        c = self._slice(b0, b1)
+        while max_buckets is not None and len(c["n"]) > max(1, max_buckets):
+            m = len(c["n"])
+            merged = _merge({k: v[0:m - 1:2] for k, v in c.items()}, {k: v[1:m:2] for k, v in c.items()})
+            c = {k: np.concatenate([merged[k], c[k][m - 1:]]) if m % 2 else merged[k] for k in c}
+        lo, hi, y = ("mlo", "mhi", "m") if smoothed else ("lo", "hi", "y")
+        lo_first = c["r" + lo] <= c["r" + hi]
+        mid1 = {k: np.where(lo_first, c[k + lo], c[k + hi]) for k in (axis, "y")}
+        mid2 = {k: np.where(lo_first, c[k + hi], c[k + lo]) for k in (axis, "y")}
+        xs = np.stack([c[axis + "f"], mid1[axis], mid2[axis], c[axis + "l"]], axis=1)
+        ys = np.stack([c[y + "f"], mid1["y"], mid2["y"], c[y + "l"]], axis=1)
+        keep = np.ones(xs.shape, bool)
+        keep[:, 1:] = (c["n"] > 1)[:, None]
+        return xs[keep], ys[keep]
+
+    def nearest(self, x: float, axis: str = "s"):
+        """``(step, value, smoothed value)`` of the held point nearest to ``x``; None if empty."""
+        if self.m == 0:
+            return None
+        b0, b1 = self.bucket_range(x, x, axis)
+        c = self._slice(b0, b1)
+        cand = [(c[axis + "f"], c["sf"], c["yf"], c["mf"]), (c[axis + "l"], c["sl"], c["yl"], c["ml"])]
+        if not self.exact:   # a bucket's extremes too (their smoothed value is not held)
+            cand += [(c[axis + e], c["s" + e], c["y" + e], np.full(len(c["n"]), np.nan)) for e in ("lo", "hi")]
+        xs, ss, ys, ms = (np.concatenate(parts) for parts in zip(*cand))
+        with np.errstate(invalid="ignore"):
+            i = int(np.nanargmin(np.abs(xs - x))) if np.isfinite(xs).any() else 0
+        return int(ss[i]), float(ys[i]), (None if np.isnan(ms[i]) and not np.isnan(ys[i]) else float(ms[i]))
+
+    def state_at(self, b: int):
+        """EMA state before bucket ``b``'s first point (continues the smoothed curve there)."""
+        return float(self.cols["eb"][b]), int(self.cols["ec"][b])
+
+    def rows_of(self, b0: int, b1: int) -> tuple[int, int]:
+        """Rows [first, last + 1) of the scalar table holding buckets [b0, b1)."""
+        return int(self.cols["r0"][b0]), int(self.cols["r1"][b1 - 1]) + 1
+
+    @property
+    def last_step(self):
+        return int(self.cols["sl"][self.m - 1]) if self.m else None
+
+    def held(self) -> int:
+        """Numbers held (what the tests bound)."""
+        return sum(v.size for v in self.cols.values())

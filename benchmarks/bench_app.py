@@ -131,7 +131,7 @@ def bench_pan(app, path) -> dict:
     window.advisor.wait(300)
     paint(app, window)
     curve = next(iter(window.scalars.curves.values()))
-    n = len(curve.steps)
+    n = curve.n_points
     canvas = window.scalars.canvas
     vb = next(iter(window.scalars.plots.values())).getViewBox()
 

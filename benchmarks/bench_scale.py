@@ -142,9 +142,9 @@ while writer.poll() is None:
         time.sleep(0.002)
     e = window.runs.runs()[0]
     c = window.scalars.curves.get(("train/loss", e.key))
-    samples.append((len(c.steps) if c else 0, rss_mb()))
+    samples.append((c.n_points if c else 0, rss_mb()))
 spin_until(app, lambda: (c := window.scalars.curves.get(("train/loss", window.runs.runs()[0].key))) is not None
-           and len(c.steps) >= steps, timeout_s=120)
+           and c.n_points >= steps, timeout_s=120)
 samples.append((steps, rss_mb()))
 out["samples_points_rss_mb"] = samples[:: max(1, len(samples) // 12)] + [samples[-1]]
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

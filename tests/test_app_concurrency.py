@@ -137,10 +137,10 @@ def test_hostile_files_beside_a_good_one_leave_the_window_responsive(window, tmp
     release = threading.Event()
     real_open = model.open_run
 
-    def open_run(path):
+    def open_run(path, **options):
         if Path(path).name == "hangs.h5":
             release.wait(120)              # a read stuck in the kernel (NFS, a dying disk)
-        return real_open(path)
+        return real_open(path, **options)
 
     monkeypatch.setattr(model, "open_run", open_run)
     try:

@@ -68,7 +68,7 @@ def test_run_with_no_steps_grows_while_open(window, tmp_path, qtbot):
         w.append_scalars(np.arange(20), np.zeros(20), np.linspace(2, 1, 20), time.time() + np.arange(20.0))
         w.flush(19)
         qtbot.waitUntil(lambda: ("train/loss", entry.key) in window.scalars.curves, timeout=3000)
-        assert len(window.scalars.curves[("train/loss", entry.key)].steps) == 20
+        qtbot.waitUntil(lambda: window.scalars.curves[("train/loss", entry.key)].n_points == 20, timeout=3000)
     finally:
         w.close()
 
@@ -164,7 +164,7 @@ def test_closing_the_window_while_tailing_a_live_run(qtbot, tmp_path):
         w.append_scalars(np.arange(10, 20), np.zeros(10), np.ones(10), time.time() + np.arange(10.0))
         w.flush(19)
         entry = win.runs.runs()[0]
-        qtbot.waitUntil(lambda: len(entry.series("loss")) == 20, timeout=WAIT_MS)   # it is tailing
+        qtbot.waitUntil(lambda: win.scalars.curves[("loss", entry.key)].n_points == 20, timeout=WAIT_MS)   # it is tailing
         win.close()
         assert len(win.runs) == 0 and not win.live.timer.isActive()
         qtbot.waitUntil(lambda: not win.runs.io.outstanding(), timeout=WAIT_MS)   # reads in flight land

@@ -117,23 +117,3 @@ def test_log_levels_only_when_positive_and_wide():
     assert log_levels(np.array([[0.2, 0.5]]))[1] is False
     assert log_levels(np.array([[-1.0, 100.0, 1e-3]]))[1] is False
     assert finite_levels(np.array([np.nan, -2.0, 1.0, np.inf]), symmetric=True) == (-2.0, 2.0)
-
-
-def test_peak_pyramid_keeps_spike_and_bounds_points_at_every_zoom():
-    from trainspect.app.lod import PeakPyramid
-
-    n = 3_000_000
-    x = np.arange(n, dtype=np.float64)
-    y = np.random.default_rng(5).normal(size=n)
-    y[1_234_567] = 1e3
-    y[2_000_000] = -1e3
-    pyr = PeakPyramid(x, y, min_points=1000)
-    assert pyr.usable
-    for x0, x1 in [(None, None), (0, n), (1e6, 2e6), (1_234_000, 1_235_000), (1_234_560, 1_234_570)]:
-        xs, ys = pyr.view(x0, x1, 1000)
-        assert len(xs) <= 8 * 1000 + 2, (x0, x1, len(xs))  # at most 4 min/max pairs per pixel
-        assert ys.max() == 1e3
-        assert np.all(np.diff(xs) >= 0)
-    xs, ys = pyr.view(None, None, 1000)
-    assert (xs[0], xs[-1]) == (0, n - 1) and ys.min() == -1e3   # exact extent for auto range
-    assert not PeakPyramid(x[::-1].copy(), y, min_points=10).usable   # unsorted x: not usable

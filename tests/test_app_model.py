@@ -48,7 +48,7 @@ def test_runs_model_emits_errors_instead_of_raising(qtbot, tmp_path):
     assert len(model) == 0
 
 
-def test_poll_reports_new_rows_and_refreshes_cached_series(qtbot, tmp_path):
+def test_poll_reports_new_rows_that_the_run_then_reads(qtbot, tmp_path):
     from trainspect.recorder.h5file import RunFileWriter
 
     w = RunFileWriter(tmp_path / "live.h5")
@@ -59,14 +59,16 @@ def test_poll_reports_new_rows_and_refreshes_cached_series(qtbot, tmp_path):
     try:
         model = RunsModel()
         entry = model.open(tmp_path / "live.h5")
-        assert len(entry.series("loss")) == 10
+        assert len(entry.run.scalar("loss")) == 10
         assert model.poll() == 0
         w.append_scalars(np.arange(10, 15), np.zeros(5), np.ones(5), np.arange(10.0, 15.0))
         w.flush(14)
         with qtbot.waitSignal(model.runUpdated) as sig:
             assert model.poll() == 5
         assert sig.args == [entry, 5]
-        assert len(entry.series("loss")) == 15
+        assert len(entry.run.scalar("loss")) == 15
+        rows, series = entry.run.scalar_rows(["loss"], 10)["loss"]   # what the plots read
+        assert rows.tolist() == list(range(10, 15)) and series.steps.tolist() == list(range(10, 15))
     finally:
         w.close()
 

@@ -110,7 +110,7 @@ def first_plot(window):
 
 def curve_len(window, metric, entry) -> int:
     curve = window.scalars.curves.get((metric, entry.key))
-    return 0 if curve is None else len(curve.steps)
+    return 0 if curve is None else curve.n_points
 
 
 def test_points_arrive_and_a_metric_first_logged_mid_run_appears(window, writers, qtbot, tmp_path):
@@ -140,7 +140,7 @@ def test_follow_stops_on_pan_and_the_toggle_brings_the_newest_step_back(window, 
     vb = first_plot(window).getViewBox()
     # Following: the x range keeps up with the newest step.
     wait_until(lambda: curve_len(window, "train/loss", entry) > 40, timeout_ms=WAIT_MS)
-    wait_until(lambda: vb.viewRange()[0][1] >= window.scalars.curves[("train/loss", entry.key)].steps[-1],
+    wait_until(lambda: vb.viewRange()[0][1] >= window.scalars.curves[("train/loss", entry.key)].last_step,
                     timeout_ms=WAIT_MS)
     # The user pans to the start: following stops and the view stays put while data arrives.
     vb.setXRange(0, 10, padding=0)
@@ -152,7 +152,7 @@ def test_follow_stops_on_pan_and_the_toggle_brings_the_newest_step_back(window, 
     # The toolbar toggle brings the newest step back into view.
     window.follow_action.trigger()
     assert window.live.follow and window.view.step_range is None
-    wait_until(lambda: vb.viewRange()[0][1] >= window.scalars.curves[("train/loss", entry.key)].steps[-1] - 1,
+    wait_until(lambda: vb.viewRange()[0][1] >= window.scalars.curves[("train/loss", entry.key)].last_step - 1,
                     timeout_ms=WAIT_MS)
 
 
@@ -190,7 +190,7 @@ def test_finished_run_shows_its_last_step_and_is_no_longer_polled(writers, qtbot
     live.statusChanged.connect(lambda e, st: states.append(st.state))
     wait_until(lambda: bool(states) and states[-1] == "finished", timeout_ms=WAIT_MS)
     assert live.status_text(entry) == "finished at step 19"
-    assert len(runs.current.series("train/loss")) == 20
+    assert len(runs.current.run.scalar("train/loss")) == 20
     # Finished runs are final: nothing is read any more and the timer slows to the idle pace.
     wait_until(lambda: live.interval_ms == 300, timeout_ms=WAIT_MS)
     refreshes = []

@@ -3,7 +3,7 @@ File > Export run to CSV...
 
 ``install_export_actions(window)`` needs only the window's public attributes: ``menuBar()``,
 ``runs`` (RunsModel: ``runs()``, ``current``), ``scalars`` (ScalarPlotPanel: ``plots`` metric ->
-PlotItem, ``curves`` (metric, run key) -> Curve with steps/values/smoothed), ``heatmap``
+PlotItem, ``curves`` (metric, run key) -> Curve with ``entry`` and ``env``), ``heatmap``
 (HeatmapPanel: ``plot``, ``shown``, ``buckets``, ``source``) and ``statusBar()``.
 The dialog-free functions below are what tests drive.
 """
@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QProgressDialog
 
+from ..lod import ema
 from ..report import export_plot_csv, export_report, report_format
 from ..report.csv_export import export_run_csv
 
@@ -76,18 +77,23 @@ def _render_svg(item, path) -> None:
         painter.end()
 
 
+EXPORT_WAIT_S = 5.0   # an export waits this long for a file another read holds
+
+
 def scalar_plot_columns(scalars, metric: str) -> dict:
-    """The data one scalar plot shows, every run stacked: run, step, value, smoothed."""
+    """The data one scalar plot shows, every run stacked: run, step, value, smoothed. Read from
+    the files: the plots hold only a level of detail of long series."""
     runs, steps, values, smoothed = [], [], [], []
     for (m, _key), curve in scalars.curves.items():
         if m != metric:
             continue
-        n = len(curve.steps)
+        with curve.entry.run.locked(EXPORT_WAIT_S) as run:
+            series = run.scalar(metric)
+        n = len(series)
         runs.extend([curve.entry.name] * n)
-        steps.append(np.asarray(curve.steps, np.int64))
-        values.append(np.asarray(curve.values, np.float64))
-        sm = np.asarray(curve.smoothed, np.float64)
-        smoothed.append(sm if len(sm) == n else np.full(n, np.nan))
+        steps.append(np.asarray(series.steps, np.int64))
+        values.append(np.asarray(series.values, np.float64))
+        smoothed.append(ema(series.values, curve.env.weight)[0])
     if not steps:
         raise KeyError(f"no plot data for metric {metric!r}")
     return {"run": runs, "step": np.concatenate(steps), "value": np.concatenate(values),

@@ -30,6 +30,7 @@ from .remote_runs import RemoteRuns
 from .. import remote
 from trainspect.analysis.ranks import fold_rank_paths
 from .widgets.run_list import RunListWidget
+from .heap import return_big_blocks
 from .widgets.scalar_plots import ScalarPlotPanel
 
 CLOSE_WAIT_S = 5.0    # closing the window waits this long for background reads to end
@@ -324,6 +325,7 @@ def dispose_window(window) -> None:
 def ensure_app() -> QApplication:
     app = QApplication.instance()
     if app is None:
+        return_big_blocks()    # transient reads of long runs do not stay resident (see heap)
         app = QApplication([])
         app.setApplicationName("trainspect")
         app.setOrganizationName("trainspect")

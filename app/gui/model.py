@@ -61,7 +61,6 @@ class RunEntry:
         self.error = ""
         self.status = None           # last RunStatus read
         self.names: list[str] = []   # metric names, first-logged order
-        self._series: dict = {}
         self.read_missed = False     # a GUI read found the file busy: ask again soon
 
     @property
@@ -71,23 +70,6 @@ class RunEntry:
     @property
     def name(self) -> str:
         return self.run.name if self.run is not None else self.path.name
-
-    def series(self, name: str):
-        """The run's series for ``name`` or None if the run has no such metric (cached)."""
-        if self.run is None:
-            return None
-        if name not in self._series:
-            try:
-                self._series[name] = self.run.scalar(name)
-            except KeyError:
-                self._series[name] = None
-            except ReaderBusy:
-                self.read_missed = True   # not cached: the next update asks again
-                return None
-        return self._series[name]
-
-    def invalidate(self) -> None:
-        self._series.clear()
 
     def status_text(self) -> str:
         if self.state == FAILED:
@@ -103,7 +85,9 @@ class RunEntry:
 
 def read_new_run(path):
     """Open ``path`` and read what its first paint needs (a background thread's job)."""
-    run = GuardedRun(open_run(path))   # the one reader of this file (see run_io)
+    # The one reader of this file (see run_io). It keeps no metric's points: the plots keep a
+    # bounded level of detail of what they show (widgets/scalar_plots.Curve).
+    run = GuardedRun(open_run(path, keep_points=False))
     try:
         names = run.scalar_names()     # read the scalar table now: a damaged one fails here, not in a paint
         status = run.status()
@@ -333,7 +317,6 @@ class RunsModel(QObject):
             return
         self._rows.remove(entry)
         self._starting.pop(entry.key, None)
-        entry.invalidate()
         was_ready = entry.state == READY
         try:
             if entry.run is not None:
@@ -346,6 +329,11 @@ class RunsModel(QObject):
             if was_ready:
                 self.runRemoved.emit(entry)
                 self._trim_timer.start()     # after the panels dropped their copies too
+
+    def trim_soon(self) -> None:
+        """Hand freed memory back to the system shortly (after a burst of large transient reads)."""
+        if not self._trim_timer.isActive():
+            self._trim_timer.start()
 
     def close_all(self) -> None:
         self.cancel_starting()
@@ -421,7 +409,6 @@ class RunsModel(QObject):
         if names is not None:
             e.names = list(names)
         if n:
-            e.invalidate()
             self.runUpdated.emit(e, n)
         return n
 

@@ -113,11 +113,12 @@ class RankBands:
         """x of steps for this run: the step itself, or the wall time rank 0 logged it at."""
         if self.panel.view.x_mode == "step":
             return np.asarray(steps, dtype=np.float64)
-        curve = next((c for (m, k), c in self.panel.curves.items() if k == entry.key and len(c.steps) > 1), None)
+        curve = next((c for (m, k), c in self.panel.curves.items() if k == entry.key and c.n_points > 1), None)
         if curve is None:
             return np.asarray(steps, dtype=np.float64)
-        order = np.argsort(curve.steps, kind="stable")
-        return np.interp(steps, curve.steps[order], curve.x[order])
+        held_steps, held_x = curve.step_x_pairs()
+        order = np.argsort(held_steps, kind="stable")
+        return np.interp(steps, held_steps[order], held_x[order])
 
     def _on_updated(self, entry, n_new: int) -> None:
         # ranks that arrived after the curves were drawn (a remote run's other ranks) get their

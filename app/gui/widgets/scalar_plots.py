@@ -1,8 +1,9 @@
 """Scalar plots: one plot per selected metric, x axes linked, every open run overlaid.
 
-Level of detail is pyqtgraph's peak (min/max per pixel) downsampling with clip-to-view, so a
-one-step spike stays visible at every zoom; the EMA is computed on the full data and drawn
-over the faint raw curve.
+Each curve (widgets/curve.py) holds a bounded min/max envelope of its series, fed with the
+live rows on a background reader, and reads a zoomed-in range back from the file: a one-step
+spike stays visible at every zoom, and memory follows what is shown, not the run's length.
+The EMA runs over every point as it arrives and is drawn over the faint raw curve.
 """
 from __future__ import annotations
 
@@ -11,25 +12,19 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget,
 )
 
-from ...lod import PeakPyramid, ema
-
-WHOLE_DRAW_POINTS = 20_000   # series up to this long are drawn without downsampling ...
-LOD_MIN_POINTS = 8_192       # ... and from this long through a PeakPyramid: 50 runs x 20 k steps
-                             # drawn whole were 6 M points per repaint (1.5 s a frame)
 from ..model import X_MODES
+from ..run_io import ReaderBusy
+from .curve import Curve, build_envelopes
 from .parts import shrinkable
 from .rank_band import RankBands
 
 X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
-RAW_ALPHA = 60          # the raw curve stays visible but faint behind the EMA
-SHORT_SERIES = 10       # series of at most this many points are drawn raw (an EMA of 3-5 validation
-                        # points lagged: it ended at 2.85 where the last value was 2.53), with markers
 HIGHLIGHT_BRUSH = (255, 200, 0, 60)
+TRIM_AFTER_ROWS = 1_000_000   # rows read (~30 MB of transient arrays) before freed memory is trimmed
 LEFT_AXIS_WIDTH = 58
 
 
@@ -71,18 +66,11 @@ class XExtent(pg.GraphicsObject):
         pass
 
 
-def value_counts(values) -> tuple[int, int, int]:
-    """``(points, finite values, finite values <= 0)`` of one curve (see ``plot_note``)."""
-    v = np.asarray(values, dtype=np.float64)
-    finite = v[np.isfinite(v)]
-    return len(v), int(finite.size), int((finite <= 0).sum())
-
-
 def plot_note(counts, log_y: bool) -> str:
     """Why a plot shows (part of) nothing: all values NaN/Inf, or <= 0 on a log axis.
 
-    ``counts``: the ``value_counts`` of each curve in the plot (kept per curve, so 50 runs
-    do not rescan every curve whenever one more arrives)."""
+    ``counts``: ``(points, finite values, finite values <= 0)`` of each curve in the plot
+    (kept per curve, so 50 runs do not rescan every curve whenever one more arrives)."""
     counts = list(counts)
     if not any(n for n, _, _ in counts):
         return "no data"
@@ -98,120 +86,6 @@ def plot_note(counts, log_y: bool) -> str:
     return ""
 
 
-class Curve:
-    """One (metric, run) pair: raw and smoothed plot items plus the data they show."""
-
-    def __init__(self, plot: pg.PlotItem, entry, metric: str):
-        self.entry = entry
-        self.metric = metric
-        color = QColor(entry.color)
-        faint = QColor(color)
-        faint.setAlpha(RAW_ALPHA)
-        self.raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1), name=entry.name)
-        # 1-px pens: Qt's raster engine draws wider lines 2-3x slower (measured: pan of a
-        # 10 M-point curve 7 ms at width 1, 26 ms at width 2).
-        self.smooth = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
-        for item in (self.raw, self.smooth):
-            plot.addItem(item)
-            # After addItem (which applies the plot's own settings). Peak LOD: min and max
-            # per pixel column -- never sampling, so spikes survive.
-            item.setDownsampling(auto=True, method="peak")
-            item.setClipToView(True)
-        self.steps = np.empty(0, np.int64)
-        self.x = np.empty(0)
-        self.values = np.empty(0)
-        self.smoothed = np.empty(0)
-        self._ema_state = None
-        self._ema_weight = None
-        self._pyramids = None   # (raw, smooth) PeakPyramids for long series
-        self.counts = (0, 0, 0)  # value_counts(values)
-        self.x_span = None       # (min, max) of the finite x, None if there are none
-        self._view = (None, None, 1000)
-
-    def update(self, series, x: np.ndarray, weight: float) -> None:
-        n_finite = int(np.isfinite(series.values).sum())
-        short = n_finite <= SHORT_SERIES
-        if short:
-            weight = 0.0        # shown raw: smoothing a handful of points only hides the last one
-        n_old = len(self.values)
-        appended = (
-            self._ema_weight == weight and 0 < n_old <= len(series.steps)
-            and series.steps[n_old - 1] == self.steps[-1]
-        )
-        self.steps, self.values, self.x = series.steps, series.values, x
-        if appended and len(series.steps) > n_old:
-            # Live tail: continue the EMA from where it stopped instead of recomputing it.
-            tail, self._ema_state = ema(series.values[n_old:], weight, self._ema_state)
-            self.smoothed = np.concatenate([self.smoothed, tail])
-        elif not appended:
-            self.smoothed, self._ema_state = ema(series.values, weight)
-            self._ema_weight = weight
-        self._pyramids = None
-        self.counts = value_counts(series.values)
-        fx = x[np.isfinite(x)] if len(x) else x
-        self.x_span = (float(fx.min()), float(fx.max())) if len(fx) else None
-        # A single point draws no line, a handful barely one: mark them (a metric logged once,
-        # a validation loss logged every few hundred steps).
-        marked = 0 < n_finite <= SHORT_SERIES
-        self.raw.setSymbol("o" if marked else None)
-        if marked:
-            self.raw.setSymbolSize(6)
-            self.raw.setSymbolBrush(pg.mkBrush(self.entry.color))
-            self.raw.setSymbolPen(None)
-        # pyqtgraph sizes its peak buckets from the view range, so a curve narrower than a
-        # pixel (a short run overlaid on a long one) got one bucket larger than itself and
-        # drew nothing. Short series are cheap to draw whole (20 k points ~3 ms).
-        auto = len(x) > WHOLE_DRAW_POINTS
-        for item in (self.raw, self.smooth):
-            item.setDownsampling(ds=1, auto=auto, method="peak")
-        if len(x) >= LOD_MIN_POINTS:
-            raw = PeakPyramid(x, series.values, min_points=LOD_MIN_POINTS)
-            if raw.usable:
-                smooth = PeakPyramid(x, self.smoothed, min_points=LOD_MIN_POINTS) if weight > 0 else None
-                self._pyramids = (raw, smooth)
-        if weight > 0:
-            self.smooth.setVisible(True)
-            self.raw.setPen(pg.mkPen(self._faint(), width=1))
-        else:
-            self.smooth.setData([], [])
-            self.smooth.setVisible(False)
-            self.raw.setPen(pg.mkPen(QColor(self.entry.color), width=1))
-        self.show_view(*self._view, force=True)
-
-    def show_view(self, x0, x1, n_px: int, force: bool = False) -> None:
-        """Give the plot items what the x range [x0, x1] needs (None = all data).
-
-        Series below LOD_MIN_POINTS are handed over whole once; pyqtgraph's peak
-        downsampling and clip-to-view reduce them per frame. Longer ones get the pyramid
-        level with a few min/max pairs per pixel, so a redraw never touches 10 M points.
-        """
-        self._view = (x0, x1, n_px)
-        if self._pyramids is None:
-            if force:
-                self.raw.setData(self.x, self.values)
-                if self.smooth.isVisible():
-                    self.smooth.setData(self.x, self.smoothed)
-            return
-        raw, smooth = self._pyramids
-        self.raw.setData(*raw.view(x0, x1, n_px))
-        if smooth is not None and self.smooth.isVisible():
-            self.smooth.setData(*smooth.view(x0, x1, n_px))
-
-    def _faint(self) -> QColor:
-        c = QColor(self.entry.color)
-        c.setAlpha(RAW_ALPHA)
-        return c
-
-    def value_at(self, x: float):
-        """(step, raw value, smoothed value) of the point nearest to ``x``; None if empty."""
-        if len(self.x) == 0:
-            return None
-        i = int(np.clip(np.searchsorted(self.x, x), 1, len(self.x) - 1)) if len(self.x) > 1 else 0
-        if len(self.x) > 1 and abs(self.x[i - 1] - x) <= abs(self.x[i] - x):
-            i -= 1
-        return int(self.steps[i]), float(self.values[i]), float(self.smoothed[i]) if len(self.smoothed) else None
-
-
 class ScalarPlotPanel(QWidget):
     def __init__(self, runs, view, parent=None):
         super().__init__(parent)
@@ -223,6 +97,11 @@ class ScalarPlotPanel(QWidget):
         self.regions: list[pg.LinearRegionItem] = []
         self.vlines: list[pg.InfiniteLine] = []
         self._xmap = None          # (steps, x) of the reference run, for step <-> x conversion
+        self._xmap_key, self._xmap_len = None, 0
+        self._feeding: set = set()     # run keys with a read of new rows in flight
+        self._feed_again: set = set()  # ... and another one wanted after it
+        self._detailing: set = set()   # curves with a zoomed-in read in flight
+        self._rows_read = 0            # scalar rows read since memory was last trimmed
         self._syncing = False
 
         self.x_combo = QComboBox()
@@ -293,13 +172,16 @@ class ScalarPlotPanel(QWidget):
     def rebuild(self, *_):
         """Recreate plots for the selected metrics (and curves for every open run)."""
         self._sync_controls()
+        # The data of curves that stay (another x axis, one more metric) is kept: no re-read.
+        kept = dict(self.curves)
         self.canvas.clear()
         self.plots.clear()
         self.extents.clear()
         self.curves.clear()
         self.regions.clear()
         self.vlines.clear()
-        self._xmap = None
+        self._xmap = self._xmap_key = None
+        self._xmap_len = 0
         metrics = self.view.metrics
         entries = self.runs.runs()
         self.empty_label.setVisible(not metrics or not entries)
@@ -339,7 +221,7 @@ class ScalarPlotPanel(QWidget):
             plot.addItem(region, ignoreBounds=True)
             self.regions.append(region)
         for entry in entries:
-            self._add_curves(entry, list(self.plots))
+            self._add_curves(entry, list(self.plots), kept)
         self._update_extents()
         for plot in self.plots.values():
             plot.enableAutoRange()
@@ -351,18 +233,107 @@ class ScalarPlotPanel(QWidget):
         self._apply_highlight(self.view.highlight)
         self._apply_step_range(self.view.step_range)
 
-    def _add_curves(self, entry, metrics) -> None:
+    def _add_curves(self, entry, metrics, kept=None) -> None:
+        """Curves of ``entry`` for ``metrics``; ``kept``: old curves whose data they take over."""
+        names = set(entry.names)
+        added = False
         for metric in metrics:
             plot = self.plots.get(metric)
-            series = entry.series(metric)
-            if plot is None or series is None or (metric, entry.key) in self.curves:
+            if plot is None or metric not in names or (metric, entry.key) in self.curves:
                 continue
-            curve = Curve(plot, entry, metric)
-            curve.update(series, self._x_of(entry, series), self.view.smoothing)
+            curve = Curve(plot, entry, metric, self.view.smoothing)
+            curve.set_axis(*self._axis_of(entry))
+            curve._view = self._view_of(plot)
+            old = (kept or {}).get((metric, entry.key))
+            if old is not None:
+                curve.adopt(old)
+                if self._xmap_key is None or curve.n_points > self._xmap_len:
+                    self._set_xmap(curve)
             self.curves[(metric, entry.key)] = curve
             self.bands.add(plot, entry, metric)
-            if self._xmap is None or len(series.steps) > len(self._xmap[0]):
-                self._set_xmap(series, curve.x)
+            added = True
+        if added:
+            self._feed(entry)
+
+    # ------------------------------------------------------------ reads (off the GUI thread)
+    def _feed(self, entry) -> None:
+        """Read what the curves of ``entry`` have not seen on a background reader: the new rows,
+        or the whole series for a new curve (or new smoothing). One read per run in flight,
+        another one after it when asked meanwhile."""
+        if entry.key in self._feeding:
+            self._feed_again.add(entry.key)
+            return
+        curves = self._curves_of(entry)
+        if not curves or not entry.ready:
+            return
+        build = {c.metric: c.wanted_weight() if c.env.points else c.weight for c in curves if c.rebuild}
+        grow = [c for c in curves if not c.rebuild]
+        start = min((c.rows_fed for c in grow), default=0)
+        names = [c.metric for c in grow]
+        self._feeding.add(entry.key)
+
+        def work(run=entry.run):
+            with run.locked() as r:
+                r.scalar_names()            # the scalar table is read (row count, names)
+                stop = r.scalar_rows_seen
+                got = r.scalar_rows(names, start, stop, latest=True) if names else {}
+            return stop, got, build_envelopes(run, build, stop) if build else {}
+
+        self.runs.io.submit(work, lambda result: self._fed(entry, start, names, result),
+                            lambda exc: self._feed_failed(entry, exc))
+
+    def _fed(self, entry, start: int, names, result) -> None:
+        self._feeding.discard(entry.key)
+        stop, got, built = result
+        self._rows_read += (stop - start) * bool(names) + stop * bool(built)
+        if self._rows_read >= TRIM_AFTER_ROWS:   # what the reads freed goes back to the system
+            self._rows_read = 0
+            self.runs.trim_soon()
+        for curve in self._curves_of(entry):
+            if curve.metric in built:
+                curve.take_built(built[curve.metric], stop)
+            elif curve.metric in names:
+                curve.take(start, stop, got.get(curve.metric))
+            if curve.rebuild or curve.rows_fed < stop:
+                self._feed_again.add(entry.key)     # added, or new smoothing, meanwhile
+            if self._xmap_key is None or curve.n_points > self._xmap_len:
+                self._set_xmap(curve)
+            self._want_detail(curve)
+        self._update_extents()
+        self._feed_later(entry)
+
+    def _feed_later(self, entry) -> None:
+        if entry.key in self._feed_again and entry in self.runs.runs():
+            self._feed_again.discard(entry.key)
+            self._feed(entry)
+
+    def _feed_failed(self, entry, exc) -> None:
+        self._feeding.discard(entry.key)
+        if isinstance(exc, ReaderBusy) or entry not in self.runs.runs():
+            return
+        self.runs.report_read_error(entry, f"{entry.path}: cannot read the plotted metrics ({exc})")
+
+    def _want_detail(self, curve) -> None:
+        """A zoomed-in view needs rows the overview does not resolve: read just those."""
+        if curve in self._detailing:
+            return
+        request = curve.detail_request()
+        if request is None:
+            return
+        self._detailing.add(curve)
+        metric = curve.metric
+
+        def work(run=curve.entry.run):
+            with run.locked() as r:
+                return r.scalar_rows([metric], request[0], request[1], latest=True).get(metric)
+
+        def done(got):
+            self._detailing.discard(curve)
+            if self.curves.get((curve.metric, curve.entry.key)) is curve:
+                curve.take_detail(request, got)
+                self._want_detail(curve)            # the view moved on meanwhile
+
+        self.runs.io.submit(work, done, lambda exc: self._detailing.discard(curve))
 
     def _add_run(self, entry) -> None:
         """A run was opened: overlay its curves on the existing plots (no rebuild)."""
@@ -371,7 +342,7 @@ class ScalarPlotPanel(QWidget):
         self._update_extents()
         for curve in self._curves_of(entry):   # the others already show this view
             plot = self.plots[curve.metric]
-            curve.show_view(*self._view_of(plot))
+            curve._view = self._view_of(plot)
 
     def _remove_run(self, entry) -> None:
         """A run was closed: drop its curves and release their data."""
@@ -381,10 +352,11 @@ class ScalarPlotPanel(QWidget):
             if plot is not None:
                 plot.removeItem(curve.raw)
                 plot.removeItem(curve.smooth)
-        self._xmap = None
+        self._xmap = self._xmap_key = None
+        self._xmap_len = 0
         for curve in self.curves.values():
-            if self._xmap is None or len(curve.steps) > len(self._xmap[0]):
-                self._set_xmap(curve.entry.series(curve.metric), curve.x)
+            if self._xmap_key is None or curve.n_points > self._xmap_len:
+                self._set_xmap(curve)
         self.empty_label.setVisible(not self.view.metrics or not self.runs.runs())
         self._update_extents()
 
@@ -424,21 +396,23 @@ class ScalarPlotPanel(QWidget):
         for curve in self.curves.values():
             if self.plots.get(curve.metric) is plot:
                 curve.show_view(*view)
+                self._want_detail(curve)
 
-    def _x_of(self, entry, series) -> np.ndarray:
+    def _axis_of(self, entry) -> tuple[str, float]:
+        """The envelope axis and origin of the x axis: step, wall time, or time since start."""
         mode = self.view.x_mode
         if mode == "step":
-            return series.steps.astype(np.float64)
-        if mode == "wall":
-            return np.asarray(series.wall, dtype=np.float64)
-        return np.asarray(series.wall, dtype=np.float64) - time_origin(entry.run)
+            return "s", 0.0
+        return "w", (time_origin(entry.run) if mode == "relative" else 0.0)
 
-    def _set_xmap(self, series, x) -> None:
-        steps = series.steps.astype(np.float64)
+    def _set_xmap(self, curve) -> None:
+        steps, x = curve.step_x_pairs()
+        steps = steps.astype(np.float64)
         if len(steps) > 1 and not np.all(steps[1:] >= steps[:-1]):   # e.g. a resumed run
             order = np.argsort(steps, kind="stable")
             steps, x = steps[order], x[order]
         self._xmap = (steps, np.maximum.accumulate(x) if len(x) else x)
+        self._xmap_key, self._xmap_len = (curve.metric, curve.entry.key), curve.n_points
 
     def step_to_x(self, steps):
         if self.view.x_mode == "step" or self._xmap is None or len(self._xmap[0]) < 2:
@@ -455,10 +429,15 @@ class ScalarPlotPanel(QWidget):
     # ------------------------------------------------------------ model -> widgets
     def _on_smoothing(self, weight: float) -> None:
         self._sync_controls()
-        for (metric, key), curve in self.curves.items():
-            series = curve.entry.series(metric)
-            curve._ema_weight = None  # force a full recompute with the new weight
-            curve.update(series, curve.x, weight)
+        entries = {}
+        for curve in self.curves.values():
+            curve.set_weight(weight)
+            if curve.rebuild:         # read the series again with the new smoothing
+                entries[curve.entry.key] = curve.entry
+            else:
+                curve._after_data()
+        for entry in entries.values():
+            self._feed(entry)
 
     def _on_log_y(self, on: bool) -> None:
         self._sync_controls()
@@ -467,16 +446,11 @@ class ScalarPlotPanel(QWidget):
         self._update_titles()
 
     def _on_run_updated(self, entry, n_new: int) -> None:
-        """Live data: append to the existing curves (new metrics need a rebuild)."""
-        missing = [m for m in self.view.metrics if (m, entry.key) not in self.curves and entry.series(m) is not None]
+        """Live data: read the new rows of the plotted metrics (new metrics get curves)."""
+        missing = [m for m in self.view.metrics if (m, entry.key) not in self.curves]
         if missing:   # metrics this run logged for the first time just now
             self._add_curves(entry, missing)
-        for (metric, key), curve in self.curves.items():
-            if key == entry.key:
-                series = entry.series(metric)
-                if series is not None and len(series.steps) != len(curve.steps):
-                    curve.update(series, self._x_of(entry, series), self.view.smoothing)
-        self._update_extents()
+        self._feed(entry)
 
     def _apply_step_range(self, rng) -> None:
         if not self.plots:
