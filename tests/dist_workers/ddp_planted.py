@@ -6,18 +6,15 @@ argv: OUT_PATH STEPS PLANTS, PLANTS a comma list of ``kind:rank[:step]``:
   ``shard:R``    rank R's targets come from another function (a shard of another dataset);
   ``none``       nothing planted.
 """
-import sys
 import time
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from dist_job import batch_source, finish, mlp, start, train_step
 from trainspect import Recorder
 
-out, steps, plants = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-dist.init_process_group("gloo")
-rank = dist.get_rank()
+out, steps, rank, (plants,) = start()
 slow = nan_at = None
 shard = False
 for plant in filter(None, plants.split(",")):
@@ -31,25 +28,18 @@ for plant in filter(None, plants.split(",")):
     elif kind == "shard":
         shard = True
 
-torch.manual_seed(0)
-model = DDP(torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)))
+model = DDP(mlp(8, 16, 1))
 opt = torch.optim.SGD(model.parameters(), lr=0.02)
-gen = torch.Generator().manual_seed(100 + rank)
+next_batch = batch_source(rank)
 with Recorder(out, stats_every=5, hist_every=0, snapshot_every=0) as rec:
     rec.watch(model, opt)
     for step in range(steps):
         if slow:
             time.sleep(slow)
-        x = torch.randn(64, 8, generator=gen)
-        y = x.sum(1, keepdim=True)
+        x, y = next_batch(64)
         if shard:
             y = 5.0 - 3.0 * y
         if step == nan_at:
             x[0, 0] = float("nan")
-        loss = (model(x) - y).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        rec.log({"train/loss": loss})
-dist.barrier()
-dist.destroy_process_group()
+        rec.log({"train/loss": train_step(model, opt, x, y)})
+finish(out, rank)
