@@ -316,7 +316,7 @@ class Envelope:
     last point and its minimum and maximum (raw and smoothed, M4): drawn in order, a line through
     them is the line through all the points at one bucket per pixel, and a one-step spike is
     a bucket's extreme at every size. Below ``capacity`` points the buckets are the points
-    themselves. Memory: ``capacity`` x 29 numbers, whatever the series' length.
+    themselves. Memory: at most ``capacity`` x 29 numbers, whatever the series' length.
     """
 
     CAPACITY = 4096
@@ -326,7 +326,8 @@ class Envelope:
         self.weight = float(weight)
         self.size = 1
         self.m = 0
-        self.cols = {k: np.zeros(self.capacity, np.int64 if k in _ENV_INT else np.float64) for k in _ENV_COLS}
+        # Allocated as the buckets come (a short series holds little), up to ``capacity``.
+        self.cols = {k: np.zeros(min(self.capacity, 64), np.int64 if k in _ENV_INT else np.float64) for k in _ENV_COLS}
         self.ema_state = ema_state
         self.points = 0
         self.finite = 0
@@ -378,10 +379,18 @@ class Envelope:
                 self._halve()
                 continue
             part = self._buckets(pts, i, k, self.size)
+            self._reserve(self.m + need)
             for c in _ENV_COLS:
                 self.cols[c][self.m: self.m + need] = part[c]
             self.m += need
             i = k
+
+    def _reserve(self, m: int) -> None:
+        have = len(self.cols["n"])
+        if m > have:
+            size = min(self.capacity, max(m, 2 * have))
+            for c, v in self.cols.items():
+                self.cols[c] = np.concatenate([v, np.zeros(size - have, v.dtype)])
 
     def _slice(self, a: int, b: int, step: int = 1) -> dict:
         return {c: v[a:b:step] for c, v in self.cols.items()}

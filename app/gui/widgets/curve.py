@@ -174,12 +174,13 @@ class Curve:
         ex1 = None if x1 is None else float(x1) + self.x_offset
         b0, b1 = env.bucket_range(ex0, ex1, self.axis)
         source, self.detail_wanted = env, None
-        if not env.exact and x0 is not None and b1 - b0 < max(2, n_px // 2):
+        enough = max(2, n_px // 2)    # buckets in view: at least one per two pixel columns
+        if not env.exact and x0 is not None and b1 - b0 < enough:
             d = self.detail
             if d is not None and d[0] <= ex0 and ex1 <= d[1] and d[2].weight == env.weight:
-                source = d[2]
+                source = d[2]         # the last zoom's read: shown while a finer one comes
                 b0, b1 = source.bucket_range(ex0, ex1, self.axis)
-            else:
+            if source is env or not (source.exact or b1 - b0 >= enough):
                 self.detail_wanted = (ex0, ex1, n_px)
         self._draw(source, b0, b1)
 
