@@ -10,7 +10,7 @@ Each figure comes from a fresh process (what ``trainspect open DIR`` does), offs
    closing them all (memory follows what is shown).
 2. One run with ``--names`` metric names: time to first paint (goal <= 2 s), peak RSS.
 3. A live run growing while the app tails it: RSS at the start and after many more steps
-   (the app keeps only what the plots need).
+   (the app keeps only what the plots need), the peak, and RSS once the advisor is idle.
 
 Times are from ``open_paths`` to a painted window; "process" adds Python start-up, imports
 and window creation; ``*_cpu_s`` is the CPU time the app used meanwhile (all threads), which a
@@ -148,6 +148,12 @@ spin_until(app, lambda: (c := window.scalars.curves.get(("train/loss", window.ru
 samples.append((steps, rss_mb()))
 out["samples_points_rss_mb"] = samples[:: max(1, len(samples) // 12)] + [samples[-1]]
 out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+window.advisor.wait(600)                     # the advisor's last diagnosis reads whole series
+end = time.perf_counter() + 2.0
+while time.perf_counter() < end:
+    app.processEvents()
+    time.sleep(0.01)
+out["rss_settled_mb"] = rss_mb()             # what the app holds once nothing is being read
 print("RESULT " + json.dumps(out))
 """
 
@@ -265,7 +271,8 @@ def main() -> int:
         body = LIVE_CHILD.format(writer=LIVE_WRITER, repo=str(REPO))
         report["live"] = run_child(body, [str(path), str(args.live_steps)], settings)
         print(f"\nlive run growing to {args.live_steps} steps x 4 metrics: (points, RSS MB) "
-              f"{report['live']['samples_points_rss_mb']}; peak RSS {report['live']['peak_rss_mb']:.0f} MB")
+              f"{report['live']['samples_points_rss_mb']}; peak RSS {report['live']['peak_rss_mb']:.0f} MB; "
+              f"settled {report['live']['rss_settled_mb']:.0f} MB")
     (out / "bench_scale.json").write_text(json.dumps(report, indent=1))
     print(f"\nwrote {out / 'bench_scale.json'}")
     return 0

@@ -117,7 +117,13 @@ def live_writer(tmp_path):
     w.close()
 
 
-def test_a_live_run_growing_tenfold_keeps_the_app_bounded(window, qtbot, live_writer):
+@pytest.mark.parametrize("block_rows", [None, 7_919])
+def test_a_live_run_growing_tenfold_keeps_the_app_bounded(window, qtbot, live_writer, monkeypatch, block_rows):
+    if block_rows:   # reads in many small blocks: a run far ahead of the app is caught up in steps
+        from trainspect.app.gui.widgets import curve as curve_module, scalar_plots
+
+        monkeypatch.setattr(curve_module, "BUILD_BLOCK_ROWS", block_rows)
+        monkeypatch.setattr(scalar_plots, "BUILD_BLOCK_ROWS", block_rows)
     writer, path = live_writer
     spike = 187_654
     _write(writer, 0, 30_000)

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from ..model import X_MODES
 from ..run_io import ReaderBusy
-from .curve import Curve, build_envelopes
+from .curve import BUILD_BLOCK_ROWS, Curve, build_envelopes
 from .parts import shrinkable
 from .rank_band import RankBands
 
@@ -275,26 +275,27 @@ class ScalarPlotPanel(QWidget):
         def work(run=entry.run):
             with run.locked() as r:
                 r.scalar_names()            # the scalar table is read (row count, names)
-                stop = r.scalar_rows_seen
+                seen = r.scalar_rows_seen
+                stop = min(seen, start + BUILD_BLOCK_ROWS)   # a run far ahead: in bounded steps
                 got = r.scalar_rows(names, start, stop, latest=True) if names else {}
-            return stop, got, build_envelopes(run, build, stop) if build else {}
+            return seen, stop, got, build_envelopes(run, build, seen) if build else {}
 
         self.runs.io.submit(work, lambda result: self._fed(entry, start, names, result),
                             lambda exc: self._feed_failed(entry, exc))
 
     def _fed(self, entry, start: int, names, result) -> None:
         self._feeding.discard(entry.key)
-        stop, got, built = result
-        self._rows_read += (stop - start) * bool(names) + stop * bool(built)
+        seen, stop, got, built = result
+        self._rows_read += (stop - start) * bool(names) + seen * bool(built)
         if self._rows_read >= TRIM_AFTER_ROWS:   # what the reads freed goes back to the system
             self._rows_read = 0
             self.runs.trim_soon()
         for curve in self._curves_of(entry):
             if curve.metric in built:
-                curve.take_built(built[curve.metric], stop)
+                curve.take_built(built[curve.metric], seen)
             elif curve.metric in names:
                 curve.take(start, stop, got.get(curve.metric))
-            if curve.rebuild or curve.rows_fed < stop:
+            if curve.rebuild or curve.rows_fed < seen:
                 self._feed_again.add(entry.key)     # added, or new smoothing, meanwhile
             if self._xmap_key is None or curve.n_points > self._xmap_len:
                 self._set_xmap(curve)
