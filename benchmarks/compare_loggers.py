@@ -773,6 +773,8 @@ def render_table(path: Path) -> str:
     scaled = False
     for name in names:
         us = _spread([f["us"] for f in get(name, "us")], _num)
+        if get(name, "us"):   # the training thread's CPU: what other work on the machine disturbs least
+            us += "; CPU " + _spread([f["cpu_us"] for f in get(name, "us")], _num)
         if name != "trainspect" and vs_ref(name, "us", "us"):
             us += f" (×{_spread(vs_ref(name, 'us', 'us'), _num)})"
         cells = [name, us]
@@ -785,16 +787,18 @@ def render_table(path: Path) -> str:
         for figure in ("write", "read"):
             measured = get(name, figure, big_n, "big") if big_n else []
             if measured:
-                cell = _spread([f["wall_s"] for f in measured], _num) + " s"
+                cell = _spread([f["wall_s"] for f in measured], _num) + " s; CPU " + \
+                    _spread([f["cpu_s"] for f in measured], _num) + " s"
                 if name != "trainspect" and vs_ref(name, figure, "wall_s", big_n, "big"):
                     cell += f" (×{_spread(vs_ref(name, figure, 'wall_s', big_n, 'big'), _num)})"
                 if figure == "read" and not all(f["complete"] for f in measured):
                     cell += " incomplete!"
             elif small_n and get(name, figure, small_n):
                 scale = (big_n or small_n) / small_n
-                cell = _spread([f["wall_s"] * scale for f in get(name, figure, small_n)], _num) + " s"
+                cell = _spread([f["wall_s"] * scale for f in get(name, figure, small_n)], _num) + " s; CPU " + \
+                    _spread([f["cpu_s"] * scale for f in get(name, figure, small_n)], _num) + " s"
                 if scale != 1:
-                    cell = "≈" + cell + "†"
+                    cell = "≈" + cell.replace("; CPU ", "†; CPU ≈") + "†"
                     scaled = True
                 if name != "trainspect" and vs_ref(name, figure, "wall_s", small_n):
                     cell += f" (×{_spread(vs_ref(name, figure, 'wall_s', small_n), _num)})"
@@ -808,12 +812,15 @@ def render_table(path: Path) -> str:
                 if p and "error" in p[0]:
                     notes.append(f"{name} {figure}: {p[0]['error']}")
             if figure == "write":
-                sizes = get(name, "write", big_n, "big") if big_n and get(name, "write", big_n, "big") else None
-                scaled = scaled or not sizes and big_n != small_n
-                mb = _spread([f["mb"] for f in sizes], _num) + " MB" if sizes else (
-                    "≈" + _spread([f["mb"] * (big_n or small_n) / small_n for f in get(name, "write", small_n)],
-                                  _num) + " MB†" if small_n and get(name, "write", small_n) and big_n != small_n
-                    else _spread([f["mb"] for f in get(name, "write", small_n)], _num) + " MB" if small_n else "–")
+                big_sizes = get(name, "write", big_n, "big") if big_n else []
+                small_sizes = get(name, "write", small_n) if small_n else []
+                if big_sizes:
+                    mb = _spread([f["mb"] for f in big_sizes], _num) + " MB"
+                elif small_sizes and big_n and big_n != small_n:
+                    mb = "≈" + _spread([f["mb"] * big_n / small_n for f in small_sizes], _num) + " MB†"
+                    scaled = True
+                else:
+                    mb = _spread([f["mb"] for f in small_sizes], _num) + " MB" if small_sizes else "–"
                 cells += [cell, mb]
             else:
                 cells.append(cell)
@@ -834,11 +841,11 @@ def render_table(path: Path) -> str:
     rounds = sorted({f["round"] for f in ok if f["round"] != "big"})
     size = f"4 × {big_n or small_n or 0:,} values"
     lines = [
-        f"| logger | µs per scalar | loss + LR, × bare | per-layer grad norms, × bare | write {size}, wall "
-        f"| size on disk | read back, wall | live p50 / p99 (ms) |",
+        f"| logger | µs per scalar: wall; training-thread CPU | loss + LR, × bare | per-layer grad norms, × bare "
+        f"| write {size}: wall; process CPU | size on disk | read back: wall; process CPU | live p50 / p99 (ms) |",
         "|---|---|---|---|---|---|---|---|",
         *rows, "",
-        f"Median [min–max] over {len(rounds)} interleaved rounds; (×n) is the ratio to trainspect in the same round.",
+        f"Median [min–max] over {len(rounds)} interleaved rounds; (×n) is the ratio of wall time to trainspect's in the same round.",
     ]
     if scaled:
         lines.append(f"† measured at 4 × {small_n:,} values in every round and scaled ×{big_n // small_n} per value "

@@ -67,13 +67,15 @@ def test_medians_spreads_ratios_and_scaled_figures(tmp_path, seed):
 
     ts, tb = row(table, "trainspect"), row(table, "tensorboard")
     us = [f["us"] for f in truth["trainspect", "us"]]
-    assert ts[1] == f"{num(statistics.median(us))} [{num(min(us))}–{num(max(us))}]"
+    cpu = [f["cpu_us"] for f in truth["trainspect", "us"]]
+    assert ts[1] == (f"{num(statistics.median(us))} [{num(min(us))}–{num(max(us))}]; "
+                     f"CPU {num(statistics.median(cpu))} [{num(min(cpu))}–{num(max(cpu))}]")
     ratios = [b["us"] / a["us"] for a, b in zip(truth["trainspect", "us"], truth["tensorboard", "us"])]
     assert f"(×{num(statistics.median(ratios))} [{num(min(ratios))}–{num(max(ratios))}])" in tb[1]
     walls = [f["wall"] for f in truth["tensorboard", "grad norms"]]
     assert tb[3].startswith(f"×{statistics.median(walls):.2f} [×{min(walls):.2f}–×{max(walls):.2f}]")
     # trainspect's 4 x 1 M pass finished: its own figure, no scaling mark
-    assert ts[4] == "8.5 s" and ts[5] == "110 MB" and ts[6] == "0.4 s"
+    assert ts[4] == "8.5 s; CPU 8 s" and ts[5] == "110 MB" and ts[6] == "0.4 s; CPU 0.3 s"
     # TensorBoard's timed out: the 4 x 20 k figures scaled x50, marked, and the timeout noted
     writes = [f["wall_s"] * BIG / SMALL for f in truth["tensorboard", "write"]]
     assert tb[4].startswith(f"≈{num(statistics.median(writes))} [") and "†" in tb[4]
@@ -91,12 +93,15 @@ def test_a_partial_run_gives_a_partial_table(tmp_path):
         {"logger": "trainspect", "figure": "us", "round": 0, "us": 0.5, "cpu_us": 0.3},
         {"logger": "aim", "figure": "us", "round": 0, "us": 150.0, "cpu_us": 100.0},
         {"logger": "aim", "figure": "loss+lr", "round": 0, "error": "RuntimeError: boom"},
+        {"logger": "aim", "figure": "write", "round": 0, "steps": SMALL, "wall_s": 40.0, "cpu_s": 20.0, "mb": 16.0},
         {"logger": "aim", "figure": "live", "round": 0, "sent": 100, "seen": 90, "p50": 500.0, "p90": 900.0,
          "p99": 2000.0},
     ])
     table = compare_loggers.render_table(tmp_path / "f.jsonl")
     ts, aim = row(table, "trainspect"), row(table, "aim")
-    assert ts[1] == "0.5" and ts[2:] == ["–"] * 6
-    assert aim[1] == "150 (×300)" and aim[2] == "–"
+    assert ts[1] == "0.5; CPU 0.3" and ts[2:] == ["–"] * 6
+    assert aim[1] == "150; CPU 100 (×300)" and aim[2] == "–"
+    assert aim[4:6] == ["40 s; CPU 20 s", "16 MB"], "no 4 x 1 M pass yet: the size measured, not scaled"
+    assert "write 4 × 20,000 values" in table
     assert aim[7] == "500 / 2,000 (90 of 100 values seen)"
     assert "†" not in table
