@@ -13,13 +13,13 @@ responding, 2 = the file could not be read.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 
 from trainspect.analysis import RunFileError, open_run
 
 from ..present import text_lines
+from ..restarts import Restart, file_identity, restart_of
 from ..vocab import SYS_GRAD_NORM, SYS_LR, RunState, is_sys, numbered_path, writer_holds
 
 MAX_USER_METRICS = 6
@@ -154,36 +154,6 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _identity(path):
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-class Restart:
-    """What the followed file became: another run at the same path, or the same run resumed."""
-
-    def __init__(self, message: str, replaced: bool):
-        self.message, self.replaced = message, replaced
-
-
-def restart_of(run, identity, sessions: int):
-    """A Restart if ``run``'s path now holds another file (overwrite, delete + create) or its
-    writer resumed it (a new session: the old view of the file is stale); else None."""
-    now = _identity(run.path)
-    if identity is not None and now is not None and now != identity:
-        return Restart(f"{run.path} was replaced by a new run: following the new one", True)
-    try:
-        current = run.sessions
-    except (RunFileError, OSError):
-        return None
-    if current > sessions:
-        return Restart(f"{run.name} was resumed (writer session {current}): following the new segment", False)
-    return None
-
-
 def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = False, wait: float = 30.0) -> int:
     """Follow ``run`` until it ends; across restarts of the run at the same path (resume or
     replacement), which reopen the file (runs opened here are closed here)."""
@@ -206,7 +176,7 @@ def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = Fa
 
 def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
     """Print updates of ``run`` until it ends (an exit code) or is restarted (a Restart)."""
-    identity, sessions = _identity(run.path), run.sessions
+    identity, sessions = file_identity(run.path), run.sessions
     status = run.status()
     _say(f"{run.name} ({run.path}): {status.describe()}")
     last_step = None

@@ -19,6 +19,10 @@ the newest step.
   pan or zoom (any step range in the ViewState) stops following; ``set_follow(True)``
   brings the view back.
 - Metrics first seen mid-run join the plots if the user has not picked metrics by hand.
+- Restarts: a run resumed (``Recorder(..., resume=True)``) or replaced (``overwrite=True``)
+  under the window is seen by a look (``RunRestarted``, see ``app/restarts.py``) and the model
+  reopens it in the same row (``RunsModel.reopen``). Finished and crashed runs are looked at
+  again when their file changes.
 
 No widgets here: the window wires a toolbar action and the run list to these signals.
 """
@@ -28,6 +32,9 @@ import time
 
 from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal
 
+from trainspect.analysis import RunFileError
+
+from ..restarts import replaced, writer_sidecar
 from ..vocab import RunState
 from .model import default_metrics
 from .run_io import ReaderBusy
@@ -45,7 +52,7 @@ FINAL_STATES = (RunState.FINISHED, RunState.CRASHED)
 class _Watch:
     """What the tail remembers about one run between polls."""
 
-    __slots__ = ("status", "heartbeat", "settle", "checked", "error")
+    __slots__ = ("status", "heartbeat", "settle", "checked", "error", "sidecar", "changed")
 
     def __init__(self):
         self.status = None      # last RunStatus
@@ -53,20 +60,53 @@ class _Watch:
         self.settle = 0         # extra refreshes after a heartbeat change (rows may land late)
         self.checked = 0.0      # monotonic time of the last status read
         self.error = ""         # last status error reported (reported once, not every poll)
+        self.sidecar = UNSEEN   # a final run's writer sidecar when first seen final (see look_at)
+        self.changed = False    # the file watcher saw the file change since the last look
 
 
-def look_at(run, heartbeat, settle: int):
+class RunRestarted(Exception):
+    """The file was resumed or replaced under its reader: the model opens it again."""
+
+
+UNSEEN = object()
+
+
+def look_at(run, heartbeat, settle: int, sidecar=UNSEEN):
     """One look at a run (a background reader's job): its status, and its new rows when the
     writer flushed since ``heartbeat`` (and ``settle`` more times after: rows may land late).
-    Returns ``(status, settle left, (new rows, metric names or None) or None)``."""
+    Returns ``(status, settle left, (new rows, metric names or None) or None, sidecar)``.
+
+    Raises :class:`RunRestarted` when the path now holds another file, the writer sessions
+    grew (a live or stale run resumed), or a finished / crashed run has a writer again: the
+    lock sidecar differs from ``sidecar``, the one seen at its first final look (returned)."""
+    origin = run.origin
+    if origin is not None and replaced(run.path, origin.identity):
+        raise RunRestarted()
+    try:
+        return _look(run, heartbeat, settle, sidecar, origin)
+    except RunFileError:
+        # A writer resuming the file changes it under this reader for a moment.
+        if origin is not None and (replaced(run.path, origin.identity) or run.sessions > origin.sessions):
+            raise RunRestarted() from None
+        raise
+
+
+def _look(run, heartbeat, settle: int, sidecar, origin):
     with run.locked() as r:
         st = r.status()
+        if st.state in FINAL_STATES:
+            now = writer_sidecar(run.path)
+            if sidecar is not UNSEEN and now is not None and now != sidecar:
+                raise RunRestarted()
+            sidecar = now
+        elif origin is not None and r.sessions > origin.sessions:
+            raise RunRestarted()
         if st.heartbeat != heartbeat:
             settle = 2
         if settle <= 0:
-            return st, 0, None
+            return st, 0, None, sidecar
         n = r.refresh()
-        return st, settle - 1, (n, r.scalar_names() if n else None)
+        return st, settle - 1, (n, r.scalar_names() if n else None), sidecar
 
 
 class LiveTail(QObject):
@@ -140,13 +180,19 @@ class LiveTail(QObject):
     def _on_file_changed(self, path: str) -> None:
         if path not in self.watcher.files():    # replaced or deleted: watch the new file
             self.watcher.addPath(path)
+        for e in self.runs.runs():              # a finished run written again: look at it
+            w = self._watch.get(e.key)
+            if w is not None and str(e.path) == path:
+                w.changed = True
         if self.timer.isActive() and self.timer.remainingTime() > CHANGE_DELAY_MS:
             self.timer.start(CHANGE_DELAY_MS)
 
     # ------------------------------------------------------------ polling
     def _due(self, e, w: _Watch, now: float) -> bool:
         if w.status is not None and w.status.state in FINAL_STATES and w.settle == 0:
-            return False            # final: nothing more will come
+            # final: nothing more will come, unless a writer takes the file up again (resume,
+            # overwrite): looked at when the file changes, or now and then if it is not watched
+            return w.changed or (e.key in self._unwatched and now - w.checked >= STATUS_EVERY_S)
         if w.status is not None and w.status.state == RunState.STALE and now - w.checked < STATUS_EVERY_S:
             return False
         return True
@@ -160,8 +206,9 @@ class LiveTail(QObject):
             if e.key in self._looking or not self._due(e, w, now):
                 continue
             self._looking.add(e.key)
+            w.changed = False
             heartbeat, settle, t0 = w.heartbeat, w.settle, time.perf_counter()
-            self.runs.io.submit(lambda e=e, h=heartbeat, s=settle: look_at(e.run, h, s),
+            self.runs.io.submit(lambda e=e, h=heartbeat, s=settle, c=w.sidecar: look_at(e.run, h, s, c),
                                 lambda result, e=e, t0=t0: self._looked(e, result, t0),
                                 lambda exc, e=e: self._look_failed(e, exc))
 
@@ -174,8 +221,9 @@ class LiveTail(QObject):
             w = self._watch.setdefault(e.key, _Watch())
             if not self._due(e, w, now):
                 continue
+            w.changed = False
             try:
-                result = look_at(e.run, w.heartbeat, w.settle)
+                result = look_at(e.run, w.heartbeat, w.settle, w.sidecar)
             except Exception as exc:
                 self._look_failed(e, exc)
                 continue
@@ -190,7 +238,9 @@ class LiveTail(QObject):
         w = self._watch.get(entry.key)
         if w is None or entry not in self.runs.runs():
             return 0                # closed meanwhile
-        st, settle, refreshed = result
+        st, settle, refreshed, sidecar = result
+        if st.state in FINAL_STATES and w.sidecar is UNSEEN:
+            w.sidecar = sidecar
         w.error = ""
         w.checked = time.monotonic()
         w.heartbeat, w.settle = st.heartbeat, settle
@@ -214,6 +264,9 @@ class LiveTail(QObject):
         w = self._watch.get(entry.key)
         if w is None or isinstance(exc, ReaderBusy):
             return
+        if isinstance(exc, RunRestarted):
+            self.runs.reopen(entry)           # the new run replaces this watch (runAdded)
+            return
         message = f"{entry.path}: cannot read run status ({exc})"
         if message != w.error:      # reported once, not on every poll
             w.error = message
@@ -226,7 +279,7 @@ class LiveTail(QObject):
 
     def status_text(self, entry) -> str:
         st = self.status(entry)
-        return st.describe() if st is not None else entry.status_text()
+        return entry.with_notice(st.describe()) if st is not None else entry.status_text()
 
     def any_live(self) -> bool:
         return any(w.status is not None and w.status.state == RunState.LIVE for w in self._watch.values())

@@ -118,6 +118,8 @@ class MainWindow(QMainWindow):
         # A file opened in a live run's first second: say we wait (the model retries it).
         self.runs.runStarting.connect(lambda path, message: self.statusBar().showMessage(message))
         self.runs.runAdded.connect(self._on_run_added)
+        # A run resumed or replaced under the window is shown anew; say so (its row says it too).
+        self.runs.runRestarted.connect(lambda e, message: self.statusBar().showMessage(message, 15000))
         self._recent_dirty = QTimer(self)    # one menu rebuild per burst of opened runs
         self._recent_dirty.setSingleShot(True)
         self._recent_dirty.setInterval(0)
@@ -260,7 +262,7 @@ class MainWindow(QMainWindow):
         if e is None:
             self.run_state.setText("")
             return
-        text = st.describe() if st is not None else e.status_text()
+        text = e.with_notice(st.describe()) if st is not None else e.status_text()
         color = STATE_COLORS.get(st.state, NEUTRAL_COLOR) if st is not None else NEUTRAL_COLOR
         # The text can hold a crash message ("expected <class ...>"): escape it.
         self.run_state.setText(f"<span style='color:{color}'>{html.escape(elide(text, 100))}</span>")

@@ -21,6 +21,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 from trainspect.analysis import RunFileError, open_run
 
 from ..vocab import META_ROLES, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
+from ..restarts import file_identity, restart_between
 from .run_io import BackgroundReads, GuardedRun, ReaderBusy, release_freed_memory
 
 # Colour-blind-friendly, distinct on white (Okabe-Ito first, then tab10 leftovers).
@@ -35,6 +36,7 @@ DEFAULT_MAX_METRICS = 4
 STARTING_ERRORS = ("run is starting", "truncated run file", "cannot open as HDF5")
 START_WAIT_S = 30.0        # give up (and show the error) after this long
 START_RETRY_MS = 250
+REOPEN_WAIT_S = 5.0        # a restarted file that stays unreadable this long is reported
 ARRIVAL_BATCH_MS = 250     # runs opened in a burst are announced together, at most this often,
 ARRIVAL_BUDGET_S = 0.1     # with at most this much panel work per batch
 FIRST_OPEN_GRACE_MS = 400  # a batch opens its first file alone for this long (first paint sooner)
@@ -62,6 +64,7 @@ class RunEntry:
         self.status = None           # last RunStatus read
         self.names: list[str] = []   # metric names, first-logged order
         self.read_missed = False     # a GUI read found the file busy: ask again soon
+        self.notice = ""             # what happened to the file: "resumed (writer session 2)"
 
     @property
     def ready(self) -> bool:
@@ -76,8 +79,12 @@ class RunEntry:
             return self.error
         if self.state == LOADING:
             return self.error or "opening…"
-        text = self.status.describe() if self.status is not None else ""
+        text = self.with_notice(self.status.describe() if self.status is not None else "")
         return f"{text} — {self.error}" if self.error else text
+
+    def with_notice(self, text: str) -> str:
+        """``text`` (a run state) after the notice of a resume or replacement, if any."""
+        return f"{self.notice} · {text}" if self.notice and text else (self.notice or text)
 
     def __repr__(self):
         return f"RunEntry({self.name!r}, {self.color}, {self.state})"
@@ -85,12 +92,14 @@ class RunEntry:
 
 def read_new_run(path):
     """Open ``path`` and read what its first paint needs (a background thread's job)."""
+    identity = file_identity(path)     # before opening: a file replaced meanwhile reads as a restart later
     # The one reader of this file (see run_io). It keeps no metric's points: the plots keep a
     # bounded level of detail of what they show (widgets/scalar_plots.Curve).
     run = GuardedRun(open_run(path, keep_points=False))
     try:
         names = run.scalar_names()     # read the scalar table now: a damaged one fails here, not in a paint
         status = run.status()
+        run.remember_origin(identity)
     except BaseException:
         run.close()
         raise
@@ -117,6 +126,7 @@ class RunsModel(QObject):
     errorOccurred = Signal(str, str)   # path, message (names the file)
     runStarting = Signal(str, str)     # path, message: waiting for a just-created run file
     rowsChanged = Signal()             # a row appeared, went away or changed state
+    runRestarted = Signal(object, str)  # RunEntry, message: its file was resumed or replaced, shown anew
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -125,6 +135,7 @@ class RunsModel(QObject):
         self._starting: dict[str, float] = {}     # key -> give-up time (monotonic)
         self._make_current: set[str] = set()      # keys of the latest batch: the first to load becomes current
         self._refreshing: set[str] = set()        # keys with a refresh in flight
+        self._reopening: dict[str, float] = {}    # key -> give-up time of a reopen in flight
         self.io = BackgroundReads(self)
         self._arrived: list = []                  # (entry, make current) opened, not announced yet
         self._arrival_timer = QTimer(self)
@@ -418,6 +429,61 @@ class RunsModel(QObject):
             return
         message = f"{e.path}: refresh failed ({exc})"
         self.report_read_error(e, message)
+
+    # ------------------------------------------------------------ restarted files
+    def reopen(self, entry: RunEntry) -> None:
+        """``entry``'s file was resumed or replaced under its reader (``LiveTail`` saw it): read
+        the path anew and show the new run in the same row. The row turns "opening" and every
+        panel lets go of the old file (``runRemoved``); a background reader closes the old
+        handle first (HDF5 shares one open file per process: a second handle opened beside
+        the stale one would read the stale layout) and opens the path; then the panels show the
+        new run (``runAdded``) and ``runRestarted`` says what happened."""
+        if entry not in self._rows or not entry.ready:
+            return
+        old = entry.run
+        entry.state, entry.error = LOADING, ""
+        self._reopening[entry.key] = time.monotonic() + REOPEN_WAIT_S
+        self.runRemoved.emit(entry)
+        self.rowsChanged.emit()
+
+        def close_old():
+            old.close()                      # waits for a read of the old handle to end
+
+        self.io.submit(close_old, lambda _: self._submit_reopen(entry, old), lambda _: self._submit_reopen(entry, old))
+
+    def _submit_reopen(self, entry: RunEntry, old) -> None:
+        self.io.submit(lambda: read_new_run(entry.path), lambda result: self._reopened(entry, old, result),
+                       lambda exc: self._reopen_failed(entry, old, exc))
+
+    def _reopened(self, entry: RunEntry, old, result) -> None:
+        self._reopening.pop(entry.key, None)
+        run, names, status = result
+        if entry not in self._rows:          # closed meanwhile
+            run.close()
+            return
+        restart = restart_between(entry.name, entry.path, old.origin, run.origin)
+        entry.run, entry.names, entry.status = run, list(names), status
+        entry.state, entry.error = READY, ""
+        if restart is not None:
+            entry.notice = restart.short
+        self.runAdded.emit(entry)
+        self.rowsChanged.emit()
+        if entry is self._current:
+            self.currentChanged.emit(entry)  # the tabs read the current run again
+        if restart is not None:
+            self.runRestarted.emit(entry, restart.message)
+
+    def _reopen_failed(self, entry: RunEntry, old, exc: Exception) -> None:
+        # A writer resuming the file changes it under a reader for a moment: try again.
+        if entry in self._rows and time.monotonic() < self._reopening.get(entry.key, 0.0):
+            QTimer.singleShot(START_RETRY_MS, self, lambda: self._submit_reopen(entry, old))
+            return
+        self._reopening.pop(entry.key, None)
+        if entry in self._rows:
+            entry.state = FAILED
+            entry.error = f"{entry.path}: the run was restarted and cannot be read again ({exc})"
+            self.rowsChanged.emit()
+            self.errorOccurred.emit(str(entry.path), entry.error)
 
     def report_read_error(self, e: RunEntry, message: str) -> None:
         """A read of an open run failed: its row says so (once), the data shown stays."""

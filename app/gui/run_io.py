@@ -24,6 +24,8 @@ from PySide6.QtCore import QObject, Signal
 
 from trainspect.analysis import RunFileError
 
+from ..restarts import Origin
+
 GUI_WAIT_S = 0.25     # the GUI thread gives up on a busy file after this long (no frozen window)
 IO_THREADS = 4        # files read at once; one hung file leaves the others working
 # Set once when the Run is opened and never changed: readable without the file's lock.
@@ -46,12 +48,18 @@ class GuardedRun:
     GUI thread waits ``GUI_WAIT_S`` and then raises :class:`ReaderBusy`.
     """
 
-    __slots__ = ("_run", "_lock", "_closing")
+    __slots__ = ("_run", "_lock", "_closing", "origin")
 
     def __init__(self, run):
         object.__setattr__(self, "_run", run)
         object.__setattr__(self, "_lock", threading.RLock())
         object.__setattr__(self, "_closing", False)
+        object.__setattr__(self, "origin", None)   # what the file was when opened (see restarts)
+
+    def remember_origin(self, identity) -> None:
+        """Note the file's identity (taken before it was opened) and its writer sessions now:
+        a later look compares them to tell a resumed or replaced run (``restarts``)."""
+        object.__setattr__(self, "origin", Origin(identity, self.sessions))
 
     @property
     def closed(self) -> bool:

@@ -16,6 +16,15 @@ from .parts import image_with_colorbar, message_label
 HIST_DISPLAY_BINS = 96
 
 
+def selected_index(names, selected) -> int | None:
+    """Index in ``names`` of the first selected layer (a module selects its first parameter)."""
+    for sel in selected:
+        hit = next((i for i, n in enumerate(names) if n == sel or n.startswith(sel + ".")), None)
+        if hit is not None:
+            return hit
+    return None
+
+
 class DistributionsPanel(LazyPanel):
     def __init__(self, runs, view, parent=None):
         super().__init__(parent)
@@ -89,14 +98,20 @@ class DistributionsPanel(LazyPanel):
         self.read("layers", entry, read_layers, lambda got: self._show_layers(entry, *got), "distributions")
 
     def _show_layers(self, entry, hist_layers, snap_layers) -> None:
+        new_run = self.entry is not entry
         self.entry = entry
         for combo, names in ((self.hist_layer, hist_layers), (self.snap_layer, snap_layers)):
+            names = list(names)
             keep = combo.currentText()
+            # a run shown anew opens at the layers selected elsewhere (a heatmap click, a finding)
+            hit = selected_index(names, self.view.selected_layers) if new_run else None
             combo.blockSignals(True)
             combo.clear()
-            combo.addItems(list(names))
-            if keep in names:
-                combo.setCurrentIndex(list(names).index(keep))
+            combo.addItems(names)
+            if hit is not None:
+                combo.setCurrentIndex(hit)
+            elif keep in names:
+                combo.setCurrentIndex(names.index(keep))
             combo.blockSignals(False)
         missing = [w for w, n in (("histograms", hist_layers), ("weight snapshots", snap_layers)) if not n]
         text = f"this run has no {' or '.join(missing)}" if missing and entry else ""
@@ -124,13 +139,10 @@ class DistributionsPanel(LazyPanel):
         self.snap_steps, self.snap_data = np.empty(0, np.int64), np.empty((0, 0, 0))
 
     def _follow_selection(self, layers) -> None:
-        for combo, reload in ((self.hist_layer, self.show_histograms), (self.snap_layer, self.load_snapshots)):
-            names = [combo.itemText(i) for i in range(combo.count())]
-            for sel in layers:
-                hit = next((i for i, n in enumerate(names) if n == sel or n.startswith(sel + ".")), None)
-                if hit is not None:
-                    combo.setCurrentIndex(hit)
-                    break
+        for combo in (self.hist_layer, self.snap_layer):
+            hit = selected_index([combo.itemText(i) for i in range(combo.count())], layers)
+            if hit is not None:
+                combo.setCurrentIndex(hit)
 
     def show_histograms(self) -> None:
         i = self.hist_layer.currentIndex()

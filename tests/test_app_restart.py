@@ -1,0 +1,96 @@
+"""A run resumed (``Recorder(..., resume=True)``) or replaced (``overwrite=True``) at its path
+while the window shows it: the window reopens the file, shows the new segment (or the new
+run) in the same row and says so in the row and the status bar. Real writer processes."""
+from __future__ import annotations
+
+import signal
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+
+from tests.gui_helpers import open_runs  # noqa: E402
+from tests.test_resume import DEADLINE, _writer  # noqa: E402
+
+WAIT_MS = 60_000
+
+
+def _curve_steps(window, entry):
+    """The steps of the points the loss curve holds (every point: fewer than its buckets)."""
+    curve = window.scalars.curves.get(("loss", entry.key))
+    return None if curve is None or curve.rebuild else np.asarray(curve.step_x_pairs()[0])
+
+
+def _restarts(window):
+    said = []
+    window.runs.runRestarted.connect(lambda e, message: said.append((e, message)))
+    return said
+
+
+@pytest.mark.parametrize("mode", ["resume", "overwrite"])
+def test_a_live_run_restarted_under_the_window_is_reopened(window, tmp_path, qtbot, mode):
+    """The writer dies (kill -9) while the window follows it; a new one resumes the run from
+    step 300 or replaces it: the window shows the new data, says what happened, no error."""
+    path = tmp_path / "run.h5"
+    first = _writer(path, 0, 400, "die")
+    second = None
+    try:
+        assert first.stdout.readline().startswith("started")
+        entry, = open_runs(window, [path])
+        window.view.set_metrics(["loss"])
+        said = _restarts(window)
+        old_run = entry.run
+        assert first.stdout.readline().startswith("done")
+        qtbot.waitUntil(lambda: (s := _curve_steps(window, entry)) is not None and len(s) == 400, timeout=WAIT_MS)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=DEADLINE)
+        second = _writer(path, 300, 600, mode)    # within the 10 s before the run reads as stale
+        qtbot.waitUntil(lambda: bool(said), timeout=WAIT_MS)
+        expected = np.arange(600) if mode == "resume" else np.arange(300, 600)
+        qtbot.waitUntil(lambda: (s := _curve_steps(window, entry)) is not None and np.array_equal(s, expected)
+                        and window.live.status(entry) is not None and window.live.status(entry).state == "finished",
+                        timeout=WAIT_MS)
+        second.wait(timeout=DEADLINE)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(DEADLINE)
+    (e, message), = said
+    assert e is entry and entry.run is not old_run and old_run.closed
+    notice = "resumed (writer session 2)" if mode == "resume" else "replaced by a new run"
+    assert notice in message and notice in entry.status_text()
+    assert "finished at step 599" in entry.status_text()
+    window.run_list.rebuild()
+    assert notice in window.run_list.list.item(0).text()                  # the row says it
+    assert notice in window.run_state.toolTip()                            # the status bar too
+    assert entry.error == "" and len(window.runs.rows()) == 1 and window.runs.current is entry
+
+
+def test_a_finished_run_resumed_under_the_window_is_reopened(window, tmp_path, qtbot):
+    """A finished run is not polled; a writer taking it up again (resume) is seen when the
+    file changes, and the new segment is shown."""
+    path = tmp_path / "run.h5"
+    first = _writer(path, 0, 100, "finish")
+    assert first.stdout.readline().startswith("started")
+    first.wait(timeout=DEADLINE)
+    entry, = open_runs(window, [path])
+    window.view.set_metrics(["loss"])
+    said = _restarts(window)
+    qtbot.waitUntil(lambda: window.live.status(entry) is not None and window.live.status(entry).state == "finished",
+                    timeout=WAIT_MS)
+    second = _writer(path, 100, 300, "resume")
+    try:
+        qtbot.waitUntil(lambda: bool(said), timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: (s := _curve_steps(window, entry)) is not None and np.array_equal(s, np.arange(300))
+                        and window.live.status(entry) is not None and window.live.status(entry).state == "finished",
+                        timeout=WAIT_MS)
+        second.wait(timeout=DEADLINE)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait(DEADLINE)
+    assert "resumed (writer session 2)" in said[0][1] and entry.error == ""
+    assert "finished at step 299" in window.live.status_text(entry)
