@@ -16,6 +16,7 @@ import numpy as np
 from trainspect.recorder import format as fmt
 from trainspect.recorder.format import RunFileError
 
+from .decimate import Decimated, SeriesView
 from .latest_step import LatestStep
 from .layout_check import check_layout, stored_rows
 from .vocab import RunState, loss_roles
@@ -189,6 +190,19 @@ def _same_table(a, b) -> bool:
     return a.shape == b.shape and np.array_equal(a, b, equal_nan=True)
 
 
+VIEW_POINTS = 1 << 17   # points a metric's bounded view holds (scalar_views): ~3 MB each
+VIEW_READ_BLOCK = 1 << 18   # rows per read of scalar_views (~6 MB of columns)
+
+
+@dataclass
+class _ViewCursor:
+    rows: int = 0
+    capacity: int = VIEW_POINTS
+    views: dict = field(default_factory=dict)   # tag id -> Decimated
+    segments: np.ndarray | None = None          # the writer sessions and the supersede cut the
+    cut: np.ndarray | None = None               # views were made under (a change: read again)
+
+
 _POINT_DTYPES = (np.int64, np.float64, np.float64)
 _NO_POINTS = [np.empty(0, d) for d in _POINT_DTYPES]
 
@@ -264,6 +278,7 @@ class Run:
         self._segments = None        # segments/table as last read (resumed runs), see _sessions_changed
         self._marks: dict = {}       # session -> {tag: points before the session} (see _latest)
         self._latest_steps: dict[str, LatestStep] = {}   # layer record group -> its counted last step
+        self._views = _ViewCursor()  # see scalar_views
 
     # ------------------------------------------------------------ header
     def _read_header(self) -> None:
@@ -663,6 +678,44 @@ class Run:
                 acc.max_step = max(acc.max_step, top)
             acc.rows = b
         return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows)
+
+    @_reads_file
+    def scalar_views(self, names, capacity: int = VIEW_POINTS) -> dict[str, SeriesView]:
+        """The metrics ``names`` (those the run has) as bounded views: every point while a metric
+        has up to ``capacity`` of them, beyond that its first, smallest and largest point of each
+        of equal buckets (analysis/decimate.py: spikes and NaNs kept, NaN/Inf counts exact).
+        What the advisor reads: memory does not grow with the run, and a later call reads only
+        the rows added since (``tail`` re-runs the advisor). Superseded points are left out."""
+        summary = self.scalar_summary()    # tags, rows and a resumed run's supersede cut, up to date
+        acc = self._summary
+        tags = {n: self._tag_ids[n] for n in names if n in self._tag_ids}
+        cur = self._views
+        if (capacity != cur.capacity or not set(tags.values()) <= cur.views.keys() or summary.rows < cur.rows
+                or not _same_table(acc.segments, cur.segments) or not _same_table(acc.cut, cur.cut)):
+            cur = self._views = _ViewCursor(capacity=capacity, segments=acc.segments, cut=acc.cut,
+                                            views={t: Decimated(capacity) for t in {*tags.values(), *cur.views}})
+        self._feed_views(cur, summary.rows)
+        return {n: cur.views[t].view() for n, t in tags.items()}
+
+    def _feed_views(self, cur: _ViewCursor, n: int) -> None:
+        step_ds, tag_ds, value_ds = (self._h(c) for c in SCALAR_COLUMNS[:3])
+        starts = fmt.session_starts(cur.segments, "scalars")
+        wanted = np.fromiter(cur.views, np.int64)
+        for a in range(cur.rows, n, VIEW_READ_BLOCK):
+            b = min(n, a + VIEW_READ_BLOCK)
+            tag = tag_ds[a:b].astype(np.int64, copy=False)
+            idx = np.flatnonzero(np.isin(tag, wanted))
+            if len(idx):   # one slab covering the matches, as _scan_piece
+                lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1
+                rel = idx - int(idx[0])
+                tag, step, value = tag[idx], step_ds[lo:hi][rel], value_ds[lo:hi][rel]
+                if starts is not None and cur.cut is not None:
+                    keep = step < cur.cut[fmt.row_sessions(starts, a + idx), tag]
+                    tag, step, value = tag[keep], step[keep], value[keep]
+                for t in np.unique(tag).tolist():
+                    mine = tag == t
+                    cur.views[t].add(step[mine], value[mine])
+            cur.rows = b
 
     def _first_steps(self, acc, starts, n: int, n_tags: int) -> np.ndarray:
         """[session, metric] -> the smallest step that session wrote for that metric (inf: none),

@@ -8,8 +8,8 @@ columns, no training), each measurement in a fresh subprocess:
   open_run + summarize (the part the command adds). Goal (issue 15): info <= 1 s on 50 k names.
 - ``rows``: runs of 1 M, 5 M (and with --big 25 M) scalar rows (4 metrics), plus the same
   run's layer records. Reports the peak RSS (ru_maxrss) of ``info``, of ``tail --once
-  --advisor-every 0`` and of 200 status polls (open_run + status()): it must not grow with
-  the run.
+  --advisor-every 0``, of ``tail --once`` with the advisor on (the default) and of 200 status
+  polls (open_run + status()): it must not grow with the run.
 
     python benchmarks/bench_info_scale.py [--part names|rows|all] [--big] [--keep DIR]
 """
@@ -70,6 +70,10 @@ elif what == "tail":
     from trainspect.app.cli import main
     with contextlib.redirect_stdout(devnull):
         rc = main(["tail", "--once", "--advisor-every", "0", path])
+elif what == "tail_advisor":
+    from trainspect.app.cli import main
+    with contextlib.redirect_stdout(devnull):
+        rc = main(["tail", "--once", path])
 elif what == "summarize":
     from trainspect.analysis import open_run
     from trainspect.app.commands.info import summarize
@@ -131,15 +135,18 @@ def part_names(tmp: Path) -> None:
 
 
 def part_rows(tmp: Path, big: bool) -> None:
-    print("| scalar rows | file | `info` peak RSS (time) | `tail --once` peak RSS | 200 status polls peak RSS |")
-    print("|---|---|---|---|---|")
+    print("| scalar rows | file | `info` peak RSS (time) | `tail --once --advisor-every 0` peak RSS | "
+          "`tail --once` (advisor on) peak RSS (time) | 200 status polls peak RSS |")
+    print("|---|---|---|---|---|---|")
     for n in (1_000_000, 5_000_000) + ((25_000_000,) if big else ()):
         path = tmp / f"rows_{n}.h5"
         if not path.exists():
             write_rows_run(path, n)
         info, tail, status = child("info", path), child("tail", path), child("status", path)
+        advised = child("tail_advisor", path)
         print(f"| {n / 1e6:.0f} M | {path.stat().st_size / 1e6:.0f} MB | {info['max_rss_mb']:.0f} MB "
-              f"({info['cpu']:.2f} s CPU) | {tail['max_rss_mb']:.0f} MB | {status['max_rss_mb']:.0f} MB |", flush=True)
+              f"({info['cpu']:.2f} s CPU) | {tail['max_rss_mb']:.0f} MB | {advised['max_rss_mb']:.0f} MB "
+              f"({advised['cpu']:.2f} s CPU) | {status['max_rss_mb']:.0f} MB |", flush=True)
 
 
 def main() -> None:

@@ -34,32 +34,43 @@ class Signals:
     ranks: object = None                            # rank_rules.RankSignals of a distributed run, else None
 
 
-def _loss(run, names_present, candidates):
-    for name in candidates:
-        if name in names_present:
-            s = run.scalar(name)
-            if len(s):
-                return name, np.asarray(s.steps), np.asarray(s.values, dtype=np.float64)
-    return None
+SYS_SERIES = (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS, fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD,
+              fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX)
+
+
+def _read_series(run, names) -> dict:
+    """name -> (steps, values) of the metrics ``names`` that have points. A Run gives bounded
+    views (Run.scalar_views: every point up to 131,072 per metric, then buckets that keep
+    spikes and NaNs), so diagnosing a long run, again and again while ``tail`` follows it,
+    takes memory that does not grow with the run."""
+    if hasattr(run, "scalar_views"):
+        series = run.scalar_views(names)
+    else:
+        series = {n: run.scalar(n) for n in names}
+    return {n: (np.asarray(s.steps), np.asarray(s.values, dtype=np.float64)) for n, s in series.items() if len(s)}
+
+
+def _metric_names(run) -> list:
+    # A Run's summary names its metrics without holding their points (scalar_names() loads every
+    # metric of a run up to 8 M rows, for the app's first paint).
+    return run.scalar_summary().names if hasattr(run, "scalar_summary") else run.scalar_names()
 
 
 def extract(run) -> Signals:
-    names = run.scalar_names()
+    names = _metric_names(run)
     present = set(names)
     sig = Signals(meta=dict(run.meta or {}))
     roles = loss_roles(names, sig.meta.get(fmt.META_ROLES))
-    sig.train_loss = _loss(run, present, [roles["train"]] if "train" in roles else [])
-    sig.val_loss = _loss(run, present, [roles["val"]] if "val" in roles else [])
-    for name in (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS, fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD,
-                 fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX):
-        if name in present:
-            s = run.scalar(name)
-            if len(s):
-                sig.scalars[name] = (np.asarray(s.steps), np.asarray(s.values, dtype=np.float64))
-    for sys_name, logged in logged_stand_ins(names).items():   # an unwatched run's own logs
-        s = run.scalar(logged)
-        if len(s):
-            sig.scalars[sys_name] = (np.asarray(s.steps), np.asarray(s.values, dtype=np.float64))
+    stand_ins = logged_stand_ins(names)   # an unwatched run's own logs
+    wanted = [roles[r] for r in ("train", "val") if r in roles] + [n for n in SYS_SERIES if n in present]
+    series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()))))
+    for role in ("train", "val"):
+        if roles.get(role) in series:
+            setattr(sig, f"{role}_loss", (roles[role], *series[roles[role]]))
+    sig.scalars = {n: series[n] for n in SYS_SERIES if n in series}
+    for sys_name, logged in stand_ins.items():
+        if logged in series:
+            sig.scalars[sys_name] = series[logged]
             sig.stand_ins[sys_name] = logged
     stat_names = set(run.layer_stat_names())
     counts = {}     # one record count per group, so all tables of a group line up on a live run
