@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from tests.gui_helpers import open_runs  # noqa: E402
+from tests.gui_helpers import open_runs, show_panel  # noqa: E402
 from tests.test_resume import DEADLINE, _writer  # noqa: E402
 
 WAIT_MS = 60_000
@@ -67,6 +67,34 @@ def test_a_live_run_restarted_under_the_window_is_reopened(window, tmp_path, qtb
     assert notice in window.run_list.list.item(0).text()                  # the row says it
     assert notice in window.run_state.toolTip()                            # the status bar too
     assert entry.error == "" and len(window.runs.rows()) == 1 and window.runs.current is entry
+    if mode == "resume":                                                   # Run details list the sessions
+        show_panel(window, qtbot, window.details)
+        text = window.details.text.toPlainText()
+        assert "Writer sessions" in text and "session 2" in text and "from step 300" in text
+
+
+def test_a_resume_that_ends_before_the_window_looks_is_seen(window, tmp_path, qtbot):
+    """The whole resumed session runs while the window processes no event (a long paint, a
+    suspended laptop): the next look sees the session count grown and reopens the file."""
+    path = tmp_path / "run.h5"
+    first = _writer(path, 0, 400, "die")
+    try:
+        assert first.stdout.readline().startswith("started")
+        entry, = open_runs(window, [path])
+        window.view.set_metrics(["loss"])
+        said = _restarts(window)
+        assert first.stdout.readline().startswith("done")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=DEADLINE)
+        _writer(path, 300, 600, "resume").wait(timeout=DEADLINE)   # no event processed meanwhile
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(DEADLINE)
+    qtbot.waitUntil(lambda: bool(said), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: (s := _curve_steps(window, entry)) is not None and np.array_equal(s, np.arange(600)),
+                    timeout=WAIT_MS)
+    assert "resumed (writer session 2)" in said[0][1] and entry.error == ""
 
 
 def test_a_finished_run_resumed_under_the_window_is_reopened(window, tmp_path, qtbot):

@@ -77,7 +77,8 @@ def look_at(run, heartbeat, settle: int, sidecar=UNSEEN):
     Returns ``(status, settle left, (new rows, metric names or None) or None, sidecar)``.
 
     Raises :class:`RunRestarted` when the path now holds another file, the writer sessions
-    grew (a live or stale run resumed), or a finished / crashed run has a writer again: the
+    grew (a run resumed: readable while the reader follows the file in SWMR mode, even when the
+    resumed session has already ended), or a finished / crashed run has a writer again: the
     lock sidecar differs from ``sidecar``, the one seen at its first final look (returned)."""
     origin = run.origin
     if origin is not None and replaced(run.path, origin.identity):
@@ -94,13 +95,13 @@ def look_at(run, heartbeat, settle: int, sidecar=UNSEEN):
 def _look(run, heartbeat, settle: int, sidecar, origin):
     with run.locked() as r:
         st = r.status()
+        if origin is not None and r.sessions > origin.sessions:
+            raise RunRestarted()
         if st.state in FINAL_STATES:
             now = writer_sidecar(run.path)
             if sidecar is not UNSEEN and now is not None and now != sidecar:
                 raise RunRestarted()
             sidecar = now
-        elif origin is not None and r.sessions > origin.sessions:
-            raise RunRestarted()
         if st.heartbeat != heartbeat:
             settle = 2
         if settle <= 0:

@@ -31,6 +31,10 @@ def _when(t) -> str:
         return str(t or "")
 
 
+def _from_step(step) -> str:
+    return "" if step is None else f"from step {step}"
+
+
 def run_details_html(run) -> str:
     e = html.escape
     st = run.status()
@@ -51,6 +55,12 @@ def run_details_html(run) -> str:
     info.append(("metrics", len(run.scalar_names())))
     info.append(("max step", run.max_step))
     out.append("<h3>Metadata</h3>" + _table(info))
+    segments = run.segments()
+    if len(segments) > 1:   # a resumed run: when each writer session began, and how the one before ended
+        out.append("<h3>Writer sessions</h3>" + _table(
+            (f"session {i}", ", ".join(x for x in (_when(seg["start_time"]), _from_step(seg["first_step"]),
+                                                    seg["note"]) if x))
+            for i, seg in enumerate(segments, 1)))
     model = meta.get("model") or {}
     if run.params or run.modules:
         n_params = model.get("n_params") or sum(p.numel for p in run.params)
