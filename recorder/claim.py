@@ -22,6 +22,7 @@ except ImportError:  # Windows: no advisory locks; the existence rules below sti
     fcntl = None
 
 from . import ranks
+from .lockless import live_lockless_writer
 from .format import is_locked, lock_path, numbered   # the conventions readers share (format.py)
 
 MAX_CANDIDATES = 10_000
@@ -145,8 +146,19 @@ def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> 
         if mode == "new" and exists:   # created between the check and the lock: try the next name
             lock.release()
             continue
+        why = live_lockless_writer(target) if exists else None
+        if why is not None:   # resume or overwrite would write over a writer that takes no lock
+            lock.release()
+            raise _in_use_unlocked(target, why)
         return target, lock, exists
     raise RunFileInUse(f"trainspect: no free name like {numbered(base, 2)} next to {base}")
+
+
+def _in_use_unlocked(target: Path, why: str) -> RunFileInUse:
+    return RunFileInUse(
+        f"trainspect: {target} is being written by a process that holds no trainspect lock (an older "
+        f"trainspect, or another program): the file is open for writing and {why}; two writers would "
+        "corrupt the run. Give this run another path, or stop the other writer first")
 
 
 def _in_use(target: Path) -> RunFileInUse:

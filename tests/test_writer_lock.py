@@ -228,3 +228,69 @@ def test_overwrite_trial(tmp_path, end):
         rec.log({"loss": -2.0}, step=0)
     assert _rows(path) == ([0], [-2.0])
     assert _rows(tmp_path / "exp1-2.h5") == ([0], [-1.0])
+
+
+# A writer of an older trainspect: the run file's own writer (h5file.RunFileWriter), no sidecar
+# lock. It flushes (heartbeat) every 0.1 s until ``hold`` vanishes, then closes the file.
+OLD_WRITER = """
+import os, sys, time
+import numpy as np
+from trainspect.recorder.h5file import RunFileWriter
+path, hold = sys.argv[1], sys.argv[2]
+w = RunFileWriter(path)
+w.start({"name": "old"}, flush_every=0.1)
+w.add_tags(["loss"])
+step = 0
+while os.path.exists(hold):
+    w.append_scalars(np.array([step]), np.array([0], np.int32), np.array([float(step)]), np.array([time.time()]))
+    w.flush(step)
+    if step == 0:
+        print("writing", flush=True)
+    step += 1
+    time.sleep(0.1)
+w.close(last_step=step - 1)
+print("closed", step, flush=True)
+"""
+
+
+def _old_writer(path, hold):
+    env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT.parent)))
+    return subprocess.Popen([sys.executable, "-c", OLD_WRITER, str(path), str(hold)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+@pytest.mark.parametrize("mode", ["resume", "overwrite"])
+def test_a_writer_without_the_lock_is_detected_by_its_heartbeat(tmp_path, mode):
+    """Issue 11 part 2: a live writer that takes no lock (an older trainspect) is refused like a
+    locked one; the run it writes is untouched and goes on; once it is gone the path is free."""
+    path, hold = tmp_path / "old.h5", tmp_path / "hold"
+    hold.touch()
+    proc = _old_writer(path, hold)
+    _wait_line(proc, "writing")
+    assert not fmt.lock_path(path).exists()
+    with pytest.raises(RunFileInUse, match="holds no trainspect lock.*heartbeat"):
+        Recorder(path, resume=mode == "resume", overwrite=mode == "overwrite")
+    assert not fmt.lock_path(path).exists()      # the refused recorder let go of its lock
+    with pytest.warns(RecorderWarning, match="old-2.h5"):   # the default path never touches it
+        with Recorder(path) as rec:
+            rec.log({"loss": 1.0}, step=0)
+    hold.unlink()
+    line = _wait_line(proc, "closed")
+    proc.wait(timeout=DEADLINE)
+    n = int(line.split()[1])
+    assert _rows(path) == (list(range(n)), [float(i) for i in range(n)])   # every row of the old writer
+    with Recorder(path, resume=mode == "resume", overwrite=mode == "overwrite") as rec:   # closed: free
+        rec.log({"loss": -1.0}, step=n)
+
+
+def test_a_killed_writer_without_the_lock_is_not_taken_for_a_live_one(tmp_path):
+    path, hold = tmp_path / "old.h5", tmp_path / "hold"
+    hold.touch()
+    proc = _old_writer(path, hold)
+    _wait_line(proc, "writing")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=DEADLINE)
+    with Recorder(path, resume=True) as rec:   # its heartbeat stopped: resumed (after <= 2 flush intervals)
+        rec.log({"loss": -1.0}, step=10_000)
+    with open_run(path) as r:
+        assert r.scalar("loss").steps[-1] == 10_000 and r.sessions == 2
