@@ -186,3 +186,22 @@ def test_zoomed_in_at_the_newest_steps_the_live_tail_keeps_appending(window, qtb
     inside = (x >= 99_900) & (x <= 100_149)
     np.testing.assert_array_equal(x[inside], np.arange(99_900, 100_150))
     np.testing.assert_array_equal(y[inside], series.values[99_900:100_150])
+
+
+def test_a_resumed_run_shows_each_step_once_in_the_overview_and_zoomed_in(window, qtbot, tmp_path):
+    from trainspect.recorder import Recorder
+
+    path = tmp_path / "resumed.h5"
+    with Recorder(path) as rec:
+        rec.log_many({METRIC: np.ones(9_000)}, steps=np.arange(9_000))
+    with Recorder(path, resume=True) as rec:        # restarted from its checkpoint at step 6000
+        rec.log_many({METRIC: np.full(6_000, 2.0)}, steps=np.arange(6_000, 12_000))
+    entry = open_runs(window, [path])[0]
+    curve = window.scalars.curves[(METRIC, entry.key)]
+    assert curve.n_points == 12_000 and not curve.env.exact     # superseded steps 6000..8999 dropped
+    x, y = _drawn(curve)
+    assert set(y[x < 6_000]) == {1.0} and set(y[x >= 6_000]) == {2.0}
+    x, y = _zoom(window, qtbot, curve, 5_990, 6_010)            # across the resume, read back
+    inside = (x >= 5_990) & (x <= 6_010)
+    np.testing.assert_array_equal(x[inside], np.arange(5_990, 6_011))
+    np.testing.assert_array_equal(y[inside], [1.0] * 10 + [2.0] * 11)
