@@ -103,3 +103,31 @@ def test_inplace_activation_recorded_before_it_is_overwritten(tmp_path, seed):
                   (np.abs(y) > 5).mean()]
         np.testing.assert_allclose([host[name][step, 0] for name in ACT_STATS], expect, rtol=1e-4, atol=1e-6)
         assert host["act_frac_nonpos"][step, 0] > 0.2
+
+
+@pytest.mark.parametrize("device_path", [False, True], ids=["cpu-fast-path", "device-path"])
+@pytest.mark.parametrize("clip_every", [0, 2])   # 0: never clipped; 2: every other step
+def test_applied_grad_norm_is_the_backward_norm_unless_the_gradients_changed(tmp_path, device_path, clip_every):
+    from trainspect.recorder import format as fmt
+    torch.manual_seed(clip_every)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    applied = []
+    with Recorder(tmp_path / "run.h5", _device_path=device_path) as rec:
+        rec.watch(model, opt)
+        for step in range(6):
+            loss = model(torch.randn(16, 6)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            if clip_every and step % clip_every == 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1e-3)
+            applied.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])).item())
+            opt.step()
+    with open_run(tmp_path / "run.h5") as run:
+        post = run.scalar(fmt.SYS_GRAD_NORM_POST_CLIP)
+        pre = run.scalar(fmt.SYS_GRAD_NORM)
+        assert post.steps.tolist() == list(range(6))
+        np.testing.assert_allclose(post.values, applied, rtol=1e-5)
+        clipped = [bool(clip_every) and s % clip_every == 0 for s in range(6)]
+        for s in range(6):
+            assert (post.values[s] < pre.values[s]) == clipped[s]

@@ -23,11 +23,12 @@ class Gradients(Record):
         self.arg = (watched.P, tag(fmt.SYS_GRAD_NORM), tag(fmt.SYS_NONFINITE_GRADS))
         self.post_clip = None
         self.capture = None
+        self._captured = None     # (grad, its _version) per parameter when the captured backward ended
         if watched.optimizer is not None:
             self.post_clip = tag(fmt.SYS_GRAD_NORM_POST_CLIP)
             # Norms taken when backward() ends, before clipping edits the gradients.
             scaler = watched.scaler
-            self.capture = BackwardCapture(watched.params, self.compute, watched.link.failed,
+            self.capture = BackwardCapture(watched.params, self._compute_at_backward, watched.link.failed,
                                            scaler.scale if scaler is not None else None)
 
     # ------------------------------------------------------------ moments
@@ -44,21 +45,46 @@ class Gradients(Record):
             self._record_step(step, wall, self.capture.take() if self.capture is not None else None)
 
     def _record_step(self, step, wall, pre_clip):
+        captured, self._captured = self._captured, None
         if pre_clip is not None:
             # Norms as backward() left them; the norm the step applies (after clipping) beside them.
             self.emit(pre_clip, step, wall, self.arg)
-            self.record_applied_norm(step, wall)
+            if self._unchanged_since(captured):   # not clipped: the norm backward() left
+                self._emit_applied_norm(step, wall, pre_clip[2 * self.w.P])
+            else:
+                self.record_applied_norm(step, wall)
         else:
             self.record(step, wall)
+
+    def _compute_at_backward(self):
+        """``compute()`` when a backward pass ends, noting which gradients it saw (``_unchanged_since``)."""
+        packed = self.compute()
+        self._captured = None if packed is None else [
+            None if p.grad is None else (p.grad, p.grad._version) for p in self.w.params]
+        return packed
+
+    def _unchanged_since(self, captured) -> bool:
+        """Are the gradients the very tensors, unmodified (clipping and unscaling are in place:
+        they bump the version counter), whose norms ``captured`` noted? Not with a GradScaler:
+        the captured norms are unscaled, the gradients may not be."""
+        if captured is None or self.w.scaler is not None:
+            return False
+        for p, seen in zip(self.w.params, captured):
+            g = p.grad
+            if (g is None) != (seen is None) or (g is not None and (g is not seen[0] or g._version != seen[1])):
+                return False
+        return True
 
     def at_log(self, step, wall):
         self.record(step, wall)
 
     def skipped_step(self, step, wall):
+        self._captured = None
         if self.capture is not None:
             self.capture.take()   # overflowed fp16 gradients: normal during the scaler's warm-up
 
     def remove(self):
+        self._captured = None
         if self.capture is not None:
             self.capture.remove()
 
@@ -75,7 +101,10 @@ class Gradients(Record):
         if not grads:
             return
         grads = [dense_values(g) if g.is_sparse or g.requires_grad else g for g in grads]
-        total = torch.linalg.vector_norm(torch.stack(w.to_one(norms(grads))))
+        self._emit_applied_norm(step, wall, torch.linalg.vector_norm(torch.stack(w.to_one(norms(grads)))))
+
+    def _emit_applied_norm(self, step, wall, total):
+        w = self.w
         if w.cpu_fast_path and total.device.type == "cpu":
             w.link.host_value(step, self.post_clip, float(total), wall)
         else:
