@@ -280,11 +280,14 @@ class ScalarPlotPanel(QWidget):
                 got = r.scalar_rows(names, start, stop, latest=True) if names else {}
             return seen, stop, got, build_envelopes(run, build, seen) if build else {}
 
-        self.runs.io.submit(work, lambda result: self._fed(entry, start, names, result),
+        self.runs.io.submit(work, lambda result, run=entry.run: self._fed(entry, run, start, names, result),
                             lambda exc: self._feed_failed(entry, exc))
 
-    def _fed(self, entry, start: int, names, result) -> None:
+    def _fed(self, entry, run, start: int, names, result) -> None:
         self._feeding.discard(entry.key)
+        if entry.run is not run:      # reopened meanwhile (resumed or replaced): read it anew
+            self._feed_later(entry, again=True)
+            return
         seen, stop, got, built = result
         self._rows_read += (stop - start) * bool(names) + seen * bool(built)
         if self._rows_read >= TRIM_AFTER_ROWS:   # what the reads freed goes back to the system
@@ -303,7 +306,9 @@ class ScalarPlotPanel(QWidget):
         self._update_extents()
         self._feed_later(entry)
 
-    def _feed_later(self, entry) -> None:
+    def _feed_later(self, entry, again: bool = False) -> None:
+        if again:
+            self._feed_again.add(entry.key)
         if entry.key in self._feed_again and entry in self.runs.runs():
             self._feed_again.discard(entry.key)
             self._feed(entry)
@@ -328,9 +333,9 @@ class ScalarPlotPanel(QWidget):
             with run.locked() as r:
                 return r.scalar_rows([metric], request[0], request[1], latest=True).get(metric)
 
-        def done(got):
+        def done(got, run=curve.entry.run):
             self._detailing.discard(curve)
-            if self.curves.get((curve.metric, curve.entry.key)) is curve:
+            if self.curves.get((curve.metric, curve.entry.key)) is curve and curve.entry.run is run:
                 curve.take_detail(request, got)
                 self._want_detail(curve)            # the view moved on meanwhile
 
