@@ -48,6 +48,9 @@ WORTH_SENDING = 80     # row bytes that outweigh a batch's own cost (~40 B of ss
 MAX_BATCH_BYTES = 16 << 20   # a long catch-up goes in batches of about this size
 
 
+ANOTHER_RUN = "another run at the same path? remove the mirror to fetch it anew"
+
+
 class StreamError(RuntimeError):
     """The stream cannot go on; the message says why in the user's terms."""
 
@@ -157,6 +160,7 @@ class _Batcher:
         self.rows = dict(self.sent)
         self.last_fixed: dict = {}    # index -> flat array last sent (none yet: all of it goes)
         self.patches: dict = {}
+        self.status = ""   # the run's status as of the last look, read before its rows
 
     def look(self) -> int:
         """Read the live state first, then the rows (so the state never outruns the rows);
@@ -166,6 +170,8 @@ class _Batcher:
             ds = self.f[name]
             ds.refresh()
             now = np.ascontiguousarray(ds[()]).reshape(-1)
+            if name == fmt.STATUS and len(now):
+                self.status = bytes(now[0]).rstrip(b"\0").decode(errors="replace")
             old = self.last_fixed.get(i)
             changed = np.ones(len(now), bool) if old is None else _differ(now, old)
             if changed.any():
@@ -174,12 +180,12 @@ class _Batcher:
         for i, name in self.growing.items():
             ds = self.f[name]
             ds.refresh()
-            self.rows[i] = max(self.sent[i], ds.shape[0])
+            if ds.shape[0] < self.sent[i]:
+                raise StreamError(f"{name} has {ds.shape[0]} rows here, the mirror {self.sent[i]}: "
+                                  f"{ANOTHER_RUN}")
+            self.rows[i] = ds.shape[0]
             pending += (self.rows[i] - self.sent[i]) * ds.dtype.itemsize * int(np.prod(ds.shape[1:]))
         return pending
-
-    def status(self) -> str:
-        return bytes(self.f[fmt.STATUS][0]).rstrip(b"\0").decode(errors="replace")
 
     def done(self) -> bool:
         return self.sent == self.rows
@@ -200,7 +206,7 @@ class _Batcher:
             size += n * row_bytes
         if self.done():
             for i, (now, changed) in self.patches.items():
-                mask = sum(1 << int(k) for k in np.flatnonzero(changed))
+                mask = int.from_bytes(np.packbits(changed, bitorder="little").tobytes(), "little")
                 parts += [varint(2 * i + 1), varint(mask), now[changed].tobytes()]
                 self.last_fixed[i] = now
             self.patches = {}
@@ -223,30 +229,38 @@ def serve(path, have: dict, out, *, wait_s: float = 0.0, follow: bool = True, ho
     batcher = _Batcher(f, layout, have)
     layout["from"] = {name: batcher.sent[i] for i, name in batcher.growing.items()}
     _frame(out, b"L", json.dumps(layout).encode())
-    first_change = None    # monotonic time of the oldest change not sent yet
     try:
-        while True:
-            stamp = _stamp(path)
-            pending = batcher.look()
-            ended = not follow or batcher.status() in (fmt.STATUS_FINISHED, fmt.STATUS_CRASHED)
-            if pending or batcher.patches:
-                now = time.monotonic()
-                first_change = first_change if first_change is not None else now
-                if ended or pending >= WORTH_SENDING or now - first_change >= hold_s:
-                    while True:
-                        _frame(out, b"B", batcher.batch())
-                        if batcher.done():
-                            break
-                    out.flush()
-                    first_change = None
-            if ended:
-                out.flush()
-                return
-            deadline = None if first_change is None else first_change + hold_s
-            while _stamp(path) == stamp and (deadline is None or time.monotonic() < deadline):
-                time.sleep(POLL_S)
+        _follow(path, batcher, out, follow, hold_s)
+    except StreamError as exc:   # the file no longer continues what the peer holds
+        _frame(out, b"E", str(exc).encode())
+        out.flush()
     finally:
         f.close()
+
+
+def _follow(path, batcher, out, follow: bool, hold_s: float) -> None:
+    """Send batches after each change of the file (coalesced) until the run ends."""
+    first_change = None    # monotonic time of the oldest change not sent yet
+    while True:
+        stamp = _stamp(path)
+        pending = batcher.look()
+        ended = not follow or batcher.status in (fmt.STATUS_FINISHED, fmt.STATUS_CRASHED)
+        if pending or batcher.patches:
+            now = time.monotonic()
+            first_change = first_change if first_change is not None else now
+            if ended or pending >= WORTH_SENDING or now - first_change >= hold_s:
+                while True:
+                    _frame(out, b"B", batcher.batch())
+                    if batcher.done():
+                        break
+                out.flush()
+                first_change = None
+        if ended:
+            out.flush()
+            return
+        deadline = None if first_change is None else first_change + hold_s
+        while _stamp(path) == stamp and (deadline is None or time.monotonic() < deadline):
+            time.sleep(POLL_S)
 
 
 # ------------------------------------------------------------------ local side
@@ -351,6 +365,10 @@ class Mirror:
         if self.f is None:
             self._create(layout)
         self._names = [d["path"] for d in layout["datasets"]]
+        absent = [name for name in self._names if name not in self.f]
+        if absent:
+            raise StreamError(f"the remote run has datasets the mirror lacks ({', '.join(absent[:3])}): "
+                              f"{ANOTHER_RUN} ({self.path})")
         held = self.rows()
         for name, first in layout.get("from", {}).items():
             if held.get(name) != first:
@@ -374,7 +392,8 @@ class Mirror:
                 mask, pos = read_varint(payload, pos)
                 if mask >> ds.size:
                     raise StreamError(f"a damaged batch: {ds.name} has {ds.size} elements, the batch changes more")
-                changed = np.array([(mask >> k) & 1 for k in range(ds.size)], bool)
+                bits = np.frombuffer(mask.to_bytes((ds.size + 7) // 8, "little"), np.uint8)
+                changed = np.unpackbits(bits, count=ds.size, bitorder="little").astype(bool)
                 values, pos = _take(payload, pos, ds.dtype, int(changed.sum()))
                 patches.append((ds, changed, values))
         for ds, new in rows:

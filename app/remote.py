@@ -184,7 +184,7 @@ def fetch(run: RemoteRun, *, follow: bool = True, batch: bool = True, on_batch=N
 
 
 FATAL_WORDS = ("refused the login", "not installed", "schema version", "protocol", "no such file",
-               "cannot open", "not a remote run", "ssh is not installed")
+               "cannot open", "not a remote run", "ssh is not installed", "another run at the same path")
 
 
 def follow(run: RemoteRun, *, retries: int = 20, say=print, batch: bool = True, wait_s: float = 0.0) -> int:

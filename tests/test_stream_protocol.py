@@ -47,6 +47,14 @@ def test_served_run_rebuilds_into_an_equal_mirror(tmp_path, seed):
     assert not m.path.with_name("run.h5.part").exists()
 
 
+def _held(path) -> dict:
+    m = Mirror(path)
+    try:
+        return m.rows()
+    finally:
+        m.close()
+
+
 def _writer(path):
     w = RunFileWriter(path)
     w.start({"name": "proto"}, flush_every=0.01)
@@ -65,9 +73,7 @@ def test_resume_sends_only_new_rows_and_state_deltas(tmp_path):
     w = _writer(src)
     _append(w, 0, 100)
     first = _mirror(dst, _served(src))
-    m = Mirror(dst)
-    have = m.rows()
-    m.close()
+    have = _held(dst)
     assert have["scalars/step"] == 100
     _append(w, 100, 3)
     w.close()
@@ -126,9 +132,7 @@ def test_cut_or_damaged_batch_leaves_the_mirror_as_it_was(tmp_path):
     w = _writer(src)
     _append(w, 0, 20)
     _mirror(dst, _served(src))
-    m = Mirror(dst)
-    have = m.rows()
-    m.close()
+    have = _held(dst)
     _append(w, 20, 30)
     w.close()
     data = _served(src, have)
@@ -179,3 +183,31 @@ def test_one_row_flushes_share_batches_and_a_long_catch_up_splits(tmp_path, monk
 
 def _batches(data: bytes) -> int:
     return sum(kind == b"B" for kind, *_ in _frames(data))
+
+
+def test_another_run_at_the_same_path_is_refused_by_name(tmp_path):
+    """The mirror holds a run without layers; the remote path now holds one with layers."""
+    plain, layered = tmp_path / "plain.h5", make_run(tmp_path / "layered.h5", n_steps=30)
+    w = _writer(plain)
+    _append(w, 0, 10)
+    w.close()
+    dst = tmp_path / "m" / "run.h5"
+    _mirror(dst, _served(plain))
+    before = dst.read_bytes()
+    with pytest.raises(StreamError, match="datasets the mirror lacks.*another run at the same path"):
+        _mirror(dst, _served(layered, _held(dst)))
+    assert dst.read_bytes() == before
+
+
+def test_remote_run_shorter_than_the_mirror_is_refused_by_name(tmp_path):
+    """The remote path now holds a new run with fewer rows than the mirror (overwritten)."""
+    dst = tmp_path / "m" / "run.h5"
+    for rows, name in ((30, "first.h5"), (10, "second.h5")):
+        w = _writer(tmp_path / name)
+        _append(w, 0, rows)
+        w.close()
+    _mirror(dst, _served(tmp_path / "first.h5"))
+    before = dst.read_bytes()
+    with pytest.raises(StreamError, match="has 10 rows here, the mirror 30.*another run at the same path"):
+        _mirror(dst, _served(tmp_path / "second.h5", _held(dst)))
+    assert dst.read_bytes() == before
