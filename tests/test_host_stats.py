@@ -131,3 +131,29 @@ def test_applied_grad_norm_is_the_backward_norm_unless_the_gradients_changed(tmp
         clipped = [bool(clip_every) and s % clip_every == 0 for s in range(6)]
         for s in range(6):
             assert (post.values[s] < pre.values[s]) == clipped[s]
+
+
+@pytest.mark.parametrize("stats_every", [1, 3])
+def test_leaf_hooks_stay_only_while_consecutive_steps_are_due(tmp_path, stats_every):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.ReLU(), torch.nn.Linear(5, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    hooked = []
+    with Recorder(tmp_path / "run.h5", stats_every=stats_every, dense_start=0) as rec:
+        rec.watch(model, opt)
+        for _ in range(7):
+            loss = model(torch.randn(8, 4)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            hooked.append(len(model[1]._forward_hooks))
+            model.eval()
+            with torch.no_grad():
+                model(torch.randn(3, 4))       # an evaluation forward: never recorded
+            model.train()
+    assert hooked == ([1] * 7 if stats_every == 1 else [0] * 7)
+    assert len(model[1]._forward_hooks) == 0       # closed: every hook removed
+    with open_run(tmp_path / "run.h5") as run:
+        acts = run.layer_stat("act_frac_nonpos")
+        assert acts.steps.tolist() == list(range(0, 7, stats_every))
+        assert np.isfinite(acts.values).all()
