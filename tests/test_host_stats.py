@@ -157,3 +157,19 @@ def test_leaf_hooks_stay_only_while_consecutive_steps_are_due(tmp_path, stats_ev
         acts = run.layer_stat("act_frac_nonpos")
         assert acts.steps.tolist() == list(range(0, 7, stats_every))
         assert np.isfinite(acts.values).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_snapshots_are_the_adaptive_average_pooling_of_the_weights(seed):
+    import torch.nn.functional as F
+
+    from trainspect.recorder.device_stats import snapshot
+    g = torch.Generator().manual_seed(seed)
+    for shape in [(256, 128), (96, 64), (8, 96), (10, 256), (100, 70), (33, 5), (64, 3, 3, 3), (32, 32)]:
+        w = torch.randn(shape, generator=g)
+        rows, cols = min(shape[0], 32), min(w[0].numel(), 32)
+        expect = F.adaptive_avg_pool2d(w.reshape(shape[0], -1)[None, None], (rows, cols))[0, 0]
+        got = snapshot(w)
+        assert got.shape == (32, 32)
+        torch.testing.assert_close(got[:rows, :cols], expect, rtol=1e-5, atol=1e-6, msg=str(shape))
+        assert got[rows:].isnan().all() and got[:, cols:].isnan().all()
