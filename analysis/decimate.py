@@ -55,10 +55,12 @@ def _extremes(cols, width: int):
     shaped = [c[: m * width].reshape(m, width) for c in cols]
     values = shaped[2]
     finite = np.isfinite(values)
-    lo = np.argmin(np.where(finite, values, np.inf), axis=1)
-    hi = np.argmax(np.where(finite, values, -np.inf), axis=1)
-    bad = ~finite.all(axis=1)
-    if bad.any():
+    if finite.all():   # the usual case: no masked copies
+        lo, hi = np.argmin(values, axis=1), np.argmax(values, axis=1)
+    else:
+        lo = np.argmin(np.where(finite, values, np.inf), axis=1)
+        hi = np.argmax(np.where(finite, values, -np.inf), axis=1)
+        bad = ~finite.all(axis=1)
         lo[bad] = np.argmax(~finite[bad], axis=1)
         hi[bad] = np.where(finite[bad].any(axis=1), hi[bad], lo[bad])
     pick = np.sort(np.stack([lo, hi], axis=1), axis=1)
@@ -146,8 +148,8 @@ class Decimated:
             cols, self.sample = self.sample, _empty()   # full: from now on a sample and the extremes
             self.j = 2
             self.extremes = _Extremes(SAMPLES_PER_BUCKET * self.j)
-        keep = cols[0] % self.j == 0
-        self.sample = _join(self.sample, [c[keep] for c in cols])
+        first = -int(cols[0][0]) % self.j   # the first point of the block whose index is a multiple of j
+        self.sample = _join(self.sample, [c[first::self.j] for c in cols])
         self.extremes.add(cols)
         while len(self.sample[0]) > self.capacity * 2 // 3:
             self.j *= 2

@@ -680,22 +680,33 @@ class Run:
         return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows)
 
     @_reads_file
+    def metric_names(self) -> list[str]:
+        """``scalar_names()`` without reading any point: only the table of names."""
+        self._refresh_tags()
+        return list(self._tags)
+
+    @_reads_file
     def scalar_views(self, names, capacity: int = VIEW_POINTS) -> dict[str, SeriesView]:
         """The metrics ``names`` (those the run has) as bounded views: every point while a metric
-        has up to ``capacity`` of them, beyond that its first, smallest and largest point of each
-        of equal buckets (analysis/decimate.py: spikes and NaNs kept, NaN/Inf counts exact).
+        has up to ``capacity`` of them, beyond that a plain sample and each bucket's smallest and
+        largest point (analysis/decimate.py: spikes and NaNs kept, NaN/Inf counts exact).
         What the advisor reads: memory does not grow with the run, and a later call reads only
         the rows added since (``tail`` re-runs the advisor). Superseded points are left out."""
-        summary = self.scalar_summary()    # tags, rows and a resumed run's supersede cut, up to date
-        acc = self._summary
-        tags = {n: self._tag_ids[n] for n in names if n in self._tag_ids}
+        if fmt.session_starts(self._read_segments(), "scalars") is not None:
+            summary = self.scalar_summary()   # a resumed run: the supersede cut, up to date
+            n, segments, cut = summary.rows, self._summary.segments, self._summary.cut
+        else:
+            self._file_size = max(self.file_size, self._file_size)
+            self._refresh_tags()
+            n, segments, cut = self._committed_rows(SCALAR_COLUMNS), None, None
+        tags = {name: self._tag_ids[name] for name in names if name in self._tag_ids}
         cur = self._views
-        if (capacity != cur.capacity or not set(tags.values()) <= cur.views.keys() or summary.rows < cur.rows
-                or not _same_table(acc.segments, cur.segments) or not _same_table(acc.cut, cur.cut)):
-            cur = self._views = _ViewCursor(capacity=capacity, segments=acc.segments, cut=acc.cut,
+        if (capacity != cur.capacity or not set(tags.values()) <= cur.views.keys() or n < cur.rows
+                or not _same_table(segments, cur.segments) or not _same_table(cut, cur.cut)):
+            cur = self._views = _ViewCursor(capacity=capacity, segments=segments, cut=cut,
                                             views={t: Decimated(capacity) for t in {*tags.values(), *cur.views}})
-        self._feed_views(cur, summary.rows)
-        return {n: cur.views[t].view() for n, t in tags.items()}
+        self._feed_views(cur, n)
+        return {name: cur.views[t].view() for name, t in tags.items()}
 
     def _feed_views(self, cur: _ViewCursor, n: int) -> None:
         step_ds, tag_ds, value_ds = (self._h(c) for c in SCALAR_COLUMNS[:3])

@@ -15,7 +15,6 @@ costs nothing.
 from __future__ import annotations
 
 import math
-import os
 import time
 
 from . import format as fmt
@@ -42,10 +41,10 @@ def _state(path):
 
 def _stamp(path):
     try:
-        st = os.stat(path)
-    except OSError:
+        head = fmt.read_head(path)
+    except fmt.RunFileError:
         return None
-    return st.st_mtime_ns, st.st_size
+    return head.mtime_ns, head.size
 
 
 def live_lockless_writer(path) -> str | None:

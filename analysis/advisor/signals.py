@@ -51,9 +51,8 @@ def _read_series(run, names) -> dict:
 
 
 def _metric_names(run) -> list:
-    # A Run's summary names its metrics without holding their points (scalar_names() loads every
-    # metric of a run up to 8 M rows, for the app's first paint).
-    return run.scalar_summary().names if hasattr(run, "scalar_summary") else run.scalar_names()
+    # scalar_names() loads every metric of a run up to 8 M rows (for the app's first paint)
+    return run.metric_names() if hasattr(run, "metric_names") else run.scalar_names()
 
 
 def extract(run) -> Signals:
