@@ -152,10 +152,12 @@ def _try_open(path: Path):
         return None
 
 
-def open_ranks(run_or_path) -> RankedRun | None:
+def open_ranks(run_or_path, reuse=None) -> RankedRun | None:
     """Every rank of the distributed run that ``run_or_path`` (any rank's file, or an open
     :class:`Run`) belongs to, or None if it is a single-process run. An open Run passed in
-    stays open (the caller owns it); the siblings are opened here and closed by ``close()``."""
+    stays open (the caller owns it); the siblings are opened here and closed by ``close()``.
+    ``reuse(path)``: an open Run of that sibling the caller already has (or None); it is used
+    instead of opening the file a second time, and left open."""
     given = run_or_path if hasattr(run_or_path, "scalar_names") else open_run(run_or_path)   # a Run (or a wrapper)
     info = dist_info(given)
     if info is None:
@@ -172,17 +174,20 @@ def open_ranks(run_or_path) -> RankedRun | None:
         if rank in runs:
             continue
         path = fmt.rank_path(rank0, rank)
-        other = _try_open(path) if path.exists() else None
+        borrowed = reuse(path) if reuse is not None else None
+        other = borrowed if borrowed is not None else (_try_open(path) if path.exists() else None)
         if other is None:
             missing.append(rank)
             continue
         oinfo = dist_info(other)
         if oinfo is None or str(oinfo.get("run_id", "")) != run_id or int(oinfo["rank"]) != rank:
-            other.close()
+            if borrowed is None:
+                other.close()
             foreign.append(rank)
             continue
         runs[rank] = other
-        owned.add(rank)
+        if borrowed is None:
+            owned.add(rank)
     return RankedRun(runs, world, run_id, missing=missing, foreign=foreign, owned=owned)
 
 

@@ -6,14 +6,22 @@ panel asks, refreshed when that run is, and closed with it. Every read of them (
 ``refresh`` and the matrices) runs on a background reader holding the entry's file lock
 (``run_io.locked_read``): that lock also serialises the sibling files, which have no lock of
 their own. The GUI thread only asks :func:`known` (no file access).
+
+A rank file the user also opened as its own row (``exp1.rank1.h5`` opened alone, then
+``exp1.h5``) is not opened a second time: HDF5 shares one open file between two handles of it
+in a process, and a refresh through one corrupts the other's view ("can't insert duplicate
+key", a stale layout). The row's :class:`~.gui.run_io.GuardedRun` is borrowed instead
+(:func:`open_siblings`); a read then holds both files' locks, taken in path order
+(``run_io.locked_read``), and the row's own refresh keeps it current.
 """
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 
-from trainspect.analysis.ranks import RankedRun, RankMatrix, open_ranks
+from trainspect.analysis.ranks import RankedRun, RankMatrix, open_ranks, rank_of
 
 _CACHE_ATTR = "_rank_files"
 _UNKNOWN = object()
@@ -22,12 +30,13 @@ _UNKNOWN = object()
 class _RankFiles:
     """The sibling files of one opened run (an entry reopened after a restart gets new ones)."""
 
-    __slots__ = ("run", "ranked", "closed")
+    __slots__ = ("run", "ranked", "closed", "borrowed")
 
     def __init__(self, run):
         self.run = run              # the entry's run these siblings go with
         self.ranked = _UNKNOWN      # RankedRun, None (a single-process run) or not looked at yet
         self.closed = False
+        self.borrowed = {}          # file key -> the open row's run used for that rank (not ours)
 
 
 def _files(entry) -> _RankFiles:
@@ -38,24 +47,45 @@ def _files(entry) -> _RankFiles:
     return got
 
 
-def ranked(entry):
+def open_siblings(entry, entries) -> dict:
+    """GUI thread, no file access: {file key: run} of the rows among ``entries`` that are other
+    ranks of ``entry``'s launch path (a rank file opened as its own row). Pass it to
+    :func:`ranked`, and hold these runs' locks too while reading."""
+    if entry.run is None:
+        return {}
+    base = rank_of(entry.key)[0]
+    return {e.key: e.run for e in entries
+            if e is not entry and e.run is not None and e.key != entry.key and rank_of(e.key)[0] == base}
+
+
+def ranked(entry, siblings=None):
     """The RankedRun of a run entry (None for a single-process run), opened on first use.
-    Background readers only, holding the entry's file lock."""
+    ``siblings`` (:func:`open_siblings`): ranks open as rows, used instead of opening their file
+    again; when they change (a row opened or closed), the ranks are opened anew.
+    Background readers only, holding the entry's file lock and the siblings'."""
     if entry.run is None or getattr(entry.run, "closed", False):
         return None
     files = _files(entry)
     if files.closed:
         return None
+    siblings = {k: r for k, r in (siblings or {}).items() if not getattr(r, "closed", False)}
+    if isinstance(files.ranked, RankedRun) and not _same_runs(files.borrowed, siblings):
+        files.ranked.close()                 # ours only: the borrowed runs are their rows'
+        files.ranked = _UNKNOWN
     if files.ranked is _UNKNOWN:
         try:
-            got = open_ranks(entry.run)
+            got = open_ranks(entry.run, reuse=lambda path: siblings.get(str(Path(path).resolve())))
         except Exception:  # noqa: BLE001 - a sibling that cannot be read leaves the run single
             got = None
         if got is not None and len(got.runs) < 2:
             got.close()
             got = None
-        files.ranked = got
+        files.ranked, files.borrowed = got, siblings
     return files.ranked
+
+
+def _same_runs(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k] is b[k] for k in a)
 
 
 def known(entry):
@@ -72,8 +102,9 @@ def refresh(entry) -> None:
     Background readers only, holding the entry's file lock."""
     files = getattr(entry, _CACHE_ATTR, None)
     if files is not None and files.run is entry.run and isinstance(files.ranked, RankedRun):
+        borrowed = [id(r) for r in files.borrowed.values()]
         for run in files.ranked.runs.values():
-            if run is not entry.run:
+            if run is not entry.run and id(run) not in borrowed:   # a row refreshes its own run
                 run.refresh()
 
 

@@ -1,6 +1,7 @@
 """The app on a distributed run: the Ranks tab (rank x step heatmaps, one line per rank) and the
 min-max band across ranks behind the scalar curves (app/gui/widgets/ranks_panel.py, rank_band.py)."""
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +95,79 @@ def test_single_process_run_says_what_the_ranks_tab_is_for(window, tmp_path, qtb
     qtbot.waitUntil(lambda: "single-process run" in window.ranks.message.text(), timeout=WAIT_MS)
     assert window.ranks.message.isVisible() and not window.ranks.timing.canvas.isVisible()
     assert not window.scalars.bands.bands
+
+
+RANK_WRITER = """
+import sys, time
+from trainspect.recorder import Recorder
+path, steps = sys.argv[1], int(sys.argv[2])
+rank = int(__import__("os").environ["RANK"])
+with Recorder(path, flush_every=0.1, stats_every=0, hist_every=0, snapshot_every=0) as rec:
+    for step in range(steps):
+        rec.log({"train/loss": 1.0 + rank + 0.1 * step}, step=step)
+        if step == 0:
+            rec.flush()
+            print("started", flush=True)
+        time.sleep(0.03)
+"""
+
+
+def _open_handles(path) -> int:
+    """HDF5 file handles of ``path`` open in this process (h5py's view, tests only)."""
+    import h5py
+
+    return sum(1 for fid in h5py.h5f.get_obj_ids(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_FILE)
+               if fid.name and Path(fid.name.decode() if isinstance(fid.name, bytes) else fid.name) == Path(path))
+
+
+def test_a_rank_file_open_as_its_own_row_is_read_once(window, tmp_path, qtbot):
+    """exp1.rank1.h5 opened alone, then exp1.h5 (rank 0) while both ranks are written: the Ranks
+    tab reads rank 1 through the row's handle (one HDF5 handle per file: two handles of one file
+    share it and corrupt each other's view) and both rows follow their writers to the end."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.gui_helpers import open_runs
+    from tests.test_resume import DEADLINE, _env
+
+    steps = 200
+    base, rank1 = tmp_path / "exp1.h5", tmp_path / "exp1.rank1.h5"
+    env = dict(_env(), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511")
+    writers = [subprocess.Popen([sys.executable, "-c", RANK_WRITER, str(base), str(steps)], stdout=subprocess.PIPE,
+                                text=True, env=dict(env, RANK=str(rank))) for rank in (0, 1)]
+    errors = []
+    window.runs.errorOccurred.connect(lambda path, message: errors.append(message))
+    try:
+        for w in writers:
+            assert w.stdout.readline().startswith("started")
+        window.view.set_metrics(["train/loss"])
+        one, = open_runs(window, [rank1])
+        zero, = open_runs(window, [base])
+        assert window.runs.current is zero
+        window.tabs.setCurrentWidget(window.ranks)
+        panel = window.ranks
+        qtbot.waitUntil(lambda: panel.metric.ranks == [0, 1], timeout=WAIT_MS)
+        assert _open_handles(rank1) == 1 and _open_handles(base) == 1
+        for w in writers:
+            assert w.wait(timeout=DEADLINE) == 0
+
+        def curve_len(entry):
+            curve = window.scalars.curves.get(("train/loss", entry.key))
+            return 0 if curve is None else len(curve.step_x_pairs()[0])
+
+        expected = np.array([[_loss(r, s) for s in range(steps)] for r in (0, 1)])
+        qtbot.waitUntil(lambda: all(window.live.status(e) is not None and window.live.status(e).state == "finished"
+                                    for e in (zero, one))
+                        and curve_len(zero) == steps and curve_len(one) == steps
+                        and panel.metric.values.shape == expected.shape, timeout=WAIT_MS)
+        np.testing.assert_allclose(panel.metric.values, expected)
+        text = panel.summary.text()
+        assert "rank 0: exp1.h5" in text and "rank 1: exp1.rank1.h5" in text
+        assert _open_handles(rank1) == 1 and _open_handles(base) == 1
+    finally:
+        for w in writers:
+            if w.poll() is None:
+                w.kill()
+                w.wait(DEADLINE)
+    assert errors == [] and zero.error == "" and one.error == ""

@@ -16,6 +16,7 @@ Nothing here imports QtWidgets or h5py (the model layer stays widget-free).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import threading
@@ -223,10 +224,15 @@ class RunClosed(RunFileError):
     """The run was closed while a read for it waited: nobody wants the answer any more."""
 
 
-def locked_read(run: GuardedRun, work):
+def locked_read(run: GuardedRun, work, also=()):
     """``work()`` holding ``run``'s lock (a background reader's job): the reads inside it are
-    one step, and a generator a guarded call returns is also consumed under the lock."""
-    with run.locked():
+    one step, and a generator a guarded call returns is also consumed under the lock.
+    ``also``: other runs ``work`` reads (ranks open as their own rows); every lock is taken in
+    path order, so two reads holding the same files can never wait for each other."""
+    runs = sorted({id(r): r for r in (run, *also)}.values(), key=lambda r: str(r.path))
+    with contextlib.ExitStack() as held:
+        for r in runs:
+            held.enter_context(r.locked())
         if run.closed:
             raise RunClosed(f"{run.path}: closed")
         return work()

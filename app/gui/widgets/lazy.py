@@ -58,14 +58,15 @@ class LazyPanel(QWidget):
     def _load(self, entry) -> None:  # implemented by the panel
         raise NotImplementedError
 
-    def read(self, kind: str, entry, work, show, what: str, run=None) -> None:
+    def read(self, kind: str, entry, work, show, what: str, run=None, also=()) -> None:
         """``work()`` on a background reader holding ``entry``'s file, then ``show(result)`` here
         (dropped if the panel asked for a newer ``kind`` read meanwhile). A failed read is
         shown in the panel and on the run's row (see :meth:`read_failed`). ``run``: the file
-        ``work`` reads when it is not ``entry``'s current one (data read before a reopen)."""
+        ``work`` reads when it is not ``entry``'s current one (data read before a reopen);
+        ``also``: other open runs ``work`` reads (their locks are held too)."""
         if self.reads is None:
             self.reads = LatestReads(self.runs.io)
-        self.reads.request(kind, entry.key, lambda: locked_read(run or entry.run, work), show,
+        self.reads.request(kind, entry.key, lambda: locked_read(run or entry.run, work, also), show,
                            lambda exc: self.read_failed(self.runs, entry, what, exc))
 
     def reading(self) -> bool:

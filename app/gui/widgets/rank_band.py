@@ -77,18 +77,19 @@ class RankBands:
     def _read(self, entry, refresh: bool = False) -> None:
         """Read the spread of every metric plotted for ``entry`` in the background, then draw."""
         metrics = [m for (m, k) in self.panel.curves if k == entry.key]
+        siblings = rank_view.open_siblings(entry, self.panel.runs.runs())
 
         def spreads():
             if refresh:
                 rank_view.refresh(entry)
-            ranked = rank_view.ranked(entry)
+            ranked = rank_view.ranked(entry, siblings)
             if ranked is None:
                 return None
             names = set(ranked.scalar_names())
             return len(ranked.runs), {m: rank_view.spread(ranked.matrix(m)) for m in metrics if m in names}
 
         # A failed read leaves the bands as they are: the curves and the run's row say the rest.
-        self.reads.request(entry.key, entry.key, lambda: locked_read(entry.run, spreads),
+        self.reads.request(entry.key, entry.key, lambda: locked_read(entry.run, spreads, siblings.values()),
                            lambda got: self._show(entry, got))
 
     def _show(self, entry, got) -> None:

@@ -38,13 +38,14 @@ class RanksRead:
         self.summary = summary                          # one line per rank (HTML)
 
 
-def read_ranks(entry, timing, metric):
-    """The ranks of ``entry``'s run (a background reader's job, holding its file lock): the
+def read_ranks(entry, timing, metric, siblings=None):
+    """The ranks of ``entry``'s run (a background reader's job, holding its file lock and those
+    of ``siblings``, the ranks open as rows: ``rank_view.open_siblings``): the
     series to choose from, ``timing`` and ``metric`` as rank x step matrices (or the first
     look's choices: the timing where ranks differ most, the training loss), the summary.
     None for a single-process run."""
     rank_view.refresh(entry)
-    ranked = rank_view.ranked(entry)
+    ranked = rank_view.ranked(entry, siblings)
     if ranked is None:
         return None
     names = ranked.scalar_names()
@@ -187,8 +188,9 @@ class RanksPanel(LazyPanel):
             self._release()
             self.say_reading("the ranks", entry)
         timing, metric = self.timing_combo.currentData(), self.loss_combo.currentData()
-        self.read("ranks", entry, lambda: read_ranks(entry, timing, metric),
-                  lambda got: self._show(entry, got), "the other ranks")
+        siblings = rank_view.open_siblings(entry, self.runs.runs())
+        self.read("ranks", entry, lambda: read_ranks(entry, timing, metric, siblings),
+                  lambda got: self._show(entry, got), "the other ranks", also=siblings.values())
 
     def _release(self) -> None:
         self.entry = None
