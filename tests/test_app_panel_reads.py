@@ -173,3 +173,54 @@ def test_an_answer_for_a_run_the_user_left_is_dropped(window, tmp_path, qtbot, m
     qtbot.waitUntil(lambda: not window.runs.io.outstanding(), timeout=WAIT_MS)
     assert panel.source.run is b.run and panel.image.image.shape[0] == rows_b   # A's answer dropped
     assert not panel.reading()
+
+
+def test_relative_time_axis_reads_no_file_on_the_gui_thread(window, tmp_path, qtbot, monkeypatch):
+    """x = time since start: the run's start time was read with the rest of its summary when it
+    opened (on a reader); switching the axis reads nothing on the GUI thread, even while another
+    read holds the file."""
+    import threading
+
+    import numpy as np
+
+    from trainspect.analysis.run import Run
+
+    real = Run.start_time
+    seen = []   # (thread, value) of every start-time read
+
+    def start_time(run):
+        value = real.fget(run)
+        seen.append((threading.current_thread().name, value))
+        return value
+
+    monkeypatch.setattr(Run, "start_time", property(start_time))
+    entry, = open_runs(window, [make_run(tmp_path / "run.h5", n_steps=300, n_layers=2)])
+    window.view.set_metrics(["train/loss"])
+    window.advisor.wait()
+    qtbot.waitUntil(lambda: not window.runs.io.outstanding(), timeout=WAIT_MS)
+    window.view.set_x_mode("wall")
+    wall, _ = window.scalars.curves[("train/loss", entry.key)].raw.getOriginalDataset()
+    window.view.set_x_mode("relative")
+    free, _ = window.scalars.curves[("train/loss", entry.key)].raw.getOriginalDataset()
+    window.view.set_x_mode("wall")
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with entry.run.locked():
+            held.set()
+            release.wait(WAIT_MS / 1000)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    try:
+        assert held.wait(WAIT_MS / 1000)
+        window.view.set_x_mode("relative")       # the file is busy: nothing here may wait for it
+        x, _ = window.scalars.curves[("train/loss", entry.key)].raw.getOriginalDataset()
+    finally:
+        release.set()
+        holder.join(WAIT_MS / 1000)
+    assert seen and all(thread != "MainThread" for thread, _ in seen), seen
+    start = seen[0][1]
+    assert np.isfinite(start) and entry.start_time == start
+    np.testing.assert_allclose(x, np.asarray(wall) - start)
+    np.testing.assert_allclose(free, np.asarray(wall) - start)

@@ -13,6 +13,7 @@ goes through ``analysis`` (never h5py).
 from __future__ import annotations
 
 import colorsys
+import math
 import time
 from pathlib import Path
 
@@ -65,6 +66,7 @@ class RunEntry:
         self.names: list[str] = []   # metric names, first-logged order
         self.read_missed = False     # a GUI read found the file busy: ask again soon
         self.notice = ""             # what happened to the file: "resumed (writer session 2)"
+        self.start_time = 0.0        # when the run started (origin of the relative time axis), read at open
 
     @property
     def ready(self) -> bool:
@@ -91,7 +93,8 @@ class RunEntry:
 
 
 def read_new_run(path):
-    """Open ``path`` and read what its first paint needs (a background thread's job)."""
+    """Open ``path`` and read what its first paint needs (a background thread's job): the run,
+    its metric names, its state and its start time (the GUI thread never reads the file)."""
     identity = file_identity(path)     # before opening: a file replaced meanwhile reads as a restart later
     # The one reader of this file (see run_io). It keeps no metric's points: the plots keep a
     # bounded level of detail of what they show (widgets/scalar_plots.Curve).
@@ -99,11 +102,14 @@ def read_new_run(path):
     try:
         names = run.scalar_names()     # read the scalar table now: a damaged one fails here, not in a paint
         status = run.status()
+        start = run.start_time
         run.remember_origin(identity)
     except BaseException:
         run.close()
         raise
-    return run, names, status
+    if not math.isfinite(start):   # a run without a state start time: the one its metadata says
+        start = float(run.meta.get("start_time") or 0.0)
+    return run, names, status, float(start)
 
 
 def refresh_run(run):
@@ -260,12 +266,12 @@ class RunsModel(QObject):
         self.io.submit(lambda: read_new_run(entry.path), done, failed)
 
     def _opened(self, entry: RunEntry, result, make_current: bool = False) -> None:
-        run, names, status = result
+        run, names, status, start = result
         if entry not in self._rows:          # closed while it was opening
             run.close()
             return
         self._starting.pop(entry.key, None)
-        entry.run, entry.names, entry.status = run, list(names), status
+        entry.run, entry.names, entry.status, entry.start_time = run, list(names), status, start
         self._arrived.append((entry, make_current))
         if make_current or not self._arrival_timer.isActive():
             self._add_arrived()              # the first of a burst at once: first paint does not wait
@@ -457,12 +463,12 @@ class RunsModel(QObject):
 
     def _reopened(self, entry: RunEntry, old, result) -> None:
         self._reopening.pop(entry.key, None)
-        run, names, status = result
+        run, names, status, start = result
         if entry not in self._rows:          # closed meanwhile
             run.close()
             return
         restart = restart_between(entry.name, entry.path, old.origin, run.origin)
-        entry.run, entry.names, entry.status = run, list(names), status
+        entry.run, entry.names, entry.status, entry.start_time = run, list(names), status, start
         entry.state, entry.error = READY, ""
         if restart is not None:
             entry.notice = restart.short

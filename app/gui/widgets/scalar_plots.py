@@ -28,14 +28,6 @@ TRIM_AFTER_ROWS = 1_000_000   # rows read (~30 MB of transient arrays) before fr
 LEFT_AXIS_WIDTH = 58
 
 
-def time_origin(run) -> float:
-    """Run start for relative time: the recorded start time, else the first wall time seen."""
-    try:
-        return float(run.start_time)
-    except Exception:
-        return float(run.meta.get("start_time") or 0.0)
-
-
 NOTE_COLOR = "#C62828"
 
 
@@ -409,7 +401,7 @@ class ScalarPlotPanel(QWidget):
         mode = self.view.x_mode
         if mode == "step":
             return "s", 0.0
-        return "w", (time_origin(entry.run) if mode == "relative" else 0.0)
+        return "w", (entry.start_time if mode == "relative" else 0.0)   # read at open: no file access here
 
     def _set_xmap(self, curve) -> None:
         steps, x = curve.step_x_pairs()
