@@ -803,12 +803,14 @@ class Run:
             if len(idx) == 0:
                 continue
             lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1   # one slab covering the matches
+            every = len(idx) == hi - lo          # every row of the slab is wanted: no gather
             rel = idx - int(idx[0])
-            cols = (step_ds[lo:hi][rel], value_ds[lo:hi][rel], wall_ds[lo:hi][rel])
+            cols = tuple(c if every else c[rel] for c in (step_ds[lo:hi], value_ds[lo:hi], wall_ds[lo:hi]))
             tag = tag[idx]
-            for t in np.unique(tag).tolist():
+            for t in ids:   # a few metrics: one comparison each beats sorting the block
                 pick = tag == t
-                parts[t].append((a + idx[pick], *(c[pick] for c in cols)))
+                if pick.any():
+                    parts[t].append((a + idx[pick], *(c[pick] for c in cols)))
         out = {}
         for t, blocks in parts.items():
             cols = [np.concatenate([b[i] for b in blocks]) if blocks else np.empty(0) for i in range(4)]

@@ -249,20 +249,26 @@ def ema_states(values, weight: float, state: tuple[float, int] | None = None):
     x = np.asarray(values, dtype=np.float64)
     biased0, count0 = state if state is not None else (0.0, 0)
     smoothed, new_state = ema(x, weight, (biased0, count0))
+    if x.size == 0:
+        return smoothed, np.zeros(0), np.zeros(0, np.int64), new_state
     finite = np.isfinite(x)
-    counts = count0 + np.concatenate([[0], np.cumsum(finite)[:-1]]) if x.size else np.zeros(0, np.int64)
-    after = np.full(x.shape, np.nan)       # biased average after each finite point
-    if weight == 0.0:
-        after[finite] = x[finite]
-    else:
-        c = counts[finite] + 1
-        debias = np.where(c * -math.log(weight) < 40.0, 1.0 - weight ** np.minimum(c, 10**6), 1.0)
-        after[finite] = smoothed[finite] * debias
-    # carry the last finite state forward, then shift by one: the state before each point
-    idx = np.where(finite, np.arange(x.size), -1)
-    np.maximum.accumulate(idx, out=idx)
-    carried = np.where(idx >= 0, after[np.maximum(idx, 0)], biased0)
-    biased = np.concatenate([[biased0], carried[:-1]]) if x.size else np.zeros(0)
+    all_finite = bool(finite.all())
+    seen = np.arange(1, x.size + 1) if all_finite else np.cumsum(finite)
+    counts = count0 + seen - finite                       # finite points before each point
+    after = (x if weight == 0.0 else smoothed).copy()     # the biased average after each point
+    if weight > 0.0:
+        # ema() divided the first points by 1 - w**n (its debiasing): undo it for the state
+        limit = math.ceil(40.0 / -math.log(weight))
+        k = int(np.searchsorted(counts, limit, side="left"))
+        if k:
+            after[:k] *= 1.0 - weight ** (counts[:k] + 1.0)
+    if not all_finite:     # a non-finite point leaves the average as it was: carry it forward
+        idx = np.where(finite, np.arange(x.size), -1)
+        np.maximum.accumulate(idx, out=idx)
+        after = np.where(idx >= 0, after[np.maximum(idx, 0)], biased0)
+    biased = np.empty_like(after)
+    biased[0] = biased0
+    biased[1:] = after[:-1]
     return smoothed, biased, counts.astype(np.int64), new_state
 
 

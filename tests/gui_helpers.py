@@ -16,3 +16,10 @@ def show_panel(window, qtbot, panel) -> None:
     """Bring ``panel`` (a tab) to the front and wait until its background reads are shown."""
     window.tabs.setCurrentWidget(panel)
     qtbot.waitUntil(lambda: panel.isVisible() and not panel.reading(), timeout=int(WAIT_S * 1000))
+
+
+def recorded(entry, name: str):
+    """The series ``name`` as the file holds it, read through the run's lock (the advisor may be
+    reading the file on its own thread: a plain GUI-thread read would give up after 0.25 s)."""
+    with entry.run.locked(WAIT_S) as run:
+        return run.scalar(name)

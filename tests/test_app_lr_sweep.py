@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 
 from tests.fixtures_runs import make_run  # noqa: E402
-from tests.gui_helpers import open_runs  # noqa: E402
+from tests.gui_helpers import open_runs, recorded  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_a_short_validation_series_is_drawn_raw(window, tmp_path):
     assert val.n_points == 4
     assert not val.smooth.isVisible() and val.raw.opts["symbol"] == "o"
     assert val.raw.opts["pen"].color().alpha() == 255
-    values = entry.run.scalar("val/loss").values
-    for step, value in zip(entry.run.scalar("val/loss").steps, values):
+    values = recorded(entry, "val/loss").values
+    for step, value in zip(recorded(entry, "val/loss").steps, values):
         assert val.value_at(step)[1:] == (value, value)               # hover shows the value itself
     assert train.smooth.isVisible() and train.raw.opts["symbol"] is None

@@ -17,7 +17,7 @@ from trainspect.app.lod import Envelope, ema
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from tests.gui_helpers import WAIT_S, open_runs  # noqa: E402
+from tests.gui_helpers import WAIT_S, open_runs, recorded  # noqa: E402
 
 METRIC = "train/loss"
 
@@ -142,7 +142,7 @@ def test_a_live_run_growing_tenfold_keeps_the_app_bounded(window, qtbot, live_wr
     with entry.run.locked() as run:
         assert sum(p.n for p in run._points.values()) == 0
     # (4) the live envelope is the one a finished file of the same rows gives
-    series = entry.run.scalar(METRIC)
+    series = recorded(entry, METRIC)
     whole = Envelope(curve.env.weight)
     whole.extend(np.arange(len(series)) * 2, series.steps, series.wall, series.values)
     for key in ("n", "sf", "sl", "ylo", "yhi", "yf", "yl"):
@@ -177,7 +177,7 @@ def test_zoomed_in_at_the_newest_steps_the_live_tail_keeps_appending(window, qtb
     x, _ = _zoom(window, qtbot, curve, 99_900, 100_200)       # the newest steps and room for more
     assert set(np.arange(99_900, 100_000)) <= set(np.round(x).astype(int))
     _grow(window, writer, 100_000, 100_150)
-    series = entry.run.scalar(METRIC)
+    series = recorded(entry, METRIC)
     deadline = time.monotonic() + WAIT_S
     while _drawn(curve)[0].max() < 100_149:
         assert time.monotonic() < deadline, "new rows not drawn"

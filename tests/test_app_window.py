@@ -17,7 +17,7 @@ from trainspect.app.lod import ema  # noqa: E402
 from trainspect.app.gui.main_window import MainWindow  # noqa: E402
 from trainspect.app.gui.settings import make_settings, recent_files  # noqa: E402
 from tests.fixtures_runs import make_corrupt_file, make_foreign_hdf5, make_run  # noqa: E402
-from tests.gui_helpers import open_runs, show_panel  # noqa: E402
+from tests.gui_helpers import open_runs, recorded, show_panel  # noqa: E402
 
 SPIKE_STEP = 123_457
 SPIKE_FACTOR = 50.0
@@ -99,7 +99,7 @@ def test_spike_survives_every_zoom_level(window, big_run, qtbot):
     window.view.set_metrics(["train/loss"])
     wait_for(qtbot, lambda: ("train/loss", entry.key) in window.scalars.curves)
     curve = window.scalars.curves[("train/loss", entry.key)]
-    values = entry.run.scalar("train/loss").values
+    values = recorded(entry, "train/loss").values
     spike_value = values.max()
     assert np.argmax(values) == SPIKE_STEP
     wait_for(qtbot, lambda: first_plot(window).getViewBox().width() > 100)   # laid out
@@ -130,7 +130,7 @@ def test_spike_survives_zoom_on_a_million_points(window, million_run, qtbot):
     curve = window.scalars.curves[("train/loss", entry.key)]
     wait_for(qtbot, lambda: first_plot(window).getViewBox().width() > 100)   # laid out
     assert not curve.env.exact                  # 1 M points: the plot holds a bounded envelope
-    values = entry.run.scalar("train/loss").values
+    values = recorded(entry, "train/loss").values
     spike = values.max()
     assert values[654_321] == spike
     smoothed_max = ema(values, window.view.smoothing)[0].max()
@@ -171,7 +171,7 @@ def test_crosshair_reports_exact_values(window, small_run, qtbot):
     window.scalars._on_mouse([plot.getViewBox().mapViewToScene(QPointF(700.2, 1.0))])  # mouse over any plot
     assert all(line.isVisible() and abs(line.value() - 700.2) < 5 for line in window.scalars.vlines)
     text = window.scalars.show_crosshair(700.2)
-    series = entry.run.scalar("train/loss")
+    series = recorded(entry, "train/loss")
     assert "step 700" in text
     assert f"{series.values[700]:.6g}" in text
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gui_helpers import open_runs
+from tests.gui_helpers import open_runs, recorded
 
 pytest.importorskip("PySide6")
 
@@ -190,7 +190,7 @@ def test_finished_run_shows_its_last_step_and_is_no_longer_polled(writers, qtbot
     live.statusChanged.connect(lambda e, st: states.append(st.state))
     wait_until(lambda: bool(states) and states[-1] == "finished", timeout_ms=WAIT_MS)
     assert live.status_text(entry) == "finished at step 19"
-    assert len(runs.current.run.scalar("train/loss")) == 20
+    assert len(recorded(runs.current, "train/loss")) == 20
     # Finished runs are final: nothing is read any more and the timer slows to the idle pace.
     wait_until(lambda: live.interval_ms == 300, timeout_ms=WAIT_MS)
     refreshes = []
