@@ -224,3 +224,42 @@ def test_relative_time_axis_reads_no_file_on_the_gui_thread(window, tmp_path, qt
     assert np.isfinite(start) and entry.start_time == start
     np.testing.assert_allclose(x, np.asarray(wall) - start)
     np.testing.assert_allclose(free, np.asarray(wall) - start)
+
+
+def test_plot_csv_export_is_read_and_written_on_a_reader(window, tmp_path, qtbot, monkeypatch):
+    """File > Export plot > CSV: the series are read from the file on a background reader (a read
+    hung inside it leaves the window responsive); the status bar says the export is under way,
+    then where the file is; the CSV holds every point of the run."""
+    import csv
+
+    import numpy as np
+
+    from trainspect.app.gui import export_actions
+
+    entry, = open_runs(window, [make_run(tmp_path / "run.h5", n_steps=700, n_layers=2)])
+    window.view.set_metrics(["train/loss"])
+    window.advisor.wait()
+    qtbot.waitUntil(lambda: not window.runs.io.outstanding(), timeout=WAIT_MS)
+    out = tmp_path / "loss.csv"
+    monkeypatch.setattr(export_actions.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    from trainspect.analysis.run import Run
+
+    hang = Hang(monkeypatch, Run, "scalar")           # the read of the series inside the file
+    ticks, timer = _ticker(window)
+    try:
+        export_actions.export_plot_dialog(window, "train/loss", "csv")
+        qtbot.waitUntil(hang.entered.is_set, timeout=WAIT_MS)
+        assert hang.threads[0].startswith("trainspect-reader")
+        n = len(ticks)
+        qtbot.waitUntil(lambda: len(ticks) >= n + 20, timeout=WAIT_MS)     # the event loop runs on
+        assert "exporting the train/loss plot" in window.statusBar().currentMessage() and not out.exists()
+    finally:
+        hang.release()
+    qtbot.waitUntil(lambda: "plot exported to" in window.statusBar().currentMessage(), timeout=WAIT_MS)
+    timer.stop()
+    with open(out, newline="") as f:
+        rows = list(csv.reader(f))
+    series = entry.run.scalar("train/loss")
+    assert rows[0] == ["run", "step", "value", "smoothed"] and len(rows) == 1 + len(series) == 701
+    np.testing.assert_array_equal([int(r[1]) for r in rows[1:]], series.steps)
+    np.testing.assert_allclose([float(r[2]) for r in rows[1:]], series.values, rtol=1e-6)

@@ -2,7 +2,7 @@
 File > Export run to CSV...
 
 ``install_export_actions(window)`` needs only the window's public attributes: ``menuBar()``,
-``runs`` (RunsModel: ``runs()``, ``current``), ``scalars`` (ScalarPlotPanel: ``plots`` metric ->
+``runs`` (RunsModel: ``runs()``, ``current``, ``io`` its background readers), ``scalars`` (ScalarPlotPanel: ``plots`` metric ->
 PlotItem, ``curves`` (metric, run key) -> Curve with ``entry`` and ``env``), ``heatmap``
 (HeatmapPanel: ``plot``, ``shown``, ``buckets``, ``source``) and ``statusBar()``.
 The dialog-free functions below are what tests drive.
@@ -77,27 +77,40 @@ def _render_svg(item, path) -> None:
         painter.end()
 
 
-EXPORT_WAIT_S = 5.0   # an export waits this long for a file another read holds
+EXPORT_WAIT_S = 5.0   # an export on the GUI thread (scripts, tests) waits this long for a busy file
+
+
+def scalar_plot_sources(scalars, metric: str) -> list:
+    """What the CSV of ``metric``'s plot is read from: (run name, run, smoothing weight) per
+    curve. GUI thread, no file access."""
+    sources = [(curve.entry.name, curve.entry.run, curve.env.weight)
+               for (m, _key), curve in scalars.curves.items() if m == metric]
+    if not sources:
+        raise KeyError(f"no plot data for metric {metric!r}")
+    return sources
+
+
+def read_scalar_plot_columns(sources, metric: str) -> dict:
+    """The data one scalar plot shows, every run stacked: run, step, value, smoothed. Read from
+    the files (the plots hold only a level of detail of long series): a background reader's job."""
+    runs, steps, values, smoothed = [], [], [], []
+    for name, guarded, weight in sources:
+        with guarded.locked(EXPORT_WAIT_S) as run:
+            if guarded.closed:
+                raise OSError(f"{name} was closed before its data was read")
+            series = run.scalar(metric)
+        n = len(series)
+        runs.extend([name] * n)
+        steps.append(np.asarray(series.steps, np.int64))
+        values.append(np.asarray(series.values, np.float64))
+        smoothed.append(ema(series.values, weight)[0])
+    return {"run": runs, "step": np.concatenate(steps), "value": np.concatenate(values),
+            "smoothed": np.concatenate(smoothed)}
 
 
 def scalar_plot_columns(scalars, metric: str) -> dict:
-    """The data one scalar plot shows, every run stacked: run, step, value, smoothed. Read from
-    the files: the plots hold only a level of detail of long series."""
-    runs, steps, values, smoothed = [], [], [], []
-    for (m, _key), curve in scalars.curves.items():
-        if m != metric:
-            continue
-        with curve.entry.run.locked(EXPORT_WAIT_S) as run:
-            series = run.scalar(metric)
-        n = len(series)
-        runs.extend([curve.entry.name] * n)
-        steps.append(np.asarray(series.steps, np.int64))
-        values.append(np.asarray(series.values, np.float64))
-        smoothed.append(ema(series.values, curve.env.weight)[0])
-    if not steps:
-        raise KeyError(f"no plot data for metric {metric!r}")
-    return {"run": runs, "step": np.concatenate(steps), "value": np.concatenate(values),
-            "smoothed": np.concatenate(smoothed)}
+    """:func:`read_scalar_plot_columns` of ``metric``'s plot, here and now (scripts, tests)."""
+    return read_scalar_plot_columns(scalar_plot_sources(scalars, metric), metric)
 
 
 def heatmap_columns(heatmap) -> dict:
@@ -169,9 +182,11 @@ def export_plot_dialog(window, metric: str, kind: str) -> Path | None:
     if not path:
         return None
     try:
+        if kind == "csv" and metric is not None:
+            export_scalar_csv_in_background(window, metric, path)
+            return None
         if kind == "csv":
-            cols = heatmap_columns(window.heatmap) if metric is None else scalar_plot_columns(window.scalars, metric)
-            out = export_plot_csv(path, cols)
+            out = export_plot_csv(path, heatmap_columns(window.heatmap))
         else:
             plot = window.heatmap.plot if metric is None else window.scalars.plots[metric]
             out = export_plot_image(plot, path)
@@ -180,6 +195,18 @@ def export_plot_dialog(window, metric: str, kind: str) -> Path | None:
         return None
     window.statusBar().showMessage(f"plot exported to {out}", 8000)
     return out
+
+
+def export_scalar_csv_in_background(window, metric: str, path) -> None:
+    """Write the CSV of ``metric``'s plot on a background reader (the series are read from the
+    files, which another read may hold): the window stays responsive, the status bar says the
+    export is under way, then where the file is (or why it failed)."""
+    sources = scalar_plot_sources(window.scalars, metric)
+    bar = window.statusBar()
+    bar.showMessage(f"exporting the {metric} plot to {path}…")
+    window.runs.io.submit(lambda: export_plot_csv(path, read_scalar_plot_columns(sources, metric)),
+                          lambda out: bar.showMessage(f"plot exported to {out}", 8000),
+                          lambda exc: _fail(window, "cannot export the plot", exc))
 
 
 def export_run_csv_dialog(window) -> Path | None:
