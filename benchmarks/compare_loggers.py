@@ -805,6 +805,8 @@ def render_table(path: Path) -> str:
                 if big_n and problems(name, figure, big_n):
                     p = problems(name, figure, big_n)[0]
                     why = f"timed out after {p['timeout_s']} s" if "timeout_s" in p else f"failed: {p['error']}"
+                    if figure == "read" and "timeout_s" in p:
+                        why += " (the limit is for write and read together)"
                     notes.append(f"{name} {figure} at 4 × {big_n:,}: {why}")
             else:
                 p = problems(name, figure)
@@ -845,11 +847,13 @@ def render_table(path: Path) -> str:
         f"| write {size}: wall; process CPU | size on disk | read back: wall; process CPU | live p50 / p99 (ms) |",
         "|---|---|---|---|---|---|---|---|",
         *rows, "",
-        f"Median [min–max] over {len(rounds)} interleaved rounds; (×n) is the ratio of wall time to trainspect's in the same round.",
+        f"Median [min–max] over {len(rounds)} interleaved rounds; (×n) is the ratio of wall time to "
+        "trainspect's in the same round.",
     ]
     if scaled:
         lines.append(f"† measured at 4 × {small_n:,} values in every round and scaled ×{big_n // small_n} per value "
-                     f"(the 4 × {big_n:,} pass was not run for this logger, or did not finish within its timeout).")
+                     f"(the 4 × {big_n:,} pass was not run for this logger, or did not finish within its "
+                     f"timeout); its (×n) is the ratio at 4 × {small_n:,}.")
     lines += [f"- {n}" for n in notes]
     if machine:
         m = machine[0]
@@ -869,7 +873,7 @@ def main() -> int:
                     help="steps of the one write/read pass after the rounds (0: none)")
     ap.add_argument("--big-only", default="trainspect,tensorboard,wandb-offline",
                     help="loggers of the --big-steps pass ('': all); MLflow's file store and Aim take "
-                         "over an hour for 4 x 1 M values on 2 cores")
+                         "about 40 minutes each for 4 x 1 M values on 2 loaded cores")
     ap.add_argument("--big-timeout", type=float, default=900, help="seconds one --big-steps figure may take")
     ap.add_argument("--live-values", type=int, default=100)
     ap.add_argument("--figure-timeout", type=float, default=600, help="seconds one figure of one logger may take")

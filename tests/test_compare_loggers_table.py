@@ -81,7 +81,7 @@ def test_medians_spreads_ratios_and_scaled_figures(tmp_path, seed):
     assert tb[4].startswith(f"≈{num(statistics.median(writes))} [") and "†" in tb[4]
     assert tb[5] == f"≈{num(80.0 * 50)} MB†"
     assert "scaled ×50 per value" in table
-    assert "tensorboard write at 4 × 1,000,000: timed out after 900 s" in table
+    assert "tensorboard write at 4 × 1,000,000: timed out after 900 s\n" in table
     p50 = [f["p50"] for f in truth["trainspect", "live"]]
     assert ts[7].startswith(f"{num(statistics.median(p50))} [")
     assert "load average at start 7.5" in table
