@@ -122,3 +122,53 @@ def test_a_finished_run_resumed_under_the_window_is_reopened(window, tmp_path, q
             second.wait(DEADLINE)
     assert "resumed (writer session 2)" in said[0][1] and entry.error == ""
     assert "finished at step 299" in window.live.status_text(entry)
+
+
+def test_a_reopen_does_not_wait_for_a_read_of_the_old_file_that_never_returns(window, tmp_path, qtbot, monkeypatch):
+    """A read of the old handle hangs (a stuck disk) while the run is resumed and reopened: after
+    the deadline the row is reopened anyway and shows the new segment, the status bar says the
+    old read was left behind; once that read returns, the old handle is closed and the run is
+    read once more (no second handle left open), still with no error."""
+    import threading
+
+    from trainspect.app.gui import model
+
+    monkeypatch.setattr(model, "REOPEN_CLOSE_WAIT_S", 1.0)
+    path = tmp_path / "run.h5"
+    first = _writer(path, 0, 100, "finish")
+    assert first.stdout.readline().startswith("started")
+    first.wait(timeout=DEADLINE)
+    entry, = open_runs(window, [path])
+    window.view.set_metrics(["loss"])
+    qtbot.waitUntil(lambda: (s := _curve_steps(window, entry)) is not None and len(s) == 100, timeout=WAIT_MS)
+    said = _restarts(window)
+    old = entry.run
+    held, release = threading.Event(), threading.Event()
+
+    def hung_read():
+        with old.locked():
+            held.set()
+            release.wait(WAIT_MS / 1000)
+
+    reader = threading.Thread(target=hung_read, daemon=True)
+    reader.start()
+    try:
+        assert held.wait(WAIT_MS / 1000)
+        _writer(path, 100, 300, "resume").wait(timeout=DEADLINE)
+        window.runs.reopen(entry)      # what the live tail asks once it sees the resume
+        qtbot.waitUntil(lambda: entry.ready and entry.run is not old and bool(said), timeout=WAIT_MS)
+        (e, message), = said
+        assert e is entry and "did not return within 1 s" in message and "resumed (writer session 2)" in message
+        assert message in window.statusBar().currentMessage()
+        qtbot.waitUntil(lambda: (s := _curve_steps(window, entry)) is not None and np.array_equal(s, np.arange(300)),
+                        timeout=WAIT_MS)
+        reopened = entry.run
+    finally:
+        release.set()
+        reader.join(WAIT_MS / 1000)
+    # the old read returned: its handle is closed and the run read once more, beside no other handle
+    qtbot.waitUntil(lambda: entry.ready and entry.run is not reopened and reopened.closed, timeout=WAIT_MS)
+    assert old.closed
+    qtbot.waitUntil(lambda: (s := _curve_steps(window, entry)) is not None and np.array_equal(s, np.arange(300)),
+                    timeout=WAIT_MS)
+    assert entry.error == "" and entry.state == "ready" and "resumed (writer session 2)" in entry.status_text()

@@ -38,6 +38,7 @@ STARTING_ERRORS = ("run is starting", "truncated run file", "cannot open as HDF5
 START_WAIT_S = 30.0        # give up (and show the error) after this long
 START_RETRY_MS = 250
 REOPEN_WAIT_S = 5.0        # a restarted file that stays unreadable this long is reported
+REOPEN_CLOSE_WAIT_S = 5.0  # a read of the old handle not back by then is abandoned: the file is reopened anyway
 ARRIVAL_BATCH_MS = 250     # runs opened in a burst are announced together, at most this often,
 ARRIVAL_BUDGET_S = 0.1     # with at most this much panel work per batch
 FIRST_OPEN_GRACE_MS = 400  # a batch opens its first file alone for this long (first paint sooner)
@@ -448,20 +449,43 @@ class RunsModel(QObject):
             return
         old = entry.run
         entry.state, entry.error = LOADING, ""
-        self._reopening[entry.key] = time.monotonic() + REOPEN_WAIT_S
         self.runRemoved.emit(entry)
         self.rowsChanged.emit()
+        step = {"opening": False, "abandoned": False}
 
-        def close_old():
-            old.close()                      # waits for a read of the old handle to end
+        def open_new(abandoned: bool) -> None:
+            if step["opening"] or entry not in self._rows:
+                return
+            step.update(opening=True, abandoned=abandoned)
+            self._reopening[entry.key] = time.monotonic() + REOPEN_WAIT_S
+            self._submit_reopen(entry, old, abandoned)
 
-        self.io.submit(close_old, lambda _: self._submit_reopen(entry, old), lambda _: self._submit_reopen(entry, old))
+        def old_closed(_) -> None:
+            if not step["opening"]:
+                open_new(False)
+            elif step["abandoned"]:          # the abandoned read ended at last: read again without it
+                self._read_again(entry, old)
 
-    def _submit_reopen(self, entry: RunEntry, old) -> None:
-        self.io.submit(lambda: read_new_run(entry.path), lambda result: self._reopened(entry, old, result),
-                       lambda exc: self._reopen_failed(entry, old, exc))
+        # The old handle is closed first; a read of it that never returns must not keep the row
+        # "opening" forever: after REOPEN_CLOSE_WAIT_S the handle is left to that read.
+        self.io.submit(old.close, old_closed, old_closed)
+        QTimer.singleShot(int(REOPEN_CLOSE_WAIT_S * 1000), self, lambda: open_new(True))
 
-    def _reopened(self, entry: RunEntry, old, result) -> None:
+    def _read_again(self, entry: RunEntry, old) -> None:
+        """The run was reopened beside an old handle a hung read held (HDF5 shares one open
+        file: the new handle may have seen the old layout); that handle is closed now."""
+        if entry not in self._rows or entry.run is old:
+            return
+        if entry.ready:
+            self.reopen(entry)
+        elif entry.state == LOADING:
+            QTimer.singleShot(START_RETRY_MS, self, lambda: self._read_again(entry, old))
+
+    def _submit_reopen(self, entry: RunEntry, old, abandoned: bool = False) -> None:
+        self.io.submit(lambda: read_new_run(entry.path), lambda result: self._reopened(entry, old, result, abandoned),
+                       lambda exc: self._reopen_failed(entry, old, exc, abandoned))
+
+    def _reopened(self, entry: RunEntry, old, result, abandoned: bool = False) -> None:
         self._reopening.pop(entry.key, None)
         run, names, status, start = result
         if entry not in self._rows:          # closed meanwhile
@@ -476,13 +500,18 @@ class RunsModel(QObject):
         self.rowsChanged.emit()
         if entry is self._current:
             self.currentChanged.emit(entry)  # the tabs read the current run again
-        if restart is not None:
-            self.runRestarted.emit(entry, restart.message)
+        message = restart.message if restart is not None else ""
+        if abandoned:
+            message = (f"{message} " if message else "") + (
+                f"{entry.path}: a read of the previous file did not return within {REOPEN_CLOSE_WAIT_S:.0f} s; "
+                "the run was reopened without waiting for it (read again once it returns).")
+        if message:
+            self.runRestarted.emit(entry, message)
 
-    def _reopen_failed(self, entry: RunEntry, old, exc: Exception) -> None:
+    def _reopen_failed(self, entry: RunEntry, old, exc: Exception, abandoned: bool = False) -> None:
         # A writer resuming the file changes it under a reader for a moment: try again.
         if entry in self._rows and time.monotonic() < self._reopening.get(entry.key, 0.0):
-            QTimer.singleShot(START_RETRY_MS, self, lambda: self._submit_reopen(entry, old))
+            QTimer.singleShot(START_RETRY_MS, self, lambda: self._submit_reopen(entry, old, abandoned))
             return
         self._reopening.pop(entry.key, None)
         if entry in self._rows:
