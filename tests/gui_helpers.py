@@ -1,6 +1,9 @@
 """Helpers for tests of the desktop app: open runs and wait for the background reads."""
 from __future__ import annotations
 
+import contextlib
+import threading
+
 WAIT_S = 60.0   # generous: a loaded machine only makes the background reads slower
 
 
@@ -23,3 +26,24 @@ def recorded(entry, name: str):
     reading the file on its own thread: a plain GUI-thread read would give up after 0.25 s)."""
     with entry.run.locked(WAIT_S) as run:
         return run.scalar(name)
+
+
+@contextlib.contextmanager
+def file_held(run):
+    """A read that holds ``run``'s file (a GuardedRun) on another thread until the block ends:
+    a read hung inside HDF5, as far as every other reader of that file can tell."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with run.locked():
+            held.set()
+            release.wait(WAIT_S)
+
+    holder = threading.Thread(target=hold, name="test-hung-read", daemon=True)
+    holder.start()
+    try:
+        assert held.wait(WAIT_S), "another read kept the file: it could not be held"
+        yield
+    finally:
+        release.set()
+        holder.join(WAIT_S)

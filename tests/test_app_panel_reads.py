@@ -17,7 +17,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 from tests.fixtures_runs import make_run  # noqa: E402
-from tests.gui_helpers import open_runs  # noqa: E402
+from tests.gui_helpers import file_held, open_runs  # noqa: E402
 from tests.test_app_ranks import four_ranks  # noqa: E402,F401  (fixture)
 
 WAIT_MS = 60_000
@@ -203,22 +203,9 @@ def test_relative_time_axis_reads_no_file_on_the_gui_thread(window, tmp_path, qt
     window.view.set_x_mode("relative")
     free, _ = window.scalars.curves[("train/loss", entry.key)].raw.getOriginalDataset()
     window.view.set_x_mode("wall")
-    held, release = threading.Event(), threading.Event()
-
-    def hold():
-        with entry.run.locked():
-            held.set()
-            release.wait(WAIT_MS / 1000)
-
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    try:
-        assert held.wait(WAIT_MS / 1000)
+    with file_held(entry.run):
         window.view.set_x_mode("relative")       # the file is busy: nothing here may wait for it
         x, _ = window.scalars.curves[("train/loss", entry.key)].raw.getOriginalDataset()
-    finally:
-        release.set()
-        holder.join(WAIT_MS / 1000)
     assert seen and all(thread != "MainThread" for thread, _ in seen), seen
     start = seen[0][1]
     assert np.isfinite(start) and entry.start_time == start

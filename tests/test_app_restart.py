@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from tests.gui_helpers import open_runs, show_panel  # noqa: E402
+from tests.gui_helpers import file_held, open_runs, show_panel  # noqa: E402
 from tests.test_resume import DEADLINE, _writer  # noqa: E402
 
 WAIT_MS = 60_000
@@ -97,15 +97,21 @@ def test_a_resume_that_ends_before_the_window_looks_is_seen(window, tmp_path, qt
     assert "resumed (writer session 2)" in said[0][1] and entry.error == ""
 
 
-def test_a_finished_run_resumed_under_the_window_is_reopened(window, tmp_path, qtbot):
-    """A finished run is not polled; a writer taking it up again (resume) is seen when the
-    file changes, and the new segment is shown."""
-    path = tmp_path / "run.h5"
+def _finished_run_shown(window, path):
+    """A run of steps 0..99 written to the end, open in the window with its loss plotted."""
     first = _writer(path, 0, 100, "finish")
     assert first.stdout.readline().startswith("started")
     first.wait(timeout=DEADLINE)
     entry, = open_runs(window, [path])
     window.view.set_metrics(["loss"])
+    return entry
+
+
+def test_a_finished_run_resumed_under_the_window_is_reopened(window, tmp_path, qtbot):
+    """A finished run is not polled; a writer taking it up again (resume) is seen when the
+    file changes, and the new segment is shown."""
+    path = tmp_path / "run.h5"
+    entry = _finished_run_shown(window, path)
     said = _restarts(window)
     qtbot.waitUntil(lambda: window.live.status(entry) is not None and window.live.status(entry).state == "finished",
                     timeout=WAIT_MS)
@@ -129,31 +135,15 @@ def test_a_reopen_does_not_wait_for_a_read_of_the_old_file_that_never_returns(wi
     the deadline the row is reopened anyway and shows the new segment, the status bar says the
     old read was left behind; once that read returns, the old handle is closed and the run is
     read once more (no second handle left open), still with no error."""
-    import threading
-
     from trainspect.app.gui import model
 
     monkeypatch.setattr(model, "REOPEN_CLOSE_WAIT_S", 1.0)
     path = tmp_path / "run.h5"
-    first = _writer(path, 0, 100, "finish")
-    assert first.stdout.readline().startswith("started")
-    first.wait(timeout=DEADLINE)
-    entry, = open_runs(window, [path])
-    window.view.set_metrics(["loss"])
+    entry = _finished_run_shown(window, path)
     qtbot.waitUntil(lambda: (s := _curve_steps(window, entry)) is not None and len(s) == 100, timeout=WAIT_MS)
     said = _restarts(window)
     old = entry.run
-    held, release = threading.Event(), threading.Event()
-
-    def hung_read():
-        with old.locked():
-            held.set()
-            release.wait(WAIT_MS / 1000)
-
-    reader = threading.Thread(target=hung_read, daemon=True)
-    reader.start()
-    try:
-        assert held.wait(WAIT_MS / 1000)
+    with file_held(old):
         _writer(path, 100, 300, "resume").wait(timeout=DEADLINE)
         window.runs.reopen(entry)      # what the live tail asks once it sees the resume
         qtbot.waitUntil(lambda: entry.ready and entry.run is not old and bool(said), timeout=WAIT_MS)
@@ -163,9 +153,6 @@ def test_a_reopen_does_not_wait_for_a_read_of_the_old_file_that_never_returns(wi
         qtbot.waitUntil(lambda: (s := _curve_steps(window, entry)) is not None and np.array_equal(s, np.arange(300)),
                         timeout=WAIT_MS)
         reopened = entry.run
-    finally:
-        release.set()
-        reader.join(WAIT_MS / 1000)
     # the old read returned: its handle is closed and the run read once more, beside no other handle
     qtbot.waitUntil(lambda: entry.ready and entry.run is not reopened and reopened.closed, timeout=WAIT_MS)
     assert old.closed
