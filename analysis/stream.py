@@ -18,16 +18,18 @@ and the whole 64-byte live state with each flush: ~250 bytes of framing per flus
     so the state the mirror shows never describes rows it lacks.
   - ``E`` error: UTF-8 message; the stream ends
 
-Batches are coalesced on the remote side: a batch leaves as soon as its rows outweigh its
-own cost (``WORTH_SENDING`` bytes), otherwise ``HOLD_S`` after its first change at the latest,
-so one-row flushes share ssh packets instead of paying ~40 bytes of ssh framing each (at one
-28-byte row every 50 ms: 3 flushes a batch, the first row held 0.1 s).
+Batches are coalesced on the remote side: a batch leaves at once when its rows outweigh its
+own cost (``WORTH_SENDING`` bytes) or the previous one left ``HOLD_S`` ago or more (a slow run
+waits for nothing), otherwise ``HOLD_S`` after the previous one. So fast one-row flushes share
+ssh packets instead of paying ~40 bytes of ssh framing each (at one 28-byte row every 50 ms:
+3 flushes a batch, a row held up to 0.15 s).
 
 The mirror is an ordinary SWMR run file, so every reader (tail, app) follows it unchanged.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import time
@@ -42,7 +44,7 @@ STREAM_MAGIC = b"TSPSTRM\0"
 PROTOCOL_VERSION = 2
 PREAMBLE = struct.Struct("<8sHH")
 POLL_S = 0.01
-HOLD_S = 0.15          # longest a small batch waits for more flushes to share its packet
+HOLD_S = 0.15          # small batches leave at most this often (more flushes share a packet)
 WORTH_SENDING = 80     # row bytes that outweigh a batch's own cost (~40 B of ssh packet, ~30 B of
                        # framing and live state): the wire then carries under ~2x the rows' bytes
 MAX_BATCH_BYTES = 16 << 20   # a long catch-up goes in batches of about this size
@@ -240,25 +242,27 @@ def serve(path, have: dict, out, *, wait_s: float = 0.0, follow: bool = True, ho
 
 def _follow(path, batcher, out, follow: bool, hold_s: float) -> None:
     """Send batches after each change of the file (coalesced) until the run ends."""
-    first_change = None    # monotonic time of the oldest change not sent yet
+    last_sent = -math.inf   # monotonic time of the last batch sent
     while True:
         stamp = _stamp(path)
         pending = batcher.look()
         ended = not follow or batcher.status in (fmt.STATUS_FINISHED, fmt.STATUS_CRASHED)
+        held = False
         if pending or batcher.patches:
             now = time.monotonic()
-            first_change = first_change if first_change is not None else now
-            if ended or pending >= WORTH_SENDING or now - first_change >= hold_s:
+            if ended or pending >= WORTH_SENDING or now - last_sent >= hold_s:
                 while True:
                     _frame(out, b"B", batcher.batch())
                     if batcher.done():
                         break
                 out.flush()
-                first_change = None
+                last_sent = now
+            else:
+                held = True
         if ended:
             out.flush()
             return
-        deadline = None if first_change is None else first_change + hold_s
+        deadline = last_sent + hold_s if held else None
         while _stamp(path) == stamp and (deadline is None or time.monotonic() < deadline):
             time.sleep(POLL_S)
 

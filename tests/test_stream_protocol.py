@@ -211,3 +211,68 @@ def test_remote_run_shorter_than_the_mirror_is_refused_by_name(tmp_path):
     with pytest.raises(StreamError, match="has 10 rows here, the mirror 30.*another run at the same path"):
         _mirror(dst, _served(tmp_path / "second.h5", _held(dst)))
     assert dst.read_bytes() == before
+
+
+ONE_ROW_FLUSHES = r"""
+import sys, time
+from trainspect.recorder.h5file import RunFileWriter
+w = RunFileWriter(sys.argv[1])
+w.start({"name": "proto"}, flush_every=0.01)
+w.add_tags(["train/loss"])
+w.flush()
+for step in range(20):
+    w.append_scalars([step], [0], [1.0 / (1 + step)], [float(step)])
+    w.flush(step)
+    time.sleep(0.01)
+w.close()
+"""
+
+
+def _row_bytes_of_batches(data: bytes) -> list:
+    """Bytes of rows each batch of a stream carries."""
+    import json
+
+    frames = _frames(data)
+    kind, _, body, end = frames[0]
+    assert kind == b"L"
+    sets = json.loads(data[body:end])["datasets"]
+    out = []
+    for kind, _, pos, end in frames[1:]:
+        rows = 0
+        while pos < end:
+            key, pos = read_varint(data, pos)
+            d = sets[key // 2]
+            item = np.dtype(d["dtype"]).itemsize
+            n, pos = read_varint(data, pos)
+            if key % 2 == 0:
+                rows += n * item * int(np.prod(d["shape"][1:]))
+                pos += n * item * int(np.prod(d["shape"][1:]))
+            else:
+                pos += bin(n).count("1") * item
+        out.append(rows)
+    return out
+
+
+def test_small_live_flushes_wait_for_the_hold_and_the_end_sends_them(tmp_path):
+    """A live run of one-row flushes served with a hold longer than the run: after the first
+    batch none leaves with fewer row bytes than a batch is worth (WORTH_SENDING) but the last,
+    sent when the run ends; the mirror is whole."""
+    import subprocess
+    import sys
+
+    from fixtures_runs import assert_same_file as same
+
+    src = tmp_path / "live.h5"
+    writer = subprocess.Popen([sys.executable, "-c", ONE_ROW_FLUSHES, str(src)])
+    out = io.BytesIO()
+    try:
+        serve(src, {}, out, wait_s=60, hold_s=600)
+    finally:
+        writer.wait(timeout=60)
+    data = out.getvalue()
+    sizes = _row_bytes_of_batches(data)
+    assert all(n >= stream.WORTH_SENDING for n in sizes[1:-1]), sizes
+    assert len(sizes) < 20    # 20 one-row flushes, fewer batches
+    dst = tmp_path / "m" / "live.h5"
+    _mirror(dst, data)
+    same(src, dst)
