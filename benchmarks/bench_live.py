@@ -171,14 +171,26 @@ def measure_latency(app, flushes: int, with_window: bool) -> dict:
         live = LiveTail(runs)
 
     def on_update(entry, n):
-        s = entry.series("train/loss")
-        if with_window:
-            app.processEvents()      # let the plots take the data and repaint
+        """Model only: the new rows, read as the plots read them."""
+        with entry.run.locked() as r:
+            got = r.scalar_rows(["train/loss"], r.scalar_rows_seen - n).get("train/loss")
         now = time.time()
-        for step in s.steps[-n:]:
+        for step in (got[1].steps if got is not None else ()):
             seen.setdefault(int(step), now)
 
-    runs.runUpdated.connect(on_update)
+    def on_drawn():
+        """Window: the steps the plot holds once it painted (it reads new rows in the background)."""
+        curve = next((c for (m, _), c in window.scalars.curves.items() if m == "train/loss"), None)
+        last = curve.last_step if curve is not None else None
+        new = [s for s in list(flushed) if last is not None and s <= last and s not in seen]
+        if new:
+            app.processEvents()      # the repaint the new data scheduled
+            now = time.time()
+            for step in new:
+                seen[step] = now
+
+    if not with_window:
+        runs.runUpdated.connect(on_update)
     runs.open(path)
     flushed: dict[int, float] = {}
 
@@ -191,11 +203,15 @@ def measure_latency(app, flushes: int, with_window: bool) -> dict:
     reader.start()
     while proc.poll() is None:
         app.processEvents()
+        if with_window:
+            on_drawn()
         time.sleep(0.002)
     reader.join(5)
     end = time.monotonic() + 1.0
     while time.monotonic() < end:
         app.processEvents()
+        if with_window:
+            on_drawn()
         time.sleep(0.005)
     lat = [seen[s] - flushed[s] for s in flushed if s in seen]
     missing = [s for s in flushed if s not in seen]
