@@ -223,6 +223,7 @@ def test_app_plot_menu_exports_the_shown_data(window, tmp_path, monkeypatch):
     menu.aboutToShow.emit()
     sub = next(a.menu() for a in menu.actions() if a.text() == "train/loss")
     next(a for a in sub.actions() if "CSV" in a.text()).trigger()
+    assert window.wait_loaded(60)          # the CSV is read and written on a background reader
     rows = read_csv(target)
     assert rows[0] == ["run", "step", "value", "smoothed"] and len(rows) == 501
     assert {r[0] for r in rows[1:]} == {"layered"}
