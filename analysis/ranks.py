@@ -157,7 +157,8 @@ def open_ranks(run_or_path, reuse=None) -> RankedRun | None:
     :class:`Run`) belongs to, or None if it is a single-process run. An open Run passed in
     stays open (the caller owns it); the siblings are opened here and closed by ``close()``.
     ``reuse(path)``: an open Run of that sibling the caller already has (or None); it is used
-    instead of opening the file a second time, and left open."""
+    instead of opening the file a second time, and left open. False: the caller is opening that
+    file itself; the rank counts as missing for now."""
     given = run_or_path if hasattr(run_or_path, "scalar_names") else open_run(run_or_path)   # a Run (or a wrapper)
     info = dist_info(given)
     if info is None:
@@ -175,6 +176,9 @@ def open_ranks(run_or_path, reuse=None) -> RankedRun | None:
             continue
         path = fmt.rank_path(rank0, rank)
         borrowed = reuse(path) if reuse is not None else None
+        if borrowed is False:
+            missing.append(rank)
+            continue
         other = borrowed if borrowed is not None else (_try_open(path) if path.exists() else None)
         if other is None:
             missing.append(rank)

@@ -48,14 +48,35 @@ def _files(entry) -> _RankFiles:
 
 
 def open_siblings(entry, entries) -> dict:
-    """GUI thread, no file access: {file key: run} of the rows among ``entries`` that are other
-    ranks of ``entry``'s launch path (a rank file opened as its own row). Pass it to
-    :func:`ranked`, and hold these runs' locks too while reading."""
+    """GUI thread, no file access: {file key: run} of the rows among ``entries`` (the model's
+    rows) that are other ranks of ``entry``'s launch path (a rank file opened as its own row);
+    None for a row still opening (its file is not opened here meanwhile). Pass it to
+    :func:`ranked`, and hold these runs' locks too while reading (``run_io.locked_read``)."""
     if entry.run is None:
         return {}
     base = rank_of(entry.key)[0]
-    return {e.key: e.run for e in entries
-            if e is not entry and e.run is not None and e.key != entry.key and rank_of(e.key)[0] == base}
+    return {e.key: (e.run if e.ready else None) for e in entries
+            if e is not entry and e.key != entry.key and rank_of(e.key)[0] == base and (e.ready or e.state == "loading")}   # RunEntry.state
+
+
+def let_go(key: str, entries) -> None:
+    """Close the rank files of ``entries`` that are the file ``key``, about to be opened as a row
+    of its own (one HDF5 handle per file). Background readers only."""
+    for e in entries:
+        files = getattr(e, _CACHE_ATTR, None)
+        if files is None or not isinstance(files.ranked, RankedRun):
+            continue
+        with files.run.locked():
+            ranked = files.ranked
+            if isinstance(ranked, RankedRun) and any(str(Path(r.path).resolve()) == key for r in _owned(files)):
+                ranked.close()
+                files.ranked = _UNKNOWN
+
+
+def _owned(files) -> list:
+    """The sibling runs ``files`` opened itself (not the entry's run, not a borrowed row's)."""
+    borrowed = [id(r) for r in files.borrowed.values()]
+    return [r for r in files.ranked.runs.values() if r is not files.run and id(r) not in borrowed]
 
 
 def ranked(entry, siblings=None):
@@ -68,13 +89,13 @@ def ranked(entry, siblings=None):
     files = _files(entry)
     if files.closed:
         return None
-    siblings = {k: r for k, r in (siblings or {}).items() if not getattr(r, "closed", False)}
+    siblings = {k: r for k, r in (siblings or {}).items() if r is None or not r.closed}
     if isinstance(files.ranked, RankedRun) and not _same_runs(files.borrowed, siblings):
         files.ranked.close()                 # ours only: the borrowed runs are their rows'
         files.ranked = _UNKNOWN
     if files.ranked is _UNKNOWN:
         try:
-            got = open_ranks(entry.run, reuse=lambda path: siblings.get(str(Path(path).resolve())))
+            got = open_ranks(entry.run, reuse=reuser(siblings))
         except Exception:  # noqa: BLE001 - a sibling that cannot be read leaves the run single
             got = None
         if got is not None and len(got.runs) < 2:
@@ -82,6 +103,22 @@ def ranked(entry, siblings=None):
             got = None
         files.ranked, files.borrowed = got, siblings
     return files.ranked
+
+
+def reuser(siblings: dict):
+    """``reuse`` for ``open_ranks`` from :func:`open_siblings`: a sibling open as a row is read
+    through the row's run; one still opening is left alone (False); others are opened."""
+    return lambda path: _reused(siblings, path)
+
+
+def _reused(siblings: dict, path):
+    key = str(Path(path).resolve())
+    if key not in siblings:
+        return None
+    run = siblings[key]
+    if run is None:
+        return False                          # being opened as a row: not opened here meanwhile
+    return None if run.closed else run        # a row closed since: its file is free to open
 
 
 def _same_runs(a: dict, b: dict) -> bool:
@@ -102,10 +139,8 @@ def refresh(entry) -> None:
     Background readers only, holding the entry's file lock."""
     files = getattr(entry, _CACHE_ATTR, None)
     if files is not None and files.run is entry.run and isinstance(files.ranked, RankedRun):
-        borrowed = [id(r) for r in files.borrowed.values()]
-        for run in files.ranked.runs.values():
-            if run is not entry.run and id(run) not in borrowed:   # a row refreshes its own run
-                run.refresh()
+        for run in _owned(files):            # a row refreshes its own run
+            run.refresh()
 
 
 def release(entry, io) -> None:

@@ -120,11 +120,12 @@ def _open_handles(path) -> int:
                if fid.name and Path(fid.name.decode() if isinstance(fid.name, bytes) else fid.name) == Path(path))
 
 
-def test_a_rank_file_open_as_its_own_row_is_read_once(window, tmp_path, qtbot):
-    """exp1.rank1.h5 opened alone, then exp1.h5 (rank 0) while both ranks are written: the Ranks
-    tab reads rank 1 through the row's handle (one HDF5 handle per file: two handles of one file
-    share it and corrupt each other's view) and both rows follow their writers to the end."""
-    import os
+@pytest.mark.parametrize("first", ["rank1", "rank0"])
+def test_a_rank_file_open_as_its_own_row_is_read_once(window, tmp_path, qtbot, monkeypatch, first):
+    """exp1.rank1.h5 and exp1.h5 (rank 0) opened one after the other while both ranks are
+    written: rank 1 is read through one HDF5 handle only (two handles of one file share it and
+    corrupt each other's view): the Ranks tab borrows the row's, or lets go of its own when the
+    file is opened as a row. Both rows and the Ranks tab follow the writers to the end."""
     import subprocess
     import sys
 
@@ -138,16 +139,33 @@ def test_a_rank_file_open_as_its_own_row_is_read_once(window, tmp_path, qtbot):
                                 text=True, env=dict(env, RANK=str(rank))) for rank in (0, 1)]
     errors = []
     window.runs.errorOccurred.connect(lambda path, message: errors.append(message))
+    panel = window.ranks
     try:
         for w in writers:
             assert w.stdout.readline().startswith("started")
         window.view.set_metrics(["train/loss"])
-        one, = open_runs(window, [rank1])
-        zero, = open_runs(window, [base])
-        assert window.runs.current is zero
         window.tabs.setCurrentWidget(window.ranks)
-        panel = window.ranks
-        qtbot.waitUntil(lambda: panel.metric.ranks == [0, 1], timeout=WAIT_MS)
+        if first == "rank1":
+            one, = open_runs(window, [rank1])
+            zero, = open_runs(window, [base])
+        else:                                  # rank 0 first: its Ranks tab opens rank 1's file
+            zero, = open_runs(window, [base])
+            qtbot.waitUntil(lambda: panel.metric.ranks == [0, 1], timeout=WAIT_MS)
+            from trainspect.app.gui import model
+
+            real, before_open = model.read_new_run, []
+
+            def read_new_run(path):            # handles of the file already open as it is opened
+                before_open.append(_open_handles(path))
+                return real(path)
+
+            monkeypatch.setattr(model, "read_new_run", read_new_run)
+            one, = open_runs(window, [rank1])
+            assert before_open == [0]          # the Ranks tab let go of its own handle first
+        shown = window.runs.current
+        assert shown is (zero if first == "rank1" else one)
+        qtbot.waitUntil(lambda: panel.metric.ranks == [0, 1] and panel.entry is shown and not panel.reading(),
+                        timeout=WAIT_MS)
         assert _open_handles(rank1) == 1 and _open_handles(base) == 1
         for w in writers:
             assert w.wait(timeout=DEADLINE) == 0

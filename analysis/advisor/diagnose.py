@@ -11,7 +11,7 @@ from .symptoms._cut import rows_before, shapes_of
 from .weight_rules import update_ratio_level, update_ratio_peak
 
 
-def diagnose(run, lr_sweep=None) -> list[Finding]:
+def diagnose(run, lr_sweep=None, reuse=None) -> list[Finding]:
     """Findings for ``run`` (an ``analysis.Run`` or a path), most severe first.
 
     Pure numpy over what the recorder wrote; works on live, crashed and loss-only runs.
@@ -19,12 +19,13 @@ def diagnose(run, lr_sweep=None) -> list[Finding]:
     try them, what experiment would confirm it, and the finding that led to it (``precursor``).
     ``lr_sweep``: an LR range test of the same model (``analysis.lr_range.LRSweep``, a sweep run
     or its path): the LR fixes then quote its suggested LR instead of saying how to run one.
+    ``reuse(path)``: an open run of a sibling rank file the caller already has (``open_ranks``).
     """
     if not hasattr(run, "scalar_names"):
         from ..run import open_run
         with open_run(run) as opened:
-            return diagnose(opened, lr_sweep)
-    return diagnose_signals(extract(run), lr_sweep=_sweep(lr_sweep))
+            return diagnose(opened, lr_sweep, reuse)
+    return diagnose_signals(extract(run, reuse), lr_sweep=_sweep(lr_sweep))
 
 
 def _sweep(lr_sweep):

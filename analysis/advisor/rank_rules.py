@@ -244,12 +244,12 @@ class RankSignals:
 NONFINITE_SERIES = (fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS)
 
 
-def rank_signals(run) -> RankSignals | None:
+def rank_signals(run, reuse=None) -> RankSignals | None:
     """What the rank rules need from the run ``run`` belongs to; None for one process (or a
-    distributed run with fewer than two readable rank files)."""
+    distributed run with fewer than two readable rank files). ``reuse``: see ``open_ranks``."""
     if dist_info(run) is None:
         return None
-    ranked = open_ranks(run)
+    ranked = open_ranks(run, reuse=reuse)
     with ranked:
         if len(ranked.runs) < 2:
             return None

@@ -55,7 +55,7 @@ def _metric_names(run) -> list:
     return run.metric_names() if hasattr(run, "metric_names") else run.scalar_names()
 
 
-def extract(run) -> Signals:
+def extract(run, reuse=None) -> Signals:
     names = _metric_names(run)
     present = set(names)
     sig = Signals(meta=dict(run.meta or {}))
@@ -83,7 +83,7 @@ def extract(run) -> Signals:
     sig.params = list(run.params or [])
     sig.modules = list(run.modules or [])
     sig.snapshots = _first_and_last_snapshots(run)
-    sig.ranks = rank_signals(run)     # the sibling rank files of a distributed run
+    sig.ranks = rank_signals(run, reuse)     # the sibling rank files of a distributed run
     return sig
 
 

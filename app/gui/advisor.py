@@ -24,12 +24,13 @@ def load_diagnose():
     return diagnose
 
 
-def diagnose_run(run, sweep_run=None) -> tuple[list | None, str]:
+def diagnose_run(run, sweep_run=None, reuse=None) -> tuple[list | None, str]:
     """``(findings sorted by severity, message)``; findings is None when it could not run.
 
     ``sweep_run``: an open LR range test (``trainspect.lr_range_test``'s run file); LR fixes then
     quote its suggested LR. A sweep itself is not diagnosed (it diverges on purpose): the
-    message gives its suggestion."""
+    message gives its suggestion. ``reuse``: the rank files open as rows (``rank_view.reuser``),
+    read through their handle rather than opened again."""
     diagnose = load_diagnose()
     if diagnose is None:
         return None, NOT_AVAILABLE
@@ -42,7 +43,7 @@ def diagnose_run(run, sweep_run=None) -> tuple[list | None, str]:
                     else (sweep.reason if sweep is not None else "no sweep recorded"))
             return [], f"LR range test (not a training run, see the LR range test tab): {said}"
         sweep = read_sweep(sweep_run) if sweep_run is not None else None
-        findings = list(diagnose(run, lr_sweep=sweep) if sweep is not None else diagnose(run))
+        findings = list(diagnose(run, lr_sweep=sweep, reuse=reuse) if sweep is not None else diagnose(run, reuse=reuse))
     except Exception as exc:  # the advisor failing must not hide the plots
         return None, f"advisor failed on {run.path.name}: {type(exc).__name__}: {exc}"
     from trainspect.analysis.findings import sort_findings
@@ -68,7 +69,7 @@ class AdvisorJobs(QObject):
         self._threads = alive
         return bool(alive) if key is None else key in alive
 
-    def start(self, key: str, run, sweep_run=None) -> None:
+    def start(self, key: str, run, sweep_run=None, reuse=None) -> None:
         """Diagnose ``run`` (the entry's GuardedRun, shared with the panels) in the background;
         ``sweep_run``: an open LR range test whose suggestion the LR fixes quote."""
         if self.busy(key):
@@ -78,7 +79,7 @@ class AdvisorJobs(QObject):
             return
 
         def work():
-            findings, message = diagnose_run(run, sweep_run)
+            findings, message = diagnose_run(run, sweep_run, reuse)
             try:
                 self.finished.emit(key, findings, message)
             except RuntimeError:

@@ -22,6 +22,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 from trainspect.analysis import RunFileError, open_run
 
 from ..vocab import META_ROLES, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
+from .. import rank_view
 from ..restarts import file_identity, restart_between
 from .run_io import BackgroundReads, GuardedRun, ReaderBusy, release_freed_memory
 
@@ -264,7 +265,18 @@ class RunsModel(QObject):
             self._open_failed(entry, exc)
             then and then()
 
-        self.io.submit(lambda: read_new_run(entry.path), done, failed)
+        self.io.submit(self._opener(entry), done, failed)
+
+    def _opener(self, entry: RunEntry):
+        """The background job opening ``entry``'s file: another row's read of it as a rank of
+        its own run (``rank_view``) lets go of it first, so the app has one handle per file."""
+        others = [e for e in self.runs() if e is not entry]
+
+        def open_it():
+            rank_view.let_go(entry.key, others)
+            return read_new_run(entry.path)
+
+        return open_it
 
     def _opened(self, entry: RunEntry, result, make_current: bool = False) -> None:
         run, names, status, start = result
@@ -482,7 +494,7 @@ class RunsModel(QObject):
             QTimer.singleShot(START_RETRY_MS, self, lambda: self._read_again(entry, old))
 
     def _submit_reopen(self, entry: RunEntry, old, abandoned: bool = False) -> None:
-        self.io.submit(lambda: read_new_run(entry.path), lambda result: self._reopened(entry, old, result, abandoned),
+        self.io.submit(self._opener(entry), lambda result: self._reopened(entry, old, result, abandoned),
                        lambda exc: self._reopen_failed(entry, old, exc, abandoned))
 
     def _reopened(self, entry: RunEntry, old, result, abandoned: bool = False) -> None:

@@ -229,7 +229,7 @@ def locked_read(run: GuardedRun, work, also=()):
     one step, and a generator a guarded call returns is also consumed under the lock.
     ``also``: other runs ``work`` reads (ranks open as their own rows); every lock is taken in
     path order, so two reads holding the same files can never wait for each other."""
-    runs = sorted({id(r): r for r in (run, *also)}.values(), key=lambda r: str(r.path))
+    runs = sorted({id(r): r for r in (run, *also) if r is not None}.values(), key=lambda r: str(r.path))
     with contextlib.ExitStack() as held:
         for r in runs:
             held.enter_context(r.locked())

@@ -15,6 +15,7 @@ from ... import vocab
 from ...present import rich_html, step_span
 from trainspect.analysis.lr_range import is_sweep
 
+from ... import rank_view
 from ..advisor import AdvisorJobs
 from .parts import NAME_CHARS, elide, shrinkable
 from .throttle import Throttle
@@ -79,6 +80,11 @@ class AdvisorPanel(QWidget):
         self._grown.add(entry.key)
         self._rediagnose.trigger()
 
+    def _start(self, entry) -> None:
+        """Diagnose ``entry`` in the background; its rank files open as rows are read through them."""
+        siblings = rank_view.open_siblings(entry, self.runs.rows())
+        self.jobs.start(entry.key, entry.run, self.sweep_run(entry), rank_view.reuser(siblings))
+
     def sweep_run(self, entry):
         """The run of the first open LR range test other than ``entry`` (None if there is none)."""
         return next((e.run for e in self.runs.runs() if e is not entry and e.ready and is_sweep(e.run)), None)
@@ -95,7 +101,7 @@ class AdvisorPanel(QWidget):
         grown, self._grown = self._grown, set()
         for key in grown:
             if key in open_runs:
-                self.jobs.start(key, open_runs[key].run, self.sweep_run(open_runs[key]))
+                self._start(open_runs[key])
 
     def load(self, entry) -> None:
         self.tree.blockSignals(True)    # clearing moves the current item: that is no user click
@@ -121,7 +127,7 @@ class AdvisorPanel(QWidget):
         pending, self._pending = self._pending, {}
         for key, entry in pending.items():
             if open_runs.get(key) is entry:
-                self.jobs.start(key, entry.run, self.sweep_run(entry))
+                self._start(entry)
 
     def _on_result(self, key: str, findings, message: str) -> None:
         entry = next((e for e in self.runs.runs() if e.key == key), None)

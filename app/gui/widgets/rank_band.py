@@ -77,7 +77,7 @@ class RankBands:
     def _read(self, entry, refresh: bool = False) -> None:
         """Read the spread of every metric plotted for ``entry`` in the background, then draw."""
         metrics = [m for (m, k) in self.panel.curves if k == entry.key]
-        siblings = rank_view.open_siblings(entry, self.panel.runs.runs())
+        siblings = rank_view.open_siblings(entry, self.panel.runs.rows())
 
         def spreads():
             if refresh:

@@ -188,7 +188,7 @@ class RanksPanel(LazyPanel):
             self._release()
             self.say_reading("the ranks", entry)
         timing, metric = self.timing_combo.currentData(), self.loss_combo.currentData()
-        siblings = rank_view.open_siblings(entry, self.runs.runs())
+        siblings = rank_view.open_siblings(entry, self.runs.rows())
         self.read("ranks", entry, lambda: read_ranks(entry, timing, metric, siblings),
                   lambda got: self._show(entry, got), "the other ranks", also=siblings.values())
 
