@@ -173,3 +173,62 @@ def test_snapshots_are_the_adaptive_average_pooling_of_the_weights(seed):
         assert got.shape == (32, 32)
         torch.testing.assert_close(got[:rows, :cols], expect, rtol=1e-5, atol=1e-6, msg=str(shape))
         assert got[rows:].isnan().all() and got[:, cols:].isnan().all()
+
+
+class PassThroughNet(torch.nn.Module):
+    """Leaves that return their input: Dropout(p=0) after a Linear (reused), Identity after a
+    Sigmoid (other bounds: computed again), Dropout(p=0) after an in-place ReLU (changed since)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(6, 12)
+        self.drop = torch.nn.Dropout(0.0)
+        self.sig = torch.nn.Sigmoid()
+        self.same = torch.nn.Identity()
+        self.fc2 = torch.nn.Linear(12, 12)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.drop2 = torch.nn.Dropout(0.0)
+
+    def forward(self, x):
+        h = self.drop(self.fc(x))
+        h = self.same(self.sig(h * 8)) * 4 - 2
+        y = self.fc2(h)
+        return self.drop2(self.relu(y)) + 0
+
+
+@pytest.mark.parametrize("device_path", [False, True], ids=["cpu-fast-path", "device-path"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_leaf_returning_an_earlier_output_gets_its_statistics(tmp_path, device_path, seed):
+    torch.manual_seed(seed)
+    model = PassThroughNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    outputs = {}
+    for name in ("fc", "sig", "fc2"):
+        getattr(model, name).register_forward_hook(lambda m, a, out, name=name: outputs.setdefault(name, []).append(
+            out.detach().clone()))
+    with Recorder(tmp_path / "run.h5", stats_every=1, dense_start=0, _device_path=device_path) as rec:
+        rec.watch(model, opt)
+        for _ in range(3):
+            loss = model(torch.randn(20, 6)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    leaf = {m: i for i, m in enumerate(n for n, mod in model.named_modules() if not list(mod.children()))}
+    with open_run(tmp_path / "run.h5") as run:
+        got = {name: run.layer_stat(name).values for name in ACT_STATS}
+
+    def row(step, module):
+        return np.array([got[name][step, leaf[module]] for name in ACT_STATS])
+
+    def direct(y, bounds=None):
+        y = y.numpy().astype(np.float64)
+        sat = ((y <= bounds[0] + 0.01) | (y >= bounds[1] - 0.01)).mean() if bounds else (np.abs(y) > 5).mean()
+        return [y.mean(), y.std(), np.abs(y).max(), (y <= 0).mean(), (y.max(axis=0) <= 0).mean(), sat]
+    for step in range(3):
+        np.testing.assert_allclose(row(step, "drop"), row(step, "fc"), rtol=0, atol=0)
+        np.testing.assert_allclose(row(step, "drop"), direct(outputs["fc"][step]), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(row(step, "sig"), direct(outputs["sig"][step], (0.0, 1.0)), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(row(step, "same"), direct(outputs["sig"][step]), rtol=1e-4, atol=1e-6)
+        relu = torch.relu(outputs["fc2"][step])
+        np.testing.assert_allclose(row(step, "fc2"), direct(outputs["fc2"][step]), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(row(step, "drop2"), direct(relu), rtol=1e-4, atol=1e-6)
