@@ -59,9 +59,14 @@ def open_siblings(entry, entries) -> dict:
             if e is not entry and e.key != entry.key and rank_of(e.key)[0] == base and (e.ready or e.state == "loading")}   # RunEntry.state
 
 
+_claimed: set = set()   # keys of files being opened as rows: no read opens them as a rank meanwhile
+
+
 def let_go(key: str, entries) -> None:
     """Close the rank files of ``entries`` that are the file ``key``, about to be opened as a row
-    of its own (one HDF5 handle per file). Background readers only."""
+    of its own (one HDF5 handle per file); until :func:`settled`, no read opens it as a rank
+    (a read asked for before the row existed included). Background readers only."""
+    _claimed.add(key)
     for e in entries:
         files = getattr(e, _CACHE_ATTR, None)
         if files is None or not isinstance(files.ranked, RankedRun):
@@ -71,6 +76,11 @@ def let_go(key: str, entries) -> None:
             if isinstance(ranked, RankedRun) and any(str(Path(r.path).resolve()) == key for r in _owned(files)):
                 ranked.close()
                 files.ranked = _UNKNOWN
+
+
+def settled(key: str) -> None:
+    """The row of ``key`` is open (or failed, or gone): reads see it as a row again."""
+    _claimed.discard(key)
 
 
 def _owned(files) -> list:
@@ -113,6 +123,8 @@ def reuser(siblings: dict):
 
 def _reused(siblings: dict, path):
     key = str(Path(path).resolve())
+    if key in _claimed and siblings.get(key) is None:
+        return False                          # being opened as a row right now
     if key not in siblings:
         return None
     run = siblings[key]

@@ -305,6 +305,7 @@ class RunsModel(QObject):
             if entry not in self._rows:
                 continue
             entry.state, entry.error = READY, ""
+            rank_view.settled(entry.key)
             added = True
             self.runAdded.emit(entry)
             if make_current or entry.key in self._make_current:
@@ -334,6 +335,7 @@ class RunsModel(QObject):
             message = f"{entry.path}: the run did not start within {START_WAIT_S:.0f} s"
         self._starting.pop(entry.key, None)
         self._make_current.discard(entry.key)
+        rank_view.settled(entry.key)
         if blocking:                         # the blocking API leaves no row behind
             self._rows.remove(entry)
         else:
@@ -347,6 +349,7 @@ class RunsModel(QObject):
             return
         self._rows.remove(entry)
         self._starting.pop(entry.key, None)
+        rank_view.settled(entry.key)
         was_ready = entry.state == READY
         try:
             if entry.run is not None:
@@ -506,6 +509,7 @@ class RunsModel(QObject):
         restart = restart_between(entry.name, entry.path, old.origin, run.origin)
         entry.run, entry.names, entry.status, entry.start_time = run, list(names), status, start
         entry.state, entry.error = READY, ""
+        rank_view.settled(entry.key)
         if restart is not None:
             entry.notice = restart.short
         self.runAdded.emit(entry)
@@ -526,6 +530,7 @@ class RunsModel(QObject):
             QTimer.singleShot(START_RETRY_MS, self, lambda: self._submit_reopen(entry, old, abandoned))
             return
         self._reopening.pop(entry.key, None)
+        rank_view.settled(entry.key)
         if entry in self._rows:
             entry.state = FAILED
             entry.error = f"{entry.path}: the run was restarted and cannot be read again ({exc})"
