@@ -145,21 +145,22 @@ class RankedRun:
         return f"RankedRun({self.name!r}, ranks={self.ranks}, world_size={self.world_size})"
 
 
-def _try_open(path: Path):
+def _try_open(path: Path, keep_points: bool = True):
     try:
-        return open_run(path)
+        return open_run(path, keep_points=keep_points)
     except (RunFileError, OSError):
         return None
 
 
-def open_ranks(run_or_path, reuse=None) -> RankedRun | None:
+def open_ranks(run_or_path, reuse=None, keep_points: bool = True) -> RankedRun | None:
     """Every rank of the distributed run that ``run_or_path`` (any rank's file, or an open
     :class:`Run`) belongs to, or None if it is a single-process run. An open Run passed in
     stays open (the caller owns it); the siblings are opened here and closed by ``close()``.
     ``reuse(path)``: an open Run of that sibling the caller already has (or None); it is used
     instead of opening the file a second time, and left open. False: the caller is opening that
-    file itself; the rank counts as missing for now."""
-    given = run_or_path if hasattr(run_or_path, "scalar_names") else open_run(run_or_path)   # a Run (or a wrapper)
+    file itself; the rank counts as missing for now. ``keep_points=False``: the files opened
+    here hold no metric's points (see ``open_run``; the app reads them with ``scalar_rows``)."""
+    given = run_or_path if hasattr(run_or_path, "scalar_names") else open_run(run_or_path, keep_points=keep_points)   # a Run (or a wrapper)
     info = dist_info(given)
     if info is None:
         if given is not run_or_path:
@@ -179,7 +180,7 @@ def open_ranks(run_or_path, reuse=None) -> RankedRun | None:
         if borrowed is False:
             missing.append(rank)
             continue
-        other = borrowed if borrowed is not None else (_try_open(path) if path.exists() else None)
+        other = borrowed if borrowed is not None else (_try_open(path, keep_points) if path.exists() else None)
         if other is None:
             missing.append(rank)
             continue

@@ -1,5 +1,7 @@
 """What the app shows of a distributed run (Qt-free): its ranks opened once per run entry,
-a rank x step matrix pooled to screen columns, and the min-max band across ranks.
+a rank x step matrix pooled to screen columns, and the min-max band across ranks (drawn from
+one bounded :class:`~.lod.Envelope` per rank and metric, fed the new rows as the run grows: the
+sibling files are opened with ``keep_points=False`` and hold no points).
 
 The rank files are opened beside the entry's own run (rank 0's, usually) the first time a
 panel asks, refreshed when that run is, and closed with it. Every read of them (``ranked``,
@@ -23,6 +25,8 @@ import numpy as np
 
 from trainspect.analysis.ranks import RankedRun, RankMatrix, open_ranks, rank_of
 
+from .lod import Envelope
+
 _CACHE_ATTR = "_rank_files"
 _UNKNOWN = object()
 
@@ -30,13 +34,14 @@ _UNKNOWN = object()
 class _RankFiles:
     """The sibling files of one opened run (an entry reopened after a restart gets new ones)."""
 
-    __slots__ = ("run", "ranked", "closed", "borrowed")
+    __slots__ = ("run", "ranked", "closed", "borrowed", "feeds")
 
     def __init__(self, run):
         self.run = run              # the entry's run these siblings go with
         self.ranked = _UNKNOWN      # RankedRun, None (a single-process run) or not looked at yet
         self.closed = False
         self.borrowed = {}          # file key -> the open row's run used for that rank (not ours)
+        self.feeds = {}             # (rank, metric) -> _Feed: what the bands draw, bounded
 
 
 def _files(entry) -> _RankFiles:
@@ -105,7 +110,7 @@ def ranked(entry, siblings=None):
         files.ranked = _UNKNOWN
     if files.ranked is _UNKNOWN:
         try:
-            got = open_ranks(entry.run, reuse=reuser(siblings))
+            got = open_ranks(entry.run, reuse=reuser(siblings), keep_points=False)
         except Exception:  # noqa: BLE001 - a sibling that cannot be read leaves the run single
             got = None
         if got is not None and len(got.runs) < 2:
@@ -172,6 +177,99 @@ def release(entry, io) -> None:
     io.submit(close)
 
 
+BAND_CAPACITY = 2048   # buckets per rank and metric: a band is a few thousand points wide at most
+
+
+class _Feed:
+    """One rank's metric as an :class:`~.lod.Envelope`, fed the rows its run added since."""
+
+    __slots__ = ("run", "env", "next_row")
+
+    def __init__(self, run):
+        self.run, self.env, self.next_row = run, Envelope(capacity=BAND_CAPACITY), 0
+
+    def catch_up(self, metric: str) -> Envelope:
+        seen = self.run.scalar_rows_seen
+        if seen > self.next_row:
+            got = self.run.scalar_rows([metric], self.next_row, seen, latest=True).get(metric)
+            if got is not None:
+                rows, s = got
+                self.env.extend(rows, s.steps, s.wall, s.values)
+            self.next_row = seen
+        return self.env
+
+
+def envelopes(entry, ranked: RankedRun, metric: str) -> dict:
+    """{rank: Envelope} of ``metric`` for the ranks that logged it, brought up to date with the
+    rows each rank's run has seen (read once, never held: the runs keep no points). Kept with
+    the entry's rank files; a rank whose run was opened anew starts over. Background readers
+    only, holding the locks of :func:`ranked`."""
+    files = _files(entry)
+    out = {}
+    for rank, run in ranked.runs.items():
+        if metric not in run.scalar_names():
+            continue
+        feed = files.feeds.get((rank, metric))
+        if feed is None or feed.run is not run:
+            feed = files.feeds[(rank, metric)] = _Feed(run)
+        out[rank] = feed.catch_up(metric)
+    return out
+
+
+def held(entry) -> int:
+    """Numbers the bands of ``entry`` hold (what the tests bound)."""
+    files = getattr(entry, _CACHE_ATTR, None)
+    return sum(f.env.held() for f in files.feeds.values()) if files is not None else 0
+
+
+def band(envs: dict, max_points: int = 4000):
+    """(steps, low, high) of the band from each rank's envelope: the min and max across
+    ranks of the points the buckets hold (first, minimum, maximum, last), on the union of the
+    steps those points were logged at (pooled to at most ``max_points``), where >= 2 ranks have
+    a value. A one-step spike on one rank is a bucket's extreme at every size, so it stays in
+    the band; zoomed in, the band is at the envelopes' resolution (no file is read again)."""
+    parts = []
+    for env in envs.values():
+        c = {k: v[: env.m] for k, v in env.cols.items()}
+        ends = ("f", "lo", "hi", "l")        # points held per bucket: first, extremes, last
+        s, y = (np.concatenate([c[k + e] for e in ends]) for k in ("s", "y"))
+        ok = ~np.isnan(y)
+        parts.append((s[ok], y[ok]))
+    grid = np.unique(np.concatenate([s for s, _ in parts])) if parts else np.empty(0)
+    n = len(grid)
+    if n == 0:
+        return np.empty(0, np.int64), np.empty(0), np.empty(0)
+    group = np.arange(n)
+    if n > max_points:
+        group = np.searchsorted(np.linspace(0, n, max_points + 1).astype(np.int64)[1:-1], group, side="right")
+    n_groups = int(group[-1]) + 1
+    lo, hi = np.full((len(parts), n_groups), np.nan), np.full((len(parts), n_groups), np.nan)
+    for i, (s, y) in enumerate(parts):
+        if not len(s):
+            continue
+        g = group[np.searchsorted(grid, s)]
+        has = np.zeros(n_groups, bool)
+        has[g] = True
+        r_lo, r_hi = np.full(n_groups, np.inf), np.full(n_groups, -np.inf)
+        np.minimum.at(r_lo, g, y)
+        np.maximum.at(r_hi, g, y)
+        # a pool inside the rank's steps that none of its held points fell in: the rank's line
+        # crosses it, so it counts there with the values of its neighbouring pools' points
+        known = np.flatnonzero(has)
+        inside = np.arange(known[0], known[-1] + 1)
+        with np.errstate(invalid="ignore"):
+            lo[i, inside] = np.interp(inside, known, r_lo[known])
+            hi[i, inside] = np.interp(inside, known, r_hi[known])
+        lo[i, known], hi[i, known] = r_lo[known], r_hi[known]   # exact where held (+-inf kept)
+    ranks_with = (~np.isnan(lo)).sum(axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # a pool no rank reaches
+        lo, hi = np.nanmin(lo, axis=0), np.nanmax(hi, axis=0)
+    keep = ranks_with >= 2
+    first = np.searchsorted(group, np.arange(n_groups))      # each pool's first step
+    return grid[first][keep].astype(np.int64), lo[keep], hi[keep]
+
+
 def pool_columns(m: RankMatrix, max_cols: int = 2000):
     """(first step, last step, values[R, C]) with at most ``max_cols`` columns, each the
     mean over its steps of every rank (NaN where a rank has nothing in a column)."""
@@ -185,24 +283,6 @@ def pool_columns(m: RankMatrix, max_cols: int = 2000):
     with np.errstate(invalid="ignore", divide="ignore"):
         pooled = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return m.steps[edges[:-1]], m.steps[edges[1:] - 1], pooled
-
-
-def spread(m: RankMatrix, max_points: int = 4000):
-    """(steps, low, high): the min and max across ranks at each step where >= 2 ranks have a
-    value, pooled to at most ``max_points`` (min of the minima, max of the maxima per pool)."""
-    finite = np.isfinite(m.values)
-    keep = finite.sum(axis=0) >= 2
-    steps, v = m.steps[keep], m.values[:, keep]
-    if not len(steps):
-        return steps, np.empty(0), np.empty(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # a column of +-inf/NaN mixes
-        lo, hi = np.nanmin(v, axis=0), np.nanmax(v, axis=0)
-    if len(steps) > max_points:
-        edges = np.linspace(0, len(steps), max_points + 1).astype(np.int64)[:-1]
-        steps = steps[edges]
-        lo, hi = np.minimum.reduceat(lo, edges), np.maximum.reduceat(hi, edges)
-    return steps, lo, hi
 
 
 def rank_contrast(m: RankMatrix) -> float:

@@ -86,7 +86,8 @@ class RankBands:
             if ranked is None:
                 return None
             names = set(ranked.scalar_names())
-            return len(ranked.runs), {m: rank_view.spread(ranked.matrix(m)) for m in metrics if m in names}
+            return len(ranked.runs), {m: rank_view.band(rank_view.envelopes(entry, ranked, m))
+                                      for m in metrics if m in names}
 
         # A failed read leaves the bands as they are: the curves and the run's row say the rest.
         self.reads.request(entry.key, entry.key, lambda: locked_read(entry.run, spreads, siblings.values()),

@@ -1,0 +1,101 @@
+"""The app's memory follows what it shows on a distributed run too: the rank bands behind the
+scalar curves read each rank through a bounded envelope, fed the new rows as the run grows,
+and the sibling rank files hold no points (app/rank_view.py, app/gui/widgets/rank_band.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from tests.gui_helpers import WAIT_S, open_runs  # noqa: E402
+
+METRIC = "train/loss"
+SPIKE = 187_654        # a one-step spike on rank 1 only
+
+
+def _write(writer, rank: int, lo: int, hi: int) -> None:
+    steps = np.arange(lo, hi)
+    loss = 2.0 * np.exp(-steps / 50_000.0) + 0.01 * np.sin(steps * 0.37) + 0.05 * rank
+    if rank == 1 and lo <= SPIKE < hi:
+        loss[SPIKE - lo] = 40.0
+    writer.append_scalars(np.repeat(steps, 2), np.tile([0, 1], len(steps)),
+                          np.column_stack([loss, 1.0 - loss / 3.0]).ravel(), 1e9 + np.repeat(steps, 2) * 1e-3)
+    writer.flush(hi - 1)
+
+
+@pytest.fixture
+def two_rank_writers(tmp_path):
+    from trainspect.recorder import format as fmt
+    from trainspect.recorder.h5file import RunFileWriter
+
+    path = tmp_path / "exp.h5"
+    writers = []
+    for rank in range(2):
+        w = RunFileWriter(fmt.rank_path(path, rank))
+        w.start({"name": "exp", fmt.META_DISTRIBUTED: {"rank": rank, "world_size": 2, "run_id": "launch-1"}},
+                flush_every=0.1)
+        w.add_tags([METRIC, "train/acc"])
+        writers.append(w)
+    yield writers, path
+    for w in writers:
+        w.close()
+
+
+def _band(band):
+    x, lo = band.low.getData()
+    _, hi = band.high.getData()
+    return (np.asarray(a) if a is not None else np.empty(0) for a in (x, lo, hi))
+
+
+def _grow(window, qtbot, writers, lo: int, hi: int, block: int = 50_000) -> None:
+    for a in range(lo, hi, block):
+        for rank, w in enumerate(writers):
+            _write(w, rank, a, min(hi, a + block))
+    window.runs.poll()                       # the live tail: rank 0 refreshed, then the band reads
+    assert window.wait_loaded(WAIT_S)
+
+
+def test_a_two_rank_run_growing_tenfold_keeps_the_bands_bounded(window, qtbot, two_rank_writers):
+    from trainspect.app import rank_view
+
+    writers, path = two_rank_writers
+    for rank, w in enumerate(writers):
+        _write(w, rank, 0, 30_000)
+    window.view.set_metrics([METRIC])
+    entry = open_runs(window, [path])[0]
+    bands = window.scalars.bands.bands
+    qtbot.waitUntil(lambda: (METRIC, entry.key) in bands and len(next(_band(bands[(METRIC, entry.key)]))) > 0,
+                    timeout=int(WAIT_S * 1000))
+    files = entry._rank_files
+    feeds_small = {k: (f.env.held(), f.env.m) for k, f in files.feeds.items()}
+    assert set(feeds_small) == {(0, METRIC), (1, METRIC)}
+
+    _grow(window, qtbot, writers, 30_000, 300_000)
+    band = bands[(METRIC, entry.key)]
+    qtbot.waitUntil(lambda: all(f.env.points == 300_000 for f in files.feeds.values())
+                    and not window.runs.io.outstanding(), timeout=int(WAIT_S * 1000))
+    window.wait_loaded(WAIT_S)
+
+    # every point of both ranks went through the bands, and what they hold did not grow with it
+    for key, feed in files.feeds.items():
+        held_small, buckets_small = feeds_small[key]
+        assert feed.env.points == 300_000 and feed.env.last_step == 299_999
+        bound = rank_view.BAND_CAPACITY * len(feed.env.cols)
+        assert max(held_small, feed.env.held()) <= bound
+        assert max(buckets_small, feed.env.m) <= rank_view.BAND_CAPACITY
+    assert rank_view.held(entry) <= 2 * rank_view.BAND_CAPACITY * len(files.feeds[(0, METRIC)].env.cols)
+    # the sibling rank file (opened by the app, not a row) keeps no points either
+    with entry.run.locked(WAIT_S):
+        sibling = files.ranked.runs[1]
+        assert sibling is not entry.run
+        assert sum(p.n for p in sibling._points.values()) == 0
+
+    # the band spans the whole run, at most 4000 points, and shows rank 1's one-step spike
+    x, lo, hi = _band(band)
+    assert len(x) <= 4000 and x[0] == 0 and x[-1] > 299_000
+    at = int(np.argmax(hi))
+    assert hi[at] == 40.0 and x[at] <= SPIKE and (at + 1 == len(x) or x[at + 1] > SPIKE)
+    assert lo[at] < 3.0                       # rank 0 did not spike: the band opens there
+    bucket = files.feeds[(1, METRIC)].env.size    # the band is as sharp as rank 1's envelope
+    assert np.all(np.abs(x[hi > 3.0] - SPIKE) <= bucket)
