@@ -59,9 +59,17 @@ def open_siblings(entry, entries) -> dict:
     :func:`ranked`, and hold these runs' locks too while reading (``run_io.locked_read``)."""
     if entry.run is None:
         return {}
-    base = rank_of(entry.key)[0]
     return {e.key: (e.run if e.ready else None) for e in entries
-            if e is not entry and e.key != entry.key and rank_of(e.key)[0] == base and (e.ready or e.state == "loading")}   # RunEntry.state
+            if reads_through(entry, e) and (e.ready or e.state == "loading")}   # RunEntry.state
+
+
+def reads_through(entry, row) -> bool:
+    """GUI thread, no file access: ``row`` is another rank of ``entry``'s run open as its own
+    row, which ``entry``'s rank reads borrow (:func:`open_siblings`) and only that row
+    refreshes: its new rows are new rows of ``entry``'s ranks too (a rank that finishes after
+    the entry's own file stopped growing)."""
+    return (row is not entry and entry is not None and row.key != entry.key
+            and rank_of(row.key)[0] == rank_of(entry.key)[0])
 
 
 _claimed: set = set()   # keys of files being opened as rows: no read opens them as a rank meanwhile

@@ -120,6 +120,13 @@ def _open_handles(path) -> int:
                if fid.name and Path(fid.name.decode() if isinstance(fid.name, bytes) else fid.name) == Path(path))
 
 
+def _shows(values, expected) -> bool:
+    """The heatmap holds every rank's every step: a read taken while one rank's row was behind
+    the other has the full width but NaN where the slower rank had no rows yet; the panel's
+    next live reload (at most LIVE_RELOAD_MS later) fills them in."""
+    return values.shape == expected.shape and bool(np.allclose(values, expected))
+
+
 @pytest.mark.parametrize("first", ["rank1", "rank0"])
 def test_a_rank_file_open_as_its_own_row_is_read_once(window, tmp_path, qtbot, monkeypatch, first):
     """exp1.rank1.h5 and exp1.h5 (rank 0) opened one after the other while both ranks are
@@ -178,7 +185,7 @@ def test_a_rank_file_open_as_its_own_row_is_read_once(window, tmp_path, qtbot, m
         qtbot.waitUntil(lambda: all(window.live.status(e) is not None and window.live.status(e).state == "finished"
                                     for e in (zero, one))
                         and curve_len(zero) == steps and curve_len(one) == steps
-                        and panel.metric.values.shape == expected.shape, timeout=WAIT_MS)
+                        and _shows(panel.metric.values, expected), timeout=WAIT_MS)
         np.testing.assert_allclose(panel.metric.values, expected)
         text = panel.summary.text()
         assert "rank 0: exp1.h5" in text and "rank 1: exp1.rank1.h5" in text
@@ -188,4 +195,53 @@ def test_a_rank_file_open_as_its_own_row_is_read_once(window, tmp_path, qtbot, m
             if w.poll() is None:
                 w.kill()
                 w.wait(DEADLINE)
+    assert errors == [] and zero.error == "" and one.error == ""
+
+
+def test_a_rank_row_that_ends_after_the_shown_rank_is_followed_to_its_end(window, tmp_path, qtbot):
+    """Rank 0 has finished; rank 1, open as its own row, is still written. The Ranks tab and the
+    loss band of rank 0 read rank 1 through that row, and only the row refreshes it: its new rows
+    re-read them although rank 0's file no longer changes."""
+    import subprocess
+    import sys
+
+    from tests.gui_helpers import open_runs
+    from tests.test_resume import DEADLINE, _env
+
+    steps = 200
+    base, rank1 = tmp_path / "exp1.h5", tmp_path / "exp1.rank1.h5"
+    env = dict(_env(), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT="29512")
+
+    def writer(rank):
+        return subprocess.Popen([sys.executable, "-c", RANK_WRITER, str(base), str(steps)], stdout=subprocess.PIPE,
+                                text=True, env=dict(env, RANK=str(rank)))
+
+    first = writer(0)
+    assert first.wait(timeout=DEADLINE) == 0
+    late = writer(1)
+    errors = []
+    window.runs.errorOccurred.connect(lambda path, message: errors.append(message))
+    panel = window.ranks
+    try:
+        assert late.stdout.readline().startswith("started")
+        window.view.set_metrics(["train/loss"])
+        window.tabs.setCurrentWidget(window.ranks)
+        one, = open_runs(window, [rank1])
+        zero, = open_runs(window, [base])
+        assert window.runs.current is zero
+        assert late.wait(timeout=DEADLINE) == 0
+        expected = np.array([[_loss(r, s) for s in range(steps)] for r in (0, 1)])
+        bands = window.scalars.bands.bands
+
+        def band_high():
+            band = bands.get(("train/loss", zero.key))
+            return np.empty(0) if band is None else band.high.getData()[1]
+
+        qtbot.waitUntil(lambda: window.live.status(one) is not None and window.live.status(one).state == "finished"
+                        and _shows(panel.metric.values, expected) and len(band_high()) == steps, timeout=WAIT_MS)
+        np.testing.assert_allclose(band_high(), expected.max(axis=0))
+    finally:
+        if late.poll() is None:
+            late.kill()
+            late.wait(DEADLINE)
     assert errors == [] and zero.error == "" and one.error == ""

@@ -32,7 +32,11 @@ class LazyPanel(QWidget):
         """Show ``runs.current``; a live run is re-read at most every LIVE_RELOAD_MS, not on every poll."""
         runs.currentChanged.connect(self.load)
         self.live_reload = Throttle(self._reload, LIVE_RELOAD_MS, self)
-        runs.runUpdated.connect(lambda e, n: e is runs.current and self.live_reload.trigger())
+        runs.runUpdated.connect(lambda e, n: self.shows_rows_of(e, runs.current) and self.live_reload.trigger())
+
+    def shows_rows_of(self, updated, current) -> bool:
+        """New rows of the run ``updated`` change what this panel shows of ``current``."""
+        return updated is current
 
     def _reload(self) -> None:
         """Live data arrived. A read still on its way is let finish (on a big run a read can

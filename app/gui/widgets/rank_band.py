@@ -127,6 +127,10 @@ class RankBands:
         # bands too: the read looks at the ranks again and adds what is missing
         if rank_view.known(entry) is not False:
             self._read(entry, refresh=True)
+        plotted = {k for (_, k) in self.panel.curves}
+        for other in self.panel.runs.runs():   # runs whose ranks read this row's file through it
+            if other.key in plotted and rank_view.known(other) and rank_view.reads_through(other, entry):
+                self._read(other)
 
     def _on_removed(self, entry) -> None:
         for key in [k for k in self.bands if k[1] == entry.key]:

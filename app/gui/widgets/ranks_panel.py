@@ -192,6 +192,9 @@ class RanksPanel(LazyPanel):
         self.read("ranks", entry, lambda: read_ranks(entry, timing, metric, siblings),
                   lambda got: self._show(entry, got), "the other ranks", also=siblings.values())
 
+    def shows_rows_of(self, updated, current) -> bool:
+        return updated is current or rank_view.reads_through(current, updated)
+
     def _release(self) -> None:
         self.entry = None
         for heat in (self.timing, self.metric):
