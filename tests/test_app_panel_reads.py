@@ -250,3 +250,63 @@ def test_plot_csv_export_is_read_and_written_on_a_reader(window, tmp_path, qtbot
     assert rows[0] == ["run", "step", "value", "smoothed"] and len(rows) == 1 + len(series) == 701
     np.testing.assert_array_equal([int(r[1]) for r in rows[1:]], series.steps)
     np.testing.assert_allclose([float(r[2]) for r in rows[1:]], series.values, rtol=1e-6)
+
+
+def _exported_while_held(window, qtbot, monkeypatch, entry, export, under_way: str, done: str, out: Path) -> None:
+    """Run ``export()`` while another thread holds ``entry``'s file (a read hung inside HDF5):
+    the window keeps responding, the status bar says ``under_way`` and nothing is written yet;
+    once the file is let go, the status bar says ``done``, and no error was shown."""
+    from trainspect.app.gui import export_actions
+
+    warnings = []
+    monkeypatch.setattr(export_actions.QMessageBox, "warning", staticmethod(lambda *a: warnings.append(a[2])))
+    ticks, timer = _ticker(window)
+    try:
+        with file_held(entry.run):
+            export()
+            n = len(ticks)
+            qtbot.waitUntil(lambda: len(ticks) >= n + 20, timeout=WAIT_MS)     # the event loop runs on
+            assert under_way in window.statusBar().currentMessage() and not out.exists()
+        qtbot.waitUntil(lambda: done in window.statusBar().currentMessage(), timeout=WAIT_MS)
+    finally:
+        timer.stop()
+    assert warnings == []
+
+
+def _idle_run(window, qtbot, tmp_path):
+    entry, = open_runs(window, [make_run(tmp_path / "run.h5", n_steps=700, n_layers=2)])
+    window.advisor.wait()
+    qtbot.waitUntil(lambda: not window.runs.io.outstanding(), timeout=WAIT_MS)
+    return entry
+
+
+def test_run_csv_export_is_read_and_written_on_a_reader(window, tmp_path, qtbot, monkeypatch):
+    """File > Export run to CSV with the run's file held by a hung read: the window stays
+    responsive; afterwards the files are those a direct export of the run writes."""
+    from trainspect.app.gui import export_actions
+    from trainspect.app.report.csv_export import export_run_csv
+
+    entry = _idle_run(window, qtbot, tmp_path)
+    out = tmp_path / "csv"
+    monkeypatch.setattr(export_actions.QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(out)))
+    _exported_while_held(window, qtbot, monkeypatch, entry, lambda: export_actions.export_run_csv_dialog(window),
+                         "exporting run to CSV files", "CSV files written to", out / "index.csv")
+    with entry.run.locked(WAIT_MS / 1000) as run:
+        direct = export_run_csv(run, tmp_path / "direct")
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in direct) and len(direct) >= 3
+    for p in direct:
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_report_export_is_read_on_a_reader(window, tmp_path, qtbot, monkeypatch):
+    """File > Export report with the run's file held by a hung read: the window stays
+    responsive; afterwards the report is complete (it names the run and plots its loss)."""
+    from trainspect.app.gui import export_actions
+
+    entry = _idle_run(window, qtbot, tmp_path)
+    out = tmp_path / "report.html"
+    monkeypatch.setattr(export_actions.QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(out), "")))
+    _exported_while_held(window, qtbot, monkeypatch, entry, lambda: export_actions.export_report_dialog(window),
+                         "exporting the report", "report written to", out)
+    text = out.read_text(encoding="utf-8")
+    assert text.rstrip().endswith("</html>") and "run.h5" in text and "<svg" in text

@@ -209,6 +209,7 @@ def test_app_export_report_action_writes_the_report(window, tmp_path, monkeypatc
     target = tmp_path / "from_app.html"
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
     window.export_actions["report"].trigger()
+    assert window.wait_loaded(60)          # the report is read and written on a background reader
     html = target.read_text(encoding="utf-8")
     assert "layered" in html and "<svg" in html
     assert "report written" in window.statusBar().currentMessage()

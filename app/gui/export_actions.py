@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox, QProgressDialog
+from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from ..lod import ema
-from ..report import export_plot_csv, export_report, report_format
+from ..report import export_plot_csv, gather_report, report_format, write_report
 from ..report.csv_export import export_run_csv
+from .run_io import locked_read
 
 IMAGE_WIDTH = 1600          # px of an exported PNG (about 2x a plot on screen)
 
@@ -128,25 +128,6 @@ def heatmap_columns(heatmap) -> dict:
     return cols
 
 
-def run_with_progress(parent, title: str, work):
-    """Run ``work(progress)`` with a modal QProgressDialog fed by ``progress(done, total, text)``."""
-    dlg = QProgressDialog(title, None, 0, 100, parent)
-    dlg.setWindowTitle("trainspect")
-    dlg.setWindowModality(Qt.WindowModal)
-    dlg.setMinimumDuration(300)
-
-    def progress(done, total, text):
-        dlg.setMaximum(max(total, 1))
-        dlg.setValue(done)
-        dlg.setLabelText(text)
-        QApplication.processEvents()
-
-    try:
-        return work(progress)
-    finally:
-        dlg.close()
-
-
 # ------------------------------------------------------------------ dialogs
 def _fail(window, what: str, exc: Exception) -> None:
     msg = f"{what}: {exc}"
@@ -154,24 +135,43 @@ def _fail(window, what: str, exc: Exception) -> None:
     QMessageBox.warning(window, "trainspect", msg)
 
 
-def export_report_dialog(window) -> Path | None:
+def export_report_dialog(window) -> None:
     entries = window.runs.runs()
     if not entries:
         window.statusBar().showMessage("open a run first: there is nothing to report", 5000)
-        return None
+        return
     path, _ = QFileDialog.getSaveFileName(window, "Export report", "report.html",
                                           "HTML report (*.html);;PDF report (*.pdf)")
     if not path:
-        return None
+        return
     try:
-        report_format(path)
-        out = run_with_progress(window, "Writing report…",
-                                lambda progress: export_report([e.run for e in entries], path, progress=progress))
+        export_report_in_background(window, [e.run for e in entries], path)
     except Exception as exc:   # a report failure must never take the app down
         _fail(window, "cannot write the report", exc)
-        return None
-    window.statusBar().showMessage(f"report written to {out}", 8000)
-    return out
+
+
+def export_report_in_background(window, runs, path) -> None:
+    """Gather the report of ``runs`` (open GuardedRuns) on a background reader holding their
+    files (a read hung inside one leaves the window responsive), then write it: an HTML file
+    there too, a PDF here (it is drawn with Qt). The status bar says the export is under way,
+    then where the file is (or why it failed)."""
+    html = report_format(path) == "html"
+    bar = window.statusBar()
+    bar.showMessage(f"exporting the report to {path}…")
+
+    def gather():
+        report, _ = locked_read(runs[0], lambda: gather_report(runs), also=runs[1:])
+        return write_report(report, path) if html else report
+
+    def written(got) -> None:
+        try:
+            out = got if html else write_report(got, path)
+        except Exception as exc:   # noqa: BLE001 - a report failure must never take the app down
+            _fail(window, "cannot write the report", exc)
+            return
+        bar.showMessage(f"report written to {out}", 8000)
+
+    window.runs.io.submit(gather, written, lambda exc: _fail(window, "cannot write the report", exc))
 
 
 def export_plot_dialog(window, metric: str, kind: str) -> Path | None:
@@ -209,21 +209,25 @@ def export_scalar_csv_in_background(window, metric: str, path) -> None:
                           lambda exc: _fail(window, "cannot export the plot", exc))
 
 
-def export_run_csv_dialog(window) -> Path | None:
+def export_run_csv_dialog(window) -> None:
     entry = window.runs.current or (window.runs.runs()[0] if window.runs.runs() else None)
     if entry is None:
         window.statusBar().showMessage("open a run first: there is nothing to export", 5000)
-        return None
+        return
     directory = QFileDialog.getExistingDirectory(window, f"Export every scalar of {entry.name} to CSV files in")
-    if not directory:
-        return None
-    try:
-        run_with_progress(window, "Writing CSV files…", lambda progress: export_run_csv(entry.run, directory, progress))
-    except Exception as exc:
-        _fail(window, "cannot export CSV", exc)
-        return None
-    window.statusBar().showMessage(f"CSV files written to {directory} (see index.csv)", 8000)
-    return Path(directory)
+    if directory:
+        export_run_csv_in_background(window, entry, directory)
+
+
+def export_run_csv_in_background(window, entry, directory) -> None:
+    """Write every scalar and layer statistic of ``entry``'s run as CSV files in ``directory``,
+    on a background reader holding its file (the window stays responsive); the status bar says
+    the export is under way, then where the files are (or why it failed)."""
+    run, bar = entry.run, window.statusBar()
+    bar.showMessage(f"exporting {entry.name} to CSV files in {directory}…")
+    window.runs.io.submit(lambda: locked_read(run, lambda: export_run_csv(run, directory)),
+                          lambda _: bar.showMessage(f"CSV files written to {directory} (see index.csv)", 8000),
+                          lambda exc: _fail(window, "cannot export CSV", exc))
 
 
 # ------------------------------------------------------------------ menu

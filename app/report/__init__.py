@@ -25,29 +25,44 @@ def export_report(runs, path, progress=None, title: str | None = None) -> Path:
     ``progress(done, total, text)`` is called after each step (plots of a run, advisor, writing).
     Paths are opened and closed here; Run objects are left open for the caller.
     """
-    from .content import Progress, build_report, open_runs, progress_total
+    from .content import open_runs
 
-    path = Path(path)
-    kind = report_format(path)
+    report_format(path)
     runs = list(runs)
     opened = open_runs([r for r in runs if isinstance(r, (str, Path))])
     it = iter(opened)
     runs = [next(it) if isinstance(r, (str, Path)) else r for r in runs]
-    if not runs:
-        raise ValueError("a report needs at least one run")
     try:
-        prog = Progress(progress, progress_total(len(runs)))
-        report = build_report(runs, prog, title=title)
-        if kind == "html":
-            from .html import write_html
-            write_html(report, path)
-        else:
-            from trainspect.app.gui.pdf import write_pdf
-            write_pdf(report, path)
-        prog.step(f"wrote {path.name}")
+        report, prog = gather_report(runs, progress, title)
     finally:
         for r in opened:
             r.close()
+    return write_report(report, path, prog)
+
+
+def gather_report(runs, progress=None, title: str | None = None):
+    """(Report, its Progress): everything a report shows, read from the open ``runs`` (all the
+    file reads of a report: the app runs this on a background reader)."""
+    from .content import Progress, build_report, progress_total
+
+    if not runs:
+        raise ValueError("a report needs at least one run")
+    prog = Progress(progress, progress_total(len(runs)))
+    return build_report(runs, prog, title=title), prog
+
+
+def write_report(report, path, progress=None) -> Path:
+    """Write a gathered report to ``path`` (HTML, or PDF drawn with Qt: the app's GUI thread);
+    reads no run file."""
+    path = Path(path)
+    if report_format(path) == "html":
+        from .html import write_html
+        write_html(report, path)
+    else:
+        from trainspect.app.gui.pdf import write_pdf
+        write_pdf(report, path)
+    if progress is not None:
+        progress.step(f"wrote {path.name}")
     return path
 
 
