@@ -13,6 +13,8 @@ responding, 2 = the file could not be read.
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
 import sys
 import time
 
@@ -274,6 +276,13 @@ def run(args) -> int:
 
 
 def _stop(proc) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
+    """Stop a mirror follower as Ctrl-C would: it closes its mirror (a SIGTERM'd follower left
+    the file flagged as open for writing); killed if it has not ended after 10 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
         proc.wait()
