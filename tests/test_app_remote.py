@@ -107,3 +107,22 @@ def test_open_remote_dialog_builds_the_url_and_remembers_hosts(window):
     assert recent_hosts(window.settings) == ["me@gpu1"]
     again = OpenRemoteDialog(window.settings, window)
     assert again.host.itemText(0) == "me@gpu1"
+
+
+def test_closing_the_window_leaves_a_live_mirror_usable(window, ssh_env, tmp_path, qtbot):
+    """The window closes while a remote run is still written: its follower stops as on Ctrl-C
+    and closes the mirror, so the next open resumes from it (a killed follower left the mirror
+    flagged as open for writing, and the next open threw it away and fetched everything)."""
+    from trainspect.recorder.format import read_head
+
+    path = tmp_path / "remote" / "live.h5"
+    with Recorder(path, name="live") as rec:
+        for step in range(30):
+            rec.log({"train/loss": 1.0 / (1 + step)}, step=step)
+        rec.flush()
+        window.open_paths([ssh_env.url(path)])
+        qtbot.waitUntil(lambda: len(window.runs) == 1 and window.runs.runs()[0].run is not None, timeout=WAIT_MS)
+        mirror = remote.mirror_path(remote.parse(ssh_env.url(path)))
+        assert read_head(mirror).writer_open   # the follower holds it
+        window.remote.stop()
+        assert not read_head(mirror).writer_open, "the follower left the mirror flagged as open for writing"

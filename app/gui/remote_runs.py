@@ -9,6 +9,8 @@ URL; reconnects after a dropped connection show in the status bar.
 """
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -159,5 +161,9 @@ class RemoteRuns(QObject):
         self._timer.stop()
         for f in self.followers.values():
             if f.proc.state() != QProcess.NotRunning:
-                f.proc.kill()
-                f.proc.waitForFinished(2000)
+                # SIGINT, as Ctrl-C: the follower closes its mirror. A killed one left the file
+                # flagged as open for writing, so the next open threw it away and fetched it all.
+                os.kill(f.proc.processId(), signal.SIGINT)
+                if not f.proc.waitForFinished(5000):
+                    f.proc.kill()
+                    f.proc.waitForFinished(2000)
