@@ -25,39 +25,81 @@ TINY = np.finfo(np.float32).tiny
 def activation_row(x, bounds) -> list:
     """format.ACT_FIELDS of one CPU module output ``x`` (a ``device_stats.output_tensor``) as 6
     Python floats, computed at once, so an in-place module after this one (``ReLU(inplace=True)``)
-    cannot change them. The range decides counts it implies (no element <= 0 when the minimum
-    is > 0, none beyond the saturation thresholds when the range is inside them): a pass over
-    the data each that NaN ranges never skip."""
+    cannot change them.
+
+    Few passes over the data, since this runs on every leaf of a scheduled step (each pass over a
+    leaf of the transformer benchmark costs ~10-20 us, each torch call a few): min and max
+    (numpy), the sum and the sum of squares (torch: cascade sum, BLAS dot), so the variance is
+    E[x^2] - mean^2 without a centred copy. That subtraction loses precision only as
+    mean^2 / variance grows (the dot's relative error times 1 + mean^2 / variance), so above 1
+    (a sigmoid's outputs, 1e4 + noise) the variance is taken from centred values, as the device
+    path always does. One ``x <= 0`` mask gives the count and the dead units (all of a unit's
+    elements <= 0: its maximum is; a NaN is neither). The range decides the counts it implies
+    (none <= 0 when the minimum is > 0, all when the maximum is <= 0, none beyond the
+    saturation thresholds when the range is inside them); NaN ranges never skip a count."""
     flat = x.reshape(-1)
     a = flat.numpy()
     n = a.size
     with np.errstate(all="ignore"):       # NaN/Inf activations are data, not warnings
-        lo, hi = float(a.min()), float(a.max())
-        mean = flat.mean()
-        centred = flat - mean             # two passes, as on the device
-        std = math.sqrt(float(torch.dot(centred, centred)) / n)
-        nonpos = 0 if lo > 0 else n if hi <= 0 else np.count_nonzero(a <= 0)
+        lo, hi, mean, std = _moments(flat, a)
+        if lo > 0:
+            nonpos, dead = 0, 0.0
+        elif hi <= 0:
+            nonpos, dead = n, 1.0
+        else:
+            mask = a <= 0
+            nonpos = np.count_nonzero(mask)
+            dead = _dead_fraction(mask, x.shape) if x.dim() else 0.0
         if x.dim() == 0:
             dead = math.nan
-        elif lo > 0:
-            dead = 0.0
-        else:
-            unit = unit_dim(x.dim())
-            others = tuple(d for d in range(x.dim()) if d != unit)
-            per_unit = (x.amax(dim=others) if others else x).numpy()
-            dead = np.count_nonzero(per_unit <= 0) / per_unit.size
         if bounds is not None:
             low, high = (np.float32(b) for b in saturation_band(bounds))   # compared as float32, as torch does
             if lo > low and hi < high:
                 sat = 0
             else:   # the bands are disjoint (1 % each side): the two counts add up to their union
                 sat = np.count_nonzero(a <= low) + np.count_nonzero(a >= high)
-        elif -SAT_THRESHOLD <= lo and hi <= SAT_THRESHOLD:
-            sat = 0
-        else:
-            sat = np.count_nonzero(np.abs(a) > np.float32(SAT_THRESHOLD))
+        else:       # |x| > threshold: the side(s) the range reaches
+            sat = (0 if hi <= SAT_THRESHOLD else np.count_nonzero(a > SAT)) + \
+                  (0 if lo >= -SAT_THRESHOLD else np.count_nonzero(a < -SAT))
     absmax = max(-lo, hi) if hi == hi else math.nan   # NaN anywhere: NaN min and max
-    return [float(mean), std, absmax, nonpos / n, float(dead), sat / n]
+    return [mean, std, absmax, nonpos / n, float(dead), sat / n]
+
+
+SAT = np.float32(SAT_THRESHOLD)
+
+
+def _moments(flat, a):
+    """(min, max, mean, population std) of a flat float32 CPU tensor and its numpy view."""
+    n = a.size
+    lo, hi = float(a.min()), float(a.max())
+    mean = float(torch.sum(flat)) / n
+    var = float(torch.dot(flat, flat)) / n - mean * mean
+    if not mean * mean <= var < math.inf:    # also NaN/Inf (an overflowed dot)
+        m = flat.mean()
+        centred = flat - m
+        mean, var = float(m), float(torch.dot(centred, centred)) / n
+    return lo, hi, mean, math.sqrt(var) if var == var else math.nan
+
+
+def input_row(x) -> list:
+    """[mean, std, min, max] of a CPU tensor (``device_stats.input_stats``'s values) as floats."""
+    flat = x.detach().reshape(-1)
+    flat = flat if flat.dtype == torch.float32 else flat.float()
+    with np.errstate(all="ignore"):
+        lo, hi, mean, std = _moments(flat, flat.numpy())
+    return [mean, std, lo, hi]
+
+
+def _dead_fraction(mask, shape) -> float:
+    """The fraction of units (``unit_dim``) whose elements are all marked in ``mask`` (the
+    flat ``x <= 0`` of an output of ``shape``, C order)."""
+    unit = unit_dim(len(shape))
+    units, inner = shape[unit], math.prod(shape[unit + 1:])
+    if inner == 1:          # units last (N, C), (N, T, C), or a vector
+        per_unit = np.logical_and.reduce(mask.reshape(-1, units), axis=0)
+    else:                   # (N, C, H, W, ...)
+        per_unit = np.logical_and.reduce(mask.reshape(-1, units, inner), axis=(0, 2))
+    return np.count_nonzero(per_unit) / units
 
 
 HOST_CHUNK = 1 << 20    # elements binned at once; the buffers of a chunk are kept between calls

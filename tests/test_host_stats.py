@@ -52,6 +52,74 @@ def test_host_activation_rows_equal_the_device_rows(seed):
         torch.testing.assert_close(host, device, rtol=1e-5, atol=1e-7, equal_nan=True, msg=name)
 
 
+def reference_row(x, bounds):
+    """ACT_FIELDS of ``x`` straight from their definitions, in float64."""
+    y = x.double().numpy()
+    finite = np.isfinite(y).all()
+    with np.errstate(all="ignore"):
+        if y.ndim == 0:
+            dead = math.nan
+        else:
+            unit = y.ndim - 1 if y.ndim == 3 else (0 if y.ndim == 1 else 1)
+            per_unit = np.moveaxis(y, unit, 0).reshape(y.shape[unit], -1).max(axis=1)
+            dead = (per_unit <= 0).mean()
+        if bounds is None:
+            sat = (np.abs(y) > 5).mean()
+        else:
+            band = 0.01 * (bounds[1] - bounds[0])
+            low, high = np.float32(bounds[0] + band), np.float32(bounds[1] - band)
+            sat = ((y <= low) | (y >= high)).mean()
+        return [y.mean(), y.std() if finite else math.nan, np.abs(y).max(), (y <= 0).mean(), dead, sat]
+
+
+def reference_cases(seed):
+    """Outputs that take every branch of the host statistics: a mean small or large against
+    the spread (one pass or centred), ranges that imply the counts, a dot that overflows."""
+    g = torch.Generator().manual_seed(seed)
+    relu = torch.relu(torch.randn(16, 32, 256, generator=g) + 0.3)
+    relu[:, :, :9] = 0.0                                            # dead units
+    return [
+        ("relu 3d", relu, None),
+        ("offset 1e4", 1e4 + torch.randn(64, 256, generator=g), None),       # mean^2 >> variance
+        ("offset -300", -300 + 0.01 * torch.randn(40, 30, generator=g), None),
+        ("sigmoid", torch.sigmoid(torch.randn(64, 100, generator=g) + 2), (0.0, 1.0)),
+        ("mean ~ std", torch.randn(128, 64, generator=g) + 1.0, None),
+        ("conv", torch.randn(8, 6, 5, 5, generator=g) - 1.5, None),
+        ("conv all > 0", torch.rand(4, 3, 5, 5, generator=g) + 1e-3, None),
+        ("all <= 0", -torch.rand(10, 7, generator=g), None),
+        ("beyond -5 only", torch.randn(50, 20, generator=g) * 3 - 4, None),
+        ("beyond +5 only", torch.randn(50, 20, generator=g) * 3 + 4, None),
+        ("huge", 1e19 * (1 + 1e-3 * torch.randn(30, 10, generator=g)), None),   # x^2 overflows float32
+        ("vector", torch.randn(33, generator=g), None),
+        ("scalar", torch.tensor(0.25), None),
+    ]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_host_activation_rows_equal_a_float64_reference(seed):
+    for name, output, bounds in reference_cases(seed):
+        x = output_tensor(output)
+        got, expect = activation_row(x, bounds), reference_row(x, bounds)
+        np.testing.assert_allclose(got[:3], expect[:3], rtol=2e-5, atol=1e-6, err_msg=name)
+        assert got[3:] == pytest.approx(expect[3:], abs=1e-12, nan_ok=True), name
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_host_input_row_equals_the_device_stats_and_a_float64_reference(seed):
+    from trainspect.recorder.device_stats import input_stats
+    from trainspect.recorder.host_stats import input_row
+    g = torch.Generator().manual_seed(seed)
+    with_nan = torch.randn(8, 5, generator=g)
+    with_nan[3, 1] = float("nan")
+    for x in (torch.randn(64, 128, generator=g), 1e4 + torch.randn(32, 3, 8, 8, generator=g),
+              torch.rand(100, generator=g).double(), torch.randn(16, 40, generator=g).half().t(), with_nan):
+        y = x.double().numpy()
+        expect = [y.mean(), y.std(), y.min(), y.max()]
+        np.testing.assert_allclose(input_row(x), expect, rtol=2e-5, atol=1e-6)
+        torch.testing.assert_close(torch.tensor(input_row(x), dtype=torch.float32), input_stats(x),
+                                   rtol=2e-5, atol=1e-6, equal_nan=True)
+
+
 def test_host_activation_counts_match_a_direct_count():
     x = torch.tensor([[-6.0, 0.0, 1.0], [-5.5, float("nan"), 7.0]])
     mean, std, absmax, nonpos, dead, sat = activation_row(x, None)

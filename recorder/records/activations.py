@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import torch
 
 from .. import format as fmt
@@ -102,7 +103,7 @@ class Activations(Record):
             return None
         nan_row = [math.nan] * len(fmt.ACT_FIELDS)
         if not any(isinstance(c, tuple) for c in cap):   # all on the host: one tensor of floats
-            return torch.tensor([c if c else nan_row for c in cap], dtype=torch.float32)
+            return torch.from_numpy(np.array([c if c else nan_row for c in cap], np.float32))
         rows = activation_rows([c if isinstance(c, tuple) else RAW_NAN for c in cap])
         host = [i for i, c in enumerate(cap) if isinstance(c, list)]
         if host:   # a model partly on the CPU: its host rows join the device ones

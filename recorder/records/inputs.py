@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from .. import format as fmt
 from ..device_stats import input_stats
+from ..host_stats import input_row
 from .scalar import ScalarValues
 
 
@@ -26,4 +28,6 @@ class InputStats(ScalarValues):
             self.emit(self.compute(x), step, time.time(), self.tags)
 
     def compute(self, x):
+        if self.w.cpu_fast_path and x.device.type == "cpu":
+            return torch.from_numpy(np.array(input_row(x), np.float32))
         return input_stats(x)
