@@ -35,6 +35,10 @@ class SeriesView:
     points: int         # points of the series (len(steps) is fewer once it is decimated)
     n_nan: int          # NaN values among all the points
     n_inf: int          # +-Inf values among all the points
+    # Each kept point's position in the series, and the sample's stride j (1: every point): the
+    # plain sample is the points at positions divisible by j. Rank views align on it (ranks.py).
+    index: np.ndarray | None = None
+    stride: int = 1
 
     def __len__(self):
         return len(self.steps)
@@ -178,8 +182,8 @@ class Decimated:
         parts = [self.sample, *(self.extremes.points() if self.extremes else []), *self.marks.values()]
         idx, steps, values = _join(*parts)
         order = np.argsort(idx, kind="stable")
-        idx = idx[order]
-        keep = np.ones(len(idx), bool)
-        keep[1:] = idx[1:] != idx[:-1]
+        ordered = idx[order]
+        keep = np.ones(len(ordered), bool)
+        keep[1:] = ordered[1:] != ordered[:-1]
         keep = order[keep]
-        return SeriesView(steps[keep], values[keep], self.n, self.n_nan, self.n_inf)
+        return SeriesView(steps[keep], values[keep], self.n, self.n_nan, self.n_inf, idx[keep], self.j)

@@ -8,7 +8,7 @@ launch into the same path (another ``run_id``) is not mixed in.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,9 @@ import numpy as np
 from trainspect.recorder import format as fmt
 from trainspect.recorder.format import RunFileError
 
-from .run import LayerStat, Run, Series, open_run
+from .decimate import SeriesView
+from .run import VIEW_POINTS, LayerStat, Run, Series, open_run
+from .vocab import loss_roles
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def last_per_step(series: Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def align(per_rank: dict) -> RankMatrix:
-    """{rank: Series} -> a RankMatrix on the union of their steps."""
+    """{rank: Series} (or SeriesView) -> a RankMatrix on the union of their steps."""
     ranks = sorted(per_rank)
     cols = [last_per_step(per_rank[r]) for r in ranks]
     steps = np.unique(np.concatenate([s for s, _ in cols])) if cols else np.empty(0, np.int64)
@@ -59,6 +61,91 @@ def align(per_rank: dict) -> RankMatrix:
     for i, (s, v) in enumerate(cols):
         values[i, np.searchsorted(steps, s)] = v
     return RankMatrix(steps.astype(np.int64), ranks, values)
+
+
+def metric_names(run) -> list:
+    """A run's metric names without reading points (``scalar_names()`` of a Run opened with
+    kept points loads every metric of a run up to 8 M rows)."""
+    return run.metric_names() if hasattr(run, "metric_names") else run.scalar_names()
+
+
+def train_loss(run) -> str | None:
+    """The training loss's name (``Run.loss_roles()["train"]``), read without loading points."""
+    return loss_roles(metric_names(run), (run.meta or {}).get(fmt.META_ROLES)).get("train")
+
+
+def series_views(run, names, capacity: int = VIEW_POINTS) -> dict:
+    """{name: SeriesView} of the metrics ``names`` the run has: ``Run.scalar_views`` (bounded,
+    incremental), or every point of a run object without it (stride 1: the whole series)."""
+    names = list(dict.fromkeys(n for n in names if n is not None))
+    if hasattr(run, "scalar_views"):
+        return run.scalar_views(names, capacity)
+    present, out = set(run.scalar_names()), {}
+    for name in names:
+        if name in present:
+            s = run.scalar(name)
+            v = np.asarray(s.values, dtype=np.float64)
+            nan = np.isnan(v)
+            out[name] = SeriesView(np.asarray(s.steps), v, len(v), int(nan.sum()), int((~nan & ~np.isfinite(v)).sum()),
+                                   np.arange(len(v), dtype=np.int64), 1)
+    return out
+
+
+def sample_part(views: dict) -> dict:
+    """{rank: SeriesView} -> the points of each view in the coarsest plain sample among them
+    (positions divisible by the largest stride), plus each view's last point.
+
+    A decimated view also keeps each bucket's extremes, at other steps in each rank; aligning
+    them would compare a rank's spike with another's ordinary point, or leave it alone in its
+    column. Ranks that log the same steps (DDP: every rank every step) share the sample's
+    positions, so the columns every rank has are an every-J-th-step sample of the run (what the
+    medians and step-to-step noise of the rank rules rest on). Views holding every point
+    (stride 1, up to 131,072 points) are returned whole: the full series."""
+    stride = max((v.stride for v in views.values()), default=1)
+    if stride == 1:
+        return dict(views)
+    out = {}
+    for rank, v in views.items():
+        index = v.index if v.index is not None else np.arange(len(v), dtype=np.int64)
+        keep = index % stride == 0
+        keep[-1:] = True
+        out[rank] = replace(v, steps=v.steps[keep], values=v.values[keep], index=index[keep])
+    return out
+
+
+def _snap(sampled: dict) -> dict:
+    """Samples on different steps: each rank's points moved to the nearest step of the first
+    rank's sample (those within one sample spacing of one; the others left out)."""
+    first = next(iter(sampled))
+    grid = np.unique(sampled[first].steps)
+    if len(grid) < 2:
+        return sampled
+    spacing = float(np.median(np.diff(grid)))
+    out = {}
+    for rank, v in sampled.items():
+        if rank == first or not len(v):
+            out[rank] = v
+            continue
+        i = np.clip(np.searchsorted(grid, v.steps), 1, len(grid) - 1)
+        left, right = grid[i - 1], grid[i]
+        near = np.where(v.steps - left <= right - v.steps, left, right)
+        ok = np.abs(v.steps - near) <= spacing
+        out[rank] = replace(v, steps=near[ok], values=v.values[ok], index=None)
+    return out
+
+
+def align_views(views: dict) -> RankMatrix:
+    """{rank: SeriesView} -> a RankMatrix: of decimated views, their common plain sample
+    (:func:`sample_part`). Ranks whose samples fall on different steps (a rank that logged a
+    step the others did not shifts its every-J-th positions) share few of them: then each
+    rank's sample is aligned on the nearest step of the first rank's."""
+    sampled = sample_part(views)
+    m = align(sampled)
+    if len(views) < 2 or all(v.stride == 1 for v in views.values()):
+        return m
+    shared = int(np.all(np.isfinite(m.values), axis=0).sum())
+    fewest = min(int(np.isfinite(v.values).sum()) for v in sampled.values())
+    return m if 2 * shared >= fewest else align(_snap(sampled))
 
 
 class RankedRun:
@@ -107,6 +194,11 @@ class RankedRun:
             if name in run.scalar_names():
                 out[rank] = run.scalar(name)
         return out
+
+    def views(self, names, capacity: int = VIEW_POINTS) -> dict:
+        """{rank: {name: SeriesView}}: bounded views of ``names`` in each rank's file (see
+        ``Run.scalar_views``; memory independent of run length, a later call reads only new rows)."""
+        return {rank: series_views(run, names, capacity) for rank, run in self.runs.items()}
 
     def matrix(self, name: str) -> RankMatrix:
         """``name`` of every rank that logged it, aligned on steps (NaN where missing)."""
@@ -210,38 +302,46 @@ class RankSummary:
     first_nonfinite: int | None   # first step with a non-finite loss or gradient
 
 
-def first_nonfinite_step(run) -> int | None:
-    """First step where the training loss, the global gradient norm or the non-finite
-    gradient count says NaN/Inf, or None."""
-    names = set(run.scalar_names())
+NONFINITE_SERIES = (fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS)
+
+
+def _first_nonfinite(views: dict) -> int | None:
     first = None
-    candidates = [run.loss_roles().get("train"), fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS]
-    for name in candidates:
-        if name is None or name not in names:
-            continue
-        s = run.scalar(name)
-        bad = (s.values > 0) if name == fmt.SYS_NONFINITE_GRADS else ~np.isfinite(s.values)
+    for name, v in views.items():
+        bad = (v.values > 0) if name == fmt.SYS_NONFINITE_GRADS else ~np.isfinite(v.values)
         idx = np.flatnonzero(bad)
         if idx.size:
-            step = int(s.steps[idx[0]])
+            step = int(v.steps[idx[0]])
             first = step if first is None else min(first, step)
     return first
 
 
+def first_nonfinite_step(run) -> int | None:
+    """First step where the training loss, the global gradient norm or the non-finite
+    gradient count says NaN/Inf, or None. Exact, read through bounded views (the first
+    non-finite and first positive point of a series are always kept)."""
+    return _first_nonfinite(series_views(run, [train_loss(run), *NONFINITE_SERIES]))
+
+
 def summaries(ranked: RankedRun) -> list:
+    """One :class:`RankSummary` per rank, read through bounded views (``Run.scalar_views``):
+    memory independent of run length (``trainspect info`` on a long distributed run). The last
+    loss and the first non-finite step are exact; the median step time is that of every point
+    up to 131,072 step times, beyond of the view's sample."""
     out = []
     for rank, run in ranked.runs.items():
-        names = set(run.scalar_names())
-        loss = run.loss_roles().get("train")
+        loss = train_loss(run)
+        views = series_views(run, [loss, fmt.SYS_STEP_TIME, *NONFINITE_SERIES])
         last_loss = float("nan")
-        if loss is not None and len(s := run.scalar(loss)):
+        if loss is not None and len(s := views.get(loss, ())):
             last_loss = float(s.values[-1])
-        st = run.scalar(fmt.SYS_STEP_TIME) if fmt.SYS_STEP_TIME in names else None
+        st = views.get(fmt.SYS_STEP_TIME)
+        st = sample_part({rank: st})[rank] if st is not None else None   # the plain sample: no extremes
         times = st.values[np.isfinite(st.values)] if st is not None else np.empty(0)
         med = float(np.median(times)) if times.size else float("nan")
         status = run.status()
         out.append(RankSummary(rank, run.path, status.describe(), status.last_step, loss, last_loss, med,
-                               first_nonfinite_step(run)))
+                               _first_nonfinite({n: v for n, v in views.items() if n != fmt.SYS_STEP_TIME})))
     return out
 
 

@@ -10,13 +10,19 @@ columns, no training), each measurement in a fresh subprocess:
   run's layer records. Reports the peak RSS (ru_maxrss) of ``info``, of ``tail --once
   --advisor-every 0``, of ``tail --once`` with the advisor on (the default) and of 200 status
   polls (open_run + status()): it must not grow with the run.
+- ``ranks``: a distributed run of 2 rank files (``exp.h5``, ``exp.rank1.h5``) of 1 M and 5 M
+  scalar rows each (train loss, step time, data wait, gradient norm, non-finite count; rank 1
+  a straggler). Reports the peak RSS of ``tail --once`` (advisor on, which reads every rank),
+  ``diagnose`` and ``info`` (a line per rank). ``--old DIR``: also the same commands with
+  ``PYTHONPATH=DIR`` (another checkout), each size old and new interleaved.
 
-    python benchmarks/bench_info_scale.py [--part names|rows|all] [--big] [--keep DIR]
+    python benchmarks/bench_info_scale.py [--part names|rows|ranks|all] [--big] [--keep DIR] [--old DIR]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -74,6 +80,10 @@ elif what == "tail_advisor":
     from trainspect.app.cli import main
     with contextlib.redirect_stdout(devnull):
         rc = main(["tail", "--once", path])
+elif what == "diagnose":
+    from trainspect.app.cli import main
+    with contextlib.redirect_stdout(devnull):
+        rc = main(["diagnose", path])
 elif what == "summarize":
     from trainspect.analysis import open_run
     from trainspect.app.commands.info import summarize
@@ -99,9 +109,10 @@ print(json.dumps({"seconds": time.perf_counter() - t, "cpu": time.process_time()
 """
 
 
-def child(what: str, path: Path) -> dict:
+def child(what: str, path: Path, pythonpath: str | None = None) -> dict:
+    env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
     out = subprocess.run([sys.executable, "-c", CHILD, what, str(path)], capture_output=True, text=True,
-                         timeout=3600)
+                         timeout=3600, env=env)
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -149,9 +160,57 @@ def part_rows(tmp: Path, big: bool) -> None:
               f"({advised['cpu']:.2f} s CPU) | {status['max_rss_mb']:.0f} MB |", flush=True)
 
 
+RANK_METRICS = ("train/loss", fmt.SYS_STEP_TIME, fmt.SYS_DATA_WAIT, fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS)
+
+
+def write_rank_run(path: Path, rows: int, world: int = 2) -> None:
+    """``world`` rank files of one launch, ``rows`` scalar rows each (one per metric and step)."""
+    k = len(RANK_METRICS)
+    steps_total = rows // k
+    for rank in range(world):
+        file = fmt.rank_path(path, rank)
+        w = RunFileWriter(file)
+        w.start({"name": "ranks", fmt.META_DISTRIBUTED: {"rank": rank, "world_size": world, "run_id": "bench",
+                                                         "rank0_file": path.name}})
+        w.add_tags(list(RANK_METRICS))
+        rng = np.random.default_rng(rank)
+        step_time = 0.1 * np.random.default_rng(99).lognormal(0, 0.05, steps_total)
+        for lo in range(0, steps_total, BLOCK // k):
+            hi = min(steps_total, lo + BLOCK // k)
+            n = hi - lo
+            t = np.arange(lo, hi) / steps_total
+            cols = np.stack([(0.1 + 2.2 * np.exp(-12 * t)) * rng.lognormal(0, 0.15, n), step_time[lo:hi],
+                             rng.lognormal(np.log(0.03 if rank == world - 1 else 2e-4), 0.3, n),
+                             rng.lognormal(0, 0.3, n), np.zeros(n)], axis=1)
+            steps = np.repeat(np.arange(lo, hi, dtype=np.int64), k)
+            w.append_scalars(steps, np.tile(np.arange(k, dtype=np.int32), n), cols.ravel(), steps * 0.1)
+            w.flush(hi - 1)
+        w.close(last_step=steps_total - 1)
+
+
+def part_ranks(tmp: Path, big: bool, old: str | None) -> None:
+    """Peak RSS of the commands that read every rank of a distributed run, old vs new interleaved."""
+    new = os.environ.get("PYTHONPATH")
+    versions = ([("old", old)] if old else []) + [("new", new)]
+    print("| rows per rank (2 ranks) | files | version | `tail --once` (advisor on) peak RSS (CPU) | "
+          "`diagnose` peak RSS (CPU) | `info` peak RSS (CPU) |")
+    print("|---|---|---|---|---|---|")
+    for n in (1_000_000, 5_000_000) + ((25_000_000,) if big else ()):
+        path = tmp / f"ranks_{n}.h5"
+        if not path.exists() or not fmt.rank_path(path, 1).exists():
+            write_rank_run(path, n)
+        size = sum(fmt.rank_path(path, r).stat().st_size for r in range(2))
+        for label, pythonpath in versions:
+            got = {what: child(what, path, pythonpath) for what in ("tail_advisor", "diagnose", "info")}
+            print(f"| {n / 1e6:.0f} M | {size / 1e6:.0f} MB | {label} | "
+                  + " | ".join(f"{g['max_rss_mb']:.0f} MB ({g['cpu']:.1f} s)" for g in got.values()) + " |",
+                  flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("names", "rows", "all"), default="all")
+    ap.add_argument("--part", choices=("names", "rows", "ranks", "all"), default="all")
+    ap.add_argument("--old", metavar="DIR", help="ranks part: also run the commands with PYTHONPATH=DIR")
     ap.add_argument("--big", action="store_true", help="also a 25 M-row run (700 MB file)")
     ap.add_argument("--keep", metavar="DIR", help="write (and reuse) the run files here")
     args = ap.parse_args()
@@ -162,6 +221,8 @@ def main() -> None:
             part_names(tmp)
         if args.part in ("rows", "all"):
             part_rows(tmp, args.big)
+        if args.part in ("ranks", "all"):
+            part_ranks(tmp, args.big, args.old)
     print(f"\n(fmt schema {fmt.SCHEMA_VERSION}; 2-core shared machine: compare rows within a table)")
 
 

@@ -130,6 +130,12 @@ def test_loss_divergence_rule_names_the_rank_apart_and_ignores_noise(seed):
 
 # ------------------------------------------------------------------ torchrun jobs (CPU, gloo)
 def _findings(path):
+    """The advisor's findings; its rank rules (read through bounded views) give, field for field,
+    what they give on every rank's full series (test_rank_bounded.py: long runs)."""
+    from test_rank_bounded import rank_findings
+
+    bounded, full = rank_findings(path)
+    assert {s: f.to_dict() for s, f in bounded.items()} == {s: f.to_dict() for s, f in full.items()}
     with open_run(path) as run:
         return {f.symptom: f for f in diagnose(run)}
 

@@ -112,7 +112,8 @@ def coverage(run) -> Coverage:
         from ..run import open_run
         with open_run(run) as opened:
             return coverage(opened)
-    names = list(run.scalar_names())
+    # the names only: scalar_names() of a Run with kept points loads every metric up to 8 M rows
+    names = list(run.metric_names() if hasattr(run, "metric_names") else run.scalar_names())
     meta = run.meta or {}
     view = _View(set(names), loss_roles(names, meta.get(fmt.META_ROLES)), set(run.layer_stat_names()),
                  run.record_count(fmt.SNAPS) if fmt.SNAPS in run.instruments() else 0)

@@ -14,15 +14,14 @@ the detectors here on it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from trainspect.recorder import format as fmt
 
 from ..findings import Evidence, Finding
-from ..ranks import RankMatrix, align, dist_info, open_ranks
-from ..run import Series
+from ..ranks import NONFINITE_SERIES, RankMatrix, align_views, dist_info, open_ranks, train_loss
 from .series import first_nonfinite, rounded
 
 MIN_STEPS = 10            # fewer steps seen by every rank: the timing and loss rules say nothing
@@ -193,14 +192,14 @@ def detect_rank_loss_divergence(m: RankMatrix, series: str, *, min_steps: int = 
     tail_spread = float(np.ptp(np.median(tail_v, axis=1)))
     evidence = [Evidence(series=series, threshold=rel_gap, steps=[int(steps[t0]), int(steps[-1])],
                          values=rounded([mine, theirs]),
-                         text=(f"rank {r}'s {series} over the last {len(steps) - t0} steps: median {mine:.4g}, "
+                         text=(f"rank {r}'s {series} over steps {int(steps[t0])}-{int(steps[-1])}: median {mine:.4g}, "
                                f"the other ranks' {theirs:.4g} ({abs(mine - theirs) / max(abs(theirs), 1e-12):.0%} "
                                f"apart, {'above' if mine > theirs else 'below'} them at {side:.0%} of the steps; "
                                f"step-to-step noise {noise:.3g})"))
                 for r, mine, theirs, side in out]
     evidence.append(Evidence(series=series, values=rounded([head_spread, tail_spread]),
-                             text=(f"spread between the ranks' levels: {head_spread:.4g} over the first "
-                                   f"{head.shape[1]} steps, {tail_spread:.4g} at the end")))
+                             text=(f"spread between the ranks' levels: {head_spread:.4g} over steps "
+                                   f"{int(steps[0])}-{int(steps[head.shape[1] - 1])}, {tail_spread:.4g} at the end")))
     many = len(named) > len(m.ranks) // 2
     title = (f"the losses of {_ranks_text(named)} drift apart" if many else
              f"{_ranks_text(named)}: {series} stays apart from the other ranks'")
@@ -241,32 +240,41 @@ class RankSignals:
     in_sync: bool | None = None                      # weights_in_sync(); None: nothing to compare
 
 
-NONFINITE_SERIES = (fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS)
-
-
 def rank_signals(run, reuse=None) -> RankSignals | None:
     """What the rank rules need from the run ``run`` belongs to; None for one process (or a
-    distributed run with fewer than two readable rank files). ``reuse``: see ``open_ranks``."""
+    distributed run with fewer than two readable rank files). ``reuse``: see ``open_ranks``.
+
+    Every rank's series are read as bounded views (``Run.scalar_views``; siblings opened here
+    hold no points): memory does not grow with the run, and a sibling ``reuse`` hands in (tail
+    keeps them open) reads only the rows added since. Up to 131,072 points per series the
+    rules see every point; beyond, the timing and loss rules compare the ranks on their common
+    plain sample (``ranks.align_views``) and the first non-finite step of each rank stays exact."""
     if dist_info(run) is None:
         return None
-    ranked = open_ranks(run, reuse=reuse)
+    ranked = open_ranks(run, reuse=reuse, keep_points=False)
     with ranked:
         if len(ranked.runs) < 2:
             return None
-        names = ranked.scalar_names()
-        sig = RankSignals(ranked.ranks, timing={n: ranked.matrix(n) for n in TIMING_SERIES if n in names})
-        loss = ranked.primary.loss_roles().get("train")
-        for rank, r in ranked.runs.items():
-            present = set(r.scalar_names())
-            sig.nonfinite[rank] = {n: (r.scalar(n).steps, r.scalar(n).values)
-                                   for n in (loss, *NONFINITE_SERIES) if n is not None and n in present}
+        loss = train_loss(ranked.primary)
+        views = ranked.views([loss, *TIMING_SERIES, *NONFINITE_SERIES])
+        sig = RankSignals(ranked.ranks)
+        for name in TIMING_SERIES:
+            per_rank = {r: v[name] for r, v in views.items() if name in v}
+            if per_rank:
+                sig.timing[name] = align_views(per_rank)
+        for rank, v in views.items():
+            sig.nonfinite[rank] = {n: (v[n].steps, v[n].values) for n in (loss, *NONFINITE_SERIES)
+                                   if n is not None and n in v}
         if loss is not None:
             # each rank's loss up to its first NaN/Inf: a rank gone NaN is broken, not diverging
-            sig.loss = (loss, align({r: _finite_part(s) for r, s in ranked.scalar(loss).items()}))
+            sig.loss = (loss, align_views({r: _finite_part(v[loss]) for r, v in views.items() if loss in v}))
         sig.in_sync = weights_in_sync(ranked)
     return sig
 
 
-def _finite_part(s: Series) -> Series:
-    i = first_nonfinite(s.values)
-    return s if i is None else Series(s.steps[:i], s.values[:i], s.wall[:i])
+def _finite_part(v):
+    """A view up to its first NaN/Inf (kept in every view: the cut is where the series' is)."""
+    i = first_nonfinite(v.values)
+    if i is None:
+        return v
+    return replace(v, steps=v.steps[:i], values=v.values[:i], index=None if v.index is None else v.index[:i])

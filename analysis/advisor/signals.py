@@ -13,7 +13,8 @@ import numpy as np
 from trainspect.recorder import format as fmt
 
 from ..vocab import logged_stand_ins, loss_roles
-from .rank_rules import rank_signals
+from ..ranks import NONFINITE_SERIES, dist_info
+from .rank_rules import TIMING_SERIES, rank_signals
 from .tables import Table
 
 NORM_TYPES = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm1d",
@@ -62,7 +63,9 @@ def extract(run, reuse=None) -> Signals:
     roles = loss_roles(names, sig.meta.get(fmt.META_ROLES))
     stand_ins = logged_stand_ins(names)   # an unwatched run's own logs
     wanted = [roles[r] for r in ("train", "val") if r in roles] + [n for n in SYS_SERIES if n in present]
-    series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()))))
+    # a distributed run: rank_signals reads this file's timing too; asked together, one pass over it
+    ranks = [n for n in (*TIMING_SERIES, *NONFINITE_SERIES) if n in present] if dist_info(run) else []
+    series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()) + ranks)))
     for role in ("train", "val"):
         if roles.get(role) in series:
             setattr(sig, f"{role}_loss", (roles[role], *series[roles[role]]))

@@ -49,7 +49,7 @@ def ranks_of(run) -> dict | None:
     """A distributed run: which rank files the advisor read ({"read": {rank: file}, "world_size": n, ...})."""
     from trainspect.analysis.ranks import open_ranks
 
-    ranked = open_ranks(run)
+    ranked = open_ranks(run, keep_points=False)   # siblings hold no points: read through bounded views
     if ranked is None:
         return None
     with ranked:

@@ -101,7 +101,7 @@ def rank_lines(run) -> list:
     """A distributed run: every rank's file, state, loss and step time (one line each)."""
     from trainspect.analysis.ranks import open_ranks, summaries
 
-    ranked = open_ranks(run)
+    ranked = open_ranks(run, keep_points=False)   # siblings hold no points: read through bounded views
     if ranked is None:
         return []
     with ranked:

@@ -131,19 +131,47 @@ def snapshot_line(run, status, summary) -> str:
 
 
 class FindingTracker:
-    """Runs the advisor and reports each symptom once (a finding that grows is not repeated)."""
+    """Runs the advisor and reports each symptom once (a finding that grows is not repeated).
+    Holds the other rank files of a distributed run open across passes (``close()``)."""
 
     def __init__(self):
         self.seen: set = set()
         self.findings: list = []
         self.error = ""
+        self.siblings: dict = {}   # path -> (file identity, Run opened without kept points)
+
+    def sibling(self, path):
+        """``reuse`` for the advisor (``open_ranks``): a sibling rank file opened once and kept,
+        so each pass reads only the rows added since (``Run.scalar_views`` is incremental)."""
+        from ..restarts import file_identity
+
+        identity, held = file_identity(path), self.siblings.get(str(path))
+        if held is not None and held[0] == identity:
+            return held[1]
+        if held is not None:   # another file at that path now (a relaunch): open it afresh
+            del self.siblings[str(path)]
+            held[1].close()
+        if identity is None:
+            return None
+        try:
+            run = open_run(path, keep_points=False)
+        except (RunFileError, OSError):
+            return None   # open_ranks tries once more, else counts the rank as missing
+        self.siblings[str(path)] = (identity, run)
+        return run
+
+    def close(self) -> None:
+        for _, run in self.siblings.values():
+            run.close()
+        self.siblings.clear()
 
     def update(self, run) -> list:
         from trainspect.analysis import diagnose
 
         try:
-            self.findings = list(diagnose(run))
+            self.findings = list(diagnose(run, reuse=self.sibling))
         except Exception as exc:  # the advisor failing must not stop the tail
+            self.close()   # a sibling read failing half-way: open the files afresh next time
             msg = f"advisor failed: {type(exc).__name__}: {exc}"
             new_error, self.error = msg != self.error, msg
             return [msg] if new_error else []
@@ -167,11 +195,13 @@ def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = Fa
             if not isinstance(outcome, Restart):
                 return outcome
             _say(outcome.message)
+            tracker.close()   # the rank files are opened afresh with the run
             if outcome.replaced:
                 tracker = FindingTracker()   # another run: its findings are news
             run.close()
             run = opened = wait_for_run(run.path, wait, any_error=True)
     finally:
+        tracker.close()
         if opened is not None:
             opened.close()
 
