@@ -1,11 +1,13 @@
 """What the app shows of a distributed run (Qt-free): its ranks opened once per run entry,
-a rank x step matrix pooled to screen columns, and the min-max band across ranks (drawn from
-one bounded :class:`~.lod.Envelope` per rank and metric, fed the new rows as the run grows: the
-sibling files are opened with ``keep_points=False`` and hold no points).
+the Ranks tab's rank x step heatmaps (one bounded :class:`~.step_columns.StepColumns` per rank
+and metric) and the min-max band across ranks (one bounded :class:`~.lod.Envelope` per rank and
+metric), both fed only the rows each rank's run added since the last read: the sibling files
+are opened with ``keep_points=False`` and hold no points, and a refresh of a long live run
+reads what it added, not the whole file again.
 
 The rank files are opened beside the entry's own run (rank 0's, usually) the first time a
 panel asks, refreshed when that run is, and closed with it. Every read of them (``ranked``,
-``refresh`` and the matrices) runs on a background reader holding the entry's file lock
+``refresh`` and the heatmaps) runs on a background reader holding the entry's file lock
 (``run_io.locked_read``): that lock also serialises the sibling files, which have no lock of
 their own. The GUI thread only asks :func:`known` (no file access).
 
@@ -23,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from trainspect.analysis.ranks import RankedRun, RankMatrix, open_ranks, rank_of
+from trainspect.analysis.ranks import RankedRun, open_ranks, rank_of
 
 from .lod import Envelope
+from .step_columns import StepColumns, pool
 
 _CACHE_ATTR = "_rank_files"
 _UNKNOWN = object()
@@ -34,7 +37,7 @@ _UNKNOWN = object()
 class _RankFiles:
     """The sibling files of one opened run (an entry reopened after a restart gets new ones)."""
 
-    __slots__ = ("run", "ranked", "closed", "borrowed", "feeds")
+    __slots__ = ("run", "ranked", "closed", "borrowed", "feeds", "columns")
 
     def __init__(self, run):
         self.run = run              # the entry's run these siblings go with
@@ -42,6 +45,7 @@ class _RankFiles:
         self.closed = False
         self.borrowed = {}          # file key -> the open row's run used for that rank (not ours)
         self.feeds = {}             # (rank, metric) -> _Feed: what the bands draw, bounded
+        self.columns = {}           # (rank, metric) -> _ColumnFeed: what the heatmaps draw, bounded
 
 
 def _files(entry) -> _RankFiles:
@@ -146,6 +150,48 @@ def _reused(siblings: dict, path):
     return None if run.closed else run        # a row closed since: its file is free to open
 
 
+def shared_reuser(entry, siblings: dict, hold):
+    """``reuse`` for an ``open_ranks`` outside the panels' reads (the advisor, on its own thread):
+    a rank open as a row is read through the row's run (as :func:`reuser`), every other rank
+    through the run the entry's rank files hold (opened here if not yet, under ``hold(work)``:
+    ``work()`` holding the entry's and ``siblings``' locks), each use of it holding the entry's
+    lock. One HDF5 handle per file in the process: each read through a second handle refreshes
+    its datasets, which left the first handle's view stale (the Ranks tab drew rank 1 from wrong
+    rows while the advisor read rank 1 through a handle of its own)."""
+    def reuse(path):
+        got = _reused(siblings, path)
+        if got is not None:
+            return got
+        shared = hold(lambda: ranked(entry, siblings))
+        key = str(Path(path).resolve())
+        for run in (shared.runs.values() if isinstance(shared, RankedRun) else ()):
+            if str(Path(run.path).resolve()) == key:
+                return _Locked(run, entry.run)
+        return None                           # not readable here: the caller opens it
+    return reuse
+
+
+class _Locked:
+    """A sibling rank's run used outside the panels' reads: every attribute read and call holds
+    ``guard``'s lock (the entry's run, whose lock serialises its rank files)."""
+
+    __slots__ = ("_run", "_guard")
+
+    def __init__(self, run, guard):
+        self._run, self._guard = run, guard
+
+    def __getattr__(self, name):
+        with self._guard.locked():
+            value = getattr(self._run, name)
+        if not callable(value):
+            return value
+
+        def call(*args, **kwargs):
+            with self._guard.locked():
+                return value(*args, **kwargs)
+        return call
+
+
 def _same_runs(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(a[k] is b[k] for k in a)
 
@@ -198,13 +244,26 @@ class _Feed:
 
     def catch_up(self, metric: str) -> Envelope:
         seen = self.run.scalar_rows_seen
+        if seen < self.next_row:                       # the run was read anew under us
+            self.env, self.next_row = Envelope(capacity=BAND_CAPACITY), 0
         if seen > self.next_row:
             got = self.run.scalar_rows([metric], self.next_row, seen, latest=True).get(metric)
+            if got is not None and self.next_row and supersedes(self.run, got[1].steps, self.env.span["s"][1]):
+                self.env = Envelope(capacity=BAND_CAPACITY)
+                got = self.run.scalar_rows([metric], 0, seen, latest=True).get(metric)
             if got is not None:
                 rows, s = got
                 self.env.extend(rows, s.steps, s.wall, s.values)
             self.next_row = seen
         return self.env
+
+
+def supersedes(run, steps, held_top: float) -> bool:
+    """New points of a resumed run (several writer sessions) at a step <= the largest step a
+    feed already holds: a later session wrote those steps again and its points supersede the
+    held ones (FORMAT.md, *Segments*), which only a read of every row at once leaves out, so the
+    feed starts over. (Within one session steps only go up: a feed never starts over there.)"""
+    return len(steps) > 0 and float(np.min(steps)) <= held_top and len(run.segments()) > 1
 
 
 def envelopes(entry, ranked: RankedRun, metric: str) -> dict:
@@ -278,26 +337,91 @@ def band(envs: dict, max_points: int = 4000):
     return grid[first][keep].astype(np.int64), lo[keep], hi[keep]
 
 
-def pool_columns(m: RankMatrix, max_cols: int = 2000):
-    """(first step, last step, values[R, C]) with at most ``max_cols`` columns, each the
-    mean over its steps of every rank (NaN where a rank has nothing in a column)."""
-    n = len(m.steps)
-    if n <= max_cols:
-        return m.steps, m.steps, m.values
-    edges = np.linspace(0, n, max_cols + 1).astype(np.int64)
-    finite = np.isfinite(m.values)
-    sums = np.add.reduceat(np.where(finite, m.values, 0.0), edges[:-1], axis=1)
-    counts = np.add.reduceat(finite, edges[:-1], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pooled = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return m.steps[edges[:-1]], m.steps[edges[1:] - 1], pooled
+COLUMN_CAPACITY = StepColumns.CAPACITY   # step buckets per rank and metric: >= the widest heatmap's columns / 2
+FEED_ROWS = 1 << 18                      # rows per read (~10 MB): a first read of a long run holds one block at a time
 
 
-def rank_contrast(m: RankMatrix) -> float:
-    """How much the ranks differ: the median over steps of (largest rank / median rank).
-    Under DDP the step times match (the all-reduce waits for the slowest) while the data
-    wait shows the straggler, so this picks the timing series worth showing first."""
-    v = m.values[:, np.all(np.isfinite(m.values), axis=0)]
+class _ColumnFeed:
+    """One rank's metric as :class:`~.step_columns.StepColumns`, fed the rows its run added since."""
+
+    __slots__ = ("run", "cols", "next_row")
+
+    def __init__(self, run):
+        self.run, self.cols, self.next_row = run, StepColumns(COLUMN_CAPACITY), 0
+
+
+def columns(entry, ranked: RankedRun, names) -> dict:
+    """{name: {rank: StepColumns}} of ``names`` (the ranks that logged each), brought up to
+    date with the rows each rank's run has seen: each rank's new rows are read once for the
+    ``names`` fed up to the same row, FEED_ROWS at a time, and not kept. Kept with the entry's
+    rank files; a rank whose run was opened anew starts over, and so does a metric a resumed
+    session wrote again (:func:`supersedes`). Background readers only, holding the locks of
+    :func:`ranked`."""
+    files = _files(entry)
+    out = {n: {} for n in names}
+    for rank, run in ranked.runs.items():
+        have = set(run.scalar_names())
+        seen = run.scalar_rows_seen
+        feeds = {}
+        for name in (n for n in names if n in have):
+            feed = files.columns.get((rank, name))
+            if feed is None or feed.run is not run or feed.next_row > seen:
+                feed = files.columns[(rank, name)] = _ColumnFeed(run)
+            feeds[name] = out[name][rank] = feed
+        anew = []
+        for start in sorted({f.next_row for f in feeds.values()}):
+            group = [n for n, f in feeds.items() if f.next_row == start]
+            for a in range(start, seen, FEED_ROWS):
+                b = min(seen, a + FEED_ROWS)
+                got = run.scalar_rows(group, a, b, latest=True)
+                for name in list(group):
+                    s = got[name][1] if name in got else None
+                    if s is not None and supersedes(run, s.steps, feeds[name].cols.top):
+                        anew.append(name)
+                        group.remove(name)
+                    elif s is not None:
+                        feeds[name].cols.add(s.steps, s.values)
+                    feeds[name].next_row = b
+        if anew:                      # a resumed run: every row at once, superseded points left out
+            got = run.scalar_rows(anew, 0, seen, latest=True)
+            for name in anew:
+                feed = files.columns[(rank, name)] = out[name][rank] = _ColumnFeed(run)
+                if name in got:
+                    feed.cols.add(got[name][1].steps, got[name][1].values)
+                feed.next_row = seen
+    return {name: {rank: f.cols for rank, f in per.items()} for name, per in out.items()}
+
+
+def column_held(entry) -> int:
+    """Numbers the heatmaps of ``entry`` hold (what the tests bound)."""
+    files = getattr(entry, _CACHE_ATTR, None)
+    return sum(f.cols.held() for f in files.columns.values()) if files is not None else 0
+
+
+class Heat:
+    """One metric's heatmap, pooled: ``first``/``last`` step of each column, and per rank (row)
+    and column the ``mean`` of the rank's values over the column's steps, their ``top`` (max)
+    and the step of that max (see :func:`~.step_columns.pool`)."""
+
+    __slots__ = ("ranks", "first", "last", "mean", "top", "top_step")
+
+    def __init__(self, ranks, first, last, mean, top, top_step):
+        self.ranks, self.first, self.last = list(ranks), first, last
+        self.mean, self.top, self.top_step = mean, top, top_step
+
+
+def heats(entry, ranked: RankedRun, names, max_cols: int) -> dict:
+    """{name: Heat} of ``names`` with at most ``max_cols`` columns (fed by :func:`columns`)."""
+    return {name: Heat(per_rank, *pool(per_rank, max_cols))
+            for name, per_rank in columns(entry, ranked, names).items()}
+
+
+def rank_contrast(heat: Heat) -> float:
+    """How much the ranks differ: the median over columns of (largest rank / median rank) of the
+    columns' means (over steps, where a column is one step). Under DDP the step times match
+    (the all-reduce waits for the slowest) while the data wait shows the straggler, so this picks
+    the timing series worth showing first."""
+    v = heat.mean[:, np.all(np.isfinite(heat.mean), axis=0)]
     if v.shape[0] < 2 or v.shape[1] == 0:
         return 0.0
     mid = np.median(v, axis=0)

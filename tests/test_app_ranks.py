@@ -245,3 +245,43 @@ def test_a_rank_row_that_ends_after_the_shown_rank_is_followed_to_its_end(window
             late.kill()
             late.wait(DEADLINE)
     assert errors == [] and zero.error == "" and one.error == ""
+
+
+def test_the_advisor_reads_the_rank_files_through_the_ranks_tabs_handles(window, tmp_path, qtbot):
+    """A finished 2-rank run of 200k steps, diagnosed while the Ranks tab shows it: the advisor
+    reads rank 1 through the run the tab holds (one HDF5 handle per file in the process), so the
+    tab's view stays right. Through a second handle of its own, each advisor read refreshed that
+    handle's datasets and the tab drew rank 1 from stale rows: its loss after step ~3,400 missing,
+    its last loss that of step ~3,400."""
+    from tests.gui_helpers import open_runs, show_panel
+    from trainspect.recorder import format as fmt
+    from trainspect.recorder.h5file import RunFileWriter
+
+    n, path = 200_000, tmp_path / "exp.h5"
+    names = ["train/loss", fmt.SYS_STEP_TIME, fmt.SYS_DATA_WAIT]
+    expected = {}
+    for rank in range(2):
+        w = RunFileWriter(fmt.rank_path(path, rank))
+        w.start({"name": "exp", fmt.META_DISTRIBUTED: {"rank": rank, "world_size": 2, "run_id": "l"}}, flush_every=3600)
+        w.add_tags(names)
+        s = np.arange(n)
+        loss = 2.0 * np.exp(-s / 40_000) + 0.1 + 0.15 * rank * (s > n // 2)
+        v = np.column_stack([loss, 0.1 + 0.001 * (s % 7), 0.01 + 0.01 * rank + 0.001 * (s % 5)]).ravel()
+        w.append_scalars(np.repeat(s, 3), np.tile([0, 1, 2], n), v, 1e9 + np.repeat(s, 3) * 1e-3)
+        w.close(last_step=n - 1)
+        expected[rank] = loss
+    entry, = open_runs(window, [path])
+    panel = window.ranks
+    show_panel(window, qtbot, panel)
+    for _ in range(3):                        # diagnosed again (as a live run is), then the tab reads again
+        window.advisor.wait()
+        window.advisor._start(entry)
+        window.advisor.wait()
+        panel._load(entry)
+        qtbot.waitUntil(lambda: not panel.reading() and panel.metric.ranks == [0, 1], timeout=WAIT_MS)
+    heat = panel.metric
+    assert heat.last[-1] == n - 1 and np.all(np.isfinite(heat.values))
+    for i, rank in enumerate(heat.ranks):
+        lo = np.searchsorted(np.arange(n), heat.first)
+        np.testing.assert_allclose(heat.values[i], np.add.reduceat(expected[rank], lo) / np.diff(np.append(lo, n)))
+    assert "rank 1: exp.rank1.h5 — finished at step 199999; train/loss 0.2" in panel.summary.text()

@@ -17,6 +17,7 @@ from trainspect.analysis.lr_range import is_sweep
 
 from ... import rank_view
 from ..advisor import AdvisorJobs
+from ..run_io import locked_read
 from .parts import NAME_CHARS, elide, shrinkable
 from .throttle import Throttle
 
@@ -81,9 +82,13 @@ class AdvisorPanel(QWidget):
         self._rediagnose.trigger()
 
     def _start(self, entry) -> None:
-        """Diagnose ``entry`` in the background; its rank files open as rows are read through them."""
+        """Diagnose ``entry`` in the background; its rank files are read through the runs the
+        app holds of them (rows, or the Ranks tab's), never through a second handle."""
         siblings = rank_view.open_siblings(entry, self.runs.rows())
-        self.jobs.start(entry.key, entry.run, self.sweep_run(entry), rank_view.reuser(siblings))
+
+        def hold(work):
+            return locked_read(entry.run, work, also=siblings.values())
+        self.jobs.start(entry.key, entry.run, self.sweep_run(entry), rank_view.shared_reuser(entry, siblings, hold))
 
     def sweep_run(self, entry):
         """The run of the first open LR range test other than ``entry`` (None if there is none)."""

@@ -4,6 +4,12 @@ Two rank x step heatmaps of the current run (rows = ranks, columns = steps poole
 screen's width): a timing series (step time or data-loader wait: a straggler is a bright row)
 and a loss (a rank whose loss stays apart is a row of another colour), and one line per rank
 (file, state, last loss, median step time, first non-finite step).
+
+A timing cell is coloured by the largest value in its steps (a one-step stall on one rank is a
+bright cell however long the run: a mean over a thousand steps would hide it), the metric's by
+the mean; the hover gives both, and the step of the largest. Both are drawn from bounded step
+buckets per rank and metric fed only the rows added since (``rank_view.columns``): a refresh of
+a long live run reads its new rows, not every rank's file again.
 """
 from __future__ import annotations
 
@@ -31,17 +37,17 @@ LOG_SPAN = 100.0     # a positive metric spanning more than this factor is colou
 class RanksRead:
     """What one background read of a distributed run's ranks gives the Ranks tab."""
 
-    def __init__(self, timings, metrics, timing, metric, matrices, summary):
+    def __init__(self, timings, metrics, timing, metric, heats, summary):
         self.timings, self.metrics = timings, metrics   # the choices of the two combo boxes
         self.timing, self.metric = timing, metric       # the chosen ones
-        self.matrices = matrices                        # name -> RankMatrix of the chosen ones
+        self.heats = heats                              # name -> rank_view.Heat of the chosen ones
         self.summary = summary                          # one line per rank (HTML)
 
 
-def read_ranks(entry, timing, metric, siblings=None):
+def read_ranks(entry, timing, metric, siblings=None, columns: int = 2000):
     """The ranks of ``entry``'s run (a background reader's job, holding its file lock and those
-    of ``siblings``, the ranks open as rows: ``rank_view.open_siblings``): the
-    series to choose from, ``timing`` and ``metric`` as rank x step matrices (or the first
+    of ``siblings``, the ranks open as rows: ``rank_view.open_siblings``): the series to choose
+    from, ``timing`` and ``metric`` pooled to at most ``columns`` heatmap columns (or the first
     look's choices: the timing where ranks differ most, the training loss), the summary.
     None for a single-process run."""
     rank_view.refresh(entry)
@@ -50,20 +56,19 @@ def read_ranks(entry, timing, metric, siblings=None):
         return None
     names = ranked.scalar_names()
     timings = [n for n in TIMING if n in names]
-    matrices = {}
-    if timing not in timings:   # first look: the series where ranks differ most
-        matrices = {n: ranked.matrix(n) for n in timings}
-        timings.sort(key=lambda n: -rank_view.rank_contrast(matrices[n]))
-        timing = timings[0] if timings else None
     loss = ranked.primary.loss_roles().get("train")
     user = [n for n in names if not is_sys(n)]
     metrics = ([loss] if loss in user else []) + [n for n in user if n != loss]
     if metric not in metrics:
         metric = metrics[0] if metrics else None
-    for name in (timing, metric):
-        if name is not None and name not in matrices:
-            matrices[name] = ranked.matrix(name)
-    return RanksRead(timings, metrics, timing, metric, matrices, summary_html(ranked))
+    first_look = timing not in timings              # the timing series where ranks differ most
+    wanted = [n for n in dict.fromkeys([*(timings if first_look else [timing]), metric]) if n is not None]
+    heats = rank_view.heats(entry, ranked, wanted, columns)
+    if first_look:
+        timings.sort(key=lambda n: -rank_view.rank_contrast(heats[n]))
+        timing = timings[0] if timings else None
+    heats = {n: h for n, h in heats.items() if n in (timing, metric)}
+    return RanksRead(timings, metrics, timing, metric, heats, summary_html(ranked))
 
 
 def summary_html(ranked) -> str:
@@ -96,10 +101,14 @@ class RankHeatmap:
         self.values = np.empty((0, 0))        # the shown (pooled, not log) values [ranks, columns]
         self.ranks: list = []
         self.name = ""
+        self.heat = None                      # the rank_view.Heat shown (its means and maxima, for the hover)
 
-    def show(self, matrix, name: str, px: int) -> None:
-        self.name, self.ranks = name, list(matrix.ranks)
-        self.first, self.last, self.values = rank_view.pool_columns(matrix, max(50, px))
+    def show(self, heat, name: str) -> None:
+        """Draw ``heat`` (a ``rank_view.Heat``): a timing series by each cell's largest value,
+        another metric by its mean."""
+        self.name, self.ranks, self.heat = name, list(heat.ranks), heat
+        self.first, self.last = heat.first, heat.last
+        self.values = heat.top if name in TIMING else heat.mean
         if not len(self.first):
             self.image.clear()
             return
@@ -125,6 +134,7 @@ class RankHeatmap:
         self.image.clear()
         self.first = self.last = np.empty(0)
         self.values = np.empty((0, 0))
+        self.heat = None
 
     def cell_at(self, step: float, row: float):
         """(rank, first step, last step, value) under a point, or None."""
@@ -135,7 +145,14 @@ class RankHeatmap:
         return self.ranks[r], int(self.first[col]), int(self.last[col]), float(self.values[r, col])
 
     def hover_text(self, rank, first: int, last: int, value: float) -> str:
-        return f"rank {rank}, {steps_text(first, last)}: {html.escape(stat_label(self.name))} <b>{value:.4g}</b>"
+        label = html.escape(stat_label(self.name))
+        if first == last or self.heat is None:
+            return f"rank {rank}, {steps_text(first, last)}: {label} <b>{value:.4g}</b>"
+        r, col = self.ranks.index(rank), int(np.searchsorted(self.first, first))
+        mean, top, at = (float(a[r, col]) for a in (self.heat.mean, self.heat.top, self.heat.top_step))
+        where = f" at step {int(at)}" if at == at else ""
+        return (f"rank {rank}, {steps_text(first, last)}: {label} mean <b>{mean:.4g}</b>, "
+                f"max <b>{top:.4g}</b>{where}")
 
 
 class RanksPanel(LazyPanel):
@@ -189,7 +206,8 @@ class RanksPanel(LazyPanel):
             self.say_reading("the ranks", entry)
         timing, metric = self.timing_combo.currentData(), self.loss_combo.currentData()
         siblings = rank_view.open_siblings(entry, self.runs.rows())
-        self.read("ranks", entry, lambda: read_ranks(entry, timing, metric, siblings),
+        px = max(100, self.width() - 120)              # heatmap columns: about one per pixel
+        self.read("ranks", entry, lambda: read_ranks(entry, timing, metric, siblings, px),
                   lambda got: self._show(entry, got), "the other ranks", also=siblings.values())
 
     def shows_rows_of(self, updated, current) -> bool:
@@ -214,12 +232,11 @@ class RanksPanel(LazyPanel):
         self.say("")
         self._fill(self.timing_combo, got.timings, got.timing)
         self._fill(self.loss_combo, got.metrics, got.metric)
-        px = max(100, self.width() - 120)
         for heat, name in ((self.timing, got.timing), (self.metric, got.metric)):
             if name is None:
                 heat.clear()
             else:
-                heat.show(got.matrices[name], name, px)
+                heat.show(got.heats[name], name)
         self.summary.setText(got.summary)
 
     @staticmethod
