@@ -206,6 +206,7 @@ def test_the_ranks_tab_of_a_live_run_reads_its_new_rows_only(window, qtbot, time
     assert heat.first[col] <= STALL <= heat.last[col] < heat.first[col] + 1000
     assert heat.values[1, col] == 4.0 and heat.values[0, col] < 0.2
     assert np.all(np.delete(heat.values[1], col) < 0.2)          # the only bright cell of rank 1
+    assert heat.outliers == [(1, col)]                            # and outlined: above the colour range
     assert f"at step {STALL}" in heat.hover_text(1, *heat.cell_at(STALL + 0.5, 1.5)[1:])
     with entry.run.locked(WAIT_S):                                  # the sibling file holds no points
         assert sum(p.n for p in entry._rank_files.ranked.runs[1]._points.values()) == 0

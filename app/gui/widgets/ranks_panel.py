@@ -94,6 +94,10 @@ class RankHeatmap:
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
+        # cells far above the colour range (clipped to its top colour, like ordinary noise): outlined
+        self.marks = pg.ScatterPlotItem(symbol="s", size=11, pen=pg.mkPen("#00E5FF", width=2), brush=None)
+        self.plot.addItem(self.marks)
+        self.outliers: list = []              # (row, column) of the outlined cells
         self.bar = pg.ColorBarItem(colorMap=pg.colormap.get(colormap), interactive=False, width=12)
         self.bar.setImageItem(self.image)
         self.canvas.addItem(self.bar, row=0, col=1)
@@ -111,6 +115,8 @@ class RankHeatmap:
         self.values = heat.top if name in TIMING else heat.mean
         if not len(self.first):
             self.image.clear()
+            self.marks.clear()
+            self.outliers = []
             return
         shown = self.values
         finite = shown[np.isfinite(shown)]
@@ -122,6 +128,7 @@ class RankHeatmap:
         lo, hi = (float(np.percentile(ok, 1)), float(np.percentile(ok, 99))) if ok.size else (0.0, 1.0)
         self.image.setImage(np.nan_to_num(shown, nan=lo, posinf=hi, neginf=lo), autoLevels=False)
         self.bar.setLevels((lo, hi if hi > lo else lo + 1e-12))
+        self._mark(shown, lo, hi)
         self.bar.setLabel("right", f"log10 {stat_label(name)}" if log else stat_label(name))
         x0, x1 = float(self.first[0]), float(self.last[-1]) + 1
         self.image.setRect(QRectF(x0, 0, max(x1 - x0, 1.0), len(self.ranks)))
@@ -130,8 +137,20 @@ class RankHeatmap:
         self.plot.setYRange(0, len(self.ranks), padding=0)
         self.plot.setXRange(x0, x1, padding=0)
 
+    def _mark(self, shown, lo: float, hi: float) -> None:
+        """Outline the cells above the colour range by more than its width (a one-step stall in a
+        max-pooled timing cell): the robust levels clip them to the top colour, which ordinary
+        cells near the 99th percentile share, so the colour alone would not tell them apart."""
+        with np.errstate(invalid="ignore"):
+            rows, cols = np.nonzero(shown > hi + max(hi - lo, 1e-12))
+        self.outliers = list(zip(rows.tolist(), cols.tolist()))
+        x = (self.first[cols] + self.last[cols] + 1) / 2.0
+        self.marks.setData(x=x.astype(np.float64), y=rows + 0.5)
+
     def clear(self) -> None:
         self.image.clear()
+        self.marks.clear()
+        self.outliers = []
         self.first = self.last = np.empty(0)
         self.values = np.empty((0, 0))
         self.heat = None
