@@ -72,6 +72,27 @@ def write_rank_files(path, per_rank: list, run_id: str = "synthetic", starts=Non
     return files
 
 
+def live_rank_writers(path, tags, world_size: int = 2, run_id: str = "launch-1", flush_every: float = 0.1) -> list:
+    """The rank files of one launch open for writing, as a live distributed run leaves them
+    (started, ``tags`` added, nothing written yet); the caller closes them."""
+    writers = []
+    for rank in range(world_size):
+        w = RunFileWriter(fmt.rank_path(path, rank))
+        w.start({"name": "exp", fmt.META_DISTRIBUTED: {"rank": rank, "world_size": world_size, "run_id": run_id}},
+                flush_every=flush_every)
+        w.add_tags(list(tags))
+        writers.append(w)
+    return writers
+
+
+def append_columns(writer, steps, *columns) -> None:
+    """One row per step and column (tag ids 0, 1, ... in ``columns`` order), wall = 1e9 + step ms."""
+    steps = np.asarray(steps, np.int64)
+    k = len(columns)
+    writer.append_scalars(np.repeat(steps, k), np.tile(np.arange(k), len(steps)),
+                          np.column_stack(columns).ravel(), 1e9 + np.repeat(steps, k) * 1e-3)
+
+
 # ---------------------------------------------------------------- the full-series reading
 def _finite_part(s: Series) -> Series:
     i = first_nonfinite(s.values)

@@ -14,7 +14,7 @@ from trainspect.analysis.ranks import align, open_ranks
 from trainspect.analysis.run import Run
 from trainspect.app import rank_view
 from trainspect.recorder import format as fmt
-from trainspect.recorder.h5file import RunFileWriter
+from tests.rank_runs import append_columns, live_rank_writers
 
 LOSS, TIME = "train/loss", fmt.SYS_STEP_TIME
 
@@ -23,13 +23,7 @@ LOSS, TIME = "train/loss", fmt.SYS_STEP_TIME
 def ranks(tmp_path):
     """Two live rank files (loss and step time), and the app's view of them."""
     path = tmp_path / "exp.h5"
-    writers = []
-    for rank in range(2):
-        w = RunFileWriter(fmt.rank_path(path, rank))
-        w.start({"name": "exp", fmt.META_DISTRIBUTED: {"rank": rank, "world_size": 2, "run_id": "launch-1"}},
-                flush_every=0.1)
-        w.add_tags([LOSS, TIME])
-        writers.append(w)
+    writers = live_rank_writers(path, [LOSS, TIME])
     state = types.SimpleNamespace(writers=writers, path=path, ranked=None)
 
     def open_():
@@ -46,10 +40,8 @@ def ranks(tmp_path):
 
 
 def _write(writer, steps, loss, step_time) -> None:
-    steps = np.asarray(steps, np.int64)
-    writer.append_scalars(np.repeat(steps, 2), np.tile([0, 1], len(steps)),
-                          np.column_stack([loss, step_time]).ravel(), 1e9 + np.repeat(steps, 2) * 1e-3)
-    writer.flush(int(steps.max()))
+    append_columns(writer, steps, loss, step_time)
+    writer.flush(int(np.max(steps)))
 
 
 def _refresh(ranked) -> None:

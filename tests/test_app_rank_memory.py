@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from tests.gui_helpers import WAIT_S, open_runs  # noqa: E402
+from tests.rank_runs import append_columns, live_rank_writers  # noqa: E402
 
 METRIC = "train/loss"
 SPIKE = 187_654        # a one-step spike on rank 1 only
@@ -19,24 +20,14 @@ def _write(writer, rank: int, lo: int, hi: int) -> None:
     loss = 2.0 * np.exp(-steps / 50_000.0) + 0.01 * np.sin(steps * 0.37) + 0.05 * rank
     if rank == 1 and lo <= SPIKE < hi:
         loss[SPIKE - lo] = 40.0
-    writer.append_scalars(np.repeat(steps, 2), np.tile([0, 1], len(steps)),
-                          np.column_stack([loss, 1.0 - loss / 3.0]).ravel(), 1e9 + np.repeat(steps, 2) * 1e-3)
+    append_columns(writer, steps, loss, 1.0 - loss / 3.0)
     writer.flush(hi - 1)
 
 
 @pytest.fixture
 def two_rank_writers(tmp_path):
-    from trainspect.recorder import format as fmt
-    from trainspect.recorder.h5file import RunFileWriter
-
     path = tmp_path / "exp.h5"
-    writers = []
-    for rank in range(2):
-        w = RunFileWriter(fmt.rank_path(path, rank))
-        w.start({"name": "exp", fmt.META_DISTRIBUTED: {"rank": rank, "world_size": 2, "run_id": "launch-1"}},
-                flush_every=0.1)
-        w.add_tags([METRIC, "train/acc"])
-        writers.append(w)
+    writers = live_rank_writers(path, [METRIC, "train/acc"])
     yield writers, path
     for w in writers:
         w.close()
@@ -111,24 +102,14 @@ def _write_timed(writer, rank: int, lo: int, hi: int) -> None:
     st = 0.1 + 0.001 * np.sin(steps * 0.37)
     if rank == 1 and lo <= STALL < hi:
         st[STALL - lo] = 4.0
-    writer.append_scalars(np.repeat(steps, 2), np.tile([0, 1], len(steps)),
-                          np.column_stack([loss, st]).ravel(), 1e9 + np.repeat(steps, 2) * 1e-3)
+    append_columns(writer, steps, loss, st)
     writer.flush(hi - 1)
 
 
 @pytest.fixture
 def timed_writers(tmp_path):
-    from trainspect.recorder import format as fmt
-    from trainspect.recorder.h5file import RunFileWriter
-
     path = tmp_path / "exp.h5"
-    writers = []
-    for rank in range(2):
-        w = RunFileWriter(fmt.rank_path(path, rank))
-        w.start({"name": "exp", fmt.META_DISTRIBUTED: {"rank": rank, "world_size": 2, "run_id": "launch-1"}},
-                flush_every=0.1)
-        w.add_tags([METRIC, TIME])
-        writers.append(w)
+    writers = live_rank_writers(path, [METRIC, TIME])
     yield writers, path
     for w in writers:
         w.close()
