@@ -683,15 +683,16 @@ class Recorder:
         if not n:
             return
         if self._writer.error is not None or self._writer.closed:
-            self.staging = wt.DeviceStaging(self._device_path)   # nobody will write these: free them
+            self.staging.discard()   # nobody will write these: free them
             return
         try:
             batch = self.staging.take()
         except Exception as exc:  # noqa: BLE001
             self._instrument_failed(exc)
-            self.staging = wt.DeviceStaging(self._device_path)
+            self.staging.discard()
             return
         if batch is not None and not self._writer.put_batch(batch):
+            batch.discard()
             self._drop(n)
 
     # ------------------------------------------------------------ flush / close

@@ -120,6 +120,22 @@ class DeviceBatch:
     def ready(self) -> bool:
         return all(ev is None or ev.query() for _, ev, _ in self.parts)
 
+    def discard(self) -> None:
+        """Never written (dropped): the specs give back the buffers their args hold."""
+        discard_sinks(spec_arg for _, _, placed in self.parts for spec_arg in placed)
+
+
+def discard_sinks(sinks) -> None:
+    """``spec.discard(arg)`` of staged entries ``(spec, step, wall, arg, ...)`` that will never
+    be unpacked; a failure there must not hide why they were dropped."""
+    for spec, _, _, arg, *_ in sinks:
+        discard = getattr(spec, "discard", None)
+        if discard is not None:
+            try:
+                discard(arg)
+            except Exception:  # noqa: BLE001
+                pass
+
 
 class DeviceStaging:
     """Collects device tensors on the training thread; ``take()`` turns them into one batch.
@@ -183,6 +199,11 @@ class DeviceStaging:
         self.groups = {}
         self.count = 0
         return DeviceBatch(parts)
+
+    def discard(self) -> None:
+        """Drop everything staged (nobody will write it), giving back pooled buffers."""
+        groups, self.groups, self.count = self.groups, {}, 0
+        discard_sinks(sink for _, sinks in groups.values() for sink in sinks)
 
 
 class WriterThread:
@@ -377,6 +398,8 @@ class WriterThread:
                 item = self.batches.popleft()
                 if isinstance(item, (Barrier, Close)):
                     item.done.set()
+                else:
+                    item.discard()
             self.rows.clear()
 
     def _mark(self, status: str, error: str) -> None:
