@@ -107,8 +107,11 @@ class Instruments:
 
     def _after_step(self, closure):
         step, wall = self.link.step, time.time()
-        for r in self._after:
-            r.after_step(step, wall, closure)
+        try:
+            for r in self._after:
+                r.after_step(step, wall, closure)
+        finally:
+            self.w.copies.end_step()
 
     def _advance(self, fn):
         """A GradScaler skip: record it (if the instruments are on) and count the step anyway."""
@@ -126,8 +129,11 @@ class Instruments:
         self.w.guard(self._on_log, step, wall)
 
     def _on_log(self, step, wall):
-        for r in self._at_log:
-            r.at_log(step, wall)
+        try:
+            for r in self._at_log:
+                r.at_log(step, wall)
+        finally:
+            self.w.copies.end_step()
 
     def _check_new_params(self, optimizer):
         n_opt = sum(len(g["params"]) for g in optimizer.param_groups)

@@ -29,7 +29,7 @@ def test_cap_refuses_then_frees_other_sizes():
 
 def test_take_and_give_from_two_threads_keep_the_count():
     pool = BufferPool(cap_bytes=64 << 20)
-    handed = queue.Queue()
+    handed = queue.Queue(maxsize=256)   # bounded: a writer without the GIL for 2000 takes would not give back
 
     def writer():
         while (buf := handed.get()) is not None:

@@ -43,6 +43,9 @@ class Watched:
         self.cpu_fast_path = not link.device_path   # off: the GPU code path, also for CPU tensors (tests)
         self._consts = {}                  # device -> (NaN, 0.0) 0-d tensors
         self.pool = BufferPool()           # host copies for statistics computed on the writer (deferred.py)
+        from .host_copies import StepCopies   # imports torch: watch() only
+
+        self.copies = StepCopies(self)     # the weights and gradients copied once per step for them
 
     def guard(self, fn, *args):
         """Run a spec's device work; an exception switches the instruments off, never training."""

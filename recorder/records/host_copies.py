@@ -1,0 +1,128 @@
+"""Copies of the weights and gradients for parameter statistics computed on the writer thread.
+
+On the CPU fast path the histograms, snapshots and weight norms of a step are computed by the
+writer thread (issue 15): the training thread only copies the tensors, as float32, into a
+buffer of the watch's ``deferred.BufferPool`` (one ``torch.cat``, a memcpy), and the specs
+stage the copy in their ``arg``. One copy of the weights (and one of the gradients) serves
+every spec due at the step; the last spec to read it on the writer gives the buffer back.
+The writer runs the very computation the training thread would (same functions, float32
+values in the same order and shapes), so the values written are the same.
+
+A copy is only made for tensors whose statistics do not depend on how they are stored:
+plain (not sharded, not sparse) CPU tensors, float32 contiguous weights (the norms and
+snapshots read them as they are). Otherwise, or when the pool refuses (the writer is behind),
+the specs compute on the training thread as before.
+"""
+from __future__ import annotations
+
+import threading
+
+import torch
+
+EMPTY = torch.empty(0)   # what a deferred spec stages: its values travel in its arg
+
+
+class HostCopy:
+    """Float32 copies of some tensors (None stays None) in one pooled buffer, shared by the
+    specs that stage it; each holder releases it once, the last gives the buffer back."""
+
+    __slots__ = ("pool", "buf", "shapes", "_users", "_lock")
+
+    def __init__(self, pool, buf, shapes):
+        self.pool, self.buf, self.shapes = pool, buf, shapes
+        self._users = 1       # the maker's reference
+        self._lock = threading.Lock()
+
+    def hold(self) -> HostCopy:
+        with self._lock:
+            self._users += 1
+        return self
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._users == 0
+        if last:
+            self.pool.give(self.buf)
+
+    def tensors(self) -> list:
+        """The copies as tensors shaped like the originals (views of the buffer), None where
+        there was no tensor. Only between hold() and release()."""
+        out, flat, offset = [], torch.from_numpy(self.buf), 0
+        for shape in self.shapes:
+            if shape is None:
+                out.append(None)
+                continue
+            n = shape.numel()
+            out.append(flat[offset:offset + n].view(shape))
+            offset += n
+        return out
+
+
+def copy_tensors(pool, tensors) -> HostCopy | None:
+    """Copy CPU ``tensors`` (None allowed) as float32 into one buffer of ``pool``; None if the
+    pool refuses (its cap is reached)."""
+    flats = [t.detach().reshape(-1) for t in tensors if t is not None]
+    flats = [f if f.dtype == torch.float32 else f.float() for f in flats]
+    buf = pool.take(sum(f.numel() for f in flats))
+    if buf is None:
+        return None
+    if flats:
+        torch.cat(flats, out=torch.from_numpy(buf))
+    return HostCopy(pool, buf, [None if t is None else t.shape for t in tensors])
+
+
+def release_all(*copies) -> None:
+    """Release every HostCopy given (None skipped), even if one release fails."""
+    error = None
+    for c in copies:
+        if c is not None:
+            try:
+                c.release()
+            except Exception as exc:  # noqa: BLE001 - release the others first
+                error = exc
+    if error is not None:
+        raise error
+
+
+def _plain_cpu(t) -> bool:
+    return t.device.type == "cpu" and t.layout == torch.strided and not hasattr(t, "placements")
+
+
+class StepCopies:
+    """The copies of one optimizer step (or log() call), made on first request: ``weights()``
+    and ``grads()`` return a HostCopy to ``hold()`` for a staged arg, or None (compute on the
+    training thread). ``end_step()`` drops the step's own references (Instruments calls it)."""
+
+    def __init__(self, watched):
+        self.w = watched
+        self._weights = self._grads = None
+        self._ok = None              # this step: may the weights (and gradients) be copied?
+
+    def weights(self) -> HostCopy | None:
+        if self._weights is None and self._weights_ok():
+            self._weights = copy_tensors(self.w.pool, self.w.params)
+        return self._weights
+
+    def grads(self) -> HostCopy | None:
+        if self._grads is None and self._weights_ok() and self._grads_ok():
+            self._grads = copy_tensors(self.w.pool, [p.grad for p in self.w.params])
+        return self._grads
+
+    def end_step(self) -> None:
+        weights, grads = self._weights, self._grads
+        self._weights = self._grads = self._ok = None
+        release_all(weights, grads)
+
+    def _weights_ok(self) -> bool:
+        if self._ok is None:
+            self._ok = self.w.cpu_fast_path and weights_copyable(self.w.params)
+        return self._ok
+
+    def _grads_ok(self) -> bool:
+        return all(p.grad is None or _plain_cpu(p.grad) for p in self.w.params)
+
+
+def weights_copyable(params) -> bool:
+    """Plain contiguous float32 CPU tensors: their statistics read from a copy are the same."""
+    return all(_plain_cpu(p) and p.dtype == torch.float32 and p.is_contiguous() for p in params)
