@@ -28,6 +28,7 @@ class BufferPool:
         self._free: dict = {}        # (dtype, capacity) -> [arrays]
         self.held = 0                # bytes of every buffer this pool made (taken or free)
         self.refused = 0             # take() calls answered None (the cap was reached)
+        self.lent = 0                # bytes handed out by take() so far (callers diff it)
 
     def take(self, n: int, dtype=np.float32):
         """A buffer of ``n`` elements (a view of a pooled array), or None over the cap."""
@@ -35,10 +36,11 @@ class BufferPool:
         capacity = max(1 << 14, 1 << max(0, int(n) - 1).bit_length())
         key = (dtype.str, capacity)
         with self._lock:
+            size = capacity * dtype.itemsize
             free = self._free.get(key)
             if free:
+                self.lent += size
                 return free.pop()[:n]
-            size = capacity * dtype.itemsize
             if self.held + size > self.cap_bytes:
                 # Free buffers of other sizes (the model's gradients changed) make room first.
                 self._drop_free_locked(size)
@@ -46,6 +48,7 @@ class BufferPool:
                     self.refused += 1
                     return None
             self.held += size
+            self.lent += size
         return np.empty(capacity, dtype)[:n]
 
     def give(self, buf) -> None:

@@ -436,7 +436,6 @@ class WriterThread:
         """Write everything queued (batches first, then host rows). Returns barriers met."""
         waiting, scalar_parts, records = [], [], {}
         self._waiting = waiting   # released by _run, also if writing fails
-        self._write_start = time.thread_time()
         self._wrote = False
         n = len(self.batches)
         for _ in range(n):
@@ -447,6 +446,10 @@ class WriterThread:
             while not item.ready():   # poll the CUDA event: never a blocking sync
                 time.sleep(0.0005)
             self._decode(item, scalar_parts, records)
+        # The flush gap scales with what writing costs; statistics computed in _decode (the
+        # CPU's deferred ones, records/host_copies.py) cost the same however they are grouped,
+        # and a longer gap would only hold their copies longer.
+        self._write_start = time.thread_time()
         n = len(self.rows)
         if n:
             scalar_parts += host_tables([self.rows.popleft() for _ in range(n)])

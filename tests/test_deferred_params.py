@@ -123,3 +123,27 @@ def test_the_device_path_stages_no_copies(tmp_path):
             model(torch.randn(2, 4)).sum().backward()
             opt.step()
         assert rec._instruments.w.pool.held == 0
+
+
+@pytest.mark.parametrize("optimizer", [True, False])
+def test_copies_are_shipped_before_transfer_every_once_they_pile_up(tmp_path, monkeypatch, optimizer):
+    from trainspect.recorder import instruments
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(64, 64)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1) if optimizer else None
+    with Recorder(tmp_path / "s.h5", stats_every=1, hist_every=1, snapshot_every=1, transfer_every=1000) as rec:
+        rec.watch(model, opt)
+        rec._transfer_interval = 1e9                 # a slow machine: no transfer by time either
+        pool = rec._instruments.w.pool
+        per_step = []
+        for ship_bytes in (1 << 40, 1):             # never, then at every step
+            monkeypatch.setattr(instruments, "SHIP_BYTES", ship_bytes)
+            lent = pool.lent
+            for _ in range(3):
+                model(torch.randn(2, 64)).sum().backward()
+                opt.step() if opt is not None else rec.log({"x": 1.0})
+            per_step.append((rec.staging.count, pool.lent - lent))
+    (kept, lent_kept), (left, lent_shipped) = per_step
+    assert kept >= 9 and lent_kept > 0          # 3 steps x (weights, histograms, snapshots) staged
+    assert left == 0 and lent_shipped > 0       # shipped at the end of each step

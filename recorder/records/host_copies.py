@@ -85,8 +85,11 @@ def release_all(*copies) -> None:
         raise error
 
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)    # not a subclass (DTensor, a sharded parameter)
+
+
 def _plain_cpu(t) -> bool:
-    return t.device.type == "cpu" and t.layout == torch.strided and not hasattr(t, "placements")
+    return type(t) in _PLAIN and t.is_cpu and t.layout == torch.strided
 
 
 class StepCopies:
@@ -100,12 +103,12 @@ class StepCopies:
         self._ok = None              # this step: may the weights (and gradients) be copied?
 
     def weights(self) -> HostCopy | None:
-        if self._weights is None and self._weights_ok():
+        if self._weights is None and self.weights_ok():
             self._weights = copy_tensors(self.w.pool, self.w.params)
         return self._weights
 
     def grads(self) -> HostCopy | None:
-        if self._grads is None and self._weights_ok() and self._grads_ok():
+        if self._grads is None and self.weights_ok() and self._grads_ok():
             self._grads = copy_tensors(self.w.pool, [p.grad for p in self.w.params])
         return self._grads
 
@@ -114,7 +117,8 @@ class StepCopies:
         self._weights = self._grads = self._ok = None
         release_all(weights, grads)
 
-    def _weights_ok(self) -> bool:
+    def weights_ok(self) -> bool:
+        """May the weights be copied (checked once per step)?"""
         if self._ok is None:
             self._ok = self.w.cpu_fast_path and weights_copyable(self.w.params)
         return self._ok
@@ -125,4 +129,5 @@ class StepCopies:
 
 def weights_copyable(params) -> bool:
     """Plain contiguous float32 CPU tensors: their statistics read from a copy are the same."""
-    return all(_plain_cpu(p) and p.dtype == torch.float32 and p.is_contiguous() for p in params)
+    f32 = torch.float32
+    return all(_plain_cpu(p) and p.dtype == f32 and p.is_contiguous() for p in params)

@@ -11,7 +11,7 @@ import torch
 from .. import format as fmt
 from ..device_stats import local_shard, norms
 from .base import Record
-from .host_copies import EMPTY, HostCopy, copy_tensors, release_all, weights_copyable
+from .host_copies import EMPTY, HostCopy, copy_tensors, release_all
 
 
 class Weights(Record):
@@ -26,7 +26,7 @@ class Weights(Record):
         if self.due(step) and self.w.params:
             self.remove()             # a copy whose step never ended (the optimizer raised)
             w = self.w
-            if w.cpu_fast_path and weights_copyable(w.params):
+            if w.copies.weights_ok():
                 self.prev = copy_tensors(w.pool, w.params)
             if self.prev is None:
                 self.prev = torch._foreach_mul([local_shard(p.detach()) for p in w.params], 1.0)
