@@ -36,13 +36,13 @@ class RecorderLink:
         rec = self._rec
         rec._step += 1                     # counts steps even if the instruments are off
         if ship:
-            rec._transfer()
+            rec._transfer(prompt=True)
         else:
             rec._maybe_transfer(time.perf_counter())
 
     def ship(self) -> None:
-        """Hand everything staged to the writer now."""
-        self._rec._transfer()
+        """Hand everything staged to the writer now, to decode soon."""
+        self._rec._transfer(prompt=True)
 
     def stage(self, tensor, record, step, wall, arg, wide: bool = False) -> None:
         """Queue a device tensor for the next batched device->host copy; ``record.unpack``

@@ -676,7 +676,8 @@ class Recorder:
                                    or now - self._last_transfer >= self._transfer_interval):
             self._transfer(now)
 
-    def _transfer(self, now: float | None = None) -> None:
+    def _transfer(self, now: float | None = None, prompt: bool = False) -> None:
+        """Ship everything staged to the writer (``prompt``: to decode soon, WriterThread.put_batch)."""
         self._since_transfer = 0
         self._last_transfer = time.perf_counter() if now is None else now
         n = self.staging.count
@@ -691,7 +692,7 @@ class Recorder:
             self._instrument_failed(exc)
             self.staging.discard()
             return
-        if batch is not None and not self._writer.put_batch(batch):
+        if batch is not None and not self._writer.put_batch(batch, prompt):
             batch.discard()
             self._drop(n)
 

@@ -231,6 +231,7 @@ class WriterThread:
         # wakes it (one Event.set per idle period, not per log() call). See _run.
         self.idle = True
         self._busy = False                  # rows taken from the queue but not yet flushed
+        self._ahead = ([], {})              # batches decoded within the flush gap: (scalar parts, records)
         self._urgent = False                # a barrier, close or full queue: write now
         self._gap = MIN_FLUSH_GAP           # minimum time between two data flushes
         self._waiting: list = []            # barriers/close taken from the queue, not yet released
@@ -271,7 +272,9 @@ class WriterThread:
         self.wake()   # values logged before watch() were held for the layout: write them now
         return True
 
-    def put_batch(self, item) -> bool:
+    def put_batch(self, item, prompt: bool = False) -> bool:
+        """Queue a DeviceBatch; ``prompt``: decode it soon, also within the flush gap (it holds
+        host copies whose statistics the writer computes; see _decode_ahead)."""
         n = len(self.batches)
         if n >= self.max_batches:
             return False
@@ -280,6 +283,8 @@ class WriterThread:
             self.wake()
         elif self.idle:
             self.notify()
+        elif prompt:
+            self._wake.set()
         return True
 
     def put_table(self, table) -> bool:
@@ -361,6 +366,8 @@ class WriterThread:
                     timeout = self._layout_wait_until - now   # hold the values: watch() may come
                     continue
                 if queued and not self._urgent and now < self._last_flush + self._gap:
+                    if self.batches:
+                        self._decode_ahead()
                     timeout = self._last_flush + self._gap - now   # collect until the gap is over
                     continue
                 self._urgent = False
@@ -432,9 +439,24 @@ class WriterThread:
         except BaseException:  # noqa: BLE001
             pass
 
+    def _decode_ahead(self) -> None:
+        """Within the flush gap: decode the ready batches at the front of the queue now, written
+        with the next flush. The CPU's deferred statistics (records/host_copies.py) are computed
+        in decoding, which gives their host copies back: few copies are held, and reused while
+        they are still mapped (a fresh buffer costs a page fault per 4 kB)."""
+        self._busy = True      # barrier(): values taken from the queue are not yet flushed
+        scalar_parts, records = self._ahead
+        while self.batches:
+            item = self.batches[0]          # only this thread pops: still the front below
+            if type(item) is not DeviceBatch or not item.ready():
+                break
+            self.batches.popleft()
+            self._decode(item, scalar_parts, records)
+
     def _drain(self) -> list:
         """Write everything queued (batches first, then host rows). Returns barriers met."""
-        waiting, scalar_parts, records = [], [], {}
+        (scalar_parts, records), self._ahead = self._ahead, ([], {})
+        waiting = []
         self._waiting = waiting   # released by _run, also if writing fails
         self._wrote = False
         n = len(self.batches)

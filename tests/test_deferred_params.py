@@ -147,3 +147,33 @@ def test_copies_are_shipped_before_transfer_every_once_they_pile_up(tmp_path, mo
     (kept, lent_kept), (left, lent_shipped) = per_step
     assert kept >= 9 and lent_kept > 0          # 3 steps x (weights, histograms, snapshots) staged
     assert left == 0 and lent_shipped > 0       # shipped at the end of each step
+
+
+def test_a_prompt_batch_is_decoded_within_the_flush_gap_and_written_by_the_next_flush(tmp_path):
+    import threading
+    import time
+
+    from trainspect.analysis import open_run
+
+    decoded = threading.Event()
+
+    class Deferred:        # stands for a spec whose unpack computes (and gives copies back)
+        group = None
+
+        def unpack(self, values, arg, step, wall, rows):
+            rows.append((step, arg, 7.0, wall))
+            decoded.set()
+
+    with Recorder(tmp_path / "g.h5", flush_every=120) as rec:
+        rec.log({"a": 1.0}, step=0)
+        assert rec.flush()
+        rec._writer._gap = 120.0                 # the next write waits two minutes...
+        rec.log({"a": 2.0}, step=1)              # ...with a row queued: the writer is not idle
+        time.sleep(0.1)
+        rec.staging.add(torch.empty(0), Deferred(), 5, time.time(), rec._tag("b"))
+        rec._transfer(prompt=True)
+        assert decoded.wait(30)                  # decoded now, not after the gap
+        assert rec.flush(timeout=30)             # a barrier still waits for it to be written
+        with open_run(tmp_path / "g.h5") as run:
+            assert run.scalar("b").steps.tolist() == [5] and run.scalar("b").values.tolist() == [7.0]
+            assert run.scalar("a").steps.tolist() == [0, 1]

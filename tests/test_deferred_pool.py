@@ -84,7 +84,7 @@ def test_recorder_gives_back_the_buffers_of_a_refused_batch(tmp_path, monkeypatc
     pool = BufferPool(cap_bytes=1 << 20)
     spec = _Holder(pool)
     with Recorder(tmp_path / "r.h5") as rec:
-        monkeypatch.setattr(rec._writer, "put_batch", lambda batch: False)
+        monkeypatch.setattr(rec._writer, "put_batch", lambda batch, prompt=False: False)
         rec.staging.add(torch.empty(0), spec, 0, 0.0, pool.take(100))
         rec._transfer()
         assert sum(len(v) for v in pool._free.values()) == 1 and rec._writer.dropped == 1
