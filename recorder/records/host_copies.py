@@ -26,12 +26,13 @@ class HostCopy:
     """Float32 copies of some tensors (None stays None) in one pooled buffer, shared by the
     specs that stage it; each holder releases it once, the last gives the buffer back."""
 
-    __slots__ = ("pool", "buf", "shapes", "_users", "_lock")
+    __slots__ = ("pool", "buf", "shapes", "_users", "_lock", "_views")
 
     def __init__(self, pool, buf, shapes):
         self.pool, self.buf, self.shapes = pool, buf, shapes
         self._users = 1       # the maker's reference
         self._lock = threading.Lock()
+        self._views = None    # tensors(), made once for the specs that read this copy
 
     def hold(self) -> HostCopy:
         with self._lock:
@@ -43,20 +44,18 @@ class HostCopy:
             self._users -= 1
             last = self._users == 0
         if last:
+            self._views = None
             self.pool.give(self.buf)
 
     def tensors(self) -> list:
         """The copies as tensors shaped like the originals (views of the buffer), None where
-        there was no tensor. Only between hold() and release()."""
-        out, flat, offset = [], torch.from_numpy(self.buf), 0
-        for shape in self.shapes:
-            if shape is None:
-                out.append(None)
-                continue
-            n = shape.numel()
-            out.append(flat[offset:offset + n].view(shape))
-            offset += n
-        return out
+        there was no tensor. Only between hold() and release(); one thread at a time (the
+        writer, or the training thread for a copy it alone holds)."""
+        if self._views is None:
+            shapes = [s for s in self.shapes if s is not None]
+            parts = iter(torch.from_numpy(self.buf).split_with_sizes([s.numel() for s in shapes]))
+            self._views = [None if s is None else next(parts).view(s) for s in self.shapes]
+        return list(self._views)
 
 
 def copy_tensors(pool, tensors) -> HostCopy | None:
