@@ -51,11 +51,13 @@ def record_run(path, seed, cap_bytes, monkeypatch, optimizer=True, steps=7):
     model = OddModel()
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9) if optimizer else None
     g = torch.Generator().manual_seed(seed + 100)
+    threads = torch.get_num_threads()
     with Recorder(path, stats_every=1, hist_every=1, snapshot_every=1, transfer_every=3) as rec:
         rec.watch(model, opt)
         pool = rec._instruments.w.pool
         pool.cap_bytes = cap_bytes
         for step in range(steps):
+            torch.set_num_threads(3 if step in (3, 4) else threads)   # the writer keeps its own count
             loss = model(torch.randn(5, 7, generator=g)).square().mean()
             model.zero_grad(set_to_none=step % 3 == 0)
             loss.backward()
@@ -73,6 +75,7 @@ def record_run(path, seed, cap_bytes, monkeypatch, optimizer=True, steps=7):
                         if p.grad is not None:
                             p -= 0.05 * p.grad
                 rec.log({"loss": loss.item()})
+    torch.set_num_threads(threads)
     monkeypatch.setattr(RunFileWriter, "append_records", original)
     return written, pool
 

@@ -26,10 +26,11 @@ class HostCopy:
     """Float32 copies of some tensors (None stays None) in one pooled buffer, shared by the
     specs that stage it; each holder releases it once, the last gives the buffer back."""
 
-    __slots__ = ("pool", "buf", "shapes", "_users", "_lock", "_views")
+    __slots__ = ("pool", "buf", "shapes", "threads", "_users", "_lock", "_views")
 
     def __init__(self, pool, buf, shapes):
         self.pool, self.buf, self.shapes = pool, buf, shapes
+        self.threads = torch.get_num_threads()   # the copying (training) thread's torch thread count
         self._users = 1       # the maker's reference
         self._lock = threading.Lock()
         self._views = None    # tensors(), made once for the specs that read this copy
@@ -56,6 +57,14 @@ class HostCopy:
             parts = iter(torch.from_numpy(self.buf).split_with_sizes([s.numel() for s in shapes]))
             self._views = [None if s is None else next(parts).view(s) for s in self.shapes]
         return list(self._views)
+
+
+def same_threads(copy: HostCopy) -> None:
+    """Compute on this thread (the writer) with the thread count the training thread had:
+    torch splits a reduction's data by thread (its full sums differ in the last bits), and
+    each thread keeps its own count (torch.set_num_threads after the writer started)."""
+    if torch.get_num_threads() != copy.threads:
+        torch.set_num_threads(copy.threads)
 
 
 def copy_tensors(pool, tensors) -> HostCopy | None:

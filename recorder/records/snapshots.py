@@ -9,7 +9,7 @@ import torch
 from .. import format as fmt
 from ..device_stats import snapshot
 from .base import Record
-from .host_copies import EMPTY
+from .host_copies import EMPTY, same_threads
 
 
 class Snapshots(Record):
@@ -40,6 +40,7 @@ class Snapshots(Record):
         if isinstance(arg, tuple):    # deferred: (slots, weights copy)
             arg, weights = arg
             try:
+                same_threads(weights)
                 with torch.no_grad():
                     values = self.compute(weights.tensors()).numpy()
             finally:

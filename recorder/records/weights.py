@@ -11,7 +11,7 @@ import torch
 from .. import format as fmt
 from ..device_stats import local_shard, norms
 from .base import Record
-from .host_copies import EMPTY, HostCopy, copy_tensors, release_all
+from .host_copies import EMPTY, HostCopy, copy_tensors, release_all, same_threads
 
 
 class Weights(Record):
@@ -79,6 +79,7 @@ class Weights(Record):
         if isinstance(arg, tuple):    # deferred: (P, weights before the step or None, weights after)
             arg, prev, current = arg
             try:
+                same_threads(current)
                 with torch.no_grad():
                     values = self.compute(None if prev is None else prev.tensors(), current.tensors()).numpy()
             finally:
