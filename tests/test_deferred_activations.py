@@ -1,5 +1,6 @@
-"""Activation statistics computed on the writer thread from copies (records/activations.py,
-deferred.Copies) are the ones the hooks computed themselves, bit for bit."""
+"""Activation and input statistics computed on the writer thread from copies
+(records/activations.py, records/inputs.py, deferred.Copies) are the ones the hooks computed
+themselves, bit for bit."""
 from __future__ import annotations
 
 import math
@@ -11,10 +12,12 @@ import torch
 
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
+from trainspect.recorder import format as fmt
 from trainspect.recorder.deferred import ALIGN, BufferPool, Copies
 from trainspect.recorder.records import activations
 from trainspect.recorder.records.activations import Activations
 
+INPUT_STATS = (fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD, fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX)
 ACT_STATS = ("act_mean", "act_std", "act_absmax", "act_frac_nonpos", "act_dead_frac", "act_frac_saturated")
 
 
@@ -86,18 +89,36 @@ def record(path, seed, cap, monkeypatch, threads_after=None):
                 if step == 3 and threads_after is not None:
                     rec.flush()              # the writer has summed with the first count
                     torch.set_num_threads(threads_after)
-                loss = model(torch.randn(batch, 12)).pow(2).mean()
+                loss = model(make_input(step, batch)).pow(2).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
     finally:
         torch.set_num_threads(threads)
     with open_run(path) as run:
-        return {name: run.layer_stat(name).values for name in ACT_STATS}, pool
+        acts = {name: run.layer_stat(name).values for name in ACT_STATS}
+        acts.update({name: run.scalar(name).values.astype(np.float32) for name in INPUT_STATS})
+        return acts, pool
+
+
+def make_input(step, batch):
+    """Inputs at odd addresses, strided, non-finite (the last step), and plain ones."""
+    big = torch.randn(batch * 12 * 2 + 7) * 3 + 0.5
+    if step == 1:
+        return big[3:3 + batch * 12].view(batch, 12)             # 12 bytes past a multiple of 64
+    if step == 2:
+        return big[:batch * 24].view(24, batch).t()[:, :12]      # strided: computed at once
+    if step == 3:
+        return big[1:1 + batch * 12].view(batch, 12)
+    if step == 5:
+        x = big[5:5 + batch * 12].view(batch, 12).clone()
+        x[0, 0] = math.nan
+        return x
+    return torch.randn(batch, 12)
 
 
 def assert_same(got, expect):
-    for name in ACT_STATS:
+    for name in ACT_STATS + INPUT_STATS:
         assert got[name].shape == expect[name].shape
         np.testing.assert_array_equal(got[name].view(np.uint32), expect[name].view(np.uint32), err_msg=name)
 
@@ -122,7 +143,8 @@ def test_rows_from_copies_equal_the_hooks_rows(tmp_path, seed, monkeypatch, writ
     got, pool = record(tmp_path / "writer.h5", seed, 64 << 20, monkeypatch)
     assert set(writer_threads) == {"trainspect-writer"} and len(writer_threads) == 6
     assert np.isnan(expect["act_mean"]).any() and np.isfinite(expect["act_mean"]).any()
-    assert (expect["act_frac_nonpos"][:, 0] > 0).all()    # fc's negatives, before the ReLU
+    assert (expect["act_frac_nonpos"][:5, 0] > 0).all()   # fc's negatives, before the ReLU
+    assert np.isnan(expect[fmt.SYS_INPUT_MEAN][5]) and np.isfinite(expect[fmt.SYS_INPUT_MEAN][:5]).all()
     assert_same(got, expect)
     assert pool.refused == 0
     assert pool.held == sum(a.nbytes for bufs in pool._free.values() for a in bufs)   # all given back

@@ -21,7 +21,7 @@ from ..device_stats import RAW_NAN, activation_raw, activation_rows, output_tens
 from ..host_stats import activation_row
 from ..layout import output_bounds
 from .base import Record
-from .host_copies import EMPTY
+from .host_copies import EMPTY, same_threads
 
 
 NAN_ROW = [math.nan] * len(fmt.ACT_FIELDS)
@@ -173,10 +173,7 @@ class Activations(Record):
         """The capture's rows, those of its _Deferred entries computed now (each once: a
         reused output shares its entry); the copies go back to the pool, also on errors."""
         try:
-            if torch.get_num_threads() != cap.threads:
-                # Another thread (the writer) keeps its own count: torch's sums and MKL's dot
-                # split the data by thread, so the count decides the last bits.
-                torch.set_num_threads(cap.threads)
+            same_threads(cap)     # the training thread's count: the same sums
             for c in cap:
                 if type(c) is _Deferred and c.row is None:
                     c.row = activation_row(torch.from_numpy(c.a), c.bounds)
