@@ -48,10 +48,6 @@ def histc_histogram(t):
 
 
 class PerTensorHistograms(Histograms):
-    def after_step(self, step, wall, closure):   # on the training thread, as the recorder did
-        if self.due(step) and self.w.params:
-            self.emit(self.compute(), step, wall, self.w.P)
-
     def compute(self):
         results = [histc_histogram(t) for t in list(self.w.params) + [p.grad for p in self.w.params]]
         counts = torch.stack([c for c, _ in results]).double()

@@ -19,13 +19,6 @@ from .records.base import Record, Watched
 from .records.registry import RECORDS
 
 
-# Host copies lent for statistics computed on the writer (records/host_copies.py) wait for the
-# next transfer (every transfer_every steps): past this many bytes since the last early one,
-# the step ships them at once, so the writer computes them soon and the copies held stay few
-# (measured, every-step MLP: up to 204 MiB held with transfer_every=50 before).
-SHIP_BYTES = 8 << 20
-
-
 def _compiling() -> bool:
     try:
         return torch.compiler.is_compiling()
@@ -66,7 +59,6 @@ class Instruments:
         self._capturing = None         # specs capturing the forward in progress
         self._warned_unknown = False
         self._n_opt_params = None
-        self._lent_shipped = 0         # w.pool.lent at the last early transfer
         self.handles = [model.register_forward_pre_hook(self._root_pre, with_kwargs=True),
                         model.register_forward_hook(self._root_post, always_call=True)]
         if optimizer is not None:
@@ -111,23 +103,12 @@ class Instruments:
     def _opt_post(self, optimizer, args, kwargs):
         self.w.guard(self._after_step, self._has_closure(optimizer, args, kwargs))
         self.steps_done += 1
-        self.link.advance(self._copies_waiting())
-
-    def _copies_waiting(self) -> bool:
-        """Have SHIP_BYTES of host copies been lent since the last early transfer?"""
-        lent = self.w.pool.lent
-        if lent - self._lent_shipped < SHIP_BYTES:
-            return False
-        self._lent_shipped = lent
-        return True
+        self.link.advance()
 
     def _after_step(self, closure):
         step, wall = self.link.step, time.time()
-        try:
-            for r in self._after:
-                r.after_step(step, wall, closure)
-        finally:
-            self.w.copies.end_step()
+        for r in self._after:
+            r.after_step(step, wall, closure)
 
     def _advance(self, fn):
         """A GradScaler skip: record it (if the instruments are on) and count the step anyway."""
@@ -143,15 +124,10 @@ class Instruments:
     def on_log(self, step, wall):
         """Without an optimizer: gradient/weight statistics at each log() call."""
         self.w.guard(self._on_log, step, wall)
-        if self._copies_waiting():
-            self.link.ship()
 
     def _on_log(self, step, wall):
-        try:
-            for r in self._at_log:
-                r.at_log(step, wall)
-        finally:
-            self.w.copies.end_step()
+        for r in self._at_log:
+            r.at_log(step, wall)
 
     def _check_new_params(self, optimizer):
         n_opt = sum(len(g["params"]) for g in optimizer.param_groups)

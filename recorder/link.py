@@ -30,19 +30,11 @@ class RecorderLink:
         rec = self._rec
         rec._forward_step = rec._step
 
-    def advance(self, ship: bool = False) -> None:
-        """An optimizer step finished (or a GradScaler skipped one): count it, maybe ship data
-        (``ship``: now, e.g. host copies for the writer pile up)."""
+    def advance(self) -> None:
+        """An optimizer step finished (or a GradScaler skipped one): count it, maybe ship data."""
         rec = self._rec
         rec._step += 1                     # counts steps even if the instruments are off
-        if ship:
-            rec._transfer(prompt=True)
-        else:
-            rec._maybe_transfer(time.perf_counter())
-
-    def ship(self) -> None:
-        """Hand everything staged to the writer now, to decode soon."""
-        self._rec._transfer(prompt=True)
+        rec._maybe_transfer(time.perf_counter())
 
     def stage(self, tensor, record, step, wall, arg, wide: bool = False) -> None:
         """Queue a device tensor for the next batched device->host copy; ``record.unpack``

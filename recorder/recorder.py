@@ -676,24 +676,22 @@ class Recorder:
                                    or now - self._last_transfer >= self._transfer_interval):
             self._transfer(now)
 
-    def _transfer(self, now: float | None = None, prompt: bool = False) -> None:
-        """Ship everything staged to the writer (``prompt``: to decode soon, WriterThread.put_batch)."""
+    def _transfer(self, now: float | None = None) -> None:
         self._since_transfer = 0
         self._last_transfer = time.perf_counter() if now is None else now
         n = self.staging.count
         if not n:
             return
         if self._writer.error is not None or self._writer.closed:
-            self.staging.discard()   # nobody will write these: free them
+            self.staging = wt.DeviceStaging(self._device_path)   # nobody will write these: free them
             return
         try:
             batch = self.staging.take()
         except Exception as exc:  # noqa: BLE001
             self._instrument_failed(exc)
-            self.staging.discard()
+            self.staging = wt.DeviceStaging(self._device_path)
             return
-        if batch is not None and not self._writer.put_batch(batch, prompt):
-            batch.discard()
+        if batch is not None and not self._writer.put_batch(batch):
             self._drop(n)
 
     # ------------------------------------------------------------ flush / close

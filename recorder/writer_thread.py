@@ -120,22 +120,6 @@ class DeviceBatch:
     def ready(self) -> bool:
         return all(ev is None or ev.query() for _, ev, _ in self.parts)
 
-    def discard(self) -> None:
-        """Never written (dropped): the specs give back the buffers their args hold."""
-        discard_sinks(spec_arg for _, _, placed in self.parts for spec_arg in placed)
-
-
-def discard_sinks(sinks) -> None:
-    """``spec.discard(arg)`` of staged entries ``(spec, step, wall, arg, ...)`` that will never
-    be unpacked; a failure there must not hide why they were dropped."""
-    for spec, _, _, arg, *_ in sinks:
-        discard = getattr(spec, "discard", None)
-        if discard is not None:
-            try:
-                discard(arg)
-            except Exception:  # noqa: BLE001
-                pass
-
 
 class DeviceStaging:
     """Collects device tensors on the training thread; ``take()`` turns them into one batch.
@@ -200,11 +184,6 @@ class DeviceStaging:
         self.count = 0
         return DeviceBatch(parts)
 
-    def discard(self) -> None:
-        """Drop everything staged (nobody will write it), giving back pooled buffers."""
-        groups, self.groups, self.count = self.groups, {}, 0
-        discard_sinks(sink for _, sinks in groups.values() for sink in sinks)
-
 
 class WriterThread:
     """One daemon thread that owns a :class:`RunFileWriter`. Created on the training thread."""
@@ -231,7 +210,6 @@ class WriterThread:
         # wakes it (one Event.set per idle period, not per log() call). See _run.
         self.idle = True
         self._busy = False                  # rows taken from the queue but not yet flushed
-        self._ahead = ([], {})              # batches decoded within the flush gap: (scalar parts, records)
         self._urgent = False                # a barrier, close or full queue: write now
         self._gap = MIN_FLUSH_GAP           # minimum time between two data flushes
         self._waiting: list = []            # barriers/close taken from the queue, not yet released
@@ -272,9 +250,7 @@ class WriterThread:
         self.wake()   # values logged before watch() were held for the layout: write them now
         return True
 
-    def put_batch(self, item, prompt: bool = False) -> bool:
-        """Queue a DeviceBatch; ``prompt``: decode it soon, also within the flush gap (it holds
-        host copies whose statistics the writer computes; see _decode_ahead)."""
+    def put_batch(self, item) -> bool:
         n = len(self.batches)
         if n >= self.max_batches:
             return False
@@ -283,8 +259,6 @@ class WriterThread:
             self.wake()
         elif self.idle:
             self.notify()
-        elif prompt:
-            self._wake.set()
         return True
 
     def put_table(self, table) -> bool:
@@ -366,8 +340,6 @@ class WriterThread:
                     timeout = self._layout_wait_until - now   # hold the values: watch() may come
                     continue
                 if queued and not self._urgent and now < self._last_flush + self._gap:
-                    if self.batches:
-                        self._decode_ahead()
                     timeout = self._last_flush + self._gap - now   # collect until the gap is over
                     continue
                 self._urgent = False
@@ -405,8 +377,6 @@ class WriterThread:
                 item = self.batches.popleft()
                 if isinstance(item, (Barrier, Close)):
                     item.done.set()
-                else:
-                    item.discard()
             self.rows.clear()
 
     def _mark(self, status: str, error: str) -> None:
@@ -439,25 +409,11 @@ class WriterThread:
         except BaseException:  # noqa: BLE001
             pass
 
-    def _decode_ahead(self) -> None:
-        """Within the flush gap: decode the ready batches at the front of the queue now, written
-        with the next flush. The CPU's deferred statistics (records/host_copies.py) are computed
-        in decoding, which gives their host copies back: few copies are held, and reused while
-        they are still mapped (a fresh buffer costs a page fault per 4 kB)."""
-        self._busy = True      # barrier(): values taken from the queue are not yet flushed
-        scalar_parts, records = self._ahead
-        while self.batches:
-            item = self.batches[0]          # only this thread pops: still the front below
-            if type(item) is not DeviceBatch or not item.ready():
-                break
-            self.batches.popleft()
-            self._decode(item, scalar_parts, records)
-
     def _drain(self) -> list:
         """Write everything queued (batches first, then host rows). Returns barriers met."""
-        (scalar_parts, records), self._ahead = self._ahead, ([], {})
-        waiting = []
+        waiting, scalar_parts, records = [], [], {}
         self._waiting = waiting   # released by _run, also if writing fails
+        self._write_start = time.thread_time()
         self._wrote = False
         n = len(self.batches)
         for _ in range(n):
@@ -468,10 +424,6 @@ class WriterThread:
             while not item.ready():   # poll the CUDA event: never a blocking sync
                 time.sleep(0.0005)
             self._decode(item, scalar_parts, records)
-        # The flush gap scales with what writing costs; statistics computed in _decode (the
-        # CPU's deferred ones, records/host_copies.py) cost the same however they are grouped,
-        # and a longer gap would only hold their copies longer.
-        self._write_start = time.thread_time()
         n = len(self.rows)
         if n:
             scalar_parts += host_tables([self.rows.popleft() for _ in range(n)])

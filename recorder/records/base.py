@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 from .. import format as fmt
-from ..deferred import BufferPool
 
 
 def due(step: int, every, dense_start: int = 0) -> bool:
@@ -42,10 +41,6 @@ class Watched:
         self.enabled = True                # False once an instrument failed (or the writer did)
         self.cpu_fast_path = not link.device_path   # off: the GPU code path, also for CPU tensors (tests)
         self._consts = {}                  # device -> (NaN, 0.0) 0-d tensors
-        self.pool = BufferPool()           # host copies for statistics computed on the writer (deferred.py)
-        from .host_copies import StepCopies   # imports torch: watch() only
-
-        self.copies = StepCopies(self)     # the weights and gradients copied once per step for them
 
     def guard(self, fn, *args):
         """Run a spec's device work; an exception switches the instruments off, never training."""
@@ -136,10 +131,6 @@ class Record:
     def emit(self, tensor, step: int, wall: float, arg) -> None:
         """Stage a computed tensor for the next batched device->host copy."""
         self.w.link.stage(tensor, self, step, wall, arg, self.wide)
-
-    def discard(self, arg) -> None:
-        """A staged value that will never be unpacked (its batch was dropped or the writer
-        stopped): give back the pooled buffers ``arg`` holds (deferred.py), if any."""
 
     def unpack(self, values, arg, step: int, wall: float, rows: list):
         """Writer thread: the flat host ``values`` of one emitted tensor (``arg`` as emitted) ->

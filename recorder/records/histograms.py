@@ -1,6 +1,5 @@
 """64-bin histograms of every parameter's weights and gradients over their own [min, max]
-(group ``hists``), every ``hist_every`` steps. On the CPU fast path they are binned on the
-writer thread from copies of the weights and gradients (host_copies.py)."""
+(group ``hists``), every ``hist_every`` steps."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +9,6 @@ from .. import format as fmt
 from ..device_stats import fused_histograms
 from ..host_stats import Scratch, histograms
 from .base import Record
-from .host_copies import EMPTY, release_all
 
 
 class Histograms(Record):
@@ -21,17 +19,10 @@ class Histograms(Record):
     def __init__(self, watched, every=1):
         super().__init__(watched, every)
         self._scratch = Scratch()     # the CPU fast path's buffers, kept between steps
-        self._writer_scratch = Scratch()   # the same on the writer thread (both may bin at once)
 
     def after_step(self, step, wall, closure):
         if self.due(step) and self.w.params:
-            copies = self.w.copies
-            weights = copies.weights()
-            grads = copies.grads() if weights is not None else None
-            if grads is not None:     # binned on the writer
-                self.w.link.stage(EMPTY, self, step, wall, (self.w.P, weights.hold(), grads.hold()), True)
-            else:
-                self.emit(self.compute(), step, wall, self.w.P)
+            self.emit(self.compute(), step, wall, self.w.P)
 
     def at_log(self, step, wall):
         self.after_step(step, wall, False)
@@ -42,7 +33,8 @@ class Histograms(Record):
         tensors = list(w.params) + [p.grad for p in w.params]
         devices = {t.device for t in tensors if t is not None}
         if w.cpu_fast_path and devices == {torch.device("cpu")}:
-            return torch.from_numpy(self._host_values(tensors, self._scratch))
+            counts, ranges = histograms(tensors, self._scratch)
+            return torch.from_numpy(np.concatenate([counts.reshape(-1), ranges.reshape(-1)]))
         exact = not w.cpu_fast_path or w.params[0].device.type != "cpu"
         if len(devices) <= 1:
             counts, ranges = fused_histograms(tensors, exact)
@@ -57,25 +49,8 @@ class Histograms(Record):
             counts, ranges = torch.stack(w.to_one(counts)), torch.stack(w.to_one(ranges))
         return torch.cat([counts.reshape(-1).double(), ranges.reshape(-1).double()])
 
-    @staticmethod
-    def _host_values(tensors, scratch):
-        counts, ranges = histograms(tensors, scratch)
-        return np.concatenate([counts.reshape(-1), ranges.reshape(-1)])
-
-    def discard(self, arg):
-        if isinstance(arg, tuple):
-            release_all(*arg[1:])
-
     def unpack(self, values, arg, step, wall, rows):
-        if isinstance(arg, tuple):    # deferred: (P, weights copy, gradients copy)
-            p, weights, grads = arg
-            try:
-                values = self._host_values(weights.tensors() + grads.tensors(), self._writer_scratch)
-            finally:
-                release_all(weights, grads)
-        else:
-            p = arg
-        b = fmt.HIST_BINS
+        p, b = arg, fmt.HIST_BINS
         counts = values[:2 * p * b].reshape(2 * p, b)
         ranges = values[2 * p * b:].reshape(2 * p, 2)
         return {"weight_counts": counts[:p], "weight_range": ranges[:p],
