@@ -89,6 +89,7 @@ class HeatmapPanel(LazyPanel):
         lay.addWidget(self.message)
         lay.addWidget(self.canvas, 1)
 
+        self._pooled_px = None            # the pixel width the image was last pooled to
         self._lod_timer = QTimer(self)
         self._lod_timer.setSingleShot(True)
         self._lod_timer.setInterval(40)   # re-pool after the pan/zoom settles
@@ -98,6 +99,9 @@ class HeatmapPanel(LazyPanel):
         self._refine_timer.setInterval(250)   # exact pooling from the file once the view rests
         self._refine_timer.timeout.connect(lambda: self.refresh_image(exact=True))
         self.plot.getViewBox().sigXRangeChanged.connect(self._on_range)
+        # A resize of a zoomed view changes no step range, only the pixels it spans: pool again,
+        # or a narrower view would show more columns than pixels and drop some (a spike's).
+        self.plot.getViewBox().sigResized.connect(self._on_resize)
         self.hover = CellHover(self.canvas, self.plot, self.cell_at, self.hover_label, hover_text)
         self.canvas.scene().sigMouseClicked.connect(self._on_click)
         self.stat_combo.currentIndexChanged.connect(self._on_combo)
@@ -205,7 +209,7 @@ class HeatmapPanel(LazyPanel):
             lo = hi = None
         else:
             lo, hi = vb.viewRange()[0]
-        px = self.pixel_width()
+        px = self._pooled_px = self.pixel_width()
         got = src.cached_image(lo, hi, px, exact=exact)
         if got is None:
             self.read("image", self._wanted, lambda: src.image(lo, hi, px),
@@ -257,6 +261,10 @@ class HeatmapPanel(LazyPanel):
                 self.view.set_step_range(tuple(rng))
             finally:
                 self._syncing = False
+
+    def _on_resize(self, vb) -> None:
+        if self.source is not None and self.pixel_width() != self._pooled_px:
+            self._lod_timer.start()
 
     # ------------------------------------------------------------ hover / click
     def cell_at(self, step: float, row: float):
