@@ -28,10 +28,9 @@ def settled(hm) -> bool:
 
 
 @pytest.mark.parametrize("zoomed", [False, True], ids=["whole run", "zoomed in"])
-@pytest.mark.parametrize("widths", [(700, 1400), (1400, 700)], ids=["wider", "narrower"])
-def test_heatmap_is_pooled_again_after_a_resize(window, long_run, qtbot, widths, zoomed):
-    start, end = widths
-    window.resize(start, 600)
+@pytest.mark.parametrize("scale", [2.0, 0.5], ids=["wider", "narrower"])
+def test_heatmap_is_pooled_again_after_a_resize(window, long_run, qtbot, scale, zoomed):
+    window.resize(700, 600)
     open_runs(window, [long_run])
     window.advisor.wait()
     show_panel(window, qtbot, window.heatmap)
@@ -41,12 +40,19 @@ def test_heatmap_is_pooled_again_after_a_resize(window, long_run, qtbot, widths,
         window.view.set_step_range((lo, hi))
         vb = hm.plot.getViewBox()
         qtbot.waitUntil(lambda: not vb.autoRangeEnabled()[0], timeout=WAIT_MS)
-    qtbot.waitUntil(lambda: settled(hm) and columns(hm) <= hm.pixel_width(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: settled(hm), timeout=WAIT_MS)
     before = hm.pixel_width()
-    window.resize(end, 600)
+    assert columns(hm) <= before
+    window.resize(int(700 * scale) if scale > 1 else 700, 600)
+    if scale < 1:   # shrink from a wide window instead: start wide, then make it narrow
+        window.resize(1400, 600)
+        qtbot.waitUntil(lambda: hm.pixel_width() > before * 1.5 and settled(hm)
+                        and columns(hm) > before, timeout=WAIT_MS)
+        before = hm.pixel_width()
+        window.resize(700, 600)
     # the columns follow the new width: more columns when wider, never more than the pixels
     qtbot.waitUntil(lambda: abs(hm.pixel_width() - before) > 100, timeout=WAIT_MS)
-    if end > start:
+    if scale > 1:
         qtbot.waitUntil(lambda: settled(hm) and columns(hm) > before, timeout=WAIT_MS)
     else:
         qtbot.waitUntil(lambda: settled(hm) and columns(hm) <= hm.pixel_width() < before, timeout=WAIT_MS)
