@@ -19,6 +19,11 @@ import torch
 from . import format as fmt
 from .device_stats import SAT_THRESHOLD, dense_values, local_shard, saturation_band, size_chunks, unit_dim
 
+try:    # the optional C extension (recorder/_native.c): one read of the data per statistic set
+    from . import _native
+except ImportError:     # not built (no C compiler at install): numpy gives the same values
+    _native = None
+
 TINY = np.finfo(np.float32).tiny
 
 
@@ -36,7 +41,10 @@ def activation_row(x, bounds) -> list:
     path always does. One ``x <= 0`` mask gives the count and the dead units (all of a unit's
     elements <= 0: its maximum is; a NaN is neither). The range decides the counts it implies
     (none <= 0 when the minimum is > 0, all when the maximum is <= 0, none beyond the
-    saturation thresholds when the range is inside them); NaN ranges never skip a count."""
+    saturation thresholds when the range is inside them); NaN ranges never skip a count.
+    With the C extension all of it is one read of the data (``_native_row``)."""
+    if _native is not None:
+        return _native_row(x, bounds)
     flat = x.reshape(-1)
     a = flat.numpy()
     n = a.size
@@ -68,6 +76,27 @@ def activation_row(x, bounds) -> list:
 SAT = np.float32(SAT_THRESHOLD)
 
 
+def _native_row(x, bounds) -> list:
+    """activation_row through the C extension: the same fields, with sums in float lanes of
+    1024-value blocks joined in float64 (the numpy path: torch's float32 sum and dot)."""
+    x = x.contiguous()
+    n = x.numel()
+    if x.dim():
+        unit = unit_dim(x.dim())
+        outer, units, inner = math.prod(x.shape[:unit]), x.shape[unit], math.prod(x.shape[unit + 1:])
+    else:
+        outer = units = inner = 0       # no units: no dead fraction
+    if bounds is not None:              # 1: x <= low or x >= high, compared as float32
+        mode, (low, high) = 1, saturation_band(bounds)
+    else:                               # 2: x > high or x < low
+        mode, low, high = 2, -SAT_THRESHOLD, SAT_THRESHOLD
+    lo, hi, total, squares, _, nonpos, sat, dead = _native.stats(
+        x.data_ptr(), n, outer, units, inner, mode, low, high)
+    absmax = max(-lo, hi) if hi == hi else math.nan   # NaN anywhere: NaN min and max
+    return [total / n, math.sqrt(squares / n), absmax, nonpos / n,
+            dead / units if units else math.nan, sat / n]
+
+
 def _moments(flat, a):
     """(min, max, mean, population std) of a flat float32 CPU tensor and its numpy view."""
     n = a.size
@@ -85,6 +114,10 @@ def input_row(x) -> list:
     """[mean, std, min, max] of a CPU tensor (``device_stats.input_stats``'s values) as floats."""
     flat = x.detach().reshape(-1)
     flat = flat if flat.dtype == torch.float32 else flat.float()
+    if _native is not None and flat.numel():
+        flat = flat.contiguous()
+        lo, hi, total, squares, *_ = _native.stats(flat.data_ptr(), flat.numel(), 0, 0, 0, 0, 0.0, 0.0)
+        return [total / flat.numel(), math.sqrt(squares / flat.numel()), lo, hi]
     with np.errstate(all="ignore"):
         lo, hi, mean, std = _moments(flat, flat.numpy())
     return [mean, std, lo, hi]
@@ -144,7 +177,10 @@ def histograms(tensors, scratch: Scratch | None = None):
     of the device path's division then multiplication by 64: the same bins) in one float32
     buffer, integer offsets and one bincount. The rare others (NaN/Inf values, a range below
     64 x the smallest normal float) take the per-tensor reference computation, constants
-    (all in bin 0) excepted. ``scratch``: buffers reused from the previous call."""
+    (all in bin 0) excepted. ``scratch``: buffers reused from the previous call.
+    With the C extension each tensor is read twice, in place (``_native_histograms``)."""
+    if _native is not None:
+        return _native_histograms(tensors)
     scratch = scratch or Scratch()
     bins, n = fmt.HIST_BINS, len(tensors)
     slots = bins + 1                        # bin 64 holds the maximum: added to bin 63 at the end
@@ -193,3 +229,54 @@ def _reference_counts(x, lo, span):
         y = (x - lo) / span
         y = y[(y >= 0) & (y <= 1)]
         return np.bincount(np.minimum((y * np.float32(bins)).astype(np.int64), bins - 1), minlength=bins)
+
+
+def _native_histograms(tensors):
+    """histograms() through the C extension: a range pass and a binning pass over each float32
+    tensor where it lies (no concatenated copy, no index buffer), the same float32 arithmetic
+    and so the same bins; the tensors it leaves (NaN/Inf values, constants, tiny ranges) take
+    the numpy path's handling."""
+    bins, n = fmt.HIST_BINS, len(tensors)
+    counts = np.zeros((n, bins), np.int64)
+    ranges = np.full((n, 2), np.nan)
+    present, flats = [], []
+    for i, t in enumerate(tensors):
+        if t is None or local_shard(t).numel() == 0:
+            continue
+        flat = dense_values(t).reshape(-1)
+        flat = flat if flat.dtype == torch.float32 else flat.float()
+        present.append(i)
+        flats.append(flat.contiguous())     # kept alive: the C code reads their addresses
+    if not present:
+        return counts.astype(np.float64), ranges
+    k = len(present)
+    addrs = np.array([f.data_ptr() for f in flats], np.int64)
+    sizes = np.array([f.numel() for f in flats], np.int64)
+    part_counts, part_ranges, binned = np.zeros((k, bins), np.int64), np.full((k, 2), np.nan), np.zeros(k, np.uint8)
+    _native.histograms(addrs, sizes, part_counts, part_ranges, binned)
+    for j in np.flatnonzero(binned == 0).tolist():
+        lo, hi = part_ranges[j].astype(np.float32)
+        if lo == hi:                        # a constant: all in bin 0
+            part_counts[j, 0] = sizes[j]
+        else:
+            with np.errstate(all="ignore"):
+                part_counts[j] = _reference_counts(flats[j].numpy(), lo, np.maximum(hi - lo, TINY))
+    counts[present], ranges[present] = part_counts, part_ranges
+    return counts.astype(np.float64), ranges
+
+
+def snapshots(tensors) -> torch.Tensor | None:
+    """``device_stats.snapshot`` of CPU weight matrices as one (k, 32, 32) float32 tensor, all
+    pooled in one call of the C extension; None without it (the caller pools with torch)."""
+    if _native is None:
+        return None
+    s = fmt.SNAP_SIZE
+    mats = []
+    for t in tensors:
+        w = local_shard(t.detach())
+        mats.append(w.reshape(w.shape[0], -1).float().contiguous() if w.numel() else None)
+    out = np.full((len(mats), s, s), np.nan, np.float32)
+    addrs = np.array([0 if m is None else m.data_ptr() for m in mats], np.int64)
+    shapes = np.array([(0, 0) if m is None else m.shape for m in mats], np.int64).reshape(-1, 2)
+    _native.snapshots(addrs, shapes, out)
+    return torch.from_numpy(out)

@@ -38,3 +38,15 @@ def scenario_runs(tmp_path_factory):
     cache = os.environ.get("TRAINSPECT_SCENARIO_CACHE")
     directory = Path(cache) / source_digest() if cache else tmp_path_factory.mktemp("scenario_runs")
     return ScenarioRuns(directory)
+
+
+@pytest.fixture(params=["native", "numpy"])
+def host_path(request, monkeypatch):
+    """Run a test of the CPU fast path once with the C extension (recorder/_native.c) and once
+    with the numpy code that stands in when it is not built: both must give the same values."""
+    from trainspect.recorder import host_stats
+    if request.param == "numpy":
+        monkeypatch.setattr(host_stats, "_native", None)
+    elif host_stats._native is None:
+        pytest.skip("the C extension is not built (tests/test_native_build.py says why)")
+    return request.param

@@ -44,7 +44,7 @@ def activation_cases(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_host_activation_rows_equal_the_device_rows(seed):
+def test_host_activation_rows_equal_the_device_rows(seed, host_path):
     for name, output, bounds in activation_cases(seed):
         x = output_tensor(output)
         device = activation_rows([activation_raw(x, bounds)])[0]
@@ -96,7 +96,7 @@ def reference_cases(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_host_activation_rows_equal_a_float64_reference(seed):
+def test_host_activation_rows_equal_a_float64_reference(seed, host_path):
     for name, output, bounds in reference_cases(seed):
         x = output_tensor(output)
         got, expect = activation_row(x, bounds), reference_row(x, bounds)
@@ -105,7 +105,7 @@ def test_host_activation_rows_equal_a_float64_reference(seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_host_input_row_equals_the_device_stats_and_a_float64_reference(seed):
+def test_host_input_row_equals_the_device_stats_and_a_float64_reference(seed, host_path):
     from trainspect.recorder.device_stats import input_stats
     from trainspect.recorder.host_stats import input_row
     g = torch.Generator().manual_seed(seed)
@@ -120,7 +120,7 @@ def test_host_input_row_equals_the_device_stats_and_a_float64_reference(seed):
                                    rtol=2e-5, atol=1e-6, equal_nan=True)
 
 
-def test_host_activation_counts_match_a_direct_count():
+def test_host_activation_counts_match_a_direct_count(host_path):
     x = torch.tensor([[-6.0, 0.0, 1.0], [-5.5, float("nan"), 7.0]])
     mean, std, absmax, nonpos, dead, sat = activation_row(x, None)
     assert math.isnan(mean) and math.isnan(std) and math.isnan(absmax)
@@ -228,19 +228,25 @@ def test_leaf_hooks_stay_only_while_consecutive_steps_are_due(tmp_path, stats_ev
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_snapshots_are_the_adaptive_average_pooling_of_the_weights(seed):
+def test_snapshots_are_the_adaptive_average_pooling_of_the_weights(seed, host_path):
+    """torch's pooling (the device path) and, on the CPU fast path, the C extension's."""
     import torch.nn.functional as F
 
     from trainspect.recorder.device_stats import snapshot
+    from trainspect.recorder.host_stats import snapshots
     g = torch.Generator().manual_seed(seed)
-    for shape in [(256, 128), (96, 64), (8, 96), (10, 256), (100, 70), (33, 5), (64, 3, 3, 3), (32, 32)]:
-        w = torch.randn(shape, generator=g)
-        rows, cols = min(shape[0], 32), min(w[0].numel(), 32)
-        expect = F.adaptive_avg_pool2d(w.reshape(shape[0], -1)[None, None], (rows, cols))[0, 0]
-        got = snapshot(w)
-        assert got.shape == (32, 32)
-        torch.testing.assert_close(got[:rows, :cols], expect, rtol=1e-5, atol=1e-6, msg=str(shape))
-        assert got[rows:].isnan().all() and got[:, cols:].isnan().all()
+    shapes = [(256, 128), (96, 64), (8, 96), (10, 256), (100, 70), (33, 5), (64, 3, 3, 3), (32, 32), (2048, 65)]
+    weights = [torch.randn(shape, generator=g) for shape in shapes]
+    weights[1] = weights[1].t().contiguous().t()                  # a transposed (strided) matrix
+    pooled = snapshots(weights)                                   # None without the C extension
+    assert (pooled is None) == (host_path == "numpy")
+    for k, w in enumerate(weights):
+        rows, cols = min(w.shape[0], 32), min(w[0].numel(), 32)
+        expect = F.adaptive_avg_pool2d(w.reshape(w.shape[0], -1)[None, None], (rows, cols))[0, 0]
+        for got in [snapshot(w)] + ([] if pooled is None else [pooled[k]]):
+            assert got.shape == (32, 32)
+            torch.testing.assert_close(got[:rows, :cols], expect, rtol=1e-5, atol=1e-6, msg=str(w.shape))
+            assert got[rows:].isnan().all() and got[:, cols:].isnan().all()
 
 
 class PassThroughNet(torch.nn.Module):

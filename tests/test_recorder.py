@@ -325,18 +325,24 @@ def _histc_reference(t):
 
 
 def _histograms(path, tensors):
+    from trainspect.recorder import host_stats
     from trainspect.recorder.device_stats import fused_histograms
     from trainspect.recorder.host_stats import histograms
-    if path == "host":
+    if path == "host-numpy":        # the host path without the C extension
+        host_stats._native = None
+    if path.startswith("host"):
         counts, ranges = histograms(tensors)
         return torch.from_numpy(counts).long(), torch.from_numpy(ranges).float()
     return fused_histograms(tensors, exact_counts=path == "scatter_add")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-# scatter_add: the counting of the GPU path; host: the CPU fast path (host_stats.histograms)
-@pytest.mark.parametrize("path", ["bincount", "scatter_add", "host"])
-def test_fused_histograms_match_per_tensor_histc(seed, path):
+# scatter_add: the counting of the GPU path; host: the CPU fast path (host_stats.histograms),
+# in C where the extension is built, host-numpy: without it
+@pytest.mark.parametrize("path", ["bincount", "scatter_add", "host", "host-numpy"])
+def test_fused_histograms_match_per_tensor_histc(seed, path, monkeypatch):
+    from trainspect.recorder import host_stats
+    monkeypatch.setattr(host_stats, "_native", host_stats._native)   # restored after the test
     g = torch.Generator().manual_seed(seed)
     with_nan = torch.randn(50, generator=g)
     with_nan[3] = float("nan")

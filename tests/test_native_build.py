@@ -1,0 +1,65 @@
+"""The optional C extension (recorder/_native.c) is built wherever a C compiler is, and its
+statistics equal the numpy code path's on data large enough to cross its block boundaries."""
+from __future__ import annotations
+
+import shutil
+import sysconfig
+
+import numpy as np
+import pytest
+import torch
+
+from trainspect.recorder import host_stats
+
+
+def test_the_extension_is_built_where_a_compiler_is():
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}): the numpy code path is used")
+    assert host_stats._native is not None, "a C compiler is here but trainspect.recorder._native was not built"
+
+
+def _both(fn, monkeypatch, *args):
+    if host_stats._native is None:
+        pytest.skip("the C extension is not built")
+    native = fn(*args)
+    monkeypatch.setattr(host_stats, "_native", None)
+    numpy = fn(*args)
+    monkeypatch.undo()
+    return native, numpy
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_large_histograms_equal_the_numpy_path(seed, monkeypatch):
+    g = torch.Generator().manual_seed(seed)
+    big = torch.randn(1 << 20 | 37, generator=g) * 3     # many blocks, and a tail
+    skewed = torch.rand(70_001, generator=g) ** 8           # most values in the first bins
+    tensors = [big, skewed, torch.randn(300, 200, generator=g).t(), torch.randn(7, generator=g)]
+    (c1, r1), (c2, r2) = _both(host_stats.histograms, monkeypatch, tensors)
+    assert np.array_equal(c1, c2) and np.array_equal(r1, r2)
+    assert c1.sum(axis=1).tolist() == [t.numel() for t in tensors]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("shape,bounds", [((256, 4096), None), ((8, 64, 33, 17), None),
+                                          ((4, 1000, 96), (0.0, 1.0)), ((3001,), (-1.0, 1.0))])
+def test_large_activation_rows_equal_the_numpy_path(seed, shape, bounds, monkeypatch):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g) * 3
+    if bounds is not None:
+        x = torch.sigmoid(x) if bounds[0] == 0 else torch.tanh(x)
+    else:
+        x = torch.relu(x)
+        x[:, : shape[1] // 5] = 0.0        # dead units
+    native, numpy = _both(host_stats.activation_row, monkeypatch, x, bounds)
+    np.testing.assert_allclose(native[:3], numpy[:3], rtol=1e-5)
+    assert native[3:] == numpy[3:]          # counts: exact
+
+
+def test_a_large_mean_takes_the_centred_pass(monkeypatch):
+    """1e4 + noise: E[x^2] - mean^2 would cancel to nothing in float32 lanes."""
+    g = torch.Generator().manual_seed(0)
+    x = 1e4 + torch.randn(50_000, generator=g)
+    native, numpy = _both(host_stats.input_row, monkeypatch, x)
+    expect = x.double().std(unbiased=False).item()
+    assert native[1] == pytest.approx(expect, rel=1e-4) and numpy[1] == pytest.approx(expect, rel=1e-4)
