@@ -7,8 +7,9 @@ runs meanwhile. Built as an optional extension: without a C compiler the numpy c
 host_stats.py computes the same values (tests compare the two).
 
 Tensors are passed as addresses (torch's data_ptr()) of C-contiguous float32 data that the
-caller keeps alive for the call. Accumulators are kept in LANES independent lanes so the
-compiler vectorizes the loops without reassociating a single sum (no -ffast-math needed). */
+caller keeps alive for the call. Reductions are marked "omp simd" (compiled with -fopenmp-simd:
+no OpenMP runtime), which lets the compiler keep a partial result per vector lane without
+-ffast-math for the rest; float sums run over blocks of 1024 values, joined in double. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <float.h>
@@ -17,7 +18,6 @@ compiler vectorizes the loops without reassociating a single sum (no -ffast-math
 #include <stdlib.h>
 #include <string.h>
 
-#define LANES 8
 #define HIST_BINS 64
 #define BLOCK 256           /* bins computed (vectorized) then counted, per block */
 
@@ -35,62 +35,54 @@ typedef struct {
 #define MULTIVERSION
 #endif
 
-#define STAT_BLOCK 1024     /* float lane sums stay short (128 values a lane) before joining a double */
+#define STAT_BLOCK 1024     /* float sums stay short (1024 values) before joining a double */
 
-/* sat_mode 0: no saturation count; 1: count x <= low or x >= high; 2: count x > high or x < low */
+/* One block of moments for a fixed sat_mode (0: no saturation count; 1: count x <= low or
+   x >= high; 2: count x > high or x < low). "omp simd" (-fopenmp-simd, no OpenMP runtime) lets
+   the compiler keep one partial sum per vector lane; NaN never wins a comparison, so it never
+   becomes lo or hi, and is counted apart. */
+static inline void moments_block(const float *p, int len, int sat_mode, float low, float high, Moments *m)
+{
+    float lo = FLT_MAX, hi = -FLT_MAX, s = 0, q = 0;
+    int32_t nn = 0, np = 0, st = 0;
+#pragma omp simd reduction(min : lo) reduction(max : hi) reduction(+ : s, q, nn, np, st)
+    for (int i = 0; i < len; i++) {
+        float v = p[i];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        s += v;
+        q += v * v;
+        nn += v != v;
+        np += v <= 0.0f;
+        if (sat_mode == 1)
+            st += (v <= low) | (v >= high);
+        else if (sat_mode == 2)
+            st += (v > high) | (v < low);
+    }
+    m->lo = lo < m->lo ? lo : m->lo;
+    m->hi = hi > m->hi ? hi : m->hi;
+    m->sum += s; m->sumsq += q; m->nan += nn; m->nonpos += np; m->sat += st;
+}
+
 MULTIVERSION
 static void moments(const float *x, int64_t n, int sat_mode, float low, float high, Moments *m)
 {
     m->lo = FLT_MAX; m->hi = -FLT_MAX; m->sum = 0; m->sumsq = 0; m->nan = 0; m->nonpos = 0; m->sat = 0;
     for (int64_t start = 0; start < n; start += STAT_BLOCK) {
-        const float *p = x + start;
         int len = n - start < STAT_BLOCK ? (int)(n - start) : STAT_BLOCK;
-        float lo[LANES], hi[LANES], s[LANES], q[LANES];
-        int32_t nn[LANES], np[LANES], st[LANES];
-        for (int j = 0; j < LANES; j++) {
-            lo[j] = FLT_MAX; hi[j] = -FLT_MAX; s[j] = 0; q[j] = 0; nn[j] = 0; np[j] = 0; st[j] = 0;
-        }
-        int i = 0;
-        for (; i + LANES <= len; i += LANES) {
-            for (int j = 0; j < LANES; j++) {
-                float v = p[i + j];
-                lo[j] = v < lo[j] ? v : lo[j];      /* NaN never replaces: counted apart */
-                hi[j] = v > hi[j] ? v : hi[j];
-                s[j] += v;
-                q[j] += v * v;
-                nn[j] += v != v;
-                np[j] += v <= 0.0f;
-                if (sat_mode == 1)
-                    st[j] += (v <= low) | (v >= high);
-                else if (sat_mode == 2)
-                    st[j] += (v > high) | (v < low);
-            }
-        }
-        for (; i < len; i++) {                  /* the block's tail goes to lane 0 */
-            float v = p[i];
-            lo[0] = v < lo[0] ? v : lo[0];
-            hi[0] = v > hi[0] ? v : hi[0];
-            s[0] += v;
-            q[0] += v * v;
-            nn[0] += v != v;
-            np[0] += v <= 0.0f;
-            if (sat_mode == 1)
-                st[0] += (v <= low) | (v >= high);
-            else if (sat_mode == 2)
-                st[0] += (v > high) | (v < low);
-        }
-        for (int j = 0; j < LANES; j++) {
-            m->lo = lo[j] < m->lo ? lo[j] : m->lo;
-            m->hi = hi[j] > m->hi ? hi[j] : m->hi;
-            m->sum += s[j]; m->sumsq += q[j]; m->nan += nn[j]; m->nonpos += np[j]; m->sat += st[j];
-        }
+        if (sat_mode == 1)          /* constant modes: one specialised loop each */
+            moments_block(x + start, len, 1, low, high, m);
+        else if (sat_mode == 2)
+            moments_block(x + start, len, 2, low, high, m);
+        else
+            moments_block(x + start, len, 0, low, high, m);
     }
     /* infinities compare beyond +-FLT_MAX, so lo/hi hold them; an all-NaN tensor keeps the
        start values, and callers report NaN whenever nan > 0 */
 }
 
 /* Sum of (x - mean)^2, for data whose mean is large against its spread (E[x^2] - mean^2 would
-   cancel): float lanes of the centred squares within a block, double across blocks. */
+   cancel): float sums within a block, double across blocks. */
 MULTIVERSION
 static double centred_squares(const float *x, int64_t n, double mean)
 {
@@ -99,19 +91,13 @@ static double centred_squares(const float *x, int64_t n, double mean)
     for (int64_t start = 0; start < n; start += STAT_BLOCK) {
         const float *p = x + start;
         int len = n - start < STAT_BLOCK ? (int)(n - start) : STAT_BLOCK;
-        float q[LANES] = {0};
-        int i = 0;
-        for (; i + LANES <= len; i += LANES)
-            for (int j = 0; j < LANES; j++) {
-                float d = p[i + j] - c;
-                q[j] += d * d;
-            }
-        for (; i < len; i++) {
+        float q = 0;
+#pragma omp simd reduction(+ : q)
+        for (int i = 0; i < len; i++) {
             float d = p[i] - c;
-            q[0] += d * d;
+            q += d * d;
         }
-        for (int j = 0; j < LANES; j++)
-            total += q[j];
+        total += q;
     }
     return total;
 }
@@ -121,33 +107,18 @@ static double centred_squares(const float *x, int64_t n, double mean)
 MULTIVERSION
 static int min_max(const float *x, int64_t n, float *lo_out, float *hi_out)
 {
-    float lo[LANES], hi[LANES];
-    int32_t nan[LANES];
-    for (int j = 0; j < LANES; j++) {
-        lo[j] = FLT_MAX; hi[j] = -FLT_MAX; nan[j] = 0;
-    }
-    int64_t i = 0;
-    for (; i + LANES <= n; i += LANES)
-        for (int j = 0; j < LANES; j++) {
-            float v = x[i + j];
-            lo[j] = v < lo[j] ? v : lo[j];
-            hi[j] = v > hi[j] ? v : hi[j];
-            nan[j] |= v != v;
-        }
-    for (; i < n; i++) {
+    float lo = FLT_MAX, hi = -FLT_MAX;
+    int32_t nan = 0;
+#pragma omp simd reduction(min : lo) reduction(max : hi) reduction(| : nan)
+    for (int64_t i = 0; i < n; i++) {
         float v = x[i];
-        lo[0] = v < lo[0] ? v : lo[0];
-        hi[0] = v > hi[0] ? v : hi[0];
-        nan[0] |= v != v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+        nan |= v != v;
     }
-    int any_nan = 0;
-    *lo_out = FLT_MAX; *hi_out = -FLT_MAX;
-    for (int j = 0; j < LANES; j++) {
-        *lo_out = lo[j] < *lo_out ? lo[j] : *lo_out;
-        *hi_out = hi[j] > *hi_out ? hi[j] : *hi_out;
-        any_nan |= nan[j];
-    }
-    return any_nan;
+    *lo_out = lo;
+    *hi_out = hi;
+    return nan;
 }
 
 /* Units (index u of an (outer, units, inner) view) whose elements are all <= 0; NaN is not. */
@@ -380,9 +351,61 @@ static PyObject *py_snapshots(PyObject *Py_UNUSED(self), PyObject *args)
     return result;
 }
 
+/* Squares of a (the weight) and of b - a (the update: b holds the weights before the step;
+   NULL: none), summed in float64 lanes: a float32 square or difference never overflows there. */
+MULTIVERSION
+static void norm_pair(const float *a, const float *b, int64_t n, double *sq_a, double *sq_d)
+{
+    double s = 0, d = 0;
+    if (b) {
+#pragma omp simd reduction(+ : s, d)
+        for (int64_t i = 0; i < n; i++) {
+            double x = a[i], y = (double)b[i] - x;
+            s += x * x;
+            d += y * y;
+        }
+    } else {
+#pragma omp simd reduction(+ : s)
+        for (int64_t i = 0; i < n; i++) {
+            double x = a[i];
+            s += x * x;
+        }
+    }
+    *sq_a = s;
+    *sq_d = b ? d : NAN;
+}
+
+/* norms(addrs int64[k], before int64[k] (0: no update), sizes int64[k], out float64[k, 2]):
+   the L2 norm of each float32 tensor and of its change since the copy at ``before``. */
+static PyObject *py_norms(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    Py_buffer addrs, before, sizes, out;
+    if (!PyArg_ParseTuple(args, "y*y*y*w*", &addrs, &before, &sizes, &out))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t k = addrs.len / 8;
+    if (sized(&addrs, 8, k, "addrs") && sized(&before, 8, k, "before") && sized(&sizes, 8, k, "sizes") &&
+        sized(&out, 8, k * 2, "out")) {
+        const int64_t *a = addrs.buf, *b = before.buf, *s = sizes.buf;
+        double *o = out.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t t = 0; t < k; t++) {
+            double sq_a, sq_d;
+            norm_pair((const float *)(uintptr_t)a[t], (const float *)(uintptr_t)b[t], s[t], &sq_a, &sq_d);
+            o[2 * t] = sqrt(sq_a);
+            o[2 * t + 1] = sqrt(sq_d);
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&addrs); PyBuffer_Release(&before); PyBuffer_Release(&sizes); PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"stats", py_stats, METH_VARARGS, "One-pass moments, counts and dead units of float32 data."},
     {"histograms", py_histograms, METH_VARARGS, "Ranges and 64-bin histograms of float32 tensors."},
+    {"norms", py_norms, METH_VARARGS, "L2 norms of float32 tensors and of their change since a copy."},
     {"snapshots", py_snapshots, METH_VARARGS, "32 x 32 adaptive average pooling of float32 matrices."},
     {NULL, NULL, 0, NULL},
 };

@@ -94,7 +94,7 @@ def test_default_dense_start_covers_a_short_run(tmp_path):
         Recorder(tmp_path / "bad.h5", dense_start=-1)
 
 
-def test_round_trip_every_instrument(tmp_path):
+def test_round_trip_every_instrument(tmp_path, host_path):   # with and without the C extension
     path = tmp_path / "run.h5"
     # dense_start=0: the periods alone (the dense start has its own test below)
     model, ref = train_and_capture(path, steps=6, stats_every=2, hist_every=3, snapshot_every=5, dense_start=0)
@@ -254,7 +254,7 @@ def test_step_none_counts_optimizer_steps_or_log_calls(tmp_path):
         assert run.layer_stat("grad_norm").steps.tolist() == [0, 1, 2]
 
 
-def test_watch_without_optimizer_records_at_log(tmp_path):
+def test_watch_without_optimizer_records_at_log(tmp_path, host_path):
     path = tmp_path / "run.h5"
     model = small_mlp()
     with Recorder(path, stats_every=1, hist_every=0, snapshot_every=0) as rec:

@@ -9,6 +9,7 @@ import torch
 
 from .. import format as fmt
 from ..device_stats import local_shard, norms
+from ..host_stats import WeightCopy, weight_norms
 from .base import Record
 
 
@@ -19,10 +20,17 @@ class Weights(Record):
     def __init__(self, watched, every=1):
         super().__init__(watched, every)
         self.prev = None              # weights copied before a scheduled optimizer step
+        self._copy = WeightCopy()     # the CPU fast path's buffer for them, kept between steps
+
+    def _on_host(self) -> bool:
+        return self.w.cpu_fast_path and all(p.device.type == "cpu" for p in self.w.params)
 
     def before_step(self, step, wall, closure):
         if self.due(step) and self.w.params:
-            self.prev = torch._foreach_mul([local_shard(p.detach()) for p in self.w.params], 1.0)
+            if self._on_host():
+                self.prev = self._copy.take(self.w.params)
+            else:
+                self.prev = torch._foreach_mul([local_shard(p.detach()) for p in self.w.params], 1.0)
 
     def after_step(self, step, wall, closure):
         if self.prev is not None:
@@ -38,6 +46,10 @@ class Weights(Record):
 
     def compute(self, prev):
         w = self.w
+        if self._on_host():
+            rows = weight_norms(w.params, prev)     # one C pass over weights and copies
+            if rows is not None:
+                return rows
         current = [local_shard(p.detach()) for p in w.params]
         weight = torch.stack(w.to_one(norms(current)))
         if prev is None:
