@@ -37,11 +37,10 @@ typedef struct {
 
 #define STAT_BLOCK 1024     /* float sums stay short (1024 values) before joining a double */
 
-/* One block of moments for a fixed sat_mode (0: no saturation count; 1: count x <= low or
-   x >= high; 2: count x > high or x < low). "omp simd" (-fopenmp-simd, no OpenMP runtime) lets
-   the compiler keep one partial sum per vector lane; NaN never wins a comparison, so it never
-   becomes lo or hi, and is counted apart. */
-static inline void moments_block(const float *p, int len, int sat_mode, float low, float high, Moments *m)
+/* One block of moments. Saturated: x <= low or x >= high (NaN thresholds: none). "omp simd"
+   (-fopenmp-simd, no OpenMP runtime) lets the compiler keep one partial result per vector
+   lane; NaN never wins a comparison, so it never becomes lo or hi, and is counted apart. */
+static inline void moments_block(const float *p, int len, float low, float high, Moments *m)
 {
     float lo = FLT_MAX, hi = -FLT_MAX, s = 0, q = 0;
     int32_t nn = 0, np = 0, st = 0;
@@ -54,29 +53,28 @@ static inline void moments_block(const float *p, int len, int sat_mode, float lo
         q += v * v;
         nn += v != v;
         np += v <= 0.0f;
-        if (sat_mode == 1)
-            st += (v <= low) | (v >= high);
-        else if (sat_mode == 2)
-            st += (v > high) | (v < low);
+        st += v <= low;         /* two counts: the bands are disjoint */
+        st += v >= high;
     }
     m->lo = lo < m->lo ? lo : m->lo;
     m->hi = hi > m->hi ? hi : m->hi;
     m->sum += s; m->sumsq += q; m->nan += nn; m->nonpos += np; m->sat += st;
 }
 
+/* sat_mode 0: no saturation count; 1: count x <= low or x >= high; 2: count x > high or
+   x < low, the same as x >= the next float above high or x <= the one below low. */
 MULTIVERSION
 static void moments(const float *x, int64_t n, int sat_mode, float low, float high, Moments *m)
 {
-    m->lo = FLT_MAX; m->hi = -FLT_MAX; m->sum = 0; m->sumsq = 0; m->nan = 0; m->nonpos = 0; m->sat = 0;
-    for (int64_t start = 0; start < n; start += STAT_BLOCK) {
-        int len = n - start < STAT_BLOCK ? (int)(n - start) : STAT_BLOCK;
-        if (sat_mode == 1)          /* constant modes: one specialised loop each */
-            moments_block(x + start, len, 1, low, high, m);
-        else if (sat_mode == 2)
-            moments_block(x + start, len, 2, low, high, m);
-        else
-            moments_block(x + start, len, 0, low, high, m);
+    if (sat_mode == 0)
+        low = high = NAN;
+    else if (sat_mode == 2) {
+        low = nextafterf(low, -INFINITY);
+        high = nextafterf(high, INFINITY);
     }
+    m->lo = FLT_MAX; m->hi = -FLT_MAX; m->sum = 0; m->sumsq = 0; m->nan = 0; m->nonpos = 0; m->sat = 0;
+    for (int64_t start = 0; start < n; start += STAT_BLOCK)
+        moments_block(x + start, n - start < STAT_BLOCK ? (int)(n - start) : STAT_BLOCK, low, high, m);
     /* infinities compare beyond +-FLT_MAX, so lo/hi hold them; an all-NaN tensor keeps the
        start values, and callers report NaN whenever nan > 0 */
 }
