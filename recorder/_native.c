@@ -208,35 +208,40 @@ static PyObject *py_stats(PyObject *Py_UNUSED(self), PyObject *args)
 }
 
 /* 64 bins of x over [lo, lo + 64 * step]: floor((x - lo) / step) in float32, as numpy's
-   divide-then-truncate of host_stats; the maximum's bin 64 joins bin 63. Four sub-histograms
-   so consecutive equal bins do not wait on each other's increment. */
+   divide-then-truncate of host_stats; the maximum's bin 64 joins bin 63. The bins of a block
+   are computed first (vectorized), then counted into SUBS sub-histograms in turn, so repeated
+   bins (most values fall in a few) do not wait on each other's increment. */
+#define SUBS 8
+
 MULTIVERSION
 static void bin_values(const float *x, int64_t n, float lo, float step, int64_t *counts)
 {
-    int32_t sub[4][HIST_BINS];
+    int32_t sub[SUBS][HIST_BINS];
     int32_t idx[BLOCK];
     memset(sub, 0, sizeof sub);
     for (int64_t i = 0; i < n; i += BLOCK) {
-        int64_t len = n - i < BLOCK ? n - i : BLOCK;
+        int len = n - i < BLOCK ? (int)(n - i) : BLOCK;
         const float *p = x + i;
-        for (int64_t k = 0; k < len; k++) {
+        for (int k = 0; k < len; k++) {
             int32_t b = (int32_t)((p[k] - lo) / step);
             idx[k] = b < HIST_BINS - 1 ? b : HIST_BINS - 1;
         }
-        int64_t k = 0;
-        for (; k + 4 <= len; k += 4) {
-            sub[0][idx[k]]++; sub[1][idx[k + 1]]++; sub[2][idx[k + 2]]++; sub[3][idx[k + 3]]++;
-        }
+        int k = 0;
+        for (; k + SUBS <= len; k += SUBS)
+            for (int j = 0; j < SUBS; j++)
+                sub[j][idx[k + j]]++;
         for (; k < len; k++)
             sub[0][idx[k]]++;
         if ((i / BLOCK) % (1 << 20) == (1 << 20) - 1)   /* int32 sub-counts: flush before 2**31 */
-            for (int b = 0; b < HIST_BINS; b++) {
-                counts[b] += (int64_t)sub[0][b] + sub[1][b] + sub[2][b] + sub[3][b];
-                sub[0][b] = sub[1][b] = sub[2][b] = sub[3][b] = 0;
-            }
+            for (int j = 0; j < SUBS; j++)
+                for (int c = 0; c < HIST_BINS; c++) {
+                    counts[c] += sub[j][c];
+                    sub[j][c] = 0;
+                }
     }
-    for (int b = 0; b < HIST_BINS; b++)
-        counts[b] += (int64_t)sub[0][b] + sub[1][b] + sub[2][b] + sub[3][b];
+    for (int j = 0; j < SUBS; j++)
+        for (int c = 0; c < HIST_BINS; c++)
+            counts[c] += sub[j][c];
 }
 
 static int sized(Py_buffer *b, Py_ssize_t itemsize, Py_ssize_t items, const char *what)
