@@ -294,12 +294,15 @@ def snapshots(tensors) -> torch.Tensor | None:
 
 
 class WeightCopy:
-    """The weights before an optimizer step, copied into one float32 buffer kept between steps
-    (a fresh copy each step costs an allocation and its page faults)."""
+    """The weights before an optimizer step, copied into one float32 buffer kept while
+    consecutive steps are due (a fresh copy each step costs an allocation and its page faults)."""
 
     def __init__(self):
         self.buffer = None
         self.views = []
+
+    def release(self) -> None:
+        self.buffer, self.views = None, []
 
     def take(self, params) -> list:
         shards = [local_shard(p.detach()) for p in params]

@@ -306,3 +306,25 @@ def test_a_leaf_returning_an_earlier_output_gets_its_statistics(tmp_path, device
         relu = torch.relu(outputs["fc2"][step])
         np.testing.assert_allclose(row(step, "fc2"), direct(outputs["fc2"][step]), rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(row(step, "drop2"), direct(relu), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("stats_every", [1, 3])
+def test_the_weight_copy_is_kept_only_while_consecutive_steps_are_due(tmp_path, stats_every):
+    """The CPU fast path reuses one buffer for the weights before each due optimizer step, but
+    a copy of every weight is not held through the steps in between."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Recorder(tmp_path / "run.h5", stats_every=stats_every, dense_start=0) as rec:
+        rec.watch(model, opt)
+        weights = next(r for r in rec._instruments.records if type(r).__name__ == "Weights")
+        held = []
+        for _ in range(6):
+            model(torch.randn(4, 8)).pow(2).mean().backward()
+            opt.step()
+            opt.zero_grad()
+            held.append(weights._copy.buffer is not None)
+    assert held == [stats_every == 1] * 6
+    with open_run(tmp_path / "run.h5") as run:
+        assert run.layer_stat("update_norm").steps.tolist() == list(range(0, 6, stats_every))
+        assert np.isfinite(run.layer_stat("update_ratio").values).all()

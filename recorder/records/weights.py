@@ -20,7 +20,7 @@ class Weights(Record):
     def __init__(self, watched, every=1):
         super().__init__(watched, every)
         self.prev = None              # weights copied before a scheduled optimizer step
-        self._copy = WeightCopy()     # the CPU fast path's buffer for them, kept between steps
+        self._copy = WeightCopy()     # the CPU fast path's buffer for them, kept between due steps
 
     def _on_host(self) -> bool:
         return self.w.cpu_fast_path and all(p.device.type == "cpu" for p in self.w.params)
@@ -36,6 +36,8 @@ class Weights(Record):
         if self.prev is not None:
             prev, self.prev = self.prev, None
             self.emit(self.compute(prev), step, wall, self.w.P)
+            if not self.due(step + 1):
+                self._copy.release()  # a copy of every weight is not kept through unscheduled steps
 
     def at_log(self, step, wall):
         if self.due(step) and self.w.params:
