@@ -34,13 +34,20 @@ typedef struct {
 #else
 #define MULTIVERSION
 #endif
+/* Helpers of a multiversioned function are inlined into each version (else both versions would
+   call one SSE2 copy). */
+#if defined(__GNUC__)
+#define INLINE static inline __attribute__((always_inline))
+#else
+#define INLINE static inline
+#endif
 
 #define STAT_BLOCK 1024     /* float sums stay short (1024 values) before joining a double */
 
 /* One block of moments. Saturated: x <= low or x >= high (NaN thresholds: none). "omp simd"
    (-fopenmp-simd, no OpenMP runtime) lets the compiler keep one partial result per vector
    lane; NaN never wins a comparison, so it never becomes lo or hi, and is counted apart. */
-static inline void moments_block(const float *p, int len, float low, float high, Moments *m)
+INLINE void moments_block(const float *p, int len, float low, float high, Moments *m)
 {
     float lo = FLT_MAX, hi = -FLT_MAX, s = 0, q = 0;
     int32_t nn = 0, np = 0, st = 0;
