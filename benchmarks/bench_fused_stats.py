@@ -2,13 +2,16 @@
 
     python benchmarks/bench_fused_stats.py [--steps 60] [--reps 7]
 
-The recorder computes histograms of all weights and gradients with a few multi-tensor ops and
-one bincount (device_stats.fused_histograms), and activation statistics of CPU tensors through
-numpy views as Python floats (host_stats.activation_row; on a GPU per-leaf sums and counts
-turned into fractions once per forward, activation_raw / activation_rows). The
+On the CPU the recorder computes the statistics with its C extension (recorder/_native.c, through
+host_stats.py: one pass per tensor for the activation rows, two for each histogram, one C call
+for all snapshots and for all weight/update norms), or, where it is not built, with numpy
+(host_stats' fallback: a few passes and one bincount); on a GPU with a few multi-tensor ops
+(device_stats.fused_histograms, per-leaf sums and counts turned into fractions once per forward,
+activation_raw / activation_rows). The
 "per-tensor" variant swaps in record specs that compute them the way the recorder did before
 (a dozen ops per tensor, torch.histc per histogram; kept here as the reference), through the
-spec registry. Rounds interleave bare / fused / per-tensor training of the models of
+spec registry; "numpy" is the recorder without its C extension. Rounds interleave bare / fused /
+numpy / per-tensor training of the models of
 bench_recorder.py; ratios are the median over rounds of (variant / bare of the same round),
 with min-max, for the wall time, the training thread's CPU time and the whole process's CPU
 time (both robust to other processes on a shared machine; the process's includes the writer
@@ -29,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_recorder import mlp, timed_training, transformer  # noqa: E402
 
 import trainspect.recorder.instruments as instruments  # noqa: E402
+from trainspect.recorder import host_stats  # noqa: E402
 from trainspect.recorder import format as fmt  # noqa: E402
 from trainspect.recorder.device_stats import dense_values  # noqa: E402
 from trainspect.recorder.records import registry  # noqa: E402
@@ -101,10 +105,14 @@ PER_TENSOR = tuple({Histograms: PerTensorHistograms, Activations: PerLeafActivat
 def run_steps(make, variant, steps, path):
     """(wall, training-thread CPU) seconds per step of one variant."""
     instruments.RECORDS = PER_TENSOR if variant == "per-tensor" else registry.RECORDS
+    native = host_stats._native
+    if variant == "numpy":            # the fallback where the C extension is not built
+        host_stats._native = None
     try:
         return timed_training(make, None if variant == "bare" else EVERY_STEP, steps, path)
     finally:
         instruments.RECORDS = registry.RECORDS
+        host_stats._native = native
 
 
 def ratio_cell(times, variant, k):
@@ -118,10 +126,13 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=7)
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU; every instrument every step\n")
-    print("| model | bare ms/step (wall, CPU) | fused / bare: wall | thread CPU | process CPU "
-          "| per-tensor / bare: wall | thread CPU | process CPU |")
-    print("|---|---|---|---|---|---|---|---|")
-    variants = ("bare", "fused", "per-tensor")
+    # fused: the recorder as installed (with its C extension where built); numpy: the same
+    # without the extension; per-tensor: the reference above
+    variants = ("bare", "fused", "numpy", "per-tensor") if host_stats._native else ("bare", "fused", "per-tensor")
+    print(f"C extension: {'built' if host_stats._native else 'not built (fused = numpy)'}\n")
+    print("| model | bare ms/step (wall, CPU) | " + " | ".join(
+        f"{v} / bare: wall | thread CPU | process CPU" for v in variants[1:]) + " |")
+    print("|---|---|" + "---|" * (3 * len(variants) - 3))
     with tempfile.TemporaryDirectory() as d:
         for name, make in (("MLP 128-256x3-10, batch 64", mlp),
                            ("TransformerEncoder d64x2, seq 32, batch 16", transformer)):
