@@ -19,10 +19,28 @@ import torch
 from . import format as fmt
 from .device_stats import SAT_THRESHOLD, dense_values, local_shard, saturation_band, size_chunks, unit_dim
 
-try:    # the optional C extension (recorder/_native.c): one read of the data per statistic set
-    from . import _native
-except ImportError:     # not built (no C compiler at install): numpy gives the same values
-    _native = None
+NATIVE_INTERFACE = 1    # recorder/_native.c's INTERFACE_VERSION that this module calls
+
+
+def _load_native():
+    """The optional C extension (recorder/_native.c), or None: not built (no C compiler at
+    install; numpy gives the same values), or built from other sources than these (an editable
+    install not rebuilt after an update: used anyway it could fail or read wrong arguments)."""
+    try:
+        from . import _native
+    except ImportError:
+        return None
+    if getattr(_native, "INTERFACE_VERSION", None) != NATIVE_INTERFACE:
+        import warnings
+
+        warnings.warn("trainspect: the C statistics extension was built from other sources than "
+                      "this trainspect; CPU statistics use numpy until it is rebuilt "
+                      "(pip install -e . in the source folder)", RuntimeWarning, stacklevel=2)
+        return None
+    return _native
+
+
+_native = _load_native()
 
 TINY = np.finfo(np.float32).tiny
 _PLAIN = (torch.Tensor, torch.nn.Parameter)

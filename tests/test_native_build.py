@@ -63,3 +63,22 @@ def test_a_large_mean_takes_the_centred_pass(monkeypatch):
     native, numpy = _both(host_stats.input_row, monkeypatch, x)
     expect = x.double().std(unbiased=False).item()
     assert native[1] == pytest.approx(expect, rel=1e-4) and numpy[1] == pytest.approx(expect, rel=1e-4)
+
+
+def test_an_extension_built_from_other_sources_is_not_used(monkeypatch):
+    """An editable install not rebuilt after an update keeps an old _native*.so: its functions
+    may take other arguments, so the numpy path is used, with a warning that says what to do."""
+    import types
+
+    import trainspect.recorder as package
+    stale = types.ModuleType("trainspect.recorder._native")
+    stale.INTERFACE_VERSION = host_stats.NATIVE_INTERFACE - 1
+    monkeypatch.setattr(package, "_native", stale, raising=False)
+    with pytest.warns(RuntimeWarning, match="rebuilt"):
+        assert host_stats._load_native() is None
+    del stale.INTERFACE_VERSION                    # older still: built before the version existed
+    with pytest.warns(RuntimeWarning, match="pip install -e"):
+        assert host_stats._load_native() is None
+    monkeypatch.undo()
+    if host_stats._native is not None:             # the real one loads
+        assert host_stats._load_native() is host_stats._native
