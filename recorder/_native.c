@@ -27,8 +27,9 @@ typedef struct {
     int64_t nan, nonpos, sat;
 } Moments;
 
-/* AVX2 where the CPU has it (chosen at load time), SSE2 otherwise: same values, the lanes and
-   their order are fixed by the source, and no FMA is enabled, so no contraction either. */
+/* AVX2 where the CPU has it (chosen at load time), SSE2 otherwise: the same ranges, counts and
+   bins; float sums may differ in their last bits (other lane counts). No FMA is enabled, so
+   no contraction. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
 #define MULTIVERSION __attribute__((target_clones("avx2", "default")))
 #else
@@ -49,7 +50,7 @@ typedef struct {
    lane; NaN never wins a comparison, so it never becomes lo or hi, and is counted apart. */
 INLINE void moments_block(const float *p, int len, float low, float high, Moments *m)
 {
-    float lo = FLT_MAX, hi = -FLT_MAX, s = 0, q = 0;
+    float lo = INFINITY, hi = -INFINITY, s = 0, q = 0;
     int32_t nn = 0, np = 0, st = 0;
 #pragma omp simd reduction(min : lo) reduction(max : hi) reduction(+ : s, q, nn, np, st)
     for (int i = 0; i < len; i++) {
@@ -79,11 +80,11 @@ static void moments(const float *x, int64_t n, int sat_mode, float low, float hi
         low = nextafterf(low, -INFINITY);
         high = nextafterf(high, INFINITY);
     }
-    m->lo = FLT_MAX; m->hi = -FLT_MAX; m->sum = 0; m->sumsq = 0; m->nan = 0; m->nonpos = 0; m->sat = 0;
+    m->lo = INFINITY; m->hi = -INFINITY; m->sum = 0; m->sumsq = 0; m->nan = 0; m->nonpos = 0; m->sat = 0;
     for (int64_t start = 0; start < n; start += STAT_BLOCK)
         moments_block(x + start, n - start < STAT_BLOCK ? (int)(n - start) : STAT_BLOCK, low, high, m);
-    /* infinities compare beyond +-FLT_MAX, so lo/hi hold them; an all-NaN tensor keeps the
-       start values, and callers report NaN whenever nan > 0 */
+    /* starting from +-infinity, a tensor of +inf alone has lo = hi = +inf; an all-NaN tensor
+       keeps the start values, and callers report NaN whenever nan > 0 */
 }
 
 /* Sum of (x - mean)^2, for data whose mean is large against its spread (E[x^2] - mean^2 would
@@ -112,7 +113,7 @@ static double centred_squares(const float *x, int64_t n, double mean)
 MULTIVERSION
 static int min_max(const float *x, int64_t n, float *lo_out, float *hi_out)
 {
-    float lo = FLT_MAX, hi = -FLT_MAX;
+    float lo = INFINITY, hi = -INFINITY;
     int32_t nan = 0;
 #pragma omp simd reduction(min : lo) reduction(max : hi) reduction(| : nan)
     for (int64_t i = 0; i < n; i++) {

@@ -2,6 +2,7 @@
 statistics equal the numpy code path's on data large enough to cross its block boundaries."""
 from __future__ import annotations
 
+import math
 import shutil
 import sysconfig
 
@@ -82,3 +83,18 @@ def test_an_extension_built_from_other_sources_is_not_used(monkeypatch):
     monkeypatch.undo()
     if host_stats._native is not None:             # the real one loads
         assert host_stats._load_native() is host_stats._native
+
+
+def test_infinite_and_constant_tensors_give_the_numpy_paths_ranges_and_bins(monkeypatch):
+    """A tensor of +inf alone has the range (inf, inf), as numpy's minimum says (a start value
+    of the largest float would have stayed its minimum), and takes the constant rule."""
+    tensors = [torch.full((9,), float("inf")), torch.full((5,), -float("inf")),
+               torch.tensor([float("inf"), -float("inf")]), torch.tensor([3e38, -3e38, 1.0]),
+               torch.full((4,), float("nan")), torch.full((1,), 2.0), torch.tensor([1.0, float("inf")])]
+    (c1, r1), (c2, r2) = _both(host_stats.histograms, monkeypatch, tensors)
+    np.testing.assert_array_equal(r1, r2)
+    np.testing.assert_array_equal(c1, c2)
+    assert r1[0].tolist() == [math.inf, math.inf] and r1[1].tolist() == [-math.inf, -math.inf]
+    for x in (tensors[0], tensors[1], tensors[3]):
+        native, numpy = _both(host_stats.input_row, monkeypatch, x)
+        assert native[2:] == numpy[2:]                      # min and max
