@@ -143,12 +143,12 @@ def _moments(flat, a):
 
 def input_row(x) -> list:
     """[mean, std, min, max] of a CPU tensor (``device_stats.input_stats``'s values) as floats."""
+    if _native is not None and x.numel():
+        addr, n, _owner = _flat(x)          # _owner: a converted copy stays alive for the call
+        lo, hi, total, squares, *_ = _native.stats(addr, n, 0, 0, 0, 0, 0.0, 0.0)
+        return [total / n, math.sqrt(squares / n), lo, hi]
     flat = x.detach().reshape(-1)
     flat = flat if flat.dtype == torch.float32 else flat.float()
-    if _native is not None and flat.numel():
-        flat = flat.contiguous()
-        lo, hi, total, squares, *_ = _native.stats(flat.data_ptr(), flat.numel(), 0, 0, 0, 0, 0.0, 0.0)
-        return [total / flat.numel(), math.sqrt(squares / flat.numel()), lo, hi]
     with np.errstate(all="ignore"):
         lo, hi, mean, std = _moments(flat, flat.numpy())
     return [mean, std, lo, hi]
@@ -243,14 +243,23 @@ def histograms(tensors, scratch: Scratch | None = None):
         for k in np.flatnonzero(~plain).tolist():
             idx[offsets[k]:offsets[k] + sizes[k]] = dump
             first = chunk[k] * slots
-            if lo[k] == hi[k]:              # a constant (zero biases, norm weights): all in bin 0
-                counts[first] = sizes[k]
-            else:
-                counts[first:first + bins] = _reference_counts(flats[k].numpy(), lo[k], span[k])
+            counts[first:first + bins] = _counts_apart(flats[k].numpy(), lo[k], hi[k])
         counts += torch.bincount(torch.from_numpy(idx), minlength=dump + 1).numpy()
     counts = counts[:dump].reshape(n, slots)
     counts[:, bins - 1] += counts[:, bins]
     return counts[:, :bins].astype(np.float64), ranges
+
+
+def _counts_apart(values, lo, hi):
+    """The 64 counts of a tensor the fast binning leaves (NaN/Inf values, a constant, a range
+    below 64 x the smallest normal float), ``lo`` and ``hi`` its float32 range: a constant (zero
+    biases, norm weights) all in bin 0, the others by the per-tensor reference computation."""
+    if lo == hi:
+        counts = np.zeros(fmt.HIST_BINS, np.int64)
+        counts[0] = values.size
+        return counts
+    with np.errstate(all="ignore"):
+        return _reference_counts(values, lo, np.maximum(hi - lo, TINY))
 
 
 def _reference_counts(x, lo, span):
@@ -286,12 +295,7 @@ def _native_histograms(tensors):
     _native.histograms(addrs, sizes, part_counts, part_ranges, binned)
     for j in np.flatnonzero(binned == 0).tolist():
         lo, hi = part_ranges[j].astype(np.float32)
-        if lo == hi:                        # a constant: all in bin 0
-            part_counts[j, 0] = sizes[j]
-        else:
-            with np.errstate(all="ignore"):
-                values = flats[j][2].detach().reshape(-1).numpy()
-                part_counts[j] = _reference_counts(values, lo, np.maximum(hi - lo, TINY))
+        part_counts[j] = _counts_apart(flats[j][2].detach().reshape(-1).numpy(), lo, hi)
     counts[present], ranges[present] = part_counts, part_ranges
     return counts.astype(np.float64), ranges
 

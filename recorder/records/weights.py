@@ -48,7 +48,9 @@ class Weights(Record):
 
     def compute(self, prev):
         w = self.w
-        if self._on_host() and (prev is None or prev is self._copy.views):   # float32 copies the C code can read
+        # prev is the buffer's views only when before_step took the host path; at_log has none
+        host = self._on_host() if prev is None else prev is self._copy.views
+        if host:
             rows = weight_norms(w.params, prev)     # one C pass over weights and copies
             if rows is not None:
                 return rows
