@@ -79,3 +79,53 @@ def test_a_flush_of_unchanged_data_writes_nothing(tmp_path):
     assert rec.flush()
     assert _stamp(path) != before
     rec.close()
+
+
+def _train(rec, model, opt, steps):
+    for _ in range(steps):
+        model(torch.randn(8, 4)).pow(2).mean().backward()
+        opt.step()
+        opt.zero_grad()
+        rec.log({"train/loss": 1.0})
+
+
+def test_layer_records_keep_their_own_slower_clock_and_a_flush_writes_them(tmp_path, monkeypatch):
+    from trainspect.recorder import writer_thread
+
+    # Records, once written, are next due in 30 s; metrics keep the short gap.
+    monkeypatch.setattr(writer_thread, "RECORD_COST_FACTOR", 1e9)
+    monkeypatch.setattr(writer_thread, "MAX_FLUSH_GAP", 30.0)
+    path = tmp_path / "run.h5"
+    rec = Recorder(path, flush_every=3600, transfer_every=1, stats_every=1)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec.watch(model, opt)
+    _train(rec, model, opt, 1)
+    _wait_for_rows(path, 1, f"{fmt.GRADS}/step")    # the first records are written at once
+    _train(rec, model, opt, 30)
+    _wait_for_rows(path, 31)                       # the metrics arrive without a flush call ...
+    assert _rows(path, f"{fmt.GRADS}/step") < 31   # ... the records wait for their clock
+    assert rec.flush()                             # a flush writes everything held
+    assert _rows(path, f"{fmt.GRADS}/step") == 31
+    assert _rows(path, f"{fmt.WEIGHTS}/step") == 31
+    rec.close()
+
+
+def test_held_layer_records_are_written_when_due_without_more_logging(tmp_path, monkeypatch):
+    from trainspect.recorder import writer_thread
+
+    # Nothing is logged after the last step: only the writer's own timer can write the records
+    # it held back, 2 s after the first ones (the heartbeat is an hour away).
+    monkeypatch.setattr(writer_thread, "RECORD_COST_FACTOR", 1e9)
+    monkeypatch.setattr(writer_thread, "MAX_FLUSH_GAP", 2.0)
+    path = tmp_path / "run.h5"
+    rec = Recorder(path, flush_every=3600, transfer_every=1, stats_every=1)
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rec.watch(model, opt)
+    _train(rec, model, opt, 1)
+    _wait_for_rows(path, 1, f"{fmt.GRADS}/step")    # written at once: the next ones are held
+    _train(rec, model, opt, 39)
+    _wait_for_rows(path, 40, f"{fmt.GRADS}/step")
+    _wait_for_rows(path, 40, f"{fmt.WEIGHTS}/step")
+    rec.close()
