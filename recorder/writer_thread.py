@@ -44,11 +44,14 @@ from .h5file import LayerLayout, RunFileWriter
 # queued there is no write at all, only the heartbeat every flush_every.
 # Per-layer records (gradient, weight and activation statistics, histograms, snapshots) are
 # held and written on their own, slower clock: RECORD_COST_FACTOR times what a write of them
-# typically costs, so metrics keep the short gap while the writer holds the GIL for the costly
-# part (~25 dataset appends a write) at most ~1/40 of the time. Measured on the transformer of
-# bench_recorder.py with every instrument every step: the training thread waited 1.0-2.0 ms a
-# step for the GIL (11-16 waits) with records on the metrics' clock, 0.3-0.4 ms (3-5) with them
-# 3x rarer; the h5py calls release and take the GIL around each HDF5 call.
+# typically costs, so their costly writes (~25 dataset appends each) no longer stretch the
+# metrics' gap, and the writer holds the GIL for them at most ~1/40 of the time. Measured with
+# one clock for both: a reader of an MLP trained under watch() at default settings saw the
+# loss p50 56 / p99 111 ms after log() (bench_live.py), with two 13 / 27 ms; on the transformer
+# of bench_recorder.py with every instrument every step, the training thread waited for the GIL
+# 0.70-0.86 ms a step (14 waits) with one clock, 0.44-0.71 ms (8-9) with two. (h5py lets other
+# threads take the GIL during each call into HDF5; each hand-off can make the training thread
+# wait to get it back.)
 MIN_FLUSH_GAP = 0.02
 MAX_FLUSH_GAP = 0.25
 # Values logged before watch() wait this long for it before the file starts without per-layer
