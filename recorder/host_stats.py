@@ -341,14 +341,31 @@ def weight_norms(params, before) -> torch.Tensor | None:
     """[weight norms, update norms, update / weight] (3P float32) of CPU weights through the C
     extension, the update against ``before`` (WeightCopy.take's views, or None: NaN); None
     without the extension."""
+    out = _norm_pairs(params, before)
+    if out is None:
+        return None
+    with np.errstate(all="ignore"):
+        rows = np.concatenate([out[:, 0], out[:, 1], out[:, 1] / out[:, 0]])
+    return torch.from_numpy(rows.astype(np.float32))
+
+
+def norms_list(tensors) -> list | None:
+    """The L2 norm of each CPU tensor as Python floats (float64 sums, one C call), None
+    without the extension: ~2x cheaper than ``torch._foreach_norm`` then ``tolist()`` for the
+    dozens of small gradients of a step."""
+    out = _norm_pairs(tensors, None)
+    return None if out is None else out[:, 0].tolist()
+
+
+def _norm_pairs(tensors, before):
+    """(k, 2) float64: the norm of each tensor and of its change since ``before`` (views of
+    float32 copies of them, or None: NaN), in one call of the C extension; None without it."""
     if _native is None:
         return None
-    flats = [_flat(p) for p in params]      # the owners stay alive for the call
+    flats = [_flat(t) for t in tensors]      # the owners stay alive for the call
     addrs = np.array([a for a, _, _ in flats], np.int64)
     prev = np.array([0] * len(flats) if before is None else [v.data_ptr() for v in before], np.int64)
     sizes = np.array([size for _, size, _ in flats], np.int64)
     out = np.empty((len(flats), 2))
     _native.norms(addrs, prev, sizes, out)
-    with np.errstate(all="ignore"):
-        rows = np.concatenate([out[:, 0], out[:, 1], out[:, 1] / out[:, 0]])
-    return torch.from_numpy(rows.astype(np.float32))
+    return out

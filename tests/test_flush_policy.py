@@ -89,20 +89,26 @@ def _train(rec, model, opt, steps):
         rec.log({"train/loss": 1.0})
 
 
-def test_layer_records_keep_their_own_slower_clock_and_a_flush_writes_them(tmp_path, monkeypatch):
+def _held_records_run(path, monkeypatch, record_gap: float):
+    """A watched run whose per-layer records, once written, are next due ``record_gap`` s later
+    (the metrics keep the short gap), after its first step's records reached the file."""
     from trainspect.recorder import writer_thread
 
-    # Records, once written, are next due in 30 s; metrics keep the short gap.
     monkeypatch.setattr(writer_thread, "RECORD_COST_FACTOR", 1e9)
-    monkeypatch.setattr(writer_thread, "MAX_FLUSH_GAP", 30.0)
-    path = tmp_path / "run.h5"
+    monkeypatch.setattr(writer_thread, "MAX_FLUSH_GAP", record_gap)
     rec = Recorder(path, flush_every=3600, transfer_every=1, stats_every=1)
     model = torch.nn.Linear(4, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     rec.watch(model, opt)
     _train(rec, model, opt, 1)
     _wait_for_rows(path, 1, f"{fmt.GRADS}/step")    # the first records are written at once
-    _train(rec, model, opt, 30)
+    return rec, lambda steps: _train(rec, model, opt, steps)
+
+
+def test_layer_records_keep_their_own_slower_clock_and_a_flush_writes_them(tmp_path, monkeypatch):
+    path = tmp_path / "run.h5"
+    rec, train = _held_records_run(path, monkeypatch, 30.0)
+    train(30)
     _wait_for_rows(path, 31)                       # the metrics arrive without a flush call ...
     assert _rows(path, f"{fmt.GRADS}/step") < 31   # ... the records wait for their clock
     assert rec.flush()                             # a flush writes everything held
@@ -112,20 +118,11 @@ def test_layer_records_keep_their_own_slower_clock_and_a_flush_writes_them(tmp_p
 
 
 def test_held_layer_records_are_written_when_due_without_more_logging(tmp_path, monkeypatch):
-    from trainspect.recorder import writer_thread
-
     # Nothing is logged after the last step: only the writer's own timer can write the records
     # it held back, 2 s after the first ones (the heartbeat is an hour away).
-    monkeypatch.setattr(writer_thread, "RECORD_COST_FACTOR", 1e9)
-    monkeypatch.setattr(writer_thread, "MAX_FLUSH_GAP", 2.0)
     path = tmp_path / "run.h5"
-    rec = Recorder(path, flush_every=3600, transfer_every=1, stats_every=1)
-    model = torch.nn.Linear(4, 2)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    rec.watch(model, opt)
-    _train(rec, model, opt, 1)
-    _wait_for_rows(path, 1, f"{fmt.GRADS}/step")    # written at once: the next ones are held
-    _train(rec, model, opt, 39)
+    rec, train = _held_records_run(path, monkeypatch, 2.0)
+    train(39)
     _wait_for_rows(path, 40, f"{fmt.GRADS}/step")
     _wait_for_rows(path, 40, f"{fmt.WEIGHTS}/step")
     rec.close()

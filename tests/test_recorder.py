@@ -275,7 +275,7 @@ def test_watch_without_optimizer_records_at_log(tmp_path, host_path):
 
 
 @pytest.mark.parametrize("cpu_fast_path", [True, False])   # False: the code path used on a GPU
-def test_gradient_statistics_with_nonfinite_and_missing_grads(tmp_path, cpu_fast_path):
+def test_gradient_statistics_with_nonfinite_and_missing_grads(tmp_path, cpu_fast_path, host_path):
     path = tmp_path / "run.h5"
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
