@@ -249,7 +249,6 @@ class WriterThread:
         # Per-layer records decoded but not yet written ({group: [(step, fields)]}), and their clock
         self._held: dict = {}
         self._record_costs: deque = deque(maxlen=9)   # CPU seconds of the last writes with records
-        self._record_gap = MIN_FLUSH_GAP
         self._records_due = 0.0
         self._wrote_records = False
         self._space_checked, self._unchecked, self._room = -SPACE_CHECK_S, 0, 0   # see _check_space
@@ -441,7 +440,7 @@ class WriterThread:
         """Write everything queued (batches first, then host rows); per-layer records only
         when their clock says so (or for a barrier, close or full queue), else they are held.
         Returns barriers met."""
-        waiting, scalar_parts, records = [], [], self._held
+        waiting, scalar_parts = [], []
         self._waiting = waiting   # released by _run, also if writing fails
         self._write_start = time.thread_time()
         self._wrote = self._wrote_records = False
@@ -453,12 +452,12 @@ class WriterThread:
                 continue
             while not item.ready():   # poll the CUDA event: never a blocking sync
                 time.sleep(0.0005)
-            self._decode(item, scalar_parts, records)
+            self._decode(item, scalar_parts, self._held)
         n = len(self.rows)
         if n:
             scalar_parts += host_tables([self.rows.popleft() for _ in range(n)])
-        if records and not (waiting or urgent or time.monotonic() >= self._records_due):
-            records = {}     # held in self._held for a later drain
+        due = waiting or urgent or time.monotonic() >= self._records_due
+        records = self._held if due else {}     # else they stay held for a later drain
         if not scalar_parts and not records:
             return waiting
         self._check_space(sum(p.nbytes for p in scalar_parts) * 7 // 8
@@ -563,7 +562,7 @@ class WriterThread:
             # CPU time (a busy machine is no reason); the median ignores one-offs
             cost = time.thread_time() - self._write_start
             if self._wrote_records:
-                self._record_gap = _gap(self._record_costs, cost, RECORD_COST_FACTOR, self.flush_every)
-                self._records_due = self._last_flush + self._record_gap
+                self._records_due = self._last_flush + _gap(self._record_costs, cost, RECORD_COST_FACTOR,
+                                                            self.flush_every)
             else:
                 self._gap = _gap(self._costs, cost, FLUSH_COST_FACTOR, self.flush_every)
