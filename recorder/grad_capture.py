@@ -49,16 +49,19 @@ class BackwardCapture:
 
     def _backward_done(self) -> None:
         self._queued = False
+        was = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)     # torch.no_grad(), without its ~2.5 us a call
         try:
-            with torch.no_grad():
-                packed = self.pack()
-                scale = self.scale() if self.scale is not None else None
-                if packed is not None and scale is not None:
-                    packed = unscale(packed, scale, (len(packed) - 2) // 2)
+            packed = self.pack()
+            scale = self.scale() if self.scale is not None else None
+            if packed is not None and scale is not None:
+                packed = unscale(packed, scale, (len(packed) - 2) // 2)
             self.pending = packed
         except Exception as exc:  # noqa: BLE001 - an exception here would surface in backward()
             self.pending = None
             self.on_error(exc)
+        finally:
+            torch._C._set_grad_enabled(was)
 
     def take(self):
         """The record of the last backward since the previous call (None if there was none)."""

@@ -273,7 +273,8 @@ class RunFileWriter:
 
     def append_records(self, group: str, step, fields: dict) -> None:
         """Append rows to a layer record group; ``fields`` maps field name -> (rows, *row_shape)."""
-        if group not in self.f:
+        step_path = f"{group}/{fmt.STEP_FIELD}"
+        if step_path not in self._columns and group not in self.f:   # known columns: no HDF5 lookup
             return
         expected = set(fmt.RECORD_GROUPS[group])
         if set(fields) != expected:
@@ -283,7 +284,7 @@ class RunFileWriter:
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32/16 range -> inf, as it was
             for name, dtype in fmt.RECORD_GROUPS[group].items():
                 self._append(f"{group}/{name}", fields[name])
-        self._append(f"{group}/{fmt.STEP_FIELD}", step)
+        self._append(step_path, step)
 
     # ------------------------------------------------------------ status
     def _fixed_ds(self, path: str, value: str, length: int):

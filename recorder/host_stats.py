@@ -19,7 +19,7 @@ import torch
 from . import format as fmt
 from .device_stats import SAT_THRESHOLD, dense_values, local_shard, saturation_band, size_chunks, unit_dim
 
-NATIVE_INTERFACE = 1    # recorder/_native.c's INTERFACE_VERSION that this module calls
+NATIVE_INTERFACE = 2    # recorder/_native.c's INTERFACE_VERSION that this module calls
 
 
 def _load_native():
@@ -107,20 +107,42 @@ def activation_row(x, bounds) -> list:
 SAT = np.float32(SAT_THRESHOLD)
 
 
+def _units(shape) -> tuple:
+    """(outer, units, inner) of an output of ``shape`` (``unit_dim``); (0, 0, 0) for a 0-d one."""
+    if not shape:
+        return 0, 0, 0                  # no units: no dead fraction
+    unit = unit_dim(len(shape))
+    return math.prod(shape[:unit]), shape[unit], math.prod(shape[unit + 1:])
+
+
+def _saturation_args(bounds) -> tuple:
+    """(mode, low, high) of _native.stats' saturated count for a module bounded by ``bounds``."""
+    if bounds is not None:              # 1: x <= low or x >= high, compared as float32
+        return (1, *saturation_band(bounds))
+    return 2, -SAT_THRESHOLD, SAT_THRESHOLD   # 2: x > high or x < low
+
+
+# Both are asked for every leaf of every scheduled forward, with a handful of distinct answers:
+# kept (bounded) rather than recomputed (~3 us a leaf).
+_UNITS, _SATURATION = {}, {}
+
+
+def _cached(cache: dict, fn, key):
+    value = cache.get(key)
+    if value is None:
+        if len(cache) > 4096:
+            cache.clear()
+        value = cache[key] = fn(key)
+    return value
+
+
 def _native_row(x, bounds) -> list:
     """activation_row through the C extension: the same fields, with sums in float lanes of
     1024-value blocks joined in float64 (the numpy path: torch's float32 sum and dot)."""
     x = x.contiguous()
     n = x.numel()
-    if x.dim():
-        unit = unit_dim(x.dim())
-        outer, units, inner = math.prod(x.shape[:unit]), x.shape[unit], math.prod(x.shape[unit + 1:])
-    else:
-        outer = units = inner = 0       # no units: no dead fraction
-    if bounds is not None:              # 1: x <= low or x >= high, compared as float32
-        mode, (low, high) = 1, saturation_band(bounds)
-    else:                               # 2: x > high or x < low
-        mode, low, high = 2, -SAT_THRESHOLD, SAT_THRESHOLD
+    outer, units, inner = _cached(_UNITS, _units, x.shape)
+    mode, low, high = _cached(_SATURATION, _saturation_args, bounds)
     lo, hi, total, squares, _, nonpos, sat, dead = _native.stats(
         x.data_ptr(), n, outer, units, inner, mode, low, high)
     absmax = max(-lo, hi) if hi == hi else math.nan   # NaN anywhere: NaN min and max
@@ -274,29 +296,18 @@ def _reference_counts(x, lo, span):
 def _native_histograms(tensors):
     """histograms() through the C extension: a range pass and a binning pass over each float32
     tensor where it lies (no concatenated copy, no index buffer), the same float32 arithmetic
-    and so the same bins; the tensors it leaves (NaN/Inf values, constants, tiny ranges) take
-    the numpy path's handling."""
+    and so the same bins (a constant: all in bin 0, as _counts_apart); the tensors it leaves
+    (NaN/Inf values, tiny ranges) take the numpy path's handling."""
     bins, n = fmt.HIST_BINS, len(tensors)
-    counts = np.zeros((n, bins), np.int64)
-    ranges = np.full((n, 2), np.nan)
-    present, flats = [], []
-    for i, t in enumerate(tensors):
-        if t is not None:
-            flat = _flat(t)
-            if flat[1]:
-                present.append(i)
-                flats.append(flat)          # the owners stay alive: the C code reads their addresses
-    if not present:
-        return counts.astype(np.float64), ranges
-    k = len(present)
-    addrs = np.array([a for a, _, _ in flats], np.int64)
-    sizes = np.array([size for _, size, _ in flats], np.int64)
-    part_counts, part_ranges, binned = np.zeros((k, bins), np.int64), np.full((k, 2), np.nan), np.zeros(k, np.uint8)
-    _native.histograms(addrs, sizes, part_counts, part_ranges, binned)
-    for j in np.flatnonzero(binned == 0).tolist():
-        lo, hi = part_ranges[j].astype(np.float32)
-        part_counts[j] = _counts_apart(flats[j][2].detach().reshape(-1).numpy(), lo, hi)
-    counts[present], ranges[present] = part_counts, part_ranges
+    flats = [None if t is None else _flat(t) for t in tensors]   # the owners stay alive for the call
+    addrs = np.array([0 if f is None else f[0] for f in flats], np.int64)
+    sizes = np.array([0 if f is None else f[1] for f in flats], np.int64)   # 0: left out (NaN range)
+    counts, ranges, binned = np.zeros((n, bins), np.int64), np.full((n, 2), np.nan), np.zeros(n, np.uint8)
+    _native.histograms(addrs, sizes, counts, ranges, binned)
+    if not binned.all():
+        for j in np.flatnonzero((binned == 0) & (sizes > 0)).tolist():
+            lo, hi = ranges[j].astype(np.float32)
+            counts[j] = _counts_apart(flats[j][2].detach().reshape(-1).numpy(), lo, hi)
     return counts.astype(np.float64), ranges
 
 
@@ -317,24 +328,46 @@ def snapshots(tensors) -> torch.Tensor | None:
 
 class WeightCopy:
     """The weights before an optimizer step, copied into one float32 buffer kept while
-    consecutive steps are due (a fresh copy each step costs an allocation and its page faults)."""
+    consecutive steps are due (a fresh copy each step costs an allocation and its page faults).
+    With the C extension the copy is one call (``_native.gather``, ~4x cheaper than
+    ``torch._foreach_copy_``'s dispatch per tensor), and ``addrs`` holds where each copy lies."""
 
     def __init__(self):
         self.buffer = None
         self.views = []
+        self.addrs = None           # int64 addresses of the views (the C path's ``before``)
 
     def release(self) -> None:
-        self.buffer, self.views = None, []
+        self.buffer, self.views, self.addrs = None, [], None
 
     def take(self, params) -> list:
+        if _native is not None:
+            flats = [_flat(p) for p in params]          # the owners stay alive for the call
+            sizes = [size for _, size, _ in flats]
+            if self.buffer is None or self._sizes != sizes:
+                self._allocate(params, sizes)
+            _native.gather(np.array([a for a, _, _ in flats], np.int64), np.array(sizes, np.int64),
+                           self.buffer.data_ptr())
+            return self.views
         shards = [local_shard(p.detach()) for p in params]
-        shapes = [s.shape for s in shards]
-        if self.buffer is None or [v.shape for v in self.views] != shapes:
-            sizes = [s.numel() for s in shards]
-            self.buffer = torch.empty(sum(sizes), dtype=torch.float32)
-            self.views = [v.view(shape) for v, shape in zip(self.buffer.split(sizes), shapes)]
+        if self.buffer is None or [v.shape for v in self.views] != [s.shape for s in shards]:
+            self._allocate(params, [s.numel() for s in shards])
         torch._foreach_copy_(self.views, shards)
         return self.views
+
+    def _allocate(self, params, sizes) -> None:
+        shapes = [local_shard(p.detach()).shape for p in params]
+        self.buffer = torch.empty(sum(sizes), dtype=torch.float32)
+        self.views = [v.view(shape) for v, shape in zip(self.buffer.split(sizes), shapes)]
+        self.addrs = _copy_addresses(self.views)
+        self._sizes = sizes
+
+
+def _copy_addresses(views) -> np.ndarray:
+    """Where the copies lie, for _native.norms' ``before``. An empty view's address is 0, which
+    means "no copy" (update NaN) there; nothing of it is read, so any other address gives its
+    update, 0, as the torch path does."""
+    return np.array([v.data_ptr() or 1 for v in views], np.int64)
 
 
 def weight_norms(params, before) -> torch.Tensor | None:
@@ -364,7 +397,12 @@ def _norm_pairs(tensors, before):
         return None
     flats = [_flat(t) for t in tensors]      # the owners stay alive for the call
     addrs = np.array([a for a, _, _ in flats], np.int64)
-    prev = np.array([0] * len(flats) if before is None else [v.data_ptr() for v in before], np.int64)
+    if before is None:
+        prev = np.zeros(len(flats), np.int64)
+    elif isinstance(before, np.ndarray):     # WeightCopy.addrs
+        prev = before
+    else:
+        prev = _copy_addresses(before)
     sizes = np.array([size for _, size, _ in flats], np.int64)
     out = np.empty((len(flats), 2))
     _native.norms(addrs, prev, sizes, out)

@@ -98,3 +98,58 @@ def test_infinite_and_constant_tensors_give_the_numpy_paths_ranges_and_bins(monk
     for x in (tensors[0], tensors[1], tensors[3]):
         native, numpy = _both(host_stats.input_row, monkeypatch, x)
         assert native[2:] == numpy[2:]                      # min and max
+
+
+def test_constants_missing_and_empty_tensors_bin_as_the_numpy_path(monkeypatch):
+    """Zero biases and unit norm weights (constants) are binned in C, all in bin 0; missing
+    gradients (None) and empty tensors keep zero counts and a NaN range."""
+    tensors = [torch.zeros(1 << 20 | 5), torch.ones(64), None, torch.empty(0), torch.full((3, 3), -2.5),
+               torch.randn(100, generator=torch.Generator().manual_seed(0))]
+    (c1, r1), (c2, r2) = _both(host_stats.histograms, monkeypatch, tensors)
+    np.testing.assert_array_equal(c1, c2)
+    np.testing.assert_array_equal(r1, r2)
+    assert c1[0, 0] == (1 << 20 | 5) and c1[4, 0] == 9 and c1[:5, 1:].sum() == 0
+    assert c1[2].sum() == 0 and np.isnan(r1[2]).all() and c1[3].sum() == 0 and np.isnan(r1[3]).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_weight_copy_and_update_norms_equal_the_torch_path(seed, monkeypatch):
+    """The copy before a step is one C call (gather); the update norms read from it equal
+    those of a torch copy, for contiguous, transposed and half-precision parameters."""
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.nn.Parameter(torch.randn(300, 70, generator=g)),
+              torch.nn.Parameter(torch.randn(40, 30, generator=g).t()),
+              torch.nn.Parameter(torch.randn(513, generator=g).half()),
+              torch.nn.Parameter(torch.zeros(0))]
+
+    originals = [p.detach().clone() for p in params]
+
+    def copy_step_norms():
+        copy = host_stats.WeightCopy()
+        views = copy.take(params)
+        before = [v.clone() for v in views]
+        with torch.no_grad():
+            for p in params:
+                p.add_(0.01)
+        rows = (host_stats.weight_norms(params, copy.addrs) if host_stats._native is not None
+                else None)
+        with torch.no_grad():
+            for p, o in zip(params, originals):
+                p.copy_(o)
+        return before, rows
+
+    if host_stats._native is None:
+        pytest.skip("the C extension is not built")
+    before, rows = copy_step_norms()
+    for v, o in zip(before, originals):
+        assert torch.equal(v, o.float())
+    P = len(params)
+    stepped = [o.add(0.01).float() for o in originals]     # as add_ left them, widened
+    expect_w = [s.double().norm().item() for s in stepped]
+    np.testing.assert_allclose(rows[:P].numpy(), np.float32(expect_w), rtol=1e-5)
+    expect_u = [(s.double() - o.double()).norm().item() for s, o in zip(stepped, originals)]
+    np.testing.assert_allclose(rows[P:2 * P].numpy(), np.float32(expect_u), rtol=1e-5)
+    monkeypatch.setattr(host_stats, "_native", None)
+    numpy_before, _ = copy_step_norms()
+    for a, b in zip(before, numpy_before):
+        assert torch.equal(a, b)

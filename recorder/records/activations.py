@@ -63,7 +63,7 @@ class Activations(Record):
         x = output_tensor(output)
         if x is None:
             cap[i] = False
-        elif self.w.cpu_fast_path and x.device.type == "cpu":
+        elif self.w.cpu_fast_path and x.is_cpu:
             cap[i] = activation_row(x, self.bounds[i])
         else:
             cap[i] = activation_raw(x, self.bounds[i])

@@ -41,18 +41,23 @@ class Watched:
         self.enabled = True                # False once an instrument failed (or the writer did)
         self.cpu_fast_path = not link.device_path   # off: the GPU code path, also for CPU tensors (tests)
         self._consts = {}                  # device -> (NaN, 0.0) 0-d tensors
+        import torch
+
+        # torch.no_grad() as a context costs ~2.5 us a call, these two ~0.1 us (guard runs ~25x a step)
+        self._grad_enabled, self._set_grad = torch.is_grad_enabled, torch._C._set_grad_enabled
 
     def guard(self, fn, *args):
         """Run a spec's device work; an exception switches the instruments off, never training."""
         if not self.enabled:
             return
-        import torch
-
+        was = self._grad_enabled()
+        self._set_grad(False)          # torch.no_grad()
         try:
-            with torch.no_grad():
-                fn(*args)
+            fn(*args)
         except Exception as exc:  # noqa: BLE001 - an instrument must never stop training
             self.link.failed(exc)
+        finally:
+            self._set_grad(was)
 
     def const(self, device):
         """(NaN, 0.0) as 0-d tensors on ``device``, made once: fillers for missing values."""

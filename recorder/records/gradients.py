@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .. import format as fmt
@@ -127,7 +128,7 @@ class Gradients(Record):
             return None
         # Gradients still multiplied by a GradScaler's loss scale: their squares can overflow float32.
         wide = torch.float64 if w.scaler is not None else torch.float32
-        if w.cpu_fast_path and all(g.device.type == "cpu" for g in grads):
+        if w.cpu_fast_path and all(g.is_cpu for g in grads):
             values = norms_list(grads)     # float64 sums in C; None without the extension
             if values is None:
                 values = torch.stack(norms(grads, dtype=wide)).tolist()
@@ -159,8 +160,9 @@ class Gradients(Record):
             if not math.isfinite(v):
                 full_bad[i] = float(torch.count_nonzero(~torch.isfinite(grads[j])))
         total = math.sqrt(math.fsum(v * v for v in values))
-        return torch.tensor(full_norms + full_bad + [total, math.fsum(full_bad)],
-                            dtype=torch.float64 if self.w.scaler is not None else torch.float32)
+        # numpy then from_numpy: ~3x cheaper than torch.tensor() of a list
+        return torch.from_numpy(np.array(full_norms + full_bad + [total, math.fsum(full_bad)],
+                                         np.float64 if self.w.scaler is not None else np.float32))
 
     # ------------------------------------------------------------ writer side
     def unpack(self, values, arg, step, wall, rows):

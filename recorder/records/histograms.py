@@ -31,10 +31,10 @@ class Histograms(Record):
         """Counts of the P weights then the P gradients, then their (min, max) ranges."""
         w = self.w
         tensors = list(w.params) + [p.grad for p in w.params]
-        devices = {t.device for t in tensors if t is not None}
-        if w.cpu_fast_path and devices == {torch.device("cpu")}:
+        if w.cpu_fast_path and all(t is None or t.is_cpu for t in tensors):   # (params are never None)
             counts, ranges = histograms(tensors, self._scratch)
             return torch.from_numpy(np.concatenate([counts.reshape(-1), ranges.reshape(-1)]))
+        devices = {t.device for t in tensors if t is not None}
         exact = not w.cpu_fast_path or w.params[0].device.type != "cpu"
         if len(devices) <= 1:
             counts, ranges = fused_histograms(tensors, exact)

@@ -28,6 +28,6 @@ class InputStats(ScalarValues):
             self.emit(self.compute(x), step, time.time(), self.tags)
 
     def compute(self, x):
-        if self.w.cpu_fast_path and x.device.type == "cpu":
+        if self.w.cpu_fast_path and x.is_cpu:
             return torch.from_numpy(np.array(input_row(x), np.float32))
         return input_stats(x)

@@ -24,7 +24,7 @@ class Snapshots(Record):
 
     def compute(self):
         params = self.w.params
-        if self.w.cpu_fast_path and all(params[i].device.type == "cpu" for i in self.w.layout.snap_params):
+        if self.w.cpu_fast_path and all(params[i].is_cpu for i in self.w.layout.snap_params):
             pooled = snapshots([params[i] for i in self.w.layout.snap_params])   # one C call
             if pooled is not None:
                 return pooled

@@ -23,7 +23,7 @@ class Weights(Record):
         self._copy = WeightCopy()     # the CPU fast path's buffer for them, kept between due steps
 
     def _on_host(self) -> bool:
-        return self.w.cpu_fast_path and all(p.device.type == "cpu" for p in self.w.params)
+        return self.w.cpu_fast_path and all(p.is_cpu for p in self.w.params)
 
     def before_step(self, step, wall, closure):
         if self.due(step) and self.w.params:
@@ -51,7 +51,7 @@ class Weights(Record):
         # prev is the buffer's views only when before_step took the host path; at_log has none
         host = self._on_host() if prev is None else prev is self._copy.views
         if host:
-            rows = weight_norms(w.params, prev)     # one C pass over weights and copies
+            rows = weight_norms(w.params, None if prev is None else self._copy.addrs)   # one C pass
             if rows is not None:
                 return rows
         current = [local_shard(p.detach()) for p in w.params]
