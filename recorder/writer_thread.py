@@ -532,12 +532,17 @@ class WriterThread:
             scalar_parts.append(np.array(rows, dtype=np.float64).reshape(-1, 4))
 
     def _next_timeout(self) -> float:
-        """How long to sleep: until the gap is over if more is queued, else until the heartbeat
-        (or until held records are due)."""
+        """How long to sleep: until the gap is over if more is queued or values were just
+        written, else until the heartbeat (or until held records are due)."""
         until_heartbeat = self._last_flush + self.flush_every - time.monotonic()
         if self._held:
             until_heartbeat = min(until_heartbeat, self._records_due - time.monotonic())
-        if self.rows or self.batches:
+        if self.rows or self.batches or self._wrote:
+            # Also after a write with nothing queued yet: while values flow (a training loop),
+            # look again when the gap is over instead of being woken by the next log() and going
+            # back to sleep until then (a wake saved per write; each costs the training thread
+            # the GIL, and the writer wakes cold). Nothing there then: idle, as below.
+            self.idle = False       # it wakes at the gap's end whatever log() does meanwhile
             return min(until_heartbeat, self._last_flush + self._gap - time.monotonic())
         # Say "idle" first, then look at the queue again: a log() that queued a value just
         # before saw idle == False and did not wake us, so we must see its value here.
