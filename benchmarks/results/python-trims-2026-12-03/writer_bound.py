@@ -1,5 +1,7 @@
-import sys, tempfile, statistics, pathlib
-sys.path.insert(0, "/work/main/benchmarks")
+"""The bound of the writer's cost: every instrument every step, with live writes (defaults) and with
+no write until close (gaps of 10 s); medians of interleaved rounds."""
+import pathlib, sys, tempfile, statistics
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # benchmarks/
 from bench_recorder import transformer, timed_training
 import trainspect.recorder.writer_thread as wt
 EVERY = {"stats_every": 1, "hist_every": 1, "snapshot_every": 1}

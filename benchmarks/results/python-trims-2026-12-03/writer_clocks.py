@@ -1,5 +1,7 @@
-import sys, time, tempfile, statistics, pathlib
-sys.path.insert(0, "/work/main/benchmarks")
+"""Writer CPU per step at the default clocks, with metrics written every 250 ms, and with per-layer
+records written only at close; medians of interleaved rounds."""
+import pathlib, sys, time, tempfile, statistics
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # benchmarks/
 from bench_recorder import transformer, timed_training
 import trainspect.recorder.writer_thread as wt
 EVERY = {"stats_every": 1, "hist_every": 1, "snapshot_every": 1}
