@@ -336,9 +336,10 @@ class WeightCopy:
         self.buffer = None
         self.views = []
         self.addrs = None           # int64 addresses of the views (the C path's ``before``)
+        self._sizes = []            # element count of each view
 
     def release(self) -> None:
-        self.buffer, self.views, self.addrs = None, [], None
+        self.buffer, self.views, self.addrs, self._sizes = None, [], None, []
 
     def take(self, params) -> list:
         if _native is not None:
@@ -359,21 +360,16 @@ class WeightCopy:
         shapes = [local_shard(p.detach()).shape for p in params]
         self.buffer = torch.empty(sum(sizes), dtype=torch.float32)
         self.views = [v.view(shape) for v, shape in zip(self.buffer.split(sizes), shapes)]
-        self.addrs = _copy_addresses(self.views)
+        # An empty view's address is 0, which _native.norms reads as "no copy" (update NaN);
+        # nothing of it is read, so any other address gives its update, 0, as the torch path does.
+        self.addrs = np.array([v.data_ptr() or 1 for v in self.views], np.int64)
         self._sizes = sizes
-
-
-def _copy_addresses(views) -> np.ndarray:
-    """Where the copies lie, for _native.norms' ``before``. An empty view's address is 0, which
-    means "no copy" (update NaN) there; nothing of it is read, so any other address gives its
-    update, 0, as the torch path does."""
-    return np.array([v.data_ptr() or 1 for v in views], np.int64)
 
 
 def weight_norms(params, before) -> torch.Tensor | None:
     """[weight norms, update norms, update / weight] (3P float32) of CPU weights through the C
-    extension, the update against ``before`` (WeightCopy.take's views, or None: NaN); None
-    without the extension."""
+    extension, the update against ``before`` (``WeightCopy.addrs`` after ``take``, or None: NaN);
+    None without the extension."""
     out = _norm_pairs(params, before)
     if out is None:
         return None
@@ -391,18 +387,14 @@ def norms_list(tensors) -> list | None:
 
 
 def _norm_pairs(tensors, before):
-    """(k, 2) float64: the norm of each tensor and of its change since ``before`` (views of
-    float32 copies of them, or None: NaN), in one call of the C extension; None without it."""
+    """(k, 2) float64: the norm of each tensor and of its change since ``before`` (the int64
+    addresses of float32 copies of them, ``WeightCopy.addrs``, or None: NaN), in one call of the
+    C extension; None without it."""
     if _native is None:
         return None
     flats = [_flat(t) for t in tensors]      # the owners stay alive for the call
     addrs = np.array([a for a, _, _ in flats], np.int64)
-    if before is None:
-        prev = np.zeros(len(flats), np.int64)
-    elif isinstance(before, np.ndarray):     # WeightCopy.addrs
-        prev = before
-    else:
-        prev = _copy_addresses(before)
+    prev = np.zeros(len(flats), np.int64) if before is None else before
     sizes = np.array([size for _, size, _ in flats], np.int64)
     out = np.empty((len(flats), 2))
     _native.norms(addrs, prev, sizes, out)
