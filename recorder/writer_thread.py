@@ -159,7 +159,7 @@ class DeviceStaging:
         step, wall, rows)`` reads it on the writer thread."""
         import torch
 
-        flat = tensor.reshape(-1)
+        flat = tensor if tensor.dim() == 1 else tensor.reshape(-1)   # a view op saved per record
         dtype = torch.float64 if wide else torch.float32
         key = (flat.device, dtype)
         group = self.groups.get(key)

@@ -328,3 +328,58 @@ def test_the_weight_copy_is_kept_only_while_consecutive_steps_are_due(tmp_path, 
     with open_run(tmp_path / "run.h5") as run:
         assert run.layer_stat("update_norm").steps.tolist() == list(range(0, 6, stats_every))
         assert np.isfinite(run.layer_stat("update_ratio").values).all()
+
+
+@pytest.mark.parametrize("device_path", [False, True], ids=["cpu-fast-path", "device-path"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_records_with_missing_and_non_finite_gradients(tmp_path, device_path, seed):
+    """Per-parameter norms and non-finite counts, and the totals beside them, as torch computes
+    them: a parameter without a gradient has norm NaN and count 0 and is left out of the totals;
+    planted NaN/Inf elements are counted and make the norms non-finite."""
+    from trainspect.recorder import format as fmt
+
+    torch.manual_seed(seed)
+    trunk, side = torch.nn.Linear(5, 7), torch.nn.Linear(5, 7)   # side: used on even steps only
+    model = torch.nn.ModuleDict({"trunk": trunk, "side": side})
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)   # lr 0: the planted values never reach the weights
+    expect = []
+    with Recorder(tmp_path / "run.h5", _device_path=device_path) as rec:
+        rec.watch(model, opt)
+        for step in range(6):
+            x = torch.randn(9, 5)
+            out = trunk(x) + (side(x) if step % 2 == 0 else 0)
+            opt.zero_grad(set_to_none=True)
+            hooks = []
+            if step == 3:   # planted in backward itself: the record is taken when backward ends
+                hooks = [trunk.weight.register_hook(lambda g: _planted(g, 2)),
+                         trunk.bias.register_hook(lambda g: _planted(g, 1, math.inf))]
+            out.pow(2).mean().backward()
+            for h in hooks:
+                h.remove()
+            params = list(model.parameters())
+            grads = [p.grad for p in params]
+            norms = [math.nan if g is None else torch.linalg.vector_norm(g.double()).item() for g in grads]
+            bad = [0 if g is None else int((~torch.isfinite(g)).sum()) for g in grads]
+            present = [n for n, g in zip(norms, grads) if g is not None]
+            expect.append((norms, bad, math.sqrt(sum(n * n for n in present)), sum(bad)))
+            if step == 3:
+                opt.zero_grad(set_to_none=True)   # keep the weights finite: no update from this step
+            opt.step()
+    with open_run(tmp_path / "run.h5") as run:
+        gn, gb = run.layer_stat("grad_norm"), run.layer_stat("grad_nonfinite")
+        total, total_bad = run.scalar(fmt.SYS_GRAD_NORM), run.scalar(fmt.SYS_NONFINITE_GRADS)
+        assert gn.steps.tolist() == total.steps.tolist() == list(range(6))
+        for s, (norms, bad, tot, tot_bad) in enumerate(expect):
+            np.testing.assert_allclose(gn.values[s], norms, rtol=1e-5, equal_nan=True)
+            assert gb.values[s].tolist() == bad
+            np.testing.assert_allclose(total.values[s], tot, rtol=1e-5, equal_nan=True)
+            assert total_bad.values[s] == tot_bad
+        assert np.isnan(gn.values[1][2:]).all() and not np.isnan(gn.values[0]).any()   # side unused on odd steps
+        assert gb.values[3][:2].tolist() == [2, 1] and math.isnan(total.values[3])
+
+
+def _planted(grad, n, value=math.nan):
+    """``grad`` with its first ``n`` elements replaced by ``value``."""
+    out = grad.clone()
+    out.view(-1)[:n] = value
+    return out
