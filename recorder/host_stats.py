@@ -59,7 +59,7 @@ def _flat(t):
 
 
 def activation_row(x, bounds) -> list:
-    """format.ACT_FIELDS of one CPU module output ``x`` (a ``device_stats.output_tensor``) as 6
+    """format.ACT_FIELDS of one non-empty float32 CPU module output ``x`` as 6
     Python floats, computed at once, so an in-place module after this one (``ReLU(inplace=True)``)
     cannot change them.
 
@@ -76,7 +76,7 @@ def activation_row(x, bounds) -> list:
     With the C extension all of it is one read of the data (``_native_row``)."""
     if _native is not None:
         return _native_row(x, bounds)
-    flat = x.reshape(-1)
+    flat = x.detach().reshape(-1)      # (the caller may pass an output that requires grad)
     a = flat.numpy()
     n = a.size
     with np.errstate(all="ignore"):       # NaN/Inf activations are data, not warnings
@@ -311,8 +311,8 @@ def _native_histograms(tensors):
     return counts.astype(np.float64), ranges
 
 
-def snapshots(tensors) -> torch.Tensor | None:
-    """``device_stats.snapshot`` of CPU weight matrices as one (k, 32, 32) float32 tensor, all
+def snapshots(tensors) -> np.ndarray | None:
+    """``device_stats.snapshot`` of CPU weight matrices as one (k, 32, 32) float32 array, all
     pooled in one call of the C extension; None without it (the caller pools with torch)."""
     if _native is None:
         return None
@@ -323,7 +323,7 @@ def snapshots(tensors) -> torch.Tensor | None:
     shapes = np.array([(shape[0], size // shape[0]) if size else (0, 0) for (_, size, _), shape in mats],
                       np.int64).reshape(-1, 2)
     _native.snapshots(addrs, shapes, out)
-    return torch.from_numpy(out)
+    return out
 
 
 class WeightCopy:
@@ -366,7 +366,7 @@ class WeightCopy:
         self._sizes = sizes
 
 
-def weight_norms(params, before) -> torch.Tensor | None:
+def weight_norms(params, before) -> np.ndarray | None:
     """[weight norms, update norms, update / weight] (3P float32) of CPU weights through the C
     extension, the update against ``before`` (``WeightCopy.addrs`` after ``take``, or None: NaN);
     None without the extension."""
@@ -375,7 +375,7 @@ def weight_norms(params, before) -> torch.Tensor | None:
         return None
     with np.errstate(all="ignore"):
         rows = np.concatenate([out[:, 0], out[:, 1], out[:, 1] / out[:, 0]])
-    return torch.from_numpy(rows.astype(np.float32))
+    return rows.astype(np.float32)
 
 
 def norms_list(tensors) -> list | None:

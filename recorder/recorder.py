@@ -614,7 +614,18 @@ class Recorder:
         """Any value but a plain float/int. The metric's tag is created only for a good value."""
         device_tensor, wide, number = None, False, None
         torch = sys.modules.get("torch")
-        if isinstance(value, numbers.Real):          # bool, numpy numbers, Fraction, ...
+        read = None
+        if (torch is not None and type(value) is torch.Tensor and not self._device_path and value.is_cpu
+                and value.layout is torch.strided):
+            # A CPU loss tensor, the commonest value after floats: one read and none of the checks
+            # below (each torch call costs microseconds once training's code fills the caches).
+            try:
+                read = value.item()
+            except Exception:  # noqa: BLE001 - not one real value (shape, nested): the checks below say why
+                read = None
+        if type(read) in (float, int, bool):     # not complex
+            number = float(read)
+        elif isinstance(value, numbers.Real):          # bool, numpy numbers, Fraction, ...
             try:
                 number = float(value)
             except (OverflowError, ValueError) as exc:

@@ -243,7 +243,7 @@ def test_snapshots_are_the_adaptive_average_pooling_of_the_weights(seed, host_pa
     for k, w in enumerate(weights):
         rows, cols = min(w.shape[0], 32), min(w[0].numel(), 32)
         expect = F.adaptive_avg_pool2d(w.reshape(w.shape[0], -1)[None, None], (rows, cols))[0, 0]
-        for got in [snapshot(w)] + ([] if pooled is None else [pooled[k]]):
+        for got in [snapshot(w)] + ([] if pooled is None else [torch.from_numpy(pooled[k])]):
             assert got.shape == (32, 32)
             torch.testing.assert_close(got[:rows, :cols], expect, rtol=1e-5, atol=1e-6, msg=str(w.shape))
             assert got[rows:].isnan().all() and got[:, cols:].isnan().all()
@@ -383,3 +383,43 @@ def _planted(grad, n, value=math.nan):
     out = grad.clone()
     out.view(-1)[:n] = value
     return out
+
+
+def test_host_arrays_are_staged_without_torch_and_copied():
+    """The CPU fast path stages numpy arrays: each spec gets its own values back on the writer
+    side, in the width it asked for, and a caller that reuses its array after staging changes
+    nothing already staged."""
+    from trainspect.recorder.writer_thread import DeviceStaging
+
+    class Spec:
+        def __init__(self, name):
+            self.name = name
+
+    staging = DeviceStaging()
+    narrow, wide, mixed = Spec("narrow"), Spec("wide"), Spec("mixed")
+    rows = np.array([[1.5, -2.0], [3.25, 4.0]], np.float32)
+    counts = np.array([2.0 ** 40 + 1, 7.0])          # exact only in float64
+    staging.add(rows, narrow, 3, 10.0, "a")
+    staging.add(counts, wide, 3, 10.0, "b", wide=True)
+    staging.add(np.array([0.1], np.float64), mixed, 4, 11.0, "c")   # float64 values, not wide
+    staging.add(torch.tensor([9.0]), narrow, 4, 11.0, "d")          # a tensor beside them
+    assert staging.count == 4
+    batch = staging.take()
+    rows[:] = 0                                      # reused by the caller after staging
+    got = {}
+    for host, event, placed in batch.parts:
+        assert event is None
+        values = host if isinstance(host, np.ndarray) else host.numpy()
+        for spec, step, wall, arg, off, n in placed:
+            got[arg] = (spec.name, step, values[off:off + n].copy(), values.dtype)
+    assert got["a"][0] == "narrow" and got["a"][1] == 3
+    np.testing.assert_array_equal(got["a"][2], [1.5, -2.0, 3.25, 4.0])
+    assert got["b"][3] == np.float64 and got["b"][2].tolist() == [2.0 ** 40 + 1, 7.0]
+    assert got["c"][3] == np.float32 and got["c"][2].tolist() == [np.float32(0.1)]
+    assert got["d"][2].tolist() == [9.0]
+    assert staging.count == 0 and staging.take() is None
+    alone = np.array([5.0, 6.0], np.float32)        # one array in its group: still a copy
+    staging.add(alone, narrow, 5, 12.0, "e")
+    (host, _, _), = staging.take().parts
+    alone[:] = -1
+    assert host.tolist() == [5.0, 6.0]

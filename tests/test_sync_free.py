@@ -263,5 +263,6 @@ def test_tripwire_ignores_the_users_own_reads_and_non_blocking_copies():
 def test_without_the_switch_the_cpu_fast_path_reads_values(tmp_path):
     # The switch matters: the CPU shortcuts read values (harmless on the CPU), the device path does not.
     trip, ref = train(tmp_path / "run.h5", mlp, "default", steps=3, device_path=False)
-    # (which reads depends on the path: the C extension reads gradients without a torch call)
-    assert {"Tensor.item", "Tensor.__float__"} <= {what for what, _ in trip.hits}
+    # (which reads depends on the path: the C extension reads gradients without a torch call,
+    # and the records' host values reach the writer as numpy arrays; the logged loss is read)
+    assert "Tensor.item" in {what for what, _ in trip.hits}

@@ -52,23 +52,29 @@ class Activations(Record):
         """cap[i]: the statistics of leaf i's output, taken now (an in-place module may change
         it later): a host row (list) on the CPU fast path, a device raw (tuple) otherwise,
         False without a floating-point output."""
-        reusable = isinstance(output, torch.Tensor) and not output.is_inference()
-        if reusable:
-            # Dropout(p=0) (nanoGPT's default), Identity: the very tensor an earlier leaf of this
-            # forward returned, unchanged since (same version) and judged by the same bounds.
-            seen = self._seen.get(id(output))
-            if seen is not None and seen[0] is output and seen[1:3] == (output._version, self.bounds[i]):
-                cap[i] = seen[3]
-                return
-        x = output_tensor(output)
-        if x is None:
-            cap[i] = False
-        elif self.w.cpu_fast_path and x.is_cpu:
-            cap[i] = activation_row(x, self.bounds[i])
+        bounds = self.bounds[i]
+        plain = type(output) is torch.Tensor          # nearly every output: no subclass to unwrap
+        reusable = plain or isinstance(output, torch.Tensor)
+        # Dropout(p=0) (nanoGPT's default), Identity: the very tensor an earlier leaf of this
+        # forward returned, unchanged since (same version) and judged by the same bounds.
+        seen = self._seen.get(id(output)) if reusable else None
+        if seen is not None and seen[0] is output and seen[1:3] == (output._version, bounds):
+            cap[i] = seen[3]
+            return
+        if plain and self.w.cpu_fast_path and output.is_cpu and output.dtype is torch.float32:
+            # output_tensor()'s checks and detach() left out: each torch call here costs a few
+            # microseconds per leaf and step, and the host statistics only read the values
+            cap[i] = activation_row(output, bounds) if output.numel() else False
         else:
-            cap[i] = activation_raw(x, self.bounds[i])
-        if reusable and cap[i] is not False:
-            self._seen[id(output)] = (output, output._version, self.bounds[i], cap[i])
+            x = output_tensor(output)
+            if x is None:
+                cap[i] = False
+            elif self.w.cpu_fast_path and x.is_cpu:
+                cap[i] = activation_row(x, bounds)
+            else:
+                cap[i] = activation_raw(x, bounds)
+        if reusable and cap[i] is not False and not output.is_inference():   # (no _version then)
+            self._seen[id(output)] = (output, output._version, bounds, cap[i])
 
     def forward_detach(self):
         # The hooks stay while the next step is due too (they do nothing between captures):
@@ -102,8 +108,8 @@ class Activations(Record):
         if not any(cap):
             return None
         nan_row = [math.nan] * len(fmt.ACT_FIELDS)
-        if not any(isinstance(c, tuple) for c in cap):   # all on the host: one tensor of floats
-            return torch.from_numpy(np.array([c if c else nan_row for c in cap], np.float32))
+        if not any(isinstance(c, tuple) for c in cap):   # all on the host: one array of floats
+            return np.array([c if c else nan_row for c in cap], np.float32)
         rows = activation_rows([c if isinstance(c, tuple) else RAW_NAN for c in cap])
         host = [i for i, c in enumerate(cap) if isinstance(c, list)]
         if host:   # a model partly on the CPU: its host rows join the device ones

@@ -109,7 +109,9 @@ class Gradients(Record):
 
     def _emit_applied_norm(self, step, wall, total):
         w = self.w
-        if w.cpu_fast_path and total.device.type == "cpu":
+        if type(total) is np.ndarray:   # the CPU fast path's record
+            w.link.host_value(step, self.post_clip, float(total[0]), wall)
+        elif w.cpu_fast_path and total.device.type == "cpu":
             w.link.host_value(step, self.post_clip, float(total), wall)
         else:
             w.link.stage(total, SCALAR_VALUES, step, wall, self.post_clip, False)
@@ -168,9 +170,10 @@ class Gradients(Record):
             if not math.isfinite(v):
                 full_bad[i] = float(torch.count_nonzero(~torch.isfinite(grads[j])))
         total = math.sqrt(math.fsum(v * v for v in values))
-        # numpy then from_numpy: ~3x cheaper than torch.tensor() of a list
-        return torch.from_numpy(np.array(full_norms + full_bad + [total, math.fsum(full_bad)],
-                                         np.float64 if self.w.scaler is not None else np.float32))
+        if self.w.scaler is None:   # staged as a numpy array: no torch call
+            return np.array(full_norms + full_bad + [total, math.fsum(full_bad)], np.float32)
+        # grad_capture.unscale() divides these by the loss scale, a tensor
+        return torch.from_numpy(np.array(full_norms + full_bad + [total, math.fsum(full_bad)], np.float64))
 
     # ------------------------------------------------------------ writer side
     def unpack(self, values, arg, step, wall, rows):
