@@ -373,9 +373,13 @@ def weight_norms(params, before) -> np.ndarray | None:
     out = _norm_pairs(params, before)
     if out is None:
         return None
-    with np.errstate(all="ignore"):
-        rows = np.concatenate([out[:, 0], out[:, 1], out[:, 1] / out[:, 0]])
-    return rows.astype(np.float32)
+    weight, update = out[:, 0], out[:, 1]
+    if weight.all() and np.isfinite(weight).all():   # nothing to warn about (np.errstate costs ~us)
+        ratio = update / weight
+    else:
+        with np.errstate(all="ignore"):     # x / 0 and inf / inf as IEEE says, silently
+            ratio = update / weight
+    return np.concatenate([weight, update, ratio]).astype(np.float32)
 
 
 def norms_list(tensors) -> list | None:
