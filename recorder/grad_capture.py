@@ -55,7 +55,7 @@ class BackwardCapture:
             packed = self.pack()
             scale = self.scale() if self.scale is not None else None
             if packed is not None and scale is not None:
-                packed = unscale(packed, scale, (len(packed) - 2) // 2)
+                packed = unscale(packed, scale, len(packed) // 2)
             self.pending = packed
         except Exception as exc:  # noqa: BLE001 - an exception here would surface in backward()
             self.pending = None
@@ -79,4 +79,4 @@ def unscale(packed, scale, n_params: int):
     """Divide the norms (not the non-finite counts) of a packed gradient record by ``scale``."""
     inv = 1.0 / scale.to(device=packed.device, dtype=packed.dtype).reshape(1)
     P = n_params
-    return torch.cat([packed[:P] * inv, packed[P:2 * P], packed[2 * P:2 * P + 1] * inv, packed[2 * P + 1:]])
+    return torch.cat([packed[:P] * inv, packed[P:]])

@@ -40,7 +40,7 @@ class Watched:
         self.compiled = type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod")
         self.enabled = True                # False once an instrument failed (or the writer did)
         self.cpu_fast_path = not link.device_path   # off: the GPU code path, also for CPU tensors (tests)
-        self._consts = {}                  # device -> (NaN, 0.0) 0-d tensors
+        self._consts = {}                  # device -> (NaN, -1.0) 0-d tensors
         import torch
 
         # torch.no_grad() as a context costs ~2.5 us a call, these two ~0.1 us (guard runs ~25x a step)
@@ -60,12 +60,12 @@ class Watched:
             self._set_grad(was)
 
     def const(self, device):
-        """(NaN, 0.0) as 0-d tensors on ``device``, made once: fillers for missing values."""
+        """(NaN, -1.0) as 0-d tensors on ``device``, made once: fillers for missing values."""
         c = self._consts.get(device)
         if c is None:
             import torch
 
-            c = self._consts[device] = (torch.full((), math.nan, device=device), torch.zeros((), device=device))
+            c = self._consts[device] = (torch.full((), math.nan, device=device), torch.full((), -1.0, device=device))
         return c
 
     @staticmethod

@@ -22,12 +22,15 @@ class Gradients(Record):
     def __init__(self, watched, every=1):
         super().__init__(watched, every)
         tag = watched.link.tag
-        self.arg = (watched.P, tag(fmt.SYS_GRAD_NORM), tag(fmt.SYS_NONFINITE_GRADS))
+        # unpack()'s arg: (P, the totals' tags, the tag that also gets the total norm or None)
+        self.arg = (watched.P, tag(fmt.SYS_GRAD_NORM), tag(fmt.SYS_NONFINITE_GRADS), None)
+        self._arg_applied = self.arg
         self.post_clip = None
         self.capture = None
         self._captured = None     # (grad, its _version) per parameter when the captured backward ended
         if watched.optimizer is not None:
             self.post_clip = tag(fmt.SYS_GRAD_NORM_POST_CLIP)
+            self._arg_applied = self.arg[:3] + (self.post_clip,)
             # Norms taken when backward() ends, before clipping edits the gradients.
             scaler = watched.scaler
             self.capture = BackwardCapture(watched.params, self._compute_at_backward, watched.link.failed,
@@ -50,10 +53,10 @@ class Gradients(Record):
         captured, self._captured = self._captured, None
         if pre_clip is not None:
             # Norms as backward() left them; the norm the step applies (after clipping) beside them.
-            self.emit(pre_clip, step, wall, self.arg)
-            if self._unchanged_since(captured):   # not clipped: the norm backward() left
-                self._emit_applied_norm(step, wall, pre_clip[2 * self.w.P:2 * self.w.P + 1])   # a 1-D view: no reshape to stage it
+            if self._unchanged_since(captured):   # not clipped: the total norm backward() left
+                self.emit(pre_clip, step, wall, self._arg_applied)   # the writer records it twice
             else:
+                self.emit(pre_clip, step, wall, self.arg)
                 self.record_applied_norm(step, wall)
         else:
             self.record(step, wall)
@@ -109,16 +112,17 @@ class Gradients(Record):
 
     def _emit_applied_norm(self, step, wall, total):
         w = self.w
-        if type(total) is np.ndarray:   # the CPU fast path's record
-            w.link.host_value(step, self.post_clip, float(total[0]), wall)
-        elif w.cpu_fast_path and total.device.type == "cpu":
-            w.link.host_value(step, self.post_clip, float(total), wall)
-        else:
-            w.link.stage(total, SCALAR_VALUES, step, wall, self.post_clip, False)
+        if w.cpu_fast_path and total.is_cpu:
+            # Staged as host values beside the gradient records, whose unpack() writes this
+            # series at the unclipped steps: a host row would overtake them (steps out of order).
+            total = np.array([float(total)], np.float32)
+        w.link.stage(total, SCALAR_VALUES, step, wall, self.post_clip, False)
 
     def compute(self, current=None):
         """One record of the gradients (``current``: the parameters' ``.grad``, read here if not
-        given): P norms, P non-finite counts, total norm, total count."""
+        given): P norms, then P non-finite counts, -1 for a parameter without a gradient (its
+        norm NaN). The totals are the writer's (``unpack``): two reductions, a stack and a cat
+        fewer per step, each a kernel launch that a launch-bound GPU loop pays for on the host."""
         w = self.w
         if current is None:
             current = [p.grad for p in w.params]
@@ -140,22 +144,18 @@ class Gradients(Record):
                 values = torch.stack(norms(grads, dtype=wide)).tolist()
             return self._compute_cpu(present, grads, values)
         # This runs at every step: each torch call is a kernel launch a launch-bound GPU loop
-        # pays for on the host, so the record is one stack, two reductions and one cat.
+        # pays for on the host, so the record is the norms' and counts' kernels and one stack.
         P = w.P
         found = norms(grads, dtype=wide)
         bad = w.to_one(nonfinite_counts(grads))
         found = w.to_one(found)
         if len(present) == P:
-            values = torch.stack(found + bad)     # P norms, then P counts
-            totals = torch.stack([torch.linalg.vector_norm(values[:P]), values[P:].sum()])
-        else:  # parameters without a gradient: norm NaN, non-finite count 0 (left out of the totals)
-            nan, zero = w.const(found[0].device)
-            full = [nan] * P + [zero] * P
-            for j, i in enumerate(present):
-                full[i], full[P + i] = found[j], bad[j]
-            values = torch.stack(full)
-            totals = torch.stack([torch.linalg.vector_norm(torch.stack(found)), torch.stack(bad).sum()])
-        return torch.cat([values, totals.to(values.dtype)])
+            return torch.stack(found + bad)     # P norms, then P counts
+        nan, absent = w.const(found[0].device)   # parameters without a gradient: NaN, -1
+        full = [nan] * P + [absent] * P
+        for j, i in enumerate(present):
+            full[i], full[P + i] = found[j], bad[j]
+        return torch.stack(full)
 
     def _compute_cpu(self, present, grads, values):
         """CPU tensors: reading values costs no device sync, and a few Python float operations
@@ -163,22 +163,31 @@ class Gradients(Record):
         overhead per step on a small MLP). A finite norm means finite elements, so elements are
         only counted for tensors whose norm is not finite."""
         P = self.w.P
-        full_norms, full_bad = [math.nan] * P, [0.0] * P
+        full_norms, full_bad = [math.nan] * P, [-1.0] * P     # -1: no gradient (see compute)
         for j, i in enumerate(present):
             v = values[j]
             full_norms[i] = v
-            if not math.isfinite(v):
-                full_bad[i] = float(torch.count_nonzero(~torch.isfinite(grads[j])))
-        total = math.sqrt(math.fsum(v * v for v in values))
+            full_bad[i] = 0.0 if math.isfinite(v) else float(torch.count_nonzero(~torch.isfinite(grads[j])))
         if self.w.scaler is None:   # staged as a numpy array: no torch call
-            return np.array(full_norms + full_bad + [total, math.fsum(full_bad)], np.float32)
+            return np.array(full_norms + full_bad, np.float32)
         # grad_capture.unscale() divides these by the loss scale, a tensor
-        return torch.from_numpy(np.array(full_norms + full_bad + [total, math.fsum(full_bad)], np.float64))
+        return torch.from_numpy(np.array(full_norms + full_bad, np.float64))
 
     # ------------------------------------------------------------ writer side
     def unpack(self, values, arg, step, wall, rows):
-        p, tag_norm, tag_nonfinite = arg
-        rows.append((step, tag_norm, values[2 * p], wall))
-        rows.append((step, tag_nonfinite, values[2 * p + 1], wall))
-        return {"norm": values[:p], "nonfinite": values[p:2 * p]}
+        p, tag_norm, tag_nonfinite, tag_applied = arg
+        norm, counts = values[:p], values[p:2 * p]
+        present = counts >= 0                # -1: no gradient, left out of the totals
+        if present.all():
+            squares, bad = np.square(norm, dtype=np.float64).sum(), counts.sum(dtype=np.float64)
+        else:
+            squares = np.square(norm[present], dtype=np.float64).sum()
+            bad = counts[present].sum(dtype=np.float64)
+            counts = np.where(present, counts, 0)
+        total = math.sqrt(squares) if squares == squares else math.nan   # float64: no overflow
+        rows.append((step, tag_norm, total, wall))
+        rows.append((step, tag_nonfinite, bad, wall))
+        if tag_applied is not None:          # the step applied the gradients backward() left
+            rows.append((step, tag_applied, total, wall))
+        return {"norm": norm, "nonfinite": counts}
 
