@@ -622,7 +622,7 @@ class Recorder:
             try:
                 read = value.item()
             except Exception:  # noqa: BLE001 - not one real value (shape, nested): the checks below say why
-                read = None
+                pass
         if type(read) in (float, int, bool):     # not complex
             number = float(read)
         elif isinstance(value, numbers.Real):          # bool, numpy numbers, Fraction, ...

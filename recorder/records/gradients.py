@@ -52,11 +52,11 @@ class Gradients(Record):
     def _record_step(self, step, wall, pre_clip):
         captured, self._captured = self._captured, None
         if pre_clip is not None:
-            # Norms as backward() left them; the norm the step applies (after clipping) beside them.
-            if self._unchanged_since(captured):   # not clipped: the total norm backward() left
-                self.emit(pre_clip, step, wall, self._arg_applied)   # the writer records it twice
-            else:
-                self.emit(pre_clip, step, wall, self.arg)
+            # Norms as backward() left them; the norm the step applies (after clipping) beside
+            # them: unclipped, the writer records the total twice (_arg_applied), else it is taken now.
+            unclipped = self._unchanged_since(captured)
+            self.emit(pre_clip, step, wall, self._arg_applied if unclipped else self.arg)
+            if not unclipped:
                 self.record_applied_norm(step, wall)
         else:
             self.record(step, wall)
@@ -113,8 +113,9 @@ class Gradients(Record):
     def _emit_applied_norm(self, step, wall, total):
         w = self.w
         if w.cpu_fast_path and total.is_cpu:
-            # Staged as host values beside the gradient records, whose unpack() writes this
-            # series at the unclipped steps: a host row would overtake them (steps out of order).
+            # Staged like the CPU gradient records (a float32 numpy array: their staging group),
+            # whose unpack() writes this series at the unclipped steps: a host row, or another
+            # group of the batch, would overtake them and put the steps out of order.
             total = np.array([float(total)], np.float32)
         w.link.stage(total, SCALAR_VALUES, step, wall, self.post_clip, False)
 
