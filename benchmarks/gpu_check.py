@@ -11,6 +11,13 @@ record's non-finite counts (two extra passes over every gradient) and without th
 record at all (what is left: the hooks, the LR and the loss). Modes are interleaved within
 each repetition; ratios are medians over repetitions of (mode / bare of the same repetition), with min-max.
 
+Steady state, as in a long run: the untimed warm-up (default 110 steps) covers the recorder's
+``dense_start`` (statistics on each of the first 100 steps), and the timed window (default
+200 steps) holds each default schedule in its own proportion (stats every 50 steps, histograms
+and snapshots every 200). ``--budget`` (seconds, default 420) stops starting repetitions that
+would not finish in time, so one run under ``timeout 480`` always prints every table; each
+model's table is printed as soon as that model is done.
+
 All timed loops (bare included, to prove the baseline is sync-free) run under
 ``torch.cuda.set_sync_debug_mode("error")``: any hidden ``.item()``/blocking copy raises and
 is reported as a FAIL line; "host-device syncs: 0" is printed only when every loop ran clean.
@@ -39,7 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from trainspect.recorder import Recorder  # noqa: E402
-from trainspect.recorder.recorder import RecorderWarning  # noqa: E402
+from trainspect.recorder.recorder import DEFAULT_DENSE_START, RecorderWarning  # noqa: E402
 
 
 def mlp(device, depth=8, width=1024, batch=256):
@@ -218,9 +225,12 @@ def check_file(path, steps_total):
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=200, help="timed steps (200: one of each default schedule)")
     ap.add_argument("--reps", type=int, default=4)
-    ap.add_argument("--warmup", type=int, default=10, help="untimed steps before the sync check")
+    ap.add_argument("--warmup", type=int, default=DEFAULT_DENSE_START + 10,
+                    help="untimed steps before the sync check (default: past the recorder's dense start)")
+    ap.add_argument("--budget", type=float, default=420.0,
+                    help="seconds: no repetition is started that would end past this (at least 1 per model)")
     ap.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                     help="cpu: quick smoke test of this script with tiny models (no sync check)")
     args = ap.parse_args()
@@ -241,9 +251,17 @@ def main() -> int:
     verdicts = []
     rows = ["| model | mode | ms/step (median) | ratio to bare: median (min-max) |", "|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as d:
-        for name, make, sizes in MODELS[device.type]:
+        models = MODELS[device.type]
+        for index, (name, make, sizes) in enumerate(models):
             times = {m: [] for m in MODES}
+            model_start = time.perf_counter()
             for r in range(args.reps):
+                # This model's share of what is left of the budget; at least one repetition.
+                share = (args.budget - (model_start - started)) / (len(models) - index)
+                per_rep = (time.perf_counter() - model_start) / max(r, 1)
+                if r and time.perf_counter() - model_start + per_rep > share:
+                    print(f"[{time.perf_counter() - started:.0f} s] {name}: {r} repetitions (budget)", flush=True)
+                    break
                 for mode, kw in MODES.items():
                     path = Path(d) / f"{make.__name__}-{r}-mode{list(MODES).index(mode)}.h5"
                     try:
@@ -264,6 +282,7 @@ def main() -> int:
                             ok = False
                             print(f"FAIL {name} / {mode}: file check:\n{traceback.format_exc()}")
                     times[mode].append(dt)
+            first_row = len(rows)
             for mode in MODES:
                 if not times[mode] or not times["bare"] or len(times[mode]) != len(times["bare"]):
                     continue
@@ -274,7 +293,8 @@ def main() -> int:
                     goal = GOALS[name.split()[0]]
                     verdicts.append(f"{name}: default instruments x{statistics.median(ratios):.3f}, goal <= x{goal}: "
                                     + ("met" if statistics.median(ratios) <= goal else "NOT met"))
-            print(f"[{time.perf_counter() - started:.0f} s] {name} done", flush=True)
+            print(f"[{time.perf_counter() - started:.0f} s] {name} done\n" + "\n".join(rows[:2] + rows[first_row:])
+                  + "\n", flush=True)
     print("\n" + "\n".join(rows))
     print("\n" + "\n".join(verdicts))
     if device.type == "cuda":
