@@ -8,6 +8,15 @@ from .. import format as fmt
 from .base import Record
 
 
+def allocated_bytes(device) -> tuple[float, float]:
+    """``torch.cuda.memory_allocated`` and ``max_memory_allocated`` from one read of the
+    caching allocator's host counters (no device synchronisation). Each of those two flattens
+    the allocator's whole nested statistics dict first: ~160 Python calls, measured 0.5 ms a
+    step of cProfile'd host time on an H200 machine, where a launch-bound step is 3 ms."""
+    counts = torch.cuda.memory_stats_as_nested_dict(device).get("allocated_bytes", {}).get("all", {})
+    return float(counts.get("current", 0)), float(counts.get("peak", 0))
+
+
 class CudaMemory(Record):
     @classmethod
     def wanted(cls, watched) -> bool:
@@ -20,7 +29,7 @@ class CudaMemory(Record):
         self.tags = (tag(fmt.SYS_CUDA_ALLOC), tag(fmt.SYS_CUDA_PEAK))
 
     def after_step(self, step, wall, closure):
+        current, peak = allocated_bytes(self.device)
         host_value = self.w.link.host_value
-        # host counters of the caching allocator: no device synchronisation
-        host_value(step, self.tags[0], float(torch.cuda.memory_allocated(self.device)), wall)
-        host_value(step, self.tags[1], float(torch.cuda.max_memory_allocated(self.device)), wall)
+        host_value(step, self.tags[0], current, wall)
+        host_value(step, self.tags[1], peak, wall)
