@@ -41,6 +41,7 @@ class Watched:
         self.enabled = True                # False once an instrument failed (or the writer did)
         self.cpu_fast_path = not link.device_path   # off: the GPU code path, also for CPU tensors (tests)
         self._consts = {}                  # device -> (NaN, -1.0) 0-d tensors
+        self.one_device = len({p.device for p in self.params}) <= 1   # see to_one
         import torch
 
         # torch.no_grad() as a context costs ~2.5 us a call, these two ~0.1 us (guard runs ~25x a step)
@@ -68,10 +69,14 @@ class Watched:
             c = self._consts[device] = (torch.full((), math.nan, device=device), torch.full((), -1.0, device=device))
         return c
 
-    @staticmethod
-    def to_one(tensors):
-        """Move results of a model spread over devices to the first one (async copies)."""
+    def to_one(self, tensors):
+        """Move results of a model spread over devices to the first one (async copies).
+        A model on one device (nearly all) skips the per-tensor check: P ``.device`` reads a
+        step, paid on the host of a launch-bound GPU loop. The first and last results are
+        still compared, so a model split over devices after watch() is still handled."""
         device = tensors[0].device
+        if self.one_device and tensors[-1].device == device:
+            return tensors
         return [t if t.device == device else t.to(device, non_blocking=True) for t in tensors]
 
 

@@ -147,8 +147,8 @@ class Gradients(Record):
         # This runs at every step: each torch call is a kernel launch a launch-bound GPU loop
         # pays for on the host, so the record is the norms' and counts' kernels and one stack.
         P = w.P
-        found = norms(grads, dtype=wide)
-        bad = w.to_one(nonfinite_counts(grads))
+        found = norms(grads, dtype=wide, local=True)      # grads are local shards (above)
+        bad = w.to_one(nonfinite_counts(grads, local=True))
         found = w.to_one(found)
         if len(present) == P:
             return torch.stack(found + bad)     # P norms, then P counts
