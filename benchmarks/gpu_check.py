@@ -118,7 +118,7 @@ def _no_nonfinite_counts():
 
     zeros = {}
 
-    def counts(tensors):
+    def counts(tensors, local=False):
         device = tensors[0].device
         z = zeros.get(device)
         if z is None:
@@ -167,28 +167,19 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def run(make, sizes, mode_kwargs, steps, warmup, path, device):
+def training(make, sizes, mode_kwargs, path, device):
+    """A model, its optimizer and (``mode_kwargs`` not None) a recorder watching them; returns
+    the recorder (or None) and one training step (bf16 autocast where the model asks for it)."""
     torch.manual_seed(0)
     model, batch, loss_fn, bf16 = make(device, **sizes)
     bf16 = bf16 and device.type == "cuda"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     rec = None
-    with warnings.catch_warnings(record=True) as caught:   # from watch() on
-        warnings.simplefilter("always")
-        if mode_kwargs is not None:
-            # On the CPU: force the recorder's GPU code path (see the module docstring).
-            rec = Recorder(path, _device_path=device.type == "cpu", **mode_kwargs)
-            rec.watch(model, opt)
-        try:
-            dt = _timed(model, batch, loss_fn, bf16, opt, rec, steps, warmup, device)
-        finally:
-            if rec is not None:
-                rec.close()
-    problems = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
-    return dt, problems
+    if mode_kwargs is not None:
+        # On the CPU: force the recorder's GPU code path (see the module docstring).
+        rec = Recorder(path, _device_path=device.type == "cpu", **mode_kwargs)
+        rec.watch(model, opt)
 
-
-def _timed(model, batch, loss_fn, bf16, opt, rec, steps, warmup, device):
     def step():
         x, y = batch()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -198,7 +189,24 @@ def _timed(model, batch, loss_fn, bf16, opt, rec, steps, warmup, device):
         opt.step()
         if rec is not None:
             rec.log({"train/loss": loss})
+    return rec, step
 
+
+def run(make, sizes, mode_kwargs, steps, warmup, path, device):
+    rec = None
+    with warnings.catch_warnings(record=True) as caught:   # from watch() on
+        warnings.simplefilter("always")
+        try:
+            rec, step = training(make, sizes, mode_kwargs, path, device)
+            dt = _timed(step, steps, warmup, device)
+        finally:
+            if rec is not None:
+                rec.close()
+    problems = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    return dt, problems
+
+
+def _timed(step, steps, warmup, device):
     for _ in range(warmup):   # warm-up outside the sync check (allocator, cuBLAS handles, pinned pool)
         step()
     synchronize(device)

@@ -27,7 +27,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # benchmarks/: gpu_check
 import gpu_check  # noqa: E402
-from trainspect.recorder import Recorder  # noqa: E402
 from trainspect.recorder import writer_thread  # noqa: E402
 from trainspect.recorder.records import cuda_memory  # noqa: E402
 
@@ -82,25 +81,7 @@ def thread_cpu(native_id):
 
 
 def run(make, sizes, device, kw, steps, warmup, path):
-    torch.manual_seed(0)
-    model, batch, loss_fn, bf16 = make(device, **sizes)
-    bf16 = bf16 and device.type == "cuda"
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    rec = None
-    if kw is not None:
-        rec = Recorder(path, _device_path=device.type == "cpu", **kw)
-        rec.watch(model, opt)
-
-    def step():
-        x, y = batch()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if rec is not None:
-            rec.log({"train/loss": loss})
-
+    rec, step = gpu_check.training(make, sizes, kw, path, device)
     for _ in range(warmup):
         step()
     gpu_check.synchronize(device)

@@ -22,27 +22,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))   # benchmarks/: gpu_check
 import gpu_check  # noqa: E402
-from trainspect.recorder import Recorder  # noqa: E402
 
 
 def loop(device, rec_kwargs, steps, warmup, path, profile):
-    torch.manual_seed(0)
     sizes = {} if device.type == "cuda" else {"depth": 2, "width": 64, "batch": 16}
-    model, batch, loss_fn, _ = gpu_check.mlp(device, **sizes)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    rec = None
-    if rec_kwargs is not None:
-        rec = Recorder(path, _device_path=device.type == "cpu", **rec_kwargs)
-        rec.watch(model, opt)
-
-    def step():
-        x, y = batch()
-        loss = loss_fn(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if rec is not None:
-            rec.log({"train/loss": loss})
+    rec, step = gpu_check.training(gpu_check.mlp, sizes, rec_kwargs, path, device)
 
     for _ in range(warmup):
         step()
