@@ -1,6 +1,6 @@
 """GPU check of the recorder: no host-device sync, and its overhead. Needs a CUDA machine.
 
-    timeout 480 python benchmarks/gpu_check.py            # every figure of issue 15, ~4-5 min on an H200
+    timeout 480 python benchmarks/gpu_check.py            # every figure of issue 15: ~400 s on an H200 (--budget 420)
     python benchmarks/gpu_check.py --device cpu --steps 5 --reps 1   # smoke test of this script
 
 Trains a launch-bound MLP (8 x 1024, batch 256) and a GPT-style transformer
