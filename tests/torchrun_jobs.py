@@ -17,5 +17,7 @@ def torchrun(tmp_path, script, nproc, *args, timeout=240):
            f"--nproc_per_node={nproc}",
            str(WORKERS / script), *map(str, args)]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    done = [r for r in range(nproc) if Path(f"{args[0]}.done{r}").exists()]   # dist_job.finish()
+    assert proc.returncode == 0, f"ranks that finished: {done}\n" + proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert done == list(range(nproc)), f"ranks that finished: {done}"
     return proc
