@@ -59,7 +59,7 @@ def finish(out: str, rank: int, counts: dict | None = None) -> None:
     dist.destroy_process_group()
     # Everything this rank reports is written and closed. Leave without interpreter
     # finalization: there, gloo's C++ threads can abort the process ("terminate called without
-    # an active exception", SIGABRT; seen twice in ~20 full suites on this 2-core machine, never
+    # an active exception", SIGABRT; seen twice in full-suite runs on a 2-core machine, never
     # in 20 runs of the test alone, idle or loaded) after the job has done its work, failing a
     # test whose outputs were all correct. The marker says the rank got this far.
     with open(f"{out}.done{rank}", "w") as fh:
