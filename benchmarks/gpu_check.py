@@ -40,6 +40,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from unittest.mock import patch
 
 import numpy as np
 import torch
@@ -110,7 +111,6 @@ MODELS = {
 }
 
 
-@contextlib.contextmanager
 def _no_nonfinite_counts():
     """The gradient record without its non-finite counts (zeros instead): they cost two extra
     passes over every gradient (x * 0, then an L0 norm) on top of the norms' one."""
@@ -118,29 +118,20 @@ def _no_nonfinite_counts():
 
     zeros = {}
 
-    def counts(tensors, local=False):
+    def counts(tensors):
         device = tensors[0].device
         z = zeros.get(device)
         if z is None:
             z = zeros[device] = torch.zeros((), device=device)
         return [z] * len(tensors)
-    original, gradients.nonfinite_counts = gradients.nonfinite_counts, counts
-    try:
-        yield
-    finally:
-        gradients.nonfinite_counts = original
+    return patch.object(gradients, "nonfinite_counts", counts)
 
 
-@contextlib.contextmanager
 def _no_gradient_record():
     """Every hook in place, but the gradient record computes nothing: the fixed per-step cost."""
     from trainspect.recorder.records.gradients import Gradients
 
-    original, Gradients.compute = Gradients.compute, lambda self, current=None: None
-    try:
-        yield
-    finally:
-        Gradients.compute = original
+    return patch.object(Gradients, "compute", lambda self, current=None: None)
 
 
 PATCHES = {"per-step, non-finite counts off": _no_nonfinite_counts,

@@ -38,31 +38,29 @@ def dense_values(t):
     return t.coalesce().values() if t.is_sparse else t
 
 
-def norms(tensors, ord=2, dtype=torch.float32, local=False):
+def norms(tensors, ord=2, dtype=torch.float32):
     """Per-tensor norms as 0-d tensors (float32 unless told); one fused kernel where torch allows.
-    ``local``: the tensors are already local shards (the per-step gradient record: no second
-    pass of ``local_shard``'s two attribute checks over every parameter)."""
-    if not local:
-        tensors = [local_shard(t) for t in tensors]
+    ``tensors`` are local shards (``local_shard``, ``dense_values``): the callers take them once,
+    since the gradient record runs at every step and each pass over P parameters is host time."""
     try:
         return list(torch._foreach_norm(tensors, ord, dtype=dtype))
     except (AttributeError, RuntimeError, TypeError):
         return [torch.linalg.vector_norm(t.to(dtype), ord) for t in tensors]
 
 
-def nonfinite_counts(tensors, local=False):
+def nonfinite_counts(tensors):
     """Number of NaN/Inf elements per tensor, as float32 0-d tensors, without a host sync:
     x*0 is 0 for finite x and NaN otherwise, so the L0 norm of x*0 counts the non-finite
-    entries (done in chunks to bound the temporary memory). ``local``: as for ``norms``."""
+    entries (done in chunks to bound the temporary memory). Local shards, as for ``norms``."""
     out, chunk, size = [], [], 0
-    for t in (tensors if local else map(local_shard, tensors)):
+    for t in tensors:
         chunk.append(t)
         size += t.numel()
         if size >= NONFINITE_CHUNK:
-            out += norms(torch._foreach_mul(chunk, 0.0), 0, local=True)
+            out += norms(torch._foreach_mul(chunk, 0.0), 0)
             chunk, size = [], 0
     if chunk:
-        out += norms(torch._foreach_mul(chunk, 0.0), 0, local=True)
+        out += norms(torch._foreach_mul(chunk, 0.0), 0)
     return out
 
 

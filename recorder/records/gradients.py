@@ -107,7 +107,7 @@ class Gradients(Record):
         grads = [p.grad for p in w.params if p.grad is not None]
         if not grads:
             return
-        grads = [dense_values(g) if g.is_sparse or g.requires_grad else g for g in grads]
+        grads = [dense_values(g) if g.is_sparse or g.requires_grad else local_shard(g) for g in grads]
         self._emit_applied_norm(step, wall, torch.linalg.vector_norm(torch.stack(w.to_one(norms(grads)))))
 
     def _emit_applied_norm(self, step, wall, total):
@@ -147,8 +147,8 @@ class Gradients(Record):
         # This runs at every step: each torch call is a kernel launch a launch-bound GPU loop
         # pays for on the host, so the record is the norms' and counts' kernels and one stack.
         P = w.P
-        found = norms(grads, dtype=wide, local=True)      # grads are local shards (above)
-        bad = w.to_one(nonfinite_counts(grads, local=True))
+        found = norms(grads, dtype=wide)
+        bad = w.to_one(nonfinite_counts(grads))
         found = w.to_one(found)
         if len(present) == P:
             return torch.stack(found + bad)     # P norms, then P counts

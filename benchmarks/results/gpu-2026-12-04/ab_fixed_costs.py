@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 
@@ -31,34 +32,19 @@ from trainspect.recorder import writer_thread  # noqa: E402
 from trainspect.recorder.records import cuda_memory  # noqa: E402
 
 
-@contextlib.contextmanager
-def patched(obj, name, value):
-    original = getattr(obj, name)
-    setattr(obj, name, value)
-    try:
-        yield
-    finally:
-        setattr(obj, name, original)
-
-
 def old_memory_read(device):
     return float(torch.cuda.memory_allocated(device)), float(torch.cuda.max_memory_allocated(device))
-
-
-@contextlib.contextmanager
-def slow_writer():
-    with patched(writer_thread, "MIN_FLUSH_GAP", 1.0), patched(writer_thread, "MAX_FLUSH_GAP", 1.0):
-        yield
 
 
 VARIANTS = {
     "bare": (None, contextlib.nullcontext),
     "default": ({}, contextlib.nullcontext),
-    "default, CUDA memory read as before": ({}, lambda: patched(cuda_memory, "allocated_bytes", old_memory_read)),
-    "default, no CUDA memory record": ({}, lambda: patched(cuda_memory.CudaMemory, "wanted",
+    "default, CUDA memory read as before": ({}, lambda: patch.object(cuda_memory, "allocated_bytes", old_memory_read)),
+    "default, no CUDA memory record": ({}, lambda: patch.object(cuda_memory.CudaMemory, "wanted",
                                                            classmethod(lambda cls, w: False))),
-    "default, writer flushes once a second": ({}, slow_writer),
-    "default, writer cost factor 40 (not 10)": ({}, lambda: patched(writer_thread, "FLUSH_COST_FACTOR", 40.0)),
+    "default, writer flushes once a second": ({}, lambda: patch.multiple(writer_thread, MIN_FLUSH_GAP=1.0,
+                                                                           MAX_FLUSH_GAP=1.0)),
+    "default, writer cost factor 40 (not 10)": ({}, lambda: patch.object(writer_thread, "FLUSH_COST_FACTOR", 40.0)),
     "default, non-finite counts off": ({}, gpu_check._no_nonfinite_counts),
 }
 
@@ -122,8 +108,8 @@ def main() -> int:
                     print(f"{label}: {r} repetitions (budget)")
                     break
                 for i, name in enumerate(names):
-                    kw, patch = VARIANTS[name]
-                    with patch():
+                    kw, switch = VARIANTS[name]
+                    with switch():
                         dt, cpu = run(make, sizes, device, kw, args.steps, warmup, Path(d) / f"{r}-{i}.h5")
                     times[name].append(dt)
                     writer_cpu[name].append(cpu)
