@@ -7,7 +7,7 @@ Trains a launch-bound MLP (8 x 1024, batch 256) and a GPT-style transformer
 (8 layers x 768, seq 256, batch 32, bf16 autocast): bare, with the recorder's default
 schedules, with every instrument on every step, and with each scheduled instrument alone on
 every step (to price them one by one), and the per-step instruments without the gradient
-record's non-finite counts (two extra passes over every gradient) and without the gradient
+record's non-finite counts and without the gradient
 record at all (what is left: the hooks, the LR and the loss). Modes are interleaved within
 each repetition; ratios are medians over repetitions of (mode / bare of the same repetition), with min-max.
 
@@ -112,19 +112,19 @@ MODELS = {
 
 
 def _no_nonfinite_counts():
-    """The gradient record without its non-finite counts (zeros instead): they cost two extra
-    passes over every gradient (x * 0, then an L0 norm) on top of the norms' one."""
-    from trainspect.recorder.records import gradients
+    """The gradient record without its non-finite counts (zeros instead): they cost a few
+    passes over every gradient (a concatenation, isfinite, a running sum) beside the norms' one."""
+    from trainspect.recorder.device_stats import NonfiniteCounter
 
     zeros = {}
 
-    def counts(tensors):
-        device = tensors[0].device
-        z = zeros.get(device)
+    def counts(self, tensors, one_device=True):
+        key = (tensors[0].device, len(tensors))
+        z = zeros.get(key)
         if z is None:
-            z = zeros[device] = torch.zeros((), device=device)
-        return [z] * len(tensors)
-    return patch.object(gradients, "nonfinite_counts", counts)
+            z = zeros[key] = torch.zeros(len(tensors), device=tensors[0].device)
+        return z
+    return patch.object(NonfiniteCounter, "__call__", counts)
 
 
 def _no_gradient_record():

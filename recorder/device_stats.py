@@ -15,7 +15,7 @@ from . import format as fmt
 
 SAT_THRESHOLD = 5.0      # |x| beyond this counts as saturated for unbounded modules (DeepDiagnosis)
 SAT_BAND = 0.01          # bounded modules: within 1 % of the output range from a bound
-NONFINITE_CHUNK = 1 << 26  # elements per temporary buffer when counting NaN/Inf gradient entries
+NONFINITE_CHUNK = (1 << 24) - 1  # elements per buffer when counting NaN/Inf entries: float32-exact
 HIST_CHUNK = 1 << 26      # elements per temporary buffer of the fused histograms
 
 
@@ -48,20 +48,80 @@ def norms(tensors, ord=2, dtype=torch.float32):
         return [torch.linalg.vector_norm(t.to(dtype), ord) for t in tensors]
 
 
-def nonfinite_counts(tensors):
-    """Number of NaN/Inf elements per tensor, as float32 0-d tensors, without a host sync:
-    x*0 is 0 for finite x and NaN otherwise, so the L0 norm of x*0 counts the non-finite
-    entries (done in chunks to bound the temporary memory). Local shards, as for ``norms``."""
-    out, chunk, size = [], [], 0
-    for t in tensors:
-        chunk.append(t)
-        size += t.numel()
-        if size >= NONFINITE_CHUNK:
-            out += norms(torch._foreach_mul(chunk, 0.0), 0)
-            chunk, size = [], 0
-    if chunk:
-        out += norms(torch._foreach_mul(chunk, 0.0), 0)
-    return out
+class NonfiniteCounter:
+    """Number of NaN/Inf elements per tensor, as one float32 vector, in a few kernels whatever
+    the number of tensors, and without a host sync.
+
+    This runs at every optimizer step. The L0 norm of ``x*0`` counted exactly, but torch's fused
+    norms do L1, L2 and inf only: it cost a kernel per tensor, paid on the host of a launch-bound
+    GPU loop (measured on an H200: the counts were ~0.4 ms of a 2.3 ms MLP step). Here the
+    tensors are concatenated behind one finite 0, ``isnan(x*0)`` marks the non-finite entries,
+    and a running float32 sum of the marks, read at each tensor's last element, gives the counts
+    as differences: six kernels a chunk. Chunks of at most ``NONFINITE_CHUNK`` elements keep
+    the running sum exact (float32 integers <= 2**24) and bound the temporary buffers; a single
+    larger tensor is counted on its own.
+
+    The tensors' sizes give the chunks and the offsets, which go to the device once and are
+    kept for the next steps (gradients keep their sizes). Local shards, as for ``norms``.
+    """
+
+    def __init__(self):
+        self._plans = {}   # (device, dtype, sizes) -> [(start, stop, ends, leading 0) per chunk]
+
+    def __call__(self, tensors, one_device: bool = True):
+        """(len(tensors),) float32 on the first tensor's device. ``one_device``: the caller
+        knows them all to be on one device (a model split over devices is counted per tensor)."""
+        first = tensors[0]
+        device = first.device
+        if not (one_device and tensors[-1].device == device):
+            return torch.stack([t.to(device, non_blocking=True) for t in self._per_tensor(tensors)])
+        sizes = tuple(map(torch.Tensor.numel, tensors))
+        plan = self._plans.get((device, first.dtype, sizes))
+        if plan is None:
+            plan = self._plan(device, first.dtype, sizes)
+        parts = []
+        for start, stop, ends, zero in plan:
+            if ends is None:     # one tensor beyond the chunk size
+                t = tensors[start]
+                parts.append(torch.isnan(t * 0).sum(dtype=torch.float32).reshape(1))
+                continue
+            flat = _flatten([zero] + list(tensors[start:stop]))
+            running = torch.isnan(flat.mul_(0)).cumsum(0, dtype=torch.float32)   # flat: our copy
+            through = running.index_select(0, ends)   # non-finite up to each tensor's end; 0 first
+            parts.append(through[1:] - through[:-1])
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _plan(self, device, dtype, sizes):
+        if len(self._plans) >= 8:      # sizes that keep changing: do not grow without bound
+            self._plans.clear()
+        plan = []
+        for start, stop in size_chunks(sizes, NONFINITE_CHUNK):
+            if sum(sizes[start:stop]) > NONFINITE_CHUNK:   # one large tensor, maybe empty ones behind
+                plan += [(i, i + 1, None, None) for i in range(start, stop)]
+                continue
+            # positions of each tensor's last element behind the leading 0 (an empty tensor's
+            # end is the previous one's: count 0); position 0 is the leading 0 itself
+            ends = [0]
+            for n in sizes[start:stop]:
+                ends.append(ends[-1] + n)
+            host = torch.tensor(ends, dtype=torch.int64, pin_memory=device.type == "cuda")
+            plan.append((start, stop, host.to(device, non_blocking=True),   # pinned: no host wait
+                         torch.zeros(1, dtype=dtype, device=device)))
+        self._plans[(device, dtype, sizes)] = plan
+        return plan
+
+    @staticmethod
+    def _per_tensor(tensors):
+        """0-d counts one tensor at a time (tensors on several devices): the L0 norm of ``x*0``."""
+        return [norms([t * 0.0], 0)[0] for t in tensors]
+
+
+def _flatten(tensors):
+    """One 1-D concatenation of ``tensors`` (torch's C++ helper where present: no Python loop)."""
+    try:
+        return torch._C._nn.flatten_dense_tensors(tensors)
+    except AttributeError:
+        return torch.cat([t.reshape(-1) for t in tensors])
 
 
 def mean_std(flat):

@@ -305,13 +305,51 @@ def test_gradient_statistics_with_nonfinite_and_missing_grads(tmp_path, cpu_fast
 
 
 def test_sync_free_nonfinite_count_matches_direct_count():
-    from trainspect.recorder.device_stats import nonfinite_counts, norms
+    from trainspect.recorder.device_stats import NonfiniteCounter, norms
     g = [torch.randn(5, 7), torch.randn(3), torch.randn(4, 4, dtype=torch.float64)]
     g[0][1, 2:5] = float("nan")
     g[2][0, 0] = -float("inf")
     found = norms(g)
-    assert [float(c) for c in nonfinite_counts(g)] == [3.0, 0.0, 1.0]   # the GPU code path, run on CPU
+    assert NonfiniteCounter()(g).tolist() == [3.0, 0.0, 1.0]   # the GPU code path, run on CPU
     assert [math.isfinite(float(n)) for n in found] == [False, True, False]
+
+
+def _planted_tensors(seed, n=40):
+    """Tensors of assorted sizes (empty ones too), dtypes and layouts with NaN/Inf planted at
+    random, and their non-finite counts as torch.isfinite gives them."""
+    gen = torch.Generator().manual_seed(seed)
+    tensors = []
+    for i in range(n):
+        shape = [int(s) for s in torch.randint(0, 9, (int(torch.randint(1, 4, (1,), generator=gen)),), generator=gen)]
+        dtype = (torch.float32, torch.bfloat16, torch.float16, torch.float64)[i % 4 if seed % 2 else 0]
+        t = torch.randn(shape, generator=gen).to(dtype)
+        if t.dim() == 2 and i % 3 == 0:
+            t = t.t()                                    # not contiguous
+        flat = t.view(-1) if t.is_contiguous() else None
+        if flat is not None and flat.numel():
+            picks = torch.randint(0, flat.numel(), (int(torch.randint(0, 4, (1,), generator=gen)),), generator=gen)
+            flat[picks] = torch.tensor([math.nan, math.inf, -math.inf])[picks % 3].to(dtype)
+        tensors.append(t)
+    return tensors, [float((~torch.isfinite(t)).sum()) for t in tensors]
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("chunk", [None, 50, 1])   # 1: every tensor beyond the chunk size
+def test_nonfinite_counter_counts_every_tensor_exactly(monkeypatch, seed, chunk):
+    """The GPU path's counts (concatenated, a running sum) are exact for every tensor: empty,
+    non-contiguous, mixed dtypes, chunked, single tensors beyond a chunk; the plan kept from
+    one step serves the next with other values, and other sizes get a plan of their own."""
+    from trainspect.recorder import device_stats
+    if chunk is not None:
+        monkeypatch.setattr(device_stats, "NONFINITE_CHUNK", chunk)
+    counter = device_stats.NonfiniteCounter()
+    for step in range(3):
+        tensors, expect = _planted_tensors(seed * 10 + step, n=40 - step * (step == 2))
+        counts = counter(tensors)
+        assert counts.dtype == torch.float32 and counts.shape == (len(tensors),)
+        assert counts.tolist() == expect
+    assert counter(tensors[:1] * 1).tolist() == expect[:1]
+    assert counter(tensors, one_device=False).tolist() == expect   # the per-tensor path agrees
 
 
 def _histc_reference(t):

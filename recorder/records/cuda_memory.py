@@ -1,5 +1,11 @@
-"""CUDA memory allocated and its peak, in bytes, after every optimizer step
-(``sys/cuda_mem_allocated``, ``sys/cuda_mem_peak``); models with a parameter on a CUDA device."""
+"""CUDA memory allocated and its peak, in bytes, after optimizer steps (``sys/cuda_mem_allocated``,
+``sys/cuda_mem_peak``); models with a parameter on a CUDA device.
+
+Read after every step that ends at least ``SAMPLE_INTERVAL`` seconds after the last read: each
+read builds the allocator's statistics dict on the host (measured on an H200 machine: ~0.3 ms,
+13 % of a 2.3 ms launch-bound MLP step), so a fast loop gets ~10 reads a second and a step of
+0.1 s or more gets one each. The peak is the allocator's running maximum: a peak between two
+reads shows at the next one."""
 from __future__ import annotations
 
 import torch
@@ -17,6 +23,9 @@ def allocated_bytes(device) -> tuple[float, float]:
     return float(counts.get("current", 0)), float(counts.get("peak", 0))
 
 
+SAMPLE_INTERVAL = 0.1   # seconds of wall time between reads, at most
+
+
 class CudaMemory(Record):
     @classmethod
     def wanted(cls, watched) -> bool:
@@ -27,8 +36,13 @@ class CudaMemory(Record):
         self.device = next(p.device for p in watched.params if p.device.type == "cuda")
         tag = watched.link.tag
         self.tags = (tag(fmt.SYS_CUDA_ALLOC), tag(fmt.SYS_CUDA_PEAK))
+        self.last_read = None
 
     def after_step(self, step, wall, closure):
+        last = self.last_read
+        if last is not None and last <= wall < last + SAMPLE_INTERVAL:   # a clock set back: read
+            return
+        self.last_read = wall
         current, peak = allocated_bytes(self.device)
         host_value = self.w.link.host_value
         host_value(step, self.tags[0], current, wall)

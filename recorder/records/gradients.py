@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import format as fmt
-from ..device_stats import dense_values, local_shard, nonfinite_counts, norms
+from ..device_stats import NonfiniteCounter, dense_values, local_shard, norms
 from ..grad_capture import BackwardCapture
 from ..host_stats import norms_list
 from .base import Record
@@ -28,6 +28,7 @@ class Gradients(Record):
         self.post_clip = None
         self.capture = None
         self._captured = None     # (grad, its _version) per parameter when the captured backward ended
+        self.count_nonfinite = NonfiniteCounter()
         if watched.optimizer is not None:
             self.post_clip = tag(fmt.SYS_GRAD_NORM_POST_CLIP)
             self._arg_applied = self.arg[:3] + (self.post_clip,)
@@ -145,17 +146,17 @@ class Gradients(Record):
                 values = torch.stack(norms(grads, dtype=wide)).tolist()
             return self._compute_cpu(present, grads, values)
         # This runs at every step: each torch call is a kernel launch a launch-bound GPU loop
-        # pays for on the host, so the record is the norms' and counts' kernels and one stack.
+        # pays for on the host, so the record is the fused norms, the counter's few kernels
+        # and a stack and cat.
         P = w.P
-        found = norms(grads, dtype=wide)
-        bad = w.to_one(nonfinite_counts(grads))
-        found = w.to_one(found)
+        found = w.to_one(norms(grads, dtype=wide))
+        bad = self.count_nonfinite(grads, w.one_device)     # (len(present),) on found's device
         if len(present) == P:
-            return torch.stack(found + bad)     # P norms, then P counts
+            return torch.cat([torch.stack(found), bad])     # P norms, then P counts
         nan, absent = w.const(found[0].device)   # parameters without a gradient: NaN, -1
         full = [nan] * P + [absent] * P
-        for j, i in enumerate(present):
-            full[i], full[P + i] = found[j], bad[j]
+        for j, (i, count) in enumerate(zip(present, bad.unbind())):
+            full[i], full[P + i] = found[j], count
         return torch.stack(full)
 
     def _compute_cpu(self, present, grads, values):
