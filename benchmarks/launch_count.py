@@ -1,7 +1,8 @@
 """How many device operations the recorder adds to a training step: the figure that sets its
 overhead on a launch-bound GPU loop, counted without a GPU.
 
-    python benchmarks/launch_count.py            # ~1 min on 2 CPU cores
+    python benchmarks/launch_count.py                # default schedules, ~1 min on 2 CPU cores
+    python benchmarks/launch_count.py --every-step   # every instrument on every step
 
 On a launch-bound loop (gpu_check's MLP and transformer on an H200 machine: 20-50 us of host
 time per kernel launch, results/gpu-2026-12-04) every torch call the recorder makes is paid in
@@ -89,8 +90,8 @@ class DeviceOpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count(make, sizes, steps, warmup, path):
-    rec, step = gpu_check.training(make, sizes, {}, path, torch.device("cpu"))
+def count(make, sizes, steps, warmup, path, schedule):
+    rec, step = gpu_check.training(make, sizes, schedule, path, torch.device("cpu"))
     try:
         for _ in range(warmup):
             step()
@@ -103,12 +104,12 @@ def count(make, sizes, steps, warmup, path):
     return counter
 
 
-def host_cost(make, sizes, steps, warmup, reps, path):
+def host_cost(make, sizes, steps, warmup, reps, path, schedule):
     """Median (recorder - bare) microseconds per step over interleaved repetitions."""
     added = []
     for rep in range(reps):
         times = {}
-        for mode in (None, {}):
+        for mode in (None, schedule):
             rec, step = gpu_check.training(make, sizes, mode, path.with_name(f"{path.stem}{rep}.h5"),
                                            torch.device("cpu"))
             try:
@@ -131,18 +132,21 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=gpu_check.DEFAULT_DENSE_START + 10)
     ap.add_argument("--reps", type=int, default=5, help="repetitions of the host-time comparison")
     ap.add_argument("--top", type=int, default=8, help="ops listed per model")
+    ap.add_argument("--every-step", action="store_true", help="every instrument on every step")
     args = ap.parse_args()
+    schedule = gpu_check.MODES["recorder, all instruments every step" if args.every_step else gpu_check.DEFAULT_MODE]
     torch.set_num_threads(1)
-    print(f"torch {torch.__version__}; per training step at default schedules, steady state "
+    print(f"torch {torch.__version__}; per training step, "
+          f"{'every instrument every step' if args.every_step else 'default schedules'}, steady state "
           f"({args.steps} steps after {args.warmup})\n")
     print("| model | parameters | aten ops | modelled CUDA launches | host us added (CPU): median (min-max) |")
     print("|---|---|---|---|---|")
     details = []
     with tempfile.TemporaryDirectory() as d:
         for name, make, sizes in MODELS:
-            counter = count(make, sizes, args.steps, args.warmup, Path(d) / "count.h5")
+            counter = count(make, sizes, args.steps, args.warmup, Path(d) / "count.h5", schedule)
             params = len(list(make(torch.device("cpu"), **sizes)[0].parameters()))
-            med, lo, hi = host_cost(make, sizes, args.steps, args.warmup, args.reps, Path(d) / "t.h5")
+            med, lo, hi = host_cost(make, sizes, args.steps, args.warmup, args.reps, Path(d) / "t.h5", schedule)
             print(f"| {name} | {params} | {counter.ops / args.steps:.1f} | "
                   f"{counter.launches / args.steps:.1f} | {med:.0f} ({lo:.0f}-{hi:.0f}) |")
             top = sorted(counter.by_op.items(), key=lambda kv: -kv[1])[:args.top]

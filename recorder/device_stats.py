@@ -159,31 +159,33 @@ def saturation_band(bounds):
 
 
 def activation_raw(x, bounds):
-    """Sums and counts of one module output ``x`` (an ``output_tensor``), on its device: a (7,)
-    float32 row (mean, sum of squared deviations, min, max, dead units, elements <= 0,
-    saturated elements) and the host ints (elements, units). ``activation_rows`` turns the rows
-    of all leaves into ACT_FIELDS at once, so the divisions, square roots and maxima are a few
-    ops per forward, not per leaf."""
+    """Moments and counts of one module output ``x`` (an ``output_tensor``), on its device: a
+    (7,) float32 row (mean, variance, min, max, dead units, elements <= 0, saturated elements)
+    and the host ints (elements, units). ``activation_rows`` turns the rows of all leaves into
+    ACT_FIELDS at once, so the divisions, square roots and maxima are a few ops per forward,
+    not per leaf.
+
+    This runs on every leaf module of a scheduled step, so each op is a kernel launch per leaf:
+    ``var_mean`` is one fused pass (mean, then a dot of the centred values, was three), and a
+    count is a float32 sum of the comparison (``count_nonzero`` then ``.float()`` was two).
+    Counts stay exact to 2**24 elements; beyond, their fractions are float32-accurate."""
     flat = x.reshape(-1)
-    # Few full passes over the activation: this runs on every leaf module of a scheduled step.
-    mean = flat.mean()
-    centred = flat - mean                # two passes: torch.std_mean is ~10x slower on the CPU
-    squares = torch.dot(centred, centred)
+    var, mean = torch.var_mean(flat, correction=0)
     lo, hi = torch.aminmax(flat)
-    nonpos = torch.count_nonzero(flat <= 0)
+    nonpos = (flat <= 0).sum(dtype=torch.float32)
     if x.dim() == 0:
         dead, units = torch.full((), math.nan, device=x.device), 1
     else:
         unit = unit_dim(x.dim())
         others = tuple(d for d in range(x.dim()) if d != unit)
         per_unit = x.amax(dim=others) if others else x
-        dead, units = torch.count_nonzero(per_unit <= 0), per_unit.numel()
+        dead, units = (per_unit <= 0).sum(dtype=torch.float32), per_unit.numel()
     if bounds is not None:
         low, high = saturation_band(bounds)
-        sat = torch.count_nonzero((flat <= low) | (flat >= high))
+        sat = ((flat <= low) | (flat >= high)).sum(dtype=torch.float32)
     else:
-        sat = torch.count_nonzero(flat.abs() > SAT_THRESHOLD)
-    row = torch.stack([mean, squares, lo, hi, dead.float(), nonpos.float(), sat.float()])
+        sat = (flat.abs() > SAT_THRESHOLD).sum(dtype=torch.float32)
+    row = torch.stack([mean, var, lo, hi, dead, nonpos, sat])
     return row, flat.numel(), units
 
 
@@ -200,7 +202,7 @@ def activation_rows(raws):
                        pin_memory=device.type == "cuda")
     inv = inv.to(device, non_blocking=True)        # pinned + non_blocking: no host wait
     per_elem, per_unit = inv[:, 0], inv[:, 1]
-    return torch.stack([r[:, 0], torch.sqrt(r[:, 1] * per_elem), torch.maximum(-r[:, 2], r[:, 3]),
+    return torch.stack([r[:, 0], torch.sqrt(r[:, 1]), torch.maximum(-r[:, 2], r[:, 3]),
                         r[:, 5] * per_elem, r[:, 4] * per_unit, r[:, 6] * per_elem], dim=1)
 
 
