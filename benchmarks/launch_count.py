@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
 import tempfile
@@ -40,10 +39,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_check  # noqa: E402
-import trainspect.recorder as recorder_pkg  # noqa: E402
+from trainspect.recorder.recorder import _inside_recorder  # noqa: E402
 
-RECORDER_DIR = tuple({str(Path(recorder_pkg.__file__).parent) + os.sep,
-                      str(Path(recorder_pkg.__file__).resolve().parent) + os.sep})
 FUSED_NORM_ORDERS = (1.0, 2.0, math.inf)
 FREE_OPS = {"empty", "empty_strided", "lift_fresh", "detach", "alias"}   # no kernel
 
@@ -52,14 +49,6 @@ MODELS = [("MLP 8 layers (gpu_check's 8x1024: 18 parameters)", gpu_check.mlp,
            {"depth": 8, "width": 16, "batch": 4}),
           ("Transformer 8 layers (gpu_check's 8x768)", gpu_check.transformer,
            {"layers": 8, "d": 16, "seq": 8, "batch": 2, "vocab": 16})]
-
-
-def _from_recorder(frame) -> bool:
-    while frame is not None:
-        if frame.f_code.co_filename.startswith(RECORDER_DIR):
-            return True
-        frame = frame.f_back
-    return False
 
 
 def modelled_launches(func, args) -> int:
@@ -81,7 +70,7 @@ class DeviceOpCounter(TorchDispatchMode):
         self.by_op: dict[str, int] = {}
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if threading.current_thread() is threading.main_thread() and _from_recorder(sys._getframe(1)):
+        if threading.current_thread() is threading.main_thread() and _inside_recorder(sys._getframe(1)):
             n = modelled_launches(func, args)
             self.ops += 1
             self.launches += n
