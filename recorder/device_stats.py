@@ -160,10 +160,10 @@ def saturation_band(bounds):
 
 def activation_raw(x, bounds):
     """Moments and counts of one module output ``x`` (an ``output_tensor``), on its device: a
-    (7,) float32 row (mean, variance, min, max, dead units, elements <= 0, saturated elements)
-    and the host ints (elements, units). ``activation_rows`` turns the rows of all leaves into
-    ACT_FIELDS at once, so the divisions, square roots and maxima are a few ops per forward,
-    not per leaf.
+    row of seven float32 0-d tensors (mean, variance, min, max, dead units, elements <= 0,
+    saturated elements) and the host ints (elements, units). ``activation_rows`` stacks the rows
+    of all leaves and turns them into ACT_FIELDS at once, so the stack, divisions, square roots
+    and maxima are a few ops per forward, not per leaf.
 
     This runs on every leaf module of a scheduled step, so each op is a kernel launch per leaf:
     ``var_mean`` is one fused pass (mean, then a dot of the centred values, was three), and a
@@ -185,8 +185,7 @@ def activation_raw(x, bounds):
         sat = ((flat <= low) | (flat >= high)).sum(dtype=torch.float32)
     else:
         sat = (flat.abs() > SAT_THRESHOLD).sum(dtype=torch.float32)
-    row = torch.stack([mean, var, lo, hi, dead, nonpos, sat])
-    return row, flat.numel(), units
+    return (mean, var, lo, hi, dead, nonpos, sat), flat.numel(), units
 
 
 RAW_NAN = (None, 1, 1)   # a leaf without statistics: NaN in every field
@@ -194,10 +193,16 @@ RAW_NAN = (None, 1, 1)   # a leaf without statistics: NaN in every field
 
 def activation_rows(raws):
     """(M, 6) float32 in format.ACT_FIELDS order from M ``activation_raw`` results (or RAW_NAN)."""
-    rows = [r for r, _, _ in raws if r is not None]
-    device = rows[0].device
-    nan_row = torch.full((7,), math.nan, device=device)
-    r = torch.stack([nan_row if row is None else row.to(device, non_blocking=True) for row, _, _ in raws])
+    device = next(r for r, _, _ in raws if r is not None)[0].device
+    nan_row = (torch.full((), math.nan, device=device),) * 7
+    values = []
+    for row, _, _ in raws:
+        if row is None:
+            row = nan_row
+        elif row[0].device != device:     # a model spread over devices
+            row = [v.to(device, non_blocking=True) for v in row]
+        values += row
+    r = torch.stack(values).view(len(raws), 7)
     inv = torch.tensor([[1.0 / n, 1.0 / u] for _, n, u in raws], dtype=torch.float32,
                        pin_memory=device.type == "cuda")
     inv = inv.to(device, non_blocking=True)        # pinned + non_blocking: no host wait
