@@ -113,12 +113,12 @@ MODELS = {
 
 def _no_nonfinite_counts():
     """The gradient record without its non-finite counts (zeros instead): they cost a few
-    passes over every gradient (a concatenation, isfinite, a running sum) beside the norms' one."""
+    passes over every gradient (a concatenation, isnan(x*0), a running sum) beside the norms' one."""
     from trainspect.recorder.device_stats import NonfiniteCounter
 
     zeros = {}
 
-    def counts(self, tensors, one_device=True):
+    def counts(self, tensors):
         key = (tensors[0].device, len(tensors))
         z = zeros.get(key)
         if z is None:

@@ -68,17 +68,13 @@ class NonfiniteCounter:
     def __init__(self):
         self._plans = {}   # (device, dtype, sizes) -> [(start, stop, ends, leading 0) per chunk]
 
-    def __call__(self, tensors, one_device: bool = True):
-        """(len(tensors),) float32 on the first tensor's device. ``one_device``: the caller
-        knows them all to be on one device (a model split over devices is counted per tensor)."""
+    def __call__(self, tensors):
+        """(len(tensors),) float32 on the tensors' device (one device: a model spread over
+        several is counted with ``nonfinite_per_tensor``)."""
         first = tensors[0]
         device = first.device
-        if not (one_device and tensors[-1].device == device):
-            return torch.stack([t.to(device, non_blocking=True) for t in self._per_tensor(tensors)])
         sizes = tuple(map(torch.Tensor.numel, tensors))
-        plan = self._plans.get((device, first.dtype, sizes))
-        if plan is None:
-            plan = self._plan(device, first.dtype, sizes)
+        plan = self._plans.get((device, first.dtype, sizes)) or self._plan(device, first.dtype, sizes)
         parts = []
         for start, stop, ends, zero in plan:
             if ends is None:     # one tensor beyond the chunk size
@@ -110,10 +106,11 @@ class NonfiniteCounter:
         self._plans[(device, dtype, sizes)] = plan
         return plan
 
-    @staticmethod
-    def _per_tensor(tensors):
-        """0-d counts one tensor at a time (tensors on several devices): the L0 norm of ``x*0``."""
-        return [norms([t * 0.0], 0)[0] for t in tensors]
+
+def nonfinite_per_tensor(tensors):
+    """0-d counts one tensor at a time, each on its tensor's device: the L0 norm of ``x*0``
+    (tensors on several devices, which ``NonfiniteCounter`` cannot concatenate)."""
+    return [norms([t * 0.0], 0)[0] for t in tensors]
 
 
 def _flatten(tensors):

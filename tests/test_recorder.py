@@ -274,14 +274,18 @@ def test_watch_without_optimizer_records_at_log(tmp_path, host_path):
         assert run.histograms("weight").steps.size == 0
 
 
-@pytest.mark.parametrize("cpu_fast_path", [True, False])   # False: the code path used on a GPU
+# False: the code path used on a GPU; "spread": ... for a model over several devices (per-tensor
+# counts gathered on the first device)
+@pytest.mark.parametrize("cpu_fast_path", [True, False, "spread"])
 def test_gradient_statistics_with_nonfinite_and_missing_grads(tmp_path, cpu_fast_path, host_path):
     path = tmp_path / "run.h5"
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     with Recorder(path) as rec:
         rec.watch(model, opt)
-        rec._instruments.cpu_fast_path = cpu_fast_path
+        rec._instruments.cpu_fast_path = cpu_fast_path is True
+        if cpu_fast_path == "spread":
+            rec._instruments.w.one_device = False
         model(torch.randn(3, 4)).sum().backward()
         expect = [torch.linalg.vector_norm(p.grad).item() for p in model.parameters()]
         opt.step()
@@ -349,7 +353,7 @@ def test_nonfinite_counter_counts_every_tensor_exactly(monkeypatch, seed, chunk)
         assert counts.dtype == torch.float32 and counts.shape == (len(tensors),)
         assert counts.tolist() == expect
     assert counter(tensors[:1] * 1).tolist() == expect[:1]
-    assert counter(tensors, one_device=False).tolist() == expect   # the per-tensor path agrees
+    assert [float(c) for c in device_stats.nonfinite_per_tensor(tensors)] == expect   # the per-tensor path agrees
 
 
 def _histc_reference(t):

@@ -74,10 +74,14 @@ class Watched:
         A model on one device (nearly all) skips the per-tensor check: P ``.device`` reads a
         step, paid on the host of a launch-bound GPU loop. The first and last results are
         still compared, so a model split over devices after watch() is still handled."""
-        device = tensors[0].device
-        if self.one_device and tensors[-1].device == device:
+        if self.on_one_device(tensors):
             return tensors
+        device = tensors[0].device
         return [t if t.device == device else t.to(device, non_blocking=True) for t in tensors]
+
+    def on_one_device(self, tensors) -> bool:
+        """Are these per-parameter tensors on one device (see ``to_one``)?"""
+        return self.one_device and tensors[-1].device == tensors[0].device
 
 
 class Record:

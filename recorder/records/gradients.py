@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import format as fmt
-from ..device_stats import NonfiniteCounter, dense_values, local_shard, norms
+from ..device_stats import NonfiniteCounter, dense_values, local_shard, nonfinite_per_tensor, norms
 from ..grad_capture import BackwardCapture
 from ..host_stats import norms_list
 from .base import Record
@@ -150,7 +150,10 @@ class Gradients(Record):
         # and a stack and cat.
         P = w.P
         found = w.to_one(norms(grads, dtype=wide))
-        bad = self.count_nonfinite(grads, w.one_device)     # (len(present),) on found's device
+        if w.on_one_device(grads):
+            bad = self.count_nonfinite(grads)                # (len(present),) on found's device
+        else:
+            bad = torch.stack(w.to_one(nonfinite_per_tensor(grads)))
         if len(present) == P:
             return torch.cat([torch.stack(found), bad])     # P norms, then P counts
         nan, absent = w.const(found[0].device)   # parameters without a gradient: NaN, -1
