@@ -31,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import torch
@@ -94,24 +93,14 @@ def count(make, sizes, steps, warmup, path, schedule):
 
 
 def host_cost(make, sizes, steps, warmup, reps, path, schedule):
-    """Median (recorder - bare) microseconds per step over interleaved repetitions."""
+    """Median (recorder - bare) microseconds per step over interleaved repetitions
+    (gpu_check's timed loop)."""
+    cpu = torch.device("cpu")
     added = []
     for rep in range(reps):
-        times = {}
-        for mode in (None, schedule):
-            rec, step = gpu_check.training(make, sizes, mode, path.with_name(f"{path.stem}{rep}.h5"),
-                                           torch.device("cpu"))
-            try:
-                for _ in range(warmup):
-                    step()
-                t0 = time.perf_counter()
-                for _ in range(steps):
-                    step()
-                times[mode is None] = (time.perf_counter() - t0) / steps
-            finally:
-                if rec is not None:
-                    rec.close()
-        added.append((times[False] - times[True]) * 1e6)
+        bare, _ = gpu_check.run(make, sizes, None, steps, warmup, None, cpu)
+        recorded, _ = gpu_check.run(make, sizes, schedule, steps, warmup, path.with_name(f"{path.stem}{rep}.h5"), cpu)
+        added.append((recorded - bare) * 1e6)
     return statistics.median(added), min(added), max(added)
 
 
