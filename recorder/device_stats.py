@@ -19,28 +19,34 @@ NONFINITE_CHUNK = (1 << 24) - 1  # elements per buffer when counting NaN/Inf ent
 HIST_CHUNK = 1 << 26      # elements per temporary buffer of the fused histograms
 
 
-def snapshot_shape(shape) -> tuple[int, int]:
-    """Rows and columns of a weight matrix's snapshot (block-averaged to at most 32 x 32)."""
-    rows = shape[0]
-    cols = math.prod(shape[1:])
+def snapshot_shape(p) -> tuple[int, int]:
+    """Rows and columns of the snapshot of weight matrix ``p`` (block-averaged to at most
+    32 x 32). A complex matrix is pooled from its real view, which has twice the columns."""
+    rows = p.shape[0]
+    cols = math.prod(p.shape[1:]) * (2 if p.is_complex() else 1)
     return min(rows, fmt.SNAP_SIZE), min(cols, fmt.SNAP_SIZE)
 
 
-def local_shard(t):
-    """This rank's part of a DTensor (FSDP2 ``fully_shard``, tensor parallel); other tensors as
-    they are. Statistics of the local shard need no collective (the recorder adds none); the
-    reader combines the ranks' shard norms into global ones (FORMAT.md, *Sharded parameters*)."""
-    return t.to_local() if hasattr(t, "placements") and hasattr(t, "to_local") else t
+def stat_view(t):
+    """The tensor the statistics of a parameter or gradient read: this rank's part of a DTensor
+    (FSDP2 ``fully_shard``, tensor parallel), and a complex tensor as its real view (..., 2);
+    other tensors as they are. Statistics of the local shard need no collective (the recorder
+    adds none); the reader combines the ranks' shard norms into global ones (FORMAT.md, *Sharded
+    parameters*). The real view keeps norms exact (|z|**2 = re**2 + im**2) where a cast to float
+    would drop the imaginary part (FORMAT.md, *Complex parameters*)."""
+    if hasattr(t, "placements") and hasattr(t, "to_local"):
+        t = t.to_local()
+    return torch.view_as_real(t.resolve_conj()) if t.is_complex() and not t.is_sparse else t
 
 
 def dense_values(t):
-    t = local_shard(t.detach())
-    return t.coalesce().values() if t.is_sparse else t
+    t = stat_view(t.detach())
+    return stat_view(t.coalesce().values()) if t.is_sparse else t
 
 
 def norms(tensors, ord=2, dtype=torch.float32):
     """Per-tensor norms as 0-d tensors (float32 unless told); one fused kernel where torch allows.
-    ``tensors`` are local shards (``local_shard``, ``dense_values``): the callers take them once,
+    ``tensors`` are local shards (``stat_view``, ``dense_values``): the callers take them once,
     since the gradient record runs at every step and each pass over P parameters is host time."""
     try:
         return list(torch._foreach_norm(tensors, ord, dtype=dtype))
@@ -255,7 +261,7 @@ def fused_histograms(tensors, exact_counts: bool = False):
     """
     bins = fmt.HIST_BINS
     slots = bins + 1                     # per tensor: the 64 bins, then NaN and NaN-ranged values
-    tensors = [None if t is None else local_shard(t) for t in tensors]   # a rank's shard may be empty
+    tensors = [None if t is None else stat_view(t) for t in tensors]   # a rank's shard may be empty
     n = len(tensors)
     present = [i for i, t in enumerate(tensors) if t is not None and t.numel() > 0]
     device = tensors[present[0]].device if present else torch.device("cpu")
@@ -293,8 +299,8 @@ def fused_histograms(tensors, exact_counts: bool = False):
 def snapshot(p):
     """Block-averaged (adaptive average pooling) float32 32x32, NaN-padded."""
     s = fmt.SNAP_SIZE
-    w = local_shard(p.detach())
-    rows, cols = snapshot_shape(p.shape)
+    w = stat_view(p.detach())
+    rows, cols = snapshot_shape(p)
     if w.numel() == 0:     # this rank's shard of a sharded matrix is empty
         return torch.full((s, s), math.nan, device=w.device)
     w = w.reshape(w.shape[0], -1).float()

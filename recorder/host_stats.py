@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import format as fmt
-from .device_stats import SAT_THRESHOLD, dense_values, local_shard, saturation_band, size_chunks, unit_dim
+from .device_stats import SAT_THRESHOLD, dense_values, stat_view, saturation_band, size_chunks, unit_dim
 
 NATIVE_INTERFACE = 2    # recorder/_native.c's INTERFACE_VERSION that this module calls
 
@@ -240,8 +240,8 @@ def histograms(tensors, scratch: Scratch | None = None):
     dump = n * slots                        # tensors binned apart land here
     counts = np.zeros(dump + 1, np.int64)
     ranges = np.full((n, 2), np.nan)
-    present = [i for i, t in enumerate(tensors) if t is not None and local_shard(t).numel() > 0]
-    for start, stop in size_chunks([local_shard(tensors[i]).numel() for i in present], scratch.limit):
+    present = [i for i, t in enumerate(tensors) if t is not None and stat_view(t).numel() > 0]
+    for start, stop in size_chunks([stat_view(tensors[i]).numel() for i in present], scratch.limit):
         chunk = present[start:stop]
         flats = [dense_values(tensors[i]).reshape(-1) for i in chunk]
         flats = [f if f.dtype == torch.float32 else f.float() for f in flats]
@@ -317,7 +317,7 @@ def snapshots(tensors) -> np.ndarray | None:
     if _native is None:
         return None
     s = fmt.SNAP_SIZE
-    mats = [(_flat(t), local_shard(t).shape) for t in tensors]    # the owners stay alive for the call
+    mats = [(_flat(t), stat_view(t).shape) for t in tensors]    # the owners stay alive for the call
     out = np.full((len(mats), s, s), np.nan, np.float32)
     addrs = np.array([a if size else 0 for (a, size, _), _ in mats], np.int64)
     shapes = np.array([(shape[0], size // shape[0]) if size else (0, 0) for (_, size, _), shape in mats],
@@ -350,14 +350,14 @@ class WeightCopy:
             _native.gather(np.array([a for a, _, _ in flats], np.int64), np.array(sizes, np.int64),
                            self.buffer.data_ptr())
             return self.views
-        shards = [local_shard(p.detach()) for p in params]
+        shards = [stat_view(p.detach()) for p in params]
         if self.buffer is None or [v.shape for v in self.views] != [s.shape for s in shards]:
             self._allocate(params, [s.numel() for s in shards])
         torch._foreach_copy_(self.views, shards)
         return self.views
 
     def _allocate(self, params, sizes) -> None:
-        shapes = [local_shard(p.detach()).shape for p in params]
+        shapes = [stat_view(p.detach()).shape for p in params]
         self.buffer = torch.empty(sum(sizes), dtype=torch.float32)
         self.views = [v.view(shape) for v, shape in zip(self.buffer.split(sizes), shapes)]
         # An empty view's address is 0, which _native.norms reads as "no copy" (update NaN);

@@ -56,7 +56,7 @@ class ModelLayout:
                             if p.dim() >= 2 and p.numel() > 0][:MAX_SNAPSHOTS]
         self.layout = LayerLayout(
             params=params, modules=modules, snap_params=self.snap_params,
-            snap_shapes=[snapshot_shape(self.param_tensors[i].shape) for i in self.snap_params])
+            snap_shapes=[snapshot_shape(self.param_tensors[i]) for i in self.snap_params])
         self.n_snap_candidates = sum(p.dim() >= 2 and p.numel() > 0 for p in self.param_tensors)
 
     def structure(self, model) -> dict:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .. import format as fmt
-from ..device_stats import NonfiniteCounter, dense_values, local_shard, nonfinite_per_tensor, norms
+from ..device_stats import NonfiniteCounter, dense_values, stat_view, nonfinite_per_tensor, norms
 from ..grad_capture import BackwardCapture
 from ..host_stats import norms_list
 from .base import Record
@@ -108,7 +108,7 @@ class Gradients(Record):
         grads = [p.grad for p in w.params if p.grad is not None]
         if not grads:
             return
-        grads = [dense_values(g) if g.is_sparse or g.requires_grad else local_shard(g) for g in grads]
+        grads = [dense_values(g) if g.is_sparse or g.requires_grad else stat_view(g) for g in grads]
         self._emit_applied_norm(step, wall, torch.linalg.vector_norm(torch.stack(w.to_one(norms(grads)))))
 
     def _emit_applied_norm(self, step, wall, total):
@@ -131,7 +131,7 @@ class Gradients(Record):
         present, grads = [], []
         for i, g in enumerate(current):
             if g is not None:
-                g = local_shard(g)
+                g = stat_view(g)
                 present.append(i)
                 # detach() costs ~3 us a tensor (measured: 2000-tensor model); only needed for
                 # sparse grads or grads that carry a graph (backward(create_graph=True))

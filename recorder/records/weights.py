@@ -8,7 +8,7 @@ import math
 import torch
 
 from .. import format as fmt
-from ..device_stats import local_shard, norms
+from ..device_stats import stat_view, norms
 from ..host_stats import WeightCopy, weight_norms
 from .base import Record
 
@@ -30,7 +30,7 @@ class Weights(Record):
             if self._on_host():
                 self.prev = self._copy.take(self.w.params)
             else:
-                self.prev = torch._foreach_mul([local_shard(p.detach()) for p in self.w.params], 1.0)
+                self.prev = torch._foreach_mul([stat_view(p.detach()) for p in self.w.params], 1.0)
 
     def after_step(self, step, wall, closure):
         if self.prev is not None:
@@ -54,7 +54,7 @@ class Weights(Record):
             rows = weight_norms(w.params, None if prev is None else self._copy.addrs)   # one C pass
             if rows is not None:
                 return rows
-        current = [local_shard(p.detach()) for p in w.params]
+        current = [stat_view(p.detach()) for p in w.params]
         weight = torch.stack(w.to_one(norms(current)))
         if prev is None:
             update = torch.full_like(weight, math.nan)
