@@ -348,9 +348,15 @@ class Recorder:
         if not self._active:
             self._report_writer_failure()
             return
-        if self._instruments is not None or (self._writer.started and not self._writer.file.resumed):
-            self._warn_once("<watch>", "watch() called after the per-layer layout froze (a model is already "
-                                       "watched or data was already written); this call is ignored")
+        if self._instruments is not None:
+            # A GAN's second network, say: each Recorder has one model's layout and step clock.
+            self._warn_once("<watch>", "watch() called a second time; this call is ignored (a Recorder "
+                                       "watches one model: give another model and its optimizer a "
+                                       "Recorder of its own, e.g. Recorder('run-D.h5'))")
+            return
+        if self._writer.started and not self._writer.file.resumed:
+            self._warn_once("<watch>", "watch() called after the per-layer layout froze (data was already "
+                                       "written); this call is ignored")
             return
         if stats_every is not None:
             self.stats_every = _check_every("stats_every", stats_every)
