@@ -34,7 +34,7 @@ def test_a_gan_records_each_network_in_its_own_file(tmp_path, seed):
             rec_g.watch(net_g, opt_g)
             rec_d.watch(net_d, opt_d)
             rec_g.watch(net_d, opt_d)          # the mistake the warning explains
-            for _ in range(STEPS):
+            for i in range(STEPS):
                 z, real = torch.randn(8, 4, generator=gen), torch.randn(8, 2, generator=gen) + 3
                 loss_d = F.softplus(-net_d(real)).mean() + F.softplus(net_d(net_g(z).detach())).mean()
                 opt_d.zero_grad()
@@ -46,8 +46,8 @@ def test_a_gan_records_each_network_in_its_own_file(tmp_path, seed):
                 loss_g.backward()
                 ref["g"].append([torch.linalg.vector_norm(p.grad).item() for p in net_g.parameters()])
                 opt_g.step()
-                rec_d.log({"loss": loss_d})
-                rec_g.log({"loss": loss_g})
+                rec_d.log({"loss": loss_d}, step=i)   # the README's recipe
+                rec_g.log({"loss": loss_g}, step=i)
                 ref["loss_d"].append(loss_d.item())
                 ref["loss_g"].append(loss_g.item())
     advice = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
@@ -58,5 +58,7 @@ def test_a_gan_records_each_network_in_its_own_file(tmp_path, seed):
             assert grads.layers == [n for n, _ in net.named_parameters()]
             assert grads.steps.tolist() == list(range(STEPS))
             np.testing.assert_allclose(grads.values, ref[key], rtol=1e-5)
-            np.testing.assert_allclose(run.scalar("loss").values, ref[f"loss_{key}"], rtol=1e-6)
+            loss = run.scalar("loss")
+            assert loss.steps.tolist() == list(range(STEPS))
+            np.testing.assert_allclose(loss.values, ref[f"loss_{key}"], rtol=1e-6)
             assert run.status().state == "finished"
