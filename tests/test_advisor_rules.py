@@ -230,6 +230,20 @@ def test_symmetric_weights_from_snapshots():
     assert weight.detect_symmetric([0, 25], data, shapes, ["a.weight", "b.weight"]) is None
 
 
+
+def test_symmetric_weights_from_zero_weight_norms_skips_empty_weights():
+    """Without snapshots an all-zero weight norm marks an all-zero matrix, but a weight with no
+    elements (Linear(4, 0)) has norm 0 by definition: no finding for it."""
+    steps = np.array([0, 50, 100])
+    norms = np.array([[0.0, 0.0, 1.2], [0.0, 0.0, 1.1], [0.0, 0.0, 1.3]])
+    layers = ["empty.weight", "zero.weight", "ok.weight"]
+    f = weight.detect_symmetric([], None, None, [], weight_steps=steps, weight_norm=norms, param_layers=layers,
+                                param_numel=[0, 12, 12])
+    assert f is not None and f.layers == ["zero.weight"]
+    assert (f.first_step, f.last_step) == (0, 100)        # the span the report and the app shade
+    assert weight.detect_symmetric([], None, None, [], weight_steps=steps, weight_norm=norms[:, [0, 2]],
+                                   param_layers=["empty.weight", "ok.weight"], param_numel=[0, 12]) is None
+
 def test_update_ratio_level_uses_weight_matrices():
     ratios = np.full((10, 3), 1e-3)
     ratios[:, 1] = 0.5                       # a bias: ignored

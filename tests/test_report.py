@@ -283,3 +283,16 @@ def test_summary_says_last_only_for_the_last_value(tmp_path):
     assert metrics["train_end"] == pytest.approx(np.median(train[-SUMMARY_LOSS_WINDOW:]))
     assert f"median of the last {SUMMARY_LOSS_WINDOW}" in text["train loss (train/loss)"]
     assert not any("final" in label or "final" in value for label, value in rows)
+
+
+def test_a_finding_with_one_end_of_its_span_renders(runs_dir):
+    """Findings may leave ``last_step`` (or ``first_step``) None; the report shades the one step
+    it has, as the app does, instead of failing on the comparison."""
+    from dataclasses import replace
+
+    from trainspect.app.report.content import finding_figures
+    with open_run(runs_dir["spikes"]) as run:
+        finding = next(f for f in diagnose(run) if f.first_step is not None)
+        for open_end in (replace(finding, last_step=None), replace(finding, first_step=None)):
+            figures = [f for f in finding_figures(run, open_end) if f is not None]
+            assert figures and all("<svg" in f.svg for f in figures)

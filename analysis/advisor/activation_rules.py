@@ -7,15 +7,13 @@ logit, and |x| > 5 is normal for a late-training logit.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from trainspect.recorder import format as fmt
 
 from ..findings import Evidence, Finding
 from ..labels import LayerLabels
-from .series import rounded
+from .series import nanmedian, rounded
 from .tables import as_table
 
 RELU_TYPES = {"ReLU", "ReLU6", "RReLU"}           # units can die (LeakyReLU/GELU/ELU cannot)
@@ -49,9 +47,7 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
     d = _late(all_d, tail)
     z = (_late(as_table(frac_nonpos, steps, modules).columns(cols), tail) if frac_nonpos is not None
          else np.full_like(d, np.nan))
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN columns (no frac_nonpos) are expected
-        dm, zm = np.nanmedian(d, axis=0), np.nanmedian(z, axis=0)
+    dm, zm = nanmedian(d, axis=0), nanmedian(z, axis=0)     # all-NaN columns (no frac_nonpos) are expected
     hit = [i for i in range(len(cols)) if dm[i] >= dead or (zm[i] >= nonpos and dm[i] >= dead / 2)]
     if not hit:
         return None
@@ -100,8 +96,7 @@ def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, t
         label = LayerLabels.from_types(modules, types)
     all_s = as_table(frac_saturated, steps, modules).columns(cols)
     late = _late(all_s, tail)
-    with np.errstate(all="ignore"):
-        med = np.nanmedian(late, axis=0)
+    med = nanmedian(late, axis=0)
     hit = [i for i in range(len(cols)) if med[i] > saturated]
     if not hit:
         return None

@@ -12,7 +12,7 @@ import numpy as np
 from trainspect.recorder.format import SYS_GRAD_NORM
 
 from ..findings import Evidence, Finding
-from .series import column_bins, fmt, rounded
+from .series import column_bins, fmt, nanmedian, rounded
 from .tables import as_table
 
 
@@ -85,14 +85,14 @@ def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, s
         g = as_table(grad_norm, gs, layers).rows(pos)[:, cols].astype(np.float64)
         w = as_table(weight_norm, weight_steps, layers).columns(cols).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.nanmedian(np.where(w > 0, g / w, np.nan), axis=1)
+            r = nanmedian(np.where(w > 0, g / w, np.nan), axis=1)
         ok = np.isfinite(r)
         hit = ok & (r > ratio)
         if ok.sum() >= min_records and hit.sum() >= sustain * ok.sum():
             idx = np.flatnonzero(hit)
             first_step, last_step = int(weight_steps[idx[0]]), int(weight_steps[idx[-1]])
             with np.errstate(divide="ignore", invalid="ignore"):
-                per = np.nanmedian(g / w, axis=0)
+                per = nanmedian(g / w, axis=0)
             order = np.argsort(-np.nan_to_num(per, nan=-1))
             names = [layers[cols[i]] for i in order[: min(5, len(order))] if per[i] > ratio]
             evidence.append(Evidence(

@@ -6,7 +6,17 @@ and to long runs (reduce a million points to a few hundred bins first).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+
+def nanmedian(a, axis=None):
+    """``np.nanmedian`` without its warnings: an all-NaN slice (a frozen parameter's gradient
+    norms, a statistic a layer never had) is NaN, as expected, not a message on the console."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(a, axis=axis)
 
 
 def as_series(steps, values) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +69,7 @@ def rolling_median(x, width: int) -> np.ndarray:
     half = width // 2
     padded = np.concatenate([np.full(half, np.nan), x, np.full(half, np.nan)])
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
-    return np.nanmedian(windows, axis=1)
+    return nanmedian(windows, axis=1)
 
 
 def smooth_curve(steps, values, max_bins: int = 200, width_frac: float = 0.05, min_width: int = 5):
@@ -89,7 +99,7 @@ def true_runs(mask) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
 
 
-def column_bins(matrix, max_bins: int = 200, func=np.nanmedian) -> tuple[np.ndarray, np.ndarray]:
+def column_bins(matrix, max_bins: int = 200, func=nanmedian) -> tuple[np.ndarray, np.ndarray]:
     """Reduce an [R x L] matrix to at most ``max_bins`` row bins; returns (row_end_index, [B x L])."""
     m = np.asarray(matrix, dtype=np.float64)
     r = m.shape[0]

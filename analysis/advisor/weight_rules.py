@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..findings import Evidence, Finding
-from .series import fmt, rounded
+from .series import fmt, nanmedian, rounded
 from .tables import as_table
 
 
@@ -25,12 +25,14 @@ def identical_rows(block, tol: float = 1e-3) -> bool:
 
 
 def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, weight_norm=None, param_layers=None,
-                     tol=1e-3, label=str) -> Finding | None:
+                     param_numel=None, tol=1e-3, label=str) -> Finding | None:
     """Layers whose units are all identical: the symmetry is never broken by training.
 
     From snapshots: every row of the last snapshot of a matrix is identical (within ``tol``,
     float16 precision is ~5e-4). Without snapshots: a weight norm of exactly 0 in every
-    record (all-zero matrix). ``tol`` 1e-3: random init gives row spreads of ~1e-1 x scale.
+    record (all-zero matrix); ``param_numel`` (element counts of ``param_layers``) leaves out
+    weights with no elements, whose norm is 0 trivially. ``tol`` 1e-3: random init gives row
+    spreads of ~1e-1 x scale.
     """
     hits, evidence, first_steps = [], [], []
     if data is not None and len(snap_steps):
@@ -55,7 +57,8 @@ def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, wei
     elif weight_norm is not None and param_layers is not None and len(weight_steps):
         all_zero = as_table(weight_norm, weight_steps, param_layers).summary.all_zero
         for j, name in enumerate(param_layers):
-            if name.endswith("weight") and all_zero[j]:
+            empty = param_numel is not None and param_numel[j] == 0
+            if name.endswith("weight") and all_zero[j] and not empty:
                 hits.append(name)
                 first_steps.append(int(weight_steps[0]))
                 evidence.append(Evidence(series="weight_norm", layer=name, threshold=0.0,
@@ -67,7 +70,8 @@ def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, wei
         symptom="symmetric_weights", severity="warning",
         title=f"symmetric weights: all units of {label(hits[0])} are identical"
               + (f" (and {len(hits) - 1} more layer(s))" if len(hits) > 1 else ""),
-        first_step=min(first_steps), last_step=int(snap_steps[-1]) if data is not None and len(snap_steps) else None,
+        first_step=min(first_steps),
+        last_step=int(snap_steps[-1]) if data is not None and len(snap_steps) else int(weight_steps[-1]),
         layers=hits, evidence=evidence,
     )
 
@@ -109,11 +113,7 @@ def update_ratio_peak(steps, update_ratio, layers, shapes, *, skip_first=1):
     cols = [i for i, s in enumerate(shapes) if len(s) >= 2] or list(range(table.shape[1]))
     u = table.columns(cols, start=skip_first).astype(np.float64)
     u[~np.isfinite(u) | (u <= 0)] = np.nan
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(u, axis=1)
+    med = nanmedian(u, axis=1)
     med = med[np.isfinite(med)]
     return float(med.max()) if med.size else None
 

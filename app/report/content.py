@@ -301,7 +301,9 @@ def finding_figures(run, finding) -> list:
     figs, seen = [], set()
     names = set(run.scalar_names())
     stats = set(run.layer_stat_names())
-    span = [(finding.first_step, finding.last_step)] if finding.first_step is not None else []
+    first, last = finding.first_step, finding.last_step
+    first = last if first is None else first      # a finding may give one end only (as the app reads it)
+    span = [] if first is None else [(first, first if last is None else last)]
     for ev in finding.evidence:
         key = (ev.series, ev.layer)
         if key in seen:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import weight_rules
 from ..spec import SymptomSpec
+from ._cut import shapes_of
 
 
 def detect(sig, ctx):
@@ -11,7 +12,8 @@ def detect(sig, ctx):
         snaps.steps if snaps is not None else [], snaps.data if snaps is not None else None,
         snaps.shapes if snaps is not None else None, snaps.layers if snaps is not None else [],
         weight_steps=wn.steps if wn is not None else [], weight_norm=wn,
-        param_layers=wn.layers if wn is not None else None, label=ctx.label)
+        param_layers=wn.layers if wn is not None else None,
+        param_numel=shapes_of(sig, wn.layers)[1] if wn is not None else None, label=ctx.label)
 
 
 SPEC = SymptomSpec(
