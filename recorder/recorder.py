@@ -9,6 +9,7 @@ Defaults of the schedules come from benchmarks/bench_recorder.py (see recorder/F
 from __future__ import annotations
 
 import atexit
+import decimal
 import functools
 import inspect
 import math
@@ -43,6 +44,7 @@ TRANSFER_INTERVAL = 0.05       # ... or this many seconds, whichever comes first
 _TAG_LOCK = threading.Lock()
 _MAX_STEP = 1 << 53   # steps travel as float64 to the writer thread: exact below 2**53
 _MAX_CALL_SHAPES = 4096       # distinct name sets of log() calls remembered for the fast path
+_MAX_NESTING = 8              # levels of {"train": {"loss": x}} flattened into "train/loss"
 
 
 
@@ -83,7 +85,13 @@ def _inside_recorder(frame) -> bool:
     return False
 
 
+# One real number each, though not registered as numbers.Real: float() gives its value.
+_REAL_NOT_REGISTERED = (np.bool_, decimal.Decimal)
+
+
 def _finite(value) -> bool:
+    if isinstance(value, decimal.Decimal):     # numpy cannot tell: Decimal("1e400") is finite
+        return value.is_finite()
     try:
         return bool(np.isfinite(value))
     except Exception:  # noqa: BLE001
@@ -631,7 +639,7 @@ class Recorder:
                 pass
         if type(read) in (float, int, bool):     # not complex
             number = float(read)
-        elif isinstance(value, numbers.Real):          # bool, numpy numbers, Fraction, ...
+        elif isinstance(value, numbers.Real) or type(value) in _REAL_NOT_REGISTERED:   # bool, numpy, Fraction, ...
             try:
                 number = float(value)
             except (OverflowError, ValueError) as exc:
@@ -662,6 +670,10 @@ class Recorder:
                 return self._bad(name, f"numpy array of shape {value.shape}, dtype {value.dtype} is not a real scalar",
                                  ValueError)
             number = float(value.reshape(-1)[0])
+        elif isinstance(value, Mapping):
+            return self._log_nested(name, value, step, wall, 1)
+        elif isinstance(value, numbers.Complex):
+            return self._bad(name, "complex value (log its .real, .imag or abs() as metrics of their own)", TypeError)
         elif value is None:
             return self._bad(name, "value is None", TypeError)
         elif isinstance(value, (str, bytes)):
@@ -676,6 +688,23 @@ class Recorder:
             self.staging.add(device_tensor, SCALAR_VALUES, step, wall, tag, wide=wide)
         else:
             self._host_value(step, tag, number, wall)
+
+    def _log_nested(self, name, metrics, step, wall, depth) -> None:
+        """``{"train": {"loss": x}}`` logs ``train/loss``: metrics grouped the way W&B users
+        nest them, named the way the metric tree and the loss roles read them."""
+        if not isinstance(name, str):
+            return self._bad(repr(name), f"metric name must be a str, got {type(name).__name__}", TypeError)
+        if depth > _MAX_NESTING:
+            return self._bad(name, f"dict nested more than {_MAX_NESTING} levels deep", ValueError)
+        for key, value in metrics.items():
+            if not isinstance(key, str):
+                self._bad(name, f"nested metric name {type(key).__name__} is not a str", TypeError)
+                continue
+            full = str.__add__(str.__add__(name, "/"), key)   # str's own: a subclass's methods may raise
+            if isinstance(value, Mapping):
+                self._log_nested(full, value, step, wall, depth + 1)
+            else:
+                self._log_value(full, self._tags.get(full), value, step, wall)
 
     def _host_value(self, step, tag, value, wall) -> None:
         if len(self._rows) >= self._max_rows:

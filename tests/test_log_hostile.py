@@ -45,7 +45,6 @@ def _hostile_values():
         "complex": 1 + 2j,
         "complex_tensor": torch.tensor(1 + 1j),
         "huge_int": 10 ** 400,
-        "dict": {"a": 1.0},
         "none": None,
         "raising_float": RaisingFloat(),
         "text": "0.5",
@@ -66,16 +65,53 @@ def test_every_hostile_value_warns_and_the_good_ones_are_kept(tmp_path):
         with Recorder(path) as rec:
             for step, (name, value) in enumerate(_hostile_values().items()):
                 rec.log({"good": float(step), name: value}, step=step)
-            rec.log({"good": 100.0, "bool_tensor": torch.tensor(True), "fraction": fractions.Fraction(1, 4)}, step=100)
+            rec.log({"good": 100.0, "bool_tensor": torch.tensor(True), "fraction": fractions.Fraction(1, 4),
+                     "dict": {"a": 1.0}}, step=100)
     messages = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
     for name in _hostile_values():
         assert sum(f"metric '{name}'" in m for m in messages) == 1, (name, messages)
     with open_run(path) as r:
         assert r.scalar("good").steps.tolist() == list(range(len(_hostile_values()))) + [100]
-        assert set(r.scalar_names()) == {"good", "bool_tensor", "fraction"}
+        assert set(r.scalar_names()) == {"good", "bool_tensor", "fraction", "dict/a"}   # nested: joined
         assert r.scalar("bool_tensor").values.tolist() == [1.0]
         assert r.scalar("fraction").values.tolist() == [0.25]
 
+
+
+def test_nested_dicts_numpy_bools_and_decimals_are_logged(tmp_path):
+    """W&B users nest their metrics ({"train": {"loss": x}}): the names join with "/", which the
+    metric tree groups and the advisor reads as the training and validation losses."""
+    path = tmp_path / "nested.h5"
+    deep = {}
+    node = deep
+    for _ in range(12):          # deeper than anyone logs on purpose; a cycle would be endless
+        node["d"] = {}
+        node = node["d"]
+    node["x"] = 1.0
+    cyclic = {"v": 2.0}
+    cyclic["self"] = cyclic
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(path) as rec:
+            for step in range(3):
+                rec.log({"train": {"loss": 1.0 / (step + 1), "acc": np.bool_(step > 0)},
+                         "val": {"loss": torch.tensor(2.0 + step), "extra": {"lr": decimal.Decimal("0.5")}},
+                         "deep": deep, "cyc": cyclic, "z": {1: 3.0, "ok": 4.0}, "c": 1 + 2j,
+                         "huge": decimal.Decimal("1e400")}, step=step)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    assert any("metric 'c': complex value" in m for m in messages), messages
+    assert any("metric 'huge'" in m and "overflows float64" in m for m in messages), messages
+    assert any("nested more than 8 levels" in m for m in messages), messages
+    assert any("metric 'z': nested metric name int is not a str" in m for m in messages), messages
+    with open_run(path) as r:
+        names = set(r.scalar_names())
+        assert {"train/loss", "train/acc", "val/loss", "val/extra/lr", "z/ok", "cyc/v"} <= names
+        assert not any(n.startswith("deep") for n in names) and "c" not in names and "huge" not in names
+        assert r.scalar("train/loss").values.tolist() == pytest.approx([1.0, 0.5, 1 / 3])
+        assert r.scalar("train/acc").values.tolist() == [0.0, 1.0, 1.0]
+        assert r.scalar("val/extra/lr").values.tolist() == [0.5] * 3
+        assert r.scalar("cyc/v").values.tolist() == [2.0] * 3
+        assert r.loss_roles() == {"train": "train/loss", "val": "val/loss"}
 
 def test_undecodable_names_are_recorded_under_a_readable_spelling(tmp_path):
     path = tmp_path / "names.h5"
