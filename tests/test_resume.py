@@ -8,11 +8,9 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 from trainspect.analysis import open_run

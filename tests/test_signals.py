@@ -16,7 +16,6 @@ import pytest
 
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
-from trainspect.recorder import format as fmt
 
 ROOT = Path(__file__).resolve().parents[1]
 DEADLINE = 60.0
@@ -85,7 +84,7 @@ def test_default_action_still_kills_with_the_signal_after_saving_the_run(tmp_pat
     env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", str(ROOT.parent)))
     info = subprocess.run(cli + ["info", str(path)], capture_output=True, text=True, env=env, timeout=DEADLINE)
     name = signal.Signals(signum).name
-    assert f"crashed at step " in info.stdout and f": terminated ({name}) at step " in info.stdout, info.stdout
+    assert "crashed at step " in info.stdout and f": terminated ({name}) at step " in info.stdout, info.stdout
     diag = subprocess.run(cli + ["diagnose", "--json", str(path)], capture_output=True, text=True, env=env,
                           timeout=DEADLINE)
     report = json.loads(diag.stdout)

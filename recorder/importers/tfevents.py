@@ -204,7 +204,6 @@ def _frame(data: bytes, path) -> tuple[np.ndarray, np.ndarray, bool]:
     records at once (the length fields are read as arrays). A wrong guess costs nothing: every
     length is verified against the file, and every record's CRCs are checked afterwards.
     """
-    arr = np.frombuffer(data, np.uint8)
     offsets, lengths = [], []
     pos, n = 0, len(data)
     unpack = struct.Struct("<Q").unpack_from
@@ -375,7 +374,7 @@ def _scalar_template(buf: bytes):
     Returns (tag, wall_pos, step_pos, step_len, value_pos): positions inside the record data.
     """
     wall_pos = step_pos = step_len = None
-    pos, n, summary = 0, len(buf), None
+    summary = None
     try:
         for num, wt, v, start in _fields(buf):
             if num == 1 and wt == 1:

@@ -5,7 +5,6 @@ and reads it when it becomes visible: opening a big run costs only what is on sc
 """
 from __future__ import annotations
 
-import functools
 
 from PySide6.QtWidgets import QWidget
 

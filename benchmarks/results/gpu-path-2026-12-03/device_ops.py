@@ -1,7 +1,7 @@
 """The aten ops a step of the recorder's GPU code path dispatches (forced onto CPU tensors with
 _device_path=True; default schedules, steps 150-450 of an 8x16 MLP), by the recorder line that
 dispatches them.  python device_ops.py"""
-import sys, time, tempfile, pathlib, collections, traceback
+import sys, tempfile, pathlib, collections, traceback
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # benchmarks/

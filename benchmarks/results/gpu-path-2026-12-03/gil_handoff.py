@@ -1,9 +1,9 @@
 """What a GIL hand-off costs the training thread: the transformer of bench_recorder.py trains while a
 helper thread makes k GIL-releasing h5py calls (a dataspace resize) every 20 ms; medians of interleaved
 rounds.  python gil_handoff.py ROUNDS"""
-import sys, time, threading, statistics, pathlib, tempfile
+import sys, time, threading, statistics, pathlib
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # benchmarks/
-import torch, numpy as np, h5py
+import torch
 from h5py import h5s
 from bench_recorder import transformer
 torch.set_num_threads(1)

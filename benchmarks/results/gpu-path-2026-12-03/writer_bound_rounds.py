@@ -1,7 +1,7 @@
 """Every instrument every step on the transformer: bare, default writer clocks, metrics every 250 ms,
 per-layer records every flush_every, and no write until close; medians of interleaved rounds, ratios
 to bare within a round.  python writer_bound_rounds.py ROUNDS"""
-import pathlib, sys, time, tempfile, statistics
+import pathlib, sys, tempfile, statistics
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # benchmarks/
 from bench_recorder import transformer, timed_training
 import trainspect.recorder.writer_thread as wt

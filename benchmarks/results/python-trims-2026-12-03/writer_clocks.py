@@ -1,6 +1,6 @@
 """Writer CPU per step at the default clocks, with metrics written every 250 ms, and with per-layer
 records written only at close; medians of interleaved rounds."""
-import pathlib, sys, time, tempfile, statistics
+import pathlib, sys, tempfile, statistics
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # benchmarks/
 from bench_recorder import transformer, timed_training
 import trainspect.recorder.writer_thread as wt
