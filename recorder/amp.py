@@ -6,10 +6,23 @@ gradient records at steps 0..4 while the losses ran 0..29). The scaler's ``step`
 this one instance: a call that did not reach the optimizer is a skipped step, counted and
 recorded as ``sys/amp_skipped_step``. ``GradScaler.step`` reads the overflow flag on the host
 itself, so knowing whether the optimizer ran costs no extra synchronisation.
+
+Most scripts never pass their scaler to ``watch()`` (nanoGPT, the HF Trainer and Lightning's
+``16-mixed`` keep it out of sight): then every skipped step put the step count one behind the
+user's, and the gradient norms carried the loss scale (65536x; inf once their squares overflow
+float32, which the advisor read as non-finite gradients). So ``torch.amp.GradScaler.step`` is
+routed once per process (``route_scaler_steps``): a call for a watched optimizer hands its
+scaler to that optimizer's instruments, which adopt it at that first step, before the optimizer
+runs. Calls for other optimizers cost one dictionary lookup more.
 """
 from __future__ import annotations
 
+import functools
+
 from .optimizer_wrappers import unwrap
+
+_routes: dict = {}     # id(torch optimizer) -> handler(scaler, call) of the instruments watching it
+_routed = False        # GradScaler.step wrapped (once per process)
 
 
 def scaler_enabled(scaler) -> bool:
@@ -19,10 +32,45 @@ def scaler_enabled(scaler) -> bool:
         return False
 
 
+def route_scaler_steps(optimizer, handler) -> None:
+    """From now on ``GradScaler.step(optimizer)`` of any enabled scaler (not one given to
+    ``watch()``, whose own ``step`` is wrapped) calls ``handler(scaler, call)``, which must run
+    ``call()`` (the real step) once and return its result."""
+    global _routed
+    if not _routed:
+        try:
+            from torch.amp import GradScaler
+        except ImportError:   # torch without torch.amp: scalers are only seen when given
+            return
+        GradScaler.step = _routed_step(GradScaler.step)
+        _routed = True
+    _routes[id(optimizer)] = handler
+
+
+def unroute_scaler_steps(optimizer, handler) -> None:
+    if _routes.get(id(optimizer)) is handler:
+        del _routes[id(optimizer)]
+
+
+def _routed_step(original):
+    @functools.wraps(original)
+    def step(self, optimizer, *args, **kwargs):
+        handler = _routes.get(id(unwrap(optimizer))) if _routes else None
+        if handler is None or "step" in self.__dict__ or not scaler_enabled(self):
+            return original(self, optimizer, *args, **kwargs)
+        return handler(self, lambda: original(self, optimizer, *args, **kwargs))
+    return step
+
+
 class ScalerWatch:
-    def __init__(self, scaler, optimizer, steps_done, on_skipped):
-        """``steps_done()`` counts optimizer steps the hooks saw; ``on_skipped()`` handles one skip."""
+    def __init__(self, scaler, optimizer=None, steps_done=None, on_skipped=None):
+        """``steps_done()`` counts optimizer steps the hooks saw; ``on_skipped()`` handles one
+        skip. Without them (a scaler found by ``route_scaler_steps``) the route counts skips
+        and this only reads the loss scale."""
         self.scaler = scaler
+        self._wrapper = None
+        if on_skipped is None:
+            return
         original = scaler.step
 
         def step(opt, *args, **kwargs):
@@ -41,5 +89,5 @@ class ScalerWatch:
         return s if s is not None and scaler_enabled(self.scaler) else None
 
     def remove(self) -> None:
-        if self.scaler.__dict__.get("step") is self._wrapper:
+        if self._wrapper is not None and self.scaler.__dict__.get("step") is self._wrapper:
             del self.scaler.step

@@ -77,6 +77,6 @@ class BackwardCapture:
 
 def unscale(packed, scale, n_params: int):
     """Divide the norms (not the non-finite counts) of a packed gradient record by ``scale``."""
-    inv = 1.0 / scale.to(device=packed.device, dtype=packed.dtype).reshape(1)
+    inv = 1.0 / scale.to(device=packed.device, dtype=packed.dtype, non_blocking=True).reshape(1)
     P = n_params
     return torch.cat([packed[:P] * inv, packed[P:]])

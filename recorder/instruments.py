@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from .amp import ScalerWatch, scaler_enabled
+from .amp import ScalerWatch, route_scaler_steps, scaler_enabled, unroute_scaler_steps
 from .records.base import Record, Watched
 from .records.registry import RECORDS
 
@@ -42,19 +42,13 @@ class Instruments:
         if optimizer is not None and scaler is not None and scaler_enabled(scaler):
             watch_scaler = ScalerWatch(scaler, optimizer, lambda: self.steps_done,
                                        lambda: self._advance(self._skipped_step))
-        self.w = w = Watched(link, model, optimizer, layout, watch_scaler)
+        self.w = Watched(link, model, optimizer, layout, watch_scaler)
         self.records = []
-        for cls in RECORDS:
-            every = schedule.get(cls.schedule, 0) if cls.schedule else 1
-            if every and cls.wanted(w):
-                record = cls(w, every)
-                if cls.schedule == "stats_every":
-                    record.dense_start = schedule.get("dense_start", 0)
-                self.records.append(record)
-        by = {m: [r for r in self.records if _implements(r, m)]
-              for m in ("before_step", "after_step", "at_log", "skipped_step", "forward_start")}
-        self._before, self._after, self._at_log = by["before_step"], by["after_step"], by["at_log"]
-        self._skipped, self._forward = by["skipped_step"], by["forward_start"]
+        self._schedule = schedule
+        self._add_wanted_records()
+        if optimizer is not None and scaler is None:
+            # A GradScaler the script did not pass: adopted at its first step (amp.py)
+            route_scaler_steps(optimizer, self._scaler_step)
         self._fwd_step = -1            # step whose first training forward was captured
         self._capturing = None         # specs capturing the forward in progress
         self._warned_unknown = False
@@ -74,7 +68,44 @@ class Instruments:
     def compiled(self) -> bool:
         return self.w.compiled
 
+    def _add_wanted_records(self):
+        """Create the record specs this watch() wants that are not there yet (all at watch();
+        the scaler's when a GradScaler is adopted) and index them by the moments they use."""
+        have = {type(r) for r in self.records}
+        for cls in RECORDS:
+            every = self._schedule.get(cls.schedule, 0) if cls.schedule else 1
+            if cls not in have and every and cls.wanted(self.w):
+                record = cls(self.w, every)
+                if cls.schedule == "stats_every":
+                    record.dense_start = self._schedule.get("dense_start", 0)
+                self.records.append(record)
+        order = {cls: i for i, cls in enumerate(RECORDS)}
+        self.records.sort(key=lambda r: order.get(type(r), len(order)))
+        by = {m: [r for r in self.records if _implements(r, m)]
+              for m in ("before_step", "after_step", "at_log", "skipped_step", "forward_start", "scaler_found")}
+        self._before, self._after, self._at_log = by["before_step"], by["after_step"], by["at_log"]
+        self._skipped, self._forward, self._scaler_found = by["skipped_step"], by["forward_start"], by["scaler_found"]
+
+    def _scaler_step(self, scaler, call):
+        """``scaler.step(optimizer)`` of a GradScaler watch() was not given (amp.route_scaler_steps):
+        adopt it before its first step runs, then count the steps it skips."""
+        if self.w.scaler is None and self.w.enabled:
+            self.w.guard(self._adopt_scaler, scaler)
+        before = self.steps_done
+        out = call()
+        if self.steps_done == before and self.w.scaler is not None:
+            self._advance(self._skipped_step)
+        return out
+
+    def _adopt_scaler(self, scaler):
+        self.w.scaler = ScalerWatch(scaler)
+        self._add_wanted_records()          # the loss-scale record
+        for r in self._scaler_found:        # gradients: unscale from now on (and the pending record)
+            r.scaler_found()
+
     def remove(self) -> None:
+        if self.optimizer_watched:
+            unroute_scaler_steps(self.w.optimizer, self._scaler_step)
         for h in self.handles:
             h.remove()
         self.handles = []

@@ -324,7 +324,8 @@ class Recorder:
         ``optimizer`` may be a framework's wrapper (accelerate, Lightning): the hooks go on the
         torch optimizer inside. ``scaler``: the ``torch.amp.GradScaler`` of mixed-precision
         training, so that the steps it skips are counted and recorded (``sys/amp_skipped_step``),
-        its loss scale is recorded and gradient norms are unscaled.
+        its loss scale is recorded and gradient norms are unscaled. Not needed: a scaler that
+        steps the watched optimizer is found at its first ``step()`` (``amp.py``).
 
         Call it once, before training. Values logged before it wait up to 3 s for it (the
         per-layer layout is fixed once the file starts). A second call, or a call after data

@@ -42,11 +42,20 @@ SYNC_OPS = {aten._local_scalar_dense.default, aten.nonzero.default, aten.masked_
             aten.is_nonzero.default, aten.equal.default, aten.repeat_interleave.Tensor}
 
 
+# The user's GradScaler and optimizer run inside the recorder's pass-through wrapper of
+# GradScaler.step (recorder/amp.py): their own reads (the scaler's overflow check) are not ours.
+USER_CODE_UNDER_RECORDER = (os.sep + os.path.join("torch", "amp", "grad_scaler.py"), os.sep + os.path.join("torch", "optim", ""))
+
+
 def _recorder_frame(frame):
-    """The innermost frame of the recorder package on ``frame``'s stack, or None."""
+    """The innermost frame of the recorder package on ``frame``'s stack, or None (also when
+    the read comes from a GradScaler or optimizer that recorder code called on the user's behalf)."""
     while frame is not None:
-        if frame.f_code.co_filename.startswith(RECORDER_DIR):
+        name = frame.f_code.co_filename
+        if name.startswith(RECORDER_DIR):
             return frame
+        if any(part in name for part in USER_CODE_UNDER_RECORDER):
+            return None
         frame = frame.f_back
     return None
 
@@ -225,6 +234,19 @@ def test_device_path_makes_no_host_reads_on_the_training_thread(tmp_path, make, 
     assert hists.steps.tolist() == (expected if schedule == "every step" else [0])
     assert snaps.steps.tolist() == hists.steps.tolist()
     assert (hists.counts.sum(axis=2) > 0).all()
+
+
+def test_a_found_grad_scaler_adds_no_host_reads(tmp_path):
+    """A GradScaler not given to watch(), adopted at its first step (recorder/amp.py): its
+    skipped steps are counted and the norms unscaled without a host read of ours."""
+    from tests.test_scaler_found import amp_run
+
+    with SyncTripwire() as trip:
+        applied = amp_run(tmp_path / "run.h5", 0, give_scaler=False, device_path=True, user_steps=False)
+    assert not trip.hits, f"{len(trip.hits)} host read(s) by the recorder on the training thread:\n{trip.report()}"
+    with open_run(tmp_path / "run.h5") as run:
+        assert run.layer_stat("grad_norm").steps.tolist() == sorted(applied)
+        assert len(run.scalar(fmt.SYS_AMP_SKIPPED).steps) == 30 - len(applied) > 0
 
 
 # A copy of device_stats.mean_std with a host read added, compiled under device_stats.py's file

@@ -125,6 +125,10 @@ class Record:
     def skipped_step(self, step: int, wall: float) -> None:
         """A GradScaler skipped the optimizer step (inf/NaN gradients)."""
 
+    def scaler_found(self) -> None:
+        """A GradScaler watch() was not given stepped the optimizer for the first time: it is
+        ``self.w.scaler`` from now on (amp.route_scaler_steps), before this step's optimizer runs."""
+
     def forward_start(self, step: int, args, kwargs) -> None:
         """The first training-mode forward of a step where this spec is due begins."""
 

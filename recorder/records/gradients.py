@@ -10,7 +10,7 @@ import torch
 
 from .. import format as fmt
 from ..device_stats import NonfiniteCounter, dense_values, stat_view, nonfinite_per_tensor, norms
-from ..grad_capture import BackwardCapture
+from ..grad_capture import BackwardCapture, unscale
 from ..host_stats import norms_list
 from .base import Record
 from .scalar import SCALAR_VALUES
@@ -90,6 +90,19 @@ class Gradients(Record):
         self._captured = None
         if self.capture is not None:
             self.capture.take()   # overflowed fp16 gradients: normal during the scaler's warm-up
+
+    def scaler_found(self):
+        """Unscale from now on, and the record of the backward pass that just ended too: it
+        was taken before the scaler was known, and carries the scale this step unscales by."""
+        if self.capture is None:
+            return
+        scale = self.w.scaler.scale
+        self.capture.scale = scale
+        pending, s = self.capture.pending, scale()
+        if pending is not None and s is not None:
+            if isinstance(pending, np.ndarray):     # the CPU path's float32 values
+                pending = torch.from_numpy(pending.astype(np.float64))
+            self.capture.pending = unscale(pending, s, self.w.P)
 
     def remove(self):
         self._captured = None
@@ -174,7 +187,8 @@ class Gradients(Record):
             full_norms[i] = v
             full_bad[i] = 0.0 if math.isfinite(v) else float(torch.count_nonzero(~torch.isfinite(grads[j])))
         if self.w.scaler is None:   # staged as a numpy array: no torch call
-            return np.array(full_norms + full_bad, np.float32)
+            with np.errstate(over="ignore"):   # a norm beyond float32 is recorded as inf, silently
+                return np.array(full_norms + full_bad, np.float32)
         # grad_capture.unscale() divides these by the loss scale, a tensor
         return torch.from_numpy(np.array(full_norms + full_bad, np.float64))
 

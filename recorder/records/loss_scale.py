@@ -1,5 +1,6 @@
 """A GradScaler's loss scale at every step (``sys/loss_scale``) and the steps it skipped
-(``sys/amp_skipped_step`` = 1); watch(..., scaler=) only."""
+(``sys/amp_skipped_step`` = 1): with the GradScaler given to watch(..., scaler=) or found
+at its first step (amp.py)."""
 from __future__ import annotations
 
 from .. import format as fmt
