@@ -17,18 +17,23 @@ def has_step_hooks(optimizer) -> bool:
 
 
 def unwrap(optimizer, max_depth: int = 8):
-    """The innermost object with working step hooks, or None if there is none."""
+    """The innermost object with working step hooks, or None if there is none.
+
+    Innermost, not the first found: an optimizer that wraps another one and is a
+    ``torch.optim.Optimizer`` itself (SAM, Lookahead, ZeroRedundancyOptimizer) steps the inner
+    one once per iteration, but its own ``step()`` may never run: SAM's loop calls
+    ``first_step()`` and ``second_step()``, and hooks on SAM recorded nothing at all."""
     seen = set()
-    current = optimizer
+    current, found = optimizer, None
     for _ in range(max_depth):
         if current is None or id(current) in seen:
-            return None
+            break
         seen.add(id(current))
         if has_step_hooks(current):
-            return current
+            found = current
         current = next((getattr(current, a, None) for a in INNER_ATTRS
                         if getattr(current, a, None) is not None), None)
-    return None
+    return found
 
 
 def looks_like_optimizer(obj) -> bool:
