@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 from trainspect.recorder import format as fmt
@@ -90,7 +89,7 @@ def train(path, seed, style):
         for _ in range(STEPS):
             x, y = torch.randn(16, 8, generator=data), torch.randn(16, 1, generator=data)
 
-            def closure():
+            def closure(x=x, y=y):
                 loss = F.mse_loss(model(x), y)
                 loss.backward()
                 return loss
@@ -103,7 +102,7 @@ def train(path, seed, style):
             elif style == "sam-closure":     # the loop of davda54/sam's README
                 norms = []
 
-                def recording_closure():
+                def recording_closure(norms=norms):
                     out = closure()
                     norms.append([p.grad.norm().item() for p in model.parameters()])
                     return out
