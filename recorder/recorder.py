@@ -14,6 +14,7 @@ import functools
 import inspect
 import math
 import numbers
+import os
 import sys
 import threading
 import time
@@ -74,6 +75,25 @@ def _close_at_exit(ref) -> None:
 
 
 _RECORDER_DIR = str(Path(__file__).parent)   # as co_filename spells it (not resolved)
+
+# Open Recorders of this process by the path they were asked for (absolute) and rank: a notebook
+# cell run again makes a new Recorder while the last one still holds the file and its hooks.
+_OPEN: dict = {}
+
+
+def _close_earlier(key) -> None:
+    """Close the Recorder of this process made for the same path and rank that is still open
+    (W&B finishes the previous run in a notebook alike): its lock refused the new one
+    (RunFileInUse) and its hooks would record the model twice. One inside its ``with`` block is
+    in use: the new one is refused as before."""
+    ref = _OPEN.get(key)
+    earlier = ref() if ref is not None else None
+    if earlier is None or earlier._closed or earlier._in_with:
+        return
+    warnings.warn(f"trainspect: closed the earlier Recorder of this process still writing {earlier.path} "
+                  "(a notebook cell run again?); end a run with rec.close() or `with Recorder(...)`",
+                  RecorderWarning, stacklevel=3)
+    earlier.close()
 
 
 def _inside_recorder(frame) -> bool:
@@ -193,6 +213,9 @@ class Recorder:
         if resume and overwrite:
             raise ValueError("resume=True continues the run at path, overwrite=True replaces it: pick one")
         dist_info = ranks.rank_and_world()
+        self._open_key = (os.path.abspath(path), dist_info[0] if dist_info else 0)
+        self._in_with = False
+        _close_earlier(self._open_key)
         try:
             self.path, self._lock, _ = claim.claim(
                 path, dist_info[0] if dist_info else 0, dist_info is not None,
@@ -257,6 +280,7 @@ class Recorder:
         self.staging = wt.DeviceStaging(self._device_path)
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._atexit)
+        _OPEN[self._open_key] = weakref.ref(self)
         # If the recorder is dropped without close(), still finish the file.
         self._finalizer = weakref.finalize(self, _finish, self._writer, self._lock, fmt.STATUS_FINISHED)
         self._finalizer.atexit = False   # at exit the atexit hook above closes (and knows "crashed")
@@ -306,6 +330,7 @@ class Recorder:
 
     # ------------------------------------------------------------ context manager
     def __enter__(self):
+        self._in_with = True      # in use: a second Recorder on its path is refused, not closing it
         return self
 
     def __exit__(self, exc_type, exc, tb):
@@ -768,6 +793,8 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
+        if _OPEN.get(self._open_key, lambda: None)() is self:
+            del _OPEN[self._open_key]
         atexit.unregister(self._atexit)
         self._finalizer.detach()
         signals.unregister(self)
