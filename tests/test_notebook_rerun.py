@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 from trainspect.recorder.warning import RecorderWarning
