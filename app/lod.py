@@ -12,15 +12,17 @@ import numpy as np
 # ---------------------------------------------------------------- EMA smoothing
 
 
-def _ema_block_size(a: float) -> int:
-    # Inside a block we scale by a**-k; keep a**-B far from float64 overflow (e**700).
-    return int(max(1, min(8192, math.floor(600.0 / max(-math.log(a), 1e-12)))))
+def _ema_block_size(a: float, magnitude: float = 1.0) -> int:
+    # Inside a block values are scaled by a**-k: keep |x| * a**-B far from float64 overflow
+    # (e**709), also for a diverged run's 1e300 losses.
+    headroom = 600.0 - math.log(max(magnitude, 1.0))
+    return int(max(1, min(8192, math.floor(headroom / max(-math.log(a), 1e-12)))))
 
 
 def _ema_biased(x: np.ndarray, a: float, y0: float) -> np.ndarray:
     """y[n] = a*y[n-1] + (1-a)*x[n] with y[-1] = y0, vectorised in blocks (no per-point loop)."""
     n = x.size
-    B = _ema_block_size(a)
+    B = _ema_block_size(a, float(np.max(np.abs(x))) if n else 1.0)
     nb = -(-n // B)
     pad = nb * B - n
     xb = np.concatenate([x, np.zeros(pad)]).reshape(nb, B)
@@ -274,10 +276,13 @@ def ema_states(values, weight: float, state: tuple[float, int] | None = None):
 
 # Bucket columns: a point at the bucket's first and last row, its minimum and maximum raw value
 # and smoothed value (each with step, wall time and row, to draw them where and in the order they
-# happened), the rows it covers and the EMA state at its start.
-_ENV_INT = ("n", "r0", "r1")
+# happened), the rows it covers, the EMA state at its start, and its non-finite values: how
+# many ("nb") and the step and wall time of the first ("sb", "wb") and last ("se", "we"), so a
+# NaN or Inf, which a line cannot draw, is still marked at every zoom level (Envelope.nonfinite).
+_ENV_INT = ("n", "r0", "r1", "nb")
 _EXTREMES = ("lo", "hi", "mlo", "mhi")      # raw min/max, smoothed min/max
-_ENV_COLS = _ENV_INT + ("sf", "wf", "yf", "mf", "sl", "wl", "yl", "ml", "eb", "ec") + tuple(
+_NONFINITE = ("sb", "wb", "se", "we")
+_ENV_COLS = _ENV_INT + ("sf", "wf", "yf", "mf", "sl", "wl", "yl", "ml", "eb", "ec") + _NONFINITE + tuple(
     f"{k}{e}" for e in _EXTREMES for k in ("y", "s", "w", "r"))
 
 
@@ -294,14 +299,31 @@ def _better(a: np.ndarray, b: np.ndarray, lower: bool) -> np.ndarray:
 
 def _merge(a: dict, b: dict) -> dict:
     """Buckets ``a`` followed by buckets ``b`` (same lengths), merged pairwise."""
-    out = {"n": a["n"] + b["n"], "r0": a["r0"], "r1": b["r1"], "eb": a["eb"], "ec": a["ec"]}
+    out = {"n": a["n"] + b["n"], "r0": a["r0"], "r1": b["r1"], "eb": a["eb"], "ec": a["ec"], "nb": a["nb"] + b["nb"]}
     for k in ("sf", "wf", "yf", "mf"):
         out[k] = a[k]
     for k in ("sl", "wl", "yl", "ml"):
         out[k] = b[k]
+    for k in ("sb", "wb"):      # the first non-finite point: a's if it has one
+        out[k] = np.where(a["nb"] > 0, a[k], b[k])
+    for k in ("se", "we"):      # the last: b's if it has one
+        out[k] = np.where(b["nb"] > 0, b[k], a[k])
     for ext, lower in (("lo", True), ("hi", False), ("mlo", True), ("mhi", False)):
         _pick(a, b, _better(a["y" + ext], b["y" + ext], lower), ext, out)
     return out
+
+
+def _segment_marks(marked: np.ndarray, size: int):
+    """Per run of ``size`` flags: how many are set, and the index of the first and the last
+    set one (meaningless where none is)."""
+    nb = -(-marked.size // size)
+    padded = np.zeros(nb * size, bool)
+    padded[: marked.size] = marked
+    grid = padded.reshape(nb, size)
+    base = np.arange(nb) * size
+    first = grid.argmax(axis=1) + base
+    last = size - 1 - grid[:, ::-1].argmax(axis=1) + base
+    return grid.sum(axis=1).astype(np.int64), first, np.minimum(last, marked.size - 1)
 
 
 def _segment_extreme(v: np.ndarray, size: int, lower: bool) -> np.ndarray:
@@ -424,6 +446,9 @@ class Envelope:
         for k in ("s", "w", "y", "m"):
             out[k + "f"] = pts[k][starts]
             out[k + "l"] = pts[k][ends]
+        out["nb"], first, last = _segment_marks(~np.isfinite(pts["y"][a:b]), size)
+        for k in ("s", "w"):
+            out[k + "b"], out[k + "e"] = pts[k][a + first], pts[k][a + last]
         for ext, src, lower in (("lo", "y", True), ("hi", "y", False), ("mlo", "m", True), ("mhi", "m", False)):
             idx = a + _segment_extreme(pts[src][a:b], size, lower)
             out["y" + ext] = pts[src][idx]
@@ -465,6 +490,24 @@ class Envelope:
         keep = np.ones(xs.shape, bool)
         keep[:, 1:] = (c["n"] > 1)[:, None]
         return xs[keep], ys[keep]
+
+    def nonfinite(self, b0: int = 0, b1: int | None = None, axis: str = "s", max_spans: int = 64) -> list:
+        """``[(x0, x1), ...]``: where buckets [b0, b1) hold NaN or Inf values, from the first to
+        the last such point of each run of neighbouring buckets that hold some (a line has a
+        gap there that says nothing). Spans closest to each other are joined until at most
+        ``max_spans`` remain (a plot shows a few dozen bands, not thousands)."""
+        b1 = self.m if b1 is None else b1
+        c = self._slice(b0, b1)
+        idx = np.flatnonzero(c["nb"] > 0)
+        if idx.size == 0:
+            return []
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+        spans = [[float(c[axis + "b"][r[0]]), float(c[axis + "e"][r[-1]])] for r in runs]
+        while len(spans) > max_spans:
+            gaps = [spans[i + 1][0] - spans[i][1] for i in range(len(spans) - 1)]
+            i = int(np.argmin(gaps))
+            spans[i:i + 2] = [[spans[i][0], spans[i + 1][1]]]
+        return [tuple(sp) for sp in spans]
 
     def nearest(self, x: float, axis: str = "s"):
         """``(step, value, smoothed value)`` of the held point nearest to ``x``; None if empty."""

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from trainspect.app.lod import RowPooler, ema, finite_levels, log_levels, minmax_envelope, pool_rows, rebin_histograms
+from trainspect.app.lod import Envelope, RowPooler, ema, finite_levels, log_levels, minmax_envelope, pool_rows, rebin_histograms
 
 
 def ema_reference(x, a):
@@ -26,6 +26,19 @@ def test_ema_matches_the_sequential_definition(weight):
     ref = ema_reference(x, weight)
     assert np.array_equal(np.isnan(got), np.isnan(ref))
     np.testing.assert_allclose(got[~np.isnan(ref)], ref[~np.isnan(ref)], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("magnitude", [1e60, 1e300, 1.7e308])
+@pytest.mark.parametrize("weight", [0.6, 0.99])
+def test_ema_of_a_diverged_runs_huge_values_stays_finite_and_exact(weight, magnitude, recwarn):
+    """Blocks scale values by weight**-k (up to e**600): a 1e300 loss overflowed to inf and
+    left NaN behind it, with a numpy overflow warning on the console."""
+    x = np.random.default_rng(3).normal(size=4000)
+    x[[10, 2500]] = [magnitude, -magnitude / 3]
+    got, _ = ema(x, weight)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, ema_reference(x, weight), rtol=1e-9, atol=1e-9)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_ema_first_value_is_unbiased_and_nan_does_not_poison_the_rest():
@@ -117,3 +130,33 @@ def test_log_levels_only_when_positive_and_wide():
     assert log_levels(np.array([[0.2, 0.5]]))[1] is False
     assert log_levels(np.array([[-1.0, 100.0, 1e-3]]))[1] is False
     assert finite_levels(np.array([np.nan, -2.0, 1.0, np.inf]), symmetric=True) == (-2.0, 2.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_envelope_marks_every_nonfinite_value_at_every_size(seed):
+    """A NaN or Inf cannot be drawn as a point: the envelope keeps where they are, per bucket,
+    through merges, so the plot can band them (Envelope.nonfinite)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20_000, 60_000))
+    v = rng.normal(size=n)
+    bad = np.unique(np.concatenate([rng.integers(0, n, 5), np.arange(1000, 1040)]))
+    v[bad] = rng.choice([np.nan, np.inf, -np.inf], size=bad.size)
+    steps = np.arange(n) * 3
+    env = Envelope(0.6, capacity=int(rng.choice([64, 512, 4096])))
+    chunk = int(rng.integers(500, 9000))
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        env.extend(np.arange(a, b), steps[a:b], steps[a:b] / 10, v[a:b])
+    spans = env.nonfinite(max_spans=1000)
+    assert int(env.cols["nb"][: env.m].sum()) == bad.size
+    for s in steps[bad]:      # every one inside a span...
+        assert any(x0 <= s <= x1 for x0, x1 in spans), s
+    for x0, x1 in spans:      # ...and every span starts and ends at one
+        assert x0 in steps[bad] and x1 in steps[bad]
+    assert len(env.nonfinite(max_spans=3)) <= 3
+    assert env.nonfinite(axis="w")[0][0] == steps[bad][0] / 10
+    exact = Envelope(0.0)
+    exact.extend(np.arange(n), steps, steps / 10, v)
+    runs = np.split(bad, np.flatnonzero(np.diff(bad) > 1) + 1)
+    assert exact.nonfinite(max_spans=1000) == [(steps[r[0]], steps[r[-1]]) for r in runs]
+    assert Envelope(0.6).nonfinite() == []

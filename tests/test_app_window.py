@@ -192,6 +192,39 @@ def test_log_y_x_modes_and_smoothing_off(window, small_run, qtbot):
     assert not curve.smooth.isVisible() and curve.raw.opts["pen"].color().alpha() == 255
 
 
+def nan_run(path, n=60_000, bad=((12_345, 12_350), (40_000, 40_000))):
+    from trainspect.recorder import Recorder
+
+    values = np.linspace(2.0, 0.5, n)
+    for lo, hi in bad:
+        values[lo:hi + 1] = np.nan
+    values[bad[-1][0]] = np.inf
+    with Recorder(path) as rec:
+        rec.log_many({"train/loss": values}, steps=np.arange(n))
+    return path
+
+
+def bands_shown(curve):
+    return [tuple(b.getRegion()) for b in curve.nonfinite_bands if b.isVisible()]
+
+
+def test_nan_and_inf_are_banded_on_the_plot_at_every_zoom(window, tmp_path, small_run, qtbot):
+    """A line cannot draw NaN or Inf (a gap says nothing): a red band marks where they are,
+    over the whole run and zoomed in, and a run without them has none."""
+    entry, clean = open_runs(window, [nan_run(tmp_path / "nan.h5"), small_run])
+    window.view.set_metrics(["train/loss"])
+    wait_for(qtbot, lambda: ("train/loss", entry.key) in window.scalars.curves)
+    curve = window.scalars.curves[("train/loss", entry.key)]
+    wait_for(qtbot, lambda: len(bands_shown(curve)) == 2)
+    (a0, a1), (b0, b1) = sorted(bands_shown(curve))
+    assert a0 <= 12_345 and 12_350 <= a1 < 12_345 + 200 and b0 <= 40_000 <= b1 < 40_000 + 200
+    window.view.set_step_range((12_000, 12_700))     # zoomed in: read from the file, exact
+    wait_for(qtbot, lambda: bands_shown(curve) == [(12_345.0, 12_350.0)])
+    assert "NaN or Inf at steps 12345-12350" in curve.nonfinite_bands[0].toolTip()
+    assert bands_shown(window.scalars.curves[("train/loss", clean.key)]) == []
+    window.view.reset_view()
+
+
 def test_runs_overlay_with_distinct_colours(window, small_run, big_run):
     a, b = open_runs(window, [small_run, big_run])
     assert a.color != b.color

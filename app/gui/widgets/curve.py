@@ -22,6 +22,9 @@ SHORT_SERIES = 10       # series of at most this many points are drawn raw (an E
                         # points lagged: it ended at 2.85 where the last value was 2.53), with markers
 BUILD_BLOCK_ROWS = 1_000_000   # scalar rows per read while building an envelope (~30 MB at a time)
 DETAIL_BUCKETS_PER_PX = 8      # a zoomed-in read keeps at most this many buckets per pixel
+NONFINITE_PEN = "#d62728"      # edges of the bands where a series is NaN or Inf (a line has a gap there)
+NONFINITE_FILL = (214, 39, 40, 38)
+MAX_NONFINITE_BANDS = 64
 
 
 def build_envelopes(run, weights: dict, stop: int) -> dict:
@@ -57,6 +60,8 @@ class Curve:
             # per pixel column -- never sampling, so spikes survive.
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
+        self.plot = plot
+        self.nonfinite_bands: list[pg.LinearRegionItem] = []   # shown where the series is NaN/Inf
         self.weight = weight          # the view's smoothing (a short series is drawn raw)
         self.env = Envelope(weight)
         self.rows_fed = 0             # scalar-table rows ``env`` has seen
@@ -198,6 +203,33 @@ class Curve:
         if self.smooth.isVisible():
             xs, ys = env.draw(b0, b1, self.axis, smoothed=True, max_buckets=most)
             self.smooth.setData(xs - self.x_offset, ys)
+        self._draw_nonfinite(env.nonfinite(b0, b1, self.axis, MAX_NONFINITE_BANDS))
+
+    def _draw_nonfinite(self, spans) -> None:
+        """A band from the first to the last NaN/Inf of each run of them (a single one: its edge
+        line), so a diverged step is seen on the plot and not only as a gap in the line."""
+        bands = self.nonfinite_bands
+        while len(bands) < len(spans):
+            band = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(*NONFINITE_FILL),
+                                       pen=pg.mkPen(NONFINITE_PEN, width=1))
+            band.setZValue(-5)
+            self.plot.addItem(band, ignoreBounds=True)
+            bands.append(band)
+        unit = "steps" if self.axis == "s" else "wall time"
+        for band, (x0, x1) in zip(bands, spans):
+            band.setRegion((x0 - self.x_offset, x1 - self.x_offset))
+            where = f"step {x0:.0f}" if x0 == x1 and self.axis == "s" else (
+                f"steps {x0:.0f}-{x1:.0f}" if self.axis == "s" else unit)
+            band.setToolTip(f"{self.metric} of {self.entry.name}: NaN or Inf at {where}")
+            band.setVisible(True)
+        for band in bands[len(spans):]:
+            band.setVisible(False)
+
+    def remove(self) -> None:
+        """Take this curve's items off its plot (its run was closed)."""
+        for item in (self.raw, self.smooth, *self.nonfinite_bands):
+            self.plot.removeItem(item)
+        self.nonfinite_bands = []
 
     def detail_request(self):
         """``(first row, stop row, EMA state, x0, x1, capacity)`` of the read ``detail_wanted``

@@ -346,10 +346,8 @@ class ScalarPlotPanel(QWidget):
         """A run was closed: drop its curves and release their data."""
         for key in [k for k in self.curves if k[1] == entry.key]:
             curve = self.curves.pop(key)
-            plot = self.plots.get(key[0])
-            if plot is not None:
-                plot.removeItem(curve.raw)
-                plot.removeItem(curve.smooth)
+            if self.plots.get(key[0]) is curve.plot:
+                curve.remove()
         self._xmap = self._xmap_key = None
         self._xmap_len = 0
         for curve in self.curves.values():
