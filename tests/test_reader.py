@@ -203,6 +203,16 @@ def test_info_cli(tmp_path, capsys):
     assert main(["info", str(tmp_path / "r.h5")]) == 0
     out = capsys.readouterr().out
     assert "finished at step 99" in out and "train/loss" in out and "grads (100 records)" in out
+    assert "NaN/Inf" not in out
+    w = RunFileWriter(tmp_path / "nan.h5")
+    w.start({"name": "nan"})
+    w.add_tags(["train/loss", "val/loss"])
+    w.append_scalars([0, 1, 2, 3, 3], [0, 0, 0, 0, 1], [1.0, 0.5, float("nan"), float("inf"), 2.0], np.zeros(5))
+    w.close()
+    assert main(["info", str(tmp_path / "nan.h5")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert next(x for x in lines if "train/loss" in x).endswith("last inf  (NaN/Inf from step 2)")
+    assert next(x for x in lines if "val/loss" in x).endswith("last 2")
     (tmp_path / "bad.h5").write_bytes(b"junk" * 100)
     assert main(["info", str(tmp_path / "bad.h5")]) == 2
     assert "bad.h5" in capsys.readouterr().err

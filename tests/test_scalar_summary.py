@@ -53,3 +53,33 @@ def test_rows_naming_no_metric_are_not_counted(tmp_path):
     with open_run(tmp_path / "t.h5") as run:
         summary = run.scalar_summary()
         assert summary.counts.tolist() == [2] and summary.last.tolist() == [4.0] and summary.max_step == 3
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_first_nonfinite_step_of_each_metric_across_blocks_and_appends(tmp_path, monkeypatch, seed):
+    """What ``info`` prints as "(NaN/Inf from step N)": the earliest step of each metric whose
+    value is NaN or Inf, also when rows arrive out of step order and in several reads."""
+    monkeypatch.setattr(run_module, "SUMMARY_READ_BLOCK", 89)
+    rng = np.random.default_rng(seed)
+    w = RunFileWriter(tmp_path / "n.h5")
+    w.start({"name": "n"})
+    w.add_tags(["a", "b", "c"])
+    n = 1200
+    steps = rng.permutation(n)                 # rows out of step order
+    tags = rng.integers(0, 3, n).astype(np.int32)
+    values = rng.normal(size=n)
+    bad = rng.random(n) < 0.02
+    bad &= tags != 2                           # "c" stays finite
+    values[bad] = rng.choice([np.nan, np.inf, -np.inf], size=int(bad.sum()))
+    w.append_scalars(steps[:700], tags[:700], values[:700], np.zeros(700))
+    w.flush(int(steps[:700].max()))
+    run = open_run(tmp_path / "n.h5")
+    run.scalar_summary()                       # incremental: the second call reads the rest
+    w.append_scalars(steps[700:], tags[700:], values[700:], np.zeros(n - 700))
+    w.close()
+    expected = [int(steps[bad & (tags == t)].min()) if (bad & (tags == t)).any() else -1 for t in range(3)]
+    assert expected[2] == -1 and max(expected) >= 0
+    with open_run(tmp_path / "n.h5") as fresh:
+        for summary in (run.scalar_summary(), fresh.scalar_summary()):
+            assert summary.first_nonfinite.tolist() == expected
+    run.close()

@@ -69,7 +69,9 @@ def summary_lines(run):
     yield from lines
     lines = []
     names, counts, last = summary.names, summary.counts.tolist(), summary.last.tolist()   # lists: 1 M lines fast
-    yield from (f"  {names[i]:<32} {counts[i]:>9} points  last {last[i]:.6g}" if counts[i] else
+    bad = summary.first_nonfinite.tolist()
+    yield from (f"  {names[i]:<32} {counts[i]:>9} points  last {last[i]:.6g}"
+                + (f"  (NaN/Inf from step {bad[i]})" if bad[i] >= 0 else "") if counts[i] else
                 f"  {names[i]:<32} {0:>9} points  last -" for i in user)
     inst = run.instruments()
     if inst:
