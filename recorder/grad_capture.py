@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from .hooks import RecorderHook
+
 # Hooks on this many parameters from each end of the model: the first to get its gradient in
 # a backward pass queues the callback. A hook on every parameter would cost a Python call per
 # parameter per backward (~2 ms for a 2000-tensor model).
@@ -32,7 +34,7 @@ class BackwardCapture:
         chosen = trainable if len(trainable) <= 2 * HOOKED_PER_END else (
             trainable[:HOOKED_PER_END] + trainable[-HOOKED_PER_END:])
         for p in chosen:
-            self.handles.append(p.register_post_accumulate_grad_hook(self._on_accumulated))
+            self.handles.append(p.register_post_accumulate_grad_hook(RecorderHook(self._on_accumulated)))
 
     @property
     def active(self) -> bool:

@@ -15,6 +15,7 @@ import time
 import torch
 
 from .amp import ScalerWatch, route_scaler_steps, scaler_enabled, unroute_scaler_steps
+from .hooks import RecorderHook
 from .records.base import Record, Watched
 from .records.registry import RECORDS
 
@@ -53,8 +54,8 @@ class Instruments:
         self._capturing = None         # specs capturing the forward in progress
         self._warned_unknown = False
         self._n_opt_params = None
-        self.handles = [model.register_forward_pre_hook(self._root_pre, with_kwargs=True),
-                        model.register_forward_hook(self._root_post, always_call=True)]
+        self.handles = [model.register_forward_pre_hook(RecorderHook(self._root_pre), with_kwargs=True),
+                        model.register_forward_hook(RecorderHook(self._root_post), always_call=True)]
         if optimizer is not None:
             self.handles.append(optimizer.register_step_pre_hook(self._opt_pre))
             self.handles.append(optimizer.register_step_post_hook(self._opt_post))

@@ -12,6 +12,7 @@ import torch
 
 from .. import format as fmt
 from ..device_stats import RAW_NAN, activation_raw, activation_rows, output_tensor
+from ..hooks import RecorderHook
 from ..host_stats import activation_row
 from ..layout import output_bounds
 from .base import Record
@@ -39,7 +40,7 @@ class Activations(Record):
             return   # see Watched.compiled: no leaf hooks on a torch.compile'd model
         for i, m in enumerate(self.leaves):
             if i != self.root:
-                self._handles.append(m.register_forward_hook(self._leaf_hook(i)))
+                self._handles.append(m.register_forward_hook(RecorderHook(self._leaf_hook(i))))
 
     def _leaf_hook(self, i):
         def hook(module, args, output):

@@ -1,0 +1,78 @@
+"""A watched model deep-copied or pickled while recording (timm's ModelEma, torch's
+swa_utils.AveragedModel, ``torch.save(model)`` checkpoints): the copy works and is inert, and
+the run records the watched model exactly as without the copies."""
+from __future__ import annotations
+
+import copy
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim.swa_utils import AveragedModel
+
+from trainspect.analysis import open_run
+from trainspect.recorder import Recorder
+
+torch.set_num_threads(1)
+STEPS = 30
+
+
+def train(path, seed, copies, device_path=False):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    data = torch.Generator().manual_seed(seed)
+    with Recorder(path, stats_every=3, _device_path=device_path) as rec:
+        rec.watch(model, opt)
+        ema = AveragedModel(model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(0.9)) if copies else None
+        for step in range(STEPS):
+            x, y = torch.randn(16, 6, generator=data), torch.randn(16, 1, generator=data)
+            loss = F.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss})
+            if copies:
+                ema.update_parameters(model)
+                ema.train()
+                ema(x)                                   # a copy's training-mode forward: not recorded
+                if step % 10 == 0:
+                    buf = io.BytesIO()
+                    torch.save(model, buf)               # a whole-model checkpoint mid-run
+                    buf.seek(0)
+                    loaded = torch.load(buf, weights_only=False)
+                    loaded(x).sum().backward()           # its hooks are inert: nothing recorded
+                    clone = copy.deepcopy(model)
+                    clone(x).sum().backward()
+    return model
+
+
+@pytest.mark.parametrize("device_path", [False, True], ids=["cpu-path", "device-path"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_copies_and_checkpoints_of_the_watched_model_change_nothing(tmp_path, seed, device_path):
+    with_copies = train(tmp_path / "copies.h5", seed, True, device_path)
+    plain = train(tmp_path / "plain.h5", seed, False, device_path)
+    for a, b in zip(with_copies.parameters(), plain.parameters()):
+        assert torch.equal(a, b)
+    with open_run(tmp_path / "copies.h5") as run, open_run(tmp_path / "plain.h5") as ref:
+        assert run.status().state == "finished"
+        assert run.scalar("train/loss").steps.tolist() == list(range(STEPS))
+        for stat in ("grad_norm", "weight_norm", "act_mean"):
+            a, b = run.layer_stat(stat), ref.layer_stat(stat)
+            assert a.steps.tolist() == b.steps.tolist(), stat
+            np.testing.assert_array_equal(a.values, b.values, err_msg=stat)
+
+
+def test_a_pickled_watched_model_loads_and_runs_without_the_recorder(tmp_path):
+    model = nn.Linear(3, 1)
+    with Recorder(tmp_path / "r.h5") as rec:
+        rec.watch(model, torch.optim.SGD(model.parameters(), lr=0.1))
+        blob = io.BytesIO()
+        torch.save(model, blob)
+    blob.seek(0)
+    loaded = torch.load(blob, weights_only=False)
+    assert loaded(torch.ones(2, 3)).shape == (2, 1)
+    assert torch.equal(loaded.weight, model.weight)
