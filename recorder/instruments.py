@@ -187,7 +187,9 @@ class Instruments:
             # torch.compile'd after watch(): dynamo traces this hook with fake tensors, so its
             # statistics would be lost and its side effects break the graph; skip (FORMAT.md).
             return
-        if module.training and self.optimizer_watched:
+        if module.training and self.optimizer_watched and torch.is_grad_enabled():
+            # A forward under no_grad (the training accuracy after the step, in train mode)
+            # starts no iteration: it labelled that iteration's log(step=None) one step late.
             self.link.mark_forward()
         if not self.w.enabled or not module.training or self._capturing is not None:
             return

@@ -589,12 +589,15 @@ def test_default_step_lines_up_with_the_optimizer_step_of_the_iteration(tmp_path
             opt.zero_grad()
             loss.backward()
             opt.step()
-            rec.log({"train/loss": loss.detach()})           # logged after the step
+            with torch.no_grad():                             # a gradient-free train-mode forward
+                acc = (model(x) - y).abs().mean()             # after the step starts no iteration
+            rec.log({"train/loss": loss.detach(), "train/acc": acc})   # logged after the step
             model.eval(); model(x); model.train()             # an eval forward changes nothing
     run = open_run(path)
     grad_steps = run.layer_stat("grad_norm").steps.tolist()
     assert grad_steps == list(range(6))
     assert run.scalar("train/loss").steps.tolist() == grad_steps
+    assert run.scalar("train/acc").steps.tolist() == grad_steps
     assert run.scalar("before/loss").steps.tolist() == grad_steps
 
 
