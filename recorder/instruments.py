@@ -56,9 +56,22 @@ class Instruments:
         self._n_opt_params = None
         self.handles = [model.register_forward_pre_hook(RecorderHook(self._root_pre), with_kwargs=True),
                         model.register_forward_hook(RecorderHook(self._root_post), always_call=True)]
+        self._stepped = False          # the watched optimizer stepped since the last training forward
+        self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)
+        self._holds_ours: dict = {}    # id(optimizer) -> (it, does it hold parameters of the model)
         if optimizer is not None:
             self.handles.append(optimizer.register_step_pre_hook(self._opt_pre))
             self.handles.append(optimizer.register_step_post_hook(self._opt_post))
+            try:   # every optimizer's steps (torch >= 2.0): another one may update this model too
+                from torch.optim.optimizer import (
+                    register_optimizer_step_post_hook,
+                    register_optimizer_step_pre_hook,
+                )
+
+                self.handles += [register_optimizer_step_pre_hook(RecorderHook(self._any_opt_pre)),
+                                 register_optimizer_step_post_hook(RecorderHook(self._any_opt_post))]
+            except ImportError:
+                pass
 
     # The recorder switches the instruments off (a failed instrument or writer), tests pick the path.
     enabled = property(lambda self: self.w.enabled, lambda self, v: setattr(self.w, "enabled", v))
@@ -83,9 +96,11 @@ class Instruments:
         order = {cls: i for i, cls in enumerate(RECORDS)}
         self.records.sort(key=lambda r: order.get(type(r), len(order)))
         by = {m: [r for r in self.records if _implements(r, m)]
-              for m in ("before_step", "after_step", "at_log", "skipped_step", "forward_start", "scaler_found")}
+              for m in ("before_step", "after_step", "at_log", "skipped_step", "forward_start", "scaler_found",
+                        "training_forward", "other_optimizer_step")}
         self._before, self._after, self._at_log = by["before_step"], by["after_step"], by["at_log"]
         self._skipped, self._forward, self._scaler_found = by["skipped_step"], by["forward_start"], by["scaler_found"]
+        self._training_forward, self._other_step = by["training_forward"], by["other_optimizer_step"]
 
     def _scaler_step(self, scaler, call):
         """``scaler.step(optimizer)`` of a GradScaler watch() was not given (amp.route_scaler_steps):
@@ -132,7 +147,28 @@ class Instruments:
         for r in self._before:
             r.before_step(step, wall, closure)
 
+    def _any_opt_post(self, optimizer, args, kwargs):
+        self._stepping = max(0, self._stepping - 1)
+
+    def _any_opt_pre(self, optimizer, args, kwargs):
+        """Torch's global pre-step hook, for every optimizer. Another one than the watched one,
+        before it in this iteration and holding the model's parameters: its update belongs to
+        the iteration's weight update (records/weights.py)."""
+        self._stepping += 1
+        if optimizer is self.w.optimizer or self._stepped or not self._other_step or not self.w.enabled:
+            return
+        held = self._holds_ours.get(id(optimizer))
+        if held is None or held[0] is not optimizer:
+            ours = {id(p) for p in self.w.params}
+            held = self._holds_ours[id(optimizer)] = (optimizer, any(
+                id(p) in ours for g in optimizer.param_groups for p in g["params"]))
+        if held[1]:
+            step, wall = self.link.step, time.time()
+            for r in self._other_step:
+                self.w.guard(r.other_optimizer_step, step, wall)
+
     def _opt_post(self, optimizer, args, kwargs):
+        self._stepped = True
         self.w.guard(self._after_step, self._has_closure(optimizer, args, kwargs))
         self.steps_done += 1
         self.link.advance()
@@ -191,6 +227,10 @@ class Instruments:
             # A forward under no_grad (the training accuracy after the step, in train mode)
             # starts no iteration: it labelled that iteration's log(step=None) one step late.
             self.link.mark_forward()
+            if self.w.enabled and not self._stepping:   # not a closure's forward inside a step
+                self._stepped = False
+                for r in self._training_forward:
+                    self.w.guard(r.training_forward)
         if not self.w.enabled or not module.training or self._capturing is not None:
             return
         step = self.link.step

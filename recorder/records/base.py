@@ -129,6 +129,14 @@ class Record:
         """A GradScaler watch() was not given stepped the optimizer for the first time: it is
         ``self.w.scaler`` from now on (amp.route_scaler_steps), before this step's optimizer runs."""
 
+    def other_optimizer_step(self, step: int, wall: float) -> None:
+        """Another optimizer that holds parameters of the watched model is about to step, before
+        the watched one in this iteration (Muon beside AdamW, SAM around its base optimizer)."""
+
+    def training_forward(self) -> None:
+        """A training-mode forward that tracks gradients begins (every one, due or not; the
+        watched optimizer's iteration has ended)."""
+
     def forward_start(self, step: int, args, kwargs) -> None:
         """The first training-mode forward of a step where this spec is due begins."""
 

@@ -1,0 +1,70 @@
+"""One model, two optimizers (Muon on the matrices and AdamW on the rest, as in modded-nanogpt;
+SparseAdam beside Adam), or weights edited after the step (WGAN's clipping): the update of a
+scheduled step is the change of every weight until the next training forward, not only the
+watched optimizer's. Measured at its post-step hook, the other parameters' updates were 0 and
+the advisor called them frozen."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from trainspect.analysis import open_run
+from trainspect.analysis.advisor import diagnose
+from trainspect.recorder import Recorder
+
+torch.set_num_threads(1)
+STEPS = 40
+
+
+def train(path, seed, order, device_path):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+    matrices = [p for p in model.parameters() if p.dim() == 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    watched = torch.optim.SGD(matrices, lr=0.05, momentum=0.9)
+    other = torch.optim.AdamW(rest, lr=1e-2)
+    data = torch.Generator().manual_seed(seed)
+    before, after = [], []      # weights before the iteration's first step, and at the next one's start
+
+    def weights():
+        return [p.detach().clone() for p in model.parameters()]
+    with Recorder(path, stats_every=10, dense_start=15, _device_path=device_path) as rec:
+        rec.watch(model, watched)
+        for step in range(STEPS):
+            if step:
+                after.append(weights())
+            x, y = torch.randn(32, 8, generator=data), torch.randint(0, 3, (32,), generator=data)
+            loss = F.cross_entropy(model(x), y)
+            watched.zero_grad()
+            other.zero_grad()
+            loss.backward()
+            before.append(weights())        # before the iteration's first optimizer step
+            if order == "other first":
+                other.step()
+            watched.step()
+            if order in ("watched first", "clipped"):
+                other.step()
+            if order == "clipped":           # WGAN: clip every weight after the step
+                with torch.no_grad():
+                    for p in model.parameters():
+                        p.clamp_(-0.05, 0.05)
+            rec.log({"train/loss": loss})
+        after.append(weights())              # the last update is measured at close()
+    expected = [[float(torch.linalg.vector_norm(a - b)) for a, b in zip(after[t], before[t])] for t in range(STEPS)]
+    return np.array(expected)
+
+
+@pytest.mark.parametrize("device_path", [False, True], ids=["cpu-path", "device-path"])
+@pytest.mark.parametrize("order", ["watched first", "other first", "clipped"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_updates_count_every_change_until_the_next_forward(tmp_path, seed, order, device_path):
+    expected = train(tmp_path / "run.h5", seed, order, device_path)
+    with open_run(tmp_path / "run.h5") as run:
+        upd = run.layer_stat("update_norm")
+        steps = upd.steps.tolist()
+        assert steps == list(range(15)) + [20, 30]
+        np.testing.assert_allclose(upd.values, expected[steps], rtol=1e-4, atol=1e-7)
+        assert (upd.values > 0).any(axis=0).all()   # every parameter moved (AdamW's, before or after)
+    assert "frozen_layers" not in {f.symptom for f in diagnose(tmp_path / "run.h5")}
