@@ -10,11 +10,17 @@ before the first optimizer of the iteration that holds the model's parameters st
 (``other_optimizer_step``, from torch's global step hook) and compared when the next training
 forward begins, still before that forward's activations take memory. ``step(closure)`` (LBFGS
 runs forwards inside it) is measured after the step; an update no forward followed, at the
-next step or at close()."""
+next step or at close().
+
+Parameters that do not train (``requires_grad=False``: a frozen backbone under LoRA) are not
+copied: a copy of a 7B base at each scheduled step is gigabytes on the GPU. Their version
+counter tells whether anything changed them in place (its update is then NaN once, and they are
+copied from then on: a BYOL/DINO teacher moved by EMA); unchanged, their update is exactly 0."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .. import format as fmt
@@ -32,6 +38,9 @@ class Weights(Record):
         self.prev = None              # weights copied before a scheduled optimizer step
         self.prev_at = None           # (step, wall) of that step
         self._copy = WeightCopy()     # the CPU fast path's buffer for them, kept between due steps
+        self._kept = None             # indices of the copied parameters (None: all)
+        self._versions = None         # the others' version counters at the copy
+        self._edited = set()          # frozen parameters seen changed in place: copied from then on
 
     def _on_host(self) -> bool:
         return self.w.cpu_fast_path and all(p.is_cpu for p in self.w.params)
@@ -47,12 +56,20 @@ class Weights(Record):
             self._take(step, wall)
 
     def _take(self, step, wall):
-        if self.due(step) and self.w.params:
-            self.prev_at = (step, wall)
-            if self._on_host():
-                self.prev = self._copy.take(self.w.params)
-            else:
-                self.prev = torch._foreach_mul([stat_view(p.detach()) for p in self.w.params], 1.0)
+        params = self.w.params
+        if not (self.due(step) and params):
+            return
+        self.prev_at = (step, wall)
+        kept = None
+        if not all(p.requires_grad for p in params):
+            kept = [i for i, p in enumerate(params) if p.requires_grad or i in self._edited]
+            self._versions = {i: params[i]._version for i in range(len(params)) if i not in set(kept)}
+        self._kept = kept
+        copied = params if kept is None else [params[i] for i in kept]
+        if self._on_host():
+            self.prev = self._copy.take(copied)
+        else:
+            self.prev = torch._foreach_mul([stat_view(p.detach()) for p in copied], 1.0)
 
     def after_step(self, step, wall, closure):
         if closure:                  # forwards run inside step(closure): measure now
@@ -79,21 +96,53 @@ class Weights(Record):
         self.w.guard(self._finish)    # the run ends: the last scheduled update
         self.prev = None
 
+    def _uncopied(self) -> dict:
+        """Parameter index -> its update (0.0, or NaN when changed in place) for those not copied."""
+        if self._kept is None:
+            return {}
+        params, out = self.w.params, {}
+        for i, version in self._versions.items():
+            if params[i]._version == version:
+                out[i] = 0.0
+            else:
+                out[i] = math.nan
+                self._edited.add(i)
+        return out
+
     def compute(self, prev):
         w = self.w
+        P = w.P
+        kept = self._kept if prev is not None else None
+        uncopied = self._uncopied() if prev is not None else {}
         # prev is the buffer's views only when before_step took the host path; at_log has none
         host = self._on_host() if prev is None else prev is self._copy.views
         if host:
-            rows = weight_norms(w.params, None if prev is None else self._copy.addrs)   # one C pass
+            addrs = None if prev is None else self._copy.addrs
+            if kept is not None:                 # address 0: no copy (update NaN, set below)
+                addrs = np.zeros(P, np.int64)
+                addrs[kept] = self._copy.addrs
+            rows = weight_norms(w.params, addrs)   # one C pass
             if rows is not None:
+                for i, u in uncopied.items():
+                    rows[P + i], rows[2 * P + i] = u, u / rows[i] if rows[i] else u
                 return rows
         current = [stat_view(p.detach()) for p in w.params]
         weight = torch.stack(w.to_one(norms(current)))
         if prev is None:
             update = torch.full_like(weight, math.nan)
         else:
-            torch._foreach_sub_(prev, current)           # in place: no second copy of the weights
-            update = torch.stack(w.to_one(norms(prev)))
+            rows = current if kept is None else [current[i] for i in kept]
+            torch._foreach_sub_(prev, rows)              # in place: no second copy of the weights
+            found = w.to_one(norms(prev))
+            if kept is not None:
+                full = [None] * P
+                for i, u in zip(kept, found):
+                    full[i] = u
+                nan, zero = w.const(weight.device)[0], weight.new_zeros(())
+                for i, u in uncopied.items():
+                    full[i] = zero if u == 0.0 else nan
+                found = full
+            update = torch.stack(found)
         return torch.cat([weight, update, update / weight])
 
     def unpack(self, values, arg, step, wall, rows):
