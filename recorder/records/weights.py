@@ -63,7 +63,8 @@ class Weights(Record):
         kept = None
         if not all(p.requires_grad for p in params):
             kept = [i for i, p in enumerate(params) if p.requires_grad or i in self._edited]
-            self._versions = {i: params[i]._version for i in range(len(params)) if i not in set(kept)}
+            skipped = set(range(len(params))).difference(kept)
+            self._versions = {i: params[i]._version for i in skipped}
         self._kept = kept
         copied = params if kept is None else [params[i] for i in kept]
         if self._on_host():
