@@ -11,6 +11,7 @@ the optimizer step their forward pass feeds.
 from __future__ import annotations
 
 import time
+import weakref
 
 import torch
 
@@ -58,7 +59,7 @@ class Instruments:
                         model.register_forward_hook(RecorderHook(self._root_post), always_call=True)]
         self._stepped = False          # the watched optimizer stepped since the last training forward
         self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)
-        self._holds_ours: dict = {}    # id(optimizer) -> (it, does it hold parameters of the model)
+        self._holds_ours = weakref.WeakKeyDictionary()   # optimizer -> does it hold the model's parameters
         if optimizer is not None:
             self.handles.append(optimizer.register_step_pre_hook(self._opt_pre))
             self.handles.append(optimizer.register_step_post_hook(self._opt_post))
@@ -157,12 +158,18 @@ class Instruments:
         self._stepping += 1
         if optimizer is self.w.optimizer or self._stepped or not self._other_step or not self.w.enabled:
             return
-        held = self._holds_ours.get(id(optimizer))
-        if held is None or held[0] is not optimizer:
+        try:
+            held = self._holds_ours.get(optimizer)
+        except TypeError:          # not weak-referenceable: asked each time
+            held = None
+        if held is None:
             ours = {id(p) for p in self.w.params}
-            held = self._holds_ours[id(optimizer)] = (optimizer, any(
-                id(p) in ours for g in optimizer.param_groups for p in g["params"]))
-        if held[1]:
+            held = any(id(p) in ours for g in optimizer.param_groups for p in g["params"])
+            try:   # weak: an optimizer the script dropped (and its state) is not kept alive
+                self._holds_ours[optimizer] = held
+            except TypeError:
+                pass
+        if held:
             step, wall = self.link.step, time.time()
             for r in self._other_step:
                 self.w.guard(r.other_optimizer_step, step, wall)

@@ -68,3 +68,26 @@ def test_updates_count_every_change_until_the_next_forward(tmp_path, seed, order
         np.testing.assert_allclose(upd.values, expected[steps], rtol=1e-4, atol=1e-7)
         assert (upd.values > 0).any(axis=0).all()   # every parameter moved (AdamW's, before or after)
     assert "frozen_layers" not in {f.symptom for f in diagnose(tmp_path / "run.h5")}
+
+
+def test_an_optimizer_the_script_drops_is_not_kept_alive(tmp_path):
+    """The global step hook remembers which optimizers hold the model's parameters, weakly: a
+    script that makes a new optimizer each epoch must not keep the old ones' state alive."""
+    import gc
+    import weakref
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    watched = torch.optim.SGD([model.weight], lr=0.1)
+    with Recorder(tmp_path / "run.h5") as rec:
+        rec.watch(model, watched)
+        refs = []
+        for _ in range(3):                      # a new optimizer for the bias each "epoch"
+            other = torch.optim.Adam([model.bias], lr=0.1)
+            model(torch.randn(3, 4)).sum().backward()
+            other.step()
+            watched.step()
+            refs.append(weakref.ref(other))
+            del other
+        gc.collect()
+        assert all(r() is None for r in refs)
