@@ -252,7 +252,7 @@ class Run:
     """One run file, opened for reading. Use :func:`open_run`."""
 
     def __init__(self, path, keep_points: bool = True):
-        self.path = Path(path)
+        self.path = Path(path).expanduser()   # "~/runs/x.h5", as Recorder writes it
         # keep_points=False (the app): no metric's points stay in memory; scalar() reads one
         # metric when asked and scalar_rows() hands out new rows (memory follows what is shown).
         self._keep_points = bool(keep_points)

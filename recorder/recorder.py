@@ -212,6 +212,10 @@ class Recorder:
             raise TypeError(f"config must be a dict (or None), got {type(config).__name__}")
         if resume and overwrite:
             raise ValueError("resume=True continues the run at path, overwrite=True replaces it: pick one")
+        if isinstance(path, (str, os.PathLike)):
+            # "~/runs/x.h5" made a directory named "~" in the working directory (the shell's
+            # `rm -rf ~` to clean it up is a disaster): a user's home, as pandas reads it
+            path = os.path.expanduser(path)
         dist_info = ranks.rank_and_world()
         self._open_key = (os.path.abspath(path), dist_info[0] if dist_info else 0)
         self._in_with = False

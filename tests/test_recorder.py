@@ -638,3 +638,20 @@ def test_a_new_instrument_is_one_spec_class_and_one_registry_line(tmp_path, monk
         assert s.steps.tolist() == [0, 2, 4]
         np.testing.assert_allclose(s.values, [largest[0], largest[2], largest[4]], rtol=1e-6)
         assert run.layer_stat("grad_norm").steps.tolist() == list(range(5))   # the others unchanged
+
+
+def test_a_tilde_path_means_the_home_directory(tmp_path, monkeypatch):
+    """``Recorder("~/runs/x.h5")`` made a directory named "~" in the working directory."""
+    from trainspect.analysis import open_run
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    with Recorder("~/runs/x.h5") as rec:
+        rec.log({"loss": 1.0}, step=0)
+    assert rec.path == home / "runs" / "x.h5" and rec.path.exists()
+    assert not (work / "~").exists()
+    with open_run("~/runs/x.h5") as run:
+        assert run.scalar("loss").values.tolist() == [1.0]
