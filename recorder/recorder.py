@@ -81,6 +81,17 @@ _RECORDER_DIR = str(Path(__file__).parent)   # as co_filename spells it (not res
 _OPEN: dict = {}
 
 
+def _run_file(path: str, name) -> str:
+    """The run file a path names. TensorBoard's habit, a folder (``runs/exp1/``), or a name
+    without a suffix (``runs/exp1``) gave a file that ``trainspect open runs/`` did not list
+    (it lists ``*.h5``): a folder gets ``<name>.h5`` inside it, a bare name ``.h5``."""
+    text = os.fspath(path)
+    if os.path.isdir(text) or text.endswith(("/", os.sep)):
+        stem = str(name) if name is not None and str(name).strip() else "run"
+        return os.path.join(text, "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) + ".h5")
+    return text + ".h5" if not os.path.splitext(os.path.basename(text))[1] else text
+
+
 def _close_earlier(key) -> None:
     """Close the Recorder of this process made for the same path and rank that is still open
     (W&B finishes the previous run in a notebook alike): its lock refused the new one
@@ -216,6 +227,7 @@ class Recorder:
             # "~/runs/x.h5" made a directory named "~" in the working directory (the shell's
             # `rm -rf ~` to clean it up is a disaster): a user's home, as pandas reads it
             path = os.path.expanduser(path)
+            path = _run_file(path, name)
         dist_info = ranks.rank_and_world()
         self._open_key = (os.path.abspath(path), dist_info[0] if dist_info else 0)
         self._in_with = False

@@ -655,3 +655,22 @@ def test_a_tilde_path_means_the_home_directory(tmp_path, monkeypatch):
     assert not (work / "~").exists()
     with open_run("~/runs/x.h5") as run:
         assert run.scalar("loss").values.tolist() == [1.0]
+
+
+def test_a_folder_or_a_bare_name_gets_a_run_file_the_app_lists(tmp_path, capsys):
+    """TensorBoard's habit, ``Recorder("runs/exp1")`` or a folder: the file was ``runs/exp1``
+    (no suffix) or the folder's name with ``-2``, which ``trainspect info runs/`` did not list."""
+    from trainspect.app.cli import main
+
+    (tmp_path / "runs").mkdir()
+    made = []
+    for path, name in [(tmp_path / "runs", None), (tmp_path / "runs", "exp 1"), (f"{tmp_path}/new/", None),
+                       (tmp_path / "runs" / "bare", None), (tmp_path / "runs" / "kept.hdf5", None)]:
+        with Recorder(path, name=name) as rec:
+            rec.log({"loss": 1.0}, step=0)
+        made.append(rec.path)
+    assert made == [tmp_path / "runs" / "run.h5", tmp_path / "runs" / "exp_1.h5", tmp_path / "new" / "run.h5",
+                    tmp_path / "runs" / "bare.h5", tmp_path / "runs" / "kept.hdf5"]
+    assert main(["info", str(tmp_path / "runs")]) == 0
+    out = capsys.readouterr().out
+    assert all(f"({p})" in out for p in made[:2] + made[3:4])
