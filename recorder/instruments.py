@@ -98,10 +98,11 @@ class Instruments:
         self.records.sort(key=lambda r: order.get(type(r), len(order)))
         by = {m: [r for r in self.records if _implements(r, m)]
               for m in ("before_step", "after_step", "at_log", "skipped_step", "forward_start", "scaler_found",
-                        "training_forward", "other_optimizer_step")}
+                        "training_forward", "other_optimizer_step", "flush")}
         self._before, self._after, self._at_log = by["before_step"], by["after_step"], by["at_log"]
         self._skipped, self._forward, self._scaler_found = by["skipped_step"], by["forward_start"], by["scaler_found"]
         self._training_forward, self._other_step = by["training_forward"], by["other_optimizer_step"]
+        self._flushed = by["flush"]
 
     def _scaler_step(self, scaler, call):
         """``scaler.step(optimizer)`` of a GradScaler watch() was not given (amp.route_scaler_steps):
@@ -148,6 +149,11 @@ class Instruments:
         for r in self._before:
             r.before_step(step, wall, closure)
 
+    def flush(self) -> None:
+        """``Recorder.flush()``: records held for the end of the iteration are emitted now."""
+        for r in self._flushed:
+            self.w.guard(r.flush)
+
     def _any_opt_post(self, optimizer, args, kwargs):
         self._stepping = max(0, self._stepping - 1)
 
@@ -156,7 +162,7 @@ class Instruments:
         before it in this iteration and holding the model's parameters: its update belongs to
         the iteration's weight update (records/weights.py)."""
         self._stepping += 1
-        if optimizer is self.w.optimizer or self._stepped or not self._other_step or not self.w.enabled:
+        if optimizer is self.w.optimizer or not self._other_step or not self.w.enabled:
             return
         try:
             held = self._holds_ours.get(optimizer)
@@ -170,6 +176,8 @@ class Instruments:
             except TypeError:
                 pass
         if held:
+            self.w.other_optimizers = True   # weight updates wait for the iteration's end
+        if held and not self._stepped:
             step, wall = self.link.step, time.time()
             for r in self._other_step:
                 self.w.guard(r.other_optimizer_step, step, wall)

@@ -791,6 +791,8 @@ class Recorder:
         if not self._active:
             self._report_writer_failure()
             return False
+        if self._instruments is not None:
+            self._instruments.flush()      # records held for the iteration's end (weight updates)
         self._transfer()
         ok = self._writer.barrier(timeout)
         if self._writer.error is not None:

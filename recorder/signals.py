@@ -42,12 +42,14 @@ def register(recorder) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         for signum in SIGNALS:
-            if signum in _previous:
-                continue
             try:
                 previous = signal.getsignal(signum)
+                if previous is _handle:
+                    continue   # ours, still installed
                 if previous is None or previous == signal.SIG_IGN:
                     continue   # installed outside Python (cannot be chained), or ignored on purpose
+                # Not installed yet, or replaced since (a framework's handler, or ours left over
+                # by a recorder dropped unclosed: _recorders is weak): ours goes first, chaining to it.
                 signal.signal(signum, _handle)
             except (ValueError, OSError):   # not the main interpreter, or not supported here
                 continue

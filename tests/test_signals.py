@@ -201,3 +201,26 @@ def test_a_forked_child_does_not_write_its_parents_run(tmp_path):
     with open_run(path) as r:
         assert r.status().state == "finished" and r.status().error == ""
         assert r.scalar("loss").steps.tolist() == [0, 1]
+
+
+def test_a_handler_installed_after_a_dropped_recorder_is_chained(tmp_path):
+    """A Recorder dropped without close() leaves the weak registry without unregistering: a
+    handler the script installs afterwards was then never chained behind ours (SIGTERM saved
+    nothing), and closing put back the stale one."""
+    import gc
+
+    def mine(signum, frame):
+        pass
+
+    old = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        dropped = Recorder(tmp_path / "dropped.h5")
+        dropped.log({"loss": 1.0}, step=0)
+        del dropped
+        gc.collect()
+        signal.signal(signal.SIGTERM, mine)
+        with Recorder(tmp_path / "a.h5"):
+            assert signal.getsignal(signal.SIGTERM) is not mine
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, old)

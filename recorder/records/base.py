@@ -42,6 +42,7 @@ class Watched:
         self.cpu_fast_path = not link.device_path   # off: the GPU code path, also for CPU tensors (tests)
         self._consts = {}                  # device -> (NaN, -1.0) 0-d tensors
         self.one_device = len({p.device for p in self.params}) <= 1   # see to_one
+        self.other_optimizers = False      # another optimizer steps parameters of this model
         import torch
 
         # torch.no_grad() as a context costs ~2.5 us a call, these two ~0.1 us (guard runs ~25x a step)
@@ -132,6 +133,9 @@ class Record:
     def other_optimizer_step(self, step: int, wall: float) -> None:
         """Another optimizer that holds parameters of the watched model is about to step, before
         the watched one in this iteration (Muon beside AdamW, SAM around its base optimizer)."""
+
+    def flush(self) -> None:
+        """``Recorder.flush()``: emit what the spec holds for later (everything logged is written)."""
 
     def training_forward(self) -> None:
         """A training-mode forward that tracks gradients begins (every one, due or not; the

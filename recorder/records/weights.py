@@ -1,16 +1,17 @@
 """Per-parameter weight norms, update norms and update/weight ratios (group ``weights``), every
 ``stats_every`` steps: the weights are copied before the scheduled optimizer step, and the
-update is the difference when the next training forward begins.
+update is the difference after it, or, once another optimizer was seen stepping the model's
+parameters, when the next training forward begins.
 
-The window covers every change of the iteration, not only the watched optimizer's: a second
+That window covers every change of the iteration, not only the watched optimizer's: a second
 optimizer (Muon on the matrices and AdamW on the rest, as in modded-nanogpt) may step before or
-after it, weight clipping or a projection may follow. Measured at the watched optimizer's own
-hooks those updates were 0, and the advisor called the parameters frozen. So the copy is taken
+after it (and weight clipping may follow). Measured at the watched optimizer's own hooks, the
+other's updates were 0, and the advisor called its parameters frozen. So the copy is taken
 before the first optimizer of the iteration that holds the model's parameters steps
 (``other_optimizer_step``, from torch's global step hook) and compared when the next training
 forward begins, still before that forward's activations take memory. ``step(closure)`` (LBFGS
 runs forwards inside it) is measured after the step; an update no forward followed, at the
-next step or at close().
+next step, flush() or close().
 
 Parameters that do not train (``requires_grad=False``: a frozen backbone under LoRA) are not
 copied: a copy of a 7B base at each scheduled step is gigabytes on the GPU. Their version
@@ -73,10 +74,16 @@ class Weights(Record):
             self.prev = torch._foreach_mul([stat_view(p.detach()) for p in copied], 1.0)
 
     def after_step(self, step, wall, closure):
-        if closure:                  # forwards run inside step(closure): measure now
+        # Measured now unless another optimizer steps this model's parameters (then at the
+        # next training forward): step(closure) runs its forwards inside, and a plain loop has
+        # nothing more to wait for (its record is written without waiting for a next step).
+        if closure or not self.w.other_optimizers:
             self._finish()
 
     def training_forward(self):
+        self._finish()
+
+    def flush(self):
         self._finish()
 
     def _finish(self):
