@@ -81,6 +81,25 @@ _RECORDER_DIR = str(Path(__file__).parent)   # as co_filename spells it (not res
 _OPEN: dict = {}
 
 
+def _whole_step(step):
+    """A step given as a whole number in another type: a float like 7.0 (an epoch counter kept
+    as float), or a one-element integer tensor on the CPU (a step counter kept as a tensor);
+    None otherwise. A GPU tensor is not read: that would sync the device."""
+    if isinstance(step, float) and step.is_integer():
+        return int(step)
+    if type(step).__module__.startswith("torch") and getattr(step, "is_cpu", False) \
+            and not step.is_floating_point() and not step.is_complex() and step.numel() == 1 \
+            and step.dtype != _torch_bool():
+        return int(step.item())
+    return None
+
+
+def _torch_bool():
+    import torch
+
+    return torch.bool
+
+
 def _run_file(path: str, name) -> str:
     """The run file a path names. TensorBoard's habit, a folder (``runs/exp1/``), or a name
     without a suffix (``runs/exp1``) gave a file that ``trainspect open runs/`` did not list
@@ -615,13 +634,19 @@ class Recorder:
             self._call_tags[keys] = tuple(tags[name] for name in keys)
 
     def _check_step(self, step):
+        hint = ""
         try:
             if isinstance(step, numbers.Integral) and not isinstance(step, bool) and 0 <= step < _MAX_STEP:
                 return int(step)
+            whole = _whole_step(step)
+            if whole is not None and 0 <= whole < _MAX_STEP:
+                return whole
             shown = f"{step!r:.40}"
+            if getattr(step, "is_cuda", False) or getattr(getattr(step, "device", None), "type", "cpu") != "cpu":
+                hint = " (a step on the GPU would be read with a sync: pass int(step) where you read it anyway)"
         except Exception:  # noqa: BLE001 - a hostile int subclass: not a usable step either
             shown = "(unprintable)"
-        self._bad("<step>", f"step must be an int in [0, 2**53), got {type(step).__name__} {shown}", TypeError)
+        self._bad("<step>", f"step must be an int in [0, 2**53), got {type(step).__name__} {shown}{hint}", TypeError)
         return None
 
     def _new_metric(self, name):

@@ -177,12 +177,22 @@ hostile_names = st.one_of(
     st.just("sys/reserved"), st.text(min_size=60, max_size=70), st.builds(RaisingStr, st.text(min_size=1, max_size=3)),
 )
 hostile_steps = st.one_of(st.none(), st.integers(-(2 ** 70), 2 ** 70), st.floats(), st.booleans(), st.text(max_size=3),
-                          st.sampled_from([np.int64(5), np.uint8(3), torch.tensor(4)]))
+                          st.sampled_from([np.int64(5), np.uint8(3), torch.tensor(4), torch.tensor(-4), torch.tensor(4.0),
+                                           torch.tensor([7]), torch.tensor([1, 2]), torch.tensor(True), 7.0, 2.0 ** 60]))
 calls = st.lists(st.tuples(st.dictionaries(hostile_names, hostile_values, max_size=4), hostile_steps),
                  min_size=1, max_size=12)
 
 
 def _valid_step(step) -> bool:
+    """An int in [0, 2**53), also given as a whole float (7.0) or a one-element integer CPU tensor."""
+    if isinstance(step, torch.Tensor):
+        if step.is_floating_point() or step.dtype == torch.bool or step.numel() != 1:
+            return False
+        step = int(step.item())
+    elif isinstance(step, float):
+        if not step.is_integer():
+            return False
+        step = int(step)
     return step is None or (isinstance(step, (int, np.integer)) and not isinstance(step, bool) and 0 <= step < 2 ** 53)
 
 
@@ -201,7 +211,7 @@ def test_hostile_log_calls_never_raise_and_keep_the_good_value(batch):
                 at = rec.step if step is None else step
                 rec.log(metrics, step=step)   # must not raise, whatever the input
                 if _valid_step(step):
-                    expected.append((int(at), float(i)))
+                    expected.append((int(at.item() if isinstance(at, torch.Tensor) else at), float(i)))
         with open_run(path) as r:
             s = r.scalar("sentinel") if "sentinel" in r.scalar_names() else None
             got = list(zip(s.steps.tolist(), s.values.tolist())) if s is not None else []

@@ -221,6 +221,24 @@ def test_bad_inputs_warn_once_and_are_skipped(tmp_path):
         assert run.scalar("ok").steps.tolist() == [0, 1]
 
 
+def test_a_step_kept_as_a_tensor_or_a_whole_float_is_taken(tmp_path):
+    """``step=`` from code that keeps its counter as a CPU tensor or a float (7.0) was refused
+    ("step must be an int"), losing the value; a fraction, a bool or a GPU step still is."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(tmp_path / "run.h5") as rec:
+            for value, step in [(1.0, np.int64(1)), (2.0, torch.tensor(2)), (3.0, 3.0), (4.0, torch.tensor([4], dtype=torch.int32)),
+                                (5.0, 5.5), (6.0, torch.tensor(6.0)), (7.0, torch.tensor(True)), (8.0, float("inf"))]:
+                rec.log({"a": value}, step=step)
+            rec.set_step(torch.tensor(10))
+            rec.log({"a": 10.0})
+    refused = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    assert len(refused) == 4 and all("step must be an int" in m for m in refused)
+    with open_run(tmp_path / "run.h5") as run:
+        assert run.scalar("a").steps.tolist() == [1, 2, 3, 4, 10]
+        assert run.scalar("a").values.tolist() == [1.0, 2.0, 3.0, 4.0, 10.0]
+
+
 def test_strict_mode_raises(tmp_path):
     with Recorder(tmp_path / "run.h5", strict=True) as rec:
         with pytest.raises(TypeError, match="'s'"):
