@@ -90,7 +90,11 @@ class MainWindow(QMainWindow):
         self.splitter = QSplitter(Qt.Vertical)
         self.splitter.addWidget(self.scalars)
         self.splitter.addWidget(self.tabs)
-        self.splitter.setSizes([520, 420])
+        # The scalar plots get the larger share, also when the window grows or shrinks: on a
+        # 1366x768 laptop, half the height left four plots ~35 px each, their y labels overlapping.
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([600, 400])
         central = QWidget()
         lay = QVBoxLayout(central)
         lay.setContentsMargins(4, 4, 4, 4)
