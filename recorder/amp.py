@@ -2,18 +2,19 @@
 
 A scaler skips ``optimizer.step()`` when a gradient overflowed; the optimizer's hooks then never
 run, so the recorder's step count fell behind the user's (25 skipped steps of 30 put the
-gradient records at steps 0..4 while the losses ran 0..29). The scaler's ``step`` is wrapped on
-this one instance: a call that did not reach the optimizer is a skipped step, counted and
-recorded as ``sys/amp_skipped_step``. ``GradScaler.step`` reads the overflow flag on the host
-itself, so knowing whether the optimizer ran costs no extra synchronisation.
+gradient records at steps 0..4 while the losses ran 0..29). ``GradScaler.step`` reads the
+overflow flag on the host itself, so knowing whether the optimizer ran costs no extra
+synchronisation: a call that did not reach the optimizer is a skipped step, counted and
+recorded as ``sys/amp_skipped_step``.
 
 Most scripts never pass their scaler to ``watch()`` (nanoGPT, the HF Trainer and Lightning's
 ``16-mixed`` keep it out of sight): then every skipped step put the step count one behind the
 user's, and the gradient norms carried the loss scale (65536x; inf once their squares overflow
 float32, which the advisor read as non-finite gradients). So ``torch.amp.GradScaler.step`` is
-routed once per process (``route_scaler_steps``): a call for a watched optimizer hands its
-scaler to that optimizer's instruments, which adopt it at that first step, before the optimizer
-runs. Calls for other optimizers cost one dictionary lookup more.
+routed once per process (``route_scaler_steps``): a call for a watched optimizer goes through
+that optimizer's instruments, which count the steps it skips and, for a scaler ``watch()`` was
+not given, adopt it at that first step, before the optimizer runs. Calls for other optimizers
+cost one dictionary lookup more.
 """
 from __future__ import annotations
 
@@ -33,9 +34,8 @@ def scaler_enabled(scaler) -> bool:
 
 
 def route_scaler_steps(optimizer, handler) -> None:
-    """From now on ``GradScaler.step(optimizer)`` of any enabled scaler (not one given to
-    ``watch()``, whose own ``step`` is wrapped) calls ``handler(scaler, call)``, which must run
-    ``call()`` (the real step) once and return its result."""
+    """From now on ``GradScaler.step(optimizer)`` of any enabled scaler calls
+    ``handler(scaler, call)``, which must run ``call()`` (the real step) once and return its result."""
     global _routed
     if not _routed:
         try:
@@ -56,38 +56,19 @@ def _routed_step(original):
     @functools.wraps(original)
     def step(self, optimizer, *args, **kwargs):
         handler = _routes.get(id(unwrap(optimizer))) if _routes else None
-        if handler is None or "step" in self.__dict__ or not scaler_enabled(self):
+        if handler is None or not scaler_enabled(self):
             return original(self, optimizer, *args, **kwargs)
         return handler(self, lambda: original(self, optimizer, *args, **kwargs))
     return step
 
 
 class ScalerWatch:
-    def __init__(self, scaler, optimizer=None, steps_done=None, on_skipped=None):
-        """``steps_done()`` counts optimizer steps the hooks saw; ``on_skipped()`` handles one
-        skip. Without them (a scaler found by ``route_scaler_steps``) the route counts skips
-        and this only reads the loss scale."""
+    """The loss scale of the GradScaler a watch() uses (given, or found by ``route_scaler_steps``)."""
+
+    def __init__(self, scaler):
         self.scaler = scaler
-        self._wrapper = None
-        if on_skipped is None:
-            return
-        original = scaler.step
-
-        def step(opt, *args, **kwargs):
-            before = steps_done()
-            out = original(opt, *args, **kwargs)
-            if steps_done() == before and unwrap(opt) is optimizer:
-                on_skipped()
-            return out
-
-        self._wrapper = step
-        scaler.step = step
 
     def scale(self):
         """The current loss scale as a 0-d tensor on its device (no host read), or None."""
         s = getattr(self.scaler, "_scale", None)
         return s if s is not None and scaler_enabled(self.scaler) else None
-
-    def remove(self) -> None:
-        if self._wrapper is not None and self.scaler.__dict__.get("step") is self._wrapper:
-            del self.scaler.step

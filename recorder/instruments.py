@@ -40,16 +40,14 @@ class Instruments:
         self.link = link
         self.optimizer_watched = optimizer is not None
         self.steps_done = 0            # optimizer steps the hooks saw (a GradScaler skip is not one)
-        watch_scaler = None
-        if optimizer is not None and scaler is not None and scaler_enabled(scaler):
-            watch_scaler = ScalerWatch(scaler, optimizer, lambda: self.steps_done,
-                                       lambda: self._advance(self._skipped_step))
-        self.w = Watched(link, model, optimizer, layout, watch_scaler)
+        given = scaler is not None and optimizer is not None and scaler_enabled(scaler)
+        self.w = Watched(link, model, optimizer, layout, ScalerWatch(scaler) if given else None)
         self.records = []
         self._schedule = schedule
         self._add_wanted_records()
-        if optimizer is not None and scaler is None:
-            # A GradScaler the script did not pass: adopted at its first step (amp.py)
+        if optimizer is not None:
+            # GradScaler.step(optimizer): skipped steps are counted, and a scaler the script did
+            # not pass is adopted at its first step (amp.py)
             route_scaler_steps(optimizer, self._scaler_step)
         self._fwd_step = -1            # step whose first training forward was captured
         self._capturing = None         # specs capturing the forward in progress
@@ -105,8 +103,8 @@ class Instruments:
         self._flushed = by["flush"]
 
     def _scaler_step(self, scaler, call):
-        """``scaler.step(optimizer)`` of a GradScaler watch() was not given (amp.route_scaler_steps):
-        adopt it before its first step runs, then count the steps it skips."""
+        """``scaler.step(optimizer)`` (amp.route_scaler_steps): a scaler watch() was not given is
+        adopted before its first step runs; the steps it skips are counted."""
         if self.w.scaler is None and self.w.enabled:
             self.w.guard(self._adopt_scaler, scaler)
         before = self.steps_done
@@ -129,8 +127,6 @@ class Instruments:
         self.handles = []
         for r in self.records:
             r.remove()
-        if self.w.scaler is not None:
-            self.w.scaler.remove()
         self._capturing = None
 
     # ------------------------------------------------------------ optimizer hooks
