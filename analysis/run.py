@@ -173,12 +173,15 @@ class ScalarSummary:
     first_nonfinite: np.ndarray | None = None   # int64 first step with a NaN/Inf value per metric (-1 = none)
 
 
+_NONE_BAD = np.iinfo(np.int64).max   # _SummaryCursor.bad of a metric with no NaN/Inf (np.minimum.at)
+
+
 @dataclass
 class _SummaryCursor:
     rows: int = 0
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     last: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    bad: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # first non-finite step, -1
+    bad: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # first non-finite step (_NONE_BAD: none)
     max_step: int = -1
     segments: np.ndarray | None = None   # the writer sessions the counts were made under
     first: np.ndarray | None = None      # resumed runs: [session, metric] smallest step (see _first_steps)
@@ -646,7 +649,7 @@ class Run:
         if len(acc.counts) < n_tags:
             acc.counts = np.concatenate([acc.counts, np.zeros(n_tags - len(acc.counts), np.int64)])
             acc.last = np.concatenate([acc.last, np.full(n_tags - len(acc.last), np.nan)])
-            acc.bad = np.concatenate([acc.bad, np.full(n_tags - len(acc.bad), -1, np.int64)])
+            acc.bad = np.concatenate([acc.bad, np.full(n_tags - len(acc.bad), _NONE_BAD, np.int64)])
         n = self._committed_rows(SCALAR_COLUMNS)
         step_ds, tag_ds, value_ds = (self._h(c) for c in SCALAR_COLUMNS[:3])
         segments = self._read_segments()
@@ -654,7 +657,7 @@ class Run:
         if not _same_table(segments, acc.segments) or n < acc.rows:
             acc = self._summary = _SummaryCursor(segments=segments)
             acc.counts, acc.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
-            acc.bad = np.full(n_tags, -1, np.int64)
+            acc.bad = np.full(n_tags, _NONE_BAD, np.int64)
         cut = None
         if starts is not None:
             # A resumed run: rows read later can supersede rows already counted. A first pass
@@ -665,7 +668,7 @@ class Run:
             if acc.cut is not None and not np.array_equal(acc.cut, cut):
                 acc.rows, acc.max_step = 0, -1
                 acc.counts, acc.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
-                acc.bad = np.full(n_tags, -1, np.int64)
+                acc.bad = np.full(n_tags, _NONE_BAD, np.int64)
             acc.cut = cut
         for a in range(acc.rows, n, SUMMARY_READ_BLOCK):
             b = min(n, a + SUMMARY_READ_BLOCK)
@@ -684,14 +687,10 @@ class Run:
                 acc.last[present] = last
                 acc.max_step = max(acc.max_step, top)
                 if nonfinite.any():   # the earliest step of each metric's NaN/Inf rows
-                    order = np.lexsort((steps[nonfinite], tag[nonfinite]))
-                    bad_tags, first = np.unique(tag[nonfinite][order], return_index=True)
-                    bad_steps = steps[nonfinite][order][first].astype(np.int64)
-                    old = acc.bad[bad_tags]
-                    acc.bad[bad_tags] = np.where((old < 0) | (bad_steps < old), bad_steps, old)
+                    np.minimum.at(acc.bad, tag[nonfinite], steps[nonfinite].astype(np.int64))
             acc.rows = b
         return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows,
-                             acc.bad.copy())
+                             np.where(acc.bad == _NONE_BAD, -1, acc.bad))
 
     @_reads_file
     def metric_names(self) -> list[str]:

@@ -501,13 +501,14 @@ class Envelope:
         idx = np.flatnonzero(c["nb"] > 0)
         if idx.size == 0:
             return []
-        runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
-        spans = [[float(c[axis + "b"][r[0]]), float(c[axis + "e"][r[-1]])] for r in runs]
-        while len(spans) > max_spans:
-            gaps = [spans[i + 1][0] - spans[i][1] for i in range(len(spans) - 1)]
-            i = int(np.argmin(gaps))
-            spans[i:i + 2] = [[spans[i][0], spans[i + 1][1]]]
-        return [tuple(sp) for sp in spans]
+        breaks = np.flatnonzero(np.diff(idx) > 1)          # a run ends after idx[breaks]
+        starts = c[axis + "b"][idx[np.r_[0, breaks + 1]]]
+        ends = c[axis + "e"][idx[np.r_[breaks, idx.size - 1]]]
+        if len(starts) > max_spans:   # keep the widest gaps between runs, join across the others
+            gaps = starts[1:] - ends[:-1]
+            keep = np.sort(np.argsort(gaps, kind="stable")[len(gaps) - max(0, max_spans - 1):])
+            starts, ends = starts[np.r_[0, keep + 1]], ends[np.r_[keep, len(ends) - 1]]
+        return [(float(a), float(b)) for a, b in zip(starts, ends)]
 
     def nearest(self, x: float, axis: str = "s"):
         """``(step, value, smoothed value)`` of the held point nearest to ``x``; None if empty."""

@@ -87,17 +87,11 @@ def _whole_step(step):
     None otherwise. A GPU tensor is not read: that would sync the device."""
     if isinstance(step, float) and step.is_integer():
         return int(step)
-    if type(step).__module__.startswith("torch") and getattr(step, "is_cpu", False) \
-            and not step.is_floating_point() and not step.is_complex() and step.numel() == 1 \
-            and step.dtype != _torch_bool():
-        return int(step.item())
+    if type(step).__module__.startswith("torch") and getattr(step, "is_cpu", False) and step.numel() == 1:
+        import torch  # loaded already: this is one of its tensors
+        if step.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8):
+            return int(step.item())
     return None
-
-
-def _torch_bool():
-    import torch
-
-    return torch.bool
 
 
 def _run_file(path: str, name) -> str:
