@@ -240,8 +240,8 @@ class Instruments:
             self.link.mark_forward()
             if self.w.enabled and not self._stepping:   # not a closure's forward inside a step
                 self._stepped = False
-                for r in self._training_forward:
-                    self.w.guard(r.training_forward)
+                for r in self._training_forward:   # each forward: the spec guards its own work
+                    r.training_forward()
         if not self.w.enabled or not module.training or self._capturing is not None:
             return
         step = self.link.step

@@ -139,7 +139,8 @@ class Record:
 
     def training_forward(self) -> None:
         """A training-mode forward that tracks gradients begins (every one, due or not; the
-        watched optimizer's iteration has ended)."""
+        watched optimizer's iteration has ended). Called unguarded (it runs at every forward):
+        a spec with work to do runs it through ``self.w.guard``."""
 
     def forward_start(self, step: int, args, kwargs) -> None:
         """The first training-mode forward of a step where this spec is due begins."""

@@ -81,7 +81,8 @@ class Weights(Record):
             self._finish()
 
     def training_forward(self):
-        self._finish()
+        if self.prev is not None:     # every forward: nothing to do in a one-optimizer loop
+            self.w.guard(self._finish)
 
     def flush(self):
         self._finish()
