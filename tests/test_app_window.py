@@ -16,6 +16,7 @@ from trainspect.analysis import Cause, Evidence, Finding  # noqa: E402
 from trainspect.app.lod import ema  # noqa: E402
 from trainspect.app.gui.main_window import MainWindow  # noqa: E402
 from trainspect.app.gui.settings import make_settings, recent_files  # noqa: E402
+from trainspect.app.gui.widgets.scalar_plots import MIN_PLOT_HEIGHT  # noqa: E402
 from tests.fixtures_runs import make_corrupt_file, make_foreign_hdf5, make_run  # noqa: E402
 from tests.gui_helpers import open_runs, recorded, show_panel  # noqa: E402
 
@@ -223,6 +224,22 @@ def test_nan_and_inf_are_banded_on_the_plot_at_every_zoom(window, tmp_path, smal
     assert "NaN or Inf at steps 12345-12350" in curve.nonfinite_bands[0].toolTip()
     assert bands_shown(window.scalars.curves[("train/loss", clean.key)]) == []
     window.view.reset_view()
+
+
+def test_a_short_window_scrolls_the_plots_instead_of_squeezing_them(window, small_run, qtbot):
+    """At 700 px four stacked plots were ~50 px each and their y labels overlapped; they keep a
+    readable height and the column scrolls, while a tall window shows them all unscrolled."""
+    open_runs(window, [small_run])
+    window.view.set_metrics(["train/loss", "val/loss", "train/acc", "val/acc"])
+    scroll = window.scalars.scroll.verticalScrollBar()
+    heights = lambda: [p.sceneBoundingRect().height() for p in window.scalars.plots.values()]   # noqa: E731
+    wait_for(qtbot, lambda: not scroll.isVisible())
+    window.resize(1100, 700)
+    wait_for(qtbot, lambda: scroll.isVisible() and scroll.maximum() > 0)
+    assert min(heights()) >= 0.8 * MIN_PLOT_HEIGHT
+    window.resize(1300, 950)
+    wait_for(qtbot, lambda: not scroll.isVisible())
+    assert min(heights()) >= MIN_PLOT_HEIGHT
 
 
 def test_runs_overlay_with_distinct_colours(window, small_run, big_run):
