@@ -49,6 +49,7 @@ class Instruments:
             # GradScaler.step(optimizer): skipped steps are counted, and a scaler the script did
             # not pass is adopted at its first step (amp.py)
             route_scaler_steps(optimizer, self._scaler_step)
+        self._compiled_forward = False  # a training forward ran in code compiled after watch()
         self._fwd_step = -1            # step whose first training forward was captured
         self._capturing = None         # specs capturing the forward in progress
         self._warned_unknown = False
@@ -58,9 +59,10 @@ class Instruments:
         self._stepped = False          # the watched optimizer stepped since the last training forward
         self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)
         self._holds_ours = weakref.WeakKeyDictionary()   # optimizer -> does it hold the model's parameters
+        self._replaces = weakref.WeakKeyDictionary()     # optimizer -> does it hold every watched parameter
+        self._opt_handles = []
         if optimizer is not None:
-            self.handles.append(optimizer.register_step_pre_hook(self._opt_pre))
-            self.handles.append(optimizer.register_step_post_hook(self._opt_post))
+            self._hook_optimizer(optimizer)
             try:   # every optimizer's steps (torch >= 2.0): another one may update this model too
                 from torch.optim.optimizer import (
                     register_optimizer_step_post_hook,
@@ -119,12 +121,16 @@ class Instruments:
         for r in self._scaler_found:        # gradients: unscale from now on (and the pending record)
             r.scaler_found()
 
+    def _hook_optimizer(self, optimizer) -> None:
+        self._opt_handles = [optimizer.register_step_pre_hook(self._opt_pre),
+                             optimizer.register_step_post_hook(self._opt_post)]
+
     def remove(self) -> None:
         if self.optimizer_watched:
             unroute_scaler_steps(self.w.optimizer, self._scaler_step)
-        for h in self.handles:
+        for h in self.handles + self._opt_handles:
             h.remove()
-        self.handles = []
+        self.handles, self._opt_handles = [], []
         for r in self.records:
             r.remove()
         self._capturing = None
@@ -137,7 +143,20 @@ class Instruments:
         return (args[0] if args else kwargs.get("closure")) is not None
 
     def _opt_pre(self, optimizer, args, kwargs):
+        if self._compiled_forward:
+            self._after_compiled_forward()
         self.w.guard(self._before_step, optimizer, self._has_closure(optimizer, args, kwargs))
+
+    def _after_compiled_forward(self):
+        """This iteration's forward ran in code compiled after watch(): its step label is
+        marked now, before the step is counted (a loss logged after the step lines up)."""
+        self._compiled_forward = False
+        self.link.mark_forward()
+        if not self.w.compiled:
+            self.w.compiled = True
+            self.link.warn_once("<watch>", "the model was torch.compile'd after watch(): activation and input "
+                                           "statistics are not recorded (in a loop of your own, watch() the "
+                                           "compiled model to keep the input statistics)")
 
     def _before_step(self, optimizer, closure):
         step, wall = self.link.step, time.time()
@@ -152,6 +171,47 @@ class Instruments:
 
     def _any_opt_post(self, optimizer, args, kwargs):
         self._stepping = max(0, self._stepping - 1)
+        if not self._stepped and optimizer is not self.w.optimizer and self.optimizer_watched \
+                and not self._stepping and self._replaces_watched(optimizer):
+            self._adopt_optimizer(optimizer)
+
+    def _replaces_watched(self, optimizer) -> bool:
+        """Does ``optimizer`` step every parameter the watched one holds? Asked when it stepped
+        in an iteration the watched one did not: a script that makes a new optimizer (a second
+        fine-tuning phase) left the step count and every record stuck at the switch."""
+        try:
+            known = self._replaces.get(optimizer)
+        except TypeError:           # not weak-referenceable
+            known = None
+        if known is None:
+            held = {id(p) for g in optimizer.param_groups for p in g["params"]}
+            known = all(id(p) in held for g in self.w.optimizer.param_groups for p in g["params"])
+            try:
+                self._replaces[optimizer] = known
+            except TypeError:
+                pass
+        return known
+
+    def _adopt_optimizer(self, optimizer) -> None:
+        """The watched optimizer was replaced: this step is counted and the next ones recorded."""
+        from .optimizer_wrappers import unwrap
+
+        optimizer = unwrap(optimizer) or optimizer
+        old = self.w.optimizer
+        for h in self._opt_handles:
+            h.remove()
+        unroute_scaler_steps(old, self._scaler_step)
+        self.w.optimizer = optimizer
+        self.w.other_optimizers = False        # the old one no longer steps
+        self._n_opt_params = None
+        self._hook_optimizer(optimizer)
+        route_scaler_steps(optimizer, self._scaler_step)
+        self.link.warn_once("<optimizer>", f"the watched {type(old).__name__} stopped stepping and a new "
+                                           f"{type(optimizer).__name__} steps its parameters: it is recorded "
+                                           f"from step {self.link.step + 1} on")
+        self._stepped = True
+        self.steps_done += 1
+        self.link.advance()
 
     def _any_opt_pre(self, optimizer, args, kwargs):
         """Torch's global pre-step hook, for every optimizer. Another one than the watched one,
@@ -233,6 +293,11 @@ class Instruments:
         if _compiling():
             # torch.compile'd after watch(): dynamo traces this hook with fake tensors, so its
             # statistics would be lost and its side effects break the graph; skip (FORMAT.md).
+            # Constant stores are replayed at each call: they tell the optimizer's hook that a
+            # training forward ran (step labels) and that watch() did not see the compile.
+            if module.training and self.optimizer_watched and torch.is_grad_enabled():
+                self.link.forward_in_compiled_code()
+                self._compiled_forward = True
             return
         if module.training and self.optimizer_watched and torch.is_grad_enabled():
             # A forward under no_grad (the training accuracy after the step, in train mode)

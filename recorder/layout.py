@@ -11,6 +11,32 @@ from .h5file import LayerLayout
 
 MAX_SNAPSHOTS = 256
 
+# (wrapper class, attribute holding the wrapped model): the attribute is left out of layer names,
+# so one model reads the same compiled or not, under DDP or not (runs compare layer by layer).
+WRAPPERS = {("DistributedDataParallel", "module"), ("DataParallel", "module"),
+            ("OptimizedModule", "_orig_mod"), ("FullyShardedDataParallel", "_fsdp_wrapped_module"),
+            ("ActivationWrapper", "_checkpoint_wrapped_module")}
+
+
+def module_names(model) -> dict:
+    """id(module) -> its name with wrapper attributes (``module.``, ``_orig_mod.``...) left
+    out; the plain ``named_modules()`` names if leaving them out would make two names equal."""
+    names, merged = {id(model): ""}, set()
+    for mod_name, mod in model.named_modules():
+        wraps = {attr for cls in type(mod).__mro__ for w, attr in WRAPPERS if w == cls.__name__}
+        parent = names.get(id(mod), mod_name)
+        for child_name, child in mod.named_children():
+            if id(child) not in names:
+                if child_name in wraps:
+                    names[id(child)] = parent
+                    merged.add(id(child))
+                else:
+                    names[id(child)] = f"{parent}.{child_name}" if parent else child_name
+    plain = {id(m): n for n, m in model.named_modules()}
+    clean = {i: names.get(i, n) for i, n in plain.items()}
+    distinct = [n for i, n in clean.items() if i not in merged]
+    return clean if len(set(distinct)) == len(distinct) else plain
+
 
 def output_bounds(module):
     """(low, high) output range of bounded activations (format.BOUNDED_ACTIVATIONS), None for others."""
@@ -21,22 +47,49 @@ def output_bounds(module):
     return None
 
 
+def leaf_modules(model) -> list:
+    """Modules without children, in model order. A parametrized layer (weight_norm and
+    spectral_norm of torch.nn.utils.parametrizations: GAN discriminators, HiFi-GAN) is a leaf:
+    its ``parametrizations`` compute its weight, and their outputs are weights, not the
+    layer's activations (they were recorded as activation statistics, the layer itself not)."""
+    from torch.nn.utils import parametrize
+
+    leaves, inside = [], set()
+    for mod in model.modules():
+        if id(mod) in inside:
+            continue
+        own = mod.parametrizations if parametrize.is_parametrized(mod) else None
+        if own is not None:
+            inside.update(id(m) for m in own.modules())
+        if all(child is own for child in mod.children()):
+            leaves.append(mod)
+    return leaves
+
+
+def type_name(module) -> str:
+    """The module's class name; a parametrized layer's own (torch makes ``ParametrizedLinear``
+    a subclass of ``Linear``, and the advisor reads Linear/Conv outputs by type)."""
+    cls = type(module)
+    if cls.__name__.startswith("Parametrized") and len(cls.__mro__) > 1 \
+            and cls.__name__ == "Parametrized" + cls.__mro__[1].__name__:
+        cls = cls.__mro__[1]
+    return cls.__name__
+
+
 class ModelLayout:
     """Parameters, leaf modules and snapshot slots of a watched model, in a fixed order."""
 
     def __init__(self, model, optimizer=None):
         self.param_tensors, params = [], []
         seen = set()
-        module_of = {}
-        for mod_name, mod in model.named_modules():
+        self.names = names = module_names(model)
+        for mod in model.modules():    # first owner, in named_parameters() order (tied weights)
             for p_name, p in mod.named_parameters(recurse=False):
-                module_of.setdefault(id(p), mod_name)
-        for name, p in model.named_parameters():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            self.param_tensors.append(p)
-            params.append((name, module_of.get(id(p), ""), tuple(p.shape), p.numel()))
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    self.param_tensors.append(p)
+                    owner = names[id(mod)]
+                    params.append((f"{owner}.{p_name}" if owner else p_name, owner, tuple(p.shape), p.numel()))
         if optimizer is not None:   # parameters the optimizer updates that are not in the model
             for g, group in enumerate(optimizer.param_groups):
                 for i, p in enumerate(group["params"]):
@@ -46,10 +99,9 @@ class ModelLayout:
                         params.append((f"optimizer.group{g}.param{i}", "", tuple(p.shape), p.numel()))
         self.leaves = []
         modules = []
-        for name, mod in model.named_modules():
-            if next(mod.children(), None) is None:
-                self.leaves.append(mod)
-                modules.append((name or "(root)", type(mod).__name__))
+        for mod in leaf_modules(model):
+            self.leaves.append(mod)
+            modules.append((names[id(mod)] or "(root)", type_name(mod)))
         # Empty matrices (a 0-row weight) have nothing to pool: adaptive_avg_pool2d raised and
         # switched every instrument off, so they get no snapshot slot.
         self.snap_params = [i for i, p in enumerate(self.param_tensors)
@@ -60,9 +112,9 @@ class ModelLayout:
         self.n_snap_candidates = sum(p.dim() >= 2 and p.numel() > 0 for p in self.param_tensors)
 
     def structure(self, model) -> dict:
-        mods = [{"name": n or "(root)", "type": type(m).__name__,
+        mods = [{"name": self.names[id(m)] or "(root)", "type": type_name(m),
                  "params": sum(p.numel() for p in m.parameters(recurse=False))}
-                for n, m in model.named_modules()]
+                for m in model.modules()]
         out = {"modules": mods, "n_params": sum(p.numel() for p in self.param_tensors)}
         sharded = [i for i, p in enumerate(self.param_tensors)
                    if any(pl.is_shard() for pl in getattr(p, "placements", ()))]

@@ -30,6 +30,13 @@ class RecorderLink:
         rec = self._rec
         rec._forward_step = rec._step
 
+    def forward_in_compiled_code(self) -> None:
+        """A training forward ran inside torch.compile'd code (a model compiled after watch()).
+        Dynamo replays this constant store after each call of the compiled code, where reading
+        the step would make it recompile at every step: log(step=None) labels with the step
+        count until the optimizer's hook completes the mark (``mark_forward``)."""
+        self._rec._forward_step = None
+
     def advance(self) -> None:
         """An optimizer step finished (or a GradScaler skipped one): count it, maybe ship data."""
         rec = self._rec

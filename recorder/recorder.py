@@ -50,6 +50,26 @@ _MAX_NESTING = 8              # levels of {"train": {"loss": x}} flattened into 
 
 
 
+_LIBRARY_DIRS = tuple(str(Path(p).resolve().parent) + os.sep for p in (__file__,))   # recorder/
+
+
+def _user_stacklevel() -> int:
+    """The stacklevel of warnings.warn that names the script's line, not the recorder's or
+    torch's (a warning from an optimizer or module hook pointed at torch/optim/optimizer.py)."""
+    torch = sys.modules.get("torch")
+    skip = _LIBRARY_DIRS + ((str(Path(torch.__file__).parent) + os.sep,) if torch is not None else ())
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
+        frame, level = frame.f_back, level + 1
+    return level if frame is not None else 2
+
+
+def _has_lazy_parameters(model) -> bool:
+    from torch.nn.parameter import is_lazy
+
+    return any(is_lazy(p) for p in model.parameters())
+
+
 def _nonzero_rank() -> bool:
     info = ranks.rank_and_world()
     return info is not None and info[0] != 0
@@ -277,6 +297,7 @@ class Recorder:
         self._forward_step = None       # optimizer step of the latest training-mode forward
         self._optimizer = None
         self._instruments = None
+        self._waiting_watch = None      # hook handle: watch() waits for a lazy model's first forward
         self._closed = False
         self._end_error = None          # why the with-block ended (an exception), for state/error
         self._active = True             # False once the writer failed or the recorder closed
@@ -421,13 +442,25 @@ class Recorder:
             self._warn_once("<watch>", "watch() called after the per-layer layout froze (data was already "
                                        "written); this call is ignored")
             return
+        if self._waiting_watch is not None:
+            self._warn_once("<watch>", "watch() called a second time; this call is ignored")
+            return
+        if _has_lazy_parameters(model):
+            # nn.LazyLinear & co. have no shapes before their first forward: the layout waits for it
+            self._watch_after_first_forward(model, optimizer, scaler, stats_every, hist_every, snapshot_every)
+            return
         if stats_every is not None:
             self.stats_every = _check_every("stats_every", stats_every)
         if hist_every is not None:
             self.hist_every = _check_every("hist_every", hist_every)
         if snapshot_every is not None:
             self.snapshot_every = _check_every("snapshot_every", snapshot_every)
-        layout = ModelLayout(model, optimizer)
+        try:
+            layout = ModelLayout(model, optimizer)
+        except Exception as exc:  # noqa: BLE001 - watch() must never kill the user's training
+            self._warn_once("<watch>", f"the model's layers could not be read ({type(exc).__name__}: {exc}); "
+                                       "per-layer statistics are not recorded, log() keeps working")
+            return
         if layout.n_snap_candidates > len(layout.snap_params):
             self._warn_once("<layout>", f"only the first {len(layout.snap_params)} of "
                                         f"{layout.n_snap_candidates} weight matrices get snapshots")
@@ -463,6 +496,25 @@ class Recorder:
         if self._instruments.compiled and self.stats_every:
             self._warn_once("<watch>", "activation statistics (acts) are not recorded for a torch.compile'd "
                                        "model; everything else is")
+
+    def _watch_after_first_forward(self, model, optimizer, *args) -> None:
+        """watch() again when the model's first forward has given its lazy parameters their
+        shapes; that forward's step label is marked as the root hook would have (its
+        activation statistics are not recorded)."""
+        import torch
+
+        from .hooks import RecorderHook
+
+        def first_forward(module, inputs, output):
+            handle, self._waiting_watch = self._waiting_watch, None
+            if handle is None:
+                return
+            handle.remove()
+            self.watch(model, optimizer, **dict(zip(("scaler", "stats_every", "hist_every", "snapshot_every"), args)))
+            if self._instruments is not None and module.training and torch.is_grad_enabled():
+                self._instruments.link.mark_forward()
+
+        self._waiting_watch = model.register_forward_hook(RecorderHook(first_forward))
 
     # ------------------------------------------------------------ log
     def log(self, metrics, step=None) -> None:
@@ -841,6 +893,9 @@ class Recorder:
         if self._instruments is not None:
             self._instruments.remove()
             self._instruments = None
+        if self._waiting_watch is not None:
+            self._waiting_watch.remove()
+            self._waiting_watch = None
         if self._active and self._writer.error is None:
             self._transfer()
         self._writer.close(status or fmt.STATUS_FINISHED, error=error)
@@ -873,7 +928,7 @@ class Recorder:
         key = (name, problem if key is None else key)
         if key not in self._warned:
             self._warned.add(key)
-            warnings.warn(f"trainspect: {name}: {problem}", RecorderWarning, stacklevel=4)
+            warnings.warn(f"trainspect: {name}: {problem}", RecorderWarning, stacklevel=_user_stacklevel())
 
     def _bad(self, name, problem: str, exc_type) -> None:
         if self.strict:

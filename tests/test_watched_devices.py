@@ -25,7 +25,7 @@ def watched(*devices):
     params = [types.SimpleNamespace(device=torch.device(d)) for d in devices]
     link = types.SimpleNamespace(device_path=True)
     layout = types.SimpleNamespace(param_tensors=params)
-    return Watched(link, object(), None, layout)
+    return Watched(link, torch.nn.Module(), None, layout)
 
 
 def names(results):

@@ -37,7 +37,10 @@ class Watched:
         # watch(torch.compile(model)): leaf hooks added at scheduled steps make dynamo recompile
         # (a stall of seconds, each time) and run traced on fake tensors; measured: no usable
         # activation records either way. Such models get no `acts` (FORMAT.md, torch.compile).
-        self.compiled = type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod")
+        # Also inside a wrapper: nanoGPT runs DDP(torch.compile(model)), where leaf hooks made
+        # dynamo recompile up to its limit (8 compiles) on the first stats step.
+        self.compiled = any(type(m).__name__ == "OptimizedModule" and hasattr(m, "_orig_mod")
+                            for m in model.modules())
         self.enabled = True                # False once an instrument failed (or the writer did)
         self.cpu_fast_path = not link.device_path   # off: the GPU code path, also for CPU tensors (tests)
         self._consts = {}                  # device -> (NaN, -1.0) 0-d tensors
