@@ -168,7 +168,7 @@ def training(make, sizes, mode_kwargs, path, device):
     rec = None
     if mode_kwargs is not None:
         # On the CPU: force the recorder's GPU code path (see the module docstring).
-        rec = Recorder(path, _device_path=device.type == "cpu", **mode_kwargs)
+        rec = Recorder(path, overwrite=True, _device_path=device.type == "cpu", **mode_kwargs)
         rec.watch(model, opt)
 
     def step():

@@ -54,8 +54,11 @@ class Instruments:
         self._capturing = None         # specs capturing the forward in progress
         self._warned_unknown = False
         self._n_opt_params = None
-        self.handles = [model.register_forward_pre_hook(RecorderHook(self._root_pre), with_kwargs=True),
-                        model.register_forward_hook(RecorderHook(self._root_post), always_call=True)]
+        # A TorchScript model takes no forward hooks: no activation or input statistics, the rest is recorded.
+        self.scripted = isinstance(model, torch.jit.ScriptModule)
+        self.handles = [] if self.scripted else [
+            model.register_forward_pre_hook(RecorderHook(self._root_pre), with_kwargs=True),
+            model.register_forward_hook(RecorderHook(self._root_post), always_call=True)]
         self._stepped = False          # the watched optimizer stepped since the last training forward
         self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)
         self._holds_ours = weakref.WeakKeyDictionary()   # optimizer -> does it hold the model's parameters

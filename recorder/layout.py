@@ -51,12 +51,18 @@ def leaf_modules(model) -> list:
     """Modules without children, in model order. A parametrized layer (weight_norm and
     spectral_norm of torch.nn.utils.parametrizations: GAN discriminators, HiFi-GAN) is a leaf:
     its ``parametrizations`` compute its weight, and their outputs are weights, not the
-    layer's activations (they were recorded as activation statistics, the layer itself not)."""
+    layer's activations (they were recorded as activation statistics, the layer itself not).
+    TorchScript modules take no forward hooks ("not supported on ScriptModules" switched every
+    instrument off): they and their insides are left out; their parameters are recorded."""
+    from torch.jit import ScriptModule
     from torch.nn.utils import parametrize
 
     leaves, inside = [], set()
     for mod in model.modules():
         if id(mod) in inside:
+            continue
+        if isinstance(mod, ScriptModule):
+            inside.update(id(m) for m in mod.modules())
             continue
         own = mod.parametrizations if parametrize.is_parametrized(mod) else None
         if own is not None:

@@ -493,7 +493,11 @@ class Recorder:
             self._warn_once("<watch>", f"per-layer instruments could not be installed ({type(exc).__name__}: "
                                        f"{exc}); log() keeps working")
             return
-        if self._instruments.compiled and self.stats_every:
+        if self._instruments.scripted:
+            self._warn_once("<watch>", "a TorchScript model takes no forward hooks: activation and input "
+                                       "statistics are not recorded, and log() without step= counts optimizer "
+                                       "steps (a loss logged after optimizer.step() needs step=)")
+        elif self._instruments.compiled and self.stats_every:
             self._warn_once("<watch>", "activation statistics (acts) are not recorded for a torch.compile'd "
                                        "model; everything else is")
 
