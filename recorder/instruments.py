@@ -10,6 +10,7 @@ the optimizer step their forward pass feeds.
 """
 from __future__ import annotations
 
+import sys
 import time
 import weakref
 
@@ -26,6 +27,30 @@ def _compiling() -> bool:
         return torch.compiler.is_compiling()
     except AttributeError:  # torch < 2.3
         return False
+
+
+def _step_wrapper_code():
+    """The code object of torch's wrapper around every ``Optimizer.step`` (it runs the hooks)."""
+    try:
+        return torch.optim.Optimizer.profile_hook_step(lambda self: None).__code__
+    except Exception:  # noqa: BLE001 - another torch: the check below is skipped
+        return None
+
+
+_STEP_WRAPPER = _step_wrapper_code()
+
+
+def _inside_optimizer_step() -> bool:
+    """Is an optimizer's ``step()`` on the stack (a closure's forward, LBFGS)? Asked only while
+    a step is counted as under way, to notice one that raised and never ran its post hooks."""
+    if _STEP_WRAPPER is None:
+        return True
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is _STEP_WRAPPER:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _implements(record: Record, moment: str) -> bool:
@@ -306,6 +331,8 @@ class Instruments:
             # A forward under no_grad (the training accuracy after the step, in train mode)
             # starts no iteration: it labelled that iteration's log(step=None) one step late.
             self.link.mark_forward()
+            if self._stepping and not _inside_optimizer_step():
+                self._stepping = 0     # a step raised (CUDA OOM, caught by the script): no post hook ran
             if self.w.enabled and not self._stepping:   # not a closure's forward inside a step
                 self._stepped = False
                 for r in self._training_forward:   # each forward: the spec guards its own work

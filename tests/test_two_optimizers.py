@@ -93,3 +93,53 @@ def test_an_optimizer_the_script_drops_is_not_kept_alive(tmp_path):
             del other
         gc.collect()
         assert all(r() is None for r in refs)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_step_that_raised_and_was_caught_does_not_stop_the_window(tmp_path, seed):
+    """A script that catches a failing step (CUDA out of memory at Adam's first step, say) and
+    skips the batch: that step ran no post hooks, the recorder took every later forward for one
+    inside a step, and the other optimizer's updates were left out of the weight updates."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+    watched = torch.optim.SGD([p for p in model.parameters() if p.dim() == 2], lr=0.05)
+    other = torch.optim.AdamW([p for p in model.parameters() if p.dim() < 2], lr=1e-2)
+    fail = {"left": 1}
+
+    def out_of_memory_once(opt, args, kwargs):
+        if fail["left"]:
+            fail["left"] -= 1
+            raise RuntimeError("CUDA out of memory (simulated)")
+
+    data = torch.Generator().manual_seed(seed)
+    windows, ends = {}, {}       # optimizer step -> weights before its iteration's first step, at the next forward
+    k = 0                        # optimizer steps taken
+    with Recorder(tmp_path / "run.h5", stats_every=1) as rec:
+        rec.watch(model, watched)
+        for it in range(10):
+            if k - 1 in windows and k - 1 not in ends:
+                ends[k - 1] = [p.detach().clone() for p in model.parameters()]
+            x, y = torch.randn(32, 8, generator=data), torch.randint(0, 3, (32,), generator=data)
+            loss = F.cross_entropy(model(x), y)
+            watched.zero_grad()
+            other.zero_grad()
+            loss.backward()
+            before = [p.detach().clone() for p in model.parameters()]
+            other.step()
+            if it == 3:
+                handle = watched.register_step_pre_hook(out_of_memory_once)
+            try:
+                watched.step()
+            except RuntimeError:
+                handle.remove()
+                continue                         # the batch is skipped
+            windows[k] = before
+            k += 1
+        ends[k - 1] = [p.detach().clone() for p in model.parameters()]
+    with open_run(tmp_path / "run.h5") as run:
+        upd = run.layer_stat("update_norm")
+        later = [i for i, s in enumerate(upd.steps) if 4 <= s < 9]
+        assert len(later) == 5
+        expected = [[float(torch.linalg.vector_norm(a - b)) for a, b in zip(ends[s], windows[s])]
+                    for s in upd.steps[later]]
+        np.testing.assert_allclose(upd.values[later], expected, rtol=1e-4, atol=1e-7)
