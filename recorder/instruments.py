@@ -53,6 +53,9 @@ def _inside_optimizer_step() -> bool:
     return False
 
 
+_CONTAINERS = (torch.nn.ModuleDict, torch.nn.ModuleList)
+
+
 def _implements(record: Record, moment: str) -> bool:
     return getattr(type(record), moment) is not getattr(Record, moment)
 
@@ -84,6 +87,12 @@ class Instruments:
         self.handles = [] if self.scripted else [
             model.register_forward_pre_hook(RecorderHook(self._root_pre), with_kwargs=True),
             model.register_forward_hook(RecorderHook(self._root_post), always_call=True)]
+        # A ModuleDict/ModuleList (a GAN's {"g": G, "d": D}) is never called itself: its parts'
+        # forwards label log(step=None), and the first step says how to get activations.
+        self._container = isinstance(model, _CONTAINERS) and optimizer is not None
+        if self._container:
+            self.handles += [child.register_forward_pre_hook(RecorderHook(self._part_forward))
+                             for child in model.children()]
         self._stepped = False          # the watched optimizer stepped since the last training forward
         self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)
         self._holds_ours = weakref.WeakKeyDictionary()   # optimizer -> does it hold the model's parameters
@@ -173,6 +182,8 @@ class Instruments:
     def _opt_pre(self, optimizer, args, kwargs):
         if self._compiled_forward:
             self._after_compiled_forward()
+        if self._container:
+            self._container_unmarked()
         self.w.guard(self._before_step, optimizer, self._has_closure(optimizer, args, kwargs))
 
     def _after_compiled_forward(self):
@@ -317,7 +328,20 @@ class Instruments:
         else:
             self._root_pre(self.w.model, args, kwargs)
 
+    def _part_forward(self, module, args):
+        """A part of a watched container ran a training forward (see ``_container``)."""
+        if module.training and torch.is_grad_enabled() and not _compiling():
+            self.link.mark_forward()
+
+    def _container_unmarked(self):
+        self._container = False
+        self.link.warn_once("<watch>", f"the watched {type(self.w.model).__name__} is never called itself: "
+                                       "activation and input statistics are not recorded; watch the module "
+                                       "the loop calls, or mark each training step with rec.begin_forward(x) "
+                                       "... rec.end_forward()")
+
     def _root_pre(self, module, args, kwargs):
+        self._container = False        # called (begin_forward() for a container): nothing to say
         if _compiling():
             # torch.compile'd after watch(): dynamo traces this hook with fake tensors, so its
             # statistics would be lost and its side effects break the graph; skip (FORMAT.md).
