@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .hooks import RecorderHook
+from .hooks import EagerHook, run_outside_dynamo
 
 # Hooks on this many parameters from each end of the model: the first to get its gradient in
 # a backward pass queues the callback. A hook on every parameter would cost a Python call per
@@ -34,7 +34,7 @@ class BackwardCapture:
         chosen = trainable if len(trainable) <= 2 * HOOKED_PER_END else (
             trainable[:HOOKED_PER_END] + trainable[-HOOKED_PER_END:])
         for p in chosen:
-            self.handles.append(p.register_post_accumulate_grad_hook(RecorderHook(self._on_accumulated)))
+            self.handles.append(p.register_post_accumulate_grad_hook(EagerHook(self._on_accumulated)))
 
     @property
     def active(self) -> bool:
@@ -75,6 +75,9 @@ class BackwardCapture:
             h.remove()
         self.handles = []
         self.pending = None
+
+
+run_outside_dynamo(BackwardCapture._backward_done)   # queued by backward(): a frame of its own
 
 
 def unscale(packed, scale, n_params: int):

@@ -27,3 +27,55 @@ class RecorderHook:
 
     def __reduce__(self):
         return (RecorderHook, ())
+
+
+def _compiling() -> bool:
+    return False
+
+
+try:
+    import torch
+
+    _compiling = torch.compiler.is_compiling                  # noqa: F811
+    _run_eagerly = torch.compiler.disable(lambda fn, *args, **kwargs: fn(*args, **kwargs))
+except (ImportError, AttributeError):   # torch < 2.3: nothing to guard against
+    pass
+
+
+class EagerHook(RecorderHook):
+    """A hook that dynamo does not trace: an optimizer step compiled with ``torch.compile``
+    (the "compiled optimizer" recipe, or a whole compiled train step) calls it through a graph
+    break, eagerly, with real values. Traced, it guarded on the step count and recompiled at
+    every step up to dynamo's limit. Outside compiled code it costs one flag read."""
+
+    __slots__ = ()
+
+    def __call__(self, *args, **kwargs):
+        fn = self.fn
+        if fn is None:
+            return None
+        if _compiling():
+            return _run_eagerly(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
+    def __deepcopy__(self, memo):
+        return EagerHook()
+
+    def __reduce__(self):
+        return (EagerHook, ())
+
+
+def run_outside_dynamo(*functions) -> None:
+    """Frames of ``functions`` and everything they call run without dynamo even inside a
+    compiled function's eager parts (after a graph break every Python frame entered is
+    compiled on its own: the recorder's were, once per step count, up to dynamo's limit)."""
+    try:
+        from torch._C._dynamo.eval_frame import _FrameAction, _FrameExecStrategy, set_code_exec_strategy
+
+        for fn in functions:
+            set_code_exec_strategy(fn.__code__, _FrameExecStrategy(_FrameAction.SKIP, _FrameAction.SKIP))
+    except (ImportError, AttributeError, TypeError):   # another torch: traced as before, still correct
+        pass
+
+
+run_outside_dynamo(EagerHook.__call__)

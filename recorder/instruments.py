@@ -17,7 +17,7 @@ import weakref
 import torch
 
 from .amp import ScalerWatch, route_scaler_steps, scaler_enabled, unroute_scaler_steps
-from .hooks import RecorderHook
+from .hooks import EagerHook, RecorderHook
 from .records.base import Record, Watched
 from .records.registry import RECORDS
 
@@ -106,8 +106,8 @@ class Instruments:
                     register_optimizer_step_pre_hook,
                 )
 
-                self.handles += [register_optimizer_step_pre_hook(RecorderHook(self._any_opt_pre)),
-                                 register_optimizer_step_post_hook(RecorderHook(self._any_opt_post))]
+                self.handles += [register_optimizer_step_pre_hook(EagerHook(self._any_opt_pre)),
+                                 register_optimizer_step_post_hook(EagerHook(self._any_opt_post))]
             except ImportError:
                 pass
 
@@ -159,8 +159,8 @@ class Instruments:
             r.scaler_found()
 
     def _hook_optimizer(self, optimizer) -> None:
-        self._opt_handles = [optimizer.register_step_pre_hook(self._opt_pre),
-                             optimizer.register_step_post_hook(self._opt_post)]
+        self._opt_handles = [optimizer.register_step_pre_hook(EagerHook(self._opt_pre)),
+                             optimizer.register_step_post_hook(EagerHook(self._opt_post))]
 
     def remove(self) -> None:
         if self.optimizer_watched:

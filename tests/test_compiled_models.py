@@ -144,3 +144,36 @@ class Holder(nn.Module):
 def test_only_known_wrappers_lose_their_attribute_name(tmp_path):
     run, _, _ = train(tmp_path / "holder.h5", 0, lambda m: plain(Holder(m)))
     assert run.layer_stat("grad_norm").layers[0] == "module.0.weight"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_compiled_train_step_does_not_make_dynamo_recompile_the_recorder(tmp_path, no_recompiles, seed):
+    """torch.compile around forward, backward and optimizer.step() (the compiled-optimizer
+    recipe): dynamo traced the recorder's step and backward hooks and recompiled them at each
+    new step count, to its limit of 8 (error_on_recompile raises here on the old code)."""
+    torch.manual_seed(seed)
+    model = net()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+
+    @torch.compile(backend="eager")
+    def train_step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        norms = torch.stack([p.grad.norm() for p in model.parameters()])
+        opt.step()
+        opt.zero_grad()
+        return loss, norms
+
+    data = torch.Generator().manual_seed(seed)
+    expected = []
+    with Recorder(tmp_path / "step.h5", stats_every=1) as rec:
+        rec.watch(model, opt)
+        for _ in range(STEPS):
+            loss, norms = train_step(torch.randn(16, 6, generator=data), torch.randint(0, 3, (16,), generator=data))
+            rec.log({"train/loss": loss})
+            expected.append(norms.numpy())
+    run = open_run(tmp_path / "step.h5")
+    grads = run.layer_stat("grad_norm")
+    assert list(grads.steps) == list(range(STEPS))
+    np.testing.assert_allclose(grads.values, expected, rtol=1e-5)
+    assert list(run.scalar("train/loss").steps) == list(range(STEPS))

@@ -76,3 +76,24 @@ def test_a_pickled_watched_model_loads_and_runs_without_the_recorder(tmp_path):
     loaded = torch.load(blob, weights_only=False)
     assert loaded(torch.ones(2, 3)).shape == (2, 1)
     assert torch.equal(loaded.weight, model.weight)
+
+
+def test_a_watched_optimizer_deep_copies_and_pickles_without_the_recorder(tmp_path):
+    """``best = copy.deepcopy(optimizer)`` and ``torch.save(optimizer)`` while watching work (torch
+    leaves step hooks out of an optimizer's state), and a copy's step is neither recorded nor
+    taken for a replacement of the watched optimizer (it holds copies of the parameters)."""
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    with Recorder(tmp_path / "r.h5") as rec:
+        rec.watch(model, opt)
+        for _ in range(3):
+            model(torch.randn(4, 3)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+            best = copy.deepcopy(opt)
+            torch.save(opt, io.BytesIO())
+        model(torch.randn(4, 3)).sum().backward()
+        best.step()                              # a copy's step is not the watched one's
+    with open_run(tmp_path / "r.h5") as run:
+        assert run.layer_stat("grad_norm").steps.tolist() == [0, 1, 2]
