@@ -15,7 +15,8 @@ MAX_SNAPSHOTS = 256
 # so one model reads the same compiled or not, under DDP or not (runs compare layer by layer).
 WRAPPERS = {("DistributedDataParallel", "module"), ("DataParallel", "module"),
             ("OptimizedModule", "_orig_mod"), ("FullyShardedDataParallel", "_fsdp_wrapped_module"),
-            ("ActivationWrapper", "_checkpoint_wrapped_module")}
+            ("ActivationWrapper", "_checkpoint_wrapped_module"),
+            ("PeftModel", "base_model"), ("BaseTuner", "model")}   # PEFT: LoRA's base_model.model.
 
 
 def module_names(model) -> dict:
@@ -126,4 +127,7 @@ class ModelLayout:
                    if any(pl.is_shard() for pl in getattr(p, "placements", ()))]
         if sharded:   # FSDP2 / DTensor: each rank's file holds its shard's norms (FORMAT.md)
             out["sharded_params"] = sharded
+        # requires_grad=False at watch(): frozen on purpose (a LoRA base, a backbone); written
+        # even when empty, so a reader tells "none" from a file that predates it
+        out["frozen_params"] = [i for i, p in enumerate(self.param_tensors) if not p.requires_grad]
         return out

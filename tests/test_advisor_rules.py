@@ -193,6 +193,11 @@ def test_frozen_layers_kinds():
     u3[:, 2] = 0.0
     f = grad.detect_frozen(steps, g2, steps[::5], u3, ["a", "b", "c"])
     assert f.severity == "info" and f.layers == ["c"]
+    # the file says "c" had requires_grad=False at watch(): frozen on purpose, not a finding
+    assert grad.detect_frozen(steps, g2, steps[::5], u3, ["a", "b", "c"], frozen={"c"}) is None
+    # it could train and never got a gradient: a layer the forward does not use
+    f = grad.detect_frozen(steps, g2, steps[::5], u3, ["a", "b", "c"], frozen=set())
+    assert f.severity == "info" and f.layers == ["c"] and "not used by the forward" in f.evidence[0].text
 
 
 def test_dead_units_only_in_relu_modules():

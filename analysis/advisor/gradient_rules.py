@@ -132,7 +132,7 @@ def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, s
 
 
 def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, min_records=3,
-                  label=str) -> Finding | None:
+                  label=str, frozen=None) -> Finding | None:
     """Parameters that never change: gradients but no updates, or no gradient at all.
 
     - gradient > 0 but update_norm == 0 in every record: the optimizer never touches it
@@ -140,7 +140,10 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
     - gradient exactly 0 in every record: nothing flows back to it (dead path, zero
       init) -> warning;
     - no gradient at all (grad_norm NaN: requires_grad=False or unused) -> info, as a
-      frozen backbone can be intended.
+      frozen backbone can be intended. ``frozen``: names of the parameters with
+      requires_grad=False at watch() (None: not known, a file from before it was recorded):
+      frozen on purpose (a LoRA base), they are no finding; those left got no gradient
+      although they could (a layer the forward never uses).
     """
     # Per-column facts from one chunked pass each: no [records x layers] float64 copies.
     g = as_table(grad_norm, grad_steps, layers).summary if grad_norm is not None else None
@@ -150,7 +153,8 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
     groups = {"no_update": [], "zero_grad": [], "no_grad": []}
     for j, name in enumerate(layers):
         if g is not None and g.all_nan[j]:
-            groups["no_grad"].append(j)
+            if frozen is None or name not in frozen:
+                groups["no_grad"].append(j)
             continue
         if g is not None and not g.any_nonzero[j]:
             groups["zero_grad"].append(j)
@@ -180,8 +184,10 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
         names = [layers[j] for j in groups["no_grad"]]
         evidence.append(Evidence(
             series="grad_norm", layer=names[0],
-            text=(f"{len(names)} parameter(s) never had a gradient (requires_grad=False or unused): "
-                  f"{', '.join(label(n) for n in names[:8])}")))
+            text=(f"{len(names)} parameter(s) never had a gradient "
+                  + ("(requires_grad=False or unused): " if frozen is None else
+                     "although they require one (not used by the forward?): ")
+                  + ", ".join(label(n) for n in names[:8]))))
     severe = groups["no_update"] or groups["zero_grad"]
     involved = groups["no_update"] + groups["zero_grad"] + (groups["no_grad"] if not severe else [])
     steps_all = weight_steps if weight_steps is not None and len(weight_steps) else grad_steps

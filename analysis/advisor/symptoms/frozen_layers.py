@@ -16,7 +16,7 @@ def detect(sig, ctx):
         g = g.head(rows_before(g.steps, ctx.nan_step)) if g is not None else None
         u = u.head(rows_before(u.steps, ctx.nan_step)) if u is not None else None
     return gradient_rules.detect_frozen(g.steps if g is not None else None, g, u.steps if u is not None else None, u,
-                                        layers, label=ctx.label)
+                                        layers, label=ctx.label, frozen=ctx.frozen_params)
 
 
 def adjust(s, f, ctx):
@@ -48,7 +48,7 @@ SPEC = SymptomSpec(
     id="frozen_layers",
     looks_at="`grad_norm`, `update_norm` per parameter",
     fires_when="gradient but `update_norm == 0` always, or gradient exactly 0 always (warning); no gradient at all "
-               "(info: may be an intended frozen backbone)",
+               "(info; parameters with requires_grad=False at watch(), frozen on purpose, are left out)",
     detect=detect,
     priors={"optimizer_setup": 0.6, "bad_init": 0.3, "activation_choice": 0.1},
     word="frozen layers",
