@@ -130,4 +130,6 @@ class ModelLayout:
         # requires_grad=False at watch(): frozen on purpose (a LoRA base, a backbone); written
         # even when empty, so a reader tells "none" from a file that predates it
         out["frozen_params"] = [i for i, p in enumerate(self.param_tensors) if not p.requires_grad]
+        if any(type(m).__name__ == "OptimizedModule" for m in model.modules()):
+            out["compiled"] = True    # torch.compile'd: no activation statistics (FORMAT.md)
         return out

@@ -177,3 +177,28 @@ def test_a_compiled_train_step_does_not_make_dynamo_recompile_the_recorder(tmp_p
     assert list(grads.steps) == list(range(STEPS))
     np.testing.assert_allclose(grads.values, expected, rtol=1e-5)
     assert list(run.scalar("train/loss").steps) == list(range(STEPS))
+
+
+def test_the_advisor_says_why_a_compiled_run_has_no_activation_statistics(tmp_path, no_recompiles):
+    """It told nanoGPT's users to "record with trainspect (rec.watch(model, optimizer))", which
+    they had done."""
+    from trainspect.analysis.advisor.coverage import coverage
+
+    run, _, _ = train(tmp_path / "compiled.h5", 0, compile_then_watch)
+    gaps = {g.instrument: g for g in coverage(run).gaps}
+    assert "torch.compile" in gaps["activations"].text and "rec.watch" not in gaps["activations"].text
+
+
+def test_the_advisor_says_stats_every_0_turned_activation_statistics_off(tmp_path):
+    from trainspect.analysis.advisor.coverage import coverage
+
+    model = net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Recorder(tmp_path / "off.h5", stats_every=0) as rec:
+        rec.watch(model, opt)
+        for _ in range(3):
+            F.cross_entropy(model(torch.randn(4, 6)), torch.tensor([0, 1, 2, 0])).backward()
+            opt.step()
+            opt.zero_grad()
+    gaps = {g.instrument: g for g in coverage(tmp_path / "off.h5").gaps}
+    assert "stats_every=0" in gaps["activations"].text

@@ -121,6 +121,21 @@ def coverage(run) -> Coverage:
     for inst in INSTRUMENTS:
         if inst.present(view) or (inst.id == "validation_loss" and not view.roles):
             continue    # (no loss at all is one gap, not two)
+        how = _why_watched_run_lacks(inst.id, meta) or inst.how
         gaps.append(Gap(inst.id, inst.missing, list(inst.symptoms),
-                        f"{inst.missing}: {inst.how} to check {inst.checks}", inst.checks, inst.how))
+                        f"{inst.missing}: {how} to check {inst.checks}", inst.checks, how))
     return Coverage(gaps, logged_stand_ins(names))
+
+
+def _why_watched_run_lacks(instrument: str, meta: dict) -> str | None:
+    """A run that did call watch() and still lacks activation statistics was told not to record
+    them, or could not: "record with trainspect (rec.watch(...))" misled nanoGPT's users."""
+    if instrument != "activations" or not isinstance(meta.get("model"), dict):
+        return None
+    schedule = meta.get("schedule") if isinstance(meta.get("schedule"), dict) else {}
+    if schedule.get("stats_every") == 0:
+        return "stats_every=0 turned them off: record with Recorder(stats_every=N)"
+    if meta["model"].get("compiled"):
+        return ("a torch.compile'd model records none (per-module hooks would make it recompile): "
+                "record a short run without torch.compile")
+    return None
