@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainspect.analysis.frozen import frozen_param_names
+
 from . import vocab as fmt
 from .lod import RowPooler, pool_columns
 
@@ -23,7 +25,14 @@ class LayerStatSource:
         self.stat = stat
         self.group = fmt.LAYER_STATS[stat][0]
         head = run.layer_stat(stat, 0, 0)
-        self.layers: list[str] = list(head.layers)
+        # Parameters frozen on purpose (a LoRA base: 28 of 32 rows) have no gradient and no
+        # update: their rows are left out, or the rows that train drown among empty ones.
+        frozen = frozen_param_names(run.meta, run.params) if self.group != fmt.ACTS else None
+        keep = [i for i, name in enumerate(head.layers) if not frozen or name not in frozen]
+        keep = keep or list(range(len(head.layers)))
+        self.hidden = len(head.layers) - len(keep)      # frozen parameters not shown
+        self._keep = None if not self.hidden else np.asarray(keep)
+        self.layers: list[str] = [head.layers[i] for i in keep]
         self.n_rows = int(run.record_count(self.group))
         n_layers = max(1, len(self.layers))
         self.chunk_rows = max(256, CHUNK_BYTES // (4 * n_layers))
@@ -36,17 +45,18 @@ class LayerStatSource:
         self.levels_cache: dict = {}
 
     def _chunks(self, r0: int, r1: int):
+        """(first row, (steps, values of the shown layers)) per chunk of rows r0..r1."""
         a = r0
         for part in self.run.layer_stat_chunks(self.stat, r0, r1, rows=self.chunk_rows):
-            yield a, part
+            yield a, (part.steps, part.values if self._keep is None else part.values[:, self._keep])
             a += len(part.steps)
 
     def _build_overview(self) -> None:
         pooler = RowPooler(self.n_rows, len(self.layers), OVERVIEW_COLUMNS)
         steps = []
-        for a, part in self._chunks(0, self.n_rows):
-            pooler.add(a, part.values)
-            steps.append(part.steps)
+        for a, (part_steps, values) in self._chunks(0, self.n_rows):
+            pooler.add(a, values)
+            steps.append(part_steps)
         self.steps = np.concatenate(steps) if steps else np.empty(0, np.int64)
         self.n_rows = len(self.steps)
         # Stored layers x buckets (buckets contiguous): re-pooling along the step axis is
@@ -67,8 +77,8 @@ class LayerStatSource:
         r0, r1 = self._row_span(step_lo, step_hi)
         n_px = max(1, int(n_px))
         pooler = RowPooler(r1 - r0, len(self.layers), n_px)
-        for a, part in self._chunks(r0, r1):
-            pooler.add(a - r0, part.values)
+        for a, (_, values) in self._chunks(r0, r1):
+            pooler.add(a - r0, values)
         pe = pooler.edges + r0
         return np.ascontiguousarray(pooler.result().T), self.steps[pe[:-1]], self.steps[pe[1:] - 1]
 
@@ -115,7 +125,7 @@ class LayerStatSource:
     def column(self, layer_index: int) -> tuple[np.ndarray, np.ndarray]:
         """Full-resolution series (steps, values) of one layer, read chunk by chunk."""
         if layer_index not in self._columns:
-            parts = [part.values[:, layer_index].astype(np.float64) for _, part in self._chunks(0, self.n_rows)]
+            parts = [values[:, layer_index].astype(np.float64) for _, (_, values) in self._chunks(0, self.n_rows)]
             self._columns[layer_index] = np.concatenate(parts) if parts else np.empty(0)
         return self.steps, self._columns[layer_index]
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MAX, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_LR
 
+from ..frozen import frozen_param_names
 from ..labels import LayerLabels
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
 from .functional_acts import PREACT_TYPES
@@ -138,19 +139,6 @@ class Context:
         return first, float(v[-1]), int(s[up[0]])
 
 
-def _frozen_params(sig: Signals) -> set | None:
-    """Names of the parameters frozen at watch() (``meta["model"]["frozen_params"]``); None for
-    a file that does not say (written before it was recorded) or a model without parameters."""
-    model = sig.meta.get("model")
-    if not isinstance(model, dict) or not sig.params:
-        return None
-    indices = model.get("frozen_params")
-    if not isinstance(indices, list):
-        return None
-    names = [p.name for p in sig.params]
-    return {names[i] for i in indices if isinstance(i, int) and 0 <= i < len(names)}
-
-
 def build_context(sig: Signals) -> Context:
     """Facts of the run that need no finding: model layout, LR history, losses, input statistics."""
     types = [m.type for m in sig.modules]
@@ -160,7 +148,7 @@ def build_context(sig: Signals) -> Context:
     ctx.has_relu = any(t in RELU_TYPES for t in types)
     ctx.has_norm_layers = any(t in NORM_TYPES for t in types)
     ctx.n_weight_layers = sum(len(p.shape) >= 2 for p in sig.params)
-    ctx.frozen_params = _frozen_params(sig)
+    ctx.frozen_params = frozen_param_names(sig.meta, sig.params)
     ctx.token_model = bool(types) and types[0] in {"Embedding", "EmbeddingBag"}
     ctx.output_activation = _output_activation([m.name for m in sig.modules], types)
     weights = [p for p in sig.params if len(p.shape) >= 2]

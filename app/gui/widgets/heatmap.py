@@ -7,6 +7,7 @@ so a 500 x 100 k table stays interactive and memory follows the screen, not the 
 from __future__ import annotations
 
 import html
+import os
 
 import numpy as np
 import pyqtgraph as pg
@@ -23,6 +24,8 @@ from .lazy import LazyPanel
 from .parts import CellHover, bucket_under, image_with_colorbar, message_label, shrinkable, steps_text
 
 MAX_LAYER_TICKS = 40
+MAX_AXIS_PX = 260       # the layer axis's widest
+LABEL_PITCH_PX = 18     # a layer label needs this much height, or the labels print over each other
 NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
                   "logged: call rec.watch(model, optimizer) to record gradients, weights and activations).")
 
@@ -36,6 +39,31 @@ def matching_layers(selected, layers) -> list[int]:
                 out.append(i)
                 break
     return out
+
+
+def short_labels(labels, fit: int = (MAX_AXIS_PX - 30) // 6) -> list[str]:
+    """Axis labels that fit the axis: a label wider than it is not drawn at all (PEFT's run to
+    60 characters). First the dotted prefix all share goes ("transformer.h."); for labels still
+    too long, the dotted parts every label has in the same place ("attn", "default"), keeping
+    the ones that tell them apart ("0", "lora_A"); last, the start of what is left. The hover
+    shows the whole name."""
+    labels = list(labels)
+    if len(labels) > 1:
+        cut = os.path.commonprefix(labels).rfind(".") + 1
+        labels = [label[cut:] for label in labels]
+    if any(len(label) > fit for label in labels):
+        parts = [label.split(".") for label in labels]
+        if len(parts) > 1 and len({len(p) for p in parts}) == 1:
+            same = [len({p[k] for p in parts}) == 1 for k in range(len(parts[0]) - 1)] + [False]
+            labels = [".".join(c for c, drop in zip(p, same) if not drop) for p in parts]
+    return [label if len(label) <= fit else _elide_middle(label, fit) for label in labels]
+
+
+def _elide_middle(label: str, fit: int) -> str:
+    """Keep the first two dotted parts (the block: "h.11.") and as much of the end as fits."""
+    second = label.find(".", label.find(".") + 1)
+    head = label[:second + 1] if 0 < second < fit // 3 else label[:fit // 3]
+    return head + "…" + label[len(label) - (fit - len(head) - 1):]
 
 
 def hover_text(name: str, first: int, last: int, value: float) -> str:
@@ -90,6 +118,7 @@ class HeatmapPanel(LazyPanel):
         lay.addWidget(self.canvas, 1)
 
         self._pooled_px = None            # the pixel width the image was last pooled to
+        self._tick_names = []             # the layer labels, thinned to the height on resize
         self._lod_timer = QTimer(self)
         self._lod_timer.setSingleShot(True)
         self._lod_timer.setInterval(40)   # re-pool after the pan/zoom settles
@@ -156,7 +185,7 @@ class HeatmapPanel(LazyPanel):
         self.colorbar.setLabel("right", f"log10 {label}" if self.is_log else label)
         label = LayerLabels.for_run(entry.run)
         self._layer_ticks([label(n) for n in src.layers])
-        self.plot.setLabel("left", "layer")
+        self.plot.setLabel("left", f"layer ({src.hidden} frozen not shown)" if src.hidden else "layer")
         self.plot.getViewBox().setLimits(yMin=0, yMax=max(1, len(src.layers)))
         self.plot.setYRange(0, max(1, len(src.layers)), padding=0)
         self.refresh_image()
@@ -182,11 +211,13 @@ class HeatmapPanel(LazyPanel):
         self._show_selected_layers([])
 
     def _layer_ticks(self, layers) -> None:
-        every = max(1, int(np.ceil(len(layers) / MAX_LAYER_TICKS)))
-        ticks = [(i + 0.5, name) for i, name in enumerate(layers) if i % every == 0]
+        self._tick_names = layers
+        fits = min(MAX_LAYER_TICKS, max(1, int(self.plot.getViewBox().height() // LABEL_PITCH_PX)))
+        every = max(1, int(np.ceil(len(layers) / fits)))
+        ticks = [(i + 0.5, name) for i, name in zip(range(len(layers)), short_labels(layers)) if i % every == 0]
         self.plot.getAxis("left").setTicks([ticks, []])
         # Same left-axis width above and below: the linked step axes line up on screen.
-        width = int(min(260, max(60, 7 * max((len(t[1]) for t in ticks), default=4) + 30)))
+        width = int(min(MAX_AXIS_PX, max(60, 7 * max((len(t[1]) for t in ticks), default=4) + 30)))
         self.plot.getAxis("left").setWidth(width)
         self.series_plot.getAxis("left").setWidth(width)
 
@@ -265,6 +296,8 @@ class HeatmapPanel(LazyPanel):
     def _on_resize(self, vb) -> None:
         if self.source is not None and self.pixel_width() != self._pooled_px:
             self._lod_timer.start()
+        if self._tick_names:          # as many layer labels as the height has room for
+            self._layer_ticks(self._tick_names)
 
     # ------------------------------------------------------------ hover / click
     def cell_at(self, step: float, row: float):

@@ -1,0 +1,81 @@
+"""The layer heatmap's rows and labels on a LoRA-style run: a base frozen with requires_grad=False
+and a few adapters that train, with PEFT-length names. Found in the app: 28 of 32 gradient rows
+were empty (the frozen base), the labels of 32 rows in 230 px were printed over each other, and
+a name longer than the axis (60 characters) was not drawn at all, so the rows that train had no
+label."""
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+from tests.gui_helpers import open_runs, show_panel  # noqa: E402
+from trainspect.app.gui.widgets.heatmap import LABEL_PITCH_PX, short_labels  # noqa: E402
+from trainspect.recorder import Recorder  # noqa: E402
+
+WAIT_MS = 30_000
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attention_projection_with_a_long_name = nn.Linear(8, 8)
+        self.adapter_down_projection_default = nn.Linear(8, 2)
+        self.adapter_up_projection_default = nn.Linear(2, 8)
+
+    def forward(self, x):
+        return (self.attention_projection_with_a_long_name(x)
+                + self.adapter_up_projection_default(self.adapter_down_projection_default(x)))
+
+
+def lora_run(path, n_blocks=8):
+    torch.manual_seed(0)
+    model = nn.Sequential(*[Block() for _ in range(n_blocks)])
+    for block in model:
+        block.attention_projection_with_a_long_name.requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01)
+    with Recorder(path, stats_every=1) as rec:
+        rec.watch(model, opt)
+        for _ in range(12):
+            model(torch.randn(4, 8)).pow(2).mean().backward()
+            opt.step()
+            opt.zero_grad()
+    return path
+
+
+def test_frozen_rows_are_left_out_and_every_label_is_drawn_apart(window, tmp_path, qtbot):
+    window.resize(1100, 700)
+    open_runs(window, [lora_run(tmp_path / "lora.h5")])
+    show_panel(window, qtbot, window.heatmap)
+    hm = window.heatmap
+    qtbot.waitUntil(lambda: hm.source is not None and hm.source.stat == "grad_norm", timeout=WAIT_MS)
+    src = hm.source
+    assert src.hidden == 16 and len(src.layers) == 32            # 8 blocks x 2 frozen / 4 training
+    assert all("adapter" in name for name in src.layers)
+    assert "16 frozen not shown" in hm.plot.getAxis("left").labelText
+    ticks = hm.plot.getAxis("left")._tickLevels[0]
+    height = hm.plot.getViewBox().height()
+    assert 1 <= len(ticks) <= height / LABEL_PITCH_PX + 1          # no label printed over another
+    # each label fits the axis (a wider one is not drawn at all) and names its block
+    width = hm.plot.getAxis("left").width()
+    assert all(len(text) * 6 + 30 <= max(width, 260) for _, text in ticks)
+    assert ticks[0][1].startswith("0.")
+    # the activations are per module: nothing is hidden there
+    window.view.set_heatmap_stat("act_std")
+    qtbot.waitUntil(lambda: hm.source is not None and hm.source.stat == "act_std", timeout=WAIT_MS)
+    assert hm.source.hidden == 0 and hm.plot.getAxis("left").labelText == "layer"
+
+
+def test_short_labels_keep_what_tells_rows_apart():
+    peft = [f"transformer.h.{b}.attn.c_attn.lora_{ab}.default.weight (Linear)" for b in (0, 1) for ab in "AB"]
+    assert short_labels(peft) == ["0.lora_A.weight (Linear)", "0.lora_B.weight (Linear)",
+                                  "1.lora_A.weight (Linear)", "1.lora_B.weight (Linear)"]
+    plain = ["0.weight (Linear)", "0.bias (Linear)", "2.weight (Linear)"]
+    assert short_labels(plain) == plain
+    mixed = ["transformer.wte.weight (Embedding)", "transformer.h.0.attn.c_attn.base_layer.weight (Conv1D)",
+             "transformer.h.11.mlp.c_proj.bias (Conv1D)"]
+    short = short_labels(mixed, fit=38)
+    assert all(len(s) <= 38 for s in short) and short[1].startswith("h.0.") and short[1].endswith("weight (Conv1D)")
+    assert len(set(short)) == 3
