@@ -79,3 +79,16 @@ def test_short_labels_keep_what_tells_rows_apart():
     short = short_labels(mixed, fit=38)
     assert all(len(s) <= 38 for s in short) and short[1].startswith("h.0.") and short[1].endswith("weight (Conv1D)")
     assert len(set(short)) == 3
+
+
+@pytest.mark.parametrize("span", [4, 9, 30])
+def test_a_step_axis_has_no_ticks_between_steps(qtbot, span):
+    """A 5-step run (a live run's first minute) read 0.5, 1.5, ... on its step axis."""
+    from trainspect.app.gui.widgets.parts import StepAxis
+
+    values = [v for _, level in StepAxis("bottom").tickValues(0, span, 800) for v in level]
+    assert values and all(float(v).is_integer() for v in values)
+    import pyqtgraph as pg
+
+    # a long run keeps pyqtgraph's usual ticks
+    assert StepAxis("bottom").tickValues(0, 1_000_000, 800) == pg.AxisItem("bottom").tickValues(0, 1_000_000, 800)

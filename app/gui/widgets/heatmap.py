@@ -21,7 +21,7 @@ from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels
 from ..model import PALETTE
 from .lazy import LazyPanel
-from .parts import CellHover, bucket_under, image_with_colorbar, message_label, shrinkable, steps_text
+from .parts import CellHover, StepAxis, bucket_under, image_with_colorbar, message_label, shrinkable, steps_text
 
 MAX_LAYER_TICKS = 40
 MAX_AXIS_PX = 260       # the layer axis's widest
@@ -93,12 +93,12 @@ class HeatmapPanel(LazyPanel):
         bar.addWidget(self.hover_label, 1)
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
-        self.plot = self.canvas.addPlot(row=0, col=0)
+        self.plot = self.canvas.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
         self.image, self.colorbar = image_with_colorbar(self.canvas, self.plot, 1, "viridis")
-        self.series_plot = self.canvas.addPlot(row=1, col=0)
+        self.series_plot = self.canvas.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.series_plot.setXLink(self.plot)
         self.series_plot.setMenuEnabled(False)
         self.series_plot.setMaximumHeight(28)

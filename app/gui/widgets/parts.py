@@ -9,6 +9,13 @@ from PySide6.QtWidgets import QLabel, QSizePolicy
 NAME_CHARS = 80   # names (runs, metrics, layers) longer than this are cut with "…" in labels
 
 
+class StepAxis(pg.AxisItem):
+    """An axis of optimizer steps: no tick between two steps (a 5-step run read 0.5, 1.5, ...)."""
+
+    def tickSpacing(self, minVal, maxVal, size):
+        return [(max(spacing, 1.0), offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size)]
+
+
 def elide(text: str, limit: int = 60) -> str:
     """``text`` cut to ``limit`` characters with "…" (the full text goes in a tooltip)."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from ..model import X_MODES
 from ..run_io import ReaderBusy
 from .curve import BUILD_BLOCK_ROWS, Curve, build_envelopes
-from .parts import shrinkable
+from .parts import StepAxis, shrinkable
 from .rank_band import RankBands
 
 X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
@@ -192,7 +192,8 @@ class ScalarPlotPanel(QWidget):
         # Plots and links first, data second, auto range last: adding data to linked plots
         # one by one would re-range (and re-downsample) every earlier plot each time.
         for row, metric in enumerate(metrics):
-            axis = {"bottom": pg.DateAxisItem()} if self.view.x_mode == "wall" else None
+            axis = {"bottom": pg.DateAxisItem() if self.view.x_mode == "wall" else
+                    StepAxis("bottom") if self.view.x_mode == "step" else pg.AxisItem("bottom")}
             plot = self.canvas.addPlot(row=row, col=0, axisItems=axis)
             plot.disableAutoRange()
             plot.setTitle(html.escape(metric), size="9pt", color="#333")   # a name is text, not HTML
