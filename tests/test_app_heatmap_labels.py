@@ -92,3 +92,19 @@ def test_a_step_axis_has_no_ticks_between_steps(qtbot, span):
 
     # a long run keeps pyqtgraph's usual ticks
     assert StepAxis("bottom").tickValues(0, 1_000_000, 800) == pg.AxisItem("bottom").tickValues(0, 1_000_000, 800)
+
+
+def test_long_layer_names_keep_the_distribution_plots_inside_the_panel(window, tmp_path, qtbot):
+    """A plot is no narrower than its title: the snapshot plot, titled with a 50-character layer
+    name, was pushed past the panel's right edge (its colour bar out of sight)."""
+    window.resize(1100, 700)
+    open_runs(window, [lora_run(tmp_path / "lora.h5")])
+    panel = window.distributions
+    show_panel(window, qtbot, panel)
+    panel.snap_layer.setCurrentIndex(panel.snap_layer.count() - 1)
+    qtbot.waitUntil(lambda: not panel.reading() and panel.snap_plot.titleLabel.text.endswith("step 0"),
+                    timeout=WAIT_MS)
+    qtbot.wait(100)
+    right = max(item.sceneBoundingRect().right() for item in (panel.snap_plot, panel.snap_bar))
+    assert right <= panel.canvas.width() + 1
+    assert "…" in panel.snap_plot.titleLabel.text

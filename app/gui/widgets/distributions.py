@@ -11,9 +11,10 @@ from ... import vocab
 from ...layer_data import histogram_series, snapshot_series
 from ...lod import finite_levels, rebin_histograms
 from .lazy import LazyPanel
-from .parts import image_with_colorbar, message_label
+from .parts import StepAxis, elide_name, image_with_colorbar, message_label
 
 HIST_DISPLAY_BINS = 96
+TITLE_NAME = 24          # characters of a layer name in a plot title
 
 
 def selected_index(names, selected) -> int | None:
@@ -40,6 +41,9 @@ class DistributionsPanel(LazyPanel):
         self.hist_kind = QComboBox()
         self.hist_kind.addItems(["weight", "grad"])
         self.snap_layer = QComboBox()
+        for combo in (self.hist_layer, self.snap_layer):   # a layer name, not its first 9 letters
+            combo.setMinimumContentsLength(16)
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.snap_slider = QSlider(Qt.Horizontal)
         self.snap_label = QLabel("")
         self.snap_label.setMinimumWidth(90)
@@ -54,7 +58,7 @@ class DistributionsPanel(LazyPanel):
         top.addWidget(self.snap_label)
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
-        self.hist_plot = self.canvas.addPlot(row=0, col=0)
+        self.hist_plot = self.canvas.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.hist_plot.setLabel("bottom", "step")
         self.hist_plot.setLabel("left", "value")
         self.hist_plot.setMenuEnabled(False)
@@ -156,7 +160,8 @@ class DistributionsPanel(LazyPanel):
         if self._hist_shown != shown:     # another layer: no stale image while it is read
             self.hist_image.clear()
             self.hist_image_data = np.empty((0, 0))
-            self.hist_plot.setTitle(f"reading the {kind} histograms of {self.hist_layer.currentText()}…",
+            self.hist_plot.setTitle(f"reading the {kind} histograms of "
+                                    f"{elide_name(self.hist_layer.currentText(), TITLE_NAME)}…",
                                     size="9pt", color="#555")
 
         def read_histograms():
@@ -178,7 +183,10 @@ class DistributionsPanel(LazyPanel):
         self.hist_bar.setLevels(finite_levels(self.hist_image_data))
         dx = float(steps[-1] - steps[0]) / max(1, len(steps) - 1) if len(steps) > 1 else 1.0
         self.hist_image.setRect(QRectF(float(steps[0]), lo, float(steps[-1] - steps[0]) + dx, hi - lo))
-        self.hist_plot.setTitle(f"{kind} values of {self.hist_layer.currentText()}", size="9pt", color="#333")
+        # a title is as wide as its text and a plot no narrower: a long layer name pushed the
+        # snapshot plot out of the panel
+        self.hist_plot.setTitle(f"{kind} values of {elide_name(self.hist_layer.currentText(), TITLE_NAME)}",
+                                size="9pt", color="#333")
         self.hist_plot.autoRange()
 
     def load_snapshots(self) -> None:
@@ -214,5 +222,6 @@ class DistributionsPanel(LazyPanel):
         self.snap_image.setImage(np.ascontiguousarray(m[:rows, :cols], dtype=np.float32), autoLevels=False)
         self.snap_image.setRect(QRectF(0, 0, cols, rows))
         self.snap_label.setText(f"step {int(self.snap_steps[index])}")
-        self.snap_plot.setTitle(f"{self.snap_layer.currentText()} at step {int(self.snap_steps[index])}",
+        self.snap_plot.setTitle(f"{elide_name(self.snap_layer.currentText(), TITLE_NAME)} at step "
+                                f"{int(self.snap_steps[index])}",
                                 size="9pt", color="#333")

@@ -21,7 +21,7 @@ from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels
 from ..model import PALETTE
 from .lazy import LazyPanel
-from .parts import CellHover, StepAxis, bucket_under, image_with_colorbar, message_label, shrinkable, steps_text
+from .parts import CellHover, StepAxis, bucket_under, elide_name, image_with_colorbar, message_label, shrinkable, steps_text
 
 MAX_LAYER_TICKS = 40
 MAX_AXIS_PX = 260       # the layer axis's widest
@@ -56,14 +56,7 @@ def short_labels(labels, fit: int = (MAX_AXIS_PX - 30) // 6) -> list[str]:
         if len(parts) > 1 and len({len(p) for p in parts}) == 1:
             same = [len({p[k] for p in parts}) == 1 for k in range(len(parts[0]) - 1)] + [False]
             labels = [".".join(c for c, drop in zip(p, same) if not drop) for p in parts]
-    return [label if len(label) <= fit else _elide_middle(label, fit) for label in labels]
-
-
-def _elide_middle(label: str, fit: int) -> str:
-    """Keep the first two dotted parts (the block: "h.11.") and as much of the end as fits."""
-    second = label.find(".", label.find(".") + 1)
-    head = label[:second + 1] if 0 < second < fit // 3 else label[:fit // 3]
-    return head + "…" + label[len(label) - (fit - len(head) - 1):]
+    return [elide_name(label, fit) for label in labels]
 
 
 def hover_text(name: str, first: int, last: int, value: float) -> str:
