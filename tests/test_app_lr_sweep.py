@@ -61,6 +61,7 @@ def test_without_a_sweep_the_tab_says_how_to_run_one(window, tmp_path):
     window.tabs.setCurrentWidget(panel)
     assert panel.sweep is None and "lr_range_test(model, optimizer" in panel.message.text()
     assert panel.raw.getOriginalDataset()[0] is None or len(panel.raw.getOriginalDataset()[0]) == 0
+    assert panel.message.isVisible() and not panel.canvas.isVisible()   # no empty axes with a legend
 
 
 def test_lr_fix_says_how_to_run_the_test_then_quotes_an_open_sweep(window, scenario_runs, sweep):

@@ -285,3 +285,14 @@ def test_the_advisor_reads_the_rank_files_through_the_ranks_tabs_handles(window,
         lo = np.searchsorted(np.arange(n), heat.first)
         np.testing.assert_allclose(heat.values[i], np.add.reduceat(expected[rank], lo) / np.diff(np.append(lo, n)))
     assert "rank 1: exp.rank1.h5 — finished at step 199999; train/loss 0.2" in panel.summary.text()
+
+
+def test_a_single_process_run_shows_the_explanation_without_empty_controls(window, tmp_path, qtbot):
+    from tests.fixtures_runs import make_run
+
+    window.open_paths([str(make_run(tmp_path / "one.h5", n_steps=50, n_layers=1))])
+    window.tabs.setCurrentWidget(window.ranks)
+    panel = window.ranks
+    qtbot.waitUntil(lambda: panel.message.isVisible() and "single-process" in panel.message.text(), timeout=WAIT_MS)
+    assert not panel.controls.isVisible() and not panel.timing.canvas.isVisible()
+

@@ -74,7 +74,7 @@ class LRSweepPanel(LazyPanel):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.caption)
         lay.addWidget(self.canvas, 1)
-        lay.addWidget(self.message)
+        lay.addWidget(self.message, 1)
         runs.currentChanged.connect(lambda e: self.load(sweep_entry(runs)))
         runs.runAdded.connect(lambda e: self.load(sweep_entry(runs)))
         runs.runRemoved.connect(lambda e: self.load(sweep_entry(runs)))
@@ -106,8 +106,10 @@ class LRSweepPanel(LazyPanel):
             self.caption.setText("")
             self.message.setText(NO_SWEEP if sweep is None else "the LR range test recorded no step")
             self.message.show()
+            self.canvas.hide()      # say what is missing, not an empty pair of axes with a legend
             return
         self.message.hide()
+        self.canvas.show()
         lr = np.asarray(sweep.lr, np.float64)
         ok = np.isfinite(lr) & (lr > 0)
         self.raw.setData(lr[ok], np.asarray(sweep.loss, np.float64)[ok])

@@ -18,7 +18,7 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from trainspect.analysis.ranks import summaries
 
@@ -185,7 +185,9 @@ class RanksPanel(LazyPanel):
         self.loss_combo.setMinimumWidth(160)
         self.hover = QLabel(" ")
         self.hover.setTextFormat(Qt.RichText)
-        bar = QHBoxLayout()
+        self.controls = QWidget()     # hidden with the heatmaps: empty combos read as broken
+        bar = QHBoxLayout(self.controls)
+        bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(QLabel("timing:"))
         bar.addWidget(self.timing_combo)
         bar.addSpacing(12)
@@ -203,7 +205,7 @@ class RanksPanel(LazyPanel):
         self.message = message_label()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        lay.addLayout(bar)
+        lay.addWidget(self.controls)
         lay.addWidget(self.message)
         lay.addWidget(self.timing.canvas, 1)
         lay.addWidget(self.metric.canvas, 1)
@@ -270,5 +272,5 @@ class RanksPanel(LazyPanel):
 
     def _set_visible(self, on: bool) -> None:
         self.message.setVisible(not on)
-        for w in (self.timing.canvas, self.metric.canvas, self.summary):
+        for w in (self.controls, self.timing.canvas, self.metric.canvas, self.summary):
             w.setVisible(on)
