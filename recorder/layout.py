@@ -54,10 +54,13 @@ def leaf_modules(model) -> list:
     its ``parametrizations`` compute its weight, and their outputs are weights, not the
     layer's activations (they were recorded as activation statistics, the layer itself not).
     TorchScript modules take no forward hooks ("not supported on ScriptModules" switched every
-    instrument off): they and their insides are left out; their parameters are recorded."""
+    instrument off): they and their insides are left out; their parameters are recorded.
+    Containers (ModuleDict, ParameterDict...) have no forward: an empty one is no leaf."""
+    from torch import nn
     from torch.jit import ScriptModule
     from torch.nn.utils import parametrize
 
+    containers = (nn.ModuleDict, nn.ModuleList, nn.ParameterDict, nn.ParameterList)
     leaves, inside = [], set()
     for mod in model.modules():
         if id(mod) in inside:
@@ -65,6 +68,8 @@ def leaf_modules(model) -> list:
         if isinstance(mod, ScriptModule):
             inside.update(id(m) for m in mod.modules())
             continue
+        if mod is not model and isinstance(mod, containers):
+            continue            # an empty ModuleDict (PEFT puts several in every LoRA layer) never runs
         own = mod.parametrizations if parametrize.is_parametrized(mod) else None
         if own is not None:
             inside.update(id(m) for m in own.modules())

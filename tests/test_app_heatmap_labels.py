@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from tests.gui_helpers import open_runs, show_panel  # noqa: E402
-from trainspect.app.gui.widgets.heatmap import LABEL_PITCH_PX, short_labels  # noqa: E402
+from trainspect.app.gui.widgets.heatmap import LABEL_PITCH_PX  # noqa: E402
+from trainspect.app.short_names import short_labels  # noqa: E402
 from trainspect.recorder import Recorder  # noqa: E402
 
 WAIT_MS = 30_000
@@ -70,10 +71,10 @@ def test_frozen_rows_are_left_out_and_every_label_is_drawn_apart(window, tmp_pat
 
 def test_short_labels_keep_what_tells_rows_apart():
     peft = [f"transformer.h.{b}.attn.c_attn.lora_{ab}.default.weight (Linear)" for b in (0, 1) for ab in "AB"]
-    assert short_labels(peft) == ["0.lora_A.weight (Linear)", "0.lora_B.weight (Linear)",
+    assert short_labels(peft, 38) == ["0.lora_A.weight (Linear)", "0.lora_B.weight (Linear)",
                                   "1.lora_A.weight (Linear)", "1.lora_B.weight (Linear)"]
     plain = ["0.weight (Linear)", "0.bias (Linear)", "2.weight (Linear)"]
-    assert short_labels(plain) == plain
+    assert short_labels(plain, 38) == plain
     mixed = ["transformer.wte.weight (Embedding)", "transformer.h.0.attn.c_attn.base_layer.weight (Conv1D)",
              "transformer.h.11.mlp.c_proj.bias (Conv1D)"]
     short = short_labels(mixed, fit=38)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -67,3 +68,35 @@ def test_a_container_model_marked_with_begin_forward_gets_activations_and_no_war
     assert list(run.scalar("loss/g").steps) == list(range(STEPS))
     assert list(run.layer_stat("act_std").steps) == list(range(STEPS))
     assert not [m for m in caught if "never called itself" in m], caught
+
+
+class AdapterLinear(nn.Module):
+    """PEFT's LoRA layer in miniature: unused adapter slots are empty ModuleDicts and a
+    ParameterDict holds a parameter the parent's forward uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.base_layer = nn.Linear(8, 8)
+        self.lora_magnitude_vector = nn.ModuleDict()
+        self.lora_embedding_A = nn.ParameterDict({"default": nn.Parameter(torch.zeros(8))})
+
+    def forward(self, x):
+        return self.base_layer(x) + self.lora_embedding_A["default"]
+
+
+def test_containers_inside_a_model_are_no_activation_rows(tmp_path):
+    """They never run a forward: each was a row of NaN activation statistics."""
+    torch.manual_seed(0)
+    model = nn.Sequential(AdapterLinear(), nn.ReLU(), nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Recorder(tmp_path / "adapters.h5", stats_every=1) as rec:
+        rec.watch(model, opt)
+        for _ in range(3):
+            model(torch.randn(4, 8)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+    run = open_run(tmp_path / "adapters.h5")
+    assert [m.name for m in run.modules] == ["0.base_layer", "1", "2"]
+    acts = run.layer_stat("act_std")
+    assert not np.isnan(acts.values).all(axis=0).any()
+    assert "0.lora_embedding_A.default" in run.layer_stat("grad_norm").layers

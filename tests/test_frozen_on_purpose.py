@@ -61,3 +61,15 @@ def test_a_trainable_layer_the_forward_never_uses_is_still_reported(tmp_path, se
     assert found.layers == ["spare.weight", "spare.bias"] and found.severity == "info"
     assert "not used by the forward" in found.evidence[0].text
     assert open_run(path).meta["model"]["frozen_params"] == [0, 1, 2, 3]
+
+
+def test_the_report_leaves_the_frozen_rows_out_of_its_parameter_heatmaps(tmp_path):
+    from trainspect.app.report.content import layer_heatmap
+
+    path = run_file(tmp_path / "lora.h5", 0)
+    with open_run(path) as run:
+        grads = layer_heatmap(run, "grad_norm")
+        acts = layer_heatmap(run, "act_std")
+    assert "4 frozen parameters (requires_grad=False) not shown" in grads.caption
+    assert "base.0.weight" not in grads.svg and "head.weight" in grads.svg
+    assert "frozen" not in acts.caption                  # modules, not parameters: all shown

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from trainspect.analysis import RunFileError, open_run
+from trainspect.analysis.frozen import frozen_param_names
 from trainspect.analysis.labels import LayerLabels
 
 from ..lod import RowPooler
-from ..vocab import LAYER_STAT_SPECS, LAYER_STATS, SNAPS, RunState, SYS_GRAD_NORM, SYS_LR, is_sys, lr_groups, stat_label
+from ..short_names import short_labels
+from ..vocab import ACTS, LAYER_STAT_SPECS, LAYER_STATS, SNAPS, RunState, SYS_GRAD_NORM, SYS_LR, is_sys, lr_groups, stat_label
 
 from . import svgplot
 from .svgplot import PALETTE, Line, PlotSpec
@@ -277,13 +279,23 @@ def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
     pooled, first, last, layers, lo, hi = pooled_layer_stat(run, stat, svgplot.MAX_HEATMAP_COLUMNS)
     if not len(pooled) or not pooled.shape[1]:
         return None
+    # parameters frozen on purpose (a LoRA base) have no gradient and no update: rows left out
+    frozen = frozen_param_names(run.meta, run.params) if LAYER_STATS[stat][0] != ACTS else None
+    shown = [j for j, name in enumerate(layers) if not frozen or name not in frozen] or list(range(len(layers)))
+    hidden = len(layers) - len(shown)
+    if hidden:
+        pooled, layers = pooled[:, shown], [layers[j] for j in shown]
+        finite = pooled[np.isfinite(pooled)]   # the colour range of what is shown
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (lo, hi)
     title = title or stat_label(stat)
     vrange = (0.0, 1.0) if LAYER_STAT_SPECS[stat].fraction else None
     # The axis spans the first to the last record (the last column starts at its bucket's first step).
     x = np.append(first[:-1], last) if len(first) > 1 else first
     log = False if vrange else bool(lo > 0 and hi / lo > 100)   # decided on every record, not the maxima
-    svg = svgplot.heatmap(pooled, x, layer_labels(run, layers), title=title, vrange=vrange, log=log)
-    return Figure(title, svg, f"layer statistic {stat}; columns keep the maximum of the records they cover")
+    labels = short_labels(layer_labels(run, layers), svgplot.MAX_LABEL_CHARS)
+    svg = svgplot.heatmap(pooled, x, labels, title=title, vrange=vrange, log=log)
+    return Figure(title, svg, f"layer statistic {stat}; columns keep the maximum of the records they cover"
+                  + (f"; {hidden} frozen parameters (requires_grad=False) not shown" if hidden else ""))
 
 
 def _on_curve(markers, x, y) -> list:

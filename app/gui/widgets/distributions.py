@@ -10,8 +10,9 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayo
 from ... import vocab
 from ...layer_data import histogram_series, snapshot_series
 from ...lod import finite_levels, rebin_histograms
+from ...short_names import elide_name
 from .lazy import LazyPanel
-from .parts import StepAxis, elide_name, image_with_colorbar, message_label
+from .parts import StepAxis, image_with_colorbar, message_label
 
 HIST_DISPLAY_BINS = 96
 TITLE_NAME = 24          # characters of a layer name in a plot title

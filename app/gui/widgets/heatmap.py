@@ -7,7 +7,6 @@ so a 500 x 100 k table stays interactive and memory follows the screen, not the 
 from __future__ import annotations
 
 import html
-import os
 
 import numpy as np
 import pyqtgraph as pg
@@ -19,12 +18,14 @@ from trainspect.analysis.labels import LayerLabels
 from ... import vocab
 from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels
+from ...short_names import short_labels
 from ..model import PALETTE
 from .lazy import LazyPanel
-from .parts import CellHover, StepAxis, bucket_under, elide_name, image_with_colorbar, message_label, shrinkable, steps_text
+from .parts import CellHover, StepAxis, bucket_under, image_with_colorbar, message_label, shrinkable, steps_text
 
 MAX_LAYER_TICKS = 40
 MAX_AXIS_PX = 260       # the layer axis's widest
+LABEL_CHARS = (MAX_AXIS_PX - 30) // 6   # at ~6 px a character
 LABEL_PITCH_PX = 18     # a layer label needs this much height, or the labels print over each other
 NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
                   "logged: call rec.watch(model, optimizer) to record gradients, weights and activations).")
@@ -39,24 +40,6 @@ def matching_layers(selected, layers) -> list[int]:
                 out.append(i)
                 break
     return out
-
-
-def short_labels(labels, fit: int = (MAX_AXIS_PX - 30) // 6) -> list[str]:
-    """Axis labels that fit the axis: a label wider than it is not drawn at all (PEFT's run to
-    60 characters). First the dotted prefix all share goes ("transformer.h."); for labels still
-    too long, the dotted parts every label has in the same place ("attn", "default"), keeping
-    the ones that tell them apart ("0", "lora_A"); last, the start of what is left. The hover
-    shows the whole name."""
-    labels = list(labels)
-    if len(labels) > 1:
-        cut = os.path.commonprefix(labels).rfind(".") + 1
-        labels = [label[cut:] for label in labels]
-    if any(len(label) > fit for label in labels):
-        parts = [label.split(".") for label in labels]
-        if len(parts) > 1 and len({len(p) for p in parts}) == 1:
-            same = [len({p[k] for p in parts}) == 1 for k in range(len(parts[0]) - 1)] + [False]
-            labels = [".".join(c for c, drop in zip(p, same) if not drop) for p in parts]
-    return [elide_name(label, fit) for label in labels]
 
 
 def hover_text(name: str, first: int, last: int, value: float) -> str:
@@ -207,7 +190,8 @@ class HeatmapPanel(LazyPanel):
         self._tick_names = layers
         fits = min(MAX_LAYER_TICKS, max(1, int(self.plot.getViewBox().height() // LABEL_PITCH_PX)))
         every = max(1, int(np.ceil(len(layers) / fits)))
-        ticks = [(i + 0.5, name) for i, name in zip(range(len(layers)), short_labels(layers)) if i % every == 0]
+        ticks = [(i + 0.5, name) for i, name in zip(range(len(layers)), short_labels(layers, LABEL_CHARS))
+                 if i % every == 0]
         self.plot.getAxis("left").setTicks([ticks, []])
         # Same left-axis width above and below: the linked step axes line up on screen.
         width = int(min(MAX_AXIS_PX, max(60, 7 * max((len(t[1]) for t in ticks), default=4) + 30)))

@@ -9,16 +9,6 @@ from PySide6.QtWidgets import QLabel, QSizePolicy
 NAME_CHARS = 80   # names (runs, metrics, layers) longer than this are cut with "…" in labels
 
 
-def elide_name(name: str, fit: int) -> str:
-    """A layer name cut to ``fit`` characters in the middle: the first two dotted parts (the
-    block, "h.11.") and as much of the end (the layer) as fits."""
-    if len(name) <= fit:
-        return name
-    second = name.find(".", name.find(".") + 1)
-    head = name[:second + 1] if 0 < second < fit // 3 else name[:fit // 3]
-    return head + "…" + name[len(name) - (fit - len(head) - 1):]
-
-
 class StepAxis(pg.AxisItem):
     """An axis of optimizer steps: no tick between two steps (a 5-step run read 0.5, 1.5, ...)."""
 
