@@ -30,10 +30,9 @@ def elide_name(name: str, fit: int) -> str:
 def short_labels(labels, fit: int) -> list[str]:
     """Axis labels that fit the axis: a label wider than it is not drawn at all (PEFT's run to
     60 characters). Labels that fit are kept; else first the dotted prefix all share goes
-    ("transformer.h."); for labels still
-    too long, the dotted parts every label has in the same place ("attn", "default"), keeping
-    the ones that tell them apart ("0", "lora_A"); last, the start of what is left. The hover
-    shows the whole name."""
+    ("transformer.h."), then the dotted parts every label has in the same place ("attn",
+    "default"), keeping those that tell them apart ("0", "lora_A"), last the middle of what
+    is still too long (``elide_name``). The hover shows the whole name."""
     labels = list(labels)
     if len(labels) > 1 and any(len(label) > fit for label in labels):
         cut = os.path.commonprefix(labels).rfind(".") + 1
