@@ -103,9 +103,9 @@ def test_long_layer_names_keep_the_distribution_plots_inside_the_panel(window, t
     panel = window.distributions
     show_panel(window, qtbot, panel)
     panel.snap_layer.setCurrentIndex(panel.snap_layer.count() - 1)
-    qtbot.waitUntil(lambda: not panel.reading() and panel.snap_plot.titleLabel.text.endswith("step 0"),
+    qtbot.waitUntil(lambda: not panel.reading() and panel.snap_title.text().endswith("step 0"),
                     timeout=WAIT_MS)
     qtbot.wait(100)
     right = max(item.sceneBoundingRect().right() for item in (panel.snap_plot, panel.snap_bar))
     assert right <= panel.canvas.width() + 1
-    assert "…" in panel.snap_plot.titleLabel.text
+    assert "…" in panel.snap_title.text()

@@ -151,8 +151,8 @@ def _panel_text(panel) -> str:
     if label is None:
         return panel.text.toPlainText()
     text = label.text() if label.isVisible() else ""
-    hist_plot = getattr(panel, "hist_plot", None)
-    return text + (" " + hist_plot.titleLabel.text if hist_plot is not None and panel.canvas.isVisible() else "")
+    title = getattr(panel, "hist_title", None)
+    return text + (" " + title.text() if title is not None and panel.canvas.isVisible() else "")
 
 
 def test_an_answer_for_a_run_the_user_left_is_dropped(window, tmp_path, qtbot, monkeypatch):

@@ -348,7 +348,7 @@ def test_distributions_show_histograms_over_time_and_snapshots(window, small_run
     show_panel(window, qtbot, d)            # ...until it is shown
     assert d.hist_layer.count() == 8 and d.snap_layer.count() == 4
     assert d.hist_layer.currentText() == "layers.2.weight" and d.snap_layer.currentText() == "layers.2.weight"
-    assert "layers.2.weight" in d.hist_plot.titleLabel.text
+    assert "layers.2.weight" in d.hist_title.text()
     assert d.hist_image_data.shape == (96, 20)   # value bins x recorded steps
     assert d.snap_slider.maximum() == 19
     d.snap_slider.setValue(3)

@@ -12,10 +12,10 @@ from ...layer_data import histogram_series, snapshot_series
 from ...lod import finite_levels, rebin_histograms
 from ...short_names import elide_name
 from .lazy import LazyPanel
-from .parts import StepAxis, image_with_colorbar, message_label
+from .parts import StepAxis, image_with_colorbar, message_label, shrinkable
 
 HIST_DISPLAY_BINS = 96
-TITLE_NAME = 24          # characters of a layer name in a plot title
+TITLE_NAME = 32          # characters of a layer name in a plot title
 
 
 def selected_index(names, selected) -> int | None:
@@ -25,6 +25,21 @@ def selected_index(names, selected) -> int | None:
         if hit is not None:
             return hit
     return None
+
+
+def title_label() -> QLabel:
+    """A plot's title as a label above the canvas: pyqtgraph makes a plot as wide as its own
+    title, and a long layer name pushed the snapshot plot and its colour bar out of the panel.
+    This one is cut to the width it gets (the name is shortened first, so it mostly fits)."""
+    label = shrinkable(QLabel(""))
+    label.setTextFormat(Qt.PlainText)      # a layer name is text, not HTML
+    label.setAlignment(Qt.AlignCenter)
+    return label
+
+
+def set_title(label: QLabel, text: str, color: str = "#333") -> None:
+    label.setText(text)
+    label.setStyleSheet(f"color: {color}; font-size: 9pt;")
 
 
 class DistributionsPanel(LazyPanel):
@@ -42,9 +57,6 @@ class DistributionsPanel(LazyPanel):
         self.hist_kind = QComboBox()
         self.hist_kind.addItems(["weight", "grad"])
         self.snap_layer = QComboBox()
-        for combo in (self.hist_layer, self.snap_layer):   # a layer name, not its first 9 letters
-            combo.setMinimumContentsLength(16)
-            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.snap_slider = QSlider(Qt.Horizontal)
         self.snap_label = QLabel("")
         self.snap_label.setMinimumWidth(90)
@@ -55,7 +67,8 @@ class DistributionsPanel(LazyPanel):
         top.addSpacing(20)
         top.addWidget(QLabel("weight snapshot of"))
         top.addWidget(self.snap_layer, 1)
-        top.addWidget(self.snap_slider, 1)
+        top.addWidget(self.snap_slider)         # the layer names get the spare width, not the slider
+        self.snap_slider.setMaximumWidth(160)
         top.addWidget(self.snap_label)
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
@@ -74,8 +87,13 @@ class DistributionsPanel(LazyPanel):
         self.message = message_label()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        self.hist_title, self.snap_title = title_label(), title_label()
+        titles = QHBoxLayout()
+        titles.addWidget(self.hist_title, 3)
+        titles.addWidget(self.snap_title, 2)
         lay.addLayout(top)
         lay.addWidget(self.message)
+        lay.addLayout(titles)
         lay.addWidget(self.canvas, 1)
 
         self.hist_layer.currentIndexChanged.connect(lambda _: self.show_histograms())
@@ -126,20 +144,26 @@ class DistributionsPanel(LazyPanel):
             text += (" (none recorded yet, or only scalars were logged: rec.watch(model, optimizer) "
                      "records them every hist_every / snapshot_every steps)")
         self.say(text)
-        self.canvas.setVisible(entry is not None and len(missing) < 2)
+        self._show_canvas(entry is not None and len(missing) < 2)
         self.show_histograms()
         self.load_snapshots()
 
     def say(self, text: str, error: bool = False) -> None:
         super().say(text, error)
         if error or text.startswith("reading"):
-            self.canvas.setVisible(False)
+            self._show_canvas(False)
+
+    def _show_canvas(self, on: bool) -> None:
+        for w in (self.canvas, self.hist_title, self.snap_title):
+            w.setVisible(on)
 
     def _release(self) -> None:
         self.entry = None
         self._hist_shown = None
         self.hist_image.clear()
         self.snap_image.clear()
+        self.hist_title.setText("")
+        self.snap_title.setText("")
         self.hist_image_data = np.empty((0, 0))
         self.snap_steps, self.snap_data = np.empty(0, np.int64), np.empty((0, 0, 0))
 
@@ -161,9 +185,8 @@ class DistributionsPanel(LazyPanel):
         if self._hist_shown != shown:     # another layer: no stale image while it is read
             self.hist_image.clear()
             self.hist_image_data = np.empty((0, 0))
-            self.hist_plot.setTitle(f"reading the {kind} histograms of "
-                                    f"{elide_name(self.hist_layer.currentText(), TITLE_NAME)}…",
-                                    size="9pt", color="#555")
+            set_title(self.hist_title, f"reading {kind}s of {elide_name(self.hist_layer.currentText(), TITLE_NAME)}…",
+                      "#555")
 
         def read_histograms():
             steps, counts, ranges = histogram_series(entry.run, kind, i)
@@ -184,10 +207,7 @@ class DistributionsPanel(LazyPanel):
         self.hist_bar.setLevels(finite_levels(self.hist_image_data))
         dx = float(steps[-1] - steps[0]) / max(1, len(steps) - 1) if len(steps) > 1 else 1.0
         self.hist_image.setRect(QRectF(float(steps[0]), lo, float(steps[-1] - steps[0]) + dx, hi - lo))
-        # a title is as wide as its text and a plot no narrower: a long layer name pushed the
-        # snapshot plot out of the panel
-        self.hist_plot.setTitle(f"{kind} values of {elide_name(self.hist_layer.currentText(), TITLE_NAME)}",
-                                size="9pt", color="#333")
+        set_title(self.hist_title, f"{kind}s of {elide_name(self.hist_layer.currentText(), TITLE_NAME)}")
         self.hist_plot.autoRange()
 
     def load_snapshots(self) -> None:
@@ -223,6 +243,5 @@ class DistributionsPanel(LazyPanel):
         self.snap_image.setImage(np.ascontiguousarray(m[:rows, :cols], dtype=np.float32), autoLevels=False)
         self.snap_image.setRect(QRectF(0, 0, cols, rows))
         self.snap_label.setText(f"step {int(self.snap_steps[index])}")
-        self.snap_plot.setTitle(f"{elide_name(self.snap_layer.currentText(), TITLE_NAME)} at step "
-                                f"{int(self.snap_steps[index])}",
-                                size="9pt", color="#333")
+        set_title(self.snap_title, f"{elide_name(self.snap_layer.currentText(), TITLE_NAME)} at step "
+                                  f"{int(self.snap_steps[index])}")
