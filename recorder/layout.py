@@ -79,13 +79,16 @@ def leaf_modules(model) -> list:
 
 
 def type_name(module) -> str:
-    """The module's class name; a parametrized layer's own (torch makes ``ParametrizedLinear``
-    a subclass of ``Linear``, and the advisor reads Linear/Conv outputs by type)."""
+    """The module's class name; the layer's own under a class torch makes on the fly: a
+    parametrized layer is a ``ParametrizedLinear`` and FSDP2's ``fully_shard`` makes an
+    ``FSDPLinear``, both subclasses of ``Linear`` (the advisor reads Linear/Conv outputs by type)."""
     cls = type(module)
-    if cls.__name__.startswith("Parametrized") and len(cls.__mro__) > 1 \
-            and cls.__name__ == "Parametrized" + cls.__mro__[1].__name__:
-        cls = cls.__mro__[1]
-    return cls.__name__
+    name = cls.__name__
+    for prefix in ("Parametrized", "FSDP"):
+        own = name[len(prefix):]
+        if name.startswith(prefix) and any(base.__name__ == own for base in cls.__mro__[1:]):
+            return own
+    return name
 
 
 class ModelLayout:

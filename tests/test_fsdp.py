@@ -24,6 +24,8 @@ def test_fsdp2_shard_norms_combine_into_the_global_norms(tmp_path, nproc):
     for r in range(nproc):
         with open_run(rank_path(out, r)) as run:
             assert run.meta["model"]["sharded_params"] == list(range(6))
+            # fully_shard makes FSDPLinear: the layers keep their own type (the advisor reads it)
+            assert [m.type for m in run.modules] == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
             local = run.layer_stat("weight_norm")
             # the rank's file holds its shard's norms: nothing was reduced across ranks
             np.testing.assert_allclose(local.values[-1], [truth[r]["local_weight"][n] for n in local.layers],
