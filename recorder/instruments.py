@@ -78,6 +78,7 @@ class Instruments:
             # not pass is adopted at its first step (amp.py)
             route_scaler_steps(optimizer, self._scaler_step)
         self._compiled_forward = False  # a training forward ran in code compiled after watch()
+        self._forward_mode = None      # "train"/"eval": grad-enabled forwards since the last step
         self._fwd_step = -1            # step whose first training forward was captured
         self._capturing = None         # specs capturing the forward in progress
         self._warned_unknown = False
@@ -182,6 +183,8 @@ class Instruments:
     def _opt_pre(self, optimizer, args, kwargs):
         if self._compiled_forward:
             self._after_compiled_forward()
+        if self._forward_mode == "eval":
+            self._stepped_in_eval_mode()
         if self._container:
             self._container_unmarked()
         self.w.guard(self._before_step, optimizer, self._has_closure(optimizer, args, kwargs))
@@ -196,6 +199,16 @@ class Instruments:
             self.link.warn_once("<watch>", "the model was torch.compile'd after watch(): activation and input "
                                            "statistics are not recorded (in a loop of your own, watch() the "
                                            "compiled model to keep the input statistics)")
+
+    def _stepped_in_eval_mode(self):
+        """The only forward since the last step ran with the model in eval mode: model.eval()
+        for validation and no model.train() after it (a classic). Its step label is marked now,
+        as a training forward's would have been, and the user hears of it once."""
+        self._forward_mode = "train"
+        self.link.mark_forward()
+        self.link.warn_once("<train mode>", "the model is in eval mode during training steps (model.eval() for "
+                                            "validation and no model.train() after it?): dropout and batch norm "
+                                            "act as at evaluation, and activation statistics are not recorded")
 
     def _before_step(self, optimizer, closure):
         step, wall = self.link.step, time.time()
@@ -278,6 +291,7 @@ class Instruments:
                 self.w.guard(r.other_optimizer_step, step, wall)
 
     def _opt_post(self, optimizer, args, kwargs):
+        self._forward_mode = None
         self._stepped = True
         self.w.guard(self._after_step, self._has_closure(optimizer, args, kwargs))
         self.steps_done += 1
@@ -351,9 +365,13 @@ class Instruments:
                 self.link.forward_in_compiled_code()
                 self._compiled_forward = True
             return
-        if module.training and self.optimizer_watched and torch.is_grad_enabled():
+        if not module.training:
+            if self._forward_mode is None and self.optimizer_watched and torch.is_grad_enabled():
+                self._forward_mode = "eval"      # the step's forward if no training one comes
+        elif self.optimizer_watched and torch.is_grad_enabled():
             # A forward under no_grad (the training accuracy after the step, in train mode)
             # starts no iteration: it labelled that iteration's log(step=None) one step late.
+            self._forward_mode = "train"
             self.link.mark_forward()
             if self._stepping and not _inside_optimizer_step():
                 self._stepping = 0     # a step raised (CUDA OOM, caught by the script): no post hook ran

@@ -1,0 +1,60 @@
+"""model.eval() for validation and no model.train() after it, a classic: the training steps after
+it ran with dropout and batch norm in evaluation behaviour. The recorder saw no training forward
+from then on, so every loss logged after optimizer.step() was labelled one step late, and
+nothing said why activation statistics stopped. Now the step label is right and the user is
+told once. Validation forwards that merely forget torch.no_grad() say nothing."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from trainspect.analysis import open_run
+from trainspect.recorder import Recorder
+
+torch.set_num_threads(1)
+STEPS, VALIDATE_AT = 10, 4
+
+
+def train(path, seed, back_to_train):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 32), nn.Dropout(0.3), nn.ReLU(), nn.Linear(32, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = torch.Generator().manual_seed(seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(path, stats_every=1) as rec:
+            rec.watch(model, opt)
+            model.train()
+            for step in range(STEPS):
+                x, y = torch.randn(16, 8, generator=data), torch.randint(0, 3, (16,), generator=data)
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                rec.log({"train/loss": loss})
+                if step == VALIDATE_AT:
+                    model.eval()
+                    rec.log({"val/loss": F.cross_entropy(model(x), y)})   # without torch.no_grad()
+                    if back_to_train:
+                        model.train()
+    return open_run(path), [str(w.message) for w in caught if "eval mode" in str(w.message)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_training_left_in_eval_mode_is_labelled_right_and_said_once(tmp_path, seed):
+    run, said = train(tmp_path / "eval.h5", seed, back_to_train=False)
+    assert list(run.scalar("train/loss").steps) == list(range(STEPS))   # old code: ..., 4, 6, 7, ...
+    assert list(run.scalar("val/loss").steps) == [VALIDATE_AT]
+    assert len(said) == 1 and "model.train()" in said[0]
+    assert list(run.layer_stat("act_std").steps) == list(range(VALIDATE_AT + 1))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_validation_without_no_grad_then_train_mode_says_nothing(tmp_path, seed):
+    run, said = train(tmp_path / "ok.h5", seed, back_to_train=True)
+    assert list(run.scalar("train/loss").steps) == list(range(STEPS))
+    assert list(run.layer_stat("act_std").steps) == list(range(STEPS))
+    assert said == []
