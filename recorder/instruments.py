@@ -16,6 +16,7 @@ import weakref
 
 import torch
 
+from . import format as fmt
 from .amp import ScalerWatch, route_scaler_steps, scaler_enabled, unroute_scaler_steps
 from .hooks import EagerHook, RecorderHook
 from .records.base import Record, Watched
@@ -206,6 +207,7 @@ class Instruments:
         as a training forward's would have been, and the user hears of it once."""
         self._forward_mode = "train"
         self.link.mark_forward()
+        self.link.host_value(self.link.step, self.link.tag(fmt.SYS_EVAL_MODE), 1.0, time.time())
         self.link.warn_once("<train mode>", "the model is in eval mode during training steps (model.eval() for "
                                             "validation and no model.train() after it?): dropout and batch norm "
                                             "act as at evaluation, and activation statistics are not recorded")

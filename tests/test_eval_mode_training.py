@@ -58,3 +58,15 @@ def test_validation_without_no_grad_then_train_mode_says_nothing(tmp_path, seed)
     assert list(run.scalar("train/loss").steps) == list(range(STEPS))
     assert list(run.layer_stat("act_std").steps) == list(range(STEPS))
     assert said == []
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_advisor_names_training_in_eval_mode_and_the_fix(tmp_path, seed):
+    from trainspect.analysis.advisor import diagnose
+
+    bad, _ = train(tmp_path / "eval.h5", seed, back_to_train=False)
+    found = {f.symptom: f for f in diagnose(tmp_path / "eval.h5")}["eval_mode_training"]
+    assert (found.first_step, found.last_step) == (VALIDATE_AT + 1, STEPS - 1)
+    assert found.causes[0].id == "train_mode_off" and "model.train()" in found.fixes[0].text
+    train(tmp_path / "ok.h5", seed, back_to_train=True)
+    assert "eval_mode_training" not in {f.symptom for f in diagnose(tmp_path / "ok.h5")}

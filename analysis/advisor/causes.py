@@ -164,6 +164,10 @@ CAUSE_CATALOGUE = {
                                   "before a loss that applies it itself"),
          Fix("check_targets", "check the targets: a constant or wrongly shaped target gives a constant loss")),
         "print the model's output shape and a few targets next to the loss value at step 0"),
+    "train_mode_off": CauseSpec(
+        "the model was left in eval mode: model.eval() for validation and no model.train() after it",
+        (Fix("call_train", "call model.train() at the start of every training epoch (after each validation)"),),
+        "add model.train() before the training loop's forward: dropout and batch norm should act again"),
     # ---- across the ranks of a distributed run (symptoms/straggler_rank.py, rank_*.py)
     "slow_data_loading": CauseSpec(
         "the rank waits for its next batch: too few loader workers, slow storage, a heavier shard",

@@ -24,6 +24,7 @@ SYMPTOM_MODULES = (
     "symmetric_weights",
     "unnormalized_inputs",
     "frozen_layers",
+    "eval_mode_training",
     "slow_convergence",
     "straggler_rank",
     "rank_nonfinite_first",
