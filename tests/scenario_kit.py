@@ -213,13 +213,14 @@ def mse(out, y):
 
 def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_at=None,
           corrupt_at=(), watch=True, seed=0, regression=False, loss_fn=None, clip=None,
-          zero_grad=True, label_noise=0.0):
+          zero_grad=True, label_noise=0.0, back_to_train=True):
     """Plain minibatch training loop; logs train/loss every step, val/loss every ``val_every``.
 
     ``regression``: mean squared error against the digit's value / 9 (one output unit).
     ``loss_fn(out, y)`` replaces the loss; ``clip`` clips the gradient norm; ``zero_grad=False``
     forgets ``optimizer.zero_grad()`` (gradients accumulate); ``label_noise`` replaces that
-    fraction of each batch's labels by uniformly random ones (an irreducible loss floor)."""
+    fraction of each batch's labels by uniformly random ones (an irreducible loss floor);
+    ``back_to_train=False`` forgets ``model.train()`` after the first validation."""
     import torch
     torch.manual_seed(seed)
     Xtr, ytr, Xva, yva = data if data is not None else digits()
@@ -240,7 +241,8 @@ def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_a
         if label_noise:
             flip = torch.rand(batch, generator=g) < label_noise
             yb = torch.where(flip, torch.randint(0, 10, (batch,), generator=g), yb)
-        model.train()
+        if back_to_train or step == 0:
+            model.train()
         loss = loss_fn(model(xb), yb)
         if zero_grad:
             opt.zero_grad()

@@ -238,6 +238,14 @@ def layer_missing_from_optimizer(rec, seed):
     train(rec, model, opt, seed=seed)
 
 
+def model_left_in_eval_mode(rec, seed):
+    import torch
+    torch.manual_seed(26 + 1000 * seed)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Dropout(0.3),
+                                torch.nn.Linear(128, 10))
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), seed=seed, back_to_train=False)
+
+
 def sgd_small_lr_still_falling(rec, seed):
     import torch
     torch.manual_seed(25 + 1000 * seed)
@@ -597,6 +605,8 @@ SCENARIOS = {s.name: s for s in [
              "0..255 pixel values fed as they are"),
     Scenario("layer_missing_from_optimizer", layer_missing_from_optimizer, "frozen_layers", ("optimizer_setup",),
              "first Linear layer left out of the optimizer's parameter list"),
+    Scenario("model_left_in_eval_mode", model_left_in_eval_mode, "eval_mode_training", ("train_mode_off",),
+             "model.eval() for the first validation and no model.train() after it"),
     Scenario("sgd_small_lr_still_falling", sgd_small_lr_still_falling, "slow_convergence", ("lr_too_low",),
              "plain SGD 0.01 stopped after 300 steps while the loss still falls", severity="info"),
     # healthy runs that look scary: all must stay silent
