@@ -14,3 +14,9 @@ def frozen_param_names(meta, params) -> set | None:
         return None
     names = [p.name for p in params]
     return {names[i] for i in indices if isinstance(i, int) and 0 <= i < len(names)}
+
+
+def frozen_numel(meta, params) -> int:
+    """How many of the run's parameter elements were frozen at watch() (0 when none or unknown)."""
+    names = frozen_param_names(meta, params)
+    return sum(p.numel for p in params if p.name in names) if names else 0

@@ -52,6 +52,14 @@ def test_a_base_frozen_on_purpose_is_no_finding(tmp_path, seed, capsys):
     assert "frozen_layers" not in {f.symptom for f in diagnose(path)}
     assert main(["info", str(path)]) == 0
     assert "(1,344 frozen)" in capsys.readouterr().out      # 8*32+32 + 32*32+32 parameters
+    from trainspect.app.report.content import run_summary
+
+    with open_run(path) as run:                            # the report's and the app's summaries
+        assert "(1,344 frozen)" in dict(run_summary(run)[0])["model"]
+        pytest.importorskip("PySide6")
+        from trainspect.app.gui.widgets.details import run_details_html
+
+        assert "1,344 frozen" in run_details_html(run)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

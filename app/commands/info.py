@@ -31,6 +31,8 @@ def summarize(run) -> str:
 
 def summary_lines(run):
     """The summary, line by line: a run with 1 M metrics prints without holding 1 M lines."""
+    from trainspect.analysis.frozen import frozen_numel
+
     from ..vocab import SYS_PREFIX, RunState
 
     st = run.status()
@@ -56,12 +58,10 @@ def summary_lines(run):
         lines.append("versions:   " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
     model = meta.get("model") or {}
     if model:
-        frozen = model.get("frozen_params")
-        frozen = [i for i in frozen if isinstance(i, int) and 0 <= i < len(run.params)] \
-            if isinstance(frozen, list) else []
+        frozen = frozen_numel(meta, run.params)
         lines.append(f"model:      {len(run.modules)} leaf modules, {len(run.params)} parameter tensors, "
                      f"{model.get('n_params', sum(p.numel for p in run.params)):,} parameters"
-                     + (f" ({sum(run.params[i].numel for i in frozen):,} frozen)" if frozen else ""))
+                     + (f" ({frozen:,} frozen)" if frozen else ""))
     opt = meta.get("optimizer") or {}
     if opt:
         hp = opt.get("hyperparameters") or {}

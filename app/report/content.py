@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from trainspect.analysis import RunFileError, open_run
-from trainspect.analysis.frozen import frozen_param_names
+from trainspect.analysis.frozen import frozen_numel, frozen_param_names
 from trainspect.analysis.labels import LayerLabels
 
 from ..lod import RowPooler
@@ -170,7 +170,9 @@ def run_summary(run) -> tuple[list, dict]:
     if model or run.params:
         n_params = model.get("n_params", sum(p.numel for p in run.params))
         n_text = f"{n_params:,}" if isinstance(n_params, int) else value_text(n_params)
-        rows.append(("model", f"{len(run.modules)} leaf modules, {len(run.params)} parameter tensors, {n_text} parameters"))
+        frozen = frozen_numel(run.meta, run.params)
+        rows.append(("model", f"{len(run.modules)} leaf modules, {len(run.params)} parameter tensors, {n_text} parameters"
+                     + (f" ({frozen:,} frozen)" if frozen else "")))
     opt = meta.get("optimizer") or {}
     if opt:
         hp = opt.get("hyperparameters") or {}

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout
 
+from trainspect.analysis.frozen import frozen_numel
+
 from ...vocab import NEUTRAL_COLOR, STATE_COLORS
 from .lazy import LazyPanel
 
@@ -64,7 +66,9 @@ def run_details_html(run) -> str:
     model = meta.get("model") or {}
     if run.params or run.modules:
         n_params = model.get("n_params") or sum(p.numel for p in run.params)
-        out.append(f"<h3>Model ({len(run.modules)} leaf modules, {n_params:,} parameters)</h3>")
+        frozen = frozen_numel(run.meta, run.params)
+        out.append(f"<h3>Model ({len(run.modules)} leaf modules, {n_params:,} parameters"
+                   + (f", {frozen:,} frozen" if frozen else "") + ")</h3>")
         out.append("<b>Modules</b>" + _table((m.name, m.type) for m in run.modules[:MAX_ROWS]))
         out.append("<b>Parameters</b>" + _table(
             (p.name, f"{'×'.join(map(str, p.shape))}  ({p.numel:,})") for p in run.params[:MAX_ROWS]))
