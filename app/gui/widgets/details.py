@@ -6,7 +6,6 @@ import json
 from datetime import datetime
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout
-
 from trainspect.analysis.frozen import frozen_numel
 
 from ...vocab import NEUTRAL_COLOR, STATE_COLORS
