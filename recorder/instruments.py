@@ -207,6 +207,8 @@ class Instruments:
         as a training forward's would have been, and the user hears of it once."""
         self._forward_mode = "train"
         self.link.mark_forward()
+        if any(m.training for m in self.w.model.modules()):
+            return       # model.eval() then head.train(): parts frozen in eval mode on purpose
         self.link.host_value(self.link.step, self.link.tag(fmt.SYS_EVAL_MODE), 1.0, time.time())
         self.link.warn_once("<train mode>", "the model is in eval mode during training steps (model.eval() for "
                                             "validation and no model.train() after it?): dropout and batch norm "

@@ -70,3 +70,29 @@ def test_the_advisor_names_training_in_eval_mode_and_the_fix(tmp_path, seed):
     assert found.causes[0].id == "train_mode_off" and "model.train()" in found.fixes[0].text
     train(tmp_path / "ok.h5", seed, back_to_train=True)
     assert "eval_mode_training" not in {f.symptom for f in diagnose(tmp_path / "ok.h5")}
+
+
+def test_a_model_in_eval_mode_with_a_part_training_is_deliberate(tmp_path):
+    """model.eval() then model[-1].train(): batch norm and dropout frozen on purpose in the rest
+    (a fine-tuning recipe). The step labels still follow the forward; nothing is reported."""
+    from trainspect.analysis.advisor import diagnose
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+    opt = torch.optim.SGD(model[-1].parameters(), lr=0.1)
+    model.eval()
+    model[-1].train()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(tmp_path / "head.h5") as rec:
+            rec.watch(model, opt)
+            for _ in range(STEPS):
+                loss = F.cross_entropy(model(torch.randn(16, 8)), torch.randint(0, 3, (16,)))
+                loss.backward()
+                opt.step()
+                opt.zero_grad()
+                rec.log({"train/loss": loss})
+    assert list(open_run(tmp_path / "head.h5").scalar("train/loss").steps) == list(range(STEPS))
+    assert not [w for w in caught if "eval mode" in str(w.message)]
+    assert "eval_mode_training" not in {f.symptom for f in diagnose(tmp_path / "head.h5")}
+
