@@ -36,10 +36,12 @@ def compiled(model):
 
 
 @pytest.fixture
-def no_recompiles(monkeypatch):
+def no_recompiles():
+    # config.patch, not monkeypatch: pytest 9 undoes a module attribute it did not find in the
+    # module's __dict__ by deleting it, and dynamo's config options live elsewhere
     torch._dynamo.reset()
-    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
-    yield
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        yield
     torch._dynamo.reset()
 
 
