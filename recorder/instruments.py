@@ -55,6 +55,23 @@ def _inside_optimizer_step() -> bool:
 
 
 _CONTAINERS = (torch.nn.ModuleDict, torch.nn.ModuleList)
+SILENT_ITERATIONS = 50
+
+
+def _cached(cache, optimizer, compute) -> bool:
+    """``compute(optimizer)``, remembered weakly: an optimizer the script dropped (and its
+    state) is not kept alive; one that is not weak-referenceable is asked each time."""
+    try:
+        known = cache.get(optimizer)
+    except TypeError:
+        known = None
+    if known is None:
+        known = compute(optimizer)
+        try:
+            cache[optimizer] = known
+        except TypeError:
+            pass
+    return known
 
 
 def _implements(record: Record, moment: str) -> bool:
@@ -80,6 +97,8 @@ class Instruments:
             route_scaler_steps(optimizer, self._scaler_step)
         self._compiled_forward = False  # a training forward ran in code compiled after watch()
         self._forward_mode = None      # "train"/"eval": grad-enabled forwards since the last step
+        self._others_stepped = False   # another optimizer stepped the model since the last training forward
+        self._silent_iterations = 0    # iterations in a row in which only other optimizers stepped
         self._fwd_step = -1            # step whose first training forward was captured
         self._capturing = None         # specs capturing the forward in progress
         self._warned_unknown = False
@@ -201,6 +220,23 @@ class Instruments:
                                            "statistics are not recorded (in a loop of your own, watch() the "
                                            "compiled model to keep the input statistics)")
 
+    def _count_silent_iterations(self):
+        """Another optimizer steps the model, the watched one has stopped, and it could not take
+        the watched one's place (it steps other parameters): the step count, which follows the
+        watched optimizer, stands still. Said once, after more iterations than a GAN critic's
+        extra steps (WGAN: 5 a generator step) could make."""
+        if self._stepped:
+            self._silent_iterations = 0
+        else:
+            self._silent_iterations += 1
+            if self._silent_iterations == SILENT_ITERATIONS:
+                self.link.warn_once("<optimizer>", f"the watched {type(self.w.optimizer).__name__} has not stepped "
+                                                   f"for {SILENT_ITERATIONS} iterations while another optimizer "
+                                                   "steps the model: steps follow the watched optimizer, so "
+                                                   f"log(step=None) stays at step {self.link.step}; pass step= to "
+                                                   "log(), or record the new optimizer with a Recorder of its own")
+        self._others_stepped = False
+
     def _stepped_in_eval_mode(self):
         """The only forward since the last step ran with the model in eval mode: model.eval()
         for validation and no model.train() after it (a classic). Its step label is marked now,
@@ -227,26 +263,28 @@ class Instruments:
 
     def _any_opt_post(self, optimizer, args, kwargs):
         self._stepping = max(0, self._stepping - 1)
-        if not self._stepped and optimizer is not self.w.optimizer and self.optimizer_watched \
-                and not self._stepping and self._replaces_watched(optimizer):
+        if self._stepped or optimizer is self.w.optimizer or not self.optimizer_watched or self._stepping:
+            return
+        if self._replaces_watched(optimizer):
             self._adopt_optimizer(optimizer)
+        elif self._holds_model_params(optimizer):
+            self._others_stepped = True      # and the watched one did not (so far this iteration)
 
     def _replaces_watched(self, optimizer) -> bool:
         """Does ``optimizer`` step every parameter the watched one holds? Asked when it stepped
         in an iteration the watched one did not: a script that makes a new optimizer (a second
         fine-tuning phase) left the step count and every record stuck at the switch."""
-        try:
-            known = self._replaces.get(optimizer)
-        except TypeError:           # not weak-referenceable
-            known = None
-        if known is None:
-            held = {id(p) for g in optimizer.param_groups for p in g["params"]}
-            known = all(id(p) in held for g in self.w.optimizer.param_groups for p in g["params"])
-            try:
-                self._replaces[optimizer] = known
-            except TypeError:
-                pass
-        return known
+        def steps_all(opt):
+            held = {id(p) for g in opt.param_groups for p in g["params"]}
+            return all(id(p) in held for g in self.w.optimizer.param_groups for p in g["params"])
+        return _cached(self._replaces, optimizer, steps_all)
+
+    def _holds_model_params(self, optimizer) -> bool:
+        """Does ``optimizer`` step any parameter of the watched model?"""
+        def holds(opt):
+            ours = {id(p) for p in self.w.params}
+            return any(id(p) in ours for g in opt.param_groups for p in g["params"])
+        return _cached(self._holds_ours, optimizer, holds)
 
     def _adopt_optimizer(self, optimizer) -> None:
         """The watched optimizer was replaced: this step is counted and the next ones recorded."""
@@ -276,17 +314,7 @@ class Instruments:
         self._stepping += 1
         if optimizer is self.w.optimizer or not self._other_step or not self.w.enabled:
             return
-        try:
-            held = self._holds_ours.get(optimizer)
-        except TypeError:          # not weak-referenceable: asked each time
-            held = None
-        if held is None:
-            ours = {id(p) for p in self.w.params}
-            held = any(id(p) in ours for g in optimizer.param_groups for p in g["params"])
-            try:   # weak: an optimizer the script dropped (and its state) is not kept alive
-                self._holds_ours[optimizer] = held
-            except TypeError:
-                pass
+        held = self._holds_model_params(optimizer)
         if held:
             self.w.other_optimizers = True   # weight updates wait for the iteration's end
         if held and not self._stepped:
@@ -380,6 +408,8 @@ class Instruments:
             if self._stepping and not _inside_optimizer_step():
                 self._stepping = 0     # a step raised (CUDA OOM, caught by the script): no post hook ran
             if self.w.enabled and not self._stepping:   # not a closure's forward inside a step
+                if self._others_stepped:
+                    self._count_silent_iterations()
                 self._stepped = False
                 for r in self._training_forward:   # each forward: the spec guards its own work
                     r.training_forward()

@@ -83,7 +83,7 @@ def test_a_gan_critic_stepping_alone_does_not_take_the_generators_place(tmp_path
         warnings.simplefilter("always")
         with Recorder(tmp_path / "gan.h5", stats_every=1) as rec:
             rec.watch(gan, opt_g)
-            for batch in range(20):
+            for batch in range(120):           # far more critic-only iterations than the warning's
                 rec.begin_forward()
                 real = torch.randn(16, 8, generator=g)
                 fake = gan["g"](torch.randn(16, 4, generator=g))
@@ -98,5 +98,32 @@ def test_a_gan_critic_stepping_alone_does_not_take_the_generators_place(tmp_path
                     opt_g.step()
                 rec.end_forward()
     run = open_run(tmp_path / "gan.h5")
-    assert list(run.layer_stat("grad_norm").steps) == [0, 1, 2, 3]    # the generator's four steps
+    assert list(run.layer_stat("grad_norm").steps) == list(range(24))    # the generator's steps
+    assert not [w for w in caught if "stopped stepping" in str(w.message) or "has not stepped" in str(w.message)]
+
+
+def test_a_new_optimizer_over_other_parameters_is_not_taken_but_said(tmp_path):
+    """Phase 2 trains the first layer with a new optimizer and the watched one (the head's) never
+    steps again: it cannot take the watched one's place (other parameters), and the steps stand
+    still, so the user is told once, after more iterations than a GAN critic's extra steps."""
+    from trainspect.recorder.instruments import SILENT_ITERATIONS
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+    head = torch.optim.Adam(model[2].parameters(), lr=1e-2)
+    data = batches(0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(tmp_path / "phase2.h5") as rec:
+            rec.watch(model, head)
+            opt = head
+            for step in range(SWITCH + SILENT_ITERATIONS + 5):
+                if step == SWITCH:
+                    opt = torch.optim.SGD(model[0].parameters(), lr=1e-2)
+                x, y = next(data)
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+                opt.zero_grad()
+    said = [str(w.message) for w in caught if "has not stepped" in str(w.message)]
+    assert len(said) == 1 and f"for {SILENT_ITERATIONS} iterations" in said[0], said
     assert not [w for w in caught if "stopped stepping" in str(w.message)]
