@@ -1,19 +1,32 @@
 """Parameters frozen on purpose: ``requires_grad=False`` when ``watch()`` saw the model (a LoRA
-base, a frozen backbone), from ``meta["model"]["frozen_params"]`` (recorder/FORMAT.md)."""
+base, a frozen backbone), from ``meta["model"]["frozen_params"]``; and those that require a
+gradient but were not in the watched optimizer, ``meta["model"]["unoptimized_params"]``
+(recorder/FORMAT.md)."""
 from __future__ import annotations
 
 
-def frozen_param_names(meta, params) -> set | None:
-    """Names of the frozen parameters; None when the file does not say (written before the
-    recorder noted them) or the run has no parameters. ``params``: the run's ParamInfo list."""
+def _param_names_at(meta, params, key) -> set | None:
+    """Names of the parameters at the indices ``meta["model"][key]``; None when the file does
+    not say (written before the recorder noted them) or the run has no parameters."""
     model = meta.get("model") if isinstance(meta, dict) else None
     if not isinstance(model, dict) or not params:
         return None
-    indices = model.get("frozen_params")
+    indices = model.get(key)
     if not isinstance(indices, list):
         return None
     names = [p.name for p in params]
     return {names[i] for i in indices if isinstance(i, int) and 0 <= i < len(names)}
+
+
+def frozen_param_names(meta, params) -> set | None:
+    """Names of the frozen parameters (None: not known). ``params``: the run's ParamInfo list."""
+    return _param_names_at(meta, params, "frozen_params")
+
+
+def unoptimized_param_names(meta, params) -> set | None:
+    """Names of the trainable parameters the watched optimizer did not hold at watch() (None:
+    not known: no optimizer, or an older file)."""
+    return _param_names_at(meta, params, "unoptimized_params")
 
 
 def frozen_numel(meta, params) -> int:

@@ -105,7 +105,9 @@ class ModelLayout:
                     self.param_tensors.append(p)
                     owner = names[id(mod)]
                     params.append((f"{owner}.{p_name}" if owner else p_name, owner, tuple(p.shape), p.numel()))
+        self.optimized = None      # ids of the watched optimizer's parameters (None: no optimizer)
         if optimizer is not None:   # parameters the optimizer updates that are not in the model
+            self.optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
             for g, group in enumerate(optimizer.param_groups):
                 for i, p in enumerate(group["params"]):
                     if id(p) not in seen:
@@ -138,6 +140,11 @@ class ModelLayout:
         # requires_grad=False at watch(): frozen on purpose (a LoRA base, a backbone); written
         # even when empty, so a reader tells "none" from a file that predates it
         out["frozen_params"] = [i for i, p in enumerate(self.param_tensors) if not p.requires_grad]
+        if self.optimized is not None:
+            # trainable but not the watched optimizer's (a backbone run under torch.no_grad(), or
+            # another optimizer's share): a missing gradient there can be on purpose
+            out["unoptimized_params"] = [i for i, p in enumerate(self.param_tensors)
+                                         if p.requires_grad and id(p) not in self.optimized]
         if any(type(m).__name__ == "OptimizedModule" for m in model.modules()):
             out["compiled"] = True    # torch.compile'd: no activation statistics (FORMAT.md)
         return out

@@ -238,6 +238,39 @@ def layer_missing_from_optimizer(rec, seed):
     train(rec, model, opt, seed=seed)
 
 
+def checkpointed_residual_mlp(reentrant):
+    """Residual MLP (64 -> 3 blocks of 64 -> 10) whose blocks run under torch.utils.checkpoint,
+    activation memory traded for compute as with HF's gradient_checkpointing."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = torch.nn.ModuleList(
+                torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU()) for _ in range(3))
+            self.head = torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = x + checkpoint(block, x, use_reentrant=reentrant)
+            return self.head(x)
+    return Net()
+
+
+def checkpoint_cuts_graph(rec, seed):
+    import warnings
+
+    import torch
+    torch.manual_seed(27 + 1000 * seed)
+    # use_reentrant=True over the raw batch (no requires_grad): no block gets a gradient, only
+    # the head trains (torch says so once per step in a UserWarning users learn to ignore)
+    model = checkpointed_residual_mlp(reentrant=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=200, seed=seed)
+
+
 def model_left_in_eval_mode(rec, seed):
     import torch
     torch.manual_seed(26 + 1000 * seed)
@@ -323,6 +356,34 @@ def healthy_frozen_backbone(rec, seed):
     model = torch.nn.Sequential(backbone, torch.nn.ReLU(), torch.nn.Linear(64, 10))
     # only the new head is trained: the backbone is frozen by design (requires_grad=False)
     train(rec, model, torch.optim.Adam(model[2].parameters(), lr=3e-3), steps=200, seed=seed)
+
+
+def healthy_checkpointed(rec, seed):
+    import torch
+    torch.manual_seed(35 + 1000 * seed)
+    model = checkpointed_residual_mlp(reentrant=False)   # blocks recomputed in backward
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=200, seed=seed)
+
+
+def healthy_no_grad_backbone(rec, seed):
+    import torch
+    torch.manual_seed(36 + 1000 * seed)
+    backbone = pretrained_backbone().requires_grad_(True)
+
+    class FeatureExtractor(torch.nn.Module):
+        """Frozen the other common way: the backbone still requires grad but runs under
+        torch.no_grad(), and only the head is given to the optimizer."""
+
+        def __init__(self):
+            super().__init__()
+            self.backbone, self.head = backbone, torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            with torch.no_grad():
+                feats = torch.relu(self.backbone(x))
+            return self.head(feats)
+    model = FeatureExtractor()
+    train(rec, model, torch.optim.Adam(model.head.parameters(), lr=3e-3), steps=200, seed=seed)
 
 
 def healthy_high_loss_floor(rec, seed):
@@ -605,6 +666,8 @@ SCENARIOS = {s.name: s for s in [
              "0..255 pixel values fed as they are"),
     Scenario("layer_missing_from_optimizer", layer_missing_from_optimizer, "frozen_layers", ("optimizer_setup",),
              "first Linear layer left out of the optimizer's parameter list"),
+    Scenario("checkpoint_cuts_graph", checkpoint_cuts_graph, "frozen_layers", ("graph_detached",),
+             "blocks under reentrant torch.utils.checkpoint over the raw batch: only the head gets gradients"),
     Scenario("model_left_in_eval_mode", model_left_in_eval_mode, "eval_mode_training", ("train_mode_off",),
              "model.eval() for the first validation and no model.train() after it"),
     Scenario("sgd_small_lr_still_falling", sgd_small_lr_still_falling, "slow_convergence", ("lr_too_low",),
@@ -620,6 +683,10 @@ SCENARIOS = {s.name: s for s in [
              about="20 % random labels, SGD 0.1 then 0.01 from step 150: a floor reached early"),
     Scenario("healthy_frozen_backbone", healthy_frozen_backbone, None,
              about="pretrained backbone frozen on purpose (requires_grad=False), only the head trains"),
+    Scenario("healthy_checkpointed", healthy_checkpointed, None,
+             about="residual MLP, blocks under non-reentrant torch.utils.checkpoint"),
+    Scenario("healthy_no_grad_backbone", healthy_no_grad_backbone, None,
+             about="backbone run under torch.no_grad() (still requires grad), only the head in the optimizer"),
     Scenario("healthy_high_loss_floor", healthy_high_loss_floor, None,
              about="60 % random labels: the loss settles at a high irreducible floor"),
     Scenario("healthy_sparse_validation", healthy_sparse_validation, None,

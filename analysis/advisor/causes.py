@@ -164,6 +164,18 @@ CAUSE_CATALOGUE = {
                                   "before a loss that applies it itself"),
          Fix("check_targets", "check the targets: a constant or wrongly shaped target gives a constant loss")),
         "print the model's output shape and a few targets next to the loss value at step 0"),
+    "graph_detached": CauseSpec(
+        "the forward cuts these layers off from the loss: a .detach()/.data/.item() on the way, a torch.no_grad() "
+        "block, or reentrant checkpointing (use_reentrant=True) of a segment whose inputs do not require grad",
+        (Fix("find_detach", "search the forward between these layers and the loss for .detach(), .data, "
+                            ".item()/.numpy()/.tolist() and torch.no_grad()/inference_mode() blocks"),
+         Fix("non_reentrant_checkpoint", "checkpoint with torch.utils.checkpoint.checkpoint(..., use_reentrant=False) "
+                                         "(the reentrant form gives no gradient to a segment whose inputs do not "
+                                         "require grad)"),
+         Fix("drop_unused", "if the layers are unused on purpose, set requires_grad=False on them or leave them "
+                            "out of the optimizer")),
+        "after loss.backward(), print [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]: "
+        "the layers cut off are listed"),
     "train_mode_off": CauseSpec(
         "the model was left in eval mode: model.eval() for validation and no model.train() after it",
         (Fix("call_train", "call model.train() at the start of every training epoch (after each validation)"),),

@@ -13,7 +13,7 @@ import numpy as np
 
 from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MAX, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_LR
 
-from ..frozen import frozen_param_names
+from ..frozen import frozen_param_names, unoptimized_param_names
 from ..labels import LayerLabels
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
 from .functional_acts import PREACT_TYPES
@@ -58,6 +58,8 @@ class Context:
     zero_gradients: bool = False            # every gradient exactly 0 at every record: the loss ignores the weights
     weight_change: float | None = None      # total relative change of the most-updated weight matrix over the run
     frozen_params: set | None = None        # names with requires_grad=False at watch() (None: not recorded)
+    unoptimized_params: set | None = None   # trainable names outside the watched optimizer (None: not recorded)
+    param_numel: dict = field(default_factory=dict)   # name -> elements
 
     @property
     def symptoms(self) -> set:
@@ -149,6 +151,8 @@ def build_context(sig: Signals) -> Context:
     ctx.has_norm_layers = any(t in NORM_TYPES for t in types)
     ctx.n_weight_layers = sum(len(p.shape) >= 2 for p in sig.params)
     ctx.frozen_params = frozen_param_names(sig.meta, sig.params)
+    ctx.unoptimized_params = unoptimized_param_names(sig.meta, sig.params)
+    ctx.param_numel = {p.name: int(p.numel) for p in sig.params}
     ctx.token_model = bool(types) and types[0] in {"Embedding", "EmbeddingBag"}
     ctx.output_activation = _output_activation([m.name for m in sig.modules], types)
     weights = [p for p in sig.params if len(p.shape) >= 2]

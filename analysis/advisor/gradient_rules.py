@@ -131,30 +131,39 @@ def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, s
     )
 
 
+CUT_SHARE = 0.05    # trainable elements without a gradient that make the finding a warning
+
+
 def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, min_records=3,
-                  label=str, frozen=None) -> Finding | None:
+                  label=str, frozen=None, unoptimized=None, numel=None) -> Finding | None:
     """Parameters that never change: gradients but no updates, or no gradient at all.
 
     - gradient > 0 but update_norm == 0 in every record: the optimizer never touches it
       (left out of the optimizer's parameter list, or LR 0) -> warning;
     - gradient exactly 0 in every record: nothing flows back to it (dead path, zero
       init) -> warning;
-    - no gradient at all (grad_norm NaN: requires_grad=False or unused) -> info, as a
-      frozen backbone can be intended. ``frozen``: names of the parameters with
-      requires_grad=False at watch() (None: not known, a file from before it was recorded):
-      frozen on purpose (a LoRA base), they are no finding; those left got no gradient
-      although they could (a layer the forward never uses).
+    - no gradient at all (grad_norm NaN) -> info, as a frozen backbone can be intended.
+      ``frozen``: names of the parameters with requires_grad=False at watch() (None: not
+      known, a file from before it was recorded): frozen on purpose (a LoRA base), they are no
+      finding. ``unoptimized``: names of the trainable parameters the watched optimizer did
+      not hold (None: not known). A parameter that requires a gradient, is in the optimizer and
+      never gets one is unused or cut off from the loss (a ``.detach()``, a ``torch.no_grad()``
+      block, reentrant checkpointing of inputs without grad). Cut off when they are the model's
+      first trainable parameters and later ones get gradients: a warning once they hold
+      ``CUT_SHARE`` of the trainable elements (``numel``: name -> elements). A spare head or an
+      unused pooler stays advice.
     """
     # Per-column facts from one chunked pass each: no [records x layers] float64 copies.
     g = as_table(grad_norm, grad_steps, layers).summary if grad_norm is not None else None
     u = as_table(update_norm, weight_steps, layers).summary if update_norm is not None else None
     g = g if g is not None and g.rows >= min_records else None
     u = u if u is not None and u.rows >= min_records else None
-    groups = {"no_update": [], "zero_grad": [], "no_grad": []}
+    groups = {"no_update": [], "zero_grad": [], "no_grad": [], "cut": []}
     for j, name in enumerate(layers):
         if g is not None and g.all_nan[j]:
             if frozen is None or name not in frozen:
-                groups["no_grad"].append(j)
+                known = frozen is not None and unoptimized is not None
+                groups["cut" if known and name not in unoptimized else "no_grad"].append(j)
             continue
         if g is not None and not g.any_nonzero[j]:
             groups["zero_grad"].append(j)
@@ -180,16 +189,35 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
             text=(f"{len(names)} parameter(s) receive exactly zero gradient in every step: "
                   f"{', '.join(label(n) for n in names[:8])}"),
             steps=[int(grad_steps[0]), int(grad_steps[-1])], values=[0.0] * min(8, len(names))))
+    cut_share, cut_prefix = 0.0, False
+    if groups["cut"]:
+        names = [layers[j] for j in groups["cut"]]
+        trainable = [n for n in layers if n not in frozen]
+        sizes = numel or {}
+        total = sum(sizes.get(n, 1) for n in trainable)
+        cut_share = sum(sizes.get(n, 1) for n in names) / max(total, 1)
+        # the model's first trainable parameters get none and later ones do: the graph is cut
+        # between them (layers are in the model's registration order, usually the forward's)
+        with_grad = [j for j, n in enumerate(layers) if n in trainable and not g.all_nan[j]]
+        cut_prefix = bool(with_grad) and max(groups["cut"]) < min(with_grad)
+        evidence.append(Evidence(
+            series="grad_norm", layer=names[0],
+            text=(f"{len(names)} parameter(s) never had a gradient although they require one and the optimizer "
+                  f"holds them ({cut_share:.0%} of the trainable weights"
+                  + ("; every one comes before the first layer that gets a gradient: cut off from the loss?): "
+                     if cut_prefix else "; not used by the forward?): ")
+                  + ", ".join(label(n) for n in names[:8]))))
     if groups["no_grad"]:
         names = [layers[j] for j in groups["no_grad"]]
         evidence.append(Evidence(
             series="grad_norm", layer=names[0],
             text=(f"{len(names)} parameter(s) never had a gradient "
                   + ("(requires_grad=False or unused): " if frozen is None else
-                     "although they require one (not used by the forward?): ")
+                     "although they require one (not used by the forward?): " if unoptimized is None else
+                     "although they require one; the optimizer does not hold them (frozen by torch.no_grad()?): ")
                   + ", ".join(label(n) for n in names[:8]))))
-    severe = groups["no_update"] or groups["zero_grad"]
-    involved = groups["no_update"] + groups["zero_grad"] + (groups["no_grad"] if not severe else [])
+    severe = groups["no_update"] or groups["zero_grad"] or (cut_prefix and cut_share >= CUT_SHARE)
+    involved = groups["no_update"] + groups["zero_grad"] + groups["cut"] + (groups["no_grad"] if not severe else [])
     steps_all = weight_steps if weight_steps is not None and len(weight_steps) else grad_steps
     what = ("never updated" if groups["no_update"] else "get no gradient") if severe else "have no gradient (frozen)"
     return Finding(
@@ -199,9 +227,12 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
         first_step=int(steps_all[0]), last_step=int(steps_all[-1]),
         layers=[layers[j] for j in involved], evidence=evidence,
         facts={"no_update": bool(groups["no_update"]), "zero_grad": bool(groups["zero_grad"]),
-               "no_grad": bool(groups["no_grad"]),
+               "no_grad": bool(groups["no_grad"] or groups["cut"]),
+               # trainable, in the optimizer, never a gradient: cut off from the loss or unused
+               "cut": bool(groups["cut"]), "cut_share": round(cut_share, 4), "cut_prefix": cut_prefix,
                # every parameter that has a gradient gets exactly zero: nothing in the model can learn
-               "all_zero_grad": bool(groups["zero_grad"]) and len(groups["zero_grad"]) + len(groups["no_grad"]) == len(layers)},
+               "all_zero_grad": bool(groups["zero_grad"]) and
+               len(groups["zero_grad"]) + len(groups["no_grad"]) + len(groups["cut"]) == len(layers)},
     )
 
 

@@ -16,12 +16,22 @@ def detect(sig, ctx):
         g = g.head(rows_before(g.steps, ctx.nan_step)) if g is not None else None
         u = u.head(rows_before(u.steps, ctx.nan_step)) if u is not None else None
     return gradient_rules.detect_frozen(g.steps if g is not None else None, g, u.steps if u is not None else None, u,
-                                        layers, label=ctx.label, frozen=ctx.frozen_params)
+                                        layers, label=ctx.label, frozen=ctx.frozen_params,
+                                        unoptimized=ctx.unoptimized_params, numel=ctx.param_numel)
 
 
 def adjust(s, f, ctx):
     weights_symmetric(s, ctx)
     zero, no_update = f.facts.get("zero_grad"), f.facts.get("no_update")
+    if f.facts.get("cut") and not zero and not no_update:
+        s.damp("bad_init", 0.2)            # weights, however set, give some gradient: None means no path
+        s.damp("activation_choice", 0.2)
+        s.damp("optimizer_setup", 0.4)     # the optimizer holds them: its parameter list is not the fault
+        s.boost("graph_detached", 0.9 if f.facts.get("cut_prefix") else 0.6,
+                "the model's first trainable layers get no gradient while later ones do: the graph is cut "
+                "between them" if f.facts.get("cut_prefix") else
+                "trainable parameters in the optimizer never get a gradient: cut off from the loss, or unused")
+        return
     if zero and not no_update:
         s.damp("optimizer_setup", 0.2)     # the optimizer cannot make a gradient exactly zero
     if no_update and not zero and "vanishing_gradients" not in ctx.found:
@@ -48,7 +58,9 @@ SPEC = SymptomSpec(
     id="frozen_layers",
     looks_at="`grad_norm`, `update_norm` per parameter",
     fires_when="gradient but `update_norm == 0` always, or gradient exactly 0 always (warning); no gradient at all "
-               "(info; parameters with requires_grad=False at watch(), frozen on purpose, are left out)",
+               "for the model's first trainable parameters while later ones get gradients, all in the optimizer (warning once "
+               "they hold 5 % of the trainable elements: the graph is cut); no gradient otherwise (info; parameters with "
+               "requires_grad=False at watch(), frozen on purpose, are left out)",
     detect=detect,
     priors={"optimizer_setup": 0.6, "bad_init": 0.3, "activation_choice": 0.1},
     word="frozen layers",
