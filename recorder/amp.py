@@ -48,7 +48,7 @@ def route_scaler_steps(optimizer, handler) -> None:
 
 
 def unroute_scaler_steps(optimizer, handler) -> None:
-    if _routes.get(id(optimizer)) is handler:
+    if _routes.get(id(optimizer)) == handler:    # a bound method is made anew at each access: not `is`
         del _routes[id(optimizer)]
 
 

@@ -23,9 +23,10 @@ HOOKED_PER_END = 4
 
 
 class BackwardCapture:
-    def __init__(self, params, pack, on_error, scale=None):
+    def __init__(self, params, pack, on_error, scale=None, make_hook=EagerHook):
         """``pack()`` returns the packed gradient record of the current ``.grad`` (or None);
-        ``scale()`` the loss scale the gradients carry (a 0-d tensor) or None."""
+        ``scale()`` the loss scale the gradients carry (a 0-d tensor) or None; ``make_hook``:
+        wraps the parameter hook (``HookSet.eager``: paused with the rest)."""
         self.pack, self.on_error, self.scale = pack, on_error, scale
         self.pending = None        # record of the latest finished backward, not yet used by a step
         self._queued = False
@@ -34,7 +35,7 @@ class BackwardCapture:
         chosen = trainable if len(trainable) <= 2 * HOOKED_PER_END else (
             trainable[:HOOKED_PER_END] + trainable[-HOOKED_PER_END:])
         for p in chosen:
-            self.handles.append(p.register_post_accumulate_grad_hook(EagerHook(self._on_accumulated)))
+            self.handles.append(p.register_post_accumulate_grad_hook(make_hook(self._on_accumulated)))
 
     @property
     def active(self) -> bool:

@@ -65,6 +65,47 @@ class EagerHook(RecorderHook):
         return (EagerHook, ())
 
 
+class HookSet:
+    """The hooks one watch() keeps on a model, its parameters and optimizers, made here so that
+    they can go quiet together: ``lr_range_test`` inside a run pauses the run's Recorder, whose
+    step count went on through the sweep's steps, and resumes it when the sweep ends."""
+
+    __slots__ = ("_fns", "_hooks")
+
+    def __init__(self):
+        self._hooks = []
+        self._fns = None          # each hook's fn while paused
+
+    def plain(self, fn) -> RecorderHook:
+        return self._keep(RecorderHook(fn))
+
+    def eager(self, fn) -> EagerHook:
+        return self._keep(EagerHook(fn))
+
+    def _keep(self, hook):
+        if self._fns is not None:   # made while paused: quiet until resumed
+            self._fns.append(hook.fn)
+            hook.fn = None
+        self._hooks.append(hook)
+        return hook
+
+    @property
+    def paused(self) -> bool:
+        return self._fns is not None
+
+    def pause(self) -> None:
+        if self._fns is None:
+            self._fns = [h.fn for h in self._hooks]
+            for h in self._hooks:
+                h.fn = None
+
+    def resume(self) -> None:
+        if self._fns is not None:
+            for h, fn in zip(self._hooks, self._fns):
+                h.fn = fn
+            self._fns = None
+
+
 def run_outside_dynamo(*functions) -> None:
     """Frames of ``functions`` and everything they call run without dynamo even inside a
     compiled function's eager parts (after a graph break every Python frame entered is

@@ -18,7 +18,6 @@ import torch
 
 from . import format as fmt
 from .amp import ScalerWatch, route_scaler_steps, scaler_enabled, unroute_scaler_steps
-from .hooks import EagerHook, RecorderHook
 from .records.base import Record, Watched
 from .records.registry import RECORDS
 
@@ -106,13 +105,13 @@ class Instruments:
         # A TorchScript model takes no forward hooks: no activation or input statistics, the rest is recorded.
         self.scripted = isinstance(model, torch.jit.ScriptModule)
         self.handles = [] if self.scripted else [
-            model.register_forward_pre_hook(RecorderHook(self._root_pre), with_kwargs=True),
-            model.register_forward_hook(RecorderHook(self._root_post), always_call=True)]
+            model.register_forward_pre_hook(self.w.hooks.plain(self._root_pre), with_kwargs=True),
+            model.register_forward_hook(self.w.hooks.plain(self._root_post), always_call=True)]
         # A ModuleDict/ModuleList (a GAN's {"g": G, "d": D}) is never called itself: its parts'
         # forwards label log(step=None), and the first step says how to get activations.
         self._container = isinstance(model, _CONTAINERS) and optimizer is not None
         if self._container:
-            self.handles += [child.register_forward_pre_hook(RecorderHook(self._part_forward))
+            self.handles += [child.register_forward_pre_hook(self.w.hooks.plain(self._part_forward))
                              for child in model.children()]
         self._stepped = False          # the watched optimizer stepped since the last training forward
         self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)
@@ -127,8 +126,8 @@ class Instruments:
                     register_optimizer_step_pre_hook,
                 )
 
-                self.handles += [register_optimizer_step_pre_hook(EagerHook(self._any_opt_pre)),
-                                 register_optimizer_step_post_hook(EagerHook(self._any_opt_post))]
+                self.handles += [register_optimizer_step_pre_hook(self.w.hooks.eager(self._any_opt_pre)),
+                                 register_optimizer_step_post_hook(self.w.hooks.eager(self._any_opt_post))]
             except ImportError:
                 pass
 
@@ -180,8 +179,20 @@ class Instruments:
             r.scaler_found()
 
     def _hook_optimizer(self, optimizer) -> None:
-        self._opt_handles = [optimizer.register_step_pre_hook(EagerHook(self._opt_pre)),
-                             optimizer.register_step_post_hook(EagerHook(self._opt_post))]
+        self._opt_handles = [optimizer.register_step_pre_hook(self.w.hooks.eager(self._opt_pre)),
+                             optimizer.register_step_post_hook(self.w.hooks.eager(self._opt_post))]
+
+    def pause(self) -> None:
+        """Another Recorder watches this model for a while: record nothing, count no step."""
+        self.w.hooks.pause()
+        if self.optimizer_watched:
+            unroute_scaler_steps(self.w.optimizer, self._scaler_step)
+        self._capturing = None
+
+    def resume(self) -> None:
+        self.w.hooks.resume()
+        if self.optimizer_watched:
+            route_scaler_steps(self.w.optimizer, self._scaler_step)
 
     def remove(self) -> None:
         if self.optimizer_watched:

@@ -132,7 +132,7 @@ def lr_range_test(model, optimizer, batches, train_step, path, *, start_lr: floa
     """
     import torch
 
-    from .recorder import Recorder
+    from .recorder import Recorder, watchers_paused
 
     if not (0 < start_lr < end_lr):
         raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
@@ -151,8 +151,10 @@ def lr_range_test(model, optimizer, batches, train_step, path, *, start_lr: floa
     stopped = f"swept {start_lr:.3g} -> {end_lr:.3g} over {steps} steps"
     avg, best = 0.0, math.inf
     try:
-        with Recorder(str(path), name=name or "lr_range_test", config=config, stats_every=0, hist_every=0,
-                      snapshot_every=0) as rec:
+        # A run already watching the model (lr_range_test inside its with block) records none of
+        # the sweep's steps: they are not its training's.
+        with watchers_paused(model), Recorder(str(path), name=name or "lr_range_test", config=config,
+                                              stats_every=0, hist_every=0, snapshot_every=0) as rec:
             rec.watch(model, optimizer)
             model.train()
             source = _batches_forever(batches)

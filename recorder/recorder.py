@@ -9,6 +9,7 @@ Defaults of the schedules come from benchmarks/bench_recorder.py (see recorder/F
 from __future__ import annotations
 
 import atexit
+import contextlib
 import decimal
 import functools
 import inspect
@@ -99,6 +100,30 @@ _RECORDER_DIR = str(Path(__file__).parent)   # as co_filename spells it (not res
 # Open Recorders of this process by the path they were asked for (absolute) and rank: a notebook
 # cell run again makes a new Recorder while the last one still holds the file and its hooks.
 _OPEN: dict = {}
+
+
+# Open Recorders watching each model. lr_range_test() pauses them during its sweep: called
+# inside a run, the run counted the sweep's steps as its own (its losses landed 100 steps late).
+_WATCHERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def watchers_paused(model):
+    """While inside, the open Recorders watching ``model`` record nothing and count no step."""
+    try:
+        refs = list(_WATCHERS.get(model, ()))
+    except TypeError:      # a model that takes no weak reference: none was registered
+        refs = []
+    paused = [r for r in (ref() for ref in refs) if r is not None and r._instruments is not None
+              and not r._instruments.w.hooks.paused]
+    for r in paused:
+        r._instruments.pause()
+    try:
+        yield
+    finally:
+        for r in paused:
+            if r._instruments is not None:
+                r._instruments.resume()
 
 
 def _whole_step(step):
@@ -493,6 +518,10 @@ class Recorder:
             self._warn_once("<watch>", f"per-layer instruments could not be installed ({type(exc).__name__}: "
                                        f"{exc}); log() keeps working")
             return
+        try:
+            _WATCHERS[model] = [r for r in _WATCHERS.get(model, ()) if r() is not None] + [weakref.ref(self)]
+        except TypeError:   # a model that takes no weak reference: lr_range_test cannot pause this one
+            pass
         if self._instruments.scripted:
             self._warn_once("<watch>", "a TorchScript model takes no forward hooks: activation and input "
                                        "statistics are not recorded, and log() without step= counts optimizer "

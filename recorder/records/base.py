@@ -46,6 +46,8 @@ class Watched:
         self._consts = {}                  # device -> (NaN, -1.0) 0-d tensors
         self.one_device = len({p.device for p in self.params}) <= 1   # see to_one
         self.other_optimizers = False      # another optimizer steps parameters of this model
+        from ..hooks import HookSet        # imports torch: not at this module's import
+        self.hooks = HookSet()             # every long-lived hook of this watch (pause/resume)
         import torch
 
         # torch.no_grad() as a context costs ~2.5 us a call, these two ~0.1 us (guard runs ~25x a step)

@@ -35,7 +35,7 @@ class Gradients(Record):
             # Norms taken when backward() ends, before clipping edits the gradients.
             scaler = watched.scaler
             self.capture = BackwardCapture(watched.params, self._compute_at_backward, watched.link.failed,
-                                           scaler.scale if scaler is not None else None)
+                                           scaler.scale if scaler is not None else None, watched.hooks.eager)
 
     # ------------------------------------------------------------ moments
     def before_step(self, step, wall, closure):
