@@ -333,6 +333,15 @@ class HeatmapPanel(LazyPanel):
                       "layer series", run=src.run)
 
     def _plot_columns(self, src, rows, columns) -> None:
+        if not any(np.isfinite(values).any() for _, values in columns):
+            # A layer that never got a gradient (cut off from the loss, unused) is NaN at every
+            # record: an empty plot under a jumble of default ticks said nothing.
+            self.series_plot.setMaximumHeight(28)
+            self.series_plot.showAxis("left", False)
+            self.series_plot.showAxis("bottom", False)
+            self.series_plot.setTitle(f"{vocab.stat_label(src.stat)} of selected layers: never recorded "
+                                      "(no value at any step)", size="8pt", color="#555")
+            return
         for k, (r, (steps, values)) in enumerate(zip(rows, columns)):
             item = self.series_plot.plot(steps.astype(np.float64), values, name=src.layers[r],
                                          pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=1.2))
