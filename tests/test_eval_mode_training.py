@@ -96,3 +96,24 @@ def test_a_model_in_eval_mode_with_a_part_training_is_deliberate(tmp_path):
     assert not [w for w in caught if "eval mode" in str(w.message)]
     assert "eval_mode_training" not in {f.symptom for f in diagnose(tmp_path / "head.h5")}
 
+
+
+def test_a_deliberately_partial_eval_model_is_not_walked_at_every_step(tmp_path):
+    """The check for a part still training walked every module at every step (a large frozen
+    backbone: thousands of modules); the part found training is checked first from then on."""
+    torch.manual_seed(0)
+    model = nn.Sequential(*[nn.Linear(8, 8) for _ in range(20)], nn.Linear(8, 3))
+    opt = torch.optim.SGD(model[-1].parameters(), lr=0.1)
+    model.eval()
+    model[-1].train()
+    walks = []
+    modules = model.modules
+    model.modules = lambda: walks.append(1) or modules()
+    with Recorder(tmp_path / "partial.h5") as rec:
+        rec.watch(model, opt)
+        before = len(walks)
+        for _ in range(STEPS):
+            F.cross_entropy(model(torch.randn(4, 8)), torch.randint(0, 3, (4,))).backward()
+            opt.step()
+            opt.zero_grad()
+        assert len(walks) - before <= 1
