@@ -96,7 +96,7 @@ class Instruments:
             route_scaler_steps(optimizer, self._scaler_step)
         self._compiled_forward = False  # a training forward ran in code compiled after watch()
         self._forward_mode = None      # "train"/"eval": grad-enabled forwards since the last step
-        self._trainee = lambda: None   # weakref to a submodule found training in an eval-mode model
+        self._trainee = None           # weakref to a submodule found training in an eval-mode model
         self._others_stepped = False   # another optimizer stepped the model since the last training forward
         self._silent_iterations = 0    # iterations in a row in which only other optimizers stepped
         self._fwd_step = -1            # step whose first training forward was captured
@@ -255,7 +255,7 @@ class Instruments:
         as a training forward's would have been, and the user hears of it once."""
         self._forward_mode = "train"
         self.link.mark_forward()
-        trainee = self._trainee()
+        trainee = self._trainee() if self._trainee is not None else None
         if trainee is not None and trainee.training:
             return       # the part found training last time still is: no walk over every module
         trainee = next((m for m in self.w.model.modules() if m.training), None)

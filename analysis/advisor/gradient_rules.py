@@ -159,10 +159,10 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
     g = g if g is not None and g.rows >= min_records else None
     u = u if u is not None and u.rows >= min_records else None
     groups = {"no_update": [], "zero_grad": [], "no_grad": [], "cut": []}
+    known = frozen is not None and unoptimized is not None   # who holds what is recorded
     for j, name in enumerate(layers):
         if g is not None and g.all_nan[j]:
             if frozen is None or name not in frozen:
-                known = frozen is not None and unoptimized is not None
                 groups["cut" if known and name not in unoptimized else "no_grad"].append(j)
             continue
         if g is not None and not g.any_nonzero[j]:
@@ -192,13 +192,12 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
     cut_share, cut_prefix = 0.0, False
     if groups["cut"]:
         names = [layers[j] for j in groups["cut"]]
-        trainable = [n for n in layers if n not in frozen]
         sizes = numel or {}
-        total = sum(sizes.get(n, 1) for n in trainable)
+        total = sum(sizes.get(n, 1) for n in layers if n not in frozen)
         cut_share = sum(sizes.get(n, 1) for n in names) / max(total, 1)
         # the model's first trainable parameters get none and later ones do: the graph is cut
         # between them (layers are in the model's registration order, usually the forward's)
-        with_grad = [j for j, n in enumerate(layers) if n in trainable and not g.all_nan[j]]
+        with_grad = [j for j, n in enumerate(layers) if n not in frozen and not g.all_nan[j]]
         cut_prefix = bool(with_grad) and max(groups["cut"]) < min(with_grad)
         evidence.append(Evidence(
             series="grad_norm", layer=names[0],
