@@ -120,6 +120,14 @@ def _launch_of(path: Path) -> str | None:
         return None
 
 
+def followed(path) -> Path:
+    """The path a run at ``path`` is written to: a link's target (runs/exp1.h5 -> a big data
+    disk). The run file is created by renaming a new file onto its path, which would replace
+    the link itself and leave its target alone."""
+    base = Path(path)
+    return Path(os.path.realpath(base)) if base.is_symlink() else base
+
+
 def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> tuple[Path, WriterLock, bool]:
     """Choose this process's run file and lock it: returns (path, lock, exists).
 
@@ -127,7 +135,7 @@ def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> 
     ``"overwrite"`` replaces it, ``"resume"`` continues it (``exists`` says whether there is one).
     Raises :class:`RunFileInUse` when a live writer holds the file the mode asks for.
     """
-    base = Path(path)
+    base = followed(path)
     if str(base.parent):
         base.parent.mkdir(parents=True, exist_ok=True)   # the lock file lives beside the run
     if is_locked(ranks.rank_path(base, rank)):

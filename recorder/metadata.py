@@ -26,25 +26,44 @@ def json_safe(value, depth: int = 0):
     """A JSON-serialisable copy of ``value``: numbers, strings, lists and dicts kept, numpy and
     0-d tensors turned into numbers, anything else into its ``repr``."""
     if depth > 20:
-        return repr(value)
+        return safe_repr(value)
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
-        return float(value)
+        try:
+            return float(value)
+        except (OverflowError, ValueError, TypeError):   # Fraction(10**400, 3): its exact text
+            return safe_repr(value)
     if isinstance(value, dict):
-        return {str(k): json_safe(v, depth + 1) for k, v in value.items()}
+        return {safe_str(k): json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [json_safe(v, depth + 1) for v in value]
     if isinstance(value, np.ndarray):
-        return value.tolist() if value.size <= 64 else repr(value)
+        return value.tolist() if value.size <= 64 else safe_repr(value)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
         if value.numel() == 1 and value.device.type == "cpu":
             return value.item()
         return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype}, device={value.device})"
-    return repr(value)
+    return safe_repr(value)
+
+
+def safe_repr(value) -> str:
+    """``repr(value)``, or a stand-in naming its type when that raises: a config object whose
+    ``__repr__`` reads state not set up yet must not stop the training script."""
+    try:
+        return repr(value)
+    except Exception as exc:  # noqa: BLE001 - any user __repr__ may raise anything
+        return f"<{type(value).__name__} object: repr() raised {type(exc).__name__}>"
+
+
+def safe_str(value) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - as safe_repr
+        return safe_repr(value)
 
 
 def versions() -> dict:

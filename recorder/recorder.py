@@ -286,6 +286,19 @@ class Recorder:
             # `rm -rf ~` to clean it up is a disaster): a user's home, as pandas reads it
             path = os.path.expanduser(path)
             path = _run_file(path, name)
+        # Every argument is checked before the run file is claimed: a bad one must not leave
+        # the file's writer lock held (the corrected call, a notebook cell run again, would be
+        # refused as "being written by this process").
+        self.stats_every = _check_every("stats_every", stats_every)
+        self.hist_every = _check_every("hist_every", hist_every)
+        self.snapshot_every = _check_every("snapshot_every", snapshot_every)
+        self.transfer_every = max(1, _check_every("transfer_every", transfer_every))
+        self.dense_start = _check_every("dense_start", dense_start)
+        declared = fmt.check_roles(roles)
+        config = dict(config or {})
+        if isinstance(max_pending, bool) or not isinstance(max_pending, numbers.Integral) or max_pending < 1:
+            raise ValueError(f"max_pending must be a positive int (rows held for the writer), got {max_pending!r}")
+        self._max_rows = int(max_pending)
         dist_info = ranks.rank_and_world()
         self._open_key = (os.path.abspath(path), dist_info[0] if dist_info else 0)
         self._in_with = False
@@ -299,22 +312,16 @@ class Recorder:
         except OSError as exc:
             raise OSError(f"trainspect: cannot create run file {path}: {exc}") from exc
         rank0_path = ranks.split_rank_path(self.path)[0] if dist_info else self.path
-        if rank0_path != Path(path) and not (dist_info and dist_info[0]):
+        if rank0_path != claim.followed(path) and not (dist_info and dist_info[0]):
             # The one line that says where this run goes (rank 0 speaks for every rank).
             warnings.warn(f"trainspect: {path} already holds a run; this run is recorded to {rank0_path} "
                           "(Recorder(..., overwrite=True) replaces it, resume=True continues it)",
                           RecorderWarning, stacklevel=2)
         self.name = str(name) if name is not None else rank0_path.stem
-        self.stats_every = _check_every("stats_every", stats_every)
-        self.hist_every = _check_every("hist_every", hist_every)
-        self.snapshot_every = _check_every("snapshot_every", snapshot_every)
-        self.transfer_every = max(1, _check_every("transfer_every", transfer_every))
-        self.dense_start = _check_every("dense_start", dense_start)
         self.strict = bool(strict)
         # For tests: run the GPU code path on CPU tensors (no CPU shortcuts, no host reads of
         # tensor values on the training thread); tests/test_sync_free.py checks it is sync-free.
         self._device_path = bool(_device_path)
-        self._max_rows = int(max_pending)
         self._warned: set = set()
         self._tags: dict[str, int] = {}
         self._call_tags: dict[tuple, tuple] = {}   # names of a log() call -> their tag ids
@@ -330,13 +337,12 @@ class Recorder:
         self._last_transfer = time.perf_counter()
         # Device statistics travel at least this often, so live readers see them soon.
         self._transfer_interval = min(float(flush_every), TRANSFER_INTERVAL)
-        meta = metadata.base_meta(self.name, dict(config or {}), time.time(), self._schedule())
-        declared = fmt.check_roles(roles)
-        if declared:
-            meta[fmt.META_ROLES] = declared
-        if dist_info is not None:
-            meta[fmt.META_DISTRIBUTED] = ranks.dist_meta(self.path, *dist_info)
         try:
+            meta = metadata.base_meta(self.name, config, time.time(), self._schedule())
+            if declared:
+                meta[fmt.META_ROLES] = declared
+            if dist_info is not None:
+                meta[fmt.META_DISTRIBUTED] = ranks.dist_meta(self.path, *dist_info)
             self._writer = wt.WriterThread(self.path, flush_every, max_rows=self._max_rows, base_meta=meta,
                                            resume=resume)
         except OSError as exc:
@@ -725,7 +731,8 @@ class Recorder:
                 hint = " (a step on the GPU would be read with a sync: pass int(step) where you read it anyway)"
         except Exception:  # noqa: BLE001 - a hostile int subclass: not a usable step either
             shown = "(unprintable)"
-        self._bad("<step>", f"step must be an int in [0, 2**53), got {type(step).__name__} {shown}{hint}", TypeError)
+        self._bad("<step>", f"step must be an int in [0, 2**53), got {type(step).__name__} {shown}{hint}", TypeError,
+                  key=(type(step).__name__, str(getattr(step, "dtype", ""))))   # once per kind of step
         return None
 
     def _new_metric(self, name):
@@ -747,6 +754,9 @@ class Recorder:
             encoded = stored.encode("utf-8")
         except Exception as exc:  # noqa: BLE001 - a str subclass whose encode() raises
             self._bad(repr(name), f"metric name cannot be encoded ({type(exc).__name__}: {exc})", TypeError)
+            return None
+        if b"\0" in encoded:   # HDF5 strings end at a NUL: "loss\0" would be read back as "loss"
+            self._bad(name, "metric name contains a NUL character", ValueError)
             return None
         if len(encoded) > fmt.TAG_LEN:
             self._bad(name, f"metric name longer than {fmt.TAG_LEN} bytes in UTF-8", ValueError)
@@ -963,10 +973,12 @@ class Recorder:
             self._warned.add(key)
             warnings.warn(f"trainspect: {name}: {problem}", RecorderWarning, stacklevel=_user_stacklevel())
 
-    def _bad(self, name, problem: str, exc_type) -> None:
+    def _bad(self, name, problem: str, exc_type, key=None) -> None:
         if self.strict:
             raise exc_type(f"trainspect: metric {name!r}: {problem}")
-        self._warn_once(f"metric {name!r}", f"{problem}; value skipped")
+        # Once per metric and kind of error, not per message: a message that quotes the value
+        # (a fractional step at every call) would warn, and grow the warned set, at every call.
+        self._warn_once(f"metric {name!r}", f"{problem}; value skipped", key=(exc_type, key))
 
     def _drop(self, n: int) -> None:
         self._writer.dropped += n
