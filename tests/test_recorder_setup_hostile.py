@@ -5,7 +5,6 @@ import fractions
 import warnings
 
 import pytest
-
 from trainspect import Recorder
 from trainspect.analysis import open_run
 from trainspect.recorder.warning import RecorderWarning
