@@ -399,8 +399,8 @@ class Run:
             kind = RunState.FINISHED
         elif status == fmt.STATUS_CRASHED:
             kind = RunState.CRASHED
-        elif age > max(STALE_MIN_SECONDS, 5 * flush_every):
-            kind = RunState.STALE
+        elif age > max(STALE_MIN_SECONDS, 5 * flush_every) or fmt.writer_died(self.path):
+            kind = RunState.STALE   # the lock says at once what the heartbeat says after 10 s
         else:
             kind = RunState.LIVE
         return RunStatus(kind, last_step, heartbeat, age, error)

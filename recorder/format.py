@@ -360,6 +360,13 @@ def is_locked(path) -> bool:
         os.close(fd)
 
 
+def writer_died(path) -> bool:
+    """The writer of ``path`` ended without closing it (kill -9, the OOM killer): its lock
+    sidecar is still there (a writer that closes deletes it) but nobody holds it. A file with
+    no sidecar (an older trainspect, a copied run) says nothing either way: False."""
+    return lock_path(path).exists() and not is_locked(path)
+
+
 def numbered(path, n: int) -> Path:
     """``exp1.h5`` -> ``exp1-2.h5`` (n = 2), the name a new run takes when the path holds one;
     n = 1 is ``path`` itself."""
@@ -586,6 +593,9 @@ def open_for_read(path, live_retry_s: float | None = None):
 def _starting(p: Path) -> RunFileError:
     # Held for writing but not in SWMR mode: the writer has not created the layout yet (or was
     # stopped before it did). No reader can open such a file; tail waits for this message.
+    if writer_died(p):   # nothing will come: say so, and tail stops waiting
+        return RunFileError(f"{p}: the writer was killed before it began recording (within its first "
+                            "seconds, before watch()): the file holds no data")
     return RunFileError(f"{p}: run is starting (the writer has not begun recording yet, "
                         "or it stopped before it did); try again in a moment")
 

@@ -19,6 +19,7 @@ import sys
 import time
 
 from trainspect.analysis import RunFileError, open_run
+from trainspect.analysis.run import STALE_MIN_SECONDS
 
 from ..present import text_lines
 from ..restarts import Restart, file_identity, restart_of
@@ -242,6 +243,10 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
             last_step = step
         now = time.monotonic()
         done = once or status.state != RunState.LIVE
+        if done and not once and status.state == RunState.STALE and status.age_s < STALE_MIN_SECONDS:
+            # Killed a moment ago (its lock says so at once): a scheduler restarting the run at
+            # this path within the heartbeat's grace is still followed (restart detection above).
+            done = False
         if advisor_every > 0 and dirty and (done or now - last_advice >= advisor_every):
             for f in tracker.update(run):
                 for line in ([f] if isinstance(f, str) else text_lines(f, brief=True)):
