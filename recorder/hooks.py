@@ -8,6 +8,15 @@ given, not copies of it (an EMA copy's forwards are not the training's).
 """
 from __future__ import annotations
 
+import functools
+import sys
+
+# What a pickled hook loads back as: ``sys.audit(event, *args)`` takes any arguments, returns
+# None and does nothing unless an audit hook is installed. Only the standard library is named,
+# so a checkpoint saved with ``torch.save(model)`` during a run loads where trainspect is not
+# installed (a serving machine), as the same model saved without the recorder does.
+_INERT = (functools.partial, (sys.audit, "trainspect.inert_hook"))
+
 
 class RecorderHook:
     """Calls ``fn``; copied or pickled, does nothing (and returns None, which leaves a forward
@@ -26,7 +35,7 @@ class RecorderHook:
         return RecorderHook()
 
     def __reduce__(self):
-        return (RecorderHook, ())
+        return _INERT
 
 
 def _compiling() -> bool:
@@ -62,7 +71,7 @@ class EagerHook(RecorderHook):
         return EagerHook()
 
     def __reduce__(self):
-        return (EagerHook, ())
+        return _INERT
 
 
 class HookSet:

@@ -97,3 +97,40 @@ def test_a_watched_optimizer_deep_copies_and_pickles_without_the_recorder(tmp_pa
         best.step()                              # a copy's step is not the watched one's
     with open_run(tmp_path / "r.h5") as run:
         assert run.layer_stat("grad_norm").steps.tolist() == [0, 1, 2]
+
+
+# Loads a checkpoint where trainspect cannot be imported (a serving machine), then trains on.
+_LOAD_WITHOUT_TRAINSPECT = """
+import sys
+class NoTrainspect:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'trainspect':
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, NoTrainspect())
+import torch
+model = torch.load(sys.argv[1], weights_only=False)
+model(torch.ones(2, 1, 6, 6)).sum().backward()
+print('ran', float(model(torch.ones(2, 1, 6, 6)).sum()))
+"""
+
+
+def test_a_checkpoint_saved_during_a_run_loads_where_trainspect_is_not_installed(tmp_path):
+    """super_resolution's ``torch.save(model)`` every epoch: the pickle named the recorder's hook
+    class, and the checkpoint failed to load without trainspect ("No module named 'trainspect'")."""
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(64, 1))
+    opt = torch.optim.Adam(model.parameters())
+    with Recorder(tmp_path / "r.h5", stats_every=1) as rec:
+        rec.watch(model, opt)
+        model(torch.randn(2, 1, 6, 6)).mean().backward()
+        opt.step()
+        torch.save(model, tmp_path / "ckpt.pth")
+        expected = float(model(torch.ones(2, 1, 6, 6)).sum())
+    out = subprocess.run([sys.executable, "-c", _LOAD_WITHOUT_TRAINSPECT, str(tmp_path / "ckpt.pth")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    said, value = out.stdout.split()
+    assert said == "ran" and abs(float(value) - expected) < 1e-5
