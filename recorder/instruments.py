@@ -430,7 +430,9 @@ class Instruments:
                 self._stepped = False
                 for r in self._training_forward:   # each forward: the spec guards its own work
                     r.training_forward()
-        if not self.w.enabled or not module.training or self._capturing is not None:
+        if not self.w.enabled or not module.training or self._capturing is not None or not torch.is_grad_enabled():
+            # A no_grad forward in train mode (a test loss after the step) is not what trains:
+            # its batch took the next step's input and activation statistics.
             return
         step = self.link.step
         if self._fwd_step == step:
