@@ -213,6 +213,17 @@ def test_dead_units_only_in_relu_modules():
     assert f.layers == ["1"] and act.dead_from_start(f)
 
 
+def test_dead_units_title_gives_the_worst_layer_its_own_figure():
+    steps = np.arange(20)
+    dead = np.full((20, 4), 0.05)
+    nonpos = np.full((20, 4), 0.5)
+    mods, types = ["0", "1", "2", "3"], ["Linear", "ReLU", "Linear", "ReLU"]
+    dead[:, 1], dead[:, 3] = 0.6, 0.97
+    f = act.detect_dead_units(steps, dead, nonpos, mods, types)
+    assert f.layers == ["3", "1"] and "97% of the units of 3" in f.title, f.title
+    assert "60% of units" in f.evidence[1].text and "50% of outputs <= 0" in f.evidence[1].text
+
+
 def test_saturation_only_in_bounded_modules():
     steps = np.arange(20)
     sat = np.full((20, 2), 0.1)

@@ -51,6 +51,7 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
     hit = [i for i in range(len(cols)) if dm[i] >= dead or (zm[i] >= nonpos and dm[i] >= dead / 2)]
     if not hit:
         return None
+    hit.sort(key=lambda i: -dm[i])   # the title names the worst layer with its own figure
     names = [modules[cols[i]] for i in hit]
     full = all_d[:, hit].astype(np.float64)
     with np.errstate(all="ignore"):
@@ -65,13 +66,20 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
         first_step=first, last_step=int(steps[-1]), layers=names,
         evidence=[Evidence(
             series="act_dead_frac", layer=modules[cols[i]], threshold=dead,
-            text=(f"{label(modules[cols[i]])}: {dm[i]:.0%} of units are <= 0 for the whole batch, {zm[i]:.0%} of outputs "
-                  f"<= 0 (median of the last {tail:.0%} of records; thresholds {dead:.0%} dead units, or "
-                  f"{nonpos:.0%} outputs <= 0 per DeepDiagnosis)" + (" - already at the first record" if from_start else "")),
+            text=_dead_text(label(modules[cols[i]]), dm[i], zm[i], dead, nonpos, tail)
+                 + (" - already at the first record" if from_start else ""),
             steps=[int(steps[0]), first, int(steps[-1])],
             values=rounded([full[0, k], dm[i]])) for k, i in enumerate(hit)],
         facts={"dead_from_start": from_start},
     )
+
+
+def _dead_text(name: str, dead_med: float, nonpos_med: float, dead: float, nonpos: float, tail: float) -> str:
+    # The outputs-<=-0 figure and criterion only where they were read (not behind F.relu).
+    outputs = f", {nonpos_med:.0%} of outputs <= 0" if np.isfinite(nonpos_med) else ""
+    rule = f"{dead:.0%} dead units" + (f", or {nonpos:.0%} outputs <= 0 per DeepDiagnosis" if nonpos <= 1 else "")
+    return (f"{name}: {dead_med:.0%} of units are <= 0 for the whole batch{outputs} (median of the last "
+            f"{tail:.0%} of records; threshold{'s' if nonpos <= 1 else ''} {rule})")
 
 
 def dead_from_start(finding: Finding) -> bool:

@@ -11,8 +11,11 @@ rare unless something clamps it to zero afterwards.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ..findings import Finding
-from .activation_rules import BOUNDED_TYPES, RELU_TYPES, detect_dead_units
+from .activation_rules import BOUNDED_TYPES, RELU_TYPES, _late, detect_dead_units
+from .series import nanmedian
 
 PREACT_TYPES = {"Linear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d"}
 ACTIVATION_TYPES = RELU_TYPES | BOUNDED_TYPES | {
@@ -28,8 +31,11 @@ def functional_candidates(types) -> list[int]:
     return cols[:-1]     # the last one produces the outputs (logits)
 
 
-def detect_dead_behind_functions(steps, dead_frac, modules, types, *, dead=0.5, label=str) -> Finding | None:
+def detect_dead_behind_functions(steps, dead_frac, modules, types, *, dead=0.5, label=str,
+                                 grad_norm=None) -> Finding | None:
     cols = functional_candidates(types)
+    if grad_norm is not None:
+        cols = [j for j in cols if j not in _not_behind_a_relu(dead_frac, grad_norm, modules, cols)]
     if not cols:
         return None
     as_relu = ["ReLU" if j in set(cols) else "" for j in range(len(types))]
@@ -42,3 +48,21 @@ def detect_dead_behind_functions(steps, dead_frac, modules, types, *, dead=0.5, 
         e.text = ("pre-activation (output of the layer, before the F.relu/activation applied in forward()): "
                   + e.text)
     return f
+
+
+ALL_DEAD = 0.99   # every unit <= 0 for the whole batch
+
+
+def _not_behind_a_relu(dead_frac, grad_norm, modules, cols, tail: float = 0.5) -> set:
+    """Columns whose every unit is <= 0 for the whole batch while the layer's weight still gets
+    a gradient. Behind a ReLU such a layer gets none (its outputs are all clipped to 0): its
+    output goes elsewhere, like a VAE's log-variance head (negative by nature, no F.relu after)."""
+    index = {name: k for k, name in enumerate(grad_norm.layers)}
+    weights = {j: index.get(f"{modules[j]}.weight") for j in cols}
+    cols = [j for j in cols if weights[j] is not None]
+    if not cols or not len(dead_frac) or not len(grad_norm):
+        return set()
+    with np.errstate(all="ignore"):
+        d = nanmedian(_late(dead_frac.columns(cols), tail), axis=0)
+        g = nanmedian(_late(grad_norm.columns([weights[j] for j in cols]), tail), axis=0)
+    return {j for j, dj, gj in zip(cols, d, g) if dj >= ALL_DEAD and gj > 0}

@@ -66,8 +66,21 @@ def detect_vanishing(steps, grad_norm, layers, shapes, numel, *, ratio=1e-3, fir
     )
 
 
+# Optimizers whose update does not grow with the gradient's scale (Adam divides by its running
+# RMS, Lion takes its sign, LAMB/LARS/Muon normalise per layer): a loss summed over the batch
+# gives gradients 1000x the weights and the same training as its mean.
+SCALE_FREE_OPTIMIZERS = ("adam", "adagrad", "adadelta", "rmsprop", "lion", "adafactor", "adan", "lamb", "lars",
+                         "muon", "sophia", "shampoo", "prodigy")
+
+
+def scale_free(optimizer_type: str) -> bool:
+    name = optimizer_type.lower()
+    return any(k in name for k in SCALE_FREE_OPTIMIZERS)
+
+
 def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, shapes, *, total_steps=None,
-                     total_norm=None, ratio=10.0, growth=100.0, sustain=0.5, min_records=5, label=str) -> Finding | None:
+                     total_norm=None, ratio=10.0, growth=100.0, sustain=0.5, min_records=5, label=str,
+                     size_matters=True) -> Finding | None:
     """Gradients far larger than the weights they update, or growing without bound.
 
     Size: the median over weight matrices of grad_norm / weight_norm is above ``ratio`` in
@@ -75,9 +88,10 @@ def detect_exploding(grad_steps, grad_norm, weight_steps, weight_norm, layers, s
     double the weights (healthy runs of the suite: <= 0.3; AutoTrainer's absolute
     threshold depends on the loss scale, this ratio does not). Time: the global gradient
     norm's smoothed level ends ``growth`` x above its early level, sustained to the end.
+    ``size_matters=False`` (a scale-free optimizer such as Adam) leaves the size test out.
     """
     evidence, first_step, last_step, names = [], None, None, []
-    cols = [i for i, s in enumerate(shapes) if len(s) >= 2]
+    cols = [i for i, s in enumerate(shapes) if len(s) >= 2] if size_matters else []
     if cols and weight_norm is not None and len(weight_steps) >= min_records and len(grad_steps):
         gs = np.asarray(grad_steps)
         pos = np.clip(np.searchsorted(gs, np.asarray(weight_steps)), 0, len(gs) - 1)

@@ -19,7 +19,8 @@ def detect(sig, ctx):
         return None
     f = activation_rules.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, types, label=ctx.label)
     if f is None:   # activations applied as functions: judge the Linear/Conv pre-activations
-        f = functional_acts.detect_dead_behind_functions(d.steps, d, mods, types, label=ctx.label)
+        f = functional_acts.detect_dead_behind_functions(d.steps, d, mods, types, label=ctx.label,
+                                                         grad_norm=sig.layer.get("grad_norm"))
         ctx.has_relu = ctx.has_relu or f is not None
     return f
 

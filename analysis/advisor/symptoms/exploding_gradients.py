@@ -68,7 +68,8 @@ def _size_or_trend(sig, ctx):
     ws, wv = ([], None) if wn is None else (wn.steps[:rows_before(wn.steps, ctx.nan_step)],
                                             wn.head(rows_before(wn.steps, ctx.nan_step)))
     return gradient_rules.detect_exploding(gt.steps[:cut], gt.head(cut), ws, wv, gt.layers, shapes,
-                                           total_steps=tsteps, total_norm=tvals, label=ctx.label)
+                                           total_steps=tsteps, total_norm=tvals, label=ctx.label,
+                                           size_matters=not gradient_rules.scale_free(ctx.optimizer))
 
 
 def adjust(s, f, ctx):
@@ -107,7 +108,8 @@ def settle(f, ctx):
 SPEC = SymptomSpec(
     id="exploding_gradients",
     looks_at="`grad_norm` / `weight_norm` of weight matrices; `sys/grad_norm` over time and before a NaN",
-    fires_when="median grad/weight > 10 in >= half the records (healthy suite <= 0.3), or global grad norm ends "
+    fires_when="median grad/weight > 10 in >= half the records (healthy suite <= 0.3; not with Adam-like optimizers, "
+               "whose updates do not scale with the gradient), or global grad norm ends "
                "100x above its early level, or grew >= 10x from its early level up to a NaN (the NaN's precursor)",
     detect=detect,
     priors={"lr_too_high": 0.4, "bad_init": 0.35, "missing_normalization": 0.2,
