@@ -326,6 +326,7 @@ class Recorder:
         self._tags: dict[str, int] = {}
         self._call_tags: dict[tuple, tuple] = {}   # names of a log() call -> their tag ids
         self._step = 0                  # see metadata.STEP_CONVENTION
+        self._high_step = -1            # the largest step given to log() in this session
         self._forward_step = None       # optimizer step of the latest training-mode forward
         self._optimizer = None
         self._instruments = None
@@ -573,12 +574,17 @@ class Recorder:
             # The step of this iteration's forward pass: a loss logged after optimizer.step()
             # lines up with that step's gradient records, as does one logged before it.
             s = self._step if self._forward_step is None else self._forward_step
-        elif type(step) is int and 0 <= step < _MAX_STEP:
-            s = step
         else:
-            s = self._check_step(step)
-            if s is None:
-                return
+            if type(step) is int and 0 <= step < _MAX_STEP:
+                s = step
+            else:
+                s = self._check_step(step)
+                if s is None:
+                    return
+            if s < self._high_step:
+                self._stepped_back(s)
+            else:
+                self._high_step = s
         try:   # free in CPython 3.11+ when nothing is raised
             rows = self._rows
             pending = len(rows)
@@ -717,6 +723,13 @@ class Recorder:
             if len(self._call_tags) >= _MAX_CALL_SHAPES:
                 self._call_tags.clear()
             self._call_tags[keys] = tuple(tags[name] for name in keys)
+
+    def _stepped_back(self, step: int) -> None:
+        # dcgan's `for i, data in enumerate(loader)` restarts at 0 every epoch: the values are
+        # kept at the steps given, but the plots and the advisor then read a zig-zag.
+        self._warn_once("<step>", f"log(step={step}) after step {self._high_step}: the steps went back (a per-epoch "
+                                  "batch index? give a global count such as epoch * len(loader) + i, or step=None); "
+                                  "values are kept at the steps given", key="back")
 
     def _check_step(self, step):
         hint = ""

@@ -79,3 +79,24 @@ def test_a_run_path_that_is_a_link_writes_its_target(tmp_path):
         rec.log({"train/loss": 2.0}, step=0)
     assert (runs / "exp1.h5").is_symlink()
     assert open_run(runs / "exp1.h5").scalar("train/loss").values.tolist() == [2.0]
+
+
+def test_a_step_that_goes_back_warns_once_and_keeps_the_values(tmp_path):
+    """dcgan logs step=i with i restarting at 0 every epoch: the loss zig-zagged back to step 0
+    without a word."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(tmp_path / "run.h5") as rec:
+            for epoch in range(3):
+                for i in range(4):
+                    rec.log({"train/loss": float(epoch)}, step=i)
+    back = [w for w in caught if "steps went back" in str(w.message)]
+    assert len(back) == 1 and "log(step=0) after step 3" in str(back[0].message)
+    assert len(open_run(tmp_path / "run.h5").scalar("train/loss").values) == 12
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RecorderWarning)   # the same step again, or step=None: no warning
+        with Recorder(tmp_path / "ok.h5") as rec:
+            for s in range(5):
+                rec.log({"train/loss": 1.0}, step=s)
+                rec.log({"val/loss": 1.0}, step=s)
+                rec.log({"lr": 0.1})
