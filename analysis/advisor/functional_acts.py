@@ -35,7 +35,8 @@ def detect_dead_behind_functions(steps, dead_frac, modules, types, *, dead=0.5, 
                                  grad_norm=None) -> Finding | None:
     cols = functional_candidates(types)
     if grad_norm is not None:
-        cols = [j for j in cols if j not in _not_behind_a_relu(dead_frac, grad_norm, modules, cols)]
+        elsewhere = _not_behind_a_relu(dead_frac, grad_norm, modules, cols)   # read once, not per column
+        cols = [j for j in cols if j not in elsewhere]
     if not cols:
         return None
     as_relu = ["ReLU" if j in set(cols) else "" for j in range(len(types))]
