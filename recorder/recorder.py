@@ -176,6 +176,15 @@ def _inside_recorder(frame) -> bool:
 
 # One real number each, though not registered as numbers.Real: float() gives its value.
 _REAL_NOT_REGISTERED = (np.bool_, decimal.Decimal)
+_STAGEABLE: frozenset = frozenset()   # torch dtypes the staging batch's torch.cat promotes; see _stageable
+
+
+def _stageable(torch) -> frozenset:
+    global _STAGEABLE
+    _STAGEABLE = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool, torch.uint8,
+                            torch.int8, torch.int16, torch.int32, torch.int64,
+                            *(getattr(torch, n) for n in ("uint16", "uint32", "uint64") if hasattr(torch, n))))
+    return _STAGEABLE
 
 
 def _finite(value) -> bool:
@@ -831,9 +840,14 @@ class Recorder:
                 return self._bad(name, "tensor on the meta device has no value", ValueError)
             if value.device.type == "cpu" and not self._device_path:
                 number = float(value.detach().reshape(()).item())
-            else:   # stays on the device until the next batched asynchronous copy; a copy, since
-                device_tensor = value.detach().clone()   # the caller may update it in place
+            elif value.dtype in (_STAGEABLE or _stageable(torch)):   # stays on the device until the next batched asynchronous
+                device_tensor = value.detach().clone()   # copy; a copy, since the caller may update it in place
                 wide = value.dtype == torch.float64 or not (value.is_floating_point() or value.dtype == torch.bool)
+            else:   # float8 & co. do not promote in the batch's torch.cat, which would lose every queued value
+                try:
+                    device_tensor = value.detach().to(torch.float32)
+                except Exception as exc:  # noqa: BLE001 - a dtype with no float value (bits, quantized)
+                    return self._bad(name, f"{value.dtype} tensor has no float value ({type(exc).__name__})", TypeError)
         elif isinstance(value, np.ndarray):
             if value.size != 1 or value.dtype.kind not in "biuf":
                 return self._bad(name, f"numpy array of shape {value.shape}, dtype {value.dtype} is not a real scalar",

@@ -207,7 +207,10 @@ class DeviceStaging:
     def _device_part(self, device, dtype, tensors, sinks):
         import torch
 
-        flat = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
+        try:
+            flat = torch.cat(tensors) if len(tensors) > 1 else tensors[0]
+        except RuntimeError:   # dtypes cat cannot promote together: each converted first, nothing lost
+            flat = torch.cat([t.to(dtype) for t in tensors])
         if flat.dtype != dtype:
             flat = flat.to(dtype)
         event = None
