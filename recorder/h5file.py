@@ -92,13 +92,21 @@ class RunFileWriter:
         except OSError as exc:
             raise OSError(str(exc) if isinstance(exc, SuperblockError) else f"HDF5 cannot open it ({exc})") from exc
         try:
-            if f.attrs.get(fmt.ATTR_MAGIC) is None or fmt.attr_str(f.attrs[fmt.ATTR_MAGIC]) != fmt.FORMAT_MAGIC:
-                raise OSError("not a trainspect run file")
+            try:   # a newer trainspect's run: this version would append rows its readers misread
+                fmt.check_header(f, self.path)
+            except fmt.RunFileError as exc:
+                raise OSError(str(exc).removeprefix(f"{self.path}: ")) from None
             if fmt.META not in f:
                 f.close()
                 return False
             self.f = f
-            self._reopen()
+            try:
+                self._reopen()
+            except (OSError, KeyboardInterrupt):
+                raise
+            except Exception as exc:   # a table missing or of the wrong shape: say so, not IndexError
+                raise OSError(f"damaged run file, it cannot be continued ({type(exc).__name__}: {str(exc)[:200]}); "
+                              "`trainspect info` shows what is readable; record to a new path") from exc
         except BaseException:
             f.close()
             raise
@@ -113,7 +121,8 @@ class RunFileWriter:
         at = f" at step {int(last)}" if np.isfinite(last) and last >= 0 else ""
         self.session_note = (f"{status}{at}" + (f": {error}" if error else "")
                              if status != fmt.STATUS_RUNNING else f"writer stopped{at} (killed or hung)")
-        self.n_tags = f[fmt.TAG_NAMES].shape[0]
+        self.tag_names = fmt.decode_names(f[fmt.TAG_NAMES][()])
+        self.n_tags = len(self.tag_names)
         self.layout = LayerLayout(
             params=[(n, m, s, int(k)) for n, m, s, k in zip(
                 fmt.decode_names(f[fmt.PARAM_NAME][()]), fmt.decode_names(f[fmt.PARAM_MODULE][()]),

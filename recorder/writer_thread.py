@@ -264,7 +264,7 @@ class WriterThread:
         self._resumed_watch = False
         if self.file.resumed:   # continue the run's tag ids and step count
             self.file.state[fmt.STATE_FLUSH_EVERY] = self.flush_every   # readers judge staleness by this session's
-            self.tag_names = fmt.decode_names(self.file.f[fmt.TAG_NAMES][()])
+            self.tag_names = list(self.file.tag_names)
             last = self.file.state[fmt.STATE_LAST_STEP]
             self._last_step = int(last) if np.isfinite(last) else -1
         self._last_flush = time.monotonic()
