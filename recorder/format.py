@@ -21,6 +21,7 @@ import numpy as np
 
 SCHEMA_VERSION = 1
 FORMAT_MAGIC = "trainspect-run"
+MAX_STEP = 1 << 53   # steps are stored as float64: exact below 2**53 (log() refuses larger ones)
 
 # ---------------------------------------------------------------- header and live state
 # Root attributes, written once before SWMR starts (readers cache root attributes, so

@@ -44,7 +44,7 @@ TRANSFER_INTERVAL = 0.05       # ... or this many seconds, whichever comes first
 
 
 _TAG_LOCK = threading.Lock()
-_MAX_STEP = 1 << 53   # steps travel as float64 to the writer thread: exact below 2**53
+_MAX_STEP = fmt.MAX_STEP   # steps travel as float64 to the writer thread: exact below 2**53
 _MAX_CALL_SHAPES = 4096       # distinct name sets of log() calls remembered for the fast path
 _MAX_NESTING = 8              # levels of {"train": {"loss": x}} flattened into "train/loss"
 

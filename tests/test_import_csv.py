@@ -71,7 +71,7 @@ def test_cli_import_refuses_to_overwrite_without_force(tmp_path, capsys):
     src.write_text("step,loss\n0,1.0\n1,0.5\n")
     out = tmp_path / "log.h5"
     assert main(["import", str(src), "-q"]) == 0
-    assert "2 values of 1 metrics" in capsys.readouterr().out
+    assert "2 values of 1 metric from" in capsys.readouterr().out
     assert main(["import", str(src), "-q"]) == 2
     assert "--force" in capsys.readouterr().err
     src.write_text("step,loss\n0,3.0\n")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..format import MAX_STEP
+
 STEP_COLUMNS = ("step", "global_step", "iteration", "iter", "epoch")
 LONG_COLUMNS = ({"metric", "tag", "name"}, {"value"})
 
@@ -23,12 +25,18 @@ class ImportSummary:
     layout: str
     points: dict = field(default_factory=dict)     # metric -> number of values written
     skipped_rows: int = 0
+    bad_steps: int = 0          # rows (CSV) or values (TensorBoard) whose step is not in [0, 2**53)
 
     def describe(self) -> str:
         total = sum(self.points.values())
         kind = f"{self.layout} CSV" if self.layout in ("long", "wide") else self.layout
-        text = f"{total:,} values of {len(self.points)} metrics from {self.source} ({kind})"
-        return text + (f"; {self.skipped_rows} unreadable rows skipped" if self.skipped_rows else "")
+        text = f"{_count(total, 'value')} of {_count(len(self.points), 'metric')} from {self.source} ({kind})"
+        if self.skipped_rows:
+            text += f"; {_count(self.skipped_rows, 'unreadable row')} skipped"
+        if self.bad_steps:
+            unit = "row" if self.layout in ("long", "wide") else "value"
+            text += f"; {_count(self.bad_steps, unit)} left out (step not a whole number in [0, 2**53))"
+        return text
 
 
 def _number(cell: str) -> float | None:
@@ -43,13 +51,23 @@ def _number(cell: str) -> float | None:
 
 def _step(cell: str) -> int | None:
     v = _number(cell)
-    if v is None or not math.isfinite(v) or v < 0 or v != int(v):
-        return None
+    if v is None or not math.isfinite(v) or v < 0 or v >= MAX_STEP or v != int(v):
+        return None   # 2**63 would overflow int64; from 2**53 steps are not exact in the file
     return int(v)
 
 
-def read_csv(src) -> tuple[str, dict, int]:
-    """``(layout, {metric: (steps, values)}, skipped_rows)`` of a long or wide CSV file."""
+def _unusable_step(row, col) -> bool:
+    """A number where the step goes, but no step the run file can hold (-1, 2.5, 2**63)."""
+    return col < len(row) and _number(row[col]) is not None and _step(row[col]) is None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+def read_csv(src) -> tuple[str, dict, int, int]:
+    """``(layout, {metric: (steps, values)}, skipped_rows, bad_steps)`` of a long or wide CSV
+    file; ``bad_steps`` of the skipped rows have a number for a step, but not a usable one."""
     path = Path(src)
     with path.open(newline="", encoding="utf-8-sig") as fh:
         sample = fh.read(4096)
@@ -71,7 +89,7 @@ def read_csv(src) -> tuple[str, dict, int]:
         name_col = next((lower.index(c) for c in ("metric", "tag", "name") if c in lower), None)
         value_col = lower.index("value") if "value" in lower else None
         series: dict[str, tuple[list, list]] = {}
-        skipped = 0
+        skipped = bad_steps = 0
         if name_col is not None and value_col is not None:
             layout = "long"
             for row in rows:
@@ -83,6 +101,7 @@ def read_csv(src) -> tuple[str, dict, int]:
                     s = name = v = None
                 if s is None or not name or v is None:
                     skipped += 1
+                    bad_steps += _unusable_step(row, step_col)
                     continue
                 steps, values = series.setdefault(name, ([], []))
                 steps.append(s)
@@ -98,6 +117,7 @@ def read_csv(src) -> tuple[str, dict, int]:
                 s = _step(row[step_col]) if step_col < len(row) else None
                 if s is None:
                     skipped += 1
+                    bad_steps += _unusable_step(row, step_col)
                     continue
                 for i, name in metrics:
                     v = _number(row[i]) if i < len(row) else None
@@ -105,16 +125,17 @@ def read_csv(src) -> tuple[str, dict, int]:
                         steps, values = series.setdefault(name, ([], []))
                         steps.append(s)
                         values.append(v)
-    return layout, {k: (np.asarray(s, np.int64), np.asarray(v, np.float64)) for k, (s, v) in series.items()}, skipped
+    series = {k: (np.asarray(s, np.int64), np.asarray(v, np.float64)) for k, (s, v) in series.items()}
+    return layout, series, skipped, bad_steps
 
 
 def convert(src, dst, progress=None) -> ImportSummary:
     from ..recorder import Recorder
 
-    layout, series, skipped = read_csv(src)
+    layout, series, skipped, bad_steps = read_csv(src)
     if not series:
         raise ValueError(f"{src}: no numeric values found")
-    summary = ImportSummary(source=str(src), layout=layout, skipped_rows=skipped)
+    summary = ImportSummary(source=str(src), layout=layout, skipped_rows=skipped - bad_steps, bad_steps=bad_steps)
     config = {"imported_from": str(Path(src).resolve()), "import_format": f"csv ({layout})"}
     with Recorder(dst, name=Path(src).stem, config=config) as rec:
         for i, (name, (steps, values)) in enumerate(series.items()):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..format import MAX_STEP
 from .csv_import import ImportSummary
 from .tfevents import event_files, read_event_file
 
@@ -24,9 +25,10 @@ def _histogram_series(hists) -> dict:
             "hist_min": (steps, np.asarray([h.min for h in hists])), "hist_max": (steps, np.asarray([h.max for h in hists]))}
 
 
-def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, int]:
-    """``({metric: (steps, values)}, records)`` of every event file under ``src`` (in ``src``
-    itself only, with ``recursive=False``: TensorBoard shows sub-folders as runs of their own).
+def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, int, int]:
+    """``({metric: (steps, values)}, records, bad_steps)`` of every event file under ``src`` (in
+    ``src`` itself only, with ``recursive=False``: TensorBoard shows sub-folders as runs of their
+    own). ``bad_steps`` values were left out: a step below 0 or from 2**53 on.
 
     Several files (a resumed run, one file per process) are merged per tag in step order;
     a repeated step keeps the value written last, as TensorBoard shows it.
@@ -49,27 +51,28 @@ def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, 
                 pieces.setdefault(f"{tag}/{suffix}", []).append((s, v, np.zeros(len(s))))
         if progress is not None:
             progress(done, total)
-    series = {}
+    series, bad_steps = {}, 0
     for tag, parts in pieces.items():
         steps = np.concatenate([p[0] for p in parts])
         values = np.concatenate([p[1] for p in parts])
-        keep = steps >= 0
+        keep = (steps >= 0) & (steps < MAX_STEP)
+        bad_steps += len(keep) - int(keep.sum())
         steps, values = steps[keep], values[keep]
         # Last write wins for a repeated step: stable sort, then take each step's last entry.
         order = np.argsort(steps, kind="stable")
         steps, values = steps[order], values[order]
         last = np.r_[steps[1:] != steps[:-1], True] if len(steps) else np.zeros(0, bool)
         series[tag] = (steps[last], values[last])
-    return series, records
+    return series, records, bad_steps
 
 
 def convert(src, dst, progress=None, recursive: bool = True) -> ImportSummary:
     from ..recorder import Recorder
 
-    series, records = read_tensorboard(src, progress=progress, recursive=recursive)
+    series, records, bad_steps = read_tensorboard(src, progress=progress, recursive=recursive)
     if not any(len(s) for s, _ in series.values()):
         raise ValueError(f"{src}: no scalars or histograms in its event files")
-    summary = ImportSummary(source=str(src), layout="TensorBoard")
+    summary = ImportSummary(source=str(src), layout="TensorBoard", bad_steps=bad_steps)
     config = {"imported_from": str(Path(src).resolve()), "import_format": "tensorboard"}
     name = Path(src).name if Path(src).is_dir() else Path(src).parent.name
     with Recorder(dst, name=name, config=config) as rec:
