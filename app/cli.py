@@ -11,6 +11,8 @@ import importlib
 import os
 import sys
 
+from .terminal_text import guarded
+
 # Exit status of a program killed by SIGPIPE, as a shell reports it (`yes | head`): 128 + 13.
 EXIT_BROKEN_PIPE = 141
 
@@ -60,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; a reader that stops early (``| head``) ends it quietly."""
     _printable_output()
     try:
-        code = _main(argv)
-        sys.stdout.flush()   # a broken pipe shows up here when the output was buffered
+        with guarded():
+            code = _main(argv)
+            sys.stdout.flush()   # a broken pipe shows up here when the output was buffered
         return code
     except BrokenPipeError:
         # Python would report the pipe again when it flushes stdout at exit: point it at devnull.

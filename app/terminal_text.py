@@ -1,0 +1,50 @@
+"""Text for a terminal: names read from a run file are data, not terminal commands.
+
+A metric or run name holding ``ESC ] 0 ; ... BEL`` retitles the terminal, ``ESC [ 2 J`` clears
+it, and U+202E turns ``loss‮fdp.exe`` around on screen. The CLI's stdout and stderr are
+wrapped once (:func:`guarded`); every control character but newline, tab and carriage return
+(the import progress bar) is written as a visible ``\\x1b``-style escape instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+
+# C0 controls but \t \n \r, DEL, the C1 controls, and Unicode's bidirectional overrides/isolates.
+_CONTROLS = [c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D)] + list(range(0x7F, 0xA0))
+_BIDI = list(range(0x202A, 0x202F)) + list(range(0x2066, 0x206A)) + [0x200E, 0x200F, 0x061C]
+_VISIBLE = {c: f"\\x{c:02x}" for c in _CONTROLS} | {c: f"\\u{c:04x}" for c in _BIDI}
+
+
+def visible(text: str) -> str:
+    """``text`` with control and bidi-override characters written as escapes."""
+    return text.translate(_VISIBLE)
+
+
+class GuardedStream:
+    """A text stream whose ``write`` goes through :func:`visible`; everything else (``buffer``
+    for binary output, ``isatty``, ``flush``...) is the wrapped stream's own."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        return self._stream.write(visible(text) if isinstance(text, str) else text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def guarded():
+    """sys.stdout and sys.stderr guarded for the duration (restored after: tests call main())."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (s if s is None or isinstance(s, GuardedStream) else GuardedStream(s) for s in saved)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved

@@ -1,0 +1,53 @@
+"""Names read from a run file reach the terminal as text, never as terminal commands.
+
+A run named ``ESC ] 0 ; pwned BEL ESC [ 2 J`` retitled and cleared the terminal of whoever ran
+`trainspect info` on a file they were sent; a metric name with U+202E showed reversed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from trainspect.recorder import Recorder
+
+RUN_NAME = "run\x1b]0;pwned\x07\x1b[2J"
+METRIC = "loss\x1b[31mRED\x1b[0m\u202efdp.exe\x9b"
+FORBIDDEN = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+@pytest.fixture
+def hostile_run(tmp_path):
+    path = tmp_path / "run.h5"
+    with Recorder(path, name=RUN_NAME) as rec:
+        for step in range(60):
+            rec.log({METRIC: 1.0 / (step + 1), "train/loss": 2.0 if step < 40 else 2.0 * 10 ** (step - 40)}, step=step)
+    return path
+
+
+def _cli(*args):
+    out = subprocess.run([sys.executable, "-m", "trainspect.app.cli", *map(str, args)], capture_output=True,
+                         timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    return out.returncode, out.stdout.decode("utf-8"), out.stderr.decode("utf-8")
+
+
+@pytest.mark.parametrize("command", [("info",), ("diagnose",), ("tail", "--once")])
+def test_terminal_output_shows_control_characters_as_escapes(hostile_run, command):
+    code, out, err = _cli(*command, hostile_run)
+    assert code in (0, 1), err
+    for bad in FORBIDDEN:
+        assert bad not in out and bad not in err
+    assert "run\\x1b]0;pwned\\x07\\x1b[2J" in out        # still there, readable
+    if command[0] != "diagnose":
+        assert "loss\\x1b[31mRED\\x1b[0m\\u202efdp.exe\\x9b" in out
+
+
+def test_json_output_still_decodes_to_the_stored_names(hostile_run):
+    code, out, err = _cli("diagnose", "--json", hostile_run)
+    assert code in (0, 1), err
+    assert not any(bad in out for bad in FORBIDDEN)
+    data = json.loads(out)
+    assert data["run"] == RUN_NAME
