@@ -28,6 +28,6 @@ class InputStats(ScalarValues):
             self.emit(self.compute(x), step, time.time(), self.tags)
 
     def compute(self, x):
-        if self.w.cpu_fast_path and x.is_cpu:
+        if self.w.cpu_fast_path and x.is_cpu and x.layout is torch.strided:
             return np.array(input_row(x), np.float32)   # staged as is
         return input_stats(x)
