@@ -537,18 +537,26 @@ def _set_read_attempts(fapl, attempts: int) -> None:
 _read_attempts_fn = None
 
 
-def _h5_open(path: Path, swmr: bool):
+def _h5_open(path: Path, swmr: bool, locking: bool = False):
     import h5py
     from h5py import h5f, h5p
 
     fapl = h5p.create(h5p.FILE_ACCESS)
-    fapl.set_file_locking(False, True)          # a live writer may hold the file (HDF5_USE_FILE_LOCKING still wins)
+    if not locking:
+        fapl.set_file_locking(False, True)      # a live writer may hold the file (HDF5_USE_FILE_LOCKING still wins)
     fapl.set_libver_bounds(h5f.LIBVER_EARLIEST, h5f.LIBVER_LATEST)
     flags = h5f.ACC_RDONLY
     if swmr:
         flags |= h5f.ACC_SWMR_READ
         _set_read_attempts(fapl, SWMR_READ_ATTEMPTS)
-    return h5py.File(h5f.open(os.fsencode(path), flags, fapl=fapl))
+    try:
+        return h5py.File(h5f.open(os.fsencode(path), flags, fapl=fapl))
+    except OSError as exc:
+        # This process already has the file open with HDF5's default locking (a notebook's
+        # h5py.File(path) beside open_run): HDF5 shares that handle only with matching flags.
+        if locking or "locking flag values don't match" not in str(exc):
+            raise
+    return _h5_open(path, swmr, locking=True)
 
 
 def h5_error_text(path, exc: BaseException) -> str:
@@ -597,6 +605,10 @@ def _starting(p: Path) -> RunFileError:
     if writer_died(p):   # nothing will come: say so, and tail stops waiting
         return RunFileError(f"{p}: the writer was killed before it began recording (within its first "
                             "seconds, before watch()): the file holds no data")
+    if os.name == "posix" and not lock_path(p).exists():   # a recorder's lock sidecar exists before the file
+        return RunFileError(f"{p}: open for writing by a program other than trainspect's recorder (an "
+                            "h5py.File(path, 'r+') or 'a' left open?); close it there (`h5clear -s` if "
+                            "that program was killed)")
     return RunFileError(f"{p}: run is starting (the writer has not begun recording yet, "
                         "or it stopped before it did); try again in a moment")
 

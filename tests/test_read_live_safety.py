@@ -142,6 +142,10 @@ def test_readers_follow_a_live_writer_under_any_hdf5_file_locking(tmp_path, monk
 
 
 def test_a_file_whose_writer_has_not_begun_says_the_run_is_starting(tmp_path):
+    from trainspect.recorder.claim import WriterLock
+
+    lock = WriterLock(tmp_path / "new.h5")     # as the recorder: its lock first, then the file
+    assert lock.acquire()
     w = RunFileWriter(tmp_path / "new.h5")   # created, layout not yet frozen (no SWMR)
     try:
         head = fmt.read_head(tmp_path / "new.h5")
@@ -151,3 +155,4 @@ def test_a_file_whose_writer_has_not_begun_says_the_run_is_starting(tmp_path):
         assert "new.h5" in str(e.value)
     finally:
         w.close()
+        lock.release()
