@@ -84,13 +84,15 @@ class RunStatus:
     error: str = ""
 
     def describe(self) -> str:
+        # last_step -1: nothing recorded yet (a run closed or killed before its first value)
+        at = f"at step {self.last_step}" if self.last_step >= 0 else "before any step was recorded"
         if self.state == RunState.FINISHED:
-            return f"finished at step {self.last_step}"
+            return f"finished {at}"
         if self.state == RunState.CRASHED:
-            return f"crashed at step {self.last_step}" + (f": {self.error}" if self.error else "")
+            return f"crashed {at}" + (f": {self.error}" if self.error else "")
         if self.state == RunState.STALE:
-            return f"writer stopped responding at step {self.last_step} ({_ago(self.age_s)} ago)"
-        return f"live, step {self.last_step}"
+            return f"writer stopped responding {at} ({_ago(self.age_s)} ago)"
+        return f"live, step {self.last_step}" if self.last_step >= 0 else "live, no step recorded yet"
 
 
 def _ago(seconds: float) -> str:

@@ -290,6 +290,8 @@ class Recorder:
             raise TypeError(f"config must be a dict (or None), got {type(config).__name__}")
         if resume and overwrite:
             raise ValueError("resume=True continues the run at path, overwrite=True replaces it: pick one")
+        if isinstance(path, (str, os.PathLike)) and not os.fspath(path):   # "" wrote ./.h5, a hidden file
+            raise ValueError("empty run file path: give one such as 'runs/exp1.h5' (or a folder, 'runs/')")
         if isinstance(path, (str, os.PathLike)):
             # "~/runs/x.h5" made a directory named "~" in the working directory (the shell's
             # `rm -rf ~` to clean it up is a disaster): a user's home, as pandas reads it
@@ -639,6 +641,8 @@ class Recorder:
         to the writer as one block.
         """
         if not self._active or self._writer.error is not None:
+            if self._closed:
+                self._warn_once("<log>", "log_many() after close() is ignored")
             self._report_writer_failure()
             return
         if not isinstance(metrics, Mapping):

@@ -75,7 +75,9 @@ def to_text(run, findings, covered) -> str:
     ranks = ranks_of(run)
     if ranks is not None:
         lines.append(f"ranks: {ranks['text']} read ({', '.join(ranks['read'].values())})")
-    if all(f.severity == "info" for f in findings):     # notes (info) are not problems
+    if st.last_step < 0 and not run.metric_names():   # closed before its first value
+        lines.append("nothing was recorded in this run: nothing to check")
+    elif all(f.severity == "info" for f in findings):     # notes (info) are not problems
         lines.append("no problems found" + (" among what it could check" if covered.gaps else ""))
     for f, earlier in zip(findings, earlier_fixes(findings)):     # each fix listed once
         lines += [""] + text_lines(f, earlier=earlier)

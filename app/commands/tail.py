@@ -86,9 +86,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--once", action="store_true", help="print one snapshot (values, state, findings) and exit")
 
 
-def wait_for_run(path, timeout: float, poll: float = 0.1, any_error: bool = False):
+def wait_for_run(path, timeout: float, poll: float = 0.1, any_error: bool = False, say=None):
     """Open ``path`` once the writer has created it and written its header; RunFileError after
-    ``timeout``. ``any_error``: retry every error until then (a restarting writer's file)."""
+    ``timeout``. ``any_error``: retry every error until then (a restarting writer's file).
+    ``say(text)`` is told once that it waits (a mistyped path is not 30 s of silence)."""
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
         try:
@@ -96,6 +97,10 @@ def wait_for_run(path, timeout: float, poll: float = 0.1, any_error: bool = Fals
         except RunFileError as exc:
             if time.monotonic() >= deadline or not (any_error or any(w in str(exc) for w in WAITABLE)):
                 raise
+            if say is not None:
+                why = str(exc).removeprefix(f"{path}: ")
+                say(f"waiting up to {timeout:.0f} s for {path} ({why}); --wait S changes this")
+                say = None
         time.sleep(poll)
 
 
@@ -183,6 +188,10 @@ class FindingTracker:
 
 def _say(text: str) -> None:
     print(text, flush=True)
+
+
+def _say_err(text: str) -> None:   # progress notes that are not the run's output
+    print(f"trainspect tail: {text}", file=sys.stderr, flush=True)
 
 
 def tail(run, interval: float = 0.5, advisor_every: float = 5.0, once: bool = False, wait: float = 30.0) -> int:
@@ -287,7 +296,7 @@ def run(args) -> int:
             _stop(follower)
             return 2   # the follower has printed why
     try:
-        r = wait_for_run(path, 0 if args.once else args.wait)
+        r = wait_for_run(path, 0 if args.once else args.wait, say=_say_err)
     except RunFileError as exc:
         print(f"trainspect tail: {exc}", file=sys.stderr)
         _stop(follower)

@@ -1,0 +1,51 @@
+"""Small things a user meets on the first day: each said nothing, or the wrong thing."""
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+
+from trainspect.analysis import open_run
+from trainspect.app.cli import main
+from trainspect.app.commands.tail import wait_for_run
+from trainspect.recorder import Recorder
+from trainspect.recorder.recorder import RecorderWarning
+from trainspect.recorder.format import RunFileError
+
+
+def test_empty_path_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for empty in ("", type("P", (os.PathLike,), {"__fspath__": lambda self: ""})()):
+        with pytest.raises(ValueError, match="empty run file path"):
+            Recorder(empty)
+    assert os.listdir(tmp_path) == []      # no ./.h5, no lock sidecar
+
+
+def test_a_run_closed_before_its_first_step_says_so(tmp_path, capsys):
+    path = tmp_path / "empty.h5"
+    Recorder(path).close()
+    with open_run(path) as run:
+        assert run.status().describe() == "finished before any step was recorded"
+    assert main(["diagnose", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "step -1" not in out and "nothing was recorded in this run" in out
+    assert "no problems found" not in out
+
+
+def test_log_many_after_close_warns_once(tmp_path):
+    rec = Recorder(tmp_path / "run.h5")
+    rec.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            rec.log_many({"loss": [1.0, 2.0]})
+    said = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    assert said == ["trainspect: <log>: log_many() after close() is ignored"]
+
+
+def test_tail_says_at_once_that_it_waits_for_a_missing_file(tmp_path):
+    said = []
+    with pytest.raises(RunFileError, match="no such file"):
+        wait_for_run(tmp_path / "nope.h5", timeout=0.3, say=said.append)
+    assert len(said) == 1 and said[0].startswith("waiting up to 0 s for ") and "no such file" in said[0]
