@@ -111,9 +111,14 @@ class Instruments:
         # A ModuleDict/ModuleList (a GAN's {"g": G, "d": D}) is never called itself: its parts'
         # forwards label log(step=None), and the first step says how to get activations.
         self._container = isinstance(model, _CONTAINERS) and optimizer is not None
+        # Any other model: until the first step shows the loop calls model(x), its parts'
+        # forwards are watched too; model.forward(x) runs them without the model's own hooks.
+        self._part_ran = False         # a part ran a training forward since the last step
+        self._part_handles = [] if self.scripted or optimizer is None else [
+            child.register_forward_pre_hook(self.w.hooks.plain(self._part_forward)) for child in model.children()]
         if self._container:
-            self.handles += [child.register_forward_pre_hook(self.w.hooks.plain(self._part_forward))
-                             for child in model.children()]
+            self.handles += self._part_handles
+            self._part_handles = []
         self._stepped = False          # the watched optimizer stepped since the last training forward
         self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)
         self._holds_ours = weakref.WeakKeyDictionary()   # optimizer -> does it hold the model's parameters
@@ -198,9 +203,9 @@ class Instruments:
     def remove(self) -> None:
         if self.optimizer_watched:
             unroute_scaler_steps(self.w.optimizer, self._scaler_step)
-        for h in self.handles + self._opt_handles:
+        for h in self.handles + self._opt_handles + self._part_handles:
             h.remove()
-        self.handles, self._opt_handles = [], []
+        self.handles, self._opt_handles, self._part_handles = [], [], []
         for r in self.records:
             r.remove()
         self._capturing = None
@@ -219,7 +224,19 @@ class Instruments:
             self._stepped_in_eval_mode()
         if self._container:
             self._container_unmarked()
+        if self._part_handles:
+            self._check_model_called()
         self.w.guard(self._before_step, optimizer, self._has_closure(optimizer, args, kwargs))
+
+    def _check_model_called(self):
+        """At a step, while the model itself has never been called: if its parts ran a training
+        forward (model.forward(x)), they marked the step label, and the user hears once what is
+        lost. A call of the model removes the part hooks (``_root_pre``)."""
+        if self._part_ran and self._forward_mode is None:
+            self.link.warn_once("<watch>", f"the watched {type(self.w.model).__name__}'s parts ran but the model itself "
+                                           "was not called (model.forward(x) instead of model(x)?): forward hooks do "
+                                           "not run that way, so activation and input statistics are not recorded; "
+                                           "call model(x)")
 
     def _after_compiled_forward(self):
         """This iteration's forward ran in code compiled after watch(): its step label is
@@ -341,6 +358,7 @@ class Instruments:
 
     def _opt_post(self, optimizer, args, kwargs):
         self._forward_mode = None
+        self._part_ran = False
         self._stepped = True
         self.w.guard(self._after_step, self._has_closure(optimizer, args, kwargs))
         self.steps_done += 1
@@ -391,9 +409,16 @@ class Instruments:
         else:
             self._root_pre(self.w.model, args, kwargs)
 
+    def _drop_part_hooks(self):
+        for h in self._part_handles:
+            h.remove()
+        self._part_handles = []
+
     def _part_forward(self, module, args):
-        """A part of a watched container ran a training forward (see ``_container``)."""
-        if module.training and torch.is_grad_enabled() and not _compiling():
+        """A part of a watched container ran a training forward (see ``_container``), or a part
+        of another model before its first step (see ``_check_model_called``)."""
+        if module.training and torch.is_grad_enabled() and not _compiling() and self._forward_mode != "train":
+            self._part_ran = True
             self.link.mark_forward()
 
     def _container_unmarked(self):
@@ -422,6 +447,8 @@ class Instruments:
             # starts no iteration: it labelled that iteration's log(step=None) one step late.
             self._forward_mode = "train"
             self.link.mark_forward()
+            if self._part_handles:   # the loop calls model(x): no need to watch its parts
+                self._drop_part_hooks()
             if self._stepping and not _inside_optimizer_step():
                 self._stepping = 0     # a step raised (CUDA OOM, caught by the script): no post hook ran
             if self.w.enabled and not self._stepping:   # not a closure's forward inside a step
