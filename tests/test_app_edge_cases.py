@@ -74,6 +74,10 @@ def test_run_with_no_steps_grows_while_open(window, tmp_path, qtbot):
 
 
 def test_file_opened_before_its_writer_started_opens_once_it_starts(window, tmp_path, qtbot):
+    from trainspect.recorder.claim import WriterLock
+
+    lock = WriterLock(tmp_path / "starting.h5")   # as the recorder: its lock, then the file
+    assert lock.acquire()
     w = RunFileWriter(tmp_path / "starting.h5")   # created, layout not written yet
     w.f.flush()
     try:
@@ -89,6 +93,7 @@ def test_file_opened_before_its_writer_started_opens_once_it_starts(window, tmp_
         assert window.errors == [] and window.runs.starting() == []
     finally:
         w.close()
+        lock.release()
 
 
 def test_sparse_short_and_single_point_metrics_share_the_full_x_range(window, tmp_path, qtbot):
