@@ -64,6 +64,8 @@ def detect_divergence(steps, values, *, series="train/loss", rise_frac=0.5, tail
     over = np.flatnonzero(excess[i_best:] > rise_frac)
     i_rise = i_best + int(over[0])
     end = float(s[-1])
+    if bad is None and _rise_within_signed_noise(values, end - float(s[i_best])):
+        return None
     severity = "error" if (bad is not None or end > 2 * _scale(init)) else "warning"
     tail_note = " and then became non-finite" if bad is not None else ""
     return Finding(
@@ -78,6 +80,24 @@ def detect_divergence(steps, values, *, series="train/loss", rise_frac=0.5, tail
             steps=[int(s_steps[i_best]), int(s_steps[i_rise]), int(s_steps[-1])],
             values=rounded([s[i_best], s[i_rise], end]), threshold=rise_frac)],
     )
+
+
+SIGNED_SHARE = 0.1     # this share of negative values: a loss with no floor at 0
+SIGNED_NOISE_RISES = 3.0
+
+
+def _rise_within_signed_noise(values, rise) -> bool:
+    """A loss that takes both signs (a policy-gradient surrogate such as REINFORCE's
+    ``-log_prob * normalised_return``, a critic's score) has no floor to measure progress
+    against: its level wanders within the noise of its values, which grows with the episode
+    length. Its rise counts as divergence only beyond ``SIGNED_NOISE_RISES`` x the spread
+    (interquartile range) of the values about their local level (a running median of 9)."""
+    if np.mean(values < 0) < SIGNED_SHARE or np.mean(values > 0) < SIGNED_SHARE:
+        return False
+    sample = values[:: max(1, len(values) // 20_000)]   # a long run: its trend is as clear strided
+    residual = sample - rolling_median(sample, 9)
+    spread = float(np.subtract(*np.percentile(residual, [75, 25])))
+    return rise < SIGNED_NOISE_RISES * spread
 
 
 def _above_first_value(steps, values, s_steps, s, k, series, bad, *, factor):
