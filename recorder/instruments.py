@@ -101,6 +101,9 @@ class Instruments:
         self._silent_iterations = 0    # iterations in a row in which only other optimizers stepped
         self._fwd_step = -1            # step whose first training forward was captured
         self._capturing = None         # specs capturing the forward in progress
+        self._held = None              # that capture's records, held until the step (_grads_fresh)
+        self._grad_probe = None if optimizer is None else next(
+            (p for g in optimizer.param_groups for p in g["params"] if p.requires_grad), None)
         self._warned_unknown = False
         self._n_opt_params = None
         # A TorchScript model takes no forward hooks: no activation or input statistics, the rest is recorded.
@@ -190,6 +193,7 @@ class Instruments:
 
     def pause(self) -> None:
         """Another Recorder watches this model for a while: record nothing, count no step."""
+        self._held = self.link.held = None
         self.w.hooks.pause()
         if self.optimizer_watched:
             unroute_scaler_steps(self.w.optimizer, self._scaler_step)
@@ -209,6 +213,7 @@ class Instruments:
         for r in self.records:
             r.remove()
         self._capturing = None
+        self._held = self.link.held = None
 
     # ------------------------------------------------------------ optimizer hooks
     @staticmethod
@@ -226,6 +231,8 @@ class Instruments:
             self._container_unmarked()
         if self._part_handles:
             self._check_model_called()
+        if self._held is not None:
+            self._release_held()
         self.w.guard(self._before_step, optimizer, self._has_closure(optimizer, args, kwargs))
 
     def _check_model_called(self):
@@ -462,15 +469,36 @@ class Instruments:
             # its batch took the next step's input and activation statistics.
             return
         step = self.link.step
+        fresh = self._grads_fresh()
         if self._fwd_step == step:
-            return
+            if self._held is None or not fresh:
+                return
+            self._held = None   # the step's own training forward: it replaces the held capture
+        elif self._held is not None:
+            self._release_held()   # the only forward of its step (a GradScaler skipped the step)
         due = [r for r in self._forward if r.due(step)]
         if not due:
             return
         self._fwd_step = step
         self._capturing = due
+        if not fresh:
+            self._held = self.link.held = []
         for r in due:
             self.w.guard(r.forward_start, step, args, kwargs)
+
+    def _grads_fresh(self) -> bool:
+        """No gradient since the last zero_grad() (set_to_none, torch's default): a forward now
+        starts an iteration. A forward while the step's gradients are still there (a GAN's
+        netD(fake) for the generator's loss, right after the discriminator's step) may not be
+        the one its optimizer trains on: its statistics are held until the step, and a fresh
+        forward before it replaces them. Without an optimizer, every forward counts."""
+        probe = self._grad_probe
+        return probe is None or probe.grad is None
+
+    def _release_held(self):
+        held, self._held = self._held, None
+        if held:
+            self.link.release(held)
 
     def _root_post(self, module, args, output):
         capturing = self._capturing
@@ -481,3 +509,4 @@ class Instruments:
             r.forward_detach()
         for r in capturing:
             self.w.guard(r.forward_end, self._fwd_step, output)
+        self.link.held = None   # the capture's records are all in self._held (if held)

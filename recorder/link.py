@@ -9,7 +9,7 @@ import time
 
 
 class RecorderLink:
-    __slots__ = ("_rec", "host_value", "tag", "failed", "warn_once", "device_path")
+    __slots__ = ("_rec", "host_value", "tag", "failed", "warn_once", "device_path", "held")
 
     def __init__(self, rec):
         self._rec = rec
@@ -19,6 +19,7 @@ class RecorderLink:
         self.failed = rec._instrument_failed  # (exc): switch the instruments off, warn once
         self.warn_once = rec._warn_once      # (key, message)
         self.device_path = rec._device_path  # tests: take the GPU code path for CPU tensors
+        self.held = None   # a list while a capture's records wait for the step (Instruments._hold)
 
     @property
     def step(self) -> int:
@@ -46,4 +47,23 @@ class RecorderLink:
     def stage(self, tensor, record, step, wall, arg, wide: bool = False) -> None:
         """Queue a device tensor for the next batched device->host copy; ``record.unpack``
         turns its values into rows on the writer thread."""
+        if self.held is not None:
+            self.held.append((tensor, record, step, wall, arg, wide))
+            return
         self._rec.staging.add(tensor, record, step, wall, arg, wide)
+
+    def host_value_or_hold(self, step, tag, value, wall) -> None:
+        """``host_value``, or held with a capture's records (see ``held``)."""
+        if self.held is not None:
+            self.held.append((step, tag, value, wall))
+            return
+        self._rec._host_value(step, tag, value, wall)
+
+    def release(self, held) -> None:
+        """Queue what a capture held back (entries collected in ``self.held``)."""
+        rec = self._rec
+        for entry in held:
+            if len(entry) == 4:
+                rec._host_value(*entry)
+            else:
+                rec.staging.add(*entry)

@@ -25,5 +25,7 @@ class DataWait(Record):
 
     def forward_start(self, step, args, kwargs):
         if self.step_end is not None:   # the first forward after a step (accumulation: once)
-            self.w.link.host_value(step, self.tag, time.perf_counter() - self.step_end, time.time())
-            self.step_end = None
+            link = self.w.link
+            link.host_value_or_hold(step, self.tag, time.perf_counter() - self.step_end, time.time())
+            if link.held is None:   # held (a GAN's netD(fake)): a fresh forward may measure again
+                self.step_end = None
