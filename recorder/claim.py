@@ -65,13 +65,20 @@ class WriterLock:
             os.close(fd)
         return False
 
-    def release(self) -> None:
-        """Delete the sidecar while still holding it, then let go (the next writer re-creates it)."""
+    def release(self, note: str | None = None) -> None:
+        """Delete the sidecar while still holding it, then let go (the next writer re-creates it).
+        ``note``: the writer failed and left the run file unreadable (a disk that filled before
+        the first write): the sidecar stays, with the reason, for readers (format.writer_note)."""
         fd, self.fd = self.fd, None
         if fd is None:
             return
         try:
-            os.unlink(self.file)
+            if note:
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.write(fd, f"{os.getpid()}\n{' '.join(note.split())[:500]}\n".encode("utf-8", "replace"))
+            else:
+                os.unlink(self.file)
         except OSError:
             pass
         os.close(fd)

@@ -368,6 +368,15 @@ def writer_died(path) -> bool:
     return lock_path(path).exists() and not is_locked(path)
 
 
+def writer_note(path) -> str:
+    """Why a writer that failed left ``path`` unreadable (claim.WriterLock.release), or ""."""
+    try:
+        with open(lock_path(path), encoding="utf-8", errors="replace") as fh:
+            return "".join(fh.read(1000).splitlines(keepends=True)[1:2]).strip()
+    except OSError:
+        return ""
+
+
 def numbered(path, n: int) -> Path:
     """``exp1.h5`` -> ``exp1-2.h5`` (n = 2), the name a new run takes when the path holds one;
     n = 1 is ``path`` itself."""
@@ -603,8 +612,9 @@ def _starting(p: Path) -> RunFileError:
     # Held for writing but not in SWMR mode: the writer has not created the layout yet (or was
     # stopped before it did). No reader can open such a file; tail waits for this message.
     if writer_died(p):   # nothing will come: say so, and tail stops waiting
-        return RunFileError(f"{p}: the writer was killed before it began recording (within its first "
-                            "seconds, before watch()): the file holds no data")
+        note = writer_note(p)
+        why = f"it failed: {note}" if note else "it was killed within its first seconds, before watch()"
+        return RunFileError(f"{p}: the writer stopped before it began recording ({why}): the file holds no data")
     if os.name == "posix" and not lock_path(p).exists():   # a recorder's lock sidecar exists before the file
         return RunFileError(f"{p}: open for writing by a program other than trainspect's recorder (an "
                             "h5py.File(path, 'r+') or 'a' left open?); close it there (`h5clear -s` if "
@@ -642,7 +652,8 @@ def _h5_open_or_raise(p: Path):
     try:
         return _h5_open(p, swmr=False)
     except Exception as exc:   # h5py raises OSError, RuntimeError, ValueError... on damage
-        raise RunFileError(h5_error_text(p, exc)) from None
+        note = writer_note(p) if writer_died(p) else ""
+        raise RunFileError(h5_error_text(p, exc) + (f"; its writer failed: {note}" if note else "")) from None
 
 
 def check_header(f, path) -> int:

@@ -208,7 +208,20 @@ def _storable_name(name: str) -> str:
 def _finish(writer, lock, status: str) -> None:
     """Close the file, then free its name for the next writer (a dropped Recorder's finalizer)."""
     writer.close(status)
-    lock.release()
+    _release(writer, lock)
+
+
+def _release(writer, lock) -> None:
+    """Free the run's name. A writer that failed and could not close the file (the disk filled
+    before its first write) leaves its reason in the lock sidecar for readers."""
+    note = None
+    if writer.error is not None and writer.file.path.exists():
+        try:
+            if fmt.read_head(writer.file.path).writer_open:
+                note = writer.error
+        except Exception:  # noqa: BLE001 - an unreadable head: the file is left as it is
+            note = writer.error
+    lock.release(note)
 
 
 def _check_every(name: str, value) -> int:
@@ -973,7 +986,7 @@ class Recorder:
         if self._active and self._writer.error is None:
             self._transfer()
         self._writer.close(status or fmt.STATUS_FINISHED, error=error)
-        self._lock.release()
+        _release(self._writer, self._lock)
         if self._writer.file.recovered_to is not None:   # the file was deleted while written (unlinked.py)
             self.path = self._writer.file.recovered_to
         if self._writer.error is not None:
