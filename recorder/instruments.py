@@ -497,6 +497,8 @@ class Instruments:
 
     def _release_held(self):
         held, self._held = self._held, None
+        if self.link.held is held:   # the step came inside the capture (Lightning's closure): the
+            self.link.held = None    # rest of it is this step's, staged as it comes
         if held:
             self.link.release(held)
 
