@@ -150,6 +150,26 @@ def _run_file(path: str, name) -> str:
     return text + ".h5" if not os.path.splitext(os.path.basename(text))[1] else text
 
 
+def _close_earlier_watchers(model, new) -> None:
+    """Close the open Recorders of this process that watch ``model`` and have recorded steps
+    of it (a notebook cell run again with a new path: the first run went on recording every
+    step of the second, 'live' for ever). Kept: one inside its ``with`` block (in use), one
+    paused by lr_range_test, one that has not stepped yet (two Lightning loggers of one fit)."""
+    try:
+        refs = list(_WATCHERS.get(model, ()))
+    except TypeError:      # a model that takes no weak reference: none was registered
+        return
+    for earlier in (ref() for ref in refs):
+        if (earlier is None or earlier is new or earlier._closed or earlier._in_with
+                or earlier._instruments is None or earlier._instruments.w.hooks.paused
+                or not earlier._instruments.steps_done):
+            continue
+        warnings.warn(f"trainspect: closed the earlier Recorder of this process writing {earlier.path}, which "
+                      f"watched the same {type(model).__name__} (a notebook cell run again?); end a run with "
+                      "rec.close() or `with Recorder(...)`", RecorderWarning, stacklevel=3)
+        earlier.close()
+
+
 def _close_earlier(key) -> None:
     """Close the Recorder of this process made for the same path and rank that is still open
     (W&B finishes the previous run in a notebook alike): its lock refused the new one
@@ -501,6 +521,7 @@ class Recorder:
         if self._waiting_watch is not None:
             self._warn_once("<watch>", "watch() called a second time; this call is ignored")
             return
+        _close_earlier_watchers(model, self)
         if _has_lazy_parameters(model):
             # nn.LazyLinear & co. have no shapes before their first forward: the layout waits for it
             self._watch_after_first_forward(model, optimizer, scaler, stats_every, hist_every, snapshot_every)
