@@ -19,6 +19,26 @@ def report_format(path) -> str:
         raise ValueError(f"cannot tell the report format from {str(path)!r}: use a .html or .pdf file name") from None
 
 
+def check_writable(path) -> None:
+    """OSError now if ``path`` cannot be written (a folder, a missing folder, a read-only disk,
+    permissions): not after minutes of reading runs and drawing plots."""
+    import errno
+    import os
+    import tempfile
+
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "it is a folder; give a file name such as report.html", str(path))
+    folder = path.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "its folder does not exist", str(folder))
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, "the file exists and is read-only", str(path))
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")   # a read-only disk, root too
+    os.close(fd)
+    os.unlink(probe)
+
+
 def export_report(runs, path, progress=None, title: str | None = None) -> Path:
     """Write a report of ``runs`` (open ``analysis.Run`` objects or run-file paths) to ``path``.
 
@@ -28,6 +48,7 @@ def export_report(runs, path, progress=None, title: str | None = None) -> Path:
     from .content import open_runs
 
     report_format(path)
+    check_writable(path)
     runs = list(runs)
     opened = open_runs([r for r in runs if isinstance(r, (str, Path))])
     it = iter(opened)
