@@ -199,6 +199,24 @@ _REAL_NOT_REGISTERED = (np.bool_, decimal.Decimal)
 _STAGEABLE: frozenset = frozenset()   # torch dtypes the staging batch's torch.cat promotes; see _stageable
 
 
+# log() called inside torch.compile'd code (a compiled train_step that logs its loss): dynamo
+# traced into the recorder, broke the graph at each value read with a warning, and recompiled.
+# Under tracing, log() hands the call to this compiler-disabled copy of itself: one clean graph
+# break, the call runs eagerly. Set up when a Recorder is made with torch imported.
+_IS_COMPILING = None
+_EAGER_LOG = None
+
+
+def _eager_log_setup() -> None:
+    global _IS_COMPILING, _EAGER_LOG
+    torch = sys.modules.get("torch")
+    disable = getattr(getattr(torch, "compiler", None), "disable", None)
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if _EAGER_LOG is None and disable is not None and is_compiling is not None:
+        _EAGER_LOG = disable(Recorder.log)
+        _IS_COMPILING = is_compiling
+
+
 def _stageable(torch) -> frozenset:
     global _STAGEABLE
     _STAGEABLE = frozenset((torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool, torch.uint8,
@@ -366,6 +384,7 @@ class Recorder:
         # For tests: run the GPU code path on CPU tensors (no CPU shortcuts, no host reads of
         # tensor values on the training thread); tests/test_sync_free.py checks it is sync-free.
         self._device_path = bool(_device_path)
+        _eager_log_setup()
         self._warned: set = set()
         self._tags: dict[str, int] = {}
         self._call_tags: dict[tuple, tuple] = {}   # names of a log() call -> their tag ids
@@ -604,6 +623,8 @@ class Recorder:
     # ------------------------------------------------------------ log
     def log(self, metrics, step=None) -> None:
         """Record ``{name: value}`` at ``step`` (default: see :attr:`step`). Never blocks on the GPU."""
+        if _IS_COMPILING is not None and _IS_COMPILING():
+            return _EAGER_LOG(self, metrics, step)
         if not self._active:
             if self._closed:
                 self._warn_once("<log>", "log() after close() is ignored")
