@@ -356,6 +356,20 @@ def test_distributions_show_histograms_over_time_and_snapshots(window, small_run
     assert d.snap_image.image.shape == (32, 32)
 
 
+def test_distributions_controls_stay_usable_in_a_narrow_window(window, small_run, qtbot):
+    """Below ~900 px the snapshot slider was squeezed to a nub and the layer names to '0.w...'."""
+    open_runs(window, [small_run])
+    d = window.distributions
+    show_panel(window, qtbot, d)
+    window.resize(300, 700)             # the window stops at its minimum width
+    qtbot.waitUntil(lambda: window.width() < 1300)
+    qtbot.wait(50)
+    assert d.snap_slider.width() >= 50
+    six_chars = d.hist_layer.fontMetrics().horizontalAdvance("layers")
+    for combo in (d.hist_layer, d.snap_layer):
+        assert combo.width() >= six_chars
+
+
 def test_details_show_status_config_and_model(window, tmp_path, qtbot):
     path = make_run(tmp_path / "crashy.h5", n_steps=500, status="crashed", config={"lr": 0.5, "depth": 4})
     open_runs(window, [path])

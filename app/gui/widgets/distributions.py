@@ -69,6 +69,10 @@ class DistributionsPanel(LazyPanel):
         top.addWidget(self.snap_layer, 1)
         top.addWidget(self.snap_slider)         # the layer names get the spare width, not the slider
         self.snap_slider.setMaximumWidth(160)
+        self.snap_slider.setMinimumWidth(50)    # narrow windows squeezed it to a nub
+        for combo in (self.hist_layer, self.snap_layer):   # a long layer name must not set the width,
+            combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)   # nor hide a short one
+            combo.setMinimumContentsLength(6)
         top.addWidget(self.snap_label)
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
