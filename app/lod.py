@@ -64,15 +64,20 @@ def ema(values, weight: float, state: tuple[float, int] | None = None):
     if weight == 0.0:
         out[finite] = xf
         return out, (float(xf[-1]), count0 + xf.size)
-    y = _ema_biased(xf, weight, biased0)
-    last_biased = float(y[-1])
+    # Averaged about the first value r (the average of x - r, plus r): a constant series (a
+    # fixed LR, a flat val loss) comes out exactly constant. Averaged as it was, its rounding
+    # noise of a few ulps made the plot's y range 1e-15 wide: no tick labels, a wavy line.
+    r = float(xf[0])
+    y = _ema_biased(xf - r, weight, biased0 - r * (1.0 - weight ** count0))
+    n_total = count0 + xf.size
+    last_biased = float(y[-1]) + r * (1.0 - weight ** n_total)
     # Debias 1 - w**n only where w**n is not negligible (pow over 1 M points is slow).
     k = int(min(xf.size, max(0, math.ceil(40.0 / -math.log(weight)) - count0)))
     if k > 0:
         n = count0 + np.arange(1, k + 1, dtype=np.float64)
         y[:k] /= 1.0 - weight ** n
-    out[finite] = y
-    return out, (last_biased, int(count0 + xf.size))
+    out[finite] = y + r
+    return out, (last_biased, int(n_total))
 
 
 # ---------------------------------------------------------------- bucket reductions

@@ -54,7 +54,21 @@ def test_ema_continues_across_appended_chunks(split):
     whole, _ = ema(x, 0.95)
     a, state = ema(x[:split], 0.95)
     b, _ = ema(x[split:], 0.95, state)
-    np.testing.assert_allclose(np.concatenate([a, b]), whole, rtol=1e-12)
+    np.testing.assert_allclose(np.concatenate([a, b]), whole, rtol=1e-12, atol=1e-13)   # values ~1: rounding
+
+
+@pytest.mark.parametrize("value", [0.5, 1234.5678, -3e-7, 1e12])
+@pytest.mark.parametrize("weight", [0.6, 0.95, 0.999])
+def test_ema_of_a_constant_is_that_constant_exactly(value, weight):
+    """A fixed LR smoothed with a few ulps of noise gave the plot a 1e-15 wide y range (no tick
+    labels, a wavy line); across appended chunks (a live run) too."""
+    x = np.full(3000, value)
+    x[7] = np.nan
+    whole, _ = ema(x, weight)
+    assert set(whole[np.isfinite(whole)].tolist()) == {value}
+    a, state = ema(x[:1000], weight)
+    b, _ = ema(x[1000:], weight, state)
+    assert set(np.concatenate([a, b])[np.isfinite(whole)].tolist()) == {value}
 
 
 def test_ema_rejects_bad_weight():
