@@ -130,10 +130,18 @@ def _last(values: np.ndarray) -> float:
 
 
 def _end_level(values: np.ndarray) -> float | None:
-    """Median of the last SUMMARY_LOSS_WINDOW finite points; None for a series no longer than that
-    (a handful of validation points: the last value says it, a median would blur it)."""
-    fin = values[np.isfinite(values)]
-    return float(np.median(fin[-SUMMARY_LOSS_WINDOW:])) if fin.size > SUMMARY_LOSS_WINDOW else None
+    """Median of the last SUMMARY_LOSS_WINDOW points, NaN (or inf) when most of them are not
+    finite: a run that blew up ends non-finite, not at the healthy level of long before (the
+    finite points alone made it look as good as a healthy run in the comparison table). A
+    stray NaN among finite points is left out. None for a series no longer than the window (a
+    handful of validation points: the last value says it, a median would blur it)."""
+    if values.size <= SUMMARY_LOSS_WINDOW:
+        return None
+    last = values[-SUMMARY_LOSS_WINDOW:]
+    finite = np.isfinite(last)
+    if 2 * int(finite.sum()) > last.size:
+        return float(np.median(last[finite]))
+    return math.nan if np.isnan(last).any() else float(np.median(last))
 
 
 def _best(values: np.ndarray) -> float:
