@@ -49,3 +49,38 @@ def test_tail_says_at_once_that_it_waits_for_a_missing_file(tmp_path):
     with pytest.raises(RunFileError, match="no such file"):
         wait_for_run(tmp_path / "nope.h5", timeout=0.3, say=said.append)
     assert len(said) == 1 and said[0].startswith("waiting up to 0 s for ") and "no such file" in said[0]
+
+
+def test_a_watched_run_without_a_step_does_not_say_watch_was_not_called(tmp_path, capsys):
+    import torch
+
+    from trainspect.analysis.advisor.coverage import coverage
+
+    path = tmp_path / "watched.h5"
+    model = torch.nn.Linear(3, 1)
+    with Recorder(path) as rec:
+        rec.watch(model, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "watch() was called; no optimizer step was recorded" in out and "not called" not in out
+    hows = {g.how for g in coverage(path).gaps if g.instrument != "loss"}
+    assert hows == {"watch() was called, but no optimizer step was recorded: train at least a step"}
+
+
+def test_snapshots_turned_off_are_named_as_such(tmp_path):
+    import torch
+
+    from trainspect.analysis.advisor.coverage import coverage
+
+    path = tmp_path / "nosnaps.h5"
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Recorder(path, snapshot_every=0) as rec:
+        rec.watch(model, opt)
+        for step in range(3):
+            opt.zero_grad()
+            model(torch.randn(4, 3)).sum().backward()
+            opt.step()
+            rec.log({"train/loss": 1.0})
+    gaps = {g.instrument: g.how for g in coverage(path).gaps if g.instrument != "validation_loss"}
+    assert gaps == {"weight_snapshots": "snapshot_every=0 turned them off: record with Recorder(snapshot_every=N)"}

@@ -121,21 +121,28 @@ def coverage(run) -> Coverage:
     for inst in INSTRUMENTS:
         if inst.present(view) or (inst.id == "validation_loss" and not view.roles):
             continue    # (no loss at all is one gap, not two)
-        how = _why_watched_run_lacks(inst.id, meta) or inst.how
+        how = _why_watched_run_lacks(inst.id, meta, view) or inst.how
         gaps.append(Gap(inst.id, inst.missing, list(inst.symptoms),
                         f"{inst.missing}: {how} to check {inst.checks}", inst.checks, how))
     return Coverage(gaps, logged_stand_ins(names))
 
 
-def _why_watched_run_lacks(instrument: str, meta: dict) -> str | None:
-    """A run that did call watch() and still lacks activation statistics was told not to record
-    them, or could not: "record with trainspect (rec.watch(...))" misled nanoGPT's users."""
-    if instrument != "activations" or not isinstance(meta.get("model"), dict):
+_SCHEDULES = {"activations": "stats_every", "inputs": "stats_every", "weight_snapshots": "snapshot_every"}
+
+
+def _why_watched_run_lacks(instrument: str, meta: dict, view: _View) -> str | None:
+    """A run that did call watch() and still lacks an instrument was told not to record it, or
+    could not, or recorded no step: "record with trainspect (rec.watch(...))" misled nanoGPT's
+    users, and those of a run closed before its first step."""
+    if instrument in ("loss", "validation_loss") or not isinstance(meta.get("model"), dict):
         return None
+    if not view.stats and not view.snapshots:
+        return "watch() was called, but no optimizer step was recorded: train at least a step"
     schedule = meta.get("schedule") if isinstance(meta.get("schedule"), dict) else {}
-    if schedule.get("stats_every") == 0:
-        return "stats_every=0 turned them off: record with Recorder(stats_every=N)"
-    if meta["model"].get("compiled"):
+    every = _SCHEDULES.get(instrument)
+    if every is not None and schedule.get(every) == 0:
+        return f"{every}=0 turned them off: record with Recorder({every}=N)"
+    if instrument == "activations" and meta["model"].get("compiled"):
         return ("a torch.compile'd model records none (per-module hooks would make it recompile): "
                 "record a short run without torch.compile")
     return None

@@ -81,7 +81,9 @@ def summary_lines(run):
     if inst:
         lines.append("instruments: " + ", ".join(f"{g} ({n} records)" for g, n in inst.items()))
     else:
-        lines.append("instruments: none (watch() was not called)")
+        watched = isinstance((run.meta or {}).get("model"), dict)
+        lines.append("instruments: none (" + ("watch() was called; no optimizer step was recorded)" if watched
+                                              else "watch() was not called)"))
     if run.dropped_records:
         lines.append(f"warning:    the writer dropped {run.dropped_records} records (queue full)")
     if st.error:

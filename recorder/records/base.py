@@ -100,6 +100,11 @@ class Record:
     # Also due on each of the first ``dense_start`` steps (Recorder(dense_start=100) for the
     # stats_every specs): a 60-step run or a NaN at step 3 is covered, whatever the period.
     dense_start = 0
+    # Also due at the first step it is asked about: hists and snapshots (every 200 steps) of
+    # a run counting from 1 (the HF Trainer, Lightning) came at step 200 at the earliest, so a
+    # short run had none. Only for specs whose due() is asked about the step itself.
+    first_due = False
+    _first = None
 
     def __init__(self, watched: Watched, every: int = 1):
         self.w = watched
@@ -116,7 +121,9 @@ class Record:
         return fmt.RECORD_GROUPS[self.group] if self.group else {}
 
     def due(self, step: int) -> bool:
-        return due(step, self.every, self.dense_start)
+        if self.first_due and self._first is None:
+            self._first = step
+        return due(step, self.every, self.dense_start) or (step == self._first and bool(self.every))
 
     # ------------------------------------------------------------ moments (training thread)
     def before_step(self, step: int, wall: float, closure: bool) -> None:

@@ -15,6 +15,7 @@ class Histograms(Record):
     group = fmt.HISTS
     schedule = "hist_every"
     wide = True     # counts beyond 2**24 elements stay exact
+    first_due = True
 
     def __init__(self, watched, every=1):
         super().__init__(watched, every)

@@ -13,6 +13,7 @@ from .base import Record
 class Snapshots(Record):
     group = fmt.SNAPS
     schedule = "snapshot_every"
+    first_due = True
 
     def after_step(self, step, wall, closure):
         if self.due(step) and self.w.layout.snap_params:
