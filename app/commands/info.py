@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 import time
 
+from trainspect.analysis.optimizer_settings import optimizer_settings
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5), directories holding them, or TensorBoard logs")
@@ -64,8 +66,7 @@ def summary_lines(run):
                      + (f" ({frozen:,} frozen)" if frozen else ""))
     opt = meta.get("optimizer") or {}
     if opt:
-        hp = opt.get("hyperparameters") or {}
-        hp_text = ", ".join(f"{k}={v}" for k, v in list(hp.items())[:6])
+        hp_text = ", ".join(f"{k}={v}" for k, v in optimizer_settings(opt)[:6])
         lines.append(f"optimizer:  {opt.get('type', '?')}" + (f" ({hp_text})" if hp_text else ""))
     if run.config:
         lines.append("config:     " + ", ".join(f"{k}={v}" for k, v in run.config.items()))

@@ -16,6 +16,7 @@ import numpy as np
 from trainspect.analysis import RunFileError, open_run
 from trainspect.analysis.frozen import frozen_numel, frozen_param_names
 from trainspect.analysis.labels import LayerLabels
+from trainspect.analysis.optimizer_settings import optimizer_settings
 
 from ..lod import RowPooler
 from ..short_names import short_labels
@@ -183,9 +184,9 @@ def run_summary(run) -> tuple[list, dict]:
                      + (f" ({frozen:,} frozen)" if frozen else "")))
     opt = meta.get("optimizer") or {}
     if opt:
-        hp = opt.get("hyperparameters") or {}
+        hp = optimizer_settings(opt)
         rows.append(("optimizer", value_text(opt.get("type", "?")) +
-                     (" (" + ", ".join(f"{k}={value_text(v)}" for k, v in hp.items()) + ")" if hp else "")))
+                     (" (" + ", ".join(f"{k}={value_text(v)}" for k, v in hp) + ")" if hp else "")))
     versions = meta.get("versions") or {}
     if versions:
         rows.append(("versions", ", ".join(f"{k} {value_text(v)}" for k, v in versions.items() if v)))

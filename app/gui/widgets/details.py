@@ -7,6 +7,7 @@ from datetime import datetime
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout
 from trainspect.analysis.frozen import frozen_numel
+from trainspect.analysis.optimizer_settings import optimizer_settings
 
 from ...vocab import NEUTRAL_COLOR, STATE_COLORS
 from .lazy import LazyPanel
@@ -49,7 +50,8 @@ def run_details_html(run) -> str:
     info += [(f"{k} version", v) for k, v in (meta.get("versions") or {}).items()]
     opt = meta.get("optimizer") or {}
     if opt:
-        info.append(("optimizer", f"{opt.get('type', '')} {_fmt(opt.get('hyperparameters', {}))}"))
+        settings = ", ".join(f"{k}={v}" for k, v in optimizer_settings(opt))
+        info.append(("optimizer", f"{opt.get('type', '')} ({settings})" if settings else opt.get("type", "")))
     sched = meta.get("schedule") or {}
     if sched:
         info.append(("schedule", ", ".join(f"{k}={v}" for k, v in sched.items())))
