@@ -87,6 +87,20 @@ class Instruments:
         self.steps_done = 0            # optimizer steps the hooks saw (a GradScaler skip is not one)
         given = scaler is not None and optimizer is not None and scaler_enabled(scaler)
         self.w = Watched(link, model, optimizer, layout, ScalerWatch(scaler) if given else None)
+        self.handles, self._opt_handles, self._part_handles = [], [], []
+        try:
+            self._install(model, optimizer, schedule)
+        except BaseException:
+            # Hooks already on the model would call into this half-made object at every
+            # forward (a scripted block refused a hook): make them inert and take them off.
+            self.w.hooks.pause()
+            for h in self.handles + self._opt_handles + self._part_handles:
+                h.remove()
+            if optimizer is not None:
+                unroute_scaler_steps(optimizer, self._scaler_step)
+            raise
+
+    def _install(self, model, optimizer, schedule: dict) -> None:
         self.records = []
         self._schedule = schedule
         self._add_wanted_records()
@@ -108,17 +122,18 @@ class Instruments:
         self._n_opt_params = None
         # A TorchScript model takes no forward hooks: no activation or input statistics, the rest is recorded.
         self.scripted = isinstance(model, torch.jit.ScriptModule)
-        self.handles = [] if self.scripted else [
-            model.register_forward_pre_hook(self.w.hooks.plain(self._root_pre), with_kwargs=True),
-            model.register_forward_hook(self.w.hooks.plain(self._root_post), always_call=True)]
+        if not self.scripted:
+            self.handles.append(model.register_forward_pre_hook(self.w.hooks.plain(self._root_pre), with_kwargs=True))
+            self.handles.append(model.register_forward_hook(self.w.hooks.plain(self._root_post), always_call=True))
         # A ModuleDict/ModuleList (a GAN's {"g": G, "d": D}) is never called itself: its parts'
         # forwards label log(step=None), and the first step says how to get activations.
         self._container = isinstance(model, _CONTAINERS) and optimizer is not None
         # Any other model: until the first step shows the loop calls model(x), its parts'
         # forwards are watched too; model.forward(x) runs them without the model's own hooks.
         self._part_ran = False         # a part ran a training forward since the last step
-        self._part_handles = [] if self.scripted or optimizer is None else [
-            child.register_forward_pre_hook(self.w.hooks.plain(self._part_forward)) for child in model.children()]
+        for child in () if self.scripted or optimizer is None else model.children():
+            if not isinstance(child, torch.jit.ScriptModule):   # a scripted block takes no hooks
+                self._part_handles.append(child.register_forward_pre_hook(self.w.hooks.plain(self._part_forward)))
         if self._container:
             self.handles += self._part_handles
             self._part_handles = []
@@ -126,7 +141,6 @@ class Instruments:
         self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)
         self._holds_ours = weakref.WeakKeyDictionary()   # optimizer -> does it hold the model's parameters
         self._replaces = weakref.WeakKeyDictionary()     # optimizer -> does it hold every watched parameter
-        self._opt_handles = []
         if optimizer is not None:
             self._hook_optimizer(optimizer)
             try:   # every optimizer's steps (torch >= 2.0): another one may update this model too

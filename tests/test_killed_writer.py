@@ -67,9 +67,9 @@ def test_a_writer_killed_before_it_began_recording_is_reported_not_waited_for(tm
     _kill_after_ready(path, begin=False)
     info = _cli("info", str(path))
     assert info.returncode == 2
-    assert "killed before it began recording" in info.stderr and "Traceback" not in info.stderr
+    assert "stopped before it began recording (it was killed" in info.stderr and "Traceback" not in info.stderr
     tail = _cli("tail", str(path), timeout=120)   # waited for "run is starting" forever before
-    assert tail.returncode != 0 and "killed before it began recording" in tail.stderr
+    assert tail.returncode != 0 and "stopped before it began recording (it was killed" in tail.stderr
 
 
 def test_a_live_writer_still_reads_live(tmp_path):
