@@ -292,9 +292,11 @@ def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
         return None
     # parameters frozen on purpose (a LoRA base) have no gradient and no update: rows left out
     frozen = frozen_param_names(run.meta, run.params) if LAYER_STATS[stat][0] != ACTS else None
-    shown = [j for j, name in enumerate(layers) if not frozen or name not in frozen] or list(range(len(layers)))
-    hidden = len(layers) - len(shown)
-    if hidden:
+    uncalled = _never_called(run, pooled, layers) if LAYER_STATS[stat][0] == ACTS else set()
+    shown = [j for j, name in enumerate(layers) if (not frozen or name not in frozen) and name not in uncalled] \
+        or list(range(len(layers)))
+    hidden = len(layers) - len(shown) - len(uncalled)
+    if len(shown) < len(layers):
         pooled, layers = pooled[:, shown], [layers[j] for j in shown]
         finite = pooled[np.isfinite(pooled)]   # the colour range of what is shown
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (lo, hi)
@@ -306,7 +308,26 @@ def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
     labels = short_labels(layer_labels(run, layers), svgplot.MAX_LABEL_CHARS)
     svg = svgplot.heatmap(pooled, x, labels, title=title, vrange=vrange, log=log)
     return Figure(title, svg, f"layer statistic {stat}; columns keep the maximum of the records they cover"
-                  + (f"; {hidden} frozen parameters (requires_grad=False) not shown" if hidden else ""))
+                  + (f"; {hidden} frozen parameters (requires_grad=False) not shown" if hidden else "")
+                  + (f"; not shown, never called as modules (no activations to record): {_names(uncalled)}"
+                     if uncalled else ""))
+
+
+def _never_called(run, pooled, layers) -> set:
+    """Leaf modules whose forward never ran as a module call (MultiheadAttention uses its
+    out_proj's weights directly): every activation field NaN at every record. Their rows read
+    as NaN/Inf, an alarm, in the heatmaps. A layer whose outputs are NaN still counts its
+    x <= 0 (NaN is not), so its act_frac_nonpos is finite: it stays."""
+    candidates = [j for j in range(pooled.shape[1]) if not np.isfinite(pooled[:, j]).any()]
+    if not candidates:
+        return set()
+    nonpos = pooled_layer_stat(run, "act_frac_nonpos", svgplot.MAX_HEATMAP_COLUMNS)[0]
+    return {layers[j] for j in candidates if j < nonpos.shape[1] and np.isnan(nonpos[:, j]).all()}
+
+
+def _names(names, most: int = 3) -> str:
+    names = sorted(names)
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _on_curve(markers, x, y) -> list:
