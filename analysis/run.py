@@ -173,6 +173,7 @@ class ScalarSummary:
     max_step: int       # largest step in the table (-1 = none)
     rows: int           # rows of the scalar table read
     first_nonfinite: np.ndarray | None = None   # int64 first step with a NaN/Inf value per metric (-1 = none)
+    min_step: int = -1  # smallest step in the table (-1 = none): 1 where a framework counts from 1
 
 
 _NONE_BAD = np.iinfo(np.int64).max   # _SummaryCursor.bad of a metric with no NaN/Inf (np.minimum.at)
@@ -185,6 +186,7 @@ class _SummaryCursor:
     last: np.ndarray = field(default_factory=lambda: np.zeros(0))
     bad: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # first non-finite step (_NONE_BAD: none)
     max_step: int = -1
+    min_step: int = -1
     segments: np.ndarray | None = None   # the writer sessions the counts were made under
     first: np.ndarray | None = None      # resumed runs: [session, metric] smallest step (see _first_steps)
     first_rows: int = 0                  # rows ``first`` covers
@@ -668,7 +670,7 @@ class Run:
             # session and metric.
             cut = fmt.later_cut(self._first_steps(acc, starts, n, n_tags))
             if acc.cut is not None and not np.array_equal(acc.cut, cut):
-                acc.rows, acc.max_step = 0, -1
+                acc.rows, acc.max_step, acc.min_step = 0, -1, -1
                 acc.counts, acc.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
                 acc.bad = np.full(n_tags, _NONE_BAD, np.int64)
             acc.cut = cut
@@ -688,11 +690,13 @@ class Run:
                 acc.counts += np.bincount(tag, minlength=n_tags)
                 acc.last[present] = last
                 acc.max_step = max(acc.max_step, top)
+                low = int(steps.min())
+                acc.min_step = low if acc.min_step < 0 else min(acc.min_step, low)
                 if nonfinite.any():   # the earliest step of each metric's NaN/Inf rows
                     np.minimum.at(acc.bad, tag[nonfinite], steps[nonfinite].astype(np.int64))
             acc.rows = b
         return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows,
-                             np.where(acc.bad == _NONE_BAD, -1, acc.bad))
+                             np.where(acc.bad == _NONE_BAD, -1, acc.bad), acc.min_step)
 
     @_reads_file
     def metric_names(self) -> list[str]:

@@ -40,3 +40,15 @@ SEVERITY_MARKS = {Severity.ERROR: "ERROR", Severity.WARNING: "WARN ", Severity.I
 STATE_COLORS = {RunState.LIVE: "#2E7D32", RunState.FINISHED: "#333", RunState.CRASHED: "#C62828",
                 RunState.STALE: "#E07B00"}
 NEUTRAL_COLOR = "#555"
+
+
+def step_count(first: int, last: int) -> int:
+    """Steps of a run whose points span ``first``..``last`` (-1: none): ``last + 1`` from step 0,
+    ``last - first + 1`` for one counting from 1 (the HF Trainer, Lightning: 31 for 30 steps)."""
+    return 0 if last < 0 else last + 1 if first <= 0 else last - first + 1
+
+
+def steps_text(first: int, last: int) -> str:
+    """``"120"``, or ``"30 (steps 1–30)"`` where the run's steps do not start at 0."""
+    n = step_count(first, last)
+    return f"{n} (steps {first}–{last})" if first > 0 and last >= 0 else str(n)

@@ -84,3 +84,18 @@ def test_snapshots_turned_off_are_named_as_such(tmp_path):
             rec.log({"train/loss": 1.0})
     gaps = {g.instrument: g.how for g in coverage(path).gaps if g.instrument != "validation_loss"}
     assert gaps == {"weight_snapshots": "snapshot_every=0 turned them off: record with Recorder(snapshot_every=N)"}
+
+
+@pytest.mark.parametrize("first, shown", [(0, "steps:      30\n"), (1, "steps:      30 (steps 1–30)\n")])
+def test_steps_of_a_run_counting_from_one(tmp_path, capsys, first, shown):
+    """The HF Trainer and Lightning count from 1: a 30-step run read 'steps: 31'."""
+    from trainspect.app.report.content import run_summary
+
+    path = tmp_path / "run.h5"
+    with Recorder(path) as rec:
+        for step in range(first, first + 30):
+            rec.log({"train/loss": 1.0}, step=step)
+    assert main(["info", str(path)]) == 0
+    assert shown in capsys.readouterr().out
+    with open_run(path) as run:
+        assert run_summary(run)[1]["steps"] == 30

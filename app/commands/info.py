@@ -35,7 +35,7 @@ def summary_lines(run):
     """The summary, line by line: a run with 1 M metrics prints without holding 1 M lines."""
     from trainspect.analysis.frozen import frozen_numel
 
-    from ..vocab import SYS_PREFIX, RunState
+    from ..vocab import SYS_PREFIX, RunState, steps_text
 
     st = run.status()
     summary = run.scalar_summary()   # one pass, one block at a time: memory independent of run length
@@ -46,7 +46,7 @@ def summary_lines(run):
     lines = [
         f"run:        {run.name}  ({run.path})",
         f"status:     {st.describe()}",
-        f"steps:      {max_step + 1 if max_step >= 0 else 0}",
+        f"steps:      {steps_text(summary.min_step, max_step)}",
         f"duration:   {_duration(end - run.start_time)}",
         f"file size:  {_size(run.file_size)}",
     ]

@@ -20,7 +20,8 @@ from trainspect.analysis.optimizer_settings import optimizer_settings
 
 from ..lod import RowPooler
 from ..short_names import short_labels
-from ..vocab import ACTS, LAYER_STAT_SPECS, LAYER_STATS, SNAPS, RunState, SYS_GRAD_NORM, SYS_LR, is_sys, lr_groups, stat_label
+from ..vocab import (ACTS, LAYER_STAT_SPECS, LAYER_STATS, SNAPS, SYS_GRAD_NORM, SYS_LR, RunState, is_sys, lr_groups,
+                     stat_label, step_count, steps_text)
 
 from . import svgplot
 from .svgplot import PALETTE, Line, PlotSpec
@@ -166,7 +167,7 @@ def run_summary(run) -> tuple[list, dict]:
     names = run.scalar_names()
     meta = run.meta or {}
     rows = [("file", str(run.path)), ("status", st.describe()),
-            ("steps", str(run.max_step + 1 if run.max_step >= 0 else 0))]
+            ("steps", steps_text(run.scalar_summary().min_step, run.max_step))]
     start = meta.get("start_time")
     if isinstance(start, (int, float)) and math.isfinite(start):
         rows.append(("started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))))
@@ -191,7 +192,7 @@ def run_summary(run) -> tuple[list, dict]:
     if versions:
         rows.append(("versions", ", ".join(f"{k} {value_text(v)}" for k, v in versions.items() if v)))
     train, val = loss_names(run)
-    metrics = {"state": st.state, "steps": run.max_step + 1}
+    metrics = {"state": st.state, "steps": step_count(run.scalar_summary().min_step, run.max_step)}
     for role, name in (("train", train), ("val", val)):
         if name:
             v = run.scalar(name).values
