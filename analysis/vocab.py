@@ -6,6 +6,7 @@ JSON writes the plain word, and dictionaries keyed by either form find each othe
 """
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 from trainspect.recorder import format as fmt
@@ -66,6 +67,28 @@ def _first_present(candidates, present: set) -> str | None:
     return None
 
 
+# A GAN's losses (pytorch/examples' dcgan prints Loss_D and Loss_G, others log errG, g_loss,
+# loss/discriminator...): the game between the two networks moves them, a generator's loss
+# rises as its discriminator learns. They are not taken for the training loss: the divergence
+# and plateau rules read them as "reduce the LR 10x" on healthy GANs.
+_ADVERSARIAL_NETS = {"g", "gen", "generator", "d", "disc", "discriminator", "critic"}
+_LOSS_WORDS = {"loss", "err", "error"}
+
+
+def _name_words(name: str) -> list[str]:
+    return [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)]
+
+
+def is_adversarial_loss(name: str) -> bool:
+    """``Loss_G``, ``errD``, ``g_loss``, ``loss/discriminator``, ``critic_loss``: a GAN's loss."""
+    words = _name_words(name)
+    return bool(_LOSS_WORDS & set(words)) and bool(_ADVERSARIAL_NETS & set(words))
+
+
+def adversarial_losses(names) -> list[str]:
+    return [n for n in names if not n.startswith(fmt.SYS_PREFIX) and is_adversarial_loss(n)]
+
+
 def loss_roles(names, declared: dict | None = None) -> dict[str, str]:
     """Which metric is the training loss and which the validation loss: {"train": ..., "val": ...}.
 
@@ -88,7 +111,7 @@ def loss_roles(names, declared: dict | None = None) -> dict[str, str]:
         found = _first_present(TRAIN_LOSS_NAMES, present - set(roles.values()))
         if found is None:
             found = next((n for n in names if "loss" in n.lower() and not n.startswith(fmt.SYS_PREFIX)
-                          and n not in roles.values()
+                          and n not in roles.values() and not is_adversarial_loss(n)
                           and not any(w in n.lower().replace("/", "_").split("_") for w in _VAL_WORDS)), None)
         if found:
             roles["train"] = found

@@ -13,7 +13,7 @@ from typing import Callable
 
 from trainspect.recorder import format as fmt
 
-from ..vocab import logged_stand_ins, loss_roles
+from ..vocab import adversarial_losses, logged_stand_ins, loss_roles
 
 WATCH = "record with trainspect (rec.watch(model, optimizer))"
 
@@ -121,10 +121,21 @@ def coverage(run) -> Coverage:
     for inst in INSTRUMENTS:
         if inst.present(view) or (inst.id == "validation_loss" and not view.roles):
             continue    # (no loss at all is one gap, not two)
-        how = _why_watched_run_lacks(inst.id, meta, view) or inst.how
+        how = _why_watched_run_lacks(inst.id, meta, view) or _gan_losses_only(inst.id, names) or inst.how
         gaps.append(Gap(inst.id, inst.missing, list(inst.symptoms),
                         f"{inst.missing}: {how} to check {inst.checks}", inst.checks, how))
     return Coverage(gaps, logged_stand_ins(names))
+
+
+def _gan_losses_only(instrument: str, names) -> str | None:
+    """A GAN's run with only its adversarial losses (Loss_D, Loss_G): say why they are not read
+    as a loss curve, rather than to log a loss it already logs."""
+    gan = adversarial_losses(names) if instrument == "loss" else []
+    if not gan:
+        return None
+    shown = ", ".join(gan[:3]) + (" ..." if len(gan) > 3 else "")
+    return (f"the GAN losses here ({shown}) move with the game between the networks, not towards a minimum, "
+            "so they are not read as one; a loss meant to fall can be named (Recorder(roles={'train': ...}))")
 
 
 _SCHEDULES = {"activations": "stats_every", "inputs": "stats_every", "weight_snapshots": "snapshot_every"}
