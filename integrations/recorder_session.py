@@ -46,6 +46,7 @@ class RecorderSession:
             warnings.warn(f"trainspect: {exc}; this run is not recorded, training goes on", RecorderWarning,
                           stacklevel=3)
             return None
+        self.recorder._managed = True   # closed by this session, not by another Recorder's watch()
         self.files.append(Path(self.recorder.path) if self.recorder.path is not None else self.path)
         return self.recorder
 

@@ -151,18 +151,17 @@ def _run_file(path: str, name) -> str:
 
 
 def _close_earlier_watchers(model, new) -> None:
-    """Close the open Recorders of this process that watch ``model`` and have recorded steps
-    of it (a notebook cell run again with a new path: the first run went on recording every
-    step of the second, 'live' for ever). Kept: one inside its ``with`` block (in use), one
-    paused by lr_range_test, one that has not stepped yet (two Lightning loggers of one fit)."""
+    """Close the open Recorders of this process that watch ``model`` (a notebook cell run
+    again with a new path: the first run went on recording every step of the second, 'live'
+    for ever). Kept: one inside its ``with`` block (in use), one paused by lr_range_test, one
+    a framework integration manages (two Lightning loggers of one fit watch the same model)."""
     try:
         refs = list(_WATCHERS.get(model, ()))
     except TypeError:      # a model that takes no weak reference: none was registered
         return
     for earlier in (ref() for ref in refs):
-        if (earlier is None or earlier is new or earlier._closed or earlier._in_with
-                or earlier._instruments is None or earlier._instruments.w.hooks.paused
-                or not earlier._instruments.steps_done):
+        if (earlier is None or earlier is new or earlier._closed or earlier._in_with or earlier._managed
+                or earlier._instruments is None or earlier._instruments.w.hooks.paused):
             continue
         warnings.warn(f"trainspect: closed the earlier Recorder of this process writing {earlier.path}, which "
                       f"watched the same {type(model).__name__} (a notebook cell run again?); end a run with "
@@ -364,6 +363,7 @@ class Recorder:
         dist_info = ranks.rank_and_world()
         self._open_key = (os.path.abspath(path), dist_info[0] if dist_info else 0)
         self._in_with = False
+        self._managed = False   # opened by a framework integration, which closes it (RecorderSession)
         _close_earlier(self._open_key)
         try:
             self.path, self._lock, _ = claim.claim(
