@@ -892,14 +892,30 @@ class Run:
             return np.empty(0, np.int64), None
         steps = self._h(f"{group}/{fmt.STEP_FIELD}")[sl]
         data = self._h(f"{group}/{field}")[sl] if field else None
-        starts = fmt.session_starts(self._read_segments(), group) if fmt.SEGMENTS in self._present else None
-        if starts is not None:   # a resumed run: records written again by a later session win
-            every = self._h(f"{group}/{fmt.STEP_FIELD}")[:n]
-            keep = fmt.latest_only(fmt.row_sessions(starts, np.arange(n)), every)
-            if keep is not None:
-                live = keep[sl]
-                steps, data = steps[live], (data[live] if data is not None else None)
+        keep = self._keep_mask(group, n)
+        if keep is not None:
+            live = keep[sl]
+            steps, data = steps[live], (data[live] if data is not None else None)
         return steps, data
+
+    def _keep_mask(self, group: str, n: int):
+        """A resumed run: which of the first ``n`` records of ``group`` are shown (records a later
+        session wrote again win); None when all are."""
+        starts = fmt.session_starts(self._read_segments(), group) if fmt.SEGMENTS in self._present else None
+        if starts is None:
+            return None
+        every = self._h(f"{group}/{fmt.STEP_FIELD}")[:n]
+        return fmt.latest_only(fmt.row_sessions(starts, np.arange(n)), every)
+
+    @_reads_file
+    def shown_records(self, group: str) -> np.ndarray | None:
+        """File rows of the records of ``group`` that the reads show, in order (a resumed run
+        leaves out those a later session wrote again); None when every row is shown. The
+        ``start``/``stop`` of the reads count file rows: record ``i`` shown is row ``[i]``."""
+        if group not in self._groups:
+            return None
+        keep = self._keep_mask(group, self._rows(group))
+        return None if keep is None else np.flatnonzero(keep)
 
     @_reads_file
     def record_count(self, group: str) -> int:

@@ -34,6 +34,11 @@ class LayerStatSource:
         self._keep = None if not self.hidden else np.asarray(keep)
         self.layers: list[str] = [head.layers[i] for i in keep]
         self.n_rows = int(run.record_count(self.group))
+        # A resumed run's reads leave out the records a later session wrote again: the rows
+        # shown are numbered here, the file's rows where they are read (_chunks).
+        self._file_rows = run.shown_records(self.group)
+        if self._file_rows is not None:
+            self.n_rows = len(self._file_rows)
         n_layers = max(1, len(self.layers))
         self.chunk_rows = max(256, CHUNK_BYTES // (4 * n_layers))
         self.steps = np.empty(0, np.int64)
@@ -45,8 +50,12 @@ class LayerStatSource:
         self.levels_cache: dict = {}
 
     def _chunks(self, r0: int, r1: int):
-        """(first row, (steps, values of the shown layers)) per chunk of rows r0..r1."""
+        """(first row, (steps, values of the shown layers)) per chunk of rows r0..r1 (rows as
+        shown: in a resumed run, not the file's)."""
         a = r0
+        rows = self._file_rows
+        if rows is not None and r1 > r0:
+            r0, r1 = int(rows[r0]), int(rows[r1 - 1]) + 1
         for part in self.run.layer_stat_chunks(self.stat, r0, r1, rows=self.chunk_rows):
             yield a, (part.steps, part.values if self._keep is None else part.values[:, self._keep])
             a += len(part.steps)

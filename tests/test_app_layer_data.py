@@ -68,3 +68,40 @@ def test_histogram_and_snapshot_series_of_one_layer(run):
     assert steps.tolist() == list(range(0, N, 1000)) and counts.shape == (30, 64) and ranges.shape == (30, 2)
     steps, data = snapshot_series(run, 1)
     assert data.shape == (30, 32, 32) and np.isfinite(data).all()
+
+
+def _resumed_run(path, seed):
+    """Session 1 records steps 0..299; session 2 resumes from the checkpoint at step 200."""
+    import torch
+
+    from trainspect.recorder import Recorder
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    for start, stop, resume in ((0, 300, False), (200, 400, True)):
+        with Recorder(path, resume=resume) as rec:
+            rec.watch(model, opt)
+            rec.set_step(start)
+            for _ in range(start, stop):
+                opt.zero_grad()
+                (model(torch.randn(16, 8)) ** 2).mean().backward()
+                opt.step()
+    return path
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_heatmap_of_a_resumed_run_reads_the_rows_it_shows(tmp_path, seed):
+    """The source numbered the rows shown (400) but read the file's rows (500) with those numbers:
+    a zoom into the re-done span was empty and the full view stopped at step 299."""
+    with open_run(_resumed_run(tmp_path / "resumed.h5", seed)) as r:
+        truth = r.layer_stat("grad_norm")
+        assert truth.steps.tolist() == list(range(400))
+        src = LayerStatSource(r, "grad_norm")
+        assert src.n_rows == 400
+        img, first, last = src.image(203, 213, 100)
+        np.testing.assert_array_equal(img, brute_force(truth.values, truth.steps, 203, 213, first, last))
+        img, first, last = src.image(None, None, 1000)
+        assert last[-1] == 399 and np.isfinite(img).all()
+        steps, values = src.column(1)
+        np.testing.assert_array_equal(values, truth.values[:, 1])
