@@ -288,8 +288,10 @@ class Recorder:
     (a crashed, terminated or finished run; with no run there yet it starts one): a new
     segment begins, the status is live again, metric ids carry on and ``log(step=None)``
     continues after the last step written. A script resuming from a checkpoint at step S logs
-    S, S+1, ... again (``set_step(S)`` or ``step=``): rows the earlier session wrote from step S
-    on are superseded and readers show the new ones (FORMAT.md, *Segments*). ``watch()`` of
+    S, S+1, ... again: ``set_step(S)`` after ``Recorder(resume=True)`` numbers the recorder's own
+    records from S too (``log(step=...)`` alone moves only the logged values, with a warning):
+    rows the earlier session wrote from step S on are superseded and readers show the new ones
+    (FORMAT.md, *Segments*). ``watch()`` of
     the same model continues the per-layer records; a different model gets a warning and
     no per-layer records in this segment.
 
@@ -418,6 +420,7 @@ class Recorder:
             raise
         self._rows = self._writer.rows
         self._resume_step = 0            # where step counting starts (after a resumed run's last step)
+        self._step_set = False           # set_step() was called (a resumed run's checkpoint step)
         if self._writer.file.resumed:
             for i, tag_name in enumerate(self._writer.tag_names):
                 self._tags.setdefault(tag_name, i)
@@ -456,6 +459,9 @@ class Recorder:
         if s is not None:
             self._step = s
             self._forward_step = None
+            self._step_set = True
+            if self._optimizer is None:   # before watch(): which starts the step count here, not at 0
+                self._resume_step = s
 
     def begin_forward(self, *args, **kwargs) -> None:
         """A training step whose forward pass is not a call of the watched model begins.
@@ -651,6 +657,8 @@ class Recorder:
                 self._stepped_back(s)
             else:
                 self._high_step = s
+            if s < self._resume_step and not self._step_set:
+                self._resumed_without_set_step(s)
         try:   # free in CPython 3.11+ when nothing is raised
             rows = self._rows
             pending = len(rows)
@@ -791,6 +799,15 @@ class Recorder:
             if len(self._call_tags) >= _MAX_CALL_SHAPES:
                 self._call_tags.clear()
             self._call_tags[keys] = tuple(tags[name] for name in keys)
+
+    def _resumed_without_set_step(self, step: int) -> None:
+        # A restart from a checkpoint at step S that only passes step=S to log(): its own values
+        # land at S, S+1, ..., but the recorder's records (gradients, LR, activations) follow its
+        # step count, which went on after the earlier session's last step.
+        self._warn_once("<step>", f"resumed run: log(step={step}) is before the earlier session's last step "
+                                  f"{self._resume_step - 1}, but the recorder's own records (gradients, LR, "
+                                  "activations...) go on from there; call rec.set_step(<checkpoint step>) after "
+                                  "Recorder(resume=True) so they restart from the checkpoint too", key="resume")
 
     def _stepped_back(self, step: int) -> None:
         # dcgan's `for i, data in enumerate(loader)` restarts at 0 every epoch: the values are
