@@ -174,6 +174,7 @@ class ScalarSummary:
     rows: int           # rows of the scalar table read
     first_nonfinite: np.ndarray | None = None   # int64 first step with a NaN/Inf value per metric (-1 = none)
     min_step: int = -1  # smallest step in the table (-1 = none): 1 where a framework counts from 1
+    last_steps: np.ndarray | None = None   # int64 step of each metric's last value (-1 = none)
 
 
 _NONE_BAD = np.iinfo(np.int64).max   # _SummaryCursor.bad of a metric with no NaN/Inf (np.minimum.at)
@@ -187,10 +188,25 @@ class _SummaryCursor:
     bad: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # first non-finite step (_NONE_BAD: none)
     max_step: int = -1
     min_step: int = -1
+    last_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     segments: np.ndarray | None = None   # the writer sessions the counts were made under
     first: np.ndarray | None = None      # resumed runs: [session, metric] smallest step (see _first_steps)
     first_rows: int = 0                  # rows ``first`` covers
     cut: np.ndarray | None = None        # the supersede cut the counts were made with
+
+    def restart(self, n_tags: int) -> None:
+        """Count again from the first row (the supersede cut moved, or a new table)."""
+        self.rows, self.max_step, self.min_step = 0, -1, -1
+        self.counts, self.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
+        self.bad, self.last_steps = np.full(n_tags, _NONE_BAD, np.int64), np.full(n_tags, -1, np.int64)
+
+    def grow(self, n_tags: int) -> None:
+        """Room for metrics named since the last call."""
+        more = n_tags - len(self.counts)
+        self.counts = np.concatenate([self.counts, np.zeros(more, np.int64)])
+        self.last = np.concatenate([self.last, np.full(more, np.nan)])
+        self.bad = np.concatenate([self.bad, np.full(more, _NONE_BAD, np.int64)])
+        self.last_steps = np.concatenate([self.last_steps, np.full(more, -1, np.int64)])
 
 
 def _same_table(a, b) -> bool:
@@ -651,17 +667,14 @@ class Run:
         n_tags = len(self._tags)
         acc = self._summary
         if len(acc.counts) < n_tags:
-            acc.counts = np.concatenate([acc.counts, np.zeros(n_tags - len(acc.counts), np.int64)])
-            acc.last = np.concatenate([acc.last, np.full(n_tags - len(acc.last), np.nan)])
-            acc.bad = np.concatenate([acc.bad, np.full(n_tags - len(acc.bad), _NONE_BAD, np.int64)])
+            acc.grow(n_tags)
         n = self._committed_rows(SCALAR_COLUMNS)
         step_ds, tag_ds, value_ds = (self._h(c) for c in SCALAR_COLUMNS[:3])
         segments = self._read_segments()
         starts = fmt.session_starts(segments, "scalars")
         if not _same_table(segments, acc.segments) or n < acc.rows:
             acc = self._summary = _SummaryCursor(segments=segments)
-            acc.counts, acc.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
-            acc.bad = np.full(n_tags, _NONE_BAD, np.int64)
+            acc.restart(n_tags)
         cut = None
         if starts is not None:
             # A resumed run: rows read later can supersede rows already counted. A first pass
@@ -670,9 +683,7 @@ class Run:
             # session and metric.
             cut = fmt.later_cut(self._first_steps(acc, starts, n, n_tags))
             if acc.cut is not None and not np.array_equal(acc.cut, cut):
-                acc.rows, acc.max_step, acc.min_step = 0, -1, -1
-                acc.counts, acc.last = np.zeros(n_tags, np.int64), np.full(n_tags, np.nan)
-                acc.bad = np.full(n_tags, _NONE_BAD, np.int64)
+                acc.restart(n_tags)
             acc.cut = cut
         for a in range(acc.rows, n, SUMMARY_READ_BLOCK):
             b = min(n, a + SUMMARY_READ_BLOCK)
@@ -689,6 +700,7 @@ class Run:
                 nonfinite = ~np.isfinite(values)
                 acc.counts += np.bincount(tag, minlength=n_tags)
                 acc.last[present] = last
+                acc.last_steps[present] = steps[len(tag) - 1 - back]
                 acc.max_step = max(acc.max_step, top)
                 low = int(steps.min())
                 acc.min_step = low if acc.min_step < 0 else min(acc.min_step, low)
@@ -696,7 +708,7 @@ class Run:
                     np.minimum.at(acc.bad, tag[nonfinite], steps[nonfinite].astype(np.int64))
             acc.rows = b
         return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows,
-                             np.where(acc.bad == _NONE_BAD, -1, acc.bad), acc.min_step)
+                             np.where(acc.bad == _NONE_BAD, -1, acc.bad), acc.min_step, acc.last_steps.copy())
 
     @_reads_file
     def metric_names(self) -> list[str]:

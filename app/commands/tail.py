@@ -119,17 +119,35 @@ def latest(summary, name: str):
     return float(summary.last[i]) if summary.counts[i] else None
 
 
+def _value_text(summary, name: str, label: str, step: int) -> str:
+    """``label value``, with the value's own step where it is not the line's: the gradient
+    norm of step 118 on the line of step 120 read as step 120's ("" when none yet)."""
+    v = latest(summary, name)
+    if v is None:
+        return ""
+    own = _last_step(summary, name)
+    return f"{label} {fmt_value(v)}" + (f" (step {own})" if 0 <= own < step else "")
+
+
+def _last_step(summary, name: str) -> int:
+    steps = getattr(summary, "last_steps", None)
+    try:
+        return int(steps[summary.names.index(name)]) if steps is not None else -1
+    except (ValueError, IndexError):
+        return -1
+
+
 def snapshot_line(run, status, summary) -> str:
     """``step N | user metrics | lr | grad norm | state``: one terminal line. Read from the
     run's summary (counts and last values, no points held): memory independent of run length."""
     user = [n for n in summary.names if not is_sys(n)][:MAX_USER_METRICS]
-    parts = [f"step {max(status.last_step, summary.max_step):>6}"]
-    values = [f"{n} {fmt_value(v)}" for n in user if (v := latest(summary, n)) is not None]
-    if values:
-        parts.append("  ".join(values))
-    lr, grad = latest(summary, SYS_LR), latest(summary, SYS_GRAD_NORM)
-    sys_parts = ([f"lr {fmt_value(lr)}"] if lr is not None else []) + \
-                ([f"grad norm {fmt_value(grad)}"] if grad is not None else [])
+    step = max(status.last_step, summary.max_step)
+    parts = [f"step {step:>6}"]
+    values = [_value_text(summary, n, n, step) for n in user]
+    if any(values):
+        parts.append("  ".join(v for v in values if v))
+    sys_parts = [v for v in (_value_text(summary, SYS_LR, "lr", step),
+                             _value_text(summary, SYS_GRAD_NORM, "grad norm", step)) if v]
     if sys_parts:
         parts.append("  ".join(sys_parts))
     parts.append(status.state)
