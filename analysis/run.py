@@ -83,7 +83,9 @@ class RunStatus:
     age_s: float        # seconds since that flush
     error: str = ""
 
-    def describe(self) -> str:
+    def describe(self, clock: bool = False) -> str:
+        """The state in words. ``clock``: a stopped writer's last sign of life as a time of day,
+        not an age (a window shows the text for minutes: '0 s ago' never counted up)."""
         # last_step -1: nothing recorded yet (a run closed or killed before its first value)
         at = f"at step {self.last_step}" if self.last_step >= 0 else "before any step was recorded"
         if self.state == RunState.FINISHED:
@@ -91,8 +93,15 @@ class RunStatus:
         if self.state == RunState.CRASHED:
             return f"crashed {at}" + (f": {self.error}" if self.error else "")
         if self.state == RunState.STALE:
-            return f"writer stopped responding {at} ({_ago(self.age_s)} ago)"
+            return f"writer stopped responding {at} ({_heard(self.heartbeat) if clock else _ago(self.age_s) + ' ago'})"
         return f"live, step {self.last_step}" if self.last_step >= 0 else "live, no step recorded yet"
+
+
+def _heard(when: float) -> str:
+    if not math.isfinite(when) or when <= 0:
+        return "never heard from"
+    same_day = time.strftime("%Y-%m-%d", time.localtime(when)) == time.strftime("%Y-%m-%d")
+    return "last heard at " + time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M", time.localtime(when))
 
 
 def _ago(seconds: float) -> str:

@@ -83,3 +83,18 @@ def test_a_live_writer_still_reads_live(tmp_path):
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(30)
+
+
+def test_the_app_says_when_a_stopped_writer_was_last_heard_not_an_age():
+    """A window shows its status text for minutes: '(0 s ago)' was built once and never counted up."""
+    import time
+
+    from trainspect.analysis.run import RunStatus
+    from trainspect.analysis.vocab import RunState
+
+    heard = time.time() - 42
+    st = RunStatus(RunState.STALE, 243, heard, 42.0)
+    assert st.describe() == "writer stopped responding at step 243 (42 s ago)"
+    clock = st.describe(clock=True)   # a time of day (with the date once midnight has passed)
+    assert clock.startswith("writer stopped responding at step 243 (last heard at ") and "ago" not in clock
+    assert time.strftime("%H:%M", time.localtime(heard)) in clock

@@ -280,7 +280,7 @@ class LiveTail(QObject):
 
     def status_text(self, entry) -> str:
         st = self.status(entry)
-        return entry.with_notice(st.describe()) if st is not None else entry.status_text()
+        return entry.with_notice(st.describe(clock=True)) if st is not None else entry.status_text()
 
     def any_live(self) -> bool:
         return any(w.status is not None and w.status.state == RunState.LIVE for w in self._watch.values())

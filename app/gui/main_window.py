@@ -266,7 +266,7 @@ class MainWindow(QMainWindow):
         if e is None:
             self.run_state.setText("")
             return
-        text = e.with_notice(st.describe()) if st is not None else e.status_text()
+        text = e.with_notice(st.describe(clock=True)) if st is not None else e.status_text()
         color = STATE_COLORS.get(st.state, NEUTRAL_COLOR) if st is not None else NEUTRAL_COLOR
         # The text can hold a crash message ("expected <class ...>"): escape it.
         self.run_state.setText(f"<span style='color:{color}'>{html.escape(elide(text, 100))}</span>")

@@ -83,7 +83,7 @@ class RunEntry:
             return self.error
         if self.state == LOADING:
             return self.error or "opening…"
-        text = self.with_notice(self.status.describe() if self.status is not None else "")
+        text = self.with_notice(self.status.describe(clock=True) if self.status is not None else "")
         return f"{text} — {self.error}" if self.error else text
 
     def with_notice(self, text: str) -> str:

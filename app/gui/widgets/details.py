@@ -44,7 +44,7 @@ def run_details_html(run) -> str:
     meta = run.meta
     out = [f"<h2 style='margin:2px 0'>{e(run.name)}</h2>",
            f"<p>{e(str(run.path))}</p>",
-           f"<p><b style='color:{color}'>{e(st.describe())}</b></p>"]
+           f"<p><b style='color:{color}'>{e(st.describe(clock=True))}</b></p>"]
     out.append("<h3>Config</h3>" + (_table((k, _fmt(v)) for k, v in sorted(run.config.items())) or "<p>(none)</p>"))
     info = [("host", meta.get("host", "")), ("started", _when(meta.get("start_time")))]
     info += [(f"{k} version", v) for k, v in (meta.get("versions") or {}).items()]
