@@ -55,6 +55,16 @@ def test_unknown_scenario_lists_the_choices(tmp_path):
     assert "unknown scenario 'nope'" in proc.stderr and "lr-too-high" in proc.stderr and "healthy" in proc.stderr
 
 
+@pytest.mark.parametrize("size", ["abc", "10x10"])
+def test_a_bad_size_is_refused_before_training(tmp_path, size):
+    """--size was checked only after the training, as 'trainspect open:', leaving a run behind."""
+    proc = subprocess.run([sys.executable, "-m", "trainspect.app.cli", "demo", "--headless", "--size", size,
+                           "--out", str(tmp_path / "out")], cwd=tmp_path, env=headless_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("trainspect demo: --size")
+    assert not (tmp_path / "out").exists()
+
+
 def test_display_detection(monkeypatch):
     from trainspect.app.commands.demo import has_display
 

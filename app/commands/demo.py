@@ -24,6 +24,7 @@ from pathlib import Path
 from trainspect.analysis import RunFileError, open_run
 
 from ..present import text_lines
+from .open import parse_size
 
 DEFAULT_SCENARIO = "lr-too-high"
 DEFAULT_OUT = "trainspect-demo"
@@ -250,6 +251,11 @@ def run(args) -> int:
     if args.scenario not in scenarios:
         print(f"trainspect demo: unknown scenario {args.scenario!r}; choose one of: {', '.join(scenarios)}",
               file=sys.stderr)
+        return 2
+    try:   # before the training, not after it
+        parse_size(args.size)
+    except ValueError as exc:
+        print(f"trainspect demo: {exc}", file=sys.stderr)
         return 2
     if args.steps is not None and args.steps < 20:
         print(f"trainspect demo: --steps must be at least 20 (the advisor needs a few points), got {args.steps}",

@@ -18,12 +18,13 @@ def add_arguments(parser) -> None:
 
 
 def parse_size(text: str) -> tuple[int, int]:
+    """``(w, h)`` of ``--size WxH``; ValueError saying what is wrong."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise SystemExit(f"trainspect open: --size must look like 1600x1000, not {text!r}") from None
+        raise ValueError(f"--size must look like 1600x1000, not {text!r}") from None
     if w < 200 or h < 150:
-        raise SystemExit(f"trainspect open: --size {text} is too small (at least 200x150)")
+        raise ValueError(f"--size {text} is too small (at least 200x150)")
     return w, h
 
 
@@ -57,7 +58,10 @@ def run(args) -> int:
             print(f"trainspect open: {exc}", file=sys.stderr)
     if expanded and not args.runs:
         return 2
-    size = parse_size(args.size) if args.size else None
+    try:
+        size = parse_size(args.size) if args.size else None
+    except ValueError as exc:
+        raise SystemExit(f"trainspect open: {exc}") from None
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"   # no display needed to render a PNG
     import tempfile
