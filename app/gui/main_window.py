@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 from ..vocab import NEUTRAL_COLOR, STATE_COLORS
 from .live import LiveTail
 from .model import RunsModel, ViewState, default_metrics
+from .qt_messages import quiet_qt_noise
 from .export_actions import install_export_actions
 from .settings import add_recent, clear_recent, make_settings, recent_files
 from .widgets.advisor_panel import AdvisorPanel
@@ -330,6 +331,7 @@ def dispose_window(window) -> None:
 
 def ensure_app() -> QApplication:
     app = QApplication.instance()
+    quiet_qt_noise()
     if app is None:
         return_big_blocks()    # transient reads of long runs do not stay resident (see heap)
         app = QApplication([])
