@@ -27,12 +27,16 @@ def detect(sig, ctx):
 
 def _one_sample_batches(dead, nonpos) -> bool:
     """Batches of one sample: "dead for the whole batch" is then "<= 0 for that sample", half of any
-    healthy ReLU layer (the two statistics are equal in every record)."""
+    healthy ReLU layer (the two statistics are equal in every record). Not when a layer is all
+    dead: it has both at 1.0 whatever the batch size, and the layers after it see a constant
+    input (a ReLU net with biases of -10: the worst case was taken for one-sample batches)."""
     if nonpos is None or len(dead) < 3 or len(nonpos) != len(dead):
         return False
     n = min(len(dead), 64)
     a, b = dead.read(0, n).astype(np.float64), nonpos.read(0, n).astype(np.float64)
-    ok = np.isfinite(a) & np.isfinite(b) & (b > 0)
+    if np.any(a >= 1.0):   # a layer all dead: the layers after it see a constant input, where the
+        return False       # two statistics agree whatever the batch size
+    ok = np.isfinite(a) & np.isfinite(b) & (b > 0) & (b < 1)
     return bool(ok.any() and np.all(np.abs(a[ok] - b[ok]) < 1e-6))
 
 
@@ -45,6 +49,9 @@ def adjust(s, f, ctx):
     if f.facts.get("dead_from_start"):
         s.boost("bad_init", 0.85, "the units were dead from the first record: initialisation (e.g. negative biases)")
         s.damp("lr_too_high", 0.3)     # dead before any large update was made
+    elif "unnormalized_inputs" in ctx.found:   # huge pre-activations from unscaled inputs, not the LR
+        s.boost("input_scaling", 0.85, "the inputs are far from zero mean / unit scale: the first updates of "
+                                       "such huge pre-activations push units into the negative region")
     elif {"divergence", "loss_oscillation", "nan_inf", "exploding_gradients"} & ctx.symptoms:
         s.boost("lr_too_high", 0.8, "units died while the loss/gradients blew up: large updates pushed them into the "
                                     "negative region")
