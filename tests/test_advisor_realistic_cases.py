@@ -56,3 +56,29 @@ def test_units_killed_by_unscaled_inputs_blame_the_inputs(tmp_path, seed):
     for f in findings:
         if f.symptom == "dead_units":
             assert f.causes[0].id == "input_scaling", f.causes
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_layer_left_out_of_the_optimizer_is_not_told_to_call_zero_grad(tmp_path, seed):
+    """Its gradients are never cleared (the optimizer's zero_grad() does not know them): the
+    global norm grows, and 'call optimizer.zero_grad()' came first for a script that does."""
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU(), torch.nn.Linear(32, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, 4))
+    params = [p for i in (0, 4) for p in model[i].parameters()]       # model[2] forgotten
+    opt = torch.optim.Adam(params, lr=1e-3)
+    x, y = _data(seed)
+    path = tmp_path / "left_out.h5"
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for step in range(150):
+            idx = torch.randint(0, len(x), (64,), generator=torch.Generator().manual_seed(step))
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+    with open_run(path) as run:
+        frozen = next(f for f in diagnose(run) if f.symptom == "frozen_layers")
+    assert frozen.causes[0].id == "optimizer_setup"
+    assert frozen.fixes[0].id != "zero_grad" and "zero_grad() once per step" not in frozen.fixes[0].text

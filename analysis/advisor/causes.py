@@ -80,7 +80,10 @@ def _activation_fixes(fixes, finding, ctx):
 
 
 def _optimizer_fixes(fixes, finding, ctx):
-    if ctx.grads_accumulate:
+    # Parameters left out of the optimizer keep their gradients (its zero_grad() never clears
+    # them): the global norm grows, but adding them to the optimizer is the fix, not zero_grad().
+    left_out = finding.symptom == "frozen_layers" and finding.facts.get("no_update")
+    if ctx.grads_accumulate and not left_out:
         return [Fix("zero_grad", "call optimizer.zero_grad() once per step, before backward(): the gradients "
                                  "accumulate across steps"), *fixes]
     return list(fixes)
