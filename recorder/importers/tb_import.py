@@ -8,6 +8,7 @@ computed from its buckets (TensorBoard's bucket edges do not fit the run file's 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,22 @@ def _histogram_series(hists) -> dict:
             "hist_min": (steps, np.asarray([h.min for h in hists])), "hist_max": (steps, np.asarray([h.max for h in hists]))}
 
 
+def _series_name(tag: str, folder: str) -> str:
+    """The metric name of ``tag`` read from an event file in ``folder`` (relative to the log
+    directory; "" for its own files). A sub-folder is a run of its own to TensorBoard: its tags
+    are not merged with the others'. ``add_scalars("loss", {"train": ..., "val": ...})`` writes
+    the folders ``loss_train`` and ``loss_val`` with the tag ``loss``: they become ``loss/train``
+    and ``loss/val`` (merged by tag, the val values replaced the train ones without a word)."""
+    if not folder:
+        return tag
+    last = folder.rsplit("/", 1)[-1]
+    prefix = tag.replace("/", "_") + "_"
+    if last.startswith(prefix) and len(last) > len(prefix):
+        parent = folder[: -len(last)]
+        return f"{parent}{tag}/{last[len(prefix):]}"
+    return f"{folder}/{tag}"
+
+
 def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, int, int]:
     """``({metric: (steps, values)}, records, bad_steps)`` of every event file under ``src`` (in
     ``src`` itself only, with ``recursive=False``: TensorBoard shows sub-folders as runs of their
@@ -34,6 +51,9 @@ def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, 
     a repeated step keeps the value written last, as TensorBoard shows it.
     """
     files = event_files(src, recursive)
+    # Tags are named after their folder below the one all the event files share (a log kept
+    # in a single sub-folder, lightning_logs/version_0, keeps its plain tags).
+    root = Path(os.path.commonpath([str(f.parent) for f in files]))
     pieces: dict[str, list] = {}
     records = 0
     sizes = [f.stat().st_size for f in files]
@@ -44,11 +64,12 @@ def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, 
         data = read_event_file(f, progress=inner)
         done += size
         records += data.records
+        folder = f.parent.relative_to(root).as_posix() if f.parent != root else ""
         for tag, (steps, values, wall) in data.scalars.items():
-            pieces.setdefault(tag, []).append((steps, values, wall))
+            pieces.setdefault(_series_name(tag, folder), []).append((steps, values, wall))
         for tag, hists in data.histograms.items():
             for suffix, (s, v) in _histogram_series(hists).items():
-                pieces.setdefault(f"{tag}/{suffix}", []).append((s, v, np.zeros(len(s))))
+                pieces.setdefault(f"{_series_name(tag, folder)}/{suffix}", []).append((s, v, np.zeros(len(s))))
         if progress is not None:
             progress(done, total)
     series, bad_steps = {}, 0
