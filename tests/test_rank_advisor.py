@@ -189,3 +189,12 @@ def test_data_wait_is_the_host_time_between_a_step_and_the_next_forward(tmp_path
         wait = run.scalar(fmt.SYS_DATA_WAIT)
     assert wait.steps.tolist() == [1, 2, 3]
     assert wait.values[1] >= 0.02
+
+
+def test_report_of_a_folder_reads_a_distributed_run_as_one_run(tmp_path, monkeypatch, capsys):
+    """`trainspect report runs/` compared the rank files as two runs named alike ('exp1' vs
+    'exp1'), each with the same distributed finding; info and the app fold them into one."""
+    _record_ranks(tmp_path, monkeypatch, 2, lambda r: [1.0 / (s + 1) + r for s in range(30)], port="29511")
+    out = tmp_path / "report.html"
+    assert cli.main(["report", str(tmp_path), "-o", str(out), "-q"]) == 0
+    assert out.read_text(encoding="utf-8").count('<h2 id="run-') == 1

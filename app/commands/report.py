@@ -37,10 +37,12 @@ def run(args) -> int:
             print("trainspect report: PDF output needs the app extra: pip install 'trainspect[app]' "
                   "(or write .html)", file=sys.stderr)
             return 2
+    from trainspect.analysis.ranks import fold_rank_paths
+
     from ..run_paths import expand_runs, run_file
 
-    try:
-        runs = [run_file(p) for p in expand_runs(args.runs)]
+    try:   # a distributed run's rank files are one run (its rank 0), as info and the app read them
+        runs = [run_file(p) for p in fold_rank_paths(expand_runs(args.runs))]
         if not runs:
             raise RunFileError("no run files (*.h5) or TensorBoard logs in " + ", ".join(args.runs))
         path = export_report(runs, args.output, progress=None if args.quiet else print_progress, title=args.title)
