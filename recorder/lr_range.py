@@ -118,6 +118,17 @@ def _set_lr(optimizer, base_lrs, factor) -> float:
     return base_lrs[0] * factor
 
 
+def _group_ratios(optimizer) -> list[float]:
+    """Each param group's LR as a multiple of group 0's. A warm-up may have every group at 0
+    now (the sweep then ran at LR 0 throughout): the scheduler's base LRs (``initial_lr``) tell
+    the ratios, else every group sweeps alike."""
+    groups = optimizer.param_groups
+    ref = [float(g.get("initial_lr", g["lr"])) if float(g["lr"]) == 0 else float(g["lr"]) for g in groups]
+    if ref[0] <= 0:
+        return [1.0] * len(groups)
+    return [r / ref[0] for r in ref]
+
+
 def lr_range_test(model, optimizer, batches, train_step, path, *, start_lr: float = 1e-7, end_lr: float = 10.0,
                   steps: int = 100, diverge: float = 4.0, beta: float = 0.98, name: str | None = None,
                   restore: bool = True) -> LRRangeResult:
@@ -134,16 +145,20 @@ def lr_range_test(model, optimizer, batches, train_step, path, *, start_lr: floa
 
     from .recorder import Recorder, watchers_paused
 
-    if not (0 < start_lr < end_lr):
-        raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
+    if not (0 < start_lr < end_lr < math.inf):
+        raise ValueError(f"need 0 < start_lr < end_lr < inf, got start_lr={start_lr!r}, end_lr={end_lr!r}")
     if int(steps) < 10:
         raise ValueError(f"steps must be >= 10 to read a curve, got {steps!r}")
+    if not (0 <= beta < 1):
+        raise ValueError(f"beta (the loss smoothing) must be in [0, 1), got {beta!r}")
+    if not (1 < diverge < math.inf):
+        raise ValueError(f"diverge must be a factor above 1 (stop when the loss exceeds diverge x its minimum), "
+                         f"got {diverge!r}")
     steps = int(steps)
     model_state = copy.deepcopy(model.state_dict()) if restore else None
     opt_state = copy.deepcopy(optimizer.state_dict()) if restore else None
     was_training = model.training
-    group0 = float(optimizer.param_groups[0]["lr"]) or 1.0
-    base_lrs = [start_lr * float(g["lr"]) / group0 for g in optimizer.param_groups]
+    base_lrs = [start_lr * r for r in _group_ratios(optimizer)]
     growth = (end_lr / start_lr) ** (1.0 / (steps - 1))
     config = {CONFIG_KEY: {"start_lr": start_lr, "end_lr": end_lr, "steps": steps, "diverge": diverge,
                            "beta": beta}}
@@ -178,7 +193,7 @@ def lr_range_test(model, optimizer, batches, train_step, path, *, start_lr: floa
                     stopped = f"the loss became {value} at LR {lr:.3g} (step {i})"
                     break
                 best = min(best, smooth)
-                if i >= 5 and smooth > diverge * best:
+                if i >= 5 and smooth - best > (diverge - 1) * abs(best):   # a loss below 0 too (an NLL)
                     stopped = f"stopped early at LR {lr:.3g}: the smoothed loss exceeded {diverge:g}x its minimum"
                     break
             lr_s, steep, min_lr, reason = suggest_lr(lrs, smoothed)

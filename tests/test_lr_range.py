@@ -122,6 +122,37 @@ def test_bad_arguments_are_refused_before_anything_runs(tmp_path):
         lr_range_test(model, opt, [], lambda b: 0.0, tmp_path / "a.h5", steps=3)
     with pytest.raises(TypeError, match="must return the loss"):
         lr_range_test(model, opt, batches(0, n=20), lambda b: None, tmp_path / "b.h5", steps=20)
+    for bad, word in (({"beta": 1.0}, "beta"), ({"diverge": 0.5}, "diverge"), ({"end_lr": float("inf")}, "end_lr")):
+        with pytest.raises(ValueError, match=word):   # a ZeroDivisionError, a stop at step 5, a sweep to inf
+            lr_range_test(model, opt, batches(0, n=20), lambda b: 0.0, tmp_path / "c.h5", **bad)
+
+
+def test_a_warm_up_at_lr_0_still_sweeps(tmp_path):
+    """A warm-up scheduler had the groups at LR 0: every step of the sweep ran at LR 0."""
+    torch.set_num_threads(1)
+    model, opt = make("sgd", 2)
+    torch.optim.lr_scheduler.LambdaLR(opt, lambda step: step / 100)
+    assert opt.param_groups[0]["lr"] == 0.0
+    result = lr_range_test(model, opt, batches(2, n=40), stepper(model, opt), tmp_path / "w.h5", steps=30)
+    assert result.lrs[0] == pytest.approx(1e-7) and result.lrs[-1] > 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_loss_below_zero_is_not_taken_for_divergence(tmp_path, seed):
+    """A Gaussian NLL around -4 stopped at step 5: 'smoothed loss > 4 x its minimum' held for any negative minimum."""
+    torch.manual_seed(seed)
+    mu = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([mu], lr=0.01)
+
+    def nll(batch):
+        opt.zero_grad()
+        loss = 0.5 * ((batch - mu) ** 2).mean() / 1e-4 + 0.5 * np.log(1e-4)   # about -4.6 at mu = 0
+        loss.backward()
+        opt.step()
+        return loss
+    data = [torch.randn(64) * 0.01 for _ in range(40)]
+    result = lr_range_test(torch.nn.Linear(1, 1), opt, data, nll, tmp_path / "nll.h5", steps=40, end_lr=1e-4)
+    assert len(result.lrs) == 40 and result.stopped.startswith("swept")
 
 
 def test_suggest_lr_reads_a_textbook_curve():
