@@ -168,3 +168,18 @@ def test_suggest_lr_reads_a_textbook_curve():
     flat = suggest_lr(lrs, np.full(100, 2.3) + 1e-4 * np.sin(np.arange(100)))
     assert flat[0] is None
     assert "never fell" in flat[3] or "very start" in flat[3]
+
+
+def test_diagnose_of_a_sweep_file_does_not_judge_the_planned_ramp(tmp_path, capsys):
+    """The sweep's loss blows up at its end by design: diagnose said 'ERROR divergence, reduce
+    the LR 10x' and exited 1 (a CI step on it failed)."""
+    from trainspect.analysis.advisor import diagnose
+    from trainspect.app.cli import main
+
+    torch.set_num_threads(1)
+    model, opt = make("adam", 3)
+    result = lr_range_test(model, opt, batches(3, n=80), stepper(model, opt), tmp_path / "sweep.h5", steps=80)
+    assert diagnose(result.path) == []
+    assert main(["diagnose", result.path]) == 0
+    out = capsys.readouterr().out
+    assert "an LR range test" in out and f"suggested LR {result.lr:.3g}" in out and "ERROR" not in out

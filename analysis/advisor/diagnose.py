@@ -25,6 +25,9 @@ def diagnose(run, lr_sweep=None, reuse=None) -> list[Finding]:
         from ..run import open_run
         with open_run(run) as opened:
             return diagnose(opened, lr_sweep, reuse)
+    from ..lr_range import is_sweep
+    if is_sweep(run):   # an LR range test's loss is meant to blow up at its end: not a failed training
+        return []
     return diagnose_signals(extract(run, reuse), lr_sweep=_sweep(lr_sweep))
 
 

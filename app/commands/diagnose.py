@@ -11,6 +11,7 @@ import sys
 
 from trainspect.analysis import RunFileError, open_run
 from trainspect.analysis.advisor import coverage, diagnose
+from trainspect.analysis.lr_range import is_sweep, read_sweep
 from trainspect.analysis.vocab import RunState
 
 from ..present import earlier_fixes, text_lines
@@ -75,8 +76,14 @@ def to_text(run, findings, covered) -> str:
     ranks = ranks_of(run)
     if ranks is not None:
         lines.append(f"ranks: {ranks['text']} read ({', '.join(ranks['read'].values())})")
+    sweep = read_sweep(run)
     if st.last_step < 0 and not run.metric_names():   # closed before its first value
         lines.append("nothing was recorded in this run: nothing to check")
+    elif is_sweep(run):
+        lines.append("an LR range test (lr_range_test): its loss is meant to rise as the LR grows, it is not "
+                     "judged as a training run; " + (f"suggested LR {sweep.suggested:.3g}: {sweep.reason}"
+                                                      if sweep is not None else "no suggestion in the file"))
+        return "\n".join(lines)
     elif all(f.severity == "info" for f in findings):     # notes (info) are not problems
         lines.append("no problems found" + (" among what it could check" if covered.gaps else ""))
     for f, earlier in zip(findings, earlier_fixes(findings)):     # each fix listed once
