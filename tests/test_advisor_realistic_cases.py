@@ -82,3 +82,13 @@ def test_a_layer_left_out_of_the_optimizer_is_not_told_to_call_zero_grad(tmp_pat
         frozen = next(f for f in diagnose(run) if f.symptom == "frozen_layers")
     assert frozen.causes[0].id == "optimizer_setup"
     assert frozen.fixes[0].id != "zero_grad" and "zero_grad() once per step" not in frozen.fixes[0].text
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_blow_up_from_the_first_step_is_not_said_to_follow_a_calm_start(tmp_path, seed):
+    findings = _train(tmp_path / "hot.h5", seed, lr=10.0, steps=60)
+    assert findings[0].causes[0].id == "lr_too_high"
+    assert {"nan_inf", "divergence", "exploding_gradients"} & {f.symptom for f in findings}
+    for f in findings:
+        for cause in f.causes:
+            assert "calm start" not in cause.why, (f.symptom, cause.why)

@@ -83,6 +83,10 @@ def adjust(s, f, ctx):
             s.boost("bad_init", 0.85, "the growth started at the first steps with a constant LR: the initial weights "
                                       "amplify the signal")
             s.damp("lr_too_high", 0.5)
+        elif f.facts.get("growth_from_start"):   # from the first steps, but with large updates
+            s.boost("lr_too_high", 0.85, "the gradient norm grew from the first steps until it overflowed"
+                    + (f"; the update/weight ratio was high ({ctx.update_ratio:.2g})" if ctx.update_ratio is not None
+                       else ""))
         else:
             s.boost("lr_too_high", 0.85, "the gradient norm grew after a calm start with the same LR, until it "
                                          "overflowed")

@@ -59,6 +59,10 @@ def adjust(s, f, ctx):
             s.boost("bad_init", 0.85, "the growth started at the first steps with a constant LR: the initial "
                                       "weights amplify the signal")
             s.damp("lr_too_high", 0.5)
+        elif growth.get("growth_from_start"):   # from the first steps, but with large updates
+            s.boost("lr_too_high", 0.85, f"{f.precursor.summary} before it became non-finite"
+                    + (f"; the update/weight ratio was high ({ctx.update_ratio:.2g})" if ctx.update_ratio is not None
+                       else ""))
         else:
             s.boost("lr_too_high", 0.85, f"{f.precursor.summary} before it became non-finite, after a calm start "
                                          "with the same LR")
