@@ -158,13 +158,28 @@ def _segments(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
+LEGEND_CHAR_PX = 6.6    # a generous width of one character at font-size 11 (sans-serif)
+LEGEND_SWATCH_PX = 33   # the line sample, its gap and the space before the next entry
+
+
+def _legend_layout(labels, width: float) -> tuple[int, int]:
+    """(columns, characters per label) so that no entry runs into the next: four columns of
+    ~160 px took labels of 34 characters (~220 px), and long run names overlapped."""
+    if not labels:
+        return 4, 34
+    longest = min(34, max(len(str(t)) for t in labels))
+    cols = int(max(1, min(4, width // (LEGEND_SWATCH_PX + LEGEND_CHAR_PX * longest))))
+    return cols, max(8, min(longest, int((width / cols - LEGEND_SWATCH_PX) // LEGEND_CHAR_PX)))
+
+
 def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
     """An SVG line plot with axes, ticks, legend, shaded spans and evidence markers."""
     spec = spec or PlotSpec()
     W, H = spec.width, spec.height
     left, right, top, bottom = 64, 14, 26 if spec.title else 10, 34
     legend = [ln for ln in lines if ln.label]
-    legend_rows = math.ceil(len(legend) / 4) if len(legend) > 1 else 0
+    legend_cols, legend_chars = _legend_layout([ln.label for ln in legend], W - left - right)
+    legend_rows = math.ceil(len(legend) / legend_cols) if len(legend) > 1 else 0
     bottom += 16 * legend_rows
     pw, ph = W - left - right, H - top - bottom
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{W}" height="{H}" '
@@ -270,12 +285,12 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
                    f'stroke="{NONFINITE_COLOR}" stroke-width="1.6"/>')
     # legend
     if legend_rows:
-        col_w = pw / 4
+        col_w = pw / legend_cols
         for i, ln in enumerate(legend):
-            lx = left + (i % 4) * col_w
-            ly = H - 16 * legend_rows + 16 * (i // 4) + 4
+            lx = left + (i % legend_cols) * col_w
+            ly = H - 16 * legend_rows + 16 * (i // legend_cols) + 4
             out.append(f'<line x1="{_num(lx)}" y1="{ly}" x2="{_num(lx + 18)}" y2="{ly}" stroke="{ln.color}" stroke-width="2.5"/>')
-            out.append(f'<text x="{_num(lx + 23)}" y="{ly + 4}" fill="#333">{esc(shorten(ln.label, 34))}</text>')
+            out.append(f'<text x="{_num(lx + 23)}" y="{ly + 4}" fill="#333">{esc(shorten(ln.label, legend_chars))}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
