@@ -92,3 +92,70 @@ def test_a_blow_up_from_the_first_step_is_not_said_to_follow_a_calm_start(tmp_pa
     for f in findings:
         for cause in f.causes:
             assert "calm start" not in cause.why, (f.symptom, cause.why)
+
+
+def _classify(path, seed, shuffled):
+    torch.manual_seed(seed)
+    x, y = _data(seed, n=1024)
+    x, y, xv, yv = x[:768], y[:768], x[768:], y[768:]   # one task, split: train and validation alike
+    if shuffled:   # labels permuted apart from their inputs: nothing to learn that generalises
+        y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))]
+    model = torch.nn.Sequential(torch.nn.Linear(20, 128), torch.nn.ReLU(), torch.nn.Linear(128, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for step in range(300):
+            idx = torch.randint(0, len(x), (64,), generator=torch.Generator().manual_seed(step))
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+            if step % 20 == 19:
+                with torch.no_grad():
+                    rec.log({"val/loss": torch.nn.functional.cross_entropy(model(xv), yv).item()})
+    with open_run(path) as run:
+        return diagnose(run)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_labels_shuffled_apart_from_their_inputs_are_found(tmp_path, seed):
+    """Val loss stuck at the untrained level (ln 4 here) while the training loss fell: 'no
+    problems found' before (a +2 % rise, a 7 % fall: under every threshold)."""
+    findings = _classify(tmp_path / "shuffled.h5", seed, shuffled=True)
+    f = next(f for f in findings if f.symptom == "overfitting")
+    assert f.facts.get("never_generalised") and f.causes[0].id == "label_noise"
+    assert f.fixes[0].id == "check_pairing"
+    healthy = _classify(tmp_path / "healthy.h5", seed, shuffled=False)
+    assert not [f for f in healthy if f.severity != "info"], [f.title for f in healthy]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_overfitting_fixes_say_what_the_run_already_uses(tmp_path, seed):
+    """AdamW with weight decay and Dropout layers were told to 'add weight decay' and 'add dropout'."""
+    torch.manual_seed(seed)
+    x, y = _data(seed, n=1064)
+    y[:16] = (y[:16] + 1) % 4   # a tiny train set, a quarter of it mislabelled
+    x, y, xv, yv = x[:64], y[:64], x[64:], y[64:]
+    model = torch.nn.Sequential(torch.nn.Linear(20, 256), torch.nn.ReLU(), torch.nn.Dropout(0.1),
+                                torch.nn.Linear(256, 4))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
+    path = tmp_path / "overfit.h5"
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for step in range(400):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+            if step % 10 == 9:
+                model.eval()
+                with torch.no_grad():
+                    rec.log({"val/loss": torch.nn.functional.cross_entropy(model(xv), yv).item()})
+                model.train()
+    with open_run(path) as run:
+        f = next(f for f in diagnose(run) if f.symptom == "overfitting")
+    texts = [fix.text for fix in f.fixes]
+    assert "raise the weight decay (now 0.05)" in texts and not any(t == "add weight decay" for t in texts)
+    assert any(t.startswith("raise the dropout rate") for t in texts)

@@ -66,6 +66,23 @@ def _lr_low_fixes(fixes, finding, ctx):
                                                and ctx.lr_drop < 2)], finding, ctx)
 
 
+def _regularization_fixes(fixes, finding, ctx):
+    """'Add weight decay / dropout' to a run that has them (AdamW at 0.01, Dropout layers) said
+    nothing of what it used: raise them instead."""
+    groups = (ctx.sig.meta.get("optimizer") or {}).get("param_groups") or []
+    decays = sorted({float(g["weight_decay"]) for g in groups if isinstance(g, dict)
+                     and isinstance(g.get("weight_decay"), (int, float)) and g["weight_decay"] > 0})
+    dropout = any(m.type.startswith("Dropout") or m.type.endswith("Dropout") for m in ctx.sig.modules)
+    out = []
+    for f in fixes:
+        if f.id == "weight_decay" and decays:
+            f = Fix("weight_decay", f"raise the weight decay (now {', '.join(f'{d:g}' for d in decays)})")
+        elif f.id == "dropout_augment" and dropout:
+            f = Fix("dropout_augment", "raise the dropout rate of the Dropout layers, or add data augmentation")
+        out.append(f)
+    return out
+
+
 def _activation_fixes(fixes, finding, ctx):
     out = []
     if ctx.has_bounded_acts and finding.symptom in {"vanishing_gradients", "saturated_activations", "no_progress",
@@ -130,7 +147,7 @@ CAUSE_CATALOGUE = {
         (Fix("early_stop", "stop early at the best validation step"), Fix("weight_decay", "add weight decay"),
          Fix("dropout_augment", "add dropout or data augmentation"),
          Fix("smaller_model_more_data", "use a smaller model or more data")),
-        "re-run with weight decay/dropout: validation loss should stop rising"),
+        "re-run with weight decay/dropout: validation loss should stop rising", _regularization_fixes),
     "insufficient_capacity": CauseSpec(
         "the model may be too small to fit the data",
         (Fix("bigger_model", "make the model wider/deeper (look for a too-narrow bottleneck layer)"),

@@ -328,10 +328,12 @@ def detect_overfitting(train_steps, train_values, val_steps, val_values, *, trai
     threshold = max(best + min_rise * abs(best), best + 3 * noise)
     if not np.all(sv[-k:] > threshold):
         return None
+    j = int(np.argmin(vv))   # the lowest value logged: the checkpoint to keep (the median's step may not be)
     evidence = [Evidence(
         series=val_series,
-        text=(f"{val_series} rose from its best {fmt(best)} at step {int(vs[i_best])} to {fmt(sv[-1])} "
-              f"(+{(sv[-1] - best) / abs(best):.0%}; threshold +{min_rise:.0%}, sustained over the last {k} evaluations)"),
+        text=(f"{val_series} (running median of 3) rose from its best {fmt(best)} at step {int(vs[i_best])} to "
+              f"{fmt(sv[-1])} (+{(sv[-1] - best) / abs(best):.0%}; threshold +{min_rise:.0%}, sustained over the "
+              f"last {k} evaluations); lowest value logged {fmt(float(vv[j]))} at step {int(vs[j])}"),
         steps=[int(vs[i_best]), int(vs[-1])], values=rounded([best, sv[-1]]), threshold=min_rise)]
     if train_values is not None and len(train_values) >= min_points:
         ts, tv = finite_prefix(*as_series(train_steps, train_values))
@@ -351,6 +353,45 @@ def detect_overfitting(train_steps, train_values, val_steps, val_values, *, trai
         symptom="overfitting", severity="warning",
         title=f"overfitting: {val_series} up {(sv[-1] - best) / abs(best):.0%} since step {int(vs[i_best])} while {train_series} fell",
         first_step=int(vs[i_best]), last_step=int(vs[-1]), evidence=evidence,
+        facts={"best_step": int(vs[j]), "best_value": float(vv[j])},
+    )
+
+
+def detect_no_generalisation(train_steps, train_values, val_steps, val_values, *, train_series="train/loss",
+                             val_series="val/loss", train_fall=0.05, untrained=0.95, min_points=5) -> Finding | None:
+    """The validation loss never got below the untrained level while the training loss fell:
+    labels shuffled apart from their inputs (the model memorises pairs that mean nothing), or a
+    validation set unlike the training data. Val loss 2.297 -> 2.348 around ln(10) = 2.303 for 15
+    evaluations while train loss fell 2.32 -> 2.15 passed every rule: its rise (+2 %) is below
+    overfitting's 10 %, the training loss's fall above no_progress's 5 %.
+
+    Fires when every validation point stays above ``untrained`` x the training loss's first
+    level (an untrained model's loss), the last one above the first, and the training loss's
+    final level is at least ``train_fall`` below its first."""
+    if train_values is None:
+        return None
+    vs, vv = finite_prefix(*as_series(val_steps, val_values))
+    ts, tv = finite_prefix(*as_series(train_steps, train_values))
+    if len(vv) < min_points or len(tv) < 4 * min_points:
+        return None
+    t0, t_end = head_level(tv), tail_level(tv)
+    if not (t0 > 0 and t_end <= (1 - train_fall) * t0):
+        return None
+    if float(np.min(vv)) < untrained * t0 or not vv[-1] > vv[0]:
+        return None
+    return Finding(
+        symptom="overfitting", severity="warning",
+        title=f"{val_series} never improved: it stayed at the untrained level ({fmt(float(np.min(vv)))} at best) "
+              f"while {train_series} fell",
+        first_step=int(vs[0]), last_step=int(vs[-1]),
+        evidence=[Evidence(series=val_series, threshold=untrained,
+                           text=(f"{val_series} was never below {untrained:.0%} of the training loss's first level "
+                                 f"{fmt(t0)} (an untrained model's): best {fmt(float(np.min(vv)))}, first "
+                                 f"{fmt(float(vv[0]))}, last {fmt(float(vv[-1]))} over {len(vv)} evaluations"),
+                           steps=[int(vs[0]), int(vs[-1])], values=rounded([float(vv[0]), float(vv[-1])])),
+                  Evidence(series=train_series, text=f"meanwhile {train_series} fell from {fmt(t0)} to {fmt(t_end)}",
+                           steps=[int(ts[0]), int(ts[-1])], values=rounded([t0, t_end]))],
+        facts={"never_generalised": True},
     )
 
 
