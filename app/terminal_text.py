@@ -1,7 +1,7 @@
 """Text for a terminal: names read from a run file are data, not terminal commands.
 
 A metric or run name holding ``ESC ] 0 ; ... BEL`` retitles the terminal, ``ESC [ 2 J`` clears
-it, and U+202E turns ``loss‮fdp.exe`` around on screen. The CLI's stdout and stderr are
+it, and U+202E (right-to-left override) shows ``loss<U+202E>fdp.exe`` as ``lossexe.pdf``. The CLI's stdout and stderr are
 wrapped once (:func:`guarded`); every control character but newline, tab and carriage return
 (the import progress bar) is written as a visible ``\\x1b``-style escape instead.
 """

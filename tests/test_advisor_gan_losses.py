@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from trainspect.analysis import open_run
 from trainspect.analysis.advisor import diagnose
 from trainspect.analysis.advisor.coverage import coverage

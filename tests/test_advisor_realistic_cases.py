@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from trainspect.analysis import open_run
 from trainspect.analysis.advisor import diagnose
 from trainspect.recorder import Recorder
@@ -18,6 +17,31 @@ def _data(seed, n=512, scale=1.0):
     return x * scale + (scale if scale != 1.0 else 0.0), y
 
 
+def _fit(path, model, opt, x, y, steps, *, batch=64, val=None, val_every=20, stats_every=None):
+    """Train ``model`` on (x, y) (minibatches of ``batch``, or the whole set with None), log the
+    loss, and the validation loss on ``val`` every ``val_every`` steps; the advisor's findings."""
+    with Recorder(path) as rec:
+        rec.watch(model, opt, **({"stats_every": stats_every} if stats_every else {}))
+        for step in range(steps):
+            if batch is None:
+                xb, yb = x, y
+            else:
+                idx = torch.randint(0, len(x), (batch,), generator=torch.Generator().manual_seed(step))
+                xb, yb = x[idx], y[idx]
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+            if val is not None and step % val_every == val_every - 1:
+                model.eval()
+                with torch.no_grad():
+                    rec.log({"val/loss": torch.nn.functional.cross_entropy(model(val[0]), val[1]).item()})
+                model.train()
+    with open_run(path) as run:
+        return diagnose(run)
+
+
 def _train(path, seed, *, bias=None, scale=1.0, lr=0.01, steps=150):
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(20, 64), torch.nn.ReLU(), torch.nn.Linear(64, 64), torch.nn.ReLU(),
@@ -27,17 +51,7 @@ def _train(path, seed, *, bias=None, scale=1.0, lr=0.01, steps=150):
             torch.nn.init.constant_(layer.bias, bias)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     x, y = _data(seed, scale=scale)
-    with Recorder(path) as rec:
-        rec.watch(model, opt, stats_every=5)
-        for step in range(steps):
-            idx = torch.randint(0, len(x), (64,), generator=torch.Generator().manual_seed(step))
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    with open_run(path) as run:
-        return diagnose(run)
+    return _fit(path, model, opt, x, y, steps, stats_every=5)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -68,18 +82,7 @@ def test_a_layer_left_out_of_the_optimizer_is_not_told_to_call_zero_grad(tmp_pat
     params = [p for i in (0, 4) for p in model[i].parameters()]       # model[2] forgotten
     opt = torch.optim.Adam(params, lr=1e-3)
     x, y = _data(seed)
-    path = tmp_path / "left_out.h5"
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for step in range(150):
-            idx = torch.randint(0, len(x), (64,), generator=torch.Generator().manual_seed(step))
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    with open_run(path) as run:
-        frozen = next(f for f in diagnose(run) if f.symptom == "frozen_layers")
+    frozen = next(f for f in _fit(tmp_path / "left_out.h5", model, opt, x, y, 150) if f.symptom == "frozen_layers")
     assert frozen.causes[0].id == "optimizer_setup"
     assert frozen.fixes[0].id != "zero_grad" and "zero_grad() once per step" not in frozen.fixes[0].text
 
@@ -102,20 +105,7 @@ def _classify(path, seed, shuffled):
         y = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))]
     model = torch.nn.Sequential(torch.nn.Linear(20, 128), torch.nn.ReLU(), torch.nn.Linear(128, 4))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for step in range(300):
-            idx = torch.randint(0, len(x), (64,), generator=torch.Generator().manual_seed(step))
-            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-            if step % 20 == 19:
-                with torch.no_grad():
-                    rec.log({"val/loss": torch.nn.functional.cross_entropy(model(xv), yv).item()})
-    with open_run(path) as run:
-        return diagnose(run)
+    return _fit(path, model, opt, x, y, 300, val=(xv, yv))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -140,22 +130,8 @@ def test_overfitting_fixes_say_what_the_run_already_uses(tmp_path, seed):
     model = torch.nn.Sequential(torch.nn.Linear(20, 256), torch.nn.ReLU(), torch.nn.Dropout(0.1),
                                 torch.nn.Linear(256, 4))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.05)
-    path = tmp_path / "overfit.h5"
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for step in range(400):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-            if step % 10 == 9:
-                model.eval()
-                with torch.no_grad():
-                    rec.log({"val/loss": torch.nn.functional.cross_entropy(model(xv), yv).item()})
-                model.train()
-    with open_run(path) as run:
-        f = next(f for f in diagnose(run) if f.symptom == "overfitting")
+    findings = _fit(tmp_path / "overfit.h5", model, opt, x, y, 400, batch=None, val=(xv, yv), val_every=10)
+    f = next(f for f in findings if f.symptom == "overfitting")
     texts = [fix.text for fix in f.fixes]
     assert "raise the weight decay (now 0.05)" in texts and not any(t == "add weight decay" for t in texts)
     assert any(t.startswith("raise the dropout rate") for t in texts)

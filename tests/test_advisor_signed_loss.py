@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from trainspect.analysis.advisor.loss_rules import detect_divergence
 
 

@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from trainspect.recorder import Recorder
 
 RUN_NAME = "run\x1b]0;pwned\x07\x1b[2J"
@@ -29,7 +28,7 @@ def hostile_run(tmp_path):
 
 
 def _cli(*args):
-    out = subprocess.run([sys.executable, "-m", "trainspect.app.cli", *map(str, args)], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "trainspect.app.cli", *map(str, args)], capture_output=True, check=False,
                          timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     return out.returncode, out.stdout.decode("utf-8"), out.stderr.decode("utf-8")
 

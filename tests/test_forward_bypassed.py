@@ -11,7 +11,6 @@ import warnings
 
 import pytest
 import torch
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 
@@ -41,7 +40,7 @@ def _train(path, seed, call, optimizer="sgd", aux=False, steps=5):
             if aux:   # a part used on its own first (an auxiliary loss), then the model
                 model.a(x).pow(2).mean().backward()
 
-            def closure():
+            def closure(x=x):
                 opt.zero_grad()
                 loss = (model.forward(x) if call == "forward" else model(x)).pow(2).mean()
                 loss.backward()
@@ -69,7 +68,7 @@ def test_model_forward_called_directly_is_labelled_and_said(tmp_path, seed):
         assert run.scalar("loss").steps.tolist() == grads      # not one step late
 
 
-@pytest.mark.parametrize("case", [dict(), dict(aux=True), dict(optimizer="lbfgs")])
+@pytest.mark.parametrize("case", [{}, {"aux": True}, {"optimizer": "lbfgs"}])
 def test_a_loop_that_calls_the_model_hears_nothing_and_keeps_no_part_hooks(tmp_path, case):
     said, before, after = _train(tmp_path / "run.h5", 0, "call", **case)
     assert said == []

@@ -12,8 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
-
+from torch import nn
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 

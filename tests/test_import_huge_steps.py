@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from trainspect.analysis import open_run
 from trainspect.recorder.importers import convert
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 

@@ -12,7 +12,6 @@ import warnings
 
 import pytest
 import torch
-
 from trainspect.analysis import open_run
 from trainspect.analysis.vocab import RunState
 from trainspect.recorder import Recorder

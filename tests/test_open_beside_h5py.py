@@ -10,7 +10,6 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 from trainspect.recorder.format import RunFileError
@@ -39,6 +38,5 @@ def test_reads_a_run_that_h5py_has_open_for_reading(tmp_path, seed):
 def test_a_file_held_for_writing_by_another_program_says_so(tmp_path):
     path = tmp_path / "run.h5"
     _run(path, 0)
-    with h5py.File(path, "r+"):
-        with pytest.raises(RunFileError, match=r"open for writing by a program other than trainspect"):
-            open_run(path)
+    with h5py.File(path, "r+"), pytest.raises(RunFileError, match=r"open for writing by a program other than trainspect"):
+        open_run(path)

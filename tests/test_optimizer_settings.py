@@ -7,7 +7,6 @@ warm-up had the groups at lr 0 when watch() read them: the base LR (initial_lr) 
 from __future__ import annotations
 
 import torch
-
 from trainspect.analysis.optimizer_settings import optimizer_settings
 from trainspect.app.cli import main
 from trainspect.recorder import Recorder

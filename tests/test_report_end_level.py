@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-
 from trainspect.analysis import open_run
 from trainspect.app.report.content import run_summary
 from trainspect.recorder import Recorder

@@ -5,11 +5,11 @@ resnet18_lr0.1_bs128_wd5e-4_seed0 overlapped, unreadable, in the HTML and the PD
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
 import pytest
-
 from trainspect.app.report import svgplot
 from trainspect.app.report.svgplot import LEGEND_CHAR_PX, Line, PlotSpec
 
@@ -30,7 +30,7 @@ def test_legend_entries_do_not_overlap(names):
         rows.setdefault(y, []).append((x, text))
     for row in rows.values():
         row.sort()
-        for (x, text), (next_x, _) in zip(row, row[1:]):
+        for (x, text), (next_x, _) in itertools.pairwise(row):
             assert x + LEGEND_CHAR_PX * len(text) < next_x - 18, (text, x, next_x)
     if len(names[0]) <= 34:
         assert {text for _, _, text in entries} == set(names)   # nothing cut that fits

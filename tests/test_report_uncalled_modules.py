@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from trainspect.analysis import open_run
 from trainspect.app.report.content import layer_heatmap
 from trainspect.recorder import Recorder

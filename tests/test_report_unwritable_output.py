@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from trainspect.app.cli import main
 from trainspect.recorder import Recorder
 

@@ -11,7 +11,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 from trainspect.recorder import format as fmt

@@ -11,7 +11,6 @@ import warnings
 
 import pytest
 import torch
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 

@@ -5,13 +5,12 @@ import os
 import warnings
 
 import pytest
-
 from trainspect.analysis import open_run
 from trainspect.app.cli import main
 from trainspect.app.commands.tail import wait_for_run
 from trainspect.recorder import Recorder
-from trainspect.recorder.recorder import RecorderWarning
 from trainspect.recorder.format import RunFileError
+from trainspect.recorder.recorder import RecorderWarning
 
 
 def test_empty_path_is_refused_before_anything_is_written(tmp_path, monkeypatch):
@@ -53,7 +52,6 @@ def test_tail_says_at_once_that_it_waits_for_a_missing_file(tmp_path):
 
 def test_a_watched_run_without_a_step_does_not_say_watch_was_not_called(tmp_path, capsys):
     import torch
-
     from trainspect.analysis.advisor.coverage import coverage
 
     path = tmp_path / "watched.h5"
@@ -69,7 +67,6 @@ def test_a_watched_run_without_a_step_does_not_say_watch_was_not_called(tmp_path
 
 def test_snapshots_turned_off_are_named_as_such(tmp_path):
     import torch
-
     from trainspect.analysis.advisor.coverage import coverage
 
     path = tmp_path / "nosnaps.h5"

@@ -12,7 +12,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 

@@ -11,7 +11,6 @@ import warnings
 
 import pytest
 import torch
-
 from trainspect.recorder import Recorder
 
 

@@ -14,13 +14,11 @@ import warnings
 from collections import namedtuple
 
 import pytest
-
 from trainspect.analysis import open_run
 from trainspect.analysis.vocab import RunState
 from trainspect.app.cli import main
-from trainspect.recorder import Recorder
+from trainspect.recorder import Recorder, writer_thread
 from trainspect.recorder import format as fmt
-from trainspect.recorder import writer_thread
 from trainspect.recorder.format import RunFileError
 
 REASON = "OSError: disk almost full: 0.0 MiB free in /data, the recorder keeps 64 MiB in reserve"

@@ -11,7 +11,7 @@ def detect(sig, ctx):
         return None
     vname, vs, vv = sig.val_loss
     t = sig.train_loss
-    names = dict(train_series=t[0] if t else "train loss", val_series=vname)
+    names = {"train_series": t[0] if t else "train loss", "val_series": vname}
     # never generalised first: the more specific reading of a validation loss that also rose
     return (loss_rules.detect_no_generalisation(t[1] if t else None, t[2] if t else None, vs, vv, **names)
             or loss_rules.detect_overfitting(t[1] if t else None, t[2] if t else None, vs, vv, **names))
