@@ -135,3 +135,17 @@ def test_overfitting_fixes_say_what_the_run_already_uses(tmp_path, seed):
     texts = [fix.text for fix in f.fixes]
     assert "raise the weight decay (now 0.05)" in texts and not any(t == "add weight decay" for t in texts)
     assert any(t.startswith("raise the dropout rate") for t in texts)
+
+
+def test_init_advice_for_a_recurrent_net_does_not_speak_of_relu():
+    """nn.RNN's tanh is inside the module: 'use He (Kaiming) init for ReLU layers' was the advice."""
+    from types import SimpleNamespace
+
+    from trainspect.analysis.advisor.causes import CAUSE_CATALOGUE, _init_fixes
+    from trainspect.analysis.advisor.context import Context
+
+    ctx = Context()
+    ctx.sig.modules = [SimpleNamespace(type="Embedding", name="emb"), SimpleNamespace(type="RNN", name="rnn"),
+                       SimpleNamespace(type="Linear", name="head")]
+    text = _init_fixes(CAUSE_CATALOGUE["bad_init"].fixes, None, ctx)[0].text
+    assert "ReLU" not in text and "Xavier" in text and "orthogonal recurrent weights" in text

@@ -41,12 +41,18 @@ class CauseSpec:
     select: Callable = _all       # select(fixes, finding, ctx) -> the fixes that apply to this finding and model
 
 
+RECURRENT_TYPES = {"RNN", "GRU", "LSTM", "RNNCell", "GRUCell", "LSTMCell"}   # tanh/sigmoid inside
+
+
 def _init_fixes(fixes, finding, ctx):
     parts = []
-    if ctx.has_relu or not ctx.has_bounded_acts:
+    recurrent = any(m.type in RECURRENT_TYPES for m in ctx.sig.modules)
+    bounded = ctx.has_bounded_acts or recurrent
+    if ctx.has_relu or not bounded:
         parts.append("He (Kaiming) init for ReLU layers")
-    if ctx.has_bounded_acts:   # no tanh/sigmoid module: the activations are ReLU-like or functional (F.relu)
-        parts.append("Xavier (Glorot) init for tanh/sigmoid layers")
+    if bounded:   # no tanh/sigmoid module: the activations are ReLU-like or functional (F.relu)
+        parts.append("Xavier (Glorot) init for tanh/sigmoid layers" + (", orthogonal recurrent weights"
+                                                                         if recurrent else ""))
     return [Fix("proper_init", f"use {', '.join(parts)}; never zero/constant weights"), *fixes[1:]]
 
 
