@@ -198,3 +198,18 @@ def test_report_of_a_folder_reads_a_distributed_run_as_one_run(tmp_path, monkeyp
     out = tmp_path / "report.html"
     assert cli.main(["report", str(tmp_path), "-o", str(out), "-q"]) == 0
     assert out.read_text(encoding="utf-8").count('<h2 id="run-') == 1
+
+
+def test_report_evidence_of_a_rank_finding_plots_every_rank(tmp_path, monkeypatch):
+    """The figure under 'rank 1 ...' drew rank 0's series alone, unlabelled."""
+    from trainspect.app.report.content import finding_figures
+
+    rng = np.random.default_rng(0)
+    _record_ranks(tmp_path, monkeypatch, 2, lambda r: [float(2.0 / (s + 1) + 0.01 * rng.standard_normal()
+                                                              + (r * 0.1 * s if s > 100 else 0.0)) for s in range(300)],
+                  port="29512")
+    with open_run(tmp_path / "exp1.h5") as run:
+        found = [f for f in diagnose(run) if f.ranks]
+        assert found, [f.symptom for f in diagnose(run)]
+        svg = " ".join(fig.svg for fig in finding_figures(run, found[0]))
+    assert "rank 1 (named)" in svg and "rank 0" in svg

@@ -354,7 +354,9 @@ def finding_figures(run, finding) -> list:
         if key in seen:
             continue
         seen.add(key)
-        if ev.series in names:
+        if ev.series in names and finding.ranks:
+            fig = _rank_evidence_figure(run, finding, ev, span) or _scalar_evidence_figure(run, ev, span)
+        elif ev.series in names:
             fig = _scalar_evidence_figure(run, ev, span)
         elif ev.series in stats:
             fig = _layer_evidence_figure(run, finding, ev, span)
@@ -378,6 +380,28 @@ def _scalar_evidence_figure(run, ev, span) -> Figure | None:
         return None
     spec = PlotSpec(title=ev.series, height=200, spans=span, markers=_on_curve(_markers(ev), ln.x, ln.y)[:200])
     return Figure(ev.series, svgplot.line_plot([ln], spec), ev.text)
+
+
+def _rank_evidence_figure(run, finding, ev, span) -> Figure | None:
+    """A finding about ranks (a straggler, a rank whose loss went apart) plots the series of
+    every rank, the named ones first: rank 0's alone was drawn under 'rank 1's median wait is
+    10 ms', its 10 ms marker dropped for not lying on that curve."""
+    from trainspect.analysis.ranks import open_ranks
+
+    ranked = open_ranks(run)
+    if ranked is None:
+        return None
+    try:
+        m = ranked.matrix(ev.series)
+    finally:
+        ranked.close()
+    named = [r for r in finding.ranks if r in m.ranks]
+    order = named + [r for r in m.ranks if r not in named]
+    lines = [Line(m.steps, m.row(r), f"rank {r}" + (" (named)" if r in named else ""),
+                  PALETTE[k % len(PALETTE)]) for k, r in enumerate(order[:len(PALETTE)])]
+    markers = _on_curve(_markers(ev), m.steps, m.row(named[0])) if named else []
+    spec = PlotSpec(title=f"{ev.series}, every rank", height=210, spans=span, markers=markers[:200])
+    return Figure(ev.series, svgplot.line_plot(lines, spec), ev.text)
 
 
 def _layer_evidence_figure(run, finding, ev, span) -> Figure | None:
