@@ -96,3 +96,24 @@ def test_steps_of_a_run_counting_from_one(tmp_path, capsys, first, shown):
     assert shown in capsys.readouterr().out
     with open_run(path) as run:
         assert run_summary(run)[1]["steps"] == 30
+
+
+def test_diagnose_names_the_layers_frozen_on_purpose(tmp_path, capsys):
+    """A layer with requires_grad=False is left out of every rule: 'no problems found' said
+    nothing of it, as if it had been checked."""
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    model[2].requires_grad_(False)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    path = tmp_path / "frozen.h5"
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for _ in range(30):
+            opt.zero_grad()
+            loss = model(torch.randn(8, 4)).pow(2).mean()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+    main(["diagnose", str(path)])
+    assert "frozen at watch() (requires_grad=False), not judged: 2.bias, 2.weight" in capsys.readouterr().out

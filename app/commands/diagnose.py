@@ -11,6 +11,7 @@ import sys
 
 from trainspect.analysis import RunFileError, open_run
 from trainspect.analysis.advisor import coverage, diagnose
+from trainspect.analysis.frozen import frozen_param_names
 from trainspect.analysis.lr_range import is_sweep, read_sweep
 from trainspect.analysis.vocab import RunState
 
@@ -76,10 +77,10 @@ def to_text(run, findings, covered) -> str:
     ranks = ranks_of(run)
     if ranks is not None:
         lines.append(f"ranks: {ranks['text']} read ({', '.join(ranks['read'].values())})")
-    sweep = read_sweep(run)
     if st.last_step < 0 and not run.metric_names():   # closed before its first value
         lines.append("nothing was recorded in this run: nothing to check")
     elif is_sweep(run):
+        sweep = read_sweep(run)
         lines.append("an LR range test (lr_range_test): its loss is meant to rise as the LR grows, it is not "
                      "judged as a training run; " + (f"suggested LR {sweep.suggested:.3g}: {sweep.reason}"
                                                       if sweep is not None else "no suggestion in the file"))
@@ -90,6 +91,10 @@ def to_text(run, findings, covered) -> str:
         lines += [""] + text_lines(f, earlier=earlier)
     if covered.lines():
         lines += [""] + covered.lines()
+    frozen = sorted(frozen_param_names(run.meta, run.params) or ())
+    if frozen:   # left out of every rule on purpose: say so, or a frozen layer reads as checked
+        shown = ", ".join(frozen[:6]) + (f" and {len(frozen) - 6} more" if len(frozen) > 6 else "")
+        lines += ["", f"frozen at watch() (requires_grad=False), not judged: {shown}"]
     return "\n".join(lines)
 
 
