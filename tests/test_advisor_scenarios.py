@@ -166,7 +166,7 @@ def test_findings_name_layers_with_their_type(key, runs):
 @pytest.mark.parametrize("key", grid(PATHOLOGIES), ids=ids)
 def test_fixes_fit_the_model_and_never_repeat(key, runs):
     """Read as a user would: no advice about activations the model does not have, none twice."""
-    from trainspect.analysis.advisor.causes import FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY
+    from trainspect.analysis.advisor.causes import FIX_BOUNDED_TO_RELU, FIX_RELU_TO_LEAKY, RECURRENT_TYPES
     with open_run(runs.path(key.name, key.seed, key.threads)) as run:
         types = {m.type for m in run.modules}
     findings = findings_of(runs, key)
@@ -175,7 +175,11 @@ def test_fixes_fit_the_model_and_never_repeat(key, runs):
         assert len(ids) == len(set(ids)), (f.symptom, texts)
         assert sum(t.startswith("clip gradients") for t in texts) <= 1, (f.symptom, texts)
         if not types & {"Sigmoid", "Tanh"}:
-            assert FIX_BOUNDED_TO_RELU not in f.fixes and not any("Xavier" in x for x in texts), (f.symptom, texts)
+            assert FIX_BOUNDED_TO_RELU not in f.fixes, (f.symptom, texts)
+        if not types & ({"Sigmoid", "Tanh"} | RECURRENT_TYPES):   # nn.RNN/LSTM have tanh/sigmoid inside
+            assert not any("Xavier" in x for x in texts), (f.symptom, texts)
+        if types & RECURRENT_TYPES and not types & {"ReLU", "ReLU6", "RReLU"}:
+            assert not any("init for ReLU layers" in x for x in texts), (f.symptom, texts)
         if "dead_units" not in {g.symptom for g in findings}:
             assert FIX_RELU_TO_LEAKY not in f.fixes, (f.symptom, texts)
         if f.symptom != "nan_inf":
