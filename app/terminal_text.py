@@ -16,6 +16,15 @@ _BIDI = list(range(0x202A, 0x202F)) + list(range(0x2066, 0x206A)) + [0x200E, 0x2
 _VISIBLE = {c: f"\\x{c:02x}" for c in _CONTROLS} | {c: f"\\u{c:04x}" for c in _BIDI}
 
 
+_LINE_BREAKS = {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+
+
+def one_line(name: str) -> str:
+    """A name read from a run file as one line: its newlines, returns and tabs escaped too (a
+    metric named "y\nstatus: finished, no problems" forged a line of `trainspect info`)."""
+    return str(name).translate(_LINE_BREAKS)
+
+
 def visible(text: str) -> str:
     """``text`` with control and bidi-override characters written as escapes."""
     return text.translate(_VISIBLE)

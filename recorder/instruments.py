@@ -237,6 +237,10 @@ class Instruments:
         return (args[0] if args else kwargs.get("closure")) is not None
 
     def _opt_pre(self, optimizer, args, kwargs):
+        closure = self._has_closure(optimizer, args, kwargs)
+        if (self._forward_mode is None and not self._part_ran and not self._compiled_forward and not closure
+                and not self.scripted and not self._container and self.w.model.training):
+            self._forward_unseen()
         if self._compiled_forward:
             self._after_compiled_forward()
         if self._forward_mode == "eval":
@@ -247,7 +251,20 @@ class Instruments:
             self._check_model_called()
         if self._held is not None:
             self._release_held()
-        self.w.guard(self._before_step, optimizer, self._has_closure(optimizer, args, kwargs))
+        self.w.guard(self._before_step, optimizer, closure)
+
+    def _forward_unseen(self):
+        """A step with no forward of the watched model through its hooks since the last one: a
+        module that calls ``self.forward(x)`` in its own loop (pytorch/examples' forward-forward
+        layers), ``torch.func.functional_call``. Its step label is marked now, as the forward's
+        would have been (a loss logged after the step landed one step late), and the user hears
+        once that activations and inputs are not recorded."""
+        self.link.mark_forward()
+        if self.steps_done:   # the first step may come before any forward (a warm-up step)
+            self.link.warn_once("<watch>", f"optimizer.step() without a forward of the watched "
+                                           f"{type(self.w.model).__name__} through its hooks (self.forward(x) called "
+                                           "directly, or torch.func?): steps are labelled anyway; activation and "
+                                           "input statistics are not recorded; call the module (module(x))")
 
     def _check_model_called(self):
         """At a step, while the model itself has never been called: if its parts ran a training

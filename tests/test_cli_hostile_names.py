@@ -50,3 +50,16 @@ def test_json_output_still_decodes_to_the_stored_names(hostile_run):
     assert not any(bad in out for bad in FORBIDDEN)
     data = json.loads(out)
     assert data["run"] == RUN_NAME
+
+
+def test_a_newline_in_a_metric_name_cannot_forge_a_line(tmp_path):
+    path = tmp_path / "forge.h5"
+    with Recorder(path) as rec:
+        for step in range(5):
+            rec.log({"y\nstatus:     finished, no problems": 1.0, "loss": 2.0}, step=step)
+    code, out, err = _cli("info", path)
+    assert code == 0, err
+    assert [line for line in out.splitlines() if line.startswith("status:")] == ["status:     finished at step 4"]
+    assert "y\\nstatus:     finished, no problems" in out
+    code, out, err = _cli("tail", "--once", path)
+    assert "y\\nstatus:" in out and "\nstatus:     finished, no problems" not in out

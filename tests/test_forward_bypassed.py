@@ -76,3 +76,27 @@ def test_a_loop_that_calls_the_model_hears_nothing_and_keeps_no_part_hooks(tmp_p
     with open_run(tmp_path / "run.h5") as run:
         assert len(run.layer_stat("act_mean").steps) == 5
         assert run.scalar("loss").steps.tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_leaf_module_that_calls_its_own_forward_is_labelled_and_said(tmp_path, seed):
+    """pytorch/examples' forward-forward layers train themselves with self.forward(x): a watched
+    nn.Linear has no parts to see it by. The step is labelled at optimizer.step() instead."""
+    torch.manual_seed(seed)
+    layer = torch.nn.Linear(20, 10)
+    opt = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    x = torch.randn(64, 20)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(tmp_path / "run.h5") as rec:
+            rec.watch(layer, opt)
+            for _ in range(6):
+                loss = layer.forward(x).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log({"train/loss": loss.item()})
+    said = [str(w.message) for w in caught if "trainspect" in str(w.message)]
+    assert len(said) == 1 and "self.forward(x) called directly" in said[0]
+    with open_run(tmp_path / "run.h5") as run:
+        assert run.scalar("train/loss").steps.tolist() == run.scalar("sys/grad_norm").steps.tolist() == list(range(6))

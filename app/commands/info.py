@@ -35,6 +35,7 @@ def summary_lines(run):
     """The summary, line by line: a run with 1 M metrics prints without holding 1 M lines."""
     from trainspect.analysis.frozen import frozen_numel
 
+    from ..terminal_text import one_line
     from ..vocab import SYS_PREFIX, RunState, steps_text
 
     st = run.status()
@@ -44,7 +45,7 @@ def summary_lines(run):
     max_step = max(st.last_step, summary.max_step)
     end = st.heartbeat if st.state != RunState.LIVE else time.time()
     lines = [
-        f"run:        {run.name}  ({run.path})",
+        f"run:        {one_line(run.name)}  ({run.path})",
         f"status:     {st.describe()}",
         f"steps:      {steps_text(summary.min_step, max_step)}",
         f"duration:   {_duration(end - run.start_time)}",
@@ -75,6 +76,7 @@ def summary_lines(run):
     lines = []
     names, counts, last = summary.names, summary.counts.tolist(), summary.last.tolist()   # lists: 1 M lines fast
     bad = summary.first_nonfinite.tolist()
+    names = [one_line(n) for n in names]
     yield from (f"  {names[i]:<32} {counts[i]:>9} points  last {last[i]:.6g}"
                 + (f"  (NaN/Inf from step {bad[i]})" if bad[i] >= 0 else "") if counts[i] else
                 f"  {names[i]:<32} {0:>9} points  last -" for i in user)

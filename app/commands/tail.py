@@ -23,6 +23,7 @@ from trainspect.analysis.run import STALE_MIN_SECONDS
 
 from ..present import text_lines
 from ..restarts import Restart, file_identity, restart_of
+from ..terminal_text import one_line
 from ..vocab import SYS_GRAD_NORM, SYS_LR, RunState, is_sys, numbered_path, writer_holds
 
 MAX_USER_METRICS = 6
@@ -126,7 +127,7 @@ def _value_text(summary, name: str, label: str, step: int) -> str:
     if v is None:
         return ""
     own = _last_step(summary, name)
-    return f"{label} {fmt_value(v)}" + (f" (step {own})" if 0 <= own < step else "")
+    return f"{one_line(label)} {fmt_value(v)}" + (f" (step {own})" if 0 <= own < step else "")
 
 
 def _last_step(summary, name: str) -> int:
