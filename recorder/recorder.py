@@ -563,6 +563,11 @@ class Recorder:
             self._warn_once("<watch>", f"the model's layers could not be read ({type(exc).__name__}: {exc}); "
                                        "per-layer statistics are not recorded, log() keeps working")
             return
+        if not layout.param_tensors:
+            # pytorch/examples' forward-forward Net keeps its layers in a plain list: nothing to record
+            self._warn_once("<watch>", f"the watched {type(model).__name__} has no parameters (layers kept in a plain "
+                                       "Python list or dict instead of nn.ModuleList/ModuleDict?): no gradient, "
+                                       "weight or layer records; watch the module that holds them")
         if layout.n_snap_candidates > len(layout.snap_params):
             self._warn_once("<layout>", f"only the first {len(layout.snap_params)} of "
                                         f"{layout.n_snap_candidates} weight matrices get snapshots")

@@ -117,3 +117,37 @@ def test_diagnose_names_the_layers_frozen_on_purpose(tmp_path, capsys):
             rec.log({"train/loss": loss.item()})
     main(["diagnose", str(path)])
     assert "frozen at watch() (requires_grad=False), not judged: 2.bias, 2.weight" in capsys.readouterr().out
+
+
+def test_a_model_whose_layers_sit_in_a_plain_list_is_said_at_watch(tmp_path, capsys):
+    """pytorch/examples' forward-forward Net keeps its layers in a Python list: watch() took it
+    without a word, and info later said no optimizer step was recorded after 30 steps."""
+    import torch
+
+    from trainspect.analysis.advisor.coverage import coverage
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)]
+
+    net = Net()
+    opts = [torch.optim.SGD(layer.parameters(), lr=0.1) for layer in net.layers]
+    path = tmp_path / "plain_list.h5"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(path) as rec:
+            rec.watch(net)
+            for _ in range(5):
+                for layer, opt in zip(net.layers, opts):
+                    opt.zero_grad()
+                    loss = layer(torch.randn(8, 4)).pow(2).mean()
+                    loss.backward()
+                    opt.step()
+                    rec.log({"train/loss": loss.item()})
+    said = [str(w.message) for w in caught if "trainspect" in str(w.message)]
+    assert any("has no parameters (layers kept in a plain Python list" in m for m in said), said
+    assert main(["info", str(path)]) == 0
+    assert "instruments: none (the watched model has no parameters)" in capsys.readouterr().out
+    assert {g.how for g in coverage(path).gaps if g.instrument == "gradients"} == {
+        "the watched model has no parameters (layers in a plain list?): watch the module that holds them"}

@@ -147,6 +147,8 @@ def _why_watched_run_lacks(instrument: str, meta: dict, view: _View) -> str | No
     users, and those of a run closed before its first step."""
     if instrument in ("loss", "validation_loss") or not isinstance(meta.get("model"), dict):
         return None
+    if meta["model"].get("n_params") == 0:
+        return "the watched model has no parameters (layers in a plain list?): watch the module that holds them"
     if not view.stats and not view.snapshots:
         return "watch() was called, but no optimizer step was recorded: train at least a step"
     schedule = meta.get("schedule") if isinstance(meta.get("schedule"), dict) else {}

@@ -84,9 +84,11 @@ def summary_lines(run):
     if inst:
         lines.append("instruments: " + ", ".join(f"{g} ({n} records)" for g, n in inst.items()))
     else:
-        watched = isinstance((run.meta or {}).get("model"), dict)
-        lines.append("instruments: none (" + ("watch() was called; no optimizer step was recorded)" if watched
-                                              else "watch() was not called)"))
+        model = (run.meta or {}).get("model")
+        why = ("watch() was not called" if not isinstance(model, dict) else
+               "the watched model has no parameters" if model.get("n_params") == 0 else
+               "watch() was called; no optimizer step was recorded")
+        lines.append(f"instruments: none ({why})")
     if run.dropped_records:
         lines.append(f"warning:    the writer dropped {run.dropped_records} records (queue full)")
     if st.error:
