@@ -123,7 +123,6 @@ def test_a_model_whose_layers_sit_in_a_plain_list_is_said_at_watch(tmp_path, cap
     """pytorch/examples' forward-forward Net keeps its layers in a Python list: watch() took it
     without a word, and info later said no optimizer step was recorded after 30 steps."""
     import torch
-
     from trainspect.analysis.advisor.coverage import coverage
 
     class Net(torch.nn.Module):
