@@ -87,14 +87,14 @@ class Instruments:
         self.steps_done = 0            # optimizer steps the hooks saw (a GradScaler skip is not one)
         given = scaler is not None and optimizer is not None and scaler_enabled(scaler)
         self.w = Watched(link, model, optimizer, layout, ScalerWatch(scaler) if given else None)
-        self.handles, self._opt_handles, self._part_handles = [], [], []
+        self.handles, self._opt_handles = [], []
         try:
             self._install(model, optimizer, schedule)
         except BaseException:
             # Hooks already on the model would call into this half-made object at every
             # forward (a scripted block refused a hook): make them inert and take them off.
             self.w.hooks.pause()
-            for h in self.handles + self._opt_handles + self._part_handles:
+            for h in self.handles + self._opt_handles:
                 h.remove()
             if optimizer is not None:
                 unroute_scaler_steps(optimizer, self._scaler_step)
@@ -128,15 +128,10 @@ class Instruments:
         # A ModuleDict/ModuleList (a GAN's {"g": G, "d": D}) is never called itself: its parts'
         # forwards label log(step=None), and the first step says how to get activations.
         self._container = isinstance(model, _CONTAINERS) and optimizer is not None
-        # Any other model: until the first step shows the loop calls model(x), its parts'
-        # forwards are watched too; model.forward(x) runs them without the model's own hooks.
-        self._part_ran = False         # a part ran a training forward since the last step
-        for child in () if self.scripted or optimizer is None else model.children():
+        self._part_ran = False         # a part of a container ran a training forward since the last step
+        for child in model.children() if self._container else ():
             if not isinstance(child, torch.jit.ScriptModule):   # a scripted block takes no hooks
-                self._part_handles.append(child.register_forward_pre_hook(self.w.hooks.plain(self._part_forward)))
-        if self._container:
-            self.handles += self._part_handles
-            self._part_handles = []
+                self.handles.append(child.register_forward_pre_hook(self.w.hooks.plain(self._part_forward)))
         self._stepped = False          # the watched optimizer stepped since the last training forward
         self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)
         self._holds_ours = weakref.WeakKeyDictionary()   # optimizer -> does it hold the model's parameters
@@ -221,9 +216,9 @@ class Instruments:
     def remove(self) -> None:
         if self.optimizer_watched:
             unroute_scaler_steps(self.w.optimizer, self._scaler_step)
-        for h in self.handles + self._opt_handles + self._part_handles:
+        for h in self.handles + self._opt_handles:
             h.remove()
-        self.handles, self._opt_handles, self._part_handles = [], [], []
+        self.handles, self._opt_handles = [], []
         for r in self.records:
             r.remove()
         self._capturing = None
@@ -247,34 +242,24 @@ class Instruments:
             self._stepped_in_eval_mode()
         if self._container:
             self._container_unmarked()
-        if self._part_handles:
-            self._check_model_called()
         if self._held is not None:
             self._release_held()
         self.w.guard(self._before_step, optimizer, closure)
 
     def _forward_unseen(self):
-        """A step with no forward of the watched model through its hooks since the last one: a
-        module that calls ``self.forward(x)`` in its own loop (pytorch/examples' forward-forward
-        layers), ``torch.func.functional_call``. Its step label is marked now, as the forward's
-        would have been (a loss logged after the step landed one step late), and the user hears
-        once that activations and inputs are not recorded."""
+        """A step with no forward of the watched model through its hooks since the last one:
+        ``model.forward(x)`` instead of ``model(x)``, a module that calls ``self.forward(x)`` in
+        its own loop (pytorch/examples' forward-forward layers), ``torch.func.functional_call``.
+        Its step label is marked now, as the forward's would have been (a loss logged after the
+        step landed one step late), and the user hears once that activations and inputs are not
+        recorded."""
         self.link.mark_forward()
         if self.steps_done:   # the first step may come before any forward (a warm-up step)
             self.link.warn_once("<watch>", f"optimizer.step() without a forward of the watched "
-                                           f"{type(self.w.model).__name__} through its hooks (self.forward(x) called "
-                                           "directly, or torch.func?): steps are labelled anyway; activation and "
-                                           "input statistics are not recorded; call the module (module(x))")
-
-    def _check_model_called(self):
-        """At a step, while the model itself has never been called: if its parts ran a training
-        forward (model.forward(x)), they marked the step label, and the user hears once what is
-        lost. A call of the model removes the part hooks (``_root_pre``)."""
-        if self._part_ran and self._forward_mode is None:
-            self.link.warn_once("<watch>", f"the watched {type(self.w.model).__name__}'s parts ran but the model itself "
-                                           "was not called (model.forward(x) instead of model(x)?): forward hooks do "
-                                           "not run that way, so activation and input statistics are not recorded; "
-                                           "call model(x)")
+                                           f"{type(self.w.model).__name__} through its hooks (model.forward(x) "
+                                           "instead of model(x)? self.forward(x) called directly, or torch.func?): "
+                                           "steps are labelled anyway; activation and input statistics are not "
+                                           "recorded; call the module (module(x))")
 
     def _after_compiled_forward(self):
         """This iteration's forward ran in code compiled after watch(): its step label is
@@ -447,14 +432,8 @@ class Instruments:
         else:
             self._root_pre(self.w.model, args, kwargs)
 
-    def _drop_part_hooks(self):
-        for h in self._part_handles:
-            h.remove()
-        self._part_handles = []
-
     def _part_forward(self, module, args):
-        """A part of a watched container ran a training forward (see ``_container``), or a part
-        of another model before its first step (see ``_check_model_called``)."""
+        """A part of a watched container ran a training forward (see ``_container``)."""
         if module.training and torch.is_grad_enabled() and not _compiling() and self._forward_mode != "train":
             self._part_ran = True
             self.link.mark_forward()
@@ -485,8 +464,6 @@ class Instruments:
             # starts no iteration: it labelled that iteration's log(step=None) one step late.
             self._forward_mode = "train"
             self.link.mark_forward()
-            if self._part_handles:   # the loop calls model(x): no need to watch its parts
-                self._drop_part_hooks()
             if self._stepping and not _inside_optimizer_step():
                 self._stepping = 0     # a step raised (CUDA OOM, caught by the script): no post hook ran
             if self.w.enabled and not self._stepping:   # not a closure's forward inside a step
@@ -500,9 +477,8 @@ class Instruments:
             # its batch took the next step's input and activation statistics.
             return
         step = self.link.step
-        fresh = self._grads_fresh()
-        if self._fwd_step == step:
-            if self._held is None or not fresh:
+        if self._fwd_step == step:   # the step's forward was captured: only a held capture is replaced
+            if self._held is None or not self._grads_fresh():
                 return
             self._held = None   # the step's own training forward: it replaces the held capture
         elif self._held is not None:
@@ -512,7 +488,7 @@ class Instruments:
             return
         self._fwd_step = step
         self._capturing = due
-        if not fresh:
+        if not self._grads_fresh():
             self._held = self.link.held = []
         for r in due:
             self.w.guard(r.forward_start, step, args, kwargs)

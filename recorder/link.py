@@ -48,22 +48,18 @@ class RecorderLink:
         """Queue a device tensor for the next batched device->host copy; ``record.unpack``
         turns its values into rows on the writer thread."""
         if self.held is not None:
-            self.held.append((tensor, record, step, wall, arg, wide))
+            self.held.append((self.stage, (tensor, record, step, wall, arg, wide)))
             return
         self._rec.staging.add(tensor, record, step, wall, arg, wide)
 
     def host_value_or_hold(self, step, tag, value, wall) -> None:
         """``host_value``, or held with a capture's records (see ``held``)."""
         if self.held is not None:
-            self.held.append((step, tag, value, wall))
+            self.held.append((self.host_value, (step, tag, value, wall)))
             return
-        self._rec._host_value(step, tag, value, wall)
+        self.host_value(step, tag, value, wall)
 
     def release(self, held) -> None:
-        """Queue what a capture held back (entries collected in ``self.held``)."""
-        rec = self._rec
-        for entry in held:
-            if len(entry) == 4:
-                rec._host_value(*entry)
-            else:
-                rec.staging.add(*entry)
+        """Queue what a capture held back: each entry is the call it would have made."""
+        for queue, args in held:
+            queue(*args)

@@ -1,8 +1,8 @@
 """watch() whose instruments fail half-way leaves no hook behind.
 
-A model holding a TorchScript block refused the hook watch() puts on its parts; the hooks
-already on the model then called into the half-made instruments at every forward
-(AttributeError in the user's training loop). A failure now takes every hook off again:
+A module that refused one of watch()'s hooks (a TorchScript block did) left the hooks already
+installed calling into the half-made instruments at every forward (AttributeError in the
+user's training loop). A failure now takes every hook off again:
 one warning, and the training runs as without the recorder.
 """
 from __future__ import annotations
@@ -14,15 +14,17 @@ import torch
 from trainspect.recorder import Recorder
 
 
-class Refuses(torch.nn.Linear):
-    def register_forward_pre_hook(self, *args, **kwargs):
+class Refuses(torch.nn.Sequential):
+    """Takes the forward pre-hook, refuses the forward hook: the install fails half-way."""
+
+    def register_forward_hook(self, *args, **kwargs):
         raise RuntimeError("this module takes no hooks")
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_failed_install_leaves_the_model_as_it_was(tmp_path, seed):
     torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), Refuses(8, 1))
+    model = Refuses(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     rec = Recorder(tmp_path / "run.h5")
     with warnings.catch_warnings(record=True) as caught:
