@@ -112,30 +112,24 @@ def fmt_value(v: float) -> str:
 
 
 def latest(summary, name: str):
-    """Last value of metric ``name`` in a Run.scalar_summary(), or None."""
+    """``(last value, its step)`` of metric ``name`` in a Run.scalar_summary(), or None."""
     try:
         i = summary.names.index(name)
     except ValueError:
         return None
-    return float(summary.last[i]) if summary.counts[i] else None
+    if not summary.counts[i]:
+        return None
+    return float(summary.last[i]), int(summary.last_steps[i]) if summary.last_steps is not None else -1
 
 
 def _value_text(summary, name: str, label: str, step: int) -> str:
     """``label value``, with the value's own step where it is not the line's: the gradient
     norm of step 118 on the line of step 120 read as step 120's ("" when none yet)."""
-    v = latest(summary, name)
-    if v is None:
+    got = latest(summary, name)
+    if got is None:
         return ""
-    own = _last_step(summary, name)
+    v, own = got
     return f"{one_line(label)} {fmt_value(v)}" + (f" (step {own})" if 0 <= own < step else "")
-
-
-def _last_step(summary, name: str) -> int:
-    steps = getattr(summary, "last_steps", None)
-    try:
-        return int(steps[summary.names.index(name)]) if steps is not None else -1
-    except (ValueError, IndexError):
-        return -1
 
 
 def snapshot_line(run, status, summary) -> str:
