@@ -52,3 +52,9 @@ def steps_text(first: int, last: int) -> str:
     """``"120"``, or ``"30 (steps 1–30)"`` where the run's steps do not start at 0."""
     n = step_count(first, last)
     return f"{n} (steps {first}–{last})" if first > 0 and last >= 0 else str(n)
+
+
+def name_list(names, most: int = 3) -> str:
+    """``"a, b, c and 4 more"``: sorted names, the first ``most`` of them."""
+    names = sorted(names)
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")

@@ -16,6 +16,7 @@ from trainspect.analysis.lr_range import is_sweep, read_sweep
 from trainspect.analysis.vocab import RunState
 
 from ..present import earlier_fixes, text_lines
+from ..vocab import name_list
 
 
 def add_arguments(parser) -> None:
@@ -91,10 +92,9 @@ def to_text(run, findings, covered) -> str:
         lines += [""] + text_lines(f, earlier=earlier)
     if covered.lines():
         lines += [""] + covered.lines()
-    frozen = sorted(frozen_param_names(run.meta, run.params) or ())
+    frozen = frozen_param_names(run.meta, run.params)
     if frozen:   # left out of every rule on purpose: say so, or a frozen layer reads as checked
-        shown = ", ".join(frozen[:6]) + (f" and {len(frozen) - 6} more" if len(frozen) > 6 else "")
-        lines += ["", f"frozen at watch() (requires_grad=False), not judged: {shown}"]
+        lines += ["", f"frozen at watch() (requires_grad=False), not judged: {name_list(frozen, 6)}"]
     return "\n".join(lines)
 
 

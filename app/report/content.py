@@ -21,7 +21,7 @@ from trainspect.analysis.optimizer_settings import optimizer_settings
 from ..lod import RowPooler
 from ..short_names import short_labels
 from ..vocab import (ACTS, LAYER_STAT_SPECS, LAYER_STATS, SNAPS, SYS_GRAD_NORM, SYS_LR, RunState, is_sys, lr_groups,
-                     stat_label, step_count, steps_text)
+                     name_list, stat_label, step_count, steps_text)
 
 from . import svgplot
 from .svgplot import PALETTE, Line, PlotSpec
@@ -310,7 +310,7 @@ def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
     svg = svgplot.heatmap(pooled, x, labels, title=title, vrange=vrange, log=log)
     return Figure(title, svg, f"layer statistic {stat}; columns keep the maximum of the records they cover"
                   + (f"; {hidden} frozen parameters (requires_grad=False) not shown" if hidden else "")
-                  + (f"; not shown, never called as modules (no activations to record): {_names(uncalled)}"
+                  + (f"; not shown, never called as modules (no activations to record): {name_list(uncalled)}"
                      if uncalled else ""))
 
 
@@ -324,11 +324,6 @@ def _never_called(run, pooled, layers) -> set:
         return set()
     nonpos = pooled_layer_stat(run, "act_frac_nonpos", svgplot.MAX_HEATMAP_COLUMNS)[0]
     return {layers[j] for j in candidates if j < nonpos.shape[1] and np.isnan(nonpos[:, j]).all()}
-
-
-def _names(names, most: int = 3) -> str:
-    names = sorted(names)
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _on_curve(markers, x, y) -> list:
