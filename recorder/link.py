@@ -19,7 +19,7 @@ class RecorderLink:
         self.failed = rec._instrument_failed  # (exc): switch the instruments off, warn once
         self.warn_once = rec._warn_once      # (key, message)
         self.device_path = rec._device_path  # tests: take the GPU code path for CPU tensors
-        self.held = None   # a list while a capture's records wait for the step (Instruments._hold)
+        self.held = None   # a list while a capture's records wait for the step (Instruments._held)
 
     @property
     def step(self) -> int:
