@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import weakref
 
 # What a pickled hook loads back as: ``sys.audit(event, *args)`` takes any arguments, returns
 # None and does nothing unless an audit hook is installed. Only the standard library is named,
@@ -36,6 +37,54 @@ class RecorderHook:
 
     def __reduce__(self):
         return _INERT
+
+
+# The hook tables of a module, and the tables keyed by the same hook ids (flags of the hooks).
+_HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+_HOOK_FLAGS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called", "_forward_pre_hooks_with_kwargs")
+
+
+def _state_without_hooks(module) -> dict:
+    """The module's pickled state (its class's ``__getstate__``) without the recorder's hooks."""
+    state = type(module).__getstate__(module)
+    if not isinstance(state, dict):
+        return state
+    state = dict(state)
+    state.pop("__getstate__", None)
+    ours = set()
+    for name in _HOOK_TABLES:
+        table = state.get(name)
+        if isinstance(table, dict) and any(isinstance(h, RecorderHook) for h in table.values()):
+            ours.update(k for k, h in table.items() if isinstance(h, RecorderHook))
+            state[name] = type(table)((k, h) for k, h in table.items() if not isinstance(h, RecorderHook))
+    for name in _HOOK_FLAGS if ours else ():
+        table = state.get(name)
+        if isinstance(table, dict):
+            state[name] = type(table)((k, v) for k, v in table.items() if k not in ours)
+    return state
+
+
+def leave_out_of_copies(module) -> None:
+    """``torch.save(model)``, ``copy.deepcopy`` and pickle leave the recorder's hooks out of
+    ``module``'s copies: they hold the model as if it had never been watched.
+
+    An inert hook in the copy was not enough: since torch 2.6 ``torch.load`` reads whole-model
+    checkpoints with ``weights_only=True`` (pytorch/examples' word_language_model loads its
+    best model so, with ``safe_globals`` for its own classes), and no callable of its
+    allow-list does nothing, so the load failed on the hook. Pickle asks the object itself for
+    ``__getstate__`` (an instance attribute wins over nn.Module's), so the module keeps its class."""
+    if "__getstate__" in getattr(module, "__dict__", {}):
+        return
+    ref = weakref.ref(module)
+
+    def __getstate__():
+        m = ref()
+        return _state_without_hooks(m) if m is not None else {}
+
+    try:
+        object.__setattr__(module, "__getstate__", __getstate__)
+    except (AttributeError, TypeError):   # a module type that takes no attributes: its copies keep inert hooks
+        pass
 
 
 def _compiling() -> bool:

@@ -19,6 +19,7 @@ import torch
 from . import format as fmt
 from .amp import ScalerWatch, route_scaler_steps, scaler_enabled, unroute_scaler_steps
 from .records.base import Record, Watched
+from .hooks import leave_out_of_copies
 from .records.registry import RECORDS
 
 
@@ -123,6 +124,7 @@ class Instruments:
         # A TorchScript model takes no forward hooks: no activation or input statistics, the rest is recorded.
         self.scripted = isinstance(model, torch.jit.ScriptModule)
         if not self.scripted:
+            leave_out_of_copies(model)
             self.handles.append(model.register_forward_pre_hook(self.w.hooks.plain(self._root_pre), with_kwargs=True))
             self.handles.append(model.register_forward_hook(self.w.hooks.plain(self._root_post), always_call=True))
         # A ModuleDict/ModuleList (a GAN's {"g": G, "d": D}) is never called itself: its parts'
@@ -131,6 +133,7 @@ class Instruments:
         self._part_ran = False         # a part of a container ran a training forward since the last step
         for child in model.children() if self._container else ():
             if not isinstance(child, torch.jit.ScriptModule):   # a scripted block takes no hooks
+                leave_out_of_copies(child)
                 self.handles.append(child.register_forward_pre_hook(self.w.hooks.plain(self._part_forward)))
         self._stepped = False          # the watched optimizer stepped since the last training forward
         self._stepping = 0             # optimizer steps under way (a closure's forwards run inside one)

@@ -618,7 +618,7 @@ class Recorder:
         activation statistics are not recorded)."""
         import torch
 
-        from .hooks import RecorderHook
+        from .hooks import RecorderHook, leave_out_of_copies
 
         def first_forward(module, inputs, output):
             handle, self._waiting_watch = self._waiting_watch, None
@@ -629,6 +629,7 @@ class Recorder:
             if self._instruments is not None and module.training and torch.is_grad_enabled():
                 self._instruments.link.mark_forward()
 
+        leave_out_of_copies(model)
         self._waiting_watch = model.register_forward_hook(RecorderHook(first_forward))
 
     # ------------------------------------------------------------ log

@@ -134,3 +134,41 @@ def test_a_checkpoint_saved_during_a_run_loads_where_trainspect_is_not_installed
     assert out.returncode == 0, out.stderr
     said, value = out.stdout.split()
     assert said == "ran" and abs(float(value) - expected) < 1e-5
+
+
+def _own_hook(module, args, kwargs, output):
+    return output * 2
+
+
+@pytest.mark.parametrize("device_path", [False, True], ids=["cpu-path", "device-path"])
+def test_a_watched_model_checkpoint_loads_with_weights_only(tmp_path, device_path):
+    """torch.load's default since torch 2.6 (weights_only=True, the model's classes allowed with
+    safe_globals, as pytorch/examples' word_language_model loads its best model) failed on the
+    recorder's hooks: "Unsupported global: functools.partial". The copies carry no hook of the
+    recorder; the user's own hooks (and their flags) are kept."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    model[2].register_forward_hook(_own_hook, with_kwargs=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(16, 4)
+    with Recorder(tmp_path / "r.h5", _device_path=device_path) as rec:
+        rec.watch(model, opt)
+        for _ in range(3):
+            loss = model(x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss})
+        blob = io.BytesIO()
+        torch.save(model, blob)
+        clone = copy.deepcopy(model)
+    blob.seek(0)
+    with torch.serialization.safe_globals([nn.Sequential, nn.Linear, nn.ReLU, _own_hook]):
+        loaded = torch.load(blob)
+    for copied in (loaded, clone):
+        assert torch.equal(copied(x), model(x))                       # the user's hook (x2) still applies
+        for m in copied.modules():
+            assert "__getstate__" not in m.__dict__
+            hooks = [*m._forward_hooks.values(), *m._forward_pre_hooks.values()]
+            assert all(h is _own_hook for h in hooks), hooks
+        assert list(copied[2]._forward_hooks_with_kwargs) == list(copied[2]._forward_hooks)

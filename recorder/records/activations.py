@@ -12,7 +12,7 @@ import torch
 
 from .. import format as fmt
 from ..device_stats import RAW_NAN, activation_raw, activation_rows, output_tensor
-from ..hooks import RecorderHook
+from ..hooks import RecorderHook, leave_out_of_copies
 from ..host_stats import activation_row
 from ..layout import output_bounds
 from .base import Record
@@ -40,6 +40,7 @@ class Activations(Record):
             return   # see Watched.compiled: no leaf hooks on a torch.compile'd model
         for i, m in enumerate(self.leaves):
             if i != self.root:
+                leave_out_of_copies(m)
                 self._handles.append(m.register_forward_hook(RecorderHook(self._leaf_hook(i))))
 
     def _leaf_hook(self, i):
