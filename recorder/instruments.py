@@ -475,6 +475,8 @@ class Instruments:
                 self._stepped = False
                 for r in self._training_forward:   # each forward: the spec guards its own work
                     r.training_forward()
+        elif not self.optimizer_watched and torch.is_grad_enabled():
+            self.link.forward_without_optimizer()
         if not self.w.enabled or not module.training or self._capturing is not None or not torch.is_grad_enabled():
             # A no_grad forward in train mode (a test loss after the step) is not what trains:
             # its batch took the next step's input and activation statistics.

@@ -31,6 +31,14 @@ class RecorderLink:
         rec = self._rec
         rec._forward_step = rec._step
 
+    def forward_without_optimizer(self) -> None:
+        """A training-mode forward of a model watched without an optimizer: the first one after
+        a log() begins the next step (see Recorder._logged_without_optimizer)."""
+        rec = self._rec
+        rec._forwards_count = True
+        if rec._next_step is not None:
+            rec._step, rec._next_step = rec._next_step, None
+
     def forward_in_compiled_code(self) -> None:
         """A training forward ran inside torch.compile'd code (a model compiled after watch()).
         Dynamo replays this constant store after each call of the compiled code, where reading

@@ -393,6 +393,10 @@ class Recorder:
         self._step = 0                  # see metadata.STEP_CONVENTION
         self._high_step = -1            # the largest step given to log() in this session
         self._forward_step = None       # optimizer step of the latest training-mode forward
+        # Without an optimizer: once the watched model's training forwards are seen, the step
+        # advances at the first one after a log() (to _next_step), not at every log() call
+        self._forwards_count = False
+        self._next_step = None          # the step after the last log()'s, until a training forward
         self._optimizer = None
         self._instruments = None
         self._waiting_watch = None      # hook handle: watch() waits for a lazy model's first forward
@@ -459,6 +463,7 @@ class Recorder:
         if s is not None:
             self._step = s
             self._forward_step = None
+            self._next_step = None
             self._step_set = True
             if self._optimizer is None:   # before watch(): which starts the step count here, not at 0
                 self._resume_step = s
@@ -691,14 +696,25 @@ class Recorder:
                 if self._writer.idle:
                     self._writer.notify()
             if self._optimizer is None:
-                if self._instruments is not None:
-                    self._instruments.on_log(s, time.time())
-                self._step = s + 1
-                self._maybe_transfer(time.perf_counter())
+                self._logged_without_optimizer(s)
             elif self.staging.count > 64 * self.transfer_every:
                 self._transfer()
         except Exception as exc:  # noqa: BLE001 - hostile input must not end the training (issue 11)
             self._log_failed("log", exc)
+
+    def _logged_without_optimizer(self, s: int) -> None:
+        """A log() at step ``s`` with no optimizer watched. The next step begins at the watched
+        model's next training forward: a validation loss logged after an eval pass stays on the
+        last training step (it took a step of its own, which repeated that step's gradients)."""
+        if self._forwards_count and self._instruments is not None:
+            if self._next_step is None:      # the first log() of the iteration: its gradients
+                self._instruments.on_log(s, time.time())
+            self._next_step = s + 1
+        else:   # no model, or its forwards not seen through the hooks: one step per log() call
+            if self._instruments is not None:
+                self._instruments.on_log(s, time.time())
+            self._step = s + 1
+        self._maybe_transfer(time.perf_counter())
 
     def log_many(self, metrics, steps=None) -> None:
         """Record whole arrays at once: ``{name: values}`` with ``values[i]`` at ``steps[i]``.
