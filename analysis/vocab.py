@@ -89,6 +89,25 @@ def adversarial_losses(names) -> list[str]:
     return [n for n in names if not n.startswith(fmt.SYS_PREFIX) and is_adversarial_loss(n)]
 
 
+# A reinforcement-learning run logs its rewards or returns (episode_reward, running_reward,
+# rollout/ep_rew_mean, eval/return): its losses (a policy-gradient surrogate, a value loss that
+# grows with the returns) follow the episodes, not a minimum. Read as a training loss, a healthy
+# actor-critic run whose reward climbed to 275 was "diverged: reduce the LR 10x".
+_REWARD_WORDS = {"reward", "rewards", "return", "returns", "rew"}
+
+
+def reward_metrics(names) -> list[str]:
+    return [n for n in names if not n.startswith(fmt.SYS_PREFIX) and _REWARD_WORDS & set(_name_words(n))]
+
+
+def unjudged_rl_losses(names, declared: dict | None = None) -> list[str]:
+    """The reward metrics of a reinforcement-learning run whose losses are therefore not judged
+    as loss curves ([] otherwise, or when a training loss was named: ``roles={'train': ...}``)."""
+    if isinstance(declared, dict) and declared.get("train"):
+        return []
+    return reward_metrics(names)
+
+
 def loss_roles(names, declared: dict | None = None) -> dict[str, str]:
     """Which metric is the training loss and which the validation loss: {"train": ..., "val": ...}.
 

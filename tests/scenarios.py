@@ -619,6 +619,31 @@ def missing_zero_grad(rec, seed):
     train(rec, model, torch.optim.SGD(model.parameters(), lr=0.002), zero_grad=False, steps=200, seed=seed)
 
 
+def clip_far_below_gradients(rec, seed):
+    import torch
+    torch.manual_seed(66 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # clip_grad_norm_ at 1e-4: every step's gradient (norm ~0.5) is scaled down ~5000x
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), clip=1e-4, steps=250, seed=seed)
+
+
+def adam_weight_decay_one(rec, seed):
+    import torch
+    torch.manual_seed(67 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # Adam's L2 weight_decay at 1.0: the weights are pulled to ~0 within a few hundred steps
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1.0), steps=300, seed=seed)
+
+
+def softmax_before_cross_entropy(rec, seed):
+    import torch
+    torch.manual_seed(68 + 1000 * seed)
+    # nn.Softmax on the output, then cross_entropy (which applies log_softmax again): probabilities
+    # taken for logits, the loss cannot go below ~1.46 however well the model classifies
+    model = mlp([64, 128, 64, 10], out_act=torch.nn.Softmax(dim=1))
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=600, seed=seed)
+
+
 def iris_raw_features(rec, seed):
     import torch
     torch.manual_seed(65 + 1000 * seed)
@@ -739,6 +764,13 @@ SCENARIOS = {s.name: s for s in [
              "optimizer.zero_grad() forgotten: gradients accumulate, their norm grows with the step"),
     Scenario("iris_raw_features", iris_raw_features, "unnormalized_inputs", ("input_scaling",),
              "iris features in cm as they come (0.1..7.9, mean 3.5)"),
+    # wrong advice seen on practitioners' bugs (sweep of 2026-12-06)
+    Scenario("clip_far_below_gradients", clip_far_below_gradients, "no_progress", ("clipping_too_tight",),
+             "clip_grad_norm_ at 1e-4 against gradient norms ~0.5: every update scaled down ~5000x"),
+    Scenario("adam_weight_decay_one", adam_weight_decay_one, "no_progress", ("weight_decay_too_strong",),
+             "Adam with weight_decay=1.0: the weights decay to ~0"),
+    Scenario("softmax_before_cross_entropy", softmax_before_cross_entropy, "early_plateau", ("activation_choice",),
+             "nn.Softmax on the output before cross_entropy: the loss stalls near 1.5"),
 ]}
 
 

@@ -67,9 +67,17 @@ def _lr_fixes(fixes, finding, ctx):
 
 
 def _lr_low_fixes(fixes, finding, ctx):
-    # a constant LR: no schedule to check
-    return _lr_fixes([f for f in fixes if not (f.id == "check_lr_schedule" and ctx.lr_drop is not None
-                                               and ctx.lr_drop < 2)], finding, ctx)
+    # a constant LR: no schedule to check; an LR the schedule cut 100x or more: the schedule first
+    # (a StepLR stepped per batch instead of per epoch is fixed there, not by a 10x higher start)
+    drop = ctx.lr_drop
+    kept = [f for f in fixes if not (f.id == "check_lr_schedule" and drop is not None and drop < 2)]
+    if drop is not None and drop >= 100:
+        kept = [Fix("check_lr_schedule", f"check the LR schedule: it cut the LR {drop:.3g}x, to "
+                                         f"{ctx.lr_values[-1]:.3g} (a scheduler stepped every batch where it "
+                                         "expects epochs? a step size or milestones too small?)")
+                if f.id == "check_lr_schedule" else f for f in kept]
+        kept.sort(key=lambda f: f.id != "check_lr_schedule")
+    return _lr_fixes(kept, finding, ctx)
 
 
 def _regularization_fixes(fixes, finding, ctx):
@@ -96,9 +104,40 @@ def _activation_fixes(fixes, finding, ctx):
         out.append(FIX_BOUNDED_TO_RELU)
     if ctx.has_relu and (finding.symptom == "dead_units" or "dead_units" in ctx.found):
         out.append(FIX_RELU_TO_LEAKY)
-    if finding.facts.get("output_activation"):
-        out.insert(0, Fix("output_activation", f"remove the {finding.facts['output_activation']} on the output: "
-                                               "the loss expects raw scores (logits)"))
+    act = finding.facts.get("output_activation") or (
+        ctx.output_activation if ctx.output_activation in SQUASHING_OUTPUTS and finding.symptom in STALLED else "")
+    if act:
+        out.insert(0, Fix("output_activation", f"remove the {act} on the output: the loss expects raw scores "
+                                               "(logits); cross_entropy applies log_softmax itself"
+                                               if act in ("Softmax", "Softmin") else
+                                               f"remove the {act} on the output: the loss expects raw scores"))
+    return out
+
+
+# An output module that squashes or clips the scores a loss expects raw (training_stalled names it)
+SQUASHING_OUTPUTS = ("Softmax", "Softmin", "ReLU", "ReLU6")
+STALLED = {"no_progress", "early_plateau", "slow_convergence"}
+
+
+def _clip_fixes(fixes, finding, ctx):
+    c = ctx.clipping
+    if not c:
+        return list(fixes)
+    return [Fix("raise_clip_norm", f"raise clip_grad_norm_'s max_norm: it cut the gradient norm from a median "
+                                   f"{c['pre']:.3g} to {c['post']:.3g} at {100 * c['share']:.0f} % of the steps; "
+                                   "clip only the outliers (max_norm 1.0, or a few times the usual norm)"),
+            *fixes[1:]]
+
+
+def _decay_fixes(fixes, finding, ctx):
+    w = ctx.weight_shrink
+    adam = ctx.optimizer in ("Adam", "Adamax", "NAdam", "RAdam")
+    out = []
+    for f in fixes:
+        if f.id == "lower_weight_decay" and w:
+            f = Fix(f.id, f"lower the weight decay (now {w['decay']:g}): 1e-4 to 0.1 is usual")
+        if f.id != "decoupled_decay" or adam:
+            out.append(f)
     return out
 
 
@@ -159,6 +198,17 @@ CAUSE_CATALOGUE = {
         (Fix("bigger_model", "make the model wider/deeper (look for a too-narrow bottleneck layer)"),
          Fix("train_longer", "train longer")),
         "re-run with a 2x wider model: the loss should drop below the plateau"),
+    "clipping_too_tight": CauseSpec(
+        "gradient clipping scales nearly every update far down: a max_norm far below the gradients' usual norm "
+        "works as a much smaller LR",
+        (Fix("raise_clip_norm", "raise clip_grad_norm_'s max_norm to clip only the outliers (e.g. 1.0)"),),
+        "re-run with max_norm 1.0: the loss should fall at once", _clip_fixes),
+    "weight_decay_too_strong": CauseSpec(
+        "weight decay pulls the weights to 0 faster than the gradients move them",
+        (Fix("lower_weight_decay", "lower the weight decay (1e-4 to 0.1 is usual)"),
+         Fix("decoupled_decay", "use AdamW (decoupled weight decay) instead of Adam's weight_decay: Adam's L2 term "
+                                "is scaled by the gradient statistics")),
+        "re-run with a 100x smaller weight decay: the weight norms should stop shrinking", _decay_fixes),
     "optimizer_setup": CauseSpec(
         "the optimizer may not see all parameters, or its settings stop updates",
         (Fix("check_param_list", "check the optimizer's parameter list (model.parameters() after every layer is "
@@ -362,6 +412,7 @@ def fixes_for(finding: Finding, spec, ctx: Context) -> list[Fix]:
         if fix.id not in seen:
             seen.add(fix.id)
             out.append(fix)
+    out.sort(key=lambda f: f.id != "output_activation")   # a wiring mistake of this model: undo it first
     return out
 
 
@@ -374,11 +425,43 @@ def attach(finding: Finding, ctx: Context, spec=None) -> Finding:
     finding.fixes = fixes_for(finding, spec, ctx)
     if finding.causes:
         finding.confirm = CAUSE_CATALOGUE[finding.causes[0].id].confirm.format(what=spec.word)
+        lead = finding.fixes[0].id if finding.fixes else ""
+        if lead in FIRST_FIX_CONFIRMS:     # a specific first fix: the experiment is that fix
+            finding.confirm = FIRST_FIX_CONFIRMS[lead](finding, ctx).format(what=spec.word)
     return finding
+
+
+# The experiment that confirms a diagnosis whose first fix is specific to this run.
+FIRST_FIX_CONFIRMS = {
+    "check_lr_schedule": lambda f, ctx: "plot sys/lr against the step, fix the schedule and re-run: the {what} "
+                                        "should not appear",
+    "output_activation": lambda f, ctx: "remove the output activation and re-run: the {what} should go away",
+    "zero_grad": lambda f, ctx: "call optimizer.zero_grad() before each backward() and re-run: the gradient norm "
+                                "should stop growing with the step",
+}
+
+
+def updates_held_back(s: Scores, ctx: Context) -> None:
+    """Settings that keep the updates from moving the weights: clipping far below the gradients'
+    norm, weight decay that shrank the weights to nothing. They make the update/weight ratio look
+    like an LR too low; raising the LR is not the fix."""
+    c, w = ctx.clipping, ctx.weight_shrink
+    if c:
+        s.boost("clipping_too_tight", 0.95, f"clipping cut the gradient norm from a median {c['pre']:.3g} to "
+                                            f"{c['post']:.3g} ({c['pre'] / max(c['post'], 1e-30):.3g}x) at "
+                                            f"{100 * c['share']:.0f} % of the steps")
+    if w:
+        s.boost("weight_decay_too_strong", 0.9, f"the weight matrices' norms fell to {w['shrink']:.2g}x their "
+                                                f"initial size with weight decay {w['decay']:g}")
+        s.damp("bad_init", 0.3)
+        s.damp("lr_too_high", 0.5)    # a large update/weight ratio of weights decayed to ~0 is the decay's doing
+    if c or w:
+        s.damp("lr_too_low", 0.3)
 
 
 def training_stalled(s: Scores, ctx: Context) -> None:
     """A loss that stopped moving: what the other findings say about why."""
+    updates_held_back(s, ctx)
     weights_symmetric(s, ctx)
     frozen = ctx.facts("frozen_layers")
     if frozen.get("zero_grad") and "symmetric_weights" in ctx.found:
@@ -400,7 +483,7 @@ def training_stalled(s: Scores, ctx: Context) -> None:
         s.boost("bad_init" if start else "activation_choice", 0.75,
                 "sigmoid/tanh units are saturated" + (" from the first record" if start else "")
                 + ", so almost no gradient flows")
-    if ctx.output_activation in ("Softmax", "Softmin", "ReLU", "ReLU6"):
+    if ctx.output_activation in SQUASHING_OUTPUTS:
         s.boost("activation_choice", 0.85, f"the model's output goes through a {ctx.output_activation}: the loss "
                                            "gets squashed or clipped scores instead of logits")
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MAX, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_LR
+from trainspect.recorder.format import (SYS_GRAD_NORM, SYS_GRAD_NORM_POST_CLIP, SYS_INPUT_MAX, SYS_INPUT_MEAN,
+                                        SYS_INPUT_STD, SYS_LR)
 
 from ..frozen import frozen_param_names, unoptimized_param_names
 from ..labels import LayerLabels
@@ -28,6 +29,12 @@ RATIO_HIGH = 1e-2     # median over weight matrices above this: evidence for lr_
 RATIO_LOW = 3e-5      # even the most-updated weight matrix below this: evidence for lr_too_low
 MIN_LOSS_POINTS = 20  # fewer training-loss points: the loss rules say nothing
 STATIC_WEIGHTS = 0.01  # weights that moved less than 1 % in all did not learn (suite: LR 1e-5/1e-6 runs <= 0.3 %)
+# Clipping that scales most steps' gradients below a tenth is a tiny LR in disguise (clip_grad_norm_
+# at 1.0 on a healthy run clips a few spikes; max_norm 1e-4 against norms ~0.5 clips every step 5000x).
+CLIP_SHRINK = 0.1
+CLIPPED_SHARE = 0.8
+# Weight matrices whose norms fell 10x or more over a run with weight decay: the decay won.
+DECAYED_WEIGHTS = 0.1
 
 
 
@@ -57,6 +64,8 @@ class Context:
     lr_sweep: object = None                 # analysis.lr_range.LRSweep of this model, when one is at hand
     zero_gradients: bool = False            # every gradient exactly 0 at every record: the loss ignores the weights
     weight_change: float | None = None      # total relative change of the most-updated weight matrix over the run
+    clipping: dict | None = None            # clipping scaled most steps' gradients far down (see gradient_clipping)
+    weight_shrink: dict | None = None       # weight norms fell >= 10x with weight decay on (see weights_decayed)
     frozen_params: set | None = None        # names with requires_grad=False at watch() (None: not recorded)
     unoptimized_params: set | None = None   # trainable names outside the watched optimizer (None: not recorded)
     param_numel: dict = field(default_factory=dict)   # name -> elements
@@ -90,7 +99,10 @@ class Context:
 
     def loss_curve(self):
         """(name, steps, values) of the loss whose shape the curve rules judge, or None: also None when
-        the weights never (or hardly) change, as the curve is then only batch-to-batch noise."""
+        the weights never (or hardly) change, as the curve is then only batch-to-batch noise, and
+        for a reinforcement-learning run (rewards logged)."""
+        if self.sig.rewards:     # a reinforcement-learning run: its losses follow the returns (vocab)
+            return None
         return None if self.zero_gradients or self.weights_static else main_loss(self.sig)
 
     def on_loss_curve(self, rule):
@@ -172,6 +184,8 @@ def build_context(sig: Signals) -> Context:
     if total is not None:
         ctx.grads_accumulate = linear_growth(*finite_prefix(*total))
     ctx.zero_gradients = _all_gradients_zero(sig)
+    ctx.clipping = gradient_clipping(sig)
+    ctx.weight_shrink = weights_decayed(sig)
     ur = sig.layer.get("update_ratio")
     if ur is not None:
         by_name = {p.name: tuple(p.shape) for p in sig.params}
@@ -219,3 +233,41 @@ def _all_gradients_zero(sig: Signals) -> bool:
     s = g.summary
     has = ~s.all_nan
     return bool(has.any() and np.all(s.all_zero[has]))
+
+
+def gradient_clipping(sig: Signals) -> dict | None:
+    """{"share", "pre", "post"} when clipping scaled >= 80 % of the steps' gradients below a tenth
+    (``sys/grad_norm_post_clip`` against ``sys/grad_norm`` at the same steps), else None."""
+    pre, post = sig.scalars.get(SYS_GRAD_NORM), sig.scalars.get(SYS_GRAD_NORM_POST_CLIP)
+    if pre is None or post is None:
+        return None
+    steps, a, b = np.intersect1d(pre[0], post[0], assume_unique=False, return_indices=True)
+    g, c = np.asarray(pre[1], np.float64)[a], np.asarray(post[1], np.float64)[b]
+    ok = np.isfinite(g) & np.isfinite(c) & (g > 0)
+    if ok.sum() < 10:
+        return None
+    g, c = g[ok], c[ok]
+    share = float(np.mean(c < CLIP_SHRINK * g))
+    if share < CLIPPED_SHARE:
+        return None
+    return {"share": share, "pre": float(np.median(g)), "post": float(np.median(c))}
+
+
+def weights_decayed(sig: Signals) -> dict | None:
+    """{"shrink", "decay"} when the weight matrices' norms fell 10x or more (median over matrices,
+    first record to last) in a run whose optimizer applies weight decay, else None."""
+    decays = [float(g["weight_decay"]) for g in (sig.meta.get("optimizer") or {}).get("param_groups") or []
+              if isinstance(g, dict) and isinstance(g.get("weight_decay"), (int, float)) and g["weight_decay"] > 0]
+    wn = sig.layer.get("weight_norm")
+    if not decays or wn is None or len(wn) < 3:
+        return None
+    shapes = {p.name: tuple(p.shape) for p in sig.params}
+    cols = [j for j, name in enumerate(wn.layers) if len(shapes.get(name, ())) >= 2]
+    if not cols:
+        return None
+    first, last = wn.read(0, 1)[0, cols].astype(np.float64), wn.read(len(wn) - 1, len(wn))[0, cols].astype(np.float64)
+    ok = np.isfinite(first) & np.isfinite(last) & (first > 0)
+    if not ok.any():
+        return None
+    shrink = float(np.median(last[ok] / first[ok]))
+    return {"shrink": shrink, "decay": max(decays)} if shrink <= DECAYED_WEIGHTS else None

@@ -13,7 +13,7 @@ from typing import Callable
 
 from trainspect.recorder import format as fmt
 
-from ..vocab import adversarial_losses, logged_stand_ins, loss_roles
+from ..vocab import adversarial_losses, logged_stand_ins, loss_roles, unjudged_rl_losses
 
 WATCH = "record with trainspect (rec.watch(model, optimizer))"
 
@@ -124,6 +124,15 @@ def coverage(run) -> Coverage:
         how = _why_watched_run_lacks(inst.id, meta, view) or _gan_losses_only(inst.id, names) or inst.how
         gaps.append(Gap(inst.id, inst.missing, list(inst.symptoms),
                         f"{inst.missing}: {how} to check {inst.checks}", inst.checks, how))
+    rewards = unjudged_rl_losses(names, meta.get(fmt.META_ROLES)) if view.roles else []
+    if rewards:
+        loss = INSTRUMENTS[0]
+        shown = ", ".join(rewards[:3]) + (" ..." if len(rewards) > 3 else "")
+        how = (f"a reinforcement-learning run (it logs {shown}): its losses follow the returns, not a minimum, "
+               "so they are not judged; a loss meant to fall can be named (Recorder(roles={'train': ...}))")
+        gaps = [g for g in gaps if g.instrument != "validation_loss"]   # nothing to overfit against
+        gaps.insert(0, Gap(loss.id, "loss curve not judged", list(loss.symptoms), f"loss curve not judged: {how}",
+                           loss.checks, how))
     return Coverage(gaps, logged_stand_ins(names))
 
 
@@ -158,4 +167,12 @@ def _why_watched_run_lacks(instrument: str, meta: dict, view: _View) -> str | No
     if instrument == "activations" and meta["model"].get("compiled"):
         return ("a torch.compile'd model records none (per-module hooks would make it recompile): "
                 "record a short run without torch.compile")
+    if instrument in ("activations", "inputs") and "grad_norm" in view.stats:
+        # steps were recorded but no training forward reached the model's hooks
+        if fmt.SYS_EVAL_MODE in view.names:
+            return ("watch() was called, but the model ran its training forwards in eval mode (see "
+                    "eval_mode_training): call model.train() before training")
+        return ("watch() was called, but no training-mode forward of the model went through its hooks "
+                "(model.forward(x) or self.forward(x) instead of model(x)? every forward under torch.no_grad()?): "
+                "call the module, model(x)")
     return None

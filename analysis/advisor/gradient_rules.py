@@ -39,8 +39,16 @@ def detect_vanishing(steps, grad_norm, layers, shapes, numel, *, ratio=1e-3, fir
     cols = _weight_columns(shapes)
     if len(cols) < 2 or len(steps) < min_records:
         return None
-    first, last = cols[0], cols[-1]
-    rows, binned = column_bins(as_table(grad_norm, steps, layers).columns([first, last]))
+    table = as_table(grad_norm, steps, layers)
+    # A gradient that shrinks through 200 tanh layers reaches the first ones as exactly 0 (below
+    # float32's 1e-45): the first layer that gets any gradient is the one to compare. Layers
+    # whose gradient is cut off (NaN, a dead layer's exact 0 behind a normal one) compare normally.
+    summary = table.summary
+    silent = 0
+    while silent < len(cols) - 2 and summary.all_zero[cols[silent]]:
+        silent += 1
+    first, last = cols[silent], cols[-1]
+    rows, binned = column_bins(table.columns([first, last]))
     numel_fl = np.asarray(numel, dtype=np.float64)[[first, last]]
     rms = _rms(binned, numel_fl)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -53,14 +61,16 @@ def detect_vanishing(steps, grad_norm, layers, shapes, numel, *, ratio=1e-3, fir
     return Finding(
         symptom="vanishing_gradients", severity="warning",
         title=(f"vanishing gradients: {label(layers[first])} gets {fmt(float(np.median(r[hit])))}x the gradient of "
-               f"{label(layers[last])}"),
+               f"{label(layers[last])}" + (f" ({silent} weight layer(s) before it get exactly 0)" if silent else "")),
         first_step=int(steps[rows[idx[0]]]), last_step=int(steps[rows[idx[-1]]]),
         layers=[layers[first], layers[last]],
         evidence=[Evidence(
             series="grad_norm", layer=layers[first], threshold=ratio,
             text=(f"per-element gradient of {label(layers[first])} / {label(layers[last])} = "
                   f"{fmt(float(np.median(r[hit])))} (median) with {layers[first]} norm {fmt(float(np.median(binned[hit, 0])))}; thresholds: ratio < "
-                  f"{ratio:g} and norm < {first_abs:g} (AutoTrainer), in {hit.sum()}/{ok.sum()} time bins"),
+                  f"{ratio:g} and norm < {first_abs:g} (AutoTrainer), in {hit.sum()}/{ok.sum()} time bins"
+                  + (f"; the {silent} weight layer(s) before it get exactly 0 (below float32's range)"
+                     if silent else "")),
             steps=[int(steps[rows[i]]) for i in idx[:: max(1, len(idx) // 20)]],
             values=rounded(r[idx[:: max(1, len(idx) // 20)]]))],
     )

@@ -68,14 +68,23 @@ def detect_divergence(steps, values, *, series="train/loss", rise_frac=0.5, tail
         return None
     severity = "error" if (bad is not None or end > 2 * _scale(init)) else "warning"
     tail_note = " and then became non-finite" if bad is not None else ""
+    # A curve whose smoothed best is above its first points never improved: it rose from the start
+    # ("rose from its best 2.39 ... (initial level 2.06)" read as a contradiction).
+    never_better = float(s[i_best]) > init
+    start = (f"from {fmt(init)} (its start)" if never_better
+             else f"from {fmt(s[i_best])} (step {int(s_steps[i_best])})")
+    rose = (f"never went below its initial level {fmt(init)} (smoothed low {fmt(s[i_best])} at step "
+            f"{int(s_steps[i_best])}), ended at {fmt(end)}" if never_better else
+            f"rose from its best {fmt(s[i_best])} at step {int(s_steps[i_best])} to {fmt(end)}")
+    measure = (f"{excess[-1]:.3g}x a fifth of the initial level above its low" if never_better
+               else f"{excess[-1]:.3g}x the progress made (initial level {fmt(init)})")
     return Finding(
         symptom="divergence", severity=severity,
-        title=f"{series} diverged: rose from {fmt(s[i_best])} (step {int(s_steps[i_best])}) to {fmt(end)}{tail_note}",
+        title=f"{series} diverged: rose {start} to {fmt(end)}{tail_note}",
         first_step=int(s_steps[i_best]), last_step=int(s_steps[-1]),
         evidence=[Evidence(
             series=series,
-            text=(f"smoothed {series} rose from its best {fmt(s[i_best])} at step {int(s_steps[i_best])} to "
-                  f"{fmt(end)} and stayed up: {excess[-1]:.3g}x the progress made (initial level {fmt(init)}); "
+            text=(f"smoothed {series} {rose} and stayed up: {measure}; "
                   f"threshold {rise_frac}x, sustained over the last {k} smoothed points"),
             steps=[int(s_steps[i_best]), int(s_steps[i_rise]), int(s_steps[-1])],
             values=rounded([s[i_best], s[i_rise], end]), threshold=rise_frac)],
@@ -249,9 +258,14 @@ def detect_no_progress(steps, values, *, series="train/loss", min_improvement=0.
         evidence=[Evidence(
             series=series,
             text=(f"{series} went from {fmt(init)} (median of the first points) to {fmt(end)} (median of the last "
-                  f"10 %): {100 * (init - end) / scale:.1f} % better; threshold {100 * min_improvement:.0f} %"),
+                  f"10 %): {_change(init, end, scale)}; threshold {100 * min_improvement:.0f} % better"),
             steps=[int(steps[0]), int(steps[-1])], values=rounded([init, end]), threshold=min_improvement)],
     )
+
+
+def _change(init: float, end: float, scale: float) -> str:
+    gain = 100 * (init - end) / scale
+    return f"{gain:.1f} % better" if gain >= 0 else f"{-gain:.1f} % worse"
 
 
 def detect_early_plateau(steps, values, *, series="train/loss", plateau_by=0.3, stall_frac=0.1, high_level=0.3,
@@ -281,6 +295,9 @@ def detect_early_plateau(steps, values, *, series="train/loss", plateau_by=0.3, 
     late = float(s[j]) - end
     if late >= stall_frac * progress:
         return None
+    best = float(np.min(s))
+    if end - best > 0.5 * (init - best):   # it got far lower and came back up: divergence/oscillation,
+        return None                        # not a stall (a run that fell to 0.02 "stalled at 0.6 from step 1")
     onset = int(np.flatnonzero(s <= end + stall_frac * progress)[0]) if np.any(s <= end + stall_frac * progress) else j
     onset = min(onset, j)
     return Finding(

@@ -12,7 +12,7 @@ import numpy as np
 
 from trainspect.recorder import format as fmt
 
-from ..vocab import logged_stand_ins, loss_roles
+from ..vocab import logged_stand_ins, loss_roles, unjudged_rl_losses
 from ..ranks import NONFINITE_SERIES, dist_info
 from .rank_rules import TIMING_SERIES, rank_signals
 from .tables import Table
@@ -33,10 +33,11 @@ class Signals:
     meta: dict = field(default_factory=dict)
     stand_ins: dict = field(default_factory=dict)  # sys series -> the logged metric read in its place
     ranks: object = None                            # rank_rules.RankSignals of a distributed run, else None
+    rewards: list = field(default_factory=list)     # a reinforcement-learning run's reward metrics (losses not judged)
 
 
-SYS_SERIES = (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_NONFINITE_GRADS, fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD,
-              fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX, fmt.SYS_EVAL_MODE)
+SYS_SERIES = (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_GRAD_NORM_POST_CLIP, fmt.SYS_NONFINITE_GRADS,
+              fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD, fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX, fmt.SYS_EVAL_MODE)
 
 
 def _read_series(run, names) -> dict:
@@ -61,6 +62,7 @@ def extract(run, reuse=None) -> Signals:
     present = set(names)
     sig = Signals(meta=dict(run.meta or {}))
     roles = loss_roles(names, sig.meta.get(fmt.META_ROLES))
+    sig.rewards = unjudged_rl_losses(names, sig.meta.get(fmt.META_ROLES))   # Context.loss_curve() reads it
     stand_ins = logged_stand_ins(names)   # an unwatched run's own logs
     wanted = [roles[r] for r in ("train", "val") if r in roles] + [n for n in SYS_SERIES if n in present]
     # a distributed run: rank_signals reads this file's timing too; asked together, one pass over it

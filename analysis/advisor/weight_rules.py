@@ -45,6 +45,8 @@ def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, wei
             if not identical_rows(last, tol):
                 continue
             first = data[0, s, :rows, :cols]
+            if not identical_rows(first, tol) and _collapsed(first, last):
+                continue    # rows told apart at first, all ~0 now: shrunk (weight decay), not a symmetric init
             hits.append(name)
             first_steps.append(int(snap_steps[0]) if identical_rows(first, tol) else int(snap_steps[-1]))
             evidence.append(Evidence(
@@ -74,6 +76,14 @@ def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, wei
         last_step=int(snap_steps[-1]) if data is not None and len(snap_steps) else int(weight_steps[-1]),
         layers=hits, evidence=evidence,
     )
+
+
+COLLAPSED = 0.01   # a matrix whose largest entry fell below 1 % of its first one has collapsed to ~0
+
+
+def _collapsed(first, last) -> bool:
+    top = float(np.nanmax(np.abs(first))) if first.size else 0.0
+    return top > 0 and float(np.nanmax(np.abs(last))) < COLLAPSED * top
 
 
 def update_ratio_level(steps, update_ratio, layers, shapes, *, skip_first=1):

@@ -34,8 +34,11 @@ def _one_sample_batches(dead, nonpos) -> bool:
         return False
     n = min(len(dead), 64)
     a, b = dead.read(0, n).astype(np.float64), nonpos.read(0, n).astype(np.float64)
-    if np.any(a >= 1.0):   # a layer all dead: the layers after it see a constant input, where the
-        return False       # two statistics agree whatever the batch size
+    # Records with a layer all dead say nothing of the batch size: the layers after it see a
+    # constant input, where the two statistics agree whatever the batch size. The others decide
+    # (batches of one whose LR then blew a layer dead were taken for real batches).
+    calm = ~np.any(a >= 1.0, axis=1)
+    a, b = a[calm], b[calm]
     ok = np.isfinite(a) & np.isfinite(b) & (b > 0) & (b < 1)
     return bool(ok.any() and np.all(np.abs(a[ok] - b[ok]) < 1e-6))
 

@@ -17,8 +17,9 @@ def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_high=True, boost_low=True)
     lr_exploded(s, f)
     if ctx.lr_drop is not None and ctx.lr_drop >= 100:
-        s.boost("lr_too_low", 0.85, f"the LR schedule cut the LR {ctx.lr_drop:.0f}x (step {ctx.lr_drop_step}) "
-                                    "around where the loss stopped improving")
+        s.boost("lr_too_low", 0.85, f"the LR schedule cut the LR from {ctx.lr_values[0]:.3g} to "
+                                    f"{ctx.lr_values[-1]:.3g} (below a tenth of its start from step "
+                                    f"{ctx.lr_drop_step}) around where the loss stopped improving")
     training_stalled(s, ctx)
     if not ({"dead_units", "saturated_activations", "vanishing_gradients"} & ctx.symptoms):
         s.why.setdefault("insufficient_capacity", "no sign of dead/saturated units or vanishing gradients: the "

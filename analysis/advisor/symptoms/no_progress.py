@@ -16,7 +16,7 @@ from ..spec import SymptomSpec
 
 def detect(sig, ctx):
     main = main_loss(sig)
-    if main is None:
+    if main is None or sig.rewards:   # a reinforcement-learning run's losses follow the returns
         return None
     name, s, v = main
     f = loss_rules.detect_no_progress(s, v, series=name, min_points=MIN_LOSS_POINTS)

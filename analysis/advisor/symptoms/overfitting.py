@@ -7,7 +7,7 @@ from ..spec import SymptomSpec
 
 
 def detect(sig, ctx):
-    if sig.val_loss is None:
+    if sig.val_loss is None or sig.rewards:
         return None
     vname, vs, vv = sig.val_loss
     t = sig.train_loss

@@ -24,6 +24,6 @@ SPEC = SymptomSpec(
     fires_when="RMS > 5 or < 0.02, or |mean| > 2 and > 2 std (LeCun, Efficient BackProp)",
     detect=detect,
     priors={"input_scaling": 0.95},
-    word="input scale",
+    word="outsized first-layer pre-activations",
     needs=("inputs",),
 )
