@@ -25,6 +25,7 @@ SYS_DATA_WAIT = _fmt.SYS_DATA_WAIT
 is_sys = _fmt.is_sys
 numbered_path = _fmt.numbered             # exp1.h5 -> exp1-2.h5: where a new run on a used path goes
 writer_holds = _fmt.is_locked             # a live writer holds this run file (its lock)
+NO_WRITER = _fmt.NO_WRITER                # in a read error: the file is cut short and nobody writes it
 lr_groups = _fmt.lr_groups
 scalar_spec = _fmt.scalar_spec
 

@@ -498,8 +498,13 @@ def read_head(path) -> FileHead:
             # A live writer keeps the file at least this long (measured: never shorter while writing).
             if st.st_size < eoa:
                 raise RunFileError(f"{p}: truncated run file ({st.st_size} of {eoa} bytes; "
-                                   "was it copied while being written?)")
+                                   + ("was it copied while being written?)" if writer_open else
+                                      f"{NO_WRITER}: an interrupted copy?)"))
     return FileHead(st.st_size, st.st_mtime_ns, writer_open, swmr_writer)
+
+
+# In the message of a truncated file that no writer holds: not a run starting, nothing to wait for.
+NO_WRITER = "no writer has it open"
 
 
 def writer_active(path) -> bool:

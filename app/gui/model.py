@@ -21,7 +21,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
 from trainspect.analysis import RunFileError, open_run
 
-from ..vocab import META_ROLES, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
+from ..vocab import META_ROLES, NO_WRITER, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
 from .. import rank_view
 from ..restarts import file_identity, restart_between
 from .run_io import BackgroundReads, GuardedRun, ReaderBusy, release_freed_memory
@@ -576,7 +576,8 @@ def extra_color(k: int) -> str:
 
 
 def _is_starting(exc) -> bool:
-    return any(marker in str(exc) for marker in STARTING_ERRORS)
+    text = str(exc)     # a cut-short copy of a finished run: nothing will ever complete it
+    return any(marker in text for marker in STARTING_ERRORS) and NO_WRITER not in text
 
 
 def _recently_written(path: Path, within_s: float = START_WAIT_S) -> bool:
