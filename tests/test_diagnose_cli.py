@@ -87,3 +87,28 @@ def test_lr_sweep_beside_the_run_is_quoted_in_the_lr_fix(scenario_runs, tmp_path
     assert f"set the LR to {result.lr:.3g}" in out
     assert main(["diagnose", scenario_runs.path("lr_too_low"), "--lr-sweep", scenario_runs.path("lr_too_low")]) == 2
     assert "not an LR range test" in capsys.readouterr().err
+
+
+def test_a_sweep_file_without_a_suggestion_is_described_not_a_traceback(tmp_path, capsys):
+    """An LR range test whose loss never fell has no suggested LR: diagnose raised
+    TypeError formatting None (info, report and the app handled the same file)."""
+    import torch
+
+    from trainspect import lr_range_test
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3)
+    batches = [(torch.randn(8, 4), torch.randn(8, 1)) for _ in range(10)]
+
+    def train_step(batch):
+        x, _ = batch
+        opt.zero_grad()
+        loss = (model(x) * 0).sum() + 1.0          # a flat loss: nothing to suggest
+        loss.backward()
+        opt.step()
+        return loss
+
+    result = lr_range_test(model, opt, batches, train_step, str(tmp_path / "flat.h5"), steps=20)
+    assert result.lr is None
+    assert main(["diagnose", str(tmp_path / "flat.h5")]) == 0
+    assert "no suggestion" in capsys.readouterr().out

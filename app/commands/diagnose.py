@@ -84,7 +84,9 @@ def to_text(run, findings, covered) -> str:
         sweep = read_sweep(run)
         lines.append("an LR range test (lr_range_test): its loss is meant to rise as the LR grows, it is not "
                      "judged as a training run; " + (f"suggested LR {sweep.suggested:.3g}: {sweep.reason}"
-                                                      if sweep is not None else "no suggestion in the file"))
+                                                      if sweep is not None and sweep.suggested is not None
+                                                      else sweep.reason if sweep is not None
+                                                      else "no suggestion in the file"))
         return "\n".join(lines)
     elif all(f.severity == "info" for f in findings):     # notes (info) are not problems
         lines.append("no problems found" + (" among what it could check" if covered.gaps else ""))
