@@ -20,8 +20,7 @@ def optimizer_settings(opt_meta: dict | None) -> list[tuple[str, str]]:
     if not isinstance(opt_meta, dict):
         return []
     defaults = opt_meta.get("hyperparameters") if isinstance(opt_meta.get("hyperparameters"), dict) else {}
-    listed = opt_meta.get("param_groups")
-    groups = [g for g in listed if isinstance(g, dict)] if isinstance(listed, list) else []
+    groups = param_groups(opt_meta)
     if not groups:
         return [(k, _text(v)) for k, v in defaults.items() if k not in _SKIPPED]
     names = list(dict.fromkeys([*defaults, *(k for g in groups for k in g)]))
@@ -34,3 +33,17 @@ def optimizer_settings(opt_meta: dict | None) -> list[tuple[str, str]]:
         texts = [_text(v) for v in values]
         out.append((name, texts[0] if len(set(texts)) == 1 else " | ".join(texts) + " (per group)"))
     return out
+
+
+def param_groups(opt_meta) -> list[dict]:
+    """The param groups of ``meta["optimizer"]`` that are dicts ([] for files that hold a count
+    or nothing there)."""
+    listed = opt_meta.get("param_groups") if isinstance(opt_meta, dict) else None
+    return [g for g in listed if isinstance(g, dict)] if isinstance(listed, list) else []
+
+
+def weight_decays(opt_meta) -> list[float]:
+    """The positive weight decays of the run's param groups, sorted and distinct."""
+    return sorted({float(g["weight_decay"]) for g in param_groups(opt_meta)
+                   if isinstance(g.get("weight_decay"), (int, float)) and not isinstance(g["weight_decay"], bool)
+                   and g["weight_decay"] > 0})

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..findings import Cause, Finding, Fix
+from ..optimizer_settings import weight_decays
 from .context import Context
 from .spec import Scores
 
@@ -83,9 +84,7 @@ def _lr_low_fixes(fixes, finding, ctx):
 def _regularization_fixes(fixes, finding, ctx):
     """'Add weight decay / dropout' to a run that has them (AdamW at 0.01, Dropout layers) said
     nothing of what it used: raise them instead."""
-    groups = (ctx.sig.meta.get("optimizer") or {}).get("param_groups") or []
-    decays = sorted({float(g["weight_decay"]) for g in groups if isinstance(g, dict)
-                     and isinstance(g.get("weight_decay"), (int, float)) and g["weight_decay"] > 0})
+    decays = weight_decays(ctx.sig.meta.get("optimizer"))
     dropout = any(m.type.startswith("Dropout") or m.type.endswith("Dropout") for m in ctx.sig.modules)
     out = []
     for f in fixes:

@@ -16,6 +16,7 @@ from trainspect.recorder.format import (SYS_GRAD_NORM, SYS_GRAD_NORM_POST_CLIP, 
 
 from ..frozen import frozen_param_names, unoptimized_param_names
 from ..labels import LayerLabels
+from ..optimizer_settings import weight_decays
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
 from .functional_acts import PREACT_TYPES
 from .gradient_rules import linear_growth
@@ -256,8 +257,7 @@ def gradient_clipping(sig: Signals) -> dict | None:
 def weights_decayed(sig: Signals) -> dict | None:
     """{"shrink", "decay"} when the weight matrices' norms fell 10x or more (median over matrices,
     first record to last) in a run whose optimizer applies weight decay, else None."""
-    decays = [float(g["weight_decay"]) for g in (sig.meta.get("optimizer") or {}).get("param_groups") or []
-              if isinstance(g, dict) and isinstance(g.get("weight_decay"), (int, float)) and g["weight_decay"] > 0]
+    decays = weight_decays(sig.meta.get("optimizer"))
     wn = sig.layer.get("weight_norm")
     if not decays or wn is None or len(wn) < 3:
         return None
