@@ -30,7 +30,13 @@ def json_safe(value, depth: int = 0):
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
-        return int(value)
+        try:   # np.timedelta64 registers as Integral and int() refuses it
+            n = int(value)
+        except (TypeError, ValueError, OverflowError):
+            return safe_repr(value)
+        # JSON readers refuse ints of more than 4300 digits (Python's int/str limit): the writer
+        # thread died on 10**5000 and the run was lost
+        return n if n.bit_length() <= MAX_INT_BITS else f"<int of {n.bit_length()} bits>"
     if isinstance(value, numbers.Real):
         try:
             return float(value)
@@ -48,6 +54,32 @@ def json_safe(value, depth: int = 0):
             return value.item()
         return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype}, device={value.device})"
     return safe_repr(value)
+
+
+MAX_INT_BITS = 4096          # ~1233 digits, well inside Python's 4300-digit int/str limit
+# A config larger than this (a vocabulary, a dataset in the config) is cut to what fits: the
+# readers refuse run metadata over 64 MB as damage, and the whole file with it.
+MAX_CONFIG_BYTES = 8 << 20
+_CUT_VALUE_BYTES = 64 << 10
+
+
+def bounded_config(config) -> tuple[object, list[str]]:
+    """``json_safe(config)`` no larger than MAX_CONFIG_BYTES as JSON, and the top-level keys whose
+    values were replaced by a note (largest first) to get there."""
+    import json
+
+    safe = json_safe(config)
+    if not isinstance(safe, dict) or len(json.dumps(safe, default=str)) <= MAX_CONFIG_BYTES:
+        return safe, []
+    sizes = sorted(((len(json.dumps(v, default=str)), k) for k, v in safe.items()), reverse=True)
+    total, cut = sum(n for n, _ in sizes), []
+    for n, key in sizes:
+        if total <= MAX_CONFIG_BYTES or n <= _CUT_VALUE_BYTES:
+            break
+        safe[key] = f"<{n:,} bytes of JSON: too large for the run file>"
+        total -= n
+        cut.append(key)
+    return safe, cut
 
 
 def safe_repr(value) -> str:
@@ -85,10 +117,11 @@ def versions() -> dict:
     }
 
 
-def base_meta(name: str, config: dict, start_time: float, schedule: dict) -> dict:
+def base_meta(name: str, config, start_time: float, schedule: dict) -> dict:
+    """``config`` is made JSON-safe already (``bounded_config``)."""
     return {
         "name": name,
-        "config": json_safe(config),
+        "config": config,
         "start_time": start_time,
         "host": socket.gethostname(),
         "versions": versions(),

@@ -408,6 +408,11 @@ class Recorder:
         # Device statistics travel at least this often, so live readers see them soon.
         self._transfer_interval = min(float(flush_every), TRANSFER_INTERVAL)
         try:
+            config, cut = metadata.bounded_config(config)
+            if cut:
+                self._warn_once("<config>", f"config value(s) {', '.join(map(repr, cut[:5]))} too large for the run "
+                                            f"file (over {metadata.MAX_CONFIG_BYTES >> 20} MB of JSON in all): "
+                                            "kept as a note of their size")
             meta = metadata.base_meta(self.name, config, time.time(), self._schedule())
             if declared:
                 meta[fmt.META_ROLES] = declared

@@ -100,3 +100,31 @@ def test_a_step_that_goes_back_warns_once_and_keeps_the_values(tmp_path):
                 rec.log({"train/loss": 1.0}, step=s)
                 rec.log({"val/loss": 1.0}, step=s)
                 rec.log({"lr": 0.1})
+
+
+def test_config_values_that_broke_the_run_are_kept_as_notes(tmp_path):
+    """np.timedelta64 (an Integral to numpy) raised TypeError from Recorder(); an int of 5000
+    digits killed the writer thread (JSON's 4300-digit limit) and the run was lost; a 70 MB
+    config was written and every reader refused the file as damaged."""
+    import numpy as np
+
+    cases = {"timedelta": {"timeout": np.timedelta64(5, "s")}, "huge_int": {"seed": 10 ** 5000},
+             "huge_config": {"vocab": "x" * (9 << 20), "lr": 0.1}}
+    for name, config in cases.items():
+        path = tmp_path / f"{name}.h5"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with Recorder(path, config=config) as rec:
+                for s in range(5):
+                    rec.log({"train/loss": 1.0 / (s + 1)}, step=s)
+        with open_run(path) as run:
+            assert run.status().state == "finished", name
+            assert run.scalar("train/loss").steps.tolist() == list(range(5)), name
+            kept = run.meta["config"]
+        if name == "timedelta":
+            assert "5" in kept["timeout"]
+        if name == "huge_int":
+            assert "bits" in kept["seed"]
+        if name == "huge_config":
+            assert kept["lr"] == 0.1 and "too large" in kept["vocab"]
+            assert any("too large" in str(w.message) for w in caught)
