@@ -19,7 +19,7 @@ WRAPPERS = {("DistributedDataParallel", "module"), ("DataParallel", "module"),
             ("PeftModel", "base_model"), ("BaseTuner", "model")}   # PEFT: LoRA's base_model.model.
 
 
-def module_names(model) -> dict:
+def module_names(model, shortened: list | None = None) -> dict:
     """id(module) -> its name with wrapper attributes (``module.``, ``_orig_mod.``...) left
     out; the plain ``named_modules()`` names if leaving them out would make two names equal."""
     names, merged = {id(model): ""}, set()
@@ -36,7 +36,35 @@ def module_names(model) -> dict:
     plain = {id(m): n for n, m in model.named_modules()}
     clean = {i: names.get(i, n) for i, n in plain.items()}
     distinct = [n for i, n in clean.items() if i not in merged]
-    return clean if len(set(distinct)) == len(distinct) else plain
+    chosen = clean if len(set(distinct)) == len(distinct) else plain
+    # room for the longest parameter attribute after the module's name (".weight_orig", ".lora_A")
+    fitted = {i: fit_name(n, fmt.NAME_LEN - 24) for i, n in chosen.items()}
+    if shortened is not None:
+        shortened += [n for i, n in chosen.items() if fitted[i] != n]
+    return fitted
+
+
+# Layer names are stored in fmt.NAME_LEN bytes: a longer one (deeply nested HF models, generated
+# names) was cut there without a word, and a weight and its bias could end up with one name. A
+# long name keeps its head and tail (the tail says .weight/.bias) around a hash of the whole.
+_KEEP_TAIL = 40
+
+
+def _cut_utf8(data: bytes, n: int, from_end: bool = False) -> bytes:
+    """At most ``n`` bytes of ``data`` (its start, or its end), never splitting a character."""
+    part = data[-n:] if from_end else data[:n]
+    return part.decode("utf-8", errors="ignore").encode("utf-8")
+
+
+def fit_name(name: str, length: int = fmt.NAME_LEN) -> str:
+    data = name.encode("utf-8")
+    if len(data) <= length:
+        return name
+    import hashlib
+    mark = "~" + hashlib.sha1(data).hexdigest()[:8] + "~"
+    tail = _cut_utf8(data, _KEEP_TAIL, from_end=True)
+    head = _cut_utf8(data, length - len(tail) - len(mark))
+    return head.decode("utf-8") + mark + tail.decode("utf-8")
 
 
 def output_bounds(module):
@@ -97,14 +125,18 @@ class ModelLayout:
     def __init__(self, model, optimizer=None):
         self.param_tensors, params = [], []
         seen = set()
-        self.names = names = module_names(model)
+        self.shortened = []      # names stored shortened (fit_name): the recorder warns
+        self.names = names = module_names(model, self.shortened)
         for mod in model.modules():    # first owner, in named_parameters() order (tied weights)
             for p_name, p in mod.named_parameters(recurse=False):
                 if id(p) not in seen:
                     seen.add(id(p))
                     self.param_tensors.append(p)
                     owner = names[id(mod)]
-                    params.append((f"{owner}.{p_name}" if owner else p_name, owner, tuple(p.shape), p.numel()))
+                    full = f"{owner}.{p_name}" if owner else p_name
+                    if fit_name(full) != full:
+                        self.shortened.append(full)
+                    params.append((fit_name(full), owner, tuple(p.shape), p.numel()))
         self.optimized = None      # ids of the watched optimizer's parameters (None: no optimizer)
         if optimizer is not None:   # parameters the optimizer updates that are not in the model
             self.optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}

@@ -573,6 +573,10 @@ class Recorder:
             self._warn_once("<watch>", f"the model's layers could not be read ({type(exc).__name__}: {exc}); "
                                        "per-layer statistics are not recorded, log() keeps working")
             return
+        if layout.shortened:
+            self._warn_once("<watch>", f"{len(layout.shortened)} layer name(s) longer than the run file's "
+                                       f"{fmt.NAME_LEN} bytes are stored shortened, their start and end around a "
+                                       f"hash of the whole (e.g. {layout.shortened[0]!r})")
         if not layout.param_tensors:
             # pytorch/examples' forward-forward Net keeps its layers in a plain list: nothing to record
             self._warn_once("<watch>", f"the watched {type(model).__name__} has no parameters (layers kept in a plain "
