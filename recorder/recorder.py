@@ -106,6 +106,21 @@ _OPEN: dict = {}
 # inside a run, the run counted the sweep's steps as its own (its losses landed 100 steps late).
 _WATCHERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
+# Every Recorder of this process. A forked child (a DataLoader worker, a multiprocessing pool
+# started with fork) inherits copies of them: they must not close, flush or free the parent's
+# run (a child's Recorder(path, resume=True) closed the parent's copy, unlinked its lock and
+# resumed the live file: every reader then refused it as damaged).
+_ALL: "weakref.WeakSet[Recorder]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for rec in list(_ALL):
+        rec._left_in_parent()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 @contextlib.contextmanager
 def watchers_paused(model):
@@ -393,6 +408,8 @@ class Recorder:
         self._step = 0                  # see metadata.STEP_CONVENTION
         self._high_step = -1            # the largest step given to log() in this session
         self._forward_step = None       # optimizer step of the latest training-mode forward
+        self._pid = os.getpid()
+        self._forked = 0                # the pid of a forked child holding a copy of this Recorder
         # Without an optimizer: once the watched model's training forwards are seen, the step
         # advances at the first one after a log() (to _next_step), not at every log() call
         self._forwards_count = False
@@ -438,6 +455,7 @@ class Recorder:
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
         atexit.register(self._atexit)
         _OPEN[self._open_key] = weakref.ref(self)
+        _ALL.add(self)
         # If the recorder is dropped without close(), still finish the file.
         self._finalizer = weakref.finalize(self, _finish, self._writer, self._lock, fmt.STATUS_FINISHED)
         self._finalizer.atexit = False   # at exit the atexit hook above closes (and knows "crashed")
@@ -1059,6 +1077,11 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
+        if self._forked:     # a forked child's copy: only its hooks on the child's model go
+            if self._instruments is not None:
+                self._instruments.remove()
+                self._instruments = None
+            return
         if _OPEN.get(self._open_key, lambda: None)() is self:
             del _OPEN[self._open_key]
         atexit.unregister(self._atexit)
@@ -1119,7 +1142,30 @@ class Recorder:
         self._warn_once("<queue>", "the writer cannot keep up: values are being dropped "
                                    "(the count is in the run file; trainspect info shows it)")
 
+    def _left_in_parent(self) -> None:
+        """This is a forked child's copy of a Recorder of its parent: inert. The run file, its
+        lock and the writer thread are the parent's; nothing here may close or free them."""
+        self._forked = os.getpid()
+        self._active = False
+        self._finalizer.detach()
+        atexit.unregister(self._atexit)
+        if _OPEN.get(self._open_key, lambda: None)() is self:
+            del _OPEN[self._open_key]
+        if self._instruments is not None:
+            self._instruments.enabled = False     # the child's copy of the model still has the hooks
+        fd, self._lock.fd = self._lock.fd, None   # the child's copy of the descriptor (the lock stays the parent's)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def _report_writer_failure(self) -> None:
+        if self._forked:
+            self._warn_once("<fork>", f"this Recorder belongs to process {self._pid}, which forked this one: "
+                                      "what is logged here is not recorded (make a Recorder in this process, "
+                                      "on a file of its own)")
+            return
         err = self._writer.error
         if err is None:
             return
