@@ -130,3 +130,24 @@ def test_csv_export_escapes_formula_like_text(tmp_path):
     with open(tmp_path / "csv" / "neg.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["step", "value", "wall_time"] and float(rows[1][1]) > 0   # numbers stay numbers
+
+
+def test_a_compressed_table_that_unpacks_to_gigabytes_is_refused_unread(tmp_path):
+    """A whole-read table stored gzip'd (2 M names in a few hundred KB here; 20 M in 5.7 MB
+    took `info` 3.7 GB and 26 s) was read because all its chunks were allocated. The recorder
+    never compresses: a table that would unpack far beyond the file is refused, unread."""
+    from trainspect.analysis import RunFileError, open_run
+    path = make_run(tmp_path / "bomb.h5", n_steps=50, n_layers=2)
+    with h5py.File(path, "r+") as f:
+        old = f["tags/name"][:]
+        del f["tags/name"]
+        n = 2 << 20
+        d = f.create_dataset("tags/name", shape=(n,), maxshape=(None,), dtype="S64", chunks=(1 << 18,),
+                             compression="gzip", compression_opts=9)
+        block = np.full(1 << 18, b"m", dtype="S64")
+        for i in range(0, n, 1 << 18):
+            d[i:i + (1 << 18)] = block
+        d[: len(old)] = old
+    assert os.path.getsize(path) < 8 << 20
+    with pytest.raises(RunFileError, match="tags/name claims"):
+        open_run(path)
