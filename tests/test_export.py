@@ -228,3 +228,26 @@ def test_app_plot_menu_exports_the_shown_data(window, tmp_path, monkeypatch):
     rows = read_csv(target)
     assert rows[0] == ["run", "step", "value", "smoothed"] and len(rows) == 501
     assert {r[0] for r in rows[1:]} == {"layered"}
+
+
+def test_export_replaces_links_in_the_folder_never_writes_through_them(tmp_path):
+    """A `train_loss.csv` (or index.csv) planted as a link to a file outside the folder was
+    overwritten through the link: root exporting into a shared folder overwrote its target."""
+    import os
+
+    from tests.fixtures_runs import make_run
+    from trainspect.app.cli import main
+    run = make_run(tmp_path / "r.h5", n_steps=30, n_layers=1)
+    out = tmp_path / "out"
+    main(["export", str(run), "--csv", str(out), "-q"])
+    victims = {}
+    for f in [*sorted(out.glob("*.csv"))[:3], out / "index.csv"]:
+        victim = tmp_path / f"victim_{f.stem}"
+        victim.write_text("precious\n")
+        f.unlink()
+        os.symlink(victim, f)
+        victims[f] = victim
+    assert main(["export", str(run), "--csv", str(out), "-q"]) == 0
+    for f, victim in victims.items():
+        assert victim.read_text() == "precious\n"
+        assert not f.is_symlink() and f.read_text().count("\n") > 1

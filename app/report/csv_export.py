@@ -13,6 +13,7 @@ touched: ``-1.5`` stays a number.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 
@@ -66,11 +67,21 @@ def write_columns(path, columns: dict) -> Path:
     return write_blocks(path, names, ([c[lo:lo + ROWS_PER_WRITE] for c in cols] for lo in range(0, n, ROWS_PER_WRITE)))
 
 
+def _create(path: Path):
+    """A new file at ``path`` for CSV text. A symbolic link already there is replaced, never
+    followed: exporting into a folder someone else can write must not overwrite the file a
+    link planted there points at (``train_loss.csv -> ~/.bashrc``)."""
+    if path.is_symlink():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    return open(fd, "w", newline="", encoding="utf-8", errors="backslashreplace")
+
+
 def write_blocks(path, header: list, blocks) -> Path:
     """Write ``header``, then each block (a list of equal-length columns) as rows: a table
     read in blocks is written in memory for one block's text, whatever its length."""
     path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
+    with _create(path) as fh:
         w = csv.writer(fh)   # its line ends (\r\n) for every row
         w.writerow([text_cell(n) for n in header])
         for cols in blocks:
@@ -142,7 +153,7 @@ def export_run_csv(run, directory, progress=None) -> list:
         index_rows.append(("layer_stat", stat, fname, counted[0]))
         written.append(directory / fname)
         tick(f"wrote {fname}")
-    with open(directory / INDEX_NAME, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
+    with _create(directory / INDEX_NAME) as fh:
         w = csv.writer(fh)
         w.writerow(["kind", "name", "file", "rows"])
         w.writerows([text_cell(kind), text_cell(name), text_cell(fname), rows] for kind, name, fname, rows in index_rows)
