@@ -213,14 +213,17 @@ LOG_SPAN = 10.0   # max/min ratio from which a log colour scale shows more than 
 
 
 def log_levels(image: np.ndarray) -> tuple[np.ndarray, bool]:
-    """log10 of a positive image when it spans orders of magnitude; else the image unchanged.
+    """log10 of a non-negative image whose positive cells span orders of magnitude; else the
+    image unchanged.
 
-    Returns ``(display, is_log)``. Non-positive cells become NaN in log display.
+    Returns ``(display, is_log)``. Non-positive cells become NaN in log display. Exact zeros do
+    not turn the log scale off (a vanishing gradient underflows to 0 in its first layers: a
+    linear scale showed the whole map as one colour); the heatmap draws them in their own colour.
     """
     img = np.asarray(image, dtype=np.float64)
     finite = img[np.isfinite(img)]
     pos = finite[finite > 0]
-    if pos.size == 0 or pos.size < 0.9 * finite.size:
+    if pos.size == 0 or np.count_nonzero(finite < 0) > 0.1 * finite.size:
         return img, False
     if pos.max() / pos.min() < LOG_SPAN:
         return img, False
@@ -242,6 +245,27 @@ def finite_levels(image: np.ndarray, symmetric: bool = False) -> tuple[float, fl
     if hi <= lo:
         hi = lo + (abs(lo) * 1e-3 or 1.0)
     return lo, hi
+
+
+ROBUST_PCT = (1.0, 99.0)   # colour levels clip at most this share of the cells each side ...
+FENCE_IQR = 3.0            # ... and cells further than this many IQRs out of the middle half
+
+
+def robust_levels(image: np.ndarray) -> tuple[float, float]:
+    """Colour levels of a log-display image that a few far-out cells do not stretch: a run whose
+    ReLUs died logged gradients of 1e-41 in a few cells, and min..max levels showed its first
+    300 steps (1e-4..1) as one colour. The levels are the 1st..99th percentiles, pulled in to
+    Tukey's far-out fences (quartiles -/+ 3 IQR); the cells outside show the end colours."""
+    img = np.asarray(image, dtype=np.float64)
+    f = img[np.isfinite(img)]
+    if f.size == 0:
+        return 0.0, 1.0
+    p_lo, q1, q3, p_hi = np.percentile(f, [ROBUST_PCT[0], 25.0, 75.0, ROBUST_PCT[1]])
+    fence = FENCE_IQR * (q3 - q1)
+    lo, hi = max(float(p_lo), q1 - fence), min(float(p_hi), q3 + fence)
+    if hi <= lo:                  # (nearly) one value: the plain range
+        return finite_levels(f)
+    return float(lo), float(hi)
 
 
 # ---------------------------------------------------------------- bounded envelope (M4)

@@ -24,8 +24,19 @@ def load_diagnose():
     return diagnose
 
 
-def diagnose_run(run, sweep_run=None, reuse=None) -> tuple[list | None, str]:
-    """``(findings sorted by severity, message)``; findings is None when it could not run.
+def not_checked(run) -> list[str]:
+    """What the advisor could not check in ``run`` (the instruments it lacks), as the lines
+    ``trainspect diagnose`` prints under its findings; [] when nothing is missing."""
+    try:
+        from trainspect.analysis.advisor import coverage
+        return coverage(run).lines()
+    except Exception:   # no coverage in this build, or it failed: the findings still show
+        return []
+
+
+def diagnose_run(run, sweep_run=None, reuse=None) -> tuple[list | None, str, list]:
+    """``(findings sorted by severity, message, not-checked lines)``; findings is None when it
+    could not run.
 
     ``sweep_run``: an open LR range test (``trainspect.lr_range_test``'s run file); LR fixes then
     quote its suggested LR. A sweep itself is not diagnosed (it diverges on purpose): the
@@ -33,7 +44,7 @@ def diagnose_run(run, sweep_run=None, reuse=None) -> tuple[list | None, str]:
     read through their handle rather than opened again."""
     diagnose = load_diagnose()
     if diagnose is None:
-        return None, NOT_AVAILABLE
+        return None, NOT_AVAILABLE, []
     try:
         from trainspect.analysis.lr_range import is_sweep, read_sweep
 
@@ -41,24 +52,27 @@ def diagnose_run(run, sweep_run=None, reuse=None) -> tuple[list | None, str]:
             sweep = read_sweep(run)
             said = (f"suggested LR {sweep.suggested:.3g}: {sweep.reason}" if sweep is not None and sweep.suggested
                     else (sweep.reason if sweep is not None else "no sweep recorded"))
-            return [], f"LR range test (not a training run, see the LR range test tab): {said}"
+            return [], f"LR range test (not a training run, see the LR range test tab): {said}", []
         sweep = read_sweep(sweep_run) if sweep_run is not None else None
         findings = list(diagnose(run, lr_sweep=sweep, reuse=reuse) if sweep is not None else diagnose(run, reuse=reuse))
     except Exception as exc:  # the advisor failing must not hide the plots
-        return None, f"advisor failed on {run.path.name}: {type(exc).__name__}: {exc}"
+        return None, f"advisor failed on {run.path.name}: {type(exc).__name__}: {exc}", []
     from trainspect.analysis.findings import sort_findings
 
     findings = sort_findings(findings)
+    gaps = not_checked(run)
     n_warn = sum(f.severity != "info" for f in findings)
-    if not findings:
-        return findings, "no problems found"
-    return findings, f"{len(findings)} finding(s), {n_warn} warning(s) or worse"
+    if not findings:   # silence about what was not recorded is not health (as the CLI says)
+        return findings, ("among what it could check, " if gaps else "") + "no problems found", gaps
+    return findings, f"{len(findings)} finding(s), {n_warn} warning(s) or worse", gaps
 
 
 class AdvisorJobs(QObject):
-    """Background diagnoses; ``finished(key, findings, message)`` arrives on the UI thread."""
+    """Background diagnoses; ``finished(key, findings, message)`` arrives on the UI thread,
+    after ``covered(key, lines)``: what the advisor could not check (see ``not_checked``)."""
 
     finished = Signal(str, object, str)
+    covered = Signal(str, object)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -75,12 +89,14 @@ class AdvisorJobs(QObject):
         if self.busy(key):
             return
         if load_diagnose() is None:   # nothing to wait for
+            self.covered.emit(key, [])
             self.finished.emit(key, None, NOT_AVAILABLE)
             return
 
         def work():
-            findings, message = diagnose_run(run, sweep_run, reuse)
+            findings, message, gaps = diagnose_run(run, sweep_run, reuse)
             try:
+                self.covered.emit(key, gaps)      # queued in order: before the findings
                 self.finished.emit(key, findings, message)
             except RuntimeError:
                 pass  # the window closed while diagnosing: nobody left to tell

@@ -36,6 +36,7 @@ from .widgets.scalar_plots import ScalarPlotPanel
 
 CLOSE_WAIT_S = 5.0    # closing the window waits this long for background reads to end
 RUN_FILTER = "trainspect runs (*.h5 *.hdf5);;All files (*)"
+RUN_STATE_MAX_PX = 420   # the run state in the status bar: wider text is cut (full text in its tooltip)
 
 
 class ErrorBanner(QFrame):
@@ -134,7 +135,9 @@ class MainWindow(QMainWindow):
             lambda e: self.setWindowTitle(f"{elide(e.name, NAME_CHARS)} — trainspect" if e is not None else "trainspect"))
         self.run_list.openRequested.connect(self.open_dialog)
         self.heatmap.view.findingFocused.connect(lambda _: self.tabs.setCurrentWidget(self.heatmap))
-        self.run_state = shrinkable(QLabel(""))
+        # Not shrinkable(): the status bar gave an Ignored-width label 0 px; capped instead.
+        self.run_state = QLabel("")
+        self.run_state.setMaximumWidth(RUN_STATE_MAX_PX)
         self.statusBar().addPermanentWidget(self.run_state)
         self.live.statusChanged.connect(lambda e, st: self.run_list.rebuild())
         self.live.statusChanged.connect(lambda e, st: self._show_run_state())
@@ -270,8 +273,11 @@ class MainWindow(QMainWindow):
         text = e.with_notice(st.describe(clock=True)) if st is not None else e.status_text()
         color = STATE_COLORS.get(st.state, NEUTRAL_COLOR) if st is not None else NEUTRAL_COLOR
         # The text can hold a crash message ("expected <class ...>"): escape it.
-        self.run_state.setText(f"<span style='color:{color}'>{html.escape(elide(text, 100))}</span>")
-        self.run_state.setToolTip(text)   # a long crash message must not widen the window
+        # A long crash message must not widen the window: cut to the label's width (full text
+        # in the tooltip).
+        shown = self.run_state.fontMetrics().elidedText(text, Qt.ElideRight, RUN_STATE_MAX_PX - 8)
+        self.run_state.setText(f"<span style='color:{color}'>{html.escape(shown)}</span>")
+        self.run_state.setToolTip(text)
 
     # ------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:

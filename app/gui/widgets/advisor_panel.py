@@ -26,6 +26,25 @@ REDIAGNOSE_MS = 3_000          # live runs: re-diagnose at most this often ...
 REDIAGNOSE_DUTY = 10           # ... and at most 1/10 of the time (a 2 s diagnosis: every 20 s)
 
 
+def gaps_html(lines) -> str:
+    """``coverage().lines()`` as rich text: the heading in bold, a bullet per gap, the remedy
+    shared by several gaps in italics."""
+    if not lines:
+        return ""
+    out = []
+    for i, line in enumerate(lines):
+        text = html.escape(line.strip())
+        if i == 0 and line.endswith(":"):
+            out.append(f"<b>{text}</b>")
+        elif line.strip().startswith("->"):
+            out.append(f"&nbsp;&nbsp;<i>{text}</i>")
+        elif line.startswith(" "):
+            out.append(f"&bull; {text}")
+        else:
+            out.append(text)
+    return "<span style='color:#555'>" + "<br>".join(out) + "</span>"
+
+
 class AdvisorPanel(QWidget):
     def __init__(self, runs, view, parent=None):
         super().__init__(parent)
@@ -35,6 +54,8 @@ class AdvisorPanel(QWidget):
         self._cache: dict[str, tuple] = {}
         self.jobs = AdvisorJobs(self)
         self.jobs.finished.connect(self._on_result)
+        self._gaps: dict[str, list] = {}     # run key -> what its diagnosis could not check
+        self.jobs.covered.connect(self._gaps.__setitem__)
         # Diagnoses start a moment after a run opens: the first paint does not share the CPU.
         self._pending: dict = {}
         self._start_timer = QTimer(self)
@@ -56,10 +77,21 @@ class AdvisorPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        # Under the findings: what the advisor could not check (the CLI's "not checked" list);
+        # without it "no problems found" read as a clean bill for a run with no gradients.
+        self.gaps = shrinkable(QLabel(""))
+        self.gaps.setWordWrap(True)
+        self.gaps.setTextFormat(Qt.RichText)
+        self.gaps.setVisible(False)
+        top = QWidget()
+        top_lay = QVBoxLayout(top)
+        top_lay.setContentsMargins(0, 0, 0, 0)
+        top_lay.addWidget(self.tree, 1)
+        top_lay.addWidget(self.gaps)
         self.details = QTextBrowser()
         self.details.setOpenExternalLinks(False)
         split = QSplitter(Qt.Vertical)
-        split.addWidget(self.tree)
+        split.addWidget(top)
         split.addWidget(self.details)
         split.setSizes([200, 300])
         lay = QVBoxLayout(self)
@@ -70,6 +102,7 @@ class AdvisorPanel(QWidget):
         self.tree.itemClicked.connect(lambda item, _: self.activate(self.tree.indexOfTopLevelItem(item)))
         runs.currentChanged.connect(self.load)
         runs.runRemoved.connect(lambda e: self._cache.pop(e.key, None))
+        runs.runRemoved.connect(lambda e: self._gaps.pop(e.key, None))
         # A sweep opened or closed beside a run changes its LR fixes (they quote the suggestion).
         runs.runAdded.connect(self._sweeps_changed)
         runs.runRemoved.connect(self._sweeps_changed)
@@ -114,6 +147,7 @@ class AdvisorPanel(QWidget):
         self.tree.blockSignals(False)
         self.details.clear()
         self.findings = []
+        self._show_gaps([])
         if entry is None:
             self.status.setText("no run selected")
             return
@@ -126,6 +160,12 @@ class AdvisorPanel(QWidget):
             return
         findings, message = self._cache[entry.key]
         self.set_findings(findings, f"<b>{html.escape(elide(entry.name, NAME_CHARS))}</b>: {html.escape(message)}")
+        self._show_gaps(self._gaps.get(entry.key, []))
+
+    def _show_gaps(self, lines) -> None:
+        """The "not checked" lines of ``trainspect diagnose``: a heading, one line per gap."""
+        self.gaps.setVisible(bool(lines))
+        self.gaps.setText(gaps_html(lines))
 
     def _start_pending(self) -> None:
         open_runs = {e.key: e for e in self.runs.runs()}

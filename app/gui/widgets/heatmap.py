@@ -17,7 +17,7 @@ from trainspect.analysis.labels import LayerLabels
 
 from ... import vocab
 from ...layer_data import LayerStatSource
-from ...lod import finite_levels, log_levels
+from ...lod import finite_levels, log_levels, robust_levels
 from ...short_names import short_labels
 from ..model import PALETTE
 from .lazy import LazyPanel
@@ -27,6 +27,7 @@ MAX_LAYER_TICKS = 40
 MAX_AXIS_PX = 260       # the layer axis's widest
 LABEL_CHARS = (MAX_AXIS_PX - 30) // 6   # at ~6 px a character
 LABEL_PITCH_PX = 18     # a layer label needs this much height, or the labels print over each other
+ZERO_RGBA = (189, 189, 189, 255)   # cells exactly 0 on a log scale: grey, outside viridis
 NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
                   "logged: call rec.watch(model, optimizer) to record gradients, weights and activations).")
 
@@ -74,6 +75,10 @@ class HeatmapPanel(LazyPanel):
         self.plot.setMenuEnabled(False)
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
         self.image, self.colorbar = image_with_colorbar(self.canvas, self.plot, 1, "viridis")
+        # A log scale has no colour for 0: zero cells are drawn grey by this layer on top.
+        self.zero_image = pg.ImageItem(axisOrder="row-major")
+        self.zero_image.setZValue(self.image.zValue() + 1)
+        self.plot.addItem(self.zero_image)
         self.series_plot = self.canvas.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.series_plot.setXLink(self.plot)
         self.series_plot.setMenuEnabled(False)
@@ -157,8 +162,7 @@ class HeatmapPanel(LazyPanel):
         self.source = src
         stat = src.stat
         self.is_log = vocab.LAYER_STAT_SPECS[stat].log and log_levels(src.overview)[1]
-        label = vocab.stat_label(stat)
-        self.colorbar.setLabel("right", f"log10 {label}" if self.is_log else label)
+        self.colorbar.setLabel("right", self._scale_label(src))
         label = LayerLabels.for_run(entry.run)
         self._layer_ticks([label(n) for n in src.layers])
         self.plot.setLabel("left", f"layer ({src.hidden} frozen not shown)" if src.hidden else "layer")
@@ -167,6 +171,13 @@ class HeatmapPanel(LazyPanel):
         self.refresh_image()
         self._apply_step_range(self.view.step_range)
         self._show_selected_layers(self.view.selected_layers)
+
+    def _scale_label(self, src) -> str:
+        label = vocab.stat_label(src.stat)
+        if not self.is_log:
+            return label
+        zeros = bool(np.any(np.asarray(src.overview) == 0))
+        return f"log10 {label}" + ("  (grey: exactly 0)" if zeros else "")
 
     def say(self, text: str, error: bool = False) -> None:
         super().say(text, error)
@@ -182,6 +193,7 @@ class HeatmapPanel(LazyPanel):
     def _release(self) -> None:
         self.source = None
         self.image.clear()
+        self.zero_image.clear()
         self.shown = np.empty((0, 0))
         self.buckets = (np.empty(0), np.empty(0))
         self._show_selected_layers([])
@@ -211,6 +223,7 @@ class HeatmapPanel(LazyPanel):
         src = self.source
         if src is None or src.n_rows == 0 or self._wanted is None:
             self.image.clear()
+            self.zero_image.clear()
             return
         vb = self.plot.getViewBox()
         if vb.autoRangeEnabled()[0] or self.view.step_range is None and self.shown.size == 0:
@@ -233,26 +246,40 @@ class HeatmapPanel(LazyPanel):
         self.buckets = (first, last)
         if not len(first):
             self.image.clear()
+            self.zero_image.clear()
             return
         disp = np.log10(np.where(img > 0, img, np.nan)) if self.is_log else np.asarray(img, dtype=np.float64)
         # Levels from the whole-run overview: colours keep their meaning while zooming.
         levels = src.levels_cache.get(self.is_log)
         if levels is None:
-            if self.is_log:
-                levels = finite_levels(log_levels(src.overview)[0])
+            if self.is_log:    # a few far-out cells must not wash the rest out
+                levels = robust_levels(log_levels(src.overview)[0])
             else:
                 levels = finite_levels(src.overview, symmetric=src.stat == "act_mean")
             src.levels_cache[self.is_log] = levels
         self.image.setImage(np.ascontiguousarray(disp, dtype=np.float32), autoLevels=False)
         self.colorbar.setLevels(levels)
+        self._draw_zeros(img)
         x0 = float(first[0])
         step = float(last[-1] - first[0] + 1) / max(1, len(first))
         x1 = float(last[-1]) + max(1.0, step) if len(first) > 1 else x0 + 1.0
         self._syncing = True
         try:
-            self.image.setRect(QRectF(x0, 0.0, x1 - x0, float(len(src.layers))))
+            rect = QRectF(x0, 0.0, x1 - x0, float(len(src.layers)))
+            self.image.setRect(rect)
+            self.zero_image.setRect(rect)
         finally:
             self._syncing = False
+
+    def _draw_zeros(self, img) -> None:
+        """Grey where a log-scaled cell is exactly 0 (the log image has no value there)."""
+        zero = np.asarray(img) == 0 if self.is_log else None
+        if zero is None or not zero.any():
+            self.zero_image.clear()
+            return
+        rgba = np.zeros(zero.shape + (4,), dtype=np.uint8)
+        rgba[zero] = ZERO_RGBA
+        self.zero_image.setImage(rgba, autoLevels=False, levels=(0, 255))
 
     def _on_combo(self, i: int) -> None:
         stat = self.stat_combo.itemData(i)

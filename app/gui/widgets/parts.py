@@ -10,10 +10,28 @@ NAME_CHARS = 80   # names (runs, metrics, layers) longer than this are cut with 
 
 
 class StepAxis(pg.AxisItem):
-    """An axis of optimizer steps: no tick between two steps (a 5-step run read 0.5, 1.5, ...)."""
+    """An axis of optimizer steps: no tick between two steps (a 5-step run read 0.5, 1.5, ...),
+    and no SI prefix (a one-step run's axis read "step (x0.001)")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.enableAutoSIPrefix(False)
+
+    def tickStrings(self, values, scale, spacing):
+        # Without the SI prefix pyqtgraph writes 1000000 as "1e+06": say "1M" instead.
+        if self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [step_tick(v) for v in values]
 
     def tickSpacing(self, minVal, maxVal, size):
         return [(max(spacing, 1.0), offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size)]
+
+
+def step_tick(step: float) -> str:
+    """A step axis tick: 7, 250000, 1.5M."""
+    if abs(step) >= 1e6:
+        return f"{step / 1e6:g}M"
+    return str(int(round(step)))
 
 
 def elide(text: str, limit: int = 60) -> str:

@@ -83,6 +83,22 @@ def plot_note(counts, log_y: bool) -> str:
     return ""
 
 
+def take_out_of_grid(layout: pg.GraphicsLayout, item) -> None:
+    """Free ``item``'s cell in ``layout`` but keep it on the scene with its data (pyqtgraph's
+    removeItem takes it off the scene and re-adding lays the whole grid out: shifting 100
+    plots up one row that way took a second)."""
+    for r, c in layout.items.pop(item):
+        del layout.rows[r][c]
+    layout.layout.removeItem(item)
+
+
+def put_in_grid(layout: pg.GraphicsLayout, item, row: int) -> None:
+    """Put ``item``, taken out by take_out_of_grid, back in column 0 of ``row``."""
+    layout.rows.setdefault(row, {})[0] = item
+    layout.items[item] = [(row, 0)]
+    layout.layout.addItem(item, row, 0)
+
+
 class ScalarPlotPanel(QWidget):
     def __init__(self, runs, view, parent=None):
         super().__init__(parent)
@@ -91,8 +107,10 @@ class ScalarPlotPanel(QWidget):
         self.plots: dict[str, pg.PlotItem] = {}
         self.extents: dict[str, XExtent] = {}     # per plot: the union x range (see XExtent)
         self.curves: dict[tuple[str, str], Curve] = {}
-        self.regions: list[pg.LinearRegionItem] = []
-        self.vlines: list[pg.InfiniteLine] = []
+        self._regions: dict[str, pg.LinearRegionItem] = {}   # per plot: the highlighted steps
+        self._vlines: dict[str, pg.InfiniteLine] = {}         # per plot: the crosshair
+        self._titles: dict[str, str] = {}                     # per plot: the title shown
+        self._first = None         # the top plot: the others' x axes follow it
         self._xmap = None          # (steps, x) of the reference run, for step <-> x conversion
         self._xmap_key, self._xmap_len = None, 0
         self._feeding: set = set()     # run keys with a read of new rows in flight
@@ -147,8 +165,8 @@ class ScalarPlotPanel(QWidget):
         self.smooth_slider.valueChanged.connect(lambda v: view.set_smoothing(v / 100.0))
         self.log_check.toggled.connect(view.set_log_y)
         self.reset_button.clicked.connect(view.reset_view)
-        view.metricsChanged.connect(self.rebuild)
-        view.xModeChanged.connect(self.rebuild)
+        view.metricsChanged.connect(self._on_metrics)
+        view.xModeChanged.connect(self._on_x_mode)
         view.smoothingChanged.connect(self._on_smoothing)
         view.logYChanged.connect(self._on_log_y)
         view.stepRangeChanged.connect(self._apply_step_range)
@@ -171,71 +189,180 @@ class ScalarPlotPanel(QWidget):
             w.blockSignals(False)
         self.smooth_label.setText(f"{v.smoothing:.2f}")
 
+    @property
+    def regions(self) -> list:
+        return [self._regions[m] for m in self.plots]
+
+    @property
+    def vlines(self) -> list:
+        return [self._vlines[m] for m in self.plots]
+
     def rebuild(self, *_):
-        """Recreate plots for the selected metrics (and curves for every open run)."""
+        """Recreate every plot for the selected metrics (and curves for every open run)."""
         self._sync_controls()
-        # The data of curves that stay (another x axis, one more metric) is kept: no re-read.
+        # The data of curves that stay is kept: no re-read.
         kept = dict(self.curves)
         self.canvas.clear()
-        self.plots.clear()
-        self.extents.clear()
-        self.curves.clear()
-        self.regions.clear()
-        self.vlines.clear()
-        self._xmap = self._xmap_key = None
-        self._xmap_len = 0
-        metrics = self.view.metrics
-        entries = self.runs.runs()
-        self.empty_label.setVisible(not metrics or not entries)
-        self.canvas.setMinimumHeight(MIN_PLOT_HEIGHT * len(metrics) + X_AXIS_HEIGHT if metrics else 0)
-        first = None
+        for store in (self.plots, self.extents, self.curves, self._regions, self._vlines, self._titles):
+            store.clear()
+        self._first = None
+        self._reset_xmap()
+        self._add_plots(self.view.metrics, kept)
+
+    def _on_metrics(self, names) -> None:
+        """One metric ticked or unticked: add or drop its plot only; the others keep their
+        items, zoom and data (a rebuild of 100 plots took 5 s per click)."""
+        names = list(names)
+        old = [m for m in self.plots if m in names]
+        if old != [m for m in names if m in self.plots]:     # reordered: lay out anew
+            self.rebuild()
+            return
+        gone = [m for m in self.plots if m not in names]
+        for metric in gone:
+            self._drop_plot(metric)
+        if gone:
+            self._reset_xmap()
+            for curve in self.curves.values():
+                self._maybe_xmap(curve)
+        self._add_plots([m for m in names if m not in self.plots])
+        self.bands._drop_bands_of_gone_plots()
+
+    def _add_plots(self, metrics, kept=None) -> None:
         # Plots and links first, data second, auto range last: adding data to linked plots
         # one by one would re-range (and re-downsample) every earlier plot each time.
-        for row, metric in enumerate(metrics):
-            axis = {"bottom": pg.DateAxisItem() if self.view.x_mode == "wall" else
-                    StepAxis("bottom") if self.view.x_mode == "step" else pg.AxisItem("bottom")}
-            plot = self.canvas.addPlot(row=row, col=0, axisItems=axis)
-            plot.disableAutoRange()
-            plot.setTitle(html.escape(metric), size="9pt", color="#333")   # a name is text, not HTML
-            # No grid: alpha-blended grid lines across the plot cost ~30 ms per redraw offscreen.
-            plot.setLogMode(False, self.view.log_y)
-            plot.setMenuEnabled(False)
-            plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)   # stacked plots line up pixel for pixel
-            plot.setDownsampling(auto=True, mode="peak")
-            plot.setClipToView(True)
-            if first is None:
-                first = plot
+        new = {metric: self._new_plot(metric) for metric in metrics}
+        self._lay_out()
+        for entry in self.runs.runs():
+            self._add_curves(entry, list(new), kept)
+        self._update_extents()
+        for plot in new.values():
+            plot.enableAutoRange(y=True, x=self.view.step_range is None)
+            plot.getViewBox().sigXRangeChanged.connect(lambda vb, rng, plot=plot: self._feed_view(plot))
+            self._feed_view(plot)
+        self._apply_highlight(self.view.highlight)
+        self._apply_step_range(self.view.step_range)
+
+    def _new_plot(self, metric: str) -> pg.PlotItem:
+        """A plot for ``metric`` with its extent, crosshair line and highlight (not laid out)."""
+        plot = pg.PlotItem(axisItems={"bottom": self._x_axis()})
+        plot.disableAutoRange()
+        plot.setTitle(html.escape(metric), size="9pt", color="#333")   # a name is text, not HTML
+        # No grid: alpha-blended grid lines across the plot cost ~30 ms per redraw offscreen.
+        plot.setLogMode(False, self.view.log_y)
+        plot.setMenuEnabled(False)
+        plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)   # stacked plots line up pixel for pixel
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setClipToView(True)
+        self.plots[metric] = plot
+        extent = self.extents[metric] = XExtent()
+        plot.addItem(extent)
+        vline = self._vlines[metric] = pg.InfiniteLine(
+            angle=90, movable=False, pen=pg.mkPen("#888", width=1, style=Qt.DashLine))
+        vline.setVisible(False)
+        plot.addItem(vline, ignoreBounds=True)
+        region = self._regions[metric] = pg.LinearRegionItem(
+            movable=False, brush=pg.mkBrush(HIGHLIGHT_BRUSH), pen=pg.mkPen(None))
+        region.setZValue(-10)
+        region.setVisible(False)
+        plot.addItem(region, ignoreBounds=True)
+        return plot
+
+    def _x_axis(self) -> pg.AxisItem:
+        mode = self.view.x_mode
+        return (pg.DateAxisItem() if mode == "wall" else StepAxis("bottom") if mode == "step"
+                else pg.AxisItem("bottom"))
+
+    def _drop_plot(self, metric: str) -> None:
+        """Take ``metric``'s plot and its curves away."""
+        for key in [k for k in self.curves if k[0] == metric]:
+            self.curves.pop(key).remove()
+        plot = self.plots.pop(metric)
+        for store in (self.extents, self._regions, self._vlines, self._titles):
+            store.pop(metric, None)
+        if plot is self._first:
+            self._first = None
+        self.canvas.ci.removeItem(plot)
+
+    def _lay_out(self) -> None:
+        """Put the plots in rows in metric order (only the ones that moved are touched), link
+        their x axes to the top one and show the step labels under the bottom one."""
+        ci = self.canvas.ci
+        ordered = [(m, self.plots[m]) for m in self.view.metrics if m in self.plots]
+        self.plots.clear()
+        self.plots.update(ordered)       # dict order is row order (a metric put first goes first)
+        order = list(self.plots.values())
+        moved = [(row, p) for row, p in enumerate(order) if ci.items.get(p) != [(row, 0)]]
+        for _, plot in moved:       # out of their cells first: a row may be taken by another
+            if plot in ci.items:
+                take_out_of_grid(ci, plot)
+        for row, plot in moved:
+            if plot in ci.itemBorders:
+                put_in_grid(ci, plot, row)
             else:
+                ci.addItem(plot, row=row, col=0)
+        self._link_x(order[0] if order else None)
+        for row, plot in enumerate(order):
+            self._style_bottom(plot, row == len(order) - 1)
+        n = len(order)
+        self.canvas.setMinimumHeight(MIN_PLOT_HEIGHT * n + X_AXIS_HEIGHT if n else 0)
+        self._show_hint()
+
+    def _link_x(self, first) -> None:
+        """Every plot's x axis follows ``first``, whose range is the model's step range."""
+        if first is self._first:
+            for plot in self.plots.values():
+                if plot is not first and plot.getViewBox().linkedView(0) is not first.getViewBox():
+                    plot.setXLink(first)
+            return
+        if self._first is not None:
+            self._first.getViewBox().sigXRangeChanged.disconnect(self._on_user_range)
+        self._first = first
+        if first is None:
+            return
+        first.setXLink(None)
+        for plot in self.plots.values():
+            if plot is not first:
                 plot.setXLink(first)
-            if row < len(metrics) - 1:
-                plot.getAxis("bottom").setStyle(showValues=False)
-            else:
-                plot.setLabel("bottom", X_LABELS[self.view.x_mode])
-            self.plots[metric] = plot
-            extent = XExtent()
-            plot.addItem(extent)
-            self.extents[metric] = extent
-            vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", width=1, style=Qt.DashLine))
-            vline.setVisible(False)
-            plot.addItem(vline, ignoreBounds=True)
-            self.vlines.append(vline)
-            region = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(HIGHLIGHT_BRUSH), pen=pg.mkPen(None))
-            region.setZValue(-10)
-            region.setVisible(False)
-            plot.addItem(region, ignoreBounds=True)
-            self.regions.append(region)
-        for entry in entries:
-            self._add_curves(entry, list(self.plots), kept)
+        first.getViewBox().sigXRangeChanged.connect(self._on_user_range)
+
+    def _style_bottom(self, plot, last: bool) -> None:
+        """Only the bottom plot shows step values and the axis title (the x axes are linked)."""
+        axis = plot.getAxis("bottom")
+        if axis.style["showValues"] != last:
+            axis.setStyle(showValues=last)
+        if last:
+            plot.setLabel("bottom", X_LABELS[self.view.x_mode])
+        elif axis.label.isVisible():
+            plot.showLabel("bottom", False)
+
+    def _on_x_mode(self, *_) -> None:
+        """Another x axis: swap each plot's bottom axis and redraw the held data (no new plots)."""
+        self._sync_controls()
+        for plot in self.plots.values():
+            plot.setAxisItems({"bottom": self._x_axis()})
+        for row, plot in enumerate(self.plots.values()):
+            self._style_bottom(plot, row == len(self.plots) - 1)
+        self._reset_xmap()
+        for curve in self.curves.values():
+            curve.set_axis(*self._axis_of(curve.entry))
+            if not curve.rebuild:
+                curve._after_data()
+            self._maybe_xmap(curve)
+            self.bands.add(curve.plot, curve.entry, curve.metric)   # bands are drawn in x units
         self._update_extents()
         for plot in self.plots.values():
             plot.enableAutoRange()
-        for plot in self.plots.values():
-            plot.getViewBox().sigXRangeChanged.connect(lambda vb, rng, plot=plot: self._feed_view(plot))
-            self._feed_view(plot)
-        if first is not None:
-            first.getViewBox().sigXRangeChanged.connect(self._on_user_range)
         self._apply_highlight(self.view.highlight)
         self._apply_step_range(self.view.step_range)
+
+    def _reset_xmap(self) -> None:
+        self._xmap = self._xmap_key = None
+        self._xmap_len = 0
+
+    def _maybe_xmap(self, curve) -> None:
+        """The longest curve maps steps to x (see step_to_x)."""
+        if self._xmap_key is None or curve.n_points > self._xmap_len:
+            self._set_xmap(curve)
 
     def _add_curves(self, entry, metrics, kept=None) -> None:
         """Curves of ``entry`` for ``metrics``; ``kept``: old curves whose data they take over."""
@@ -251,8 +378,7 @@ class ScalarPlotPanel(QWidget):
             old = (kept or {}).get((metric, entry.key))
             if old is not None:
                 curve.adopt(old)
-                if self._xmap_key is None or curve.n_points > self._xmap_len:
-                    self._set_xmap(curve)
+                self._maybe_xmap(curve)
             self.curves[(metric, entry.key)] = curve
             self.bands.add(plot, entry, metric)
             added = True
@@ -304,8 +430,7 @@ class ScalarPlotPanel(QWidget):
                 curve.take(start, stop, got.get(curve.metric))
             if curve.rebuild or curve.rows_fed < seen:
                 self._feed_again.add(entry.key)     # added, or new smoothing, meanwhile
-            if self._xmap_key is None or curve.n_points > self._xmap_len:
-                self._set_xmap(curve)
+            self._maybe_xmap(curve)
             self._want_detail(curve)
         self._update_extents()
         self._feed_later(entry)
@@ -347,7 +472,7 @@ class ScalarPlotPanel(QWidget):
 
     def _add_run(self, entry) -> None:
         """A run was opened: overlay its curves on the existing plots (no rebuild)."""
-        self.empty_label.setVisible(not self.view.metrics)
+        self._show_hint()
         self._add_curves(entry, list(self.plots))
         self._update_extents()
         for curve in self._curves_of(entry):   # the others already show this view
@@ -360,13 +485,18 @@ class ScalarPlotPanel(QWidget):
             curve = self.curves.pop(key)
             if self.plots.get(key[0]) is curve.plot:
                 curve.remove()
-        self._xmap = self._xmap_key = None
-        self._xmap_len = 0
+        self._reset_xmap()
         for curve in self.curves.values():
-            if self._xmap_key is None or curve.n_points > self._xmap_len:
-                self._set_xmap(curve)
-        self.empty_label.setVisible(not self.view.metrics or not self.runs.runs())
+            self._maybe_xmap(curve)
+        self._show_hint()
         self._update_extents()
+
+    def _show_hint(self) -> None:
+        """The plots, or the "Open a run" hint when there is no run or no metric to plot (the
+        closed runs' empty axes were left behind, squeezing the hint under them)."""
+        shown = bool(self.plots) and bool(self.runs.runs())
+        self.scroll.setVisible(shown)
+        self.empty_label.setVisible(not shown)
 
     def _update_extents(self) -> None:
         """Every plot spans the x range of all curves; titles say why a plot is (partly) empty."""
@@ -386,7 +516,9 @@ class ScalarPlotPanel(QWidget):
             title = html.escape(metric)
             if note:
                 title += f" <span style='color:{NOTE_COLOR}'>— {html.escape(note)}</span>"
-            plot.setTitle(title, size="9pt", color="#333")
+            if self._titles.get(metric) != title:   # setTitle re-lays the plot out: only on change
+                self._titles[metric] = title
+                plot.setTitle(title, size="9pt", color="#333")
 
     def _view_of(self, plot) -> tuple:
         """``(x0, x1, pixels)`` the curves of ``plot`` should show (None, None = everything)."""
