@@ -105,3 +105,16 @@ def test_report_lists_what_was_not_checked(tmp_path):
     assert main(["report", str(path), "-o", str(tmp_path / "r.html"), "-q"]) == 0
     html = (tmp_path / "r.html").read_text()
     assert "Not checked" in html and "no per-layer gradients" in html and "lr-Adam" in html
+
+
+def test_a_run_with_only_a_validation_loss_says_the_training_loss_is_missing(tmp_path):
+    """The app and diagnose said "no problems found" for a run that logged val/loss only: the
+    overfitting check needs the training loss too, and nothing said it was missing."""
+    from trainspect.analysis.advisor.coverage import coverage
+    from trainspect.recorder import Recorder
+    with Recorder(tmp_path / "v.h5") as rec:
+        for s in range(0, 100, 10):
+            rec.log({"val/loss": 1.0 / (s + 1)}, step=s)
+    gaps = {g.instrument: g for g in coverage(tmp_path / "v.h5").gaps}
+    assert "training_loss" in gaps and "overfitting" in gaps["training_loss"].text
+    assert "loss" not in gaps and "validation_loss" not in gaps

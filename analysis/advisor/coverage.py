@@ -46,6 +46,9 @@ INSTRUMENTS = (
                "the loss curve (divergence, oscillation, spikes, no progress, plateaus)",
                "log the loss as train/loss or loss (or name it: Recorder(roles={'train': ...}))",
                lambda v: bool(v.roles)),
+    Instrument("training_loss", "no training loss", "overfitting (the curve rules read the validation loss instead)",
+               "log it as train/loss or loss (or name it: Recorder(roles={'train': ...}))",
+               lambda v: "train" in v.roles),
     Instrument("validation_loss", "no validation loss", "overfitting",
                "log one as val_loss or eval/loss (or name it: Recorder(roles={'val': ...}))",
                lambda v: "val" in v.roles),
@@ -119,8 +122,8 @@ def coverage(run) -> Coverage:
                  run.record_count(fmt.SNAPS) if fmt.SNAPS in run.instruments() else 0)
     gaps = []
     for inst in INSTRUMENTS:
-        if inst.present(view) or (inst.id == "validation_loss" and not view.roles):
-            continue    # (no loss at all is one gap, not two)
+        if inst.present(view) or (inst.id in ("training_loss", "validation_loss") and not view.roles):
+            continue    # (no loss at all is one gap, not three)
         how = _why_watched_run_lacks(inst.id, meta, view) or _gan_losses_only(inst.id, names) or inst.how
         gaps.append(Gap(inst.id, inst.missing, list(inst.symptoms),
                         f"{inst.missing}: {how} to check {inst.checks}", inst.checks, how))
@@ -154,7 +157,7 @@ def _why_watched_run_lacks(instrument: str, meta: dict, view: _View) -> str | No
     """A run that did call watch() and still lacks an instrument was told not to record it, or
     could not, or recorded no step: "record with trainspect (rec.watch(...))" misled nanoGPT's
     users, and those of a run closed before its first step."""
-    if instrument in ("loss", "validation_loss") or not isinstance(meta.get("model"), dict):
+    if instrument in ("loss", "training_loss", "validation_loss") or not isinstance(meta.get("model"), dict):
         return None
     if meta["model"].get("n_params") == 0:
         return "the watched model has no parameters (layers in a plain list?): watch the module that holds them"
