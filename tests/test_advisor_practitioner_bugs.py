@@ -160,3 +160,48 @@ def test_a_loss_that_fell_far_and_came_back_up_is_no_plateau(seed):
     assert loss_rules.detect_divergence(t, v) is not None
     stall = np.r_[2.3 * np.exp(-t[:100] / 20) + 1.46 * (1 - np.exp(-t[:100] / 20)), np.full(300, 1.46)]
     assert loss_rules.detect_early_plateau(t, stall * rng.lognormal(0, 0.02, 400)) is not None
+
+
+def _transformer_signals(warmup: bool, seed: int):
+    """A post-LN transformer's signals: the input-side gradients vanish (1e-9 of the head's)."""
+    from trainspect.analysis.run import ModuleInfo, ParamInfo
+    from tests.test_advisor_causes import make
+    rng = np.random.default_rng(seed)
+    params = [ParamInfo("pos", "", (1, 64, 32), 2048)]
+    modules = [ModuleInfo("emb", "Embedding")]
+    for i in range(6):
+        params += [ParamInfo(f"enc.layers.{i}.linear1.weight", f"enc.layers.{i}.linear1", (64, 32), 2048),
+                   ParamInfo(f"enc.layers.{i}.linear2.weight", f"enc.layers.{i}.linear2", (32, 64), 2048)]
+        modules += [ModuleInfo(f"enc.layers.{i}.linear1", "Linear"), ModuleInfo(f"enc.layers.{i}.linear2", "Linear"),
+                    ModuleInfo(f"enc.layers.{i}.self_attn.out_proj", "NonDynamicallyQuantizableLinear"),
+                    ModuleInfo(f"enc.layers.{i}.norm1", "LayerNorm")]
+    params.append(ParamInfo("head.weight", "head", (10, 32), 320))
+    modules.append(ModuleInfo("head", "Linear"))
+    n = 300
+    depth = np.linspace(-9, -1, len(params))
+    grads = (10.0 ** depth) * rng.lognormal(0, 0.2, (n, len(params)))
+    lr = np.minimum(1e-2 * (np.arange(n) + 1) / 50, 1e-2) if warmup else np.full(n, 1e-2)
+    loss = 2.43 - 0.35 * (1 - np.exp(-np.arange(n) / 10)) + rng.normal(0, 0.02, n)
+    return make(loss, lr=lr, layer_grads=grads, modules=modules, params=params)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_vanishing_gradients_in_a_transformer_without_warmup_is_not_missing_skips(seed):
+    """A 6-block post-LN transformer at its full LR from step 0: "depth without skip connections
+    (70%): add residual connections" to a model made of residual blocks. Without a warm-up the
+    LR (warm-up first) is named; with one, the depth is not blamed either."""
+    from trainspect.analysis.advisor.diagnose import diagnose_signals
+    found = {f.symptom: f for f in diagnose_signals(_transformer_signals(False, seed))}
+    f = found["vanishing_gradients"]
+    assert f.causes[0].id == "lr_too_high" and "warm-up" in f.causes[0].why
+    assert f.fixes[0].id == "lr_warmup"
+    warmed = {f.symptom: f for f in diagnose_signals(_transformer_signals(True, seed))}["vanishing_gradients"]
+    assert warmed.causes[0].id != "depth_without_skip_connections"
+
+
+def test_output_projections_are_not_judged_as_pre_activations():
+    from trainspect.analysis.advisor.functional_acts import functional_candidates
+    modules = ["emb", "enc.layers.0.linear1", "enc.layers.0.linear2", "mlp.c_fc", "mlp.c_proj", "head"]
+    types = ["Embedding", "Linear", "Linear", "Linear", "Linear", "Linear"]
+    assert functional_candidates(types, modules) == [1, 3]
+    assert functional_candidates(types) == [1, 2, 3, 4]

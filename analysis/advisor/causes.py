@@ -58,7 +58,10 @@ def _init_fixes(fixes, finding, ctx):
 
 
 def _lr_fixes(fixes, finding, ctx):
-    """With an LR range test of this model at hand, quote its suggestion (first) instead of saying how to run one."""
+    """With an LR range test of this model at hand, quote its suggestion (first) instead of saying how to run one.
+    A transformer trained without a warm-up gets the warm-up first."""
+    if ctx.has_attention and not ctx.warmed_up:
+        fixes = sorted(fixes, key=lambda f: f.id != "lr_warmup")
     sweep = ctx.lr_sweep
     if sweep is None or sweep.suggested is None:
         return list(fixes)
@@ -475,8 +478,12 @@ def training_stalled(s: Scores, ctx: Context) -> None:
                 " with normal-sized updates: ReLUs die where LeakyReLU/GELU would not" if cause == "activation_choice"
                 else "")))
     if "vanishing_gradients" in ctx.found:
-        s.boost("activation_choice" if ctx.has_bounded_acts else "depth_without_skip_connections", 0.8,
-                "gradients vanish before they reach the first layers")
+        if ctx.has_bounded_acts or not ctx.has_attention:
+            s.boost("activation_choice" if ctx.has_bounded_acts else "depth_without_skip_connections", 0.8,
+                    "gradients vanish before they reach the first layers")
+        elif not ctx.warmed_up:     # transformer blocks have their skips (see vanishing_gradients)
+            s.boost("lr_too_high", 0.8, "gradients vanish before the first layers of a transformer trained "
+                                        "without an LR warm-up")
     if "saturated_activations" in ctx.found:
         start = ctx.facts("saturated_activations").get("saturated_from_start")
         s.boost("bad_init" if start else "activation_choice", 0.75,

@@ -48,6 +48,7 @@ class Context:
     has_bounded_acts: bool = False          # sigmoid/tanh family in the model
     has_relu: bool = False
     has_norm_layers: bool = False           # BatchNorm/LayerNorm/GroupNorm...
+    has_attention: bool = False             # attention/transformer blocks: residual by construction
     n_weight_layers: int = 0
     token_model: bool = False               # Embedding first: input statistics are token ids
     nan_step: int | None = None             # first step with a non-finite value (set by nan_inf)
@@ -88,6 +89,12 @@ class Context:
         """The update/weight ratio is known and never went far above ~1e-3, not even for a while."""
         return (self.update_ratio is not None and not self.ratio_high
                 and (self.update_ratio_peak is None or self.update_ratio_peak <= RATIO_HIGH))
+
+    @property
+    def warmed_up(self) -> bool:
+        """The LR rose to over twice its first value at some point (a warm-up)."""
+        v = self.lr_values
+        return v is not None and len(v) >= 2 and float(v.max()) > 2 * float(v[0])
 
     @property
     def deep(self) -> bool:
@@ -162,6 +169,7 @@ def build_context(sig: Signals) -> Context:
     ctx.has_bounded_acts = any(t in BOUNDED_TYPES for t in types)
     ctx.has_relu = any(t in RELU_TYPES for t in types)
     ctx.has_norm_layers = any(t in NORM_TYPES for t in types)
+    ctx.has_attention = _has_attention(sig.meta, types)
     ctx.n_weight_layers = sum(len(p.shape) >= 2 for p in sig.params)
     ctx.frozen_params = frozen_param_names(sig.meta, sig.params)
     ctx.unoptimized_params = unoptimized_param_names(sig.meta, sig.params)
@@ -219,6 +227,17 @@ def _output_activation(names, types) -> str:
         if t in PREACT_TYPES or not sequential:
             return ""
     return ""
+
+
+def _has_attention(meta: dict, leaf_types) -> bool:
+    """Attention or transformer blocks anywhere in the model (the run's leaf modules, or every
+    module the metadata lists: nn.MultiheadAttention's out_proj is its only leaf)."""
+    model = meta.get("model") if isinstance(meta, dict) else None
+    listed = model.get("modules") if isinstance(model, dict) else None
+    types = [*leaf_types, *(m.get("type", "") for m in listed if isinstance(m, dict))] if isinstance(listed, list) \
+        else list(leaf_types)
+    return any(isinstance(t, str) and ("Attention" in t or t.startswith("Transformer")
+                                       or t == "NonDynamicallyQuantizableLinear") for t in types)
 
 
 def _all_gradients_zero(sig: Signals) -> bool:

@@ -23,17 +23,28 @@ ACTIVATION_TYPES = RELU_TYPES | BOUNDED_TYPES | {
     "Threshold", "Tanhshrink", "Softshrink", "Hardshrink"}
 
 
-def functional_candidates(types) -> list[int]:
-    """Columns that are pre-activations of a functional activation (empty if the model has activation modules)."""
+# The output projections of attention and MLP blocks feed the residual stream, no activation:
+# torch's TransformerEncoderLayer (linear1 -> F.relu -> linear2), GPT-2 (c_fc -> gelu -> c_proj),
+# Llama (down_proj), BERT/T5 (fc2, wo). Half their outputs are <= 0 by design ("66% of
+# enc.layers.5.linear2 dead behind F.relu?" on a healthy transformer block).
+OUTPUT_PROJECTIONS = {"linear2", "out_proj", "c_proj", "o_proj", "down_proj", "fc2", "w2", "wo"}
+
+
+def functional_candidates(types, modules=None) -> list[int]:
+    """Columns that are pre-activations of a functional activation (empty if the model has
+    activation modules); ``modules`` (their names) leaves out known output projections."""
     if any(t in ACTIVATION_TYPES for t in types):
         return []
     cols = [j for j, t in enumerate(types) if t in PREACT_TYPES]
-    return cols[:-1]     # the last one produces the outputs (logits)
+    cols = cols[:-1]     # the last one produces the outputs (logits)
+    if modules is not None:
+        cols = [j for j in cols if modules[j].rsplit(".", 1)[-1] not in OUTPUT_PROJECTIONS]
+    return cols
 
 
 def detect_dead_behind_functions(steps, dead_frac, modules, types, *, dead=0.5, label=str,
                                  grad_norm=None) -> Finding | None:
-    cols = functional_candidates(types)
+    cols = functional_candidates(types, modules)
     if grad_norm is not None:
         elsewhere = _not_behind_a_relu(dead_frac, grad_norm, modules, cols)   # read once, not per column
         cols = [j for j in cols if j not in elsewhere]

@@ -20,7 +20,16 @@ def adjust(s, f, ctx):
     weights_symmetric(s, ctx)
     if ctx.has_bounded_acts:
         s.boost("activation_choice", 0.8, "sigmoid/tanh derivatives (<= 0.25 / 1) shrink the gradient at every layer")
-    if ctx.deep:
+    if ctx.has_attention:
+        # transformer blocks are residual: the depth has its skips. Post-LN blocks (LayerNorm
+        # after the residual add) starve the input side of gradient without an LR warm-up
+        # (Xiong et al., ICML 2020), the reason warm-up became standard.
+        s.damp("depth_without_skip_connections", 0.2)
+        if not ctx.warmed_up:
+            s.boost("lr_too_high", 0.7, "a transformer trained at its full LR from the first step, without a "
+                                        "warm-up: post-LN blocks then starve the first layers of gradient "
+                                        "(Xiong et al., 2020)")
+    elif ctx.deep:
         s.boost("depth_without_skip_connections", max(s.get("depth_without_skip_connections"), 0.7),
                 f"{ctx.n_weight_layers} weight layers in a chain")
     if ctx.has_norm_layers:
