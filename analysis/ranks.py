@@ -71,7 +71,8 @@ def metric_names(run) -> list:
 
 def train_loss(run) -> str | None:
     """The training loss's name (``Run.loss_roles()["train"]``), read without loading points."""
-    return loss_roles(metric_names(run), (run.meta or {}).get(fmt.META_ROLES)).get("train")
+    return loss_roles(metric_names(run), (run.meta or {}).get(fmt.META_ROLES),
+                      getattr(run, "point_counts", None)).get("train")
 
 
 def series_views(run, names, capacity: int = VIEW_POINTS) -> dict:

@@ -788,7 +788,12 @@ class Run:
 
     def loss_roles(self) -> dict[str, str]:
         """{"train": name, "val": name} for the losses present (declared roles first)."""
-        return loss_roles(self.scalar_names(), self.meta.get(fmt.META_ROLES))
+        return loss_roles(self.scalar_names(), self.meta.get(fmt.META_ROLES), self.point_counts)
+
+    def point_counts(self) -> dict[str, int]:
+        """{metric: points logged} (one pass over the scalar table, kept and extended)."""
+        summary = self.scalar_summary()
+        return dict(zip(summary.names, summary.counts.tolist()))
 
     @_reads_file
     def scalar(self, name: str) -> Series:

@@ -59,12 +59,17 @@ ROLES = fmt.LOSS_ROLES
 _VAL_WORDS = ("val", "valid", "eval", "test")
 
 
-def _first_present(candidates, present: set) -> str | None:
-    for base in candidates:
-        for name in (base, *(base + s for s in LIGHTNING_SUFFIXES)):
-            if name in present:
-                return name
-    return None
+def _first_present(candidates, present: set, points=None) -> str | None:
+    """The first of ``candidates`` present; with ``points`` (a callable giving {name: points}),
+    the one with the most points among those present (TensorBoard logs with both
+    ``Loss/train`` every step and ``add_scalars('loss', ...)``'s ``loss/train`` every 10: the
+    sparser one was judged by name order, and a divergence in the other went unseen)."""
+    found = [name for base in candidates for name in (base, *(base + s for s in LIGHTNING_SUFFIXES))
+             if name in present]
+    if len(found) > 1 and points is not None:
+        counts = points()
+        return max(found, key=lambda n: counts.get(n, 0))     # the first of the densest
+    return found[0] if found else None
 
 
 # A GAN's losses (pytorch/examples' dcgan prints Loss_D and Loss_G, others log errG, g_loss,
@@ -108,13 +113,14 @@ def unjudged_rl_losses(names, declared: dict | None = None) -> list[str]:
     return reward_metrics(names)
 
 
-def loss_roles(names, declared: dict | None = None) -> dict[str, str]:
+def loss_roles(names, declared: dict | None = None, points=None) -> dict[str, str]:
     """Which metric is the training loss and which the validation loss: {"train": ..., "val": ...}.
 
     ``declared`` (``Recorder(..., roles={"val": "my_metric"})``, stored in the run's metadata)
     wins over the conventions. A role with no metric is left out. Without a conventional
     training-loss name, the first user metric with "loss" in its name that does not look like
-    a validation metric is taken.
+    a validation metric is taken. ``points``: a callable giving {name: number of points}, asked
+    only when several conventional names of a role are present (the densest is taken).
     """
     names = list(names)
     present = set(names)
@@ -123,11 +129,11 @@ def loss_roles(names, declared: dict | None = None) -> dict[str, str]:
         if role in ROLES and isinstance(name, str) and name in present:
             roles[role] = name
     if "val" not in roles:
-        found = _first_present(VAL_LOSS_NAMES, present - set(roles.values()))
+        found = _first_present(VAL_LOSS_NAMES, present - set(roles.values()), points)
         if found:
             roles["val"] = found
     if "train" not in roles:
-        found = _first_present(TRAIN_LOSS_NAMES, present - set(roles.values()))
+        found = _first_present(TRAIN_LOSS_NAMES, present - set(roles.values()), points)
         if found is None:
             found = next((n for n in names if "loss" in n.lower() and not n.startswith(fmt.SYS_PREFIX)
                           and n not in roles.values() and not is_adversarial_loss(n)

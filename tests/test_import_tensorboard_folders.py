@@ -38,3 +38,23 @@ def test_a_log_in_one_sub_folder_keeps_its_tags(tmp_path):
     w.close()
     summary = convert(tmp_path / "logs", tmp_path / "run.h5")
     assert summary.points == {"train_loss": 20}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_densest_of_two_conventional_loss_names_is_judged(tmp_path, seed):
+    """`Loss/train` every step (diverging from step 300) and add_scalars' `loss/train` every 10
+    steps (before the divergence only): the role went to `loss/train` by name order, and the
+    imported run read "no problems found"."""
+    from trainspect.analysis import diagnose
+    rng = np.random.default_rng(seed)
+    w = SummaryWriter(str(tmp_path / "tb"))
+    for step in range(400):
+        level = 2.3 * np.exp(-step / 60) + 0.1 if step < 300 else 0.1 + 0.05 * (step - 300)
+        w.add_scalar("Loss/train", float(level * rng.lognormal(0, 0.05)), step)
+        if step % 10 == 0 and step < 300:
+            w.add_scalars("loss", {"train": float(level)}, step)
+    w.close()
+    convert(tmp_path / "tb", tmp_path / "run.h5")
+    with open_run(tmp_path / "run.h5") as run:
+        assert run.loss_roles()["train"] == "Loss/train"
+        assert "divergence" in [f.symptom for f in diagnose(run)]

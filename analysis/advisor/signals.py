@@ -61,7 +61,7 @@ def extract(run, reuse=None) -> Signals:
     names = _metric_names(run)
     present = set(names)
     sig = Signals(meta=dict(run.meta or {}))
-    roles = loss_roles(names, sig.meta.get(fmt.META_ROLES))
+    roles = loss_roles(names, sig.meta.get(fmt.META_ROLES), getattr(run, "point_counts", None))
     sig.rewards = unjudged_rl_losses(names, sig.meta.get(fmt.META_ROLES))   # Context.loss_curve() reads it
     stand_ins = logged_stand_ins(names)   # an unwatched run's own logs
     wanted = [roles[r] for r in ("train", "val") if r in roles] + [n for n in SYS_SERIES if n in present]
