@@ -19,9 +19,15 @@ import weakref
 _INERT = (functools.partial, (sys.audit, "trainspect.inert_hook"))
 
 
+def _tracing() -> bool:
+    return False
+
+
 class RecorderHook:
     """Calls ``fn``; copied or pickled, does nothing (and returns None, which leaves a forward
-    and its inputs and outputs as they are)."""
+    and its inputs and outputs as they are). Under ``torch.jit.trace`` it does nothing either:
+    its statistics' ops went into the traced graph, which then differed between the tracer's
+    two runs ("Tracing failed sanity checks"), and an export is not a training step."""
 
     __slots__ = ("fn",)
 
@@ -30,7 +36,7 @@ class RecorderHook:
 
     def __call__(self, *args, **kwargs):
         fn = self.fn
-        return None if fn is None else fn(*args, **kwargs)
+        return None if fn is None or _tracing() else fn(*args, **kwargs)
 
     def __deepcopy__(self, memo):
         return RecorderHook()
@@ -95,6 +101,7 @@ try:
     import torch
 
     _compiling = torch.compiler.is_compiling                  # noqa: F811
+    _tracing = getattr(torch._C, "_get_tracing_state", _tracing)   # noqa: F811  (None unless tracing)
     _run_eagerly = torch.compiler.disable(lambda fn, *args, **kwargs: fn(*args, **kwargs))
 except (ImportError, AttributeError):   # torch < 2.3: nothing to guard against
     pass
@@ -110,7 +117,7 @@ class EagerHook(RecorderHook):
 
     def __call__(self, *args, **kwargs):
         fn = self.fn
-        if fn is None:
+        if fn is None or _tracing():
             return None
         if _compiling():
             return _run_eagerly(fn, *args, **kwargs)

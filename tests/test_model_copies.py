@@ -172,3 +172,30 @@ def test_a_watched_model_checkpoint_loads_with_weights_only(tmp_path, device_pat
             hooks = [*m._forward_hooks.values(), *m._forward_pre_hooks.values()]
             assert all(h is _own_hook for h in hooks), hooks
         assert list(copied[2]._forward_hooks_with_kwargs) == list(copied[2]._forward_hooks)
+
+
+@pytest.mark.parametrize("device_path", [False, True], ids=["cpu-path", "device-path"])
+def test_a_watched_model_traces_and_a_copy_scripts_mid_run(tmp_path, device_path):
+    """torch.jit.trace of a watched model failed its sanity check (the hooks' statistics ops went
+    into one of the tracer's two graphs); torch.jit.script compiles every forward hook, so a
+    watched model is scripted through a copy, which carries none of the recorder's hooks.
+    Neither export adds a step or a record to the run."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(16, 4)
+    with Recorder(tmp_path / "r.h5", stats_every=1, _device_path=device_path) as rec:
+        rec.watch(model, opt)
+        for step in range(4):
+            loss = model(x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss})
+            if step == 1:
+                traced = torch.jit.trace(model, x)
+                scripted = torch.jit.script(copy.deepcopy(model))
+                assert torch.allclose(traced(x), model(x)) and torch.allclose(scripted(x), model(x))
+    with open_run(tmp_path / "r.h5") as run:
+        assert run.scalar("train/loss").steps.tolist() == [0, 1, 2, 3]
+        assert run.layer_stat("act_mean").steps.tolist() == [0, 1, 2, 3]
