@@ -133,9 +133,10 @@ class Table:
         any_nonzero = np.zeros(n, bool)
         max_non_nan = np.full(n, -np.inf, np.float32)
         first_nan, first_inf, first_pos = (np.full(n, -1, np.int64) for _ in range(3))
-        steps = []
+        steps, seen = [], 0
         for a, block_steps, block in self._blocks():
             steps.append(block_steps)
+            seen += len(block)
             if not len(block):
                 continue
             finite = np.isfinite(block)
@@ -162,7 +163,9 @@ class Table:
                 first_pos[cols] = a + np.argmax(hit[:, found], axis=0)
         if self._steps is None:
             self._steps = np.concatenate(steps).astype(np.int64) if steps else np.empty(0, np.int64)
-        return ColumnSummary(self.n_rows, n_nan, n_finite, any_nonzero, max_non_nan, first_nan, first_inf, first_pos)
+        # rows seen, not n_rows: a resumed run's reads leave out the rows a later session wrote
+        # again, and a never-called module's all-NaN column then read as "NaN from step 0"
+        return ColumnSummary(seen, n_nan, n_finite, any_nonzero, max_non_nan, first_nan, first_inf, first_pos)
 
     def columns(self, cols, start: int = 0, stop: int | None = None) -> np.ndarray:
         """float32 [rows x len(cols)] of the chosen columns, gathered chunk by chunk."""
