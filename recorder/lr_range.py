@@ -170,6 +170,7 @@ def lr_range_test(model, optimizer, batches, train_step, path, *, start_lr: floa
         # the sweep's steps: they are not its training's.
         with watchers_paused(model), Recorder(str(path), name=name or "lr_range_test", config=config,
                                               stats_every=0, hist_every=0, snapshot_every=0) as rec:
+            rec.set_step(0)     # the sweep counts its own steps, whatever the optimizer took before
             rec.watch(model, optimizer)
             model.train()
             source = _batches_forever(batches)

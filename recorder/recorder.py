@@ -276,6 +276,23 @@ def _release(writer, lock) -> None:
     lock.release(note)
 
 
+def _steps_taken(optimizer) -> int:
+    """The steps an optimizer has taken, from its per-parameter ``step`` counts (Adam, AdamW,
+    RMSprop, Adagrad...; 0 for optimizers that keep none, such as SGD). A count held on a GPU
+    is not read (that would wait for the device)."""
+    try:
+        counts = []
+        for state in optimizer.state.values():
+            step = state.get("step") if isinstance(state, dict) else None
+            if isinstance(step, (int, float)):
+                counts.append(int(step))
+            elif getattr(step, "device", None) is not None and step.device.type == "cpu" and step.numel() == 1:
+                counts.append(int(step.item()))
+        return max(counts, default=0)
+    except Exception:  # noqa: BLE001 - an optimizer's state of any shape: no count
+        return 0
+
+
 def _check_every(name: str, value) -> int:
     if value is None:
         return 0
@@ -625,6 +642,13 @@ class Recorder:
         if hooked is not None:
             self._optimizer = hooked
             self._step = self._resume_step
+            done = 0 if self._step_set or self._resume_step else _steps_taken(hooked)
+            if done:
+                # watched after its first steps (minGPT's Trainer makes the optimizer inside run(),
+                # so on_batch_end of iter 0 is the first place to watch; a checkpoint's optimizer
+                # state loaded into a new run): count on from them, or every gradient record is
+                # labelled with the step before its own
+                self._step = done
         try:
             self._instruments = Instruments(RecorderLink(self), model, hooked, layout, self._schedule(),
                                             scaler=scaler)
