@@ -205,3 +205,40 @@ def test_output_projections_are_not_judged_as_pre_activations():
     types = ["Embedding", "Linear", "Linear", "Linear", "Linear", "Linear"]
     assert functional_candidates(types, modules) == [1, 3]
     assert functional_candidates(types) == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_tiny_inputs_of_a_run_that_trains_are_a_note_with_the_right_words(seed):
+    """pytorch/examples' GCN row-normalises Cora's bag of words (RMS 0.005) and trains well:
+    WARN "inputs are not standardised ... make the first layer's pre-activations huge", and
+    fix 1 "subtract the mean" would make the sparse features dense."""
+    from trainspect.analysis.advisor.diagnose import diagnose_signals
+    from tests.test_advisor_causes import healthy_loss, make
+    rng = np.random.default_rng(seed)
+    found = {f.symptom: f for f in diagnose_signals(make(healthy_loss(300, seed), inputs=(0.0007, 0.005)))}
+    f = found["unnormalized_inputs"]
+    assert f.severity == "info" and "far below unit scale" in f.title
+    assert "huge" not in f.causes[0].why and "no mean subtraction" in f.fixes[0].text
+    flat = 2.3 + rng.normal(0, 0.01, 300)
+    stalled = {f.symptom: f for f in diagnose_signals(make(flat, inputs=(0.0007, 0.005)))}
+    assert stalled["unnormalized_inputs"].severity == "warning"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_no_clipping_advice_to_a_run_that_clips(seed):
+    """nanoGPT clips at 1.0 (grad_clip) and its diverging run was told "clip gradients (e.g.
+    clip_grad_norm_ at 1.0)": the recorder had the applied norm capped at 1.0 all along."""
+    from trainspect.analysis.advisor.diagnose import diagnose_signals
+    from trainspect.recorder import format as fmt
+    from tests.test_advisor_causes import make
+    rng = np.random.default_rng(seed)
+    n = 400
+    t = np.arange(n)
+    loss = np.where(t < 150, 2.3 * np.exp(-t / 40) + 0.2, 0.3 + 0.02 * (t - 150)) * rng.lognormal(0, 0.03, n)
+    grad = rng.lognormal(0.5, 0.5, n)
+    for clipped in (False, True):
+        sig = make(loss, grad=grad, lr=np.full(n, 0.1))
+        if clipped:
+            sig.scalars[fmt.SYS_GRAD_NORM_POST_CLIP] = (t, np.minimum(grad, 1.0))
+        f = {g.symptom: g for g in diagnose_signals(sig)}["divergence"]
+        assert any(x.id == "clip_grads" for x in f.fixes) != clipped, [x.text for x in f.fixes]

@@ -143,6 +143,16 @@ def _decay_fixes(fixes, finding, ctx):
     return out
 
 
+def _input_fixes(fixes, finding, ctx):
+    """Tiny inputs (row-normalised sparse features): scale them up; subtracting the mean would
+    make sparse features dense."""
+    tiny = finding.facts.get("tiny") or ctx.facts("unnormalized_inputs").get("tiny")
+    if not tiny:
+        return list(fixes)
+    return [Fix("standardise_inputs", "scale the inputs to unit size (divide by their std); keep sparse features' "
+                                      "zeros (no mean subtraction)"), *fixes[1:]]
+
+
 def _optimizer_fixes(fixes, finding, ctx):
     # Parameters left out of the optimizer keep their gradients (its zero_grad() never clears
     # them): the global norm grows, but adding them to the optimizer is the fix, not zero_grad().
@@ -182,7 +192,7 @@ CAUSE_CATALOGUE = {
         "inputs far from zero mean/unit scale make the first layer's pre-activations huge",
         (Fix("standardise_inputs", "standardise the inputs (subtract the training-set mean, divide by its std)"),
          Fix("check_preprocessing", "check the preprocessing pipeline for un-scaled or corrupt batches")),
-        "re-run with standardised inputs: the {what} should go away"),
+        "re-run with standardised inputs: the {what} should go away", _input_fixes),
     "missing_normalization": CauseSpec(
         "without BatchNorm/LayerNorm activations drift in scale across layers", (FIX_NORM_LAYERS,),
         "add normalization layers and compare: the {what} should shrink"),
@@ -415,6 +425,8 @@ def fixes_for(finding: Finding, spec, ctx: Context) -> list[Fix]:
             seen.add(fix.id)
             out.append(fix)
     out.sort(key=lambda f: f.id != "output_activation")   # a wiring mistake of this model: undo it first
+    if ctx.clips:     # "clip gradients (e.g. at 1.0)" to a run that clips at 1.0 (nanoGPT's grad_clip)
+        out = [f for f in out if f.id != "clip_grads"]
     return out
 
 

@@ -67,6 +67,7 @@ class Context:
     zero_gradients: bool = False            # every gradient exactly 0 at every record: the loss ignores the weights
     weight_change: float | None = None      # total relative change of the most-updated weight matrix over the run
     clipping: dict | None = None            # clipping scaled most steps' gradients far down (see gradient_clipping)
+    clips: bool = False                     # the run clips its gradients (some step's applied norm < the raw one)
     weight_shrink: dict | None = None       # weight norms fell >= 10x with weight decay on (see weights_decayed)
     frozen_params: set | None = None        # names with requires_grad=False at watch() (None: not recorded)
     unoptimized_params: set | None = None   # trainable names outside the watched optimizer (None: not recorded)
@@ -194,6 +195,7 @@ def build_context(sig: Signals) -> Context:
         ctx.grads_accumulate = linear_growth(*finite_prefix(*total))
     ctx.zero_gradients = _all_gradients_zero(sig)
     ctx.clipping = gradient_clipping(sig)
+    ctx.clips = clips_gradients(sig)
     ctx.weight_shrink = weights_decayed(sig)
     ur = sig.layer.get("update_ratio")
     if ur is not None:
@@ -258,19 +260,31 @@ def _all_gradients_zero(sig: Signals) -> bool:
 def gradient_clipping(sig: Signals) -> dict | None:
     """{"share", "pre", "post"} when clipping scaled >= 80 % of the steps' gradients below a tenth
     (``sys/grad_norm_post_clip`` against ``sys/grad_norm`` at the same steps), else None."""
-    pre, post = sig.scalars.get(SYS_GRAD_NORM), sig.scalars.get(SYS_GRAD_NORM_POST_CLIP)
-    if pre is None or post is None:
+    norms = _aligned_norms(sig)
+    if norms is None or len(norms[0]) < 10:
         return None
-    steps, a, b = np.intersect1d(pre[0], post[0], assume_unique=False, return_indices=True)
-    g, c = np.asarray(pre[1], np.float64)[a], np.asarray(post[1], np.float64)[b]
-    ok = np.isfinite(g) & np.isfinite(c) & (g > 0)
-    if ok.sum() < 10:
-        return None
-    g, c = g[ok], c[ok]
+    g, c = norms
     share = float(np.mean(c < CLIP_SHRINK * g))
     if share < CLIPPED_SHARE:
         return None
     return {"share": share, "pre": float(np.median(g)), "post": float(np.median(c))}
+
+
+def _aligned_norms(sig: Signals):
+    """(raw, applied) global gradient norms at the steps both were recorded, finite and > 0."""
+    pre, post = sig.scalars.get(SYS_GRAD_NORM), sig.scalars.get(SYS_GRAD_NORM_POST_CLIP)
+    if pre is None or post is None:
+        return None
+    _, a, b = np.intersect1d(pre[0], post[0], return_indices=True)
+    g, c = np.asarray(pre[1], np.float64)[a], np.asarray(post[1], np.float64)[b]
+    ok = np.isfinite(g) & np.isfinite(c) & (g > 0)
+    return g[ok], c[ok]
+
+
+def clips_gradients(sig: Signals) -> bool:
+    """Some step applied a smaller gradient than the backward left (clip_grad_norm_ at work)."""
+    norms = _aligned_norms(sig)
+    return norms is not None and bool(np.any(norms[1] < 0.999 * norms[0]))
 
 
 def weights_decayed(sig: Signals) -> dict | None:

@@ -44,9 +44,11 @@ def detect_unnormalized(steps, mean, std, vmin=None, vmax=None, *, max_scale=5.0
         lo, hi = np.asarray(vmin, dtype=np.float64), np.asarray(vmax, dtype=np.float64)
         if np.isfinite(lo).any() and np.isfinite(hi).any():
             rng = f", range [{fmt(float(np.nanmin(lo)))}, {fmt(float(np.nanmax(hi)))}]"
+    tiny = rms < min_scale and len(problems) == 1
     return Finding(
-        symptom="unnormalized_inputs", severity="warning",
-        title=f"inputs are not standardised: mean {fmt(mm)}, std {fmt(ss)}{rng}",
+        symptom="unnormalized_inputs", severity="warning", facts={"tiny": tiny, "rms": rms},
+        title=(f"inputs are far below unit scale: mean {fmt(mm)}, std {fmt(ss)}{rng}" if tiny else
+               f"inputs are not standardised: mean {fmt(mm)}, std {fmt(ss)}{rng}"),
         first_step=int(steps[ok][0]), last_step=int(steps[ok][-1]),
         evidence=[Evidence(
             series=SYS_INPUT_STD, threshold=max_scale,
