@@ -74,3 +74,36 @@ def test_open_without_screenshot_runs_the_event_loop_with_the_runs(tmp_path):
                           timeout=120, cwd=root, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "0 {'runs': ['interactive'], 'title': 'interactive — trainspect'}" in proc.stdout, proc.stdout
+
+
+def test_a_screenshot_does_not_zoom_to_a_note(qtbot, tmp_path, monkeypatch):
+    """A run whose only finding is a note (info: still falling at the end) was zoomed to its
+    last quarter: metrics logged every 200 steps were empty panels and the start out of view.
+    A warning is still shown as if clicked."""
+    import numpy as np
+
+    import trainspect.app.gui.main_window as open_cmd
+    from trainspect.analysis import diagnose, open_run
+    from trainspect.recorder import Recorder
+
+    seen = {}
+    real = open_cmd.render_screenshot
+
+    def spy(window, path):
+        seen[str(path).rsplit("/", 1)[-1]] = window.view.step_range
+        return real(window, path)
+
+    monkeypatch.setattr(open_cmd, "render_screenshot", spy)
+    t = np.arange(600)
+    cases = {"note.h5": 2.3 - 0.003 * t, "warn.h5": np.where(t < 200, 2.3 * np.exp(-t / 40) + 0.2, 0.2 + 0.01 * (t - 200))}
+    for name, loss in cases.items():
+        with Recorder(tmp_path / name) as rec:
+            rec.log_many({"train/loss": loss * np.random.default_rng(0).lognormal(0, 0.02, 600)}, steps=t)
+            rec.log_many({"eval/acc": np.array([0.1, 0.5, 0.8])}, steps=np.array([0, 200, 400]))
+        with open_run(tmp_path / name) as run:
+            severities = [f.severity for f in diagnose(run)]
+        assert severities and (severities[0] == "info") == (name == "note.h5"), severities
+        assert main(["open", str(tmp_path / name), "--screenshot", str(tmp_path / f"{name}.png")]) == 0
+    shots = dict(seen)
+    assert shots["note.h5.png"] is None
+    assert shots["warn.h5.png"] is not None

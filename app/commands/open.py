@@ -89,9 +89,13 @@ def run(args) -> int:
         app.processEvents()
         failed = sum(e.state == "failed" for e in rows)
         window.advisor.wait()
-        if window.advisor.findings:
-            idx = 0 if args.finding is None else args.finding
-            window.advisor.tree.setCurrentItem(window.advisor.tree.topLevelItem(min(idx, len(window.advisor.findings) - 1)))
+        findings = window.advisor.findings
+        # The first warning is shown as if clicked; a note (info) only when asked for: zoomed to a
+        # "still falling" note's last quarter, sparse metrics were empty panels and the start of
+        # training out of view.
+        idx = args.finding if args.finding is not None else 0 if findings and findings[0].severity != "info" else None
+        if findings and idx is not None:
+            window.advisor.tree.setCurrentItem(window.advisor.tree.topLevelItem(min(idx, len(findings) - 1)))
         path = render_screenshot(window, args.screenshot)
         print(f"wrote {path}")
         dispose_window(window)
