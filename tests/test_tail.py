@@ -97,3 +97,24 @@ def test_unreadable_file_is_named_with_exit_code_2(tmp_path, capsys):
     bad.write_bytes(np.arange(1000, dtype=np.int64).tobytes())
     assert main(["tail", str(bad), "--wait", "0"]) == 2
     assert "bad.h5" in capsys.readouterr().err
+
+
+def test_a_logged_lr_and_the_recorded_one_are_told_apart(tmp_path):
+    """nanoGPT logs "lr" and watch() records sys/lr: the line read "lr 0.1 | lr 0.1"."""
+    import torch
+
+    from trainspect.analysis import open_run
+    from trainspect.app.commands.tail import snapshot_line
+    from trainspect.recorder import Recorder
+    model = torch.nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Recorder(tmp_path / "r.h5") as rec:
+        rec.watch(model, opt)
+        for _ in range(3):
+            model(torch.randn(4, 3)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+            rec.log({"train/loss": 1.0, "lr": 0.1})
+    with open_run(tmp_path / "r.h5") as run:
+        line = snapshot_line(run, run.status(), run.scalar_summary())
+    assert line.count("lr 0.1") == 1 and "lr (recorded) 0.1" in line, line

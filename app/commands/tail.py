@@ -141,7 +141,9 @@ def snapshot_line(run, status, summary) -> str:
     values = [_value_text(summary, n, n, step) for n in user]
     if any(values):
         parts.append("  ".join(v for v in values if v))
-    sys_parts = [v for v in (_value_text(summary, SYS_LR, "lr", step),
+    # the recorder's LR once, under its own label, when the user logs one as "lr" too
+    lr_label = "lr (recorded)" if "lr" in user else "lr"
+    sys_parts = [v for v in (_value_text(summary, SYS_LR, lr_label, step),
                              _value_text(summary, SYS_GRAD_NORM, "grad norm", step)) if v]
     if sys_parts:
         parts.append("  ".join(sys_parts))
