@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 from ..lod import ema
 from ..report import export_plot_csv, gather_report, report_format, write_report
 from ..report.csv_export import export_run_csv
+from .plain_text import tip
 from .run_io import locked_read
 
 IMAGE_WIDTH = 1600          # px of an exported PNG (about 2x a plot on screen)
@@ -132,7 +133,7 @@ def heatmap_columns(heatmap) -> dict:
 def _fail(window, what: str, exc: Exception) -> None:
     msg = f"{what}: {exc}"
     window.statusBar().showMessage(msg, 10000)
-    QMessageBox.warning(window, "trainspect", msg)
+    QMessageBox.warning(window, "trainspect", tip(msg))   # it quotes paths and names: as typed, never HTML
 
 
 def export_report_dialog(window) -> None:

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 
 from ..vocab import NEUTRAL_COLOR, STATE_COLORS
 from .live import LiveTail
+from .plain_text import plain, shown, tip
 from .model import RunsModel, ViewState, default_metrics
 from .qt_messages import quiet_qt_noise
 from .export_actions import install_export_actions
@@ -37,6 +38,12 @@ from .widgets.scalar_plots import ScalarPlotPanel
 CLOSE_WAIT_S = 5.0    # closing the window waits this long for background reads to end
 RUN_FILTER = "trainspect runs (*.h5 *.hdf5);;All files (*)"
 RUN_STATE_MAX_PX = 420   # the run state in the status bar: wider text is cut (full text in its tooltip)
+# Narrower than this, the Advisor dock shares the left column with Runs as a tab: beside them
+# at 800 px it got 74 px, a word per line. Wider than WIDE_WINDOW_PX it goes back to the right.
+NARROW_WINDOW_PX = 1000
+WIDE_WINDOW_PX = 1100
+DOCK_WIDTHS = (230, 420)         # Runs, Advisor
+NARROW_DOCK_PX = 260             # the shared left column of a narrow window
 
 
 class ErrorBanner(QFrame):
@@ -45,7 +52,7 @@ class ErrorBanner(QFrame):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setStyleSheet("ErrorBanner{background:#FDECEA;border:1px solid #E57373;border-radius:3px}")
-        self.label = shrinkable(QLabel())   # a message naming a long path wraps, never widens
+        self.label = plain(shrinkable(QLabel()))   # a message naming a long path wraps, never widens
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         close = QToolButton()
@@ -110,7 +117,8 @@ class MainWindow(QMainWindow):
         left.setSizes([160, 500])
         self.runs_dock = self._dock("Runs", left, Qt.LeftDockWidgetArea)
         self.advisor_dock = self._dock("Advisor", self.advisor, Qt.RightDockWidgetArea)
-        self.resizeDocks([self.runs_dock, self.advisor_dock], [230, 420], Qt.Horizontal)
+        self.resizeDocks([self.runs_dock, self.advisor_dock], list(DOCK_WIDTHS), Qt.Horizontal)
+        self._advisor_tabbed = False     # moved beside Runs by a narrow window (not by the user)
 
         # Live runs: adaptive polling, run states, follow mode (app/gui/live.py).
         self.live = LiveTail(self.runs, self.view, self)
@@ -132,11 +140,12 @@ class MainWindow(QMainWindow):
         self._recent_dirty.timeout.connect(self._rebuild_recent_menu)
         self.runs.runAdded.connect(self._remember_recent)
         self.runs.currentChanged.connect(
-            lambda e: self.setWindowTitle(f"{elide(e.name, NAME_CHARS)} — trainspect" if e is not None else "trainspect"))
+            lambda e: self.setWindowTitle(f"{elide(shown(e.name), NAME_CHARS)} — trainspect" if e is not None else "trainspect"))
         self.run_list.openRequested.connect(self.open_dialog)
         self.heatmap.view.findingFocused.connect(lambda _: self.tabs.setCurrentWidget(self.heatmap))
         # Not shrinkable(): the status bar gave an Ignored-width label 0 px; capped instead.
         self.run_state = QLabel("")
+        self.run_state.setTextFormat(Qt.RichText)   # our colour; the text in it is escaped
         self.run_state.setMaximumWidth(RUN_STATE_MAX_PX)
         self.statusBar().addPermanentWidget(self.run_state)
         self.live.statusChanged.connect(lambda e, st: self.run_list.rebuild())
@@ -271,13 +280,34 @@ class MainWindow(QMainWindow):
             self.run_state.setText("")
             return
         text = e.with_notice(st.describe(clock=True)) if st is not None else e.status_text()
+        text = shown(text)
         color = STATE_COLORS.get(st.state, NEUTRAL_COLOR) if st is not None else NEUTRAL_COLOR
         # The text can hold a crash message ("expected <class ...>"): escape it.
         # A long crash message must not widen the window: cut to the label's width (full text
         # in the tooltip).
-        shown = self.run_state.fontMetrics().elidedText(text, Qt.ElideRight, RUN_STATE_MAX_PX - 8)
-        self.run_state.setText(f"<span style='color:{color}'>{html.escape(shown)}</span>")
-        self.run_state.setToolTip(text)
+        cut = self.run_state.fontMetrics().elidedText(text, Qt.ElideRight, RUN_STATE_MAX_PX - 8)
+        self.run_state.setText(f"<span style='color:{color}'>{html.escape(cut)}</span>")
+        self.run_state.setToolTip(tip(text))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_docks()
+
+    def _fit_docks(self) -> None:
+        """A narrow window tabs the Advisor with Runs on the left; a wide one puts it back."""
+        dock = self.advisor_dock
+        if dock.isFloating() or dock.isHidden():
+            return
+        width = self.width()
+        if width < NARROW_WINDOW_PX and not self._advisor_tabbed and self.dockWidgetArea(dock) == Qt.RightDockWidgetArea:
+            self._advisor_tabbed = True
+            self.tabifyDockWidget(self.runs_dock, dock)
+            self.runs_dock.raise_()
+            self.resizeDocks([self.runs_dock], [NARROW_DOCK_PX], Qt.Horizontal)
+        elif width >= WIDE_WINDOW_PX and self._advisor_tabbed:
+            self._advisor_tabbed = False
+            self.addDockWidget(Qt.RightDockWidgetArea, dock)
+            self.resizeDocks([self.runs_dock, dock], list(DOCK_WIDTHS), Qt.Horizontal)
 
     # ------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event) -> None:

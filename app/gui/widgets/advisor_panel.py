@@ -17,6 +17,7 @@ from trainspect.analysis.lr_range import is_sweep
 
 from ... import rank_view
 from ..advisor import AdvisorJobs
+from ..plain_text import rich, shown, tip
 from ..run_io import locked_read
 from .parts import NAME_CHARS, elide, shrinkable
 from .throttle import Throttle
@@ -68,6 +69,7 @@ class AdvisorPanel(QWidget):
 
         self.status = shrinkable(QLabel(""))
         self.status.setWordWrap(True)
+        self.status.setTextFormat(Qt.RichText)   # markup of ours; names in it are escaped (plain_text.rich)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["severity", "finding", "where"])
         self.tree.setRootIsDecorated(False)
@@ -151,15 +153,15 @@ class AdvisorPanel(QWidget):
         if entry is None:
             self.status.setText("no run selected")
             return
-        self.status.setToolTip(entry.name)   # the label shows the name cut to NAME_CHARS
+        self.status.setToolTip(tip(shown(entry.name)))   # the label shows the name cut to NAME_CHARS
         if entry.key not in self._cache:
             # Run names and advisor messages are text (a name like "<b>x</b>" must show as typed).
-            self.set_findings([], f"<b>{html.escape(elide(entry.name, NAME_CHARS))}</b>: diagnosing…")
+            self.set_findings([], f"<b>{rich(elide(shown(entry.name), NAME_CHARS))}</b>: diagnosing…")
             self._pending[entry.key] = entry
             self._start_timer.start()
             return
         findings, message = self._cache[entry.key]
-        self.set_findings(findings, f"<b>{html.escape(elide(entry.name, NAME_CHARS))}</b>: {html.escape(message)}")
+        self.set_findings(findings, f"<b>{rich(elide(shown(entry.name), NAME_CHARS))}</b>: {html.escape(message)}")
         self._show_gaps(self._gaps.get(entry.key, []))
 
     def _show_gaps(self, lines) -> None:
@@ -212,7 +214,8 @@ class AdvisorPanel(QWidget):
         QApplication.processEvents()
 
     def set_findings(self, findings, message: str) -> None:
-        """Show ``findings`` (already sorted, most severe first) under a status line."""
+        """Show ``findings`` (already sorted, most severe first) under a status line.
+        ``message`` is rich text: whatever it quotes from the run is escaped already (``rich``)."""
         self.tree.blockSignals(True)    # clearing moves the current item: that is no user click
         self.tree.clear()
         self.tree.blockSignals(False)
@@ -220,9 +223,9 @@ class AdvisorPanel(QWidget):
         self.status.setText(message)
         self.findings = list(findings or [])
         for f in self.findings:
-            item = QTreeWidgetItem([f.severity, f.title, step_span(f)])
+            item = QTreeWidgetItem([f.severity, shown(f.title), step_span(f)])
             item.setForeground(0, QBrush(QColor(vocab.SEVERITY_COLORS.get(f.severity, vocab.NEUTRAL_COLOR))))
-            item.setToolTip(1, f.title)
+            item.setToolTip(1, tip(shown(f.title)))   # a title names layers: as typed, never HTML
             self.tree.addTopLevelItem(item)
         if not self.findings:
             self.details.setHtml(f"<p style='color:#555'>{message}</p>")
@@ -242,3 +245,13 @@ class AdvisorPanel(QWidget):
             self.tree.blockSignals(False)
         self.details.setHtml(rich_html(f))
         self.view.focus_finding(f, layer_stats=vocab.LAYER_STATS)
+        self._plot_evidence(f)
+
+    def _plot_evidence(self, finding) -> None:
+        """Add the scalar series the finding's evidence names (``sys/input_std``...) to the
+        plots: the steps were highlighted, but the series that shows the problem was not plotted."""
+        entry = self.runs.current
+        names = set(entry.names) if entry is not None else set()
+        missing = [ev.series for ev in finding.evidence if ev.series in names and ev.series not in self.view.metrics]
+        if missing:
+            self.view.set_metrics(self.view.metrics + list(dict.fromkeys(missing)))

@@ -15,6 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
 from ...lod import Envelope
+from ..plain_text import rich, shown, tip
 
 WHOLE_DRAW_POINTS = 20_000   # up to this many single points are drawn as they are
 RAW_ALPHA = 60          # the raw curve stays visible but faint behind the EMA
@@ -50,7 +51,7 @@ class Curve:
         self.entry = entry
         self.metric = metric
         color = QColor(entry.color)
-        self.raw = pg.PlotDataItem(pen=pg.mkPen(self._faint(), width=1), name=entry.name)
+        self.raw = pg.PlotDataItem(pen=pg.mkPen(self._faint(), width=1), name=rich(entry.name))   # a legend draws its names as HTML
         # 1-px pens: Qt's raster engine draws wider lines 2-3x slower (measured: pan of a
         # 10 M-point curve 7 ms at width 1, 26 ms at width 2).
         self.smooth = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
@@ -220,7 +221,7 @@ class Curve:
             band.setRegion((x0 - self.x_offset, x1 - self.x_offset))
             where = f"step {x0:.0f}" if x0 == x1 and self.axis == "s" else (
                 f"steps {x0:.0f}-{x1:.0f}" if self.axis == "s" else unit)
-            band.setToolTip(f"{self.metric} of {self.entry.name}: NaN or Inf at {where}")
+            band.setToolTip(tip(f"{shown(self.metric)} of {shown(self.entry.name)}: NaN or Inf at {where}"))
             band.setVisible(True)
         for band in bands[len(spans):]:
             band.setVisible(False)

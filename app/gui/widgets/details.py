@@ -10,6 +10,7 @@ from trainspect.analysis.frozen import frozen_numel
 from trainspect.analysis.optimizer_settings import optimizer_settings
 
 from ...vocab import NEUTRAL_COLOR, STATE_COLORS
+from ..plain_text import rich
 from .lazy import LazyPanel
 
 MAX_ROWS = 400
@@ -42,7 +43,7 @@ def run_details_html(run) -> str:
     st = run.status()
     color = STATE_COLORS.get(st.state, NEUTRAL_COLOR)
     meta = run.meta
-    out = [f"<h2 style='margin:2px 0'>{e(run.name)}</h2>",
+    out = [f"<h2 style='margin:2px 0'>{rich(run.name)}</h2>",
            f"<p>{e(str(run.path))}</p>",
            f"<p><b style='color:{color}'>{e(st.describe(clock=True))}</b></p>"]
     out.append("<h3>Config</h3>" + (_table((k, _fmt(v)) for k, v in sorted(run.config.items())) or "<p>(none)</p>"))

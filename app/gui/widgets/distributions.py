@@ -11,8 +11,9 @@ from ... import vocab
 from ...layer_data import histogram_series, snapshot_series
 from ...lod import finite_levels, rebin_histograms
 from ...short_names import elide_name
+from ..plain_text import shown as shown_name
 from .lazy import LazyPanel
-from .parts import StepAxis, image_with_colorbar, message_label, shrinkable
+from .parts import StepAxis, image_with_colorbar, message_label, run_badge, show_run, shrinkable
 
 HIST_DISPLAY_BINS = 96
 TITLE_NAME = 32          # characters of a layer name in a plot title
@@ -59,21 +60,27 @@ class DistributionsPanel(LazyPanel):
         self.snap_layer = QComboBox()
         self.snap_slider = QSlider(Qt.Horizontal)
         self.snap_label = QLabel("")
-        self.snap_label.setMinimumWidth(90)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("histograms of"))
-        top.addWidget(self.hist_kind)
-        top.addWidget(self.hist_layer, 1)
-        top.addSpacing(20)
-        top.addWidget(QLabel("weight snapshot of"))
-        top.addWidget(self.snap_layer, 1)
-        top.addWidget(self.snap_slider)         # the layer names get the spare width, not the slider
+        self.snap_label.setMinimumWidth(70)
+        # Two rows: on one, the panel (and so the window) could not be narrower than 935 px.
+        top = QVBoxLayout()
+        hist_row, snap_row = QHBoxLayout(), QHBoxLayout()
+        top.addLayout(hist_row)
+        top.addLayout(snap_row)
+        self.run_label = run_badge()
+        hist_row.addWidget(self.run_label)
+        hist_row.addSpacing(8)
+        hist_row.addWidget(QLabel("histograms of"))
+        hist_row.addWidget(self.hist_kind)
+        hist_row.addWidget(self.hist_layer, 1)
+        snap_row.addWidget(QLabel("weight snapshot of"))
+        snap_row.addWidget(self.snap_layer, 1)
+        snap_row.addWidget(self.snap_slider)    # the layer names get the spare width, not the slider
         self.snap_slider.setMaximumWidth(160)
         self.snap_slider.setMinimumWidth(50)    # narrow windows squeezed it to a nub
         for combo in (self.hist_layer, self.snap_layer):   # a long layer name must not set the width,
             combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)   # nor hide a short one
             combo.setMinimumContentsLength(6)
-        top.addWidget(self.snap_label)
+        snap_row.addWidget(self.snap_label)
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
         self.hist_plot = self.canvas.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
@@ -109,6 +116,7 @@ class DistributionsPanel(LazyPanel):
         self.load(runs.current)
 
     def _load(self, entry) -> None:
+        show_run(self.run_label, entry)
         if entry is None:
             self._release()
             self._show_layers(None, [], [])
@@ -189,7 +197,7 @@ class DistributionsPanel(LazyPanel):
         if self._hist_shown != shown:     # another layer: no stale image while it is read
             self.hist_image.clear()
             self.hist_image_data = np.empty((0, 0))
-            set_title(self.hist_title, f"reading {kind}s of {elide_name(self.hist_layer.currentText(), TITLE_NAME)}…",
+            set_title(self.hist_title, f"reading {kind}s of {elide_name(shown_name(self.hist_layer.currentText()), TITLE_NAME)}…",
                       "#555")
 
         def read_histograms():
@@ -211,7 +219,7 @@ class DistributionsPanel(LazyPanel):
         self.hist_bar.setLevels(finite_levels(self.hist_image_data))
         dx = float(steps[-1] - steps[0]) / max(1, len(steps) - 1) if len(steps) > 1 else 1.0
         self.hist_image.setRect(QRectF(float(steps[0]), lo, float(steps[-1] - steps[0]) + dx, hi - lo))
-        set_title(self.hist_title, f"{kind}s of {elide_name(self.hist_layer.currentText(), TITLE_NAME)}")
+        set_title(self.hist_title, f"{kind}s of {elide_name(shown_name(self.hist_layer.currentText()), TITLE_NAME)}")
         self.hist_plot.autoRange()
 
     def load_snapshots(self) -> None:
@@ -247,5 +255,5 @@ class DistributionsPanel(LazyPanel):
         self.snap_image.setImage(np.ascontiguousarray(m[:rows, :cols], dtype=np.float32), autoLevels=False)
         self.snap_image.setRect(QRectF(0, 0, cols, rows))
         self.snap_label.setText(f"step {int(self.snap_steps[index])}")
-        set_title(self.snap_title, f"{elide_name(self.snap_layer.currentText(), TITLE_NAME)} at step "
+        set_title(self.snap_title, f"{elide_name(shown_name(self.snap_layer.currentText()), TITLE_NAME)} at step "
                                   f"{int(self.snap_steps[index])}")

@@ -6,8 +6,6 @@ so a 500 x 100 k table stays interactive and memory follows the screen, not the 
 """
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer
@@ -20,8 +18,11 @@ from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels, robust_levels
 from ...short_names import short_labels
 from ..model import PALETTE
+from ..plain_text import rich, shown
 from .lazy import LazyPanel
-from .parts import CellHover, StepAxis, bucket_under, image_with_colorbar, message_label, shrinkable, steps_text
+from .parts import (
+    CellHover, StepAxis, bucket_under, image_with_colorbar, message_label, run_badge, show_run, shrinkable, steps_text,
+)
 
 MAX_LAYER_TICKS = 40
 MAX_AXIS_PX = 260       # the layer axis's widest
@@ -44,7 +45,7 @@ def matching_layers(selected, layers) -> list[int]:
 
 
 def hover_text(name: str, first: int, last: int, value: float) -> str:
-    return f"<b>{html.escape(name)}</b> &nbsp; {steps_text(first, last, ' (max)')} &nbsp; = <b>{value:.4g}</b>"
+    return f"<b>{rich(name)}</b> &nbsp; {steps_text(first, last, ' (max)')} &nbsp; = <b>{value:.4g}</b>"
 
 
 class HeatmapPanel(LazyPanel):
@@ -63,7 +64,10 @@ class HeatmapPanel(LazyPanel):
         self.stat_combo.setMinimumWidth(180)
         self.hover_label = shrinkable(QLabel(" "))
         self.hover_label.setTextFormat(Qt.RichText)
+        self.run_label = run_badge()
         bar = QHBoxLayout()
+        bar.addWidget(self.run_label)
+        bar.addSpacing(8)
         bar.addWidget(QLabel("statistic:"))
         bar.addWidget(self.stat_combo)
         bar.addSpacing(12)
@@ -124,6 +128,7 @@ class HeatmapPanel(LazyPanel):
 
     # ------------------------------------------------------------ data
     def _load(self, entry) -> None:
+        show_run(self.run_label, entry)
         if entry is None:
             self._release()
             self._fill_stats([], None)
@@ -173,7 +178,7 @@ class HeatmapPanel(LazyPanel):
         self._show_selected_layers(self.view.selected_layers)
 
     def _scale_label(self, src) -> str:
-        label = vocab.stat_label(src.stat)
+        label = rich(vocab.stat_label(src.stat))   # an axis label is HTML; a stat's name is the file's
         if not self.is_log:
             return label
         zeros = bool(np.any(np.asarray(src.overview) == 0))
@@ -202,7 +207,7 @@ class HeatmapPanel(LazyPanel):
         self._tick_names = layers
         fits = min(MAX_LAYER_TICKS, max(1, int(self.plot.getViewBox().height() // LABEL_PITCH_PX)))
         every = max(1, int(np.ceil(len(layers) / fits)))
-        ticks = [(i + 0.5, name) for i, name in zip(range(len(layers)), short_labels(layers, LABEL_CHARS))
+        ticks = [(i + 0.5, name) for i, name in zip(range(len(layers)), short_labels([shown(n) for n in layers], LABEL_CHARS))
                  if i % every == 0]
         self.plot.getAxis("left").setTicks([ticks, []])
         # Same left-axis width above and below: the linked step axes line up on screen.
@@ -352,7 +357,7 @@ class HeatmapPanel(LazyPanel):
         self.series_plot.showAxis("bottom", bool(rows))
         if src is None:
             return
-        self.series_plot.setTitle(f"{vocab.stat_label(src.stat)} of selected layers" if rows
+        self.series_plot.setTitle(f"{rich(vocab.stat_label(src.stat))} of selected layers" if rows
                                   else "click a cell to plot that layer", size="8pt", color="#555")
         if rows:   # full-resolution columns: read from the file in the background
             self.read("columns", self._wanted, lambda: [src.column(r) for r in rows],
@@ -366,11 +371,11 @@ class HeatmapPanel(LazyPanel):
             self.series_plot.setMaximumHeight(28)
             self.series_plot.showAxis("left", False)
             self.series_plot.showAxis("bottom", False)
-            self.series_plot.setTitle(f"{vocab.stat_label(src.stat)} of selected layers: never recorded "
+            self.series_plot.setTitle(f"{rich(vocab.stat_label(src.stat))} of selected layers: never recorded "
                                       "(no value at any step)", size="8pt", color="#555")
             return
         for k, (r, (steps, values)) in enumerate(zip(rows, columns)):
-            item = self.series_plot.plot(steps.astype(np.float64), values, name=src.layers[r],
+            item = self.series_plot.plot(steps.astype(np.float64), values, name=rich(src.layers[r]),   # a legend is HTML
                                          pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=1.2))
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)

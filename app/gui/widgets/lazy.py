@@ -6,8 +6,10 @@ and reads it when it becomes visible: opening a big run costs only what is on sc
 from __future__ import annotations
 
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
+from ..plain_text import shown
 from ..run_io import LatestReads, locked_read
 from .parts import NAME_CHARS, elide
 from .throttle import Throttle
@@ -84,7 +86,7 @@ class LazyPanel(QWidget):
 
     def say_reading(self, what: str, entry) -> None:
         """The loading state: shown until the first answer for ``entry`` arrives."""
-        self.say(f"reading {what} of {elide(entry.name, NAME_CHARS)}…")
+        self.say(f"reading {what} of {elide(shown(entry.name), NAME_CHARS)}…")
 
     def show_error(self, text: str) -> None:
         """Show ``text`` in place of the data (in red)."""
@@ -92,10 +94,12 @@ class LazyPanel(QWidget):
 
     def say(self, text: str, error: bool = False) -> None:
         """``text`` in the panel's message line, in place of the data (panels override to hide
-        their plots too); an empty text hides the line."""
+        their plots too); an empty text hides the line. Shown as plain text: it names runs and
+        files (a run named ``<img src="/dev/zero">`` made Qt read /dev/zero as rich text)."""
         label = getattr(self, "message", None)
         if label is not None:
             label.setStyleSheet(ERROR_STYLE if error else "")
+            label.setTextFormat(Qt.PlainText)
             label.setText(text)
             label.setVisible(bool(text))
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout
 
 from trainspect.analysis.lr_range import is_sweep, read_sweep
 
+from ..plain_text import rich
 from .lazy import LazyPanel
 from .parts import message_label, shrinkable
 
@@ -37,7 +38,7 @@ def sweep_entry(runs):
 
 
 def sweep_caption(sweep) -> str:
-    name = html.escape(sweep.name or "LR range test")
+    name = rich(sweep.name or "LR range test")
     if sweep.suggested is None:
         return f"<b>{name}</b>: {html.escape(sweep.reason)}"
     return (f"<b>{name}</b>: suggested LR <b style='color:#2E7D32'>{sweep.suggested:.3g}</b> "

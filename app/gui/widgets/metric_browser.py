@@ -10,6 +10,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import QLineEdit, QTreeView, QVBoxLayout, QWidget
 
 from ...vocab import SYS_PREFIX
+from ..plain_text import shown, tip
 
 NO_PREFIX = "(no prefix)"
 GROUP_ID = 0   # internalId of a group row; a metric row holds its group's row + 1
@@ -97,10 +98,14 @@ class MetricTreeModel(QAbstractItemModel):
         if not index.isValid():
             return None
         if index.internalId() == GROUP_ID:
-            return self._groups[index.row()] if role == Qt.DisplayRole else None
+            return shown(self._groups[index.row()]) if role == Qt.DisplayRole else None
         name = self.name_of(index)
-        if role in (Qt.DisplayRole, Qt.ToolTipRole, Qt.UserRole):   # tooltip: long names are cut by the dock
+        if role == Qt.UserRole:
             return name
+        if role == Qt.DisplayRole:
+            return shown(name)
+        if role == Qt.ToolTipRole:      # long names are cut by the dock; as typed, never HTML
+            return tip(shown(name))
         if role == Qt.CheckStateRole:
             return Qt.Checked if name in self._checked else Qt.Unchecked
         return None

@@ -6,7 +6,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
+from ..plain_text import rich, shown, tip
+
 NAME_CHARS = 80   # names (runs, metrics, layers) longer than this are cut with "…" in labels
+BADGE_CHARS = 32  # a run's name in a panel's header
 
 
 class StepAxis(pg.AxisItem):
@@ -48,6 +51,25 @@ def shrinkable(label: QLabel) -> QLabel:
     return label
 
 
+def run_badge() -> QLabel:
+    """A panel header naming the run it shows, in the run's colour: with two runs open to
+    compare, the Layers and Distributions tabs did not say whose layers they were."""
+    label = QLabel("")
+    label.setTextFormat(Qt.RichText)    # our colour square; the name in it is escaped
+    return label
+
+
+def show_run(label: QLabel, entry) -> None:
+    """``label`` (a :func:`run_badge`) names ``entry`` (None: no run)."""
+    if entry is None:
+        label.setText("")
+        label.setToolTip("")
+        return
+    name = shown(entry.name)
+    label.setText(f"<span style='color:{entry.color}'>&#9632;</span>&nbsp;<b>{rich(elide(name, BADGE_CHARS))}</b>")
+    label.setToolTip(tip(name))
+
+
 def image_with_colorbar(canvas, plot, col: int, colormap: str, label: str | None = None):
     """A row-major ImageItem in ``plot`` and its fixed colour bar in column ``col`` of ``canvas``."""
     image = pg.ImageItem(axisOrder="row-major")
@@ -62,6 +84,7 @@ def message_label() -> QLabel:
     """A centred label shown instead of empty axes (never wider than its panel: an error
     naming a long path is cut, not the window widened)."""
     label = shrinkable(QLabel(""))
+    label.setTextFormat(Qt.PlainText)   # it names runs and files: text, never HTML
     label.setAlignment(Qt.AlignCenter)
     label.setWordWrap(True)   # the "nothing recorded" explanations are a sentence long
     return label

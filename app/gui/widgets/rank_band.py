@@ -7,6 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
 from ... import rank_view
+from ..plain_text import shown, tip
 from ..run_io import LatestReads, locked_read
 
 BAND_ALPHA = 55
@@ -38,7 +39,7 @@ class RankBand:
         x = self.x_of_steps(steps)
         self.low.setData(x, lo)
         self.high.setData(x, hi)
-        self.fill.setToolTip(f"{self.entry.name}: {self.metric}, min-max over {n_ranks} ranks")
+        self.fill.setToolTip(tip(f"{shown(self.entry.name)}: {shown(self.metric)}, min-max over {n_ranks} ranks"))
 
     def remove(self) -> None:
         for item in (self.fill, self.low, self.high):

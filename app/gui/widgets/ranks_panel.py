@@ -24,6 +24,7 @@ from trainspect.analysis.ranks import summaries
 
 from ... import rank_view
 from ...vocab import SYS_DATA_WAIT, SYS_STEP_TIME, is_sys, stat_label
+from ..plain_text import rich
 from .lazy import LazyPanel
 from .parts import CellHover, bucket_under, message_label, steps_text
 
@@ -129,7 +130,7 @@ class RankHeatmap:
         self.image.setImage(np.nan_to_num(shown, nan=lo, posinf=hi, neginf=lo), autoLevels=False)
         self.bar.setLevels((lo, hi if hi > lo else lo + 1e-12))
         self._mark(shown, lo, hi)
-        self.bar.setLabel("right", f"log10 {stat_label(name)}" if log else stat_label(name))
+        self.bar.setLabel("right", f"log10 {rich(stat_label(name))}" if log else rich(stat_label(name)))
         x0, x1 = float(self.first[0]), float(self.last[-1]) + 1
         self.image.setRect(QRectF(x0, 0, max(x1 - x0, 1.0), len(self.ranks)))
         self.plot.getAxis("left").setTicks([[(i + 0.5, f"rank {r}") for i, r in enumerate(self.ranks)]])

@@ -6,6 +6,7 @@ from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
 from ..model import FAILED, LOADING, READY
+from ..plain_text import shown, tip
 from .parts import NAME_CHARS, elide
 
 
@@ -72,8 +73,9 @@ class RunListWidget(QWidget):
             # A crash message can be hundreds of characters: the list shows its start, the
             # tooltip (and Run details) the whole of it.
             icon = color_icon(e.color if e.state == READY else NO_RUN_COLOR)
-            item = QListWidgetItem(icon, f"{elide(e.name, NAME_CHARS)}\n{elide(short)}")
-            item.setToolTip(f"{e.name}\n{e.path}\n{status}")
+            name = shown(e.name)
+            item = QListWidgetItem(icon, f"{elide(name, NAME_CHARS)}\n{elide(short)}")
+            item.setToolTip(tip(f"{name}\n{shown(e.path)}\n{status}"))   # as typed, never as HTML
             item.setData(Qt.UserRole, e.key)
             if e.state == FAILED or e.error and e.state == READY:
                 item.setForeground(QBrush(QColor(ERROR_COLOR)))

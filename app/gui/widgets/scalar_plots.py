@@ -18,9 +18,10 @@ from PySide6.QtWidgets import (
 )
 
 from ..model import X_MODES
+from ..plain_text import rich, shown
 from ..run_io import ReaderBusy
 from .curve import BUILD_BLOCK_ROWS, Curve, build_envelopes
-from .parts import StepAxis, shrinkable
+from .parts import StepAxis, elide, shrinkable
 from .rank_band import RankBands
 
 X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
@@ -34,6 +35,8 @@ X_AXIS_HEIGHT = 45          # the bottom plot's step labels and axis title
 
 
 NOTE_COLOR = "#C62828"
+READOUT_NAME_CHARS = 24    # a run's name in the crosshair readout (the run list has the whole)
+ENDED_FRACTION = 0.01      # the cursor this far (of the x extent) past a curve's end: it has ended
 
 
 class XExtent(pg.GraphicsObject):
@@ -124,7 +127,8 @@ class ScalarPlotPanel(QWidget):
         self.x_combo.setToolTip("x axis (X cycles)")
         self.smooth_slider = QSlider(Qt.Horizontal)
         self.smooth_slider.setRange(0, 99)
-        self.smooth_slider.setFixedWidth(140)
+        self.smooth_slider.setMinimumWidth(60)      # a narrow window shrinks it first
+        self.smooth_slider.setMaximumWidth(140)
         self.smooth_label = QLabel()
         self.log_check = QCheckBox("log y")
         self.log_check.setToolTip("logarithmic y axis (L)")
@@ -143,6 +147,7 @@ class ScalarPlotPanel(QWidget):
         bar.addStretch(1)
         self.readout = shrinkable(QLabel(" "))
         self.readout.setTextFormat(Qt.RichText)
+        self.readout.setWordWrap(True)    # two runs x three metrics do not fit one line: it was cut
         self.readout.setMinimumHeight(18)
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
@@ -246,7 +251,7 @@ class ScalarPlotPanel(QWidget):
         """A plot for ``metric`` with its extent, crosshair line and highlight (not laid out)."""
         plot = pg.PlotItem(axisItems={"bottom": self._x_axis()})
         plot.disableAutoRange()
-        plot.setTitle(html.escape(metric), size="9pt", color="#333")   # a name is text, not HTML
+        plot.setTitle(rich(metric), size="9pt", color="#333")   # a name is text, not HTML
         # No grid: alpha-blended grid lines across the plot cost ~30 ms per redraw offscreen.
         plot.setLogMode(False, self.view.log_y)
         plot.setMenuEnabled(False)
@@ -513,7 +518,7 @@ class ScalarPlotPanel(QWidget):
         for metric, plot in self.plots.items():
             counts = [c.counts for (m, _), c in self.curves.items() if m == metric]
             note = plot_note(counts, self.view.log_y) if self.runs.runs() else ""
-            title = html.escape(metric)
+            title = rich(metric)
             if note:
                 title += f" <span style='color:{NOTE_COLOR}'>— {html.escape(note)}</span>"
             if self._titles.get(metric) != title:   # setTitle re-lays the plot out: only on change
@@ -650,6 +655,7 @@ class ScalarPlotPanel(QWidget):
             line.setVisible(True)
         parts = []
         step_txt = None
+        n_runs = len({key for _, key in self.curves})
         for metric in self.plots:
             vals = []
             for (m, key), curve in self.curves.items():
@@ -659,15 +665,30 @@ class ScalarPlotPanel(QWidget):
                 if hit is None:
                     continue
                 step, raw, smooth = hit
-                step_txt = step_txt or f"step {step}"
-                txt = f"{raw:.6g}"
-                if f"step {step}" != step_txt:   # a sparser metric's nearest point is elsewhere: say where
-                    txt += f" <span style='color:#777'>@ step {step}</span>"
-                if self.view.smoothing > 0 and smooth is not None:
-                    txt += f" <span style='color:#777'>(ema {smooth:.4g})</span>"
-                vals.append(f"<span style='color:{curve.entry.color}'>&#9632;</span> {txt}")
+                if self._ended_before(curve, x):     # far past its last step: not a current value
+                    txt = f"<span style='color:#777'>ended at step {step} ({raw:.4g})</span>"
+                else:
+                    step_txt = step_txt or f"step {step}"
+                    txt = f"{raw:.6g}"
+                    if f"step {step}" != step_txt:   # a sparser metric's nearest point is elsewhere: say where
+                        txt += f" <span style='color:#777'>@ step {step}</span>"
+                    if self.view.smoothing > 0 and smooth is not None:
+                        txt += f" <span style='color:#777'>(ema&nbsp;{smooth:.4g})</span>"
+                name = f"{rich(elide(shown(curve.entry.name), READOUT_NAME_CHARS))} " if n_runs > 1 else ""
+                vals.append(f"<span style='color:{curve.entry.color}'>&#9632;</span>&nbsp;{name}{txt}")
             if vals:
-                parts.append(f"<b>{html.escape(metric)}</b> " + " ".join(vals))
-        text = (f"<b>{step_txt}</b> &nbsp; " if step_txt else "") + " &nbsp;|&nbsp; ".join(parts)
+                parts.append(f"<b>{rich(metric)}</b> " + ", ".join(vals))
+        text = (f"<b>{step_txt}</b> &nbsp; " if step_txt else "") + " &nbsp;| ".join(parts)
         self.readout.setText(text or " ")
         return self.readout.text()
+
+    def _ended_before(self, curve, x: float) -> bool:
+        """``x`` lies well past ``curve``'s last point (a run that stopped at step 599 read as
+        current at step 123400): more than ENDED_FRACTION of all curves' x extent."""
+        if curve.x_span is None:
+            return False
+        lo, hi = np.inf, -np.inf
+        for c in self.curves.values():
+            if c.x_span is not None:
+                lo, hi = min(lo, c.x_span[0]), max(hi, c.x_span[1])
+        return x - curve.x_span[1] > ENDED_FRACTION * max(hi - lo, 1.0)
