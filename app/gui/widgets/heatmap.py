@@ -55,6 +55,7 @@ class HeatmapPanel(LazyPanel):
         self.view = view
         self.source: LayerStatSource | None = None
         self.is_log = False
+        self.zero_note = ""           # "grey cells: exactly 0" under a log-scale map with zeros
         self.buckets = (np.empty(0), np.empty(0))   # first / last step of each shown column
         self.shown = np.empty((0, 0))                # the raw (not log) values shown, [layers, buckets]
         self.layer_curves: list = []
@@ -181,8 +182,9 @@ class HeatmapPanel(LazyPanel):
         label = rich(vocab.stat_label(src.stat))   # an axis label is HTML; a stat's name is the file's
         if not self.is_log:
             return label
-        zeros = bool(np.any(np.asarray(src.overview) == 0))
-        return f"log10 {label}" + ("  (grey: exactly 0)" if zeros else "")
+        # said under the map, not on the colour bar: its label was cut at 800x600
+        self.zero_note = "grey cells: exactly 0" if np.any(np.asarray(src.overview) == 0) else ""
+        return f"log10 {label}"
 
     def say(self, text: str, error: bool = False) -> None:
         super().say(text, error)
@@ -357,8 +359,9 @@ class HeatmapPanel(LazyPanel):
         self.series_plot.showAxis("bottom", bool(rows))
         if src is None:
             return
-        self.series_plot.setTitle(f"{rich(vocab.stat_label(src.stat))} of selected layers" if rows
-                                  else "click a cell to plot that layer", size="8pt", color="#555")
+        note = f" ({self.zero_note})" if self.is_log and self.zero_note else ""
+        self.series_plot.setTitle(f"{rich(vocab.stat_label(src.stat))} of selected layers{note}" if rows
+                                  else f"click a cell to plot that layer{note}", size="8pt", color="#555")
         if rows:   # full-resolution columns: read from the file in the background
             self.read("columns", self._wanted, lambda: [src.column(r) for r in rows],
                       lambda columns: self.source is src and self._plot_columns(src, rows, columns),
