@@ -201,10 +201,10 @@ def test_vanishing_gradients_in_a_transformer_without_warmup_is_not_missing_skip
 
 def test_output_projections_are_not_judged_as_pre_activations():
     from trainspect.analysis.advisor.functional_acts import functional_candidates
-    modules = ["emb", "enc.layers.0.linear1", "enc.layers.0.linear2", "mlp.c_fc", "mlp.c_proj", "head"]
-    types = ["Embedding", "Linear", "Linear", "Linear", "Linear", "Linear"]
-    assert functional_candidates(types, modules) == [1, 3]
-    assert functional_candidates(types) == [1, 2, 3, 4]
+    modules = ["emb", "enc.layers.0.linear1", "enc.layers.0.linear2", "mlp.c_fc", "mlp.c_proj", "fc2", "head"]
+    types = ["Embedding", "Linear", "Linear", "Linear", "Linear", "Linear", "Linear"]
+    assert functional_candidates(types, modules) == [1, 3, 5]      # a plain MLP's fc2 feeds its F.relu
+    assert functional_candidates(types) == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.parametrize("seed", [0, 1])

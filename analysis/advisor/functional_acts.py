@@ -25,9 +25,10 @@ ACTIVATION_TYPES = RELU_TYPES | BOUNDED_TYPES | {
 
 # The output projections of attention and MLP blocks feed the residual stream, no activation:
 # torch's TransformerEncoderLayer (linear1 -> F.relu -> linear2), GPT-2 (c_fc -> gelu -> c_proj),
-# Llama (down_proj), BERT/T5 (fc2, wo). Half their outputs are <= 0 by design ("66% of
-# enc.layers.5.linear2 dead behind F.relu?" on a healthy transformer block).
-OUTPUT_PROJECTIONS = {"linear2", "out_proj", "c_proj", "o_proj", "down_proj", "fc2", "w2", "wo"}
+# Llama (down_proj), T5 (wo). Half their outputs are <= 0 by design ("66% of
+# enc.layers.5.linear2 dead behind F.relu?" on a healthy transformer block). Not "fc2": plain
+# MLPs name their hidden layers fc1, fc2, ... with an F.relu after each.
+OUTPUT_PROJECTIONS = {"linear2", "out_proj", "c_proj", "o_proj", "down_proj", "w2", "wo"}
 
 
 def functional_candidates(types, modules=None) -> list[int]:
