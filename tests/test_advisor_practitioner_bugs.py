@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from trainspect.analysis import diagnose, open_run
 from trainspect.analysis.advisor import loss_rules
 from trainspect.analysis.advisor import weight_rules as weight
 from trainspect.analysis.advisor.symptoms.dead_units import _one_sample_batches
 from trainspect.analysis.advisor.tables import as_table
+
 from tests.scenario_runs import grid
 
 pytest.importorskip("torch")
@@ -165,6 +165,7 @@ def test_a_loss_that_fell_far_and_came_back_up_is_no_plateau(seed):
 def _transformer_signals(warmup: bool, seed: int):
     """A post-LN transformer's signals: the input-side gradients vanish (1e-9 of the head's)."""
     from trainspect.analysis.run import ModuleInfo, ParamInfo
+
     from tests.test_advisor_causes import make
     rng = np.random.default_rng(seed)
     params = [ParamInfo("pos", "", (1, 64, 32), 2048)]
@@ -213,6 +214,7 @@ def test_tiny_inputs_of_a_run_that_trains_are_a_note_with_the_right_words(seed):
     WARN "inputs are not standardised ... make the first layer's pre-activations huge", and
     fix 1 "subtract the mean" would make the sparse features dense."""
     from trainspect.analysis.advisor.diagnose import diagnose_signals
+
     from tests.test_advisor_causes import healthy_loss, make
     rng = np.random.default_rng(seed)
     found = {f.symptom: f for f in diagnose_signals(make(healthy_loss(300, seed), inputs=(0.0007, 0.005)))}
@@ -230,6 +232,7 @@ def test_no_clipping_advice_to_a_run_that_clips(seed):
     clip_grad_norm_ at 1.0)": the recorder had the applied norm capped at 1.0 all along."""
     from trainspect.analysis.advisor.diagnose import diagnose_signals
     from trainspect.recorder import format as fmt
+
     from tests.test_advisor_causes import make
     rng = np.random.default_rng(seed)
     n = 400

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from trainspect.analysis import diagnose, open_run
 from trainspect.analysis.advisor.coverage import coverage
 from trainspect.recorder import Recorder

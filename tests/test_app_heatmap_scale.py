@@ -8,6 +8,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 from trainspect.app.layer_data import LayerStatSource  # noqa: E402
+
 from tests.fixtures_runs import make_run  # noqa: E402
 from tests.gui_helpers import open_runs, show_panel  # noqa: E402
 
@@ -60,7 +61,7 @@ def test_exact_zeros_keep_the_log_scale_and_are_drawn_grey(window, qtbot, tmp_pa
     lo, hi = hm.colorbar.levels()
     assert lo < -40 and -2 < hi < 0           # the whole depth profile has colours
     assert "exactly 0" in hm.series_plot.titleLabel.text       # under the map: the colour bar's label is short
-    zero = getattr(hm, "zero_image")
+    zero = hm.zero_image
     alpha = zero.image[:, :, 3]
     assert (alpha[:2] == 255).all() and (alpha[2:] == 0).all()   # the zero rows, and only they
     assert zero.mapRectToParent(zero.boundingRect()) == hm.image.mapRectToParent(hm.image.boundingRect())

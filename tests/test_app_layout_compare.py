@@ -5,6 +5,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 from trainspect.analysis import Evidence, Finding  # noqa: E402
+
 from tests.fixtures_runs import make_run  # noqa: E402
 from tests.gui_helpers import WAIT_S, open_runs, show_panel  # noqa: E402
 

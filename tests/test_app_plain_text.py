@@ -13,8 +13,8 @@ pytest.importorskip("pyqtgraph")
 torch = pytest.importorskip("torch")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtGui import QTextDocument  # noqa: E402
 from PySide6.QtGui import Qt as GuiQt  # noqa: E402  (Qt::mightBeRichText lives in QtGui)
+from PySide6.QtGui import QTextDocument  # noqa: E402
 from PySide6.QtWidgets import QGraphicsTextItem, QGraphicsView, QLabel, QTextEdit  # noqa: E402
 
 from tests.gui_helpers import WAIT_S, open_runs, show_panel  # noqa: E402

@@ -7,8 +7,8 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 import pyqtgraph as pg  # noqa: E402
-
 from trainspect.app.gui.widgets.parts import StepAxis  # noqa: E402
+
 from tests.fixtures_runs import make_run  # noqa: E402
 from tests.gui_helpers import open_runs  # noqa: E402
 
@@ -120,7 +120,9 @@ def test_a_one_step_run_has_no_si_prefix_on_its_step_axis(window, tmp_path, qtbo
 
 
 def test_step_ticks_are_whole_steps_without_exponents():
-    from trainspect.app.gui.widgets.parts import step_tick   # (pyqtgraph wrote 1e+06 without its SI prefix)
+    from trainspect.app.gui.widgets.parts import (
+        step_tick,  # (pyqtgraph wrote 1e+06 without its SI prefix)
+    )
 
     assert [step_tick(v) for v in (0, 7, 250_000, 1_000_000, 1_500_000)] == ["0", "7", "250000", "1M", "1.5M"]
 

@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from trainspect.analysis import RunFileError, open_run  # noqa: E402
+
 from tests.fixtures_runs import make_run  # noqa: E402
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-
 from trainspect.analysis import open_run
 from trainspect.analysis.advisor.coverage import coverage
 from trainspect.recorder import Recorder

@@ -9,7 +9,6 @@ import os
 import warnings
 
 import pytest
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 from trainspect.recorder.claim import RunFileInUse

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from trainspect.analysis import diagnose, open_run
 from trainspect.recorder import Recorder
 

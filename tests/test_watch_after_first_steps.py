@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-
 from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 

@@ -15,7 +15,7 @@ import re
 import unicodedata
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import Qt as GuiQt    # Qt::mightBeRichText is bound in QtGui
+from PySide6.QtGui import Qt as GuiQt  # Qt::mightBeRichText is bound in QtGui
 
 # Letters that draw nothing (Hangul fillers, the braille blank): a name of them looks empty.
 _BLANK_LETTERS = "\u115f\u1160\u3164\uffa0\u2800"
