@@ -194,8 +194,7 @@ def build_context(sig: Signals) -> Context:
     if total is not None:
         ctx.grads_accumulate = linear_growth(*finite_prefix(*total))
     ctx.zero_gradients = _all_gradients_zero(sig)
-    ctx.clipping = gradient_clipping(sig)
-    ctx.clips = clips_gradients(sig)
+    ctx.clips, ctx.clipping = gradient_clipping(sig)
     ctx.weight_shrink = weights_decayed(sig)
     ur = sig.layer.get("update_ratio")
     if ur is not None:
@@ -257,34 +256,25 @@ def _all_gradients_zero(sig: Signals) -> bool:
     return bool(has.any() and np.all(s.all_zero[has]))
 
 
-def gradient_clipping(sig: Signals) -> dict | None:
-    """{"share", "pre", "post"} when clipping scaled >= 80 % of the steps' gradients below a tenth
-    (``sys/grad_norm_post_clip`` against ``sys/grad_norm`` at the same steps), else None."""
-    norms = _aligned_norms(sig)
-    if norms is None or len(norms[0]) < 10:
-        return None
-    g, c = norms
-    share = float(np.mean(c < CLIP_SHRINK * g))
-    if share < CLIPPED_SHARE:
-        return None
-    return {"share": share, "pre": float(np.median(g)), "post": float(np.median(c))}
-
-
-def _aligned_norms(sig: Signals):
-    """(raw, applied) global gradient norms at the steps both were recorded, finite and > 0."""
+def gradient_clipping(sig: Signals) -> tuple[bool, dict | None]:
+    """(clips, heavy): whether some step applied a smaller gradient than the backward left
+    (``sys/grad_norm_post_clip`` below ``sys/grad_norm`` at the same step: clip_grad_norm_ at
+    work), and {"share", "pre", "post"} when it scaled >= 80 % of the steps' gradients below a
+    tenth (else None). One pass over the two series."""
     pre, post = sig.scalars.get(SYS_GRAD_NORM), sig.scalars.get(SYS_GRAD_NORM_POST_CLIP)
     if pre is None or post is None:
-        return None
+        return False, None
     _, a, b = np.intersect1d(pre[0], post[0], return_indices=True)
     g, c = np.asarray(pre[1], np.float64)[a], np.asarray(post[1], np.float64)[b]
     ok = np.isfinite(g) & np.isfinite(c) & (g > 0)
-    return g[ok], c[ok]
-
-
-def clips_gradients(sig: Signals) -> bool:
-    """Some step applied a smaller gradient than the backward left (clip_grad_norm_ at work)."""
-    norms = _aligned_norms(sig)
-    return norms is not None and bool(np.any(norms[1] < 0.999 * norms[0]))
+    g, c = g[ok], c[ok]
+    clips = bool(np.any(c < 0.999 * g))
+    if len(g) < 10:
+        return clips, None
+    share = float(np.mean(c < CLIP_SHRINK * g))
+    if share < CLIPPED_SHARE:
+        return clips, None
+    return clips, {"share": share, "pre": float(np.median(g)), "post": float(np.median(c))}
 
 
 def weights_decayed(sig: Signals) -> dict | None:
