@@ -136,6 +136,15 @@ def test_a_checkpoint_saved_during_a_run_loads_where_trainspect_is_not_installed
     assert said == "ran" and abs(float(value) - expected) < 1e-5
 
 
+def _step(rec, model, opt, x):
+    """One training iteration on ``x`` (loss: the mean squared output), logged."""
+    loss = model(x).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    rec.log({"train/loss": loss})
+
+
 def _own_hook(module, args, kwargs, output):
     return output * 2
 
@@ -154,11 +163,7 @@ def test_a_watched_model_checkpoint_loads_with_weights_only(tmp_path, device_pat
     with Recorder(tmp_path / "r.h5", _device_path=device_path) as rec:
         rec.watch(model, opt)
         for _ in range(3):
-            loss = model(x).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss})
+            _step(rec, model, opt, x)
         blob = io.BytesIO()
         torch.save(model, blob)
         clone = copy.deepcopy(model)
@@ -187,11 +192,7 @@ def test_a_watched_model_traces_and_a_copy_scripts_mid_run(tmp_path, device_path
     with Recorder(tmp_path / "r.h5", stats_every=1, _device_path=device_path) as rec:
         rec.watch(model, opt)
         for step in range(4):
-            loss = model(x).pow(2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss})
+            _step(rec, model, opt, x)
             if step == 1:
                 traced = torch.jit.trace(model, x)
                 scripted = torch.jit.script(copy.deepcopy(model))
