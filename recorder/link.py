@@ -30,6 +30,7 @@ class RecorderLink:
         """A training-mode forward began: log(step=None) until the next step labels with it."""
         rec = self._rec
         rec._forward_step = rec._step
+        rec._stepped_unseen = False
 
     def forward_without_optimizer(self) -> None:
         """A training-mode forward of a model watched without an optimizer: the first one after
@@ -50,6 +51,7 @@ class RecorderLink:
         """An optimizer step finished (or a GradScaler skipped one): count it, maybe ship data."""
         rec = self._rec
         rec._step += 1                     # counts steps even if the instruments are off
+        rec._stepped_unseen = False
         rec._maybe_transfer(time.perf_counter())
 
     def stage(self, tensor, record, step, wall, arg, wide: bool = False) -> None:

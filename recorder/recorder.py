@@ -293,6 +293,19 @@ def _steps_taken(optimizer) -> int:
         return 0
 
 
+def _steps_unseen_before(optimizer) -> bool:
+    """Whether an optimizer that keeps no step count (plain SGD) has stepped before watch():
+    its parameters hold gradients or it holds state (SGD's momentum buffers). minGPT's Trainer
+    makes its optimizer inside run(), so its callback after iteration 0 is the first place to
+    watch: the loss it logs is iteration 0's, and the next optimizer step is step 1, not 0."""
+    try:
+        if any(state for state in optimizer.state.values()):
+            return True
+        return any(p.grad is not None for group in optimizer.param_groups for p in group["params"])
+    except Exception:  # noqa: BLE001 - an optimizer of any shape: no sign
+        return False
+
+
 def _check_every(name: str, value) -> int:
     if value is None:
         return 0
@@ -431,6 +444,9 @@ class Recorder:
         # advances at the first one after a log() (to _next_step), not at every log() call
         self._forwards_count = False
         self._next_step = None          # the step after the last log()'s, until a training forward
+        # watch() came after steps of an optimizer that counts none (plain SGD): a log() before
+        # the next training forward is of a step already taken (see _steps_unseen_before)
+        self._stepped_unseen = False
         self._optimizer = None
         self._instruments = None
         self._waiting_watch = None      # hook handle: watch() waits for a lazy model's first forward
@@ -504,6 +520,7 @@ class Recorder:
             self._step = s
             self._forward_step = None
             self._next_step = None
+            self._stepped_unseen = False
             self._step_set = True
             if self._optimizer is None:   # before watch(): which starts the step count here, not at 0
                 self._resume_step = s
@@ -649,6 +666,9 @@ class Recorder:
                 # state loaded into a new run): count on from them, or every gradient record is
                 # labelled with the step before its own
                 self._step = done
+                self._forward_step = done - 1    # a log() before the next forward: the step just taken
+            else:
+                self._stepped_unseen = not (self._step_set or self._resume_step) and _steps_unseen_before(hooked)
         try:
             self._instruments = Instruments(RecorderLink(self), model, hooked, layout, self._schedule(),
                                             scaler=scaler)
@@ -721,6 +741,8 @@ class Recorder:
                 self._high_step = s
             if s < self._resume_step and not self._step_set:
                 self._resumed_without_set_step(s)
+        if self._stepped_unseen and s >= self._step:
+            self._step = s + 1      # this log() ends a step taken before watch(): the next is s + 1
         try:   # free in CPython 3.11+ when nothing is raised
             rows = self._rows
             pending = len(rows)
