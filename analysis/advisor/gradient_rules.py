@@ -185,9 +185,12 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
     groups = {"no_update": [], "zero_grad": [], "no_grad": [], "cut": []}
     known = frozen is not None and unoptimized is not None   # who holds what is recorded
     for j, name in enumerate(layers):
+        if frozen is not None and name in frozen:
+            # frozen on purpose: a gradient it shows is left from before (trained earlier in the
+            # process, then frozen for a fine-tune: no zero_grad() of the new optimizer clears it)
+            continue
         if g is not None and g.all_nan[j]:
-            if frozen is None or name not in frozen:
-                groups["cut" if known and name not in unoptimized else "no_grad"].append(j)
+            groups["cut" if known and name not in unoptimized else "no_grad"].append(j)
             continue
         if g is not None and not g.any_nonzero[j]:
             groups["zero_grad"].append(j)
