@@ -57,6 +57,10 @@ VAL_LOSS_NAMES = ("val/loss", "val_loss", "valid/loss", "validation/loss", "vali
 LIGHTNING_SUFFIXES = ("_step", "_epoch")
 ROLES = fmt.LOSS_ROLES
 _VAL_WORDS = ("val", "valid", "eval", "test")
+# Terms of a loss that are meant to rise or to be balanced, not minimised alone (a VAE's KL rises
+# while the reconstruction falls: "train/kl_loss diverged" was an ERROR when it was logged
+# first), and AMP's loss scale: never taken for the training loss by the "has 'loss'" fallback.
+_COMPONENT_WORDS = {"kl", "kld", "reg", "penalty", "aux", "commit", "commitment", "entropy", "scale", "scaler"}
 
 
 def _first_present(candidates, present: set, points=None) -> str | None:
@@ -137,6 +141,7 @@ def loss_roles(names, declared: dict | None = None, points=None) -> dict[str, st
         if found is None:
             found = next((n for n in names if "loss" in n.lower() and not n.startswith(fmt.SYS_PREFIX)
                           and n not in roles.values() and not is_adversarial_loss(n)
+                          and not _COMPONENT_WORDS & set(_name_words(n))
                           and not any(w in n.lower().replace("/", "_").split("_") for w in _VAL_WORDS)), None)
         if found:
             roles["train"] = found
