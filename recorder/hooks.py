@@ -185,3 +185,16 @@ def run_outside_dynamo(*functions) -> None:
 
 
 run_outside_dynamo(EagerHook.__call__)
+
+
+try:
+    _functorch_level = torch._C._functorch.peek_interpreter_stack   # None outside vmap/grad/jacrev
+except AttributeError:  # a torch without functorch
+    _functorch_level = type(None)
+
+
+def in_functorch_transform() -> bool:
+    """Inside torch.func's vmap/grad/jacrev (an ensemble's vmapped pass, a meta-learning inner
+    step, a gradient penalty): the tensors are wrapped and have no storage to read statistics
+    from (every instrument went off at the first), and the call is not the step's forward."""
+    return _functorch_level() is not None

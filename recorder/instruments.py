@@ -19,7 +19,7 @@ import torch
 from . import format as fmt
 from .amp import ScalerWatch, route_scaler_steps, scaler_enabled, unroute_scaler_steps
 from .records.base import Record, Watched
-from .hooks import leave_out_of_copies
+from .hooks import in_functorch_transform, leave_out_of_copies
 from .records.registry import RECORDS
 
 
@@ -450,6 +450,8 @@ class Instruments:
 
     def _root_pre(self, module, args, kwargs):
         self._container = False        # called (begin_forward() for a container): nothing to say
+        if in_functorch_transform():
+            return
         if _compiling():
             # torch.compile'd after watch(): dynamo traces this hook with fake tensors, so its
             # statistics would be lost and its side effects break the graph; skip (FORMAT.md).

@@ -12,7 +12,7 @@ import torch
 
 from .. import format as fmt
 from ..device_stats import RAW_NAN, activation_raw, activation_rows, output_tensor
-from ..hooks import RecorderHook, leave_out_of_copies
+from ..hooks import RecorderHook, in_functorch_transform, leave_out_of_copies
 from ..host_stats import activation_row
 from ..layout import output_bounds
 from .base import Record
@@ -46,7 +46,7 @@ class Activations(Record):
     def _leaf_hook(self, i):
         def hook(module, args, output):
             cap = self._capture
-            if cap is not None and cap[i] is None and module.training:
+            if cap is not None and cap[i] is None and module.training and not in_functorch_transform():
                 self.w.guard(self._store, cap, i, output)
         return hook
 
