@@ -450,8 +450,6 @@ class Instruments:
 
     def _root_pre(self, module, args, kwargs):
         self._container = False        # called (begin_forward() for a container): nothing to say
-        if in_functorch_transform():
-            return
         if _compiling():
             # torch.compile'd after watch(): dynamo traces this hook with fake tensors, so its
             # statistics would be lost and its side effects break the graph; skip (FORMAT.md).
@@ -460,6 +458,8 @@ class Instruments:
             if module.training and self.optimizer_watched and torch.is_grad_enabled():
                 self.link.forward_in_compiled_code()
                 self._compiled_forward = True
+            return
+        if in_functorch_transform():
             return
         if not module.training:
             if self._forward_mode is None and self.optimizer_watched and torch.is_grad_enabled():
