@@ -211,8 +211,12 @@ def detect_spikes(steps, values, *, series="train/loss", factor=3.0, min_height=
     ref[nblocks * window:] = block_med[-1]
     init = head_level(values)
     with np.errstate(invalid="ignore"):
-        is_spike = (values > factor * ref) & (values - ref > min_height * _scale(init))
-    runs = [(a, b) for a, b in true_runs(is_spike) if b - a <= max_width]
+        high = values > factor * ref
+        tall = values - ref > min_height * _scale(init)
+    # An excursion is delimited by the relative test alone: a loss that jumps and decays over 20
+    # points (curriculum learning's harder data) crossed the absolute height test up and down
+    # on its way and read as several 1-3 point "spikes"
+    runs = [(a, b) for a, b in true_runs(high) if b - a <= max_width and tall[a:b].any()]
     if not runs:
         return None
     idx = np.array([a + int(np.argmax(values[a:b])) for a, b in runs])
