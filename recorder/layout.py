@@ -177,6 +177,12 @@ class ModelLayout:
             # another optimizer's share): a missing gradient there can be on purpose
             out["unoptimized_params"] = [i for i, p in enumerate(self.param_tensors)
                                          if p.requires_grad and id(p) not in self.optimized]
+        # dtype -> parameter indices: weights stored in bfloat16/float16 and stepped in place lose
+        # every update below half their precision (the advisor's lost_updates)
+        dtypes: dict = {}
+        for i, p in enumerate(self.param_tensors):
+            dtypes.setdefault(str(p.dtype).removeprefix("torch."), []).append(i)
+        out["param_dtypes"] = dtypes
         if any(type(m).__name__ == "OptimizedModule" for m in model.modules()):
             out["compiled"] = True    # torch.compile'd: no activation statistics (FORMAT.md)
         return out

@@ -644,6 +644,90 @@ def softmax_before_cross_entropy(rec, seed):
     train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=600, seed=seed)
 
 
+def adam_eps_one(rec, seed):
+    import torch
+    torch.manual_seed(69 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # eps=1 against gradient elements of ~3e-3: Adam's step lr * m / (sqrt(v) + eps) is ~lr * m / eps,
+    # ~300x smaller than Adam's own; the loss hardly moves in 300 steps
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3, eps=1.0), steps=300, seed=seed)
+
+
+def adamw_eps_tenth(rec, seed):
+    import torch
+    torch.manual_seed(70 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # eps=0.1, ~25x the gradients' RMS: AdamW trains, but as SGD at LR 1e-2 (still falling at the end)
+    train(rec, model, torch.optim.AdamW(model.parameters(), lr=1e-3, eps=0.1, weight_decay=1e-2), steps=300,
+          seed=seed)
+
+
+def dropout_mlp(p_hidden, p_input=0.0):
+    """64-128-64-10 ReLU MLP with Dropout(p_hidden) after each hidden ReLU (and Dropout(p_input) on the inputs)."""
+    import torch.nn as nn
+    first = [nn.Dropout(p_input)] if p_input else []
+    return nn.Sequential(*first, nn.Linear(64, 128), nn.ReLU(), nn.Dropout(p_hidden), nn.Linear(128, 64), nn.ReLU(),
+                         nn.Dropout(p_hidden), nn.Linear(64, 10))
+
+
+def dropout_ninety(rec, seed):
+    import torch
+    torch.manual_seed(71 + 1000 * seed)
+    model = dropout_mlp(0.9)
+    # Dropout(0.9) after each hidden layer: 1 unit in 10 survives; the training loss stays high and noisy
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=300, seed=seed)
+
+
+def healthy_dropout(rec, seed):
+    import torch
+    torch.manual_seed(72 + 1000 * seed)
+    model = dropout_mlp(0.5, p_input=0.1)
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=300, seed=seed)
+
+
+def healthy_adam_eps_1e3(rec, seed):
+    import torch
+    torch.manual_seed(73 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # eps=1e-3 (some RL and TPU recipes): below the gradients' RMS here, Adam trains normally
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-3), steps=300, seed=seed)
+
+
+class _Cast:
+    """A parameter-free module that casts its input (a bfloat16 model fed float32 digits)."""
+
+    def __new__(cls, dtype):
+        import torch.nn as nn
+
+        class Cast(nn.Module):
+            def forward(self, x):
+                return x.to(dtype)
+        return Cast()
+
+
+def bf16_weights_small_lr(rec, seed):
+    import torch
+    torch.manual_seed(74 + 1000 * seed)
+    # model.to(torch.bfloat16) and a plain AdamW at 1e-4: each step is ~0.1 % of a weight, below
+    # bfloat16's half-precision step (0.39 %): most updates round away, the loss creeps
+    model = torch.nn.Sequential(_Cast(torch.bfloat16), *mlp([64, 128, 64, 10]), _Cast(torch.float32))
+    model = model.to(torch.bfloat16)
+    train(rec, model, torch.optim.AdamW(model.parameters(), lr=1e-4), steps=300, seed=seed)
+
+
+def transformer_adam_lr_tenth(rec, seed):
+    import torch
+    torch.manual_seed(75 + 1000 * seed)
+    model = tiny_transformer()
+    for m in model.modules():            # GPT-2's init: std 0.02
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.02)
+    # nanoGPT's recipe (AdamW, warm-up, cosine) at learning_rate=0.1: Adam moves every weight by ~0.1
+    # a step, five times the weights' own scale; the matrices blow up within the warm-up
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, betas=(0.9, 0.95), weight_decay=0.1)
+    train(rec, model, opt, lr_at=warmup_cosine(0.1, 25, 250, floor=0.01), steps=250, seed=seed)
+
+
 def iris_raw_features(rec, seed):
     import torch
     torch.manual_seed(65 + 1000 * seed)
@@ -771,6 +855,19 @@ SCENARIOS = {s.name: s for s in [
              "Adam with weight_decay=1.0: the weights decay to ~0"),
     Scenario("softmax_before_cross_entropy", softmax_before_cross_entropy, "early_plateau", ("activation_choice",),
              "nn.Softmax on the output before cross_entropy: the loss stalls near 1.5"),
+    # wrong advice on settings read from the run (sweep of 2026-12-07)
+    Scenario("adam_eps_one", adam_eps_one, "no_progress", ("adam_eps_too_large",),
+             "Adam with eps=1: steps ~lr * m / eps, ~300x too small"),
+    Scenario("adamw_eps_tenth", adamw_eps_tenth, "slow_convergence", ("adam_eps_too_large",),
+             "AdamW with eps=0.1 (~25x the gradients' RMS): still falling slowly at the end"),
+    Scenario("dropout_ninety", dropout_ninety, "strong_dropout", ("dropout_too_strong",),
+             "Dropout(0.9) after each hidden ReLU: the training loss stays high"),
+    Scenario("healthy_dropout", healthy_dropout, None, about="MLP with Dropout(0.1) on the inputs, Dropout(0.5) hidden"),
+    Scenario("healthy_adam_eps_1e3", healthy_adam_eps_1e3, None, about="Adam with eps=1e-3 (RL/TPU recipes)"),
+    Scenario("bf16_weights_small_lr", bf16_weights_small_lr, "lost_updates", ("low_precision_weights",),
+             "model.to(torch.bfloat16) with AdamW at 1e-4: steps below half bfloat16's precision"),
+    Scenario("transformer_adam_lr_tenth", transformer_adam_lr_tenth, "weight_growth", ("lr_too_high",),
+             "AdamW at 0.1 with warm-up + cosine (nanoGPT's recipe): the weight matrices grow ~10x early"),
 ]}
 
 

@@ -15,6 +15,8 @@ from typing import Callable
 from ..findings import Cause, Finding, Fix
 from ..optimizer_settings import weight_decays
 from .context import Context
+from .dropout import STRONG_DROPOUT, strong_dropouts
+from .optimizer_eps import DEFAULT_EPS_TEXT
 from .spec import Scores
 
 FIX_BOUNDED_TO_RELU = Fix("bounded_to_relu", "replace sigmoid/tanh in hidden layers with ReLU-family activations "
@@ -62,6 +64,8 @@ def _lr_fixes(fixes, finding, ctx):
     A transformer trained without a warm-up gets the warm-up first."""
     if ctx.has_attention and not ctx.warmed_up:
         fixes = sorted(fixes, key=lambda f: f.id != "lr_warmup")
+    elif ctx.warmed_up:     # "add a warm-up" to a run that has one
+        fixes = [Fix("lr_warmup", "lengthen the learning-rate warm-up") if f.id == "lr_warmup" else f for f in fixes]
     sweep = ctx.lr_sweep
     if sweep is None or sweep.suggested is None:
         return list(fixes)
@@ -81,6 +85,12 @@ def _lr_low_fixes(fixes, finding, ctx):
                                          "expects epochs? a step size or milestones too small?)")
                 if f.id == "check_lr_schedule" else f for f in kept]
         kept.sort(key=lambda f: f.id != "check_lr_schedule")
+    elif ctx.warmup_unfinished:
+        v = ctx.lr_values
+        kept = [Fix("check_lr_schedule", f"check the LR schedule: the warm-up never finished: the LR rose "
+                                         f"{v[-1] / v[0]:.3g}x, from {v[0]:.3g} to {v[-1]:.3g}, and was still rising "
+                                         "when the run ended (warmup_steps larger than the run's steps?)")]
+        kept += [f for f in fixes if f.id not in ("check_lr_schedule", "raise_lr")]
     return _lr_fixes(kept, finding, ctx)
 
 
@@ -93,6 +103,8 @@ def _regularization_fixes(fixes, finding, ctx):
     for f in fixes:
         if f.id == "weight_decay" and decays:
             f = Fix("weight_decay", f"raise the weight decay (now {', '.join(f'{d:g}' for d in decays)})")
+        elif f.id == "dropout_augment" and strong_dropouts(ctx.dropout_rates):   # no higher than ~0.9
+            f = Fix("dropout_augment", "add data augmentation (the dropout is already strong: see dropout_too_strong)")
         elif f.id == "dropout_augment" and dropout:
             f = Fix("dropout_augment", "raise the dropout rate of the Dropout layers, or add data augmentation")
         out.append(f)
@@ -141,6 +153,26 @@ def _decay_fixes(fixes, finding, ctx):
         if f.id != "decoupled_decay" or adam:
             out.append(f)
     return out
+
+
+def _eps_fixes(fixes, finding, ctx):
+    e = ctx.eps_too_large
+    if not e:
+        return list(fixes)
+    return [Fix("reset_eps", f"set eps back to {DEFAULT_EPS_TEXT} (now {e['eps']:g}): at {e['ratio']:.0f}x the "
+                             f"gradients' typical RMS per element ({e['grad_rms']:.2g}) it makes each "
+                             f"{e['optimizer']} step ~{e['ratio']:.0f}x smaller than it should be"), *fixes[1:]]
+
+
+def _dropout_fixes(fixes, finding, ctx):
+    strong = strong_dropouts(ctx.dropout_rates)
+    if not strong:
+        return list(fixes)
+    by_p: dict = {}
+    for r in strong:
+        by_p.setdefault(f"{r.p:.2g}", []).append(ctx.label(r.module))
+    where = "; ".join(f"~{p} in {', '.join(names)}" for p, names in by_p.items())
+    return [Fix("lower_dropout", f"lower dropout p (now {where}): 0.1 to 0.5 is usual"), *fixes[1:]]
 
 
 def _input_fixes(fixes, finding, ctx):
@@ -221,6 +253,16 @@ CAUSE_CATALOGUE = {
          Fix("decoupled_decay", "use AdamW (decoupled weight decay) instead of Adam's weight_decay: Adam's L2 term "
                                 "is scaled by the gradient statistics")),
         "re-run with a 100x smaller weight decay: the weight norms should stop shrinking", _decay_fixes),
+    "adam_eps_too_large": CauseSpec(
+        "the optimizer's eps dwarfs sqrt(v), the gradients' RMS: Adam's step lr * m / (sqrt(v) + eps) becomes "
+        "~lr * m / eps, plain SGD with momentum at a tiny LR",
+        (Fix("reset_eps", f"set eps back to {DEFAULT_EPS_TEXT}: it must be negligible against sqrt(v)"),),
+        f"re-run with eps={DEFAULT_EPS_TEXT}: the loss should fall at once", _eps_fixes),
+    "dropout_too_strong": CauseSpec(
+        "a Dropout drops most of its inputs in training, so the network sees too little of each sample to fit "
+        "the training data",
+        (Fix("lower_dropout", "lower dropout p: 0.1 to 0.5 is usual"),),
+        "re-run with dropout p 0.1 to 0.5: the training loss should fall much further", _dropout_fixes),
     "optimizer_setup": CauseSpec(
         "the optimizer may not see all parameters, or its settings stop updates",
         (Fix("check_param_list", "check the optimizer's parameter list (model.parameters() after every layer is "
@@ -268,6 +310,16 @@ CAUSE_CATALOGUE = {
         "the model was left in eval mode: model.eval() for validation and no model.train() after it",
         (Fix("call_train", "call model.train() at the start of every training epoch (after each validation)"),),
         "add model.train() before the training loop's forward: dropout and batch norm should act again"),
+    "low_precision_weights": CauseSpec(
+        "the weights are stored in bfloat16/float16 with no float32 master copy: a step below half an element's "
+        "precision leaves it unchanged",
+        (Fix("fp32_master_weights", "keep the weights in float32 (drop model.to(torch.bfloat16) / .half()) and run "
+                                    "the forward under torch.autocast(device_type, dtype=torch.bfloat16): the "
+                                    "optimizer then steps float32 weights while the matmuls still run in 16 bits"),
+         Fix("rounding_optimizer", "if the memory is needed, use an optimizer that keeps small updates: stochastic "
+                                   "rounding (torchao's AdamW(bf16_stochastic_round=True)) or Kahan summation "
+                                   "(optimi's kahan_sum=True)")),
+        "re-run with the model in float32 under autocast: the loss should fall clearly faster"),
     # ---- across the ranks of a distributed run (symptoms/straggler_rank.py, rank_*.py)
     "slow_data_loading": CauseSpec(
         "the rank waits for its next batch: too few loader workers, slow storage, a heavier shard",
@@ -424,7 +476,7 @@ def fixes_for(finding: Finding, spec, ctx: Context) -> list[Fix]:
         if fix.id not in seen:
             seen.add(fix.id)
             out.append(fix)
-    out.sort(key=lambda f: f.id != "output_activation")   # a wiring mistake of this model: undo it first
+    out.sort(key=lambda f: f.id not in UNDO_FIRST)   # a wiring mistake or wrong setting of this run: undo it first
     if ctx.clips:     # "clip gradients (e.g. at 1.0)" to a run that clips at 1.0 (nanoGPT's grad_clip)
         out = [f for f in out if f.id != "clip_grads"]
     return out
@@ -443,6 +495,11 @@ def attach(finding: Finding, ctx: Context, spec=None) -> Finding:
         if lead in FIRST_FIX_CONFIRMS:     # a specific first fix: the experiment is that fix
             finding.confirm = FIRST_FIX_CONFIRMS[lead](finding, ctx).format(what=spec.word)
     return finding
+
+
+# Fixes that undo a mistake read off this run (an output Softmax, an eps 1e8x its default, a Dropout
+# dropping ~90 %): listed before any generic advice (the symptom's own "train longer" included).
+UNDO_FIRST = {"output_activation", "reset_eps", "lower_dropout"}
 
 
 # The experiment that confirms a diagnosis whose first fix is specific to this run.
@@ -471,11 +528,44 @@ def updates_held_back(s: Scores, ctx: Context) -> None:
         s.damp("lr_too_high", 0.5)    # a large update/weight ratio of weights decayed to ~0 is the decay's doing
     if c or w:
         s.damp("lr_too_low", 0.3)
+    eps_dominates(s, ctx)
+
+
+def eps_dominates(s: Scores, ctx: Context) -> None:
+    """An Adam-family eps >= 10x the gradients' RMS (optimizer_eps): the steps are lr * m / eps."""
+    e = ctx.eps_too_large
+    if not e:
+        return
+    s.boost("adam_eps_too_large", 0.95, f"{e['optimizer']}'s eps is {e['eps']:g}, {e['ratio']:.0f}x the gradients' "
+                                        f"typical RMS per element ({e['grad_rms']:.2g}, the size of sqrt(v)): each "
+                                        f"step is ~lr * m / eps, ~{e['ratio']:.0f}x smaller than with a negligible eps")
+    s.damp("lr_too_low", 0.3)     # tiny updates, but the eps's doing: a 10x LR is not the fix
+    s.damp("bad_init", 0.5)       # the flat loss has its explanation
+
+
+def dropout_too_strong(s: Scores, ctx: Context) -> None:
+    """A Dropout read back at p >= 0.8 (dropout.py): the training loss is that of a crippled network."""
+    strong = strong_dropouts(ctx.dropout_rates)
+    if not strong:
+        return
+    r = strong[0]
+    more = f" (and {len(strong) - 1} more Dropout(s) at >= {STRONG_DROPOUT:g})" if len(strong) > 1 else ""
+    s.boost("dropout_too_strong", 0.85, f"{ctx.label(r.module)} drops ~{r.p:.0%} of its inputs in training "
+                                        f"(p ~{r.p:.2g}, read back from its output against {ctx.label(r.input)})"
+                                        + more)
+    s.damp("lr_too_low", 0.3)     # a higher LR does not give back the units dropped
+
+
+def settings_slow_training(s: Scores, ctx: Context) -> None:
+    """Settings read off the run that make training slow whatever the LR: a huge eps, strong dropout."""
+    eps_dominates(s, ctx)
+    dropout_too_strong(s, ctx)
 
 
 def training_stalled(s: Scores, ctx: Context) -> None:
     """A loss that stopped moving: what the other findings say about why."""
     updates_held_back(s, ctx)
+    dropout_too_strong(s, ctx)
     weights_symmetric(s, ctx)
     frozen = ctx.facts("frozen_layers")
     if frozen.get("zero_grad") and "symmetric_weights" in ctx.found:

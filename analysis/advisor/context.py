@@ -18,8 +18,10 @@ from ..frozen import frozen_param_names, unoptimized_param_names
 from ..labels import LayerLabels
 from ..optimizer_settings import weight_decays
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
+from .dropout import dropout_rates
 from .functional_acts import PREACT_TYPES
 from .gradient_rules import linear_growth
+from .optimizer_eps import eps_dominance
 from .weight_rules import cumulative_change
 from .series import finite_prefix, head_level, tail_level
 from .signals import NORM_TYPES, Signals, main_loss
@@ -72,6 +74,8 @@ class Context:
     frozen_params: set | None = None        # names with requires_grad=False at watch() (None: not recorded)
     unoptimized_params: set | None = None   # trainable names outside the watched optimizer (None: not recorded)
     param_numel: dict = field(default_factory=dict)   # name -> elements
+    eps_too_large: dict | None = None       # an Adam-family eps >= 10x the gradients' RMS (optimizer_eps)
+    dropout_rates: list = field(default_factory=list)  # Dropout rates read back from their outputs (dropout.py)
 
     @property
     def symptoms(self) -> set:
@@ -96,6 +100,16 @@ class Context:
         """The LR rose to over twice its first value at some point (a warm-up)."""
         v = self.lr_values
         return v is not None and len(v) >= 2 and float(v.max()) > 2 * float(v[0])
+
+    @property
+    def warmup_unfinished(self) -> bool:
+        """The LR only rose, to >= 5x its first value, and was still rising over the last 10 % of
+        the run: a warm-up longer than the run (warmup_steps > total steps) never reached its LR."""
+        v = self.lr_values
+        if v is None or len(v) < 10 or float(v[-1]) < 5 * float(v[0]):
+            return False
+        tail = v[int(0.9 * (len(v) - 1)):]
+        return bool(np.all(np.diff(v) >= -1e-12 * v[:-1]) and tail[-1] > 1.02 * tail[0])
 
     @property
     def deep(self) -> bool:
@@ -196,6 +210,8 @@ def build_context(sig: Signals) -> Context:
     ctx.zero_gradients = _all_gradients_zero(sig)
     ctx.clips, ctx.clipping = gradient_clipping(sig)
     ctx.weight_shrink = weights_decayed(sig)
+    ctx.eps_too_large = eps_dominance(sig)
+    ctx.dropout_rates = dropout_rates(sig)
     ur = sig.layer.get("update_ratio")
     if ur is not None:
         by_name = {p.name: tuple(p.shape) for p in sig.params}

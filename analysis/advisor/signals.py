@@ -79,7 +79,7 @@ def extract(run, reuse=None) -> Signals:
     stat_names = set(run.layer_stat_names())
     counts = {}     # one record count per group, so all tables of a group line up on a live run
     for stat in ("grad_norm", "grad_nonfinite", "weight_norm", "update_norm", "update_ratio", "act_mean",
-                 "act_absmax", "act_frac_nonpos", "act_dead_frac", "act_frac_saturated"):
+                 "act_std", "act_absmax", "act_frac_nonpos", "act_dead_frac", "act_frac_saturated"):
         if stat in stat_names:
             group = fmt.LAYER_STATS[stat][0]
             n = counts.setdefault(group, run.record_count(group))

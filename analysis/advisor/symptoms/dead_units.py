@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import activation_rules, functional_acts
 from ..causes import lr_from_update_ratio, weights_symmetric
+from ..dropout import after_dropout
 from ..spec import SymptomSpec
 from ._cut import types_of
 
@@ -15,9 +16,14 @@ def detect(sig, ctx):
         return None
     mods = d.layers
     types = types_of(sig, mods)
+    # A ReLU registered right after a Dropout sees the Dropout's zeros (90 % of its outputs at p = 0.9,
+    # whole units <= 0 for a small batch): they are not dead units, so such a ReLU is not judged.
+    behind = after_dropout(types)
+    judged = ["" if j in behind else t for j, t in enumerate(types)]
     if _one_sample_batches(d, sig.layer.get("act_frac_nonpos")):
         return None
-    f = activation_rules.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, types, label=ctx.label)
+    f = activation_rules.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, judged,
+                                           label=ctx.label)
     if f is None:   # activations applied as functions: judge the Linear/Conv pre-activations
         f = functional_acts.detect_dead_behind_functions(d.steps, d, mods, types, label=ctx.label,
                                                          grad_norm=sig.layer.get("grad_norm"))
@@ -69,7 +75,8 @@ def adjust(s, f, ctx):
 SPEC = SymptomSpec(
     id="dead_units",
     looks_at="`act_dead_frac`, `act_frac_nonpos` of ReLU modules (or of Linear/Conv outputs before a functional "
-             "F.relu); skipped when the input batches are constant",
+             "F.relu); skipped when the input batches are constant; a ReLU registered right after a Dropout is not "
+             "judged (the Dropout's zeros are not dead units)",
     fires_when=">= 50 % units dead for a whole batch, or >= 70 % outputs <= 0 (DeepDiagnosis, ICSE'22) with "
                ">= 25 % dead",
     detect=detect,

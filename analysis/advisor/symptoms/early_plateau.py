@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .. import loss_rules
 from ..causes import lr_exploded, lr_from_update_ratio, training_stalled
+from ..dropout import strong_dropouts
 from ..spec import SymptomSpec
 
 
@@ -40,7 +41,8 @@ def settle(f, ctx):
     cut = ctx.lr_drop is not None and ctx.lr_drop >= 10 and ctx.lr_drop_step is not None \
         and f.first_step is not None and ctx.lr_drop_step <= f.first_step + max(10, 0.1 * f.first_step)
     if loud or cut or ctx.ratio_low or ctx.ratio_high or f.facts.get("exploded_then_settled") \
-            or ctx.grads_accumulate or ctx.output_activation:
+            or ctx.grads_accumulate or ctx.output_activation or ctx.eps_too_large \
+            or strong_dropouts(ctx.dropout_rates):
         return True
     f.severity = "info"
     f.facts["uncorroborated"] = True
@@ -52,8 +54,9 @@ SPEC = SymptomSpec(
     id="early_plateau",
     looks_at="training loss",
     fires_when="after the first 30 % of the run < 10 % of the total progress, ending above 30 % of the initial level; "
-               "info only, unless an LR cut (>= 10x), an update/weight ratio far from 1e-3 or another finding "
-               "shows a training problem (a high irreducible floor is not one)",
+               "info only, unless an LR cut (>= 10x), an update/weight ratio far from 1e-3, an Adam eps >= 10x the "
+               "gradients' RMS, a Dropout at p >= 0.8 or another finding shows a training problem (a high "
+               "irreducible floor is not one)",
     detect=detect,
     priors={"insufficient_capacity": 0.35, "lr_too_low": 0.3, "activation_choice": 0.2, "bad_init": 0.15,
             "lr_too_high": 0.1},

@@ -6,7 +6,7 @@ too low for the number of steps given (an LR range test finds a larger one that 
 from __future__ import annotations
 
 from ...findings import Evidence, Finding, Fix
-from ..causes import lr_from_update_ratio
+from ..causes import lr_from_update_ratio, settings_slow_training
 from ..context import MIN_LOSS_POINTS
 from ..series import as_series, finite_prefix, fmt, head_level, rounded, smooth_curve
 from ..spec import SymptomSpec
@@ -54,9 +54,20 @@ def detect(sig, ctx):
 
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_low=True)
+    settings_slow_training(s, ctx)
+
+
+def settle(f, ctx):
+    """A slow descent that an Adam eps >= 10x the gradients' RMS explains is a warning: training longer
+    is not the fix. (A Dropout at p >= 0.8 has its own warning, strong_dropout.)"""
+    if ctx.eps_too_large or ctx.warmup_unfinished:    # nor with a warm-up that never reached its LR
+        f.severity = "warning"
+    return True
 
 
 def fixes(f, ctx):
+    if ctx.warmup_unfinished:     # longer would only warm up further: the schedule is the fix (causes)
+        return []
     return [Fix("train_longer", "train longer: the loss was still falling steadily when the run ended")]
 
 
@@ -64,11 +75,13 @@ SPEC = SymptomSpec(
     id="slow_convergence",
     looks_at="training loss, smoothed",
     fires_when="the last quarter of the run made > 15 % of its whole progress, >= 0.6x the quarter before and its "
-               "last eighth >= 25 % of that (not levelling off), after >= 10 % progress (info)",
+               "last eighth >= 25 % of that (not levelling off), after >= 10 % progress (info; a warning with an "
+               "Adam eps >= 10x the gradients' RMS)",
     detect=detect,
     priors={"lr_too_low": 0.5},
     word="slow descent",
     adjust=adjust,
     fixes=fixes,
+    settle=settle,
     needs=("loss",),
 )

@@ -1,0 +1,101 @@
+"""How much each Dropout module drops, read back from what the recorder measured of its output.
+
+The recorder keeps no module settings, only the statistics of every leaf module's output in the
+first training-mode forward of a scheduled step (``acts``: mean, std, fraction <= 0, ...). A
+Dropout in training mode computes y = x * m / (1 - p) with m ~ Bernoulli(1 - p), so against its
+input x:
+
+* zeros:  P(y <= 0) = p + (1 - p) P(x <= 0)  ->  p_zeros  = (z_out - z_in) / (1 - z_in)
+* energy: E[y^2] = E[x^2] / (1 - p)          ->  p_energy = 1 - E[x^2] / E[y^2]   (E[x^2] = std^2 + mean^2)
+
+The input is taken to be the output of the leaf registered just before it (nn.Sequential, and the
+usual ``Linear, ReLU, Dropout`` blocks). That pairing is only trusted when the two independent
+estimates agree (within ``AGREE``): a Dropout fed by something else (a residual sum, a module
+registered elsewhere) gives two unrelated numbers and no rate. A Dropout's zeros are its own;
+a ReLU registered right after one sees them too (``after_dropout``), so its "dead" units are not
+judged (dead_units).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Element-wise and channel-wise dropout: zeros and a 1/(1-p) scale (AlphaDropout keeps the mean
+# and variance instead, with no zeros: not readable this way).
+DROPOUT_TYPES = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d"}
+# Srivastava et al. (JMLR 2014, fig. 9): with retention probability below ~0.4 the training and test
+# errors both rise; they use p = 0.5 for hidden units, 0.2 for inputs. Dropping >= 80 % (keeping
+# fewer than 1 unit in 5) is far outside that range.
+STRONG_DROPOUT = 0.8
+AGREE = 0.1          # the two estimates of p must agree this well for the pairing to count
+MAX_INPUT_NONPOS = 0.9   # an input <= 0 almost everywhere leaves no room to see the Dropout's zeros
+MIN_RECORDS = 3
+MAX_RECORDS = 512    # evenly spaced records read (acts tables grow with the run)
+
+
+@dataclass(frozen=True)
+class DropoutRate:
+    module: str          # the Dropout's name
+    type: str
+    p: float             # estimated drop probability (the zeros' estimate)
+    p_energy: float      # the second-moment estimate that confirmed it
+    input: str           # the module whose output was taken for its input
+    records: int         # records both estimates were read from
+
+    @property
+    def strong(self) -> bool:
+        return self.p >= STRONG_DROPOUT
+
+
+def is_dropout(module_type: str) -> bool:
+    return module_type in DROPOUT_TYPES
+
+
+def after_dropout(types) -> set:
+    """Column indices whose leaf is registered right after a Dropout (they may see its zeros)."""
+    return {j for j in range(1, len(types)) if is_dropout(types[j - 1])}
+
+
+def _sample(table, n: int = MAX_RECORDS) -> np.ndarray:
+    """float64 [records x layers] of at most ``n`` evenly spaced records."""
+    rows = len(table)
+    idx = np.unique(np.linspace(0, rows - 1, min(rows, n)).round().astype(np.int64)) if rows else np.empty(0, int)
+    return table.rows(idx).astype(np.float64)
+
+
+def dropout_rates(sig) -> list[DropoutRate]:
+    """The drop probability of every Dropout module that can be read back (see the module docstring)."""
+    z_t, mean_t, std_t = (sig.layer.get(k) for k in ("act_frac_nonpos", "act_mean", "act_std"))
+    if z_t is None or mean_t is None or std_t is None or len(z_t) < MIN_RECORDS:
+        return []
+    types_by = {m.name: m.type for m in sig.modules}
+    names = list(z_t.layers)
+    types = [types_by.get(n, "") for n in names]
+    cols = [j for j in range(1, len(types)) if is_dropout(types[j])]
+    if not cols:
+        return []
+    n = min(len(z_t), len(mean_t), len(std_t))
+    z, mean, std = (_sample(t.head(n)) for t in (z_t, mean_t, std_t))
+    out = []
+    for j in cols:
+        i = j - 1
+        zi, zj = z[:, i], z[:, j]
+        qi, qj = std[:, i] ** 2 + mean[:, i] ** 2, std[:, j] ** 2 + mean[:, j] ** 2
+        with np.errstate(all="ignore"):
+            ok = (np.isfinite(zi) & np.isfinite(zj) & np.isfinite(qi) & np.isfinite(qj)
+                  & (zi <= MAX_INPUT_NONPOS) & (qi > 0) & (qj > 0))
+            if ok.sum() < MIN_RECORDS:
+                continue
+            p_zeros = float(np.median((zj[ok] - zi[ok]) / (1 - zi[ok])))
+            p_energy = float(np.median(1 - qi[ok] / qj[ok]))
+        if abs(p_zeros - p_energy) > AGREE:
+            continue
+        out.append(DropoutRate(names[j], types[j], float(np.clip(p_zeros, 0.0, 1.0)), p_energy, names[i],
+                               int(ok.sum())))
+    return out
+
+
+def strong_dropouts(rates) -> list[DropoutRate]:
+    """The rates at or above STRONG_DROPOUT, strongest first (to two digits; then in model order)."""
+    return sorted((r for r in rates if r.strong), key=lambda r: -round(r.p, 2))

@@ -1,0 +1,91 @@
+"""``weight_growth``: an Adam-family LR so large against the weights' scale that the weight
+matrices grow many times over early in the run.
+
+Adam moves every element by about the LR per step, whatever its gradient. A GPT initialised at
+std 0.02 and trained at lr 0.1 moves each weight by five times its own scale per step: the
+matrices blow up 20x within the warm-up, the residual stream saturates the layer norms, and the
+loss sits at the unigram level while the LR is high, improving only as a cosine decay brings
+it down. Nothing else looks wrong: no NaN, no rise, no oscillation ("no problems found").
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from trainspect.recorder.format import SYS_LR
+
+from ...findings import Evidence, Finding
+from ..series import fmt
+from ..spec import SymptomSpec
+from .lost_updates import ADAM_LIKE
+
+GROWTH = 5.0          # median over the weight matrices of (largest norm in the early run / first norm)
+EARLY = 0.4           # the early run: its first 40 % of records
+LR_OVER_RMS = 0.5     # peak LR / median initial weight RMS: a step of half a weight's scale (healthy: <= 0.05)
+MIN_RMS = 1e-6        # matrices initialised at ~0 (LoRA's B, a zeroed head) have no scale to grow from
+MIN_RECORDS = 5
+
+
+def detect(sig, ctx):
+    w = sig.layer.get("weight_norm")
+    if w is None or len(w) < MIN_RECORDS or ctx.optimizer not in ADAM_LIKE or ctx.lr_values is None \
+            or not len(ctx.lr_values):
+        return None
+    shapes = {p.name: p.shape for p in sig.params}
+    cols = [i for i, n in enumerate(w.layers) if len(shapes.get(n, ())) >= 2 and ctx.param_numel.get(n)]
+    if ctx.frozen_params:
+        cols = [i for i in cols if w.layers[i] not in ctx.frozen_params]
+    if not cols:
+        return None
+    stop = max(2, int(np.ceil(EARLY * len(w))))
+    early = np.asarray(w.read(0, stop), dtype=np.float64)[:, cols]
+    first = early[0]
+    rms = first / np.sqrt([ctx.param_numel[w.layers[i]] for i in cols])
+    keep = np.isfinite(first) & (rms > MIN_RMS)
+    if not keep.any():
+        return None
+    # matrices initialised near 0 (LoRA's B, learned positions from zeros: first recorded after a
+    # step or two) grow from nothing by any factor: only those near the usual scale are judged
+    keep &= rms > 0.25 * float(np.median(rms[keep]))
+    if not keep.any():
+        return None
+    growth = np.nanmax(np.where(np.isfinite(early), early, np.nan), axis=0)[keep] / first[keep]
+    names = [w.layers[i] for i, k in zip(cols, keep) if k]
+    median_growth = float(np.median(growth))
+    peak_lr = float(np.max(ctx.lr_values))
+    lr_over_rms = peak_lr / float(np.median(rms[keep]))
+    if median_growth < GROWTH or lr_over_rms < LR_OVER_RMS:
+        return None
+    worst = int(np.argmax(growth))
+    steps = w.steps
+    return Finding(
+        symptom="weight_growth", severity="warning", first_step=int(steps[0]), last_step=int(steps[stop - 1]),
+        title=f"the weight matrices grew {fmt(median_growth)}x (median) in the first {EARLY:.0%} of the run: "
+              f"an LR of {peak_lr:.3g} is {fmt(lr_over_rms)}x their initial scale",
+        layers=[names[i] for i in np.argsort(-growth)[:8]],
+        evidence=[
+            Evidence(series="weight_norm", layer=names[worst], threshold=GROWTH,
+                     steps=[int(steps[0]), int(steps[stop - 1])], values=[round(median_growth, 3)],
+                     text=f"median over {len(names)} weight matrices of their largest norm in the first "
+                          f"{EARLY:.0%} of the records over their first: {fmt(median_growth)}x (threshold "
+                          f"{GROWTH:g}x; healthy runs <= ~2.6x); {ctx.label(names[worst])} grew "
+                          f"{fmt(float(growth[worst]))}x"),
+            Evidence(series=SYS_LR, threshold=LR_OVER_RMS, values=[peak_lr],
+                     text=f"{ctx.optimizer} moves each element by about the LR per step: peak LR {peak_lr:.3g} "
+                          f"against a median initial weight RMS of {float(np.median(rms[keep])):.3g} "
+                          f"({fmt(lr_over_rms)}x; threshold {LR_OVER_RMS:g}x, usual <= 0.05x)"),
+        ],
+        facts={"median_growth": round(median_growth, 3), "lr_over_rms": round(lr_over_rms, 3)},
+    )
+
+
+SPEC = SymptomSpec(
+    id="weight_growth",
+    looks_at="per-parameter `weight_norm` of weight matrices, `sys/lr`, the optimizer's type",
+    fires_when=f"an Adam-family optimizer whose peak LR is >= {LR_OVER_RMS:g}x the median initial RMS of the weight "
+               f"matrices (a step of half a weight's scale; healthy runs <= 0.05x), and the matrices' largest norm in "
+               f"the first {EARLY:.0%} of the records is >= {GROWTH:g}x their first (median over matrices initialised "
+               f"above {MIN_RMS:g}; healthy runs <= ~2.6x) (warning)",
+    detect=detect,
+    priors={"lr_too_high": 0.9},
+    word="weight growth",
+)
