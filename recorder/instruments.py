@@ -347,7 +347,19 @@ class Instruments:
         return _cached(self._holds_ours, optimizer, holds)
 
     def _adopt_optimizer(self, optimizer) -> None:
-        """The watched optimizer was replaced: this step is counted and the next ones recorded."""
+        """The watched optimizer was replaced, seen after the new one's step: this step is
+        counted and the next ones recorded."""
+        old = type(self.w.optimizer).__name__
+        self.adopt_optimizer(optimizer)
+        self.link.warn_once("<optimizer>", f"the watched {old} stopped stepping and a new {type(optimizer).__name__} "
+                                           f"steps its parameters: it is recorded from step {self.link.step + 1} on")
+        self._stepped = True
+        self.steps_done += 1
+        self.link.advance()
+
+    def adopt_optimizer(self, optimizer) -> None:
+        """Record ``optimizer``'s steps from now on in place of the watched one's (a second
+        fine-tuning phase makes a new one; ``watch(model, new_optimizer)`` says so)."""
         from .optimizer_wrappers import unwrap
 
         optimizer = unwrap(optimizer) or optimizer
@@ -360,19 +372,21 @@ class Instruments:
         self._n_opt_params = None
         self._hook_optimizer(optimizer)
         route_scaler_steps(optimizer, self._scaler_step)
-        self.link.warn_once("<optimizer>", f"the watched {type(old).__name__} stopped stepping and a new "
-                                           f"{type(optimizer).__name__} steps its parameters: it is recorded "
-                                           f"from step {self.link.step + 1} on")
-        self._stepped = True
-        self.steps_done += 1
-        self.link.advance()
 
     def _any_opt_pre(self, optimizer, args, kwargs):
         """Torch's global pre-step hook, for every optimizer. Another one than the watched one,
         before it in this iteration and holding the model's parameters: its update belongs to
         the iteration's weight update (records/weights.py)."""
         self._stepping += 1
-        if optimizer is self.w.optimizer or not self._other_step or not self.w.enabled:
+        if optimizer is self.w.optimizer:
+            return
+        if self.optimizer_watched and not self._stepped and self._stepping == 1 and self._replaces_watched(optimizer):
+            # A new optimizer of the watched parameters (a second fine-tuning phase), seen before
+            # its first step: its own hooks, added now, run for this step (torch reads them after
+            # the global ones), so the step is recorded like every other
+            self.adopt_optimizer(optimizer)
+            return
+        if not self._other_step or not self.w.enabled:
             return
         held = self._holds_model_params(optimizer)
         if held:

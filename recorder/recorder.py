@@ -595,6 +595,13 @@ class Recorder:
         if not self._active:
             self._report_writer_failure()
             return
+        if (self._instruments is not None and model is self._instruments.w.model and self._optimizer is not None
+                and optimizer is not None and unwrap(optimizer) is optimizer):
+            if optimizer is not self._optimizer:
+                # the same model with a new optimizer (a second fine-tuning phase): recorded from its first step
+                self._optimizer = optimizer
+                self._instruments.adopt_optimizer(optimizer)
+            return
         if self._instruments is not None:
             # A GAN's second network, say: each Recorder has one model's layout and step clock.
             self._warn_once("<watch>", "watch() called a second time; this call is ignored (a Recorder "
