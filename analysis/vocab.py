@@ -134,6 +134,10 @@ def loss_roles(names, declared: dict | None = None, points=None) -> dict[str, st
             roles[role] = name
     if "val" not in roles:
         found = _first_present(VAL_LOSS_NAMES, present - set(roles.values()), points)
+        if found is None:   # val/nll_loss, eval/ce_loss: a validation metric with "loss" in its name
+            found = next((n for n in names if "loss" in n.lower() and not n.startswith(fmt.SYS_PREFIX)
+                          and n not in roles.values() and not _COMPONENT_WORDS & set(_name_words(n))
+                          and any(w in n.lower().replace("/", "_").split("_") for w in _VAL_WORDS)), None)
         if found:
             roles["val"] = found
     if "train" not in roles:

@@ -36,3 +36,16 @@ def test_a_vae_logging_its_rising_kl_term_first_is_not_diverged(tmp_path, seed):
         for k, r in zip(kl, recon):
             rec.log({"train/kl_loss": float(k), "train/recon_loss": float(r)})
     assert [f.symptom for f in diagnose(tmp_path / "r.h5") if f.severity != "info"] == []
+
+
+@pytest.mark.parametrize("names, val", [
+    (["train/nll_loss", "val/nll_loss"], "val/nll_loss"),      # overfitting went unchecked
+    (["loss", "eval/ce_loss"], "eval/ce_loss"),
+    (["loss", "valid_mse_loss"], "valid_mse_loss"),
+])
+def test_a_validation_metric_named_with_loss_is_the_validation_loss(names, val):
+    assert loss_roles(names)["val"] == val
+
+
+def test_a_validation_loss_term_is_not_the_validation_loss():
+    assert "val" not in loss_roles(["loss", "val/kl_loss"])

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
     (["train_loss_step", "train_loss_epoch", "val_loss_epoch"], {"train": "train_loss_step", "val": "val_loss_epoch"}),
     (["loss", "validation_loss"], {"train": "loss", "val": "validation_loss"}),
     (["acc", "val_acc"], {}),
-    (["sys/grad_norm", "ce_loss", "val/ce_loss"], {"train": "ce_loss"}),     # unconventional: first "loss"
+    (["sys/grad_norm", "ce_loss", "val/ce_loss"], {"train": "ce_loss", "val": "val/ce_loss"}),   # unconventional: "loss" names
 ])
 def test_loss_roles_follow_the_conventions(names, expected):
     assert loss_roles(names) == expected
