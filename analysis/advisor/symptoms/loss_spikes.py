@@ -28,13 +28,35 @@ def detect(sig, ctx):
 
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_high=True)
+    jumps = _after_lr_jumps(f.evidence[0].steps, ctx) if f.evidence else 0
     if "loss_oscillation" in ctx.found or "divergence" in ctx.found:
         s.boost("lr_too_high", 0.8, "the spikes come with oscillation/divergence of the loss level")
+    elif jumps:
+        s.boost("lr_too_high", 0.8, f"{jumps} of the spikes came within {AFTER_JUMP} steps of the LR jumping >= "
+                                    f"{LR_JUMP:g}x (a warm restart or a new warm-up): the restarted LR is too high")
     elif ctx.input_outliers:
         s.boost("input_scaling", 0.8, "the recorded inputs had outlier batches")
     elif f.facts.get("isolated") and not ctx.ratio_high:
         s.boost("label_noise", 0.7, "each spike is a single batch the model recovers from at once: bad or "
                                     "mislabelled samples rather than an unstable optimiser")
+
+
+LR_JUMP = 10.0        # an LR that rose this much within one record: a warm restart (SGDR), a new warm-up
+AFTER_JUMP = 20       # a spike this many steps after such a jump is the LR's doing, not a bad batch's
+
+
+def _after_lr_jumps(spike_steps, ctx) -> int:
+    """How many spikes came within ``AFTER_JUMP`` steps after the LR rose ``LR_JUMP``x at once."""
+    s, v = ctx.lr_steps, ctx.lr_values
+    if s is None or len(v) < 2:
+        return 0
+    jumps = s[1:][v[1:] >= LR_JUMP * v[:-1]]
+    if not jumps.size:
+        return 0
+    spikes = np.asarray(spike_steps)
+    before = np.searchsorted(jumps, spikes, side="right") - 1      # the last jump at or before each spike
+    ok = before >= 0
+    return int(np.sum(spikes[ok] - jumps[before[ok]] <= AFTER_JUMP))
 
 
 SPEC = SymptomSpec(
