@@ -42,6 +42,13 @@ class Weights(Record):
         self._kept = None             # indices of the copied parameters (None: all)
         self._versions = None         # the others' version counters at the copy
         self._edited = set()          # frozen parameters seen changed in place: copied from then on
+        # Trainable parameters outside the watched optimizer: another optimizer may step them after
+        # the watched one (Muon on the matrices, AdamW after it on the rest), before torch's global
+        # hook has shown it: measured at the next training forward from the first step, or its
+        # update read 0 at step 0 (taken for "frozen")
+        optimized = watched.layout.optimized
+        self._others_may_step = optimized is not None and any(
+            p.requires_grad and id(p) not in optimized for p in watched.params)
 
     def _on_host(self) -> bool:
         return self.w.cpu_fast_path and all(p.is_cpu for p in self.w.params)
@@ -77,7 +84,7 @@ class Weights(Record):
         # Measured now unless another optimizer steps this model's parameters (then at the
         # next training forward): step(closure) runs its forwards inside, and a plain loop has
         # nothing more to wait for (its record is written without waiting for a next step).
-        if closure or not self.w.other_optimizers:
+        if closure or not (self.w.other_optimizers or self._others_may_step):
             self._finish()
 
     def training_forward(self):
