@@ -80,6 +80,51 @@ def ema(values, weight: float, state: tuple[float, int] | None = None):
     return out, (last_biased, int(n_total))
 
 
+# ---------------------------------------------------------------- step-weighted smoothing
+#
+# The EMA runs per point, so one weight means a window of 1/(1-w) *points*: a validation loss
+# logged every 500 steps beside a training loss logged every step got a window 500x longer in
+# steps, and its bold curve lagged far behind its values. A curve whose points are g times
+# further apart (in steps) than those of the densest curve shown gets the per-point weight
+# w ** g instead: the same window in steps for every curve (the densest one keeps w itself).
+# g is quantised to a power of 2 so that a live run's drifting gaps rarely change a curve's
+# weight (each change smooths the series anew, a read of the file for a long one).
+
+GAP_HYSTERESIS = 0.25      # log2 g must move this far past the midpoint between powers of 2
+STEP_WEIGHT_FLOOR = 0.01   # a smaller per-point weight moves each point by < 1 %: drawn raw
+
+
+def step_gap(span, n_points: int) -> float | None:
+    """Mean step gap of a series of ``n_points`` over the steps ``span`` = (first, last); None
+    when it says nothing (fewer than 2 points, all at one step)."""
+    if span is None or n_points < 2:
+        return None
+    gap = (float(span[1]) - float(span[0])) / (n_points - 1)
+    return gap if math.isfinite(gap) and gap > 0 else None
+
+
+def gap_exponent(gap, ref_gap, previous: int | None = None) -> int | None:
+    """``k`` with ``2**k`` nearest to ``gap / ref_gap`` (at least 0), or ``previous`` while the
+    ratio stays within GAP_HYSTERESIS of the midpoints around ``2**previous`` (a gap that hovers
+    near a midpoint does not flip back and forth). None/``previous`` when a gap is unknown."""
+    if gap is None or ref_gap is None or not gap > 0 or not ref_gap > 0:
+        return previous
+    e = max(0.0, math.log2(gap / ref_gap))
+    if previous is not None and abs(e - previous) <= 0.5 + GAP_HYSTERESIS:
+        return previous
+    return round(e)
+
+
+def step_weight(weight: float, exponent: int | None) -> float:
+    """The per-point EMA weight of a curve whose gap is ``2**exponent`` times the densest's:
+    ``weight ** 2**exponent``; exactly ``weight`` for the densest (exponent 0 or unknown), 0.0
+    (raw) where it would move a point by less than STEP_WEIGHT_FLOOR."""
+    if not exponent or weight <= 0.0:
+        return float(weight)
+    w = float(weight) ** (2.0 ** exponent)
+    return w if w >= STEP_WEIGHT_FLOOR else 0.0
+
+
 # ---------------------------------------------------------------- bucket reductions
 
 
@@ -486,6 +531,10 @@ class Envelope:
         return out
 
     # ------------------------------------------------------------ reading
+    def step_gap(self) -> float | None:
+        """Mean step gap of the series, (last - first) / (points - 1) (see ``step_gap``)."""
+        return step_gap(self.x_span("s"), self.points)
+
     def x_span(self, axis: str = "s"):
         lo, hi = self.span[axis]
         return (lo, hi) if lo <= hi else None

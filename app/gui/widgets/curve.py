@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
-from ...lod import Envelope
+from ...lod import Envelope, gap_exponent, step_weight
 from ..plain_text import rich, shown, tip
 
 WHOLE_DRAW_POINTS = 20_000   # up to this many single points are drawn as they are
@@ -63,7 +63,14 @@ class Curve:
             item.setClipToView(True)
         self.plot = plot
         self.nonfinite_bands: list[pg.LinearRegionItem] = []   # shown where the series is NaN/Inf
-        self.weight = weight          # the view's smoothing (a short series is drawn raw)
+        self.weight = weight          # the view's smoothing: the per-point weight of the densest curve
+        # Smoothing by steps, not points (lod.step_weight): a curve whose points are 2**gap_exp
+        # times further apart than the densest curve's in the panel (gap_ref, set by the panel)
+        # gets the per-point weight weight ** 2**gap_exp. A short series is drawn raw.
+        self.gap = None               # mean step gap of the series as last seen (None: unknown)
+        self.seen = (0, 0)            # (points, finite values) last seen, a build thrown away included
+        self.gap_ref = None
+        self.gap_exp = None
         self.env = Envelope(weight)
         self.rows_fed = 0             # scalar-table rows ``env`` has seen
         self.rebuild = True           # ``env`` must be built from the file (new curve, new smoothing)
@@ -83,9 +90,34 @@ class Curve:
     def last_step(self):
         return self.env.last_step
 
+    def step_weight(self) -> float:
+        """The per-point weight that smooths this curve over as many steps as the view's
+        weight smooths the densest curve (exactly the view's weight for that one)."""
+        return step_weight(self.weight, self.gap_exp)
+
     def wanted_weight(self, n_finite: int | None = None) -> float:
         n = self.env.finite if n_finite is None else n_finite
-        return 0.0 if n <= SHORT_SERIES else self.weight   # smoothing a handful only hides the last
+        return 0.0 if n <= SHORT_SERIES else self.step_weight()   # smoothing a handful only hides the last
+
+    def build_weight(self) -> float:
+        """The smoothing a read of the whole series should use (what the last data said)."""
+        return self.wanted_weight(self.seen[1]) if self.seen[0] else self.step_weight()
+
+    def _note(self, env: Envelope) -> None:
+        """Learn the series' step gap and size from ``env`` (quantised against ``gap_ref``)."""
+        self.seen = (env.points, env.finite)
+        gap = env.step_gap()
+        if gap is not None:
+            self.gap = gap
+        self.gap_exp = gap_exponent(self.gap, self.gap_ref, self.gap_exp)
+
+    def set_gap_ref(self, ref) -> bool:
+        """The densest curve's step gap in the panel; True when this curve's smoothing changes
+        (its envelope then needs a rebuild: ``_after_data`` does it or asks for a read)."""
+        before = self.wanted_weight()
+        self.gap_ref = ref
+        self.gap_exp = gap_exponent(self.gap, ref, self.gap_exp)
+        return self.wanted_weight() != before
 
     def set_axis(self, axis: str, offset: float) -> None:
         self.axis, self.x_offset = axis, float(offset)
@@ -95,6 +127,7 @@ class Curve:
         """Take over the data of the curve this one replaces (a plot rebuilt: no re-read)."""
         self.env, self.rows_fed, self.rebuild = old.env, old.rows_fed, old.rebuild
         self.weight = old.weight
+        self.gap, self.seen, self.gap_ref, self.gap_exp = old.gap, old.seen, old.gap_ref, old.gap_exp
         if not self.rebuild:
             self._after_data()
 
@@ -102,6 +135,7 @@ class Curve:
         """A whole envelope was read (rows [0, stop)) with the smoothing asked for then."""
         if not self.rebuild:
             return
+        self._note(env)             # its gap may change the smoothing it should have been read with
         if env.weight != self.wanted_weight(env.finite) and not env.exact:
             return                  # the smoothing changed meanwhile: the next read builds it
         self.env, self.rows_fed, self.rebuild, self.detail = env, stop, False, None
@@ -149,6 +183,8 @@ class Curve:
             self.rebuild = True
 
     def _after_data(self) -> None:
+        if not self.rebuild:
+            self._note(self.env)
         self._rebuild_if_needed()
         env = self.env
         self.counts = (env.points, env.finite, env.nonpositive)

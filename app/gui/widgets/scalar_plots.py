@@ -3,7 +3,12 @@
 Each curve (widgets/curve.py) holds a bounded min/max envelope of its series, fed with the
 live rows on a background reader, and reads a zoomed-in range back from the file: a one-step
 spike stays visible at every zoom, and memory follows what is shown, not the run's length.
-The EMA runs over every point as it arrives and is drawn over the faint raw curve.
+The EMA runs over every point as it arrives and is drawn over the faint raw curve. One
+smoothing setting means one window in *steps* for every curve of the panel: the densest curve
+(smallest mean step gap, over every plot and run shown) gets the slider's per-point weight w,
+a curve logged g times less often w ** g (g a power of 2; see lod.step_weight), so a validation
+loss logged every 500 steps beside a training loss logged every step is drawn as it is, not an
+average lagging thousands of steps behind it.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from PySide6.QtWidgets import (
 from ..model import X_MODES
 from ..plain_text import rich, shown
 from ..run_io import ReaderBusy
-from .curve import BUILD_BLOCK_ROWS, Curve, build_envelopes
+from .curve import BUILD_BLOCK_ROWS, SHORT_SERIES, Curve, build_envelopes
 from .parts import StepAxis, elide, shrinkable
 from .rank_band import RankBands
 
@@ -213,6 +218,7 @@ class ScalarPlotPanel(QWidget):
         self._first = None
         self._reset_xmap()
         self._add_plots(self.view.metrics, kept)
+        self._refresh_step_smoothing()
 
     def _on_metrics(self, names) -> None:
         """One metric ticked or unticked: add or drop its plot only; the others keep their
@@ -231,6 +237,8 @@ class ScalarPlotPanel(QWidget):
                 self._maybe_xmap(curve)
         self._add_plots([m for m in names if m not in self.plots])
         self.bands._drop_bands_of_gone_plots()
+        if gone:
+            self._refresh_step_smoothing()   # the densest curve may have gone with them
 
     def _add_plots(self, metrics, kept=None) -> None:
         # Plots and links first, data second, auto range last: adding data to linked plots
@@ -401,7 +409,7 @@ class ScalarPlotPanel(QWidget):
         curves = self._curves_of(entry)
         if not curves or not entry.ready:
             return
-        build = {c.metric: c.wanted_weight() if c.env.points else c.weight for c in curves if c.rebuild}
+        build = {c.metric: c.build_weight() for c in curves if c.rebuild}
         grow = [c for c in curves if not c.rebuild]
         start = min((c.rows_fed for c in grow), default=0)
         names = [c.metric for c in grow]
@@ -428,6 +436,10 @@ class ScalarPlotPanel(QWidget):
         if self._rows_read >= TRIM_AFTER_ROWS:   # what the reads freed goes back to the system
             self._rows_read = 0
             self.runs.trim_soon()
+        # The gaps of the series just read first: a sparse series read with the slider's weight
+        # is thrown away at once (and read again with its own), not drawn lagging meanwhile.
+        pending = self._update_step_smoothing([env.step_gap() for env in built.values() if env.finite > SHORT_SERIES])
+        pending.pop(entry.key, None)     # this run's curves: the loop below asks for what they need
         for curve in self._curves_of(entry):
             if curve.metric in built:
                 curve.take_built(built[curve.metric], seen)
@@ -437,6 +449,11 @@ class ScalarPlotPanel(QWidget):
                 self._feed_again.add(entry.key)     # added, or new smoothing, meanwhile
             self._maybe_xmap(curve)
             self._want_detail(curve)
+        pending.update(self._update_step_smoothing())   # the gaps grew with the new rows
+        if pending.pop(entry.key, None) is not None:
+            self._feed_again.add(entry.key)
+        for other in pending.values():
+            self._feed_later(other, again=True)
         self._update_extents()
         self._feed_later(entry)
 
@@ -493,6 +510,7 @@ class ScalarPlotPanel(QWidget):
         self._reset_xmap()
         for curve in self.curves.values():
             self._maybe_xmap(curve)
+        self._refresh_step_smoothing()   # its curves may have been the densest
         self._show_hint()
         self._update_extents()
 
@@ -570,6 +588,36 @@ class ScalarPlotPanel(QWidget):
             return np.asarray(xs, dtype=np.float64)
         s, x = self._xmap
         return np.interp(xs, x, s)
+
+    # ------------------------------------------------------------ smoothing by steps
+    def smoothing_reference(self, extra=()):
+        """The mean step gap of the densest curve in the panel (every plot, every run), or None:
+        the gap for which the slider's weight is the per-point weight. Per panel, not per run:
+        two runs logged at different rates are then smoothed over the same steps, and their bold
+        curves can be compared. Short series (drawn raw) do not count. ``extra``: gaps of
+        series just read, before their curves take them."""
+        gaps = [c.gap for c in self.curves.values() if c.gap is not None and c.seen[1] > SHORT_SERIES]
+        gaps += [g for g in extra if g is not None]
+        return min(gaps, default=None)
+
+    def _update_step_smoothing(self, extra=()) -> dict:
+        """Give every curve the panel's reference gap; a curve whose smoothing changes is
+        rebuilt here when it holds every point, else marked for a read. Returns {run key:
+        entry} of the runs with curves to read again."""
+        ref = self.smoothing_reference(extra)
+        pending = {}
+        for curve in self.curves.values():
+            if not curve.set_gap_ref(ref):
+                continue
+            if not curve.rebuild:
+                curve._after_data()
+            if curve.rebuild:
+                pending[curve.entry.key] = curve.entry
+        return pending
+
+    def _refresh_step_smoothing(self) -> None:
+        for entry in self._update_step_smoothing().values():
+            self._feed_later(entry, again=True)
 
     # ------------------------------------------------------------ model -> widgets
     def _on_smoothing(self, weight: float) -> None:
@@ -672,7 +720,7 @@ class ScalarPlotPanel(QWidget):
                     txt = f"{raw:.6g}"
                     if f"step {step}" != step_txt:   # a sparser metric's nearest point is elsewhere: say where
                         txt += f" <span style='color:#777'>@ step {step}</span>"
-                    if self.view.smoothing > 0 and smooth is not None:
+                    if curve.env.weight > 0 and smooth is not None:   # the weight it is drawn with
                         txt += f" <span style='color:#777'>(ema&nbsp;{smooth:.4g})</span>"
                 name = f"{rich(elide(shown(curve.entry.name), READOUT_NAME_CHARS))} " if n_runs > 1 else ""
                 vals.append(f"<span style='color:{curve.entry.color}'>&#9632;</span>&nbsp;{name}{txt}")
