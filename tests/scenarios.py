@@ -855,7 +855,7 @@ SCENARIOS = {s.name: s for s in [
              "Adam with weight_decay=1.0: the weights decay to ~0"),
     Scenario("softmax_before_cross_entropy", softmax_before_cross_entropy, "early_plateau", ("activation_choice",),
              "nn.Softmax on the output before cross_entropy: the loss stalls near 1.5"),
-    # wrong advice on settings read from the run (sweep of 2026-12-07)
+    # wrong advice on settings read from the run (sweep of 2026-12-06)
     Scenario("adam_eps_one", adam_eps_one, "no_progress", ("adam_eps_too_large",),
              "Adam with eps=1: steps ~lr * m / eps, ~300x too small"),
     Scenario("adamw_eps_tenth", adamw_eps_tenth, "slow_convergence", ("adam_eps_too_large",),

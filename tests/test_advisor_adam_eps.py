@@ -1,4 +1,4 @@
-"""The advisor on an Adam-family optimizer whose eps dwarfs sqrt(v) (sweep of 2026-12-07): with
+"""The advisor on an Adam-family optimizer whose eps dwarfs sqrt(v) (sweep of 2026-12-06): with
 eps=1 the step lr * m / (sqrt(v) + eps) is ~lr * m / eps, ~300x smaller than Adam's own, and the
 flat loss was blamed on the LR ("raise the learning rate 10x") or on the initialisation; with
 eps=0.1 the slow descent was a note saying "train longer". The optimizer's param groups (eps) are

@@ -1,4 +1,4 @@
-"""The advisor on Dropout(p=0.9) (sweep of 2026-12-07): the training loss stays high and noisy while
+"""The advisor on Dropout(p=0.9) (sweep of 2026-12-06): the training loss stays high and noisy while
 gradients, activations and the LR look normal, and the advisor said nothing (or "train longer");
 a ReLU registered right after a Dropout saw the Dropout's zeros and was reported as dead units.
 The recorder keeps no module settings: p is read back from the Dropout's output statistics against
