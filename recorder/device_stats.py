@@ -44,6 +44,15 @@ def dense_values(t):
     return stat_view(t.coalesce().values()) if t.is_sparse else t
 
 
+def dense_for_histograms(tensors) -> list:
+    """Sparse tensors (an ``nn.Embedding(sparse=True)`` gradient) made dense: a histogram counts
+    every element, the zeros a sparse tensor leaves out too (its counts summed to the stored
+    values only). Histograms are taken every ``hist_every`` steps: the dense copy is rare."""
+    if not any(t is not None and t.is_sparse for t in tensors):
+        return tensors
+    return [t.detach().to_dense() if t is not None and t.is_sparse else t for t in tensors]
+
+
 def norms(tensors, ord=2, dtype=torch.float32):
     """Per-tensor norms as 0-d tensors (float32 unless told); one fused kernel where torch allows.
     ``tensors`` are local shards (``stat_view``, ``dense_values``): the callers take them once,
@@ -286,7 +295,7 @@ def fused_histograms(tensors, exact_counts: bool = False):
     """
     bins = fmt.HIST_BINS
     slots = bins + 1                     # per tensor: the 64 bins, then NaN and NaN-ranged values
-    tensors = [None if t is None else stat_view(t) for t in tensors]   # a rank's shard may be empty
+    tensors = [None if t is None else stat_view(t) for t in dense_for_histograms(tensors)]   # a rank's shard may be empty
     n = len(tensors)
     present = [i for i, t in enumerate(tensors) if t is not None and t.numel() > 0]
     device = tensors[present[0]].device if present else torch.device("cpu")

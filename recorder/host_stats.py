@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import format as fmt
-from .device_stats import SAT_THRESHOLD, dense_values, stat_view, saturation_band, size_chunks, unit_dim
+from .device_stats import SAT_THRESHOLD, dense_for_histograms, dense_values, stat_view, saturation_band, size_chunks, unit_dim
 
 NATIVE_INTERFACE = 2    # recorder/_native.c's INTERFACE_VERSION that this module calls
 
@@ -232,6 +232,7 @@ def histograms(tensors, scratch: Scratch | None = None):
     64 x the smallest normal float) take the per-tensor reference computation, constants
     (all in bin 0) excepted. ``scratch``: buffers reused from the previous call.
     With the C extension each tensor is read twice, in place (``_native_histograms``)."""
+    tensors = dense_for_histograms(tensors)
     if _native is not None:
         return _native_histograms(tensors)
     scratch = scratch or Scratch()
