@@ -9,6 +9,7 @@ confirm the diagnosis.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -72,6 +73,28 @@ def _lr_fixes(fixes, finding, ctx):
     quoted = Fix("lr_range_test", f"set the LR to {sweep.suggested:.3g}, the suggestion of the LR range test "
                                   f"{sweep.name or ''}: {sweep.reason}".replace("test :", "test:"))
     return [quoted] + [f for f in fixes if f.id != "lr_range_test"]      # a measured LR first
+
+
+SUMMED_LOSS = 8.0      # a first loss >= this x ln(C) is no untrained C-class classifier's mean loss
+
+
+def _lr_high_fixes(fixes, finding, ctx):
+    """A classifier whose first loss is many times ln(C), an untrained C-class model's mean loss,
+    likely sums its loss over the batch (reduction='sum'): the gradients, and so the step, are
+    batch-size times too large; the LR fix works, but the reduction is the mistake."""
+    out = _lr_fixes(fixes, finding, ctx)
+    c, loss = ctx.n_outputs, ctx.sig.train_loss
+    if not c or c < 2 or loss is None or not len(loss[2]):
+        return out
+    first, per_class = float(loss[2][0]), math.log(c)
+    if not (math.isfinite(first) and first >= SUMMED_LOSS * per_class):
+        return out
+    hint = Fix("check_loss_reduction", f"check the loss's reduction: the first {loss[0]} {first:.4g} is "
+                                       f"{first / per_class:.0f}x ln({c}) = {per_class:.3g}, an untrained {c}-class "
+                                       "classifier's mean loss: summed over the batch (reduction='sum')? average it "
+                                       "(reduction='mean') or divide by the batch size: a sum makes every step "
+                                       "batch-size times larger")
+    return [*out[:1], hint, *out[1:]]
 
 
 def _lr_low_fixes(fixes, finding, ctx):
@@ -210,7 +233,7 @@ CAUSE_CATALOGUE = {
         "a step size too large for the loss surface throws the parameters around",
         (Fix("lower_lr", "reduce the learning rate 10x"), FIX_LR_RANGE, Fix("lr_warmup", "add a learning-rate warm-up"),
          FIX_CLIP),
-        "re-run with LR/10: the {what} should shrink or vanish", _lr_fixes),
+        "re-run with LR/10: the {what} should shrink or vanish", _lr_high_fixes),
     "lr_too_low": CauseSpec(
         "updates are too small to move the loss in the steps given",
         (Fix("raise_lr", "raise the learning rate 10x"), FIX_LR_RANGE,
