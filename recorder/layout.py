@@ -83,7 +83,10 @@ def leaf_modules(model) -> list:
     layer's activations (they were recorded as activation statistics, the layer itself not).
     TorchScript modules take no forward hooks ("not supported on ScriptModules" switched every
     instrument off): they and their insides are left out; their parameters are recorded.
-    Containers (ModuleDict, ParameterDict...) have no forward: an empty one is no leaf."""
+    Containers (ModuleDict, ParameterDict...) have no forward: an empty one is no leaf.
+    ``nn.MultiheadAttention`` is a leaf: its forward reads ``out_proj``'s weight and never
+    calls it, so ``out_proj`` as a leaf had an all-NaN activation column in every transformer
+    built from torch's layers, and the attention's own output was not recorded."""
     from torch import nn
     from torch.jit import ScriptModule
     from torch.nn.utils import parametrize
@@ -101,7 +104,10 @@ def leaf_modules(model) -> list:
         own = mod.parametrizations if parametrize.is_parametrized(mod) else None
         if own is not None:
             inside.update(id(m) for m in own.modules())
-        if all(child is own for child in mod.children()):
+        if isinstance(mod, nn.MultiheadAttention):
+            inside.update(id(m) for m in mod.modules() if m is not mod)
+            leaves.append(mod)
+        elif all(child is own for child in mod.children()):
             leaves.append(mod)
     return leaves
 

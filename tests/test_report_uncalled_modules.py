@@ -1,8 +1,10 @@
 """Activation heatmaps of the report leave out modules that never ran as a module call.
 
-nn.MultiheadAttention uses its out_proj's weights without calling it: its activation rows are
-NaN at every record, and the report painted them as NaN/Inf (an alarm, for a healthy model).
-A layer whose outputs really are NaN keeps its row and its NaN/Inf mark.
+A leaf whose forward never runs (a head kept for later, or, in files recorded before
+nn.MultiheadAttention became a leaf itself, its out_proj, whose weights it uses without calling
+it) has activation rows that are NaN at every record, and the report painted them as NaN/Inf
+(an alarm, for a healthy model). A layer whose outputs really are NaN keeps its row and its
+NaN/Inf mark.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ class Attention(torch.nn.Module):
         super().__init__()
         self.att = torch.nn.MultiheadAttention(8, 2, batch_first=True)
         self.fc = torch.nn.Linear(8, 4)
+        self.spare_head = torch.nn.Linear(8, 4)   # defined, never called
         self.broken = broken
 
     def forward(self, x):
@@ -46,8 +49,8 @@ def _run(path, seed, model):
 def test_a_module_never_called_is_left_out_and_named(tmp_path, seed):
     with _run(tmp_path / "run.h5", seed, Attention()) as run:
         fig = layer_heatmap(run, "act_dead_frac")
-    assert "NaN/Inf" not in fig.svg and ">att.out_proj<" not in fig.svg
-    assert "never called as modules (no activations to record): att.out_proj" in fig.caption
+    assert "NaN/Inf" not in fig.svg and "spare_head" not in fig.svg and ">att (MultiheadAttention)<" in fig.svg
+    assert "never called as modules (no activations to record): spare_head" in fig.caption
 
 
 def test_a_layer_with_nan_outputs_keeps_its_alarm(tmp_path):

@@ -248,7 +248,8 @@ def _output_activation(names, types) -> str:
 
 def _has_attention(meta: dict, leaf_types) -> bool:
     """Attention or transformer blocks anywhere in the model (the run's leaf modules, or every
-    module the metadata lists: nn.MultiheadAttention's out_proj is its only leaf)."""
+    module the metadata lists: in files recorded before nn.MultiheadAttention became a leaf,
+    its out_proj was its only leaf)."""
     model = meta.get("model") if isinstance(meta, dict) else None
     listed = model.get("modules") if isinstance(model, dict) else None
     types = [*leaf_types, *(m.get("type", "") for m in listed if isinstance(m, dict))] if isinstance(listed, list) \

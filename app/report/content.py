@@ -315,8 +315,9 @@ def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
 
 
 def _never_called(run, pooled, layers) -> set:
-    """Leaf modules whose forward never ran as a module call (MultiheadAttention uses its
-    out_proj's weights directly): every activation field NaN at every record. Their rows read
+    """Leaf modules whose forward never ran as a module call (a spare head; in files recorded
+    before MultiheadAttention became a leaf, its out_proj, whose weights it uses directly):
+    every activation field NaN at every record. Their rows read
     as NaN/Inf, an alarm, in the heatmaps. A layer whose outputs are NaN still counts its
     x <= 0 (NaN is not), so its act_frac_nonpos is finite: it stays."""
     candidates = [j for j in range(pooled.shape[1]) if not np.isfinite(pooled[:, j]).any()]
