@@ -21,6 +21,11 @@ from . import unlinked
 from .warning import RecorderWarning
 
 LINK_CHECK_S = 1.0   # how often the writer checks that its file still has its name
+# HDF5's chunk cache, per dataset: room for the chunk being appended to (chunks are sized to
+# ~256 KB, fmt.chunk_rows) and no more. At HDF5's 1 MB default every growing dataset kept up
+# to 1 MB of chunks already written: the training process grew ~60 MB over 400 k steps of a
+# small watched MLP (benchmarks/bench_writer_memory.py), and more with more datasets.
+CHUNK_CACHE_BYTES = 320 * 1024
 
 
 @dataclass
@@ -54,7 +59,7 @@ class RunFileWriter:
         # file at the path, and one still reading a run this file replaces (overwrite=True)
         # keeps reading that run's inode instead of meeting a file truncated under it.
         building = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
-        self.f = h5py.File(building, "w", libver="latest", locking=False)
+        self.f = h5py.File(building, "w", libver="latest", locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
         try:
             self._create_header()
             self.f.flush()
@@ -88,7 +93,7 @@ class RunFileWriter:
 
         try:
             clear_write_flags(self.path)
-            f = h5py.File(self.path, "r+", libver="latest", locking=False)
+            f = h5py.File(self.path, "r+", libver="latest", locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
         except OSError as exc:
             raise OSError(str(exc) if isinstance(exc, SuperblockError) else f"HDF5 cannot open it ({exc})") from exc
         try:
