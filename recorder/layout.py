@@ -112,6 +112,18 @@ def leaf_modules(model) -> list:
     return leaves
 
 
+def _settings(module) -> dict:
+    """The settings of a module the advisor reads: a Dropout's ``p``. Read back from activation
+    statistics it was only found when the Dropout came right after the module feeding it in
+    registration order (pytorch/examples' mnist registers conv1, conv2, dropout1, dropout2, ...)."""
+    from torch import nn
+
+    p = getattr(module, "p", None)
+    if isinstance(module, nn.modules.dropout._DropoutNd) and isinstance(p, (int, float)) and 0 <= p <= 1:
+        return {"p": float(p)}
+    return {}
+
+
 def type_name(module) -> str:
     """The module's class name; the layer's own under a class torch makes on the fly: a
     parametrized layer is a ``ParametrizedLinear`` and FSDP2's ``fully_shard`` makes an
@@ -168,7 +180,7 @@ class ModelLayout:
 
     def structure(self, model) -> dict:
         mods = [{"name": self.names[id(m)] or "(root)", "type": type_name(m),
-                 "params": sum(p.numel() for p in m.parameters(recurse=False))}
+                 "params": sum(p.numel() for p in m.parameters(recurse=False)), **_settings(m)}
                 for m in model.modules()]
         out = {"modules": mods, "n_params": sum(p.numel() for p in self.param_tensors)}
         sharded = [i for i, p in enumerate(self.param_tensors)

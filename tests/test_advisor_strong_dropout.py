@@ -1,8 +1,8 @@
 """The advisor on Dropout(p=0.9) (sweep of 2026-12-06): the training loss stays high and noisy while
 gradients, activations and the LR look normal, and the advisor said nothing (or "train longer");
 a ReLU registered right after a Dropout saw the Dropout's zeros and was reported as dead units.
-The recorder keeps no module settings: p is read back from the Dropout's output statistics against
-its input's (zeros and second moment, which must agree)."""
+The recorder lists each Dropout's p at watch(); for older files p is read back from the Dropout's
+output statistics against its input's (zeros and second moment, which must agree)."""
 from __future__ import annotations
 
 import numpy as np
@@ -104,10 +104,60 @@ def test_dead_relus_before_a_dropout_are_still_found(tmp_path, seed):
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
 def test_p_is_read_back_from_the_recorded_statistics(tmp_path, order, p):
     path = _record(tmp_path / "p.h5", _net(order, p, 0), 0, steps=60)
+    name = "2" if order == "relu_dropout" else "1"
     with open_run(path) as run:
-        rates = dropout_rates(extract(run))
-    assert [r.module for r in rates] == [("2" if order == "relu_dropout" else "1")]
+        sig = extract(run)
+        assert [(r.module, r.p, r.source) for r in dropout_rates(sig)] == [(name, p, "settings")]
+        sig.meta = {}           # a file from before the recorder listed p: read back
+        rates = dropout_rates(sig)
+    assert [(r.module, r.source) for r in rates] == [(name, "read back")]
     assert abs(rates[0].p - p) < 0.03 and abs(rates[0].p_energy - p) < 0.05, rates
+
+
+def _mnist_style(p, seed):
+    """pytorch/examples' mnist Net in miniature: the Dropouts are registered after the layers,
+    the activations and pooling are functions, so no Dropout follows its input in registration order."""
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(64, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+            self.dropout1, self.dropout2 = nn.Dropout(p), nn.Dropout(p)
+
+        def forward(self, x):
+            x = self.dropout1(F.relu(self.fc1(x)))
+            x = self.dropout2(F.relu(self.fc2(x)))
+            return self.fc3(x)
+
+    torch.manual_seed(70 + seed)
+    return Net()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_strong_dropout_registered_away_from_its_input_is_named(tmp_path, seed):
+    found = _diagnose(_record(tmp_path / "m.h5", _mnist_style(0.9, seed), seed))
+    f = next((f for f in found if f.symptom == "strong_dropout"), None)
+    assert f is not None, [(g.symptom, g.title) for g in found]
+    assert sorted(f.layers) == ["dropout1", "dropout2"]
+    assert "Dropout(p=0.9) as set at watch()" in f.evidence[0].text
+    assert f.causes[0].id == "dropout_too_strong" and f.fixes[0].id == "lower_dropout"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_usual_dropout_registered_away_from_its_input_raises_nothing(tmp_path, seed):
+    found = _diagnose(_record(tmp_path / "m.h5", _mnist_style(0.25, seed), seed))
+    assert not [f.symptom for f in found if f.severity != "info" or f.symptom == "strong_dropout"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dead_relus_right_after_a_dropout_of_known_rate_are_found(tmp_path, seed):
+    found = _diagnose(_record(tmp_path / "dead.h5", _net("dropout_relu", 0.3, seed, bias=-10.0), seed))
+    dead = next((f for f in found if f.symptom == "dead_units"), None)
+    assert dead is not None and dead.layers == ["2"], [(f.symptom, f.layers) for f in found]
+    assert "its Dropout zeroes" in dead.evidence[0].text or "100% of units" in dead.evidence[0].text
 
 
 # ------------------------------------------------------------------ the read-back on synthetic statistics

@@ -28,13 +28,15 @@ def _late(values, tail: float):
 
 
 def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5, nonpos=0.7, tail=0.5,
-                      min_records=4, label=str) -> Finding | None:
+                      min_records=4, label=str, dropped=None) -> Finding | None:
     """ReLU layers where most units output 0 for every sample of a batch.
 
     Fires when, over the last ``tail`` of the records, the median fraction of dead units
     (<= 0 for the whole batch) is >= ``dead``, or the fraction of outputs <= 0 is >= ``nonpos``
     (DeepDiagnosis, ICSE'22: >= 70 % of ReLU outputs <= 0) together with >= ``dead``/2 dead units.
     Healthy ReLU nets on the suite: ~50 % outputs <= 0, < 10 % dead units.
+    ``dropped``: {column: p} of ReLUs fed by a Dropout of rate p, whose zeros are not the ReLU's:
+    their fraction <= 0 is judged less them, (z - p) / (1 - p).
     """
     steps = np.asarray(steps)
     if len(steps) < min_records:
@@ -47,6 +49,10 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
     d = _late(all_d, tail)
     z = (_late(as_table(frac_nonpos, steps, modules).columns(cols), tail) if frac_nonpos is not None
          else np.full_like(d, np.nan))
+    for i, j in enumerate(cols):
+        p = (dropped or {}).get(j)
+        if p is not None and p < 1:
+            z[:, i] = np.clip((z[:, i] - p) / (1 - p), 0.0, 1.0)
     dm, zm = nanmedian(d, axis=0), nanmedian(z, axis=0)     # all-NaN columns (no frac_nonpos) are expected
     hit = [i for i in range(len(cols)) if dm[i] >= dead or (zm[i] >= nonpos and dm[i] >= dead / 2)]
     if not hit:
@@ -66,7 +72,7 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
         first_step=first, last_step=int(steps[-1]), layers=names,
         evidence=[Evidence(
             series="act_dead_frac", layer=modules[cols[i]], threshold=dead,
-            text=_dead_text(label(modules[cols[i]]), dm[i], zm[i], dead, nonpos, tail)
+            text=_dead_text(label(modules[cols[i]]), dm[i], zm[i], dead, nonpos, tail, (dropped or {}).get(cols[i]))
                  + (" - already at the first record" if from_start else ""),
             steps=[int(steps[0]), first, int(steps[-1])],
             values=rounded([full[0, k], dm[i]])) for k, i in enumerate(hit)],
@@ -74,9 +80,12 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
     )
 
 
-def _dead_text(name: str, dead_med: float, nonpos_med: float, dead: float, nonpos: float, tail: float) -> str:
+def _dead_text(name: str, dead_med: float, nonpos_med: float, dead: float, nonpos: float, tail: float,
+               dropped: float | None = None) -> str:
     # The outputs-<=-0 figure and criterion only where they were read (not behind F.relu).
     outputs = f", {nonpos_med:.0%} of outputs <= 0" if np.isfinite(nonpos_med) else ""
+    if outputs and dropped is not None:
+        outputs += f" besides the {dropped:.0%} its Dropout zeroes"
     rule = f"{dead:.0%} dead units" + (f", or {nonpos:.0%} outputs <= 0 per DeepDiagnosis" if nonpos <= 1 else "")
     return (f"{name}: {dead_med:.0%} of units are <= 0 for the whole batch{outputs} (median of the last "
             f"{tail:.0%} of records; threshold{'s' if nonpos <= 1 else ''} {rule})")

@@ -567,14 +567,14 @@ def eps_dominates(s: Scores, ctx: Context) -> None:
 
 
 def dropout_too_strong(s: Scores, ctx: Context) -> None:
-    """A Dropout read back at p >= 0.8 (dropout.py): the training loss is that of a crippled network."""
+    """A Dropout at p >= 0.8 (dropout.py): the training loss is that of a crippled network."""
     strong = strong_dropouts(ctx.dropout_rates)
     if not strong:
         return
     r = strong[0]
     more = f" (and {len(strong) - 1} more Dropout(s) at >= {STRONG_DROPOUT:g})" if len(strong) > 1 else ""
     s.boost("dropout_too_strong", 0.85, f"{ctx.label(r.module)} drops ~{r.p:.0%} of its inputs in training "
-                                        f"(p ~{r.p:.2g}, read back from its output against {ctx.label(r.input)})"
+                                        f"(p ~{r.p:.2g}, {r.how(ctx.label)})"
                                         + more)
     s.damp("lr_too_low", 0.3)     # a higher LR does not give back the units dropped
 

@@ -8,12 +8,15 @@ input x:
 * zeros:  P(y <= 0) = p + (1 - p) P(x <= 0)  ->  p_zeros  = (z_out - z_in) / (1 - z_in)
 * energy: E[y^2] = E[x^2] / (1 - p)          ->  p_energy = 1 - E[x^2] / E[y^2]   (E[x^2] = std^2 + mean^2)
 
-The input is taken to be the output of the leaf registered just before it (nn.Sequential, and the
-usual ``Linear, ReLU, Dropout`` blocks). That pairing is only trusted when the two independent
+Files since the recorder lists each Dropout's ``p`` in ``meta.model.modules`` (FORMAT.md) give the
+rate exactly (``source="settings"``), wherever the Dropout sits. For older files and imported runs
+the rate is read back: the input is taken to be the output of the leaf registered just before it
+(nn.Sequential, and the usual ``Linear, ReLU, Dropout`` blocks). That pairing is only trusted when the two independent
 estimates agree (within ``AGREE``): a Dropout fed by something else (a residual sum, a module
 registered elsewhere) gives two unrelated numbers and no rate. A Dropout's zeros are its own;
-a ReLU registered right after one sees them too (``after_dropout``), so its "dead" units are not
-judged (dead_units).
+a ReLU registered right after one sees them too (``after_dropout``): its share of outputs <= 0 is
+judged less the Dropout's zeros where the rate is known, and not at all where it is not
+(dead_units).
 """
 from __future__ import annotations
 
@@ -38,14 +41,21 @@ MAX_RECORDS = 512    # evenly spaced records read (acts tables grow with the run
 class DropoutRate:
     module: str          # the Dropout's name
     type: str
-    p: float             # estimated drop probability (the zeros' estimate)
-    p_energy: float      # the second-moment estimate that confirmed it
-    input: str           # the module whose output was taken for its input
-    records: int         # records both estimates were read from
+    p: float             # drop probability: the module's own (settings) or the zeros' estimate
+    p_energy: float      # the second-moment estimate that confirmed it (NaN from settings)
+    input: str           # the module whose output was taken for its input ("" from settings)
+    records: int         # records both estimates were read from (0 from settings)
+    source: str = "read back"   # or "settings": the p the recorder read off the module at watch()
 
     @property
     def strong(self) -> bool:
         return self.p >= STRONG_DROPOUT
+
+    def how(self, label=str) -> str:
+        """Where p comes from, in words."""
+        if self.source == "settings":
+            return f"{self.type}(p={self.p:g}) as set at watch()"
+        return f"read back from its output against {label(self.input)}"
 
 
 def is_dropout(module_type: str) -> bool:
@@ -64,8 +74,31 @@ def _sample(table, n: int = MAX_RECORDS) -> np.ndarray:
     return table.rows(idx).astype(np.float64)
 
 
+def recorded_rates(meta) -> dict:
+    """{module name: p} of the Dropout-family modules whose ``p`` the recorder listed (FORMAT.md)."""
+    model = meta.get("model") if isinstance(meta, dict) else None
+    listed = model.get("modules") if isinstance(model, dict) else None
+    out = {}
+    for m in listed if isinstance(listed, list) else ():
+        p = m.get("p") if isinstance(m, dict) else None
+        if isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1 and isinstance(m.get("name"), str):
+            out[m["name"]] = float(p)
+    return out
+
+
 def dropout_rates(sig) -> list[DropoutRate]:
-    """The drop probability of every Dropout module that can be read back (see the module docstring)."""
+    """The drop probability of every Dropout module: as the recorder listed it, else read back
+    (see the module docstring)."""
+    listed = recorded_rates(getattr(sig, "meta", None))
+    types_by = {m.name: m.type for m in sig.modules}
+    exact = [DropoutRate(name, types_by.get(name, "Dropout"), p, float("nan"), "", 0, "settings")
+             for name, p in listed.items()]
+    read = [r for r in _read_back(sig) if r.module not in listed]
+    order = {m.name: i for i, m in enumerate(sig.modules)}
+    return sorted(exact + read, key=lambda r: order.get(r.module, len(order)))
+
+
+def _read_back(sig) -> list[DropoutRate]:
     z_t, mean_t, std_t = (sig.layer.get(k) for k in ("act_frac_nonpos", "act_mean", "act_std"))
     if z_t is None or mean_t is None or std_t is None or len(z_t) < MIN_RECORDS:
         return []

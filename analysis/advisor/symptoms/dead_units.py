@@ -10,6 +10,9 @@ from ..spec import SymptomSpec
 from ._cut import types_of
 
 
+MAX_JUDGED_DROPOUT = 0.5    # a ReLU behind a Dropout of a higher rate is not judged (see detect)
+
+
 def detect(sig, ctx):
     d = sig.layer.get("act_dead_frac")
     if d is None or ctx.degenerate_inputs:       # a constant input batch kills units by itself: no evidence
@@ -17,13 +20,17 @@ def detect(sig, ctx):
     mods = d.layers
     types = types_of(sig, mods)
     # A ReLU registered right after a Dropout sees the Dropout's zeros (90 % of its outputs at p = 0.9,
-    # whole units <= 0 for a small batch): they are not dead units, so such a ReLU is not judged.
-    behind = after_dropout(types)
-    judged = ["" if j in behind else t for j, t in enumerate(types)]
+    # whole units <= 0 for a small batch): they are not dead units. Where the Dropout's rate is known
+    # and at most MAX_JUDGED_DROPOUT, its zeros are taken off the ReLU's outputs <= 0 (a whole unit
+    # zeroed for a batch of B takes p**B: negligible); otherwise such a ReLU is not judged.
+    rates = {r.module: r.p for r in ctx.dropout_rates}
+    dropped = {j: rates[mods[j - 1]] for j in after_dropout(types)
+               if rates.get(mods[j - 1], 1.0) <= MAX_JUDGED_DROPOUT}
+    judged = ["" if j in after_dropout(types) and j not in dropped else t for j, t in enumerate(types)]
     if _one_sample_batches(d, sig.layer.get("act_frac_nonpos")):
         return None
     f = activation_rules.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, judged,
-                                           label=ctx.label)
+                                           label=ctx.label, dropped=dropped)
     if f is None:   # activations applied as functions: judge the Linear/Conv pre-activations
         f = functional_acts.detect_dead_behind_functions(d.steps, d, mods, types, label=ctx.label,
                                                          grad_norm=sig.layer.get("grad_norm"))
@@ -75,8 +82,8 @@ def adjust(s, f, ctx):
 SPEC = SymptomSpec(
     id="dead_units",
     looks_at="`act_dead_frac`, `act_frac_nonpos` of ReLU modules (or of Linear/Conv outputs before a functional "
-             "F.relu); skipped when the input batches are constant; a ReLU registered right after a Dropout is not "
-             "judged (the Dropout's zeros are not dead units)",
+             "F.relu); skipped when the input batches are constant; a ReLU registered right after a Dropout is "
+             "judged less the Dropout's zeros where its p is known and <= 0.5, and not judged otherwise",
     fires_when=">= 50 % units dead for a whole batch, or >= 70 % outputs <= 0 (DeepDiagnosis, ICSE'22) with "
                ">= 25 % dead",
     detect=detect,

@@ -1,7 +1,8 @@
-"""``strong_dropout``: a Dropout that drops most of its inputs in training (p read back from its output).
+"""``strong_dropout``: a Dropout that drops most of its inputs in training.
 
-The recorder keeps no module settings; ``dropout.py`` reads p back from the Dropout's output
-statistics against its input's (zeros and second moment, which must agree). A network whose
+The recorder lists each Dropout's p at watch(); for older files and imported runs ``dropout.py``
+reads p back from the Dropout's output statistics against its input's (zeros and second moment,
+which must agree). A network whose
 Dropout keeps fewer than 1 unit in 5 trains on a crippled copy of itself: its training loss stays
 high and noisy while gradients, activations and the LR all look normal (no other rule fires), and
 the validation loss (dropout off) often sits below it. A warning when the training loss ended above
@@ -31,13 +32,7 @@ def detect(sig, ctx):
         title=f"dropout too strong: {ctx.label(worst.module)} drops ~{worst.p:.0%} of its inputs in training"
               + (f" (and {len(strong) - 1} more Dropout(s))" if len(strong) > 1 else ""),
         layers=names,
-        evidence=[Evidence(
-            series="act_frac_nonpos", layer=r.module, threshold=STRONG_DROPOUT,
-            text=(f"{ctx.label(r.module)}: p ~{r.p:.2g} from its zeros against its input {ctx.label(r.input)}'s "
-                  f"(fraction <= 0: p + (1 - p) x the input's), {r.p_energy:.2g} from its second moment "
-                  f"(E[y^2] = E[x^2] / (1 - p)); the two agree within {AGREE:g} over {r.records} records "
-                  f"(threshold p >= {STRONG_DROPOUT:g}: Srivastava et al. 2014 keep 50-80 % of the units)"),
-            values=[round(r.p, 3), round(r.p_energy, 3)]) for r in strong],
+        evidence=[_evidence(r, ctx) for r in strong],
         facts={"dropout_p": {r.module: round(r.p, 3) for r in strong}},
     )
     if sig.train_loss is not None:
@@ -58,6 +53,19 @@ def detect(sig, ctx):
     return f
 
 
+def _evidence(r, ctx) -> Evidence:
+    threshold = f"(threshold p >= {STRONG_DROPOUT:g}: Srivastava et al. 2014 keep 50-80 % of the units)"
+    if r.source == "settings":
+        return Evidence(series="act_frac_nonpos", layer=r.module, threshold=STRONG_DROPOUT,
+                        text=f"{ctx.label(r.module)}: {r.how(ctx.label)} {threshold}", values=[round(r.p, 3)])
+    return Evidence(
+        series="act_frac_nonpos", layer=r.module, threshold=STRONG_DROPOUT,
+        text=(f"{ctx.label(r.module)}: p ~{r.p:.2g} from its zeros against its input {ctx.label(r.input)}'s "
+              f"(fraction <= 0: p + (1 - p) x the input's), {r.p_energy:.2g} from its second moment "
+              f"(E[y^2] = E[x^2] / (1 - p)); the two agree within {AGREE:g} over {r.records} records {threshold}"),
+        values=[round(r.p, 3), round(r.p_energy, 3)])
+
+
 def adjust(s, f, ctx):
     dropout_too_strong(s, ctx)      # the Dropout and its p as the reason
 
@@ -72,10 +80,10 @@ def settle(f, ctx):
 
 SPEC = SymptomSpec(
     id="strong_dropout",
-    looks_at="`act_frac_nonpos`, `act_mean`, `act_std` of Dropout modules and of the module registered before each "
-             "(its input); training loss",
-    fires_when=f"a Dropout's p, read back from its training-mode output (zeros: p + (1 - p) x the input's fraction "
-               f"<= 0; second moment: E[x^2] / (1 - p); both must agree within {AGREE:g}), is >= {STRONG_DROPOUT:g} "
+    looks_at="each Dropout's p in the metadata (older files: `act_frac_nonpos`, `act_mean`, `act_std` of Dropout "
+             "modules and of the module registered before each, its input); training loss",
+    fires_when=f"a Dropout's p, as set at watch() (older files: read back from its training-mode output (zeros: p + (1 - p) x the input's fraction "
+               f"<= 0; second moment: E[x^2] / (1 - p); both must agree within {AGREE:g})), is >= {STRONG_DROPOUT:g} "
                "(Srivastava et al. 2014 keep 50-80 % of the units); a warning when the training loss ended above "
                f"{100 * HIGH_LOSS:.0f} % of its initial level or stalled, else info",
     detect=detect,
