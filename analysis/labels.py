@@ -18,13 +18,16 @@ def _is_index_path(name: str) -> bool:
 class LayerLabels:
     """Callable: layer or parameter name -> the words used in titles and evidence text."""
 
-    def __init__(self, modules=(), params=()):
+    def __init__(self, modules=(), params=(), meta=None):
+        """``meta``: the run's metadata, whose model lists every module (FORMAT.md): a parameter
+        of a module that is no leaf (nn.MultiheadAttention's out_proj) gets its type from there."""
         self._module_type = {m.name: m.type for m in modules}
         self._param_module = {p.name: p.module for p in params}
+        self._listed_type = _listed_types(meta)
 
     @classmethod
     def for_run(cls, run) -> "LayerLabels":
-        return cls(run.modules or (), run.params or ())
+        return cls(run.modules or (), run.params or (), getattr(run, "meta", None))
 
     @classmethod
     def from_types(cls, names, types) -> "LayerLabels":
@@ -40,5 +43,12 @@ class LayerLabels:
             base = f"layer {name}" if _is_index_path(name) else name
             return f"{base} ({kind})" if kind else base
         module = self._param_module.get(name)
-        kind = self._module_type.get(module) if module is not None else None
+        kind = None if module is None else self._module_type.get(module) or self._listed_type.get(module)
         return f"{name} ({kind})" if kind else name
+
+
+def _listed_types(meta) -> dict:
+    model = meta.get("model") if isinstance(meta, dict) else None
+    listed = model.get("modules") if isinstance(model, dict) else None
+    return {m["name"]: m["type"] for m in listed if isinstance(m, dict) and isinstance(m.get("name"), str)
+            and isinstance(m.get("type"), str) and m["name"] != "(root)"} if isinstance(listed, list) else {}

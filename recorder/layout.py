@@ -130,6 +130,8 @@ def type_name(module) -> str:
     ``FSDPLinear``, both subclasses of ``Linear`` (the advisor reads Linear/Conv outputs by type)."""
     cls = type(module)
     name = cls.__name__
+    if name == "NonDynamicallyQuantizableLinear":   # nn.MultiheadAttention's out_proj: a Linear to its user
+        return "Linear"
     for prefix in ("Parametrized", "FSDP"):
         own = name[len(prefix):]
         if name.startswith(prefix) and any(base.__name__ == own for base in cls.__mro__[1:]):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 from trainspect.analysis import open_run
+from trainspect.analysis.labels import LayerLabels
 from trainspect.recorder import Recorder
 
 torch.set_num_threads(1)
@@ -58,8 +59,12 @@ def test_transformer_layers_record_the_attention_output_and_no_dead_column(tmp_p
     assert not np.isnan(std.values).all(axis=0).any(), [n for n, dead in zip(std.layers, np.isnan(std.values).all(axis=0)) if dead]
     col = std.layers.index("layers.0.self_attn")
     np.testing.assert_allclose(std.values[:, col], [float(y.std(unbiased=False)) for y in outputs], rtol=1e-4)
-    # its parameters keep their names (out_proj's weight is the attention's parameter)
+    # its parameters keep their names and read as a Linear's (out_proj is no leaf: its type
+    # comes from the model's module list)
     assert "layers.0.self_attn.out_proj.weight" in run.layer_stat("grad_norm").layers
+    label = LayerLabels.for_run(run)
+    assert label("layers.0.self_attn.out_proj.weight") == "layers.0.self_attn.out_proj.weight (Linear)"
+    assert label("layers.0.self_attn.in_proj_weight") == "layers.0.self_attn.in_proj_weight (MultiheadAttention)"
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -179,7 +179,7 @@ class Context:
 def build_context(sig: Signals) -> Context:
     """Facts of the run that need no finding: model layout, LR history, losses, input statistics."""
     types = [m.type for m in sig.modules]
-    ctx = Context(sig=sig, label=LayerLabels(sig.modules, sig.params),
+    ctx = Context(sig=sig, label=LayerLabels(sig.modules, sig.params, sig.meta),
                   optimizer=str((sig.meta.get("optimizer") or {}).get("type", "")))
     ctx.has_bounded_acts = any(t in BOUNDED_TYPES for t in types)
     ctx.has_relu = any(t in RELU_TYPES for t in types)
