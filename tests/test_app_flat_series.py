@@ -6,10 +6,10 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from trainspect.app.gui.widgets.flat_view import FLAT_BAND, flat_band  # noqa: E402
-from trainspect.recorder import Recorder  # noqa: E402
+from trainspect.app.gui.widgets.flat_view import FLAT_BAND, flat_band
+from trainspect.recorder import Recorder
 
-from tests.gui_helpers import open_runs  # noqa: E402
+from tests.gui_helpers import open_runs
 
 WAIT_MS = 30_000
 

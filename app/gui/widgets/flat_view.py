@@ -24,7 +24,7 @@ def flat_band(value: float) -> tuple[float, float] | None:
 
 
 class FlatAwareViewBox(pg.ViewBox):
-    def setRange(self, rect=None, xRange=None, yRange=None, *args, **kwargs):   # noqa: N802 - pyqtgraph's name
+    def setRange(self, rect=None, xRange=None, yRange=None, *args, **kwargs):   # pyqtgraph names it
         if rect is None and yRange is not None and not self.state["logMode"][1]:
             low, high = yRange
             band = flat_band(float(low)) if low == high else None
