@@ -74,3 +74,23 @@ def test_a_few_far_out_cells_do_not_stretch_the_colour_levels(window, qtbot, tmp
     lo, hi = hm.colorbar.levels()
     assert -10 < lo < -3.5 and -0.5 < hi <= 0  # was -41 .. 0: the 1e-4 .. 1 cells all one yellow
     assert "exactly 0" not in hm.series_plot.titleLabel.text
+
+
+
+def small(first_row, shape):
+    """Gradient norms between 2e-4 and 9e-4: less than a decade, a linear colour scale."""
+    return np.random.default_rng(first_row).uniform(2e-4, 9e-4, shape)
+
+
+def test_the_colour_bar_reads_its_levels_without_an_si_factor(window, qtbot, tmp_path, monkeypatch):
+    """pyqtgraph rescaled the colour bar's axis: "... (x0.0001)" over ticks 2 .. 9, or levels
+    -0.6 .. 0.2 of a log scale as "(x0.001)" over -600 .. 200. The levels are what to read."""
+    plant(monkeypatch, small)
+    hm = shown_heatmap(window, qtbot, tmp_path)
+    lo, hi = hm.colorbar.levels()
+    assert 1e-4 < lo < hi < 1e-3
+    axis = hm.colorbar.axis
+    assert "(x" not in axis.labelString()
+    ticks = [v for _, values in axis.tickValues(lo, hi, 300) for v in values]
+    strings = axis.tickStrings(ticks, axis.scale, 1e-4)
+    assert ticks and all(abs(float(t) - v) < 1e-9 for t, v in zip(strings, ticks)), (strings, ticks)

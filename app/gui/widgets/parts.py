@@ -75,6 +75,9 @@ def image_with_colorbar(canvas, plot, col: int, colormap: str, label: str | None
     image = pg.ImageItem(axisOrder="row-major")
     plot.addItem(image)
     bar = pg.ColorBarItem(colorMap=pg.colormap.get(colormap), interactive=False, width=12, label=label)
+    # Levels are log10 values or fractions: "log10 activation std (x0.001)" over ticks -600..200
+    # read as a scale of thousands; the values themselves are what to read.
+    bar.axis.enableAutoSIPrefix(False)
     bar.setImageItem(image)
     canvas.addItem(bar, row=0, col=col)
     return image, bar
