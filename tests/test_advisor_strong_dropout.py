@@ -194,3 +194,20 @@ def test_no_rate_when_the_module_before_is_not_its_input():
     assert dropout_rates(sig) == []
     sig = _act_signals(["ReLU", "AlphaDropout"], [0.5, 0.95], [0.2, 0.2], [0.3, 0.95])   # no zeros to read
     assert dropout_rates(sig) == []
+
+
+def test_a_strong_dropout_that_never_runs_is_not_named(tmp_path):
+    """A Dropout(0.9) defined and never called (a leftover of an earlier model) drops nothing."""
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = _net("relu_dropout", 0.1, 0)
+            self.unused = nn.Dropout(0.9)
+
+        def forward(self, x):
+            return self.body(x)
+
+    found = _diagnose(_record(tmp_path / "u.h5", Net(), 0))
+    assert "strong_dropout" not in [f.symptom for f in found], [(f.symptom, f.title) for f in found]

@@ -89,13 +89,27 @@ def recorded_rates(meta) -> dict:
 def dropout_rates(sig) -> list[DropoutRate]:
     """The drop probability of every Dropout module: as the recorder listed it, else read back
     (see the module docstring)."""
-    listed = recorded_rates(getattr(sig, "meta", None))
+    listed = _ran(sig, recorded_rates(getattr(sig, "meta", None)))
     types_by = {m.name: m.type for m in sig.modules}
     exact = [DropoutRate(name, types_by.get(name, "Dropout"), p, float("nan"), "", 0, "settings")
              for name, p in listed.items()]
     read = [r for r in _read_back(sig) if r.module not in listed]
     order = {m.name: i for i, m in enumerate(sig.modules)}
     return sorted(exact + read, key=lambda r: order.get(r.module, len(order)))
+
+
+def _ran(sig, listed: dict) -> dict:
+    """The listed Dropouts that ran in training: one whose output was never recorded (defined and
+    not called, or called outside the training forward) drops nothing of what trains."""
+    z = sig.layer.get("act_frac_nonpos")
+    if not listed or z is None or not len(z):
+        return listed
+    cols = {name: j for j, name in enumerate(z.layers) if name in listed}
+    if not cols:
+        return listed
+    values = _sample(z)
+    silent = {name for name, j in cols.items() if not np.isfinite(values[:, j]).any()}
+    return {name: p for name, p in listed.items() if name not in silent}
 
 
 def _read_back(sig) -> list[DropoutRate]:
