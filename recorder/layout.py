@@ -113,15 +113,19 @@ def leaf_modules(model) -> list:
 
 
 def _settings(module) -> dict:
-    """The settings of a module the advisor reads: a Dropout's ``p``. Read back from activation
-    statistics it was only found when the Dropout came right after the module feeding it in
+    """The settings of a module the advisor reads: a Dropout's ``p``, and the attention dropout of
+    an ``nn.MultiheadAttention`` (a leaf: its dropout is no module). Read back from activation
+    statistics a Dropout's p was only found when it came right after the module feeding it in
     registration order (pytorch/examples' mnist registers conv1, conv2, dropout1, dropout2, ...)."""
     from torch import nn
 
-    p = getattr(module, "p", None)
-    if isinstance(module, nn.modules.dropout._DropoutNd) and isinstance(p, (int, float)) and 0 <= p <= 1:
-        return {"p": float(p)}
-    return {}
+    if isinstance(module, nn.modules.dropout._DropoutNd):
+        p = getattr(module, "p", None)
+    elif isinstance(module, nn.MultiheadAttention):
+        p = getattr(module, "dropout", None)
+    else:
+        return {}
+    return {"p": float(p)} if isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1 else {}
 
 
 def type_name(module) -> str:

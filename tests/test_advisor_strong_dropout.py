@@ -211,3 +211,74 @@ def test_a_strong_dropout_that_never_runs_is_not_named(tmp_path):
 
     found = _diagnose(_record(tmp_path / "u.h5", Net(), 0))
     assert "strong_dropout" not in [f.symptom for f in found], [(f.symptom, f.title) for f in found]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_dead_relus_behind_a_high_rate_dropout_are_judged_by_whole_batch_death(tmp_path, seed):
+    """Behind Dropout(0.7) a ReLU whose units are nearly all dead was not judged at all (only
+    p <= 0.5 was): its dead units alone decide now, at 90 % (the Dropout alone leaves p**B)."""
+    import torch
+    model = _net("dropout_relu", 0.7, seed)
+    with torch.no_grad():
+        model[0].bias[:120].fill_(-10.0)      # 120 of 128 units dead from the start
+    found = _diagnose(_record(tmp_path / "hi.h5", model, seed))
+    dead = next((f for f in found if f.symptom == "dead_units"), None)
+    assert dead is not None and dead.layers == ["2"], [(f.symptom, f.layers) for f in found]
+    assert "threshold 90% dead units" in dead.evidence[0].text
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_relu_applied_before_the_dropout_registered_before_it_is_judged_as_any_relu(tmp_path, seed):
+    """fc1, drop, act registered, forward drop(act(fc1(x))): the Dropout's statistics say the ReLU
+    feeds it, so none of the ReLU's zeros are the Dropout's (they were taken off its share <= 0)."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.drop, self.act, self.fc2 = nn.Linear(64, 128), nn.Dropout(0.5), nn.ReLU(), nn.Linear(128, 10)
+
+        def forward(self, x):
+            return self.fc2(self.drop(self.act(self.fc1(x))))
+
+    torch.manual_seed(seed)
+    model = Net()
+    with torch.no_grad():
+        model.fc1.bias.fill_(-1.5)
+    found = _diagnose(_record(tmp_path / "order.h5", model, seed))
+    dead = next((f for f in found if f.symptom == "dead_units"), None)
+    assert dead is not None and dead.layers == ["act"], [(f.symptom, f.layers) for f in found]
+    assert "Dropout" not in dead.evidence[0].text
+
+
+def _attention(p, seed):
+    """Digits as 8 tokens of 8 pixels through one nn.MultiheadAttention(dropout=p): its dropout is
+    no module of its own (the attention is the leaf), so only its setting says how much it drops."""
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(8, 32)
+            self.attn = nn.MultiheadAttention(32, 4, dropout=p, batch_first=True)
+            self.head = nn.Linear(32 * 8, 10)
+
+        def forward(self, x):
+            h = self.embed(x.reshape(-1, 8, 8))
+            a, _ = self.attn(h, h, h, need_weights=False)
+            return self.head((h + a).flatten(1))
+
+    torch.manual_seed(50 + seed)
+    return Net()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_strong_attention_dropout_is_named(tmp_path, seed):
+    found = _diagnose(_record(tmp_path / "a.h5", _attention(0.9, seed), seed))
+    f = next((f for f in found if f.symptom == "strong_dropout"), None)
+    assert f is not None and f.layers == ["attn"], [(g.symptom, g.title) for g in found]
+    assert "attention dropout 0.9" in f.evidence[0].text
+    quiet = _diagnose(_record(tmp_path / "q.h5", _attention(0.1, seed), seed))
+    assert "strong_dropout" not in [g.symptom for g in quiet]

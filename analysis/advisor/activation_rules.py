@@ -28,7 +28,7 @@ def _late(values, tail: float):
 
 
 def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5, nonpos=0.7, tail=0.5,
-                      min_records=4, label=str, dropped=None) -> Finding | None:
+                      min_records=4, label=str, dropped=None, strict=(), strict_dead=0.9) -> Finding | None:
     """ReLU layers where most units output 0 for every sample of a batch.
 
     Fires when, over the last ``tail`` of the records, the median fraction of dead units
@@ -36,7 +36,9 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
     (DeepDiagnosis, ICSE'22: >= 70 % of ReLU outputs <= 0) together with >= ``dead``/2 dead units.
     Healthy ReLU nets on the suite: ~50 % outputs <= 0, < 10 % dead units.
     ``dropped``: {column: p} of ReLUs fed by a Dropout of rate p, whose zeros are not the ReLU's:
-    their fraction <= 0 is judged less them, (z - p) / (1 - p).
+    their fraction <= 0 is judged less them, (z - p) / (1 - p). ``strict``: columns judged by
+    their dead units alone, at ``strict_dead`` (ReLUs behind a Dropout of unknown or high rate:
+    a batch of B leaves p**B of the units zeroed by the Dropout alone).
     """
     steps = np.asarray(steps)
     if len(steps) < min_records:
@@ -54,7 +56,8 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
         if p is not None and p < 1:
             z[:, i] = np.clip((z[:, i] - p) / (1 - p), 0.0, 1.0)
     dm, zm = nanmedian(d, axis=0), nanmedian(z, axis=0)     # all-NaN columns (no frac_nonpos) are expected
-    hit = [i for i in range(len(cols)) if dm[i] >= dead or (zm[i] >= nonpos and dm[i] >= dead / 2)]
+    hit = [i for i in range(len(cols)) if (dm[i] >= strict_dead if cols[i] in strict else
+                                           dm[i] >= dead or (zm[i] >= nonpos and dm[i] >= dead / 2))]
     if not hit:
         return None
     hit.sort(key=lambda i: -dm[i])   # the title names the worst layer with its own figure
@@ -72,7 +75,8 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
         first_step=first, last_step=int(steps[-1]), layers=names,
         evidence=[Evidence(
             series="act_dead_frac", layer=modules[cols[i]], threshold=dead,
-            text=_dead_text(label(modules[cols[i]]), dm[i], zm[i], dead, nonpos, tail, (dropped or {}).get(cols[i]))
+            text=_dead_text(label(modules[cols[i]]), dm[i], zm[i], dead, nonpos, tail, (dropped or {}).get(cols[i]),
+                            strict_dead if cols[i] in strict else None)
                  + (" - already at the first record" if from_start else ""),
             steps=[int(steps[0]), first, int(steps[-1])],
             values=rounded([full[0, k], dm[i]])) for k, i in enumerate(hit)],
@@ -81,7 +85,11 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
 
 
 def _dead_text(name: str, dead_med: float, nonpos_med: float, dead: float, nonpos: float, tail: float,
-               dropped: float | None = None) -> str:
+               dropped: float | None = None, strict: float | None = None) -> str:
+    if strict is not None:   # behind a Dropout: whole-batch death alone, at a higher threshold
+        return (f"{name}: {dead_med:.0%} of units are <= 0 for the whole batch (median of the last {tail:.0%} of "
+                f"records; it follows a Dropout, whose zeros leave units empty in small batches: threshold "
+                f"{strict:.0%} dead units)")
     # The outputs-<=-0 figure and criterion only where they were read (not behind F.relu).
     outputs = f", {nonpos_med:.0%} of outputs <= 0" if np.isfinite(nonpos_med) else ""
     if outputs and dropped is not None:

@@ -53,6 +53,8 @@ class DropoutRate:
 
     def how(self, label=str) -> str:
         """Where p comes from, in words."""
+        if self.source == "settings" and self.type == "MultiheadAttention":
+            return f"attention dropout {self.p:g} (MultiheadAttention(dropout={self.p:g})) as set at watch()"
         if self.source == "settings":
             return f"{self.type}(p={self.p:g}) as set at watch()"
         return f"read back from its output against {label(self.input)}"
@@ -110,6 +112,30 @@ def _ran(sig, listed: dict) -> dict:
     values = _sample(z)
     silent = {name for name, j in cols.items() if not np.isfinite(values[:, j]).any()}
     return {name: p for name, p in listed.items() if name not in silent}
+
+
+def fed_by(sig, drop: str, source: str, p: float) -> bool:
+    """Do Dropout ``drop``'s output statistics say it was fed by ``source``'s output at rate ``p``
+    (its zeros p + (1 - p) z_in, its second moment E[x^2] / (1 - p), within AGREE)? A ReLU
+    registered right after a Dropout but applied before it (``drop(act(fc(x)))``) feeds it."""
+    z_t, mean_t, std_t = (sig.layer.get(k) for k in ("act_frac_nonpos", "act_mean", "act_std"))
+    if z_t is None or mean_t is None or std_t is None or len(z_t) < MIN_RECORDS or not 0 <= p < 1:
+        return False
+    names = list(z_t.layers)
+    if drop not in names or source not in names:
+        return False
+    i, j = names.index(source), names.index(drop)
+    n = min(len(z_t), len(mean_t), len(std_t))
+    z, mean, std = (_sample(t.head(n)) for t in (z_t, mean_t, std_t))
+    zi, zj = z[:, i], z[:, j]
+    qi, qj = std[:, i] ** 2 + mean[:, i] ** 2, std[:, j] ** 2 + mean[:, j] ** 2
+    with np.errstate(all="ignore"):
+        ok = np.isfinite(zi) & np.isfinite(zj) & np.isfinite(qi) & np.isfinite(qj) & (qj > 0)
+        if ok.sum() < MIN_RECORDS:
+            return False
+        zeros = float(np.median(zj[ok] - (p + (1 - p) * zi[ok])))
+        energy = float(np.median(1 - (1 - p) * qj[ok] / np.where(qi[ok] > 0, qi[ok], np.nan)))
+    return abs(zeros) <= AGREE and (abs(energy) <= AGREE or not np.isfinite(energy))
 
 
 def _read_back(sig) -> list[DropoutRate]:

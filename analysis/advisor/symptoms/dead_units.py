@@ -5,12 +5,12 @@ import numpy as np
 
 from .. import activation_rules, functional_acts
 from ..causes import lr_from_update_ratio, weights_symmetric
-from ..dropout import after_dropout
+from ..dropout import after_dropout, fed_by
 from ..spec import SymptomSpec
 from ._cut import types_of
 
 
-MAX_JUDGED_DROPOUT = 0.5    # a ReLU behind a Dropout of a higher rate is not judged (see detect)
+MAX_JUDGED_DROPOUT = 0.5    # behind a Dropout of a higher rate a ReLU is judged strictly (_behind_dropouts)
 
 
 def detect(sig, ctx):
@@ -19,23 +19,41 @@ def detect(sig, ctx):
         return None
     mods = d.layers
     types = types_of(sig, mods)
-    # A ReLU registered right after a Dropout sees the Dropout's zeros (90 % of its outputs at p = 0.9,
-    # whole units <= 0 for a small batch): they are not dead units. Where the Dropout's rate is known
-    # and at most MAX_JUDGED_DROPOUT, its zeros are taken off the ReLU's outputs <= 0 (a whole unit
-    # zeroed for a batch of B takes p**B: negligible); otherwise such a ReLU is not judged.
-    rates = {r.module: r.p for r in ctx.dropout_rates}
-    dropped = {j: rates[mods[j - 1]] for j in after_dropout(types)
-               if rates.get(mods[j - 1], 1.0) <= MAX_JUDGED_DROPOUT}
-    judged = ["" if j in after_dropout(types) and j not in dropped else t for j, t in enumerate(types)]
     if _one_sample_batches(d, sig.layer.get("act_frac_nonpos")):
         return None
-    f = activation_rules.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, judged,
-                                           label=ctx.label, dropped=dropped)
+    dropped, strict = _behind_dropouts(sig, ctx, mods, types)
+    f = activation_rules.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, types,
+                                           label=ctx.label, dropped=dropped, strict=strict)
     if f is None:   # activations applied as functions: judge the Linear/Conv pre-activations
         f = functional_acts.detect_dead_behind_functions(d.steps, d, mods, types, label=ctx.label,
                                                          grad_norm=sig.layer.get("grad_norm"))
         ctx.has_relu = ctx.has_relu or f is not None
     return f
+
+
+def _behind_dropouts(sig, ctx, mods, types) -> tuple[dict, set]:
+    """How to judge a ReLU registered right after a Dropout. It sees the Dropout's zeros (90 % of
+    its outputs at p = 0.9, whole units <= 0 for a small batch), which are not dead units:
+
+    - the Dropout's statistics say the ReLU feeds it (``drop(relu(x))``, registered the other
+      way round): judged as any ReLU;
+    - the rate is known and at most MAX_JUDGED_DROPOUT: judged less the Dropout's zeros
+      (``dropped``: a whole unit zeroed in a batch of B takes p**B, negligible);
+    - otherwise (``strict``): by its dead units alone, at a higher threshold.
+    """
+    rates = {r.module: r.p for r in ctx.dropout_rates}
+    dropped, strict = {}, set()
+    for j in after_dropout(types):
+        if types[j] not in activation_rules.RELU_TYPES:
+            continue
+        drop, p = mods[j - 1], rates.get(mods[j - 1])
+        if p is not None and fed_by(sig, drop, mods[j], p):
+            continue
+        if p is not None and p <= MAX_JUDGED_DROPOUT:
+            dropped[j] = p
+        else:
+            strict.add(j)
+    return dropped, strict
 
 
 def _one_sample_batches(dead, nonpos) -> bool:
@@ -82,8 +100,9 @@ def adjust(s, f, ctx):
 SPEC = SymptomSpec(
     id="dead_units",
     looks_at="`act_dead_frac`, `act_frac_nonpos` of ReLU modules (or of Linear/Conv outputs before a functional "
-             "F.relu); skipped when the input batches are constant; a ReLU registered right after a Dropout is "
-             "judged less the Dropout's zeros where its p is known and <= 0.5, and not judged otherwise",
+             "F.relu); skipped when the input batches are constant; a ReLU registered right after a Dropout that "
+             "feeds it is judged less the Dropout's zeros where its p is known and <= 0.5, else by its dead units "
+             "alone at >= 90 %",
     fires_when=">= 50 % units dead for a whole batch, or >= 70 % outputs <= 0 (DeepDiagnosis, ICSE'22) with "
                ">= 25 % dead",
     detect=detect,
