@@ -42,4 +42,28 @@ def short_labels(labels, fit: int) -> list[str]:
         if len(parts) > 1 and len({len(p) for p in parts}) == 1:
             same = [len({p[k] for p in parts}) == 1 for k in range(len(parts[0]) - 1)] + [False]
             labels = [".".join(c for c, drop in zip(p, same) if not drop) for p in parts]
-    return [elide_name(label, fit) for label in labels]
+    return _apart([elide_name(label, fit) for label in labels], labels, fit)
+
+
+def _apart(elided: list, labels: list, fit: int) -> list:
+    """Labels that ``elide_name`` made equal although the names differ ("encoder.layers.0.linear1"
+    and "decoder.layers.0.linear1" both "…der.layers.0.linear1") keep, in front, the dotted parts
+    where their names differ ("encoder.…", "decoder.…"; cut alike when there are several)."""
+    groups: dict = {}
+    for i, short in enumerate(elided):
+        groups.setdefault(short, []).append(i)
+    out = list(elided)
+    for members in groups.values():
+        names = [labels[i].split(".") for i in members]
+        if len({labels[i] for i in members}) < 2:
+            continue
+        differ = [k for k in range(min(map(len, names))) if len({n[k] for n in names}) > 1]
+        if not differ:
+            continue
+        room = max(1, (fit // 2) // len(differ) - 1)      # each differing part, cut alike
+        for i, parts in zip(members, names):
+            kept = elided[i].split("…", 1)[0] if "…" in elided[i] else ""   # elide_name's block number
+            head = kept + ".".join(parts[k][:room] for k in differ) + ".…"
+            keep = fit - len(head)
+            out[i] = head + labels[i][len(labels[i]) - keep:] if keep > 0 else elided[i]
+    return out

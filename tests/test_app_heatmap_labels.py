@@ -82,6 +82,20 @@ def test_short_labels_keep_what_tells_rows_apart():
     assert len(set(short)) == 3
 
 
+def test_short_labels_of_an_encoder_decoder_tell_the_two_stacks_apart():
+    """nn.Transformer's rows: cut from the left, encoder and decoder layers read the same
+    ("…der.layers.0.linear1"), and a decoder's self- and cross-attention too."""
+    names = [f"{stack}.layers.0.{m}" for stack in ("encoder", "decoder") for m in ("self_attn", "linear1")]
+    names.insert(3, "decoder.layers.0.multihead_attn")
+    labels = [f"{n} ({'MultiheadAttention' if 'attn' in n else 'Linear'})" for n in names] + ["head (Linear)"]
+    for fit in (26, 30, 38):
+        short = short_labels(labels, fit)
+        assert len(set(short)) == len(labels), short
+        assert all(len(s) <= fit for s in short)
+        assert short[-1] == "head (Linear)"
+        assert short[1].startswith("enc") and short[4].startswith("dec")     # the two linear1 rows
+
+
 @pytest.mark.parametrize("span", [4, 9, 30])
 def test_a_step_axis_has_no_ticks_between_steps(qtbot, span):
     """A 5-step run (a live run's first minute) read 0.5, 1.5, ... on its step axis."""
