@@ -317,6 +317,13 @@ CAUSE_CATALOGUE = {
                                   "before a loss that applies it itself"),
          Fix("check_targets", "check the targets: a constant or wrongly shaped target gives a constant loss")),
         "print the model's output shape and a few targets next to the loss value at step 0"),
+    "logged_value_stale": CauseSpec(
+        "the value logged as the loss is the same number at every step: a training loss moves with every batch "
+        "and every update, so what is logged is not this step's loss (computed once before the loop, a constant, "
+        "or a variable the loop never updates)",
+        (Fix("log_step_loss", "log the loss computed in this step, inside the loop: loss = criterion(model(x), y) "
+                              "... rec.log({'train/loss': loss})"),),
+        "print the logged value next to a freshly computed loss for two batches: they should differ"),
     "graph_detached": CauseSpec(
         "the forward cuts these layers off from the loss: a .detach()/.data/.item() on the way, a torch.no_grad() "
         "block, or reentrant checkpointing (use_reentrant=True) of a segment whose inputs do not require grad",
@@ -423,6 +430,22 @@ def loss_setup_evidence(s: Scores, ctx: Context) -> bool:
     for c in ("lr_too_low", "bad_init", "input_scaling", "optimizer_setup"):
         s.damp(c, 0.2)
     return True
+
+
+def stale_logged_loss(s: Scores, finding: Finding, ctx: Context) -> None:
+    """A loss exactly constant, bit for bit, while the gradients are not all 0: with the weights
+    seen moving it cannot be this step's loss; without weight records (a log-only run) a fixed
+    batch at LR 0 could give it too, so the LR keeps its place beside it."""
+    if not finding.facts.get("constant_loss") or ctx.zero_gradients:
+        return
+    if ctx.weight_change is not None and not ctx.weights_static:
+        s.boost("logged_value_stale", 0.95, f"the weights moved {ctx.weight_change:.2%} over the run and the "
+                                            "gradients are not 0, yet the logged loss never changed by a bit")
+        for c in ("lr_too_low", "bad_init", "input_scaling", "optimizer_setup", "activation_choice"):
+            s.damp(c, 0.2)
+    elif ctx.weight_change is None:
+        s.boost("logged_value_stale", 0.6, "the logged loss is the same number at every step, bit for bit: "
+                                           "different batches give different losses even when nothing learns")
 
 
 def evidence_for_every_symptom(s: Scores, finding: Finding, ctx: Context) -> None:

@@ -7,7 +7,7 @@ from trainspect.recorder.format import SYS_GRAD_NORM
 
 from ...findings import Evidence, Finding
 from .. import loss_rules
-from ..causes import loss_setup_evidence, lr_exploded, lr_from_update_ratio, training_stalled
+from ..causes import loss_setup_evidence, lr_exploded, lr_from_update_ratio, stale_logged_loss, training_stalled
 from ..context import MIN_LOSS_POINTS
 from ..series import finite_prefix, fmt
 from ..signals import main_loss
@@ -52,6 +52,9 @@ def detect(sig, ctx):
 def adjust(s, f, ctx):
     if loss_setup_evidence(s, ctx):
         return
+    stale_logged_loss(s, f, ctx)
+    if f.facts.get("constant_loss") and s.get("logged_value_stale") >= 0.9:
+        return
     lr_from_update_ratio(s, ctx, boost_low=True)
     if not lr_exploded(s, f) and ctx.ratio_high:
         s.boost("lr_too_high", 0.85, f"update/weight ratio {ctx.update_ratio:.2g} is far above ~1e-3 (cs231n): the "
@@ -63,7 +66,8 @@ SPEC = SymptomSpec(
     id="no_progress",
     looks_at="training loss; `grad_norm` (exactly zero gradients), update/weight ratio",
     fires_when="improved < 5 % of its initial level over the whole run; exactly constant with zero gradients "
-               "-> `loss_setup`; exploded then settled at its first level -> `lr_too_high`",
+               "-> `loss_setup`, with gradients and moving weights -> `logged_value_stale`; exploded then settled "
+               "at its first level -> `lr_too_high`",
     detect=detect,
     priors={"lr_too_low": 0.45, "bad_init": 0.3, "optimizer_setup": 0.25, "activation_choice": 0.15,
             "input_scaling": 0.1},
