@@ -625,6 +625,8 @@ def training_stalled(s: Scores, ctx: Context) -> None:
             "from the first record (initialisation)" if start else "after training started" + (
                 " with normal-sized updates: ReLUs die where LeakyReLU/GELU would not" if cause == "activation_choice"
                 else "")))
+        if start:
+            s.damp("lr_too_low", 0.2)    # the weights stand still for want of gradient: a larger LR moves nothing
     if "vanishing_gradients" in ctx.found:
         if ctx.has_bounded_acts or not ctx.has_attention:
             s.boost("activation_choice" if ctx.has_bounded_acts else "depth_without_skip_connections", 0.8,
