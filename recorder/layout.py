@@ -119,13 +119,17 @@ def _settings(module) -> dict:
     registration order (pytorch/examples' mnist registers conv1, conv2, dropout1, dropout2, ...)."""
     from torch import nn
 
-    if isinstance(module, nn.modules.dropout._DropoutNd):
-        p = getattr(module, "p", None)
-    elif isinstance(module, nn.MultiheadAttention):
-        p = getattr(module, "dropout", None)
-    else:
+    try:
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            p = getattr(module, "p", None)
+        elif isinstance(module, nn.MultiheadAttention):
+            p = getattr(module, "dropout", None)
+        else:
+            return {}
+        p = float(p) if isinstance(p, (int, float)) and not isinstance(p, bool) else None
+    except Exception:  # noqa: BLE001 - a subclass whose p is a property that raises: not watch()'s problem
         return {}
-    return {"p": float(p)} if isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1 else {}
+    return {"p": p} if p is not None and 0 <= p <= 1 else {}
 
 
 def type_name(module) -> str:

@@ -282,3 +282,36 @@ def test_a_strong_attention_dropout_is_named(tmp_path, seed):
     assert "attention dropout 0.9" in f.evidence[0].text
     quiet = _diagnose(_record(tmp_path / "q.h5", _attention(0.1, seed), seed))
     assert "strong_dropout" not in [g.symptom for g in quiet]
+
+
+def test_odd_dropout_settings_are_left_out_and_never_break_watch(tmp_path):
+    """A Dropout subclass whose p is a property that raises, a p outside [0, 1] or not a number:
+    watch() goes on, the module is listed without p."""
+    import torch
+    from torch import nn
+    from trainspect.recorder import Recorder
+
+    class Scheduled(nn.Dropout):
+        @property
+        def p(self):
+            raise RuntimeError("schedule not started")
+
+        @p.setter
+        def p(self, value):
+            pass
+
+    class Tensorial(nn.Dropout):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.tensor(0.3)
+
+    model = nn.Sequential(nn.Linear(4, 4), Scheduled(), Tensorial(), nn.Dropout(0.2), nn.Linear(4, 1))
+    model[3].p = 1.5          # set after construction: out of range
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Recorder(tmp_path / "odd.h5") as rec:
+        rec.watch(model, opt)       # (a forward would raise in Scheduled itself: not run)
+        rec.log({"train/loss": 1.0})
+    with open_run(tmp_path / "odd.h5") as run:
+        listed = {m["name"]: m for m in run.meta["model"]["modules"]}
+    assert [n for n, m in listed.items() if "p" in m] == []
+    assert {"1", "2", "3"} <= set(listed)
