@@ -315,3 +315,23 @@ def test_odd_dropout_settings_are_left_out_and_never_break_watch(tmp_path):
         listed = {m["name"]: m for m in run.meta["model"]["modules"]}
     assert [n for n, m in listed.items() if "p" in m] == []
     assert {"1", "2", "3"} <= set(listed)
+
+
+def test_a_strong_dropout_is_named_in_a_run_without_activation_records(tmp_path):
+    """stats_every=0 (or a torch.compile'd model): no activation records, but p listed at watch().
+    The advisor raised KeyError('act_frac_nonpos') on such a run; the report must render too."""
+    import torch
+    from trainspect.app.report import export_report
+    from trainspect.recorder import Recorder
+
+    from tests.scenario_kit import digits, train
+    torch.manual_seed(3)
+    model = _net("relu_dropout", 0.9, 0)
+    with Recorder(tmp_path / "na.h5", stats_every=0) as rec:
+        train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), data=digits(), steps=150, seed=0)
+    found = _diagnose(tmp_path / "na.h5")
+    f = next((f for f in found if f.symptom == "strong_dropout"), None)
+    assert f is not None and f.layers == ["2"], [(g.symptom, g.title) for g in found]
+    assert f.first_step == 0 and f.last_step == 149
+    out = export_report([tmp_path / "na.h5"], tmp_path / "na.html")
+    assert "dropout too strong" in out.read_text(encoding="utf-8")

@@ -26,13 +26,17 @@ def detect(sig, ctx):
         return None
     names = [r.module for r in strong]
     worst = strong[0]
-    steps = sig.layer["act_frac_nonpos"].steps
+    # p listed at watch() needs no activation records (a compiled model, stats_every=0): the
+    # finding then spans the training loss
+    acts = sig.layer.get("act_frac_nonpos")
+    steps = acts.steps if acts is not None and len(acts) else (
+        sig.train_loss[1] if sig.train_loss is not None and len(sig.train_loss[1]) else [0])
     f = Finding(
         symptom="strong_dropout", severity="info", first_step=int(steps[0]), last_step=int(steps[-1]),
         title=f"dropout too strong: {ctx.label(worst.module)} drops ~{worst.p:.0%} of its inputs in training"
               + (f" (and {len(strong) - 1} more Dropout(s))" if len(strong) > 1 else ""),
         layers=names,
-        evidence=[_evidence(r, ctx) for r in strong],
+        evidence=[_evidence(r, ctx, acts is not None) for r in strong],
         facts={"dropout_p": {r.module: round(r.p, 3) for r in strong}},
     )
     if sig.train_loss is not None:
@@ -53,11 +57,12 @@ def detect(sig, ctx):
     return f
 
 
-def _evidence(r, ctx) -> Evidence:
+def _evidence(r, ctx, acts: bool) -> Evidence:
     threshold = f"(threshold p >= {STRONG_DROPOUT:g}: Srivastava et al. 2014 keep 50-80 % of the units)"
     if r.source == "settings":
-        return Evidence(series="act_frac_nonpos", layer=r.module, threshold=STRONG_DROPOUT,
-                        text=f"{ctx.label(r.module)}: {r.how(ctx.label)} {threshold}", values=[round(r.p, 3)])
+        return Evidence(series="act_frac_nonpos" if acts else "", layer=r.module if acts else None,
+                        threshold=STRONG_DROPOUT, text=f"{ctx.label(r.module)}: {r.how(ctx.label)} {threshold}",
+                        values=[round(r.p, 3)])
     return Evidence(
         series="act_frac_nonpos", layer=r.module, threshold=STRONG_DROPOUT,
         text=(f"{ctx.label(r.module)}: p ~{r.p:.2g} from its zeros against its input {ctx.label(r.input)}'s "
@@ -91,5 +96,5 @@ SPEC = SymptomSpec(
     word="high training loss",
     adjust=adjust,
     settle=settle,
-    needs=("activations",),
+    needs=(),      # p is listed at watch(): activation records are only needed for older files
 )
