@@ -685,6 +685,38 @@ def healthy_dropout(rec, seed):
     train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=300, seed=seed)
 
 
+def apart_dropout_net(p):
+    """pytorch/examples' mnist Net as an MLP: the Dropouts registered after the layers, the ReLUs
+    applied as functions, so no Dropout follows its input in registration order."""
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.fc3 = nn.Linear(64, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+            self.dropout1, self.dropout2 = nn.Dropout(p), nn.Dropout(p)
+
+        def forward(self, x):
+            x = self.dropout1(F.relu(self.fc1(x)))
+            return self.fc3(self.dropout2(F.relu(self.fc2(x))))
+    return Net()
+
+
+def dropout_ninety_registered_apart(rec, seed):
+    import torch
+    torch.manual_seed(74 + 1000 * seed)
+    model = apart_dropout_net(0.9)
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=300, seed=seed)
+
+
+def healthy_dropout_registered_apart(rec, seed):
+    import torch
+    torch.manual_seed(75 + 1000 * seed)
+    model = apart_dropout_net(0.25)
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=300, seed=seed)
+
+
 def healthy_adam_eps_1e3(rec, seed):
     import torch
     torch.manual_seed(73 + 1000 * seed)
@@ -863,6 +895,10 @@ SCENARIOS = {s.name: s for s in [
     Scenario("dropout_ninety", dropout_ninety, "strong_dropout", ("dropout_too_strong",),
              "Dropout(0.9) after each hidden ReLU: the training loss stays high"),
     Scenario("healthy_dropout", healthy_dropout, None, about="MLP with Dropout(0.1) on the inputs, Dropout(0.5) hidden"),
+    Scenario("dropout_ninety_registered_apart", dropout_ninety_registered_apart, "strong_dropout",
+             ("dropout_too_strong",), "mnist-style Net: Dropout(0.9) modules registered after the layers, F.relu"),
+    Scenario("healthy_dropout_registered_apart", healthy_dropout_registered_apart, None,
+             about="mnist-style Net: Dropout(0.25) modules registered after the layers, F.relu"),
     Scenario("healthy_adam_eps_1e3", healthy_adam_eps_1e3, None, about="Adam with eps=1e-3 (RL/TPU recipes)"),
     Scenario("bf16_weights_small_lr", bf16_weights_small_lr, "lost_updates", ("low_precision_weights",),
              "model.to(torch.bfloat16) with AdamW at 1e-4: steps below half bfloat16's precision"),
