@@ -439,6 +439,9 @@ def test_live_run_appends_on_poll(window, tmp_path, qtbot):
             window.runs.poll()
         assert window.wait_loaded(WAIT_MS / 1000)   # the plots read the new rows in the background
         curve = window.scalars.curves[("train/loss", entry.key)]
+        # ... and the x range follows them at the view's next auto-range (a queued Qt event: on a
+        # loaded machine the curve was read while the view still ended near step 104)
+        qtbot.waitUntil(lambda: len(curve.raw.getOriginalDataset()[0]) == 150, timeout=WAIT_MS)
         x, y = curve.raw.getOriginalDataset()
         assert len(x) == 150 and y[-1] == 0.5
         np.testing.assert_allclose(curve.smooth.getOriginalDataset()[1], ema(y, window.view.smoothing)[0])
