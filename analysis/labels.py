@@ -47,8 +47,15 @@ class LayerLabels:
         return f"{name} ({kind})" if kind else name
 
 
-def _listed_types(meta) -> dict:
+def listed_modules(meta) -> list[dict]:
+    """Every module the recorder listed at watch() (``meta["model"]["modules"]``, FORMAT.md): the
+    well-formed entries (a dict with a str name), none for a file without them."""
     model = meta.get("model") if isinstance(meta, dict) else None
     listed = model.get("modules") if isinstance(model, dict) else None
-    return {m["name"]: m["type"] for m in listed if isinstance(m, dict) and isinstance(m.get("name"), str)
-            and isinstance(m.get("type"), str) and m["name"] != "(root)"} if isinstance(listed, list) else {}
+    return [m for m in listed if isinstance(m, dict) and isinstance(m.get("name"), str)] \
+        if isinstance(listed, list) else []
+
+
+def _listed_types(meta) -> dict:
+    return {m["name"]: m["type"] for m in listed_modules(meta)
+            if isinstance(m.get("type"), str) and m["name"] != "(root)"}

@@ -115,25 +115,13 @@ def test_p_is_read_back_from_the_recorded_statistics(tmp_path, order, p):
 
 
 def _mnist_style(p, seed):
-    """pytorch/examples' mnist Net in miniature: the Dropouts are registered after the layers,
-    the activations and pooling are functions, so no Dropout follows its input in registration order."""
+    """pytorch/examples' mnist Net in miniature (tests/scenarios.apart_dropout_net): no Dropout
+    follows its input in registration order."""
     import torch
-    from torch import nn
-    import torch.nn.functional as F
 
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1, self.fc2, self.fc3 = nn.Linear(64, 128), nn.Linear(128, 64), nn.Linear(64, 10)
-            self.dropout1, self.dropout2 = nn.Dropout(p), nn.Dropout(p)
-
-        def forward(self, x):
-            x = self.dropout1(F.relu(self.fc1(x)))
-            x = self.dropout2(F.relu(self.fc2(x)))
-            return self.fc3(x)
-
+    from tests.scenarios import apart_dropout_net
     torch.manual_seed(70 + seed)
-    return Net()
+    return apart_dropout_net(p)
 
 
 @pytest.mark.parametrize("seed", SEEDS)

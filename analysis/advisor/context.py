@@ -15,7 +15,7 @@ from trainspect.recorder.format import (SYS_GRAD_NORM, SYS_GRAD_NORM_POST_CLIP, 
                                         SYS_INPUT_STD, SYS_LR)
 
 from ..frozen import frozen_param_names, unoptimized_param_names
-from ..labels import LayerLabels
+from ..labels import LayerLabels, listed_modules
 from ..optimizer_settings import weight_decays
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
 from .dropout import dropout_rates
@@ -250,10 +250,7 @@ def _has_attention(meta: dict, leaf_types) -> bool:
     """Attention or transformer blocks anywhere in the model (the run's leaf modules, or every
     module the metadata lists: in files recorded before nn.MultiheadAttention became a leaf,
     its out_proj was its only leaf)."""
-    model = meta.get("model") if isinstance(meta, dict) else None
-    listed = model.get("modules") if isinstance(model, dict) else None
-    types = [*leaf_types, *(m.get("type", "") for m in listed if isinstance(m, dict))] if isinstance(listed, list) \
-        else list(leaf_types)
+    types = [*leaf_types, *(m.get("type", "") for m in listed_modules(meta))]
     return any(isinstance(t, str) and ("Attention" in t or t.startswith("Transformer")
                                        or t == "NonDynamicallyQuantizableLinear") for t in types)
 

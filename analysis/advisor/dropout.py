@@ -14,15 +14,16 @@ the rate is read back: the input is taken to be the output of the leaf registere
 (nn.Sequential, and the usual ``Linear, ReLU, Dropout`` blocks). That pairing is only trusted when the two independent
 estimates agree (within ``AGREE``): a Dropout fed by something else (a residual sum, a module
 registered elsewhere) gives two unrelated numbers and no rate. A Dropout's zeros are its own;
-a ReLU registered right after one sees them too (``after_dropout``): its share of outputs <= 0 is
-judged less the Dropout's zeros where the rate is known, and not at all where it is not
-(dead_units).
+a ReLU registered right after one sees them too (``after_dropout``); how dead_units judges such a
+ReLU: ``symptoms/dead_units._behind_dropouts``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..labels import listed_modules
 
 # Element-wise and channel-wise dropout: zeros and a 1/(1-p) scale (AlphaDropout keeps the mean
 # and variance instead, with no zeros: not readable this way).
@@ -78,12 +79,10 @@ def _sample(table, n: int = MAX_RECORDS) -> np.ndarray:
 
 def recorded_rates(meta) -> dict:
     """{module name: p} of the Dropout-family modules whose ``p`` the recorder listed (FORMAT.md)."""
-    model = meta.get("model") if isinstance(meta, dict) else None
-    listed = model.get("modules") if isinstance(model, dict) else None
     out = {}
-    for m in listed if isinstance(listed, list) else ():
-        p = m.get("p") if isinstance(m, dict) else None
-        if isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1 and isinstance(m.get("name"), str):
+    for m in listed_modules(meta):
+        p = m.get("p")
+        if isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p <= 1:
             out[m["name"]] = float(p)
     return out
 
@@ -118,17 +117,12 @@ def fed_by(sig, drop: str, source: str, p: float) -> bool:
     """Do Dropout ``drop``'s output statistics say it was fed by ``source``'s output at rate ``p``
     (its zeros p + (1 - p) z_in, its second moment E[x^2] / (1 - p), within AGREE)? A ReLU
     registered right after a Dropout but applied before it (``drop(act(fc(x)))``) feeds it."""
-    z_t, mean_t, std_t = (sig.layer.get(k) for k in ("act_frac_nonpos", "act_mean", "act_std"))
-    if z_t is None or mean_t is None or std_t is None or len(z_t) < MIN_RECORDS or not 0 <= p < 1:
+    got = _moments(sig) if 0 <= p < 1 else None
+    if got is None or drop not in got[0] or source not in got[0]:
         return False
-    names = list(z_t.layers)
-    if drop not in names or source not in names:
-        return False
+    names, z, q = got
     i, j = names.index(source), names.index(drop)
-    n = min(len(z_t), len(mean_t), len(std_t))
-    z, mean, std = (_sample(t.head(n)) for t in (z_t, mean_t, std_t))
-    zi, zj = z[:, i], z[:, j]
-    qi, qj = std[:, i] ** 2 + mean[:, i] ** 2, std[:, j] ** 2 + mean[:, j] ** 2
+    zi, zj, qi, qj = z[:, i], z[:, j], q[:, i], q[:, j]
     with np.errstate(all="ignore"):
         ok = np.isfinite(zi) & np.isfinite(zj) & np.isfinite(qi) & np.isfinite(qj) & (qj > 0)
         if ok.sum() < MIN_RECORDS:
@@ -138,23 +132,30 @@ def fed_by(sig, drop: str, source: str, p: float) -> bool:
     return abs(zeros) <= AGREE and (abs(energy) <= AGREE or not np.isfinite(energy))
 
 
-def _read_back(sig) -> list[DropoutRate]:
+def _moments(sig):
+    """(leaf names, fraction <= 0, second moment E[x^2] = std^2 + mean^2) of at most MAX_RECORDS
+    evenly spaced activation records, float64 [records x leaves]; None with too few records."""
     z_t, mean_t, std_t = (sig.layer.get(k) for k in ("act_frac_nonpos", "act_mean", "act_std"))
     if z_t is None or mean_t is None or std_t is None or len(z_t) < MIN_RECORDS:
-        return []
-    types_by = {m.name: m.type for m in sig.modules}
-    names = list(z_t.layers)
-    types = [types_by.get(n, "") for n in names]
-    cols = [j for j in range(1, len(types)) if is_dropout(types[j])]
-    if not cols:
-        return []
+        return None
     n = min(len(z_t), len(mean_t), len(std_t))
     z, mean, std = (_sample(t.head(n)) for t in (z_t, mean_t, std_t))
+    return list(z_t.layers), z, std ** 2 + mean ** 2
+
+
+def _read_back(sig) -> list[DropoutRate]:
+    z_t = sig.layer.get("act_frac_nonpos")
+    types_by = {m.name: m.type for m in sig.modules}
+    types = [types_by.get(n, "") for n in (z_t.layers if z_t is not None else ())]
+    cols = [j for j in range(1, len(types)) if is_dropout(types[j])]
+    got = _moments(sig) if cols else None
+    if got is None:
+        return []
+    names, z, q = got
     out = []
     for j in cols:
         i = j - 1
-        zi, zj = z[:, i], z[:, j]
-        qi, qj = std[:, i] ** 2 + mean[:, i] ** 2, std[:, j] ** 2 + mean[:, j] ** 2
+        zi, zj, qi, qj = z[:, i], z[:, j], q[:, i], q[:, j]
         with np.errstate(all="ignore"):
             ok = (np.isfinite(zi) & np.isfinite(zj) & np.isfinite(qi) & np.isfinite(qj)
                   & (zi <= MAX_INPUT_NONPOS) & (qi > 0) & (qj > 0))
