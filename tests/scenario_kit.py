@@ -258,6 +258,40 @@ def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_a
             rec.log({"val/loss": val}, step=step)
 
 
+def train_epochs(rec, model, opt, *, order="shuffled", epochs=14, batch=64, seed=0, val_every=20):
+    """Epoch loop over the digits' training set in batches, as a DataLoader gives them: ``order``
+    "shuffled" (a new order every epoch, ``shuffle=True``), "fixed" (one random order made once and
+    reused, ``shuffle=False`` over a shuffled file) or "sorted" (class by class, ``shuffle=False``
+    over an ImageFolder). Logs train/loss every step and val/loss every ``val_every`` steps."""
+    import torch
+    torch.manual_seed(seed)
+    Xtr, ytr, Xva, yva = digits()
+    if order == "sorted":
+        by_class = torch.argsort(ytr, stable=True)
+        Xtr, ytr = Xtr[by_class], ytr[by_class]
+    rec.watch(model, opt)
+    g = torch.Generator().manual_seed(seed)
+    once = torch.randperm(len(Xtr), generator=g)
+    step = 0
+    for _ in range(epochs):
+        perm = {"sorted": torch.arange(len(Xtr)), "fixed": once}.get(order)
+        if perm is None:
+            perm = torch.randperm(len(Xtr), generator=g)
+        for start in range(0, len(Xtr), batch):
+            idx = perm[start:start + batch]
+            model.train()
+            loss = cross_entropy(model(Xtr[idx]), ytr[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.detach()}, step=step)
+            if step % val_every == 0:
+                model.eval()
+                with torch.no_grad():
+                    rec.log({"val/loss": cross_entropy(model(Xva), yva)}, step=step)
+            step += 1
+
+
 def warmup_cosine(peak: float, warmup: int, total: int, floor: float = 0.0):
     """Linear warm-up from 0 to ``peak`` over ``warmup`` steps, then cosine decay to ``floor``."""
     def lr(step):

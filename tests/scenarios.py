@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tests.scenario_kit import (  # noqa: F401  (digits, mlp, train: used by other tests)
     binary_rows, cross_entropy, diabetes, digits, iris, mlp, mse, recurrent, residual_mlp, scale_init, small_cnn,
-    tiny_transformer, train, warmup_cosine)
+    tiny_transformer, train, train_epochs, warmup_cosine)
 
 # Recorder schedules used by every scenario (expensive instruments every few steps).
 RECORDER_OPTIONS = dict(flush_every=0.5, stats_every=5, hist_every=50, snapshot_every=25)
@@ -725,6 +725,35 @@ def healthy_adam_eps_1e3(rec, seed):
     train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-3), steps=300, seed=seed)
 
 
+def sorted_by_class_unshuffled(rec, seed):
+    import torch
+    torch.manual_seed(76 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    train_epochs(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), order="sorted", seed=seed)
+
+
+def sorted_by_class_cnn_sgd_momentum(rec, seed):
+    import torch
+    torch.manual_seed(77 + 1000 * seed)
+    model = small_cnn()
+    train_epochs(rec, model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), order="sorted", seed=seed)
+
+
+def healthy_shuffled_epochs(rec, seed):
+    import torch
+    torch.manual_seed(78 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    train_epochs(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), order="shuffled", seed=seed)
+
+
+def healthy_fixed_order_epochs(rec, seed):
+    import torch
+    torch.manual_seed(79 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # shuffled once, then the same order every epoch: repeats, but every batch mixes the classes
+    train_epochs(rec, model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), order="fixed", seed=seed)
+
+
 class _Cast:
     """A parameter-free module that casts its input (a bfloat16 model fed float32 digits)."""
 
@@ -902,6 +931,14 @@ SCENARIOS = {s.name: s for s in [
     Scenario("healthy_adam_eps_1e3", healthy_adam_eps_1e3, None, about="Adam with eps=1e-3 (RL/TPU recipes)"),
     Scenario("bf16_weights_small_lr", bf16_weights_small_lr, "lost_updates", ("low_precision_weights",),
              "model.to(torch.bfloat16) with AdamW at 1e-4: steps below half bfloat16's precision"),
+    Scenario("sorted_by_class_unshuffled", sorted_by_class_unshuffled, "periodic_loss", ("unshuffled_data",),
+             "MLP, Adam 1e-3, digits stored class by class and fed in that order every epoch (shuffle=False)"),
+    Scenario("sorted_by_class_cnn_sgd_momentum", sorted_by_class_cnn_sgd_momentum, "periodic_loss",
+             ("unshuffled_data",), "2-conv CNN, SGD 0.01 momentum 0.9, digits class by class every epoch"),
+    Scenario("healthy_shuffled_epochs", healthy_shuffled_epochs, None,
+             about="MLP, Adam 1e-3, epochs over the digits in a new order each (shuffle=True)"),
+    Scenario("healthy_fixed_order_epochs", healthy_fixed_order_epochs, None,
+             about="MLP, SGD momentum, one random order reused every epoch: repeats, classes mixed (a note at most)"),
     Scenario("transformer_adam_lr_tenth", transformer_adam_lr_tenth, "weight_growth", ("lr_too_high",),
              "AdamW at 0.1 with warm-up + cosine (nanoGPT's recipe): the weight matrices grow ~10x early"),
 ]}

@@ -340,6 +340,18 @@ CAUSE_CATALOGUE = {
         "the model was left in eval mode: model.eval() for validation and no model.train() after it",
         (Fix("call_train", "call model.train() at the start of every training epoch (after each validation)"),),
         "add model.train() before the training loop's forward: dropout and batch norm should act again"),
+    "unshuffled_data": CauseSpec(
+        "the training batches come in the same order every epoch (DataLoader(shuffle=False), a sampler or "
+        "an index list made once, DistributedSampler without set_epoch): a stored order that groups the data "
+        "(ImageFolder lists its files class by class; a table sorted by label, date or source) gives batches "
+        "of one group, and the model is pulled towards each group in turn",
+        (Fix("shuffle_each_epoch", "shuffle the training set every epoch: DataLoader(train_set, shuffle=True), or "
+                                   "a new torch.randperm order at the start of each epoch"),
+         Fix("distributed_sampler", "with DistributedSampler(shuffle=True), call sampler.set_epoch(epoch) at the "
+                                    "start of every epoch (without it every epoch repeats the first one's order)"),
+         Fix("check_sort_order", "check whether the data set is stored sorted (print the labels of the first "
+                                 "batches: one class per batch means it is)")),
+        "re-run with shuffle=True: the {what} should disappear, and the validation loss should not be worse"),
     "low_precision_weights": CauseSpec(
         "the weights are stored in bfloat16/float16 with no float32 master copy: a step below half an element's "
         "precision leaves it unchanged",

@@ -29,6 +29,7 @@ SYMPTOM_MODULES = (
     "weight_growth",
     "slow_convergence",
     "strong_dropout",
+    "periodic_loss",
     "straggler_rank",
     "rank_nonfinite_first",
     "rank_loss_divergence",

@@ -1,0 +1,172 @@
+"""A training loss that repeats every epoch: the batches come in the same order (``periodic_loss``).
+
+The scenario suite has the recorded cases (digits stored class by class, fed unshuffled: a
+warning; one random order reused: a note at most; shuffled every epoch: nothing). Here: the
+period found on synthetic losses, and the runs that repeat for other reasons.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainspect.analysis import diagnose, open_run
+from trainspect.analysis.advisor.data_order import find_period, lr_cycles
+from trainspect.analysis.advisor.diagnose import diagnose_signals
+from trainspect.analysis.advisor.signals import Signals
+
+SEEDS = (0, 1, 2)
+
+
+def _level(n):
+    return 2.0 * np.exp(-np.arange(n) / (n / 4)) + 0.1
+
+
+def _fixed_order_loss(n, period, rng, difficulty=0.4, noise=0.1):
+    """Per-batch losses: a trend, times each batch's own difficulty (the same batch at the same
+    place of every epoch), times sampling noise."""
+    pattern = rng.lognormal(0.0, difficulty, period)
+    return _level(n) * np.resize(pattern, n) * rng.lognormal(0.0, noise, n)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("period", [12, 50, 300])
+def test_the_period_of_a_repeating_batch_order_is_found(seed, period):
+    rng = np.random.default_rng(seed)
+    n = 8 * period + 100
+    found = find_period(np.arange(n), _fixed_order_loss(n, period, rng))
+    assert found is not None and found["period"] == period
+    assert not found["grouped"]     # batches whose difficulties are unrelated: mixed, not grouped
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_loss_logged_every_ten_steps_reports_the_period_in_steps(seed):
+    rng = np.random.default_rng(seed)
+    values = _fixed_order_loss(400, 40, rng)
+    found = find_period(np.arange(400) * 10, values)
+    assert found is not None and found["period"] == 400
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_batches_grouped_by_class_read_as_grouped(seed):
+    """Long waves within the epoch (each class's batches together), wide swing: grouped."""
+    rng = np.random.default_rng(seed)
+    period, n = 60, 600
+    # each group's batches alike, the groups unlike: a random pattern, smoothed over ~9 batches
+    raw = rng.normal(0.0, 1.0, period)
+    smooth = np.convolve(np.concatenate([raw[-4:], raw, raw[:4]]), np.ones(9) / 9, mode="valid")
+    waves = np.exp(0.8 * smooth / smooth.std())
+    found = find_period(np.arange(n), _level(n) * np.resize(waves, n) * rng.lognormal(0.0, 0.1, n))
+    assert found is not None and found["period"] == period and found["grouped"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("kind", ["iid", "autocorrelated", "heavy_tailed", "spikes"])
+def test_shuffled_batches_have_no_period(seed, kind):
+    rng = np.random.default_rng(seed)
+    n = 3000
+    if kind == "iid":
+        noise = rng.normal(0, 0.2, n)
+    elif kind == "autocorrelated":          # slow drifts of the level (AR(1) noise)
+        noise = np.zeros(n)
+        for i in range(1, n):
+            noise[i] = 0.9 * noise[i - 1] + rng.normal(0, 0.1)
+    elif kind == "heavy_tailed":
+        noise = 0.1 * rng.standard_t(2, n)
+    else:
+        noise = rng.normal(0, 0.1, n)
+        noise[rng.choice(n, 8, replace=False)] += 3.0
+    assert find_period(np.arange(n), _level(n) * np.exp(noise)) is None
+
+
+def test_too_few_cycles_are_not_a_period():
+    rng = np.random.default_rng(0)
+    values = _fixed_order_loss(250, 100, rng)        # 2.5 epochs, 2.25 of them judged
+    assert find_period(np.arange(250), values) is None
+
+
+def test_restarting_lr_schedules_are_told_apart_from_warm_up_and_decay():
+    t = np.arange(600)
+    restarts = 0.5 * (1 + np.cos(np.pi * (t % 100) / 100))
+    warmup_cosine = np.where(t < 50, t / 50, 0.5 * (1 + np.cos(np.pi * (t - 50) / 550)))
+    step_decay = 0.1 ** (t // 200)
+    assert lr_cycles(restarts)
+    assert not lr_cycles(warmup_cosine) and not lr_cycles(step_decay) and not lr_cycles(np.full(600, 1e-3))
+
+
+def _periodic_signals(seed, lr=None, inputs=None):
+    rng = np.random.default_rng(seed)
+    n = 600
+    steps = np.arange(n)
+    scalars = {}
+    if lr is not None:
+        scalars["sys/lr"] = (steps, lr)
+    if inputs is not None:
+        scalars["sys/input_mean"] = (steps[::5], inputs[::5])
+    return Signals(train_loss=("train/loss", steps, _fixed_order_loss(n, 30, rng)), scalars=scalars)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_repeating_loss_is_named_with_its_fix(seed):
+    found = {f.symptom: f for f in diagnose_signals(_periodic_signals(seed))}
+    f = found["periodic_loss"]
+    assert f.facts["period"] == 30 and f.severity == "info"      # mixed batches: a note
+    assert f.causes[0].id == "unshuffled_data" and "shuffle=True" in f.fixes[0].text
+    peaks = f.evidence[0].steps
+    assert len(peaks) == 3 and np.all(np.diff(peaks) == 30)       # the same place of each cycle
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_loss_that_follows_a_restarting_lr_is_not_blamed_on_the_data(seed):
+    t = np.arange(600)
+    lr = 1e-3 * 0.5 * (1 + np.cos(np.pi * (t % 30) / 30))
+    found = {f.symptom for f in diagnose_signals(_periodic_signals(seed, lr=lr))}
+    assert "periodic_loss" not in found
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_repeating_loss_on_the_same_batch_every_step_is_not_a_data_order(seed):
+    """Full-batch training: the inputs never change, so nothing can repeat an order; with
+    inputs that change from step to step the same loss is a data order."""
+    same = {f.symptom for f in diagnose_signals(_periodic_signals(seed, inputs=np.full(600, 0.25)))}
+    varied = {f.symptom for f in diagnose_signals(
+        _periodic_signals(seed, inputs=np.random.default_rng(seed).normal(0, 0.01, 600)))}
+    assert "periodic_loss" not in same and "periodic_loss" in varied
+
+
+def _recorded(path, seed, order):
+    """A small MLP on random class-structured data, in epochs, fed ``order``."""
+    import torch
+    from trainspect import Recorder
+
+    torch.manual_seed(seed)
+    centres = torch.randn(6, 16) * 2.0
+    y = torch.arange(6).repeat_interleave(80)                   # stored class by class
+    x = centres[y] + torch.randn(len(y), 16)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 6))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(seed)
+    step = 0
+    with Recorder(path, stats_every=10) as rec:
+        rec.watch(model, opt)
+        for _ in range(16):
+            perm = torch.arange(len(y)) if order == "sorted" else torch.randperm(len(y), generator=g)
+            for start in range(0, len(y), 24):
+                idx = perm[start:start + 24]
+                loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log({"train/loss": loss.detach()}, step=step)
+                step += 1
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_recorded_run_over_data_stored_by_class_is_told_to_shuffle(tmp_path, seed):
+    _recorded(tmp_path / "sorted.h5", seed, "sorted")
+    _recorded(tmp_path / "shuffled.h5", seed, "shuffled")
+    with open_run(tmp_path / "sorted.h5") as run:
+        found = {f.symptom: f for f in diagnose(run)}
+    assert "periodic_loss" in found and found["periodic_loss"].facts["period"] == 20
+    assert found["periodic_loss"].causes[0].id == "unshuffled_data"
+    with open_run(tmp_path / "shuffled.h5") as run:
+        assert "periodic_loss" not in {f.symptom for f in diagnose(run)}
