@@ -170,3 +170,17 @@ def test_a_recorded_run_over_data_stored_by_class_is_told_to_shuffle(tmp_path, s
     assert found["periodic_loss"].causes[0].id == "unshuffled_data"
     with open_run(tmp_path / "shuffled.h5") as run:
         assert "periodic_loss" not in {f.symptom for f in diagnose(run)}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_language_model_read_in_order_is_told_that_is_expected(seed):
+    """pytorch/examples' word_language_model reads its corpus in order every epoch (truncated
+    BPTT): a note whose first fix says the repeat is expected there; a classifier's note does not."""
+    from trainspect.analysis import ModuleInfo
+
+    sig = _periodic_signals(seed)
+    sig.modules = [ModuleInfo("encoder", "Embedding"), ModuleInfo("rnn", "LSTM"), ModuleInfo("decoder", "Linear")]
+    lm = {f.symptom: f for f in diagnose_signals(sig)}["periodic_loss"]
+    assert lm.severity == "info" and lm.fixes[0].id == "bptt_order_expected"
+    classifier = {f.symptom: f for f in diagnose_signals(_periodic_signals(seed))}["periodic_loss"]
+    assert all(fix.id != "bptt_order_expected" for fix in classifier.fixes)

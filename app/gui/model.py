@@ -602,6 +602,9 @@ def default_metrics(names: list[str], limit: int = DEFAULT_MAX_METRICS, declared
     return chosen
 
 
+MAX_MARKS = 50     # evidence steps marked on the plots of a focused finding
+
+
 class ViewState(QObject):
     """What the plots show. Step ranges are in steps whatever the x axis shows."""
 
@@ -611,6 +614,7 @@ class ViewState(QObject):
     logYChanged = Signal(bool)
     stepRangeChanged = Signal(object)      # (first, last) or None = show everything
     highlightChanged = Signal(object)      # (first, last) or None
+    marksChanged = Signal(list)            # steps the focused finding's evidence names (marked on the plots)
     heatmapStatChanged = Signal(str)
     selectedLayersChanged = Signal(list)
     findingFocused = Signal(object)        # the Finding
@@ -623,6 +627,7 @@ class ViewState(QObject):
         self.log_y = False
         self.step_range: tuple[float, float] | None = None
         self.highlight: tuple[float, float] | None = None
+        self.marks: list[float] = []
         self.heatmap_stat = "grad_norm"
         self.selected_layers: list[str] = []
 
@@ -676,6 +681,13 @@ class ViewState(QObject):
             self.highlight = span
             self.highlightChanged.emit(span)
 
+    def set_marks(self, steps) -> None:
+        """Steps to mark on every plot (sorted, each once, at most ``MAX_MARKS``)."""
+        marks = sorted({float(s) for s in steps})[:MAX_MARKS]
+        if marks != self.marks:
+            self.marks = marks
+            self.marksChanged.emit(list(marks))
+
     def set_heatmap_stat(self, name: str) -> None:
         if name != self.heatmap_stat:
             self.heatmap_stat = name
@@ -698,6 +710,10 @@ class ViewState(QObject):
             self.set_step_range((first - pad, last + pad))
         else:
             self.set_highlight(None)
+        # the steps the evidence names inside the span (the spikes, the repeats of a cycle); its
+        # ends are the highlight's edges already
+        self.set_marks(s for ev in getattr(finding, "evidence", []) for s in (getattr(ev, "steps", None) or [])
+                       if s is not None and s != first and s != last)
         for ev in getattr(finding, "evidence", []):
             if ev.series in layer_stats:
                 self.set_heatmap_stat(ev.series)

@@ -10,7 +10,8 @@ import numpy as np
 
 from trainspect.recorder.format import SYS_INPUT_MEAN
 
-from ...findings import Evidence, Finding
+from ...findings import Evidence, Finding, Fix
+from ..causes import RECURRENT_TYPES
 from ..data_order import CONTRAST, MIN_PERIOD, MULTIPLES, PEAK, REPEAT, SMOOTH, WIDE_SWING, find_period, lr_cycles
 from ..series import fmt
 from ..spec import SymptomSpec
@@ -58,6 +59,17 @@ def _same_batch_every_step(sig, found) -> bool:
     return v.size >= 3 and bool(np.all(v == v[0]))
 
 
+def fixes(f, ctx):
+    """A language model read in order (truncated BPTT: the hidden state carries over from one
+    batch to the next, pytorch/examples' word_language_model) repeats its epochs by design."""
+    recurrent = any(m.type in RECURRENT_TYPES for m in ctx.sig.modules)
+    if not (ctx.token_model and recurrent) or f.facts.get("grouped"):
+        return []
+    return [Fix("bptt_order_expected", "expected for a language model read in order with truncated BPTT (the hidden "
+                                       "state carries over between batches): leave the order, or start each epoch "
+                                       "at a random offset into the token streams")]
+
+
 SPEC = SymptomSpec(
     id="periodic_loss",
     looks_at="training loss, step to step (log), and the LR schedule",
@@ -70,4 +82,5 @@ SPEC = SymptomSpec(
     detect=detect,
     priors={"unshuffled_data": 0.9},
     word="repeating pattern",
+    fixes=fixes,
 )

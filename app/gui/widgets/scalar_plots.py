@@ -32,6 +32,7 @@ from .rank_band import RankBands
 
 X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
 HIGHLIGHT_BRUSH = (255, 200, 0, 60)
+MARK_COLOR = (200, 110, 0, 200)      # the evidence's steps inside the highlight: a darker amber
 TRIM_AFTER_ROWS = 1_000_000   # rows read (~30 MB of transient arrays) before freed memory is trimmed
 LEFT_AXIS_WIDTH = 58
 # Below this a plot's y labels overlap (measured at 9 pt: 50 px showed "0.8 0.6 0.4" on top of
@@ -118,6 +119,7 @@ class ScalarPlotPanel(QWidget):
         self.curves: dict[tuple[str, str], Curve] = {}
         self._regions: dict[str, pg.LinearRegionItem] = {}   # per plot: the highlighted steps
         self._vlines: dict[str, pg.InfiniteLine] = {}         # per plot: the crosshair
+        self._marks: dict[str, list] = {}                     # per plot: lines at the evidence's steps
         self._titles: dict[str, str] = {}                     # per plot: the title shown
         self._first = None         # the top plot: the others' x axes follow it
         self._xmap = None          # (steps, x) of the reference run, for step <-> x conversion
@@ -182,6 +184,7 @@ class ScalarPlotPanel(QWidget):
         view.logYChanged.connect(self._on_log_y)
         view.stepRangeChanged.connect(self._apply_step_range)
         view.highlightChanged.connect(self._apply_highlight)
+        view.marksChanged.connect(self._apply_marks)
         runs.runAdded.connect(self._add_run)
         runs.runRemoved.connect(self._remove_run)
         runs.runUpdated.connect(self._on_run_updated)
@@ -214,7 +217,7 @@ class ScalarPlotPanel(QWidget):
         # The data of curves that stay is kept: no re-read.
         kept = dict(self.curves)
         self.canvas.clear()
-        for store in (self.plots, self.extents, self.curves, self._regions, self._vlines, self._titles):
+        for store in (self.plots, self.extents, self.curves, self._regions, self._vlines, self._marks, self._titles):
             store.clear()
         self._first = None
         self._reset_xmap()
@@ -254,6 +257,7 @@ class ScalarPlotPanel(QWidget):
             plot.getViewBox().sigXRangeChanged.connect(lambda vb, rng, plot=plot: self._feed_view(plot))
             self._feed_view(plot)
         self._apply_highlight(self.view.highlight)
+        self._apply_marks(self.view.marks)
         self._apply_step_range(self.view.step_range)
 
     def _new_plot(self, metric: str) -> pg.PlotItem:
@@ -291,7 +295,7 @@ class ScalarPlotPanel(QWidget):
         for key in [k for k in self.curves if k[0] == metric]:
             self.curves.pop(key).remove()
         plot = self.plots.pop(metric)
-        for store in (self.extents, self._regions, self._vlines, self._titles):
+        for store in (self.extents, self._regions, self._vlines, self._marks, self._titles):
             store.pop(metric, None)
         if plot is self._first:
             self._first = None
@@ -367,6 +371,7 @@ class ScalarPlotPanel(QWidget):
         for plot in self.plots.values():
             plot.enableAutoRange()
         self._apply_highlight(self.view.highlight)
+        self._apply_marks(self.view.marks)
         self._apply_step_range(self.view.step_range)
 
     def _reset_xmap(self) -> None:
@@ -674,6 +679,26 @@ class ScalarPlotPanel(QWidget):
                     x1 = x0 + max(1e-9, abs(x0) * 1e-6)
                 region.setRegion((float(x0), float(x1)))
                 region.setVisible(True)
+
+    def marked(self, metric: str) -> list[float]:
+        """x positions of the evidence marks shown on ``metric``'s plot."""
+        return [line.value() for line in self._marks.get(metric, []) if line.isVisible()]
+
+    def _apply_marks(self, steps) -> None:
+        """Thin lines at the focused finding's evidence steps, on every plot (lines are kept and
+        reused: a finding clicked after another only moves them)."""
+        xs = self.step_to_x(np.array(steps, dtype=np.float64)) if len(steps) else ()
+        for metric, plot in self.plots.items():
+            lines = self._marks.setdefault(metric, [])
+            while len(lines) < len(xs):
+                line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(MARK_COLOR, width=1, style=Qt.DotLine))
+                line.setZValue(-5)
+                plot.addItem(line, ignoreBounds=True)
+                lines.append(line)
+            for i, line in enumerate(lines):
+                if i < len(xs):
+                    line.setValue(float(xs[i]))
+                line.setVisible(i < len(xs))
 
     # ------------------------------------------------------------ widgets -> model
     def _on_user_range(self, vb, rng) -> None:
