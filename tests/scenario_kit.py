@@ -213,14 +213,16 @@ def mse(out, y):
 
 def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_at=None,
           corrupt_at=(), watch=True, seed=0, regression=False, loss_fn=None, clip=None,
-          zero_grad=True, label_noise=0.0, back_to_train=True):
+          zero_grad=True, label_noise=0.0, back_to_train=True, mistake=None):
     """Plain minibatch training loop; logs train/loss every step, val/loss every ``val_every``.
 
     ``regression``: mean squared error against the digit's value / 9 (one output unit).
     ``loss_fn(out, y)`` replaces the loss; ``clip`` clips the gradient norm; ``zero_grad=False``
     forgets ``optimizer.zero_grad()`` (gradients accumulate); ``label_noise`` replaces that
     fraction of each batch's labels by uniformly random ones (an irreducible loss floor);
-    ``back_to_train=False`` forgets ``model.train()`` after the first validation."""
+    ``back_to_train=False`` forgets ``model.train()`` after the first validation; ``mistake``
+    "zero_grad_after_backward" clears the gradients between ``backward()`` and ``step()``,
+    "no_backward" never calls ``backward()``."""
     import torch
     torch.manual_seed(seed)
     Xtr, ytr, Xva, yva = data if data is not None else digits()
@@ -244,9 +246,12 @@ def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_a
         if back_to_train or step == 0:
             model.train()
         loss = loss_fn(model(xb), yb)
-        if zero_grad:
+        if zero_grad and mistake is None:
             opt.zero_grad()
-        loss.backward()
+        if mistake != "no_backward":
+            loss.backward()
+        if mistake in ("zero_grad_after_backward", "no_backward"):
+            opt.zero_grad()
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()

@@ -725,6 +725,20 @@ def healthy_adam_eps_1e3(rec, seed):
     train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-3), steps=300, seed=seed)
 
 
+def zero_grad_between_backward_and_step(rec, seed):
+    import torch
+    torch.manual_seed(80 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), seed=seed, mistake="zero_grad_after_backward")
+
+
+def backward_never_called(rec, seed):
+    import torch
+    torch.manual_seed(81 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), seed=seed, mistake="no_backward")
+
+
 def sorted_by_class_unshuffled(rec, seed):
     import torch
     torch.manual_seed(76 + 1000 * seed)
@@ -931,6 +945,11 @@ SCENARIOS = {s.name: s for s in [
     Scenario("healthy_adam_eps_1e3", healthy_adam_eps_1e3, None, about="Adam with eps=1e-3 (RL/TPU recipes)"),
     Scenario("bf16_weights_small_lr", bf16_weights_small_lr, "lost_updates", ("low_precision_weights",),
              "model.to(torch.bfloat16) with AdamW at 1e-4: steps below half bfloat16's precision"),
+    Scenario("zero_grad_between_backward_and_step", zero_grad_between_backward_and_step, "no_progress",
+             ("grads_cleared_before_step",), "loss.backward(); optimizer.zero_grad(); optimizer.step(): every step "
+             "finds the gradients gone"),
+    Scenario("backward_never_called", backward_never_called, "no_progress", ("no_backward",),
+             "optimizer.zero_grad(); optimizer.step() with no loss.backward() in the loop"),
     Scenario("sorted_by_class_unshuffled", sorted_by_class_unshuffled, "periodic_loss", ("unshuffled_data",),
              "MLP, Adam 1e-3, digits stored class by class and fed in that order every epoch (shuffle=False)"),
     Scenario("sorted_by_class_cnn_sgd_momentum", sorted_by_class_cnn_sgd_momentum, "periodic_loss",

@@ -340,6 +340,20 @@ CAUSE_CATALOGUE = {
         "the model was left in eval mode: model.eval() for validation and no model.train() after it",
         (Fix("call_train", "call model.train() at the start of every training epoch (after each validation)"),),
         "add model.train() before the training loop's forward: dropout and batch norm should act again"),
+    "grads_cleared_before_step": CauseSpec(
+        "the gradients are cleared between loss.backward() and optimizer.step() (optimizer.zero_grad() or "
+        "model.zero_grad() in between, or grads set to None): every step finds no gradient and updates nothing",
+        (Fix("zero_grad_first", "call optimizer.zero_grad() at the start of the iteration (before the forward) or "
+                                "right after optimizer.step(), never between loss.backward() and optimizer.step(); "
+                                "the order: zero_grad(), forward, loss, loss.backward(), optimizer.step()"),),
+        "move zero_grad() before the forward: the {what} should go and the weights should move"),
+    "no_backward": CauseSpec(
+        "no parameter ever received a gradient while the optimizer stepped: loss.backward() is never called, or "
+        "is called on a loss that does not come from this model's parameters",
+        (Fix("call_backward", "call loss.backward() after the loss and before optimizer.step() in every iteration"),
+         Fix("loss_from_model", "check that the loss is computed from this model's output (not a copy's, not under "
+                                "torch.no_grad())")),
+        "add loss.backward() before optimizer.step(): the gradient norm should appear and the {what} go"),
     "unshuffled_data": CauseSpec(
         "the training batches come in the same order every epoch (DataLoader(shuffle=False), a sampler or "
         "an index list made once, DistributedSampler without set_epoch): a stored order that groups the data "
@@ -620,6 +634,23 @@ def settings_slow_training(s: Scores, ctx: Context) -> None:
     dropout_too_strong(s, ctx)
 
 
+def steps_without_gradients(s: Scores, ctx: Context) -> None:
+    """The optimizer stepped and the weights stood still because the steps found no gradients
+    (``Context.step_without_grads``): the order of the calls in the loop, not the optimizer's
+    parameter list or its LR."""
+    gone = ctx.step_without_grads
+    if gone is None:
+        return
+    if gone == "cleared":
+        s.boost("grads_cleared_before_step", 0.95, "backward() left gradients at every step (sys/grad_norm), yet no "
+                                                   "optimizer step found any to apply, and the weights never moved")
+    else:
+        s.boost("no_backward", 0.95, "the optimizer stepped, and no parameter had a gradient at any step "
+                                     "(sys/grad_norm never recorded): the weights never moved")
+    for c in ("optimizer_setup", "lr_too_low", "bad_init", "activation_choice", "input_scaling"):
+        s.damp(c, 0.3)
+
+
 def training_stalled(s: Scores, ctx: Context) -> None:
     """A loss that stopped moving: what the other findings say about why."""
     updates_held_back(s, ctx)
@@ -630,6 +661,7 @@ def training_stalled(s: Scores, ctx: Context) -> None:
         s.boost("bad_init", 0.95, "zero gradients reach the first layer and its units are identical")
     if frozen.get("no_update") and "vanishing_gradients" not in ctx.found:
         s.boost("optimizer_setup", 0.8, "some parameters have gradients but are never updated")
+    steps_without_gradients(s, ctx)
     if "dead_units" in ctx.found:
         start = ctx.facts("dead_units").get("dead_from_start")
         cause = "bad_init" if start else "activation_choice" if ctx.updates_stayed_normal else "lr_too_high"

@@ -76,6 +76,7 @@ class Context:
     param_numel: dict = field(default_factory=dict)   # name -> elements
     eps_too_large: dict | None = None       # an Adam-family eps >= 10x the gradients' RMS (optimizer_eps)
     dropout_rates: list = field(default_factory=list)  # Dropout rates read back from their outputs (dropout.py)
+    step_without_grads: str | None = None   # "cleared": backward's gradients gone at every step; "never": no gradient
 
     @property
     def symptoms(self) -> set:
@@ -216,6 +217,7 @@ def build_context(sig: Signals) -> Context:
     if ur is not None:
         by_name = {p.name: tuple(p.shape) for p in sig.params}
         ctx.weight_change = cumulative_change(ur.steps, ur, ur.layers, [by_name.get(n, ()) for n in ur.layers])
+    ctx.step_without_grads = _step_without_grads(sig, ctx)
     hi = sig.scalars.get(SYS_INPUT_MAX)
     if hi is not None and len(hi[1]) >= 5:
         h = np.abs(hi[1][np.isfinite(hi[1])])
@@ -253,6 +255,28 @@ def _has_attention(meta: dict, leaf_types) -> bool:
     types = [*leaf_types, *(m.get("type", "") for m in listed_modules(meta))]
     return any(isinstance(t, str) and ("Attention" in t or t.startswith("Transformer")
                                        or t == "NonDynamicallyQuantizableLinear") for t in types)
+
+
+def _step_without_grads(sig: Signals, ctx: Context) -> str | None:
+    """Did the optimizer steps find no gradients while the weights stood still? The recorder
+    registers `sys/grad_norm` and `sys/grad_norm_post_clip` at watch() with an optimizer; the
+    first gets the norms backward() left (and those at the step without a backward capture), the
+    second the norm the step applied, taken only when the step sees gradients. "cleared":
+    backward() made gradients every step, but none was there at any step (``zero_grad()``
+    between ``backward()`` and ``step()``); "never": no gradient at all (no ``backward()``)."""
+    if not ctx.weights_static or ctx.lr_values is None or not len(ctx.lr_values):
+        return None
+    trainable = {p.name for p in sig.params} - (ctx.frozen_params or set()) - (ctx.unoptimized_params or set())
+    if sig.params and not trainable:     # nothing the optimizer holds can learn: frozen_layers says why
+        return None
+    total = sig.scalars.get(SYS_GRAD_NORM)
+    if SYS_GRAD_NORM in sig.empty:
+        return "never"
+    if total is not None and SYS_GRAD_NORM_POST_CLIP in sig.empty:
+        v = np.asarray(total[1])
+        if len(v) >= 5 and np.all(np.isfinite(v)) and np.median(v) > 0:
+            return "cleared"
+    return None
 
 
 def _all_gradients_zero(sig: Signals) -> bool:

@@ -26,6 +26,7 @@ class Signals:
     train_loss: tuple | None = None         # (name, steps, values)
     val_loss: tuple | None = None
     scalars: dict = field(default_factory=dict)    # name -> (steps, values) for sys/ series present
+    empty: set = field(default_factory=set)        # sys/ series the recorder registered that never got a point
     layer: dict = field(default_factory=dict)      # stat name -> Table (read in row chunks when used)
     params: list = field(default_factory=list)     # ParamInfo
     modules: list = field(default_factory=list)    # ModuleInfo
@@ -72,6 +73,7 @@ def extract(run, reuse=None) -> Signals:
         if roles.get(role) in series:
             setattr(sig, f"{role}_loss", (roles[role], *series[roles[role]]))
     sig.scalars = {n: series[n] for n in SYS_SERIES if n in series}
+    sig.empty = {n for n in SYS_SERIES if n in present and n not in series}
     for sys_name, logged in stand_ins.items():
         if logged in series:
             sig.scalars[sys_name] = series[logged]

@@ -1,0 +1,77 @@
+"""Steps that find no gradients: ``zero_grad()`` between ``backward()`` and ``step()``, or no
+``backward()`` at all. The weights never move and the loss stays flat; the advisor said
+"optimizer setup: some parameters have gradients but are never updated" for both, and pointed at
+the optimizer's parameter list instead of the order of the calls in the loop."""
+from __future__ import annotations
+
+import pytest
+
+from trainspect.analysis import diagnose, open_run
+from trainspect.recorder import Recorder
+
+SEEDS = (0, 1, 2)
+
+
+def _run(path, seed, mistake, frozen=False):
+    import torch
+
+    torch.manual_seed(seed)
+    x, y = torch.randn(512, 12), torch.randint(0, 4, (512,))
+    model = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    if frozen:
+        model.requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(seed)
+    with Recorder(path, stats_every=10) as rec:
+        rec.watch(model, opt)
+        for step in range(200):
+            idx = torch.randint(0, 512, (32,), generator=g)
+            loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+            if mistake == "zero_grad_after_backward":
+                loss.backward()
+                opt.zero_grad()
+            elif mistake == "no_backward" or frozen:
+                opt.zero_grad()
+            else:
+                opt.zero_grad()
+                loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.detach()}, step=step)
+
+
+def _flat_loss(path):
+    with open_run(path) as run:
+        return next((f for f in diagnose(run) if f.symptom == "no_progress"), None)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gradients_cleared_between_backward_and_step_are_named(tmp_path, seed):
+    _run(tmp_path / "run.h5", seed, "zero_grad_after_backward")
+    f = _flat_loss(tmp_path / "run.h5")
+    assert f is not None and f.causes[0].id == "grads_cleared_before_step"
+    assert "before the forward" in f.fixes[0].text
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_loop_without_backward_is_named(tmp_path, seed):
+    _run(tmp_path / "run.h5", seed, "no_backward")
+    f = _flat_loss(tmp_path / "run.h5")
+    assert f is not None and f.causes[0].id == "no_backward"
+    assert "loss.backward()" in f.fixes[0].text
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_fully_frozen_model_is_not_blamed_on_a_missing_backward(tmp_path, seed):
+    """No gradient anywhere because every parameter is frozen: not the loop's order."""
+    _run(tmp_path / "run.h5", seed, None, frozen=True)
+    with open_run(tmp_path / "run.h5") as run:
+        causes = {c.id for f in diagnose(run) for c in f.causes}
+    assert not causes & {"no_backward", "grads_cleared_before_step"}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_healthy_loop_is_not_flagged(tmp_path, seed):
+    _run(tmp_path / "run.h5", seed, None)
+    with open_run(tmp_path / "run.h5") as run:
+        causes = {c.id for f in diagnose(run) for c in f.causes}
+    assert not causes & {"no_backward", "grads_cleared_before_step"}
