@@ -222,7 +222,7 @@ def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_a
     fraction of each batch's labels by uniformly random ones (an irreducible loss floor);
     ``back_to_train=False`` forgets ``model.train()`` after the first validation; ``mistake``
     "zero_grad_after_backward" clears the gradients between ``backward()`` and ``step()``,
-    "no_backward" never calls ``backward()``."""
+    "no_backward" never calls ``backward()``, "no_step" never ``optimizer.step()``."""
     import torch
     torch.manual_seed(seed)
     Xtr, ytr, Xva, yva = data if data is not None else digits()
@@ -254,7 +254,8 @@ def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_a
             opt.zero_grad()
         if clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
+        if mistake != "no_step":
+            opt.step()
         rec.log({"train/loss": loss.detach()}, step=step)
         if val_every and (step % val_every == 0 or step == steps - 1):
             model.eval()

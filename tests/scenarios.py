@@ -739,6 +739,13 @@ def backward_never_called(rec, seed):
     train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), seed=seed, mistake="no_backward")
 
 
+def optimizer_step_forgotten(rec, seed):
+    import torch
+    torch.manual_seed(82 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), seed=seed, mistake="no_step")
+
+
 def sorted_by_class_unshuffled(rec, seed):
     import torch
     torch.manual_seed(76 + 1000 * seed)
@@ -950,6 +957,8 @@ SCENARIOS = {s.name: s for s in [
              "finds the gradients gone"),
     Scenario("backward_never_called", backward_never_called, "no_progress", ("no_backward",),
              "optimizer.zero_grad(); optimizer.step() with no loss.backward() in the loop"),
+    Scenario("optimizer_step_forgotten", optimizer_step_forgotten, "no_progress", ("no_optimizer_step",),
+             "zero_grad(), backward() and no optimizer.step() in the loop"),
     Scenario("sorted_by_class_unshuffled", sorted_by_class_unshuffled, "periodic_loss", ("unshuffled_data",),
              "MLP, Adam 1e-3, digits stored class by class and fed in that order every epoch (shuffle=False)"),
     Scenario("sorted_by_class_cnn_sgd_momentum", sorted_by_class_cnn_sgd_momentum, "periodic_loss",

@@ -1,5 +1,5 @@
-"""Steps that find no gradients: ``zero_grad()`` between ``backward()`` and ``step()``, or no
-``backward()`` at all. The weights never move and the loss stays flat; the advisor said
+"""Steps that find no gradients: ``zero_grad()`` between ``backward()`` and ``step()``, no
+``backward()`` at all, or no ``optimizer.step()``. The weights never move and the loss stays flat; the advisor said
 "optimizer setup: some parameters have gradients but are never updated" for both, and pointed at
 the optimizer's parameter list instead of the order of the calls in the loop."""
 from __future__ import annotations
@@ -35,7 +35,8 @@ def _run(path, seed, mistake, frozen=False):
             else:
                 opt.zero_grad()
                 loss.backward()
-            opt.step()
+            if mistake != "no_step":
+                opt.step()
             rec.log({"train/loss": loss.detach()}, step=step)
 
 
@@ -61,12 +62,20 @@ def test_a_loop_without_backward_is_named(tmp_path, seed):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
+def test_a_loop_without_optimizer_step_is_named(tmp_path, seed):
+    _run(tmp_path / "run.h5", seed, "no_step")
+    f = _flat_loss(tmp_path / "run.h5")
+    assert f is not None and f.causes[0].id == "no_optimizer_step"
+    assert "optimizer.step()" in f.fixes[0].text
+
+
+@pytest.mark.parametrize("seed", SEEDS)
 def test_a_fully_frozen_model_is_not_blamed_on_a_missing_backward(tmp_path, seed):
     """No gradient anywhere because every parameter is frozen: not the loop's order."""
     _run(tmp_path / "run.h5", seed, None, frozen=True)
     with open_run(tmp_path / "run.h5") as run:
         causes = {c.id for f in diagnose(run) for c in f.causes}
-    assert not causes & {"no_backward", "grads_cleared_before_step"}
+    assert not causes & {"no_backward", "grads_cleared_before_step", "no_optimizer_step"}
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -74,4 +83,28 @@ def test_a_healthy_loop_is_not_flagged(tmp_path, seed):
     _run(tmp_path / "run.h5", seed, None)
     with open_run(tmp_path / "run.h5") as run:
         causes = {c.id for f in diagnose(run) for c in f.causes}
-    assert not causes & {"no_backward", "grads_cleared_before_step"}
+    assert not causes & {"no_backward", "grads_cleared_before_step", "no_optimizer_step"}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_grad_scaler_that_skips_every_step_is_not_a_missing_step(tmp_path, seed):
+    """Every scaled gradient inf: the GradScaler skips every optimizer step, so nothing steps and
+    nothing moves; the cause is the overflow, not a loop without optimizer.step() (nor the LR)."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu")
+    with Recorder(tmp_path / "run.h5") as rec:
+        rec.watch(model, opt, scaler=scaler)
+        for step in range(100):
+            loss = torch.nn.functional.cross_entropy(model(torch.randn(16, 8)), torch.randint(0, 2, (16,)))
+            opt.zero_grad()
+            scaler.scale(loss * float("inf")).backward()      # overflows at every step
+            scaler.step(opt)
+            scaler.update()
+            rec.log({"train/loss": loss.detach()}, step=step)
+    f = _flat_loss(tmp_path / "run.h5")
+    assert f is not None and f.causes[0].id == "numerical_instability"
+    assert "skipped 100 steps" in f.causes[0].why

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+from trainspect.recorder.format import SYS_AMP_SKIPPED
+
 from ..findings import Cause, Finding, Fix
 from ..optimizer_settings import weight_decays
 from .context import Context
@@ -354,6 +356,13 @@ CAUSE_CATALOGUE = {
          Fix("loss_from_model", "check that the loss is computed from this model's output (not a copy's, not under "
                                 "torch.no_grad())")),
         "add loss.backward() before optimizer.step(): the gradient norm should appear and the {what} go"),
+    "no_optimizer_step": CauseSpec(
+        "the watched optimizer never stepped while the loss was logged: optimizer.step() is not called (or another "
+        "optimizer object than the one passed to watch() steps)",
+        (Fix("call_step", "call optimizer.step() after loss.backward() in every iteration (with a GradScaler: "
+                          "scaler.step(optimizer))"),
+         Fix("watch_stepping_optimizer", "pass watch() the optimizer the loop steps")),
+        "add optimizer.step() after loss.backward(): the weights should move and the {what} go"),
     "unshuffled_data": CauseSpec(
         "the training batches come in the same order every epoch (DataLoader(shuffle=False), a sampler or "
         "an index list made once, DistributedSampler without set_epoch): a stored order that groups the data "
@@ -641,7 +650,15 @@ def steps_without_gradients(s: Scores, ctx: Context) -> None:
     gone = ctx.step_without_grads
     if gone is None:
         return
-    if gone == "cleared":
+    if gone == "skipped":
+        skips = ctx.sig.point_counts.get(SYS_AMP_SKIPPED, 0)
+        s.boost("numerical_instability", 0.95, f"the GradScaler skipped {skips} steps (sys/amp_skipped_step), nearly "
+                                               "every one: the scaled gradients are inf/NaN at each step, so no "
+                                               "update is applied (a loss or an operation that overflows float16)")
+    elif gone == "no_step":
+        s.boost("no_optimizer_step", 0.95, "the watched optimizer never stepped (no sys/step_time or gradient record) "
+                                           "while the loss was logged at every step")
+    elif gone == "cleared":
         s.boost("grads_cleared_before_step", 0.95, "backward() left gradients at every step (sys/grad_norm), yet no "
                                                    "optimizer step found any to apply, and the weights never moved")
     else:

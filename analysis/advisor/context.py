@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainspect.recorder.format import (SYS_GRAD_NORM, SYS_GRAD_NORM_POST_CLIP, SYS_INPUT_MAX, SYS_INPUT_MEAN,
-                                        SYS_INPUT_STD, SYS_LR)
+                                        SYS_INPUT_STD, SYS_LR, SYS_STEP_TIME, SYS_AMP_SKIPPED, SYS_LOSS_SCALE)
 
 from ..frozen import frozen_param_names, unoptimized_param_names
 from ..labels import LayerLabels, listed_modules
@@ -76,7 +76,9 @@ class Context:
     param_numel: dict = field(default_factory=dict)   # name -> elements
     eps_too_large: dict | None = None       # an Adam-family eps >= 10x the gradients' RMS (optimizer_eps)
     dropout_rates: list = field(default_factory=list)  # Dropout rates read back from their outputs (dropout.py)
-    step_without_grads: str | None = None   # "cleared": backward's gradients gone at every step; "never": no gradient
+    step_without_grads: str | None = None   # "cleared": backward's gradients gone at every step; "never": no
+    #                                         gradient; "no_step": the watched optimizer never stepped;
+    #                                         "skipped": a GradScaler skipped nearly every step
 
     @property
     def symptoms(self) -> set:
@@ -263,7 +265,18 @@ def _step_without_grads(sig: Signals, ctx: Context) -> str | None:
     first gets the norms backward() left (and those at the step without a backward capture), the
     second the norm the step applied, taken only when the step sees gradients. "cleared":
     backward() made gradients every step, but none was there at any step (``zero_grad()``
-    between ``backward()`` and ``step()``); "never": no gradient at all (no ``backward()``)."""
+    between ``backward()`` and ``step()``); "never": no gradient at all (no ``backward()``);
+    "no_step": the optimizer never stepped (``sys/step_time``, also registered at watch(), is
+    empty) while the loss was logged (no ``optimizer.step()``); "skipped": a GradScaler skipped
+    >= 90 % of the steps (inf/NaN gradients at nearly every step)."""
+    n_loss = len(sig.train_loss[1]) if sig.train_loss is not None else 0
+    skips = sig.point_counts.get(SYS_AMP_SKIPPED, 0)
+    if n_loss >= MIN_LOSS_POINTS and skips >= 0.9 * n_loss:
+        return "skipped"      # a GradScaler skipped (nearly) every step: inf/NaN gradients each time
+    scaler_skipped = skips or sig.point_counts.get(SYS_LOSS_SCALE)
+    if SYS_STEP_TIME in sig.empty and SYS_GRAD_NORM in sig.empty and ctx.optimizer and not scaler_skipped \
+            and sig.train_loss is not None and len(sig.train_loss[1]) >= MIN_LOSS_POINTS:
+        return "no_step"      # the watched optimizer never stepped (nor a GradScaler skipped it), the loss was logged
     if not ctx.weights_static or ctx.lr_values is None or not len(ctx.lr_values):
         return None
     trainable = {p.name for p in sig.params} - (ctx.frozen_params or set()) - (ctx.unoptimized_params or set())

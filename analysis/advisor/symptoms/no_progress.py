@@ -68,7 +68,8 @@ SPEC = SymptomSpec(
     fires_when="improved < 5 % of its initial level over the whole run; exactly constant with zero gradients "
                "-> `loss_setup`, with gradients and moving weights -> `logged_value_stale`; exploded then settled "
                "at its first level -> `lr_too_high`; weights that never move because no step found a gradient: backward's "
-               "cleared before the step -> `grads_cleared_before_step`, none ever -> `no_backward`",
+               "cleared before the step -> `grads_cleared_before_step`, none ever -> `no_backward`; the watched optimizer "
+               "never stepped -> `no_optimizer_step`",
     detect=detect,
     priors={"lr_too_low": 0.45, "bad_init": 0.3, "optimizer_setup": 0.25, "activation_choice": 0.15,
             "input_scaling": 0.1},
