@@ -37,14 +37,22 @@ def detect(sig, ctx):
               "order every epoch" + (", grouped" if grouped else ""),
         first_step=found["first_step"], last_step=found["last_step"],
         evidence=[Evidence(
-            series=name, steps=peaks, values=[round(found["peak"], 3), round(found["repeat"], 3)],
+            series=name, steps=peaks, values=_at(steps, values, peaks),      # the report circles them
             threshold=PEAK,
             text=f"the step-to-step changes of {name} correlate {found['peak']:.2f} with those {period} steps "
                  f"later and {found['repeat']:.2f} on average with those 1-{MULTIPLES} cycles later (thresholds "
                  f"{PEAK:g} and {REPEAT:g}; shuffled batches: ~0); the average cycle peaks at the same place "
                  f"(steps {', '.join(map(str, peaks))}); {shape}")],
-        facts={"period": period, "grouped": grouped, "swing": fmt(float(np.exp(found["swing"])))
+        facts={"period": period, "grouped": grouped, "autocorrelation": round(found["peak"], 3),
+               "at_multiples": round(found["repeat"], 3), "swing": fmt(float(np.exp(found["swing"])))
                if np.isfinite(found["swing"]) else None})
+
+
+def _at(steps, values, wanted) -> list:
+    """The logged values at ``wanted`` steps (which are logged steps)."""
+    steps = np.asarray(steps)
+    idx = np.clip(np.searchsorted(steps, wanted), 0, len(steps) - 1)
+    return [float(np.asarray(values, dtype=np.float64)[i]) for i in idx]
 
 
 def _same_batch_every_step(sig, found) -> bool:
