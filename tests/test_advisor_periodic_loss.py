@@ -113,6 +113,8 @@ def test_a_repeating_loss_is_named_with_its_fix(seed):
     assert f.causes[0].id == "unshuffled_data" and "shuffle=True" in f.fixes[0].text
     peaks = f.evidence[0].steps
     assert len(peaks) == 3 and np.all(np.diff(peaks) == 30)       # the same place of each cycle
+    loss = _periodic_signals(seed).train_loss[2]
+    assert f.evidence[0].values == pytest.approx(list(loss[peaks]))   # points on the curve: the report circles them
 
 
 @pytest.mark.parametrize("seed", SEEDS)
