@@ -186,3 +186,15 @@ def test_a_language_model_read_in_order_is_told_that_is_expected(seed):
     assert lm.severity == "info" and lm.fixes[0].id == "bptt_order_expected"
     classifier = {f.symptom: f for f in diagnose_signals(_periodic_signals(seed))}["periodic_loss"]
     assert all(fix.id != "bptt_order_expected" for fix in classifier.fixes)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_distributed_run_is_pointed_at_set_epoch_first(seed):
+    """torchrun with a DistributedSampler and no sampler.set_epoch(epoch): every epoch repeats
+    the first one's order, on every rank."""
+    sig = _periodic_signals(seed)
+    sig.meta = {"distributed": {"rank": 1, "world_size": 4}}
+    f = {f.symptom: f for f in diagnose_signals(sig)}["periodic_loss"]
+    ids = [fix.id for fix in f.fixes]
+    assert ids[0] == "distributed_sampler" and "set_epoch" in f.fixes[0].text
+    assert len(ids) == len(set(ids))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainspect.recorder.format import SYS_INPUT_MEAN
+from trainspect.recorder.format import META_DISTRIBUTED, SYS_INPUT_MEAN
 
 from ...findings import Evidence, Finding, Fix
 from ..causes import RECURRENT_TYPES
@@ -69,7 +69,12 @@ def _same_batch_every_step(sig, found) -> bool:
 
 def fixes(f, ctx):
     """A language model read in order (truncated BPTT: the hidden state carries over from one
-    batch to the next, pytorch/examples' word_language_model) repeats its epochs by design."""
+    batch to the next, pytorch/examples' word_language_model) repeats its epochs by design. A
+    distributed run's usual reason is a DistributedSampler whose set_epoch() is never called."""
+    dist = (ctx.sig.meta or {}).get(META_DISTRIBUTED)
+    if isinstance(dist, dict) and (dist.get("world_size") or 0) > 1:
+        return [Fix("distributed_sampler", "call sampler.set_epoch(epoch) at the start of every epoch: a "
+                                           "DistributedSampler without it repeats the first epoch's order")]
     recurrent = any(m.type in RECURRENT_TYPES for m in ctx.sig.modules)
     if not (ctx.token_model and recurrent) or f.facts.get("grouped"):
         return []
