@@ -110,6 +110,7 @@ SYS_GRAD_NORM_POST_CLIP = "sys/grad_norm_post_clip"  # global norm the optimizer
 SYS_LOSS_SCALE = "sys/loss_scale"          # GradScaler's loss scale at each step (watch(..., scaler=))
 SYS_AMP_SKIPPED = "sys/amp_skipped_step"   # 1 at steps the GradScaler skipped (inf/NaN gradients)
 SYS_EVAL_MODE = "sys/eval_mode_step"       # 1 at optimizer steps whose forward ran in eval mode
+SYS_INSTRUMENTS_OFF = "sys/instruments_off"  # 1 at the step where an instrument failed and all were switched off
 SYS_NONFINITE_GRADS = "sys/nonfinite_grads"  # count of NaN/Inf gradient elements
 SYS_STEP_TIME = "sys/step_time"            # seconds between consecutive optimizer steps (host clock)
 SYS_DATA_WAIT = "sys/data_wait"            # seconds from an optimizer step to the next training forward (host clock)

@@ -1228,10 +1228,17 @@ class Recorder:
         self._warn_once("<writer>", f"recording to {self.path} stopped: {err}; training continues")
 
     def _instrument_failed(self, exc: Exception) -> None:
+        was_on = self._instruments is not None and self._instruments.enabled
         if self._instruments is not None:
             self._instruments.enabled = False   # removed at close(): we may be inside a hook now
         self._warn_once("<instruments>", f"a per-layer instrument failed ({type(exc).__name__}: {exc}); "
                                          "per-layer instruments are switched off, log() keeps working")
+        if was_on:
+            # In the file too: records that stop here are not a loop that stopped stepping.
+            try:
+                self._host_value(self._step, self._tag(fmt.SYS_INSTRUMENTS_OFF), 1.0, time.time())
+            except Exception:  # noqa: BLE001 - the mark is a courtesy; training goes on
+                pass
 
 
 

@@ -108,3 +108,40 @@ def test_a_grad_scaler_that_skips_every_step_is_not_a_missing_step(tmp_path, see
     f = _flat_loss(tmp_path / "run.h5")
     assert f is not None and f.causes[0].id == "numerical_instability"
     assert "skipped 100 steps" in f.causes[0].why
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_instruments_that_failed_are_not_read_as_a_loop_that_never_stepped(tmp_path, seed, monkeypatch):
+    """An instrument that raises switches every instrument off (training goes on): its records
+    stop, the step-time one too. The recorder marks the step in the file, and the advisor does
+    not take the empty records for a loop without optimizer.step() (here the LR is 0, so the
+    loss is flat for another reason)."""
+    import warnings
+
+    import torch
+
+    from trainspect.recorder.records.gradients import Gradients
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("an instrument bug")
+
+    monkeypatch.setattr(Gradients, "compute", broken)
+    torch.manual_seed(seed)
+    x, y = torch.randn(512, 12), torch.randint(0, 4, (512,))
+    model = torch.nn.Sequential(torch.nn.Linear(12, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    with warnings.catch_warnings(record=True) as caught, Recorder(tmp_path / "run.h5") as rec:
+        warnings.simplefilter("always")
+        rec.watch(model, opt)
+        for step in range(100):
+            loss = torch.nn.functional.cross_entropy(model(x[step::8][:32]), y[step::8][:32])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.detach()}, step=step)
+    assert any("instrument failed" in str(w.message) for w in caught)
+    with open_run(tmp_path / "run.h5") as run:
+        off = run.scalar("sys/instruments_off")
+        assert list(off.values) == [1.0] and off.steps[0] == 0
+        causes = {c.id for f in diagnose(run) for c in f.causes}
+    assert "no_optimizer_step" not in causes

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from trainspect.recorder.format import (SYS_GRAD_NORM, SYS_GRAD_NORM_POST_CLIP, SYS_INPUT_MAX, SYS_INPUT_MEAN,
-                                        SYS_INPUT_STD, SYS_LR, SYS_STEP_TIME, SYS_AMP_SKIPPED, SYS_LOSS_SCALE)
+                                        SYS_INPUT_STD, SYS_LR, SYS_STEP_TIME, SYS_AMP_SKIPPED, SYS_LOSS_SCALE,
+                                        SYS_INSTRUMENTS_OFF)
 
 from ..frozen import frozen_param_names, unoptimized_param_names
 from ..labels import LayerLabels, listed_modules
@@ -269,6 +270,8 @@ def _step_without_grads(sig: Signals, ctx: Context) -> str | None:
     "no_step": the optimizer never stepped (``sys/step_time``, also registered at watch(), is
     empty) while the loss was logged (no ``optimizer.step()``); "skipped": a GradScaler skipped
     >= 90 % of the steps (inf/NaN gradients at nearly every step)."""
+    if sig.point_counts.get(SYS_INSTRUMENTS_OFF):
+        return None           # the instruments failed and stopped: empty records say nothing of the loop
     n_loss = len(sig.train_loss[1]) if sig.train_loss is not None else 0
     skips = sig.point_counts.get(SYS_AMP_SKIPPED, 0)
     if n_loss >= MIN_LOSS_POINTS and skips >= 0.9 * n_loss:
