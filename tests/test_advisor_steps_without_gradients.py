@@ -24,7 +24,7 @@ def _run(path, seed, mistake, frozen=False):
     g = torch.Generator().manual_seed(seed)
     with Recorder(path, stats_every=10) as rec:
         rec.watch(model, opt)
-        for step in range(200):
+        for step in range(120):
             idx = torch.randint(0, 512, (32,), generator=g)
             loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
             if mistake == "zero_grad_after_backward":
