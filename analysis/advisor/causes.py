@@ -363,12 +363,6 @@ CAUSE_CATALOGUE = {
                           "scaler.step(optimizer))"),
          Fix("watch_stepping_optimizer", "pass watch() the optimizer the loop steps")),
         "add optimizer.step() after loss.backward(): the weights should move and the {what} go"),
-    "instrument_failure": CauseSpec(
-        "one of the recorder's per-layer instruments raised on this model (trainspect's limitation, not the "
-        "training's): every instrument was switched off so that training could go on",
-        (Fix("read_recorder_warning", "read the RecorderWarning the training printed at that step (it names the "
-                                      "exception) and report it to trainspect with the model's type"),),
-        "re-run a few steps with the same model: the warning should name the instrument and its exception"),
     "unshuffled_data": CauseSpec(
         "the training batches come in the same order every epoch (DataLoader(shuffle=False), a sampler or "
         "an index list made once, DistributedSampler without set_epoch): a stored order that groups the data "

@@ -30,7 +30,6 @@ SYMPTOM_MODULES = (
     "slow_convergence",
     "strong_dropout",
     "periodic_loss",
-    "instruments_off",
     "straggler_rank",
     "rank_nonfinite_first",
     "rank_loss_divergence",
