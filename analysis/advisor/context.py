@@ -270,25 +270,29 @@ def _step_without_grads(sig: Signals, ctx: Context) -> str | None:
     "no_step": the optimizer never stepped (``sys/step_time``, also registered at watch(), is
     empty) while the loss was logged (no ``optimizer.step()``); "skipped": a GradScaler skipped
     >= 90 % of the steps (inf/NaN gradients at nearly every step)."""
-    if sig.point_counts.get(SYS_INSTRUMENTS_OFF):
+    counts = sig.point_counts
+
+    def registered_empty(name: str) -> bool:      # created at watch(), never a point since
+        return counts.get(name) == 0
+
+    if counts.get(SYS_INSTRUMENTS_OFF):
         return None           # the instruments failed and stopped: empty records say nothing of the loop
     n_loss = len(sig.train_loss[1]) if sig.train_loss is not None else 0
-    skips = sig.point_counts.get(SYS_AMP_SKIPPED, 0)
+    skips = counts.get(SYS_AMP_SKIPPED, 0)
     if n_loss >= MIN_LOSS_POINTS and skips >= 0.9 * n_loss:
         return "skipped"      # a GradScaler skipped (nearly) every step: inf/NaN gradients each time
-    scaler_skipped = skips or sig.point_counts.get(SYS_LOSS_SCALE)
-    if SYS_STEP_TIME in sig.empty and SYS_GRAD_NORM in sig.empty and ctx.optimizer and not scaler_skipped \
-            and sig.train_loss is not None and len(sig.train_loss[1]) >= MIN_LOSS_POINTS:
+    if (n_loss >= MIN_LOSS_POINTS and ctx.optimizer and registered_empty(SYS_STEP_TIME)
+            and registered_empty(SYS_GRAD_NORM) and not skips and not counts.get(SYS_LOSS_SCALE)):
         return "no_step"      # the watched optimizer never stepped (nor a GradScaler skipped it), the loss was logged
     if not ctx.weights_static or ctx.lr_values is None or not len(ctx.lr_values):
         return None
     trainable = {p.name for p in sig.params} - (ctx.frozen_params or set()) - (ctx.unoptimized_params or set())
     if sig.params and not trainable:     # nothing the optimizer holds can learn: frozen_layers says why
         return None
-    total = sig.scalars.get(SYS_GRAD_NORM)
-    if SYS_GRAD_NORM in sig.empty:
+    if registered_empty(SYS_GRAD_NORM):
         return "never"
-    if total is not None and SYS_GRAD_NORM_POST_CLIP in sig.empty:
+    total = sig.scalars.get(SYS_GRAD_NORM)
+    if total is not None and registered_empty(SYS_GRAD_NORM_POST_CLIP):
         v = np.asarray(total[1])
         if len(v) >= 5 and np.all(np.isfinite(v)) and np.median(v) > 0:
             return "cleared"

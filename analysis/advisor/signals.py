@@ -26,8 +26,8 @@ class Signals:
     train_loss: tuple | None = None         # (name, steps, values)
     val_loss: tuple | None = None
     scalars: dict = field(default_factory=dict)    # name -> (steps, values) for sys/ series present
-    empty: set = field(default_factory=set)        # sys/ series the recorder registered that never got a point
-    point_counts: dict = field(default_factory=dict)   # metric -> points logged (when the run tells)
+    point_counts: dict = field(default_factory=dict)   # metric -> points logged, 0 for one registered but
+    #                                                    never logged (when the run tells)
     layer: dict = field(default_factory=dict)      # stat name -> Table (read in row chunks when used)
     params: list = field(default_factory=list)     # ParamInfo
     modules: list = field(default_factory=list)    # ModuleInfo
@@ -74,11 +74,8 @@ def extract(run, reuse=None) -> Signals:
         if roles.get(role) in series:
             setattr(sig, f"{role}_loss", (roles[role], *series[roles[role]]))
     sig.scalars = {n: series[n] for n in SYS_SERIES if n in series}
-    sig.empty = {n for n in SYS_SERIES if n in present and n not in series}
     counts = getattr(run, "point_counts", None)
     sig.point_counts = counts() if counts is not None else {}
-    if fmt.SYS_STEP_TIME in present and counts is not None and not sig.point_counts.get(fmt.SYS_STEP_TIME):
-        sig.empty.add(fmt.SYS_STEP_TIME)     # registered at watch() with an optimizer: it never stepped
     for sys_name, logged in stand_ins.items():
         if logged in series:
             sig.scalars[sys_name] = series[logged]
