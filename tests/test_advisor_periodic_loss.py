@@ -198,3 +198,17 @@ def test_a_distributed_run_is_pointed_at_set_epoch_first(seed):
     ids = [fix.id for fix in f.fixes]
     assert ids[0] == "distributed_sampler" and "set_epoch" in f.fixes[0].text
     assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_signed_loss_that_repeats_in_waves_is_a_note_without_a_swing(seed):
+    """A signed loss (an ELBO, a GAN term) has no ratio swing: a note, its text without NaN."""
+    rng = np.random.default_rng(seed)
+    period, n = 60, 600
+    raw = rng.normal(0.0, 1.0, period)
+    waves = np.convolve(np.concatenate([raw[-4:], raw, raw[:4]]), np.ones(9) / 9, mode="valid")
+    loss = np.resize(waves / waves.std(), n) - np.linspace(0, 2, n) + rng.normal(0.0, 0.1, n)
+    f = {f.symptom: f for f in diagnose_signals(Signals(train_loss=("train/loss", np.arange(n), loss)))}
+    found = f["periodic_loss"]
+    assert found.facts["period"] == period and found.severity == "info" and found.facts["swing"] is None
+    assert "nan" not in found.evidence[0].text

@@ -77,8 +77,9 @@ def lr_cycles(lr_values) -> bool:
 
 def find_period(steps, values) -> dict | None:
     """The period of a repeating loss pattern, or None. Returns {"period" (steps), "lag"
-    (points), "peak", "repeat", "smooth", "swing", "grouped", "peak_steps" (where the average cycle
-    peaks, in the last three cycles), "first_step", "last_step"}."""
+    (points), "peak", "repeat", "smooth", "swing", "grouped", "peak_steps" and "peak_values" (where
+    the average cycle peaks, in the last three cycles: steps and the loss there), "first_step",
+    "last_step"}."""
     steps = np.asarray(steps)
     values = np.asarray(values, dtype=np.float64)
     ok = np.isfinite(values)
@@ -109,11 +110,11 @@ def find_period(steps, values) -> dict | None:
     swing = float(profile.max() - profile.min())
     # where the average cycle peaks, in the last three cycles (blocks are aligned to the end)
     top = len(x) - lag + int(np.argmax(profile))
-    peaks = [int(steps[top - k * lag]) for k in (2, 1, 0) if top - k * lag >= 0]
+    at = [top - k * lag for k in (2, 1, 0) if top - k * lag >= 0]
     return {"period": lag * stride, "lag": lag, "peak": peak, "repeat": repeat, "smooth": smooth,
             "swing": swing if np.all(values > 0) else float("nan"),
             "grouped": bool(smooth >= max(SMOOTH, 2 / np.sqrt(lag)) and swing >= WIDE_SWING and np.all(values > 0)),
-            "peak_steps": peaks, "first_step": int(steps[0]), "last_step": int(steps[-1])}
+            "peak_steps": [int(steps[i]) for i in at], "peak_values": [float(values[i]) for i in at], "first_step": int(steps[0]), "last_step": int(steps[-1])}
 
 
 def _combs(ac, lags, n: int) -> np.ndarray:

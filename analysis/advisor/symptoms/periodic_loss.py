@@ -27,32 +27,26 @@ def detect(sig, ctx):
         return None
     period, grouped = found["period"], found["grouped"]
     peaks = found["peak_steps"]
-    shape = (f"it swings {np.exp(found['swing']):.1f}x within the cycle, in waves (neighbouring steps alike: "
+    swing = float(np.exp(found["swing"])) if np.isfinite(found["swing"]) else None   # None: a signed loss
+    shape = (f"it swings {swing:.1f}x within the cycle, in waves (neighbouring steps alike: "
              f"{found['smooth']:.2f}): batches grouped by class or source" if grouped else
              "the same batches in the same order, mixed (neighbouring steps unrelated)" if found["smooth"] < SMOOTH
-             else f"a swing of {np.exp(found['swing']):.1f}x within the cycle")
+             else f"a swing of {swing:.1f}x within the cycle" if swing is not None
+             else "in waves, on a signed loss")
     return Finding(
         symptom="periodic_loss", severity="warning" if grouped else "info",
         title=f"the training loss repeats the same pattern every {period} steps: the batches come in the same "
               "order every epoch" + (", grouped" if grouped else ""),
         first_step=found["first_step"], last_step=found["last_step"],
         evidence=[Evidence(
-            series=name, steps=peaks, values=_at(steps, values, peaks),      # the report circles them
+            series=name, steps=peaks, values=found["peak_values"],      # points on the curve: the report circles them
             threshold=PEAK,
             text=f"the step-to-step changes of {name} correlate {found['peak']:.2f} with those {period} steps "
                  f"later and {found['repeat']:.2f} on average with those 1-{MULTIPLES} cycles later (thresholds "
                  f"{PEAK:g} and {REPEAT:g}; shuffled batches: ~0); the average cycle peaks at the same place "
                  f"(steps {', '.join(map(str, peaks))}); {shape}")],
         facts={"period": period, "grouped": grouped, "autocorrelation": round(found["peak"], 3),
-               "at_multiples": round(found["repeat"], 3), "swing": fmt(float(np.exp(found["swing"])))
-               if np.isfinite(found["swing"]) else None})
-
-
-def _at(steps, values, wanted) -> list:
-    """The logged values at ``wanted`` steps (which are logged steps)."""
-    steps = np.asarray(steps)
-    idx = np.clip(np.searchsorted(steps, wanted), 0, len(steps) - 1)
-    return [float(np.asarray(values, dtype=np.float64)[i]) for i in idx]
+               "at_multiples": round(found["repeat"], 3), "swing": None if swing is None else fmt(swing)})
 
 
 def _same_batch_every_step(sig, found) -> bool:
