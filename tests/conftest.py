@@ -37,7 +37,34 @@ def scenario_runs(tmp_path_factory):
     from tests.scenario_runs import ScenarioRuns, source_digest
     cache = os.environ.get("TRAINSPECT_SCENARIO_CACHE")
     directory = Path(cache) / source_digest() if cache else tmp_path_factory.mktemp("scenario_runs")
-    return ScenarioRuns(directory)
+    runs = ScenarioRuns(directory)
+    yield runs
+    runs.close()
+
+
+def _uses_scenario_runs(item) -> bool:
+    return "scenario_runs" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Tests of the recorded scenario runs go last (otherwise in their order): the whole grid is
+    then recorded in the background while the other tests run (_scenario_grid_in_background)."""
+    items.sort(key=_uses_scenario_runs)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scenario_grid_in_background(request):
+    """When the session runs the scenario suite, start recording its grid (462 runs, ~4 minutes of
+    CPU) in one low-priority process at once: the tests before it rarely keep both cores busy."""
+    from importlib.util import find_spec
+    if not any(_uses_scenario_runs(i) and getattr(i, "module", None) is not None
+               and i.module.__name__.endswith("test_advisor_scenarios") for i in request.session.items):
+        return
+    if find_spec("torch") is None or find_spec("sklearn") is None:     # the scenario tests skip themselves
+        return
+    from tests.scenario_runs import grid
+    from tests.scenarios import SCENARIOS
+    request.getfixturevalue("scenario_runs").prefetch(grid(SCENARIOS))
 
 
 @pytest.fixture(params=["native", "numpy"])

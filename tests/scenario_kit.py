@@ -213,7 +213,7 @@ def mse(out, y):
 
 def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_at=None,
           corrupt_at=(), watch=True, seed=0, regression=False, loss_fn=None, clip=None,
-          zero_grad=True, label_noise=0.0, back_to_train=True, mistake=None):
+          zero_grad=True, label_noise=0.0, back_to_train=True, mistake=None, mixup=0.0):
     """Plain minibatch training loop; logs train/loss every step, val/loss every ``val_every``.
 
     ``regression``: mean squared error against the digit's value / 9 (one output unit).
@@ -222,7 +222,8 @@ def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_a
     fraction of each batch's labels by uniformly random ones (an irreducible loss floor);
     ``back_to_train=False`` forgets ``model.train()`` after the first validation; ``mistake``
     "zero_grad_after_backward" clears the gradients between ``backward()`` and ``step()``,
-    "no_backward" never calls ``backward()``, "no_step" never ``optimizer.step()``."""
+    "no_backward" never calls ``backward()``, "no_step" never ``optimizer.step()``; ``mixup``
+    (Beta(a, a)) trains on mixed pairs of inputs with the loss mixed likewise, as mixup does."""
     import torch
     torch.manual_seed(seed)
     Xtr, ytr, Xva, yva = data if data is not None else digits()
@@ -245,7 +246,13 @@ def train(rec, model, opt, *, data=None, steps=300, batch=64, val_every=20, lr_a
             yb = torch.where(flip, torch.randint(0, 10, (batch,), generator=g), yb)
         if back_to_train or step == 0:
             model.train()
-        loss = loss_fn(model(xb), yb)
+        if mixup:
+            lam = float(torch.distributions.Beta(mixup, mixup).sample())
+            pair = torch.randperm(batch, generator=g)
+            out = model(lam * xb + (1 - lam) * xb[pair])
+            loss = lam * loss_fn(out, yb) + (1 - lam) * loss_fn(out, yb[pair])
+        else:
+            loss = loss_fn(model(xb), yb)
         if zero_grad and mistake is None:
             opt.zero_grad()
         if mistake != "no_backward":

@@ -61,6 +61,16 @@ def _quiet_threads() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+def _background_worker() -> None:
+    """Initializer of the background pool: quiet threads, and a lower CPU priority than the tests
+    running beside it (nothing they measure waits on it)."""
+    _quiet_threads()
+    try:
+        os.nice(10)
+    except (AttributeError, OSError):          # not POSIX, or not allowed
+        pass
+
+
 def _record_one(record, key: RunKey, path: str) -> str | None:
     """Worker: record one run; write to a temporary name so a half-written file is never used.
 
@@ -87,12 +97,47 @@ class ScenarioRuns:
         self.record = record
         self.workers = workers or default_workers()
         self.errors: dict[RunKey, str] = {}
+        self._background = None                 # prefetch()'s pool, and its runs not yet waited for
+        self._pending: dict = {}
 
     def file(self, key: RunKey) -> Path:
         return self.directory / f"{key.id}.h5"
 
+    def prefetch(self, keys, workers: int = 1) -> None:
+        """Start recording the keys that have no file yet in ``workers`` background processes (at a
+        lower priority) and return at once: a test session calls this first and runs its other
+        tests meanwhile; ``ensure`` waits for the runs it needs that have started and records the
+        others itself."""
+        missing = sorted({k for k in keys if not self.file(k).exists() and k not in self.errors} - set(self._pending))
+        if not missing:
+            return
+        if self._background is None:
+            self._background = ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                                   initializer=_background_worker)
+        for k in missing:
+            self._pending[k] = self._background.submit(_record_one, self.record, k, str(self.file(k)))
+
+    def close(self) -> None:
+        """Stop the background recording (a run in progress finishes; the queued ones are dropped)."""
+        if self._background is not None:
+            self._background.shutdown(wait=True, cancel_futures=True)
+            self._background, self._pending = None, {}
+
+    def _collect(self, key: RunKey, future) -> None:
+        try:
+            error = future.result()
+        except BaseException:                   # the worker process died
+            error = traceback.format_exc()
+        if error:
+            self.errors[key] = error
+
     def ensure(self, keys) -> None:
         """Record every key that has no file yet (and has not failed), in parallel."""
+        keys = set(keys)
+        for key in sorted(keys & set(self._pending)):
+            future = self._pending.pop(key)
+            if not future.cancel():             # started in the background: wait for it
+                self._collect(key, future)
         missing = sorted({k for k in keys if not self.file(k).exists() and k not in self.errors})
         if not missing:
             return
@@ -101,12 +146,7 @@ class ScenarioRuns:
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_quiet_threads) as pool:
             futures = {k: pool.submit(_record_one, self.record, k, str(self.file(k))) for k in missing}
             for key, future in futures.items():
-                try:
-                    error = future.result()
-                except BaseException:                   # the worker process died
-                    error = traceback.format_exc()
-                if error:
-                    self.errors[key] = error
+                self._collect(key, future)
 
     def path(self, name: str, seed: int = 0, threads: int = 1) -> str:
         key = RunKey(name, seed, threads)

@@ -775,6 +775,15 @@ def healthy_fixed_order_epochs(rec, seed):
     train_epochs(rec, model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), order="fixed", seed=seed)
 
 
+def healthy_mixup(rec, seed):
+    import torch
+    torch.manual_seed(80 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # mixup (timm's recipe, alpha 0.4): each batch's loss follows its mixing weight, so the training
+    # curve swings and stays high while the validation loss on clean digits falls steadily
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=600, mixup=0.4, seed=seed)
+
+
 class _Cast:
     """A parameter-free module that casts its input (a bfloat16 model fed float32 digits)."""
 
@@ -965,6 +974,8 @@ SCENARIOS = {s.name: s for s in [
              ("unshuffled_data",), "2-conv CNN, SGD 0.01 momentum 0.9, digits class by class every epoch"),
     Scenario("healthy_shuffled_epochs", healthy_shuffled_epochs, None,
              about="MLP, Adam 1e-3, epochs over the digits in a new order each (shuffle=True)"),
+    Scenario("healthy_mixup", healthy_mixup, None,
+             about="mixup (alpha 0.4) on digits: a flat, swinging training loss, a validation loss that keeps falling"),
     Scenario("healthy_fixed_order_epochs", healthy_fixed_order_epochs, None,
              about="MLP, SGD momentum, one random order reused every epoch: repeats, classes mixed (a note at most)"),
     Scenario("transformer_adam_lr_tenth", transformer_adam_lr_tenth, "weight_growth", ("lr_too_high",),

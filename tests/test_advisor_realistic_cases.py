@@ -149,3 +149,20 @@ def test_init_advice_for_a_recurrent_net_does_not_speak_of_relu():
                        SimpleNamespace(type="Linear", name="head")]
     text = _init_fixes(CAUSE_CATALOGUE["bad_init"].fixes, None, ctx)[0].text
     assert "ReLU" not in text and "Xavier" in text and "orthogonal recurrent weights" in text
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_training_continued_from_a_trained_model_is_not_read_as_one_that_never_generalised(tmp_path, seed):
+    """A model trained to ~0 loss, then trained on in a new run (a new file, a fine-tune at the same
+    LR): its first training loss is ~0.002 and its validation loss ~0.04. 'val/loss never improved:
+    it stayed at the untrained level' was said of that (the first training loss taken for an
+    untrained model's); a validation loss that rose from its best is overfitting, told as such."""
+    torch.manual_seed(seed)
+    x, y = _data(seed, n=1024)
+    x, y, xv, yv = x[:768], y[:768], x[768:], y[768:]
+    model = torch.nn.Sequential(torch.nn.Linear(20, 128), torch.nn.ReLU(), torch.nn.Linear(128, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    _fit(tmp_path / "pretrain.h5", model, opt, x, y, 1500, val=(xv, yv))
+    findings = _fit(tmp_path / "continued.h5", model, opt, x, y, 400, val=(xv, yv))
+    assert not any(f.facts.get("never_generalised") for f in findings), [f.title for f in findings]
+    assert not any("untrained" in f.title for f in findings), [f.title for f in findings]

@@ -375,6 +375,15 @@ CAUSE_CATALOGUE = {
          Fix("check_sort_order", "check whether the data set is stored sorted (print the labels of the first "
                                  "batches: one class per batch means it is)")),
         "re-run with shuffle=True: the {what} should disappear, and the validation loss should not be worse"),
+    "mixed_batch_loss": CauseSpec(
+        "the training loss is measured on mixed or heavily augmented batches (mixup, CutMix, strong "
+        "augmentation): each batch's loss follows how it was mixed, not what the model has learned, while the "
+        "validation loss on clean data shows the progress",
+        (Fix("judge_on_validation", "nothing to fix if the training batches are mixed or heavily augmented: judge "
+                                    "progress on the validation loss; otherwise log the training loss on clean "
+                                    "batches too: if that curve shows the same, look into the other causes"),),
+        "log the loss on a fixed clean training batch every few hundred steps: it should fall like the validation "
+        "loss while the {what} of the mixed batches' loss stays"),
     "low_precision_weights": CauseSpec(
         "the weights are stored in bfloat16/float16 with no float32 master copy: a step below half an element's "
         "precision leaves it unchanged",

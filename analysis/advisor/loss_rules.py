@@ -379,7 +379,8 @@ def detect_overfitting(train_steps, train_values, val_steps, val_values, *, trai
 
 
 def detect_no_generalisation(train_steps, train_values, val_steps, val_values, *, train_series="train/loss",
-                             val_series="val/loss", train_fall=0.05, untrained=0.95, min_points=5) -> Finding | None:
+                             val_series="val/loss", train_fall=0.05, untrained=0.95, near=2.0,
+                             min_points=5) -> Finding | None:
     """The validation loss never got below the untrained level while the training loss fell:
     labels shuffled apart from their inputs (the model memorises pairs that mean nothing), or a
     validation set unlike the training data. Val loss 2.297 -> 2.348 around ln(10) = 2.303 for 15
@@ -387,8 +388,10 @@ def detect_no_generalisation(train_steps, train_values, val_steps, val_values, *
     overfitting's 10 %, the training loss's fall above no_progress's 5 %.
 
     Fires when every validation point stays above ``untrained`` x the training loss's first
-    level (an untrained model's loss), the last one above the first, and the training loss's
-    final level is at least ``train_fall`` below its first."""
+    level (an untrained model's loss) and its best below ``near`` x that level, the last one
+    above the first, and the training loss's final level is at least ``train_fall`` below its
+    first. (A run that starts from a trained checkpoint has a first training loss of ~0.002 and
+    a validation loss of ~0.04: far above, never near, that level, and not an untrained one.)"""
     if train_values is None:
         return None
     vs, vv = finite_prefix(*as_series(val_steps, val_values))
@@ -398,7 +401,7 @@ def detect_no_generalisation(train_steps, train_values, val_steps, val_values, *
     t0, t_end = head_level(tv), tail_level(tv)
     if not (t0 > 0 and t_end <= (1 - train_fall) * t0):
         return None
-    if float(np.min(vv)) < untrained * t0 or not vv[-1] > vv[0]:
+    if not untrained * t0 <= float(np.min(vv)) <= near * t0 or not vv[-1] > vv[0]:
         return None
     return Finding(
         symptom="overfitting", severity="warning",

@@ -5,6 +5,7 @@ from .. import loss_rules
 from ..causes import lr_exploded, lr_from_update_ratio, training_stalled
 from ..dropout import strong_dropouts
 from ..spec import SymptomSpec
+from ..val_witness import mixed_batches, settle_on_validation
 
 
 def detect(sig, ctx):
@@ -25,6 +26,7 @@ def adjust(s, f, ctx):
     if not ({"dead_units", "saturated_activations", "vanishing_gradients"} & ctx.symptoms):
         s.why.setdefault("insufficient_capacity", "no sign of dead/saturated units or vanishing gradients: the "
                                                   "model may be too small for the task")
+    mixed_batches(s, f, ctx)
 
 
 # Findings that show a training problem behind a plateau; without one (and without an LR cut or an
@@ -35,7 +37,9 @@ CORROBORATING = {"dead_units", "saturated_activations", "vanishing_gradients", "
 
 
 def settle(f, ctx):
-    """A plateau nothing explains is a note (info), not a warning."""
+    """A plateau nothing explains, or one over which the validation loss kept falling, is a note (info)."""
+    if settle_on_validation(f, ctx):
+        return True
     loud = {s for s, g in ctx.found.items() if g.severity != "info"} & CORROBORATING
     # an LR cut explains a plateau only if it came before the loss stopped improving (with a little slack)
     cut = ctx.lr_drop is not None and ctx.lr_drop >= 10 and ctx.lr_drop_step is not None \
@@ -56,7 +60,7 @@ SPEC = SymptomSpec(
     fires_when="after the first 30 % of the run < 10 % of the total progress, ending above 30 % of the initial level; "
                "info only, unless an LR cut (>= 10x), an update/weight ratio far from 1e-3, an Adam eps >= 10x the "
                "gradients' RMS, a Dropout at p >= 0.8 or another finding shows a training problem (a high "
-               "irreducible floor is not one)",
+               "irreducible floor is not one), and info whenever the validation loss fell >= 30 % over the plateau's steps",
     detect=detect,
     priors={"insufficient_capacity": 0.35, "lr_too_low": 0.3, "activation_choice": 0.2, "bad_init": 0.15,
             "lr_too_high": 0.1},
