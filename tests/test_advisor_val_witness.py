@@ -86,3 +86,14 @@ def test_kept_falling_needs_enough_points_a_real_fall_and_a_positive_loss():
     broken = 0.1 + np.exp(-s / 100)
     broken[5:] = np.nan
     assert kept_falling(Signals(val_loss=("val/loss", s, broken)), 100) is None
+
+
+def test_the_validation_evidence_names_points_on_the_curve():
+    """The app and the report mark an evidence's (step, value) pairs on the plotted curve: levels
+    (medians of 3) would be dropped there for not lying on it."""
+    sig = signals("falling", 0)
+    f = finding(sig, "loss_oscillation")
+    ev = next(e for e in f.evidence if e.series == "val/loss")
+    _, vs, vv = sig.val_loss
+    for step, value in zip(ev.steps, ev.values):
+        assert value == vv[list(vs).index(step)]

@@ -39,8 +39,10 @@ def kept_falling(sig, since_step: int | None) -> dict | None:
     if start <= 0 or end > (1 - MIN_FALL) * start or start - end < KEPT * (start - best):
         return None
     return {"series": name, "from": start, "to": end, "from_step": int(steps[first]), "to_step": int(steps[-1]),
-            "text": f"{name} kept falling meanwhile, from {fmt(start)} at step {int(steps[first])} to {fmt(end)} "
-                    f"at step {int(steps[-1])}"}
+            "points": [float(values[first]), float(values[-1])],     # on the curve, for the plots' markers
+            "text": f"{name} kept falling meanwhile, from {fmt(values[first])} at step {int(steps[first])} to "
+                    f"{fmt(values[-1])} at step {int(steps[-1])} (levels, medians of 3 evaluations: {fmt(start)} -> "
+                    f"{fmt(end)})"}
 
 
 def settle_on_validation(f, ctx) -> bool:
@@ -52,11 +54,11 @@ def settle_on_validation(f, ctx) -> bool:
     f.severity = Severity.INFO
     f.facts["val_kept_falling"] = {k: v for k, v in fell.items() if k != "text"}
     f.evidence.append(Evidence(series=fell["series"], text=fell["text"], steps=[fell["from_step"], fell["to_step"]],
-                               values=[fell["from"], fell["to"]]))
-    f.title += (f" (but {fell['series']} kept falling, {fmt(fell['from'])} -> {fmt(fell['to'])}: a training loss "
+                               values=fell["points"]))
+    a, b = fell["points"]
+    f.title += (f" (but {fell['series']} kept falling, {fmt(a)} -> {fmt(b)}: a training loss "
                 f"on mixed or augmented batches moves like this; judge progress on {fell['series']})")
     return True
-
 
 
 def mixed_batches(s, f, ctx) -> None:
@@ -67,5 +69,6 @@ def mixed_batches(s, f, ctx) -> None:
         return
     for cause in list(s.score):
         s.damp(cause, 0.3)
-    s.boost("mixed_batch_loss", 0.8, f"{fell['series']} fell from {fmt(fell['from'])} to {fmt(fell['to'])} over the "
-                                     f"same steps: the model kept learning")
+    a, b = fell["points"]
+    s.boost("mixed_batch_loss", 0.8, f"{fell['series']} fell from {fmt(a)} at step {fell['from_step']} to {fmt(b)} at "
+                                     f"step {fell['to_step']}: the model kept learning there")
