@@ -20,6 +20,7 @@ from .qt_messages import quiet_qt_noise
 from .export_actions import install_export_actions
 from .settings import add_recent, clear_recent, make_settings, recent_files
 from .widgets.advisor_panel import AdvisorPanel
+from .widgets.compare_runs import CompareRunsPanel
 from .widgets.details import DetailsPanel
 from .widgets.distributions import DistributionsPanel
 from .widgets.heatmap import HeatmapPanel
@@ -83,8 +84,9 @@ class MainWindow(QMainWindow):
         self.heatmap = HeatmapPanel(self.runs, self.view)
         self.distributions = DistributionsPanel(self.runs, self.view)
         self.details = DetailsPanel(self.runs)
-        self.lr_sweep = LRSweepPanel(self.runs)
         self.advisor = AdvisorPanel(self.runs, self.view)
+        self.compare = CompareRunsPanel(self.runs, self.advisor)   # every open run as a row: which setting trained best
+        self.lr_sweep = LRSweepPanel(self.runs)
         self.run_list = RunListWidget(self.runs)
         self.metrics = MetricBrowser(self.runs, self.view)
         self.banner = ErrorBanner()
@@ -93,6 +95,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.heatmap, "Layers")
         self.tabs.addTab(self.distributions, "Distributions")
         self.tabs.addTab(self.details, "Run details")
+        self.tabs.addTab(self.compare, "Compare")
         self.ranks = RanksPanel(self.runs, self.view)   # a distributed run's ranks side by side
         self.tabs.addTab(self.ranks, "Ranks")
         self.tabs.addTab(self.lr_sweep, "LR range test")
@@ -194,7 +197,7 @@ class MainWindow(QMainWindow):
         self._action(v, "Less smoothing", lambda: self.view.set_smoothing(max(0.0, round(self.view.smoothing - 0.1, 2))), "[")
         self._action(v, "&Filter metrics", self._focus_filter, QKeySequence.Find)
         v.addSeparator()
-        for i, name in enumerate(("Layers", "Distributions", "Run details")):
+        for i, name in enumerate(("Layers", "Distributions", "Run details", "Compare")):
             self._action(v, f"Show {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
         self.follow_action = self._action(v, "&Follow live data", self.live.set_follow, "F", checkable=True)
         self.follow_action.setChecked(self.live.follow)

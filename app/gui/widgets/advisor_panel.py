@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import time
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
@@ -47,6 +47,8 @@ def gaps_html(lines) -> str:
 
 
 class AdvisorPanel(QWidget):
+    diagnosed = Signal(str)     # a run's key: its findings (``result``) are new
+
     def __init__(self, runs, view, parent=None):
         super().__init__(parent)
         self.runs = runs
@@ -181,6 +183,7 @@ class AdvisorPanel(QWidget):
         if entry is None:
             return                       # closed while it was being diagnosed
         self._cache[key] = (findings, message)
+        self.diagnosed.emit(key)
         if self._rediagnose_started is not None:   # slow diagnoses on big runs: re-run less often
             took_ms = (time.monotonic() - self._rediagnose_started) * 1e3
             self._rediagnose.set_interval(max(REDIAGNOSE_MS, int(REDIAGNOSE_DUTY * took_ms)))
@@ -189,6 +192,21 @@ class AdvisorPanel(QWidget):
             keep = self._selected_key()
             self.load(entry)
             self._reselect(keep)   # a live re-diagnosis must not drop what the user is reading
+
+    def result(self, key: str):
+        """(findings or None when the advisor could not run, message) of the run ``key``, or None
+        before its first diagnosis."""
+        return self._cache.get(key)
+
+    def request(self, entry) -> None:
+        """Diagnose ``entry`` (not the current run: the Compare tab's rows) unless its result is
+        known or on its way; ``diagnosed`` says when it is."""
+        if entry.key not in self._cache and not self.jobs.busy(entry.key) and entry.key not in self._pending:
+            self._start(entry)
+
+    def busy(self) -> bool:
+        """A diagnosis is running (tests, screenshots)."""
+        return self.jobs.busy() or bool(self._pending)
 
     def _selected_key(self):
         item = self.tree.currentItem()

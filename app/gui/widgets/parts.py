@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy
 
 from ..plain_text import rich, shown, tip
 
+BADGE_MIN_PX = 60   # a run badge squeezed this far still shows its colour and the name's start
 NAME_CHARS = 80   # names (runs, metrics, layers) longer than this are cut with "…" in labels
 BADGE_CHARS = 32  # a run's name in a panel's header
 
@@ -56,6 +57,9 @@ def run_badge() -> QLabel:
     compare, the Layers and Distributions tabs did not say whose layers they were."""
     label = QLabel("")
     label.setTextFormat(Qt.RichText)    # our colour square; the name in it is escaped
+    # it takes the width its name asks for when there is room, but never sets the window's
+    # minimum width (a long run name made an 800 px window impossible with a run open)
+    label.setMinimumWidth(BADGE_MIN_PX)
     return label
 
 
