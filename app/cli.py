@@ -23,6 +23,7 @@ COMMANDS = {
     "report": "write an HTML or PDF report of one or more runs",
     "export": "export a run's scalars to CSV files",
     "info": "print a summary of a run file (or of each run in a directory)",
+    "compare": "print runs side by side, one row each: the config keys that differ, losses, metrics (--csv, --sort)",
     "import": "convert a TensorBoard log directory or a CSV log into a run file",
     "tail": "follow a live run in the terminal",
     "fetch": "copy a remote run (ssh://host/path.h5) into a local mirror, resuming where it stopped",

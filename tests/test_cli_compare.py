@@ -1,0 +1,81 @@
+"""`trainspect compare`: a sweep's runs as one table in the terminal (the app's Compare tab
+without Qt): the config keys that differ, the losses, the other metrics; sorted, as CSV, with
+the advisor's verdict on request; a run that cannot be read is named and the others printed."""
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from trainspect.analysis import open_run
+from trainspect.app.cli import main
+from trainspect.app.report.content import run_summary
+from trainspect.recorder import Recorder
+
+FLOORS = {1e-2: 0.5, 1e-4: 1.5, 1e-3: 0.1}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    for k, (lr, floor) in enumerate(FLOORS.items()):
+        rng = np.random.default_rng(k)
+        with Recorder(tmp_path / f"lr{lr:g}.h5", name=f"lr{lr:g}", config={"lr": lr, "batch": 64}) as rec:
+            for step in range(200):
+                loss = floor + 2.0 * np.exp(-step / 40) + 0.05 * rng.random()
+                rec.log({"train/loss": loss}, step=step)
+                if step % 20 == 0:
+                    rec.log({"val/loss": loss + 0.2, "val/acc": 1.0 / (1.0 + loss)}, step=step)
+    return tmp_path
+
+
+def _run(capsys, *args):
+    code = main(["compare", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_one_row_per_run_with_the_differing_config_and_the_losses(sweep, capsys):
+    code, out, err = _run(capsys, sweep)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split() == ["run", "state", "steps", "lr", "train", "loss", "end", "val", "loss", "best", "val",
+                                "loss", "last", "val/acc", "last"]
+    assert len([ln for ln in lines if ln.startswith("lr")]) == 3
+    assert "batch" not in lines[0] and "1 config key(s) not shown" in out
+
+
+def test_sorted_by_a_column_prefix_and_written_as_csv_with_full_precision(sweep, capsys):
+    code, out, _ = _run(capsys, sweep, "--sort", "val loss b", "--csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["run"] for r in rows] == ["lr0.001", "lr0.01", "lr0.0001"]
+    for r in rows:
+        with open_run(sweep / f"{r['run']}.h5") as run:
+            _, metrics = run_summary(run)
+        assert float(r["val loss best"]) == metrics["val_best"]       # repr round-trips exactly
+    code, out, _ = _run(capsys, sweep, "--sort", "lr", "--desc", "--csv")
+    assert [r["lr"] for r in csv.DictReader(io.StringIO(out))] == ["0.01", "0.001", "1e-4"]   # as numbers
+
+
+def test_the_advisor_column_and_a_run_that_cannot_be_read(sweep, capsys):
+    with Recorder(sweep / "lr1.h5", name="lr1", config={"lr": 1.0, "batch": 64}) as rec:
+        for step in range(200):
+            rec.log({"train/loss": 2.0 * np.exp(-step / 20) + 0.3 if step < 60 else 0.3 * 1.04 ** (step - 60)},
+                    step=step)
+    (sweep / "broken.h5").write_bytes(b"not an hdf5 file at all" * 10)
+    code, out, err = _run(capsys, sweep, "--diagnose", "--sort", "advisor", "--csv")
+    assert code == 2 and "broken.h5" in err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 4
+    lr1 = next(r for r in rows if r["run"] == "lr1")
+    assert "divergence" in lr1["advisor"]
+
+
+def test_an_unknown_sort_column_lists_the_columns(sweep, capsys):
+    code, _, err = _run(capsys, sweep, "--sort", "nope")
+    assert code == 2 and "val loss best" in err and "lr" in err
+
+
+def test_no_runs_is_an_error(tmp_path, capsys):
+    code, _, err = _run(capsys, tmp_path)
+    assert code == 2 and "no run files" in err
