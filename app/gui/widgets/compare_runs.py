@@ -27,6 +27,7 @@ from .parts import shrinkable
 from .throttle import Throttle
 
 RUN_COLUMNS = ("run", "state", "steps")
+FILL_MS = 100                    # rows and diagnoses arriving together rebuild the table once
 ADVISOR_COLUMN = "advisor"       # last: the widest text
 ADVISOR_MAX_PX = 320             # wider advice is cut (the whole of it, one title a line, in its tooltip)
 COLUMN_MAX_PX = 260              # a long run name or config value is cut (its tooltip has it whole)
@@ -95,6 +96,7 @@ class CompareRunsPanel(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.table, 1)
         self.live_reload = Throttle(self._read_stale, LIVE_RELOAD_MS, self)
+        self.refill = Throttle(self._fill, FILL_MS, self)
         runs.runAdded.connect(self._changed)
         runs.runRestarted.connect(lambda e, _msg: self._changed(e))
         runs.runUpdated.connect(lambda e, n: n and self._changed(e, later=True))
@@ -144,7 +146,7 @@ class CompareRunsPanel(QWidget):
 
     def _diagnosed(self, key: str) -> None:
         if key in self.rows:
-            self._fill()
+            self.refill.trigger()
         self._ask_advisor()
 
     def _read(self, entry) -> None:
@@ -158,14 +160,14 @@ class CompareRunsPanel(QWidget):
         if entry not in self.runs.runs():
             return                       # closed while its row was read
         self.rows[entry.key] = row
-        self._fill()
+        self.refill.trigger()
 
     def _failed(self, entry, exc) -> None:
         self.runs.report_read_error(entry, f"{entry.path}: cannot read its summary for the Compare tab ({exc})")
 
     def reading(self) -> bool:
-        """A row read has not come back yet (tests, screenshots)."""
-        return self.reads is not None and self.reads.pending()
+        """A row read has not come back, or not been shown, yet (tests, screenshots)."""
+        return (self.reads is not None and self.reads.pending()) or self.refill.pending()
 
     # ------------------------------------------------------------ showing
     def shown_rows(self) -> list:

@@ -21,6 +21,10 @@ class Throttle(QObject):
     def set_interval(self, interval_ms: int) -> None:
         self._timer.setInterval(int(interval_ms))
 
+    def pending(self) -> bool:
+        """A call is due."""
+        return self._timer.isActive()
+
     def flush(self) -> None:
         """Run a pending call now (tests)."""
         if self._timer.isActive():
