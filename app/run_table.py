@@ -17,6 +17,9 @@ from .vocab import Severity, is_sys
 
 MAX_OTHER_METRICS = 24     # logged metrics beyond the losses that get a column (first logged first)
 MAX_CONFIG_COLUMNS = 40    # config keys that get a column (a config of 500 keys is not a table)
+# Where an imported run came from differs in every run and says nothing of its settings: shown
+# with every config key only (the run's tooltip and details name its file).
+PROVENANCE_KEYS = frozenset({"imported_from"})
 # (column title, run_summary metrics keys: the first present is shown). The training loss's end
 # level (median of its last points: one noisy batch is not the result); the validation loss's
 # best (what early stopping keeps) and its last value.
@@ -75,7 +78,7 @@ def columns(rows: list, every_config_key: bool = False) -> Columns:
     if every_config_key or len(rows) < 2:
         shown = keys
     else:
-        shown = [k for k in keys if len({r.config.get(k) for r in rows}) > 1]
+        shown = [k for k in keys if k not in PROVENANCE_KEYS and len({r.config.get(k) for r in rows}) > 1]
     shown = shown[:MAX_CONFIG_COLUMNS]
     titles = list(dict.fromkeys(t for r in rows for t in r.values))
     loss_order = [t for t, _ in LOSS_COLUMNS if t in titles]

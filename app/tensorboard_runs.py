@@ -4,8 +4,9 @@ An event file, or a directory holding event files, is converted once by the impo
 (``trainspect import``) into a run file in a cache directory (``$TRAINSPECT_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/trainspect/tensorboard``, else ``~/.cache/...``), never next to the logs:
 a log directory may be read-only or shared, and TensorBoard's own view of it stays untouched.
-The cache key is the source's absolute path plus each event file's size and mtime, so logs
-that grew (a live run) are converted again and an unchanged one opens at once.
+The cache key is the source's absolute path plus each event file's size and mtime (and the
+converter's version), so logs that grew (a live run) are converted again and an unchanged one
+opens at once.
 
 As in TensorBoard, each directory that holds event files is one run (its sub-folders are runs
 of their own, e.g. those ``add_scalars`` makes): ``lightning_logs/`` gives ``version_0``, ...
@@ -21,6 +22,9 @@ from trainspect.recorder.format import RunFileError
 from trainspect.recorder.importers.tfevents import EventFileError, event_files
 
 CACHE_ENV = "TRAINSPECT_CACHE_DIR"
+# Part of the cache key: a conversion made by an older importer is made again (2: the logged
+# hyperparameters became the run's config).
+CONVERTER_VERSION = 2
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -52,7 +56,7 @@ def _cache_path(src: Path, files: list[Path]) -> tuple[Path, str]:
     source = src.resolve()
     name = _UNSAFE.sub("_", (source.name if source.is_dir() else source.parent.name) or "tensorboard")
     src_id = hashlib.sha1(str(source).encode()).hexdigest()[:10]
-    stats = "\n".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    stats = f"converter {CONVERTER_VERSION}\n" + "\n".join(f"{f}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
     version = hashlib.sha1(stats.encode()).hexdigest()[:10]
     prefix = f"{name}-{src_id}-"
     return cache_dir() / f"{prefix}{version}.h5", prefix

@@ -79,3 +79,24 @@ def test_an_unknown_sort_column_lists_the_columns(sweep, capsys):
 def test_no_runs_is_an_error(tmp_path, capsys):
     code, _, err = _run(capsys, tmp_path)
     assert code == 2 and "no run files" in err
+
+
+def test_a_tensorboard_sweep_shows_its_hyperparameters_not_where_it_came_from(tmp_path, capsys, monkeypatch):
+    """TensorBoard logs with add_hparams: the lr that differs is a column; the source folder, which
+    differs in every run, is not (it is shown with --all-config)."""
+    pytest.importorskip("tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+    monkeypatch.setenv("TRAINSPECT_CACHE_DIR", str(tmp_path / "cache"))
+    for lr in (0.1, 0.01):
+        w = SummaryWriter(str(tmp_path / "runs" / f"lr{lr}"))
+        for step in range(30):
+            w.add_scalar("Loss/train", lr + 1.0 / (step + 1), step)
+        w.add_hparams({"lr": lr, "batch": 32}, {"hparam/acc": 0.5}, run_name=".")
+        w.close()
+    code, out, err = _run(capsys, tmp_path / "runs", "--csv", "--sort", "lr")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["lr"] for r in rows] == ["0.01", "0.1"]
+    assert "imported_from" not in rows[0] and "batch" not in rows[0]
+    code, out, _ = _run(capsys, tmp_path / "runs", "--csv", "--all-config")
+    assert {"imported_from", "batch"} <= set(next(csv.DictReader(io.StringIO(out))))

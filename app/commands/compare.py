@@ -117,5 +117,5 @@ def run(args) -> int:
         sys.stdout.write("\n".join(table_lines(rows, cols, args.diagnose)) + "\n")
         if cols.hidden_config:
             print(f"({cols.hidden_config} config key(s) not shown: "
-                  + ("the same in every run; --all-config shows them)" if not args.all_config else "past the column limit)"))
+                  + ("--all-config shows them)" if not args.all_config else "past the column limit)"))
     return code

@@ -42,13 +42,15 @@ def _series_name(tag: str, folder: str) -> str:
     return f"{folder}/{tag}"
 
 
-def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, int, int]:
+def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict | None = None) -> tuple[dict, int, int]:
     """``({metric: (steps, values)}, records, bad_steps)`` of every event file under ``src`` (in
     ``src`` itself only, with ``recursive=False``: TensorBoard shows sub-folders as runs of their
     own). ``bad_steps`` values were left out: a step below 0 or from 2**53 on.
 
     Several files (a resumed run, one file per process) are merged per tag in step order;
-    a repeated step keeps the value written last, as TensorBoard shows it.
+    a repeated step keeps the value written last, as TensorBoard shows it. ``hparams``: a dict
+    that receives the hyperparameters the logs hold (``add_hparams``, Lightning's
+    ``log_hyperparams``; a later file's value wins).
     """
     files = event_files(src, recursive)
     # Tags are named after their folder below the one all the event files share (a log kept
@@ -62,6 +64,8 @@ def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, 
         # progress(done, total) in bytes of event files, also inside a big file (per record length)
         inner = None if progress is None else (lambda i, n, base=done, size=size: progress(base + size * i // n, total))
         data = read_event_file(f, progress=inner)
+        if hparams is not None:
+            hparams.update(data.hparams)
         done += size
         records += data.records
         folder = f.parent.relative_to(root).as_posix() if f.parent != root else ""
@@ -90,11 +94,14 @@ def read_tensorboard(src, progress=None, recursive: bool = True) -> tuple[dict, 
 def convert(src, dst, progress=None, recursive: bool = True) -> ImportSummary:
     from ..recorder import Recorder
 
-    series, records, bad_steps = read_tensorboard(src, progress=progress, recursive=recursive)
+    hparams: dict = {}
+    series, records, bad_steps = read_tensorboard(src, progress=progress, recursive=recursive, hparams=hparams)
     if not any(len(s) for s, _ in series.values()):
         raise ValueError(f"{src}: no scalars or histograms in its event files")
     summary = ImportSummary(source=str(src), layout="TensorBoard", bad_steps=bad_steps)
-    config = {"imported_from": str(Path(src).resolve()), "import_format": "tensorboard"}
+    # the logged hyperparameters are the run's config (the Compare tab's columns, as TensorBoard's
+    # HParams table); where the source is kept is not one of them
+    config = {**hparams, "imported_from": str(Path(src).resolve()), "import_format": "tensorboard"}
     name = Path(src).name if Path(src).is_dir() else Path(src).parent.name
     with Recorder(dst, name=name, config=config) as rec:
         for tag, (steps, values) in series.items():

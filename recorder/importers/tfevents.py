@@ -83,6 +83,8 @@ class EventData:
     histograms: dict = field(default_factory=dict)   # tag -> [Histogram]
     records: int = 0
     corrupt_tail: bool = False                       # a truncated last record (a run still writing or killed)
+    hparams: dict = field(default_factory=dict)      # the hparams plugin's session hyperparameters (add_hparams,
+    #                                                  Lightning's log_hyperparams): name -> float | str | bool
 
 
 # --- minimal protobuf decoding -------------------------------------------------------------------
@@ -163,8 +165,55 @@ def _tensor_scalar(buf, a, b):
     return None
 
 
+def _proto_value(buf, a, b):
+    """A google.protobuf.Value as a number, a string or a bool (None for null, structs and lists)."""
+    for num, wt, v, _ in _fields(buf, a, b):
+        if num == 2 and wt == 1:
+            return struct.unpack("<d", v)[0]
+        if num == 3 and wt == 2:
+            return bytes(buf[v[0]:v[1]]).decode("utf-8", "replace")
+        if num == 4 and wt == 0:
+            return bool(v)
+    return None
+
+
+def _hparams(buf, a, b) -> dict | None:
+    """The hyperparameters of a SummaryMetadata whose plugin is "hparams" and whose content is a
+    SessionStartInfo (HParamsPluginData field 3, its map<string, Value> hparams field 1); None
+    for any other summary metadata (tensorboard/plugins/hparams/plugin_data.proto)."""
+    for num, wt, v, _ in _fields(buf, a, b):
+        if num != 1 or wt != 2:                                   # plugin_data
+            continue
+        name, content = None, None
+        for pn, pwt, pv, _ in _fields(buf, v[0], v[1]):
+            if pn == 1 and pwt == 2:
+                name = bytes(buf[pv[0]:pv[1]])
+            elif pn == 2 and pwt == 2:
+                content = pv
+        if name != b"hparams" or content is None:
+            return None
+        for dn, dwt, dv, _ in _fields(buf, *content):
+            if dn != 3 or dwt != 2:                               # session_start_info
+                continue
+            out = {}
+            for sn, swt, sv, _ in _fields(buf, dv[0], dv[1]):
+                if sn != 1 or swt != 2:                           # hparams map entries
+                    continue
+                key, value = None, None
+                for en, ewt, ev, _ in _fields(buf, sv[0], sv[1]):
+                    if en == 1 and ewt == 2:
+                        key = bytes(buf[ev[0]:ev[1]]).decode("utf-8", "replace")
+                    elif en == 2 and ewt == 2:
+                        value = _proto_value(buf, ev[0], ev[1])
+                if key is not None and value is not None:
+                    out[key] = value
+            return out
+    return None
+
+
 def parse_event(buf, start=0, end=None):
-    """Decode one Event: (wall_time, step, [(tag, 'scalar', value) | (tag, 'histogram', Histogram)])."""
+    """Decode one Event: (wall_time, step, [(tag, 'scalar', value) | (tag, 'histogram', Histogram)
+    | (tag, 'hparams', {name: value})])."""
     wall, step, out, summaries = 0.0, 0, [], []
     for num, wt, v, _ in _fields(buf, start, end):
         if num == 1 and wt == 1:
@@ -187,8 +236,12 @@ def parse_event(buf, start=0, end=None):
                     value = ("histogram", _histogram(buf, vv[0], vv[1], step, wall))
                 elif vn == 8 and vwt == 2:
                     t = _tensor_scalar(buf, vv[0], vv[1])
-                    if t is not None:
+                    if t is not None and (value is None or value[0] != "hparams"):
                         value = ("scalar", t)
+                elif vn == 9 and vwt == 2:                    # metadata: the hparams plugin's session info
+                    hp = _hparams(buf, vv[0], vv[1])
+                    if hp:
+                        value = ("hparams", hp)
             if tag is not None and value is not None:
                 out.append((tag, value[0], value[1]))
     return wall, step, out
@@ -486,6 +539,8 @@ def read_event_file(path, progress=None) -> EventData:
         for tag, kind, value in items:
             if kind == "scalar":
                 extra.setdefault(tag, []).append((start, step, value, wall))
+            elif kind == "hparams":
+                out.hparams.update(value)
             else:
                 out.histograms.setdefault(tag, []).append(value)
     for tag, rows in extra.items():

@@ -72,7 +72,7 @@ class CompareRunsPanel(QWidget):
         self.message = plain(shrinkable(QLabel()))    # a long message wraps, never widens the window
         self.message.setWordWrap(True)
         self.every_key = QCheckBox("every config key")
-        self.every_key.setToolTip("show config keys that are the same in every run too")
+        self.every_key.setToolTip("show config keys that are the same in every run too (and an imported run's source)")
         self.every_key.toggled.connect(self._fill)
         self.copy = QPushButton("Copy as CSV")
         self.copy.setToolTip("the table, as sorted, with full-precision numbers")
@@ -182,8 +182,8 @@ class CompareRunsPanel(QWidget):
         text = f"{n} run{'s' if n != 1 else ''}" + (f", reading {n - read}…" if read < n else "")
         hidden = getattr(self, "_hidden_config", 0)
         if hidden:
-            same = "" if self.every_key.isChecked() else " (the same in every run)"
-            text += f" · {hidden} config key{'s' if hidden != 1 else ''}{same} not shown"
+            why = "past the column limit" if self.every_key.isChecked() else "tick 'every config key'"
+            text += f" · {hidden} config key{'s' if hidden != 1 else ''} not shown ({why})"
         self.message.setText(text + " · click a header to sort, a row to make it current")
 
     def _fill(self) -> None:
