@@ -76,7 +76,8 @@ def report_blocks(report: Report) -> list:
             f"<tr><td>{e(label)}</td>" + "".join(
                 f'<td{" bgcolor=#fff3cd" if differs else ""}>{e(x)}</td>' for x in cells) + "</tr>"
             for label, cells, differs in c.rows)
-        blocks.append(Text(f"<h2>Comparison</h2><p><font color='#666'>highlighted: rows where the runs differ</font></p>"
+        note = "one row per run; the columns are what differs" if c.by_run else "highlighted: rows where the runs differ"
+        blocks.append(Text(f"<h2>Comparison</h2><p><font color='#666'>{note}</font></p>"
                            f'<table border="1" cellspacing="0" cellpadding="3">{"<tr>" + head + "</tr>"}{rows}</table>'))
         blocks.extend(Svg(fig.svg, fig.caption) for fig in c.figures)
     for i, s in enumerate(report.runs):

@@ -27,6 +27,8 @@ from . import svgplot
 from .svgplot import PALETTE, Line, PlotSpec
 
 MAX_OTHER_METRICS = 6        # user metrics beyond the losses that get their own plot
+MAX_SIDE_BY_SIDE = 6         # more runs than this: one row per run and a column per field that differs
+                             # (a column per run made 8 runs' cells a word wide on an A4 page)
 MAX_FINDING_LAYERS = 6       # layers drawn in a finding's layer-statistic plot
 HEATMAP_STATS = (            # (stat, title); only those the run has are drawn
     ("grad_norm", "Gradient norm per parameter"),
@@ -61,9 +63,10 @@ class RunSection:
 
 @dataclass
 class Comparison:
-    header: list                        # ["", run1, run2, ...]
-    rows: list                          # [(label, [cell texts], differs: bool)]
+    header: list                        # ["", run1, run2, ...]; by_run: ["run", label1, label2, ...]
+    rows: list                          # [(label, [cell texts], differs: bool)]; by_run: [(run, [cells], False)]
     figures: list
+    by_run: bool = False                # one row per run, a column per field that differs (many runs)
 
 
 @dataclass
@@ -466,6 +469,11 @@ def build_comparison(runs, sections) -> Comparison:
     configs = [dict(s.config) for s in sections]
     for key in dict.fromkeys(k for c in configs for k in c):
         add(f"config: {key}", [c.get(key, "–") for c in configs])
+    by_run = len(sections) > MAX_SIDE_BY_SIDE
+    if by_run:
+        differ = [(label, cells) for label, cells, differs in rows if differs]
+        header = ["run", *(label for label, _ in differ)]
+        rows = [(sec.name, [cells[i] for _, cells in differ], False) for i, sec in enumerate(sections)]
     figs = []
     colors = {id(r): PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
     for title, pick in (("Training loss", lambda r: loss_names(r)[0]),
@@ -479,7 +487,7 @@ def build_comparison(runs, sections) -> Comparison:
                 lines.append(ln)
         if lines:
             figs.append(Figure(title, svgplot.line_plot(lines, PlotSpec(title=title, height=230))))
-    return Comparison(header, rows, figs)
+    return Comparison(header, rows, figs, by_run)
 
 
 def progress_total(n_runs: int) -> int:

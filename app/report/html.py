@@ -69,8 +69,10 @@ def _comparison(c) -> str:
     body = "".join(
         f'<tr class="{"differs" if differs else ""}"><td>{e(label)}</td>' + "".join(f"<td>{e(x)}</td>" for x in cells) + "</tr>"
         for label, cells, differs in c.rows)
+    note = ("One row per run; the columns are what differs between the runs." if c.by_run
+            else "Rows where the runs differ are highlighted.")
     out = ['<h2 id="comparison">Comparison</h2>',
-           '<p class="muted">Rows where the runs differ are highlighted.</p>',
+           f'<p class="muted">{note}</p>',
            f'<table class="cmp"><tr>{head}</tr>{body}</table>']
     out.extend(_figure(fig) for fig in c.figures)
     return "\n".join(out)
