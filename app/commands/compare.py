@@ -54,6 +54,16 @@ def _sort_key(row, column: str):
     return (0, float(value), "")
 
 
+def _numeric(text: str) -> bool:
+    if text in ("", "-"):
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def sort_rows(rows, column: str, descending: bool = False) -> list:
     keyed = [(_sort_key(r, column), r) for r in rows]
     present = sorted((kr for kr in keyed if kr[0] is not None), key=lambda kr: kr[0], reverse=descending)
@@ -69,7 +79,7 @@ def table_lines(rows, cols, advice: bool) -> list:
              *(_number(r.values.get(t)) for t in cols.values), *([one_line(r.advice)] if advice else [])]
             for r in rows]
     widths = [max(len(h), *(len(b[j]) for b in body)) if body else len(h) for j, h in enumerate(header)]
-    right = {j for j in range(3, len(header) - (1 if advice else 0))} | {2}
+    right = {j for j in range(2, len(header)) if all(_numeric(b[j]) for b in body)}   # numbers right, text left
 
     def line(cells):
         return "  ".join(c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(cells, widths))).rstrip()
