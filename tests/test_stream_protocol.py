@@ -213,9 +213,13 @@ def test_remote_run_shorter_than_the_mirror_is_refused_by_name(tmp_path):
     assert dst.read_bytes() == before
 
 
+# Takes the writer's lock before creating the file, as the Recorder does (tests/test_tail.py says why).
 ONE_ROW_FLUSHES = r"""
 import sys, time
+from trainspect.recorder.claim import WriterLock
 from trainspect.recorder.h5file import RunFileWriter
+lock = WriterLock(sys.argv[1])
+assert lock.acquire()
 w = RunFileWriter(sys.argv[1])
 w.start({"name": "proto"}, flush_every=0.01)
 w.add_tags(["train/loss"])
@@ -225,6 +229,7 @@ for step in range(20):
     w.flush(step)
     time.sleep(0.01)
 w.close()
+lock.release()
 """
 
 

@@ -14,10 +14,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Writer process: train/loss falls for 60 steps, then climbs 5 % a step (a divergence the
 # advisor names); sys/lr and sys/grad_norm every step. Then "close" or "idle" until killed.
+# It takes the writer's lock before creating the file, as the Recorder does: without it, a
+# reader that looked in the moment between the file's creation and its SWMR start read a
+# file held by "a program other than trainspect's recorder" (1 run in 8 under a CPU hog).
 WRITER = r"""
 import sys, time
+from trainspect.recorder.claim import WriterLock
 from trainspect.recorder.h5file import RunFileWriter
 path, steps, dt, mode = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+lock = WriterLock(path)
+assert lock.acquire()
 w = RunFileWriter(path)
 w.start({"name": "tail-test"}, flush_every=dt)
 w.add_tags(["train/loss", "sys/lr", "sys/grad_norm"])
@@ -29,6 +35,7 @@ for step in range(steps):
 print("READY", flush=True)
 if mode == "close":
     w.close()
+    lock.release()
 else:
     while True:
         w.flush()
