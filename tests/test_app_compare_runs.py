@@ -53,8 +53,8 @@ def test_a_sweep_is_one_row_per_run_with_the_settings_that_differ_and_the_losses
     panel = window.compare
     show_panel(window, qtbot, panel)
     qtbot.waitUntil(lambda: panel.table.rowCount() == 3 and not panel.reading(), timeout=30_000)
-    assert _headers(panel) == ["run", "state", "steps", "lr", "train loss end", "val loss best", "val loss last",
-                               "val/acc last", "advisor"]
+    assert _headers(panel) == ["run", "state", "steps", "advisor", "lr", "train loss end", "val loss best",
+                               "val loss last", "val/acc last"]
     assert "2 config keys not shown" in panel.message.text()
     panel.every_key.setChecked(True)
     assert {"batch", "opt.name"} <= set(_headers(panel))

@@ -28,8 +28,8 @@ from .throttle import Throttle
 
 RUN_COLUMNS = ("run", "state", "steps")
 FILL_MS = 100                    # rows and diagnoses arriving together rebuild the table once
-ADVISOR_COLUMN = "advisor"       # last: the widest text
-ADVISOR_MAX_PX = 320             # wider advice is cut (the whole of it, one title a line, in its tooltip)
+ADVISOR_COLUMN = "advisor"       # after the run's state: which runs have a problem, at a glance
+ADVISOR_MAX_PX = 220             # wider advice is cut (the whole of it, one title a line, in its tooltip)
 COLUMN_MAX_PX = 260              # a long run name or config value is cut (its tooltip has it whole)
 
 
@@ -88,7 +88,6 @@ class CompareRunsPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)   # compact rows
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)      # the advisor's words fill the rest
         self.table.setSortingEnabled(True)
         self.table.cellClicked.connect(self._row_clicked)
         lay = QVBoxLayout(self)
@@ -192,7 +191,9 @@ class CompareRunsPanel(QWidget):
         cols = columns(rows, self.every_key.isChecked())
         self._hidden_config = cols.hidden_config
         self._columns = cols
-        headers = [*RUN_COLUMNS, *cols.config, *cols.values, *([ADVISOR_COLUMN] if self.advisor is not None else [])]
+        advice_col = [ADVISOR_COLUMN] if self.advisor is not None else []
+        headers = [*RUN_COLUMNS, *advice_col, *cols.config, *cols.values]
+        first_config = len(RUN_COLUMNS) + len(advice_col)
         sort_col = self.table.horizontalHeader().sortIndicatorSection()
         sort_order = self.table.horizontalHeader().sortIndicatorOrder()
         sort_title = self.table.horizontalHeaderItem(sort_col).text() if 0 <= sort_col < self.table.columnCount() \
@@ -203,13 +204,13 @@ class CompareRunsPanel(QWidget):
         self.table.setHorizontalHeaderLabels(headers)
         for j, title in enumerate(headers):
             item = self.table.horizontalHeaderItem(j)
-            if title == ADVISOR_COLUMN and j == len(headers) - 1:
+            if advice_col and j == len(RUN_COLUMNS):
                 item.setToolTip("the advisor's findings: the worst severity, how many, which symptoms")
-            elif j >= len(RUN_COLUMNS) + len(cols.config):
+            elif j >= first_config + len(cols.config):
                 names = {r.loss_names.get(title.split(" ")[0]) for r in rows} - {None}
                 if title.startswith(("train loss", "val loss")) and names:
                     item.setToolTip(f"{title}: read from {', '.join(sorted(names))}")
-            elif j >= len(RUN_COLUMNS):
+            elif j >= first_config:
                 item.setToolTip(f"config: {title}")
         self.table.setRowCount(len(shown))
         best = {t: best_rows(rows, t) for t in cols.values}
@@ -223,6 +224,8 @@ class CompareRunsPanel(QWidget):
             state = _Item(row.state, key=(1, 0.0, row.state))
             state.setForeground(QColor(STATE_COLORS.get(row.state, NEUTRAL_COLOR)))
             cells = [name, state, _Item("" if row.steps is None else str(row.steps))]
+            if advice_col:
+                cells.append(self._advice_item(entry, row))
             for k in cols.config:
                 item = _Item(row.config.get(k, "–"))
                 item.setToolTip(f"{k} = {row.config[k]}" if k in row.config else f"{k}: not in this run's config")
@@ -235,22 +238,19 @@ class CompareRunsPanel(QWidget):
                 if i in best[t]:
                     item.setFont(bold)
                 cells.append(item)
-            advice = self._advice_item(entry, row) if self.advisor is not None else None
             for j, item in enumerate(cells):
-                if j >= len(RUN_COLUMNS):
+                if j >= first_config or j == len(RUN_COLUMNS) - 1:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(i, j, item)
-            if advice is not None:
-                self.table.setItem(i, len(cells), advice)
         self.table.setSortingEnabled(True)
         if sort_title in headers:
             self.table.sortByColumn(headers.index(sort_title), sort_order)
         self.table.resizeColumnsToContents()
         for j in range(self.table.columnCount()):
             self.table.setColumnWidth(j, min(self.table.columnWidth(j), COLUMN_MAX_PX))
-        if self.advisor is not None:
-            last = len(headers) - 1
-            self.table.setColumnWidth(last, min(self.table.columnWidth(last), ADVISOR_MAX_PX))
+        if advice_col:
+            j = len(RUN_COLUMNS)
+            self.table.setColumnWidth(j, min(self.table.columnWidth(j), ADVISOR_MAX_PX))
         self._select_current(self.runs.current)
         self._say()
 
