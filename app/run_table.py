@@ -2,7 +2,8 @@
 setting trained best?"), as TensorBoard's HParams table and W&B's runs table answer it.
 
 Columns: the config keys that differ between the runs (every key on request), the losses by
-role (last value, end level, best), the last value of every other logged metric. The numbers
+role (last value, end level, best), the last value of every other logged metric, and its best
+value where its name says which way is better (``better``: val/acc at its highest). The numbers
 are the report's (``report.content.run_summary``), so a table and a report never disagree.
 """
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .report.content import flatten, run_summary
 from .vocab import Severity, is_sys
@@ -29,6 +33,29 @@ LOSS_COLUMNS = (
     ("val loss last", ("val_last",)),
 )
 LOWER_IS_BETTER = frozenset(title for title, _ in LOSS_COLUMNS)
+# A logged metric whose name says which way is better gets a "best" column too (its whole series
+# is read): accuracy-like scores are best at their highest, error-like ones at their lowest.
+_HIGHER = re.compile(r"(^|[/_.\- ])(acc|accuracy|top1|top5|f1|auc|auroc|precision|recall|bleu|rouge\w*|map|miou|"
+                     r"iou|dice|r2|score)($|[/_.\-@ ])", re.IGNORECASE)
+_LOWER = re.compile(r"(^|[/_.\- ])(loss|error|err|perplexity|ppl|mse|mae|rmse|wer|cer|nll)($|[/_.\-@ ])",
+                    re.IGNORECASE)
+
+
+def better(name: str) -> str | None:
+    """"max" for a metric whose name reads as a score (val/acc, f1, bleu), "min" for one that
+    reads as an error (val/error, eval/perplexity), None when the name does not say."""
+    if _LOWER.search(name):
+        return "min"
+    if _HIGHER.search(name):
+        return "max"
+    return None
+
+
+def column_better(title: str) -> str | None:
+    """Which way is better in a column: the losses' columns, and a metric's "best" column."""
+    if title in LOWER_IS_BETTER:
+        return "min"
+    return better(title[:-len(" best")]) if title.endswith(" best") else None
 
 
 @dataclass
@@ -56,6 +83,12 @@ def run_row(run) -> RunRow:
     others = [(n, last) for n, last, count in zip(summary.names, summary.last, summary.counts)
               if count and not is_sys(n) and n not in losses]
     for name, last in others[:MAX_OTHER_METRICS]:
+        way = better(name)
+        if way is not None:
+            v = np.asarray(run.scalar(name).values, dtype=np.float64)
+            v = v[np.isfinite(v)]
+            if v.size:
+                values[f"{name} best"] = float(v.max() if way == "max" else v.min())
         values[f"{name} last"] = float(last)
     state = metrics.get("state")
     return RunRow(run.name, getattr(state, "value", str(state or "")), metrics.get("steps"),
@@ -87,14 +120,16 @@ def columns(rows: list, every_config_key: bool = False) -> Columns:
 
 
 def best_rows(rows: list, title: str) -> set:
-    """Indexes of the rows holding the lowest finite value of a loss column (empty otherwise)."""
-    if title not in LOWER_IS_BETTER:
+    """Indexes of the rows holding the best finite value of a column whose better way is known
+    (the lowest loss, the highest accuracy); empty otherwise."""
+    way = column_better(title)
+    if way is None:
         return set()
     finite = [(r.values[title], i) for i, r in enumerate(rows) if math.isfinite(r.values.get(title, math.nan))]
     if not finite:
         return set()
-    low = min(v for v, _ in finite)
-    return {i for v, i in finite if v == low}
+    top = (max if way == "max" else min)(v for v, _ in finite)
+    return {i for v, i in finite if v == top}
 
 
 def advice_text(findings, message: str = "") -> tuple[str, int, int]:

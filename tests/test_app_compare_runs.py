@@ -54,7 +54,7 @@ def test_a_sweep_is_one_row_per_run_with_the_settings_that_differ_and_the_losses
     show_panel(window, qtbot, panel)
     qtbot.waitUntil(lambda: panel.table.rowCount() == 3 and not panel.reading(), timeout=30_000)
     assert _headers(panel) == ["run", "state", "steps", "advisor", "lr", "train loss end", "val loss best",
-                               "val loss last", "val/acc last"]
+                               "val loss last", "val/acc best", "val/acc last"]
     assert "2 config keys not shown" in panel.message.text()
     panel.every_key.setChecked(True)
     assert {"batch", "opt.name"} <= set(_headers(panel))
@@ -67,7 +67,9 @@ def test_a_sweep_is_one_row_per_run_with_the_settings_that_differ_and_the_losses
             row = next(r for r in rows if r["run"] == run.name)
             assert float(row["train loss end"]) == pytest.approx(metrics["train_end"], rel=1e-12)
             assert float(row["val loss best"]) == pytest.approx(metrics["val_best"], rel=1e-12)
-            assert float(row["val/acc last"]) == pytest.approx(float(run.scalar("val/acc").values[-1]), rel=1e-12)
+            acc = run.scalar("val/acc").values
+            assert float(row["val/acc last"]) == pytest.approx(float(acc[-1]), rel=1e-12)
+            assert float(row["val/acc best"]) == pytest.approx(float(acc.max()), rel=1e-12)   # a score: its highest
             assert row["state"] == "finished" and row["steps"] == "200"
 
 
@@ -80,8 +82,10 @@ def test_columns_sort_as_numbers_and_a_clicked_row_becomes_the_current_run(windo
     assert _column(panel, "lr") == ["1e-4", "0.001", "0.01"]
     panel.table.sortByColumn(_headers(panel).index("val loss best"), Qt.AscendingOrder)
     assert _column(panel, "run") == ["lr0.001", "lr0.01", "lr0.0001"]
-    # the best value of a loss column is bold
+    # the best value of a loss column is bold; of an accuracy column, its highest
     j = _headers(panel).index("val loss best")
+    assert [panel.table.item(i, j).font().bold() for i in range(3)] == [True, False, False]
+    j = _headers(panel).index("val/acc best")
     assert [panel.table.item(i, j).font().bold() for i in range(3)] == [True, False, False]
     # the CSV follows the table's order
     assert [r["run"] for r in csv.DictReader(io.StringIO(panel.csv_text()))] == ["lr0.001", "lr0.01", "lr0.0001"]

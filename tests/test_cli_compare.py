@@ -39,7 +39,7 @@ def test_one_row_per_run_with_the_differing_config_and_the_losses(sweep, capsys)
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].split() == ["run", "state", "steps", "lr", "train", "loss", "end", "val", "loss", "best", "val",
-                                "loss", "last", "val/acc", "last"]
+                                "loss", "last", "val/acc", "best", "val/acc", "last"]
     assert len([ln for ln in lines if ln.startswith("lr")]) == 3
     assert "batch" not in lines[0] and "1 config key(s) not shown" in out
 
@@ -100,3 +100,11 @@ def test_a_tensorboard_sweep_shows_its_hyperparameters_not_where_it_came_from(tm
     assert "imported_from" not in rows[0] and "batch" not in rows[0]
     code, out, _ = _run(capsys, tmp_path / "runs", "--csv", "--all-config")
     assert {"imported_from", "batch"} <= set(next(csv.DictReader(io.StringIO(out))))
+
+
+@pytest.mark.parametrize("name, way", [("val/acc", "max"), ("val_accuracy", "max"), ("eval/f1", "max"),
+                                       ("val/acc@1", "max"), ("val/error", "min"), ("eval/perplexity", "min"),
+                                       ("lr", None), ("grad_norm", None), ("samples_per_sec", None), ("epoch", None)])
+def test_a_metrics_name_says_which_way_is_better(name, way):
+    from trainspect.app.run_table import better
+    assert better(name) == way
