@@ -132,6 +132,20 @@ def best_rows(rows: list, title: str) -> set:
     return {i for v, i in finite if v == top}
 
 
+def sort_key(value):
+    """How a cell sorts: numbers as numbers (1e-4 before 0.001, also when given as text), then
+    text; None for a blank, NaN or inf (the table and ``compare --sort`` put those last)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return (1, 0.0, value) if value not in ("", "-", "–") else None
+    value = float(value)
+    return (0, value, "") if math.isfinite(value) else None
+
+
 def advice_text(findings, message: str = "") -> tuple[str, int, int]:
     """(a few words, worst severity rank, findings of that rank) of a run's findings: "2 warnings:
     divergence, loss_spikes", "no warnings (1 note)", "no problems found" (rank -1); ``message``

@@ -46,15 +46,20 @@ def test_a_loss_logged_every_ten_steps_reports_the_period_in_steps(seed):
     assert found is not None and found["period"] == 400
 
 
+def _group_waves(rng, period):
+    """One epoch's pattern of batches grouped alike, groups unlike: a random pattern smoothed
+    (circularly) over ~9 batches, at unit spread."""
+    raw = rng.normal(0.0, 1.0, period)
+    smooth = np.convolve(np.concatenate([raw[-4:], raw, raw[:4]]), np.ones(9) / 9, mode="valid")
+    return smooth / smooth.std()
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_batches_grouped_by_class_read_as_grouped(seed):
     """Long waves within the epoch (each class's batches together), wide swing: grouped."""
     rng = np.random.default_rng(seed)
     period, n = 60, 600
-    # each group's batches alike, the groups unlike: a random pattern, smoothed over ~9 batches
-    raw = rng.normal(0.0, 1.0, period)
-    smooth = np.convolve(np.concatenate([raw[-4:], raw, raw[:4]]), np.ones(9) / 9, mode="valid")
-    waves = np.exp(0.8 * smooth / smooth.std())
+    waves = np.exp(0.8 * _group_waves(rng, period))
     found = find_period(np.arange(n), _level(n) * np.resize(waves, n) * rng.lognormal(0.0, 0.1, n))
     assert found is not None and found["period"] == period and found["grouped"]
 
@@ -205,9 +210,7 @@ def test_a_signed_loss_that_repeats_in_waves_is_a_note_without_a_swing(seed):
     """A signed loss (an ELBO, a GAN term) has no ratio swing: a note, its text without NaN."""
     rng = np.random.default_rng(seed)
     period, n = 60, 600
-    raw = rng.normal(0.0, 1.0, period)
-    waves = np.convolve(np.concatenate([raw[-4:], raw, raw[:4]]), np.ones(9) / 9, mode="valid")
-    loss = np.resize(waves / waves.std(), n) - np.linspace(0, 2, n) + rng.normal(0.0, 0.1, n)
+    loss = np.resize(_group_waves(rng, period), n) - np.linspace(0, 2, n) + rng.normal(0.0, 0.1, n)
     f = {f.symptom: f for f in diagnose_signals(Signals(train_loss=("train/loss", np.arange(n), loss)))}
     found = f["periodic_loss"]
     assert found.facts["period"] == period and found.severity == "info" and found.facts["swing"] is None

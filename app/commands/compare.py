@@ -4,7 +4,6 @@ metrics' last values; `--diagnose` adds the advisor's verdict, `--csv` writes CS
 No Qt needed: made for a GPU machine reached over ssh."""
 from __future__ import annotations
 
-import math
 import sys
 
 MAX_CELL_CHARS = 40     # a longer name or value is cut with "…" in the aligned table (never in --csv)
@@ -34,38 +33,19 @@ def _number(v) -> str:
     return "-" if v is None else fmt_value(v)
 
 
-def _sort_key(row, column: str):
-    """Numbers as numbers, then text, then blanks and NaN (both directions keep those last)."""
+def _value(row, column: str):
+    """The cell of ``row`` in ``column``."""
     if column in ("run", "state", "advisor"):
-        value = {"run": row.name, "state": row.state, "advisor": row.advice}[column]
-    elif column == "steps":
-        value = row.steps
-    elif column in row.values:
-        value = row.values[column]
-    else:
-        value = row.config.get(column)
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return (1, 0.0, value)
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return None
-    return (0, float(value), "")
-
-
-def _numeric(text: str) -> bool:
-    if text in ("", "-"):
-        return True
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+        return {"run": row.name, "state": row.state, "advisor": row.advice}[column]
+    if column == "steps":
+        return row.steps
+    return row.values[column] if column in row.values else row.config.get(column)
 
 
 def sort_rows(rows, column: str, descending: bool = False) -> list:
-    keyed = [(_sort_key(r, column), r) for r in rows]
+    """Numbers as numbers, then text; blanks and NaN last in both directions."""
+    from ..run_table import sort_key
+    keyed = [(sort_key(_value(r, column)), r) for r in rows]
     present = sorted((kr for kr in keyed if kr[0] is not None), key=lambda kr: kr[0], reverse=descending)
     return [r for _, r in present] + [r for k, r in keyed if k is None]
 
@@ -79,7 +59,9 @@ def table_lines(rows, cols, advice: bool) -> list:
              *(_number(r.values.get(t)) for t in cols.values), *([one_line(r.advice)] if advice else [])]
             for r in rows]
     widths = [max(len(h), *(len(b[j]) for b in body)) if body else len(h) for j, h in enumerate(header)]
-    right = {j for j in range(2, len(header)) if all(_numeric(b[j]) for b in body)}   # numbers right, text left
+    from ..run_table import sort_key
+    right = {j for j in range(2, len(header))                  # numbers right, text left
+             if all((k := sort_key(b[j])) is None or k[0] == 0 for b in body)}
 
     def line(cells):
         return "  ".join(c.rjust(w) if j in right else c.ljust(w) for j, (c, w) in enumerate(zip(cells, widths))).rstrip()

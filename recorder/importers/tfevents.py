@@ -171,43 +171,37 @@ def _proto_value(buf, a, b):
         if num == 2 and wt == 1:
             return struct.unpack("<d", v)[0]
         if num == 3 and wt == 2:
-            return bytes(buf[v[0]:v[1]]).decode("utf-8", "replace")
+            return _text(buf, v)
         if num == 4 and wt == 0:
             return bool(v)
     return None
+
+
+def _text(buf, span) -> str:
+    return bytes(buf[span[0]:span[1]]).decode("utf-8", "replace")
+
+
+def _children(buf, span, number):
+    """The spans of the length-delimited fields numbered ``number`` of the message at ``span``."""
+    return [v for num, wt, v, _ in _fields(buf, *span) if num == number and wt == 2]
 
 
 def _hparams(buf, a, b) -> dict | None:
     """The hyperparameters of a SummaryMetadata whose plugin is "hparams" and whose content is a
     SessionStartInfo (HParamsPluginData field 3, its map<string, Value> hparams field 1); None
     for any other summary metadata (tensorboard/plugins/hparams/plugin_data.proto)."""
-    for num, wt, v, _ in _fields(buf, a, b):
-        if num != 1 or wt != 2:                                   # plugin_data
-            continue
-        name, content = None, None
-        for pn, pwt, pv, _ in _fields(buf, v[0], v[1]):
-            if pn == 1 and pwt == 2:
-                name = bytes(buf[pv[0]:pv[1]])
-            elif pn == 2 and pwt == 2:
-                content = pv
-        if name != b"hparams" or content is None:
+    for plugin in _children(buf, (a, b), 1):                       # plugin_data
+        if [_text(buf, n) for n in _children(buf, plugin, 1)] != ["hparams"]:
             return None
-        for dn, dwt, dv, _ in _fields(buf, *content):
-            if dn != 3 or dwt != 2:                               # session_start_info
-                continue
-            out = {}
-            for sn, swt, sv, _ in _fields(buf, dv[0], dv[1]):
-                if sn != 1 or swt != 2:                           # hparams map entries
-                    continue
-                key, value = None, None
-                for en, ewt, ev, _ in _fields(buf, sv[0], sv[1]):
-                    if en == 1 and ewt == 2:
-                        key = bytes(buf[ev[0]:ev[1]]).decode("utf-8", "replace")
-                    elif en == 2 and ewt == 2:
-                        value = _proto_value(buf, ev[0], ev[1])
-                if key is not None and value is not None:
-                    out[key] = value
-            return out
+        for content in _children(buf, plugin, 2):
+            for session in _children(buf, content, 3):             # session_start_info
+                out = {}
+                for entry in _children(buf, session, 1):           # the hparams map's entries
+                    keys = [_text(buf, k) for k in _children(buf, entry, 1)]
+                    values = [_proto_value(buf, *v) for v in _children(buf, entry, 2)]
+                    if keys and values and values[-1] is not None:
+                        out[keys[-1]] = values[-1]
+                return out
     return None
 
 
@@ -229,7 +223,7 @@ def parse_event(buf, start=0, end=None):
             tag, value = None, None
             for vn, vwt, vv, _ in _fields(buf, v[0], v[1]):
                 if vn == 1 and vwt == 2:
-                    tag = bytes(buf[vv[0]:vv[1]]).decode("utf-8", "replace")
+                    tag = _text(buf, vv)
                 elif vn == 2 and vwt == 5:
                     value = ("scalar", struct.unpack("<f", vv)[0])
                 elif vn == 5 and vwt == 2:

@@ -8,7 +8,6 @@ while another tab is shown.
 """
 from __future__ import annotations
 
-import math
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QPixmap, QIcon
@@ -18,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...report.svgplot import fmt_value
-from ...run_table import advice_text, best_rows, columns, run_row, to_csv
+from ...run_table import advice_text, best_rows, columns, run_row, sort_key, to_csv
 from ...vocab import NEUTRAL_COLOR, SEVERITY_COLORS, STATE_COLORS, Severity
 from ..plain_text import plain
 from ..run_io import LatestReads, locked_read
@@ -33,19 +32,15 @@ ADVISOR_MAX_PX = 220             # wider advice is cut (the whole of it, one tit
 COLUMN_MAX_PX = 260              # a long run name or config value is cut (its tooltip has it whole)
 
 
-def _sort_key(text: str):
-    """Numbers sort as numbers (1e-4 before 0.001), text after them; NaN/inf and blanks last."""
-    try:
-        v = float(text)
-    except ValueError:
-        return (1, 0.0, text)
-    return (0, v, "") if math.isfinite(v) else (2, 0.0, text)
+def _sort_key(value, text: str = ""):
+    """run_table.sort_key, with blanks and NaN after everything (ascending)."""
+    return sort_key(value) or (2, 0.0, text)
 
 
 class _Item(QTableWidgetItem):
     def __init__(self, text: str, key=None):
         super().__init__(text)
-        self.key = _sort_key(text) if key is None else key
+        self.key = _sort_key(text, text) if key is None else key
         self.setFlags(Qt.ItemIsSelectable | Qt.ItemIsEnabled)
 
     def __lt__(self, other):
@@ -232,7 +227,8 @@ class CompareRunsPanel(QWidget):
                 cells.append(item)
             for t in cols.values:
                 v = row.values.get(t)
-                item = _Item("–" if v is None else fmt_value(v), key=None if v is None else _sort_key(repr(v)))
+                text = "–" if v is None else fmt_value(v)
+                item = _Item(text, key=_sort_key(v, text))
                 if v is not None:
                     item.setToolTip(repr(v))
                 if i in best[t]:
