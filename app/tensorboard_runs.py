@@ -19,12 +19,14 @@ import re
 from pathlib import Path
 
 from trainspect.recorder.format import RunFileError
-from trainspect.recorder.importers.tfevents import EventFileError, event_files
+from trainspect.recorder.importers.tb_import import run_event_files
+from trainspect.recorder.importers.tb_sessions import is_hparams_session
+from trainspect.recorder.importers.tfevents import EventFileError
 
 CACHE_ENV = "TRAINSPECT_CACHE_DIR"
 # Part of the cache key: a conversion made by an older importer is made again (2: the logged
-# hyperparameters became the run's config).
-CONVERTER_VERSION = 2
+# hyperparameters became the run's config; 3: add_hparams session folders joined their run).
+CONVERTER_VERSION = 3
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -48,8 +50,10 @@ def is_tensorboard(path) -> bool:
 
 
 def run_dirs(directory) -> list[Path]:
-    """The TensorBoard runs under ``directory``: each folder that directly holds event files."""
-    return sorted({f.parent for f in Path(directory).rglob("*tfevents*") if f.is_file()})
+    """The TensorBoard runs under ``directory``: each folder that directly holds event files,
+    except ``add_hparams`` session folders (read with the run they sit in: tb_sessions)."""
+    folders = {f.parent for f in Path(directory).rglob("*tfevents*") if f.is_file()}
+    return sorted(d for d in folders if not is_hparams_session(d))
 
 
 def _cache_path(src: Path, files: list[Path]) -> tuple[Path, str]:
@@ -80,7 +84,7 @@ def as_run_file(path, say=None) -> str:
             raise RunFileError(f"{src} holds {len(dirs)} TensorBoard runs ({names}, ...): name one of them")
         src = dirs[0]
     try:
-        files = event_files(src, recursive=False)   # sub-folders are runs of their own
+        files = run_event_files(src, recursive=False)   # sub-folders are runs of their own
         dst, prefix = _cache_path(src, files)
         if dst.is_file():
             return str(dst)

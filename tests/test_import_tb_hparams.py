@@ -61,3 +61,48 @@ def test_logs_without_hyperparameters_import_as_before(tmp_path):
     w.close()
     with open_run(as_run_file(tmp_path / "plain")) as run:
         assert set(run.config) == {"imported_from", "import_format"}
+
+
+def _sweep_with_default_sessions(root, lrs):
+    """The add_hparams docs' sweep: one writer per setting, ``add_hparams`` with its default
+    ``run_name``, which puts the hyperparameters in a ``time.time()`` sub-folder of each run."""
+    from torch.utils.tensorboard import SummaryWriter
+    for lr in lrs:
+        w = SummaryWriter(str(root / f"lr_{lr}"))
+        for step in range(20):
+            w.add_scalar("Loss/train", lr / (step + 1), step)
+        w.add_hparams({"lr": lr, "opt": "sgd"}, {"hparam/accuracy": 1 - lr})
+        w.close()
+
+
+def test_add_hparams_default_session_folders_join_their_run(tmp_path):
+    pytest.importorskip("torch")
+    from trainspect.app.run_paths import expand_runs
+    from trainspect.app.tensorboard_runs import run_dirs
+    root = tmp_path / "runs"
+    _sweep_with_default_sessions(root, [0.1, 0.01])
+    sessions = [d for d in root.rglob("*") if d.is_dir() and d.parent != root]
+    assert len(sessions) == 2              # torch wrote one timestamped folder per run
+    assert run_dirs(root) == [root / "lr_0.01", root / "lr_0.1"]   # the sessions are not runs of their own
+    assert len(expand_runs([str(root)])) == 2
+    with open_run(as_run_file(root / "lr_0.1")) as run:
+        assert run.config["lr"] == pytest.approx(0.1) and run.config["opt"] == "sgd"
+        names = run.metric_names()
+        assert "Loss/train" in names
+        assert "hparam/accuracy" in names     # the session's metric, under its own tag
+        assert not any(n.startswith(sessions[0].name) for n in names)
+
+
+def test_a_timestamp_named_run_without_a_parent_run_stays_a_run(tmp_path):
+    """A sub-folder named like a timestamp under a folder with no event files of its own (a
+    sweep named by launch time) is a run: only one inside a run joins it."""
+    pytest.importorskip("torch")
+    from torch.utils.tensorboard import SummaryWriter
+    from trainspect.app.tensorboard_runs import run_dirs
+    root = tmp_path / "runs"
+    for name in ("1733540000.5", "1733540100.25"):
+        w = SummaryWriter(str(root / name))
+        w.add_scalar("loss", 1.0, 0)
+        w.add_hparams({"lr": 0.1}, {"hparam/acc": 0.5}, run_name=".")
+        w.close()
+    assert run_dirs(root) == [root / "1733540000.5", root / "1733540100.25"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..format import MAX_STEP
 from .csv_import import ImportSummary
+from .tb_sessions import is_hparams_session, session_files
 from .tfevents import event_files, read_event_file
 
 
@@ -42,6 +43,23 @@ def _series_name(tag: str, folder: str) -> str:
     return f"{folder}/{tag}"
 
 
+def run_event_files(src, recursive: bool = True) -> list[Path]:
+    """The event files of ``src`` (see ``tfevents.event_files``); with ``recursive=False`` also
+    those of its ``add_hparams`` session folders, which are part of its run (tb_sessions)."""
+    files = event_files(src, recursive)
+    if not recursive and Path(src).is_dir():
+        files += session_files(src)
+    return files
+
+
+def _folder_of(f: Path, root: Path, sessions: dict) -> str:
+    """``f``'s folder relative to ``root``, an add_hparams session folder counted as its parent."""
+    parent = f.parent
+    if parent != root and sessions.setdefault(parent, is_hparams_session(parent)):
+        parent = parent.parent
+    return parent.relative_to(root).as_posix() if parent != root else ""
+
+
 def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict | None = None) -> tuple[dict, int, int]:
     """``({metric: (steps, values)}, records, bad_steps)`` of every event file under ``src`` (in
     ``src`` itself only, with ``recursive=False``: TensorBoard shows sub-folders as runs of their
@@ -52,12 +70,13 @@ def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict |
     that receives the hyperparameters the logs hold (``add_hparams``, Lightning's
     ``log_hyperparams``; a later file's value wins).
     """
-    files = event_files(src, recursive)
+    files = run_event_files(src, recursive)
     # Tags are named after their folder below the one all the event files share (a log kept
     # in a single sub-folder, lightning_logs/version_0, keeps its plain tags).
     root = Path(os.path.commonpath([str(f.parent) for f in files]))
     pieces: dict[str, list] = {}
     records = 0
+    sessions: dict = {}
     sizes = [f.stat().st_size for f in files]
     total, done = max(sum(sizes), 1), 0
     for f, size in zip(files, sizes):
@@ -68,7 +87,7 @@ def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict |
             hparams.update(data.hparams)
         done += size
         records += data.records
-        folder = f.parent.relative_to(root).as_posix() if f.parent != root else ""
+        folder = _folder_of(f, root, sessions)
         for tag, (steps, values, wall) in data.scalars.items():
             pieces.setdefault(_series_name(tag, folder), []).append((steps, values, wall))
         for tag, hists in data.histograms.items():
