@@ -199,3 +199,28 @@ def test_a_panel_read_of_a_file_held_by_a_background_read_returns_and_retries(wi
     finally:
         release.set()
     qtbot.waitUntil(lambda: window.heatmap.shown.size > 0, timeout=WAIT_MS)   # the retry drew it
+
+
+def test_a_diagnosis_delivering_its_result_is_no_longer_busy(qtbot, tmp_path):
+    """A slot of ``finished`` that starts the next diagnosis (the Compare tab's advisor column,
+    one run at a time) must see the advisor idle: it saw the finishing thread still alive and
+    waited for a signal that never came (the column stalled at "…" under load)."""
+    from PySide6.QtCore import Qt
+
+    from trainspect.app.gui.advisor import AdvisorJobs
+    from trainspect.app.gui.model import RunsModel
+    from trainspect.recorder import Recorder
+
+    path = tmp_path / "run.h5"
+    with Recorder(path, name="run") as rec:
+        for step in range(50):
+            rec.log({"train/loss": 1.0 / (step + 1)}, step=step)
+    entry = RunsModel().open(str(path))
+    qtbot.waitUntil(lambda: entry.ready, timeout=WAIT_MS)
+    jobs = AdvisorJobs()
+    seen = []
+    # Direct: runs on the worker thread at emit time, the moment a queued slot may run at the earliest
+    jobs.finished.connect(lambda key, *_: seen.append((jobs.busy(key), jobs.busy())), Qt.DirectConnection)
+    jobs.start(entry.key, entry.run)
+    qtbot.waitUntil(lambda: bool(seen), timeout=WAIT_MS)
+    assert seen == [(False, False)]

@@ -77,11 +77,13 @@ class AdvisorJobs(QObject):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()      # _threads: the UI thread and the workers edit it
 
     def busy(self, key: str | None = None) -> bool:
-        alive = {k: t for k, t in self._threads.items() if t.is_alive()}
-        self._threads = alive
-        return bool(alive) if key is None else key in alive
+        with self._lock:
+            for k in [k for k, t in self._threads.items() if not t.is_alive()]:
+                del self._threads[k]
+            return bool(self._threads) if key is None else key in self._threads
 
     def start(self, key: str, run, sweep_run=None, reuse=None) -> None:
         """Diagnose ``run`` (the entry's GuardedRun, shared with the panels) in the background;
@@ -95,6 +97,12 @@ class AdvisorJobs(QObject):
 
         def work():
             findings, message, gaps = diagnose_run(run, sweep_run, reuse)
+            # Not busy once the result is on its way: a slot of ``finished`` that starts the next
+            # diagnosis (the Compare tab's one-at-a-time queue) saw this thread still alive and
+            # waited for a signal that never came (a stalled advisor column, seen under load).
+            with self._lock:
+                if self._threads.get(key) is t:
+                    del self._threads[key]
             try:
                 self.covered.emit(key, gaps)      # queued in order: before the findings
                 self.finished.emit(key, findings, message)
@@ -102,11 +110,14 @@ class AdvisorJobs(QObject):
                 pass  # the window closed while diagnosing: nobody left to tell
 
         t = threading.Thread(target=work, name=f"diagnose {run.path}", daemon=True)
-        self._threads[key] = t
+        with self._lock:
+            self._threads[key] = t
         t.start()
 
     def wait(self, timeout: float = 60.0) -> bool:
         """Block until every running diagnosis ended (tests, screenshots). True if idle."""
-        for t in list(self._threads.values()):
+        with self._lock:
+            running = list(self._threads.values())
+        for t in running:
             t.join(timeout)
         return not self.busy()
