@@ -31,6 +31,7 @@ def test_add_hparams_values_of_every_kind_become_the_config(tmp_path):
         config = run.config
     assert config["lr"] == pytest.approx(3e-4)
     assert config["batch"] == 32 and config["optimizer"] == "adamw"
+    assert type(config["batch"]) is int           # 32 (TensorBoard shows it so), not the protobuf's 32.0
     assert config["nesterov"] == 1      # torch's add_hparams writes a bool as the number 1.0, as TensorBoard shows it
     assert config["import_format"] == "tensorboard"
     hp = {}

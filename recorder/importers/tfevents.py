@@ -169,7 +169,10 @@ def _proto_value(buf, a, b):
     """A google.protobuf.Value as a number, a string or a bool (None for null, structs and lists)."""
     for num, wt, v, _ in _fields(buf, a, b):
         if num == 2 and wt == 1:
-            return struct.unpack("<d", v)[0]
+            # Protobuf numbers are doubles: add_hparams({"batch": 64}) comes back 64.0, shown
+            # "64" by TensorBoard; a whole number is given back as an int to show it so too.
+            x = struct.unpack("<d", v)[0]
+            return int(x) if x.is_integer() and abs(x) < 2 ** 53 else x
         if num == 3 and wt == 2:
             return _text(buf, v)
         if num == 4 and wt == 0:
