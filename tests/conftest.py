@@ -8,6 +8,16 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject's addopts): one test worker per core this process may run on (not the
+    machine's count: a container or taskset gives fewer), at most 8 (each holds torch and Qt)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:                      # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
 @pytest.fixture(autouse=True)
 def _temporary_app_settings(tmp_path_factory, monkeypatch):
     # The app reads TRAINSPECT_SETTINGS (an INI path); never touch the user's real settings.
@@ -36,7 +46,14 @@ def scenario_runs(tmp_path_factory):
     pytest.importorskip("sklearn")
     from tests.scenario_runs import ScenarioRuns, source_digest
     cache = os.environ.get("TRAINSPECT_SCENARIO_CACHE")
-    directory = Path(cache) / source_digest() if cache else tmp_path_factory.mktemp("scenario_runs")
+    if cache:
+        directory = Path(cache) / source_digest()
+    elif os.environ.get("PYTEST_XDIST_WORKER"):
+        # One folder for every pytest-xdist worker of this session (their temp folders share a
+        # parent): the workers split the grid between them (claim files) and read each other's runs.
+        directory = tmp_path_factory.getbasetemp().parent / "scenario_runs"
+    else:
+        directory = tmp_path_factory.mktemp("scenario_runs")
     runs = ScenarioRuns(directory)
     yield runs
     runs.close()

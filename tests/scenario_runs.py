@@ -7,6 +7,11 @@ scenario can be anything that writes a run file). Missing runs are recorded in a
 spawned processes: each worker sets its own torch thread count without touching the test
 process, and a failure is kept per run and raised by the test that asks for that run.
 
+Several processes may share one folder (the pytest-xdist workers of a session): each run is
+claimed first (an ``O_EXCL`` claim file holding the recording process's id), so it is recorded
+once, by whoever claimed it; the others wait for its file, and record it themselves only if
+that process failed or died.
+
 The session fixture ``scenario_runs`` (tests/conftest.py) records into a temporary folder, or
 into ``$TRAINSPECT_SCENARIO_CACHE`` keyed by a hash of the scenario and recorder sources and the
 torch version (reuse across sessions while tuning advisor rules; any source change re-records).
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -71,19 +77,67 @@ def _background_worker() -> None:
         pass
 
 
+# _record_one's answer for a run another process is recording (a second pytest-xdist worker
+# sharing the directory): the caller waits for its file instead.
+CLAIMED = "claimed by another process"
+
+
+def _claim_path(path: str) -> str:
+    return f"{path}.claim"
+
+
+def _claimant_alive(claim: str) -> bool:
+    """Is the process named in ``claim`` still running (a killed worker leaves its claim behind)?"""
+    try:
+        pid = int(Path(claim).read_text() or 0)
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError):   # unreadable just now (being written or removed), or not ours to signal
+        return os.path.exists(claim)
+
+
+def _claim(path: str) -> bool:
+    """Take the run at ``path`` for this process: one claim file per run, made atomically, so two
+    processes sharing the directory never record the same run. False: another one has it."""
+    claim = _claim_path(path)
+    while True:
+        try:
+            fd = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            if _claimant_alive(claim):
+                return False
+            try:
+                os.remove(claim)        # a dead process's claim: take it over
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+
+
 def _record_one(record, key: RunKey, path: str) -> str | None:
     """Worker: record one run; write to a temporary name so a half-written file is never used.
 
-    Returns None, or the traceback text of a failure (exceptions do not always pickle)."""
+    Returns None, ``CLAIMED``, or the traceback text of a failure (exceptions do not always pickle)."""
+    if os.path.exists(path):
+        return None
+    if not _claim(path):
+        return CLAIMED
     tmp = f"{path}.partial-{os.getpid()}"
     try:
-        record(key.name, tmp, seed=key.seed, threads=key.threads)
-        os.replace(tmp, path)
+        if not os.path.exists(path):    # recorded by another process between the check and the claim
+            record(key.name, tmp, seed=key.seed, threads=key.threads)
+            os.replace(tmp, path)
         return None
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         return traceback.format_exc()
+    finally:
+        os.remove(_claim_path(path))
 
 
 class ScenarioRuns:
@@ -123,30 +177,52 @@ class ScenarioRuns:
             self._background.shutdown(wait=True, cancel_futures=True)
             self._background, self._pending = None, {}
 
-    def _collect(self, key: RunKey, future) -> None:
+    def _collect(self, key: RunKey, future) -> bool:
+        """Take a recording's outcome; False if another process is recording that run."""
         try:
             error = future.result()
         except BaseException:                   # the worker process died
             error = traceback.format_exc()
+        if error == CLAIMED:
+            return False
         if error:
             self.errors[key] = error
+        return True
+
+    def _claimed_elsewhere(self, key: RunKey) -> bool:
+        claim = _claim_path(str(self.file(key)))
+        return os.path.exists(claim) and _claimant_alive(claim)
+
+    def _wait_for_others(self, keys) -> None:
+        """Wait until each run another process claimed has its file or lost its claim (that process
+        failed or died: ``ensure`` then records it here)."""
+        for key in keys:
+            while not self.file(key).exists() and self._claimed_elsewhere(key):
+                time.sleep(0.05)
 
     def ensure(self, keys) -> None:
-        """Record every key that has no file yet (and has not failed), in parallel."""
+        """Record every key that has no file yet (and has not failed), in parallel. Runs that
+        another process sharing the directory is recording are waited for."""
         keys = set(keys)
         for key in sorted(keys & set(self._pending)):
             future = self._pending.pop(key)
             if not future.cancel():             # started in the background: wait for it
-                self._collect(key, future)
-        missing = sorted({k for k in keys if not self.file(k).exists() and k not in self.errors})
-        if not missing:
-            return
-        workers = min(self.workers, len(missing))
-        # spawn, not fork: the test process may hold torch/OpenMP and Qt threads
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_quiet_threads) as pool:
-            futures = {k: pool.submit(_record_one, self.record, k, str(self.file(k))) for k in missing}
-            for key, future in futures.items():
-                self._collect(key, future)
+                self._collect(key, future)      # (recorded elsewhere: waited for below)
+        while True:
+            missing = sorted({k for k in keys if not self.file(k).exists() and k not in self.errors})
+            if not missing:
+                return
+            claimed = [k for k in missing if self._claimed_elsewhere(k)]
+            if len(claimed) == len(missing):    # all on their way: wait (a dead claimant's run comes back)
+                self._wait_for_others(claimed)
+                continue
+            todo = [k for k in missing if k not in claimed]
+            # spawn, not fork: the test process may hold torch/OpenMP and Qt threads
+            with ProcessPoolExecutor(min(self.workers, len(todo)), mp_context=get_context("spawn"),
+                                     initializer=_quiet_threads) as pool:
+                futures = {k: pool.submit(_record_one, self.record, k, str(self.file(k))) for k in todo}
+                elsewhere = [key for key, future in futures.items() if not self._collect(key, future)]
+            self._wait_for_others(claimed + elsewhere)
 
     def path(self, name: str, seed: int = 0, threads: int = 1) -> str:
         key = RunKey(name, seed, threads)
