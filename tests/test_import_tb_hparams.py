@@ -91,6 +91,8 @@ def test_add_hparams_default_session_folders_join_their_run(tmp_path):
         names = run.metric_names()
         assert "Loss/train" in names
         assert "hparam/accuracy" in names     # the session's metric, under its own tag
+        acc = run.scalar("hparam/accuracy")
+        assert list(acc.steps) == [19] and acc.values[0] == pytest.approx(0.9)   # the run's result: at its end, not at step 0
         assert not any(n.startswith(sessions[0].name) for n in names)
 
 
