@@ -109,3 +109,17 @@ def test_a_timestamp_named_run_without_a_parent_run_stays_a_run(tmp_path):
         w.add_hparams({"lr": 0.1}, {"hparam/acc": 0.5}, run_name=".")
         w.close()
     assert run_dirs(root) == [root / "1733540000.5", root / "1733540100.25"]
+
+
+def test_a_whole_sweep_imported_at_once_puts_each_result_at_its_own_runs_end(tmp_path):
+    pytest.importorskip("torch")
+    from torch.utils.tensorboard import SummaryWriter
+    for name, steps in (("short", 10), ("long", 40)):
+        w = SummaryWriter(str(tmp_path / name))
+        for step in range(steps):
+            w.add_scalar("loss", 1.0, step)
+        w.add_hparams({"steps": steps}, {"hparam/acc": steps / 100})
+        w.close()
+    series, _, _ = read_tensorboard(tmp_path, recursive=True)
+    assert list(series["short/hparam/acc"][0]) == [9] and list(series["long/hparam/acc"][0]) == [39]
+    assert not any(name.split("/")[1][:1].isdigit() for name in series)   # no timestamp folders in the names

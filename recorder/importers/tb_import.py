@@ -77,7 +77,7 @@ def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict |
     pieces: dict[str, list] = {}
     records = 0
     sessions: dict = {}
-    finals = []
+    finals, ends = [], {}          # add_hparams' final metrics; each run folder's last scalar step
     sizes = [f.stat().st_size for f in files]
     total, done = max(sum(sizes), 1), 0
     for f, size in zip(files, sizes):
@@ -94,17 +94,19 @@ def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict |
                 # add_hparams' metric_dict, written at step 0 (its global_step default): the
                 # run's final results, as TensorBoard's HParams table shows them; placed at the
                 # run's last step below, not at its start
-                finals.append((_series_name(tag, folder), steps, values, wall))
+                finals.append((folder, _series_name(tag, folder), steps, values, wall))
                 continue
             pieces.setdefault(_series_name(tag, folder), []).append((steps, values, wall))
+            if len(steps):
+                ends[folder] = max(ends.get(folder, 0), int(steps.max()))
         for tag, hists in data.histograms.items():
             for suffix, (s, v) in _histogram_series(hists).items():
                 pieces.setdefault(f"{_series_name(tag, folder)}/{suffix}", []).append((s, v, np.zeros(len(s))))
         if progress is not None:
             progress(done, total)
-    end = max((int(p[0].max()) for parts in pieces.values() for p in parts if len(p[0])), default=0)
-    for name, steps, values, wall in finals:
-        pieces.setdefault(name, []).append((np.full_like(steps, min(end, MAX_STEP - 1)), values, wall))
+    for folder, name, steps, values, wall in finals:
+        end = min(ends.get(folder, 0), MAX_STEP - 1)     # the last step of the run the session is part of
+        pieces.setdefault(name, []).append((np.full_like(steps, end), values, wall))
     series, bad_steps = {}, 0
     for tag, parts in pieces.items():
         steps = np.concatenate([p[0] for p in parts])
