@@ -114,6 +114,11 @@ def columns(rows: list, every_config_key: bool = False) -> Columns:
         shown = [k for k in keys if k not in PROVENANCE_KEYS and len({r.config.get(k) for r in rows}) > 1]
     shown = shown[:MAX_CONFIG_COLUMNS]
     titles = list(dict.fromkeys(t for r in rows for t in r.values))
+    # A metric's best column that equals its last one in every run says nothing more (a final
+    # result logged once, such as add_hparams' hparam/accuracy): left out.
+    titles = [t for t in titles if not (t.endswith(" best") and t not in LOWER_IS_BETTER
+                                        and all(r.values.get(t) == r.values.get(f"{t[:-len(' best')]} last")
+                                                for r in rows))]
     loss_order = [t for t, _ in LOSS_COLUMNS if t in titles]
     others = [t for t in titles if t not in LOWER_IS_BETTER][:MAX_OTHER_METRICS]
     return Columns(shown, loss_order + others, len(keys) - len(shown))

@@ -108,3 +108,18 @@ def test_a_tensorboard_sweep_shows_its_hyperparameters_not_where_it_came_from(tm
 def test_a_metrics_name_says_which_way_is_better(name, way):
     from trainspect.app.run_table import better
     assert better(name) == way
+
+
+def test_a_result_logged_once_gets_no_best_column_beside_its_last(tmp_path, capsys):
+    """A final score logged once per run (add_hparams' hparam/accuracy, a test accuracy at the
+    end) has its best equal to its last in every run: one column, not two the same."""
+    for k, acc in enumerate((0.8, 0.9)):
+        with Recorder(tmp_path / f"r{k}.h5", name=f"r{k}", config={"lr": 10.0 ** -k}) as rec:
+            for step in range(20):
+                rec.log({"train/loss": 1.0 / (step + 1)}, step=step)
+            rec.log({"test/acc": acc}, step=19)
+    code, out, err = _run(capsys, tmp_path, "--csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert "test/acc last" in rows[0] and "test/acc best" not in rows[0]
+    assert sorted(float(r["test/acc last"]) for r in rows) == [0.8, 0.9]
