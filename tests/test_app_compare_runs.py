@@ -175,3 +175,40 @@ def test_hostile_names_and_huge_configs_stay_a_readable_table(window, qtbot, tmp
     assert max(widths) <= COLUMN_MAX_PX
     assert _column(panel, "run")[0].startswith("<b>bold</b>")      # shown as typed, not as markup
     assert window.minimumSizeHint().width() <= 800
+
+
+def test_the_scatter_puts_each_run_at_its_learning_rate_and_best_validation_loss(window, qtbot, tmp_path):
+    """Under the table's neighbour: one point per run, the LR on a log axis (the sweep spans 100x),
+    the best validation loss up; a click on a point makes its run current."""
+    entries = open_runs(window, _sweep(tmp_path))
+    panel = window.compare
+    show_panel(window, qtbot, panel)
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 3 and not panel.reading(), timeout=30_000)
+    scatter = panel.scatter
+    assert (scatter.x_box.currentText(), scatter.y_box.currentText()) == ("lr", "val loss best")
+    assert scatter.axis_is_log()
+    best = {r.name: r.values["val loss best"] for r in panel.rows.values()}
+    assert sorted(scatter.point_data()) == sorted((f"lr{lr:g}", lr, best[f"lr{lr:g}"]) for lr in LRS)
+    xs = sorted(p.pos().x() for p in scatter.scatter.points())
+    assert xs == pytest.approx([-4, -3, -2])      # log10 of the LRs: evenly spaced, as the sweep is
+    scatter.y_box.setCurrentText("train loss end")
+    assert sorted(y for _, _, y in scatter.point_data()) == sorted(r.values["train loss end"] for r in panel.rows.values())
+    target = next(e for e in entries if e.name == "lr0.0001")
+    spot = next(p for p in scatter.scatter.points() if p.data()[1] == "lr0.0001")
+    scatter._clicked(scatter.scatter, [spot])
+    assert window.runs.current is target
+
+
+def test_the_scatter_says_why_it_is_empty_for_runs_with_no_numeric_setting_apart(window, qtbot, tmp_path):
+    paths = []
+    for k in range(2):
+        paths.append(tmp_path / f"r{k}.h5")
+        with Recorder(paths[-1], name=f"r{k}", config={"optimizer": ["adam", "sgd"][k], "lr": 0.1}) as rec:
+            for step in range(20):
+                rec.log({"train/loss": 1.0 / (step + 1 + k)}, step=step)
+    open_runs(window, paths)
+    panel = window.compare
+    show_panel(window, qtbot, panel)
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 2 and not panel.reading(), timeout=30_000)
+    assert panel.scatter.x_box.count() == 0 and panel.scatter.point_data() == []
+    assert "no numeric setting differs" in panel.scatter.message.text()

@@ -1,6 +1,7 @@
 """The Compare tab: every open run as a row of a sortable table (app/run_table.py says which
-columns). Click a header to sort, a row to make that run current; "Copy as CSV" puts the table
-on the clipboard for a notebook or a spreadsheet.
+columns), and under it a result against a setting, one point per run (sweep_scatter.py). Click
+a header to sort, a row or a point to make that run current; "Copy as CSV" puts the table on
+the clipboard for a notebook or a spreadsheet.
 
 Rows are read on the model's background readers while the tab is on screen, each run once and
 again when a live run has new rows (at most every LIVE_RELOAD_MS): fifty open runs cost nothing
@@ -12,8 +13,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QPixmap, QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView, QApplication, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
-    QTableWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView, QApplication, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
+    QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
 from ...report.svgplot import fmt_value
@@ -23,6 +24,7 @@ from ..plain_text import plain
 from ..run_io import LatestReads, locked_read
 from .lazy import LIVE_RELOAD_MS
 from .parts import shrinkable
+from .sweep_scatter import SweepScatter
 from .throttle import Throttle
 
 RUN_COLUMNS = ("run", "state", "steps")
@@ -85,10 +87,15 @@ class CompareRunsPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         self.table.setSortingEnabled(True)
         self.table.cellClicked.connect(self._row_clicked)
+        self.scatter = SweepScatter(runs)      # a result against a setting, one point per run
+        split = QSplitter(Qt.Horizontal)       # beside the table: the bottom dock is short
+        split.addWidget(self.table)
+        split.addWidget(self.scatter)
+        split.setSizes([3000, 2000])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(top)
-        lay.addWidget(self.table, 1)
+        lay.addWidget(split, 1)
         self.live_reload = Throttle(self._read_stale, LIVE_RELOAD_MS, self)
         self.refill = Throttle(self._fill, FILL_MS, self)
         runs.runAdded.connect(self._changed)
@@ -249,6 +256,7 @@ class CompareRunsPanel(QWidget):
             self.table.setColumnWidth(j, min(self.table.columnWidth(j), ADVISOR_MAX_PX))
         self._select_current(self.runs.current)
         self._say()
+        self.scatter.show_rows(shown, list(dict.fromkeys(k for r in rows for k in r.config)), cols.values)
 
     def _advice_item(self, entry, row) -> _Item:
         result = self.advisor.result(entry.key) if self.advisor is not None else None

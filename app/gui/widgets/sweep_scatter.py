@@ -1,0 +1,119 @@
+"""The Compare tab's scatter plot: one point per run, a setting on x, a result on y, each point
+in its run's color (the table's swatch), its name in the point's tooltip; click a point to
+make that run current. The points and the
+axes' choice are ``app/sweep_scatter.py``'s; this is the Qt side."""
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ...report.svgplot import fmt_value
+from ...sweep_scatter import default_axes, log_axis, numeric_keys, points
+from ..plain_text import plain
+from .parts import shrinkable
+
+POINT_SIZE = 11
+MAX_TICKS = 10         # more distinct setting values than this: the axis' own ticks
+
+
+class SweepScatter(QWidget):
+    def __init__(self, runs, parent=None):
+        super().__init__(parent)
+        self.runs = runs
+        self._shown: list = []                  # (entry, RunRow) as given to show()
+        self.x_box, self.y_box = QComboBox(), QComboBox()
+        self.x_box.setToolTip("a setting that differs between the runs")
+        self.y_box.setToolTip("a column of the table")
+        for box in (self.x_box, self.y_box):
+            box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(12)
+            box.currentTextChanged.connect(self._draw)
+        self.message = plain(shrinkable(QLabel()))
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("x:"))
+        bar.addWidget(self.x_box)
+        bar.addWidget(QLabel("y:"))
+        bar.addWidget(self.y_box)
+        bar.addWidget(self.message, 1)
+        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas.setBackground("w")
+        self.plot = self.canvas.addPlot()
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.canvas.setToolTip("one point per run, in its color in the table; click one to make its run current")
+        self.plot.hideButtons()
+        for side in ("bottom", "left"):
+            self.plot.getAxis(side).enableAutoSIPrefix(False)   # "lr (x0.001)" over log ticks read wrong
+        self.scatter = pg.ScatterPlotItem(size=POINT_SIZE, hoverable=True, tip=self._tip, pen=pg.mkPen("k", width=0.5))
+        self.scatter.sigClicked.connect(self._clicked)
+        self.plot.addItem(self.scatter)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(bar)
+        lay.addWidget(self.canvas, 1)
+
+    def show_rows(self, shown, config_keys, value_titles) -> None:
+        """``shown``: (entry, RunRow) of the table; the x choices are those of ``config_keys``
+        holding numbers, the y choices ``value_titles`` (the table's columns)."""
+        self._shown = shown
+        rows = [r for _, r in shown]
+        xs, ys = numeric_keys(rows, config_keys), list(value_titles)
+        x_default, y_default = default_axes(xs, ys)
+        for box, items, default in ((self.x_box, xs, x_default), (self.y_box, ys, y_default)):
+            keep = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(items)
+            box.setCurrentText(keep if keep in items else (default or ""))
+            box.blockSignals(False)
+        self._draw()
+
+    def _draw(self) -> None:
+        x_key, y_title = self.x_box.currentText(), self.y_box.currentText()
+        rows = [r for _, r in self._shown]
+        if not x_key or not y_title:
+            self.scatter.setData([])
+            self.message.setText("no numeric setting differs between these runs" if len(rows) > 1 else
+                                 "open two or more runs of a sweep to plot a result against a setting")
+            return
+        found = points(rows, x_key, y_title)
+        log = log_axis([x for _, x, _ in found])
+        axis = self.plot.getAxis("bottom")
+        axis.setLogMode(log)
+        # The sweep's own values as the ticks (a log axis' minor labels ran into each other)
+        ticks = sorted({x for _, x, _ in found})
+        axis.setTicks([[(math.log10(x) if log else x, fmt_value(x)) for x in ticks]] if len(ticks) <= MAX_TICKS else None)
+        self.plot.setLabel("bottom", x_key + (" (log scale)" if log else ""))
+        self.plot.setLabel("left", y_title)
+        spots = []
+        for i, x, y in found:
+            entry, row = self._shown[i]
+            spots.append({"pos": (math.log10(x) if log else x, y), "data": (entry.key, row.name, x, y),
+                          "brush": pg.mkBrush(entry.color)})
+        self.scatter.setData(spots)
+        self.plot.autoRange(padding=0.12)
+        missing = len(rows) - len(found)
+        self.message.setText(f"{len(found)} run{'s' if len(found) != 1 else ''}"
+                             + (f" ({missing} without {x_key} or {y_title})" if missing else ""))
+
+    @staticmethod
+    def _tip(x, y, data) -> str:
+        _, name, raw_x, raw_y = data
+        return f"{name}\n{fmt_value(raw_x)}, {fmt_value(raw_y)}"
+
+    def _clicked(self, _item, spots, *_args) -> None:
+        if not len(spots):
+            return
+        key = spots[0].data()[0]
+        entry = next((e for e in self.runs.runs() if e.key == key), None)
+        if entry is not None:
+            self.runs.set_current(entry)
+
+    def point_data(self) -> list:
+        """(run name, x, y) of the points drawn, with x as given (tests)."""
+        return [tuple(p.data()[1:]) for p in self.scatter.points()]
+
+    def axis_is_log(self) -> bool:
+        return bool(self.plot.getAxis("bottom").logMode)
+
