@@ -212,3 +212,14 @@ def test_the_scatter_says_why_it_is_empty_for_runs_with_no_numeric_setting_apart
     qtbot.waitUntil(lambda: panel.table.rowCount() == 2 and not panel.reading(), timeout=30_000)
     assert panel.scatter.x_box.count() == 0 and panel.scatter.point_data() == []
     assert "no numeric setting differs" in panel.scatter.message.text()
+
+
+def test_the_current_runs_point_stands_out(window, qtbot, tmp_path):
+    entries = open_runs(window, _sweep(tmp_path))
+    panel = window.compare
+    show_panel(window, qtbot, panel)
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 3 and not panel.reading(), timeout=30_000)
+    for entry in entries:
+        window.runs.set_current(entry)
+        sizes = {p.data()[1]: p.size() for p in panel.scatter.scatter.points()}
+        assert max(sizes, key=sizes.get) == entry.name and len(set(sizes.values())) == 2

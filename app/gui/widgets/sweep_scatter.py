@@ -15,6 +15,7 @@ from ..plain_text import plain
 from .parts import shrinkable
 
 POINT_SIZE = 11
+CURRENT_SIZE = 15
 MAX_TICKS = 10         # more distinct setting values than this: the axis' own ticks
 
 
@@ -47,6 +48,7 @@ class SweepScatter(QWidget):
             self.plot.getAxis(side).enableAutoSIPrefix(False)   # "lr (x0.001)" over log ticks read wrong
         self.scatter = pg.ScatterPlotItem(size=POINT_SIZE, hoverable=True, tip=self._tip, pen=pg.mkPen("k", width=0.5))
         self.scatter.sigClicked.connect(self._clicked)
+        runs.currentChanged.connect(lambda _entry: self._draw())
         self.plot.addItem(self.scatter)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -89,8 +91,11 @@ class SweepScatter(QWidget):
         spots = []
         for i, x, y in found:
             entry, row = self._shown[i]
+            current = entry is self.runs.current     # the current run's point: larger, outlined
             spots.append({"pos": (math.log10(x) if log else x, y), "data": (entry.key, row.name, x, y),
-                          "brush": pg.mkBrush(entry.color)})
+                          "brush": pg.mkBrush(entry.color), "size": CURRENT_SIZE if current else POINT_SIZE,
+                          "pen": pg.mkPen("k", width=2 if current else 0.5)})
+        spots.sort(key=lambda spot: spot["size"])    # drawn last: on top of a point at the same place
         self.scatter.setData(spots)
         self.plot.autoRange(padding=0.12)
         missing = len(rows) - len(found)
