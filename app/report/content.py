@@ -24,6 +24,7 @@ from ..vocab import (ACTS, LAYER_STAT_SPECS, LAYER_STATS, SNAPS, SYS_GRAD_NORM, 
                      name_list, stat_label, step_count, steps_text)
 
 from . import svgplot
+from .svg_scatter import sweep_svg
 from .svgplot import PALETTE, Line, PlotSpec
 
 MAX_OTHER_METRICS = 6        # user metrics beyond the losses that get their own plot
@@ -476,6 +477,9 @@ def build_comparison(runs, sections) -> Comparison:
         rows = [(sec.name, [cells[i] for _, cells in differ], False) for i, sec in enumerate(sections)]
     figs = []
     colors = {id(r): PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
+    sweep = sweep_svg(sections, [colors[id(r)] for r in runs])     # first: which setting trained best
+    if sweep is not None:
+        figs.append(Figure(*sweep))
     for title, pick in (("Training loss", lambda r: loss_names(r)[0]),
                         ("Validation loss", lambda r: loss_names(r)[1]),
                         (stat_label(SYS_LR).capitalize(), lambda r: SYS_LR if SYS_LR in r.scalar_names() else None),
