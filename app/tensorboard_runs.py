@@ -25,8 +25,9 @@ from trainspect.recorder.importers.tfevents import EventFileError
 
 CACHE_ENV = "TRAINSPECT_CACHE_DIR"
 # Part of the cache key: a conversion made by an older importer is made again (2: the logged
-# hyperparameters became the run's config; 3: add_hparams session folders joined their run).
-CONVERTER_VERSION = 3
+# hyperparameters became the run's config; 3: add_hparams session folders joined their run;
+# 4: JSON text summaries, the HF Trainer's TrainingArguments, became config too).
+CONVERTER_VERSION = 4
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 

@@ -123,3 +123,36 @@ def test_a_whole_sweep_imported_at_once_puts_each_result_at_its_own_runs_end(tmp
     series, _, _ = read_tensorboard(tmp_path, recursive=True)
     assert list(series["short/hparam/acc"][0]) == [9] and list(series["long/hparam/acc"][0]) == [39]
     assert not any(name.split("/")[1][:1].isdigit() for name in series)   # no timestamp folders in the names
+
+
+def test_the_hf_trainers_arguments_written_as_json_text_become_the_config(tmp_path, capsys):
+    """The HF Trainer's TensorBoard callback writes its TrainingArguments as a text summary
+    (add_text("args", args.to_json_string())): they are the run's config, under the name
+    trainspect's own HF callback uses, so an HF sweep's TensorBoard logs compare by their settings."""
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    import json
+
+    from torch.utils.tensorboard import SummaryWriter
+    from trainspect.app.cli import main
+    args = transformers.TrainingArguments(str(tmp_path / "out"), learning_rate=3e-3, per_device_train_batch_size=16,
+                                          report_to=[])
+    w = SummaryWriter(str(tmp_path / "hf"))
+    w.add_text("args", args.to_json_string())
+    w.add_text("config", json.dumps({"model": {"depth": 4}, "data": "digits"}))   # a script's own JSON config
+    w.add_text("notes", "lr sweep, second try")                 # prose: not a config
+    w.add_text("layers", json.dumps([1, 2, 3]))                 # a JSON list: not a config either
+    w.add_text("deep", "{" * 100_000)                           # hostile: unparseable, skipped without a word
+    for step in range(10):
+        w.add_scalar("train/loss", 1.0 / (step + 1), step)
+    w.close()
+    with open_run(as_run_file(tmp_path / "hf")) as run:
+        config = run.config
+    assert config["training_args"]["learning_rate"] == pytest.approx(3e-3)
+    assert config["training_args"]["per_device_train_batch_size"] == 16
+    assert config["config"] == {"model": {"depth": 4}, "data": "digits"}
+    assert not {"notes", "layers", "deep", "args"} & set(config)
+    assert main(["info", str(tmp_path / "hf")]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("config:"))
+    assert "training_args.learning_rate=0.003" in line           # nested settings as dotted keys
+    assert "more (trainspect compare RUN --all-config lists them)" in line   # ~150 keys: not all on one line

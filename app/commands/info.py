@@ -7,6 +7,20 @@ import time
 from trainspect.analysis.optimizer_settings import optimizer_settings
 
 
+
+MAX_CONFIG_KEYS = 16   # an HF Trainer's TrainingArguments are ~150 keys: one screen line is not a dump
+
+
+def config_text(config: dict) -> str:
+    """The run's config as ``key=value`` pairs, nested dicts as dotted keys, at most
+    MAX_CONFIG_KEYS of them (``trainspect compare RUN --all-config`` and reports list every key)."""
+    from ..report.content import flatten
+
+    pairs = flatten(config)
+    text = ", ".join(f"{k}={v}" for k, v in pairs[:MAX_CONFIG_KEYS])
+    more = len(pairs) - MAX_CONFIG_KEYS
+    return text + (f", … and {more} more (trainspect compare RUN --all-config lists them)" if more > 0 else "")
+
 def add_arguments(parser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5), directories holding them, or TensorBoard logs")
 
@@ -70,7 +84,7 @@ def summary_lines(run):
         hp_text = ", ".join(f"{k}={v}" for k, v in optimizer_settings(opt)[:6])
         lines.append(f"optimizer:  {opt.get('type', '?')}" + (f" ({hp_text})" if hp_text else ""))
     if run.config:
-        lines.append("config:     " + ", ".join(f"{k}={v}" for k, v in run.config.items()))
+        lines.append("config:     " + config_text(run.config))
     lines.append(f"metrics:    {len(user)} logged" + (f" + {n_sys} recorded by watch()" if n_sys else ""))
     yield from lines
     lines = []

@@ -15,6 +15,7 @@ Record format (tensorflow/core/lib/io/record_writer.cc):
 from __future__ import annotations
 
 import functools
+import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +85,8 @@ class EventData:
     records: int = 0
     corrupt_tail: bool = False                       # a truncated last record (a run still writing or killed)
     hparams: dict = field(default_factory=dict)      # the hparams plugin's session hyperparameters (add_hparams,
-    #                                                  Lightning's log_hyperparams): name -> float | str | bool
+    #                                                  Lightning's log_hyperparams): name -> float | str | bool;
+    #                                                  and a JSON text's settings: tag -> dict (CONFIG_TEXT_KEYS)
 
 
 # --- minimal protobuf decoding -------------------------------------------------------------------
@@ -208,6 +210,37 @@ def _hparams(buf, a, b) -> dict | None:
     return None
 
 
+# A text summary holding a JSON object is a run's settings: the HF Trainer writes its
+# TrainingArguments so (add_text("args", args.to_json_string())) and its model's config
+# ("model_config"), and many scripts add_text("config", json.dumps(cfg)). Stored as the config
+# under the tag, "args" under the name trainspect's own HF callback gives it.
+CONFIG_TEXT_KEYS = {"args": "training_args"}
+MAX_CONFIG_TEXT = 1 << 20
+
+
+def _plugin_name(buf, meta) -> str | None:
+    for plugin in _children(buf, meta, 1):                         # SummaryMetadata.plugin_data
+        names = [_text(buf, n) for n in _children(buf, plugin, 1)]
+        return names[-1] if names else None
+    return None
+
+
+def _json_object(buf, tensor) -> dict | None:
+    """The JSON object a string TensorProto (string_val, field 8) holds, or None."""
+    for raw in _children(buf, tensor, 8):
+        if raw[1] - raw[0] > MAX_CONFIG_TEXT:
+            return None
+        text = bytes(buf[raw[0]:raw[1]]).decode("utf-8", "replace").strip()
+        if not text.startswith("{"):
+            return None
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        return obj if isinstance(obj, dict) and obj else None
+    return None
+
+
 def parse_event(buf, start=0, end=None):
     """Decode one Event: (wall_time, step, [(tag, 'scalar', value) | (tag, 'histogram', Histogram)
     | (tag, 'hparams', {name: value})])."""
@@ -223,7 +256,7 @@ def parse_event(buf, start=0, end=None):
         for num, wt, v, _ in _fields(buf, a, b):
             if num != 1 or wt != 2:
                 continue
-            tag, value = None, None
+            tag, value, tensor, plugin = None, None, None, None
             for vn, vwt, vv, _ in _fields(buf, v[0], v[1]):
                 if vn == 1 and vwt == 2:
                     tag = _text(buf, vv)
@@ -232,13 +265,19 @@ def parse_event(buf, start=0, end=None):
                 elif vn == 5 and vwt == 2:
                     value = ("histogram", _histogram(buf, vv[0], vv[1], step, wall))
                 elif vn == 8 and vwt == 2:
+                    tensor = vv
                     t = _tensor_scalar(buf, vv[0], vv[1])
                     if t is not None and (value is None or value[0] != "hparams"):
                         value = ("scalar", t)
                 elif vn == 9 and vwt == 2:                    # metadata: the hparams plugin's session info
+                    plugin = _plugin_name(buf, vv)
                     hp = _hparams(buf, vv[0], vv[1])
                     if hp:
                         value = ("hparams", hp)
+            if plugin == "text" and tag is not None and tensor is not None:
+                obj = _json_object(buf, tensor)
+                key = tag.removesuffix("/text_summary")               # torch's add_text adds it
+                value = ("hparams", {CONFIG_TEXT_KEYS.get(key, key): obj}) if obj else None
             if tag is not None and value is not None:
                 out.append((tag, value[0], value[1]))
     return wall, step, out
