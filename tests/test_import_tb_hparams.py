@@ -156,3 +156,15 @@ def test_the_hf_trainers_arguments_written_as_json_text_become_the_config(tmp_pa
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("config:"))
     assert "training_args.learning_rate=0.003" in line           # nested settings as dotted keys
     assert "more (trainspect compare RUN --all-config lists them)" in line   # ~150 keys: not all on one line
+
+
+def test_run_details_show_nested_settings_one_a_row(tmp_path):
+    pytest.importorskip("PySide6")
+    from trainspect.app.gui.widgets.details import run_details_html
+    from trainspect.recorder import Recorder
+    with Recorder(tmp_path / "r.h5", config={"training_args": {"learning_rate": 3e-3, "seed": 42}, "lr": 0.1}) as rec:
+        rec.log({"loss": 1.0}, step=0)
+    with open_run(tmp_path / "r.h5") as run:
+        page = run_details_html(run)
+    assert "training_args.learning_rate</td><td>0.003" in page and "training_args.seed</td><td>42" in page
+    assert "{" not in page.split("<h3>Config</h3>")[1].split("</table>")[0]     # no JSON cell

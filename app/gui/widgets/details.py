@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import html
-import json
 from datetime import datetime
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout
 from trainspect.analysis.frozen import frozen_numel
 from trainspect.analysis.optimizer_settings import optimizer_settings
 
+from ...report.content import flatten
 from ...vocab import NEUTRAL_COLOR, STATE_COLORS
 from ..plain_text import rich
 from .lazy import LazyPanel
@@ -21,10 +21,6 @@ def _table(rows) -> str:
     return "<table cellspacing='0' cellpadding='2'>" + "".join(
         f"<tr><td style='color:#555;padding-right:12px'>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in rows
     ) + "</table>"
-
-
-def _fmt(value) -> str:
-    return json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value)
 
 
 def _when(t) -> str:
@@ -46,7 +42,9 @@ def run_details_html(run) -> str:
     out = [f"<h2 style='margin:2px 0'>{rich(run.name)}</h2>",
            f"<p>{e(str(run.path))}</p>",
            f"<p><b style='color:{color}'>{e(st.describe(clock=True))}</b></p>"]
-    out.append("<h3>Config</h3>" + (_table((k, _fmt(v)) for k, v in sorted(run.config.items())) or "<p>(none)</p>"))
+    # Nested settings as dotted keys, one a row: an HF Trainer's TrainingArguments were one
+    # 3 KB cell of JSON
+    out.append("<h3>Config</h3>" + (_table(sorted(flatten(run.config))) or "<p>(none)</p>"))
     info = [("host", meta.get("host", "")), ("started", _when(meta.get("start_time")))]
     info += [(f"{k} version", v) for k, v in (meta.get("versions") or {}).items()]
     opt = meta.get("optimizer") or {}
