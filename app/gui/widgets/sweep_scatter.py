@@ -76,8 +76,9 @@ class SweepScatter(QWidget):
         rows = [r for _, r in self._shown]
         if not x_key or not y_title:
             self.scatter.setData([])
-            self.message.setText("no numeric setting differs between these runs" if len(rows) > 1 else
-                                 "open two or more runs of a sweep to plot a result against a setting")
+            self.message.setText("open two or more runs of a sweep to plot a result against a setting" if len(rows) < 2
+                                 else "no numeric setting differs between these runs" if not x_key
+                                 else "no result to plot: these runs logged no loss or metric")
             return
         found = points(rows, x_key, y_title)
         log = log_axis([x for _, x, _ in found])
