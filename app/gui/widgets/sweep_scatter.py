@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ...report.svgplot import fmt_value
 from ...sweep_scatter import default_axes, log_axis, numeric_keys, points
@@ -15,6 +16,7 @@ from ..plain_text import plain
 from .parts import shrinkable
 
 POINT_SIZE = 11
+HINT_WIDTH = 320
 CURRENT_SIZE = 15
 MAX_TICKS = 10         # more distinct setting values than this: the axis' own ticks
 
@@ -32,6 +34,8 @@ class SweepScatter(QWidget):
             box.setMinimumContentsLength(12)
             box.currentTextChanged.connect(self._draw)
         self.message = plain(shrinkable(QLabel()))
+        # its text must not widen the Compare tab, and with it the window (every tab's hint counts)
+        self.message.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("x:"))
         bar.addWidget(self.x_box)
@@ -54,6 +58,11 @@ class SweepScatter(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(bar)
         lay.addWidget(self.canvas, 1)
+
+    def sizeHint(self) -> QSize:
+        # A plot's 600 px hint beside the table made the Compare tab, and with it the window, ask
+        # for 1400 px (every tab's hint counts): the splitter shares whatever width there is.
+        return QSize(HINT_WIDTH, super().sizeHint().height())
 
     def show_rows(self, shown, config_keys, value_titles) -> None:
         """``shown``: (entry, RunRow) of the table; the x choices are those of ``config_keys``
