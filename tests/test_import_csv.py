@@ -78,3 +78,35 @@ def test_cli_import_refuses_to_overwrite_without_force(tmp_path, capsys):
     assert main(["import", str(src), "-q", "--force"]) == 0
     with open_run(out) as r:
         assert list(r.scalar("loss").values) == [3.0]
+
+
+def test_a_lightning_csv_loggers_hyperparameters_and_version_come_along(tmp_path):
+    """Lightning's CSVLogger writes metrics.csv and, beside it, hparams.yaml: the settings become
+    the run's config and the version folder its name (every CSVLogger run is a "metrics")."""
+    pytest.importorskip("lightning")
+    from lightning.pytorch.loggers import CSVLogger
+    runs = []
+    for lr in (0.1, 0.01):
+        logger = CSVLogger(str(tmp_path), name="sweep")
+        logger.log_hyperparams({"lr": lr, "model": {"hidden": 64}})
+        for step in range(20):
+            logger.log_metrics({"train_loss": lr / (step + 1)}, step=step)
+        logger.finalize("success")
+        runs.append(tmp_path / "sweep" / f"version_{len(runs)}")
+    for k, (run_dir, lr) in enumerate(zip(runs, (0.1, 0.01))):
+        out = tmp_path / f"v{k}.h5"
+        assert main(["import", str(run_dir / "metrics.csv"), "-o", str(out), "-q"]) == 0
+        with open_run(out) as run:
+            assert run.name == f"version_{k}"
+            assert run.config["lr"] == pytest.approx(lr) and run.config["model"] == {"hidden": 64}
+            assert len(run.scalar("train_loss")) == 20
+
+
+def test_an_unsafe_or_broken_hparams_yaml_leaves_the_values_importable(tmp_path):
+    pytest.importorskip("yaml")
+    (tmp_path / "metrics.csv").write_text("step,train_loss\n0,1.0\n1,0.5\n")
+    (tmp_path / "hparams.yaml").write_text("opt: !!python/object/apply:os.system ['echo pwned']\n")
+    out = tmp_path / "r.h5"
+    assert main(["import", str(tmp_path / "metrics.csv"), "-o", str(out), "-q"]) == 0
+    with open_run(out) as run:
+        assert "opt" not in run.config and len(run.scalar("train_loss")) == 2

@@ -129,6 +129,25 @@ def read_csv(src) -> tuple[str, dict, int, int]:
     return layout, series, skipped, bad_steps
 
 
+MAX_HPARAMS_BYTES = 1 << 20
+
+
+def lightning_hparams(src) -> dict | None:
+    """The ``hparams.yaml`` Lightning's CSVLogger writes beside ``metrics.csv`` (its
+    ``save_hyperparameters()`` / ``log_hyperparams``), read with PyYAML's safe loader where
+    installed (Lightning brings it); None if absent, unreadable or not a mapping."""
+    path = Path(src).parent / "hparams.yaml"
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_HPARAMS_BYTES:
+            return None
+        import yaml
+
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+    except Exception:  # noqa: BLE001 - no PyYAML, python-object tags, bad YAML: the values still import
+        return None
+    return loaded if isinstance(loaded, dict) and loaded else None
+
+
 def convert(src, dst, progress=None) -> ImportSummary:
     from ..recorder import Recorder
 
@@ -136,8 +155,11 @@ def convert(src, dst, progress=None) -> ImportSummary:
     if not series:
         raise ValueError(f"{src}: no numeric values found")
     summary = ImportSummary(source=str(src), layout=layout, skipped_rows=skipped - bad_steps, bad_steps=bad_steps)
-    config = {"imported_from": str(Path(src).resolve()), "import_format": f"csv ({layout})"}
-    with Recorder(dst, name=Path(src).stem, config=config) as rec:
+    hparams = lightning_hparams(src)
+    config = {**(hparams or {}), "imported_from": str(Path(src).resolve()), "import_format": f"csv ({layout})"}
+    # Every CSVLogger run is a metrics.csv: its version folder names it
+    name = Path(src).parent.name if hparams is not None and Path(src).parent.name else Path(src).stem
+    with Recorder(dst, name=name, config=config) as rec:
         for i, (name, (steps, values)) in enumerate(series.items()):
             order = np.argsort(steps, kind="stable")
             rec.log_many({name: values[order]}, steps=steps[order])
