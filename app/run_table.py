@@ -69,15 +69,21 @@ class RunRow:
     advice: str = ""                             # the advisor's verdict in a few words (advice_text)
 
 
-def run_row(run) -> RunRow:
-    """The row of one open run (``analysis.Run``): reads its losses and its scalar summary."""
-    _, metrics = run_summary(run)
-    roles = run.loss_roles()
+def loss_values(metrics: dict) -> dict:
+    """The loss columns (LOSS_COLUMNS) of a run's ``run_summary`` metrics that it has."""
     values = {}
     for title, keys in LOSS_COLUMNS:
         key = next((k for k in keys if k in metrics), None)
         if key is not None:
             values[title] = float(metrics[key])
+    return values
+
+
+def run_row(run) -> RunRow:
+    """The row of one open run (``analysis.Run``): reads its losses and its scalar summary."""
+    _, metrics = run_summary(run)
+    roles = run.loss_roles()
+    values = loss_values(metrics)
     summary = run.scalar_summary()
     losses = {roles.get("train"), roles.get("val")}
     others = [(n, last) for n, last, count in zip(summary.names, summary.last, summary.counts)

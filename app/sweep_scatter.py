@@ -28,8 +28,11 @@ def number(text) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def numeric_keys(rows, keys) -> list[str]:
-    """Those of ``keys`` whose values are numbers in at least two runs, and not all the same."""
+def numeric_keys(rows, keys=None) -> list[str]:
+    """Those of ``keys`` (default: every config key, first seen first) whose values are numbers
+    in at least two runs, and not all the same."""
+    if keys is None:
+        keys = dict.fromkeys(k for r in rows for k in r.config)
     out = []
     for k in keys:
         values = [number(r.config.get(k)) for r in rows]
@@ -54,6 +57,13 @@ def points(rows, x_key: str, y_title: str) -> list[tuple[int, float, float]]:
         if x is not None and y is not None and math.isfinite(y):
             out.append((i, x, float(y)))
     return out
+
+
+def value_ticks(xs, limit: int = 10) -> list | None:
+    """The distinct x values as the axis' ticks (a sweep's own settings), or None for the
+    axis' own ticks when there are more than ``limit``."""
+    distinct = sorted(set(xs))
+    return distinct if len(distinct) <= limit else None
 
 
 def log_axis(xs) -> bool:

@@ -6,8 +6,6 @@ import time
 
 from trainspect.analysis.optimizer_settings import optimizer_settings
 
-
-
 MAX_CONFIG_KEYS = 16   # an HF Trainer's TrainingArguments are ~150 keys: one screen line is not a dump
 
 
@@ -20,6 +18,7 @@ def config_text(config: dict) -> str:
     text = ", ".join(f"{k}={v}" for k, v in pairs[:MAX_CONFIG_KEYS])
     more = len(pairs) - MAX_CONFIG_KEYS
     return text + (f", … and {more} more (trainspect compare RUN --all-config lists them)" if more > 0 else "")
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5), directories holding them, or TensorBoard logs")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..sweep_scatter import default_axes, log_axis, numeric_keys, points
+from ..sweep_scatter import default_axes, log_axis, numeric_keys, points, value_ticks
 from .svgplot import FONT, _num, esc, fmt_value, log_ticks, nice_ticks, shorten
 
 LABEL_CHARS = 22
@@ -18,23 +18,9 @@ LABEL_GAP_PX = 13       # a name closer than this to one already written is left
 
 def sweep_rows(sections) -> list:
     """The report's run sections as run-table rows: their config and loss columns."""
-    from ..run_table import LOSS_COLUMNS, RunRow    # run_table imports report.content, which imports this
-    rows = []
-    for s in sections:
-        values = {}
-        for title, keys in LOSS_COLUMNS:
-            key = next((k for k in keys if k in s.metrics), None)
-            if key is not None:
-                values[title] = float(s.metrics[key])
-        rows.append(RunRow(s.name, str(s.metrics.get("state", "")), s.metrics.get("steps"), dict(s.config), values))
-    return rows
-
-
-def sweep_axes(rows) -> tuple[str | None, str | None]:
-    from ..run_table import LOSS_COLUMNS
-    keys = list(dict.fromkeys(k for r in rows for k in r.config))
-    titles = [t for t, _ in LOSS_COLUMNS if any(t in r.values for r in rows)]
-    return default_axes(numeric_keys(rows, keys), titles)
+    from ..run_table import RunRow, loss_values    # run_table imports report.content, which imports this
+    return [RunRow(s.name, str(s.metrics.get("state", "")), s.metrics.get("steps"), dict(s.config),
+                   loss_values(s.metrics)) for s in sections]
 
 
 def scatter_plot(found, names, colors, x_label: str, y_label: str, title: str = "", width: int = 820,
@@ -73,8 +59,8 @@ def scatter_plot(found, names, colors, x_label: str, y_label: str, title: str = 
         yy = py(t)
         out.append(f'<line x1="{left}" y1="{_num(yy)}" x2="{left + pw}" y2="{_num(yy)}" stroke="#e6e6e6"/>')
         out.append(f'<text x="{left - 5}" y="{_num(yy + 4)}" text-anchor="end" fill="#444">{esc(fmt_value(t))}</text>')
-    distinct = sorted({x for _, x, _ in found})
-    ticks = [(math.log10(x) if log else x, x) for x in distinct] if len(distinct) <= 10 else \
+    distinct = value_ticks([x for _, x, _ in found])
+    ticks = [(math.log10(x) if log else x, x) for x in distinct] if distinct is not None else \
         [(t, 10 ** t if log else t) for t in (log_ticks(x0, x1) if log else nice_ticks(x0, x1, 6))]
     for t, value in ticks:
         xx = px(t)
@@ -100,7 +86,7 @@ def sweep_svg(sections, colors) -> tuple[str, str, str] | None:
     """(title, svg, caption) of the sweep figure of a report's runs, or None when no numeric
     setting differs between them (or fewer than two runs have both numbers)."""
     rows = sweep_rows(sections)
-    x_key, y_title = sweep_axes(rows)
+    x_key, y_title = default_axes(numeric_keys(rows), list(dict.fromkeys(t for r in rows for t in r.values)))
     if x_key is None or y_title is None:
         return None
     found = points(rows, x_key, y_title)

@@ -192,12 +192,10 @@ def _children(buf, span, number):
 
 
 def _hparams(buf, a, b) -> dict | None:
-    """The hyperparameters of a SummaryMetadata whose plugin is "hparams" and whose content is a
+    """The hyperparameters of the "hparams" plugin's SummaryMetadata whose content is a
     SessionStartInfo (HParamsPluginData field 3, its map<string, Value> hparams field 1); None
-    for any other summary metadata (tensorboard/plugins/hparams/plugin_data.proto)."""
+    for other content (tensorboard/plugins/hparams/plugin_data.proto)."""
     for plugin in _children(buf, (a, b), 1):                       # plugin_data
-        if [_text(buf, n) for n in _children(buf, plugin, 1)] != ["hparams"]:
-            return None
         for content in _children(buf, plugin, 2):
             for session in _children(buf, content, 3):             # session_start_info
                 out = {}
@@ -271,7 +269,7 @@ def parse_event(buf, start=0, end=None):
                         value = ("scalar", t)
                 elif vn == 9 and vwt == 2:                    # metadata: the hparams plugin's session info
                     plugin = _plugin_name(buf, vv)
-                    hp = _hparams(buf, vv[0], vv[1])
+                    hp = _hparams(buf, vv[0], vv[1]) if plugin == "hparams" else None
                     if hp:
                         value = ("hparams", hp)
             if plugin == "text" and tag is not None and tensor is not None:

@@ -256,7 +256,7 @@ class CompareRunsPanel(QWidget):
             self.table.setColumnWidth(j, min(self.table.columnWidth(j), ADVISOR_MAX_PX))
         self._select_current(self.runs.current)
         self._say()
-        self.scatter.show_rows(shown, list(dict.fromkeys(k for r in rows for k in r.config)), cols.values)
+        self.scatter.show_rows(shown, cols.values)
 
     def _advice_item(self, entry, row) -> _Item:
         result = self.advisor.result(entry.key) if self.advisor is not None else None

@@ -11,7 +11,7 @@ from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from ...report.svgplot import fmt_value
-from ...sweep_scatter import default_axes, log_axis, numeric_keys, points
+from ...sweep_scatter import default_axes, log_axis, numeric_keys, points, value_ticks
 from ..plain_text import plain
 from .parts import shrinkable
 
@@ -64,12 +64,12 @@ class SweepScatter(QWidget):
         # for 1400 px (every tab's hint counts): the splitter shares whatever width there is.
         return QSize(HINT_WIDTH, super().sizeHint().height())
 
-    def show_rows(self, shown, config_keys, value_titles) -> None:
-        """``shown``: (entry, RunRow) of the table; the x choices are those of ``config_keys``
-        holding numbers, the y choices ``value_titles`` (the table's columns)."""
+    def show_rows(self, shown, value_titles) -> None:
+        """``shown``: (entry, RunRow) of the table; the x choices are their config keys holding
+        numbers that differ, the y choices ``value_titles`` (the table's columns)."""
         self._shown = shown
         rows = [r for _, r in shown]
-        xs, ys = numeric_keys(rows, config_keys), list(value_titles)
+        xs, ys = numeric_keys(rows), list(value_titles)
         x_default, y_default = default_axes(xs, ys)
         for box, items, default in ((self.x_box, xs, x_default), (self.y_box, ys, y_default)):
             keep = box.currentText()
@@ -94,8 +94,8 @@ class SweepScatter(QWidget):
         axis = self.plot.getAxis("bottom")
         axis.setLogMode(log)
         # The sweep's own values as the ticks (a log axis' minor labels ran into each other)
-        ticks = sorted({x for _, x, _ in found})
-        axis.setTicks([[(math.log10(x) if log else x, fmt_value(x)) for x in ticks]] if len(ticks) <= MAX_TICKS else None)
+        ticks = value_ticks([x for _, x, _ in found], MAX_TICKS)
+        axis.setTicks(None if ticks is None else [[(math.log10(x) if log else x, fmt_value(x)) for x in ticks]])
         self.plot.setLabel("bottom", x_key + (" (log scale)" if log else ""))
         self.plot.setLabel("left", y_title)
         spots = []
