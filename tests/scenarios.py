@@ -819,6 +819,20 @@ def transformer_adam_lr_tenth(rec, seed):
     train(rec, model, opt, lr_at=warmup_cosine(0.1, 25, 250, floor=0.01), steps=250, seed=seed)
 
 
+def transformer_adam_no_warmup(rec, seed):
+    import torch
+    torch.manual_seed(76 + 1000 * seed)
+    model = tiny_transformer()
+    for m in model.modules():            # GPT-2's init: std 0.02
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.02)
+    # AdamW at 0.3 from the first step (no warm-up, no clipping), cosine to 0.03: the loss goes
+    # 2.3 -> ~700 within ten steps and takes ~60 to fall back below where it started, then trains
+    # (nanoGPT at learning_rate=3 without warm-up: "no problems found" before loss_blowup)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.3, betas=(0.9, 0.95), weight_decay=0.1)
+    train(rec, model, opt, lr_at=warmup_cosine(0.3, 0, 250, floor=0.03), steps=250, seed=seed)
+
+
 def iris_raw_features(rec, seed):
     import torch
     torch.manual_seed(65 + 1000 * seed)
@@ -980,6 +994,8 @@ SCENARIOS = {s.name: s for s in [
              about="MLP, SGD momentum, one random order reused every epoch: repeats, classes mixed (a note at most)"),
     Scenario("transformer_adam_lr_tenth", transformer_adam_lr_tenth, "weight_growth", ("lr_too_high",),
              "AdamW at 0.1 with warm-up + cosine (nanoGPT's recipe): the weight matrices grow ~10x early"),
+    Scenario("transformer_adam_no_warmup", transformer_adam_no_warmup, "loss_blowup", ("lr_too_high",),
+             "AdamW at 0.3 from the first step, no warm-up: the loss blows up 300x, then recovers"),
 ]}
 
 

@@ -168,6 +168,16 @@ def test_missing_zero_grad_is_read_from_linearly_growing_gradients():
             assert other.causes[0].id == "optimizer_setup", (other.symptom, other.causes)
 
 
+def test_a_norm_that_falls_well_back_after_its_rise_is_not_accumulation():
+    """Summed gradients level off where they balance; pytorch/examples' dcgan generator rose
+    17 -> 88 as a line while its discriminator won, then fell back to ~60 (zeroed every step)."""
+    from trainspect.analysis.advisor.gradient_rules import linear_growth
+    t = np.arange(200.0)
+    rise = 1.0 + 0.1 * np.minimum(t, 100)
+    assert linear_growth(t, rise)["factor"] > 5                         # levelled off: still a sum
+    assert linear_growth(t, np.where(t < 100, rise, 11.0 - 0.05 * (t - 100))) is None   # fell to ~55 %
+
+
 def test_geometric_growth_is_not_accumulation():
     from trainspect.analysis.advisor.gradient_rules import linear_growth
     t = np.arange(300)

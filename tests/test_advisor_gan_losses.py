@@ -51,3 +51,18 @@ def test_a_healthy_gan_gets_no_loss_curve_advice(tmp_path, seed, names):
 
 def test_a_declared_role_still_wins():
     assert loss_roles(["Loss_G", "Loss_D"], {"train": "Loss_G"}) == {"train": "Loss_G"}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_generator_whose_gradients_grow_as_a_line_is_not_told_to_zero_them(tmp_path, seed):
+    """A generator's gradients steepen as its discriminator wins: the straight-line growth that
+    reads "zero_grad() missing" elsewhere (exit 1 on pytorch/examples' healthy dcgan)."""
+    rng = np.random.default_rng(seed)
+    for name, expect in (("loss_G", False), ("loss", True)):
+        path = tmp_path / f"{name}.h5"
+        with Recorder(path) as rec:
+            for step in range(200):
+                noise = float(np.exp(0.05 * rng.standard_normal()))
+                rec.log({name: 0.8 + 0.02 * step * noise, "grad_norm": (10.0 + 0.5 * step) * noise})
+        accumulating = [f for f in diagnose(path) if f.facts.get("accumulating")]
+        assert bool(accumulating) is expect, name

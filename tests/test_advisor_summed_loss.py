@@ -37,3 +37,25 @@ def test_a_loss_summed_over_the_batch_is_named(tmp_path, seed):
 def test_a_mean_loss_at_a_high_lr_gets_no_reduction_hint(tmp_path, seed):
     fixes = _run(tmp_path / "r.h5", seed, "mean", 50.0)
     assert "lower_lr" in fixes and "check_loss_reduction" not in fixes
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_autoencoder_summing_over_its_pixels_gets_no_reduction_hint(tmp_path, seed):
+    """pytorch/examples' VAE: BCE summed over 784 pixels, per sample, as a VAE's ELBO is. Its
+    784 outputs were read as classes ("83x ln(784): summed over the batch?")."""
+    torch.manual_seed(seed)
+    x = torch.rand(2048, 64)
+    model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 64), nn.Sigmoid())
+    opt = torch.optim.SGD(model.parameters(), lr=5.0)
+    path = tmp_path / "r.h5"
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for _ in range(60):
+            xb = x[torch.randint(0, 2048, (128,))]
+            loss = nn.functional.binary_cross_entropy(model(xb), xb, reduction="sum") / len(xb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"loss": loss.item()})
+    fixes = [fix.id for f in diagnose(path) for fix in f.fixes]
+    assert "check_loss_reduction" not in fixes

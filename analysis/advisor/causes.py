@@ -88,6 +88,8 @@ def _lr_high_fixes(fixes, finding, ctx):
     c, loss = ctx.n_outputs, ctx.sig.train_loss
     if not c or c < 2 or loss is None or not len(loss[2]):
         return out
+    if c == ctx.n_inputs:    # outputs as many as the inputs: an autoencoder (a VAE's 784 pixels), no classes
+        return out
     first, per_class = float(loss[2][0]), math.log(c)
     if not (math.isfinite(first) and first >= SUMMED_LOSS * per_class):
         return out

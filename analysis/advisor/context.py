@@ -65,6 +65,7 @@ class Context:
     degenerate_inputs: bool = False         # >= 1/4 of input batches constant (std 0): batch 1, all-ones rows
     output_activation: str = ""             # activation module after the last weight layer ("ReLU", "Softmax")
     n_outputs: int | None = None            # output units of the last weight matrix
+    n_inputs: int | None = None             # input features of the first weight matrix (a Linear's in_features)
     grads_accumulate: dict | None = None    # the global gradient norm grows linearly: zero_grad() missing?
     lr_sweep: object = None                 # analysis.lr_range.LRSweep of this model, when one is at hand
     zero_gradients: bool = False            # every gradient exactly 0 at every record: the loss ignores the weights
@@ -197,6 +198,7 @@ def build_context(sig: Signals) -> Context:
     ctx.output_activation = _output_activation([m.name for m in sig.modules], types)
     weights = [p for p in sig.params if len(p.shape) >= 2]
     ctx.n_outputs = int(weights[-1].shape[0]) if weights else None
+    ctx.n_inputs = int(weights[0].shape[1]) if weights and len(weights[0].shape) == 2 else None
     lr = sig.scalars.get(SYS_LR)
     if lr is not None:
         s, v = lr
@@ -209,7 +211,9 @@ def build_context(sig: Signals) -> Context:
             init, end = head_level(v), tail_level(v)
             ctx.train_loss_near_zero = init > 0 and end < 0.01 * init
     total = sig.scalars.get(SYS_GRAD_NORM)
-    if total is not None:
+    # A GAN's generator gets steeper gradients as its discriminator wins: growth of the game, not a
+    # missing zero_grad() (pytorch/examples' dcgan: 17 -> 88 over 90 steps, zeroed every step)
+    if total is not None and not sig.adversarial:
         ctx.grads_accumulate = linear_growth(*finite_prefix(*total))
     ctx.zero_gradients = _all_gradients_zero(sig)
     ctx.clips, ctx.clipping = gradient_clipping(sig)

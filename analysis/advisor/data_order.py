@@ -30,6 +30,10 @@ PEAK = 0.3            # autocorrelation of the changes at the period (white nois
 REPEAT = 0.3          # ... on average over its first multiples
 CONTRAST = 0.3        # ... above the autocorrelation half a period away
 MULTIPLES = 8         # multiples of a lag averaged
+# PEAK and REPEAT at least this many noise sigmas (1 / sqrt(n) for n changes): a short run's
+# correlations are noisy, and the best of its ~n/3 lags passed 0.3 by chance (nanoGPT's random
+# batch offsets, 99 steps: 0.32 and 0.33 at a lag of 18)
+NOISE_SIGMAS = 4.0
 # lag-1 autocorrelation of the average epoch's pattern: "grouped" at or above this and 2 / sqrt(period)
 # (batches of unrelated difficulty give 0 +- 1 / sqrt(period): a short epoch looks wavy by chance)
 SMOOTH = 0.4
@@ -143,7 +147,8 @@ def _period_lag(ac, n: int) -> int | None:
     comb = _combs(ac, lags, n)
     half = lags // 2
     dip = (ac[half - 1] + ac[half] + ac[half + 1]) / 3
-    ok = (ac[lags] >= PEAK) & (comb >= REPEAT) & (ac[lags] - np.maximum(dip, 0.0) >= CONTRAST)
+    noise = NOISE_SIGMAS / np.sqrt(n)
+    ok = (ac[lags] >= max(PEAK, noise)) & (comb >= max(REPEAT, noise)) & (ac[lags] - np.maximum(dip, 0.0) >= CONTRAST)
     if not ok.any():
         return None
     # the fundamental: the shortest lag nearly as good as the best (which may be 2 or 10

@@ -316,7 +316,7 @@ def grad_spike_evidence(spike_steps, grad_steps, grad_norm, *, within=1, z=2.5):
         steps=[int(g_steps[i]) for i in hit], values=[float(g_values[i]) for i in hit], threshold=z)
 
 
-def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_span=0.25, min_points=20):
+def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_span=0.25, min_kept=0.7, min_points=20):
     """The global gradient norm grows like a straight line in the step: gradients that accumulate.
 
     Without ``optimizer.zero_grad()`` each backward() adds to the gradients of every step before
@@ -325,7 +325,9 @@ def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_span=0.2
     and a healthy one stays level or falls. The rise is the stretch from the start to where the
     binned norm first reaches 80 % of its maximum; fires when it spans ``min_span`` of the run, the
     norm grew ``min_factor`` x over it, and a straight line fits it with R^2 >= ``min_r2`` and at
-    least as well as a line in log space.
+    least as well as a line in log space, and the last fifth of the run kept ``min_kept`` of the
+    largest norm (a sum that balances levels off; the norm of a GAN generator whose discriminator
+    won rises as a line too, then falls back).
     Returns {"factor", "r2", "early", "late", "first_step", "last_step"} or None.
     """
     s = np.asarray(steps, dtype=np.float64)
@@ -338,6 +340,9 @@ def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_span=0.2
     t, b = s[rows], b[:, 0]
     top = int(np.argmax(b >= 0.8 * b.max()))
     if top < max(10, min_span * b.size):
+        return None
+    # summed gradients level off where they balance; a norm that fell well back was never a sum
+    if np.median(b[-max(3, b.size // 5):]) < min_kept * b.max():
         return None
     t, b = t[: top + 1], b[: top + 1]
     early, late = float(np.median(b[: max(3, b.size // 10)])), float(b[-1])

@@ -15,6 +15,7 @@ SYMPTOM_MODULES = (
     "loss_oscillation",
     "loss_spikes",
     "no_progress",
+    "loss_blowup",
     "early_plateau",
     "overfitting",
     "vanishing_gradients",

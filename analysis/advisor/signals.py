@@ -12,8 +12,9 @@ import numpy as np
 
 from trainspect.recorder import format as fmt
 
-from ..vocab import logged_stand_ins, loss_roles, unjudged_rl_losses
+from ..vocab import adversarial_losses, logged_stand_ins, loss_roles, unjudged_rl_losses
 from ..ranks import NONFINITE_SERIES, dist_info
+from ..run import RunState
 from .rank_rules import TIMING_SERIES, rank_signals
 from .tables import Table
 
@@ -36,6 +37,8 @@ class Signals:
     stand_ins: dict = field(default_factory=dict)  # sys series -> the logged metric read in its place
     ranks: object = None                            # rank_rules.RankSignals of a distributed run, else None
     rewards: list = field(default_factory=list)     # a reinforcement-learning run's reward metrics (losses not judged)
+    live: bool = False                              # the run is still being written: its curves have no end yet
+    adversarial: bool = False                       # a GAN's network: its losses are Loss_G / errD / ... (vocab)
 
 
 SYS_SERIES = (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_GRAD_NORM_POST_CLIP, fmt.SYS_NONFINITE_GRADS,
@@ -59,12 +62,20 @@ def _metric_names(run) -> list:
     return run.metric_names() if hasattr(run, "metric_names") else run.scalar_names()
 
 
+def _is_live(run) -> bool:
+    status = getattr(run, "status", None)
+    if status is None:
+        return False
+    return status().state == RunState.LIVE
+
+
 def extract(run, reuse=None) -> Signals:
     names = _metric_names(run)
     present = set(names)
-    sig = Signals(meta=dict(run.meta or {}))
+    sig = Signals(meta=dict(run.meta or {}), live=_is_live(run))
     roles = loss_roles(names, sig.meta.get(fmt.META_ROLES), getattr(run, "point_counts", None))
     sig.rewards = unjudged_rl_losses(names, sig.meta.get(fmt.META_ROLES))   # Context.loss_curve() reads it
+    sig.adversarial = bool(adversarial_losses(names))
     stand_ins = logged_stand_ins(names)   # an unwatched run's own logs
     wanted = [roles[r] for r in ("train", "val") if r in roles] + [n for n in SYS_SERIES if n in present]
     # a distributed run: rank_signals reads this file's timing too; asked together, one pass over it

@@ -12,7 +12,7 @@ from trainspect.recorder.format import META_DISTRIBUTED, SYS_INPUT_MEAN
 
 from ...findings import Evidence, Finding, Fix
 from ..causes import RECURRENT_TYPES
-from ..data_order import CONTRAST, MIN_PERIOD, MULTIPLES, PEAK, REPEAT, SMOOTH, WIDE_SWING, find_period, lr_cycles
+from ..data_order import CONTRAST, MIN_PERIOD, MULTIPLES, NOISE_SIGMAS, PEAK, REPEAT, SMOOTH, WIDE_SWING, find_period, lr_cycles
 from ..series import fmt
 from ..spec import SymptomSpec
 
@@ -80,7 +80,8 @@ def fixes(f, ctx):
 SPEC = SymptomSpec(
     id="periodic_loss",
     looks_at="training loss, step to step (log), and the LR schedule",
-    fires_when=f"the autocorrelation of the log loss's step-to-step changes is >= {PEAK:g} at a lag of >= "
+    fires_when=f"the autocorrelation of the log loss's step-to-step changes (n of them) is >= {PEAK:g} (and >= "
+               f"{NOISE_SIGMAS:g}/sqrt(n), the noise of a short run) at a lag of >= "
                f"{MIN_PERIOD} steps, >= {CONTRAST:g} above its value half that lag away and >= {REPEAT:g} on "
                f"average over the lag's first {MULTIPLES} multiples, over >= 3 cycles; not with an LR that "
                "restarts, nor when the recorded inputs never change (full batch) (info); a warning when the "

@@ -5,6 +5,8 @@ too low for the number of steps given (an LR range test finds a larger one that 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from ...findings import Evidence, Finding, Fix
 from ..causes import lr_from_update_ratio, settings_slow_training
 from ..context import MIN_LOSS_POINTS
@@ -49,12 +51,39 @@ def detect_slow_convergence(steps, values, *, series="train/loss", min_progress=
 
 
 def detect(sig, ctx):
-    return None if ctx.nan_step is not None else ctx.on_loss_curve(detect_slow_convergence)
+    # a live run still falling has simply not ended: "train longer" is what it is doing
+    return None if ctx.nan_step is not None or sig.live else ctx.on_loss_curve(detect_slow_convergence)
+
+
+# Warnings that show the LR too high: a slow descent beside them is no sign of an LR too low.
+LR_TOO_HIGH_FINDINGS = ("weight_growth", "loss_blowup")
+LR_DECAY = 3.0      # the LR fell this many times from its peak by the end: a decaying schedule
 
 
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_low=True)
     settings_slow_training(s, ctx)
+    high = _lr_shown_too_high(ctx)
+    if high is None:
+        return
+    s.score.pop("lr_too_low", None)    # "reduce the LR 10x" there, "re-run with LR x10" here
+    decay = _lr_decay(ctx)
+    if decay is not None:
+        s.boost("lr_too_high", 0.6, f"the loss fell as the LR decayed from {decay[0]:.3g} to {decay[1]:.3g}, and "
+                                    f"{high} shows the LR too high: the run trains better at the smaller LR")
+
+
+def _lr_shown_too_high(ctx):
+    return next((sym for sym in LR_TOO_HIGH_FINDINGS if sym in ctx.found), None)
+
+
+def _lr_decay(ctx):
+    """(peak LR, last LR) when the LR schedule decayed ``LR_DECAY`` x or more from its peak."""
+    v = ctx.lr_values
+    if v is None or len(v) < 2:
+        return None
+    peak, last = float(np.max(v)), float(v[-1])
+    return (peak, last) if peak >= LR_DECAY * last else None
 
 
 def settle(f, ctx):
@@ -67,6 +96,8 @@ def settle(f, ctx):
 
 def fixes(f, ctx):
     if ctx.warmup_unfinished:     # longer would only warm up further: the schedule is the fix (causes)
+        return []
+    if _lr_shown_too_high(ctx) and _lr_decay(ctx):   # it fell as a too-high LR decayed: lower the LR
         return []
     return [Fix("train_longer", "train longer: the loss was still falling steadily when the run ended")]
 
