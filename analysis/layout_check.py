@@ -86,6 +86,11 @@ def check_layout(f, path) -> Layout:
     return out
 
 
+def whole_read_limit(file_size: int) -> int:
+    """The most bytes a table read whole may claim in a file of ``file_size`` bytes."""
+    return max(WHOLE_READ_MIN_BYTES, WHOLE_READ_FACTOR * file_size)
+
+
 def _drop_oversized(found: dict, path, out: Layout) -> None:
     """Tables a reader loads whole must fit what the file could hold: a table resized to 2^33
     rows in a 2 MB file is refused or left out, never read; so is one stored compressed that
@@ -93,7 +98,7 @@ def _drop_oversized(found: dict, path, out: Layout) -> None:
     recorder never compresses, and a repacked run's tables unpack to a few times its size."""
     import os
 
-    limit = max(WHOLE_READ_MIN_BYTES, WHOLE_READ_FACTOR * os.path.getsize(path))
+    limit = whole_read_limit(os.path.getsize(path))
     for name in sorted(READ_WHOLE & found.keys()):
         ds = found[name]
         try:

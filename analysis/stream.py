@@ -1,21 +1,32 @@
 """Stream a run file's new rows as frames (remote side) and rebuild them into a local mirror.
 
 Protocol (stdout of ``trainspect stream``), versioned so that both ends can refuse a peer
-they do not understand. Version 2 (version 1 sent every dataset's name, a 16-byte row range
-and the whole 64-byte live state with each flush: ~250 bytes of framing per flush):
+they do not understand. Version 3 (version 2 sent the changed-elements mask of a fixed-size
+dataset as one varint, which took time quadratic in the dataset's size: a 20 MB meta/json never
+left; version 1 sent every dataset's name, a 16-byte row range and the whole 64-byte live state
+with each flush: ~250 bytes of framing per flush):
 
 * preamble (unchanged across versions, so any two versions recognise each other):
   ``STREAM_MAGIC`` (8 bytes), protocol version (u16 LE), run schema version (u16 LE)
 * frames: kind (1 byte) + payload length (unsigned LEB128 varint) + payload
   - ``L`` layout: JSON {datasets: [{path, dtype, shape, maxshape, chunks}], attrs: {...},
     from: {path: rows}}: the rows of each growing dataset the stream starts after (the
-    mirror checks that they are the rows it holds). Datasets are numbered in list order.
+    mirror checks that they are the rows it holds, and that its datasets have these types and
+    shapes). Datasets are numbered in list order; a fixed-size one larger than readers read
+    whole (``layout_check``: a table of 10^9 names in a 2 MB file) is left out, as readers leave
+    it out. ``attrs`` holds the format's root attributes (``trainspect_format``,
+    ``schema_version``) as the recorder writes them, and no other: no reader uses another, and
+    one may be an array of any size.
   - ``B`` batch: one or more flushes of the writer, applied and flushed by the mirror as one
     (a connection cut inside a batch leaves the mirror as it was). Records, back to back:
     varint ``2*index``, varint row count, raw rows (appended at the mirror's end), or
-    varint ``2*index + 1``, varint bit mask of the changed elements of a fixed-size dataset
-    (live state, status, error), the changed elements' raw bytes. Rows come before state,
-    so the state the mirror shows never describes rows it lacks.
+    varint ``2*index + 1``, the mask of the changed elements of a fixed-size dataset (live
+    state, status, error; the first batch of a connection sends every dataset whole): one bit
+    an element, low bit first (``np.packbits(bitorder="little")``), ``ceil(size / 8)`` bytes
+    for the layout's size, bits past the size clear; then the changed elements' raw bytes.
+    Rows come before state, so the state the mirror shows never describes rows it lacks.
+    Rows go up to those the file stores (``layout_check.stored_rows``, as every reader
+    counts them): a column resized to 10^9 rows no chunk holds sends the rows its chunks hold.
   - ``E`` error: UTF-8 message; the stream ends
 
 Batches are coalesced on the remote side: a batch leaves at once when its rows outweigh its
@@ -40,14 +51,17 @@ import numpy as np
 
 from trainspect.recorder import format as fmt
 
+from .layout_check import check_layout, stored_rows, whole_read_limit
+
 STREAM_MAGIC = b"TSPSTRM\0"
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 PREAMBLE = struct.Struct("<8sHH")
 POLL_S = 0.01
 HOLD_S = 0.15          # small batches leave at most this often (more flushes share a packet)
 WORTH_SENDING = 80     # row bytes that outweigh a batch's own cost (~40 B of ssh packet, ~30 B of
                        # framing and live state): the wire then carries under ~2x the rows' bytes
 MAX_BATCH_BYTES = 16 << 20   # a long catch-up goes in batches of about this size
+MAX_VARINT_BYTES = 10        # a varint holds at most 64 bits (lengths, counts, indices)
 
 
 ANOTHER_RUN = "another run at the same path? remove the mirror to fetch it anew"
@@ -73,7 +87,7 @@ def varint(n: int) -> bytes:
 def read_varint(buf, pos: int) -> tuple:
     """(value, position after it) of the varint at ``buf[pos:]``."""
     n = shift = 0
-    while True:
+    for _ in range(MAX_VARINT_BYTES):
         if pos >= len(buf):
             raise StreamError("a damaged batch: a number runs past its end")
         b = buf[pos]
@@ -81,6 +95,7 @@ def read_varint(buf, pos: int) -> tuple:
         pos, shift = pos + 1, shift + 7
         if not b & 0x80:
             return n, pos
+    raise StreamError(f"a damaged batch: a number runs past {MAX_VARINT_BYTES} bytes")
 
 
 def _frame(out, kind: bytes, payload: bytes) -> None:
@@ -94,20 +109,29 @@ def _datasets(f) -> list:
     return sorted(out)
 
 
-def _attr(v):
-    if isinstance(v, (bytes, np.bytes_)):
-        return {"bytes": bytes(v).hex()}
-    return {"int": int(v)} if isinstance(v, (int, np.integer)) else {"float": float(v)}
+def _header(schema: int) -> dict:
+    """The root attributes as the recorder writes them, the only ones readers use (check_header
+    has read the file's): another one may be an array of any size, so none other is sent."""
+    return {fmt.ATTR_MAGIC: {"bytes": fmt.FORMAT_MAGIC.encode().hex()}, fmt.ATTR_SCHEMA: {"int": schema}}
 
 
-def layout_of(f) -> dict:
-    sets = []
+def _streamed(ds, file_size: int) -> bool:
+    """Whether ``ds`` goes: a growing one does, up to its stored rows; a fixed-size one is read
+    whole at every look, so not one claiming more than readers read whole (layout_check leaves
+    out a 2 MB file's table of 10^9 names: the mirror lacks it)."""
+    return ds.maxshape[:1] == (None,) or math.prod(ds.shape) * ds.dtype.itemsize <= whole_read_limit(file_size)
+
+
+def layout_of(f, schema: int) -> dict:
+    sets, file_size = [], _size(f.filename)
     for name in _datasets(f):
         ds = f[name]
+        if not _streamed(ds, file_size):
+            continue
         sets.append({"path": name, "dtype": ds.dtype.str, "shape": list(ds.shape),
                      "maxshape": [m if m is not None else -1 for m in ds.maxshape],
                      "chunks": list(ds.chunks) if ds.chunks else None})
-    return {"datasets": sets, "attrs": {k: _attr(v) for k, v in f.attrs.items()}}
+    return {"datasets": sets, "attrs": _header(schema)}
 
 
 def _stamp(path):
@@ -118,6 +142,11 @@ def _stamp(path):
     return st.st_mtime_ns, st.st_size
 
 
+def _size(path) -> int:
+    stamp = _stamp(path)
+    return stamp[1] if stamp else 0   # removed meanwhile: only rows that chunks hold count
+
+
 WAITABLE = ("no such file", "run is starting")
 
 
@@ -125,8 +154,6 @@ def _open_started(path, wait_s: float):
     """Open the run once its writer has created every dataset (SWMR started), the way every
     reader opens one (analysis.run): plain when closed, bounded SWMR retries when live, and
     nothing outside the documented layout (a shared run must not stream /etc/passwd)."""
-    from .layout_check import check_layout
-
     deadline = time.monotonic() + wait_s
     while True:
         f = None
@@ -182,10 +209,13 @@ class _Batcher:
         for i, name in self.growing.items():
             ds = self.f[name]
             ds.refresh()
-            if ds.shape[0] < self.sent[i]:
-                raise StreamError(f"{name} has {ds.shape[0]} rows here, the mirror {self.sent[i]}: "
+            # Not ds.shape[0]: a column resized to 10^9 rows that no chunk holds is 28 GB of fill.
+            # The size is read after the extent, so it includes the rows the extent counts.
+            stored = stored_rows(ds, _size(self.f.filename))
+            if stored < self.sent[i]:
+                raise StreamError(f"{name} has {stored} rows here, the mirror {self.sent[i]}: "
                                   f"{ANOTHER_RUN}")
-            self.rows[i] = ds.shape[0]
+            self.rows[i] = stored
             pending += (self.rows[i] - self.sent[i]) * ds.dtype.itemsize * int(np.prod(ds.shape[1:]))
         return pending
 
@@ -208,8 +238,8 @@ class _Batcher:
             size += n * row_bytes
         if self.done():
             for i, (now, changed) in self.patches.items():
-                mask = int.from_bytes(np.packbits(changed, bitorder="little").tobytes(), "little")
-                parts += [varint(2 * i + 1), varint(mask), now[changed].tobytes()]
+                parts += [varint(2 * i + 1), np.packbits(changed, bitorder="little").tobytes(),
+                          now[changed].tobytes()]
                 self.last_fixed[i] = now
             self.patches = {}
         return b"".join(parts)
@@ -225,9 +255,9 @@ def serve(path, have: dict, out, *, wait_s: float = 0.0, follow: bool = True, ho
         _frame(out, b"E", str(exc).encode())
         out.flush()
         return
-    schema = int(f.attrs.get(fmt.ATTR_SCHEMA, -1))
+    schema = int(f.attrs[fmt.ATTR_SCHEMA])   # an integer: check_header refuses anything else
     out.write(PREAMBLE.pack(STREAM_MAGIC, PROTOCOL_VERSION, schema))
-    layout = layout_of(f)
+    layout = layout_of(f, schema)
     batcher = _Batcher(f, layout, have)
     layout["from"] = {name: batcher.sent[i] for i, name in batcher.growing.items()}
     _frame(out, b"L", json.dumps(layout).encode())
@@ -269,25 +299,26 @@ def _follow(path, batcher, out, follow: bool, hold_s: float) -> None:
 
 # ------------------------------------------------------------------ local side
 def _read_exact(src, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = src.read(n - len(buf))
+    parts, left = [], n
+    while left:   # joined once at the end: ``+=`` of short reads is quadratic in a big frame
+        chunk = src.read(left)
         if not chunk:
             raise EOFError
-        buf += chunk
-    return buf
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
 
 
 def _read_length(src) -> tuple:
     """(payload length, bytes its varint took) read from the stream."""
     n = shift = 0
-    for used in range(1, 11):
+    for used in range(1, MAX_VARINT_BYTES + 1):
         (b,) = _read_exact(src, 1)
         n |= (b & 0x7F) << shift
         shift += 7
         if not b & 0x80:
             return n, used
-    raise StreamError("a damaged stream: a frame length runs past 10 bytes")
+    raise StreamError(f"a damaged stream: a frame length runs past {MAX_VARINT_BYTES} bytes")
 
 
 def _take(payload: bytes, pos: int, dtype, count: int) -> tuple:
@@ -296,6 +327,23 @@ def _take(payload: bytes, pos: int, dtype, count: int) -> tuple:
     if end > len(payload):
         raise StreamError("a damaged batch: its records run past its end")
     return np.frombuffer(payload, dtype, count, pos), end
+
+
+def _mask(payload: bytes, pos: int, ds) -> tuple:
+    """(changed elements of the fixed-size ``ds``, position after their mask)."""
+    bits, pos = _take(payload, pos, np.dtype(np.uint8), (ds.size + 7) // 8)
+    if ds.size % 8 and bits[-1] >> (ds.size % 8):
+        raise StreamError(f"a damaged batch: {ds.name} has {ds.size} elements, the batch changes more")
+    return np.unpackbits(bits, count=ds.size, bitorder="little").astype(bool), pos
+
+
+def _fits(ds, d: dict) -> bool:
+    """Whether the mirror's ``ds`` has the type and shape (row shape if growing) of the layout's
+    ``d``: a batch is parsed with the mirror's shapes (a mask's length is its dataset's size)."""
+    if not isinstance(ds, h5py.Dataset) or ds.dtype.str != d["dtype"]:
+        return False
+    skip = 1 if d["maxshape"][:1] == [-1] else 0
+    return list(ds.shape[skip:]) == d["shape"][skip:]
 
 
 def _attr_value(spec):
@@ -369,10 +417,10 @@ class Mirror:
         if self.f is None:
             self._create(layout)
         self._names = [d["path"] for d in layout["datasets"]]
-        absent = [name for name in self._names if name not in self.f]
+        absent = [d["path"] for d in layout["datasets"] if not _fits(self.f.get(d["path"]), d)]
         if absent:
-            raise StreamError(f"the remote run has datasets the mirror lacks ({', '.join(absent[:3])}): "
-                              f"{ANOTHER_RUN} ({self.path})")
+            raise StreamError(f"the remote run has datasets the mirror lacks or holds in another shape "
+                              f"({', '.join(absent[:3])}): {ANOTHER_RUN} ({self.path})")
         held = self.rows()
         for name, first in layout.get("from", {}).items():
             if held.get(name) != first:
@@ -393,11 +441,7 @@ class Mirror:
                 values, pos = _take(payload, pos, ds.dtype, count * int(np.prod(ds.shape[1:])))
                 rows.append((ds, values.reshape(count, *ds.shape[1:])))
             else:
-                mask, pos = read_varint(payload, pos)
-                if mask >> ds.size:
-                    raise StreamError(f"a damaged batch: {ds.name} has {ds.size} elements, the batch changes more")
-                bits = np.frombuffer(mask.to_bytes((ds.size + 7) // 8, "little"), np.uint8)
-                changed = np.unpackbits(bits, count=ds.size, bitorder="little").astype(bool)
+                changed, pos = _mask(payload, pos, ds)
                 values, pos = _take(payload, pos, ds.dtype, int(changed.sum()))
                 patches.append((ds, changed, values))
         for ds, new in rows:

@@ -1,6 +1,8 @@
 """The stream protocol without ssh: a served run rebuilt into a mirror equals the run, a
 resumed stream appends only the new rows, a peer of another protocol version or a cut or
-damaged batch is refused with the mirror left as it was, and one-row flushes share batches."""
+damaged batch is refused with the mirror left as it was, and one-row flushes share batches.
+Big and hostile files: a fixed-size dataset's mask costs one bit an element, root attributes
+other than the format's stay home, and only stored rows and tables readers read travel."""
 from __future__ import annotations
 
 import io
@@ -121,8 +123,8 @@ def test_stream_that_does_not_continue_the_mirror_is_refused(tmp_path):
 def test_peer_of_another_protocol_version_is_named(tmp_path):
     src = make_run(tmp_path / "run.h5", n_steps=20)
     data = bytearray(_served(src))
-    struct.pack_into("<H", data, 8, 1)   # a version-1 remote
-    with pytest.raises(StreamError, match="speaks stream protocol 1, this one 2.*same trainspect version"):
+    struct.pack_into("<H", data, 8, 2)   # a version-2 remote (its masks were varints)
+    with pytest.raises(StreamError, match="speaks stream protocol 2, this one 3.*same trainspect version"):
         _mirror(tmp_path / "m" / "run.h5", bytes(data))
     assert not (tmp_path / "m" / "run.h5").exists()
 
@@ -235,25 +237,22 @@ lock.release()
 
 def _row_bytes_of_batches(data: bytes) -> list:
     """Bytes of rows each batch of a stream carries."""
-    import json
-
-    frames = _frames(data)
-    kind, _, body, end = frames[0]
-    assert kind == b"L"
-    sets = json.loads(data[body:end])["datasets"]
+    sets = _layout(data)["datasets"]
     out = []
-    for kind, _, pos, end in frames[1:]:
+    for kind, _, pos, end in _frames(data)[1:]:
         rows = 0
         while pos < end:
             key, pos = read_varint(data, pos)
             d = sets[key // 2]
             item = np.dtype(d["dtype"]).itemsize
-            n, pos = read_varint(data, pos)
             if key % 2 == 0:
+                n, pos = read_varint(data, pos)
                 rows += n * item * int(np.prod(d["shape"][1:]))
                 pos += n * item * int(np.prod(d["shape"][1:]))
             else:
-                pos += bin(n).count("1") * item
+                size = int(np.prod(d["shape"]))
+                mask = np.unpackbits(np.frombuffer(data, np.uint8, (size + 7) // 8, pos), bitorder="little")
+                pos += (size + 7) // 8 + int(mask.sum()) * item
         out.append(rows)
     return out
 
@@ -281,3 +280,160 @@ def test_small_live_flushes_wait_for_the_hold_and_the_end_sends_them(tmp_path):
     dst = tmp_path / "m" / "live.h5"
     _mirror(dst, data)
     same(src, dst)
+
+
+# ------------------------------------------------------------------ big and hostile files
+def _layout(data: bytes) -> dict:
+    import json
+
+    (kind, _, body, end), *_ = _frames(data)
+    assert kind == b"L"
+    return json.loads(data[body:end])
+
+
+def _index(data: bytes, name: str) -> int:
+    return [d["path"] for d in _layout(data)["datasets"]].index(name)
+
+
+def _config_run(path, keys: int):
+    """A finished run whose meta/json holds ``keys`` config keys of about 100 bytes each."""
+    return make_run(path, n_steps=20, n_layers=0, config={f"k{i}": "v" * 90 for i in range(keys)})
+
+
+def test_a_fixed_dataset_goes_with_one_mask_bit_an_element(tmp_path):
+    """meta/json whole in the first batch: its index, ceil(n/8) bytes of mask, its n bytes
+    (protocol 2 sent the mask as one varint, built in time quadratic in n: a 20 MB config
+    never left the remote)."""
+    src = _config_run(tmp_path / "run.h5", 1000)
+    data = _served(src)
+    with h5py.File(src, "r", locking=False) as f:
+        meta = f["meta/json"][()]
+    assert len(meta) > 90_000
+    record = (varint(2 * _index(data, "meta/json") + 1)
+              + np.packbits(np.ones(len(meta), bool), bitorder="little").tobytes() + meta.tobytes())
+    *_, (kind, _, body, end) = _frames(data)
+    assert kind == b"B" and record in data[body:end]
+
+
+def test_a_big_config_round_trips(tmp_path):
+    src = _config_run(tmp_path / "run.h5", 30_000)   # 3 MB of meta/json
+    _mirror(tmp_path / "m" / "run.h5", _served(src))
+    assert_same_file(src, tmp_path / "m" / "run.h5")
+
+
+def test_changed_elements_of_a_big_fixed_dataset_travel_alone(tmp_path):
+    """Later in a connection only what changed goes: the mask and the changed elements'
+    bytes; the mirror patches exactly those."""
+    import json
+
+    src, dst = _config_run(tmp_path / "run.h5", 3000), tmp_path / "m" / "run.h5"
+    out = io.BytesIO()
+    with h5py.File(src, "r+", locking=False) as f:
+        layout = stream.layout_of(f, 1)
+        batcher = stream._Batcher(f, layout, {})
+        layout["from"] = {name: 0 for name in batcher.growing.values()}
+        out.write(stream.PREAMBLE.pack(stream.STREAM_MAGIC, stream.PROTOCOL_VERSION, 1))
+        stream._frame(out, b"L", json.dumps(layout).encode())
+        batcher.look()
+        stream._frame(out, b"B", batcher.batch())
+        meta = f["meta/json"]
+        meta[[3, 1000, meta.size - 1]] = np.frombuffer(b"xyz", np.uint8)
+        f.flush()
+        batcher.look()
+        second, size = batcher.batch(), meta.size
+        stream._frame(out, b"B", second)
+    assert len(second) == len(varint(2 * _index(out.getvalue(), "meta/json") + 1)) + (size + 7) // 8 + 3
+    _mirror(dst, out.getvalue())
+    assert_same_file(src, dst)
+
+
+def test_a_mask_or_number_past_its_bounds_is_a_damaged_batch(tmp_path):
+    src, dst = make_run(tmp_path / "run.h5", n_steps=20), tmp_path / "m" / "run.h5"
+    data = _served(src)
+    head = data[:_frames(data)[0][3]]   # preamble and layout
+    status = varint(2 * _index(data, "state/status") + 1)   # one element: mask bits 1..7 clear
+    for batch, words in ((status + b"\x03" + b"finished".ljust(16, b"\0"), "has 1 elements, the batch changes more"),
+                         (b"\xff" * 11, "a number runs past 10 bytes")):
+        with pytest.raises(StreamError, match=words):
+            _mirror(dst, head + b"B" + varint(len(batch)) + batch)
+        assert not dst.exists()
+
+
+def test_a_mirror_holding_another_shape_is_refused_by_name(tmp_path):
+    """The remote path now holds a run with a longer config: its meta/json has another size."""
+    dst = tmp_path / "m" / "run.h5"
+    _mirror(dst, _served(_config_run(tmp_path / "short.h5", 1)))
+    before = dst.read_bytes()
+    longer = _config_run(tmp_path / "long.h5", 10)
+    with pytest.raises(StreamError, match="in another shape \\(meta/json\\).*another run at the same path"):
+        _mirror(dst, _served(longer, _held(dst)))
+    assert dst.read_bytes() == before
+
+
+def test_only_the_format_s_root_attributes_travel(tmp_path):
+    """A 1 MB array, a long string, the format mark as an array (check_header reads its bytes):
+    no traceback, nothing of them sent; the mirror has the attributes the recorder writes."""
+    import shutil
+
+    plain = make_run(tmp_path / "plain.h5", n_steps=20)
+    src = shutil.copy(plain, tmp_path / "run.h5")
+    with h5py.File(src, "r+", libver="latest", locking=False) as f:
+        f.attrs["huge"] = np.zeros(1_000_000, np.uint8)
+        f.attrs["text"] = "x" * 100_000
+        f.attrs["trainspect_format"] = np.frombuffer(b"trainspect-run", np.uint8)
+    data = _served(src)
+    assert set(_layout(data)["attrs"]) == {"trainspect_format", "schema_version"}
+    assert len(data) < len(_served(plain)) + 100
+    _mirror(tmp_path / "m" / "run.h5", data)
+    assert_same_file(plain, tmp_path / "m" / "run.h5")
+
+
+def test_rows_no_chunk_holds_are_not_sent(tmp_path):
+    """Columns resized to 10^6 rows in a 0.5 MB file (28 MB of fill): the stream sends the rows
+    their chunks hold (layout_check.stored_rows), and the mirror reads as the file does."""
+    import os
+
+    from trainspect.analysis import open_run
+    from trainspect.analysis.layout_check import stored_rows
+
+    src, dst = tmp_path / "live.h5", tmp_path / "m" / "live.h5"
+    w = _writer(src)
+    _append(w, 0, 50)
+    w.close()
+    columns = ("scalars/step", "scalars/tag", "scalars/value", "scalars/wall")
+    with h5py.File(src, "r+", libver="latest", locking=False) as f:
+        for name in columns:
+            f[name].resize((10**6,))
+    data = _served(src)
+    assert len(data) < 10**6
+    _mirror(dst, data)
+    with h5py.File(src, "r", locking=False) as f, h5py.File(dst, "r", locking=False) as g:
+        for name in columns:
+            rows = stored_rows(f[name], os.path.getsize(src))
+            assert 50 <= g[name].shape[0] == rows < 10**6
+            np.testing.assert_array_equal(g[name][()], f[name][:rows], err_msg=name)
+    here, there = open_run(src).scalar("train/loss"), open_run(dst).scalar("train/loss")
+    np.testing.assert_array_equal(here.steps, there.steps)
+    np.testing.assert_array_equal(here.values, there.values)
+
+
+def test_a_fixed_table_larger_than_readers_read_is_left_out(tmp_path):
+    """params/name claiming 10^6 names (128 MB of fill in a small file): readers leave the
+    layer tables out, the stream leaves the table out, and the mirror reads as the file does."""
+    import shutil
+
+    from trainspect.analysis import open_run
+
+    src = shutil.copy(make_run(tmp_path / "plain.h5", n_steps=20), tmp_path / "run.h5")
+    with h5py.File(src, "r+", libver="latest", locking=False) as f:
+        del f["params/name"]
+        f.create_dataset("params/name", shape=(10**6,), dtype="S128", chunks=(1024,))
+    data = _served(src)
+    assert "params/name" not in [d["path"] for d in _layout(data)["datasets"]]
+    assert len(data) < 10**6
+    dst = tmp_path / "m" / "run.h5"
+    _mirror(dst, data)
+    here, there = open_run(src), open_run(dst)
+    assert here.params == there.params == []
+    assert here.layer_stat_names() == there.layer_stat_names()
+    np.testing.assert_array_equal(here.scalar("train/loss").values, there.scalar("train/loss").values)
