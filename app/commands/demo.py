@@ -23,6 +23,7 @@ from pathlib import Path
 
 from trainspect.analysis import RunFileError, open_run
 
+from ..display import display_problem, has_display
 from ..present import text_lines
 from .open import parse_size
 
@@ -72,33 +73,6 @@ def load_scenarios() -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"cannot list the demo scenarios: {proc.stderr.strip()[-500:]}")
     return json.loads(proc.stdout)
-
-
-def has_display() -> bool:
-    if os.environ.get("QT_QPA_PLATFORM"):
-        return os.environ["QT_QPA_PLATFORM"] not in ("offscreen", "minimal")
-    if sys.platform.startswith("linux") or "bsd" in sys.platform:
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True   # macOS and Windows always have a window system
-
-
-QT_PROBE = "from PySide6.QtWidgets import QApplication; QApplication([])"
-
-
-def display_problem() -> str | None:
-    """Why Qt cannot open a window here, or None if it can.
-
-    Qt aborts the whole process when its platform plugin fails to load (a missing system
-    library such as libxcb-cursor0), so the check runs in a throw-away process.
-    """
-    try:
-        proc = subprocess.run([sys.executable, "-c", QT_PROBE], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc)
-    if proc.returncode == 0:
-        return None
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    return "; ".join(lines[:2]) or f"exit code {proc.returncode}"
 
 
 def start_training(scenario: str, steps, path: Path, pace: float, quiet: bool) -> subprocess.Popen:

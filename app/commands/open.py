@@ -4,8 +4,11 @@ from __future__ import annotations
 import os
 import sys
 
+from ..display import window_problem
 
 DEFAULT_SIZE = (1600, 1000)
+NO_WINDOW = ("without a window: `trainspect tail RUN` follows a run as text, `trainspect open RUN --screenshot "
+             "out.png` renders the app to a picture, `trainspect report RUN` writes an HTML report")
 
 
 def add_arguments(parser) -> None:
@@ -69,6 +72,12 @@ def run(args) -> int:
     from trainspect.app.gui.main_window import MainWindow, dispose_window, ensure_app, render_screenshot
     from trainspect.app.gui.settings import make_settings
 
+    # Probed first: Qt aborts the process where it cannot start (no display, X libraries missing);
+    # a screenshot renders offscreen.
+    problem = None if args.screenshot else window_problem()
+    if problem:
+        print(f"trainspect open: cannot open a window: {problem}\n{NO_WINDOW}", file=sys.stderr)
+        return 2
     app = ensure_app()
     if args.screenshot:
         # Reproducible pictures: default layout, and the user's settings stay untouched.

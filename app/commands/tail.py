@@ -1,8 +1,9 @@
 """``trainspect tail RUN``: follow a live run in a terminal (no Qt, no display needed).
 
-Prints one compact line per update (step, latest user metrics, learning rate, gradient norm)
-and each advisor finding once, when it first appears. Exits when the run finishes, crashes
-or its writer stops responding, or on Ctrl-C. ``--once`` prints one snapshot and exits.
+Prints one compact line per step (latest user metrics, learning rate, gradient norm, under
+the step of the newest user metric), the last values when the run ends, and each advisor
+finding once, when it first appears. Exits when the run finishes, crashes or its writer
+stops responding, or on Ctrl-C. ``--once`` prints one snapshot and exits.
 A run restarted at the same path while it is followed is followed on: resumed
 (``Recorder(..., resume=True)``: a new segment) or replaced (``overwrite=True``), with a line
 saying which.
@@ -122,33 +123,48 @@ def latest(summary, name: str):
     return float(summary.last[i]), int(summary.last_steps[i]) if summary.last_steps is not None else -1
 
 
-def _value_text(summary, name: str, label: str, step: int) -> str:
+def _value_text(got, label: str, step: int) -> str:
     """``label value``, with the value's own step where it is not the line's: the gradient
     norm of step 118 on the line of step 120 read as step 120's ("" when none yet)."""
-    got = latest(summary, name)
     if got is None:
         return ""
     v, own = got
-    return f"{one_line(label)} {fmt_value(v)}" + (f" (step {own})" if 0 <= own < step else "")
+    return f"{one_line(label)} {fmt_value(v)}" + (f" (step {own})" if own >= 0 and own != step else "")
+
+
+def line_step(user: list, recorded: list, fallback: int) -> int:
+    """The step of the values a line shows: the newest of the user's metrics (the training
+    loss), else of the recorder's. Not the table's largest step: the recorder writes its values
+    of a step (data wait, step time) before the user logs that step's loss, which put the header
+    one ahead of every value on the line."""
+    for values in (user, recorded):
+        steps = [got[1] for got in values if got is not None and got[1] >= 0]
+        if steps:
+            return max(steps)
+    return fallback
+
+
+def snapshot_values(status, summary) -> tuple[int, str]:
+    """``(N, "step N | user metrics | lr | grad norm")``: a terminal line but for the run's
+    state. Read from the run's summary (counts and last values, no points held): memory
+    independent of run length."""
+    user = [n for n in summary.names if not is_sys(n)][:MAX_USER_METRICS]
+    # the recorder's LR once, under its own label, when the user logs one as "lr" too
+    recorded = {"lr (recorded)" if "lr" in user else "lr": SYS_LR, "grad norm": SYS_GRAD_NORM}
+    user_got = [latest(summary, n) for n in user]
+    recorded_got = [latest(summary, n) for n in recorded.values()]
+    step = line_step(user_got, recorded_got, max(status.last_step, summary.max_step))
+    parts = [f"step {step:>6}"]
+    for labels, got in ((user, user_got), (list(recorded), recorded_got)):
+        texts = [t for t in (_value_text(g, label, step) for g, label in zip(got, labels)) if t]
+        if texts:
+            parts.append("  ".join(texts))
+    return step, " | ".join(parts)
 
 
 def snapshot_line(run, status, summary) -> str:
-    """``step N | user metrics | lr | grad norm | state``: one terminal line. Read from the
-    run's summary (counts and last values, no points held): memory independent of run length."""
-    user = [n for n in summary.names if not is_sys(n)][:MAX_USER_METRICS]
-    step = max(status.last_step, summary.max_step)
-    parts = [f"step {step:>6}"]
-    values = [_value_text(summary, n, n, step) for n in user]
-    if any(values):
-        parts.append("  ".join(v for v in values if v))
-    # the recorder's LR once, under its own label, when the user logs one as "lr" too
-    lr_label = "lr (recorded)" if "lr" in user else "lr"
-    sys_parts = [v for v in (_value_text(summary, SYS_LR, lr_label, step),
-                             _value_text(summary, SYS_GRAD_NORM, "grad norm", step)) if v]
-    if sys_parts:
-        parts.append("  ".join(sys_parts))
-    parts.append(status.state)
-    return " | ".join(parts)
+    """``step N | user metrics | lr | grad norm | state``: one terminal line."""
+    return f"{snapshot_values(status, summary)[1]} | {status.state}"
 
 
 class FindingTracker:
@@ -236,7 +252,7 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
     identity, sessions = file_identity(run.path), run.sessions
     status = run.status()
     _say(f"{run.name} ({run.path}): {status.describe()}")
-    last_step = None
+    last_step = last_shown = None   # the step and values last printed
     last_advice = -math.inf
     dirty = True          # data changed since the advisor last looked
     seen_rows = 0
@@ -250,7 +266,7 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
             new_rows = run.refresh()
             summary = run.scalar_summary()   # reads only the rows added since the last look
             step = max(status.last_step, summary.max_step)
-            line = snapshot_line(run, status, summary) if step != last_step or once else None
+            shown_at, shown = snapshot_values(status, summary)
         except RunFileError:
             # A writer reopening the file (resume) changes it under this reader for a moment.
             restart = _wait_for_restart(run, identity, sessions, max(interval, RESTART_WAIT_S))
@@ -259,18 +275,20 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
             return restart
         dirty = dirty or bool(new_rows) or summary.rows != seen_rows
         seen_rows = summary.rows
-        if step < 0 and last_step is None and not once:
-            _say("waiting for the first flush...")
-            last_step = step
-        elif line is not None:
-            _say(line)
-            last_step = step
         now = time.monotonic()
         done = once or status.state != RunState.LIVE
         if done and not once and status.state == RunState.STALE and status.age_s < STALE_MIN_SECONDS:
             # Killed a moment ago (its lock says so at once): a scheduler restarting the run at
             # this path within the heartbeat's grace is still followed (restart detection above).
             done = False
+        if step < 0 and not once:
+            if last_step is None:
+                _say("waiting for the first flush...")
+                last_step = step
+        elif once or shown_at != last_step or (done and shown != last_shown):
+            # a line a step; and the last values, which come with the run's end at the same step
+            _say(f"{shown} | {status.state}")
+            last_step, last_shown = shown_at, shown
         if advisor_every > 0 and dirty and (done or now - last_advice >= advisor_every):
             for f in tracker.update(run):
                 for line in ([f] if isinstance(f, str) else text_lines(f, brief=True)):
