@@ -138,3 +138,39 @@ def test_import_shows_progress_through_a_big_file(tmp_path, capsys):
     frames = capsys.readouterr().err.replace("\n", "\r").split("\r")
     percents = [int(f.split("]")[1].strip().rstrip("%")) for f in frames if f.startswith("[")]
     assert percents == sorted(set(percents)) and percents[-1] == 100 and len(percents) >= 2
+
+
+@pytest.mark.parametrize("side", [40, 300])
+def test_a_log_with_an_image_is_read_and_its_long_record_still_checked(tmp_path, side):
+    """A record's CRC took a (length, 256) table: 1 KB of memory a byte, built in a Python loop.
+    One 512x512 add_image (a 793 KB log) took 64 s and 1.9 GB to import, a 10 MB text summary
+    never finished. Long records are now checked in blocks: the tables stay at BLOCK bytes."""
+    from trainspect.recorder.importers import tfevents
+
+    rng = np.random.default_rng(side)
+    w = SummaryWriter(str(tmp_path / "tb"))
+    for s in range(20):
+        w.add_scalar("Loss/train", 2.0 - 0.05 * s, s)
+    w.add_image("noise", rng.integers(0, 256, (3, side, side), dtype=np.uint8), 5)
+    w.add_text("notes", "x" * 50_000, 5)
+    w.close()
+    (f,) = event_files(tmp_path / "tb")
+    lengths = []
+    tables = tfevents._position_tables
+
+    def counted(length):
+        lengths.append(length)
+        return tables(length)
+
+    tfevents._position_tables = counted
+    try:
+        data = read_event_file(f)
+    finally:
+        tfevents._position_tables = tables
+    assert list(data.scalars["Loss/train"][1]) == pytest.approx([2.0 - 0.05 * s for s in range(20)])
+    assert max(lengths) <= tfevents.BLOCK
+    raw = bytearray(f.read_bytes())
+    raw[len(raw) // 2] ^= 4                      # inside the image's record
+    f.write_bytes(bytes(raw))
+    with pytest.raises(EventFileError, match="CRC"):
+        read_event_file(f)
