@@ -14,13 +14,31 @@ from ..plain_text import rich
 from .lazy import LazyPanel
 
 MAX_ROWS = 400
+# Qt lays the page out on the UI thread: a 300 KB config value (a pasted note, a prompt) in one
+# cell froze the window for 9 s, 1 MB for 95 s, 200,000 config keys for 93 s.
+MAX_CELL_CHARS = 2000
+
+
+def _cell(value) -> str:
+    text = str(value)
+    if len(text) <= MAX_CELL_CHARS:
+        return html.escape(text)
+    return html.escape(text[:MAX_CELL_CHARS]) + f"<i style='color:#555'> … ({len(text):,} characters)</i>"
 
 
 def _table(rows) -> str:
-    e = html.escape
     return "<table cellspacing='0' cellpadding='2'>" + "".join(
-        f"<tr><td style='color:#555;padding-right:12px'>{e(str(k))}</td><td>{e(str(v))}</td></tr>" for k, v in rows
+        f"<tr><td style='color:#555;padding-right:12px'>{_cell(k)}</td><td>{_cell(v)}</td></tr>" for k, v in rows
     ) + "</table>"
+
+
+def _config_html(config) -> str:
+    rows = sorted(flatten(config))
+    if not rows:
+        return "<p>(none)</p>"
+    more = len(rows) - MAX_ROWS
+    return _table(rows[:MAX_ROWS]) + (f"<p>… {more:,} more (trainspect info RUN --config lists them)</p>"
+                                      if more > 0 else "")
 
 
 def _when(t) -> str:
@@ -44,7 +62,7 @@ def run_details_html(run) -> str:
            f"<p><b style='color:{color}'>{e(st.describe(clock=True))}</b></p>"]
     # Nested settings as dotted keys, one a row: an HF Trainer's TrainingArguments were one
     # 3 KB cell of JSON
-    out.append("<h3>Config</h3>" + (_table(sorted(flatten(run.config))) or "<p>(none)</p>"))
+    out.append("<h3>Config</h3>" + _config_html(run.config))
     info = [("host", meta.get("host", "")), ("started", _when(meta.get("start_time")))]
     info += [(f"{k} version", v) for k, v in (meta.get("versions") or {}).items()]
     opt = meta.get("optimizer") or {}
