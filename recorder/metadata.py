@@ -22,9 +22,22 @@ STEP_CONVENTION = (
 )
 
 
-def json_safe(value, depth: int = 0):
+# Values one copy takes: a YAML "billion laughs" (lists of 9 lists, 10 deep, ~900 bytes of
+# aliases the loader shares) is 3.5e9 values walked as a tree: `import` of its hparams.yaml ran
+# for minutes in 2 GB; a config of lists sharing sub-lists stalled Recorder(...) for 57 s.
+MAX_VALUES = 500_000
+CUT_NOTE = f"<cut: the config holds more than {MAX_VALUES:,} values>"
+
+
+def json_safe(value, depth: int = 0, budget: list | None = None):
     """A JSON-serialisable copy of ``value``: numbers, strings, lists and dicts kept, numpy and
-    0-d tensors turned into numbers, anything else into its ``repr``."""
+    0-d tensors turned into numbers, anything else into its ``repr``; past MAX_VALUES values,
+    ``CUT_NOTE`` in their place."""
+    if budget is None:
+        budget = [MAX_VALUES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        return CUT_NOTE
     if depth > 20:
         return safe_repr(value)
     if value is None or isinstance(value, (bool, str)):
@@ -43,9 +56,13 @@ def json_safe(value, depth: int = 0):
         except (OverflowError, ValueError, TypeError):   # Fraction(10**400, 3): its exact text
             return safe_repr(value)
     if isinstance(value, dict):
-        return {safe_str(k): json_safe(v, depth + 1) for k, v in value.items()}
+        # plain values first: what the budget cuts is the deep part, not the "lr" beside it
+        items = list(value.items())
+        done = {i: json_safe(v, depth + 1, budget) for i, (_, v) in enumerate(items) if not _container(v)}
+        done.update((i, json_safe(v, depth + 1, budget)) for i, (_, v) in enumerate(items) if i not in done)
+        return {safe_str(k): done[i] for i, (k, _) in enumerate(items)}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_safe(v, depth + 1) for v in value]
+        return [json_safe(v, depth + 1, budget) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist() if value.size <= 64 else safe_repr(value)
     torch = sys.modules.get("torch")
@@ -54,6 +71,10 @@ def json_safe(value, depth: int = 0):
             return value.item()
         return f"tensor(shape={tuple(value.shape)}, dtype={value.dtype}, device={value.device})"
     return safe_repr(value)
+
+
+def _container(value) -> bool:
+    return isinstance(value, (dict, list, tuple, set, frozenset))
 
 
 MAX_INT_BITS = 4096          # ~1233 digits, well inside Python's 4300-digit int/str limit

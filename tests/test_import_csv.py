@@ -1,6 +1,8 @@
 """`trainspect import` of CSV logs (long and wide layouts) into run files the advisor reads."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -110,3 +112,39 @@ def test_an_unsafe_or_broken_hparams_yaml_leaves_the_values_importable(tmp_path)
     assert main(["import", str(tmp_path / "metrics.csv"), "-o", str(out), "-q"]) == 0
     with open_run(out) as run:
         assert "opt" not in run.config and len(run.scalar("train_loss")) == 2
+
+
+def test_a_yaml_billion_laughs_beside_metrics_csv_imports_with_its_config_cut(tmp_path):
+    """~900 bytes of YAML aliases: lists of 9 lists, 10 deep, 3.5e9 values once walked as a tree.
+    The loader shares them; the config copy walked them all: minutes and 2 GB, then killed."""
+    pytest.importorskip("yaml")
+    from trainspect.recorder.metadata import CUT_NOTE, MAX_VALUES
+
+    folder = tmp_path / "lightning_logs" / "version_0"
+    folder.mkdir(parents=True)
+    (folder / "metrics.csv").write_text("step,train_loss\n" + "".join(f"{s},{1.0 / (1 + s)}\n" for s in range(30)))
+    names = "abcdefghij"
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"{n}: &{n} [" + ", ".join([f"*{p}"] * 9) + "]" for p, n in zip(names, names[1:])]
+    (folder / "hparams.yaml").write_text("\n".join(lines) + "\nlr: 0.01\n")
+    out = tmp_path / "run.h5"
+    assert main(["import", str(folder / "metrics.csv"), "-o", str(out), "-q"]) == 0
+    with open_run(out) as run:
+        assert len(run.scalar("train_loss")) == 30
+        text = json.dumps(run.config)
+    assert CUT_NOTE in text and text.count('"lol"') < MAX_VALUES
+    assert json.loads(text)["lr"] == 0.01      # the plain values beside the deep ones are kept
+
+
+@pytest.mark.parametrize("content, message", [
+    ("step,loss\n0," + "1" * 200_000 + "\n1,2\n", "line 2: not a CSV file"),
+    ('step,loss\n0,"1\n' + "2,3\n" * 50_000, "a quote that is never closed"),
+    ("step,loss\n0,caf\u00e9\n".encode("latin-1"), "not UTF-8 text"),
+    ("step,loss\n0,1\n".encode("utf-16"), "not UTF-8 text"),
+])
+def test_a_file_that_is_no_readable_csv_is_named_not_a_traceback(tmp_path, capsys, content, message):
+    src = tmp_path / "log.csv"
+    (src.write_bytes if isinstance(content, bytes) else src.write_text)(content)
+    assert main(["import", str(src), "-o", str(tmp_path / "r.h5"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert str(src) in err and message in err and "Traceback" not in err

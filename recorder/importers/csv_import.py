@@ -67,8 +67,22 @@ def _count(n: int, noun: str) -> str:
 
 def read_csv(src) -> tuple[str, dict, int, int]:
     """``(layout, {metric: (steps, values)}, skipped_rows, bad_steps)`` of a long or wide CSV
-    file; ``bad_steps`` of the skipped rows have a number for a step, but not a usable one."""
+    file; ``bad_steps`` of the skipped rows have a number for a step, but not a usable one.
+    A file that is not UTF-8 text or not CSV is a ValueError naming the file (and the line)."""
     path = Path(src)
+    readers = []      # the csv reader, for the line a parse error is on
+    try:
+        return _read_csv(path, readers)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason}); save it as a UTF-8 CSV "
+                         "(a spreadsheet's 'CSV UTF-8')") from None
+    except csv.Error as exc:
+        line = f" line {readers[0].line_num:,}:" if readers else ""
+        raise ValueError(f"{path}:{line} not a CSV file trainspect can read ({exc}: a text cell of over "
+                         f"{csv.field_size_limit():,} characters, or a quote that is never closed)") from None
+
+
+def _read_csv(path: Path, readers: list) -> tuple[str, dict, int, int]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         sample = fh.read(4096)
         fh.seek(0)
@@ -77,6 +91,7 @@ def read_csv(src) -> tuple[str, dict, int, int]:
         except csv.Error:
             dialect = csv.excel
         rows = csv.reader(fh, dialect)
+        readers.append(rows)
         header = next(rows, None)
         if not header:
             raise ValueError(f"{path}: empty CSV file (a header row is needed)")
