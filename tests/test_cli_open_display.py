@@ -57,6 +57,14 @@ def test_a_screenshot_needs_no_display(tmp_path, run_path):
     assert (tmp_path / "shot.png").stat().st_size > 0
 
 
+def test_a_symlink_loop_is_named_beside_the_runs_that_open(tmp_path, run_path):
+    (tmp_path / "loop1.h5").symlink_to("loop2.h5")
+    (tmp_path / "loop2.h5").symlink_to("loop1.h5")
+    proc = open_cmd(["loop1.h5", str(run_path), "--screenshot", "shot.png", "--size", "800x600"], tmp_path)
+    assert "loop1.h5: Too many levels of symbolic links" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert (tmp_path / "shot.png").stat().st_size > 0
+
+
 @pytest.mark.parametrize("qt_says, hint", [
     # a bare box: the xcb plugin is there, its libraries are not
     ("qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb platform plugin.\n"

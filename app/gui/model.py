@@ -565,7 +565,10 @@ class RunsModel(QObject):
 
 
 def _key(path: Path) -> str:
-    return str(path.resolve())
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):   # a symlink loop (RuntimeError before Python 3.13): opening it says so
+        return str(path.absolute())
 
 
 def extra_color(k: int) -> str:
