@@ -148,3 +148,25 @@ def test_a_file_that_is_no_readable_csv_is_named_not_a_traceback(tmp_path, capsy
     assert main(["import", str(src), "-o", str(tmp_path / "r.h5"), "-q"]) == 2
     err = capsys.readouterr().err
     assert str(src) in err and message in err and "Traceback" not in err
+
+
+def test_a_failed_import_over_an_existing_run_leaves_it_as_it_was(tmp_path, capsys):
+    """--force removed the old run file first: an import that then failed lost it."""
+    good, bad, out = tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "run.h5"
+    good.write_text("step,loss\n0,1\n1,0.5\n")
+    bad.write_text("garbage\n")
+    assert main(["import", str(good), "-o", str(out), "-q"]) == 0
+    before = out.read_bytes()
+    assert main(["import", str(bad), "-o", str(out), "-q", "--force"]) == 2
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_force_does_not_replace_what_is_not_a_regular_file(tmp_path, capsys):
+    import os
+
+    src = tmp_path / "a.csv"
+    src.write_text("step,loss\n0,1\n")
+    fifo = tmp_path / "pipe.h5"
+    os.mkfifo(fifo)
+    assert main(["import", str(src), "-o", str(fifo), "-q", "--force"]) == 2
+    assert "not a regular file" in capsys.readouterr().err and fifo.is_fifo()

@@ -174,3 +174,20 @@ def test_a_log_with_an_image_is_read_and_its_long_record_still_checked(tmp_path,
     f.write_bytes(bytes(raw))
     with pytest.raises(EventFileError, match="CRC"):
         read_event_file(f)
+
+
+@pytest.mark.parametrize("length", [1 << 32, (1 << 63) - 1])
+def test_a_record_claiming_an_impossible_length_is_damage_not_a_cut_tail(tmp_path, length):
+    """Read as a record cut short by a writer that stopped, it dropped the 40 sound records
+    after it without a word."""
+    import struct
+
+    from trainspect.recorder.importers.tfevents import masked_crc
+
+    _write_regular(tmp_path / "tb", 0, n=40)
+    (f,) = event_files(tmp_path / "tb")
+    good = f.read_bytes()
+    header = struct.pack("<Q", length)
+    f.write_bytes(good + header + struct.pack("<I", masked_crc(header)) + good[:200])
+    with pytest.raises(EventFileError, match=f"claims {length:,} bytes"):
+        read_event_file(f)

@@ -5,6 +5,7 @@ the keyword is no obstacle.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -44,14 +45,18 @@ def run(args) -> int:
     if dst.exists() and not args.force:
         print(f"trainspect import: {dst} exists; pass --force to overwrite it", file=sys.stderr)
         return 2
-    if dst.exists():
-        dst.unlink()
+    if (dst.exists() or dst.is_symlink()) and not dst.is_file():   # --force -o /dev/null replaced the device
+        print(f"trainspect import: {dst} is not a regular file; not overwritten", file=sys.stderr)
+        return 2
+    # Written beside the output, then moved over it: a failed import leaves the old run as it was.
+    part = dst.with_name(f".{dst.stem}.importing-{os.getpid()}.h5")
     try:
-        summary = convert(src, dst, fmt=args.format, progress=None if args.quiet else _progress_bar(sys.stderr))
+        summary = convert(src, part, fmt=args.format, progress=None if args.quiet else _progress_bar(sys.stderr))
+        os.replace(part, dst)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         print(f"trainspect import: {exc}", file=sys.stderr)
-        if dst.exists():
-            dst.unlink()
         return 2
+    finally:
+        part.unlink(missing_ok=True)
     print(f"wrote {dst}: {summary.describe()}")
     return 0

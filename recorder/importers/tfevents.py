@@ -327,6 +327,9 @@ def parse_event(buf, start=0, end=None):
 
 # --- framing ---------------------------------------------------------------------------------------
 
+MAX_RECORD_BYTES = 1 << 31   # TensorFlow's protobufs stop at 2 GB: a longer record is damage
+
+
 def _frame(data: bytes, path) -> tuple[np.ndarray, np.ndarray, bool]:
     """Offsets and lengths of every record's data; whether the last record is cut short.
 
@@ -353,6 +356,8 @@ def _frame(data: bytes, path) -> tuple[np.ndarray, np.ndarray, bool]:
                     # a damaged length field, not a record cut short by a writer that stopped
                     raise EventFileError(f"{path}: record at byte {pos}: length CRC mismatch; the file is damaged "
                                          "or not a TensorBoard event file")
+                if length > MAX_RECORD_BYTES:   # no writer's: read as a cut tail, it dropped every record after it
+                    raise EventFileError(f"{path}: record at byte {pos} claims {length:,} bytes; the file is damaged")
                 truncated = True
                 break
             o.append(pos)
