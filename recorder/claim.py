@@ -32,6 +32,12 @@ class RunFileInUse(OSError):
     """Another live process is writing this run file."""
 
 
+def _note_holder(fd: int) -> None:
+    """Who holds the lock, for a person looking."""
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+
+
 class WriterLock:
     """An exclusive lock on the name ``path`` (not on one inode: survives the file being replaced)."""
 
@@ -59,8 +65,10 @@ class WriterLock:
                 same = False
             if same:
                 self.fd = fd
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())   # who holds it, for a person looking
+                try:
+                    _note_holder(fd)
+                except OSError:   # a full disk: the lock holds without the note (raising left the sidecar)
+                    pass
                 return True
             os.close(fd)
         return False

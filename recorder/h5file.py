@@ -59,7 +59,11 @@ class RunFileWriter:
         # file at the path, and one still reading a run this file replaces (overwrite=True)
         # keeps reading that run's inode instead of meeting a file truncated under it.
         building = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
-        self.f = h5py.File(building, "w", libver="latest", locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
+        try:
+            self.f = h5py.File(building, "w", libver="latest", locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
+        except BaseException:   # a full disk: HDF5 made the file, then failed to write its header
+            building.unlink(missing_ok=True)
+            raise
         try:
             self._create_header()
             self.f.flush()

@@ -433,6 +433,7 @@ class Recorder:
         self._device_path = bool(_device_path)
         _eager_log_setup()
         self._warned: set = set()
+        self._call_names = self._joined = None   # names of the log() call in progress (_joined_once)
         self._tags: dict[str, int] = {}
         self._call_tags: dict[tuple, tuple] = {}   # names of a log() call -> their tag ids
         self._step = 0                  # see metadata.STEP_CONVENTION
@@ -882,6 +883,7 @@ class Recorder:
     def _log_each(self, keys, metrics, step, wall) -> None:
         """The general path of log(): validates each name and value, warns about bad ones."""
         tags, host_tags, host_values, all_named = self._tags, [], [], True
+        self._call_names, self._joined = metrics, None   # nested names of this call (_log_nested)
         for name, value in metrics.items():
             tag = tags.get(name)
             if type(value) is float:
@@ -1058,14 +1060,25 @@ class Recorder:
         if depth > _MAX_NESTING:
             return self._bad(name, f"dict nested more than {_MAX_NESTING} levels deep", ValueError)
         for key, value in metrics.items():
-            if not isinstance(key, str):
-                self._bad(name, f"nested metric name {type(key).__name__} is not a str", TypeError)
+            if not isinstance(key, str) or not key:
+                self._bad(name, f"nested metric name {key!r} is not a non-empty str", TypeError)
                 continue
             full = str.__add__(str.__add__(name, "/"), key)   # str's own: a subclass's methods may raise
             if isinstance(value, Mapping):
                 self._log_nested(full, value, step, wall, depth + 1)
-            else:
+            elif self._joined_once(full):
                 self._log_value(full, self._tags.get(full), value, step, wall)
+
+    def _joined_once(self, full: str) -> bool:
+        """The first time this log() call names ``full``: ``{"a": {"b": 1}, "a/b": 2}`` gave two
+        values of ``a/b`` at one step."""
+        if self._joined is None:
+            self._joined = {k for k, v in (self._call_names or {}).items() if not isinstance(v, Mapping)}
+        if full in self._joined:
+            self._bad(full, "given twice in one log() call (nested dicts join their keys with '/')", ValueError)
+            return False
+        self._joined.add(full)
+        return True
 
     def _host_value(self, step, tag, value, wall) -> None:
         if len(self._rows) >= self._max_rows:

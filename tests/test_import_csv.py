@@ -170,3 +170,13 @@ def test_force_does_not_replace_what_is_not_a_regular_file(tmp_path, capsys):
     os.mkfifo(fifo)
     assert main(["import", str(src), "-o", str(fifo), "-q", "--force"]) == 2
     assert "not a regular file" in capsys.readouterr().err and fifo.is_fifo()
+
+
+def test_values_the_run_file_cannot_hold_are_warned_in_one_line_each(tmp_path, capsys):
+    src = tmp_path / "log.csv"
+    src.write_text("step,loss,sys/lr," + "x" * 3000 + "\n0,1,0.1,2\n1,0.5,0.1,2\n")
+    assert main(["import", str(src), "-o", str(tmp_path / "r.h5"), "-q"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err and all(line.startswith("trainspect import: warning: ") and len(line) < 400 for line in err), err
+    assert any("'sys/lr'" in line and "reserved" in line for line in err)
+    assert any("longer than" in line for line in err)

@@ -102,7 +102,7 @@ def test_nested_dicts_numpy_bools_and_decimals_are_logged(tmp_path):
     assert any("metric 'c': complex value" in m for m in messages), messages
     assert any("metric 'huge'" in m and "overflows float64" in m for m in messages), messages
     assert any("nested more than 8 levels" in m for m in messages), messages
-    assert any("metric 'z': nested metric name int is not a str" in m for m in messages), messages
+    assert any("metric 'z': nested metric name 1 is not a non-empty str" in m for m in messages), messages
     with open_run(path) as r:
         names = set(r.scalar_names())
         assert {"train/loss", "train/acc", "val/loss", "val/extra/lr", "z/ok", "cyc/v"} <= names
@@ -216,3 +216,22 @@ def test_hostile_log_calls_never_raise_and_keep_the_good_value(batch):
             s = r.scalar("sentinel") if "sentinel" in r.scalar_names() else None
             got = list(zip(s.steps.tolist(), s.values.tolist())) if s is not None else []
     assert got == expected   # every call with a usable step kept its good value
+
+
+def test_nested_names_that_join_into_one_are_named_not_both_recorded(tmp_path):
+    """{"a": {"b": {"c": 1}}, "a/b": {"c": 2}} recorded two values of a/b/c at one step, and
+    {"a": {"": 1}} a metric named "a/" (a top-level "" is refused)."""
+    path = tmp_path / "r.h5"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(path) as rec:
+            rec.log({"a": {"b": {"c": 1.0}}, "a/b": {"c": 2.0, "d": 5.0}, "x": {"": 1.0, "y": 4.0}, "x/y": 3.0},
+                    step=1)
+            rec.log({"a": {"b": {"c": 6.0}}}, step=2)                 # the next call: no clash
+    messages = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
+    assert any("'a/b/c': given twice in one log() call" in m for m in messages), messages
+    assert any("'x/y': given twice in one log() call" in m for m in messages), messages
+    assert any("metric 'x': nested metric name '' is not a non-empty str" in m for m in messages), messages
+    with open_run(path) as r:
+        assert sorted(r.scalar_names()) == ["a/b/c", "a/b/d", "x/y"]
+        assert r.scalar("a/b/c").steps.tolist() == [1, 2] and r.scalar("x/y").values.tolist() == [3.0]

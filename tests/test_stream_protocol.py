@@ -437,3 +437,14 @@ def test_a_fixed_table_larger_than_readers_read_is_left_out(tmp_path):
     assert here.params == there.params == []
     assert here.layer_stat_names() == there.layer_stat_names()
     np.testing.assert_array_equal(here.scalar("train/loss").values, there.scalar("train/loss").values)
+
+
+@pytest.mark.parametrize("state", ['{"scalars/step": 1e400}', '{"scalars/step": "x"}', '{"scalars/step": -5}',
+                                   '{"scalars/step": true}', "[1, 2]"])
+def test_a_from_state_that_is_no_row_counts_is_one_message(tmp_path, capsys, state):
+    from trainspect.app.cli import main
+
+    run = make_run(tmp_path / "run.h5", n_steps=20)
+    assert main(["stream", "--once", "--from", state, str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("trainspect stream: --from must be a JSON object of row counts") and "Traceback" not in err

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
+
+from ..terminal_text import one_line, visible
+
+
+MAX_WARNING_CHARS = 300
 
 
 def add_arguments(parser) -> None:
@@ -51,12 +57,18 @@ def run(args) -> int:
     # Written beside the output, then moved over it: a failed import leaves the old run as it was.
     part = dst.with_name(f".{dst.stem}.importing-{os.getpid()}.h5")
     try:
-        summary = convert(src, part, fmt=args.format, progress=None if args.quiet else _progress_bar(sys.stderr))
+        with warnings.catch_warnings(record=True) as caught:   # a tag the run file cannot hold, ...
+            warnings.simplefilter("always")
+            summary = convert(src, part, fmt=args.format, progress=None if args.quiet else _progress_bar(sys.stderr))
         os.replace(part, dst)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         print(f"trainspect import: {exc}", file=sys.stderr)
         return 2
     finally:
         part.unlink(missing_ok=True)
+    for message in dict.fromkeys(str(w.message).removeprefix("trainspect: ") for w in caught):
+        if len(message) > MAX_WARNING_CHARS:      # a 5000-character tag, quoted in full: keep its start and the reason
+            message = message[:MAX_WARNING_CHARS // 2] + " … " + message[-MAX_WARNING_CHARS // 2:]
+        print(f"trainspect import: warning: {visible(one_line(message))}", file=sys.stderr)   # not Python's file:line form
     print(f"wrote {dst}: {summary.describe()}")
     return 0

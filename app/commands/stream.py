@@ -48,6 +48,9 @@ def run(args) -> int:
         have = json.loads(args.state)
         if not isinstance(have, dict):
             raise ValueError("not an object")
+        bad = next((k for k, v in have.items() if type(v) is not int or v < 0), None)
+        if bad is not None:     # 1e400, "x", -5 each ended in a traceback or a negative row count
+            raise ValueError(f"{bad!r}: {have[bad]!r} is no row count")
     except ValueError as exc:
         print(f"trainspect stream: --from must be a JSON object of row counts ({exc})", file=sys.stderr)
         return 2
