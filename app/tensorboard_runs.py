@@ -16,12 +16,15 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import warnings
 from pathlib import Path
 
 from trainspect.recorder.format import RunFileError
 from trainspect.recorder.importers.tb_import import run_event_files
 from trainspect.recorder.importers.tb_sessions import is_hparams_session
 from trainspect.recorder.importers.tfevents import EventFileError
+
+from .terminal_text import warning_texts
 
 CACHE_ENV = "TRAINSPECT_CACHE_DIR"
 # Part of the cache key: a conversion made by an older importer is made again (2: the logged
@@ -94,11 +97,15 @@ def as_run_file(path, say=None) -> str:
             say(f"reading TensorBoard logs {src} into {dst}")
         partial = dst.with_name(f".{dst.stem}.{os.getpid()}.partial.h5")
         try:
-            convert(src, partial, fmt="tensorboard", recursive=False)
+            with warnings.catch_warnings(record=True) as caught:    # an event it could not decode, ...
+                warnings.simplefilter("always")
+                convert(src, partial, fmt="tensorboard", recursive=False)
             os.replace(partial, dst)     # readers never see a half-written cache entry
         finally:
             if partial.exists():
                 partial.unlink()
+        for message in warning_texts(caught) if say is not None else ():
+            say(f"warning: {message}")
     except (EventFileError, ValueError, OSError) as exc:
         raise RunFileError(f"{src}: cannot read these TensorBoard logs: {exc}") from exc
     for old in dst.parent.glob(f"{prefix}*.h5"):   # earlier versions of the same logs

@@ -57,3 +57,18 @@ def guarded():
         yield
     finally:
         sys.stdout, sys.stderr = saved
+
+
+MAX_WARNING_CHARS = 300
+
+
+def warning_texts(caught) -> list:
+    """Warnings caught from the recorder or an importer as single lines for a terminal, each
+    once: escaped, a long one cut in its middle (a 5000-character tag quoted in full), without
+    Python's "file:line: Category:" form."""
+    out = []
+    for message in dict.fromkeys(str(w.message).removeprefix("trainspect: ") for w in caught):
+        if len(message) > MAX_WARNING_CHARS:
+            message = message[:MAX_WARNING_CHARS // 2] + " … " + message[-MAX_WARNING_CHARS // 2:]
+        out.append(visible(one_line(message)))
+    return out

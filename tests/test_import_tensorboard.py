@@ -191,3 +191,24 @@ def test_a_record_claiming_an_impossible_length_is_damage_not_a_cut_tail(tmp_pat
     f.write_bytes(good + header + struct.pack("<I", masked_crc(header)) + good[:200])
     with pytest.raises(EventFileError, match=f"claims {length:,} bytes"):
         read_event_file(f)
+
+
+def test_an_event_the_parser_cannot_read_is_skipped_with_a_warning_not_the_whole_log(tmp_path, capsys):
+    """Another tool's malformed summary (its CRCs sound) refused every record of the log, with
+    a message naming neither the file nor the place."""
+    import struct
+
+    from trainspect.recorder.importers.tfevents import masked_crc
+
+    _write_regular(tmp_path / "tb", 0, n=40)
+    (f,) = event_files(tmp_path / "tb")
+    garbage = b"\x0f\xff\xff"                      # wire type 7: no protobuf has it
+    header = struct.pack("<Q", len(garbage))
+    f.write_bytes(f.read_bytes() + header + struct.pack("<I", masked_crc(header)) + garbage
+                  + struct.pack("<I", masked_crc(garbage)))
+    out = tmp_path / "run.h5"
+    assert main(["import", str(tmp_path / "tb"), "-o", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"trainspect import: warning: {f}: 1 event(s) could not be decoded" in err and "wire type 7" in err
+    with open_run(out) as run:
+        assert len(run.scalar(run.scalar_names()[0])) == 40

@@ -10,10 +10,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..terminal_text import one_line, visible
-
-
-MAX_WARNING_CHARS = 300
+from ..terminal_text import warning_texts
 
 
 def add_arguments(parser) -> None:
@@ -66,9 +63,7 @@ def run(args) -> int:
         return 2
     finally:
         part.unlink(missing_ok=True)
-    for message in dict.fromkeys(str(w.message).removeprefix("trainspect: ") for w in caught):
-        if len(message) > MAX_WARNING_CHARS:      # a 5000-character tag, quoted in full: keep its start and the reason
-            message = message[:MAX_WARNING_CHARS // 2] + " … " + message[-MAX_WARNING_CHARS // 2:]
-        print(f"trainspect import: warning: {visible(one_line(message))}", file=sys.stderr)   # not Python's file:line form
+    for message in warning_texts(caught):
+        print(f"trainspect import: warning: {message}", file=sys.stderr)
     print(f"wrote {dst}: {summary.describe()}")
     return 0

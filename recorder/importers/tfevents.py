@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -665,9 +666,14 @@ def read_event_file(path, progress=None) -> EventData:
         if progress is not None:
             progress(i + 1, len(groups))
     extra: dict[str, list] = {}
+    undecoded = []     # (byte, why): sound CRCs around an event the parser cannot read
     for start in sorted(slow):
         length = struct.unpack_from("<Q", data, start - 12)[0]
-        wall, step, items = parse_event(data, start, start + length)
+        try:
+            wall, step, items = parse_event(data, start, start + length)
+        except EventFileError as exc:     # one malformed event (another tool's summary): not the whole log
+            undecoded.append((start - 12, str(exc)))
+            continue
         for tag, kind, value in items:
             if kind == "scalar":
                 extra.setdefault(tag, []).append((start, step, value, wall))
@@ -675,6 +681,10 @@ def read_event_file(path, progress=None) -> EventData:
                 out.hparams.update(value)
             else:
                 out.histograms.setdefault(tag, []).append(value)
+    if undecoded:
+        at, why = undecoded[0]
+        warnings.warn(f"{path}: {len(undecoded)} event(s) could not be decoded and were skipped (the first at byte "
+                      f"{at}: {why})", stacklevel=2)
     for tag, rows in extra.items():
         pos, st, val, wall = (np.asarray(c) for c in zip(*rows))
         out.scalars.setdefault(tag, []).append((pos.astype(np.int64), st.astype(np.int64),
