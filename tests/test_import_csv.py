@@ -180,3 +180,11 @@ def test_values_the_run_file_cannot_hold_are_warned_in_one_line_each(tmp_path, c
     assert err and all(line.startswith("trainspect import: warning: ") and len(line) < 400 for line in err), err
     assert any("'sys/lr'" in line and "reserved" in line for line in err)
     assert any("longer than" in line for line in err)
+
+
+def test_cells_that_are_no_number_are_counted_not_dropped_in_silence(tmp_path, capsys):
+    src = tmp_path / "log.csv"
+    src.write_text("step,loss,acc\n0,1.0,abc\n1,0.5,\n2,0.25,TRUE\n3,0.1,0.9\n")   # empty: a gap, not an error
+    assert main(["import", str(src), "-o", str(tmp_path / "r.h5"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "5 values of 2 metrics" in out and "2 cells that are no number left out" in out

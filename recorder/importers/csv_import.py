@@ -26,6 +26,7 @@ class ImportSummary:
     points: dict = field(default_factory=dict)     # metric -> number of values written
     skipped_rows: int = 0
     bad_steps: int = 0          # rows (CSV) or values (TensorBoard) whose step is not in [0, 2**53)
+    bad_cells: int = 0          # non-empty cells of a wide CSV that are no number ("abc", "TRUE")
 
     def describe(self) -> str:
         total = sum(self.points.values())
@@ -36,6 +37,8 @@ class ImportSummary:
         if self.bad_steps:
             unit = "row" if self.layout in ("long", "wide") else "value"
             text += f"; {_count(self.bad_steps, unit)} left out (step not a whole number in [0, 2**53))"
+        if self.bad_cells:
+            text += f"; {_count(self.bad_cells, 'cell')} that {'is' if self.bad_cells == 1 else 'are'} no number left out"
         return text
 
 
@@ -65,9 +68,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
-def read_csv(src) -> tuple[str, dict, int, int]:
-    """``(layout, {metric: (steps, values)}, skipped_rows, bad_steps)`` of a long or wide CSV
-    file; ``bad_steps`` of the skipped rows have a number for a step, but not a usable one.
+def read_csv(src) -> tuple[str, dict, int, int, int]:
+    """``(layout, {metric: (steps, values)}, skipped_rows, bad_steps, bad_cells)`` of a long or
+    wide CSV file; ``bad_steps`` of the skipped rows have a number for a step, but not a usable
+    one; ``bad_cells``: non-empty cells of a wide file that are no number (empty ones are gaps).
     A file that is not UTF-8 text or not CSV is a ValueError naming the file (and the line)."""
     path = Path(src)
     readers = []      # the csv reader, for the line a parse error is on
@@ -82,7 +86,7 @@ def read_csv(src) -> tuple[str, dict, int, int]:
                          f"{csv.field_size_limit():,} characters, or a quote that is never closed)") from None
 
 
-def _read_csv(path: Path, readers: list) -> tuple[str, dict, int, int]:
+def _read_csv(path: Path, readers: list) -> tuple[str, dict, int, int, int]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         sample = fh.read(4096)
         fh.seek(0)
@@ -104,7 +108,7 @@ def _read_csv(path: Path, readers: list) -> tuple[str, dict, int, int]:
         name_col = next((lower.index(c) for c in ("metric", "tag", "name") if c in lower), None)
         value_col = lower.index("value") if "value" in lower else None
         series: dict[str, tuple[list, list]] = {}
-        skipped = bad_steps = 0
+        skipped = bad_steps = bad_cells = 0
         if name_col is not None and value_col is not None:
             layout = "long"
             for row in rows:
@@ -140,8 +144,10 @@ def _read_csv(path: Path, readers: list) -> tuple[str, dict, int, int]:
                         steps, values = series.setdefault(name, ([], []))
                         steps.append(s)
                         values.append(v)
+                    elif i < len(row) and row[i].strip():
+                        bad_cells += 1
     series = {k: (np.asarray(s, np.int64), np.asarray(v, np.float64)) for k, (s, v) in series.items()}
-    return layout, series, skipped, bad_steps
+    return layout, series, skipped, bad_steps, bad_cells
 
 
 MAX_HPARAMS_BYTES = 1 << 20
@@ -166,10 +172,11 @@ def lightning_hparams(src) -> dict | None:
 def convert(src, dst, progress=None) -> ImportSummary:
     from ..recorder import Recorder
 
-    layout, series, skipped, bad_steps = read_csv(src)
+    layout, series, skipped, bad_steps, bad_cells = read_csv(src)
     if not series:
         raise ValueError(f"{src}: no numeric values found")
-    summary = ImportSummary(source=str(src), layout=layout, skipped_rows=skipped - bad_steps, bad_steps=bad_steps)
+    summary = ImportSummary(source=str(src), layout=layout, skipped_rows=skipped - bad_steps, bad_steps=bad_steps,
+                            bad_cells=bad_cells)
     hparams = lightning_hparams(src)
     config = {**(hparams or {}), "imported_from": str(Path(src).resolve()), "import_format": f"csv ({layout})"}
     # Every CSVLogger run is a metrics.csv: its version folder names it
