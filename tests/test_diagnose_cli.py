@@ -112,3 +112,17 @@ def test_a_sweep_file_without_a_suggestion_is_described_not_a_traceback(tmp_path
     assert result.lr is None
     assert main(["diagnose", str(tmp_path / "flat.h5")]) == 0
     assert "no suggestion" in capsys.readouterr().out
+
+
+def test_notes_after_no_problems_found_are_announced(tmp_path, capsys):
+    """"no problems found" followed straight by a finding read as a contradiction."""
+    import numpy as np
+    from trainspect.recorder import Recorder
+
+    rng = np.random.default_rng(0)
+    with Recorder(tmp_path / "r.h5") as rec:
+        for step in range(300):      # still falling steadily at the end: a note (slow_convergence)
+            rec.log({"loss": float((2.3 - 1.5 * step / 300) * np.exp(0.02 * rng.standard_normal()))})
+    assert main(["diagnose", str(tmp_path / "r.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "no problems found among what it could check; 1 note:" in out and "info  [slow_convergence]" in out

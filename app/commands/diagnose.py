@@ -89,7 +89,8 @@ def to_text(run, findings, covered) -> str:
                                                       else "no suggestion in the file"))
         return "\n".join(lines)
     elif all(f.severity == "info" for f in findings):     # notes (info) are not problems
-        lines.append("no problems found" + (" among what it could check" if covered.gaps else ""))
+        notes = f"; {len(findings)} note{'s' if len(findings) > 1 else ''}:" if findings else ""
+        lines.append("no problems found" + (" among what it could check" if covered.gaps else "") + notes)
     for f, earlier in zip(findings, earlier_fixes(findings)):     # each fix listed once
         lines += [""] + text_lines(f, earlier=earlier)
     if covered.lines():
