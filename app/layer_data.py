@@ -12,6 +12,7 @@ from trainspect.analysis.frozen import frozen_param_names
 
 from . import vocab as fmt
 from .lod import RowPooler, pool_columns
+from .report.content import meaningful_rows
 
 CHUNK_BYTES = 16 * 1024 * 1024   # one read of the table at a time
 OVERVIEW_COLUMNS = 2048          # finer than any screen: zooming in a little reuses it
@@ -31,7 +32,13 @@ class LayerStatSource:
         keep = [i for i, name in enumerate(head.layers) if not frozen or name not in frozen]
         keep = keep or list(range(len(head.layers)))
         self.hidden = len(head.layers) - len(keep)      # frozen parameters not shown
-        self._keep = None if not self.hidden else np.asarray(keep)
+        # Dead units and saturation only of the modules where they mean something (the report's
+        # and the advisor's rule): a healthy LayerNorm or logit output read as an alarm.
+        meaningful, self.only = meaningful_rows(run, stat)
+        if meaningful is not None:
+            keep = [i for i in keep if head.layers[i] in meaningful]
+            self.hidden = len(head.layers) - len(keep)
+        self._keep = None if not self.hidden else np.asarray(keep, dtype=np.intp)
         self.layers: list[str] = [head.layers[i] for i in keep]
         self.n_rows = int(run.record_count(self.group))
         # A resumed run's reads leave out the records a later session wrote again: the rows

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .report.content import flatten, run_summary
+from .report.content import IMPORTED_KEY, flatten, run_summary
+from .report.csv_export import text_cell, value_cell
 from .vocab import Severity, is_sys
 
 MAX_OTHER_METRICS = 24     # logged metrics beyond the losses that get a column (first logged first)
 MAX_CONFIG_COLUMNS = 40    # config keys that get a column (a config of 500 keys is not a table)
 # Where an imported run came from differs in every run and says nothing of its settings: shown
 # with every config key only (the run's tooltip and details name its file).
-PROVENANCE_KEYS = frozenset({"imported_from"})
+PROVENANCE_KEYS = frozenset({IMPORTED_KEY})
 # (column title, run_summary metrics keys: the first present is shown). The training loss's end
 # level (median of its last points: one noisy batch is not the result); the validation loss's
 # best (what early stopping keeps) and its last value.
@@ -180,8 +181,13 @@ def to_csv(rows: list, cols: Columns) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     advice = any(r.advice for r in rows)
-    w.writerow(["run", "state", "steps", *cols.config, *cols.values, *(["advisor"] if advice else [])])
+    # Names, settings and their keys come from whoever wrote the runs: none may run as a formula
+    # when the file is opened in a spreadsheet (csv_export's text_cell).
+    w.writerow(["run", "state", "steps", *map(text_cell, cols.config), *map(text_cell, cols.values),
+                *(["advisor"] if advice else [])])
     for r in rows:
-        w.writerow([r.name, r.state, "" if r.steps is None else r.steps, *(r.config.get(k, "") for k in cols.config),
-                    *(repr(r.values[t]) if t in r.values else "" for t in cols.values), *([r.advice] if advice else [])])
+        w.writerow([text_cell(r.name), r.state, "" if r.steps is None else r.steps,
+                    *(value_cell(r.config.get(k, "")) for k in cols.config),
+                    *(repr(r.values[t]) if t in r.values else "" for t in cols.values),
+                    *([text_cell(r.advice)] if advice else [])])
     return out.getvalue()

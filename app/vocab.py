@@ -5,7 +5,10 @@ Series names, stat specs and record groups come from the reader's format module 
 and loss roles from ``analysis.vocab``. Colours and severity marks are the app's own and
 are defined here once, for the terminal, the viewer and the reports alike.
 """
+import numpy as np
+
 from trainspect.analysis.run import fmt as _fmt
+from trainspect.analysis.vocab import LR_MONITOR_PREFIX, LR_NAMES
 from trainspect.analysis.vocab import RunState, Severity, loss_roles  # noqa: F401  (re-exported)
 
 LAYER_STATS = dict(_fmt.LAYER_STATS)      # public stat name -> (record group, field)
@@ -28,6 +31,26 @@ writer_holds = _fmt.is_locked             # a live writer holds this run file (i
 NO_WRITER = _fmt.NO_WRITER                # in a read error: the file is cut short and nobody writes it
 lr_groups = _fmt.lr_groups
 scalar_spec = _fmt.scalar_spec
+
+
+# Learning-rate series: a schedule the optimizer was given, not a noisy measurement. An EMA of
+# one only lags it (a warm-up drawn at 6.8e-4 where the LR was 7.6e-4), and the LR a script logs
+# is often the recorder's ``sys/lr`` again: one curve plotted twice (the viewer, the report).
+LR_WORDS = ("lr", "learning_rate", "learning-rate")   # the last part of a logged name ("optim/lr")
+SAME_RTOL = 1e-6      # a float32 copy of a float64 LR still reads as the same curve
+
+
+def is_lr(name: str) -> bool:
+    """The recorder's ``sys/lr`` (any param group), a conventional logged LR name, or
+    Lightning's ``lr-<optimizer>``."""
+    return (bool(lr_groups([name])) or name in LR_NAMES or name.startswith(LR_MONITOR_PREFIX)
+            or name.rsplit("/", 1)[-1] in LR_WORDS)
+
+
+def same_series(a, b) -> bool:
+    """Two series (``analysis.run.Series``) at the same steps with the same values: one curve."""
+    return (np.array_equal(a.steps, b.steps)
+            and np.allclose(a.values, b.values, rtol=SAME_RTOL, atol=0.0, equal_nan=True))
 
 
 def stat_label(name: str) -> str:

@@ -105,3 +105,45 @@ def test_heatmap_of_a_resumed_run_reads_the_rows_it_shows(tmp_path, seed):
         assert last[-1] == 399 and np.isfinite(img).all()
         steps, values = src.column(1)
         np.testing.assert_array_equal(values, truth.values[:, 1])
+
+
+def _recorded(path, *layers):
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    from trainspect.recorder import Recorder
+
+    with Recorder(path, stats_every=1) as rec:
+        rec.watch(model, opt)
+        for _ in range(20):
+            loss = model(torch.randn(32, 8)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"loss": loss.item()})
+    return path
+
+
+def test_dead_units_and_saturation_rows_are_the_modules_where_they_mean_something(tmp_path):
+    """A healthy LayerNorm, Linear or logit output has many units <= 0 for a whole batch: its
+    bright dead-units row read as an alarm (the advisor judges ReLU-family outputs only)."""
+    import torch.nn as nn
+
+    path = _recorded(tmp_path / "r.h5", nn.Linear(8, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(),
+                     nn.Linear(16, 4))
+    with open_run(path) as run:
+        dead, sat = LayerStatSource(run, "act_dead_frac"), LayerStatSource(run, "act_frac_saturated")
+        every = LayerStatSource(run, "act_mean")
+    assert dead.layers == ["2"] and dead.only == "ReLU-family outputs" and dead.overview.shape[0] == 1
+    assert sat.layers == ["4"] and sat.only == "sigmoid/tanh-family outputs"
+    assert len(every.layers) == 6 and every.only == ""
+
+
+def test_a_model_without_a_relu_has_no_dead_units_rows(tmp_path):
+    import torch.nn as nn
+
+    path = _recorded(tmp_path / "r.h5", nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 4))
+    with open_run(path) as run:
+        assert LayerStatSource(run, "act_dead_frac").layers == []

@@ -123,3 +123,23 @@ def test_a_result_logged_once_gets_no_best_column_beside_its_last(tmp_path, caps
     rows = list(csv.DictReader(io.StringIO(out)))
     assert "test/acc last" in rows[0] and "test/acc best" not in rows[0]
     assert sorted(float(r["test/acc last"]) for r in rows) == [0.8, 0.9]
+
+
+def test_csv_cells_from_run_files_never_run_as_spreadsheet_formulas(tmp_path, capsys):
+    """Names and settings come from whoever wrote the runs (a colleague's file, a Lightning
+    hparams.yaml): a cell starting with = + - @ would run in a spreadsheet. `export` defused
+    them, `compare --csv` did not. Numbers, negative ones too, stay numbers."""
+    evil = "=cmd|' /C calc'!A0"
+    for k, (name, opt) in enumerate([(evil, "@SUM(1+1)"), ("plain", "adam")]):
+        with Recorder(tmp_path / f"r{k}.h5", name=name, config={evil: opt, "shift": -0.5 * (k + 1)}) as rec:
+            for step in range(30):
+                rec.log({"train/loss": 1.0 / (1 + step), f"+{k}": float(step)}, step=step)
+    code, out, _ = _run(capsys, tmp_path, "--csv", "--all-config")
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out)))
+    cells = [c for row in rows for c in row]
+    assert not any(c.startswith(("=", "+", "@")) for c in cells), out
+    assert "'" + evil in rows[0] and "'" + evil in cells[len(rows[0]):]
+    assert "'@SUM(1+1)" in cells
+    shift = rows[0].index("shift")
+    assert sorted(float(r[shift]) for r in rows[1:]) == [-1.0, -0.5]   # numbers, not text

@@ -251,3 +251,16 @@ def test_export_replaces_links_in_the_folder_never_writes_through_them(tmp_path)
     for f, victim in victims.items():
         assert victim.read_text() == "precious\n"
         assert not f.is_symlink() and f.read_text().count("\n") > 1
+
+
+def test_control_characters_of_names_are_written_as_escapes(tmp_path):
+    """`cat index.csv` ran a metric name's terminal escape (ESC ] 0 ; ... BEL retitles the terminal)."""
+    from trainspect.recorder import Recorder
+
+    with Recorder(tmp_path / "r.h5") as rec:
+        rec.log({"\x1b]0;pwn\x07": 1.0, "loss": 2.0}, step=0)
+    with open_run(tmp_path / "r.h5") as run:
+        export_run_csv(run, tmp_path / "csv")
+    for f in (tmp_path / "csv").iterdir():
+        assert b"\x1b" not in f.read_bytes() and b"\x07" not in f.read_bytes(), f.name
+    assert "\\x1b]0;pwn\\x07" in (tmp_path / "csv" / "index.csv").read_text()

@@ -155,7 +155,7 @@ def test_the_hf_trainers_arguments_written_as_json_text_become_the_config(tmp_pa
     assert main(["info", str(tmp_path / "hf")]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("config:"))
     assert "training_args.learning_rate=0.003" in line           # nested settings as dotted keys
-    assert "more (trainspect compare RUN --all-config lists them)" in line   # ~150 keys: not all on one line
+    assert "more (trainspect info RUN --config lists them)" in line   # ~150 keys: not all on one line
 
 
 def test_run_details_show_nested_settings_one_a_row(tmp_path):

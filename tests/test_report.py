@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
@@ -212,7 +213,7 @@ def test_pdf_has_pages_text_and_renders(runs_dir, tmp_path):
     assert out.read_bytes()[:5] == b"%PDF-"
     info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True, check=True).stdout
     pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
-    assert pages >= 3                                  # comparison, then each run on its own page
+    assert pages >= 3                                  # the comparison, then each run: findings, plots
     text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
     with open_run(runs_dir["spikes"]) as run:
         title = diagnose(run)[0].title
@@ -227,6 +228,40 @@ def test_pdf_has_pages_text_and_renders(runs_dir, tmp_path):
     assert not img.isNull() and img.width() > 200
     arr = np.frombuffer(img.convertToFormat(QImage.Format_Grayscale8).constBits(), np.uint8)
     assert (arr < 128).mean() > 0.01
+
+
+def _page_fill(pdf, tmp_path) -> list:
+    """How far down each page of ``pdf`` is drawn on (0..1, the footer left out)."""
+    from PySide6.QtGui import QImage
+
+    subprocess.run(["pdftoppm", "-r", "30", "-gray", "-png", str(pdf), str(tmp_path / "fill")], check=True)
+    fill = []
+    for png in sorted(tmp_path.glob("fill*.png")):
+        img = QImage(str(png)).convertToFormat(QImage.Format_Grayscale8)
+        rows = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[:, :img.width()]
+        body = rows[:int(img.height() * 0.93)]                 # above the footer
+        inked = np.flatnonzero((body < 200).any(axis=1))
+        fill.append((inked[-1] + 1) / img.height() if inked.size else 0.0)
+    return fill
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+def test_pdf_pages_are_filled_and_the_comparison_starts_under_the_title(tmp_path):
+    """F11 (nanoGPT trial): two 300-step runs made 15 pages: page 1 the title alone (the
+    comparison table, taller than the room left, moved whole to page 2), a page break before
+    each run, pages of one plot or the end of a table over a blank 70 %."""
+    pytest.importorskip("PySide6.QtSvg")
+    config = {f"setting_{i}": i for i in range(32)}     # the table: taller than the room under the title
+    runs = [make_run(tmp_path / f"{name}.h5", n_steps=300, n_layers=3, config={**config, "lr": lr})
+            for name, lr in (("good", 1e-3), ("bad", 1e-1))]
+    out = tmp_path / "report.pdf"
+    export_report(runs, out)
+    first = subprocess.run(["pdftotext", "-f", "1", "-l", "1", str(out), "-"], capture_output=True, text=True,
+                           check=True).stdout
+    first = unicodedata.normalize("NFKC", first)           # the font's "fi" ligature
+    assert "Comparison" in first and "config: setting_0" in first, first
+    fill = _page_fill(out, tmp_path)
+    assert len(fill) > 2 and min(fill[:-1]) > 0.5, fill     # every page but the last at least half used
 
 
 # ------------------------------------------------------------------ CLI

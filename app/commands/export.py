@@ -1,7 +1,7 @@
 """`trainspect export RUN --csv DIR`: every scalar and layer statistic as CSV files.
 
-One file per metric (step,value,wall_time), one wide file per layer statistic (step + a
-column per layer), and DIR/index.csv mapping metric names to files; `pandas.read_csv` reads
+One file per metric with points (step,value,wall_time), one wide file per layer statistic
+(step + a column per layer), and DIR/index.csv mapping metric names to files; `pandas.read_csv` reads
 each of them as it is (NaN/Inf written as nan/inf). No Qt needed.
 """
 from __future__ import annotations

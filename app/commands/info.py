@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 from trainspect.analysis.optimizer_settings import optimizer_settings
 
@@ -11,17 +10,33 @@ MAX_CONFIG_KEYS = 16   # an HF Trainer's TrainingArguments are ~150 keys: one sc
 
 def config_text(config: dict) -> str:
     """The run's config as ``key=value`` pairs, nested dicts as dotted keys, at most
-    MAX_CONFIG_KEYS of them (``trainspect compare RUN --all-config`` and reports list every key)."""
+    MAX_CONFIG_KEYS of them (``--config`` lists every key)."""
     from ..report.content import flatten
 
     pairs = flatten(config)
     text = ", ".join(f"{k}={v}" for k, v in pairs[:MAX_CONFIG_KEYS])
     more = len(pairs) - MAX_CONFIG_KEYS
-    return text + (f", … and {more} more (trainspect compare RUN --all-config lists them)" if more > 0 else "")
+    return text + (f", … and {more} more (trainspect info RUN --config lists them)" if more > 0 else "")
+
+
+def run_line(run) -> str:
+    from ..terminal_text import one_line
+
+    return f"run:        {one_line(run.name)}  ({run.path})"
+
+
+def config_lines(run) -> list:
+    """Every key of the run's config, ``dotted.key=value``, one a line."""
+    from ..report.content import flatten
+    from ..terminal_text import one_line
+
+    return [one_line(f"{k}={v}") for k, v in flatten(run.config)] or ["no config recorded"]
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5), directories holding them, or TensorBoard logs")
+    parser.add_argument("--config", action="store_true",
+                        help="print the run's whole config instead: one dotted.key=value a line")
 
 
 def _size(n: int) -> str:
@@ -32,14 +47,6 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _duration(seconds: float) -> str:
-    if seconds != seconds or seconds < 0:
-        return "unknown"
-    h, rem = divmod(int(seconds), 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{seconds:.1f} s")
-
-
 def summarize(run) -> str:
     return "\n".join(summary_lines(run))
 
@@ -48,20 +55,22 @@ def summary_lines(run):
     """The summary, line by line: a run with 1 M metrics prints without holding 1 M lines."""
     from trainspect.analysis.frozen import frozen_numel
 
+    from ..report.content import run_duration
     from ..terminal_text import one_line
-    from ..vocab import SYS_PREFIX, RunState, steps_text
+    from ..vocab import SYS_PREFIX, steps_text
 
     st = run.status()
     summary = run.scalar_summary()   # one pass, one block at a time: memory independent of run length
-    user = [i for i, n in enumerate(summary.names) if not n.startswith(SYS_PREFIX)]   # is_sys, inlined
-    n_sys = len(summary.names) - len(user)
+    names, counts, last = summary.names, summary.counts.tolist(), summary.last.tolist()   # lists: 1 M lines fast
+    # A metric with no points (watch()'s input statistics of token ids) is not one to count.
+    user = [i for i, n in enumerate(names) if counts[i] and not n.startswith(SYS_PREFIX)]   # is_sys, inlined
+    n_sys = sum(1 for c in counts if c) - len(user)
     max_step = max(st.last_step, summary.max_step)
-    end = st.heartbeat if st.state != RunState.LIVE else time.time()
     lines = [
-        f"run:        {one_line(run.name)}  ({run.path})",
+        run_line(run),
         f"status:     {st.describe()}",
         f"steps:      {steps_text(summary.min_step, max_step)}",
-        f"duration:   {_duration(end - run.start_time)}",
+        f"duration:   {run_duration(run, st)}",
         f"file size:  {_size(run.file_size)}",
     ]
     segments = run.segments()
@@ -87,12 +96,11 @@ def summary_lines(run):
     lines.append(f"metrics:    {len(user)} logged" + (f" + {n_sys} recorded by watch()" if n_sys else ""))
     yield from lines
     lines = []
-    names, counts, last = summary.names, summary.counts.tolist(), summary.last.tolist()   # lists: 1 M lines fast
     bad = summary.first_nonfinite.tolist()
     names = [one_line(n) for n in names]
-    yield from (f"  {names[i]:<32} {counts[i]:>9} points  last {last[i]:.6g}"
-                + (f"  (NaN/Inf from step {bad[i]})" if bad[i] >= 0 else "") if counts[i] else
-                f"  {names[i]:<32} {0:>9} points  last -" for i in user)
+    # + 0.0: a last value of -0.0 (cross_entropy over one logit) prints as 0, not -0
+    yield from (f"  {names[i]:<32} {counts[i]:>9} points  last {last[i] + 0.0:.6g}"
+                + (f"  (NaN/Inf from step {bad[i]})" if bad[i] >= 0 else "") for i in user)
     inst = run.instruments()
     if inst:
         lines.append("instruments: " + ", ".join(f"{g} ({n} records)" for g, n in inst.items()))
@@ -133,7 +141,7 @@ def rank_lines(run) -> list:
     with ranked:
         lines = [f"ranks:      {ranked.describe()} (rank {run.meta['distributed']['rank']} is this file)"]
         for s in summaries(ranked):
-            loss = f"{s.loss} {s.last_loss:.6g}" if s.loss else "no loss logged"
+            loss = f"{s.loss} {s.last_loss + 0.0:.6g}" if s.loss else "no loss logged"
             step_time = f"step {s.median_step_time * 1000:.1f} ms" if s.median_step_time == s.median_step_time else ""
             bad = f", non-finite from step {s.first_nonfinite}" if s.first_nonfinite is not None else ""
             lines.append(f"  rank {s.rank:<3} {s.path.name:<28} {s.status}; {loss}; {step_time}{bad}")
@@ -157,7 +165,9 @@ def run(args) -> int:
             print()
         try:
             with open_run(run_file(path)) as r:
-                write_lines(summary_lines(r))
+                if args.config and len(paths) > 1:
+                    print(run_line(r))
+                write_lines(config_lines(r) if args.config else summary_lines(r))
         except RunFileError as exc:
             print(f"trainspect info: {exc}", file=sys.stderr)
             code = 2

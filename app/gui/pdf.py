@@ -2,7 +2,9 @@
 
 Same content as the HTML: text blocks are Qt rich text (QTextDocument, every value escaped),
 plots are the same SVG drawn as vectors by QSvgRenderer. A tiny flow layout puts blocks on
-A4 pages, starts every run on a new page and numbers the pages.
+A4 pages one after the other and numbers the pages. A table taller than the room left is cut
+between two rows, not moved whole to the next page: a page break before each run and whole
+tables moved on made two 300-step runs 15 pages, page 1 the title alone, several 70 % blank.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ PAGE_DPI = 96            # layout units = CSS pixels; the PDF itself is vector
 MARGIN = 42
 FOOTER = 22
 BLOCK_GAP = 8
+MIN_PART = 120           # a text block is cut across pages only if this much of it fits on this one
 
 _app = None
 
@@ -57,10 +60,6 @@ class Svg:
         self.caption = caption
 
 
-class PageBreak:
-    pass
-
-
 def _kv(rows) -> str:
     cells = "".join(f'<tr><td bgcolor="#f3f3f3"><font color="#555">{e(k)}</font></td><td>{e(v)}</td></tr>'
                     for k, v in rows)
@@ -80,9 +79,7 @@ def report_blocks(report: Report) -> list:
         blocks.append(Text(f"<h2>Comparison</h2><p><font color='#666'>{note}</font></p>"
                            f'<table border="1" cellspacing="0" cellpadding="3">{"<tr>" + head + "</tr>"}{rows}</table>'))
         blocks.extend(Svg(fig.svg, fig.caption) for fig in c.figures)
-    for i, s in enumerate(report.runs):
-        if i or c is not None:
-            blocks.append(PageBreak())
+    for s in report.runs:
         blocks.append(Text(f"<h2>{e(s.name)}</h2>" + _kv(s.summary)))
         if s.config:
             blocks.append(Text("<h3>Config</h3>" + _kv(s.config)))
@@ -118,6 +115,11 @@ class _Pager:
 
     def room(self) -> float:
         return self.bottom - self.y
+
+    def half_full(self) -> bool:
+        """Whether a group kept together may go on to the next page: a page less full than
+        this would hold one small block (the end of a table) above a blank half."""
+        return self.y - MARGIN >= (self.bottom - MARGIN) / 2
 
     def _footer(self) -> None:
         from PySide6.QtCore import QRectF, Qt
@@ -163,9 +165,14 @@ def _svg_size(svg: str, width: float):
     return renderer, size.width() * scale, size.height() * scale
 
 
+def _caption_doc(block: Svg, width: float):
+    return _text_doc(f"<font color='#555'>{e(block.caption)}</font>", width) if block.caption else None
+
+
 def _block_height(block, width: float) -> float:
-    if isinstance(block, Svg):
-        return _svg_size(block.svg, width)[2]
+    if isinstance(block, Svg):     # with its caption: a finding's text was kept with a plot whose caption did not fit
+        cap = _caption_doc(block, width)
+        return _svg_size(block.svg, width)[2] + (cap.size().height() if cap is not None else 0)
     if isinstance(block, Text):
         return _text_doc(block.html, width).size().height()
     return 0.0
@@ -181,19 +188,61 @@ def _kept_height(following: list, width: float) -> float:
     return total
 
 
+def _line_spans(doc) -> list:
+    """(top, bottom) of every line of ``doc``; a table cell's lines as one span (a row is not
+    cut between the lines of one cell)."""
+    from PySide6.QtGui import QTextCursor
+
+    layout, spans = doc.documentLayout(), []
+    block = doc.begin()
+    while block.isValid():
+        r = layout.blockBoundingRect(block)
+        if QTextCursor(block).currentTable() is not None:
+            spans.append((r.y(), r.y() + r.height()))
+        else:
+            lines = block.layout()
+            tops = (r.y() + lines.lineAt(i).y() for i in range(lines.lineCount()))
+            spans += [(top, top + lines.lineAt(i).height()) for i, top in enumerate(tops)]
+        block = block.next()
+    return spans
+
+
+def _clean_cut(spans: list, lo: float, hi: float) -> float:
+    """The lowest place in (lo, hi] to cut a text block between two lines: above a line that no
+    other line straddles, halfway to the line before it (in a table: between the borders of two
+    rows, not through the next row's padding); ``lo`` if there is none."""
+    for y in sorted({top for top, _ in spans if lo < top <= hi}, reverse=True):
+        if not any(top < y < bottom for top, bottom in spans):
+            cut = (max((bottom for _, bottom in spans if bottom <= y), default=y) + y) / 2
+            if cut > lo:
+                return cut
+    return lo
+
+
+def _page_part(spans: list, offset: float, room: float, h: float) -> float:
+    """How much of a text block of height ``h``, from ``offset``, goes on a page with ``room``
+    left: the rest if it fits, else up to a place between two lines that leaves MIN_PART for
+    the next page (not two rows of a table alone); 0 if there is none."""
+    if h - offset <= room:
+        return h - offset
+    return _clean_cut(spans, offset, min(offset + room, h - MIN_PART)) - offset
+
+
 def _draw_text(pager: _Pager, block: Text, following: list = ()) -> None:
     from PySide6.QtCore import QRectF
 
     doc = _text_doc(block.html, pager.width)
     h = doc.size().height()
+    spans = _line_spans(doc)
     need = h + (_kept_height(list(following), pager.width) if block.keep_next else 0)
-    if need > pager.room() and pager.y > MARGIN and need < pager.bottom - MARGIN:
-        pager.new_page()
-    elif h > pager.room() and pager.y > MARGIN and h < pager.bottom - MARGIN:
-        pager.new_page()
+    if pager.y > MARGIN and need > pager.room():
+        if block.keep_next and need < pager.bottom - MARGIN and pager.half_full():   # with what must follow it
+            pager.new_page()
+        elif h > pager.room() and _page_part(spans, 0.0, pager.room(), h) < MIN_PART:   # too little fits here
+            pager.new_page()
     offset = 0.0
-    while True:    # a block taller than the room left is cut across pages
-        take = min(h - offset, pager.room())
+    while True:    # a block taller than the room left is cut across pages, between lines
+        take = _page_part(spans, offset, pager.room(), h) or pager.room()
         p = pager.painter
         p.save()
         p.translate(MARGIN, pager.y - offset)
@@ -210,7 +259,7 @@ def _draw_svg(pager: _Pager, block: Svg) -> None:
     from PySide6.QtCore import QRectF
 
     renderer, w, h = _svg_size(block.svg, pager.width)
-    cap = _text_doc(f"<font color='#555'>{e(block.caption)}</font>", pager.width) if block.caption else None
+    cap = _caption_doc(block, pager.width)
     cap_h = cap.size().height() if cap is not None else 0
     if h + cap_h > pager.room() and pager.y > MARGIN:
         pager.new_page()
@@ -245,10 +294,7 @@ def write_pdf(report: Report, path) -> int:
         pager = _Pager(writer, painter, "trainspect report – " + report.created)
         blocks = report_blocks(report)
         for i, block in enumerate(blocks):
-            if isinstance(block, PageBreak):
-                if pager.y > MARGIN:
-                    pager.new_page()
-            elif isinstance(block, Text):
+            if isinstance(block, Text):
                 _draw_text(pager, block, blocks[i + 1:i + 4])
             else:
                 _draw_svg(pager, block)

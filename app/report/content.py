@@ -6,6 +6,7 @@ all other fields are plain strings and numbers that the renderers escape.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,8 +21,8 @@ from trainspect.analysis.optimizer_settings import optimizer_settings
 
 from ..lod import RowPooler
 from ..short_names import short_labels
-from ..vocab import (ACTS, LAYER_STAT_SPECS, LAYER_STATS, SNAPS, SYS_GRAD_NORM, SYS_LR, RunState, is_sys, lr_groups,
-                     name_list, stat_label, step_count, steps_text)
+from ..vocab import (ACTS, LAYER_STAT_SPECS, LAYER_STATS, SNAPS, SYS_GRAD_NORM, SYS_LR, RunState, is_lr, is_sys,
+                     lr_groups, name_list, same_series, stat_label, step_count, steps_text)
 
 from . import svgplot
 from .svg_scatter import sweep_svg
@@ -31,12 +32,14 @@ MAX_OTHER_METRICS = 6        # user metrics beyond the losses that get their own
 MAX_SIDE_BY_SIDE = 6         # more runs than this: one row per run and a column per field that differs
                              # (a column per run made 8 runs' cells a word wide on an A4 page)
 MAX_FINDING_LAYERS = 6       # layers drawn in a finding's layer-statistic plot
-HEATMAP_STATS = (            # (stat, title); only those the run has are drawn
+HEATMAP_STATS = (            # (stat, title); only those the run has, over the modules where they mean something
     ("grad_norm", "Gradient norm per parameter"),
     ("update_ratio", "Update / weight ratio per parameter"),
     ("act_dead_frac", "Dead units per module (fraction)"),
     ("act_frac_saturated", "Saturated activations per module (fraction)"),
 )
+# Set by the importers (recorder/importers): their rows carry the import's wall time, not the training's.
+IMPORTED_KEY = "imported_from"
 SUMMARY_LOSS_WINDOW = 10     # the end level of a long loss series = median of its last 10 points (one noisy
                              # batch is not the result); "last" is only ever the last value
 
@@ -124,6 +127,38 @@ def duration_text(seconds: float) -> str:
     return f"{h}h {m:02d}m {s:02d}s" if h else (f"{m}m {s:02d}s" if m else f"{seconds:.1f} s")
 
 
+def imported(run) -> bool:
+    """A run imported from a TensorBoard/CSV log: its file's times are the import's, not the training's."""
+    return IMPORTED_KEY in (run.config or {})
+
+
+def run_duration(run, status) -> str:
+    """How long the run trained (``status``: ``run.status()``), as ``trainspect info`` and the
+    report say it. An imported log's file times are the import's ("0.1 s"): a TensorBoard log's
+    events carry their own times, a CSV log none."""
+    if imported(run):
+        span = _logged_time_span(run)
+        return (f"{duration_text(span)} (the log's times)" if span is not None
+                else "unknown (imported: the log kept no times)")
+    end = status.heartbeat if status.state != RunState.LIVE else time.time()
+    return duration_text(end - run.start_time)
+
+
+def _log_times_kept(run) -> bool:
+    """An imported TensorBoard log keeps its events' times (a CSV log has none)."""
+    return (run.config or {}).get("import_format") == "tensorboard"
+
+
+def _logged_time_span(run) -> float | None:
+    """Seconds from the first to the last event of an imported TensorBoard log's main metric."""
+    if not _log_times_kept(run):
+        return None
+    names = [n for n in loss_names(run) if n] or run.scalar_names()[:1]
+    wall = run.scalar(names[0]).wall if names else np.zeros(0)
+    wall = wall[np.isfinite(wall)]
+    return float(wall.max() - wall.min()) if len(wall) >= 2 else None
+
+
 def loss_names(run) -> tuple:
     """(training loss name or None, validation loss name or None): the run's loss roles."""
     roles = run.loss_roles()
@@ -166,18 +201,26 @@ def _series_line(run, name, color, label=None, **kw) -> Line | None:
 
 
 # ------------------------------------------------------------------ per run
+def clock_text(t) -> str:
+    """A unix time as local date and time; "" for none, or one no clock shows (1e308 in a
+    file's metadata: an OverflowError took the whole report, and a sweep's comparison, down)."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(t)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""
+
+
 def run_summary(run) -> tuple[list, dict]:
     st = run.status()
     names = run.scalar_names()
     meta = run.meta or {}
     rows = [("file", str(run.path)), ("status", st.describe()),
             ("steps", steps_text(run.scalar_summary().min_step, run.max_step))]
-    start = meta.get("start_time")
-    if isinstance(start, (int, float)) and math.isfinite(start):
-        rows.append(("started", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(start))))
-        end = st.heartbeat if st.state != RunState.LIVE else time.time()
-        if isinstance(end, (int, float)) and math.isfinite(end):
-            rows.append(("duration", duration_text(end - start)))
+    # a CSV log's start is the import's; a TensorBoard log's, its first event's
+    started = "" if imported(run) and not _log_times_kept(run) else clock_text(meta.get("start_time"))
+    if started:
+        rows.append(("started", started))
+    rows.append(("duration", run_duration(run, st)))
     if meta.get("host"):
         rows.append(("host", value_text(meta["host"])))
     model = meta.get("model") or {}
@@ -226,12 +269,12 @@ def key_figures(run) -> list:
     if lines:
         figs.append(Figure("Losses", svgplot.line_plot(lines, PlotSpec(title="Losses", ylabel="loss")),
                            "raw values; every spike is kept (min/max per pixel column)"))
-    others = [n for n in names if not is_sys(n) and n not in losses][:MAX_OTHER_METRICS]
+    lrs = lr_groups(names)
+    others = [n for n in names if not is_sys(n) and n not in losses and not _lr_copy(run, n, lrs)][:MAX_OTHER_METRICS]
     for n in others:
         ln = _series_line(run, n, PALETTE[2])
         if ln is not None:
             figs.append(Figure(n, svgplot.line_plot([ln], PlotSpec(title=n, height=200))))
-    lrs = lr_groups(names)
     lines = [ln for i, n in enumerate(lrs[:len(PALETTE)])
              if (ln := _series_line(run, n, PALETTE[i], "group 0" if n == SYS_LR else "group " + n.rsplit("/", 1)[-1]))]
     if lines:
@@ -245,15 +288,63 @@ def key_figures(run) -> list:
         figs.append(Figure(title, svgplot.line_plot([gn], PlotSpec(title=title, height=200))))
     have = set(run.layer_stat_names())
     for stat, title in HEATMAP_STATS:
-        if stat in have:
-            figs.append(layer_heatmap(run, stat, title))
+        if stat not in have:
+            continue
+        rows, which = meaningful_rows(run, stat)
+        if rows is None or rows:      # no module where the statistic means something: no heatmap
+            figs.append(layer_heatmap(run, stat, title, rows, which))
     return [f for f in figs if f is not None]
+
+
+def _lr_copy(run, name: str, lrs: list) -> bool:
+    """A learning rate the script logged that is a recorded one again (``lr`` beside ``sys/lr``):
+    one curve, plotted once as the learning rate. One that differs keeps its own plot."""
+    return is_lr(name) and any(same_series(run.scalar(name), run.scalar(g)) for g in lrs)
+
+
+def meaningful_rows(run, stat: str) -> tuple:
+    """(the modules whose ``stat`` means something, the words for them); (None, "") for every
+    row. As the advisor judges them (symptoms dead_units, saturated_activations): dead units
+    of ReLU-family outputs, or of the Linear/Conv outputs a functional F.relu follows, and
+    saturation of sigmoid/tanh-family outputs. A healthy Linear, LayerNorm, Dropout or logit
+    output has many units <= 0 for a whole batch (nanoGPT: 0.47-0.69): its bright row read as
+    an alarm."""
+    from trainspect.analysis.advisor.activation_rules import BOUNDED_TYPES, RELU_TYPES
+    from trainspect.analysis.advisor.functional_acts import functional_candidates
+
+    if stat not in ("act_dead_frac", "act_frac_saturated"):
+        return None, ""
+    layers = run.layer_stat(stat, 0, 0).layers
+    type_of = {m.name: m.type for m in run.modules or ()}
+    types = [type_of.get(n, "") for n in layers]
+    if stat == "act_frac_saturated":
+        cols, which = [j for j, t in enumerate(types) if t in BOUNDED_TYPES], "sigmoid/tanh-family outputs"
+    else:
+        cols, which = [j for j, t in enumerate(types) if t in RELU_TYPES], "ReLU-family outputs"
+        functional = [] if cols else functional_candidates(types, layers)
+        if functional:   # activations applied as functions: the pre-activations the advisor reads
+            cols, which = functional, "Linear/Conv outputs before a functional F.relu"
+    return {layers[j] for j in cols}, which
 
 
 def layer_labels(run, layers: list) -> list:
     """Layers get their type ("layer 3 (ReLU)"): bare indices say little in a heatmap."""
     label = LayerLabels.for_run(run)
     return [label(n) for n in layers]
+
+
+def heatmap_labels(run, layers: list) -> list:
+    """Row labels that fit the axis, modules named as the gradient heatmap names parameters:
+    without the dotted prefix every parameter name shares ("transformer."). A module outside it
+    (nanoGPT's lm_head, whose weight is wte's) left the modules no common prefix, and their
+    rows were cut from the front ("…rmer.h.0.attn.c_attn (Linear)")."""
+    labels = layer_labels(run, layers)
+    params = [p.name for p in run.params or ()]
+    common = os.path.commonprefix(params) if len(params) > 1 else ""
+    prefix = common[:common.rfind(".") + 1]
+    if prefix and any(len(label) > svgplot.MAX_LABEL_CHARS for label in labels):
+        labels = [label[len(prefix):] if label.startswith(prefix) else label for label in labels]
+    return short_labels(labels, svgplot.MAX_LABEL_CHARS)
 
 
 def pooled_layer_stat(run, stat: str, n_columns: int):
@@ -291,16 +382,18 @@ def _finite_range(values, lo: float, hi: float) -> tuple[float, float]:
     return min(lo, a), max(hi, b)
 
 
-def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
+def layer_heatmap(run, stat: str, title: str | None = None, rows: set | None = None, which: str = "") -> Figure | None:
+    """``rows``: the layers to draw (None: all), ``which`` the words for them in the caption."""
     pooled, first, last, layers, lo, hi = pooled_layer_stat(run, stat, svgplot.MAX_HEATMAP_COLUMNS)
     if not len(pooled) or not pooled.shape[1]:
         return None
     # parameters frozen on purpose (a LoRA base) have no gradient and no update: rows left out
     frozen = frozen_param_names(run.meta, run.params) if LAYER_STATS[stat][0] != ACTS else None
+    wanted = [j for j, name in enumerate(layers) if rows is None or name in rows]
     uncalled = _never_called(run, pooled, layers) if LAYER_STATS[stat][0] == ACTS else set()
-    shown = [j for j, name in enumerate(layers) if (not frozen or name not in frozen) and name not in uncalled] \
-        or list(range(len(layers)))
-    hidden = len(layers) - len(shown) - len(uncalled)
+    uncalled &= {layers[j] for j in wanted}
+    shown = [j for j in wanted if (not frozen or layers[j] not in frozen) and layers[j] not in uncalled] or wanted
+    hidden = len(wanted) - len(shown) - len(uncalled)
     if len(shown) < len(layers):
         pooled, layers = pooled[:, shown], [layers[j] for j in shown]
         finite = pooled[np.isfinite(pooled)]   # the colour range of what is shown
@@ -310,9 +403,9 @@ def layer_heatmap(run, stat: str, title: str | None = None) -> Figure | None:
     # The axis spans the first to the last record (the last column starts at its bucket's first step).
     x = np.append(first[:-1], last) if len(first) > 1 else first
     log = False if vrange else bool(lo > 0 and hi / lo > 100)   # decided on every record, not the maxima
-    labels = short_labels(layer_labels(run, layers), svgplot.MAX_LABEL_CHARS)
-    svg = svgplot.heatmap(pooled, x, labels, title=title, vrange=vrange, log=log)
+    svg = svgplot.heatmap(pooled, x, heatmap_labels(run, layers), title=title, vrange=vrange, log=log)
     return Figure(title, svg, f"layer statistic {stat}; columns keep the maximum of the records they cover"
+                  + (f"; only {which}: elsewhere it means nothing" if which else "")
                   + (f"; {hidden} frozen parameters (requires_grad=False) not shown" if hidden else "")
                   + (f"; not shown, never called as modules (no activations to record): {name_list(uncalled)}"
                      if uncalled else ""))
@@ -427,7 +520,7 @@ def _snapshot_figure(run, layer, caption) -> Figure | None:
     rows, cols = (int(v) for v in snaps.shapes[slot])
     mat = snaps.data[-1, slot, :rows, :cols]          # rows = output units
     title = f"weights of {snaps.layers[slot]} at step {int(snaps.steps[-1])} (downsampled, rows = units)"
-    svg = svgplot.heatmap(mat.T, np.arange(rows), [f"col {c}" for c in range(cols)], title=title, log=False,
+    svg = svgplot.heatmap(mat, np.arange(rows), [f"col {c}" for c in range(cols)], title=title, log=False,
                           xlabel="unit (row)")
     return Figure("weight snapshot", svg, caption)
 

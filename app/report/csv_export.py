@@ -1,7 +1,7 @@
 """CSV export that pandas reads directly (``pd.read_csv(path)``, no options needed).
 
-``export_run_csv``: one file per scalar metric (step,value,wall_time), one wide file per layer
-statistic (step + one column per layer) and ``index.csv`` mapping metric names to files.
+``export_run_csv``: one file per scalar metric with points (step,value,wall_time), one wide file
+per layer statistic (step + one column per layer) and ``index.csv`` mapping metric names to files.
 ``write_columns``: the data shown in one plot. NaN/Inf are written as ``nan``/``inf``/``-inf``,
 which pandas parses as floats.
 
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..terminal_text import visible
+
 INDEX_NAME = "index.csv"
 MAX_STEM = 100
 ROWS_PER_WRITE = 100_000
@@ -27,9 +29,22 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def text_cell(text) -> str:
-    """``text`` as a CSV cell a spreadsheet shows as text, never evaluates (see module doc)."""
-    text = str(text)
+    """``text`` as a CSV cell a spreadsheet shows as text, never evaluates (see module doc), and
+    a terminal prints as text: control characters written as escapes (a tag ``ESC ] 0 ; ... BEL``
+    retitled the terminal of whoever ran ``cat index.csv``)."""
+    text = visible(str(text))
     return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def value_cell(text) -> str:
+    """A cell that may hold a number written as text (a setting's value, "-0.5"): numbers as
+    they are, any other text as ``text_cell``."""
+    text = str(text)
+    try:
+        float(text)
+    except ValueError:
+        return text_cell(text)
+    return text
 
 
 def safe_stem(name: str, taken: set) -> str:
@@ -117,6 +132,7 @@ def _layer_blocks(run, stat: str, n_layers: int, counted: list):
 
 def export_run_csv(run, directory, progress=None) -> list:
     """Write every scalar and layer statistic of ``run`` into ``directory``; returns the paths.
+    A metric with no points gets no file (a header alone, listed in index.csv, says nothing).
 
     ``progress(done, total, text)`` is called after each file.
     """
@@ -137,6 +153,9 @@ def export_run_csv(run, directory, progress=None) -> list:
 
     for name in names:
         s = run.scalar(name)
+        if not len(s):   # registered, never given a point (watch()'s input statistics of token ids)
+            tick(f"skipped {name}: no points")
+            continue
         fname = safe_stem(name, taken) + ".csv"
         write_columns(directory / fname, {"step": s.steps, "value": s.values, "wall_time": s.wall})
         index_rows.append(("scalar", name, fname, len(s)))

@@ -18,15 +18,18 @@ from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels, robust_levels
 from ...short_names import short_labels
 from ..model import PALETTE
-from ..plain_text import rich, shown
+from ..plain_text import rich, shown, tip
 from .lazy import LazyPanel
 from .parts import (
-    CellHover, StepAxis, bucket_under, image_with_colorbar, message_label, run_badge, show_run, shrinkable, steps_text,
+    CellHover, LogFitAxis, StepAxis, bucket_under, image_with_colorbar, message_label, run_badge, show_run, shrinkable,
+    steps_text,
 )
 
 MAX_LAYER_TICKS = 40
 MAX_AXIS_PX = 260       # the layer axis's widest
 LABEL_CHARS = (MAX_AXIS_PX - 30) // 6   # at ~6 px a character
+MAX_SERIES = 12          # selected layers plotted under the map (the legend counts the rest)
+LEGEND_CHARS = 32        # a layer's name in that plot's legend (its tooltip has them whole)
 LABEL_PITCH_PX = 18     # a layer label needs this much height, or the labels print over each other
 ZERO_RGBA = (189, 189, 189, 255)   # cells exactly 0 on a log scale: grey, outside viridis
 NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
@@ -42,6 +45,16 @@ def matching_layers(selected, layers) -> list[int]:
                 out.append(i)
                 break
     return out
+
+
+def legend_html(names, more: int) -> str:
+    """The legend of the selected layers' plot: each name after a square in its curve's colour
+    (its row's mark on the map has it too), and how many more are selected than plotted."""
+    items = [f"<span style='white-space:nowrap'><span style='color:{PALETTE[k % len(PALETTE)]}'>&#9632;</span>"
+             f"&nbsp;{rich(name)}</span>" for k, name in enumerate(names)]
+    if more:
+        items.append(f"<span style='color:#555'>… and {more} more (not plotted)</span>")
+    return " &nbsp; ".join(items)
 
 
 def hover_text(name: str, first: int, last: int, value: float) -> str:
@@ -84,14 +97,21 @@ class HeatmapPanel(LazyPanel):
         self.zero_image = pg.ImageItem(axisOrder="row-major")
         self.zero_image.setZValue(self.image.zValue() + 1)
         self.plot.addItem(self.zero_image)
-        self.series_plot = self.canvas.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom")})
+        self.series_plot = self.canvas.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom"),
+                                                                          "left": LogFitAxis("left")})
         self.series_plot.setXLink(self.plot)
         self.series_plot.setMenuEnabled(False)
         self.series_plot.setMaximumHeight(28)
         self.series_plot.setDownsampling(auto=True, mode="peak")
         self.series_plot.setClipToView(True)
         self.series_plot.setLabel("bottom", "step")
-        self.series_plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+        # Its legend: a list under the canvas, not a box on the curves (a box in the ~100 px
+        # plot hid them, lines struck through its names, and it had room for 3 of 8 layers).
+        self.legend = shrinkable(QLabel(""))
+        self.legend.setTextFormat(Qt.RichText)   # our colour squares; the names in it are escaped
+        self.legend.setWordWrap(True)
+        self.legend.setStyleSheet("font-size: 8pt;")
+        self.legend.setVisible(False)
         self.span = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(255, 255, 255, 50), pen=pg.mkPen("#ffcc00", width=2))
         self.span.setVisible(False)
         self.plot.addItem(self.span, ignoreBounds=True)
@@ -102,6 +122,7 @@ class HeatmapPanel(LazyPanel):
         lay.addLayout(bar)
         lay.addWidget(self.message)
         lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.legend)
 
         self._pooled_px = None            # the pixel width the image was last pooled to
         self._tick_names = []             # the layer labels, thinned to the height on resize
@@ -163,6 +184,10 @@ class HeatmapPanel(LazyPanel):
             self._release()
             self.say(NO_LAYER_STATS)   # say what is missing, not an empty pair of axes
             return
+        if not src.layers:   # dead units of a model without a ReLU: no row where the statistic means something
+            self._release()
+            self.say(f"{vocab.stat_label(src.stat)}: shown for {src.only} only, and this model has none")
+            return
         self.say("")
         self._show_plots(True)
         self.source = src
@@ -171,7 +196,8 @@ class HeatmapPanel(LazyPanel):
         self.colorbar.setLabel("right", self._scale_label(src))
         label = LayerLabels.for_run(entry.run)
         self._layer_ticks([label(n) for n in src.layers])
-        self.plot.setLabel("left", f"layer ({src.hidden} frozen not shown)" if src.hidden else "layer")
+        self.plot.setLabel("left", f"layer ({src.only})" if src.only
+                           else f"layer ({src.hidden} frozen not shown)" if src.hidden else "layer")
         self.plot.getViewBox().setLimits(yMin=0, yMax=max(1, len(src.layers)))
         self.plot.setYRange(0, max(1, len(src.layers)), padding=0)
         self.refresh_image()
@@ -196,6 +222,8 @@ class HeatmapPanel(LazyPanel):
         # and that range change would reach the ViewState as a user zoom (see _on_range).
         for item in (self.plot, self.colorbar, self.series_plot):
             item.setVisible(on)
+        if not on:
+            self.legend.setVisible(False)
 
     def _release(self) -> None:
         self.source = None
@@ -347,7 +375,9 @@ class HeatmapPanel(LazyPanel):
         self.series_plot.clear()
         self.layer_curves = []
         src = self.source
-        rows = matching_layers(selected, src.layers)[:12] if src is not None else []
+        found = matching_layers(selected, src.layers) if src is not None else []
+        rows = found[:MAX_SERIES]
+        self._show_legend([src.layers[r] for r in rows], len(found) - len(rows))
         for k, r in enumerate(rows):
             mark = pg.LinearRegionItem(values=(r, r + 1), orientation="horizontal", movable=False,
                                        brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=2))
@@ -364,10 +394,10 @@ class HeatmapPanel(LazyPanel):
                                   else f"click a cell to plot that layer{note}", size="8pt", color="#555")
         if rows:   # full-resolution columns: read from the file in the background
             self.read("columns", self._wanted, lambda: [src.column(r) for r in rows],
-                      lambda columns: self.source is src and self._plot_columns(src, rows, columns),
+                      lambda columns: self.source is src and self._plot_columns(src, columns),
                       "layer series", run=src.run)
 
-    def _plot_columns(self, src, rows, columns) -> None:
+    def _plot_columns(self, src, columns) -> None:
         if not any(np.isfinite(values).any() for _, values in columns):
             # A layer that never got a gradient (cut off from the loss, unused) is NaN at every
             # record: an empty plot under a jumble of default ticks said nothing.
@@ -376,13 +406,21 @@ class HeatmapPanel(LazyPanel):
             self.series_plot.showAxis("bottom", False)
             self.series_plot.setTitle(f"{rich(vocab.stat_label(src.stat))} of selected layers: never recorded "
                                       "(no value at any step)", size="8pt", color="#555")
+            self._show_legend([], 0)
             return
-        for k, (r, (steps, values)) in enumerate(zip(rows, columns)):
-            item = self.series_plot.plot(steps.astype(np.float64), values, name=rich(src.layers[r]),   # a legend is HTML
-                                         pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=1.2))
+        for k, (steps, values) in enumerate(columns):
+            pen = pg.mkPen(PALETTE[k % len(PALETTE)], width=1.2)
+            item = self.series_plot.plot(steps.astype(np.float64), values, pen=pen)
             item.setDownsampling(auto=True, method="peak")
             item.setClipToView(True)
             self.layer_curves.append(item)
+
+    def _show_legend(self, layers, more: int) -> None:
+        """Name the plotted ``layers`` under the canvas, in their curves' colours."""
+        names = short_labels([shown(n) for n in layers], LEGEND_CHARS)
+        self.legend.setText(legend_html(names, more))
+        self.legend.setToolTip(tip("\n".join(shown(n) for n in layers)))
+        self.legend.setVisible(bool(layers))
 
     def _apply_step_range(self, rng) -> None:
         if self._syncing or self.source is None:
