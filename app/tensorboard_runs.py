@@ -29,8 +29,9 @@ from .terminal_text import warning_texts
 CACHE_ENV = "TRAINSPECT_CACHE_DIR"
 # Part of the cache key: a conversion made by an older importer is made again (2: the logged
 # hyperparameters became the run's config; 3: add_hparams session folders joined their run;
-# 4: JSON text summaries, the HF Trainer's TrainingArguments, became config too).
-CONVERTER_VERSION = 4
+# 4: JSON text summaries, the HF Trainer's TrainingArguments, became config too; 5: the events' own
+# wall times and the log's first one as the run's start).
+CONVERTER_VERSION = 5
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 

@@ -37,7 +37,7 @@ STATE_LAST_STEP = 1                       # largest step written so far (-1 = no
 STATE_END_TIME = 2                        # unix time of close, NaN while running
 STATE_FLUSH_EVERY = 3                     # seconds between flushes (readers judge staleness)
 STATE_DROPPED = 4                         # records the writer had to drop (queue full)
-STATE_START_TIME = 5                      # unix time the file was created
+STATE_START_TIME = 5                      # unix time the run began (file creation; an imported log's first event)
 STATE_SESSIONS = 6                        # writer sessions (resume=True adds one); NaN = 1
 STATE_LEN = 8
 STATUS = "state/status"                   # S16 (1,): running / finished / crashed

@@ -6,6 +6,7 @@ Life cycle: ``RunFileWriter(path)`` creates the file (so a bad path fails at onc
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 import warnings
@@ -204,6 +205,9 @@ class RunFileWriter:
         layout = layout or LayerLayout()
         self.layout = layout
         self.state[fmt.STATE_FLUSH_EVERY] = flush_every
+        began = meta.get("start_time")
+        if isinstance(began, (int, float)) and math.isfinite(began):   # an imported log's: before the file
+            self.state[fmt.STATE_START_TIME] = min(self.state[fmt.STATE_START_TIME], began)
         self._state_ds[...] = self.state
         f.create_dataset(fmt.META, data=fmt.encode_meta(meta))
 

@@ -380,7 +380,7 @@ class Recorder:
                  hist_every: int | None = DEFAULT_HIST_EVERY, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
                  transfer_every: int = DEFAULT_TRANSFER_EVERY, strict: bool = False, max_pending: int = 1 << 18,
                  roles: dict | None = None, all_ranks: bool = True, dense_start: int = DEFAULT_DENSE_START,
-                 _device_path: bool = False):
+                 _device_path: bool = False, _start_time: float | None = None):
         if not isinstance(flush_every, numbers.Real) or not flush_every > 0:
             raise ValueError(f"flush_every must be a positive number of seconds, got {flush_every!r}")
         if config is not None and not isinstance(config, Mapping):
@@ -464,7 +464,9 @@ class Recorder:
                 self._warn_once("<config>", f"config value(s) {', '.join(map(repr, cut[:5]))} too large for the run "
                                             f"file (over {metadata.MAX_CONFIG_BYTES >> 20} MB of JSON in all): "
                                             "kept as a note of their size")
-            meta = metadata.base_meta(self.name, config, time.time(), self._schedule())
+            # _start_time: an importer's log began before its file (its first event's time)
+            meta = metadata.base_meta(self.name, config, time.time() if _start_time is None else _start_time,
+                                      self._schedule())
             if declared:
                 meta[fmt.META_ROLES] = declared
             if dist_info is not None:
@@ -797,14 +799,15 @@ class Recorder:
             self._step = s + 1
         self._maybe_transfer(time.perf_counter())
 
-    def log_many(self, metrics, steps=None) -> None:
+    def log_many(self, metrics, steps=None, wall_times=None) -> None:
         """Record whole arrays at once: ``{name: values}`` with ``values[i]`` at ``steps[i]``.
 
         ``values`` are 1-D host arrays (numpy, lists, CPU tensors) of equal length; ``steps``
         an integer array of that length, or None for consecutive steps from :attr:`step` (the
         step counter then advances past them when no optimizer is watched). All rows get the
-        wall time of this call. Far cheaper per value than ``log()`` in a loop: the arrays go
-        to the writer as one block.
+        wall time of this call, or ``wall_times[i]`` (unix seconds; an importer keeps the log's
+        own times; a non-finite one is this call's). Far cheaper per value than ``log()`` in a
+        loop: the arrays go to the writer as one block.
         """
         if not self._active or self._writer.error is not None:
             if self._closed:
@@ -847,6 +850,17 @@ class Recorder:
                     self._bad("<step>", f"log_many() steps must be {n} integers in [0, 2**53)", TypeError)
                     return
                 step_col = step_col.astype(np.float64)
+            now = time.time()
+            wall_col = now
+            if wall_times is not None:
+                try:
+                    wall_col = np.asarray(wall_times, dtype=np.float64).reshape(-1)
+                except (TypeError, ValueError) as exc:
+                    wall_col = exc
+                if not isinstance(wall_col, np.ndarray) or len(wall_col) != n:
+                    self._bad("<wall_times>", f"log_many() wall_times must be {n} numbers", TypeError)
+                    return
+                wall_col = np.where(np.isfinite(wall_col), wall_col, now)
             tag_ids = []
             for name, v in columns:
                 tag = self._tags.get(name)
@@ -864,7 +878,7 @@ class Recorder:
                     table[rows, 0] = step_col
                     table[rows, 1] = tag
                     table[rows, 2] = v
-                table[:, 3] = time.time()
+                    table[rows, 3] = wall_col
                 if not self._writer.put_table(table):
                     self._drop(len(table))
             if steps is None and self._optimizer is None and n:

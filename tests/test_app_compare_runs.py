@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt
 
 from trainspect.analysis import open_run
 from trainspect.app.report.content import run_summary
@@ -197,6 +197,25 @@ def test_the_scatter_puts_each_run_at_its_learning_rate_and_best_validation_loss
     spot = next(p for p in scatter.scatter.points() if p.data()[1] == "lr0.0001")
     scatter._clicked(scatter.scatter, [spot])
     assert window.runs.current is target
+
+
+def test_the_scatter_header_is_read_whole_at_the_default_size_and_in_a_small_window(window, qtbot, tmp_path):
+    """Beside the x and y boxes the run count was cut to "4 rur" at the default 1600x1000."""
+    open_runs(window, _sweep(tmp_path))
+    panel = window.compare
+    show_panel(window, qtbot, panel)
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 3 and not panel.reading(), timeout=30_000)
+    message = panel.scatter.message
+    for size in ((1600, 1000), (900, 650)):
+        window.resize(*size)
+        qtbot.waitUntil(lambda: window.width() == size[0], timeout=30_000)
+        for text in ("3 runs", "2 runs (1 without learning_rate or val loss best)"):
+            message.setText(text)
+            window.grab()                  # laid out and painted
+            flags = Qt.TextWordWrap if message.wordWrap() else Qt.AlignLeft
+            need = message.fontMetrics().boundingRect(QRect(0, 0, message.width(), 10_000), flags, text)
+            assert message.isVisible() and need.width() <= message.width(), (size, text)
+            assert need.height() <= message.height(), (size, text)
 
 
 def test_the_scatter_says_why_it_is_empty_for_runs_with_no_numeric_setting_apart(window, qtbot, tmp_path):

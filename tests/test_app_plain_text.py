@@ -113,7 +113,7 @@ def test_names_from_the_file_show_as_typed_never_as_rich_text(window, qtbot, tmp
     assert shown_text(loading.text(), loading.textFormat()) == (f"reading the layer statistics of {RUN_NAME}…", [])
     show_panel(window, qtbot, window.heatmap)
     window.heatmap.click_cell(5.0, 0.0)                            # the layer's series, with its legend
-    qtbot.waitUntil(lambda: not window.heatmap.reading() and bool(window.heatmap.series_plot.legend.items),
+    qtbot.waitUntil(lambda: not window.heatmap.reading() and bool(window.heatmap.layer_curves),
                     timeout=int(WAIT_S * 1000))
     curve = window.scalars.curves[(METRIC, entry.key)]
     qtbot.waitUntil(lambda: any(b.isVisible() for b in curve.nonfinite_bands), timeout=int(WAIT_S * 1000))
@@ -125,13 +125,13 @@ def test_names_from_the_file_show_as_typed_never_as_rich_text(window, qtbot, tmp
     read = [(where, shown_text(text, fmt)[0]) for where, text, fmt in texts]
     for name, places in ((RUN_NAME, ("run list tooltip", "advisor status tooltip", "plot item tooltip")),
                          (METRIC, ("metric tooltip", "plot text", "plot item tooltip")),
-                         (LAYER, ("plot text",))):
+                         (LAYER, ("label HeatmapPanel",))):
         for place in places:
             assert any(name in text for where, text in read if where == place), (name, place)
     assert RUN_NAME in window.windowTitle()
     assert RUN_NAME in window.run_list.list.item(0).text()
-    legend = window.heatmap.series_plot.legend.items[0][1]
-    assert shown_text(legend.text)[0].startswith(LAYER)
+    legend = window.heatmap.legend
+    assert LAYER in shown_text(legend.text(), legend.textFormat())[0]
 
 
 def test_invisible_and_reordering_characters_are_shown(window, qtbot, tmp_path):

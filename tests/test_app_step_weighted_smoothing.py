@@ -231,3 +231,21 @@ def test_live_run_keeps_a_curves_weight_while_its_gaps_wobble(window, tmp_path, 
         assert panel.curves[("train/loss", entry.key)].env.weight == W
     finally:
         w.close()
+
+
+def test_learning_rate_schedules_are_drawn_as_they_are_never_smoothed(window, tmp_path, qtbot):
+    """An LR schedule is not a noisy measurement: its EMA only lags it (the trial's warm-up was
+    drawn at 6.8e-4 where the LR was 7.6e-4). The losses beside it are smoothed as before."""
+    steps = np.arange(300)
+    warmup = np.minimum(1.0, (steps + 1) / 50.0) * 1e-3
+    cols = columns(with_acc=False)
+    cols.update({name: (steps, warmup) for name in ("lr", "sys/lr", "train/learning_rate", "lr-AdamW")})
+    entry = open_runs(window, [scalar_file(tmp_path / "warmup.h5", cols)])[0]
+    panel = show(window, qtbot, [entry], ["train/loss", "lr", "sys/lr", "train/learning_rate", "lr-AdamW"])
+    for name in ("lr", "sys/lr", "train/learning_rate", "lr-AdamW"):
+        curve = panel.curves[(name, entry.key)]
+        assert curve.env.weight == 0.0 and not curve.smooth.isVisible()
+        x, y = bold_line(curve)
+        np.testing.assert_array_equal(y, warmup)
+        assert "ema" not in panel.show_crosshair(15.0).split(f"<b>{name}</b>")[1].split("<b>")[0]
+    assert panel.curves[("train/loss", entry.key)].env.weight == W

@@ -356,6 +356,25 @@ def test_distributions_show_histograms_over_time_and_snapshots(window, small_run
     assert d.snap_image.image.shape == (32, 32)
 
 
+def test_the_last_histogram_band_ends_where_the_run_ends(window, tmp_path, qtbot):
+    """300 steps, histograms every 200: bands as wide as the mean gap drew the record at step 200
+    out to step 400. Each record's band runs to the next record, the last one's to the run's end."""
+    open_runs(window, [make_run(tmp_path / "short.h5", n_steps=300, n_layers=2, hist_every=200)])
+    d = window.distributions
+    show_panel(window, qtbot, d)
+    wait_for(qtbot, lambda: d.hist_image_data.shape == (96, 2))
+    image = d.hist_image
+    rect = image.mapRectToParent(image.boundingRect())
+    assert rect.left() == 0 and 299 <= rect.right() <= 300
+    drawn = image.image
+
+    def record_at(step):
+        col = int((step - rect.left()) / rect.width() * drawn.shape[1])
+        return next(i for i in range(2) if np.allclose(drawn[:, col], d.hist_image_data[:, i], rtol=1e-6))
+
+    assert [record_at(s) for s in (0, 150, 199, 200, 299)] == [0, 0, 0, 1, 1]
+
+
 def test_distributions_controls_stay_usable_in_a_narrow_window(window, small_run, qtbot):
     """Below ~900 px the snapshot slider was squeezed to a nub and the layer names to '0.w...'."""
     open_runs(window, [small_run])

@@ -102,7 +102,7 @@ def test_logger_records_a_clipped_accumulated_bf16_fit(tmp_path, seed):
         assert run.status().state == "finished"
         assert run.scalar("test_loss").steps.tolist() == [6]
         recorded = run.scalar("train_loss_step").values
-    tb_steps, tb_values = read_tensorboard(tmp_path / "tb")[0]["train_loss_step"]
+    tb_steps, tb_values, _ = read_tensorboard(tmp_path / "tb")[0]["train_loss_step"]
     assert tb_steps.tolist() == steps                                      # both loggers saw the same
     np.testing.assert_allclose(tb_values, recorded, rtol=1e-6)
 

@@ -21,10 +21,12 @@ from .tfevents import event_files, read_event_file
 
 def _histogram_series(hists) -> dict:
     steps = np.asarray([h.step for h in hists], np.int64)
+    wall = np.asarray([h.wall_time for h in hists], np.float64)
     mean = np.asarray([h.sum / h.num if h.num else np.nan for h in hists])
     var = np.asarray([h.sum_squares / h.num - (h.sum / h.num) ** 2 if h.num else np.nan for h in hists])
-    return {"hist_mean": (steps, mean), "hist_std": (steps, np.sqrt(np.maximum(var, 0.0))),
-            "hist_min": (steps, np.asarray([h.min for h in hists])), "hist_max": (steps, np.asarray([h.max for h in hists]))}
+    return {"hist_mean": (steps, mean, wall), "hist_std": (steps, np.sqrt(np.maximum(var, 0.0)), wall),
+            "hist_min": (steps, np.asarray([h.min for h in hists]), wall),
+            "hist_max": (steps, np.asarray([h.max for h in hists]), wall)}
 
 
 def _series_name(tag: str, folder: str) -> str:
@@ -61,7 +63,7 @@ def _folder_of(f: Path, root: Path, sessions: dict) -> str:
 
 
 def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict | None = None) -> tuple[dict, int, int]:
-    """``({metric: (steps, values)}, records, bad_steps)`` of every event file under ``src`` (in
+    """``({metric: (steps, values, wall_times)}, records, bad_steps)`` of every event file under ``src`` (in
     ``src`` itself only, with ``recursive=False``: TensorBoard shows sub-folders as runs of their
     own). ``bad_steps`` values were left out: a step below 0 or from 2**53 on.
 
@@ -100,8 +102,8 @@ def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict |
             if len(steps):
                 ends[folder] = max(ends.get(folder, 0), int(steps.max()))
         for tag, hists in data.histograms.items():
-            for suffix, (s, v) in _histogram_series(hists).items():
-                pieces.setdefault(f"{_series_name(tag, folder)}/{suffix}", []).append((s, v, np.zeros(len(s))))
+            for suffix, piece in _histogram_series(hists).items():
+                pieces.setdefault(f"{_series_name(tag, folder)}/{suffix}", []).append(piece)
         if progress is not None:
             progress(done, total)
     for folder, name, steps, values, wall in finals:
@@ -109,16 +111,15 @@ def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict |
         pieces.setdefault(name, []).append((np.full_like(steps, end), values, wall))
     series, bad_steps = {}, 0
     for tag, parts in pieces.items():
-        steps = np.concatenate([p[0] for p in parts])
-        values = np.concatenate([p[1] for p in parts])
+        steps, values, wall = (np.concatenate([p[k] for p in parts]) for k in range(3))
         keep = (steps >= 0) & (steps < MAX_STEP)
         bad_steps += len(keep) - int(keep.sum())
-        steps, values = steps[keep], values[keep]
+        steps, values, wall = steps[keep], values[keep], wall[keep]
         # Last write wins for a repeated step: stable sort, then take each step's last entry.
         order = np.argsort(steps, kind="stable")
-        steps, values = steps[order], values[order]
+        steps, values, wall = steps[order], values[order], wall[order]
         last = np.r_[steps[1:] != steps[:-1], True] if len(steps) else np.zeros(0, bool)
-        series[tag] = (steps[last], values[last])
+        series[tag] = (steps[last], values[last], wall[last])
     return series, records, bad_steps
 
 
@@ -127,16 +128,18 @@ def convert(src, dst, progress=None, recursive: bool = True) -> ImportSummary:
 
     hparams: dict = {}
     series, records, bad_steps = read_tensorboard(src, progress=progress, recursive=recursive, hparams=hparams)
-    if not any(len(s) for s, _ in series.values()):
+    if not any(len(s) for s, _, _ in series.values()):
         raise ValueError(f"{src}: no scalars or histograms in its event files")
     summary = ImportSummary(source=str(src), layout="TensorBoard", bad_steps=bad_steps)
     # the logged hyperparameters are the run's config (the Compare tab's columns, as TensorBoard's
     # HParams table); where the source is kept is not one of them
     config = {**hparams, "imported_from": str(Path(src).resolve()), "import_format": "tensorboard"}
     name = Path(src).name if Path(src).is_dir() else Path(src).parent.name
-    with Recorder(dst, name=name, config=config) as rec:
-        for tag, (steps, values) in series.items():
+    walls = [w[np.isfinite(w)] for _, _, w in series.values()]
+    began = min((float(w.min()) for w in walls if len(w)), default=None)     # the log's first event
+    with Recorder(dst, name=name, config=config, _start_time=began) as rec:
+        for tag, (steps, values, wall) in series.items():
             if len(steps):
-                rec.log_many({tag: values}, steps=steps)
+                rec.log_many({tag: values}, steps=steps, wall_times=wall)   # the log's times, not the import's
                 summary.points[tag] = len(steps)
     return summary

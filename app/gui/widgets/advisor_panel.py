@@ -17,6 +17,7 @@ from trainspect.analysis.lr_range import is_sweep
 
 from ... import rank_view
 from ..advisor import AdvisorJobs
+from ...vocab import is_lr, same_series
 from ..plain_text import rich, shown, tip
 from ..run_io import locked_read
 from .parts import NAME_CHARS, elide, shrinkable
@@ -54,6 +55,7 @@ class AdvisorPanel(QWidget):
         self.runs = runs
         self.view = view
         self.findings: list = []
+        self._focused = None                 # the finding whose evidence was plotted last
         self._cache: dict[str, tuple] = {}
         self.jobs = AdvisorJobs(self)
         self.jobs.finished.connect(self._on_result)
@@ -267,9 +269,28 @@ class AdvisorPanel(QWidget):
 
     def _plot_evidence(self, finding) -> None:
         """Add the scalar series the finding's evidence names (``sys/input_std``...) to the
-        plots: the steps were highlighted, but the series that shows the problem was not plotted."""
+        plots: the steps were highlighted, but the series that shows the problem was not plotted.
+        A learning rate the plots show already under another name (``sys/lr`` beside the ``lr``
+        the script logged) is not added: the same curve twice. That takes a read of both."""
+        self._focused = finding
         entry = self.runs.current
         names = set(entry.names) if entry is not None else set()
-        missing = [ev.series for ev in finding.evidence if ev.series in names and ev.series not in self.view.metrics]
-        if missing:
-            self.view.set_metrics(self.view.metrics + list(dict.fromkeys(missing)))
+        missing = list(dict.fromkeys(ev.series for ev in finding.evidence
+                                     if ev.series in names and ev.series not in self.view.metrics))
+        shown_lrs = [m for m in self.view.metrics if m in names and is_lr(m)]
+        doubtful = [m for m in missing if is_lr(m)] if shown_lrs else []
+        if not doubtful:
+            self._add_evidence(finding, missing)
+            return
+
+        def copies():
+            run = entry.run
+            return [m for m in doubtful if any(same_series(run.scalar(m), run.scalar(o)) for o in shown_lrs)]
+
+        self.runs.io.submit(lambda: locked_read(entry.run, copies),
+                            lambda dup: self._add_evidence(finding, [m for m in missing if m not in dup]),
+                            lambda exc: self._add_evidence(finding, missing))
+
+    def _add_evidence(self, finding, metrics) -> None:
+        if metrics and finding is self._focused:     # not another finding's, clicked meanwhile
+            self.view.set_metrics(self.view.metrics + metrics)

@@ -15,7 +15,9 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
 from ...lod import Envelope, gap_exponent, step_weight
+from ...vocab import is_lr
 from ..plain_text import rich, shown, tip
+from .view_line import ViewLine
 
 WHOLE_DRAW_POINTS = 20_000   # up to this many single points are drawn as they are
 RAW_ALPHA = 60          # the raw curve stays visible but faint behind the EMA
@@ -51,10 +53,10 @@ class Curve:
         self.entry = entry
         self.metric = metric
         color = QColor(entry.color)
-        self.raw = pg.PlotDataItem(pen=pg.mkPen(self._faint(), width=1), name=rich(entry.name))   # a legend draws its names as HTML
+        self.raw = ViewLine(pen=pg.mkPen(self._faint(), width=1), name=rich(entry.name))   # a legend draws its names as HTML
         # 1-px pens: Qt's raster engine draws wider lines 2-3x slower (measured: pan of a
         # 10 M-point curve 7 ms at width 1, 26 ms at width 2).
-        self.smooth = pg.PlotDataItem(pen=pg.mkPen(color, width=1))
+        self.smooth = ViewLine(pen=pg.mkPen(color, width=1))
         for item in (self.raw, self.smooth):
             plot.addItem(item)
             # After addItem (which applies the plot's own settings). Peak LOD: min and max
@@ -64,6 +66,7 @@ class Curve:
         self.plot = plot
         self.nonfinite_bands: list[pg.LinearRegionItem] = []   # shown where the series is NaN/Inf
         self.weight = weight          # the view's smoothing: the per-point weight of the densest curve
+        self.schedule = is_lr(metric)   # a learning rate: drawn as set, never smoothed (it only lagged)
         # Smoothing by steps, not points (lod.step_weight): a curve whose points are 2**gap_exp
         # times further apart than the densest curve's in the panel (gap_ref, set by the panel)
         # gets the per-point weight weight ** 2**gap_exp. A short series is drawn raw.
@@ -92,8 +95,9 @@ class Curve:
 
     def step_weight(self) -> float:
         """The per-point weight that smooths this curve over as many steps as the view's
-        weight smooths the densest curve (exactly the view's weight for that one)."""
-        return step_weight(self.weight, self.gap_exp)
+        weight smooths the densest curve (exactly the view's weight for that one); 0 for a
+        learning rate."""
+        return 0.0 if self.schedule else step_weight(self.weight, self.gap_exp)
 
     def wanted_weight(self, n_finite: int | None = None) -> float:
         n = self.env.finite if n_finite is None else n_finite

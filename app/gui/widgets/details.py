@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime
 
 from PySide6.QtWidgets import QTextBrowser, QVBoxLayout
 from trainspect.analysis.frozen import frozen_numel
 from trainspect.analysis.optimizer_settings import optimizer_settings
 
-from ...report.content import flatten
+from ...report.content import clock_text, flatten
 from ...vocab import NEUTRAL_COLOR, STATE_COLORS
 from ..plain_text import rich
 from .lazy import LazyPanel
@@ -41,13 +40,6 @@ def _config_html(config) -> str:
                                       if more > 0 else "")
 
 
-def _when(t) -> str:
-    try:
-        return datetime.fromtimestamp(float(t)).strftime("%Y-%m-%d %H:%M:%S")
-    except (TypeError, ValueError, OverflowError, OSError):
-        return str(t or "")
-
-
 def _from_step(step) -> str:
     return "" if step is None else f"from step {step}"
 
@@ -63,7 +55,7 @@ def run_details_html(run) -> str:
     # Nested settings as dotted keys, one a row: an HF Trainer's TrainingArguments were one
     # 3 KB cell of JSON
     out.append("<h3>Config</h3>" + _config_html(run.config))
-    info = [("host", meta.get("host", "")), ("started", _when(meta.get("start_time")))]
+    info = [("host", meta.get("host", "")), ("started", clock_text(meta.get("start_time")))]
     info += [(f"{k} version", v) for k, v in (meta.get("versions") or {}).items()]
     opt = meta.get("optimizer") or {}
     if opt:
@@ -78,7 +70,7 @@ def run_details_html(run) -> str:
     segments = run.segments()
     if len(segments) > 1:   # a resumed run: when each writer session began, and how the one before ended
         out.append("<h3>Writer sessions</h3>" + _table(
-            (f"session {i}", ", ".join(x for x in (_when(seg["start_time"]), _from_step(seg["first_step"]),
+            (f"session {i}", ", ".join(x for x in (clock_text(seg["start_time"]), _from_step(seg["first_step"]),
                                                     seg["note"]) if x))
             for i, seg in enumerate(segments, 1)))
     model = meta.get("model") or {}

@@ -16,6 +16,7 @@ from .lazy import LazyPanel
 from .parts import StepAxis, image_with_colorbar, message_label, run_badge, show_run, shrinkable
 
 HIST_DISPLAY_BINS = 96
+HIST_COLUMNS = 2048      # the histogram image's columns over the steps (more when there are more records)
 TITLE_NAME = 32          # characters of a layer name in a plot title
 
 
@@ -26,6 +27,16 @@ def selected_index(names, selected) -> int | None:
         if hit is not None:
             return hit
     return None
+
+
+def record_columns(steps, end: int) -> np.ndarray:
+    """The record each of equal columns over steps [steps[0], end) shows: the last one at or
+    before the column's start. A record's band runs to the next record and the last one's to
+    ``end``, the run's end (bands as wide as the mean gap drew the record at step 200 of a
+    300-step run, recorded every 200 steps, out to step 400)."""
+    n = int(min(end - steps[0], max(HIST_COLUMNS, len(steps))))
+    starts = steps[0] + (end - steps[0]) * np.arange(n) / n
+    return np.searchsorted(steps, starts, side="right") - 1
 
 
 def title_label() -> QLabel:
@@ -215,10 +226,12 @@ class DistributionsPanel(LazyPanel):
             return
         img, lo, hi = rebinned
         self.hist_image_data = np.log1p(img).T        # rows = value bins (y), columns = records (x)
-        self.hist_image.setImage(np.ascontiguousarray(self.hist_image_data, dtype=np.float32), autoLevels=False)
+        status = self.entry.status
+        end = max(status.last_step if status is not None else -1, int(steps[-1])) + 1   # past the last step
+        shown_columns = self.hist_image_data[:, record_columns(steps, end)]
+        self.hist_image.setImage(np.ascontiguousarray(shown_columns, dtype=np.float32), autoLevels=False)
         self.hist_bar.setLevels(finite_levels(self.hist_image_data))
-        dx = float(steps[-1] - steps[0]) / max(1, len(steps) - 1) if len(steps) > 1 else 1.0
-        self.hist_image.setRect(QRectF(float(steps[0]), lo, float(steps[-1] - steps[0]) + dx, hi - lo))
+        self.hist_image.setRect(QRectF(float(steps[0]), lo, float(end - steps[0]), hi - lo))
         set_title(self.hist_title, f"{kind}s of {elide_name(shown_name(self.hist_layer.currentText()), TITLE_NAME)}")
         self.hist_plot.autoRange()
 

@@ -1,16 +1,21 @@
 """Pieces the layer panels (heatmap, distributions) build their canvases from."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
+from ...report.svgplot import fmt_value
 from ..plain_text import rich, shown, tip
 
 BADGE_MIN_PX = 60   # a run badge squeezed this far still shows its colour and the name's start
 NAME_CHARS = 80   # names (runs, metrics, layers) longer than this are cut with "…" in labels
 BADGE_CHARS = 32  # a run's name in a panel's header
+LOG_TICK_PX = 24    # a label on a vertical log axis needs this much height (9 pt text and a gap)
+LOG_MANTISSAS = (range(1, 10), (1, 2, 5), (1, 3), (1,))   # log tick values per decade, finest first
 
 
 class StepAxis(pg.AxisItem):
@@ -29,6 +34,32 @@ class StepAxis(pg.AxisItem):
 
     def tickSpacing(self, minVal, maxVal, size):
         return [(max(spacing, 1.0), offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size)]
+
+
+class LogFitAxis(pg.AxisItem):
+    """An axis whose log-scale labels fit its length. pyqtgraph labels every 2..9 x 10^n when
+    fewer than three decades are in view, whatever the room: on the 90 px plot under the Layers
+    heatmap "6·10 4·10 2·10 10 8 6 4 2 1 0.8 0.6" printed over each other."""
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        ticks = log_ticks(minVal, maxVal, max(1, int(size // LOG_TICK_PX)))
+        return [(None, ticks)] if ticks else super().logTickValues(minVal, maxVal, size, stdTicks)
+
+    def logTickStrings(self, values, scale, spacing):
+        return [fmt_value(10.0 ** v * scale) for v in values]
+
+
+def log_ticks(lo: float, hi: float, most: int) -> list[float]:
+    """log10 of the tick values of a log axis over [lo, hi] (log10 units): the finest of every
+    digit, 1-2-5, 1-3 or the decades with at most ``most`` ticks; every k-th decade when even
+    the decades are too many."""
+    decades = range(math.floor(lo), math.ceil(hi) + 1)
+    for mantissas in LOG_MANTISSAS:
+        ticks = [t for d in decades for m in mantissas if lo <= (t := d + math.log10(m)) <= hi]
+        if len(ticks) <= most:
+            return ticks
+    every = math.ceil(len(ticks) / most)
+    return [t for t in ticks if round(t) % every == 0]
 
 
 def step_tick(step: float) -> str:

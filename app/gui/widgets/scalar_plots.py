@@ -27,7 +27,7 @@ from ..plain_text import rich, shown
 from ..run_io import ReaderBusy
 from .curve import BUILD_BLOCK_ROWS, SHORT_SERIES, Curve, build_envelopes
 from .flat_view import FlatAwareViewBox
-from .parts import StepAxis, elide, shrinkable
+from .parts import LogFitAxis, StepAxis, elide, shrinkable
 from .rank_band import RankBands
 
 X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
@@ -262,7 +262,7 @@ class ScalarPlotPanel(QWidget):
 
     def _new_plot(self, metric: str) -> pg.PlotItem:
         """A plot for ``metric`` with its extent, crosshair line and highlight (not laid out)."""
-        plot = pg.PlotItem(viewBox=FlatAwareViewBox(), axisItems={"bottom": self._x_axis()})
+        plot = pg.PlotItem(viewBox=FlatAwareViewBox(), axisItems={"bottom": self._x_axis(), "left": LogFitAxis("left")})
         plot.disableAutoRange()
         plot.setTitle(rich(metric), size="9pt", color="#333")   # a name is text, not HTML
         # No grid: alpha-blended grid lines across the plot cost ~30 ms per redraw offscreen.

@@ -34,14 +34,15 @@ class SweepScatter(QWidget):
             box.setMinimumContentsLength(12)
             box.currentTextChanged.connect(self._draw)
         self.message = plain(shrinkable(QLabel()))
-        # its text must not widen the Compare tab, and with it the window (every tab's hint counts)
+        # its text must not widen the Compare tab, and with it the window (every tab's hint counts);
+        # on a line of its own, wrapped: beside the two boxes it was cut to "4 rur" at 1600x1000
         self.message.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.message.setWordWrap(True)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("x:"))
-        bar.addWidget(self.x_box)
+        bar.addWidget(self.x_box, 1)
         bar.addWidget(QLabel("y:"))
-        bar.addWidget(self.y_box)
-        bar.addWidget(self.message, 1)
+        bar.addWidget(self.y_box, 1)
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
         self.plot = self.canvas.addPlot()
@@ -57,6 +58,7 @@ class SweepScatter(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(bar)
+        lay.addWidget(self.message)
         lay.addWidget(self.canvas, 1)
 
     def sizeHint(self) -> QSize:
