@@ -61,51 +61,6 @@ def _masked_crc_rows(rows: np.ndarray) -> np.ndarray:
     return _masked(crc ^ np.uint32(0xFFFFFFFF))
 
 
-def _masked(crc: np.ndarray) -> np.ndarray:
-    return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(0xA282EAD8)
-
-
-def _block_registers(rec: _Records, at: int, length: int) -> np.ndarray:
-    """The CRC-32C register after the ``length`` bytes at ``at`` of every record, ``BLOCK``
-    bytes at a time: each block's own register from BLOCK's position tables (vectorised over
-    records and blocks), chained through a shift over BLOCK zero bytes. Position tables of the
-    whole length took 1 KB a byte: a 512x512 image asked for 1.9 GB, a 10 MB text summary never
-    finished."""
-    m, rest = divmod(length, BLOCK)
-    flat = np.frombuffer(rec.base, np.uint8, offset=rec.first + at)
-    blocks = np.lib.stride_tricks.as_strided(flat, shape=(rec.n, m, BLOCK), strides=(rec.stride, BLOCK, 1),
-                                             writeable=False)
-    t = _position_tables(BLOCK)[0]
-    own = np.zeros((rec.n, m), np.uint32)
-    for j in range(BLOCK):
-        own ^= t[j][blocks[:, :, j]]
-    shift = _shift_tables(BLOCK)
-    reg = np.full(rec.n, 0xFFFFFFFF, np.uint32)
-    for i in range(m):
-        reg = _shifted(reg, shift) ^ own[:, i]
-    if rest:
-        t = _position_tables(rest)[0]
-        tail = np.zeros(rec.n, np.uint32)
-        for j in range(rest):
-            tail ^= t[j][rec.column(at + m * BLOCK + j, "u1")]
-        reg = _shifted(reg, _shift_tables(rest)) ^ tail
-    return reg
-
-
-@functools.lru_cache(maxsize=32)
-def _shift_tables(n: int) -> np.ndarray:
-    """(4, 256): byte k of a register, pushed through ``n`` zero bytes (CRC-32C is linear)."""
-    reg = (np.arange(256, dtype=np.uint32)[None, :] << (8 * np.arange(4, dtype=np.uint32))[:, None]).astype(np.uint32)
-    for _ in range(n):
-        reg = _TABLE[reg & 0xFF] ^ (reg >> np.uint32(8))
-    return reg
-
-
-def _shifted(reg: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    return (shift[0][reg & 0xFF] ^ shift[1][(reg >> np.uint32(8)) & 0xFF] ^ shift[2][(reg >> np.uint32(16)) & 0xFF]
-            ^ shift[3][reg >> np.uint32(24)])
-
-
 class EventFileError(ValueError):
     """The file is not a TensorBoard event file, or a record failed its CRC check."""
 
