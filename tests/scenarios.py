@@ -806,31 +806,30 @@ def bf16_weights_small_lr(rec, seed):
     train(rec, model, torch.optim.AdamW(model.parameters(), lr=1e-4), steps=300, seed=seed)
 
 
-def transformer_adam_lr_tenth(rec, seed):
+def _nanogpt_recipe(rec, seed, seed_base, lr, warmup):
+    """The tiny transformer at GPT-2's init (std 0.02), nanoGPT's AdamW (betas 0.9/0.95, weight
+    decay 0.1) at ``lr``, ``warmup`` steps of warm-up, then a cosine to lr/10."""
     import torch
-    torch.manual_seed(75 + 1000 * seed)
+    torch.manual_seed(seed_base + 1000 * seed)
     model = tiny_transformer()
-    for m in model.modules():            # GPT-2's init: std 0.02
+    for m in model.modules():
         if isinstance(m, torch.nn.Linear):
             torch.nn.init.normal_(m.weight, std=0.02)
-    # nanoGPT's recipe (AdamW, warm-up, cosine) at learning_rate=0.1: Adam moves every weight by ~0.1
-    # a step, five times the weights' own scale; the matrices blow up within the warm-up
-    opt = torch.optim.AdamW(model.parameters(), lr=0.1, betas=(0.9, 0.95), weight_decay=0.1)
-    train(rec, model, opt, lr_at=warmup_cosine(0.1, 25, 250, floor=0.01), steps=250, seed=seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
+    train(rec, model, opt, lr_at=warmup_cosine(lr, warmup, 250, floor=lr / 10), steps=250, seed=seed)
+
+
+def transformer_adam_lr_tenth(rec, seed):
+    # nanoGPT's recipe at learning_rate=0.1: Adam moves every weight by ~0.1 a step, five times
+    # the weights' own scale; the matrices blow up within the warm-up
+    _nanogpt_recipe(rec, seed, 75, 0.1, 25)
 
 
 def transformer_adam_no_warmup(rec, seed):
-    import torch
-    torch.manual_seed(76 + 1000 * seed)
-    model = tiny_transformer()
-    for m in model.modules():            # GPT-2's init: std 0.02
-        if isinstance(m, torch.nn.Linear):
-            torch.nn.init.normal_(m.weight, std=0.02)
-    # AdamW at 0.3 from the first step (no warm-up, no clipping), cosine to 0.03: the loss goes
-    # 2.3 -> ~700 within ten steps and takes ~60 to fall back below where it started, then trains
-    # (nanoGPT at learning_rate=3 without warm-up: "no problems found" before loss_blowup)
-    opt = torch.optim.AdamW(model.parameters(), lr=0.3, betas=(0.9, 0.95), weight_decay=0.1)
-    train(rec, model, opt, lr_at=warmup_cosine(0.3, 0, 250, floor=0.03), steps=250, seed=seed)
+    # AdamW at 0.3 from the first step (no warm-up, no clipping): the loss goes 2.3 -> ~700
+    # within ten steps and takes ~60 to fall back below where it started, then trains (nanoGPT
+    # at learning_rate=3 without warm-up: "no problems found" before loss_blowup)
+    _nanogpt_recipe(rec, seed, 76, 0.3, 0)
 
 
 def iris_raw_features(rec, seed):
