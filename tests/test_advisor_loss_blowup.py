@@ -41,6 +41,24 @@ def test_a_blow_up_that_recovers_is_a_warning_about_the_lr(tmp_path, seed):
     assert {"lr_warmup", "lower_lr"} <= {x.id for x in f.fixes}
     assert f.first_step == 0 and 110 <= f.last_step <= 150      # back below its first value
     assert f.facts["first"] == pytest.approx(4.6, rel=0.15) and f.facts["peak"] > 100
+    # the raw peak (the smoothed level's running median put it at step 0, beside the first value)
+    assert 12 <= f.facts["peak_step"] <= 16 and f.facts["peak"] > 200
+    assert f"at step {f.facts['peak_step']})" in f.title
+
+
+def test_a_script_that_clips_its_own_gradients_is_not_told_it_does_not_clip(tmp_path):
+    """A hand-written update reads the gradients after clip_grad_norm_ (pytorch/examples'
+    word_language_model clips at 0.25): "no clipping" and "clip gradients at 1.0" were wrong."""
+    from trainspect.analysis.advisor.context import gradient_clipping
+    from trainspect.analysis.advisor.signals import Signals
+    from trainspect.recorder.format import SYS_GRAD_NORM
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(300)
+    raw = np.exp(rng.normal(-1.0, 1.0, 300))
+    clipped = Signals(scalars={SYS_GRAD_NORM: (steps, np.minimum(raw, 0.25))})
+    unclipped = Signals(scalars={SYS_GRAD_NORM: (steps, raw)})
+    assert gradient_clipping(clipped)[0] and not gradient_clipping(unclipped)[0]
 
 
 @pytest.mark.parametrize("seed", [0, 1])

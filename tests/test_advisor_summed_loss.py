@@ -59,3 +59,27 @@ def test_an_autoencoder_summing_over_its_pixels_gets_no_reduction_hint(tmp_path,
             rec.log({"loss": loss.item()})
     fixes = [fix.id for f in diagnose(path) for fix in f.fixes]
     assert "check_loss_reduction" not in fixes
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_raw_pixel_inputs_get_no_reduction_hint(tmp_path, seed):
+    """0-255 inputs make the first loss large themselves (9x ln 10), which unnormalized_inputs
+    already names: the "summed over the batch?" hint sent the user to a correct loss call."""
+    torch.manual_seed(seed)
+    x = torch.rand(2048, 32) * 255
+    y = (x @ torch.randn(32, 10)).argmax(1)
+    model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    path = tmp_path / "r.h5"
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for _ in range(60):
+            i = torch.randint(0, 2048, (64,))
+            loss = nn.functional.cross_entropy(model(x[i]), y[i])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"loss": loss.item()})
+    found = diagnose(path)
+    assert "unnormalized_inputs" in {f.symptom for f in found}
+    assert "check_loss_reduction" not in [fix.id for f in found for fix in f.fixes]

@@ -127,3 +127,11 @@ def test_a_tensorboard_logs_duration_is_its_events_time_span(tmp_path, capsys):
     assert main(["import", str(tmp_path / "tb"), "-o", str(tmp_path / "tb.h5"), "-q"]) == 0
     capsys.readouterr()
     assert "duration:   4m 30s (the log's times)" in info(capsys, tmp_path / "tb.h5")
+
+
+def test_the_report_counts_metrics_as_info_does(tmp_path, capsys):
+    """The report's run table said "11 recorded by watch()" where info said 7: it counted
+    watch()'s input statistics of token ids, which have no points."""
+    with open_run(write_run_with_empty_metrics(tmp_path / "run.h5")) as run:
+        rows = dict(run_summary(run)[0])
+    assert rows["metrics"] == "1 logged, 1 recorded by watch()"

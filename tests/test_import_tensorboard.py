@@ -132,9 +132,12 @@ def test_a_flipped_bit_anywhere_in_a_regular_log_is_caught(tmp_path, seed):
             read_event_file(f)
 
 
-def test_import_shows_progress_through_a_big_file(tmp_path, capsys):
+def test_import_shows_progress_through_a_big_file_on_a_terminal_only(tmp_path, capsys, monkeypatch):
     _write_regular(tmp_path / "tb", 4, n=300)
     assert main(["import", str(tmp_path / "tb"), "-o", str(tmp_path / "x.h5")]) == 0
+    assert "[" not in capsys.readouterr().err        # a log file: no bar redrawn with \r 25 times
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert main(["import", str(tmp_path / "tb"), "-o", str(tmp_path / "y.h5")]) == 0
     frames = capsys.readouterr().err.replace("\n", "\r").split("\r")
     percents = [int(f.split("]")[1].strip().rstrip("%")) for f in frames if f.startswith("[")]
     assert percents == sorted(set(percents)) and percents[-1] == 100 and len(percents) >= 2

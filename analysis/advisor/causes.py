@@ -90,6 +90,8 @@ def _lr_high_fixes(fixes, finding, ctx):
         return out
     if c == ctx.n_inputs:    # outputs as many as the inputs: an autoencoder (a VAE's 784 pixels), no classes
         return out
+    if "unnormalized_inputs" in ctx.found:   # raw 0-255 inputs make a large first loss of their own
+        return out
     first, per_class = float(loss[2][0]), math.log(c)
     if not (math.isfinite(first) and first >= SUMMED_LOSS * per_class):
         return out

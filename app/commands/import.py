@@ -56,7 +56,8 @@ def run(args) -> int:
     try:
         with warnings.catch_warnings(record=True) as caught:   # a tag the run file cannot hold, ...
             warnings.simplefilter("always")
-            summary = convert(src, part, fmt=args.format, progress=None if args.quiet else _progress_bar(sys.stderr))
+            summary = convert(src, part, fmt=args.format, progress=None if args.quiet or not sys.stderr.isatty()
+                              else _progress_bar(sys.stderr))   # a log file gets no bar redrawn with \r
         os.replace(part, dst)
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         print(f"trainspect import: {exc}", file=sys.stderr)

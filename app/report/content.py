@@ -212,7 +212,6 @@ def clock_text(t) -> str:
 
 def run_summary(run) -> tuple[list, dict]:
     st = run.status()
-    names = run.scalar_names()
     meta = run.meta or {}
     rows = [("file", str(run.path)), ("status", st.describe()),
             ("steps", steps_text(run.scalar_summary().min_step, run.max_step))]
@@ -250,8 +249,10 @@ def run_summary(run) -> tuple[list, dict]:
             rows.append((f"{role} loss ({name})", f"last {svgplot.fmt_value(metrics[f'{role}_last'])}"
                          + (f" (median of the last {SUMMARY_LOSS_WINDOW}: {svgplot.fmt_value(end)})" if end is not None else "")
                          + f", best {svgplot.fmt_value(metrics[f'{role}_best'])}"))
-    user = [n for n in names if not is_sys(n)]
-    rows.append(("metrics", f"{len(user)} logged, {len(names) - len(user)} recorded by watch()"))
+    summary = run.scalar_summary()        # metrics with points, as `trainspect info` counts them
+    filled = [n for n, count in zip(summary.names, summary.counts.tolist()) if count]
+    user = [n for n in filled if not is_sys(n)]
+    rows.append(("metrics", f"{len(user)} logged, {len(filled) - len(user)} recorded by watch()"))
     if st.error:
         rows.append(("error", st.error))
     rows += [("warning", w) for w in getattr(run, "warnings", ())]   # parts of the file left out

@@ -36,31 +36,37 @@ def detect_blowup(steps, values, *, series="train/loss", factor=FACTOR, back=BAC
         return None
     s_steps, s = smooth_curve(steps, values)
     i_peak = int(np.argmax(s))
-    peak, end = float(s[i_peak]), float(s[-1])
-    if peak < factor * first or end >= back * first:
+    level, end = float(s[i_peak]), float(s[-1])
+    if level < factor * first or end >= back * first:
         return None
-    up_at = int(s_steps[int(np.argmax(s > factor * first))])
+    up = np.flatnonzero(s > factor * first)
+    up_at = int(s_steps[up[0]])
     since = f" from step {up_at}" if up_at > int(steps[0]) else ""
     below = np.flatnonzero(s[i_peak:] <= first)
     i_back = i_peak + int(below[0]) if len(below) else None
     back_at = int(s_steps[i_back]) if i_back is not None else None
+    # the raw peak where the level was up: the running median smears the level back to step 0
+    # ("4.63 -> 224 at step 0"), the loss was 452 at step 4
+    window = (steps <= int(s_steps[up[-1]])) & (steps > int(steps[0]))
+    i_raw = int(np.argmax(np.where(window, values, -np.inf))) if window.any() else i_peak
+    peak, peak_step = (float(values[i_raw]), int(steps[i_raw])) if window.any() else (level, int(s_steps[i_peak]))
     recovery = (f"took until step {back_at} to come back below it" if back_at is not None
                 else f"ended at {fmt(end)} ({end / first:.2g}x it)")
     last = back_at if back_at is not None else int(s_steps[-1])
     return Finding(
         symptom="loss_blowup", severity="warning",
         title=f"{series} blew up to {peak / first:.3g}x its first value ({fmt(first)} -> {fmt(peak)} at step "
-              f"{int(s_steps[i_peak])}) and {recovery}",
+              f"{peak_step}) and {recovery}",
         first_step=int(steps[0]), last_step=last,
         evidence=[Evidence(
             series=series, threshold=factor,
-            text=(f"smoothed {series} rose from {fmt(first)} (its first value, before any update) to {fmt(peak)} "
-                  f"at step {int(s_steps[i_peak])}, above {factor:g}x the first value{since} (threshold "
+            text=(f"{series} rose from {fmt(first)} (its first value, before any update) to {fmt(peak)} at step "
+                  f"{peak_step}, its smoothed level to {fmt(level)}, above {factor:g}x the first value{since} (threshold "
                   f"{factor:g}x): the model was far worse than untrained; it "
                   + (f"fell back below its first value at step {back_at} and ended at {fmt(end)}" if back_at is not None
                      else f"ended at {fmt(end)}, {end / first:.2g}x its first value")),
-            steps=[int(steps[0]), int(s_steps[i_peak]), last], values=rounded([first, peak, end]))],
-        facts={"first": first, "peak": peak, "peak_step": int(s_steps[i_peak]), "back_step": back_at},
+            steps=[int(steps[0]), peak_step, last], values=rounded([first, peak, end]))],
+        facts={"first": first, "peak": peak, "peak_step": peak_step, "back_step": back_at},
     )
 
 
@@ -93,8 +99,9 @@ def _grad_norm_evidence(f, series) -> None:
 
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_high=True)
-    if not ctx.warmed_up and not ctx.clips:
-        s.boost("lr_too_high", 0.8, "the loss blew up in the first updates, at full LR: no warm-up, no clipping")
+    if not ctx.warmed_up:
+        s.boost("lr_too_high", 0.8, "the loss blew up in the first updates, at full LR: no warm-up"
+                                    + ("" if ctx.clips else ", no clipping seen"))
 
 
 SPEC = SymptomSpec(
