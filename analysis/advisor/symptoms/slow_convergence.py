@@ -47,6 +47,7 @@ def detect_slow_convergence(steps, values, *, series="train/loss", min_progress=
                   f"fall over the quarter before (threshold {steady:g}x: not levelling off); the last eighth alone "
                   f"{drop_end / drop_last:.0%} of it (threshold {still:.0%})"),
             steps=[int(s_steps[q2]), int(s_steps[q3]), int(s_steps[-1])], values=rounded([s[q2], s[q3], end]))],
+        facts={"speedup": round(drop_last / max(drop_prev, 1e-12), 3)},
     )
 
 
@@ -58,11 +59,16 @@ def detect(sig, ctx):
 # Warnings that show the LR too high: a slow descent beside them is no sign of an LR too low.
 LR_TOO_HIGH_FINDINGS = ("weight_growth", "loss_blowup")
 LR_DECAY = 3.0      # the LR fell this many times from its peak by the end: a decaying schedule
+SPEEDUP = 1.5       # the last quarter fell this many times the quarter before: the descent speeds up
 
 
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_low=True)
     settings_slow_training(s, ctx)
+    if f.facts.get("speedup", 0.0) >= SPEEDUP and "lr_too_low" not in s.why and not ctx.warmup_unfinished:
+        # falling faster than the quarter before: leaving a plateau (an LSTM past its unigram
+        # level), not an LR too small; "raise the LR 10x" blew word_language_model up
+        s.score.pop("lr_too_low", None)
     high = _lr_shown_too_high(ctx)
     if high is None:
         return
