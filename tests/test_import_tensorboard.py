@@ -215,3 +215,20 @@ def test_an_event_the_parser_cannot_read_is_skipped_with_a_warning_not_the_whole
     assert f"trainspect import: warning: {f}: 1 event(s) could not be decoded" in err and "wire type 7" in err
     with open_run(out) as run:
         assert len(run.scalar(run.scalar_names()[0])) == 40
+
+
+def test_summaries_not_imported_are_named_in_the_summary(tmp_path, capsys):
+    """Images and plain text notes vanished without a word (the CSV importer counts what it drops)."""
+    w = SummaryWriter(str(tmp_path / "tb"))
+    for s in range(20):
+        w.add_scalar("Loss/train", 1.0 / (s + 1), s)
+        if s % 5 == 0:
+            w.add_image("samples", np.zeros((3, 8, 8), np.uint8), s)
+    w.add_text("notes", "lr 3e-4, cosine", 0)
+    w.add_text("config", '{"lr": 0.0003}', 0)          # JSON text: the run's config, not skipped
+    w.close()
+    assert main(["import", str(tmp_path / "tb"), "-o", str(tmp_path / "x.h5"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "20 values of 1 metric" in out and "not imported: 4 images (samples), 1 text note (notes)" in out
+    with open_run(tmp_path / "x.h5") as run:
+        assert run.config["config"] == {"lr": 0.0003}

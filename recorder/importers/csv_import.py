@@ -19,6 +19,9 @@ STEP_COLUMNS = ("step", "global_step", "iteration", "iter", "epoch")
 LONG_COLUMNS = ({"metric", "tag", "name"}, {"value"})
 
 
+KIND_WORDS = {"image": "image", "audio": "audio clip", "text": "text note"}
+
+
 @dataclass
 class ImportSummary:
     source: str
@@ -27,6 +30,7 @@ class ImportSummary:
     skipped_rows: int = 0
     bad_steps: int = 0          # rows (CSV) or values (TensorBoard) whose step is not in [0, 2**53)
     bad_cells: int = 0          # non-empty cells of a wide CSV that are no number ("abc", "TRUE")
+    not_converted: dict = field(default_factory=dict)   # TensorBoard: kind -> {tag: summaries} (images, text)
 
     def describe(self) -> str:
         total = sum(self.points.values())
@@ -39,6 +43,10 @@ class ImportSummary:
             text += f"; {_count(self.bad_steps, unit)} left out (step not a whole number in [0, 2**53))"
         if self.bad_cells:
             text += f"; {_count(self.bad_cells, 'cell')} that {'is' if self.bad_cells == 1 else 'are'} no number left out"
+        if self.not_converted:
+            text += "; not imported: " + ", ".join(
+                f"{_count(sum(tags.values()), KIND_WORDS.get(kind, f'{kind} summary'))} ({', '.join(list(tags)[:3])}"
+                + (", ..." if len(tags) > 3 else "") + ")" for kind, tags in sorted(self.not_converted.items()))
         return text
 
 

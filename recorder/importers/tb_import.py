@@ -62,7 +62,8 @@ def _folder_of(f: Path, root: Path, sessions: dict) -> str:
     return parent.relative_to(root).as_posix() if parent != root else ""
 
 
-def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict | None = None) -> tuple[dict, int, int]:
+def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict | None = None,
+                     skipped: dict | None = None) -> tuple[dict, int, int]:
     """``({metric: (steps, values, wall_times)}, records, bad_steps)`` of every event file under ``src`` (in
     ``src`` itself only, with ``recursive=False``: TensorBoard shows sub-folders as runs of their
     own). ``bad_steps`` values were left out: a step below 0 or from 2**53 on.
@@ -70,7 +71,8 @@ def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict |
     Several files (a resumed run, one file per process) are merged per tag in step order;
     a repeated step keeps the value written last, as TensorBoard shows it. ``hparams``: a dict
     that receives the hyperparameters the logs hold (``add_hparams``, Lightning's
-    ``log_hyperparams``; a later file's value wins).
+    ``log_hyperparams``; a later file's value wins). ``skipped``: a dict that receives the
+    summaries not converted (images, plain text notes, other plugins'): kind -> {tag: count}.
     """
     files = run_event_files(src, recursive)
     # Tags are named after their folder below the one all the event files share (a log kept
@@ -88,6 +90,10 @@ def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict |
         data = read_event_file(f, progress=inner)
         if hparams is not None:
             hparams.update(data.hparams)
+        for kind, tags in data.skipped.items() if skipped is not None else ():
+            into = skipped.setdefault(kind, {})
+            for tag, n in tags.items():
+                into[tag] = into.get(tag, 0) + n
         done += size
         records += data.records
         folder = _folder_of(f, root, sessions)
@@ -126,11 +132,12 @@ def read_tensorboard(src, progress=None, recursive: bool = True, hparams: dict |
 def convert(src, dst, progress=None, recursive: bool = True) -> ImportSummary:
     from ..recorder import Recorder
 
-    hparams: dict = {}
-    series, records, bad_steps = read_tensorboard(src, progress=progress, recursive=recursive, hparams=hparams)
+    hparams, skipped = {}, {}
+    series, records, bad_steps = read_tensorboard(src, progress=progress, recursive=recursive, hparams=hparams,
+                                                  skipped=skipped)
     if not any(len(s) for s, _, _ in series.values()):
         raise ValueError(f"{src}: no scalars or histograms in its event files")
-    summary = ImportSummary(source=str(src), layout="TensorBoard", bad_steps=bad_steps)
+    summary = ImportSummary(source=str(src), layout="TensorBoard", bad_steps=bad_steps, not_converted=skipped)
     # the logged hyperparameters are the run's config (the Compare tab's columns, as TensorBoard's
     # HParams table); where the source is kept is not one of them
     config = {**hparams, "imported_from": str(Path(src).resolve()), "import_format": "tensorboard"}

@@ -84,6 +84,7 @@ class EventData:
     histograms: dict = field(default_factory=dict)   # tag -> [Histogram]
     records: int = 0
     corrupt_tail: bool = False                       # a truncated last record (a run still writing or killed)
+    skipped: dict = field(default_factory=dict)      # kind ("image", "text", a plugin) -> {tag: summaries not read}
     hparams: dict = field(default_factory=dict)      # the hparams plugin's session hyperparameters (add_hparams,
     #                                                  Lightning's log_hyperparams): name -> float | str | bool;
     #                                                  and a JSON text's settings: tag -> dict (CONFIG_TEXT_KEYS)
@@ -239,6 +240,9 @@ def _json_object(buf, tensor) -> dict | None:
     return None
 
 
+SKIPPED_KINDS = {4: "image", 6: "audio"}   # Summary.Value fields the importer does not convert
+
+
 def parse_event(buf, start=0, end=None):
     """Decode one Event: (wall_time, step, [(tag, 'scalar', value) | (tag, 'histogram', Histogram)
     | (tag, 'hparams', {name: value})])."""
@@ -254,10 +258,12 @@ def parse_event(buf, start=0, end=None):
         for num, wt, v, _ in _fields(buf, a, b):
             if num != 1 or wt != 2:
                 continue
-            tag, value, tensor, plugin = None, None, None, None
+            tag, value, tensor, plugin, other = None, None, None, None, None
             for vn, vwt, vv, _ in _fields(buf, v[0], v[1]):
                 if vn == 1 and vwt == 2:
                     tag = _text(buf, vv)
+                elif vn in SKIPPED_KINDS and vwt == 2:
+                    other = SKIPPED_KINDS[vn]
                 elif vn == 2 and vwt == 5:
                     value = ("scalar", struct.unpack("<f", vv)[0])
                 elif vn == 5 and vwt == 2:
@@ -278,6 +284,8 @@ def parse_event(buf, start=0, end=None):
                 value = ("hparams", {CONFIG_TEXT_KEYS.get(key, key): obj}) if obj else None
             if tag is not None and value is not None:
                 out.append((tag, value[0], value[1]))
+            elif tag is not None and (other or plugin):   # an image, a text note: said, not dropped in silence
+                out.append((tag.removesuffix("/text_summary"), "skipped", other or ("text" if plugin == "text" else plugin)))
     return wall, step, out
 
 
@@ -634,6 +642,9 @@ def read_event_file(path, progress=None) -> EventData:
                 extra.setdefault(tag, []).append((start, step, value, wall))
             elif kind == "hparams":
                 out.hparams.update(value)
+            elif kind == "skipped":
+                counts = out.skipped.setdefault(value, {})
+                counts[tag] = counts.get(tag, 0) + 1
             else:
                 out.histograms.setdefault(tag, []).append(value)
     if undecoded:
