@@ -125,3 +125,18 @@ def test_a_logged_lr_and_the_recorded_one_are_told_apart(tmp_path):
     with open_run(tmp_path / "r.h5") as run:
         line = snapshot_line(run, run.status(), run.scalar_summary())
     assert line.count("lr 0.1") == 1 and "lr (recorded) 0.1" in line, line
+
+
+def test_a_finding_the_run_outgrew_is_taken_back(monkeypatch):
+    """Live, a divergence at step 28 (right then) and no_progress at step 157 scrolled by; the
+    run recovered and the end said "1 finding(s)" with nothing taken back."""
+    import trainspect.analysis
+    from trainspect.analysis.findings import Finding
+    from trainspect.app.commands.tail import FindingTracker
+
+    passes = iter([["divergence"], ["divergence", "loss_blowup"], ["loss_blowup"], ["loss_blowup", "divergence"]])
+    monkeypatch.setattr(trainspect.analysis, "diagnose",
+                        lambda run, reuse=None: [Finding(s, "warning", s, 0, 9) for s in next(passes)])
+    tracker = FindingTracker()
+    said = [[x if isinstance(x, str) else x.symptom for x in tracker.update(None)] for _ in range(4)]
+    assert said == [["divergence"], ["loss_blowup"], ["no longer found: divergence"], ["divergence"]]

@@ -214,7 +214,11 @@ class FindingTracker:
             return [msg] if new_error else []
         fresh = [f for f in self.findings if (f.symptom, tuple(f.layers)) not in self.seen]
         self.seen.update((f.symptom, tuple(f.layers)) for f in fresh)
-        return fresh
+        # a symptom the run has since outgrown (a divergence whose loss came back down) is taken
+        # back in a line: three warnings scrolled by, then the end said "1 finding(s)"
+        gone = sorted({key[0] for key in self.seen} - {f.symptom for f in self.findings})
+        self.seen = {key for key in self.seen if key[0] not in gone}    # shown again if it comes back
+        return [f"no longer found: {symptom}" for symptom in gone] + fresh
 
 
 def _say(text: str) -> None:
@@ -300,7 +304,9 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
     if once:
         return 0
     _say(f"{run.name}: {status.describe()}"
-         + (f"; {len(tracker.findings)} finding(s), details: trainspect diagnose {run.path}" if advisor_every > 0 else ""))
+         + (f"; {len(tracker.findings)} finding(s)"
+            + (f" ({', '.join(dict.fromkeys(f.symptom for f in tracker.findings))})" if tracker.findings else "")
+            + f", details: trainspect diagnose {run.path}" if advisor_every > 0 else ""))
     newer = newer_live_run(run.path) if status.state in (RunState.STALE, RunState.CRASHED) else None
     if newer is not None:   # restarted without resume=True: the new run took the next free name
         _say(f"a new run is being written at {newer}: trainspect tail {newer}")
