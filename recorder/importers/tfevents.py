@@ -501,18 +501,14 @@ def _shifted(reg: np.ndarray, shift: np.ndarray) -> np.ndarray:
             ^ shift[3][reg >> np.uint32(24)])
 
 
-def _check_crcs(rec: _Records, path) -> None:
-    """Both CRCs of every record of one length (``rec`` points at the data; the length field
-    and its CRC precede it, the data CRC follows)."""
+def _damaged(rec: _Records) -> tuple[np.ndarray, str]:
+    """Indices of the records of one length whose CRCs fail, and what failed (``rec`` points at
+    the data; the length field and its CRC precede it, the data CRC follows)."""
     want_len = masked_crc(struct.pack("<Q", rec.length))
     bad = np.flatnonzero((rec.column(-4, "<u4") != want_len) | (rec.column(-12, "<u8") != rec.length))
     if len(bad):
-        raise EventFileError(f"{path}: record at byte {int(rec.starts[bad[0]]) - 12}: length CRC mismatch; "
-                             "the file is damaged or not a TensorBoard event file")
-    bad = np.flatnonzero(_masked_crcs(rec, 0, rec.length) != rec.column(rec.length, "<u4"))
-    if len(bad):
-        raise EventFileError(f"{path}: record at byte {int(rec.starts[bad[0]]) - 12}: data CRC mismatch; "
-                             "the file is damaged")
+        return bad, "length CRC mismatch"
+    return np.flatnonzero(_masked_crcs(rec, 0, rec.length) != rec.column(rec.length, "<u4")), "data CRC mismatch"
 
 
 # --- fast path for scalar events --------------------------------------------------------------------
@@ -608,8 +604,20 @@ def _decode_group(rec: _Records, data, out: EventData, slow: list):
         rec = rec.take(np.flatnonzero(~match))
 
 
+def _say_damaged(path, damaged: list, records: int) -> None:
+    """Every record damaged: not an event file, refused. Some: TensorBoard shows the others, and
+    so do we (one flipped byte in record 21 of 50 refused the whole log), with a warning."""
+    at, why = damaged[0]
+    if len(damaged) == records:
+        raise EventFileError(f"{path}: record at byte {at}: {why}; the file is damaged or not a TensorBoard "
+                             "event file")
+    warnings.warn(f"{path}: {len(damaged)} damaged record(s) skipped (the first at byte {at}: {why}); the "
+                  f"other {records - len(damaged)} read", stacklevel=3)
+
+
 def read_event_file(path, progress=None) -> EventData:
-    """Every scalar and histogram in one event file, CRC-checked. EventFileError when damaged."""
+    """Every scalar and histogram in one event file, CRC-checked: damaged records are skipped
+    with a warning; EventFileError when nothing in it is sound (or its framing is)."""
     path = Path(path)
     data = path.read_bytes()
     arr = np.frombuffer(data, np.uint8)
@@ -620,14 +628,20 @@ def read_event_file(path, progress=None) -> EventData:
             raise EventFileError(f"{path}: not a TensorBoard event file (no complete record)")
         return out
     slow: list[int] = []
+    damaged = []       # (byte, why) of each record whose CRCs fail: skipped, the sound ones read
     groups = np.unique(lengths)
     for i, length in enumerate(groups):
         starts = offsets[lengths == length] + 12
         for rec in _record_sets(arr, starts, int(length), starts):
-            _check_crcs(rec, path)
+            bad, why = _damaged(rec)
+            if len(bad):
+                damaged += [(int(rec.starts[j]) - 12, why) for j in bad]
+                rec = rec.take(np.setdiff1d(np.arange(rec.n), bad))
             _decode_group(rec, data, out, slow)
         if progress is not None:
             progress(i + 1, len(groups))
+    if damaged:
+        _say_damaged(path, sorted(damaged), out.records)
     extra: dict[str, list] = {}
     undecoded = []     # (byte, why): sound CRCs around an event the parser cannot read
     for start in sorted(slow):
