@@ -48,8 +48,10 @@ def detect_blowup(steps, values, *, series="train/loss", factor=FACTOR, back=BAC
     # the raw peak where the level was up: the running median smears the level back to step 0
     # ("4.63 -> 224 at step 0"), the loss was 452 at step 4
     window = (steps <= int(s_steps[up[-1]])) & (steps > int(steps[0]))
-    i_raw = int(np.argmax(np.where(window, values, -np.inf))) if window.any() else i_peak
-    peak, peak_step = (float(values[i_raw]), int(steps[i_raw])) if window.any() else (level, int(s_steps[i_peak]))
+    peak, peak_step = level, int(s_steps[i_peak])
+    if window.any():
+        i_raw = int(np.argmax(np.where(window, values, -np.inf)))
+        peak, peak_step = float(values[i_raw]), int(steps[i_raw])
     recovery = (f"took until step {back_at} to come back below it" if back_at is not None
                 else f"ended at {fmt(end)} ({end / first:.2g}x it)")
     last = back_at if back_at is not None else int(s_steps[-1])
