@@ -850,17 +850,12 @@ class Recorder:
                     self._bad("<step>", f"log_many() steps must be {n} integers in [0, 2**53)", TypeError)
                     return
                 step_col = step_col.astype(np.float64)
-            now = time.time()
-            wall_col = now
+            wall_col = time.time()
             if wall_times is not None:
-                try:
-                    wall_col = np.asarray(wall_times, dtype=np.float64).reshape(-1)
-                except (TypeError, ValueError) as exc:
-                    wall_col = exc
-                if not isinstance(wall_col, np.ndarray) or len(wall_col) != n:
+                wall_col = _wall_column(wall_times, n, wall_col)
+                if wall_col is None:
                     self._bad("<wall_times>", f"log_many() wall_times must be {n} numbers", TypeError)
                     return
-                wall_col = np.where(np.isfinite(wall_col), wall_col, now)
             tag_ids = []
             for name, v in columns:
                 tag = self._tags.get(name)
@@ -898,19 +893,22 @@ class Recorder:
         """The general path of log(): validates each name and value, warns about bad ones."""
         tags, host_tags, host_values, all_named = self._tags, [], [], True
         self._call_names, self._joined = metrics, None   # nested names of this call (_log_nested)
-        for name, value in metrics.items():
-            tag = tags.get(name)
-            if type(value) is float:
-                if tag is None:
-                    tag = self._new_metric(name)   # validates the name (warns if bad)
+        try:
+            for name, value in metrics.items():
+                tag = tags.get(name)
+                if type(value) is float:
                     if tag is None:
-                        all_named = False
-                        continue
-                host_tags.append(tag)
-                host_values.append(value)
-            else:
-                self._log_value(name, tag, value, step, wall)
-                all_named = all_named and name in tags
+                        tag = self._new_metric(name)   # validates the name (warns if bad)
+                        if tag is None:
+                            all_named = False
+                            continue
+                    host_tags.append(tag)
+                    host_values.append(value)
+                else:
+                    self._log_value(name, tag, value, step, wall)
+                    all_named = all_named and name in tags
+        finally:   # the caller's dict (and the tensors in it) is not kept past the call
+            self._call_names = self._joined = None
         if host_tags:
             self._rows.append((step, tuple(host_tags), tuple(host_values), wall))
         if all_named:   # next time these names take the fast path (while their values are floats)
@@ -1267,6 +1265,15 @@ class Recorder:
             except Exception:  # noqa: BLE001 - the mark is a courtesy; training goes on
                 pass
 
+
+
+def _wall_column(wall_times, n: int, now: float):
+    """``wall_times`` as n float64 unix times (a non-finite one: ``now``), or None if they are not n numbers."""
+    try:
+        walls = np.asarray(wall_times, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    return np.where(np.isfinite(walls), walls, now) if len(walls) == n else None
 
 
 def _public_signature(init) -> inspect.Signature:
