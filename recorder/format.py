@@ -56,6 +56,11 @@ META_ROLES = "roles"
 LOSS_ROLES = ("train", "val")
 # meta["distributed"]: {rank, world_size, run_id, local_rank, rank0_file} of one rank's file.
 META_DISTRIBUTED = "distributed"
+# Config keys an importer adds (recorder/importers): where the run came from, and in what form.
+# Its file's times are the import's; a TensorBoard log's rows keep their events' times.
+CONFIG_IMPORTED_FROM = "imported_from"
+CONFIG_IMPORT_FORMAT = "import_format"
+IMPORT_FORMAT_TENSORBOARD = "tensorboard"
 _RANK_FILE = re.compile(r"^(?P<stem>.+)\.rank(?P<rank>[0-9]+)$")
 
 

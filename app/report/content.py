@@ -18,6 +18,7 @@ from trainspect.analysis import RunFileError, open_run
 from trainspect.analysis.frozen import frozen_numel, frozen_param_names
 from trainspect.analysis.labels import LayerLabels
 from trainspect.analysis.optimizer_settings import optimizer_settings
+from trainspect.analysis.run import fmt
 
 from ..lod import RowPooler
 from ..short_names import short_labels
@@ -38,8 +39,7 @@ HEATMAP_STATS = (            # (stat, title); only those the run has, over the m
     ("act_dead_frac", "Dead units per module (fraction)"),
     ("act_frac_saturated", "Saturated activations per module (fraction)"),
 )
-# Set by the importers (recorder/importers): their rows carry the import's wall time, not the training's.
-IMPORTED_KEY = "imported_from"
+IMPORTED_KEY = fmt.CONFIG_IMPORTED_FROM    # set by the importers: the file's times are the import's
 SUMMARY_LOSS_WINDOW = 10     # the end level of a long loss series = median of its last 10 points (one noisy
                              # batch is not the result); "last" is only ever the last value
 
@@ -146,7 +146,7 @@ def run_duration(run, status) -> str:
 
 def _log_times_kept(run) -> bool:
     """An imported TensorBoard log keeps its events' times (a CSV log has none)."""
-    return (run.config or {}).get("import_format") == "tensorboard"
+    return (run.config or {}).get(fmt.CONFIG_IMPORT_FORMAT) == fmt.IMPORT_FORMAT_TENSORBOARD
 
 
 def _logged_time_span(run) -> float | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import format as fmt
 from ..format import MAX_STEP
 
 STEP_COLUMNS = ("step", "global_step", "iteration", "iter", "epoch")
@@ -186,7 +187,8 @@ def convert(src, dst, progress=None) -> ImportSummary:
     summary = ImportSummary(source=str(src), layout=layout, skipped_rows=skipped - bad_steps, bad_steps=bad_steps,
                             bad_cells=bad_cells)
     hparams = lightning_hparams(src)
-    config = {**(hparams or {}), "imported_from": str(Path(src).resolve()), "import_format": f"csv ({layout})"}
+    config = {**(hparams or {}), fmt.CONFIG_IMPORTED_FROM: str(Path(src).resolve()),
+              fmt.CONFIG_IMPORT_FORMAT: f"csv ({layout})"}
     # Every CSVLogger run is a metrics.csv: its version folder names it
     name = Path(src).parent.name if hparams is not None and Path(src).parent.name else Path(src).stem
     with Recorder(dst, name=name, config=config) as rec:

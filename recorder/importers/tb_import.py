@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import format as fmt
 from ..format import MAX_STEP
 from .csv_import import ImportSummary
 from .tb_sessions import is_hparams_session, session_files
@@ -140,7 +141,8 @@ def convert(src, dst, progress=None, recursive: bool = True) -> ImportSummary:
     summary = ImportSummary(source=str(src), layout="TensorBoard", bad_steps=bad_steps, not_converted=skipped)
     # the logged hyperparameters are the run's config (the Compare tab's columns, as TensorBoard's
     # HParams table); where the source is kept is not one of them
-    config = {**hparams, "imported_from": str(Path(src).resolve()), "import_format": "tensorboard"}
+    config = {**hparams, fmt.CONFIG_IMPORTED_FROM: str(Path(src).resolve()),
+              fmt.CONFIG_IMPORT_FORMAT: fmt.IMPORT_FORMAT_TENSORBOARD}
     name = Path(src).name if Path(src).is_dir() else Path(src).parent.name
     walls = [w[np.isfinite(w)] for _, _, w in series.values()]
     began = min((float(w.min()) for w in walls if len(w)), default=None)     # the log's first event
