@@ -20,6 +20,16 @@ RELU_TYPES = {"ReLU", "ReLU6", "RReLU"}           # units can die (LeakyReLU/GEL
 BOUNDED_TYPES = set(fmt.BOUNDED_ACTIVATIONS)
 
 
+def relu_columns(types) -> list[int]:
+    """Modules whose units can die (the dead-units rule's columns)."""
+    return [j for j, t in enumerate(types) if t in RELU_TYPES]
+
+
+def bounded_columns(types) -> list[int]:
+    """Modules whose outputs can saturate (the saturation rule's columns)."""
+    return [j for j, t in enumerate(types) if t in BOUNDED_TYPES]
+
+
 def _late(values, tail: float):
     """Rows of the last ``tail`` fraction of the records (at least 3)."""
     v = np.asarray(values, dtype=np.float64)      # a few ReLU/sigmoid columns, not the whole table
@@ -43,7 +53,7 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
     steps = np.asarray(steps)
     if len(steps) < min_records:
         return None
-    cols = [j for j, t in enumerate(types) if t in RELU_TYPES]
+    cols = relu_columns(types)
     if not cols:
         return None
     # Only the ReLU columns are read (chunk by chunk), as float32.
@@ -114,7 +124,7 @@ def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, t
     steps = np.asarray(steps)
     if len(steps) < min_records:
         return None
-    cols = [j for j, t in enumerate(types) if t in BOUNDED_TYPES]
+    cols = bounded_columns(types)
     if not cols:
         return None
     if label is None:       # without a labeller the evidence still names the activation type

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..findings import Finding
-from .activation_rules import BOUNDED_TYPES, RELU_TYPES, _late, detect_dead_units
+from .activation_rules import BOUNDED_TYPES, RELU_TYPES, _late, bounded_columns, detect_dead_units, relu_columns
 from .series import nanmedian
 
 PREACT_TYPES = {"Linear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d"}
@@ -41,6 +41,23 @@ def functional_candidates(types, modules=None) -> list[int]:
     if modules is not None:
         cols = [j for j in cols if modules[j].rsplit(".", 1)[-1] not in OUTPUT_PROJECTIONS]
     return cols
+
+
+def judged_columns(stat: str, types, modules) -> tuple:
+    """(the columns of a per-module activation statistic the advisor judges, the words for them);
+    (None, "") for a statistic that means something on every module. Dead units: ReLU-family
+    outputs, or, in a model without activation modules, the Linear/Conv outputs a functional
+    F.relu follows; saturation: sigmoid/tanh-family outputs. Elsewhere they mean nothing (a
+    healthy LayerNorm or logit output has many units <= 0 for a whole batch)."""
+    if stat == "act_frac_saturated":
+        return bounded_columns(types), "sigmoid/tanh-family outputs"
+    if stat != "act_dead_frac":
+        return None, ""
+    cols = relu_columns(types)
+    functional = [] if cols else functional_candidates(types, modules)
+    if functional:
+        return functional, "Linear/Conv outputs before a functional F.relu"
+    return cols, "ReLU-family outputs"
 
 
 def detect_dead_behind_functions(steps, dead_frac, modules, types, *, dead=0.5, label=str,

@@ -304,27 +304,17 @@ def _lr_copy(run, name: str, lrs: list) -> bool:
 
 
 def meaningful_rows(run, stat: str) -> tuple:
-    """(the modules whose ``stat`` means something, the words for them); (None, "") for every
-    row. As the advisor judges them (symptoms dead_units, saturated_activations): dead units
-    of ReLU-family outputs, or of the Linear/Conv outputs a functional F.relu follows, and
-    saturation of sigmoid/tanh-family outputs. A healthy Linear, LayerNorm, Dropout or logit
-    output has many units <= 0 for a whole batch (nanoGPT: 0.47-0.69): its bright row read as
-    an alarm."""
-    from trainspect.analysis.advisor.activation_rules import BOUNDED_TYPES, RELU_TYPES
-    from trainspect.analysis.advisor.functional_acts import functional_candidates
+    """(the modules whose ``stat`` means something, the words for them), as the advisor judges
+    them (``judged_columns``); (None, "") for every row. A healthy Linear, LayerNorm, Dropout or
+    logit output has many units <= 0 for a whole batch (nanoGPT: 0.47-0.69): its bright
+    dead-units row read as an alarm."""
+    from trainspect.analysis.advisor.functional_acts import judged_columns
 
     if stat not in ("act_dead_frac", "act_frac_saturated"):
         return None, ""
     layers = run.layer_stat(stat, 0, 0).layers
     type_of = {m.name: m.type for m in run.modules or ()}
-    types = [type_of.get(n, "") for n in layers]
-    if stat == "act_frac_saturated":
-        cols, which = [j for j, t in enumerate(types) if t in BOUNDED_TYPES], "sigmoid/tanh-family outputs"
-    else:
-        cols, which = [j for j, t in enumerate(types) if t in RELU_TYPES], "ReLU-family outputs"
-        functional = [] if cols else functional_candidates(types, layers)
-        if functional:   # activations applied as functions: the pre-activations the advisor reads
-            cols, which = functional, "Linear/Conv outputs before a functional F.relu"
+    cols, which = judged_columns(stat, [type_of.get(n, "") for n in layers], layers)
     return {layers[j] for j in cols}, which
 
 
