@@ -619,6 +619,16 @@ def missing_zero_grad(rec, seed):
     train(rec, model, torch.optim.SGD(model.parameters(), lr=0.002), zero_grad=False, steps=200, seed=seed)
 
 
+def missing_zero_grad_sgd_momentum(rec, seed):
+    import torch
+    torch.manual_seed(64 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # pytorch/examples' mnist with SGD 0.01 momentum 0.9 and no zero_grad(): the summed gradients
+    # blow the ReLUs dead, after which the sum stops moving (a norm that climbs, then sits still)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), zero_grad=False, steps=200,
+          seed=seed)
+
+
 def clip_far_below_gradients(rec, seed):
     import torch
     torch.manual_seed(66 + 1000 * seed)
@@ -950,6 +960,8 @@ SCENARIOS = {s.name: s for s in [
              "three stacked exp() activations: Inf in the first forward pass, before any update"),
     Scenario("missing_zero_grad", missing_zero_grad, "exploding_gradients", ("optimizer_setup",),
              "optimizer.zero_grad() forgotten: gradients accumulate, their norm grows with the step"),
+    Scenario("missing_zero_grad_sgd_momentum", missing_zero_grad_sgd_momentum, "divergence", ("optimizer_setup",),
+             "MLP, SGD 0.01 momentum 0.9, zero_grad() forgotten: the ReLUs die and the summed gradient sits still"),
     Scenario("iris_raw_features", iris_raw_features, "unnormalized_inputs", ("input_scaling",),
              "iris features in cm as they come (0.1..7.9, mean 3.5)"),
     # wrong advice seen on practitioners' bugs (sweep of 2026-12-06)

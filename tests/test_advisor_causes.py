@@ -186,6 +186,42 @@ def test_geometric_growth_is_not_accumulation():
     assert linear_growth(t, 1.0 + 0.1 * t)["factor"] > 5
 
 
+def _summed_gradients(seed, steps=200, fade_at=60):
+    """Norm of a sum of per-batch gradients (a shared direction plus batch noise) that fade out at
+    ``fade_at`` (the units died), and the loss of fresh batches, which keeps moving."""
+    rng = np.random.default_rng(seed)
+    scale = np.where(np.arange(steps) < fade_at, 1.0, 1e-4)[:, None]
+    grads = (0.5 + rng.normal(0, 1, (steps, 50))) * scale
+    loss = 2.0 + 0.3 * rng.standard_normal(steps)
+    return np.arange(steps), np.linalg.norm(np.cumsum(grads, axis=0), axis=1), loss
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_norm_that_climbs_then_sits_still_while_the_loss_moves_is_accumulation(seed):
+    """SGD with momentum and no zero_grad() (pytorch/examples' mnist): the summed gradient climbed
+    at every step, then read the same value for ten steps once the ReLUs died; no straight line."""
+    from trainspect.analysis.advisor.gradient_rules import rise_then_still
+    t, norm, loss = _summed_gradients(seed)
+    found = rise_then_still(t, norm, loss)
+    assert found is not None and found["factor"] > 5 and found["last_step"] <= 60
+    assert "sat still" in found["how"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fresh_or_full_batch_gradients_are_not_accumulation(seed):
+    from trainspect.analysis.advisor.gradient_rules import rise_then_still
+    rng = np.random.default_rng(seed)
+    t, norm, loss = _summed_gradients(seed)
+    # fresh per-batch gradients: a level with batch noise, however the loss moves
+    assert rise_then_still(t, 1.0 + 0.1 * rng.standard_normal(200) ** 2 + 0.02 * t, loss) is None
+    # full-batch gradient descent: a smooth norm, but the loss is just as smooth
+    assert rise_then_still(t, norm, 2.0 - 0.001 * t) is None
+    # a slow geometric explosion keeps moving; a sum that fell back was never a sum
+    assert rise_then_still(t, 0.1 * 1.02 ** t, loss) is None
+    assert rise_then_still(t, np.where(t < 60, norm, norm[59] * np.exp(-0.02 * (t - 59))), loss) is None
+    assert rise_then_still(t, norm, None) is None
+
+
 def test_mildly_unscaled_inputs_are_flagged_and_constant_batches_are_not_evidence():
     from trainspect.analysis.advisor import input_rules as inp
     steps = np.arange(20)

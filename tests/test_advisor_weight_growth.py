@@ -64,3 +64,12 @@ def test_an_adam_lr_far_above_the_weights_scale_is_reported_with_the_lr_first(tm
 @pytest.mark.parametrize("seed", [0, 1])
 def test_nanogpts_own_lr_is_not_reported(tmp_path, seed):
     assert "weight_growth" not in _train(tmp_path / "r.h5", seed, 6e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_adam_lr_ten_times_too_high_gets_a_note(tmp_path, seed):
+    """nanoGPT at 1e-2 (10x its working LR) read "no problems found" and ended 0.1 nat worse: the
+    matrices grew ~3.4x early at an LR 0.45-0.5x their scale. Below the warning, above healthy runs."""
+    f = _train(tmp_path / "r.h5", seed, 1e-2).get("weight_growth")
+    assert f is not None and f.severity == "info"
+    assert f.facts["lr_over_rms"] >= 0.25 and f.causes[0].id == "lr_too_high"

@@ -507,10 +507,14 @@ def gradients_accumulate(s: Scores, finding: Finding, ctx: Context) -> None:
     """After the symptom's own adjustment: gradients that accumulate explain the large updates too."""
     acc = ctx.grads_accumulate
     if acc and finding.symptom in GRADIENT_DRIVEN:
-        s.boost("optimizer_setup", 0.95, f"the gradient norm grows linearly with the step ({acc['early']:.3g} -> "
-                                         f"{acc['late']:.3g}, R^2 {acc['r2']:.2f}): gradients accumulate across steps; "
+        s.boost("optimizer_setup", 0.95, f"the gradient norm grows {_accumulation_shape(acc)} ({acc['early']:.3g} -> "
+                                         f"{acc['late']:.3g}): gradients accumulate across steps; "
                                          "is optimizer.zero_grad() called every step?")
         s.damp("lr_too_high", 0.5)
+
+
+def _accumulation_shape(acc) -> str:
+    return "linearly with the step" if acc.get("r2") is not None else "almost without a dip, then sits still"
 
 
 # Symptoms that accumulating gradients (a missing zero_grad) produce.

@@ -21,7 +21,7 @@ from ..optimizer_settings import weight_decays
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
 from .dropout import dropout_rates
 from .functional_acts import PREACT_TYPES
-from .gradient_rules import linear_growth
+from .gradient_rules import linear_growth, rise_then_still
 from .optimizer_eps import eps_dominance
 from .weight_rules import cumulative_change
 from .series import finite_prefix, head_level, tail_level
@@ -214,7 +214,9 @@ def build_context(sig: Signals) -> Context:
     # A GAN's generator gets steeper gradients as its discriminator wins: growth of the game, not a
     # missing zero_grad() (pytorch/examples' dcgan: 17 -> 88 over 90 steps, zeroed every step)
     if total is not None and not sig.adversarial:
-        ctx.grads_accumulate = linear_growth(*finite_prefix(*total))
+        norms = finite_prefix(*total)
+        loss = sig.train_loss[2] if sig.train_loss is not None else None
+        ctx.grads_accumulate = linear_growth(*norms) or rise_then_still(*norms, loss)
     ctx.zero_gradients = _all_gradients_zero(sig)
     ctx.clips, ctx.clipping = gradient_clipping(sig)
     ctx.weight_shrink = weights_decayed(sig)

@@ -43,13 +43,13 @@ def _accumulating(ctx):
         return None
     return Finding(
         symptom="exploding_gradients", severity="warning",
-        title=f"the gradient norm grows linearly with the step: {acc['early']:.3g} -> {acc['late']:.3g}",
+        title=(f"the gradient norm grows {'linearly with the step' if acc['r2'] is not None else 'almost without a dip, then stops'}: "
+               f"{acc['early']:.3g} -> {acc['late']:.3g}"),
         first_step=acc["first_step"], last_step=acc["last_step"], facts={"accumulating": True},
         evidence=[Evidence(
             series=SYS_GRAD_NORM, threshold=5.0,
-            text=(f"global gradient norm grew {acc['factor']:.3g}x (threshold 5x) along a straight line in the step "
-                  f"(R^2 {acc['r2']:.2f}, threshold 0.9, better than a geometric growth): the signature of gradients "
-                  "that are never zeroed"),
+            text=(f"global gradient norm grew {acc['factor']:.3g}x (threshold 5x) {acc['how']}: the signature of "
+                  "gradients that are never zeroed"),
             steps=[acc["first_step"], acc["last_step"]], values=rounded([acc["early"], acc["late"]]))])
 
 
@@ -114,7 +114,9 @@ SPEC = SymptomSpec(
     looks_at="`grad_norm` / `weight_norm` of weight matrices; `sys/grad_norm` over time and before a NaN",
     fires_when="median grad/weight > 10 in >= half the records (healthy suite <= 0.3; not with Adam-like optimizers, "
                "whose updates do not scale with the gradient), or global grad norm ends "
-               "100x above its early level, or grew >= 10x from its early level up to a NaN (the NaN's precursor)",
+               "100x above its early level, or grew >= 10x from its early level up to a NaN (the NaN's precursor), or "
+               "grew >= 5x as a straight line in the step (R^2 >= 0.9) or without a dip at >= 90% of its steps and then "
+               "sat still (< 1% a step) while the loss moved (gradients that are never zeroed)",
     detect=detect,
     priors={"lr_too_high": 0.4, "bad_init": 0.35, "missing_normalization": 0.2,
             "depth_without_skip_connections": 0.15, "numerical_instability": 0.1},

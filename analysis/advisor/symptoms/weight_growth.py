@@ -21,6 +21,8 @@ from .lost_updates import ADAM_LIKE
 GROWTH = 5.0          # median over the weight matrices of (largest norm in the early run / first norm)
 EARLY = 0.4           # the early run: its first 40 % of records
 LR_OVER_RMS = 0.5     # peak LR / median initial weight RMS: a step of half a weight's scale (healthy: <= 0.05)
+NOTE_GROWTH = 2.5     # a note below the warning: nanoGPT at 10x its LR (1e-2): 3.4x at 0.45-0.5x,
+NOTE_LR_OVER_RMS = 0.25   # 0.1 nat worse; healthy runs <= 1.5x at <= 0.055x
 MIN_RMS = 1e-6        # matrices initialised at ~0 (LoRA's B, a zeroed head) have no scale to grow from
 MIN_RECORDS = 5
 
@@ -53,12 +55,13 @@ def detect(sig, ctx):
     median_growth = float(np.median(growth))
     peak_lr = float(np.max(ctx.lr_values))
     lr_over_rms = peak_lr / float(np.median(rms[keep]))
-    if median_growth < GROWTH or lr_over_rms < LR_OVER_RMS:
+    if median_growth < NOTE_GROWTH or lr_over_rms < NOTE_LR_OVER_RMS:
         return None
+    severity = "warning" if median_growth >= GROWTH and lr_over_rms >= LR_OVER_RMS else "info"
     worst = int(np.argmax(growth))
     steps = w.steps
     return Finding(
-        symptom="weight_growth", severity="warning", first_step=int(steps[0]), last_step=int(steps[stop - 1]),
+        symptom="weight_growth", severity=severity, first_step=int(steps[0]), last_step=int(steps[stop - 1]),
         title=f"the weight matrices grew {fmt(median_growth)}x (median) in the first {EARLY:.0%} of the run: "
               f"an LR of {peak_lr:.3g} is {fmt(lr_over_rms)}x their initial scale",
         layers=[names[i] for i in np.argsort(-growth)[:8]],
@@ -67,12 +70,12 @@ def detect(sig, ctx):
                      steps=[int(steps[0]), int(steps[stop - 1])], values=[round(median_growth, 3)],
                      text=f"median over {len(names)} weight matrices of their largest norm in the first "
                           f"{EARLY:.0%} of the records over their first: {fmt(median_growth)}x (threshold "
-                          f"{GROWTH:g}x; healthy runs <= ~2.6x); {ctx.label(names[worst])} grew "
+                          f"{GROWTH:g}x, a note from {NOTE_GROWTH:g}x; healthy runs <= ~2.6x); {ctx.label(names[worst])} grew "
                           f"{fmt(float(growth[worst]))}x"),
             Evidence(series=SYS_LR, threshold=LR_OVER_RMS, values=[peak_lr],
                      text=f"{ctx.optimizer} moves each element by about the LR per step: peak LR {peak_lr:.3g} "
                           f"against a median initial weight RMS of {float(np.median(rms[keep])):.3g} "
-                          f"({fmt(lr_over_rms)}x; threshold {LR_OVER_RMS:g}x, usual <= 0.05x)"),
+                          f"({fmt(lr_over_rms)}x; threshold {LR_OVER_RMS:g}x, a note from {NOTE_LR_OVER_RMS:g}x, usual <= 0.05x)"),
         ],
         facts={"median_growth": round(median_growth, 3), "lr_over_rms": round(lr_over_rms, 3)},
     )
@@ -84,7 +87,8 @@ SPEC = SymptomSpec(
     fires_when=f"an Adam-family optimizer whose peak LR is >= {LR_OVER_RMS:g}x the median initial RMS of the weight "
                f"matrices (a step of half a weight's scale; healthy runs <= 0.05x), and the matrices' largest norm in "
                f"the first {EARLY:.0%} of the records is >= {GROWTH:g}x their first (median over matrices initialised "
-               f"above {MIN_RMS:g}; healthy runs <= ~2.6x) (warning)",
+               f"above {MIN_RMS:g}; healthy runs <= ~2.6x) (warning); a note (info) from {NOTE_LR_OVER_RMS:g}x and "
+               f"{NOTE_GROWTH:g}x (nanoGPT at 10x its LR: 0.45x, 3.4x)",
     detect=detect,
     priors={"lr_too_high": 0.9},
     word="weight growth",
