@@ -94,3 +94,23 @@ def test_a_slow_descent_as_a_too_high_lr_decays_does_not_ask_for_a_higher_lr(tmp
     assert [c.id for c in slow.causes] == ["lr_too_high"]
     assert "decayed" in slow.causes[0].why and "x10" not in (slow.confirm or "")
     assert "train_longer" not in [x.id for x in slow.fixes]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_second_blowup_after_the_recovery_is_named(seed):
+    """nanoGPT at LR 3: 4.6 -> 452, back at step 151, settled at 3.4, then 23 at step 216 and
+    back within ~30 steps; only the first blow-up was reported."""
+    from trainspect.analysis.advisor.symptoms.loss_blowup import detect_blowup
+    rng = np.random.default_rng(seed)
+    t = np.arange(300)
+    level = np.where(t < 150, 4.6 + 300 * np.exp(-t / 40.0), 3.4)
+    level = level + np.where((t >= 205) & (t < 225), 18.0 * np.sin(np.pi * (t - 205) / 20.0), 0.0)
+    loss = level * np.exp(0.05 * rng.standard_normal(300))
+    loss[0] = 4.6
+    f = detect_blowup(t, loss)
+    assert f is not None and f.facts["again"] is not None
+    assert 200 <= f.facts["again"]["peak_step"] <= 225 and "blew up again" in f.title
+    assert f.last_step >= 215
+    calm = np.where(t < 150, level, 3.4 * np.exp(0.05 * rng.standard_normal(300)))
+    calm[0] = 4.6
+    assert detect_blowup(t, calm).facts["again"] is None     # one blow-up: no second named

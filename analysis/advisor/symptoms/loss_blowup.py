@@ -22,6 +22,8 @@ from ..spec import SymptomSpec
 
 FACTOR = 3.0      # smoothed level over the first value: the model is far worse than untrained
 BACK = 2.0        # ... and back under this factor at the end (above it, divergence judges the run)
+AGAIN = 2.5       # a later blow-up: the smoothed level over its lowest since the recovery ...
+AGAIN_BINS = 3    # ... for this many smoothed points (a single bad batch is loss_spikes')
 
 
 def detect_blowup(steps, values, *, series="train/loss", factor=FACTOR, back=BACK,
@@ -55,7 +57,12 @@ def detect_blowup(steps, values, *, series="train/loss", factor=FACTOR, back=BAC
     recovery = (f"took until step {back_at} to come back below it" if back_at is not None
                 else f"ended at {fmt(end)} ({end / first:.2g}x it)")
     last = back_at if back_at is not None else int(s_steps[-1])
-    return Finding(
+    again = _again(steps, values, s_steps, s, i_back) if i_back is not None else None
+    if again is not None:
+        recovery += (f", then blew up again ({fmt(again['settled'])} -> {fmt(again['peak'])} at step "
+                     f"{again['peak_step']})")
+        last = again["to"]
+    f = Finding(
         symptom="loss_blowup", severity="warning",
         title=f"{series} blew up to {peak / first:.3g}x its first value ({fmt(first)} -> {fmt(peak)} at step "
               f"{peak_step}) and {recovery}",
@@ -68,8 +75,34 @@ def detect_blowup(steps, values, *, series="train/loss", factor=FACTOR, back=BAC
                   + (f"fell back below its first value at step {back_at} and ended at {fmt(end)}" if back_at is not None
                      else f"ended at {fmt(end)}, {end / first:.2g}x its first value")),
             steps=[int(steps[0]), peak_step, last], values=rounded([first, peak, end]))],
-        facts={"first": first, "peak": peak, "peak_step": peak_step, "back_step": back_at},
+        facts={"first": first, "peak": peak, "peak_step": peak_step, "back_step": back_at, "again": again},
     )
+    if again is not None:
+        f.evidence.append(Evidence(
+            series=series, threshold=AGAIN, steps=[again["from"], again["peak_step"], again["to"]],
+            values=rounded([again["settled"], again["peak"]]),
+            text=(f"after settling at {fmt(again['settled'])} it rose again to {fmt(again['peak'])} at step "
+                  f"{again['peak_step']} ({again['peak'] / again['settled']:.3g}x; smoothed level above {AGAIN:g}x the "
+                  f"settled level from step {again['from']} to {again['to']})")))
+    return f
+
+
+def _again(steps, values, s_steps, s, i_back) -> dict | None:
+    """A later blow-up after the recovery: the smoothed level rose above ``AGAIN`` x its lowest
+    since the recovery for ``AGAIN_BINS`` bins or more (nanoGPT at LR 3 settled at 3.4, then went
+    to 23 at step 216 and back within ~30 steps; the first blow-up alone was reported)."""
+    low = np.minimum.accumulate(s[i_back:])
+    up = s[i_back:] > AGAIN * low
+    if up.sum() < AGAIN_BINS:
+        return None
+    a = i_back + int(np.argmax(up))
+    b = a + (int(np.argmax(~up[a - i_back:])) if not up[a - i_back:].all() else len(up) - (a - i_back)) - 1
+    if b - a + 1 < AGAIN_BINS:
+        return None
+    settled, lo, hi = float(low[a - i_back]), int(s_steps[a]), int(s_steps[b])
+    window = (steps >= lo) & (steps <= hi)
+    i_raw = int(np.argmax(np.where(window, values, -np.inf)))
+    return {"from": lo, "to": hi, "settled": settled, "peak": float(values[i_raw]), "peak_step": int(steps[i_raw])}
 
 
 def detect(sig, ctx):
