@@ -432,6 +432,10 @@ class Run:
             kind = RunState.STALE   # the lock says at once what the heartbeat says after 10 s
         else:
             kind = RunState.LIVE
+        if kind == RunState.STALE:
+            # a writer stopped mid-flush (a stuck disk, the process exited during close()) wrote
+            # rows whose step state/values never got: "stopped responding at step 0" over 300 steps
+            last_step = max(last_step, self.scalar_summary().max_step)
         return RunStatus(kind, last_step, heartbeat, age, error)
 
     def _counted_last_step(self) -> int:

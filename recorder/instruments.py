@@ -41,6 +41,14 @@ def _step_wrapper_code():
 _STEP_WRAPPER = _step_wrapper_code()
 
 
+def _in_backward() -> bool:
+    """Inside autograd's backward: ``checkpoint(model, x, use_reentrant=False)`` re-runs the
+    model's forward there, up to the last tensor it needs; taken for the step's forward, its
+    capture replaced the real one and left the last layer NaN (read as a non-finite model)."""
+    graph_task = getattr(torch._C, "_current_graph_task_id", None)
+    return graph_task is not None and graph_task() != -1
+
+
 def _inside_optimizer_step() -> bool:
     """Is an optimizer's ``step()`` on the stack (a closure's forward, LBFGS)? Asked only while
     a step is counted as under way, to notice one that raised and never ran its post hooks."""
@@ -473,8 +481,8 @@ class Instruments:
                 self.link.forward_in_compiled_code()
                 self._compiled_forward = True
             return
-        if in_functorch_transform():
-            return
+        if in_functorch_transform() or _in_backward():
+            return     # a forward re-run inside backward (activation checkpointing of the model)
         if not module.training:
             if self._forward_mode is None and self.optimizer_watched and torch.is_grad_enabled():
                 self._forward_mode = "eval"      # the step's forward if no training one comes

@@ -85,6 +85,14 @@ def _exit_reason(exc) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+CLOSE_TIMEOUT = 60.0   # close() waits this long for the writer thread; a stuck disk must not hang the exit
+
+
+def _clean_exit(exc) -> bool:
+    """``sys.exit()`` / ``sys.exit(0)`` (early stopping): the run ended the way its author meant."""
+    return isinstance(exc, SystemExit) and exc.code in (None, 0)
+
+
 def _close_at_exit(ref) -> None:
     rec = ref()
     if rec is not None:
@@ -274,6 +282,11 @@ def _release(writer, lock) -> None:
         except Exception:  # noqa: BLE001 - an unreadable head: the file is left as it is
             note = writer.error
     lock.release(note)
+
+
+def _release_when_done(writer, lock) -> None:
+    writer.thread.join()
+    _release(writer, lock)
 
 
 def _steps_taken(optimizer) -> int:
@@ -496,7 +509,11 @@ class Recorder:
         self._finalizer = weakref.finalize(self, _finish, self._writer, self._lock, fmt.STATUS_FINISHED)
         self._finalizer.atexit = False   # at exit the atexit hook above closes (and knows "crashed")
         self._terminated = None          # "SIGTERM"/"SIGHUP" once such a signal arrived (signals.py)
-        signals.register(self)
+        if not signals.register(self):
+            self._warn_once("Recorder", f"created in thread {threading.current_thread().name!r}: Python catches "
+                                        "SIGTERM/SIGHUP in the main thread only, so a preemption will not mark this "
+                                        "run terminated or flush its last rows (those flushed so far are kept); "
+                                        "create the Recorder in the main thread to have them saved")
 
     def _schedule(self) -> dict:
         return {"stats_every": self.stats_every, "hist_every": self.hist_every,
@@ -550,11 +567,12 @@ class Recorder:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
+        failed = exc_type is not None and not _clean_exit(exc if exc is not None else exc_type())
+        if failed:
             # The reason goes to state/error: "crashed at step 57: RuntimeError: CUDA out of memory",
             # "...: KeyboardInterrupt: stopped by the user" (a bare "crashed" told nothing).
             self._end_error = _exit_reason(exc if exc is not None else exc_type())
-        self.close(status=fmt.STATUS_CRASHED if exc_type is not None else fmt.STATUS_FINISHED)
+        self.close(status=fmt.STATUS_CRASHED if failed else fmt.STATUS_FINISHED)
         return False
 
     # ------------------------------------------------------------ watch
@@ -1176,8 +1194,15 @@ class Recorder:
             self._waiting_watch = None
         if self._active and self._writer.error is None:
             self._transfer()
-        self._writer.close(status or fmt.STATUS_FINISHED, error=error)
-        _release(self._writer, self._lock)
+        if self._writer.close(status or fmt.STATUS_FINISHED, error=error, timeout=CLOSE_TIMEOUT):
+            _release(self._writer, self._lock)
+        else:
+            self._warn_once("close()", f"the run file was still being written after {CLOSE_TIMEOUT:.0f} s (a slow "
+                                       "or stuck disk): if the process exits now it is not marked finished and "
+                                       "reads as 'writer stopped responding', with the rows flushed so far")
+            # the name stays held while the writer still writes (readers tell its death by the lock)
+            threading.Thread(target=_release_when_done, args=(self._writer, self._lock), daemon=True,
+                             name="trainspect-close").start()
         if self._writer.file.recovered_to is not None:   # the file was deleted while written (unlinked.py)
             self.path = self._writer.file.recovered_to
         if self._writer.error is not None:

@@ -31,8 +31,9 @@ _lock = threading.Lock()
 _owner_pid = os.getpid()   # the process whose recorders the handler saves (see _handle)
 
 
-def register(recorder) -> None:
-    """Watch the signals for ``recorder`` (installs the handlers on first use, main thread only)."""
+def register(recorder) -> bool:
+    """Watch the signals for ``recorder`` (installs the handlers on first use, main thread only).
+    False when none of ours is installed and this is not the main thread: the signals go past."""
     global _owner_pid
     with _lock:
         if os.getpid() != _owner_pid:   # first recorder of a forked child: its own recorders only
@@ -40,7 +41,7 @@ def register(recorder) -> None:
             _recorders.clear()
         _recorders.add(recorder)
         if threading.current_thread() is not threading.main_thread():
-            return
+            return not SIGNALS or any(signal.getsignal(signum) is _handle for signum in SIGNALS)
         for signum in SIGNALS:
             try:
                 previous = signal.getsignal(signum)
@@ -54,6 +55,7 @@ def register(recorder) -> None:
             except (ValueError, OSError):   # not the main interpreter, or not supported here
                 continue
             _previous[signum] = previous
+        return True
 
 
 def unregister(recorder) -> None:

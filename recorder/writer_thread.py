@@ -369,15 +369,18 @@ class WriterThread:
                 return False
         return True
 
-    def close(self, status: str, timeout: float | None = 60.0, error: str | None = None) -> None:
+    def close(self, status: str, timeout: float | None = 60.0, error: str | None = None) -> bool:
+        """Hand the close to the writer thread and wait up to ``timeout``; False when it did not
+        finish by then (a disk that takes minutes per flush: the caller says so)."""
         if self.closed:
-            return
+            return True
         self.closed = True
         c = Close(status, error)
         self.batches.append(c)
         self.wake()
-        self._wait(c.done, timeout)
+        done = self._wait(c.done, timeout)
         self.thread.join(timeout=1.0 if timeout is None else min(timeout, 1.0))
+        return done or not self.thread.is_alive()
 
     # ------------------------------------------------------------ writer-thread side
     def _run(self) -> None:

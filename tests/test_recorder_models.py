@@ -3,6 +3,7 @@ loop that must train exactly as without the recorder and leave a correct, readab
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -126,6 +127,23 @@ def test_exception_in_with_block_keeps_data_and_says_why(tmp_path, exc, reason):
         assert status.error == reason
         assert reason in status.describe()
         assert run.scalar("train/loss").steps.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("code, state", [(None, "finished"), (0, "finished"), (5, "crashed")])
+def test_sys_exit_in_with_block_is_finished_when_it_says_success(tmp_path, code, state):
+    """Early stopping by ``sys.exit()`` / ``sys.exit(0)`` inside the with-block read as "crashed
+    at step 2: SystemExit: 0" in info, diagnose, compare and the app; ``sys.exit(5)`` is a failure."""
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(SystemExit):
+        with Recorder(tmp_path / "run.h5") as rec:
+            rec.watch(model, opt)
+            train(model, opt, 3, rec)
+            sys.exit(code)
+    with open_run(tmp_path / "run.h5") as run:
+        status = run.status()
+        assert status.state == state and status.last_step == 2
+        assert ("SystemExit: 5" in status.describe()) == (code == 5)
 
 
 class DictBlock(torch.nn.Module):

@@ -224,3 +224,39 @@ def test_a_handler_installed_after_a_dropped_recorder_is_chained(tmp_path):
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def test_a_recorder_made_outside_the_main_thread_says_the_signals_go_past(tmp_path):
+    """A training loop in a worker thread (a GUI, a server, a threaded launcher): Python catches
+    signals in the main thread only, so SIGTERM killed the process with no mark and no word."""
+    import threading
+    import warnings
+
+    caught = []
+
+    def worker(path):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            with Recorder(path) as rec:
+                rec.log({"loss": 1.0}, step=0)
+        caught.extend(str(x.message) for x in w)
+
+    from trainspect.recorder import signals as recorder_signals
+    before = {s: signal.getsignal(s) for s in recorder_signals.SIGNALS}
+    try:          # a handler left by an earlier test's unclosed Recorder would cover the thread
+        for s in before:
+            signal.signal(s, signal.SIG_DFL)
+        t = threading.Thread(target=worker, args=(tmp_path / "a.h5",), name="trainer")
+        t.start()
+        t.join()
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+    assert any("created in thread 'trainer'" in m and "SIGTERM" in m for m in caught), caught
+    # once a main-thread Recorder holds the handler, a worker thread's is covered: no warning
+    caught.clear()
+    with Recorder(tmp_path / "main.h5"):
+        t = threading.Thread(target=worker, args=(tmp_path / "b.h5",))
+        t.start()
+        t.join()
+    assert not [m for m in caught if "SIGTERM" in m], caught

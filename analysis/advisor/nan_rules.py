@@ -25,14 +25,30 @@ def _first_bad_row(table: Table, stat: str):
     return r, np.flatnonzero(first == r).tolist()
 
 
-def detect_nan_inf(scalars: dict, layer_tables: dict, *, label=str) -> Finding | None:
+def _first_measured_bad_row(table: Table, measured: Table):
+    """Like :func:`_first_bad_row` for an activation statistic, counting only cells whose
+    ``measured`` statistic (act_frac_nonpos, finite for any output, NaN or not) is finite: the
+    recorder writes NaN for a leaf that did not run in a captured forward (an auxiliary head
+    called every other step, an expert no token was routed to), not a non-finite output."""
+    for (a, block), (_, seen) in zip(table.chunks(), measured.chunks()):
+        n = min(len(block), len(seen))
+        bad = ~np.isfinite(block[:n]) & np.isfinite(seen[:n])
+        rows = np.flatnonzero(bad.any(axis=1))
+        if rows.size:
+            r = int(rows[0])
+            return a + r, np.flatnonzero(bad[r]).tolist()
+    return None, []
+
+
+def detect_nan_inf(scalars: dict, layer_tables: dict, *, label=str, measured=None) -> Finding | None:
     """First non-finite value anywhere: loss curves, gradients, weights, activations.
 
     ``scalars``: {name: (steps, values)} of scalar series to check (losses, sys/grad_norm,
     sys/nonfinite_grads, sys/input_*). ``layer_tables``: {stat name: Table or (steps, [R x L],
     layers)}, read in row chunks, for grad_nonfinite (count > 0 is non-finite), weight_norm and act_* (a non-finite
     value is). A gradient the recorder could not see (NaN norm with 0 non-finite entries)
-    is not counted: that is a parameter without a gradient. ``label`` turns a layer name
+    is not counted: that is a parameter without a gradient; nor is an activation the recorder
+    did not measure (``measured``: the act_frac_nonpos Table, NaN where a leaf did not run). ``label`` turns a layer name
     into the words used in titles and evidence ("0.weight (Linear)").
     """
     hits = []   # (step, order, evidence, layers)
@@ -60,6 +76,9 @@ def detect_nan_inf(scalars: dict, layer_tables: dict, *, label=str) -> Finding |
         if len(table) == 0:
             continue
         r, cols = _first_bad_row(table, stat)
+        if r is not None and stat.startswith("act_") and measured is not None and len(measured) == len(table) \
+                and list(measured.layers) == list(table.layers):
+            r, cols = _first_measured_bad_row(table, measured)
         if r is None:
             continue
         step = int(table.steps[r])

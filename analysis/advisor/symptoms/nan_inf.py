@@ -21,7 +21,8 @@ def detect(sig, ctx):
     for name in (SYS_GRAD_NORM, SYS_NONFINITE_GRADS, SYS_INPUT_MEAN, SYS_INPUT_STD):
         if name in sig.scalars:
             scalars[sig.stand_ins.get(name, name)] = sig.scalars[name]   # evidence names what the run logged
-    f = nan_rules.detect_nan_inf(scalars, {k: sig.layer[k] for k in LAYER_STATS if k in sig.layer}, label=ctx.label)
+    f = nan_rules.detect_nan_inf(scalars, {k: sig.layer[k] for k in LAYER_STATS if k in sig.layer}, label=ctx.label,
+                                 measured=sig.layer.get("act_frac_nonpos"))
     if f is None:
         return None
     ctx.nan_step = f.first_step
