@@ -15,6 +15,9 @@ def detect(sig, ctx):
     return f
 
 
+THROWN_AROUND = {"loss_spikes": "spikes", "loss_oscillation": "oscillates"}
+
+
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_high=True, boost_low=True)
     lr_exploded(s, f)
@@ -23,6 +26,16 @@ def adjust(s, f, ctx):
                                     f"{ctx.lr_values[-1]:.3g} (below a tenth of its start from step "
                                     f"{ctx.lr_drop_step}) around where the loss stopped improving")
     training_stalled(s, ctx)
+    thrown = set(THROWN_AROUND) & ctx.symptoms
+    if thrown:
+        # pytorch/examples' regression at 10x its LR: the level the loss "stalled" at was the mean
+        # of a loss bouncing 2.7..70, and the plateau said "model too small, raise the LR 10x"
+        # above the spikes' "reduce the LR 10x"
+        s.boost("lr_too_high", 0.8, f"the loss {' and '.join(sorted(THROWN_AROUND[t] for t in thrown))} over the "
+                                    "plateau: the level it stalls at is that of a loss thrown around by large updates")
+        s.damp("insufficient_capacity", 0.4)
+        s.damp("lr_too_low", 0.3)
+        return
     if not ({"dead_units", "saturated_activations", "vanishing_gradients"} & ctx.symptoms):
         s.why.setdefault("insufficient_capacity", "no sign of dead/saturated units or vanishing gradients: the "
                                                   "model may be too small for the task")
