@@ -299,3 +299,19 @@ def test_one_sample_batches_are_not_dead_units():
     assert "dead_units" not in by_symptom(diagnose_signals(sig))
     sig.layer["act_frac_nonpos"] = as_table(np.full((n, 3), 0.8, np.float32), np.arange(n), ["0", "1", "2"])
     assert "dead_units" in by_symptom(diagnose_signals(sig))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_plateau_of_a_mostly_frozen_model_asks_whether_the_freeze_is_intended(seed):
+    """makemore with its transformer blocks frozen by mistake (97.7 % of the parameters): the
+    plateau note said "make the model wider/deeper", never that most of it does not train."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(400)
+    loss = (1.0 + 1.0 * np.exp(-t / 20)) * rng.lognormal(0, 0.1, t.size)
+    sig = make(loss, lr=np.full(400, 0.01), ratio=2e-3)
+    sig.meta["model"] = {"frozen_params": [0, 1]}          # the 32x16 layer: 544 of 874 elements
+    plateau = by_symptom(diagnose_signals(sig))["early_plateau"]
+    assert plateau.causes[0].id == "optimizer_setup" and "frozen" in plateau.causes[0].why
+    assert plateau.fixes[0].id == "unfreeze" and "intended?" in plateau.title
+    free = by_symptom(diagnose_signals(make(loss, lr=np.full(400, 0.01), ratio=2e-3)))["early_plateau"]
+    assert free.causes[0].id != "optimizer_setup" and all(f.id != "unfreeze" for f in free.fixes)

@@ -1,6 +1,7 @@
 """``early_plateau``: progress stopped early at a level still high."""
 from __future__ import annotations
 
+from ...findings import Fix
 from .. import loss_rules
 from ..causes import lr_exploded, lr_from_update_ratio, training_stalled
 from ..dropout import strong_dropouts
@@ -15,6 +16,15 @@ def detect(sig, ctx):
     return f
 
 
+MOSTLY_FROZEN = 0.5   # share of the parameters' elements frozen at watch()
+
+
+def frozen_share(ctx) -> float:
+    total = sum(ctx.param_numel.values())
+    frozen = sum(ctx.param_numel.get(n, 0) for n in ctx.frozen_params or ())
+    return frozen / total if total else 0.0
+
+
 THROWN_AROUND = {"loss_spikes": "spikes", "loss_oscillation": "oscillates"}
 
 
@@ -26,6 +36,13 @@ def adjust(s, f, ctx):
                                     f"{ctx.lr_values[-1]:.3g} (below a tenth of its start from step "
                                     f"{ctx.lr_drop_step}) around where the loss stopped improving")
     training_stalled(s, ctx)
+    frozen = frozen_share(ctx)
+    if frozen >= MOSTLY_FROZEN:
+        # makemore with its transformer blocks frozen by mistake (97.7 % of the parameters): the
+        # plateau said "make the model wider/deeper", never that most of it does not train
+        s.boost("optimizer_setup", 0.6, f"{frozen:.1%} of the parameters were frozen at watch() "
+                                        "(requires_grad=False): only the rest can lower the loss; intended?")
+        s.damp("insufficient_capacity", 0.5)
     thrown = set(THROWN_AROUND) & ctx.symptoms
     if thrown:
         # pytorch/examples' regression at 10x its LR: the level the loss "stalled" at was the mean
@@ -63,8 +80,17 @@ def settle(f, ctx):
         return True
     f.severity = "info"
     f.facts["uncorroborated"] = True
-    f.title += " (no sign of a training problem: the floor the data allow, or a model too small?)"
+    frozen = frozen_share(ctx)
+    f.title += (f" ({frozen:.0%} of the parameters frozen: intended?)" if frozen >= MOSTLY_FROZEN else
+                " (no sign of a training problem: the floor the data allow, or a model too small?)")
     return True
+
+
+def fixes(f, ctx):
+    if frozen_share(ctx) < MOSTLY_FROZEN:
+        return []
+    return [Fix("unfreeze", "unless the freeze is intended (a fine-tune), set requires_grad=True on the frozen "
+                            "parameters (listed under 'frozen at watch()') before building the optimizer")]
 
 
 SPEC = SymptomSpec(
@@ -79,6 +105,7 @@ SPEC = SymptomSpec(
             "lr_too_high": 0.1},
     word="plateau",
     adjust=adjust,
+    fixes=fixes,
     settle=settle,
     needs=("loss",),
 )
