@@ -654,6 +654,23 @@ def softmax_before_cross_entropy(rec, seed):
     train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=600, seed=seed)
 
 
+def softmax_in_forward_before_cross_entropy(rec, seed):
+    import torch
+
+    class SoftmaxedMLP(torch.nn.Module):
+        """pytorch/examples-style: the forward ends in F.softmax, no module says so."""
+        def __init__(self):
+            super().__init__()
+            self.net = mlp([64, 128, 64, 10])
+
+        def forward(self, x):
+            return torch.nn.functional.softmax(self.net(x), dim=1)
+
+    torch.manual_seed(68 + 1000 * seed)
+    model = SoftmaxedMLP()
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), steps=600, seed=seed)
+
+
 def adam_eps_one(rec, seed):
     import torch
     torch.manual_seed(69 + 1000 * seed)
@@ -971,6 +988,8 @@ SCENARIOS = {s.name: s for s in [
              "Adam with weight_decay=1.0: the weights decay to ~0"),
     Scenario("softmax_before_cross_entropy", softmax_before_cross_entropy, "early_plateau", ("activation_choice",),
              "nn.Softmax on the output before cross_entropy: the loss stalls near 1.5"),
+    Scenario("softmax_in_forward_before_cross_entropy", softmax_in_forward_before_cross_entropy, "softmax_floor",
+             ("loss_setup",), "F.softmax at the end of forward() before cross_entropy: no batch loss below 1.461"),
     # wrong advice on settings read from the run (sweep of 2026-12-06)
     Scenario("adam_eps_one", adam_eps_one, "no_progress", ("adam_eps_too_large",),
              "Adam with eps=1: steps ~lr * m / eps, ~300x too small"),

@@ -17,6 +17,7 @@ SYMPTOM_MODULES = (
     "no_progress",
     "loss_blowup",
     "early_plateau",
+    "softmax_floor",
     "overfitting",
     "vanishing_gradients",
     "exploding_gradients",
