@@ -1,7 +1,9 @@
 """``trainspect tail RUN``: follow a live run in a terminal (no Qt, no display needed).
 
-Prints one compact line per step (latest user metrics, learning rate, gradient norm, under
-the step of the newest user metric), the last values when the run ends, and each advisor
+Prints one compact line each time it finds a newer step (latest user metrics, learning rate,
+gradient norm, under the step of the newest user metric; a run faster than the ``--interval``
+polls, or a busy machine, shows every few steps: the file has them all), the last values when
+the run ends, and each advisor
 finding once, when it first appears. Exits when the run finishes, crashes or its writer
 stops responding, or on Ctrl-C. ``--once`` prints one snapshot and exits.
 A run restarted at the same path while it is followed is followed on: resumed
