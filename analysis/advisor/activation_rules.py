@@ -30,10 +30,16 @@ def bounded_columns(types) -> list[int]:
     return [j for j, t in enumerate(types) if t in BOUNDED_TYPES]
 
 
-def _late(values, tail: float):
-    """Rows of the last ``tail`` fraction of the records (at least 3)."""
+def _late(values, tail: float, steps=None):
+    """Rows of the last ``tail`` fraction of the run (at least 3): by step where ``steps`` are
+    given. The recorder takes activation records every step for the first 100 steps, then every
+    50: by record, the "last half" of a 574-step run was steps 46-550, mostly 46-100, and an
+    output ReLU that died later (a DeepDiagnosis case) read as alive."""
     v = np.asarray(values, dtype=np.float64)      # a few ReLU/sigmoid columns, not the whole table
     k = max(3, int(round(v.shape[0] * tail)))
+    if steps is not None and len(steps) == v.shape[0] and len(steps):
+        s = np.asarray(steps, dtype=np.float64)
+        k = max(3, int(np.sum(s >= s[0] + (1.0 - tail) * (s[-1] - s[0]))))
     return v[-k:]
 
 
@@ -41,7 +47,7 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
                       min_records=4, label=str, dropped=None, strict=(), strict_dead=0.9) -> Finding | None:
     """ReLU layers where most units output 0 for every sample of a batch.
 
-    Fires when, over the last ``tail`` of the records, the median fraction of dead units
+    Fires when, over the last ``tail`` of the run (by step), the median fraction of dead units
     (<= 0 for the whole batch) is >= ``dead``, or the fraction of outputs <= 0 is >= ``nonpos``
     (DeepDiagnosis, ICSE'22: >= 70 % of ReLU outputs <= 0) together with >= ``dead``/2 dead units.
     Healthy ReLU nets on the suite: ~50 % outputs <= 0, < 10 % dead units.
@@ -58,8 +64,8 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
         return None
     # Only the ReLU columns are read (chunk by chunk), as float32.
     all_d = as_table(dead_frac, steps, modules).columns(cols)
-    d = _late(all_d, tail)
-    z = (_late(as_table(frac_nonpos, steps, modules).columns(cols), tail) if frac_nonpos is not None
+    d = _late(all_d, tail, steps)
+    z = (_late(as_table(frac_nonpos, steps, modules).columns(cols), tail, steps) if frac_nonpos is not None
          else np.full_like(d, np.nan))
     for i, j in enumerate(cols):
         p = (dropped or {}).get(j)
@@ -106,7 +112,7 @@ def _dead_text(name: str, dead_med: float, nonpos_med: float, dead: float, nonpo
         outputs += f" besides the {dropped:.0%} its Dropout zeroes"
     rule = f"{dead:.0%} dead units" + (f", or {nonpos:.0%} outputs <= 0 per DeepDiagnosis" if nonpos <= 1 else "")
     return (f"{name}: {dead_med:.0%} of units are <= 0 for the whole batch{outputs} (median of the last "
-            f"{tail:.0%} of records; threshold{'s' if nonpos <= 1 else ''} {rule})")
+            f"{tail:.0%} of the steps; threshold{'s' if nonpos <= 1 else ''} {rule})")
 
 
 def dead_from_start(finding: Finding) -> bool:
@@ -130,7 +136,7 @@ def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, t
     if label is None:       # without a labeller the evidence still names the activation type
         label = LayerLabels.from_types(modules, types)
     all_s = as_table(frac_saturated, steps, modules).columns(cols)
-    late = _late(all_s, tail)
+    late = _late(all_s, tail, steps)
     med = nanmedian(late, axis=0)
     hit = [i for i in range(len(cols)) if med[i] > saturated]
     if not hit:
@@ -150,7 +156,7 @@ def detect_saturation(steps, frac_saturated, modules, types, *, saturated=0.5, t
         evidence=[Evidence(
             series="act_frac_saturated", layer=modules[cols[i]], threshold=saturated,
             text=(f"{label(modules[cols[i]])}: {med[i]:.0%} of outputs within 1 % of a bound "
-                  f"(median of the last {tail:.0%} of records; threshold {saturated:.0%}, DeepDiagnosis)"
+                  f"(median of the last {tail:.0%} of the steps; threshold {saturated:.0%}, DeepDiagnosis)"
                   + (" - already at the first record" if from_start else "")),
             steps=[int(steps[0]), int(steps[-1])], values=rounded([full[0, k], med[i]])) for k, i in enumerate(hit)],
         facts={"saturated_from_start": from_start},

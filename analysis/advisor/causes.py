@@ -140,21 +140,40 @@ def _regularization_fixes(fixes, finding, ctx):
     return out
 
 
+def output_only(finding, ctx) -> bool:
+    """The finding is about the model's output activation alone (a ReLU or Sigmoid after the last
+    layer), not about hidden ones."""
+    return bool(ctx.output_module) and bool(finding.layers) and set(finding.layers) <= {ctx.output_module}
+
+
 def _activation_fixes(fixes, finding, ctx):
     out = []
-    if ctx.has_bounded_acts and finding.symptom in {"vanishing_gradients", "saturated_activations", "no_progress",
-                                                    "early_plateau", "frozen_layers", "slow_convergence"}:
+    at_output = output_only(finding, ctx)
+    if ctx.has_bounded_acts and not at_output and finding.symptom in {
+            "vanishing_gradients", "saturated_activations", "no_progress", "early_plateau", "frozen_layers",
+            "slow_convergence"}:
         out.append(FIX_BOUNDED_TO_RELU)
-    if ctx.has_relu and (finding.symptom == "dead_units" or "dead_units" in ctx.found):
+    if ctx.has_relu and not at_output and (finding.symptom == "dead_units" or "dead_units" in ctx.found):
         out.append(FIX_RELU_TO_LEAKY)
-    act = finding.facts.get("output_activation") or (
-        ctx.output_activation if ctx.output_activation in SQUASHING_OUTPUTS and finding.symptom in STALLED else "")
+    saturated = ctx.found.get("saturated_activations")
+    stalled_by_output = finding.symptom in STALLED and (
+        ctx.output_activation in SQUASHING_OUTPUTS or saturated is not None and output_only(saturated, ctx))
+    act = finding.facts.get("output_activation") or (ctx.output_activation if at_output or stalled_by_output else "")
     if act:
-        out.insert(0, Fix("output_activation", f"remove the {act} on the output: the loss expects raw scores "
-                                               "(logits); cross_entropy applies log_softmax itself"
-                                               if act in ("Softmax", "Softmin") else
-                                               f"remove the {act} on the output: the loss expects raw scores"))
+        out.insert(0, Fix("output_activation", OUTPUT_FIX.get(act, f"remove the {act} on the output: the loss "
+                                                                    "expects raw scores")))
     return out
+
+
+OUTPUT_FIX = {
+    "Softmax": "remove the Softmax on the output and train with cross_entropy on the raw scores (logits): it "
+               "applies log_softmax itself (a softmax before MSE or cross_entropy learns slowly or stalls)",
+    "Sigmoid": "remove the Sigmoid on the output: for regression its (0, 1) range must hold the targets (use the "
+               "raw output); for classification hand the logits to BCEWithLogitsLoss / cross_entropy",
+    "Tanh": "remove the Tanh on the output: its (-1, 1) range must hold the targets (use the raw output, or scale "
+            "the targets into it)",
+}
+OUTPUT_FIX["Softmin"] = OUTPUT_FIX["Softmax"].replace("Softmax", "Softmin")
 
 
 # An output module that squashes or clips the scores a loss expects raw (training_stalled names it)
@@ -712,8 +731,12 @@ def training_stalled(s: Scores, ctx: Context) -> None:
         elif not ctx.warmed_up:     # transformer blocks have their skips (see vanishing_gradients)
             s.boost("lr_too_high", 0.8, "gradients vanish before the first layers of a transformer trained "
                                         "without an LR warm-up")
-    if "saturated_activations" in ctx.found:
-        start = ctx.facts("saturated_activations").get("saturated_from_start")
+    saturated = ctx.found.get("saturated_activations")
+    if saturated is not None and output_only(saturated, ctx):
+        s.boost("activation_choice", 0.85, f"the model's output {ctx.output_activation} is saturated: its range must "
+                                           "hold the targets, and almost no gradient flows back through it")
+    elif saturated is not None:
+        start = saturated.facts.get("saturated_from_start")
         s.boost("bad_init" if start else "activation_choice", 0.75,
                 "sigmoid/tanh units are saturated" + (" from the first record" if start else "")
                 + ", so almost no gradient flows")

@@ -64,6 +64,7 @@ class Context:
     input_outliers: bool = False            # recorded input max far above its usual level
     degenerate_inputs: bool = False         # >= 1/4 of input batches constant (std 0): batch 1, all-ones rows
     output_activation: str = ""             # activation module after the last weight layer ("ReLU", "Softmax")
+    output_module: str = ""                 # ... its name
     n_outputs: int | None = None            # output units of the last weight matrix
     n_inputs: int | None = None             # input features of the first weight matrix (a Linear's in_features)
     grads_accumulate: dict | None = None    # the global gradient norm grows linearly: zero_grad() missing?
@@ -186,7 +187,6 @@ def build_context(sig: Signals) -> Context:
     types = [m.type for m in sig.modules]
     ctx = Context(sig=sig, label=LayerLabels(sig.modules, sig.params, sig.meta),
                   optimizer=str((sig.meta.get("optimizer") or {}).get("type", "")))
-    ctx.has_bounded_acts = any(t in BOUNDED_TYPES for t in types)
     ctx.has_relu = any(t in RELU_TYPES for t in types)
     ctx.has_norm_layers = any(t in NORM_TYPES for t in types)
     ctx.has_attention = _has_attention(sig.meta, types)
@@ -195,7 +195,9 @@ def build_context(sig: Signals) -> Context:
     ctx.unoptimized_params = unoptimized_param_names(sig.meta, sig.params)
     ctx.param_numel = {p.name: int(p.numel) for p in sig.params}
     ctx.token_model = bool(types) and types[0] in {"Embedding", "EmbeddingBag"}
-    ctx.output_activation = _output_activation([m.name for m in sig.modules], types)
+    ctx.output_activation, ctx.output_module = _output_activation([m.name for m in sig.modules], types)
+    # sigmoid/tanh between layers; one only on the output is not a hidden activation to replace
+    ctx.has_bounded_acts = any(t in BOUNDED_TYPES for m, t in zip(sig.modules, types) if m.name != ctx.output_module)
     weights = [p for p in sig.params if len(p.shape) >= 2]
     ctx.n_outputs = int(weights[-1].shape[0]) if weights else None
     ctx.n_inputs = int(weights[0].shape[1]) if weights and len(weights[0].shape) == 2 else None
@@ -245,16 +247,17 @@ OUTPUT_ACTIVATIONS = {"Softmax", "Sigmoid", "LogSoftmax", "Softmin"}
 SEQUENTIAL_OUTPUT_ACTIVATIONS = OUTPUT_ACTIVATIONS | {"ReLU", "ReLU6", "Tanh", "Hardtanh"}
 
 
-def _output_activation(names, types) -> str:
-    """The activation module applied to the model's output (after its last weight layer), or ""."""
+def _output_activation(names, types) -> tuple[str, str]:
+    """(type, name) of the activation module applied to the model's output (after its last
+    weight layer), or ("", "")."""
     sequential = bool(names) and all(n.split(".")[-1].isdigit() for n in names)
     allowed = SEQUENTIAL_OUTPUT_ACTIVATIONS if sequential else OUTPUT_ACTIVATIONS
-    for t in reversed(types):
+    for name, t in zip(reversed(names), reversed(types)):
         if t in allowed:
-            return t
+            return t, name
         if t in PREACT_TYPES or not sequential:
-            return ""
-    return ""
+            return "", ""
+    return "", ""
 
 
 def _has_attention(meta: dict, leaf_types) -> bool:

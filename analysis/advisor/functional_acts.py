@@ -93,6 +93,6 @@ def _not_behind_a_relu(dead_frac, grad_norm, modules, cols, tail: float = 0.5) -
     if not cols or not len(dead_frac) or not len(grad_norm):
         return set()
     with np.errstate(all="ignore"):
-        d = nanmedian(_late(dead_frac.columns(cols), tail), axis=0)
-        g = nanmedian(_late(grad_norm.columns([weights[j] for j in cols]), tail), axis=0)
+        d = nanmedian(_late(dead_frac.columns(cols), tail, dead_frac.steps), axis=0)
+        g = nanmedian(_late(grad_norm.columns([weights[j] for j in cols]), tail, grad_norm.steps), axis=0)
     return {j for j, dj, gj in zip(cols, d, g) if dj >= ALL_DEAD and gj > 0}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import activation_rules
-from ..causes import inputs_unscaled, lr_from_update_ratio
+from ..causes import output_only, inputs_unscaled, lr_from_update_ratio
 from ..spec import SymptomSpec
 from ._cut import types_of
 
@@ -18,6 +18,12 @@ def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx)
     inputs_unscaled(s, ctx, 0.75)
     if "unnormalized_inputs" in ctx.found:
+        return
+    if output_only(f, ctx):
+        # a Sigmoid after the last layer of a regression over [0, 300], or before cross_entropy
+        s.boost("activation_choice", 0.85, f"the saturated layer is the model's output {ctx.output_activation}: its "
+                                           "range must hold the targets, and a loss that applies it itself "
+                                           "(BCEWithLogitsLoss, cross_entropy) wants raw scores")
         return
     if f.facts.get("saturated_from_start"):
         s.boost("bad_init", 0.8, "saturated from the first record with standardised inputs: the initial weights are "
