@@ -90,8 +90,8 @@ def _lr_high_fixes(fixes, finding, ctx):
         return out
     if c == ctx.n_inputs:    # outputs as many as the inputs: an autoencoder (a VAE's 784 pixels), no classes
         return out
-    if "unnormalized_inputs" in ctx.found:   # raw 0-255 inputs make a large first loss of their own
-        return out
+    if "unnormalized_inputs" in ctx.found or initial_outputs_huge(ctx):   # raw inputs or a huge init make a
+        return out                                                          # large first loss of their own
     first, per_class = float(loss[2][0]), math.log(c)
     if not (math.isfinite(first) and first >= SUMMED_LOSS * per_class):
         return out
@@ -515,6 +515,29 @@ def stale_logged_loss(s: Scores, finding: Finding, ctx: Context) -> None:
                                            "different batches give different losses even when nothing learns")
 
 
+LOGIT_SCALE = 20.0    # the untrained model's output std above which the init is far too large
+
+
+def init_too_large(s: Scores, finding: Finding, ctx: Context) -> None:
+    """After the symptom's own adjustment: outputs that were huge before any update (a ReLU MLP
+    initialised N(0, 1): std 16,000 at step 0) explain the blow-up that follows better than the
+    LR (the same net at its default init trains at that LR), unless the inputs are unscaled."""
+    first = ctx.initial_output
+    if first is None or first[1] < LOGIT_SCALE or "unnormalized_inputs" in ctx.found \
+            or finding.symptom in ("unnormalized_inputs", "symmetric_weights") \
+            or ctx.facts("nan_inf").get("first_record"):   # an overflow in the first forward (stacked exp)
+        return
+    s.boost("bad_init", 0.95, f"the untrained model's outputs ({ctx.label(first[0])}) had std {first[1]:.3g} at the "
+                              f"first record, before any update (healthy inits: ~0.05-1.2; threshold {LOGIT_SCALE:g}): "
+                              "the initial weights are far too large")
+    s.damp("lr_too_high", 0.5)
+
+
+def initial_outputs_huge(ctx) -> bool:
+    first = ctx.initial_output
+    return first is not None and first[1] >= LOGIT_SCALE
+
+
 def evidence_for_every_symptom(s: Scores, finding: Finding, ctx: Context) -> None:
     """Facts that bear on every symptom's causes: the update/weight ratio and the input scale."""
     lr_from_update_ratio(s, ctx)
@@ -565,6 +588,8 @@ def rank_causes(finding: Finding, spec, ctx: Context) -> list[Cause]:
     if spec.scope == "run":       # the LR and input scale say nothing about one rank against the others
         evidence_for_every_symptom(s, finding, ctx)
     spec.adjust(s, finding, ctx)
+    if spec.scope == "run":
+        init_too_large(s, finding, ctx)
     gradients_accumulate(s, finding, ctx)
     lr_consistency(s, ctx)
     ranked = sorted(s.score.items(), key=lambda kv: -kv[1])

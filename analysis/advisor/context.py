@@ -65,6 +65,7 @@ class Context:
     degenerate_inputs: bool = False         # >= 1/4 of input batches constant (std 0): batch 1, all-ones rows
     output_activation: str = ""             # activation module after the last weight layer ("ReLU", "Softmax")
     output_module: str = ""                 # ... its name
+    initial_output: tuple | None = None     # (module, output std at the first activation record) of the last weight layer
     n_outputs: int | None = None            # output units of the last weight matrix
     n_inputs: int | None = None             # input features of the first weight matrix (a Linear's in_features)
     grads_accumulate: dict | None = None    # the global gradient norm grows linearly: zero_grad() missing?
@@ -219,6 +220,7 @@ def build_context(sig: Signals) -> Context:
         norms = finite_prefix(*total)
         loss = sig.train_loss[2] if sig.train_loss is not None else None
         ctx.grads_accumulate = linear_growth(*norms) or rise_then_still(*norms, loss)
+    ctx.initial_output = _initial_output(sig)
     ctx.zero_gradients = _all_gradients_zero(sig)
     ctx.clips, ctx.clipping = gradient_clipping(sig)
     ctx.weight_shrink = weights_decayed(sig)
@@ -258,6 +260,18 @@ def _output_activation(names, types) -> tuple[str, str]:
         if t in PREACT_TYPES or not sequential:
             return "", ""
     return "", ""
+
+
+def _initial_output(sig: Signals) -> tuple | None:
+    """(module, std of its output at the first activation record) for the last weight layer: the
+    untrained model's scores (~0.05-1.2 in every healthy run of the scenario suite; 16,000 for a
+    ReLU MLP initialised N(0, 1))."""
+    std = sig.layer.get("act_std")
+    weights = [p for p in sig.params if len(p.shape) >= 2]
+    if std is None or not len(std) or not weights or weights[-1].module not in std.layers:
+        return None
+    first = float(std.read(0, 1)[0, list(std.layers).index(weights[-1].module)])
+    return (weights[-1].module, first) if np.isfinite(first) else None
 
 
 def _has_attention(meta: dict, leaf_types) -> bool:

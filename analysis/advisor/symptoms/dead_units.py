@@ -1,6 +1,8 @@
 """``dead_units``: ReLU layers where most units output 0 for every sample of a batch."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import activation_rules, functional_acts
@@ -112,7 +114,7 @@ def settle(f, ctx):
     if f.severity != Severity.WARNING or any(
             other is not f and Severity(other.severity).rank >= Severity.WARNING.rank for other in ctx.found.values()):
         return True
-    well = _trained_well(ctx.sig)
+    well = _trained_well(ctx.sig, ctx)
     if well is not None:
         f.severity = Severity.INFO
         f.facts["trained_well"] = well
@@ -124,7 +126,7 @@ def settle(f, ctx):
     return True
 
 
-def _trained_well(sig) -> dict | None:
+def _trained_well(sig, ctx) -> dict | None:
     if sig.train_loss is None:
         return None
     _, steps, values = sig.train_loss
@@ -132,6 +134,11 @@ def _trained_well(sig) -> dict | None:
     if len(values) < 5 or not values[0] > 0 or np.any(values < 0):
         return None
     first, series, end = float(values[0]), sig.train_loss[0], tail_level(values)
+    classes = ctx.n_outputs
+    if classes and classes >= 2 and classes != ctx.n_inputs:
+        # an untrained classifier's loss is ln(C); one initialised far too large starts at
+        # 33,000 and "fell 99.8 %" to a validation loss of 60, 26x chance
+        first = min(first, math.log(classes))
     if sig.val_loss is not None:
         name, vs, vv = sig.val_loss
         vs, vv = finite_prefix(*as_series(vs, vv))
