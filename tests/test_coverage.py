@@ -68,7 +68,7 @@ def test_a_watched_run_with_validation_loss_misses_nothing(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     with Recorder(tmp_path / "w.h5", stats_every=1, hist_every=1, snapshot_every=1) as rec:
         rec.watch(model, opt)
-        for _ in range(4):
+        for _ in range(20):        # the curve rules' minimum: a shorter loss is a gap of its own
             loss = torch.nn.functional.mse_loss(model(torch.randn(16, 4)), torch.randn(16, 1))
             opt.zero_grad()
             loss.backward()
@@ -113,7 +113,7 @@ def test_a_run_with_only_a_validation_loss_says_the_training_loss_is_missing(tmp
     from trainspect.analysis.advisor.coverage import coverage
     from trainspect.recorder import Recorder
     with Recorder(tmp_path / "v.h5") as rec:
-        for s in range(0, 100, 10):
+        for s in range(0, 200, 10):
             rec.log({"val/loss": 1.0 / (s + 1)}, step=s)
     gaps = {g.instrument: g for g in coverage(tmp_path / "v.h5").gaps}
     assert "training_loss" in gaps and "overfitting" in gaps["training_loss"].text

@@ -84,7 +84,8 @@ def test_callback_records_the_trainers_logs_at_its_steps_and_watches_the_model(t
     out = json.loads(capsys.readouterr().out)
     assert out["read_from_logs"] == {fmt.SYS_LR: "train/learning_rate", fmt.SYS_GRAD_NORM: "train/grad_norm"}
     assert {g["instrument"] for g in out["not_checked"]} == {"gradients", "activations", "weight_snapshots",
-                                                             "inputs"}
+                                                             "inputs", "loss"}
+    assert any("too few for the loss-curve rules" in g["text"] for g in out["not_checked"])   # 6 steps
 
 
 def test_resumed_training_continues_the_run_with_steps_unbroken(tmp_path):

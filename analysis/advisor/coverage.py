@@ -127,6 +127,9 @@ def coverage(run) -> Coverage:
         how = _why_watched_run_lacks(inst.id, meta, view) or _gan_losses_only(inst.id, names) or inst.how
         gaps.append(Gap(inst.id, inst.missing, list(inst.symptoms),
                         f"{inst.missing}: {how} to check {inst.checks}", inst.checks, how))
+    short = _short_loss_curve(run, view.roles)
+    if short is not None:
+        gaps.insert(0, short)
     rewards = unjudged_rl_losses(names, meta.get(fmt.META_ROLES)) if view.roles else []
     if rewards:
         loss = INSTRUMENTS[0]
@@ -137,6 +140,22 @@ def coverage(run) -> Coverage:
         gaps.insert(0, Gap(loss.id, "loss curve not judged", list(loss.symptoms), f"loss curve not judged: {how}",
                            loss.checks, how))
     return Coverage(gaps, logged_stand_ins(names))
+
+
+def _short_loss_curve(run, roles) -> Gap | None:
+    """A loss with fewer points than the curve rules need (an 8-step LBFGS run): said, so that
+    "no problems found" does not read as a judged curve."""
+    from .context import MIN_LOSS_POINTS
+    name = roles.get("train") or roles.get("val")
+    counts = run.point_counts() if name and hasattr(run, "point_counts") else {}
+    n = counts.get(name)
+    if n is None or n >= MIN_LOSS_POINTS:
+        return None
+    loss = INSTRUMENTS[0]
+    how = (f"log it at least {MIN_LOSS_POINTS} times (every step, or more often than now) to have the curve judged; "
+           "only NaN/Inf and a blow-up by 100x or more are checked on it")
+    return Gap(loss.id, f"{name} has {n} point(s), too few for the loss-curve rules", list(loss.symptoms),
+               f"{name} has {n} point(s), too few for the loss-curve rules: {how}", loss.checks, how)
 
 
 def _gan_losses_only(instrument: str, names) -> str | None:
