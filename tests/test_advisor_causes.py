@@ -315,3 +315,22 @@ def test_a_plateau_of_a_mostly_frozen_model_asks_whether_the_freeze_is_intended(
     assert plateau.fixes[0].id == "unfreeze" and "intended?" in plateau.title
     free = by_symptom(diagnose_signals(make(loss, lr=np.full(400, 0.01), ratio=2e-3)))["early_plateau"]
     assert free.causes[0].id != "optimizer_setup" and all(f.id != "unfreeze" for f in free.fixes)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_units_that_saturate_while_the_loss_blows_up_blame_the_lr(seed):
+    """HF BERT at LR 5e-2: the pooler's tanh saturated as the loss diverged, and the saturation
+    alone said "replace tanh with ReLU" (75 %) beside three findings that blamed the LR."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    t = np.arange(n)
+    loss = np.where(t < 100, 2.3 - 1.5 * t / 100, 0.8 + 2.0 * (t - 100) / 200) * rng.lognormal(0, 0.03, n)
+    modules = [ModuleInfo("0", "Linear"), ModuleInfo("1", "Tanh"), ModuleInfo("2", "Linear")]
+    sig = make(loss, modules=modules)
+    rs = t[::5]
+    sat = np.where(rs < 120, 0.05, 0.9)[:, None] * np.array([[0.0, 1.0, 0.0]])
+    sig.layer["act_frac_saturated"] = as_table(sat.astype(np.float32), rs, ["0", "1", "2"])
+    found = by_symptom(diagnose_signals(sig))
+    assert "divergence" in found
+    f = found["saturated_activations"]
+    assert f.causes[0].id == "lr_too_high", [(c.id, c.confidence) for c in f.causes]

@@ -14,6 +14,9 @@ def detect(sig, ctx):
     return activation_rules.detect_saturation(v.steps, v, v.layers, types_of(sig, v.layers), label=ctx.label)
 
 
+BLOWN = {"divergence", "loss_oscillation", "loss_spikes", "nan_inf", "exploding_gradients", "loss_blowup"}
+
+
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx)
     inputs_unscaled(s, ctx, 0.75)
@@ -24,6 +27,13 @@ def adjust(s, f, ctx):
         s.boost("activation_choice", 0.85, f"the saturated layer is the model's output {ctx.output_activation}: its "
                                            "range must hold the targets, and a loss that applies it itself "
                                            "(BCEWithLogitsLoss, cross_entropy) wants raw scores")
+        return
+    if not f.facts.get("saturated_from_start") and BLOWN & ctx.symptoms:
+        # HF BERT at LR 5e-2: the pooler's tanh saturated while the loss spiked and diverged, and
+        # the saturation alone said "replace tanh with ReLU" against the others' "LR too high"
+        s.boost("lr_too_high", 0.8, "units saturated while the loss/gradients blew up: large updates pushed the "
+                                    "pre-activations to the flat ends")
+        s.damp("activation_choice", 0.6)
         return
     if f.facts.get("saturated_from_start"):
         s.boost("bad_init", 0.8, "saturated from the first record with standardised inputs: the initial weights are "
