@@ -49,3 +49,34 @@ def test_outputs_huge_before_any_update_blame_the_init(tmp_path, seed):
 def test_the_default_init_at_the_same_lr_is_not_blamed(tmp_path, seed):
     found = _run(tmp_path / "r.h5", seed, lr=0.1, big_init=False)
     assert all(f.causes[0].id != "bad_init" for f in found)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_weights_initialised_far_too_small_blame_the_init_not_tanh(tmp_path, seed):
+    """Ten tanh layers at N(0, 0.01) (AUTOTRAINER's vanishing-gradient case): "swap tanh for ReLU"
+    vanished the same way (9e-12x), and was then told ReLUs die "with a normal update/weight
+    ratio (7.6e-08)"; a gain of 0.08 per layer is the cause."""
+    torch.manual_seed(seed)
+    x, y = sklearn.load_digits(return_X_y=True)
+    x, y = torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
+    layers = []
+    for _ in range(10):
+        layers += [nn.Linear(64, 64), nn.Tanh()]
+    model = nn.Sequential(*layers, nn.Linear(64, 10))
+    for m in model:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with Recorder(tmp_path / "r.h5") as rec:
+        rec.watch(model, opt)
+        for _ in range(4):
+            for i in range(0, 1400, 64):
+                loss = F.cross_entropy(model(x[i:i + 64]), y[i:i + 64])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log({"train/loss": loss.item()})
+    found = {f.symptom: f for f in diagnose(tmp_path / "r.h5")}
+    assert found["vanishing_gradients"].causes[0].id == "bad_init"
+    assert all(f.causes[0].id == "bad_init" for f in found.values()), [(f.symptom, f.causes[0].id) for f in found.values()]

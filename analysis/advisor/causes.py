@@ -17,7 +17,7 @@ from trainspect.recorder.format import SYS_AMP_SKIPPED
 
 from ..findings import Cause, Finding, Fix
 from ..optimizer_settings import weight_decays
-from .context import Context
+from .context import SMALL_INIT, Context
 from .dropout import STRONG_DROPOUT, strong_dropouts
 from .optimizer_eps import DEFAULT_EPS_TEXT
 from .spec import Scores
@@ -533,6 +533,25 @@ def init_too_large(s: Scores, finding: Finding, ctx: Context) -> None:
     s.damp("lr_too_high", 0.5)
 
 
+SMALL_INIT_SYMPTOMS = {"vanishing_gradients", "no_progress", "frozen_layers", "dead_units", "early_plateau"}
+
+
+def init_too_small(ctx) -> bool:
+    """Weights initialised so small that each layer shrinks the signal, with gradients that vanish."""
+    return ctx.init_gain is not None and ctx.init_gain < SMALL_INIT and "vanishing_gradients" in ctx.found
+
+
+def small_init(s: Scores, finding: Finding, ctx: Context) -> None:
+    """After the symptom's own adjustment: ten tanh layers initialised N(0, 0.01) were told "swap
+    tanh for ReLU", which vanished the same way (9e-12x); the init was the cause."""
+    if finding.symptom not in SMALL_INIT_SYMPTOMS or not init_too_small(ctx):
+        return
+    s.boost("bad_init", 0.9, f"the weights were initialised at a gain of {ctx.init_gain:.2g} (RMS x sqrt(fan_in); "
+                             "PyTorch's default 0.58, He 1.41): every layer shrinks the signal and its gradient")
+    s.damp("activation_choice", 0.5)
+    s.damp("depth_without_skip_connections", 0.6)
+
+
 def initial_outputs_huge(ctx) -> bool:
     first = ctx.initial_output
     return first is not None and first[1] >= LOGIT_SCALE
@@ -590,6 +609,7 @@ def rank_causes(finding: Finding, spec, ctx: Context) -> list[Cause]:
     spec.adjust(s, finding, ctx)
     if spec.scope == "run":
         init_too_large(s, finding, ctx)
+        small_init(s, finding, ctx)
     gradients_accumulate(s, finding, ctx)
     lr_consistency(s, ctx)
     ranked = sorted(s.score.items(), key=lambda kv: -kv[1])

@@ -66,6 +66,7 @@ class Context:
     output_activation: str = ""             # activation module after the last weight layer ("ReLU", "Softmax")
     output_module: str = ""                 # ... its name
     initial_output: tuple | None = None     # (module, output std at the first activation record) of the last weight layer
+    init_gain: float | None = None          # median over weight matrices of rms x sqrt(fan_in) at the first record
     n_outputs: int | None = None            # output units of the last weight matrix
     n_inputs: int | None = None             # input features of the first weight matrix (a Linear's in_features)
     grads_accumulate: dict | None = None    # the global gradient norm grows linearly: zero_grad() missing?
@@ -98,8 +99,9 @@ class Context:
 
     @property
     def updates_stayed_normal(self) -> bool:
-        """The update/weight ratio is known and never went far above ~1e-3, not even for a while."""
-        return (self.update_ratio is not None and not self.ratio_high
+        """The update/weight ratio is known and never went far above ~1e-3, not even for a while,
+        nor was it far below (7.6e-08 is no "normal" ratio)."""
+        return (self.update_ratio is not None and not self.ratio_high and self.update_ratio >= RATIO_LOW
                 and (self.update_ratio_peak is None or self.update_ratio_peak <= RATIO_HIGH))
 
     @property
@@ -221,6 +223,7 @@ def build_context(sig: Signals) -> Context:
         loss = sig.train_loss[2] if sig.train_loss is not None else None
         ctx.grads_accumulate = linear_growth(*norms) or rise_then_still(*norms, loss)
     ctx.initial_output = _initial_output(sig)
+    ctx.init_gain = _init_gain(sig)
     ctx.zero_gradients = _all_gradients_zero(sig)
     ctx.clips, ctx.clipping = gradient_clipping(sig)
     ctx.weight_shrink = weights_decayed(sig)
@@ -260,6 +263,28 @@ def _output_activation(names, types) -> tuple[str, str]:
         if t in PREACT_TYPES or not sequential:
             return "", ""
     return "", ""
+
+
+SMALL_INIT = 0.2   # init gain below which each layer shrinks the signal (PyTorch's default 0.58, He 1.41)
+
+
+def _init_gain(sig: Signals) -> float | None:
+    """Median over the weight matrices of (weight RMS x sqrt(fan_in)) at the first record: how
+    much a layer scales a unit-variance input. PyTorch's default Linear init gives 0.58, He 1.41,
+    Xavier ~1; N(0, 0.01) over 64 inputs gives 0.08, and ten such layers shrink the signal 10^11x."""
+    wn = sig.layer.get("weight_norm")
+    if wn is None or not len(wn):
+        return None
+    shapes = {p.name: tuple(p.shape) for p in sig.params}
+    first = wn.read(0, 1)[0].astype(np.float64)
+    gains = []
+    for j, name in enumerate(wn.layers):
+        shape = shapes.get(name, ())
+        if len(shape) < 2 or not np.isfinite(first[j]) or first[j] <= 0:
+            continue
+        numel = float(np.prod(shape))
+        gains.append(first[j] / np.sqrt(numel) * np.sqrt(numel / shape[0]))
+    return float(np.median(gains)) if gains else None
 
 
 def _initial_output(sig: Signals) -> tuple | None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .. import gradient_rules
-from ..causes import weights_symmetric
+from ..causes import init_too_small, weights_symmetric
 from ..spec import SymptomSpec
 from ._cut import rows_before, shapes_of
 
@@ -18,7 +18,7 @@ def detect(sig, ctx):
 
 def adjust(s, f, ctx):
     weights_symmetric(s, ctx)
-    if ctx.has_bounded_acts:
+    if ctx.has_bounded_acts and not init_too_small(ctx):
         s.boost("activation_choice", 0.8, "sigmoid/tanh derivatives (<= 0.25 / 1) shrink the gradient at every layer")
     if ctx.has_attention:
         # transformer blocks are residual: the depth has its skips. Post-LN blocks (LayerNorm
