@@ -550,6 +550,7 @@ def small_init(s: Scores, finding: Finding, ctx: Context) -> None:
                              "PyTorch's default 0.58, He 1.41): every layer shrinks the signal and its gradient")
     s.damp("activation_choice", 0.5)
     s.damp("depth_without_skip_connections", 0.6)
+    s.damp("lr_too_low", 0.5)     # the updates are tiny because the gradients vanish, not the LR
 
 
 def initial_outputs_huge(ctx) -> bool:
