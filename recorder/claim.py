@@ -21,6 +21,7 @@ try:
 except ImportError:  # Windows: no advisory locks; the existence rules below still apply
     fcntl = None
 
+from . import format as fmt
 from . import ranks
 from .lockless import live_lockless_writer
 from .format import is_locked, lock_path, numbered   # the conventions readers share (format.py)
@@ -125,8 +126,6 @@ def _launch_of(path: Path) -> str | None:
     finished has ours); None when unreadable."""
     import h5py
 
-    from . import format as fmt
-
     try:
         with h5py.File(path, "r", swmr=True, locking=False) as f:
             meta = fmt.decode_meta(f[fmt.META][()])
@@ -173,8 +172,47 @@ def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> 
         if why is not None:   # resume or overwrite would write over a writer that takes no lock
             lock.release()
             raise _in_use_unlocked(target, why)
+        foreign = not_a_run(target) if exists and mode == "overwrite" else None
+        if foreign is not None:
+            lock.release()
+            raise FileExistsError(f"{target} is {foreign}: overwrite=True replaces trainspect runs only; give "
+                                  "this run another path (nothing was changed)")
         return target, lock, exists
     raise RunFileInUse(f"trainspect: no free name like {numbered(base, 2)} next to {base}")
+
+
+def not_a_run(target: Path) -> str | None:
+    """What ``target`` is when it is no trainspect run that overwrite may replace (a Keras
+    ``model.h5``, a device node, a directory), or None. A run damaged or cut short (no complete
+    header, an HDF5 file that does not open) counts as a run: a crashed writer leaves those."""
+    import stat
+
+    try:
+        st = os.stat(target)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return "a directory"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a device, pipe or socket)"
+    if st.st_size == 0:
+        return None
+    try:
+        with open(target, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    if head != fmt.HDF5_SIGNATURE[:len(head)]:
+        return "not an HDF5 file, so not a trainspect run"
+    try:
+        import h5py
+        with h5py.File(target, "r", locking=False) as f:
+            magic = f.attrs.get(fmt.ATTR_MAGIC)
+    except Exception:  # noqa: BLE001 - damaged or cut short: what a crashed writer leaves
+        return None
+    if magic is None or fmt.attr_str(magic) != fmt.FORMAT_MAGIC:
+        return "an HDF5 file but not a trainspect run (a saved model or dataset?)"
+    return None
 
 
 def _in_use_unlocked(target: Path, why: str) -> RunFileInUse:
