@@ -123,3 +123,23 @@ def test_long_layer_names_keep_the_distribution_plots_inside_the_panel(window, t
     right = max(item.sceneBoundingRect().right() for item in (panel.snap_plot, panel.snap_bar))
     assert right <= panel.canvas.width() + 1
     assert "…" in panel.snap_title.text()
+
+
+def test_matching_layers_of_a_finding_over_thousands_of_tensors_is_linear():
+    """A finding over 10,000 parameter tensors (a mixture of experts) froze the app 10.5 s in
+    matching_layers, which compared every pair; the matches are the same as before."""
+    from trainspect.app.gui.widgets.heatmap import matching_layers
+
+    assert matching_layers(["a.b"], ["a", "a.b", "a.b.c", "a.bc", "x"]) == [0, 1, 2]
+    assert matching_layers(["a.b.weight"], ["a.b", "a.b.weight", "a.b.bias"]) == [0, 1]
+    layers = [f"experts.{i}.w{j}" for i in range(500) for j in range(4)]
+    calls = 0
+
+    class Counted(str):     # every comparison of a selected name is counted
+        def startswith(self, *a):
+            nonlocal calls
+            calls += 1
+            return str.startswith(self, *a)
+
+    assert matching_layers([Counted(n) for n in layers], layers) == list(range(len(layers)))
+    assert calls < 10 * len(layers)

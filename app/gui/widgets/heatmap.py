@@ -36,15 +36,20 @@ NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, o
                   "logged: call rec.watch(model, optimizer) to record gradients, weights and activations).")
 
 
+def _prefixes(name: str):
+    """``a``, ``a.b`` of ``a.b.c``: the dotted names above it."""
+    parts = name.split(".")
+    return (".".join(parts[:k]) for k in range(1, len(parts)))
+
+
 def matching_layers(selected, layers) -> list[int]:
-    """Rows of ``layers`` named by ``selected`` (a param's module and a module's params match)."""
-    out = []
-    for i, name in enumerate(layers):
-        for s in selected:
-            if name == s or name.startswith(s + ".") or s.startswith(name + "."):
-                out.append(i)
-                break
-    return out
+    """Rows of ``layers`` named by ``selected`` (a param's module and a module's params match).
+    Set lookups over each name's dotted prefixes: comparing every pair took 10.5 s on the GUI
+    thread for a finding over 10,000 parameter tensors."""
+    chosen = set(selected)
+    above = {p for s in chosen for p in _prefixes(s)}     # modules of the selected params
+    return [i for i, name in enumerate(layers)
+            if name in chosen or name in above or any(p in chosen for p in _prefixes(name))]
 
 
 def legend_html(names, more: int) -> str:
