@@ -224,6 +224,16 @@ class Instruments:
         if self.optimizer_watched:
             route_scaler_steps(self.w.optimizer, self._scaler_step)
 
+    def release(self) -> None:
+        """Switched off after a failure: let go of every buffer the records hold."""
+        for r in self.records:
+            try:
+                r.release()
+            except Exception:  # noqa: BLE001 - freeing memory must not fail the training
+                pass
+        self._capturing = None
+        self._held = self.link.held = None
+
     def remove(self) -> None:
         if self.optimizer_watched:
             unroute_scaler_steps(self.w.optimizer, self._scaler_step)

@@ -1281,6 +1281,7 @@ class Recorder:
         was_on = self._instruments is not None and self._instruments.enabled
         if self._instruments is not None:
             self._instruments.enabled = False   # removed at close(): we may be inside a hook now
+            self._instruments.release()         # a model-sized weight copy must not outlive an OOM
         self._warn_once("<instruments>", f"a per-layer instrument failed ({type(exc).__name__}: {exc}); "
                                          "per-layer instruments are switched off, log() keeps working")
         if was_on:

@@ -106,6 +106,9 @@ class Activations(Record):
         self._finished = self._capture = None
         self._seen = {}
 
+    def release(self):
+        self.remove()
+
     def compute(self, cap):
         if not any(cap):
             return None

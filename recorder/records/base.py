@@ -166,6 +166,10 @@ class Record:
     def remove(self) -> None:
         """Unwatch: remove hooks the spec installed itself."""
 
+    def release(self) -> None:
+        """Drop the memory the spec holds between calls (copies, captures): the instruments were
+        switched off after a failure, maybe an out-of-memory, and training goes on without them."""
+
     # ------------------------------------------------------------ device -> writer
     def compute(self, *args):
         """The device tensor of one record (no host reads), or None."""

@@ -112,6 +112,12 @@ class Weights(Record):
         self.w.guard(self._finish)    # the run ends: the last scheduled update
         self.prev = None
 
+    def release(self):
+        # the copy of every weight is the size of the model: an instrument that ran out of
+        # memory left it held, and the script's own backward() then failed for want of it
+        self.prev = None
+        self._copy.release()
+
     def _uncopied(self) -> dict:
         """Parameter index -> its update (0.0, or NaN when changed in place) for those not copied."""
         if self._kept is None:
