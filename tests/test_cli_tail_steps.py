@@ -80,3 +80,32 @@ def test_live_tail_prints_the_last_steps_values_before_finished(tmp_path):
     assert lines[0] == f"step      4 | train/loss {loss(4):.4g} | grad norm {grad(4):.4g} | live", out
     assert not any("(step" in ln for ln in lines), out
     assert out.splitlines()[-1] == "loop: finished at step 5", out
+
+
+def test_tail_keeps_following_a_writer_that_pauses_while_it_holds_the_run(tmp_path):
+    """A writer suspended (Ctrl-Z, SIGSTOP) or stalled for more than the 10 s heartbeat grace:
+    tail printed "writer stopped responding" and left for good, and the run then went on to
+    finish unwatched. While the writer still holds the run's lock, tail follows on."""
+    import time
+
+    from trainspect.analysis.run import STALE_MIN_SECONDS
+
+    path = tmp_path / "run.h5"
+    lock, w = start_run(path)
+    for step in range(3):
+        write_step(w, step)
+    tail = subprocess.Popen([sys.executable, "-m", "trainspect.app.cli", "tail", str(path), "--interval", "0.1",
+                             "--advisor-every", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(STALE_MIN_SECONDS + 3)           # no flush, no heartbeat; the lock is still held
+        assert tail.poll() is None, tail.communicate()
+        write_step(w, 3, next_forward=False)
+        w.close()
+        lock.release()
+        out, err = tail.communicate(timeout=120)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+    assert tail.returncode == 0, out + err
+    assert "still holds the run (suspended or stalled?): still following" in out, out
+    assert out.splitlines()[-1] == "loop: finished at step 3", out

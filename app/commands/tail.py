@@ -260,6 +260,7 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
     _say(f"{run.name} ({run.path}): {status.describe()}")
     last_step = last_shown = None   # the step and values last printed
     last_advice = -math.inf
+    paused_said = False   # "still following" said for the current pause
     dirty = True          # data changed since the advisor last looked
     seen_rows = 0
     stamp = _stamp(run.path)
@@ -287,6 +288,16 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
             # Killed a moment ago (its lock says so at once): a scheduler restarting the run at
             # this path within the heartbeat's grace is still followed (restart detection above).
             done = False
+        elif done and not once and status.state == RunState.STALE and writer_holds(run.path):
+            # Its process still holds the lock: suspended (Ctrl-Z, SIGSTOP), or stalled on a slow
+            # disk. tail left for good after 10 s and the run went on to finish unwatched.
+            done = False
+            if not paused_said:
+                _say(f"{run.name}: no heartbeat for {status.age_s:.0f} s, but its writer still holds the run "
+                     "(suspended or stalled?): still following; Ctrl-C stops")
+                paused_said = True
+        else:
+            paused_said = paused_said and status.state == RunState.STALE
         if step < 0 and not once:
             if last_step is None:
                 _say("waiting for the first flush...")
