@@ -150,6 +150,9 @@ def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> 
     Raises :class:`RunFileInUse` when a live writer holds the file the mode asks for.
     """
     base = followed(path)
+    if Path(path).is_symlink() and not base.parent.is_dir():
+        # a dangling link: creating the directories it names (/nonexistent/x) is not ours to do
+        raise FileNotFoundError(f"{path} is a symbolic link to {base}, whose directory does not exist")
     if str(base.parent):
         base.parent.mkdir(parents=True, exist_ok=True)   # the lock file lives beside the run
     if is_locked(ranks.rank_path(base, rank)):

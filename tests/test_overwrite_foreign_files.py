@@ -54,3 +54,11 @@ def test_overwrite_replaces_an_empty_or_cut_short_file(tmp_path):
     _run(path, 4.0)
     with open_run(path) as run:
         assert run.scalar("loss").values.tolist() == [4.0]
+
+
+def test_a_dangling_link_does_not_create_the_directories_it_names(tmp_path):
+    link = tmp_path / "run.h5"
+    link.symlink_to(tmp_path / "missing" / "deeper" / "x.h5")
+    with pytest.raises(OSError, match="symbolic link .* whose directory does not exist"):
+        _run(link, 1.0)
+    assert not (tmp_path / "missing").exists() and link.is_symlink()
