@@ -334,3 +334,26 @@ def test_units_that_saturate_while_the_loss_blows_up_blame_the_lr(seed):
     assert "divergence" in found
     f = found["saturated_activations"]
     assert f.causes[0].id == "lr_too_high", [(c.id, c.confidence) for c in f.causes]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_float64_model_beyond_float32s_range_is_not_called_non_finite(seed):
+    """time_sequence_prediction (float64, LBFGS at LR 8): gradient norms of 1.2e54 are finite in
+    the model but inf in the recorder's float32 records; "non-finite values ... check the data for
+    NaN/Inf" sent the user looking for a NaN that did not exist."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    loss = healthy_loss(n, seed)
+    loss[40:] = 10.0 ** np.linspace(5, 70, n - 40)            # finite: stored as float64
+    grad = rng.lognormal(0, 0.1, n)
+    grad[40:] = 10.0 ** np.linspace(5, 37, n - 40)
+    grad[50:] = np.inf                                         # > 3.4e38: inf in a float32 record
+    sig = make(loss, grad=grad)
+    sig.scalars[fmt.SYS_NONFINITE_GRADS] = (np.arange(n), np.zeros(n))
+    sig.meta["model"] = {"param_dtypes": {"float64": [0, 1, 2, 3]}}
+    f = by_symptom(diagnose_signals(sig))["nan_inf"]
+    assert f.facts.get("float32_overflow") and "beyond float32's range" in f.title
+    assert all(fix.id != "check_data_nan" for fix in f.fixes)
+    sig.meta["model"] = {"param_dtypes": {"float32": [0, 1, 2, 3]}}
+    f = by_symptom(diagnose_signals(sig))["nan_inf"]
+    assert not f.facts.get("float32_overflow") and "non-finite" in f.title

@@ -244,7 +244,8 @@ def _optimizer_fixes(fixes, finding, ctx):
 
 
 def _numerical_fixes(fixes, finding, ctx):
-    return [f for f in fixes if f.id != "check_data_nan" or finding.symptom == "nan_inf"]
+    return [f for f in fixes if f.id != "check_data_nan" or finding.symptom == "nan_inf"
+            and not finding.facts.get("float32_overflow")]
 
 
 def _label_noise_fixes(fixes, finding, ctx):

@@ -29,7 +29,33 @@ def detect(sig, ctx):
     f.facts["first_record"] = _at_first_record(sig, f.first_step)
     f.facts["input_nonfinite"] = any(e.series in (SYS_INPUT_MEAN, SYS_INPUT_STD) for e in f.evidence)
     f.facts["calm_before"] = calm_before(sig, f.first_step)
+    if _float32_overflow(sig, f.first_step):
+        f.facts["float32_overflow"] = True
+        f.title = (f"values beyond float32's range (> 3.4e38) from step {f.first_step}: the float64 model's "
+                   "gradients/weights blew up (finite in the model, recorded as inf)")
     return f
+
+
+def _float32_overflow(sig, step) -> bool:
+    """A float64 model whose norms passed 3.4e38: the recorder's float32 records read inf while
+    the model is finite (time_sequence_prediction at LR 8: 1.2e54; its loss, stored as float64,
+    1.4e73). Then the losses are finite, no gradient entry was non-finite, and the norm is +inf."""
+    dtypes = (sig.meta.get("model") or {}).get("param_dtypes")
+    if not isinstance(dtypes, dict) or "float64" not in str(dtypes):   # {"float64": [0, 1, ...]}
+        return False
+    for role in (sig.train_loss, sig.val_loss):
+        if role is not None:
+            v = np.asarray(role[2], dtype=np.float64)[np.asarray(role[1]) <= step]
+            if v.size and not np.all(np.isfinite(v)):
+                return False
+    counts = sig.scalars.get(SYS_NONFINITE_GRADS)
+    if counts is not None and np.any(np.asarray(counts[1])[np.asarray(counts[0]) <= step] > 0):
+        return False
+    total = sig.scalars.get(SYS_GRAD_NORM)
+    if total is None:
+        return False
+    at = np.asarray(total[1], dtype=np.float64)[np.asarray(total[0]) == step]
+    return bool(at.size and np.all(np.isposinf(at)))
 
 
 def _at_first_record(sig, step) -> bool:
@@ -42,6 +68,8 @@ def _at_first_record(sig, step) -> bool:
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_high=True)
     inputs_unscaled(s, ctx, 0.75)
+    if f.facts.get("float32_overflow"):
+        s.damp("numerical_instability", 0.3)     # nothing overflowed in the model: it blew up
     if f.facts.get("input_nonfinite"):
         s.boost("numerical_instability", 0.9, "the model's input itself was non-finite: the data holds NaN/Inf")
         s.damp("lr_too_high", 0.2)
