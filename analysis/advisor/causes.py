@@ -237,6 +237,10 @@ def _optimizer_fixes(fixes, finding, ctx):
     # Parameters left out of the optimizer keep their gradients (its zero_grad() never clears
     # them): the global norm grows, but adding them to the optimizer is the fix, not zero_grad().
     left_out = finding.symptom == "frozen_layers" and finding.facts.get("no_update")
+    if holds_none(ctx):
+        return [Fix("optimizer_on_model", "build the optimizer from this model's parameters "
+                                          "(torch.optim.X(model.parameters(), ...)): it holds none of them (made from a "
+                                          "copy of the model, or another model?)"), *fixes]
     if ctx.grads_accumulate and not left_out:
         return [Fix("zero_grad", "call optimizer.zero_grad() once per step, before backward(): the gradients "
                                  "accumulate across steps"), *fixes]
@@ -572,8 +576,17 @@ def gradients_accumulate(s: Scores, finding: Finding, ctx: Context) -> None:
     if acc and finding.symptom in GRADIENT_DRIVEN:
         s.boost("optimizer_setup", 0.95, f"the gradient norm grows {_accumulation_shape(acc)} ({acc['early']:.3g} -> "
                                          f"{acc['late']:.3g}): gradients accumulate across steps; "
-                                         "is optimizer.zero_grad() called every step?")
+                                         + ("the optimizer holds none of the model's parameters, so its zero_grad() "
+                                            "never clears them" if holds_none(ctx) else
+                                            "is optimizer.zero_grad() called every step?"))
         s.damp("lr_too_high", 0.5)
+
+
+def holds_none(ctx) -> bool:
+    """The watched optimizer holds none of the model's trainable parameters (built on a copy of
+    the model, or on another one): DeepDiagnosis' "unchanged weight" case."""
+    model = {p.name for p in ctx.sig.params if not p.name.startswith("optimizer.")} - (ctx.frozen_params or set())
+    return bool(model) and bool(ctx.unoptimized_params) and model <= set(ctx.unoptimized_params)
 
 
 def _accumulation_shape(acc) -> str:
