@@ -357,3 +357,15 @@ def test_a_float64_model_beyond_float32s_range_is_not_called_non_finite(seed):
     sig.meta["model"] = {"param_dtypes": {"float32": [0, 1, 2, 3]}}
     f = by_symptom(diagnose_signals(sig))["nan_inf"]
     assert not f.facts.get("float32_overflow") and "non-finite" in f.title
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_loss_at_chance_with_normal_updates_asks_about_the_labels(seed):
+    """Labels shuffled apart from the inputs (DeepDiagnosis' "accuracy not increasing"): the
+    weights move normally, the loss stays at ln(10); fix 1 was "raise the learning rate 10x"."""
+    rng = np.random.default_rng(seed)
+    loss = np.log(10) * rng.lognormal(0, 0.03, 400)
+    shuffled = by_symptom(diagnose_signals(make(loss, ratio=3e-3)))["no_progress"]
+    assert shuffled.causes[0].id == "label_noise" and shuffled.fixes[0].id == "check_label_pairs"
+    slow = by_symptom(diagnose_signals(make(loss, ratio=1e-6)))["no_progress"]
+    assert slow.causes[0].id == "lr_too_low"

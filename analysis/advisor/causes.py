@@ -255,6 +255,11 @@ def _numerical_fixes(fixes, finding, ctx):
 def _label_noise_fixes(fixes, finding, ctx):
     if finding.symptom == "loss_spikes":
         return list(fixes)
+    if finding.symptom == "no_progress":   # a loss at chance throughout: the pairing, not a few bad labels
+        return [Fix("check_label_pairs", "print a few training inputs next to their labels: labels shuffled apart "
+                                         "from the inputs, a wrong target column or an off-by-one label leave "
+                                         "nothing to learn"),
+                *[FIX_NOISY_SAMPLES if f.id == "inspect_batches" else f for f in fixes if f.id != "clip_grads"]]
     return [FIX_NOISY_SAMPLES if f.id == "inspect_batches" else f for f in fixes if f.id != "clip_grads"]
 
 

@@ -1,6 +1,8 @@
 """``no_progress``: the loss never improved by 5 % of its initial level."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from trainspect.recorder.format import SYS_GRAD_NORM
@@ -60,6 +62,25 @@ def adjust(s, f, ctx):
         s.boost("lr_too_high", 0.85, f"update/weight ratio {ctx.update_ratio:.2g} is far above ~1e-3 (cs231n): the "
                                      "updates are too large to learn, not too small")
     training_stalled(s, ctx)
+    labels_unlearnable(s, f, ctx)
+
+
+def labels_unlearnable(s, f, ctx) -> None:
+    """Labels shuffled apart from their inputs (DeepDiagnosis' "accuracy not increasing"): the
+    weights move at a normal rate, nothing else is wrong, and the loss stays at chance, ln(C);
+    "raise the LR 10x" was the first fix."""
+    classes, main = ctx.n_outputs, ctx.loss_curve()
+    if not classes or classes < 2 or main is None or not ctx.updates_stayed_normal or len(ctx.found) > 1:
+        return
+    v = np.asarray(main[2], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    chance = math.log(classes)
+    if not v.size or abs(float(np.median(v[-max(3, v.size // 10):])) - chance) > 0.1 * chance:
+        return
+    s.boost("label_noise", 0.7, f"the weights moved at a normal rate (update/weight ratio {ctx.update_ratio:.2g}) but "
+                                f"the loss stayed at chance, ln({classes}) = {chance:.3g}: do the labels match the inputs "
+                                "(shuffled separately, wrong column, a label offset)?")
+    s.damp("lr_too_low", 0.5)
 
 
 SPEC = SymptomSpec(
