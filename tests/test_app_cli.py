@@ -107,3 +107,32 @@ def test_a_screenshot_does_not_zoom_to_a_note(qtbot, tmp_path, monkeypatch):
     shots = dict(seen)
     assert shots["note.h5.png"] is None
     assert shots["warn.h5.png"] is not None
+
+
+def test_a_sweep_larger_than_the_open_file_limit_opens_what_fits_and_says_so(tmp_path):
+    """300 runs under `ulimit -n 256`: the app opened runs until no descriptor was left, and the
+    screenshot, the temp-dir clean-up and exports then failed with tracebacks."""
+    import os
+    import resource
+    import shutil
+    import subprocess
+    import sys
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    first = make_run(sweep / "r0.h5", n_steps=50, n_layers=1)
+    for i in range(1, 160):
+        shutil.copy(first, sweep / f"r{i}.h5")
+    out = tmp_path / "shot.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+
+    proc = subprocess.run([sys.executable, "-m", "trainspect.app.cli", "open", str(sweep), "--screenshot", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=root, env=env, preexec_fn=limit)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and out.exists(), text[-3000:]
+    assert "of 160 runs: the open-file limit (ulimit -n 128)" in text, text[-3000:]
+    assert "Traceback" not in text and "too many open files" not in text, text[-3000:]

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QTabWidget, QToolButton, QVBoxLayout, QWidget,
 )
 
+from ..fd_budget import runs_that_fit
 from ..vocab import NEUTRAL_COLOR, STATE_COLORS
 from .live import LiveTail
 from .plain_text import plain, shown, tip
@@ -251,7 +252,15 @@ class MainWindow(QMainWindow):
         paths = fold_rank_paths([str(p) for p in paths])
         for url in (p for p in paths if remote.is_remote(p)):
             self.remote.open(url)
-        return self.runs.open_async([p for p in paths if not remote.is_remote(p)])
+        local = [p for p in paths if not remote.is_remote(p)]
+        fit, limit = runs_that_fit(len(self.runs.rows()) + len(local)) if local else (0, None)
+        fit = max(0, fit - len(self.runs.rows()))
+        if fit < len(local):
+            # each open run holds a file: past `ulimit -n` nothing else (a screenshot, a report) could open
+            self.runs.errorOccurred.emit(local[fit], f"opened {fit} of {len(local)} runs: the open-file limit (ulimit -n {limit}) "
+                                        "leaves room for no more; raise it (e.g. ulimit -n 4096) to open them all")
+            local = local[:fit]
+        return self.runs.open_async(local)
 
     def wait_loaded(self, timeout_s: float = 60.0) -> bool:
         """Process events until every file asked for is open or failed (tests, screenshots)."""
