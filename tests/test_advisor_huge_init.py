@@ -23,7 +23,11 @@ def _run(path, seed, lr, big_init, epochs=6):
         for m in model:
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, 0.0, 1.0)
-    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    return _fit(path, model, torch.optim.SGD(model.parameters(), lr=lr), x, y, epochs)
+
+
+def _fit(path, model, opt, x, y, epochs):
+    """Epochs over the first 1400 digits in batches of 64, the validation loss on the rest after each."""
     with Recorder(path) as rec:
         rec.watch(model, opt)
         for _ in range(epochs):
@@ -68,15 +72,6 @@ def test_weights_initialised_far_too_small_blame_the_init_not_tanh(tmp_path, see
             nn.init.normal_(m.weight, 0.0, 0.01)
             nn.init.zeros_(m.bias)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    with Recorder(tmp_path / "r.h5") as rec:
-        rec.watch(model, opt)
-        for _ in range(4):
-            for i in range(0, 1400, 64):
-                loss = F.cross_entropy(model(x[i:i + 64]), y[i:i + 64])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                rec.log({"train/loss": loss.item()})
-    found = {f.symptom: f for f in diagnose(tmp_path / "r.h5")}
+    found = {f.symptom: f for f in _fit(tmp_path / "r.h5", model, opt, x, y, epochs=4)}
     assert found["vanishing_gradients"].causes[0].id == "bad_init"
     assert all(f.causes[0].id == "bad_init" for f in found.values()), [(f.symptom, f.causes[0].id) for f in found.values()]

@@ -43,6 +43,12 @@ def start_run(path) -> tuple:
     return lock, w
 
 
+def start_tail(path, interval: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "trainspect.app.cli", "tail", str(path), "--interval",
+                             str(interval), "--advisor-every", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
 def test_the_line_is_at_the_step_of_its_values(tmp_path):
     path = tmp_path / "run.h5"
     lock, w = start_run(path)
@@ -60,8 +66,7 @@ def test_live_tail_prints_the_last_steps_values_before_finished(tmp_path):
     lock, w = start_run(path)
     for step in range(5):
         write_step(w, step)
-    tail = subprocess.Popen([sys.executable, "-m", "trainspect.app.cli", "tail", str(path), "--interval", "0.05",
-                             "--advisor-every", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tail = start_tail(path, 0.05)
     try:
         seen = [tail.stdout.readline()]
         while seen[-1] and not seen[-1].startswith("step"):
@@ -94,8 +99,7 @@ def test_tail_keeps_following_a_writer_that_pauses_while_it_holds_the_run(tmp_pa
     lock, w = start_run(path)
     for step in range(3):
         write_step(w, step)
-    tail = subprocess.Popen([sys.executable, "-m", "trainspect.app.cli", "tail", str(path), "--interval", "0.1",
-                             "--advisor-every", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tail = start_tail(path, 0.1)
     try:
         time.sleep(STALE_MIN_SECONDS + 3)           # no flush, no heartbeat; the lock is still held
         assert tail.poll() is None, tail.communicate()
