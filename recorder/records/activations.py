@@ -32,6 +32,7 @@ class Activations(Record):
         self._handles = []
         self._step = -1            # step of the forward being captured
         self._seen = {}            # id(output) -> (output, its version, bounds, cap entry) this forward
+        self._reused = set()       # leaves seen running twice in one forward (said once)
 
     def forward_start(self, step, args, kwargs):
         self._capture = [None] * len(self.leaves)
@@ -46,8 +47,21 @@ class Activations(Record):
     def _leaf_hook(self, i):
         def hook(module, args, output):
             cap = self._capture
-            if cap is not None and cap[i] is None and module.training and not in_functorch_transform():
-                self.w.guard(self._store, cap, i, output)
+            if cap is None or not module.training:
+                return
+            if cap[i] is None:
+                if not in_functorch_transform():
+                    self.w.guard(self._store, cap, i, output)
+            elif i not in self._reused:
+                self._reused.add(i)     # looked at once: its later calls go unmeasured
+                if next(module.parameters(recurse=False), None) is not None:
+                    return   # a cell unrolled over time (LSTMCell) is one layer by design
+                # a shared activation (super_resolution's self.relu): 92 % dead at its 2nd call went unreported
+                name = self.w.layout.names.get(id(module), i)
+                self.w.link.warn_once("<watch>", f"{type(module).__name__} module '{name}' runs more than once per "
+                                                 "forward (one module shared between layers): its activation "
+                                                 "statistics are those of its first call; give each use a module of "
+                                                 "its own to have each judged")
         return hook
 
     def _store(self, cap, i, output):
