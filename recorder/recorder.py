@@ -562,6 +562,12 @@ class Recorder:
             self._instruments.training_forward((), {}, end=True)
 
     # ------------------------------------------------------------ context manager
+    def __reduce__(self):
+        # pickled to a spawned worker it failed deep in h5py/weakref ("Can't pickle local object"),
+        # and copy.copy() made a second handle on the same writer
+        raise TypeError(f"a Recorder cannot be copied or sent to another process ({self.path}): make one in that "
+                        "process, on a path of its own, or log from the process that owns this one")
+
     def __enter__(self):
         self._in_with = True      # in use: a second Recorder on its path is refused, not closing it
         return self

@@ -63,3 +63,13 @@ def test_a_newline_in_a_metric_name_cannot_forge_a_line(tmp_path):
     assert "y\\nstatus:     finished, no problems" in out
     code, out, err = _cli("tail", "--once", path)
     assert "y\\nstatus:" in out and "\nstatus:     finished, no problems" not in out
+
+
+def test_tail_keeps_a_run_name_with_a_newline_on_one_line(tmp_path):
+    """`trainspect tail` printed a run name's newline raw (info and compare escape it)."""
+    path = tmp_path / "new\nline.h5"
+    with Recorder(path) as rec:
+        rec.log({"train/loss": 1.0}, step=0)
+    code, out, err = _cli("tail", "--once", path)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("new\\nline ("), out

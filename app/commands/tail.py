@@ -257,7 +257,7 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
     """Print updates of ``run`` until it ends (an exit code) or is restarted (a Restart)."""
     identity, sessions = file_identity(run.path), run.sessions
     status = run.status()
-    _say(f"{run.name} ({run.path}): {status.describe()}")
+    _say(f"{one_line(run.name)} ({one_line(str(run.path))}): {status.describe()}")
     last_step = last_shown = None   # the step and values last printed
     last_advice = -math.inf
     paused_said = False   # "still following" said for the current pause
@@ -293,7 +293,7 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
             # disk. tail left for good after 10 s and the run went on to finish unwatched.
             done = False
             if not paused_said:
-                _say(f"{run.name}: no heartbeat for {status.age_s:.0f} s, but its writer still holds the run "
+                _say(f"{one_line(run.name)}: no heartbeat for {status.age_s:.0f} s, but its writer still holds the run "
                      "(suspended or stalled?): still following; Ctrl-C stops")
                 paused_said = True
         else:
@@ -316,7 +316,7 @@ def _follow(run, tracker, interval: float, advisor_every: float, once: bool):
         stamp = wait_for_change(run.path, interval, stamp)
     if once:
         return 0
-    _say(f"{run.name}: {status.describe()}"
+    _say(f"{one_line(run.name)}: {status.describe()}"
          + (f"; {len(tracker.findings)} finding(s)"
             + (f" ({', '.join(dict.fromkeys(f.symptom for f in tracker.findings))})" if tracker.findings else "")
             + f", details: trainspect diagnose {run.path}" if advisor_every > 0 else ""))
