@@ -73,3 +73,13 @@ def test_tail_keeps_a_run_name_with_a_newline_on_one_line(tmp_path):
     code, out, err = _cli("tail", "--once", path)
     assert code == 0, err
     assert out.splitlines()[0].startswith("new\\nline ("), out
+
+
+def test_compare_keeps_its_columns_in_line_with_escaped_names(tmp_path):
+    for name in ("plain", "esc\x1b]0;pwn\x07"):
+        with Recorder(tmp_path / f"{len(name)}.h5", name=name) as rec:
+            rec.log({"train/loss": 1.0}, step=0)
+    code, out, err = _cli("compare", tmp_path)
+    assert code == 0, err
+    rows = [ln for ln in out.splitlines() if ln.startswith(("plain", "esc"))]
+    assert len(rows) == 2 and rows[0].index("finished") == rows[1].index("finished"), out

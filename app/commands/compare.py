@@ -23,8 +23,10 @@ def add_arguments(parser) -> None:
 
 
 def _cell(text: str) -> str:
-    from ..terminal_text import one_line
-    text = one_line(text)
+    # escaped here, before the widths are measured (the stream escapes again, a no-op by then):
+    # a name with an escape sequence put its row 9 columns out of line
+    from ..terminal_text import one_line, visible
+    text = visible(one_line(text))
     return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS - 1] + "…"
 
 
