@@ -535,7 +535,11 @@ class WriterThread:
             directory = self.file.path.parent
             st = os.statvfs(directory)
             free = st.f_bavail * st.f_frsize
-            reserve = max(self.min_free_bytes, 8 * incoming)
+            # at most an eighth of the whole filesystem: a 60 MB scratch space (Docker's /dev/shm is
+            # 64 MB) recorded nothing against a fixed 64 MiB reserve
+            total = getattr(st, "f_blocks", 0) * st.f_frsize
+            floor = min(self.min_free_bytes, total // 8) if total > 0 else self.min_free_bytes
+            reserve = max(floor, 8 * incoming)
             if free < reserve:
                 raise OSError(f"disk almost full: {free / 2**20:.1f} MiB free in {directory}, "
                               f"the recorder keeps {reserve / 2**20:.0f} MiB in reserve")

@@ -51,3 +51,19 @@ def test_a_filling_disk_stops_the_recorder_before_the_reserve_is_used(tmp_path, 
         assert run.status().state == "crashed" and "disk almost full" in run.status().error
         m0 = run.scalar("m0")
         assert len(m0.steps) >= 2000 and m0.steps.tolist() == list(range(len(m0.steps)))
+
+
+def test_a_small_filesystem_records_with_a_reserve_of_an_eighth_of_it(tmp_path, monkeypatch):
+    """A 60 MB scratch filesystem (Docker's /dev/shm is 64 MB) recorded nothing: the fixed 64 MiB
+    reserve was more than the whole disk. The reserve is at most an eighth of the filesystem."""
+    Statvfs = namedtuple("Statvfs", "f_bavail f_frsize f_blocks")
+    size = 60 << 20
+    monkeypatch.setattr(writer_thread.os, "statvfs", lambda d: Statvfs((size - (1 << 20)) // 4096, 4096, size // 4096))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(tmp_path / "run.h5") as rec:
+            for step in range(100):
+                rec.log({"train/loss": 1.0 / (step + 1)}, step=step)
+    assert not [w for w in caught if "disk almost full" in str(w.message)]
+    with open_run(tmp_path / "run.h5") as run:
+        assert run.status().state == "finished" and len(run.scalar("train/loss").steps) == 100
