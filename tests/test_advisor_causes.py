@@ -369,3 +369,17 @@ def test_a_loss_at_chance_with_normal_updates_asks_about_the_labels(seed):
     assert shuffled.causes[0].id == "label_noise" and shuffled.fixes[0].id == "check_label_pairs"
     slow = by_symptom(diagnose_signals(make(loss, ratio=1e-6)))["no_progress"]
     assert slow.causes[0].id == "lr_too_low"
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_units_that_saturate_under_large_updates_blame_the_lr(seed):
+    """AUTOTRAINER's oscillating case (tanh MLP, SGD 0.5 momentum 0.9): updates of 13 % of the
+    weights a step drove the tanh units to their ends, and "replace tanh with ReLU" was the only
+    advice; the same net at LR 0.05 saturates 3 %."""
+    modules = [ModuleInfo("0", "Linear"), ModuleInfo("1", "Tanh"), ModuleInfo("2", "Linear")]
+    sig = make(healthy_loss(300, seed), modules=modules, ratio=0.05)
+    rs = np.arange(300)[::5]
+    sat = np.where(rs < 100, 0.05, 0.9)[:, None] * np.array([[0.0, 1.0, 0.0]])
+    sig.layer["act_frac_saturated"] = as_table(sat.astype(np.float32), rs, ["0", "1", "2"])
+    f = by_symptom(diagnose_signals(sig))["saturated_activations"]
+    assert f.causes[0].id == "lr_too_high", [(c.id, c.confidence) for c in f.causes]
