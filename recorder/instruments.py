@@ -41,12 +41,14 @@ def _step_wrapper_code():
 _STEP_WRAPPER = _step_wrapper_code()
 
 
+_GRAPH_TASK = getattr(torch._C, "_current_graph_task_id", None)   # -1 outside autograd's backward
+
+
 def _in_backward() -> bool:
     """Inside autograd's backward: ``checkpoint(model, x, use_reentrant=False)`` re-runs the
     model's forward there, up to the last tensor it needs; taken for the step's forward, its
     capture replaced the real one and left the last layer NaN (read as a non-finite model)."""
-    graph_task = getattr(torch._C, "_current_graph_task_id", None)
-    return graph_task is not None and graph_task() != -1
+    return _GRAPH_TASK is not None and _GRAPH_TASK() != -1
 
 
 def _inside_optimizer_step() -> bool:

@@ -255,12 +255,12 @@ def _numerical_fixes(fixes, finding, ctx):
 def _label_noise_fixes(fixes, finding, ctx):
     if finding.symptom == "loss_spikes":
         return list(fixes)
+    out = [FIX_NOISY_SAMPLES if f.id == "inspect_batches" else f for f in fixes if f.id != "clip_grads"]
     if finding.symptom == "no_progress":   # a loss at chance throughout: the pairing, not a few bad labels
-        return [Fix("check_label_pairs", "print a few training inputs next to their labels: labels shuffled apart "
-                                         "from the inputs, a wrong target column or an off-by-one label leave "
-                                         "nothing to learn"),
-                *[FIX_NOISY_SAMPLES if f.id == "inspect_batches" else f for f in fixes if f.id != "clip_grads"]]
-    return [FIX_NOISY_SAMPLES if f.id == "inspect_batches" else f for f in fixes if f.id != "clip_grads"]
+        out.insert(0, Fix("check_label_pairs", "print a few training inputs next to their labels: labels shuffled "
+                                               "apart from the inputs, a wrong target column or an off-by-one label "
+                                               "leave nothing to learn"))
+    return out
 
 
 CAUSE_CATALOGUE = {
@@ -532,11 +532,11 @@ def init_too_large(s: Scores, finding: Finding, ctx: Context) -> None:
     """After the symptom's own adjustment: outputs that were huge before any update (a ReLU MLP
     initialised N(0, 1): std 16,000 at step 0) explain the blow-up that follows better than the
     LR (the same net at its default init trains at that LR), unless the inputs are unscaled."""
-    first = ctx.initial_output
-    if first is None or first[1] < LOGIT_SCALE or "unnormalized_inputs" in ctx.found \
+    if not initial_outputs_huge(ctx) or "unnormalized_inputs" in ctx.found \
             or finding.symptom in ("unnormalized_inputs", "symmetric_weights") \
             or ctx.facts("nan_inf").get("first_record"):   # an overflow in the first forward (stacked exp)
         return
+    first = ctx.initial_output
     s.boost("bad_init", 0.95, f"the untrained model's outputs ({ctx.label(first[0])}) had std {first[1]:.3g} at the "
                               f"first record, before any update (healthy inits: ~0.05-1.2; threshold {LOGIT_SCALE:g}): "
                               "the initial weights are far too large")
@@ -579,7 +579,7 @@ def gradients_accumulate(s: Scores, finding: Finding, ctx: Context) -> None:
     """After the symptom's own adjustment: gradients that accumulate explain the large updates too."""
     acc = ctx.grads_accumulate
     if acc and finding.symptom in GRADIENT_DRIVEN:
-        s.boost("optimizer_setup", 0.95, f"the gradient norm grows {_accumulation_shape(acc)} ({acc['early']:.3g} -> "
+        s.boost("optimizer_setup", 0.95, f"the gradient norm grows {acc['shape']} ({acc['early']:.3g} -> "
                                          f"{acc['late']:.3g}): gradients accumulate across steps; "
                                          + ("the optimizer holds none of the model's parameters, so its zero_grad() "
                                             "never clears them" if holds_none(ctx) else
@@ -592,10 +592,6 @@ def holds_none(ctx) -> bool:
     the model, or on another one): DeepDiagnosis' "unchanged weight" case."""
     model = {p.name for p in ctx.sig.params if not p.name.startswith("optimizer.")} - (ctx.frozen_params or set())
     return bool(model) and bool(ctx.unoptimized_params) and model <= set(ctx.unoptimized_params)
-
-
-def _accumulation_shape(acc) -> str:
-    return "linearly with the step" if acc.get("r2") is not None else "almost without a dip, then sits still"
 
 
 # Symptoms that accumulating gradients (a missing zero_grad) produce.

@@ -282,8 +282,7 @@ def _init_gain(sig: Signals) -> float | None:
         shape = shapes.get(name, ())
         if len(shape) < 2 or not np.isfinite(first[j]) or first[j] <= 0:
             continue
-        numel = float(np.prod(shape))
-        gains.append(first[j] / np.sqrt(numel) * np.sqrt(numel / shape[0]))
+        gains.append(first[j] / np.sqrt(shape[0]))     # rms x sqrt(fan_in) = norm / sqrt(fan_out)
     return float(np.median(gains)) if gains else None
 
 

@@ -328,7 +328,8 @@ def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_span=0.2
     least as well as a line in log space, and the last fifth of the run kept ``min_kept`` of the
     largest norm (a sum that balances levels off; the norm of a GAN generator whose discriminator
     won rises as a line too, then falls back).
-    Returns {"factor", "r2", "early", "late", "first_step", "last_step"} or None.
+    Returns {"factor", "r2", "early", "late", "first_step", "last_step", "shape", "how"} or None
+    (``shape``/``how``: the growth in words, for titles and evidence).
     """
     s = np.asarray(steps, dtype=np.float64)
     v = np.asarray(total_norm, dtype=np.float64)
@@ -357,7 +358,7 @@ def linear_growth(steps, total_norm, *, min_factor=5.0, min_r2=0.9, min_span=0.2
     if lin < min_r2 or lin < log:
         return None
     return {"factor": late / early, "r2": lin, "early": early, "late": late, "first_step": int(t[0]),
-            "last_step": int(t[-1]),
+            "last_step": int(t[-1]), "shape": "linearly with the step",
             "how": f"along a straight line in the step (R^2 {lin:.2f}, threshold {min_r2}, better than a geometric growth)"}
 
 
@@ -405,7 +406,7 @@ def rise_then_still(steps, total_norm, loss=None, *, min_factor=5.0, max_falls=0
     if not (change < STILL_CHANGE and moves >= LOSS_MOVES):
         return None
     return {"factor": late / early, "r2": None, "early": early, "late": late, "first_step": int(s[0]),
-            "last_step": int(s[top]),
+            "last_step": int(s[top]), "shape": "almost without a dip, then sits still",
             "how": (f"without falling at {1 - falls:.0%} of {top} steps (threshold {1 - max_falls:.0%}); over the "
                     f"second half it sat still (median change {change:.2%} a step, fresh gradients move >= 3 %) "
                     f"while the loss moved {moves:.0%} a step")}

@@ -113,8 +113,8 @@ class Weights(Record):
         self.prev = None
 
     def release(self):
-        # the copy of every weight is the size of the model: an instrument that ran out of
-        # memory left it held, and the script's own backward() then failed for want of it
+        # the copy of every weight is the size of the model: not to be held past an instrument
+        # that ran out of memory
         self.prev = None
         self._copy.release()
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ...findings import Fix
+from ...frozen import frozen_numel
 from .. import loss_rules
 from ..causes import lr_exploded, lr_from_update_ratio, training_stalled
 from ..dropout import strong_dropouts
@@ -21,8 +22,7 @@ MOSTLY_FROZEN = 0.5   # share of the parameters' elements frozen at watch()
 
 def frozen_share(ctx) -> float:
     total = sum(ctx.param_numel.values())
-    frozen = sum(ctx.param_numel.get(n, 0) for n in ctx.frozen_params or ())
-    return frozen / total if total else 0.0
+    return frozen_numel(ctx.sig.meta, ctx.sig.params) / total if total else 0.0
 
 
 THROWN_AROUND = {"loss_spikes": "spikes", "loss_oscillation": "oscillates"}

@@ -43,8 +43,7 @@ def _accumulating(ctx):
         return None
     return Finding(
         symptom="exploding_gradients", severity="warning",
-        title=(f"the gradient norm grows {'linearly with the step' if acc['r2'] is not None else 'almost without a dip, then stops'}: "
-               f"{acc['early']:.3g} -> {acc['late']:.3g}"),
+        title=f"the gradient norm grows {acc['shape']}: {acc['early']:.3g} -> {acc['late']:.3g}",
         first_step=acc["first_step"], last_step=acc["last_step"], facts={"accumulating": True},
         evidence=[Evidence(
             series=SYS_GRAD_NORM, threshold=5.0,

@@ -11,7 +11,7 @@ from ...findings import Evidence, Finding
 from .. import loss_rules
 from ..causes import loss_setup_evidence, lr_exploded, lr_from_update_ratio, stale_logged_loss, training_stalled
 from ..context import MIN_LOSS_POINTS
-from ..series import finite_prefix, fmt
+from ..series import finite_prefix, fmt, tail_level
 from ..signals import main_loss
 from ..spec import SymptomSpec
 
@@ -75,7 +75,7 @@ def labels_unlearnable(s, f, ctx) -> None:
     v = np.asarray(main[2], dtype=np.float64)
     v = v[np.isfinite(v)]
     chance = math.log(classes)
-    if not v.size or abs(float(np.median(v[-max(3, v.size // 10):])) - chance) > 0.1 * chance:
+    if not v.size or abs(tail_level(v) - chance) > 0.1 * chance:
         return
     s.boost("label_noise", 0.7, f"the weights moved at a normal rate (update/weight ratio {ctx.update_ratio:.2g}) but "
                                 f"the loss stayed at chance, ln({classes}) = {chance:.3g}: do the labels match the inputs "
