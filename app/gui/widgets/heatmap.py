@@ -32,6 +32,13 @@ MAX_SERIES = 12          # selected layers plotted under the map (the legend cou
 LEGEND_CHARS = 32        # a layer's name in that plot's legend (its tooltip has them whole)
 LABEL_PITCH_PX = 18     # a layer label needs this much height, or the labels print over each other
 ZERO_RGBA = (189, 189, 189, 255)   # cells exactly 0 on a log scale: grey, outside viridis
+# NaN/Inf cells: magenta, as in the report (app/report/svgplot.NONFINITE_CELL, #ff00ff), outside
+# viridis; left blank they read as "not recorded" (the NaN from step 150 on looked like no data).
+NONFINITE_RGBA = (255, 0, 255, 255)
+NONFINITE_NOTE = "magenta: NaN/Inf"
+ZERO_NOTE = "grey cells: exactly 0"
+FRACTION_LEVELS = (0.0, 1.0)       # fractions (dead, <= 0, saturated): 1 is always the bright end
+FRACTION_TICKS = [(0.0, "0"), (0.5, "0.5"), (1.0, "1")]
 NO_LAYER_STATS = ("This run has no per-layer statistics (no layer records yet, or only scalars were "
                   "logged: call rec.watch(model, optimizer) to record gradients, weights and activations).")
 
@@ -62,6 +69,36 @@ def legend_html(names, more: int) -> str:
     return " &nbsp; ".join(items)
 
 
+def is_fraction(stat: str) -> bool:
+    """The statistic lies in [0, 1] (its spec says ``fraction=True``): dead, <= 0, saturated."""
+    spec = vocab.LAYER_STAT_SPECS.get(stat)
+    return bool(getattr(spec, "fraction", False))
+
+
+def colour_scale(overview, stat: str, is_log: bool):
+    """``(levels, ticks)`` of a map of ``stat`` whose whole-run overview is ``overview``.
+
+    Fractions are on 0..1 whatever the data (scaled to its range, 100 % dead everywhere was the
+    bottom colour of viridis, "healthy"), with 0, 0.5 and 1 labelled. A constant map gets a
+    range around its value and that value labelled (its collapsed range had no tick at all).
+    ``ticks`` None: the colour bar's own."""
+    if is_fraction(stat):
+        return FRACTION_LEVELS, [FRACTION_TICKS, []]
+    if is_log:    # a few far-out cells must not wash the rest out
+        levels = robust_levels(log_levels(overview)[0])
+    else:
+        levels = finite_levels(overview, symmetric=stat == "act_mean")
+    lo, hi = levels
+    finite = np.asarray(overview, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if finite.size and float(finite.max() - finite.min()) <= 1e-9 * max(1.0, abs(float(finite.max()))):
+        value = float(finite[0])
+        half = abs(value) * 0.5 or 0.5
+        lo, hi = value - half, value + half
+        return (lo, hi), [[(value, f"{value:.4g}")], [(lo, f"{lo:.3g}"), (hi, f"{hi:.3g}")]]
+    return (lo, hi), None
+
+
 def hover_text(name: str, first: int, last: int, value: float) -> str:
     return f"<b>{rich(name)}</b> &nbsp; {steps_text(first, last, ' (max)')} &nbsp; = <b>{value:.4g}</b>"
 
@@ -74,6 +111,8 @@ class HeatmapPanel(LazyPanel):
         self.source: LayerStatSource | None = None
         self.is_log = False
         self.zero_note = ""           # "grey cells: exactly 0" under a log-scale map with zeros
+        self.nonfinite_note = ""      # "magenta: NaN/Inf" under a map with NaN/Inf cells shown
+        self._caption = ""            # the series plot's title, before those notes
         self.buckets = (np.empty(0), np.empty(0))   # first / last step of each shown column
         self.shown = np.empty((0, 0))                # the raw (not log) values shown, [layers, buckets]
         self.layer_curves: list = []
@@ -102,6 +141,10 @@ class HeatmapPanel(LazyPanel):
         self.zero_image = pg.ImageItem(axisOrder="row-major")
         self.zero_image.setZValue(self.image.zValue() + 1)
         self.plot.addItem(self.zero_image)
+        # NaN/Inf cells: magenta, by this layer on top (the colour map has no colour for them).
+        self.nonfinite_image = pg.ImageItem(axisOrder="row-major")
+        self.nonfinite_image.setZValue(self.image.zValue() + 2)
+        self.plot.addItem(self.nonfinite_image)
         self.series_plot = self.canvas.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom"),
                                                                           "left": LogFitAxis("left")})
         self.series_plot.setXLink(self.plot)
@@ -214,7 +257,7 @@ class HeatmapPanel(LazyPanel):
         if not self.is_log:
             return label
         # said under the map, not on the colour bar: its label was cut at 800x600
-        self.zero_note = "grey cells: exactly 0" if np.any(np.asarray(src.overview) == 0) else ""
+        self.zero_note = ZERO_NOTE if np.any(np.asarray(src.overview) == 0) else ""
         return f"log10 {label}"
 
     def say(self, text: str, error: bool = False) -> None:
@@ -234,6 +277,8 @@ class HeatmapPanel(LazyPanel):
         self.source = None
         self.image.clear()
         self.zero_image.clear()
+        self.nonfinite_image.clear()
+        self.nonfinite_note = ""
         self.shown = np.empty((0, 0))
         self.buckets = (np.empty(0), np.empty(0))
         self._show_selected_layers([])
@@ -264,6 +309,7 @@ class HeatmapPanel(LazyPanel):
         if src is None or src.n_rows == 0 or self._wanted is None:
             self.image.clear()
             self.zero_image.clear()
+            self.nonfinite_image.clear()
             return
         vb = self.plot.getViewBox()
         if vb.autoRangeEnabled()[0] or self.view.step_range is None and self.shown.size == 0:
@@ -287,19 +333,20 @@ class HeatmapPanel(LazyPanel):
         if not len(first):
             self.image.clear()
             self.zero_image.clear()
+            self.nonfinite_image.clear()
             return
-        disp = np.log10(np.where(img > 0, img, np.nan)) if self.is_log else np.asarray(img, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disp = np.log10(np.where(img > 0, img, np.nan)) if self.is_log else np.asarray(img, dtype=np.float64)
         # Levels from the whole-run overview: colours keep their meaning while zooming.
-        levels = src.levels_cache.get(self.is_log)
-        if levels is None:
-            if self.is_log:    # a few far-out cells must not wash the rest out
-                levels = robust_levels(log_levels(src.overview)[0])
-            else:
-                levels = finite_levels(src.overview, symmetric=src.stat == "act_mean")
-            src.levels_cache[self.is_log] = levels
+        scale = src.levels_cache.get(self.is_log)
+        if scale is None:
+            scale = src.levels_cache[self.is_log] = colour_scale(src.overview, src.stat, self.is_log)
+        levels, ticks = scale
         self.image.setImage(np.ascontiguousarray(disp, dtype=np.float32), autoLevels=False)
         self.colorbar.setLevels(levels)
+        self.colorbar.axis.setTicks(ticks)
         self._draw_zeros(img)
+        self._draw_nonfinite(img)
         x0 = float(first[0])
         step = float(last[-1] - first[0] + 1) / max(1, len(first))
         x1 = float(last[-1]) + max(1.0, step) if len(first) > 1 else x0 + 1.0
@@ -308,6 +355,7 @@ class HeatmapPanel(LazyPanel):
             rect = QRectF(x0, 0.0, x1 - x0, float(len(src.layers)))
             self.image.setRect(rect)
             self.zero_image.setRect(rect)
+            self.nonfinite_image.setRect(rect)
         finally:
             self._syncing = False
 
@@ -320,6 +368,30 @@ class HeatmapPanel(LazyPanel):
         rgba = np.zeros(zero.shape + (4,), dtype=np.uint8)
         rgba[zero] = ZERO_RGBA
         self.zero_image.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def _draw_nonfinite(self, img) -> None:
+        """Magenta where a cell is NaN or Inf (the report's colour), and say so in the caption."""
+        bad = ~np.isfinite(np.asarray(img, dtype=np.float64))
+        note = NONFINITE_NOTE if bad.any() else ""
+        if note != self.nonfinite_note:
+            self.nonfinite_note = note
+            self._show_caption()
+        if not bad.any():
+            self.nonfinite_image.clear()
+            return
+        rgba = np.zeros(bad.shape + (4,), dtype=np.uint8)
+        rgba[bad] = NONFINITE_RGBA
+        self.nonfinite_image.setImage(rgba, autoLevels=False, levels=(0, 255))
+
+    def _show_caption(self, caption: str | None = None) -> None:
+        """The line under the map (the series plot's title) with the colour notes after it."""
+        if caption is not None:
+            self._caption = caption
+        if not self._caption:
+            return
+        notes = [n for n in (self.zero_note if self.is_log else "", self.nonfinite_note) if n]
+        note = f" ({'; '.join(notes)})" if notes else ""
+        self.series_plot.setTitle(self._caption + note, size="8pt", color="#555")
 
     def _on_combo(self, i: int) -> None:
         stat = self.stat_combo.itemData(i)
@@ -394,9 +466,8 @@ class HeatmapPanel(LazyPanel):
         self.series_plot.showAxis("bottom", bool(rows))
         if src is None:
             return
-        note = f" ({self.zero_note})" if self.is_log and self.zero_note else ""
-        self.series_plot.setTitle(f"{rich(vocab.stat_label(src.stat))} of selected layers{note}" if rows
-                                  else f"click a cell to plot that layer{note}", size="8pt", color="#555")
+        self._show_caption(f"{rich(vocab.stat_label(src.stat))} of selected layers" if rows
+                           else "click a cell to plot that layer")
         if rows:   # full-resolution columns: read from the file in the background
             self.read("columns", self._wanted, lambda: [src.column(r) for r in rows],
                       lambda columns: self.source is src and self._plot_columns(src, columns),
@@ -409,8 +480,8 @@ class HeatmapPanel(LazyPanel):
             self.series_plot.setMaximumHeight(28)
             self.series_plot.showAxis("left", False)
             self.series_plot.showAxis("bottom", False)
-            self.series_plot.setTitle(f"{rich(vocab.stat_label(src.stat))} of selected layers: never recorded "
-                                      "(no value at any step)", size="8pt", color="#555")
+            self._show_caption(f"{rich(vocab.stat_label(src.stat))} of selected layers: never recorded "
+                               "(no value at any step)")
             self._show_legend([], 0)
             return
         for k, (steps, values) in enumerate(columns):
