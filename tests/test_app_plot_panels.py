@@ -62,9 +62,12 @@ def test_ticking_a_metric_adds_one_plot_and_keeps_the_others(window, five_metric
         assert window.scalars.plots[metric] is plots[metric]
     assert ("train/loss", window.runs.runs()[0].key) not in window.scalars.curves
     assert window.view.step_range == pytest.approx((100, 400))
-    # Only the bottom plot shows the step values; a zoom of the new top plot is the model's range.
+    # Every plot shows its step values, the axis title is under the bottom one only (trial14 M1);
+    # a zoom of the new top plot is the model's range.
     shown = [p.getAxis("bottom").style["showValues"] for p in window.scalars.plots.values()]
-    assert shown == [False, False, True]
+    assert shown == [True, True, True]
+    titled = [p.getAxis("bottom").label.isVisible() for p in window.scalars.plots.values()]
+    assert titled == [False, False, True]
     window.scalars.plots["val/loss"].setXRange(200, 300, padding=0)
     qtbot.waitUntil(lambda: window.view.step_range == pytest.approx((200, 300)), timeout=WAIT_MS)
     for plot in window.scalars.plots.values():

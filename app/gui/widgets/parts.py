@@ -1,7 +1,9 @@
 """Pieces the layer panels (heatmap, distributions) build their canvases from."""
 from __future__ import annotations
 
+import copy
 import math
+from datetime import datetime
 
 import numpy as np
 import pyqtgraph as pg
@@ -34,6 +36,118 @@ class StepAxis(pg.AxisItem):
 
     def tickSpacing(self, minVal, maxVal, size):
         return [(max(spacing, 1.0), offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size)]
+
+
+def _decimals(spacing: float) -> int:
+    """Digits after the point that tell ticks ``spacing`` seconds apart from each other."""
+    if spacing >= 1 or spacing <= 0:
+        return 0
+    return min(6, int(np.ceil(-np.log10(spacing) - 1e-3)))   # 0.0999999 apart: one decimal
+
+
+def tick_spacing(values, spacing: float) -> float:
+    """The step that writes every tick of ``values`` exactly (0.25 s apart: 0.01, so 17.75 is
+    not written 17.8), at least ``spacing``'s own digits, at most milliseconds."""
+    v = np.asarray(values, dtype=np.float64)
+    d = _decimals(spacing)
+    if v.size:
+        frac = v - np.floor(v)
+        d = next((k for k in range(0, 4) if np.all(np.abs(frac * 10.0 ** k - np.round(frac * 10.0 ** k)) < 1e-3)), 3)
+    return 10.0 ** -d if d else max(1.0, spacing)
+
+
+def clock_text(t: float, spacing: float, utc_offset=None) -> str:
+    """A wall-clock tick: HH:MM:SS, with as many decimals of the second as ``spacing`` needs
+    ("13:05:17.8", not the float noise "17.799"); ticks a day or more apart are dates. Local
+    time, or ``utc_offset`` seconds west of UTC (pyqtgraph's DateAxisItem convention)."""
+    from pyqtgraph.graphicsItems.DateAxisItem import adjustTimestampToPreferredUtcOffset, utcfromtimestamp
+
+    d = _decimals(spacing)
+    t = round(float(t), d)
+    when = (datetime.fromtimestamp(t) if utc_offset is None
+            else utcfromtimestamp(adjustTimestampToPreferredUtcOffset(t, utc_offset)))
+    if spacing >= 86400:
+        return when.strftime("%Y-%m-%d")
+    text = when.strftime("%H:%M:%S")
+    if d:
+        text += f"{round(when.microsecond / 1e6, d):.{d}f}"[1:]
+    return text
+
+
+def duration_text(seconds: float, spacing: float) -> str:
+    """A time-since-start tick: "0.5 s", "42 s" below a minute apart, else "1:30" (m:ss) or
+    "2:05:00" (h:mm:ss); never an SI factor on the axis title."""
+    if spacing < 60:
+        d = _decimals(spacing)
+        return f"{round(seconds, d):.{d}f} s"
+    total = int(round(seconds))
+    sign, total = ("-" if total < 0 else ""), abs(total)
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{sign}{h}:{m:02d}:{sec:02d}" if h else f"{sign}{m}:{sec:02d}"
+
+
+class WallTimeAxis(pg.DateAxisItem):
+    """Wall-clock x axis: pyqtgraph's tick placement, labels HH:MM:SS[.s] (its sub-second zoom
+    printed "17.300 ... 17.799": seconds of the minute with float noise, no hour or minute)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Tick spacing follows each zoom level's example label: ours are longer (13:05:17.8, not
+        # 17.8), and with its short examples the ticks were too close to be drawn at all.
+        levels = {}
+        for spacing, level in self.zoomLevels.items():
+            finest = min(spec.spacing for spec in level.tickSpecs)
+            level = copy.copy(level)
+            level.exampleText = "00:00:00.0" if finest < 1 else "00:00:00" if finest < 86400 else "0000-00-00"
+            levels[spacing] = level
+        self.zoomLevels = levels
+
+    def setZoomLevelForDensity(self, density):
+        super().setZoomLevelForDensity(density)
+        # Room between labels: pyqtgraph draws no tick text at all when the labels would fill
+        # more than 80 % of the axis (its textFillLimits), and it spaces them just apart.
+        self.minSpacing *= 1.3
+
+    def tickStrings(self, values, scale, spacing):
+        # pyqtgraph passes its zoom level's spacing (0.001 for ticks 0.1 s apart): the decimals
+        # come from the ticks themselves
+        gaps = np.diff(np.asarray(values, dtype=np.float64))
+        gaps = gaps[gaps > 0]
+        spacing = tick_spacing(values, float(gaps.min()) if gaps.size else spacing)
+        try:
+            return [clock_text(v, spacing, self.utcOffset) for v in values]
+        except (OverflowError, ValueError, OSError):
+            return super().tickStrings(values, scale, spacing)
+
+
+TIME_SPACINGS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+TIME_TICK_PX = 80          # a relative-time tick label needs about this much width
+
+
+class RelativeTimeAxis(pg.AxisItem):
+    """Time since the run started: ticks in seconds ("0.5 s") or m:ss / h:mm:ss at round
+    minutes and hours, and no SI prefix ("time since start (s) (x0.001)" was on screen)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.enableAutoSIPrefix(False)
+
+    def tickSpacing(self, minVal, maxVal, size):
+        span = maxVal - minVal
+        if span <= 0 or span < 120:
+            return super().tickSpacing(minVal, maxVal, size)
+        want = span / max(1.0, size / TIME_TICK_PX)
+        major = next((s for s in TIME_SPACINGS if s >= want), None)
+        if major is None:
+            return super().tickSpacing(minVal, maxVal, size)
+        minor = max([s for s in TIME_SPACINGS if s < major and major % s == 0], default=major)
+        return [(float(major), 0.0), (float(minor), 0.0)]
+
+    def tickStrings(self, values, scale, spacing):
+        if self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [duration_text(v, tick_spacing(values, spacing) if spacing < 60 else spacing) for v in values]
 
 
 class LogFitAxis(pg.AxisItem):

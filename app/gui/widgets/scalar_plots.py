@@ -22,15 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ...run_table import better
 from ..model import X_MODES
-from ..plain_text import rich, shown
+from ..plain_text import rich, shown, tip
 from ..run_io import ReaderBusy
 from .curve import BUILD_BLOCK_ROWS, SHORT_SERIES, Curve, build_envelopes
 from .flat_view import FlatAwareViewBox
-from .parts import LogFitAxis, StepAxis, elide, shrinkable
+from .parts import LogFitAxis, RelativeTimeAxis, StepAxis, WallTimeAxis, elide, shrinkable
 from .rank_band import RankBands
 
-X_LABELS = {"step": "step", "wall": "wall time", "relative": "time since start (s)"}
+# The time axes' ticks carry their units (13:05:17, "0.5 s", "1:30"): no "(s) (x0.001)" title.
+X_LABELS = {"step": "step", "wall": "wall time (local)", "relative": "time since start"}
 HIGHLIGHT_BRUSH = (255, 200, 0, 60)
 MARK_COLOR = (200, 110, 0, 200)      # the evidence's steps inside the highlight: a darker amber
 TRIM_AFTER_ROWS = 1_000_000   # rows read (~30 MB of transient arrays) before freed memory is trimmed
@@ -43,6 +45,8 @@ X_AXIS_HEIGHT = 45          # the bottom plot's step labels and axis title
 
 NOTE_COLOR = "#C62828"
 READOUT_NAME_CHARS = 24    # a run's name in the crosshair readout (the run list has the whole)
+READOUT_LINES = 2          # the readout's fixed height, in lines: it never pushes the plots down
+READOUT_RUNS = 6           # runs listed in it at one step, best first; "… N more" for the rest
 ENDED_FRACTION = 0.01      # the cursor this far (of the x extent) past a curve's end: it has ended
 
 
@@ -156,10 +160,14 @@ class ScalarPlotPanel(QWidget):
         self.readout = shrinkable(QLabel(" "))
         self.readout.setTextFormat(Qt.RichText)
         self.readout.setWordWrap(True)    # two runs x three metrics do not fit one line: it was cut
-        self.readout.setMinimumHeight(18)
+        self.readout.setAlignment(Qt.AlignLeft | Qt.AlignTop)
+        # A fixed height: 12 runs x 4 metrics grew it into a 12-line paragraph that pushed the
+        # plots down (and their x axis out of view), jumping as the mouse moved.
+        self.readout.setFixedHeight(READOUT_LINES * self.readout.fontMetrics().lineSpacing() + 4)
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.setBackground("w")
-        self.empty_label = QLabel("Open a run (File > Open or drop a file here) and pick metrics on the left.")
+        self.empty_label = QLabel("Open a run (File > Open, Open folder, or drop files or a folder here) "
+                                 "and pick metrics on the left.")
         self.empty_label.setAlignment(Qt.AlignCenter)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -287,8 +295,8 @@ class ScalarPlotPanel(QWidget):
 
     def _x_axis(self) -> pg.AxisItem:
         mode = self.view.x_mode
-        return (pg.DateAxisItem() if mode == "wall" else StepAxis("bottom") if mode == "step"
-                else pg.AxisItem("bottom"))
+        return (WallTimeAxis() if mode == "wall" else StepAxis("bottom") if mode == "step"
+                else RelativeTimeAxis("bottom"))
 
     def _drop_plot(self, metric: str) -> None:
         """Take ``metric``'s plot and its curves away."""
@@ -344,10 +352,12 @@ class ScalarPlotPanel(QWidget):
         first.getViewBox().sigXRangeChanged.connect(self._on_user_range)
 
     def _style_bottom(self, plot, last: bool) -> None:
-        """Only the bottom plot shows step values and the axis title (the x axes are linked)."""
+        """Every plot shows its x values (only the bottom one had them: when the plots overflowed
+        the scroll area, or a finding zoomed to steps 145-165, no step number was in view); the
+        axis title is under the bottom plot only (the x axes are linked)."""
         axis = plot.getAxis("bottom")
-        if axis.style["showValues"] != last:
-            axis.setStyle(showValues=last)
+        if not axis.style["showValues"]:
+            axis.setStyle(showValues=True)
         if last:
             plot.setLabel("bottom", X_LABELS[self.view.x_mode])
         elif axis.label.isVisible():
@@ -719,42 +729,77 @@ class ScalarPlotPanel(QWidget):
             vb = plot.getViewBox()
             if vb.sceneBoundingRect().contains(pos):
                 x = vb.mapSceneToView(pos).x()
-                self.show_crosshair(x)
+                self.show_crosshair(x, metric)
                 return
 
-    def show_crosshair(self, x: float) -> str:
-        """Move the crosshair to ``x`` (plot units) and show exact values; returns the text."""
+    def show_crosshair(self, x: float, metric: str | None = None) -> str:
+        """Move the crosshair to ``x`` (plot units) and show exact values; returns the text.
+
+        One run: every plotted metric's value. Several runs: the values of ``metric`` (the plot
+        under the mouse; the top plot without one), sorted best first (by the metric's name:
+        lowest loss, highest accuracy; else highest first), at most READOUT_RUNS of them and
+        "… N more"; the whole list is the readout's tooltip. The readout keeps its height."""
         for line in self.vlines:
             line.setPos(x)
             line.setVisible(True)
-        parts = []
-        step_txt = None
         n_runs = len({key for _, key in self.curves})
-        for metric in self.plots:
-            vals = []
+        several = n_runs > 1
+        if several:
+            shown_metrics = [metric if metric in self.plots else next(iter(self.plots), None)]
+        else:
+            shown_metrics = list(self.plots)
+        step_txt = None
+        parts, tips = [], []
+        for name in shown_metrics:
+            rows = []     # (rank key, html, plain text)
             for (m, key), curve in self.curves.items():
-                if m != metric:
+                if m != name:
                     continue
                 hit = curve.value_at(x)
                 if hit is None:
                     continue
                 step, raw, smooth = hit
-                if self._ended_before(curve, x):     # far past its last step: not a current value
+                ended = self._ended_before(curve, x)
+                if ended:     # far past its last step: not a current value
                     txt = f"<span style='color:#777'>ended at step {step} ({raw:.4g})</span>"
+                    plain = f"ended at step {step} ({raw:.4g})"
                 else:
                     step_txt = step_txt or f"step {step}"
-                    txt = f"{raw:.6g}"
+                    txt = plain = f"{raw:.6g}"
                     if f"step {step}" != step_txt:   # a sparser metric's nearest point is elsewhere: say where
                         txt += f" <span style='color:#777'>@ step {step}</span>"
+                        plain += f" @ step {step}"
                     if curve.env.weight > 0 and smooth is not None:   # the weight it is drawn with
                         txt += f" <span style='color:#777'>(ema&nbsp;{smooth:.4g})</span>"
-                name = f"{rich(elide(shown(curve.entry.name), READOUT_NAME_CHARS))} " if n_runs > 1 else ""
-                vals.append(f"<span style='color:{curve.entry.color}'>&#9632;</span>&nbsp;{name}{txt}")
-            if vals:
-                parts.append(f"<b>{rich(metric)}</b> " + ", ".join(vals))
+                        plain += f" (ema {smooth:.4g})"
+                label = f"{rich(elide(shown(curve.entry.name), READOUT_NAME_CHARS))} " if several else ""
+                rows.append((self._rank_key(name, raw, ended),
+                             f"<span style='color:{curve.entry.color}'>&#9632;</span>&nbsp;{label}{txt}",
+                             f"{shown(curve.entry.name)}: {plain}"))
+            if not rows:
+                continue
+            if several:
+                rows.sort(key=lambda r: r[0])
+                order = {"min": " (lowest first)", "max": " (highest first)"}.get(better(name), " (highest first)")
+                vals = [html_ for _, html_, _ in rows[:READOUT_RUNS]]
+                if len(rows) > READOUT_RUNS:
+                    vals.append(f"<span style='color:#777'>… {len(rows) - READOUT_RUNS} more</span>")
+                parts.append(f"<b>{rich(name)}</b><span style='color:#777'>{order}</span> " + ", ".join(vals))
+                tips.append(f"{name}{order}:\n" + "\n".join(f"  {p}" for _, _, p in rows))
+            else:
+                parts.append(f"<b>{rich(name)}</b> " + ", ".join(h for _, h, _ in rows))
         text = (f"<b>{step_txt}</b> &nbsp; " if step_txt else "") + " &nbsp;| ".join(parts)
         self.readout.setText(text or " ")
+        self.readout.setToolTip(tip("\n".join(([step_txt] if step_txt else []) + tips)) if tips else "")
         return self.readout.text()
+
+    @staticmethod
+    def _rank_key(metric: str, value: float, ended: bool) -> tuple:
+        """Sort key of a run's value in the readout: current finite values best first, then the
+        runs that ended, then NaN/Inf."""
+        finite = bool(np.isfinite(value))
+        v = float(value) if finite else 0.0
+        return (ended, not finite, v if better(metric) == "min" else -v)
 
     def _ended_before(self, curve, x: float) -> bool:
         """``x`` lies well past ``curve``'s last point (a run that stopped at step 599 read as
