@@ -13,6 +13,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..fd_budget import runs_that_fit
+from ..run_paths import expand_runs, run_file
+from ..tensorboard_runs import is_tensorboard
 from ..vocab import NEUTRAL_COLOR, STATE_COLORS
 from .live import LiveTail
 from .plain_text import plain, shown, tip
@@ -183,6 +185,7 @@ class MainWindow(QMainWindow):
         mb = self.menuBar()
         f = mb.addMenu("&File")
         self._action(f, "&Open run…", self.open_dialog, QKeySequence.Open)
+        self._action(f, "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+D")
         self._action(f, "Open re&mote…", self.open_remote_dialog, "Ctrl+Shift+O")
         self.recent_menu = f.addMenu("Open &recent")
         self._action(f, "&Close run", self.close_current, "Ctrl+W")
@@ -237,6 +240,38 @@ class MainWindow(QMainWindow):
         paths, _ = QFileDialog.getOpenFileNames(self, "Open trainspect runs", "", RUN_FILTER)
         self.open_paths(paths)
 
+    def open_folder_dialog(self) -> None:
+        """A folder of runs (a sweep), or a TensorBoard log directory, like ``trainspect open DIR``."""
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of trainspect runs or TensorBoard logs")
+        if folder:
+            self.open_paths([folder])
+
+    def expand_folders(self, paths) -> list[str]:
+        """``paths`` with each local folder replaced by the runs in it, as ``trainspect open DIR``
+        does (run_paths.expand_runs: its ``*.h5`` files, else the TensorBoard runs below it).
+        A folder was opened as a file ("sweep: is a directory, not a run file"). TensorBoard
+        logs are converted on a background reader and open when converted; a folder with
+        nothing to open is reported in the banner."""
+        out = []
+        for p in paths:
+            if remote.is_remote(p) or not (Path(p).is_dir() or is_tensorboard(p)):
+                out.append(p)
+                continue
+            found = expand_runs([p]) if Path(p).is_dir() else [p]
+            if not found:
+                self.runs.errorOccurred.emit(p, f"{p}: no run files (*.h5) or TensorBoard logs in this folder")
+            for f in found:
+                if Path(f).suffix == ".h5" and Path(f).is_file():
+                    out.append(f)
+                else:
+                    self._convert_tensorboard(f)
+        return out
+
+    def _convert_tensorboard(self, path: str) -> None:
+        self.statusBar().showMessage(f"converting TensorBoard logs {path}…", 10000)
+        self.runs.io.submit(lambda: run_file(path), lambda converted: self.open_paths([converted]),
+                            lambda exc: self.runs.errorOccurred.emit(path, str(exc)))
+
     def open_remote_dialog(self) -> None:
         dialog = OpenRemoteDialog(self.settings, self)
         if dialog.exec():
@@ -249,7 +284,7 @@ class MainWindow(QMainWindow):
         (the banner names the file), when its read comes back. The window never waits.
         ssh:// URLs go to RemoteRuns (their mirror opens here once it has data); a rank-k file
         whose rank 0 is opened too is read through rank 0's run (the Ranks tab)."""
-        paths = fold_rank_paths([str(p) for p in paths])
+        paths = fold_rank_paths(self.expand_folders([str(p) for p in paths]))
         for url in (p for p in paths if remote.is_remote(p)):
             self.remote.open(url)
         local = [p for p in paths if not remote.is_remote(p)]

@@ -24,9 +24,10 @@ RAW_PEN = (31, 119, 180, 90)
 SMOOTH_PEN = (31, 119, 180)
 SUGGESTED_PEN = (46, 125, 50)
 MIN_LOSS_PEN = (120, 120, 120)
-NO_SWEEP = ("no LR range test open. Run one on your model, then open its file beside your run:<br>"
-            "<code>from trainspect import lr_range_test<br>"
-            "result = lr_range_test(model, optimizer, batches, train_step, 'lr_sweep.h5')</code>")
+# Plain text (the message label shows text as typed: its <br><code> tags were on screen).
+NO_SWEEP = ("no LR range test open. Run one on your model, then open its file beside your run:\n\n"
+            "from trainspect import lr_range_test\n"
+            "result = lr_range_test(model, optimizer, batches, train_step, 'lr_sweep.h5')")
 
 
 def sweep_entry(runs):
