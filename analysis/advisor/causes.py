@@ -241,9 +241,11 @@ def _optimizer_fixes(fixes, finding, ctx):
         return [Fix("optimizer_on_model", "build the optimizer from this model's parameters "
                                           "(torch.optim.X(model.parameters(), ...)): it holds none of them (made from a "
                                           "copy of the model, or another model?)"), *fixes]
-    if ctx.grads_accumulate and not left_out:
+    if ctx.accumulating and not left_out:
         return [Fix("zero_grad", "call optimizer.zero_grad() once per step, before backward(): the gradients "
-                                 "accumulate across steps"), *fixes]
+                                 "accumulate across steps" if ctx.optimizer else
+                                 "after each update, clear every parameter's gradient (p.grad = None, or "
+                                 "model.zero_grad()): the gradients accumulate across steps"), *fixes]
     return list(fixes)
 
 
@@ -578,6 +580,12 @@ def evidence_for_every_symptom(s: Scores, finding: Finding, ctx: Context) -> Non
 def gradients_accumulate(s: Scores, finding: Finding, ctx: Context) -> None:
     """After the symptom's own adjustment: gradients that accumulate explain the large updates too."""
     acc = ctx.grads_accumulate
+    if ctx.gradients_carried and finding.symptom in GRADIENT_DRIVEN:
+        c = ctx.grads_carried
+        s.boost("optimizer_setup", 0.97, f"measured: {c['carried']} of {c['updates']} updates used a gradient that "
+                                         "still held the previous update's (never reset to None or zero)")
+        s.damp("lr_too_high", 0.5)
+        return
     if acc and finding.symptom in GRADIENT_DRIVEN:
         s.boost("optimizer_setup", 0.95, f"the gradient norm grows {acc['shape']} ({acc['early']:.3g} -> "
                                          f"{acc['late']:.3g}): gradients accumulate across steps; "
@@ -595,7 +603,7 @@ def holds_none(ctx) -> bool:
 
 
 # Symptoms that accumulating gradients (a missing zero_grad) produce.
-GRADIENT_DRIVEN = {"nan_inf", "divergence", "loss_oscillation", "loss_spikes", "no_progress", "early_plateau",
+GRADIENT_DRIVEN = {"gradients_not_cleared", "nan_inf", "divergence", "loss_oscillation", "loss_spikes", "no_progress", "early_plateau",
                    "exploding_gradients", "dead_units", "slow_convergence"}
 
 
@@ -685,7 +693,8 @@ FIRST_FIX_CONFIRMS = {
     "check_lr_schedule": lambda f, ctx: "plot sys/lr against the step, fix the schedule and re-run: the {what} "
                                         "should not appear",
     "output_activation": lambda f, ctx: "remove the output activation and re-run: the {what} should go away",
-    "zero_grad": lambda f, ctx: "call optimizer.zero_grad() before each backward() and re-run: the gradient norm "
+    "zero_grad": lambda f, ctx: ("call optimizer.zero_grad() before each backward()" if ctx.optimizer else
+                                 "clear the gradients after each update") + " and re-run: the gradient norm "
                                 "should stop growing with the step",
 }
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from trainspect.recorder.format import (SYS_GRAD_NORM, SYS_GRAD_NORM_POST_CLIP, SYS_INPUT_MAX, SYS_INPUT_MEAN,
-                                        SYS_INPUT_STD, SYS_LR, SYS_STEP_TIME, SYS_AMP_SKIPPED, SYS_LOSS_SCALE,
+from trainspect.recorder.format import (SYS_GRAD_CARRIED, SYS_GRAD_NORM, SYS_GRAD_NORM_POST_CLIP, SYS_INPUT_MAX,
+                                        SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_LR, SYS_STEP_TIME, SYS_AMP_SKIPPED, SYS_LOSS_SCALE,
                                         SYS_INSTRUMENTS_OFF)
 
 from ..frozen import frozen_param_names, unoptimized_param_names
@@ -70,6 +70,7 @@ class Context:
     n_outputs: int | None = None            # output units of the last weight matrix
     n_inputs: int | None = None             # input features of the first weight matrix (a Linear's in_features)
     grads_accumulate: dict | None = None    # the global gradient norm grows linearly: zero_grad() missing?
+    grads_carried: dict | None = None       # the recorder's direct measurement of it (sys/grad_carried)
     lr_sweep: object = None                 # analysis.lr_range.LRSweep of this model, when one is at hand
     zero_gradients: bool = False            # every gradient exactly 0 at every record: the loss ignores the weights
     weight_change: float | None = None      # total relative change of the most-updated weight matrix over the run
@@ -88,6 +89,16 @@ class Context:
     @property
     def symptoms(self) -> set:
         return set(self.found)
+
+    @property
+    def gradients_carried(self) -> bool:
+        """The recorder measured most updates using a gradient never reset since the previous one."""
+        return bool(self.grads_carried and self.grads_carried["carried_most"])
+
+    @property
+    def accumulating(self) -> bool:
+        """Gradients accumulate across steps (zero_grad() missing): measured, or read off the norm."""
+        return self.gradients_carried or bool(self.grads_accumulate)
 
     @property
     def ratio_high(self) -> bool:
@@ -222,6 +233,9 @@ def build_context(sig: Signals) -> Context:
         norms = finite_prefix(*total)
         loss = sig.train_loss[2] if sig.train_loss is not None else None
         ctx.grads_accumulate = linear_growth(*norms) or rise_then_still(*norms, loss)
+    ctx.grads_carried = _grads_carried(sig, ctx)
+    if ctx.grads_carried and not ctx.grads_carried["carried_most"]:
+        ctx.grads_accumulate = None     # measured: reset before the updates; the norm grows for another reason
     ctx.initial_output = _initial_output(sig)
     ctx.init_gain = _init_gain(sig)
     ctx.zero_gradients = _all_gradients_zero(sig)
@@ -243,6 +257,29 @@ def build_context(sig: Signals) -> Context:
         sd = sd[np.isfinite(sd)]
         ctx.degenerate_inputs = bool(sd.size and np.mean(sd == 0) >= 0.25)
     return ctx
+
+
+MIN_UPDATES_MEASURED = 3   # fewer updates with a reading of sys/grad_carried say nothing either way
+
+
+def _grads_carried(sig, ctx) -> dict | None:
+    """The recorder's reading of whether each update's gradient was reset since the previous
+    one (``sys/grad_carried``): None where it was not recorded (or for too few updates)."""
+    series = sig.scalars.get(SYS_GRAD_CARRIED)
+    if series is None:
+        return None
+    steps, values = np.asarray(series[0]), np.asarray(series[1], dtype=np.float64)
+    ok = np.isfinite(values)
+    steps, values = steps[ok], values[ok]
+    if steps.size < MIN_UPDATES_MEASURED:
+        return None
+    carried = values >= 0.5
+    n = int(carried.sum())
+    skip = (ctx.frozen_params or set()) | (ctx.unoptimized_params or set())
+    stepped = [p.name for p in sig.params if p.name not in skip]     # the recorder's probe is the last
+    return {"carried": n, "updates": int(steps.size), "carried_most": n >= MIN_UPDATES_MEASURED and n * 2 > steps.size,
+            "first": int(steps[carried][0]) if n else int(steps[0]), "last": int(steps[-1]),
+            "probe": stepped[-1] if stepped else ""}
 
 
 # A probability-style output module is an output wherever it is registered; a ReLU/Tanh module

@@ -27,6 +27,7 @@ SYMPTOM_MODULES = (
     "unnormalized_inputs",
     "frozen_layers",
     "eval_mode_training",
+    "gradients_not_cleared",
     "lost_updates",
     "weight_growth",
     "slow_convergence",

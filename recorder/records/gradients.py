@@ -32,10 +32,12 @@ class Gradients(Record):
         if watched.optimizer is not None:
             self.post_clip = tag(fmt.SYS_GRAD_NORM_POST_CLIP)
             self._arg_applied = self.arg[:3] + (self.post_clip,)
-            # Norms taken when backward() ends, before clipping edits the gradients.
-            scaler = watched.scaler
-            self.capture = BackwardCapture(watched.params, self._compute_at_backward, watched.link.failed,
-                                           scaler.scale if scaler is not None else None, watched.hooks.eager)
+        # Norms taken when backward() ends, before clipping edits the gradients, and before a
+        # hand-written update without an optimizer zeroes them ahead of log() (``w.grad.zero_()``:
+        # read at log() every gradient was 0, and the advisor said "the loss ignores the weights").
+        scaler = watched.scaler
+        self.capture = BackwardCapture(watched.params, self._compute_at_backward, watched.link.failed,
+                                       scaler.scale if scaler is not None else None, watched.hooks.eager)
 
     # ------------------------------------------------------------ moments
     def before_step(self, step, wall, closure):
@@ -84,7 +86,12 @@ class Gradients(Record):
         return [None if g is None else g._version for g in now] == versions
 
     def at_log(self, step, wall):
-        self.record(step, wall)
+        captured = self.capture.take() if self.capture is not None else None
+        self._captured = None
+        if captured is not None:        # the last backward since the previous log()
+            self.emit(captured, step, wall, self.arg)
+        else:
+            self.record(step, wall)
 
     def skipped_step(self, step, wall):
         self._captured = None

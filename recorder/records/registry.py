@@ -4,6 +4,7 @@ from __future__ import annotations
 from .activations import Activations
 from .cuda_memory import CudaMemory
 from .data_wait import DataWait
+from .grad_carried import GradCarried
 from .gradients import Gradients
 from .histograms import Histograms
 from .inputs import InputStats
@@ -17,6 +18,7 @@ RECORDS = (
     LearningRate,
     LossScale,
     Gradients,
+    GradCarried,
     Weights,
     StepTime,
     DataWait,

@@ -75,7 +75,7 @@ def settle(f, ctx):
     cut = ctx.lr_drop is not None and ctx.lr_drop >= 10 and ctx.lr_drop_step is not None \
         and f.first_step is not None and ctx.lr_drop_step <= f.first_step + max(10, 0.1 * f.first_step)
     if loud or cut or ctx.ratio_low or ctx.ratio_high or f.facts.get("exploded_then_settled") \
-            or ctx.grads_accumulate or ctx.output_activation or ctx.eps_too_large \
+            or ctx.accumulating or ctx.output_activation or ctx.eps_too_large \
             or strong_dropouts(ctx.dropout_rates):
         return True
     f.severity = "info"

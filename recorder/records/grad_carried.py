@@ -1,0 +1,120 @@
+"""Updates that used a gradient still holding the previous update's (``sys/grad_carried``):
+``zero_grad()`` missing, or a hand-written ``w -= lr * w.grad`` without ``w.grad.zero_()``.
+
+Read from the loss curve alone this looks like a too-high LR (every update adds all the earlier
+gradients again), and lowering the LR does not cure it; measured directly it is certain. One
+parameter is the probe (the last one the watched optimizer steps, usually the output bias): a
+hook that runs before each backward adds into its ``.grad`` notes whether the gradient was reset
+since the last update. ``None`` there (``zero_grad()``'s default) is read on the host for free;
+only a gradient that stayed a tensor (``zero_grad(set_to_none=False)``, ``.zero_()``, or none)
+costs a device check, ``any(grad != 0)`` on the probe, kept on the device. An update is an
+optimizer step, or without a watched optimizer an in-place change of the probe between two
+``log()`` calls (its version counter). One row per update: 1 = it still held the previous
+update's gradient, 0 = reset (to ``None``, or zeroed in place). Parameters changed through
+``.data`` are not seen as updated (their version does not move): no rows then.
+"""
+from __future__ import annotations
+
+import torch
+
+from .. import format as fmt
+from .scalar import ScalarValues
+
+
+class GradCarried(ScalarValues):
+    def __init__(self, watched, every=1):
+        super().__init__(watched, every)
+        self.tag = None               # named at the first update (none in a run without backward)
+        self.probe = _probe(watched)
+        self.handle = None
+        self._reset_seen = False      # a backward since the last update found .grad None
+        self._backwards = 0           # backwards since the last update
+        self._nonzero = None          # device bool: every backward since found .grad nonzero
+        self._host_nonzero = True     # the same, read on the host (CPU fast path)
+        self._version = None          # the probe's version at the last update (no optimizer)
+        if self.probe is not None:
+            self.handle = self.probe.register_hook(watched.hooks.eager(self._before_accumulate))
+
+    # ------------------------------------------------------------ training thread
+    def _before_accumulate(self, grad_in) -> None:
+        """The probe's gradient of this backward is about to be added into ``.grad``."""
+        self._backwards += 1
+        if self._reset_seen:
+            return
+        g = self.probe.grad
+        if g is None:
+            self._reset_seen = True
+            return
+        w = self.w
+        if not w.enabled:
+            return
+        w.guard(self._check_nonzero, g)
+
+    def _check_nonzero(self, g) -> None:
+        if g.device.type == "cpu" and self.w.cpu_fast_path:
+            self._host_nonzero = self._host_nonzero and bool(g.any())
+            return
+        nonzero = g.ne(0).any()
+        self._nonzero = nonzero if self._nonzero is None else self._nonzero & nonzero
+
+    def before_step(self, step, wall, closure):
+        if not closure:     # step(closure): its backwards run inside the step
+            self._verdict(step, wall)
+
+    def after_step(self, step, wall, closure):
+        if closure:
+            self._verdict(step, wall)
+
+    def at_log(self, step, wall):
+        probe = self.probe
+        if probe is None:
+            return
+        version = probe._version
+        if self._version is None:
+            self._version = version
+            self._start_period()
+        elif version != self._version:
+            self._version = version
+            self._verdict(step, wall)
+
+    def skipped_step(self, step, wall):
+        self._start_period()       # the scaler skipped the update: nothing used these gradients
+
+    def _verdict(self, step, wall) -> None:
+        """The update at ``step`` used the probe's gradient: was it reset since the last one?"""
+        try:
+            if self._backwards and self.w.enabled:
+                link = self.w.link
+                if self.tag is None:
+                    self.tag = link.tag(fmt.SYS_GRAD_CARRIED)
+                if self._reset_seen:
+                    link.host_value(step, self.tag, 0.0, wall)
+                elif self._nonzero is not None:
+                    self.emit(self._nonzero.to(torch.float32).reshape(()), step, wall, self.tag)
+                else:
+                    link.host_value(step, self.tag, float(self._host_nonzero), wall)
+        finally:
+            self._start_period()
+
+    def _start_period(self) -> None:
+        self._reset_seen, self._backwards = False, 0
+        self._nonzero, self._host_nonzero = None, True
+
+    def remove(self):
+        if self.handle is not None:
+            self.handle.remove()
+            self.handle = None
+
+    def release(self):
+        self._nonzero = None
+
+
+def _probe(watched):
+    """The parameter whose gradient is checked: the last trainable one the watched optimizer
+    steps (the model's last trainable one without an optimizer)."""
+    params = [p for p in watched.params if p.requires_grad and isinstance(p, torch.Tensor)]
+    opt = watched.optimizer
+    if opt is not None:
+        stepped = {id(p) for g in opt.param_groups for p in g["params"]}
+        params = [p for p in params if id(p) in stepped]
+    return params[-1] if params else None
