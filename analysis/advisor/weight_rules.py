@@ -24,6 +24,19 @@ def identical_rows(block, tol: float = 1e-3) -> bool:
     return spread <= tol * scale or scale == 0.0
 
 
+def _grew_after(name, step, weight_steps, weight_norm, param_layers) -> bool:
+    """Is ``name``'s weight norm above 0 in a weight record after ``step``?"""
+    if weight_norm is None or param_layers is None or name not in param_layers or not len(weight_steps):
+        return False
+    later = np.flatnonzero(np.asarray(weight_steps) > step)
+    if not later.size:
+        return False
+    table = as_table(weight_norm, weight_steps, param_layers)
+    last = int(later[-1])
+    value = float(np.asarray(table.read(last, last + 1), dtype=np.float64)[0, list(param_layers).index(name)])
+    return bool(np.isfinite(value) and value > 0)
+
+
 def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, weight_norm=None, param_layers=None,
                      param_numel=None, tol=1e-3, label=str) -> Finding | None:
     """Layers whose units are all identical: the symmetry is never broken by training.
@@ -47,6 +60,12 @@ def detect_symmetric(snap_steps, data, shapes, layers, *, weight_steps=None, wei
             first = data[0, s, :rows, :cols]
             if not identical_rows(first, tol) and _collapsed(first, last):
                 continue    # rows told apart at first, all ~0 now: shrunk (weight decay), not a symmetric init
+            if not np.any(last) and _grew_after(name, int(snap_steps[-1]), weight_steps, weight_norm, param_layers):
+                # All zero at the last snapshot, not zero in a later weight record: a zero init that
+                # training left (LoRA's B, a zero-initialised last layer of a residual branch). The
+                # gradient that moved it told its rows apart unless an upstream layer is symmetric too,
+                # which is found on that layer. (A 200-step LoRA run has only its step-0 snapshot.)
+                continue
             hits.append(name)
             first_steps.append(int(snap_steps[0]) if identical_rows(first, tol) else int(snap_steps[-1]))
             evidence.append(Evidence(

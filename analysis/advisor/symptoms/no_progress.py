@@ -62,7 +62,38 @@ def adjust(s, f, ctx):
         s.boost("lr_too_high", 0.85, f"update/weight ratio {ctx.update_ratio:.2g} is far above ~1e-3 (cs231n): the "
                                      "updates are too large to learn, not too small")
     training_stalled(s, ctx)
+    fell_then_stuck(s, ctx)
     labels_unlearnable(s, f, ctx)
+
+
+FELL_FIRST = 1.2      # the first loss point at least this many times the level the loss then kept
+MOVED_A_LOT = 1.0     # the most-updated weight matrix changed by its own size in all
+
+
+def fell_then_stuck(s, ctx) -> None:
+    """The loss fell in its first point(s) to a level it then kept, while the weights went on
+    changing by more than their own size: steps too large to learn more than the outputs'
+    average, not too small. T5 at 30x its LR sat at ln(10), uniform over the digits, from step 5
+    while its weights changed 6.6x in all; "raise the LR 10x" was the advice. At its working LR
+    they changed 1.4x and the loss kept falling; an AdamW run at lr 1e-4 that never got going
+    changed them 7 %."""
+    main = ctx.loss_curve()
+    if main is None or ctx.weight_change is None or ctx.weight_change < MOVED_A_LOT:
+        return
+    v = np.asarray(main[2], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < MIN_LOSS_POINTS:
+        return
+    level = tail_level(v)
+    if not (level > 0 and v[0] >= FELL_FIRST * level):
+        return
+    s.damp("lr_too_low", 0.3)
+    s.boost("lr_too_high", 0.6, f"the loss fell from {fmt(v[0])} to {fmt(level)} in its first point(s) and stayed there "
+                                f"while the weights went on changing ({ctx.weight_change:.0%} of their size in all): "
+                                "steps too large to learn more than the outputs' average, not too small")
+
+
+LABELS_TESTED = 0.5    # total relative change of the most-updated weight matrix: the model had a go at the labels
 
 
 def labels_unlearnable(s, f, ctx) -> None:
@@ -71,6 +102,11 @@ def labels_unlearnable(s, f, ctx) -> None:
     "raise the LR 10x" was the first fix."""
     classes, main = ctx.n_outputs, ctx.loss_curve()
     if not classes or classes < 2 or main is None or not ctx.updates_stayed_normal or len(ctx.found) > 1:
+        return
+    # Weights that moved a few percent in all had no chance to learn anything, labels or not: an
+    # AdamW run at lr 1e-4 stopped after 150 steps moved 7 % (its siblings at 3e-4 and up trained);
+    # shuffled labels at a working LR move them 165-184 % (peers' corpus, dd_random_labels).
+    if ctx.weight_change is None or ctx.weight_change < LABELS_TESTED:
         return
     v = np.asarray(main[2], dtype=np.float64)
     v = v[np.isfinite(v)]

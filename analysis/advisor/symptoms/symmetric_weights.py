@@ -8,6 +8,23 @@ from ._cut import shapes_of
 
 def detect(sig, ctx):
     snaps, wn = sig.snapshots, sig.layer.get("weight_norm")
+    f = _detect(sig, ctx, snaps, wn)
+    # A matrix nothing trains (frozen, or outside the watched optimizer: a LoRA B the optimizer,
+    # built before get_peft_model, never holds) keeps its init whatever it is: frozen_layers says so.
+    untrained = (ctx.frozen_params or set()) | (ctx.unoptimized_params or set())
+    if f is None or not untrained or not set(f.layers) & untrained:
+        return f
+    if set(f.layers) <= untrained:
+        return None
+    keep = [i for i, e in enumerate(f.evidence) if e.layer not in untrained]
+    f.layers = [n for n in f.layers if n not in untrained]
+    f.evidence = [f.evidence[i] for i in keep]
+    f.title = (f"symmetric weights: all units of {ctx.label(f.layers[0])} are identical"
+               + (f" (and {len(f.layers) - 1} more layer(s))" if len(f.layers) > 1 else ""))
+    return f
+
+
+def _detect(sig, ctx, snaps, wn):
     return weight_rules.detect_symmetric(
         snaps.steps if snaps is not None else [], snaps.data if snaps is not None else None,
         snaps.shapes if snaps is not None else None, snaps.layers if snaps is not None else [],
