@@ -100,12 +100,22 @@ def _fix_items(f, earlier: dict | None) -> list:
     for item in items:
         if isinstance(item, list):
             sym, nums = item
-            which = (f"fix {nums[0]}" if len(nums) == 1 else f"fixes {nums[0]}–{nums[-1]}"
-                     if nums == list(range(nums[0], nums[-1] + 1)) else "fixes " + ", ".join(map(str, nums)))
+            which = f"fix {nums[0]}" if len(nums) == 1 else "fixes " + _ranges(nums)
             out.append(("", f"same as {which} for {sym} above"))
         else:
             out.append(item)
     return out
+
+
+def _ranges(numbers) -> str:
+    """1, 2, 3, 5, 8, 9 -> "1–3, 5, 8, 9" (sorted: "fixes 4, 1, 2, 3, 8, 9, 5, 6" read as a puzzle)."""
+    nums = sorted(set(numbers))
+    parts, start = [], nums[0]
+    for prev, n in zip(nums, nums[1:] + [None]):
+        if n != prev + 1 if n is not None else True:
+            parts.append(str(start) if start == prev else f"{start}–{prev}" if prev > start + 1 else f"{start}, {prev}")
+            start = n
+    return ", ".join(parts)
 
 
 def present(f, earlier: dict | None = None) -> FindingView:

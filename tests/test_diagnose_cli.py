@@ -126,3 +126,15 @@ def test_notes_after_no_problems_found_are_announced(tmp_path, capsys):
     assert main(["diagnose", str(tmp_path / "r.h5")]) == 0
     out = capsys.readouterr().out
     assert "no problems found among what it could check; 1 note:" in out and "info  [slow_convergence]" in out
+
+
+def test_a_pointer_to_earlier_fixes_names_them_in_order_as_ranges():
+    """"same as fixes 4, 1, 2, 3, 8, 9, 5, 6 for nan_inf above" read as a puzzle (trial 14)."""
+    from types import SimpleNamespace as NS
+
+    from trainspect.app.present import _fix_items
+
+    fixes = [NS(id=f"f{k}", text=f"fix text {k}") for k in (4, 1, 2, 3, 8, 9, 5, 6)]
+    earlier = {f"f{k}": ("nan_inf", k) for k in range(1, 10)}
+    assert _fix_items(NS(fixes=fixes), earlier) == [("", "same as fixes 1–6, 8, 9 for nan_inf above")]
+    assert _fix_items(NS(fixes=fixes[1:3]), earlier) == [("", "same as fixes 1, 2 for nan_inf above")]

@@ -88,3 +88,16 @@ def test_run_names_in_the_figure_are_escaped(tmp_path):
     report = _report(_sweep(tmp_path, lambda lr: {"lr": lr}, names={0: "<script>x</script>"}))
     svg = report.comparison.figures[0].svg
     assert "<script>" not in svg and "&lt;script&gt;" in svg
+
+
+def test_every_run_of_a_sweep_has_its_own_colour_and_the_apps(tmp_path):
+    """12 runs: the 1st and the 11th (here the best and the worst) were both blue."""
+    from trainspect.app.run_colours import run_color
+
+    html = render_html(_report(_runs(tmp_path, 12)))
+    figure = html[html.index("Training loss"):]
+    figure = figure[:figure.index("</svg>")]
+    strokes = re.findall(r'stroke="(#[0-9A-Fa-f]{6})"', figure)
+    runs = [run_color(i).lower() for i in range(12)]
+    assert len(set(runs)) == 12
+    assert set(runs) <= {s.lower() for s in strokes}

@@ -12,7 +12,6 @@ goes through ``analysis`` (never h5py).
 """
 from __future__ import annotations
 
-import colorsys
 import math
 import time
 from pathlib import Path
@@ -23,14 +22,10 @@ from trainspect.analysis import RunFileError, open_run
 
 from ..vocab import META_ROLES, NO_WRITER, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
 from .. import rank_view
+from ..run_colours import PALETTE, extra_color  # noqa: F401 - PALETTE is read from here by the widgets
 from ..restarts import file_identity, restart_between
 from .run_io import BackgroundReads, GuardedRun, ReaderBusy, release_freed_memory
 
-# Colour-blind-friendly, distinct on white (Okabe-Ito first, then tab10 leftovers).
-PALETTE = (
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00",
-    "#56B4E9", "#8C564B", "#7F7F7F", "#BCBD22", "#17BECF",
-)
 X_MODES = ("step", "wall", "relative")
 DEFAULT_MAX_METRICS = 4
 # A file opened in a live run's first moments (created, layout not written or not flushed
@@ -571,13 +566,6 @@ def _key(path: Path) -> str:
         return str(path.absolute())
 
 
-def extra_color(k: int) -> str:
-    """The k-th colour after PALETTE (k >= 1): distinct hues, dark enough on white."""
-    hue = (0.11 + k * 0.618033988749895) % 1.0
-    r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 0.62 if k % 2 else 0.85)
-    return f"#{round(r * 255):02X}{round(g * 255):02X}{round(b * 255):02X}"
-
-
 def _is_starting(exc) -> bool:
     text = str(exc)     # a cut-short copy of a finished run: nothing will ever complete it
     return any(marker in text for marker in STARTING_ERRORS) and NO_WRITER not in text
@@ -621,6 +609,7 @@ class ViewState(QObject):
     heatmapStatChanged = Signal(str)
     selectedLayersChanged = Signal(list)
     findingFocused = Signal(object)        # the Finding
+    combineLossesChanged = Signal(bool)    # train and val loss on one plot (or each on its own)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -633,6 +622,14 @@ class ViewState(QObject):
         self.marks: list[float] = []
         self.heatmap_stat = "grad_norm"
         self.selected_layers: list[str] = []
+        # A run's training and validation loss, both plotted, share one plot (the overfitting
+        # gap is seen as a gap, as in the report's "Losses"); off: each metric on its own plot.
+        self.combine_losses = True
+
+    def set_combine_losses(self, on: bool) -> None:
+        if bool(on) != self.combine_losses:
+            self.combine_losses = bool(on)
+            self.combineLossesChanged.emit(self.combine_losses)
 
     def set_metrics(self, names) -> None:
         names = list(dict.fromkeys(names))

@@ -27,6 +27,7 @@ from ..vocab import (ACTS, LAYER_STAT_SPECS, LAYER_STATS, SNAPS, SYS_GRAD_NORM, 
 
 from . import svgplot
 from .svg_scatter import sweep_svg
+from ..run_colours import run_color
 from .svgplot import PALETTE, Line, PlotSpec
 
 MAX_OTHER_METRICS = 6        # user metrics beyond the losses that get their own plot
@@ -560,7 +561,7 @@ def build_comparison(runs, sections) -> Comparison:
         header = ["run", *(label for label, _ in differ)]
         rows = [(sec.name, [cells[i] for _, cells in differ], False) for i, sec in enumerate(sections)]
     figs = []
-    colors = {id(r): PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
+    colors = {id(r): run_color(i) for i, r in enumerate(runs)}
     sweep = sweep_svg(sections, [colors[id(r)] for r in runs])     # first: which setting trained best
     if sweep is not None:
         figs.append(Figure(*sweep))

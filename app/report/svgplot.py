@@ -16,8 +16,7 @@ from html import escape
 
 import numpy as np
 
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-           "#7f7f7f", "#bcbd22")
+from ..run_colours import PALETTE  # noqa: F401 - the app's run colours: one run, one colour in both
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 NONFINITE_COLOR = "#d00000"
 SPAN_COLOR = "#ffcc00"
