@@ -29,11 +29,43 @@ def detect(sig, ctx):
     f.facts["first_record"] = _at_first_record(sig, f.first_step)
     f.facts["input_nonfinite"] = any(e.series in (SYS_INPUT_MEAN, SYS_INPUT_STD) for e in f.evidence)
     f.facts["calm_before"] = calm_before(sig, f.first_step)
+    if f.facts["input_nonfinite"] and _first_nonfinite_input(sig) == f.first_step:
+        f.title = (f"a non-finite input batch at step {f.first_step}: the data fed to the model held NaN/Inf"
+                   + (f" ({len(f.layers)} layer(s) and the loss non-finite from there)" if f.layers else ""))
+    end = _nonfinite_to_the_end(sig, f.first_step)
+    if end is not None:      # "steps 150-160" read as "it recovered" for a loss NaN to step 299
+        f.last_step = max(f.last_step or end, end)
+        f.facts["to_the_end"] = True
+        f.title += ", and to the end of the run"
     if _float32_overflow(sig, f.first_step):
         f.facts["float32_overflow"] = True
         f.title = (f"values beyond float32's range (> 3.4e38) from step {f.first_step}: the float64 model's "
                    "gradients/weights blew up (finite in the model, recorded as inf)")
     return f
+
+
+def _first_nonfinite_input(sig):
+    steps = []
+    for name in (SYS_INPUT_MEAN, SYS_INPUT_STD):
+        series = sig.scalars.get(name)
+        if series is not None:
+            bad = np.flatnonzero(~np.isfinite(np.asarray(series[1], dtype=np.float64)))
+            if bad.size:
+                steps.append(int(np.asarray(series[0])[bad[0]]))
+    return min(steps) if steps else None
+
+
+def _nonfinite_to_the_end(sig, step):
+    """The training loss's last step when it is non-finite at every point from ``step`` on
+    (the run never recovered), else None."""
+    role = sig.train_loss
+    if role is None:
+        return None
+    s, v = np.asarray(role[1]), np.asarray(role[2], dtype=np.float64)
+    after = s >= step
+    if after.sum() < 2 or np.any(np.isfinite(v[after])):
+        return None
+    return int(s[after][-1])
 
 
 def _float32_overflow(sig, step) -> bool:
