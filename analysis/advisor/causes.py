@@ -114,11 +114,14 @@ def _lr_low_fixes(fixes, finding, ctx):
                                          "expects epochs? a step size or milestones too small?)")
                 if f.id == "check_lr_schedule" else f for f in kept]
         kept.sort(key=lambda f: f.id != "check_lr_schedule")
-    elif ctx.warmup_unfinished:
+    elif ctx.warmup_unfinished or finding.symptom == "warmup_unfinished":
         v = ctx.lr_values
-        kept = [Fix("check_lr_schedule", f"check the LR schedule: the warm-up never finished: the LR rose "
-                                         f"{v[-1] / v[0]:.3g}x, from {v[0]:.3g} to {v[-1]:.3g}, and was still rising "
-                                         "when the run ended (warmup_steps larger than the run's steps?)")]
+        zero = ctx.facts("warmup_unfinished").get("zero_steps", 0)
+        kept = [Fix("check_lr_schedule", "check the LR schedule: " + "; ".join(
+            ([f"the LR was exactly 0 at {zero} optimizer steps"] if zero else [])
+            + ([f"the warm-up never finished: the LR rose {v[-1] / v[0]:.3g}x, from {v[0]:.3g} to {v[-1]:.3g}, and was "
+                "still rising when the run ended"] if ctx.warmup_unfinished else []))
+            + " (warmup_steps larger than the run's steps? a per-update schedule stepped with the epoch number?)")]
         kept += [f for f in fixes if f.id not in ("check_lr_schedule", "raise_lr")]
     return _lr_fixes(kept, finding, ctx)
 

@@ -14,6 +14,7 @@ from typing import Callable
 from trainspect.recorder import format as fmt
 
 from ..vocab import adversarial_losses, logged_stand_ins, loss_roles, unjudged_rl_losses
+from .signals import is_live
 
 WATCH = "record with trainspect (rec.watch(model, optimizer))"
 
@@ -130,6 +131,14 @@ def coverage(run) -> Coverage:
     short = _short_loss_curve(run, view.roles)
     if short is not None:
         gaps.insert(0, short)
+    if view.roles and is_live(run):
+        # Diagnosed between trainer.train() and the script's exit (the file is still open), an
+        # unfinished warm-up read "no problems found", rc 0, with nothing here.
+        how = "diagnose it again once the run has finished"
+        gaps.insert(0, Gap("run_end", "the run is still being written (live)", ["slow_convergence", "warmup_unfinished"],
+                           f"the run is still being written (live): the end of its curves is not judged (a loss still "
+                           f"falling at the end, a warm-up that never finished): {how}",
+                           "a loss still falling at the end, a warm-up that never finished", how))
     rewards = unjudged_rl_losses(names, meta.get(fmt.META_ROLES)) if view.roles else []
     if rewards:
         loss = INSTRUMENTS[0]

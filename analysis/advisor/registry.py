@@ -31,6 +31,7 @@ SYMPTOM_MODULES = (
     "lost_updates",
     "weight_growth",
     "slow_convergence",
+    "warmup_unfinished",
     "strong_dropout",
     "periodic_loss",
     "straggler_rank",

@@ -63,7 +63,8 @@ def _metric_names(run) -> list:
     return run.metric_names() if hasattr(run, "metric_names") else run.scalar_names()
 
 
-def _is_live(run) -> bool:
+def is_live(run) -> bool:
+    """The run is still being written: its curves have no end yet."""
     status = getattr(run, "status", None)
     if status is None:
         return False
@@ -73,7 +74,7 @@ def _is_live(run) -> bool:
 def extract(run, reuse=None) -> Signals:
     names = _metric_names(run)
     present = set(names)
-    sig = Signals(meta=dict(run.meta or {}), live=_is_live(run))
+    sig = Signals(meta=dict(run.meta or {}), live=is_live(run))
     roles = loss_roles(names, sig.meta.get(fmt.META_ROLES), getattr(run, "point_counts", None))
     sig.rewards = unjudged_rl_losses(names, sig.meta.get(fmt.META_ROLES))   # Context.loss_curve() reads it
     sig.adversarial = bool(adversarial_losses(names))
