@@ -151,10 +151,44 @@ def output_tensor(output):
         x = tuple(x.values())
     if isinstance(x, (tuple, list)):   # also PackedSequence (a namedtuple: its data first)
         x = next((t for t in x if isinstance(t, torch.Tensor)), None)
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
+    if not isinstance(x, torch.Tensor):
+        return None
+    x = plain_values(x)
+    # A sparse or jagged output is left out as a non-float one is: its statistics failed (CPU:
+    # "unsupported memory format", jagged: NestedIntNode) and switched every instrument off.
+    if x is None or x.layout is not torch.strided or not x.is_floating_point() or x.numel() == 0:
         return None
     x = x.detach()
     return x if x.dtype == torch.float32 else x.float()
+
+
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+_BASE_DISPATCH = torch.Tensor.__torch_dispatch__
+
+
+def plain_values(x):
+    """``x`` as a plain tensor whose memory holds its values, or None when it has none to read.
+
+    A wrapper subclass (MaskedTensor, DTensor, torchao's quantized tensors) overrides
+    ``__torch_dispatch__`` and its ``data_ptr()`` is no storage of its values: the C extension
+    read it and the training died of SIGSEGV (trial 14). A DTensor gives this rank's shard
+    (``to_local()``); another wrapper is not measured; a plain Python subclass is viewed as a
+    Tensor. Nested (jagged) tensors have no single buffer either."""
+    t = type(x)
+    if t not in _PLAIN_TYPES:
+        to_local = getattr(x, "to_local", None)
+        if callable(to_local):
+            try:
+                x = to_local()
+            except Exception:  # noqa: BLE001 - an odd wrapper: not measured
+                return None
+            if type(x) not in _PLAIN_TYPES and getattr(type(x), "__torch_dispatch__", _BASE_DISPATCH) is not _BASE_DISPATCH:
+                return None
+        elif getattr(t, "__torch_dispatch__", _BASE_DISPATCH) is not _BASE_DISPATCH:
+            return None
+        else:
+            x = x.as_subclass(torch.Tensor)
+    return None if x.is_nested else x
 
 
 def unit_dim(ndim: int) -> int:

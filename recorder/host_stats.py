@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from . import format as fmt
-from .device_stats import SAT_THRESHOLD, dense_for_histograms, dense_values, stat_view, saturation_band, size_chunks, unit_dim
+from .device_stats import (SAT_THRESHOLD, dense_for_histograms, dense_values, plain_values, stat_view, saturation_band,
+                           size_chunks, unit_dim)
 
 NATIVE_INTERFACE = 2    # recorder/_native.c's INTERFACE_VERSION that this module calls
 
@@ -53,7 +54,10 @@ def _flat(t):
     general shard/sparse/dtype handling, which adds up over the tensors of every step."""
     if type(t) in _PLAIN and t.dtype is torch.float32 and t.layout is torch.strided and t.is_contiguous():
         return t.data_ptr(), t.numel(), t
-    flat = dense_values(t).reshape(-1)
+    plain = plain_values(t)
+    if plain is None:
+        raise ValueError(f"{type(t).__name__} holds no readable values")   # never a raw pointer to read
+    flat = dense_values(plain).reshape(-1)
     flat = (flat if flat.dtype == torch.float32 else flat.float()).contiguous()
     return flat.data_ptr(), flat.numel(), flat
 

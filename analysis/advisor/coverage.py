@@ -178,6 +178,15 @@ def _gan_losses_only(instrument: str, names) -> str | None:
             "so they are not read as one; a loss meant to fall can be named (Recorder(roles={'train': ...}))")
 
 
+def instruments_off_step(run) -> int | None:
+    """The step at which the recorder switched the per-layer instruments off after one failed
+    (``sys/instruments_off``), or None."""
+    if fmt.SYS_INSTRUMENTS_OFF not in (run.metric_names() if hasattr(run, "metric_names") else run.scalar_names()):
+        return None
+    s = run.scalar(fmt.SYS_INSTRUMENTS_OFF)
+    return int(s.steps[0]) if len(s) else None
+
+
 _SCHEDULES = {"activations": "stats_every", "inputs": "stats_every", "weight_snapshots": "snapshot_every"}
 
 
@@ -189,6 +198,9 @@ def _why_watched_run_lacks(instrument: str, meta: dict, view: _View) -> str | No
         return None
     if meta["model"].get("n_params") == 0:
         return "the watched model has no parameters (layers in a plain list?): watch the module that holds them"
+    if fmt.SYS_INSTRUMENTS_OFF in view.names:
+        return ("the per-layer instruments failed during the run and were switched off (the training printed why: "
+                "'a per-layer instrument failed (...)'); a bug report with that line helps")
     if not view.stats and not view.snapshots:
         return "watch() was called, but no optimizer step was recorded: train at least a step"
     schedule = meta.get("schedule") if isinstance(meta.get("schedule"), dict) else {}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 
+from trainspect.analysis.advisor.coverage import instruments_off_step
 from trainspect.analysis.optimizer_settings import optimizer_settings
 
 MAX_CONFIG_KEYS = 16   # an HF Trainer's TrainingArguments are ~150 keys: one screen line is not a dump
@@ -102,12 +103,15 @@ def summary_lines(run):
     yield from (f"  {names[i]:<32} {counts[i]:>9} points  last {last[i] + 0.0:.6g}"
                 + (f"  (NaN/Inf from step {bad[i]})" if bad[i] >= 0 else "") for i in user)
     inst = run.instruments()
+    off = instruments_off_step(run)
     if inst:
-        lines.append("instruments: " + ", ".join(f"{g} ({n} records)" for g, n in inst.items()))
+        lines.append("instruments: " + ", ".join(f"{g} ({n} records)" for g, n in inst.items())
+                     + (f"; switched off at step {off} after a failure" if off is not None else ""))
     else:
         model = (run.meta or {}).get("model")
         why = ("watch() was not called" if not isinstance(model, dict) else
                "the watched model has no parameters" if model.get("n_params") == 0 else
+               f"they failed at step {off} and were switched off; the training printed why" if off is not None else
                "watch() was called; no optimizer step was recorded")
         lines.append(f"instruments: none ({why})")
     if run.dropped_records:

@@ -51,7 +51,7 @@ class Activations(Record):
                 return
             if cap[i] is None:
                 if not in_functorch_transform():
-                    self.w.guard(self._store, cap, i, output)
+                    self.w.guard(self._store_leaf, cap, i, output, module)
             elif i not in self._reused:
                 self._reused.add(i)     # looked at once: its later calls go unmeasured
                 if next(module.parameters(recurse=False), None) is not None:
@@ -63,6 +63,21 @@ class Activations(Record):
                                                  "statistics are those of its first call; give each use a module of "
                                                  "its own to have each judged")
         return hook
+
+    def _store_leaf(self, cap, i, output, module):
+        """``_store`` for one leaf; a failure leaves that leaf out, not every instrument: a module
+        returning a kind of tensor the statistics do not know cost the gradient norms, weights,
+        histograms and snapshots of every layer for the rest of the run (trial 14)."""
+        try:
+            self._store(cap, i, output)
+        except (MemoryError, torch.OutOfMemoryError):
+            raise           # the instruments go off: the next leaf would fail the same way
+        except Exception as exc:  # noqa: BLE001 - this leaf only
+            cap[i] = False
+            name = self.w.layout.names.get(id(module), i)
+            self.w.link.warn_once(f"<acts {name}>", f"activation statistics of {type(module).__name__} module '{name}' "
+                                                    f"failed ({type(exc).__name__}: {exc}); that module is left out, "
+                                                    "the other instruments go on")
 
     def _store(self, cap, i, output):
         """cap[i]: the statistics of leaf i's output, taken now (an in-place module may change
@@ -77,7 +92,8 @@ class Activations(Record):
         if seen is not None and seen[0] is output and seen[1:3] == (output._version, bounds):
             cap[i] = seen[3]
             return
-        if plain and self.w.cpu_fast_path and output.is_cpu and output.dtype is torch.float32:
+        if plain and self.w.cpu_fast_path and output.is_cpu and output.dtype is torch.float32 \
+                and output.layout is torch.strided and not output.is_nested:
             # output_tensor()'s checks and detach() left out: each torch call here costs a few
             # microseconds per leaf and step, and the host statistics only read the values
             cap[i] = activation_row(output, bounds) if output.numel() else False

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .. import format as fmt
-from ..device_stats import input_stats
+from ..device_stats import input_stats, plain_values
 from ..host_stats import input_row
 from .scalar import ScalarValues
 
@@ -24,6 +24,8 @@ class InputStats(ScalarValues):
 
     def forward_start(self, step, args, kwargs):
         x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        if x is not None:
+            x = plain_values(x)      # a MaskedTensor/DTensor batch: its shard, or not measured
         if x is not None and x.is_floating_point() and x.numel() > 0:
             self.emit(self.compute(x), step, time.time(), self.tags)
 
