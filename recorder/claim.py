@@ -184,6 +184,9 @@ def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> 
     raise RunFileInUse(f"trainspect: no free name like {numbered(base, 2)} next to {base}")
 
 
+TINY_FILE = 1024    # bytes: smaller than any run's header, nothing of value to keep
+
+
 def not_a_run(target: Path) -> str | None:
     """What ``target`` is when it is no trainspect run that overwrite may replace (a Keras
     ``model.h5``, a device node, a directory), or None. A run damaged or cut short (no complete
@@ -211,8 +214,16 @@ def not_a_run(target: Path) -> str | None:
         import h5py
         with h5py.File(target, "r", locking=False) as f:
             magic = f.attrs.get(fmt.ATTR_MAGIC)
-    except Exception:  # noqa: BLE001 - damaged or cut short: what a crashed writer leaves
-        return None
+    except Exception:  # noqa: BLE001 - damaged, cut short or open for writing elsewhere
+        # A crashed writer's run still carries its mark in the first bytes; another program's
+        # file that HDF5 will not open now (being written, or an interrupted save) does not,
+        # and was replaced (trial 14). A few hundred bytes hold nothing to lose.
+        from .superblock import carries_run_mark
+
+        if st.st_size < TINY_FILE or carries_run_mark(target):
+            return None
+        return ("an HDF5 file that does not open (being written by another program, or cut short) and carries no "
+                "trainspect run mark")
     if magic is None or fmt.attr_str(magic) != fmt.FORMAT_MAGIC:
         return "an HDF5 file but not a trainspect run (a saved model or dataset?)"
     return None

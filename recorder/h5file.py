@@ -94,8 +94,11 @@ class RunFileWriter:
     def _resume(self) -> bool:
         """Reopen the run for a new writer session (segment); False if it never got past its
         header (nothing to continue: it is recreated). Raises OSError naming the problem."""
-        from .superblock import SuperblockError, clear_write_flags
+        from .superblock import SuperblockError, carries_run_mark, clear_write_flags
 
+        if not carries_run_mark(self.path):   # before any byte changes: another program's file may be open
+            raise OSError("HDF5 file but not a trainspect run (no trainspect_format mark in its header); nothing was "
+                          "changed")
         try:
             clear_write_flags(self.path)
             f = h5py.File(self.path, "r+", libver="latest", locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)

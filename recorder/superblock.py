@@ -61,6 +61,22 @@ class SuperblockError(OSError):
     """The file's superblock is not one this module can safely rewrite."""
 
 
+MARK_SPAN = 4096     # a run's root attributes (its trainspect_format value at byte ~148) lie in these
+
+
+def carries_run_mark(path) -> bool:
+    """Do the file's first bytes hold the trainspect run mark (``format.FORMAT_MAGIC``)? Read
+    without HDF5, so it answers for a file HDF5 will not open (open for writing elsewhere, cut
+    short) and changes nothing."""
+    from .format import FORMAT_MAGIC
+
+    try:
+        with open(path, "rb") as fh:
+            return FORMAT_MAGIC.encode() in fh.read(MARK_SPAN)
+    except OSError:
+        return False
+
+
 def clear_write_flags(path) -> bool:
     """Clear a dead writer's flags; True if anything was changed. Raises SuperblockError."""
     with open(path, "r+b") as fh:

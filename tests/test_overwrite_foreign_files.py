@@ -62,3 +62,50 @@ def test_a_dangling_link_does_not_create_the_directories_it_names(tmp_path):
     with pytest.raises(OSError, match="symbolic link .* whose directory does not exist"):
         _run(link, 1.0)
     assert not (tmp_path / "missing").exists() and link.is_symlink()
+
+
+HOLD = """
+import h5py, numpy as np, sys, time
+f = h5py.File(sys.argv[1], "w", libver="latest")
+f["weights"] = np.arange(100_000, dtype="f8"); f.attrs["keras_version"] = "2.15"; f.flush()
+print("holding", flush=True); time.sleep(60)
+"""
+
+
+def test_a_foreign_file_open_for_writing_elsewhere_is_neither_replaced_nor_edited(tmp_path):
+    """HDF5 will not open another program's file while that program writes it: it counted as a
+    damaged run, and overwrite replaced it; resume cleared its superblock flags before refusing."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "model.h5"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        before = path.read_bytes()
+        with pytest.raises(OSError, match="carries no trainspect run mark"):
+            _run(path, 1.0)
+        with pytest.raises(OSError, match="not a trainspect run"):
+            Recorder(path, resume=True)
+        assert path.read_bytes() == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_cut_short_foreign_file_is_refused_and_a_cut_short_run_replaced(tmp_path):
+    foreign = tmp_path / "model.h5"
+    with h5py.File(foreign, "w") as f:
+        f["weights"] = np.arange(200_000, dtype="f8")
+    os.truncate(foreign, 100_000)
+    with pytest.raises(OSError, match="carries no trainspect run mark"):
+        _run(foreign, 1.0)
+    assert foreign.stat().st_size == 100_000
+    run = tmp_path / "run.h5"
+    with Recorder(run) as rec:
+        for step in range(2000):
+            rec.log({"loss": float(step)}, step=step)
+    os.truncate(run, run.stat().st_size // 2)
+    _run(run, 2.0)
+    with open_run(run) as opened:
+        assert opened.scalar("loss").values.tolist() == [2.0]
