@@ -25,6 +25,8 @@ MAX_META_BYTES = 64 << 20       # run metadata is a few KB of JSON
 MAX_TABLE_ROWS = 1_000_000      # params/modules/snapshot slots: far above any model
 MAX_TAGS = 50_000_000
 WHOLE_READ_MIN_BYTES = 64 << 20
+MAX_CHUNK_ROWS = fmt.SCALAR_CHUNK   # the most rows the recorder puts in a chunk (layer groups: <= 4096)
+MAX_CHUNK_BYTES = 16 << 20          # ... and a chunk it writes is ~256 KB (one row at least)
 WHOLE_READ_FACTOR = 8           # gzip of NUL-padded names reaches a few x, not more
 
 CORE = {  # read for every run: refused when wrong
@@ -161,6 +163,15 @@ def _check_storage(ds, where: str, path) -> None:
         if code not in KNOWN_FILTERS:
             raise RunFileError(f"{path}: refused: /{where} uses user-defined filter {code}; "
                                f"run files use only {', '.join(KNOWN_FILTERS.values())}")
+    chunks = ds.chunks
+    if chunks:
+        size = math.prod(chunks) * ds.dtype.itemsize
+        if chunks[0] > MAX_CHUNK_ROWS and size > MAX_CHUNK_BYTES:
+            # HDF5 inflates a whole chunk to read one row of it: a 6.6 MB crafted file with
+            # gzip'd 2**27-row chunks cost every command 25-57 s and 1.1 GB (trial 14)
+            raise RunFileError(f"{path}: refused: /{where} is stored in chunks of {chunks[0]:,} rows "
+                               f"({size / 2**20:,.0f} MiB each to read any row of it); trainspect writes at most "
+                               f"{MAX_CHUNK_ROWS:,} rows a chunk: not written by trainspect")
 
 
 def _problem(ds, kinds: str, ndim: int) -> str:
