@@ -20,7 +20,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
 from trainspect.analysis import RunFileError, open_run
 
-from ..vocab import META_ROLES, NO_WRITER, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles
+from ..vocab import META_ROLES, NO_WRITER, SYS_GRAD_NORM, SYS_LR, is_sys, loss_roles, writer_holds
 from .. import rank_view
 from ..run_colours import PALETTE, extra_color  # noqa: F401 - PALETTE is read from here by the widgets
 from ..restarts import file_identity, restart_between
@@ -315,7 +315,10 @@ class RunsModel(QObject):
         message = str(exc) if isinstance(exc, RunFileError) else \
             f"{entry.path}: cannot read run file ({type(exc).__name__}: {exc})"
         now = time.monotonic()
-        if _is_starting(exc) and (entry.key in self._starting or _recently_written(entry.path)):
+        # Only while a writer holds the run's lock: a damaged copy made a moment ago (scp, rsync)
+        # waited 30 s and then read "the run did not start" instead of info's "truncated run file".
+        if _is_starting(exc) and (entry.key in self._starting or _recently_written(entry.path)) \
+                and _writer_may_hold(entry.path):
             # A live run in its first second: wait for the writer, do not fail for good.
             give_up = self._starting.setdefault(entry.key, now + START_WAIT_S)
             if now < give_up:
@@ -569,6 +572,14 @@ def _key(path: Path) -> str:
 def _is_starting(exc) -> bool:
     text = str(exc)     # a cut-short copy of a finished run: nothing will ever complete it
     return any(marker in text for marker in STARTING_ERRORS) and NO_WRITER not in text
+
+
+def _writer_may_hold(path: Path) -> bool:
+    """A writer holds the run's lock (or it cannot be told: then wait, as before)."""
+    try:
+        return bool(writer_holds(path))
+    except Exception:  # noqa: BLE001 - an unreadable folder: no answer
+        return True
 
 
 def _recently_written(path: Path, within_s: float = START_WAIT_S) -> bool:
