@@ -188,3 +188,14 @@ def test_cells_that_are_no_number_are_counted_not_dropped_in_silence(tmp_path, c
     assert main(["import", str(src), "-o", str(tmp_path / "r.h5"), "-q"]) == 0
     out = capsys.readouterr().out
     assert "5 values of 2 metrics" in out and "2 cells that are no number left out" in out
+
+
+def test_columns_of_one_name_stay_apart(tmp_path):
+    """A header step,loss,loss,loss merged three columns into one series with three values a step,
+    which the advisor then judged as one loss curve (attack round 4, B7)."""
+    src = tmp_path / "dup.csv"
+    src.write_text("step,loss,loss,loss,loss-2\n0,0,0,0,9\n1,1,2,3,9\n2,2,4,6,9\n")
+    convert(src, tmp_path / "dup.h5")
+    with open_run(tmp_path / "dup.h5") as run:
+        got = {n: run.scalar(n).values.tolist() for n in run.scalar_names()}
+    assert got == {"loss": [0, 1, 2], "loss-2": [9, 9, 9], "loss-3": [0, 2, 4], "loss-4": [0, 3, 6]}

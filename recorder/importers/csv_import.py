@@ -95,6 +95,25 @@ def read_csv(src) -> tuple[str, dict, int, int, int]:
                          f"{csv.field_size_limit():,} characters, or a quote that is never closed)") from None
 
 
+def _distinct(metrics: list) -> list:
+    """Columns of one name (a header ``step,loss,loss``) as ``loss``, ``loss-2``, ... (as
+    ``export`` names its files): merged, three columns read as one series with three values a step."""
+    seen: dict[str, int] = {}
+    taken = {name for _, name in metrics}
+    out = []
+    for i, name in metrics:
+        n = seen.get(name, 0) + 1
+        seen[name] = n
+        if n > 1:
+            while f"{name}-{n}" in taken:
+                n += 1
+            seen[name] = n
+            taken.add(f"{name}-{n}")
+            name = f"{name}-{n}"
+        out.append((i, name))
+    return out
+
+
 def _read_csv(path: Path, readers: list) -> tuple[str, dict, int, int, int]:
     with path.open(newline="", encoding="utf-8-sig") as fh:
         sample = fh.read(4096)
@@ -136,7 +155,7 @@ def _read_csv(path: Path, readers: list) -> tuple[str, dict, int, int, int]:
                 values.append(v)
         else:
             layout = "wide"
-            metrics = [(i, c) for i, c in enumerate(cols) if i != step_col and c]
+            metrics = _distinct([(i, c) for i, c in enumerate(cols) if i != step_col and c])
             if not metrics:
                 raise ValueError(f"{path}: only a step column, no metric columns")
             for row in rows:
