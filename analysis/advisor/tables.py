@@ -171,7 +171,9 @@ class Table:
         """float32 [rows x len(cols)] of the chosen columns, gathered chunk by chunk."""
         cols = list(cols)
         stop = self.n_rows if stop is None else min(int(stop), self.n_rows)
-        out = np.empty((max(0, stop - max(0, start)), len(cols)), np.float32)
+        # NaN, not np.empty: a resumed run's reads leave out rows a later session wrote again, and
+        # the rows never filled held whatever the memory held (a cast warning, garbage ratios)
+        out = np.full((max(0, stop - max(0, start)), len(cols)), np.nan, np.float32)
         for a, block in self.chunks(start, stop):
             out[a - start: a - start + len(block)] = block[:, cols]
         return out
@@ -179,7 +181,7 @@ class Table:
     def rows(self, idx) -> np.ndarray:
         """float32 [len(idx) x L] of the chosen rows (any order, repeats allowed)."""
         idx = np.asarray(idx, dtype=np.int64)
-        out = np.empty((len(idx), len(self.layers)), np.float32)
+        out = np.full((len(idx), len(self.layers)), np.nan, np.float32)
         if idx.size == 0:
             return out
         order = np.argsort(idx, kind="stable")
