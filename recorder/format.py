@@ -347,7 +347,25 @@ def latest_only(sessions: np.ndarray, steps: np.ndarray) -> np.ndarray | None:
 def lock_path(path) -> Path:
     """The sidecar a live writer holds an exclusive flock on: ``runs/.exp1.h5.lock``."""
     path = Path(path)
-    return path.with_name(f".{path.name}.lock")
+    return path.with_name(sidecar_name(path.name, ".lock"))
+
+
+NAME_MAX = 255    # bytes of one file name (Linux, macOS)
+
+
+def sidecar_name(name: str, suffix: str) -> str:
+    """``.{name}{suffix}``, or for a name too long to take the extra bytes (a legal 250-byte run
+    name was refused with "File name too long" for its lock), its head and a hash of the whole
+    name: still one name per run file, the same in every process."""
+    short = f".{name}{suffix}"
+    if len(short.encode()) <= NAME_MAX:
+        return short
+    import hashlib
+
+    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    room = NAME_MAX - len(f"..{digest}{suffix}".encode())
+    head = name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
+    return f".{head}.{digest}{suffix}"
 
 
 def is_locked(path) -> bool:

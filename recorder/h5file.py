@@ -59,7 +59,7 @@ class RunFileWriter:
         # Built under a temporary name and renamed into place: a reader never finds a half-made
         # file at the path, and one still reading a run this file replaces (overwrite=True)
         # keeps reading that run's inode instead of meeting a file truncated under it.
-        building = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        building = self.path.with_name(fmt.sidecar_name(self.path.name, f".{os.getpid()}.new"))
         try:
             self.f = h5py.File(building, "w", libver="latest", locking=False, rdcc_nbytes=CHUNK_CACHE_BYTES)
         except BaseException:   # a full disk: HDF5 made the file, then failed to write its header

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import format as fmt
 from .claim import numbered
 
 DELETED = "deleted"
@@ -44,7 +45,7 @@ def save_copy(fd: int, path: Path) -> Path:
     from .superblock import clear_write_flags
 
     target = free_path(path)
-    building = target.with_name(f".{target.name}.{os.getpid()}.recovered")
+    building = target.with_name(fmt.sidecar_name(target.name, f".{os.getpid()}.recovered"))
     size = os.fstat(fd).st_size
     out = os.open(building, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
