@@ -126,6 +126,7 @@ class Instruments:
         self._silent_iterations = 0    # iterations in a row in which only other optimizers stepped
         self._fwd_step = -1            # step whose first training forward was captured
         self._capturing = None         # specs capturing the forward in progress
+        self._marked = False           # inside begin_forward()...end_forward(): model calls start no capture
         self._held = None              # that capture's records, held until the step (_grads_fresh)
         self._grad_probe = None if optimizer is None else next(
             (p for g in optimizer.param_groups for p in g["params"] if p.requires_grad), None)
@@ -465,9 +466,15 @@ class Instruments:
         """The watched model's training forward when it is not a call of the model itself
         (Lightning runs ``training_step``): the same as the root module's hooks."""
         if end:
+            self._marked = False
             self._root_post(self.w.model, args, None)
         else:
+            self._marked = False
             self._root_pre(self.w.model, args, kwargs)
+            # Till end_forward(), calls of the model belong to this batch: a GAN's second
+            # generator call came after its optimizer's step, took the next step's capture, and
+            # the latent noise replaced the image batch in the input statistics from step 1 on.
+            self._marked = True
 
     def _part_forward(self, module, args):
         """A part of a watched container ran a training forward (see ``_container``)."""
@@ -513,6 +520,8 @@ class Instruments:
                     r.training_forward()
         elif not self.optimizer_watched and torch.is_grad_enabled():
             self.link.forward_without_optimizer()
+        if self._marked:
+            return          # a call of the model inside begin_forward()...end_forward(): that batch's
         if not self.w.enabled or not module.training or self._capturing is not None or not torch.is_grad_enabled():
             # A no_grad forward in train mode (a test loss after the step) is not what trains:
             # its batch took the next step's input and activation statistics.
