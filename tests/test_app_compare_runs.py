@@ -53,8 +53,9 @@ def test_a_sweep_is_one_row_per_run_with_the_settings_that_differ_and_the_losses
     panel = window.compare
     show_panel(window, qtbot, panel)
     qtbot.waitUntil(lambda: panel.table.rowCount() == 3 and not panel.reading(), timeout=30_000)
-    assert _headers(panel) == ["run", "state", "steps", "advisor", "lr", "train loss end", "val loss best",
-                               "val loss last", "val/acc best", "val/acc last"]
+    # the results first, then the setting that differs (trial14 M7: tests/test_app_ux2_compare.py)
+    assert _headers(panel) == ["run", "val loss best", "val loss last", "train loss end", "lr", "state", "steps",
+                               "advisor", "val/acc best", "val/acc last"]
     assert "2 config keys not shown" in panel.message.text()
     panel.every_key.setChecked(True)
     assert {"batch", "opt.name"} <= set(_headers(panel))

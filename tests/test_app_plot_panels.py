@@ -38,6 +38,7 @@ def x_range(plot):
 
 
 def test_ticking_a_metric_adds_one_plot_and_keeps_the_others(window, five_metrics, qtbot):
+    window.view.set_combine_losses(False)   # a plot per metric (train + val loss on one: test_app_ux2_losses)
     open_runs(window, [five_metrics])
     window.view.set_metrics(METRICS[:3])
     qtbot.waitUntil(lambda: plotted(window), timeout=WAIT_MS)

@@ -46,6 +46,7 @@ def plotted(window, qtbot):
 
 
 def test_every_plot_shows_its_x_values_and_an_overflowing_column_keeps_them_in_view(window, qtbot, short_run):
+    window.view.set_combine_losses(False)   # three plots (train + val loss on one: test_app_ux2_losses)
     open_runs(window, [short_run])
     window.resize(1366, 768)
     panel = plotted(window, qtbot)

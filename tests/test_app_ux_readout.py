@@ -81,6 +81,7 @@ def test_many_runs_keep_the_readout_short_and_sorted(window, qtbot, sweep):
 
 def test_the_mouse_picks_the_metric_listed(window, qtbot, sweep):
     _, panel = loaded(window, qtbot, sweep)
+    window.view.set_combine_losses(False)   # a plot per metric (on the shared loss plot: test_app_ux2_losses)
     plot = panel.plots["val/loss"]
     qtbot.waitUntil(lambda: plot.getViewBox().width() > 100, timeout=WAIT_MS)
     x0, x1 = plot.getViewBox().viewRange()[0]

@@ -19,6 +19,7 @@ from ..present import rich_html, text_lines
 from .live import LiveTail
 from .main_window import MainWindow, ensure_app, render_screenshot
 from .settings import make_settings
+from .widgets.advisor_panel import find_same, finding_key
 
 
 def write_screenshot(path: Path, shot: Path, expected: dict, size: str) -> str:
@@ -42,16 +43,44 @@ def write_screenshot(path: Path, shot: Path, expected: dict, size: str) -> str:
     return str(out)
 
 
+VERDICT_MS = 30000
+
+
 def show_details(panel, finding) -> None:
     """Select ``finding`` in the advisor panel and show its details, without moving the plots
     (jumping to it would stop following the live run)."""
-    for i, f in enumerate(panel.findings):
-        if (f.symptom, f.layers) == (finding.symptom, finding.layers):
-            panel.tree.blockSignals(True)
-            panel.tree.setCurrentItem(panel.tree.topLevelItem(i))
-            panel.tree.blockSignals(False)
-            panel.details.setHtml(rich_html(f))
-            return
+    i = find_same(panel.findings, finding_key(finding))
+    if i is not None:
+        f = panel.findings[i]
+        panel.tree.blockSignals(True)
+        panel.tree.setCurrentItem(panel.tree.topLevelItem(i))
+        panel.tree.blockSignals(False)
+        panel.details.setHtml(rich_html(f))
+
+
+class LiveVerdict:
+    """The status bar's "the advisor names the problem -- ..." sentence of a live demo, kept in
+    step with the findings: it was written once, and read "dead ReLUs: 75 %" while the finding
+    said 86 %. A new diagnosis rewrites it when its words changed, unless another message
+    (training finished) took the status bar meanwhile."""
+
+    def __init__(self, window, expected: dict):
+        self.window, self.expected = window, expected
+        self.named = False
+        self.sentence = None
+
+    def update(self, findings) -> bool:
+        """Show the verdict of ``findings``; True the first time it names the problem."""
+        named, sentence = headline(findings or [], self.expected)
+        if not (named and self.expected["symptoms"]):
+            return False
+        first = not self.named
+        bar = self.window.statusBar()
+        if first or (sentence != self.sentence and bar.currentMessage() in ("", self.sentence)):
+            bar.showMessage(sentence, VERDICT_MS)
+            self.sentence = sentence
+        self.named = True
+        return first
 
 
 def run_live(args, expected: dict, path: Path) -> int:
@@ -80,21 +109,19 @@ def run_live(args, expected: dict, path: Path) -> int:
     print(f"the app is tailing {path}; findings appear in the Advisor panel (and here) as the problem emerges")
 
     reported: set = set()
-    outcome = {"named": False}
+    verdict = LiveVerdict(window, expected)
 
     def on_findings(key, findings, message):
         for f in findings or []:
-            k = (f.symptom, tuple(f.layers))
+            k = finding_key(f)
             if k not in reported:
                 reported.add(k)
                 for line in text_lines(f, brief=True):
                     print(line, flush=True)
-        named, sentence = headline(findings or [], expected)
-        if named and not outcome["named"] and expected["symptoms"]:
-            print(f"==> {sentence}", flush=True)
-            window.statusBar().showMessage(sentence, 30000)
-            show_details(window.advisor, best_match(findings, expected))
-        outcome["named"] = outcome["named"] or named
+        if verdict.update(findings):
+            print(f"==> {verdict.sentence}", flush=True)
+            if window.advisor.selected_finding() is None:    # the user's own pick stays
+                show_details(window.advisor, best_match(findings, expected))
 
     window.advisor.jobs.finished.connect(on_findings)
 

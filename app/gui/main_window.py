@@ -15,9 +15,9 @@ from PySide6.QtWidgets import (
 from ..fd_budget import runs_that_fit
 from ..run_paths import expand_runs, run_file
 from ..tensorboard_runs import is_tensorboard
-from ..vocab import NEUTRAL_COLOR, STATE_COLORS
 from .live import LiveTail
 from .plain_text import plain, shown, tip
+from . import theme
 from .model import RunsModel, ViewState, default_metrics
 from .qt_messages import quiet_qt_noise
 from .export_actions import install_export_actions
@@ -195,6 +195,10 @@ class MainWindow(QMainWindow):
         v = mb.addMenu("&View")
         self.log_action = self._action(v, "&Log y axis", lambda on: self.view.set_log_y(on), "L", checkable=True)
         self.view.logYChanged.connect(self.log_action.setChecked)
+        self.combine_action = self._action(v, "Train and val loss on one &plot", self.view.set_combine_losses, "C",
+                                           checkable=True)
+        self.combine_action.setChecked(self.view.combine_losses)
+        self.view.combineLossesChanged.connect(self.combine_action.setChecked)
         self._action(v, "&Reset view", self.view.reset_view, "R")
         self._action(v, "Cycle &x axis (step / wall / relative)", self.view.cycle_x_mode, "X")
         self._action(v, "More smoothing", lambda: self.view.set_smoothing(min(0.99, round(self.view.smoothing + 0.1, 2))), "]")
@@ -328,7 +332,7 @@ class MainWindow(QMainWindow):
             return
         text = e.with_notice(st.describe(clock=True)) if st is not None else e.status_text()
         text = shown(text)
-        color = STATE_COLORS.get(st.state, NEUTRAL_COLOR) if st is not None else NEUTRAL_COLOR
+        color = theme.state_color(st.state) if st is not None else theme.muted_color()
         # The text can hold a crash message ("expected <class ...>"): escape it.
         # A long crash message must not widen the window: cut to the label's width (full text
         # in the tooltip).

@@ -22,10 +22,31 @@ from ..plain_text import rich, shown, tip
 from ..run_io import locked_read
 from .parts import NAME_CHARS, elide, shrinkable
 from .throttle import Throttle
+from .. import theme
 
 START_DELAY_MS = 300
 REDIAGNOSE_MS = 3_000          # live runs: re-diagnose at most this often ...
 REDIAGNOSE_DUTY = 10           # ... and at most 1/10 of the time (a 2 s diagnosis: every 20 s)
+
+
+def finding_key(finding) -> tuple:
+    """What a finding *is* across live re-diagnoses: its symptom and first layer. Its title,
+    numbers, span and further layers change as the run goes on (dead ReLUs: 75 %, then 86 %, in
+    one more layer); the (symptom, all layers) key of old lost the selection when they did."""
+    layers = list(getattr(finding, "layers", None) or [])
+    return finding.symptom, (layers[0] if layers else None)
+
+
+def find_same(findings, key):
+    """Index of the finding that is ``key`` in ``findings``: the same symptom and first layer,
+    else the only finding of that symptom; None if there is none."""
+    if key is None:
+        return None
+    exact = [i for i, f in enumerate(findings) if finding_key(f) == key]
+    if exact:
+        return exact[0]
+    same = [i for i, f in enumerate(findings) if f.symptom == key[0]]
+    return same[0] if len(same) == 1 else None
 
 
 def gaps_html(lines) -> str:
@@ -44,7 +65,7 @@ def gaps_html(lines) -> str:
             out.append(f"&bull; {text}")
         else:
             out.append(text)
-    return "<span style='color:#555'>" + "<br>".join(out) + "</span>"
+    return f"<span style='color:{theme.muted_color()}'>" + "<br>".join(out) + "</span>"
 
 
 class AdvisorPanel(QWidget):
@@ -213,16 +234,28 @@ class AdvisorPanel(QWidget):
     def _selected_key(self):
         item = self.tree.currentItem()
         i = self.tree.indexOfTopLevelItem(item) if item is not None else -1
-        return (self.findings[i].symptom, tuple(self.findings[i].layers)) if 0 <= i < len(self.findings) else None
+        return finding_key(self.findings[i]) if 0 <= i < len(self.findings) else None
+
+    def selected_finding(self):
+        """The finding selected in the list, or None."""
+        item = self.tree.currentItem()
+        i = self.tree.indexOfTopLevelItem(item) if item is not None else -1
+        return self.findings[i] if 0 <= i < len(self.findings) else None
 
     def _reselect(self, key) -> None:
-        for i, f in enumerate(self.findings):
-            if key is not None and (f.symptom, tuple(f.layers)) == key:
-                self.tree.blockSignals(True)   # no jump of the plots: that would stop following
-                self.tree.setCurrentItem(self.tree.topLevelItem(i))
-                self.tree.blockSignals(False)
-                self.details.setHtml(rich_html(f))
-                return
+        """Select the finding that is ``key`` (see finding_key) again after a live re-diagnosis,
+        wherever it now is in the list, and show its new numbers; without it nothing is
+        selected (never another finding at the old row)."""
+        i = find_same(self.findings, key)
+        if i is None:
+            return
+        f = self.findings[i]
+        self.tree.blockSignals(True)   # no jump of the plots: that would stop following
+        self.tree.setCurrentItem(self.tree.topLevelItem(i))
+        self.tree.blockSignals(False)
+        self.details.setHtml(rich_html(f))
+        if self._focused is not None and find_same([self._focused], key) == 0:
+            self._focused = f
 
     def wait(self, timeout: float = 60.0) -> None:
         """Wait for running diagnoses and show their results (tests, screenshots)."""
@@ -242,15 +275,18 @@ class AdvisorPanel(QWidget):
         self.details.clear()
         self.status.setText(message)
         self.findings = list(findings or [])
+        self.tree.blockSignals(True)    # Qt may make the first new row current: that is no click
         for f in self.findings:
             item = QTreeWidgetItem([f.severity, shown(f.title), step_span(f)])
-            item.setForeground(0, QBrush(QColor(vocab.SEVERITY_COLORS.get(f.severity, vocab.NEUTRAL_COLOR))))
+            item.setForeground(0, QBrush(QColor(theme.severity_color(f.severity))))
             item.setToolTip(1, tip(shown(f.title)))   # a title names layers: as typed, never HTML
             self.tree.addTopLevelItem(item)
+        self.tree.setCurrentItem(None)
+        self.tree.blockSignals(False)
         if not self.findings:
-            self.details.setHtml(f"<p style='color:#555'>{message}</p>")
+            self.details.setHtml(f"<p style='color:{theme.muted_color()}'>{message}</p>")
         else:
-            self.details.setHtml("<p style='color:#555'>Click a finding to see its evidence, causes and fixes "
+            self.details.setHtml(f"<p style='color:{theme.muted_color()}'>Click a finding to see its evidence, causes and fixes "
                                  "and to jump the plots to it.</p>")
 
     def activate(self, index: int) -> None:
@@ -275,6 +311,14 @@ class AdvisorPanel(QWidget):
         self._focused = finding
         entry = self.runs.current
         names = set(entry.names) if entry is not None else set()
+        if entry is not None and entry.ready:
+            # A finding about the training and the validation loss (overfitting) is seen on the
+            # plot that draws both on one axis: the gap between them is the evidence.
+            roles = vocab.loss_roles([n for n in names if not vocab.is_sys(n)],
+                                     (entry.run.meta or {}).get(vocab.META_ROLES))
+            series = {ev.series for ev in finding.evidence}
+            if "train" in roles and "val" in roles and {roles["train"], roles["val"]} <= series:
+                self.view.set_combine_losses(True)
         missing = list(dict.fromkeys(ev.series for ev in finding.evidence
                                      if ev.series in names and ev.series not in self.view.metrics))
         shown_lrs = [m for m in self.view.metrics if m in names and is_lr(m)]

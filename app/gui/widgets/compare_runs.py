@@ -17,9 +17,10 @@ from PySide6.QtWidgets import (
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from .. import theme
 from ...report.svgplot import fmt_value
 from ...run_table import advice_text, best_rows, columns, run_row, sort_key, to_csv
-from ...vocab import NEUTRAL_COLOR, SEVERITY_COLORS, STATE_COLORS, Severity
+from ...vocab import Severity
 from ..plain_text import plain
 from ..run_io import LatestReads, locked_read
 from .lazy import LIVE_RELOAD_MS
@@ -28,6 +29,11 @@ from .sweep_scatter import SweepScatter
 from .throttle import Throttle
 
 RUN_COLUMNS = ("run", "state", "steps")
+# The results a sweep is compared by come right after the run's name, then the settings that
+# differ; the run's state, steps, the advisor and other metrics after them (at 1600 px the val
+# loss columns were behind a horizontal scroll bar, after state, steps, advisor and the config).
+KEY_RESULTS = ("val loss best", "val loss last", "train loss end")
+DEFAULT_SORT = ("val loss best", "train loss end")   # the first present sorts the rows, lowest first
 FILL_MS = 100                    # rows and diagnoses arriving together rebuild the table once
 ADVISOR_COLUMN = "advisor"       # after the run's state: which runs have a problem, at a glance
 ADVISOR_MAX_PX = 220             # wider advice is cut (the whole of it, one title a line, in its tooltip)
@@ -86,6 +92,9 @@ class CompareRunsPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)   # compact rows
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Interactive)
         self.table.setSortingEnabled(True)
+        self._user_sorted = False      # a header was clicked: its order is kept, not the default
+        self._filling = False
+        self.table.horizontalHeader().sortIndicatorChanged.connect(self._sort_changed)
         self.table.cellClicked.connect(self._row_clicked)
         self.scatter = SweepScatter(runs)      # a result against a setting, one point per run
         split = QSplitter(Qt.Horizontal)       # beside the table: the bottom dock is short
@@ -187,15 +196,31 @@ class CompareRunsPanel(QWidget):
             text += f" · {hidden} config key{'s' if hidden != 1 else ''} not shown ({why})"
         self.message.setText(text + " · click a header to sort, a row to make it current")
 
+    def _sort_changed(self, *_) -> None:
+        if not self._filling:
+            self._user_sorted = True
+
     def _fill(self) -> None:
+        self._filling = True
+        try:
+            self._fill_table()
+        finally:
+            self._filling = False
+
+    def _fill_table(self) -> None:
         shown = self.shown_rows()
         rows = [r for _, r in shown]
         cols = columns(rows, self.every_key.isChecked())
         self._hidden_config = cols.hidden_config
         self._columns = cols
         advice_col = [ADVISOR_COLUMN] if self.advisor is not None else []
-        headers = [*RUN_COLUMNS, *advice_col, *cols.config, *cols.values]
-        first_config = len(RUN_COLUMNS) + len(advice_col)
+        key_results = [t for t in KEY_RESULTS if t in cols.values]
+        other_values = [t for t in cols.values if t not in key_results]
+        # (kind, name) of each column: a config key may be called "steps" too
+        spec = [("run", "run"), *(("value", t) for t in key_results), *(("config", k) for k in cols.config),
+                ("state", "state"), ("steps", "steps"), *(("advisor", t) for t in advice_col),
+                *(("value", t) for t in other_values)]
+        headers = [name for _, name in spec]
         sort_col = self.table.horizontalHeader().sortIndicatorSection()
         sort_order = self.table.horizontalHeader().sortIndicatorOrder()
         sort_title = self.table.horizontalHeaderItem(sort_col).text() if 0 <= sort_col < self.table.columnCount() \
@@ -204,16 +229,16 @@ class CompareRunsPanel(QWidget):
         self.table.clear()
         self.table.setColumnCount(len(headers))
         self.table.setHorizontalHeaderLabels(headers)
-        for j, title in enumerate(headers):
+        for j, (kind, title) in enumerate(spec):
             item = self.table.horizontalHeaderItem(j)
-            if advice_col and j == len(RUN_COLUMNS):
+            if kind == "advisor":
                 item.setToolTip("the advisor's findings: the worst severity, how many, which symptoms")
-            elif j >= first_config + len(cols.config):
+            elif kind == "config":
+                item.setToolTip(f"config: {title}")
+            elif kind == "value":
                 names = {r.loss_names.get(title.split(" ")[0]) for r in rows} - {None}
                 if title.startswith(("train loss", "val loss")) and names:
                     item.setToolTip(f"{title}: read from {', '.join(sorted(names))}")
-            elif j >= first_config:
-                item.setToolTip(f"config: {title}")
         self.table.setRowCount(len(shown))
         best = {t: best_rows(rows, t) for t in cols.values}
         bold = QFont()
@@ -224,14 +249,15 @@ class CompareRunsPanel(QWidget):
             name.setData(Qt.UserRole, entry.key)
             name.setToolTip(str(entry.path))
             state = _Item(row.state, key=(1, 0.0, row.state))
-            state.setForeground(QColor(STATE_COLORS.get(row.state, NEUTRAL_COLOR)))
-            cells = [name, state, _Item("" if row.steps is None else str(row.steps))]
+            state.setForeground(QColor(theme.state_color(row.state)))
+            steps = _Item("" if row.steps is None else str(row.steps))
+            cell = {("run", "run"): name, ("state", "state"): state, ("steps", "steps"): steps}
             if advice_col:
-                cells.append(self._advice_item(entry, row))
+                cell[("advisor", ADVISOR_COLUMN)] = self._advice_item(entry, row)
             for k in cols.config:
                 item = _Item(row.config.get(k, "–"))
                 item.setToolTip(f"{k} = {row.config[k]}" if k in row.config else f"{k}: not in this run's config")
-                cells.append(item)
+                cell[("config", k)] = item
             for t in cols.values:
                 v = row.values.get(t)
                 text = "–" if v is None else fmt_value(v)
@@ -240,19 +266,24 @@ class CompareRunsPanel(QWidget):
                     item.setToolTip(repr(v))
                 if i in best[t]:
                     item.setFont(bold)
-                cells.append(item)
-            for j, item in enumerate(cells):
-                if j >= first_config or j == len(RUN_COLUMNS) - 1:
+                cell[("value", t)] = item
+            for j, kind_name in enumerate(spec):
+                item = cell[kind_name]
+                if kind_name[0] not in ("run", "state", "advisor"):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 self.table.setItem(i, j, item)
         self.table.setSortingEnabled(True)
-        if sort_title in headers:
+        if self._user_sorted and sort_title in headers:
             self.table.sortByColumn(headers.index(sort_title), sort_order)
+        else:      # best first by default: the lowest validation loss (training loss without one)
+            default = next((("value", t) for t in DEFAULT_SORT if ("value", t) in spec), None)
+            if default is not None:
+                self.table.sortByColumn(spec.index(default), Qt.AscendingOrder)
         self.table.resizeColumnsToContents()
         for j in range(self.table.columnCount()):
             self.table.setColumnWidth(j, min(self.table.columnWidth(j), COLUMN_MAX_PX))
         if advice_col:
-            j = len(RUN_COLUMNS)
+            j = spec.index(("advisor", ADVISOR_COLUMN))
             self.table.setColumnWidth(j, min(self.table.columnWidth(j), ADVISOR_MAX_PX))
         self._select_current(self.runs.current)
         self._say()
@@ -267,8 +298,8 @@ class CompareRunsPanel(QWidget):
         row.advice = text
         item = _Item(text, key=(0, -worst, -count, text))
         loud = worst >= Severity.WARNING.rank
-        item.setForeground(QColor(SEVERITY_COLORS[Severity.ERROR if worst >= Severity.ERROR.rank else Severity.WARNING]
-                                  if loud else NEUTRAL_COLOR))
+        item.setForeground(QColor(theme.severity_color(Severity.ERROR if worst >= Severity.ERROR.rank else Severity.WARNING)
+                                  if loud else theme.muted_color()))
         item.setToolTip("\n".join(f.title for f in result[0]) if result[0] else text)
         return item
 

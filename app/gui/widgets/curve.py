@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from ...lod import Envelope, gap_exponent, step_weight
@@ -28,6 +29,7 @@ DETAIL_BUCKETS_PER_PX = 8      # a zoomed-in read keeps at most this many bucket
 NONFINITE_PEN = "#d62728"      # edges of the bands where a series is NaN or Inf (a line has a gap there)
 NONFINITE_FILL = (214, 39, 40, 38)
 MAX_NONFINITE_BANDS = 64
+MARKED_DASHED_POINTS = 300     # a validation loss on the combined loss plot: markers up to this many points
 
 
 def build_envelopes(run, weights: dict, stop: int) -> dict:
@@ -49,14 +51,17 @@ def build_envelopes(run, weights: dict, stop: int) -> dict:
 class Curve:
     """One (metric, run) pair: raw and smoothed plot items and the bounded data behind them."""
 
-    def __init__(self, plot: pg.PlotItem, entry, metric: str, weight: float):
+    def __init__(self, plot: pg.PlotItem, entry, metric: str, weight: float, dashed: bool = False):
         self.entry = entry
         self.metric = metric
+        # The validation loss on the combined loss plot: dashed, with markers at its points
+        # (the training loss beside it is solid), as in the report's "Losses".
+        self.dashed = dashed
         color = QColor(entry.color)
-        self.raw = ViewLine(pen=pg.mkPen(self._faint(), width=1), name=rich(entry.name))   # a legend draws its names as HTML
+        self.raw = ViewLine(pen=self._pen(self._faint()), name=rich(entry.name))   # a legend draws its names as HTML
         # 1-px pens: Qt's raster engine draws wider lines 2-3x slower (measured: pan of a
         # 10 M-point curve 7 ms at width 1, 26 ms at width 2).
-        self.smooth = ViewLine(pen=pg.mkPen(color, width=1))
+        self.smooth = ViewLine(pen=self._pen(color))
         for item in (self.raw, self.smooth):
             plot.addItem(item)
             # After addItem (which applies the plot's own settings). Peak LOD: min and max
@@ -196,17 +201,17 @@ class Curve:
         self.x_span = None if span is None else (span[0] - self.x_offset, span[1] - self.x_offset)
         # A single point draws no line, a handful barely one: mark them (a metric logged once,
         # a validation loss logged every few hundred steps).
-        marked = 0 < env.finite <= SHORT_SERIES
+        marked = 0 < env.finite <= (MARKED_DASHED_POINTS if self.dashed else SHORT_SERIES)
         self.raw.setSymbol("o" if marked else None)
         if marked:
-            self.raw.setSymbolSize(6)
+            self.raw.setSymbolSize(5 if self.dashed else 6)
             self.raw.setSymbolBrush(pg.mkBrush(self.entry.color))
             self.raw.setSymbolPen(None)
         smoothing = env.weight > 0
         self.smooth.setVisible(smoothing)
         if not smoothing:
             self.smooth.setData([], [])
-        self.raw.setPen(pg.mkPen(self._faint() if smoothing else QColor(self.entry.color), width=1))
+        self.raw.setPen(self._pen(self._faint() if smoothing else QColor(self.entry.color)))
         self.show_view(*self._view)
 
     # ------------------------------------------------------------ data out
@@ -305,6 +310,9 @@ class Curve:
             x1 = span[1] if span is not None else x0
         self.detail = (x0, x1, d)
         self.show_view(*self._view)
+
+    def _pen(self, color):
+        return pg.mkPen(color, width=1, style=Qt.DashLine if self.dashed else Qt.SolidLine)
 
     def _faint(self) -> QColor:
         c = QColor(self.entry.color)

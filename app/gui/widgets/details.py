@@ -7,8 +7,8 @@ from PySide6.QtWidgets import QTextBrowser, QVBoxLayout
 from trainspect.analysis.frozen import frozen_numel
 from trainspect.analysis.optimizer_settings import optimizer_settings
 
+from .. import theme
 from ...report.content import clock_text, flatten
-from ...vocab import NEUTRAL_COLOR, STATE_COLORS
 from ..plain_text import rich
 from .lazy import LazyPanel
 
@@ -22,12 +22,12 @@ def _cell(value) -> str:
     text = str(value)
     if len(text) <= MAX_CELL_CHARS:
         return html.escape(text)
-    return html.escape(text[:MAX_CELL_CHARS]) + f"<i style='color:#555'> … ({len(text):,} characters)</i>"
+    return html.escape(text[:MAX_CELL_CHARS]) + f"<i style='color:{theme.muted_color()}'> … ({len(text):,} characters)</i>"
 
 
 def _table(rows) -> str:
     return "<table cellspacing='0' cellpadding='2'>" + "".join(
-        f"<tr><td style='color:#555;padding-right:12px'>{_cell(k)}</td><td>{_cell(v)}</td></tr>" for k, v in rows
+        f"<tr><td style='color:{theme.muted_color()};padding-right:12px'>{_cell(k)}</td><td>{_cell(v)}</td></tr>" for k, v in rows
     ) + "</table>"
 
 
@@ -47,7 +47,7 @@ def _from_step(step) -> str:
 def run_details_html(run) -> str:
     e = html.escape
     st = run.status()
-    color = STATE_COLORS.get(st.state, NEUTRAL_COLOR)
+    color = theme.state_color(st.state)
     meta = run.meta
     out = [f"<h2 style='margin:2px 0'>{rich(run.name)}</h2>",
            f"<p>{e(str(run.path))}</p>",
@@ -101,7 +101,7 @@ class DetailsPanel(LazyPanel):
 
     def _load(self, entry) -> None:
         if entry is None:
-            self.text.setHtml("<p style='color:#555'>no run selected</p>")
+            self.text.setHtml(f"<p style='color:{theme.muted_color()}'>no run selected</p>")
             return
         if self._shown is not entry.run:
             self._shown = None
@@ -115,7 +115,7 @@ class DetailsPanel(LazyPanel):
 
     def say(self, text: str, error: bool = False) -> None:
         self._shown = None
-        style = "color:#C62828" if error else "color:#555"
+        style = f"color:{theme.error_color() if error else theme.muted_color()}"
         self.text.setHtml(f"<p style='{style}'>{html.escape(text)}</p>")
 
     def _release(self) -> None:

@@ -7,13 +7,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout
 
+from .. import theme
 from ... import vocab
 from ...layer_data import histogram_series, snapshot_series
 from ...lod import finite_levels, rebin_histograms
-from ...short_names import elide_name
 from ..plain_text import shown as shown_name
 from .lazy import LazyPanel
-from .parts import StepAxis, image_with_colorbar, message_label, run_badge, show_run, shrinkable
+from .parts import StepAxis, image_with_colorbar, layer_labels, message_label, run_badge, show_run, shrinkable
 
 HIST_DISPLAY_BINS = 96
 HIST_COLUMNS = 2048      # the histogram image's columns over the steps (more when there are more records)
@@ -49,7 +49,8 @@ def title_label() -> QLabel:
     return label
 
 
-def set_title(label: QLabel, text: str, color: str = "#333") -> None:
+def set_title(label: QLabel, text: str, color: str | None = None) -> None:
+    color = color or theme.text_color()
     label.setText(text)
     label.setStyleSheet(f"color: {color}; font-size: 9pt;")
 
@@ -93,7 +94,7 @@ class DistributionsPanel(LazyPanel):
             combo.setMinimumContentsLength(6)
         snap_row.addWidget(self.snap_label)
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
+        theme.style_canvas(self.canvas)
         self.hist_plot = self.canvas.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.hist_plot.setLabel("bottom", "step")
         self.hist_plot.setLabel("left", "value")
@@ -208,8 +209,8 @@ class DistributionsPanel(LazyPanel):
         if self._hist_shown != shown:     # another layer: no stale image while it is read
             self.hist_image.clear()
             self.hist_image_data = np.empty((0, 0))
-            set_title(self.hist_title, f"reading {kind}s of {elide_name(shown_name(self.hist_layer.currentText()), TITLE_NAME)}…",
-                      "#555")
+            set_title(self.hist_title, f"reading {kind}s of {layer_labels([shown_name(self.hist_layer.currentText())], TITLE_NAME)[0]}…",
+                      theme.muted_color())
 
         def read_histograms():
             steps, counts, ranges = histogram_series(entry.run, kind, i)
@@ -232,7 +233,7 @@ class DistributionsPanel(LazyPanel):
         self.hist_image.setImage(np.ascontiguousarray(shown_columns, dtype=np.float32), autoLevels=False)
         self.hist_bar.setLevels(finite_levels(self.hist_image_data))
         self.hist_image.setRect(QRectF(float(steps[0]), lo, float(end - steps[0]), hi - lo))
-        set_title(self.hist_title, f"{kind}s of {elide_name(shown_name(self.hist_layer.currentText()), TITLE_NAME)}")
+        set_title(self.hist_title, f"{kind}s of {layer_labels([shown_name(self.hist_layer.currentText())], TITLE_NAME)[0]}")
         self.hist_plot.autoRange()
 
     def load_snapshots(self) -> None:
@@ -268,5 +269,5 @@ class DistributionsPanel(LazyPanel):
         self.snap_image.setImage(np.ascontiguousarray(m[:rows, :cols], dtype=np.float32), autoLevels=False)
         self.snap_image.setRect(QRectF(0, 0, cols, rows))
         self.snap_label.setText(f"step {int(self.snap_steps[index])}")
-        set_title(self.snap_title, f"{elide_name(shown_name(self.snap_layer.currentText()), TITLE_NAME)} at step "
+        set_title(self.snap_title, f"{layer_labels([shown_name(self.snap_layer.currentText())], TITLE_NAME)[0]} at step "
                                   f"{int(self.snap_steps[index])}")

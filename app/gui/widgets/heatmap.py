@@ -13,14 +13,15 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from trainspect.analysis.labels import LayerLabels
 
+from .. import theme
 from ... import vocab
 from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels, robust_levels
-from ...short_names import short_labels
 from ..model import PALETTE
 from ..plain_text import rich, shown, tip
 from .lazy import LazyPanel
 from .parts import (
+    layer_labels,
     CellHover, LogFitAxis, StepAxis, bucket_under, image_with_colorbar, message_label, run_badge, show_run, shrinkable,
     steps_text,
 )
@@ -65,7 +66,7 @@ def legend_html(names, more: int) -> str:
     items = [f"<span style='white-space:nowrap'><span style='color:{PALETTE[k % len(PALETTE)]}'>&#9632;</span>"
              f"&nbsp;{rich(name)}</span>" for k, name in enumerate(names)]
     if more:
-        items.append(f"<span style='color:#555'>… and {more} more (not plotted)</span>")
+        items.append(f"<span style='color:{theme.muted_color()}'>… and {more} more (not plotted)</span>")
     return " &nbsp; ".join(items)
 
 
@@ -131,7 +132,7 @@ class HeatmapPanel(LazyPanel):
         bar.addSpacing(12)
         bar.addWidget(self.hover_label, 1)
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
+        theme.style_canvas(self.canvas)
         self.plot = self.canvas.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)
@@ -287,7 +288,7 @@ class HeatmapPanel(LazyPanel):
         self._tick_names = layers
         fits = min(MAX_LAYER_TICKS, max(1, int(self.plot.getViewBox().height() // LABEL_PITCH_PX)))
         every = max(1, int(np.ceil(len(layers) / fits)))
-        ticks = [(i + 0.5, name) for i, name in zip(range(len(layers)), short_labels([shown(n) for n in layers], LABEL_CHARS))
+        ticks = [(i + 0.5, name) for i, name in zip(range(len(layers)), layer_labels([shown(n) for n in layers], LABEL_CHARS))
                  if i % every == 0]
         self.plot.getAxis("left").setTicks([ticks, []])
         # Same left-axis width above and below: the linked step axes line up on screen.
@@ -391,7 +392,7 @@ class HeatmapPanel(LazyPanel):
             return
         notes = [n for n in (self.zero_note if self.is_log else "", self.nonfinite_note) if n]
         note = f" ({'; '.join(notes)})" if notes else ""
-        self.series_plot.setTitle(self._caption + note, size="8pt", color="#555")
+        self.series_plot.setTitle(self._caption + note, size="8pt", color=theme.muted_color())
 
     def _on_combo(self, i: int) -> None:
         stat = self.stat_combo.itemData(i)
@@ -493,7 +494,7 @@ class HeatmapPanel(LazyPanel):
 
     def _show_legend(self, layers, more: int) -> None:
         """Name the plotted ``layers`` under the canvas, in their curves' colours."""
-        names = short_labels([shown(n) for n in layers], LEGEND_CHARS)
+        names = layer_labels([shown(n) for n in layers], LEGEND_CHARS)
         self.legend.setText(legend_html(names, more))
         self.legend.setToolTip(tip("\n".join(shown(n) for n in layers)))
         self.legend.setVisible(bool(layers))

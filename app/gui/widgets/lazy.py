@@ -9,6 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
+from .. import theme
 from ..plain_text import shown
 from ..run_io import LatestReads, locked_read
 from .parts import NAME_CHARS, elide
@@ -98,7 +99,7 @@ class LazyPanel(QWidget):
         files (a run named ``<img src="/dev/zero">`` made Qt read /dev/zero as rich text)."""
         label = getattr(self, "message", None)
         if label is not None:
-            label.setStyleSheet(ERROR_STYLE if error else "")
+            label.setStyleSheet(f"color:{theme.error_color()}" if error else "")
             label.setTextFormat(Qt.PlainText)
             label.setText(text)
             label.setVisible(bool(text))

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QLabel, QVBoxLayout
 
 from trainspect.analysis.lr_range import is_sweep, read_sweep
 
+from .. import theme
 from ..plain_text import rich
 from .lazy import LazyPanel
 from .parts import message_label, shrinkable
@@ -42,7 +43,7 @@ def sweep_caption(sweep) -> str:
     name = rich(sweep.name or "LR range test")
     if sweep.suggested is None:
         return f"<b>{name}</b>: {html.escape(sweep.reason)}"
-    return (f"<b>{name}</b>: suggested LR <b style='color:#2E7D32'>{sweep.suggested:.3g}</b> "
+    return (f"<b>{name}</b>: suggested LR <b style='color:{theme.state_color(theme.RunState.LIVE)}'>{sweep.suggested:.3g}</b> "
             f"({html.escape(sweep.reason)}; {len(sweep.lr)} steps)")
 
 
@@ -54,7 +55,7 @@ class LRSweepPanel(LazyPanel):
         self.caption = shrinkable(QLabel(""))
         self.caption.setWordWrap(True)
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
+        theme.style_canvas(self.canvas)
         self.plot = self.canvas.addPlot()
         self.plot.setLogMode(x=True, y=False)
         self.plot.setLabel("bottom", "learning rate (log scale)")

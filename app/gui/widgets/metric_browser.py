@@ -10,6 +10,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import QLineEdit, QTreeView, QVBoxLayout, QWidget
 
 from ...vocab import SYS_PREFIX
+from .. import theme
 from ..plain_text import shown, tip
 
 NO_PREFIX = "(no prefix)"
@@ -135,6 +136,7 @@ class MetricBrowser(QWidget):
         self.filter = QLineEdit()
         self.filter.setPlaceholderText("filter metrics (Ctrl+F)")
         self.filter.setClearButtonEnabled(True)
+        theme.readable_placeholder(self.filter)
         self.model = MetricTreeModel(self)
         self.tree = QTreeView()
         self.tree.setHeaderHidden(True)

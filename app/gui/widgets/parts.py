@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from datetime import datetime
 
 import numpy as np
@@ -11,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 from ...report.svgplot import fmt_value
+from ...short_names import short_labels
 from ..plain_text import rich, shown, tip
 
 BADGE_MIN_PX = 60   # a run badge squeezed this far still shows its colour and the name's start
@@ -280,3 +282,38 @@ class CellHover:
             return
         cell = self.cell_at(p.x(), p.y())
         self.label.setText(" " if cell is None else self.describe(*cell))
+
+
+_TYPED = re.compile(r"^(.*\S) (\([^()]*\))$")      # "enc.layers.0.linear2.weight (Linear)"
+
+
+def _snap_to_dot(label: str, whole: str) -> str:
+    """An elision that cut a name part in two ("…rs.0.self_attn") starts at the next dot instead
+    ("…0.self_attn"): half a word reads as another name."""
+    if "…" not in label:
+        return label
+    head, tail = label.rsplit("…", 1)
+    start = len(whole) - len(tail) if whole.endswith(tail) else -1
+    if start > 0 and whole[start - 1] != "." and "." in tail[:-1]:
+        tail = tail.split(".", 1)[1]
+    return head + "…" + tail
+
+
+def layer_labels(names, fit: int) -> list[str]:
+    """Layer names for an axis, a legend or a title, at most ``fit`` characters, telling the
+    layers apart (UX review trial14 L3). The part that tells rows apart is the module path's
+    *end*: "enc.layers.0.self_attn.in_proj_weight (MultiheadAttention)" was cut in its middle to
+    "layers.0.…_weight (MultiheadAttention)" because the type took the room. So a label that
+    does not fit loses its type first (the hover and the lists have it), then the prefix every
+    layer shares and the path's left end (short_names.short_labels), never half a name part."""
+    names = list(names)
+    parts = [_TYPED.match(n) for n in names]
+    typed = [(m.group(1), m.group(2)) if m else (n, "") for m, n in zip(parts, names)]
+    too_long = any(len(n) > fit for n in names)
+    plain = [path if too_long and len(name) > fit else name for (path, _), name in zip(typed, names)]
+    short = short_labels(plain, fit)
+    if too_long:
+        short = [_snap_to_dot(s, p) for s, p in zip(short, plain)]
+    if len(set(short)) < len(set(names)):            # the snap made two alike: short_labels' own
+        short = short_labels(plain, fit)
+    return short

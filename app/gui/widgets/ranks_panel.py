@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from trainspect.analysis.ranks import summaries
 
+from .. import theme
 from ... import rank_view
 from ...vocab import SYS_DATA_WAIT, SYS_STEP_TIME, is_sys, stat_label
 from ..plain_text import rich
@@ -77,7 +78,7 @@ def summary_html(ranked) -> str:
     for s in summaries(ranked):
         loss = f"{html.escape(s.loss)} {s.last_loss:.4g}" if s.loss else "no loss"
         step = f", step {s.median_step_time * 1000:.1f} ms" if s.median_step_time == s.median_step_time else ""
-        bad = (f", <span style='color:#C62828'>non-finite from step {s.first_nonfinite}</span>"
+        bad = (f", <span style='color:{theme.error_color()}'>non-finite from step {s.first_nonfinite}</span>"
                if s.first_nonfinite is not None else "")
         rows.append(f"rank {s.rank}: {html.escape(s.path.name)} — {html.escape(s.status)}; {loss}{step}{bad}")
     return "<br>".join(rows)
@@ -88,7 +89,7 @@ class RankHeatmap:
 
     def __init__(self, colormap: str):
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
+        theme.style_canvas(self.canvas)
         self.plot = self.canvas.addPlot(row=0, col=0)
         self.plot.invertY(True)
         self.plot.setMenuEnabled(False)

@@ -1,6 +1,7 @@
 """File > Open remote…: a host (with the recent ones to pick from) and a path or glob on it."""
 from __future__ import annotations
 
+from .. import theme
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit
 
@@ -43,7 +44,7 @@ class OpenRemoteDialog(QDialog):
         self.path.setPlaceholderText("/home/me/runs/exp1.h5  or  /home/me/runs/*.h5")
         self.error = QLabel("")
         self.error.setTextFormat(Qt.PlainText)   # it quotes what was typed: text, never HTML
-        self.error.setStyleSheet("color:#C62828")
+        self.error.setStyleSheet(f"color:{theme.error_color()}")
         note = QLabel(HELP)
         note.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)

@@ -5,6 +5,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+from .. import theme
 from ..model import FAILED, LOADING, READY
 from ..plain_text import shown, tip
 from .parts import NAME_CHARS, elide
@@ -78,9 +79,9 @@ class RunListWidget(QWidget):
             item.setToolTip(tip(f"{name}\n{shown(e.path)}\n{status}"))   # as typed, never as HTML
             item.setData(Qt.UserRole, e.key)
             if e.state == FAILED or e.error and e.state == READY:
-                item.setForeground(QBrush(QColor(ERROR_COLOR)))
+                item.setForeground(QBrush(QColor(theme.error_color())))
             elif e.state == LOADING:
-                item.setForeground(QBrush(QColor(LOADING_COLOR)))
+                item.setForeground(QBrush(QColor(theme.muted_color())))
             self.list.addItem(item)
         self.list.blockSignals(False)
         self._select(self.runs.current)

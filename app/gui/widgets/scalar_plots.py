@@ -30,6 +30,8 @@ from .curve import BUILD_BLOCK_ROWS, SHORT_SERIES, Curve, build_envelopes
 from .flat_view import FlatAwareViewBox
 from .parts import LogFitAxis, RelativeTimeAxis, StepAxis, WallTimeAxis, elide, shrinkable
 from .rank_band import RankBands
+from .. import theme
+from ...vocab import META_ROLES, is_sys, loss_roles
 
 # The time axes' ticks carry their units (13:05:17, "0.5 s", "1:30"): no "(s) (x0.001)" title.
 X_LABELS = {"step": "step", "wall": "wall time (local)", "relative": "time since start"}
@@ -118,7 +120,12 @@ class ScalarPlotPanel(QWidget):
         super().__init__(parent)
         self.runs = runs
         self.view = view
-        self.plots: dict[str, pg.PlotItem] = {}
+        # One plot per panel: a metric, or the training and validation losses together (see
+        # loss_groups); a panel is keyed by its lead metric, the first of its members.
+        self._panels: dict[str, pg.PlotItem] = {}      # lead metric -> plot, in row order
+        self._members: dict[str, list[str]] = {}       # lead metric -> the metrics it plots
+        self._lead: dict[str, str] = {}                # metric -> lead metric of its panel
+        self._roles: dict[str, tuple] = {}             # run key -> (train loss, val loss) names
         self.extents: dict[str, XExtent] = {}     # per plot: the union x range (see XExtent)
         self.curves: dict[tuple[str, str], Curve] = {}
         self._regions: dict[str, pg.LinearRegionItem] = {}   # per plot: the highlighted steps
@@ -144,6 +151,10 @@ class ScalarPlotPanel(QWidget):
         self.smooth_label = QLabel()
         self.log_check = QCheckBox("log y")
         self.log_check.setToolTip("logarithmic y axis (L)")
+        self.combine_check = QCheckBox("train + val loss on one plot")
+        self.combine_check.setToolTip("train and val loss on one plot (C): each run's training loss (solid) and "
+                                      "validation loss (dashed, ○) on one axis, so the gap between them shows; "
+                                      "off: each on its own plot")
         self.reset_button = QPushButton("Reset view")
         self.reset_button.setToolTip("show all data (R)")
         bar = QHBoxLayout()
@@ -165,14 +176,18 @@ class ScalarPlotPanel(QWidget):
         # plots down (and their x axis out of view), jumping as the mouse moved.
         self.readout.setFixedHeight(READOUT_LINES * self.readout.fontMetrics().lineSpacing() + 4)
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
+        theme.style_canvas(self.canvas)
         self.empty_label = QLabel("Open a run (File > Open, Open folder, or drop files or a folder here) "
                                  "and pick metrics on the left.")
         self.empty_label.setAlignment(Qt.AlignCenter)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addLayout(bar)
-        lay.addWidget(self.readout)
+        # Beside the readout, not in the bar above: the bar's width is the window's least width.
+        under = QHBoxLayout()
+        under.addWidget(self.readout, 1)
+        under.addWidget(self.combine_check, 0, Qt.AlignTop)
+        lay.addLayout(under)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)      # fills the height when there is room
         self.scroll.setFrameShape(QFrame.NoFrame)
@@ -185,6 +200,8 @@ class ScalarPlotPanel(QWidget):
         self.x_combo.currentIndexChanged.connect(lambda i: view.set_x_mode(X_MODES[i]))
         self.smooth_slider.valueChanged.connect(lambda v: view.set_smoothing(v / 100.0))
         self.log_check.toggled.connect(view.set_log_y)
+        self.combine_check.toggled.connect(view.set_combine_losses)
+        view.combineLossesChanged.connect(lambda _: self.rebuild())
         self.reset_button.clicked.connect(view.reset_view)
         view.metricsChanged.connect(self._on_metrics)
         view.xModeChanged.connect(self._on_x_mode)
@@ -205,19 +222,81 @@ class ScalarPlotPanel(QWidget):
         v = self.view
         for w, setter in ((self.x_combo, lambda: self.x_combo.setCurrentIndex(X_MODES.index(v.x_mode))),
                           (self.smooth_slider, lambda: self.smooth_slider.setValue(round(v.smoothing * 100))),
-                          (self.log_check, lambda: self.log_check.setChecked(v.log_y))):
+                          (self.log_check, lambda: self.log_check.setChecked(v.log_y)),
+                          (self.combine_check, lambda: self.combine_check.setChecked(v.combine_losses))):
             w.blockSignals(True)
             setter()
             w.blockSignals(False)
         self.smooth_label.setText(f"{v.smoothing:.2f}")
 
     @property
+    def plots(self) -> dict:
+        """Metric -> its plot, in row order (the members of a combined panel share one plot)."""
+        return {m: plot for lead, plot in self._panels.items() for m in self._members[lead]}
+
+    @property
     def regions(self) -> list:
-        return [self._regions[m] for m in self.plots]
+        return [self._regions[m] for m in self._panels]
 
     @property
     def vlines(self) -> list:
-        return [self._vlines[m] for m in self.plots]
+        return [self._vlines[m] for m in self._panels]
+
+    def members(self, metric: str) -> list[str]:
+        """The metrics drawn on ``metric``'s plot (itself alone, or the losses together)."""
+        lead = self._lead.get(metric)
+        return list(self._members[lead]) if lead is not None else []
+
+    # ------------------------------------------------------------ the combined loss plot
+    def _run_roles(self, entry) -> tuple:
+        """(training loss, validation loss) names of ``entry`` (None where it has no such role),
+        as the advisor and the report name them; read from the names it holds, not the file."""
+        names = tuple(entry.names)
+        got = self._roles.get(entry.key)
+        if got is None or got[0] != names:
+            roles = loss_roles([n for n in names if not is_sys(n)], (entry.run.meta or {}).get(META_ROLES))
+            got = self._roles[entry.key] = (names, (roles.get("train"), roles.get("val")))
+        return got[1]
+
+    def loss_groups(self, metrics) -> list[list[str]]:
+        """The panels for ``metrics`` in order: each metric alone, except a training loss and a
+        validation loss of the open runs (a run with both), which share one plot at the first
+        one's place (training first, the view's "combine losses" on)."""
+        metrics = list(metrics)
+        if not self.view.combine_losses:
+            return [[m] for m in metrics]
+        train, val = set(), set()
+        for entry in self.runs.runs():
+            t, v = self._run_roles(entry)
+            if t is not None and v is not None:
+                train.add(t)
+                val.add(v)
+        losses = [m for m in metrics if m in train or m in val]
+        if not (any(m in train for m in losses) and any(m in val and m not in train for m in losses)):
+            return [[m] for m in metrics]
+        losses.sort(key=lambda m: m not in train)     # training first: solid under dashed
+        out, placed = [], False
+        for m in metrics:
+            if m not in losses:
+                out.append([m])
+            elif not placed:
+                out.append(losses)
+                placed = True
+        return out
+
+    def _is_val_curve(self, entry, metric: str) -> bool:
+        """Drawn dashed with markers: ``entry``'s validation loss on a combined plot."""
+        return len(self.members(metric)) > 1 and self._run_roles(entry)[1] == metric
+
+    def _groups_now(self) -> list[list[str]]:
+        return [list(self._members[lead]) for lead in self._panels]
+
+    def _regroup_if_needed(self) -> bool:
+        """Runs opened or closed may make or unmake the combined loss plot: lay out anew."""
+        if self.loss_groups(self.view.metrics) != self._groups_now():
+            self.rebuild()
+            return True
+        return False
 
     def rebuild(self, *_):
         """Recreate every plot for the selected metrics (and curves for every open run)."""
@@ -225,40 +304,46 @@ class ScalarPlotPanel(QWidget):
         # The data of curves that stay is kept: no re-read.
         kept = dict(self.curves)
         self.canvas.clear()
-        for store in (self.plots, self.extents, self.curves, self._regions, self._vlines, self._marks, self._titles):
+        for store in (self._panels, self._members, self._lead, self.extents, self.curves, self._regions,
+                      self._vlines, self._marks, self._titles):
             store.clear()
         self._first = None
         self._reset_xmap()
-        self._add_plots(self.view.metrics, kept)
+        self._add_plots(self.loss_groups(self.view.metrics), kept)
         self._refresh_step_smoothing()
 
     def _on_metrics(self, names) -> None:
         """One metric ticked or unticked: add or drop its plot only; the others keep their
         items, zoom and data (a rebuild of 100 plots took 5 s per click)."""
         names = list(names)
-        old = [m for m in self.plots if m in names]
-        if old != [m for m in names if m in self.plots]:     # reordered: lay out anew
-            self.rebuild()
+        groups = self.loss_groups(names)
+        now = self._groups_now()
+        old = [g for g in now if g in groups]
+        if old != [g for g in groups if g in now] or any(
+                len(g) > 1 for g in groups + now if (g in groups) != (g in now)):
+            self.rebuild()     # reordered, or the losses joined or left their shared plot: lay out anew
             return
-        gone = [m for m in self.plots if m not in names]
-        for metric in gone:
-            self._drop_plot(metric)
+        gone = [g[0] for g in now if g not in groups]
+        for lead in gone:
+            self._drop_plot(lead)
         if gone:
             self._reset_xmap()
             for curve in self.curves.values():
                 self._maybe_xmap(curve)
-        self._add_plots([m for m in names if m not in self.plots])
+        self._add_plots([g for g in groups if g not in now])
         self.bands._drop_bands_of_gone_plots()
         if gone:
             self._refresh_step_smoothing()   # the densest curve may have gone with them
 
-    def _add_plots(self, metrics, kept=None) -> None:
+    def _add_plots(self, groups, kept=None) -> None:
+        """Plots for ``groups`` (lists of metrics, see loss_groups)."""
         # Plots and links first, data second, auto range last: adding data to linked plots
         # one by one would re-range (and re-downsample) every earlier plot each time.
-        new = {metric: self._new_plot(metric) for metric in metrics}
+        new = {group[0]: self._new_plot(group) for group in groups}
         self._lay_out()
+        metrics = [m for group in groups for m in group]
         for entry in self.runs.runs():
-            self._add_curves(entry, list(new), kept)
+            self._add_curves(entry, metrics, kept)
         self._update_extents()
         for plot in new.values():
             plot.enableAutoRange(y=True, x=self.view.step_range is None)
@@ -268,22 +353,27 @@ class ScalarPlotPanel(QWidget):
         self._apply_marks(self.view.marks)
         self._apply_step_range(self.view.step_range)
 
-    def _new_plot(self, metric: str) -> pg.PlotItem:
-        """A plot for ``metric`` with its extent, crosshair line and highlight (not laid out)."""
+    def _new_plot(self, group) -> pg.PlotItem:
+        """A plot for the metrics of ``group`` (one, or the losses) with its extent, crosshair
+        line and highlight (not laid out)."""
+        metric = group[0]
         plot = pg.PlotItem(viewBox=FlatAwareViewBox(), axisItems={"bottom": self._x_axis(), "left": LogFitAxis("left")})
         plot.disableAutoRange()
-        plot.setTitle(rich(metric), size="9pt", color="#333")   # a name is text, not HTML
+        plot.setTitle(self._title_of(group), size="9pt", color=theme.text_color())   # a name is text, not HTML
         # No grid: alpha-blended grid lines across the plot cost ~30 ms per redraw offscreen.
         plot.setLogMode(False, self.view.log_y)
         plot.setMenuEnabled(False)
         plot.getAxis("left").setWidth(LEFT_AXIS_WIDTH)   # stacked plots line up pixel for pixel
         plot.setDownsampling(auto=True, mode="peak")
         plot.setClipToView(True)
-        self.plots[metric] = plot
+        self._panels[metric] = plot
+        self._members[metric] = list(group)
+        for m in group:
+            self._lead[m] = metric
         extent = self.extents[metric] = XExtent()
         plot.addItem(extent)
         vline = self._vlines[metric] = pg.InfiniteLine(
-            angle=90, movable=False, pen=pg.mkPen("#888", width=1, style=Qt.DashLine))
+            angle=90, movable=False, pen=pg.mkPen(theme.muted_color(), width=1, style=Qt.DashLine))
         vline.setVisible(False)
         plot.addItem(vline, ignoreBounds=True)
         region = self._regions[metric] = pg.LinearRegionItem(
@@ -299,10 +389,12 @@ class ScalarPlotPanel(QWidget):
                 else RelativeTimeAxis("bottom"))
 
     def _drop_plot(self, metric: str) -> None:
-        """Take ``metric``'s plot and its curves away."""
-        for key in [k for k in self.curves if k[0] == metric]:
-            self.curves.pop(key).remove()
-        plot = self.plots.pop(metric)
+        """Take the plot led by ``metric`` and its curves away."""
+        for m in self._members.pop(metric):
+            self._lead.pop(m, None)
+            for key in [k for k in self.curves if k[0] == m]:
+                self.curves.pop(key).remove()
+        plot = self._panels.pop(metric)
         for store in (self.extents, self._regions, self._vlines, self._marks, self._titles):
             store.pop(metric, None)
         if plot is self._first:
@@ -313,10 +405,10 @@ class ScalarPlotPanel(QWidget):
         """Put the plots in rows in metric order (only the ones that moved are touched), link
         their x axes to the top one and show the step labels under the bottom one."""
         ci = self.canvas.ci
-        ordered = [(m, self.plots[m]) for m in self.view.metrics if m in self.plots]
-        self.plots.clear()
-        self.plots.update(ordered)       # dict order is row order (a metric put first goes first)
-        order = list(self.plots.values())
+        ordered = [(m, self._panels[m]) for m in self.view.metrics if m in self._panels]
+        self._panels.clear()
+        self._panels.update(ordered)       # dict order is row order (a metric put first goes first)
+        order = list(self._panels.values())
         moved = [(row, p) for row, p in enumerate(order) if ci.items.get(p) != [(row, 0)]]
         for _, plot in moved:       # out of their cells first: a row may be taken by another
             if plot in ci.items:
@@ -336,7 +428,7 @@ class ScalarPlotPanel(QWidget):
     def _link_x(self, first) -> None:
         """Every plot's x axis follows ``first``, whose range is the model's step range."""
         if first is self._first:
-            for plot in self.plots.values():
+            for plot in self._panels.values():
                 if plot is not first and plot.getViewBox().linkedView(0) is not first.getViewBox():
                     plot.setXLink(first)
             return
@@ -346,7 +438,7 @@ class ScalarPlotPanel(QWidget):
         if first is None:
             return
         first.setXLink(None)
-        for plot in self.plots.values():
+        for plot in self._panels.values():
             if plot is not first:
                 plot.setXLink(first)
         first.getViewBox().sigXRangeChanged.connect(self._on_user_range)
@@ -366,10 +458,10 @@ class ScalarPlotPanel(QWidget):
     def _on_x_mode(self, *_) -> None:
         """Another x axis: swap each plot's bottom axis and redraw the held data (no new plots)."""
         self._sync_controls()
-        for plot in self.plots.values():
+        for plot in self._panels.values():
             plot.setAxisItems({"bottom": self._x_axis()})
-        for row, plot in enumerate(self.plots.values()):
-            self._style_bottom(plot, row == len(self.plots) - 1)
+        for row, plot in enumerate(self._panels.values()):
+            self._style_bottom(plot, row == len(self._panels) - 1)
         self._reset_xmap()
         for curve in self.curves.values():
             curve.set_axis(*self._axis_of(curve.entry))
@@ -378,7 +470,7 @@ class ScalarPlotPanel(QWidget):
             self._maybe_xmap(curve)
             self.bands.add(curve.plot, curve.entry, curve.metric)   # bands are drawn in x units
         self._update_extents()
-        for plot in self.plots.values():
+        for plot in self._panels.values():
             plot.enableAutoRange()
         self._apply_highlight(self.view.highlight)
         self._apply_marks(self.view.marks)
@@ -398,10 +490,11 @@ class ScalarPlotPanel(QWidget):
         names = set(entry.names)
         added = False
         for metric in metrics:
-            plot = self.plots.get(metric)
-            if plot is None or metric not in names or (metric, entry.key) in self.curves:
+            lead = self._lead.get(metric)
+            if lead is None or metric not in names or (metric, entry.key) in self.curves:
                 continue
-            curve = Curve(plot, entry, metric, self.view.smoothing)
+            plot = self._panels[lead]
+            curve = Curve(plot, entry, metric, self.view.smoothing, dashed=self._is_val_curve(entry, metric))
             curve.set_axis(*self._axis_of(entry))
             curve._view = self._view_of(plot)
             old = (kept or {}).get((metric, entry.key))
@@ -509,20 +602,26 @@ class ScalarPlotPanel(QWidget):
         self.runs.io.submit(work, done, lambda exc: self._detailing.discard(curve))
 
     def _add_run(self, entry) -> None:
-        """A run was opened: overlay its curves on the existing plots (no rebuild)."""
+        """A run was opened: overlay its curves on the existing plots (no rebuild, unless its
+        losses make or unmake the combined loss plot)."""
         self._show_hint()
-        self._add_curves(entry, list(self.plots))
+        if self._regroup_if_needed():
+            return
+        self._add_curves(entry, list(self._lead))
         self._update_extents()
         for curve in self._curves_of(entry):   # the others already show this view
-            plot = self.plots[curve.metric]
-            curve._view = self._view_of(plot)
+            curve._view = self._view_of(curve.plot)
 
     def _remove_run(self, entry) -> None:
         """A run was closed: drop its curves and release their data."""
         for key in [k for k in self.curves if k[1] == entry.key]:
             curve = self.curves.pop(key)
-            if self.plots.get(key[0]) is curve.plot:
+            if self._panels.get(self._lead.get(key[0])) is curve.plot:
                 curve.remove()
+        self._roles.pop(entry.key, None)
+        if self._regroup_if_needed():
+            self._show_hint()
+            return
         self._reset_xmap()
         for curve in self.curves.values():
             self._maybe_xmap(curve)
@@ -533,7 +632,7 @@ class ScalarPlotPanel(QWidget):
     def _show_hint(self) -> None:
         """The plots, or the "Open a run" hint when there is no run or no metric to plot (the
         closed runs' empty axes were left behind, squeezing the hint under them)."""
-        shown = bool(self.plots) and bool(self.runs.runs())
+        shown = bool(self._panels) and bool(self.runs.runs())
         self.scroll.setVisible(shown)
         self.empty_label.setVisible(not shown)
 
@@ -548,16 +647,27 @@ class ScalarPlotPanel(QWidget):
             extent.set_span(span)
         self._update_titles()
 
+    def _title_of(self, group) -> str:
+        """A plot's title (rich text): its metric, or for the combined loss plot which line is which."""
+        if len(group) == 1:
+            return rich(group[0])
+        vals = {self._run_roles(e)[1] for e in self.runs.runs()}
+        train = [m for m in group if m not in vals]
+        val = [m for m in group if m in vals]
+        return (f"loss: {', '.join(rich(m) for m in train)} <b>━</b> solid, "
+                f"{', '.join(rich(m) for m in val)} <b>╍○</b> dashed")
+
     def _update_titles(self) -> None:
-        for metric, plot in self.plots.items():
-            counts = [c.counts for (m, _), c in self.curves.items() if m == metric]
+        for metric, plot in self._panels.items():
+            group = self._members[metric]
+            counts = [c.counts for (m, _), c in self.curves.items() if m in group]
             note = plot_note(counts, self.view.log_y) if self.runs.runs() else ""
-            title = rich(metric)
+            title = self._title_of(group)
             if note:
-                title += f" <span style='color:{NOTE_COLOR}'>— {html.escape(note)}</span>"
+                title += f" <span style='color:{theme.error_color()}'>— {html.escape(note)}</span>"
             if self._titles.get(metric) != title:   # setTitle re-lays the plot out: only on change
                 self._titles[metric] = title
-                plot.setTitle(title, size="9pt", color="#333")
+                plot.setTitle(title, size="9pt", color=theme.text_color())
 
     def _view_of(self, plot) -> tuple:
         """``(x0, x1, pixels)`` the curves of ``plot`` should show (None, None = everything)."""
@@ -573,7 +683,7 @@ class ScalarPlotPanel(QWidget):
     def _feed_view(self, plot) -> None:
         view = self._view_of(plot)
         for curve in self.curves.values():
-            if self.plots.get(curve.metric) is plot:
+            if curve.plot is plot:
                 curve.show_view(*view)
                 self._want_detail(curve)
 
@@ -650,30 +760,32 @@ class ScalarPlotPanel(QWidget):
 
     def _on_log_y(self, on: bool) -> None:
         self._sync_controls()
-        for plot in self.plots.values():
+        for plot in self._panels.values():
             plot.setLogMode(False, on)
         self._update_titles()
 
     def _on_run_updated(self, entry, n_new: int) -> None:
         """Live data: read the new rows of the plotted metrics (new metrics get curves)."""
+        if self._regroup_if_needed():    # its losses (new names) make or unmake the combined plot
+            return
         missing = [m for m in self.view.metrics if (m, entry.key) not in self.curves]
         if missing:   # metrics this run logged for the first time just now
             self._add_curves(entry, missing)
         self._feed(entry)
 
     def _apply_step_range(self, rng) -> None:
-        if not self.plots:
+        if not self._panels:
             return
-        first = next(iter(self.plots.values()))
+        first = next(iter(self._panels.values()))
         self._syncing = True
         try:
             if rng is None:
-                for p in self.plots.values():
+                for p in self._panels.values():
                     p.enableAutoRange()
             else:
                 x0, x1 = self.step_to_x(np.array(rng, dtype=np.float64))
                 first.setXRange(float(x0), float(x1), padding=0)
-                for p in self.plots.values():
+                for p in self._panels.values():
                     p.enableAutoRange(axis="y")
                     p.setAutoVisible(y=True)
         finally:
@@ -698,7 +810,7 @@ class ScalarPlotPanel(QWidget):
         """Thin lines at the focused finding's evidence steps, on every plot (lines are kept and
         reused: a finding clicked after another only moves them)."""
         xs = self.step_to_x(np.array(steps, dtype=np.float64)) if len(steps) else ()
-        for metric, plot in self.plots.items():
+        for metric, plot in self._panels.items():
             lines = self._marks.setdefault(metric, [])
             while len(lines) < len(xs):
                 line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(MARK_COLOR, width=1, style=Qt.DotLine))
@@ -725,12 +837,28 @@ class ScalarPlotPanel(QWidget):
 
     def _on_mouse(self, event) -> None:
         pos = event[0]
-        for metric, plot in self.plots.items():
+        for lead, plot in self._panels.items():
             vb = plot.getViewBox()
             if vb.sceneBoundingRect().contains(pos):
-                x = vb.mapSceneToView(pos).x()
-                self.show_crosshair(x, metric)
+                point = vb.mapSceneToView(pos)
+                self.show_crosshair(point.x(), self._nearest_member(lead, point.x(), point.y()))
                 return
+
+    def _nearest_member(self, lead: str, x: float, y: float) -> str:
+        """The metric of the combined plot whose curve passes nearest the mouse (its own for a
+        plot of one metric): the readout lists the runs' values of that one."""
+        group = self._members[lead]
+        if len(group) == 1:
+            return lead
+        best, best_d = lead, np.inf
+        for (m, _), curve in self.curves.items():
+            if m in group:
+                hit = curve.value_at(x)
+                if hit is not None and np.isfinite(hit[1]):
+                    v = np.log10(hit[1]) if self.view.log_y and hit[1] > 0 else hit[1]
+                    if abs(v - y) < best_d:
+                        best, best_d = m, abs(v - y)
+        return best
 
     def show_crosshair(self, x: float, metric: str | None = None) -> str:
         """Move the crosshair to ``x`` (plot units) and show exact values; returns the text.
@@ -744,11 +872,13 @@ class ScalarPlotPanel(QWidget):
             line.setVisible(True)
         n_runs = len({key for _, key in self.curves})
         several = n_runs > 1
+        plots = self.plots
         if several:
-            shown_metrics = [metric if metric in self.plots else next(iter(self.plots), None)]
+            shown_metrics = [metric if metric in plots else next(iter(plots), None)]
         else:
-            shown_metrics = list(self.plots)
+            shown_metrics = list(plots)
         step_txt = None
+        muted = theme.muted_color()
         parts, tips = [], []
         for name in shown_metrics:
             rows = []     # (rank key, html, plain text)
@@ -761,16 +891,16 @@ class ScalarPlotPanel(QWidget):
                 step, raw, smooth = hit
                 ended = self._ended_before(curve, x)
                 if ended:     # far past its last step: not a current value
-                    txt = f"<span style='color:#777'>ended at step {step} ({raw:.4g})</span>"
+                    txt = f"<span style='color:{muted}'>ended at step {step} ({raw:.4g})</span>"
                     plain = f"ended at step {step} ({raw:.4g})"
                 else:
                     step_txt = step_txt or f"step {step}"
                     txt = plain = f"{raw:.6g}"
                     if f"step {step}" != step_txt:   # a sparser metric's nearest point is elsewhere: say where
-                        txt += f" <span style='color:#777'>@ step {step}</span>"
+                        txt += f" <span style='color:{muted}'>@ step {step}</span>"
                         plain += f" @ step {step}"
                     if curve.env.weight > 0 and smooth is not None:   # the weight it is drawn with
-                        txt += f" <span style='color:#777'>(ema&nbsp;{smooth:.4g})</span>"
+                        txt += f" <span style='color:{muted}'>(ema&nbsp;{smooth:.4g})</span>"
                         plain += f" (ema {smooth:.4g})"
                 label = f"{rich(elide(shown(curve.entry.name), READOUT_NAME_CHARS))} " if several else ""
                 rows.append((self._rank_key(name, raw, ended),
@@ -783,8 +913,8 @@ class ScalarPlotPanel(QWidget):
                 order = {"min": " (lowest first)", "max": " (highest first)"}.get(better(name), " (highest first)")
                 vals = [html_ for _, html_, _ in rows[:READOUT_RUNS]]
                 if len(rows) > READOUT_RUNS:
-                    vals.append(f"<span style='color:#777'>… {len(rows) - READOUT_RUNS} more</span>")
-                parts.append(f"<b>{rich(name)}</b><span style='color:#777'>{order}</span> " + ", ".join(vals))
+                    vals.append(f"<span style='color:{muted}'>… {len(rows) - READOUT_RUNS} more</span>")
+                parts.append(f"<b>{rich(name)}</b><span style='color:{muted}'>{order}</span> " + ", ".join(vals))
                 tips.append(f"{name}{order}:\n" + "\n".join(f"  {p}" for _, _, p in rows))
             else:
                 parts.append(f"<b>{rich(name)}</b> " + ", ".join(h for _, h, _ in rows))

@@ -10,6 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from .. import theme
 from ...report.svgplot import fmt_value
 from ...sweep_scatter import default_axes, log_axis, numeric_keys, points, value_ticks
 from ..plain_text import plain
@@ -44,7 +45,7 @@ class SweepScatter(QWidget):
         bar.addWidget(QLabel("y:"))
         bar.addWidget(self.y_box, 1)
         self.canvas = pg.GraphicsLayoutWidget()
-        self.canvas.setBackground("w")
+        theme.style_canvas(self.canvas)
         self.plot = self.canvas.addPlot()
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.canvas.setToolTip("one point per run, in its color in the table; click one to make its run current")
