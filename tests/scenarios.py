@@ -629,6 +629,51 @@ def missing_zero_grad_sgd_momentum(rec, seed):
           seed=seed)
 
 
+def train_by_hand(rec, model, *, lr, clear, steps=250, seed=0, batch=64, val_every=20):
+    """The PyTorch tutorials' loop without an optimizer: ``p -= lr * p.grad`` under no_grad, then
+    ``clear`` the gradient: "none" (``p.grad = None``) or "never" (the bug)."""
+    import torch
+    Xtr, ytr, Xva, yva = digits()
+    rec.watch(model)
+    g = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        idx = torch.randint(0, len(Xtr), (batch,), generator=g)
+        loss = cross_entropy(model(Xtr[idx]), ytr[idx])
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= lr * p.grad
+                if clear == "none":
+                    p.grad = None
+        rec.log({"train/loss": loss.detach()}, step=step)
+        if step % val_every == 0:
+            with torch.no_grad():
+                rec.log({"val/loss": cross_entropy(model(Xva), yva)}, step=step)
+
+
+def healthy_hand_written_update(rec, seed):
+    import torch
+    torch.manual_seed(67 + 1000 * seed)
+    train_by_hand(rec, mlp([64, 128, 64, 10]), lr=0.05, clear="none", seed=seed)
+
+
+def hand_written_update_without_clearing(rec, seed):
+    import torch
+    torch.manual_seed(67 + 1000 * seed)
+    # trial 13's hand-written loop: no p.grad = None, every step adds all earlier gradients
+    train_by_hand(rec, mlp([64, 128, 64, 10]), lr=0.05, clear="never", seed=seed)
+
+
+def warmup_stepped_per_epoch(rec, seed):
+    import torch
+    torch.manual_seed(68 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # a timm-style per-update warm-up (100 updates) stepped with the epoch number (22 steps an
+    # epoch): LR 0 for the first epoch, 0.13x the target when the run ends
+    train(rec, model, torch.optim.Adam(model.parameters(), lr=1e-3), lr_at=lambda step: 1e-3 * min(1.0, (step // 22) / 100),
+          steps=300, seed=seed)
+
+
 def clip_far_below_gradients(rec, seed):
     import torch
     torch.manual_seed(66 + 1000 * seed)
@@ -979,6 +1024,12 @@ SCENARIOS = {s.name: s for s in [
              "optimizer.zero_grad() forgotten: gradients accumulate, their norm grows with the step"),
     Scenario("missing_zero_grad_sgd_momentum", missing_zero_grad_sgd_momentum, "divergence", ("optimizer_setup",),
              "MLP, SGD 0.01 momentum 0.9, zero_grad() forgotten: the ReLUs die and the summed gradient sits still"),
+    Scenario("hand_written_update_without_clearing", hand_written_update_without_clearing, "gradients_not_cleared",
+             ("optimizer_setup",), "tutorial-style p -= lr * p.grad without p.grad = None: gradients accumulate"),
+    Scenario("healthy_hand_written_update", healthy_hand_written_update, None,
+             about="tutorial-style p -= lr * p.grad, then p.grad = None"),
+    Scenario("warmup_stepped_per_epoch", warmup_stepped_per_epoch, "warmup_unfinished", ("lr_too_low",),
+             "a per-update warm-up of 100 updates stepped with the epoch number: LR 0 for an epoch, never reached"),
     Scenario("iris_raw_features", iris_raw_features, "unnormalized_inputs", ("input_scaling",),
              "iris features in cm as they come (0.1..7.9, mean 3.5)"),
     # wrong advice seen on practitioners' bugs (sweep of 2026-12-06)
