@@ -26,6 +26,9 @@ def detect(sig, ctx):
     return f
 
 
+THROWN = 0.2     # an update of a fifth of the weights in one step (healthy runs here peak <= 0.08)
+
+
 def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx, boost_high=True)
     jumps = _after_lr_jumps(f.evidence[0].steps, ctx) if f.evidence else 0
@@ -36,6 +39,10 @@ def adjust(s, f, ctx):
                                     f"{LR_JUMP:g}x (a warm restart or a new warm-up): the restarted LR is too high")
     elif ctx.input_outliers:
         s.boost("input_scaling", 0.8, "the recorded inputs had outlier batches")
+    elif (ctx.update_ratio_peak or 0.0) > THROWN:
+        # SGD at lr 1.5: spikes a step apart read as "bad batches" beside dead units blamed on the LR
+        s.boost("lr_too_high", 0.8, f"the updates reached {ctx.update_ratio_peak:.2g} of the weights in a step "
+                                    "(~1e-3 is usual, cs231n): the optimiser throws the weights around")
     elif f.facts.get("isolated") and not ctx.ratio_high:
         s.boost("label_noise", 0.7, "each spike is a single batch the model recovers from at once: bad or "
                                     "mislabelled samples rather than an unstable optimiser")
