@@ -36,7 +36,7 @@ except ImportError:  # the older package name of the same library
             from exc
 
 from trainspect.recorder.format import STATUS_CRASHED
-from trainspect.recorder.recorder import RecorderWarning
+from trainspect.recorder.recorder import RecorderWarning, _user_stacklevel
 
 from .recorder_session import RecorderSession
 
@@ -171,7 +171,8 @@ class TrainspectLogger(Logger):
         if len(optimizers) > 1 and not self._warned_optimizers:
             self._warned_optimizers = True
             warnings.warn(f"trainspect: the module has {len(optimizers)} optimizers; gradient and update records "
-                          "follow the first one's steps", RecorderWarning, stacklevel=2)
+                          "follow the first one's steps", RecorderWarning,
+                          stacklevel=_user_stacklevel(("lightning", "pytorch_lightning")))
         self._session.watch(model, optimizers[0] if optimizers else None)
         if not any(isinstance(cb, _StepSync) and cb.logger is self for cb in trainer.callbacks):
             trainer.callbacks.append(_StepSync(self))

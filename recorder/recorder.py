@@ -51,14 +51,19 @@ _MAX_NESTING = 8              # levels of {"train": {"loss": x}} flattened into 
 
 
 
-_LIBRARY_DIRS = tuple(str(Path(p).resolve().parent) + os.sep for p in (__file__,))   # recorder/
+# recorder/ and integrations/ (which call it): the package's own frames
+_LIBRARY_DIRS = tuple(str(Path(__file__).resolve().parent.parent / d) + os.sep for d in ("recorder", "integrations"))
 
 
-def _user_stacklevel() -> int:
+def _user_stacklevel(also=()) -> int:
     """The stacklevel of warnings.warn that names the script's line, not the recorder's or
-    torch's (a warning from an optimizer or module hook pointed at torch/optim/optimizer.py)."""
-    torch = sys.modules.get("torch")
-    skip = _LIBRARY_DIRS + ((str(Path(torch.__file__).parent) + os.sep,) if torch is not None else ())
+    torch's (a warning from an optimizer or module hook pointed at torch/optim/optimizer.py).
+    ``also``: names of more packages to look past (an integration's framework: Lightning)."""
+    skip = _LIBRARY_DIRS
+    for name in ("torch", *also):
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            skip += (str(Path(module.__file__).parent) + os.sep,)
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(skip):
         frame, level = frame.f_back, level + 1

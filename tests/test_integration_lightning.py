@@ -155,3 +155,29 @@ def test_a_second_fit_from_scratch_is_a_new_run(tmp_path, recwarn):
         with open_run(f) as run:
             assert run.scalar("train_loss_step").steps.tolist() == [0, 1]
             assert run.layer_stat("grad_norm").steps.tolist() == [0, 1]
+
+
+class TwoOptimizers(Regressor):
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        for opt in self.optimizers():
+            loss = nn.functional.mse_loss(self.net(x).float(), y)
+            opt.zero_grad()
+            self.manual_backward(loss)
+            opt.step()
+        self.log("train_loss", loss)
+
+    def configure_optimizers(self):
+        return (torch.optim.SGD(self.net[0].parameters(), lr=0.01), torch.optim.SGD(self.net[2].parameters(), lr=0.01))
+
+
+def test_the_two_optimizers_warning_names_the_users_line(tmp_path):
+    """It pointed into lightning/pytorch/loggers/utilities.py (trial 14)."""
+    with pytest.warns(UserWarning, match="2 optimizers") as caught:
+        trainer(tmp_path, [TrainspectLogger(tmp_path / "two.h5")], 3).fit(TwoOptimizers(), data(0))
+    w = next(w for w in caught if "2 optimizers" in str(w.message))
+    assert w.filename == __file__, w.filename
