@@ -673,6 +673,12 @@ class Recorder:
             self._warn_once("<watch>", f"the watched {type(model).__name__} has no parameters (layers kept in a plain "
                                        "Python list or dict instead of nn.ModuleList/ModuleDict?): no gradient, "
                                        "weight or layer records; watch the module that holds them")
+        elif next(model.parameters(), None) is None:
+            # ... and watched with one layer's optimizer, the warning blamed the forward call style
+            self._warn_once("<watch>", f"the watched {type(model).__name__} owns none of the optimizer's parameters "
+                                       "(layers kept in a plain Python list or dict instead of nn.ModuleList/"
+                                       "ModuleDict?): they are recorded by position (optimizer.group0.param0, ...) "
+                                       "and no layer's activations are; watch the module that holds them")
         if layout.n_snap_candidates > len(layout.snap_params):
             self._warn_once("<layout>", f"only the first {len(layout.snap_params)} of "
                                         f"{layout.n_snap_candidates} weight matrices get snapshots")

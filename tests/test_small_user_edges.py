@@ -150,3 +150,29 @@ def test_a_model_whose_layers_sit_in_a_plain_list_is_said_at_watch(tmp_path, cap
     assert "instruments: none (the watched model has no parameters)" in capsys.readouterr().out
     assert {g.how for g in coverage(path).gaps if g.instrument == "gradients"} == {
         "the watched model has no parameters (layers in a plain list?): watch the module that holds them"}
+
+
+def test_a_model_owning_none_of_its_optimizers_parameters_is_named(tmp_path):
+    """Watched with one layer's optimizer, the forward-forward Net (layers in a plain list) got
+    'optimizer.step() without a forward of the watched Net through its hooks' (trial 14)."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = [torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)]
+
+    net = Net()
+    opt = torch.optim.Adam(net.layers[0].parameters(), lr=0.01)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with Recorder(tmp_path / "ff.h5") as rec:
+            rec.watch(net, opt)
+            for _ in range(3):
+                loss = net.layers[0](torch.randn(8, 4)).pow(2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log({"train/loss": loss.item()})
+    said = [str(w.message) for w in caught if "trainspect" in str(w.message)]
+    assert any("owns none of the optimizer's parameters" in m for m in said), said
