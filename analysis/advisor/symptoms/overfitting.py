@@ -1,6 +1,10 @@
 """``overfitting``: validation loss rose well above its best while the training loss kept falling."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ...findings import Fix
 from .. import loss_rules
 from ..spec import SymptomSpec
@@ -28,6 +32,34 @@ def adjust(s, f, ctx):
                                      "labels included")
 
 
+SMALL_TO_START = 0.05   # a validation loss ending below this share of the untrained loss: generalising well
+
+
+def settle(f, ctx):
+    """A validation loss that rose from a tiny best and still ends near zero is a note: GCN at a
+    high LR went 0.016 -> 0.043 against an untrained 1.95, at 99.5-100 % validation accuracy,
+    and got a warning to add regularisation (trial 14)."""
+    if f.facts.get("never_generalised") or f.severity != "warning" or ctx.sig.train_loss is None:
+        return True
+    first = first_loss(ctx)
+    end = f.evidence[0].values[-1] if f.evidence and f.evidence[0].values else None
+    if first and end is not None and 0 <= end <= SMALL_TO_START * first:
+        f.severity = "info"
+        f.title += f" (it still ends at {end / first:.1%} of the untrained loss: a note)"
+        f.facts["still_small"] = True
+    return True
+
+
+def first_loss(ctx) -> float | None:
+    """The untrained loss: the training loss's first value, ln(C) for a classifier started above it."""
+    v = np.asarray(ctx.sig.train_loss[2], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not v.size or v[0] <= 0:
+        return None
+    classes = ctx.n_outputs
+    return min(float(v[0]), math.log(classes)) if classes and classes >= 2 and classes != ctx.n_inputs else float(v[0])
+
+
 def fixes(f, ctx):
     if f.facts.get("never_generalised"):
         return [Fix("check_pairing", "check that each input still goes with its label (shuffled or indexed "
@@ -44,11 +76,13 @@ SPEC = SymptomSpec(
     looks_at="validation vs training loss",
     fires_when="val loss > best +10 % and > best + 3 robust sigmas (second differences) for the last 3 (>= 10 %) "
                "evaluations, training loss not rising; or val loss never below 95 % of the untrained training "
-               "loss and ending above its first value while the training loss fell >= 5 %",
+               "loss and ending above its first value while the training loss fell >= 5 %; a note when it still ends "
+               "below 5 % of the untrained loss",
     detect=detect,
     priors={"insufficient_regularization": 0.7, "label_noise": 0.25},
     word="overfitting",
     adjust=adjust,
     fixes=fixes,
+    settle=settle,
     needs=("validation_loss",),
 )
