@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QTimer, Signal
 
@@ -604,7 +605,33 @@ def default_metrics(names: list[str], limit: int = DEFAULT_MAX_METRICS, declared
     return chosen
 
 
-MAX_MARKS = 50     # evidence steps marked on the plots of a focused finding
+MAX_MARKS = 400    # evidence steps marked on the plots of a focused finding (each plot merges its own)
+
+
+class Mark(NamedTuple):
+    """One step a focused finding's evidence names, marked on the plot of its series only."""
+    series: str       # the evidence's series ("train/loss", "sys/grad_norm"; a layer stat is on no plot)
+    step: float
+    label: str        # what it marks: "loss spikes at step 40"
+    detail: str = ""  # the evidence's sentence (the tooltip's second line)
+
+
+def finding_marks(finding) -> list:
+    """The :class:`Mark` of every step the evidence of ``finding`` names, on its own series."""
+    what = str(getattr(finding, "symptom", "") or "evidence").replace("_", " ")
+    out = []
+    for ev in getattr(finding, "evidence", None) or []:
+        for s in getattr(ev, "steps", None) or []:
+            if s is None:
+                continue
+            try:
+                step = float(s)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(step):
+                shown_step = int(step) if step == int(step) else step
+                out.append(Mark(ev.series, step, f"{what} at step {shown_step}", str(getattr(ev, "text", "") or "")))
+    return out
 
 
 class ViewState(QObject):
@@ -616,7 +643,7 @@ class ViewState(QObject):
     logYChanged = Signal(bool)
     stepRangeChanged = Signal(object)      # (first, last) or None = show everything
     highlightChanged = Signal(object)      # (first, last) or None
-    marksChanged = Signal(list)            # steps the focused finding's evidence names (marked on the plots)
+    marksChanged = Signal(list)            # Marks: steps the focused finding's evidence names, on their series' plots
     heatmapStatChanged = Signal(str)
     selectedLayersChanged = Signal(list)
     findingFocused = Signal(object)        # the Finding
@@ -630,7 +657,7 @@ class ViewState(QObject):
         self.log_y = False
         self.step_range: tuple[float, float] | None = None
         self.highlight: tuple[float, float] | None = None
-        self.marks: list[float] = []
+        self.marks: list[Mark] = []
         self.heatmap_stat = "grad_norm"
         self.selected_layers: list[str] = []
         # A run's training and validation loss, both plotted, share one plot (the overfitting
@@ -692,9 +719,13 @@ class ViewState(QObject):
             self.highlight = span
             self.highlightChanged.emit(span)
 
-    def set_marks(self, steps) -> None:
-        """Steps to mark on every plot (sorted, each once, at most ``MAX_MARKS``)."""
-        marks = sorted({float(s) for s in steps})[:MAX_MARKS]
+    def set_marks(self, marks) -> None:
+        """The Marks to draw, each on the plot of its series (sorted by step, each
+        (series, step) once, at most ``MAX_MARKS``)."""
+        seen = {}
+        for m in marks:
+            seen.setdefault((m.series, float(m.step)), Mark(m.series, float(m.step), m.label, m.detail))
+        marks = sorted(seen.values(), key=lambda m: (m.step, m.series))[:MAX_MARKS]
         if marks != self.marks:
             self.marks = marks
             self.marksChanged.emit(list(marks))
@@ -721,10 +752,10 @@ class ViewState(QObject):
             self.set_step_range((first - pad, last + pad))
         else:
             self.set_highlight(None)
-        # the steps the evidence names inside the span (the spikes, the repeats of a cycle); its
-        # ends are the highlight's edges already
-        self.set_marks(s for ev in getattr(finding, "evidence", []) for s in (getattr(ev, "steps", None) or [])
-                       if s is not None and s != first and s != last)
+        # the steps the evidence names (the spikes, the repeats of a cycle), each on the plot of
+        # the series it was seen in (drawn on every plot, a grad-norm spike at step 50 was the one
+        # clear mark on the loss, which had none there; trial14 M3)
+        self.set_marks(finding_marks(finding))
         for ev in getattr(finding, "evidence", []):
             if ev.series in layer_stats:
                 self.set_heatmap_stat(ev.series)

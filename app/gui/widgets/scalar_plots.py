@@ -36,7 +36,11 @@ from ...vocab import META_ROLES, is_sys, loss_roles
 # The time axes' ticks carry their units (13:05:17, "0.5 s", "1:30"): no "(s) (x0.001)" title.
 X_LABELS = {"step": "step", "wall": "wall time (local)", "relative": "time since start"}
 HIGHLIGHT_BRUSH = (255, 200, 0, 60)
-MARK_COLOR = (200, 110, 0, 200)      # the evidence's steps inside the highlight: a darker amber
+MARK_COLOR = (200, 110, 0, 220)      # the evidence's steps inside the highlight: a darker amber
+MARK_GROUP_BRUSH = (200, 110, 0, 45)  # marks merged into one group (see merge_marks)
+MAX_MARK_LINES = 8                     # at most this many marks (lines or groups) per plot
+MARK_HEX = "%02X%02X%02X" % MARK_COLOR[:3]
+MARK_TIP_STEPS = 12                    # steps listed in a merged group's tooltip
 TRIM_AFTER_ROWS = 1_000_000   # rows read (~30 MB of transient arrays) before freed memory is trimmed
 LEFT_AXIS_WIDTH = 58
 # Below this a plot's y labels overlap (measured at 9 pt: 50 px showed "0.8 0.6 0.4" on top of
@@ -97,6 +101,45 @@ def plot_note(counts, log_y: bool) -> str:
         if n_bad:
             return f"{n_bad} values ≤ 0 not drawn (log axis)"
     return ""
+
+
+def merge_marks(marks, most: int) -> list[list]:
+    """``marks`` ((x, Mark) pairs) as at most ``most`` groups of neighbours, in x order: while
+    there are too many, the two groups closest together (by the gap between them) become one."""
+    marks = sorted(marks, key=lambda p: p[0])
+    groups = [[p] for p in marks]
+    while len(groups) > max(1, most):
+        gaps = [groups[i + 1][0][0] - groups[i][-1][0] for i in range(len(groups) - 1)]
+        i = int(np.argmin(gaps))
+        groups[i:i + 2] = [groups[i] + groups[i + 1]]
+    return groups
+
+
+def _step_text(step: float) -> str:
+    return str(int(step)) if float(step).is_integer() else f"{step:g}"
+
+
+def mark_tip(marks) -> str:
+    """The tooltip of one mark or of a merged group: what it marks, then the evidence's words."""
+    first = marks[0]
+    if len(marks) == 1:
+        head = first.label
+    else:
+        steps = sorted({m.step for m in marks})
+        listed = ", ".join(_step_text(s) for s in steps[:MARK_TIP_STEPS])
+        more = f" … (+{len(steps) - MARK_TIP_STEPS})" if len(steps) > MARK_TIP_STEPS else ""
+        head = f"{first.label.rsplit(' at step ', 1)[0]} at {len(steps)} steps: {listed}{more}"
+    details = list(dict.fromkeys(m.detail for m in marks if m.detail))
+    return tip("\n".join([head, *details[:3]]))
+
+
+def mark_legend(marks) -> str:
+    """A plot title's note on its marks: "┆ loss spikes: steps 40, 49" (rich text, escaped)."""
+    steps = sorted({m.step for m in marks})
+    what = marks[0].label.rsplit(" at step ", 1)[0]
+    listed = ", ".join(_step_text(s) for s in steps[:4]) + (f" … ({len(steps)} steps)" if len(steps) > 4 else "")
+    word = "step" if len(steps) == 1 else "steps"
+    return f"<span style='color:#{MARK_HEX}'>┆ {html.escape(what)}: {word} {listed}</span>"
 
 
 def take_out_of_grid(layout: pg.GraphicsLayout, item) -> None:
@@ -665,6 +708,9 @@ class ScalarPlotPanel(QWidget):
             title = self._title_of(group)
             if note:
                 title += f" <span style='color:{theme.error_color()}'>— {html.escape(note)}</span>"
+            marks = [m for m in self.view.marks if self._lead.get(m.series) == metric]
+            if marks:
+                title += " " + mark_legend(marks)
             if self._titles.get(metric) != title:   # setTitle re-lays the plot out: only on change
                 self._titles[metric] = title
                 plot.setTitle(title, size="9pt", color=theme.text_color())
@@ -803,24 +849,50 @@ class ScalarPlotPanel(QWidget):
                 region.setVisible(True)
 
     def marked(self, metric: str) -> list[float]:
-        """x positions of the evidence marks shown on ``metric``'s plot."""
-        return [line.value() for line in self._marks.get(metric, []) if line.isVisible()]
+        """x positions of the evidence marks shown on ``metric``'s plot (a merged group: its
+        first step)."""
+        return [item.mark_span[0] for item in self._marks.get(self._lead.get(metric), []) if item.isVisible()]
 
-    def _apply_marks(self, steps) -> None:
-        """Thin lines at the focused finding's evidence steps, on every plot (lines are kept and
-        reused: a finding clicked after another only moves them)."""
-        xs = self.step_to_x(np.array(steps, dtype=np.float64)) if len(steps) else ()
-        for metric, plot in self._panels.items():
-            lines = self._marks.setdefault(metric, [])
-            while len(lines) < len(xs):
-                line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(MARK_COLOR, width=1, style=Qt.DotLine))
-                line.setZValue(-5)
-                plot.addItem(line, ignoreBounds=True)
-                lines.append(line)
-            for i, line in enumerate(lines):
-                if i < len(xs):
-                    line.setValue(float(xs[i]))
-                line.setVisible(i < len(xs))
+    def mark_tips(self, metric: str) -> list[str]:
+        """The tooltip of each evidence mark on ``metric``'s plot: what it marks."""
+        return [item.toolTip() for item in self._marks.get(self._lead.get(metric), []) if item.isVisible()]
+
+    def _apply_marks(self, marks) -> None:
+        """The focused finding's evidence steps, on the plot of the series each was seen in only
+        (never on every plot), each with a tooltip saying what it marks. A plot given more than
+        MAX_MARK_LINES of them (vanishing gradients named 20 steps, 25 lines across every plot)
+        gets at most that many: the nearest are merged into a shaded group."""
+        for lead, items in self._marks.items():
+            plot = self._panels.get(lead)
+            for item in items:
+                if plot is not None:
+                    plot.removeItem(item)
+        self._marks.clear()
+        by_plot: dict[str, list] = {}
+        for m in marks:
+            lead = self._lead.get(m.series)
+            if lead is not None:
+                by_plot.setdefault(lead, []).append(m)
+        for lead, group in by_plot.items():
+            plot = self._panels[lead]
+            steps = np.array([m.step for m in group], dtype=np.float64)
+            xs = self.step_to_x(steps)
+            items = self._marks[lead] = []
+            for members in merge_marks(list(zip(xs, group)), MAX_MARK_LINES):
+                x0, x1 = float(members[0][0]), float(members[-1][0])
+                text = mark_tip([m for _, m in members])
+                if len(members) == 1 or x1 <= x0:
+                    item = pg.InfiniteLine(pos=x0, angle=90, movable=False,
+                                           pen=pg.mkPen(MARK_COLOR, width=2, style=Qt.DotLine))
+                else:
+                    item = pg.LinearRegionItem(values=(x0, x1), movable=False, brush=pg.mkBrush(MARK_GROUP_BRUSH),
+                                               pen=pg.mkPen(MARK_COLOR, width=1, style=Qt.DotLine))
+                item.mark_span = (x0, x1)
+                item.setZValue(-5)
+                item.setToolTip(text)
+                plot.addItem(item, ignoreBounds=True)
+                items.append(item)
+        self._update_titles()
 
     # ------------------------------------------------------------ widgets -> model
     def _on_user_range(self, vb, rng) -> None:
