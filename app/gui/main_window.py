@@ -8,8 +8,9 @@ from pathlib import Path
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QApplication, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QSplitter,
-    QTabWidget, QToolButton, QVBoxLayout, QWidget,
+    QApplication, QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QFrame, QHBoxLayout, QHeaderView,
+    QLabel, QMainWindow, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget, QToolButton, QVBoxLayout,
+    QWidget,
 )
 
 from ..fd_budget import runs_that_fit
@@ -27,13 +28,13 @@ from .widgets.compare_runs import CompareRunsPanel
 from .widgets.details import DetailsPanel
 from .widgets.distributions import DistributionsPanel
 from .widgets.heatmap import HeatmapPanel
-from .widgets.lr_sweep import LRSweepPanel
+from .widgets.lr_sweep import LRSweepPanel, sweep_entry
 from .widgets.metric_browser import MetricBrowser
 from .widgets.parts import NAME_CHARS, elide, shrinkable
 from .widgets.ranks_panel import RanksPanel
 from .widgets.remote_dialog import OpenRemoteDialog
 from .remote_runs import RemoteRuns
-from .. import remote
+from .. import rank_view, remote
 from trainspect.analysis.ranks import fold_rank_paths
 from .widgets.run_list import RunListWidget
 from .heap import return_big_blocks
@@ -48,10 +49,51 @@ NARROW_WINDOW_PX = 1000
 WIDE_WINDOW_PX = 1100
 DOCK_WIDTHS = (230, 420)         # Runs, Advisor
 NARROW_DOCK_PX = 260             # the shared left column of a narrow window
+OPTIONAL_TABS_MS = 1000          # how often the Ranks / LR range test tabs look for something to show
+NEXT_FINDING_KEYS = ("N", "Alt+Down")
+PREVIOUS_FINDING_KEYS = ("P", "Alt+Up")
+
+
+def action_text(action) -> str:
+    """An action's menu text without its "&" accelerator marks and "…"."""
+    return action.text().replace("&&", "\0").replace("&", "").replace("\0", "&").rstrip("…").strip()
+
+
+class ShortcutsDialog(QDialog):
+    """Help > Keyboard shortcuts: every shortcut of the window's actions, read from the actions
+    themselves (a new action is listed without touching this)."""
+
+    def __init__(self, rows, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts — trainspect")
+        self.table = QTableWidget(len(rows), 3)
+        self.table.setHorizontalHeaderLabels(["keys", "action", "menu"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.table.setEditTriggers(QTableWidget.NoEditTriggers)
+        self.table.setSelectionMode(QTableWidget.NoSelection)
+        for r, (menu, text, keys) in enumerate(rows):
+            for c, value in enumerate((keys, text, menu)):
+                self.table.setItem(r, c, QTableWidgetItem(value))
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeToContents)
+        buttons = QDialogButtonBox(QDialogButtonBox.Close)
+        buttons.rejected.connect(self.close)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.table, 1)
+        lay.addWidget(buttons)
+        self.resize(520, min(760, 90 + (self.fontMetrics().height() + 8) * (len(rows) + 1)))
+
+
+BANNER_LINES = 4      # errors listed in the banner; the rest in its tooltip ("… and 3 more")
 
 
 class ErrorBanner(QFrame):
-    """A dismissible red strip naming the file that failed; the app carries on."""
+    """A dismissible red strip naming the files that failed; the app carries on. Every error
+    since it was last closed is listed, one per file (it showed only the last: three bad files
+    read as one; trial14 L6): "3 files could not be opened or read:", then each name and why."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -59,18 +101,35 @@ class ErrorBanner(QFrame):
         self.label = plain(shrinkable(QLabel()))   # a message naming a long path wraps, never widens
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.messages: dict[str, str] = {}    # path (or the message itself) -> its latest error
         close = QToolButton()
         close.setText("✕")
         close.setAutoRaise(True)
-        close.clicked.connect(self.hide)
+        close.clicked.connect(self.dismiss)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(8, 4, 4, 4)
         lay.addWidget(self.label, 1)
         lay.addWidget(close)
         self.hide()
 
-    def show_message(self, text: str) -> None:
-        self.label.setText(text)
+    def dismiss(self) -> None:
+        self.messages.clear()
+        self.hide()
+
+    def show_message(self, text: str, path: str | None = None) -> None:
+        self.messages.pop(path or text, None)
+        self.messages[path or text] = text       # the newest last
+        items = list(self.messages.values())
+        if len(items) == 1:
+            shown_text, full = text, text
+        else:
+            lines = [f"• {m}" for m in items]
+            head = f"{len(items)} files could not be opened or read:"
+            more = len(lines) - BANNER_LINES
+            shown_text = "\n".join([head, *lines[:BANNER_LINES]] + ([f"… and {more} more (hover to see all)"] if more > 0 else []))
+            full = "\n".join([head, *lines])
+        self.label.setText(shown_text)
+        self.label.setToolTip(tip(full))
         self.show()
 
 
@@ -102,6 +161,12 @@ class MainWindow(QMainWindow):
         self.ranks = RanksPanel(self.runs, self.view)   # a distributed run's ranks side by side
         self.tabs.addTab(self.ranks, "Ranks")
         self.tabs.addTab(self.lr_sweep, "LR range test")
+        # Ranks and LR range test show only when an open run has something for them (a
+        # distributed run, an LR range test), or when asked for (View > Show ...); trial14 L5.
+        self._forced_tabs: set = set()
+        self.tabs.currentChanged.connect(self._on_tab)
+        for panel in (self.ranks, self.lr_sweep):
+            self.tabs.setTabVisible(self.tabs.indexOf(panel), False)
         self.splitter = QSplitter(Qt.Vertical)
         self.splitter.addWidget(self.scalars)
         self.splitter.addWidget(self.tabs)
@@ -116,6 +181,11 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.banner)
         lay.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
+        # A Layers tab with nothing to show (no open run has per-layer records) shrinks to its
+        # tab bar and one line; the plots get the room (it took 40 % of the window; trial14 L5).
+        self._layer_data: dict[str, bool] = {}     # run key -> it has per-layer statistics
+        self._tab_sizes = None                     # the splitter's sizes before it collapsed
+        self.heatmap.layerDataKnown.connect(self._on_layer_data)
 
         left = QSplitter(Qt.Vertical)
         left.addWidget(self.run_list)
@@ -160,6 +230,16 @@ class MainWindow(QMainWindow):
         self.runs.currentChanged.connect(lambda e: self._show_run_state())
         # An LR range test is read against the LR, not the step: show its tab when it is selected.
         self.runs.currentChanged.connect(lambda e: self.lr_sweep.sweep_is_current(e) and self.tabs.setCurrentWidget(self.lr_sweep))
+        self.runs.runRemoved.connect(self._on_run_removed)
+        self.runs.runAdded.connect(lambda e: self._update_optional_tabs())
+        self.runs.currentChanged.connect(lambda e: self._fit_tab_area())
+        self._tabs_timer = QTimer(self)    # a run is known to be distributed after a background read
+        self._tabs_timer.setInterval(OPTIONAL_TABS_MS)
+        self._tabs_timer.timeout.connect(self._update_optional_tabs)
+        self._tabs_timer.start()
+        # A finding focused while the Advisor is tabbed behind Runs (a narrow window): bring its
+        # details to the front; the plots zoomed to it while its text stayed hidden (trial14 L10).
+        self.view.findingFocused.connect(lambda _: self._show_advisor())
         self.restore_state()
 
     def _dock(self, title, widget, area) -> QDockWidget:
@@ -205,8 +285,14 @@ class MainWindow(QMainWindow):
         self._action(v, "Less smoothing", lambda: self.view.set_smoothing(max(0.0, round(self.view.smoothing - 0.1, 2))), "[")
         self._action(v, "&Filter metrics", self._focus_filter, QKeySequence.Find)
         v.addSeparator()
-        for i, name in enumerate(("Layers", "Distributions", "Run details", "Compare")):
-            self._action(v, f"Show {name}", lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+        for i in range(self.tabs.count()):
+            self._action(v, f"Show {self.tabs.tabText(i)}", lambda _=False, i=i: self.show_tab(i), f"Ctrl+{i + 1}")
+        v.addSeparator()
+        self.next_finding_action = self._action(v, "&Next finding", lambda: self.advisor.step_finding(1), NEXT_FINDING_KEYS[0])
+        self.next_finding_action.setShortcuts([QKeySequence(k) for k in NEXT_FINDING_KEYS])
+        self.previous_finding_action = self._action(v, "&Previous finding", lambda: self.advisor.step_finding(-1),
+                                                    PREVIOUS_FINDING_KEYS[0])
+        self.previous_finding_action.setShortcuts([QKeySequence(k) for k in PREVIOUS_FINDING_KEYS])
         self.follow_action = self._action(v, "&Follow live data", self.live.set_follow, "F", checkable=True)
         self.follow_action.setChecked(self.live.follow)
         self.follow_action.setToolTip("keep the newest step in view (F); panning or zooming stops following")
@@ -217,12 +303,126 @@ class MainWindow(QMainWindow):
         v.addSeparator()
         v.addAction(self.runs_dock.toggleViewAction())
         v.addAction(self.advisor_dock.toggleViewAction())
+        self.help_menu = mb.addMenu("&Help")
+        self._action(self.help_menu, "&Keyboard shortcuts…", self.show_shortcuts, QKeySequence.HelpContents)
         self._rebuild_recent_menu()
 
     def _focus_filter(self) -> None:
         self.runs_dock.show()
         self.metrics.filter.setFocus()
         self.metrics.filter.selectAll()
+
+    # ------------------------------------------------------------ help
+    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+        """(menu, action, keys) of every action of the window that has a shortcut, in menu order,
+        read from the actions (Help > Keyboard shortcuts)."""
+        rows, seen = [], set()
+
+        def walk(menu, path):
+            for act in menu.actions():
+                if act.menu() is not None:
+                    walk(act.menu(), f"{path} › {action_text(act.menu().menuAction())}")
+                elif act.shortcuts() and id(act) not in seen:
+                    seen.add(id(act))
+                    rows.append((path, action_text(act), self._keys(act)))
+        for top in self.menuBar().actions():
+            if top.menu() is not None:
+                walk(top.menu(), action_text(top))
+        for act in self.actions():       # a shortcut of the window not in a menu
+            if act.shortcuts() and id(act) not in seen:
+                seen.add(id(act))
+                rows.append(("", action_text(act), self._keys(act)))
+        return rows
+
+    @staticmethod
+    def _keys(act) -> str:
+        return ", ".join(k.toString(QKeySequence.NativeText) for k in act.shortcuts())
+
+    def show_shortcuts(self) -> QDialog:
+        dialog = getattr(self, "shortcuts_dialog", None)
+        if dialog is not None:
+            dialog.close()
+            dialog.deleteLater()
+        self.shortcuts_dialog = ShortcutsDialog(self.shortcut_rows(), self)
+        self.shortcuts_dialog.show()
+        return self.shortcuts_dialog
+
+    # ------------------------------------------------------------ tabs
+    def show_tab(self, index: int) -> None:
+        """Bring tab ``index`` to the front (View > Show ...), shown even if it has nothing yet."""
+        widget = self.tabs.widget(index)
+        self._forced_tabs.add(widget)
+        self.tabs.setTabVisible(index, True)
+        self.tabs.setCurrentIndex(index)
+
+    def _on_tab(self, index: int) -> None:
+        if index >= 0 and not self.tabs.isTabVisible(index):   # made current by code: show its tab
+            self._forced_tabs.add(self.tabs.widget(index))
+            self.tabs.setTabVisible(index, True)
+        self._fit_tab_area()
+
+    def _update_optional_tabs(self) -> None:
+        """Show the Ranks tab while a distributed run is open and the LR range test tab while an
+        LR range test is (no file access: what background reads learnt)."""
+        runs = self.runs.runs()
+        wanted = {self.ranks: any(rank_view.known(e) for e in runs), self.lr_sweep: sweep_entry(self.runs) is not None}
+        for panel, on in wanted.items():
+            i = self.tabs.indexOf(panel)
+            on = on or panel in self._forced_tabs or self.tabs.currentIndex() == i
+            if self.tabs.isTabVisible(i) != on:
+                self.tabs.setTabVisible(i, on)
+
+    def _on_layer_data(self, entry, has: bool) -> None:
+        self._layer_data[entry.key] = has
+        self._fit_tab_area()
+
+    def _on_run_removed(self, entry) -> None:
+        self._layer_data.pop(entry.key, None)
+        self._update_optional_tabs()
+        self._fit_tab_area()
+
+    def layers_empty(self) -> bool:
+        """The current run has no per-layer statistics, nor has any other open run (as far as
+        the Layers tab has read them)."""
+        e = self.runs.current
+        if e is None or self._layer_data.get(e.key) is not False:
+            return False
+        return not any(self._layer_data.get(o.key) for o in self.runs.runs())
+
+    def _collapsed_px(self) -> int:
+        """The Layers tab's height when it has nothing to show: its tab bar, the run's name and
+        the message saying why (wrapped to the tab's width)."""
+        hm = self.heatmap
+        width = max(200, self.tabs.width() - 24)
+        lines = hm.message.fontMetrics().lineSpacing()
+        message = max(hm.message.heightForWidth(width), 2 * lines) if hm.message.text() else lines
+        hm.message.setMinimumHeight(message)    # the (hidden) map below would take its lines
+        return self.tabs.tabBar().sizeHint().height() + hm.run_label.sizeHint().height() + message + 30
+
+    def _fit_tab_area(self) -> None:
+        collapse = self.layers_empty() and self.tabs.currentWidget() is self.heatmap
+        if collapse:
+            sizes = self.splitter.sizes()
+            if self._tab_sizes is None:
+                self._tab_sizes = sizes
+            small = self._collapsed_px()
+            # below the pages' minimum (the Ranks tab's heatmaps ask 214 px): only while empty
+            self.tabs.setMinimumHeight(small)
+            if sizes[1] != small:
+                self.splitter.setSizes([max(0, sum(sizes) - small), small])
+            self.splitter.setStretchFactor(1, 0)    # a taller window gives the plots the room
+        elif self._tab_sizes is not None:
+            sizes, self._tab_sizes = self._tab_sizes, None
+            self.tabs.setMinimumHeight(0)
+            self.heatmap.message.setMinimumHeight(0)
+            self.splitter.setStretchFactor(1, 2)
+            self.splitter.setSizes(sizes)
+
+    def _show_advisor(self) -> None:
+        """The Advisor's details in view: raised where it is tabbed behind Runs."""
+        dock = self.advisor_dock
+        if not dock.isHidden() and self.tabifiedDockWidgets(dock):
+            dock.raise_()
 
     def _rebuild_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -320,7 +520,7 @@ class MainWindow(QMainWindow):
 
     def show_error(self, path: str, message: str) -> None:
         self.errors.append(message)
-        self.banner.show_message(message)
+        self.banner.show_message(message, path)
         self.statusBar().showMessage(message, 10000)
 
     def _show_run_state(self) -> None:
@@ -353,7 +553,8 @@ class MainWindow(QMainWindow):
         if width < NARROW_WINDOW_PX and not self._advisor_tabbed and self.dockWidgetArea(dock) == Qt.RightDockWidgetArea:
             self._advisor_tabbed = True
             self.tabifyDockWidget(self.runs_dock, dock)
-            self.runs_dock.raise_()
+            # Runs in front, unless a finding is selected: its details stay in view (L10)
+            (dock if self.advisor.selected_finding() is not None else self.runs_dock).raise_()
             self.resizeDocks([self.runs_dock], [NARROW_DOCK_PX], Qt.Horizontal)
         elif width >= WIDE_WINDOW_PX and self._advisor_tabbed:
             self._advisor_tabbed = False

@@ -12,7 +12,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QHeaderView, QLabel, QSplitter, QTextBrowser, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from ... import vocab
-from ...present import rich_html, step_span
+from ...present import cause_name, rich_html, step_span
 from trainspect.analysis.lr_range import is_sweep
 
 from ... import rank_view
@@ -68,6 +68,40 @@ def gaps_html(lines) -> str:
     return f"<span style='color:{theme.muted_color()}'>" + "<br>".join(out) + "</span>"
 
 
+def symptom_words(finding) -> str:
+    return str(finding.symptom).replace("_", " ")
+
+
+def run_verdict(findings) -> tuple[str, str]:
+    """(one line, its tooltip) naming the run's likely problem: the top cause of the most severe
+    finding (``findings`` come most severe first), and the findings whose top cause is the same
+    ("likely problem: lr too high — seen as dead units, no progress, loss spikes"); ("", "") when
+    nothing warns. The CLI demo's "the advisor names the problem -- likely cause: ..." sentence
+    (commands/demo.headline) is scenario-bound (it checks the planted problem), so it is not
+    reused here; the words (cause_name, the symptom in words) are the same."""
+    loud = [f for f in findings or [] if f.severity != "info"]
+    if not loud:
+        return "", ""
+    lead = next((f for f in loud if f.causes), loud[0])
+    if not lead.causes:
+        seen = list(dict.fromkeys(symptom_words(f) for f in loud))
+        return f"likely problem: {seen[0]}" + (f" (also: {', '.join(seen[1:])})" if seen[1:] else ""), ""
+    cause = lead.causes[0].id
+    agree = [f for f in loud if f.causes and f.causes[0].id == cause]
+    others = [f for f in loud if f not in agree]
+    text = f"likely problem: {cause_name(cause)} — seen as {', '.join(dict.fromkeys(symptom_words(f) for f in agree))}"
+    if others:
+        text += (" (1 other finding points elsewhere)" if len(others) == 1
+                 else f" ({len(others)} other findings point elsewhere)")
+    lines = [f"top cause of the most severe finding ({shown(lead.title)}): {cause_name(cause)}",
+             "findings that agree:", *(f"  • {shown(f.title)}" for f in agree)]
+    if others:
+        lines += ["findings whose top cause differs:",
+                  *(f"  • {shown(f.title)} → {cause_name(f.causes[0].id) if f.causes else 'no cause named'}"
+                    for f in others)]
+    return text, "\n".join(lines)
+
+
 class AdvisorPanel(QWidget):
     diagnosed = Signal(str)     # a run's key: its findings (``result``) are new
 
@@ -92,6 +126,12 @@ class AdvisorPanel(QWidget):
         self._rediagnose = Throttle(self._rediagnose_grown, REDIAGNOSE_MS, self)
         self._rediagnose_started = None
 
+        # The run's likely problem in one line, from its findings (run_verdict), above them all.
+        self.verdict = shrinkable(QLabel(""))
+        self.verdict.setWordWrap(True)
+        self.verdict.setTextFormat(Qt.PlainText)    # finding titles name layers: text, never HTML
+        self.verdict.setStyleSheet("font-weight:bold")
+        self.verdict.setVisible(False)
         self.status = shrinkable(QLabel(""))
         self.status.setWordWrap(True)
         self.status.setTextFormat(Qt.RichText)   # markup of ours; names in it are escaped (plain_text.rich)
@@ -123,6 +163,7 @@ class AdvisorPanel(QWidget):
         split.setSizes([200, 300])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.verdict)
         lay.addWidget(self.status)
         lay.addWidget(split, 1)
         self.tree.currentItemChanged.connect(lambda cur, _: cur is not None and self.activate(self.tree.indexOfTopLevelItem(cur)))
@@ -177,6 +218,7 @@ class AdvisorPanel(QWidget):
         self._show_gaps([])
         if entry is None:
             self.status.setText("no run selected")
+            self.verdict.setVisible(False)
             return
         self.status.setToolTip(tip(shown(entry.name)))   # the label shows the name cut to NAME_CHARS
         if entry.key not in self._cache:
@@ -275,6 +317,13 @@ class AdvisorPanel(QWidget):
         self.details.clear()
         self.status.setText(message)
         self.findings = list(findings or [])
+        verdict, why = run_verdict(self.findings)
+        self.verdict.setText(verdict)
+        self.verdict.setToolTip(tip(why) if why else "")
+        self.verdict.setVisible(bool(verdict))
+        if verdict:
+            worst = next(f for f in self.findings if f.severity != "info")
+            self.verdict.setStyleSheet(f"font-weight:bold;color:{theme.severity_color(worst.severity)}")
         self.tree.blockSignals(True)    # Qt may make the first new row current: that is no click
         for f in self.findings:
             item = QTreeWidgetItem([f.severity, shown(f.title), step_span(f)])
@@ -288,6 +337,19 @@ class AdvisorPanel(QWidget):
         else:
             self.details.setHtml(f"<p style='color:{theme.muted_color()}'>Click a finding to see its evidence, causes and fixes "
                                  "and to jump the plots to it.</p>")
+
+    def step_finding(self, delta: int) -> None:
+        """Focus the next (``delta`` 1) or previous (-1) finding of the list (View > Next /
+        Previous finding, N / P): from none selected, the first or the last."""
+        if not self.findings:
+            return
+        item = self.tree.currentItem()
+        i = self.tree.indexOfTopLevelItem(item) if item is not None else -1
+        if i < 0:
+            i = 0 if delta > 0 else len(self.findings) - 1
+        else:
+            i = min(len(self.findings) - 1, max(0, i + delta))
+        self.activate(i)
 
     def activate(self, index: int) -> None:
         """Show a finding's details and move the plots to it."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from trainspect.analysis.labels import LayerLabels
@@ -105,6 +105,10 @@ def hover_text(name: str, first: int, last: int, value: float) -> str:
 
 
 class HeatmapPanel(LazyPanel):
+    # (run entry, it has per-layer statistics): the window gives an empty Layers tab's room to
+    # the plots (trial14 L5)
+    layerDataKnown = Signal(object, bool)
+
     def __init__(self, runs, view, parent=None):
         super().__init__(parent)
         self.runs = runs
@@ -127,7 +131,8 @@ class HeatmapPanel(LazyPanel):
         bar = QHBoxLayout()
         bar.addWidget(self.run_label)
         bar.addSpacing(8)
-        bar.addWidget(QLabel("statistic:"))
+        self.stat_label = QLabel("statistic:")   # hidden with the combo when there is nothing to pick
+        bar.addWidget(self.stat_label)
         bar.addWidget(self.stat_combo)
         bar.addSpacing(12)
         bar.addWidget(self.hover_label, 1)
@@ -225,10 +230,13 @@ class HeatmapPanel(LazyPanel):
         if stat is not None:
             self.stat_combo.setCurrentIndex(stats.index(stat))
         self.stat_combo.blockSignals(False)
+        for w in (self.stat_label, self.stat_combo):     # an empty "statistic:" combo read as broken
+            w.setVisible(bool(stats))
 
     def _show_source(self, entry, stats, src) -> None:
         """The statistic read in the background arrived: show its overview (GUI thread)."""
         self._fill_stats(stats, src.stat if src is not None else None)
+        self.layerDataKnown.emit(entry, bool(stats))
         if src is None:
             self._release()
             self.say(NO_LAYER_STATS)   # say what is missing, not an empty pair of axes

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon, QPixmap
-from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QStyledItemDelegate, QVBoxLayout, QWidget,
+)
 
 from .. import theme
 from ..model import FAILED, LOADING, READY
@@ -20,6 +22,24 @@ def color_icon(color: str, size: int = 12) -> QIcon:
 ERROR_COLOR = "#C62828"
 LOADING_COLOR = "#777777"
 NO_RUN_COLOR = "#BBBBBB"     # icon of a row that is not (yet) an open run
+LINE_SEPARATOR = "\u2028"
+
+
+class RowDelegate(QStyledItemDelegate):
+    """Paints a row's first line (the run's name) cut in its middle to the row's width (a
+    sweep's names differ at their end) and the rest (its state, or why it failed) cut at the
+    end, read from its start: the list's one elide mode cut the error in its middle ("not an
+    HDF5 fil...rainspect run?)", trial14 L6). The item's text and tooltip stay whole."""
+
+    def initStyleOption(self, option, index) -> None:
+        super().initStyleOption(option, index)
+        # Qt gives the item's "\n" as a line separator (U+2028) here
+        text = option.text.replace("\n", LINE_SEPARATOR)
+        first, sep, rest = text.partition(LINE_SEPARATOR)
+        width = option.rect.width() - option.decorationSize.width() - 16
+        if width > 0:
+            option.text = option.fontMetrics.elidedText(first, Qt.ElideMiddle, width) + sep + rest
+        option.textElideMode = Qt.ElideRight
 
 
 class RunListWidget(QWidget):
@@ -34,8 +54,13 @@ class RunListWidget(QWidget):
         self.list = QListWidget()
         self.list.setToolTip("open runs (Delete closes the selected one)")
         # A 1,000-character run name must not widen the dock (and so the window): rows are
-        # cut to the list's width with "…" and never wrap; the tooltip holds the whole name.
-        self.list.setTextElideMode(Qt.ElideMiddle)
+        # cut to the list's width with "…" and never wrap; the tooltip holds the whole text.
+        # The status line (an error: "not an HDF5 file (…a trainspect run?)") is cut at its
+        # end, read from its start (cut in the middle it read "not an HDF5 fil...rainspect
+        # run?)", trial14 L6); the name line is cut in its middle (RowDelegate).
+        self.list.setTextElideMode(Qt.ElideRight)
+        self.delegate = RowDelegate(self.list)
+        self.list.setItemDelegate(self.delegate)
         self.list.setWordWrap(False)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.list.setSizeAdjustPolicy(QListWidget.AdjustIgnored)
