@@ -265,20 +265,22 @@ MIN_UPDATES_MEASURED = 3   # fewer updates with a reading of sys/grad_carried sa
 def _grads_carried(sig, ctx) -> dict | None:
     """The recorder's reading of whether each update's gradient was reset since the previous
     one (``sys/grad_carried``): None where it was not recorded (or for too few updates)."""
-    series = sig.scalars.get(SYS_GRAD_CARRIED)
-    if series is None:
+    if SYS_GRAD_CARRIED not in sig.point_counts:    # not measured (an older recorder, no watched model)
         return None
-    steps, values = np.asarray(series[0]), np.asarray(series[1], dtype=np.float64)
+    series = sig.scalars.get(SYS_GRAD_CARRIED, ((), ()))
+    steps, values = np.asarray(series[0], dtype=np.int64), np.asarray(series[1], dtype=np.float64)
     ok = np.isfinite(values)
     steps, values = steps[ok], values[ok]
-    if steps.size < MIN_UPDATES_MEASURED:
+    # Rows only for updates whose gradient stayed a tensor; a reset to None (the default) writes none.
+    updates = max(int(steps.size), sig.point_counts.get(SYS_GRAD_NORM, 0))
+    if updates < MIN_UPDATES_MEASURED:
         return None
     carried = values >= 0.5
     n = int(carried.sum())
     skip = (ctx.frozen_params or set()) | (ctx.unoptimized_params or set())
     stepped = [p.name for p in sig.params if p.name not in skip]     # the recorder's probe is the last
-    return {"carried": n, "updates": int(steps.size), "carried_most": n >= MIN_UPDATES_MEASURED and n * 2 > steps.size,
-            "first": int(steps[carried][0]) if n else int(steps[0]), "last": int(steps[-1]),
+    return {"carried": n, "updates": updates, "carried_most": n >= MIN_UPDATES_MEASURED and n * 2 > updates,
+            "first": int(steps[carried][0]) if n else None, "last": int(steps[carried][-1]) if n else None,
             "probe": stepped[-1] if stepped else ""}
 
 

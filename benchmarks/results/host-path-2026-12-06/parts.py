@@ -97,13 +97,18 @@ def main() -> int:
     bare = statistics.median(times["bare"])
     print(f"torch {torch.__version__}; {launch_count.MODELS[0][0]}, width 16, CPU, device path forced; "
           f"{args.steps} steps x {args.reps} interleaved repetitions\n")
+    print_table(times)
+    print(f"\nbare step: {bare:.0f} us")
+    return 0
+
+
+def print_table(times: dict) -> None:
+    """Each variant's median us/step and what it adds to "bare", paired by repetition."""
     print("| variant | us/step (median) | added to bare: median [min-max] |\n|---|---|---|")
     for name, values in times.items():
         added = [v - b for v, b in zip(values, times["bare"])]
         print(f"| {name} | {statistics.median(values):.0f} | {statistics.median(added):+.0f} "
               f"[{min(added):+.0f} .. {max(added):+.0f}] |")
-    print(f"\nbare step: {bare:.0f} us")
-    return 0
 
 
 if __name__ == "__main__":
