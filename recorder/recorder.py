@@ -52,7 +52,10 @@ _MAX_NESTING = 8              # levels of {"train": {"loss": x}} flattened into 
 
 
 # recorder/ and integrations/ (which call it): the package's own frames
-_LIBRARY_DIRS = tuple(str(Path(__file__).resolve().parent.parent / d) + os.sep for d in ("recorder", "integrations"))
+# (as imported and resolved: the package reached through a symlink names its frames by the link)
+_LIBRARY_DIRS = tuple(dict.fromkeys(str(root / d) + os.sep for root in (Path(__file__).parent.parent,
+                                                                         Path(__file__).resolve().parent.parent)
+                                    for d in ("recorder", "integrations")))
 
 
 def _user_stacklevel(also=()) -> int:
@@ -63,7 +66,7 @@ def _user_stacklevel(also=()) -> int:
     for name in ("torch", *also):
         module = sys.modules.get(name)
         if module is not None and getattr(module, "__file__", None):
-            skip += (str(Path(module.__file__).parent) + os.sep,)
+            skip += (str(Path(module.__file__).parent) + os.sep, str(Path(module.__file__).resolve().parent) + os.sep)
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(skip):
         frame, level = frame.f_back, level + 1

@@ -132,3 +132,12 @@ def test_a_logged_copy_of_the_recorded_lr_is_plotted_once(tmp_path):
         assert "lr" not in _figures(run) and "Learning rate" in _figures(run)
     with _run(tmp_path / "other.h5", torch.nn.GELU, lr_logged=lambda lr: 2 * lr) as run:
         assert {"lr", "Learning rate"} <= set(_figures(run))    # another curve: both
+
+
+def test_steps_read_as_steps_not_scientific_notation():
+    """'5e4 1e5 1.5e5' on a 200k-step run's axis, 'NaN/Inf from step 1.7e5' (trial 14 UX L7)."""
+    from trainspect.app.report.svgplot import fmt_step
+
+    assert [fmt_step(x) for x in (0, 50, 2500, 50_000, 150_000.0)] == ["0", "50", "2,500", "50k", "150k"]
+    assert fmt_step(170_000, tick=False) == "170,000" and fmt_step(123_457) == "123,457"
+    assert fmt_step(0.5) == "0.5"

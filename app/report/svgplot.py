@@ -52,6 +52,17 @@ def fmt_value(v: float) -> str:
     return text
 
 
+def fmt_step(v: float, tick: bool = True) -> str:
+    """A step for people, never "1.7e5": 170000 -> "170k" on a tick (``tick``), "170,000" in a
+    sentence; other whole numbers with separators (12,345); anything else as ``fmt_value``."""
+    if not math.isfinite(v) or v != int(v) or abs(v) >= 1e15:
+        return fmt_value(v)
+    n = int(v)
+    if tick and abs(n) >= 10_000 and n % 1000 == 0:
+        return f"{n // 1000:,}k"
+    return f"{n:,}"
+
+
 def shorten(text: str, limit: int = MAX_LABEL_CHARS) -> str:
     """Long layer names keep their informative end (``...encoder.3.fc.weight``)."""
     text = str(text)
@@ -235,7 +246,7 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
     for t in nice_ticks(x0, x1, 6):
         xx = float(px(t))
         out.append(f'<line x1="{_num(xx)}" y1="{top + ph}" x2="{_num(xx)}" y2="{top + ph + 4}" stroke="#666"/>')
-        out.append(f'<text x="{_num(xx)}" y="{top + ph + 15}" text-anchor="middle" fill="#444">{esc(fmt_value(t))}</text>')
+        out.append(f'<text x="{_num(xx)}" y="{top + ph + 15}" text-anchor="middle" fill="#444">{esc(fmt_step(t))}</text>')
     if spec.xlabel:
         out.append(f'<text x="{left + pw}" y="{top + ph + 28}" text-anchor="end" fill="#555">{esc(spec.xlabel)}</text>')
     ylabel = spec.ylabel + (" (log)" if log else "")
@@ -267,7 +278,7 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
         if len(xs):
             lx = float(px(xs[0]))
             out.append(f'<text x="{_num(min(lx + 4, left + pw - 4))}" y="{top + 18}" fill="{NONFINITE_COLOR}" '
-                       f'text-anchor="{"start" if lx < left + pw * 0.7 else "end"}">NaN/Inf from step {esc(fmt_value(xs[0]))}</text>')
+                       f'text-anchor="{"start" if lx < left + pw * 0.7 else "end"}">NaN/Inf from step {esc(fmt_step(xs[0], tick=False))}</text>')
     for vx, vlabel in spec.vlines:
         if x0 <= vx <= x1:
             xx = float(px(vx))
@@ -382,7 +393,7 @@ def heatmap(values: np.ndarray, steps: np.ndarray, layers: list, *, title: str =
     for tk in nice_ticks(s0, s1, 6):
         xx = left + (tk - s0) / max(s1 - s0, 1e-12) * pw if s1 > s0 else left + pw / 2
         out.append(f'<line x1="{_num(xx)}" y1="{_num(top + ph)}" x2="{_num(xx)}" y2="{_num(top + ph + 4)}" stroke="#666"/>')
-        out.append(f'<text x="{_num(xx)}" y="{_num(top + ph + 15)}" text-anchor="middle" fill="#444">{esc(fmt_value(tk))}</text>')
+        out.append(f'<text x="{_num(xx)}" y="{_num(top + ph + 15)}" text-anchor="middle" fill="#444">{esc(fmt_step(tk))}</text>')
     out.append(f'<text x="{left + pw}" y="{_num(top + ph + 29)}" text-anchor="end" fill="#555">{esc(xlabel)}</text>')
     # colour bar
     bx, bw = left + pw + 12, 12
