@@ -247,7 +247,9 @@ def test_export_replaces_links_in_the_folder_never_writes_through_them(tmp_path)
         f.unlink()
         os.symlink(victim, f)
         victims[f] = victim
-    assert main(["export", str(run), "--csv", str(out), "-q"]) == 0
+    # index.csv is no export's now: refused, and forced, the links are replaced, not written through
+    assert main(["export", str(run), "--csv", str(out), "-q"]) == 2
+    assert main(["export", str(run), "--csv", str(out), "-q", "--force"]) == 0
     for f, victim in victims.items():
         assert victim.read_text() == "precious\n"
         assert not f.is_symlink() and f.read_text().count("\n") > 1
@@ -264,3 +266,21 @@ def test_control_characters_of_names_are_written_as_escapes(tmp_path):
     for f in (tmp_path / "csv").iterdir():
         assert b"\x1b" not in f.read_bytes() and b"\x07" not in f.read_bytes(), f.name
     assert "\\x1b]0;pwn\\x07" in (tmp_path / "csv" / "index.csv").read_text()
+
+
+def test_export_leaves_a_directory_of_other_files_alone_unless_forced(odd_run, tmp_path, capsys):
+    """`export --csv DIR` wrote 44 files among unrelated ones and replaced a file of the same
+    name (attack round 4, B8). Refused unless --force; re-exporting into its own output is fine."""
+    from trainspect.app.cli import main
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "index.csv").write_text("mine\n")
+    assert main(["export", str(odd_run), "--csv", str(out)]) == 2
+    assert "holds files of its own (index.csv)" in capsys.readouterr().err
+    assert (out / "index.csv").read_text() == "mine\n"
+    fresh = tmp_path / "fresh"
+    assert main(["export", str(odd_run), "--csv", str(fresh), "-q"]) == 0
+    assert main(["export", str(odd_run), "--csv", str(fresh), "-q"]) == 0      # its own files: replaced
+    assert main(["export", str(odd_run), "--csv", str(out), "-q", "--force"]) == 0
+    assert (out / "index.csv").read_text().startswith("kind,name,file,rows")
