@@ -27,16 +27,16 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         print(f"trainspect export: {out} exists and is not a directory", file=sys.stderr)
         return 2
-    others = _foreign_files(out)
-    if others and not args.force:
-        # a metric named like one of them replaced it without a word (attack round 4, B8)
-        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        print(f"trainspect export: {out} holds files of its own ({shown}) that an export could overwrite: export into "
-              "a new or empty directory, or one an earlier export wrote, or pass --force", file=sys.stderr)
-        return 2
-
     try:
         with open_run(args.run) as r:
+            others = _foreign_files(out)
+            if others and not args.force:
+                # a metric named like one of them replaced it without a word (attack round 4, B8)
+                shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+                print(f"trainspect export: {out} holds files of its own ({shown}) that an export could overwrite: "
+                      "export into a new or empty directory, or one an earlier export wrote, or pass --force",
+                      file=sys.stderr)
+                return 2
             for warning in r.warnings:
                 print(f"trainspect export: warning: {r.path}: {warning}", file=sys.stderr)
             files = export_run_csv(r, out, progress=None if args.quiet else print_progress)
@@ -53,7 +53,7 @@ def run(args) -> int:
 def _foreign_files(directory: Path) -> list[str]:
     """Names of the entries of ``directory`` an earlier export did not write (none when its
     index.csv, as export writes it, is there: re-exporting replaces its own files)."""
-    from trainspect.app.report.csv_export import INDEX_NAME
+    from trainspect.app.report.csv_export import INDEX_HEADER, INDEX_NAME
 
     try:
         entries = sorted(p.name for p in directory.iterdir())
@@ -62,7 +62,7 @@ def _foreign_files(directory: Path) -> list[str]:
     index = directory / INDEX_NAME
     try:
         with index.open(encoding="utf-8") as fh:
-            if fh.readline().strip() == "kind,name,file,rows":
+            if fh.readline().strip() == ",".join(INDEX_HEADER):
                 return []
     except OSError:
         pass

@@ -130,6 +130,16 @@ def _layer_blocks(run, stat: str, n_layers: int, counted: list):
         yield [block.steps, *block.values.T]
 
 
+INDEX_HEADER = ["kind", "name", "file", "rows"]
+
+
+def _write_index(directory: Path, index_rows) -> None:
+    with _create(directory / INDEX_NAME) as fh:
+        w = csv.writer(fh)
+        w.writerow(INDEX_HEADER)
+        w.writerows([text_cell(kind), text_cell(name), text_cell(fname), rows] for kind, name, fname, rows in index_rows)
+
+
 def export_run_csv(run, directory, progress=None) -> list:
     """Write every scalar and layer statistic of ``run`` into ``directory``; returns the paths.
     A metric with no points gets no file (a header alone, listed in index.csv, says nothing).
@@ -151,6 +161,7 @@ def export_run_csv(run, directory, progress=None) -> list:
         if progress is not None:
             progress(done, total, text)
 
+    _write_index(directory, [])   # first: an export cut short still says whose files these are
     for name in names:
         s = run.scalar(name)
         if not len(s):   # registered, never given a point (watch()'s input statistics of token ids)
@@ -172,10 +183,7 @@ def export_run_csv(run, directory, progress=None) -> list:
         index_rows.append(("layer_stat", stat, fname, counted[0]))
         written.append(directory / fname)
         tick(f"wrote {fname}")
-    with _create(directory / INDEX_NAME) as fh:
-        w = csv.writer(fh)
-        w.writerow(["kind", "name", "file", "rows"])
-        w.writerows([text_cell(kind), text_cell(name), text_cell(fname), rows] for kind, name, fname, rows in index_rows)
+    _write_index(directory, index_rows)
     written.append(directory / INDEX_NAME)
     tick(f"wrote {INDEX_NAME}")
     return written
