@@ -22,7 +22,10 @@ _LINE_BREAKS = {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
 def one_line(name: str) -> str:
     """A name read from a run file as one line: its newlines, returns and tabs escaped too (a
     metric named "y\nstatus: finished, no problems" forged a line of `trainspect info`)."""
-    return str(name).translate(_LINE_BREAKS)
+    text = str(name).translate(_LINE_BREAKS)
+    if text != text.strip(" "):      # "train/loss " printed as a second "train/loss" (attack round 4, B8)
+        return repr(text)
+    return text
 
 
 def visible(text: str) -> str:

@@ -83,3 +83,17 @@ def test_compare_keeps_its_columns_in_line_with_escaped_names(tmp_path):
     assert code == 0, err
     rows = [ln for ln in out.splitlines() if ln.startswith(("plain", "esc"))]
     assert len(rows) == 2 and rows[0].index("finished") == rows[1].index("finished"), out
+
+
+def test_a_name_with_edge_spaces_is_told_apart_from_its_trimmed_twin(tmp_path, capsys):
+    """`train/loss ` (a trailing space) was printed as a second `train/loss` in `info`."""
+    from trainspect.app.cli import main
+    from trainspect.recorder import Recorder
+
+    path = tmp_path / "twins.h5"
+    with Recorder(path) as rec:
+        for step in range(3):
+            rec.log({"train/loss": 1.0, "train/loss ": 2.0}, step=step)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "'train/loss '" in out and "  train/loss  " in out
