@@ -199,3 +199,13 @@ def test_columns_of_one_name_stay_apart(tmp_path):
     with open_run(tmp_path / "dup.h5") as run:
         got = {n: run.scalar(n).values.tolist() for n in run.scalar_names()}
     assert got == {"loss": [0, 1, 2], "loss-2": [9, 9, 9], "loss-3": [0, 2, 4], "loss-4": [0, 3, 6]}
+
+
+def test_a_refused_metric_is_not_counted_as_written(tmp_path):
+    """A column named with a NUL is refused by the recorder (warned): the summary said
+    "1 value of 1 metric" for a run holding none (attack round 4, B8)."""
+    src = tmp_path / "nul.csv"
+    src.write_bytes(b"step,lo\x00ss,loss\n0,1,2\n1,1,3\n")
+    with pytest.warns(UserWarning, match="NUL"):
+        summary = convert(src, tmp_path / "nul.h5")
+    assert summary.points == {"loss": 2}

@@ -214,7 +214,8 @@ def convert(src, dst, progress=None) -> ImportSummary:
         for i, (name, (steps, values)) in enumerate(series.items()):
             order = np.argsort(steps, kind="stable")
             rec.log_many({name: values[order]}, steps=steps[order])
-            summary.points[name] = len(values)
+            if name in rec._tags:   # a name the recorder refused (a NUL in it) was warned about, not written
+                summary.points[name] = len(values)
             if progress is not None:
                 progress(i + 1, len(series))
     return summary
