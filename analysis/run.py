@@ -449,6 +449,19 @@ class Run:
             last_step = max(last_step, self.scalar_summary().max_step)
         return RunStatus(kind, last_step, heartbeat, age, error)
 
+    def settled_status(self, wait: float = 2.5) -> RunStatus:
+        """``status()`` for a one-shot look (``diagnose``, ``info``): a run that reads stale while a
+        writer still holds its lock is looked at again for up to ``wait`` seconds, and is live if
+        its heartbeat moves (a writer whose clock runs behind this one: "stopped responding", exit
+        3, then "live" in the same report)."""
+        st = self.status()
+        deadline = time.monotonic() + wait
+        while st.state == RunState.STALE and time.monotonic() < deadline and fmt.is_locked(self.path):
+            time.sleep(0.25)
+            self.refresh()
+            st = self.status()
+        return st
+
     def _counted_last_step(self) -> int:
         """A resumed run's last step. state/values holds the largest step *written*, which counts
         the steps a crashed session wrote after the checkpoint the run resumed from (superseded:

@@ -30,3 +30,23 @@ def test_a_writer_clock_behind_the_readers_is_live_while_its_heartbeat_moves(tmp
                 assert run.status().state == RunState.LIVE, step
     finally:
         rec.close()
+
+
+def test_one_shot_diagnose_and_info_agree_that_the_skewed_writer_is_live(tmp_path, monkeypatch, capsys):
+    """One look gave a 'live' header with exit 3, or 'stopped responding' while --json said 'live'."""
+    from trainspect.app.cli import main
+
+    path = tmp_path / "skew.h5"
+    real_time = time.time
+    monkeypatch.setattr(run_module.time, "time", lambda: real_time() + 30.0)
+    rec = Recorder(path, flush_every=0.2)
+    try:
+        for step in range(30):
+            rec.log({"loss": 1.0 / (step + 1)}, step=step)
+        rec.flush()
+        assert main(["diagnose", str(path)]) == 0
+        assert ": live" in capsys.readouterr().out.splitlines()[0]
+        assert main(["info", str(path)]) == 0
+        assert "stopped responding" not in capsys.readouterr().out
+    finally:
+        rec.close()

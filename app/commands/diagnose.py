@@ -60,8 +60,8 @@ def ranks_of(run) -> dict | None:
                 "missing": ranked.missing, "other_launch": ranked.foreign, "text": ranked.describe()}
 
 
-def to_json(run, findings, covered) -> dict:
-    st = run.status()
+def to_json(run, findings, covered, st=None) -> dict:
+    st = st or run.status()
     out = {"run": run.name, "path": str(run.path), "status": st.state, "last_step": st.last_step,
            "error": st.error,   # why it ended early: "terminated (SIGTERM) at step N", an exception, ...
            "findings": [_json_safe(f.to_dict()) for f in findings], "warnings": list(run.warnings),
@@ -72,8 +72,8 @@ def to_json(run, findings, covered) -> dict:
     return out
 
 
-def to_text(run, findings, covered) -> str:
-    st = run.status()
+def to_text(run, findings, covered, st=None) -> str:
+    st = st or run.status()
     lines = [f"{run.name}: {st.describe()}"]
     ranks = ranks_of(run)
     if ranks is not None:
@@ -109,11 +109,13 @@ def run(args) -> int:
 
     try:
         with open_run(run_file(args.run)) as r:
-            dead = RunState(r.status().state).dead
+            st = r.settled_status()      # one look for the header and the exit code alike
+            dead = RunState(st.state).dead
             findings, covered = diagnose(r, lr_sweep=_sweep(args)), coverage(r)
             for warning in r.warnings:   # parts of the file left out: the findings may miss them
                 print(f"trainspect diagnose: warning: {r.path}: {warning}", file=sys.stderr)
-            out = json.dumps(to_json(r, findings, covered), indent=1) if args.json else to_text(r, findings, covered)
+            out = (json.dumps(to_json(r, findings, covered, st), indent=1) if args.json
+                   else to_text(r, findings, covered, st))
     except RunFileError as exc:
         print(f"trainspect diagnose: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE

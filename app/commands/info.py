@@ -60,7 +60,7 @@ def summary_lines(run):
     from ..terminal_text import one_line
     from ..vocab import SYS_PREFIX, steps_text
 
-    st = run.status()
+    st = run.settled_status()   # a writer clock behind ours: looked at twice, not "stopped responding"
     summary = run.scalar_summary()   # one pass, one block at a time: memory independent of run length
     names, counts, last = summary.names, summary.counts.tolist(), summary.last.tolist()   # lists: 1 M lines fast
     # A metric with no points (watch()'s input statistics of token ids) is not one to count.
