@@ -358,14 +358,14 @@ def sidecar_name(name: str, suffix: str) -> str:
     name was refused with "File name too long" for its lock), its head and a hash of the whole
     name: still one name per run file, the same in every process."""
     short = f".{name}{suffix}"
-    if len(short.encode()) <= NAME_MAX:
+    if len(os.fsencode(short)) <= NAME_MAX:    # the bytes the file system sees (undecodable ones too)
         return short
     import hashlib
 
-    digest = hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    room = NAME_MAX - len(f"..{digest}{suffix}".encode())
-    head = name.encode("utf-8", "surrogateescape")[:room].decode("utf-8", "ignore")
-    return f".{head}.{digest}{suffix}"
+    raw = os.fsencode(name)
+    digest = hashlib.sha1(raw).hexdigest()[:16]
+    room = NAME_MAX - len(os.fsencode(f"..{digest}{suffix}"))
+    return f".{os.fsdecode(raw[:room])}.{digest}{suffix}"
 
 
 def is_locked(path) -> bool:

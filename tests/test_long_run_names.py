@@ -25,3 +25,12 @@ def test_sidecar_names_are_unchanged_for_ordinary_names_and_distinct_for_long_on
     a, b = "x" * 250 + "1.h5", "x" * 250 + "2.h5"
     assert sidecar_name(a, ".lock") != sidecar_name(b, ".lock")
     assert all(len(sidecar_name(n, ".12345.new").encode()) <= 255 for n in (a, b))
+
+
+def test_sidecars_of_undecodable_and_long_undecodable_names():
+    """A file name with bytes that are no UTF-8 (os.fsdecode's surrogates) got a traceback."""
+    import os
+
+    for name in (os.fsdecode(b"run_\xff.h5"), os.fsdecode(b"\xff" * 250 + b".h5")):
+        side = sidecar_name(name, ".lock")
+        assert len(os.fsencode(side)) <= 255 and side.startswith(".")
