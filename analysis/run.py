@@ -313,10 +313,10 @@ class Run:
         self._marks: dict = {}       # session -> {tag: points before the session} (see _latest)
         self._latest_steps: dict[str, LatestStep] = {}   # layer record group -> its counted last step
         self._views = _ViewCursor()  # see scalar_views
-        # (heartbeat value, local monotonic time it was first seen, seen to change?): liveness by
-        # this clock, so a writer whose clock runs behind (or a mirror of a cluster node's run)
-        # is not "stopped responding" while its heartbeat keeps moving
-        self._beat = (None, 0.0, False)
+        # (heartbeat value, local monotonic time by which it was written, seen to change?, time of
+        # the last look): liveness by this clock, so a writer whose clock runs behind (or a mirror
+        # of a cluster node's run) is not "stopped responding" while its heartbeat keeps moving
+        self._beat = (None, 0.0, False, 0.0)
 
     # ------------------------------------------------------------ header
     def _read_header(self) -> None:
@@ -427,19 +427,21 @@ class Run:
         if _finite(state[fmt.STATE_SESSIONS], 1.0) > 1 and self._read_segments() is not None:
             last_step = self._counted_last_step()
         age = max(0.0, time.time() - heartbeat)
-        value, since, moved = self._beat
+        value, written_by, moved, last_look = self._beat
         now = time.monotonic()
         if heartbeat != value:
-            self._beat = (heartbeat, now, value is not None)
-        elif moved:
-            age = min(age, now - since)   # by this clock: the writer's may run behind ours
+            if value is not None:    # it moved after the last look (not "now": kill -9 may have come since)
+                moved, written_by = True, last_look
+            value = heartbeat
+        if moved:
+            age = min(age, now - written_by)   # by this clock: the writer's may run behind ours
+        self._beat = (value, written_by, moved, now)
         flush_every = _finite(state[fmt.STATE_FLUSH_EVERY], 1.0)
         if status == fmt.STATUS_FINISHED:
             kind = RunState.FINISHED
         elif status == fmt.STATUS_CRASHED:
             kind = RunState.CRASHED
-        elif (age > max(STALE_MIN_SECONDS, 5 * flush_every) and not (heartbeat != value and value is not None)) \
-                or fmt.writer_died(self.path):
+        elif age > max(STALE_MIN_SECONDS, 5 * flush_every) or fmt.writer_died(self.path):
             kind = RunState.STALE   # the lock says at once what the heartbeat says after 10 s
         else:
             kind = RunState.LIVE
