@@ -2,9 +2,18 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 
 WAIT_S = 60.0   # generous: a loaded machine only makes the background reads slower
+SHOTS = os.environ.get("TRAINSPECT_UX_SHOTS")   # a folder: the UX tests save what they looked at there
+
+
+def shoot(window, name) -> None:
+    """Save the window as ``$TRAINSPECT_UX_SHOTS/name`` when that folder is set (to look at by eye)."""
+    if SHOTS:
+        from trainspect.app.gui.main_window import render_screenshot
+        render_screenshot(window, os.path.join(SHOTS, name))
 
 
 def open_runs(window, paths) -> list:

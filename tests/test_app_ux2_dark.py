@@ -51,17 +51,9 @@ def dark_app(qapp):
 
 
 @pytest.fixture
-def dark_window(dark_app, qtbot):
-    from trainspect.app.gui.main_window import MainWindow
-    from trainspect.app.gui.settings import make_settings
-
-    w = MainWindow(settings=make_settings())
-    qtbot.addWidget(w)
-    w.resize(1300, 950)
-    w.show()
-    qtbot.waitExposed(w)
-    yield w
-    w.close()
+def dark_window(dark_app, window):
+    """conftest's window, made after the dark palette is set (fixtures set up in argument order)."""
+    return window
 
 
 def test_canvases_and_text_follow_a_dark_palette(dark_window, qtbot, tmp_path):

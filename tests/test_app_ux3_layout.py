@@ -16,16 +16,9 @@ from PySide6.QtGui import QKeySequence  # noqa: E402
 from trainspect.analysis.findings import Cause, Evidence, Finding  # noqa: E402
 
 from tests.fixtures_runs import make_run  # noqa: E402
-from tests.gui_helpers import WAIT_S, open_runs  # noqa: E402
+from tests.gui_helpers import SHOTS, WAIT_S, open_runs, shoot  # noqa: E402
 
 WAIT_MS = int(WAIT_S * 1000)
-SHOTS = os.environ.get("TRAINSPECT_UX_SHOTS")
-
-
-def shoot(window, name):
-    if SHOTS:
-        from trainspect.app.gui.main_window import render_screenshot
-        render_screenshot(window, os.path.join(SHOTS, name))
 
 
 def tab_shown(window, panel) -> bool:

@@ -5,7 +5,6 @@ finding's only clear line on the loss was at step 50, a gradient-norm spike wher
 none, and vanishing gradients drew about 25 unexplained lines across every plot. Now each mark
 is on the plot of the series it was seen in, says what it marks (tooltip and plot title), and a
 plot gets at most MAX_MARK_LINES of them (the nearest merge into a shaded group)."""
-import os
 
 import pytest
 
@@ -15,16 +14,9 @@ pytest.importorskip("pyqtgraph")
 from trainspect.analysis.findings import Evidence, Finding  # noqa: E402
 
 from tests.fixtures_runs import make_run  # noqa: E402
-from tests.gui_helpers import WAIT_S, open_runs  # noqa: E402
+from tests.gui_helpers import WAIT_S, open_runs, shoot  # noqa: E402
 
 WAIT_MS = int(WAIT_S * 1000)
-SHOTS = os.environ.get("TRAINSPECT_UX_SHOTS")
-
-
-def shoot(window, name):
-    if SHOTS:
-        from trainspect.app.gui.main_window import render_screenshot
-        render_screenshot(window, os.path.join(SHOTS, name))
 
 
 METRICS = ["train/loss", "sys/grad_norm", "sys/lr"]

@@ -3,7 +3,6 @@
 The CLI demo prints one line naming the problem; the app listed findings whose top causes
 differed and left the user to add them up. Now the panel's first line names the most severe
 finding's top cause and the findings that agree with it; the tooltip lists the rest."""
-import os
 
 import pytest
 
@@ -13,10 +12,9 @@ pytest.importorskip("pyqtgraph")
 from trainspect.analysis.findings import Cause, Evidence, Finding  # noqa: E402
 
 from tests.fixtures_runs import make_run  # noqa: E402
-from tests.gui_helpers import WAIT_S, open_runs  # noqa: E402
+from tests.gui_helpers import WAIT_S, open_runs, shoot  # noqa: E402
 
 WAIT_MS = int(WAIT_S * 1000)
-SHOTS = os.environ.get("TRAINSPECT_UX_SHOTS")
 
 
 def finding(symptom, severity, causes, title=None):
@@ -45,9 +43,7 @@ def test_the_verdict_names_the_top_cause_and_the_findings_that_agree(window, qtb
     assert "overfitting" in panel.verdict.toolTip() and "insufficient regularization" in panel.verdict.toolTip()
     # it sits above the findings
     assert panel.verdict.geometry().bottom() <= panel.tree.mapTo(panel, panel.tree.rect().topLeft()).y()
-    if SHOTS:
-        from trainspect.app.gui.main_window import render_screenshot
-        render_screenshot(window, os.path.join(SHOTS, "ux3_verdict.png"))
+    shoot(window, "ux3_verdict.png")
     # nothing that warns: no verdict line
     panel.set_findings([LRHIGH[-1]], "1 note")
     assert not panel.verdict.isVisible()

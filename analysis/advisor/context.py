@@ -7,6 +7,7 @@ read it together with the findings' structured ``facts``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,6 +90,15 @@ class Context:
     @property
     def symptoms(self) -> set:
         return set(self.found)
+
+    def untrained_loss(self, first: float) -> float:
+        """The loss of the untrained model from the training loss's ``first`` value: ln(C) for a
+        classifier started above it (one initialised far too large started at 33,000, and
+        "fell 99.8 %" to a validation loss 26x chance)."""
+        classes = self.n_outputs
+        if classes and classes >= 2 and classes != self.n_inputs:
+            return min(first, math.log(classes))
+        return first
 
     @property
     def gradients_carried(self) -> bool:

@@ -1,7 +1,6 @@
 """``dead_units``: ReLU layers where most units output 0 for every sample of a batch."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -133,12 +132,7 @@ def _trained_well(sig, ctx) -> dict | None:
     steps, values = finite_prefix(*as_series(steps, values))
     if len(values) < 5 or not values[0] > 0 or np.any(values < 0):
         return None
-    first, series, end = float(values[0]), sig.train_loss[0], tail_level(values)
-    classes = ctx.n_outputs
-    if classes and classes >= 2 and classes != ctx.n_inputs:
-        # an untrained classifier's loss is ln(C); one initialised far too large starts at
-        # 33,000 and "fell 99.8 %" to a validation loss of 60, 26x chance
-        first = min(first, math.log(classes))
+    first, series, end = ctx.untrained_loss(float(values[0])), sig.train_loss[0], tail_level(values)
     if sig.val_loss is not None:
         name, vs, vv = sig.val_loss
         vs, vv = finite_prefix(*as_series(vs, vv))

@@ -6,6 +6,7 @@ import numpy as np
 from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_NONFINITE_GRADS
 
 from .. import nan_rules
+from ..series import first_nonfinite
 from ..causes import inputs_unscaled, lr_from_update_ratio
 from ...findings import Fix
 from ..spec import SymptomSpec
@@ -48,10 +49,9 @@ def _first_nonfinite_input(sig):
     steps = []
     for name in (SYS_INPUT_MEAN, SYS_INPUT_STD):
         series = sig.scalars.get(name)
-        if series is not None:
-            bad = np.flatnonzero(~np.isfinite(np.asarray(series[1], dtype=np.float64)))
-            if bad.size:
-                steps.append(int(np.asarray(series[0])[bad[0]]))
+        i = first_nonfinite(series[1]) if series is not None else None
+        if i is not None:
+            steps.append(int(np.asarray(series[0])[i]))
     return min(steps) if steps else None
 
 

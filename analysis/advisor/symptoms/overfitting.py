@@ -1,8 +1,6 @@
 """``overfitting``: validation loss rose well above its best while the training loss kept falling."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ...findings import Fix
@@ -51,13 +49,10 @@ def settle(f, ctx):
 
 
 def first_loss(ctx) -> float | None:
-    """The untrained loss: the training loss's first value, ln(C) for a classifier started above it."""
+    """The untrained loss (``Context.untrained_loss`` of the training loss's first finite value)."""
     v = np.asarray(ctx.sig.train_loss[2], dtype=np.float64)
     v = v[np.isfinite(v)]
-    if not v.size or v[0] <= 0:
-        return None
-    classes = ctx.n_outputs
-    return min(float(v[0]), math.log(classes)) if classes and classes >= 2 and classes != ctx.n_inputs else float(v[0])
+    return ctx.untrained_loss(float(v[0])) if v.size and v[0] > 0 else None
 
 
 def fixes(f, ctx):
