@@ -37,8 +37,8 @@ def test_many_runs_are_one_row_each_with_the_fields_that_differ(tmp_path, n):
     c = _report(_runs(tmp_path, n)).comparison
     assert c.by_run and c.header[0] == "run"
     assert [name for name, _, _ in c.rows] == [f"run{k}" for k in range(n)]
-    assert "config: lr" in c.header and "config: batch" not in c.header and "steps" not in c.header
-    lr = c.header.index("config: lr") - 1
+    assert "lr" in c.header and "batch" not in c.header and "steps" not in c.header
+    lr = c.header.index("lr") - 1
     assert [cells[lr] for _, cells, _ in c.rows][:3] == ["1", "0.1", "0.01"]
     assert "One row per run" in render_html(_report(_runs(tmp_path / "again", n)))
 

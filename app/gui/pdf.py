@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 import sys
 from ..report.content import Report
-from ..report.html import not_checked_html
-from ..present import e, earlier_fixes, rich_html
+from ..report.html import breakable, comparison_cell, comparison_note, finding_line, not_checked_html, shown_findings
+from ..present import e, rich_html
 
 PAGE_DPI = 96            # layout units = CSS pixels; the PDF itself is vector
 MARGIN = 42
 FOOTER = 22
 BLOCK_GAP = 8
 MIN_PART = 120           # a text block is cut across pages only if this much of it fits on this one
+TABLE_FONT_PX = (10, 9, 8)   # the comparison table's font, smaller while it is wider than the page
+ZWSP = "\u200b"         # a place Qt may wrap a table cell (after _ / ,), drawn as nothing
 
 _app = None
 
@@ -49,9 +51,10 @@ def ensure_gui_app():
 
 # ------------------------------------------------------------------ blocks
 class Text:
-    def __init__(self, html: str, keep_next: bool = False):
+    def __init__(self, html: str, keep_next: bool = False, words: bool = False):
         self.html = html
         self.keep_next = keep_next     # a heading is never left alone at the foot of a page
+        self.words = words             # wrapped between words only (a table: "no_progres | s" otherwise)
 
 
 class Svg:
@@ -66,29 +69,42 @@ def _kv(rows) -> str:
     return f'<table border="1" cellspacing="0" cellpadding="3" style="border-color:#ccc">{cells}</table>'
 
 
+def comparison_table(c) -> str:
+    head = "".join(f"<th>{breakable(h, ZWSP)}</th>" for h in c.header)
+    rows = "".join(
+        f"<tr><td>{breakable(label, ZWSP)}</td>" + "".join(
+            f'<td{" bgcolor=#fff3cd" if differs else ""}>{comparison_cell(c, i, j, x, ZWSP)}</td>'
+            for j, x in enumerate(cells)) + "</tr>"
+        for i, (label, cells, differs) in enumerate(c.rows))
+    return f'<table border="1" cellspacing="0" cellpadding="2"><tr>{head}</tr>{rows}</table>'
+
+
 def report_blocks(report: Report) -> list:
     blocks = [Text(f"<h1>{e(report.title)}</h1><p><font color='#666'>written by trainspect on {e(report.created)}</font></p>")]
     c = report.comparison
     if c is not None:
-        head = "".join(f"<th>{e(h)}</th>" for h in c.header)
-        rows = "".join(
-            f"<tr><td>{e(label)}</td>" + "".join(
-                f'<td{" bgcolor=#fff3cd" if differs else ""}>{e(x)}</td>' for x in cells) + "</tr>"
-            for label, cells, differs in c.rows)
-        note = "one row per run; the columns are what differs" if c.by_run else "highlighted: rows where the runs differ"
-        blocks.append(Text(f"<h2>Comparison</h2><p><font color='#666'>{note}</font></p>"
-                           f'<table border="1" cellspacing="0" cellpadding="3">{"<tr>" + head + "</tr>"}{rows}</table>'))
+        blocks.append(Text(f"<h2>Comparison</h2><p><font color='#666'>{e(comparison_note(c))}</font></p>"
+                           + comparison_table(c), words=True))
+        if c.shared:
+            blocks.append(Text("<h3>Settings all runs share</h3>" + _kv(c.shared)))
+        if c.not_checked:
+            blocks.append(Text(not_checked_html(c, "in any run")))
         blocks.extend(Svg(fig.svg, fig.caption) for fig in c.figures)
     for s in report.runs:
         blocks.append(Text(f"<h2>{e(s.name)}</h2>" + _kv(s.summary)))
-        if s.config:
+        if s.config and not s.brief:     # a brief section's config is the comparison's (shared, or a column)
             blocks.append(Text("<h3>Config</h3>" + _kv(s.config)))
         blocks.append(Text(f"<h2>Advisor findings ({len(s.findings)})</h2>"
                            + ("" if s.findings else "<p><font color='#2e7d32'><b>No problems found.</b></font></p>"),
                            keep_next=bool(s.findings)))
-        for j, (f, earlier) in enumerate(zip(s.findings, earlier_fixes(s.findings))):   # each fix listed once
-            blocks.append(Text(rich_html(f, earlier), keep_next=True))
-            blocks.extend(Svg(fig.svg, fig.caption) for fig in s.finding_figures.get(j, []))
+        for j, f, earlier, full in shown_findings(s):    # each fix listed once
+            if full:
+                blocks.append(Text(rich_html(f, earlier), keep_next=True))
+                blocks.extend(Svg(fig.svg, fig.caption) for fig in s.finding_figures.get(j, []))
+            else:
+                sev, color, text = finding_line(f)
+                blocks.append(Text(f'<p><span style="background-color:{color};color:#fff"><b>&nbsp;{e(sev)}&nbsp;</b>'
+                                   f"</span> {e(text)}</p>"))
         if s.not_checked or s.read_from_logs:
             blocks.append(Text(not_checked_html(s)))
         if s.figures:
@@ -140,16 +156,26 @@ class _Pager:
         self._footer()
 
 
-def _text_doc(html: str, width: float):
-    from PySide6.QtGui import QFont, QTextDocument
+def _text_doc(html: str, width: float, words: bool = False):
+    """``words``: wrap between words only (and at the zero-width spaces), with the table's font
+    made smaller while the table is wider than ``width``."""
+    from PySide6.QtGui import QFont, QTextDocument, QTextOption
 
-    doc = QTextDocument()
-    font = QFont("DejaVu Sans")
-    font.setPixelSize(12)
-    doc.setDefaultFont(font)
-    doc.setDefaultStyleSheet("h1{font-size:22px} h2{font-size:17px} h3{font-size:14px} td{font-size:11px}")
-    doc.setHtml(html)
-    doc.setTextWidth(width)
+    for px in TABLE_FONT_PX if words else (11,):
+        doc = QTextDocument()
+        font = QFont("DejaVu Sans")
+        font.setPixelSize(12)
+        doc.setDefaultFont(font)
+        if words:   # Qt's default wraps anywhere: a narrow column cut "no_progress" as "no_progres | s"
+            option = doc.defaultTextOption()
+            option.setWrapMode(QTextOption.WordWrap)
+            doc.setDefaultTextOption(option)
+        doc.setDefaultStyleSheet(f"h1{{font-size:22px}} h2{{font-size:17px}} h3{{font-size:14px}} "
+                                 f"td{{font-size:{px}px}} th{{font-size:{px}px}}")
+        doc.setHtml(html)
+        doc.setTextWidth(width)
+        if doc.size().width() <= width + 0.5:
+            break
     return doc
 
 
@@ -174,7 +200,7 @@ def _block_height(block, width: float) -> float:
         cap = _caption_doc(block, width)
         return _svg_size(block.svg, width)[2] + (cap.size().height() if cap is not None else 0)
     if isinstance(block, Text):
-        return _text_doc(block.html, width).size().height()
+        return _text_doc(block.html, width, block.words).size().height()
     return 0.0
 
 
@@ -231,7 +257,7 @@ def _page_part(spans: list, offset: float, room: float, h: float) -> float:
 def _draw_text(pager: _Pager, block: Text, following: list = ()) -> None:
     from PySide6.QtCore import QRectF
 
-    doc = _text_doc(block.html, pager.width)
+    doc = _text_doc(block.html, pager.width, block.words)
     h = doc.size().height()
     spans = _line_spans(doc)
     need = h + (_kept_height(list(following), pager.width) if block.keep_next else 0)

@@ -33,6 +33,13 @@ from .svgplot import PALETTE, Line, PlotSpec
 MAX_OTHER_METRICS = 6        # user metrics beyond the losses that get their own plot
 MAX_SIDE_BY_SIDE = 6         # more runs than this: one row per run and a column per field that differs
                              # (a column per run made 8 runs' cells a word wide on an A4 page)
+BRIEF_FROM_RUNS = 4          # this many runs or more: each run's detail is brief (summary, loss plot, its
+                             # warnings' evidence): the full detail of 12 runs was 35 pages
+BRIEF_LEAVES_OUT = frozenset({"started", "host", "versions", "metrics"})   # summary rows of a brief section
+NAMED_IN_TITLE = 3           # more runs than this: the title counts them (12 names took 4 lines of 24 pt)
+# What sorts a comparison, the first any run has, lowest first (the app's Compare: val loss best,
+# else train loss end); runs without it, or NaN, come last
+SORT_KEYS = (("val_best",), ("train_end", "train_last"))
 MAX_FINDING_LAYERS = 6       # layers drawn in a finding's layer-statistic plot
 HEATMAP_STATS = (            # (stat, title); only those the run has, over the modules where they mean something
     ("grad_norm", "Gradient norm per parameter"),
@@ -64,6 +71,7 @@ class RunSection:
     metrics: dict = field(default_factory=dict)           # numbers for the comparison
     not_checked: list = field(default_factory=list)       # what the advisor could not check (coverage)
     read_from_logs: str = ""                              # logged metrics it read in place of sys/ series
+    brief: bool = False                 # one of many runs: summary, loss plot, warnings in full, infos a line each
 
 
 @dataclass
@@ -72,6 +80,11 @@ class Comparison:
     rows: list                          # [(label, [cell texts], differs: bool)]; by_run: [(run, [cells], False)]
     figures: list
     by_run: bool = False                # one row per run, a column per field that differs (many runs)
+    bold: set = field(default_factory=set)      # (row, cell) of each loss's best value
+    notes: list = field(default_factory=list)   # what a short column header stands for
+    shared: list = field(default_factory=list)  # [(config key, value)] every run has alike (many runs)
+    not_checked: list = field(default_factory=list)   # what the advisor could check in none of the runs
+    brief: bool = False                 # the runs' sections below are brief (RunSection.brief)
 
 
 @dataclass
@@ -260,8 +273,10 @@ def run_summary(run) -> tuple[list, dict]:
     return rows, metrics
 
 
-def key_figures(run) -> list:
-    """Losses, other metrics, learning rate, gradient norm and layer heatmaps."""
+def key_figures(run, brief: bool = False) -> list:
+    """Losses, other metrics, learning rate, gradient norm and layer heatmaps; the losses only
+    when ``brief`` (one of many runs: the comparison overlays the runs' learning rates and
+    gradient norms)."""
     names = run.scalar_names()
     figs = []
     train, val = loss_names(run)
@@ -269,8 +284,11 @@ def key_figures(run) -> list:
                                                 and not is_sys(n) and n not in (train, val)]
     lines = [ln for i, n in enumerate(losses[:len(PALETTE)]) if (ln := _series_line(run, n, PALETTE[i])) is not None]
     if lines:
-        figs.append(Figure("Losses", svgplot.line_plot(lines, PlotSpec(title="Losses", ylabel="loss")),
+        figs.append(Figure("Losses", svgplot.line_plot(lines, PlotSpec(title="Losses", ylabel="loss",
+                                                                       height=180 if brief else 240)),
                            "raw values; every spike is kept (min/max per pixel column)"))
+    if brief:
+        return figs
     lrs = lr_groups(names)
     others = [n for n in names if not is_sys(n) and n not in losses and not _lr_copy(run, n, lrs)][:MAX_OTHER_METRICS]
     for n in others:
@@ -517,66 +535,163 @@ def _snapshot_figure(run, layer, caption) -> Figure | None:
     return Figure("weight snapshot", svg, caption)
 
 
-def build_run_section(run, diagnose_fn, progress: Progress | None = None) -> RunSection:
+def serious(finding) -> bool:
+    return finding.severity in ("warning", "error")
+
+
+def build_run_section(run, diagnose_fn, progress: Progress | None = None, brief: bool = False) -> RunSection:
+    """``brief``: one of many runs: the loss plot only, and evidence plots for warnings and errors."""
     step = progress.step if progress else (lambda text: None)
     summary, metrics = run_summary(run)
+    if brief:
+        summary = [(k, v) for k, v in summary if k not in BRIEF_LEAVES_OUT]
     findings = diagnose_fn(run)
-    metrics["warnings"] = sum(f.severity in ("warning", "error") for f in findings)
+    metrics["warnings"] = sum(serious(f) for f in findings)
     metrics["symptoms"] = ", ".join(dict.fromkeys(f.symptom for f in findings)) or "none"
     step(f"{run.name}: summary and advisor")
-    figures = key_figures(run)
-    step(f"{run.name}: plotting losses, learning rate, gradient norms, layer heatmaps")
-    ff = {i: finding_figures(run, f) for i, f in enumerate(findings)}
+    figures = key_figures(run, brief)
+    step(f"{run.name}: plotting losses" + ("" if brief else ", learning rate, gradient norms, layer heatmaps"))
+    # brief: a warning's first evidence plot (the one its first evidence line names)
+    ff = {i: finding_figures(run, f)[:1 if brief else None] for i, f in enumerate(findings) if not brief or serious(f)}
     step(f"{run.name}: plotting the evidence of {len(findings)} finding(s)")
     from trainspect.analysis.advisor import coverage
 
     covered = coverage(run)
     return RunSection(run.name, str(run.path), summary, flatten(run.config), findings, figures, ff, metrics,
-                      [g.text for g in covered.gaps], covered.stand_in_text())
+                      [g.text for g in covered.gaps], covered.stand_in_text(), brief)
 
 
 # ------------------------------------------------------------------ several runs
+# (metrics key, row label with the runs side by side, column header with a row per run): the
+# results first, validation before training, as the app's Compare
+RESULTS = (
+    ("val_best", "best val loss", "val best"),
+    ("val_last", "last val loss", "val last"),
+    ("val_end", f"val loss, median of last {SUMMARY_LOSS_WINDOW}", "val end"),
+    ("train_end", f"train loss, median of last {SUMMARY_LOSS_WINDOW}", "train end"),
+    ("train_last", "last train loss", "train last"),
+    ("train_best", "best train loss", "train best"),
+)
+MAX_CELL_CHARS = 40          # a long config value (a list, a path) is cut in the table: the run's section has it
+
+
+def sort_order(sections) -> list[int]:
+    """Indices of ``sections`` best first (``sorted_by``), ties and runs without it in file order."""
+    keys = sorted_by(sections)
+    if keys is None:
+        return list(range(len(sections)))
+    values = [next((s.metrics[k] for k in keys if k in s.metrics), math.nan) for s in sections]
+    return sorted(range(len(sections)), key=lambda i: (not math.isfinite(values[i]),
+                                                       values[i] if math.isfinite(values[i]) else 0.0))
+
+
+def sorted_by(sections) -> tuple | None:
+    """The metrics keys that order the runs: the first of SORT_KEYS a run has a finite value of
+    (lowest first; runs without it, or NaN, last); None when no run has any."""
+    for keys in SORT_KEYS:
+        if any(math.isfinite(s.metrics[k]) for s in sections for k in keys if k in s.metrics):
+            return keys
+    return None
+
+
+def cell_text(text: str) -> str:
+    text = str(text)
+    return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS - 1] + "…"
+
+
+def _lowest(values: list) -> int | None:
+    """Index of the lowest finite value, when there are two or more to choose from."""
+    finite = [(v, i) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    return min(finite)[1] if len(finite) > 1 else None
+
+
 def build_comparison(runs, sections) -> Comparison:
-    header = ["", *[s.name for s in sections]]
-    rows = []
+    """The runs best first (``sort_order``): a column each, or with many runs a row each and a
+    column per field that differs, under short headers."""
+    order = sort_order(sections)
+    ordered = [sections[i] for i in order]
+    rows = []        # (label, short header, cells, differs, lowest cell or None)
 
-    def add(label, cells):
-        rows.append((label, cells, len(set(cells)) > 1))
+    def add(label, short, cells, values=None, cut=False):
+        rows.append((label, short, [cell_text(c) for c in cells] if cut else cells, len(set(cells)) > 1,
+                     _lowest(values) if values else None))
 
-    add("status", [s.metrics.get("state", "") for s in sections])
-    add("steps", [str(s.metrics.get("steps", "")) for s in sections])
-    for key, label in (("train_last", "last train loss"), ("train_end", f"train loss, median of last {SUMMARY_LOSS_WINDOW}"),
-                       ("train_best", "best train loss"), ("val_last", "last val loss"),
-                       ("val_end", f"val loss, median of last {SUMMARY_LOSS_WINDOW}"), ("val_best", "best val loss")):
-        if any(key in s.metrics for s in sections):
-            add(label, [svgplot.fmt_value(s.metrics[key]) if key in s.metrics else "–" for s in sections])
-    add("warnings", [str(s.metrics.get("warnings", 0)) for s in sections])
-    add("findings", [s.metrics.get("symptoms", "") for s in sections])
-    configs = [dict(s.config) for s in sections]
-    for key in dict.fromkeys(k for c in configs for k in c):
-        add(f"config: {key}", [c.get(key, "–") for c in configs])
+    for key, label, short in RESULTS:
+        if any(key in s.metrics for s in ordered):
+            add(label, short, [svgplot.fmt_value(s.metrics[key]) if key in s.metrics else "–" for s in ordered],
+                [s.metrics.get(key) for s in ordered])
+    configs = [dict(s.config) for s in ordered]
+    config_keys = list(dict.fromkeys(k for c in configs for k in c))
+    result_headers = {short for _, _, short in RESULTS} | {"status", "steps", "warnings", "findings", "run"}
+    for key in config_keys:
+        add(f"config: {key}", key if key not in result_headers else f"config: {key}",
+            [c.get(key, "–") for c in configs], cut=True)
+    add("findings", "findings", [s.metrics.get("symptoms", "") for s in ordered])
+    add("warnings", "warnings", [str(s.metrics.get("warnings", 0)) for s in ordered])
+    add("status", "status", [s.metrics.get("state", "") for s in ordered])
+    add("steps", "steps", [str(s.metrics.get("steps", "")) for s in ordered])
     by_run = len(sections) > MAX_SIDE_BY_SIDE
+    shared, notes = [], []
     if by_run:
-        differ = [(label, cells) for label, cells, differs in rows if differs]
-        header = ["run", *(label for label, _ in differ)]
-        rows = [(sec.name, [cells[i] for _, cells in differ], False) for i, sec in enumerate(sections)]
+        shown = [r for r in rows if r[3] or r[0] in {label for _, label, _ in RESULTS}]
+        header = ["run", *(short for _, short, _, _, _ in shown)]
+        table = [(sec.name, [cells[i] for _, _, cells, _, _ in shown], False) for i, sec in enumerate(ordered)]
+        bold = {(lowest, j) for j, (*_, lowest) in enumerate(shown) if lowest is not None}
+        shared = [(key, configs[0].get(key, "–")) for key in config_keys
+                  if len({c.get(key, "–") for c in configs}) == 1]
+        if any(short.endswith(" end") for short in header):
+            notes.append(f"end: median of the last {SUMMARY_LOSS_WINDOW} values")
+    else:
+        header = ["", *[s.name for s in ordered]]
+        table = [(label, cells, differs) for label, _, cells, differs, _ in rows]
+        bold = {(i, lowest) for i, (*_, lowest) in enumerate(rows) if lowest is not None}
+    if bold:
+        notes.append("bold: the lowest loss")
+    keys = sorted_by(sections)
+    if keys is not None:
+        label = next(short for key, _, short in RESULTS if key == keys[0])
+        notes.insert(0, f"best first, by {label} (lowest)")
     figs = []
-    colors = {id(r): run_color(i) for i, r in enumerate(runs)}
+    colors = {id(r): run_color(i) for i, r in enumerate(runs)}      # the app's colour of each run
     sweep = sweep_svg(sections, [colors[id(r)] for r in runs])     # first: which setting trained best
     if sweep is not None:
         figs.append(Figure(*sweep))
+    best_first = [runs[i] for i in order]                           # the legends list the best run first
     for title, pick in (("Training loss", lambda r: loss_names(r)[0]),
                         ("Validation loss", lambda r: loss_names(r)[1]),
                         (stat_label(SYS_LR).capitalize(), lambda r: SYS_LR if SYS_LR in r.scalar_names() else None),
                         (stat_label(SYS_GRAD_NORM).capitalize(), lambda r: SYS_GRAD_NORM if SYS_GRAD_NORM in r.scalar_names() else None)):
         lines = []
-        for r in runs:
+        for r in best_first:
             name = pick(r)
             if name and (ln := _series_line(r, name, colors[id(r)], r.name)) is not None:
                 lines.append(ln)
         if lines:
             figs.append(Figure(title, svgplot.line_plot(lines, PlotSpec(title=title, height=230))))
-    return Comparison(header, rows, figs, by_run)
+    return Comparison(header, table, figs, by_run, bold, notes, shared)
+
+
+def share_not_checked(comparison, sections) -> None:
+    """What the advisor could check in none of the runs, said once in the comparison (a sweep's
+    runs are recorded alike: 12 copies of one paragraph)."""
+    first = sections[0].not_checked
+    if first and all(s.not_checked == first for s in sections):
+        comparison.not_checked = list(first)
+        for s in sections:
+            s.not_checked = []
+
+
+def default_title(sections) -> str:
+    """The run names, or for many runs their number and their folder ("12 runs in sweep/")."""
+    if len(sections) <= NAMED_IN_TITLE:
+        return "trainspect report: " + ", ".join(s.name for s in sections)
+    folders = {os.path.dirname(os.path.abspath(s.path)) for s in sections}
+    common = os.path.commonpath(list(folders)) if folders else ""
+    where = os.path.basename(common) if len(folders) == 1 or common not in ("", os.sep) else ""
+    prefix = os.path.commonprefix([s.name for s in sections])
+    prefix = prefix[:max(prefix.rfind(c) for c in "_-/ ") + 1] if prefix else ""
+    return (f"trainspect report: {len(sections)} runs" + (f" in {where}/" if where else "")
+            + (f" ({prefix}…)" if len(prefix) >= 3 else ""))
 
 
 def progress_total(n_runs: int) -> int:
@@ -589,12 +704,17 @@ def build_report(runs, progress=None, title: str | None = None, diagnose_fn=None
     if diagnose_fn is None:
         from trainspect.analysis import diagnose as diagnose_fn
     prog = progress if isinstance(progress, Progress) else Progress(progress, progress_total(len(runs)))
-    sections = [build_run_section(r, diagnose_fn, prog) for r in runs]
+    brief = len(runs) >= BRIEF_FROM_RUNS
+    sections = [build_run_section(r, diagnose_fn, prog, brief) for r in runs]
     comparison = None
     if len(runs) > 1:
         comparison = build_comparison(runs, sections)
         prog.step("comparing runs side by side")
-    title = title or ("trainspect report: " + ", ".join(s.name for s in sections))
+        sections = [sections[i] for i in sort_order(sections)]     # the runs' detail in the table's order
+        if brief:
+            comparison.brief = True
+            share_not_checked(comparison, sections)
+    title = title or default_title(sections)
     return Report(title, time.strftime("%Y-%m-%d %H:%M:%S"), sections, comparison)
 
 

@@ -6,8 +6,15 @@ a rendering bug could not make the page execute or load anything.
 """
 from __future__ import annotations
 
-from ..present import e, earlier_fixes, web_html
-from .content import Report, RunSection
+import re
+from dataclasses import replace
+
+from ..present import e, earlier_fixes, present, web_html
+from .content import Report, RunSection, serious
+
+BRIEF_CAUSES = 2
+BRIEF_FIXES = 3
+BREAK_AFTER = re.compile(r"([_/,])(?=\S)")    # a table cell may wrap after these, never inside a word
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -40,16 +47,49 @@ def _figure(fig) -> str:
     return f"<figure>{fig.svg}{cap}</figure>"
 
 
+def breakable(text: str, mark: str) -> str:
+    """``text`` escaped, with ``mark`` (<wbr>, or a zero-width space for Qt) after each _ / ,:
+    a narrow column wraps "lr0.0001_wd0.1" as "lr0.0001_ | wd0.1", not "lr0.0001_w | d0.1"."""
+    return BREAK_AFTER.sub(lambda m: m.group(1) + mark, e(text))
+
+
+def shown_findings(s: RunSection) -> list:
+    """(index, finding, fixes listed before it, in full?) in the order a run's section shows
+    them. A brief section (one of many runs) gives warnings and errors in full and each info
+    one line; a fix is listed once, by the first finding shown in full that has it."""
+    findings = [brief_finding(f) for f in s.findings] if s.brief else s.findings
+    full = [j for j, f in enumerate(findings) if not s.brief or serious(f)]
+    earlier = dict(zip(full, earlier_fixes([findings[j] for j in full])))
+    return [(j, f, earlier.get(j), j in earlier) for j, f in enumerate(findings)]
+
+
+def brief_finding(f):
+    """A finding of a brief section: its BRIEF_CAUSES likeliest causes and BRIEF_FIXES first fixes
+    (the run's own report has them all)."""
+    return replace(f, causes=f.causes[:BRIEF_CAUSES], fixes=f.fixes[:BRIEF_FIXES])
+
+
+def finding_line(f) -> tuple:
+    """(severity, colour, the rest) of a finding told in one line (an info in a brief section)."""
+    v = present(f)
+    return v.severity.upper(), v.color, f"{v.symptom}: {v.title}" + (f" ({v.span})" if v.span else "")
+
+
 def _run_section(s: RunSection, i: int) -> str:
     out = [f'<h2 id="run-{i}">{e(s.name)}</h2>', _kv_table(s.summary)]
-    if s.config:
+    if s.config and not s.brief:     # a brief section's config is the comparison's (shared, or a column)
         out += ["<h3>Config</h3>", _kv_table(s.config)]
     out.append(f"<h3>Advisor findings ({len(s.findings)})</h3>")
     if not s.findings:
         out.append('<p class="healthy">No problems found.</p>')
-    for j, (f, earlier) in enumerate(zip(s.findings, earlier_fixes(s.findings))):   # each fix listed once
-        figures = "\n".join(_figure(fig) for fig in s.finding_figures.get(j, []))
-        out.append(web_html(f, anchor=f"run-{i}-finding-{j}", extra=figures, earlier=earlier))
+    for j, f, earlier, full in shown_findings(s):    # each fix listed once
+        if full:
+            figures = "\n".join(_figure(fig) for fig in s.finding_figures.get(j, []))
+            out.append(web_html(f, anchor=f"run-{i}-finding-{j}", extra=figures, earlier=earlier))
+        else:
+            sev, color, text = finding_line(f)
+            out.append(f'<p id="run-{i}-finding-{j}"><span class="sev" style="background:{color}">{e(sev)}</span> '
+                       f"{e(text)}</p>")
     if s.not_checked or s.read_from_logs:
         out.append(not_checked_html(s))
     if s.figures:
@@ -58,22 +98,40 @@ def _run_section(s: RunSection, i: int) -> str:
     return "\n".join(out)
 
 
-def not_checked_html(s: RunSection) -> str:
+def not_checked_html(s, where: str = "from this run") -> str:
+    """``s``: a RunSection, or the Comparison (``where``: "in any run")."""
     items = "".join(f"<li>{e(text)}</li>" for text in s.not_checked)
-    note = f"<p>{e(s.read_from_logs)}</p>" if s.read_from_logs else ""
-    return f"<h3>Not checked (missing from this run)</h3><ul>{items}</ul>{note}" if items else note
+    logs = getattr(s, "read_from_logs", "")
+    note = f"<p>{e(logs)}</p>" if logs else ""
+    return f"<h3>Not checked (missing {e(where)})</h3><ul>{items}</ul>{note}" if items else note
+
+
+def comparison_note(c) -> str:
+    return "; ".join([("One row per run; the columns are what differs between the runs" if c.by_run
+                       else "Rows where the runs differ are highlighted"), *c.notes]) + "." + (
+        f" Each run's detail below is brief (its {BRIEF_CAUSES} likeliest causes and first {BRIEF_FIXES} fixes"
+        " of each warning); 'trainspect report RUN.h5 -o run.pdf' gives all of it." if c.brief else "")
+
+
+def comparison_cell(c, i: int, j: int, text: str, mark: str) -> str:
+    """Cell ``j`` of row ``i``, breakable at _ / , and bold where it is the lowest loss."""
+    body = breakable(text, mark)
+    return f"<b>{body}</b>" if (i, j) in c.bold else body
 
 
 def _comparison(c) -> str:
-    head = "".join(f"<th>{e(h)}</th>" for h in c.header)
+    head = "".join(f"<th>{breakable(h, '<wbr>')}</th>" for h in c.header)
     body = "".join(
-        f'<tr class="{"differs" if differs else ""}"><td>{e(label)}</td>' + "".join(f"<td>{e(x)}</td>" for x in cells) + "</tr>"
-        for label, cells, differs in c.rows)
-    note = ("One row per run; the columns are what differs between the runs." if c.by_run
-            else "Rows where the runs differ are highlighted.")
+        f'<tr class="{"differs" if differs else ""}"><td>{breakable(label, "<wbr>")}</td>'
+        + "".join(f"<td>{comparison_cell(c, i, j, x, '<wbr>')}</td>" for j, x in enumerate(cells)) + "</tr>"
+        for i, (label, cells, differs) in enumerate(c.rows))
     out = ['<h2 id="comparison">Comparison</h2>',
-           f'<p class="muted">{note}</p>',
+           f'<p class="muted">{e(comparison_note(c))}</p>',
            f'<table class="cmp"><tr>{head}</tr>{body}</table>']
+    if c.shared:
+        out += ["<h3>Settings all runs share</h3>", _kv_table(c.shared)]
+    if c.not_checked:
+        out.append(not_checked_html(c, "in any run"))
     out.extend(_figure(fig) for fig in c.figures)
     return "\n".join(out)
 
