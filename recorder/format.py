@@ -111,7 +111,7 @@ SYS_PREFIX = "sys/"
 SYS_LR = "sys/lr"                          # param group 0; further groups "sys/lr/1", "sys/lr/2", ...
 SYS_GRAD_NORM = "sys/grad_norm"            # global L2 norm of all gradients as backward() left them
                                            # (before clipping; unscaled), every optimizer step
-SYS_GRAD_NORM_POST_CLIP = "sys/grad_norm_post_clip"  # global norm the optimizer step applied (after clipping)
+SYS_GRAD_NORM_POST_CLIP = "sys/grad_norm_post_clip"  # global norm the step applied, from the first step clipping changed it (absent: never clipped)
 SYS_LOSS_SCALE = "sys/loss_scale"          # GradScaler's loss scale at each step (watch(..., scaler=))
 SYS_AMP_SKIPPED = "sys/amp_skipped_step"   # 1 at steps the GradScaler skipped (inf/NaN gradients)
 SYS_EVAL_MODE = "sys/eval_mode_step"       # 1 at optimizer steps whose forward ran in eval mode

@@ -1,6 +1,7 @@
 """Per-parameter gradient norms and non-finite counts, every optimizer step (group ``grads``),
-with the global norm and count as ``sys/grad_norm`` / ``sys/nonfinite_grads`` and the norm the
-step applied after clipping as ``sys/grad_norm_post_clip``."""
+with the global norm and count as ``sys/grad_norm`` / ``sys/nonfinite_grads``, and the norm the
+step applied as ``sys/grad_norm_post_clip`` once clipping changed it (FORMAT.md): a run that
+never clips has no such metric, where it used to repeat ``sys/grad_norm`` at every step."""
 from __future__ import annotations
 
 import math
@@ -13,7 +14,6 @@ from ..device_stats import NonfiniteCounter, dense_values, stat_view, nonfinite_
 from ..grad_capture import BackwardCapture, unscale
 from ..host_stats import norms_list
 from .base import Record
-from .scalar import SCALAR_VALUES
 
 
 class Gradients(Record):
@@ -22,16 +22,16 @@ class Gradients(Record):
     def __init__(self, watched, every=1):
         super().__init__(watched, every)
         tag = watched.link.tag
-        # unpack()'s arg: (P, the totals' tags, the tag that also gets the total norm or None)
-        self.arg = (watched.P, tag(fmt.SYS_GRAD_NORM), tag(fmt.SYS_NONFINITE_GRADS), None)
+        # unpack()'s arg: (P, the totals' tags, whether the step may have applied another norm:
+        # with an optimizer, a record may carry the applied norm after its 2P values)
+        self.arg = (watched.P, tag(fmt.SYS_GRAD_NORM), tag(fmt.SYS_NONFINITE_GRADS), False)
         self._arg_applied = self.arg
-        self.post_clip = None
+        self._clip_seen = False   # writer thread: a step applied a norm other than the backward's
         self.capture = None
         self._captured = None     # (grad, its _version) per parameter when the captured backward ended
         self.count_nonfinite = NonfiniteCounter()
         if watched.optimizer is not None:
-            self.post_clip = tag(fmt.SYS_GRAD_NORM_POST_CLIP)
-            self._arg_applied = self.arg[:3] + (self.post_clip,)
+            self._arg_applied = self.arg[:3] + (True,)
         # Norms taken when backward() ends, before clipping edits the gradients, and before a
         # hand-written update without an optimizer zeroes them ahead of log() (``w.grad.zero_()``:
         # read at log() every gradient was 0, and the advisor said "the loss ignores the weights").
@@ -54,15 +54,25 @@ class Gradients(Record):
 
     def _record_step(self, step, wall, pre_clip):
         captured, self._captured = self._captured, None
-        if pre_clip is not None:
-            # Norms as backward() left them; the norm the step applies (after clipping) beside
-            # them: unclipped, the writer records the total twice (_arg_applied), else it is taken now.
-            unclipped = self._unchanged_since(captured)
-            self.emit(pre_clip, step, wall, self._arg_applied if unclipped else self.arg)
-            if not unclipped:
-                self.record_applied_norm(step, wall)
-        else:
+        if pre_clip is None:
             self.record(step, wall)
+            return
+        # Norms as backward() left them. Gradients untouched since (same tensors, same versions:
+        # no clipping, read on the host for free) are what the step applies: no post-clip norm.
+        # Else the applied norm travels in the same record, and the writer keeps it only if it
+        # differs from the total (clip_grad_norm_ below its threshold and a GradScaler's unscale_
+        # edit the gradients but leave the norm): a run that never clips has no such series.
+        if self._unchanged_since(captured):
+            self.emit(pre_clip, step, wall, self._arg_applied)
+            return
+        applied = self._applied_norm()
+        if applied is None:
+            # The step found none of the gradients backward() left (zero_grad() in between): the
+            # metric is named without a point, as readers know it from older files ("cleared").
+            self.w.link.tag(fmt.SYS_GRAD_NORM_POST_CLIP)
+            self.emit(pre_clip, step, wall, self.arg)
+        else:
+            self.emit(_join(pre_clip, applied), step, wall, self._arg_applied)
 
     def _compute_at_backward(self):
         """``compute()`` when a backward pass ends, noting which gradients it saw (``_unchanged_since``)."""
@@ -122,23 +132,15 @@ class Gradients(Record):
         if packed is not None:
             self.emit(packed, step, wall, self.arg)
 
-    def record_applied_norm(self, step, wall):
-        """Global norm of the gradients the optimizer step uses (``sys/grad_norm_post_clip``)."""
+    def _applied_norm(self):
+        """Global norm of the gradients the optimizer step uses, a 0-d device tensor (no host
+        read), or None when the step finds no gradient (``zero_grad()`` after ``backward()``)."""
         w = self.w
         grads = [p.grad for p in w.params if p.grad is not None]
         if not grads:
-            return
+            return None
         grads = [dense_values(g) if g.is_sparse or g.requires_grad else stat_view(g) for g in grads]
-        self._emit_applied_norm(step, wall, torch.linalg.vector_norm(torch.stack(w.to_one(norms(grads)))))
-
-    def _emit_applied_norm(self, step, wall, total):
-        w = self.w
-        if w.cpu_fast_path and total.is_cpu:
-            # Staged like the CPU gradient records (a float32 numpy array: their staging group),
-            # whose unpack() writes this series at the unclipped steps: a host row, or another
-            # group of the batch, would overtake them and put the steps out of order.
-            total = np.array([float(total)], np.float32)
-        w.link.stage(total, SCALAR_VALUES, step, wall, self.post_clip, False)
+        return torch.linalg.vector_norm(torch.stack(w.to_one(norms(grads))))
 
     def compute(self, current=None):
         """One record of the gradients (``current``: the parameters' ``.grad``, read here if not
@@ -201,7 +203,7 @@ class Gradients(Record):
 
     # ------------------------------------------------------------ writer side
     def unpack(self, values, arg, step, wall, rows):
-        p, tag_norm, tag_nonfinite, tag_applied = arg
+        p, tag_norm, tag_nonfinite, stepped = arg
         norm, counts = values[:p], values[p:2 * p]
         present = counts >= 0                # -1: no gradient, left out of the totals
         if present.all():
@@ -213,7 +215,37 @@ class Gradients(Record):
         total = math.sqrt(squares) if squares == squares else math.nan   # float64: no overflow
         rows.append((step, tag_norm, total, wall))
         rows.append((step, tag_nonfinite, bad, wall))
-        if tag_applied is not None:          # the step applied the gradients backward() left
-            rows.append((step, tag_applied, total, wall))
+        if stepped:
+            # From the first step whose clipping changed the norm on, the applied norm at every
+            # step (the backward's total where the gradients were left alone): one curve to plot
+            # against sys/grad_norm, and the advisor's share of clipped steps counts them all.
+            applied = float(values[2 * p]) if len(values) > 2 * p else total
+            if not self._clip_seen and not same_norm(total, applied):
+                self._clip_seen = True
+            if self._clip_seen:
+                rows.append((step, self.w.link.tag(fmt.SYS_GRAD_NORM_POST_CLIP), applied, wall))
         return {"norm": norm, "nonfinite": counts}
+
+
+# Relative difference below which the applied norm is the backward's: the two are summed in
+# different precisions (float64 here, float32 on the device); clipping by less is no clipping.
+SAME_NORM_RTOL = 1e-4
+
+
+def same_norm(total: float, applied: float) -> bool:
+    """Did the step apply a gradient of the norm backward() left (NaN for NaN included)?"""
+    if total != total or applied != applied:
+        return total != total and applied != applied
+    if math.isinf(total) or math.isinf(applied):
+        return total == applied
+    return abs(applied - total) <= SAME_NORM_RTOL * abs(total)
+
+
+def _join(pre_clip, applied):
+    """One record: the backward's 2P values, then the applied norm (same dtype and place)."""
+    if isinstance(pre_clip, np.ndarray):     # the CPU fast path: host values, no torch call
+        if applied.is_cpu:
+            return np.append(pre_clip, np.asarray(float(applied), pre_clip.dtype))
+        pre_clip = torch.from_numpy(pre_clip).to(applied.device, non_blocking=True)
+    return torch.cat([pre_clip, applied.reshape(1).to(pre_clip.device, pre_clip.dtype, non_blocking=True)])
 
