@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 from ..report.content import Report
-from ..report.html import breakable, comparison_cell, comparison_note, finding_line, not_checked_html, shown_findings
+from ..report.html import (breakable, comparison_cell, comparison_note, finding_line, glance, not_checked_html,
+                           shown_findings)
 from ..present import e, rich_html
 
 PAGE_DPI = 96            # layout units = CSS pixels; the PDF itself is vector
@@ -90,8 +91,16 @@ def report_blocks(report: Report) -> list:
         if c.not_checked:
             blocks.append(Text(not_checked_html(c, "in any run")))
         blocks.extend(Svg(fig.svg, fig.caption) for fig in c.figures)
-    for s in report.runs:
+    for s in report.runs:     # summary, findings at a glance, key plots; then config and findings in full
         blocks.append(Text(f"<h2>{e(s.name)}</h2>" + _kv(s.summary)))
+        lines = glance(s)
+        if lines:
+            blocks.append(Text("<h3>Findings at a glance</h3>" + "".join(
+                f'<p><span style="background-color:{color};color:#fff"><b>&nbsp;{e(sev)}&nbsp;</b></span> {e(text)}</p>'
+                for _, sev, color, text in lines)))
+        if s.figures:
+            blocks.append(Text("<h2>Key plots</h2>", keep_next=True))
+            blocks.extend(Svg(fig.svg, fig.caption) for fig in s.figures)
         if s.config and not s.brief:     # a brief section's config is the comparison's (shared, or a column)
             blocks.append(Text("<h3>Config</h3>" + _kv(s.config)))
         blocks.append(Text(f"<h2>Advisor findings ({len(s.findings)})</h2>"
@@ -107,9 +116,6 @@ def report_blocks(report: Report) -> list:
                                    f"</span> {e(text)}</p>"))
         if s.not_checked or s.read_from_logs:
             blocks.append(Text(not_checked_html(s)))
-        if s.figures:
-            blocks.append(Text("<h2>Key plots</h2>", keep_next=True))
-            blocks.extend(Svg(fig.svg, fig.caption) for fig in s.figures)
     return blocks
 
 

@@ -34,6 +34,7 @@ table.cmp tr.differs td{background:#fff8e1}
 figure{margin:10px 0 16px} figcaption{font-size:12px;color:#555}
 figure svg{max-width:100%;height:auto;border:1px solid #eee}
 .healthy{color:#2e7d32;font-weight:bold} code{font-size:12px}
+ul.glance{list-style:none;padding-left:0;font-size:14px} ul.glance li{margin:3px 0}
 """
 
 
@@ -75,8 +76,26 @@ def finding_line(f) -> tuple:
     return v.severity.upper(), v.color, f"{v.symptom}: {v.title}" + (f" ({v.span})" if v.span else "")
 
 
+def glance(s: RunSection) -> list:
+    """(finding index, severity, colour, line) of a full section's findings, for the list under
+    its summary: what was found is on the first page, above the plots and the details."""
+    if s.brief or not s.findings:
+        return []
+    return [(j, *finding_line(f)) for j, f in enumerate(s.findings)]
+
+
 def _run_section(s: RunSection, i: int) -> str:
+    """Summary, what was found at a glance, the key plots, then the config and each finding in
+    full (the loss curves were last, pages after the summary)."""
     out = [f'<h2 id="run-{i}">{e(s.name)}</h2>', _kv_table(s.summary)]
+    lines = glance(s)
+    if lines:
+        items = "".join(f'<li><span class="sev" style="background:{color}">{e(sev)}</span> '
+                        f'<a href="#run-{i}-finding-{j}">{e(text)}</a></li>' for j, sev, color, text in lines)
+        out.append(f'<h3>Findings at a glance</h3><ul class="glance">{items}</ul>')
+    if s.figures:
+        out.append("<h3>Key plots</h3>")
+        out.extend(_figure(fig) for fig in s.figures)
     if s.config and not s.brief:     # a brief section's config is the comparison's (shared, or a column)
         out += ["<h3>Config</h3>", _kv_table(s.config)]
     out.append(f"<h3>Advisor findings ({len(s.findings)})</h3>")
@@ -92,9 +111,6 @@ def _run_section(s: RunSection, i: int) -> str:
                        f"{e(text)}</p>")
     if s.not_checked or s.read_from_logs:
         out.append(not_checked_html(s))
-    if s.figures:
-        out.append("<h3>Key plots</h3>")
-        out.extend(_figure(fig) for fig in s.figures)
     return "\n".join(out)
 
 
