@@ -472,6 +472,38 @@ def finding_figures(run, finding) -> list:
     return figs
 
 
+def step_ranges(steps) -> str:
+    """96, 97, 98, 99, 100, 150 -> "96–100, 150"; many groups: "from step a to b"."""
+    steps = sorted({int(s) for s in steps})
+    groups, start = [], steps[0]
+    for prev, nxt in zip(steps, steps[1:] + [None]):
+        if nxt != prev + 1:
+            groups.append((start, prev))
+            start = nxt
+    if len(groups) > 6:
+        return f"from {svgplot.fmt_step(steps[0], tick=False)} to {svgplot.fmt_step(steps[-1], tick=False)}"
+    return ", ".join(svgplot.fmt_step(a, tick=False) if a == b else
+                     f"{svgplot.fmt_step(a, tick=False)}–{svgplot.fmt_step(b, tick=False)}" for a, b in groups)
+
+
+def marker_caption(text: str, markers: list, span: list) -> str:
+    """An evidence plot's caption: the evidence line, then which points are circled, by their
+    steps ("the 5 values before" circled steps 96–100 for a NaN at 150, unexplained)."""
+    if not markers:
+        return text
+    steps = [x for x, _ in markers]
+    n = len(set(steps))
+    first = span[0][0] if span else None
+    if first is not None and max(steps) < first:
+        note = (f"Circled: the last {n} value{'s' if n > 1 else ''} recorded before step "
+                f"{svgplot.fmt_step(first, tick=False)} (step{'s' if n > 1 else ''} {step_ranges(steps)}).")
+    else:
+        note = f"Circled: the evidence value{'s' if n > 1 else ''} at step{'s' if n > 1 else ''} {step_ranges(steps)}."
+    if not text:
+        return note
+    return f"{text} {note}" if text.rstrip().endswith((".", "!", "?")) else f"{text}. {note}"
+
+
 def _markers(ev) -> list:
     return [(float(s), float(v)) for s, v in zip(ev.steps, ev.values)
             if isinstance(v, (int, float)) and isinstance(s, (int, float))]
@@ -482,7 +514,7 @@ def _scalar_evidence_figure(run, ev, span) -> Figure | None:
     if ln is None:
         return None
     spec = PlotSpec(title=ev.series, height=200, spans=span, markers=_on_curve(_markers(ev), ln.x, ln.y)[:200])
-    return Figure(ev.series, svgplot.line_plot([ln], spec), ev.text)
+    return Figure(ev.series, svgplot.line_plot([ln], spec), marker_caption(ev.text, spec.markers, span))
 
 
 def _rank_evidence_figure(run, finding, ev, span) -> Figure | None:
@@ -504,7 +536,7 @@ def _rank_evidence_figure(run, finding, ev, span) -> Figure | None:
                   PALETTE[k % len(PALETTE)]) for k, r in enumerate(order[:len(PALETTE)])]
     markers = _on_curve(_markers(ev), m.steps, m.row(named[0])) if named else []
     spec = PlotSpec(title=f"{ev.series}, every rank", height=210, spans=span, markers=markers[:200])
-    return Figure(ev.series, svgplot.line_plot(lines, spec), ev.text)
+    return Figure(ev.series, svgplot.line_plot(lines, spec), marker_caption(ev.text, spec.markers, span))
 
 
 def _layer_evidence_figure(run, finding, ev, span) -> Figure | None:
@@ -518,7 +550,7 @@ def _layer_evidence_figure(run, finding, ev, span) -> Figure | None:
     lines = [Line(ls.steps, ls.values[:, k], ls.layers[k], PALETTE[k % len(PALETTE)]) for k in range(len(idx))]
     on_curve = _on_curve(_markers(ev), ls.steps, ls.values[:, 0].astype(float)) if len(idx) == 1 else []
     spec = PlotSpec(title=f"{ev.series}", height=210, spans=span, markers=on_curve[:200])
-    return Figure(ev.series, svgplot.line_plot(lines, spec), ev.text)
+    return Figure(ev.series, svgplot.line_plot(lines, spec), marker_caption(ev.text, spec.markers, span))
 
 
 def _snapshot_figure(run, layer, caption) -> Figure | None:

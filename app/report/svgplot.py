@@ -140,6 +140,8 @@ class PlotSpec:
     spans: list = field(default_factory=list)     # (x0, x1) shaded: a finding's step span
     markers: list = field(default_factory=list)   # (x, y) circled: a finding's evidence points
     vlines: list = field(default_factory=list)    # (x, label) dashed vertical lines
+    span_label: str = "finding's steps"           # the key that explains the shading and the circles
+    marker_label: str = "evidence"
 
 
 def _finite_range(values) -> tuple[float, float]:
@@ -180,6 +182,26 @@ def _legend_layout(labels, width: float) -> tuple[int, int]:
     longest = min(34, max(len(str(t)) for t in labels))
     cols = int(max(1, min(4, width // (LEGEND_SWATCH_PX + LEGEND_CHAR_PX * longest))))
     return cols, max(8, min(longest, int((width / cols - LEGEND_SWATCH_PX) // LEGEND_CHAR_PX)))
+
+
+def _marks_key(spec: PlotSpec, spans: list, right: float) -> list:
+    """A key at the top right, on the title's line, for the shaded span and the circled points:
+    unexplained, they read as decoration (trial14 UX M3)."""
+    items = ([("span", spec.span_label)] if spans and spec.span_label else []) + \
+            ([("marker", spec.marker_label)] if spec.markers and spec.marker_label else [])
+    out, x = [], right
+    for kind, label in reversed(items):
+        x -= len(label) * LEGEND_CHAR_PX
+        out.append(f'<text x="{_num(x)}" y="17" fill="#444">{esc(label)}</text>')
+        x -= 16
+        if kind == "span":
+            out.append(f'<rect x="{_num(x)}" y="8" width="12" height="11" fill="{SPAN_COLOR}" fill-opacity="0.5" '
+                       f'stroke="#d9ad00" stroke-width="0.6"/>')
+        else:
+            out.append(f'<circle cx="{_num(x + 6)}" cy="13.5" r="4.5" fill="none" stroke="{NONFINITE_COLOR}" '
+                       f'stroke-width="1.6"/>')
+        x -= 14
+    return out
 
 
 def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
@@ -293,6 +315,7 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
         cy = min(max(float(py(yy)), top), top + ph)
         out.append(f'<circle cx="{_num(float(px(mx)))}" cy="{_num(cy)}" r="5" fill="none" '
                    f'stroke="{NONFINITE_COLOR}" stroke-width="1.6"/>')
+    out += _marks_key(spec, [sp for sp in spec.spans if sp[1] >= x0 and sp[0] <= x1], left + pw)
     # legend
     if legend_rows:
         col_w = pw / legend_cols
