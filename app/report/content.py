@@ -11,6 +11,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -184,13 +185,14 @@ def _last(values: np.ndarray) -> float:
     return float(values[-1]) if len(values) else math.nan
 
 
-def _end_level(values: np.ndarray) -> float | None:
-    """Median of the last SUMMARY_LOSS_WINDOW points, NaN (or inf) when most of them are not
+def _end_level(values: np.ndarray, points: int | None = None) -> float | None:
+    """``values``: the series, or its last points of ``points`` in all (a long series' tail).
+    Median of the last SUMMARY_LOSS_WINDOW points, NaN (or inf) when most of them are not
     finite: a run that blew up ends non-finite, not at the healthy level of long before (the
     finite points alone made it look as good as a healthy run in the comparison table). A
     stray NaN among finite points is left out. None for a series no longer than the window (a
     handful of validation points: the last value says it, a median would blur it)."""
-    if values.size <= SUMMARY_LOSS_WINDOW:
+    if (values.size if points is None else points) <= SUMMARY_LOSS_WINDOW:
         return None
     last = values[-SUMMARY_LOSS_WINDOW:]
     finite = np.isfinite(last)
@@ -204,12 +206,48 @@ def _best(values: np.ndarray) -> float:
     return float(fin.min()) if fin.size else math.nan
 
 
+def series_points(run, name: str):
+    """A metric as the report reads it (``.steps``, ``.values``, ``.points``): the run's bounded
+    view (``Run.scalar_views``: every point up to 131,072, beyond that a sample plus each
+    bucket's smallest and largest point, the first and last points and the first NaN), read in
+    blocks: what the advisor reads, so its evidence lies on the plotted curve. A plot draws
+    each pixel column's min and max, which the view keeps; the full columns were read into
+    memory (~170 B a row: 840 MB for a 20 M-row run, trial14 A6). None for no such metric."""
+    if not hasattr(run, "scalar_views"):           # a stand-in run of tests: its whole series
+        try:
+            s = run.scalar(name)
+        except KeyError:
+            return None
+        return SimpleNamespace(steps=np.asarray(s.steps), values=np.asarray(s.values, float), points=len(s))
+    return run.scalar_views([name]).get(name)
+
+
+def read_all_views(run) -> None:
+    """Read every metric's bounded view in one pass over the scalar table (the first view of a
+    metric not yet read starts a pass of its own)."""
+    if hasattr(run, "scalar_views"):
+        names = run.metric_names() if hasattr(run, "metric_names") else run.scalar_names()
+        run.scalar_views(names)
+
+
+def tail_values(run, name: str, view, n: int) -> np.ndarray:
+    """The last ``n`` values of a metric exactly (a view keeps a long series' last point, not its
+    last ``n``): read from the end of the scalar table in growing windows, nothing kept."""
+    if len(view.steps) >= view.points or not hasattr(run, "scalar_rows"):
+        return np.asarray(view.values[-n:], float)
+    rows, width = run.scalar_rows_seen, 1 << 16
+    while True:
+        start = max(0, rows - width)
+        got = run.scalar_rows([name], start, rows, latest=True).get(name)
+        values = got[1].values if got is not None else np.empty(0)
+        if len(values) >= n or start == 0:
+            return np.asarray(values[-n:], float)
+        width *= 8
+
+
 def _series_line(run, name, color, label=None, **kw) -> Line | None:
-    try:
-        s = run.scalar(name)
-    except KeyError:
-        return None
-    if not len(s):
+    s = series_points(run, name)
+    if s is None or not len(s.steps):
         return None
     return Line(s.steps, s.values, label if label is not None else name, color, **kw)
 
@@ -255,9 +293,12 @@ def run_summary(run) -> tuple[list, dict]:
     metrics = {"state": st.state, "steps": step_count(run.scalar_summary().min_step, run.max_step)}
     for role, name in (("train", train), ("val", val)):
         if name:
-            v = run.scalar(name).values
+            view = series_points(run, name)
+            # the view keeps the last point and each bucket's smallest: last and best as read whole
+            v = np.asarray(view.values, float) if view is not None else np.empty(0)
             metrics[f"{role}_last"], metrics[f"{role}_best"] = _last(v), _best(v)
-            end = _end_level(v)
+            end = (_end_level(tail_values(run, name, view, SUMMARY_LOSS_WINDOW), view.points)
+                   if view is not None and len(v) else None)
             if end is not None:
                 metrics[f"{role}_end"] = end
             rows.append((f"{role} loss ({name})", f"last {svgplot.fmt_value(metrics[f'{role}_last'])}"
@@ -319,7 +360,8 @@ def key_figures(run, brief: bool = False) -> list:
 def _lr_copy(run, name: str, lrs: list) -> bool:
     """A learning rate the script logged that is a recorded one again (``lr`` beside ``sys/lr``):
     one curve, plotted once as the learning rate. One that differs keeps its own plot."""
-    return is_lr(name) and any(same_series(run.scalar(name), run.scalar(g)) for g in lrs)
+    return is_lr(name) and any(same_series(series_points(run, name), series_points(run, g)) for g in lrs
+                               if g != name)
 
 
 def meaningful_rows(run, stat: str) -> tuple:
@@ -574,6 +616,7 @@ def serious(finding) -> bool:
 def build_run_section(run, diagnose_fn, progress: Progress | None = None, brief: bool = False) -> RunSection:
     """``brief``: one of many runs: the loss plot only, and evidence plots for warnings and errors."""
     step = progress.step if progress else (lambda text: None)
+    read_all_views(run)
     summary, metrics = run_summary(run)
     if brief:
         summary = [(k, v) for k, v in summary if k not in BRIEF_LEAVES_OUT]
@@ -755,7 +798,7 @@ def open_runs(paths) -> list:
     runs = []
     try:
         for p in paths:
-            runs.append(open_run(Path(p)))
+            runs.append(open_run(Path(p), keep_points=False))   # plots read bounded views (series_points)
     except RunFileError:
         for r in runs:
             r.close()
