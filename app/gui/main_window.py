@@ -28,6 +28,7 @@ from .widgets.compare_runs import CompareRunsPanel
 from .widgets.details import DetailsPanel
 from .widgets.distributions import DistributionsPanel
 from .widgets.heatmap import HeatmapPanel
+from .widgets.step_align import StepColumns
 from .widgets.lr_sweep import LRSweepPanel, sweep_entry
 from .widgets.metric_browser import MetricBrowser
 from .widgets.parts import NAME_CHARS, elide, shrinkable
@@ -186,6 +187,12 @@ class MainWindow(QMainWindow):
         self._layer_data: dict[str, bool] = {}     # run key -> it has per-layer statistics
         self._tab_sizes = None                     # the splitter's sizes before it collapsed
         self.heatmap.layerDataKnown.connect(self._on_layer_data)
+        # One step, one x: the heatmap shows the plots' steps over the same window x (trial14 M2).
+        self.scalars.shownStepsChanged.connect(self.heatmap.follow_steps)
+        self.step_columns = StepColumns(self, self.scalars, self.heatmap)
+        self.tabs.currentChanged.connect(self.step_columns.schedule)
+        self.heatmap.layerDataKnown.connect(self.step_columns.schedule)
+        self.view.metricsChanged.connect(self.step_columns.schedule)
 
         left = QSplitter(Qt.Vertical)
         left.addWidget(self.run_list)

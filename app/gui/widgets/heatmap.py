@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QApplication, QComboBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from trainspect.analysis.labels import LayerLabels
 
@@ -28,6 +29,7 @@ from .parts import (
 
 MAX_LAYER_TICKS = 40
 MAX_AXIS_PX = 260       # the layer axis's widest
+AXIS_EXTRA_PX = 34      # the layer axis beside its labels: tick marks, gaps and its rotated title
 LABEL_CHARS = (MAX_AXIS_PX - 30) // 6   # at ~6 px a character
 MAX_SERIES = 12          # selected layers plotted under the map (the legend counts the rest)
 LEGEND_CHARS = 32        # a layer's name in that plot's legend (its tooltip has them whole)
@@ -122,6 +124,7 @@ class HeatmapPanel(LazyPanel):
         self.shown = np.empty((0, 0))                # the raw (not log) values shown, [layers, buckets]
         self.layer_curves: list = []
         self._syncing = False
+        self._follow = None           # the steps the scalar plots show (see follow_steps)
 
         self.stat_combo = QComboBox()
         self.stat_combo.setMinimumWidth(180)
@@ -299,8 +302,13 @@ class HeatmapPanel(LazyPanel):
         ticks = [(i + 0.5, name) for i, name in zip(range(len(layers)), layer_labels([shown(n) for n in layers], LABEL_CHARS))
                  if i % every == 0]
         self.plot.getAxis("left").setTicks([ticks, []])
-        # Same left-axis width above and below: the linked step axes line up on screen.
-        width = int(min(MAX_AXIS_PX, max(60, 7 * max((len(t[1]) for t in ticks), default=4) + 30)))
+        # Same left-axis width above and below: the linked step axes line up on screen. The
+        # labels' drawn width, not 7 px a character (24 characters took 200 px for 145 px of
+        # text: room the scalar plots above then had to give up to line up with the map).
+        axis = self.plot.getAxis("left")
+        metrics = QFontMetrics(axis.style.get("tickFont") or QApplication.font())
+        text_px = max((metrics.horizontalAdvance(t[1]) for t in ticks), default=30)
+        width = int(min(MAX_AXIS_PX, max(60, text_px + AXIS_EXTRA_PX)))
         self.plot.getAxis("left").setWidth(width)
         self.series_plot.getAxis("left").setWidth(width)
 
@@ -507,9 +515,24 @@ class HeatmapPanel(LazyPanel):
         self.legend.setToolTip(tip("\n".join(shown(n) for n in layers)))
         self.legend.setVisible(bool(layers))
 
+    def step_view(self):
+        """The map's ViewBox while the map is on screen, else None (see step_align)."""
+        shown_ = self.source is not None and self.plot.isVisible() and self.canvas.isVisible()
+        return self.plot.getViewBox() if shown_ else None
+
+    def follow_steps(self, steps) -> None:
+        """The scalar plots show steps ``(first, last)``: while no step range is set (nobody
+        zoomed) the map shows the same ones, so a step sits at one x in both (its own auto range,
+        the image's, began 10 steps right of the plots' padded one; trial14 M2)."""
+        self._follow = steps
+        if self.view.step_range is None:
+            self._apply_step_range(None)
+
     def _apply_step_range(self, rng) -> None:
         if self._syncing or self.source is None:
             return
+        if rng is None:
+            rng = self._follow
         self._syncing = True
         try:
             if rng is None:

@@ -16,7 +16,7 @@ import html
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QVBoxLayout,
     QWidget,
@@ -159,6 +159,10 @@ def put_in_grid(layout: pg.GraphicsLayout, item, row: int) -> None:
 
 
 class ScalarPlotPanel(QWidget):
+    # (first step, last step) the plots show, on every change (auto-ranged too): the layer
+    # heatmap follows it while nobody zoomed, so one step is one x across the Overview (M2)
+    shownStepsChanged = Signal(object)
+
     def __init__(self, runs, view, parent=None):
         super().__init__(parent)
         self.runs = runs
@@ -477,6 +481,7 @@ class ScalarPlotPanel(QWidget):
             return
         if self._first is not None:
             self._first.getViewBox().sigXRangeChanged.disconnect(self._on_user_range)
+            self._first.getViewBox().sigXRangeChanged.disconnect(self._on_shown_range)
         self._first = first
         if first is None:
             return
@@ -485,6 +490,22 @@ class ScalarPlotPanel(QWidget):
             if plot is not first:
                 plot.setXLink(first)
         first.getViewBox().sigXRangeChanged.connect(self._on_user_range)
+        first.getViewBox().sigXRangeChanged.connect(self._on_shown_range)
+        self._on_shown_range(first.getViewBox(), first.getViewBox().viewRange()[0])
+
+    def step_view(self):
+        """The top plot's ViewBox while plots are shown (the x axes below follow it), else None."""
+        return self._first.getViewBox() if self._first is not None and self.canvas.isVisible() else None
+
+    def shown_steps(self):
+        """(first, last) step of the x range the plots show, None without plots."""
+        if self._first is None:
+            return None
+        lo, hi = self.x_to_step(np.array(self._first.getViewBox().viewRange()[0], dtype=np.float64))
+        return float(lo), float(hi)
+
+    def _on_shown_range(self, vb, rng) -> None:
+        self.shownStepsChanged.emit(self.shown_steps())
 
     def _style_bottom(self, plot, last: bool) -> None:
         """Every plot shows its x values (only the bottom one had them: when the plots overflowed
