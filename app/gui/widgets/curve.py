@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QBrush, QColor
 
 from ...lod import Envelope, gap_exponent, step_weight
 from ...vocab import is_lr
@@ -27,9 +27,17 @@ SHORT_SERIES = 10       # series of at most this many points are drawn raw (an E
 BUILD_BLOCK_ROWS = 1_000_000   # scalar rows per read while building an envelope (~30 MB at a time)
 DETAIL_BUCKETS_PER_PX = 8      # a zoomed-in read keeps at most this many buckets per pixel
 NONFINITE_PEN = "#d62728"      # edges of the bands where a series is NaN or Inf (a line has a gap there)
-NONFINITE_FILL = (214, 39, 40, 38)
+# Hatched, not filled: a red tint under the finding highlight's yellow read as a third, orange
+# band (trial14 M4); red hatching on yellow stays both "NaN" and "the finding's span".
+NONFINITE_HATCH = (214, 39, 40, 150)
 MAX_NONFINITE_BANDS = 64
 MARKED_DASHED_POINTS = 300     # a validation loss on the combined loss plot: markers up to this many points
+
+
+def nonfinite_brush() -> QBrush:
+    """The brush of the bands where a series is NaN/Inf: red diagonal hatching."""
+    brush = QBrush(QColor(*NONFINITE_HATCH), Qt.BDiagPattern)
+    return brush
 
 
 def build_envelopes(run, weights: dict, stop: int) -> dict:
@@ -256,7 +264,7 @@ class Curve:
         line), so a diverged step is seen on the plot and not only as a gap in the line."""
         bands = self.nonfinite_bands
         while len(bands) < len(spans):
-            band = pg.LinearRegionItem(movable=False, brush=pg.mkBrush(*NONFINITE_FILL),
+            band = pg.LinearRegionItem(movable=False, brush=nonfinite_brush(),
                                        pen=pg.mkPen(NONFINITE_PEN, width=1))
             band.setZValue(-5)
             self.plot.addItem(band, ignoreBounds=True)

@@ -36,6 +36,7 @@ from ...vocab import META_ROLES, is_sys, loss_roles
 # The time axes' ticks carry their units (13:05:17, "0.5 s", "1:30"): no "(s) (x0.001)" title.
 X_LABELS = {"step": "step", "wall": "wall time (local)", "relative": "time since start"}
 HIGHLIGHT_BRUSH = (255, 200, 0, 60)
+HIGHLIGHT_EDGE = (230, 170, 0, 200)   # the span's ends: amber, apart from the NaN bands' red
 MARK_COLOR = (200, 110, 0, 220)      # the evidence's steps inside the highlight: a darker amber
 MARK_GROUP_BRUSH = (200, 110, 0, 45)  # marks merged into one group (see merge_marks)
 MAX_MARK_LINES = 8                     # at most this many marks (lines or groups) per plot
@@ -423,8 +424,9 @@ class ScalarPlotPanel(QWidget):
             angle=90, movable=False, pen=pg.mkPen(theme.muted_color(), width=1, style=Qt.DashLine))
         vline.setVisible(False)
         plot.addItem(vline, ignoreBounds=True)
+        # Its ends drawn too: over a NaN band the span still shows where it starts and stops.
         region = self._regions[metric] = pg.LinearRegionItem(
-            movable=False, brush=pg.mkBrush(HIGHLIGHT_BRUSH), pen=pg.mkPen(None))
+            movable=False, brush=pg.mkBrush(HIGHLIGHT_BRUSH), pen=pg.mkPen(HIGHLIGHT_EDGE, width=2))
         region.setZValue(-10)
         region.setVisible(False)
         plot.addItem(region, ignoreBounds=True)
