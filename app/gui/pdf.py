@@ -98,12 +98,14 @@ def report_blocks(report: Report) -> list:
             blocks.append(Text("<h3>Findings at a glance</h3>" + "".join(
                 f'<p><span style="background-color:{color};color:#fff"><b>&nbsp;{e(sev)}&nbsp;</b></span> {e(text)}</p>'
                 for _, sev, color, text in lines)))
-        if s.figures:
-            blocks.append(Text("<h2>Key plots</h2>", keep_next=True))
+        if s.figures:     # a brief section's one plot, the losses, needs no heading
+            if not s.brief:
+                blocks.append(Text("<h2>Key plots</h2>", keep_next=True))
             blocks.extend(Svg(fig.svg, fig.caption) for fig in s.figures)
         if s.config and not s.brief:     # a brief section's config is the comparison's (shared, or a column)
             blocks.append(Text("<h3>Config</h3>" + _kv(s.config)))
-        blocks.append(Text(f"<h2>Advisor findings ({len(s.findings)})</h2>"
+        head = "h3" if s.brief else "h2"
+        blocks.append(Text(f"<{head}>Advisor findings ({len(s.findings)})</{head}>"
                            + ("" if s.findings else "<p><font color='#2e7d32'><b>No problems found.</b></font></p>"),
                            keep_next=bool(s.findings)))
         for j, f, earlier, full in shown_findings(s):    # each fix listed once

@@ -37,6 +37,7 @@ MAX_SIDE_BY_SIDE = 6         # more runs than this: one row per run and a column
 BRIEF_FROM_RUNS = 4          # this many runs or more: each run's detail is brief (summary, loss plot, its
                              # warnings' evidence): the full detail of 12 runs was 35 pages
 BRIEF_LEAVES_OUT = frozenset({"started", "host", "versions", "metrics"})   # summary rows of a brief section
+BRIEF_PLOT_HEIGHT = 170     # the plots of a brief section: a run on about one page
 NAMED_IN_TITLE = 3           # more runs than this: the title counts them (12 names took 4 lines of 24 pt)
 # What sorts a comparison, the first any run has, lowest first (the app's Compare: val loss best,
 # else train loss end); runs without it, or NaN, come last
@@ -326,7 +327,7 @@ def key_figures(run, brief: bool = False) -> list:
     lines = [ln for i, n in enumerate(losses[:len(PALETTE)]) if (ln := _series_line(run, n, PALETTE[i])) is not None]
     if lines:
         figs.append(Figure("Losses", svgplot.line_plot(lines, PlotSpec(title="Losses", ylabel="loss",
-                                                                       height=180 if brief else 240)),
+                                                                       height=BRIEF_PLOT_HEIGHT if brief else 240)),
                            "raw values; every spike is kept (min/max per pixel column)"))
     if brief:
         return figs
@@ -486,7 +487,7 @@ def _on_curve(markers, x, y) -> list:
     return keep
 
 
-def finding_figures(run, finding) -> list:
+def finding_figures(run, finding, height: int | None = None) -> list:
     """The plots a finding's evidence refers to, with its span shaded and its points circled."""
     figs, seen = [], set()
     names = set(run.scalar_names())
@@ -500,11 +501,11 @@ def finding_figures(run, finding) -> list:
             continue
         seen.add(key)
         if ev.series in names and finding.ranks:
-            fig = _rank_evidence_figure(run, finding, ev, span) or _scalar_evidence_figure(run, ev, span)
+            fig = _rank_evidence_figure(run, finding, ev, span, height) or _scalar_evidence_figure(run, ev, span, height)
         elif ev.series in names:
-            fig = _scalar_evidence_figure(run, ev, span)
+            fig = _scalar_evidence_figure(run, ev, span, height)
         elif ev.series in stats:
-            fig = _layer_evidence_figure(run, finding, ev, span)
+            fig = _layer_evidence_figure(run, finding, ev, span, height)
         elif ev.series == "snapshots":
             fig = _snapshot_figure(run, ev.layer or (finding.layers[0] if finding.layers else None), ev.text)
         else:
@@ -551,15 +552,15 @@ def _markers(ev) -> list:
             if isinstance(v, (int, float)) and isinstance(s, (int, float))]
 
 
-def _scalar_evidence_figure(run, ev, span) -> Figure | None:
+def _scalar_evidence_figure(run, ev, span, height=None) -> Figure | None:
     ln = _series_line(run, ev.series, PALETTE[0], "")
     if ln is None:
         return None
-    spec = PlotSpec(title=ev.series, height=200, spans=span, markers=_on_curve(_markers(ev), ln.x, ln.y)[:200])
+    spec = PlotSpec(title=ev.series, height=height or 200, spans=span, markers=_on_curve(_markers(ev), ln.x, ln.y)[:200])
     return Figure(ev.series, svgplot.line_plot([ln], spec), marker_caption(ev.text, spec.markers, span))
 
 
-def _rank_evidence_figure(run, finding, ev, span) -> Figure | None:
+def _rank_evidence_figure(run, finding, ev, span, height=None) -> Figure | None:
     """A finding about ranks (a straggler, a rank whose loss went apart) plots the series of
     every rank, the named ones first: rank 0's alone was drawn under 'rank 1's median wait is
     10 ms', its 10 ms marker dropped for not lying on that curve."""
@@ -577,11 +578,11 @@ def _rank_evidence_figure(run, finding, ev, span) -> Figure | None:
     lines = [Line(m.steps, m.row(r), f"rank {r}" + (" (named)" if r in named else ""),
                   PALETTE[k % len(PALETTE)]) for k, r in enumerate(order[:len(PALETTE)])]
     markers = _on_curve(_markers(ev), m.steps, m.row(named[0])) if named else []
-    spec = PlotSpec(title=f"{ev.series}, every rank", height=210, spans=span, markers=markers[:200])
+    spec = PlotSpec(title=f"{ev.series}, every rank", height=height or 210, spans=span, markers=markers[:200])
     return Figure(ev.series, svgplot.line_plot(lines, spec), marker_caption(ev.text, spec.markers, span))
 
 
-def _layer_evidence_figure(run, finding, ev, span) -> Figure | None:
+def _layer_evidence_figure(run, finding, ev, span, height=None) -> Figure | None:
     all_layers = run.layer_stat(ev.series, 0, 0).layers
     wanted = [ev.layer] if ev.layer else list(finding.layers)
     idx = [all_layers.index(n) for n in wanted if n in all_layers][:MAX_FINDING_LAYERS]
@@ -591,7 +592,7 @@ def _layer_evidence_figure(run, finding, ev, span) -> Figure | None:
     ls = run.layer_columns(ev.series, idx)      # only the plotted layers, read block by block
     lines = [Line(ls.steps, ls.values[:, k], ls.layers[k], PALETTE[k % len(PALETTE)]) for k in range(len(idx))]
     on_curve = _on_curve(_markers(ev), ls.steps, ls.values[:, 0].astype(float)) if len(idx) == 1 else []
-    spec = PlotSpec(title=f"{ev.series}", height=210, spans=span, markers=on_curve[:200])
+    spec = PlotSpec(title=f"{ev.series}", height=height or 210, spans=span, markers=on_curve[:200])
     return Figure(ev.series, svgplot.line_plot(lines, spec), marker_caption(ev.text, spec.markers, span))
 
 
@@ -627,7 +628,8 @@ def build_run_section(run, diagnose_fn, progress: Progress | None = None, brief:
     figures = key_figures(run, brief)
     step(f"{run.name}: plotting losses" + ("" if brief else ", learning rate, gradient norms, layer heatmaps"))
     # brief: a warning's first evidence plot (the one its first evidence line names)
-    ff = {i: finding_figures(run, f)[:1 if brief else None] for i, f in enumerate(findings) if not brief or serious(f)}
+    ff = {i: finding_figures(run, f, BRIEF_PLOT_HEIGHT if brief else None)[:1 if brief else None]
+          for i, f in enumerate(findings) if not brief or serious(f)}
     step(f"{run.name}: plotting the evidence of {len(findings)} finding(s)")
     from trainspect.analysis.advisor import coverage
 
