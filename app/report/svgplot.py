@@ -204,6 +204,26 @@ def _marks_key(spec: PlotSpec, spans: list, right: float) -> list:
     return out
 
 
+MAX_NONFINITE_BARS = 400
+
+
+def _nonfinite_ranges(lines: list) -> list:
+    """(first x, last x) of every run of consecutive NaN/Inf points of any line, merged across
+    lines where they overlap, in order."""
+    ranges = []
+    for ln in lines:
+        y, x = np.asarray(ln.y, float), np.asarray(ln.x, float)
+        for a, b in _segments(~np.isfinite(y) & np.isfinite(x))[:10 * MAX_NONFINITE_BARS]:
+            ranges.append((float(x[a]), float(x[b - 1])))
+    merged = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
 def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
     """An SVG line plot with axes, ticks, legend, shaded spans and evidence markers."""
     spec = spec or PlotSpec()
@@ -223,7 +243,7 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
              for ln in lines]
     log = _should_log(lines) if spec.log_y == "auto" else bool(spec.log_y)
     # where the data itself is NaN/Inf (marked in red); values <= 0 on a log axis are just gaps
-    nonfinite_x = [ln.x[~np.isfinite(ln.y)][:1000] for ln in lines]
+    nonfinite = _nonfinite_ranges(lines)
     if log:
         for ln in lines:   # values <= 0 cannot be drawn on a log axis: treat like gaps
             ln.y = np.where(ln.y > 0, ln.y, np.nan) if np.any(np.isfinite(ln.y)) else ln.y
@@ -290,17 +310,16 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
             d = "M" + " L".join(f"{_num(a_)} {_num(b_)}" for a_, b_ in zip(X, Y))
             out.append(f'<path d="{d}" fill="none" stroke="{ln.color}" stroke-width="{ln.width}" '
                        f'stroke-opacity="{ln.opacity}" stroke-linejoin="round"/>')
-    xs = np.unique(np.concatenate(nonfinite_x)) if nonfinite_x else np.empty(0)
-    if xs.size:
-        xs = xs[(xs >= x0) & (xs <= x1)]
-        cols = np.unique(np.round(px(xs)))
-        for xx in cols[:400]:
-            out.append(f'<line x1="{_num(xx)}" y1="{top}" x2="{_num(xx)}" y2="{top + 7}" '
-                       f'stroke="{NONFINITE_COLOR}" stroke-width="2"/>')
-        if len(xs):
-            lx = float(px(xs[0]))
-            out.append(f'<text x="{_num(min(lx + 4, left + pw - 4))}" y="{top + 18}" fill="{NONFINITE_COLOR}" '
-                       f'text-anchor="{"start" if lx < left + pw * 0.7 else "end"}">NaN/Inf from step {esc(fmt_step(xs[0], tick=False))}</text>')
+    shown = [(a, b) for a, b in nonfinite if b >= x0 and a <= x1]
+    for a, b in shown[:MAX_NONFINITE_BARS]:   # a run of NaNs is one solid bar (ticks a column apart read as dashes)
+        xa, xb = float(px(max(a, x0))), float(px(min(b, x1)))
+        out.append(f'<rect x="{_num(xa - 1)}" y="{top}" width="{_num(max(xb - xa, 0) + 2)}" height="7" '
+                   f'fill="{NONFINITE_COLOR}"/>')
+    if shown:
+        first = max(shown[0][0], x0)
+        lx = float(px(first))
+        out.append(f'<text x="{_num(min(lx + 4, left + pw - 4))}" y="{top + 18}" fill="{NONFINITE_COLOR}" '
+                   f'text-anchor="{"start" if lx < left + pw * 0.7 else "end"}">NaN/Inf from step {esc(fmt_step(first, tick=False))}</text>')
     for vx, vlabel in spec.vlines:
         if x0 <= vx <= x1:
             xx = float(px(vx))
