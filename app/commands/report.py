@@ -13,7 +13,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run file(s) (.h5) or TensorBoard logs; several runs get a side-by-side comparison")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="report file: .html (self-contained) or .pdf")
-    parser.add_argument("--title", help="report title (default: the run names)")
+    parser.add_argument("--title", help="report title (default: the run names; for more than 3 runs their "
+                                        "number and folder, e.g. '12 runs in sweep/')")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
 
 
