@@ -159,6 +159,29 @@ def put_in_grid(layout: pg.GraphicsLayout, item, row: int) -> None:
     layout.layout.addItem(item, row, 0)
 
 
+def set_title(plot, title: str) -> None:
+    """``plot``'s title, which never sets the plot's least width: a title longer than the plot
+    runs into the margin beside it instead (its least width kept the plots from giving up the
+    room that lines them up with the layer heatmap; see step_align)."""
+    label = plot.titleLabel
+    if not getattr(label, "_any_width", False):
+        # pyqtgraph's LabelItem makes its text's size its least size on every text change and
+        # resize (LabelItem.updateMin): keep the height, drop the width
+        own = label.updateMin
+
+        def update_min():
+            own()
+            label.setMinimumWidth(0)
+            hints = getattr(label, "_sizeHint", None)
+            if isinstance(hints, dict) and Qt.SizeHint.MinimumSize in hints:
+                hints[Qt.SizeHint.MinimumSize] = (0, hints[Qt.SizeHint.MinimumSize][1])
+                label.updateGeometry()
+
+        label.updateMin = update_min
+        label._any_width = True
+    plot.setTitle(title, size="9pt", color=theme.text_color())
+
+
 class ScalarPlotPanel(QWidget):
     # (first step, last step) the plots show, on every change (auto-ranged too): the layer
     # heatmap follows it while nobody zoomed, so one step is one x across the Overview (M2)
@@ -407,7 +430,7 @@ class ScalarPlotPanel(QWidget):
         metric = group[0]
         plot = pg.PlotItem(viewBox=FlatAwareViewBox(), axisItems={"bottom": self._x_axis(), "left": LogFitAxis("left")})
         plot.disableAutoRange()
-        plot.setTitle(self._title_of(group), size="9pt", color=theme.text_color())   # a name is text, not HTML
+        set_title(plot, self._title_of(group))   # a name is text, not HTML
         # No grid: alpha-blended grid lines across the plot cost ~30 ms per redraw offscreen.
         plot.setLogMode(False, self.view.log_y)
         plot.setMenuEnabled(False)
@@ -736,7 +759,7 @@ class ScalarPlotPanel(QWidget):
                 title += " " + mark_legend(marks)
             if self._titles.get(metric) != title:   # setTitle re-lays the plot out: only on change
                 self._titles[metric] = title
-                plot.setTitle(title, size="9pt", color=theme.text_color())
+                set_title(plot, title)
 
     def _view_of(self, plot) -> tuple:
         """``(x0, x1, pixels)`` the curves of ``plot`` should show (None, None = everything)."""
