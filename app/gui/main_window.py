@@ -37,6 +37,7 @@ from .widgets.remote_dialog import OpenRemoteDialog
 from .remote_runs import RemoteRuns
 from .. import rank_view, remote
 from trainspect.analysis.ranks import fold_rank_paths
+from trainspect.analysis.vocab import RunState
 from .widgets.run_list import RunListWidget
 from .heap import return_big_blocks
 from .widgets.scalar_plots import ScalarPlotPanel
@@ -230,7 +231,17 @@ class MainWindow(QMainWindow):
         self.run_state = QLabel("")
         self.run_state.setTextFormat(Qt.RichText)   # our colour; the text in it is escaped
         self.run_state.setMaximumWidth(RUN_STATE_MAX_PX)
+        # A live run the view does not follow (a finding was clicked, or the user zoomed): say so
+        # and how to follow again (its view kept the click-time steps, and nothing said so; N3).
+        self.follow_note = QLabel("")
+        self.follow_note.setTextFormat(Qt.PlainText)
+        self.follow_note.setVisible(False)
+        self.statusBar().addPermanentWidget(self.follow_note)
         self.statusBar().addPermanentWidget(self.run_state)
+        self.live.followChanged.connect(lambda _: self._show_follow_note())
+        self.live.statusChanged.connect(lambda e, st: self._show_follow_note())
+        self.runs.currentChanged.connect(lambda e: self._show_follow_note())
+        self.view.stepRangeChanged.connect(lambda _: self._show_follow_note())
         self.live.statusChanged.connect(lambda e, st: self.run_list.rebuild())
         self.live.statusChanged.connect(lambda e, st: self._show_run_state())
         self.runs.runUpdated.connect(lambda e, n: e is self.runs.current and self._show_run_state())
@@ -546,6 +557,17 @@ class MainWindow(QMainWindow):
         cut = self.run_state.fontMetrics().elidedText(text, Qt.ElideRight, RUN_STATE_MAX_PX - 8)
         self.run_state.setText(f"<span style='color:{color}'>{html.escape(cut)}</span>")
         self.run_state.setToolTip(tip(text))
+
+    def _show_follow_note(self) -> None:
+        """'not following the live data' while a live run is open and the view holds still."""
+        live = any(st is not None and st.state == RunState.LIVE for st in (self.live.status(e) for e in self.runs.runs()))
+        held = live and not self.live.follow
+        if held:
+            rng = self.view.step_range
+            where = f"steps {rng[0]:.0f}–{rng[1]:.0f}" if rng is not None else "a fixed range"
+            self.follow_note.setText(f"not following the live data (showing {where}): press F to follow")
+            self.follow_note.setStyleSheet(f"color:{theme.severity_color('warning')};font-weight:bold")
+        self.follow_note.setVisible(held)
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)

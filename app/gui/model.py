@@ -634,6 +634,16 @@ def finding_marks(finding) -> list:
     return out
 
 
+def finding_span(finding):
+    """(first, last) step of a finding as floats (one end missing: the other), None without."""
+    first, last = finding.first_step, finding.last_step
+    if first is None and last is None:
+        return None
+    first = last if first is None else first
+    last = first if last is None else last
+    return float(first), float(last)
+
+
 class ViewState(QObject):
     """What the plots show. Step ranges are in steps whatever the x axis shows."""
 
@@ -743,15 +753,12 @@ class ViewState(QObject):
 
     def focus_finding(self, finding, layer_stats=()) -> None:
         """Jump to a finding: its step span (padded), highlighted; its layers selected."""
-        first, last = finding.first_step, finding.last_step
-        if first is not None or last is not None:
-            first = last if first is None else first
-            last = first if last is None else last
+        span = finding_span(finding)
+        self.set_highlight(span)
+        if span is not None:
+            first, last = span
             pad = max(5.0, 0.1 * (last - first))
-            self.set_highlight((float(first), float(last)))
             self.set_step_range((first - pad, last + pad))
-        else:
-            self.set_highlight(None)
         # the steps the evidence names (the spikes, the repeats of a cycle), each on the plot of
         # the series it was seen in (drawn on every plot, a grad-norm spike at step 50 was the one
         # clear mark on the loss, which had none there; trial14 M3)
@@ -763,3 +770,10 @@ class ViewState(QObject):
         layers = list(finding.layers) or [ev.layer for ev in finding.evidence if getattr(ev, "layer", None)]
         self.set_selected_layers(layers)
         self.findingFocused.emit(finding)
+
+    def refresh_finding(self, finding) -> None:
+        """The focused finding was diagnosed again (a live run grew): its highlight and marks
+        take its new span and steps; the step range the user looks at stays (a finding clicked
+        at steps 13-17 kept that highlight while its span grew to 13-150; trial14 N3)."""
+        self.set_highlight(finding_span(finding))
+        self.set_marks(finding_marks(finding))

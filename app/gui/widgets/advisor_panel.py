@@ -298,6 +298,7 @@ class AdvisorPanel(QWidget):
         self.details.setHtml(rich_html(f))
         if self._focused is not None and find_same([self._focused], key) == 0:
             self._focused = f
+            self.view.refresh_finding(f)     # its highlight grows with it
 
     def wait(self, timeout: float = 60.0) -> None:
         """Wait for running diagnoses and show their results (tests, screenshots)."""
