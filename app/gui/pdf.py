@@ -92,7 +92,8 @@ def report_blocks(report: Report) -> list:
             blocks.append(Text(not_checked_html(c, "in any run")))
         blocks.extend(Svg(fig.svg, fig.caption) for fig in c.figures)
     for s in report.runs:     # summary, findings at a glance, key plots; then config and findings in full
-        blocks.append(Text(f"<h2>{e(s.name)}</h2>" + _kv(s.summary)))
+        # a brief section's summary and its loss plot on one page
+        blocks.append(Text(f"<h2>{e(s.name)}</h2>" + _kv(s.summary), keep_next=s.brief and bool(s.figures)))
         lines = glance(s)
         if lines:
             blocks.append(Text("<h3>Findings at a glance</h3>" + "".join(
