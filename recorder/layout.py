@@ -179,6 +179,10 @@ class ModelLayout:
         for mod in leaf_modules(model):
             self.leaves.append(mod)
             modules.append((names[id(mod)] or "(root)", type_name(mod)))
+        # Leaves without parameters of their own (activations, dropout, pooling): one may be
+        # called several times per forward, each call its own layer (records/activations.py)
+        self.shareable = {i for i, m in enumerate(self.leaves)
+                          if m is not model and next(m.parameters(recurse=False), None) is None}
         # Empty matrices (a 0-row weight) have nothing to pool: adaptive_avg_pool2d raised and
         # switched every instrument off, so they get no snapshot slot.
         self.snap_params = [i for i, p in enumerate(self.param_tensors)

@@ -9,7 +9,7 @@ import time
 
 
 class RecorderLink:
-    __slots__ = ("_rec", "host_value", "tag", "failed", "warn_once", "device_path", "held")
+    __slots__ = ("_rec", "host_value", "tag", "failed", "warn_once", "device_path", "held", "start_layout")
 
     def __init__(self, rec):
         self._rec = rec
@@ -19,7 +19,13 @@ class RecorderLink:
         self.failed = rec._instrument_failed  # (exc): switch the instruments off, warn once
         self.warn_once = rec._warn_once      # (key, message)
         self.device_path = rec._device_path  # tests: take the GPU code path for CPU tensors
+        self.start_layout = rec._start_layout  # (modules): start the layer tables watch() deferred
         self.held = None   # a list while a capture's records wait for the step (Instruments._held)
+
+    @property
+    def layout_waits(self) -> bool:
+        """Do the layer tables wait for the first training forward (``start_layout``)?"""
+        return self._rec._writer._pending is not None
 
     @property
     def step(self) -> int:

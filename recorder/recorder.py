@@ -73,6 +73,15 @@ def _user_stacklevel(also=()) -> int:
     return level if frame is not None else 2
 
 
+# How long watch()'s layer tables wait for the first training forward (see watch()).
+SHARED_CALLS_WAIT = 3.0
+
+
+def _compiled(model) -> bool:
+    """A torch.compile'd model (or one holding one): no leaf hooks, no activation records."""
+    return any(type(m).__name__ == "OptimizedModule" and hasattr(m, "_orig_mod") for m in model.modules())
+
+
 def _has_lazy_parameters(model) -> bool:
     from torch.nn.parameter import is_lazy
 
@@ -689,7 +698,12 @@ class Recorder:
         meta.update(model=layout.structure(model), optimizer=metadata.optimizer_meta(optimizer),
                     schedule=self._schedule(), versions=metadata.versions())
         try:
-            started = self._writer.start(meta, layout.layout)
+            # A parameter-free leaf may run several times per forward (one nn.ReLU after every
+            # conv): the layer tables wait (a few seconds at most) for the first training forward
+            # to give each later call a row of its own (records/activations.py).
+            started = ((layout.shareable and self.stats_every and not _compiled(model)
+                        and self._writer.start_later(meta, layout.layout, SHARED_CALLS_WAIT))
+                       or self._writer.start(meta, layout.layout))
         except Exception as exc:  # noqa: BLE001 - e.g. disk full while creating datasets
             self._writer.error = f"{type(exc).__name__}: {exc}"
             self._report_writer_failure()
@@ -735,6 +749,17 @@ class Recorder:
         elif self._instruments.compiled and self.stats_every:
             self._warn_once("<watch>", "activation statistics (acts) are not recorded for a torch.compile'd "
                                        "model; everything else is")
+
+    def _start_layout(self, modules) -> bool | None:
+        """The deferred layout (see watch()) starts now, with ``modules`` as its leaf modules;
+        False if it had started already as watch() left it, None if there was none to start."""
+        writer = self._writer
+        try:
+            return writer.start_pending(modules)
+        except Exception as exc:  # noqa: BLE001 - e.g. disk full while creating datasets
+            writer.error = f"{type(exc).__name__}: {exc}"
+            self._report_writer_failure()
+            return False
 
     def _watch_after_first_forward(self, model, optimizer, *args) -> None:
         """watch() again when the model's first forward has given its lazy parameters their

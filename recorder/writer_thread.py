@@ -23,6 +23,7 @@ import os
 import threading
 import time
 from collections import deque
+from dataclasses import replace
 from itertools import chain
 from operator import itemgetter
 
@@ -269,6 +270,11 @@ class WriterThread:
             self._last_step = int(last) if np.isfinite(last) else -1
         self._last_flush = time.monotonic()
         self._layout_wait_until = 0.0 if self.file.resumed else self._last_flush + LAYOUT_GRACE
+        # (meta, layout) of a watch() that waits for the model's first training forward to
+        # complete its layout (shared modules' later calls: records/activations.py), and until
+        # when it waits; any write, barrier or close before then starts the file with it as is.
+        self._pending = None
+        self._pending_until = 0.0
         self._write_start = 0.0
         self._costs: deque = deque(maxlen=9)   # CPU seconds of the last writes of metrics only
         self._wrote = False
@@ -298,9 +304,42 @@ class WriterThread:
                 return not self.layout_differs
             if self.file.started or self.error:
                 return False
+            self._pending = None
             self.file.start(meta, layout, self.flush_every)
         self.wake()   # values logged before watch() were held for the layout: write them now
         return True
+
+    def start_later(self, meta: dict, layout: LayerLayout, wait: float) -> bool:
+        """``start()`` deferred for at most ``wait`` seconds, for ``start_pending()`` to add
+        modules to ``layout``; False (nothing deferred) when ``start()`` would not start."""
+        with self.lock:
+            if self.file.resumed or self.file.started or self.error:
+                return False
+            self._pending = (meta, layout)
+            self._pending_until = time.monotonic() + wait
+            self._layout_wait_until = max(self._layout_wait_until, self._pending_until)
+        return True
+
+    def start_pending(self, modules: list | None = None) -> bool:
+        """Start the deferred layout now, with ``modules`` in place of its modules if given;
+        False if it was already started (its wait ended, or something had to be written)."""
+        with self.lock:
+            if self._pending is None or self.file.started or self.error:
+                return False
+            meta, layout = self._pending
+            if modules is not None:
+                layout = replace(layout, modules=modules)
+            self._pending = None
+            self.file.start(meta, layout, self.flush_every)
+        self.wake()
+        return True
+
+    def _start_file(self) -> None:
+        """Start the file for a write that cannot wait (under ``lock``): with the deferred
+        layout if watch() left one, else with no layers (watch() to come, or none)."""
+        meta, layout = self._pending or (dict(self.base_meta), LayerLayout())
+        self._pending = None
+        self.file.start(meta, layout, self.flush_every)
 
     def put_batch(self, item) -> bool:
         n = len(self.batches)
@@ -406,14 +445,14 @@ class WriterThread:
                         self._mark(w.status, w.error)
                 wrote = self._wrote
                 if wrote or waiting or now - self._last_flush >= self.flush_every:
-                    self._flush(wrote)
+                    self._flush(wrote, start=bool(waiting))
                 self._busy = False
                 timeout = self._next_timeout()
                 close = next((w for w in waiting if isinstance(w, Close)), None)
                 if close is not None:
                     with self.lock:
                         if not self.file.started:
-                            self.file.start(dict(self.base_meta), LayerLayout(), self.flush_every)
+                            self._start_file()
                         if close.error:
                             self.file.set_error(_fit_error(close.error))
                         self.file.close(close.status, self._last_step if self._last_step >= 0 else None)
@@ -438,7 +477,7 @@ class WriterThread:
     def _mark(self, status: str, error: str) -> None:
         with self.lock:
             if not self.file.started:
-                self.file.start(dict(self.base_meta), LayerLayout(), self.flush_every)
+                self._start_file()
             self.file.set_status(status)
             self.file.set_error(_fit_error(error.replace("{step}", str(self._last_step))))
 
@@ -493,7 +532,7 @@ class WriterThread:
                           + sum(v.nbytes for recs in records.values() for _, r in recs for v in r.values()))
         with self.lock:
             if not self.file.started:
-                self.file.start(dict(self.base_meta), LayerLayout(), self.flush_every)
+                self._start_file()
             if self.file.needs_first_step:   # a resumed session's first write: readers supersede from here
                 first = min([int(p[:, 0].min()) for p in scalar_parts if len(p)]
                             + [min(s for s, _ in recs) for recs in records.values() if recs], default=None)
@@ -585,8 +624,13 @@ class WriterThread:
             return min(until_heartbeat, self._last_flush + self._gap - time.monotonic())
         return until_heartbeat
 
-    def _flush(self, wrote: bool) -> None:
+    def _flush(self, wrote: bool, start: bool = False) -> None:
+        """``start``: a barrier or close waits, a deferred layout starts now (flush() promises a
+        readable file)."""
         with self.lock:
+            if not self.file.started and self._pending is not None and (
+                    start or time.monotonic() >= self._pending_until):
+                self._start_file()      # the deferred layout waited long enough: readers see a live run
             if not self.file.started:   # no layout yet (watch() to come): nothing to flush
                 self._last_flush = time.monotonic()
                 return

@@ -1,12 +1,14 @@
 """One activation module shared between layers (pytorch/examples' super_resolution calls
-``self.relu`` after every conv; its 2nd call was 92 % dead, unreported): the recorder measures
-the first call of a module per forward, and now says so once for a shared parameter-free one."""
+``self.relu`` after every conv; its 2nd call was 92 % dead, unreported): each later call of
+a shared parameter-free module is now a layer of its own (``relu#2``); an unrolled cell stays one
+(tests/test_recorder_shared_calls.py has the rest)."""
 from __future__ import annotations
 
 import warnings
 
 import torch
 from torch import nn
+from trainspect.analysis import open_run
 from trainspect.recorder import Recorder
 
 
@@ -24,7 +26,7 @@ class Shared(nn.Module):
         return self.c(h)
 
 
-def test_a_shared_activation_module_is_named_once_and_an_unrolled_cell_is_not(tmp_path):
+def test_a_shared_activation_module_gets_a_row_per_call_and_an_unrolled_cell_does_not(tmp_path):
     model = Shared()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with warnings.catch_warnings(record=True) as caught:
@@ -37,5 +39,8 @@ def test_a_shared_activation_module_is_named_once_and_an_unrolled_cell_is_not(tm
                 loss.backward()
                 opt.step()
                 rec.log({"loss": loss.item()})
-    said = [str(w.message) for w in caught if "more than once per forward" in str(w.message)]
-    assert len(said) == 1 and "'relu'" in said[0], said
+    said = [str(w.message) for w in caught if "per forward" in str(w.message)]
+    assert not said, said
+    with open_run(tmp_path / "r.h5") as run:
+        # relu#2 after b, which fed it; the first call keeps its place in model order
+        assert run.layer_stat("act_mean").layers == ["a", "b", "relu#2", "c", "relu", "cell"]

@@ -1,7 +1,14 @@
 """Output statistics of every leaf module (group ``acts``, format.ACT_FIELDS), from the first
 training-mode forward of every ``stats_every``-th step: forward hooks on the leaves are added
 for the scheduled steps only (kept from one to the next when consecutive steps are due), so
-the forwards of other steps cost nothing."""
+the forwards of other steps cost nothing.
+
+A leaf without parameters called several times per forward (super_resolution's one ``self.relu``
+after every conv; torchvision's ResNet blocks) is several layers: its 2nd, 3rd... call (up to
+``MAX_CALLS``) get rows of their own, ``<name>#2``, ``<name>#3``, found at the first training
+forward (watch() lets the layer tables wait for it, see Recorder.watch) and placed after the leaf
+that ran just before them. Every later forward measures call k in row ``#k``: names are stable.
+"""
 from __future__ import annotations
 
 import math
@@ -14,8 +21,14 @@ from .. import format as fmt
 from ..device_stats import RAW_NAN, activation_raw, activation_rows, output_tensor
 from ..hooks import RecorderHook, in_functorch_transform, leave_out_of_copies
 from ..host_stats import activation_row
-from ..layout import output_bounds
+from ..layout import fit_name, output_bounds
 from .base import Record
+
+
+# Calls of one shared parameter-free leaf measured per forward (an activation shared by every
+# block of a 48-layer model would otherwise add 47 rows), and the rows all of them may add.
+MAX_CALLS = 8
+MAX_EXTRA_ROWS = 512
 
 
 class Activations(Record):
@@ -25,51 +38,90 @@ class Activations(Record):
     def __init__(self, watched, every=1):
         super().__init__(watched, every)
         self.leaves = watched.layout.leaves
-        self.bounds = [output_bounds(m) for m in self.leaves]
-        self.root = next((i for i, m in enumerate(self.leaves) if m is watched.model), None)
-        self._capture = None       # per-leaf stats of the forward being captured
+        self.shareable = watched.layout.shareable
+        self.bounds = [output_bounds(m) for m in self.leaves]     # per row (a later call: its leaf's)
+        self.root_leaf = next((i for i, m in enumerate(self.leaves) if m is watched.model), None)
+        self.root = self.root_leaf   # its row
+        self.first_row = list(range(len(self.leaves)))   # leaf -> row of its first call
+        self.later_rows = {}       # (leaf, call number >= 2) -> row
+        self._learn = watched.link.layout_waits   # the first captured forward completes the layout
+        self._calls = {}           # leaf -> calls so far in the forward being captured (from the 2nd)
+        self._order = []           # (leaf, call) in call order, while learning
+        self._later = {}           # (leaf, call) -> its statistics, while learning
+        self._capture = None       # per-row stats of the forward being captured
         self._finished = None      # ... of the forward that just ended
         self._handles = []
         self._step = -1            # step of the forward being captured
         self._seen = {}            # id(output) -> (output, its version, bounds, cap entry) this forward
-        self._reused = set()       # leaves seen running twice in one forward (said once)
+        self._reused = set()       # leaves whose unmeasured later calls were looked at (said once)
 
     def forward_start(self, step, args, kwargs):
-        self._capture = [None] * len(self.leaves)
+        self._capture = [None] * len(self.bounds)
+        self._calls = {}
         self._step = step
         if self.w.compiled or self._handles:
             return   # see Watched.compiled: no leaf hooks on a torch.compile'd model
         for i, m in enumerate(self.leaves):
-            if i != self.root:
+            if i != self.root_leaf:
                 leave_out_of_copies(m)
                 self._handles.append(m.register_forward_hook(RecorderHook(self._leaf_hook(i))))
 
     def _leaf_hook(self, i):
+        first_row = self.first_row
+
         def hook(module, args, output):
             cap = self._capture
             if cap is None or not module.training:
                 return
-            if cap[i] is None:
+            row = first_row[i]
+            if cap[row] is None:
+                if self._learn:
+                    self._order.append((i, 1))
                 if not in_functorch_transform():
-                    self.w.guard(self._store_leaf, cap, i, output, module)
-            elif i not in self._reused:
-                self._reused.add(i)     # looked at once: its later calls go unmeasured
-                if next(module.parameters(recurse=False), None) is not None:
-                    return   # a cell unrolled over time (LSTMCell) is one layer by design
-                # a shared activation (super_resolution's self.relu): 92 % dead at its 2nd call went unreported
-                name = self.w.layout.names.get(id(module), i)
-                self.w.link.warn_once("<watch>", f"{type(module).__name__} module '{name}' runs more than once per "
-                                                 "forward (one module shared between layers): its activation "
-                                                 "statistics are those of its first call; give each use a module of "
-                                                 "its own to have each judged")
+                    self.w.guard(self._store_leaf, cap, row, output, module)
+            else:
+                self._later_call(cap, i, module, output)
         return hook
 
-    def _store_leaf(self, cap, i, output, module):
+    def _later_call(self, cap, i, module, output):
+        """Leaf ``i`` runs again in this forward: measured in its ``#k`` row if it has one."""
+        k = self._calls[i] = self._calls.get(i, 1) + 1
+        row = self.later_rows.get((i, k))
+        if row is not None:
+            if cap[row] is None and not in_functorch_transform():
+                self.w.guard(self._store_leaf, cap, row, output, module)
+            return
+        if self._learn and i in self.shareable and k <= MAX_CALLS:
+            self._order.append((i, k))
+            if not in_functorch_transform():
+                one = [None]
+                self.w.guard(self._store_leaf, one, 0, output, module, self.bounds[i])
+                self._later[(i, k)] = one[0]
+            return
+        if self._learn or i in self._reused or i not in self.shareable:
+            return       # (a cell unrolled over time, LSTMCell, is one layer by design)
+        self._reused.add(i)
+        name = self.w.layout.names.get(id(module), i)
+        if (i, 2) in self.later_rows:
+            why = (f"calls after its first {MAX_CALLS} are not measured" if k > MAX_CALLS else
+                   f"its call {k} is not measured (it ran fewer times in the first training forward)")
+            self.w.link.warn_once("<watch>", f"{type(module).__name__} module '{name}' runs {k} times or more per "
+                                             f"forward: {why}; give each use a module of its own to have each judged")
+            return
+        # The layer tables had started before a training forward showed the calls (watch()
+        # long before it, or a run being resumed): super_resolution's shared self.relu, 92 %
+        # dead at its 2nd call, went unreported
+        self.w.link.warn_once("<watch>", f"{type(module).__name__} module '{name}' runs more than once per "
+                                         "forward (one module shared between layers): its activation "
+                                         "statistics are those of its first call; give each use a module of "
+                                         "its own to have each judged")
+
+    def _store_leaf(self, cap, i, output, module, bounds=None):
         """``_store`` for one leaf; a failure leaves that leaf out, not every instrument: a module
         returning a kind of tensor the statistics do not know cost the gradient norms, weights,
         histograms and snapshots of every layer for the rest of the run (trial 14)."""
         try:
-            self._store(cap, i, output)
+            self._store(cap, i, output, bounds)
         except (MemoryError, torch.OutOfMemoryError):
             raise           # the instruments go off: the next leaf would fail the same way
         except Exception as exc:  # noqa: BLE001 - this leaf only
@@ -79,11 +131,12 @@ class Activations(Record):
                                                     f"failed ({type(exc).__name__}: {exc}); that module is left out, "
                                                     "the other instruments go on")
 
-    def _store(self, cap, i, output):
-        """cap[i]: the statistics of leaf i's output, taken now (an in-place module may change
+    def _store(self, cap, i, output, bounds=None):
+        """cap[i]: the statistics of row i's output, taken now (an in-place module may change
         it later): a host row (list) on the CPU fast path, a device raw (tuple) otherwise,
         False without a floating-point output."""
-        bounds = self.bounds[i]
+        if bounds is None:
+            bounds = self.bounds[i]
         plain = type(output) is torch.Tensor          # nearly every output: no subclass to unwrap
         reusable = plain or isinstance(output, torch.Tensor)
         # Dropout(p=0) (nanoGPT's default), Identity: the very tensor an earlier leaf of this
@@ -125,11 +178,45 @@ class Activations(Record):
         cap, self._finished = self._finished, None
         if cap is None:
             return
+        if self._learn:
+            cap = self._complete_layout(cap)
         if self.root is not None:
             self._store(cap, self.root, output)
         rows = self.compute(cap)
         if rows is not None:
             self.emit(rows, step, time.time(), len(cap))
+
+    def _complete_layout(self, cap):
+        """The first captured training forward ended: start the layer tables with a row for each
+        later call it saw of a shared leaf, placed after the row of the call that ran before it
+        (conv1, relu, conv2, relu#2, ...). Returns this forward's statistics in the final rows."""
+        self._learn = False
+        order, later = self._order, self._later
+        self._order, self._later = [], {}
+        modules = list(self.w.layout.layout.modules)
+        keys = [(i, 1) for i in range(len(self.leaves))]
+        pos = {key: n for n, key in enumerate(keys)}
+        extra = [key for key in order if key[1] > 1][:MAX_EXTRA_ROWS]
+        before = {b: a for a, b in zip(order, order[1:])}
+        for key in extra:
+            after = before.get(key)
+            if after not in pos:
+                after = (key[0], key[1] - 1)
+            at = pos[after] + 1
+            keys.insert(at, key)
+            pos = {k: n for n, k in enumerate(keys)}
+        if not extra:
+            self.w.link.start_layout(None)
+            return cap
+        rows = [modules[i] if k == 1 else (fit_name(f"{modules[i][0]}#{k}"), modules[i][1]) for i, k in keys]
+        if not self.w.link.start_layout(rows):
+            return cap    # started as watch() left it: later calls are said unmeasured (_later_call)
+        self.first_row[:] = [pos[(i, 1)] for i in range(len(self.leaves))]
+        self.later_rows = {key: pos[key] for key in extra}
+        self.bounds = [self.bounds[i] for i, _ in keys]
+        if self.root is not None:
+            self.root = pos[(self.root, 1)]
+        return [cap[i] if k == 1 else later.get((i, k)) for i, k in keys]
 
     def remove(self):
         self._remove_hooks()
