@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 from trainspect.recorder.format import SYS_AMP_SKIPPED
 
 from ..findings import Cause, Finding, Fix
@@ -108,7 +110,7 @@ def _lr_low_fixes(fixes, finding, ctx):
     # (a StepLR stepped per batch instead of per epoch is fixed there, not by a 10x higher start)
     drop = ctx.lr_drop
     kept = [f for f in fixes if not (f.id == "check_lr_schedule" and drop is not None and drop < 2)]
-    if drop is not None and drop >= 100:
+    if drop is not None and drop >= 100 and _lr_cut_early(ctx):
         kept = [Fix("check_lr_schedule", f"check the LR schedule: it cut the LR {drop:.3g}x, to "
                                          f"{ctx.lr_values[-1]:.3g} (a scheduler stepped every batch where it "
                                          "expects epochs? a step size or milestones too small?)")
@@ -124,6 +126,19 @@ def _lr_low_fixes(fixes, finding, ctx):
             + " (warmup_steps larger than the run's steps? a per-update schedule stepped with the epoch number?)")]
         kept += [f for f in fixes if f.id not in ("check_lr_schedule", "raise_lr")]
     return _lr_fixes(kept, finding, ctx)
+
+
+SCHEDULE_END = 0.6    # a decay that reaches a tenth of its peak only after this share of the run is by design
+
+
+def _lr_cut_early(ctx) -> bool:
+    """The LR fell below a tenth of its peak within the first ``SCHEDULE_END`` of the run: a cut
+    the schedule did not mean (a StepLR stepped per batch), not a cosine or linear decay to ~0 at
+    the end (HF's cosine with warm-up: 985x from its first LR, by design; it was listed as fix 1)."""
+    v, s = ctx.lr_values, ctx.lr_steps
+    peak = int(np.argmax(v))
+    below = np.flatnonzero(v[peak:] < v[peak] / 10)
+    return bool(below.size) and s[peak + below[0]] - s[0] < SCHEDULE_END * max(s[-1] - s[0], 1)
 
 
 def _regularization_fixes(fixes, finding, ctx):
@@ -241,9 +256,13 @@ def _optimizer_fixes(fixes, finding, ctx):
     # them): the global norm grows, but adding them to the optimizer is the fix, not zero_grad().
     left_out = finding.symptom == "frozen_layers" and finding.facts.get("no_update")
     if holds_none(ctx):
-        return [Fix("optimizer_on_model", "build the optimizer from this model's parameters "
-                                          "(torch.optim.X(model.parameters(), ...)): it holds none of them (made from a "
-                                          "copy of the model, or another model?)"), *fixes]
+        # peft's get_peft_model() after the optimizer: it holds the base weights peft froze, none
+        # of the adapters; "made from a copy of the model?" sent the user the wrong way (trial 14)
+        why = ("built before adapters or a new head were added, or before unfreezing: an optimizer made before "
+               "get_peft_model()?" if ctx.frozen_params else "made from a copy of the model, or another model?")
+        return [Fix("optimizer_on_model", "build the optimizer from this model's trainable parameters "
+                                          "(torch.optim.X([p for p in model.parameters() if p.requires_grad], ...)) "
+                                          f"after the model is complete: it holds none of them ({why})"), *fixes]
     if ctx.accumulating and not left_out:
         return [Fix("zero_grad", "call optimizer.zero_grad() once per step, before backward(): the gradients "
                                  "accumulate across steps" if ctx.optimizer else
@@ -592,8 +611,8 @@ def gradients_accumulate(s: Scores, finding: Finding, ctx: Context) -> None:
     if acc and finding.symptom in GRADIENT_DRIVEN:
         s.boost("optimizer_setup", 0.95, f"the gradient norm grows {acc['shape']} ({acc['early']:.3g} -> "
                                          f"{acc['late']:.3g}): gradients accumulate across steps; "
-                                         + ("the optimizer holds none of the model's parameters, so its zero_grad() "
-                                            "never clears them" if holds_none(ctx) else
+                                         + ("the optimizer holds none of the model's trainable parameters, so its "
+                                            "zero_grad() never clears them" if holds_none(ctx) else
                                             "is optimizer.zero_grad() called every step?"))
         s.damp("lr_too_high", 0.5)
 

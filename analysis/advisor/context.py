@@ -16,7 +16,7 @@ from trainspect.recorder.format import (SYS_GRAD_CARRIED, SYS_GRAD_NORM, SYS_GRA
                                         SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_LR, SYS_STEP_TIME, SYS_AMP_SKIPPED, SYS_LOSS_SCALE,
                                         SYS_INSTRUMENTS_OFF)
 
-from ..frozen import frozen_param_names, unoptimized_param_names
+from ..frozen import frozen_numel, frozen_param_names, unoptimized_param_names
 from ..labels import LayerLabels, listed_modules
 from ..optimizer_settings import weight_decays
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
@@ -33,6 +33,7 @@ from .signals import NORM_TYPES, Signals, main_loss
 RATIO_HIGH = 1e-2     # median over weight matrices above this: evidence for lr_too_high
 RATIO_LOW = 3e-5      # even the most-updated weight matrix below this: evidence for lr_too_low
 MIN_LOSS_POINTS = 20  # fewer training-loss points: the loss rules say nothing
+AT_CHANCE = 0.2       # a first loss within 20 % of ln(C) is a model that started untrained
 STATIC_WEIGHTS = 0.01  # weights that moved less than 1 % in all did not learn (suite: LR 1e-5/1e-6 runs <= 0.3 %)
 # Clipping that scales most steps' gradients below a tenth is a tiny LR in disguise (clip_grad_norm_
 # at 1.0 on a healthy run clips a few spikes; max_norm 1e-4 against norms ~0.5 clips every step 5000x).
@@ -69,6 +70,7 @@ class Context:
     initial_output: tuple | None = None     # (module, output std at the first activation record) of the last weight layer
     init_gain: float | None = None          # median over weight matrices of rms x sqrt(fan_in) at the first record
     n_outputs: int | None = None            # output units of the last weight matrix
+    n_tokens: int | None = None             # rows of the first embedding table (a token model's vocabulary)
     n_inputs: int | None = None             # input features of the first weight matrix (a Linear's in_features)
     grads_accumulate: dict | None = None    # the global gradient norm grows linearly: zero_grad() missing?
     grads_carried: dict | None = None       # the recorder's direct measurement of it (sys/grad_carried)
@@ -99,6 +101,25 @@ class Context:
         if classes and classes >= 2 and classes != self.n_inputs:
             return min(first, math.log(classes))
         return first
+
+    def chance_loss(self, first: float) -> tuple[float, int] | None:
+        """(ln C, C) when the training loss's ``first`` value sits within ``AT_CHANCE`` of the
+        cross-entropy of a uniform guess over C classes, C being the output layer's size or, for
+        a token model, its vocabulary (a GPT-2's last weight matrix is its MLP's, 4x its width):
+        the model started untrained. None for a loss far from chance (a fine-tune starts below it;
+        a regression loss has none)."""
+        for classes in (self.n_outputs, self.n_tokens):
+            if classes and classes >= 2 and classes != self.n_inputs:
+                chance = math.log(classes)
+                if abs(first - chance) <= AT_CHANCE * chance:
+                    return chance, int(classes)
+        return None
+
+    @property
+    def frozen_share(self) -> float:
+        """Share of the parameters' elements frozen at watch() (0 when none or not recorded)."""
+        total = sum(self.param_numel.values())
+        return frozen_numel(self.sig.meta, self.sig.params) / total if total else 0.0
 
     @property
     def gradients_carried(self) -> bool:
@@ -219,6 +240,7 @@ def build_context(sig: Signals) -> Context:
     ctx.unoptimized_params = unoptimized_param_names(sig.meta, sig.params)
     ctx.param_numel = {p.name: int(p.numel) for p in sig.params}
     ctx.token_model = bool(types) and types[0] in {"Embedding", "EmbeddingBag"}
+    ctx.n_tokens = _vocabulary(sig)
     ctx.output_activation, ctx.output_module = _output_activation([m.name for m in sig.modules], types)
     # sigmoid/tanh between layers; one only on the output is not a hidden activation to replace
     ctx.has_bounded_acts = any(t in BOUNDED_TYPES for m, t in zip(sig.modules, types) if m.name != ctx.output_module)
@@ -267,6 +289,16 @@ def build_context(sig: Signals) -> Context:
         sd = sd[np.isfinite(sd)]
         ctx.degenerate_inputs = bool(sd.size and np.mean(sd == 0) >= 0.25)
     return ctx
+
+
+def _vocabulary(sig) -> int | None:
+    """Rows of the first embedding table: a language model's output vocabulary as well."""
+    shapes = {p.name: p.shape for p in sig.params}
+    for m in sig.modules:
+        if m.type in ("Embedding", "EmbeddingBag"):
+            shape = shapes.get(f"{m.name}.weight")
+            return int(shape[0]) if shape and len(shape) == 2 else None
+    return None
 
 
 MIN_UPDATES_MEASURED = 3   # fewer updates with a reading of sys/grad_carried say nothing either way

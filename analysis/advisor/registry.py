@@ -32,6 +32,7 @@ SYMPTOM_MODULES = (
     "weight_growth",
     "slow_convergence",
     "warmup_unfinished",
+    "small_updates",
     "strong_dropout",
     "periodic_loss",
     "straggler_rank",

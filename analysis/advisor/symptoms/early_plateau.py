@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from ...findings import Fix
-from ...frozen import frozen_numel
 from .. import loss_rules
 from ..causes import lr_exploded, lr_from_update_ratio, training_stalled
 from ..dropout import strong_dropouts
@@ -20,11 +19,6 @@ def detect(sig, ctx):
 MOSTLY_FROZEN = 0.5   # share of the parameters' elements frozen at watch()
 
 
-def frozen_share(ctx) -> float:
-    total = sum(ctx.param_numel.values())
-    return frozen_numel(ctx.sig.meta, ctx.sig.params) / total if total else 0.0
-
-
 THROWN_AROUND = {"loss_spikes": "spikes", "loss_oscillation": "oscillates"}
 
 
@@ -36,7 +30,7 @@ def adjust(s, f, ctx):
                                     f"{ctx.lr_values[-1]:.3g} (below a tenth of its start from step "
                                     f"{ctx.lr_drop_step}) around where the loss stopped improving")
     training_stalled(s, ctx)
-    frozen = frozen_share(ctx)
+    frozen = ctx.frozen_share
     if frozen >= MOSTLY_FROZEN:
         # makemore with its transformer blocks frozen by mistake (97.7 % of the parameters): the
         # plateau said "make the model wider/deeper", never that most of it does not train
@@ -80,14 +74,14 @@ def settle(f, ctx):
         return True
     f.severity = "info"
     f.facts["uncorroborated"] = True
-    frozen = frozen_share(ctx)
+    frozen = ctx.frozen_share
     f.title += (f" ({frozen:.0%} of the parameters frozen: intended?)" if frozen >= MOSTLY_FROZEN else
                 " (no sign of a training problem: the floor the data allow, or a model too small?)")
     return True
 
 
 def fixes(f, ctx):
-    if frozen_share(ctx) < MOSTLY_FROZEN:
+    if ctx.frozen_share < MOSTLY_FROZEN:
         return []
     return [Fix("unfreeze", "unless the freeze is intended (a fine-tune), set requires_grad=True on the frozen "
                             "parameters (listed under 'frozen at watch()') before building the optimizer")]

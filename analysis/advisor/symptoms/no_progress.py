@@ -14,6 +14,7 @@ from ..context import MIN_LOSS_POINTS
 from ..series import finite_prefix, fmt, tail_level
 from ..signals import main_loss
 from ..spec import SymptomSpec
+from .early_plateau import MOSTLY_FROZEN
 
 
 def detect(sig, ctx):
@@ -41,6 +42,9 @@ def detect(sig, ctx):
         f.evidence.append(Evidence(series=SYS_GRAD_NORM, threshold=0.0,
                                    text="every recorded gradient is exactly 0: the loss does not depend on the "
                                         "weights, its changes are the batches'"))
+    init, end = f.evidence[0].values if f.evidence and len(f.evidence[0].values or ()) == 2 else (None, None)
+    if init:
+        f.facts["gain"] = round((init - end) / abs(init), 6)
     s, v = finite_prefix(*loss_rules.as_series(s, v))
     level = float(np.median(v))
     f.facts["constant_loss"] = bool(np.ptp(v) <= 1e-7 * max(1.0, abs(level)))
@@ -54,6 +58,10 @@ def detect(sig, ctx):
 def adjust(s, f, ctx):
     if loss_setup_evidence(s, ctx):
         return
+    if f.facts.get("fine_tune"):
+        # a pretrained body's init and activations are not in question (LoRA's zero B is by design)
+        s.damp("bad_init", 0.3)
+        s.damp("activation_choice", 0.3)
     stale_logged_loss(s, f, ctx)
     if f.facts.get("constant_loss") and s.get("logged_value_stale") >= 0.9:
         return
@@ -88,6 +96,10 @@ def fell_then_stuck(s, ctx) -> None:
     if not (level > 0 and v[0] >= FELL_FIRST * level):
         return
     s.damp("lr_too_low", 0.3)
+    # the loss fell at once: gradients flowed from the start, so the init and the activations are not
+    # what holds it (T5 at 30x its LR listed "use He init" second)
+    s.damp("bad_init", 0.3)
+    s.damp("activation_choice", 0.3)
     s.boost("lr_too_high", 0.6, f"the loss fell from {fmt(v[0])} to {fmt(level)} in its first point(s) and stayed there "
                                 f"while the weights went on changing ({ctx.weight_change:.0%} of their size in all): "
                                 "steps too large to learn more than the outputs' average, not too small")
@@ -119,6 +131,25 @@ def labels_unlearnable(s, f, ctx) -> None:
     s.damp("lr_too_low", 0.5)
 
 
+FINE_TUNE_GAIN = 0.01   # a fine-tune's loss improved at least this much (relative): it learns, slowly
+
+
+def settle(f, ctx):
+    """A fine-tune (most parameters frozen at watch()) whose trained parameters moved at a normal
+    rate and whose loss improved a little is a note: a pretrained model starts near its floor. A
+    healthy 200-step LoRA run (AdamW 2e-3, validation loss down 5 %) improved 3.2 % and was told
+    "raise the LR 10x"; one whose adapters the optimizer never saw moved nothing and stays a warning."""
+    gain = f.facts.get("gain")
+    if f.severity != "warning" or gain is None or gain < FINE_TUNE_GAIN or ctx.frozen_share < MOSTLY_FROZEN \
+            or ctx.update_ratio is None or ctx.ratio_low or ctx.ratio_high:
+        return True
+    f.severity = "info"
+    f.facts["fine_tune"] = True
+    f.title += (f" (a fine-tune: {ctx.frozen_share:.0%} of the parameters frozen, the trained ones updated at a normal "
+                f"rate: a pretrained model starts near its floor; judge it on the validation metric)")
+    return True
+
+
 SPEC = SymptomSpec(
     id="no_progress",
     looks_at="training loss; `grad_norm` (exactly zero gradients), `sys/grad_norm(_post_clip)`, update/weight ratio",
@@ -126,11 +157,13 @@ SPEC = SymptomSpec(
                "-> `loss_setup`, with gradients and moving weights -> `logged_value_stale`; exploded then settled "
                "at its first level -> `lr_too_high`; weights that never move because no step found a gradient: backward's "
                "cleared before the step -> `grads_cleared_before_step`, none ever -> `no_backward`; the watched optimizer "
-               "never stepped -> `no_optimizer_step`",
+               "never stepped -> `no_optimizer_step`; a note (info) for a fine-tune (>= 50 % of the parameters frozen at "
+               "watch()) whose trained weights updated at a normal rate and whose loss improved >= 1 %",
     detect=detect,
     priors={"lr_too_low": 0.45, "bad_init": 0.3, "optimizer_setup": 0.25, "activation_choice": 0.15,
             "input_scaling": 0.1},
     word="flat loss",
     adjust=adjust,
+    settle=settle,
     needs=("loss",),
 )

@@ -19,6 +19,9 @@ def detect(sig, ctx):
             or loss_rules.detect_overfitting(t[1] if t else None, t[2] if t else None, vs, vv, **names))
 
 
+HUGE_UPDATES = 0.02     # median update/weight ratio twice the advisor's "far above ~1e-3"
+
+
 def adjust(s, f, ctx):
     if f.facts.get("never_generalised"):
         s.boost("label_noise", 0.85, "the validation loss never left the untrained level while the training loss "
@@ -28,6 +31,13 @@ def adjust(s, f, ctx):
     elif ctx.train_loss_near_zero:
         s.boost("label_noise", 0.35, "the training loss reached ~0: the model memorises its training set, noisy "
                                      "labels included")
+    if ctx.update_ratio is not None and ctx.update_ratio > HUGE_UPDATES:
+        # GCN at 100x its LR (Adam, lr 1): 10 % of the weights per step, validation loss up 125 % from
+        # step 8, and the causes named regularisation, input scaling and labels, never the LR (trial 14)
+        s.boost("lr_too_high", 0.75, f"each update moved the weight matrices {ctx.update_ratio:.1%} of their size "
+                                     f"(median update/weight ratio; ~1e-3 is usual, {HUGE_UPDATES:g} already large): "
+                                     "steps that size throw the weights past the point where the validation loss "
+                                     "was lowest")
 
 
 SMALL_TO_START = 0.05   # a validation loss ending below this share of the untrained loss: generalising well
