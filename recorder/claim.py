@@ -145,9 +145,12 @@ def followed(path) -> Path:
 def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> tuple[Path, WriterLock, bool]:
     """Choose this process's run file and lock it: returns (path, lock, exists).
 
-    ``mode``: ``"new"`` never touches an existing run (the first free ``stem-N`` name is used),
+    ``mode``: ``"new"`` never touches an existing run (the first free ``stem-N`` name is used,
+    also when a live writer holds the path: two scripts launched at once on one path both run),
     ``"overwrite"`` replaces it, ``"resume"`` continues it (``exists`` says whether there is one).
-    Raises :class:`RunFileInUse` when a live writer holds the file the mode asks for.
+    Raises :class:`RunFileInUse` when a live writer holds the file the mode asks for, and in
+    ``"new"`` mode for a rank of a distributed run: the ranks of a launch pick one name without
+    talking, and cannot tell a live sibling's file from another launch's.
     """
     base = followed(path)
     if Path(path).is_symlink() and not base.parent.is_dir():
@@ -155,7 +158,7 @@ def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> 
         raise FileNotFoundError(f"{path} is a symbolic link to {base}, whose directory does not exist")
     if str(base.parent):
         base.parent.mkdir(parents=True, exist_ok=True)   # the lock file lives beside the run
-    if is_locked(ranks.rank_path(base, rank)):
+    if (mode != "new" or distributed) and is_locked(ranks.rank_path(base, rank)):
         raise _in_use(ranks.rank_path(base, rank))
     for n in range(1, MAX_CANDIDATES + 1):
         candidate = numbered(base, n)
@@ -164,8 +167,8 @@ def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> 
         target = ranks.rank_path(candidate, rank)
         lock = WriterLock(target)
         if not lock.acquire():
-            if mode == "new" and n > 1:
-                continue
+            if mode == "new" and (n > 1 or not distributed):
+                continue      # another writer holds the name (a script launched at the same time)
             raise _in_use(target)
         exists = target.exists()
         if mode == "new" and exists:   # created between the check and the lock: try the next name
@@ -236,12 +239,24 @@ def _in_use_unlocked(target: Path, why: str) -> RunFileInUse:
         "corrupt the run. Give this run another path, or stop the other writer first")
 
 
-def _in_use(target: Path) -> RunFileInUse:
+def writer_of(target: Path) -> str | None:
+    """Who holds ``target``'s writer lock now ("process N", "this process", "another process"),
+    or None when no live writer does."""
+    if not is_locked(target):
+        return None
+    return _holder(target)
+
+
+def _holder(target: Path) -> str:
     try:
         holder = int(lock_path(target).read_text().split()[0])
-        who = "this process" if holder == os.getpid() else f"process {holder}"
+        return "this process" if holder == os.getpid() else f"process {holder}"
     except (OSError, ValueError, IndexError):
-        who = "another process"
+        return "another process"
+
+
+def _in_use(target: Path) -> RunFileInUse:
+    who = _holder(target)
     return RunFileInUse(
         f"trainspect: {target} is being written by {who} (it holds {lock_path(target)}); two writers "
         "would corrupt the run. Give this run another path, or stop the other writer first")

@@ -372,11 +372,13 @@ class Recorder:
 
     **One writer per file.** The recorder holds an exclusive lock on its file for the life of
     the run (``.<file name>.lock`` beside it, released at close or when the process dies). A
-    second ``Recorder`` on a file another live process is writing raises
-    :class:`~trainspect.recorder.claim.RunFileInUse` (an ``OSError``) here, whatever
-    ``strict`` says: nothing has been trained yet, and two writers would corrupt the run, so
-    failing at once is what lets the user fix the path before spending GPU time; a warning
-    would leave a second run silently unrecorded.
+    second ``Recorder`` on a path another writer holds is recorded to the next free name
+    (``exp1-2.h5``), as when the path holds a finished run, and one warning names both: two
+    scripts launched at once on one path both run and both are recorded. With ``resume=True``
+    or ``overwrite=True`` (which ask for that very file), and for a rank of a distributed run
+    (the ranks agree on a name without talking), it raises
+    :class:`~trainspect.recorder.claim.RunFileInUse` (an ``OSError``) here, whatever ``strict``
+    says: nothing has been trained yet, and two writers would corrupt the run.
 
     ``roles`` names the losses when their names follow no convention the advisor knows:
     ``roles={"train": "ce", "val": "my_metric"}``.
@@ -453,9 +455,14 @@ class Recorder:
         rank0_path = ranks.split_rank_path(self.path)[0] if dist_info else self.path
         if rank0_path != claim.followed(path) and not (dist_info and dist_info[0]):
             # The one line that says where this run goes (rank 0 speaks for every rank).
-            warnings.warn(f"trainspect: {path} already holds a run; this run is recorded to {rank0_path} "
-                          "(Recorder(..., overwrite=True) replaces it, resume=True continues it)",
-                          RecorderWarning, stacklevel=2)
+            writer = None if dist_info else claim.writer_of(claim.followed(path))
+            if writer is not None:   # two scripts launched on one path: both run, each in its file
+                warnings.warn(f"trainspect: {path} is being written by {writer} (a run started on the same "
+                              f"path); this run is recorded to {rank0_path}", RecorderWarning, stacklevel=2)
+            else:
+                warnings.warn(f"trainspect: {path} already holds a run; this run is recorded to {rank0_path} "
+                              "(Recorder(..., overwrite=True) replaces it, resume=True continues it)",
+                              RecorderWarning, stacklevel=2)
         self.name = str(name) if name is not None else rank0_path.stem
         self.strict = bool(strict)
         # For tests: run the GPU code path on CPU tensors (no CPU shortcuts, no host reads of
