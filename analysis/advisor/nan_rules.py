@@ -65,7 +65,8 @@ def detect_nan_inf(scalars: dict, layer_tables: dict, *, label=str, measured=Non
         hits.append((int(steps[i]), 0, Evidence(
             series=name, text=(f"{name} is {values[i]} at step {int(steps[i])}" if name != SYS_NONFINITE_GRADS else
                                f"{values[i]:.0f} non-finite gradient entries at step {int(steps[i])}")  # inf-safe
-            + (f" (the {len(before)} values before: {', '.join(fmt(v) for v in before)})" if before.size else ""),
+            + (f" (the last {len(before)} recorded before it, steps {_span(steps[max(0, i - 5): i])}: "
+               f"{', '.join(fmt(v) for v in before)})" if before.size else ""),
             steps=[int(s) for s in steps[max(0, i - 5): i + 1]], values=rounded(values[max(0, i - 5): i + 1])), []))
     for stat, table in layer_tables.items():
         if isinstance(table, tuple):
@@ -105,3 +106,8 @@ def detect_nan_inf(scalars: dict, layer_tables: dict, *, label=str, measured=Non
         first_step=first_step, last_step=max(h[0] for h in hits), layers=layers,
         evidence=[h[2] for h in hits],
     )
+
+
+def _span(steps) -> str:
+    first, last = int(steps[0]), int(steps[-1])
+    return f"{first}" if first == last else f"{first}–{last}"
