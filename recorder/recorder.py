@@ -73,8 +73,10 @@ def _user_stacklevel(also=()) -> int:
     return level if frame is not None else 2
 
 
-# How long watch()'s layer tables wait for the first training forward (see watch()).
-SHARED_CALLS_WAIT = 3.0
+# How long watch()'s layer tables wait for the first training forward (see watch()): long
+# enough for a DataLoader's first batch; meanwhile readers say "run is starting" and values
+# logged are held in memory (flush(), close() or a device transfer start the file at once).
+SHARED_CALLS_WAIT = 10.0
 
 
 def _compiled(model) -> bool:
@@ -619,7 +621,9 @@ class Recorder:
         Call it once, before training. Values logged before it wait up to 3 s for it (the
         per-layer layout is fixed once the file starts). A second call, or a call after data
         was already written without a watched model (after those 3 s, a ``flush()`` or a full
-        queue), warns and is ignored.
+        queue), warns and is ignored. The file's layer tables then wait up to 10 s for the
+        first training forward, which shows how often each module runs (a module shared between
+        layers gets a row per call: FORMAT.md, *Shared modules*).
         """
         import torch
 
