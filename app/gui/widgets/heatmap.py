@@ -6,11 +6,14 @@ so a 500 x 100 k table stays interactive and memory follows the screen, not the 
 """
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QApplication, QComboBox, QHBoxLayout, QLabel, QVBoxLayout
+from PySide6.QtGui import QFont, QFontMetrics
+from PySide6.QtWidgets import QApplication, QComboBox, QGraphicsRectItem, QHBoxLayout, QLabel, QVBoxLayout
 
 from trainspect.analysis.labels import LayerLabels
 
@@ -20,6 +23,7 @@ from ...layer_data import LayerStatSource
 from ...lod import finite_levels, log_levels, robust_levels
 from ..model import PALETTE
 from ..plain_text import rich, shown, tip
+from .flat_view import FlatAwareViewBox
 from .lazy import LazyPanel
 from .parts import (
     layer_labels,
@@ -34,6 +38,9 @@ LABEL_CHARS = (MAX_AXIS_PX - 30) // 6   # at ~6 px a character
 MAX_SERIES = 12          # selected layers plotted under the map (the legend counts the rest)
 LEGEND_CHARS = 32        # a layer's name in that plot's legend (its tooltip has them whole)
 LABEL_PITCH_PX = 18     # a layer label needs this much height, or the labels print over each other
+MAP_MIN_ROWS_PX = 180   # the map's rows never get less than this (fewer rows: what names them all)
+STEP_AXIS_PX = 40       # the map's step axis under its rows
+SERIES_PX = 130         # the selected layers' plot under the map
 ZERO_RGBA = (189, 189, 189, 255)   # cells exactly 0 on a log scale: grey, outside viridis
 # NaN/Inf cells: magenta, as in the report (app/report/svgplot.NONFINITE_CELL, #ff00ff), outside
 # viridis; left blank they read as "not recorded" (the NaN from step 150 on looked like no data).
@@ -106,6 +113,21 @@ def hover_text(name: str, first: int, last: int, value: float) -> str:
     return f"<b>{rich(name)}</b> &nbsp; {steps_text(first, last, ' (max)')} &nbsp; = <b>{value:.4g}</b>"
 
 
+class RowMark(QGraphicsRectItem):
+    """The outline of a selected layer's row, in its curve's colour, over the map's columns."""
+
+    def __init__(self, row: int, color):
+        super().__init__()
+        self.row = row
+        pen = pg.mkPen(color, width=2)
+        pen.setCosmetic(True)     # 2 px whatever the zoom
+        self.setPen(pen)
+
+    def getRegion(self) -> tuple[float, float]:
+        """The rows it marks (as a horizontal LinearRegionItem says it)."""
+        return float(self.row), float(self.row + 1)
+
+
 class HeatmapPanel(LazyPanel):
     # (run entry, it has per-layer statistics): the window gives an empty Layers tab's room to
     # the plots (trial14 L5)
@@ -120,11 +142,15 @@ class HeatmapPanel(LazyPanel):
         self.zero_note = ""           # "grey cells: exactly 0" under a log-scale map with zeros
         self.nonfinite_note = ""      # "magenta: NaN/Inf" under a map with NaN/Inf cells shown
         self._caption = ""            # the series plot's title, before those notes
+        self.rows_note = ""           # which layers are rows ("rows: ReLU-family outputs only")
+        self.constant_note = ""       # "constant at 1": the selected layers' series never change
         self.buckets = (np.empty(0), np.empty(0))   # first / last step of each shown column
         self.shown = np.empty((0, 0))                # the raw (not log) values shown, [layers, buckets]
         self.layer_curves: list = []
         self._syncing = False
         self._follow = None           # the steps the scalar plots show (see follow_steps)
+        self._image_x = (0.0, 1.0)    # the steps the image spans (the row marks span them too)
+        self._legend = ([], 0)        # the plotted layers' names (and how many more) for the caption
 
         self.stat_combo = QComboBox()
         self.stat_combo.setMinimumWidth(180)
@@ -154,8 +180,8 @@ class HeatmapPanel(LazyPanel):
         self.nonfinite_image = pg.ImageItem(axisOrder="row-major")
         self.nonfinite_image.setZValue(self.image.zValue() + 2)
         self.plot.addItem(self.nonfinite_image)
-        self.series_plot = self.canvas.addPlot(row=1, col=0, axisItems={"bottom": StepAxis("bottom"),
-                                                                          "left": LogFitAxis("left")})
+        self.series_plot = self.canvas.addPlot(row=1, col=0, viewBox=FlatAwareViewBox(),
+                                               axisItems={"bottom": StepAxis("bottom"), "left": LogFitAxis("left")})
         self.series_plot.setXLink(self.plot)
         self.series_plot.setMenuEnabled(False)
         self.series_plot.setMaximumHeight(28)
@@ -256,8 +282,12 @@ class HeatmapPanel(LazyPanel):
         self.colorbar.setLabel("right", self._scale_label(src))
         label = LayerLabels.for_run(entry.run)
         self._layer_ticks([label(n) for n in src.layers])
-        self.plot.setLabel("left", f"layer ({src.only})" if src.only
-                           else f"layer ({src.hidden} frozen not shown)" if src.hidden else "layer")
+        # The axis says "layer"; which rows are shown goes under the map: on the rotated axis
+        # title "layer (ReLU-family outputs)" was cut to the map's height ("layer (ReLU-family outp").
+        self.plot.setLabel("left", "layer")
+        self.rows_note = (f"rows: {src.only} only" if src.only
+                          else f"{src.hidden} frozen layer(s) not shown" if src.hidden else "")
+        self._min_map_height(len(src.layers))
         self.plot.getViewBox().setLimits(yMin=0, yMax=max(1, len(src.layers)))
         self.plot.setYRange(0, max(1, len(src.layers)), padding=0)
         self.refresh_image()
@@ -294,6 +324,18 @@ class HeatmapPanel(LazyPanel):
         self.shown = np.empty((0, 0))
         self.buckets = (np.empty(0), np.empty(0))
         self._show_selected_layers([])
+
+    def _min_map_height(self, n_rows: int) -> None:
+        """The map keeps room for a label every few rows when a layer's series opens under it
+        (60 layers shrank to ~90 px with every 12th row named; trial14 L4); the canvas asks its
+        tab for that room, so the series plot under it is never cut off."""
+        rows_px = int(min(MAP_MIN_ROWS_PX, max(3 * LABEL_PITCH_PX, n_rows * LABEL_PITCH_PX / 2)))
+        self.plot.setMinimumHeight(rows_px + STEP_AXIS_PX)
+        self._fit_canvas()
+
+    def _fit_canvas(self) -> None:
+        series = self.series_plot.maximumHeight() if self.series_plot.isVisible() else 0
+        self.canvas.setMinimumHeight(int(self.plot.minimumHeight() + series + 12))
 
     def _layer_ticks(self, layers) -> None:
         self._tick_names = layers
@@ -371,6 +413,8 @@ class HeatmapPanel(LazyPanel):
         try:
             rect = QRectF(x0, 0.0, x1 - x0, float(len(src.layers)))
             self.image.setRect(rect)
+            self._image_x = (x0, x1)
+            self._place_row_marks()
             self.zero_image.setRect(rect)
             self.nonfinite_image.setRect(rect)
         finally:
@@ -406,9 +450,26 @@ class HeatmapPanel(LazyPanel):
             self._caption = caption
         if not self._caption:
             return
-        notes = [n for n in (self.zero_note if self.is_log else "", self.nonfinite_note) if n]
+        notes = [n for n in (self.rows_note, self.zero_note if self.is_log else "", self.nonfinite_note,
+                             self.constant_note) if n]
         note = f" ({'; '.join(notes)})" if notes else ""
-        self.series_plot.setTitle(self._caption + note, size="8pt", color=theme.muted_color())
+        # The selected layers' colours in this line, between the map and their curves, when they
+        # fit (as a list at the tab's bottom they sat away from both; trial14 L2).
+        names, more = self._legend
+        legend = legend_html(names, more) if names else ""
+        fits = bool(legend) and self._title_px(self._caption + ": " + legend + note) <= self._title_room()
+        title = self._caption + (": " + legend if fits else "") + note
+        self.series_plot.setTitle(title, size="8pt", color=theme.muted_color())
+        self.legend.setVisible(bool(names) and not fits)
+
+    def _title_px(self, html_text: str) -> int:
+        plain = html.unescape(re.sub(r"<[^>]+>", "", html_text))
+        font = QFont(QApplication.font())
+        font.setPointSizeF(8.0)
+        return QFontMetrics(font).horizontalAdvance(plain)
+
+    def _title_room(self) -> float:
+        return self.series_plot.getViewBox().width() or self.canvas.width() - 150
 
     def _on_combo(self, i: int) -> None:
         stat = self.stat_combo.itemData(i)
@@ -431,6 +492,8 @@ class HeatmapPanel(LazyPanel):
             self._lod_timer.start()
         if self._tick_names:          # as many layer labels as the height has room for
             self._layer_ticks(self._tick_names)
+        if self._legend[0]:           # the legend in the caption, or under the canvas
+            self._show_caption()
 
     # ------------------------------------------------------------ hover / click
     def cell_at(self, step: float, row: float):
@@ -473,22 +536,32 @@ class HeatmapPanel(LazyPanel):
         rows = found[:MAX_SERIES]
         self._show_legend([src.layers[r] for r in rows], len(found) - len(rows))
         for k, r in enumerate(rows):
-            mark = pg.LinearRegionItem(values=(r, r + 1), orientation="horizontal", movable=False,
-                                       brush=pg.mkBrush(0, 0, 0, 0), pen=pg.mkPen(PALETTE[k % len(PALETTE)], width=2))
+            # an outline of the row over the map's columns only (full-width lines ran past the
+            # map's end and across the axis; trial14 L2)
+            mark = RowMark(r, PALETTE[k % len(PALETTE)])
             self.plot.addItem(mark, ignoreBounds=True)
             self.row_marks.append(mark)
+        self._place_row_marks()
         self.series_plot.setLogMode(False, self.is_log and bool(rows))
-        self.series_plot.setMaximumHeight(170 if rows else 28)
+        self.series_plot.setMaximumHeight(SERIES_PX if rows else 28)
+        self._fit_canvas()
         self.series_plot.showAxis("left", bool(rows))
         self.series_plot.showAxis("bottom", bool(rows))
         if src is None:
             return
+        self.constant_note = ""
         self._show_caption(f"{rich(vocab.stat_label(src.stat))} of selected layers" if rows
                            else "click a cell to plot that layer")
         if rows:   # full-resolution columns: read from the file in the background
             self.read("columns", self._wanted, lambda: [src.column(r) for r in rows],
                       lambda columns: self.source is src and self._plot_columns(src, columns),
                       "layer series", run=src.run)
+
+    def _place_row_marks(self) -> None:
+        """Each selected row's outline spans the image's columns (its steps), not the view."""
+        x0, x1 = self._image_x
+        for mark in self.row_marks:
+            mark.setRect(QRectF(x0, float(mark.row), x1 - x0, 1.0))
 
     def _plot_columns(self, src, columns) -> None:
         if not any(np.isfinite(values).any() for _, values in columns):
@@ -501,6 +574,7 @@ class HeatmapPanel(LazyPanel):
                                "(no value at any step)")
             self._show_legend([], 0)
             return
+        self._fit_series_range(src, columns)
         for k, (steps, values) in enumerate(columns):
             pen = pg.mkPen(PALETTE[k % len(PALETTE)], width=1.2)
             item = self.series_plot.plot(steps.astype(np.float64), values, pen=pen)
@@ -508,12 +582,28 @@ class HeatmapPanel(LazyPanel):
             item.setClipToView(True)
             self.layer_curves.append(item)
 
+    def _fit_series_range(self, src, columns) -> None:
+        """A fraction's plot shows 0..1 (4 layers 100 % dead everywhere were a line on a 0.6-1.4
+        axis; trial14 L2); other statistics auto-range, a constant one around its value
+        (FlatAwareViewBox). A series that never changes says so in the caption."""
+        finite = np.concatenate([np.asarray(v, dtype=np.float64)[np.isfinite(v)] for _, v in columns])
+        constant = finite.size > 1 and float(finite.max()) == float(finite.min())
+        self.constant_note = f"constant at {finite[0]:.4g}" if constant else ""
+        self._show_caption()
+        if is_fraction(src.stat) and not self.is_log:
+            self.series_plot.disableAutoRange(axis="y")
+            self.series_plot.setYRange(0.0, 1.0, padding=0.05)
+        else:
+            self.series_plot.enableAutoRange(axis="y")
+
     def _show_legend(self, layers, more: int) -> None:
         """Name the plotted ``layers`` under the canvas, in their curves' colours."""
         names = layer_labels([shown(n) for n in layers], LEGEND_CHARS)
+        self._legend = (names, more)
         self.legend.setText(legend_html(names, more))
         self.legend.setToolTip(tip("\n".join(shown(n) for n in layers)))
         self.legend.setVisible(bool(layers))
+        self._show_caption()      # in the caption when it fits there (the label is hidden then)
 
     def step_view(self):
         """The map's ViewBox while the map is on screen, else None (see step_align)."""
