@@ -339,8 +339,19 @@ class RunsModel(QObject):
             self._rows.remove(entry)
         else:
             entry.state, entry.error = FAILED, message
+            self._repack_loading_colors()
             self.rowsChanged.emit()
         self.errorOccurred.emit(str(entry.path), message)
+
+    def _repack_loading_colors(self) -> None:
+        """A file that failed gives its colour back: the rows still opening take the first free
+        ones, in row order (a good run opened after three bad files was the 4th colour, pink,
+        with the 1st free; trial14 L6). Open runs keep theirs: their curves are drawn."""
+        loading = [e for e in self._rows if e.state == LOADING]
+        for e in loading:
+            e.color = None
+        for e in loading:
+            e.color = self._free_color()
 
     # ------------------------------------------------------------ closing
     def remove(self, entry: RunEntry) -> None:
@@ -550,7 +561,7 @@ class RunsModel(QObject):
                 self.runUpdated.emit(e, 0)   # the panels ask for what they missed again
 
     def _free_color(self) -> str:
-        used = {e.color for e in self._rows if e.state != FAILED}
+        used = {e.color for e in self._rows if e.state != FAILED and e.color is not None}
         for c in PALETTE:
             if c not in used:
                 return c
