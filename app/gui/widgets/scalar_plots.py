@@ -245,7 +245,12 @@ class ScalarPlotPanel(QWidget):
         self.readout.setAlignment(Qt.AlignLeft | Qt.AlignTop)
         # A fixed height: 12 runs x 4 metrics grew it into a 12-line paragraph that pushed the
         # plots down (and their x axis out of view), jumping as the mouse moved.
-        self.readout.setFixedHeight(READOUT_LINES * self.readout.fontMetrics().lineSpacing() + 4)
+        # Two lines as the rich text draws them (bold, the colour squares' font): the font's own
+        # line spacing gave 32 px for ~36 px of text, cutting the second line mid-glyph.
+        self.readout.setText("<br>".join(["<b>step 0</b> &#9632;&nbsp;Ag"] * READOUT_LINES))
+        self.readout.setFixedHeight(max(READOUT_LINES * self.readout.fontMetrics().lineSpacing() + 4,
+                                        self.readout.heightForWidth(4000) + 2))
+        self.readout.setText(" ")
         self.canvas = pg.GraphicsLayoutWidget()
         theme.style_canvas(self.canvas)
         self.empty_label = QLabel("Open a run (File > Open, Open folder, or drop files or a folder here) "
@@ -1029,17 +1034,40 @@ class ScalarPlotPanel(QWidget):
             if several:
                 rows.sort(key=lambda r: r[0])
                 order = {"min": " (lowest first)", "max": " (highest first)"}.get(better(name), " (highest first)")
-                vals = [html_ for _, html_, _ in rows[:READOUT_RUNS]]
-                if len(rows) > READOUT_RUNS:
-                    vals.append(f"<span style='color:{muted}'>… {len(rows) - READOUT_RUNS} more</span>")
-                parts.append(f"<b>{rich(name)}</b><span style='color:{muted}'>{order}</span> " + ", ".join(vals))
+                parts.append((f"<b>{rich(name)}</b><span style='color:{muted}'>{order}</span> ",
+                              [html_ for _, html_, _ in rows]))
                 tips.append(f"{name}{order}:\n" + "\n".join(f"  {p}" for _, _, p in rows))
             else:
-                parts.append(f"<b>{rich(name)}</b> " + ", ".join(h for _, h, _ in rows))
-        text = (f"<b>{step_txt}</b> &nbsp; " if step_txt else "") + " &nbsp;| ".join(parts)
-        self.readout.setText(text or " ")
+                parts.append((f"<b>{rich(name)}</b> ", [h for _, h, _ in rows]))
+                tips.append(f"{name}: " + ", ".join(p.split(": ", 1)[-1] for _, _, p in rows))
+        head = f"<b>{step_txt}</b> &nbsp; " if step_txt else ""
+        self._fit_readout(head, parts, READOUT_RUNS if several else None)
         self.readout.setToolTip(tip("\n".join(([step_txt] if step_txt else []) + tips)) if tips else "")
         return self.readout.text()
+
+    def _fit_readout(self, head: str, parts, most_runs) -> None:
+        """Show ``head`` and ``parts`` ((title, values) per metric) in the readout's fixed
+        READOUT_LINES: runs (``most_runs`` at most), or else the last metrics, are left out and
+        counted ("… 7 more") until the text fits (a third wrapped line was cut off)."""
+        muted = theme.muted_color()
+        width = max(100, self.readout.width())
+
+        def text(runs, metrics):
+            shown_parts = []
+            for title, vals in parts[:metrics]:
+                k = len(vals) if runs is None else runs
+                more = [f"<span style='color:{muted}'>… {len(vals) - k} more</span>"] if len(vals) > k else []
+                shown_parts.append(title + ", ".join(vals[:k] + more))
+            if metrics < len(parts):
+                shown_parts.append(f"<span style='color:{muted}'>… {len(parts) - metrics} more metrics</span>")
+            return (head + " &nbsp;| ".join(shown_parts)) or " "
+
+        tries = ([(k, len(parts)) for k in range(most_runs, 0, -1)] if most_runs
+                 else [(None, m) for m in range(len(parts), 0, -1)])
+        for runs, metrics in tries:
+            self.readout.setText(text(runs, metrics))
+            if self.readout.heightForWidth(width) <= self.readout.height():
+                return
 
     @staticmethod
     def _rank_key(metric: str, value: float, ended: bool) -> tuple:
