@@ -102,7 +102,8 @@ class DistributionsPanel(LazyPanel):
         self.hist_image, self.hist_bar = image_with_colorbar(self.canvas, self.hist_plot, 1, "inferno", "log(1 + count)")
         self.snap_plot = self.canvas.addPlot(row=0, col=2)
         self.snap_plot.invertY(True)
-        self.snap_plot.setAspectLocked(True)
+        # Not aspect-locked: square cells left wide empty margins beside a square matrix in a
+        # wide plot (x -12..45 for 32 columns; trial14 L8); the image fills the plot instead.
         self.snap_plot.setMenuEnabled(False)
         self.snap_plot.setLabel("bottom", "column (block-averaged)")
         self.snap_plot.setLabel("left", "row")
@@ -234,7 +235,7 @@ class DistributionsPanel(LazyPanel):
         self.hist_bar.setLevels(finite_levels(self.hist_image_data))
         self.hist_image.setRect(QRectF(float(steps[0]), lo, float(end - steps[0]), hi - lo))
         set_title(self.hist_title, f"{kind}s of {layer_labels([shown_name(self.hist_layer.currentText())], TITLE_NAME)[0]}")
-        self.hist_plot.autoRange()
+        self.hist_plot.autoRange(padding=0)    # no empty band around the image
 
     def load_snapshots(self) -> None:
         i = self.snap_layer.currentIndex()
@@ -268,6 +269,7 @@ class DistributionsPanel(LazyPanel):
         cols = int(np.isfinite(m).any(axis=0).sum()) or m.shape[1]
         self.snap_image.setImage(np.ascontiguousarray(m[:rows, :cols], dtype=np.float32), autoLevels=False)
         self.snap_image.setRect(QRectF(0, 0, cols, rows))
+        self.snap_plot.setRange(xRange=(0, cols), yRange=(0, rows), padding=0)
         self.snap_label.setText(f"step {int(self.snap_steps[index])}")
         set_title(self.snap_title, f"{layer_labels([shown_name(self.snap_layer.currentText())], TITLE_NAME)[0]} at step "
                                   f"{int(self.snap_steps[index])}")
