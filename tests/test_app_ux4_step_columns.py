@@ -76,3 +76,25 @@ def test_without_the_heatmap_in_view_the_plots_take_their_full_width(window, qtb
     qtbot.waitUntil(lambda: plots.width() > aligned_width + 20, timeout=WAIT_MS)
     window.tabs.setCurrentWidget(window.heatmap)
     qtbot.waitUntil(lambda: aligned(window, [20, 180]), timeout=WAIT_MS)
+
+
+def test_a_heatmap_cell_is_centred_on_its_step(window, qtbot, tmp_path):
+    """A spike at step 40 filled the cell 40..41 while the curve above peaked at 40: each column
+    is centred on its step, and hovering either half of it names that step."""
+    (entry,) = open_runs(window, [make_run(tmp_path / "run.h5", n_steps=120, n_layers=2)])
+    hm = window.heatmap
+    window.view.set_step_range((30.0, 50.0))
+    qtbot.waitUntil(lambda: hm.source is not None and hm.shown.size > 0 and not hm.reading()
+                    and 29 <= hm.buckets[0][0] <= 31 and hm.buckets[1][-1] <= 51
+                    and aligned(window, [35, 45]), timeout=WAIT_MS)
+    first, last = hm.buckets
+    assert list(first) == list(last)                        # one step per column at this zoom
+    rect = hm.image.mapRectToParent(hm.image.boundingRect())
+    width = rect.width() / len(first)
+    for i in (0, len(first) // 2, len(first) - 1):
+        centre = rect.left() + (i + 0.5) * width
+        assert abs(centre - first[i]) < 1e-6, (i, centre, first[i])
+    for step in (35, 40, 45):
+        assert hm.cell_at(step - 0.4, 0.5)[1] == step and hm.cell_at(step + 0.4, 0.5)[1] == step
+    # one x for one step in both panels, at the cell's centre
+    assert max(offsets(window, [40])) <= TOLERANCE_PX

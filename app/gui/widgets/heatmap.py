@@ -150,6 +150,7 @@ class HeatmapPanel(LazyPanel):
         self._syncing = False
         self._follow = None           # the steps the scalar plots show (see follow_steps)
         self._image_x = (0.0, 1.0)    # the steps the image spans (the row marks span them too)
+        self._half_cell = 0.5         # half a column's width in steps: columns are centred on their steps
         self._legend = ([], 0)        # the plotted layers' names (and how many more) for the caption
 
         self.stat_combo = QComboBox()
@@ -406,9 +407,13 @@ class HeatmapPanel(LazyPanel):
         self.colorbar.axis.setTicks(ticks)
         self._draw_zeros(img)
         self._draw_nonfinite(img)
-        x0 = float(first[0])
+        # Each column is centred on its steps, as the plots draw a step's value at the step
+        # itself (a spike at step 40 filled 40..41 here while the curve peaked at 40; trial14 M2).
         step = float(last[-1] - first[0] + 1) / max(1, len(first))
-        x1 = float(last[-1]) + max(1.0, step) if len(first) > 1 else x0 + 1.0
+        width = max(1.0, step) if len(first) > 1 else 1.0
+        self._half_cell = width / 2.0
+        x0 = float(first[0]) - self._half_cell
+        x1 = float(last[-1]) + width - self._half_cell
         self._syncing = True
         try:
             rect = QRectF(x0, 0.0, x1 - x0, float(len(src.layers)))
@@ -499,7 +504,7 @@ class HeatmapPanel(LazyPanel):
     def cell_at(self, step: float, row: float):
         """(layer name, first step, last step, value) under a point; None outside the image."""
         src = self.source
-        hit = None if src is None else bucket_under(*self.buckets, len(src.layers), step, row)
+        hit = None if src is None else bucket_under(*self.buckets, len(src.layers), step + self._half_cell, row)
         if hit is None:
             return None
         r, i = hit
@@ -637,6 +642,6 @@ class HeatmapPanel(LazyPanel):
         if span is None:
             self.span.setVisible(False)
             return
-        lo, hi = span
-        self.span.setRegion((lo, hi if hi > lo else lo + 1))
+        lo, hi = span     # the span's cells whole: they are centred on their steps
+        self.span.setRegion((lo - self._half_cell, hi + self._half_cell))
         self.span.setVisible(True)
