@@ -26,7 +26,7 @@ from ..plain_text import rich, shown, tip
 from .flat_view import FlatAwareViewBox
 from .lazy import LazyPanel
 from .parts import (
-    layer_labels,
+    any_width_title, layer_labels,
     CellHover, LogFitAxis, StepAxis, bucket_under, image_with_colorbar, message_label, run_badge, show_run, shrinkable,
     steps_text,
 )
@@ -184,6 +184,7 @@ class HeatmapPanel(LazyPanel):
         self.series_plot = self.canvas.addPlot(row=1, col=0, viewBox=FlatAwareViewBox(),
                                                axisItems={"bottom": StepAxis("bottom"), "left": LogFitAxis("left")})
         self.series_plot.setXLink(self.plot)
+        any_width_title(self.series_plot)    # its caption never widens the canvas past the tab
         self.series_plot.setMenuEnabled(False)
         self.series_plot.setMaximumHeight(28)
         self.series_plot.setDownsampling(auto=True, mode="peak")
@@ -474,7 +475,10 @@ class HeatmapPanel(LazyPanel):
         return QFontMetrics(font).horizontalAdvance(plain)
 
     def _title_room(self) -> float:
-        return self.series_plot.getViewBox().width() or self.canvas.width() - 150
+        # centred over the plot, it may run over the axis and colour bar beside it
+        vb = self.series_plot.getViewBox().width()
+        side = min(self.plot.getAxis("left").width(), self.colorbar.boundingRect().width())
+        return vb + 2 * side if vb else self.canvas.width() - 150
 
     def _on_combo(self, i: int) -> None:
         stat = self.stat_combo.itemData(i)

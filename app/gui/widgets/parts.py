@@ -221,6 +221,28 @@ def show_run(label: QLabel, entry) -> None:
     label.setToolTip(tip(name))
 
 
+def any_width_title(plot) -> None:
+    """``plot``'s title never sets the plot's least width (pyqtgraph's LabelItem makes its
+    text's size its least size on every text change and resize): a title longer than the plot
+    runs into the room beside it instead of pushing the plot out of its canvas."""
+    label = plot.titleLabel
+    if getattr(label, "_any_width", False):
+        return
+    own = label.updateMin
+
+    def update_min():
+        own()
+        label.setMinimumWidth(0)
+        hints = getattr(label, "_sizeHint", None)
+        if isinstance(hints, dict) and Qt.SizeHint.MinimumSize in hints:
+            hints[Qt.SizeHint.MinimumSize] = (0, hints[Qt.SizeHint.MinimumSize][1])
+            label.updateGeometry()
+
+    label.updateMin = update_min
+    label._any_width = True
+    update_min()
+
+
 def image_with_colorbar(canvas, plot, col: int, colormap: str, label: str | None = None):
     """A row-major ImageItem in ``plot`` and its fixed colour bar in column ``col`` of ``canvas``."""
     image = pg.ImageItem(axisOrder="row-major")

@@ -28,7 +28,7 @@ from ..plain_text import rich, shown, tip
 from ..run_io import ReaderBusy
 from .curve import BUILD_BLOCK_ROWS, SHORT_SERIES, Curve, build_envelopes
 from .flat_view import FlatAwareViewBox
-from .parts import LogFitAxis, RelativeTimeAxis, StepAxis, WallTimeAxis, elide, shrinkable
+from .parts import LogFitAxis, RelativeTimeAxis, StepAxis, WallTimeAxis, any_width_title, elide, shrinkable
 from .rank_band import RankBands
 from .. import theme
 from ...vocab import META_ROLES, is_sys, loss_roles
@@ -163,22 +163,7 @@ def set_title(plot, title: str) -> None:
     """``plot``'s title, which never sets the plot's least width: a title longer than the plot
     runs into the margin beside it instead (its least width kept the plots from giving up the
     room that lines them up with the layer heatmap; see step_align)."""
-    label = plot.titleLabel
-    if not getattr(label, "_any_width", False):
-        # pyqtgraph's LabelItem makes its text's size its least size on every text change and
-        # resize (LabelItem.updateMin): keep the height, drop the width
-        own = label.updateMin
-
-        def update_min():
-            own()
-            label.setMinimumWidth(0)
-            hints = getattr(label, "_sizeHint", None)
-            if isinstance(hints, dict) and Qt.SizeHint.MinimumSize in hints:
-                hints[Qt.SizeHint.MinimumSize] = (0, hints[Qt.SizeHint.MinimumSize][1])
-                label.updateGeometry()
-
-        label.updateMin = update_min
-        label._any_width = True
+    any_width_title(plot)
     plot.setTitle(title, size="9pt", color=theme.text_color())
 
 

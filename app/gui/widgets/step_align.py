@@ -102,9 +102,12 @@ class StepColumns(QObject):
             _layout_now(vb)
         if any(m.overflows() for m in self.margins):
             # a margin from a wider window: its positions say nothing, measure again without
+            # (once: a canvas too narrow for its plots even without margins is left as it is)
+            had = any(m.extra != (0.0, 0.0) for m in self.margins)
             for m in self.margins:
                 m.set(0, 0)
-            self.schedule()
+            if had:
+                self.schedule()
             return
         edges = [area_edges(vb, self.window) for vb in boxes]
         if any(e is None for e in edges):
