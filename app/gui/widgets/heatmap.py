@@ -646,6 +646,6 @@ class HeatmapPanel(LazyPanel):
         if span is None:
             self.span.setVisible(False)
             return
-        lo, hi = span     # the span's cells whole: they are centred on their steps
-        self.span.setRegion((lo - self._half_cell, hi + self._half_cell))
+        lo, hi = span     # at the steps the plots above mark (one step: its centred cell)
+        self.span.setRegion((lo, hi) if hi > lo else (lo - self._half_cell, lo + self._half_cell))
         self.span.setVisible(True)
