@@ -152,6 +152,21 @@ def loss_roles(names, declared: dict | None = None, points=None) -> dict[str, st
     return roles
 
 
+MAX_LOSS_TERMS = 8
+
+
+def loss_terms(names, roles: dict) -> list[str]:
+    """Training metrics with "loss" in the name beside the training loss: the terms a multi-task
+    or regularised loss is summed from (``train/loss_cls``, ``train/loss_reg``, ``kl_loss``); at
+    most ``MAX_LOSS_TERMS``, none that look like validation metrics or a GAN's networks."""
+    main, val = roles.get("train"), roles.get("val")
+    if main is None:
+        return []
+    out = [n for n in names if n not in (main, val) and "loss" in n.lower() and not n.startswith(fmt.SYS_PREFIX)
+           and not is_adversarial_loss(n) and not any(w in n.lower().replace("/", "_").split("_") for w in _VAL_WORDS)]
+    return out[:MAX_LOSS_TERMS]
+
+
 # ---------------------------------------------------------------- logged stand-ins
 # A run that was not watched (imported TensorBoard/CSV logs, a loss-only run) may still have
 # logged the learning rate and the global gradient norm under the framework's names: the

@@ -674,6 +674,85 @@ def warmup_stepped_per_epoch(rec, seed):
           steps=300, seed=seed)
 
 
+def adamw_cosine_lr_ten_times_low(rec, seed):
+    import torch
+    torch.manual_seed(71 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # HF-style AdamW with warm-up and a cosine to 0, peak 1e-4 where 1e-3 trains this MLP: the loss
+    # falls a little (more than no_progress's 5 %), the cosine flattens the end (trial 14, M4)
+    train(rec, model, torch.optim.AdamW(model.parameters(), lr=1e-4), lr_at=warmup_cosine(1e-4, 20, 300), steps=300,
+          seed=seed)
+
+
+def multitask_unscaled_target(rec, seed):
+    """A digits classifier with a second head regressing the digit's "size" in raw units (x 3 + 20, an "age" of 20-47,
+    never standardised): the MSE term starts ~1000x the cross-entropy and the shared trunk follows
+    it; logs the total and both terms, as multi-task scripts do (trial 14, M1)."""
+    import torch
+    import torch.nn.functional as F
+
+    class TwoHeads(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk, self.cls, self.reg = mlp([64, 128, 64]), torch.nn.Linear(64, 10), torch.nn.Linear(64, 1)
+
+        def forward(self, x):
+            h = self.trunk(x)
+            return self.cls(h), self.reg(h).squeeze(1)
+
+    torch.manual_seed(72 + 1000 * seed)
+    Xtr, ytr, _, _ = digits()
+    model = TwoHeads()
+    opt = torch.optim.SGD(model.parameters(), lr=5e-4, momentum=0.9)
+    rec.watch(model, opt)
+    g = torch.Generator().manual_seed(seed)
+    for step in range(300):
+        idx = torch.randint(0, len(Xtr), (64,), generator=g)
+        logits, size = model(Xtr[idx])
+        l_cls, l_reg = F.cross_entropy(logits, ytr[idx]), F.mse_loss(size, ytr[idx].float() * 3 + 20)
+        loss = l_cls + l_reg
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rec.log({"train/loss": loss.detach(), "train/loss_cls": l_cls.detach(), "train/loss_reg": l_reg.detach()},
+                step=step)
+
+
+def vae_kl_sign_flipped(rec, seed):
+    """A VAE on the digits whose KL term is subtracted (pytorch/examples' VAE with KLD = -KLD): the
+    objective has no minimum and the loss runs to -1e3x its start and beyond (trial 15, F1)."""
+    import torch
+    import torch.nn.functional as F
+
+    class VAE(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc, self.mu, self.logvar = mlp([64, 32]), torch.nn.Linear(32, 4), torch.nn.Linear(32, 4)
+            self.dec = mlp([4, 32, 64])
+
+        def forward(self, x, noise):
+            h = torch.relu(self.enc(x))
+            mu, logvar = self.mu(h), self.logvar(h)
+            return torch.sigmoid(self.dec(mu + noise * torch.exp(0.5 * logvar))), mu, logvar
+
+    torch.manual_seed(73 + 1000 * seed)
+    Xtr, _, _, _ = digits()
+    x01 = (Xtr - Xtr.min()) / (Xtr.max() - Xtr.min())
+    model = VAE()
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    rec.watch(model, opt)
+    g = torch.Generator().manual_seed(seed)
+    for step in range(200):
+        x = x01[torch.randint(0, len(x01), (32,), generator=g)]
+        recon, mu, logvar = model(x, torch.randn(32, 4, generator=g))
+        kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+        loss = (F.binary_cross_entropy(recon, x, reduction="sum") - kld) / 32      # the bug: - instead of +
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rec.log({"train/loss": loss.detach()}, step=step)
+
+
 def clip_far_below_gradients(rec, seed):
     import torch
     torch.manual_seed(66 + 1000 * seed)
@@ -1032,6 +1111,12 @@ SCENARIOS = {s.name: s for s in [
              "a per-update warm-up of 100 updates stepped with the epoch number: LR 0 for an epoch, never reached"),
     Scenario("iris_raw_features", iris_raw_features, "unnormalized_inputs", ("input_scaling",),
              "iris features in cm as they come (0.1..7.9, mean 3.5)"),
+    Scenario("adamw_cosine_lr_ten_times_low", adamw_cosine_lr_ten_times_low, "small_updates", ("lr_too_low",),
+             "AdamW, warm-up and cosine to 0, peak 1e-4 (1e-3 trains it): falls a little, the weights barely move"),
+    Scenario("multitask_unscaled_target", multitask_unscaled_target, "loss_term_dominates", ("loss_terms_unbalanced",),
+             "classification + regression heads, the regression target in raw units: its MSE drowns the CE"),
+    Scenario("vae_kl_sign_flipped", vae_kl_sign_flipped, "loss_unbounded", ("loss_sign",),
+             "VAE with its KL term subtracted: the loss runs away below zero"),
     # wrong advice seen on practitioners' bugs (sweep of 2026-12-06)
     Scenario("clip_far_below_gradients", clip_far_below_gradients, "no_progress", ("clipping_too_tight",),
              "clip_grad_norm_ at 1e-4 against gradient norms ~0.5: every update scaled down ~5000x"),

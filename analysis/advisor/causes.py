@@ -64,10 +64,15 @@ def _init_fixes(fixes, finding, ctx):
     return [Fix("proper_init", f"use {', '.join(parts)}; never zero/constant weights"), *fixes[1:]]
 
 
+HUGE_STEP = 0.75    # peak LR / the weights' RMS (weight_growth's lr_over_rms): steps of 3/4 of a weight
+
+
 def _lr_fixes(fixes, finding, ctx):
     """With an LR range test of this model at hand, quote its suggestion (first) instead of saying how to run one.
     A transformer trained without a warm-up gets the warm-up first."""
-    if ctx.has_attention and not ctx.warmed_up:
+    # (not when the LR is of the weights' own size: a warm-up only delays steps that large)
+    huge = ctx.facts("weight_growth").get("lr_over_rms", 0.0) >= HUGE_STEP
+    if ctx.has_attention and not ctx.warmed_up and not huge:
         fixes = sorted(fixes, key=lambda f: f.id != "lr_warmup")
     elif ctx.warmed_up:     # "add a warm-up" to a run that has one
         fixes = [Fix("lr_warmup", "lengthen the learning-rate warm-up") if f.id == "lr_warmup" else f for f in fixes]
@@ -451,6 +456,32 @@ CAUSE_CATALOGUE = {
                                    "rounding (torchao's AdamW(bf16_stochastic_round=True)) or Kahan summation "
                                    "(optimi's kahan_sum=True)")),
         "re-run with the model in float32 under autocast: the loss should fall clearly faster"),
+    "loss_sign": CauseSpec(
+        "the loss has no minimum: a term with the wrong sign (a KL or penalty subtracted instead of added), a "
+        "log-likelihood maximised instead of minimised, or a learned scale whose -log term nothing bounds",
+        (Fix("check_loss_signs", "check the sign of every loss term: the KL term is added (loss = recon + KLD, with "
+                                 "KLD = -0.5 * sum(1 + logvar - mu^2 - exp(logvar)) >= 0), a log-likelihood is "
+                                 "negated before minimising"),
+         Fix("check_loss_floor", "print each term at step 0 and a few steps later: every term of a loss meant to be "
+                                 ">= 0 should stay >= 0")),
+        "fix the sign and re-run: the loss should settle at a level near or above 0 instead of running away"),
+    "target_scaling": CauseSpec(
+        "the regression targets are far from unit scale (prices in dollars, counts, ages in years): the untrained "
+        "model's outputs are ~0.1, so the first errors, gradients and steps are all dominated by the target's size",
+        (Fix("standardise_targets", "standardise the targets (subtract the training set's mean, divide by its std) "
+                                    "and invert that at prediction time; for prices or counts, predict log(target)"),),
+        "re-run with standardised targets: the loss should start near 1 and the {what} should go away"),
+    "loss_terms_unbalanced": CauseSpec(
+        "the loss terms are on different scales: an unstandardised regression target (an age in years, a price) "
+        "or a sum-reduced term makes one term orders of magnitude larger, so the shared weights follow its "
+        "gradient and the other task is not learned",
+        (Fix("standardise_target", "standardise the regression target (subtract the training set's mean, divide by "
+                                   "its std; undo it at prediction), or normalise the inputs of that head's loss"),
+         Fix("weight_loss_terms", "weight the terms so each starts near the same size (divide each by its value "
+                                  "at the start, or learn the weights: uncertainty weighting, GradNorm)"),
+         Fix("same_reduction", "give every term the same reduction (all 'mean'): a 'sum' term is batch-size "
+                               "times larger")),
+        "re-run with the target standardised: the small term should fall and its task's validation metric rise"),
     # ---- across the ranks of a distributed run (symptoms/straggler_rank.py, rank_*.py)
     "slow_data_loading": CauseSpec(
         "the rank waits for its next batch: too few loader workers, slow storage, a heavier shard",
@@ -501,6 +532,28 @@ def lr_from_update_ratio(s: Scores, ctx: Context, *, boost_high: bool = False, b
         s.damp("lr_too_high", 0.3)
     if ctx.ratio_high:
         s.damp("lr_too_low", 0.3)
+
+
+MOSTLY_FROZEN = 0.5   # share of the parameters' elements frozen at watch()
+
+
+def mostly_frozen(s: Scores, ctx: Context) -> bool:
+    """Most of the model was frozen at watch(): only the rest can lower the loss. makemore with its
+    transformer blocks frozen by mistake (97.7 %) was told "make the model wider/deeper"; a tiny
+    BERT with its encoder frozen, "raise the LR 10x"."""
+    frozen = ctx.frozen_share
+    if frozen < MOSTLY_FROZEN:
+        return False
+    s.boost("optimizer_setup", 0.6, f"{frozen:.1%} of the parameters were frozen at watch() (requires_grad=False): "
+                                    "only the rest can lower the loss; intended?")
+    return True
+
+
+def unfreeze_fix(ctx: Context) -> list[Fix]:
+    if ctx.frozen_share < MOSTLY_FROZEN:
+        return []
+    return [Fix("unfreeze", "unless the freeze is intended (a fine-tune), set requires_grad=True on the frozen "
+                            "parameters (listed under 'frozen at watch()') before building the optimizer")]
 
 
 def inputs_unscaled(s: Scores, ctx: Context, value: float = 0.6) -> None:
@@ -599,6 +652,71 @@ def evidence_for_every_symptom(s: Scores, finding: Finding, ctx: Context) -> Non
         inputs_unscaled(s, ctx)
 
 
+ADAM_LR_LARGE = 1e-2   # an Adam-family LR this large is large for any model, whatever its init
+
+
+def lr_shown_by_weight_growth(s: Scores, finding: Finding, ctx: Context) -> None:
+    """An Adam LR of 1e-2 or more that grew the weights (a weight_growth warning) explains the other
+    findings of the run too: a tiny BERT at 30x its LR (0.045, 2.25x the weights' scale) had its flat
+    loss blamed on "bad init 90%" (BERT's 0.02-std init) and its vanishing gradients on tanh (trial 15)."""
+    growth = ctx.found.get("weight_growth")
+    if growth is None or growth.severity == "info" or finding.symptom == "weight_growth" \
+            or ctx.lr_values is None or float(np.max(ctx.lr_values)) < ADAM_LR_LARGE:
+        return
+    s.boost("lr_too_high", 0.9, f"the weights grew early under this LR ({growth.title.split(': ', 1)[-1]}; see "
+                                "weight_growth): steps that size explain this too")
+    for cause, factor in (("bad_init", 0.4), ("activation_choice", 0.4), ("lr_too_low", 0.3)):
+        s.damp(cause, factor)
+
+
+HUGE_FIRST_LOSS = 1e4     # a first loss this large with no chance level to explain it ...
+TARGET_OVER_OUTPUT = 100  # ... whose square root is this many times the untrained outputs' std
+
+
+def _reached_chance_scale(v, ctx: Context) -> bool:
+    """The loss came down to a classifier's cross-entropy scale at some point: a classifier whose
+    first logged loss was taken after a blow-up (Lightning at LR 10: 2e5, then ln(4) territory)."""
+    c = ctx.n_outputs
+    return bool(c and c >= 2 and float(np.min(v)) <= 1.5 * math.log(c))
+
+
+def targets_unscaled(s: Scores, ctx: Context) -> None:
+    """A regression whose first loss is huge next to what the untrained outputs can explain: an MSE
+    of 6.9e10 (prices in dollars) against outputs of std 0.064 read "exploding gradients, bad init
+    80%, use He init" (trial 15, F20); the growing gradients are the output layer reaching for the
+    targets' scale. Not for a classifier whose first loss sits near ln(C)."""
+    loss, out = ctx.sig.train_loss, ctx.initial_output
+    if loss is None or out is None or out[1] <= 0:
+        return
+    v = np.asarray(loss[2], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if not v.size:
+        return
+    first = float(v[0])    # before any update (a loss that blew up in its first steps is no target scale)
+    # a regression head, not an image (style transfer's weighted perceptual loss starts at 1e10 by design)
+    linear = any(m.name == out[0] and m.type == "Linear" for m in ctx.sig.modules)
+    # a sigmoid/tanh output cannot reach unit-scale targets either: activation_choice names that one
+    if not linear or ctx.output_activation or first < HUGE_FIRST_LOSS or ctx.chance_loss(first) is not None \
+            or math.sqrt(first) < TARGET_OVER_OUTPUT * out[1] or _reached_chance_scale(v, ctx):
+        return
+    s.boost("target_scaling", 0.5 if ctx.ratio_high else 0.7, f"the first loss {first:.3g} is the square of errors of ~{math.sqrt(first):.3g}, while "
+                                   f"the untrained model's outputs ({out[0]}) have a std of {out[1]:.2g}: the targets "
+                                   f"are ~{math.sqrt(first) / out[1]:.2g}x the outputs' scale")
+    s.damp("bad_init", 0.3)
+
+
+def loss_runs_away(s: Scores, finding: Finding, ctx: Context) -> None:
+    """A loss falling without bound drives the gradients up and the curve around: exploding
+    gradients read "bad init 80%" and the wobbles "label noise" on a VAE with its KL sign flipped."""
+    runaway = ctx.found.get("loss_unbounded")
+    if runaway is None or finding.symptom == "loss_unbounded":
+        return
+    s.boost("loss_sign", 0.95, f"the loss fell without bound ({runaway.title.split(': ', 1)[-1]}): the objective "
+                               "has no minimum, so the weights and gradients grow to lower it further")
+    for cause in ("bad_init", "label_noise", "activation_choice"):
+        s.damp(cause, 0.3)
+
+
 def gradients_accumulate(s: Scores, finding: Finding, ctx: Context) -> None:
     """After the symptom's own adjustment: gradients that accumulate explain the large updates too."""
     acc = ctx.grads_accumulate
@@ -656,6 +774,10 @@ def rank_causes(finding: Finding, spec, ctx: Context) -> list[Cause]:
     if spec.scope == "run":
         init_too_large(s, finding, ctx)
         small_init(s, finding, ctx)
+        # after the symptom's own adjustment: these explain what it blamed on the init or the labels
+        loss_runs_away(s, finding, ctx)
+        targets_unscaled(s, ctx)
+        lr_shown_by_weight_growth(s, finding, ctx)
     gradients_accumulate(s, finding, ctx)
     lr_consistency(s, ctx)
     ranked = sorted(s.score.items(), key=lambda kv: -kv[1])

@@ -390,9 +390,10 @@ def _has_attention(meta: dict, leaf_types) -> bool:
 
 def _step_without_grads(sig: Signals, ctx: Context) -> str | None:
     """Did the optimizer steps find no gradients while the weights stood still? The recorder
-    registers `sys/grad_norm` and `sys/grad_norm_post_clip` at watch() with an optimizer; the
-    first gets the norms backward() left (and those at the step without a backward capture), the
-    second the norm the step applied, taken only when the step sees gradients. "cleared":
+    registers `sys/grad_norm` at watch() with an optimizer: the norms backward() left (and those at
+    the step without a backward capture); `sys/grad_norm_post_clip`, the norm the step applied, has
+    points only from the first step clipping changed it, and is named without points when the
+    steps found no gradients. "cleared":
     backward() made gradients every step, but none was there at any step (``zero_grad()``
     between ``backward()`` and ``step()``); "never": no gradient at all (no ``backward()``);
     "no_step": the optimizer never stepped (``sys/step_time``, also registered at watch(), is
@@ -450,8 +451,10 @@ def gradient_clipping(sig: Signals) -> tuple[bool, dict | None]:
     pre, post = sig.scalars.get(SYS_GRAD_NORM), sig.scalars.get(SYS_GRAD_NORM_POST_CLIP)
     if pre is None:
         return False, None
-    if post is None:      # no optimizer watched: the norm is read after the script's own clipping
-        return _clipped_ceiling(pre[1]), None
+    if post is None:
+        if sig.meta.get("optimizer"):   # watched: the recorder writes it from the first step clipping changed
+            return False, None
+        return _clipped_ceiling(pre[1]), None   # none watched: the norm is read after the script's own clipping
     _, a, b = np.intersect1d(pre[0], post[0], return_indices=True)
     g, c = np.asarray(pre[1], np.float64)[a], np.asarray(post[1], np.float64)[b]
     ok = np.isfinite(g) & np.isfinite(c) & (g > 0)

@@ -11,6 +11,7 @@ from importlib import import_module
 
 SYMPTOM_MODULES = (
     "nan_inf",
+    "loss_unbounded",
     "divergence",
     "loss_oscillation",
     "loss_spikes",
@@ -19,6 +20,7 @@ SYMPTOM_MODULES = (
     "early_plateau",
     "softmax_floor",
     "overfitting",
+    "loss_term_dominates",
     "vanishing_gradients",
     "exploding_gradients",
     "dead_units",

@@ -12,7 +12,7 @@ import numpy as np
 
 from trainspect.recorder import format as fmt
 
-from ..vocab import adversarial_losses, logged_stand_ins, loss_roles, unjudged_rl_losses
+from ..vocab import adversarial_losses, logged_stand_ins, loss_roles, loss_terms, unjudged_rl_losses
 from ..ranks import NONFINITE_SERIES, dist_info
 from ..run import RunState
 from .rank_rules import TIMING_SERIES, rank_signals
@@ -39,6 +39,7 @@ class Signals:
     rewards: list = field(default_factory=list)     # a reinforcement-learning run's reward metrics (losses not judged)
     live: bool = False                              # the run is still being written: its curves have no end yet
     adversarial: bool = False                       # a GAN's network: its losses are Loss_G / errD / ... (vocab)
+    loss_terms: dict = field(default_factory=dict)  # name -> (steps, values): the terms the training loss sums
 
 
 SYS_SERIES = (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_GRAD_NORM_POST_CLIP, fmt.SYS_NONFINITE_GRADS,
@@ -79,7 +80,8 @@ def extract(run, reuse=None) -> Signals:
     sig.rewards = unjudged_rl_losses(names, sig.meta.get(fmt.META_ROLES))   # Context.loss_curve() reads it
     sig.adversarial = bool(adversarial_losses(names))
     stand_ins = logged_stand_ins(names)   # an unwatched run's own logs
-    wanted = [roles[r] for r in ("train", "val") if r in roles] + [n for n in SYS_SERIES if n in present]
+    terms = loss_terms(names, roles)
+    wanted = [roles[r] for r in ("train", "val") if r in roles] + terms + [n for n in SYS_SERIES if n in present]
     # a distributed run: rank_signals reads this file's timing too; asked together, one pass over it
     ranks = [n for n in (*TIMING_SERIES, *NONFINITE_SERIES) if n in present] if dist_info(run) else []
     series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()) + ranks)))
@@ -87,6 +89,7 @@ def extract(run, reuse=None) -> Signals:
         if roles.get(role) in series:
             setattr(sig, f"{role}_loss", (roles[role], *series[roles[role]]))
     sig.scalars = {n: series[n] for n in SYS_SERIES if n in series}
+    sig.loss_terms = {n: series[n] for n in terms if n in series}
     counts = getattr(run, "point_counts", None)
     sig.point_counts = counts() if counts is not None else {}
     for sys_name, logged in stand_ins.items():

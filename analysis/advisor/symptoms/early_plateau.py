@@ -1,9 +1,8 @@
 """``early_plateau``: progress stopped early at a level still high."""
 from __future__ import annotations
 
-from ...findings import Fix
 from .. import loss_rules
-from ..causes import lr_exploded, lr_from_update_ratio, training_stalled
+from ..causes import MOSTLY_FROZEN, lr_exploded, lr_from_update_ratio, mostly_frozen, training_stalled, unfreeze_fix
 from ..dropout import strong_dropouts
 from ..spec import SymptomSpec
 from ..val_witness import mixed_batches, settle_on_validation
@@ -14,9 +13,6 @@ def detect(sig, ctx):
     if f is not None:
         loss_rules.add_explosion_evidence(f, *ctx.loss_curve())
     return f
-
-
-MOSTLY_FROZEN = 0.5   # share of the parameters' elements frozen at watch()
 
 
 THROWN_AROUND = {"loss_spikes": "spikes", "loss_oscillation": "oscillates"}
@@ -30,13 +26,13 @@ def adjust(s, f, ctx):
                                     f"{ctx.lr_values[-1]:.3g} (below a tenth of its start from step "
                                     f"{ctx.lr_drop_step}) around where the loss stopped improving")
     training_stalled(s, ctx)
-    frozen = ctx.frozen_share
-    if frozen >= MOSTLY_FROZEN:
-        # makemore with its transformer blocks frozen by mistake (97.7 % of the parameters): the
-        # plateau said "make the model wider/deeper", never that most of it does not train
-        s.boost("optimizer_setup", 0.6, f"{frozen:.1%} of the parameters were frozen at watch() "
-                                        "(requires_grad=False): only the rest can lower the loss; intended?")
+    if mostly_frozen(s, ctx):
         s.damp("insufficient_capacity", 0.5)
+    if ctx.found.get("weight_growth") is not None and ctx.found["weight_growth"].severity != "info":
+        s.boost("lr_too_high", 0.85, f"the weights grew early ({ctx.found['weight_growth'].title.split(': ', 1)[-1]}): "
+                                     "the loss stalls at the level steps that large allow")
+        s.damp("insufficient_capacity", 0.4)
+        s.damp("lr_too_low", 0.3)
     thrown = set(THROWN_AROUND) & ctx.symptoms
     if thrown:
         # pytorch/examples' regression at 10x its LR: the level the loss "stalled" at was the mean
@@ -57,7 +53,7 @@ def adjust(s, f, ctx):
 # update/weight ratio far from ~1e-3) a plateau is most often the floor the data allow (a noisy
 # regression target, ambiguous labels): a note, not a warning.
 CORROBORATING = {"dead_units", "saturated_activations", "vanishing_gradients", "exploding_gradients", "frozen_layers",
-                 "symmetric_weights", "unnormalized_inputs", "loss_oscillation", "divergence", "nan_inf"}
+                 "symmetric_weights", "unnormalized_inputs", "loss_oscillation", "divergence", "nan_inf", "weight_growth"}
 
 
 def settle(f, ctx):
@@ -81,10 +77,7 @@ def settle(f, ctx):
 
 
 def fixes(f, ctx):
-    if ctx.frozen_share < MOSTLY_FROZEN:
-        return []
-    return [Fix("unfreeze", "unless the freeze is intended (a fine-tune), set requires_grad=True on the frozen "
-                            "parameters (listed under 'frozen at watch()') before building the optimizer")]
+    return unfreeze_fix(ctx)
 
 
 SPEC = SymptomSpec(

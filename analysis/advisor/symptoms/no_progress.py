@@ -9,12 +9,12 @@ from trainspect.recorder.format import SYS_GRAD_NORM
 
 from ...findings import Evidence, Finding
 from .. import loss_rules
-from ..causes import loss_setup_evidence, lr_exploded, lr_from_update_ratio, stale_logged_loss, training_stalled
-from ..context import MIN_LOSS_POINTS
-from ..series import finite_prefix, fmt, tail_level
+from ..causes import (MOSTLY_FROZEN, loss_setup_evidence, lr_exploded, lr_from_update_ratio, mostly_frozen,
+                      stale_logged_loss, training_stalled, unfreeze_fix)
+from ..context import MIN_LOSS_POINTS, RATIO_HIGH, RATIO_LOW
+from ..series import finite_prefix, fmt, head_level, tail_level
 from ..signals import main_loss
 from ..spec import SymptomSpec
-from .early_plateau import MOSTLY_FROZEN
 
 
 def detect(sig, ctx):
@@ -62,6 +62,8 @@ def adjust(s, f, ctx):
         # a pretrained body's init and activations are not in question (LoRA's zero B is by design)
         s.damp("bad_init", 0.3)
         s.damp("activation_choice", 0.3)
+    else:
+        mostly_frozen(s, ctx)
     stale_logged_loss(s, f, ctx)
     if f.facts.get("constant_loss") and s.get("logged_value_stale") >= 0.9:
         return
@@ -113,7 +115,7 @@ def labels_unlearnable(s, f, ctx) -> None:
     weights move at a normal rate, nothing else is wrong, and the loss stays at chance, ln(C);
     "raise the LR 10x" was the first fix."""
     classes, main = ctx.n_outputs, ctx.loss_curve()
-    if not classes or classes < 2 or main is None or not ctx.updates_stayed_normal or len(ctx.found) > 1:
+    if not classes or classes < 2 or main is None or not _updates_normal(ctx) or len(ctx.found) > 1:
         return
     # Weights that moved a few percent in all had no chance to learn anything, labels or not: an
     # AdamW run at lr 1e-4 stopped after 150 steps moved 7 % (its siblings at 3e-4 and up trained);
@@ -134,6 +136,20 @@ def labels_unlearnable(s, f, ctx) -> None:
 FINE_TUNE_GAIN = 0.01   # a fine-tune's loss improved at least this much (relative): it learns, slowly
 
 
+def fixes(f, ctx):
+    return [] if f.facts.get("fine_tune") else unfreeze_fix(ctx)
+
+
+def _started_at_chance(ctx) -> bool:
+    """The training loss started at chance, ln(C): the frozen part gave the head nothing to work
+    with (a tiny BERT whose randomly initialised encoder was frozen by mistake started at ln 2 and
+    stayed; a pretrained LM under LoRA starts far below its ln(vocabulary))."""
+    main = ctx.sig.train_loss
+    v = np.asarray(main[2], dtype=np.float64) if main is not None else np.empty(0)
+    v = v[np.isfinite(v)]
+    return bool(v.size) and ctx.chance_loss(head_level(v)) is not None
+
+
 def settle(f, ctx):
     """A fine-tune (most parameters frozen at watch()) whose trained parameters moved at a normal
     rate and whose loss improved a little is a note: a pretrained model starts near its floor. A
@@ -141,13 +157,27 @@ def settle(f, ctx):
     "raise the LR 10x"; one whose adapters the optimizer never saw moved nothing and stays a warning."""
     gain = f.facts.get("gain")
     if f.severity != "warning" or gain is None or gain < FINE_TUNE_GAIN or ctx.frozen_share < MOSTLY_FROZEN \
-            or ctx.update_ratio is None or ctx.ratio_low or ctx.ratio_high:
+            or ctx.update_ratio is None or ctx.ratio_low or ctx.ratio_high or _started_at_chance(ctx):
         return True
     f.severity = "info"
     f.facts["fine_tune"] = True
     f.title += (f" (a fine-tune: {ctx.frozen_share:.0%} of the parameters frozen, the trained ones updated at a normal "
                 f"rate: a pretrained model starts near its floor; judge it on the validation metric)")
     return True
+
+
+PEAK_TOLERATED = 3e-2   # Adam's first steps move small weights 1-2 % (tabular MLP, tiny BERT: 0.014, 0.022) ...
+SHRANK = 8.0            # ... 3-4x their median; Adagrad's shrinking steps peak 15x theirs (a slow run, not labels)
+
+
+def _updates_normal(ctx) -> bool:
+    """Updates of a normal size: the median update/weight ratio neither far above nor far below
+    ~1e-3, and no stretch above ``PEAK_TOLERATED``. Shuffled labels under Adam peaked at 0.014 and
+    0.022 in the first steps and were read as "LR too low" (trial 15) under the stricter 1e-2."""
+    return (ctx.update_ratio is not None and not ctx.ratio_high and not ctx.ratio_low
+            and ctx.update_ratio >= RATIO_LOW      # the median matrix too (a transformer at SGD 1e-5: 8.7e-7)
+            and (ctx.update_ratio_peak is None or ctx.update_ratio_peak <= RATIO_HIGH
+                 or ctx.update_ratio_peak <= min(PEAK_TOLERATED, SHRANK * ctx.update_ratio)))
 
 
 SPEC = SymptomSpec(
@@ -164,6 +194,7 @@ SPEC = SymptomSpec(
             "input_scaling": 0.1},
     word="flat loss",
     adjust=adjust,
+    fixes=fixes,
     settle=settle,
     needs=("loss",),
 )

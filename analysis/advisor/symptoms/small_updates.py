@@ -16,11 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...findings import Evidence, Finding
-from ..causes import lr_from_update_ratio, settings_slow_training
+from ..causes import MOSTLY_FROZEN, lr_from_update_ratio, settings_slow_training
 from ..context import AT_CHANCE, MIN_LOSS_POINTS
 from ..series import finite_prefix, fmt, head_level, smooth_curve, tail_level
 from ..spec import SymptomSpec
-from .early_plateau import MOSTLY_FROZEN
 
 MOVED = 0.5            # the most-updated weight matrix changed less than this share of its size in all
 FELL = 0.25            # ... while the loss fell less than this share of its first level

@@ -14,6 +14,7 @@ import numpy as np
 from trainspect.recorder.format import SYS_LR
 
 from ...findings import Evidence, Finding
+from ..causes import HUGE_STEP
 from ..series import fmt
 from ..spec import SymptomSpec
 from .lost_updates import ADAM_LIKE
@@ -22,6 +23,8 @@ GROWTH = 5.0          # median over the weight matrices of (largest norm in the 
 EARLY = 0.4           # the early run: its first 40 % of records
 LR_OVER_RMS = 0.5     # peak LR / median initial weight RMS: a step of half a weight's scale (healthy: <= 0.05)
 NOTE_GROWTH = 2.5     # a note below the warning: nanoGPT at 10x its LR (1e-2): 3.4x at 0.45-0.5x,
+# HUGE_STEP (causes): a warning from NOTE_GROWTH at steps of 3/4 of a weight's scale: a tiny GPT at 30x its LR
+# (0.976x, 4.4x) stalled at 3.9 against 1.77 and read "no problems found" (trial 15)
 NOTE_LR_OVER_RMS = 0.25   # 0.1 nat worse; healthy runs <= 1.5x at <= 0.055x
 MIN_RMS = 1e-6        # matrices initialised at ~0 (LoRA's B, a zeroed head) have no scale to grow from
 MIN_RECORDS = 5
@@ -57,7 +60,8 @@ def detect(sig, ctx):
     lr_over_rms = peak_lr / float(np.median(rms[keep]))
     if median_growth < NOTE_GROWTH or lr_over_rms < NOTE_LR_OVER_RMS:
         return None
-    severity = "warning" if median_growth >= GROWTH and lr_over_rms >= LR_OVER_RMS else "info"
+    severity = "warning" if (median_growth >= GROWTH and lr_over_rms >= LR_OVER_RMS) \
+        or (median_growth >= NOTE_GROWTH and lr_over_rms >= HUGE_STEP) else "info"
     worst = int(np.argmax(growth))
     steps = w.steps
     return Finding(
