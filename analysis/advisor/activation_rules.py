@@ -96,7 +96,7 @@ def detect_dead_units(steps, dead_frac, frac_nonpos, modules, types, *, dead=0.5
                  + (" - already at the first record" if from_start else ""),
             steps=[int(steps[0]), first, int(steps[-1])],
             values=rounded([full[0, k], dm[i]])) for k, i in enumerate(hit)],
-        facts={"dead_from_start": from_start},
+        facts={"dead_from_start": from_start, "worst_dead": round(float(worst), 4)},
     )
 
 
