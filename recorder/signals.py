@@ -31,6 +31,18 @@ _lock = threading.Lock()
 _owner_pid = os.getpid()   # the process whose recorders the handler saves (see _handle)
 
 
+def _fresh_lock_in_child() -> None:
+    # A fork while another thread held _lock (a dropped Recorder's unregister) left the child a lock
+    # nobody will release: its SIGTERM handler then blocked in _handle and the worker never died
+    # (test_a_forked_child_does_not_write_its_parents_run timed out once in CI under load).
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock_in_child)
+
+
 def register(recorder) -> bool:
     """Watch the signals for ``recorder`` (installs the handlers on first use, main thread only).
     False when none of ours is installed and this is not the main thread: the signals go past."""

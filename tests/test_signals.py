@@ -260,3 +260,44 @@ def test_a_recorder_made_outside_the_main_thread_says_the_signals_go_past(tmp_pa
         t.start()
         t.join()
     assert not [m for m in caught if "SIGTERM" in m], caught
+
+
+def test_a_fork_while_another_thread_holds_the_registry_lock_leaves_the_child_killable(tmp_path):
+    """A dropped Recorder's finalizer can unregister from any thread; a fork at that moment left the
+    child a registry lock nobody would release, its SIGTERM handler blocked on it, and the worker
+    never died (CI: the fork test above timed out once at 300 s)."""
+    import threading
+
+    from trainspect.recorder import signals as recorder_signals
+    with Recorder(tmp_path / "parent.h5") as rec:
+        rec.log({"loss": 1.0}, step=0)
+        held, release = threading.Event(), threading.Event()
+
+        def hold():
+            with recorder_signals._lock:
+                held.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert held.wait(5)
+        pid = os.fork()
+        if pid == 0:   # the worker: SIGTERM to itself, then wait for its default action
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(500):
+                    time.sleep(0.01)
+            finally:
+                os._exit(3)
+        release.set()
+        holder.join()
+        for _ in range(1000):       # up to 10 s
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError("the forked child hung in the SIGTERM handler")
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
