@@ -22,6 +22,7 @@ from ..optimizer_settings import weight_decays
 from .context import SMALL_INIT, Context
 from .dropout import STRONG_DROPOUT, strong_dropouts
 from .optimizer_eps import DEFAULT_EPS_TEXT
+from .series import fmt
 from .spec import Scores
 
 FIX_BOUNDED_TO_RELU = Fix("bounded_to_relu", "replace sigmoid/tanh in hidden layers with ReLU-family activations "
@@ -655,6 +656,16 @@ def evidence_for_every_symptom(s: Scores, finding: Finding, ctx: Context) -> Non
 ADAM_LR_LARGE = 1e-2   # an Adam-family LR this large is large for any model, whatever its init
 
 
+def lr_scale_phrase(ctx: Context, peak_lr: float | None = None, lr_over_rms: float | None = None) -> str:
+    """"an LR of 0.09 is 0.976x their initial scale": weight_growth's title, and its finding's
+    facts quoted by the findings it explains."""
+    if peak_lr is None:
+        peak_lr = float(np.max(ctx.lr_values))
+    if lr_over_rms is None:
+        lr_over_rms = ctx.facts("weight_growth")["lr_over_rms"]
+    return f"an LR of {peak_lr:.3g} is {fmt(lr_over_rms)}x their initial scale"
+
+
 def lr_shown_by_weight_growth(s: Scores, finding: Finding, ctx: Context) -> None:
     """An Adam LR of 1e-2 or more that grew the weights (a weight_growth warning) explains the other
     findings of the run too: a tiny BERT at 30x its LR (0.045, 2.25x the weights' scale) had its flat
@@ -663,7 +674,7 @@ def lr_shown_by_weight_growth(s: Scores, finding: Finding, ctx: Context) -> None
     if growth is None or growth.severity == "info" or finding.symptom == "weight_growth" \
             or ctx.lr_values is None or float(np.max(ctx.lr_values)) < ADAM_LR_LARGE:
         return
-    s.boost("lr_too_high", 0.9, f"the weights grew early under this LR ({growth.title.split(': ', 1)[-1]}; see "
+    s.boost("lr_too_high", 0.9, f"the weights grew early under this LR ({lr_scale_phrase(ctx)}; see "
                                 "weight_growth): steps that size explain this too")
     for cause, factor in (("bad_init", 0.4), ("activation_choice", 0.4), ("lr_too_low", 0.3)):
         s.damp(cause, factor)
@@ -711,8 +722,9 @@ def loss_runs_away(s: Scores, finding: Finding, ctx: Context) -> None:
     runaway = ctx.found.get("loss_unbounded")
     if runaway is None or finding.symptom == "loss_unbounded":
         return
-    s.boost("loss_sign", 0.95, f"the loss fell without bound ({runaway.title.split(': ', 1)[-1]}): the objective "
-                               "has no minimum, so the weights and gradients grow to lower it further")
+    s.boost("loss_sign", 0.95, f"the loss fell without bound (from {fmt(runaway.facts['first'])} to "
+                               f"{fmt(runaway.facts['lowest'])}): the objective has no minimum, so the weights and "
+                               "gradients grow to lower it further")
     for cause in ("bad_init", "label_noise", "activation_choice"):
         s.damp(cause, 0.3)
 

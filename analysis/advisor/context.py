@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -115,9 +116,10 @@ class Context:
                     return chance, int(classes)
         return None
 
-    @property
+    @cached_property
     def frozen_share(self) -> float:
-        """Share of the parameters' elements frozen at watch() (0 when none or not recorded)."""
+        """Share of the parameters' elements frozen at watch() (0 when none or not recorded); read
+        by several rules and by every finding's cause ranking: counted once."""
         total = sum(self.param_numel.values())
         return frozen_numel(self.sig.meta, self.sig.params) / total if total else 0.0
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .. import loss_rules
-from ..causes import MOSTLY_FROZEN, lr_exploded, lr_from_update_ratio, mostly_frozen, training_stalled, unfreeze_fix
+from ..causes import (MOSTLY_FROZEN, lr_exploded, lr_from_update_ratio, lr_scale_phrase, mostly_frozen,
+                      training_stalled, unfreeze_fix)
 from ..dropout import strong_dropouts
 from ..spec import SymptomSpec
 from ..val_witness import mixed_batches, settle_on_validation
@@ -29,8 +30,8 @@ def adjust(s, f, ctx):
     if mostly_frozen(s, ctx):
         s.damp("insufficient_capacity", 0.5)
     if ctx.found.get("weight_growth") is not None and ctx.found["weight_growth"].severity != "info":
-        s.boost("lr_too_high", 0.85, f"the weights grew early ({ctx.found['weight_growth'].title.split(': ', 1)[-1]}): "
-                                     "the loss stalls at the level steps that large allow")
+        s.boost("lr_too_high", 0.85, f"the weights grew early ({lr_scale_phrase(ctx)}): the loss stalls at the level "
+                                     "steps that large allow")
         s.damp("insufficient_capacity", 0.4)
         s.damp("lr_too_low", 0.3)
     thrown = set(THROWN_AROUND) & ctx.symptoms

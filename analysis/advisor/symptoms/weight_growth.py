@@ -14,7 +14,7 @@ import numpy as np
 from trainspect.recorder.format import SYS_LR
 
 from ...findings import Evidence, Finding
-from ..causes import HUGE_STEP
+from ..causes import HUGE_STEP, lr_scale_phrase
 from ..series import fmt
 from ..spec import SymptomSpec
 from .lost_updates import ADAM_LIKE
@@ -67,7 +67,7 @@ def detect(sig, ctx):
     return Finding(
         symptom="weight_growth", severity=severity, first_step=int(steps[0]), last_step=int(steps[stop - 1]),
         title=f"the weight matrices grew {fmt(median_growth)}x (median) in the first {EARLY:.0%} of the run: "
-              f"an LR of {peak_lr:.3g} is {fmt(lr_over_rms)}x their initial scale",
+              + lr_scale_phrase(ctx, peak_lr, lr_over_rms),
         layers=[names[i] for i in np.argsort(-growth)[:8]],
         evidence=[
             Evidence(series="weight_norm", layer=names[worst], threshold=GROWTH,
