@@ -2,6 +2,7 @@
 (issue 11 part 5; recorder/signals.py). Real processes, real signals."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -170,11 +171,23 @@ def test_an_ignored_signal_stays_ignored(tmp_path):
         signal.signal(signal.SIGHUP, old)
 
 
+@contextlib.contextmanager
+def _default_sigterm():
+    """SIGTERM's default action under the Recorder, whatever handler an earlier test of this worker
+    left installed: ours chains to it in the child, and a handler that returns kept the child alive
+    (the fork test hung 300 s in CI depending on the order the tests ran in)."""
+    old = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def test_a_forked_child_does_not_write_its_parents_run(tmp_path):
     """A DataLoader-style forked worker inherits the handler; SIGTERM to it must not touch the
     parent's run (the parent goes on and finishes it)."""
     path = tmp_path / "parent.h5"
-    with Recorder(path) as rec:
+    with _default_sigterm(), Recorder(path) as rec:
         rec.log({"loss": 1.0}, step=0)
         rec.flush()
         ready_r, ready_w = os.pipe()
@@ -269,7 +282,7 @@ def test_a_fork_while_another_thread_holds_the_registry_lock_leaves_the_child_ki
     import threading
 
     from trainspect.recorder import signals as recorder_signals
-    with Recorder(tmp_path / "parent.h5") as rec:
+    with _default_sigterm(), Recorder(tmp_path / "parent.h5") as rec:
         rec.log({"loss": 1.0}, step=0)
         held, release = threading.Event(), threading.Event()
 
