@@ -1,12 +1,13 @@
 """The one way a Finding is presented: the CLI, the tail, the advisor panel, the HTML and the PDF.
 
-``present(f)`` decides every word once (mark, colour, step span, layer list, how a cause and
-its confidence read); the three renderers only wrap those words in terminal lines, web HTML
+``present(f)`` decides every word once (mark, colour, step span, layer list, each cause with
+how well it fits, in words); the three renderers only wrap those words in terminal lines, web HTML
 (CSS classes) or Qt rich text (the panel and the PDF both draw Qt's HTML subset). Every
 string from a run file is escaped in the HTML renderers.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from html import escape
 
@@ -33,7 +34,7 @@ class FindingView:
     layers: str                     # "layers: a, b … (+3)" / ""
     sections: list = field(default_factory=list)   # evidence, causes, fixes (those present)
     confirm: str = ""
-    first_cause: str = ""           # "lr too high (90%): why"
+    first_cause: str = ""           # "lr too high (strong fit): why"
     first_fix: str = ""
     chain: str = ""                 # "exploding_gradients -> nan_inf: the gradient norm grew ..." / ""
 
@@ -62,8 +63,19 @@ def _fix(fix) -> str:
     return getattr(fix, "text", str(fix))
 
 
+# A cause's score (0..1) says how well it fits this run's evidence on its own: the scores of one
+# finding's causes do not add up to 1, and shown as "45% / 30% / 25% / 15%" they were read as
+# probabilities (trial14 M9). So every view names the fit in words; --json keeps the number.
+FIT_WORDS = ((0.6, "strong fit"), (0.3, "medium fit"), (-math.inf, "weak fit"))
+
+
+def fit_word(confidence: float) -> str:
+    """"strong fit" (>= 0.6), "medium fit" (>= 0.3) or "weak fit"."""
+    return next((word for floor, word in FIT_WORDS if confidence >= floor), FIT_WORDS[-1][1])
+
+
 def _cause(c) -> str:
-    return f"{cause_name(c.id)} ({c.confidence:.0%}): {c.why}"
+    return f"{cause_name(c.id)} ({fit_word(c.confidence)}): {c.why}"
 
 
 def earlier_fixes(findings) -> list[dict]:

@@ -73,10 +73,10 @@ def test_one_presenter_says_the_same_words_everywhere():
     f = _finding()
     text = "\n".join(text_lines(f))
     for out in (text, web_html(f), rich_html(f)):
-        assert "steps 10–90" in out and "lr too high (80%)" in out and "lower the LR" in out and "rerun" in out
+        assert "steps 10–90" in out and "lr too high (strong fit)" in out and "lower the LR" in out and "rerun" in out
     assert text.startswith("ERROR [exploding_gradients]")
     assert "<explode>" not in web_html(f) and "&lt;explode&gt;" in rich_html(f)      # run text is escaped
-    assert text_lines(f, brief=True) == [text.splitlines()[0], "      likely cause: lr too high (80%): steps too big",
+    assert text_lines(f, brief=True) == [text.splitlines()[0], "      likely cause: lr too high (strong fit): steps too big",
                                          "      first fix: lower the LR"]
 
 
