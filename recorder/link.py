@@ -28,6 +28,11 @@ class RecorderLink:
         return self._rec._writer._pending is not None
 
     @property
+    def resumed(self) -> bool:
+        """Does this session continue a run file written before (its layer tables kept)?"""
+        return self._rec._writer.file.resumed
+
+    @property
     def step(self) -> int:
         """The step an optimizer step now would record (0-based count of steps done)."""
         return self._rec._step

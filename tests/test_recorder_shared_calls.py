@@ -92,8 +92,8 @@ def test_calls_beyond_the_cap_are_said_unmeasured_once(tmp_path, monkeypatch):
     said = train(tmp_path / "r.h5", 0, SuperResolution())
     layers, _, _ = dead_share(tmp_path / "r.h5")
     assert layers == ["relu", "conv1", "conv2", "relu#2", "conv3", "conv4"]
-    beyond = [s for s in said if "calls after its first 2 are not measured" in s]
-    assert len(beyond) == 1 and "'relu'" in beyond[0], said
+    beyond = [s for s in said if "calls beyond the rows are not measured" in s]
+    assert len(beyond) == 1 and "'relu' (ReLU, 3 calls, 2 rows)" in beyond[0], said
 
 
 def test_a_model_without_shared_modules_keeps_its_rows(tmp_path):
@@ -114,7 +114,7 @@ def test_a_model_without_shared_modules_keeps_its_rows(tmp_path):
 
 def test_layout_started_before_any_forward_still_says_first_call_only(tmp_path):
     # flush() right after watch() makes the file readable before a forward showed the calls:
-    # the shared module keeps one row and the run says so once, as before.
+    # the shared module keeps one row and the run says so once.
     model = SuperResolution()
     opt = torch.optim.SGD(model.parameters(), lr=1e-3)
     with warnings.catch_warnings(record=True) as caught:
@@ -130,8 +130,8 @@ def test_layout_started_before_any_forward_still_says_first_call_only(tmp_path):
                 loss.backward()
                 opt.step()
                 rec.log({"train/loss": loss.item()})
-    said = [str(w.message) for w in caught if "more than once per forward" in str(w.message)]
-    assert len(said) == 1 and "'relu'" in said[0]
+    said = [str(w.message) for w in caught if "several times per forward" in str(w.message)]
+    assert len(said) == 1 and "'relu' (ReLU, 3 calls, 1 row)" in said[0], said
     layers, steps, _ = dead_share(tmp_path / "r.h5")
     assert layers == ["relu", "conv1", "conv2", "conv3", "conv4"] and steps.tolist() == [0, 1, 2]
 

@@ -8,6 +8,8 @@ after every conv; torchvision's ResNet blocks) is several layers: its 2nd, 3rd..
 ``MAX_CALLS``) get rows of their own, ``<name>#2``, ``<name>#3``, found at the first training
 forward (watch() lets the layer tables wait for it, see Recorder.watch) and placed after the leaf
 that ran just before them. Every later forward measures call k in row ``#k``: names are stable.
+Calls that no row measures (beyond the rows, or every later call when the tables had to start
+before a training forward showed them) are said in one warning per run, not one per module.
 """
 from __future__ import annotations
 
@@ -53,7 +55,9 @@ class Activations(Record):
         self._handles = []
         self._step = -1            # step of the forward being captured
         self._seen = {}            # id(output) -> (output, its version, bounds, cap entry) this forward
-        self._reused = set()       # leaves whose unmeasured later calls were looked at (said once)
+        self._unmeasured = {}      # leaf -> most calls seen in a forward, where some had no row
+        self._said_unmeasured = False   # one summary warning per run, not one per module
+        self._rows_per_call = False     # the tables got their #k rows from a training forward
 
     def forward_start(self, step, args, kwargs):
         self._capture = [None] * len(self.bounds)
@@ -98,23 +102,46 @@ class Activations(Record):
                 self.w.guard(self._store_leaf, one, 0, output, module, self.bounds[i])
                 self._later[(i, k)] = one[0]
             return
-        if self._learn or i in self._reused or i not in self.shareable:
+        if self._learn or i not in self.shareable:
             return       # (a cell unrolled over time, LSTMCell, is one layer by design)
-        self._reused.add(i)
-        name = self.w.layout.names.get(id(module), i)
-        if (i, 2) in self.later_rows:
-            why = (f"calls after its first {MAX_CALLS} are not measured" if k > MAX_CALLS else
-                   f"its call {k} is not measured (it ran fewer times in the first training forward)")
-            self.w.link.warn_once("<watch>", f"{type(module).__name__} module '{name}' runs {k} times or more per "
-                                             f"forward: {why}; give each use a module of its own to have each judged")
-            return
-        # The layer tables had started before a training forward showed the calls (watch()
-        # long before it, or a run being resumed): super_resolution's shared self.relu, 92 %
-        # dead at its 2nd call, went unreported
-        self.w.link.warn_once("<watch>", f"{type(module).__name__} module '{name}' runs more than once per "
-                                         "forward (one module shared between layers): its activation "
-                                         "statistics are those of its first call; give each use a module of "
-                                         "its own to have each judged")
+        if k > self._unmeasured.get(i, 0):
+            self._unmeasured[i] = k     # said once for all such modules, when the forward ends
+
+    def _say_unmeasured(self):
+        """One warning for the run: which shared modules had calls no row measured, and why.
+        No advice to edit the model: torchvision's blocks reuse ``self.relu``, a seq2seq decoder
+        its dropout at every time step, a siamese twin its whole branch, all by design."""
+        self._said_unmeasured = True
+        from ..recorder import SHARED_CALLS_WAIT
+
+        rows = {}
+        for i, _ in self.later_rows:
+            rows[i] = rows.get(i, 1) + 1
+        leaves = sorted(self._unmeasured, key=lambda i: self.first_row[i])
+        n = f"{len(leaves)} module{'s' if len(leaves) > 1 else ''}"
+        if self._rows_per_call:
+            text = (f"{n} ran more times in a forward than the per-call activation rows cover "
+                    f"({self._list(leaves, rows)}): the calls beyond the rows are not measured (rows are made at the "
+                    f"first training forward, for at most {MAX_CALLS} calls of a module and "
+                    f"{MAX_EXTRA_ROWS} rows in all)")
+        else:
+            why = ("a resumed run keeps the layer rows of its first session" if self.w.link.resumed else
+                   "the layer tables had to start before a training forward showed the calls (none came "
+                   f"within {SHARED_CALLS_WAIT:.0f} s of watch(), or a flush() came first); watch() shortly "
+                   "before the training loop gives each call a row of its own")
+            text = (f"{n} called several times per forward (used at several places) "
+                    f"{'have' if len(leaves) > 1 else 'has'} one activation row, that of the first call "
+                    f"({self._list(leaves, rows)}): {why}")
+        self.w.link.warn_once("<watch>", text)
+
+    def _list(self, leaves, rows, most=4):
+        names = self.w.layout.names
+        said = []
+        for i in leaves[:most]:
+            n = rows.get(i, 1)
+            said.append(f"'{names.get(id(self.leaves[i]), i)}' ({type(self.leaves[i]).__name__}, "
+                        f"{self._unmeasured[i]} calls, {n} row{'s' if n > 1 else ''})")
+        return ", ".join(said) + (f" and {len(leaves) - most} more" if len(leaves) > most else "")
 
     def _store_leaf(self, cap, i, output, module, bounds=None):
         """``_store`` for one leaf; a failure leaves that leaf out, not every instrument: a module
@@ -168,6 +195,8 @@ class Activations(Record):
             self._remove_hooks()
         self._finished, self._capture = self._capture, None
         self._seen = {}
+        if self._unmeasured and not self._said_unmeasured:
+            self._say_unmeasured()
 
     def _remove_hooks(self):
         for h in self._handles:
@@ -206,11 +235,12 @@ class Activations(Record):
             keys.insert(at, key)
             pos = {k: n for n, k in enumerate(keys)}
         if not extra:
-            self.w.link.start_layout(None)
+            self._rows_per_call = self.w.link.start_layout(None) is True
             return cap
         rows = [modules[i] if k == 1 else (fit_name(f"{modules[i][0]}#{k}"), modules[i][1]) for i, k in keys]
         if not self.w.link.start_layout(rows):
             return cap    # started as watch() left it: later calls are said unmeasured (_later_call)
+        self._rows_per_call = True
         self.first_row[:] = [pos[(i, 1)] for i in range(len(self.leaves))]
         self.later_rows = {key: pos[key] for key in extra}
         self.bounds = [self.bounds[i] for i, _ in keys]
@@ -241,3 +271,4 @@ class Activations(Record):
     def unpack(self, values, arg, step, wall, rows):
         m = values.reshape(arg, len(fmt.ACT_FIELDS))
         return {name: m[:, i] for i, name in enumerate(fmt.ACT_FIELDS)}
+
