@@ -1,7 +1,7 @@
 """Parameters frozen on purpose: ``requires_grad=False`` when ``watch()`` saw the model (a LoRA
 base, a frozen backbone), from ``meta["model"]["frozen_params"]``; and those that require a
 gradient but were not in the watched optimizer, ``meta["model"]["unoptimized_params"]``
-(recorder/FORMAT.md)."""
+(recorder/FORMAT.md); and the optimizer's tensors that belong to no module of the model."""
 from __future__ import annotations
 
 
@@ -33,3 +33,11 @@ def frozen_numel(meta, params) -> int:
     """How many of the run's parameter elements were frozen at watch() (0 when none or unknown)."""
     names = frozen_param_names(meta, params)
     return sum(p.numel for p in params if p.name in names) if names else 0
+
+
+def module_less_params(params) -> dict:
+    """name -> shape of the tensors the watched optimizer held that no module of the model owns
+    (recorded by position, ``optimizer.group0.param18``: a layer replaced after the optimizer was
+    built keeps its old tensors there). A parameter of the model itself has no dot in its name."""
+    return {p.name: tuple(p.shape) for p in params or ()
+            if not p.module and p.name.startswith("optimizer.group") and "." in p.name}

@@ -159,7 +159,7 @@ CUT_SHARE = 0.05    # trainable elements without a gradient that make the findin
 
 
 def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, min_records=3,
-                  label=str, frozen=None, unoptimized=None, numel=None) -> Finding | None:
+                  label=str, frozen=None, unoptimized=None, numel=None, orphans=None) -> Finding | None:
     """Parameters that never change: gradients but no updates, or no gradient at all.
 
     - gradient > 0 but update_norm == 0 in every record: the optimizer never touches it
@@ -175,14 +175,16 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
       block, reentrant checkpointing of inputs without grad). Cut off when they are the model's
       first trainable parameters and later ones get gradients: a warning once they hold
       ``CUT_SHARE`` of the trainable elements (``numel``: name -> elements). A spare head or an
-      unused pooler stays advice.
+      unused pooler stays advice. ``orphans``: name -> shape of the tensors the optimizer holds
+      that belong to no module of the model (``optimizer.group0.param18``): never a gradient
+      there is a layer replaced after the optimizer was built, said in words, not by those names.
     """
     # Per-column facts from one chunked pass each: no [records x layers] float64 copies.
     g = as_table(grad_norm, grad_steps, layers).summary if grad_norm is not None else None
     u = as_table(update_norm, weight_steps, layers).summary if update_norm is not None else None
     g = g if g is not None and g.rows >= min_records else None
     u = u if u is not None and u.rows >= min_records else None
-    groups = {"no_update": [], "zero_grad": [], "no_grad": [], "cut": []}
+    groups = {"no_update": [], "zero_grad": [], "no_grad": [], "cut": [], "orphan": []}
     known = frozen is not None and unoptimized is not None   # who holds what is recorded
     for j, name in enumerate(layers):
         if frozen is not None and name in frozen:
@@ -190,6 +192,9 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
             # process, then frozen for a fine-tune: no zero_grad() of the new optimizer clears it)
             continue
         if g is not None and g.all_nan[j]:
+            if orphans and name in orphans:
+                groups["orphan"].append(j)    # the old head's tensors after model.fc = nn.Linear(...)
+                continue
             groups["cut" if known and name not in unoptimized else "no_grad"].append(j)
             continue
         if g is not None and not g.any_nonzero[j]:
@@ -242,23 +247,34 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
                      "although they require one (not used by the forward?): " if unoptimized is None else
                      "although they require one; the optimizer does not hold them (frozen by torch.no_grad()?): ")
                   + ", ".join(label(n) for n in names[:8]))))
+    orphan_words = ""
+    if groups["orphan"]:
+        n = len(groups["orphan"])
+        orphan_words = (f"{n} tensor{'s' if n > 1 else ''} of the optimizer "
+                        f"{'belong' if n > 1 else 'belongs'} to no module of the model (a layer replaced "
+                        "after the optimizer was built?)")
+        shapes = ", ".join("x".join(map(str, orphans[layers[j]])) or "scalar" for j in groups["orphan"][:8])
+        evidence.append(Evidence(series="grad_norm", text=f"{orphan_words}: never a gradient; shapes {shapes}"))
     severe = groups["no_update"] or groups["zero_grad"] or (cut_prefix and cut_share >= CUT_SHARE)
     involved = groups["no_update"] + groups["zero_grad"] + groups["cut"] + (groups["no_grad"] if not severe else [])
     steps_all = weight_steps if weight_steps is not None and len(weight_steps) else grad_steps
     what = ("never updated" if groups["no_update"] else "get no gradient") if severe else "have no gradient (frozen)"
+    title = "; ".join(
+        ([f"{len(involved)} parameter(s) {what}: {', '.join(label(layers[j]) for j in involved[:4])}"
+          + ("..." if len(involved) > 4 else "")] if involved else []) + ([orphan_words] if orphan_words else []))
     return Finding(
-        symptom="frozen_layers", severity="warning" if severe else "info",
-        title=f"{len(involved)} parameter(s) {what}: {', '.join(label(layers[j]) for j in involved[:4])}"
-              + ("..." if len(involved) > 4 else ""),
+        symptom="frozen_layers", severity="warning" if severe else "info", title=title,
         first_step=int(steps_all[0]), last_step=int(steps_all[-1]),
-        layers=[layers[j] for j in involved], evidence=evidence,
+        layers=[layers[j] for j in involved], evidence=evidence,   # (no module: no layer of the model to show)
         facts={"no_update": bool(groups["no_update"]), "zero_grad": bool(groups["zero_grad"]),
                "no_grad": bool(groups["no_grad"] or groups["cut"]),
                # trainable, in the optimizer, never a gradient: cut off from the loss or unused
                "cut": bool(groups["cut"]), "cut_share": round(cut_share, 4), "cut_prefix": cut_prefix,
+               "orphans": len(groups["orphan"]),
                # every parameter that has a gradient gets exactly zero: nothing in the model can learn
                "all_zero_grad": bool(groups["zero_grad"]) and
-               len(groups["zero_grad"]) + len(groups["no_grad"]) + len(groups["cut"]) == len(layers)},
+               len(groups["zero_grad"]) + len(groups["no_grad"]) + len(groups["cut"]) + len(groups["orphan"])
+               == len(layers)},
     )
 
 

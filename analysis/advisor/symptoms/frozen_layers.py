@@ -1,6 +1,7 @@
 """``frozen_layers``: parameters that never change (no update, or exactly zero gradient, or none)."""
 from __future__ import annotations
 
+from ...frozen import module_less_params
 from .. import gradient_rules
 from ..causes import weights_symmetric
 from ..spec import SymptomSpec
@@ -17,7 +18,8 @@ def detect(sig, ctx):
         u = u.head(rows_before(u.steps, ctx.nan_step)) if u is not None else None
     return gradient_rules.detect_frozen(g.steps if g is not None else None, g, u.steps if u is not None else None, u,
                                         layers, label=ctx.label, frozen=ctx.frozen_params,
-                                        unoptimized=ctx.unoptimized_params, numel=ctx.param_numel)
+                                        unoptimized=ctx.unoptimized_params, numel=ctx.param_numel,
+                                        orphans=module_less_params(sig.params))
 
 
 def adjust(s, f, ctx):
