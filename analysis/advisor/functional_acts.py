@@ -5,7 +5,8 @@ The recorder keeps the statistics of every leaf module's output, so a Linear/Con
 pre-activation of whatever function follows. ReLU(x) <= 0 exactly where x <= 0, so the dead-unit
 fraction of the pre-activation is the dead-unit fraction behind a functional ReLU. It is only
 read for models with no activation module at all (those apply their activations as functions),
-never for the last Linear/Conv (logits may be negative), and only the strict criterion is used
+never for the last Linear/Conv (logits may be negative) nor for parallel heads (``sibling_heads``:
+a VAE's mu/logvar, an actor-critic's action/value heads), and only the strict criterion is used
 (most units <= 0 for the whole batch): a Linear unit that stays negative for a whole batch is
 rare unless something clamps it to zero afterwards.
 """
@@ -31,19 +32,47 @@ ACTIVATION_TYPES = RELU_TYPES | BOUNDED_TYPES | {
 OUTPUT_PROJECTIONS = {"linear2", "out_proj", "c_proj", "o_proj", "down_proj", "w2", "wo"}
 
 
-def functional_candidates(types, modules=None) -> list[int]:
+def functional_candidates(types, modules=None, shapes=None) -> list[int]:
     """Columns that are pre-activations of a functional activation (empty if the model has
-    activation modules); ``modules`` (their names) leaves out known output projections."""
+    activation modules); ``modules`` (their names) leaves out known output projections, and
+    with ``shapes`` ({module: weight shape}) parallel heads (``sibling_heads``)."""
     if any(t in ACTIVATION_TYPES for t in types):
         return []
     cols = [j for j, t in enumerate(types) if t in PREACT_TYPES]
     cols = cols[:-1]     # the last one produces the outputs (logits)
     if modules is not None:
         cols = [j for j in cols if modules[j].rsplit(".", 1)[-1] not in OUTPUT_PROJECTIONS]
+        heads = sibling_heads(types, modules, shapes or {})
+        cols = [j for j in cols if j not in heads]
     return cols
 
 
-def judged_columns(stat: str, types, modules) -> tuple:
+def sibling_heads(types, modules, shapes: dict) -> set:
+    """Columns of Linear/Conv layers registered one after the other that read inputs of the same
+    width while neither can feed the next (in_features equal, the first's out_features not the
+    second's in_features): parallel heads on one input, whose outputs are the model's results
+    (a VAE's fc21/fc22 = mu/logvar, ``torch.exp(0.5 * logvar)``; actor and critic heads; bbox and
+    class heads), not hidden layers an F.relu follows. Consecutive layers of a plain MLP never
+    match: the second reads the first's output, so its in_features are the first's out_features.
+    The VAE's decoder, registered after its heads, made fc22 the "85 % dead behind F.relu?"
+    layer of a healthy log-variance (trial 15, F6)."""
+    preact = [j for j, t in enumerate(types) if t in PREACT_TYPES]
+    heads = set()
+    for a, b in zip(preact, preact[1:]):
+        sa, sb = shapes.get(modules[a]), shapes.get(modules[b])
+        if (types[a] == types[b] and sa is not None and sb is not None and len(sa) >= 2 and len(sb) >= 2
+                and sa[1] == sb[1] and sa[0] != sb[1]):
+            heads |= {a, b}
+    return heads
+
+
+def weight_shapes(params) -> dict:
+    """{module name: shape of its ``weight``} from the run's parameters (``Run.params``)."""
+    return {p.module: tuple(p.shape) for p in params or ()
+            if p.name.rsplit(".", 1)[-1] == "weight" and p.shape is not None}
+
+
+def judged_columns(stat: str, types, modules, shapes=None) -> tuple:
     """(the columns of a per-module activation statistic the advisor judges, the words for them);
     (None, "") for a statistic that means something on every module. Dead units: ReLU-family
     outputs, or, in a model without activation modules, the Linear/Conv outputs a functional
@@ -54,15 +83,15 @@ def judged_columns(stat: str, types, modules) -> tuple:
     if stat != "act_dead_frac":
         return None, ""
     cols = relu_columns(types)
-    functional = [] if cols else functional_candidates(types, modules)
+    functional = [] if cols else functional_candidates(types, modules, shapes)
     if functional:
         return functional, "Linear/Conv outputs before a functional F.relu"
     return cols, "ReLU-family outputs"
 
 
 def detect_dead_behind_functions(steps, dead_frac, modules, types, *, dead=0.5, label=str,
-                                 grad_norm=None) -> Finding | None:
-    cols = functional_candidates(types, modules)
+                                 grad_norm=None, shapes=None) -> Finding | None:
+    cols = functional_candidates(types, modules, shapes)
     if grad_norm is not None:
         elsewhere = _not_behind_a_relu(dead_frac, grad_norm, modules, cols)   # read once, not per column
         cols = [j for j in cols if j not in elsewhere]

@@ -59,6 +59,13 @@ class Figure:
     title: str
     svg: str
     caption: str = ""
+    plot: dict | None = None     # a line plot's drawn data (svgplot.drawn_data): the HTML's hover and zoom
+
+
+def plot_figure(title: str, lines: list, spec: PlotSpec, caption: str = "") -> Figure:
+    """A line plot as a Figure: its SVG (HTML and PDF) and what it drew (the HTML's hover and zoom)."""
+    svg, plot = svgplot.line_plot_drawn(lines, spec)
+    return Figure(title, svg, caption, plot)
 
 
 @dataclass
@@ -326,9 +333,9 @@ def key_figures(run, brief: bool = False) -> list:
                                                 and not is_sys(n) and n not in (train, val)]
     lines = [ln for i, n in enumerate(losses[:len(PALETTE)]) if (ln := _series_line(run, n, PALETTE[i])) is not None]
     if lines:
-        figs.append(Figure("Losses", svgplot.line_plot(lines, PlotSpec(title="Losses", ylabel="loss",
-                                                                       height=BRIEF_PLOT_HEIGHT if brief else 240)),
-                           "raw values; every spike is kept (min/max per pixel column)"))
+        figs.append(plot_figure("Losses", lines, PlotSpec(title="Losses", ylabel="loss",
+                                                          height=BRIEF_PLOT_HEIGHT if brief else 240),
+                                "raw values; every spike is kept (min/max per pixel column)"))
     if brief:
         return figs
     lrs = lr_groups(names)
@@ -336,18 +343,18 @@ def key_figures(run, brief: bool = False) -> list:
     for n in others:
         ln = _series_line(run, n, PALETTE[2])
         if ln is not None:
-            figs.append(Figure(n, svgplot.line_plot([ln], PlotSpec(title=n, height=200))))
+            figs.append(plot_figure(n, [ln], PlotSpec(title=n, height=200)))
     lines = [ln for i, n in enumerate(lrs[:len(PALETTE)])
              if (ln := _series_line(run, n, PALETTE[i], "group 0" if n == SYS_LR else "group " + n.rsplit("/", 1)[-1]))]
     if lines:
         if len(lines) == 1:
             lines[0].label = ""
         title = stat_label(SYS_LR).capitalize()
-        figs.append(Figure(title, svgplot.line_plot(lines, PlotSpec(title=title, height=200))))
+        figs.append(plot_figure(title, lines, PlotSpec(title=title, height=200)))
     gn = _series_line(run, SYS_GRAD_NORM, PALETTE[4], "")
     if gn is not None:
         title = stat_label(SYS_GRAD_NORM).capitalize()
-        figs.append(Figure(title, svgplot.line_plot([gn], PlotSpec(title=title, height=200))))
+        figs.append(plot_figure(title, [gn], PlotSpec(title=title, height=200)))
     have = set(run.layer_stat_names())
     for stat, title in HEATMAP_STATS:
         if stat not in have:
@@ -370,13 +377,13 @@ def meaningful_rows(run, stat: str) -> tuple:
     them (``judged_columns``); (None, "") for every row. A healthy Linear, LayerNorm, Dropout or
     logit output has many units <= 0 for a whole batch (nanoGPT: 0.47-0.69): its bright
     dead-units row read as an alarm."""
-    from trainspect.analysis.advisor.functional_acts import judged_columns
+    from trainspect.analysis.advisor.functional_acts import judged_columns, weight_shapes
 
     if stat not in ("act_dead_frac", "act_frac_saturated"):
         return None, ""
     layers = run.layer_stat(stat, 0, 0).layers
     type_of = {m.name: m.type for m in run.modules or ()}
-    cols, which = judged_columns(stat, [type_of.get(n, "") for n in layers], layers)
+    cols, which = judged_columns(stat, [type_of.get(n, "") for n in layers], layers, weight_shapes(run.params))
     return {layers[j] for j in cols}, which
 
 
@@ -557,7 +564,7 @@ def _scalar_evidence_figure(run, ev, span, height=None) -> Figure | None:
     if ln is None:
         return None
     spec = PlotSpec(title=ev.series, height=height or 200, spans=span, markers=_on_curve(_markers(ev), ln.x, ln.y)[:200])
-    return Figure(ev.series, svgplot.line_plot([ln], spec), marker_caption(ev.text, spec.markers, span))
+    return plot_figure(ev.series, [ln], spec, marker_caption(ev.text, spec.markers, span))
 
 
 def _rank_evidence_figure(run, finding, ev, span, height=None) -> Figure | None:
@@ -579,7 +586,7 @@ def _rank_evidence_figure(run, finding, ev, span, height=None) -> Figure | None:
                   PALETTE[k % len(PALETTE)]) for k, r in enumerate(order[:len(PALETTE)])]
     markers = _on_curve(_markers(ev), m.steps, m.row(named[0])) if named else []
     spec = PlotSpec(title=f"{ev.series}, every rank", height=height or 210, spans=span, markers=markers[:200])
-    return Figure(ev.series, svgplot.line_plot(lines, spec), marker_caption(ev.text, spec.markers, span))
+    return plot_figure(ev.series, lines, spec, marker_caption(ev.text, spec.markers, span))
 
 
 def _layer_evidence_figure(run, finding, ev, span, height=None) -> Figure | None:
@@ -593,7 +600,7 @@ def _layer_evidence_figure(run, finding, ev, span, height=None) -> Figure | None
     lines = [Line(ls.steps, ls.values[:, k], ls.layers[k], PALETTE[k % len(PALETTE)]) for k in range(len(idx))]
     on_curve = _on_curve(_markers(ev), ls.steps, ls.values[:, 0].astype(float)) if len(idx) == 1 else []
     spec = PlotSpec(title=f"{ev.series}", height=height or 210, spans=span, markers=on_curve[:200])
-    return Figure(ev.series, svgplot.line_plot(lines, spec), marker_caption(ev.text, spec.markers, span))
+    return plot_figure(ev.series, lines, spec, marker_caption(ev.text, spec.markers, span))
 
 
 def _snapshot_figure(run, layer, caption) -> Figure | None:
@@ -744,7 +751,7 @@ def build_comparison(runs, sections) -> Comparison:
             if name and (ln := _series_line(r, name, colors[id(r)], r.name)) is not None:
                 lines.append(ln)
         if lines:
-            figs.append(Figure(title, svgplot.line_plot(lines, PlotSpec(title=title, height=230))))
+            figs.append(plot_figure(title, lines, PlotSpec(title=title, height=230)))
     return Comparison(header, table, figs, by_run, bold, notes, shared)
 
 

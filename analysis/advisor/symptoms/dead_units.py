@@ -30,7 +30,8 @@ def detect(sig, ctx):
                                            label=ctx.label, dropped=dropped, strict=strict)
     if f is None:   # activations applied as functions: judge the Linear/Conv pre-activations
         f = functional_acts.detect_dead_behind_functions(d.steps, d, mods, types, label=ctx.label,
-                                                         grad_norm=sig.layer.get("grad_norm"))
+                                                         grad_norm=sig.layer.get("grad_norm"),
+                                                         shapes=functional_acts.weight_shapes(sig.params))
         ctx.has_relu = ctx.has_relu or f is not None
     return f
 
