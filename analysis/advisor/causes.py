@@ -21,6 +21,7 @@ from ..findings import Cause, Finding, Fix
 from ..optimizer_settings import weight_decays
 from .context import SMALL_INIT, Context
 from .dropout import STRONG_DROPOUT, strong_dropouts
+from .input_scale import inputs_far_off
 from .optimizer_eps import DEFAULT_EPS_TEXT
 from .series import fmt
 from .spec import Scores
@@ -651,6 +652,7 @@ def evidence_for_every_symptom(s: Scores, finding: Finding, ctx: Context) -> Non
     lr_from_update_ratio(s, ctx)
     if finding.symptom != "unnormalized_inputs":
         inputs_unscaled(s, ctx)
+        inputs_far_off(s, finding, ctx)
 
 
 ADAM_LR_LARGE = 1e-2   # an Adam-family LR this large is large for any model, whatever its init

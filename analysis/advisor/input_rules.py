@@ -39,14 +39,15 @@ def detect_unnormalized(steps, mean, std, vmin=None, vmax=None, *, max_scale=5.0
         problems.append(f"|mean| {fmt(abs(mm))} > {mild_offset:g} and > {mild_ratio:g} x std: raw, unscaled features")
     if not problems:
         return None
-    rng = ""
+    rng, peak = "", rms
     if vmin is not None and vmax is not None:
         lo, hi = np.asarray(vmin, dtype=np.float64), np.asarray(vmax, dtype=np.float64)
         if np.isfinite(lo).any() and np.isfinite(hi).any():
             rng = f", range [{fmt(float(np.nanmin(lo)))}, {fmt(float(np.nanmax(hi)))}]"
+            peak = max(rms, abs(float(np.nanmin(lo))), abs(float(np.nanmax(hi))))
     tiny = rms < min_scale and len(problems) == 1
     return Finding(
-        symptom="unnormalized_inputs", severity="warning", facts={"tiny": tiny, "rms": rms},
+        symptom="unnormalized_inputs", severity="warning", facts={"tiny": tiny, "rms": rms, "peak": peak},
         title=(f"inputs are far below unit scale: mean {fmt(mm)}, std {fmt(ss)}{rng}" if tiny else
                f"inputs are not standardised: mean {fmt(mm)}, std {fmt(ss)}{rng}"),
         first_step=int(steps[ok][0]), last_step=int(steps[ok][-1]),
