@@ -20,6 +20,7 @@ from trainspect.app.cli import main as cli_main
 from trainspect.app.report import export_report, report_format
 from trainspect.app.report.content import build_report, open_runs
 from trainspect.app.report.html import render_html
+from trainspect.app.report.interactive import SCRIPT_HASH
 from trainspect.app.report.svgplot import Line, PlotSpec, heatmap, line_plot, peak_decimate
 from tests.fixtures_runs import make_run
 
@@ -94,13 +95,17 @@ def test_html_is_well_formed_and_self_contained(html_report):
     assert html.startswith("<!DOCTYPE html>")
     p = parse(html)
     assert p.errors == [] and p.stack == []
-    # Nothing can load or run: no scripts, no external resources, no event handlers, CSP set.
-    assert not {"script", "link", "iframe", "object", "embed", "img"} & set(p.tags)
+    # Nothing can load, and nothing runs but the report's own script (hover and zoom, allowed by
+    # its hash alone): no external resources, no event handlers, CSP set.
+    assert not {"link", "iframe", "object", "embed", "img"} & set(p.tags)
+    assert p.tags.count("script") == 1
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html).group(1)
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'none'" and directives["script-src"] == f"'{SCRIPT_HASH}'"
     assert not [k for k, _ in p.attrs if k.startswith("on")]
     urls = set(re.findall(r"\b(?:https?|ftp)://[^\s\"'<>)]+", html))
     assert urls <= {"http://www.w3.org/2000/svg"}          # the SVG namespace name, never fetched
     assert not [v for k, v in p.attrs if k in ("src", "href") and v and not v.startswith("#")]
-    assert "Content-Security-Policy" in html and "default-src 'none'" in html
 
 
 def test_html_contains_every_finding_with_evidence_and_fixes(html_report, runs_dir):

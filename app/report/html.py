@@ -1,22 +1,28 @@
-"""The report as one self-contained HTML file: inline CSS and inline SVG, no scripts, no URLs.
+"""The report as one self-contained HTML file: inline CSS, inline SVG and one inline script of
+ours (hover readout and step zoom on the line plots, ``interactive``), no URLs.
 
 Every string that came from a run file (names, metric names, config, error text, findings)
-goes through ``html.escape``; a Content-Security-Policy forbids scripts and any fetch, so even
-a rendering bug could not make the page execute or load anything.
+goes through ``html.escape``; a Content-Security-Policy allows that one script by its hash and
+forbids every other script and any fetch, so even a rendering bug could not make the page
+execute anything else or load anything. Without scripts the plots are the static SVG.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
 from ..present import e, earlier_fixes, present, web_html
 from .content import Report, RunSection, serious
+from .interactive import SCRIPT, SCRIPT_HASH
 
 BRIEF_CAUSES = 2
 BRIEF_FIXES = 3
 BREAK_AFTER = re.compile(r"([_/,])(?=\S)")    # a table cell may wrap after these, never inside a word
 
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+CSP = f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '{SCRIPT_HASH}'"
+PLOT_HINT = ("Plots: point at a curve for its recorded values; drag across a plot to zoom into those steps "
+             "(every plot of the run follows); double-click for all steps.")
 
 CSS = """
 body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:24px auto;max-width:980px;color:#222;
@@ -43,9 +49,15 @@ def _kv_table(rows) -> str:
     return f'<table class="kv">{body}</table>'
 
 
-def _figure(fig) -> str:
+def _figure(fig, zoom: str = "") -> str:
+    """A figure; a line plot carries what it drew (``data-plot``) and its zoom group (``zoom``:
+    the plots that zoom together) for the page's script."""
     cap = f"<figcaption>{e(fig.caption)}</figcaption>" if fig.caption else ""
-    return f"<figure>{fig.svg}{cap}</figure>"
+    attrs = ""
+    if getattr(fig, "plot", None) is not None:
+        attrs = f' data-plot="{e(json.dumps(fig.plot, separators=(",", ":"), allow_nan=False))}"'
+        attrs += f' data-zoom="{e(zoom)}"' if zoom else ""
+    return f"<figure{attrs}>{fig.svg}{cap}</figure>"
 
 
 def breakable(text: str, mark: str) -> str:
@@ -95,7 +107,7 @@ def _run_section(s: RunSection, i: int) -> str:
         out.append(f'<h3>Findings at a glance</h3><ul class="glance">{items}</ul>')
     if s.figures:
         out.append("<h3>Key plots</h3>")
-        out.extend(_figure(fig) for fig in s.figures)
+        out.extend(_figure(fig, f"run-{i}") for fig in s.figures)
     if s.config and not s.brief:     # a brief section's config is the comparison's (shared, or a column)
         out += ["<h3>Config</h3>", _kv_table(s.config)]
     out.append(f"<h3>Advisor findings ({len(s.findings)})</h3>")
@@ -103,7 +115,7 @@ def _run_section(s: RunSection, i: int) -> str:
         out.append('<p class="healthy">No problems found.</p>')
     for j, f, earlier, full in shown_findings(s):    # each fix listed once
         if full:
-            figures = "\n".join(_figure(fig) for fig in s.finding_figures.get(j, []))
+            figures = "\n".join(_figure(fig, f"run-{i}") for fig in s.finding_figures.get(j, []))
             out.append(web_html(f, anchor=f"run-{i}-finding-{j}", extra=figures, earlier=earlier))
         else:
             sev, color, text = finding_line(f)
@@ -148,7 +160,7 @@ def _comparison(c) -> str:
         out += ["<h3>Settings all runs share</h3>", _kv_table(c.shared)]
     if c.not_checked:
         out.append(not_checked_html(c, "in any run"))
-    out.extend(_figure(fig) for fig in c.figures)
+    out.extend(_figure(fig, "comparison") for fig in c.figures)
     return "\n".join(out)
 
 
@@ -160,7 +172,8 @@ def render_html(report: Report) -> str:
         n = len(s.findings)
         toc.append(f'<li><a href="#run-{i}">{e(s.name)}</a> <span class="muted">({n} finding{"s" if n != 1 else ""})</span></li>')
     body = [f"<h1>{e(report.title)}</h1>",
-            f'<div class="muted">written by trainspect on {e(report.created)}; self-contained, no scripts</div>',
+            f'<div class="muted">written by trainspect on {e(report.created)}; self-contained, works offline</div>',
+            f'<p class="muted" id="plot-hint" hidden>{e(PLOT_HINT)}</p>',
             f"<ul>{''.join(toc)}</ul>"]
     if report.comparison is not None:
         body.append(_comparison(report.comparison))
@@ -169,7 +182,7 @@ def render_html(report: Report) -> str:
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             f"<title>{e(report.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
+            + "\n".join(body) + f"\n<script>{SCRIPT}</script>\n</body>\n</html>\n")
 
 
 def write_html(report: Report, path) -> None:

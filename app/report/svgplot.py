@@ -226,6 +226,13 @@ def _nonfinite_ranges(lines: list) -> list:
 
 def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
     """An SVG line plot with axes, ticks, legend, shaded spans and evidence markers."""
+    return line_plot_drawn(lines, spec)[0]
+
+
+def line_plot_drawn(lines: list[Line], spec: PlotSpec | None = None) -> tuple[str, dict | None]:
+    """(the SVG of ``line_plot``, what it drew: ``drawn_data``), for the HTML report's hover and
+    zoom. The parts that move with the step axis are SVG groups marked ``data-x`` (no effect on
+    how the SVG draws: the PDF's pictures are the same)."""
     spec = spec or PlotSpec()
     W, H = spec.width, spec.height
     left, right, top, bottom = 64, 14, 26 if spec.title else 10, 34
@@ -244,6 +251,7 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
     log = _should_log(lines) if spec.log_y == "auto" else bool(spec.log_y)
     # where the data itself is NaN/Inf (marked in red); values <= 0 on a log axis are just gaps
     nonfinite = _nonfinite_ranges(lines)
+    bad_runs = [_bad_runs(ln) for ln in lines]
     if log:
         for ln in lines:   # values <= 0 cannot be drawn on a log axis: treat like gaps
             ln.y = np.where(ln.y > 0, ln.y, np.nan) if np.any(np.isfinite(ln.y)) else ln.y
@@ -255,7 +263,7 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
         out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>')
         out.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#777">no finite data</text>')
         out.append("</svg>")
-        return "\n".join(out)
+        return "\n".join(out), None
     x0, x1 = xr
     if x1 <= x0:
         x0, x1 = x0 - 0.5, x1 + 0.5
@@ -274,10 +282,12 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
 
     out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fcfcfc" stroke="#bbb"/>')
     # spans under everything else
+    out.append('<g data-x="spans">')
     for sx0, sx1 in spec.spans:
         a, b = float(px(max(sx0, x0))), float(px(min(sx1, x1)))
         out.append(f'<rect x="{_num(a - 1)}" y="{top}" width="{_num(max(b - a, 0) + 2)}" height="{ph}" '
                    f'fill="{SPAN_COLOR}" fill-opacity="0.25"/>')
+    out.append("</g>")
     # y ticks and grid
     yt = log_ticks(y0, y1) if log else nice_ticks(y0, y1)
     for t in yt:
@@ -285,10 +295,12 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
         label = fmt_value(10 ** t) if log else fmt_value(t)
         out.append(f'<line x1="{left}" y1="{_num(yy)}" x2="{left + pw}" y2="{_num(yy)}" stroke="#e6e6e6"/>')
         out.append(f'<text x="{left - 5}" y="{_num(yy + 4)}" text-anchor="end" fill="#444">{esc(label)}</text>')
+    out.append('<g data-x="ticks">')
     for t in nice_ticks(x0, x1, 6):
         xx = float(px(t))
         out.append(f'<line x1="{_num(xx)}" y1="{top + ph}" x2="{_num(xx)}" y2="{top + ph + 4}" stroke="#666"/>')
         out.append(f'<text x="{_num(xx)}" y="{top + ph + 15}" text-anchor="middle" fill="#444">{esc(fmt_step(t))}</text>')
+    out.append("</g>")
     if spec.xlabel:
         out.append(f'<text x="{left + pw}" y="{top + ph + 28}" text-anchor="end" fill="#555">{esc(spec.xlabel)}</text>')
     ylabel = spec.ylabel + (" (log)" if log else "")
@@ -297,12 +309,17 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
         out.append(f'<text x="{cx}" y="{_num(cy)}" text-anchor="middle" fill="#555" '
                    f'transform="rotate(-90 {cx} {_num(cy)})">{esc(ylabel)}</text>')
     # data
-    for ln, yv in zip(lines, ys):
+    out.append('<g data-x="data">')
+    drawn = [[] for _ in lines]          # per line: (x, y) of each drawn piece, y as recorded
+    for k, (ln, yv) in enumerate(zip(lines, ys)):
         if not len(ln.x):
             continue
         finite = np.isfinite(yv) & np.isfinite(ln.x)
         for a, b in _segments(finite):
-            xs, ysg = peak_decimate(ln.x[a:b], yv[a:b], x0, x1, pw)
+            # decimated on the recorded values: log10 keeps their order, so the same points
+            xs, yraw = peak_decimate(ln.x[a:b], ln.y[a:b], x0, x1, pw)
+            ysg = np.log10(yraw) if log else yraw
+            drawn[k].append((xs, yraw))
             X, Y = px(xs), py(ysg)
             if len(X) == 1:
                 out.append(f'<circle cx="{_num(X[0])}" cy="{_num(Y[0])}" r="1.8" fill="{ln.color}"/>')
@@ -334,6 +351,7 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
         cy = min(max(float(py(yy)), top), top + ph)
         out.append(f'<circle cx="{_num(float(px(mx)))}" cy="{_num(cy)}" r="5" fill="none" '
                    f'stroke="{NONFINITE_COLOR}" stroke-width="1.6"/>')
+    out.append("</g>")
     out += _marks_key(spec, [sp for sp in spec.spans if sp[1] >= x0 and sp[0] <= x1], left + pw)
     # legend
     if legend_rows:
@@ -344,7 +362,80 @@ def line_plot(lines: list[Line], spec: PlotSpec | None = None) -> str:
             out.append(f'<line x1="{_num(lx)}" y1="{ly}" x2="{_num(lx + 18)}" y2="{ly}" stroke="{ln.color}" stroke-width="2.5"/>')
             out.append(f'<text x="{_num(lx + 23)}" y="{ly + 4}" fill="#333">{esc(shorten(ln.label, legend_chars))}</text>')
     out.append("</svg>")
-    return "\n".join(out)
+    frame = (left, top, pw, ph, x0, x1, y0, y1, log)
+    return "\n".join(out), drawn_data(frame, lines, drawn, bad_runs, spec)
+
+
+def _bad_runs(ln: Line) -> list:
+    """[first x, last x, what] of each run of consecutive NaN/Inf points of ``ln``, for the hover
+    readout; runs less than a 2000th of the steps apart are merged ("at some steps") when there
+    are more than MAX_BAD_RUNS: a line NaN at every other step stays a few kB."""
+    y, x = np.asarray(ln.y, float), np.asarray(ln.x, float)
+    runs = _segments(~np.isfinite(y) & np.isfinite(x))
+    out = [[float(x[a]), float(x[b - 1]), _bad_word(y[a:b])] for a, b in runs]
+    if len(out) > MAX_BAD_RUNS:
+        gap = (float(np.nanmax(x)) - float(np.nanmin(x))) / 2000
+        merged = [out[0]]
+        for a, b, word in out[1:]:
+            if a - merged[-1][1] <= gap:
+                merged[-1] = [merged[-1][0], b, "NaN/Inf at some steps"]
+            else:
+                merged.append([a, b, word])
+        out = merged
+    return out
+
+
+MAX_BAD_RUNS = 400
+
+
+def _bad_word(values: np.ndarray) -> str:
+    if np.all(np.isnan(values)):
+        return "NaN"
+    if np.all(values == np.inf):
+        return "inf"
+    if np.all(values == -np.inf):
+        return "-inf"
+    return "NaN/Inf"
+
+
+def _digits(values, frame) -> int:
+    """Significant digits that put a value within 1/50 px of where it is drawn (6 at least, for
+    the readout)."""
+    _, _, _, ph, _, _, y0, y1, log = frame
+    per_px = (y1 - y0) / max(ph, 1)
+    big = max((float(np.max(np.abs(v))) for v in values if len(v)), default=1.0)
+    if log:       # a relative error e moves log10 by 0.43 e
+        need = 50 / (2.3 * per_px) if per_px > 0 else 1e6
+    else:
+        need = 25 * big / per_px if per_px > 0 and big > 0 else 1e6
+    return int(min(17, max(6, 1 + math.ceil(math.log10(max(need, 1.0))))))
+
+
+def _numbers(values, digits: int) -> list:
+    """Floats for JSON: whole numbers (steps) as ints, others to ``digits`` significant digits."""
+    values = np.asarray(values, float)
+    if values.size and np.all(values == np.round(values)) and np.all(np.abs(values) < 2 ** 53):
+        return values.astype(np.int64).tolist()
+    return [float(f"{v:.{digits}g}") for v in values.tolist()]
+
+
+def drawn_data(frame, lines: list, drawn: list, bad_runs: list, spec: PlotSpec) -> dict:
+    """What a line plot drew, as JSON-ready numbers: its frame (plot area in SVG units, step and
+    value ranges; value range in log10 on a log axis), each line's drawn points (the recorded
+    points the min/max per pixel column kept, never more) and NaN/Inf runs, and the finding's
+    spans, circled points and dashed lines. The HTML report's script reads it to snap a hover
+    readout to recorded points and to redraw a zoomed step range."""
+    left, top, pw, ph, x0, x1, y0, y1, log = frame
+    digits = _digits([y for pieces in drawn for _, y in pieces], frame)
+    return {
+        "title": spec.title, "frame": [left, top, pw, ph], "x": [x0, x1], "y": [y0, y1], "log": bool(log),
+        "lines": [{"label": ln.label, "color": ln.color, "width": ln.width, "opacity": ln.opacity,
+                   "pieces": [[_numbers(x, 15), _numbers(y, digits)] for x, y in pieces], "bad": bad}
+                  for ln, pieces, bad in zip(lines, drawn, bad_runs)],
+        "spans": [[float(a), float(b)] for a, b in spec.spans if math.isfinite(a) and math.isfinite(b)],
+        "markers": [[float(a), float(b)] for a, b in spec.markers if math.isfinite(a) and math.isfinite(b)],
+        "vlines": [[float(a), str(label)] for a, label in spec.vlines if math.isfinite(a)],
+    }
 
 
 # ------------------------------------------------------------------ heatmaps
