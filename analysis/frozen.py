@@ -41,3 +41,22 @@ def module_less_params(params) -> dict:
     built keeps its old tensors there). A parameter of the model itself has no dot in its name."""
     return {p.name: tuple(p.shape) for p in params or ()
             if not p.module and p.name.startswith("optimizer.group") and "." in p.name}
+
+
+def meta_device_params(meta) -> int:
+    """How many parameters of the watched module were on the meta device (no data: a torch.func
+    ensemble's base model for vmap(functional_call)); 0 when none or not recorded."""
+    model = meta.get("model") if isinstance(meta, dict) else None
+    n = model.get("meta_device_params") if isinstance(model, dict) else None
+    return n if isinstance(n, int) and n > 0 else 0
+
+
+def optimizer_holds_none(meta, params) -> bool:
+    """The watched optimizer held none of the watched module's trainable parameters at watch():
+    it trains other tensors (a copy of the model, a torch.func ensemble's stacked parameters)."""
+    unoptimized = unoptimized_param_names(meta, params)
+    if not unoptimized:
+        return False
+    apart = module_less_params(params)
+    own = {p.name for p in params if p.name not in apart} - (frozen_param_names(meta, params) or set())
+    return bool(own) and own <= unoptimized

@@ -278,7 +278,17 @@ class Instruments:
         step landed one step late), and the user hears once that activations and inputs are not
         recorded."""
         self.link.mark_forward()
-        if self.steps_done:   # the first step may come before any forward (a warm-up step)
+        if self.w.layout.meta_params:
+            return            # watch() said the module holds no data (a torch.func ensemble's skeleton)
+        if self.steps_done and self.w.layout.trains_none:
+            # a torch.func ensemble's base model, watched on real weights: what trains is elsewhere
+            self.link.warn_once("<watch>", f"optimizer.step() without a call of the watched "
+                                           f"{type(self.w.model).__name__}, and the optimizer holds none of its "
+                                           "parameters: it is not the module being trained (a copy of the model, or a "
+                                           "torch.func ensemble's base model run by vmap(functional_call)? watch() "
+                                           "does not see inside those); its layers are not recorded: watch the module "
+                                           "the training calls, or log the loss")
+        elif self.steps_done:   # the first step may come before any forward (a warm-up step)
             self.link.warn_once("<watch>", f"optimizer.step() without a forward of the watched "
                                            f"{type(self.w.model).__name__} through its hooks (model.forward(x) "
                                            "instead of model(x)? self.forward(x) called directly, or torch.func?): "

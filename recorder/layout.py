@@ -155,9 +155,15 @@ class ModelLayout:
         seen = set()
         self.shortened = []      # names stored shortened (fit_name): the recorder warns
         self.names = names = module_names(model, self.shortened)
+        # Parameters on the meta device hold no data (torch.func's ensemble tutorial moves its
+        # base model there for vmap(functional_call)): left out, any copy of one raises
+        self.meta_params = 0
         for mod in model.modules():    # first owner, in named_parameters() order (tied weights)
             for p_name, p in mod.named_parameters(recurse=False):
-                if id(p) not in seen:
+                if p.is_meta:
+                    self.meta_params += id(p) not in seen
+                    seen.add(id(p))
+                elif id(p) not in seen:
                     seen.add(id(p))
                     self.param_tensors.append(p)
                     owner = names[id(mod)]
@@ -166,11 +172,14 @@ class ModelLayout:
                         self.shortened.append(full)
                     params.append((fit_name(full), owner, tuple(p.shape), p.numel()))
         self.optimized = None      # ids of the watched optimizer's parameters (None: no optimizer)
+        self.trains_none = False   # the optimizer holds none of the model's trainable parameters
         if optimizer is not None:   # parameters the optimizer updates that are not in the model
             self.optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            trainable = [p for p in self.param_tensors if p.requires_grad]
+            self.trains_none = bool(trainable) and not any(id(p) in self.optimized for p in trainable)
             for g, group in enumerate(optimizer.param_groups):
                 for i, p in enumerate(group["params"]):
-                    if id(p) not in seen:
+                    if id(p) not in seen and not p.is_meta:
                         seen.add(id(p))
                         self.param_tensors.append(p)
                         params.append((f"optimizer.group{g}.param{i}", "", tuple(p.shape), p.numel()))
@@ -215,6 +224,8 @@ class ModelLayout:
         for i, p in enumerate(self.param_tensors):
             dtypes.setdefault(str(p.dtype).removeprefix("torch."), []).append(i)
         out["param_dtypes"] = dtypes
+        if self.meta_params:
+            out["meta_device_params"] = self.meta_params   # the watched module held no data (FORMAT.md)
         if any(type(m).__name__ == "OptimizedModule" for m in model.modules()):
             out["compiled"] = True    # torch.compile'd: no activation statistics (FORMAT.md)
         return out

@@ -691,7 +691,19 @@ class Recorder:
             self._warn_once("<watch>", f"{len(layout.shortened)} layer name(s) longer than the run file's "
                                        f"{fmt.NAME_LEN} bytes are stored shortened, their start and end around a "
                                        f"hash of the whole (e.g. {layout.shortened[0]!r})")
-        if not layout.param_tensors:
+        if layout.meta_params:
+            # torch.func's model-ensembling tutorial: the base model, moved to "meta", is only a
+            # skeleton for vmap(functional_call); copying its weights raised and switched every
+            # instrument off, with a failure message
+            self._warn_once("<watch>", f"the watched {type(model).__name__} has its parameters on the meta device: "
+                                       "it holds no data to watch (a torch.func ensemble's base model, run by "
+                                       "vmap(functional_call)? watch() does not see inside vmap or functional_call); "
+                                       "its layers are not recorded ("
+                                       + ("the optimizer's tensors, the LR and log() are" if layout.param_tensors
+                                          else "log() is")
+                                       + "). Log the loss (each member's too), or train one member as a plain module, "
+                                         "member(x), under watch() to have its layers judged")
+        elif not layout.param_tensors:
             # pytorch/examples' forward-forward Net keeps its layers in a plain list: nothing to record
             self._warn_once("<watch>", f"the watched {type(model).__name__} has no parameters (layers kept in a plain "
                                        "Python list or dict instead of nn.ModuleList/ModuleDict?): no gradient, "

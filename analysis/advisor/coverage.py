@@ -13,6 +13,7 @@ from typing import Callable
 
 from trainspect.recorder import format as fmt
 
+from ..frozen import meta_device_params, optimizer_holds_none
 from ..vocab import adversarial_losses, logged_stand_ins, loss_roles, unjudged_rl_losses
 from .signals import is_live
 
@@ -125,7 +126,8 @@ def coverage(run) -> Coverage:
     for inst in INSTRUMENTS:
         if inst.present(view) or (inst.id in ("training_loss", "validation_loss") and not view.roles):
             continue    # (no loss at all is one gap, not three)
-        how = _why_watched_run_lacks(inst.id, meta, view) or _gan_losses_only(inst.id, names) or inst.how
+        how = (_why_watched_run_lacks(inst.id, meta, view, getattr(run, "params", None))
+               or _gan_losses_only(inst.id, names) or inst.how)
         gaps.append(Gap(inst.id, inst.missing, list(inst.symptoms),
                         f"{inst.missing}: {how} to check {inst.checks}", inst.checks, how))
     short = _short_loss_curve(run, view.roles)
@@ -190,7 +192,7 @@ def instruments_off_step(run) -> int | None:
 _SCHEDULES = {"activations": "stats_every", "inputs": "stats_every", "weight_snapshots": "snapshot_every"}
 
 
-def _why_watched_run_lacks(instrument: str, meta: dict, view: _View) -> str | None:
+def _why_watched_run_lacks(instrument: str, meta: dict, view: _View, params=None) -> str | None:
     """A run that did call watch() and still lacks an instrument was told not to record it, or
     could not, or recorded no step: "record with trainspect (rec.watch(...))" misled nanoGPT's
     users, and those of a run closed before its first step."""
@@ -210,6 +212,16 @@ def _why_watched_run_lacks(instrument: str, meta: dict, view: _View) -> str | No
     if instrument == "activations" and meta["model"].get("compiled"):
         return ("a torch.compile'd model records none (per-module hooks would make it recompile): "
                 "record a short run without torch.compile")
+    if instrument in ("activations", "inputs") and meta_device_params(meta):
+        return ("the watched module's parameters were on the meta device: it held no data (a torch.func ensemble's "
+                "base model, run by vmap(functional_call)? watch() does not see inside those); train one member "
+                "as a plain module, member(x), under watch()")
+    if instrument in ("activations", "inputs") and "grad_norm" in view.stats and optimizer_holds_none(meta, params):
+        # trial 15 F8: a torch.func ensemble's base model on real weights; "model.forward(x)?" misled
+        return ("the training never called the watched module and the optimizer holds none of its parameters: it is "
+                "not the module being trained (a copy of the model, or a torch.func ensemble's base model run by "
+                "vmap(functional_call)?); watch the module the training calls, or, for a vmap ensemble, train one "
+                "member as a plain module under watch()")
     if instrument in ("activations", "inputs") and "grad_norm" in view.stats:
         # steps were recorded but no training forward reached the model's hooks
         if fmt.SYS_EVAL_MODE in view.names:

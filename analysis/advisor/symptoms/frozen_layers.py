@@ -1,7 +1,7 @@
 """``frozen_layers``: parameters that never change (no update, or exactly zero gradient, or none)."""
 from __future__ import annotations
 
-from ...frozen import module_less_params
+from ...frozen import module_less_params, optimizer_holds_none
 from .. import gradient_rules
 from ..causes import weights_symmetric
 from ..spec import SymptomSpec
@@ -16,10 +16,18 @@ def detect(sig, ctx):
     if ctx.nan_step is not None:      # after the first NaN/Inf a zero or missing gradient says nothing
         g = g.head(rows_before(g.steps, ctx.nan_step)) if g is not None else None
         u = u.head(rows_before(u.steps, ctx.nan_step)) if u is not None else None
-    return gradient_rules.detect_frozen(g.steps if g is not None else None, g, u.steps if u is not None else None, u,
-                                        layers, label=ctx.label, frozen=ctx.frozen_params,
-                                        unoptimized=ctx.unoptimized_params, numel=ctx.param_numel,
-                                        orphans=module_less_params(sig.params))
+    f = gradient_rules.detect_frozen(g.steps if g is not None else None, g, u.steps if u is not None else None, u,
+                                     layers, label=ctx.label, frozen=ctx.frozen_params,
+                                     unoptimized=ctx.unoptimized_params, numel=ctx.param_numel,
+                                     orphans=module_less_params(sig.params))
+    if f is not None and not (f.facts["no_update"] or f.facts["zero_grad"] or f.facts["cut"]) \
+            and optimizer_holds_none(sig.meta, sig.params):
+        # The optimizer holds none of the watched module's parameters and none got a gradient:
+        # the training never used that module (a torch.func ensemble's base model on real
+        # weights, beside the stacked ones it trains). "Frozen by torch.no_grad()?" would
+        # mislead; coverage says what the module is (not checked, activations).
+        return None
+    return f
 
 
 def adjust(s, f, ctx):
