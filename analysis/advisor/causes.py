@@ -406,6 +406,15 @@ CAUSE_CATALOGUE = {
         "the model was left in eval mode: model.eval() for validation and no model.train() after it",
         (Fix("call_train", "call model.train() at the start of every training epoch (after each validation)"),),
         "add model.train() before the training loop's forward: dropout and batch norm should act again"),
+    "generator_helps_discriminator": CauseSpec(
+        "the generator's step trains it to be caught: its loss scores D(G(z)) against the fake label, so G "
+        "learns to help D instead of fooling it, and both losses fall together",
+        (Fix("generator_real_labels", "in the generator's step, score its fakes against the real label: "
+                                      "label.fill_(real_label); errG = criterion(netD(fake), label) (pytorch/examples' "
+                                      "dcgan), i.e. minimise -log D(G(z))"),
+         Fix("generator_step_params", "check that the generator's optimizer steps the generator's parameters and "
+                                      "the discriminator's step uses fake.detach()")),
+        "re-run with the real label in the generator's step: Loss_G should rise well above 0 while Loss_D stays up"),
     "grads_cleared_before_step": CauseSpec(
         "the gradients are cleared between loss.backward() and optimizer.step() (optimizer.zero_grad() or "
         "model.zero_grad() in between, or grads set to None): every step finds no gradient and updates nothing",

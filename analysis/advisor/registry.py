@@ -21,6 +21,7 @@ SYMPTOM_MODULES = (
     "softmax_floor",
     "overfitting",
     "loss_term_dominates",
+    "gan_losses_vanish",
     "vanishing_gradients",
     "exploding_gradients",
     "dead_units",

@@ -40,6 +40,8 @@ class Signals:
     live: bool = False                              # the run is still being written: its curves have no end yet
     adversarial: bool = False                       # a GAN's network: its losses are Loss_G / errD / ... (vocab)
     loss_terms: dict = field(default_factory=dict)  # name -> (steps, values): the terms the training loss sums
+    gan_losses: dict = field(default_factory=dict)  # name -> (steps, values): a GAN's adversarial losses (vocab)
+    path: object = None                             # the run file's path (a GAN's other network's file is beside it)
 
 
 SYS_SERIES = (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_GRAD_NORM_POST_CLIP, fmt.SYS_NONFINITE_GRADS,
@@ -78,13 +80,15 @@ def extract(run, reuse=None) -> Signals:
     sig = Signals(meta=dict(run.meta or {}), live=is_live(run))
     roles = loss_roles(names, sig.meta.get(fmt.META_ROLES), getattr(run, "point_counts", None))
     sig.rewards = unjudged_rl_losses(names, sig.meta.get(fmt.META_ROLES))   # Context.loss_curve() reads it
-    sig.adversarial = bool(adversarial_losses(names))
+    gan = adversarial_losses(names)
+    sig.adversarial, sig.path = bool(gan), getattr(run, "path", None)
     stand_ins = logged_stand_ins(names)   # an unwatched run's own logs
     terms = loss_terms(names, roles)
     wanted = [roles[r] for r in ("train", "val") if r in roles] + terms + [n for n in SYS_SERIES if n in present]
     # a distributed run: rank_signals reads this file's timing too; asked together, one pass over it
     ranks = [n for n in (*TIMING_SERIES, *NONFINITE_SERIES) if n in present] if dist_info(run) else []
-    series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()) + ranks)))
+    series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()) + ranks + gan)))
+    sig.gan_losses = {n: series[n] for n in gan if n in series}
     for role in ("train", "val"):
         if roles.get(role) in series:
             setattr(sig, f"{role}_loss", (roles[role], *series[roles[role]]))

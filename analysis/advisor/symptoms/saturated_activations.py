@@ -6,6 +6,7 @@ from ..causes import output_only, inputs_unscaled, lr_from_update_ratio
 from ..context import RATIO_HIGH
 from ..spec import SymptomSpec
 from ._cut import types_of
+from .gan_losses_vanish import gan_output_saturation
 
 
 def detect(sig, ctx):
@@ -22,6 +23,8 @@ def adjust(s, f, ctx):
     lr_from_update_ratio(s, ctx)
     inputs_unscaled(s, ctx, 0.75)
     if "unnormalized_inputs" in ctx.found:
+        return
+    if output_only(f, ctx) and gan_output_saturation(s, ctx):
         return
     if output_only(f, ctx):
         # a Sigmoid after the last layer of a regression over [0, 300], or before cross_entropy
