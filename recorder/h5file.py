@@ -194,10 +194,14 @@ class RunFileWriter:
 
     def same_layout(self, layout: LayerLayout) -> bool:
         """Whether ``layout`` (a resumed script's model) matches the file's layer tables."""
+        from .layout import per_call_rows   # (layout imports this module)
+
         mine = self.layout
         params = [(n, m, "x".join(map(str, s)), int(k)) for n, m, s, k in layout.params]
-        return (params == [tuple(p) for p in mine.params] and [tuple(m) for m in layout.modules] == mine.modules
-                and list(layout.snap_params) == mine.snap_params)
+        # the file may hold rows of its own for later calls of a shared module (relu#2): the
+        # first session saw them in its first training forward, watch() here cannot
+        return (params == [tuple(p) for p in mine.params] and list(layout.snap_params) == mine.snap_params
+                and per_call_rows(layout.modules, mine.modules) is not None)
 
     # ------------------------------------------------------------ layout
     def start(self, meta: dict, layout: LayerLayout | None = None, flush_every: float = 1.0) -> None:

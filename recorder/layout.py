@@ -10,6 +10,8 @@ from .device_stats import snapshot_shape
 from .h5file import LayerLayout
 
 MAX_SNAPSHOTS = 256
+# Calls of one shared parameter-free leaf that get rows of their own (records/activations.py)
+MAX_CALLS = 8
 
 # (wrapper class, attribute holding the wrapped model): the attribute is left out of layer names,
 # so one model reads the same compiled or not, under DDP or not (runs compare layer by layer).
@@ -65,6 +67,26 @@ def fit_name(name: str, length: int = fmt.NAME_LEN) -> str:
     tail = _cut_utf8(data, _KEEP_TAIL, from_end=True)
     head = _cut_utf8(data, length - len(tail) - len(mark))
     return head.decode("utf-8") + mark + tail.decode("utf-8")
+
+
+def per_call_rows(modules, rows) -> dict | None:
+    """Where a run file's module rows (``rows``: [(name, type)]) put the calls of ``modules`` (a
+    model's leaves, as watch() lists them): {(leaf, call): row}, call 1 the leaf's own row and
+    ``name#k`` rows the later calls of a shared leaf (records/activations.py); None when the
+    rows are not those leaves, in their order, with such rows added. A resumed run uses it."""
+    later = {(fit_name(f"{name}#{k}"), kind): (i, k)
+             for i, (name, kind) in enumerate(modules) for k in range(2, MAX_CALLS + 1)}
+    where, j = {}, 0
+    for n, row in enumerate(rows):
+        row = tuple(row)
+        if j < len(modules) and row == tuple(modules[j]):
+            where[(j, 1)] = n
+            j += 1
+        elif row in later and later[row] not in where:
+            where[later[row]] = n
+        else:
+            return None
+    return where if j == len(modules) else None
 
 
 def output_bounds(module):

@@ -33,6 +33,12 @@ class RecorderLink:
         return self._rec._writer.file.resumed
 
     @property
+    def kept_modules(self) -> list | None:
+        """A resumed run's module rows [(name, type)], per-call rows included; None otherwise."""
+        file = self._rec._writer.file
+        return file.layout.modules if file.resumed else None
+
+    @property
     def step(self) -> int:
         """The step an optimizer step now would record (0-based count of steps done)."""
         return self._rec._step

@@ -23,13 +23,12 @@ from .. import format as fmt
 from ..device_stats import RAW_NAN, activation_raw, activation_rows, output_tensor
 from ..hooks import RecorderHook, in_functorch_transform, leave_out_of_copies
 from ..host_stats import activation_row
-from ..layout import fit_name, output_bounds
+from ..layout import MAX_CALLS, fit_name, output_bounds, per_call_rows
 from .base import Record
 
 
-# Calls of one shared parameter-free leaf measured per forward (an activation shared by every
-# block of a 48-layer model would otherwise add 47 rows), and the rows all of them may add.
-MAX_CALLS = 8
+# MAX_CALLS: calls of one shared parameter-free leaf measured per forward (an activation shared
+# by every block of a 48-layer model would otherwise add 47 rows); the rows all of them may add:
 MAX_EXTRA_ROWS = 512
 
 
@@ -58,6 +57,25 @@ class Activations(Record):
         self._unmeasured = {}      # leaf -> most calls seen in a forward, where some had no row
         self._said_unmeasured = False   # one summary warning per run, not one per module
         self._rows_per_call = False     # the tables got their #k rows from a training forward
+        kept = watched.link.kept_modules
+        if kept is not None and len(kept) != len(self.leaves):
+            self._keep_rows(kept)
+
+    def _keep_rows(self, kept):
+        """A resumed run whose first session gave later calls rows of their own: measure them
+        in those rows (the layout of this session is the file's)."""
+        where = per_call_rows(self.w.layout.layout.modules, kept)
+        if where is None:
+            return      # (watch() found the layouts different and records no layers)
+        self.first_row[:] = [where[(i, 1)] for i in range(len(self.leaves))]
+        self.later_rows = {key: row for key, row in where.items() if key[1] > 1}
+        bounds = [None] * len(kept)
+        for (i, _), row in where.items():
+            bounds[row] = self.bounds[i]
+        self.bounds = bounds
+        if self.root_leaf is not None:
+            self.root = self.first_row[self.root_leaf]
+        self._rows_per_call = True
 
     def forward_start(self, step, args, kwargs):
         self._capture = [None] * len(self.bounds)
