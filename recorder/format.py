@@ -115,6 +115,7 @@ SYS_GRAD_NORM_POST_CLIP = "sys/grad_norm_post_clip"  # global norm the step appl
 SYS_LOSS_SCALE = "sys/loss_scale"          # GradScaler's loss scale at each step (watch(..., scaler=))
 SYS_AMP_SKIPPED = "sys/amp_skipped_step"   # 1 at steps the GradScaler skipped (inf/NaN gradients)
 SYS_EVAL_MODE = "sys/eval_mode_step"       # 1 at optimizer steps whose forward ran in eval mode
+SYS_NOGRAD_TRAIN_MODE = "sys/nograd_train_mode"  # forwards without grad while Dropout (1) / BatchNorm (2) train
 SYS_GRAD_CARRIED = "sys/grad_carried"      # 1 at updates whose gradient still held the previous update's
 SYS_INSTRUMENTS_OFF = "sys/instruments_off"  # 1 at the step where an instrument failed and all were switched off
 SYS_NONFINITE_GRADS = "sys/nonfinite_grads"  # count of NaN/Inf gradient elements

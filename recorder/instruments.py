@@ -84,6 +84,21 @@ def _cached(cache, optimizer, compute) -> bool:
     return known
 
 
+def _train_mode_sensitive(model) -> list:
+    """[(module, flag)] of the Dropout-family (flag 1) and running-statistics BatchNorm (flag 2)
+    modules of ``model``: what model.train() left on changes a no-grad forward's results."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.nn.modules.dropout import _DropoutNd
+
+    out = []
+    for m in model.modules():
+        if isinstance(m, _DropoutNd) and m.p > 0:
+            out.append((m, 1))
+        elif isinstance(m, _BatchNorm) and m.track_running_stats:
+            out.append((m, 2))
+    return out
+
+
 def _implements(record: Record, moment: str) -> bool:
     return getattr(type(record), moment) is not getattr(Record, moment)
 
@@ -122,6 +137,8 @@ class Instruments:
         self._compiled_forward = False  # a training forward ran in code compiled after watch()
         self._forward_mode = None      # "train"/"eval": grad-enabled forwards since the last step
         self._trainee = None           # weakref to a submodule found training in an eval-mode model
+        self._stochastic = _train_mode_sensitive(model)   # [(module, flag)]: Dropout / BatchNorm modules
+        self._nograd_marked = -1       # step at which a no-grad forward in train mode was last marked
         self._others_stepped = False   # another optimizer stepped the model since the last training forward
         self._silent_iterations = 0    # iterations in a row in which only other optimizers stepped
         self._fwd_step = -1            # step whose first training forward was captured
@@ -530,6 +547,8 @@ class Instruments:
                     r.training_forward()
         elif not self.optimizer_watched and torch.is_grad_enabled():
             self.link.forward_without_optimizer()
+        elif self._stochastic and self._nograd_marked != self.link.step:
+            self._nograd_in_train_mode()
         if self._marked:
             return          # a call of the model inside begin_forward()...end_forward(): that batch's
         if not self.w.enabled or not module.training or self._capturing is not None or not torch.is_grad_enabled():
@@ -552,6 +571,19 @@ class Instruments:
             self._held = self.link.held = []
         for r in due:
             self.w.guard(r.forward_start, step, args, kwargs)
+
+    def _nograd_in_train_mode(self):
+        """A forward without grad (torch.no_grad/inference_mode: validation, sampling) with the
+        model in train mode: a Dropout still drops, a BatchNorm normalises with the batch's own
+        statistics and folds them into its running ones. Marked once a step, with which of the two
+        train (1 Dropout, 2 BatchNorm, 3 both); host flags only, nothing read from the device."""
+        self._nograd_marked = self.link.step
+        flags = 0
+        for module, flag in self._stochastic:
+            if module.training:
+                flags |= flag
+        if flags:
+            self.link.host_value(self.link.step, self.link.tag(fmt.SYS_NOGRAD_TRAIN_MODE), float(flags), time.time())
 
     def _grads_fresh(self) -> bool:
         """No gradient since the last zero_grad() (set_to_none, torch's default): a forward now

@@ -406,6 +406,11 @@ CAUSE_CATALOGUE = {
         "the model was left in eval mode: model.eval() for validation and no model.train() after it",
         (Fix("call_train", "call model.train() at the start of every training epoch (after each validation)"),),
         "add model.train() before the training loop's forward: dropout and batch norm should act again"),
+    "train_mode_at_validation": CauseSpec(
+        "the model stays in train mode for validation: model.eval() is not called before the validation loop",
+        (Fix("call_eval", "call model.eval() before the validation loop (with torch.no_grad()) and model.train() "
+                          "after it"),),
+        "add model.eval() before validating: the validation loss should fall and stop jittering"),
     "generator_helps_discriminator": CauseSpec(
         "the generator's step trains it to be caught: its loss scores D(G(z)) against the fake label, so G "
         "learns to help D instead of fooling it, and both losses fall together",

@@ -30,6 +30,7 @@ SYMPTOM_MODULES = (
     "unnormalized_inputs",
     "frozen_layers",
     "eval_mode_training",
+    "validation_in_train_mode",
     "gradients_not_cleared",
     "lost_updates",
     "weight_growth",

@@ -1,0 +1,65 @@
+"""Validation computed with the model still in train mode (model.eval() forgotten) is noticed.
+
+The recorder marks forwards without grad while a Dropout/BatchNorm trains (``sys/nograd_train_mode``,
+host flags only); the advisor warns when those marks sit at the validation loss's points (trial 15,
+F9: a tabular MLP with Dropout(0.2) validated without model.eval() read "no problems found").
+Sampling under no_grad in train mode, with no validation beside it, is left alone.
+"""
+from __future__ import annotations
+
+import pytest
+from trainspect.analysis import diagnose, open_run
+from trainspect.recorder import Recorder
+from trainspect.recorder.format import SYS_NOGRAD_TRAIN_MODE
+
+
+def _train(path, seed, *, norm, call_eval, validate=True, sample=False):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(1024, 20, generator=g)
+    y = (X[:, :3].sum(1) > 0).long()
+    layers = [torch.nn.Linear(20, 64), torch.nn.BatchNorm1d(64) if norm else torch.nn.Dropout(0.3),
+              torch.nn.ReLU(), torch.nn.Linear(64, 2)]
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    with Recorder(path, flush_every=0.5, stats_every=5) as rec:
+        rec.watch(model, opt)
+        for epoch in range(8):
+            model.train()
+            for i in range(0, 768, 64):
+                loss = torch.nn.functional.cross_entropy(model(X[i:i + 64]), y[i:i + 64])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                rec.log({"train/loss": loss})
+            if sample:      # a look at the outputs under no_grad, still in train mode, not a validation
+                with torch.no_grad():
+                    rec.log({"sample_mean": model(X[:8]).mean()})
+            if validate:
+                if call_eval:
+                    model.eval()
+                with torch.no_grad():
+                    rec.log({"val/loss": torch.nn.functional.cross_entropy(model(X[768:]), y[768:])})
+    with open_run(path) as run:
+        return {f.symptom: f for f in diagnose(run)}, run.scalar_names()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("norm", [False, True])
+def test_validation_without_model_eval_is_a_warning_naming_the_module(tmp_path, seed, norm):
+    found, _ = _train(tmp_path / "bug.h5", seed, norm=norm, call_eval=False)
+    f = found["validation_in_train_mode"]
+    assert f.severity == "warning" and ("BatchNorm" if norm else "Dropout") in f.title
+    assert f.causes[0].id == "train_mode_at_validation" and "model.eval()" in f.fixes[0].text
+    if norm:
+        assert "running statistics" in f.evidence[0].text
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_validation_in_eval_mode_and_sampling_in_train_mode_stay_clean(tmp_path, seed):
+    found, names = _train(tmp_path / "ok.h5", seed, norm=False, call_eval=True)
+    assert "validation_in_train_mode" not in found and SYS_NOGRAD_TRAIN_MODE not in names
+    found, names = _train(tmp_path / "sample.h5", seed, norm=True, call_eval=False, validate=False, sample=True)
+    assert SYS_NOGRAD_TRAIN_MODE in names              # recorded ...
+    assert "validation_in_train_mode" not in found     # ... but no validation beside it
