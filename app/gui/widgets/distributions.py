@@ -16,6 +16,11 @@ from .lazy import LazyPanel
 from .parts import StepAxis, image_with_colorbar, layer_labels, message_label, run_badge, show_run, shrinkable
 
 HIST_DISPLAY_BINS = 96
+# The histograms' value axis: one for all steps, or each step on its own +-max|value|. On one
+# axis a step-0 layer at +-0.2 was a 1-px line beside later weights at +-30 (trial14 L8).
+SCALE_SHARED = "one value axis"
+SCALE_EACH = "each step ÷ max |value|"
+EACH_STEP_FROM = 10.0     # records' max |value| this many times apart: open with SCALE_EACH
 HIST_COLUMNS = 2048      # the histogram image's columns over the steps (more when there are more records)
 TITLE_NAME = 32          # characters of a layer name in a plot title
 
@@ -39,6 +44,55 @@ def record_columns(steps, end: int) -> np.ndarray:
     return np.searchsorted(steps, starts, side="right") - 1
 
 
+def record_scales(ranges) -> np.ndarray:
+    """Each record's max |value| (NaN for a record without a valid range)."""
+    ranges = np.asarray(ranges, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        m = np.abs(ranges).max(axis=1) if ranges.size else np.empty(0)
+        ok = np.isfinite(ranges).all(axis=1) & (ranges[:, 1] >= ranges[:, 0]) if ranges.size else np.empty(0, bool)
+    return np.where(ok, m, np.nan)
+
+
+def rebin_each_record(counts, ranges, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every histogram on its own symmetric grid, value / its max |value| in [-1, 1]:
+    ``(image [R, n_bins], scales [R])``. Counts are spread linearly inside their bins, as
+    ``lod.rebin_histograms`` does on the shared grid; a record without a valid range (or
+    counts) is all zero, one whose values are all equal is one bin (0: the middle one)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    scales = record_scales(ranges)
+    out = np.zeros((counts.shape[0], n_bins))
+    for r in np.flatnonzero(np.isfinite(scales) & (counts.sum(axis=1) > 0)):
+        a, b = (float(v) for v in ranges[r])
+        m = scales[r]
+        if b <= a:                      # every value equal (0 included): one bin, at a / m
+            out[r, min(int((a / m + 1) / 2 * n_bins) if m > 0 else n_bins // 2, n_bins - 1)] = counts[r].sum()
+            continue
+        edges, cdf = np.linspace(a, b, counts.shape[1] + 1), np.concatenate([[0.0], np.cumsum(counts[r])])
+        out[r] = np.diff(np.interp(np.linspace(-m, m, n_bins + 1), edges, cdf))
+    return out, scales
+
+
+def default_scale(scales) -> str:
+    """SCALE_EACH when one axis would flatten a record: the records' max |value| differ by
+    EACH_STEP_FROM or more (all-zero records aside)."""
+    s = np.asarray(scales, dtype=np.float64)
+    s = s[np.isfinite(s) & (s > 0)]
+    return SCALE_EACH if s.size > 1 and s.max() >= EACH_STEP_FROM * s.min() else SCALE_SHARED
+
+
+def scale_note(steps, scales) -> str:
+    """"max |value| 0.21 (step 0) … 31 (step 200)" for the title of the per-step view."""
+    ok = np.flatnonzero(np.isfinite(scales))
+    if not ok.size:
+        return ""
+    lo, hi = ok[np.argmin(scales[ok])], ok[np.argmax(scales[ok])]
+    if lo == hi:
+        return f"max |value| {scales[lo]:.3g}"
+    first, last = sorted((lo, hi))     # no-break spaces: a wrapped title keeps "(step 200)" whole
+    return (f"max |value| {scales[first]:.3g} (step\u00a0{int(steps[first])}) … "
+            f"{scales[last]:.3g} (step\u00a0{int(steps[last])})")
+
+
 def title_label() -> QLabel:
     """A plot's title as a label above the canvas: pyqtgraph makes a plot as wide as its own
     title, and a long layer name pushed the snapshot plot and its colour bar out of the panel.
@@ -46,6 +100,7 @@ def title_label() -> QLabel:
     label = shrinkable(QLabel(""))
     label.setTextFormat(Qt.PlainText)      # a layer name is text, not HTML
     label.setAlignment(Qt.AlignCenter)
+    label.setWordWrap(True)                # the per-step view's scale note takes a second line, not cut
     return label
 
 
@@ -69,6 +124,15 @@ class DistributionsPanel(LazyPanel):
         self.hist_layer = QComboBox()
         self.hist_kind = QComboBox()
         self.hist_kind.addItems(["weight", "grad"])
+        self.hist_scale = QComboBox()
+        self.hist_scale.addItems([SCALE_SHARED, SCALE_EACH])
+        self.hist_scale.setToolTip("one value axis for every step, or each step's histogram on its own range "
+                                   "(value ÷ that step's max |value|): an early, narrow distribution stays readable "
+                                   "beside weights that grew 100x")
+        self.hist_scale.setMinimumWidth(90)     # full width when there is room; a narrow window elides
+                                                # it (its full width kept an 800 px window from fitting)
+        self._scale_chosen = False      # until the user picks one, each layer opens with default_scale
+        self._hist_read = None          # (steps, counts-shared image, lo, hi, per-step image, scales)
         self.snap_layer = QComboBox()
         self.snap_slider = QSlider(Qt.Horizontal)
         self.snap_label = QLabel("")
@@ -84,6 +148,7 @@ class DistributionsPanel(LazyPanel):
         hist_row.addWidget(QLabel("histograms of"))
         hist_row.addWidget(self.hist_kind)
         hist_row.addWidget(self.hist_layer, 1)
+        hist_row.addWidget(self.hist_scale)
         snap_row.addWidget(QLabel("weight snapshot of"))
         snap_row.addWidget(self.snap_layer, 1)
         snap_row.addWidget(self.snap_slider)    # the layer names get the spare width, not the slider
@@ -122,6 +187,7 @@ class DistributionsPanel(LazyPanel):
 
         self.hist_layer.currentIndexChanged.connect(lambda _: self.show_histograms())
         self.hist_kind.currentIndexChanged.connect(lambda _: self.show_histograms())
+        self.hist_scale.activated.connect(self._scale_picked)     # the user's pick, not ours
         self.snap_layer.currentIndexChanged.connect(lambda _: self.load_snapshots())
         self.snap_slider.valueChanged.connect(self.show_snapshot)
         self.follow_current_run(runs)
@@ -185,6 +251,7 @@ class DistributionsPanel(LazyPanel):
     def _release(self) -> None:
         self.entry = None
         self._hist_shown = None
+        self._hist_read = None
         self.hist_image.clear()
         self.snap_image.clear()
         self.hist_title.setText("")
@@ -208,6 +275,7 @@ class DistributionsPanel(LazyPanel):
         kind = self.hist_kind.currentText()
         shown = (entry.run, kind, i)
         if self._hist_shown != shown:     # another layer: no stale image while it is read
+            self._hist_read = None
             self.hist_image.clear()
             self.hist_image_data = np.empty((0, 0))
             set_title(self.hist_title, f"reading {kind}s of {layer_labels([shown_name(self.hist_layer.currentText())], TITLE_NAME)[0]}…",
@@ -215,18 +283,31 @@ class DistributionsPanel(LazyPanel):
 
         def read_histograms():
             steps, counts, ranges = histogram_series(entry.run, kind, i)
-            return steps, (rebin_histograms(counts, ranges, HIST_DISPLAY_BINS) if len(steps) else None)
+            if not len(steps):
+                return steps, None
+            return steps, (*rebin_histograms(counts, ranges, HIST_DISPLAY_BINS),
+                           *rebin_each_record(counts, ranges, HIST_DISPLAY_BINS))
 
         self.read("histograms", entry, read_histograms,
                   lambda got: self.entry is entry and self._draw_histograms(shown, *got), "histograms")
 
+    def _scale_picked(self, _index) -> None:
+        self._scale_chosen = True
+        if self._hist_read is not None:
+            self._draw_histograms(self._hist_shown, *self._hist_read)
+
     def _draw_histograms(self, shown, steps, rebinned) -> None:
         self._hist_shown = shown
+        self._hist_read = (steps, rebinned)
         kind = shown[1]
         if rebinned is None:
             self.hist_image.clear()
             return
-        img, lo, hi = rebinned
+        shared, lo, hi, each, scales = rebinned
+        if not self._scale_chosen:
+            self.hist_scale.setCurrentText(default_scale(scales))
+        per_step = self.hist_scale.currentText() == SCALE_EACH
+        img, lo, hi = (each, -1.0, 1.0) if per_step else (shared, lo, hi)
         self.hist_image_data = np.log1p(img).T        # rows = value bins (y), columns = records (x)
         status = self.entry.status
         end = max(status.last_step if status is not None else -1, int(steps[-1])) + 1   # past the last step
@@ -234,7 +315,10 @@ class DistributionsPanel(LazyPanel):
         self.hist_image.setImage(np.ascontiguousarray(shown_columns, dtype=np.float32), autoLevels=False)
         self.hist_bar.setLevels(finite_levels(self.hist_image_data))
         self.hist_image.setRect(QRectF(float(steps[0]), lo, float(end - steps[0]), hi - lo))
-        set_title(self.hist_title, f"{kind}s of {layer_labels([shown_name(self.hist_layer.currentText())], TITLE_NAME)[0]}")
+        self.hist_plot.setLabel("left", "value ÷ max |value|" if per_step else "value")
+        name = layer_labels([shown_name(self.hist_layer.currentText())], TITLE_NAME)[0]
+        note = scale_note(steps, scales) if per_step else ""
+        set_title(self.hist_title, f"{kind}s of {name}" + (f"\n{note}" if note else ""))
         self.hist_plot.autoRange(padding=0)    # no empty band around the image
 
     def load_snapshots(self) -> None:
