@@ -139,6 +139,7 @@ class Instruments:
         self._trainee = None           # weakref to a submodule found training in an eval-mode model
         self._stochastic = _train_mode_sensitive(model)   # [(module, flag)]: Dropout / BatchNorm modules
         self._nograd_marked = -1       # step at which a no-grad forward in train mode was last marked
+        self._nograd_flagged = False   # and that mark had Dropout/BatchNorm training (no eval-mode one since)
         self._others_stepped = False   # another optimizer stepped the model since the last training forward
         self._silent_iterations = 0    # iterations in a row in which only other optimizers stepped
         self._fwd_step = -1            # step whose first training forward was captured
@@ -532,6 +533,8 @@ class Instruments:
         if not module.training:
             if self._forward_mode is None and self.optimizer_watched and torch.is_grad_enabled():
                 self._forward_mode = "eval"      # the step's forward if no training one comes
+            elif self._nograd_flagged and self._nograd_marked == self.link.step and not torch.is_grad_enabled():
+                self._nograd_in_eval_mode()
         elif self.optimizer_watched and torch.is_grad_enabled():
             # A forward under no_grad (the training accuracy after the step, in train mode)
             # starts no iteration: it labelled that iteration's log(step=None) one step late.
@@ -582,8 +585,16 @@ class Instruments:
         for module, flag in self._stochastic:
             if module.training:
                 flags |= flag
+        self._nograd_flagged = bool(flags)
         if flags:
             self.link.host_value(self.link.step, self.link.tag(fmt.SYS_NOGRAD_TRAIN_MODE), float(flags), time.time())
+
+    def _nograd_in_eval_mode(self):
+        """A no-grad forward in eval mode after the marked one, at the same step: a training
+        accuracy in train mode, then model.eval() and the validation. A 0 after the mark says the
+        step's last no-grad forwards ran in eval mode (once a step)."""
+        self._nograd_flagged = False
+        self.link.host_value(self.link.step, self.link.tag(fmt.SYS_NOGRAD_TRAIN_MODE), 0.0, time.time())
 
     def _grads_fresh(self) -> bool:
         """No gradient since the last zero_grad() (set_to_none, torch's default): a forward now

@@ -13,7 +13,7 @@ from trainspect.recorder import Recorder
 from trainspect.recorder.format import SYS_NOGRAD_TRAIN_MODE
 
 
-def _train(path, seed, *, norm, call_eval, validate=True, sample=False):
+def _train(path, seed, *, norm, call_eval, validate=True, sample=False, train_acc=False):
     torch = pytest.importorskip("torch")
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -33,6 +33,9 @@ def _train(path, seed, *, norm, call_eval, validate=True, sample=False):
                 loss.backward()
                 opt.step()
                 rec.log({"train/loss": loss})
+            if train_acc:   # the training accuracy under no_grad, still in train mode, before model.eval()
+                with torch.no_grad():
+                    rec.log({"train_acc": (model(X[:768]).argmax(1) == y[:768]).float().mean()})
             if sample:      # a look at the outputs under no_grad, still in train mode, not a validation
                 with torch.no_grad():
                     rec.log({"sample_mean": model(X[:8]).mean()})
@@ -63,3 +66,12 @@ def test_validation_in_eval_mode_and_sampling_in_train_mode_stay_clean(tmp_path,
     found, names = _train(tmp_path / "sample.h5", seed, norm=True, call_eval=False, validate=False, sample=True)
     assert SYS_NOGRAD_TRAIN_MODE in names              # recorded ...
     assert "validation_in_train_mode" not in found     # ... but no validation beside it
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_training_accuracy_in_train_mode_before_an_eval_mode_validation_is_not_the_validation(tmp_path, seed):
+    found, names = _train(tmp_path / "acc.h5", seed, norm=True, call_eval=True, train_acc=True)
+    assert SYS_NOGRAD_TRAIN_MODE in names              # the accuracy's forward was marked, then cleared
+    assert "validation_in_train_mode" not in found
+    found, _ = _train(tmp_path / "acc_bug.h5", seed, norm=True, call_eval=False, train_acc=True)
+    assert "validation_in_train_mode" in found

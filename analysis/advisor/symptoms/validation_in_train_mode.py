@@ -2,7 +2,8 @@
 
 The recorder marks the steps at which the watched model ran a forward without grad
 (torch.no_grad / inference_mode) while in train mode with a Dropout (flag 1) or a running-statistics
-BatchNorm (flag 2) training (``sys/nograd_train_mode``, FORMAT.md). Around a validation that is
+BatchNorm (flag 2) training (``sys/nograd_train_mode``, FORMAT.md; a 0 after a mark at the same step:
+the step's later no-grad forwards ran in eval mode). Around a validation that is
 ``model.eval()`` forgotten: the validation loss carries the dropout's noise, and a BatchNorm folds
 the validation batches into its running statistics. The reverse of ``eval_mode_training``.
 
@@ -24,6 +25,19 @@ MOST = 0.5        # share of the validation points that must have a mark beside 
 MIN_VAL_POINTS = 2
 
 
+def _last_per_step(marks):
+    """(steps, flags) with each step's last value, steps with flags 0 left out: a 0 after a mark
+    says a no-grad forward in eval mode followed it at that step (the validation, after a training
+    accuracy taken in train mode)."""
+    steps, values = np.asarray(marks[0]), np.asarray(marks[1], dtype=np.float64)
+    ok = np.isfinite(values)
+    steps, values = steps[ok], values[ok].astype(np.int64)
+    rev_steps, first_of_rev = np.unique(steps[::-1], return_index=True)   # sorted steps, their last row
+    flags = values[::-1][first_of_rev]
+    keep = flags > 0
+    return rev_steps[keep], flags[keep]
+
+
 def detect(sig, ctx):
     marks = sig.scalars.get(SYS_NOGRAD_TRAIN_MODE)
     if marks is None or sig.val_loss is None or not len(marks[0]):
@@ -32,9 +46,9 @@ def detect(sig, ctx):
     vsteps = np.unique(np.asarray(vsteps))
     if len(vsteps) < MIN_VAL_POINTS:
         return None
-    msteps, flags = np.asarray(marks[0]), np.asarray(marks[1], dtype=np.int64)
-    order = np.argsort(msteps)
-    msteps, flags = msteps[order], flags[order]
+    msteps, flags = _last_per_step(marks)
+    if not len(msteps):
+        return None
     # the closest mark to each validation point
     idx = np.clip(np.searchsorted(msteps, vsteps), 1, len(msteps)) - 1
     nxt = np.clip(idx + 1, 0, len(msteps) - 1)
