@@ -287,10 +287,11 @@ def _label_noise_fixes(fixes, finding, ctx):
     if finding.symptom == "loss_spikes":
         return list(fixes)
     out = [FIX_NOISY_SAMPLES if f.id == "inspect_batches" else f for f in fixes if f.id != "clip_grads"]
-    if finding.symptom == "no_progress":   # a loss at chance throughout: the pairing, not a few bad labels
-        out.insert(0, Fix("check_label_pairs", "print a few training inputs next to their labels: labels shuffled "
-                                               "apart from the inputs, a wrong target column or an off-by-one label "
-                                               "leave nothing to learn"))
+    if finding.symptom in ("no_progress", "stuck_at_chance"):
+        # a loss at chance: the pairing, not a few bad labels (a robust loss cannot help it)
+        return [Fix("check_label_pairs", "print a few training inputs next to their labels: labels shuffled apart "
+                                         "from the inputs, a wrong target column or an off-by-one label leave nothing "
+                                         "to learn"), FIX_NOISY_SAMPLES]
     return out
 
 
@@ -551,6 +552,30 @@ def lr_from_update_ratio(s: Scores, ctx: Context, *, boost_high: bool = False, b
 
 
 MOSTLY_FROZEN = 0.5   # share of the parameters' elements frozen at watch()
+
+
+def squashed_output_at_chance(s: Scores, ctx: Context) -> None:
+    """A loss at chance while the weights move: probabilities handed to a loss that squashes them
+    again. A model ending in nn.Softmax always does that to cross_entropy; one ending in
+    nn.Sigmoid does it to BCEWithLogitsLoss (siamese_network so edited sat at 0.68 of ln 2 = 0.69,
+    "raise the LR 10x" was fix 1), not to BCELoss, so that is a shared suspicion. A softmax in
+    forward() or the loop is invisible, but under SGD the second squashing shrinks every step ~C
+    times and the loss creeps off chance (an SGD ResNet: 2.30 -> 2.18 in 300 steps); Adam's steps
+    do not shrink, so it reaches ``softmax_floor`` instead."""
+    from .gradient_rules import scale_free
+    act = ctx.output_activation
+    if act == "Softmax":
+        s.boost("loss_setup", 0.85, "the model ends in Softmax: cross_entropy applies log_softmax itself, so the "
+                                    "scores are squashed twice and the gradient through both is tiny")
+    elif act == "Sigmoid":
+        s.boost("loss_setup", 0.6, "the model ends in Sigmoid: BCELoss wants that, but BCEWithLogitsLoss applies the "
+                                   "sigmoid again (its loss cannot go below log(1 + 1/e) = 0.31 and barely moves)")
+    elif ctx.optimizer and not scale_free(ctx.optimizer):
+        s.boost("loss_setup", 0.6, f"under {ctx.optimizer} a softmax before cross_entropy (F.softmax / .softmax(1) in "
+                                   "forward() or the loop) shrinks every step ~C times: the loss creeps off chance")
+    else:
+        return
+    s.damp("lr_too_low", 0.5)
 
 
 def mostly_frozen(s: Scores, ctx: Context) -> bool:

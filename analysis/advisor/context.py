@@ -35,6 +35,7 @@ RATIO_HIGH = 1e-2     # median over weight matrices above this: evidence for lr_
 RATIO_LOW = 3e-5      # even the most-updated weight matrix below this: evidence for lr_too_low
 MIN_LOSS_POINTS = 20  # fewer training-loss points: the loss rules say nothing
 AT_CHANCE = 0.2       # a first loss within 20 % of ln(C) is a model that started untrained
+LN2 = math.log(2)
 STATIC_WEIGHTS = 0.01  # weights that moved less than 1 % in all did not learn (suite: LR 1e-5/1e-6 runs <= 0.3 %)
 # Clipping that scales most steps' gradients below a tenth is a tiny LR in disguise (clip_grad_norm_
 # at 1.0 on a healthy run clips a few spikes; max_norm 1e-4 against norms ~0.5 clips every step 5000x).
@@ -115,6 +116,13 @@ class Context:
                 if abs(first - chance) <= AT_CHANCE * chance:
                     return chance, int(classes)
         return None
+
+    def chance_level(self, first: float) -> tuple[float, int] | None:
+        """``chance_loss``, and ln 2 for a binary classifier: one output behind a Sigmoid, which
+        ``chance_loss`` leaves out because a one-output regression has no chance level."""
+        if self.n_outputs == 1 and self.output_activation == "Sigmoid" and abs(first - LN2) <= AT_CHANCE * LN2:
+            return LN2, 2
+        return self.chance_loss(first)
 
     @cached_property
     def frozen_share(self) -> float:

@@ -37,6 +37,7 @@ SYMPTOM_MODULES = (
     "slow_convergence",
     "warmup_unfinished",
     "small_updates",
+    "stuck_at_chance",
     "strong_dropout",
     "periodic_loss",
     "straggler_rank",

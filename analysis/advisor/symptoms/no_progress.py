@@ -10,7 +10,7 @@ from trainspect.recorder.format import SYS_GRAD_NORM
 from ...findings import Evidence, Finding
 from .. import loss_rules
 from ..causes import (MOSTLY_FROZEN, loss_setup_evidence, lr_exploded, lr_from_update_ratio, mostly_frozen,
-                      stale_logged_loss, training_stalled, unfreeze_fix)
+                      squashed_output_at_chance, stale_logged_loss, training_stalled, unfreeze_fix)
 from ..context import MIN_LOSS_POINTS, RATIO_HIGH, RATIO_LOW
 from ..series import finite_prefix, fmt, head_level, tail_level
 from ..signals import main_loss
@@ -74,6 +74,8 @@ def adjust(s, f, ctx):
     training_stalled(s, ctx)
     fell_then_stuck(s, ctx)
     labels_unlearnable(s, f, ctx)
+    if _at_chance_moving(ctx):
+        squashed_output_at_chance(s, ctx)
 
 
 FELL_FIRST = 1.2      # the first loss point at least this many times the level the loss then kept
@@ -115,7 +117,7 @@ def labels_unlearnable(s, f, ctx) -> None:
     weights move at a normal rate, nothing else is wrong, and the loss stays at chance, ln(C);
     "raise the LR 10x" was the first fix."""
     classes, main = ctx.n_outputs, ctx.loss_curve()
-    if not classes or classes < 2 or main is None or not _updates_normal(ctx) or len(ctx.found) > 1:
+    if not classes or classes < 2 or main is None or not updates_normal(ctx) or len(ctx.found) > 1:
         return
     # Weights that moved a few percent in all had no chance to learn anything, labels or not: an
     # AdamW run at lr 1e-4 stopped after 150 steps moved 7 % (its siblings at 3e-4 and up trained);
@@ -131,6 +133,19 @@ def labels_unlearnable(s, f, ctx) -> None:
                                 f"the loss stayed at chance, ln({classes}) = {chance:.3g}: do the labels match the inputs "
                                 "(shuffled separately, wrong column, a label offset)?")
     s.damp("lr_too_low", 0.5)
+
+
+def _at_chance_moving(ctx) -> bool:
+    """The loss started and stayed at chance while the weights moved by half their size or more, at a
+    normal rate (a transformer at SGD 1e-5 moved one matrix 7x its size with a median ratio of 9e-7)."""
+    main = ctx.loss_curve()
+    if main is None or ctx.weight_change is None or ctx.weight_change < LABELS_TESTED or ctx.ratio_low \
+            or ctx.update_ratio is None or ctx.update_ratio < RATIO_LOW:
+        return False
+    v = np.asarray(main[2], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    chance = ctx.chance_level(head_level(v)) if v.size else None
+    return chance is not None and abs(tail_level(v) - chance[0]) <= 0.1 * chance[0]
 
 
 FINE_TUNE_GAIN = 0.01   # a fine-tune's loss improved at least this much (relative): it learns, slowly
@@ -170,7 +185,7 @@ PEAK_TOLERATED = 3e-2   # Adam's first steps move small weights 1-2 % (tabular M
 SHRANK = 8.0            # ... 3-4x their median; Adagrad's shrinking steps peak 15x theirs (a slow run, not labels)
 
 
-def _updates_normal(ctx) -> bool:
+def updates_normal(ctx) -> bool:
     """Updates of a normal size: the median update/weight ratio neither far above nor far below
     ~1e-3, and no stretch above ``PEAK_TOLERATED``. Shuffled labels under Adam peaked at 0.014 and
     0.022 in the first steps and were read as "LR too low" (trial 15) under the stricter 1e-2."""
