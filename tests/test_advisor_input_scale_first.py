@@ -41,3 +41,14 @@ def test_inputs_hundreds_off_come_first_under_any_optimizer_but_mildly_off_ones_
     assert far.causes[0].id == "input_scaling" and "300x unit scale" in far.causes[0].why
     mild = _run(seed, optimizer="SGD", inputs=(0.0, 8.0))["divergence"]
     assert mild.causes[0].id == "lr_too_high"      # the update/weight ratio of 0.7 speaks for the LR
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_reason_names_the_input_scale_after_the_symptoms_own_input_boost(seed):
+    """nan_inf's own adjustment boosts input scaling with the generic reason: the scale stays named."""
+    from tests.test_advisor_causes import blow_up
+    loss, grad = blow_up(100, start=25, nan_at=46, seed=seed)
+    found = by_symptom(diagnose_signals(make(loss, grad=grad, lr=np.full(100, 0.3), ratio=0.7,
+                                             inputs=(200.0, 50.0))))
+    top = found["nan_inf"].causes[0]
+    assert top.id == "input_scaling" and "unit scale" in top.why, (top.id, top.why)

@@ -691,7 +691,6 @@ def evidence_for_every_symptom(s: Scores, finding: Finding, ctx: Context) -> Non
     lr_from_update_ratio(s, ctx)
     if finding.symptom != "unnormalized_inputs":
         inputs_unscaled(s, ctx)
-        inputs_far_off(s, finding, ctx)
 
 
 ADAM_LR_LARGE = 1e-2   # an Adam-family LR this large is large for any model, whatever its init
@@ -831,6 +830,7 @@ def rank_causes(finding: Finding, spec, ctx: Context) -> list[Cause]:
         loss_runs_away(s, finding, ctx)
         targets_unscaled(s, ctx)
         lr_shown_by_weight_growth(s, finding, ctx)
+        inputs_far_off(s, finding, ctx)     # after the symptom's own input-scaling boost, whose reason it replaces
     gradients_accumulate(s, finding, ctx)
     lr_consistency(s, ctx)
     ranked = sorted(s.score.items(), key=lambda kv: -kv[1])
