@@ -84,6 +84,23 @@ def _cached(cache, optimizer, compute) -> bool:
     return known
 
 
+_CHECKPOINT_FILE = "checkpoint.py"
+
+
+def _in_reentrant_checkpoint() -> bool:
+    """Is torch.utils.checkpoint's reentrant function on the stack (it runs the wrapped forward
+    under no_grad and again in backward)? Asked at most once a step."""
+    frame = sys._getframe(2)
+    for _ in range(64):
+        if frame is None:
+            return False
+        code = frame.f_code
+        if code.co_filename.endswith(_CHECKPOINT_FILE) and "utils" in code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _train_mode_sensitive(model) -> list:
     """[(module, flag)] of the Dropout-family (flag 1) and running-statistics BatchNorm (flag 2)
     modules of ``model``: what model.train() left on changes a no-grad forward's results."""
@@ -581,6 +598,8 @@ class Instruments:
         statistics and folds them into its running ones. Marked once a step, with which of the two
         train (1 Dropout, 2 BatchNorm, 3 both); host flags only, nothing read from the device."""
         self._nograd_marked = self.link.step
+        if _in_reentrant_checkpoint():
+            return        # checkpoint(model, x, use_reentrant=True) runs the training forward without grad
         flags = 0
         for module, flag in self._stochastic:
             if module.training:

@@ -13,7 +13,7 @@ from trainspect.recorder import Recorder
 from trainspect.recorder.format import SYS_NOGRAD_TRAIN_MODE
 
 
-def _train(path, seed, *, norm, call_eval, validate=True, sample=False, train_acc=False):
+def _train(path, seed, *, norm, call_eval, validate=True, sample=False, train_acc=False, reentrant=False):
     torch = pytest.importorskip("torch")
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -28,7 +28,9 @@ def _train(path, seed, *, norm, call_eval, validate=True, sample=False, train_ac
         for epoch in range(8):
             model.train()
             for i in range(0, 768, 64):
-                loss = torch.nn.functional.cross_entropy(model(X[i:i + 64]), y[i:i + 64])
+                x = X[i:i + 64].requires_grad_(reentrant)
+                out = torch.utils.checkpoint.checkpoint(model, x, use_reentrant=True) if reentrant else model(x)
+                loss = torch.nn.functional.cross_entropy(out, y[i:i + 64])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -75,3 +77,11 @@ def test_a_training_accuracy_in_train_mode_before_an_eval_mode_validation_is_not
     assert "validation_in_train_mode" not in found
     found, _ = _train(tmp_path / "acc_bug.h5", seed, norm=True, call_eval=False, train_acc=True)
     assert "validation_in_train_mode" in found
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_whole_model_reentrant_checkpoint_is_not_a_no_grad_forward(tmp_path, seed):
+    """checkpoint(model, x, use_reentrant=True) runs the training forward under no_grad."""
+    pytest.importorskip("torch.utils.checkpoint")
+    found, names = _train(tmp_path / "ckpt.h5", seed, norm=False, call_eval=True, reentrant=True)
+    assert SYS_NOGRAD_TRAIN_MODE not in names and "validation_in_train_mode" not in found
