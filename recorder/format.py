@@ -127,6 +127,7 @@ SYS_INPUT_MEAN = "sys/input_mean"          # statistics of the model's first inp
 SYS_INPUT_STD = "sys/input_std"
 SYS_INPUT_MIN = "sys/input_min"
 SYS_INPUT_MAX = "sys/input_max"
+SYS_BATCH_SIZE = "sys/batch_size"          # first dimension of that input tensor (any dtype; scheduled)
 
 
 # An LR range test run (recorder/lr_range.py): config key that marks it, and its own metrics.
@@ -165,6 +166,7 @@ SCALAR_SPECS = {s.name: s for s in (
     StatSpec(SYS_INPUT_STD, "input std", log=True),
     StatSpec(SYS_INPUT_MIN, "input min"),
     StatSpec(SYS_INPUT_MAX, "input max"),
+    StatSpec(SYS_BATCH_SIZE, "batch size", unit="count"),
     StatSpec(SYS_GRAD_CARRIED, "gradient carried over from the previous update", fraction=True),
 )}
 

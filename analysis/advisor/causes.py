@@ -384,6 +384,12 @@ CAUSE_CATALOGUE = {
                                   "before a loss that applies it itself"),
          Fix("check_targets", "check the targets: a constant or wrongly shaped target gives a constant loss")),
         "print the model's output shape and a few targets next to the loss value at step 0"),
+    "loss_summed": CauseSpec(
+        "the loss is summed over the batch, not averaged: with SGD every step is batch-size times the one the LR "
+        "was tuned for",
+        (Fix("mean_reduction", "average the loss over the batch: reduction='mean' (the default), or divide the sum "
+                               "by the batch size; or divide the LR by the batch size"),),
+        "re-run with reduction='mean': the first loss should be near ln(C) and the loss fall as with the usual recipe"),
     "logged_value_stale": CauseSpec(
         "the value logged as the loss is the same number at every step: a training loss moves with every batch "
         "and every update, so what is logged is not this step's loss (computed once before the loop, a constant, "

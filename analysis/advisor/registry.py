@@ -38,6 +38,8 @@ SYMPTOM_MODULES = (
     "warmup_unfinished",
     "small_updates",
     "stuck_at_chance",
+    "loss_at_init_high",
+    "loss_summed",
     "strong_dropout",
     "periodic_loss",
     "straggler_rank",

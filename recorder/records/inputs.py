@@ -1,5 +1,6 @@
 """Mean, std, min and max of the model's first floating-point input tensor, as the scalars
-``sys/input_*``, from the first training-mode forward of every ``stats_every``-th step."""
+``sys/input_*``, and the first dimension of its first tensor input (``sys/batch_size``), from the
+first training-mode forward of every ``stats_every``-th step."""
 from __future__ import annotations
 
 import time
@@ -21,13 +22,20 @@ class InputStats(ScalarValues):
         tag = watched.link.tag
         self.tags = tuple(tag(n) for n in (fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD,
                                            fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX))
+        # the advisor compares a loss with the batch size: a cross-entropy summed over the batch
+        self.batch_tag = tag(fmt.SYS_BATCH_SIZE)
 
     def forward_start(self, step, args, kwargs):
         x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
         if x is not None:
             x = plain_values(x)      # a MaskedTensor/DTensor batch: its shard, or not measured
-        if x is not None and x.is_floating_point() and x.numel() > 0:
-            self.emit(self.compute(x), step, time.time(), self.tags)
+        if x is None or x.numel() == 0:
+            return
+        wall = time.time()
+        if x.dim():      # the shape is host metadata: no device work (token ids count too)
+            self.w.link.host_value_or_hold(step, self.batch_tag, float(x.shape[0]), wall)
+        if x.is_floating_point():
+            self.emit(self.compute(x), step, wall, self.tags)
 
     def compute(self, x):
         if self.w.cpu_fast_path and x.is_cpu and x.layout is torch.strided:
