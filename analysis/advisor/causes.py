@@ -95,7 +95,7 @@ def _lr_high_fixes(fixes, finding, ctx):
     batch-size times too large; the LR fix works, but the reduction is the mistake."""
     out = _lr_fixes(fixes, finding, ctx)
     c, loss = ctx.n_outputs, ctx.sig.train_loss
-    if not c or c < 2 or loss is None or not len(loss[2]):
+    if not c or c < 2 or loss is None or not len(loss[2]) or "loss_summed" in ctx.found:   # it says so, measured
         return out
     if c == ctx.n_inputs:    # outputs as many as the inputs: an autoencoder (a VAE's 784 pixels), no classes
         return out
