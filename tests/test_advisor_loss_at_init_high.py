@@ -16,7 +16,7 @@ from trainspect.analysis import diagnose
 from trainspect.recorder import Recorder
 
 
-def _cnn(path, seed, *, init_std=None, reduction="mean", adam=False, steps=120):
+def _cnn(path, seed, *, init_std=None, reduction="mean", adam=False, lr=None, steps=120):
     """A small BatchNorm CNN on a learnable 10-class task, SGD with momentum (or Adam)."""
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -28,7 +28,7 @@ def _cnn(path, seed, *, init_std=None, reduction="mean", adam=False, steps=120):
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.normal_(m.weight, 0.0, init_std)
     opt = (torch.optim.Adam(model.parameters(), lr=1e-3) if adam else
-           torch.optim.SGD(model.parameters(), lr=0.05 / 32 if reduction == "sum" else 0.05, momentum=0.9))
+           torch.optim.SGD(model.parameters(), lr=lr or (0.05 / 32 if reduction == "sum" else 0.05), momentum=0.9))
     proto = torch.randn(10, 3, 8, 8, generator=g)
     with Recorder(path) as rec:
         rec.watch(model, opt)
@@ -77,3 +77,11 @@ def test_the_sum_under_adam_which_divides_the_scale_out_is_not_named(tmp_path):
 def test_the_mean_is_not_named(tmp_path, seed):
     findings = _cnn(tmp_path / "mean.h5", seed)
     assert "loss_summed" not in [f.symptom for f in findings]
+
+
+@pytest.mark.parametrize("seed", (0, 1, 2))
+def test_at_the_lr_tuned_for_the_mean_the_sum_explains_the_large_steps_findings(tmp_path, seed):
+    findings = _cnn(tmp_path / "sumlr.h5", seed, reduction="sum", lr=0.05)   # 32x steps
+    assert "loss_summed" in [f.symptom for f in findings]
+    for f in findings:
+        assert f.causes[0].id == "loss_summed", (f.symptom, [c.id for c in f.causes])

@@ -805,6 +805,18 @@ GRADIENT_DRIVEN = {"gradients_not_cleared", "nan_inf", "divergence", "loss_oscil
                    "exploding_gradients", "dead_units", "slow_convergence"}
 
 
+def steps_of_a_summed_loss(s: Scores, finding: Finding, ctx: Context) -> None:
+    """A loss summed over the batch under SGD (loss_summed) makes every step batch-size times the
+    one the LR was tuned for: that, not the LR as such, explains what large steps did (the summed
+    ResNet's ReLUs died, read "lr too high" under "average the loss over the batch")."""
+    f = ctx.found.get("loss_summed")
+    if f is None or finding.symptom not in GRADIENT_DRIVEN | {"weight_growth", "loss_blowup"}:
+        return
+    s.boost("loss_summed", max(s.get("lr_too_high"), 0.6) + 0.05,
+            f"the loss is summed over the batch (see loss_summed): every step is ~{f.facts['batch_size']:.0f}x the "
+            "one the LR was tuned for")
+
+
 def lr_consistency(s: Scores, ctx: Context) -> None:
     """The LR cannot be both too high and too low: strong evidence for one discounts the other,
     unless the update/weight ratio itself backs the weaker one."""
@@ -836,6 +848,7 @@ def rank_causes(finding: Finding, spec, ctx: Context) -> list[Cause]:
         loss_runs_away(s, finding, ctx)
         targets_unscaled(s, ctx)
         lr_shown_by_weight_growth(s, finding, ctx)
+        steps_of_a_summed_loss(s, finding, ctx)
         inputs_far_off(s, finding, ctx)     # after the symptom's own input-scaling boost, whose reason it replaces
     gradients_accumulate(s, finding, ctx)
     lr_consistency(s, ctx)
