@@ -27,6 +27,10 @@ def test_sibling_heads_are_not_pre_activations():
     square = {"fc1": (64, 20), "fc2": (64, 64), "fc3": (64, 64), "fc4": (3, 64)}
     assert functional_candidates(["Linear"] * 4, mlp, square) == [0, 1, 2]
     assert functional_candidates(["Linear"] * 5, vae) == [0, 1, 2, 3]     # no shapes: as before
+    # two depthwise convs in a row (weights (C, 1, k, k)) are a chain, not heads
+    dw = ["dw1", "dw2", "head"]
+    assert functional_candidates(["Conv2d"] * 3, dw, {"dw1": (32, 1, 3, 3), "dw2": (32, 1, 3, 3),
+                                                      "head": (10, 32, 1, 1)}) == [0, 1]
 
 
 def _vae(torch, dead_logvar: bool, dead_hidden: bool):

@@ -60,8 +60,9 @@ def sibling_heads(types, modules, shapes: dict) -> set:
     heads = set()
     for a, b in zip(preact, preact[1:]):
         sa, sb = shapes.get(modules[a]), shapes.get(modules[b])
+        # a depthwise conv's weight is (C, 1, k, k): its in-dimension says nothing about its input's width
         if (types[a] == types[b] and sa is not None and sb is not None and len(sa) >= 2 and len(sb) >= 2
-                and sa[1] == sb[1] and sa[0] != sb[1]):
+                and sa[1] == sb[1] > 1 and sa[0] != sb[1]):
             heads |= {a, b}
     return heads
 
