@@ -16,9 +16,14 @@ start times within ``SAME_LAUNCH_S``).
 from __future__ import annotations
 
 import os
+import stat
+import time
 from pathlib import Path
 
 import numpy as np
+
+from trainspect.recorder import format as h5fmt
+from trainspect.recorder.format import RunFileError
 
 from ...findings import Evidence, Finding
 from ...vocab import _name_words
@@ -34,6 +39,8 @@ MIN_POINTS = 20
 FIRST_POINTS = 5
 SAME_LAUNCH_S = 120.0   # two Recorders of one script start within seconds of each other
 MAX_NEIGHBOURS = 16     # run files beside it opened at most (closest modification time first)
+MAX_LISTED = 10_000     # folder entries looked at: a folder of a million files costs no more
+NEIGHBOUR_BUDGET_S = 3.0   # no further neighbour is opened after this long
 
 
 def side(name: str) -> str | None:
@@ -74,33 +81,77 @@ def _by_side(losses: dict) -> dict:
     return out
 
 
+def _neighbour_files(path: Path) -> list[Path]:
+    """The regular ``*.h5`` files beside ``path`` (symlinks followed), closest modification time
+    first; never ``path`` itself (same inode). A hostile folder costs a bounded listing: at most
+    MAX_LISTED entries are looked at, and a symlink loop, a dangling link, a FIFO, socket or
+    device is passed over (opening a FIFO would block; one bad entry must not hide the partner)."""
+    try:
+        me = os.stat(path)
+        listing = os.scandir(path.parent)
+    except OSError:
+        return []
+    near = []
+    with listing:
+        for n, entry in enumerate(listing):
+            if n >= MAX_LISTED:
+                break
+            if not entry.name.endswith(".h5") or entry.name.startswith("."):
+                continue
+            try:
+                st = entry.stat()          # follows a symlink: a loop or a dangling one raises
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) != (me.st_dev, me.st_ino):
+                near.append((abs(st.st_mtime - me.st_mtime), entry.name))
+    near.sort()
+    return [path.parent / name for _, name in near]
+
+
+def _finished_run_file(p: Path) -> bool:
+    """Starts like a complete HDF5 file that no live writer holds (64 bytes read, nothing waits):
+    a file a writer holds would be opened in SWMR mode, with retries of seconds while it changes,
+    and the partner of a finished run is finished too (or its writer was killed with it)."""
+    try:
+        head = h5fmt.read_head(p)
+    except RunFileError:
+        return False
+    return not head.writer_open or h5fmt.writer_died(p)
+
+
 def _other_side_file(sig, missing: str):
     """(file name, loss name, steps, values) of the other network's loss, from a run file beside
-    this one that the same launch wrote (same host, start within SAME_LAUNCH_S); else None."""
+    this one that the same launch wrote (same host, start within SAME_LAUNCH_S); else None.
+    At most MAX_NEIGHBOURS files are opened, within NEIGHBOUR_BUDGET_S."""
     path = Path(sig.path) if sig.path else None
     start, host = sig.meta.get("start_time"), sig.meta.get("host")
-    if path is None or not isinstance(start, (int, float)) or not path.parent.is_dir():
-        return None
-    try:
-        here = path.stat().st_mtime
-        near = sorted((p for p in path.parent.glob("*.h5") if p.resolve() != path.resolve()),
-                      key=lambda p: abs(p.stat().st_mtime - here))[:MAX_NEIGHBOURS]
-    except OSError:
+    if path is None or not isinstance(start, (int, float)):
         return None
     from ...run import open_run   # run files beside this one: read only when this run is one side of a GAN
-    for p in near:
+    deadline = time.monotonic() + NEIGHBOUR_BUDGET_S
+    opened = 0
+    for p in _neighbour_files(path):
+        if opened >= MAX_NEIGHBOURS or time.monotonic() > deadline:
+            break
+        if not _finished_run_file(p):
+            continue
+        opened += 1
         try:
             with open_run(p, keep_points=False) as other:
                 meta = other.meta or {}
                 when = meta.get("start_time")
                 if meta.get("host") != host or not isinstance(when, (int, float)) or abs(when - start) > SAME_LAUNCH_S:
                     continue
-                names = [n for n in other.metric_names() if side(n) == missing and n in _gan_names(other)]
+                gan = _gan_names(other)     # once: a file of 10^4 metric names took a minute
+                names = [n for n in other.metric_names() if n in gan and side(n) == missing]
                 if not names:
                     continue
                 name = min(names, key=len)
                 s = other.scalar_views([name])[name]
-                return os.path.basename(p), name, np.asarray(s.steps), np.asarray(s.values, dtype=np.float64)
+                values = np.asarray(s.values, dtype=np.float64)
+                if _levels(values) is None:
+                    continue        # too few points to be the other network's loss: look on
+                return os.path.basename(p), name, np.asarray(s.steps), values
         except Exception:  # noqa: BLE001 - a file beside the run that cannot be read is not its partner
             continue
     return None

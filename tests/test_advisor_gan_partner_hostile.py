@@ -1,0 +1,136 @@
+"""A GAN run with one side recorded looks at the run files beside it for the other side
+(gan_losses_vanish). A hostile or just untidy folder must not crash diagnose, make it wait, or
+hide the partner: symlink loops, dangling links, FIFOs, sockets, junk named *.h5, a file that
+claims a live writer, a same-launch file with thousands of GAN-looking metric names.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import h5py
+import numpy as np
+import pytest
+from trainspect.analysis import diagnose, open_run
+from trainspect.recorder import Recorder
+from trainspect.recorder import format as fmt
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """gan-D.h5 and gan-G.h5 of one launch, both losses -> 0 (the generator helps D)."""
+    d = tmp_path_factory.mktemp("pair")
+    with Recorder(d / "gan-G.h5") as rec_g, Recorder(d / "gan-D.h5") as rec_d:
+        for i in range(300):
+            t = i / 300
+            rec_d.log({"Loss_D": 1.39 * np.exp(-8 * t) + 0.002}, step=i)
+            rec_g.log({"Loss_G": 0.69 * np.exp(-8 * t) + 0.001}, step=i)
+    return d
+
+
+def _folder(pair, tmp_path):
+    """The pair copied into tmp_path, the partner (G) modified a second before the run (D)."""
+    for name in ("gan-D.h5", "gan-G.h5"):
+        shutil.copy2(pair / name, tmp_path / name)
+    when = os.stat(tmp_path / "gan-D.h5").st_mtime_ns
+    os.utime(tmp_path / "gan-G.h5", ns=(when - 10**9, when - 10**9))
+    return tmp_path / "gan-D.h5"
+
+
+def _same_mtime_as(run, *paths):
+    when = os.stat(run).st_mtime_ns
+    for p in paths:
+        os.utime(p, ns=(when, when))
+
+
+def _gan_finding(run):
+    with open_run(run) as r:
+        return {f.symptom: f for f in diagnose(r)}.get("gan_losses_vanish")
+
+
+def test_links_pipes_sockets_and_folders_named_h5_neither_crash_nor_hide_the_partner(pair, tmp_path):
+    run = _folder(pair, tmp_path)
+    os.symlink("loop-b.h5", tmp_path / "loop-a.h5")        # a symlink loop: resolve() raised RuntimeError
+    os.symlink("loop-a.h5", tmp_path / "loop-b.h5")
+    os.symlink("self.h5", tmp_path / "self.h5")
+    os.symlink(tmp_path / "gone", tmp_path / "dangling.h5")  # stat() raised: the whole search gave up
+    os.symlink("/dev/zero", tmp_path / "zero.h5")
+    os.symlink("gan-D.h5", tmp_path / "also-me.h5")          # the run itself under another name
+    os.mkdir(tmp_path / "folder.h5")
+    os.mkfifo(tmp_path / "pipe.h5")                         # opening it would block
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(tmp_path / "sock.h5"))
+        f = _gan_finding(run)
+    finally:
+        sock.close()
+    assert f is not None, "the partner beside the hostile entries was not found"
+    assert "gan-G.h5" in " ".join(e.text for e in f.evidence)
+
+
+def test_junk_files_with_the_runs_own_time_do_not_push_the_partner_out(pair, tmp_path):
+    """Only files that start like a complete HDF5 file count towards the 16 opened."""
+    run = _folder(pair, tmp_path)
+    junk = []
+    for i in range(40):
+        p = tmp_path / f"junk{i:02d}.h5"
+        p.write_bytes(b"not an hdf5 file" * (i + 1))
+        junk.append(p)
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes((pair / "gan-G.h5").read_bytes()[:3000])
+    _same_mtime_as(run, truncated, *junk)      # closer in time than the partner
+    assert _gan_finding(run) is not None
+
+
+def test_a_file_claiming_a_live_writer_is_not_opened(pair, tmp_path, monkeypatch):
+    """Opening it would retry for seconds while it changes (16 such files: over a minute)."""
+    run = _folder(pair, tmp_path)
+    head = bytearray((pair / "gan-G.h5").read_bytes())
+    head[11] |= 0x05                            # superblock flags: a SWMR writer holds it
+    live = tmp_path / "live.h5"
+    live.write_bytes(bytes(head))
+    _same_mtime_as(run, live)
+    import trainspect.analysis.run as run_module
+    opened = []
+    real_open = run_module.open_run
+
+    def spy(path, *a, **k):
+        opened.append(os.path.basename(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(run_module, "open_run", spy)
+    f = _gan_finding(run)
+    assert "live.h5" not in opened, opened
+    assert f is not None and "gan-G.h5" in " ".join(e.text for e in f.evidence)
+
+
+def test_a_same_launch_file_of_thousands_of_gan_names_is_read_once_and_passed_over(pair, tmp_path, monkeypatch):
+    """Its names were each checked against the whole list again (4,000 names: 67 s); and a
+    generator loss of one point is no partner: the real one is looked for beyond it."""
+    run = _folder(pair, tmp_path)
+    with open_run(run) as r:
+        start = r.meta["start_time"]
+    many = tmp_path / "many.h5"
+    with Recorder(many) as rec:
+        rec.log({f"g_loss_{i}": 0.5 for i in range(600)}, step=0)
+    with h5py.File(many, "r+") as h:                 # the same launch: its start time is the run's
+        meta = fmt.decode_meta(h[fmt.META][()])
+        meta["start_time"] = start + 1.0
+        del h[fmt.META]
+        h[fmt.META] = fmt.encode_meta(meta)
+    _same_mtime_as(run, many)
+    with open_run(many) as r:
+        assert r.meta["start_time"] == start + 1.0 and len(r.metric_names()) >= 600
+    from trainspect.analysis import vocab
+    calls = []
+    real = vocab.adversarial_losses
+
+    def counting(names):
+        calls.append(1)
+        return real(names)
+
+    monkeypatch.setattr(vocab, "adversarial_losses", counting)
+    f = _gan_finding(run)
+    assert f is not None and "gan-G.h5" in " ".join(e.text for e in f.evidence)
+    assert len(calls) <= 40, f"the neighbour's GAN names were listed {len(calls)} times"
