@@ -189,6 +189,21 @@ class Context:
             return None
         return None if self.zero_gradients or self.weights_static else main_loss(self.sig)
 
+    def run_from_chance(self, min_steps: int):
+        """(name, steps, values, first, end, (ln C, C)) of the judged loss curve of a run that started
+        at chance and spans ``min_steps`` steps or more (``first``/``end``: medians of its first
+        points and of its last 10 %), or None."""
+        main = self.loss_curve()
+        if main is None:
+            return None
+        name, steps, values = main
+        steps, values = finite_prefix(steps, values)
+        if len(values) < MIN_LOSS_POINTS or steps[-1] - steps[0] < min_steps:
+            return None
+        first, end = head_level(values), tail_level(values)
+        chance = self.chance_level(first)
+        return None if chance is None else (name, steps, values, first, end, chance)
+
     def on_loss_curve(self, rule):
         """``rule(steps, values, series=name, min_points=...)`` on the judged loss curve; None without one."""
         main = self.loss_curve()

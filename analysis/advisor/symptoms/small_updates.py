@@ -17,8 +17,8 @@ import numpy as np
 
 from ...findings import Evidence, Finding
 from ..causes import MOSTLY_FROZEN, lr_from_update_ratio, settings_slow_training
-from ..context import AT_CHANCE, MIN_LOSS_POINTS
-from ..series import finite_prefix, fmt, head_level, smooth_curve, tail_level
+from ..context import AT_CHANCE
+from ..series import fmt, smooth_curve
 from ..spec import SymptomSpec
 
 MOVED = 0.5            # the most-updated weight matrix changed less than this share of its size in all
@@ -37,16 +37,11 @@ def detect(sig, ctx):
         return None
     if EXPLAINED_BY & {s for s, f in ctx.found.items() if f.severity != "info"}:
         return None
-    main = ctx.loss_curve()
-    if main is None or ctx.frozen_share >= MOSTLY_FROZEN:
+    run = None if ctx.frozen_share >= MOSTLY_FROZEN else ctx.run_from_chance(MIN_STEPS)
+    if run is None:
         return None
-    name, steps, values = main
-    steps, values = finite_prefix(steps, values)
-    if len(values) < MIN_LOSS_POINTS or steps[-1] - steps[0] < MIN_STEPS:
-        return None
-    first, end = head_level(values), tail_level(values)
-    chance = ctx.chance_loss(first)
-    if chance is None or first <= 0 or (first - end) >= FELL * first:
+    name, steps, values, first, end, chance = run
+    if first <= 0 or (first - end) >= FELL * first:
         return None
     pace = _pace_per_lr(steps, values, ctx)
     if pace is None or pace[1] <= 0 or pace[1] < STILL * pace[0]:

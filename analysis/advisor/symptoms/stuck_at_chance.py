@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from ...findings import Evidence, Finding
 from ..causes import MOSTLY_FROZEN, squashed_output_at_chance
-from ..context import MIN_LOSS_POINTS
-from ..series import finite_prefix, fmt, head_level, tail_level
+from ..series import fmt
 from ..spec import SymptomSpec
 from .no_progress import LABELS_TESTED, updates_normal
 
@@ -26,20 +25,16 @@ MIN_STEPS = 100      # optimizer steps: a shorter run may not have left chance y
 
 
 def detect(sig, ctx):
-    main = ctx.loss_curve()
-    if sig.live or main is None or ctx.weight_change is None or ctx.weight_change < LABELS_TESTED:
+    if sig.live or ctx.weight_change is None or ctx.weight_change < LABELS_TESTED:
         return None
     if ctx.frozen_share >= MOSTLY_FROZEN or "no_progress" in ctx.found:
         return None
-    name, steps, values = main
-    steps, values = finite_prefix(steps, values)
-    if len(values) < MIN_LOSS_POINTS or steps[-1] - steps[0] < MIN_STEPS:
+    run = ctx.run_from_chance(MIN_STEPS)
+    if run is None:
         return None
-    first, end = head_level(values), tail_level(values)
-    chance = ctx.chance_level(first)
-    if chance is None or end < (1 - NEAR) * chance[0]:
+    name, steps, values, first, end, (level, classes) = run
+    if end < (1 - NEAR) * level:
         return None
-    level, classes = chance
     return Finding(
         symptom="stuck_at_chance", severity="warning",
         title=(f"{name} is still at chance after {int(steps[-1] - steps[0])} steps: {fmt(first)} -> {fmt(end)}, "
