@@ -14,6 +14,19 @@ from ..host_stats import input_row
 from .scalar import ScalarValues
 
 
+def first_input(args, kwargs):
+    """The model's first tensor input as a plain, non-empty tensor, or None. An input this cannot
+    read (a MaskedTensor or nested batch, a wrapper whose attributes raise) is not measured: a
+    failure here would switch every per-layer instrument off (guard), for a missing value."""
+    try:
+        x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        if x is not None:
+            x = plain_values(x)      # a MaskedTensor/DTensor batch: its shard, or not measured
+        return None if x is None or x.numel() == 0 else x
+    except Exception:  # noqa: BLE001 - a hostile input is a missing value, never a failed step
+        return None
+
+
 class InputStats(ScalarValues):
     schedule = "stats_every"
 
@@ -26,15 +39,13 @@ class InputStats(ScalarValues):
         self.batch_tag = tag(fmt.SYS_BATCH_SIZE)
 
     def forward_start(self, step, args, kwargs):
-        x = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
-        if x is not None:
-            x = plain_values(x)      # a MaskedTensor/DTensor batch: its shard, or not measured
-        if x is None or x.numel() == 0:
+        x = first_input(args, kwargs)
+        if x is None:
             return
         wall = time.time()
         if x.dim():      # the shape is host metadata: no device work (token ids count too)
             self.w.link.host_value_or_hold(step, self.batch_tag, float(x.shape[0]), wall)
-        if x.is_floating_point():
+        if x.is_floating_point() and not x.is_meta:     # a meta tensor holds no values to measure
             self.emit(self.compute(x), step, wall, self.tags)
 
     def compute(self, x):
