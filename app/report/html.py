@@ -13,6 +13,7 @@ import re
 from dataclasses import replace
 
 from ..present import e, earlier_fixes, present, web_html
+from ..terminal_text import visible
 from .content import Report, RunSection, serious
 from .interactive import SCRIPT, SCRIPT_HASH
 
@@ -178,11 +179,14 @@ def render_html(report: Report) -> str:
     if report.comparison is not None:
         body.append(_comparison(report.comparison))
     body.extend(_run_section(s, i) for i, s in enumerate(report.runs))
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-            f"<title>{e(report.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + f"\n<script>{SCRIPT}</script>\n</body>\n</html>\n")
+    # Names from run files are shown, not obeyed: a control character ("acc\x01") or a bidi
+    # override is written as an escape, as in the terminal (the page, not our script).
+    page = visible("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                   f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+                   '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+                   f"<title>{e(report.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+                   + "\n".join(body))
+    return page + f"\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
 
 
 def write_html(report: Report, path) -> None:

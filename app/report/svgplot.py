@@ -16,6 +16,7 @@ from html import escape
 
 import numpy as np
 
+from ..terminal_text import visible
 from ..run_colours import PALETTE  # noqa: F401 - the app's run colours: one run, one colour in both
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 NONFINITE_COLOR = "#d00000"
@@ -30,9 +31,21 @@ MAX_HEATMAP_ROWS = 48
 MAX_LABEL_CHARS = 30
 
 
+# Not XML at all, escaped or not (lone surrogates, U+FFFE/U+FFFF): the PDF's SVG parser refuses
+# the whole plot; written as U+FFFD.
+_NOT_XML = {c: 0xFFFD for c in (*range(0xD800, 0xE000), 0xFFFE, 0xFFFF)}
+
+
+def shown(text) -> str:
+    """A name read from a run file as a plot shows it: control characters (not XML: a metric
+    named "acc\x01" made the PDF report fail with 'a report plot is not valid SVG') and bidi
+    overrides written as escapes, like the terminal's."""
+    return visible(str(text)).translate(_NOT_XML)
+
+
 def esc(text) -> str:
     """Escape for SVG/HTML text and attribute values (quotes included)."""
-    return escape(str(text), quote=True)
+    return escape(shown(text), quote=True)
 
 
 def _num(v: float) -> str:
@@ -428,13 +441,13 @@ def drawn_data(frame, lines: list, drawn: list, bad_runs: list, spec: PlotSpec) 
     left, top, pw, ph, x0, x1, y0, y1, log = frame
     digits = _digits([y for pieces in drawn for _, y in pieces], frame)
     return {
-        "title": spec.title, "frame": [left, top, pw, ph], "x": [x0, x1], "y": [y0, y1], "log": bool(log),
-        "lines": [{"label": ln.label, "color": ln.color, "width": ln.width, "opacity": ln.opacity,
+        "title": shown(spec.title), "frame": [left, top, pw, ph], "x": [x0, x1], "y": [y0, y1], "log": bool(log),
+        "lines": [{"label": shown(ln.label), "color": ln.color, "width": ln.width, "opacity": ln.opacity,
                    "pieces": [[_numbers(x, 15), _numbers(y, digits)] for x, y in pieces], "bad": bad}
                   for ln, pieces, bad in zip(lines, drawn, bad_runs)],
         "spans": [[float(a), float(b)] for a, b in spec.spans if math.isfinite(a) and math.isfinite(b)],
         "markers": [[float(a), float(b)] for a, b in spec.markers if math.isfinite(a) and math.isfinite(b)],
-        "vlines": [[float(a), str(label)] for a, label in spec.vlines if math.isfinite(a)],
+        "vlines": [[float(a), shown(label)] for a, label in spec.vlines if math.isfinite(a)],
     }
 
 
