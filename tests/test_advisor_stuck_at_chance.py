@@ -92,3 +92,15 @@ def test_the_sigmoid_output_with_bce_loss_is_not_blamed(tmp_path, seed):
     # it levels off at the floor its noisy labels allow (early_plateau may say so); the pairing is right
     assert {"stuck_at_chance", "no_progress"}.isdisjoint(f.symptom for f in findings)
     assert "loss_setup" not in [c.id for f in findings for c in f.causes]
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+def test_a_run_whose_own_warning_explains_the_stall_gets_that_warning_alone(tmp_path, seed):
+    """Dropout at p = 0.9 keeps the loss near chance, and strong_dropout (a warning only once its
+    own last look has seen the loss stall) says why: no second warning that the loss is at chance."""
+    from tests.scenarios import dropout_ninety
+    path = tmp_path / "d90.h5"
+    with Recorder(path) as rec:
+        dropout_ninety(rec, seed)
+    warned = [f.symptom for f in diagnose(path) if f.severity != "info"]
+    assert warned == ["strong_dropout"]

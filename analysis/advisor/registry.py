@@ -37,14 +37,15 @@ SYMPTOM_MODULES = (
     "slow_convergence",
     "warmup_unfinished",
     "small_updates",
-    "stuck_at_chance",
-    "loss_at_init_high",
     "loss_summed",
     "strong_dropout",
     "periodic_loss",
     "straggler_rank",
     "rank_nonfinite_first",
     "rank_loss_divergence",
+    # last: they stand aside for any other warning, so they settle once every severity is final
+    "stuck_at_chance",
+    "loss_at_init_high",
 )
 
 REGISTRY = tuple(import_module(f"{__package__}.symptoms.{name}").SPEC for name in SYMPTOM_MODULES)
