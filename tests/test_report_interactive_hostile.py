@@ -17,6 +17,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+import numpy as np
 import pytest
 
 from trainspect.app.report import export_report
@@ -114,3 +115,37 @@ def test_in_chromium_the_script_runs_and_no_payload_does(pages):
     assert re.search(r'<p class="muted" id="plot-hint">', dom)          # unhidden by the script
     assert re.search(r"<title>(.*?)</title>", dom, flags=re.S).group(1).strip() != "PWNED"
     assert "<img" not in dom
+
+
+@pytest.mark.parametrize("log_y", [False, True, "auto"])
+@pytest.mark.parametrize("values", [
+    [1.7e308, -1.7e308] * 50,                                  # the range overflows to Inf
+    [1e308] * 100,                                             # 10 ** 309 for a log tick label
+    [5e-324] * 50 + [1e-323] * 50,                             # a range of subnormals: 10 ** -324 == 0
+    [1e308] * 50 + [-1e308] * 50 + [float("inf"), float("nan"), -float("inf")],
+])
+def test_float64_extremes_draw_a_plot_and_its_data(values, log_y):
+    """A float64 metric near its limits (a blow-up logged in double) made the report fail:
+    'cannot convert float NaN to integer', OverflowError, 'math domain error'."""
+    from trainspect.app.report.svgplot import Line, PlotSpec, line_plot_drawn
+
+    y = np.asarray(values, float)
+    svg, data = line_plot_drawn([Line(np.arange(y.size, dtype=float), y, "train/loss")], PlotSpec(log_y=log_y))
+    ET.fromstring(svg)
+    json.dumps(data, allow_nan=False)
+    assert data["lines"][0]["pieces"]                        # something was drawn
+    if not np.isfinite(y).all():                             # Inf/NaN still marked as such
+        assert data["lines"][0]["bad"]
+
+
+def test_a_run_that_blew_up_in_double_precision_gets_its_reports(tmp_path):
+    from trainspect.recorder import Recorder
+
+    with Recorder(tmp_path / "blowup.h5") as rec:
+        for i in range(200):
+            v = 1.5 * 10.0 ** min(307, 2 * i) if i < 160 else float("inf")
+            rec.log({"train/loss": v, "val/loss": -v if i % 2 else v}, step=i)
+    html = export_report([str(tmp_path / "blowup.h5")], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert len(re.findall(r"<figure[^>]*data-plot", html)) >= 1
+    pytest.importorskip("PySide6.QtSvg")
+    assert export_report([str(tmp_path / "blowup.h5")], tmp_path / "r.pdf").read_bytes()[:5] == b"%PDF-"

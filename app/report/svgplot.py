@@ -29,6 +29,8 @@ NONFINITE_CELL = "#ff00ff"
 MAX_HEATMAP_COLUMNS = 160
 MAX_HEATMAP_ROWS = 48
 MAX_LABEL_CHARS = 30
+Y_LIMIT = 1e300        # |values| beyond are drawn at it: the range of +-1e308 (float64 metrics) is Inf
+MAX_DECADE = 308       # 10 ** 309 overflows: no tick label above
 
 
 # Not XML at all, escaped or not (lone surrogates, U+FFFE/U+FFFF): the PDF's SVG parser refuses
@@ -90,6 +92,8 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     if hi <= lo:
         return [lo]
     raw = (hi - lo) / max(n, 1)
+    if not 1e-300 < raw < 1e300:     # a range of subnormals (10 ** -324 is 0) or beyond: its ends
+        return [lo, hi]
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     first = math.ceil(lo / step - 1e-9) * step
@@ -268,6 +272,11 @@ def line_plot_drawn(lines: list[Line], spec: PlotSpec | None = None) -> tuple[st
     if log:
         for ln in lines:   # values <= 0 cannot be drawn on a log axis: treat like gaps
             ln.y = np.where(ln.y > 0, ln.y, np.nan) if np.any(np.isfinite(ln.y)) else ln.y
+    else:
+        for ln in lines:   # a range of +-1e308 overflows to Inf: such values are drawn (and read) at the limit
+            huge = np.isfinite(ln.y) & (np.abs(ln.y) > Y_LIMIT)
+            if huge.any():
+                ln.y = np.where(huge, np.copysign(Y_LIMIT, ln.y), ln.y)
     xr = _finite_range([ln.x for ln in lines] + [np.asarray([s for sp in spec.spans for s in sp], float)])
     ys = [np.log10(ln.y) if log else ln.y for ln in lines]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -302,7 +311,7 @@ def line_plot_drawn(lines: list[Line], spec: PlotSpec | None = None) -> tuple[st
                    f'fill="{SPAN_COLOR}" fill-opacity="0.25"/>')
     out.append("</g>")
     # y ticks and grid
-    yt = log_ticks(y0, y1) if log else nice_ticks(y0, y1)
+    yt = [t for t in log_ticks(y0, y1) if t <= MAX_DECADE] if log else nice_ticks(y0, y1)
     for t in yt:
         yy = float(py(t))
         label = fmt_value(10 ** t) if log else fmt_value(t)
@@ -421,6 +430,8 @@ def _digits(values, frame) -> int:
         need = 50 / (2.3 * per_px) if per_px > 0 else 1e6
     else:
         need = 25 * big / per_px if per_px > 0 and big > 0 else 1e6
+    if not math.isfinite(need):     # a value range of a few subnormals
+        return 17
     return int(min(17, max(6, 1 + math.ceil(math.log10(max(need, 1.0))))))
 
 
