@@ -134,3 +134,36 @@ def test_a_same_launch_file_of_thousands_of_gan_names_is_read_once_and_passed_ov
     f = _gan_finding(run)
     assert f is not None and "gan-G.h5" in " ".join(e.text for e in f.evidence)
     assert len(calls) <= 40, f"the neighbour's GAN names were listed {len(calls)} times"
+
+
+def test_the_partner_listed_after_fifty_thousand_other_entries_is_found(pair, tmp_path, monkeypatch):
+    """The folder's listing stops at MAX_LISTED entries (bounded time in a folder of millions);
+    a folder of 50,000 files is still read to its end (directory order is not creation order)."""
+    run = _folder(pair, tmp_path)
+    import trainspect.analysis.advisor.symptoms.gan_losses_vanish as gan
+
+    class Gone:
+        def __init__(self, name):
+            self.name = name
+
+        def stat(self):
+            raise FileNotFoundError(self.name)      # removed since listed: passed over
+
+    class Listing:
+        def __init__(self, real):
+            self.real = real
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.real.close()
+
+        def __iter__(self):
+            yield from (Gone(f"junk{i}.h5") for i in range(50_000))
+            yield from self.real
+
+    real_scandir = os.scandir
+    monkeypatch.setattr(gan.os, "scandir", lambda path: Listing(real_scandir(path)))
+    f = _gan_finding(run)
+    assert f is not None and "gan-G.h5" in " ".join(e.text for e in f.evidence)

@@ -39,7 +39,7 @@ MIN_POINTS = 20
 FIRST_POINTS = 5
 SAME_LAUNCH_S = 120.0   # two Recorders of one script start within seconds of each other
 MAX_NEIGHBOURS = 16     # run files beside it opened at most (closest modification time first)
-MAX_LISTED = 10_000     # folder entries looked at: a folder of a million files costs no more
+MAX_LISTED = 100_000    # folder entries looked at (~1 s): a folder of a million files costs no more
 NEIGHBOUR_BUDGET_S = 3.0   # no further neighbour is opened after this long
 
 
