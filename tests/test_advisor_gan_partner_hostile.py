@@ -167,3 +167,23 @@ def test_the_partner_listed_after_fifty_thousand_other_entries_is_found(pair, tm
     monkeypatch.setattr(gan.os, "scandir", lambda path: Listing(real_scandir(path)))
     f = _gan_finding(run)
     assert f is not None and "gan-G.h5" in " ".join(e.text for e in f.evidence)
+
+
+def test_a_neighbour_with_a_nan_start_time_is_not_of_the_same_launch(pair, tmp_path):
+    """abs(NaN - t) > 120 is False: a file whose start time is NaN passed for every run's partner
+    (here a healthy generator loss, which hid the real partner's vanished one)."""
+    run = _folder(pair, tmp_path)
+    with open_run(run) as r:
+        host = r.meta["host"]
+    other = tmp_path / "nan.h5"
+    with Recorder(other) as rec:
+        for i in range(300):
+            rec.log({"Loss_G": 1.0 + 0.001 * i}, step=i)
+    with h5py.File(other, "r+") as h:
+        meta = fmt.decode_meta(h[fmt.META][()])
+        meta.update(start_time=float("nan"), host=host)
+        del h[fmt.META]
+        h[fmt.META] = fmt.encode_meta(meta)
+    _same_mtime_as(run, other)
+    f = _gan_finding(run)
+    assert f is not None and "gan-G.h5" in " ".join(e.text for e in f.evidence)

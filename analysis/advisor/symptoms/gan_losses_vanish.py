@@ -15,6 +15,7 @@ start times within ``SAME_LAUNCH_S``).
 """
 from __future__ import annotations
 
+import math
 import os
 import stat
 import time
@@ -81,6 +82,12 @@ def _by_side(losses: dict) -> dict:
     return out
 
 
+def _a_time(value) -> bool:
+    """A start time two runs can be compared by: a NaN (JSON allows it) was within 120 s of every
+    run (abs(NaN - t) > 120 is False), a file's hostile "start_time": NaN made it every run's partner."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _neighbour_files(path: Path) -> list[Path]:
     """The regular ``*.h5`` files beside ``path`` (symlinks followed), closest modification time
     first; never ``path`` itself (same inode). A hostile folder costs a bounded listing: at most
@@ -125,7 +132,7 @@ def _other_side_file(sig, missing: str):
     At most MAX_NEIGHBOURS files are opened, within NEIGHBOUR_BUDGET_S."""
     path = Path(sig.path) if sig.path else None
     start, host = sig.meta.get("start_time"), sig.meta.get("host")
-    if path is None or not isinstance(start, (int, float)):
+    if path is None or not _a_time(start):
         return None
     from ...run import open_run   # run files beside this one: read only when this run is one side of a GAN
     deadline = time.monotonic() + NEIGHBOUR_BUDGET_S
@@ -140,7 +147,7 @@ def _other_side_file(sig, missing: str):
             with open_run(p, keep_points=False) as other:
                 meta = other.meta or {}
                 when = meta.get("start_time")
-                if meta.get("host") != host or not isinstance(when, (int, float)) or abs(when - start) > SAME_LAUNCH_S:
+                if meta.get("host") != host or not _a_time(when) or abs(when - start) > SAME_LAUNCH_S:
                     continue
                 gan = _gan_names(other)     # once: a file of 10^4 metric names took a minute
                 names = [n for n in other.metric_names() if n in gan and side(n) == missing]
