@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -377,9 +378,8 @@ def is_locked(path) -> bool:
         import fcntl
     except ImportError:   # Windows: no advisory locks
         return False
-    try:
-        fd = os.open(lock_path(path), os.O_RDONLY)
-    except OSError:
+    fd = _sidecar_fd(path)
+    if fd is None:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -394,16 +394,42 @@ def writer_died(path) -> bool:
     """The writer of ``path`` ended without closing it (kill -9, the OOM killer): its lock
     sidecar is still there (a writer that closes deletes it) but nobody holds it. A file with
     no sidecar (an older trainspect, a copied run) says nothing either way: False."""
-    return lock_path(path).exists() and not is_locked(path)
+    try:
+        is_file = stat.S_ISREG(os.stat(lock_path(path)).st_mode)
+    except OSError:
+        return False
+    return is_file and not is_locked(path)
 
 
 def writer_note(path) -> str:
     """Why a writer that failed left ``path`` unreadable (claim.WriterLock.release), or ""."""
+    fd = _sidecar_fd(path)
+    if fd is None:
+        return ""
     try:
-        with open(lock_path(path), encoding="utf-8", errors="replace") as fh:
-            return "".join(fh.read(1000).splitlines(keepends=True)[1:2]).strip()
+        text = os.read(fd, 1000).decode("utf-8", errors="replace")
     except OSError:
         return ""
+    finally:
+        os.close(fd)
+    return "".join(text.splitlines(keepends=True)[1:2]).strip()
+
+
+def _sidecar_fd(path):
+    """A read descriptor of ``path``'s lock sidecar when it is a regular file, else None: a FIFO
+    in its place (a hostile folder) blocked open() for ever, and with it diagnose of a run beside
+    it (the GAN partner search asks whether a neighbour's writer died)."""
+    try:
+        fd = os.open(lock_path(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
 
 
 def numbered(path, n: int) -> Path:

@@ -187,3 +187,27 @@ def test_a_neighbour_with_a_nan_start_time_is_not_of_the_same_launch(pair, tmp_p
     _same_mtime_as(run, other)
     f = _gan_finding(run)
     assert f is not None and "gan-G.h5" in " ".join(e.text for e in f.evidence)
+
+
+def test_a_fifo_in_place_of_a_neighbours_lock_sidecar_does_not_block(pair, tmp_path):
+    """A neighbour that claims a writer (superblock flags) with a FIFO as its lock sidecar: asking
+    whether its writer died opened the FIFO and waited for ever (diagnose of the run beside it
+    too, not only of the file itself). Run in a child process: a hang fails, it does not stall."""
+    import subprocess
+    import sys
+
+    run = _folder(pair, tmp_path)
+    for flags, name in ((0x05, "swmr.h5"), (0x01, "starting.h5")):
+        head = bytearray((pair / "gan-G.h5").read_bytes())
+        head[11] |= flags
+        (tmp_path / name).write_bytes(bytes(head))
+        os.mkfifo(tmp_path / f".{name}.lock")
+        _same_mtime_as(run, tmp_path / name)
+    code = ("import sys; from trainspect.analysis import diagnose, open_run; "
+            "from trainspect.recorder import format as fmt; "
+            "assert fmt.writer_note(sys.argv[2]) == '' and not fmt.writer_died(sys.argv[2]); "
+            "r = open_run(sys.argv[1]); print(sorted(f.symptom for f in diagnose(r)))")
+    done = subprocess.run([sys.executable, "-c", code, str(run), str(tmp_path / "starting.h5")],
+                          capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "gan_losses_vanish" in done.stdout
