@@ -211,3 +211,32 @@ def test_a_fifo_in_place_of_a_neighbours_lock_sidecar_does_not_block(pair, tmp_p
                           capture_output=True, text=True, timeout=120, env={**os.environ})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "gan_losses_vanish" in done.stdout
+
+
+def test_files_a_writer_closed_are_opened_before_crashed_looking_ones(pair, tmp_path, monkeypatch):
+    """A file whose writer seems killed (flags set, lock sidecar unheld) is opened in SWMR mode,
+    retried for seconds while it changes: 16 such files beside the run, rewritten by another
+    process, used the whole budget and the partner a second further in time was never read."""
+    run = _folder(pair, tmp_path)
+    head = bytearray((pair / "gan-G.h5").read_bytes()[:4096])
+    head[11] |= 0x05
+    crashed = []
+    for i in range(3):
+        p = tmp_path / f"crashed{i}.h5"
+        p.write_bytes(bytes(head) + bytes(len((pair / "gan-G.h5").read_bytes())))
+        (tmp_path / f".crashed{i}.h5.lock").write_text("12345\n")
+        crashed.append(p)
+    _same_mtime_as(run, *crashed)
+    assert fmt.writer_died(crashed[0])
+    import trainspect.analysis.run as run_module
+    opened = []
+    real_open = run_module.open_run
+
+    def spy(path, *a, **k):
+        opened.append(os.path.basename(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(run_module, "open_run", spy)
+    f = _gan_finding(run)
+    assert f is not None and "gan-G.h5" in " ".join(e.text for e in f.evidence)
+    assert opened == ["gan-G.h5"], opened

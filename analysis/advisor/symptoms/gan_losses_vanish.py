@@ -115,15 +115,33 @@ def _neighbour_files(path: Path) -> list[Path]:
     return [path.parent / name for _, name in near]
 
 
-def _finished_run_file(p: Path) -> bool:
-    """Starts like a complete HDF5 file that no live writer holds (64 bytes read, nothing waits):
-    a file a writer holds would be opened in SWMR mode, with retries of seconds while it changes,
-    and the partner of a finished run is finished too (or its writer was killed with it)."""
+def _run_file_kind(p: Path) -> str | None:
+    """"closed" (a writer closed it), "crashed" (its writer was killed) or None (not a complete
+    HDF5 file, or a live writer holds it), from 64 bytes, nothing that waits. A held file would
+    be opened in SWMR mode, with retries of seconds while it changes; the partner of a finished
+    run is finished too, or its writer was killed with it."""
     try:
         head = h5fmt.read_head(p)
     except RunFileError:
-        return False
-    return not head.writer_open or h5fmt.writer_died(p)
+        return None
+    if not head.writer_open:
+        return "closed"
+    return "crashed" if h5fmt.writer_died(p) else None
+
+
+def _candidates(path: Path, deadline: float):
+    """The neighbours to open, closed files first: a crashed-looking one that keeps changing
+    costs an open retry of seconds, and must not spend the budget before the partner."""
+    crashed = []
+    for p in _neighbour_files(path):
+        if time.monotonic() > deadline:
+            return
+        kind = _run_file_kind(p)
+        if kind == "closed":
+            yield p
+        elif kind == "crashed":
+            crashed.append(p)
+    yield from crashed
 
 
 def _other_side_file(sig, missing: str):
@@ -137,11 +155,9 @@ def _other_side_file(sig, missing: str):
     from ...run import open_run   # run files beside this one: read only when this run is one side of a GAN
     deadline = time.monotonic() + NEIGHBOUR_BUDGET_S
     opened = 0
-    for p in _neighbour_files(path):
+    for p in _candidates(path, deadline):
         if opened >= MAX_NEIGHBOURS or time.monotonic() > deadline:
             break
-        if not _finished_run_file(p):
-            continue
         opened += 1
         try:
             with open_run(p, keep_points=False) as other:
