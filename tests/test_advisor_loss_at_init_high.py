@@ -85,3 +85,27 @@ def test_at_the_lr_tuned_for_the_mean_the_sum_explains_the_large_steps_findings(
     assert "loss_summed" in [f.symptom for f in findings]
     for f in findings:
         assert f.causes[0].id == "loss_summed", (f.symptom, [c.id for c in f.causes])
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+def test_a_regression_whose_first_mse_happens_to_be_batch_times_ln_c_is_not_named(tmp_path, seed):
+    """4 outputs, MSE (mean) on targets around 5 with std 4: the first loss ~41 = 30x ln 4 with
+    batches of 32, and a large output-bias gradient, but one of one sign: no softmax's."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=2e-3, momentum=0.9)
+    w = torch.randn(8, 4, generator=g)
+    path = tmp_path / "reg.h5"
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for _ in range(150):
+            x = torch.randn(32, 8, generator=g)
+            loss = F.mse_loss(model(x), 5.0 + 1.4 * (x @ w))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+    findings = diagnose(path)
+    assert "loss_summed" not in [f.symptom for f in findings]
+    assert "loss_summed" not in [c.id for f in findings for c in f.causes]

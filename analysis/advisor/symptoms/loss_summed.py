@@ -25,6 +25,11 @@ from .loss_at_init_high import LARGE, random_score_loss
 
 AGREE = 0.3        # the first loss / the per-sample loss within 30 % of the batch size
 MIN_BATCH = 4      # a smaller batch leaves the ratio too close to a mean's 1
+# A mean softmax cross-entropy's output-bias gradient is at most sqrt(2) (see _output_bias_grad):
+# well above it, the loss is a sum.
+SOFTMAX_BIAS_BOUND = 1.5 * math.sqrt(2)
+FIRST_RECORDS = 3
+ZERO_SUM = 0.25    # the output bias's gradient sums to ~0 over the classes, as a softmax's does
 
 
 def detect(sig, ctx):
@@ -46,7 +51,13 @@ def detect(sig, ctx):
         return None
     first, per_sample = float(values[0]), random_score_loss(std, classes)
     times = first / per_sample
-    if abs(times / size - 1) > AGREE:
+    if abs(times / size - 1) > AGREE or ctx.clips:    # clipped steps are bounded, whatever the loss's scale
+        return None
+    bias = _output_bias_grad(sig, module)
+    if bias is None or bias < SOFTMAX_BIAS_BOUND:
+        return None
+    balance = _bias_grad_balance(sig, module)
+    if balance is None or balance > ZERO_SUM:    # not a softmax's gradient: a regression's loss, say
         return None
     return Finding(
         symptom="loss_summed", severity="warning", first_step=int(steps[0]), last_step=int(steps[-1]),
@@ -59,10 +70,54 @@ def detect(sig, ctx):
                            f"{classes} scores of std {std:.2g} (the output layer's at the first record; ln({classes}) = "
                            f"{math.log(classes):.3g}) for one sample")),
             Evidence(series=SYS_BATCH_SIZE, values=[size], threshold=AGREE,
-                     text=(f"the first batch held {size:.0f} samples (sys/batch_size): the ratio is the batch size "
-                           f"within {AGREE:.0%}, the signature of reduction='sum'"))],
+                     text=(f"the model's first input held {size:.0f} items along its first dimension (sys/batch_size: "
+                           f"the batch, or a sequence-first RNN's time steps): the ratio is that count within "
+                           f"{AGREE:.0%}, the signature of a sum (reduction='sum', or losses added up over the steps)")),
+            Evidence(series="grad_norm", values=[round(bias, 4)], threshold=SOFTMAX_BIAS_BOUND,
+                     text=(f"the output layer's bias got a gradient of norm {bias:.3g} in the first steps: a softmax "
+                           f"cross-entropy averaged over the batch cannot give it more than sqrt(2) = 1.41"))],
         facts={"first_loss": round(first, 5), "per_sample": round(per_sample, 5), "batch_size": size,
-               "times": round(times, 3)})
+               "times": round(times, 3), "output_bias_grad": round(bias, 5)})
+
+
+def _output_bias_grad(sig, module: str) -> float | None:
+    """The largest gradient norm of the output layer's bias over the first records. A softmax
+    cross-entropy averaged over the batch gives that bias the gradient mean(p) - mean(y), two
+    probability vectors apart: never above sqrt(2). Summed over B samples it is B times that
+    (sqrt(B (1 - 1/C)) at the start: 4.9 for 32 samples). A regression's MSE has no such bound
+    (a 4-output regression whose first loss was 30x ln 4 with batches of 32 had ~1)."""
+    grads = sig.layer.get("grad_norm")
+    bias = next((p.name for p in sig.params if p.module == module and len(p.shape) == 1), None)
+    if grads is None or bias is None or bias not in grads.layers or not len(grads):
+        return None
+    first = grads.read(0, min(FIRST_RECORDS, len(grads)))[:, list(grads.layers).index(bias)].astype(np.float64)
+    first = first[np.isfinite(first)]
+    return float(first.max()) if first.size else None
+
+
+def _bias_grad_balance(sig, module: str) -> float | None:
+    """|sum| / sum of |values| of the output bias's gradient at the first histogram record: a
+    softmax cross-entropy's gradient per sample, p - y, sums to 0 over the classes, so the bias's
+    does too (~0 up to the histogram's binning); an MSE's is the outputs' mean error, of one sign
+    when the targets' mean is off (a 4-output regression: ~1). None without that record."""
+    bias = next((p.name for p in sig.params if p.module == module and len(p.shape) == 1), None)
+    if bias is None or sig.path is None:
+        return None
+    from ...run import open_run   # one record of one layer, read only for a run that passed every other test
+    try:
+        with open_run(sig.path, keep_points=False) as run:
+            h = run.histograms("grad", 0, 1)
+    except Exception:   # noqa: BLE001 - the histograms are evidence, never a reason to fail a diagnosis
+        return None
+    if not len(h.steps) or bias not in h.layers or h.steps[0] > FIRST_RECORDS:
+        return None
+    j = list(h.layers).index(bias)
+    counts, (lo, hi) = h.counts[0, j].astype(np.float64), h.ranges[0, j].astype(np.float64)
+    if not (np.isfinite(lo) and np.isfinite(hi)) or counts.sum() == 0:
+        return None
+    centres = lo + (np.arange(len(counts)) + 0.5) * (hi - lo) / len(counts)
+    spread = float((counts * np.abs(centres)).sum())
+    return abs(float((counts * centres).sum())) / spread if spread > 0 else None
 
 
 def adjust(s, f, ctx):
@@ -72,11 +127,14 @@ def adjust(s, f, ctx):
 
 SPEC = SymptomSpec(
     id="loss_summed",
-    looks_at="the first training loss, `sys/batch_size`, the output size C, the output layer's first activation std, "
-             "the optimizer type",
-    fires_when=f"under an optimizer whose step grows with the loss's scale (SGD; not Adam, RMSprop, Adagrad, ...), the "
-               f"first loss divided by the cross-entropy of C random scores of the output's first std (< {LARGE:g}) is "
-               f"the batch size within {AGREE:.0%} (batches of >= {MIN_BATCH}) (warning)",
+    looks_at="the first training loss, `sys/batch_size`, the output size C, the output layer's first activation std "
+             "and bias gradient norm, the optimizer type",
+    fires_when=f"under an optimizer whose step grows with the loss's scale (SGD; not Adam, RMSprop, Adagrad, ...) and "
+               f"no gradient clipping, the first loss divided by the cross-entropy of C random scores of the output's "
+               f"first std (< {LARGE:g}) is the batch size within {AGREE:.0%} (batches of >= {MIN_BATCH}), and the output "
+               f"layer's bias gradient in the first {FIRST_RECORDS} records exceeds 1.5 sqrt(2), more than a mean "
+               f"softmax cross-entropy can give, while it sums to ~0 over the classes (|sum| <= {ZERO_SUM:.0%} of the sum "
+               "of its absolute values at the first gradient histogram) as a softmax's does (warning)",
     detect=detect,
     priors={"loss_summed": 0.8, "lr_too_high": 0.3},
     word="step size",
