@@ -109,3 +109,37 @@ def test_a_regression_whose_first_mse_happens_to_be_batch_times_ln_c_is_not_name
     findings = diagnose(path)
     assert "loss_summed" not in [f.symptom for f in findings]
     assert "loss_summed" not in [c.id for f in findings for c in f.causes]
+
+
+class _CosineHead(nn.Module):
+    """A CosFace/ArcFace-style head: cosines of normalised features and class weights, times s."""
+
+    def __init__(self, d, classes, s=30.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(classes, d))
+        nn.init.xavier_uniform_(self.weight)
+        self.s = s
+
+    def forward(self, x):
+        return self.s * F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).T
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+def test_large_scores_by_design_from_standard_weights_are_not_blamed_on_the_init(tmp_path, seed):
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 64), _CosineHead(64, 20))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    proto = torch.randn(20, 16, generator=g)
+    path = tmp_path / "cos.h5"
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for _ in range(120):
+            y = torch.randint(0, 20, (32,), generator=g)
+            loss = F.cross_entropy(model(proto[y] + 0.3 * torch.randn(32, 16, generator=g)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+    findings = diagnose(path)
+    assert "loss_at_init_high" not in [f.symptom for f in findings]

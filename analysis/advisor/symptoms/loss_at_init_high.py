@@ -25,6 +25,10 @@ HIGH = 1.5          # the first loss at least this many times ln(C)
 LARGE = 1.0         # the output layer's first std at least this (PyTorch's default init: ~0.1-0.6)
 AGREE = (0.5, 2.0)  # the first loss within these factors of the cross-entropy of random scores of that std
 FIRST_RECORD = 5    # the output's first activation record at most this many steps after the first loss
+# Init gain (weight RMS x sqrt(fan_in)) of the output layer or the median layer: PyTorch's default
+# 0.58, Xavier ~1, He 1.41; N(0, 1) over 32-512 inputs 6-23. Large scores from standard weights are
+# by design (ArcFace/CosFace multiply cosines by s = 30: output std 4.4-4.8 at gain 0.6-1.25).
+GAIN_LARGE = 2.0
 
 
 def random_score_loss(std: float, classes: int) -> float:
@@ -50,6 +54,9 @@ def detect(sig, ctx):
     expected = random_score_loss(std, classes)
     if std < LARGE or not AGREE[0] * expected <= first <= AGREE[1] * expected:
         return None
+    gain = max(ctx.init_gain or 0.0, _output_gain(sig) or 0.0)
+    if gain < GAIN_LARGE:    # standard weights: the scores are large by design (an ArcFace head's scale s)
+        return None
     return Finding(
         symptom="loss_at_init_high", severity="warning", first_step=int(steps[0]), last_step=int(steps[0]),
         layers=[module],
@@ -65,6 +72,16 @@ def detect(sig, ctx):
                            "is what an untrained model with scores that large gets"))],
         facts={"first_loss": round(first, 5), "chance": round(chance, 5), "classes": int(classes),
                "output_std": round(std, 5)})
+
+
+def _output_gain(sig) -> float | None:
+    """Init gain of the last weight matrix at the first record: norm / sqrt(fan_out)."""
+    wn = sig.layer.get("weight_norm")
+    weights = [p for p in sig.params if len(p.shape) >= 2]
+    if wn is None or not len(wn) or not weights or weights[-1].name not in wn.layers:
+        return None
+    norm = float(wn.read(0, 1)[0, list(wn.layers).index(weights[-1].name)])
+    return norm / math.sqrt(weights[-1].shape[0]) if math.isfinite(norm) else None
 
 
 def _from_the_start(sig, first_step: int) -> bool:
@@ -93,10 +110,13 @@ def settle(f, ctx):
 
 SPEC = SymptomSpec(
     id="loss_at_init_high",
-    looks_at="the first training loss, the output size C, the last weight layer's activation std at the first record",
+    looks_at="the first training loss, the output size C, the last weight layer's activation std and the weight "
+             "norms at the first record",
     fires_when=f"the first loss is >= {HIGH:g}x ln(C), the output layer's std at the first record is >= {LARGE:g} and "
                f"the first loss is within {AGREE[0]:g}-{AGREE[1]:g}x the cross-entropy of C random scores of that std "
-               "(ln C + s^2/2, or s * sqrt(2 ln C) for large s), with no other warning (warning)",
+               f"(ln C + s^2/2, or s * sqrt(2 ln C) for large s), the output layer's or the median layer's init gain "
+               f"(weight RMS x sqrt(fan_in)) is >= {GAIN_LARGE:g} (default init 0.58, He 1.41), with no other "
+               "warning (warning)",
     detect=detect,
     priors={"bad_init": 0.7, "input_scaling": 0.2},
     word="high first loss",
