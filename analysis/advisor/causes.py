@@ -560,6 +560,20 @@ def lr_from_update_ratio(s: Scores, ctx: Context, *, boost_high: bool = False, b
 MOSTLY_FROZEN = 0.5   # share of the parameters' elements frozen at watch()
 
 
+SIGMOID_OFF_CENTRE = 0.15   # a Sigmoid output's late mean this far from 0.5 (siamese, double sigmoid: 0.12-0.2)
+
+
+def _late_output_mean(ctx: Context) -> float | None:
+    """Median over the last quarter of the records of the output activation's mean."""
+    act = ctx.sig.layer.get("act_mean")
+    if act is None or not len(act) or ctx.output_module not in act.layers:
+        return None
+    n = len(act)
+    col = act.read(n - max(1, n // 4), n)[:, list(act.layers).index(ctx.output_module)].astype(np.float64)
+    col = col[np.isfinite(col)]
+    return float(np.median(col)) if col.size else None
+
+
 def squashed_output_at_chance(s: Scores, ctx: Context) -> None:
     """A loss at chance while the weights move: probabilities handed to a loss that squashes them
     again. A model ending in nn.Softmax always does that to cross_entropy; one ending in
@@ -574,10 +588,14 @@ def squashed_output_at_chance(s: Scores, ctx: Context) -> None:
         s.boost("loss_setup", 0.85, "the model ends in Softmax: cross_entropy applies log_softmax itself, so the "
                                     "scores are squashed twice and the gradient through both is tiny")
     elif act == "Sigmoid":
-        s.boost("loss_setup", 0.6, "the model ends in Sigmoid: BCELoss wants that, but BCEWithLogitsLoss applies the "
-                                   "sigmoid again (its loss cannot go below log(1 + 1/e) = 0.31 and barely moves)")
+        mean = _late_output_mean(ctx)
+        if mean is None or abs(mean - 0.5) < SIGMOID_OFF_CENTRE:
+            return    # outputs near 0.5 at a loss of ln 2: what BCELoss gives a model that learned nothing
+        s.boost("loss_setup", 0.8, f"the model ends in Sigmoid, whose outputs average {mean:.2f} while the loss stays "
+                                   "at ln 2: BCELoss on outputs that far from 0.5 would be well above ln 2, so the loss "
+                                   "is not reading them as probabilities: BCEWithLogitsLoss applies the sigmoid again")
     elif ctx.optimizer and not scale_free(ctx.optimizer):
-        s.boost("loss_setup", 0.6, f"under {ctx.optimizer} a softmax before cross_entropy (F.softmax / .softmax(1) in "
+        s.boost("loss_setup", 0.5, f"under {ctx.optimizer} a softmax before cross_entropy (F.softmax / .softmax(1) in "
                                    "forward() or the loop) shrinks every step ~C times: the loss creeps off chance")
     else:
         return

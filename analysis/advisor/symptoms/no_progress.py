@@ -117,6 +117,8 @@ def labels_unlearnable(s, f, ctx) -> None:
     weights move at a normal rate, nothing else is wrong, and the loss stays at chance, ln(C);
     "raise the LR 10x" was the first fix."""
     classes, main = ctx.n_outputs, ctx.loss_curve()
+    if classes == 1 and ctx.output_activation == "Sigmoid":
+        classes = 2          # a binary classifier: chance is ln 2
     if not classes or classes < 2 or main is None or not updates_normal(ctx) or len(ctx.found) > 1:
         return
     # Weights that moved a few percent in all had no chance to learn anything, labels or not: an
