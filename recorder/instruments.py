@@ -157,6 +157,8 @@ class Instruments:
         self._stochastic = _train_mode_sensitive(model)   # [(module, flag)]: Dropout / BatchNorm modules
         self._nograd_marked = -1       # step at which a no-grad forward in train mode was last marked
         self._nograd_flagged = False   # and that mark had Dropout/BatchNorm training (no eval-mode one since)
+        self._nograd_eval_at = -1      # step at which a no-grad forward in eval mode last ran
+        self._nograd_zeroed = -1       # step at which a 0 was written (an eval-mode one beside a mark)
         self._others_stepped = False   # another optimizer stepped the model since the last training forward
         self._silent_iterations = 0    # iterations in a row in which only other optimizers stepped
         self._fwd_step = -1            # step whose first training forward was captured
@@ -550,7 +552,7 @@ class Instruments:
         if not module.training:
             if self._forward_mode is None and self.optimizer_watched and torch.is_grad_enabled():
                 self._forward_mode = "eval"      # the step's forward if no training one comes
-            elif self._nograd_flagged and self._nograd_marked == self.link.step and not torch.is_grad_enabled():
+            elif not torch.is_grad_enabled():
                 self._nograd_in_eval_mode()
         elif self.optimizer_watched and torch.is_grad_enabled():
             # A forward under no_grad (the training accuracy after the step, in train mode)
@@ -597,7 +599,7 @@ class Instruments:
         model in train mode: a Dropout still drops, a BatchNorm normalises with the batch's own
         statistics and folds them into its running ones. Marked once a step, with which of the two
         train (1 Dropout, 2 BatchNorm, 3 both); host flags only, nothing read from the device."""
-        self._nograd_marked = self.link.step
+        step = self._nograd_marked = self.link.step
         if _in_reentrant_checkpoint():
             return        # checkpoint(model, x, use_reentrant=True) runs the training forward without grad
         flags = 0
@@ -605,15 +607,30 @@ class Instruments:
             if module.training:
                 flags |= flag
         self._nograd_flagged = bool(flags)
-        if flags:
-            self.link.host_value(self.link.step, self.link.tag(fmt.SYS_NOGRAD_TRAIN_MODE), float(flags), time.time())
+        if not flags:
+            return
+        if self._nograd_eval_at == step:
+            # the step's validation already ran in eval mode: this one (a text sample after it,
+            # model.train() called again) is not the validation; the step reads 0
+            self._nograd_flagged = False
+            self._write_nograd_zero(step)
+        else:
+            self.link.host_value(step, self.link.tag(fmt.SYS_NOGRAD_TRAIN_MODE), float(flags), time.time())
 
     def _nograd_in_eval_mode(self):
-        """A no-grad forward in eval mode after the marked one, at the same step: a training
-        accuracy in train mode, then model.eval() and the validation. A 0 after the mark says the
-        step's last no-grad forwards ran in eval mode (once a step)."""
-        self._nograd_flagged = False
-        self.link.host_value(self.link.step, self.link.tag(fmt.SYS_NOGRAD_TRAIN_MODE), 0.0, time.time())
+        """A no-grad forward in eval mode: the step's validation evidently ran in eval mode.
+        Remembered (a host int); written as a 0 only beside a mark of the same step, before it (a
+        training accuracy in train mode, then model.eval() and the validation) or after it (a
+        sample or pseudo-labels in train mode after the validation): the step reads 0."""
+        step = self._nograd_eval_at = self.link.step
+        if self._nograd_flagged and self._nograd_marked == step:
+            self._nograd_flagged = False
+            self._write_nograd_zero(step)
+
+    def _write_nograd_zero(self, step):
+        if self._nograd_zeroed != step:      # once a step
+            self._nograd_zeroed = step
+            self.link.host_value(step, self.link.tag(fmt.SYS_NOGRAD_TRAIN_MODE), 0.0, time.time())
 
     def _grads_fresh(self) -> bool:
         """No gradient since the last zero_grad() (set_to_none, torch's default): a forward now

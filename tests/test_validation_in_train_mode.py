@@ -13,7 +13,8 @@ from trainspect.recorder import Recorder
 from trainspect.recorder.format import SYS_NOGRAD_TRAIN_MODE
 
 
-def _train(path, seed, *, norm, call_eval, validate=True, sample=False, train_acc=False, reentrant=False):
+def _train(path, seed, *, norm, call_eval, validate=True, sample=False, train_acc=False, reentrant=False,
+           sample_after=False, pseudo=False, log_step=None):
     torch = pytest.importorskip("torch")
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -28,6 +29,9 @@ def _train(path, seed, *, norm, call_eval, validate=True, sample=False, train_ac
         for epoch in range(8):
             model.train()
             for i in range(0, 768, 64):
+                if pseudo:   # pseudo-labels of an unlabelled batch, under no_grad, in train mode, each step
+                    with torch.no_grad():
+                        model(X[768:832]).argmax(1)
                 x = X[i:i + 64].requires_grad_(reentrant)
                 out = torch.utils.checkpoint.checkpoint(model, x, use_reentrant=True) if reentrant else model(x)
                 loss = torch.nn.functional.cross_entropy(out, y[i:i + 64])
@@ -45,7 +49,12 @@ def _train(path, seed, *, norm, call_eval, validate=True, sample=False, train_ac
                 if call_eval:
                     model.eval()
                 with torch.no_grad():
-                    rec.log({"val/loss": torch.nn.functional.cross_entropy(model(X[768:]), y[768:])})
+                    val = torch.nn.functional.cross_entropy(model(X[768:]), y[768:])
+                model.train()
+                rec.log({"val/loss": val}, step=None if log_step is None else log_step(epoch))
+            if sample_after:   # a look at the outputs after the validation, model back in train mode
+                with torch.no_grad():
+                    model(X[:8]).softmax(1)
     with open_run(path) as run:
         return {f.symptom: f for f in diagnose(run)}, run.scalar_names()
 
@@ -85,3 +94,29 @@ def test_a_whole_model_reentrant_checkpoint_is_not_a_no_grad_forward(tmp_path, s
     pytest.importorskip("torch.utils.checkpoint")
     found, names = _train(tmp_path / "ckpt.h5", seed, norm=False, call_eval=True, reentrant=True)
     assert SYS_NOGRAD_TRAIN_MODE not in names and "validation_in_train_mode" not in found
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("norm", [False, True])
+def test_a_sample_in_train_mode_after_an_eval_mode_validation_is_not_the_validation(tmp_path, seed, norm):
+    """trial 16 (nanoGPT, char-rnn habit): model.eval(), validation, model.train(), then a text
+    sample under no_grad; logged with step=None and with step=<the completed iteration>."""
+    found, names = _train(tmp_path / "s.h5", seed, norm=norm, call_eval=True, sample_after=True)
+    assert SYS_NOGRAD_TRAIN_MODE in names and "validation_in_train_mode" not in found
+    found, _ = _train(tmp_path / "it.h5", seed, norm=norm, call_eval=True, sample_after=True,
+                      log_step=lambda epoch: 12 * epoch + 11)
+    assert "validation_in_train_mode" not in found
+    found, _ = _train(tmp_path / "bug.h5", seed, norm=norm, call_eval=False, sample_after=True)
+    assert "validation_in_train_mode" in found         # without model.eval() it is still seen
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pseudo_labels_in_train_mode_at_every_step_are_not_the_validation(tmp_path, seed):
+    """trial 16: pseudo-labels under no_grad in train mode at each step (Dropout/BatchNorm on), the
+    validation with model.eval(): a mark at every step, the validation's step reads 0."""
+    for norm in (False, True):
+        found, names = _train(tmp_path / f"p{norm}.h5", seed, norm=norm, call_eval=True, pseudo=True)
+        assert SYS_NOGRAD_TRAIN_MODE in names and "validation_in_train_mode" not in found
+        found, _ = _train(tmp_path / f"bug{norm}.h5", seed, norm=norm, call_eval=False, pseudo=True)
+        f = found["validation_in_train_mode"]
+        assert ("BatchNorm" if norm else "Dropout") in f.title and f.facts["validations"] == 8

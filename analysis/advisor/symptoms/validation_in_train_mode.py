@@ -2,14 +2,15 @@
 
 The recorder marks the steps at which the watched model ran a forward without grad
 (torch.no_grad / inference_mode) while in train mode with a Dropout (flag 1) or a running-statistics
-BatchNorm (flag 2) training (``sys/nograd_train_mode``, FORMAT.md; a 0 after a mark at the same step:
-the step's later no-grad forwards ran in eval mode). Around a validation that is
+BatchNorm (flag 2) training (``sys/nograd_train_mode``, FORMAT.md; a 0 at a step where a no-grad
+forward ran in eval mode too, before or after the mark: the step's validation ran in eval mode). Around a validation that is
 ``model.eval()`` forgotten: the validation loss carries the dropout's noise, and a BatchNorm folds
 the validation batches into its running statistics. The reverse of ``eval_mode_training``.
 
 A no-grad forward in train mode that is not a validation (sampling a GAN's images, a training
-accuracy after the step) is left alone: only marks within ``NEAR`` steps of the validation
-loss's points count, and most of those points must have one.
+accuracy after the step, pseudo-labels at every step) is left alone: a validation point is read at
+its own steps (``OWN``) when they have a value (a 0 there: the validation ran in eval mode), else
+at the steps within ``NEAR``; most of the points must have a mark.
 """
 from __future__ import annotations
 
@@ -21,21 +22,41 @@ from ...findings import Evidence, Finding
 from ..spec import SymptomSpec
 
 NEAR = 1          # a validation logged with step=None after the epoch's last step carries that step; the mark, the next
+OWN = (0, 1)      # the validation's own recorder steps: logged with the completed step (its forward at the next step's
+#                   count) or with the count of steps done (the same step)
 MOST = 0.5        # share of the validation points that must have a mark beside them
 MIN_VAL_POINTS = 2
 
 
-def _last_per_step(marks):
-    """(steps, flags) with each step's last value, steps with flags 0 left out: a 0 after a mark
-    says a no-grad forward in eval mode followed it at that step (the validation, after a training
-    accuracy taken in train mode)."""
+def _per_step(marks):
+    """(steps, flags), one value a step: 0 where a no-grad forward of that step ran in eval mode
+    (the recorder's 0, before or after a mark of the step), else the flags OR-ed."""
     steps, values = np.asarray(marks[0]), np.asarray(marks[1], dtype=np.float64)
     ok = np.isfinite(values)
     steps, values = steps[ok], values[ok].astype(np.int64)
-    rev_steps, first_of_rev = np.unique(steps[::-1], return_index=True)   # sorted steps, their last row
-    flags = values[::-1][first_of_rev]
-    keep = flags > 0
-    return rev_steps[keep], flags[keep]
+    usteps, inverse = np.unique(steps, return_inverse=True)
+    flags = np.zeros(len(usteps), dtype=np.int64)
+    np.bitwise_or.at(flags, inverse, values)
+    zeroed = np.zeros(len(usteps), dtype=bool)
+    zeroed[inverse[values == 0]] = True
+    flags[zeroed] = 0
+    return usteps, flags
+
+
+def _flags_at(msteps, flags, vsteps, offsets):
+    """For each validation point: the flags at its steps + offsets (OR), and whether any of those
+    steps has a value, and whether one reads 0."""
+    out = np.zeros(len(vsteps), dtype=np.int64)
+    has = np.zeros(len(vsteps), dtype=bool)
+    zero = np.zeros(len(vsteps), dtype=bool)
+    for d in offsets:
+        at = vsteps + d
+        i = np.clip(np.searchsorted(msteps, at), 0, len(msteps) - 1)
+        hit = msteps[i] == at
+        has |= hit
+        zero |= hit & (flags[i] == 0)
+        out |= np.where(hit, flags[i], 0)
+    return out, has, zero
 
 
 def detect(sig, ctx):
@@ -43,27 +64,29 @@ def detect(sig, ctx):
     if marks is None or sig.val_loss is None or not len(marks[0]):
         return None
     name, vsteps, _ = sig.val_loss
-    vsteps = np.unique(np.asarray(vsteps))
+    vsteps = np.unique(np.asarray(vsteps)).astype(np.int64)
     if len(vsteps) < MIN_VAL_POINTS:
         return None
-    msteps, flags = _last_per_step(marks)
-    if not len(msteps):
+    msteps, flags = _per_step(marks)
+    if not flags.any():
         return None
-    # the closest mark to each validation point
-    idx = np.clip(np.searchsorted(msteps, vsteps), 1, len(msteps)) - 1
-    nxt = np.clip(idx + 1, 0, len(msteps) - 1)
-    gap = np.minimum(np.abs(msteps[idx] - vsteps), np.abs(msteps[nxt] - vsteps))
-    near = gap <= NEAR
-    if near.mean() < MOST:
+    # A validation's own steps decide when they have a value: a 0 there is an eval-mode no-grad
+    # forward (the validation done right; a sample or pseudo-labels in train mode beside it are
+    # not it). Only without one are the neighbouring steps' marks read.
+    own, has_own, zero_own = _flags_at(msteps, flags, vsteps, OWN)
+    near_offsets = [d for d in range(-NEAR, NEAR + 1) if d not in OWN]
+    nb, _, zero_nb = _flags_at(msteps, flags, vsteps, near_offsets)
+    point_flags = np.where(has_own, np.where(zero_own, 0, own), np.where(zero_nb, 0, nb))
+    marked = point_flags > 0
+    if marked.mean() < MOST:
         return None
-    used = np.isin(msteps, np.concatenate([vsteps + d for d in range(-NEAR, NEAR + 1)]))
-    bits = int(np.bitwise_or.reduce(flags[used])) if used.any() else 0
+    bits = int(np.bitwise_or.reduce(point_flags[marked]))
     parts = [w for b, w in ((1, "Dropout"), (2, "BatchNorm")) if bits & b]
     if not parts:
         return None
     what = " and ".join(parts)
-    n, total = int(near.sum()), len(vsteps)
-    first, last = int(vsteps[near][0]), int(vsteps[near][-1])
+    n, total = int(marked.sum()), len(vsteps)
+    first, last = int(vsteps[marked][0]), int(vsteps[marked][-1])
     effect = []
     if bits & 1:
         effect.append("the dropout drops units in the validation forward, so the validation loss is noisier and "
@@ -85,8 +108,10 @@ SPEC = SymptomSpec(
     id="validation_in_train_mode",
     looks_at="`sys/nograd_train_mode` (the recorder marks steps with a forward without grad while the model is in "
              "train mode with a Dropout or BatchNorm training), the validation loss's steps",
-    fires_when=f"such a mark within {NEAR} step of >= {MOST:.0%} of the validation loss's points (at least "
-               f"{MIN_VAL_POINTS}) (warning); marks away from the validation (sampling, a training accuracy) are not read",
+    fires_when=f"such a mark at >= {MOST:.0%} of the validation loss's points (at least {MIN_VAL_POINTS}): at the "
+               f"point's own steps (its step and the next), or within {NEAR} step where those have no value; a 0 "
+               "there (a no-grad forward in eval mode at that step) is a validation done right (warning); marks away "
+               "from the validation (sampling, a training accuracy, pseudo-labels) are not read",
     detect=detect,
     priors={"train_mode_at_validation": 0.95},
     word="validation in train mode",
