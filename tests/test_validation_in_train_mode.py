@@ -120,3 +120,18 @@ def test_pseudo_labels_in_train_mode_at_every_step_are_not_the_validation(tmp_pa
         found, _ = _train(tmp_path / f"bug{norm}.h5", seed, norm=norm, call_eval=False, pseudo=True)
         f = found["validation_in_train_mode"]
         assert ("BatchNorm" if norm else "Dropout") in f.title and f.facts["validations"] == 8
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("norm", [False, True])
+def test_a_validation_without_model_eval_logged_with_step_epoch_is_seen(tmp_path, seed, norm):
+    """trial 16, M3 (the TensorBoard habit): val/loss logged with step=epoch, 0..7, while the marks
+    carry optimizer steps 12..96: read by order, one mark an epoch."""
+    found, _ = _train(tmp_path / "bug.h5", seed, norm=norm, call_eval=False, log_step=lambda epoch: epoch)
+    f = found["validation_in_train_mode"]
+    assert ("BatchNorm" if norm else "Dropout") in f.title and f.facts["validations"] == 8
+    found, _ = _train(tmp_path / "ok.h5", seed, norm=norm, call_eval=True, sample_after=True,
+                      log_step=lambda epoch: epoch)
+    assert "validation_in_train_mode" not in found
+    found, _ = _train(tmp_path / "pl.h5", seed, norm=norm, call_eval=True, pseudo=True, log_step=lambda epoch: epoch)
+    assert "validation_in_train_mode" not in found     # a mark at every step is not a validation an epoch

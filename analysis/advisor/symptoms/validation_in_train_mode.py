@@ -26,6 +26,8 @@ OWN = (0, 1)      # the validation's own recorder steps: logged with the complet
 #                   count) or with the count of steps done (the same step)
 MOST = 0.5        # share of the validation points that must have a mark beside them
 MIN_VAL_POINTS = 2
+EPOCH_AXIS_RATIO = 2   # val steps 0..n-1 (or 1..n) with marks past this many times n: logged with step=epoch
+EVEN = 1.5        # a mark an epoch: the largest gap between marks at most this times the smallest
 
 
 def _per_step(marks):
@@ -70,6 +72,11 @@ def detect(sig, ctx):
     msteps, flags = _per_step(marks)
     if not flags.any():
         return None
+    if _on_epoch_axis(vsteps, msteps):
+        point_flags = _by_order(vsteps, msteps, flags)
+        if point_flags is None:
+            return None
+        return _finding(name, vsteps, point_flags, " (logged per epoch: its k-th point read against the k-th mark)")
     # A validation's own steps decide when they have a value: a 0 there is an eval-mode no-grad
     # forward (the validation done right; a sample or pseudo-labels in train mode beside it are
     # not it). Only without one are the neighbouring steps' marks read.
@@ -77,6 +84,32 @@ def detect(sig, ctx):
     near_offsets = [d for d in range(-NEAR, NEAR + 1) if d not in OWN]
     nb, _, zero_nb = _flags_at(msteps, flags, vsteps, near_offsets)
     point_flags = np.where(has_own, np.where(zero_own, 0, own), np.where(zero_nb, 0, nb))
+    return _finding(name, vsteps, point_flags, "")
+
+
+def _on_epoch_axis(vsteps, msteps):
+    """The validation is logged with step=epoch (the TensorBoard habit): its points 0..n-1 (or 1..n)
+    are not optimizer steps, which the marks carry, far past n; their steps do not line up."""
+    n = len(vsteps)
+    consecutive = vsteps[0] in (0, 1) and vsteps[-1] - vsteps[0] == n - 1
+    return consecutive and msteps[-1] + 1 >= EPOCH_AXIS_RATIO * (vsteps[-1] + 1)
+
+
+def _by_order(vsteps, msteps, flags):
+    """Each validation point's flags when there is one mark an epoch, as many as the points, an
+    epoch apart, at steps with no eval-mode no-grad forward: the k-th mark is the k-th validation.
+    Anything else (marks at every step: pseudo-labels; a 0 beside them: a sample after an eval-mode
+    validation) is not read; None."""
+    marked = flags > 0
+    if (~marked).any() or len(msteps) != len(vsteps) or len(msteps) < 3:
+        return None
+    gaps = np.diff(msteps)
+    if gaps.min() < 2 or gaps.max() > EVEN * gaps.min():
+        return None
+    return flags
+
+
+def _finding(name, vsteps, point_flags, how):
     marked = point_flags > 0
     if marked.mean() < MOST:
         return None
@@ -100,7 +133,7 @@ def detect(sig, ctx):
         first_step=first, last_step=last,
         evidence=[Evidence(series=SYS_NOGRAD_TRAIN_MODE, steps=[first, last], values=[float(n), float(total)],
                            text=f"at {n} of {total} points of {name} the watched model ran forwards without grad in "
-                                f"train mode with {what} training: " + "; ".join(effect))],
+                                f"train mode with {what} training{how}: " + "; ".join(effect))],
         facts={"validations": n, "dropout": bool(bits & 1), "batchnorm": bool(bits & 2)})
 
 
@@ -111,7 +144,9 @@ SPEC = SymptomSpec(
     fires_when=f"such a mark at >= {MOST:.0%} of the validation loss's points (at least {MIN_VAL_POINTS}): at the "
                f"point's own steps (its step and the next), or within {NEAR} step where those have no value; a 0 "
                "there (a no-grad forward in eval mode at that step) is a validation done right (warning); marks away "
-               "from the validation (sampling, a training accuracy, pseudo-labels) are not read",
+               "from the validation (sampling, a training accuracy, pseudo-labels) are not read; a validation logged "
+               "with step=epoch (points 0..n-1, marks far past) is read by order: one mark an epoch, as many as its "
+               "points, evenly spaced",
     detect=detect,
     priors={"train_mode_at_validation": 0.95},
     word="validation in train mode",
