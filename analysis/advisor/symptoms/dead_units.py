@@ -123,7 +123,7 @@ def settle(f, ctx):
         f.facts["still_improving"] = True
         f.title += " (the loss was still at its best when the run ended: sparse units, not a stalled run; a note)"
         return True
-    well = _trained_well(ctx.sig, ctx)
+    well = trained_well(ctx.sig, ctx)
     if well is not None:
         f.severity = Severity.INFO
         f.facts["trained_well"] = well
@@ -154,7 +154,8 @@ def _still_improving(sig) -> bool:
     return best >= (1 - LAST_SHARE) * (len(values) - 1) and float(values[-1]) <= BEST_AT_END * float(values[best])
 
 
-def _trained_well(sig, ctx) -> dict | None:
+def trained_well(sig, ctx, share: float = TRAINED_WELL) -> dict | None:
+    """The final loss (validation's if logged, not overfitting) <= ``share`` of the untrained one."""
     if sig.train_loss is None:
         return None
     _, steps, values = sig.train_loss
@@ -170,7 +171,7 @@ def _trained_well(sig, ctx) -> dict | None:
         series, end = name, float(np.median(vv[-3:]))
         if end > VAL_KEPT * max(float(np.min(vv)), 1e-12):
             return None
-    return {"series": series, "first": first, "end": end} if end <= TRAINED_WELL * first else None
+    return {"series": series, "first": first, "end": end} if end <= share * first else None
 
 
 SPEC = SymptomSpec(

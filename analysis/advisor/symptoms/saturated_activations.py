@@ -1,11 +1,15 @@
 """``saturated_activations``: sigmoid/tanh-family outputs sitting at their bounds."""
 from __future__ import annotations
 
+from ...findings import Evidence
+from ...vocab import Severity
 from .. import activation_rules
 from ..causes import output_only, inputs_unscaled, lr_from_update_ratio
 from ..context import RATIO_HIGH
+from ..series import fmt
 from ..spec import SymptomSpec
 from ._cut import types_of
+from .dead_units import trained_well
 from .gan_losses_vanish import gan_output_saturation
 
 
@@ -55,14 +59,41 @@ def adjust(s, f, ctx):
                                            "hidden units drift to their flat ends, ReLU-family units do not")
 
 
+CONFIDENT = 0.2    # an output Sigmoid at its bounds in a model whose final loss is <= this share of its first
+
+
+def settle(f, ctx):
+    """The output Sigmoid alone at its bounds, in a model that trained well and with nothing else
+    wrong, is a confident classifier: its predictions are near 0 and 1, a note. A binary MLP with
+    Sigmoid + BCELoss at validation loss 0.074 (0.69 untrained) read "activation choice" (user
+    trial); a Sigmoid before a loss that applies its own, or over regression targets, does not
+    train that well."""
+    if f.severity != Severity.WARNING or not output_only(f, ctx) or any(
+            other is not f and Severity(other.severity).rank >= Severity.WARNING.rank for other in ctx.found.values()):
+        return True
+    well = trained_well(ctx.sig, ctx, CONFIDENT)
+    if well is not None:
+        f.severity = Severity.INFO
+        f.title += " (the model trained well: confident predictions near 0 and 1; a note)"
+        f.evidence.append(Evidence(
+            series=well["series"], values=[round(well["first"], 6), round(well["end"], 6)], threshold=CONFIDENT,
+            text=(f"{well['series']} ended at {fmt(well['end'])}, {well['end'] / well['first']:.1%} of the untrained "
+                  f"loss ({fmt(well['first'])}; a note below {CONFIDENT:.0%}): an output at its bounds is a confident "
+                  "prediction there")))
+    return True
+
+
 SPEC = SymptomSpec(
     id="saturated_activations",
     looks_at="`act_frac_saturated` of sigmoid/tanh-family modules",
-    fires_when="> 50 % of outputs within 1 % of a bound, i.e. pre-activation beyond about +-5 (DeepDiagnosis)",
+    fires_when="> 50 % of outputs within 1 % of a bound, i.e. pre-activation beyond about +-5 (DeepDiagnosis); a note "
+               f"when it is the output activation alone, nothing else warns and the final loss (validation's if logged) "
+               f"is <= {CONFIDENT:.0%} of the untrained one",
     detect=detect,
     priors={"bad_init": 0.4, "input_scaling": 0.3, "activation_choice": 0.3, "missing_normalization": 0.2,
             "lr_too_high": 0.1},
     word="saturation",
     adjust=adjust,
+    settle=settle,
     needs=("activations",),
 )
