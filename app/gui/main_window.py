@@ -18,7 +18,7 @@ from ..run_paths import expand_runs, run_file
 from ..tensorboard_runs import is_tensorboard
 from .live import LiveTail
 from .plain_text import plain, shown, tip
-from . import theme
+from . import main_thread_gc, theme
 from .model import RunsModel, ViewState, default_metrics
 from .qt_messages import quiet_qt_noise
 from .export_actions import install_export_actions
@@ -138,6 +138,8 @@ class ErrorBanner(QFrame):
 class MainWindow(QMainWindow):
     def __init__(self, settings=None, parent=None):
         super().__init__(parent)
+        main_thread_gc.acquire()    # before any reader thread starts: they must never collect Qt objects
+        self._gc_held = True
         self.setWindowTitle("trainspect")
         self.settings = settings if settings is not None else make_settings()
         self.errors: list[str] = []
@@ -635,6 +637,9 @@ class MainWindow(QMainWindow):
         self.runs.io.stop(CLOSE_WAIT_S)
         self.runs.close_all()
         super().closeEvent(event)
+        if self._gc_held:
+            self._gc_held = False
+            main_thread_gc.release()
 
 
 def dispose_window(window) -> None:
