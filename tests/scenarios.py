@@ -821,6 +821,85 @@ def dropout_mlp(p_hidden, p_input=0.0):
                          nn.Dropout(p_hidden), nn.Linear(64, 10))
 
 
+def summed_cross_entropy_sgd(rec, seed):
+    import torch
+    import torch.nn.functional as F
+    torch.manual_seed(75 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # reduction='sum' over batches of 64 at an LR tuned down for it: the steps are sane, the sum is still a sum
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05 / 64, momentum=0.9), steps=200, seed=seed,
+          loss_fn=lambda out, y: F.cross_entropy(out, y, reduction="sum"))
+
+
+def normal_init_batchnorm_mlp(rec, seed):
+    import torch
+    import torch.nn as nn
+    torch.manual_seed(76 + 1000 * seed)
+    model = mlp([64, 128, 128, 10], norm="batch")
+    for m in model.modules():          # "std=1 like the paper": the BatchNorms hide it until the output
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 1.0)
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9), steps=300, seed=seed)
+
+
+def validation_with_dropout_on(rec, seed):
+    import torch
+    torch.manual_seed(77 + 1000 * seed)
+    model = dropout_mlp(0.5)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    Xtr, ytr, Xva, yva = digits()
+    rec.watch(model, opt)
+    g = torch.Generator().manual_seed(seed)
+    for step in range(300):
+        idx = torch.randint(0, len(Xtr), (64,), generator=g)
+        loss = cross_entropy(model(Xtr[idx]), ytr[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rec.log({"train/loss": loss.detach()}, step=step)
+        if step % 20 == 0 or step == 299:
+            with torch.no_grad():      # no model.eval(): the Dropouts still drop half the units
+                rec.log({"val/loss": cross_entropy(model(Xva), yva)}, step=step)
+
+
+def softmax_in_loop_sgd(rec, seed):
+    import torch
+    import torch.nn.functional as F
+    torch.manual_seed(78 + 1000 * seed)
+    model = mlp([64, 128, 64, 10])
+    # .softmax(1) in the training loop before cross_entropy: under SGD every step shrinks ~10x
+    train(rec, model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9), steps=300, seed=seed,
+          loss_fn=lambda out, y: F.cross_entropy(out.softmax(1), y))
+
+
+def gan_generator_fake_labels(rec, seed):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    torch.manual_seed(79 + 1000 * seed)
+    g = torch.Generator().manual_seed(seed)
+    netG = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+    netD = nn.Sequential(nn.Linear(2, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+    optD = torch.optim.Adam(netD.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    optG = torch.optim.Adam(netG.parameters(), lr=2e-3, betas=(0.5, 0.999))
+    rec.watch(netD, optD)
+    ones, zeros = torch.ones(64, 1), torch.zeros(64, 1)
+    for step in range(300):
+        real = torch.randn(64, 2, generator=g) * 0.5 + torch.tensor([2.0, -1.0])
+        fake = netG(torch.randn(64, 8, generator=g))
+        loss_d = (F.binary_cross_entropy_with_logits(netD(real), ones)
+                  + F.binary_cross_entropy_with_logits(netD(fake.detach()), zeros))
+        optD.zero_grad()
+        loss_d.backward()
+        optD.step()
+        # the DCGAN loop's generator step with the wrong label: G helps D call its fakes fake
+        loss_g = F.binary_cross_entropy_with_logits(netD(fake), zeros)
+        optG.zero_grad()
+        loss_g.backward()
+        optG.step()
+        rec.log({"Loss_D": loss_d.detach(), "Loss_G": loss_g.detach()}, step=step)
+
+
 def dropout_ninety(rec, seed):
     import torch
     torch.manual_seed(71 + 1000 * seed)
@@ -1131,6 +1210,16 @@ SCENARIOS = {s.name: s for s in [
              "Adam with eps=1: steps ~lr * m / eps, ~300x too small"),
     Scenario("adamw_eps_tenth", adamw_eps_tenth, "slow_convergence", ("adam_eps_too_large",),
              "AdamW with eps=0.1 (~25x the gradients' RMS): still falling slowly at the end"),
+    Scenario("summed_cross_entropy_sgd", summed_cross_entropy_sgd, "loss_summed", ("loss_summed",),
+             "CrossEntropyLoss(reduction='sum') over batches of 64 under SGD"),
+    Scenario("normal_init_batchnorm_mlp", normal_init_batchnorm_mlp, "loss_at_init_high", ("bad_init",),
+             "a BatchNorm MLP whose Linear weights are initialised N(0, 1): the first loss far above ln 10"),
+    Scenario("validation_with_dropout_on", validation_with_dropout_on, "validation_in_train_mode",
+             ("train_mode_at_validation",), "validation under no_grad without model.eval(): Dropout(0.5) still on"),
+    Scenario("softmax_in_loop_sgd", softmax_in_loop_sgd, "stuck_at_chance", ("loss_setup", "label_noise"),
+             "logits softmaxed in the loop before cross_entropy, SGD: the loss creeps off chance"),
+    Scenario("gan_generator_fake_labels", gan_generator_fake_labels, "gan_losses_vanish",
+             ("generator_helps_discriminator",), "a GAN whose generator step scores its fakes against the fake label"),
     Scenario("dropout_ninety", dropout_ninety, "strong_dropout", ("dropout_too_strong",),
              "Dropout(0.9) after each hidden ReLU: the training loss stays high"),
     Scenario("healthy_dropout", healthy_dropout, None, about="MLP with Dropout(0.1) on the inputs, Dropout(0.5) hidden"),

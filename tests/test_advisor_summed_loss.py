@@ -30,13 +30,15 @@ def _run(path, seed, reduction, lr):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_loss_summed_over_the_batch_is_named(tmp_path, seed):
-    assert "check_loss_reduction" in _run(tmp_path / "r.h5", seed, "sum", 0.1)
+    # measured by loss_summed (its own fix), or guessed by the LR fixes from the first loss alone
+    fixes = _run(tmp_path / "r.h5", seed, "sum", 0.1)
+    assert "mean_reduction" in fixes or "check_loss_reduction" in fixes
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_mean_loss_at_a_high_lr_gets_no_reduction_hint(tmp_path, seed):
     fixes = _run(tmp_path / "r.h5", seed, "mean", 50.0)
-    assert "lower_lr" in fixes and "check_loss_reduction" not in fixes
+    assert "lower_lr" in fixes and "check_loss_reduction" not in fixes and "mean_reduction" not in fixes
 
 
 @pytest.mark.parametrize("seed", [0, 1])
