@@ -21,6 +21,7 @@ from ..findings import Cause, Finding, Fix
 from ..optimizer_settings import weight_decays
 from .context import SMALL_INIT, Context
 from .dropout import STRONG_DROPOUT, strong_dropouts
+from .gradient_rules import scale_free
 from .input_scale import inputs_far_off
 from .optimizer_eps import DEFAULT_EPS_TEXT
 from .series import fmt
@@ -582,7 +583,6 @@ def squashed_output_at_chance(s: Scores, ctx: Context) -> None:
     forward() or the loop is invisible, but under SGD the second squashing shrinks every step ~C
     times and the loss creeps off chance (an SGD ResNet: 2.30 -> 2.18 in 300 steps); Adam's steps
     do not shrink, so it reaches ``softmax_floor`` instead."""
-    from .gradient_rules import scale_free
     act = ctx.output_activation
     if act == "Softmax":
         s.boost("loss_setup", 0.85, "the model ends in Softmax: cross_entropy applies log_softmax itself, so the "

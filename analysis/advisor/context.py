@@ -20,6 +20,7 @@ from trainspect.recorder.format import (SYS_GRAD_CARRIED, SYS_GRAD_NORM, SYS_GRA
 from ..frozen import frozen_numel, frozen_param_names, unoptimized_param_names
 from ..labels import LayerLabels, listed_modules
 from ..optimizer_settings import weight_decays
+from ..vocab import Severity
 from .activation_rules import BOUNDED_TYPES, RELU_TYPES
 from .dropout import dropout_rates
 from .functional_acts import PREACT_TYPES
@@ -71,6 +72,7 @@ class Context:
     output_module: str = ""                 # ... its name
     initial_output: tuple | None = None     # (module, output std at the first activation record) of the last weight layer
     init_gain: float | None = None          # median over weight matrices of rms x sqrt(fan_in) at the first record
+    output_gain: float | None = None        # ... of the last weight matrix
     n_outputs: int | None = None            # output units of the last weight matrix
     n_tokens: int | None = None             # rows of the first embedding table (a token model's vocabulary)
     n_inputs: int | None = None             # input features of the first weight matrix (a Linear's in_features)
@@ -209,6 +211,12 @@ class Context:
         main = self.loss_curve()
         return None if main is None else rule(main[1], main[2], series=main[0], min_points=MIN_LOSS_POINTS)
 
+    def another_warns(self, finding) -> bool:
+        """A finding other than ``finding`` is a warning or an error: the rules that stand aside for
+        any other explanation (their ``settle``) ask this."""
+        return any(other is not finding and Severity(other.severity).rank >= Severity.WARNING.rank
+                   for other in self.found.values())
+
     def facts(self, symptom: str) -> dict:
         """The structured facts of the finding of ``symptom`` ({} when it was not found)."""
         f = self.found.get(symptom)
@@ -294,7 +302,10 @@ def build_context(sig: Signals) -> Context:
     if ctx.grads_carried and not ctx.grads_carried["carried_most"]:
         ctx.grads_accumulate = None     # measured: reset before the updates; the norm grows for another reason
     ctx.initial_output = _initial_output(sig)
-    ctx.init_gain = _init_gain(sig)
+    gains = _init_gains(sig)
+    ctx.init_gain = float(np.median(list(gains.values()))) if gains else None
+    last = next((p.name for p in reversed(sig.params) if len(p.shape) >= 2), None)
+    ctx.output_gain = gains.get(last)
     ctx.zero_gradients = _all_gradients_zero(sig)
     ctx.clips, ctx.clipping = gradient_clipping(sig)
     ctx.weight_shrink = weights_decayed(sig)
@@ -374,22 +385,22 @@ def _output_activation(names, types) -> tuple[str, str]:
 SMALL_INIT = 0.2   # init gain below which each layer shrinks the signal (PyTorch's default 0.58, He 1.41)
 
 
-def _init_gain(sig: Signals) -> float | None:
-    """Median over the weight matrices of (weight RMS x sqrt(fan_in)) at the first record: how
-    much a layer scales a unit-variance input. PyTorch's default Linear init gives 0.58, He 1.41,
-    Xavier ~1; N(0, 0.01) over 64 inputs gives 0.08, and ten such layers shrink the signal 10^11x."""
+def _init_gains(sig: Signals) -> dict:
+    """name -> weight RMS x sqrt(fan_in) of each weight matrix at the first record: how much a
+    layer scales a unit-variance input. PyTorch's default Linear init gives 0.58, He 1.41, Xavier
+    ~1; N(0, 0.01) over 64 inputs gives 0.08, and ten such layers shrink the signal 10^11x."""
     wn = sig.layer.get("weight_norm")
     if wn is None or not len(wn):
-        return None
+        return {}
     shapes = {p.name: tuple(p.shape) for p in sig.params}
     first = wn.read(0, 1)[0].astype(np.float64)
-    gains = []
+    gains = {}
     for j, name in enumerate(wn.layers):
         shape = shapes.get(name, ())
         if len(shape) < 2 or not np.isfinite(first[j]) or first[j] <= 0:
             continue
-        gains.append(first[j] / np.sqrt(shape[0]))     # rms x sqrt(fan_in) = norm / sqrt(fan_out)
-    return float(np.median(gains)) if gains else None
+        gains[name] = first[j] / np.sqrt(shape[0])     # rms x sqrt(fan_in) = norm / sqrt(fan_out)
+    return gains
 
 
 def _initial_output(sig: Signals) -> tuple | None:

@@ -111,8 +111,7 @@ def settle(f, ctx):
     its final loss <= 5 % of the untrained one), are capacity it pays for and does not use: a
     note, not a warning. pytorch/examples' mnist at Adam 1e-3 with a cosine schedule had 54 % of
     fc1 dead at a validation loss of 0.0007; "reduce the LR 10x" ended at 0.59."""
-    if f.severity != Severity.WARNING or any(
-            other is not f and Severity(other.severity).rank >= Severity.WARNING.rank for other in ctx.found.values()):
+    if f.severity != Severity.WARNING or ctx.another_warns(f):
         return True
     on_output = ctx.output_module is not None and ctx.output_module in f.layers   # predictions stuck at 0
     if f.facts.get("worst_dead", 1.0) < PARTLY_DEAD and not on_output and _still_improving(ctx.sig):

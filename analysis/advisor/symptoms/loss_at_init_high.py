@@ -54,7 +54,7 @@ def detect(sig, ctx):
     expected = random_score_loss(std, classes)
     if std < LARGE or not AGREE[0] * expected <= first <= AGREE[1] * expected:
         return None
-    gain = max(ctx.init_gain or 0.0, _output_gain(sig) or 0.0)
+    gain = max(ctx.init_gain or 0.0, ctx.output_gain or 0.0)
     if gain < GAIN_LARGE:    # standard weights: the scores are large by design (an ArcFace head's scale s)
         return None
     return Finding(
@@ -72,16 +72,6 @@ def detect(sig, ctx):
                            "is what an untrained model with scores that large gets"))],
         facts={"first_loss": round(first, 5), "chance": round(chance, 5), "classes": int(classes),
                "output_std": round(std, 5)})
-
-
-def _output_gain(sig) -> float | None:
-    """Init gain of the last weight matrix at the first record: norm / sqrt(fan_out)."""
-    wn = sig.layer.get("weight_norm")
-    weights = [p for p in sig.params if len(p.shape) >= 2]
-    if wn is None or not len(wn) or not weights or weights[-1].name not in wn.layers:
-        return None
-    norm = float(wn.read(0, 1)[0, list(wn.layers).index(weights[-1].name)])
-    return norm / math.sqrt(weights[-1].shape[0]) if math.isfinite(norm) else None
 
 
 def _from_the_start(sig, first_step: int) -> bool:
@@ -105,7 +95,7 @@ def fixes(f, ctx):
 def settle(f, ctx):
     """Another warning or error (saturated units, raw inputs, exploding gradients) explains the
     large outputs of the same run and names the cause to fix: it keeps the run."""
-    return not any(g.severity != "info" for sym, g in ctx.found.items() if sym != f.symptom)
+    return not ctx.another_warns(f)
 
 
 SPEC = SymptomSpec(

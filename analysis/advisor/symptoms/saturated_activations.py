@@ -68,8 +68,7 @@ def settle(f, ctx):
     Sigmoid + BCELoss at validation loss 0.074 (0.69 untrained) read "activation choice" (user
     trial); a Sigmoid before a loss that applies its own, or over regression targets, does not
     train that well."""
-    if f.severity != Severity.WARNING or not output_only(f, ctx) or any(
-            other is not f and Severity(other.severity).rank >= Severity.WARNING.rank for other in ctx.found.values()):
+    if f.severity != Severity.WARNING or not output_only(f, ctx) or ctx.another_warns(f):
         return True
     well = trained_well(ctx.sig, ctx, CONFIDENT)
     if well is not None:

@@ -65,7 +65,7 @@ def adjust(s, f, ctx):
 def settle(f, ctx):
     """Kept for updates of a normal size (the update ratios are known only now: tiny or huge ones are
     the LR's findings) when no other warning or error explains a model that does not leave chance."""
-    return updates_normal(ctx) and not any(g.severity != "info" for sym, g in ctx.found.items() if sym != f.symptom)
+    return updates_normal(ctx) and not ctx.another_warns(f)
 
 
 SPEC = SymptomSpec(
