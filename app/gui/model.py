@@ -655,6 +655,24 @@ def finding_span(finding):
     return float(first), float(last)
 
 
+def finding_window(span, last_step=None) -> tuple[float, float]:
+    """The step range that shows a finding's ``span``: padded by 10 % (at least 5 steps), slid
+    inside the run's steps, from 0 (or the span's own first step, if below) to ``last_step``.
+    A finding at step 0 had shown steps -4..5, half of the plot empty."""
+    first, last = float(span[0]), float(span[1])
+    pad = max(5.0, 0.1 * (last - first))
+    lo, hi = first - pad, last + pad
+    floor = min(first, 0.0)
+    ceil = float(last_step) if last_step is not None and last_step >= last else math.inf
+    if lo < floor:
+        lo, hi = floor, hi + (floor - lo)
+    if hi > ceil:
+        lo, hi = max(floor, lo - (hi - ceil)), ceil
+    if hi <= lo:                       # a one-step run: nothing to slide within
+        lo, hi = first - pad, last + pad
+    return lo, hi
+
+
 class ViewState(QObject):
     """What the plots show. Step ranges are in steps whatever the x axis shows."""
 
@@ -762,14 +780,13 @@ class ViewState(QObject):
             self.selected_layers = layers
             self.selectedLayersChanged.emit(layers)
 
-    def focus_finding(self, finding, layer_stats=()) -> None:
-        """Jump to a finding: its step span (padded), highlighted; its layers selected."""
+    def focus_finding(self, finding, layer_stats=(), last_step=None) -> None:
+        """Jump to a finding: its step span (padded), highlighted; its layers selected.
+        ``last_step``: the run's last step, which the view does not pass either."""
         span = finding_span(finding)
         self.set_highlight(span)
         if span is not None:
-            first, last = span
-            pad = max(5.0, 0.1 * (last - first))
-            self.set_step_range((first - pad, last + pad))
+            self.set_step_range(finding_window(span, last_step))
         # the steps the evidence names (the spikes, the repeats of a cycle), each on the plot of
         # the series it was seen in (drawn on every plot, a grad-norm spike at step 50 was the one
         # clear mark on the loss, which had none there; trial14 M3)

@@ -363,7 +363,10 @@ class AdvisorPanel(QWidget):
             self.tree.setCurrentItem(item)
             self.tree.blockSignals(False)
         self.details.setHtml(rich_html(f))
-        self.view.focus_finding(f, layer_stats=vocab.LAYER_STATS)
+        entry = self.runs.current
+        status = entry.status if entry is not None else None
+        last = status.last_step if status is not None and status.last_step >= 0 else None
+        self.view.focus_finding(f, layer_stats=vocab.LAYER_STATS, last_step=last)
         self._plot_evidence(f)
 
     def _plot_evidence(self, finding) -> None:
