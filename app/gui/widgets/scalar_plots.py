@@ -104,6 +104,22 @@ def plot_note(counts, log_y: bool) -> str:
     return ""
 
 
+def out_of_view_note(spans, view, to_step) -> str:
+    """Why a zoomed plot is empty although it has data: every line lies left or right of the
+    x range ``view`` (a finding at step 0 showed val/acc, logged from step 63, as bare axes).
+    ``spans``: each curve's (first, last) x; ``to_step``: x to step, for the text."""
+    spans = [sp for sp in spans if sp is not None]
+    if view is None or not spans:
+        return ""
+    x0, x1 = view
+    if any(a <= x1 and b >= x0 for a, b in spans):
+        return ""
+    after = [a for a, _ in spans if a > x1]
+    if after:
+        return f"no points in view: they start at step {to_step(min(after)):.0f}"
+    return f"no points in view: they end at step {to_step(max(b for _, b in spans)):.0f}"
+
+
 def merge_marks(marks, most: int) -> list[list]:
     """``marks`` ((x, Mark) pairs) as at most ``most`` groups of neighbours, in x order: while
     there are too many, the two groups closest together (by the gap between them) become one."""
@@ -521,6 +537,20 @@ class ScalarPlotPanel(QWidget):
 
     def _on_shown_range(self, vb, rng) -> None:
         self.shownStepsChanged.emit(self.shown_steps())
+        self._update_titles()
+
+    def _outside_view(self) -> dict[str, str]:
+        """Per plot whose lines all lie outside the zoomed x range, the note that says where they are."""
+        view = None
+        if self._first is not None and not self._first.getViewBox().autoRangeEnabled()[0]:
+            view = tuple(self._first.getViewBox().viewRange()[0])
+        spans: dict[str, list] = {}
+        for (metric, _), curve in self.curves.items():
+            lead = self._lead.get(metric)
+            if lead is not None:
+                spans.setdefault(lead, []).append(curve.x_span)
+        to_step = (lambda x: float(self.x_to_step(np.array([x]))[0]))
+        return {m: n for m, sp in spans.items() if (n := out_of_view_note(sp, view, to_step))}
 
     def _style_bottom(self, plot, last: bool) -> None:
         """Every plot shows its x values (only the bottom one had them: when the plots overflowed
@@ -737,6 +767,7 @@ class ScalarPlotPanel(QWidget):
                 f"{', '.join(rich(m) for m in val)} <b>╍○</b> dashed")
 
     def _update_titles(self) -> None:
+        outside = self._outside_view()
         for metric, plot in self._panels.items():
             group = self._members[metric]
             counts = [c.counts for (m, _), c in self.curves.items() if m in group]
@@ -744,6 +775,8 @@ class ScalarPlotPanel(QWidget):
             title = self._title_of(group)
             if note:
                 title += f" <span style='color:{theme.error_color()}'>— {html.escape(note)}</span>"
+            elif metric in outside:     # not an error: the zoom shows steps this metric was not logged at
+                title += f" <span style='color:{theme.muted_color()}'>— {html.escape(outside[metric])}</span>"
             marks = [m for m in self.view.marks if self._lead.get(m.series) == metric]
             if marks:
                 title += " " + mark_legend(marks)
