@@ -278,7 +278,8 @@ def build_context(sig: Signals) -> Context:
     # sigmoid/tanh between layers; one only on the output is not a hidden activation to replace
     ctx.has_bounded_acts = any(t in BOUNDED_TYPES for m, t in zip(sig.modules, types) if m.name != ctx.output_module)
     weights = [p for p in sig.params if len(p.shape) >= 2]
-    ctx.n_outputs = int(weights[-1].shape[0]) if weights else None
+    head = _output_layer(sig)
+    ctx.n_outputs = int(head[1].shape[0]) if head else None
     ctx.n_inputs = int(weights[0].shape[1]) if weights and len(weights[0].shape) == 2 else None
     lr = sig.scalars.get(SYS_LR)
     if lr is not None:
@@ -301,11 +302,10 @@ def build_context(sig: Signals) -> Context:
     ctx.grads_carried = _grads_carried(sig, ctx)
     if ctx.grads_carried and not ctx.grads_carried["carried_most"]:
         ctx.grads_accumulate = None     # measured: reset before the updates; the norm grows for another reason
-    ctx.initial_output = _initial_output(sig)
+    ctx.initial_output = _initial_output(sig, head)
     gains = _init_gains(sig)
     ctx.init_gain = float(np.median(list(gains.values()))) if gains else None
-    last = next((p.name for p in reversed(sig.params) if len(p.shape) >= 2), None)
-    ctx.output_gain = gains.get(last)
+    ctx.output_gain = gains.get(head[1].name) if head else None
     ctx.zero_gradients = _all_gradients_zero(sig)
     ctx.clips, ctx.clipping = gradient_clipping(sig)
     ctx.weight_shrink = weights_decayed(sig)
@@ -403,16 +403,40 @@ def _init_gains(sig: Signals) -> dict:
     return gains
 
 
-def _initial_output(sig: Signals) -> tuple | None:
-    """(module, std of its output at the first activation record) for the last weight layer: the
-    untrained model's scores (~0.05-1.2 in every healthy run of the scenario suite; 16,000 for a
-    ReLU MLP initialised N(0, 1))."""
-    std = sig.layer.get("act_std")
+def _output_layer(sig: Signals) -> tuple | None:
+    """(module, weight ParamInfo) of the output layer: the last weight layer in model order. A head
+    tied to the token embedding (nanoGPT's ``wte.weight = lm_head.weight``, GPT-2, T5) owns no row
+    of ``params/``: the shared tensor is recorded once, under its first owner, the embedding, and
+    the last matrix left is an MLP projection's. Such a head is a leaf after the last owner of a
+    matrix that the metadata lists with parameters yet owns none, and its parameter count is that
+    of a recorded matrix (plus a bias of its rows): that matrix is its weight."""
     weights = [p for p in sig.params if len(p.shape) >= 2]
-    if std is None or not len(std) or not weights or weights[-1].module not in std.layers:
+    if not weights:
         return None
-    first = float(std.read(0, 1)[0, list(std.layers).index(weights[-1].module)])
-    return (weights[-1].module, first) if np.isfinite(first) else None
+    last = weights[-1]
+    owners = {p.module for p in sig.params}
+    leaves = [(m.name, m.type) for m in sig.modules if "#" not in m.name]
+    after = next((i for i, (name, _) in enumerate(leaves) if name == last.module), None)
+    counts = {m["name"]: m.get("params") for m in listed_modules(sig.meta)}
+    for name, kind in reversed(leaves[after + 1:] if after is not None else []):
+        n = counts.get(name)
+        if not isinstance(n, int) or n <= 0 or name in owners or kind in ("Embedding", "EmbeddingBag"):
+            continue
+        tied = next((w for w in weights if len(w.shape) == 2 and n in (w.numel, w.numel + w.shape[0])), None)
+        if tied is not None:
+            return name, tied
+    return last.module, last
+
+
+def _initial_output(sig: Signals, head: tuple | None) -> tuple | None:
+    """(module, std of its output at the first activation record) for the output layer ``head``
+    (``_output_layer``): the untrained model's scores (~0.05-1.2 in every healthy run of the
+    scenario suite; 16,000 for a ReLU MLP initialised N(0, 1))."""
+    std = sig.layer.get("act_std")
+    if std is None or not len(std) or head is None or head[0] not in std.layers:
+        return None
+    first = float(std.read(0, 1)[0, list(std.layers).index(head[0])])
+    return (head[0], first) if np.isfinite(first) else None
 
 
 def _has_attention(meta: dict, leaf_types) -> bool:
