@@ -7,7 +7,9 @@ F13) started at 153.6, jumped to 401, had a first validation loss of 500, and fi
 validation loss 0.83 and accuracy 0.69 (0.31 and 0.90 with the mean), with "no problems
 found". The first loss tells: an untrained model with small scores (std s) costs about
 ln(C) + s^2/2 per sample, and a first loss that many times the batch size is a sum over it.
-Adam, RMSprop and the like divide the scale out, so it is not judged for them.
+Adam, RMSprop and the like divide the scale out, so it is not judged for them. A run whose model
+is watched without an optimizer updates by hand (``p.data.add_(p.grad, alpha=-lr)``, pytorch/
+examples' word_language_model): plain SGD, judged as such (trial 16, M4).
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import math
 
 import numpy as np
 
-from trainspect.recorder.format import SYS_BATCH_SIZE
+from trainspect.recorder.format import SYS_BATCH_SIZE, SYS_GRAD_NORM
 
 from ...findings import Evidence, Finding
 from ..gradient_rules import scale_free
@@ -37,7 +39,8 @@ def detect(sig, ctx):
     batch = sig.scalars.get(SYS_BATCH_SIZE)
     if sig.train_loss is None or not classes or classes < 2 or batch is None or ctx.initial_output is None:
         return None
-    if not ctx.optimizer or scale_free(ctx.optimizer):
+    update = _update_rule(sig, ctx)
+    if update is None:
         return None
     sizes = np.asarray(batch[1], dtype=np.float64)
     sizes = sizes[np.isfinite(sizes)]
@@ -63,7 +66,7 @@ def detect(sig, ctx):
         symptom="loss_summed", severity="warning", first_step=int(steps[0]), last_step=int(steps[-1]),
         title=(f"{name} is summed over the batch, not averaged: the first loss {fmt(first)} is {times:.0f}x the "
                f"{fmt(per_sample)} an untrained model costs per sample, and the batch holds {size:.0f}: "
-               f"{ctx.optimizer}'s steps are ~{size:.0f}x the ones its LR was tuned for"),
+               f"the steps of {update} are ~{size:.0f}x the ones its LR was tuned for"),
         evidence=[
             Evidence(series=name, steps=[int(steps[0])], values=[round(first, 5)], threshold=AGREE,
                      text=(f"the first {name} {fmt(first)} is {times:.1f}x {fmt(per_sample)}, the cross-entropy of "
@@ -77,7 +80,39 @@ def detect(sig, ctx):
                      text=(f"the output layer's bias got a gradient of norm {bias:.3g} in the first steps: a softmax "
                            f"cross-entropy averaged over the batch cannot give it more than sqrt(2) = 1.41"))],
         facts={"first_loss": round(first, 5), "per_sample": round(per_sample, 5), "batch_size": size,
-               "times": round(times, 3), "output_bias_grad": round(bias, 5)})
+               "times": round(times, 3), "output_bias_grad": round(bias, 5), "update": update})
+
+
+HAND_WRITTEN = "the hand-written SGD update (p -= lr * grad; no optimizer watched)"
+
+
+def _update_rule(sig, ctx) -> str | None:
+    """Words for the run's update when its step grows with the loss's scale, else None. The
+    watched optimizer, unless Adam-like (it divides the scale out); with a model watched alone
+    and gradients recorded, the script updates by hand (pytorch/examples' word_language_model:
+    ``p.data.add_(p.grad, alpha=-lr)``), which is plain SGD, unless the run's config names an
+    Adam-like optimizer under an optimizer key (one stepping the model without being watched)."""
+    if ctx.optimizer:
+        return None if scale_free(ctx.optimizer) else ctx.optimizer
+    meta = sig.meta
+    if not isinstance(meta.get("model"), dict) or meta.get("optimizer") or SYS_GRAD_NORM not in sig.scalars:
+        return None
+    return None if _config_names_scale_free(meta.get("config")) else HAND_WRITTEN
+
+
+def _config_names_scale_free(config, under_optim: bool = False, depth: int = 0) -> bool:
+    """A string under a key naming the optimizer ("optimizer": "Adam", HF's "optim": "adamw_torch",
+    Hydra's "optimizer": {"_target_": "torch.optim.AdamW"}) names a scale-free one."""
+    if depth > 4:
+        return False
+    if isinstance(config, str):
+        return under_optim and scale_free(config)
+    if isinstance(config, dict):
+        return any(_config_names_scale_free(v, under_optim or "optim" in str(k).lower(), depth + 1)
+                   for k, v in list(config.items())[:200])
+    if isinstance(config, (list, tuple)):
+        return any(_config_names_scale_free(v, under_optim, depth + 1) for v in list(config)[:200])
+    return False
 
 
 def _output_bias_grad(sig, module: str) -> float | None:
@@ -121,15 +156,17 @@ def _bias_grad_balance(sig, module: str) -> float | None:
 
 
 def adjust(s, f, ctx):
+    update = f.facts.get("update") or ctx.optimizer
     s.boost("loss_summed", 0.9, f"the first loss is {f.facts['times']:.0f}x one sample's, the batch size "
-                                f"({f.facts['batch_size']:.0f}): {ctx.optimizer}'s step scales with the sum")
+                                f"({f.facts['batch_size']:.0f}): the step of {update} scales with the sum")
 
 
 SPEC = SymptomSpec(
     id="loss_summed",
     looks_at="the first training loss, `sys/batch_size`, the output size C, the output layer's first activation std "
              "and bias gradient norm, the optimizer type",
-    fires_when=f"under an optimizer whose step grows with the loss's scale (SGD; not Adam, RMSprop, Adagrad, ...) and "
+    fires_when=f"under an optimizer whose step grows with the loss's scale (SGD, or a hand-written update with no "
+               f"optimizer watched, unless the run's config names an Adam-like one; not Adam, RMSprop, Adagrad, ...) and "
                f"no gradient clipping, the first loss divided by the cross-entropy of C random scores of the output's "
                f"first std (< {LARGE:g}) is the batch size within {AGREE:.0%} (batches of >= {MIN_BATCH}), and the output "
                f"layer's bias gradient in the first {FIRST_RECORDS} records exceeds 1.5 sqrt(2), more than a mean "
