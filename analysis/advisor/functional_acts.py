@@ -19,6 +19,9 @@ from .activation_rules import BOUNDED_TYPES, RELU_TYPES, _late, bounded_columns,
 from .series import nanmedian
 
 PREACT_TYPES = {"Linear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d", "LazyConv3d"}
+BN_ALL_DEAD = 0.9      # share of a BatchNorm's channels <= 0 for a whole batch that is judged (see below)
+BATCH_NORM_TYPES = {"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm1d", "LazyBatchNorm2d",
+                    "LazyBatchNorm3d", "SyncBatchNorm"}
 ACTIVATION_TYPES = RELU_TYPES | BOUNDED_TYPES | {
     "GELU", "SiLU", "LeakyReLU", "ELU", "SELU", "CELU", "PReLU", "Softplus", "Mish", "Hardswish", "GLU",
     "Threshold", "Tanhshrink", "Softshrink", "Hardshrink"}
@@ -40,6 +43,10 @@ def functional_candidates(types, modules=None, shapes=None) -> list[int]:
         return []
     cols = [j for j, t in enumerate(types) if t in PREACT_TYPES]
     cols = cols[:-1]     # the last one produces the outputs (logits)
+    # conv -> bn -> F.relu (pytorch/examples, most CNNs): the BatchNorm's output is what the
+    # F.relu sees; the conv's is re-centred by it. A CNN whose every unit behind F.relu(bn(x))
+    # had died read "no sign of dead units" (trial 16, reduction='sum' under SGD).
+    cols = [j + 1 if j + 1 < len(types) and types[j + 1] in BATCH_NORM_TYPES else j for j in cols]
     if modules is not None:
         cols = [j for j in cols if modules[j].rsplit(".", 1)[-1] not in OUTPUT_PROJECTIONS]
         heads = sibling_heads(types, modules, shapes or {})
@@ -98,9 +105,18 @@ def detect_dead_behind_functions(steps, dead_frac, modules, types, *, dead=0.5, 
         cols = [j for j in cols if j not in elsewhere]
     if not cols:
         return None
-    as_relu = ["ReLU" if j in set(cols) else "" for j in range(len(types))]
-    # nonpos above 1 switches off the looser outputs-<=-0 criterion (see the module docstring).
-    f = detect_dead_units(steps, dead_frac, None, modules, as_relu, dead=dead, nonpos=1.01, label=label)
+    # A BatchNorm channel below 0 for a whole batch is a channel whose shift beat its scale: a
+    # healthy BN CNN trained at SGD 0.05 kept 20 of 32 such channels and reached 91 % accuracy.
+    # Behind a BatchNorm only a block that is (nearly) all dead is judged: nothing flows past it.
+    norm = [j for j in cols if types[j] in BATCH_NORM_TYPES]
+    f = None
+    for judged, level in (([j for j in cols if j not in norm], dead), (norm, max(dead, BN_ALL_DEAD))):
+        if judged:
+            as_relu = ["ReLU" if j in set(judged) else "" for j in range(len(types))]
+            # nonpos above 1 switches off the looser outputs-<=-0 criterion (see the module docstring).
+            f = detect_dead_units(steps, dead_frac, None, modules, as_relu, dead=level, nonpos=1.01, label=label)
+        if f is not None:
+            break
     if f is None:
         return None
     f.title = f.title.replace("dead ReLUs:", "dead units behind a functional activation (F.relu?):", 1)
