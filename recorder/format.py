@@ -102,8 +102,8 @@ SCALAR_STEP = "scalars/step"      # int64  (N,)
 SCALAR_TAG = "scalars/tag"        # int32  (N,)  index into TAG_NAMES
 SCALAR_VALUE = "scalars/value"    # float64 (N,) stored as logged, NaN/Inf included
 SCALAR_WALL = "scalars/wall"      # float64 (N,) unix time the value was logged
-TAG_NAMES = "tags/name"           # S64    (T,)  UTF-8 metric names, T grows
-TAG_LEN = 64
+TAG_NAMES = "tags/name"           # S256   (T,)  UTF-8 metric names, T grows (S64 in older files)
+TAG_LEN = 256
 SCALAR_CHUNK = 16384
 TAG_CHUNK = 256
 
@@ -129,6 +129,7 @@ SYS_INPUT_STD = "sys/input_std"
 SYS_INPUT_MIN = "sys/input_min"
 SYS_INPUT_MAX = "sys/input_max"
 SYS_BATCH_SIZE = "sys/batch_size"          # first dimension of that input tensor (any dtype; scheduled)
+SYS_INPUT_NUMEL = "sys/input_numel"        # elements of that input tensor (any dtype; scheduled): a token batch's B*T
 
 
 # An LR range test run (recorder/lr_range.py): config key that marks it, and its own metrics.
@@ -168,6 +169,7 @@ SCALAR_SPECS = {s.name: s for s in (
     StatSpec(SYS_INPUT_MIN, "input min"),
     StatSpec(SYS_INPUT_MAX, "input max"),
     StatSpec(SYS_BATCH_SIZE, "batch size", unit="count"),
+    StatSpec(SYS_INPUT_NUMEL, "input elements", unit="count"),
     StatSpec(SYS_GRAD_CARRIED, "gradient carried over from the previous update", fraction=True),
 )}
 

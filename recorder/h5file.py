@@ -52,6 +52,7 @@ class RunFileWriter:
         self.resumed = False        # continuing a run file written before (see _resume())
         self.needs_first_step = False
         self.session_note = ""      # how the previous session ended (resume)
+        self.tag_len = fmt.TAG_LEN  # bytes a metric name may take in this file (see _reopen)
         if self.path.parent and not self.path.parent.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume and self.path.exists() and self._resume():
@@ -135,6 +136,7 @@ class RunFileWriter:
         self.session_note = (f"{status}{at}" + (f": {error}" if error else "")
                              if status != fmt.STATUS_RUNNING else f"writer stopped{at} (killed or hung)")
         self.tag_names = fmt.decode_names(f[fmt.TAG_NAMES][()])
+        self.tag_len = f[fmt.TAG_NAMES].dtype.itemsize   # 64 in files written before TAG_LEN grew
         self.n_tags = len(self.tag_names)
         self.layout = LayerLayout(
             params=[(n, m, s, int(k)) for n, m, s, k in zip(
@@ -290,7 +292,7 @@ class RunFileWriter:
 
     def add_tags(self, names: list[str]) -> None:
         """Append metric names; a tag's id is its position in the table."""
-        data = np.array([fmt.encode_name(n, fmt.TAG_LEN) for n in names], dtype=f"S{fmt.TAG_LEN}")
+        data = np.array([fmt.encode_name(n, self.tag_len) for n in names], dtype=f"S{self.tag_len}")
         self._append(fmt.TAG_NAMES, data)
         self.n_tags += len(names)
 

@@ -33,6 +33,7 @@ from . import ranks
 from . import signals
 from . import writer_thread as wt
 from .warning import RecorderWarning
+from .layout import fit_name
 from .records.scalar import SCALAR_VALUES
 
 DEFAULT_STATS_EVERY = 50       # weights/update norms, activation + input statistics
@@ -273,6 +274,13 @@ def _finite(value) -> bool:
         return bool(np.isfinite(value))
     except Exception:  # noqa: BLE001
         return False
+
+
+def _shown(name, most: int = 100) -> str:
+    """``repr(name)`` for a message, cut after ``most`` characters (a 5,000-character name made
+    a 5,000-character warning line)."""
+    text = repr(name)
+    return text if len(text) <= most else f"{text[:most]}… ({len(name)} characters)"
 
 
 def _storable_name(name: str) -> str:
@@ -1058,12 +1066,16 @@ class Recorder:
         if b"\0" in encoded:   # HDF5 strings end at a NUL: "loss\0" would be read back as "loss"
             self._bad(name, "metric name contains a NUL character", ValueError)
             return None
-        if len(encoded) > fmt.TAG_LEN:
-            self._bad(name, f"metric name longer than {fmt.TAG_LEN} bytes in UTF-8", ValueError)
-            return None
         if name.startswith(fmt.SYS_PREFIX):
             self._bad(name, f"names starting with {fmt.SYS_PREFIX!r} are reserved for the recorder", ValueError)
             return None
+        limit = self._writer.file.tag_len   # 64 in a resumed file written before names could be longer
+        if len(encoded) > limit:
+            # kept, shortened as layer names are (start and end around a hash of the whole): the
+            # series is the user's, and a 67-byte HF module path or 22 CJK characters lost theirs
+            stored = fit_name(stored, limit)
+            self._warn_once(f"metric {_shown(name)}", f"the name is longer than the run file's {limit} bytes "
+                                                      f"in UTF-8 ({len(encoded)}): recorded as {stored!r}")
         return self._tag(name, stored)
 
     def _tag(self, name: str, stored: str | None = None) -> int:
@@ -1073,6 +1085,10 @@ class Recorder:
             # otherwise both read the same len() and label one metric's rows with the other's id.
             with _TAG_LOCK:
                 tag = self._tags.get(name)
+                if tag is None and stored is not None:   # a resumed run knows it by its stored spelling
+                    tag = self._tags.get(stored)
+                    if tag is not None:
+                        self._tags[name] = tag
                 if tag is None:
                     names = self._writer.tag_names
                     tag = len(names)
@@ -1303,10 +1319,10 @@ class Recorder:
 
     def _bad(self, name, problem: str, exc_type, key=None) -> None:
         if self.strict:
-            raise exc_type(f"trainspect: metric {name!r}: {problem}")
+            raise exc_type(f"trainspect: metric {_shown(name)}: {problem}")
         # Once per metric and kind of error, not per message: a message that quotes the value
         # (a fractional step at every call) would warn, and grow the warned set, at every call.
-        self._warn_once(f"metric {name!r}", f"{problem}; value skipped", key=(exc_type, key))
+        self._warn_once(f"metric {_shown(name)}", f"{problem}; value skipped", key=(exc_type, key))
 
     def _drop(self, n: int) -> None:
         self._writer.dropped += n

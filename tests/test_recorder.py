@@ -199,8 +199,8 @@ def test_metric_first_seen_mid_run_is_visible_live_and_nonfinite_kept(tmp_path):
 def test_bad_inputs_warn_once_and_are_skipped(tmp_path):
     path = tmp_path / "run.h5"
     rec = Recorder(path)
-    bad = {"s": "text", "none": None, "vec": torch.ones(3), "": 1.0, "x" * 65: 1.0,
-           "sys/lr": 0.1, "arr": np.ones(2), "huge": 10**400, "ok": 2.0}
+    bad = {"s": "text", "none": None, "vec": torch.ones(3), "": 1.0,
+           "sys/lr": 0.1, "arr": np.ones(2), "huge": 10**400, "ok": 2.0}   # long names: test_recorder_long_names
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rec.log(bad, step=0)
@@ -208,8 +208,8 @@ def test_bad_inputs_warn_once_and_are_skipped(tmp_path):
         rec.log([1.0], step=2)          # not a dict
         rec.log({"ok": 3.0}, step=-1)   # bad step
     msgs = [str(w.message) for w in caught if issubclass(w.category, RecorderWarning)]
-    assert len(msgs) == 10, msgs
-    for needle in ("'s'", "'none'", "'vec'", "empty metric name", "longer than 64 bytes",
+    assert len(msgs) == 9, msgs
+    for needle in ("'s'", "'none'", "'vec'", "empty metric name",
                    "reserved", "'arr'", "'huge'", "dict", "step must be"):
         assert any(needle in m for m in msgs), (needle, msgs)
     assert any("'vec'" in m and "(3,)" in m for m in msgs)
