@@ -102,8 +102,8 @@ SCALAR_STEP = "scalars/step"      # int64  (N,)
 SCALAR_TAG = "scalars/tag"        # int32  (N,)  index into TAG_NAMES
 SCALAR_VALUE = "scalars/value"    # float64 (N,) stored as logged, NaN/Inf included
 SCALAR_WALL = "scalars/wall"      # float64 (N,) unix time the value was logged
-TAG_NAMES = "tags/name"           # S256   (T,)  UTF-8 metric names, T grows (S64 in older files)
-TAG_LEN = 256
+TAG_NAMES = "tags/name"           # S128   (T,)  UTF-8 metric names, T grows (S64 in older files)
+TAG_LEN = 128
 SCALAR_CHUNK = 16384
 TAG_CHUNK = 256
 

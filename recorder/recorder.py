@@ -1072,7 +1072,7 @@ class Recorder:
         limit = self._writer.file.tag_len   # 64 in a resumed file written before names could be longer
         if len(encoded) > limit:
             # kept, shortened as layer names are (start and end around a hash of the whole): the
-            # series is the user's, and a 67-byte HF module path or 22 CJK characters lost theirs
+            # series is the user's, and a 67-byte HF module path or 22 CJK characters lost theirs at 64
             stored = fit_name(stored, limit)
             self._warn_once(f"metric {_shown(name)}", f"the name is longer than the run file's {limit} bytes "
                                                       f"in UTF-8 ({len(encoded)}): recorded as {stored!r}")
