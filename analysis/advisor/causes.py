@@ -830,9 +830,9 @@ def steps_of_a_summed_loss(s: Scores, finding: Finding, ctx: Context) -> None:
     f = ctx.found.get("loss_summed")
     if f is None or finding.symptom not in GRADIENT_DRIVEN | {"weight_growth", "loss_blowup"}:
         return
+    steps = f.facts.get("steps") or f"every step is ~{f.facts['batch_size']:.0f}x the one the LR was tuned for"
     s.boost("loss_summed", max(s.get("lr_too_high"), 0.6) + 0.05,
-            f"the loss is summed over the batch (see loss_summed): every step is ~{f.facts['batch_size']:.0f}x the "
-            "one the LR was tuned for")
+            f"the loss is summed over the batch (see loss_summed): {steps}")   # facts["steps"]: clipped to max_norm
 
 
 def lr_consistency(s: Scores, ctx: Context) -> None:

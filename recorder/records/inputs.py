@@ -1,6 +1,7 @@
 """Mean, std, min and max of the model's first floating-point input tensor, as the scalars
-``sys/input_*``, and the first dimension of its first tensor input (``sys/batch_size``), from the
-first training-mode forward of every ``stats_every``-th step."""
+``sys/input_*``, and the first dimension and the number of elements of its first tensor input
+(``sys/batch_size``, ``sys/input_numel``), from the first training-mode forward of every
+``stats_every``-th step."""
 from __future__ import annotations
 
 import time
@@ -37,6 +38,8 @@ class InputStats(ScalarValues):
                                            fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX))
         # the advisor compares a loss with the batch size: a cross-entropy summed over the batch
         self.batch_tag = tag(fmt.SYS_BATCH_SIZE)
+        # ... or summed over every token of a (B, T) batch of ids: their count, B*T in either layout
+        self.numel_tag = tag(fmt.SYS_INPUT_NUMEL)
 
     def forward_start(self, step, args, kwargs):
         x = first_input(args, kwargs)
@@ -45,6 +48,7 @@ class InputStats(ScalarValues):
         wall = time.time()
         if x.dim():      # the shape is host metadata: no device work (token ids count too)
             self.w.link.host_value_or_hold(step, self.batch_tag, float(x.shape[0]), wall)
+            self.w.link.host_value_or_hold(step, self.numel_tag, float(x.numel()), wall)
         if x.is_floating_point() and not x.is_meta:     # a meta tensor holds no values to measure
             self.emit(self.compute(x), step, wall, self.tags)
 

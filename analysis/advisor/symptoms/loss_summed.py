@@ -9,7 +9,10 @@ found". The first loss tells: an untrained model with small scores (std s) costs
 ln(C) + s^2/2 per sample, and a first loss that many times the batch size is a sum over it.
 Adam, RMSprop and the like divide the scale out, so it is not judged for them. A run whose model
 is watched without an optimizer updates by hand (``p.data.add_(p.grad, alpha=-lr)``, pytorch/
-examples' word_language_model): plain SGD, judged as such (trial 16, M4).
+examples' word_language_model): plain SGD, judged as such (trial 16, M4). A language model's loss
+summed over every token of a (B, T) batch is B*T per-token losses: it is compared with the tokens
+(``sys/input_numel``) too; under gradient clipping only when the clip cut nearly every step down
+(a sum over each sequence's steps, averaged over the batch, is the seq2seq tutorial's, healthy).
 """
 from __future__ import annotations
 
@@ -17,9 +20,9 @@ import math
 
 import numpy as np
 
-from trainspect.recorder.format import SYS_BATCH_SIZE, SYS_GRAD_NORM
+from trainspect.recorder.format import SYS_BATCH_SIZE, SYS_GRAD_NORM, SYS_INPUT_NUMEL
 
-from ...findings import Evidence, Finding
+from ...findings import Evidence, Finding, Fix
 from ..gradient_rules import scale_free
 from ..series import finite_prefix, fmt
 from ..spec import SymptomSpec
@@ -32,6 +35,12 @@ MIN_BATCH = 4      # a smaller batch leaves the ratio too close to a mean's 1
 SOFTMAX_BIAS_BOUND = 1.5 * math.sqrt(2)
 FIRST_RECORDS = 3
 ZERO_SUM = 0.25    # the output bias's gradient sums to ~0 over the classes, as a softmax's does
+# A sum over every token of a (B, T) batch of ids: the first loss / the per-token loss is between
+# these factors of the tokens (padding or ignore_index leave up to half of them out of the sum).
+TOKENS_AGREE = (0.5, 1.3)
+# Findings that say the steps were too short: a token sum clipped to max_norm at every step is a
+# warning with one of them, else a note.
+STARVED = ("slow_convergence", "no_progress", "early_plateau", "small_updates")
 
 
 def detect(sig, ctx):
@@ -42,11 +51,9 @@ def detect(sig, ctx):
     update = _update_rule(sig, ctx)
     if update is None:
         return None
-    sizes = np.asarray(batch[1], dtype=np.float64)
-    sizes = sizes[np.isfinite(sizes)]
-    if not sizes.size or sizes[0] < MIN_BATCH:
+    size = _first_count(sig, SYS_BATCH_SIZE)
+    if size is None or size < MIN_BATCH:
         return None
-    size = float(sizes[0])
     name, steps, values = sig.train_loss
     steps, values = finite_prefix(np.asarray(steps), np.asarray(values, dtype=np.float64))
     module, std = ctx.initial_output
@@ -54,33 +61,104 @@ def detect(sig, ctx):
         return None
     first, per_sample = float(values[0]), random_score_loss(std, classes)
     times = first / per_sample
-    if abs(times / size - 1) > AGREE or ctx.clips:    # clipped steps are bounded, whatever the loss's scale
-        return None
+    tokens = _token_count(sig, size)
+    if abs(times / size - 1) <= AGREE and not ctx.clips:    # clipped steps are bounded, whatever the loss's scale
+        tokens = None
+    elif not (tokens and TOKENS_AGREE[0] <= times / tokens <= TOKENS_AGREE[1]) or (ctx.clips and not ctx.clipping):
+        return None     # (a sum over every token under clipping only when the clip cut down nearly every step)
     bias = _output_bias_grad(sig, module)
     if bias is None or bias < SOFTMAX_BIAS_BOUND:
         return None
     balance = _bias_grad_balance(sig, module)
     if balance is None or balance > ZERO_SUM:    # not a softmax's gradient: a regression's loss, say
         return None
+    facts = {"first_loss": round(first, 5), "per_sample": round(per_sample, 5), "batch_size": size,
+             "times": round(times, 3), "output_bias_grad": round(bias, 5), "update": update}
+    severity = "warning"
+    if tokens is None:
+        title, count = _over_the_batch(name, first, per_sample, times, size, update)
+    else:
+        title, count = _over_the_tokens(name, first, per_sample, times, tokens, size, update, ctx, facts)
+        if ctx.clipping:
+            # steps of max_norm's length may suit the LR (a sum at the mean's LR trained as well as the
+            # mean): a warning when the loss says the steps were too short, else a note
+            starved = next((ctx.found[k] for k in STARVED if k in ctx.found), None)
+            severity = "warning" if starved is not None else "info"
+            title += f"; and the steps were too short ({starved.symptom})" if starved is not None else ""
     return Finding(
-        symptom="loss_summed", severity="warning", first_step=int(steps[0]), last_step=int(steps[-1]),
-        title=(f"{name} is summed over the batch, not averaged: the first loss {fmt(first)} is {times:.0f}x the "
-               f"{fmt(per_sample)} an untrained model costs per sample, and the batch holds {size:.0f}: "
-               f"the steps of {update} are ~{size:.0f}x the ones its LR was tuned for"),
+        symptom="loss_summed", severity=severity, first_step=int(steps[0]), last_step=int(steps[-1]),
+        title=title,
         evidence=[
             Evidence(series=name, steps=[int(steps[0])], values=[round(first, 5)], threshold=AGREE,
                      text=(f"the first {name} {fmt(first)} is {times:.1f}x {fmt(per_sample)}, the cross-entropy of "
                            f"{classes} scores of std {std:.2g} (the output layer's at the first record; ln({classes}) = "
-                           f"{math.log(classes):.3g}) for one sample")),
-            Evidence(series=SYS_BATCH_SIZE, values=[size], threshold=AGREE,
-                     text=(f"the model's first input held {size:.0f} items along its first dimension (sys/batch_size: "
-                           f"the batch, or a sequence-first RNN's time steps): the ratio is that count within "
-                           f"{AGREE:.0%}, the signature of a sum (reduction='sum', or losses added up over the steps)")),
+                           f"{math.log(classes):.3g}) for one {'token' if tokens else 'sample'}")),
+            count,
             Evidence(series="grad_norm", values=[round(bias, 4)], threshold=SOFTMAX_BIAS_BOUND,
                      text=(f"the output layer's bias got a gradient of norm {bias:.3g} in the first steps: a softmax "
                            f"cross-entropy averaged over the batch cannot give it more than sqrt(2) = 1.41"))],
-        facts={"first_loss": round(first, 5), "per_sample": round(per_sample, 5), "batch_size": size,
-               "times": round(times, 3), "output_bias_grad": round(bias, 5), "update": update})
+        facts=facts)
+
+
+def _over_the_batch(name, first, per_sample, times, size, update) -> tuple:
+    """Title and count evidence of a loss summed over the batch."""
+    title = (f"{name} is summed over the batch, not averaged: the first loss {fmt(first)} is {times:.0f}x the "
+             f"{fmt(per_sample)} an untrained model costs per sample, and the batch holds {size:.0f}: "
+             f"the steps of {update} are ~{size:.0f}x the ones its LR was tuned for")
+    return title, Evidence(
+        series=SYS_BATCH_SIZE, values=[size], threshold=AGREE,
+        text=(f"the model's first input held {size:.0f} items along its first dimension (sys/batch_size: the batch, "
+              f"or a sequence-first RNN's time steps): the ratio is that count within {AGREE:.0%}, the signature of a "
+              "sum (reduction='sum', or losses added up over the steps)"))
+
+
+def _over_the_tokens(name, first, per_sample, times, tokens, size, update, ctx, facts) -> tuple:
+    """Title and count evidence of a loss summed over every token of the batch; ``facts`` gets the
+    tokens, the terms summed as the causes' step factor, and the steps' words where clipped."""
+    facts.update(tokens=tokens, batch_size=round(times))
+    if ctx.clipping:
+        facts["steps"] = (f"clip_grad_norm_ cuts every step's gradient ~{ctx.clipping['pre'] / ctx.clipping['post']:.0f}x "
+                          "down: each step is max_norm long, whatever the gradient")
+    title = (f"{name} is summed over every token of the batch, not averaged: the first loss {fmt(first)} is "
+             f"{times:.0f}x the {fmt(per_sample)} an untrained model costs per token, and the batch holds "
+             f"{tokens:.0f} tokens ({size:.0f} x {tokens / size:.0f}): " + _token_steps(ctx, update, times))
+    return title, Evidence(
+        series=SYS_INPUT_NUMEL, values=[tokens], threshold=TOKENS_AGREE[0],
+        text=(f"the model's first input, token ids, held {tokens:.0f} elements (sys/input_numel): the ratio is "
+              f"{times / tokens:.2f}x that count ({TOKENS_AGREE[0]:g}-{TOKENS_AGREE[1]:g}: padding or ignore_index "
+              "leave tokens out), a cross-entropy summed over every token (reduction='sum' over the flattened "
+              "(B*T, V) scores)"))
+
+
+def _first_count(sig, series: str) -> float | None:
+    """The first finite value of a recorded count (``sys/batch_size``, ``sys/input_numel``)."""
+    found = sig.scalars.get(series)
+    if found is None:
+        return None
+    v = np.asarray(found[1], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v[0]) if v.size else None
+
+
+def _token_count(sig, size: float) -> float | None:
+    """Tokens in the first batch of a model fed token ids (an ``nn.Embedding`` first): the first
+    input's elements (``sys/input_numel``, B*T in either layout) when more than its first
+    dimension. None for other inputs (an image's pixels are no loss terms) and older files."""
+    if not sig.modules or sig.modules[0].type != "Embedding":
+        return None
+    n = _first_count(sig, SYS_INPUT_NUMEL)
+    return n if n is not None and n >= 2 * size else None
+
+
+def _token_steps(ctx, update: str, times: float) -> str:
+    """What the sum does to the steps: ~N x the mean's, or, where clipping cut nearly every step
+    down (its gradient ~N x the mean's), steps of the clip's length whatever the gradient."""
+    c = ctx.clipping
+    if not c:
+        return f"the steps of {update} are ~{times:.0f}x the ones its LR was tuned for"
+    return (f"its gradient is ~{times:.0f}x the mean's, and clip_grad_norm_ cut {c['share']:.0%} of the steps' "
+            f"gradients below a tenth (median norm {fmt(c['pre'])} -> {fmt(c['post'])}): every step is the clip's "
+            "length whatever the gradient, the clipping no longer a guard but the step size")
 
 
 HAND_WRITTEN = "the hand-written SGD update (p -= lr * grad; no optimizer watched)"
@@ -157,24 +235,43 @@ def _bias_grad_balance(sig, module: str) -> float | None:
 
 def adjust(s, f, ctx):
     update = f.facts.get("update") or ctx.optimizer
-    s.boost("loss_summed", 0.9, f"the first loss is {f.facts['times']:.0f}x one sample's, the batch size "
-                                f"({f.facts['batch_size']:.0f}): the step of {update} scales with the sum")
+    if "tokens" not in f.facts:
+        s.boost("loss_summed", 0.9, f"the first loss is {f.facts['times']:.0f}x one sample's, the batch size "
+                                    f"({f.facts['batch_size']:.0f}): the step of {update} scales with the sum")
+        return
+    s.boost("loss_summed", 0.9, f"the first loss is {f.facts['times']:.0f}x one token's, ~the {f.facts['tokens']:.0f} "
+                                "tokens of the batch: " + f.facts.get("steps", f"the step of {update} scales with the sum"))
+    if "steps" in f.facts:      # clipped to max_norm at every step: no step was too long
+        s.damp("lr_too_high", 0.3)
+
+
+def fixes(f, ctx):
+    if "tokens" not in f.facts:
+        return []
+    return [Fix("mean_reduction", "average the loss over the tokens: F.cross_entropy(logits.view(-1, V), targets.view(-1)) "
+                                  "with reduction='mean' (the default; ignore_index leaves padding out of the mean), or "
+                                  "divide the sum by the number of non-padding tokens")]
 
 
 SPEC = SymptomSpec(
     id="loss_summed",
-    looks_at="the first training loss, `sys/batch_size`, the output size C, the output layer's first activation std "
-             "and bias gradient norm, the optimizer type",
+    looks_at="the first training loss, `sys/batch_size`, `sys/input_numel` (a token model's tokens), the output size "
+             "C, the output layer's first activation std and bias gradient norm, the optimizer type and gradient clipping",
     fires_when=f"under an optimizer whose step grows with the loss's scale (SGD, or a hand-written update with no "
-               f"optimizer watched, unless the run's config names an Adam-like one; not Adam, RMSprop, Adagrad, ...) and "
-               f"no gradient clipping, the first loss divided by the cross-entropy of C random scores of the output's "
-               f"first std (< {LARGE:g}) is the batch size within {AGREE:.0%} (batches of >= {MIN_BATCH}), and the output "
-               f"layer's bias gradient in the first {FIRST_RECORDS} records exceeds 1.5 sqrt(2), more than a mean "
-               f"softmax cross-entropy can give, while it sums to ~0 over the classes (|sum| <= {ZERO_SUM:.0%} of the sum "
-               "of its absolute values at the first gradient histogram) as a softmax's does (warning)",
+               f"optimizer watched, unless the run's config names an Adam-like one; not Adam, RMSprop, Adagrad, ...), "
+               f"the first loss divided by the cross-entropy of C random scores of the output's first std (< {LARGE:g}) "
+               f"is the batch size within {AGREE:.0%} (batches of >= {MIN_BATCH}) with no gradient clipping, or, for a "
+               f"model fed token ids (an Embedding first), {TOKENS_AGREE[0]:g}-{TOKENS_AGREE[1]:g}x the tokens of the "
+               f"batch (its input's elements), with no clipping or one that cut >= 80% of the steps' gradients below a "
+               f"tenth; and the output layer's bias gradient in the first {FIRST_RECORDS} records exceeds 1.5 sqrt(2), "
+               f"more than a mean softmax cross-entropy can give, while it sums to ~0 over the classes (|sum| <= "
+               f"{ZERO_SUM:.0%} of the sum of its absolute values at the first gradient histogram) as a softmax's does "
+               f"(warning; a token sum under such clipping is a note unless {', '.join(STARVED)} says the steps were "
+               "too short)",
     detect=detect,
     priors={"loss_summed": 0.8, "lr_too_high": 0.3},
     word="step size",
     adjust=adjust,
+    fixes=fixes,
     needs=("loss", "activations"),
 )
