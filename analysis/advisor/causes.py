@@ -26,6 +26,7 @@ from .input_scale import inputs_far_off
 from .optimizer_eps import DEFAULT_EPS_TEXT
 from .series import fmt
 from .spec import Scores
+from .update_scale import too_large_text, usual_level
 
 FIX_BOUNDED_TO_RELU = Fix("bounded_to_relu", "replace sigmoid/tanh in hidden layers with ReLU-family activations "
                                              "(ReLU/LeakyReLU/GELU)")
@@ -542,16 +543,17 @@ CAUSE_IDS = tuple(CAUSE_CATALOGUE)
 
 # ---------------------------------------------------------------- evidence shared by symptoms
 def lr_from_update_ratio(s: Scores, ctx: Context, *, boost_high: bool = False, boost_low: bool = False) -> None:
-    """cs231n's update/weight ratio: far above ~1e-3 -> LR too high, far below -> too low.
+    """cs231n's update/weight ratio: far above the usual (~1e-3 for SGD, ~1e-2 for an Adam-family
+    step of ~lr per element: update_scale) -> LR too high, far below -> too low.
 
     Tiny updates after ReLUs died in training are the dead units' doing, not a small LR."""
     died = "dead_units" in ctx.found and not ctx.facts("dead_units").get("dead_from_start")
     low = ctx.ratio_low and not died
     if ctx.ratio_high and boost_high:
-        s.boost("lr_too_high", 0.9, f"update/weight ratio {ctx.update_ratio:.2g} is far above ~1e-3 (cs231n)")
+        s.boost("lr_too_high", 0.9, too_large_text(ctx))
     if low and boost_low:
         s.boost("lr_too_low", 0.9, f"update/weight ratio {ctx.update_ratio_max:.2g} (largest layer) is far below "
-                                   "~1e-3 (cs231n)")
+                                   f"{usual_level(ctx.optimizer)}")
     if low:
         s.damp("lr_too_high", 0.3)
     if ctx.ratio_high:
@@ -924,6 +926,9 @@ UNDO_FIRST = {"output_activation", "reset_eps", "lower_dropout"}
 
 # The experiment that confirms a diagnosis whose first fix is specific to this run.
 FIRST_FIX_CONFIRMS = {
+    "contrastive_temperature": lambda f, ctx: "re-run with the temperature at 0.1: the loss should fall well below "
+                                              f"its start, ln({f.facts['contrastive']['k']}) = "
+                                              f"{f.facts['contrastive']['level']:.3g}",
     "check_lr_schedule": lambda f, ctx: "plot sys/lr against the step, fix the schedule and re-run: the {what} "
                                         "should not appear",
     "output_activation": lambda f, ctx: "remove the output activation and re-run: the {what} should go away",

@@ -26,13 +26,15 @@ from .dropout import dropout_rates
 from .functional_acts import PREACT_TYPES
 from .gradient_rules import linear_growth, rise_then_still
 from .optimizer_eps import eps_dominance
+from .update_scale import peak_normal_level, updates_too_large
 from .weight_rules import cumulative_change
 from .series import finite_prefix, head_level, tail_level
 from .signals import NORM_TYPES, Signals, main_loss
 
 # cs231n: update/weight ratio ~1e-3. Healthy runs of the suite: 2e-3..9e-3 (median over
 # weight matrices); LR too high: 1.6e-2..1.9e-2; LR too low: the most-updated layer <= 1.1e-5.
-RATIO_HIGH = 1e-2     # median over weight matrices above this: evidence for lr_too_high
+# Adam-family steps are ~lr per element: their yardstick is update_scale's (Context.ratio_high).
+RATIO_HIGH = 1e-2     # median over weight matrices above this: evidence for lr_too_high (SGD)
 RATIO_LOW = 3e-5      # even the most-updated weight matrix below this: evidence for lr_too_low
 MIN_LOSS_POINTS = 20  # fewer training-loss points: the loss rules say nothing
 AT_CHANCE = 0.2       # a first loss within 20 % of ln(C) is a model that started untrained
@@ -144,8 +146,10 @@ class Context:
         return self.gradients_carried or bool(self.grads_accumulate)
 
     @property
-    def ratio_high(self) -> bool:
-        return self.update_ratio is not None and self.update_ratio > RATIO_HIGH
+    def ratio_high(self) -> str:
+        """The updates are far larger than usual for this optimizer (update_scale): "median" (the
+        run's median update/weight ratio), "peak" (an Adam-family run's first steps), or ""."""
+        return updates_too_large(self.optimizer, self.update_ratio, self.update_ratio_peak, self.frozen_share)
 
     @property
     def ratio_low(self) -> bool:
@@ -156,7 +160,7 @@ class Context:
         """The update/weight ratio is known and never went far above ~1e-3, not even for a while,
         nor was it far below (7.6e-08 is no "normal" ratio)."""
         return (self.update_ratio is not None and not self.ratio_high and self.update_ratio >= RATIO_LOW
-                and (self.update_ratio_peak is None or self.update_ratio_peak <= RATIO_HIGH))
+                and (self.update_ratio_peak is None or self.update_ratio_peak <= peak_normal_level(self.optimizer)))
 
     @property
     def warmed_up(self) -> bool:

@@ -8,6 +8,7 @@ from trainspect.recorder.format import SYS_GRAD_NORM
 from .. import gradient_rules, loss_rules
 from ..causes import lr_from_update_ratio
 from ..spec import SymptomSpec
+from ..update_scale import usual_ratio
 
 
 def detect(sig, ctx):
@@ -42,7 +43,7 @@ def adjust(s, f, ctx):
     elif (ctx.update_ratio_peak or 0.0) > THROWN:
         # SGD at lr 1.5: spikes a step apart read as "bad batches" beside dead units blamed on the LR
         s.boost("lr_too_high", 0.8, f"the updates reached {ctx.update_ratio_peak:.2g} of the weights in a step "
-                                    "(~1e-3 is usual, cs231n): the optimiser throws the weights around")
+                                    f"({usual_ratio(ctx.optimizer)}): the optimiser throws the weights around")
     elif f.facts.get("isolated") and not ctx.ratio_high:
         s.boost("label_noise", 0.7, "each spike is a single batch the model recovers from at once: bad or "
                                     "mislabelled samples rather than an unstable optimiser")

@@ -7,11 +7,13 @@ import numpy as np
 
 from trainspect.recorder.format import SYS_GRAD_NORM
 
-from ...findings import Evidence, Finding
+from ...findings import Evidence, Finding, Fix
 from .. import loss_rules
 from ..causes import (MOSTLY_FROZEN, loss_setup_evidence, lr_exploded, lr_from_update_ratio, mostly_frozen,
                       squashed_output_at_chance, stale_logged_loss, training_stalled, unfreeze_fix)
 from ..context import MIN_LOSS_POINTS, RATIO_HIGH, RATIO_LOW
+from ..contrastive import contrastive_chance
+from ..update_scale import adaptive, peak_tolerated, too_large_text
 from ..series import finite_prefix, fmt, head_level, tail_level
 from ..signals import main_loss
 from ..spec import SymptomSpec
@@ -52,6 +54,10 @@ def detect(sig, ctx):
     if f.facts["constant_loss"]:
         f.evidence.append(Evidence(series=name, text=f"{name} is exactly {fmt(level)} at every step",
                                    steps=[int(s[0]), int(s[-1])], values=[level, level]))
+    first = head_level(v) if len(v) else float("nan")
+    chance = contrastive_chance(sig, first) if ctx.chance_level(first) is None else None
+    if chance is not None:
+        f.facts["contrastive"] = {"level": round(chance[0], 5), "k": chance[1], "words": chance[2]}
     return f
 
 
@@ -69,11 +75,11 @@ def adjust(s, f, ctx):
         return
     lr_from_update_ratio(s, ctx, boost_low=True)
     if not lr_exploded(s, f) and ctx.ratio_high:
-        s.boost("lr_too_high", 0.85, f"update/weight ratio {ctx.update_ratio:.2g} is far above ~1e-3 (cs231n): the "
-                                     "updates are too large to learn, not too small")
+        s.boost("lr_too_high", 0.85, f"{too_large_text(ctx)}: the updates are too large to learn, not too small")
     training_stalled(s, ctx)
     fell_then_stuck(s, ctx)
     labels_unlearnable(s, f, ctx)
+    contrastive_bounded(s, f, ctx)
     if _at_chance_moving(ctx):
         squashed_output_at_chance(s, ctx)
 
@@ -116,10 +122,15 @@ def labels_unlearnable(s, f, ctx) -> None:
     """Labels shuffled apart from their inputs (DeepDiagnosis' "accuracy not increasing"): the
     weights move at a normal rate, nothing else is wrong, and the loss stays at chance, ln(C);
     "raise the LR 10x" was the first fix."""
-    classes, main = ctx.n_outputs, ctx.loss_curve()
-    if classes == 1 and ctx.output_activation == "Sigmoid":
-        classes = 2          # a binary classifier: chance is ln 2
-    if not classes or classes < 2 or main is None or not updates_normal(ctx) or len(ctx.found) > 1:
+    main = ctx.loss_curve()
+    classes = _classes(ctx, main)
+    # nothing else wrong that would hold the loss at chance; inputs off unit scale are no such thing when
+    # the weights moved by their own size (a GCN's row-normalised features, RMS 0.018, train at the same
+    # LR with the labels aligned; misaligned, they read "input scaling" first: trial 14)
+    # nor a mostly frozen model: its trained head has nothing to learn from (a tiny BERT whose random
+    # encoder was frozen by mistake sat at ln 2)
+    if not classes or classes < 2 or main is None or not updates_normal(ctx) \
+            or set(ctx.found) - {"no_progress", "unnormalized_inputs"} or ctx.frozen_share >= MOSTLY_FROZEN:
         return
     # Weights that moved a few percent in all had no chance to learn anything, labels or not: an
     # AdamW run at lr 1e-4 stopped after 150 steps moved 7 % (its siblings at 3e-4 and up trained);
@@ -135,6 +146,62 @@ def labels_unlearnable(s, f, ctx) -> None:
                                 f"the loss stayed at chance, ln({classes}) = {chance:.3g}: do the labels match the inputs "
                                 "(shuffled separately, wrong column, a label offset)?")
     s.damp("lr_too_low", 0.5)
+
+
+OUT_FIRST = {"Linear", "LazyLinear", "Bilinear", "Embedding", "Conv1d", "Conv2d", "Conv3d"}   # weight (out, in, ...)
+EXACT_CHANCE = 0.05    # a first loss this close to ln(C) of a custom layer's last dimension
+
+
+def _classes(ctx, main) -> int | None:
+    """The number of classes whose chance level ln(C) the loss is judged against: the output layer's
+    size, 2 for one Sigmoid output, or the last dimension of a custom output layer's own matrix when
+    the first loss sits at its ln(C) (a GCN's GraphConv kernel is (in, out): 16 x 7, first loss
+    1.946 = ln 7; its output size read as 16)."""
+    classes = ctx.n_outputs
+    if classes == 1 and ctx.output_activation == "Sigmoid":
+        return 2          # a binary classifier: chance is ln 2
+    weights = [p for p in ctx.sig.params if len(p.shape) == 2]
+    if main is None or not weights:
+        return classes
+    last, types = weights[-1], {m.name: m.type for m in ctx.sig.modules}
+    v = np.asarray(main[2], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    other = int(last.shape[1])
+    if v.size and types.get(last.module) not in OUT_FIRST and other >= 2 and other != classes \
+            and abs(head_level(v) - math.log(other)) <= EXACT_CHANCE * math.log(other):
+        return other
+    return classes
+
+
+def contrastive_bounded(s, f, ctx) -> None:
+    """A contrastive loss (NT-Xent/InfoNCE: see contrastive.py) that started at its chance level,
+    ln(K), and stayed there while the weights moved by their own size at a normal rate: the logits
+    cannot separate the positive from the K - 1 others. A temperature that bounds the cosine
+    similarities' logits to +-1/T, or views that share nothing; a 10x LR changes neither."""
+    c, main = f.facts.get("contrastive"), ctx.loss_curve()
+    if not c or main is None or not updates_normal(ctx) or ctx.weight_change is None \
+            or ctx.weight_change < LABELS_TESTED:
+        return
+    v = np.asarray(main[2], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    end = tail_level(v) if v.size else float("nan")
+    if not abs(end - c["level"]) <= 0.1 * c["level"]:
+        return
+    f.facts["contrastive_bounded"] = True
+    s.boost("loss_setup", 0.75, f"the loss started at ln({c['k']}) = {c['level']:.3g}, a contrastive loss's chance "
+                                f"level over {c['words']}, and ended at {fmt(end)} while the weights moved "
+                                f"{ctx.weight_change:.0%} of their size at a normal rate (update/weight ratio "
+                                f"{ctx.update_ratio:.2g}): the logits cannot single out the positive pair. Cosine "
+                                "similarities lie in [-1, 1], so a temperature T bounds the logits to +-1/T and the "
+                                "loss above ln(1 + (K - 1) e^(-2/T)) (T = 5: 5.14 for K = 255)")
+    s.damp("lr_too_low", 0.3)
+    s.damp("bad_init", 0.5)
+
+
+TEMPERATURE_FIX = Fix("contrastive_temperature",
+                      "check the contrastive loss's temperature: logits = cosine similarity / T, and T = 0.05-0.5 "
+                      "is usual (SimCLR 0.1-0.5, MoCo 0.07, CLIP learns it from 0.07); at T >= 1 the loss cannot "
+                      "fall far below its start. Then check that the two views of a pair come from the same sample")
 
 
 def _at_chance_moving(ctx) -> bool:
@@ -154,6 +221,8 @@ FINE_TUNE_GAIN = 0.01   # a fine-tune's loss improved at least this much (relati
 
 
 def fixes(f, ctx):
+    if f.facts.get("contrastive_bounded"):
+        return [TEMPERATURE_FIX]
     return [] if f.facts.get("fine_tune") else unfreeze_fix(ctx)
 
 
@@ -183,29 +252,40 @@ def settle(f, ctx):
     return True
 
 
-PEAK_TOLERATED = 3e-2   # Adam's first steps move small weights 1-2 % (tabular MLP, tiny BERT: 0.014, 0.022) ...
-SHRANK = 8.0            # ... 3-4x their median; Adagrad's shrinking steps peak 15x theirs (a slow run, not labels)
+SHRANK = 8.0   # SGD & co: a peak 3-4x the median is the first steps; Adagrad's shrinking steps peak 15x theirs
 
 
 def updates_normal(ctx) -> bool:
-    """Updates of a normal size: the median update/weight ratio neither far above nor far below
-    ~1e-3, and no stretch above ``PEAK_TOLERATED``. Shuffled labels under Adam peaked at 0.014 and
-    0.022 in the first steps and were read as "LR too low" (trial 15) under the stricter 1e-2."""
+    """Updates of a normal size for the optimizer (update_scale): the median update/weight ratio
+    neither far above nor far below the usual, and no stretch above ``peak_tolerated``. Shuffled
+    labels under Adam peaked at 0.014 and 0.022 in the first steps and were read as "LR too low"
+    (trial 15) under the stricter 1e-2; an Adam step is ~lr per element, so its first steps are
+    lr / the weights' RMS: 0.095 for a GCN at Adam 1e-2 (Xavier weights of RMS ~0.1), whose labels,
+    misaligned to the nodes, read "lr too high" (trial 14)."""
+    peak = ctx.update_ratio_peak
+    if adaptive(ctx.optimizer):
+        tolerated = peak is None or peak <= peak_tolerated(ctx.optimizer)
+    else:
+        tolerated = peak is None or peak <= RATIO_HIGH or peak <= min(peak_tolerated(ctx.optimizer),
+                                                                         SHRANK * ctx.update_ratio)
     return (ctx.update_ratio is not None and not ctx.ratio_high and not ctx.ratio_low
             and ctx.update_ratio >= RATIO_LOW      # the median matrix too (a transformer at SGD 1e-5: 8.7e-7)
-            and (ctx.update_ratio_peak is None or ctx.update_ratio_peak <= RATIO_HIGH
-                 or ctx.update_ratio_peak <= min(PEAK_TOLERATED, SHRANK * ctx.update_ratio)))
+            and tolerated)
 
 
 SPEC = SymptomSpec(
     id="no_progress",
-    looks_at="training loss; `grad_norm` (exactly zero gradients), `sys/grad_norm(_post_clip)`, update/weight ratio",
+    looks_at="training loss; `grad_norm` (exactly zero gradients), `sys/grad_norm(_post_clip)`, update/weight ratio, "
+             "`sys/batch_size`",
     fires_when="improved < 5 % of its initial level over the whole run; exactly constant with zero gradients "
                "-> `loss_setup`, with gradients and moving weights -> `logged_value_stale`; exploded then settled "
                "at its first level -> `lr_too_high`; weights that never move because no step found a gradient: backward's "
                "cleared before the step -> `grads_cleared_before_step`, none ever -> `no_backward`; the watched optimizer "
-               "never stepped -> `no_optimizer_step`; a note (info) for a fine-tune (>= 50 % of the parameters frozen at "
-               "watch()) whose trained weights updated at a normal rate and whose loss improved >= 1 %",
+               "never stepped -> `no_optimizer_step`; a contrastive loss (first loss within 2 % of ln(K), K = B - 1, B or 2B - 1 "
+               "for a batch of B, `sys/batch_size`) that stayed at ln(K) while the weights moved >= 50 % of their size at a "
+               "normal update/weight ratio -> `loss_setup` (a temperature that bounds the logits); a note (info) for a "
+               "fine-tune (>= 50 % of the parameters frozen at watch()) whose trained weights updated at a normal rate and "
+               "whose loss improved >= 1 %",
     detect=detect,
     priors={"lr_too_low": 0.45, "bad_init": 0.3, "optimizer_setup": 0.25, "activation_choice": 0.15,
             "input_scaling": 0.1},

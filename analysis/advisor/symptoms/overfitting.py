@@ -6,6 +6,7 @@ import numpy as np
 from ...findings import Fix
 from .. import loss_rules
 from ..spec import SymptomSpec
+from ..update_scale import adaptive, too_large_text, usual_ratio
 
 
 def detect(sig, ctx):
@@ -19,7 +20,7 @@ def detect(sig, ctx):
             or loss_rules.detect_overfitting(t[1] if t else None, t[2] if t else None, vs, vv, **names))
 
 
-HUGE_UPDATES = 0.02     # median update/weight ratio twice the advisor's "far above ~1e-3"
+HUGE_UPDATES = 0.02     # SGD: a median update/weight ratio twice the advisor's "far above ~1e-3" (Adam: ctx.ratio_high)
 
 
 def adjust(s, f, ctx):
@@ -31,11 +32,14 @@ def adjust(s, f, ctx):
     elif ctx.train_loss_near_zero:
         s.boost("label_noise", 0.35, "the training loss reached ~0: the model memorises its training set, noisy "
                                      "labels included")
-    if ctx.update_ratio is not None and ctx.update_ratio > HUGE_UPDATES:
+    if adaptive(ctx.optimizer) and ctx.ratio_high:    # an Adam step is ~lr a weight: ~1e-2 is usual
         # GCN at 100x its LR (Adam, lr 1): 10 % of the weights per step, validation loss up 125 % from
         # step 8, and the causes named regularisation, input scaling and labels, never the LR (trial 14)
+        s.boost("lr_too_high", 0.75, f"{too_large_text(ctx)}: steps that size throw the weights past the point "
+                                     "where the validation loss was lowest")
+    elif not adaptive(ctx.optimizer) and ctx.update_ratio is not None and ctx.update_ratio > HUGE_UPDATES:
         s.boost("lr_too_high", 0.75, f"each update moved the weight matrices {ctx.update_ratio:.1%} of their size "
-                                     f"(median update/weight ratio; ~1e-3 is usual, {HUGE_UPDATES:g} already large): "
+                                     f"(median update/weight ratio; {usual_ratio(ctx.optimizer)}): "
                                      "steps that size throw the weights past the point where the validation loss "
                                      "was lowest")
 

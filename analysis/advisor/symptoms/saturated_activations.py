@@ -5,7 +5,7 @@ from ...findings import Evidence
 from ...vocab import Severity
 from .. import activation_rules
 from ..causes import output_only, inputs_unscaled, lr_from_update_ratio
-from ..context import RATIO_HIGH
+from ..update_scale import peak_normal_level, usual_ratio
 from ..series import fmt
 from ..spec import SymptomSpec
 from ._cut import types_of
@@ -44,11 +44,11 @@ def adjust(s, f, ctx):
         s.damp("activation_choice", 0.6)
         return
     peak = ctx.update_ratio_peak
-    if not f.facts.get("saturated_from_start") and peak is not None and peak > RATIO_HIGH:
+    if not f.facts.get("saturated_from_start") and peak is not None and peak > peak_normal_level(ctx.optimizer):
         # AUTOTRAINER's oscillating tanh MLP at SGD 0.5: updates of 13 % of the weights a step
         # drove the units to their flat ends; "replace tanh with ReLU" left the LR unranked
         s.boost("lr_too_high", 0.75, f"the updates reached {peak:.2g} of the weights' size in a step (update/weight "
-                                     "ratio; ~1e-3 is usual): large steps pushed the pre-activations to the flat ends")
+                                     f"ratio; {usual_ratio(ctx.optimizer)}): large steps pushed the pre-activations to the flat ends")
         s.damp("activation_choice", 0.8)
         return
     if f.facts.get("saturated_from_start"):

@@ -73,7 +73,7 @@ SPEC = SymptomSpec(
     looks_at="training loss, the output size (chance level ln(C); ln 2 for one Sigmoid output), update/weight ratio "
              "summed over the run",
     fires_when=f"a finished run of >= {MIN_STEPS} steps that started at chance, not mostly frozen, whose most-updated "
-               f"weight matrix moved >= {LABELS_TESTED:.0%} of its size at a normal update/weight ratio (~1e-3), and whose "
+               f"weight matrix moved >= {LABELS_TESTED:.0%} of its size at a normal update/weight ratio (~1e-3 for SGD, ~1e-2 for Adam), and whose "
                f"loss ended within {NEAR:.0%} of chance, with no other warning (warning); a softmax or sigmoid before "
                "a loss that applies its own, under SGD or at the model's end -> `loss_setup`",
     detect=detect,

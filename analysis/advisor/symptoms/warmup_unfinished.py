@@ -45,7 +45,9 @@ def detect(sig, ctx):
         evidence.append(Evidence(
             series=SYS_LR, steps=[int(ctx.lr_steps[0]), int(ctx.lr_steps[-1])], values=[float(v[0]), float(v[-1])],
             text=f"the LR rose {fmt(v[-1] / v[0])}x, from {fmt(v[0])} to {fmt(v[-1])}, and was still rising over the "
-                 "last 10 % of the run"))
+                 "last 10 % of the run" + ("" if stalled else
+                                            " (a run stopped on purpose before its planned end had not got there "
+                                            "yet: then nothing to fix)")))
     if not evidence:
         return None
     return Finding(
