@@ -77,7 +77,7 @@ class Snapshots:
 
 @dataclass(frozen=True)
 class RunStatus:
-    state: RunState     # live / finished / crashed / stale
+    state: RunState     # live / finished / crashed / stale / recording stopped
     last_step: int      # largest step written; in a resumed run, steps a later session superseded left out
     heartbeat: float    # unix time of the writer's last flush
     age_s: float        # seconds since that flush
@@ -92,6 +92,9 @@ class RunStatus:
             return f"finished {at}"
         if self.state == RunState.CRASHED:
             return f"crashed {at}" + (f": {self.error}" if self.error else "")
+        if self.state == RunState.RECORDING_STOPPED:   # the recorder's failure, not the training's
+            why = f" ({self.error.removeprefix('OSError: ')})" if self.error else ""
+            return f"recording stopped {at}{why}; the training went on unrecorded"
         if self.state == RunState.STALE:
             return f"writer stopped responding {at} ({_heard(self.heartbeat) if clock else _ago(self.age_s) + ' ago'})"
         return f"live, step {self.last_step}" if self.last_step >= 0 else "live, no step recorded yet"
@@ -440,7 +443,8 @@ class Run:
         if status == fmt.STATUS_FINISHED:
             kind = RunState.FINISHED
         elif status == fmt.STATUS_CRASHED:
-            kind = RunState.CRASHED
+            stopped = fmt.recording_stopped(status, error, state[fmt.STATE_WRITER_FAILED])
+            kind = RunState.RECORDING_STOPPED if stopped else RunState.CRASHED
         elif age > max(STALE_MIN_SECONDS, 5 * flush_every) or fmt.writer_died(self.path):
             kind = RunState.STALE   # the lock says at once what the heartbeat says after 10 s
         else:

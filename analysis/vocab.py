@@ -39,11 +39,18 @@ class RunState(_Word):
     FINISHED = "finished"    # closed normally
     CRASHED = "crashed"      # the recorder saw an exception (or the process was killed and said so)
     STALE = "stale"          # still marked running, but the heartbeat stopped: the writer is gone
+    # the writer failed (disk full, I/O error) and recording stopped; the training went on
+    RECORDING_STOPPED = "recording stopped"
 
     @property
     def dead(self) -> bool:
         """A run that will not go on: a CI gate should fail on it."""
         return self in (RunState.CRASHED, RunState.STALE)
+
+    @property
+    def final(self) -> bool:
+        """Nothing more will be written to the file."""
+        return self in (RunState.FINISHED, RunState.CRASHED, RunState.RECORDING_STOPPED)
 
 
 # ---------------------------------------------------------------- loss roles

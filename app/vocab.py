@@ -62,7 +62,7 @@ def stat_label(name: str) -> str:
 SEVERITY_COLORS = {Severity.ERROR: "#C62828", Severity.WARNING: "#E07B00", Severity.INFO: "#1565C0"}
 SEVERITY_MARKS = {Severity.ERROR: "ERROR", Severity.WARNING: "WARN ", Severity.INFO: "info "}
 STATE_COLORS = {RunState.LIVE: "#2E7D32", RunState.FINISHED: "#333", RunState.CRASHED: "#C62828",
-                RunState.STALE: "#E07B00"}
+                RunState.STALE: "#E07B00", RunState.RECORDING_STOPPED: "#8D6E00"}
 NEUTRAL_COLOR = "#555"
 
 

@@ -40,6 +40,10 @@ STATE_FLUSH_EVERY = 3                     # seconds between flushes (readers jud
 STATE_DROPPED = 4                         # records the writer had to drop (queue full)
 STATE_START_TIME = 5                      # unix time the run began (file creation; an imported log's first event)
 STATE_SESSIONS = 6                        # writer sessions (resume=True adds one); NaN = 1
+# 1 = recording stopped because the writer failed (disk full, I/O error) while the training went
+# on; NaN otherwise. status stays "crashed" beside it, so readers that predate it read such a
+# run as they always did; newer ones say "recording stopped" (FORMAT.md, *Failures*).
+STATE_WRITER_FAILED = 7
 STATE_LEN = 8
 STATUS = "state/status"                   # S16 (1,): running / finished / crashed
 ERROR = "state/error"                     # S256 (1,): last writer/recorder error ("" = none)
@@ -48,7 +52,16 @@ STATUS_RUNNING = "running"
 STATUS_FINISHED = "finished"
 STATUS_CRASHED = "crashed"
 STATUS_LEN = 16
+# state/error of the writer's own refusals (writer_thread._check_space): a run file written
+# before STATE_WRITER_FAILED existed is known by them to have stopped recording, not training.
+WRITER_REFUSALS = ("OSError: disk almost full:", "OSError: file size limit (RLIMIT_FSIZE)")
 ERROR_LEN = 256
+
+def recording_stopped(status: str, error: str, writer_failed: float) -> bool:
+    """Whether a run file's state says its recording stopped on a writer failure while the
+    training went on (``writer_failed``: state/values[STATE_WRITER_FAILED])."""
+    return status == STATUS_CRASHED and (writer_failed == 1.0 or error.startswith(WRITER_REFUSALS))
+
 
 # Run metadata is JSON in a uint8 dataset written once before SWMR starts (no vlen strings).
 META = "meta/json"

@@ -133,6 +133,8 @@ class RunFileWriter:
         status, error = fmt.attr_str(self._status_ds[0]), fmt.attr_str(self._error_ds[0])
         last = self.state[fmt.STATE_LAST_STEP]
         at = f" at step {int(last)}" if np.isfinite(last) and last >= 0 else ""
+        if fmt.recording_stopped(status, error, self.state[fmt.STATE_WRITER_FAILED]):
+            status = "recording stopped"   # the writer failed, the training went on (analysis.run says the same)
         self.session_note = (f"{status}{at}" + (f": {error}" if error else "")
                              if status != fmt.STATUS_RUNNING else f"writer stopped{at} (killed or hung)")
         self.tag_names = fmt.decode_names(f[fmt.TAG_NAMES][()])
@@ -168,7 +170,7 @@ class RunFileWriter:
         notes[self.segment] = _fixed(self.session_note, fmt.ERROR_LEN)
         self._segments_ds = seg
         self.state[fmt.STATE_SESSIONS] = self.segment + 1
-        self.state[[fmt.STATE_HEARTBEAT, fmt.STATE_END_TIME]] = (now, np.nan)
+        self.state[[fmt.STATE_HEARTBEAT, fmt.STATE_END_TIME, fmt.STATE_WRITER_FAILED]] = (now, np.nan, np.nan)
         self._state_ds[...] = self.state
         self.set_status(fmt.STATUS_RUNNING)
         self.set_error("")

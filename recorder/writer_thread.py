@@ -487,6 +487,8 @@ class WriterThread:
         retries at close land somewhere. (Measured: after a write failed with EFBIG, HDF5 2.0
         can still segfault at interpreter exit; see the recorder's FORMAT.md, "Failures".)"""
         last = self._last_step if self._last_step >= 0 else None
+        # recording stops here, the training goes on: readers must not call the run crashed
+        self.file.state[fmt.STATE_WRITER_FAILED] = 1.0
         try:
             self.file.set_error(self.error[: fmt.ERROR_LEN])
             self.file.flush(last)

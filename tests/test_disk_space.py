@@ -48,7 +48,7 @@ def test_a_filling_disk_stops_the_recorder_before_the_reserve_is_used(tmp_path, 
     # It stopped in time: the file never ate more than half of the reserve.
     assert os.path.getsize(path) <= capacity - RESERVE // 2
     with open_run(path) as run:
-        assert run.status().state == "crashed" and "disk almost full" in run.status().error
+        assert run.status().state == "recording stopped" and "disk almost full" in run.status().error
         m0 = run.scalar("m0")
         assert len(m0.steps) >= 2000 and m0.steps.tolist() == list(range(len(m0.steps)))
 

@@ -69,4 +69,4 @@ def test_a_failure_the_file_records_leaves_no_sidecar(tmp_path, monkeypatch, see
     assert not fmt.lock_path(path).exists()
     with open_run(path) as run:
         status = run.status()
-        assert status.state == RunState.CRASHED and "disk almost full" in status.error
+        assert status.state == RunState.RECORDING_STOPPED and "disk almost full" in status.error

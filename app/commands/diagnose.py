@@ -2,7 +2,8 @@
 
 Exit code: 0 = nothing of warning level, 1 = warnings or errors, 2 = the file could not be read,
 3 = the run crashed or went stale (checked first, so a CI gate catches a dead run whatever the
-findings say).
+findings say). A run whose recording stopped (disk full: the recorder stopped, the training went
+on) did not crash: it exits 1 at least, its last steps were not recorded, so not checked.
 """
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def to_text(run, findings, covered, st=None) -> str:
         return "\n".join(lines)
     elif all(f.severity == "info" for f in findings):     # notes (info) are not problems
         notes = f"; {len(findings)} note{'s' if len(findings) > 1 else ''}:" if findings else ""
-        lines.append("no problems found" + (" among what it could check" if covered.gaps else "") + notes)
+        recorded = f" in the steps recorded (up to {st.last_step})" if st.state == RunState.RECORDING_STOPPED else ""
+        lines.append("no problems found" + (" among what it could check" if covered.gaps else "") + recorded + notes)
     for f, earlier in zip(findings, earlier_fixes(findings)):     # each fix listed once
         lines += [""] + text_lines(f, earlier=earlier)
     if covered.lines():
@@ -111,6 +113,7 @@ def run(args) -> int:
         with open_run(run_file(args.run)) as r:
             st = r.settled_status()      # one look for the header and the exit code alike
             dead = RunState(st.state).dead
+            stopped = st.state == RunState.RECORDING_STOPPED
             findings, covered = diagnose(r, lr_sweep=_sweep(args)), coverage(r)
             for warning in r.warnings:   # parts of the file left out: the findings may miss them
                 print(f"trainspect diagnose: warning: {r.path}: {warning}", file=sys.stderr)
@@ -122,4 +125,6 @@ def run(args) -> int:
     print(out)
     if dead:
         return EXIT_DEAD
+    if stopped:   # the record ends early: a gate must not pass it as checked, nor call it a crash
+        return EXIT_WARNINGS
     return EXIT_WARNINGS if any(f.severity in ("warning", "error") for f in findings) else EXIT_HEALTHY

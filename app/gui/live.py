@@ -46,7 +46,7 @@ WATCHED_MAX_MS = 1000  # every run file is watched for changes: the timer is onl
 CHANGE_DELAY_MS = 3    # a file change: poll this soon (one flush writes several times)
 BACKOFF = 1.5
 STATUS_EVERY_S = 1.0   # stale runs: how often to look whether their writer came back
-FINAL_STATES = (RunState.FINISHED, RunState.CRASHED)
+FINAL_STATES = tuple(s for s in RunState if s.final)   # recording stopped too: nothing more comes
 
 
 class _Watch:

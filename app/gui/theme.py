@@ -13,7 +13,8 @@ from ..vocab import SEVERITY_COLORS, STATE_COLORS, NEUTRAL_COLOR, RunState, Seve
 
 # Lighter severity and state colours for a dark background (>= 4.5:1 on #1e1e1e and #2b2b2b).
 DARK_SEVERITY_COLORS = {Severity.ERROR: "#FF6B6B", Severity.WARNING: "#FFA94D", Severity.INFO: "#74B9FF"}
-DARK_STATE_COLORS = {RunState.LIVE: "#69DB7C", RunState.CRASHED: "#FF6B6B", RunState.STALE: "#FFA94D"}
+DARK_STATE_COLORS = {RunState.LIVE: "#69DB7C", RunState.CRASHED: "#FF6B6B", RunState.STALE: "#FFA94D",
+                     RunState.RECORDING_STOPPED: "#FFD43B"}
 DARK_ERROR = "#FF6B6B"
 LIGHT_ERROR = "#C62828"
 
