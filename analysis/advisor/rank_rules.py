@@ -104,6 +104,7 @@ def detect_straggler(matrices: dict, **kw) -> Finding | None:
 
 
 # ------------------------------------------------------------------ non-finite first
+INPUT_SERIES = (fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD)   # a rank's batch statistics: its data went NaN
 FORWARD, BACKWARD = 0, 1      # at one step a NaN in the loss precedes one in the gradients
 
 
@@ -151,6 +152,17 @@ def detect_rank_nonfinite_first(per_rank: dict) -> Finding | None:
                    title=f"{_ranks_text(first)} went non-finite first: {name} at step {step}",
                    first_step=step, last_step=max(f[0] for f in bad.values()), evidence=evidence,
                    facts={"forward_first": key[1] == FORWARD})
+
+
+def first_nonfinite_rank(per_rank: dict):
+    """(rank, step) of the one rank whose values went NaN/Inf before every other rank's (a
+    rank-local cause), else None (no rank, a single rank, or several at once)."""
+    bad = {r: f for r, f in ((r, first_bad(s)) for r, s in per_rank.items()) if f is not None}
+    if not bad or len(per_rank) < 2:
+        return None
+    key = min(f[:2] for f in bad.values())
+    first = [r for r, f in bad.items() if f[:2] == key]
+    return (first[0], key[0]) if len(first) == 1 else None
 
 
 # ------------------------------------------------------------------ loss divergence
@@ -237,6 +249,7 @@ class RankSignals:
     timing: dict = field(default_factory=dict)       # timing series name -> RankMatrix
     nonfinite: dict = field(default_factory=dict)    # rank -> {series: (steps, values)}
     loss: tuple | None = None                        # (name, RankMatrix of each rank's loss up to its first NaN)
+    inputs: dict = field(default_factory=dict)       # rank -> {sys/input_mean|std: (steps, values)}
     in_sync: bool | None = None                      # weights_in_sync(); None: nothing to compare
 
 
@@ -256,7 +269,7 @@ def rank_signals(run, reuse=None) -> RankSignals | None:
         if len(ranked.runs) < 2:
             return None
         loss = train_loss(ranked.primary)
-        views = ranked.views([loss, *TIMING_SERIES, *NONFINITE_SERIES])
+        views = ranked.views([loss, *TIMING_SERIES, *NONFINITE_SERIES, *INPUT_SERIES])
         sig = RankSignals(ranked.ranks)
         for name in TIMING_SERIES:
             per_rank = {r: v[name] for r, v in views.items() if name in v}
@@ -265,6 +278,7 @@ def rank_signals(run, reuse=None) -> RankSignals | None:
         for rank, v in views.items():
             sig.nonfinite[rank] = {n: (v[n].steps, v[n].values) for n in (loss, *NONFINITE_SERIES)
                                    if n is not None and n in v}
+            sig.inputs[rank] = {n: (v[n].steps, v[n].values) for n in INPUT_SERIES if n in v}
         if loss is not None:
             # each rank's loss up to its first NaN/Inf: a rank gone NaN is broken, not diverging
             sig.loss = (loss, align_views({r: _finite_part(v[loss]) for r, v in views.items() if loss in v}))

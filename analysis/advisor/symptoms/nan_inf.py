@@ -5,10 +5,10 @@ import numpy as np
 
 from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_NONFINITE_GRADS
 
-from .. import nan_rules
-from ..series import first_nonfinite
+from .. import nan_rules, rank_rules
+from ..series import first_nonfinite, rounded
 from ..causes import inputs_unscaled, lr_from_update_ratio
-from ...findings import Fix
+from ...findings import Evidence, Fix
 from ..spec import SymptomSpec
 
 LAYER_STATS = ("grad_nonfinite", "weight_norm", "act_mean", "act_absmax")
@@ -33,6 +33,15 @@ def detect(sig, ctx):
     if f.facts["input_nonfinite"] and _first_nonfinite_input(sig) == f.first_step:
         f.title = (f"a non-finite input batch at step {f.first_step}: the data fed to the model held NaN/Inf"
                    + (f" ({len(f.layers)} layer(s) and the loss non-finite from there)" if f.layers else ""))
+    elif not f.facts["input_nonfinite"] and (hit := _rank_input_first(sig)) is not None:
+        # DDP: a NaN batch on another rank reaches this rank's weights through the all-reduce;
+        # the rank that went first decides the cause, as one process's own input would
+        rank, step, evidence = hit
+        f.facts["input_nonfinite"] = True
+        f.facts["input_rank"] = rank
+        f.evidence.insert(0, evidence)
+        f.title = (f"a non-finite input batch on rank {rank} at step {step}: the data that rank fed to the model "
+                   f"held NaN/Inf (this rank non-finite from step {f.first_step}, through the gradient all-reduce)")
     end = _nonfinite_to_the_end(sig, f.first_step)
     if end is not None:      # "steps 150-160" read as "it recovered" for a loss NaN to step 299
         f.last_step = max(f.last_step or end, end)
@@ -53,6 +62,27 @@ def _first_nonfinite_input(sig):
         if i is not None:
             steps.append(int(np.asarray(series[0])[i]))
     return min(steps) if steps else None
+
+
+def _rank_input_first(sig):
+    """(rank, step, Evidence) when one rank of a distributed run went non-finite before the
+    others and its recorded input statistics were non-finite from that step (its first input
+    record at or after it: the recorder samples inputs), else None."""
+    if sig.ranks is None or not sig.ranks.inputs:
+        return None
+    hit = rank_rules.first_nonfinite_rank(sig.ranks.nonfinite)
+    if hit is None:
+        return None
+    rank, step = hit
+    for name, (steps, values) in sorted(sig.ranks.inputs.get(rank, {}).items()):
+        steps, values = np.asarray(steps), np.asarray(values, dtype=np.float64)
+        at = np.flatnonzero(steps >= step)
+        if at.size and not np.isfinite(values[at[0]]):
+            return rank, step, Evidence(
+                series=name, steps=[int(steps[at[0]])], values=rounded([values[at[0]]]),
+                text=f"rank {rank}: {name} is {values[at[0]]:g} at step {int(steps[at[0]])}, the step that rank "
+                     "went non-finite: its batch held NaN/Inf")
+    return None
 
 
 def _nonfinite_to_the_end(sig, step):
@@ -102,6 +132,9 @@ def adjust(s, f, ctx):
     inputs_unscaled(s, ctx, 0.75)
     if f.facts.get("float32_overflow"):
         s.damp("numerical_instability", 0.3)     # nothing overflowed in the model: it blew up
+    if f.facts.get("input_rank") is not None:
+        s.boost("rank_local_data", 0.95, f"rank {f.facts['input_rank']}'s input went non-finite first: a batch of "
+                                         "its data shard holds NaN/Inf")
     if f.facts.get("input_nonfinite"):
         s.boost("numerical_instability", 0.9, "the model's input itself was non-finite: the data holds NaN/Inf")
         s.damp("lr_too_high", 0.2)
@@ -143,6 +176,9 @@ def calm_before(sig, step) -> bool:
 
 
 def fixes(f, ctx):
+    if f.facts.get("input_rank") is not None:
+        return [Fix("check_data_nan", f"check the data rank {f.facts['input_rank']} read for NaN/Inf: its input "
+                                      "was non-finite (DistributedSampler: sample indices rank, rank + world_size, ...)")]
     if f.facts.get("input_nonfinite"):
         return [Fix("check_data_nan", "check the data for NaN/Inf: the model's input was non-finite")]
     return []
