@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from trainspect.recorder.recorder import Recorder, RecorderWarning
+from trainspect.recorder.recorder import Recorder, RecorderWarning, _user_stacklevel
 
 
 class RecorderSession:
@@ -44,7 +44,7 @@ class RecorderSession:
         except OSError as exc:   # RunFileInUse too: another writer holds the file
             self._failed = True
             warnings.warn(f"trainspect: {exc}; this run is not recorded, training goes on", RecorderWarning,
-                          stacklevel=3)
+                          stacklevel=_user_stacklevel())
             return None
         self.recorder._managed = True   # closed by this session, not by another Recorder's watch()
         self.files.append(Path(self.recorder.path) if self.recorder.path is not None else self.path)

@@ -59,12 +59,17 @@ _LIBRARY_DIRS = tuple(dict.fromkeys(str(root / d) + os.sep for root in (Path(__f
                                     for d in ("recorder", "integrations")))
 
 
+# Frameworks whose callbacks create and feed the recorder (integrations/): their frames lie
+# between the recorder's and the script's (trainer.fit() -> a callback -> Recorder()).
+_FRAMEWORKS = ("lightning", "pytorch_lightning", "lightning_fabric", "transformers", "accelerate")
+
+
 def _user_stacklevel(also=()) -> int:
     """The stacklevel of warnings.warn that names the script's line, not the recorder's or
     torch's (a warning from an optimizer or module hook pointed at torch/optim/optimizer.py).
     ``also``: names of more packages to look past (an integration's framework: Lightning)."""
     skip = _LIBRARY_DIRS
-    for name in ("torch", *also):
+    for name in ("torch", *_FRAMEWORKS, *also):
         module = sys.modules.get(name)
         if module is not None and getattr(module, "__file__", None):
             skip += (str(Path(module.__file__).parent) + os.sep, str(Path(module.__file__).resolve().parent) + os.sep)
@@ -468,11 +473,12 @@ class Recorder:
             writer = None if dist_info else claim.writer_of(claim.followed(path))
             if writer is not None:   # two scripts launched on one path: both run, each in its file
                 warnings.warn(f"trainspect: {path} is being written by {writer} (a run started on the same "
-                              f"path); this run is recorded to {rank0_path}", RecorderWarning, stacklevel=2)
-            else:
+                              f"path); this run is recorded to {rank0_path}", RecorderWarning,
+                              stacklevel=_user_stacklevel())
+            else:   # the script's line, also through an integration (was integrations/recorder_session.py:43)
                 warnings.warn(f"trainspect: {path} already holds a run; this run is recorded to {rank0_path} "
                               "(Recorder(..., overwrite=True) replaces it, resume=True continues it)",
-                              RecorderWarning, stacklevel=2)
+                              RecorderWarning, stacklevel=_user_stacklevel())
         self.name = str(name) if name is not None else rank0_path.stem
         self.strict = bool(strict)
         # For tests: run the GPU code path on CPU tensors (no CPU shortcuts, no host reads of
