@@ -71,6 +71,7 @@ class Curve:
         # 10 M-point curve 7 ms at width 1, 26 ms at width 2).
         self.smooth = ViewLine(pen=self._pen(color))
         for item in (self.raw, self.smooth):
+            item.run_key, item.run_label = entry.key, entry.name   # a run off the scale is named (flat_view)
             plot.addItem(item)
             # After addItem (which applies the plot's own settings). Peak LOD: min and max
             # per pixel column -- never sampling, so spikes survive.

@@ -26,6 +26,7 @@ class RankBand:
         self.fill = pg.FillBetweenItem(self.low, self.high, brush=pg.mkBrush(color))
         self.fill.setZValue(-5)               # behind the curves, above the highlight region
         for item in (self.low, self.high, self.fill):
+            item.run_key, item.run_label = entry.key, entry.name   # off the scale with its run (flat_view)
             plot.addItem(item)
         for item in (self.low, self.high):
             # After addItem (which applies the plot's clip-to-view and downsampling): the band

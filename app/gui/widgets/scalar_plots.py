@@ -27,7 +27,7 @@ from ..model import X_MODES
 from ..plain_text import rich, shown, tip
 from ..run_io import ReaderBusy
 from .curve import BUILD_BLOCK_ROWS, SHORT_SERIES, Curve, build_envelopes
-from .flat_view import FlatAwareViewBox
+from .flat_view import OffScaleViewBox
 from .parts import LogFitAxis, RelativeTimeAxis, StepAxis, WallTimeAxis, any_width_title, elide, shrinkable
 from .rank_band import RankBands
 from .. import theme
@@ -102,6 +102,16 @@ def plot_note(counts, log_y: bool) -> str:
         if n_bad:
             return f"{n_bad} values ≤ 0 not drawn (log axis)"
     return ""
+
+
+def off_scale_note(vb, most: int = 2) -> str:
+    """The runs a plot's y range leaves out (flat_view.off_scale_runs) and how far they go."""
+    off = getattr(vb, "off_scale", None)
+    if not off:
+        return ""
+    names = [f"{name} to {value:.3g}" for name, value in list(off.items())[:most]]
+    more = f" +{len(off) - most} more" if len(off) > most else ""
+    return f"off scale (clipped): {', '.join(names)}{more}"
 
 
 def out_of_view_note(spans, view, to_step) -> str:
@@ -434,7 +444,10 @@ class ScalarPlotPanel(QWidget):
         """A plot for the metrics of ``group`` (one, or the losses) with its extent, crosshair
         line and highlight (not laid out)."""
         metric = group[0]
-        plot = pg.PlotItem(viewBox=FlatAwareViewBox(), axisItems={"bottom": self._x_axis(), "left": LogFitAxis("left")})
+        view = OffScaleViewBox()
+        # titles are laid out again after the range update that changed them, not inside it
+        view.offScaleChanged.connect(self._update_titles, Qt.QueuedConnection)
+        plot = pg.PlotItem(viewBox=view, axisItems={"bottom": self._x_axis(), "left": LogFitAxis("left")})
         plot.disableAutoRange()
         set_title(plot, self._title_of(group))   # a name is text, not HTML
         # No grid: alpha-blended grid lines across the plot cost ~30 ms per redraw offscreen.
@@ -777,6 +790,9 @@ class ScalarPlotPanel(QWidget):
                 title += f" <span style='color:{theme.error_color()}'>— {html.escape(note)}</span>"
             elif metric in outside:     # not an error: the zoom shows steps this metric was not logged at
                 title += f" <span style='color:{theme.muted_color()}'>— {html.escape(outside[metric])}</span>"
+            off = off_scale_note(plot.getViewBox())
+            if off:
+                title += f" <span style='color:{theme.error_color()}'>— {html.escape(off)}</span>"
             marks = [m for m in self.view.marks if self._lead.get(m.series) == metric]
             if marks:
                 title += " " + mark_legend(marks)
