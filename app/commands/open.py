@@ -98,6 +98,7 @@ def run(args) -> int:
         app.processEvents()
         failed = sum(e.state == "failed" for e in rows)
         window.advisor.wait()
+        window.wait_background(10.0)   # a distributed run's Ranks tab came and went with the read race
         findings = window.advisor.findings
         # The first warning is shown as if clicked; a note (info) only when asked for: zoomed to a
         # "still falling" note's last quarter, sparse metrics were empty panels and the start of

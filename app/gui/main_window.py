@@ -3,6 +3,7 @@ drag-and-drop, recent files and the error banner."""
 from __future__ import annotations
 
 import html
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer
@@ -520,6 +521,23 @@ class MainWindow(QMainWindow):
                                         "leaves room for no more; raise it (e.g. ulimit -n 4096) to open them all")
             local = local[:fit]
         return self.runs.open_async(local)
+
+    def wait_background(self, timeout_s: float = 10.0) -> bool:
+        """Process events until the background reads are done and every open run's rank files
+        have been looked at, then show the optional tabs that they call for (a screenshot is
+        then the same picture every time). False when ``timeout_s`` passed first."""
+        app = QApplication.instance()
+        end = time.monotonic() + timeout_s
+        done = False
+        while time.monotonic() < end:
+            app.processEvents()
+            entries = [e for e in self.runs.runs() if e.ready]
+            if not self.runs.io.outstanding() and all(rank_view.known(e) is not None for e in entries):
+                done = True
+                break
+            time.sleep(0.01)
+        self._update_optional_tabs()
+        return done
 
     def wait_loaded(self, timeout_s: float = 60.0) -> bool:
         """Process events until every file asked for is open or failed (tests, screenshots)."""
