@@ -66,3 +66,43 @@ def test_a_gaussian_nll_that_settles_below_zero_is_not(tmp_path):
         for step in range(200):
             rec.log({"train/loss": 1.0 - 3.5 * (1 - math.exp(-step / 40))}, step=step)
     assert "loss_unbounded" not in [f.symptom for f in diagnose(tmp_path / "nll.h5")]
+
+
+def _classifier(path, seed, loss_of):
+    """An MLP classifier with a raw Linear head (10 classes) trained on ``loss_of(output, x, y)``."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for _ in range(150):
+            x = torch.randn(32, 16, generator=g)
+            y = (x[:, :10].argmax(1))
+            loss = loss_of(model(x), x, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+    return diagnose(path)
+
+
+@pytest.mark.parametrize("seed", (0, 1, 2))
+def test_nll_loss_fed_logits_is_named(tmp_path, seed):
+    """pytorch/examples' mnist without its log_softmax (trial 17, F12): the fix talked about a VAE's KL term."""
+    findings = _classifier(tmp_path / "nll.h5", seed, lambda out, x, y: F.nll_loss(out, y))
+    f = next(f for f in findings if f.symptom == "loss_unbounded")
+    assert f.causes[0].id == "nll_on_logits"
+    assert "log_softmax" in f.fixes[0].text
+    for other in findings:
+        if other.severity != "info" and other.causes and other.symptom != "loss_unbounded":
+            assert other.causes[0].id == "nll_on_logits", (other.symptom, other.causes[0])
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+def test_a_squared_error_with_its_sign_flipped_stays_a_sign_error(tmp_path, seed):
+    """-MSE runs away as the square of the outputs, far past their size: not an NLL of logits."""
+    findings = _classifier(tmp_path / "mse.h5", seed,
+                           lambda out, x, y: -F.mse_loss(out, F.one_hot(y, 10).float()))
+    f = next(f for f in findings if f.symptom == "loss_unbounded")
+    assert f.causes[0].id == "loss_sign" and not f.facts["nll_on_logits"]

@@ -490,6 +490,12 @@ CAUSE_CATALOGUE = {
          Fix("check_loss_floor", "print each term at step 0 and a few steps later: every term of a loss meant to be "
                                  ">= 0 should stay >= 0")),
         "fix the sign and re-run: the loss should settle at a level near or above 0 instead of running away"),
+    "nll_on_logits": CauseSpec(
+        "nll_loss/NLLLoss fed logits instead of log_softmax outputs: the loss is minus the target's raw score, "
+        "which grows without bound",
+        (Fix("log_softmax_before_nll", "apply F.log_softmax(output, dim=1) before F.nll_loss / nn.NLLLoss (or use "
+                                       "F.cross_entropy on the logits, which does both)"),),
+        "add the log_softmax and re-run: the loss should start near ln C and stay above 0"),
     "target_scaling": CauseSpec(
         "the regression targets are far from unit scale (prices in dollars, counts, ages in years): the untrained "
         "model's outputs are ~0.1, so the first errors, gradients and steps are all dominated by the target's size",
@@ -788,9 +794,10 @@ def loss_runs_away(s: Scores, finding: Finding, ctx: Context) -> None:
     runaway = ctx.found.get("loss_unbounded")
     if runaway is None or finding.symptom == "loss_unbounded":
         return
-    s.boost("loss_sign", 0.95, f"the loss fell without bound (from {fmt(runaway.facts['first'])} to "
-                               f"{fmt(runaway.facts['lowest'])}): the objective has no minimum, so the weights and "
-                               "gradients grow to lower it further")
+    named = "nll_on_logits" if runaway.facts.get("nll_on_logits") else "loss_sign"   # loss_unbounded's reading
+    s.boost(named, 0.95, f"the loss fell without bound (from {fmt(runaway.facts['first'])} to "
+                         f"{fmt(runaway.facts['lowest'])}): the objective has no minimum, so the weights and "
+                         "gradients grow to lower it further")
     for cause in ("bad_init", "label_noise", "activation_choice"):
         s.damp(cause, 0.3)
 
