@@ -68,6 +68,7 @@ class RunRow:
     values: dict = field(default_factory=dict)   # column title -> float
     loss_names: dict = field(default_factory=dict)   # "train"/"val" -> the metric read for that role
     advice: str = ""                             # the advisor's verdict in a few words (advice_text)
+    path: str = ""                               # the run's file (tells rows of the same name apart)
 
 
 def loss_values(metrics: dict) -> dict:
@@ -100,7 +101,7 @@ def run_row(run) -> RunRow:
     state = metrics.get("state")
     return RunRow(run.name, getattr(state, "value", str(state or "")), metrics.get("steps"),
                   dict(flatten(run.config)), values,
-                  {r: n for r, n in roles.items() if r in ("train", "val") and n})
+                  {r: n for r, n in roles.items() if r in ("train", "val") and n}, path=str(run.path))
 
 
 @dataclass
@@ -119,7 +120,12 @@ def columns(rows: list, every_config_key: bool = False) -> Columns:
         shown = keys
     else:
         shown = [k for k in keys if k not in PROVENANCE_KEYS and len({r.config.get(k) for r in rows}) > 1]
-    shown = shown[:MAX_CONFIG_COLUMNS]
+    if len(shown) > MAX_CONFIG_COLUMNS:
+        # the keys set in the most runs, in first-seen order: two HF runs' 45 training_args keys,
+        # read first, pushed a sweep's lr past the limit
+        presence = {k: sum(k in r.config for r in rows) for k in shown}
+        kept = set(sorted(shown, key=lambda k: -presence[k])[:MAX_CONFIG_COLUMNS])
+        shown = [k for k in shown if k in kept]
     titles = list(dict.fromkeys(t for r in rows for t in r.values))
     # A metric's best column that equals its last one in every run says nothing more (a final
     # result logged once, such as add_hparams' hparam/accuracy): left out.

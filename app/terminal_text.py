@@ -75,3 +75,34 @@ def warning_texts(caught) -> list:
             message = message[:MAX_WARNING_CHARS // 2] + " … " + message[-MAX_WARNING_CHARS // 2:]
         out.append(visible(one_line(message)))
     return out
+
+
+def display_width(text: str) -> int:
+    """Terminal cells ``text`` takes: East Asian wide characters two, combining marks none (a
+    CJK run name put every later column of its row out of line)."""
+    import unicodedata
+
+    if text.isascii():
+        return len(text)
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in text)
+
+
+def fit_width(text: str, width: int) -> str:
+    """``text`` cut to ``width`` terminal cells, a cut one ending in "…"."""
+    if display_width(text) <= width:
+        return text
+    out, used = [], 0
+    for c in text:
+        w = display_width(c)
+        if used + w > width - 1:
+            break
+        out.append(c)
+        used += w
+    return "".join(out) + "…"
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` padded with spaces to ``width`` terminal cells (on the left when ``right``)."""
+    fill = " " * max(0, width - display_width(text))
+    return fill + text if right else text + fill

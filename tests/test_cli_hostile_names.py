@@ -33,7 +33,7 @@ def _cli(*args):
     return out.returncode, out.stdout.decode("utf-8"), out.stderr.decode("utf-8")
 
 
-@pytest.mark.parametrize("command", [("info",), ("diagnose",), ("tail", "--once"), ("compare", "--diagnose")])
+@pytest.mark.parametrize("command", [("info",), ("diagnose",), ("tail", "--once"), ("compare", "--diagnose", "--width", "0")])
 def test_terminal_output_shows_control_characters_as_escapes(hostile_run, command):
     code, out, err = _cli(*command, hostile_run)
     assert code in (0, 1), err
