@@ -23,6 +23,7 @@ from .context import SMALL_INIT, Context
 from .dropout import STRONG_DROPOUT, strong_dropouts
 from .gradient_rules import scale_free
 from .input_scale import inputs_far_off
+from .lr_groups import group_names, zero_lr_groups
 from .optimizer_eps import DEFAULT_EPS_TEXT
 from .series import fmt
 from .spec import Scores
@@ -264,6 +265,9 @@ def _optimizer_fixes(fixes, finding, ctx):
     # Parameters left out of the optimizer keep their gradients (its zero_grad() never clears
     # them): the global norm grows, but adding them to the optimizer is the fix, not zero_grad().
     left_out = finding.symptom == "frozen_layers" and finding.facts.get("no_update")
+    if zero := zero_lr_groups(ctx.sig):      # lr 0.0 given to a group: its parameters never move
+        return [Fix("zero_lr_group", f"give {group_names(zero)} a learning rate above 0 (its 'lr' in the "
+                                     "optimizer's param group dicts, or the scheduler that sets it)"), *fixes]
     if holds_none(ctx):
         # peft's get_peft_model() after the optimizer: it holds the base weights peft froze, none
         # of the adapters; "made from a copy of the model?" sent the user the wrong way (trial 14)

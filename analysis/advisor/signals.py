@@ -42,6 +42,7 @@ class Signals:
     loss_terms: dict = field(default_factory=dict)  # name -> (steps, values): the terms the training loss sums
     gan_losses: dict = field(default_factory=dict)  # name -> (steps, values): a GAN's adversarial losses (vocab)
     path: object = None                             # the run file's path (a GAN's other network's file is beside it)
+    lr_groups: dict = field(default_factory=dict)   # param group -> (steps, values) of its LR (sys/lr, sys/lr/k)
 
 
 SYS_SERIES = (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_GRAD_NORM_POST_CLIP, fmt.SYS_NONFINITE_GRADS,
@@ -59,6 +60,16 @@ def _read_series(run, names) -> dict:
     else:
         series = {n: run.scalar(n) for n in names}
     return {n: (np.asarray(s.steps), np.asarray(s.values, dtype=np.float64)) for n, s in series.items() if len(s)}
+
+
+def _lr_group_numbers(tags) -> list:
+    """[(group, tag)] of "sys/lr" (0) and "sys/lr/<k>" tags; a tag not ending in a number is left out."""
+    out = []
+    for tag in tags:
+        tail = tag[len(fmt.SYS_LR) + 1:]
+        if tag == fmt.SYS_LR or tail.isdigit():
+            out.append((int(tail) if tail else 0, tag))
+    return out
 
 
 def _metric_names(run) -> list:
@@ -87,12 +98,14 @@ def extract(run, reuse=None) -> Signals:
     wanted = [roles[r] for r in ("train", "val") if r in roles] + terms + [n for n in SYS_SERIES if n in present]
     # a distributed run: rank_signals reads this file's timing too; asked together, one pass over it
     ranks = [n for n in (*TIMING_SERIES, *NONFINITE_SERIES) if n in present] if dist_info(run) else []
-    series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()) + ranks + gan)))
+    lr_tags = [n for n in fmt.lr_groups(names) if n != fmt.SYS_LR]    # groups 1, 2, ... (group 0 is in SYS_SERIES)
+    series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()) + ranks + gan + lr_tags)))
     sig.gan_losses = {n: series[n] for n in gan if n in series}
     for role in ("train", "val"):
         if roles.get(role) in series:
             setattr(sig, f"{role}_loss", (roles[role], *series[roles[role]]))
     sig.scalars = {n: series[n] for n in SYS_SERIES if n in series}
+    sig.lr_groups = {g: series[tag] for g, tag in _lr_group_numbers([fmt.SYS_LR, *lr_tags]) if tag in series}
     sig.loss_terms = {n: series[n] for n in terms if n in series}
     counts = getattr(run, "point_counts", None)
     sig.point_counts = counts() if counts is not None else {}

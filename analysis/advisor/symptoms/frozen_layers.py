@@ -1,8 +1,12 @@
 """``frozen_layers``: parameters that never change (no update, or exactly zero gradient, or none)."""
 from __future__ import annotations
 
+from trainspect.recorder import format as fmt
+
+from ...findings import Evidence
 from ...frozen import module_less_params, optimizer_holds_none
 from .. import gradient_rules
+from ..lr_groups import zero_lr_groups, zero_lr_text
 from ..causes import weights_symmetric
 from ..spec import SymptomSpec
 from ._cut import rows_before
@@ -27,11 +31,22 @@ def detect(sig, ctx):
         # weights, beside the stacked ones it trains). "Frozen by torch.no_grad()?" would
         # mislead; coverage says what the module is (not checked, activations).
         return None
+    if f is not None and f.facts.get("no_update") and (groups := zero_lr_groups(sig)):
+        # the optimizer holds them and steps them with an LR of 0: name the group, not its parameter list
+        f.facts["zero_lr_groups"] = groups
+        f.title = f"{zero_lr_text(groups)}: {f.title}"
+        f.evidence.insert(0, Evidence(series=fmt.lr_tag(groups[0][0]), threshold=0.0,
+                                      text=f"{zero_lr_text(groups)}; the other groups' LRs are not 0"
+                                      if len(groups) < len(sig.lr_groups) else zero_lr_text(groups)))
     return f
 
 
 def adjust(s, f, ctx):
     weights_symmetric(s, ctx)
+    if f.facts.get("zero_lr_groups"):
+        s.boost("optimizer_setup", 0.95, zero_lr_text(f.facts["zero_lr_groups"]) + ": its parameters are never "
+                                                                                 "updated")
+        return
     zero, no_update = f.facts.get("zero_grad"), f.facts.get("no_update")
     if f.facts.get("cut") and not zero and not no_update:
         s.damp("bad_init", 0.2)            # weights, however set, give some gradient: None means no path

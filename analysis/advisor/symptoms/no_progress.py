@@ -16,6 +16,7 @@ from ..contrastive import contrastive_chance
 from ..update_scale import adaptive, peak_tolerated, too_large_text
 from ..series import finite_prefix, fmt, head_level, tail_level
 from ..signals import main_loss
+from ..lr_groups import zero_lr_groups, zero_lr_text
 from ..spec import SymptomSpec
 
 
@@ -29,7 +30,9 @@ def detect(sig, ctx):
         # The weights (hardly) change, so whatever the loss does is batch-to-batch noise: no progress.
         why = ("every gradient is exactly 0, the weights never change" if ctx.zero_gradients else
                f"the weights moved {ctx.weight_change:.2%} in all")
-        f = Finding(symptom="no_progress", severity="warning", title=f"{name} cannot improve: {why}",
+        zero = zero_lr_groups(sig)    # the other groups (biases, norms) still train: no "cannot improve"
+        f = Finding(symptom="no_progress", severity="warning", title=f"{name} cannot improve: {why}" if not zero else
+                    f"{name}: {zero_lr_text(zero)}, the weight matrices moved {ctx.weight_change:.2%} in all",
                     first_step=int(s[0]), last_step=int(s[-1]))
     if f is None:
         return None
