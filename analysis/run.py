@@ -22,6 +22,7 @@ from .layout_check import check_layout, stored_rows
 from .vocab import RunState, loss_roles
 
 STALE_MIN_SECONDS = 10.0     # a heartbeat older than this (and 5 flush intervals) = writer gone
+QUIET_SECONDS = 10.0         # a live run whose last value is older than this says so (a hung training loop)
 SCALAR_READ_BLOCK = 4_000_000  # rows per read when loading the scalar table (bounds peak memory)
 EAGER_SCALAR_ROWS = 8_000_000  # up to this many rows all metrics load at once (~200 MB of points)
 MASK_SPLIT_MAX_TAGS = 32     # up to this many tags in a block, split by masks; above, by sorting
@@ -82,6 +83,7 @@ class RunStatus:
     heartbeat: float    # unix time of the writer's last flush
     age_s: float        # seconds since that flush
     error: str = ""
+    quiet_s: float = math.nan   # live runs: seconds since the last value was logged (a hung loop still flushes)
 
     def describe(self, clock: bool = False) -> str:
         """The state in words. ``clock``: a stopped writer's last sign of life as a time of day,
@@ -97,7 +99,10 @@ class RunStatus:
             return f"recording stopped {at}{why}; the training went on unrecorded"
         if self.state == RunState.STALE:
             return f"writer stopped responding {at} ({_heard(self.heartbeat) if clock else _ago(self.age_s) + ' ago'})"
-        return f"live, step {self.last_step}" if self.last_step >= 0 else "live, no step recorded yet"
+        text = f"live, step {self.last_step}" if self.last_step >= 0 else "live, no step recorded yet"
+        if self.quiet_s >= QUIET_SECONDS:
+            text += f", no new value for {_ago(self.quiet_s)}"
+        return text
 
 
 def _heard(when: float) -> str:
@@ -453,7 +458,22 @@ class Run:
             # a writer stopped mid-flush (a stuck disk, the process exited during close()) wrote
             # rows whose step state/values never got: "stopped responding at step 0" over 300 steps
             last_step = max(last_step, self.scalar_summary().max_step)
-        return RunStatus(kind, last_step, heartbeat, age, error)
+        quiet = self._quiet_seconds() if kind == RunState.LIVE else math.nan
+        return RunStatus(kind, last_step, heartbeat, age, error, quiet)
+
+    def _quiet_seconds(self) -> float:
+        """Seconds since the training thread logged its last value (NaN: none, or unreadable).
+        The writer's heartbeat goes on while the training loop hangs (a stuck DataLoader or
+        collective): a run 25 s into a hang read "live, step 49" like a healthy one."""
+        paths = (fmt.SCALAR_STEP, fmt.SCALAR_TAG, fmt.SCALAR_VALUE, fmt.SCALAR_WALL)
+        try:
+            if not all(p in self._present for p in paths):
+                return math.nan
+            n = self._committed_rows(paths)
+            wall = float(self._ds(fmt.SCALAR_WALL)[n - 1]) if n else math.nan
+        except (OSError, KeyError, ValueError, IndexError):
+            return math.nan
+        return max(0.0, time.time() - wall) if math.isfinite(wall) else math.nan
 
     def settled_status(self, wait: float = 2.5) -> RunStatus:
         """``status()`` for a one-shot look (``diagnose``, ``info``): a run that reads stale while a
