@@ -13,6 +13,9 @@ examples' word_language_model): plain SGD, judged as such (trial 16, M4). A lang
 summed over every token of a (B, T) batch is B*T per-token losses: it is compared with the tokens
 (``sys/input_numel``) too; under gradient clipping only when the clip cut nearly every step down
 (a sum over each sequence's steps, averaged over the batch, is the seq2seq tutorial's, healthy).
+A multi-task model's last matrix is often its one-output regression head: its logged loss terms
+are judged against its other heads too (trial 14, L6: CE + MSE summed over a batch of 64 read
+"reduce the LR 10x"; train/loss_cls started at 104 = 64 x 1.63).
 """
 from __future__ import annotations
 
@@ -26,8 +29,11 @@ from ...findings import Evidence, Finding, Fix
 from ..gradient_rules import scale_free
 from ..series import finite_prefix, fmt
 from ..spec import SymptomSpec
+from ..activation_rules import BOUNDED_TYPES, RELU_TYPES
 from .loss_at_init_high import LARGE, random_score_loss
 
+# Activation modules that end a shared trunk: the weight layers after the last one are heads.
+HIDDEN_ACTIVATIONS = set(RELU_TYPES) | set(BOUNDED_TYPES) | {"LeakyReLU", "ELU", "GELU", "SiLU", "Mish"}
 AGREE = 0.3        # the first loss / the per-sample loss within 30 % of the batch size
 MIN_BATCH = 4      # a smaller batch leaves the ratio too close to a mean's 1
 # A mean softmax cross-entropy's output-bias gradient is at most sqrt(2) (see _output_bias_grad):
@@ -44,9 +50,8 @@ STARVED = ("slow_convergence", "no_progress", "early_plateau", "small_updates")
 
 
 def detect(sig, ctx):
-    classes = ctx.n_tokens if ctx.token_model and ctx.n_tokens else ctx.n_outputs
     batch = sig.scalars.get(SYS_BATCH_SIZE)
-    if sig.train_loss is None or not classes or classes < 2 or batch is None or ctx.initial_output is None:
+    if sig.train_loss is None or batch is None:
         return None
     update = _update_rule(sig, ctx)
     if update is None:
@@ -54,9 +59,53 @@ def detect(sig, ctx):
     size = _first_count(sig, SYS_BATCH_SIZE)
     if size is None or size < MIN_BATCH:
         return None
-    name, steps, values = sig.train_loss
+    for name, steps, values, module, std, classes in _judged(sig, ctx):
+        found = _judge(sig, ctx, name, steps, values, module, std, classes, size, update)
+        if found is not None:
+            return found
+    return None
+
+
+def _judged(sig, ctx):
+    """(loss name, steps, values, head module, its first output std, its classes) to judge: the
+    training loss against the output layer; in a model with several heads (the weight layers after
+    the last activation: a classification and a regression head on a shared trunk), each logged loss
+    term against each other head of >= 2 outputs (the last matrix there is often the regression's)."""
+    classes = ctx.n_tokens if ctx.token_model and ctx.n_tokens else ctx.n_outputs
+    if ctx.initial_output is not None and classes and classes >= 2:
+        yield (*sig.train_loss, *ctx.initial_output, classes)
+    heads = _sibling_heads(sig, ctx)
+    for name, (steps, values) in sig.loss_terms.items() if heads else ():
+        for module, std, outputs in heads:
+            yield name, steps, values, module, std, outputs
+
+
+def _sibling_heads(sig, ctx) -> list:
+    """(module, first output std, outputs) of the heads beside the output layer: weight layers of
+    >= 2 outputs that come after the model's last activation module, as the output layer does."""
+    act = sig.layer.get("act_std")
+    if act is None or not len(act) or ctx.initial_output is None:
+        return []
+    leaves = [m for m in sig.modules if "#" not in m.name]
+    weights = {p.module: p for p in sig.params if len(p.shape) == 2}
+    last_act = max((i for i, m in enumerate(leaves) if m.type in HIDDEN_ACTIVATIONS), default=None)
+    if last_act is None:
+        return []
+    first = act.read(0, 1)[0]
+    layers = list(act.layers)
+    heads = []
+    for m in leaves[last_act + 1:]:
+        w = weights.get(m.name)
+        if w is None or m.name == ctx.initial_output[0] or int(w.shape[0]) < 2 or m.name not in layers:
+            continue
+        std = float(first[layers.index(m.name)])
+        if np.isfinite(std):
+            heads.append((m.name, std, int(w.shape[0])))
+    return heads
+
+
+def _judge(sig, ctx, name, steps, values, module, std, classes, size, update):
     steps, values = finite_prefix(np.asarray(steps), np.asarray(values, dtype=np.float64))
-    module, std = ctx.initial_output
     if not len(values) or std >= LARGE:
         return None
     first, per_sample = float(values[0]), random_score_loss(std, classes)
@@ -73,10 +122,11 @@ def detect(sig, ctx):
     if balance is None or balance > ZERO_SUM:    # not a softmax's gradient: a regression's loss, say
         return None
     facts = {"first_loss": round(first, 5), "per_sample": round(per_sample, 5), "batch_size": size,
-             "times": round(times, 3), "output_bias_grad": round(bias, 5), "update": update}
+             "times": round(times, 3), "output_bias_grad": round(bias, 5), "update": update, "series": name}
     severity = "warning"
     if tokens is None:
-        title, count = _over_the_batch(name, first, per_sample, times, size, update)
+        head = module if module != (ctx.initial_output or ("",))[0] else None    # a loss term's own head
+        title, count = _over_the_batch(name, first, per_sample, times, size, update, head)
     else:
         title, count = _over_the_tokens(name, first, per_sample, times, tokens, size, update, ctx, facts)
         if ctx.clipping:
@@ -100,9 +150,10 @@ def detect(sig, ctx):
         facts=facts)
 
 
-def _over_the_batch(name, first, per_sample, times, size, update) -> tuple:
-    """Title and count evidence of a loss summed over the batch."""
-    title = (f"{name} is summed over the batch, not averaged: the first loss {fmt(first)} is {times:.0f}x the "
+def _over_the_batch(name, first, per_sample, times, size, update, head=None) -> tuple:
+    """Title and count evidence of a loss summed over the batch (``head``: the head whose loss term it is)."""
+    of = f" (the cross-entropy of head {head})" if head else ""
+    title = (f"{name}{of} is summed over the batch, not averaged: the first loss {fmt(first)} is {times:.0f}x the "
              f"{fmt(per_sample)} an untrained model costs per sample, and the batch holds {size:.0f}: "
              f"the steps of {update} are ~{size:.0f}x the ones its LR was tuned for")
     return title, Evidence(
@@ -255,11 +306,12 @@ def fixes(f, ctx):
 
 SPEC = SymptomSpec(
     id="loss_summed",
-    looks_at="the first training loss, `sys/batch_size`, `sys/input_numel` (a token model's tokens), the output size "
+    looks_at="the first training loss (and logged loss terms), `sys/batch_size`, `sys/input_numel` (a token model's tokens), the output size "
              "C, the output layer's first activation std and bias gradient norm, the optimizer type and gradient clipping",
     fires_when=f"under an optimizer whose step grows with the loss's scale (SGD, or a hand-written update with no "
                f"optimizer watched, unless the run's config names an Adam-like one; not Adam, RMSprop, Adagrad, ...), "
-               f"the first loss divided by the cross-entropy of C random scores of the output's first std (< {LARGE:g}) "
+               f"the first loss (in a model with several heads after its last activation, also each logged loss "
+               f"term against each other head of >= 2 outputs) divided by the cross-entropy of C random scores of the output's first std (< {LARGE:g}) "
                f"is the batch size within {AGREE:.0%} (batches of >= {MIN_BATCH}) with no gradient clipping, or, for a "
                f"model fed token ids (an Embedding first), {TOKENS_AGREE[0]:g}-{TOKENS_AGREE[1]:g}x the tokens of the "
                f"batch (its input's elements), with no clipping or one that cut >= 80% of the steps' gradients below a "
