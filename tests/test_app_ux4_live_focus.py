@@ -61,3 +61,8 @@ def test_the_selected_findings_highlight_grows_with_it_and_the_held_view_is_name
     window.live.status = lambda e: RunStatus(state=RunState.FINISHED, last_step=199, heartbeat=0.0, age_s=9.0)
     window.view.set_step_range((10.0, 20.0))
     assert not window.follow_note.isVisible()
+    # a live run held at a range padded below step 0 names no negative step
+    window.live.status = lambda e: live
+    window.view.set_step_range((-7.0, 207.0))
+    window._show_follow_note()
+    assert "showing steps 0–207" in window.follow_note.text()

@@ -584,7 +584,8 @@ class MainWindow(QMainWindow):
         held = live and not self.live.follow
         if held:
             rng = self.view.step_range
-            where = f"steps {rng[0]:.0f}–{rng[1]:.0f}" if rng is not None else "a fixed range"
+            # the view's padding reaches below step 0 ("showing steps -7–207"): no step is there
+            where = f"steps {max(0.0, rng[0]):.0f}–{rng[1]:.0f}" if rng is not None else "a fixed range"
             self.follow_note.setText(f"not following the live data (showing {where}): press F to follow")
             self.follow_note.setStyleSheet(f"color:{theme.severity_color('warning')};font-weight:bold")
         self.follow_note.setVisible(held)
