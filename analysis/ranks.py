@@ -18,7 +18,7 @@ from trainspect.recorder.format import RunFileError
 
 from .decimate import SeriesView
 from .run import VIEW_POINTS, LayerStat, Run, Series, open_run
-from .vocab import loss_roles
+from .vocab import RunState, loss_roles
 
 
 @dataclass(frozen=True)
@@ -394,3 +394,31 @@ def global_norms(ranked: RankedRun, stat: str) -> LayerStat:
     if sharded:
         out[:, sharded] = np.sqrt(np.sum(stack[:, :, sharded] ** 2, axis=0))
     return LayerStat(steps, out.astype(np.float32), primary.layers)
+
+
+def first_stopped(ranked: RankedRun, this_rank: int):
+    """(rank, RunStatus) of the rank that stopped before ``this_rank``'s file did: a rank that
+    crashed or whose writer went silent at an earlier step than this one, or while this one
+    went on (the earliest such). None when no other rank stopped first. torchrun SIGTERMs the
+    other ranks when one dies: rank 0 then reads `terminated (SIGTERM)` and the rank that died
+    is the one to name (trial 17, F11)."""
+    statuses = {rank: run.status() for rank, run in ranked.runs.items()}
+    mine = statuses.get(this_rank)
+    if mine is None:
+        return None
+    stopped = [(st.last_step, st.heartbeat, rank) for rank, st in statuses.items()
+               if rank != this_rank and RunState(st.state).dead
+               and (not RunState(mine.state).dead or st.last_step < mine.last_step)]
+    if not stopped:
+        return None
+    rank = min(stopped)[2]
+    return rank, statuses[rank]
+
+
+def stop_order_text(rank: int, status, this_rank: int, this_status) -> str:
+    """"rank 1 stopped first, ...; rank 0 (this file) then ..." for a headline."""
+    first = status.describe()
+    if status.state == RunState.STALE:
+        first += ": its process was killed or hung"
+    then = "then " if RunState(this_status.state).dead else ""
+    return f"rank {rank} stopped first: {first}; rank {this_rank} (this file) {then}{this_status.describe()}"

@@ -50,15 +50,24 @@ def _sweep(args):
 
 
 def ranks_of(run) -> dict | None:
-    """A distributed run: which rank files the advisor read ({"read": {rank: file}, "world_size": n, ...})."""
-    from trainspect.analysis.ranks import open_ranks
+    """A distributed run: which rank files the advisor read ({"read": {rank: file}, "world_size": n, ...}),
+    and the rank that stopped before this file's ("first_stopped", or None)."""
+    from trainspect.analysis.ranks import dist_info, first_stopped, open_ranks, stop_order_text
 
     ranked = open_ranks(run, keep_points=False)   # siblings hold no points: read through bounded views
     if ranked is None:
         return None
     with ranked:
+        me = int(dist_info(run)["rank"])
+        first = first_stopped(ranked, me)
+        stopped = None
+        if first is not None:
+            rank, st = first
+            stopped = {"rank": rank, "status": st.state, "last_step": st.last_step, "error": st.error,
+                       "text": stop_order_text(rank, st, me, ranked.runs[me].status())}
         return {"read": {str(r): p.name for r, p in ranked.files().items()}, "world_size": ranked.world_size,
-                "missing": ranked.missing, "other_launch": ranked.foreign, "text": ranked.describe()}
+                "missing": ranked.missing, "other_launch": ranked.foreign, "text": ranked.describe(),
+                "first_stopped": stopped}
 
 
 def to_json(run, findings, covered, st=None) -> dict:
@@ -70,13 +79,17 @@ def to_json(run, findings, covered, st=None) -> dict:
     ranks = ranks_of(run)
     if ranks is not None:
         out["ranks"] = {k: v for k, v in ranks.items() if k != "text"}
+        if ranks["first_stopped"] is not None:
+            out["ranks"]["first_stopped"] = {k: v for k, v in ranks["first_stopped"].items() if k != "text"}
     return out
 
 
 def to_text(run, findings, covered, st=None) -> str:
     st = st or run.status()
-    lines = [f"{run.name}: {st.describe()}"]
     ranks = ranks_of(run)
+    # a rank that died first is the headline: torchrun then SIGTERMs this one (trial 17, F11)
+    first = ranks["first_stopped"] if ranks is not None else None
+    lines = [f"{run.name}: {first['text'] if first else st.describe()}"]
     if ranks is not None:
         lines.append(f"ranks: {ranks['text']} read ({', '.join(ranks['read'].values())})")
     if st.last_step < 0 and not run.metric_names():   # closed before its first value
