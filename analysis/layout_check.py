@@ -42,7 +42,8 @@ TABLES = {
 
 
 # Datasets read whole (not in blocks): their size is checked against the file's before any read.
-READ_WHOLE = {fmt.META, fmt.TAG_NAMES, fmt.STATE, fmt.STATUS, fmt.ERROR, fmt.SEGMENTS, fmt.SEGMENT_NOTES, *TABLES}
+READ_WHOLE = {fmt.META, fmt.TAG_NAMES, fmt.STATE, fmt.STATUS, fmt.ERROR, fmt.SEGMENTS, fmt.SEGMENT_NOTES,
+              fmt.SEGMENT_META, *TABLES}
 
 
 @dataclass
@@ -205,6 +206,14 @@ def _check_segments(found: dict, out: Layout) -> None:
                             "(rows a resumed session superseded are shown too)")
         return
     out.present.update((fmt.SEGMENTS, fmt.SEGMENT_NOTES))
+    meta = found.get(fmt.SEGMENT_META)    # the later sessions' config: optional, shown only
+    if meta is not None:
+        problem = _problem(meta, "iu", 1) or ("is no JSON bytes" if meta.dtype.itemsize != 1
+                                              or meta.shape[0] > MAX_META_BYTES else "")
+        if problem:
+            out.warnings.append(f"{fmt.SEGMENT_META} {problem}: the resumed sessions' config is not shown")
+        else:
+            out.present.add(fmt.SEGMENT_META)
 
 
 def _kind_words(kinds: str) -> str:

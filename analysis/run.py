@@ -592,14 +592,29 @@ class Run:
     @_reads_file
     def segments(self) -> list[dict]:
         """The writer sessions of a resumed run (one entry for a run written in one go):
-        ``{start_time, first_step, note}``; ``note`` says how the session before ended."""
+        ``{start_time, first_step, note, config}``; ``note`` says how the session before ended,
+        ``config`` is the config that session's Recorder was given (the first session's is
+        ``self.config``; None where the file does not say: resumed by an older trainspect)."""
         table = self._read_segments()
         if table is None:
-            return [{"start_time": self.start_time, "first_step": None, "note": ""}]
+            return [{"start_time": self.start_time, "first_step": None, "note": "", "config": self.config}]
         notes = fmt.decode_names(self._ds(fmt.SEGMENT_NOTES)[()])
+        metas = self._session_metas(len(table))
         return [{"start_time": float(row[fmt.SEG_START_TIME]),
                  "first_step": int(row[fmt.SEG_FIRST_STEP]) if np.isfinite(row[fmt.SEG_FIRST_STEP]) else None,
-                 "note": note.rstrip("\0")} for row, note in zip(table, notes)]
+                 "note": note.rstrip("\0"), "config": self.config if i == 0 else meta.get("config")}
+                for i, (row, note, meta) in enumerate(zip(table, notes, metas))]
+
+    def _session_metas(self, n: int) -> list:
+        """segments/meta as ``n`` dicts ({} where a session left none or the text is unsound)."""
+        raw = []
+        if fmt.SEGMENT_META in self._present:
+            try:
+                raw = fmt.decode_meta(self._ds(fmt.SEGMENT_META)[()])
+            except (ValueError, UnicodeDecodeError):
+                raw = []
+        raw = raw if isinstance(raw, list) else []
+        return [m if isinstance(m, dict) else {} for m in (raw + [None] * n)[:n]]
 
     @property
     @_reads_file

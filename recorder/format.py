@@ -318,6 +318,11 @@ SEGMENT_COLUMNS = ("start_time",  # unix time the session opened the file
                    "scalars", *RECORD_GROUPS)   # rows of each table written before the session
 SEG_START_TIME = 0
 SEG_FIRST_STEP = 1
+# uint8 (N,): UTF-8 JSON, a list with one entry per session: {"config", "host", "versions"} that
+# session's Recorder was given, or null (the first session's are meta/json's; a session resumed
+# by an older trainspect left none). Rewritten whole at each resume, before SWMR starts.
+SEGMENT_META = "segments/meta"
+SEGMENT_META_KEYS = ("config", "host", "versions")
 
 
 def segment_column(table: str) -> int:

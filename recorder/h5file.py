@@ -44,8 +44,9 @@ def _fixed(value: str, length: int) -> np.bytes_:
 
 
 class RunFileWriter:
-    def __init__(self, path, resume: bool = False):
+    def __init__(self, path, resume: bool = False, session_meta: dict | None = None):
         self.path = Path(path)
+        self._session_meta = session_meta   # a resumed session's config (segments/meta)
         self.link_problems: set = set()   # unlinked.DELETED / MOVED, once seen (warned once each)
         self._next_link_check = 0.0
         self.recovered_to = None    # where a deleted run file was saved at close
@@ -168,6 +169,7 @@ class RunFileWriter:
         seg[self.segment] = row
         notes.resize((self.segment + 1,))
         notes[self.segment] = _fixed(self.session_note, fmt.ERROR_LEN)
+        self._write_session_meta()
         self._segments_ds = seg
         self.state[fmt.STATE_SESSIONS] = self.segment + 1
         self.state[[fmt.STATE_HEARTBEAT, fmt.STATE_END_TIME, fmt.STATE_WRITER_FAILED]] = (now, np.nan, np.nan)
@@ -181,6 +183,28 @@ class RunFileWriter:
         self._columns = {}
         f.flush()
         f.swmr_mode = True
+
+    def _write_session_meta(self) -> None:
+        """This session's config, host and versions in segments/meta (the metadata is the first
+        session's: a resumed run's `info` showed `resume=False stop_at=150` for a run resumed
+        with resume=True, stop_at=-1)."""
+        f = self.f
+        sessions = []
+        if fmt.SEGMENT_META in f:
+            try:
+                sessions = fmt.decode_meta(f[fmt.SEGMENT_META][()])
+            except (ValueError, UnicodeDecodeError):   # damaged: the earlier sessions' entries are lost
+                sessions = []
+            sessions = sessions if isinstance(sessions, list) else []
+        sessions = (sessions + [None] * self.segment)[:self.segment]
+        meta = self._session_meta or {}
+        sessions.append({k: meta[k] for k in fmt.SEGMENT_META_KEYS if k in meta} or None)
+        data = fmt.encode_meta(sessions)
+        if fmt.SEGMENT_META in f:
+            f[fmt.SEGMENT_META].resize((len(data),))
+            f[fmt.SEGMENT_META][...] = data
+        else:
+            f.create_dataset(fmt.SEGMENT_META, data=data, maxshape=(None,), chunks=(max(1, min(len(data), 1 << 16)),))
 
     def _cut(self, paths) -> int:
         n = min(self.f[p].shape[0] for p in paths)

@@ -237,7 +237,8 @@ class WriterThread:
 
     def __init__(self, path, flush_every: float = 1.0, max_rows: int = 1 << 18, max_batches: int = 256,
                  base_meta: dict | None = None, min_free_bytes: int = 64 << 20, resume: bool = False):
-        self.file = RunFileWriter(path, resume)   # raises on a bad path, before any training starts
+        # raises on a bad path, before any training starts
+        self.file = RunFileWriter(path, resume, session_meta=base_meta if resume else None)
         self.min_free_bytes = int(min_free_bytes)
         self.flush_every = float(flush_every)
         self.max_rows = int(max_rows)

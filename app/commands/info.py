@@ -20,6 +20,29 @@ def config_text(config: dict) -> str:
     return text + (f", … and {more} more (trainspect info RUN --config lists them)" if more > 0 else "")
 
 
+MAX_CHANGED_KEYS = 6   # a resumed session's config changes shown on its line
+
+
+def session_changes(run) -> list:
+    """[(session number, first step, [(key, value, earlier value)])] of a resumed run's later
+    sessions whose config differs from the session before (the file's metadata is the first
+    session's; segments/meta holds the others', FORMAT.md)."""
+    from ..report.content import flatten
+
+    out, before = [], dict(flatten(run.config))
+    for i, seg in enumerate(run.segments()[1:], 2):
+        config = seg.get("config")
+        if not isinstance(config, dict):   # resumed by an older trainspect: not known
+            continue
+        now = dict(flatten(config))
+        changed = [(k, now.get(k, "(unset)"), before.get(k, "(unset)"))
+                   for k in dict.fromkeys([*now, *before]) if now.get(k) != before.get(k)]
+        if changed:
+            out.append((i, seg["first_step"], changed))
+        before = now
+    return out
+
+
 def run_line(run) -> str:
     from ..terminal_text import one_line
 
@@ -31,7 +54,12 @@ def config_lines(run) -> list:
     from ..report.content import flatten
     from ..terminal_text import one_line
 
-    return [one_line(f"{k}={v}") for k, v in flatten(run.config)] or ["no config recorded"]
+    lines = [one_line(f"{k}={v}") for k, v in flatten(run.config)] or ["no config recorded"]
+    for i, first, changed in session_changes(run):   # a resumed run: what each later session changed
+        at = f" from step {first}" if first is not None else ""
+        lines.append(f"# session {i} (resumed{at}) changed:")
+        lines += [one_line(f"{k}={v}") for k, v, _ in changed]
+    return lines
 
 
 def add_arguments(parser) -> None:
@@ -75,9 +103,16 @@ def summary_lines(run):
         f"file size:  {_size(run.file_size)}",
     ]
     segments = run.segments()
+    changes = {i: changed for i, _, changed in session_changes(run)}
     for i, seg in enumerate(segments[1:], 2):   # a resumed run: how each writer session began
         at = f"from step {seg['first_step']}" if seg["first_step"] is not None else "nothing written yet"
-        lines.append(f"resumed:    session {i} ({at}) after {seg['note'] or 'the previous session'}")
+        line = f"resumed:    session {i} ({at}) after {seg['note'] or 'the previous session'}"
+        changed = changes.get(i, [])
+        if changed:
+            line += "; config: " + ", ".join(f"{k}={v} (was {old})" for k, v, old in changed[:MAX_CHANGED_KEYS])
+            more = len(changed) - MAX_CHANGED_KEYS
+            line += f", … and {more} more (--config lists them)" if more > 0 else ""
+        lines.append(one_line(line))
     meta = run.meta
     versions = meta.get("versions") or {}
     if versions:
