@@ -187,12 +187,15 @@ def to_csv(rows: list, cols: Columns) -> str:
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     advice = any(r.advice for r in rows)
+    # rows of one run name (a script run twice on one path: x.h5, x-2.h5) get their files
+    files = len({r.name for r in rows}) < len(rows) and all(r.path for r in rows)
     # Names, settings and their keys come from whoever wrote the runs: none may run as a formula
     # when the file is opened in a spreadsheet (csv_export's text_cell).
-    w.writerow(["run", "state", "steps", *map(text_cell, cols.config), *map(text_cell, cols.values),
-                *(["advisor"] if advice else [])])
+    w.writerow(["run", *(["file"] if files else []), "state", "steps", *map(text_cell, cols.config),
+                *map(text_cell, cols.values), *(["advisor"] if advice else [])])
     for r in rows:
-        w.writerow([text_cell(r.name), r.state, "" if r.steps is None else r.steps,
+        w.writerow([text_cell(r.name), *([text_cell(r.path)] if files else []), r.state,
+                    "" if r.steps is None else r.steps,
                     *(value_cell(r.config.get(k, "")) for k in cols.config),
                     *(repr(r.values[t]) if t in r.values else "" for t in cols.values),
                     *([text_cell(r.advice)] if advice else [])])

@@ -116,3 +116,16 @@ def test_rows_of_the_same_run_name_show_their_files(tmp_path, capsys):
     rows = out.splitlines()[2:5]
     assert rows[0].startswith("pl_none (pl_none.h5) ") and rows[1].startswith("pl_none (pl_none-2.h5) ")
     assert rows[2].startswith("other ")       # a name of its own stays as it is
+
+
+def test_csv_rows_of_the_same_run_name_carry_their_file(tmp_path, capsys):
+    first = tmp_path / "pl_none.h5"
+    _record(first, name="pl_none", config={"lr": 0.001})
+    with pytest.warns(Warning, match="already holds a run"):
+        _record(first, name="pl_none", config={"lr": 0.01}, seed=1)
+    code, out, _ = _compare(capsys, tmp_path, "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and sorted((r["run"], r["file"].rsplit("/", 1)[-1]) for r in rows) == [
+        ("pl_none", "pl_none-2.h5"), ("pl_none", "pl_none.h5")]
+    _, out, _ = _compare(capsys, tmp_path / "pl_none.h5", "--csv")     # distinct names: no file column
+    assert "file" not in next(csv.reader(io.StringIO(out)))
