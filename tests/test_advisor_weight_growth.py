@@ -73,3 +73,46 @@ def test_an_adam_lr_ten_times_too_high_gets_a_note(tmp_path, seed):
     f = _train(tmp_path / "r.h5", seed, 1e-2).get("weight_growth")
     assert f is not None and f.severity == "info"
     assert f.facts["lr_over_rms"] >= 0.25 and f.causes[0].id == "lr_too_high"
+
+
+def _train_to_a_low_loss(path, seed, peak_lr, steps=150, warmup=15):
+    """The same GPT on arithmetic sequences it can learn almost exactly, validated every 25 steps,
+    with a cosine decay to 0: an HF Trainer sweep's best run (AdamW 5e-2, warm-up, cosine, clip)."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = TinyGPT()
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
+    lr_at = lambda it: peak_lr * min(1.0, (it + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * it / steps))  # noqa: E731
+
+    def batch(n):
+        start, stride = torch.randint(0, 64, (n, 1), generator=g), torch.randint(1, 4, (n, 1), generator=g)
+        seq = (start + stride * torch.arange(17)) % 64
+        return seq[:, :16], seq[:, 1:]
+
+    with Recorder(path, stats_every=5) as rec:
+        rec.watch(model, opt)
+        for it in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(it)
+            x, y = batch(32)
+            loss = nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+            if it % 25 == 24 or it == steps - 1:
+                with torch.no_grad():
+                    xv, yv = batch(256)
+                    rec.log({"val/loss": nn.functional.cross_entropy(model(xv).flatten(0, 1), yv.flatten()).item()})
+    return {f.symptom: f for f in diagnose(path)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_weight_growth_on_a_run_that_trained_far_and_still_improves_is_a_note(tmp_path, seed):
+    """Trial 17, F5: 'reduce the learning rate 10x' was a warning on the best run of a sweep (eval
+    loss 0.30 against 2.05 at 5e-4). Its validation loss ends < 20 % of the untrained one, at its lowest."""
+    f = _train_to_a_low_loss(tmp_path / "r.h5", seed, 5e-2)["weight_growth"]
+    assert f.facts["median_growth"] >= 5 and f.facts["lr_over_rms"] >= 0.5    # a warning by growth alone
+    assert f.severity == "info" and f.facts["trained_well"]
+    assert any(e.series == "val/loss" for e in f.evidence)
