@@ -471,7 +471,7 @@ class Run:
                 return math.nan
             n = self._committed_rows(paths)
             wall = float(self._ds(fmt.SCALAR_WALL)[n - 1]) if n else math.nan
-        except (OSError, KeyError, ValueError, IndexError):
+        except (OSError, KeyError, ValueError, IndexError, TypeError):   # a damaged table: no age to tell
             return math.nan
         return max(0.0, time.time() - wall) if math.isfinite(wall) else math.nan
 
