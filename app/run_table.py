@@ -200,3 +200,21 @@ def to_csv(rows: list, cols: Columns) -> str:
                     *(repr(r.values[t]) if t in r.values else "" for t in cols.values),
                     *([text_cell(r.advice)] if advice else [])])
     return out.getvalue()
+
+
+def row_labels(rows) -> list:
+    """The run column: each run's name, and its file where rows share a name (a script run
+    twice on one path records to x-2.h5 under the same name: two rows read `pl_none`)."""
+    from collections import Counter
+    from pathlib import Path
+
+    names = Counter(r.name for r in rows)
+    files = Counter(Path(r.path).name for r in rows if r.path)
+    out = []
+    for r in rows:
+        if names[r.name] < 2 or not r.path:
+            out.append(r.name)
+            continue
+        file = Path(r.path).name if files[Path(r.path).name] < 2 else r.path
+        out.append(f"{r.name} ({file})")
+    return out

@@ -243,3 +243,19 @@ def test_the_current_runs_point_stands_out(window, qtbot, tmp_path):
         window.runs.set_current(entry)
         sizes = {p.data()[1]: p.size() for p in panel.scatter.scatter.points()}
         assert max(sizes, key=sizes.get) == entry.name and len(set(sizes.values())) == 2
+
+
+def test_two_runs_of_one_name_are_told_apart_by_their_files(window, qtbot, tmp_path):
+    """A script run twice on one path records the second run to x-2.h5 under the same name: the
+    Compare tab had two rows both named `pl_none` (trial 17, F7), as `trainspect compare` had."""
+    paths = []
+    for k, file in enumerate(("pl_none.h5", "pl_none-2.h5", "other.h5")):
+        with Recorder(tmp_path / file, name="other" if k == 2 else "pl_none") as rec:
+            for step in range(20):
+                rec.log({"train/loss": 1.0 / (step + 1 + k)}, step=step)
+        paths.append(tmp_path / file)
+    open_runs(window, paths)
+    panel = window.compare
+    show_panel(window, qtbot, panel)
+    qtbot.waitUntil(lambda: panel.table.rowCount() == 3 and not panel.reading(), timeout=30_000)
+    assert sorted(_column(panel, "run")) == ["other", "pl_none (pl_none-2.h5)", "pl_none (pl_none.h5)"]

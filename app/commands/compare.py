@@ -40,24 +40,6 @@ def _cell(text: str) -> str:
     return fit_width(visible(one_line(text)), MAX_CELL_CHARS)
 
 
-def row_labels(rows) -> list:
-    """The run column: each run's name, and its file where rows share a name (a script run
-    twice on one path records to x-2.h5 under the same name: two rows read `pl_none`)."""
-    from collections import Counter
-    from pathlib import Path
-
-    names = Counter(r.name for r in rows)
-    files = Counter(Path(r.path).name for r in rows if r.path)
-    out = []
-    for r in rows:
-        if names[r.name] < 2 or not r.path:
-            out.append(r.name)
-            continue
-        file = Path(r.path).name if files[Path(r.path).name] < 2 else r.path
-        out.append(f"{r.name} ({file})")
-    return out
-
-
 def _number(v) -> str:
     from ..report.svgplot import fmt_value
     return "-" if v is None else fmt_value(v)
@@ -85,6 +67,7 @@ def table_lines(rows, cols, advice: bool, width: int = 0, first: str | None = No
     ``width`` > 0: the columns of ``cols`` that fit in it (:func:`fit`), the others left out;
     ``cols.config`` and ``cols.values`` keep the columns shown."""
     from ..run_table import sort_key
+    from ..run_table import row_labels
     from ..terminal_text import display_width, one_line, pad
     labels = row_labels(rows)
     fixed = [("run", [_cell(x) for x in labels]), ("state", [r.state for r in rows]),

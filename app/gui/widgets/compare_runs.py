@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from .. import theme
 from ...report.svgplot import fmt_value
-from ...run_table import advice_text, best_rows, columns, run_row, sort_key, to_csv
+from ...run_table import advice_text, best_rows, columns, row_labels, run_row, sort_key, to_csv
 from ...vocab import Severity
 from ..plain_text import plain
 from ..run_io import LatestReads, locked_read
@@ -243,8 +243,9 @@ class CompareRunsPanel(QWidget):
         best = {t: best_rows(rows, t) for t in cols.values}
         bold = QFont()
         bold.setBold(True)
+        labels = row_labels(rows)     # a script run twice on one path: two rows named alike, told by their files
         for i, (entry, row) in enumerate(shown):
-            name = _Item(row.name, key=(1, 0.0, row.name.lower()))
+            name = _Item(labels[i], key=(1, 0.0, labels[i].lower()))
             name.setIcon(_swatch(entry.color))
             name.setData(Qt.UserRole, entry.key)
             name.setToolTip(str(entry.path))
