@@ -237,3 +237,43 @@ def test_a_signed_loss_that_repeats_in_waves_is_a_note_without_a_swing(seed):
     found = f["periodic_loss"]
     assert found.facts["period"] == period and found.severity == "info" and found.facts["swing"] is None
     assert "nan" not in found.evidence[0].text
+
+
+def _mild_waves_with_validation(seed, val_over_low, waves=True):
+    """Batches grouped by class (waves over a 1.3-2.7x swing, narrower than 'grouped' alone needs)
+    or a fixed mixed order, and a validation loss ending at ``val_over_low`` x the lowest training
+    loss of the last cycle."""
+    rng = np.random.default_rng(seed)
+    period, n = 60, 600
+    pattern = 0.15 * _group_waves(rng, period) if waves else rng.normal(0.0, 0.15, period)
+    train = _level(n) * np.exp(np.resize(pattern, n)) * rng.lognormal(0.0, 0.03, n)
+    val_steps = np.arange(period - 1, n, period)
+    val = _level(n)[val_steps] * 1.0
+    val *= val_over_low * train[-period:].min() / val[-1]
+    return Signals(train_loss=("train/loss", np.arange(n), train), val_loss=("val/loss", val_steps, val))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_grouped_batches_with_a_mild_swing_warn_when_validation_is_far_worse(seed):
+    """Lightning on digits sorted by class, never shuffled (trial 17, F2): the loss swung 1.5x in
+    waves, validation ended 1.7x the training loss's lowest in the cycle (0.94; 0.19 shuffled):
+    an info note and exit 0. Grouped batches the model forgets between are a warning."""
+    sig = _mild_waves_with_validation(seed, 2.0)
+    found = find_period(sig.train_loss[1], sig.train_loss[2])
+    assert found is not None and not found["grouped"] and np.exp(found["swing"]) < np.e   # a note before
+    f = {f.symptom: f for f in diagnose_signals(sig)}["periodic_loss"]
+    assert f.severity == "warning" and f.facts["grouped"] and f.causes[0].id == "unshuffled_data"
+    assert any(e.series == "val/loss" for e in f.evidence)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mild_waves_with_validation_as_good_as_training_stay_a_note(seed):
+    f = {f.symptom: f for f in diagnose_signals(_mild_waves_with_validation(seed, 1.1))}["periodic_loss"]
+    assert f.severity == "info"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_fixed_mixed_order_stays_a_note_whatever_validation_says(seed):
+    """Unshuffled but i.i.d. batches (no waves): the order repeats, nothing is grouped."""
+    found = {f.symptom: f for f in diagnose_signals(_mild_waves_with_validation(seed, 3.0, waves=False))}
+    assert "periodic_loss" not in found or found["periodic_loss"].severity == "info"

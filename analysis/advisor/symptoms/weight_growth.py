@@ -97,6 +97,17 @@ def detect(sig, ctx):
     return f
 
 
+def settle(f, ctx):
+    """A run that trained well is a note only while nothing else warns: 100 % dead units in a GPT at
+    Adam 0.1 (the scenario suite's transformer_adam_lr_tenth) are the grown weights' harm, even at
+    a validation loss 3 % of the untrained one."""
+    if f.facts.get("trained_well") and ctx.another_warns(f):
+        f.severity = "warning"
+        f.facts["trained_well"] = False
+        f.evidence = [e for e in f.evidence if e.threshold != TRAINED_WELL]
+    return True
+
+
 def _trained_far_and_still_falling(sig, ctx):
     """(loss name, end level, untrained loss) when the validation loss ends at <= TRAINED_WELL of
     the untrained model's loss, below its level at mid-run and at its lowest (within 5 %: not
@@ -129,8 +140,9 @@ SPEC = SymptomSpec(
                f"the first {EARLY:.0%} of the records is >= {GROWTH:g}x their first (median over matrices initialised "
                f"above {MIN_RMS:g}; healthy runs <= ~2.6x) (warning); a note (info) from {NOTE_LR_OVER_RMS:g}x and "
                f"{NOTE_GROWTH:g}x (nanoGPT at 10x its LR: 0.45x, 3.4x), and when the validation loss ends <= "
-               f"{TRAINED_WELL:.0%} of the untrained loss, at its lowest and below its mid-run level",
+               f"{TRAINED_WELL:.0%} of the untrained loss, at its lowest and below its mid-run level, with no other warning",
     detect=detect,
     priors={"lr_too_high": 0.9},
     word="weight growth",
+    settle=settle,
 )
