@@ -16,7 +16,7 @@ import html
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea, QSlider, QVBoxLayout,
     QWidget,
@@ -985,12 +985,27 @@ class ScalarPlotPanel(QWidget):
         # new data must not pin the view.
         if self._syncing or vb.autoRangeEnabled()[0]:
             return
+        source = next((v for v in (p.getViewBox() for p in self._panels.values()) if v is not vb and v.linksBlocked), None)
+        if source is not None and source.autoRangeEnabled()[0]:
+            # Another plot's auto range reached this one through the x link, which turns this
+            # one's auto range off on the way: not the user's range. Pinned, a plot that ranged
+            # before the other runs' extents arrived held every plot at the first run's steps
+            # (0-207 of four runs up to 600; which plot ranged first varied from one open to
+            # the next, trial 17).
+            QTimer.singleShot(0, self, self._resume_auto_x)
+            return
         lo, hi = self.x_to_step(np.array(rng, dtype=np.float64))
         self._syncing = True
         try:
             self.view.set_step_range((lo, hi))
         finally:
             self._syncing = False
+
+    def _resume_auto_x(self) -> None:
+        """The top plot ranges over every run's steps again (the others follow it), unless the
+        user has zoomed since."""
+        if self.view.step_range is None and self._first is not None:
+            self._first.getViewBox().enableAutoRange(x=True)
 
     def _on_mouse(self, event) -> None:
         pos = event[0]
