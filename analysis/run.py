@@ -611,7 +611,10 @@ class Run:
         if fmt.SEGMENT_META in self._present:
             try:
                 raw = fmt.decode_meta(self._ds(fmt.SEGMENT_META)[()])
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, OSError, KeyError):
+                # OSError: a session began while this reader had the file open and rewrote the
+                # table past what the reader's view of the file reaches (HDF5 "addr overflow");
+                # the configs are a detail, the sessions' steps must still read
                 raw = []
         raw = raw if isinstance(raw, list) else []
         return [m if isinstance(m, dict) else {} for m in (raw + [None] * n)[:n]]

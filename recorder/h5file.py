@@ -204,7 +204,10 @@ class RunFileWriter:
             f[fmt.SEGMENT_META].resize((len(data),))
             f[fmt.SEGMENT_META][...] = data
         else:
-            f.create_dataset(fmt.SEGMENT_META, data=data, maxshape=(None,), chunks=(max(1, min(len(data), 1 << 16)),))
+            # one 64 KiB chunk: a later session's rewrite stays inside it, where a reader that
+            # has the file open can still read it (a chunk the size of the first entry made the
+            # next session allocate past the reader's end of file: "addr overflow")
+            f.create_dataset(fmt.SEGMENT_META, data=data, maxshape=(None,), chunks=(1 << 16,))
 
     def _cut(self, paths) -> int:
         n = min(self.f[p].shape[0] for p in paths)
