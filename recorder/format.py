@@ -754,3 +754,26 @@ def check_header(f, path) -> int:
     if version < 1:
         raise RunFileError(f"{path}: invalid schema version {version}")
     return version
+
+
+# Layer names are stored in NAME_LEN bytes (metric names in TAG_LEN): a longer one (deeply nested HF models, generated
+# names) was cut there without a word, and a weight and its bias could end up with one name. A
+# long name keeps its head and tail (the tail says .weight/.bias) around a hash of the whole.
+_KEEP_TAIL = 40
+
+
+def _cut_utf8(data: bytes, n: int, from_end: bool = False) -> bytes:
+    """At most ``n`` bytes of ``data`` (its start, or its end), never splitting a character."""
+    part = data[-n:] if from_end else data[:n]
+    return part.decode("utf-8", errors="ignore").encode("utf-8")
+
+
+def fit_name(name: str, length: int = NAME_LEN) -> str:
+    data = name.encode("utf-8")
+    if len(data) <= length:
+        return name
+    import hashlib
+    mark = "~" + hashlib.sha1(data).hexdigest()[:8] + "~"
+    tail = _cut_utf8(data, _KEEP_TAIL, from_end=True)
+    head = _cut_utf8(data, length - len(tail) - len(mark))
+    return head.decode("utf-8") + mark + tail.decode("utf-8")

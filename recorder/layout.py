@@ -6,6 +6,7 @@ written from it, and every record spec indexes its per-layer values by it.
 from __future__ import annotations
 
 from . import format as fmt
+from .format import fit_name  # noqa: F401 - imported from here by the records and tests
 from .device_stats import snapshot_shape
 from .h5file import LayerLayout
 
@@ -44,29 +45,6 @@ def module_names(model, shortened: list | None = None) -> dict:
     if shortened is not None:
         shortened += [n for i, n in chosen.items() if fitted[i] != n]
     return fitted
-
-
-# Layer names are stored in fmt.NAME_LEN bytes: a longer one (deeply nested HF models, generated
-# names) was cut there without a word, and a weight and its bias could end up with one name. A
-# long name keeps its head and tail (the tail says .weight/.bias) around a hash of the whole.
-_KEEP_TAIL = 40
-
-
-def _cut_utf8(data: bytes, n: int, from_end: bool = False) -> bytes:
-    """At most ``n`` bytes of ``data`` (its start, or its end), never splitting a character."""
-    part = data[-n:] if from_end else data[:n]
-    return part.decode("utf-8", errors="ignore").encode("utf-8")
-
-
-def fit_name(name: str, length: int = fmt.NAME_LEN) -> str:
-    data = name.encode("utf-8")
-    if len(data) <= length:
-        return name
-    import hashlib
-    mark = "~" + hashlib.sha1(data).hexdigest()[:8] + "~"
-    tail = _cut_utf8(data, _KEEP_TAIL, from_end=True)
-    head = _cut_utf8(data, length - len(tail) - len(mark))
-    return head.decode("utf-8") + mark + tail.decode("utf-8")
 
 
 def per_call_rows(modules, rows) -> dict | None:

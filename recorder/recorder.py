@@ -33,7 +33,6 @@ from . import ranks
 from . import signals
 from . import writer_thread as wt
 from .warning import RecorderWarning
-from .layout import fit_name
 from .records.scalar import SCALAR_VALUES
 
 DEFAULT_STATS_EVERY = 50       # weights/update norms, activation + input statistics
@@ -1079,9 +1078,9 @@ class Recorder:
         if len(encoded) > limit:
             # kept, shortened as layer names are (start and end around a hash of the whole): the
             # series is the user's, and a 67-byte HF module path or 22 CJK characters lost theirs at 64
-            stored = fit_name(stored, limit)
-            self._warn_once(f"metric {_shown(name)}", f"the name is longer than the run file's {limit} bytes "
-                                                      f"in UTF-8 ({len(encoded)}): recorded as {stored!r}")
+            stored = fmt.fit_name(stored, limit)
+            self._warn_once(f"metric {_shown(name, 60)}", f"longer than the run file's {limit} bytes in UTF-8 "
+                                                          f"({len(encoded)}): recorded as {stored!r}")
         return self._tag(name, stored)
 
     def _tag(self, name: str, stored: str | None = None) -> int:

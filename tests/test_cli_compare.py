@@ -15,6 +15,13 @@ from trainspect.recorder import Recorder
 FLOORS = {1e-2: 0.5, 1e-4: 1.5, 1e-3: 0.1}
 
 
+@pytest.fixture(autouse=True)
+def piped(monkeypatch):
+    """The table as printed into a pipe (120 columns): pytest-xdist's workers set $COLUMNS=80,
+    which the table fits (tests/test_cli_compare_fit.py) by leaving columns out."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture
 def sweep(tmp_path):
     for k, (lr, floor) in enumerate(FLOORS.items()):

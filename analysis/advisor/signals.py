@@ -63,7 +63,8 @@ def _read_series(run, names) -> dict:
 
 
 def _lr_group_numbers(tags) -> list:
-    """[(group, tag)] of "sys/lr" (0) and "sys/lr/<k>" tags; a tag not ending in a number is left out."""
+    """[(group, tag)] of the LR tags, fmt.SYS_LR (group 0) and SYS_LR + "/<k>"; a tag not ending in a
+    number is left out."""
     out = []
     for tag in tags:
         tail = tag[len(fmt.SYS_LR) + 1:]
