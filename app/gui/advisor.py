@@ -62,9 +62,39 @@ def diagnose_run(run, sweep_run=None, reuse=None) -> tuple[list | None, str, lis
     findings = sort_findings(findings)
     gaps = not_checked(run)
     n_warn = sum(f.severity != "info" for f in findings)
+    stop = stop_order(run, reuse)
+    # a crash message can run to lines (gloo's "Connection reset by peer..."): the run list has it whole
+    stop = f"{stop if len(stop) <= STOP_CHARS else stop[:STOP_CHARS - 1] + '…'} — " if stop else ""
     if not findings:   # silence about what was not recorded is not health (as the CLI says)
-        return findings, ("among what it could check, " if gaps else "") + "no problems found", gaps
-    return findings, f"{len(findings)} finding(s), {n_warn} warning(s) or worse", gaps
+        return findings, stop + ("among what it could check, " if gaps else "") + "no problems found", gaps
+    return findings, f"{stop}{len(findings)} finding(s), {n_warn} warning(s) or worse", gaps
+
+
+STOP_CHARS = 200   # of the "rank k stopped first" sentence in the advisor's status line
+
+
+def stop_order(run, reuse=None) -> str:
+    """A distributed run whose other rank stopped first says so, as `trainspect diagnose` heads
+    with it: torchrun SIGTERMs the ranks when one dies, and rank 0's own "terminated" hid the
+    rank that died (trial 17, F11). "" for a single-process run, or when nothing stopped first."""
+    from trainspect.analysis.ranks import dist_info, first_stopped, open_ranks, stop_order_text
+
+    try:
+        info = dist_info(run)
+        if info is None:
+            return ""
+        ranked = open_ranks(run, reuse=reuse, keep_points=False)
+        if ranked is None:
+            return ""
+        with ranked:
+            me = int(info["rank"])
+            first = first_stopped(ranked, me)
+            if first is None or me not in ranked.runs:
+                return ""
+            rank, status = first
+            return stop_order_text(rank, status, me, ranked.runs[me].status())
+    except Exception:  # noqa: BLE001 - a sibling file unreadable now: the findings still show
+        return ""
 
 
 class AdvisorJobs(QObject):
