@@ -415,6 +415,17 @@ def first_stopped(ranked: RankedRun, this_rank: int):
     return rank, statuses[rank]
 
 
+def stopped_first(ranked: RankedRun, this_rank: int) -> dict | None:
+    """The rank that stopped before ``this_rank``'s file (:func:`first_stopped`) as a record:
+    ``{rank, status, last_step, error, text}``, ``text`` the headline sentence; None if none."""
+    first = first_stopped(ranked, this_rank)
+    if first is None or this_rank not in ranked.runs:
+        return None
+    rank, st = first
+    return {"rank": rank, "status": st.state, "last_step": st.last_step, "error": st.error,
+            "text": stop_order_text(rank, st, this_rank, ranked.runs[this_rank].status())}
+
+
 def stop_order_text(rank: int, status, this_rank: int, this_status) -> str:
     """"rank 1 stopped first, ...; rank 0 (this file) then ..." for a headline."""
     first = status.describe()

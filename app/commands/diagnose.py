@@ -52,19 +52,13 @@ def _sweep(args):
 def ranks_of(run) -> dict | None:
     """A distributed run: which rank files the advisor read ({"read": {rank: file}, "world_size": n, ...}),
     and the rank that stopped before this file's ("first_stopped", or None)."""
-    from trainspect.analysis.ranks import dist_info, first_stopped, open_ranks, stop_order_text
+    from trainspect.analysis.ranks import dist_info, open_ranks, stopped_first
 
     ranked = open_ranks(run, keep_points=False)   # siblings hold no points: read through bounded views
     if ranked is None:
         return None
     with ranked:
-        me = int(dist_info(run)["rank"])
-        first = first_stopped(ranked, me)
-        stopped = None
-        if first is not None:
-            rank, st = first
-            stopped = {"rank": rank, "status": st.state, "last_step": st.last_step, "error": st.error,
-                       "text": stop_order_text(rank, st, me, ranked.runs[me].status())}
+        stopped = stopped_first(ranked, int(dist_info(run)["rank"]))
         return {"read": {str(r): p.name for r, p in ranked.files().items()}, "world_size": ranked.world_size,
                 "missing": ranked.missing, "other_launch": ranked.foreign, "text": ranked.describe(),
                 "first_stopped": stopped}

@@ -77,22 +77,16 @@ def stop_order(run, reuse=None) -> str:
     """A distributed run whose other rank stopped first says so, as `trainspect diagnose` heads
     with it: torchrun SIGTERMs the ranks when one dies, and rank 0's own "terminated" hid the
     rank that died (trial 17, F11). "" for a single-process run, or when nothing stopped first."""
-    from trainspect.analysis.ranks import dist_info, first_stopped, open_ranks, stop_order_text
+    from trainspect.analysis.ranks import dist_info, open_ranks, stopped_first
 
     try:
         info = dist_info(run)
-        if info is None:
-            return ""
-        ranked = open_ranks(run, reuse=reuse, keep_points=False)
+        ranked = open_ranks(run, reuse=reuse, keep_points=False) if info is not None else None
         if ranked is None:
             return ""
         with ranked:
-            me = int(info["rank"])
-            first = first_stopped(ranked, me)
-            if first is None or me not in ranked.runs:
-                return ""
-            rank, status = first
-            return stop_order_text(rank, status, me, ranked.runs[me].status())
+            stopped = stopped_first(ranked, int(info["rank"]))
+        return stopped["text"] if stopped is not None else ""
     except Exception:  # noqa: BLE001 - a sibling file unreadable now: the findings still show
         return ""
 

@@ -244,6 +244,11 @@ def _config_names_scale_free(config, under_optim: bool = False, depth: int = 0) 
     return False
 
 
+def _bias_of(sig, module: str) -> str | None:
+    """The name of ``module``'s bias (its 1-D parameter), None without one."""
+    return next((p.name for p in sig.params if p.module == module and len(p.shape) == 1), None)
+
+
 def _output_bias_grad(sig, module: str) -> float | None:
     """The largest gradient norm of the output layer's bias over the first records. A softmax
     cross-entropy averaged over the batch gives that bias the gradient mean(p) - mean(y), two
@@ -251,7 +256,7 @@ def _output_bias_grad(sig, module: str) -> float | None:
     (sqrt(B (1 - 1/C)) at the start: 4.9 for 32 samples). A regression's MSE has no such bound
     (a 4-output regression whose first loss was 30x ln 4 with batches of 32 had ~1)."""
     grads = sig.layer.get("grad_norm")
-    bias = next((p.name for p in sig.params if p.module == module and len(p.shape) == 1), None)
+    bias = _bias_of(sig, module)
     if grads is None or bias is None or bias not in grads.layers or not len(grads):
         return None
     first = grads.read(0, min(FIRST_RECORDS, len(grads)))[:, list(grads.layers).index(bias)].astype(np.float64)
@@ -264,7 +269,7 @@ def _bias_grad_balance(sig, module: str) -> float | None:
     softmax cross-entropy's gradient per sample, p - y, sums to 0 over the classes, so the bias's
     does too (~0 up to the histogram's binning); an MSE's is the outputs' mean error, of one sign
     when the targets' mean is off (a 4-output regression: ~1). None without that record."""
-    bias = next((p.name for p in sig.params if p.module == module and len(p.shape) == 1), None)
+    bias = _bias_of(sig, module)
     if bias is None or sig.path is None:
         return None
     from ...run import open_run   # one record of one layer, read only for a run that passed every other test
