@@ -78,3 +78,19 @@ def test_healthy_ranks_and_the_dead_ranks_own_file_keep_their_headline(tmp_path,
     _set_state(rank1, fmt.STATUS_RUNNING, heartbeat=time.time() - 600)
     _, out = _diagnose(capsys, rank1)      # rank 1's own file: it stopped first itself
     assert out.splitlines()[0].startswith("exp: writer stopped responding at step 82")
+
+
+def test_info_names_the_rank_that_stopped_first(tmp_path, capsys):
+    """`info` lists every rank; the one that died first is named under the list's heading, as
+    diagnose heads with it (left open in session 17: info listed the ranks and said nothing)."""
+    rank0, rank1 = _job(tmp_path / "died", [87, 83])
+    _set_state(rank0, fmt.STATUS_CRASHED, "terminated (SIGTERM) at step 86")
+    _set_state(rank1, fmt.STATUS_RUNNING, heartbeat=time.time() - 600)
+    assert main(["info", str(rank0)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("ranks:"))
+    assert lines[at + 1].strip().startswith("rank 1 stopped first: writer stopped responding at step 82")
+    assert "rank 0 (this file) then crashed at step 86" in lines[at + 1]
+    files = _job(tmp_path / "ok", [50, 50])
+    main(["info", str(files[0])])
+    assert "stopped first" not in capsys.readouterr().out

@@ -172,13 +172,17 @@ def write_lines(lines, batch: int = 10_000) -> None:
 
 def rank_lines(run) -> list:
     """A distributed run: every rank's file, state, loss and step time (one line each)."""
-    from trainspect.analysis.ranks import open_ranks, summaries
+    from trainspect.analysis.ranks import open_ranks, stopped_first, summaries
 
     ranked = open_ranks(run, keep_points=False)   # siblings hold no points: read through bounded views
     if ranked is None:
         return []
     with ranked:
-        lines = [f"ranks:      {ranked.describe()} (rank {run.meta['distributed']['rank']} is this file)"]
+        this_rank = run.meta['distributed']['rank']
+        lines = [f"ranks:      {ranked.describe()} (rank {this_rank} is this file)"]
+        first = stopped_first(ranked, this_rank)
+        if first is not None:      # the rank to look at when a job died, as diagnose heads with it
+            lines.append(f"            {first['text']}")
         for s in summaries(ranked):
             loss = f"{s.loss} {s.last_loss + 0.0:.6g}" if s.loss else "no loss logged"
             step_time = f"step {s.median_step_time * 1000:.1f} ms" if s.median_step_time == s.median_step_time else ""
