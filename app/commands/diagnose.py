@@ -1,4 +1,10 @@
-"""`trainspect diagnose RUN [--json] [--lr-sweep SWEEP]`: the advisor's findings in a terminal (no Qt needed).
+"""`trainspect diagnose RUN... [--json] [--lr-sweep SWEEP]`: the advisor's findings in a terminal (no Qt needed).
+
+Several runs, or a directory (its ``*.h5`` files, as ``info``/``open``/``report`` read it), are
+diagnosed one after the other, each under a ``== name ==`` heading, and the exit code is the worst
+of theirs (the highest); with ``--json`` they print as a JSON list, one object per run (one run
+prints its object alone, as before). A distributed run's rank files fold to rank 0, which reads
+the other ranks beside it.
 
 Exit code: 0 = nothing of warning level, 1 = warnings or errors, 2 = the file could not be read,
 3 = the run crashed or went stale (checked first, so a CI gate catches a dead run whatever the
@@ -21,7 +27,10 @@ from ..vocab import name_list
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("run", metavar="RUN", help="run file (.h5), finished, crashed or live; or a TensorBoard log directory or event file")
+    parser.add_argument("runs", metavar="RUN", nargs="+",
+                        help="run file (.h5), finished, crashed or live; a directory (its run files); or a "
+                             "TensorBoard log directory or event file. Several: each is diagnosed under a heading "
+                             "(--json: a list), the exit code is the worst")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.add_argument("--lr-sweep", metavar="SWEEP", help="an LR range test of the same model "
                         "(trainspect.lr_range_test's run file): LR fixes quote its suggested LR")
@@ -113,25 +122,60 @@ def to_text(run, findings, covered, st=None) -> str:
 EXIT_HEALTHY, EXIT_WARNINGS, EXIT_UNREADABLE, EXIT_DEAD = 0, 1, 2, 3
 
 
-def run(args) -> int:
+def _one(path, args, sweep) -> tuple[int, object]:
+    """(exit code, output: the text or the JSON object, None when unreadable) of one run."""
     from ..run_paths import run_file
 
     try:
-        with open_run(run_file(args.run)) as r:
+        with open_run(run_file(path)) as r:
             st = r.settled_status()      # one look for the header and the exit code alike
             dead = RunState(st.state).dead
             stopped = st.state == RunState.RECORDING_STOPPED
-            findings, covered = diagnose(r, lr_sweep=_sweep(args)), coverage(r)
+            findings, covered = diagnose(r, lr_sweep=sweep), coverage(r)
             for warning in r.warnings:   # parts of the file left out: the findings may miss them
                 print(f"trainspect diagnose: warning: {r.path}: {warning}", file=sys.stderr)
-            out = (json.dumps(to_json(r, findings, covered, st), indent=1) if args.json
-                   else to_text(r, findings, covered, st))
+            out = to_json(r, findings, covered, st) if args.json else to_text(r, findings, covered, st)
+    except RunFileError as exc:
+        print(f"trainspect diagnose: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE, None
+    if dead:
+        return EXIT_DEAD, out
+    if stopped:   # the record ends early: a gate must not pass it as checked, nor call it a crash
+        return EXIT_WARNINGS, out
+    return (EXIT_WARNINGS if any(f.severity in ("warning", "error") for f in findings) else EXIT_HEALTHY), out
+
+
+def run(args) -> int:
+    from trainspect.analysis.ranks import fold_rank_paths
+
+    from ..run_paths import expand_runs
+
+    paths = fold_rank_paths(expand_runs(args.runs))   # a distributed run: rank 0 reads every rank
+    if not paths:
+        print("trainspect diagnose: no run files (*.h5) or TensorBoard logs in " + ", ".join(args.runs),
+              file=sys.stderr)
+        return EXIT_UNREADABLE
+    try:
+        sweep = _sweep(args)
     except RunFileError as exc:
         print(f"trainspect diagnose: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE
-    print(out)
-    if dead:
-        return EXIT_DEAD
-    if stopped:   # the record ends early: a gate must not pass it as checked, nor call it a crash
-        return EXIT_WARNINGS
-    return EXIT_WARNINGS if any(f.severity in ("warning", "error") for f in findings) else EXIT_HEALTHY
+    several = len(paths) > 1
+    code, objects = EXIT_HEALTHY, []
+    for i, path in enumerate(paths):
+        one, out = _one(path, args, sweep)
+        code = max(code, one)
+        if args.json:
+            if out is not None:
+                objects.append(out)
+            elif several:     # an unreadable run keeps its place in the list
+                objects.append({"path": str(path), "status": "unreadable", "findings": []})
+            continue
+        if several:
+            print(("\n" if i else "") + f"== {path} ==")
+        if out is not None:
+            print(out)
+    if args.json and (objects or several):
+        print(json.dumps(objects if several else objects[0], indent=1))
+    return code
+
