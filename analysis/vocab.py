@@ -116,6 +116,15 @@ def reward_metrics(names) -> list[str]:
     return [n for n in names if not n.startswith(fmt.SYS_PREFIX) and _REWARD_WORDS & set(_name_words(n))]
 
 
+# PPO's measures of how far one update moved the policy (SB3 train/approx_kl, train/clip_fraction;
+# CleanRL losses/approx_kl, losses/clipfrac): they jump when an update throws the policy off.
+_POLICY_STEP_NAMES = ("approx_kl", "clip_fraction", "clipfrac", "clip_frac", "kl_divergence")
+
+
+def policy_update_stats(names) -> list[str]:
+    return [n for n in names if not n.startswith(fmt.SYS_PREFIX) and any(k in n.lower() for k in _POLICY_STEP_NAMES)]
+
+
 def unjudged_rl_losses(names, declared: dict | None = None) -> list[str]:
     """The reward metrics of a reinforcement-learning run whose losses are therefore not judged
     as loss curves ([] otherwise, or when a training loss was named: ``roles={'train': ...}``)."""

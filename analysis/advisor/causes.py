@@ -433,6 +433,15 @@ CAUSE_CATALOGUE = {
          Fix("generator_step_params", "check that the generator's optimizer steps the generator's parameters and "
                                       "the discriminator's step uses fake.detach()")),
         "re-run with the real label in the generator's step: Loss_G should rise well above 0 while Loss_D stays up"),
+    "sparse_reward": CauseSpec(
+        "the agent never reaches anything that pays differently: a reward too sparse for its exploration (a goal "
+        "random actions never reach within an episode) or an environment whose reward never changes",
+        (Fix("reward_shaping", "shape the reward: give partial credit on the way to the goal"),
+         Fix("more_exploration", "explore more: an entropy bonus, a higher epsilon or sampling temperature"),
+         Fix("curriculum", "use a curriculum: start with easier episodes and make them harder as the return rises"),
+         Fix("check_env_reward", "check the environment's reward: print the rewards of a few random episodes")),
+        "run a few hand-written episodes that reach the goal: their return should differ; then add a shaped reward "
+        "or an entropy bonus: the return should start to move"),
     "grads_cleared_before_step": CauseSpec(
         "the gradients are cleared between loss.backward() and optimizer.step() (optimizer.zero_grad() or "
         "model.zero_grad() in between, or grads set to None): every step finds no gradient and updates nothing",

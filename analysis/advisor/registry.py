@@ -22,6 +22,7 @@ SYMPTOM_MODULES = (
     "overfitting",
     "loss_term_dominates",
     "gan_losses_vanish",
+    "return_not_improving",
     "vanishing_gradients",
     "exploding_gradients",
     "dead_units",

@@ -12,7 +12,8 @@ import numpy as np
 
 from trainspect.recorder import format as fmt
 
-from ..vocab import adversarial_losses, logged_stand_ins, loss_roles, loss_terms, unjudged_rl_losses
+from ..vocab import (adversarial_losses, logged_stand_ins, loss_roles, loss_terms, policy_update_stats,
+                     unjudged_rl_losses)
 from ..ranks import NONFINITE_SERIES, dist_info
 from ..run import RunState
 from .rank_rules import TIMING_SERIES, rank_signals
@@ -37,6 +38,8 @@ class Signals:
     stand_ins: dict = field(default_factory=dict)  # sys series -> the logged metric read in its place
     ranks: object = None                            # rank_rules.RankSignals of a distributed run, else None
     rewards: list = field(default_factory=list)     # a reinforcement-learning run's reward metrics (losses not judged)
+    rl_series: dict = field(default_factory=dict)   # name -> (steps, values): its rewards and policy-update stats
+    #                                                 (approx_kl, clip_fraction: vocab.policy_update_stats)
     live: bool = False                              # the run is still being written: its curves have no end yet
     adversarial: bool = False                       # a GAN's network: its losses are Loss_G / errD / ... (vocab)
     loss_terms: dict = field(default_factory=dict)  # name -> (steps, values): the terms the training loss sums
@@ -100,7 +103,9 @@ def extract(run, reuse=None) -> Signals:
     # a distributed run: rank_signals reads this file's timing too; asked together, one pass over it
     ranks = [n for n in (*TIMING_SERIES, *NONFINITE_SERIES) if n in present] if dist_info(run) else []
     lr_tags = [n for n in fmt.lr_groups(names) if n != fmt.SYS_LR]    # groups 1, 2, ... (group 0 is in SYS_SERIES)
-    series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()) + ranks + gan + lr_tags)))
+    rl = sig.rewards + policy_update_stats(names) if sig.rewards else []    # the return is judged (return_not_improving)
+    series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()) + ranks + gan + lr_tags + rl)))
+    sig.rl_series = {n: series[n] for n in rl if n in series}
     sig.gan_losses = {n: series[n] for n in gan if n in series}
     for role in ("train", "val"):
         if roles.get(role) in series:
