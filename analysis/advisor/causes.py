@@ -10,6 +10,7 @@ confirm the diagnosis.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -284,9 +285,50 @@ def _optimizer_fixes(fixes, finding, ctx):
     return list(fixes)
 
 
+def _module_of(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def _detached_fixes(fixes, finding, ctx):
+    """Exact zero gradients in front of layers that get gradients (frozen_layers' zero_prefix): name
+    the two layers to look between; the graph is there (reentrant checkpointing gives None, not 0),
+    its backward returns zeros."""
+    facts = finding.facts if finding.symptom == "frozen_layers" else ctx.facts("frozen_layers")
+    nxt, zeros = facts.get("first_with_grad"), facts.get("zero_grad_layers") or []
+    if not (facts.get("zero_prefix") and nxt and zeros) or facts.get("cut"):
+        return list(fixes)
+    last, after = _module_of(zeros[-1]), _module_of(nxt)
+    return [Fix("find_cut", f"check what sits between {last} and {after} in forward(): a custom "
+                            "torch.autograd.Function whose backward returns zeros (a straight-through estimator "
+                            "returning g * 0), a multiplication by 0 or an all-zero mask, a non-differentiable op "
+                            "(round, argmax, an int cast)"),
+            *(f for f in fixes if f.id not in ("non_reentrant_checkpoint", "drop_unused"))]
+
+
 def _numerical_fixes(fixes, finding, ctx):
-    return [f for f in fixes if f.id != "check_data_nan" or finding.symptom == "nan_inf"
-            and not finding.facts.get("float32_overflow")]
+    return [f for f in fixes if (f.id != "check_data_nan" or finding.symptom == "nan_inf"
+                                 and not finding.facts.get("float32_overflow"))
+            and (f.id != "loss_scaler" or not full_precision(ctx))]
+
+
+REDUCED_PRECISION_WORDS = ("fp16", "bf16", "half", "float16", "bfloat16", "autocast", "mixed", "precision")
+
+
+def full_precision(ctx) -> bool:
+    """Nothing in the run points at reduced precision: float32 parameters, no GradScaler step recorded,
+    no word of it in the config, and no optimizer watched (a hand-written update, as pytorch/examples'
+    word_language_model's ``p.data.add_``: no GradScaler can step it). "In mixed precision use a loss
+    scaler" was fix 6 for such an fp32 LSTM LM (trial 18 U8). With an optimizer, autocast leaves no mark
+    in the file (float32 weights, a scaler the script did not pass to watch()), so the fix stays."""
+    sig = ctx.sig
+    if sig.meta.get("optimizer") or SYS_AMP_SKIPPED in sig.point_counts:
+        return False
+    dtypes = (sig.meta.get("model") or {}).get("param_dtypes")
+    if not isinstance(dtypes, dict) or not dtypes or set(dtypes) - {"float32", "float64"}:
+        return False
+    config = sig.meta.get("config")
+    words = repr(config).lower() if config else ""
+    return not (any(w in words for w in REDUCED_PRECISION_WORDS) or "amp" in re.split(r"[^a-z0-9]+", words))
 
 
 def _label_noise_fixes(fixes, finding, ctx):
@@ -414,7 +456,7 @@ CAUSE_CATALOGUE = {
          Fix("drop_unused", "if the layers are unused on purpose, set requires_grad=False on them or leave them "
                             "out of the optimizer")),
         "after loss.backward(), print [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]: "
-        "the layers cut off are listed"),
+        "the layers cut off are listed", _detached_fixes),
     "train_mode_off": CauseSpec(
         "the model was left in eval mode: model.eval() for validation and no model.train() after it",
         (Fix("call_train", "call model.train() at the start of every training epoch (after each validation)"),),
@@ -433,6 +475,18 @@ CAUSE_CATALOGUE = {
          Fix("generator_step_params", "check that the generator's optimizer steps the generator's parameters and "
                                       "the discriminator's step uses fake.detach()")),
         "re-run with the real label in the generator's step: Loss_G should rise well above 0 while Loss_D stays up"),
+    "discriminator_wins": CauseSpec(
+        "the discriminator wins the game: it tells real from fake with certainty, its output sits at 0 and 1 and the "
+        "generator's gradient through it vanishes (a D learning rate far above G's, too many D steps, a D much "
+        "stronger than G)",
+        (Fix("balance_gan_lr", "lower the discriminator's learning rate to the generator's or below (DCGAN: 2e-4 for "
+                               "both; a two time-scale update rule sets them apart by a few x, not 100x)"),
+         Fix("fewer_d_steps", "take fewer discriminator steps per generator step (1:1 for the DCGAN loss)"),
+         Fix("label_smoothing", "smooth the discriminator's real labels (one-sided label smoothing: 0.9 instead of 1)"),
+         Fix("instance_noise", "add instance noise: small Gaussian noise on the discriminator's real and fake inputs, "
+                               "annealed to 0")),
+        "re-run with the discriminator's LR at the generator's: D's output should stay off 0 and 1 and the "
+        "generator's loss stop climbing"),
     "sparse_reward": CauseSpec(
         "the agent never reaches anything that pays differently: a reward too sparse for its exploration (a goal "
         "random actions never reach within an episode) or an environment whose reward never changes",
@@ -952,6 +1006,12 @@ FIRST_FIX_CONFIRMS = {
     "check_lr_schedule": lambda f, ctx: "plot sys/lr against the step, fix the schedule and re-run: the {what} "
                                         "should not appear",
     "output_activation": lambda f, ctx: "remove the output activation and re-run: the {what} should go away",
+    "zero_lr_group": lambda f, ctx: "print [g['lr'] for g in optimizer.param_groups] at a few steps, give the group "
+                                    "an LR above 0 and re-run: its weights should move and the {what} go",
+    "find_cut": lambda f, ctx: "after loss.backward(), print p.grad.norm() for the parameters of "
+                               f"{_module_of((f.facts.get('zero_grad_layers') or ['?'])[-1])} and "
+                               f"{_module_of(f.facts.get('first_with_grad') or '?')}: 0 before the cut, non-zero after "
+                               "it; the {what} should go once the backward there passes the gradient on",
     "zero_grad": lambda f, ctx: ("call optimizer.zero_grad() before each backward()" if ctx.optimizer else
                                  "clear the gradients after each update") + " and re-run: the gradient norm "
                                 "should stop growing with the step",

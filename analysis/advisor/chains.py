@@ -68,7 +68,9 @@ def growth_facts(growth: Growth, ctx) -> dict:
 
 
 def link(ctx) -> None:
-    """Name the precursor of ``nan_inf``: the growth finding that ended where the NaN began."""
+    """Name the precursor of ``nan_inf``: the growth finding that ended where the NaN began; and of
+    gradients that vanished only after the loss diverged."""
+    after_divergence(ctx)
     nan = ctx.found.get("nan_inf")
     if nan is None:
         return
@@ -85,3 +87,21 @@ def link(ctx) -> None:
         pre.facts["leads_to"] = "nan_inf"
         nan.title += f", after {summary}"
         return
+
+
+def after_divergence(ctx) -> None:
+    """Gradients that vanish only after the loss left its best level (``divergence``'s first step)
+    are the blow-up's doing: its huge updates drove the units to their flat ends (an LSTM's gates
+    at 0 and 1) and the first layers get nothing through them. A 2-layer LSTM LM at 100x its LR
+    read "depth without skip connections (strong fit): add residual connections" beside its
+    divergence (trial 18 U8)."""
+    div, van = ctx.found.get("divergence"), ctx.found.get("vanishing_gradients")
+    if div is None or van is None or van.precursor is not None or div.first_step is None \
+            or van.first_step is None or van.first_step <= div.first_step:
+        return
+    summary = f"the loss diverged from its best at step {div.first_step}"
+    van.precursor = Precursor("divergence", div.first_step, div.last_step, summary)
+    van.facts["precursor"] = "divergence"
+    van.facts["after_divergence"] = True
+    div.facts.setdefault("leads_to", "vanishing_gradients")
+    van.title += ", after the loss diverged"

@@ -518,7 +518,8 @@ def gradient_clipping(sig: Signals) -> tuple[bool, dict | None]:
     if post is None:
         if sig.meta.get("optimizer"):   # watched: the recorder writes it from the first step clipping changed
             return False, None
-        return _clipped_ceiling(pre[1]), None   # none watched: the norm is read after the script's own clipping
+        # none watched: the norm is read after the script's own clipping, or the config names its max_norm
+        return _clipped_ceiling(pre[1]) or config_clips(sig.meta.get("config")), None
     _, a, b = np.intersect1d(pre[0], post[0], return_indices=True)
     g, c = np.asarray(pre[1], np.float64)[a], np.asarray(post[1], np.float64)[b]
     ok = np.isfinite(g) & np.isfinite(c) & (g > 0)
@@ -533,6 +534,26 @@ def gradient_clipping(sig: Signals) -> tuple[bool, dict | None]:
 
 
 CEILING_SHARE = 0.2   # steps whose gradient norm sits exactly at its largest value: clipped there
+
+# config keys that hold a gradient clipping norm (pytorch/examples' --clip, nanoGPT's grad_clip, HF's max_grad_norm,
+# Lightning's gradient_clip_val); not an RL clip range (clip_coef, clip_range, clip_param)
+CLIP_KEYS = {"clip", "grad_clip", "clip_grad", "clip_grad_norm", "max_grad_norm", "grad_norm_clip", "gradient_clip_val",
+             "gradient_clipping", "clip_norm", "max_norm", "grad_clip_norm"}
+
+
+def config_clips(config) -> bool:
+    """The run's config names a gradient clipping norm above 0 (top level, or one level down): a
+    hand-written update (no optimizer watched) leaves no post-clip norm for the recorder to compare,
+    and a norm read before the script's clip_grad_norm_ is not pinned (trial 18 U8: "clip gradients"
+    to pytorch/examples' word_language_model, which clips at 0.25)."""
+    if not isinstance(config, dict):
+        return False
+    items = list(config.items()) + [kv for v in config.values() if isinstance(v, dict) for kv in v.items()]
+    for key, value in items:
+        if str(key).lower().lstrip("-") in CLIP_KEYS and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and np.isfinite(value) and value > 0:
+            return True
+    return False
 
 
 def _clipped_ceiling(norms) -> bool:

@@ -255,6 +255,15 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
                         "after the optimizer was built?)")
         shapes = ", ".join("x".join(map(str, orphans[layers[j]])) or "scalar" for j in groups["orphan"][:8])
         evidence.append(Evidence(series="grad_norm", text=f"{orphan_words}: never a gradient; shapes {shapes}"))
+    # exactly zero gradients for the model's first trainable parameters while later ones get non-zero
+    # ones: something between them multiplies the gradient by 0 (a custom autograd.Function whose
+    # backward returns zeros, x * 0, a mask), or identical zero weights / dead units stop it
+    zero_prefix, first_with_grad = False, None
+    if groups["zero_grad"] and g is not None:
+        moving = [j for j, n in enumerate(layers) if not (frozen and n in frozen) and not g.all_nan[j]
+                  and g.any_nonzero[j]]
+        zero_prefix = bool(moving) and max(groups["zero_grad"]) < min(moving)
+        first_with_grad = layers[min(moving)] if zero_prefix else None
     severe = groups["no_update"] or groups["zero_grad"] or (cut_prefix and cut_share >= CUT_SHARE)
     involved = groups["no_update"] + groups["zero_grad"] + groups["cut"] + (groups["no_grad"] if not severe else [])
     steps_all = weight_steps if weight_steps is not None and len(weight_steps) else grad_steps
@@ -270,7 +279,12 @@ def detect_frozen(grad_steps, grad_norm, weight_steps, update_norm, layers, *, m
                "no_grad": bool(groups["no_grad"] or groups["cut"]),
                # trainable, in the optimizer, never a gradient: cut off from the loss or unused
                "cut": bool(groups["cut"]), "cut_share": round(cut_share, 4), "cut_prefix": cut_prefix,
+               "zero_prefix": zero_prefix, "zero_grad_layers": [layers[j] for j in groups["zero_grad"]],
+               "first_with_grad": first_with_grad,
                "orphans": len(groups["orphan"]),
+               # never moved for want of an update: a gradient the optimizer did not apply (LR 0, left
+               # out), or none at all (cut off, unused); whatever their init, it was never trained
+               "unmoved_layers": [layers[j] for j in groups["no_update"] + groups["cut"] + groups["no_grad"]],
                # every parameter that has a gradient gets exactly zero: nothing in the model can learn
                "all_zero_grad": bool(groups["zero_grad"]) and
                len(groups["zero_grad"]) + len(groups["no_grad"]) + len(groups["cut"]) + len(groups["orphan"])

@@ -46,6 +46,7 @@ def adjust(s, f, ctx):
     if f.facts.get("zero_lr_groups"):
         s.boost("optimizer_setup", 0.95, zero_lr_text(f.facts["zero_lr_groups"]) + ": its parameters are never "
                                                                                  "updated")
+        s.damp("bad_init", 0.5)    # a zero-init matrix (a LoRA B) that never moves passes no gradient on
         return
     zero, no_update = f.facts.get("zero_grad"), f.facts.get("no_update")
     if f.facts.get("cut") and not zero and not no_update:
@@ -59,6 +60,17 @@ def adjust(s, f, ctx):
         return
     if zero and not no_update:
         s.damp("optimizer_setup", 0.2)     # the optimizer cannot make a gradient exactly zero
+    if zero and f.facts.get("zero_prefix") and not no_update and not any(
+            k in ctx.found for k in ("symmetric_weights", "dead_units", "saturated_activations", "vanishing_gradients")):
+        # exactly 0 at every step for the first layers while later ones get gradients, with no identical
+        # or dead units to stop it: an init gives no exact 0 step after step; something in the forward
+        # multiplies the gradient by 0 (trial 18 U6: a custom autograd.Function's backward returning zeros)
+        s.damp("bad_init", 0.2)
+        s.damp("activation_choice", 0.3)
+        s.boost("graph_detached", 0.9, f"the first trainable layers get exactly zero gradient at every step while "
+                                       f"{ctx.label(f.facts['first_with_grad'])} and later layers get gradients: "
+                                       "the backward between them returns zeros")
+        return
     if no_update and not zero and "vanishing_gradients" not in ctx.found:
         s.damp("bad_init", 0.3)            # gradients arrive, the optimizer does not use them
         s.damp("activation_choice", 0.3)

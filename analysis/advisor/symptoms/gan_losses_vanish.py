@@ -235,11 +235,29 @@ def gan_output_saturation(s, ctx) -> bool:
         s.boost("generator_helps_discriminator", 0.9, "the saturated output is the discriminator's: it tells every "
                                                       "sample apart because the generator's losses fell with its "
                                                       "own (see gan_losses_vanish)")
+    else:
+        # Sigmoid + BCELoss is DCGAN's design and the inputs/init are the game's usual ones: D winning is the
+        # imbalance, not an init or scaling to fix (trial 18 U2: D at 100x G's LR read "He init, standardise")
+        s.boost("discriminator_wins", 0.9, "the saturated output is the discriminator's: it tells every sample apart "
+                                           "with certainty" + _game_levels(ctx.sig))
+        for cause in ("bad_init", "input_scaling", "missing_normalization"):
+            s.damp(cause, 0.3)
+        s.damp("lr_too_high", 0.5)
     s.damp("activation_choice", 0.3)
     s.why["activation_choice"] = ("a GAN's discriminator output saturates when it tells real from fake with "
                                   "certainty: the game's balance, not the activation (Sigmoid + BCELoss is the "
                                   "DCGAN reference design)")
     return True
+
+
+def _game_levels(sig) -> str:
+    """"; Loss_D fell from 1.39 to 0.46 while Loss_G rose from 0.69 to 2" from this file's GAN losses."""
+    parts = []
+    for name, steps, values in _by_side(sig.gan_losses).values():
+        lv = _levels(values)
+        if lv is not None and abs(lv[1] - lv[0]) > 0.1 * max(abs(lv[0]), 1e-12):
+            parts.append(f"{name} {'fell' if lv[1] < lv[0] else 'rose'} from {fmt(lv[0])} to {fmt(lv[1])}")
+    return ("; " + " while ".join(parts)) if parts else ""
 
 
 SPEC = SymptomSpec(

@@ -80,6 +80,8 @@ def adjust(s, f, ctx):
     if not lr_exploded(s, f) and ctx.ratio_high:
         s.boost("lr_too_high", 0.85, f"{too_large_text(ctx)}: the updates are too large to learn, not too small")
     training_stalled(s, ctx)
+    if _trainable_never_moved(ctx):
+        s.damp("bad_init", 0.5)     # frozen_layers shows why they never moved: no init keeps weights still
     fell_then_stuck(s, ctx)
     labels_unlearnable(s, f, ctx)
     contrastive_bounded(s, f, ctx)
@@ -226,7 +228,18 @@ FINE_TUNE_GAIN = 0.01   # a fine-tune's loss improved at least this much (relati
 def fixes(f, ctx):
     if f.facts.get("contrastive_bounded"):
         return [TEMPERATURE_FIX]
-    return [] if f.facts.get("fine_tune") else unfreeze_fix(ctx)
+    if f.facts.get("fine_tune") or _trainable_never_moved(ctx):
+        return []
+    return unfreeze_fix(ctx)
+
+
+def _trainable_never_moved(ctx) -> bool:
+    """frozen_layers proves why the parameters left trainable never moved (an LR of exactly 0 for
+    their group, a gradient never applied, none reaching them): "unfreeze the frozen ones" (a LoRA's
+    base, frozen on purpose) would not help; its fixes come first (trial 18 U1)."""
+    frozen = ctx.found.get("frozen_layers")
+    return frozen is not None and frozen.severity == "warning" and bool(
+        frozen.facts.get("zero_lr_groups") or frozen.facts.get("no_update") or frozen.facts.get("cut_prefix"))
 
 
 def _started_at_chance(ctx) -> bool:

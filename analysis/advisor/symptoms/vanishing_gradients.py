@@ -17,6 +17,14 @@ def detect(sig, ctx):
 
 
 def adjust(s, f, ctx):
+    if f.facts.get("after_divergence"):
+        # gradients were there until the loss blew up (chains.after_divergence): its cause is this one's
+        s.boost("lr_too_high", 0.9, "the gradients vanished only after the loss diverged: the blown-up updates "
+                                    "drove the units (sigmoid/tanh, an LSTM's gates) to their flat ends")
+        for cause in ("depth_without_skip_connections", "bad_init", "missing_normalization"):
+            s.damp(cause, 0.2)
+        s.damp("activation_choice", 0.5)
+        return
     weights_symmetric(s, ctx)
     if ctx.has_bounded_acts and not init_too_small(ctx):
         s.boost("activation_choice", 0.8, "sigmoid/tanh derivatives (<= 0.25 / 1) shrink the gradient at every layer")
