@@ -40,6 +40,11 @@ class InputStats(ScalarValues):
         self.batch_tag = tag(fmt.SYS_BATCH_SIZE)
         # ... or summed over every token of a (B, T) batch of ids: their count, B*T in either layout
         self.numel_tag = tag(fmt.SYS_INPUT_NUMEL)
+        # an unbatched 1-D input to a first Linear of as many in_features is one sample (an RL
+        # policy fed one state per forward, as pytorch/examples' actor_critic does), not a batch
+        # of that many: its batch size read as the observation's length (trial 18 U4)
+        first = next((m for m in watched.model.modules() if isinstance(m, torch.nn.Linear)), None)
+        self.in_features = getattr(first, "in_features", None)
 
     def forward_start(self, step, args, kwargs):
         x = first_input(args, kwargs)
@@ -47,7 +52,8 @@ class InputStats(ScalarValues):
             return
         wall = time.time()
         if x.dim():      # the shape is host metadata: no device work (token ids count too)
-            self.w.link.host_value_or_hold(step, self.batch_tag, float(x.shape[0]), wall)
+            one = x.dim() == 1 and x.is_floating_point() and x.shape[0] == self.in_features
+            self.w.link.host_value_or_hold(step, self.batch_tag, 1.0 if one else float(x.shape[0]), wall)
             self.w.link.host_value_or_hold(step, self.numel_tag, float(x.numel()), wall)
         if x.is_floating_point() and not x.is_meta:     # a meta tensor holds no values to measure
             self.emit(self.compute(x), step, wall, self.tags)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trainspect.recorder.format import SYS_BATCH_SIZE, SYS_INPUT_NUMEL
+
 from .. import activation_rules, functional_acts
 from ..causes import lr_from_update_ratio, weights_symmetric
 from ..dropout import after_dropout, fed_by
@@ -23,7 +25,7 @@ def detect(sig, ctx):
         return None
     mods = d.layers
     types = types_of(sig, mods)
-    if _one_sample_batches(d, sig.layer.get("act_frac_nonpos")):
+    if _one_sample_batches(d, sig.layer.get("act_frac_nonpos")) or _small_batches(sig, ctx):
         return None
     dropped, strict = _behind_dropouts(sig, ctx, mods, types)
     f = activation_rules.detect_dead_units(d.steps, d, sig.layer.get("act_frac_nonpos"), mods, types,
@@ -59,6 +61,31 @@ def _behind_dropouts(sig, ctx, mods, types) -> tuple[dict, set]:
         else:
             strict.add(j)
     return dropped, strict
+
+
+MIN_BATCH = 8    # samples in the recorded batches below which "dead for the whole batch" is no evidence
+
+
+def _small_batches(sig, ctx) -> bool:
+    """The model's recorded inputs (``sys/batch_size``) hold fewer than MIN_BATCH samples: "<= 0 for
+    every sample of the batch" is then "<= 0 for these few", ~half of any healthy ReLU layer for one.
+    An RL policy fed one state per forward (pytorch/examples' reinforce/actor_critic) read "67 %
+    dead, reduce the LR 10x", its healthy, solving twin 73 % (trial 18 U4). Older files recorded an
+    unbatched 1-D state's length as its batch size: an input of as many elements as its first
+    dimension, that many the first Linear's in_features (> 1), is one sample."""
+    found = sig.scalars.get(SYS_BATCH_SIZE)
+    if found is None:
+        return False
+    b = np.asarray(found[1], dtype=np.float64)
+    ok = np.isfinite(b) & (b > 0)
+    if not ok.any():
+        return False
+    b = b[ok]
+    numel = sig.scalars.get(SYS_INPUT_NUMEL)
+    if numel is not None and ctx.n_inputs and ctx.n_inputs > 1 and len(numel[1]) == len(found[1]):
+        n = np.asarray(numel[1], dtype=np.float64)[ok]
+        b = np.where((n == b) & (b == ctx.n_inputs), 1.0, b)    # one unbatched 1-D sample
+    return float(np.median(b)) < MIN_BATCH
 
 
 def _one_sample_batches(dead, nonpos) -> bool:
@@ -176,7 +203,7 @@ def trained_well(sig, ctx, share: float = TRAINED_WELL) -> dict | None:
 SPEC = SymptomSpec(
     id="dead_units",
     looks_at="`act_dead_frac`, `act_frac_nonpos` of ReLU modules (or of Linear/Conv outputs before a functional "
-             "F.relu); skipped when the input batches are constant; a ReLU registered right after a Dropout that "
+             "F.relu); skipped when the input batches are constant or hold < 8 samples (`sys/batch_size`); a ReLU registered right after a Dropout that "
              "feeds it is judged less the Dropout's zeros where its p is known and <= 0.5, else by its dead units "
              "alone at >= 90 %",
     fires_when=">= 50 % units dead for a whole batch, or >= 70 % outputs <= 0 (DeepDiagnosis, ICSE'22) with "
