@@ -45,6 +45,7 @@ TRANSFER_INTERVAL = 0.05       # ... or this many seconds, whichever comes first
 
 _TAG_LOCK = threading.Lock()
 _MAX_STEP = fmt.MAX_STEP   # steps travel as float64 to the writer thread: exact below 2**53
+REPEAT_CALLS = 3            # log() calls at one step before names are counted (more: warned, once per name)
 _MAX_CALL_SHAPES = 4096       # distinct name sets of log() calls remembered for the fast path
 _MAX_NESTING = 8              # levels of {"train": {"loss": x}} flattened into "train/loss"
 
@@ -490,6 +491,11 @@ class Recorder:
         self._call_tags: dict[tuple, tuple] = {}   # names of a log() call -> their tag ids
         self._step = 0                  # see metadata.STEP_CONVENTION
         self._high_step = -1            # the largest step given to log() in this session
+        # several log() calls at one step (a loss logged inside an LBFGS closure: 20 values a step):
+        # one compare a call; past REPEAT_CALLS calls _repeated_step counts names (trial 18 U9)
+        self._rep_step, self._rep_calls = -1, 0
+        self._rep_counts: dict = {}
+        self._rep_counts_step = -1
         self._forward_step = None       # optimizer step of the latest training-mode forward
         self._pid = os.getpid()
         self._forked = 0                # the pid of a forked child holding a copy of this Recorder
@@ -852,6 +858,13 @@ class Recorder:
                 self._resumed_without_set_step(s)
         if self._stepped_unseen and s >= self._step:
             self._step = s + 1      # this log() ends a step taken before watch(): the next is s + 1
+        if s == self._rep_step:
+            self._rep_calls += 1
+            if self._rep_calls > REPEAT_CALLS:
+                self._repeated_step(s, metrics)
+        else:
+            self._rep_step = s
+            self._rep_calls = 1
         try:   # free in CPython 3.11+ when nothing is raised
             rows = self._rows
             pending = len(rows)
@@ -883,6 +896,26 @@ class Recorder:
                 self._transfer()
         except Exception as exc:  # noqa: BLE001 - hostile input must not end the training (issue 11)
             self._log_failed("log", exc)
+
+    def _repeated_step(self, s: int, metrics) -> None:
+        """More than REPEAT_CALLS log() calls at step ``s``: count each name over the calls past
+        them; a name logged in REPEAT_CALLS + 1 of those (so more than that many times at ``s``)
+        is warned about once. The plot stacks such values on one step and the advisor judges
+        the last of each step."""
+        try:
+            counts = self._rep_counts
+            if self._rep_counts_step != s:
+                counts.clear()
+                self._rep_counts_step = s
+            for name in metrics:
+                c = counts[name] = counts.get(name, 0) + 1
+                if c == REPEAT_CALLS + 1 and len(self._warned) < 10_000:
+                    self._warn_once(f"metric {_shown(name)}", f"logged more than {REPEAT_CALLS} times at step {s}: "
+                                    "the plot stacks them on one step and the advisor judges the last; inside an "
+                                    "LBFGS closure? log the loss optimizer.step(closure) returns (or pass step= a "
+                                    "counter of your own)", key="repeated_step")
+        except Exception:  # noqa: BLE001 - a hostile name (unhashable, raising __str__) must not end the training
+            pass
 
     def _logged_without_optimizer(self, s: int) -> None:
         """A log() at step ``s`` with no optimizer watched. The next step begins at the watched

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from trainspect.recorder import format as fmt
 
 from ..frozen import meta_device_params, optimizer_holds_none
@@ -153,6 +155,9 @@ def coverage(run) -> Coverage:
     return Coverage(gaps, logged_stand_ins(names))
 
 
+SHORT_READ = 10_000    # a loss of 20+ points read to count its steps only up to this many points
+
+
 def _short_loss_curve(run, roles) -> Gap | None:
     """A loss with fewer points than the curve rules need (an 8-step LBFGS run): said, so that
     "no problems found" does not read as a judged curve."""
@@ -160,13 +165,25 @@ def _short_loss_curve(run, roles) -> Gap | None:
     name = roles.get("train") or roles.get("val")
     counts = run.point_counts() if name and hasattr(run, "point_counts") else {}
     n = counts.get(name)
-    if n is None or n >= MIN_LOSS_POINTS:
+    if n is None:
         return None
-    loss = INSTRUMENTS[0]
+    what = f"{name} has {n} point(s)"
     how = (f"log it at least {MIN_LOSS_POINTS} times (every step, or more often than now) to have the curve judged; "
            "only NaN/Inf and a blow-up by 100x or more are checked on it")
-    return Gap(loss.id, f"{name} has {n} point(s), too few for the loss-curve rules", list(loss.symptoms),
-               f"{name} has {n} point(s), too few for the loss-curve rules: {how}", loss.checks, how)
+    if n >= MIN_LOSS_POINTS:
+        if n > SHORT_READ or not hasattr(run, "scalar"):
+            return None
+        # several values a step (a loss logged inside an LBFGS closure): the rules judge the last of each
+        steps = np.asarray(run.scalar(name).steps)
+        k = len(np.unique(steps))
+        if k >= MIN_LOSS_POINTS or k < 2 or k == len(steps):
+            return None
+        what = f"{name} has {n} points at only {k} steps (the rules judge the last of each step)"
+        how = ("log one value per step: inside an LBFGS closure, log the loss optimizer.step(closure) returns, or "
+               "each evaluation at a counter of your own (step=); " + how)
+    loss = INSTRUMENTS[0]
+    return Gap(loss.id, f"{what}, too few for the loss-curve rules", list(loss.symptoms),
+               f"{what}, too few for the loss-curve rules: {how}", loss.checks, how)
 
 
 def _gan_losses_only(instrument: str, names) -> str | None:

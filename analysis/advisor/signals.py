@@ -107,14 +107,18 @@ def extract(run, reuse=None) -> Signals:
     series = _read_series(run, list(dict.fromkeys(wanted + list(stand_ins.values()) + ranks + gan + lr_tags + rl)))
     sig.rl_series = {n: series[n] for n in rl if n in series}
     sig.gan_losses = {n: series[n] for n in gan if n in series}
+    counts = getattr(run, "point_counts", None)
+    sig.point_counts = counts() if counts is not None else {}
     for role in ("train", "val"):
         if roles.get(role) in series:
-            setattr(sig, f"{role}_loss", (roles[role], *series[roles[role]]))
+            name = roles[role]
+            steps, values = series[name]
+            if sig.point_counts.get(name, len(values)) == len(values):    # every point (not a decimated view)
+                steps, values = last_per_step(steps, values)
+            setattr(sig, f"{role}_loss", (name, steps, values))
     sig.scalars = {n: series[n] for n in SYS_SERIES if n in series}
     sig.lr_groups = {g: series[tag] for g, tag in _lr_group_numbers([fmt.SYS_LR, *lr_tags]) if tag in series}
     sig.loss_terms = {n: series[n] for n in terms if n in series}
-    counts = getattr(run, "point_counts", None)
-    sig.point_counts = counts() if counts is not None else {}
     for sys_name, logged in stand_ins.items():
         if logged in series:
             sig.scalars[sys_name] = series[logged]
@@ -133,6 +137,25 @@ def extract(run, reuse=None) -> Signals:
     sig.snapshots = _first_and_last_snapshots(run)
     sig.ranks = rank_signals(run, reuse)     # the sibling rank files of a distributed run
     return sig
+
+
+def last_per_step(steps, values):
+    """One value per step, the last logged, where several share a step (a loss logged inside an
+    LBFGS closure: 20 evaluations, line-search ones included, at each optimizer step; trial 18 U9),
+    in the order of those last values. A series all at one step is kept as it is (its order is all
+    there is to judge)."""
+    steps = np.asarray(steps)
+    if len(steps) < 2:
+        return steps, values
+    d = np.diff(steps)
+    if np.all(d > 0):       # the usual case: one pass, no copy
+        return steps, values
+    rev = steps[::-1]
+    uniq, first_in_rev = np.unique(rev, return_index=True)
+    if len(uniq) == len(steps) or len(uniq) < 2:
+        return steps, values
+    keep = np.sort(len(steps) - 1 - first_in_rev)
+    return steps[keep], np.asarray(values)[keep]
 
 
 def _first_and_last_snapshots(run):
