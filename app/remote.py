@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -37,11 +38,27 @@ def is_remote(text) -> bool:
     return str(text).startswith("ssh://")
 
 
+# A host is a DNS name, an IPv4 address or (bracketed in the URL) an IPv6 one; a user a login
+# name. Nothing else reaches ssh's command line: a host or user starting with '-' would be read
+# as an option (`ssh://-oProxyCommand=...@host/x.h5` runs a local command; trial 18, A1).
+HOST_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]*)|[0-9A-Fa-f:.]+(?:%[A-Za-z0-9._-]+)?")
+USER_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.$-]*")
+
+
 def parse(url: str) -> RemoteRun:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:   # a port that is not a number, an unclosed '[' ...
+        raise ValueError(f"not a remote run: {url!r}: {exc}") from None
     if parts.scheme != "ssh" or not parts.hostname or not parts.path or parts.path == "/":
         raise ValueError(f"not a remote run: {url!r} (expected ssh://[user@]host[:port]/path/run.h5)")
-    return RemoteRun(host=parts.hostname, path=parts.path, user=parts.username or "", port=parts.port)
+    host, user = parts.hostname, parts.username or ""
+    if not HOST_RE.fullmatch(host):
+        raise ValueError(f"not a remote run: {url!r}: the host {host!r} is not a host name or address")
+    if user and not USER_RE.fullmatch(user):
+        raise ValueError(f"not a remote run: {url!r}: the user {user!r} is not a login name")
+    return RemoteRun(host=host, path=parts.path, user=user, port=port)
 
 
 def cache_dir() -> Path:
@@ -90,8 +107,10 @@ def _ssh(run: RemoteRun, args: list, *, batch: bool = True) -> list:
         cmd += ["-o", "BatchMode=yes"]
     if run.port:
         cmd += ["-p", str(run.port)]
-    return cmd + [f"{run.user}@{run.host}" if run.user else run.host, "--",
-                  " ".join(shlex.quote(a) for a in [*remote, *args])]
+    if run.user:
+        cmd += ["-l", run.user]
+    # '--' before the host: nothing of the URL can be read as an option, whatever parse() let by
+    return cmd + ["--", run.host, " ".join(shlex.quote(a) for a in [*remote, *args])]
 
 
 def expand(url: str, *, timeout: float = 60.0) -> list:

@@ -172,3 +172,31 @@ def test_tail_of_rank_zero_follows_every_rank(ssh_env, tmp_path, capsys, monkeyp
     assert "rank 1" in out and "step 25" in out, out
     rank1 = remote.mirror_path(remote.parse(ssh_env.url(tmp_path / "job" / "exp1.rank1.h5")))
     assert_same_file(tmp_path / "job" / "exp1.rank1.h5", rank1)
+
+
+@pytest.mark.parametrize("url, part", [
+    ("ssh://-oProxyCommand=touch%20PWNED@localhost/x.h5", "user"),
+    ("ssh://-oProxyCommand=touch PWNED;false@localhost/x.h5", "user"),
+    ("ssh://me@-oProxyCommand=x/x.h5", "host"),
+    ("ssh://-F/etc/passwd/x.h5", "host"),
+])
+def test_a_url_whose_user_or_host_reads_as_an_ssh_option_is_refused(tmp_path, monkeypatch, capsys, url, part):
+    """Trial 18, A1: the URL's user@host sat before ssh's '--', so `ssh://-oProxyCommand=CMD@host/x.h5`
+    handed ssh a ProxyCommand (a local shell command). Refused before ssh runs; the command never runs."""
+    from trainspect.app.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=f"the {part} .* is not a"):
+        remote.parse(url)
+    for cmd in ("fetch", "tail"):
+        assert main([cmd, url]) == 2
+        assert "is not a" in capsys.readouterr().err
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_nothing_of_the_url_reaches_ssh_before_its_double_dash():
+    argv = remote._ssh(remote.parse("ssh://me@gpu1:2222/runs/a.h5"), ["stream", "/runs/a.h5"])
+    assert argv[argv.index("--") + 1:] == ["gpu1", "trainspect stream /runs/a.h5"]
+    assert argv[argv.index("-l") + 1] == "me" and argv.index("-l") < argv.index("--")
+    for ok in ("ssh://gpu-1.example.org/x.h5", "ssh://10.0.0.7/x.h5", "ssh://[::1]:22/x.h5", "ssh://ci_runner@h/x.h5"):
+        assert remote.parse(ok).path == "/x.h5"
