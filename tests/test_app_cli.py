@@ -28,6 +28,16 @@ def test_open_screenshot_of_unreadable_file_fails_with_message(qtbot, tmp_path, 
     assert out.exists()  # the window (with its error banner) is still rendered
 
 
+def test_open_screenshot_of_a_remote_run_that_cannot_open_fails_with_message(qtbot, tmp_path, capsys):
+    """An ssh:// URL refused (trial 18, A1) or unreachable wrote the empty window and exited 0."""
+    out = tmp_path / "remote.png"
+    assert main(["open", "ssh://-oProxyCommand=true@localhost/x.h5", "--screenshot", str(out)]) == 2
+    assert "is not a login name" in capsys.readouterr().err
+    assert out.exists()
+    run = make_run(tmp_path / "exp.h5", n_steps=50)
+    assert main(["open", str(run), "ssh://-oX@localhost/x.h5", "--screenshot", str(out)]) == 0   # one opened
+
+
 def test_open_rejects_bad_size(tmp_path):
     with pytest.raises(SystemExit, match="WxH|1600x1000"):
         main(["open", "--screenshot", str(tmp_path / "x.png"), "--size", "big"])

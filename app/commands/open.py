@@ -89,14 +89,20 @@ def run(args) -> int:
         window.resize(*(size or DEFAULT_SIZE))
     # Files open on background threads; each failure is printed as it comes back.
     window.runs.errorOccurred.connect(lambda path, message: print(f"trainspect open: {message}", file=sys.stderr))
-    window.remote.failed.connect(lambda url, message: print(f"trainspect open: {message}", file=sys.stderr))
+    remote_failed = set()
+
+    def on_remote_failed(url, message):
+        remote_failed.add(str(url))
+        print(f"trainspect open: {message}", file=sys.stderr)
+
+    window.remote.failed.connect(on_remote_failed)
     rows = window.open_paths(args.runs)
     if args.screenshot:
         window.show()
         wait_for_remote(app, window)
         window.wait_loaded()
         app.processEvents()
-        failed = sum(e.state == "failed" for e in rows)
+        failed = sum(e.state == "failed" for e in rows) + len(remote_failed & {str(r) for r in args.runs})
         window.advisor.wait()
         window.wait_background(10.0)   # a distributed run's Ranks tab came and went with the read race
         findings = window.advisor.findings
