@@ -56,6 +56,7 @@ def test_a_flat_noisy_return_never_improved(tmp_path, seed):
                                                      "train/value_loss": 0.2 + 0.05 * rng.random(n)}))
     assert f is not None and f.facts["kind"] == "flat"
     assert f.causes[0].id == "sparse_reward"
+    assert "lr_range_test" not in [x.id for x in f.fixes]
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -71,6 +72,7 @@ def test_a_policy_collapse_names_the_lr_and_cites_approx_kl(tmp_path, seed):
     assert f.causes[0].id == "lr_too_high"
     ids = [x.id for x in f.fixes]
     assert ids[0] == "lower_lr" and "smaller_policy_steps" in ids and "normalize_advantages" in ids
+    assert "lr_range_test" not in ids and "lr_warmup" not in ids     # a loss-vs-LR sweep says nothing of a return
     # without approx_kl logged it is still a collapse, the LR still first
     f = _return_finding(_run(tmp_path / "collapse2.h5", {"charts/episodic_return": ret}))
     assert f is not None and f.facts["kind"] == "collapse" and f.causes[0].id == "lr_too_high"

@@ -97,6 +97,8 @@ def _lr_high_fixes(fixes, finding, ctx):
     """A classifier whose first loss is many times ln(C), an untrained C-class model's mean loss,
     likely sums its loss over the batch (reduction='sum'): the gradients, and so the step, are
     batch-size times too large; the LR fix works, but the reduction is the mistake."""
+    if finding.symptom == "return_not_improving":
+        return _rl_lr_fixes(fixes)
     out = _lr_fixes(fixes, finding, ctx)
     c, loss = ctx.n_outputs, ctx.sig.train_loss
     if not c or c < 2 or loss is None or not len(loss[2]) or "loss_summed" in ctx.found:   # it says so, measured
@@ -116,7 +118,15 @@ def _lr_high_fixes(fixes, finding, ctx):
     return [*out[:1], hint, *out[1:]]
 
 
+def _rl_lr_fixes(fixes):
+    """An RL return judged by return_not_improving: an LR range test (a loss against a rising LR) and a
+    warm-up say nothing about a policy's return; the LR change itself stays."""
+    return [f for f in fixes if f.id not in ("lr_range_test", "lr_warmup", "check_lr_schedule")]
+
+
 def _lr_low_fixes(fixes, finding, ctx):
+    if finding.symptom == "return_not_improving":
+        return _rl_lr_fixes(fixes)
     # a constant LR: no schedule to check; an LR the schedule cut 100x or more: the schedule first
     # (a StepLR stepped per batch instead of per epoch is fixed there, not by a 10x higher start)
     drop = ctx.lr_drop
