@@ -134,6 +134,53 @@ def _launch_of(path: Path) -> str | None:
         return None
 
 
+class NotARunFile(FileExistsError):
+    """The run path names something that is no regular file (a named pipe, a device, a socket)."""
+
+
+def special_kind(path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a directory ("a named
+    pipe (FIFO)", "a character device", ...), else None. Only ``os.stat``: nothing is opened,
+    so a FIFO cannot block the caller (reading one waits for a writer, for ever: trial 18 A9)."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):   # absent, a dangling link, a NUL in the name: not ours to judge
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, kind in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+_MODE_NOTE = {"resume": "resume=True continues trainspect runs only", "overwrite":
+              "overwrite=True replaces trainspect runs only", "new": "a run is recorded to a regular file"}
+
+
+def refuse_special(path, mode: str = "new") -> None:
+    """Raise :class:`NotARunFile` when ``path`` exists and is no regular file or directory, in
+    every mode: a new run numbered on beside a pipe ("fifo.h5 already holds a run"), a resumed
+    one blocked for ever reading it, and ``/dev/zero`` became ``/dev/zero.h5`` (trial 18 A9, A10).
+    ``os.devnull`` never gets here (``Recorder(os.devnull)`` records nothing)."""
+    kind = special_kind(path)
+    if kind is not None:
+        raise NotARunFile(f"trainspect: {path} is not a regular file ({kind}); {_MODE_NOTE.get(mode, _MODE_NOTE['new'])}: "
+                          "give a path such as 'runs/exp1.h5' (nothing was changed; Recorder(os.devnull) records "
+                          "nothing)")
+
+
+def is_devnull(path) -> bool:
+    """``path`` names the null device (``/dev/null``, or a link to it)."""
+    try:
+        return os.path.samestat(os.stat(path), os.stat(os.devnull))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def followed(path) -> Path:
     """The path a run at ``path`` is written to: a link's target (runs/exp1.h5 -> a big data
     disk). The run file is created by renaming a new file onto its path, which would replace
@@ -158,6 +205,7 @@ def claim(path, rank: int = 0, distributed: bool = False, mode: str = "new") -> 
         raise FileNotFoundError(f"{path} is a symbolic link to {base}, whose directory does not exist")
     if str(base.parent):
         base.parent.mkdir(parents=True, exist_ok=True)   # the lock file lives beside the run
+    refuse_special(ranks.rank_path(base, rank), mode)   # before anything reads it (a FIFO blocks the reader)
     if (mode != "new" or distributed) and is_locked(ranks.rank_path(base, rank)):
         raise _in_use(ranks.rank_path(base, rank))
     for n in range(1, MAX_CANDIDATES + 1):
@@ -203,7 +251,7 @@ def not_a_run(target: Path) -> str | None:
     if stat.S_ISDIR(st.st_mode):
         return "a directory"
     if not stat.S_ISREG(st.st_mode):
-        return "not a regular file (a device, pipe or socket)"
+        return f"not a regular file ({special_kind(target) or 'a device, pipe or socket'})"
     if st.st_size == 0:
         return None
     try:

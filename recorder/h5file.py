@@ -380,7 +380,9 @@ class RunFileWriter:
             return
         self.link_problems.add(state)
         if state == unlinked.DELETED:
-            warnings.warn(f"trainspect: the run file {self.path} was deleted while the run is being written; "
+            folder = self.path.parent
+            gone = f" (its folder {folder} too: it is made again then)" if not folder.is_dir() else ""
+            warnings.warn(f"trainspect: the run file {self.path} was deleted while the run is being written{gone}; "
                           "the recorder keeps writing to the open file and saves it back to that path (or the "
                           "next free name) when the run closes (a kill -9 before that loses it)",
                           RecorderWarning, stacklevel=2)
@@ -405,11 +407,21 @@ class RunFileWriter:
             self.f.close()
 
     def _save_deleted(self) -> None:
+        fd = self.f.id.get_vfd_handle()
         try:
-            self.recovered_to = unlinked.save_copy(self.f.id.get_vfd_handle(), self.path)
+            self.recovered_to = unlinked.save_copy(fd, self.path)
         except OSError as exc:
-            warnings.warn(f"trainspect: the deleted run file {self.path} could not be saved back ({exc}); "
-                          "its data is lost", RecorderWarning, stacklevel=2)
+            # the folder cannot be made again (a read-only or vanished mount): the temp folder
+            fallback = unlinked.fallback_path(self.path)
+            try:
+                self.recovered_to = unlinked.save_copy(fd, fallback)
+            except OSError as exc2:
+                warnings.warn(f"trainspect: the deleted run file {self.path} could not be saved back ({exc}), nor "
+                              f"to {fallback} ({exc2}); its data is lost", RecorderWarning, stacklevel=2)
+                return
+            warnings.warn(f"trainspect: the run file {self.path} had been deleted while being written and cannot be "
+                          f"saved back there ({exc}); the complete run was saved to {self.recovered_to}",
+                          RecorderWarning, stacklevel=2)
             return
         warnings.warn(f"trainspect: the run file {self.path} had been deleted while being written; "
                       f"the complete run was saved to {self.recovered_to}", RecorderWarning, stacklevel=2)

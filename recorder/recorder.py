@@ -420,6 +420,14 @@ class Recorder:
     def __new__(cls, *args, **kwargs):
         if cls is Recorder and kwargs.get("all_ranks", True) is False and _nonzero_rank():
             return object.__new__(NullRecorder)
+        path = args[0] if args else kwargs.get("path")
+        if cls is Recorder and isinstance(path, (str, os.PathLike)) and claim.is_devnull(path):
+            # Recorder("/dev/null") silently wrote /dev/null.h5 (trial 18 A10): the null device
+            # is the way to switch recording off, as for any other output path
+            warnings.warn(f"trainspect: the run path is {os.fspath(path)}: nothing is recorded (rec.enabled is "
+                          "False); give a file path such as 'runs/exp1.h5' to record", RecorderWarning,
+                          stacklevel=_user_stacklevel())
+            return object.__new__(NullRecorder)
         return object.__new__(cls)
 
     def __init__(self, path, name: str | None = None, config: dict | None = None, *,
@@ -440,6 +448,7 @@ class Recorder:
             # "~/runs/x.h5" made a directory named "~" in the working directory (the shell's
             # `rm -rf ~` to clean it up is a disaster): a user's home, as pandas reads it
             path = os.path.expanduser(path)
+            claim.refuse_special(path, "resume" if resume else "overwrite" if overwrite else "new")   # a FIFO or device: before "/dev/zero" becomes "/dev/zero.h5" (trial 18 A10)
             path = _run_file(path, name)
         # Every argument is checked before the run file is claimed: a bad one must not leave
         # the file's writer lock held (the corrected call, a notebook cell run again, would be
@@ -463,8 +472,8 @@ class Recorder:
             self.path, self._lock, _ = claim.claim(
                 path, dist_info[0] if dist_info else 0, dist_info is not None,
                 "resume" if resume else "overwrite" if overwrite else "new")
-        except claim.RunFileInUse:
-            raise   # its message already names the file, the lock and the holder
+        except (claim.RunFileInUse, claim.NotARunFile):
+            raise   # its message already names the file (and the lock and the holder, or what it is)
         except OSError as exc:
             raise OSError(f"trainspect: cannot create run file {path}: {exc}") from exc
         rank0_path = ranks.split_rank_path(self.path)[0] if dist_info else self.path
@@ -487,7 +496,10 @@ class Recorder:
         _eager_log_setup()
         self._warned: set = set()
         self._call_names = self._joined = None   # names of the log() call in progress (_joined_once)
-        self._tags: dict[str, int] = {}
+        self._tags: dict[str, int] = {}   # the user's metric names (what log() may write to)
+        # the recorder's own sys/ names, apart: log({"sys/lr": 5.0}) found sys/lr in _tags once
+        # watch() had made it and was mixed into the LR series (trial 18 A2)
+        self._sys_tags: dict[str, int] = {}
         self._call_tags: dict[tuple, tuple] = {}   # names of a log() call -> their tag ids
         self._step = 0                  # see metadata.STEP_CONVENTION
         self._high_step = -1            # the largest step given to log() in this session
@@ -543,7 +555,7 @@ class Recorder:
         self._step_set = False           # set_step() was called (a resumed run's checkpoint step)
         if self._writer.file.resumed:
             for i, tag_name in enumerate(self._writer.tag_names):
-                self._tags.setdefault(tag_name, i)
+                (self._sys_tags if tag_name.startswith(fmt.SYS_PREFIX) else self._tags).setdefault(tag_name, i)
             self._step = self._resume_step = self._writer._last_step + 1
         self.staging = wt.DeviceStaging(self._device_path)
         self._atexit = functools.partial(_close_at_exit, weakref.ref(self))
@@ -1117,21 +1129,24 @@ class Recorder:
         return self._tag(name, stored)
 
     def _tag(self, name: str, stored: str | None = None) -> int:
-        tag = self._tags.get(name)
+        # sys/ names come only from the recorder (log() refuses them in _new_metric): kept out of
+        # _tags, so that a user's log({"sys/lr": ...}) never finds the recorder's series there
+        tags = self._sys_tags if name.startswith(fmt.SYS_PREFIX) else self._tags
+        tag = tags.get(name)
         if tag is None:
             # Only on a metric's first use: two threads logging new names at once could
             # otherwise both read the same len() and label one metric's rows with the other's id.
             with _TAG_LOCK:
-                tag = self._tags.get(name)
+                tag = tags.get(name)
                 if tag is None and stored is not None:   # a resumed run knows it by its stored spelling
-                    tag = self._tags.get(stored)
+                    tag = tags.get(stored)
                     if tag is not None:
-                        self._tags[name] = tag
+                        tags[name] = tag
                 if tag is None:
                     names = self._writer.tag_names
                     tag = len(names)
                     names.append(name if stored is None else stored)  # before any row that uses it is queued
-                    self._tags[name] = tag
+                    tags[name] = tag
         return tag
 
     def _log_value(self, name, tag, value, step, wall) -> None:

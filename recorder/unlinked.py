@@ -4,7 +4,8 @@ HDF5 keeps writing to its open descriptor, so nothing fails: a deleted run would
 when the file closes. The writer checks the link at each heartbeat (two ``stat`` calls a second):
 once the file has no name left (``st_nlink == 0``) it warns, goes on writing, and at close copies
 the file's bytes out of the still-open descriptor back to its path (or, if something else took
-the path meanwhile, to the next free ``<stem>-N<suffix>``). Linux cannot give a deleted inode a
+the path meanwhile, to the next free ``<stem>-N<suffix>``; a deleted folder is made again, and
+where even that fails the temp folder takes it). Linux cannot give a deleted inode a
 name again (linkat refuses ``i_nlink == 0``), hence the copy; a ``kill -9`` before close loses it.
 """
 from __future__ import annotations
@@ -39,11 +40,20 @@ def free_path(path: Path) -> Path:
     return numbered(path, n)
 
 
+def fallback_path(path: Path) -> Path:
+    """Where a deleted run goes when its own folder cannot take it: the temp folder."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / path.name
+
+
 def save_copy(fd: int, path: Path) -> Path:
     """Copy the open file (flushed: a consistent HDF5 file) to ``path`` or the next free name;
-    the copy reads as a closed file. Returns where it went."""
+    the copy reads as a closed file. Returns where it went. A folder deleted with the file
+    (``rm -r runs/exp1``) is made again (trial 18 A4: the run was lost)."""
     from .superblock import clear_write_flags
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     target = free_path(path)
     building = target.with_name(fmt.sidecar_name(target.name, f".{os.getpid()}.recovered"))
     size = os.fstat(fd).st_size

@@ -575,7 +575,10 @@ class WriterThread:
         self._unchecked += incoming
         if now >= self._space_checked + SPACE_CHECK_S or self._unchecked >= self._room:
             directory = self.file.path.parent
-            st = os.statvfs(directory)
+            try:
+                st = os.statvfs(directory)
+            except FileNotFoundError:   # the run's folder was deleted: the open file's file system (trial 18 A4)
+                st = os.fstatvfs(self.file.f.id.get_vfd_handle())
             free = st.f_bavail * st.f_frsize
             # at most an eighth of the whole filesystem: a 60 MB scratch space (Docker's /dev/shm is
             # 64 MB) recorded nothing against a fixed 64 MiB reserve
@@ -589,7 +592,7 @@ class WriterThread:
         if resource is not None:
             limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
             if limit != resource.RLIM_INFINITY:
-                size = os.path.getsize(self.file.path)
+                size = os.fstat(self.file.f.id.get_vfd_handle()).st_size   # the open file: its path may be gone
                 if size + max(1 << 20, 8 * incoming) > limit:
                     raise OSError(f"file size limit (RLIMIT_FSIZE) of {limit} bytes almost reached "
                                   f"({size} bytes written)")
