@@ -19,6 +19,7 @@ from trainspect.recorder.format import RunFileError
 
 # Filters HDF5 (and h5py, for LZF) ship: decoding them runs no third-party code.
 KNOWN_FILTERS = {1: "deflate", 2: "shuffle", 3: "fletcher32", 4: "szip", 5: "nbit", 6: "scaleoffset", 32000: "lzf"}
+COMPRESSING_FILTERS = {1, 4, 5, 6, 32000}   # deflate, szip, nbit, scaleoffset, lzf
 MAX_DEPTH = 2                   # the layout is group/dataset: nothing nests deeper
 MAX_LINKS_PER_GROUP = 10_000    # the layout has at most a dozen per group
 MAX_META_BYTES = 64 << 20       # run metadata is a few KB of JSON
@@ -28,6 +29,11 @@ WHOLE_READ_MIN_BYTES = 64 << 20
 MAX_CHUNK_ROWS = fmt.SCALAR_CHUNK   # the most rows the recorder puts in a chunk (layer groups: <= 4096)
 MAX_CHUNK_BYTES = 16 << 20          # ... and a chunk it writes is ~256 KB (one row at least)
 WHOLE_READ_FACTOR = 8           # gzip of NUL-padded names reaches a few x, not more
+# Growing columns (scalars/*, the layer record groups) stored compressed: the recorder never
+# compresses them; a run repacked with gzip (+shuffle) unpacks to a few times its size (float
+# values and wall times compress ~1.5-4x). A 9 MB file of gzip'd zeros claimed 200 M rows (6.4 GB,
+# ~700x): minutes of CPU for every command (trial 18 A3).
+COMPRESSED_COLUMNS_FACTOR = 64
 
 CORE = {  # read for every run: refused when wrong
     fmt.STATE: ("fiu", 1), fmt.META: ("iu", 1),
@@ -101,6 +107,7 @@ def _drop_oversized(found: dict, path, out: Layout) -> None:
     recorder never compresses, and a repacked run's tables unpack to a few times its size."""
     import os
 
+    _refuse_column_bomb(found, path)
     limit = whole_read_limit(os.path.getsize(path))
     for name in sorted(READ_WHOLE & found.keys()):
         ds = found[name]
@@ -115,6 +122,43 @@ def _drop_oversized(found: dict, path, out: Layout) -> None:
             raise RunFileError(f"{path}: damaged run file ({problem})")
         out.warnings.append(problem + ": left out")
         del found[name]
+
+
+def _decoded_bytes(ds) -> int:
+    """Bytes the allocated chunks of a compressed dataset unpack to (0: stored uncompressed)."""
+    try:
+        dcpl = ds.id.get_create_plist()
+        if not ds.chunks or not any(dcpl.get_filter(i)[0] in COMPRESSING_FILTERS for i in range(dcpl.get_nfilters())):
+            return 0
+        return ds.id.get_num_chunks() * math.prod(ds.chunks) * ds.dtype.itemsize
+    except Exception:   # an unknown datatype or a damaged index: _problem or the read says so
+        return 0
+
+
+def _refuse_column_bomb(found: dict, path) -> None:
+    """Refuse a file whose compressed growing columns unpack to far more than any real run's
+    (COMPRESSED_COLUMNS_FACTOR x the file size), naming the largest: reading them is time and
+    memory a shared 9 MB file must not be able to claim (trial 18 A3)."""
+    import os
+
+    size = os.path.getsize(path)
+    decoded = {name: _decoded_bytes(ds) for name, ds in found.items() if name not in READ_WHOLE}
+    total = sum(decoded.values())
+    if total <= max(WHOLE_READ_MIN_BYTES, COMPRESSED_COLUMNS_FACTOR * size):
+        return
+    name = max(decoded, key=decoded.get)
+    rows = found[name].shape[0] if found[name].shape else 0
+    raise RunFileError(f"{path}: damaged or hostile run file ({name}: {rows:,} rows, {_bytes(decoded[name])} "
+                       f"decoded; compressed columns unpack to {_bytes(total)} from a file of {_bytes(size)}, "
+                       f"{total / max(size, 1):,.0f}x; trainspect never compresses its columns)")
+
+
+def _bytes(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} bytes"
 
 
 def _walk(group, prefix: str, depth: int, found: dict, path) -> None:

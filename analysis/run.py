@@ -192,6 +192,48 @@ class ScalarSummary:
     first_nonfinite: np.ndarray | None = None   # int64 first step with a NaN/Inf value per metric (-1 = none)
     min_step: int = -1  # smallest step in the table (-1 = none): 1 where a framework counts from 1
     last_steps: np.ndarray | None = None   # int64 step of each metric's last value (-1 = none)
+    odd_rows: int = 0   # rows left out: their tag names no metric or their step is outside [0, 2**53)
+
+
+@dataclass
+class _OddRows:
+    """Scalar rows a reader leaves out, counted once each: a tag
+    that names no metric (a damaged tag column: the loss curve silently lost 2/7 of its rows,
+    trial 18 A13) or a step outside [0, 2**53), which the recorder never writes (2**63 printed
+    "steps: 9223372036854775808" and overflowed the advisor's arithmetic, trial 18 A8)."""
+    tags_upto: int = 0    # rows whose tag was looked at
+    steps_upto: int = 0   # rows whose step was looked at
+    no_metric: int = 0
+    wild_step: int = 0
+
+    def count(self, a: int, tag: np.ndarray, step, n_tags: int) -> None:
+        """Count rows [a, a + len(tag)) not counted yet; ``step``: their steps (None: not read)."""
+        if a <= self.tags_upto < a + len(tag):
+            t = tag[self.tags_upto - a:]
+            self.no_metric += int(np.count_nonzero((t < 0) | (t >= n_tags)))
+            self.tags_upto = a + len(tag)
+        if step is not None and a <= self.steps_upto < a + len(step):
+            self.wild_step += int(np.count_nonzero(~sound_steps(step[self.steps_upto - a:])))
+            self.steps_upto = a + len(step)
+
+    def reset(self) -> None:
+        self.tags_upto = self.steps_upto = self.no_metric = self.wild_step = 0
+
+    def lines(self, n_tags: int) -> list:
+        out = []
+        if self.no_metric:
+            out.append(f"{self.no_metric:,} scalar row{'s' if self.no_metric > 1 else ''} name no metric (tag index "
+                       f"outside the {n_tags:,} names: damaged file?): left out")
+        if self.wild_step:
+            out.append(f"{self.wild_step:,} scalar row{'s' if self.wild_step > 1 else ''} carry a step outside "
+                       f"0..2**53, which trainspect never writes (damaged file?): left out")
+        return out
+
+
+def sound_steps(step) -> np.ndarray:
+    """Rows whose step the recorder could have written: 0 <= step < 2**53."""
+    step = np.asarray(step)
+    return (step >= 0) & (step < fmt.MAX_STEP)
 
 
 _NONE_BAD = np.iinfo(np.int64).max   # _SummaryCursor.bad of a metric with no NaN/Inf (np.minimum.at)
@@ -310,6 +352,7 @@ class Run:
             raise RunFileError(fmt.h5_error_text(self.path, exc)) from None
         self._scalars_loaded = False
         self._scalar_rows = 0
+        self._odd = _OddRows()       # scalar rows that name no metric or carry an impossible step
         self._lazy = False           # see _load_scalars
         self._wanted: set[int] = set()
         self._tags: list[str] = []
@@ -333,7 +376,7 @@ class Run:
         # Handles of every checked dataset: nothing is looked up by path after the check.
         self._handles: dict = layout.datasets
         self._groups = layout.groups
-        self.warnings: list[str] = list(layout.warnings)
+        self._warnings: list[str] = list(layout.warnings)
         self.meta = self._read_meta(self._h(fmt.META)[()])
         self.name = str(self.meta.get("name") or self.path.stem)
         config = self.meta.get("config")
@@ -357,15 +400,15 @@ class Run:
         try:
             meta = fmt.decode_meta(raw)
         except ValueError as exc:   # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            self.warnings.append(f"{fmt.META} is not valid JSON ({exc}): run metadata left out")
+            self._warnings.append(f"{fmt.META} is not valid JSON ({exc}): run metadata left out")
             return {}
         if not isinstance(meta, dict):
-            self.warnings.append(f"{fmt.META} holds a {type(meta).__name__}, not an object: run metadata left out")
+            self._warnings.append(f"{fmt.META} holds a {type(meta).__name__}, not an object: run metadata left out")
             return {}
         for key, kind in META_KINDS.items():
             value = meta.get(key)
             if value is not None and not isinstance(value, kind):
-                self.warnings.append(f"{fmt.META}: {key!r} is a {type(value).__name__}, not what FORMAT.md "
+                self._warnings.append(f"{fmt.META}: {key!r} is a {type(value).__name__}, not what FORMAT.md "
                                      "documents: left out")
                 del meta[key]
         for key, inner, kind in META_INNER_KINDS:
@@ -375,7 +418,7 @@ class Run:
         dist = meta.get(fmt.META_DISTRIBUTED)
         if dist is not None and not _sound_distributed(dist):
             # Readers open every rank's sibling file: a world size of 10^12 must not become a loop.
-            self.warnings.append(f"{fmt.META}: 'distributed' is not a rank below a world size of at most "
+            self._warnings.append(f"{fmt.META}: 'distributed' is not a rank below a world size of at most "
                                  f"{MAX_WORLD_SIZE:,}: read as a single-process run")
             del meta[fmt.META_DISTRIBUTED]
         return meta
@@ -392,6 +435,13 @@ class Run:
 
     def __exit__(self, *exc):
         self.close()
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the reader left out or doubts, one line each: the layout check's and the
+        metadata's, and scalar rows that name no metric or carry an impossible step (counted
+        by the reads so far: info's summary, the advisor's series)."""
+        return self._warnings + self._odd.lines(len(self._tags))
 
     def __repr__(self):
         return f"Run({str(self.path)!r}, name={self.name!r})"
@@ -431,9 +481,14 @@ class Run:
         error = self._text(fmt.ERROR)
         heartbeat = _finite(state[fmt.STATE_HEARTBEAT], 0.0)    # unknown: judged long gone
         last_step = _finite(state[fmt.STATE_LAST_STEP], -1.0)
-        last_step = int(last_step) if abs(last_step) < 2**62 else -1
         if _finite(state[fmt.STATE_SESSIONS], 1.0) > 1 and self._read_segments() is not None:
             last_step = self._counted_last_step()
+        elif not -1 <= last_step < fmt.MAX_STEP:
+            # a step the writer never records (a damaged state: 1e300 read "finished before any
+            # step was recorded" beside "steps: 60", trial 18 A8): the largest step the rows hold
+            last_step = int(self.scalar_summary().max_step)
+        else:
+            last_step = int(last_step)
         age = max(0.0, time.time() - heartbeat)
         value, written_by, moved, last_look = self._beat
         now = time.monotonic()
@@ -636,6 +691,7 @@ class Run:
         self._file_size = max(self.file_size, self._file_size)
         if self._sessions_changed() and self._scalar_rows:
             self._points, self._scalar_rows, self._marks = {}, 0, {}
+            self._odd.reset()
             if self._lazy:
                 self._wanted = set()
         n = self._committed_rows(SCALAR_COLUMNS)
@@ -672,10 +728,13 @@ class Run:
             b = min(stop, a + self._read_block)
             tag = tag_ds[a:b]
             if wanted is None:
-                self._split_rows(step_ds[a:b], tag, value_ds[a:b], wall_ds[a:b])
+                step = step_ds[a:b]
+                self._odd.count(a, tag, step, len(self._tags))
+                self._split_rows(step, tag, value_ds[a:b], wall_ds[a:b])
                 if done is not None:
                     done(b)
                 continue
+            self._odd.count(a, tag, None, len(self._tags))
             keep = np.isin(tag, np.fromiter(wanted, np.int32)) if len(wanted) > 1 else tag == next(iter(wanted))
             idx = np.flatnonzero(keep)
             if len(idx) == 0:
@@ -700,8 +759,9 @@ class Run:
             self._wanted.add(tag)
 
     def _split_rows(self, step, tag, value, wall) -> None:
-        if len(tag) and tag.min() < 0:   # a damaged tag column: rows without a metric are skipped
-            ok = tag >= 0
+        if len(tag) and (tag.min() < 0 or not sound_steps(step).all()):
+            # a damaged file: rows without a metric, or with a step the recorder never writes, are skipped
+            ok = (tag >= 0) & sound_steps(step)
             step, tag, value, wall = step[ok], tag[ok], value[ok], wall[ok]
             if not len(tag):
                 return
@@ -769,13 +829,15 @@ class Run:
         for a in range(acc.rows, n, SUMMARY_READ_BLOCK):
             b = min(n, a + SUMMARY_READ_BLOCK)
             tag = tag_ds[a:b].astype(np.int64, copy=False)
-            ok = (tag >= 0) & (tag < n_tags)   # rows of a damaged tag column name no metric
+            all_steps = step_ds[a:b]
+            ok = (tag >= 0) & (tag < n_tags) & sound_steps(all_steps)   # rows of a damaged file name no metric
+            self._odd.count(a, tag, all_steps, n_tags)
             if cut is not None:
                 sessions = fmt.row_sessions(starts, np.arange(a, b))
-                ok &= step_ds[a:b] < cut[sessions, np.where(ok, tag, 0)]
+                ok &= all_steps < cut[sessions, np.where(ok, tag, 0)]
             tag = tag[ok]
             if len(tag):   # every read first, then the counts: a failed read leaves them as they were
-                values, steps = value_ds[a:b][ok], step_ds[a:b][ok]
+                values, steps = value_ds[a:b][ok], all_steps[ok]
                 present, back = np.unique(tag[::-1], return_index=True)   # last row of each metric
                 last, top = values[len(tag) - 1 - back], int(steps.max())
                 nonfinite = ~np.isfinite(values)
@@ -789,7 +851,8 @@ class Run:
                     np.minimum.at(acc.bad, tag[nonfinite], steps[nonfinite].astype(np.int64))
             acc.rows = b
         return ScalarSummary(list(self._tags), acc.counts.copy(), acc.last.copy(), acc.max_step, acc.rows,
-                             np.where(acc.bad == _NONE_BAD, -1, acc.bad), acc.min_step, acc.last_steps.copy())
+                             np.where(acc.bad == _NONE_BAD, -1, acc.bad), acc.min_step, acc.last_steps.copy(),
+                             self._odd.no_metric + self._odd.wild_step)
 
     @_reads_file
     def metric_names(self) -> list[str]:
@@ -832,6 +895,9 @@ class Run:
                 lo, hi = a + int(idx[0]), a + int(idx[-1]) + 1
                 rel = idx - int(idx[0])
                 tag, step, value = tag[idx], step_ds[lo:hi][rel], value_ds[lo:hi][rel]
+                if not sound_steps(step).all():   # a step the recorder never writes (damaged file)
+                    keep = sound_steps(step)
+                    tag, step, value, idx = tag[keep], step[keep], value[keep], idx[keep]
                 if starts is not None and cur.cut is not None:
                     keep = step < cur.cut[fmt.row_sessions(starts, a + idx), tag]
                     tag, step, value = tag[keep], step[keep], value[keep]
@@ -884,17 +950,51 @@ class Run:
 
     def _read_once(self, tag: int) -> Series:
         """One metric read from the rows seen so far and not kept (``keep_points=False``)."""
+        return self._read_tags([tag])[tag]
+
+    def _read_tags(self, tags) -> dict:
+        """{tag: Series} of ``tags``, read in one pass over the rows seen so far and not kept."""
         saved = self._points, self._marks
         self._points, self._marks = {}, {}
         try:
-            self._scan(0, self._scalar_rows, {tag})
-            points = self._points.get(tag)
-            if points is None:
-                empty = np.empty(0)
-                return Series(empty.astype(np.int64), empty, empty)
-            return self._latest(tag, points.series())
+            self._scan(0, self._scalar_rows, set(tags))
+            out = {}
+            for tag in tags:
+                points = self._points.get(tag)
+                if points is None:
+                    empty = np.empty(0)
+                    out[tag] = Series(empty.astype(np.int64), empty, empty)
+                else:
+                    out[tag] = self._latest(tag, points.series())
+            return out
         finally:
             self._points, self._marks = saved
+
+    @_reads_file
+    def scalar_batches(self, names, max_points: int):
+        """Yield ``(name, Series)`` for each of ``names``, as ``scalar(name)`` reads it, reading
+        them in groups of at most ``max_points`` points (one pass over the table each) and
+        keeping none: memory follows ``max_points``, not the run (a CSV export of a 200 M-row
+        table held 6 GB, trial 18 A3). A metric of more points than that is one group."""
+        self._ensure_scalars()
+        counts = self.point_counts()
+        group, held = [], 0
+        todo = [n for n in names if n in self._tag_ids]
+
+        def flush():
+            got = self._read_tags([self._tag_ids[n] for n in group])
+            for n in group:
+                yield n, got.pop(self._tag_ids[n])
+
+        for name in todo:
+            k = int(counts.get(name, 0))
+            if group and held + k > max_points:
+                yield from flush()
+                group, held = [], 0
+            group.append(name)
+            held += k
+        if group:
+            yield from flush()
 
     @property
     def scalar_rows_seen(self) -> int:

@@ -102,7 +102,31 @@ def _main(argv: list[str] | None) -> int:
             print(f"trainspect {args.command}: needs the app extra: pip install 'trainspect[app]'", file=sys.stderr)
             return 2
         raise
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (BrokenPipeError, KeyboardInterrupt):
+        raise
+    except Exception as exc:   # noqa: BLE001 - a damaged file must not print a traceback
+        # A crafted file can still reach a reader path nothing guards (weights/step reversed: an
+        # IndexError, exit 1 = "warnings found" to a CI gate, trial 18 A7): one line, exit 2.
+        if os.environ.get("TRAINSPECT_TRACEBACK"):
+            raise
+        print(f"trainspect {args.command}: {internal_error_text(exc)}", file=sys.stderr)
+        return EXIT_UNREADABLE
+
+
+EXIT_UNREADABLE = 2
+
+
+def internal_error_text(exc: BaseException) -> str:
+    """One line for an unexpected exception while reading a run (no traceback)."""
+    from .terminal_text import one_line
+
+    text = one_line(str(exc))
+    if len(text) > 300:
+        text = text[:150] + " … " + text[-150:]
+    return (f"could not read the run ({type(exc).__name__}: {text}): the file may be damaged; "
+            "if it is not, please report this (TRAINSPECT_TRACEBACK=1 shows where it failed)")
 
 
 if __name__ == "__main__":

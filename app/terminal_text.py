@@ -28,6 +28,24 @@ def one_line(name: str) -> str:
     return text
 
 
+MAX_SHOWN_CHARS = 200   # a run name or config value from a shared file: one screen line, not 10 MB
+
+
+def clip(text, limit: int = MAX_SHOWN_CHARS) -> str:
+    """``text`` as one line (see :func:`one_line`) of at most ``limit`` terminal cells, a cut one
+    ending in "… (N chars)": a 10 MB run name printed 20 MB from `info` and 30 MB of `report`
+    progress lines (trial 18 A5); compare's columns cut the same way (:func:`fit_width`)."""
+    text = str(text)
+    if len(text) > 4 * limit:   # cut before escaping: a 60 MB value is not copied whole
+        n, text = len(text), text[: 4 * limit]
+    else:
+        n = None
+    shown = one_line(text)
+    if n is None and display_width(shown) <= limit:
+        return shown
+    return fit_width(shown, limit) + f" ({n or len(str(text)):,} chars)"
+
+
 def visible(text: str) -> str:
     """``text`` with control and bidi-override characters written as escapes."""
     return text.translate(_VISIBLE)

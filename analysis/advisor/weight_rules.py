@@ -148,9 +148,18 @@ def update_ratio_peak(steps, update_ratio, layers, shapes, *, skip_first=1):
 
 
 def _weighted_median(values, weights) -> float:
+    """The weighted median; weights below 0 or not finite count 0 (steps that run backwards in a
+    damaged file give negative gaps: the cumulative sum then fell and the search ran off the end,
+    trial 18 A7); with no positive weight, the plain median."""
+    values = np.asarray(values)
+    weights = np.asarray(weights, dtype=np.float64)
+    weights = np.where(np.isfinite(weights) & (weights > 0), weights, 0.0)
     order = np.argsort(values)
-    w = np.cumsum(np.asarray(weights, dtype=np.float64)[order])
-    return float(np.asarray(values)[order][int(np.searchsorted(w, 0.5 * w[-1]))])
+    w = np.cumsum(weights[order])
+    if not len(w) or w[-1] <= 0:
+        return float(np.median(values)) if len(values) else float("nan")
+    i = min(int(np.searchsorted(w, 0.5 * w[-1])), len(w) - 1)
+    return float(values[order][i])
 
 
 def cumulative_change(steps, update_ratio, layers, shapes):

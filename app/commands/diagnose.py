@@ -23,6 +23,7 @@ from trainspect.analysis.lr_range import is_sweep, read_sweep
 from trainspect.analysis.vocab import RunState
 
 from ..present import earlier_fixes, text_lines
+from ..terminal_text import clip
 from ..vocab import name_list
 
 
@@ -92,7 +93,7 @@ def to_text(run, findings, covered, st=None) -> str:
     ranks = ranks_of(run)
     # a rank that died first is the headline: torchrun then SIGTERMs this one (trial 17, F11)
     first = ranks["first_stopped"] if ranks is not None else None
-    lines = [f"{run.name}: {first['text'] if first else st.describe()}"]
+    lines = [f"{clip(run.name)}: {first['text'] if first else st.describe()}"]
     if ranks is not None:
         lines.append(f"ranks: {ranks['text']} read ({', '.join(ranks['read'].values())})")
     if st.last_step < 0 and not run.metric_names():   # closed before its first value
@@ -138,6 +139,18 @@ def _one(path, args, sweep) -> tuple[int, object]:
     except RunFileError as exc:
         print(f"trainspect diagnose: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE, None
+    except (BrokenPipeError, KeyboardInterrupt):
+        raise
+    except Exception as exc:   # noqa: BLE001 - one bad file of several: one line, exit 2, the others go on (trial 18 A7)
+        import os
+
+        if os.environ.get("TRAINSPECT_TRACEBACK"):
+            raise
+        from ..cli import internal_error_text
+        from ..terminal_text import one_line
+
+        print(f"trainspect diagnose: {one_line(str(path))}: {internal_error_text(exc)}", file=sys.stderr)
+        return EXIT_UNREADABLE, None
     if dead:
         return EXIT_DEAD, out
     if stopped:   # the record ends early: a gate must not pass it as checked, nor call it a crash
@@ -172,7 +185,7 @@ def run(args) -> int:
                 objects.append({"path": str(path), "status": "unreadable", "findings": []})
             continue
         if several:
-            print(("\n" if i else "") + f"== {path} ==")
+            print(("\n" if i else "") + f"== {clip(str(path), 1000)} ==")
         if out is not None:
             print(out)
     if args.json and (objects or several):

@@ -14,12 +14,15 @@ def config_text(config: dict) -> str:
     MAX_CONFIG_KEYS of them (``--config`` lists every key)."""
     from ..report.content import flatten
 
+    from ..terminal_text import clip
+
     pairs = flatten(config)
-    text = ", ".join(f"{k}={v}" for k, v in pairs[:MAX_CONFIG_KEYS])
+    text = ", ".join(clip(f"{k}={v}") for k, v in pairs[:MAX_CONFIG_KEYS])
     more = len(pairs) - MAX_CONFIG_KEYS
     return text + (f", … and {more} more (trainspect info RUN --config lists them)" if more > 0 else "")
 
 
+CONFIG_LINE_CHARS = 2000   # --config: one key a line, a value cut past this
 MAX_CHANGED_KEYS = 6   # a resumed session's config changes shown on its line
 
 
@@ -44,15 +47,19 @@ def session_changes(run) -> list:
 
 
 def run_line(run) -> str:
-    from ..terminal_text import one_line
+    from ..terminal_text import clip
 
-    return f"run:        {one_line(run.name)}  ({run.path})"
+    # the path too: a newline in a file name forged a line of its own (trial 18 A12)
+    return f"run:        {clip(run.name)}  ({clip(str(run.path), 1000)})"
 
 
 def config_lines(run) -> list:
     """Every key of the run's config, ``dotted.key=value``, one a line."""
     from ..report.content import flatten
-    from ..terminal_text import one_line
+    from ..terminal_text import clip
+
+    def one_line(text):   # every key, but not a 10 MB value in full (trial 18 A5)
+        return clip(text, CONFIG_LINE_CHARS)
 
     lines = [one_line(f"{k}={v}") for k, v in flatten(run.config)] or ["no config recorded"]
     for i, first, changed in session_changes(run):   # a resumed run: what each later session changed
@@ -83,9 +90,10 @@ def summarize(run) -> str:
 def summary_lines(run):
     """The summary, line by line: a run with 1 M metrics prints without holding 1 M lines."""
     from trainspect.analysis.frozen import frozen_numel
+    from trainspect.analysis.vocab import RunState
 
     from ..report.content import run_duration
-    from ..terminal_text import one_line
+    from ..terminal_text import clip, one_line
     from ..vocab import SYS_PREFIX, steps_text
 
     st = run.settled_status()   # a writer clock behind ours: looked at twice, not "stopped responding"
@@ -95,10 +103,17 @@ def summary_lines(run):
     user = [i for i, n in enumerate(names) if counts[i] and not n.startswith(SYS_PREFIX)]   # is_sys, inlined
     n_sys = sum(1 for c in counts if c) - len(user)
     max_step = max(st.last_step, summary.max_step)
+    beyond = None
+    if RunState(st.state).final and 0 <= st.last_step < summary.max_step:
+        # a closed run's rows cannot hold a step past the last one the writer recorded: one
+        # flipped bit read "finished at step 59" over "steps: 4137" (trial 18 A6)
+        beyond, max_step = summary.max_step, st.last_step
     lines = [
         run_line(run),
         f"status:     {st.describe()}",
-        f"steps:      {steps_text(summary.min_step, max_step)}",
+        f"steps:      {steps_text(summary.min_step, max_step)}"
+        + (f" (a row holds step {beyond:,}, beyond the run's last step {st.last_step:,}: "
+           "out of order, damaged file?)" if beyond is not None else ""),
         f"duration:   {run_duration(run, st)}",
         f"file size:  {_size(run.file_size)}",
     ]
@@ -112,11 +127,11 @@ def summary_lines(run):
             line += "; config: " + ", ".join(f"{k}={v} (was {old})" for k, v, old in changed[:MAX_CHANGED_KEYS])
             more = len(changed) - MAX_CHANGED_KEYS
             line += f", … and {more} more (--config lists them)" if more > 0 else ""
-        lines.append(one_line(line))
+        lines.append(clip(line, 1000))
     meta = run.meta
     versions = meta.get("versions") or {}
     if versions:
-        lines.append("versions:   " + ", ".join(f"{k} {v}" for k, v in versions.items() if v))
+        lines.append(clip("versions:   " + ", ".join(f"{k} {v}" for k, v in versions.items() if v), 1000))
     model = meta.get("model") or {}
     if model:
         frozen = frozen_numel(meta, run.params)
@@ -126,7 +141,7 @@ def summary_lines(run):
     opt = meta.get("optimizer") or {}
     if opt:
         hp_text = ", ".join(f"{k}={v}" for k, v in optimizer_settings(opt)[:6])
-        lines.append(f"optimizer:  {opt.get('type', '?')}" + (f" ({hp_text})" if hp_text else ""))
+        lines.append(clip(f"optimizer:  {opt.get('type', '?')}" + (f" ({hp_text})" if hp_text else ""), 1000))
     if run.config:
         lines.append("config:     " + config_text(run.config))
     lines.append(f"metrics:    {len(user)} logged" + (f" + {n_sys} recorded by watch()" if n_sys else ""))
@@ -152,8 +167,8 @@ def summary_lines(run):
     if run.dropped_records:
         lines.append(f"warning:    the writer dropped {run.dropped_records} records (queue full)")
     if st.error:
-        lines.append(f"error:      {st.error}")
-    lines += [f"warning:    {w}" for w in run.warnings]
+        lines.append(f"error:      {clip(st.error, 1000)}")
+    lines += [f"warning:    {clip(w, 1000)}" for w in run.warnings]
     lines += rank_lines(run)
     yield from lines
 

@@ -24,6 +24,7 @@ from ..terminal_text import visible
 INDEX_NAME = "index.csv"
 MAX_STEM = 100
 ROWS_PER_WRITE = 100_000
+EXPORT_BATCH_POINTS = 8_000_000   # scalar points held at once by an export of a long run (~200 MB)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -162,8 +163,13 @@ def export_run_csv(run, directory, progress=None) -> list:
             progress(done, total, text)
 
     _write_index(directory, [])   # first: an export cut short still says whose files these are
-    for name in names:
-        s = run.scalar(name)
+    rows = getattr(run, "scalar_rows_seen", 0)
+    if rows > EXPORT_BATCH_POINTS and hasattr(run, "scalar_batches"):
+        # a long table: metrics read a bounded group at a time, none kept (trial 18 A3: 6 GB)
+        series = run.scalar_batches(names, EXPORT_BATCH_POINTS)
+    else:
+        series = ((name, run.scalar(name)) for name in names)
+    for name, s in series:
         if not len(s):   # registered, never given a point (watch()'s input statistics of token ids)
             tick(f"skipped {name}: no points")
             continue
