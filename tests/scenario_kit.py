@@ -313,3 +313,19 @@ def warmup_cosine(peak: float, warmup: int, total: int, floor: float = 0.0):
         t = (step - warmup) / max(1, total - warmup)
         return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
     return lr
+
+
+def fit_and_diagnose(path, model, opt, loss_of, steps: int):
+    """Record ``steps`` optimizer steps on ``loss_of()`` (a fresh batch's loss each call), logging
+    it as train/loss, and diagnose the run: the plain loop many advisor tests share."""
+    from trainspect.analysis import diagnose
+    from trainspect.recorder import Recorder
+    with Recorder(path) as rec:
+        rec.watch(model, opt)
+        for _ in range(steps):
+            loss = loss_of()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss.item()})
+    return diagnose(path)

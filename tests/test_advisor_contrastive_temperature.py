@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainspect.analysis import diagnose
-from trainspect.recorder import Recorder
+from scenario_kit import fit_and_diagnose
 
 
 def _digits():
@@ -42,16 +41,12 @@ def _simclr(path, seed, temperature, steps=200, n=64):
     model = nn.Sequential(nn.Linear(64, 256), nn.BatchNorm1d(256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
                           nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 64))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3, weight_decay=1e-4)
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for _ in range(steps):
-            xb = x[torch.randint(0, len(x), (n,), generator=g)]
-            loss = _nt_xent(model(torch.cat([_augment(xb, g), _augment(xb, g)])), n, temperature)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    return diagnose(path)
+
+    def loss_of():
+        xb = x[torch.randint(0, len(x), (n,), generator=g)]
+        return _nt_xent(model(torch.cat([_augment(xb, g), _augment(xb, g)])), n, temperature)
+
+    return fit_and_diagnose(path, model, opt, loss_of, steps)
 
 
 @pytest.mark.parametrize("seed", (0, 1))

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scenario_kit import fit_and_diagnose
+
 from trainspect.analysis import diagnose
 from trainspect.recorder import Recorder
 
@@ -30,17 +32,13 @@ def _cnn(path, seed, *, init_std=None, reduction="mean", adam=False, lr=None, st
     opt = (torch.optim.Adam(model.parameters(), lr=1e-3) if adam else
            torch.optim.SGD(model.parameters(), lr=lr or (0.05 / 32 if reduction == "sum" else 0.05), momentum=0.9))
     proto = torch.randn(10, 3, 8, 8, generator=g)
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for _ in range(steps):
-            y = torch.randint(0, 10, (32,), generator=g)
-            x = proto[y] + 0.5 * torch.randn(32, 3, 8, 8, generator=g)
-            loss = F.cross_entropy(model(x), y, reduction=reduction)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    return diagnose(path)
+
+    def loss_of():
+        y = torch.randint(0, 10, (32,), generator=g)
+        x = proto[y] + 0.5 * torch.randn(32, 3, 8, 8, generator=g)
+        return F.cross_entropy(model(x), y, reduction=reduction)
+
+    return fit_and_diagnose(path, model, opt, loss_of, steps)
 
 
 @pytest.mark.parametrize("seed", (0, 1, 2))

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scenario_kit import fit_and_diagnose
+
 from trainspect.analysis import diagnose
 from trainspect.recorder import Recorder
 
@@ -74,17 +76,13 @@ def _classifier(path, seed, loss_of):
     g = torch.Generator().manual_seed(seed)
     model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 10))
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for _ in range(150):
-            x = torch.randn(32, 16, generator=g)
-            y = (x[:, :10].argmax(1))
-            loss = loss_of(model(x), x, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    return diagnose(path)
+
+    def batch_loss():
+        x = torch.randn(32, 16, generator=g)
+        y = (x[:, :10].argmax(1))
+        return loss_of(model(x), x, y)
+
+    return fit_and_diagnose(path, model, opt, batch_loss, 150)
 
 
 @pytest.mark.parametrize("seed", (0, 1, 2))

@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from trainspect.analysis import diagnose
-from trainspect.recorder import Recorder
+from scenario_kit import fit_and_diagnose
 
 
 def _binary(path, seed):
@@ -17,17 +16,13 @@ def _binary(path, seed):
     opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
     w = torch.randn(16, generator=g)
     crit = nn.BCELoss()
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for _ in range(300):
-            x = torch.randn(64, 16, generator=g)
-            y = ((x @ w) + 0.5 * torch.randn(64, generator=g) > 0).float()
-            loss = crit(model(x).squeeze(1), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    return diagnose(path)
+
+    def loss_of():
+        x = torch.randn(64, 16, generator=g)
+        y = ((x @ w) + 0.5 * torch.randn(64, generator=g) > 0).float()
+        return crit(model(x).squeeze(1), y)
+
+    return fit_and_diagnose(path, model, opt, loss_of, 300)
 
 
 @pytest.mark.parametrize("seed", (0, 1))

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scenario_kit import fit_and_diagnose
+
 from trainspect.analysis import diagnose
 from trainspect.recorder import Recorder
 
@@ -22,17 +24,13 @@ def _classifier(path, seed, *, softmax_first, steps=300):
     model = nn.Sequential(nn.Linear(32, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
     opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
     w = torch.randn(32, 10, generator=g)
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for _ in range(steps):
-            x = torch.randn(64, 32, generator=g)
-            out = model(x)
-            loss = F.cross_entropy(out.softmax(1) if softmax_first else out, (x @ w).argmax(1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    return diagnose(path)
+
+    def loss_of():
+        x = torch.randn(64, 32, generator=g)
+        out = model(x)
+        return F.cross_entropy(out.softmax(1) if softmax_first else out, (x @ w).argmax(1))
+
+    return fit_and_diagnose(path, model, opt, loss_of, steps)
 
 
 @pytest.mark.parametrize("seed", (0, 1, 2))
@@ -64,17 +62,13 @@ def _binary(path, seed, *, loss, steps=300, signal=1.0, lr=1.0):
     opt = torch.optim.Adadelta(model.parameters(), lr=lr)
     w = torch.randn(16, generator=g)
     crit = nn.BCELoss() if loss == "bce" else nn.BCEWithLogitsLoss()
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for _ in range(steps):
-            x = torch.randn(64, 16, generator=g)
-            y = (signal * (x @ w) + 5.0 * torch.randn(64, generator=g) > 0).float()   # noisy: no loss near 0
-            loss = crit(model(x).squeeze(1), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    return diagnose(path)
+
+    def loss_of():
+        x = torch.randn(64, 16, generator=g)
+        y = (signal * (x @ w) + 5.0 * torch.randn(64, generator=g) > 0).float()   # noisy: no loss near 0
+        return crit(model(x).squeeze(1), y)
+
+    return fit_and_diagnose(path, model, opt, loss_of, steps)
 
 
 @pytest.mark.parametrize("seed", (0, 1))

@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainspect.analysis import diagnose
-from trainspect.recorder import Recorder
+from scenario_kit import fit_and_diagnose
 
 
 def _regression(path, seed, *, standardised):
@@ -19,16 +18,12 @@ def _regression(path, seed, *, standardised):
     y = (price - price.mean()) / price.std() if standardised else price
     model = nn.Sequential(nn.Linear(12, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for _ in range(300):
-            i = torch.randint(0, 2048, (64,), generator=g)
-            loss = F.mse_loss(model(x[i]).squeeze(1), y[i])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    return diagnose(path)
+
+    def loss_of():
+        i = torch.randint(0, 2048, (64,), generator=g)
+        return F.mse_loss(model(x[i]).squeeze(1), y[i])
+
+    return fit_and_diagnose(path, model, opt, loss_of, 300)
 
 
 @pytest.mark.parametrize("seed", (0, 1))

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from scenario_kit import fit_and_diagnose
+
 from trainspect.analysis import diagnose
 from trainspect.recorder import Recorder
 
@@ -52,16 +54,12 @@ def _tanh_net_small_init(path, seed, lr=0.05, steps=200):
             nn.init.normal_(m.weight, std=0.02)        # BERT's initializer_range
     opt = torch.optim.Adam(model.parameters(), lr)
     w = torch.randn(32, 4, generator=g)
-    with Recorder(path) as rec:
-        rec.watch(model, opt)
-        for _ in range(steps):
-            x = torch.randn(64, 32, generator=g)
-            loss = F.cross_entropy(model(x), (x @ w).argmax(1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            rec.log({"train/loss": loss.item()})
-    return diagnose(path)
+
+    def loss_of():
+        x = torch.randn(64, 32, generator=g)
+        return F.cross_entropy(model(x), (x @ w).argmax(1))
+
+    return fit_and_diagnose(path, model, opt, loss_of, steps)
 
 
 @pytest.mark.parametrize("seed", (0, 1))

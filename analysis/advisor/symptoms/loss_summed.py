@@ -23,23 +23,22 @@ import math
 
 import numpy as np
 
-from trainspect.recorder.format import SYS_BATCH_SIZE, SYS_GRAD_NORM, SYS_INPUT_NUMEL
+from trainspect.recorder.format import SYS_BATCH_SIZE, SYS_INPUT_NUMEL
 
 from ...findings import Evidence, Finding, Fix
-from ..gradient_rules import scale_free
 from ..series import finite_prefix, fmt
 from ..spec import SymptomSpec
 from ..activation_rules import BOUNDED_TYPES, RELU_TYPES
+from ..summed_evidence import FIRST_RECORDS, bias_grad_balance, first_count, output_bias_grad, token_count, update_rule
 from .loss_at_init_high import LARGE, random_score_loss
 
 # Activation modules that end a shared trunk: the weight layers after the last one are heads.
 HIDDEN_ACTIVATIONS = set(RELU_TYPES) | set(BOUNDED_TYPES) | {"LeakyReLU", "ELU", "GELU", "SiLU", "Mish"}
 AGREE = 0.3        # the first loss / the per-sample loss within 30 % of the batch size
 MIN_BATCH = 4      # a smaller batch leaves the ratio too close to a mean's 1
-# A mean softmax cross-entropy's output-bias gradient is at most sqrt(2) (see _output_bias_grad):
+# A mean softmax cross-entropy's output-bias gradient is at most sqrt(2) (see summed_evidence.output_bias_grad):
 # well above it, the loss is a sum.
 SOFTMAX_BIAS_BOUND = 1.5 * math.sqrt(2)
-FIRST_RECORDS = 3
 ZERO_SUM = 0.25    # the output bias's gradient sums to ~0 over the classes, as a softmax's does
 # A sum over every token of a (B, T) batch of ids: the first loss / the per-token loss is between
 # these factors of the tokens (padding or ignore_index leave up to half of them out of the sum).
@@ -53,10 +52,10 @@ def detect(sig, ctx):
     batch = sig.scalars.get(SYS_BATCH_SIZE)
     if sig.train_loss is None or batch is None:
         return None
-    update = _update_rule(sig, ctx)
+    update = update_rule(sig, ctx)
     if update is None:
         return None
-    size = _first_count(sig, SYS_BATCH_SIZE)
+    size = first_count(sig, SYS_BATCH_SIZE)
     if size is None or size < MIN_BATCH:
         return None
     for name, steps, values, module, std, classes in _judged(sig, ctx):
@@ -110,15 +109,15 @@ def _judge(sig, ctx, name, steps, values, module, std, classes, size, update):
         return None
     first, per_sample = float(values[0]), random_score_loss(std, classes)
     times = first / per_sample
-    tokens = _token_count(sig, size)
+    tokens = token_count(sig, size)
     if abs(times / size - 1) <= AGREE and not ctx.clips:    # clipped steps are bounded, whatever the loss's scale
         tokens = None
     elif not (tokens and TOKENS_AGREE[0] <= times / tokens <= TOKENS_AGREE[1]) or (ctx.clips and not ctx.clipping):
         return None     # (a sum over every token under clipping only when the clip cut down nearly every step)
-    bias = _output_bias_grad(sig, module)
+    bias = output_bias_grad(sig, module)
     if bias is None or bias < SOFTMAX_BIAS_BOUND:
         return None
-    balance = _bias_grad_balance(sig, module)
+    balance = bias_grad_balance(sig, module)
     if balance is None or balance > ZERO_SUM:    # not a softmax's gradient: a regression's loss, say
         return None
     facts = {"first_loss": round(first, 5), "per_sample": round(per_sample, 5), "batch_size": size,
@@ -181,26 +180,6 @@ def _over_the_tokens(name, first, per_sample, times, tokens, size, update, ctx, 
               "(B*T, V) scores)"))
 
 
-def _first_count(sig, series: str) -> float | None:
-    """The first finite value of a recorded count (``sys/batch_size``, ``sys/input_numel``)."""
-    found = sig.scalars.get(series)
-    if found is None:
-        return None
-    v = np.asarray(found[1], dtype=np.float64)
-    v = v[np.isfinite(v)]
-    return float(v[0]) if v.size else None
-
-
-def _token_count(sig, size: float) -> float | None:
-    """Tokens in the first batch of a model fed token ids (an ``nn.Embedding`` first): the first
-    input's elements (``sys/input_numel``, B*T in either layout) when more than its first
-    dimension. None for other inputs (an image's pixels are no loss terms) and older files."""
-    if not sig.modules or sig.modules[0].type != "Embedding":
-        return None
-    n = _first_count(sig, SYS_INPUT_NUMEL)
-    return n if n is not None and n >= 2 * size else None
-
-
 def _token_steps(ctx, update: str, times: float) -> str:
     """What the sum does to the steps: ~N x the mean's, or, where clipping cut nearly every step
     down (its gradient ~N x the mean's), steps of the clip's length whatever the gradient."""
@@ -210,83 +189,6 @@ def _token_steps(ctx, update: str, times: float) -> str:
     return (f"its gradient is ~{times:.0f}x the mean's, and clip_grad_norm_ cut {c['share']:.0%} of the steps' "
             f"gradients below a tenth (median norm {fmt(c['pre'])} -> {fmt(c['post'])}): every step is the clip's "
             "length whatever the gradient, the clipping no longer a guard but the step size")
-
-
-HAND_WRITTEN = "the hand-written SGD update (p -= lr * grad; no optimizer watched)"
-
-
-def _update_rule(sig, ctx) -> str | None:
-    """Words for the run's update when its step grows with the loss's scale, else None. The
-    watched optimizer, unless Adam-like (it divides the scale out); with a model watched alone
-    and gradients recorded, the script updates by hand (pytorch/examples' word_language_model:
-    ``p.data.add_(p.grad, alpha=-lr)``), which is plain SGD, unless the run's config names an
-    Adam-like optimizer under an optimizer key (one stepping the model without being watched)."""
-    if ctx.optimizer:
-        return None if scale_free(ctx.optimizer) else ctx.optimizer
-    meta = sig.meta
-    if not isinstance(meta.get("model"), dict) or meta.get("optimizer") or SYS_GRAD_NORM not in sig.scalars:
-        return None
-    return None if _config_names_scale_free(meta.get("config")) else HAND_WRITTEN
-
-
-def _config_names_scale_free(config, under_optim: bool = False, depth: int = 0) -> bool:
-    """A string under a key naming the optimizer ("optimizer": "Adam", HF's "optim": "adamw_torch",
-    Hydra's "optimizer": {"_target_": "torch.optim.AdamW"}) names a scale-free one."""
-    if depth > 4:
-        return False
-    if isinstance(config, str):
-        return under_optim and scale_free(config)
-    if isinstance(config, dict):
-        return any(_config_names_scale_free(v, under_optim or "optim" in str(k).lower(), depth + 1)
-                   for k, v in list(config.items())[:200])
-    if isinstance(config, (list, tuple)):
-        return any(_config_names_scale_free(v, under_optim, depth + 1) for v in list(config)[:200])
-    return False
-
-
-def _bias_of(sig, module: str) -> str | None:
-    """The name of ``module``'s bias (its 1-D parameter), None without one."""
-    return next((p.name for p in sig.params if p.module == module and len(p.shape) == 1), None)
-
-
-def _output_bias_grad(sig, module: str) -> float | None:
-    """The largest gradient norm of the output layer's bias over the first records. A softmax
-    cross-entropy averaged over the batch gives that bias the gradient mean(p) - mean(y), two
-    probability vectors apart: never above sqrt(2). Summed over B samples it is B times that
-    (sqrt(B (1 - 1/C)) at the start: 4.9 for 32 samples). A regression's MSE has no such bound
-    (a 4-output regression whose first loss was 30x ln 4 with batches of 32 had ~1)."""
-    grads = sig.layer.get("grad_norm")
-    bias = _bias_of(sig, module)
-    if grads is None or bias is None or bias not in grads.layers or not len(grads):
-        return None
-    first = grads.read(0, min(FIRST_RECORDS, len(grads)))[:, list(grads.layers).index(bias)].astype(np.float64)
-    first = first[np.isfinite(first)]
-    return float(first.max()) if first.size else None
-
-
-def _bias_grad_balance(sig, module: str) -> float | None:
-    """|sum| / sum of |values| of the output bias's gradient at the first histogram record: a
-    softmax cross-entropy's gradient per sample, p - y, sums to 0 over the classes, so the bias's
-    does too (~0 up to the histogram's binning); an MSE's is the outputs' mean error, of one sign
-    when the targets' mean is off (a 4-output regression: ~1). None without that record."""
-    bias = _bias_of(sig, module)
-    if bias is None or sig.path is None:
-        return None
-    from ...run import open_run   # one record of one layer, read only for a run that passed every other test
-    try:
-        with open_run(sig.path, keep_points=False) as run:
-            h = run.histograms("grad", 0, 1)
-    except Exception:   # noqa: BLE001 - the histograms are evidence, never a reason to fail a diagnosis
-        return None
-    if not len(h.steps) or bias not in h.layers or h.steps[0] > FIRST_RECORDS:
-        return None
-    j = list(h.layers).index(bias)
-    counts, (lo, hi) = h.counts[0, j].astype(np.float64), h.ranges[0, j].astype(np.float64)
-    if not (np.isfinite(lo) and np.isfinite(hi)) or counts.sum() == 0:
-        return None
-    centres = lo + (np.arange(len(counts)) + 0.5) * (hi - lo) / len(counts)
-    spread = float((counts * np.abs(centres)).sum())
-    return abs(float((counts * centres).sum())) / spread if spread > 0 else None
 
 
 def adjust(s, f, ctx):
