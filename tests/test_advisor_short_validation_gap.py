@@ -7,7 +7,6 @@ noise). Now an info note says the gap; the run still reads "no problems found", 
 validation series that fall, wobble or rise with the training loss say nothing."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,6 @@ import pytest
 from trainspect.analysis import diagnose, open_run
 from trainspect.recorder import Recorder
 
-TRIAL = Path("/work/trial18/user/runs/frozen-healthy.h5")
 
 
 def _run(path, train, val, every=40):
@@ -67,9 +65,3 @@ def test_short_validation_losses_that_do_not_rise_say_nothing(tmp_path, seed):
 def diagnose_all(path):
     with open_run(path) as r:
         return diagnose(r)
-
-
-@pytest.mark.skipif(not TRIAL.exists(), reason="the trial's recorded run")
-def test_the_trial_run():
-    got = _overfitting(TRIAL)
-    assert len(got) == 1 and got[0].severity == "info"

@@ -22,7 +22,7 @@ LOGIT_SLACK = 1.5     # -nll_loss(logits) <= max|logit| exactly; the slack cover
 
 
 def detect(sig, ctx):
-    if sig.train_loss is None:
+    if sig.train_loss is None or sig.rewards:   # an RL loss follows the advantages: any sign, any scale
         return None
     name, steps, values = sig.train_loss
     steps, values = finite_prefix(np.asarray(steps), np.asarray(values, dtype=np.float64))
