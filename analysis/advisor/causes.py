@@ -591,6 +591,15 @@ CAUSE_CATALOGUE = {
                                "times larger")),
         "re-run with the target standardised: the small term should fall and its task's validation metric rise"),
     # ---- across the ranks of a distributed run (symptoms/straggler_rank.py, rank_*.py)
+    "graph_retained": CauseSpec(
+        "the autograd graph is kept across iterations: a hidden state carried into the next batch without "
+        ".detach() (kept alive by retain_graph=True), or a tensor with grad accumulated over steps "
+        "(total_loss += loss), so each backward runs through every earlier iteration",
+        (Fix("detach_state", "detach the recurrent state between batches (hidden = hidden.detach(), pytorch/examples' "
+                             "repackage_hidden) and drop retain_graph=True"),
+         Fix("accumulate_numbers", "accumulate running totals as numbers (total += loss.item()), never the loss "
+                                   "tensor itself")),
+        "detach the state between batches and re-run: every step should take about the same time"),
     "slow_data_loading": CauseSpec(
         "the rank waits for its next batch: too few loader workers, slow storage, a heavier shard",
         (Fix("loader_workers", "raise DataLoader num_workers / pin_memory / prefetch_factor for that rank's node"),

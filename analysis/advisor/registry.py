@@ -36,6 +36,7 @@ SYMPTOM_MODULES = (
     "lost_updates",
     "weight_growth",
     "slow_convergence",
+    "step_time_growth",
     "warmup_unfinished",
     "small_updates",
     "loss_summed",

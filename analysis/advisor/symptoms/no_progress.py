@@ -43,6 +43,17 @@ def detect(sig, ctx):
                   "(sum of its update/weight ratios; threshold 1 %): the loss's ups and downs are the batches'"),
             values=[round(ctx.weight_change, 6)]))
     f.facts["zero_gradients"] = ctx.zero_gradients
+    pinned = pinned_grad_norm(sig)
+    if pinned is not None:
+        level, share, clip = pinned
+        why = (f"the run's clipping norm is {fmt(clip)}: clipping was active at every one of these steps" if clip else
+               "a norm that does not move with the loss or the data: clipped at every step")
+        f.evidence.append(Evidence(
+            series=SYS_GRAD_NORM, values=[level], threshold=PINNED_SHARE,
+            text=(f"the global gradient norm stays within {PINNED_BAND:.0%} of {fmt(level)} at {share:.0%} of the steps; "
+                  f"{why} (each step has the same size whatever the gradient; a gradient never cleared grows "
+                  "until it is cut there)")))
+        f.facts["pinned_grad_norm"] = round(level, 6) if clip else None
     if ctx.zero_gradients:
         f.evidence.append(Evidence(series=SYS_GRAD_NORM, threshold=0.0,
                                    text="every recorded gradient is exactly 0: the loss does not depend on the "
@@ -65,6 +76,8 @@ def detect(sig, ctx):
 
 
 def adjust(s, f, ctx):
+    ended_higher(s, f)
+    graph_kept(s, ctx)
     if loss_setup_evidence(s, ctx):
         return
     if f.facts.get("fine_tune"):
@@ -87,6 +100,75 @@ def adjust(s, f, ctx):
     contrastive_bounded(s, f, ctx)
     if _at_chance_moving(ctx):
         squashed_output_at_chance(s, ctx)
+
+
+PINNED_SHARE = 0.5   # steps whose global gradient norm sits within PINNED_BAND of its median
+PINNED_BAND = 0.03
+
+
+def pinned_grad_norm(sig) -> tuple[float, float, float | None] | None:
+    """(median, share, clip) when ``sys/grad_norm`` stays within 3 % of its median at >= half of >= 10
+    steps (``clip``: the config's clipping norm when the median sits at 0.95-1.3x it, else None). A
+    gradient norm that does not move with the loss or the data: clipped at every step. A word LM
+    without zero_grad() sat at 0.245-0.255 around its clip of 0.25 (the carried, clipped gradient
+    dominating each new one), its healthy twin spread over 0.05-0.19 (trial 18 U12)."""
+    found = sig.scalars.get(SYS_GRAD_NORM)
+    if found is None:
+        return None
+    v = np.asarray(found[1], np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) < 10:
+        return None
+    level = float(np.median(v))
+    share = float(np.mean(np.abs(v - level) <= PINNED_BAND * level))
+    if share < PINNED_SHARE:
+        return None
+    clip = _config_clip(sig.meta.get("config"))
+    # the norm backward left: the carried gradient, cut to the clip, plus the batch's own
+    return level, share, clip if clip is not None and 0.95 * clip <= level <= 1.3 * clip else None
+
+
+def _config_clip(config) -> float | None:
+    from ..context import CLIP_KEYS
+    if not isinstance(config, dict):
+        return None
+    items = list(config.items()) + [kv for v in config.values() if isinstance(v, dict) for kv in v.items()]
+    for key, value in items:
+        if str(key).lower().lstrip("-") in CLIP_KEYS and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+            return float(value)
+    return None
+
+
+def graph_kept(s, ctx) -> None:
+    """Steps that take longer and longer (step_time_growth): backward runs through the earlier
+    iterations' graph, whose gradients reach the weights again; not steps too small (a word LM whose
+    hidden state was never detached read "raise the learning rate 10x" after 45 steps: trial 18 U7)."""
+    g = ctx.found.get("step_time_growth")
+    if g is None:
+        return
+    s.score.pop("lr_too_low", None)
+    s.boost("graph_retained", 0.75, f"each step took longer than the last ({fmt(g.facts['early'])} s -> "
+                                    f"{fmt(g.facts['late'])} s, see step_time_growth): every backward runs through the "
+                                    "earlier iterations' graph again")
+
+
+ROSE = 0.03    # the loss ended this much (relative) above its start: worse, not flat within its noise
+
+
+def ended_higher(s, f) -> None:
+    """A loss that ended clearly higher than it started (>= 3 %) was not held back by steps too
+    small: a larger LR moves it further the wrong way. A word LM whose model.zero_grad() was dropped
+    got 5.6 % worse and read "lr too low, raise the learning rate 10x" (trial 18 U12); a transformer
+    at a tenth of its LR sits flat within +-1.5 %."""
+    gain = f.facts.get("gain")
+    if gain is not None and gain <= -ROSE:
+        s.score.pop("lr_too_low", None)
+        level = f.facts.get("pinned_grad_norm")
+        if level:
+            s.boost("optimizer_setup", 0.6, f"the loss got worse while the global gradient norm stayed at {fmt(level)}, "
+                                            "the clip, step after step: gradients that accumulate across steps (is "
+                                            "zero_grad() or p.grad = None called every step?) are cut there")
 
 
 FELL_FIRST = 1.2      # the first loss point at least this many times the level the loss then kept
