@@ -395,6 +395,18 @@ def norms_list(tensors) -> list | None:
     return None if out is None else out[:, 0].tolist()
 
 
+def norms_at(addrs: list, sizes: list) -> np.ndarray | None:
+    """The L2 norm of each float32 block (``addrs``/``sizes``: contiguous CPU tensors the
+    caller keeps alive; size 0: norm 0) as float64, one C call; None without the extension.
+    For a caller that read the addresses in a loop of its own (records/gradients.py)."""
+    if _native is None:
+        return None
+    n = len(addrs)
+    out = np.empty((n, 2))
+    _native.norms(np.array(addrs, np.int64), np.zeros(n, np.int64), np.array(sizes, np.int64), out)
+    return out[:, 0]
+
+
 def _norm_pairs(tensors, before):
     """(k, 2) float64: the norm of each tensor and of its change since ``before`` (the int64
     addresses of float32 copies of them, ``WeightCopy.addrs``, or None: NaN), in one call of the

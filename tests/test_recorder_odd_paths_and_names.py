@@ -166,3 +166,49 @@ def test_devnull_records_nothing_with_one_warning(tmp_path):
     messages = _messages(caught)
     assert len(messages) == 2 and all("nothing is recorded" in m for m in messages), messages
     assert os.path.exists(os.devnull + ".h5") == before
+
+
+# ------------------------------------------------------------------ A11: many tiny parameters
+def _gradients_spec(rec):
+    from trainspect.recorder.records.gradients import Gradients
+    return next(r for r in rec._instruments.records if isinstance(r, Gradients))
+
+
+def test_the_gradient_record_of_plain_cpu_parameters_is_one_pass(tmp_path, monkeypatch):
+    """A model of 10,000 tiny tensors paid ~20 us a parameter a step in the gradient record's
+    several passes (stat_view, _flat, a Python loop over the norms): the plain float32 CPU case
+    is now one loop over the parameters and gives the very record the general path gives."""
+    from trainspect.recorder.records import gradients
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*[torch.nn.Linear(3, 3) for _ in range(40)], torch.nn.Linear(3, 1))
+    model[5].weight.requires_grad_(False)                       # a parameter without a gradient
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01)
+    calls = []
+    real = gradients.stat_view
+    monkeypatch.setattr(gradients, "stat_view", lambda t: calls.append(1) or real(t))
+    with Recorder(tmp_path / "run.h5") as rec:
+        rec.watch(model, opt)
+        spec = _gradients_spec(rec)
+        for i in range(3):
+            loss = model(torch.randn(8, 3)).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            rec.log({"train/loss": loss}, step=i)
+        assert calls == []                                      # no per-parameter general pass
+        loss = model(torch.randn(8, 3)).pow(2).mean()
+        loss.backward()
+        model[0].weight.grad[0, 0] = float("nan")
+        model[7].bias.grad[0] = float("inf")
+        fast, fast_seen = spec._fast_cpu(), spec._captured
+        spec._plain_cpu = False
+        slow, slow_seen = spec._compute_at_backward(), spec._captured
+        import numpy as np
+
+        assert np.array_equal(fast, slow, equal_nan=True)
+        assert fast[len(spec.w.params) + 10] == -1.0            # model[5].weight: no gradient
+        assert fast_seen[1] == slow_seen[1] and spec._unchanged_since(fast_seen)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1e-3)   # edits in place: seen as changed
+        assert not spec._unchanged_since(fast_seen)
+        opt.zero_grad()
