@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from trainspect.recorder.format import SYS_AMP_SKIPPED
+from trainspect.recorder.format import SYS_AMP_SKIPPED, SYS_LOSS_SCALE
 
 from ..findings import Cause, Finding, Fix
 from ..optimizer_settings import weight_decays
@@ -318,7 +318,13 @@ def _detached_fixes(fixes, finding, ctx):
 def _numerical_fixes(fixes, finding, ctx):
     return [f for f in fixes if (f.id != "check_data_nan" or finding.symptom == "nan_inf"
                                  and not finding.facts.get("float32_overflow"))
-            and (f.id != "loss_scaler" or not full_precision(ctx))]
+            and (f.id != "loss_scaler" or not full_precision(ctx) and not scaler_in_use(ctx))]
+
+
+def scaler_in_use(ctx) -> bool:
+    """A GradScaler stepped the watched optimizer (its loss scale is recorded): "use a loss scaler"
+    to a run that uses one (trial 18 U3)."""
+    return SYS_LOSS_SCALE in ctx.sig.point_counts or SYS_LOSS_SCALE in ctx.sig.scalars
 
 
 REDUCED_PRECISION_WORDS = ("fp16", "bf16", "half", "float16", "bfloat16", "autocast", "mixed", "precision")

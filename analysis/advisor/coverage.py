@@ -220,6 +220,11 @@ def _why_watched_run_lacks(instrument: str, meta: dict, view: _View, params=None
     if fmt.SYS_INSTRUMENTS_OFF in view.names:
         return ("the per-layer instruments failed during the run and were switched off (the training printed why: "
                 "'a per-layer instrument failed (...)'); a bug report with that line helps")
+    if instrument in ("gradients", "weight_snapshots") and fmt.SYS_AMP_SKIPPED in view.names \
+            and "grad_norm" not in view.stats:
+        # trial 18 U3: "record with trainspect (rec.watch(model, optimizer))" to a run that had
+        return ("watch() was called, but the GradScaler skipped every optimizer step recorded (inf/NaN gradients): "
+                "no gradient or weight record was written")
     if not view.stats and not view.snapshots:
         return "watch() was called, but no optimizer step was recorded: train at least a step"
     schedule = meta.get("schedule") if isinstance(meta.get("schedule"), dict) else {}

@@ -50,7 +50,8 @@ class Signals:
 
 SYS_SERIES = (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_GRAD_NORM_POST_CLIP, fmt.SYS_NONFINITE_GRADS,
               fmt.SYS_INPUT_MEAN, fmt.SYS_INPUT_STD, fmt.SYS_INPUT_MIN, fmt.SYS_INPUT_MAX, fmt.SYS_EVAL_MODE,
-              fmt.SYS_GRAD_CARRIED, fmt.SYS_NOGRAD_TRAIN_MODE, fmt.SYS_BATCH_SIZE, fmt.SYS_INPUT_NUMEL, fmt.SYS_STEP_TIME)
+              fmt.SYS_GRAD_CARRIED, fmt.SYS_NOGRAD_TRAIN_MODE, fmt.SYS_BATCH_SIZE, fmt.SYS_INPUT_NUMEL, fmt.SYS_STEP_TIME,
+              fmt.SYS_AMP_SKIPPED, fmt.SYS_LOSS_SCALE)
 
 
 def _read_series(run, names) -> dict:

@@ -142,6 +142,9 @@ def summary_lines(run):
     if opt:
         hp_text = ", ".join(f"{k}={v}" for k, v in optimizer_settings(opt)[:6])
         lines.append(clip(f"optimizer:  {opt.get('type', '?')}" + (f" ({hp_text})" if hp_text else ""), 1000))
+    amp = _amp_line(names, counts, last)
+    if amp:
+        lines.append(amp)
     if run.config:
         lines.append("config:     " + config_text(run.config))
     lines.append(f"metrics:    {len(user)} logged" + (f" + {n_sys} recorded by watch()" if n_sys else ""))
@@ -230,3 +233,22 @@ def run(args) -> int:
             print(f"trainspect info: {exc}", file=sys.stderr)
             code = 2
     return code
+
+
+def _amp_line(names, counts, last) -> str | None:
+    """"AMP: the GradScaler skipped 400 of 400 optimizer steps; loss scale now 0": a run whose every
+    step was skipped (an fp16 forward that overflows) told nothing of it (trial 18 U3)."""
+    from trainspect.recorder.format import SYS_AMP_SKIPPED, SYS_LOSS_SCALE
+
+    names = list(names)
+    try:
+        i = names.index(SYS_LOSS_SCALE)
+    except ValueError:
+        return None
+    steps = counts[i]
+    if not steps:
+        return None
+    skipped = counts[names.index(SYS_AMP_SKIPPED)] if SYS_AMP_SKIPPED in names else 0
+    return (f"AMP:        the GradScaler skipped {skipped:,} of {steps:,} optimizer steps; "
+            f"loss scale now {last[i] + 0.0:.3g}")
+

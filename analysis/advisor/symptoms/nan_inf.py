@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainspect.recorder.format import SYS_GRAD_NORM, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_NONFINITE_GRADS
+from trainspect.recorder.format import (SYS_AMP_SKIPPED, SYS_GRAD_NORM, SYS_INPUT_MEAN, SYS_INPUT_STD, SYS_LOSS_SCALE,
+                                        SYS_NONFINITE_GRADS)
 
 from .. import nan_rules, rank_rules
 from ..series import first_nonfinite, rounded
@@ -47,11 +48,41 @@ def detect(sig, ctx):
         f.last_step = max(f.last_step or end, end)
         f.facts["to_the_end"] = True
         f.title += ", and to the end of the run"
+    amp = amp_skips(sig)
+    if amp is not None and amp["skipped"] >= AMP_ALL * amp["steps"]:
+        f.facts["amp_all_skipped"] = amp
+        f.evidence.insert(0, Evidence(
+            series=SYS_AMP_SKIPPED, values=[float(amp["skipped"]), float(amp["steps"])], threshold=AMP_ALL,
+            text=(f"the GradScaler skipped {amp['skipped']} of {amp['steps']} optimizer steps (inf/NaN gradients) and "
+                  f"the loss scale fell from {amp['first_scale']:.3g} to {amp['last_scale']:.3g}: the model never "
+                  "trained" + ("; the loss was already non-finite in the forward, before any scaling, so a "
+                               "scaler cannot help" if f.facts["first_record"] else ""))))
+        f.title += f" (the GradScaler skipped {amp['skipped']} of {amp['steps']} optimizer steps)"
     if _float32_overflow(sig, f.first_step):
         f.facts["float32_overflow"] = True
         f.title = (f"values beyond float32's range (> 3.4e38) from step {f.first_step}: the float64 model's "
                    "gradients/weights blew up (finite in the model, recorded as inf)")
     return f
+
+
+AMP_ALL = 0.9       # share of the optimizer steps a GradScaler skipped: nearly all, the model never trained
+AMP_MIN_STEPS = 5
+
+
+def amp_skips(sig) -> dict | None:
+    """{"skipped", "steps", "first_scale", "last_scale"} of a run whose GradScaler stepped the watched
+    optimizer (``sys/loss_scale`` at each step, ``sys/amp_skipped_step`` at the skipped ones), or None.
+    An fp16 forward that overflows at every step had all 400 steps skipped and the scale halved to 0;
+    the finding said nothing of it and offered "use a loss scaler" (trial 18 U3)."""
+    scale, skipped = sig.scalars.get(SYS_LOSS_SCALE), sig.scalars.get(SYS_AMP_SKIPPED)
+    if scale is None or not len(scale[0]):
+        return None
+    steps = len(np.unique(np.asarray(scale[0])))
+    n = 0 if skipped is None else int(np.sum(np.asarray(skipped[1], np.float64) > 0))
+    if steps < AMP_MIN_STEPS:
+        return None
+    v = np.asarray(scale[1], np.float64)
+    return {"skipped": n, "steps": steps, "first_scale": float(v[0]), "last_scale": float(v[-1])}
 
 
 def _first_nonfinite_input(sig):
@@ -163,6 +194,13 @@ def adjust(s, f, ctx):
     elif f.facts.get("calm_before"):
         s.boost("numerical_instability", 0.7, "the values were unremarkable right before: a sudden overflow "
                                               "(log(0), division, fp16) rather than a slow divergence")
+    amp = f.facts.get("amp_all_skipped")
+    if amp and f.facts.get("first_record"):
+        s.boost("numerical_instability", 0.95, f"the GradScaler skipped {amp['skipped']} of {amp['steps']} optimizer "
+                                               f"steps and the loss scale fell to {amp['last_scale']:.3g}: the float16 "
+                                               "forward overflows at every step, before any scaling")
+        s.damp("lr_too_high", 0.2)      # no update was ever made
+        s.damp("bad_init", 0.5)
 
 
 def calm_before(sig, step) -> bool:
@@ -175,7 +213,14 @@ def calm_before(sig, step) -> bool:
     return bool(v.size >= 3 and np.max(v[-3:]) <= 10 * np.median(v[: max(3, v.size // 10)]))
 
 
+AMP_FIX = Fix("amp_overflow", "the forward itself overflows in float16 (max 65504), which no loss scaler can "
+                              "fix: autocast to bfloat16 (torch.autocast(..., dtype=torch.bfloat16)), run the "
+                              "overflowing op in float32 (autocast(enabled=False) around it), or normalise the inputs")
+
+
 def fixes(f, ctx):
+    if f.facts.get("amp_all_skipped") and f.facts.get("first_record"):
+        return [AMP_FIX]
     if f.facts.get("input_rank") is not None:
         return [Fix("check_data_nan", f"check the data rank {f.facts['input_rank']} read for NaN/Inf: its input "
                                       "was non-finite (DistributedSampler: sample indices rank, rank + world_size, ...)")]
@@ -187,7 +232,8 @@ def fixes(f, ctx):
 SPEC = SymptomSpec(
     id="nan_inf",
     looks_at="losses, `sys/grad_norm`, `sys/nonfinite_grads`, `sys/input_*`, per-layer `grad_nonfinite`, "
-             "`weight_norm`, `act_*`",
+             "`weight_norm`, `act_*`; `sys/amp_skipped_step`, `sys/loss_scale` (a GradScaler that skipped >= 90 % of "
+             ">= 5 steps is named, and a forward non-finite from the first record gets bf16/fp32 advice, not a scaler)",
     fires_when="first NaN/Inf anywhere; reports the first step and the first layer in model order, and the growth "
                "that led to it (its precursor finding: exploding gradients or divergence)",
     detect=detect,
