@@ -92,3 +92,25 @@ def test_a_jump_or_noise_in_the_step_time_is_no_growth(tmp_path, seed):
     assert _finding_of(steps, noisy, tmp_path) is None
     assert _finding_of(steps, jump, tmp_path) is None
     assert _finding_of(steps, ramp, tmp_path) is not None
+
+
+def test_an_older_file_without_step_times_is_read_from_its_log_times(tmp_path):
+    """A file of a hand-written loop written before sys/step_time was recorded without an
+    optimizer: the training loss's log times, one row an iteration, are its step times."""
+    torch = pytest.importorskip("torch")
+    from trainspect.analysis.advisor.signals import extract
+    model = torch.nn.Linear(4, 2)
+    steps = np.arange(60)
+    walls = 1.7e9 + np.cumsum(0.05 * (1 + steps / 6))          # 0.05 s a step, growing to 0.54 s
+    with Recorder(tmp_path / "old.h5") as rec:
+        rec.watch(model)
+        rec.log_many({"train/loss": 5.0 + 0.01 * np.cos(steps)}, steps=steps, wall_times=walls)
+    with open_run(tmp_path / "old.h5") as run:
+        sig = extract(run)
+        assert "sys/step_time" not in run.scalar_names() or not len(run.scalar("sys/step_time"))
+    s, v = sig.scalars["sys/step_time"]
+    assert len(v) == 59 and v[-1] > 5 * v[0]
+    found = {f.symptom: f for f in diagnose(tmp_path / "old.h5")}
+    assert "step_time_growth" in found, list(found)
+    for f in found.values():
+        assert not [x.text for x in f.fixes if "raise the learning rate" in x.text], (f.symptom, f.title)

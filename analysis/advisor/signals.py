@@ -54,6 +54,34 @@ SYS_SERIES = (fmt.SYS_LR, fmt.SYS_GRAD_NORM, fmt.SYS_GRAD_NORM_POST_CLIP, fmt.SY
               fmt.SYS_AMP_SKIPPED, fmt.SYS_LOSS_SCALE)
 
 
+MAX_WALL_POINTS = 100_000
+
+
+def _log_step_times(run, sig):
+    """(steps, seconds) between the training loss's rows of consecutive steps, for a model watched
+    without an optimizer in a file written before the recorder timed such steps (``sys/step_time``):
+    a hand-written update's loop logs once an iteration, so its log times are its step times. A word
+    LM whose hidden state was never detached took 0.08 s a step, then 0.64 s after 45 (trial 18 U7)."""
+    meta = sig.meta
+    if not isinstance(meta.get("model"), dict) or meta.get("optimizer"):
+        return None
+    name = sig.train_loss[0]
+    if sig.point_counts.get(name, 0) > MAX_WALL_POINTS:
+        return None
+    try:
+        rows = run.scalar(name)
+    except (KeyError, OSError, ValueError):
+        return None
+    steps, wall = np.asarray(rows.steps, np.int64), np.asarray(rows.wall, np.float64)
+    if len(steps) < 3 or np.any(np.diff(steps) < 0):
+        return None
+    last = np.r_[steps[1:] != steps[:-1], True]          # the last row of each step
+    steps, wall = steps[last], wall[last]
+    gap = np.diff(wall)
+    ok = (np.diff(steps) == 1) & np.isfinite(gap) & (gap > 0)
+    return (steps[1:][ok], gap[ok]) if ok.sum() >= 3 else None
+
+
 def _read_series(run, names) -> dict:
     """name -> (steps, values) of the metrics ``names`` that have points. A Run gives bounded
     views (Run.scalar_views: every point up to 131,072 per metric, then buckets that keep
@@ -124,6 +152,10 @@ def extract(run, reuse=None) -> Signals:
         if logged in series:
             sig.scalars[sys_name] = series[logged]
             sig.stand_ins[sys_name] = logged
+    if fmt.SYS_STEP_TIME not in sig.scalars and sig.train_loss is not None:
+        walls = _log_step_times(run, sig)
+        if walls is not None:
+            sig.scalars[fmt.SYS_STEP_TIME] = walls
     stat_names = set(run.layer_stat_names())
     counts = {}     # one record count per group, so all tables of a group line up on a live run
     for stat in ("grad_norm", "grad_nonfinite", "weight_norm", "update_norm", "update_ratio", "act_mean",

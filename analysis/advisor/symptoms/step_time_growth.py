@@ -78,7 +78,8 @@ def detect(sig, ctx):
 
 SPEC = SymptomSpec(
     id="step_time_growth",
-    looks_at="`sys/step_time` (with or without a watched optimizer), `sys/input_numel`",
+    looks_at="`sys/step_time` (with or without a watched optimizer; in older files of a hand-written update, the "
+             "training loss's log times), `sys/input_numel`",
     fires_when=f"the median step time of the last fifth of >= {MIN_POINTS} steps is >= {GREW:g}x that of the first "
                f"fifth and >= {MIN_ADDED * 1000:g} ms above it, growing with the step (rank correlation >= "
                f"{STEADY:g}) as a ramp, not a jump (the middle fifth's median {MIDDLE[0]:g}-{MIDDLE[1]:g} of the way "
