@@ -124,6 +124,7 @@ def test_instruments_that_failed_are_not_read_as_a_loop_that_never_stepped(tmp_p
         raise RuntimeError("an instrument bug")
 
     monkeypatch.setattr(Gradients, "compute", broken)
+    monkeypatch.setattr(Gradients, "_fast_cpu", broken)   # plain float32 CPU parameters take this path
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _run(tmp_path / "run.h5", seed, None, lr=0.0)
