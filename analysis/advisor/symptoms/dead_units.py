@@ -67,25 +67,28 @@ MIN_BATCH = 8    # samples in the recorded batches below which "dead for the who
 
 
 def _small_batches(sig, ctx) -> bool:
-    """The model's recorded inputs (``sys/batch_size``) hold fewer than MIN_BATCH samples: "<= 0 for
-    every sample of the batch" is then "<= 0 for these few", ~half of any healthy ReLU layer for one.
+    """The model's recorded inputs give each unit fewer than MIN_BATCH values: "<= 0 for every
+    sample of the batch" is then "<= 0 for these few", ~half of any healthy ReLU layer for one.
     An RL policy fed one state per forward (pytorch/examples' reinforce/actor_critic) read "67 %
-    dead, reduce the LR 10x", its healthy, solving twin 73 % (trial 18 U4). Older files recorded an
-    unbatched 1-D state's length as its batch size: an input of as many elements as its first
-    dimension, that many the first Linear's in_features (> 1), is one sample."""
+    dead, reduce the LR 10x", its healthy, solving twin 73 % (trial 18 U4). A unit sees every
+    position of its input: a first Linear's input elements over its in_features (B, B*T, or 1 for
+    an unbatched 1-D state, which older files recorded with its length as the batch size), an
+    Embedding's tokens; a convolution's channel sees every pixel of every image, so a CNN's small
+    batches (4 images of 8x8: 256 values a channel) stay judged."""
     found = sig.scalars.get(SYS_BATCH_SIZE)
-    if found is None:
+    if found is None or not ctx.n_inputs:       # no batch recorded, or a convolution first
         return False
     b = np.asarray(found[1], dtype=np.float64)
     ok = np.isfinite(b) & (b > 0)
     if not ok.any():
         return False
-    b = b[ok]
+    values = b[ok]
     numel = sig.scalars.get(SYS_INPUT_NUMEL)
-    if numel is not None and ctx.n_inputs and ctx.n_inputs > 1 and len(numel[1]) == len(found[1]):
+    if numel is not None and len(numel[1]) == len(found[1]):
         n = np.asarray(numel[1], dtype=np.float64)[ok]
-        b = np.where((n == b) & (b == ctx.n_inputs), 1.0, b)    # one unbatched 1-D sample
-    return float(np.median(b)) < MIN_BATCH
+        token_ids = bool(sig.modules) and sig.modules[0].type == "Embedding"
+        values = np.where(np.isfinite(n) & (n > 0), n if token_ids else n / ctx.n_inputs, values)
+    return float(np.median(values)) < MIN_BATCH
 
 
 def _one_sample_batches(dead, nonpos) -> bool:
