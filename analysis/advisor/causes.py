@@ -24,7 +24,7 @@ from .context import SMALL_INIT, Context
 from .dropout import STRONG_DROPOUT, strong_dropouts
 from .gradient_rules import scale_free
 from .input_scale import inputs_far_off
-from .lr_groups import group_names, zero_lr_groups
+from .lr_groups import every_lr_zero, group_names, zero_lr_groups
 from .optimizer_eps import DEFAULT_EPS_TEXT
 from .series import fmt
 from .spec import Scores
@@ -971,6 +971,8 @@ def rank_causes(finding: Finding, spec, ctx: Context) -> list[Cause]:
         inputs_far_off(s, finding, ctx)     # after the symptom's own input-scaling boost, whose reason it replaces
     gradients_accumulate(s, finding, ctx)
     lr_consistency(s, ctx)
+    if every_lr_zero(ctx.sig):     # an LR of exactly 0 is the setup's error: "raise it 10x" is still 0
+        s.score.pop("lr_too_low", None)
     ranked = sorted(s.score.items(), key=lambda kv: -kv[1])
     return [Cause(id=c, confidence=round(min(1.0, v), 2), why=s.why.get(c, CAUSE_CATALOGUE[c].why))
             for c, v in ranked]

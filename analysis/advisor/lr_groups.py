@@ -24,6 +24,12 @@ def zero_lr_groups(sig) -> list[tuple[int, int | None]]:
     return out
 
 
+def every_lr_zero(sig) -> bool:
+    """Every recorded param group's LR is exactly 0 at every point: "raise the LR 10x" multiplies 0."""
+    groups = getattr(sig, "lr_groups", None) or {}
+    return bool(groups) and len(zero_lr_groups(sig)) == len(groups)
+
+
 def _group_params(meta: dict, group: int) -> int | None:
     groups = ((meta or {}).get("optimizer") or {}).get("param_groups")
     if isinstance(groups, list) and group < len(groups) and isinstance(groups[group], dict):
