@@ -83,7 +83,7 @@ SPEC = SymptomSpec(
     fires_when=f"the median step time of the last fifth of >= {MIN_POINTS} steps is >= {GREW:g}x that of the first "
                f"fifth and >= {MIN_ADDED * 1000:g} ms above it, growing with the step (rank correlation >= "
                f"{STEADY:g}) as a ramp, not a jump (the middle fifth's median {MIDDLE[0]:g}-{MIDDLE[1]:g} of the way "
-               "between), while the recorded input's size grew < {INPUT_GREW:g}x (warning)",
+               f"between), while the recorded input's size grew < {INPUT_GREW:g}x (warning)",
     detect=detect,
     priors={"graph_retained": 0.8},
     word="step time growth",
