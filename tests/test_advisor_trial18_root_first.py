@@ -345,3 +345,25 @@ def test_diverged_lstm_ties_vanishing_gradients_to_the_divergence(tmp_path, seed
 
 def test_lstm_lm_at_its_usual_lr_stays_quiet(tmp_path):
     assert loud(train_word_lm(tmp_path / "wordlm_ok.h5", 0, lr=20.0)) == []
+
+
+@pytest.mark.parametrize("seed", (0, 1))
+def test_a_float64_model_is_not_told_to_use_a_loss_scaler(tmp_path, seed):
+    """autocast leaves float64 ops alone: a diverged float64 LBFGS model (pytorch/examples'
+    time_sequence_prediction) listed "in mixed precision use a loss scaler / bf16" (trial 18 re-trial)."""
+    from scenario_kit import fit_and_diagnose
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 1)).double()
+    opt = torch.optim.SGD(model.parameters(), lr=3.0)
+    w = torch.randn(8, 1, generator=g, dtype=torch.float64)
+
+    def batch_loss():
+        x = 3 * torch.randn(32, 8, generator=g, dtype=torch.float64)
+        return F.mse_loss(model(x), x @ w)
+
+    found = fit_and_diagnose(tmp_path / "f64.h5", model, opt, batch_loss, 60)
+    loud = [f for f in found if f.severity != "info"]
+    assert loud, [(f.symptom, f.title) for f in found]
+    assert not any(fix.id == "loss_scaler" for f in found for fix in f.fixes)

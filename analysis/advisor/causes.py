@@ -337,9 +337,11 @@ def full_precision(ctx) -> bool:
     scaler" was fix 6 for such an fp32 LSTM LM (trial 18 U8). With an optimizer, autocast leaves no mark
     in the file (float32 weights, a scaler the script did not pass to watch()), so the fix stays."""
     sig = ctx.sig
+    dtypes = (sig.meta.get("model") or {}).get("param_dtypes")
+    if isinstance(dtypes, dict) and set(dtypes) == {"float64"} and SYS_AMP_SKIPPED not in sig.point_counts:
+        return True    # autocast leaves float64 ops alone: an LBFGS float64 model read "use a loss scaler / bf16"
     if sig.meta.get("optimizer") or SYS_AMP_SKIPPED in sig.point_counts:
         return False
-    dtypes = (sig.meta.get("model") or {}).get("param_dtypes")
     if not isinstance(dtypes, dict) or not dtypes or set(dtypes) - {"float32", "float64"}:
         return False
     config = sig.meta.get("config")
