@@ -1170,6 +1170,16 @@ class Run:
         """Record count of every layer record group that has data (grads, weights, ...)."""
         return {g: n for g in fmt.RECORD_GROUPS if (n := self._rows(g)) > 0}
 
+    @_reads_file
+    def steps_going_back(self, group: str) -> tuple[int, int] | None:
+        """(step, the step before it) where the records of ``group`` first go back to an earlier
+        step; None when they never do (the recorder writes them in step order: a damaged file)."""
+        if self._rows(group) < 2:
+            return None
+        steps = self._read(group, None, None, None)[0]
+        back = np.flatnonzero(np.diff(steps) < 0)
+        return (int(steps[back[0] + 1]), int(steps[back[0]])) if back.size else None
+
     # ------------------------------------------------------------ bounded reads
     # Whole-table reads (layer_stat(), histograms(), snapshots() without bounds) hold a run's
     # records at once: 500 parameters x 40 k steps is 80 MB per field, histograms far more.

@@ -40,6 +40,22 @@ def test_weights_steps_reversed_diagnose_and_report_do_not_crash(tmp_path, capsy
         assert "Traceback" not in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flip", ["reversed", "one_back"])
+def test_records_going_back_are_not_judged_and_are_named(tmp_path, capsys, flip):
+    """Reversed weights/step read "weights moved -28.33% ... raise the LR 10x" once it no longer
+    crashed (trial 18 re-trial): the damage is named in 'not checked', the records left out."""
+    path = base_run(tmp_path / "back.h5")
+    with h5py.File(path, "r+") as f:
+        steps = f["weights/step"][()]
+        f["weights/step"][...] = steps[::-1] if flip == "reversed" else np.r_[steps[:-1], steps[0]]
+    main(["diagnose", str(path)])
+    out = capsys.readouterr().out
+    assert "the weights records go back from step" in out and "damaged" in out, out
+    assert "moved -" not in out and "weight_growth" not in out
+    main(["diagnose", str(base_run(tmp_path / "ok.h5"))])
+    assert "go back" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args", [["diagnose"], ["diagnose", "--json"], ["info"]])
 def test_an_unexpected_error_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, args):
     path = base_run(tmp_path / "run.h5")

@@ -132,6 +132,13 @@ def coverage(run) -> Coverage:
                or _gan_losses_only(inst.id, names) or inst.how)
         gaps.append(Gap(inst.id, inst.missing, list(inst.symptoms),
                         f"{inst.missing}: {how} to check {inst.checks}", inst.checks, how))
+    for group in (run.instruments() if hasattr(run, "steps_going_back") else ()):
+        back = run.steps_going_back(group)
+        if back is not None:      # the advisor leaves these records out (signals._out_of_order)
+            how = "the recorder writes records in step order: the file is damaged; re-record the run"
+            gaps.append(Gap(f"order:{group}", f"the {group} records go back from step {back[1]} to step {back[0]}",
+                            [], f"the {group} records go back from step {back[1]} to step {back[0]}, so they are "
+                                f"not judged: {how}", f"the {group} records", how))
     short = _short_loss_curve(run, view.roles)
     if short is not None:
         gaps.insert(0, short)

@@ -163,13 +163,23 @@ def extract(run, reuse=None) -> Signals:
         if stat in stat_names:
             group = fmt.LAYER_STATS[stat][0]
             n = counts.setdefault(group, run.record_count(group))
-            if n:
+            if n and not _out_of_order(run, group, counts):
                 sig.layer[stat] = Table.from_run(run, stat, n)
     sig.params = list(run.params or [])
     sig.modules = list(run.modules or [])
     sig.snapshots = _first_and_last_snapshots(run)
     sig.ranks = rank_signals(run, reuse)     # the sibling rank files of a distributed run
     return sig
+
+
+def _out_of_order(run, group: str, counts: dict) -> bool:
+    """The records of ``group`` go back to an earlier step (a damaged file): not judged, since a
+    weight that "moved -28 %" between its first and last record is the damage, not the training
+    (coverage names it). Read once per group (``counts`` keeps the answer)."""
+    key = ("back", group)
+    if key not in counts:
+        counts[key] = run.steps_going_back(group) is not None if hasattr(run, "steps_going_back") else False
+    return counts[key]
 
 
 def last_per_step(steps, values):
