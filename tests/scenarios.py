@@ -1070,6 +1070,32 @@ def iris_raw_features(rec, seed):
           val_every=10, seed=seed)
 
 
+def rl_goal_out_of_reach(rec, seed):
+    """REINFORCE (pytorch/examples' reinforce.py) on a corridor whose goal lies 12 cells away while an
+    episode lasts 8 steps: every episode ends with the same reward, so there is nothing to learn from."""
+    import torch
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    policy = mlp([13, 32, 2])
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    for episode in range(200):
+        pos, log_probs, rewards = 0, [], []
+        for _ in range(8):
+            state = torch.zeros(1, 13)
+            state[0, pos] = 1.0
+            probs = policy(state).softmax(-1)[0]
+            action = int(torch.multinomial(probs, 1, generator=g))
+            log_probs.append(probs[action].log())
+            pos = min(12, max(0, pos + (1 if action else -1)))
+            rewards.append(1.0 if pos == 12 else -0.01)
+        returns = torch.tensor(rewards).flip(0).cumsum(0).flip(0)
+        loss = -(torch.stack(log_probs) * (returns - returns.mean())).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        rec.log({"loss": loss.item(), "episode_reward": sum(rewards), "episode_length": 8.0}, step=episode)
+
+
 SCENARIOS = {s.name: s for s in [
     Scenario("healthy_mlp_adam", healthy_mlp_adam, None, about="MLP 64-128-64-10, ReLU, Adam 1e-3"),
     Scenario("healthy_mlp_sgd_momentum", healthy_mlp_sgd_momentum, None, about="same MLP, SGD 0.05 momentum 0.9"),
@@ -1251,6 +1277,8 @@ SCENARIOS = {s.name: s for s in [
              "AdamW at 0.1 with warm-up + cosine (nanoGPT's recipe): the weight matrices grow ~10x early"),
     Scenario("transformer_adam_no_warmup", transformer_adam_no_warmup, "loss_blowup", ("lr_too_high",),
              "AdamW at 0.3 from the first step, no warm-up: the loss blows up 300x, then recovers"),
+    Scenario("rl_goal_out_of_reach", rl_goal_out_of_reach, "return_not_improving", ("sparse_reward",),
+             "REINFORCE on a corridor whose goal is beyond an episode's reach: the same reward every episode"),
 ]}
 
 

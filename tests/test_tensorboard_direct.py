@@ -63,8 +63,9 @@ def test_each_log_folder_is_one_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "run:        version_0" in out and "run:        version_1" in out
     assert "25 points" in out and "26 points" in out
-    assert main(["diagnose", str(tmp_path / "lightning_logs")]) == 2
-    assert "holds 2 TensorBoard runs" in capsys.readouterr().err
+    assert main(["diagnose", str(tmp_path / "lightning_logs")]) in (0, 1)   # each run diagnosed (trial 18, U10)
+    out = capsys.readouterr().out
+    assert "version_0" in out and "version_1" in out and out.count("== ") == 2, out
 
 
 def test_report_of_an_event_file(tmp_path, capsys):

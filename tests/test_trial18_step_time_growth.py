@@ -59,17 +59,33 @@ def test_step_time_is_recorded_without_an_optimizer(tmp_path):
         assert np.all(np.asarray(s.values) > 0)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+def _hand_written_run(path, step_times):
+    """A hand-written update's run (watch(model), no optimizer) whose iterations took ``step_times``:
+    the log times say so (as an older file's do), so the rule is tested on given times, not on this
+    machine's clock and load."""
+    torch = pytest.importorskip("torch")
+    steps = np.arange(len(step_times) + 1)
+    walls = 1.7e9 + np.concatenate([[0.0], np.cumsum(step_times)])
+    with Recorder(path) as rec:
+        rec.watch(torch.nn.Linear(4, 2))
+        rec.log_many({"train/loss": 5.0 + 0.01 * np.cos(steps)}, steps=steps, wall_times=walls)
+    return {f.symptom: f for f in diagnose(path)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_hidden_state_never_detached_is_named_by_its_step_time(tmp_path, seed):
-    _lm(tmp_path / "kept.h5", seed, detach=False)
-    found = {f.symptom: f for f in diagnose(tmp_path / "kept.h5")}
+    """The trial's word LM: 0.05 s a step growing ~linearly to ~0.6 s over 45 steps, on a noisy host
+    (spikes of a few times the step); its detached twin keeps ~0.05 s. (Real training would make the
+    test depend on this machine's load: the recording of sys/step_time is tested above.)"""
+    rng = np.random.default_rng(seed)
+    n = 45
+    noise = (1 + 0.3 * rng.random(n)) * np.where(rng.random(n) < 0.08, 3.0, 1.0)
+    found = _hand_written_run(tmp_path / "kept.h5", 0.05 * (1 + np.arange(n) / 4) * noise)
     assert "step_time_growth" in found, list(found)
     assert found["step_time_growth"].causes[0].id == "graph_retained"
     for f in found.values():
         assert not [x.text for x in f.fixes if "raise the learning rate" in x.text], (f.symptom, f.title)
-
-    _lm(tmp_path / "ok.h5", seed, detach=True)
-    assert "step_time_growth" not in [f.symptom for f in diagnose(tmp_path / "ok.h5")]
+    assert "step_time_growth" not in _hand_written_run(tmp_path / "ok.h5", 0.05 * noise)
 
 
 def _finding_of(steps, times, tmp_path):
