@@ -546,8 +546,19 @@ def config_clips(config) -> bool:
     hand-written update (no optimizer watched) leaves no post-clip norm for the recorder to compare,
     and a norm read before the script's clip_grad_norm_ is not pinned (trial 18 U8: "clip gradients"
     to pytorch/examples' word_language_model, which clips at 0.25)."""
+    return config_clip(config) is not None
+
+
+def config_clip(config) -> float | None:
+    """The gradient clipping norm (> 0) the run's config names (top level, or one level down), or None."""
     if not isinstance(config, dict):
-        return False
+        return None
+    items = list(config.items()) + [kv for v in config.values() if isinstance(v, dict) for kv in v.items()]
+    for key, value in items:
+        if str(key).lower().lstrip("-") in CLIP_KEYS and isinstance(value, (int, float)) \
+                and not isinstance(value, bool) and np.isfinite(value) and value > 0:
+            return float(value)
+    return None
     items = list(config.items()) + [kv for v in config.values() if isinstance(v, dict) for kv in v.items()]
     for key, value in items:
         if str(key).lower().lstrip("-") in CLIP_KEYS and isinstance(value, (int, float)) \

@@ -11,7 +11,7 @@ from ...findings import Evidence, Finding, Fix
 from .. import loss_rules
 from ..causes import (MOSTLY_FROZEN, loss_setup_evidence, lr_exploded, lr_from_update_ratio, mostly_frozen,
                       squashed_output_at_chance, stale_logged_loss, training_stalled, unfreeze_fix)
-from ..context import MIN_LOSS_POINTS, RATIO_HIGH, RATIO_LOW
+from ..context import MIN_LOSS_POINTS, RATIO_HIGH, RATIO_LOW, config_clip
 from ..contrastive import contrastive_chance
 from ..update_scale import adaptive, peak_tolerated, too_large_text
 from ..series import finite_prefix, fmt, head_level, tail_level
@@ -123,21 +123,9 @@ def pinned_grad_norm(sig) -> tuple[float, float, float | None] | None:
     share = float(np.mean(np.abs(v - level) <= PINNED_BAND * level))
     if share < PINNED_SHARE:
         return None
-    clip = _config_clip(sig.meta.get("config"))
+    clip = config_clip(sig.meta.get("config"))
     # the norm backward left: the carried gradient, cut to the clip, plus the batch's own
     return level, share, clip if clip is not None and 0.95 * clip <= level <= 1.3 * clip else None
-
-
-def _config_clip(config) -> float | None:
-    from ..context import CLIP_KEYS
-    if not isinstance(config, dict):
-        return None
-    items = list(config.items()) + [kv for v in config.values() if isinstance(v, dict) for kv in v.items()]
-    for key, value in items:
-        if str(key).lower().lstrip("-") in CLIP_KEYS and isinstance(value, (int, float)) \
-                and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-            return float(value)
-    return None
 
 
 def graph_kept(s, ctx) -> None:
